@@ -1,0 +1,59 @@
+//! Generates include/st_secrets.h from src/ffi/ with cbindgen (pinned exactly in
+//! Cargo.toml), writing it only when its bytes change, and passes build facts
+//! to the crate (target triple and profile, shown by `st_version()`).
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let root =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let ffi_dir = root.join("src/ffi");
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=include/st_secrets.h");
+
+    println!(
+        "cargo:rustc-env=ST_BUILD_TARGET={}",
+        env::var("TARGET").expect("cargo sets TARGET")
+    );
+    println!(
+        "cargo:rustc-env=ST_BUILD_PROFILE={}",
+        env::var("PROFILE").expect("cargo sets PROFILE")
+    );
+
+    let header = generate_header(&root, &ffi_dir);
+    let path = root.join("include/st_secrets.h");
+    if fs::read(&path).ok().as_deref() != Some(header.as_slice()) {
+        fs::create_dir_all(path.parent().expect("include/ has a parent")).expect("create include/");
+        fs::write(&path, &header).expect("write include/st_secrets.h");
+    }
+}
+
+fn generate_header(root: &Path, ffi_dir: &Path) -> Vec<u8> {
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
+    let version =
+        |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    config.after_includes = Some(format!(
+        "\n/** Version of this header; compare with st_version_major() etc. at run time. */\n\
+         #define ST_VERSION_MAJOR {}\n#define ST_VERSION_MINOR {}\n#define ST_VERSION_PATCH {}\n",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH")
+    ));
+
+    // cbindgen follows the `mod` items of src/ffi/mod.rs, so the header is
+    // generated from exactly the ffi module tree.
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(ffi_dir.join("mod.rs"));
+    let mut out = Vec::new();
+    builder
+        .generate()
+        .expect("cbindgen could not generate the header")
+        .write(&mut out);
+    out
+}

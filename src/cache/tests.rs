@@ -1,0 +1,470 @@
+use super::*;
+use crate::Error;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
+
+fn cache(ttl_s: u64, max_size: usize, cleanup_s: u64) -> TtlCache<String> {
+    TtlCache::new(CacheConfig {
+        default_ttl: Duration::from_secs(ttl_s),
+        max_size,
+        cleanup_interval: Duration::from_secs(cleanup_s),
+    })
+    .unwrap()
+}
+
+/// Blocks until `n` callers wait on the flight for `key` (bounded, so a bug fails
+/// the test instead of hanging it).
+fn await_waiters(c: &TtlCache<String>, key: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.waiters(key) < n {
+        assert!(Instant::now() < deadline, "waiters never arrived");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+#[test]
+fn defaults_match_simpletuner() {
+    let c: TtlCache<String> = TtlCache::default();
+    assert_eq!(c.config().default_ttl, Duration::from_secs(300));
+    assert_eq!(c.config().max_size, 1000);
+    assert_eq!(c.config().cleanup_interval, Duration::from_secs(60));
+    let st = c.stats();
+    assert_eq!((st.size, st.max_size, st.expired_count), (0, 1000, 0));
+    assert_eq!(st.default_ttl, Duration::from_secs(300));
+}
+
+#[test]
+fn zero_capacity_is_rejected() {
+    let err = TtlCache::<String>::new(CacheConfig {
+        max_size: 0,
+        ..CacheConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+#[test]
+fn set_get_overwrite() {
+    let c = cache(300, 10, 60);
+    assert_eq!(c.get("a"), None);
+    c.set("a", s("1"), None);
+    assert_eq!(c.get("a"), Some(s("1")));
+    c.set("a", s("2"), None);
+    assert_eq!(c.get("a"), Some(s("2")));
+    assert_eq!(c.stats().size, 1);
+}
+
+#[test]
+fn default_and_per_key_ttl_expire_on_time() {
+    let c = cache(10, 10, 3600);
+    c.set("default", s("d"), None);
+    c.set("short", s("s"), Some(Duration::from_secs(2)));
+    c.set("long", s("l"), Some(Duration::from_secs(100)));
+    c.advance(Duration::from_millis(1999));
+    assert_eq!(c.get("short"), Some(s("s")));
+    c.advance(Duration::from_millis(1));
+    assert_eq!(c.get("short"), None, "expires exactly at its TTL");
+    assert_eq!(c.get("default"), Some(s("d")));
+    c.advance(Duration::from_secs(8));
+    assert_eq!(c.get("default"), None);
+    assert_eq!(c.get("long"), Some(s("l")));
+    let st = c.stats();
+    assert_eq!(st.expirations, 2, "{st:?}");
+    assert_eq!(st.size, 1);
+}
+
+#[test]
+fn zero_ttl_is_already_expired_and_evicts_nothing() {
+    let c = cache(300, 2, 60);
+    c.set("a", s("1"), None);
+    c.set("b", s("2"), None);
+    c.set("c", s("3"), Some(Duration::ZERO));
+    assert_eq!(c.get("c"), None);
+    assert_eq!(c.get("a"), Some(s("1")));
+    assert_eq!(c.get("b"), Some(s("2")));
+    assert_eq!(c.stats().evictions, 0);
+    // A zero TTL on an existing key removes it.
+    c.set("a", s("x"), Some(Duration::ZERO));
+    assert_eq!(c.get("a"), None);
+}
+
+#[test]
+fn max_ttl_never_expires() {
+    let c = cache(1, 10, 60);
+    c.set("forever", s("v"), Some(Duration::MAX));
+    c.advance(Duration::from_secs(10 * 365 * 86400));
+    assert_eq!(c.get("forever"), Some(s("v")));
+    let never: TtlCache<String> = TtlCache::new(CacheConfig {
+        default_ttl: Duration::MAX,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    never.set("k", s("v"), None);
+    never.advance(Duration::from_secs(10 * 365 * 86400));
+    assert_eq!(never.get("k"), Some(s("v")));
+}
+
+#[test]
+fn lru_get_counts_as_use_and_eviction_is_exact() {
+    let c = cache(300, 3, 60);
+    c.set("a", s("1"), None);
+    c.set("b", s("2"), None);
+    c.set("c", s("3"), None);
+    assert_eq!(c.get("a"), Some(s("1"))); // order, oldest first: b c a
+    c.set("d", s("4"), None); // evicts b
+    assert_eq!(c.get("b"), None);
+    for k in ["a", "c", "d"] {
+        assert!(c.get(k).is_some(), "{k} must survive");
+    }
+    assert_eq!(c.stats().evictions, 1);
+    // Order now: a c d. Overwriting an existing key evicts nothing and refreshes it.
+    c.set("a", s("1b"), None); // order: c d a
+    assert_eq!(c.stats().evictions, 1);
+    assert_eq!(c.stats().size, 3);
+    c.set("e", s("5"), None); // evicts c
+    assert_eq!(c.get("c"), None);
+    assert_eq!(c.get("a"), Some(s("1b")));
+    assert_eq!(c.stats().evictions, 2);
+}
+
+#[test]
+fn sweep_runs_at_most_every_cleanup_interval() {
+    let c = cache(1, 100, 60);
+    for i in 0..10 {
+        c.set(&format!("k{i}"), s("v"), None);
+    }
+    c.advance(Duration::from_secs(2));
+    c.set("fresh", s("v"), Some(Duration::from_secs(3600)));
+    // Expired but not yet swept: the interval has not passed.
+    let st = c.stats();
+    assert_eq!((st.size, st.expired_count), (11, 10), "{st:?}");
+    c.advance(Duration::from_secs(60));
+    assert_eq!(c.get("fresh"), Some(s("v"))); // any operation sweeps once due
+    let st = c.stats();
+    assert_eq!(
+        (st.size, st.expired_count, st.expirations),
+        (1, 0, 10),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn purge_expired_sweeps_on_demand() {
+    let c = cache(1, 100, 3600);
+    c.set("a", s("1"), None);
+    c.set("b", s("2"), Some(Duration::from_secs(100)));
+    c.advance(Duration::from_secs(5));
+    assert_eq!(c.purge_expired(), 1);
+    assert_eq!(c.purge_expired(), 0);
+    assert_eq!(c.stats().size, 1);
+}
+
+#[test]
+fn delete_clear_and_prefix_count_live_entries() {
+    let c = cache(10, 100, 3600);
+    c.set("provider:replicate:config", s("a"), None);
+    c.set("provider:replicate:hw", s("b"), None);
+    c.set("provider:replicated:config", s("c"), None);
+    c.set("provider:aws:config", s("d"), Some(Duration::from_secs(1)));
+    c.set("user:1:perm", s("e"), None);
+    assert!(c.delete("user:1:perm"));
+    assert!(!c.delete("user:1:perm"));
+    assert_eq!(c.invalidate_prefix("provider:replicate:"), 2);
+    assert_eq!(c.get("provider:replicated:config"), Some(s("c")));
+    c.advance(Duration::from_secs(2));
+    // aws is expired: removed but not counted as live.
+    assert_eq!(c.invalidate_prefix("provider:aws:"), 0);
+    assert_eq!(c.stats().expirations, 1);
+    c.set("x", s("1"), None);
+    assert_eq!(c.clear(), 2);
+    assert_eq!(c.stats().size, 0);
+    assert_eq!(c.clear(), 0);
+    c.set("gone", s("1"), Some(Duration::from_secs(1)));
+    c.advance(Duration::from_secs(2));
+    assert!(
+        !c.delete("gone"),
+        "an expired entry is not reported as deleted"
+    );
+}
+
+#[test]
+fn hits_and_misses_are_counted() {
+    let c = cache(10, 100, 3600);
+    c.set("a", s("1"), None);
+    c.get("a");
+    c.get("a");
+    c.get("nope");
+    let _ = c.get_or_set::<Error, _>("a", None, || unreachable!("hit"));
+    let _ = c.get_or_set::<Error, _>("b", None, || Ok(s("2")));
+    let st = c.stats();
+    assert_eq!((st.hits, st.misses), (3, 2), "{st:?}");
+}
+
+#[test]
+fn get_or_set_computes_once_and_caches() {
+    let c = cache(10, 100, 3600);
+    let calls = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let v = c
+            .get_or_set::<Error, _>("k", None, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(s("computed"))
+            })
+            .unwrap();
+        assert_eq!(v, "computed");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The TTL given to get_or_set applies.
+    let v = c
+        .get_or_set::<Error, _>("short", Some(Duration::from_secs(1)), || Ok(s("x")))
+        .unwrap();
+    assert_eq!(v, "x");
+    c.advance(Duration::from_secs(2));
+    assert_eq!(c.get("short"), None);
+}
+
+#[test]
+fn failing_compute_caches_nothing() {
+    let c = cache(10, 100, 3600);
+    let err = c
+        .get_or_set::<Error, _>("k", None, || Err(Error::Auth("denied".into())))
+        .unwrap_err();
+    assert_eq!(err, Error::Auth("denied".into()));
+    assert_eq!(c.get("k"), None);
+    assert_eq!(c.stats().size, 0);
+}
+
+#[test]
+fn single_flight_under_concurrency() {
+    let c = Arc::new(cache(10, 100, 3600));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, calls, started) = (c.clone(), calls.clone(), started.clone());
+            thread::spawn(move || {
+                started.wait();
+                c.get_or_set::<Error, _>("slow", None, || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    await_waiters(&c, "slow", 7);
+                    Ok(s("v"))
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), "v");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn waiters_share_the_leaders_error() {
+    let c = Arc::new(cache(10, 100, 3600));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, calls, started) = (c.clone(), calls.clone(), started.clone());
+            thread::spawn(move || {
+                started.wait();
+                c.get_or_set::<Error, _>("bad", None, || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    await_waiters(&c, "bad", 3);
+                    Err(Error::Timeout("upstream timed out".into()))
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(
+            h.join().unwrap().unwrap_err(),
+            Error::Timeout("upstream timed out".into())
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(c.stats().size, 0);
+}
+
+#[test]
+fn compute_may_use_the_cache_but_not_recurse_on_its_key() {
+    let c = cache(10, 100, 3600);
+    let v = c
+        .get_or_set::<Error, _>("outer", None, || {
+            c.set("side", s("effect"), None);
+            let inner = c.get_or_set::<Error, _>("inner", None, || Ok(s("i")))?;
+            let again = c.get_or_set::<Error, _>("outer", None, || Ok(s("never")));
+            assert!(
+                matches!(&again, Err(Error::InvalidArgument(m)) if m.contains("'outer'")),
+                "{again:?}"
+            );
+            Ok(format!("o+{inner}"))
+        })
+        .unwrap();
+    assert_eq!(v, "o+i");
+    assert_eq!(c.get("side"), Some(s("effect")));
+    assert_eq!(c.get("outer"), Some(s("o+i")));
+}
+
+#[test]
+fn a_write_during_compute_keeps_the_stale_result_out() {
+    for write in ["set", "delete", "clear", "prefix"] {
+        let c = cache(10, 100, 3600);
+        let v = c
+            .get_or_set::<Error, _>("provider:x:config", None, || {
+                match write {
+                    "set" => c.set("provider:x:config", s("newer"), None),
+                    "delete" => {
+                        c.delete("provider:x:config");
+                    }
+                    "clear" => {
+                        c.clear();
+                    }
+                    _ => {
+                        c.invalidate_prefix("provider:x:");
+                    }
+                }
+                Ok(s("computed-before-the-write"))
+            })
+            .unwrap();
+        assert_eq!(v, "computed-before-the-write", "{write}");
+        let expected = (write == "set").then(|| s("newer"));
+        assert_eq!(c.get("provider:x:config"), expected, "{write}");
+    }
+}
+
+#[test]
+fn a_panicking_compute_releases_its_waiters() {
+    let c = Arc::new(cache(10, 100, 3600));
+    let entered = Arc::new(Barrier::new(2));
+    let leader = {
+        let (c, entered) = (c.clone(), entered.clone());
+        thread::spawn(move || {
+            c.get_or_set::<Error, _>("k", None, || {
+                entered.wait();
+                await_waiters(&c, "k", 1);
+                panic!("compute failed hard");
+            })
+        })
+    };
+    entered.wait();
+    let waiter = {
+        let c = c.clone();
+        thread::spawn(move || c.get_or_set::<Error, _>("k", None, || Ok(s("retried"))))
+    };
+    assert!(
+        leader.join().is_err(),
+        "the leader's panic propagates to it"
+    );
+    assert_eq!(waiter.join().unwrap().unwrap(), "retried");
+    assert_eq!(c.get("k"), Some(s("retried")));
+}
+
+#[test]
+fn waiters_with_another_error_type_compute_for_themselves() {
+    #[derive(Clone, Debug)]
+    struct Other;
+    impl From<Reentrant> for Other {
+        fn from(_: Reentrant) -> Self {
+            Other
+        }
+    }
+    let c = Arc::new(cache(10, 100, 3600));
+    let entered = Arc::new(Barrier::new(2));
+    let leader = {
+        let (c, entered) = (c.clone(), entered.clone());
+        thread::spawn(move || {
+            c.get_or_set::<Error, _>("k", None, || {
+                entered.wait();
+                thread::sleep(Duration::from_millis(100));
+                Err(Error::Network("down".into()))
+            })
+        })
+    };
+    entered.wait();
+    let other = c.get_or_set::<Other, _>("k", None, || Ok(s("mine")));
+    assert_eq!(other.unwrap(), "mine");
+    assert!(leader.join().unwrap().is_err());
+}
+
+#[test]
+fn heavy_concurrent_use_keeps_invariants() {
+    let c = Arc::new(cache(3600, 64, 0));
+    let handles: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = c.clone();
+            thread::spawn(move || {
+                let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for i in 0..20_000u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!("k{}", x % 200);
+                    match i % 7 {
+                        0 => {
+                            c.delete(&key);
+                        }
+                        1 | 2 => c.set(&key, key.clone(), None),
+                        3 => {
+                            let v = c
+                                .get_or_set::<Error, _>(&key, None, || Ok(key.clone()))
+                                .unwrap();
+                            assert_eq!(v, key);
+                        }
+                        4 if x % 101 == 0 => {
+                            c.invalidate_prefix("k1");
+                        }
+                        _ => {
+                            if let Some(v) = c.get(&key) {
+                                assert_eq!(v, key, "a key never returns another key's value");
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let st = c.stats();
+    assert!(st.size <= 64, "{st:?}");
+    assert!(st.evictions > 0, "{st:?}");
+}
+
+#[test]
+fn debug_shows_no_values() {
+    let c = cache(10, 10, 10);
+    c.set("k", s("super-secret-value"), None);
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("super-secret-value"), "{shown}");
+}
+
+#[test]
+fn process_wide_caches_have_simpletuner_parameters() {
+    let p = provider_config_cache();
+    assert_eq!(p.config().default_ttl, Duration::from_secs(300));
+    assert_eq!(p.config().max_size, 100);
+    let u = user_permission_cache();
+    assert_eq!(u.config().default_ttl, Duration::from_secs(60));
+    assert_eq!(u.config().max_size, 500);
+    assert!(
+        Arc::ptr_eq(p, provider_config_cache()),
+        "one instance per process"
+    );
+
+    let b = |v: &str| crate::secret::SecretBytes::from(v.as_bytes());
+    p.set("provider:unit-test-a:config", b("1"), None);
+    p.set("provider:unit-test-a:hardware", b("2"), None);
+    p.set("provider:unit-test-ab:config", b("3"), None);
+    assert_eq!(invalidate_provider_cache("unit-test-a"), 2);
+    assert!(p.get("provider:unit-test-ab:config").is_some());
+    u.set("user:-42:perm", b("1"), None);
+    u.set("user:-421:perm", b("1"), None);
+    assert_eq!(invalidate_user_cache(-42), 1);
+    assert!(u.get("user:-421:perm").is_some());
+}

@@ -1,0 +1,327 @@
+//! What every entry point shares: the panic boundary, argument checks, error
+//! reporting, out-parameters and the handle table.
+
+use super::cache::st_cache;
+use super::error::{st_error, st_result};
+use std::borrow::Cow;
+use std::ffi::{c_char, CStr};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+/// An error on its way to C: a result code and a message (never a secret).
+#[derive(Clone, Debug)]
+pub(crate) struct FfiError {
+    pub(crate) code: st_result,
+    pub(crate) message: Cow<'static, str>,
+}
+
+impl FfiError {
+    pub(crate) fn new(code: st_result, message: impl Into<Cow<'static, str>>) -> Self {
+        FfiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn null(arg: &'static str) -> Self {
+        FfiError::new(
+            st_result::ST_NULL_ARGUMENT,
+            format!("argument '{arg}' is NULL"),
+        )
+    }
+
+    fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("non-string payload");
+        FfiError::new(
+            st_result::ST_PANIC,
+            format!("internal panic caught at the C boundary: {what}"),
+        )
+    }
+}
+
+impl From<crate::Error> for FfiError {
+    fn from(e: crate::Error) -> Self {
+        use crate::Error as E;
+        use st_result::*;
+        let code = match &e {
+            E::NotFound(_) => ST_NOT_FOUND,
+            E::InvalidArgument(_) => ST_INVALID_ARGUMENT,
+            E::Io(_) => ST_IO,
+            E::Parse(_) => ST_PARSE,
+            E::Permission(_) => ST_PERMISSION,
+            E::ProviderUnavailable(_) => ST_PROVIDER_UNAVAILABLE,
+            E::Network(_) => ST_NETWORK,
+            E::Timeout(_) => ST_TIMEOUT,
+            E::Auth(_) => ST_AUTH,
+            E::Remote(_) => ST_REMOTE,
+            E::InvalidToken(_) => ST_INVALID_TOKEN,
+            E::Key(_) => ST_KEY,
+            E::Store(_) => ST_STORE,
+            E::Internal(_) => ST_INTERNAL,
+        };
+        FfiError::new(code, e.to_string())
+    }
+}
+
+impl From<crate::cache::Reentrant> for FfiError {
+    fn from(r: crate::cache::Reentrant) -> Self {
+        FfiError::from(crate::Error::from(r))
+    }
+}
+
+/// Runs the body of a fallible entry point: a panic becomes `ST_PANIC`, an error
+/// is handed to `*err` (when `err` is not NULL) and its code returned.
+pub(crate) fn call(
+    err: *mut *mut st_error,
+    body: impl FnOnce() -> Result<(), FfiError>,
+) -> st_result {
+    let outcome = catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|payload| Err(FfiError::from_panic(payload.as_ref())));
+    match outcome {
+        Ok(()) => st_result::ST_OK,
+        Err(e) => report(err, e),
+    }
+}
+
+/// Runs the body of an entry point that has no error channel; `fallback` on panic.
+pub(crate) fn call_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+fn report(err: *mut *mut st_error, e: FfiError) -> st_result {
+    let code = e.code;
+    if !err.is_null() {
+        // SAFETY: `err` is not NULL and, by the API contract, points to writable
+        // storage for one `st_error *`.
+        unsafe { err.write(st_error::new(e).into_raw()) };
+    }
+    code
+}
+
+/// A `const char *` argument as `&str`: NULL gives `ST_NULL_ARGUMENT`, bytes that
+/// are not UTF-8 give `ST_INVALID_UTF8`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays valid and
+/// unchanged for `'a`.
+pub(crate) unsafe fn str_arg<'a>(
+    ptr: *const c_char,
+    arg: &'static str,
+) -> Result<&'a str, FfiError> {
+    if ptr.is_null() {
+        return Err(FfiError::null(arg));
+    }
+    // SAFETY: not NULL, and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes.to_str().map_err(|e| {
+        FfiError::new(
+            st_result::ST_INVALID_UTF8,
+            format!(
+                "argument '{arg}' is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// A `(const uint8_t *, size_t)` pair as a slice. NULL is accepted only with
+/// length 0.
+///
+/// # Safety
+/// When `len > 0`, `ptr` points to `len` readable bytes valid for `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    arg: &'static str,
+) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            st_result::ST_NULL_ARGUMENT,
+            format!("argument '{arg}' is NULL with a length of {len}"),
+        ));
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::new(
+            st_result::ST_INVALID_ARGUMENT,
+            format!("argument '{arg}' has an impossible length of {len}"),
+        ));
+    }
+    // SAFETY: not NULL, `len` readable bytes by the caller's contract, and `len`
+    // fits in isize.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// An out-parameter, checked for NULL up front and written only on success.
+pub(crate) struct Out<'a, T> {
+    ptr: NonNull<T>,
+    _lifetime: PhantomData<&'a mut T>,
+}
+
+impl<T> Out<'_, T> {
+    /// Writes the value (without reading or dropping what was there: the target
+    /// may be uninitialised).
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: `Out::new` received a non-NULL pointer to writable storage for
+        // a `T` (caller's contract).
+        unsafe { self.ptr.as_ptr().write(value) }
+    }
+}
+
+/// Checks an out-parameter.
+///
+/// # Safety
+/// `ptr` is NULL or points to writable storage for a `T`, valid for `'a`.
+pub(crate) unsafe fn out_arg<'a, T>(
+    ptr: *mut T,
+    arg: &'static str,
+) -> Result<Out<'a, T>, FfiError> {
+    match NonNull::new(ptr) {
+        Some(ptr) => Ok(Out {
+            ptr,
+            _lifetime: PhantomData,
+        }),
+        None => Err(FfiError::null(arg)),
+    }
+}
+
+/// The handle table: every opaque C type is a Rust value on the heap, handed to
+/// C as a pointer and freed by its `*_free` function.
+///
+/// | C type     | ownership                                                    |
+/// |------------|--------------------------------------------------------------|
+/// | `st_error` | `Box`, exclusive to the caller                               |
+/// | `st_buf`   | not here: one raw block (header, bytes, NUL) made and freed in `ffi::buf`, exclusive to the caller |
+/// | `st_cache` | `Box`, shared between threads (`&self` methods, inner lock); the two process-wide caches are `static` and never freed |
+pub(crate) trait BoxedHandle: Sized {
+    /// Moves the value to the heap and hands it to C.
+    fn into_raw(self) -> *mut Self {
+        Box::into_raw(Box::new(self))
+    }
+
+    /// Borrows a handle received from C; NULL gives `ST_NULL_ARGUMENT`.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a live handle of this type, not freed during `'a`.
+    unsafe fn arg<'a>(ptr: *const Self, arg: &'static str) -> Result<&'a Self, FfiError> {
+        // SAFETY: a live handle by the caller's contract.
+        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null(arg))
+    }
+
+    /// Frees a handle; NULL is a no-op.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a live handle of this type, made by `into_raw`, that no
+    /// other thread uses and that is not used again.
+    unsafe fn free(ptr: *mut Self) {
+        if !ptr.is_null() {
+            // SAFETY: made by `into_raw` (Box::into_raw) and not freed before.
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+    }
+}
+
+impl BoxedHandle for st_error {}
+impl BoxedHandle for st_cache {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(err: *mut st_error) -> (st_result, String) {
+        let e = unsafe { Box::from_raw(err) };
+        let code = super::super::error::st_error_code(&*e);
+        let msg = unsafe { CStr::from_ptr(super::super::error::st_error_message(&*e)) }
+            .to_string_lossy()
+            .into_owned();
+        (code, msg)
+    }
+
+    #[test]
+    fn a_panic_becomes_st_panic_with_its_message() {
+        let mut err = std::ptr::null_mut();
+        let rc = call(&mut err, || panic!("boom at the boundary"));
+        assert_eq!(rc, st_result::ST_PANIC);
+        let (code, msg) = take(err);
+        assert_eq!(code, st_result::ST_PANIC);
+        assert!(msg.contains("boom at the boundary"), "{msg}");
+        assert_eq!(call_or(7, || panic!("no error channel")), 7);
+    }
+
+    #[test]
+    fn errors_reach_err_and_success_leaves_it_alone() {
+        let mut err = std::ptr::null_mut();
+        let rc = call(
+            &mut err,
+            || Err(crate::Error::Timeout("slow".into()).into()),
+        );
+        assert_eq!(rc, st_result::ST_TIMEOUT);
+        assert_eq!(take(err), (st_result::ST_TIMEOUT, "slow".to_owned()));
+
+        let mut untouched = 0x1 as *mut st_error;
+        assert_eq!(call(&mut untouched, || Ok(())), st_result::ST_OK);
+        assert_eq!(untouched as usize, 0x1);
+        // A NULL err is allowed.
+        assert_eq!(
+            call(std::ptr::null_mut(), || Err(FfiError::null("x"))),
+            st_result::ST_NULL_ARGUMENT
+        );
+    }
+
+    #[test]
+    fn every_domain_error_maps_to_its_code() {
+        use crate::Error as E;
+        let cases = [
+            (E::NotFound(String::new()), st_result::ST_NOT_FOUND),
+            (
+                E::InvalidArgument(String::new()),
+                st_result::ST_INVALID_ARGUMENT,
+            ),
+            (E::Io(String::new()), st_result::ST_IO),
+            (E::Parse(String::new()), st_result::ST_PARSE),
+            (E::Permission(String::new()), st_result::ST_PERMISSION),
+            (
+                E::ProviderUnavailable(String::new()),
+                st_result::ST_PROVIDER_UNAVAILABLE,
+            ),
+            (E::Network(String::new()), st_result::ST_NETWORK),
+            (E::Timeout(String::new()), st_result::ST_TIMEOUT),
+            (E::Auth(String::new()), st_result::ST_AUTH),
+            (E::Remote(String::new()), st_result::ST_REMOTE),
+            (E::InvalidToken(String::new()), st_result::ST_INVALID_TOKEN),
+            (E::Key(String::new()), st_result::ST_KEY),
+            (E::Store(String::new()), st_result::ST_STORE),
+            (E::Internal(String::new()), st_result::ST_INTERNAL),
+        ];
+        for (e, code) in cases {
+            assert_eq!(FfiError::from(e).code, code);
+        }
+    }
+
+    #[test]
+    fn messages_keep_no_interior_nul() {
+        let e = st_error::new(FfiError::new(st_result::ST_IO, "a\0b")).into_raw();
+        assert_eq!(take(e).1, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn non_utf8_and_null_strings_are_rejected() {
+        let bad = [b'k', 0xff, 0];
+        let e = unsafe { str_arg(bad.as_ptr().cast(), "key") }.unwrap_err();
+        assert_eq!(e.code, st_result::ST_INVALID_UTF8);
+        assert!(e.message.contains("'key'") && e.message.contains("offset 1"));
+        let e = unsafe { str_arg(std::ptr::null(), "key") }.unwrap_err();
+        assert_eq!(e.code, st_result::ST_NULL_ARGUMENT);
+        assert_eq!(
+            unsafe { bytes_arg(std::ptr::null(), 0, "v") }.unwrap(),
+            &[] as &[u8]
+        );
+    }
+}

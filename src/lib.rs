@@ -1,0 +1,21 @@
+//! st-secrets: the secrets-and-cache core of SimpleTuner's cloud launcher, with a C ABI.
+//!
+//! Module map (the domain modules are safe Rust and know nothing about C; all
+//! `unsafe` lives in [`ffi`]):
+//!
+//! - [`error`]: the crate's [`Error`] type; its `Display` never contains a secret.
+//! - [`secret`]: byte buffers that zero themselves when dropped.
+//! - [`cache`]: the generic TTL + LRU cache and the two process-wide caches.
+//! - [`ffi`]: the C ABI (`include/st_secrets.h` is generated from it).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod cache;
+pub mod error;
+pub mod ffi;
+pub mod secret;
+
+pub use error::Error;
+
+/// The crate version, `MAJOR.MINOR.PATCH`, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
