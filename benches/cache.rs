@@ -27,7 +27,7 @@ const VALUE: [u8; 64] = [0x5a; 64];
 
 fn keys() -> Vec<String> {
     (0..ENTRIES)
-        .map(|i| format!("provider:replicate:cfg:{i:08}"))
+        .map(|i| format!("provider:replicate:conf:{i:08}"))
         .collect()
 }
 

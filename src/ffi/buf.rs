@@ -128,8 +128,8 @@ mod tests {
     fn layout_holds_header_bytes_and_nul() {
         for len in [0usize, 1, 6, 7, 8, 63, 64, 65, 1000] {
             let l = layout(len);
-            assert!(l.size() >= HEADER + len + 1, "{len}");
-            assert!(l.size() < HEADER + len + 1 + WORD, "{len}");
+            assert!(l.size() > HEADER + len, "room for the NUL: {len}");
+            assert!(l.size() <= HEADER + len + WORD, "{len}");
             assert_eq!(l.size() % WORD, 0);
         }
     }

@@ -1,0 +1,47 @@
+# Shared helpers for the scripts in this directory. Source it; do not run it.
+# Everything the scripts install goes outside the repository, under
+# ST_TOOLS_DIR (default ~/.cache/st-secrets), so later runs reuse it.
+
+set -euo pipefail
+
+ST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ST_TOOLS_DIR="${ST_TOOLS_DIR:-$HOME/.cache/st-secrets}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the system tools a fresh machine of this kind may lack, with the
+# distribution's package manager (needs root, as on this project's machines).
+ensure_system_tools() {
+  local missing=()
+  command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
+  command -v cc >/dev/null || missing+=(gcc)
+  command -v c++ >/dev/null || missing+=(g++)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v ninja >/dev/null || missing+=(ninja-build)
+  command -v valgrind >/dev/null || missing+=(valgrind)
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if ((${#missing[@]})); then
+    say "installing system packages: ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (root needed)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+# Creates (once) the Python virtual environment and installs the pinned
+# requirements file given as $1; prints the venv's python path.
+ensure_venv() {
+  local req="$1" venv="$ST_TOOLS_DIR/venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p "$ST_TOOLS_DIR"
+    python3 -m venv "$venv" >&2
+  fi
+  local stamp="$venv/.installed-$(basename "$req")-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
+    touch "$stamp"
+  fi
+  echo "$venv/bin/python"
+}

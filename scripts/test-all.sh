@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Command 2 of the README: every test suite. Installs what it needs (system
+# packages when missing; nothing inside the repository), then runs:
+#   1. header drift check (include/st_secrets.h must equal what build.rs generates)
+#   2. cargo fmt --check and cargo clippy -D warnings
+#   3. cargo test (Rust unit and integration tests)
+#   4. ctest: the C tests plain, under ASan+UBSan and under valgrind, the
+#      header-only C11/C++17 units, checker proofs, and the README link lines
+# and ends with one line: "total: N passed, M failed".
+source "$(dirname "$0")/lib.sh"
+cd "$ST_ROOT"
+ensure_system_tools
+logs="$ST_ROOT/build/test-logs"
+rm -rf "$logs" && mkdir -p "$logs"
+passed=0
+failed=0
+
+say "1/4 header drift"
+cp include/st_secrets.h "$logs/st_secrets.h.before"
+cargo build --lib
+if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
+  diff -u "$logs/st_secrets.h.before" include/st_secrets.h || true
+  echo "FAILED: include/st_secrets.h was stale; it has been regenerated: commit it."
+  failed=$((failed + 1))
+elif git rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
+  git ls-files --error-unmatch include/st_secrets.h >/dev/null 2>&1 &&
+  ! git diff --quiet HEAD -- include/st_secrets.h; then
+  if [ "${CI:-}" = true ]; then
+    echo "FAILED: include/st_secrets.h differs from the committed header."
+    failed=$((failed + 1))
+  else
+    echo "warning: include/st_secrets.h differs from HEAD: commit it with the API change."
+    passed=$((passed + 1))
+  fi
+else
+  echo "header up to date"
+  passed=$((passed + 1))
+fi
+
+say "2/4 cargo fmt --check, cargo clippy"
+if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings; then
+  passed=$((passed + 1))
+else
+  echo "FAILED: formatting or clippy"
+  failed=$((failed + 1))
+fi
+
+say "3/4 cargo test"
+set +e
+cargo test 2>&1 | tee "$logs/cargo-test.log"
+cargo_rc=${PIPESTATUS[0]}
+set -e
+read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/cargo-test.log")
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
+  echo "FAILED: cargo test exited $cargo_rc"
+  failed=$((failed + 1))
+fi
+
+say "4/4 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+cargo build --release --lib
+cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
+  -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
+cmake --build build/ctest
+set +e
+(cd build/ctest && ctest --output-on-failure -j2) 2>&1 | tee "$logs/ctest.log"
+ctest_rc=${PIPESTATUS[0]}
+set -e
+read -r p f < <(sed -nE 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1 \2/p' "$logs/ctest.log" |
+  awk '{print $2 - $1, $1}')
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: ctest exited $ctest_rc"
+  failed=$((failed + 1))
+fi
+
+echo
+echo "total: $passed passed, $failed failed"
+[ "$failed" = 0 ]
