@@ -238,55 +238,55 @@ fn failing_compute_caches_nothing() {
     assert_eq!(c.stats().size, 0);
 }
 
-#[test]
-fn single_flight_under_concurrency() {
+/// `threads` callers race on `get_or_set(key)`; the one that computes waits
+/// until all others are queued on its flight, then returns `outcome`. Returns
+/// every caller's result and how many times the compute ran.
+fn race_on_one_key(
+    threads: usize,
+    key: &'static str,
+    outcome: Result<String, Error>,
+) -> (Vec<Result<String, Error>>, usize, Arc<TtlCache<String>>) {
     let c = Arc::new(cache(10, 100, 3600));
     let calls = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(Barrier::new(8));
-    let handles: Vec<_> = (0..8)
+    let started = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (c, calls, started) = (c.clone(), calls.clone(), started.clone());
+            let outcome = outcome.clone();
             thread::spawn(move || {
                 started.wait();
-                c.get_or_set::<Error, _>("slow", None, || {
+                c.get_or_set::<Error, _>(key, None, || {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    await_waiters(&c, "slow", 7);
-                    Ok(s("v"))
+                    await_waiters(&c, key, threads - 1);
+                    outcome
                 })
             })
         })
         .collect();
-    for h in handles {
-        assert_eq!(h.join().unwrap().unwrap(), "v");
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let results = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    (results, calls.load(Ordering::SeqCst), c)
+}
+
+#[test]
+fn single_flight_under_concurrency() {
+    let (results, calls, c) = race_on_one_key(8, "slow", Ok(s("v")));
+    assert!(
+        results.iter().all(|r| r.as_deref() == Ok("v")),
+        "{results:?}"
+    );
+    assert_eq!(calls, 1);
+    assert_eq!(c.get("slow"), Some(s("v")));
 }
 
 #[test]
 fn waiters_share_the_leaders_error() {
-    let c = Arc::new(cache(10, 100, 3600));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(Barrier::new(4));
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            let (c, calls, started) = (c.clone(), calls.clone(), started.clone());
-            thread::spawn(move || {
-                started.wait();
-                c.get_or_set::<Error, _>("bad", None, || {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    await_waiters(&c, "bad", 3);
-                    Err(Error::Timeout("upstream timed out".into()))
-                })
-            })
-        })
-        .collect();
-    for h in handles {
-        assert_eq!(
-            h.join().unwrap().unwrap_err(),
-            Error::Timeout("upstream timed out".into())
-        );
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let failure = Error::Timeout("upstream timed out".into());
+    let (results, calls, c) = race_on_one_key(4, "bad", Err(failure.clone()));
+    assert!(
+        results.iter().all(|r| r.as_ref() == Err(&failure)),
+        "{results:?}"
+    );
+    assert_eq!(calls, 1);
     assert_eq!(c.stats().size, 0);
 }
 
@@ -337,30 +337,42 @@ fn a_write_during_compute_keeps_the_stale_result_out() {
     }
 }
 
-#[test]
-fn a_panicking_compute_releases_its_waiters() {
-    let c = Arc::new(cache(10, 100, 3600));
+/// Starts a thread that computes `key`; once `waiters` other callers are queued
+/// on its flight, the compute ends with `finish()`. Returns once the compute runs.
+fn lead_in_background<F>(
+    c: &Arc<TtlCache<String>>,
+    key: &'static str,
+    waiters: usize,
+    finish: F,
+) -> thread::JoinHandle<Result<String, Error>>
+where
+    F: FnOnce() -> Result<String, Error> + Send + 'static,
+{
     let entered = Arc::new(Barrier::new(2));
     let leader = {
         let (c, entered) = (c.clone(), entered.clone());
         thread::spawn(move || {
-            c.get_or_set::<Error, _>("k", None, || {
+            c.get_or_set::<Error, _>(key, None, || {
                 entered.wait();
-                await_waiters(&c, "k", 1);
-                panic!("compute failed hard");
+                await_waiters(&c, key, waiters);
+                finish()
             })
         })
     };
     entered.wait();
-    let waiter = {
-        let c = c.clone();
-        thread::spawn(move || c.get_or_set::<Error, _>("k", None, || Ok(s("retried"))))
-    };
+    leader
+}
+
+#[test]
+fn a_panicking_compute_releases_its_waiters() {
+    let c = Arc::new(cache(10, 100, 3600));
+    let leader = lead_in_background(&c, "k", 1, || panic!("compute failed hard"));
+    let waiter = c.get_or_set::<Error, _>("k", None, || Ok(s("retried")));
+    assert_eq!(waiter.unwrap(), "retried");
     assert!(
         leader.join().is_err(),
         "the leader's panic propagates to it"
     );
-    assert_eq!(waiter.join().unwrap().unwrap(), "retried");
     assert_eq!(c.get("k"), Some(s("retried")));
 }
 
@@ -374,18 +386,7 @@ fn waiters_with_another_error_type_compute_for_themselves() {
         }
     }
     let c = Arc::new(cache(10, 100, 3600));
-    let entered = Arc::new(Barrier::new(2));
-    let leader = {
-        let (c, entered) = (c.clone(), entered.clone());
-        thread::spawn(move || {
-            c.get_or_set::<Error, _>("k", None, || {
-                entered.wait();
-                thread::sleep(Duration::from_millis(100));
-                Err(Error::Network("down".into()))
-            })
-        })
-    };
-    entered.wait();
+    let leader = lead_in_background(&c, "k", 1, || Err(Error::Network("down".into())));
     let other = c.get_or_set::<Other, _>("k", None, || Ok(s("mine")));
     assert_eq!(other.unwrap(), "mine");
     assert!(leader.join().unwrap().is_err());
