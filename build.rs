@@ -32,18 +32,43 @@ fn main() {
     }
 }
 
+/// The well-known secret keys, as `#define`s in the header.
+const WELL_KNOWN_KEYS: [(&str, &str, &str); 3] = [
+    (
+        "ST_KEY_REPLICATE_API_TOKEN",
+        "REPLICATE_API_TOKEN",
+        "Key of the Replicate API token.",
+    ),
+    (
+        "ST_KEY_HF_TOKEN",
+        "HF_TOKEN",
+        "Key of the Hugging Face token.",
+    ),
+    (
+        "ST_KEY_WEBHOOK_SECRET",
+        "CLOUD_WEBHOOK_SECRET",
+        "Key of the cloud webhook secret (HMAC validation).",
+    ),
+];
+
 fn generate_header(root: &Path, ffi_dir: &Path) -> Vec<u8> {
     let mut config =
         cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
     let version =
         |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
-    config.after_includes = Some(format!(
+    let mut defines = format!(
         "\n/** Version of this header; compare with st_version_major() etc. at run time. */\n\
          #define ST_VERSION_MAJOR {}\n#define ST_VERSION_MINOR {}\n#define ST_VERSION_PATCH {}\n",
         version("MAJOR"),
         version("MINOR"),
         version("PATCH")
-    ));
+    );
+    // cbindgen cannot emit string constants; these mirror src/secrets/mod.rs
+    // (checked by the test `header_defines_the_well_known_keys`).
+    for (name, key, doc) in WELL_KNOWN_KEYS {
+        defines.push_str(&format!("\n/** {doc} */\n#define {name} \"{key}\"\n"));
+    }
+    config.after_includes = Some(defines);
 
     // cbindgen follows the `mod` items of src/ffi/mod.rs, so the header is
     // generated from exactly the ffi module tree.

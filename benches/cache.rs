@@ -39,7 +39,7 @@ fn ops(seed: u64, n: usize) -> Vec<(usize, bool)> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            ((x % ENTRIES as u64) as usize, x % 5 == 0)
+            ((x % ENTRIES as u64) as usize, x.is_multiple_of(5))
         })
         .collect()
 }

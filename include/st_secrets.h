@@ -18,6 +18,15 @@
 #define ST_VERSION_MINOR 1
 #define ST_VERSION_PATCH 0
 
+/** Key of the Replicate API token. */
+#define ST_KEY_REPLICATE_API_TOKEN "REPLICATE_API_TOKEN"
+
+/** Key of the Hugging Face token. */
+#define ST_KEY_HF_TOKEN "HF_TOKEN"
+
+/** Key of the cloud webhook secret (HMAC validation). */
+#define ST_KEY_WEBHOOK_SECRET "CLOUD_WEBHOOK_SECRET"
+
 
 /**
  * The default TTL of `st_cache_new`, in seconds (300).
@@ -146,6 +155,15 @@ typedef struct st_cache st_cache;
  * with `st_error_free`. Messages never contain secret values, tokens or keys.
  */
 typedef struct st_error st_error;
+
+/**
+ * A secrets manager: a chain of providers (environment > secrets file by
+ * default) checked in priority order. Thread-safe: one manager may be used
+ * from any number of threads at once. Every function taking an `st_secrets *`
+ * accepts NULL for the process-wide default manager, which is configured from
+ * the environment on first use.
+ */
+typedef struct st_secrets st_secrets;
 
 /**
  * Where a compute callback writes the value it computed (see
@@ -405,6 +423,108 @@ const char *st_error_message(const st_error *e);
  * behaviour, as with `free`.
  */
 void st_error_free(st_error *e);
+
+/**
+ * Creates a secrets manager. Free it with `st_secrets_free`.
+ *
+ * `config_json` may be NULL or `"{}"`: the manager is then configured from
+ * the environment (`SIMPLETUNER_SECRETS_FILE`, else the first of
+ * `~/.simpletuner/secrets.json`, `secrets.yaml`, `secrets.yml`). Otherwise a
+ * JSON object whose keys override that: `file_path` (string; `~/` expanded;
+ * used even if the file does not exist yet), `env_prefix` (string: variables
+ * are read as `<prefix>_<KEY>`), `cache_ttl` and `negative_ttl` (seconds,
+ * for answers of remote providers; default 300 and 30), `providers` (ordered
+ * list of provider names overriding the chain, e.g. `["file", "env"]`). The
+ * remote providers' keys (`aws_*`, `vault_*`) are rejected until those
+ * providers exist.
+ *
+ * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for malformed JSON, an unknown key
+ * or a bad value (the message names the key, never the value);
+ * `ST_INVALID_UTF8`; `ST_NULL_ARGUMENT` (`out`); `ST_PROVIDER_UNAVAILABLE`
+ * when the default file location is needed and `$HOME` is unset.
+ */
+st_result st_secrets_new(const char *config_json, st_secrets **out, st_error **err);
+
+/**
+ * Frees a manager. NULL is a no-op (it does not touch the default manager:
+ * see `st_secrets_reset_default`). No other thread may use it during or after.
+ */
+void st_secrets_free(st_secrets *m);
+
+/**
+ * Gets the value of `key` from the first provider that has it, into a new
+ * buffer at `*out_value` (free with `st_buf_free`, which zeroes it).
+ *
+ * Keys: the environment provider reads `key` upper-cased with `-` and `.` as
+ * `_` (`replicate-api-token` reads `REPLICATE_API_TOKEN`), an empty variable
+ * counting as unset; the file provider reads `key` as given, else that
+ * normalized form.
+ *
+ * Returns `ST_OK`; `ST_NOT_FOUND` when every provider answered "absent"; else,
+ * when a provider failed and none had the key, the first failure's code
+ * (`ST_PARSE` for a malformed secrets file, `ST_PERMISSION`, ...) with a
+ * message naming the provider; `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`,
+ * `ST_INVALID_ARGUMENT` (empty key).
+ */
+st_result st_secrets_get(st_secrets *m, const char *key, st_buf **out_value, st_error **err);
+
+/**
+ * Like `st_secrets_get`, also naming the provider that answered: `*out_provider`
+ * receives a new buffer holding its name (`"env"`, `"file"`, ...), to free
+ * with `st_buf_free`. Both out-parameters are written only on success.
+ */
+st_result st_secrets_get_with_source(st_secrets *m,
+                                     const char *key,
+                                     st_buf **out_value,
+                                     st_buf **out_provider,
+                                     st_error **err);
+
+/**
+ * Saves `key` = `value` to the secrets file: the configured or found file, else
+ * `~/.simpletuner/secrets.json`, created with mode 0600 (directories 0700).
+ * The file keeps its format (JSON or YAML), its other keys and their order; it
+ * is written atomically under a lock, so concurrent savers in several
+ * processes lose no update. A get right after sees the new value, unless the
+ * environment holds that key.
+ *
+ * Returns `ST_OK`; `ST_PARSE` when the existing file is malformed (it is not
+ * overwritten); `ST_IO` / `ST_PERMISSION` when it cannot be written;
+ * `ST_PROVIDER_UNAVAILABLE` when the chain has no file provider;
+ * `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`, `ST_INVALID_ARGUMENT` (empty key).
+ */
+st_result st_secrets_set(st_secrets *m, const char *key, const char *value, st_error **err);
+
+/**
+ * Deletes `key` from the secrets file (the key as given, else its normalized
+ * form, as a get reads it). Returns `ST_OK` when it was deleted, `ST_NOT_FOUND`
+ * when the file did not have it, and the errors of `st_secrets_set`.
+ */
+st_result st_secrets_delete(st_secrets *m, const char *key, st_error **err);
+
+/**
+ * Drops everything the manager has cached: the secrets file is read again and
+ * remote providers are asked again at the next get. NULL means the default
+ * manager.
+ */
+void st_secrets_clear_cache(st_secrets *m);
+
+/**
+ * Drops the process-wide default manager; the next use of NULL builds it
+ * again from the environment (for launchers that change the environment, and
+ * for tests). Returns `ST_OK`.
+ */
+st_result st_secrets_reset_default(st_error **err);
+
+/**
+ * The chain as a JSON array, in priority order, into a new buffer at
+ * `*out_json` (free with `st_buf_free`):
+ * `[{"name": "env", "available": true, "detail": "...", "warnings": [...],
+ * "last_error": null}, ...]`. `warnings` lists problems to fix (e.g. a secrets
+ * file readable by others); `last_error` is null or
+ * `{"code": "ST_PARSE", "message": "..."}`: the last failure of that provider.
+ * Never contains a secret value.
+ */
+st_result st_secrets_providers_json(st_secrets *m, st_buf **out_json, st_error **err);
 
 /**
  * The library version as a static string, `"st-secrets/MAJOR.MINOR.PATCH

@@ -8,60 +8,76 @@
 
 use std::fmt;
 
-/// An error from any st-secrets operation. The variant says what kind of failure
-/// it is (the C ABI maps each to an `st_result` code); the message says what
-/// happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Error {
-    /// A key is absent, a cache entry missed or expired.
-    NotFound(String),
-    /// An argument is out of range or malformed.
-    InvalidArgument(String),
-    /// Reading or writing a file failed.
-    Io(String),
-    /// A file or document could not be parsed.
-    Parse(String),
-    /// The operating system refused access.
-    Permission(String),
-    /// A provider is not configured or cannot be used.
-    ProviderUnavailable(String),
-    /// A remote service could not be reached.
-    Network(String),
-    /// A remote service did not answer in time.
-    Timeout(String),
-    /// Credentials were rejected or access was denied.
-    Auth(String),
-    /// A remote service answered with an error.
-    Remote(String),
-    /// A ciphertext is tampered with, was made under another key, or is malformed.
-    InvalidToken(String),
-    /// The encryption key could not be sourced.
-    Key(String),
-    /// The provider-configuration database failed.
-    Store(String),
-    /// A bug or an unexpected state inside st-secrets.
-    Internal(String),
+/// Declares [`Error`] from one table: variant, stable code name, meaning.
+macro_rules! error_kinds {
+    ($($variant:ident => $code:literal, $doc:literal;)*) => {
+        /// An error from any st-secrets operation. The variant says what kind of
+        /// failure it is (its [`code_name`](Error::code_name) is the C result
+        /// code); the message says what happened.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Error {
+            $(#[doc = $doc] $variant(String),)*
+        }
+
+        impl Error {
+            /// Every code name, in declaration order.
+            pub const CODE_NAMES: &'static [&'static str] = &[$($code),*];
+
+            /// The message, without the kind.
+            pub fn message(&self) -> &str {
+                match self {
+                    $(Error::$variant(m) => m,)*
+                }
+            }
+
+            /// The stable name of this kind of error, the same as the C result
+            /// code (`"ST_PARSE"`, ...), for JSON output and every binding.
+            pub fn code_name(&self) -> &'static str {
+                match self {
+                    $(Error::$variant(_) => $code,)*
+                }
+            }
+
+            /// The same kind of error with `context: ` put before the message.
+            pub fn context(self, context: impl fmt::Display) -> Error {
+                match self {
+                    $(Error::$variant(m) => Error::$variant(format!("{context}: {m}")),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    NotFound => "ST_NOT_FOUND", "A key is absent, a cache entry missed or expired.";
+    InvalidArgument => "ST_INVALID_ARGUMENT", "An argument or configuration value is out of range or malformed.";
+    Io => "ST_IO", "Reading or writing a file failed.";
+    Parse => "ST_PARSE", "A file or document could not be parsed.";
+    Permission => "ST_PERMISSION", "The operating system refused access.";
+    ProviderUnavailable => "ST_PROVIDER_UNAVAILABLE", "A provider is not configured or cannot be used.";
+    Network => "ST_NETWORK", "A remote service could not be reached.";
+    Timeout => "ST_TIMEOUT", "A remote service did not answer in time.";
+    Auth => "ST_AUTH", "Credentials were rejected or access was denied.";
+    Remote => "ST_REMOTE", "A remote service answered with an error.";
+    InvalidToken => "ST_INVALID_TOKEN", "A ciphertext is tampered with, was made under another key, or is malformed.";
+    Key => "ST_KEY", "The encryption key could not be sourced.";
+    Store => "ST_STORE", "The provider-configuration database failed.";
+    Internal => "ST_INTERNAL", "A bug or an unexpected state inside st-secrets.";
 }
 
 impl Error {
-    /// The message, without the kind.
-    pub fn message(&self) -> &str {
-        match self {
-            Error::NotFound(m)
-            | Error::InvalidArgument(m)
-            | Error::Io(m)
-            | Error::Parse(m)
-            | Error::Permission(m)
-            | Error::ProviderUnavailable(m)
-            | Error::Network(m)
-            | Error::Timeout(m)
-            | Error::Auth(m)
-            | Error::Remote(m)
-            | Error::InvalidToken(m)
-            | Error::Key(m)
-            | Error::Store(m)
-            | Error::Internal(m) => m,
+    /// An I/O failure of `action` on `path`, classified: permission problems
+    /// become [`Error::Permission`], everything else [`Error::Io`] (a full disk
+    /// says so). The message names the path and the OS error, nothing else.
+    pub fn io(action: &str, path: &std::path::Path, e: &std::io::Error) -> Error {
+        let message = format!("{action} {}: {e}", path.display());
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                Error::Permission(message)
+            }
+            std::io::ErrorKind::StorageFull => Error::Io(format!("{message} (disk full)")),
+            _ => Error::Io(message),
         }
     }
 }
@@ -77,5 +93,30 @@ impl std::error::Error for Error {}
 impl From<crate::cache::Reentrant> for Error {
     fn from(r: crate::cache::Reentrant) -> Self {
         Error::InvalidArgument(r.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::path::Path;
+
+    #[test]
+    fn context_keeps_the_kind() {
+        let e = Error::Auth("denied".into()).context("provider 'aws'");
+        assert_eq!(e, Error::Auth("provider 'aws': denied".into()));
+        assert_eq!(e.code_name(), "ST_AUTH");
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        let p = Path::new("/x/secrets.json");
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(
+            matches!(Error::io("read", p, &denied), Error::Permission(m) if m.contains("/x/secrets.json"))
+        );
+        let full = io::Error::from(io::ErrorKind::StorageFull);
+        assert!(matches!(Error::io("write", p, &full), Error::Io(m) if m.contains("disk full")));
     }
 }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod error;
 pub mod ffi;
 pub mod secret;
+pub mod secrets;
 
 pub use error::Error;
 

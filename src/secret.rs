@@ -88,6 +88,52 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// An owned UTF-8 secret (a token, a password), zeroed when dropped, redacted
+/// under `Debug`. Built from a `String` without copying it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretString(SecretBytes);
+
+impl SecretString {
+    /// The text. Handle with care: do not log or format it.
+    pub fn expose(&self) -> &str {
+        // Only ever built from `String`/`&str`, so the bytes are UTF-8.
+        std::str::from_utf8(self.0.expose()).expect("SecretString holds UTF-8")
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The same secret as bytes.
+    pub fn into_bytes(self) -> SecretBytes {
+        self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(s: String) -> Self {
+        SecretString(SecretBytes::from(s.into_bytes()))
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(s: &str) -> Self {
+        SecretString(SecretBytes::from(s.as_bytes()))
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretString(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +144,15 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(shown, "SecretBytes(<redacted, 13 bytes>)");
+    }
+
+    #[test]
+    fn secret_string_is_redacted_and_round_trips() {
+        let s = SecretString::from(String::from("hf_abc"));
+        assert_eq!(s.expose(), "hf_abc");
+        assert_eq!(format!("{s:?}"), "SecretString(<redacted, 6 bytes>)");
+        assert_eq!(s.clone().into_bytes().expose(), b"hf_abc");
+        assert!(SecretString::default().is_empty());
     }
 
     #[test]

@@ -418,6 +418,17 @@ impl<V: Clone> TtlCache<V> {
         F: FnOnce() -> Result<V, E>,
         E: From<Reentrant> + Clone + Send + Sync + 'static,
     {
+        self.get_or_set_ttl(key, || compute().map(|v| (v, ttl)))
+    }
+
+    /// Like [`get_or_set`](Self::get_or_set), for values whose TTL depends on
+    /// what was computed (a cached miss lives shorter than a cached hit): the
+    /// compute returns the value and its TTL (`None`: the default TTL).
+    pub fn get_or_set_ttl<E, F>(&self, key: &str, compute: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Result<(V, Option<Duration>), E>,
+        E: From<Reentrant> + Clone + Send + Sync + 'static,
+    {
         let mut compute = Some(compute);
         let mut counted = false;
         loop {
@@ -481,14 +492,15 @@ impl<V: Clone> TtlCache<V> {
             let result = compute();
             guard.armed = false;
             let now = self.now();
-            let expires_at = self.expiry(now, ttl);
             {
                 let mut st = self.state.lock();
                 let keep = st.end_flight(key, &flight);
-                if let (Ok(v), true) = (&result, keep) {
+                if let (Ok((v, ttl)), true) = (&result, keep) {
+                    let expires_at = self.expiry(now, *ttl);
                     st.store(key, v.clone(), now, expires_at, self.config.max_size);
                 }
             }
+            let result = result.map(|(v, _)| v);
             flight.complete(match &result {
                 Ok(v) => Outcome::Value(v.clone()),
                 Err(e) => Outcome::Failed(Arc::new(e.clone())),

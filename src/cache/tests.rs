@@ -469,3 +469,20 @@ fn process_wide_caches_have_simpletuner_parameters() {
     assert_eq!(invalidate_user_cache(-42), 1);
     assert!(u.get("user:-421:perm").is_some());
 }
+
+#[test]
+fn get_or_set_ttl_uses_the_computed_ttl() {
+    let c = cache(100, 10, 3600);
+    let hit = c
+        .get_or_set_ttl::<Error, _>("found", || Ok((s("v"), Some(Duration::from_secs(50)))))
+        .unwrap();
+    let miss = c
+        .get_or_set_ttl::<Error, _>("absent", || Ok((s(""), Some(Duration::from_secs(5)))))
+        .unwrap();
+    assert_eq!((hit.as_str(), miss.as_str()), ("v", ""));
+    c.advance(Duration::from_secs(6));
+    assert_eq!(c.get("absent"), None);
+    assert_eq!(c.get("found"), Some(s("v")));
+    c.advance(Duration::from_secs(45));
+    assert_eq!(c.get("found"), None);
+}

@@ -2,7 +2,8 @@
 //! reporting, out-parameters and the handle table.
 
 use super::cache::st_cache;
-use super::error::{st_error, st_result};
+use super::error::{st_error, st_result, ALL_RESULTS};
+use super::secrets::st_secrets;
 use std::borrow::Cow;
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
@@ -46,24 +47,12 @@ impl FfiError {
 
 impl From<crate::Error> for FfiError {
     fn from(e: crate::Error) -> Self {
-        use crate::Error as E;
-        use st_result::*;
-        let code = match &e {
-            E::NotFound(_) => ST_NOT_FOUND,
-            E::InvalidArgument(_) => ST_INVALID_ARGUMENT,
-            E::Io(_) => ST_IO,
-            E::Parse(_) => ST_PARSE,
-            E::Permission(_) => ST_PERMISSION,
-            E::ProviderUnavailable(_) => ST_PROVIDER_UNAVAILABLE,
-            E::Network(_) => ST_NETWORK,
-            E::Timeout(_) => ST_TIMEOUT,
-            E::Auth(_) => ST_AUTH,
-            E::Remote(_) => ST_REMOTE,
-            E::InvalidToken(_) => ST_INVALID_TOKEN,
-            E::Key(_) => ST_KEY,
-            E::Store(_) => ST_STORE,
-            E::Internal(_) => ST_INTERNAL,
-        };
+        // Error kinds carry the C code's name; a name without a code would be a
+        // bug (caught by `every_domain_error_maps_to_its_code`).
+        let code = ALL_RESULTS
+            .into_iter()
+            .find(|r| r.name().to_bytes() == e.code_name().as_bytes())
+            .unwrap_or(st_result::ST_INTERNAL);
         FfiError::new(code, e.to_string())
     }
 }
@@ -200,6 +189,7 @@ pub(crate) unsafe fn out_arg<'a, T>(
 /// | `st_error` | `Box`, exclusive to the caller                               |
 /// | `st_buf`   | not here: one raw block (header, bytes, NUL) made and freed in `ffi::buf`, exclusive to the caller |
 /// | `st_cache` | `Box`, shared between threads (`&self` methods, inner lock); the two process-wide caches are `static` and never freed |
+/// | `st_secrets` | `Box` holding an `Arc<SecretsManager>`, shared between threads; NULL stands for the process-wide default manager, an `Arc` kept in `secrets::default_manager` |
 pub(crate) trait BoxedHandle: Sized {
     /// Moves the value to the heap and hands it to C.
     fn into_raw(self) -> *mut Self {
@@ -230,6 +220,7 @@ pub(crate) trait BoxedHandle: Sized {
 
 impl BoxedHandle for st_error {}
 impl BoxedHandle for st_cache {}
+impl BoxedHandle for st_secrets {}
 
 #[cfg(test)]
 mod tests {
@@ -265,9 +256,10 @@ mod tests {
         assert_eq!(rc, st_result::ST_TIMEOUT);
         assert_eq!(take(err), (st_result::ST_TIMEOUT, "slow".to_owned()));
 
-        let mut untouched = 0x1 as *mut st_error;
+        let sentinel = std::ptr::dangling_mut::<st_error>();
+        let mut untouched = sentinel;
         assert_eq!(call(&mut untouched, || Ok(())), st_result::ST_OK);
-        assert_eq!(untouched as usize, 0x1);
+        assert_eq!(untouched, sentinel);
         // A NULL err is allowed.
         assert_eq!(
             call(std::ptr::null_mut(), || Err(FfiError::null("x"))),
@@ -277,32 +269,20 @@ mod tests {
 
     #[test]
     fn every_domain_error_maps_to_its_code() {
-        use crate::Error as E;
-        let cases = [
-            (E::NotFound(String::new()), st_result::ST_NOT_FOUND),
-            (
-                E::InvalidArgument(String::new()),
-                st_result::ST_INVALID_ARGUMENT,
-            ),
-            (E::Io(String::new()), st_result::ST_IO),
-            (E::Parse(String::new()), st_result::ST_PARSE),
-            (E::Permission(String::new()), st_result::ST_PERMISSION),
-            (
-                E::ProviderUnavailable(String::new()),
-                st_result::ST_PROVIDER_UNAVAILABLE,
-            ),
-            (E::Network(String::new()), st_result::ST_NETWORK),
-            (E::Timeout(String::new()), st_result::ST_TIMEOUT),
-            (E::Auth(String::new()), st_result::ST_AUTH),
-            (E::Remote(String::new()), st_result::ST_REMOTE),
-            (E::InvalidToken(String::new()), st_result::ST_INVALID_TOKEN),
-            (E::Key(String::new()), st_result::ST_KEY),
-            (E::Store(String::new()), st_result::ST_STORE),
-            (E::Internal(String::new()), st_result::ST_INTERNAL),
-        ];
-        for (e, code) in cases {
-            assert_eq!(FfiError::from(e).code, code);
+        for name in crate::Error::CODE_NAMES {
+            let code = ALL_RESULTS
+                .into_iter()
+                .find(|r| r.name().to_bytes() == name.as_bytes())
+                .unwrap_or_else(|| panic!("{name} is not an st_result"));
+            assert_ne!(code, st_result::ST_OK);
         }
+        let e = FfiError::from(crate::Error::Timeout("slow".into()));
+        assert_eq!(
+            (e.code, e.message.as_ref()),
+            (st_result::ST_TIMEOUT, "slow")
+        );
+        let e = FfiError::from(crate::Error::Store("locked".into()));
+        assert_eq!(e.code, st_result::ST_STORE);
     }
 
     #[test]

@@ -20,4 +20,5 @@ pub mod boundary;
 pub mod buf;
 pub mod cache;
 pub mod error;
+pub mod secrets;
 pub mod version;

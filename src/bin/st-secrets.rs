@@ -1,0 +1,358 @@
+//! `st-secrets`: the secrets chain for shell launchers (uses the Rust API).
+
+use st_secrets::secrets::{self, ManagerConfig, SecretsManager};
+use st_secrets::Error;
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+const HELP: &str = "\
+st-secrets: read and manage SimpleTuner secrets (env > secrets file)
+
+Usage: st-secrets [--config FILE] [--json] COMMAND [ARGS]
+
+Commands:
+  get KEY              print the value of KEY (to stdout, nothing else)
+  set KEY [--value V]  save KEY to the secrets file; the value is read from
+                       stdin unless --value is given (keeps it out of shell history)
+  delete KEY           remove KEY from the secrets file
+  providers            the provider chain with availability and details
+  doctor [KEY...]      explain where each key would come from (default: the
+                       well-known keys) and report problems; values are never shown
+  version              print the library version
+  help                 this text
+
+Options:
+  --config FILE   JSON configuration (keys: file_path, env_prefix, cache_ttl,
+                  negative_ttl, providers); default: from the environment
+  --json          machine-readable output (providers, doctor)
+
+Exit codes: 0 success; 1 KEY not found (get, delete) or problems found (doctor);
+2 usage error; 3 any other error (message on stderr with its ST_ code).
+
+Examples:
+  export HF_TOKEN=\"$(st-secrets get HF_TOKEN)\"
+  printf '%s' \"$TOKEN\" | st-secrets set REPLICATE_API_TOKEN
+  st-secrets --config ./secrets-config.json doctor REPLICATE_API_TOKEN
+  st-secrets providers --json
+";
+
+enum Failure {
+    Usage(String),
+    NotFound(String),
+    Error(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+struct Options {
+    config: Option<String>,
+    json: bool,
+    value: Option<String>,
+    words: Vec<String>,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, Failure> {
+    let mut o = Options {
+        config: None,
+        json: false,
+        value: None,
+        words: Vec::new(),
+    };
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--config" => {
+                o.config = Some(args.next().ok_or_else(|| usage("--config needs a FILE"))?)
+            }
+            "--value" => o.value = Some(args.next().ok_or_else(|| usage("--value needs a value"))?),
+            "-h" | "--help" => o.words.insert(0, "help".into()),
+            s if s.starts_with("--config=") => o.config = Some(s["--config=".len()..].into()),
+            s if s.starts_with("--value=") => o.value = Some(s["--value=".len()..].into()),
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(usage(&format!("unknown option {s}")))
+            }
+            _ => o.words.push(a),
+        }
+    }
+    Ok(o)
+}
+
+fn usage(message: &str) -> Failure {
+    Failure::Usage(message.to_owned())
+}
+
+fn manager(o: &Options) -> Result<SecretsManager, Failure> {
+    let config = match &o.config {
+        None => ManagerConfig::from_environment(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::io("cannot read config file", path.as_ref(), &e))?;
+            ManagerConfig::from_json(&text).map_err(|e| e.context(format!("config file {path}")))?
+        }
+    };
+    Ok(SecretsManager::new(config)?)
+}
+
+fn one_key<'a>(o: &'a Options, command: &str) -> Result<&'a str, Failure> {
+    match o.words.as_slice() {
+        [_, key] => Ok(key),
+        _ => Err(usage(&format!("{command} takes exactly one KEY"))),
+    }
+}
+
+/// The value for `set`: --value, else stdin (one trailing newline removed).
+fn read_value(o: &Options) -> Result<String, Failure> {
+    if let Some(v) = &o.value {
+        return Ok(v.clone());
+    }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprint!("value (input hidden, end with Enter): ");
+        set_echo(false);
+    }
+    let mut value = String::new();
+    let read = if interactive {
+        stdin.read_line(&mut value).map(|_| ())
+    } else {
+        stdin.lock().read_to_string(&mut value).map(|_| ())
+    };
+    if interactive {
+        set_echo(true);
+        eprintln!();
+    }
+    read.map_err(|e| Error::Io(format!("cannot read the value from stdin: {e}")))?;
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    Ok(value)
+}
+
+/// Turns terminal echo off or on with stty (best effort, so that a typed secret
+/// does not appear on screen).
+fn set_echo(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status();
+}
+
+fn run(o: &Options) -> Result<bool, Failure> {
+    let command = o.words.first().map(String::as_str).unwrap_or("help");
+    match command {
+        "help" => {
+            print!("{HELP}");
+            Ok(true)
+        }
+        "version" => {
+            println!("st-secrets {}", st_secrets::VERSION);
+            Ok(true)
+        }
+        "get" => {
+            let key = one_key(o, "get")?;
+            let value = manager(o)?
+                .get(key)?
+                .ok_or_else(|| Failure::NotFound(format!("secret '{key}' was not found")))?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(value.expose().as_bytes())
+                .and_then(|_| {
+                    if out.is_terminal() {
+                        out.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            Ok(true)
+        }
+        "set" => {
+            let key = one_key(o, "set")?;
+            let m = manager(o)?;
+            let value = read_value(o)?;
+            m.set(key, &value)?;
+            let path = m
+                .file_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            eprintln!("saved '{key}' ({} bytes) to {path}", value.len());
+            Ok(true)
+        }
+        "delete" => {
+            let key = one_key(o, "delete")?;
+            if manager(o)?.delete(key)? {
+                eprintln!("deleted '{key}'");
+                Ok(true)
+            } else {
+                Err(Failure::NotFound(format!(
+                    "secret '{key}' is not in the secrets file"
+                )))
+            }
+        }
+        "providers" => {
+            if o.words.len() != 1 {
+                return Err(usage("providers takes no arguments"));
+            }
+            let m = manager(o)?;
+            if o.json {
+                println!("{}", m.providers_json());
+            } else {
+                for entry in m.providers() {
+                    let s = entry.status;
+                    let state = if s.available {
+                        "available"
+                    } else {
+                        "unavailable"
+                    };
+                    println!("{:<6} {:<12} {}", s.name, state, s.detail);
+                    for w in s.warnings {
+                        println!("{:<6} {:<12} {w}", "", "WARNING");
+                    }
+                }
+            }
+            Ok(true)
+        }
+        "doctor" => doctor(o),
+        other => Err(usage(&format!(
+            "unknown command '{other}' (see st-secrets help)"
+        ))),
+    }
+}
+
+fn doctor(o: &Options) -> Result<bool, Failure> {
+    let m = manager(o)?;
+    let keys: Vec<String> = if o.words.len() > 1 {
+        o.words[1..].to_vec()
+    } else {
+        [
+            secrets::REPLICATE_API_TOKEN,
+            secrets::HF_TOKEN,
+            secrets::WEBHOOK_SECRET,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let env = secrets::EnvProvider::new(m.config().env_prefix.clone());
+    let mut problems: Vec<String> = Vec::new();
+    let mut report_keys = Vec::new();
+    for key in &keys {
+        let trace = m.trace(key)?;
+        let answered = trace.iter().find(|a| matches!(a.outcome, Ok(Some(_))));
+        let answers: Vec<serde_json::Value> = trace
+            .iter()
+            .map(|a| {
+                let (state, detail) = match &a.outcome {
+                    Ok(Some(len)) => ("found", format!("{len} bytes")),
+                    Ok(None) => ("absent", String::new()),
+                    Err(e) => ("error", format!("{}: {}", e.code_name(), e)),
+                };
+                serde_json::json!({"provider": a.provider, "state": state, "detail": detail})
+            })
+            .collect();
+        for a in &trace {
+            if let Err(e) = &a.outcome {
+                problems.push(format!("{key}: provider '{}' failed: {e}", a.provider));
+            }
+        }
+        if answered.is_none() {
+            problems.push(format!("{key}: not found by any provider"));
+        }
+        report_keys.push(serde_json::json!({
+            "key": key,
+            "env_variable": env.variable_name(key),
+            "answered_by": answered.map(|a| a.provider),
+            "providers": answers,
+        }));
+    }
+    let chain = m.providers();
+    for entry in &chain {
+        for w in &entry.status.warnings {
+            problems.push(format!("provider '{}': {w}", entry.status.name));
+        }
+    }
+    if o.json {
+        let report = serde_json::json!({
+            "version": st_secrets::VERSION,
+            "chain": serde_json::from_str::<serde_json::Value>(&m.providers_json())
+                .map_err(|e| Error::Internal(format!("providers JSON: {e}")))?,
+            "secrets_file": m.file_path().map(|p| p.display().to_string()),
+            "keys": report_keys,
+            "problems": problems,
+        });
+        println!("{report}");
+    } else {
+        println!("st-secrets {}", st_secrets::VERSION);
+        println!("chain (first match wins):");
+        for entry in &chain {
+            let s = &entry.status;
+            let state = if s.available {
+                "available"
+            } else {
+                "unavailable"
+            };
+            println!("  {:<6} {:<12} {}", s.name, state, s.detail);
+        }
+        if let Some(p) = m.file_path() {
+            println!("secrets file: {}", p.display());
+        }
+        println!("keys:");
+        for k in &report_keys {
+            let key = k["key"].as_str().unwrap_or_default();
+            match k["answered_by"].as_str() {
+                Some(p) => println!("  {key:<22} found in {p}"),
+                None => println!("  {key:<22} NOT FOUND"),
+            }
+            println!(
+                "  {:<22} env variable: {}",
+                "",
+                k["env_variable"].as_str().unwrap_or_default()
+            );
+            for a in k["providers"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<22} {:<6} {} {}",
+                    "",
+                    a["provider"].as_str().unwrap_or_default(),
+                    a["state"].as_str().unwrap_or_default(),
+                    a["detail"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        if problems.is_empty() {
+            println!("no problems found");
+        } else {
+            println!("problems:");
+            for p in &problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    Ok(problems.is_empty())
+}
+
+fn main() -> ExitCode {
+    let outcome = parse_args(std::env::args().skip(1)).and_then(|o| run(&o));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Failure::NotFound(m)) => {
+            eprintln!("st-secrets: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("st-secrets: {m}\n(see st-secrets help)");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("st-secrets: {}: {e}", e.code_name());
+            ExitCode::from(3)
+        }
+    }
+}

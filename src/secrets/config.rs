@@ -1,0 +1,286 @@
+//! Configuration of a [`SecretsManager`](super::SecretsManager): from a JSON
+//! object (the C API's `config_json`, the tool's `--config FILE`) over the
+//! defaults taken from the environment.
+//!
+//! Values are checked one by one, with messages that name the key and never
+//! repeat a value (a configuration can hold a token).
+
+use crate::Error;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default TTL of values cached from remote providers.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default TTL of misses cached from remote providers.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Environment variable naming the secrets file (an st-secrets addition).
+pub const ENV_SECRETS_FILE: &str = "SIMPLETUNER_SECRETS_FILE";
+
+/// A provider of the chain, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// `env`: environment variables.
+    Env,
+    /// `file`: the JSON/YAML secrets file.
+    File,
+}
+
+impl ProviderKind {
+    /// The default chain, in priority order.
+    pub const DEFAULT_CHAIN: [ProviderKind; 2] = [ProviderKind::Env, ProviderKind::File];
+
+    /// The provider's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Env => "env",
+            ProviderKind::File => "file",
+        }
+    }
+
+    fn parse(name: &str) -> Result<ProviderKind, Error> {
+        match name {
+            "env" => Ok(ProviderKind::Env),
+            "file" => Ok(ProviderKind::File),
+            "aws" | "vault" => Err(Error::InvalidArgument(format!(
+                "config key 'providers': provider '{name}' is not available in this build yet"
+            ))),
+            _ => Err(Error::InvalidArgument(format!(
+                "config key 'providers': unknown provider '{name}' (known: env, file)"
+            ))),
+        }
+    }
+}
+
+/// The manager's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// The secrets file; `None`: the first of `~/.simpletuner/secrets.json`,
+    /// `.yaml`, `.yml` that exists (saving creates `secrets.json`).
+    pub file_path: Option<PathBuf>,
+    /// Prefix of environment variable names (`<prefix>_<KEY>`).
+    pub env_prefix: Option<String>,
+    /// How long values from remote providers are cached.
+    pub cache_ttl: Duration,
+    /// How long "absent" answers from remote providers are cached.
+    pub negative_ttl: Duration,
+    /// The chain, in priority order.
+    pub providers: Vec<ProviderKind>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "file_path",
+    "env_prefix",
+    "cache_ttl",
+    "negative_ttl",
+    "providers",
+];
+const REMOTE_KEYS: &[&str] = &[
+    "aws_secret_name",
+    "aws_region",
+    "aws_endpoint",
+    "vault_url",
+    "vault_token",
+    "vault_path",
+    "vault_mount",
+    "vault_namespace",
+];
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            file_path: None,
+            env_prefix: None,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// The configuration taken from the environment: the defaults, and
+    /// `SIMPLETUNER_SECRETS_FILE` as the secrets file when set.
+    pub fn from_environment() -> ManagerConfig {
+        ManagerConfig {
+            file_path: std::env::var_os(ENV_SECRETS_FILE)
+                .filter(|v| !v.is_empty())
+                .map(|v| expand_home(PathBuf::from(v))),
+            ..ManagerConfig::default()
+        }
+    }
+
+    /// [`from_environment`](Self::from_environment) overridden by the keys of a
+    /// JSON object. An empty text or `{}` changes nothing; `null` values mean
+    /// "the default".
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the key: malformed JSON, not an object,
+    /// an unknown key, a value of the wrong type or out of range.
+    pub fn from_json(text: &str) -> Result<ManagerConfig, Error> {
+        let mut config = ManagerConfig::from_environment();
+        if text.trim().is_empty() {
+            return Ok(config);
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "configuration is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(Error::InvalidArgument(
+                "configuration must be a JSON object".into(),
+            ));
+        };
+        for (key, value) in &map {
+            if value.is_null() {
+                if !KNOWN_KEYS.contains(&key.as_str()) && !REMOTE_KEYS.contains(&key.as_str()) {
+                    return Err(unknown(key));
+                }
+                continue;
+            }
+            match key.as_str() {
+                "file_path" => config.file_path = Some(expand_home(PathBuf::from(string(key, value)?))),
+                "env_prefix" => config.env_prefix = Some(string(key, value)?.to_owned()),
+                "cache_ttl" => config.cache_ttl = seconds(key, value)?,
+                "negative_ttl" => config.negative_ttl = seconds(key, value)?,
+                "providers" => config.providers = chain(key, value)?,
+                k if REMOTE_KEYS.contains(&k) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "config key '{k}' configures a remote provider ({}) that this build does not have yet",
+                        if k.starts_with("aws") { "AWS Secrets Manager" } else { "HashiCorp Vault" }
+                    )))
+                }
+                _ => return Err(unknown(key)),
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn unknown(key: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "unknown config key '{key}' (known keys: {})",
+        KNOWN_KEYS.join(", ")
+    ))
+}
+
+fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, Error> {
+    value
+        .as_str()
+        .ok_or_else(|| Error::InvalidArgument(format!("config key '{key}' must be a string")))
+}
+
+fn seconds(key: &str, value: &Value) -> Result<Duration, Error> {
+    value
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "config key '{key}' must be a number of seconds, 0 or more"
+            ))
+        })
+}
+
+fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
+    let names = value.as_array().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "config key '{key}' must be a list of provider names"
+        ))
+    })?;
+    let mut kinds = Vec::new();
+    for name in names {
+        let kind = ProviderKind::parse(string(key, name)?)?;
+        if kinds.contains(&kind) {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}': provider '{}' is listed twice",
+                kind.name()
+            )));
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+/// The user's home directory: `$HOME`, else the password database's.
+pub fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(std::env::home_dir)
+}
+
+/// `~/x` as `<home>/x`.
+pub fn expand_home(path: PathBuf) -> PathBuf {
+    match (path.strip_prefix("~"), home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        ManagerConfig::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_and_defaults() {
+        let c = ManagerConfig::from_json("{}").unwrap();
+        assert_eq!(c.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.negative_ttl, Duration::from_secs(30));
+        assert_eq!(c.providers, vec![ProviderKind::Env, ProviderKind::File]);
+        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 2);
+        let c = ManagerConfig::from_json(r#"{"cache_ttl": null}"#).unwrap();
+        assert_eq!(c.cache_ttl, DEFAULT_CACHE_TTL);
+    }
+
+    #[test]
+    fn keys_are_applied() {
+        let c = ManagerConfig::from_json(
+            r#"{"file_path": "/tmp/s.yaml", "env_prefix": "SIMPLETUNER",
+                "cache_ttl": 1.5, "negative_ttl": 0, "providers": ["file", "env"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.file_path, Some(PathBuf::from("/tmp/s.yaml")));
+        assert_eq!(c.env_prefix.as_deref(), Some("SIMPLETUNER"));
+        assert_eq!(c.cache_ttl, Duration::from_millis(1500));
+        assert_eq!(c.negative_ttl, Duration::ZERO);
+        assert_eq!(c.providers, vec![ProviderKind::File, ProviderKind::Env]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_never_the_value() {
+        assert!(err("{").contains("not valid JSON"));
+        assert!(err("[1]").contains("JSON object"));
+        assert!(err(r#"{"fille_path": "x"}"#).contains("'fille_path'"));
+        assert!(err(r#"{"cache_ttl": -1}"#).contains("'cache_ttl'"));
+        assert!(err(r#"{"cache_ttl": "5"}"#).contains("'cache_ttl'"));
+        assert!(err(r#"{"providers": ["env", "env"]}"#).contains("twice"));
+        assert!(err(r#"{"providers": ["ldap"]}"#).contains("'ldap'"));
+        assert!(err(r#"{"providers": ["vault"]}"#).contains("not available"));
+        let e = err(r#"{"vault_token": "s.SuperSecretToken"}"#);
+        assert!(
+            e.contains("'vault_token'") && !e.contains("SuperSecret"),
+            "{e}"
+        );
+        let e = err(r#"{"env_prefix": {"nested": "s.SuperSecretToken"}}"#);
+        assert!(
+            e.contains("'env_prefix'") && !e.contains("SuperSecret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn home_is_expanded() {
+        if let Some(home) = home_dir() {
+            assert_eq!(expand_home(PathBuf::from("~/a/b")), home.join("a/b"));
+        }
+        assert_eq!(expand_home(PathBuf::from("/abs")), PathBuf::from("/abs"));
+    }
+}

@@ -1,0 +1,653 @@
+//! The file provider: a flat JSON or YAML mapping of secrets on disk.
+//!
+//! Reading: the parsed file is kept as a snapshot; its metadata (device, inode,
+//! size, modification and change times) is checked at most every
+//! [`CHECK_INTERVAL`], so a change made by another process is seen within a
+//! second while gets stay cheap.
+//!
+//! Writing (`save`, `delete`): under an exclusive lock on a lock file beside the
+//! secrets file (so several processes lose no update), the current file is read
+//! and parsed again (a malformed file is never overwritten), edited in place
+//! keeping its format, its other keys and their order, and written atomically:
+//! a temporary file created with mode 0600 (set explicitly, whatever the umask,
+//! before the first byte), fsynced, renamed over the target, and the directory
+//! fsynced. Directories created for it get mode 0700. YAML comments are not
+//! kept (the YAML library drops them).
+
+use super::env::normalize_key;
+use super::provider::{Caching, Provider, ProviderStatus};
+use crate::secret::SecretString;
+use crate::Error;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroize;
+
+/// How often, at most, the file's metadata is checked for changes.
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The default file names, checked in this order in the default directory.
+pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
+
+/// Where the provider's file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileLocation {
+    /// A configured path, used even when it does not exist yet.
+    Configured(PathBuf),
+    /// The first of [`DEFAULT_NAMES`] that exists in this directory
+    /// (`~/.simpletuner`); saving creates `secrets.json` there when none does.
+    Default(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml") => {
+                Format::Yaml
+            }
+            _ => Format::Json,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Json => "JSON",
+            Format::Yaml => "YAML",
+        }
+    }
+}
+
+/// What identifies one version of the file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The parsed content of one version of the file.
+#[derive(Debug, Default)]
+struct Snapshot {
+    values: HashMap<String, SecretString>,
+    /// Keys whose values are not scalars (or are null): not secrets, skipped.
+    skipped: Vec<String>,
+}
+
+impl Snapshot {
+    /// The key as given, else its normalized form (`hf-token` finds `HF_TOKEN`).
+    fn resolve<'a>(&'a self, key: &str) -> Option<(&'a str, &'a SecretString)> {
+        if let Some((k, v)) = self.values.get_key_value(key) {
+            return Some((k, v));
+        }
+        let normalized = normalize_key(key);
+        self.values
+            .get_key_value(&normalized)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+struct State {
+    /// The file currently read (`None`: no file exists in default mode).
+    path: Option<PathBuf>,
+    /// The version loaded (`None`: the file did not exist).
+    stamp: Option<Stamp>,
+    /// The parsed file, or why it could not be read.
+    snapshot: Result<Arc<Snapshot>, Error>,
+    mode: Option<u32>,
+    /// When the metadata is next checked (`None`: at the next lookup).
+    next_check: Option<Instant>,
+}
+
+/// The JSON/YAML secrets file provider. Thread-safe.
+pub struct FileProvider {
+    location: FileLocation,
+    state: RwLock<State>,
+    /// Serialises this process's writers (other processes: the lock file).
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for FileProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileProvider")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileProvider {
+    /// A provider for `location`. Nothing is read until the first lookup.
+    pub fn new(location: FileLocation) -> Self {
+        FileProvider {
+            location,
+            state: RwLock::new(State {
+                path: None,
+                stamp: None,
+                snapshot: Ok(Arc::default()),
+                mode: None,
+                next_check: None,
+            }),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The file that is read now, or that a save would create.
+    pub fn path(&self) -> PathBuf {
+        match &self.location {
+            FileLocation::Configured(p) => p.clone(),
+            FileLocation::Default(dir) => {
+                existing_default(dir).unwrap_or_else(|| dir.join(DEFAULT_NAMES[0]))
+            }
+        }
+    }
+
+    /// Stores `value` under `key` (an existing key keeps its place; a new one
+    /// goes last). Creates the file (and its directory, 0700) when needed.
+    pub fn save(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.edit(|doc| {
+            doc.set(key, value);
+            Ok(true)
+        })
+        .map(|_| ())
+    }
+
+    /// Removes the key a lookup of `key` would read (the key as given, else its
+    /// normalized form); `Ok(false)` when there is none.
+    pub fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.edit(|doc| Ok(doc.remove(key)))
+    }
+
+    fn refresh_if_due(&self, now: Instant) {
+        let due = self.state.read().next_check.is_none_or(|t| now >= t);
+        if !due {
+            return;
+        }
+        let mut st = self.state.write();
+        if st.next_check.is_some_and(|t| now < t) {
+            return; // another thread refreshed meanwhile
+        }
+        let path = match &self.location {
+            FileLocation::Configured(p) => Some(p.clone()),
+            FileLocation::Default(dir) => existing_default(dir),
+        };
+        let meta = path.as_deref().map(fs::metadata);
+        let stamp = match &meta {
+            Some(Ok(m)) => Some(Stamp::of(m)),
+            _ => None,
+        };
+        if path != st.path || stamp != st.stamp || st.snapshot.is_err() {
+            st.snapshot = match (&path, meta) {
+                (Some(p), Some(Ok(_))) => load(p).map(Arc::new),
+                (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("cannot read secrets file", p, &e))
+                }
+                _ => Ok(Arc::default()),
+            };
+            st.mode = path
+                .as_deref()
+                .and_then(|p| fs::metadata(p).ok())
+                .map(|m| m.mode() & 0o7777);
+            st.path = path;
+            st.stamp = stamp;
+        }
+        st.next_check = now.checked_add(CHECK_INTERVAL);
+    }
+
+    /// Runs `change` on the current document under the write locks; writes the
+    /// file when it reports a change. Returns what `change` returned.
+    fn edit(
+        &self,
+        change: impl FnOnce(&mut Document) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
+        let _this_process = self.writer.lock();
+        let target = self.path();
+        // Write through a symlink to the file it points at.
+        let target = fs::canonicalize(&target).unwrap_or(target);
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "secrets file path {} has no file name",
+                    target.display()
+                ))
+            })?;
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io("cannot create directory", &dir, &e))?;
+        }
+        let lock_path = dir.join(format!(".{name}.lock"));
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io("cannot open lock file", &lock_path, &e))?;
+        lock.lock()
+            .map_err(|e| Error::io("cannot lock", &lock_path, &e))?;
+        remove_stale_temporaries(&dir, &name);
+
+        let format = Format::of(&target);
+        let mut doc = match fs::read(&target) {
+            Ok(mut bytes) => {
+                let parsed = Document::parse(&bytes, format, &target);
+                bytes.zeroize();
+                parsed.map_err(|e| e.context("refusing to overwrite it"))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Document::empty(format),
+            Err(e) => return Err(Error::io("cannot read secrets file", &target, &e)),
+        };
+        let changed = change(&mut doc)?;
+        if changed {
+            let mut bytes = doc.render(&target)?;
+            let written = write_atomically(&dir, &name, &target, &bytes);
+            bytes.zeroize();
+            written?;
+        }
+        drop(lock); // releases the lock
+        self.invalidate();
+        Ok(changed)
+    }
+}
+
+impl Provider for FileProvider {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn caching(&self) -> Caching {
+        Caching::SelfCached
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        self.refresh_if_due(Instant::now());
+        let st = self.state.read();
+        match &st.snapshot {
+            Ok(snapshot) => Ok(snapshot.resolve(key).map(|(_, v)| v.clone())),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.refresh_if_due(Instant::now());
+        let st = self.state.read();
+        let mut warnings = Vec::new();
+        let (available, detail) = match (&st.path, &st.stamp, &st.snapshot) {
+            (Some(p), Some(_), Ok(s)) => {
+                let mut d = format!(
+                    "{} ({}, {} key{})",
+                    p.display(),
+                    Format::of(p).name(),
+                    s.values.len(),
+                    if s.values.len() == 1 { "" } else { "s" }
+                );
+                if !s.skipped.is_empty() {
+                    d.push_str(&format!(
+                        "; skipped non-scalar or null values (not secrets): {}",
+                        s.skipped.join(", ")
+                    ));
+                }
+                (true, d)
+            }
+            (Some(p), Some(_), Err(e)) => (true, format!("{}: unreadable: {e}", p.display())),
+            _ => (
+                false,
+                match &self.location {
+                    FileLocation::Configured(p) => {
+                        format!("{} does not exist yet; saving creates it", p.display())
+                    }
+                    FileLocation::Default(dir) => format!(
+                        "no secrets file ({} in {}); saving creates {}",
+                        DEFAULT_NAMES.join(", "),
+                        dir.display(),
+                        dir.join(DEFAULT_NAMES[0]).display()
+                    ),
+                },
+            ),
+        };
+        if let (Some(p), Some(mode)) = (&st.path, st.mode) {
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "{} is readable or writable by group or others (mode {mode:04o}); run: chmod 600 {}",
+                    p.display(),
+                    p.display()
+                ));
+            }
+        }
+        ProviderStatus {
+            name: self.name(),
+            available,
+            detail,
+            warnings,
+        }
+    }
+
+    fn invalidate(&self) {
+        self.state.write().next_check = None;
+    }
+}
+
+fn existing_default(dir: &Path) -> Option<PathBuf> {
+    DEFAULT_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+}
+
+/// Reads and parses the file into a snapshot of its scalar values.
+fn load(path: &Path) -> Result<Snapshot, Error> {
+    let mut bytes = fs::read(path).map_err(|e| Error::io("cannot read secrets file", path, &e))?;
+    let doc = Document::parse(&bytes, Format::of(path), path);
+    bytes.zeroize();
+    Ok(doc?.into_snapshot())
+}
+
+/// A parsed secrets file, editable without losing its format or key order.
+enum Document {
+    Json(serde_json::Map<String, serde_json::Value>),
+    Yaml(serde_yaml::Mapping),
+}
+
+impl Document {
+    fn empty(format: Format) -> Document {
+        match format {
+            Format::Json => Document::Json(serde_json::Map::new()),
+            Format::Yaml => Document::Yaml(serde_yaml::Mapping::new()),
+        }
+    }
+
+    /// Parses a file's bytes. Error messages give the file and the line, never
+    /// any of the content (parser messages can quote values, so they are not
+    /// passed on).
+    fn parse(bytes: &[u8], format: Format, path: &Path) -> Result<Document, Error> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::Parse(format!(
+                "{}: not valid UTF-8 (at byte {})",
+                path.display(),
+                e.valid_up_to()
+            ))
+        })?;
+        if text.trim().is_empty() {
+            return Ok(Document::empty(format));
+        }
+        match format {
+            Format::Json => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(map)) => Ok(Document::Json(map)),
+                Ok(_) => Err(Error::Parse(format!(
+                    "{}: the top level must be a JSON object of key: value pairs",
+                    path.display()
+                ))),
+                Err(e) => Err(Error::Parse(format!(
+                    "{}: invalid JSON at line {}, column {}",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ))),
+            },
+            Format::Yaml => match serde_yaml::from_str::<serde_yaml::Value>(text) {
+                Ok(serde_yaml::Value::Mapping(map)) => Ok(Document::Yaml(map)),
+                Ok(serde_yaml::Value::Null) => Ok(Document::empty(format)),
+                Ok(_) => Err(Error::Parse(format!(
+                    "{}: the top level must be a YAML mapping of key: value pairs",
+                    path.display()
+                ))),
+                Err(e) => Err(Error::Parse(match e.location() {
+                    Some(at) => format!(
+                        "{}: invalid YAML at line {}, column {}",
+                        path.display(),
+                        at.line(),
+                        at.column()
+                    ),
+                    None => format!("{}: invalid YAML", path.display()),
+                })),
+            },
+        }
+    }
+
+    /// The scalar values as strings; nested and null values are skipped.
+    fn into_snapshot(mut self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        match &mut self {
+            Document::Json(map) => {
+                for (key, value) in std::mem::take(map) {
+                    match value {
+                        serde_json::Value::String(s) => {
+                            snapshot.values.insert(key, SecretString::from(s));
+                        }
+                        serde_json::Value::Number(n) => {
+                            snapshot
+                                .values
+                                .insert(key, SecretString::from(n.to_string()));
+                        }
+                        serde_json::Value::Bool(b) => {
+                            snapshot
+                                .values
+                                .insert(key, SecretString::from(b.to_string()));
+                        }
+                        mut other => {
+                            snapshot.skipped.push(key);
+                            zeroize_json(&mut other);
+                        }
+                    }
+                }
+            }
+            Document::Yaml(map) => {
+                for (key, value) in std::mem::take(map) {
+                    let Some(key) = yaml_scalar(key) else {
+                        continue;
+                    };
+                    match value {
+                        serde_yaml::Value::String(s) => {
+                            snapshot.values.insert(key, SecretString::from(s));
+                        }
+                        serde_yaml::Value::Number(n) => {
+                            snapshot
+                                .values
+                                .insert(key, SecretString::from(n.to_string()));
+                        }
+                        serde_yaml::Value::Bool(b) => {
+                            snapshot
+                                .values
+                                .insert(key, SecretString::from(b.to_string()));
+                        }
+                        mut other => {
+                            snapshot.skipped.push(key);
+                            zeroize_yaml(&mut other);
+                        }
+                    }
+                }
+            }
+        }
+        snapshot.skipped.sort();
+        snapshot
+    }
+
+    /// The stored key a lookup of `key` would read.
+    fn resolve(&self, key: &str) -> Option<String> {
+        let has = |k: &str| match self {
+            Document::Json(m) => m.contains_key(k),
+            Document::Yaml(m) => m.contains_key(k),
+        };
+        if has(key) {
+            return Some(key.to_owned());
+        }
+        let normalized = normalize_key(key);
+        has(&normalized).then_some(normalized)
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        let key = self.resolve(key).unwrap_or_else(|| key.to_owned());
+        match self {
+            Document::Json(m) => {
+                if let Some(mut old) = m.insert(key, serde_json::Value::String(value.to_owned())) {
+                    zeroize_json(&mut old);
+                }
+            }
+            Document::Yaml(m) => {
+                let old = m.insert(
+                    serde_yaml::Value::String(key),
+                    serde_yaml::Value::String(value.to_owned()),
+                );
+                if let Some(mut old) = old {
+                    zeroize_yaml(&mut old);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> bool {
+        let Some(key) = self.resolve(key) else {
+            return false;
+        };
+        match self {
+            Document::Json(m) => m.shift_remove(&key).map(|mut v| zeroize_json(&mut v)),
+            Document::Yaml(m) => m.shift_remove(&key).map(|mut v| zeroize_yaml(&mut v)),
+        }
+        .is_some()
+    }
+
+    fn render(&self, path: &Path) -> Result<Vec<u8>, Error> {
+        let fail = |what: &dyn std::fmt::Display| {
+            Error::Internal(format!("cannot serialise {}: {what}", path.display()))
+        };
+        match self {
+            Document::Json(m) => {
+                let mut out =
+                    serde_json::to_vec_pretty(m).map_err(|_| fail(&"JSON serialisation failed"))?;
+                out.push(b'\n');
+                Ok(out)
+            }
+            Document::Yaml(m) => serde_yaml::to_string(m)
+                .map(String::into_bytes)
+                .map_err(|_| fail(&"YAML serialisation failed")),
+        }
+    }
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        match self {
+            Document::Json(m) => m.values_mut().for_each(zeroize_json),
+            Document::Yaml(m) => m.values_mut().for_each(zeroize_yaml),
+        }
+    }
+}
+
+fn yaml_scalar(v: serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Zeroes the strings inside a value before it is dropped (best effort: the
+/// parsers may have made copies we cannot reach).
+fn zeroize_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
+        _ => {}
+    }
+}
+
+fn zeroize_yaml(v: &mut serde_yaml::Value) {
+    match v {
+        serde_yaml::Value::String(s) => s.zeroize(),
+        serde_yaml::Value::Sequence(a) => a.iter_mut().for_each(zeroize_yaml),
+        serde_yaml::Value::Mapping(m) => m.values_mut().for_each(zeroize_yaml),
+        serde_yaml::Value::Tagged(t) => zeroize_yaml(&mut t.value),
+        _ => {}
+    }
+}
+
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp.")
+}
+
+/// Writers hold the lock while their temporary file exists, so any temporary
+/// file found under the lock was left by a writer that died: remove it.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = temp_prefix(name);
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `target` atomically, with mode 0600 from the first byte.
+fn write_atomically(dir: &Path, name: &str, target: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let temp = dir.join(format!(
+        "{}{}.{nanos}",
+        temp_prefix(name),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create temporary file", &temp, &e))?;
+        // The umask can only clear bits of 0600; set it exactly anyway.
+        file.set_permissions(Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("cannot set permissions on", &temp, &e))?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io("cannot write", &temp, &e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", &temp, &e))?;
+        fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, &e))?;
+        // Make the rename itself durable.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("cannot sync directory", dir, &e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+use super::*;
+use std::thread;
+use tempfile::TempDir;
+
+fn provider_at(path: &Path) -> FileProvider {
+    FileProvider::new(FileLocation::Configured(path.to_path_buf()))
+}
+
+fn get(p: &FileProvider, key: &str) -> Option<String> {
+    p.lookup(key).unwrap().map(|v| v.expose().to_owned())
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn reads_json_scalars_and_skips_nested() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(
+        &path,
+        r#"{"HF_TOKEN": "hf_x", "port": 8080, "ratio": 0.5, "on": true, "none": null,
+            "nested": {"a": "b"}, "list": [1, 2]}"#,
+    )
+    .unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "HF_TOKEN").as_deref(), Some("hf_x"));
+    assert_eq!(get(&p, "port").as_deref(), Some("8080"));
+    assert_eq!(get(&p, "ratio").as_deref(), Some("0.5"));
+    assert_eq!(get(&p, "on").as_deref(), Some("true"));
+    assert_eq!(get(&p, "none"), None);
+    assert_eq!(get(&p, "nested"), None);
+    let status = p.status();
+    assert!(status.available);
+    assert!(
+        status.detail.contains("list, nested, none"),
+        "{}",
+        status.detail
+    );
+    assert!(status.detail.contains("4 keys"), "{}", status.detail);
+}
+
+#[test]
+fn reads_yaml_and_normalized_keys() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.yml");
+    fs::write(
+        &path,
+        "REPLICATE_API_TOKEN: r8_x\n123: numeric-key\nflag: yes\n",
+    )
+    .unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "replicate-api-token").as_deref(), Some("r8_x"));
+    assert_eq!(get(&p, "123").as_deref(), Some("numeric-key"));
+    assert_eq!(get(&p, "flag").as_deref(), Some("yes"));
+    for empty in ["", "\n", "~\n"] {
+        fs::write(&path, empty).unwrap();
+        p.invalidate();
+        assert_eq!(get(&p, "flag"), None);
+    }
+}
+
+#[test]
+fn default_locations_in_order_and_picked_up_when_created() {
+    let dir = TempDir::new().unwrap();
+    let p = FileProvider::new(FileLocation::Default(dir.path().to_path_buf()));
+    assert_eq!(get(&p, "K"), None);
+    assert!(!p.status().available);
+    assert_eq!(p.path(), dir.path().join("secrets.json"));
+    fs::write(dir.path().join("secrets.yml"), "K: from-yml\n").unwrap();
+    thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
+    assert_eq!(get(&p, "K").as_deref(), Some("from-yml"));
+    fs::write(dir.path().join("secrets.yaml"), "K: from-yaml\n").unwrap();
+    p.invalidate();
+    assert_eq!(get(&p, "K").as_deref(), Some("from-yaml"));
+    fs::write(dir.path().join("secrets.json"), r#"{"K": "from-json"}"#).unwrap();
+    p.invalidate();
+    assert_eq!(get(&p, "K").as_deref(), Some("from-json"));
+    assert_eq!(p.path(), dir.path().join("secrets.json"));
+}
+
+#[test]
+fn changes_by_another_writer_are_seen_within_a_second() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("s.json");
+    fs::write(&path, r#"{"K": "old"}"#).unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "K").as_deref(), Some("old"));
+    // Same size, written in place: the metadata check must still notice.
+    fs::write(&path, r#"{"K": "new"}"#).unwrap();
+    thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
+    assert_eq!(get(&p, "K").as_deref(), Some("new"));
+    fs::remove_file(&path).unwrap();
+    thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
+    assert_eq!(get(&p, "K"), None);
+}
+
+#[test]
+fn malformed_files_report_file_and_line_never_content() {
+    let dir = TempDir::new().unwrap();
+    let json = dir.path().join("bad.json");
+    fs::write(&json, "{\n  \"HF_TOKEN\": \"hf_supersecret\",\n  oops\n}").unwrap();
+    let e = provider_at(&json).lookup("HF_TOKEN").unwrap_err();
+    let m = e.to_string();
+    assert!(matches!(e, Error::Parse(_)));
+    assert!(m.contains("bad.json") && m.contains("line 3"), "{m}");
+    assert!(!m.contains("supersecret"), "{m}");
+
+    let yaml = dir.path().join("bad.yaml");
+    fs::write(&yaml, "A: hf_supersecret\nB: [unclosed\n").unwrap();
+    let m = provider_at(&yaml).lookup("A").unwrap_err().to_string();
+    assert!(m.contains("bad.yaml") && m.contains("line"), "{m}");
+    assert!(!m.contains("supersecret"), "{m}");
+
+    fs::write(&json, r#"["hf_supersecret"]"#).unwrap();
+    let m = provider_at(&json).lookup("A").unwrap_err().to_string();
+    assert!(m.contains("top level") && !m.contains("supersecret"), "{m}");
+
+    fs::write(&json, b"{\"A\": \"\xff\"}").unwrap();
+    let m = provider_at(&json).lookup("A").unwrap_err().to_string();
+    assert!(m.contains("UTF-8"), "{m}");
+}
+
+#[test]
+fn a_malformed_file_is_never_overwritten() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let broken = "{\"KEEP\": \"precious\",";
+    fs::write(&path, broken).unwrap();
+    let p = provider_at(&path);
+    let e = p.save("NEW", "v").unwrap_err();
+    assert!(
+        matches!(&e, Error::Parse(m) if m.contains("refusing to overwrite")),
+        "{e:?}"
+    );
+    assert!(p.delete("KEEP").is_err());
+    assert_eq!(fs::read_to_string(&path).unwrap(), broken);
+}
+
+#[test]
+fn save_creates_file_and_directories_with_private_modes() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("a/b/secrets.json");
+    let p = provider_at(&path);
+    assert!(!p.status().available);
+    p.save("HF_TOKEN", "hf_1").unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    assert_eq!(get(&p, "HF_TOKEN").as_deref(), Some("hf_1"), "seen at once");
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(text, "{\n  \"HF_TOKEN\": \"hf_1\"\n}\n");
+}
+
+#[test]
+fn save_keeps_yaml_format_other_keys_and_order() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.yaml");
+    fs::write(
+        &path,
+        "zeta: 1\nalpha: two\nnested:\n  k: v\nHF_TOKEN: old\n",
+    )
+    .unwrap();
+    fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+    let p = provider_at(&path);
+    assert!(p.status().warnings[0].contains("mode 0644"));
+    p.save("hf-token", "new").unwrap(); // resolves to the existing HF_TOKEN
+    p.save("added", "x").unwrap();
+    assert!(p.delete("alpha").unwrap());
+    assert!(!p.delete("alpha").unwrap());
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(text, "zeta: 1\nnested:\n  k: v\nHF_TOKEN: new\nadded: x\n");
+    assert_eq!(mode(&path), 0o600, "a save tightens the mode");
+    assert!(p.status().warnings.is_empty());
+}
+
+#[test]
+fn save_keeps_json_order() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(&path, r#"{"b": "1", "a": {"x": 1}, "c": 3}"#).unwrap();
+    let p = provider_at(&path);
+    p.save("a2", "v").unwrap();
+    p.save("b", "changed").unwrap();
+    assert!(p.delete("c").unwrap());
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        "{\n  \"b\": \"changed\",\n  \"a\": {\n    \"x\": 1\n  },\n  \"a2\": \"v\"\n}\n"
+    );
+}
+
+#[test]
+fn concurrent_saves_lose_nothing() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let p = Arc::new(provider_at(&path));
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let p = Arc::clone(&p);
+            thread::spawn(move || {
+                for i in 0..20 {
+                    p.save(&format!("k{t}_{i}"), &format!("v{t}_{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // A second provider (a fresh reader) sees all 160 keys.
+    let fresh = provider_at(&path);
+    for t in 0..8 {
+        for i in 0..20 {
+            assert_eq!(get(&fresh, &format!("k{t}_{i}")), Some(format!("v{t}_{i}")));
+        }
+    }
+}
+
+#[test]
+fn stale_temporary_files_are_cleaned_and_symlinks_written_through() {
+    let dir = TempDir::new().unwrap();
+    let real = dir.path().join("real.json");
+    let link = dir.path().join("secrets.json");
+    fs::write(&real, "{}").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let stale = dir.path().join(".real.json.tmp.99999.1");
+    fs::write(&stale, "left by a crashed writer").unwrap();
+    let p = provider_at(&link);
+    p.save("K", "v").unwrap();
+    assert!(!stale.exists());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(fs::read_to_string(&real).unwrap().contains("\"K\""));
+}
+
+#[test]
+fn unreadable_paths_fail_with_the_path() {
+    let dir = TempDir::new().unwrap();
+    // A directory where the file should be.
+    let path = dir.path().join("secrets.json");
+    fs::create_dir(&path).unwrap();
+    let p = provider_at(&path);
+    let e = p.lookup("K").unwrap_err();
+    assert!(e.to_string().contains("secrets.json"), "{e}");
+    assert!(p.save("K", "v").is_err());
+}

@@ -1,0 +1,349 @@
+//! The secrets manager: a chain of providers checked in priority order
+//! (environment > file > the remote providers), SimpleTuner's `SecretsManager`.
+//!
+//! Result rules of [`SecretsManager::get`]: the first provider that has the key
+//! answers. A provider that fails (unreadable file, network, auth) is skipped
+//! and the chain goes on; the failure is remembered and shown by
+//! [`SecretsManager::providers`]. When no provider has the key, the answer is
+//! "absent" (`Ok(None)`) only if every provider said so; otherwise it is the
+//! first failure, its message naming the provider, because "absent" would hide
+//! a broken provider.
+//!
+//! Caching: the environment is read on every get (it always wins, even over a
+//! value cached earlier); the file provider serves its parsed snapshot until
+//! the file changes; answers of remote providers are cached here, values for
+//! `cache_ttl` and misses for `negative_ttl`.
+
+pub mod config;
+pub mod env;
+pub mod file;
+pub mod provider;
+
+pub use config::{ManagerConfig, ProviderKind};
+pub use env::EnvProvider;
+pub use file::{FileLocation, FileProvider};
+pub use provider::{Caching, Provider, ProviderStatus};
+
+use crate::cache::{CacheConfig, TtlCache};
+use crate::secret::SecretString;
+use crate::Error;
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Replicate API token.
+pub const REPLICATE_API_TOKEN: &str = "REPLICATE_API_TOKEN";
+/// The Hugging Face token.
+pub const HF_TOKEN: &str = "HF_TOKEN";
+/// The secret for validating cloud webhooks (HMAC).
+pub const WEBHOOK_SECRET: &str = "CLOUD_WEBHOOK_SECRET";
+
+/// Capacity of the manager's cache of remote answers.
+const REMOTE_CACHE_SIZE: usize = 10_000;
+
+struct Link {
+    provider: Arc<dyn Provider>,
+    failing: AtomicBool,
+    last_error: Mutex<Option<Error>>,
+}
+
+impl Link {
+    fn record(&self, outcome: &Result<Option<SecretString>, Error>) {
+        match outcome {
+            Err(e) => {
+                *self.last_error.lock() = Some(e.clone());
+                self.failing.store(true, Ordering::Relaxed);
+            }
+            Ok(_) if self.failing.load(Ordering::Relaxed) => {
+                *self.last_error.lock() = None;
+                self.failing.store(false, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// One provider's answer for a key, as the doctor reports it (never the value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderAnswer {
+    /// The provider.
+    pub provider: &'static str,
+    /// `Ok(Some(n))`: has the key, `n` bytes long; `Ok(None)`: absent.
+    pub outcome: Result<Option<usize>, Error>,
+}
+
+/// A provider's status with the last failure seen by the manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainEntry {
+    /// The provider's own status.
+    pub status: ProviderStatus,
+    /// The last failure of a lookup (cleared by a successful one).
+    pub last_error: Option<Error>,
+}
+
+/// A chain of providers. Thread-safe; share it behind an `Arc`.
+pub struct SecretsManager {
+    links: Vec<Link>,
+    file: Option<Arc<FileProvider>>,
+    remote_cache: TtlCache<Option<SecretString>>,
+    config: ManagerConfig,
+}
+
+impl std::fmt::Debug for SecretsManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.links.iter().map(|l| l.provider.name()).collect();
+        f.debug_struct("SecretsManager")
+            .field("chain", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretsManager {
+    /// A manager with the chain `config.providers`.
+    ///
+    /// # Errors
+    /// [`Error::ProviderUnavailable`] when the chain needs the home directory
+    /// (default file location) and none can be found.
+    pub fn new(config: ManagerConfig) -> Result<SecretsManager, Error> {
+        let mut file = None;
+        let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+        for kind in &config.providers {
+            match kind {
+                ProviderKind::Env => {
+                    providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
+                }
+                ProviderKind::File => {
+                    let location = match &config.file_path {
+                        Some(p) => FileLocation::Configured(p.clone()),
+                        None => FileLocation::Default(
+                            config::home_dir()
+                                .ok_or_else(|| {
+                                    Error::ProviderUnavailable(
+                                        "provider 'file': no home directory ($HOME is unset); set file_path".into(),
+                                    )
+                                })?
+                                .join(".simpletuner"),
+                        ),
+                    };
+                    let f = Arc::new(FileProvider::new(location));
+                    file = Some(Arc::clone(&f));
+                    providers.push(f);
+                }
+            }
+        }
+        let mut manager = SecretsManager::with_providers(config, providers);
+        manager.file = file;
+        Ok(manager)
+    }
+
+    /// A manager over any providers, in priority order (for providers of your
+    /// own). Saving and deleting need the built-in file provider, so a manager
+    /// made here cannot save.
+    pub fn with_providers(config: ManagerConfig, providers: Vec<Arc<dyn Provider>>) -> Self {
+        let links = providers
+            .into_iter()
+            .map(|provider| Link {
+                provider,
+                failing: AtomicBool::new(false),
+                last_error: Mutex::new(None),
+            })
+            .collect();
+        let remote_cache = TtlCache::new(CacheConfig {
+            default_ttl: config.cache_ttl,
+            max_size: REMOTE_CACHE_SIZE,
+            cleanup_interval: Duration::from_secs(60),
+        })
+        .expect("the remote cache configuration is valid");
+        SecretsManager {
+            links,
+            file: None,
+            remote_cache,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The value of `key` from the first provider that has it; `Ok(None)` when
+    /// every provider answered "absent". See the module documentation.
+    pub fn get(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        Ok(self.get_with_source(key)?.map(|(value, _)| value))
+    }
+
+    /// Like [`get`](Self::get), also naming the provider that answered.
+    pub fn get_with_source(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, &'static str)>, Error> {
+        check_key(key)?;
+        let mut first_failure = None;
+        for (index, link) in self.links.iter().enumerate() {
+            let outcome = self.ask(index, link, key);
+            link.record(&outcome);
+            match outcome {
+                Ok(Some(value)) => return Ok(Some((value, link.provider.name()))),
+                Ok(None) => {}
+                Err(e) => {
+                    first_failure.get_or_insert_with(|| {
+                        e.context(format!("provider '{}'", link.provider.name()))
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    fn ask(&self, index: usize, link: &Link, key: &str) -> Result<Option<SecretString>, Error> {
+        match link.provider.caching() {
+            Caching::Live | Caching::SelfCached => link.provider.lookup(key),
+            Caching::Manager => {
+                let (positive, negative) = (self.config.cache_ttl, self.config.negative_ttl);
+                self.remote_cache
+                    .get_or_set_ttl(&format!("{index}\0{key}"), || {
+                        link.provider.lookup(key).map(|answer| {
+                            let ttl = if answer.is_some() { positive } else { negative };
+                            (answer, Some(ttl))
+                        })
+                    })
+            }
+        }
+    }
+
+    /// Every provider's answer for `key` (lengths only), for diagnosis.
+    pub fn trace(&self, key: &str) -> Result<Vec<ProviderAnswer>, Error> {
+        check_key(key)?;
+        Ok(self
+            .links
+            .iter()
+            .enumerate()
+            .map(|(index, link)| {
+                let outcome = self.ask(index, link, key);
+                link.record(&outcome);
+                ProviderAnswer {
+                    provider: link.provider.name(),
+                    outcome: outcome.map(|v| v.map(|v| v.len())),
+                }
+            })
+            .collect())
+    }
+
+    /// Saves `key` to the secrets file (created with mode 0600 when needed).
+    /// A get right after sees the new value, unless the environment holds it.
+    ///
+    /// # Errors
+    /// [`Error::ProviderUnavailable`] when the chain has no file provider;
+    /// [`Error::Parse`] when the file is malformed (it is left untouched);
+    /// [`Error::Io`] / [`Error::Permission`] when it cannot be written.
+    pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
+        check_key(key)?;
+        self.file_provider("save")?.save(key, value)?;
+        self.forget_remote(key);
+        Ok(())
+    }
+
+    /// Deletes `key` from the secrets file (the key as given, else its
+    /// normalized form, as a lookup would read it); `Ok(false)` when absent.
+    pub fn delete(&self, key: &str) -> Result<bool, Error> {
+        check_key(key)?;
+        let removed = self.file_provider("delete")?.delete(key)?;
+        self.forget_remote(key);
+        Ok(removed)
+    }
+
+    /// The secrets file this manager reads and writes, if its chain has one.
+    pub fn file_path(&self) -> Option<std::path::PathBuf> {
+        self.file.as_ref().map(|f| f.path())
+    }
+
+    /// Drops every cached answer: the next gets read every source again.
+    pub fn clear_cache(&self) {
+        self.remote_cache.clear();
+        for link in &self.links {
+            link.provider.invalidate();
+        }
+    }
+
+    /// The chain, in order, with each provider's state and last failure.
+    pub fn providers(&self) -> Vec<ChainEntry> {
+        self.links
+            .iter()
+            .map(|link| ChainEntry {
+                status: link.provider.status(),
+                last_error: link.last_error.lock().clone(),
+            })
+            .collect()
+    }
+
+    /// [`providers`](Self::providers) as the JSON array of the C API:
+    /// `[{"name", "available", "detail", "warnings", "last_error"}]`, where
+    /// `last_error` is null or `{"code": "ST_...", "message": ...}`.
+    pub fn providers_json(&self) -> String {
+        let list: Vec<serde_json::Value> = self
+            .providers()
+            .into_iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "name": entry.status.name,
+                    "available": entry.status.available,
+                    "detail": entry.status.detail,
+                    "warnings": entry.status.warnings,
+                    "last_error": entry.last_error.map(|e| serde_json::json!({
+                        "code": e.code_name(),
+                        "message": e.message(),
+                    })),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    fn file_provider(&self, action: &str) -> Result<&FileProvider, Error> {
+        self.file.as_deref().ok_or_else(|| {
+            Error::ProviderUnavailable(format!(
+                "cannot {action} secrets: the provider chain has no 'file' provider"
+            ))
+        })
+    }
+
+    fn forget_remote(&self, key: &str) {
+        for index in 0..self.links.len() {
+            self.remote_cache.delete(&format!("{index}\0{key}"));
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("secret key is empty".into()));
+    }
+    Ok(())
+}
+
+static DEFAULT: RwLock<Option<Arc<SecretsManager>>> = RwLock::new(None);
+
+/// The process-wide manager, configured from the environment on first use.
+pub fn default_manager() -> Result<Arc<SecretsManager>, Error> {
+    if let Some(m) = DEFAULT.read().as_ref() {
+        return Ok(Arc::clone(m));
+    }
+    let mut slot = DEFAULT.write();
+    if let Some(m) = slot.as_ref() {
+        return Ok(Arc::clone(m));
+    }
+    let manager = Arc::new(SecretsManager::new(ManagerConfig::from_environment())?);
+    *slot = Some(Arc::clone(&manager));
+    Ok(manager)
+}
+
+/// Drops the process-wide manager; the next use builds it again (reading the
+/// environment again). Managers already handed out keep working.
+pub fn reset_default() {
+    *DEFAULT.write() = None;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+use super::*;
+use std::sync::atomic::AtomicUsize;
+use tempfile::TempDir;
+
+/// A test double for a remote provider: counts lookups; answers from a table
+/// or fails.
+struct Remote {
+    name: &'static str,
+    calls: AtomicUsize,
+    answer: Mutex<Result<Option<&'static str>, Error>>,
+}
+
+impl Remote {
+    fn new(name: &'static str, answer: Result<Option<&'static str>, Error>) -> Arc<Remote> {
+        Arc::new(Remote {
+            name,
+            calls: AtomicUsize::new(0),
+            answer: Mutex::new(answer),
+        })
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Provider for Remote {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn caching(&self) -> Caching {
+        Caching::Manager
+    }
+    fn lookup(&self, _key: &str) -> Result<Option<SecretString>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.answer
+            .lock()
+            .clone()
+            .map(|v| v.map(SecretString::from))
+    }
+    fn status(&self) -> ProviderStatus {
+        ProviderStatus {
+            name: self.name,
+            available: true,
+            detail: "test double".into(),
+            warnings: vec![],
+        }
+    }
+}
+
+fn file_manager(dir: &TempDir, prefix: &str) -> SecretsManager {
+    SecretsManager::new(ManagerConfig {
+        file_path: Some(dir.path().join("secrets.json")),
+        env_prefix: Some(prefix.into()),
+        ..ManagerConfig::default()
+    })
+    .unwrap()
+}
+
+fn value(m: &SecretsManager, key: &str) -> Option<String> {
+    m.get(key).unwrap().map(|v| v.expose().to_owned())
+}
+
+#[test]
+fn env_wins_over_file_live_and_empty_counts_as_unset() {
+    let dir = TempDir::new().unwrap();
+    let m = file_manager(&dir, "ST_UNIT_MGR1");
+    m.set("HF_TOKEN", "from-file").unwrap();
+    assert_eq!(
+        m.get_with_source("hf-token")
+            .unwrap()
+            .map(|(v, s)| (v.expose().to_owned(), s)),
+        Some(("from-file".to_owned(), "file"))
+    );
+    std::env::set_var("ST_UNIT_MGR1_HF_TOKEN", "from-env");
+    assert_eq!(value(&m, "HF_TOKEN").as_deref(), Some("from-env"));
+    std::env::set_var("ST_UNIT_MGR1_HF_TOKEN", "");
+    assert_eq!(value(&m, "HF_TOKEN").as_deref(), Some("from-file"));
+    std::env::remove_var("ST_UNIT_MGR1_HF_TOKEN");
+    m.set("HF_TOKEN", "changed").unwrap();
+    assert_eq!(
+        value(&m, "HF_TOKEN").as_deref(),
+        Some("changed"),
+        "a get right after a set"
+    );
+    assert!(m.delete("HF_TOKEN").unwrap());
+    assert!(!m.delete("HF_TOKEN").unwrap());
+    assert_eq!(value(&m, "HF_TOKEN"), None);
+    assert!(matches!(m.get(""), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn absent_versus_failed() {
+    let ok = Remote::new("ok", Ok(None));
+    let broken = Remote::new("broken", Err(Error::Auth("token rejected".into())));
+    let later = Remote::new("later", Err(Error::Timeout("slow".into())));
+    let m = SecretsManager::with_providers(
+        ManagerConfig::default(),
+        vec![ok.clone(), broken.clone(), later.clone()],
+    );
+    let e = m.get("K").unwrap_err();
+    assert_eq!(
+        e,
+        Error::Auth("provider 'broken': token rejected".into()),
+        "the first failure"
+    );
+    let chain = m.providers();
+    assert_eq!(
+        chain[1].last_error,
+        Some(Error::Auth("token rejected".into()))
+    );
+    assert_eq!(chain[0].last_error, None);
+    let json: serde_json::Value = serde_json::from_str(&m.providers_json()).unwrap();
+    assert_eq!(json[1]["last_error"]["code"], "ST_AUTH");
+    assert_eq!(json[0]["last_error"], serde_json::Value::Null);
+
+    // A later provider that has the key answers despite the failure before it.
+    *later.answer.lock() = Ok(Some("v"));
+    m.clear_cache();
+    assert_eq!(value(&m, "K").as_deref(), Some("v"));
+    // Recovery clears the recorded failure.
+    *broken.answer.lock() = Ok(None);
+    m.get("K").unwrap();
+    assert_eq!(m.providers()[1].last_error, None);
+
+    // Every provider absent: Ok(None).
+    *later.answer.lock() = Ok(None);
+    m.clear_cache();
+    assert_eq!(m.get("K").unwrap(), None);
+}
+
+#[test]
+fn remote_answers_are_cached_with_their_ttls() {
+    let r = Remote::new("remote", Ok(Some("v")));
+    let config = ManagerConfig {
+        cache_ttl: Duration::from_secs(3600),
+        negative_ttl: Duration::from_millis(50),
+        ..ManagerConfig::default()
+    };
+    let m = SecretsManager::with_providers(config, vec![r.clone()]);
+    for _ in 0..5 {
+        assert_eq!(value(&m, "K").as_deref(), Some("v"));
+    }
+    assert_eq!(r.calls(), 1, "a value is cached for cache_ttl");
+    m.clear_cache();
+    value(&m, "K");
+    assert_eq!(r.calls(), 2, "clear_cache forces a re-read");
+
+    *r.answer.lock() = Ok(None);
+    value(&m, "MISSING");
+    value(&m, "MISSING");
+    assert_eq!(r.calls(), 3, "a miss is cached");
+    std::thread::sleep(Duration::from_millis(120));
+    value(&m, "MISSING");
+    assert_eq!(r.calls(), 4, "for negative_ttl only");
+
+    *r.answer.lock() = Err(Error::Network("down".into()));
+    assert!(m.get("OTHER").is_err());
+    assert!(m.get("OTHER").is_err());
+    assert_eq!(r.calls(), 6, "failures are not cached");
+}
+
+#[test]
+fn saving_needs_a_file_provider_and_trace_reports_lengths() {
+    let r = Remote::new("remote", Ok(Some("12345")));
+    let m = SecretsManager::with_providers(ManagerConfig::default(), vec![r]);
+    assert!(matches!(
+        m.set("K", "v"),
+        Err(Error::ProviderUnavailable(_))
+    ));
+    assert!(matches!(m.delete("K"), Err(Error::ProviderUnavailable(_))));
+    let trace = m.trace("K").unwrap();
+    assert_eq!(trace[0].outcome, Ok(Some(5)));
+}
+
+#[test]
+fn a_malformed_file_is_a_failure_not_an_absence() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("secrets.json"), "{not json").unwrap();
+    let m = file_manager(&dir, "ST_UNIT_MGR2");
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(
+        matches!(&e, Error::Parse(msg) if msg.starts_with("provider 'file': ")),
+        "{e:?}"
+    );
+    // The environment still answers.
+    std::env::set_var("ST_UNIT_MGR2_HF_TOKEN", "env-value");
+    assert_eq!(value(&m, "HF_TOKEN").as_deref(), Some("env-value"));
+    std::env::remove_var("ST_UNIT_MGR2_HF_TOKEN");
+}
+
+#[test]
+fn configured_chain_and_debug_output() {
+    let dir = TempDir::new().unwrap();
+    let m = SecretsManager::new(ManagerConfig {
+        file_path: Some(dir.path().join("s.json")),
+        providers: vec![ProviderKind::File],
+        env_prefix: Some("ST_UNIT_MGR3".into()),
+        ..ManagerConfig::default()
+    })
+    .unwrap();
+    std::env::set_var("ST_UNIT_MGR3_K", "env");
+    assert_eq!(value(&m, "K"), None, "env is not in this chain");
+    std::env::remove_var("ST_UNIT_MGR3_K");
+    m.set("K", "hidden-value").unwrap();
+    let shown = format!("{m:?}");
+    assert!(
+        shown.contains("file") && !shown.contains("hidden-value"),
+        "{shown}"
+    );
+    assert_eq!(m.providers().len(), 1);
+    assert_eq!(m.file_path(), Some(dir.path().join("s.json")));
+}
