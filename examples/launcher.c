@@ -1,15 +1,12 @@
 /* A minimal training launcher built on st-secrets.
  *
- * What it shows, in the order a launcher does it:
- *   1. check that the library matches the header it was compiled against;
- *   2. resolve a provider's settings through the process-wide
- *      provider-config cache: computed once (here: from the environment),
- *      then served from the cache, with hit/miss counters to watch;
- *   3. invalidate the provider's entries after a settings change.
- * It prints what it did, never a secret value.
- *
- * (The secrets-manager chain, env > file > AWS > Vault, arrives with the next
- * issues; this example will resolve REPLICATE_API_TOKEN / HF_TOKEN through it.)
+ * What it does, in the order a launcher does it:
+ *   1. checks that the library matches the header it was compiled against;
+ *   2. resolves the well-known secrets through the provider chain on the
+ *      embedded defaults (environment > ~/.simpletuner/secrets.{json,yaml,yml})
+ *      and says which provider answered each one, never the value;
+ *   3. resolves a provider's settings once through the process-wide
+ *      provider-config cache and shows the cache counters.
  *
  * Build and run: scripts/run-example.sh
  */
@@ -19,24 +16,16 @@
 
 #include "st_secrets.h"
 
-static int lookups = 0;
+static int loads = 0;
 
-/* Computes a provider's settings: the expensive step the cache avoids. */
+/* Computes a provider's settings: the step the cache saves. */
 static st_result load_provider_config(void *user_data, const char *key, st_sink *sink) {
-  const char *provider = (const char *)user_data;
   char json[256];
-  const char *hw = getenv("SIMPLETUNER_HARDWARE");
-  lookups++;
-  snprintf(json, sizeof json, "{\"provider\":\"%s\",\"hardware\":\"%s\",\"key\":\"%s\"}", provider,
-           hw && *hw ? hw : "gpu-l40s", key);
+  (void)key;
+  loads++;
+  snprintf(json, sizeof json, "{\"provider\":\"%s\",\"hardware\":\"gpu-l40s\"}",
+           (const char *)user_data);
   return st_sink_write(sink, (const uint8_t *)json, strlen(json));
-}
-
-static int fail(const char *what, st_error *err) {
-  fprintf(stderr, "launcher: %s failed: %s (%s)\n", what,
-          st_result_name((int)st_error_code(err)), st_error_message(err));
-  st_error_free(err);
-  return 1;
 }
 
 int main(void) {
@@ -47,29 +36,60 @@ int main(void) {
   }
   printf("launcher: using %s\n", st_version());
 
-  st_cache *configs = st_provider_config_cache();
-  const char *provider = "replicate";
-  for (int attempt = 1; attempt <= 3; attempt++) {
-    st_buf *config = NULL;
-    st_error *err = NULL;
-    if (st_cache_get_or_set(configs, "provider:replicate:config", load_provider_config,
-                            (void *)provider, ST_CACHE_USE_DEFAULT, &config, &err) != ST_OK) {
-      return fail("provider config lookup", err);
+  /* The chain, as configured from the environment (NULL = default manager). */
+  st_buf *chain = NULL;
+  st_error *err = NULL;
+  if (st_secrets_providers_json(NULL, &chain, &err) != ST_OK) {
+    fprintf(stderr, "launcher: %s\n", st_error_message(err));
+    st_error_free(err);
+    return 1;
+  }
+  printf("launcher: provider chain: %s\n", st_buf_str(chain));
+  st_buf_free(chain);
+
+  const char *keys[] = {ST_KEY_REPLICATE_API_TOKEN, ST_KEY_HF_TOKEN, ST_KEY_WEBHOOK_SECRET};
+  int missing = 0;
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    st_buf *value = NULL, *provider = NULL;
+    err = NULL;
+    st_result rc = st_secrets_get_with_source(NULL, keys[i], &value, &provider, &err);
+    if (rc == ST_OK) {
+      printf("launcher: %-22s resolved by '%s' (%zu bytes)\n", keys[i], st_buf_str(provider),
+             st_buf_len(value));
+      /* ...hand the value to the training job here, e.g. in its environment... */
+    } else if (rc == ST_NOT_FOUND) {
+      printf("launcher: %-22s not set (checked every provider)\n", keys[i]);
+      missing++;
+    } else {
+      printf("launcher: %-22s FAILED: %s: %s\n", keys[i], st_result_name((int)rc),
+             st_error_message(err));
+      missing++;
     }
-    printf("launcher: attempt %d: provider config for '%s' resolved (%zu bytes, %d load%s so far)\n",
-           attempt, provider, st_buf_len(config), lookups, lookups == 1 ? "" : "s");
-    st_buf_free(config);
+    st_buf_free(value);
+    st_buf_free(provider);
+    st_error_free(err);
   }
 
-  size_t dropped = st_invalidate_provider_cache(provider);
-  printf("launcher: settings changed: invalidated %zu cached entr%s for '%s'\n", dropped,
-         dropped == 1 ? "y" : "ies", provider);
-
+  st_cache *configs = st_provider_config_cache();
+  for (int attempt = 0; attempt < 3; attempt++) {
+    st_buf *config = NULL;
+    err = NULL;
+    if (st_cache_get_or_set(configs, "provider:replicate:config", load_provider_config,
+                            (void *)"replicate", ST_CACHE_USE_DEFAULT, &config, &err) != ST_OK) {
+      fprintf(stderr, "launcher: provider config: %s\n", st_error_message(err));
+      st_error_free(err);
+      return 1;
+    }
+    st_buf_free(config);
+  }
   st_cache_stats stats;
-  st_error *err = NULL;
-  if (st_cache_stats_get(configs, &stats, &err) != ST_OK) return fail("cache stats", err);
-  printf("launcher: provider-config cache: %llu hits, %llu misses, %zu entries (TTL %.0f s, max %zu)\n",
-         (unsigned long long)stats.hits, (unsigned long long)stats.misses, stats.size,
-         stats.default_ttl, stats.max_size);
-  return lookups == 1 ? 0 : 1;
+  if (st_cache_stats_get(configs, &stats, NULL) == ST_OK) {
+    printf("launcher: provider config resolved 3 times, loaded %d time(s); cache: %llu hits, "
+           "%llu misses\n",
+           loads, (unsigned long long)stats.hits, (unsigned long long)stats.misses);
+  }
+  if (missing) {
+    printf("launcher: %d secret(s) missing; run 'st-secrets doctor' for details\n", missing);
+  }
+  return 0;
 }

@@ -13,10 +13,7 @@ say "criterion: cargo bench --bench cache"
 cargo bench --bench cache -- --noplot 2>&1 | grep -E '^(hot_get|set|mixed_2t)/|time:' || true
 
 say "C program against the release library"
-cargo build --release --lib
-cc -O2 -std=c11 -Wall -Wextra -Werror -Iinclude benches/c/bench_cache.c \
-  -Ltarget/release -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" -lpthread \
-  -o "$out/bench_cache_c"
+build_c_bench benches/c/bench_cache.c "$out/bench_cache_c"
 "$out/bench_cache_c" | tee "$out/c.jsonl"
 
 say "Python peers"

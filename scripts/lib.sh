@@ -45,3 +45,11 @@ ensure_venv() {
   fi
   echo "$venv/bin/python"
 }
+
+# Compiles a C benchmark ($1) against the release library into $2.
+build_c_bench() {
+  cargo build --release --lib
+  cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ST_ROOT/include" "$1" \
+    -L"$ST_ROOT/target/release" -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" -lpthread \
+    -o "$2"
+}

@@ -9,31 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 #include "st_secrets.h"
 
 #define ENTRIES 1000
-#define BATCHES 31
 #define BATCH_OPS 200000
 
 static char keys[ENTRIES][33];
 static uint8_t value[64];
 static st_cache *cache;
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v) {
-  qsort(v, BATCHES, sizeof *v, cmp_double);
-  return v[BATCHES / 2];
-}
 
 static void report(const char *workload, double ns) {
   printf("{\"workload\": \"%s\", \"name\": \"st_secrets_c_abi_from_c\", \"median_ns\": %.2f}\n",

@@ -221,9 +221,7 @@ fn run(o: &Options) -> Result<bool, Failure> {
             Ok(true)
         }
         "doctor" => doctor(o),
-        other => Err(usage(&format!(
-            "unknown command '{other}' (see st-secrets help)"
-        ))),
+        other => Err(usage(&format!("unknown command '{other}'"))),
     }
 }
 

@@ -1,0 +1,45 @@
+/* st_secrets_get through the C ABI, from C: an environment key and a key from
+   the (cached) secrets file. Prints JSON lines {"workload", "name",
+   "median_ns"}: the median of 31 batches. Run by scripts/bench-secrets.sh,
+   which passes the secrets file as argv[1] and sets ST_BENCH_ENV_TOKEN. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "bench_util.h"
+#include "st_secrets.h"
+
+#define BATCH_OPS 100000
+
+static volatile size_t sink;
+
+static void measure(const char *workload, const char *name, st_secrets *m, const char *key) {
+  double per_op[BATCHES];
+  for (int b = 0; b < BATCHES; b++) {
+    double t0 = now_ns();
+    for (int i = 0; i < BATCH_OPS; i++) {
+      st_buf *v = NULL;
+      if (st_secrets_get(m, key, &v, NULL) != ST_OK) {
+        fprintf(stderr, "bench: %s not found\n", key);
+        exit(1);
+      }
+      sink += st_buf_len(v);
+      st_buf_free(v);
+    }
+    per_op[b] = (now_ns() - t0) / BATCH_OPS;
+  }
+  printf("{\"workload\": \"%s\", \"name\": \"%s\", \"median_ns\": %.2f}\n", workload, name,
+         median(per_op));
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  char config[1024];
+  snprintf(config, sizeof config, "{\"file_path\": \"%s\"}", argv[1]);
+  st_secrets *m = NULL;
+  if (st_secrets_new(config, &m, NULL) != ST_OK) return 1;
+  measure("env_key", "st_secrets_c_abi", m, "ST_BENCH_ENV_TOKEN");
+  measure("file_key", "st_secrets_c_abi", m, "HF_TOKEN");
+  st_secrets_free(m);
+  return 0;
+}

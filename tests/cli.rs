@@ -1,0 +1,196 @@
+//! The `st-secrets` tool, run as a shell launcher would run it.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use tempfile::TempDir;
+
+/// Runs the tool with HOME set to `home`, no secrets in its environment, and
+/// `stdin` as its standard input.
+fn run(home: &TempDir, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+        .args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn set_from_stdin_get_delete_and_exit_codes() {
+    let home = TempDir::new().unwrap();
+    let o = run(&home, &["get", "HF_TOKEN"], "");
+    assert_eq!(o.status.code(), Some(1), "absent: {}", err(&o));
+    assert!(out(&o).is_empty());
+
+    let o = run(&home, &["set", "HF_TOKEN"], "hf_from_stdin\n");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        !err(&o).contains("hf_from_stdin"),
+        "the value is never echoed"
+    );
+    let file = home.path().join(".simpletuner/secrets.json");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let o = run(&home, &["get", "hf-token"], "");
+    assert_eq!(
+        (o.status.code(), out(&o).as_str()),
+        (Some(0), "hf_from_stdin")
+    );
+
+    let o = run(&home, &["set", "OTHER", "--value", "v2"], "");
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(out(&run(&home, &["get", "OTHER"], "")), "v2");
+
+    assert_eq!(run(&home, &["delete", "OTHER"], "").status.code(), Some(0));
+    assert_eq!(run(&home, &["delete", "OTHER"], "").status.code(), Some(1));
+    assert_eq!(run(&home, &["get", "OTHER"], "").status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_and_help() {
+    let home = TempDir::new().unwrap();
+    for args in [
+        &["bogus"][..],
+        &["get"],
+        &["get", "a", "b"],
+        &["--nope"],
+        &["set"],
+    ] {
+        let o = run(&home, args, "");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+    }
+    let o = run(&home, &["--help"], "");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out(&o).contains("Exit codes") && out(&o).contains("Examples"));
+    let o = run(&home, &["version"], "");
+    assert!(out(&o).starts_with("st-secrets "));
+}
+
+#[test]
+fn config_file_and_errors_with_codes() {
+    let home = TempDir::new().unwrap();
+    let secrets = home.path().join("custom.yaml");
+    let config = home.path().join("config.json");
+    fs::write(
+        &config,
+        format!(
+            r#"{{"file_path": "{}", "env_prefix": "APP"}}"#,
+            secrets.display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let o = run(&home, &["--config", c, "set", "K"], "yaml-value");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(fs::read_to_string(&secrets).unwrap(), "K: yaml-value\n");
+    assert_eq!(
+        out(&run(&home, &["--config", c, "get", "K"], "")),
+        "yaml-value"
+    );
+
+    fs::write(&config, r#"{"file_pth": "x"}"#).unwrap();
+    let o = run(&home, &["--config", c, "get", "K"], "");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        err(&o).contains("ST_INVALID_ARGUMENT") && err(&o).contains("'file_pth'"),
+        "{}",
+        err(&o)
+    );
+
+    // A malformed secrets file: ST_PARSE, file and line, never the content.
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("secrets.json"), "{\"HF_TOKEN\": \"hf_LEAKED\",,}").unwrap();
+    let o = run(&home, &["get", "HF_TOKEN"], "");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        err(&o).contains("ST_PARSE") && err(&o).contains("line 1"),
+        "{}",
+        err(&o)
+    );
+    assert!(!err(&o).contains("LEAKED"));
+    let o = run(&home, &["set", "X", "--value", "y"], "");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a malformed file is not overwritten"
+    );
+}
+
+#[test]
+fn providers_and_doctor() {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("secrets.yml"), "HF_TOKEN: hf_VALUE_NOT_SHOWN\n").unwrap();
+    fs::set_permissions(dir.join("secrets.yml"), fs::Permissions::from_mode(0o644)).unwrap();
+
+    let o = run(&home, &["providers"], "");
+    assert_eq!(o.status.code(), Some(0));
+    let text = out(&o);
+    assert!(
+        text.find("env").unwrap() < text.find("file").unwrap(),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING") && text.contains("mode 0644"),
+        "{text}"
+    );
+
+    let o = run(&home, &["providers", "--json"], "");
+    let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(json[0]["name"], "env");
+    assert_eq!(json[1]["name"], "file");
+
+    let o = run(&home, &["doctor"], "");
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "problems found: {text}");
+    assert!(
+        text.contains("HF_TOKEN") && text.contains("found in file"),
+        "{text}"
+    );
+    assert!(
+        text.contains("REPLICATE_API_TOKEN") && text.contains("NOT FOUND"),
+        "{text}"
+    );
+    assert!(text.contains("chmod 600"), "{text}");
+    assert!(
+        !text.contains("hf_VALUE_NOT_SHOWN"),
+        "the doctor never shows values"
+    );
+
+    let o = run(&home, &["--json", "doctor", "HF_TOKEN"], "");
+    let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(json["keys"][0]["answered_by"], "file");
+    assert_eq!(json["keys"][0]["providers"][1]["detail"], "18 bytes");
+    assert!(!out(&o).contains("hf_VALUE_NOT_SHOWN"));
+
+    fs::set_permissions(dir.join("secrets.yml"), fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run(&home, &["doctor", "HF_TOKEN"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("no problems found"));
+}
