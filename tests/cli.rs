@@ -61,6 +61,15 @@ fn set_from_stdin_get_delete_and_exit_codes() {
         (Some(0), "hf_from_stdin")
     );
 
+    let o = run(&home, &["set", "EMPTY"], "");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an empty stdin is refused: {}",
+        err(&o)
+    );
+    assert_eq!(run(&home, &["get", "EMPTY"], "").status.code(), Some(1));
+
     let o = run(&home, &["set", "OTHER", "--value", "v2"], "");
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(out(&run(&home, &["get", "OTHER"], "")), "v2");

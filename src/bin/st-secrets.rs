@@ -133,6 +133,12 @@ fn read_value(o: &Options) -> Result<String, Failure> {
             value.pop();
         }
     }
+    if value.is_empty() {
+        // Almost always a mistake (an empty pipe); --value "" says it on purpose.
+        return Err(usage(
+            "no value on stdin (use --value \"\" to save an empty value)",
+        ));
+    }
     Ok(value)
 }
 

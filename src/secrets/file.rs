@@ -178,6 +178,9 @@ impl FileProvider {
     /// Removes the key a lookup of `key` would read (the key as given, else its
     /// normalized form); `Ok(false)` when there is none.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
+        if fs::symlink_metadata(self.path()).is_err() {
+            return Ok(false); // no file: nothing to delete, and nothing to create
+        }
         self.edit(|doc| Ok(doc.remove(key)))
     }
 

@@ -176,6 +176,15 @@ fn save_keeps_yaml_format_other_keys_and_order() {
 }
 
 #[test]
+fn deleting_from_a_missing_file_creates_nothing() {
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join(".simpletuner");
+    let p = FileProvider::new(FileLocation::Default(home.clone()));
+    assert!(!p.delete("K").unwrap());
+    assert!(!home.exists());
+}
+
+#[test]
 fn save_keeps_json_order() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("secrets.json");
