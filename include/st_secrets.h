@@ -398,6 +398,76 @@ size_t st_invalidate_provider_cache(const char *provider);
 size_t st_invalidate_user_cache(int64_t user_id);
 
 /**
+ * Encrypts `plaintext` (UTF-8) with the process-wide credential key into a new
+ * buffer at `*out_ciphertext` (free with `st_buf_free`): SimpleTuner's stored
+ * format, the url-safe base64 of a Fernet token (it starts with `Z0FBQUFB`).
+ *
+ * The key is sourced on first use and cached for the process:
+ * `SIMPLETUNER_CREDENTIAL_KEY` when non-empty; else the key file
+ * (`SIMPLETUNER_CREDENTIAL_KEY_FILE`, default `~/.simpletuner/credential.key`),
+ * first line trimmed; else a new random secret saved there (mode 0600,
+ * directory 0700). An existing key file is never replaced. The secret goes
+ * through PBKDF2-HMAC-SHA256 (100,000 iterations), so the first call takes tens
+ * of milliseconds. Thread-safe.
+ *
+ * Returns `ST_OK`; `ST_KEY` when the key cannot be sourced (key file
+ * unreadable or empty, no home directory, a new key cannot be saved);
+ * `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_encrypt(const char *plaintext, st_buf **out_ciphertext, st_error **err);
+
+/**
+ * Decrypts a stored ciphertext (or a bare Fernet token, `gAAAAA...`) with the
+ * process-wide key, trying previous keys when the current one fails
+ * (`SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS`, one secret per line, and the key
+ * file's lines after the first). The plaintext goes to a new buffer at
+ * `*out_plaintext` (free with `st_buf_free`, which zeroes it). No TTL and no
+ * clock-skew limit are enforced.
+ *
+ * Returns `ST_OK`; `ST_INVALID_TOKEN` for an empty, malformed or tampered
+ * ciphertext or a wrong key (the message never contains plaintext or key
+ * material); `ST_KEY`; `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_decrypt(const char *ciphertext, st_buf **out_plaintext, st_error **err);
+
+/**
+ * `st_encrypt` with an explicit master secret instead of the sourced one (for
+ * tools and tests). The derived key is cached per secret (up to 16 secrets).
+ * Returns `ST_OK`, `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_encrypt_with_secret(const char *master_secret,
+                                 const char *plaintext,
+                                 st_buf **out_ciphertext,
+                                 st_error **err);
+
+/**
+ * `st_decrypt` with an explicit master secret (no previous keys). Returns
+ * `ST_OK`, `ST_INVALID_TOKEN`, `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_decrypt_with_secret(const char *master_secret,
+                                 const char *ciphertext,
+                                 st_buf **out_plaintext,
+                                 st_error **err);
+
+/**
+ * Re-encrypts a ciphertext readable under the current or a previous key so
+ * that it is under the current key, into a new buffer at `*out_ciphertext`.
+ * Idempotent: a ciphertext already under the current key comes back byte for
+ * byte (compare to skip a needless write). For key rotation: keep the old
+ * secret as a previous key, re-encrypt every stored credential, then drop it;
+ * an interrupted rotation loses nothing, since both keys still open.
+ *
+ * Returns `ST_OK` and the errors of `st_decrypt`.
+ */
+st_result st_reencrypt(const char *ciphertext, st_buf **out_ciphertext, st_error **err);
+
+/**
+ * Forgets the cached process-wide key: the next encryption or decryption
+ * sources it again (after the environment or the key file changed).
+ */
+void st_crypto_reset(void);
+
+/**
  * The name of a result code as a static string, e.g. `"ST_NOT_FOUND"`;
  * `"ST_UNKNOWN"` for a number that is not a code.
  *

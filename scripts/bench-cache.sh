@@ -17,7 +17,7 @@ build_c_bench benches/c/bench_cache.c "$out/bench_cache_c"
 "$out/bench_cache_c" | tee "$out/c.jsonl"
 
 say "Python peers"
-py="$(ensure_venv "$ST_ROOT/tools/requirements-bench.txt")"
+py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 "$py" benches/python/bench_cache.py | tee "$out/python.jsonl"
 
 say "table"

@@ -6,6 +6,7 @@
 #   3. cargo test (Rust unit and integration tests)
 #   4. ctest: the C tests plain, under ASan+UBSan and under valgrind, the
 #      header-only C11/C++17 units, checker proofs, and the README link lines
+#   5. pytest: interoperability with Python's cryptography (SimpleTuner's scheme)
 # and ends with one line: "total: N passed, M failed".
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
@@ -15,7 +16,7 @@ rm -rf "$logs" && mkdir -p "$logs"
 passed=0
 failed=0
 
-say "1/4 header drift"
+say "1/5 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
 if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
@@ -37,7 +38,7 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/4 cargo fmt --check, cargo clippy"
+say "2/5 cargo fmt --check, cargo clippy"
 if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings; then
   passed=$((passed + 1))
 else
@@ -45,7 +46,7 @@ else
   failed=$((failed + 1))
 fi
 
-say "3/4 cargo test"
+say "3/5 cargo test"
 set +e
 cargo test 2>&1 | tee "$logs/cargo-test.log"
 cargo_rc=${PIPESTATUS[0]}
@@ -58,7 +59,7 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "4/4 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+say "4/5 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
 cargo build --release --lib
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
@@ -73,6 +74,23 @@ passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
 if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   echo "FAILED: ctest exited $ctest_rc"
+  failed=$((failed + 1))
+fi
+
+say "5/5 pytest: interoperability with Python"
+py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+cargo build --bin st-secrets
+set +e
+ST_SECRETS_BIN="$ST_ROOT/target/debug/st-secrets" ST_SECRETS_LIB="$ST_ROOT/target/debug/libst_secrets.so" \
+  "$py" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$logs/pytest.log"
+pytest_rc=${PIPESTATUS[0]}
+set -e
+p=$(grep -oE '[0-9]+ passed' "$logs/pytest.log" | tail -1 | cut -d' ' -f1)
+f=$(grep -oE '[0-9]+ failed' "$logs/pytest.log" | tail -1 | cut -d' ' -f1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: pytest exited $pytest_rc"
   failed=$((failed + 1))
 fi
 

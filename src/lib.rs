@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cache;
+pub mod crypto;
 pub mod error;
 pub mod ffi;
 pub mod secret;

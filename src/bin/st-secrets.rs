@@ -18,6 +18,12 @@ Commands:
   providers            the provider chain with availability and details
   doctor [KEY...]      explain where each key would come from (default: the
                        well-known keys) and report problems; values are never shown
+  encrypt              encrypt the credential read from stdin (or --value) with
+                       the credential key; prints the stored form (Z0FBQUFB...)
+  decrypt              decrypt the ciphertext read from stdin (or --value)
+  rotate               re-encrypt ciphertexts (one per line on stdin) under the
+                       current key; prints them in the same order (a line that
+                       cannot be decrypted is printed unchanged and reported)
   version              print the library version
   help                 this text
 
@@ -25,6 +31,10 @@ Options:
   --config FILE   JSON configuration (keys: file_path, env_prefix, cache_ttl,
                   negative_ttl, providers); default: from the environment
   --json          machine-readable output (providers, doctor)
+
+Credential key: SIMPLETUNER_CREDENTIAL_KEY, else ~/.simpletuner/credential.key
+(SIMPLETUNER_CREDENTIAL_KEY_FILE), else a new one saved there; previous keys:
+SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS (one per line) and the key file's later lines.
 
 Exit codes: 0 success; 1 KEY not found (get, delete) or problems found (doctor);
 2 usage error; 3 any other error (message on stderr with its ST_ code).
@@ -34,6 +44,8 @@ Examples:
   printf '%s' \"$TOKEN\" | st-secrets set REPLICATE_API_TOKEN
   st-secrets --config ./secrets-config.json doctor REPLICATE_API_TOKEN
   st-secrets providers --json
+  printf '%s' \"$TOKEN\" | st-secrets encrypt > token.enc
+  st-secrets rotate < old-ciphertexts.txt > new-ciphertexts.txt
 ";
 
 enum Failure {
@@ -227,8 +239,84 @@ fn run(o: &Options) -> Result<bool, Failure> {
             Ok(true)
         }
         "doctor" => doctor(o),
+        "encrypt" | "decrypt" => {
+            if o.words.len() != 1 {
+                return Err(usage(&format!(
+                    "{command} reads its input from stdin or --value"
+                )));
+            }
+            let input = read_value(o)?;
+            let output = if command == "encrypt" {
+                st_secrets::crypto::encrypt(&input)?
+            } else {
+                st_secrets::crypto::decrypt(&input)?.expose().to_owned()
+            };
+            let mut out = std::io::stdout().lock();
+            let newline = command == "encrypt" || out.is_terminal();
+            out.write_all(output.as_bytes())
+                .and_then(|_| {
+                    if newline {
+                        out.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            Ok(true)
+        }
+        "rotate" => rotate(o),
         other => Err(usage(&format!("unknown command '{other}'"))),
     }
+}
+
+/// Re-encrypts stdin's ciphertexts (one per line) under the current key.
+fn rotate(o: &Options) -> Result<bool, Failure> {
+    if o.words.len() != 1 {
+        return Err(usage("rotate reads ciphertexts from stdin"));
+    }
+    let cipher = st_secrets::crypto::cipher()?;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+    let (mut changed, mut current, mut failed) = (0usize, 0usize, 0usize);
+    let mut out = std::io::stdout().lock();
+    for (number, line) in input.lines().enumerate() {
+        let text = if line.trim().is_empty() {
+            line.to_owned()
+        } else {
+            match cipher.reencrypt(line) {
+                Ok(r) if r.changed => {
+                    changed += 1;
+                    r.ciphertext
+                }
+                Ok(r) => {
+                    current += 1;
+                    r.ciphertext
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!(
+                        "st-secrets: line {}: {}: {e} (kept unchanged)",
+                        number + 1,
+                        e.code_name()
+                    );
+                    line.to_owned()
+                }
+            }
+        };
+        writeln!(out, "{text}").map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+    }
+    eprintln!(
+        "rotate: {changed} re-encrypted, {current} already under the current key, {failed} failed"
+    );
+    if failed > 0 {
+        return Err(Failure::Error(Error::InvalidToken(format!(
+            "{failed} ciphertext(s) could not be decrypted with the current or previous keys"
+        ))));
+    }
+    Ok(true)
 }
 
 fn doctor(o: &Options) -> Result<bool, Failure> {

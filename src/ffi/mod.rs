@@ -19,6 +19,7 @@
 pub mod boundary;
 pub mod buf;
 pub mod cache;
+pub mod crypto;
 pub mod error;
 pub mod secrets;
 pub mod version;

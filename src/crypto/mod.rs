@@ -1,0 +1,526 @@
+//! Credential encryption, byte-compatible with SimpleTuner's
+//! `credential_encryption.py`.
+//!
+//! - **Key**: PBKDF2-HMAC-SHA256 of the master secret (any string) with the salt
+//!   `simpletuner-credential-encryption-v1`, 100,000 iterations, 32 bytes,
+//!   url-safe base64 with padding: that text is the Fernet key.
+//! - **Stored format**: the url-safe base64 (with padding) of the Fernet token's
+//!   text, so stored values start with `Z0FBQUFB`. Decryption also accepts a
+//!   bare Fernet token (`gAAAAA...` for any timestamp before the year 4000).
+//! - **Fernet** through the `fernet` crate (pure-Rust backend). Decryption
+//!   verifies the HMAC and the padding, and enforces no TTL and no clock-skew
+//!   limit: stored credentials are long-lived, and a token written by a machine
+//!   whose clock ran ahead must still open (Python's `Fernet.decrypt` without a
+//!   TTL behaves the same).
+//! - **Key sourcing** ([`KeySources`]): `SIMPLETUNER_CREDENTIAL_KEY` when
+//!   non-empty; else the key file (`SIMPLETUNER_CREDENTIAL_KEY_FILE`, default
+//!   `~/.simpletuner/credential.key`), its first line trimmed; else a new random
+//!   secret (32 random bytes as url-safe text, like Python's
+//!   `secrets.token_urlsafe(32)`) saved there with mode 0600 without ever
+//!   replacing an existing file. A key file that exists but cannot be read is an
+//!   error ([`Error::Key`]), never a reason to make a new key.
+//! - **Rotation**: previous master secrets are tried when the current one fails:
+//!   the lines of `SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS` (one secret per line),
+//!   the key file's lines after the first, and, when the environment supplies
+//!   the current secret, the key file's first line too. [`Cipher::reencrypt`]
+//!   turns a ciphertext readable under any of them into one under the current
+//!   key.
+
+use crate::cache::{CacheConfig, TtlCache};
+use crate::secret::{SecretBytes, SecretString};
+use crate::Error;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use fernet::Fernet;
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroize;
+
+/// PBKDF2 salt (SimpleTuner's).
+pub const SALT: &[u8] = b"simpletuner-credential-encryption-v1";
+/// PBKDF2 iterations (SimpleTuner's).
+pub const ITERATIONS: u32 = 100_000;
+/// The current master secret.
+pub const ENV_KEY: &str = "SIMPLETUNER_CREDENTIAL_KEY";
+/// Previous master secrets, one per line.
+pub const ENV_KEY_PREVIOUS: &str = "SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS";
+/// The key file's path (an st-secrets addition; default
+/// `~/.simpletuner/credential.key`).
+pub const ENV_KEY_FILE: &str = "SIMPLETUNER_CREDENTIAL_KEY_FILE";
+
+/// The version byte of Fernet tokens.
+const FERNET_VERSION: u8 = 0x80;
+/// The clock-skew allowance of the fernet crate's decryption.
+const FERNET_MAX_CLOCK_SKEW: u64 = 60;
+
+/// The Fernet key (url-safe base64 text) derived from a master secret.
+pub fn derive_key(master_secret: &str) -> SecretString {
+    let mut raw = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(master_secret.as_bytes(), SALT, ITERATIONS, &mut raw);
+    let key = URL_SAFE.encode(raw);
+    raw.zeroize();
+    SecretString::from(key)
+}
+
+/// Where the master secrets come from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeySources {
+    /// `SIMPLETUNER_CREDENTIAL_KEY` (empty counts as unset).
+    pub env_key: Option<SecretString>,
+    /// `SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS`.
+    pub env_previous: Option<SecretString>,
+    /// The key file (`None`: no home directory and no override).
+    pub key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeySources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySources")
+            .field("env_key", &self.env_key.as_ref().map(|_| "<set>"))
+            .field("env_previous", &self.env_previous.as_ref().map(|_| "<set>"))
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+impl KeySources {
+    /// The sources named by the environment.
+    pub fn from_environment() -> KeySources {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)
+        };
+        let key_file = std::env::var_os(ENV_KEY_FILE)
+            .filter(|v| !v.is_empty())
+            .map(|v| crate::secrets::config::expand_home(PathBuf::from(v)))
+            .or_else(|| {
+                crate::secrets::config::home_dir()
+                    .map(|h| h.join(".simpletuner").join("credential.key"))
+            });
+        KeySources {
+            env_key: var(ENV_KEY),
+            env_previous: var(ENV_KEY_PREVIOUS),
+            key_file,
+        }
+    }
+}
+
+/// Which source the current master secret came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// `SIMPLETUNER_CREDENTIAL_KEY`.
+    Environment,
+    /// An existing key file.
+    File(PathBuf),
+    /// A key file this process just created.
+    Generated(PathBuf),
+    /// A secret passed by the caller.
+    Explicit,
+}
+
+/// A Fernet cipher for the current master secret, and the previous ones for
+/// decryption. Its `Debug` output shows no key material.
+pub struct Cipher {
+    current: Fernet,
+    previous: Vec<Fernet>,
+    origin: KeyOrigin,
+}
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cipher")
+            .field("origin", &self.origin)
+            .field("previous_keys", &self.previous.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of [`Cipher::reencrypt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reencrypted {
+    /// The ciphertext under the current key (the input itself when it already
+    /// was).
+    pub ciphertext: String,
+    /// Whether it was under a previous key.
+    pub changed: bool,
+}
+
+impl Cipher {
+    /// A cipher for `master_secret`, with `previous` secrets for decryption.
+    /// Derives each key (PBKDF2: deliberately slow, tens of milliseconds).
+    pub fn from_secrets(master_secret: &str, previous: &[&str]) -> Cipher {
+        Cipher::build(master_secret, previous, KeyOrigin::Explicit)
+    }
+
+    fn build(master_secret: &str, previous: &[&str], origin: KeyOrigin) -> Cipher {
+        let fernet = |secret: &str| {
+            Fernet::new(derive_key(secret).expose())
+                .expect("a derived key is 32 bytes of url-safe base64")
+        };
+        Cipher {
+            current: fernet(master_secret),
+            previous: previous.iter().map(|s| fernet(s)).collect(),
+            origin,
+        }
+    }
+
+    /// Sources the master secrets as documented (module docs) and derives the
+    /// keys.
+    ///
+    /// # Errors
+    /// [`Error::Key`] when the key file exists but cannot be read or is empty,
+    /// when no key file location is known, or when a new key cannot be saved.
+    pub fn from_sources(sources: &KeySources) -> Result<Cipher, Error> {
+        let file_lines = match (&sources.key_file, &sources.env_key) {
+            (None, _) => None,
+            // With the key in the environment, the file only adds previous
+            // secrets: an unreadable one is not an error then.
+            (Some(path), Some(_)) => read_key_file(path).ok().flatten(),
+            (Some(path), None) => read_key_file(path)?,
+        };
+        let mut previous: Vec<SecretString> = Vec::new();
+        if let Some(text) = &sources.env_previous {
+            previous.extend(secret_lines(text.expose()));
+        }
+        let (current, origin) = match (&sources.env_key, file_lines) {
+            (Some(env), lines) => {
+                // Secrets of the key file may have encrypted older credentials.
+                previous.extend(lines.unwrap_or_default());
+                (env.clone(), KeyOrigin::Environment)
+            }
+            (None, Some(mut lines)) => {
+                let path = sources
+                    .key_file
+                    .clone()
+                    .expect("lines came from the key file");
+                if lines.is_empty() {
+                    return Err(Error::Key(format!(
+                        "the key file {} is empty; it is not replaced (that would make stored \
+                         credentials unreadable): put the master secret in it, or set {ENV_KEY}",
+                        path.display()
+                    )));
+                }
+                let first = lines.remove(0);
+                previous.extend(lines);
+                (first, KeyOrigin::File(path))
+            }
+            (None, None) => {
+                let path = sources.key_file.clone().ok_or_else(|| {
+                    Error::Key(format!(
+                        "no credential key: set {ENV_KEY}, or HOME (for ~/.simpletuner/credential.key)"
+                    ))
+                })?;
+                match create_key_file(&path)? {
+                    Created::New(secret) => (secret, KeyOrigin::Generated(path)),
+                    // Another process created it first: use theirs.
+                    Created::Raced => return Cipher::from_sources(sources),
+                }
+            }
+        };
+        let mut distinct: Vec<SecretString> = Vec::new();
+        for p in previous {
+            if p != current && !distinct.contains(&p) {
+                distinct.push(p);
+            }
+        }
+        let previous = distinct;
+        let previous: Vec<&str> = previous.iter().map(SecretString::expose).collect();
+        Ok(Cipher::build(current.expose(), &previous, origin))
+    }
+
+    /// Where the current key came from.
+    pub fn origin(&self) -> &KeyOrigin {
+        &self.origin
+    }
+
+    /// How many previous keys are tried for decryption.
+    pub fn previous_keys(&self) -> usize {
+        self.previous.len()
+    }
+
+    /// Encrypts `plaintext` into the stored format (`Z0FBQUFB...`).
+    pub fn encrypt(&self, plaintext: &str) -> String {
+        let token = self.current.encrypt(plaintext.as_bytes());
+        URL_SAFE.encode(token.as_bytes())
+    }
+
+    /// Decrypts a stored ciphertext or a bare Fernet token, trying the current
+    /// key, then the previous ones.
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] for an empty or malformed input, a wrong key or a
+    /// tampered token, or a plaintext that is not UTF-8. Messages contain
+    /// neither plaintext nor key material.
+    pub fn decrypt(&self, ciphertext: &str) -> Result<SecretString, Error> {
+        self.open(ciphertext).map(|(plaintext, _)| plaintext)
+    }
+
+    /// The same credential under the current key. Idempotent: a ciphertext
+    /// already under the current key is returned as it is.
+    pub fn reencrypt(&self, ciphertext: &str) -> Result<Reencrypted, Error> {
+        let (plaintext, key_index) = self.open(ciphertext)?;
+        Ok(if key_index == 0 {
+            Reencrypted {
+                ciphertext: ciphertext.trim().to_owned(),
+                changed: false,
+            }
+        } else {
+            Reencrypted {
+                ciphertext: self.encrypt(plaintext.expose()),
+                changed: true,
+            }
+        })
+    }
+
+    /// The plaintext and the index of the key that opened it (0: current).
+    fn open(&self, ciphertext: &str) -> Result<(SecretString, usize), Error> {
+        let token = token_text(ciphertext)?;
+        let keys = std::iter::once(&self.current).chain(&self.previous);
+        for (index, key) in keys.enumerate() {
+            if let Ok(plaintext) = decrypt_token(key, &token, TimePolicy::Stored) {
+                return Ok((utf8(plaintext)?, index));
+            }
+        }
+        Err(Error::InvalidToken(format!(
+            "the credential cannot be decrypted: wrong key ({} key{} tried) or tampered data",
+            1 + self.previous.len(),
+            if self.previous.is_empty() { "" } else { "s" }
+        )))
+    }
+}
+
+/// The time rules for opening a Fernet token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimePolicy {
+    /// Stored credentials: no TTL, no clock-skew limit.
+    Stored,
+    /// The Fernet specification's rules: the token is at most `ttl` seconds old
+    /// at time `now`, and at most 60 s in its future.
+    Spec {
+        /// Maximum age in seconds.
+        ttl: u64,
+        /// The current time, in seconds since the Unix epoch.
+        now: u64,
+    },
+}
+
+/// Opens a bare Fernet token with `key` under `policy`. The HMAC and padding
+/// checks are the fernet crate's.
+///
+/// # Errors
+/// [`Error::InvalidToken`], without detail (as the specification wants).
+pub fn decrypt_token(key: &Fernet, token: &str, policy: TimePolicy) -> Result<SecretBytes, Error> {
+    let invalid = || Error::InvalidToken("invalid Fernet token".into());
+    let (ttl, now) = match policy {
+        TimePolicy::Spec { ttl, now } => (Some(ttl), now),
+        // The crate always applies its clock-skew limit; asking "at the token's
+        // own time" makes it a no-op (and cannot overflow).
+        TimePolicy::Stored => (
+            None,
+            token_timestamp(token)
+                .ok_or_else(invalid)?
+                .saturating_sub(FERNET_MAX_CLOCK_SKEW),
+        ),
+    };
+    key.decrypt_at_time(token, ttl, now)
+        .map(SecretBytes::from)
+        .map_err(|_| invalid())
+}
+
+/// The timestamp field of a Fernet token, if it has the right version byte.
+fn token_timestamp(token: &str) -> Option<u64> {
+    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
+    if raw.len() < 9 || raw[0] != FERNET_VERSION {
+        return None;
+    }
+    Some(u64::from_be_bytes(raw[1..9].try_into().ok()?))
+}
+
+/// The Fernet token inside a stored ciphertext, or the bare token itself. A
+/// bare token decodes to bytes starting with the version byte 0x80; a stored
+/// value decodes to the token's text (starting with `g`).
+fn token_text(ciphertext: &str) -> Result<String, Error> {
+    let text = ciphertext.trim();
+    if text.is_empty() {
+        return Err(Error::InvalidToken("the ciphertext is empty".into()));
+    }
+    let decoded = URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| Error::InvalidToken("the ciphertext is not url-safe base64".into()))?;
+    if decoded.first() == Some(&FERNET_VERSION) {
+        return Ok(text.to_owned());
+    }
+    match String::from_utf8(decoded) {
+        Ok(token) if token_timestamp(&token).is_some() => Ok(token),
+        _ => Err(Error::InvalidToken(
+            "the ciphertext does not hold a Fernet token".into(),
+        )),
+    }
+}
+
+fn utf8(plaintext: SecretBytes) -> Result<SecretString, Error> {
+    match std::str::from_utf8(plaintext.expose()) {
+        Ok(text) => Ok(SecretString::from(text)),
+        Err(_) => Err(Error::InvalidToken(
+            "the decrypted credential is not UTF-8 text".into(),
+        )),
+    }
+}
+
+/// The non-empty trimmed lines of a secrets text.
+fn secret_lines(text: &str) -> Vec<SecretString> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(SecretString::from)
+        .collect()
+}
+
+/// The key file's secrets: `None` when it does not exist; an error when it
+/// exists but cannot be read.
+fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, Error> {
+    match fs::read(path) {
+        Ok(mut bytes) => {
+            let lines = match std::str::from_utf8(&bytes) {
+                Ok(text) => Ok(Some(secret_lines(text))),
+                Err(_) => Err(Error::Key(format!(
+                    "the key file {} is not UTF-8 text",
+                    path.display()
+                ))),
+            };
+            bytes.zeroize();
+            lines
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Key(format!(
+            "{} (the key file is not replaced: that would make stored credentials unreadable)",
+            Error::io("cannot read the key file", path, &e)
+        ))),
+    }
+}
+
+enum Created {
+    New(SecretString),
+    Raced,
+}
+
+/// Creates the key file with a new secret, atomically and never over an
+/// existing file: the secret is written to a temporary file (0600), which is
+/// then hard-linked to the key file's name (failing if the name exists).
+fn create_key_file(path: &Path) -> Result<Created, Error> {
+    let key_error = |e: Error| Error::Key(format!("cannot save a new credential key: {e}"));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| key_error(Error::io("cannot create directory", dir, &e)))?;
+    // 32 random bytes, url-safe text without padding (43 characters).
+    let secret = SecretString::from(Fernet::generate_key().trim_end_matches('=').to_owned());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp.{}.{nanos}", std::process::id()));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create", &temp, &e))?;
+        f.set_permissions(Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("cannot set permissions on", &temp, &e))?;
+        f.write_all(secret.expose().as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("cannot write", &temp, &e))
+    })();
+    let linked = written.and_then(|_| match fs::hard_link(&temp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io("cannot create", path, &e)),
+    });
+    let _ = fs::remove_file(&temp);
+    match linked.map_err(key_error)? {
+        true => {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+            Ok(Created::New(secret))
+        }
+        false => Ok(Created::Raced),
+    }
+}
+
+static PROCESS_CIPHER: RwLock<Option<Arc<Cipher>>> = RwLock::new(None);
+
+/// The process-wide cipher, sourced from the environment on first use and
+/// cached (the derivation is deliberately slow). [`reset`] forgets it.
+pub fn cipher() -> Result<Arc<Cipher>, Error> {
+    if let Some(c) = PROCESS_CIPHER.read().as_ref() {
+        return Ok(Arc::clone(c));
+    }
+    let mut slot = PROCESS_CIPHER.write();
+    if let Some(c) = slot.as_ref() {
+        return Ok(Arc::clone(c));
+    }
+    let c = Arc::new(Cipher::from_sources(&KeySources::from_environment())?);
+    *slot = Some(Arc::clone(&c));
+    Ok(c)
+}
+
+/// Forgets the process-wide cipher: the key is sourced again at next use.
+pub fn reset() {
+    *PROCESS_CIPHER.write() = None;
+}
+
+/// Encrypts with the process-wide key (SimpleTuner's `encrypt_credential`).
+pub fn encrypt(plaintext: &str) -> Result<String, Error> {
+    Ok(cipher()?.encrypt(plaintext))
+}
+
+/// Decrypts with the process-wide keys (SimpleTuner's `decrypt_credential`).
+pub fn decrypt(ciphertext: &str) -> Result<SecretString, Error> {
+    cipher()?.decrypt(ciphertext)
+}
+
+/// Re-encrypts under the process-wide current key.
+pub fn reencrypt(ciphertext: &str) -> Result<Reencrypted, Error> {
+    cipher()?.reencrypt(ciphertext)
+}
+
+/// Ciphers for explicit master secrets (tools, tests), by SHA-256 of the
+/// secret, so repeated calls do not pay the derivation again.
+static EXPLICIT: once_cell::sync::Lazy<TtlCache<Arc<Cipher>>> = once_cell::sync::Lazy::new(|| {
+    TtlCache::new(CacheConfig {
+        default_ttl: Duration::MAX,
+        max_size: 16,
+        cleanup_interval: Duration::MAX,
+    })
+    .expect("a valid cache configuration")
+});
+
+/// A cipher for an explicit master secret (derived once, then cached).
+pub fn cipher_for_secret(master_secret: &str) -> Arc<Cipher> {
+    let digest = Sha256::digest(master_secret.as_bytes());
+    let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let built: Result<_, Error> = EXPLICIT.get_or_set(&id, None, || {
+        Ok(Arc::new(Cipher::from_secrets(master_secret, &[])))
+    });
+    built.unwrap_or_else(|_| Arc::new(Cipher::from_secrets(master_secret, &[])))
+}
+
+#[cfg(test)]
+mod tests;
