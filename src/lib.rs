@@ -6,6 +6,8 @@
 //! - [`error`]: the crate's [`Error`] type; its `Display` never contains a secret.
 //! - [`secret`]: byte buffers that zero themselves when dropped.
 //! - [`cache`]: the generic TTL + LRU cache and the two process-wide caches.
+//! - [`secrets`]: the secrets manager, its providers and configuration.
+//! - [`crypto`]: credential encryption (SimpleTuner-compatible Fernet).
 //! - [`ffi`]: the C ABI (`include/st_secrets.h` is generated from it).
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -14,6 +16,8 @@ pub mod cache;
 pub mod crypto;
 pub mod error;
 pub mod ffi;
+mod fsutil;
+mod lazy;
 pub mod secret;
 pub mod secrets;
 

@@ -179,17 +179,7 @@ fn run(o: &Options) -> Result<bool, Failure> {
             let value = manager(o)?
                 .get(key)?
                 .ok_or_else(|| Failure::NotFound(format!("secret '{key}' was not found")))?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(value.expose().as_bytes())
-                .and_then(|_| {
-                    if out.is_terminal() {
-                        out.write_all(b"\n")
-                    } else {
-                        Ok(())
-                    }
-                })
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            print_raw(value.expose(), false)?;
             Ok(true)
         }
         "set" => {
@@ -251,23 +241,29 @@ fn run(o: &Options) -> Result<bool, Failure> {
             } else {
                 st_secrets::crypto::decrypt(&input)?.expose().to_owned()
             };
-            let mut out = std::io::stdout().lock();
-            let newline = command == "encrypt" || out.is_terminal();
-            out.write_all(output.as_bytes())
-                .and_then(|_| {
-                    if newline {
-                        out.write_all(b"\n")
-                    } else {
-                        Ok(())
-                    }
-                })
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            print_raw(&output, command == "encrypt")?;
             Ok(true)
         }
         "rotate" => rotate(o),
         other => Err(usage(&format!("unknown command '{other}'"))),
     }
+}
+
+/// Prints `text` as it is, followed by a newline when `newline` is set or
+/// stdout is a terminal (so `$(st-secrets get KEY)` gets the value alone).
+fn print_raw(text: &str, newline: bool) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let newline = newline || out.is_terminal();
+    out.write_all(text.as_bytes())
+        .and_then(|_| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|_| out.flush())
+        .map_err(|e| Failure::Error(Error::Io(format!("cannot write to stdout: {e}"))))
 }
 
 /// Re-encrypts stdin's ciphertexts (one per line) under the current key.

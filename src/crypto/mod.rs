@@ -27,19 +27,18 @@
 //!   key.
 
 use crate::cache::{CacheConfig, TtlCache};
+use crate::fsutil;
+use crate::lazy::ResettableLazy;
 use crate::secret::{SecretBytes, SecretString};
 use crate::Error;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fernet::Fernet;
-use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use zeroize::Zeroize;
 
 /// PBKDF2 salt (SimpleTuner's).
@@ -421,69 +420,41 @@ fn create_key_file(path: &Path) -> Result<Created, Error> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| key_error(Error::io("cannot create directory", dir, &e)))?;
+    fsutil::create_private_dir(dir).map_err(key_error)?;
     // 32 random bytes, url-safe text without padding (43 characters).
     let secret = SecretString::from(Fernet::generate_key().trim_end_matches('=').to_owned());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp.{}.{nanos}", std::process::id()));
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| Error::io("cannot create", &temp, &e))?;
-        f.set_permissions(Permissions::from_mode(0o600))
-            .map_err(|e| Error::io("cannot set permissions on", &temp, &e))?;
-        f.write_all(secret.expose().as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io("cannot write", &temp, &e))
-    })();
-    let linked = written.and_then(|_| match fs::hard_link(&temp, path) {
+    let temp =
+        fsutil::write_private_temp(dir, &format!(".{name}.tmp."), secret.expose().as_bytes())
+            .map_err(key_error)?;
+    let linked = match fs::hard_link(&temp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(Error::io("cannot create", path, &e)),
-    });
+    };
     let _ = fs::remove_file(&temp);
-    match linked.map_err(key_error)? {
-        true => {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-            Ok(Created::New(secret))
-        }
-        false => Ok(Created::Raced),
+    if linked.map_err(key_error)? {
+        fsutil::sync_dir(dir).map_err(key_error)?;
+        Ok(Created::New(secret))
+    } else {
+        Ok(Created::Raced)
     }
 }
 
-static PROCESS_CIPHER: RwLock<Option<Arc<Cipher>>> = RwLock::new(None);
+static PROCESS_CIPHER: ResettableLazy<Cipher> = ResettableLazy::new();
 
 /// The process-wide cipher, sourced from the environment on first use and
 /// cached (the derivation is deliberately slow). [`reset`] forgets it.
 pub fn cipher() -> Result<Arc<Cipher>, Error> {
-    if let Some(c) = PROCESS_CIPHER.read().as_ref() {
-        return Ok(Arc::clone(c));
-    }
-    let mut slot = PROCESS_CIPHER.write();
-    if let Some(c) = slot.as_ref() {
-        return Ok(Arc::clone(c));
-    }
-    let c = Arc::new(Cipher::from_sources(&KeySources::from_environment())?);
-    *slot = Some(Arc::clone(&c));
-    Ok(c)
+    PROCESS_CIPHER.get_or_try_init(|| Cipher::from_sources(&KeySources::from_environment()))
 }
 
 /// Forgets the process-wide cipher: the key is sourced again at next use.
 pub fn reset() {
-    *PROCESS_CIPHER.write() = None;
+    PROCESS_CIPHER.reset();
 }
 
 /// Encrypts with the process-wide key (SimpleTuner's `encrypt_credential`).

@@ -16,16 +16,16 @@
 
 use super::env::normalize_key;
 use super::provider::{Caching, Provider, ProviderStatus};
+use crate::fsutil;
 use crate::secret::SecretString;
 use crate::Error;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 /// How often, at most, the file's metadata is checked for changes.
@@ -244,11 +244,7 @@ impl FileProvider {
                 ))
             })?;
         if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io("cannot create directory", &dir, &e))?;
+            fsutil::create_private_dir(&dir)?;
         }
         let lock_path = dir.join(format!(".{name}.lock"));
         let lock = OpenOptions::new()
@@ -599,6 +595,7 @@ fn zeroize_yaml(v: &mut serde_yaml::Value) {
     }
 }
 
+/// Temporary files of `name` are `.<name>.tmp.<pid>.<nanos>`.
 fn temp_prefix(name: &str) -> String {
     format!(".{name}.tmp.")
 }
@@ -618,38 +615,12 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
 
 /// Writes `bytes` to `target` atomically, with mode 0600 from the first byte.
 fn write_atomically(dir: &Path, name: &str, target: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let temp = dir.join(format!(
-        "{}{}.{nanos}",
-        temp_prefix(name),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| Error::io("cannot create temporary file", &temp, &e))?;
-        // The umask can only clear bits of 0600; set it exactly anyway.
-        file.set_permissions(Permissions::from_mode(0o600))
-            .map_err(|e| Error::io("cannot set permissions on", &temp, &e))?;
-        file.write_all(bytes)
-            .map_err(|e| Error::io("cannot write", &temp, &e))?;
-        file.sync_all()
-            .map_err(|e| Error::io("cannot sync", &temp, &e))?;
-        fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, &e))?;
-        // Make the rename itself durable.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("cannot sync directory", dir, &e))
-    })();
-    if result.is_err() {
+    let temp = fsutil::write_private_temp(dir, &temp_prefix(name), bytes)?;
+    if let Err(e) = fs::rename(&temp, target) {
         let _ = fs::remove_file(&temp);
+        return Err(Error::io("cannot replace", target, &e));
     }
-    result
+    fsutil::sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -25,9 +25,10 @@ pub use file::{FileLocation, FileProvider};
 pub use provider::{Caching, Provider, ProviderStatus};
 
 use crate::cache::{CacheConfig, TtlCache};
+use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
 use crate::Error;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -323,26 +324,17 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-static DEFAULT: RwLock<Option<Arc<SecretsManager>>> = RwLock::new(None);
+static DEFAULT: ResettableLazy<SecretsManager> = ResettableLazy::new();
 
 /// The process-wide manager, configured from the environment on first use.
 pub fn default_manager() -> Result<Arc<SecretsManager>, Error> {
-    if let Some(m) = DEFAULT.read().as_ref() {
-        return Ok(Arc::clone(m));
-    }
-    let mut slot = DEFAULT.write();
-    if let Some(m) = slot.as_ref() {
-        return Ok(Arc::clone(m));
-    }
-    let manager = Arc::new(SecretsManager::new(ManagerConfig::from_environment())?);
-    *slot = Some(Arc::clone(&manager));
-    Ok(manager)
+    DEFAULT.get_or_try_init(|| SecretsManager::new(ManagerConfig::from_environment()))
 }
 
 /// Drops the process-wide manager; the next use builds it again (reading the
 /// environment again). Managers already handed out keep working.
 pub fn reset_default() {
-    *DEFAULT.write() = None;
+    DEFAULT.reset();
 }
 
 #[cfg(test)]
