@@ -57,3 +57,32 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("cannot sync directory", dir, &e))
 }
+
+/// Creates `path` holding `contents` (mode 0600, directory 0700), atomically
+/// and never over an existing file: the contents go to a 0600 temporary file
+/// that is then hard-linked to `path`, which fails if the name exists. Returns
+/// `Ok(false)` when `path` already existed (another process won a race): the
+/// caller then reads that file instead.
+pub(crate) fn create_secret_file_once(path: &Path, contents: &[u8]) -> Result<bool, Error> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = write_private_temp(dir, &format!(".{name}.tmp."), contents)?;
+    let linked = match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io("cannot create", path, &e)),
+    };
+    let _ = std::fs::remove_file(&temp);
+    if linked? {
+        sync_dir(dir)?;
+        return Ok(true);
+    }
+    Ok(false)
+}

@@ -20,6 +20,7 @@ mod fsutil;
 mod lazy;
 pub mod secret;
 pub mod secrets;
+pub mod store;
 
 pub use error::Error;
 

@@ -411,36 +411,14 @@ enum Created {
     Raced,
 }
 
-/// Creates the key file with a new secret, atomically and never over an
-/// existing file: the secret is written to a temporary file (0600), which is
-/// then hard-linked to the key file's name (failing if the name exists).
+/// Creates the key file with a new secret, never over an existing file.
 fn create_key_file(path: &Path) -> Result<Created, Error> {
-    let key_error = |e: Error| Error::Key(format!("cannot save a new credential key: {e}"));
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fsutil::create_private_dir(dir).map_err(key_error)?;
     // 32 random bytes, url-safe text without padding (43 characters).
     let secret = SecretString::from(Fernet::generate_key().trim_end_matches('=').to_owned());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp =
-        fsutil::write_private_temp(dir, &format!(".{name}.tmp."), secret.expose().as_bytes())
-            .map_err(key_error)?;
-    let linked = match fs::hard_link(&temp, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::io("cannot create", path, &e)),
-    };
-    let _ = fs::remove_file(&temp);
-    if linked.map_err(key_error)? {
-        fsutil::sync_dir(dir).map_err(key_error)?;
-        Ok(Created::New(secret))
-    } else {
-        Ok(Created::Raced)
+    match fsutil::create_secret_file_once(path, secret.expose().as_bytes()) {
+        Ok(true) => Ok(Created::New(secret)),
+        Ok(false) => Ok(Created::Raced),
+        Err(e) => Err(Error::Key(format!("cannot save a new credential key: {e}"))),
     }
 }
 

@@ -1,0 +1,550 @@
+//! The provider configuration store: provider settings in an embedded SQLite
+//! database, read through the process-wide provider-config cache, every change
+//! recorded in a tamper-evident audit trail; provider API tokens encrypted at
+//! rest; hardware pricing (see [`hardware`]).
+//!
+//! The database is `<state dir>/cloud/jobs.db`, the state dir being
+//! `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`, else
+//! `~/.simpletuner`. Its `provider_config` table is SimpleTuner's own
+//! (`provider TEXT PRIMARY KEY, config TEXT NOT NULL DEFAULT '{}', updated_at
+//! TEXT NOT NULL`), so an existing SimpleTuner database opens and reads as it
+//! is; st-secrets adds the tables `st_audit_log` and `st_credentials`. WAL
+//! mode and a busy timeout let several processes use it at once; every write is
+//! one `BEGIN IMMEDIATE` transaction that also appends its audit entry, so no
+//! change is ever committed without its record.
+
+pub mod audit;
+pub mod hardware;
+
+pub use audit::{AuditEntry, AuditReport};
+
+use crate::cache::provider_config_cache;
+use crate::secret::{SecretBytes, SecretString};
+use crate::{fsutil, Error};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::{Map, Value};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a writer waits for another process's transaction.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a provider's configuration is cached.
+pub const CONFIG_TTL: Duration = Duration::from_secs(300);
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS provider_config (
+        provider TEXT PRIMARY KEY,
+        config TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS st_credentials (
+        provider TEXT NOT NULL,
+        name TEXT NOT NULL,
+        ciphertext TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (provider, name)
+    );
+    CREATE TABLE IF NOT EXISTS st_audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+";
+
+/// The state directory: `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
+/// else `~/.simpletuner`.
+pub fn state_dir() -> Result<PathBuf, Error> {
+    ["SIMPLETUNER_STATE_DIR", "SIMPLETUNER_CONFIG_DIR"]
+        .iter()
+        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+        .map(|p| crate::secrets::config::expand_home(PathBuf::from(p)))
+        .or_else(|| crate::secrets::config::home_dir().map(|h| h.join(".simpletuner")))
+        .ok_or_else(|| Error::Store("no state directory: set SIMPLETUNER_STATE_DIR or HOME".into()))
+}
+
+/// The default database: `<state dir>/cloud/jobs.db`.
+pub fn default_db_path() -> Result<PathBuf, Error> {
+    Ok(state_dir()?.join("cloud").join("jobs.db"))
+}
+
+/// Counts of a credential re-encryption pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Credentials re-encrypted under the current key.
+    pub rotated: usize,
+    /// Credentials already under the current key.
+    pub current: usize,
+    /// Credentials no known key opens (left as they are).
+    pub failed: usize,
+}
+
+/// An open provider-configuration store. Thread-safe (one connection behind a
+/// lock); several processes may open the same database.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Appended to cache keys so that stores on different databases in one
+    /// process never share entries (empty for the default database).
+    cache_suffix: String,
+    audit_key: SecretBytes,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database error, with the database's path and never a stored value.
+fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    Error::Store(format!("{}: {what}: {e}", path.display()))
+}
+
+impl Store {
+    /// Opens (creating when needed, mode 0600 in a 0700 directory) the database
+    /// at `path`, or the default one. The audit key is `SIMPLETUNER_AUDIT_KEY`,
+    /// else the file `audit.key` beside the database (generated once, 0600).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the file is not a SQLite database, is corrupt, or
+    /// cannot be opened; [`Error::Key`] when the audit key cannot be sourced.
+    pub fn open(path: Option<&Path>) -> Result<Store, Error> {
+        let default = default_db_path().ok();
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => default.clone().ok_or_else(|| {
+                Error::Store("no state directory: set SIMPLETUNER_STATE_DIR or HOME".into())
+            })?,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.exists() {
+            fsutil::create_private_dir(dir)?;
+        }
+        // Create the file 0600 before SQLite does (it would use the umask).
+        if !path.exists() {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::io("cannot create database", &path, &e))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| db_error(&path, "cannot open", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_error(&path, "cannot configure", e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_error(&path, "not a usable SQLite database", e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| db_error(&path, "cannot create tables", e))?;
+        let cache_suffix = if Some(&path) == default.as_ref() {
+            String::new()
+        } else {
+            format!(":{}", path.display())
+        };
+        let audit_key = audit::source_key(dir)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+            cache_suffix,
+            audit_key,
+        })
+    }
+
+    /// Sets how long a write waits for other processes' transactions before
+    /// failing with [`Error::Store`] ("database is locked"); default 5 s.
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.conn
+            .lock()
+            .busy_timeout(timeout)
+            .map_err(|e| db_error(&self.path, "cannot configure", e))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn config_cache_key(&self, provider: &str) -> String {
+        format!("provider:{provider}:config{}", self.cache_suffix)
+    }
+
+    /// The provider's configuration as a JSON object (`{}` when it has none),
+    /// from the process-wide provider-config cache (`provider:<name>:config`,
+    /// 5 minutes), read from the database on a miss.
+    pub fn get_provider_config(&self, provider: &str) -> Result<String, Error> {
+        check_name("provider", provider)?;
+        let bytes = provider_config_cache().get_or_set(
+            &self.config_cache_key(provider),
+            Some(CONFIG_TTL),
+            || {
+                self.read_provider_config(provider)
+                    .map(|s| SecretBytes::from(s.into_bytes()))
+            },
+        )?;
+        String::from_utf8(bytes.expose().to_vec())
+            .map_err(|_| Error::Internal("cached configuration is not UTF-8".into()))
+    }
+
+    /// The provider's configuration read from the database, bypassing the cache.
+    pub fn read_provider_config(&self, provider: &str) -> Result<String, Error> {
+        check_name("provider", provider)?;
+        let conn = self.conn.lock();
+        let text = read_config_row(&conn, &self.path, provider)?;
+        Ok(text.unwrap_or_else(|| "{}".to_owned()))
+    }
+
+    /// Replaces the provider's configuration with `config_json` (a JSON
+    /// object), in one transaction with its audit entry, then drops the
+    /// provider's cached entries (`provider:<name>:`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for malformed JSON, a value that is not an
+    /// object, or an invalid `hardware_info`; [`Error::Store`] for database
+    /// failures (nothing is written then).
+    pub fn save_provider_config(&self, provider: &str, config_json: &str) -> Result<(), Error> {
+        check_name("provider", provider)?;
+        let new = parse_object("config", config_json)?;
+        self.write_config(provider, "config.save", |_| Ok(new))?;
+        Ok(())
+    }
+
+    /// Applies `patch_json` to the provider's configuration as a JSON merge
+    /// patch (RFC 7396: keys with `null` are removed, objects merge
+    /// recursively, anything else replaces) atomically: the read and the write
+    /// are one transaction, so concurrent merges from several processes lose
+    /// nothing. Returns the new configuration.
+    pub fn merge_provider_config(&self, provider: &str, patch_json: &str) -> Result<String, Error> {
+        check_name("provider", provider)?;
+        let patch = parse_object("patch", patch_json)?;
+        self.write_config(provider, "config.merge", |mut current| {
+            merge_patch(&mut current, Value::Object(patch));
+            Ok(current)
+        })
+    }
+
+    fn write_config(
+        &self,
+        provider: &str,
+        action: &str,
+        change: impl FnOnce(Map<String, Value>) -> Result<Map<String, Value>, Error>,
+    ) -> Result<String, Error> {
+        let text = {
+            let mut conn = self.conn.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+            let old = match read_config_row(&tx, &self.path, provider)? {
+                Some(text) => parse_stored(&self.path, provider, &text)?,
+                None => Map::new(),
+            };
+            let new = change(old.clone())?;
+            if let Some(info) = new.get("hardware_info") {
+                hardware::validate(info)?;
+            }
+            let text = Value::Object(new.clone()).to_string();
+            tx.execute(
+                "INSERT INTO provider_config (provider, config, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(provider) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+                params![provider, text, utc_now_iso()],
+            )
+            .map_err(|e| db_error(&self.path, "cannot save the configuration", e))?;
+            audit::append(
+                &tx,
+                &self.audit_key,
+                action,
+                provider,
+                "",
+                &key_changes(&old, &new),
+            )
+            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
+            tx.commit()
+                .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+            text
+        };
+        crate::cache::invalidate_provider_cache(provider);
+        Ok(text)
+    }
+
+    /// Stores a provider credential (an API token), encrypted with the
+    /// credential key, and records it in the audit trail (name only).
+    pub fn set_credential(&self, provider: &str, name: &str, value: &str) -> Result<(), Error> {
+        check_name("provider", provider)?;
+        check_name("credential name", name)?;
+        let ciphertext = crate::crypto::encrypt(value)?;
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+        tx.execute(
+            "INSERT INTO st_credentials (provider, name, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(provider, name) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+            params![provider, name, ciphertext, utc_now_iso()],
+        )
+        .map_err(|e| db_error(&self.path, "cannot save the credential", e))?;
+        audit::append(&tx, &self.audit_key, "credential.set", provider, name, "{}")
+            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
+        tx.commit()
+            .map_err(|e| db_error(&self.path, "cannot commit", e))
+    }
+
+    /// A provider credential, decrypted; `Ok(None)` when there is none. Each
+    /// successful read is recorded in the audit trail as a use.
+    pub fn get_credential(
+        &self,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        check_name("provider", provider)?;
+        check_name("credential name", name)?;
+        let mut conn = self.conn.lock();
+        let ciphertext: Option<String> = conn
+            .query_row(
+                "SELECT ciphertext FROM st_credentials WHERE provider = ?1 AND name = ?2",
+                params![provider, name],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| db_error(&self.path, "cannot read the credential", e))?;
+        let Some(ciphertext) = ciphertext else {
+            return Ok(None);
+        };
+        let value = crate::crypto::decrypt(&ciphertext)
+            .map_err(|e| e.context(format!("credential '{name}' of provider '{provider}'")))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+        audit::append(&tx, &self.audit_key, "credential.use", provider, name, "{}")
+            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
+        tx.commit()
+            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        Ok(Some(value))
+    }
+
+    /// Deletes a provider credential; `Ok(false)` when there was none.
+    pub fn delete_credential(&self, provider: &str, name: &str) -> Result<bool, Error> {
+        check_name("provider", provider)?;
+        check_name("credential name", name)?;
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+        let removed = tx
+            .execute(
+                "DELETE FROM st_credentials WHERE provider = ?1 AND name = ?2",
+                params![provider, name],
+            )
+            .map_err(|e| db_error(&self.path, "cannot delete the credential", e))?;
+        if removed > 0 {
+            audit::append(
+                &tx,
+                &self.audit_key,
+                "credential.delete",
+                provider,
+                name,
+                "{}",
+            )
+            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
+        }
+        tx.commit()
+            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        Ok(removed > 0)
+    }
+
+    /// Re-encrypts every stored credential under the current credential key
+    /// (one transaction; credentials no known key opens are left as they are).
+    pub fn rotate_credentials(&self) -> Result<RotationReport, Error> {
+        let cipher = crate::crypto::cipher()?;
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+        let rows: Vec<(String, String, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT provider, name, ciphertext FROM st_credentials ORDER BY provider, name",
+                )
+                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?
+        };
+        let mut report = RotationReport::default();
+        for (provider, name, ciphertext) in rows {
+            match cipher.reencrypt(&ciphertext) {
+                Ok(r) if r.changed => {
+                    tx.execute(
+                        "UPDATE st_credentials SET ciphertext = ?1, updated_at = ?2 WHERE provider = ?3 AND name = ?4",
+                        params![r.ciphertext, utc_now_iso(), provider, name],
+                    )
+                    .map_err(|e| db_error(&self.path, "cannot update a credential", e))?;
+                    audit::append(
+                        &tx,
+                        &self.audit_key,
+                        "credential.rotate",
+                        &provider,
+                        &name,
+                        "{}",
+                    )
+                    .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
+                    report.rotated += 1;
+                }
+                Ok(_) => report.current += 1,
+                Err(_) => report.failed += 1,
+            }
+        }
+        tx.commit()
+            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        Ok(report)
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+        audit::entries(&self.conn.lock(), limit)
+            .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))
+    }
+
+    /// Checks the whole audit chain; reports the first broken entry.
+    pub fn verify_audit(&self) -> Result<AuditReport, Error> {
+        audit::verify(&self.conn.lock(), &self.audit_key)
+            .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))
+    }
+}
+
+fn read_config_row(
+    conn: &Connection,
+    path: &Path,
+    provider: &str,
+) -> Result<Option<String>, Error> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT config FROM provider_config WHERE provider = ?1",
+            params![provider],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| db_error(path, "cannot read the configuration", e))?;
+    if let Some(t) = &text {
+        parse_stored(path, provider, t)?;
+    }
+    Ok(text)
+}
+
+/// A stored configuration, which must be a JSON object. SimpleTuner reads a
+/// malformed one as `{}`; here it is an error, so that nothing is built (and
+/// later saved) on top of a row that lost its data.
+fn parse_stored(path: &Path, provider: &str, text: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::Store(format!(
+            "{}: the stored configuration of provider '{provider}' is not a JSON object",
+            path.display()
+        ))),
+    }
+}
+
+fn parse_object(what: &str, text: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::InvalidArgument(format!(
+            "the {what} must be a JSON object"
+        ))),
+        Err(e) => Err(Error::InvalidArgument(format!(
+            "the {what} is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidArgument(format!("the {what} is empty")));
+    }
+    Ok(())
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut Map<String, Value>, patch: Value) {
+    let Value::Object(patch) = patch else {
+        return;
+    };
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(p) => {
+                let slot = target
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(t) = slot {
+                    merge_patch(t, Value::Object(p));
+                }
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+/// Which top-level keys a change added, removed or changed: names only, never
+/// values (configurations hold webhook secrets and the like).
+fn key_changes(old: &Map<String, Value>, new: &Map<String, Value>) -> String {
+    let names = |f: &dyn Fn(&String) -> bool, m: &Map<String, Value>| -> Vec<String> {
+        m.keys().filter(|k| f(k)).cloned().collect()
+    };
+    let added = names(&|k| !old.contains_key(k), new);
+    let removed = names(&|k| !new.contains_key(k), old);
+    let changed = names(&|k| old.get(k).is_some_and(|v| new.get(k) != Some(v)), new);
+    serde_json::json!({"added": added, "removed": removed, "changed": changed}).to_string()
+}
+
+/// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()`
+/// writes it (`2026-11-21T20:35:22.123456+00:00`), SimpleTuner's `updated_at`.
+pub(crate) fn utc_now_iso() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests;

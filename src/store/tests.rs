@@ -1,0 +1,419 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use tempfile::TempDir;
+
+fn open(dir: &TempDir) -> Store {
+    Store::open(Some(&dir.path().join("cloud/jobs.db"))).unwrap()
+}
+
+fn raw(dir: &TempDir) -> Connection {
+    Connection::open(dir.path().join("cloud/jobs.db")).unwrap()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn opens_private_and_rejects_garbage() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(store.path()), 0o600);
+    assert_eq!(mode(&dir.path().join("cloud")), 0o700);
+    assert_eq!(mode(&dir.path().join("cloud/audit.key")), 0o600);
+    assert_eq!(store.get_provider_config("replicate").unwrap(), "{}");
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, b"this is not a database, not at all, no").unwrap();
+    let e = Store::open(Some(&garbage)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("garbage.db")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn reads_a_simpletuner_database_as_is() {
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir_all(dir.path().join("cloud")).unwrap();
+    {
+        // What SimpleTuner's ProviderConfigStore creates and writes.
+        let c = raw(&dir);
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS provider_config (provider TEXT PRIMARY KEY,
+             config TEXT NOT NULL DEFAULT '{}', updated_at TEXT NOT NULL)",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT OR REPLACE INTO provider_config (provider, config, updated_at) VALUES (?, ?, ?)",
+            params![
+                "replicate",
+                r#"{"webhook_url": "https://example.invalid/hook", "cost_limit_amount": 50.0}"#,
+                "2025-01-02T03:04:05.678901+00:00"
+            ],
+        )
+        .unwrap();
+    }
+    let store = open(&dir);
+    let got = json(&store.get_provider_config("replicate").unwrap());
+    assert_eq!(got["webhook_url"], "https://example.invalid/hook");
+    assert_eq!(got["cost_limit_amount"], 50.0);
+}
+
+#[test]
+fn read_through_cache_until_invalidated() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("p1", r#"{"a": 1}"#).unwrap();
+    assert_eq!(json(&store.get_provider_config("p1").unwrap())["a"], 1);
+    // Another writer (another process) changes the row behind the cache.
+    raw(&dir)
+        .execute(
+            "UPDATE provider_config SET config = '{\"a\": 2}' WHERE provider = 'p1'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        json(&store.get_provider_config("p1").unwrap())["a"],
+        1,
+        "served from the cache"
+    );
+    assert_eq!(json(&store.read_provider_config("p1").unwrap())["a"], 2);
+    assert!(crate::cache::invalidate_provider_cache("p1") >= 1);
+    assert_eq!(
+        json(&store.get_provider_config("p1").unwrap())["a"],
+        2,
+        "re-read"
+    );
+    // A save through the store invalidates at once.
+    store.save_provider_config("p1", r#"{"a": 3}"#).unwrap();
+    assert_eq!(json(&store.get_provider_config("p1").unwrap())["a"], 3);
+}
+
+#[test]
+fn bad_input_and_corrupt_rows() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    for bad in [
+        "{",
+        "[1, 2]",
+        "\"text\"",
+        r#"{"hardware_info": {"x": {"cost_per_second": -1}}}"#,
+    ] {
+        let e = store.save_provider_config("p", bad).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e:?}");
+    }
+    assert!(matches!(
+        store.get_provider_config(""),
+        Err(Error::InvalidArgument(_))
+    ));
+    raw(&dir)
+        .execute(
+            "INSERT INTO provider_config (provider, config, updated_at) VALUES ('broken', '{oops', 'x')",
+            [],
+        )
+        .unwrap();
+    let e = store.get_provider_config("broken").unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("'broken'")),
+        "{e:?}"
+    );
+    let e = store
+        .merge_provider_config("broken", r#"{"a": 1}"#)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Store(_)),
+        "a merge never builds on a damaged row"
+    );
+    assert_eq!(
+        raw(&dir)
+            .query_row(
+                "SELECT config FROM provider_config WHERE provider='broken'",
+                [],
+                |r| r.get::<_, String>(0)
+            )
+            .unwrap(),
+        "{oops"
+    );
+}
+
+#[test]
+fn a_locked_database_is_a_store_error_not_a_hang() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.set_busy_timeout(Duration::from_millis(200)).unwrap();
+    let holder = raw(&dir);
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let e = store.save_provider_config("p", "{}").unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("locked")),
+        "{e:?}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    store.save_provider_config("p", "{}").unwrap();
+}
+
+#[test]
+fn merge_patch_semantics_and_concurrent_merges() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .save_provider_config(
+            "m",
+            r#"{"keep": 1, "drop": 2, "nested": {"x": 1, "y": 2}, "scalar": 5}"#,
+        )
+        .unwrap();
+    let merged = store
+        .merge_provider_config("m", r#"{"drop": null, "nested": {"y": null, "z": 3}, "scalar": {"now": "object"}, "new": true}"#)
+        .unwrap();
+    assert_eq!(
+        json(&merged),
+        json(
+            r#"{"keep": 1, "nested": {"x": 1, "z": 3}, "scalar": {"now": "object"}, "new": true}"#
+        )
+    );
+    // Stores opened separately (as by separate processes) merging at once.
+    let path = store.path().to_path_buf();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let path = path.clone();
+            s.spawn(move || {
+                let mine = Store::open(Some(&path)).unwrap();
+                for i in 0..10 {
+                    mine.merge_provider_config("m", &format!(r#"{{"k{t}_{i}": {i}}}"#))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let all = json(&store.read_provider_config("m").unwrap());
+    for t in 0..4 {
+        for i in 0..10 {
+            assert_eq!(all[format!("k{t}_{i}")], i, "lost update k{t}_{i}");
+        }
+    }
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 42);
+}
+
+#[test]
+fn audit_records_key_names_only_and_detects_tampering() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .save_provider_config(
+            "replicate",
+            r#"{"webhook_secret": "whsec_SHOULD_NOT_APPEAR", "a": 1}"#,
+        )
+        .unwrap();
+    store
+        .save_provider_config("replicate", r#"{"webhook_secret": "whsec_OTHER", "b": 2}"#)
+        .unwrap();
+    store.merge_provider_config("other", r#"{"x": 1}"#).unwrap();
+    let entries = store.audit_entries(10).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].action, "config.merge", "newest first");
+    let d = json(&entries[1].detail);
+    assert_eq!(
+        d,
+        json(r#"{"added": ["b"], "removed": ["a"], "changed": ["webhook_secret"]}"#)
+    );
+    let raw_text: Vec<String> = raw(&dir)
+        .prepare("SELECT detail || subject || action FROM st_audit_log")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        raw_text.iter().all(|t| !t.contains("whsec_")),
+        "{raw_text:?}"
+    );
+    assert!(store.verify_audit().unwrap().ok());
+
+    // A hand-edited entry is found.
+    raw(&dir)
+        .execute(
+            "UPDATE st_audit_log SET provider = 'forged' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+    let report = store.verify_audit().unwrap();
+    assert_eq!(
+        report.first_broken.as_ref().map(|b| b.0),
+        Some(2),
+        "{report:?}"
+    );
+    raw(&dir)
+        .execute(
+            "UPDATE st_audit_log SET provider = 'replicate' WHERE id = 2",
+            [],
+        )
+        .unwrap();
+    assert!(store.verify_audit().unwrap().ok(), "restored");
+    // A removed entry breaks the next one's link.
+    raw(&dir)
+        .execute("DELETE FROM st_audit_log WHERE id = 2", [])
+        .unwrap();
+    let report = store.verify_audit().unwrap();
+    assert_eq!(
+        report.first_broken.as_ref().map(|b| b.0),
+        Some(3),
+        "{report:?}"
+    );
+    assert!(report.first_broken.unwrap().1.contains("link"));
+}
+
+#[test]
+fn audit_with_another_key_does_not_verify() {
+    let dir = TempDir::new().unwrap();
+    open(&dir).save_provider_config("p", "{}").unwrap();
+    std::fs::write(dir.path().join("cloud/audit.key"), "a different key").unwrap();
+    let report = open(&dir).verify_audit().unwrap();
+    assert_eq!(report.first_broken.map(|b| b.0), Some(1));
+}
+
+/// Credentials use the process-wide credential key, sourced from the
+/// environment: everything that changes it runs in this one test.
+#[test]
+fn credentials_encrypted_at_rest_audited_and_rotated() {
+    std::env::set_var("SIMPLETUNER_CREDENTIAL_KEY", "store-unit-test-key-A");
+    std::env::remove_var("SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS");
+    crate::crypto::reset();
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .set_credential("replicate", "api_token", "r8_PLAINTEXT_TOKEN")
+        .unwrap();
+    store
+        .set_credential("hf", "token", "hf_PLAINTEXT_TOKEN")
+        .unwrap();
+    let column: String = raw(&dir)
+        .query_row(
+            "SELECT ciphertext FROM st_credentials WHERE provider = 'replicate'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(column.starts_with("Z0FBQUFB") && !column.contains("PLAINTEXT"));
+    assert_eq!(
+        store
+            .get_credential("replicate", "api_token")
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "r8_PLAINTEXT_TOKEN"
+    );
+    assert_eq!(store.get_credential("replicate", "missing").unwrap(), None);
+    let actions: Vec<String> = store
+        .audit_entries(10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["credential.use", "credential.set", "credential.set"]
+    );
+
+    // Rotate to key B, keeping A as a previous key.
+    std::env::set_var("SIMPLETUNER_CREDENTIAL_KEY", "store-unit-test-key-B");
+    std::env::set_var(
+        "SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS",
+        "store-unit-test-key-A",
+    );
+    crate::crypto::reset();
+    let report = store.rotate_credentials().unwrap();
+    assert_eq!(
+        report,
+        RotationReport {
+            rotated: 2,
+            current: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(store.rotate_credentials().unwrap().current, 2, "idempotent");
+    // Without key A, everything still opens.
+    std::env::remove_var("SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS");
+    crate::crypto::reset();
+    assert_eq!(
+        store
+            .get_credential("hf", "token")
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "hf_PLAINTEXT_TOKEN"
+    );
+    assert!(store.delete_credential("hf", "token").unwrap());
+    assert!(!store.delete_credential("hf", "token").unwrap());
+    assert!(store.verify_audit().unwrap().ok());
+    std::env::remove_var("SIMPLETUNER_CREDENTIAL_KEY");
+    crate::crypto::reset();
+}
+
+/// The hardware cache is process-wide: every hardware check is in this test.
+#[test]
+fn hardware_info_defaults_store_override_set_and_clear() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    hardware::clear_cache();
+    assert_eq!(
+        json(&hardware::info(Some(&store)).unwrap()),
+        hardware::defaults()
+    );
+    let hourly = hardware::hourly_cost(Some(&store), None).unwrap();
+    assert!((hourly - 3.51).abs() < 1e-9, "{hourly}");
+
+    store
+        .merge_provider_config(
+            "replicate",
+            r#"{"hardware_info": {"gpu-h100": {"name": "H100", "cost_per_second": 0.0015}}}"#,
+        )
+        .unwrap();
+    // The save dropped the cached info: the store's now wins.
+    let info = json(&hardware::info(Some(&store)).unwrap());
+    assert_eq!(info["gpu-h100"]["cost_per_second"], 0.0015);
+    assert!(matches!(
+        hardware::hourly_cost(Some(&store), None),
+        Err(Error::NotFound(_))
+    ));
+
+    // An empty hardware_info does not win.
+    store
+        .merge_provider_config("replicate", r#"{"hardware_info": null}"#)
+        .unwrap();
+    store
+        .merge_provider_config("replicate", r#"{"hardware_info": {}}"#)
+        .unwrap();
+    assert_eq!(
+        json(&hardware::info(Some(&store)).unwrap()),
+        hardware::defaults()
+    );
+
+    hardware::set(r#"{"gpu-x": {"name": "X", "cost_per_second": 0.01}}"#).unwrap();
+    assert!((hardware::hourly_cost(None, Some("gpu-x")).unwrap() - 36.0).abs() < 1e-9);
+    for bad in [
+        "{",
+        "[]",
+        "{}",
+        r#"{"g": {"cost_per_second": "1"}}"#,
+        r#"{"g": 5}"#,
+    ] {
+        assert!(
+            matches!(hardware::set(bad), Err(Error::InvalidArgument(_))),
+            "{bad}"
+        );
+    }
+    hardware::clear_cache();
+    assert_eq!(json(&hardware::info(None).unwrap()), hardware::defaults());
+    hardware::clear_cache();
+}
+
+#[test]
+fn timestamps_look_like_pythons_isoformat() {
+    let t = utc_now_iso();
+    assert_eq!(t.len(), "2026-11-21T20:35:22.123456+00:00".len(), "{t}");
+    assert!(t.ends_with("+00:00") && t.as_bytes()[10] == b'T', "{t}");
+}
