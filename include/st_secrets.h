@@ -172,6 +172,12 @@ typedef struct st_secrets st_secrets;
 typedef struct st_sink st_sink;
 
 /**
+ * An open provider-configuration store (a SQLite database). Thread-safe;
+ * several processes may open the same database.
+ */
+typedef struct st_store st_store;
+
+/**
  * Computes the value of `key` for `st_cache_get_or_set`.
  *
  * Write the value with `st_sink_write(sink, ...)` (several calls append; an
@@ -595,6 +601,160 @@ st_result st_secrets_reset_default(st_error **err);
  * Never contains a secret value.
  */
 st_result st_secrets_providers_json(st_secrets *m, st_buf **out_json, st_error **err);
+
+/**
+ * Opens the store's database, creating it (mode 0600, directory 0700) when
+ * needed. `db_path` NULL means the default, `<state dir>/cloud/jobs.db`, the
+ * state dir being `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
+ * else `~/.simpletuner`. An existing SimpleTuner database opens as it is
+ * (its `provider_config` table is read and written unchanged). The audit key
+ * is `SIMPLETUNER_AUDIT_KEY`, else `audit.key` beside the database (made
+ * once). Free with `st_store_free`.
+ *
+ * Returns `ST_OK`; `ST_STORE` when the file is not a SQLite database or
+ * cannot be opened; `ST_KEY` when the audit key cannot be sourced;
+ * `ST_IO`/`ST_PERMISSION`; `ST_NULL_ARGUMENT` (`out`), `ST_INVALID_UTF8`.
+ */
+st_result st_store_open(const char *db_path, st_store **out, st_error **err);
+
+/**
+ * Closes the store. NULL is a no-op. No other thread may use it during or
+ * after the call.
+ */
+void st_store_free(st_store *s);
+
+/**
+ * The provider's configuration, a JSON object (`{}` when it has none), into a
+ * new buffer at `*out_json`. Read through the process-wide provider-config
+ * cache (`provider:<name>:config`, 5 minutes): a change made by another
+ * process is seen after the TTL or `st_invalidate_provider_cache`. Returns
+ * `ST_OK`, `ST_STORE` (database failure, or a stored row that is not a JSON
+ * object), `ST_INVALID_ARGUMENT` (empty name), `ST_NULL_ARGUMENT`,
+ * `ST_INVALID_UTF8`.
+ */
+st_result st_store_get_provider_config(st_store *s,
+                                       const char *provider,
+                                       st_buf **out_json,
+                                       st_error **err);
+
+/**
+ * Replaces the provider's configuration with `config_json` (a JSON object;
+ * a `hardware_info` in it must be valid, see `st_hardware_info_set`). One
+ * transaction writes the row and its audit entry (which keys changed, never
+ * values); then the provider's cached entries are dropped. Returns `ST_OK`,
+ * `ST_INVALID_ARGUMENT` (malformed JSON, not an object, bad hardware_info),
+ * `ST_STORE` (database failure or locked past the busy timeout; nothing is
+ * written), `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_store_save_provider_config(st_store *s,
+                                        const char *provider,
+                                        const char *config_json,
+                                        st_error **err);
+
+/**
+ * Applies `patch_json` to the provider's configuration as a JSON merge patch
+ * (RFC 7396: `null` removes a key, objects merge, other values replace),
+ * atomically (read and write in one transaction: concurrent merges from
+ * several processes lose nothing), and writes the new configuration to
+ * `*out_json`. Returns the results of `st_store_save_provider_config`.
+ */
+st_result st_store_merge_provider_config(st_store *s,
+                                         const char *provider,
+                                         const char *patch_json,
+                                         st_buf **out_json,
+                                         st_error **err);
+
+/**
+ * Stores a provider credential (e.g. provider `"replicate"`, name
+ * `"api_token"`), encrypted at rest with the credential key (see
+ * `st_encrypt`), and records it in the audit trail (names only). Returns
+ * `ST_OK`, `ST_KEY`, `ST_STORE`, `ST_INVALID_ARGUMENT` (empty names),
+ * `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_store_set_credential(st_store *s,
+                                  const char *provider,
+                                  const char *name,
+                                  const char *value,
+                                  st_error **err);
+
+/**
+ * A provider credential, decrypted, into a new buffer at `*out_value` (free
+ * with `st_buf_free`, which zeroes it). The read is recorded in the audit
+ * trail. Returns `ST_OK`, `ST_NOT_FOUND`, `ST_INVALID_TOKEN` (no known key
+ * opens it), `ST_KEY`, `ST_STORE`, `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_store_get_credential(st_store *s,
+                                  const char *provider,
+                                  const char *name,
+                                  st_buf **out_value,
+                                  st_error **err);
+
+/**
+ * Deletes a provider credential. Returns `ST_OK`, `ST_NOT_FOUND`,
+ * `ST_STORE`, `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_store_delete_credential(st_store *s,
+                                     const char *provider,
+                                     const char *name,
+                                     st_error **err);
+
+/**
+ * Re-encrypts every stored credential under the current credential key, in
+ * one transaction, and writes a JSON report to `*out_json`:
+ * `{"rotated": n, "current": n, "failed": n}` (failed: no known key opens
+ * them; they are left as they are). Returns `ST_OK`, `ST_KEY`, `ST_STORE`,
+ * `ST_NULL_ARGUMENT`.
+ */
+st_result st_store_rotate_credentials(st_store *s, st_buf **out_json, st_error **err);
+
+/**
+ * The newest `limit` audit entries, newest first, as a JSON array of
+ * `{"id", "at", "action", "provider", "subject", "detail"}` into `*out_json`.
+ * Returns `ST_OK`, `ST_STORE`, `ST_NULL_ARGUMENT`.
+ */
+st_result st_store_audit_json(st_store *s, size_t limit, st_buf **out_json, st_error **err);
+
+/**
+ * Verifies the whole audit chain (HMAC-SHA256 under the audit key). Returns
+ * `ST_OK` and writes `{"entries": n}` to `*out_json` when every entry
+ * verifies; `ST_STORE` with a message naming the first broken entry and why
+ * (edited; removed, added or reordered; another key) otherwise.
+ */
+st_result st_store_audit_verify(st_store *s, st_buf **out_json, st_error **err);
+
+/**
+ * The hardware pricing as JSON (`{"gpu-l40s": {"name": "L40S (48GB)",
+ * "cost_per_second": 0.000975}, ...}`) into `*out_json`: cached for 5
+ * minutes (process-wide); else the `hardware_info` of store `s`'s `replicate`
+ * configuration when valid and non-empty; else SimpleTuner's defaults (also
+ * when `s` is NULL). Returns `ST_OK`, `ST_STORE`, `ST_NULL_ARGUMENT` (`out_json`).
+ */
+st_result st_hardware_info_json(st_store *s, st_buf **out_json, st_error **err);
+
+/**
+ * Sets the hardware pricing for the next 5 minutes (process-wide): a
+ * non-empty JSON object whose entries are objects with a non-negative number
+ * `cost_per_second` (and optionally a string `name`). Returns `ST_OK`,
+ * `ST_INVALID_ARGUMENT`, `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_hardware_info_set(const char *json, st_error **err);
+
+/**
+ * Drops the cached hardware pricing: the next read consults the store again.
+ */
+void st_hardware_info_clear_cache(void);
+
+/**
+ * The hourly cost (`cost_per_second` x 3,600) of `hardware` (NULL: the
+ * default, `gpu-l40s`) from the current hardware pricing (as
+ * `st_hardware_info_json`, `s` nullable) into `*out_cost`. Returns `ST_OK`,
+ * `ST_NOT_FOUND` (no price for it), `ST_STORE`, `ST_NULL_ARGUMENT`
+ * (`out_cost`), `ST_INVALID_UTF8`.
+ */
+st_result st_hardware_hourly_cost(st_store *s,
+                                  const char *hardware,
+                                  double *out_cost,
+                                  st_error **err);
 
 /**
  * The library version as a static string, `"st-secrets/MAJOR.MINOR.PATCH

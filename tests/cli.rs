@@ -203,3 +203,91 @@ fn providers_and_doctor() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("no problems found"));
 }
+
+#[test]
+fn store_commands() {
+    let home = TempDir::new().unwrap();
+    let db = home.path().join("state/cloud/jobs.db");
+    let db = db.to_str().unwrap();
+    let run_db = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--db", db];
+        all.extend_from_slice(args);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+            .args(&all)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("SIMPLETUNER_CREDENTIAL_KEY", "cli-store-key")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let o = run_db(&["hardware"], "");
+    let info: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(info["gpu-l40s"]["cost_per_second"], 0.000975);
+    assert_eq!(out(&run_db(&["hardware", "gpu-l40s"], "")).trim(), "3.51");
+    assert_eq!(run_db(&["hardware", "gpu-none"], "").status.code(), Some(1));
+
+    assert_eq!(
+        run_db(&["config", "set", "replicate"], "[1]").status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        run_db(&["config", "set", "replicate"], r#"{"a": 1}"#)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        out(&run_db(&["config", "get", "replicate"], "")).trim(),
+        r#"{"a":1}"#
+    );
+
+    assert_eq!(
+        run_db(&["credential", "set", "hf", "token"], "hf_x")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(run_db(&["rotate", "--store"], "").status.code(), Some(0));
+    assert_eq!(
+        run_db(&["credential", "delete", "hf", "token"], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run_db(&["credential", "delete", "hf", "token"], "")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run_db(&["credential", "get", "hf", "token"], "")
+            .status
+            .code(),
+        Some(1)
+    );
+
+    let o = run_db(&["audit", "list", "--limit", "2"], "");
+    let lines: Vec<serde_json::Value> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["action"], "credential.delete");
+    assert_eq!(lines[1]["action"], "credential.set");
+    assert!(!out(&o).contains("hf_x"));
+    assert_eq!(run_db(&["audit", "verify"], "").status.code(), Some(0));
+    assert_eq!(run_db(&["audit", "bogus"], "").status.code(), Some(2));
+    assert_eq!(run_db(&["config", "get"], "").status.code(), Some(2));
+}

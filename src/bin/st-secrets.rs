@@ -1,6 +1,7 @@
 //! `st-secrets`: the secrets chain for shell launchers (uses the Rust API).
 
 use st_secrets::secrets::{self, ManagerConfig, SecretsManager};
+use st_secrets::store::{hardware, Store};
 use st_secrets::Error;
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -24,6 +25,16 @@ Commands:
   rotate               re-encrypt ciphertexts (one per line on stdin) under the
                        current key; prints them in the same order (a line that
                        cannot be decrypted is printed unchanged and reported)
+  config get PROVIDER  a provider's configuration (JSON) from the store
+  config set PROVIDER  replace it with the JSON object read from stdin
+  config merge PROVIDER  apply the JSON merge patch read from stdin (atomic)
+  hardware [HARDWARE]  hardware pricing (JSON); with HARDWARE, its hourly cost
+  credential set PROVIDER NAME   store a credential (value from stdin or
+                       --value), encrypted at rest
+  credential get PROVIDER NAME   print it (decrypted)
+  credential delete PROVIDER NAME
+  audit list [--limit N]  the newest audit entries (JSON lines)
+  audit verify         check the audit chain; exit 1 at the first broken entry
   version              print the library version
   help                 this text
 
@@ -31,13 +42,17 @@ Options:
   --config FILE   JSON configuration (keys: file_path, env_prefix, cache_ttl,
                   negative_ttl, providers); default: from the environment
   --json          machine-readable output (providers, doctor)
+  --db FILE       the store's database (default: <state dir>/cloud/jobs.db;
+                  state dir: SIMPLETUNER_STATE_DIR, SIMPLETUNER_CONFIG_DIR,
+                  ~/.simpletuner)
+  --store         with rotate: re-encrypt the credentials kept in the store
 
 Credential key: SIMPLETUNER_CREDENTIAL_KEY, else ~/.simpletuner/credential.key
 (SIMPLETUNER_CREDENTIAL_KEY_FILE), else a new one saved there; previous keys:
 SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS (one per line) and the key file's later lines.
 
-Exit codes: 0 success; 1 KEY not found (get, delete) or problems found (doctor);
-2 usage error; 3 any other error (message on stderr with its ST_ code).
+Exit codes: 0 success; 1 not found (get, delete, credential) or problems found
+(doctor, audit verify); 2 usage error; 3 any other error (message on stderr with its ST_ code).
 
 Examples:
   export HF_TOKEN=\"$(st-secrets get HF_TOKEN)\"
@@ -55,8 +70,12 @@ enum Failure {
 }
 
 impl From<Error> for Failure {
+    /// "Not found" from the library exits 1 like every other absence.
     fn from(e: Error) -> Self {
-        Failure::Error(e)
+        match e {
+            Error::NotFound(m) => Failure::NotFound(m),
+            other => Failure::Error(other),
+        }
     }
 }
 
@@ -64,6 +83,9 @@ struct Options {
     config: Option<String>,
     json: bool,
     value: Option<String>,
+    db: Option<String>,
+    store: bool,
+    limit: Option<usize>,
     words: Vec<String>,
 }
 
@@ -72,6 +94,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, Failure> {
         config: None,
         json: false,
         value: None,
+        db: None,
+        store: false,
+        limit: None,
         words: Vec::new(),
     };
     let mut args = args.peekable();
@@ -82,6 +107,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, Failure> {
                 o.config = Some(args.next().ok_or_else(|| usage("--config needs a FILE"))?)
             }
             "--value" => o.value = Some(args.next().ok_or_else(|| usage("--value needs a value"))?),
+            "--db" => o.db = Some(args.next().ok_or_else(|| usage("--db needs a FILE"))?),
+            "--store" => o.store = true,
+            "--limit" => {
+                let n = args.next().ok_or_else(|| usage("--limit needs a number"))?;
+                o.limit = Some(n.parse().map_err(|_| usage("--limit needs a number"))?);
+            }
             "-h" | "--help" => o.words.insert(0, "help".into()),
             s if s.starts_with("--config=") => o.config = Some(s["--config=".len()..].into()),
             s if s.starts_with("--value=") => o.value = Some(s["--value=".len()..].into()),
@@ -244,8 +275,123 @@ fn run(o: &Options) -> Result<bool, Failure> {
             print_raw(&output, command == "encrypt")?;
             Ok(true)
         }
+        "rotate" if o.store => {
+            let r = open_store(o)?.rotate_credentials()?;
+            println!(
+                "{}",
+                serde_json::json!({"rotated": r.rotated, "current": r.current, "failed": r.failed})
+            );
+            if r.failed > 0 {
+                return Err(Failure::Error(Error::InvalidToken(format!(
+                    "{} stored credential(s) could not be decrypted with the current or previous keys",
+                    r.failed
+                ))));
+            }
+            Ok(true)
+        }
         "rotate" => rotate(o),
+        "config" => config_command(o),
+        "hardware" => {
+            let store = open_store(o)?;
+            match o.words.as_slice() {
+                [_] => println!("{}", hardware::info(Some(&store))?),
+                [_, id] => println!("{}", hardware::hourly_cost(Some(&store), Some(id))?),
+                _ => return Err(usage("hardware takes at most one HARDWARE")),
+            }
+            Ok(true)
+        }
+        "credential" => credential_command(o),
+        "audit" => audit_command(o),
         other => Err(usage(&format!("unknown command '{other}'"))),
+    }
+}
+
+fn open_store(o: &Options) -> Result<Store, Failure> {
+    Ok(Store::open(o.db.as_deref().map(std::path::Path::new))?)
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+fn config_command(o: &Options) -> Result<bool, Failure> {
+    let [_, action, provider] = o.words.as_slice() else {
+        return Err(usage("config takes get|set|merge PROVIDER"));
+    };
+    let store = open_store(o)?;
+    match action.as_str() {
+        "get" => println!("{}", store.get_provider_config(provider)?),
+        "set" => store.save_provider_config(provider, &read_stdin()?)?,
+        "merge" => println!("{}", store.merge_provider_config(provider, &read_stdin()?)?),
+        other => return Err(usage(&format!("unknown config action '{other}'"))),
+    }
+    Ok(true)
+}
+
+fn credential_command(o: &Options) -> Result<bool, Failure> {
+    let [_, action, provider, name] = o.words.as_slice() else {
+        return Err(usage("credential takes set|get|delete PROVIDER NAME"));
+    };
+    let store = open_store(o)?;
+    match action.as_str() {
+        "set" => {
+            let value = read_value(o)?;
+            store.set_credential(provider, name, &value)?;
+            eprintln!(
+                "stored credential '{name}' of '{provider}' ({} bytes, encrypted)",
+                value.len()
+            );
+        }
+        "get" => match store.get_credential(provider, name)? {
+            Some(v) => print_raw(v.expose(), false)?,
+            None => {
+                return Err(Failure::NotFound(format!(
+                    "no credential '{name}' for provider '{provider}'"
+                )))
+            }
+        },
+        "delete" => {
+            if !store.delete_credential(provider, name)? {
+                return Err(Failure::NotFound(format!(
+                    "no credential '{name}' for provider '{provider}'"
+                )));
+            }
+        }
+        other => return Err(usage(&format!("unknown credential action '{other}'"))),
+    }
+    Ok(true)
+}
+
+fn audit_command(o: &Options) -> Result<bool, Failure> {
+    let store = open_store(o)?;
+    match o.words.get(1).map(String::as_str) {
+        Some("list") if o.words.len() == 2 => {
+            for entry in store.audit_entries(o.limit.unwrap_or(50))? {
+                println!(
+                    "{}",
+                    serde_json::to_string(&entry).map_err(|e| Error::Internal(e.to_string()))?
+                );
+            }
+            Ok(true)
+        }
+        Some("verify") if o.words.len() == 2 => {
+            let report = store.verify_audit()?;
+            match report.first_broken {
+                None => {
+                    println!("audit trail intact: {} entries verified", report.entries);
+                    Ok(true)
+                }
+                Some((id, why)) => {
+                    println!("audit trail BROKEN at entry {id}: {why}");
+                    Ok(false)
+                }
+            }
+        }
+        _ => Err(usage("audit takes list [--limit N] | verify")),
     }
 }
 

@@ -4,6 +4,7 @@
 use super::cache::st_cache;
 use super::error::{st_error, st_result, ALL_RESULTS};
 use super::secrets::st_secrets;
+use super::store::st_store;
 use std::borrow::Cow;
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
@@ -118,6 +119,22 @@ pub(crate) unsafe fn str_arg<'a>(
     })
 }
 
+/// An optional `const char *` argument: NULL is `None`; otherwise as
+/// [`str_arg`].
+///
+/// # Safety
+/// As for [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    arg: &'static str,
+) -> Result<Option<&'a str>, FfiError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { str_arg(ptr, arg) }.map(Some)
+}
+
 /// A `(const uint8_t *, size_t)` pair as a slice. NULL is accepted only with
 /// length 0.
 ///
@@ -189,6 +206,7 @@ pub(crate) unsafe fn out_arg<'a, T>(
 /// | `st_error` | `Box`, exclusive to the caller                               |
 /// | `st_buf`   | not here: one raw block (header, bytes, NUL) made and freed in `ffi::buf`, exclusive to the caller |
 /// | `st_cache` | `Box`, shared between threads (`&self` methods, inner lock); the two process-wide caches are `static` and never freed |
+/// | `st_store` | `Box` holding a `Store` (one SQLite connection behind a lock), shared between threads |
 /// | `st_secrets` | `Box` holding an `Arc<SecretsManager>`, shared between threads; NULL stands for the process-wide default manager, an `Arc` kept in `secrets::default_manager` |
 pub(crate) trait BoxedHandle: Sized {
     /// Moves the value to the heap and hands it to C.
@@ -221,6 +239,7 @@ pub(crate) trait BoxedHandle: Sized {
 impl BoxedHandle for st_error {}
 impl BoxedHandle for st_cache {}
 impl BoxedHandle for st_secrets {}
+impl BoxedHandle for st_store {}
 
 #[cfg(test)]
 mod tests {

@@ -22,4 +22,5 @@ pub mod cache;
 pub mod crypto;
 pub mod error;
 pub mod secrets;
+pub mod store;
 pub mod version;

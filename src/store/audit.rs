@@ -66,10 +66,12 @@ pub(crate) fn source_key(db_dir: &Path) -> Result<SecretBytes, Error> {
     for _ in 0..2 {
         match std::fs::read(&path) {
             Ok(bytes) if !bytes.is_empty() => return Ok(SecretBytes::from(bytes)),
-            Ok(_) => return Err(Error::Key(format!(
+            Ok(_) => {
+                return Err(Error::Key(format!(
                 "the audit key file {} is empty; it is not replaced (that would break the chain)",
                 path.display()
-            ))),
+            )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = fernet::Fernet::generate_key();
                 if fsutil::create_secret_file_once(&path, key.as_bytes())

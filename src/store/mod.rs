@@ -153,7 +153,12 @@ impl Store {
         let cache_suffix = if Some(&path) == default.as_ref() {
             String::new()
         } else {
-            format!(":{}", path.display())
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| path.clone())
+                .hash(&mut h);
+            format!(":db{:016x}", h.finish())
         };
         let audit_key = audit::source_key(dir)?;
         Ok(Store {
@@ -186,17 +191,31 @@ impl Store {
     /// from the process-wide provider-config cache (`provider:<name>:config`,
     /// 5 minutes), read from the database on a miss.
     pub fn get_provider_config(&self, provider: &str) -> Result<String, Error> {
-        check_name("provider", provider)?;
-        let bytes = provider_config_cache().get_or_set(
-            &self.config_cache_key(provider),
-            Some(CONFIG_TTL),
-            || {
-                self.read_provider_config(provider)
-                    .map(|s| SecretBytes::from(s.into_bytes()))
-            },
-        )?;
-        String::from_utf8(bytes.expose().to_vec())
+        let bytes = self.with_provider_config(provider, <[u8]>::to_vec)?;
+        String::from_utf8(bytes)
             .map_err(|_| Error::Internal("cached configuration is not UTF-8".into()))
+    }
+
+    /// Runs `f` on the provider's configuration (UTF-8 JSON text) as
+    /// [`get_provider_config`](Self::get_provider_config) finds it; on a cache
+    /// hit, in place, without copying it first.
+    pub fn with_provider_config<R>(
+        &self,
+        provider: &str,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        check_name("provider", provider)?;
+        let key = self.config_cache_key(provider);
+        let cache = provider_config_cache();
+        let mut f = Some(f);
+        if let Some(hit) = cache.get_map(&key, |b| (f.take().expect("called once"))(b.expose())) {
+            return Ok(hit);
+        }
+        let bytes = cache.get_or_set(&key, Some(CONFIG_TTL), || {
+            self.read_provider_config(provider)
+                .map(|s| SecretBytes::from(s.into_bytes()))
+        })?;
+        Ok((f.take().expect("not called on a hit"))(bytes.expose()))
     }
 
     /// The provider's configuration read from the database, bypassing the cache.
@@ -432,12 +451,11 @@ fn read_config_row(
     provider: &str,
 ) -> Result<Option<String>, Error> {
     let text: Option<String> = conn
-        .query_row(
-            "SELECT config FROM provider_config WHERE provider = ?1",
-            params![provider],
-            |row| row.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT config FROM provider_config WHERE provider = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![provider], |row| row.get(0))
+                .optional()
+        })
         .map_err(|e| db_error(path, "cannot read the configuration", e))?;
     if let Some(t) = &text {
         parse_stored(path, provider, t)?;
