@@ -10,6 +10,12 @@ def fmt(ns):
     return "%.1f ns" % ns if ns < 10_000 else "%.2f ms" % (ns / 1e6) if ns >= 1e6 else "%.2f us" % (ns / 1e3)
 
 
+def ratio(ours, theirs, name):
+    if ours <= theirs:
+        return "%.2fx faster than %s" % (theirs / ours, name)
+    return "%.2fx slower than %s" % (ours / theirs, name)
+
+
 def main(paths):
     rows, names = {}, []
     for path in paths:
@@ -24,7 +30,7 @@ def main(paths):
     print("|---|" + "---:|" * (len(names) + 1))
     for workload, r in rows.items():
         cells = [fmt(r[n]) if n in r else "-" for n in names]
-        ratios = ["%.2fx faster than %s" % (r[n] / r[first], n) for n in names[1:] if n in r and first in r]
+        ratios = [ratio(r[first], r[n], n) for n in names[1:] if n in r and first in r]
         print("| %s | %s | %s |" % (workload, " | ".join(cells), "; ".join(ratios)))
 
 

@@ -5,12 +5,5 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 ensure_system_tools
-out="$ST_ROOT/target/bench-crypto"
-mkdir -p "$out"
 export SIMPLETUNER_CREDENTIAL_KEY="bench-master-secret"
-build_c_bench benches/c/bench_crypto.c "$out/bench_crypto_c"
-"$out/bench_crypto_c" | tee "$out/c.jsonl"
-py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-"$py" benches/python/bench_crypto.py | tee "$out/python.jsonl"
-say "table"
-python3 benches/report_pairs.py "$out/c.jsonl" "$out/python.jsonl" | tee "$out/table.md"
+bench_pair crypto benches/c/bench_crypto.c benches/python/bench_crypto.py

@@ -53,3 +53,20 @@ build_c_bench() {
     -L"$ST_ROOT/target/release" -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" -lpthread \
     -o "$2"
 }
+
+# Runs a C benchmark and its Python peer and prints their table:
+#   bench_pair NAME C_SOURCE PYTHON_SCRIPT [ARGS...]
+# Both programs get ARGS; results and the table go to target/bench-NAME/.
+bench_pair() {
+  local name="$1" c_source="$2" python_script="$3"
+  shift 3
+  local out="$ST_ROOT/target/bench-$name"
+  mkdir -p "$out"
+  build_c_bench "$c_source" "$out/bench_c"
+  "$out/bench_c" "$@" | tee "$out/c.jsonl"
+  local py
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  "$py" "$python_script" "$@" | tee "$out/python.jsonl"
+  say "table"
+  python3 "$ST_ROOT/benches/report_pairs.py" "$out/c.jsonl" "$out/python.jsonl" | tee "$out/table.md"
+}

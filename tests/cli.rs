@@ -9,11 +9,17 @@ use tempfile::TempDir;
 /// Runs the tool with HOME set to `home`, no secrets in its environment, and
 /// `stdin` as its standard input.
 fn run(home: &TempDir, args: &[&str], stdin: &str) -> Output {
+    run_with(home, args, stdin, &[])
+}
+
+/// [`run`] with extra environment variables.
+fn run_with(home: &TempDir, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
         .args(args)
         .env_clear()
         .env("HOME", home.path())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -212,23 +218,12 @@ fn store_commands() {
     let run_db = |args: &[&str], stdin: &str| {
         let mut all = vec!["--db", db];
         all.extend_from_slice(args);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-            .args(&all)
-            .env_clear()
-            .env("HOME", home.path())
-            .env("SIMPLETUNER_CREDENTIAL_KEY", "cli-store-key")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with(
+            &home,
+            &all,
+            stdin,
+            &[("SIMPLETUNER_CREDENTIAL_KEY", "cli-store-key")],
+        )
     };
 
     let o = run_db(&["hardware"], "");

@@ -12,14 +12,13 @@ Peers:
 Prints one JSON object per measurement: the median over 31 batches, in ns/op.
 """
 
-import json
 import threading
 import time
 
 import cachetools
+from benchutil import per_op, report
 
 ENTRIES = 1000
-BATCHES = 31
 BATCH_OPS = 20000
 KEYS = ["provider:replicate:conf:%08d" % i for i in range(ENTRIES)]
 VALUE = b"\x5a" * 64
@@ -73,19 +72,6 @@ class RLockDictTTLCache:
             self._data[key] = self.Entry(value, time.time() + (self._ttl if ttl is None else ttl))
 
 
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
-
-
-def timed(fn):
-    per_op = []
-    for _ in range(BATCHES):
-        t0 = time.perf_counter_ns()
-        fn()
-        per_op.append((time.perf_counter_ns() - t0) / BATCH_OPS)
-    return median(per_op)
-
-
 def ops(seed, n):
     x = seed | 1
     mask = (1 << 64) - 1
@@ -128,7 +114,8 @@ def bench(name, get, set_):
             t.join()
 
     for workload, fn in (("hot_get", hot_get), ("set", sets), ("mixed_2t", mixed)):
-        print(json.dumps({"workload": workload, "name": name, "median_ns": round(timed(fn), 2)}))
+        # fn runs BATCH_OPS operations; per_op(fn, 1) times one such batch.
+        report(workload, name, per_op(fn, 1) / BATCH_OPS)
 
 
 def main():

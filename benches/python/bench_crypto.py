@@ -5,33 +5,17 @@ JSON lines like benches/c/bench_crypto.c."""
 
 import base64
 import hashlib
-import json
 import os
-import time
 
+from benchutil import per_op, report
 from cryptography.fernet import Fernet
 
-BATCHES = 31
 OPS = 20000
 SALT = b"simpletuner-credential-encryption-v1"
 
 
 def derive(secret):
     return base64.urlsafe_b64encode(hashlib.pbkdf2_hmac("sha256", secret.encode(), SALT, 100_000, dklen=32))
-
-
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
-
-
-def per_op(fn, ops=OPS):
-    out = []
-    for _ in range(BATCHES):
-        t0 = time.perf_counter_ns()
-        for _ in range(ops):
-            fn()
-        out.append((time.perf_counter_ns() - t0) / ops)
-    return median(out)
 
 
 def main():
@@ -48,12 +32,9 @@ def main():
         return fernet.decrypt(base64.urlsafe_b64decode(stored.encode("ascii"))).decode("utf-8")
 
     name = "python_cryptography_fernet"
-    for workload, ns in (
-        ("encrypt_64b", per_op(encrypt_credential)),
-        ("decrypt_64b", per_op(decrypt_credential)),
-        ("key_derivation", per_op(lambda: derive(secret), ops=1)),
-    ):
-        print(json.dumps({"workload": workload, "name": name, "median_ns": round(ns, 1)}))
+    report("encrypt_64b", name, per_op(encrypt_credential, OPS))
+    report("decrypt_64b", name, per_op(decrypt_credential, OPS))
+    report("key_derivation", name, per_op(lambda: derive(secret), 1))
 
 
 if __name__ == "__main__":

@@ -5,21 +5,14 @@ loaded). Argument: the secrets file. Prints JSON lines like the C program."""
 import json
 import os
 import sys
-import time
 
-BATCHES = 31
+from benchutil import per_op, report
+
 BATCH_OPS = 100000
 
 
 def measure(workload, name, fn):
-    per_op = []
-    for _ in range(BATCHES):
-        t0 = time.perf_counter_ns()
-        for _ in range(BATCH_OPS):
-            fn()
-        per_op.append((time.perf_counter_ns() - t0) / BATCH_OPS)
-    median = sorted(per_op)[BATCHES // 2]
-    print(json.dumps({"workload": workload, "name": name, "median_ns": round(median, 2)}))
+    report(workload, name, per_op(fn, BATCH_OPS))
 
 
 def main(path):

@@ -6,23 +6,8 @@ database written by benches/c/bench_store.c. Prints JSON lines."""
 import json
 import sqlite3
 import sys
-import time
 
-BATCHES = 31
-
-
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
-
-
-def per_op(fn, ops):
-    out = []
-    for _ in range(BATCHES):
-        t0 = time.perf_counter_ns()
-        for _ in range(ops):
-            fn()
-        out.append((time.perf_counter_ns() - t0) / ops)
-    return median(out)
+from benchutil import per_op, report
 
 
 def main(db):
@@ -41,8 +26,8 @@ def main(db):
         row = warm.execute("SELECT config FROM provider_config WHERE provider = ?", ("replicate",)).fetchone()
         return json.loads(row[0]) if row else {}
 
-    print(json.dumps({"workload": "uncached_get", "name": "python_sqlite3_simpletuner_get_sync", "median_ns": round(per_op(get_sync, 500), 1)}))
-    print(json.dumps({"workload": "uncached_get", "name": "python_sqlite3_warm_connection", "median_ns": round(per_op(get_warm, 5000), 1)}))
+    report("uncached_get", "python_sqlite3_simpletuner_get_sync", per_op(get_sync, 500))
+    report("uncached_get", "python_sqlite3_warm_connection", per_op(get_warm, 5000))
 
 
 if __name__ == "__main__":
