@@ -3,7 +3,9 @@
 //! Reading: the parsed file is kept as a snapshot; its metadata (device, inode,
 //! size, modification and change times) is checked at most every
 //! [`CHECK_INTERVAL`], so a change made by another process is seen within a
-//! second while gets stay cheap.
+//! second while gets stay cheap. A file modified in the last two seconds is
+//! re-read at each check whatever its metadata says, so that a same-size
+//! rewrite within one timestamp tick is not missed.
 //!
 //! Writing (`save`, `delete`): under an exclusive lock on a lock file beside the
 //! secrets file (so several processes lose no update), the current file is read
@@ -25,11 +27,15 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroize;
 
 /// How often, at most, the file's metadata is checked for changes.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A file modified more recently than this is re-read at every check, whatever
+/// its metadata says (git's "racy timestamp" rule).
+const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The default file names, checked in this order in the default directory.
 pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
@@ -202,7 +208,18 @@ impl FileProvider {
             Some(Ok(m)) => Some(Stamp::of(m)),
             _ => None,
         };
-        if path != st.path || stamp != st.stamp || st.snapshot.is_err() {
+        // A file modified within the last RACY_WINDOW may have changed again
+        // without its metadata changing (same size, a timestamp granularity of a
+        // second on some filesystems): re-read it until it has settled.
+        let racy = match &meta {
+            Some(Ok(m)) => m
+                .modified()
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_none_or(|age| age < RACY_WINDOW),
+            _ => false,
+        };
+        if path != st.path || stamp != st.stamp || st.snapshot.is_err() || racy {
             st.snapshot = match (&path, meta) {
                 (Some(p), Some(Ok(_))) => load(p).map(Arc::new),
                 (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -89,8 +89,18 @@ fn changes_by_another_writer_are_seen_within_a_second() {
     fs::write(&path, r#"{"K": "old"}"#).unwrap();
     let p = provider_at(&path);
     assert_eq!(get(&p, "K").as_deref(), Some("old"));
-    // Same size, written in place: the metadata check must still notice.
+    // Same size, written in place, modification time set back to the old one:
+    // still noticed (here the change time gives it away; on filesystems whose
+    // timestamps are too coarse for that, the racy-window re-read does, which
+    // userspace cannot reproduce in a test since it cannot pin the ctime).
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
     fs::write(&path, r#"{"K": "new"}"#).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
     assert_eq!(get(&p, "K").as_deref(), Some("new"));
     fs::remove_file(&path).unwrap();
