@@ -2,7 +2,7 @@
 # Command 2 of the README: every test suite. Installs what it needs (system
 # packages when missing; nothing inside the repository), then runs:
 #   1. header drift check (include/st_secrets.h must equal what build.rs generates)
-#   2. cargo fmt --check and cargo clippy -D warnings
+#   2. cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings
 #   3. cargo test (Rust unit and integration tests)
 #   4. ctest: the C tests plain, under ASan+UBSan and under valgrind, the
 #      header-only C11/C++17 units, checker proofs, and the README link lines
@@ -38,11 +38,12 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/5 cargo fmt --check, cargo clippy"
-if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings; then
+say "2/5 cargo fmt --check, cargo clippy, cargo doc"
+if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
   passed=$((passed + 1))
 else
-  echo "FAILED: formatting or clippy"
+  echo "FAILED: formatting, clippy or documentation"
   failed=$((failed + 1))
 fi
 

@@ -48,6 +48,9 @@ pub enum FileLocation {
     /// The first of [`DEFAULT_NAMES`] that exists in this directory
     /// (`~/.simpletuner`); saving creates `secrets.json` there when none does.
     Default(PathBuf),
+    /// No location can be known (no configured path, no home directory): the
+    /// provider answers "absent" and cannot save; the reason is its detail.
+    Unknown(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,13 +164,15 @@ impl FileProvider {
         }
     }
 
-    /// The file that is read now, or that a save would create.
-    pub fn path(&self) -> PathBuf {
+    /// The file that is read now, or that a save would create; `None` when no
+    /// location can be known.
+    pub fn path(&self) -> Option<PathBuf> {
         match &self.location {
-            FileLocation::Configured(p) => p.clone(),
+            FileLocation::Configured(p) => Some(p.clone()),
             FileLocation::Default(dir) => {
-                existing_default(dir).unwrap_or_else(|| dir.join(DEFAULT_NAMES[0]))
+                Some(existing_default(dir).unwrap_or_else(|| dir.join(DEFAULT_NAMES[0])))
             }
+            FileLocation::Unknown(_) => None,
         }
     }
 
@@ -184,7 +189,7 @@ impl FileProvider {
     /// Removes the key a lookup of `key` would read (the key as given, else its
     /// normalized form); `Ok(false)` when there is none.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
-        if fs::symlink_metadata(self.path()).is_err() {
+        if self.path().is_none_or(|p| fs::symlink_metadata(p).is_err()) {
             return Ok(false); // no file: nothing to delete, and nothing to create
         }
         self.edit(|doc| Ok(doc.remove(key)))
@@ -202,6 +207,7 @@ impl FileProvider {
         let path = match &self.location {
             FileLocation::Configured(p) => Some(p.clone()),
             FileLocation::Default(dir) => existing_default(dir),
+            FileLocation::Unknown(_) => None,
         };
         let meta = path.as_deref().map(fs::metadata);
         let stamp = match &meta {
@@ -244,7 +250,15 @@ impl FileProvider {
         change: impl FnOnce(&mut Document) -> Result<bool, Error>,
     ) -> Result<bool, Error> {
         let _this_process = self.writer.lock();
-        let target = self.path();
+        let target = match (&self.location, self.path()) {
+            (_, Some(p)) => p,
+            (FileLocation::Unknown(why), None) => {
+                return Err(Error::ProviderUnavailable(format!(
+                    "cannot save secrets: {why}"
+                )))
+            }
+            (_, None) => return Err(Error::Internal("no secrets file path".into())),
+        };
         // Write through a symlink to the file it points at.
         let target = fs::canonicalize(&target).unwrap_or(target);
         let dir = match target.parent() {
@@ -351,6 +365,7 @@ impl Provider for FileProvider {
                         dir.display(),
                         dir.join(DEFAULT_NAMES[0]).display()
                     ),
+                    FileLocation::Unknown(why) => why.clone(),
                 },
             ),
         };

@@ -101,11 +101,13 @@ impl std::fmt::Debug for SecretsManager {
 }
 
 impl SecretsManager {
-    /// A manager with the chain `config.providers`.
+    /// A manager with the chain `config.providers`. Without a home directory
+    /// (and no `file_path`), the file provider stays in the chain, unavailable,
+    /// saying why; the other providers work.
     ///
     /// # Errors
-    /// [`Error::ProviderUnavailable`] when the chain needs the home directory
-    /// (default file location) and none can be found.
+    /// None today; the `Result` leaves room for providers whose configuration
+    /// can be invalid.
     pub fn new(config: ManagerConfig) -> Result<SecretsManager, Error> {
         let mut file = None;
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
@@ -115,16 +117,13 @@ impl SecretsManager {
                     providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
                 }
                 ProviderKind::File => {
-                    let location = match &config.file_path {
-                        Some(p) => FileLocation::Configured(p.clone()),
-                        None => FileLocation::Default(
-                            config::home_dir()
-                                .ok_or_else(|| {
-                                    Error::ProviderUnavailable(
-                                        "provider 'file': no home directory ($HOME is unset); set file_path".into(),
-                                    )
-                                })?
-                                .join(".simpletuner"),
+                    let location = match (&config.file_path, config::home_dir()) {
+                        (Some(p), _) => FileLocation::Configured(p.clone()),
+                        (None, Some(home)) => FileLocation::Default(home.join(".simpletuner")),
+                        (None, None) => FileLocation::Unknown(
+                            "no secrets file: no home directory ($HOME is unset); set file_path or \
+                             SIMPLETUNER_SECRETS_FILE"
+                                .into(),
                         ),
                     };
                     let f = Arc::new(FileProvider::new(location));
@@ -257,7 +256,7 @@ impl SecretsManager {
 
     /// The secrets file this manager reads and writes, if its chain has one.
     pub fn file_path(&self) -> Option<std::path::PathBuf> {
-        self.file.as_ref().map(|f| f.path())
+        self.file.as_ref().and_then(|f| f.path())
     }
 
     /// Drops every cached answer: the next gets read every source again.

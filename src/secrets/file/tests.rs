@@ -69,7 +69,7 @@ fn default_locations_in_order_and_picked_up_when_created() {
     let p = FileProvider::new(FileLocation::Default(dir.path().to_path_buf()));
     assert_eq!(get(&p, "K"), None);
     assert!(!p.status().available);
-    assert_eq!(p.path(), dir.path().join("secrets.json"));
+    assert_eq!(p.path(), Some(dir.path().join("secrets.json")));
     fs::write(dir.path().join("secrets.yml"), "K: from-yml\n").unwrap();
     thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
     assert_eq!(get(&p, "K").as_deref(), Some("from-yml"));
@@ -79,7 +79,7 @@ fn default_locations_in_order_and_picked_up_when_created() {
     fs::write(dir.path().join("secrets.json"), r#"{"K": "from-json"}"#).unwrap();
     p.invalidate();
     assert_eq!(get(&p, "K").as_deref(), Some("from-json"));
-    assert_eq!(p.path(), dir.path().join("secrets.json"));
+    assert_eq!(p.path(), Some(dir.path().join("secrets.json")));
 }
 
 #[test]
@@ -268,4 +268,20 @@ fn unreadable_paths_fail_with_the_path() {
     let e = p.lookup("K").unwrap_err();
     assert!(e.to_string().contains("secrets.json"), "{e}");
     assert!(p.save("K", "v").is_err());
+}
+
+#[test]
+fn an_unknown_location_answers_absent_and_cannot_save() {
+    let p = FileProvider::new(FileLocation::Unknown("no home directory".into()));
+    assert_eq!(p.path(), None);
+    assert_eq!(get(&p, "K"), None);
+    let status = p.status();
+    assert!(
+        !status.available && status.detail == "no home directory",
+        "{status:?}"
+    );
+    assert!(
+        matches!(p.save("K", "v"), Err(Error::ProviderUnavailable(m)) if m.contains("no home"))
+    );
+    assert!(!p.delete("K").unwrap());
 }
