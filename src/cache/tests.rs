@@ -486,3 +486,119 @@ fn get_or_set_ttl_uses_the_computed_ttl() {
     c.advance(Duration::from_secs(45));
     assert_eq!(c.get("found"), None);
 }
+
+/// A deliberately naive model of the cache's rules: a vector in recency order
+/// (least recent first), expiry times on the test clock, no periodic sweep.
+struct Model {
+    entries: Vec<(String, String, Option<u64>)>,
+    max: usize,
+    now: u64,
+}
+
+impl Model {
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _, _)| k == key)
+    }
+    fn live(&self, exp: Option<u64>) -> bool {
+        exp.is_none_or(|t| self.now < t)
+    }
+    fn get(&mut self, key: &str) -> Option<String> {
+        let i = self.position(key)?;
+        let entry = self.entries.remove(i);
+        if !self.live(entry.2) {
+            return None;
+        }
+        let v = entry.1.clone();
+        self.entries.push(entry);
+        Some(v)
+    }
+    fn set(&mut self, key: &str, value: &str, ttl: Option<u64>) {
+        let exp = ttl.map(|t| self.now + t);
+        if ttl == Some(0) {
+            if let Some(i) = self.position(key) {
+                self.entries.remove(i);
+            }
+            return;
+        }
+        if let Some(i) = self.position(key) {
+            self.entries.remove(i);
+        } else if self.entries.len() >= self.max {
+            self.entries.remove(0);
+        }
+        self.entries.push((key.to_owned(), value.to_owned(), exp));
+    }
+    fn delete(&mut self, key: &str) -> bool {
+        match self.position(key) {
+            Some(i) => {
+                let e = self.entries.remove(i);
+                self.live(e.2)
+            }
+            None => false,
+        }
+    }
+    fn invalidate_prefix(&mut self, prefix: &str) -> usize {
+        let now = self.now;
+        let before: Vec<_> = std::mem::take(&mut self.entries);
+        let mut live = 0;
+        for e in before {
+            if e.0.starts_with(prefix) {
+                live += usize::from(e.2.is_none_or(|t| now < t));
+            } else {
+                self.entries.push(e);
+            }
+        }
+        live
+    }
+}
+
+#[test]
+fn random_operations_match_the_reference_model() {
+    const SECOND: u64 = 1_000_000_000;
+    for seed in 1..=20u64 {
+        let cache: TtlCache<String> = TtlCache::new(CacheConfig {
+            default_ttl: Duration::MAX,
+            max_size: 4,
+            cleanup_interval: Duration::MAX,
+        })
+        .unwrap();
+        let mut model = Model {
+            entries: Vec::new(),
+            max: 4,
+            now: 0,
+        };
+        let keys = ["a:1", "a:2", "a:3", "b:1", "b:2", "c", "cc", "d"];
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for step in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = keys[(x % keys.len() as u64) as usize];
+            let ctx = format!("seed {seed}, step {step}, key {key}");
+            match (x >> 8) % 10 {
+                0..=3 => assert_eq!(cache.get(key), model.get(key), "get: {ctx}"),
+                4..=6 => {
+                    let ttl =
+                        [None, Some(0), Some(SECOND), Some(5 * SECOND)][((x >> 16) % 4) as usize];
+                    let value = format!("v{step}");
+                    cache.set(key, value.clone(), ttl.map(Duration::from_nanos));
+                    model.set(key, &value, ttl);
+                }
+                7 => assert_eq!(cache.delete(key), model.delete(key), "delete: {ctx}"),
+                8 => {
+                    let prefix = ["a:", "b", "c", ""][((x >> 16) % 4) as usize];
+                    assert_eq!(
+                        cache.invalidate_prefix(prefix),
+                        model.invalidate_prefix(prefix),
+                        "prefix: {ctx}"
+                    );
+                }
+                _ => {
+                    let by = [0, SECOND / 2, SECOND, 3 * SECOND][((x >> 16) % 4) as usize];
+                    cache.advance(Duration::from_nanos(by));
+                    model.now += by;
+                }
+            }
+            assert_eq!(cache.stats().size, model.entries.len(), "size: {ctx}");
+        }
+    }
+}
