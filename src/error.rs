@@ -82,6 +82,19 @@ impl Error {
     }
 }
 
+impl Error {
+    /// An argument that is not valid JSON: [`Error::InvalidArgument`] naming
+    /// `what` and the position only. The parser's own message is not passed
+    /// on: it can quote the text, and the text can hold a token.
+    pub fn invalid_json(what: &str, e: &serde_json::Error) -> Error {
+        Error::InvalidArgument(format!(
+            "{what} is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())

@@ -122,13 +122,8 @@ impl ManagerConfig {
         if text.trim().is_empty() {
             return Ok(config);
         }
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "configuration is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid_json("configuration", &e))?;
         let Value::Object(map) = value else {
             return Err(Error::InvalidArgument(
                 "configuration must be a JSON object".into(),

@@ -74,13 +74,8 @@ pub fn info(store: Option<&Store>) -> Result<String, Error> {
 
 /// Sets the hardware information (validated) for the next 5 minutes.
 pub fn set(info_json: &str) -> Result<(), Error> {
-    let info: Value = serde_json::from_str(info_json).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "hardware info is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let info: Value =
+        serde_json::from_str(info_json).map_err(|e| Error::invalid_json("hardware info", &e))?;
     validate(&info)?;
     if info.as_object().is_some_and(|m| m.is_empty()) {
         return Err(Error::InvalidArgument(

@@ -482,11 +482,7 @@ fn parse_object(what: &str, text: &str) -> Result<Map<String, Value>, Error> {
         Ok(_) => Err(Error::InvalidArgument(format!(
             "the {what} must be a JSON object"
         ))),
-        Err(e) => Err(Error::InvalidArgument(format!(
-            "the {what} is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))),
+        Err(e) => Err(Error::invalid_json(&format!("the {what}"), &e)),
     }
 }
 
