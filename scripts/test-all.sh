@@ -6,7 +6,9 @@
 #   3. cargo test (Rust unit and integration tests)
 #   4. ctest: the C tests plain, under ASan+UBSan and under valgrind, the
 #      header-only C11/C++17 units, checker proofs, and the README link lines
-#   5. pytest: interoperability with Python's cryptography (SimpleTuner's scheme)
+#   5. pytest: interoperability with Python's cryptography and SimpleTuner's
+#      database, and the Python binding's suite
+#   6. the Go binding (go test -race) and the Node binding (node --test)
 # and ends with one line: "total: N passed, M failed".
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
@@ -16,7 +18,7 @@ rm -rf "$logs" && mkdir -p "$logs"
 passed=0
 failed=0
 
-say "1/5 header drift"
+say "1/6 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
 if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
@@ -38,7 +40,7 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/5 cargo fmt --check, cargo clippy, cargo doc"
+say "2/6 cargo fmt --check, cargo clippy, cargo doc"
 if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
   RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
   passed=$((passed + 1))
@@ -47,7 +49,7 @@ else
   failed=$((failed + 1))
 fi
 
-say "3/5 cargo test"
+say "3/6 cargo test"
 set +e
 cargo test 2>&1 | tee "$logs/cargo-test.log"
 cargo_rc=${PIPESTATUS[0]}
@@ -60,7 +62,7 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "4/5 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+say "4/6 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
 cargo build --release --lib
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
@@ -78,12 +80,13 @@ if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "5/5 pytest: interoperability with Python"
+say "5/6 pytest: interoperability with Python; the Python binding"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 cargo build --bin st-secrets
 set +e
 ST_SECRETS_BIN="$ST_ROOT/target/debug/st-secrets" ST_SECRETS_LIB="$ST_ROOT/target/debug/libst_secrets.so" \
-  "$py" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$logs/pytest.log"
+  PYTHONPATH="$ST_ROOT/bindings/python" \
+  "$py" -m pytest -q -p no:cacheprovider tests/interop bindings/python/tests 2>&1 | tee "$logs/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
 set -e
 # (grep finds nothing when there is no such count: not an error here)
@@ -93,6 +96,21 @@ passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
 if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   echo "FAILED: pytest exited $pytest_rc"
+  failed=$((failed + 1))
+fi
+
+say "6/6 bindings: Go (go test -race)"
+command -v go >/dev/null || die "go is required for the Go binding's tests"
+set +e
+(cd bindings/go && go test -race -count=1 -v ./...) 2>&1 | tee "$logs/go.log"
+go_rc=${PIPESTATUS[0]}
+set -e
+p=$(grep -cE '^\s*--- PASS' "$logs/go.log" || true)
+f=$(grep -cE '^\s*--- FAIL' "$logs/go.log" || true)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$go_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: go test exited $go_rc"
   failed=$((failed + 1))
 fi
 

@@ -1,0 +1,3 @@
+module stsecrets
+
+go 1.22

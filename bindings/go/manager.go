@@ -1,0 +1,179 @@
+package stsecrets
+
+/*
+#include "st_secrets.h"
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Manager is a secrets chain (environment > secrets file by default). Safe
+// for concurrent use; Close it when done (a finalizer is the backstop). Do
+// not Close while other goroutines still use it.
+type Manager struct {
+	mu   sync.Mutex
+	h    *C.st_secrets // nil: the library's process-wide default manager
+	dflt bool
+}
+
+// Provider is one link of the chain, as the library reports it.
+type Provider struct {
+	Name      string   `json:"name"`
+	Available bool     `json:"available"`
+	Detail    string   `json:"detail"`
+	Warnings  []string `json:"warnings"`
+	LastError *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_error"`
+}
+
+// New makes a manager. cfg holds the library's configuration keys
+// (file_path, env_prefix, cache_ttl, negative_ttl, providers); nil means
+// "from the environment".
+func New(cfg map[string]any) (*Manager, error) {
+	var text *C.char
+	if cfg != nil {
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: err.Error()}
+		}
+		var free func()
+		text, free = cstring(string(raw))
+		defer free()
+	}
+	var h *C.st_secrets
+	var err *C.st_error
+	if rc := C.st_secrets_new(text, &h, &err); rc != C.ST_OK {
+		return nil, failure(rc, err)
+	}
+	m := &Manager{h: h}
+	runtime.SetFinalizer(m, (*Manager).Close)
+	return m, nil
+}
+
+var defaultManager = &Manager{dflt: true}
+
+// Default is the process-wide manager, configured from the environment.
+func Default() *Manager { return defaultManager }
+
+func (m *Manager) handle() (*C.st_secrets, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h == nil && !m.dflt {
+		return nil, &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: "manager is closed"}
+	}
+	return m.h, nil
+}
+
+// Close frees the manager. Idempotent; the default manager is never freed.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h != nil {
+		C.st_secrets_free(m.h)
+		m.h = nil
+	}
+	return nil
+}
+
+// Get returns the value from the first provider that has key; ErrNotFound
+// when every provider answered "absent", else the first provider failure.
+func (m *Manager) Get(key string) (string, error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return "", herr
+	}
+	k, free := cstring(key)
+	defer free()
+	var out *C.st_buf
+	var err *C.st_error
+	rc := C.st_secrets_get(h, k, &out, &err)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return "", failure(rc, err)
+	}
+	return string(takeBuf(out)), nil
+}
+
+// Set saves key to the secrets file (0600, atomic, locked).
+func (m *Manager) Set(key, value string) error {
+	h, herr := m.handle()
+	if herr != nil {
+		return herr
+	}
+	k, freeK := cstring(key)
+	defer freeK()
+	v, freeV := cstring(value)
+	defer freeV()
+	var err *C.st_error
+	rc := C.st_secrets_set(h, k, v, &err)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return failure(rc, err)
+	}
+	return nil
+}
+
+// Delete removes key from the secrets file; ErrNotFound when it was not there.
+func (m *Manager) Delete(key string) error {
+	h, herr := m.handle()
+	if herr != nil {
+		return herr
+	}
+	k, free := cstring(key)
+	defer free()
+	var err *C.st_error
+	rc := C.st_secrets_delete(h, k, &err)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return failure(rc, err)
+	}
+	return nil
+}
+
+// ClearCache drops what the manager caches.
+func (m *Manager) ClearCache() {
+	if h, err := m.handle(); err == nil {
+		C.st_secrets_clear_cache(h)
+	}
+	runtime.KeepAlive(m)
+}
+
+// Providers returns the chain in priority order.
+func (m *Manager) Providers() ([]Provider, error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return nil, herr
+	}
+	var out *C.st_buf
+	var err *C.st_error
+	rc := C.st_secrets_providers_json(h, &out, &err)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return nil, failure(rc, err)
+	}
+	var list []Provider
+	if jerr := json.Unmarshal(takeBuf(out), &list); jerr != nil {
+		return nil, &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
+	}
+	return list, nil
+}
+
+// String shows the chain, never a value.
+func (m *Manager) String() string {
+	list, err := m.Providers()
+	if err != nil {
+		return "Manager(<closed>)"
+	}
+	names := make([]string, len(list))
+	for i, p := range list {
+		names[i] = p.Name
+	}
+	return "Manager(" + strings.Join(names, " > ") + ")"
+}

@@ -1,0 +1,263 @@
+package stsecrets
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestVersionAndGeneratedErrors(t *testing.T) {
+	if !strings.HasPrefix(Version, "st-secrets/0.") {
+		t.Fatalf("version %q", Version)
+	}
+	if out, err := exec.Command("go", "run", "./internal/gen", "-check").CombinedOutput(); err != nil {
+		t.Fatalf("errors_gen.go is stale: %v %s", err, out)
+	}
+	if len(sentinels) < 18 {
+		t.Fatalf("only %d sentinels", len(sentinels))
+	}
+	for _, s := range sentinels {
+		if got := resultName(s.Code); got != s.Name {
+			t.Errorf("code %d: library says %s, sentinel says %s", s.Code, got, s.Name)
+		}
+	}
+	wrapped := &Error{Code: 303, Name: "ST_AUTH", Message: "denied"}
+	if !errors.Is(wrapped, ErrAuth) || errors.Is(wrapped, ErrNotFound) {
+		t.Fatal("errors.Is must compare codes")
+	}
+}
+
+func TestCache(t *testing.T) {
+	c, err := NewCache(DefaultTTL, 2, DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Get("missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if err := c.Set("a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get("empty"); err != nil || len(v) != 0 {
+		t.Fatalf("empty value: %q %v", v, err)
+	}
+	if err := c.SetTTL("short", []byte("x"), 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(80 * time.Millisecond)
+	if _, err := c.Get("short"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("an expired entry was returned")
+	}
+	s, err := c.Stats()
+	if err != nil || s.MaxSize != 2 || s.DefaultTTL != 300*time.Second || s.Evictions == 0 {
+		t.Fatalf("stats %+v %v", s, err)
+	}
+	if !c.Delete("empty") || c.Delete("empty") {
+		t.Fatal("delete")
+	}
+	_ = c.Set("p:1", []byte("1"))
+	if n := c.InvalidatePrefix("p:"); n != 1 {
+		t.Fatalf("invalidated %d", n)
+	}
+	c.Clear()
+	c.Close()
+	c.Close() // idempotent
+	if _, err := c.Get("a"); !errors.Is(err, ErrNullArgument) {
+		t.Fatalf("use after Close must be an error, got %v", err)
+	}
+}
+
+func TestGetOrSetSingleFlightErrorsAndPanics(t *testing.T) {
+	c, err := NewCache(time.Hour, 100, DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			v, err := c.GetOrSet("k", func() ([]byte, error) {
+				calls.Add(1)
+				time.Sleep(100 * time.Millisecond)
+				return []byte("computed"), nil
+			})
+			if err != nil || string(v) != "computed" {
+				t.Errorf("got %q %v", v, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("compute ran %d times", calls.Load())
+	}
+	boom := errors.New("upstream failed")
+	if _, err := c.GetOrSet("bad", func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("want the compute's error, got %v", err)
+	}
+	if _, err := c.Get("bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("a failing compute cached something")
+	}
+	_, err = c.GetOrSet("panics", func() ([]byte, error) { panic("compute exploded") })
+	if err == nil || !strings.Contains(err.Error(), "compute exploded") {
+		t.Fatalf("want the recovered panic as an error, got %v", err)
+	}
+}
+
+func TestProcessWideCaches(t *testing.T) {
+	p := ProviderConfigCache()
+	s, _ := p.Stats()
+	if s.MaxSize != 100 || s.DefaultTTL != 300*time.Second {
+		t.Fatalf("%+v", s)
+	}
+	_ = p.Set("provider:gotest:config", []byte("{}"))
+	if n := InvalidateProviderCache("gotest"); n != 1 {
+		t.Fatalf("invalidated %d", n)
+	}
+	_ = UserPermissionCache().Set("user:77:perms", []byte("x"))
+	if n := InvalidateUserCache(77); n != 1 {
+		t.Fatalf("invalidated %d", n)
+	}
+	p.Close() // a no-op for process-wide caches
+	if err := p.Set("provider:x:y", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestManager(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secrets.json")
+	m, err := New(map[string]any{"file_path": file, "env_prefix": "GOTEST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Get("HF_TOKEN"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if err := m.Set("HF_TOKEN", "hf_go_secret"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.Get("hf-token"); err != nil || v != "hf_go_secret" {
+		t.Fatalf("%q %v", v, err)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	t.Setenv("GOTEST_HF_TOKEN", "from-env")
+	if v, _ := m.Get("HF_TOKEN"); v != "from-env" {
+		t.Fatalf("the environment must win, got %q", v)
+	}
+	providers, err := m.Providers()
+	if err != nil || len(providers) != 2 || providers[0].Name != "env" || providers[1].Name != "file" {
+		t.Fatalf("%+v %v", providers, err)
+	}
+	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > file") {
+		t.Fatalf("String() = %q", m.String())
+	}
+	if err := m.Delete("HF_TOKEN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Delete("HF_TOKEN"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if _, err := New(map[string]any{"fille_path": "x"}); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "'fille_path'") {
+		t.Fatalf("want ErrInvalidArgument naming the key, got %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"K": "hf_LEAK", oops}`), 0o600)
+	mb, _ := New(map[string]any{"file_path": bad, "env_prefix": "GOTEST_NONE"})
+	defer mb.Close()
+	if _, err := mb.Get("K"); !errors.Is(err, ErrParse) || strings.Contains(err.Error(), "LEAK") {
+		t.Fatalf("want ErrParse without the content, got %v", err)
+	}
+	if Default() != Default() {
+		t.Fatal("Default must be one manager")
+	}
+	m.Close()
+	if _, err := m.Get("x"); err == nil {
+		t.Fatal("use after Close must be an error")
+	}
+}
+
+func TestCrypto(t *testing.T) {
+	t.Setenv("SIMPLETUNER_CREDENTIAL_KEY", "go-binding-test-key")
+	ResetCrypto()
+	defer ResetCrypto()
+	ct, err := Encrypt("r8_go")
+	if err != nil || !strings.HasPrefix(ct, "Z0FBQUFB") {
+		t.Fatalf("%q %v", ct, err)
+	}
+	if pt, err := Decrypt(ct); err != nil || pt != "r8_go" {
+		t.Fatalf("%q %v", pt, err)
+	}
+	if _, err := DecryptWithSecret("wrong", ct); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("want ErrInvalidToken, got %v", err)
+	}
+	ct2, _ := EncryptWithSecret("go-binding-test-key", "x")
+	if pt, _ := Decrypt(ct2); pt != "x" {
+		t.Fatal("explicit and sourced secrets must agree")
+	}
+	if same, _ := Reencrypt(ct); same != ct {
+		t.Fatal("a current ciphertext comes back unchanged")
+	}
+}
+
+func TestStore(t *testing.T) {
+	t.Setenv("SIMPLETUNER_CREDENTIAL_KEY", "go-binding-test-key")
+	ResetCrypto()
+	defer ResetCrypto()
+	s, err := OpenStore(filepath.Join(t.TempDir(), "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SaveProviderConfig("replicate", map[string]any{"a": 1.0, "b": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := s.MergeProviderConfig("replicate", map[string]any{"a": nil, "c": true})
+	if err != nil || len(merged) != 2 || merged["c"] != true {
+		t.Fatalf("%v %v", merged, err)
+	}
+	if got, _ := s.ProviderConfig("replicate"); got["b"] != "x" {
+		t.Fatalf("%v", got)
+	}
+	if err := s.SetCredential("replicate", "api_token", "r8_tok"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Credential("replicate", "api_token"); err != nil || v != "r8_tok" {
+		t.Fatalf("%q %v", v, err)
+	}
+	if err := s.DeleteCredential("replicate", "api_token"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credential("replicate", "api_token"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if n, err := s.VerifyAudit(); err != nil || n != 5 {
+		t.Fatalf("%d %v", n, err)
+	}
+	info, err := HardwareInfo(nil)
+	if err != nil || info["gpu-l40s"] == nil {
+		t.Fatalf("%v %v", info, err)
+	}
+	if cost, err := HourlyCost(nil, ""); err != nil || cost < 3.509 || cost > 3.511 {
+		t.Fatalf("%v %v", cost, err)
+	}
+}
