@@ -99,7 +99,7 @@ if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "6/6 bindings: Go (go test -race)"
+say "6/6 bindings: Go (go test -race), Node (node --test)"
 command -v go >/dev/null || die "go is required for the Go binding's tests"
 set +e
 (cd bindings/go && go test -race -count=1 -v ./...) 2>&1 | tee "$logs/go.log"
@@ -111,6 +111,21 @@ passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
 if [ "$go_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   echo "FAILED: go test exited $go_rc"
+  failed=$((failed + 1))
+fi
+
+command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required for the Node binding's tests"
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
+set +e
+(cd bindings/node && node --test test/) 2>&1 | tee "$logs/node.log"
+node_rc=${PIPESTATUS[0]}
+set -e
+p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$logs/node.log" | tail -1)
+f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$logs/node.log" | tail -1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: node --test exited $node_rc"
   failed=$((failed + 1))
 fi
 

@@ -1,0 +1,414 @@
+'use strict';
+// Node binding of libst_secrets over koffi: synchronous, mirroring the Go
+// binding with camelCase names. It wraps the C header and re-implements
+// nothing. The library is found at $ST_SECRETS_LIB, next to this package, or
+// in the repository's target/release then target/debug.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const util = require('node:util');
+const koffi = require('koffi');
+
+const BINDING_MAJOR = 0;
+
+function findLibrary() {
+  if (process.env.ST_SECRETS_LIB) return process.env.ST_SECRETS_LIB;
+  const root = path.resolve(__dirname, '..', '..');
+  const candidates = [
+    path.join(__dirname, 'libst_secrets.so'),
+    path.join(root, 'target', 'release', 'libst_secrets.so'),
+    path.join(root, 'target', 'debug', 'libst_secrets.so'),
+  ];
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) throw new Error('libst_secrets.so not found: run cargo build --release or set ST_SECRETS_LIB');
+  return found;
+}
+
+const lib = koffi.load(findLibrary());
+for (const t of ['st_buf', 'st_error', 'st_cache', 'st_sink', 'st_secrets', 'st_store']) koffi.opaque(t);
+koffi.struct('st_cache_stats', {
+  size: 'size_t', max_size: 'size_t', expired_count: 'size_t', default_ttl: 'double',
+  hits: 'uint64_t', misses: 'uint64_t', evictions: 'uint64_t', expirations: 'uint64_t',
+});
+koffi.proto('int st_compute_fn(void *user_data, const char *key, st_sink *sink)');
+
+const C = {};
+for (const decl of [
+  'const char *st_result_name(int r)',
+  'int st_error_code(const st_error *e)',
+  'const char *st_error_message(const st_error *e)',
+  'void st_error_free(st_error *e)',
+  'const char *st_version()',
+  'uint32_t st_version_major()',
+  'const uint8_t *st_buf_data(const st_buf *b)',
+  'size_t st_buf_len(const st_buf *b)',
+  'void st_buf_free(st_buf *b)',
+  'int st_sink_write(st_sink *sink, const uint8_t *value, size_t len)',
+  'int st_cache_new(double ttl, size_t max, double cleanup, _Out_ st_cache **out, _Out_ st_error **err)',
+  'void st_cache_free(st_cache *c)',
+  'int st_cache_set(st_cache *c, const char *key, const uint8_t *v, size_t len, double ttl, _Out_ st_error **err)',
+  'int st_cache_get(st_cache *c, const char *key, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_cache_get_or_set(st_cache *c, const char *key, st_compute_fn *fn, void *user, double ttl, _Out_ st_buf **out, _Out_ st_error **err)',
+  'bool st_cache_delete(st_cache *c, const char *key)',
+  'size_t st_cache_clear(st_cache *c)',
+  'size_t st_cache_invalidate_prefix(st_cache *c, const char *prefix)',
+  'int st_cache_stats_get(const st_cache *c, _Out_ st_cache_stats *out, _Out_ st_error **err)',
+  'st_cache *st_provider_config_cache()',
+  'st_cache *st_user_permission_cache()',
+  'size_t st_invalidate_provider_cache(const char *provider)',
+  'size_t st_invalidate_user_cache(int64_t user_id)',
+  'int st_secrets_new(const char *config, _Out_ st_secrets **out, _Out_ st_error **err)',
+  'void st_secrets_free(st_secrets *m)',
+  'int st_secrets_get(st_secrets *m, const char *key, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_secrets_set(st_secrets *m, const char *key, const char *value, _Out_ st_error **err)',
+  'int st_secrets_delete(st_secrets *m, const char *key, _Out_ st_error **err)',
+  'void st_secrets_clear_cache(st_secrets *m)',
+  'int st_secrets_providers_json(st_secrets *m, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_encrypt(const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_decrypt(const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_encrypt_with_secret(const char *s, const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_decrypt_with_secret(const char *s, const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_reencrypt(const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
+  'void st_crypto_reset()',
+  'int st_store_open(const char *path, _Out_ st_store **out, _Out_ st_error **err)',
+  'void st_store_free(st_store *s)',
+  'int st_store_get_provider_config(st_store *s, const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_store_save_provider_config(st_store *s, const char *p, const char *json, _Out_ st_error **err)',
+  'int st_store_merge_provider_config(st_store *s, const char *p, const char *json, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_store_set_credential(st_store *s, const char *p, const char *n, const char *v, _Out_ st_error **err)',
+  'int st_store_get_credential(st_store *s, const char *p, const char *n, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_store_delete_credential(st_store *s, const char *p, const char *n, _Out_ st_error **err)',
+  'int st_store_rotate_credentials(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_store_audit_json(st_store *s, size_t limit, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_store_audit_verify(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_hardware_info_json(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_hardware_info_set(const char *json, _Out_ st_error **err)',
+  'void st_hardware_info_clear_cache()',
+  'int st_hardware_hourly_cost(st_store *s, const char *hw, _Out_ double *out, _Out_ st_error **err)',
+]) {
+  const fn = lib.func(decl);
+  C[fn.info.name] = fn;
+}
+
+const version = C.st_version();
+if (C.st_version_major() !== BINDING_MAJOR) {
+  throw new Error(`st-secrets binding for major version ${BINDING_MAJOR} cannot use ${version}`);
+}
+
+/** Result codes, from the library itself: {ST_NOT_FOUND: 1, ...}. */
+const codes = {};
+for (let n = 0; n < 1000; n++) {
+  const name = C.st_result_name(n);
+  if (name !== 'ST_UNKNOWN') codes[name] = n;
+}
+
+/** A library failure: `code` (e.g. 'ST_AUTH'), `number`, and a message that never contains a secret. */
+class StSecretsError extends Error {
+  constructor(number, message) {
+    const code = C.st_result_name(number);
+    super(`${code}: ${message}`);
+    this.name = 'StSecretsError';
+    this.code = code;
+    this.number = number;
+  }
+}
+
+const NOT_FOUND = codes.ST_NOT_FOUND;
+const CALLBACK = codes.ST_CALLBACK;
+
+/** Calls a fallible function whose last two arguments are (out?, err). */
+function check(rc, err) {
+  if (rc === 0) return;
+  const message = err[0] ? C.st_error_message(err[0]) : C.st_result_name(rc);
+  if (err[0]) C.st_error_free(err[0]);
+  throw new StSecretsError(rc, message);
+}
+
+/** Copies an st_buf into a Buffer and frees it (the library zeroes it). */
+function takeBuf(b) {
+  try {
+    const n = Number(C.st_buf_len(b));
+    return n === 0 ? Buffer.alloc(0) : Buffer.from(koffi.decode(C.st_buf_data(b), koffi.array('uint8_t', n)));
+  } finally {
+    C.st_buf_free(b);
+  }
+}
+
+/** Runs fn(out, err); returns the buffer, or undefined on ST_NOT_FOUND when `optional`. */
+function bufCall(fn, optional = false) {
+  const out = [null];
+  const err = [null];
+  const rc = fn(out, err);
+  if (optional && rc === NOT_FOUND) {
+    if (err[0]) C.st_error_free(err[0]);
+    return undefined;
+  }
+  check(rc, err);
+  return takeBuf(out[0]);
+}
+
+function toBytes(value) {
+  return Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+}
+
+function seconds(ttl) {
+  return ttl === undefined || ttl === null ? -1 : Number(ttl);
+}
+
+const registry = new FinalizationRegistry(({ free, handle }) => free(handle));
+
+class Handle {
+  constructor(handle, free) {
+    this._handle = handle;
+    this._free = free;
+    if (free) registry.register(this, { free, handle }, this);
+  }
+
+  get handle() {
+    if (this._handle === null) throw new StSecretsError(codes.ST_INVALID_ARGUMENT, 'the handle is closed');
+    return this._handle;
+  }
+
+  /** Frees the native object now (a finalizer is the backstop). Idempotent. */
+  close() {
+    if (this._handle !== null && this._free) {
+      registry.unregister(this);
+      this._free(this._handle);
+    }
+    this._handle = null;
+  }
+}
+
+/** The library's thread-safe TTL cache with exact LRU eviction (byte values). */
+class Cache extends Handle {
+  /** Options in seconds; omitted values take the defaults (300 s, 1,000, 60 s). */
+  constructor({ defaultTtl, maxSize, cleanupInterval } = {}, _handle = null) {
+    if (_handle) {
+      super(_handle, null);
+      return;
+    }
+    const out = [null];
+    const err = [null];
+    check(C.st_cache_new(seconds(defaultTtl), maxSize || 0, seconds(cleanupInterval), out, err), err);
+    super(out[0], C.st_cache_free);
+  }
+
+  /** The value (a Buffer), or undefined when absent or expired. */
+  get(key) {
+    return bufCall((o, e) => C.st_cache_get(this.handle, key, o, e), true);
+  }
+
+  /** Stores value (Buffer or string) with the default TTL. */
+  set(key, value) {
+    this.setTtl(key, value, undefined);
+  }
+
+  /** Stores value for ttl seconds (0: already expired; Infinity: never). */
+  setTtl(key, value, ttl) {
+    const bytes = toBytes(value);
+    const err = [null];
+    check(C.st_cache_set(this.handle, key, bytes, bytes.length, seconds(ttl), err), err);
+  }
+
+  /** The value, or fn()'s (Buffer or string), stored with the default TTL. A
+   *  throwing fn caches nothing and its error is rethrown. */
+  getOrSet(key, fn) {
+    let failure = null;
+    const compute = (_user, _key, sink) => {
+      try {
+        const bytes = toBytes(fn());
+        return C.st_sink_write(sink, bytes, bytes.length);
+      } catch (e) {
+        failure = e;
+        return CALLBACK;
+      }
+    };
+    const out = [null];
+    const err = [null];
+    const rc = C.st_cache_get_or_set(this.handle, key, compute, null, -1, out, err);
+    if (rc !== 0 && failure) {
+      if (err[0]) C.st_error_free(err[0]);
+      throw failure;
+    }
+    check(rc, err);
+    return takeBuf(out[0]);
+  }
+
+  delete(key) { return C.st_cache_delete(this.handle, key); }
+  clear() { return Number(C.st_cache_clear(this.handle)); }
+  invalidatePrefix(prefix) { return Number(C.st_cache_invalidate_prefix(this.handle, prefix)); }
+
+  stats() {
+    const out = {};
+    const err = [null];
+    check(C.st_cache_stats_get(this.handle, out, err), err);
+    return {
+      size: Number(out.size), maxSize: Number(out.max_size), expiredCount: Number(out.expired_count),
+      defaultTtl: out.default_ttl, hits: Number(out.hits), misses: Number(out.misses),
+      evictions: Number(out.evictions), expirations: Number(out.expirations),
+    };
+  }
+
+  [util.inspect.custom]() {
+    const s = this._handle ? this.stats() : null;
+    return s ? `Cache(defaultTtl=${s.defaultTtl}, maxSize=${s.maxSize}, size=${s.size})` : 'Cache(<closed>)';
+  }
+}
+
+const providerCache = new Cache({}, C.st_provider_config_cache());
+const permissionCache = new Cache({}, C.st_user_permission_cache());
+
+/** A secrets chain (environment > secrets file by default). */
+class Manager extends Handle {
+  /** cfg: the library's keys (file_path, env_prefix, cache_ttl, negative_ttl,
+   *  providers); undefined configures from the environment. */
+  constructor(cfg, _default = false) {
+    if (_default) {
+      super(null, null);
+      this._default = true;
+      return;
+    }
+    const out = [null];
+    const err = [null];
+    check(C.st_secrets_new(cfg === undefined ? null : JSON.stringify(cfg), out, err), err);
+    super(out[0], C.st_secrets_free);
+  }
+
+  static default() { return defaultManager; }
+
+  get handle() {
+    return this._default ? null : super.handle;
+  }
+
+  /** The value (string) from the first provider that has it; undefined when
+   *  every provider answered "absent"; throws the first provider failure. */
+  get(key) {
+    const b = bufCall((o, e) => C.st_secrets_get(this.handle, key, o, e), true);
+    return b === undefined ? undefined : b.toString('utf8');
+  }
+
+  /** Saves key to the secrets file (0600, atomic, locked). */
+  set(key, value) {
+    const err = [null];
+    check(C.st_secrets_set(this.handle, key, String(value), err), err);
+  }
+
+  /** Removes key from the secrets file; false when it was not there. */
+  delete(key) {
+    const err = [null];
+    const rc = C.st_secrets_delete(this.handle, key, err);
+    if (rc === NOT_FOUND) {
+      C.st_error_free(err[0]);
+      return false;
+    }
+    check(rc, err);
+    return true;
+  }
+
+  clearCache() { C.st_secrets_clear_cache(this.handle); }
+
+  providers() {
+    return JSON.parse(bufCall((o, e) => C.st_secrets_providers_json(this.handle, o, e)).toString());
+  }
+
+  toString() {
+    return `Manager(${this.providers().map((p) => p.name).join(' > ')})`;
+  }
+
+  [util.inspect.custom]() { return this.toString(); }
+}
+
+const defaultManager = new Manager(undefined, true);
+
+const text = (b) => b.toString('utf8');
+const encrypt = (p) => text(bufCall((o, e) => C.st_encrypt(p, o, e)));
+const decrypt = (c) => text(bufCall((o, e) => C.st_decrypt(c, o, e)));
+const encryptWithSecret = (s, p) => text(bufCall((o, e) => C.st_encrypt_with_secret(s, p, o, e)));
+const decryptWithSecret = (s, c) => text(bufCall((o, e) => C.st_decrypt_with_secret(s, c, o, e)));
+const reencrypt = (c) => text(bufCall((o, e) => C.st_reencrypt(c, o, e)));
+
+/** An open provider-configuration store (SQLite). */
+class Store extends Handle {
+  /** dbPath: undefined for <state dir>/cloud/jobs.db. */
+  constructor(dbPath) {
+    const out = [null];
+    const err = [null];
+    check(C.st_store_open(dbPath === undefined ? null : String(dbPath), out, err), err);
+    super(out[0], C.st_store_free);
+  }
+
+  getProviderConfig(provider) {
+    return JSON.parse(text(bufCall((o, e) => C.st_store_get_provider_config(this.handle, provider, o, e))));
+  }
+
+  saveProviderConfig(provider, config) {
+    const err = [null];
+    check(C.st_store_save_provider_config(this.handle, provider, JSON.stringify(config), err), err);
+  }
+
+  mergeProviderConfig(provider, patch) {
+    return JSON.parse(text(bufCall((o, e) =>
+      C.st_store_merge_provider_config(this.handle, provider, JSON.stringify(patch), o, e))));
+  }
+
+  setCredential(provider, name, value) {
+    const err = [null];
+    check(C.st_store_set_credential(this.handle, provider, name, String(value), err), err);
+  }
+
+  /** The credential (string), or undefined when absent. */
+  getCredential(provider, name) {
+    const b = bufCall((o, e) => C.st_store_get_credential(this.handle, provider, name, o, e), true);
+    return b === undefined ? undefined : text(b);
+  }
+
+  deleteCredential(provider, name) {
+    const err = [null];
+    const rc = C.st_store_delete_credential(this.handle, provider, name, err);
+    if (rc === NOT_FOUND) {
+      C.st_error_free(err[0]);
+      return false;
+    }
+    check(rc, err);
+    return true;
+  }
+
+  rotateCredentials() { return JSON.parse(text(bufCall((o, e) => C.st_store_rotate_credentials(this.handle, o, e)))); }
+  auditEntries(limit = 100) { return JSON.parse(text(bufCall((o, e) => C.st_store_audit_json(this.handle, limit, o, e)))); }
+  verifyAudit() { return JSON.parse(text(bufCall((o, e) => C.st_store_audit_verify(this.handle, o, e)))).entries; }
+}
+
+const storeHandle = (s) => (s === undefined || s === null ? null : s.handle);
+
+function hourlyCost(hardware, store) {
+  const out = [0];
+  const err = [null];
+  check(C.st_hardware_hourly_cost(storeHandle(store), hardware === undefined ? null : hardware, out, err), err);
+  return out[0];
+}
+
+module.exports = {
+  version,
+  codes,
+  StSecretsError,
+  Manager,
+  Cache,
+  Store,
+  providerConfigCache: () => providerCache,
+  userPermissionCache: () => permissionCache,
+  invalidateProviderCache: (provider) => Number(C.st_invalidate_provider_cache(provider)),
+  invalidateUserCache: (userId) => Number(C.st_invalidate_user_cache(userId)),
+  encrypt,
+  decrypt,
+  encryptWithSecret,
+  decryptWithSecret,
+  reencrypt,
+  resetCrypto: () => C.st_crypto_reset(),
+  hardwareInfo: (store) => JSON.parse(text(bufCall((o, e) => C.st_hardware_info_json(storeHandle(store), o, e)))),
+  setHardwareInfo: (info) => {
+    const err = [null];
+    check(C.st_hardware_info_set(JSON.stringify(info), err), err);
+  },
+  clearHardwareInfoCache: () => C.st_hardware_info_clear_cache(),
+  hourlyCost,
+};

@@ -1,0 +1,134 @@
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const util = require('node:util');
+const st = require('..');
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'st-node-'));
+
+test('version and error codes come from the library', () => {
+  assert.match(st.version, /^st-secrets\/0\./);
+  assert.equal(st.codes.ST_NOT_FOUND, 1);
+  assert.equal(st.codes.ST_AUTH, 303);
+  assert.equal(Object.keys(st.codes).length, 19);
+});
+
+test('cache: get, set, TTL, LRU, stats', async () => {
+  const c = new st.Cache({ defaultTtl: 300, maxSize: 2 });
+  assert.equal(c.get('missing'), undefined);
+  c.set('a', 'text');
+  c.set('bin', Buffer.from([0, 1, 255]));
+  assert.equal(c.get('a').toString(), 'text');
+  assert.deepEqual([...c.get('bin')], [0, 1, 255]);
+  c.set('c', 'x'); // evicts a, the least recently used
+  assert.equal(c.get('a'), undefined);
+  c.setTtl('short', 'x', 0.03);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(c.get('short'), undefined);
+  const s = c.stats();
+  assert.equal(s.maxSize, 2);
+  assert.ok(s.evictions >= 1 && s.hits >= 2 && s.misses >= 2, JSON.stringify(s));
+  c.set('e', 'y');
+  assert.equal(c.delete('e'), true);
+  assert.equal(c.delete('e'), false);
+  c.set('p:1', '1');
+  assert.equal(c.invalidatePrefix('p:'), 1);
+  c.clear();
+  assert.match(util.inspect(c), /^Cache\(defaultTtl=300/);
+  c.close();
+  c.close();
+  assert.throws(() => c.get('x'), (e) => e instanceof st.StSecretsError);
+});
+
+test('cache: getOrSet computes once, rethrows failures, caches nothing then', () => {
+  const c = new st.Cache();
+  let calls = 0;
+  for (let i = 0; i < 3; i++) {
+    assert.equal(c.getOrSet('k', () => { calls++; return 'v'; }).toString(), 'v');
+  }
+  assert.equal(calls, 1);
+  const boom = new Error('upstream failed');
+  assert.throws(() => c.getOrSet('bad', () => { throw boom; }), (e) => e === boom);
+  assert.equal(c.get('bad'), undefined);
+  c.close();
+});
+
+test('process-wide caches and invalidation', () => {
+  const p = st.providerConfigCache();
+  assert.equal(p.stats().maxSize, 100);
+  assert.equal(st.userPermissionCache().stats().defaultTtl, 60);
+  p.set('provider:nodetest:config', '{}');
+  assert.equal(st.invalidateProviderCache('nodetest'), 1);
+  st.userPermissionCache().set('user:9:perms', 'x');
+  assert.equal(st.invalidateUserCache(9), 1);
+});
+
+test('manager: chain, env wins, file 0600, errors with codes', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'secrets.json');
+  const m = new st.Manager({ file_path: file, env_prefix: 'NODETEST' });
+  assert.equal(m.get('HF_TOKEN'), undefined);
+  m.set('HF_TOKEN', 'hf_node');
+  assert.equal(m.get('hf-token'), 'hf_node');
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  process.env.NODETEST_HF_TOKEN = 'from-env';
+  assert.equal(m.get('HF_TOKEN'), 'from-env');
+  delete process.env.NODETEST_HF_TOKEN;
+  assert.deepEqual(m.providers().map((p) => p.name), ['env', 'file']);
+  assert.equal(String(m), 'Manager(env > file)');
+  assert.ok(!util.inspect(m).includes('hf_node'));
+  assert.equal(m.delete('HF_TOKEN'), true);
+  assert.equal(m.delete('HF_TOKEN'), false);
+  assert.throws(() => new st.Manager({ nope: 1 }),
+    (e) => e instanceof st.StSecretsError && e.code === 'ST_INVALID_ARGUMENT' && e.message.includes("'nope'"));
+  fs.writeFileSync(path.join(dir, 'bad.json'), '{"K": "hf_LEAK", oops}');
+  const bad = new st.Manager({ file_path: path.join(dir, 'bad.json'), env_prefix: 'NODETEST_NONE' });
+  assert.throws(() => bad.get('K'), (e) => e.code === 'ST_PARSE' && e.number === 201 && !e.message.includes('LEAK'));
+  assert.equal(st.Manager.default(), st.Manager.default());
+  m.close();
+  bad.close();
+});
+
+test('credential encryption', () => {
+  process.env.SIMPLETUNER_CREDENTIAL_KEY = 'node-binding-test-key';
+  st.resetCrypto();
+  const ct = st.encrypt('r8_node');
+  assert.match(ct, /^Z0FBQUFB/);
+  assert.equal(st.decrypt(ct), 'r8_node');
+  assert.equal(st.decryptWithSecret('node-binding-test-key', ct), 'r8_node');
+  assert.throws(() => st.decryptWithSecret('wrong', ct), (e) => e.code === 'ST_INVALID_TOKEN' && !e.message.includes('r8_node'));
+  assert.equal(st.reencrypt(ct), ct);
+  assert.equal(st.decrypt(st.encryptWithSecret('node-binding-test-key', 'y')), 'y');
+  delete process.env.SIMPLETUNER_CREDENTIAL_KEY;
+  st.resetCrypto();
+});
+
+test('store and hardware pricing', () => {
+  process.env.SIMPLETUNER_CREDENTIAL_KEY = 'node-binding-test-key';
+  st.resetCrypto();
+  const s = new st.Store(path.join(tmp(), 'jobs.db'));
+  assert.deepEqual(s.getProviderConfig('replicate'), {});
+  s.saveProviderConfig('replicate', { a: 1, b: 'x' });
+  assert.deepEqual(s.mergeProviderConfig('replicate', { a: null, c: true }), { b: 'x', c: true });
+  s.setCredential('replicate', 'api_token', 'r8_tok');
+  assert.equal(s.getCredential('replicate', 'api_token'), 'r8_tok');
+  assert.equal(s.getCredential('replicate', 'nope'), undefined);
+  assert.equal(s.deleteCredential('replicate', 'api_token'), true);
+  assert.equal(s.deleteCredential('replicate', 'api_token'), false);
+  assert.equal(s.verifyAudit(), 5);
+  assert.equal(s.auditEntries(1)[0].action, 'credential.delete');
+  assert.deepEqual(s.rotateCredentials(), { rotated: 0, current: 0, failed: 0 });
+  st.clearHardwareInfoCache();
+  assert.equal(st.hardwareInfo()['gpu-l40s'].cost_per_second, 0.000975);
+  assert.ok(Math.abs(st.hourlyCost() - 3.51) < 1e-9);
+  st.setHardwareInfo({ 'gpu-x': { cost_per_second: 0.01 } });
+  assert.ok(Math.abs(st.hourlyCost('gpu-x', s) - 36) < 1e-9);
+  assert.throws(() => st.setHardwareInfo({ g: { cost_per_second: -1 } }), (e) => e.code === 'ST_INVALID_ARGUMENT');
+  st.clearHardwareInfoCache();
+  s.close();
+  delete process.env.SIMPLETUNER_CREDENTIAL_KEY;
+  st.resetCrypto();
+});
