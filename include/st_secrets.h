@@ -312,6 +312,23 @@ st_result st_cache_set(st_cache *c,
 st_result st_cache_get(st_cache *c, const char *key, st_buf **out, st_error **err);
 
 /**
+ * Like `st_cache_get`, copying into the caller's buffer instead of
+ * allocating one (one call per get, for bindings whose every FFI call is
+ * costly): writes the value's length to `*out_len` and, when it is at most
+ * `cap`, the value to `dst` (as `snprintf`: when `*out_len > cap`, nothing
+ * was copied; call again with a buffer of `*out_len` bytes). `dst` may be NULL
+ * when `cap` is 0, to ask for the length. The caller owns the copy: zero it
+ * when it holds a secret. Returns `ST_OK`, `ST_NOT_FOUND`,
+ * `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+ */
+st_result st_cache_get_into(st_cache *c,
+                            const char *key,
+                            uint8_t *dst,
+                            size_t cap,
+                            size_t *out_len,
+                            st_error **err);
+
+/**
  * Appends `len` bytes at `value` to the value being computed. `value` may be
  * NULL when `len` is 0 (that records an empty value). Only valid inside the
  * `st_compute_fn` that received `sink`. Returns `ST_OK` or `ST_NULL_ARGUMENT`.

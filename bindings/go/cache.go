@@ -107,18 +107,26 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// Get returns a copy of the live value of key, or ErrNotFound.
+// Get returns a copy of the live value of key, or ErrNotFound. One cgo call
+// in the common case: the value is copied into a buffer of this call's.
 func (c *Cache) Get(key string) ([]byte, error) {
 	k, free := cstring(key)
 	defer free()
-	var out *C.st_buf
-	var err *C.st_error
-	rc := C.st_cache_get(c.handle(), k, &out, &err)
-	runtime.KeepAlive(c)
-	if rc != C.ST_OK {
-		return nil, failure(rc, err)
+	var small [256]byte
+	buf := small[:]
+	for {
+		var n C.size_t
+		var err *C.st_error
+		rc := C.st_cache_get_into(c.handle(), k, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n, &err)
+		runtime.KeepAlive(c)
+		if rc != C.ST_OK {
+			return nil, failure(rc, err)
+		}
+		if int(n) <= len(buf) {
+			return append([]byte(nil), buf[:n]...), nil
+		}
+		buf = make([]byte, int(n))
 	}
-	return takeBuf(out), nil
 }
 
 // Set stores a copy of value under key with the default TTL.

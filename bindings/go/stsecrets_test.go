@@ -45,6 +45,17 @@ func TestCache(t *testing.T) {
 	if err := c.Set("a", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
+	big := make([]byte, 1000) // larger than Get's first buffer
+	for i := range big {
+		big[i] = byte(i)
+	}
+	if err := c.Set("big", big); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get("big"); err != nil || string(v) != string(big) {
+		t.Fatalf("big value: %d bytes, %v", len(v), err)
+	}
+	c.Delete("big")
 	if err := c.Set("empty", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ for (const decl of [
   'void st_cache_free(st_cache *c)',
   'int st_cache_set(st_cache *c, const char *key, const uint8_t *v, size_t len, double ttl, _Out_ st_error **err)',
   'int st_cache_get(st_cache *c, const char *key, _Out_ st_buf **out, _Out_ st_error **err)',
+  'int st_cache_get_into(st_cache *c, const char *key, uint8_t *dst, size_t cap, uint64_t *out_len, void *err)',
   'int st_cache_get_or_set(st_cache *c, const char *key, st_compute_fn *fn, void *user, double ttl, _Out_ st_buf **out, _Out_ st_error **err)',
   'bool st_cache_delete(st_cache *c, const char *key)',
   'size_t st_cache_clear(st_cache *c)',
@@ -155,6 +156,9 @@ function seconds(ttl) {
   return ttl === undefined || ttl === null ? -1 : Number(ttl);
 }
 
+// The destination of st_cache_get_into (Node runs one thread per module instance).
+const scratch = { buf: Buffer.alloc(4096), len: new BigUint64Array(1) };
+
 const registry = new FinalizationRegistry(({ free, handle }) => free(handle));
 
 class Handle {
@@ -193,9 +197,18 @@ class Cache extends Handle {
     super(out[0], C.st_cache_free);
   }
 
-  /** The value (a Buffer), or undefined when absent or expired. */
+  /** The value (a Buffer), or undefined when absent or expired. One FFI call
+   *  (st_cache_get_into a reused scratch buffer), then a copy into a new Buffer. */
   get(key) {
-    return bufCall((o, e) => C.st_cache_get(this.handle, key, o, e), true);
+    const rc = C.st_cache_get_into(this.handle, key, scratch.buf, scratch.buf.length, scratch.len, null);
+    if (rc === NOT_FOUND) return undefined;
+    if (rc !== 0) return bufCall((o, e) => C.st_cache_get(this.handle, key, o, e), true); // reports the error
+    const n = Number(scratch.len[0]);
+    if (n > scratch.buf.length) {
+      scratch.buf = Buffer.alloc(n * 2);
+      return this.get(key);
+    }
+    return Buffer.from(scratch.buf.subarray(0, n));
   }
 
   /** Stores value (Buffer or string) with the default TTL. */

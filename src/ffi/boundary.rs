@@ -165,6 +165,36 @@ pub(crate) unsafe fn bytes_arg<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A `(uint8_t *, size_t)` destination as a mutable slice. NULL is accepted
+/// only with capacity 0.
+///
+/// # Safety
+/// When `cap > 0`, `ptr` points to `cap` writable bytes, valid for `'a` and
+/// not otherwise accessed during it.
+pub(crate) unsafe fn bytes_out_arg<'a>(
+    ptr: *mut u8,
+    cap: usize,
+    arg: &'static str,
+) -> Result<&'a mut [u8], FfiError> {
+    if cap == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            st_result::ST_NULL_ARGUMENT,
+            format!("argument '{arg}' is NULL with a capacity of {cap}"),
+        ));
+    }
+    if cap > isize::MAX as usize {
+        return Err(FfiError::new(
+            st_result::ST_INVALID_ARGUMENT,
+            format!("argument '{arg}' has an impossible capacity of {cap}"),
+        ));
+    }
+    // SAFETY: not NULL, `cap` writable bytes by the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
 /// An out-parameter, checked for NULL up front and written only on success.
 pub(crate) struct Out<'a, T> {
     ptr: NonNull<T>,

@@ -1,6 +1,8 @@
 //! `st_cache`: the TTL cache through the C ABI.
 
-use super::boundary::{bytes_arg, call, call_or, out_arg, str_arg, BoxedHandle, FfiError};
+use super::boundary::{
+    bytes_arg, bytes_out_arg, call, call_or, out_arg, str_arg, BoxedHandle, FfiError,
+};
 use super::buf::st_buf;
 use super::error::{st_error, st_result};
 use crate::cache::{self, CacheConfig, TtlCache};
@@ -219,6 +221,49 @@ pub extern "C" fn st_cache_get(
         match c.cache.get_map(key, |v| st_buf::new_raw(v.expose())) {
             Some(buf) => {
                 out.write(buf);
+                Ok(())
+            }
+            None => Err(FfiError::new(
+                st_result::ST_NOT_FOUND,
+                "no live cache entry for this key",
+            )),
+        }
+    })
+}
+
+/// Like `st_cache_get`, copying into the caller's buffer instead of
+/// allocating one (one call per get, for bindings whose every FFI call is
+/// costly): writes the value's length to `*out_len` and, when it is at most
+/// `cap`, the value to `dst` (as `snprintf`: when `*out_len > cap`, nothing
+/// was copied; call again with a buffer of `*out_len` bytes). `dst` may be NULL
+/// when `cap` is 0, to ask for the length. The caller owns the copy: zero it
+/// when it holds a secret. Returns `ST_OK`, `ST_NOT_FOUND`,
+/// `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`.
+#[no_mangle]
+pub extern "C" fn st_cache_get_into(
+    c: *mut st_cache,
+    key: *const c_char,
+    dst: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all four): NULL or valid for the call (caller's contract).
+        let c = unsafe { st_cache::arg(c, "c") }?;
+        let key = unsafe { str_arg(key, "key") }?;
+        let dst = unsafe { bytes_out_arg(dst, cap, "dst") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let len = c.cache.get_map(key, |v| {
+            let bytes = v.expose();
+            if let Some(room) = dst.get_mut(..bytes.len()) {
+                room.copy_from_slice(bytes);
+            }
+            bytes.len()
+        });
+        match len {
+            Some(len) => {
+                out_len.write(len);
                 Ok(())
             }
             None => Err(FfiError::new(

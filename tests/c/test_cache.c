@@ -136,6 +136,34 @@ static void test_periodic_sweep(void) {
   st_cache_free(c);
 }
 
+static void test_get_into(void) {
+  st_cache *c = NULL;
+  CHECK_CALL(ST_OK, st_cache_new(-1, 10, -1, &c, &err));
+  const uint8_t value[6] = {'a', 0, 'b', 'c', 'd', 'e'};
+  CHECK_CALL(ST_OK, st_cache_set(c, "k", value, sizeof value, -1, &err));
+  uint8_t dst[16];
+  size_t len = 99;
+  memset(dst, 0x7f, sizeof dst);
+  CHECK_CALL(ST_OK, st_cache_get_into(c, "k", dst, sizeof dst, &len, &err));
+  CHECK(len == 6 && memcmp(dst, value, 6) == 0 && dst[6] == 0x7f);
+  /* Too small: the length is reported, nothing copied. */
+  memset(dst, 0x7f, sizeof dst);
+  len = 99;
+  CHECK_CALL(ST_OK, st_cache_get_into(c, "k", dst, 3, &len, &err));
+  CHECK(len == 6 && dst[0] == 0x7f);
+  CHECK_CALL(ST_OK, st_cache_get_into(c, "k", NULL, 0, &len, &err));
+  CHECK(len == 6);
+  /* Misses and bad input leave *out_len alone. */
+  len = 99;
+  CHECK_CALL(ST_NOT_FOUND, st_cache_get_into(c, "nope", dst, sizeof dst, &len, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_cache_get_into(c, "k", NULL, 4, &len, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_cache_get_into(c, "k", dst, sizeof dst, NULL, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_cache_get_into(NULL, "k", dst, sizeof dst, &len, &err));
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_cache_get_into(c, "k", dst, SIZE_MAX, &len, &err));
+  CHECK(len == 99);
+  st_cache_free(c);
+}
+
 static void test_hit_miss_counters(void) {
   st_cache *c = NULL;
   CHECK_CALL(ST_OK, st_cache_new(-1, 10, -1, &c, &err));
@@ -283,6 +311,7 @@ int main(void) {
   test_delete_clear_prefix_cleanup();
   test_periodic_sweep();
   test_hit_miss_counters();
+  test_get_into();
   test_get_or_set();
   test_process_wide();
   return st_test_finish("test_cache");

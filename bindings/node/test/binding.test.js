@@ -23,6 +23,10 @@ test('cache: get, set, TTL, LRU, stats', async () => {
   c.set('bin', Buffer.from([0, 1, 255]));
   assert.equal(c.get('a').toString(), 'text');
   assert.deepEqual([...c.get('bin')], [0, 1, 255]);
+  const big = Buffer.alloc(10000, 0x42); // larger than the get scratch buffer
+  c.set('big', big);
+  assert.ok(c.get('big').equals(big) && c.get('big').equals(big));
+  c.delete('big');
   c.set('c', 'x'); // evicts a, the least recently used
   assert.equal(c.get('a'), undefined);
   c.setTtl('short', 'x', 0.03);

@@ -42,6 +42,7 @@ _FALLIBLE = {
     "st_cache_new": [c_double, c_size_t, c_double, OUT],
     "st_cache_set": [c_void_p, c_char_p, c_char_p, c_size_t, c_double],
     "st_cache_get": [c_void_p, c_char_p, OUT],
+    "st_cache_get_into": [c_void_p, c_char_p, c_void_p, c_size_t, P(c_size_t)],
     "st_cache_get_or_set": [c_void_p, c_char_p, c_void_p, c_void_p, c_double, OUT],
     "st_cache_stats_get": [c_void_p, c_void_p],
     "st_secrets_new": [c_char_p, OUT],

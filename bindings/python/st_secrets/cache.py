@@ -5,6 +5,7 @@ import asyncio
 import ctypes
 import functools
 import pickle
+import threading
 
 from . import _ffi
 from ._ffi import c_void_p, lib
@@ -27,6 +28,17 @@ def _decode(data):
     if tag == _STR:
         return body.decode("utf-8")
     return pickle.loads(body)
+
+
+_local = threading.local()
+
+
+def _scratch():
+    """This thread's destination for st_cache_get_into (buf, len)."""
+    if not hasattr(_local, "buf"):
+        _local.buf = ctypes.create_string_buffer(4096)
+        _local.len = ctypes.c_size_t()
+    return _local
 
 
 def _ttl(ttl):
@@ -61,11 +73,18 @@ class TTLCache:
         return f"TTLCache(default_ttl={s['default_ttl']}, max_size={s['max_size']}, size={s['size']})"
 
     def get(self, key):
-        """The value, or None when absent or expired."""
-        out = c_void_p()
-        if not _ffi.call_optional("st_cache_get", self._handle, _ffi.text(key, "key"), ctypes.byref(out)):
-            return None
-        return _decode(_ffi.take_buf(out))
+        """The value, or None when absent or expired. One foreign call
+        (st_cache_get_into a per-thread scratch buffer) on the common path."""
+        scratch = _scratch()
+        k = _ffi.text(key, "key")
+        while True:
+            if not _ffi.call_optional("st_cache_get_into", self._handle, k, scratch.buf, len(scratch.buf),
+                                      ctypes.byref(scratch.len)):
+                return None
+            n = scratch.len.value
+            if n <= len(scratch.buf):
+                return _decode(scratch.buf.raw[:n])
+            scratch.buf = ctypes.create_string_buffer(n)
 
     def set(self, key, value, ttl=None):
         data = _encode(value)

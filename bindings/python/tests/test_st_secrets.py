@@ -89,6 +89,9 @@ def test_values_of_any_picklable_type():
         c.set(key, value)
         assert c.get(key) == value
     assert c.get("missing") is None
+    big = bytes(range(256)) * 40  # larger than the get scratch buffer
+    c.set("big", big)
+    assert c.get("big") == big and c.get("big") == big
 
 
 def test_ttl_expiry_and_counters():
