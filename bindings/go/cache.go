@@ -110,8 +110,18 @@ func (c *Cache) Close() error {
 // Get returns a copy of the live value of key, or ErrNotFound. One cgo call
 // in the common case: the value is copied into a buffer of this call's.
 func (c *Cache) Get(key string) ([]byte, error) {
-	k, free := cstring(key)
-	defer free()
+	// The key as a C string in a buffer of this call (no malloc for the usual
+	// short keys).
+	var keyBuf [128]byte
+	var k *C.char
+	if len(key) < len(keyBuf) {
+		copy(keyBuf[:], key)
+		k = (*C.char)(unsafe.Pointer(&keyBuf[0]))
+	} else {
+		var free func()
+		k, free = cstring(key)
+		defer free()
+	}
 	var small [256]byte
 	buf := small[:]
 	for {

@@ -33,12 +33,26 @@ def _decode(data):
 _local = threading.local()
 
 
+_get_into = lib.st_cache_get_into
+
+
 def _scratch():
-    """This thread's destination for st_cache_get_into (buf, len)."""
-    if not hasattr(_local, "buf"):
-        _local.buf = ctypes.create_string_buffer(4096)
-        _local.len = ctypes.c_size_t()
-    return _local
+    """This thread's destination for st_cache_get_into."""
+    try:
+        return _local.scratch
+    except AttributeError:
+        s = _local.scratch = _Scratch()
+        return s
+
+
+class _Scratch:
+    __slots__ = ("buf", "cap", "len", "len_ref")
+
+    def __init__(self):
+        self.cap = 4096
+        self.buf = ctypes.create_string_buffer(self.cap)
+        self.len = ctypes.c_size_t()
+        self.len_ref = ctypes.byref(self.len)
 
 
 def _ttl(ttl):
@@ -78,13 +92,16 @@ class TTLCache:
         scratch = _scratch()
         k = _ffi.text(key, "key")
         while True:
-            if not _ffi.call_optional("st_cache_get_into", self._handle, k, scratch.buf, len(scratch.buf),
-                                      ctypes.byref(scratch.len)):
+            rc = _get_into(self._handle, k, scratch.buf, scratch.cap, scratch.len_ref, None)
+            if rc == _ffi.NOT_FOUND:
                 return None
+            if rc != 0:  # reports the failure with its message
+                _ffi.call("st_cache_get_into", self._handle, k, scratch.buf, scratch.cap, scratch.len_ref)
             n = scratch.len.value
-            if n <= len(scratch.buf):
-                return _decode(scratch.buf.raw[:n])
+            if n <= scratch.cap:
+                return _decode(ctypes.string_at(scratch.buf, n))
             scratch.buf = ctypes.create_string_buffer(n)
+            scratch.cap = n
 
     def set(self, key, value, ttl=None):
         data = _encode(value)

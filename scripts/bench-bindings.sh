@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The bindings benchmark (issue: bindings): a hot-key cache get through each
+# binding, side by side with the language's usual choice (Go sync.Map with
+# expiry, Node lru-cache, Python cachetools and SimpleTuner's RLock dict).
+source "$(dirname "$0")/lib.sh"
+cd "$ST_ROOT"
+ensure_system_tools
+out="$ST_ROOT/target/bench-bindings"
+mkdir -p "$out"
+cargo build --release --lib
+
+say "Go"
+(cd bindings/go && go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
+python3 - "$out/go.txt" > "$out/go.jsonl" <<'PY'
+import json, re, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"BenchmarkCacheGet(\w+)-\d+\s+\d+\s+([\d.]+) ns/op", line)
+    if m:
+        runs.setdefault(m.group(1), []).append(float(m.group(2)))
+names = {"Binding": "go_st_secrets_binding", "SyncMapExpiry": "go_sync_map_expiry"}
+for k, v in runs.items():
+    v.sort()
+    print(json.dumps({"workload": "hot_get", "name": names[k], "median_ns": v[len(v) // 2]}))
+PY
+
+say "Node"
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && node bench/cache.js) | tee "$out/node.jsonl"
+
+say "Python"
+py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" "$py" bindings/python/bench_binding_cache.py | tee "$out/python.jsonl"
+
+say "table"
+for lang in go node python; do
+  python3 benches/report_pairs.py "$out/$lang.jsonl"
+  echo
+done | tee "$out/table.md"
