@@ -135,6 +135,24 @@ pub(crate) unsafe fn opt_str_arg<'a>(
     unsafe { str_arg(ptr, arg) }.map(Some)
 }
 
+/// The checks of a non-empty `(pointer, size)` argument: not NULL, and a size
+/// a slice can have.
+fn check_buffer(null: bool, size: usize, arg: &'static str, what: &str) -> Result<(), FfiError> {
+    if null {
+        return Err(FfiError::new(
+            st_result::ST_NULL_ARGUMENT,
+            format!("argument '{arg}' is NULL with a {what} of {size}"),
+        ));
+    }
+    if size > isize::MAX as usize {
+        return Err(FfiError::new(
+            st_result::ST_INVALID_ARGUMENT,
+            format!("argument '{arg}' has an impossible {what} of {size}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A `(const uint8_t *, size_t)` pair as a slice. NULL is accepted only with
 /// length 0.
 ///
@@ -148,18 +166,7 @@ pub(crate) unsafe fn bytes_arg<'a>(
     if len == 0 {
         return Ok(&[]);
     }
-    if ptr.is_null() {
-        return Err(FfiError::new(
-            st_result::ST_NULL_ARGUMENT,
-            format!("argument '{arg}' is NULL with a length of {len}"),
-        ));
-    }
-    if len > isize::MAX as usize {
-        return Err(FfiError::new(
-            st_result::ST_INVALID_ARGUMENT,
-            format!("argument '{arg}' has an impossible length of {len}"),
-        ));
-    }
+    check_buffer(ptr.is_null(), len, arg, "length")?;
     // SAFETY: not NULL, `len` readable bytes by the caller's contract, and `len`
     // fits in isize.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -179,19 +186,9 @@ pub(crate) unsafe fn bytes_out_arg<'a>(
     if cap == 0 {
         return Ok(&mut []);
     }
-    if ptr.is_null() {
-        return Err(FfiError::new(
-            st_result::ST_NULL_ARGUMENT,
-            format!("argument '{arg}' is NULL with a capacity of {cap}"),
-        ));
-    }
-    if cap > isize::MAX as usize {
-        return Err(FfiError::new(
-            st_result::ST_INVALID_ARGUMENT,
-            format!("argument '{arg}' has an impossible capacity of {cap}"),
-        ));
-    }
-    // SAFETY: not NULL, `cap` writable bytes by the caller's contract.
+    check_buffer(ptr.is_null(), cap, arg, "capacity")?;
+    // SAFETY: not NULL, `cap` writable bytes by the caller's contract, and
+    // `cap` fits in isize.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
