@@ -22,7 +22,7 @@ use crate::cache::provider_config_cache;
 use crate::secret::{SecretBytes, SecretString};
 use crate::{fsutil, Error};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -255,18 +255,44 @@ impl Store {
         })
     }
 
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction and commits it; when
+    /// `body` fails, nothing is written. Every write of the store goes through
+    /// here, its audit entries ([`Store::record`]) in the same transaction.
+    fn write<R>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
+        let result = body(&tx)?;
+        tx.commit()
+            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        Ok(result)
+    }
+
+    /// Appends an audit entry inside a write transaction.
+    fn record(
+        &self,
+        tx: &Transaction<'_>,
+        action: &str,
+        provider: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<(), Error> {
+        audit::append(tx, &self.audit_key, action, provider, subject, detail)
+            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))
+    }
+
     fn write_config(
         &self,
         provider: &str,
         action: &str,
         change: impl FnOnce(Map<String, Value>) -> Result<Map<String, Value>, Error>,
     ) -> Result<String, Error> {
-        let text = {
-            let mut conn = self.conn.lock();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
-            let old = match read_config_row(&tx, &self.path, provider)? {
+        let text = self.write(|tx| {
+            let old = match read_config_row(tx, &self.path, provider)? {
                 Some(text) => parse_stored(&self.path, provider, &text)?,
                 None => Map::new(),
             };
@@ -281,19 +307,9 @@ impl Store {
                 params![provider, text, utc_now_iso()],
             )
             .map_err(|e| db_error(&self.path, "cannot save the configuration", e))?;
-            audit::append(
-                &tx,
-                &self.audit_key,
-                action,
-                provider,
-                "",
-                &key_changes(&old, &new),
-            )
-            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
-            tx.commit()
-                .map_err(|e| db_error(&self.path, "cannot commit", e))?;
-            text
-        };
+            self.record(tx, action, provider, "", &key_changes(&old, &new))?;
+            Ok(text)
+        })?;
         crate::cache::invalidate_provider_cache(provider);
         Ok(text)
     }
@@ -304,20 +320,15 @@ impl Store {
         check_name("provider", provider)?;
         check_name("credential name", name)?;
         let ciphertext = crate::crypto::encrypt(value)?;
-        let mut conn = self.conn.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
-        tx.execute(
-            "INSERT INTO st_credentials (provider, name, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(provider, name) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-            params![provider, name, ciphertext, utc_now_iso()],
-        )
-        .map_err(|e| db_error(&self.path, "cannot save the credential", e))?;
-        audit::append(&tx, &self.audit_key, "credential.set", provider, name, "{}")
-            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
-        tx.commit()
-            .map_err(|e| db_error(&self.path, "cannot commit", e))
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO st_credentials (provider, name, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(provider, name) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                params![provider, name, ciphertext, utc_now_iso()],
+            )
+            .map_err(|e| db_error(&self.path, "cannot save the credential", e))?;
+            self.record(tx, "credential.set", provider, name, "{}")
+        })
     }
 
     /// A provider credential, decrypted; `Ok(None)` when there is none. Each
@@ -329,8 +340,9 @@ impl Store {
     ) -> Result<Option<SecretString>, Error> {
         check_name("provider", provider)?;
         check_name("credential name", name)?;
-        let mut conn = self.conn.lock();
-        let ciphertext: Option<String> = conn
+        let ciphertext: Option<String> = self
+            .conn
+            .lock()
             .query_row(
                 "SELECT ciphertext FROM st_credentials WHERE provider = ?1 AND name = ?2",
                 params![provider, name],
@@ -343,13 +355,7 @@ impl Store {
         };
         let value = crate::crypto::decrypt(&ciphertext)
             .map_err(|e| e.context(format!("credential '{name}' of provider '{provider}'")))?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
-        audit::append(&tx, &self.audit_key, "credential.use", provider, name, "{}")
-            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
-        tx.commit()
-            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        self.write(|tx| self.record(tx, "credential.use", provider, name, "{}"))?;
         Ok(Some(value))
     }
 
@@ -357,79 +363,51 @@ impl Store {
     pub fn delete_credential(&self, provider: &str, name: &str) -> Result<bool, Error> {
         check_name("provider", provider)?;
         check_name("credential name", name)?;
-        let mut conn = self.conn.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
-        let removed = tx
-            .execute(
-                "DELETE FROM st_credentials WHERE provider = ?1 AND name = ?2",
-                params![provider, name],
-            )
-            .map_err(|e| db_error(&self.path, "cannot delete the credential", e))?;
-        if removed > 0 {
-            audit::append(
-                &tx,
-                &self.audit_key,
-                "credential.delete",
-                provider,
-                name,
-                "{}",
-            )
-            .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
-        }
-        tx.commit()
-            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
-        Ok(removed > 0)
+        self.write(|tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM st_credentials WHERE provider = ?1 AND name = ?2",
+                    params![provider, name],
+                )
+                .map_err(|e| db_error(&self.path, "cannot delete the credential", e))?;
+            if removed > 0 {
+                self.record(tx, "credential.delete", provider, name, "{}")?;
+            }
+            Ok(removed > 0)
+        })
     }
 
     /// Re-encrypts every stored credential under the current credential key
     /// (one transaction; credentials no known key opens are left as they are).
     pub fn rotate_credentials(&self) -> Result<RotationReport, Error> {
         let cipher = crate::crypto::cipher()?;
-        let mut conn = self.conn.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
-        let rows: Vec<(String, String, String)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT provider, name, ciphertext FROM st_credentials ORDER BY provider, name",
-                )
-                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?;
-            let rows = stmt
+        self.write(|tx| {
+            let read_error = |e| db_error(&self.path, "cannot read credentials", e);
+            let rows: Vec<(String, String, String)> = tx
+                .prepare("SELECT provider, name, ciphertext FROM st_credentials ORDER BY provider, name")
+                .map_err(read_error)?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error(&self.path, "cannot read credentials", e))?
-        };
-        let mut report = RotationReport::default();
-        for (provider, name, ciphertext) in rows {
-            match cipher.reencrypt(&ciphertext) {
-                Ok(r) if r.changed => {
-                    tx.execute(
-                        "UPDATE st_credentials SET ciphertext = ?1, updated_at = ?2 WHERE provider = ?3 AND name = ?4",
-                        params![r.ciphertext, utc_now_iso(), provider, name],
-                    )
-                    .map_err(|e| db_error(&self.path, "cannot update a credential", e))?;
-                    audit::append(
-                        &tx,
-                        &self.audit_key,
-                        "credential.rotate",
-                        &provider,
-                        &name,
-                        "{}",
-                    )
-                    .map_err(|e| db_error(&self.path, "cannot write the audit entry", e))?;
-                    report.rotated += 1;
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?;
+            let mut report = RotationReport::default();
+            for (provider, name, ciphertext) in rows {
+                match cipher.reencrypt(&ciphertext) {
+                    Ok(r) if r.changed => {
+                        tx.execute(
+                            "UPDATE st_credentials SET ciphertext = ?1, updated_at = ?2 WHERE provider = ?3 AND name = ?4",
+                            params![r.ciphertext, utc_now_iso(), provider, name],
+                        )
+                        .map_err(|e| db_error(&self.path, "cannot update a credential", e))?;
+                        self.record(tx, "credential.rotate", &provider, &name, "{}")?;
+                        report.rotated += 1;
+                    }
+                    Ok(_) => report.current += 1,
+                    Err(_) => report.failed += 1,
                 }
-                Ok(_) => report.current += 1,
-                Err(_) => report.failed += 1,
             }
-        }
-        tx.commit()
-            .map_err(|e| db_error(&self.path, "cannot commit", e))?;
-        Ok(report)
+            Ok(report)
+        })
     }
 
     /// The newest `limit` audit entries, newest first.
