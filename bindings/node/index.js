@@ -125,6 +125,17 @@ function check(rc, err) {
   throw new StSecretsError(rc, message);
 }
 
+/** For calls that answer yes/no: true on success, false on ST_NOT_FOUND,
+ *  throws on any other failure. */
+function found(rc, err) {
+  if (rc === NOT_FOUND) {
+    if (err[0]) C.st_error_free(err[0]);
+    return false;
+  }
+  check(rc, err);
+  return true;
+}
+
 /** Copies an st_buf into a Buffer and frees it (the library zeroes it). */
 function takeBuf(b) {
   try {
@@ -140,9 +151,8 @@ function bufCall(fn, optional = false) {
   const out = [null];
   const err = [null];
   const rc = fn(out, err);
-  if (optional && rc === NOT_FOUND) {
-    if (err[0]) C.st_error_free(err[0]);
-    return undefined;
+  if (optional) {
+    return found(rc, err) ? takeBuf(out[0]) : undefined;
   }
   check(rc, err);
   return takeBuf(out[0]);
@@ -309,13 +319,7 @@ class Manager extends Handle {
   /** Removes key from the secrets file; false when it was not there. */
   delete(key) {
     const err = [null];
-    const rc = C.st_secrets_delete(this.handle, key, err);
-    if (rc === NOT_FOUND) {
-      C.st_error_free(err[0]);
-      return false;
-    }
-    check(rc, err);
-    return true;
+    return found(C.st_secrets_delete(this.handle, key, err), err);
   }
 
   clearCache() { C.st_secrets_clear_cache(this.handle); }
@@ -377,13 +381,7 @@ class Store extends Handle {
 
   deleteCredential(provider, name) {
     const err = [null];
-    const rc = C.st_store_delete_credential(this.handle, provider, name, err);
-    if (rc === NOT_FOUND) {
-      C.st_error_free(err[0]);
-      return false;
-    }
-    check(rc, err);
-    return true;
+    return found(C.st_store_delete_credential(this.handle, provider, name, err), err);
   }
 
   rotateCredentials() { return JSON.parse(text(bufCall((o, e) => C.st_store_rotate_credentials(this.handle, o, e)))); }
