@@ -5,6 +5,7 @@
 //! Values are checked one by one, with messages that name the key and never
 //! repeat a value (a configuration can hold a token).
 
+use crate::remote::RemoteSettings;
 use crate::Error;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -24,17 +25,23 @@ pub enum ProviderKind {
     Env,
     /// `file`: the JSON/YAML secrets file.
     File,
+    /// `aws`: AWS Secrets Manager.
+    Aws,
 }
 
 impl ProviderKind {
     /// The default chain, in priority order.
-    pub const DEFAULT_CHAIN: [ProviderKind; 2] = [ProviderKind::Env, ProviderKind::File];
+    /// Remote providers that are not configured stay in the chain, unavailable,
+    /// answering "absent" without any network traffic.
+    pub const DEFAULT_CHAIN: [ProviderKind; 3] =
+        [ProviderKind::Env, ProviderKind::File, ProviderKind::Aws];
 
     /// The provider's name.
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Env => "env",
             ProviderKind::File => "file",
+            ProviderKind::Aws => "aws",
         }
     }
 
@@ -42,11 +49,12 @@ impl ProviderKind {
         match name {
             "env" => Ok(ProviderKind::Env),
             "file" => Ok(ProviderKind::File),
-            "aws" | "vault" => Err(Error::InvalidArgument(format!(
+            "aws" => Ok(ProviderKind::Aws),
+            "vault" => Err(Error::InvalidArgument(format!(
                 "config key 'providers': provider '{name}' is not available in this build yet"
             ))),
             _ => Err(Error::InvalidArgument(format!(
-                "config key 'providers': unknown provider '{name}' (known: env, file)"
+                "config key 'providers': unknown provider '{name}' (known: env, file, aws)"
             ))),
         }
     }
@@ -66,6 +74,16 @@ pub struct ManagerConfig {
     pub negative_ttl: Duration,
     /// The chain, in priority order.
     pub providers: Vec<ProviderKind>,
+    /// AWS Secrets Manager: the secret's name (else
+    /// `SIMPLETUNER_AWS_SECRET_NAME`).
+    pub aws_secret_name: Option<String>,
+    /// AWS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's).
+    pub aws_region: Option<String>,
+    /// Secrets Manager endpoint URL (else `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
+    /// `AWS_ENDPOINT_URL`, the regional endpoint).
+    pub aws_endpoint: Option<String>,
+    /// Timeouts, retries and staleness of the remote providers.
+    pub remote: RemoteSettings,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -74,11 +92,16 @@ const KNOWN_KEYS: &[&str] = &[
     "cache_ttl",
     "negative_ttl",
     "providers",
-];
-const REMOTE_KEYS: &[&str] = &[
     "aws_secret_name",
     "aws_region",
     "aws_endpoint",
+    "connect_timeout",
+    "request_timeout",
+    "retries",
+    "max_stale",
+    "failure_ttl",
+];
+const REMOTE_KEYS: &[&str] = &[
     "vault_url",
     "vault_token",
     "vault_path",
@@ -94,6 +117,10 @@ impl Default for ManagerConfig {
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
+            aws_secret_name: None,
+            aws_region: None,
+            aws_endpoint: None,
+            remote: RemoteSettings::default(),
         }
     }
 }
@@ -142,10 +169,17 @@ impl ManagerConfig {
                 "cache_ttl" => config.cache_ttl = seconds(key, value)?,
                 "negative_ttl" => config.negative_ttl = seconds(key, value)?,
                 "providers" => config.providers = chain(key, value)?,
+                "aws_secret_name" => config.aws_secret_name = Some(nonempty(key, value)?),
+                "aws_region" => config.aws_region = Some(nonempty(key, value)?),
+                "aws_endpoint" => config.aws_endpoint = Some(url(key, value)?),
+                "connect_timeout" => config.remote.connect_timeout = positive_seconds(key, value)?,
+                "request_timeout" => config.remote.request_timeout = positive_seconds(key, value)?,
+                "retries" => config.remote.retries = count(key, value, 10)?,
+                "max_stale" => config.remote.max_stale = seconds(key, value)?,
+                "failure_ttl" => config.remote.failure_ttl = seconds(key, value)?,
                 k if REMOTE_KEYS.contains(&k) => {
                     return Err(Error::InvalidArgument(format!(
-                        "config key '{k}' configures a remote provider ({}) that this build does not have yet",
-                        if k.starts_with("aws") { "AWS Secrets Manager" } else { "HashiCorp Vault" }
+                        "config key '{k}' configures HashiCorp Vault, which this build does not have yet"
                     )))
                 }
                 _ => return Err(unknown(key)),
@@ -176,6 +210,48 @@ fn seconds(key: &str, value: &Value) -> Result<Duration, Error> {
         .ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "config key '{key}' must be a number of seconds, 0 or more"
+            ))
+        })
+}
+
+fn nonempty(key: &str, value: &Value) -> Result<String, Error> {
+    let s = string(key, value)?;
+    if s.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "config key '{key}' must not be empty"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+fn url(key: &str, value: &Value) -> Result<String, Error> {
+    let s = nonempty(key, value)?;
+    if !(s.starts_with("http://") || s.starts_with("https://")) {
+        return Err(Error::InvalidArgument(format!(
+            "config key '{key}' must be an http:// or https:// URL"
+        )));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn positive_seconds(key: &str, value: &Value) -> Result<Duration, Error> {
+    let d = seconds(key, value)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        return Err(Error::InvalidArgument(format!(
+            "config key '{key}' must be between 0.001 and 3600 seconds"
+        )));
+    }
+    Ok(d)
+}
+
+fn count(key: &str, value: &Value, max: u64) -> Result<u32, Error> {
+    value
+        .as_u64()
+        .filter(|n| *n <= max)
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "config key '{key}' must be a whole number from 0 to {max}"
             ))
         })
 }
@@ -229,8 +305,11 @@ mod tests {
         let c = ManagerConfig::from_json("{}").unwrap();
         assert_eq!(c.cache_ttl, Duration::from_secs(300));
         assert_eq!(c.negative_ttl, Duration::from_secs(30));
-        assert_eq!(c.providers, vec![ProviderKind::Env, ProviderKind::File]);
-        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 2);
+        assert_eq!(
+            c.providers,
+            vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws]
+        );
+        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 3);
         let c = ManagerConfig::from_json(r#"{"cache_ttl": null}"#).unwrap();
         assert_eq!(c.cache_ttl, DEFAULT_CACHE_TTL);
     }

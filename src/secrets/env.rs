@@ -77,6 +77,7 @@ impl Provider for EnvProvider {
                  empty variables count as unset"
             ),
             warnings: Vec::new(),
+            failure: None,
         }
     }
 }

@@ -18,11 +18,11 @@
 
 use super::env::normalize_key;
 use super::provider::{Caching, Provider, ProviderStatus};
+use super::values::{zeroize_json, SecretMap};
 use crate::fsutil;
 use crate::secret::SecretString;
 use crate::Error;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -99,34 +99,13 @@ impl Stamp {
     }
 }
 
-/// The parsed content of one version of the file.
-#[derive(Debug, Default)]
-struct Snapshot {
-    values: HashMap<String, SecretString>,
-    /// Keys whose values are not scalars (or are null): not secrets, skipped.
-    skipped: Vec<String>,
-}
-
-impl Snapshot {
-    /// The key as given, else its normalized form (`hf-token` finds `HF_TOKEN`).
-    fn resolve<'a>(&'a self, key: &str) -> Option<(&'a str, &'a SecretString)> {
-        if let Some((k, v)) = self.values.get_key_value(key) {
-            return Some((k, v));
-        }
-        let normalized = normalize_key(key);
-        self.values
-            .get_key_value(&normalized)
-            .map(|(k, v)| (k.as_str(), v))
-    }
-}
-
 struct State {
     /// The file currently read (`None`: no file exists in default mode).
     path: Option<PathBuf>,
     /// The version loaded (`None`: the file did not exist).
     stamp: Option<Stamp>,
     /// The parsed file, or why it could not be read.
-    snapshot: Result<Arc<Snapshot>, Error>,
+    snapshot: Result<Arc<SecretMap>, Error>,
     mode: Option<u32>,
     /// When the metadata is next checked (`None`: at the next lookup).
     next_check: Option<Instant>,
@@ -337,19 +316,12 @@ impl Provider for FileProvider {
         let mut warnings = Vec::new();
         let (available, detail) = match (&st.path, &st.stamp, &st.snapshot) {
             (Some(p), Some(_), Ok(s)) => {
-                let mut d = format!(
-                    "{} ({}, {} key{})",
+                let d = format!(
+                    "{} ({}): {}",
                     p.display(),
                     Format::of(p).name(),
-                    s.values.len(),
-                    if s.values.len() == 1 { "" } else { "s" }
+                    s.describe()
                 );
-                if !s.skipped.is_empty() {
-                    d.push_str(&format!(
-                        "; skipped non-scalar or null values (not secrets): {}",
-                        s.skipped.join(", ")
-                    ));
-                }
                 (true, d)
             }
             (Some(p), Some(_), Err(e)) => (true, format!("{}: unreadable: {e}", p.display())),
@@ -383,6 +355,7 @@ impl Provider for FileProvider {
             available,
             detail,
             warnings,
+            failure: None,
         }
     }
 
@@ -399,7 +372,7 @@ fn existing_default(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Reads and parses the file into a snapshot of its scalar values.
-fn load(path: &Path) -> Result<Snapshot, Error> {
+fn load(path: &Path) -> Result<SecretMap, Error> {
     let mut bytes = fs::read(path).map_err(|e| Error::io("cannot read secrets file", path, &e))?;
     let doc = Document::parse(&bytes, Format::of(path), path);
     bytes.zeroize();
@@ -469,32 +442,10 @@ impl Document {
     }
 
     /// The scalar values as strings; nested and null values are skipped.
-    fn into_snapshot(mut self) -> Snapshot {
-        let mut snapshot = Snapshot::default();
+    fn into_snapshot(mut self) -> SecretMap {
+        let mut snapshot = SecretMap::default();
         match &mut self {
-            Document::Json(map) => {
-                for (key, value) in std::mem::take(map) {
-                    match value {
-                        serde_json::Value::String(s) => {
-                            snapshot.values.insert(key, SecretString::from(s));
-                        }
-                        serde_json::Value::Number(n) => {
-                            snapshot
-                                .values
-                                .insert(key, SecretString::from(n.to_string()));
-                        }
-                        serde_json::Value::Bool(b) => {
-                            snapshot
-                                .values
-                                .insert(key, SecretString::from(b.to_string()));
-                        }
-                        mut other => {
-                            snapshot.skipped.push(key);
-                            zeroize_json(&mut other);
-                        }
-                    }
-                }
-            }
+            Document::Json(map) => return SecretMap::from_json_object(std::mem::take(map)),
             Document::Yaml(map) => {
                 for (key, value) in std::mem::take(map) {
                     let Some(key) = yaml_scalar(key) else {
@@ -502,27 +453,22 @@ impl Document {
                     };
                     match value {
                         serde_yaml::Value::String(s) => {
-                            snapshot.values.insert(key, SecretString::from(s));
+                            snapshot.insert(key, s);
                         }
                         serde_yaml::Value::Number(n) => {
-                            snapshot
-                                .values
-                                .insert(key, SecretString::from(n.to_string()));
+                            snapshot.insert(key, n.to_string());
                         }
                         serde_yaml::Value::Bool(b) => {
-                            snapshot
-                                .values
-                                .insert(key, SecretString::from(b.to_string()));
+                            snapshot.insert(key, b.to_string());
                         }
                         mut other => {
-                            snapshot.skipped.push(key);
+                            snapshot.skip(key);
                             zeroize_yaml(&mut other);
                         }
                     }
                 }
             }
         }
-        snapshot.skipped.sort();
         snapshot
     }
 
@@ -608,15 +554,6 @@ fn yaml_scalar(v: serde_yaml::Value) -> Option<String> {
 
 /// Zeroes the strings inside a value before it is dropped (best effort: the
 /// parsers may have made copies we cannot reach).
-fn zeroize_json(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::String(s) => s.zeroize(),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
-        serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
-        _ => {}
-    }
-}
-
 fn zeroize_yaml(v: &mut serde_yaml::Value) {
     match v {
         serde_yaml::Value::String(s) => s.zeroize(),

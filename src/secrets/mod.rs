@@ -18,12 +18,14 @@ pub mod config;
 pub mod env;
 pub mod file;
 pub mod provider;
+pub mod values;
 
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use file::{FileLocation, FileProvider};
 pub use provider::{Caching, Provider, ProviderStatus};
 
+use crate::aws::{AwsProvider, Vars};
 use crate::cache::{CacheConfig, TtlCache};
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
@@ -109,7 +111,17 @@ impl SecretsManager {
     /// None today; the `Result` leaves room for providers whose configuration
     /// can be invalid.
     pub fn new(config: ManagerConfig) -> Result<SecretsManager, Error> {
+        SecretsManager::with_environment(config, Vars::from_process())
+    }
+
+    /// Like [`new`](Self::new), with the AWS provider reading `aws_vars`
+    /// instead of the process environment (tests, embedding).
+    pub fn with_environment(
+        config: ManagerConfig,
+        aws_vars: Vars,
+    ) -> Result<SecretsManager, Error> {
         let mut file = None;
+        let mut aws_vars = Some(aws_vars);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for kind in &config.providers {
             match kind {
@@ -130,6 +142,10 @@ impl SecretsManager {
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }
+                ProviderKind::Aws => providers.push(Arc::new(AwsProvider::new(
+                    &config,
+                    aws_vars.take().unwrap_or_default(),
+                ))),
             }
         }
         let mut manager = SecretsManager::with_providers(config, providers);
@@ -271,9 +287,10 @@ impl SecretsManager {
     pub fn providers(&self) -> Vec<ChainEntry> {
         self.links
             .iter()
-            .map(|link| ChainEntry {
-                status: link.provider.status(),
-                last_error: link.last_error.lock().clone(),
+            .map(|link| {
+                let status = link.provider.status();
+                let last_error = link.last_error.lock().clone().or(status.failure.clone());
+                ChainEntry { status, last_error }
             })
             .collect()
     }
@@ -282,11 +299,24 @@ impl SecretsManager {
     /// `[{"name", "available", "detail", "warnings", "last_error"}]`, where
     /// `last_error` is null or `{"code": "ST_...", "message": ...}`.
     pub fn providers_json(&self) -> String {
+        self.chain_json(false)
+    }
+
+    /// The doctor's view as JSON: [`providers_json`](Self::providers_json)
+    /// with each provider's live checks under `"checks"` (remote providers:
+    /// credential source, caller identity, whether the secret is readable;
+    /// `null` for the others). Sends requests; never shows a value.
+    pub fn diagnose_json(&self) -> String {
+        self.chain_json(true)
+    }
+
+    fn chain_json(&self, checks: bool) -> String {
         let list: Vec<serde_json::Value> = self
-            .providers()
-            .into_iter()
-            .map(|entry| {
-                serde_json::json!({
+            .links
+            .iter()
+            .zip(self.providers())
+            .map(|(link, entry)| {
+                let mut v = serde_json::json!({
                     "name": entry.status.name,
                     "available": entry.status.available,
                     "detail": entry.status.detail,
@@ -295,7 +325,11 @@ impl SecretsManager {
                         "code": e.code_name(),
                         "message": e.message(),
                     })),
-                })
+                });
+                if checks {
+                    v["checks"] = link.provider.diagnose().into();
+                }
+                v
             })
             .collect();
         serde_json::Value::Array(list).to_string()

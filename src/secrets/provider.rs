@@ -29,6 +29,10 @@ pub struct ProviderStatus {
     pub detail: String,
     /// Problems a user should fix (e.g. a secrets file readable by others).
     pub warnings: Vec<String>,
+    /// A failure the provider is living with (a remote provider serving its
+    /// last good value while the service fails), shown as `last_error` when
+    /// the manager saw none.
+    pub failure: Option<Error>,
 }
 
 /// A source of secrets in the chain.
@@ -48,4 +52,11 @@ pub trait Provider: Send + Sync {
 
     /// Forgets anything cached, so the next lookup reads the source again.
     fn invalidate(&self) {}
+
+    /// Live checks for the doctor (remote providers: credentials, identity,
+    /// whether the secret is readable), as a JSON object without values;
+    /// `None` when the provider has nothing to check beyond its status.
+    fn diagnose(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

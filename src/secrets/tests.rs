@@ -43,6 +43,7 @@ impl Provider for Remote {
             available: true,
             detail: "test double".into(),
             warnings: vec![],
+            failure: None,
         }
     }
 }

@@ -1,0 +1,490 @@
+//! The AWS Secrets Manager provider: one secret holding a JSON object of
+//! keys, fetched with `GetSecretValue` (JSON 1.1 protocol) over `ureq`,
+//! signed with SigV4 (the `aws-sigv4` crate), with the AWS credential chain
+//! ([`credentials`]) and the shared remote machinery ([`crate::remote`]):
+//! one request per TTL, stale-on-error, retries, short timeouts.
+//!
+//! Configuration, each in this order:
+//! - secret name: config `aws_secret_name`, `SIMPLETUNER_AWS_SECRET_NAME`
+//!   (the provider is available when one is set);
+//! - region: config `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+//!   profile's `region` in `~/.aws/config` (`AWS_CONFIG_FILE`, `AWS_PROFILE`);
+//! - endpoint: config `aws_endpoint`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
+//!   `AWS_ENDPOINT_URL`, else `https://secretsmanager.<region>.amazonaws.com`;
+//! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
+
+pub mod credentials;
+pub mod profile;
+pub mod wire;
+
+use crate::remote::http::{redact_url, Http, Response, Trust};
+use crate::remote::{with_retries, BlobCache, Failure, Fetched, RemoteSettings};
+use crate::secret::SecretString;
+use crate::secrets::config::{expand_home, home_dir, ManagerConfig};
+use crate::secrets::provider::{Caching, Provider, ProviderStatus};
+use crate::secrets::values::{zeroize_json, SecretMap};
+use crate::Error;
+use base64::Engine;
+use credentials::{expect_ok, CredentialChain, Credentials};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wire::ServiceError;
+
+/// The environment variable naming the secret (SimpleTuner's).
+pub const ENV_SECRET_NAME: &str = "SIMPLETUNER_AWS_SECRET_NAME";
+
+/// The environment variables the AWS provider reads.
+pub const VARIABLES: &[&str] = &[
+    ENV_SECRET_NAME,
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_CA_BUNDLE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+];
+
+/// The environment as the AWS provider sees it, captured when the provider is
+/// built (tests give their own). Values are zeroed when dropped; empty values
+/// count as unset.
+#[derive(Clone, Default)]
+pub struct Vars {
+    values: HashMap<String, SecretString>,
+    home: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.values.keys().collect();
+        names.sort();
+        f.debug_struct("Vars").field("set", &names).finish()
+    }
+}
+
+impl Vars {
+    /// The process environment's [`VARIABLES`] and home directory.
+    pub fn from_process() -> Vars {
+        let mut vars = Vars {
+            values: HashMap::new(),
+            home: home_dir(),
+        };
+        for name in VARIABLES {
+            if let Ok(v) = std::env::var(name) {
+                vars = vars.set(name, &v);
+            }
+        }
+        vars
+    }
+
+    /// No variables and no home directory.
+    pub fn empty() -> Vars {
+        Vars::default()
+    }
+
+    /// With `name` set to `value` (empty: unset).
+    pub fn set(mut self, name: &str, value: &str) -> Vars {
+        if value.is_empty() {
+            self.values.remove(name);
+        } else {
+            self.values
+                .insert(name.to_owned(), SecretString::from(value));
+        }
+        self
+    }
+
+    /// With `home` as the home directory (for `~/.aws`).
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Vars {
+        self.home = Some(home.into());
+        self
+    }
+
+    /// A variable's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|v| v.expose())
+    }
+
+    /// `$<var>` (with `~` expanded), else `~/.aws/<name>`.
+    fn aws_file(&self, var: &str, name: &str) -> Option<PathBuf> {
+        match self.get(var) {
+            Some(p) => Some(expand_home(PathBuf::from(p))),
+            None => self.home.as_ref().map(|h| h.join(".aws").join(name)),
+        }
+    }
+}
+
+/// Everything needed to call the service, once the configuration resolved.
+struct Client {
+    http: Arc<Http>,
+    credentials: CredentialChain,
+    region: String,
+    endpoint: String,
+}
+
+/// The AWS Secrets Manager provider.
+pub struct AwsProvider {
+    secret_name: Option<String>,
+    client: Result<Client, Error>,
+    cache: BlobCache<SecretMap>,
+    settings: RemoteSettings,
+}
+
+impl std::fmt::Debug for AwsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsProvider")
+            .field("secret_name", &self.secret_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the resolved region came from.
+fn resolve_region(config: &ManagerConfig, vars: &Vars) -> Result<Option<String>, Error> {
+    if let Some(r) = config
+        .aws_region
+        .as_deref()
+        .or_else(|| vars.get("AWS_REGION"))
+        .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+    {
+        return Ok(Some(r.to_owned()));
+    }
+    let Some(path) = vars.aws_file("AWS_CONFIG_FILE", "config") else {
+        return Ok(None);
+    };
+    let name = vars.get("AWS_PROFILE").unwrap_or("default");
+    Ok(profile::load(&path, profile::FileKind::Config, name)?
+        .and_then(|p| p.get("region").map(str::to_owned)))
+}
+
+impl AwsProvider {
+    /// The provider for `config`, reading `vars` (see the module
+    /// documentation). Configuration problems (no region, unreadable CA
+    /// bundle) do not fail here: the provider reports them on every lookup and
+    /// in its status, and the rest of the chain keeps working.
+    pub fn new(config: &ManagerConfig, vars: Vars) -> AwsProvider {
+        let secret_name = config
+            .aws_secret_name
+            .clone()
+            .or_else(|| vars.get(ENV_SECRET_NAME).map(str::to_owned));
+        let settings = config.remote.clone();
+        let client = match &secret_name {
+            None => Err(Error::ProviderUnavailable(format!(
+                "AWS Secrets Manager is not configured: set aws_secret_name or {ENV_SECRET_NAME}"
+            ))),
+            Some(_) => Self::client(config, vars),
+        };
+        AwsProvider {
+            secret_name,
+            client,
+            cache: BlobCache::new(settings.clone(), config.cache_ttl, config.negative_ttl),
+            settings,
+        }
+    }
+
+    fn client(config: &ManagerConfig, vars: Vars) -> Result<Client, Error> {
+        let region = resolve_region(config, &vars)?.ok_or_else(|| {
+            Error::ProviderUnavailable(
+                "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
+                 in the profile of ~/.aws/config"
+                    .into(),
+            )
+        })?;
+        let endpoint = config
+            .aws_endpoint
+            .as_deref()
+            .or_else(|| vars.get("AWS_ENDPOINT_URL_SECRETS_MANAGER"))
+            .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
+        let trust = vars
+            .get("AWS_CA_BUNDLE")
+            .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
+        let http = Arc::new(Http::new(&config.remote, &trust)?);
+        let vars = Arc::new(vars);
+        Ok(Client {
+            credentials: CredentialChain::new(
+                vars,
+                Arc::clone(&http),
+                config.remote.clone(),
+                Some(region.clone()),
+            )?,
+            http,
+            region,
+            endpoint,
+        })
+    }
+
+    /// Fetches the secret now, bypassing the cache (the doctor's check).
+    fn fetch(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, Failure> {
+        let body = json!({ "SecretId": name }).to_string();
+        let call = |creds: &Credentials| {
+            client.call(
+                creds,
+                "secretsmanager",
+                "GetSecretValue",
+                &client.endpoint,
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "secretsmanager.GetSecretValue"),
+                ],
+                body.as_bytes(),
+            )
+        };
+        with_retries(&self.settings, || {
+            let creds = client.credentials.get()?;
+            match secret_from(name, call(&creds)?) {
+                // Temporary credentials the service calls expired (a clock
+                // skew, or revoked early): fetch new ones and try once more.
+                Err(Refusal::ExpiredCredentials(_)) if creds.expires.is_some() => {
+                    client.credentials.invalidate();
+                    let creds = client.credentials.get()?;
+                    secret_from(name, call(&creds)?).map_err(Refusal::into_failure)
+                }
+                other => other.map_err(Refusal::into_failure),
+            }
+        })
+    }
+
+    /// The caller identity (STS `GetCallerIdentity`) of `creds`.
+    fn caller_identity(&self, client: &Client, creds: &Credentials) -> Result<Value, Failure> {
+        let url = client.credentials.sts_endpoint();
+        let body = wire::form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]);
+        let r = with_retries(&self.settings, || {
+            expect_ok(
+                "STS GetCallerIdentity",
+                client.call(
+                    creds,
+                    "sts",
+                    "STS GetCallerIdentity",
+                    &url,
+                    &[(
+                        "content-type",
+                        "application/x-www-form-urlencoded; charset=utf-8",
+                    )],
+                    body.as_bytes(),
+                )?,
+            )
+        })?;
+        let text = String::from_utf8_lossy(r.body.expose());
+        Ok(json!({
+            "arn": wire::xml_text(&text, "Arn"),
+            "account": wire::xml_text(&text, "Account"),
+            "user_id": wire::xml_text(&text, "UserId"),
+        }))
+    }
+}
+
+impl Client {
+    /// Signs and sends one request.
+    fn call(
+        &self,
+        creds: &Credentials,
+        service: &str,
+        what: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, Failure> {
+        let signed =
+            wire::signature_headers(creds, &self.region, service, "POST", url, headers, body)?;
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.http.send(what, "POST", url, &all, body)
+    }
+}
+
+/// Why `GetSecretValue` gave no secret.
+enum Refusal {
+    /// The service said the temporary credentials expired.
+    ExpiredCredentials(Failure),
+    /// Anything else.
+    Other(Failure),
+}
+
+impl Refusal {
+    fn into_failure(self) -> Failure {
+        match self {
+            Refusal::ExpiredCredentials(f) | Refusal::Other(f) => f,
+        }
+    }
+}
+
+/// The secret in a `GetSecretValue` answer: `SecretString`, or
+/// `SecretBinary` (base64), holding a JSON object of keys.
+fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
+    const WHAT: &str = "GetSecretValue";
+    if r.status != 200 {
+        let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
+        if e.code == "ResourceNotFoundException" {
+            return Ok(Fetched::Absent);
+        }
+        let expired = e.is_expired_token();
+        let failure = e.into_failure(&format!("{WHAT} of secret '{name}'"), r.status);
+        return Err(if expired {
+            Refusal::ExpiredCredentials(failure)
+        } else {
+            Refusal::Other(failure)
+        });
+    }
+    let Some(Value::Object(mut doc)) = r.json() else {
+        return Err(Refusal::Other(Failure::transient(Error::Remote(format!(
+            "{WHAT} of secret '{name}': the answer is not a JSON object"
+        )))));
+    };
+    let parse = |m: String| Refusal::Other(Failure::permanent(Error::Parse(m)));
+    let (field, text) = match (doc.remove("SecretString"), doc.remove("SecretBinary")) {
+        (Some(Value::String(s)), _) => ("SecretString", SecretString::from(s)),
+        (_, Some(Value::String(b64))) => {
+            let b64 = SecretString::from(b64);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.expose())
+                .map_err(|_| parse(format!("secret '{name}': SecretBinary is not base64")))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                let mut bytes = e.into_bytes();
+                zeroize::Zeroize::zeroize(&mut bytes);
+                parse(format!(
+                    "secret '{name}': SecretBinary is not UTF-8 JSON text"
+                ))
+            })?;
+            ("SecretBinary", SecretString::from(text))
+        }
+        _ => {
+            return Err(parse(format!(
+                "secret '{name}' holds neither SecretString nor SecretBinary"
+            )))
+        }
+    };
+    let mut rest = Value::Object(doc);
+    zeroize_json(&mut rest);
+    match serde_json::from_str::<Value>(text.expose()) {
+        Ok(Value::Object(map)) => Ok(Fetched::Found(SecretMap::from_json_object(map))),
+        Ok(mut other) => {
+            zeroize_json(&mut other);
+            Err(parse(format!(
+                "secret '{name}': {field} is JSON but not an object; st-secrets reads secrets \
+                 of the form {{\"KEY\": \"value\", ...}}"
+            )))
+        }
+        Err(e) => Err(parse(format!(
+            "secret '{name}': {field} is not JSON (line {}, column {}); st-secrets reads \
+             secrets of the form {{\"KEY\": \"value\", ...}}",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+fn error_json(e: &Error) -> Value {
+    json!({ "code": e.code_name(), "message": e.message() })
+}
+
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn caching(&self) -> Caching {
+        Caching::SelfCached
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        let Some(name) = &self.secret_name else {
+            return Ok(None);
+        };
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let (blob, _) = self.cache.get(|| self.fetch(client, name))?;
+        Ok(match &*blob {
+            Fetched::Found(map) => map.resolve(key).map(|(_, v)| v.clone()),
+            Fetched::Absent => None,
+        })
+    }
+
+    fn status(&self) -> ProviderStatus {
+        let mut warnings = Vec::new();
+        let (available, detail) = match (&self.secret_name, &self.client) {
+            (None, Err(e)) => (false, e.to_string()),
+            (None, Ok(_)) => (false, String::new()),
+            (Some(name), Err(e)) => (true, format!("secret '{name}': {e}")),
+            (Some(name), Ok(c)) => {
+                let creds = c
+                    .credentials
+                    .source()
+                    .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
+                let mut d = format!(
+                    "secret '{name}' in {} at {}; credentials: {creds}; {} request{}",
+                    c.region,
+                    redact_url(&c.endpoint),
+                    self.cache.requests(),
+                    if self.cache.requests() == 1 { "" } else { "s" }
+                );
+                if let Some(age) = self.cache.age() {
+                    d.push_str(&format!("; value fetched {} s ago", age.as_secs()));
+                }
+                if let Some(e) = self.cache.failure() {
+                    warnings.push(format!("the last fetch failed ({}): {e}", e.code_name()));
+                }
+                (true, d)
+            }
+        };
+        ProviderStatus {
+            name: "aws",
+            available,
+            detail,
+            warnings,
+            failure: self.cache.failure(),
+        }
+    }
+
+    fn invalidate(&self) {
+        self.cache.invalidate();
+    }
+
+    fn diagnose(&self) -> Option<Value> {
+        let name = self.secret_name.as_ref()?;
+        let client = match &self.client {
+            Ok(c) => c,
+            Err(e) => return Some(json!({ "secret": name, "error": error_json(e) })),
+        };
+        let mut out = json!({
+            "secret": name,
+            "region": client.region,
+            "endpoint": redact_url(&client.endpoint),
+        });
+        match client.credentials.get() {
+            Ok(creds) => {
+                out["credentials"] = json!(creds.source.describe());
+                out["caller"] = match self.caller_identity(client, &creds) {
+                    Ok(identity) => identity,
+                    Err(f) => json!({ "error": error_json(&f.error) }),
+                };
+            }
+            Err(f) => out["credentials_error"] = error_json(&f.error),
+        }
+        out["secret_readable"] = match self.fetch(client, name) {
+            Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
+            Ok(Fetched::Absent) => {
+                json!({ "readable": false, "reason": "the secret does not exist" })
+            }
+            Err(f) => json!({ "readable": false, "error": error_json(&f.error) }),
+        };
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

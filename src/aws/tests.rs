@@ -1,0 +1,713 @@
+//! The AWS provider against the loopback fake server: wire format, signing
+//! headers, error classes, faults, stale serving, single-flight, and the
+//! credential sources of cloud hosts. The same provider runs against moto's
+//! real server in `tests/aws_moto.rs`.
+
+use super::*;
+use crate::remote::fake::{FakeServer, Reply, Request};
+use crate::secrets::SecretsManager;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const SECRET: &str =
+    r#"{"HF_TOKEN": "hf_from_aws", "REPLICATE_API_TOKEN": "r8_from_aws", "PORT": 8080}"#;
+
+fn config(endpoint: &str) -> ManagerConfig {
+    ManagerConfig {
+        aws_secret_name: Some("training/keys".into()),
+        aws_region: Some("us-east-1".into()),
+        aws_endpoint: Some(endpoint.into()),
+        cache_ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(60),
+        remote: RemoteSettings {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_millis(500),
+            retries: 2,
+            backoff_base: Duration::from_millis(1),
+            backoff_cap: Duration::from_millis(4),
+            max_stale: Duration::from_secs(60),
+            failure_ttl: Duration::ZERO,
+        },
+        ..ManagerConfig::default()
+    }
+}
+
+fn static_vars() -> Vars {
+    Vars::empty()
+        .set("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .set("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .set("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+fn no_credentials() -> Vars {
+    Vars::empty().set("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+fn secret_reply(secret_string: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:training/keys",
+               "Name": "training/keys", "SecretString": secret_string})
+        .to_string(),
+    )
+}
+
+fn aws_error(status: u16, code: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"__type": code, "message": "refused"}).to_string(),
+    )
+}
+
+fn get(p: &AwsProvider, key: &str) -> Result<Option<String>, Error> {
+    p.lookup(key).map(|v| v.map(|v| v.expose().to_owned()))
+}
+
+fn is_get_secret(r: &Request) -> bool {
+    r.header("x-amz-target") == Some("secretsmanager.GetSecretValue")
+}
+
+#[test]
+fn a_signed_get_secret_value_supplies_the_keys() {
+    let seen = Arc::new(parking_lot::Mutex::new(None::<Request>));
+    let s = Arc::clone(&seen);
+    let server = FakeServer::start(move |r| {
+        *s.lock() = Some(r.clone());
+        secret_reply(SECRET)
+    });
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(get(&p, "hf-token").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(get(&p, "PORT").unwrap().as_deref(), Some("8080"));
+    assert_eq!(get(&p, "MISSING").unwrap(), None);
+    assert_eq!(server.requests(), 1, "one request per TTL");
+
+    let r = seen.lock().clone().unwrap();
+    assert_eq!(r.method, "POST");
+    assert!(is_get_secret(&r));
+    assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
+    assert_eq!(r.text(), r#"{"SecretId":"training/keys"}"#);
+    let auth = r.header("authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            && auth.contains("/us-east-1/secretsmanager/aws4_request")
+            && auth.contains("SignedHeaders=")
+            && auth.contains("x-amz-target"),
+        "{auth}"
+    );
+    assert!(r.header("x-amz-date").is_some());
+    assert!(r.header("x-amz-security-token").is_none());
+    assert!(
+        !format!("{r:?}").contains(SECRET_KEY),
+        "the secret key is never sent"
+    );
+
+    let status = p.status();
+    assert!(status.available);
+    assert!(
+        status.detail.contains("credentials: environment variables"),
+        "{}",
+        status.detail
+    );
+    assert!(status.detail.contains("1 request"), "{}", status.detail);
+}
+
+#[test]
+fn session_tokens_are_sent() {
+    let seen = Arc::new(parking_lot::Mutex::new(None::<Request>));
+    let s = Arc::clone(&seen);
+    let server = FakeServer::start(move |r| {
+        *s.lock() = Some(r.clone());
+        secret_reply(SECRET)
+    });
+    let vars = static_vars().set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
+    let p = AwsProvider::new(&config(&server.url()), vars);
+    get(&p, "HF_TOKEN").unwrap();
+    let r = seen.lock().clone().unwrap();
+    assert_eq!(
+        r.header("x-amz-security-token"),
+        Some("FwoGZXIvYXdzEXAMPLETOKEN")
+    );
+}
+
+#[test]
+fn secret_binary_works_and_other_shapes_are_parse_errors() {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let server = FakeServer::start(move |_| {
+        Reply::json(200, json!({"Name": "n", "SecretBinary": b64}).to_string())
+    });
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+
+    for (answer, expect) in [
+        (json!({"SecretString": "hunter2-plain-text"}), "is not JSON"),
+        (json!({"SecretString": "[\"hunter2\"]"}), "not an object"),
+        (json!({"SecretBinary": "!!!"}), "not base64"),
+        (
+            json!({"SecretBinary": base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe])}),
+            "not UTF-8",
+        ),
+        (
+            json!({"Name": "n"}),
+            "neither SecretString nor SecretBinary",
+        ),
+    ] {
+        let body = answer.to_string();
+        let server = FakeServer::start(move |_| Reply::json(200, body.clone()));
+        let p = AwsProvider::new(&config(&server.url()), static_vars());
+        let e = get(&p, "HF_TOKEN").unwrap_err();
+        assert_eq!(e.code_name(), "ST_PARSE", "{e}");
+        assert!(e.message().contains(expect), "{e}");
+        assert!(!e.message().contains("hunter2"), "{e}");
+        assert_eq!(server.requests(), 1, "parse errors are not retried");
+    }
+}
+
+#[test]
+fn a_missing_secret_is_absent_and_cached_for_the_negative_ttl() {
+    let server = FakeServer::start(|_| aws_error(400, "ResourceNotFoundException"));
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
+    assert_eq!(get(&p, "OTHER").unwrap(), None);
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn auth_errors_are_st_auth_and_not_retried() {
+    for code in [
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+    ] {
+        let server = FakeServer::start(move |_| aws_error(400, code));
+        let p = AwsProvider::new(&config(&server.url()), static_vars());
+        let e = get(&p, "HF_TOKEN").unwrap_err();
+        assert_eq!(e.code_name(), "ST_AUTH", "{code}: {e}");
+        assert!(e.message().contains(code), "{e}");
+        assert!(!e.message().contains(SECRET_KEY));
+        assert_eq!(server.requests(), 1, "{code}");
+    }
+}
+
+#[test]
+fn transient_failures_are_retried_with_backoff() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let server = FakeServer::start(move |_| match c.fetch_add(1, Ordering::SeqCst) {
+        0 => aws_error(500, "InternalServiceError"),
+        1 => aws_error(400, "ThrottlingException"),
+        _ => secret_reply(SECRET),
+    });
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(server.requests(), 3);
+
+    let server = FakeServer::start(|_| Reply::text(503, "<html>Service Unavailable</html>"));
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_REMOTE", "{e}");
+    assert!(e.message().contains("HTTP 503"), "{e}");
+    assert_eq!(server.requests(), 3, "1 attempt + 2 retries");
+}
+
+#[test]
+fn faults_give_network_timeout_and_remote_errors() {
+    // A server that never answers in time: ST_TIMEOUT, bounded by the timeouts.
+    let server =
+        FakeServer::start(|_| Reply::After(Duration::from_secs(3), Box::new(secret_reply(SECRET))));
+    let mut c = config(&server.url());
+    c.remote.retries = 1;
+    let p = AwsProvider::new(&c, static_vars());
+    let t = Instant::now();
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_TIMEOUT", "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(server.requests(), 2);
+
+    // Connections closed without an answer: ST_NETWORK.
+    let server = FakeServer::start(|_| Reply::Drop);
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
+    assert_eq!(server.requests(), 3);
+
+    // Garbage instead of HTTP: ST_NETWORK.
+    let server = FakeServer::start(|_| Reply::Raw(b"\x00\x01garbage\r\n\r\n".to_vec()));
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
+
+    // A 200 whose body is not JSON: ST_REMOTE (retried: proxies misbehave).
+    let server = FakeServer::start(|_| Reply::text(200, "<html>captive portal</html>"));
+    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_REMOTE", "{e}");
+    assert_eq!(server.requests(), 3);
+
+    // Nobody listening: ST_NETWORK, quickly.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = AwsProvider::new(&config(&format!("http://127.0.0.1:{port}")), static_vars());
+    let t = Instant::now();
+    assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn the_last_good_value_is_served_while_the_service_fails() {
+    let down = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&down);
+    let server = FakeServer::start(move |_| match d.load(Ordering::SeqCst) {
+        0 => secret_reply(SECRET),
+        1 => aws_error(503, "ServiceUnavailable"),
+        _ => aws_error(400, "AccessDeniedException"),
+    });
+    let mut c = config(&server.url());
+    c.cache_ttl = Duration::ZERO;
+    c.remote.max_stale = Duration::from_millis(400);
+    let vars = static_vars();
+    let m = SecretsManager::with_providers(c.clone(), vec![Arc::new(AwsProvider::new(&c, vars))]);
+    assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_from_aws");
+    down.store(1, Ordering::SeqCst);
+    assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_from_aws");
+    let json: Value = serde_json::from_str(&m.providers_json()).unwrap();
+    assert_eq!(json[0]["last_error"]["code"], "ST_REMOTE", "{json}");
+    assert!(json[0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("last fetch failed"));
+    // Past the bound the failure comes through.
+    std::thread::sleep(Duration::from_millis(450));
+    assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_REMOTE");
+    // Recovered: fresh again, the failure cleared.
+    down.store(0, Ordering::SeqCst);
+    assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_from_aws");
+    let json: Value = serde_json::from_str(&m.providers_json()).unwrap();
+    assert!(json[0]["last_error"].is_null(), "{json}");
+    // An auth failure is never hidden by the stale value.
+    down.store(2, Ordering::SeqCst);
+    assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_AUTH");
+}
+
+#[test]
+fn two_threads_times_ten_thousand_gets_send_one_request() {
+    let server = FakeServer::start(|_| {
+        Reply::After(Duration::from_millis(100), Box::new(secret_reply(SECRET)))
+    });
+    let p = Arc::new(AwsProvider::new(&config(&server.url()), static_vars()));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(server.requests(), 1);
+}
+
+fn iso(t: SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil_from_days (inverse of wire::days_from_civil).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A fake host: container credentials at /creds (token checked), STS at /sts,
+/// IMDSv2 under /latest, Secrets Manager at / (key id and token checked).
+/// Credentials are numbered: each hand-out is a new key `ASIAFAKE<n>`.
+fn cloud_host(expires_in: Duration) -> (FakeServer, Arc<AtomicUsize>) {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let n = Arc::clone(&issued);
+    let server = FakeServer::start(move |r| {
+        let creds = |n: &AtomicUsize| {
+            let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+            (format!("ASIAFAKE{i}"), iso(SystemTime::now() + expires_in))
+        };
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/creds") => {
+                if r.header("authorization") != Some("pod-token-123") {
+                    return Reply::text(401, "unauthorized");
+                }
+                let (id, exp) = creds(&n);
+                Reply::json(
+                    200,
+                    json!({"AccessKeyId": id, "SecretAccessKey": "cs3cr3t",
+                    "Token": "ctoken", "Expiration": exp})
+                    .to_string(),
+                )
+            }
+            ("POST", "/sts") => {
+                let body = r.text();
+                if !body.contains("Action=AssumeRoleWithWebIdentity")
+                    || !body.contains("WebIdentityToken=eyJ.jwt.sig")
+                    || !body.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ftrainer")
+                {
+                    return Reply::text(
+                        400,
+                        "<ErrorResponse><Error><Code>InvalidIdentityToken</Code>\
+                        <Message>bad</Message></Error></ErrorResponse>",
+                    );
+                }
+                let (id, exp) = creds(&n);
+                Reply::text(200, format!(
+                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>\
+                     <Credentials><AccessKeyId>{id}</AccessKeyId><SecretAccessKey>ws3cr3t</SecretAccessKey>\
+                     <SessionToken>wtoken</SessionToken><Expiration>{exp}</Expiration></Credentials>\
+                     </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"))
+            }
+            ("PUT", "/latest/api/token") => {
+                if r.header("x-aws-ec2-metadata-token-ttl-seconds").is_none() {
+                    return Reply::text(400, "");
+                }
+                Reply::text(200, "imds-session")
+            }
+            ("GET", p) if p.starts_with("/latest/meta-data/iam/security-credentials/") => {
+                if r.header("x-aws-ec2-metadata-token") != Some("imds-session") {
+                    return Reply::text(401, "");
+                }
+                if p.ends_with('/') {
+                    return Reply::text(200, "trainer-role\n");
+                }
+                assert!(p.ends_with("/trainer-role"));
+                let (id, exp) = creds(&n);
+                Reply::json(
+                    200,
+                    json!({"Code": "Success", "AccessKeyId": id,
+                    "SecretAccessKey": "is3cr3t", "Token": "itoken", "Expiration": exp})
+                    .to_string(),
+                )
+            }
+            ("POST", "/") if is_get_secret(r) => {
+                let auth = r.header("authorization").unwrap_or_default();
+                let current = format!("Credential=ASIAFAKE{}/", n.load(Ordering::SeqCst));
+                if !auth.contains(&current) || r.header("x-amz-security-token").is_none() {
+                    return aws_error(400, "ExpiredTokenException");
+                }
+                secret_reply(SECRET)
+            }
+            _ => Reply::text(404, "no route"),
+        }
+    });
+    (server, issued)
+}
+
+#[test]
+fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
+    let (server, issued) = cloud_host(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "pod-token-123\n").unwrap();
+    let vars = no_credentials()
+        .set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/creds", server.url()),
+        )
+        .set(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token.to_str().unwrap(),
+        );
+    let mut c = config(&server.url());
+    c.cache_ttl = Duration::ZERO;
+    let p = AwsProvider::new(&c, vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert!(
+        p.status().detail.contains("container credentials"),
+        "{}",
+        p.status().detail
+    );
+    // They expire within the refresh window: the next fetch gets new ones.
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+
+    // A wrong token: ST_AUTH.
+    std::fs::write(&token, "wrong").unwrap();
+    let vars = no_credentials()
+        .set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/creds", server.url()),
+        )
+        .set(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token.to_str().unwrap(),
+        );
+    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(!e.message().contains("wrong"));
+
+    // Plain HTTP to a non-loopback host is refused.
+    let vars = no_credentials().set(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "http://10.1.2.3/creds",
+    );
+    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{e}");
+}
+
+#[test]
+fn long_lived_temporary_credentials_are_reused() {
+    let (server, issued) = cloud_host(Duration::from_secs(3600));
+    let vars = no_credentials()
+        .set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/creds", server.url()),
+        )
+        .set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-123");
+    let mut c = config(&server.url());
+    c.cache_ttl = Duration::ZERO;
+    let p = AwsProvider::new(&c, vars);
+    for _ in 0..3 {
+        assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    }
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn credentials_the_service_calls_expired_are_replaced_once() {
+    let (server, issued) = cloud_host(Duration::from_secs(3600));
+    let vars = no_credentials()
+        .set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/creds", server.url()),
+        )
+        .set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-123");
+    let mut c = config(&server.url());
+    c.cache_ttl = Duration::ZERO;
+    let p = AwsProvider::new(&c, vars);
+    get(&p, "HF_TOKEN").unwrap();
+    // Someone else takes a credential: the one cached here is now stale
+    // for the fake service, which answers ExpiredTokenException.
+    issued.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn web_identity_credentials_come_from_sts() {
+    let (server, issued) = cloud_host(Duration::from_secs(3600));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("jwt");
+    std::fs::write(&token, "eyJ.jwt.sig\n").unwrap();
+    let vars = no_credentials()
+        .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
+        .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")
+        .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
+    let p = AwsProvider::new(&config(&server.url()), vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    assert!(p.status().detail.contains("web identity"));
+
+    // A rejected token: ST_AUTH naming STS's code, never the token.
+    std::fs::write(&token, "eyJ.other.sig").unwrap();
+    let vars = no_credentials()
+        .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
+        .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")
+        .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
+    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(
+        e.message().contains("InvalidIdentityToken") && !e.message().contains("eyJ"),
+        "{e}"
+    );
+}
+
+#[test]
+fn instance_metadata_v2_credentials() {
+    let (server, issued) = cloud_host(Duration::from_secs(3600));
+    let vars = Vars::empty().set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &server.url());
+    let p = AwsProvider::new(&config(&server.url()), vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    assert!(p.status().detail.contains("IMDSv2"));
+}
+
+#[test]
+fn profiles_env_precedence_and_missing_credentials() {
+    let seen = Arc::new(parking_lot::Mutex::new(String::new()));
+    let s = Arc::clone(&seen);
+    let server = FakeServer::start(move |r| {
+        *s.lock() = r.header("authorization").unwrap_or_default().to_owned();
+        secret_reply(SECRET)
+    });
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = d\n\
+         [ci]\naws_access_key_id = AKIDCI\naws_secret_access_key = c\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile ci]\nregion = eu-central-1\n[profile sso]\nsso_session = corp\n",
+    )
+    .unwrap();
+    let mut c = config(&server.url());
+    c.aws_region = None;
+    let base = || no_credentials().home(home.path());
+
+    let p = AwsProvider::new(&c, base().set("AWS_PROFILE", "ci"));
+    get(&p, "HF_TOKEN").unwrap();
+    assert!(
+        seen.lock().contains("Credential=AKIDCI/"),
+        "{}",
+        seen.lock()
+    );
+    assert!(
+        seen.lock().contains("/eu-central-1/secretsmanager/"),
+        "the profile's region"
+    );
+
+    let p = AwsProvider::new(&c, base().set("AWS_REGION", "us-west-2"));
+    get(&p, "HF_TOKEN").unwrap();
+    assert!(seen.lock().contains("Credential=AKIDDEFAULT/") && seen.lock().contains("/us-west-2/"));
+
+    // The environment wins over profiles.
+    let p = AwsProvider::new(
+        &c,
+        base()
+            .set("AWS_REGION", "us-west-2")
+            .set("AWS_ACCESS_KEY_ID", "AKIDENV")
+            .set("AWS_SECRET_ACCESS_KEY", "e"),
+    );
+    get(&p, "HF_TOKEN").unwrap();
+    assert!(seen.lock().contains("Credential=AKIDENV/"));
+
+    let e = get(
+        &AwsProvider::new(&c, base().set("AWS_PROFILE", "nope").set("AWS_REGION", "x")),
+        "K",
+    )
+    .unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(e.message().contains("'nope'"), "{e}");
+    let e = get(
+        &AwsProvider::new(&c, base().set("AWS_PROFILE", "sso").set("AWS_REGION", "x")),
+        "K",
+    )
+    .unwrap_err();
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE");
+    assert!(e.message().contains("sso_session"), "{e}");
+
+    let e = get(
+        &AwsProvider::new(&c, no_credentials().set("AWS_REGION", "x")),
+        "K",
+    )
+    .unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(e.message().contains("no AWS credentials found"), "{e}");
+    let e = get(
+        &AwsProvider::new(
+            &c,
+            no_credentials()
+                .set("AWS_REGION", "x")
+                .set("AWS_ACCESS_KEY_ID", "A"),
+        ),
+        "K",
+    )
+    .unwrap_err();
+    assert!(e.message().contains("set together"), "{e}");
+}
+
+#[test]
+fn configuration_rules() {
+    // Not configured: absent, unavailable, no request anywhere.
+    let p = AwsProvider::new(&ManagerConfig::default(), static_vars());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
+    assert!(!p.status().available);
+    assert!(p.status().detail.contains("SIMPLETUNER_AWS_SECRET_NAME"));
+    assert!(p.diagnose().is_none());
+
+    // The secret name from SimpleTuner's variable; no region: a clear error.
+    let vars = static_vars().set(ENV_SECRET_NAME, "from-env");
+    let p = AwsProvider::new(&ManagerConfig::default(), vars.clone());
+    assert!(p.status().available);
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE");
+    assert!(e.message().contains("no AWS region"));
+
+    // The endpoint: variables in order, else the regional one.
+    let endpoint = |v: Vars| {
+        let p = AwsProvider::new(&ManagerConfig::default(), v.set("AWS_REGION", "eu-west-1"));
+        let c = p.client.as_ref().unwrap();
+        c.endpoint.clone()
+    };
+    assert_eq!(
+        endpoint(vars.clone()),
+        "https://secretsmanager.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        endpoint(vars.clone().set("AWS_ENDPOINT_URL", "http://a")),
+        "http://a"
+    );
+    assert_eq!(
+        endpoint(
+            vars.clone()
+                .set("AWS_ENDPOINT_URL", "http://a")
+                .set("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://b")
+        ),
+        "http://b"
+    );
+
+    // A bad CA bundle: reported on lookup, not a crash, the chain goes on.
+    let p = AwsProvider::new(
+        &ManagerConfig::default(),
+        vars.set("AWS_REGION", "x")
+            .set("AWS_CA_BUNDLE", "/nonexistent/ca.pem"),
+    );
+    assert_eq!(get(&p, "K").unwrap_err().code_name(), "ST_IO");
+}
+
+#[test]
+fn the_doctor_reports_source_identity_and_readability() {
+    let server = FakeServer::start(|r| {
+        if r.text().contains("Action=GetCallerIdentity") {
+            assert!(r
+                .header("authorization")
+                .unwrap()
+                .contains("/sts/aws4_request"));
+            return Reply::text(200, "<GetCallerIdentityResponse><GetCallerIdentityResult>\
+                <Arn>arn:aws:iam::123456789012:user/trainer</Arn><UserId>AIDA1</UserId>\
+                <Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>");
+        }
+        secret_reply(SECRET)
+    });
+    let vars = static_vars().set("AWS_ENDPOINT_URL_STS", &server.url());
+    let p = AwsProvider::new(&config(&server.url()), vars);
+    let d = p.diagnose().unwrap();
+    assert_eq!(d["credentials"], "environment variables");
+    assert_eq!(d["caller"]["arn"], "arn:aws:iam::123456789012:user/trainer");
+    assert_eq!(d["caller"]["account"], "123456789012");
+    assert_eq!(d["secret_readable"]["readable"], true);
+    assert_eq!(d["secret_readable"]["keys"], 3);
+    assert!(!d.to_string().contains("hf_from_aws") && !d.to_string().contains(SECRET_KEY));
+}
+
+#[test]
+fn debug_output_never_shows_credentials() {
+    let vars = static_vars().set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
+    let text = format!("{vars:?}");
+    assert!(text.contains("AWS_SECRET_ACCESS_KEY") && !text.contains(SECRET_KEY));
+    assert!(!text.contains("FwoGZXIvYXdz"));
+    let p = AwsProvider::new(&config("http://127.0.0.1:9"), vars);
+    assert!(!format!("{p:?}").contains(SECRET_KEY));
+}

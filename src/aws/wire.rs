@@ -1,0 +1,348 @@
+//! The AWS wire formats st-secrets speaks: SigV4 signing (through the
+//! `aws-sigv4` crate), form bodies of the query protocol (STS), the few XML
+//! elements read from STS answers, ISO 8601 timestamps, and error bodies of
+//! both protocols.
+
+use super::credentials::Credentials;
+use crate::remote::Failure;
+use crate::Error;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The headers that sign a request (`authorization`, `x-amz-date`, and
+/// `x-amz-security-token` for temporary credentials), to send along with
+/// `headers`.
+pub fn signature_headers(
+    credentials: &Credentials,
+    region: &str,
+    service: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Failure> {
+    let identity = aws_credential_types::Credentials::new(
+        credentials.access_key_id.clone(),
+        credentials.secret_access_key.expose().to_owned(),
+        credentials
+            .session_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+        credentials.expires,
+        "st-secrets",
+    )
+    .into();
+    let failed = |what: &str| {
+        Failure::permanent(Error::Internal(format!(
+            "cannot sign the {service} request: {what}"
+        )))
+    };
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|_| failed("incomplete signing parameters"))?
+        .into();
+    let request = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|_| failed("the request cannot be signed (URL or headers)"))?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|_| failed("signing failed"))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// `application/x-www-form-urlencoded` text of `pairs` (RFC 3986 escaping).
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        escape_into(&mut out, k);
+        out.push('=');
+        escape_into(&mut out, v);
+    }
+    out
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// The text of the first `<tag>...</tag>` element of an XML document, with
+/// the five predefined entities decoded. Enough for STS answers, whose
+/// elements of interest are unique leaves.
+pub fn xml_text(doc: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = doc.find(&open)? + open.len();
+    let end = start + doc[start..].find(&close)?;
+    Some(
+        doc[start..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// An ISO 8601 UTC timestamp as AWS writes them (`2026-11-21T10:00:00Z`,
+/// with optional fractional seconds, `Z` or `+00:00`).
+pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An error answer of an AWS service: its code (`AccessDeniedException`,
+/// `ExpiredToken`, ...) and message, from a JSON 1.1 body, an
+/// `x-amzn-ErrorType` header, or a query-protocol XML body.
+pub struct ServiceError {
+    /// The error code, `Unknown` when the answer carries none.
+    pub code: String,
+    /// The service's message, shortened and with anything that looks like
+    /// the signing secret or session token removed.
+    pub message: String,
+}
+
+impl ServiceError {
+    /// Reads the error of an answer with status `status`.
+    pub fn parse(body: &[u8], error_type_header: Option<&str>) -> ServiceError {
+        let text = String::from_utf8_lossy(body);
+        let (code, message) = if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            let code = v
+                .get("__type")
+                .or_else(|| v.get("code"))
+                .and_then(|c| c.as_str())
+                .map(str::to_owned);
+            let message = v
+                .get("message")
+                .or_else(|| v.get("Message"))
+                .and_then(|m| m.as_str())
+                .map(str::to_owned);
+            (code, message)
+        } else {
+            (xml_text(&text, "Code"), xml_text(&text, "Message"))
+        };
+        let code = code
+            .or_else(|| error_type_header.map(str::to_owned))
+            .map(|c| {
+                // "aws.protocoltests#FooError:http://..." -> "FooError"
+                let c = c.rsplit('#').next().unwrap_or(&c).to_owned();
+                c.split(':').next().unwrap_or(&c).to_owned()
+            })
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "Unknown".to_owned());
+        let message = message.map(|m| shorten(&m)).unwrap_or_default();
+        ServiceError { code, message }
+    }
+
+    /// Whether the code says the credentials were rejected or lack access.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "AccessDeniedException"
+                | "AccessDenied"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "SignatureDoesNotMatch"
+                | "IncompleteSignature"
+                | "MissingAuthenticationToken"
+                | "InvalidClientTokenId"
+                | "ExpiredTokenException"
+                | "ExpiredToken"
+                | "RequestExpired"
+                | "InvalidIdentityToken"
+                | "IDPRejectedClaim"
+                | "NotAuthorized"
+        )
+    }
+
+    /// Whether the code says the temporary credentials expired.
+    pub fn is_expired_token(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ExpiredTokenException" | "ExpiredToken" | "RequestExpired"
+        )
+    }
+
+    /// Whether the code says the caller is being throttled.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "RequestThrottled"
+                | "SlowDown"
+                | "IDPCommunicationError"
+        )
+    }
+
+    /// The error as a [`Failure`] of `what`: auth codes give [`Error::Auth`];
+    /// 5xx, 429 and throttling codes a transient [`Error::Remote`]; the rest a
+    /// permanent [`Error::Remote`].
+    pub fn into_failure(self, what: &str, status: u16) -> Failure {
+        let text = if self.message.is_empty() {
+            format!("{what}: {} (HTTP {status})", self.code)
+        } else {
+            format!("{what}: {} (HTTP {status}): {}", self.code, self.message)
+        };
+        if self.is_auth() {
+            Failure::permanent(Error::Auth(text))
+        } else if status >= 500 || status == 429 || self.is_throttling() {
+            Failure::transient(Error::Remote(text))
+        } else {
+            Failure::permanent(Error::Remote(text))
+        }
+    }
+}
+
+/// A server message, kept to one line of at most 200 characters, with long
+/// base64-like runs (which could be key material) replaced.
+pub fn shorten(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words: Vec<String> = one_line
+        .split(' ')
+        .map(|w| {
+            let secretish = w.len() >= 32
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-'));
+            if secretish {
+                "[redacted]".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > 200 {
+        let mut s: String = joined.chars().take(200).collect();
+        s.push_str("...");
+        s
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_escapes_like_rfc3986() {
+        assert_eq!(
+            form(&[
+                ("Action", "AssumeRole"),
+                ("RoleArn", "arn:aws:iam::1:role/a b+c")
+            ]),
+            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
+        );
+    }
+
+    #[test]
+    fn xml_leaves_are_read_and_unescaped() {
+        let doc = "<R><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+                   <SessionToken> a&amp;b&lt; </SessionToken></Credentials></R>";
+        assert_eq!(xml_text(doc, "AccessKeyId").unwrap(), "ASIA1");
+        assert_eq!(xml_text(doc, "SessionToken").unwrap(), "a&b<");
+        assert!(xml_text(doc, "Expiration").is_none());
+        assert!(xml_text("<A>unterminated", "A").is_none());
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = |s| parse_timestamp(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        assert_eq!(t("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(t("2026-11-21T21:31:09Z"), Some(1_795_296_669));
+        assert_eq!(t("2026-11-21T21:31:09.123Z"), Some(1_795_296_669));
+        assert_eq!(t("2026-11-21T21:31:09+00:00"), Some(1_795_296_669));
+        assert_eq!(t("2000-02-29T12:00:00Z"), Some(951_825_600));
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T25:00:00Z",
+            "x-y-zTa:b:cZ",
+            "2026-11-21T21:31:09+02:00",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_errors_are_classified() {
+        let e = ServiceError::parse(
+            br#"{"__type":"com.amazonaws.secretsmanager#AccessDeniedException","message":"no"}"#,
+            None,
+        );
+        assert_eq!(e.code, "AccessDeniedException");
+        let f = e.into_failure("GetSecretValue", 400);
+        assert_eq!(f.error.code_name(), "ST_AUTH");
+        assert!(!f.transient);
+        let e = ServiceError::parse(b"", Some("ThrottlingException:http://internal"));
+        assert_eq!(e.code, "ThrottlingException");
+        assert!(e.into_failure("x", 400).transient);
+        let xml = b"<ErrorResponse><Error><Code>ExpiredToken</Code><Message>gone</Message></Error></ErrorResponse>";
+        let e = ServiceError::parse(xml, None);
+        assert!(e.is_expired_token() && e.is_auth());
+        let e = ServiceError::parse(b"<html>bad gateway</html>", None);
+        assert_eq!(e.code, "Unknown");
+        let f = e.into_failure("x", 502);
+        assert!(f.transient && f.error.code_name() == "ST_REMOTE");
+    }
+
+    #[test]
+    fn messages_lose_key_like_words() {
+        let m = shorten("bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\nend");
+        assert_eq!(m, "bad key [redacted] end");
+        assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
+    }
+}

@@ -1,0 +1,177 @@
+//! A loopback HTTP/1.1 server for tests of what no real server here can do:
+//! fault injection (hangs, dropped connections, garbage, 5xx, throttling) and
+//! endpoints of cloud hosts (container credentials, instance metadata, STS
+//! web identity). Each request goes to a handler; the server counts them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request as received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path with its query.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What the server does with a request.
+pub enum Reply {
+    /// An answer with this status, extra headers and body.
+    Status(u16, Vec<(String, String)>, Vec<u8>),
+    /// Closes the connection without answering.
+    Drop,
+    /// Writes these bytes and closes the connection.
+    Raw(Vec<u8>),
+    /// Waits, then replies.
+    After(Duration, Box<Reply>),
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json(status: u16, body: impl Into<String>) -> Reply {
+        Reply::Status(
+            status,
+            vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+            body.into().into_bytes(),
+        )
+    }
+
+    /// A text answer.
+    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+        Reply::Status(status, vec![], body.into().into_bytes())
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+
+/// The server; it runs until the test process ends.
+pub struct FakeServer {
+    port: u16,
+    count: Arc<AtomicUsize>,
+}
+
+impl FakeServer {
+    /// Starts a server on 127.0.0.1 with an ephemeral port.
+    pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let c = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (h, c) = (Arc::clone(&handler), Arc::clone(&c));
+                std::thread::spawn(move || serve(stream, &*h, &c));
+            }
+        });
+        FakeServer { port, count }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, count: &AtomicUsize) {
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Some(request) = read_request(&mut reader) else {
+            return;
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut reply = handler(&request);
+        loop {
+            match reply {
+                Reply::After(d, next) => {
+                    std::thread::sleep(d);
+                    reply = *next;
+                }
+                Reply::Drop => return,
+                Reply::Raw(bytes) => {
+                    let _ = writer.write_all(&bytes);
+                    return;
+                }
+                Reply::Status(status, headers, body) => {
+                    let mut head =
+                        format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                    for (k, v) in headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if writer.write_all(head.as_bytes()).is_err()
+                        || writer.write_all(&body).is_err()
+                    {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,249 @@
+//! One blocking HTTP client for the remote providers: `ureq` over rustls,
+//! short timeouts, an optional CA bundle, failures classified into st-secrets
+//! errors that say whether a retry can help.
+
+use super::{Failure, RemoteSettings};
+use crate::secret::SecretBytes;
+use crate::Error;
+use std::path::Path;
+use std::time::Duration;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+/// The largest response body read (a Secrets Manager secret is at most
+/// 64 KiB; a Vault secret rarely more).
+const MAX_BODY: u64 = 4 << 20;
+
+/// An answer: status, headers and body (the body may hold secrets and is
+/// zeroed when dropped).
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    /// The body.
+    pub body: SecretBytes,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, or `None` when it is not JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(self.body.expose()).ok()
+    }
+}
+
+/// Where TLS trust comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Trust {
+    /// Mozilla's roots (webpki-roots).
+    #[default]
+    Default,
+    /// The certificates of a PEM bundle (`AWS_CA_BUNDLE`, `VAULT_CACERT`).
+    Bundle(std::path::PathBuf),
+    /// No verification at all (`VAULT_SKIP_VERIFY`); for tests and labs only.
+    Insecure,
+}
+
+/// A client with its settings; cheap to share behind an `Arc`.
+pub struct Http {
+    agent: ureq::Agent,
+    /// Per-request bound on the whole exchange.
+    request_timeout: Duration,
+}
+
+impl Http {
+    /// A client with `settings`' timeouts and `trust`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] / [`Error::Io`] when the CA bundle cannot be
+    /// read or holds no certificate.
+    pub fn new(settings: &RemoteSettings, trust: &Trust) -> Result<Http, Error> {
+        let tls = match trust {
+            Trust::Default => TlsConfig::builder().build(),
+            Trust::Bundle(path) => TlsConfig::builder()
+                .root_certs(RootCerts::Specific(std::sync::Arc::new(load_bundle(path)?)))
+                .build(),
+            Trust::Insecure => TlsConfig::builder().disable_verification(true).build(),
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_global(Some(settings.request_timeout))
+            .max_redirects(0)
+            .user_agent(concat!("st-secrets/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .new_agent();
+        Ok(Http {
+            agent,
+            request_timeout: settings.request_timeout,
+        })
+    }
+
+    /// Sends one request. `what` names it in messages (`"GetSecretValue"`).
+    ///
+    /// # Errors
+    /// A [`Failure`]: timeouts ([`Error::Timeout`]) and connection failures
+    /// ([`Error::Network`]) are transient; TLS and URL problems are not.
+    pub fn send(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, Failure> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(body).map_err(|_| {
+            Failure::permanent(Error::InvalidArgument(format!(
+                "{what}: cannot build a request for {}",
+                redact_url(url)
+            )))
+        })?;
+        let response = self
+            .agent
+            .run(request)
+            .map_err(|e| self.classify(what, url, e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| self.classify(what, url, e))?;
+        Ok(Response {
+            status,
+            headers,
+            body: SecretBytes::from(body),
+        })
+    }
+
+    fn classify(&self, what: &str, url: &str, e: ureq::Error) -> Failure {
+        let at = redact_url(url);
+        match e {
+            ureq::Error::Timeout(t) => Failure::transient(Error::Timeout(format!(
+                "{what}: {at} did not answer in time ({t}; request timeout {:?})",
+                self.request_timeout
+            ))),
+            ureq::Error::HostNotFound => Failure::transient(Error::Network(format!(
+                "{what}: cannot resolve the host of {at}"
+            ))),
+            ureq::Error::ConnectionFailed => {
+                Failure::transient(Error::Network(format!("{what}: cannot connect to {at}")))
+            }
+            ureq::Error::Io(io) => Failure::transient(Error::Network(format!(
+                "{what}: connection to {at} failed: {}",
+                io.kind()
+            ))),
+            ureq::Error::Protocol(p) => Failure::transient(Error::Network(format!(
+                "{what}: {at} answered with malformed HTTP ({p})"
+            ))),
+            ureq::Error::BodyExceedsLimit(_) => Failure::permanent(Error::Remote(format!(
+                "{what}: the answer of {at} is larger than {MAX_BODY} bytes"
+            ))),
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+                Failure::permanent(Error::InvalidArgument(format!("{what}: invalid URL {at}")))
+            }
+            ureq::Error::Tls(m) => {
+                Failure::permanent(Error::Network(format!("{what}: TLS with {at} failed: {m}")))
+            }
+            ureq::Error::Rustls(r) => {
+                Failure::permanent(Error::Network(format!("{what}: TLS with {at} failed: {r}")))
+            }
+            other => Failure::transient(Error::Network(format!(
+                "{what}: request to {at} failed: {other}"
+            ))),
+        }
+    }
+}
+
+/// `url` without user information or query (which could hold credentials).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => {
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{host}/{path}")
+        }
+        None => rest.rsplit('@').next().unwrap_or(rest).to_owned(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
+fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
+    let pem = std::fs::read(path).map_err(|e| Error::io("cannot read CA bundle", path, &e))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "CA bundle {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials_and_queries() {
+        assert_eq!(
+            redact_url("https://user:pw@vault.example:8200/v1/secret?token=x"),
+            "https://vault.example:8200/v1/secret"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(redact_url("a@b"), "b");
+    }
+
+    #[test]
+    fn a_bundle_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.pem");
+        std::fs::write(&p, "not a certificate").unwrap();
+        let e = Http::new(&RemoteSettings::default(), &Trust::Bundle(p))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        let e = Http::new(
+            &RemoteSettings::default(),
+            &Trust::Bundle(dir.path().join("missing.pem")),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.code_name(), "ST_IO");
+    }
+}

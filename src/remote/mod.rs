@@ -1,0 +1,289 @@
+//! The machinery shared by the remote providers (AWS Secrets Manager and
+//! HashiCorp Vault): one HTTP client with short timeouts ([`http`]), retries
+//! with capped exponential backoff and jitter ([`with_retries`]), and a cache
+//! of the whole fetched secret ([`BlobCache`]) that sends one request per TTL
+//! however many threads ask, and serves the last good value, within a bound,
+//! while the service fails transiently.
+
+#[cfg(test)]
+pub mod fake;
+pub mod http;
+
+use crate::Error;
+use parking_lot::Mutex;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Timeouts, retries and staleness of the remote providers. Every value can
+/// be set in the manager configuration (see the README's "Remote providers").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteSettings {
+    /// Bound on establishing a connection (TCP and TLS): 2 s.
+    pub connect_timeout: Duration,
+    /// Bound on one whole request, connection included: 5 s.
+    pub request_timeout: Duration,
+    /// Further attempts after a transient failure: 2 (3 attempts in all).
+    pub retries: u32,
+    /// First backoff before a retry (doubled each time, with jitter): 100 ms.
+    pub backoff_base: Duration,
+    /// Largest backoff: 2 s.
+    pub backoff_cap: Duration,
+    /// How long past its TTL the last good value may still be served while
+    /// the service fails transiently: 1 h. Zero: never serve stale values.
+    pub max_stale: Duration,
+    /// After a failed fetch, how long gets answer from what is known (the
+    /// stale value or the failure) before the service is asked again: 5 s, so
+    /// a launcher asking for several keys pays one timeout, not one each.
+    pub failure_ttl: Duration,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            retries: 2,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(2),
+            max_stale: Duration::from_secs(3600),
+            failure_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A failed remote operation: the error, and whether trying again may help
+/// (timeouts, connection failures, 5xx, throttling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// What happened.
+    pub error: Error,
+    /// Whether a retry, or serving a stale value, is appropriate.
+    pub transient: bool,
+}
+
+impl Failure {
+    /// A failure worth retrying.
+    pub fn transient(error: Error) -> Failure {
+        Failure {
+            error,
+            transient: true,
+        }
+    }
+
+    /// A failure that retrying will not fix (auth, parse, configuration).
+    pub fn permanent(error: Error) -> Failure {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::permanent(error)
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails permanently, or `settings.retries`
+/// retries are spent, sleeping a jittered, capped exponential backoff between
+/// attempts (half the backoff fixed, half random).
+pub fn with_retries<T>(
+    settings: &RemoteSettings,
+    mut attempt: impl FnMut() -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let mut retry = 0;
+    loop {
+        match attempt() {
+            Err(f) if f.transient && retry < settings.retries => {
+                std::thread::sleep(backoff(settings, retry));
+                retry += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The wait before retry number `retry` (0-based).
+pub fn backoff(settings: &RemoteSettings, retry: u32) -> Duration {
+    let full = settings
+        .backoff_base
+        .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+        .min(settings.backoff_cap);
+    full / 2 + full.mul_f64(random_unit() / 2.0)
+}
+
+/// `ttl` shortened by up to 10% at random, so that processes started together
+/// do not refresh together.
+pub fn jittered(ttl: Duration) -> Duration {
+    ttl.mul_f64(1.0 - random_unit() / 10.0)
+}
+
+/// A number in [0, 1): the standard library's randomly keyed hasher over a
+/// counter (jitter needs spread, not cryptographic strength).
+fn random_unit() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What a fetch found: the secret, or that it does not exist (cached for the
+/// negative TTL; every key is then absent).
+pub enum Fetched<T> {
+    /// The secret.
+    Found(T),
+    /// No such secret.
+    Absent,
+}
+
+struct Good<T> {
+    value: Arc<Fetched<T>>,
+    fetched: Instant,
+    fresh_until: Instant,
+}
+
+struct Slot<T> {
+    good: Option<Good<T>>,
+    /// The last failure and until when it answers for the service.
+    failure: Option<(Failure, Instant)>,
+}
+
+/// A [`BlobCache`] answer: the fetched secret and how fresh it is.
+pub type Answer<T> = Result<(Arc<Fetched<T>>, Freshness), Error>;
+
+/// How a [`BlobCache`] answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its TTL.
+    Fresh,
+    /// Past its TTL, served because the service fails transiently.
+    Stale,
+}
+
+/// The whole fetched secret of a remote provider, cached for a TTL, fetched
+/// by one thread at a time (the others wait and share its answer), with
+/// stale-on-error. Cheap on the hot path: one uncontended lock and an `Arc`
+/// clone.
+pub struct BlobCache<T> {
+    slot: Mutex<Slot<T>>,
+    flight: Mutex<()>,
+    requests: AtomicU64,
+    settings: RemoteSettings,
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl<T> BlobCache<T> {
+    /// A cache keeping found secrets for `ttl` and "absent" for
+    /// `negative_ttl` (each shortened by up to 10% at random).
+    pub fn new(settings: RemoteSettings, ttl: Duration, negative_ttl: Duration) -> Self {
+        BlobCache {
+            slot: Mutex::new(Slot {
+                good: None,
+                failure: None,
+            }),
+            flight: Mutex::new(()),
+            requests: AtomicU64::new(0),
+            settings,
+            ttl,
+            negative_ttl,
+        }
+    }
+
+    /// The cached secret, fetching it with `fetch` when it is due. While a
+    /// fetch is in flight other callers wait for it and share its answer.
+    ///
+    /// # Errors
+    /// The fetch's error, unless it was transient and a value fetched less
+    /// than `max_stale` past its TTL exists (that value is served instead).
+    /// A failure answers for the service for `failure_ttl`.
+    pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, Failure>) -> Answer<T> {
+        if let Some(answer) = self.known(Instant::now()) {
+            return answer;
+        }
+        let _flight = self.flight.lock();
+        if let Some(answer) = self.known(Instant::now()) {
+            return answer;
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        let now = Instant::now();
+        let mut slot = self.slot.lock();
+        match outcome {
+            Ok(value) => {
+                let ttl = match value {
+                    Fetched::Found(_) => self.ttl,
+                    Fetched::Absent => self.negative_ttl,
+                };
+                let value = Arc::new(value);
+                slot.good = Some(Good {
+                    value: Arc::clone(&value),
+                    fetched: now,
+                    fresh_until: now + jittered(ttl),
+                });
+                slot.failure = None;
+                Ok((value, Freshness::Fresh))
+            }
+            Err(failure) => {
+                slot.failure = Some((failure, now + self.settings.failure_ttl));
+                Self::answer_failing(&slot, &self.settings, now)
+            }
+        }
+    }
+
+    /// The answer without a fetch, when one is not due.
+    fn known(&self, now: Instant) -> Option<Answer<T>> {
+        let slot = self.slot.lock();
+        match (&slot.good, &slot.failure) {
+            (Some(good), _) if now < good.fresh_until => {
+                Some(Ok((Arc::clone(&good.value), Freshness::Fresh)))
+            }
+            (_, Some((_, until))) if now < *until => {
+                Some(Self::answer_failing(&slot, &self.settings, now))
+            }
+            _ => None,
+        }
+    }
+
+    fn answer_failing(slot: &Slot<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
+        let (failure, _) = slot.failure.as_ref().expect("called with a failure");
+        match &slot.good {
+            Some(good)
+                if failure.transient
+                    && now.saturating_duration_since(good.fresh_until) <= settings.max_stale =>
+            {
+                Ok((Arc::clone(&good.value), Freshness::Stale))
+            }
+            _ => Err(failure.error.clone()),
+        }
+    }
+
+    /// Forgets the value and any failure: the next get fetches.
+    pub fn invalidate(&self) {
+        let mut slot = self.slot.lock();
+        slot.good = None;
+        slot.failure = None;
+    }
+
+    /// Fetches started so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The last failure, while it answers for the service.
+    pub fn failure(&self) -> Option<Error> {
+        let slot = self.slot.lock();
+        slot.failure.as_ref().map(|(f, _)| f.error.clone())
+    }
+
+    /// Age of the cached value, if any.
+    pub fn age(&self) -> Option<Duration> {
+        self.slot.lock().good.as_ref().map(|g| g.fetched.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests;

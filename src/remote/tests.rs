@@ -1,0 +1,165 @@
+use super::*;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Barrier;
+
+fn settings() -> RemoteSettings {
+    RemoteSettings {
+        failure_ttl: Duration::ZERO,
+        max_stale: Duration::from_secs(60),
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(4),
+        ..RemoteSettings::default()
+    }
+}
+
+fn found(v: &str) -> Result<Fetched<String>, Failure> {
+    Ok(Fetched::Found(v.to_owned()))
+}
+
+fn value(answer: &(Arc<Fetched<String>>, Freshness)) -> (&str, Freshness) {
+    match &*answer.0 {
+        Fetched::Found(v) => (v.as_str(), answer.1),
+        Fetched::Absent => ("<absent>", answer.1),
+    }
+}
+
+#[test]
+fn one_request_per_ttl_under_concurrency() {
+    let cache = Arc::new(BlobCache::new(
+        settings(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    ));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..1000 {
+                    let a = cache
+                        .get(|| {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            found("v")
+                        })
+                        .unwrap();
+                    assert_eq!(value(&a), ("v", Freshness::Fresh));
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.requests(), 1);
+}
+
+#[test]
+fn transient_failures_serve_the_stale_value_within_the_bound() {
+    let mut s = settings();
+    s.max_stale = Duration::from_millis(300);
+    let cache = BlobCache::new(s, Duration::ZERO, Duration::ZERO);
+    assert_eq!(
+        value(&cache.get(|| found("v1")).unwrap()),
+        ("v1", Freshness::Fresh)
+    );
+    let down = || Err(Failure::transient(Error::Timeout("slow".into())));
+    assert_eq!(value(&cache.get(down).unwrap()), ("v1", Freshness::Stale));
+    assert_eq!(cache.failure().unwrap().code_name(), "ST_TIMEOUT");
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(cache.get(down).err().unwrap().code_name(), "ST_TIMEOUT");
+    // Recovery clears the failure.
+    assert_eq!(
+        value(&cache.get(|| found("v2")).unwrap()),
+        ("v2", Freshness::Fresh)
+    );
+    assert!(cache.failure().is_none());
+}
+
+#[test]
+fn permanent_failures_are_never_hidden_by_a_stale_value() {
+    let cache = BlobCache::new(settings(), Duration::ZERO, Duration::ZERO);
+    cache.get(|| found("v1")).unwrap();
+    let denied = || Err(Failure::permanent(Error::Auth("denied".into())));
+    assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
+}
+
+#[test]
+fn a_failure_answers_for_failure_ttl() {
+    let mut s = settings();
+    s.failure_ttl = Duration::from_secs(60);
+    let cache = BlobCache::new(s, Duration::from_secs(60), Duration::ZERO);
+    let calls = AtomicUsize::new(0);
+    for _ in 0..5 {
+        let e = cache.get(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Failure::transient(Error::Network("refused".into())))
+        });
+        assert_eq!(e.err().unwrap().code_name(), "ST_NETWORK");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    cache.invalidate();
+    assert_eq!(value(&cache.get(|| found("v")).unwrap()).0, "v");
+}
+
+#[test]
+fn absent_is_cached_for_the_negative_ttl() {
+    let cache = BlobCache::<String>::new(settings(), Duration::from_secs(60), Duration::ZERO);
+    assert_eq!(
+        value(&cache.get(|| Ok(Fetched::Absent)).unwrap()).0,
+        "<absent>"
+    );
+    // Negative TTL zero: asked again at once.
+    assert_eq!(value(&cache.get(|| found("now")).unwrap()).0, "now");
+    assert_eq!(cache.requests(), 2);
+}
+
+#[test]
+fn retries_stop_at_the_limit_and_on_permanent_failures() {
+    let s = settings();
+    let mut n = 0;
+    let r: Result<(), _> = with_retries(&s, || {
+        n += 1;
+        Err(Failure::transient(Error::Network("x".into())))
+    });
+    assert!(r.is_err());
+    assert_eq!(n, 3);
+    let mut n = 0;
+    let r: Result<(), _> = with_retries(&s, || {
+        n += 1;
+        Err(Failure::permanent(Error::Auth("x".into())))
+    });
+    assert!(r.is_err());
+    assert_eq!(n, 1);
+    let mut n = 0;
+    let r = with_retries(&s, || {
+        n += 1;
+        if n < 2 {
+            Err(Failure::transient(Error::Timeout("x".into())))
+        } else {
+            Ok(n)
+        }
+    });
+    assert_eq!(r.unwrap(), 2);
+}
+
+#[test]
+fn backoff_doubles_is_capped_and_jittered() {
+    let s = RemoteSettings::default();
+    for retry in 0..40 {
+        let full = (s.backoff_base * 2u32.saturating_pow(retry.min(20))).min(s.backoff_cap);
+        let b = backoff(&s, retry);
+        assert!(
+            b >= full / 2 && b <= full,
+            "retry {retry}: {b:?} vs {full:?}"
+        );
+    }
+    let samples: std::collections::HashSet<_> = (0..50).map(|_| backoff(&s, 3)).collect();
+    assert!(samples.len() > 10, "backoff is not jittered");
+    let ttl = Duration::from_secs(300);
+    for _ in 0..100 {
+        let j = jittered(ttl);
+        assert!(j > Duration::from_secs(269) && j <= ttl);
+    }
+}
