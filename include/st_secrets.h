@@ -527,9 +527,18 @@ void st_error_free(st_error *e);
  * used even if the file does not exist yet), `env_prefix` (string: variables
  * are read as `<prefix>_<KEY>`), `cache_ttl` and `negative_ttl` (seconds,
  * for answers of remote providers; default 300 and 30), `providers` (ordered
- * list of provider names overriding the chain, e.g. `["file", "env"]`). The
- * remote providers' keys (`aws_*`, `vault_*`) are rejected until those
- * providers exist.
+ * list of provider names overriding the chain `["env", "file", "aws"]`, e.g.
+ * `["file", "env"]`), AWS Secrets Manager's `aws_secret_name`, `aws_region`
+ * and `aws_endpoint` (strings; else from `SIMPLETUNER_AWS_SECRET_NAME`, the
+ * `AWS_*` variables and `~/.aws`), and the remote providers' resilience:
+ * `connect_timeout` (seconds, default 2), `request_timeout` (per request,
+ * default 5), `retries` (after a transient failure, 0 to 10, default 2),
+ * `max_stale` (how long past its TTL a value may be served while the
+ * service fails transiently, default 3600; 0: never) and `failure_ttl`
+ * (how long a failure answers before the service is asked again, default
+ * 5). The `vault_*` keys are rejected until that provider exists. A remote
+ * provider that is not configured stays in the chain, unavailable, and
+ * answers "absent" without network traffic.
  *
  * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for malformed JSON, an unknown key
  * or a bad value (the message names the key, never the value);
@@ -618,6 +627,19 @@ st_result st_secrets_reset_default(st_error **err);
  * Never contains a secret value.
  */
 st_result st_secrets_providers_json(st_secrets *m, st_buf **out_json, st_error **err);
+
+/**
+ * The doctor's view as a JSON array into a new buffer at `*out_json` (free
+ * with `st_buf_free`): `st_secrets_providers_json`'s objects, each with a
+ * `"checks"` member: `null` for the local providers, and for a configured
+ * remote provider its live checks, e.g. for `aws`:
+ * `{"secret", "region", "endpoint", "credentials": "<source>",
+ * "caller": {"arn", "account", "user_id"} | {"error": {...}},
+ * "secret_readable": {"readable": true, "keys": N} | {"readable": false, ...}}`.
+ * Sends requests (bounded by the remote timeouts). Never contains a secret
+ * value or credential.
+ */
+st_result st_secrets_diagnose_json(st_secrets *m, st_buf **out_json, st_error **err);
 
 /**
  * Opens the store's database, creating it (mode 0600, directory 0700) when

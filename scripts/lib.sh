@@ -70,3 +70,50 @@ bench_pair() {
   say "table"
   python3 "$ST_ROOT/benches/report_pairs.py" "$out/c.jsonl" "$out/python.jsonl" | tee "$out/table.md"
 }
+
+# Servers started for the integration tests; stop_servers ends them (the
+# test command calls it on exit, whatever happens).
+ST_SERVER_PIDS=()
+stop_servers() {
+  local pid
+  for pid in "${ST_SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  ST_SERVER_PIDS=()
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until $2 answers HTTP (any status), or dies naming $1's log.
+wait_http() {
+  local name="$1" url="$2" log="$3" i
+  for i in $(seq 1 150); do
+    if python3 -c "import sys, urllib.request, urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError: pass" "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  cat "$log" >&2
+  die "$name did not start at $url"
+}
+
+# Starts moto's server on 127.0.0.1 with SigV4 verification on after the four
+# set-up calls, and sets it up (tests/aws/moto_setup.py). Sets MOTO_URL and
+# MOTO_SETUP (the set-up JSON). $1: the venv's python; $2: a log directory.
+start_moto() {
+  local py="$1" logdir="$2" port
+  port="$(free_port)"
+  INITIAL_NO_AUTH_ACTION_COUNT=4 "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$port" \
+    >"$logdir/moto.log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  MOTO_URL="http://127.0.0.1:$port"
+  wait_http moto "$MOTO_URL/moto-api/" "$logdir/moto.log"
+  MOTO_SETUP="$logdir/moto-setup.json"
+  "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
+}

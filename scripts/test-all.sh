@@ -9,16 +9,19 @@
 #   5. pytest: interoperability with Python's cryptography and SimpleTuner's
 #      database, and the Python binding's suite
 #   6. the Go binding (go test -race) and the Node binding (node --test)
+#   7. integration against real servers on 127.0.0.1: moto (AWS Secrets
+#      Manager, STS, IAM; SigV4 verification on)
 # and ends with one line: "total: N passed, M failed".
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
+trap stop_servers EXIT
 ensure_system_tools
 logs="$ST_ROOT/build/test-logs"
 rm -rf "$logs" && mkdir -p "$logs"
 passed=0
 failed=0
 
-say "1/6 header drift"
+say "1/7 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
 if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
@@ -40,7 +43,7 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/6 cargo fmt --check, cargo clippy, cargo doc"
+say "2/7 cargo fmt --check, cargo clippy, cargo doc"
 if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
   RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
   passed=$((passed + 1))
@@ -49,7 +52,7 @@ else
   failed=$((failed + 1))
 fi
 
-say "3/6 cargo test"
+say "3/7 cargo test"
 set +e
 cargo test 2>&1 | tee "$logs/cargo-test.log"
 cargo_rc=${PIPESTATUS[0]}
@@ -62,7 +65,7 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "4/6 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+say "4/7 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
 cargo build --release --lib
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
@@ -80,7 +83,7 @@ if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "5/6 pytest: interoperability with Python; the Python binding"
+say "5/7 pytest: interoperability with Python; the Python binding"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 cargo build --bin st-secrets
 set +e
@@ -99,7 +102,7 @@ if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "6/6 bindings: Go (go test -race), Node (node --test)"
+say "6/7 bindings: Go (go test -race), Node (node --test)"
 command -v go >/dev/null || die "go is required for the Go binding's tests"
 set +e
 (cd bindings/go && go test -race -count=1 -v ./...) 2>&1 | tee "$logs/go.log"
@@ -126,6 +129,22 @@ passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
 if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   echo "FAILED: node --test exited $node_rc"
+  failed=$((failed + 1))
+fi
+
+say "7/7 integration: AWS against moto's server"
+start_moto "$py" "$logs"
+set +e
+ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1 2>&1 |
+  tee "$logs/aws-moto.log"
+moto_rc=${PIPESTATUS[0]}
+set -e
+stop_servers
+read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/aws-moto.log")
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$moto_rc" != 0 ] && [ "$f" = 0 ]; then
+  echo "FAILED: the moto tests exited $moto_rc"
   failed=$((failed + 1))
 fi
 

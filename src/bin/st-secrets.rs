@@ -40,7 +40,9 @@ Commands:
 
 Options:
   --config FILE   JSON configuration (keys: file_path, env_prefix, cache_ttl,
-                  negative_ttl, providers); default: from the environment
+                  negative_ttl, providers, aws_secret_name, aws_region,
+                  aws_endpoint, connect_timeout, request_timeout, retries,
+                  max_stale, failure_ttl); default: from the environment
   --json          machine-readable output (providers, doctor)
   --db FILE       the store's database (default: <state dir>/cloud/jobs.db;
                   state dir: SIMPLETUNER_STATE_DIR, SIMPLETUNER_CONFIG_DIR,
@@ -461,6 +463,78 @@ fn rotate(o: &Options) -> Result<bool, Failure> {
     Ok(true)
 }
 
+/// The remote providers' live checks (credential source, caller identity,
+/// whether the secret is readable) as report lines; failures are added to
+/// `problems`.
+fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let error = |e: &serde_json::Value| {
+        format!(
+            "{}: {}",
+            e["code"].as_str().unwrap_or("ST_INTERNAL"),
+            e["message"].as_str().unwrap_or_default()
+        )
+    };
+    for entry in diagnosis.as_array().into_iter().flatten() {
+        let (name, c) = (entry["name"].as_str().unwrap_or_default(), &entry["checks"]);
+        if !c.is_object() {
+            continue;
+        }
+        lines.push(format!("{name} checks:"));
+        if let Some(e) = c.get("error") {
+            lines.push(format!("  configuration: {}", error(e)));
+            problems.push(format!("provider '{name}': {}", error(e)));
+            continue;
+        }
+        for (label, key) in [
+            ("secret", "secret"),
+            ("region", "region"),
+            ("endpoint", "endpoint"),
+        ] {
+            if let Some(v) = c[key].as_str() {
+                lines.push(format!("  {label:<12} {v}"));
+            }
+        }
+        match (c["credentials"].as_str(), c.get("credentials_error")) {
+            (Some(source), _) => lines.push(format!("  {:<12} {source}", "credentials")),
+            (None, Some(e)) => {
+                lines.push(format!("  {:<12} NONE ({})", "credentials", error(e)));
+                problems.push(format!("provider '{name}': credentials: {}", error(e)));
+            }
+            _ => {}
+        }
+        if let Some(caller) = c.get("caller") {
+            match caller.get("error") {
+                Some(e) => {
+                    lines.push(format!("  {:<12} unknown ({})", "caller", error(e)));
+                    problems.push(format!("provider '{name}': caller identity: {}", error(e)));
+                }
+                None => lines.push(format!(
+                    "  {:<12} {} (account {})",
+                    "caller",
+                    caller["arn"].as_str().unwrap_or("?"),
+                    caller["account"].as_str().unwrap_or("?")
+                )),
+            }
+        }
+        let r = &c["secret_readable"];
+        if r["readable"] == true {
+            lines.push(format!(
+                "  {:<12} readable ({} keys)",
+                "secret read", r["keys"]
+            ));
+        } else if r.is_object() {
+            let why = r.get("error").map_or_else(
+                || r["reason"].as_str().unwrap_or_default().to_owned(),
+                |e| error(e),
+            );
+            lines.push(format!("  {:<12} NOT READABLE ({why})", "secret read"));
+            problems.push(format!("provider '{name}': secret not readable: {why}"));
+        }
+    }
+    lines
+}
+
 fn doctor(o: &Options) -> Result<bool, Failure> {
     let m = manager(o)?;
     let keys: Vec<String> = if o.words.len() > 1 {
@@ -512,11 +586,13 @@ fn doctor(o: &Options) -> Result<bool, Failure> {
             problems.push(format!("provider '{}': {w}", entry.status.name));
         }
     }
+    let diagnosis: serde_json::Value = serde_json::from_str(&m.diagnose_json())
+        .map_err(|e| Error::Internal(format!("doctor JSON: {e}")))?;
+    let checks = remote_checks(&diagnosis, &mut problems);
     if o.json {
         let report = serde_json::json!({
             "version": st_secrets::VERSION,
-            "chain": serde_json::from_str::<serde_json::Value>(&m.providers_json())
-                .map_err(|e| Error::Internal(format!("providers JSON: {e}")))?,
+            "chain": diagnosis,
             "secrets_file": m.file_path().map(|p| p.display().to_string()),
             "keys": report_keys,
             "problems": problems,
@@ -536,6 +612,9 @@ fn doctor(o: &Options) -> Result<bool, Failure> {
         }
         if let Some(p) = m.file_path() {
             println!("secrets file: {}", p.display());
+        }
+        for line in &checks {
+            println!("{line}");
         }
         println!("keys:");
         for k in &report_keys {

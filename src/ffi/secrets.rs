@@ -38,9 +38,18 @@ unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
 /// used even if the file does not exist yet), `env_prefix` (string: variables
 /// are read as `<prefix>_<KEY>`), `cache_ttl` and `negative_ttl` (seconds,
 /// for answers of remote providers; default 300 and 30), `providers` (ordered
-/// list of provider names overriding the chain, e.g. `["file", "env"]`). The
-/// remote providers' keys (`aws_*`, `vault_*`) are rejected until those
-/// providers exist.
+/// list of provider names overriding the chain `["env", "file", "aws"]`, e.g.
+/// `["file", "env"]`), AWS Secrets Manager's `aws_secret_name`, `aws_region`
+/// and `aws_endpoint` (strings; else from `SIMPLETUNER_AWS_SECRET_NAME`, the
+/// `AWS_*` variables and `~/.aws`), and the remote providers' resilience:
+/// `connect_timeout` (seconds, default 2), `request_timeout` (per request,
+/// default 5), `retries` (after a transient failure, 0 to 10, default 2),
+/// `max_stale` (how long past its TTL a value may be served while the
+/// service fails transiently, default 3600; 0: never) and `failure_ttl`
+/// (how long a failure answers before the service is asked again, default
+/// 5). The `vault_*` keys are rejected until that provider exists. A remote
+/// provider that is not configured stays in the chain, unavailable, and
+/// answers "absent" without network traffic.
 ///
 /// Returns `ST_OK`; `ST_INVALID_ARGUMENT` for malformed JSON, an unknown key
 /// or a bad value (the message names the key, never the value);
@@ -235,6 +244,30 @@ pub extern "C" fn st_secrets_providers_json(
         // SAFETY (both): NULL or valid for the call (caller's contract).
         let out = unsafe { out_arg(out_json, "out_json") }?;
         let json = unsafe { manager(m) }?.providers_json();
+        out.write(st_buf::new_raw(json.as_bytes()));
+        Ok(())
+    })
+}
+
+/// The doctor's view as a JSON array into a new buffer at `*out_json` (free
+/// with `st_buf_free`): `st_secrets_providers_json`'s objects, each with a
+/// `"checks"` member: `null` for the local providers, and for a configured
+/// remote provider its live checks, e.g. for `aws`:
+/// `{"secret", "region", "endpoint", "credentials": "<source>",
+/// "caller": {"arn", "account", "user_id"} | {"error": {...}},
+/// "secret_readable": {"readable": true, "keys": N} | {"readable": false, ...}}`.
+/// Sends requests (bounded by the remote timeouts). Never contains a secret
+/// value or credential.
+#[no_mangle]
+pub extern "C" fn st_secrets_diagnose_json(
+    m: *mut st_secrets,
+    out_json: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (both): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_json, "out_json") }?;
+        let json = unsafe { manager(m) }?.diagnose_json();
         out.write(st_buf::new_raw(json.as_bytes()));
         Ok(())
     })

@@ -253,6 +253,46 @@ static void test_not_found_everywhere(void) {
   st_secrets_free(m);
 }
 
+/* The AWS provider through the C ABI, against a port nobody listens on: the
+   configuration keys, the failure's code and message, providers_json's
+   last_error and the doctor's checks. The provider against a real server is
+   tested in Rust (tests/aws_moto.rs, moto) and in src/aws/tests.rs. */
+static void test_aws_unreachable(void) {
+  setenv("AWS_ACCESS_KEY_ID", "AKIDCTEST", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "c-test-secret-access-key", 1);
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  st_secrets *m = NULL;
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("{\"aws_region\": 5}", &m, &err));
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("{\"aws_endpoint\": \"ftp://x\"}", &m, &err));
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("{\"retries\": 11}", &m, &err));
+  CHECK_CALL(ST_OK, st_secrets_new("{\"providers\": [\"aws\"], \"aws_secret_name\": \"t/k\", "
+                                   "\"aws_region\": \"us-east-1\", \"aws_endpoint\": \"http://127.0.0.1:9\", "
+                                   "\"retries\": 0, \"connect_timeout\": 0.5}",
+                                   &m, &err));
+  st_buf *v = NULL;
+  st_error *e = NULL;
+  CHECK(st_secrets_get(m, "HF_TOKEN", &v, &e) == ST_NETWORK);
+  CHECK(v == NULL);
+  CHECK(e && strstr(st_error_message(e), "provider 'aws'") != NULL);
+  CHECK(e && strstr(st_error_message(e), "c-test-secret") == NULL);
+  st_error_free(e);
+  st_buf *json = NULL;
+  CHECK_CALL(ST_OK, st_secrets_providers_json(m, &json, &err));
+  CHECK(json && strstr(st_buf_str(json), "\"code\":\"ST_NETWORK\"") != NULL);
+  st_buf_free(json);
+  json = NULL;
+  CHECK_CALL(ST_OK, st_secrets_diagnose_json(m, &json, &err));
+  CHECK(json && strstr(st_buf_str(json), "\"credentials\":\"environment variables\"") != NULL);
+  CHECK(json && strstr(st_buf_str(json), "\"readable\":false") != NULL);
+  CHECK(json && strstr(st_buf_str(json), "c-test-secret") == NULL);
+  st_buf_free(json);
+  CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_diagnose_json(m, NULL, &err));
+  st_secrets_free(m);
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  unsetenv("AWS_EC2_METADATA_DISABLED");
+}
+
 int main(void) {
   test_env_normalization_prefix_live_and_empty();
   test_default_locations_and_default_manager();
@@ -263,5 +303,6 @@ int main(void) {
   test_permissions_warning();
   test_config_errors_and_bad_input();
   test_not_found_everywhere();
+  test_aws_unreachable();
   return st_test_finish("test_secrets");
 }

@@ -1,0 +1,290 @@
+//! The AWS provider against moto's real server, with SigV4 verification on
+//! (`INITIAL_NO_AUTH_ACTION_COUNT`): every request below must be correctly
+//! signed by a key moto's IAM knows and pass its policy evaluation.
+//!
+//! `scripts/test-all.sh` starts moto on 127.0.0.1, runs
+//! `tests/aws/moto_setup.py` and runs these tests with `ST_TEST_MOTO_SETUP`
+//! naming its output; they are `#[ignore]`d for a bare `cargo test`.
+
+use serde_json::Value;
+use st_secrets::aws::{AwsProvider, Vars};
+use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
+use std::sync::Arc;
+
+fn setup() -> Value {
+    let path = std::env::var("ST_TEST_MOTO_SETUP")
+        .expect("ST_TEST_MOTO_SETUP is not set: run these tests through scripts/test-all.sh");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn config(s: &Value, secret: &str) -> ManagerConfig {
+    ManagerConfig {
+        aws_secret_name: Some(secret.into()),
+        aws_region: Some(s["region"].as_str().unwrap().into()),
+        aws_endpoint: Some(s["url"].as_str().unwrap().into()),
+        providers: vec![ProviderKind::Aws],
+        ..ManagerConfig::default()
+    }
+}
+
+fn keys(s: &Value, who: &str) -> Vars {
+    Vars::empty()
+        .set("AWS_ACCESS_KEY_ID", s[who]["id"].as_str().unwrap())
+        .set("AWS_SECRET_ACCESS_KEY", s[who]["secret"].as_str().unwrap())
+        .set("AWS_SESSION_TOKEN", s[who]["token"].as_str().unwrap_or(""))
+        .set("AWS_EC2_METADATA_DISABLED", "true")
+        .set("AWS_ENDPOINT_URL_STS", s["url"].as_str().unwrap())
+}
+
+fn get(m: &SecretsManager, key: &str) -> Result<Option<String>, st_secrets::Error> {
+    m.get(key).map(|v| v.map(|v| v.expose().to_owned()))
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn a_get_through_the_chain_with_env_winning() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
+        file_path: Some(dir.path().join("secrets.json")),
+        env_prefix: Some("ST_MOTO_TEST".into()),
+        ..config(&s, "st-secrets/test")
+    };
+    let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
+    let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
+    assert_eq!((value.expose(), source), ("hf_moto_value", "aws"));
+    assert_eq!(
+        get(&m, "replicate-api-token").unwrap().as_deref(),
+        Some("r8_moto_value")
+    );
+    assert_eq!(get(&m, "PORT").unwrap().as_deref(), Some("8080"));
+    assert_eq!(get(&m, "NOT_THERE").unwrap(), None);
+    // The file and then the environment win over AWS.
+    m.set("HF_TOKEN", "from-file").unwrap();
+    assert_eq!(m.get_with_source("HF_TOKEN").unwrap().unwrap().1, "file");
+    // SAFETY of the test: only this test uses the ST_MOTO_TEST prefix, and
+    // the moto tests run single-threaded (scripts/test-all.sh).
+    std::env::set_var("ST_MOTO_TEST_HF_TOKEN", "from-env");
+    let answer = m.get_with_source("HF_TOKEN").unwrap().unwrap();
+    std::env::remove_var("ST_MOTO_TEST_HF_TOKEN");
+    assert_eq!((answer.0.expose(), answer.1), ("from-env", "env"));
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn wrong_keys_and_denied_users_are_st_auth() {
+    let s = setup();
+    let wrong = keys(&s, "admin").set("AWS_SECRET_ACCESS_KEY", "not-the-right-secret-key-at-all");
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), wrong).unwrap();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(!e.message().contains("not-the-right"), "{e}");
+
+    let unknown = keys(&s, "admin").set("AWS_ACCESS_KEY_ID", "AKIANOTKNOWNTOMOTO00");
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), unknown).unwrap();
+    assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_AUTH");
+
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), keys(&s, "outsider"))
+        .unwrap();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(e.message().contains("AccessDenied"), "{e}");
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn shared_profile_files_and_session_credentials() {
+    let s = setup();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!(
+            "[moto]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s["admin"]["id"].as_str().unwrap(),
+            s["admin"]["secret"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile moto]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let mut c = config(&s, "st-secrets/test");
+    c.aws_region = None; // from the profile
+    let vars = Vars::empty()
+        .home(home.path())
+        .set("AWS_PROFILE", "moto")
+        .set("AWS_EC2_METADATA_DISABLED", "true");
+    let m = SecretsManager::with_environment(c, vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    assert!(m.providers()[0]
+        .status
+        .detail
+        .contains("shared profile 'moto'"));
+
+    // Temporary credentials from moto's STS (AssumeRole), with their token.
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), keys(&s, "session"))
+        .unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    let arn = d[0]["checks"]["caller"]["arn"].as_str().unwrap();
+    assert!(arn.contains("assumed-role/trainer"), "{arn}");
+    // The same key without its token is refused.
+    let tokenless = keys(&s, "session").set("AWS_SESSION_TOKEN", "");
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), tokenless).unwrap();
+    assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_AUTH");
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn the_endpoint_override_by_variable() {
+    let s = setup();
+    let mut c = config(&s, "st-secrets/test");
+    c.aws_endpoint = None;
+    let vars = keys(&s, "admin").set(
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        s["url"].as_str().unwrap(),
+    );
+    let m = SecretsManager::with_environment(c.clone(), vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let vars = keys(&s, "admin").set("AWS_ENDPOINT_URL", s["url"].as_str().unwrap());
+    let m = SecretsManager::with_environment(c, vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn secret_shapes_binary_plain_and_missing() {
+    let s = setup();
+    let m =
+        |name: &str| SecretsManager::with_environment(config(&s, name), keys(&s, "admin")).unwrap();
+    assert_eq!(
+        get(&m("st-secrets/binary"), "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let e = m("st-secrets/plain").get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PARSE", "{e}");
+    assert!(!e.message().contains("just-a-token"), "{e}");
+    assert_eq!(
+        get(&m("st-secrets/does-not-exist"), "HF_TOKEN").unwrap(),
+        None
+    );
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn two_threads_times_ten_thousand_gets_send_one_request() {
+    let s = setup();
+    let c = config(&s, "st-secrets/test");
+    let p = Arc::new(AwsProvider::new(&c, keys(&s, "admin")));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    let v = p.lookup("HF_TOKEN").unwrap().unwrap();
+                    assert_eq!(v.expose(), "hf_moto_value");
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let detail = p.status().detail;
+    assert!(detail.contains("; 1 request;"), "{detail}");
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn the_doctor_names_source_identity_and_readability() {
+    let s = setup();
+    let m =
+        SecretsManager::with_environment(config(&s, "st-secrets/test"), keys(&s, "admin")).unwrap();
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    let c = &d[0]["checks"];
+    assert_eq!(c["credentials"], "environment variables");
+    assert!(
+        c["caller"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/admin"),
+        "{c}"
+    );
+    assert_eq!(c["secret_readable"]["readable"], true);
+    assert_eq!(c["secret_readable"]["keys"], 3);
+    let text = d.to_string();
+    assert!(
+        !text.contains("hf_moto_value") && !text.contains(s["admin"]["secret"].as_str().unwrap())
+    );
+
+    let m = SecretsManager::with_environment(config(&s, "st-secrets/test"), keys(&s, "outsider"))
+        .unwrap();
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    let c = &d[0]["checks"];
+    assert!(
+        c["caller"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/outsider"),
+        "{c}"
+    );
+    assert_eq!(c["secret_readable"]["readable"], false);
+    assert_eq!(c["secret_readable"]["error"]["code"], "ST_AUTH");
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn the_tool_reads_aws_from_the_process_environment() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+            .args(args)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", s["url"].as_str().unwrap())
+            .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                s["admin"]["secret"].as_str().unwrap(),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["get", "HF_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
+    let (code, out, err) = run(&["doctor"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "HF_TOKEN is found but CLOUD_WEBHOOK_SECRET is not: {out}{err}"
+    );
+    assert!(out.contains("aws checks:"), "{out}");
+    assert!(out.contains("credentials  environment variables"), "{out}");
+    assert!(out.contains(":user/admin (account 123456789012)"), "{out}");
+    assert!(out.contains("readable (3 keys)"), "{out}");
+    assert!(!out.contains("hf_moto_value"), "{out}");
+}
