@@ -204,8 +204,12 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
         })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
-    let detail = p.status().detail;
-    assert!(detail.contains("; 1 request;"), "{detail}");
+    assert_eq!(p.requests(), 1);
+    assert!(
+        p.status().detail.contains("; 1 request;"),
+        "{}",
+        p.status().detail
+    );
 }
 
 #[test]

@@ -229,6 +229,12 @@ impl AwsProvider {
         })
     }
 
+    /// Requests for the secret sent so far (fetches, each with its retries;
+    /// cache hits send none).
+    pub fn requests(&self) -> u64 {
+        self.cache.requests()
+    }
+
     /// Fetches the secret now, bypassing the cache (the doctor's check).
     fn fetch(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, Failure> {
         let body = json!({ "SecretId": name }).to_string();

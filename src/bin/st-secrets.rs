@@ -526,7 +526,7 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
         } else if r.is_object() {
             let why = r.get("error").map_or_else(
                 || r["reason"].as_str().unwrap_or_default().to_owned(),
-                |e| error(e),
+                &error,
             );
             lines.push(format!("  {:<12} NOT READABLE ({why})", "secret read"));
             problems.push(format!("provider '{name}': secret not readable: {why}"));
