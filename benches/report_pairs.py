@@ -20,7 +20,7 @@ def main(paths):
     rows, names = {}, []
     for path in paths:
         for line in open(path, encoding="utf-8"):
-            if line.startswith("{"):
+            if line.startswith("{") and "median_ns" in line:
                 r = json.loads(line)
                 if r["name"] not in names:
                     names.append(r["name"])
