@@ -527,16 +527,21 @@ void st_error_free(st_error *e);
  * used even if the file does not exist yet), `env_prefix` (string: variables
  * are read as `<prefix>_<KEY>`), `cache_ttl` and `negative_ttl` (seconds,
  * for answers of remote providers; default 300 and 30), `providers` (ordered
- * list of provider names overriding the chain `["env", "file", "aws"]`, e.g.
- * `["file", "env"]`), AWS Secrets Manager's `aws_secret_name`, `aws_region`
- * and `aws_endpoint` (strings; else from `SIMPLETUNER_AWS_SECRET_NAME`, the
- * `AWS_*` variables and `~/.aws`), and the remote providers' resilience:
+ * list of provider names overriding the chain `["env", "file", "aws",
+ * "vault"]`, e.g. `["file", "env"]`), AWS Secrets Manager's
+ * `aws_secret_name`, `aws_region` and `aws_endpoint` (strings; else from
+ * `SIMPLETUNER_AWS_SECRET_NAME`, the `AWS_*` variables and `~/.aws`),
+ * Vault's `vault_url`, `vault_token`, `vault_path`, `vault_mount`,
+ * `vault_namespace` (strings; else `VAULT_ADDR`, `VAULT_TOKEN` or
+ * `~/.vault-token` or AppRole, `SIMPLETUNER_VAULT_PATH`,
+ * `SIMPLETUNER_VAULT_MOUNT`, `VAULT_NAMESPACE`) and `vault_kv_version` (1 or
+ * 2; else detected once), and the remote providers' resilience:
  * `connect_timeout` (seconds, default 2), `request_timeout` (per request,
  * default 5), `retries` (after a transient failure, 0 to 10, default 2),
  * `max_stale` (how long past its TTL a value may be served while the
  * service fails transiently, default 3600; 0: never) and `failure_ttl`
  * (how long a failure answers before the service is asked again, default
- * 5). The `vault_*` keys are rejected until that provider exists. A remote
+ * 5). A remote
  * provider that is not configured stays in the chain, unavailable, and
  * answers "absent" without network traffic.
  *

@@ -117,3 +117,49 @@ start_moto() {
   MOTO_SETUP="$logdir/moto-setup.json"
   "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
 }
+
+# RustyVault (cargo install rusty_vault, pinned), built once into
+# $ST_TOOLS_DIR/rusty_vault; prints the binary's path.
+RUSTY_VAULT_VERSION=0.2.1
+ensure_rusty_vault() {
+  local root="$ST_TOOLS_DIR/rusty_vault"
+  if [ ! -x "$root/bin/rvault" ] || [ "$(cat "$root/.version" 2>/dev/null)" != "$RUSTY_VAULT_VERSION" ]; then
+    say "installing RustyVault $RUSTY_VAULT_VERSION into $root (once; several minutes)" >&2
+    if ! pkg-config --exists openssl 2>/dev/null; then
+      [ "$(id -u)" = 0 ] || die "RustyVault needs OpenSSL headers: install libssl-dev and pkg-config"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >&2
+    fi
+    cargo install --locked rusty_vault --version "$RUSTY_VAULT_VERSION" --root "$root" >&2 ||
+      cargo install rusty_vault --version "$RUSTY_VAULT_VERSION" --root "$root" >&2
+    echo "$RUSTY_VAULT_VERSION" >"$root/.version"
+  fi
+  echo "$root/bin/rvault"
+}
+
+# Starts RustyVault on 127.0.0.1 with file storage in a new temporary
+# directory, initialises, unseals and fills it (tests/vault/rusty_setup.py).
+# Sets VAULT_TEST_URL and VAULT_SETUP. $1: python; $2: a log directory.
+start_rusty_vault() {
+  local py="$1" logdir="$2" port rvault dir
+  rvault="$(ensure_rusty_vault)"
+  port="$(free_port)"
+  dir="$(mktemp -d)"
+  cat >"$dir/config.hcl" <<HCL
+storage "file" {
+  path = "$dir/data"
+}
+listener "tcp" {
+  address     = "127.0.0.1:$port"
+  tls_disable = true
+}
+api_addr = "http://127.0.0.1:$port"
+log_level = "warn"
+pid_file = "$dir/rvault.pid"
+HCL
+  "$rvault" server --config "$dir/config.hcl" >"$logdir/rustyvault.log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  VAULT_TEST_URL="http://127.0.0.1:$port"
+  wait_http RustyVault "$VAULT_TEST_URL/v1/sys/seal-status" "$logdir/rustyvault.log"
+  VAULT_SETUP="$logdir/vault-setup.json"
+  "$py" "$ST_ROOT/tests/vault/rusty_setup.py" "$VAULT_TEST_URL" "$VAULT_SETUP"
+}

@@ -10,7 +10,7 @@
 #      database, and the Python binding's suite
 #   6. the Go binding (go test -race) and the Node binding (node --test)
 #   7. integration against real servers on 127.0.0.1: moto (AWS Secrets
-#      Manager, STS, IAM; SigV4 verification on)
+#      Manager, STS, IAM; SigV4 verification on) and RustyVault (Vault API)
 # and ends with one line: "total: N passed, M failed".
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
@@ -132,19 +132,23 @@ if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "7/7 integration: AWS against moto's server"
+say "7/7 integration: AWS against moto's server, Vault against RustyVault"
 start_moto "$py" "$logs"
 set +e
 ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1 2>&1 |
   tee "$logs/aws-moto.log"
 moto_rc=${PIPESTATUS[0]}
+start_rusty_vault "$py" "$logs"
+ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test --test vault_rusty -- --include-ignored --test-threads=1 2>&1 |
+  tee "$logs/vault-rusty.log"
+vault_rc=${PIPESTATUS[0]}
 set -e
 stop_servers
-read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/aws-moto.log")
+read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/aws-moto.log" "$logs/vault-rusty.log")
 passed=$((passed + p))
 failed=$((failed + f))
-if [ "$moto_rc" != 0 ] && [ "$f" = 0 ]; then
-  echo "FAILED: the moto tests exited $moto_rc"
+if { [ "$moto_rc" != 0 ] || [ "$vault_rc" != 0 ]; } && [ "$f" = 0 ]; then
+  echo "FAILED: the integration tests exited $moto_rc (moto) / $vault_rc (RustyVault)"
   failed=$((failed + 1))
 fi
 

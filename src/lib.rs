@@ -10,6 +10,7 @@
 //! - [`remote`]: what the remote providers share: HTTP client, retries,
 //!   the single-flight, stale-on-error secret cache.
 //! - [`aws`]: the AWS Secrets Manager provider and the AWS credential chain.
+//! - [`vault`]: the HashiCorp Vault provider (KV v2 with v1 fallback).
 //! - [`crypto`]: credential encryption (SimpleTuner-compatible Fernet).
 //! - [`ffi`]: the C ABI (`include/st_secrets.h` is generated from it).
 
@@ -26,6 +27,7 @@ pub mod remote;
 pub mod secret;
 pub mod secrets;
 pub mod store;
+pub mod vault;
 
 pub use error::Error;
 

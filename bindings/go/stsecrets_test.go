@@ -175,10 +175,10 @@ func TestManager(t *testing.T) {
 		t.Fatalf("the environment must win, got %q", v)
 	}
 	providers, err := m.Providers()
-	if err != nil || len(providers) != 3 || providers[0].Name != "env" || providers[1].Name != "file" || providers[2].Name != "aws" {
+	if err != nil || len(providers) != 4 || providers[0].Name != "env" || providers[1].Name != "file" || providers[2].Name != "aws" || providers[3].Name != "vault" {
 		t.Fatalf("%+v %v", providers, err)
 	}
-	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > file > aws") {
+	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > file > aws > vault") {
 		t.Fatalf("String() = %q", m.String())
 	}
 	if err := m.Delete("HF_TOKEN"); err != nil {

@@ -18,116 +18,21 @@ pub mod profile;
 pub mod wire;
 
 use crate::remote::http::{redact_url, Http, Response, Trust};
+pub use crate::remote::vars::Vars;
 use crate::remote::{with_retries, BlobCache, Failure, Fetched, RemoteSettings};
 use crate::secret::SecretString;
-use crate::secrets::config::{expand_home, home_dir, ManagerConfig};
+use crate::secrets::config::{expand_home, ManagerConfig};
 use crate::secrets::provider::{Caching, Provider, ProviderStatus};
 use crate::secrets::values::{zeroize_json, SecretMap};
 use crate::Error;
 use base64::Engine;
 use credentials::{expect_ok, CredentialChain, Credentials};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use wire::ServiceError;
 
 /// The environment variable naming the secret (SimpleTuner's).
 pub const ENV_SECRET_NAME: &str = "SIMPLETUNER_AWS_SECRET_NAME";
-
-/// The environment variables the AWS provider reads.
-pub const VARIABLES: &[&str] = &[
-    ENV_SECRET_NAME,
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_CA_BUNDLE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_EC2_METADATA_DISABLED",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-];
-
-/// The environment as the AWS provider sees it, captured when the provider is
-/// built (tests give their own). Values are zeroed when dropped; empty values
-/// count as unset.
-#[derive(Clone, Default)]
-pub struct Vars {
-    values: HashMap<String, SecretString>,
-    home: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for Vars {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<_> = self.values.keys().collect();
-        names.sort();
-        f.debug_struct("Vars").field("set", &names).finish()
-    }
-}
-
-impl Vars {
-    /// The process environment's [`VARIABLES`] and home directory.
-    pub fn from_process() -> Vars {
-        let mut vars = Vars {
-            values: HashMap::new(),
-            home: home_dir(),
-        };
-        for name in VARIABLES {
-            if let Ok(v) = std::env::var(name) {
-                vars = vars.set(name, &v);
-            }
-        }
-        vars
-    }
-
-    /// No variables and no home directory.
-    pub fn empty() -> Vars {
-        Vars::default()
-    }
-
-    /// With `name` set to `value` (empty: unset).
-    pub fn set(mut self, name: &str, value: &str) -> Vars {
-        if value.is_empty() {
-            self.values.remove(name);
-        } else {
-            self.values
-                .insert(name.to_owned(), SecretString::from(value));
-        }
-        self
-    }
-
-    /// With `home` as the home directory (for `~/.aws`).
-    pub fn home(mut self, home: impl Into<PathBuf>) -> Vars {
-        self.home = Some(home.into());
-        self
-    }
-
-    /// A variable's value.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(|v| v.expose())
-    }
-
-    /// `$<var>` (with `~` expanded), else `~/.aws/<name>`.
-    fn aws_file(&self, var: &str, name: &str) -> Option<PathBuf> {
-        match self.get(var) {
-            Some(p) => Some(expand_home(PathBuf::from(p))),
-            None => self.home.as_ref().map(|h| h.join(".aws").join(name)),
-        }
-    }
-}
 
 /// Everything needed to call the service, once the configuration resolved.
 struct Client {

@@ -41,8 +41,10 @@ Commands:
 Options:
   --config FILE   JSON configuration (keys: file_path, env_prefix, cache_ttl,
                   negative_ttl, providers, aws_secret_name, aws_region,
-                  aws_endpoint, connect_timeout, request_timeout, retries,
-                  max_stale, failure_ttl); default: from the environment
+                  aws_endpoint, vault_url, vault_token, vault_path,
+                  vault_mount, vault_namespace, vault_kv_version,
+                  connect_timeout, request_timeout, retries, max_stale,
+                  failure_ttl); default: from the environment
   --json          machine-readable output (providers, doctor)
   --db FILE       the store's database (default: <state dir>/cloud/jobs.db;
                   state dir: SIMPLETUNER_STATE_DIR, SIMPLETUNER_CONFIG_DIR,
@@ -490,6 +492,9 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
             ("secret", "secret"),
             ("region", "region"),
             ("endpoint", "endpoint"),
+            ("url", "url"),
+            ("namespace", "namespace"),
+            ("kv", "kv_version"),
         ] {
             if let Some(v) = c[key].as_str() {
                 lines.push(format!("  {label:<12} {v}"));
@@ -515,6 +520,36 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
                     caller["arn"].as_str().unwrap_or("?"),
                     caller["account"].as_str().unwrap_or("?")
                 )),
+            }
+        }
+        if let Some(h) = c.get("health") {
+            let text = match (h.get("error"), h["supported"].as_bool()) {
+                (Some(e), _) => {
+                    problems.push(format!("provider '{name}': health: {}", error(e)));
+                    format!("unknown ({})", error(e))
+                }
+                (None, Some(false)) => "not reported by this server (no sys/health)".to_owned(),
+                _ => format!(
+                    "HTTP {}, sealed: {}, version {}",
+                    h["status"],
+                    h["sealed"],
+                    h["version"].as_str().unwrap_or("?")
+                ),
+            };
+            lines.push(format!("  {:<12} {text}", "health"));
+        }
+        if let Some(t) = c.get("token") {
+            if t["valid"] == true {
+                lines.push(format!(
+                    "  {:<12} valid ({}, policies {})",
+                    "token",
+                    t["display_name"].as_str().unwrap_or("?"),
+                    t["policies"]
+                ));
+            } else {
+                let why = t.get("error").map(&error).unwrap_or_default();
+                lines.push(format!("  {:<12} INVALID ({why})", "token"));
+                problems.push(format!("provider '{name}': token: {why}"));
             }
         }
         let r = &c["secret_readable"];

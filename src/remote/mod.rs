@@ -8,6 +8,9 @@
 #[cfg(test)]
 pub mod fake;
 pub mod http;
+pub mod vars;
+
+pub use vars::Vars;
 
 use crate::Error;
 use parking_lot::Mutex;

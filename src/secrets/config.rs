@@ -6,6 +6,7 @@
 //! repeat a value (a configuration can hold a token).
 
 use crate::remote::RemoteSettings;
+use crate::secret::SecretString;
 use crate::Error;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -27,14 +28,20 @@ pub enum ProviderKind {
     File,
     /// `aws`: AWS Secrets Manager.
     Aws,
+    /// `vault`: HashiCorp Vault (KV v2, falling back to v1).
+    Vault,
 }
 
 impl ProviderKind {
     /// The default chain, in priority order.
     /// Remote providers that are not configured stay in the chain, unavailable,
     /// answering "absent" without any network traffic.
-    pub const DEFAULT_CHAIN: [ProviderKind; 3] =
-        [ProviderKind::Env, ProviderKind::File, ProviderKind::Aws];
+    pub const DEFAULT_CHAIN: [ProviderKind; 4] = [
+        ProviderKind::Env,
+        ProviderKind::File,
+        ProviderKind::Aws,
+        ProviderKind::Vault,
+    ];
 
     /// The provider's name.
     pub fn name(self) -> &'static str {
@@ -42,6 +49,7 @@ impl ProviderKind {
             ProviderKind::Env => "env",
             ProviderKind::File => "file",
             ProviderKind::Aws => "aws",
+            ProviderKind::Vault => "vault",
         }
     }
 
@@ -50,11 +58,9 @@ impl ProviderKind {
             "env" => Ok(ProviderKind::Env),
             "file" => Ok(ProviderKind::File),
             "aws" => Ok(ProviderKind::Aws),
-            "vault" => Err(Error::InvalidArgument(format!(
-                "config key 'providers': provider '{name}' is not available in this build yet"
-            ))),
+            "vault" => Ok(ProviderKind::Vault),
             _ => Err(Error::InvalidArgument(format!(
-                "config key 'providers': unknown provider '{name}' (known: env, file, aws)"
+                "config key 'providers': unknown provider '{name}' (known: env, file, aws, vault)"
             ))),
         }
     }
@@ -82,6 +88,19 @@ pub struct ManagerConfig {
     /// Secrets Manager endpoint URL (else `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
     /// `AWS_ENDPOINT_URL`, the regional endpoint).
     pub aws_endpoint: Option<String>,
+    /// Vault's address (else `VAULT_ADDR`).
+    pub vault_url: Option<String>,
+    /// Vault token (else `VAULT_TOKEN`, `~/.vault-token`, AppRole).
+    pub vault_token: Option<SecretString>,
+    /// Path of the secret in the mount (else `SIMPLETUNER_VAULT_PATH`,
+    /// `simpletuner`).
+    pub vault_path: Option<String>,
+    /// The KV mount (else `SIMPLETUNER_VAULT_MOUNT`, `secret`).
+    pub vault_mount: Option<String>,
+    /// Vault Enterprise namespace (else `VAULT_NAMESPACE`).
+    pub vault_namespace: Option<String>,
+    /// KV version, 1 or 2 (else detected once per mount).
+    pub vault_kv_version: Option<u8>,
     /// Timeouts, retries and staleness of the remote providers.
     pub remote: RemoteSettings,
 }
@@ -95,18 +114,17 @@ const KNOWN_KEYS: &[&str] = &[
     "aws_secret_name",
     "aws_region",
     "aws_endpoint",
-    "connect_timeout",
-    "request_timeout",
-    "retries",
-    "max_stale",
-    "failure_ttl",
-];
-const REMOTE_KEYS: &[&str] = &[
     "vault_url",
     "vault_token",
     "vault_path",
     "vault_mount",
     "vault_namespace",
+    "vault_kv_version",
+    "connect_timeout",
+    "request_timeout",
+    "retries",
+    "max_stale",
+    "failure_ttl",
 ];
 
 impl Default for ManagerConfig {
@@ -120,6 +138,12 @@ impl Default for ManagerConfig {
             aws_secret_name: None,
             aws_region: None,
             aws_endpoint: None,
+            vault_url: None,
+            vault_token: None,
+            vault_path: None,
+            vault_mount: None,
+            vault_namespace: None,
+            vault_kv_version: None,
             remote: RemoteSettings::default(),
         }
     }
@@ -158,13 +182,15 @@ impl ManagerConfig {
         };
         for (key, value) in &map {
             if value.is_null() {
-                if !KNOWN_KEYS.contains(&key.as_str()) && !REMOTE_KEYS.contains(&key.as_str()) {
+                if !KNOWN_KEYS.contains(&key.as_str()) {
                     return Err(unknown(key));
                 }
                 continue;
             }
             match key.as_str() {
-                "file_path" => config.file_path = Some(expand_home(PathBuf::from(string(key, value)?))),
+                "file_path" => {
+                    config.file_path = Some(expand_home(PathBuf::from(string(key, value)?)))
+                }
                 "env_prefix" => config.env_prefix = Some(string(key, value)?.to_owned()),
                 "cache_ttl" => config.cache_ttl = seconds(key, value)?,
                 "negative_ttl" => config.negative_ttl = seconds(key, value)?,
@@ -172,16 +198,33 @@ impl ManagerConfig {
                 "aws_secret_name" => config.aws_secret_name = Some(nonempty(key, value)?),
                 "aws_region" => config.aws_region = Some(nonempty(key, value)?),
                 "aws_endpoint" => config.aws_endpoint = Some(url(key, value)?),
+                "vault_url" => config.vault_url = Some(url(key, value)?),
+                "vault_token" => {
+                    config.vault_token = Some(SecretString::from(nonempty(key, value)?))
+                }
+                "vault_path" => {
+                    config.vault_path = Some(nonempty(key, value)?.trim_matches('/').to_owned())
+                }
+                "vault_mount" => {
+                    config.vault_mount = Some(nonempty(key, value)?.trim_matches('/').to_owned())
+                }
+                "vault_namespace" => config.vault_namespace = Some(nonempty(key, value)?),
+                "vault_kv_version" => {
+                    config.vault_kv_version = Some(match value.as_u64() {
+                        Some(1) => 1,
+                        Some(2) => 2,
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "config key '{key}' must be 1 or 2"
+                            )))
+                        }
+                    })
+                }
                 "connect_timeout" => config.remote.connect_timeout = positive_seconds(key, value)?,
                 "request_timeout" => config.remote.request_timeout = positive_seconds(key, value)?,
                 "retries" => config.remote.retries = count(key, value, 10)?,
                 "max_stale" => config.remote.max_stale = seconds(key, value)?,
                 "failure_ttl" => config.remote.failure_ttl = seconds(key, value)?,
-                k if REMOTE_KEYS.contains(&k) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "config key '{k}' configures HashiCorp Vault, which this build does not have yet"
-                    )))
-                }
                 _ => return Err(unknown(key)),
             }
         }
@@ -307,9 +350,16 @@ mod tests {
         assert_eq!(c.negative_ttl, Duration::from_secs(30));
         assert_eq!(
             c.providers,
-            vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws]
+            vec![
+                ProviderKind::Env,
+                ProviderKind::File,
+                ProviderKind::Aws,
+                ProviderKind::Vault
+            ]
         );
-        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 3);
+        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 4);
+        let c = ManagerConfig::from_json(r#"{"vault_token": "s.SuperSecretToken"}"#).unwrap();
+        assert!(!format!("{c:?}").contains("SuperSecret"));
         let c = ManagerConfig::from_json(r#"{"cache_ttl": null}"#).unwrap();
         assert_eq!(c.cache_ttl, DEFAULT_CACHE_TTL);
     }
@@ -337,8 +387,7 @@ mod tests {
         assert!(err(r#"{"cache_ttl": "5"}"#).contains("'cache_ttl'"));
         assert!(err(r#"{"providers": ["env", "env"]}"#).contains("twice"));
         assert!(err(r#"{"providers": ["ldap"]}"#).contains("'ldap'"));
-        assert!(err(r#"{"providers": ["vault"]}"#).contains("not available"));
-        let e = err(r#"{"vault_token": "s.SuperSecretToken"}"#);
+        let e = err(r#"{"vault_token": 5}"#);
         assert!(
             e.contains("'vault_token'") && !e.contains("SuperSecret"),
             "{e}"

@@ -29,6 +29,7 @@ use crate::aws::{AwsProvider, Vars};
 use crate::cache::{CacheConfig, TtlCache};
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
+use crate::vault::VaultProvider;
 use crate::Error;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,14 +115,10 @@ impl SecretsManager {
         SecretsManager::with_environment(config, Vars::from_process())
     }
 
-    /// Like [`new`](Self::new), with the AWS provider reading `aws_vars`
+    /// Like [`new`](Self::new), with the remote providers reading `vars`
     /// instead of the process environment (tests, embedding).
-    pub fn with_environment(
-        config: ManagerConfig,
-        aws_vars: Vars,
-    ) -> Result<SecretsManager, Error> {
+    pub fn with_environment(config: ManagerConfig, vars: Vars) -> Result<SecretsManager, Error> {
         let mut file = None;
-        let mut aws_vars = Some(aws_vars);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for kind in &config.providers {
             match kind {
@@ -142,10 +139,12 @@ impl SecretsManager {
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }
-                ProviderKind::Aws => providers.push(Arc::new(AwsProvider::new(
-                    &config,
-                    aws_vars.take().unwrap_or_default(),
-                ))),
+                ProviderKind::Aws => {
+                    providers.push(Arc::new(AwsProvider::new(&config, vars.clone())))
+                }
+                ProviderKind::Vault => {
+                    providers.push(Arc::new(VaultProvider::new(&config, vars.clone())))
+                }
             }
         }
         let mut manager = SecretsManager::with_providers(config, providers);

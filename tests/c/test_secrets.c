@@ -200,7 +200,8 @@ static void test_config_errors_and_bad_input(void) {
   CHECK(err && strstr(st_error_message(err), "'file_pth'") != NULL);
   st_error_free(err);
   err = NULL;
-  CHECK(st_secrets_new("{\"vault_token\": \"s.TOPSECRET\"}", &m, &err) == ST_INVALID_ARGUMENT);
+  CHECK(st_secrets_new("{\"vault_kv_version\": 3, \"vault_token\": \"s.TOPSECRET\"}", &m, &err) ==
+        ST_INVALID_ARGUMENT);
   CHECK(err && strstr(st_error_message(err), "TOPSECRET") == NULL);
   st_error_free(err);
   CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("{not json", &m, &err));
