@@ -95,6 +95,14 @@ impl Error {
     }
 }
 
+impl Error {
+    /// `{"code": "ST_...", "message": "..."}`, as in the providers JSON and
+    /// the doctor's report.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code_name(), "message": self.message() })
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())

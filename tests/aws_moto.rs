@@ -6,15 +6,16 @@
 //! `tests/aws/moto_setup.py` and runs these tests with `ST_TEST_MOTO_SETUP`
 //! naming its output; they are `#[ignore]`d for a bare `cargo test`.
 
+mod common;
+
+use common::get;
 use serde_json::Value;
 use st_secrets::aws::{AwsProvider, Vars};
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
 use std::sync::Arc;
 
 fn setup() -> Value {
-    let path = std::env::var("ST_TEST_MOTO_SETUP")
-        .expect("ST_TEST_MOTO_SETUP is not set: run these tests through scripts/test-all.sh");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::setup("ST_TEST_MOTO_SETUP")
 }
 
 fn config(s: &Value, secret: &str) -> ManagerConfig {
@@ -34,10 +35,6 @@ fn keys(s: &Value, who: &str) -> Vars {
         .set("AWS_SESSION_TOKEN", s[who]["token"].as_str().unwrap_or(""))
         .set("AWS_EC2_METADATA_DISABLED", "true")
         .set("AWS_ENDPOINT_URL_STS", s["url"].as_str().unwrap())
-}
-
-fn get(m: &SecretsManager, key: &str) -> Result<Option<String>, st_secrets::Error> {
-    m.get(key).map(|v| v.map(|v| v.expose().to_owned()))
 }
 
 #[test]

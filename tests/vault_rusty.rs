@@ -9,6 +9,9 @@
 //! `ST_TEST_VAULT_SETUP` naming the set-up JSON; they are `#[ignore]`d for a
 //! bare `cargo test`.
 
+mod common;
+
+use common::get;
 use serde_json::Value;
 use st_secrets::remote::Vars;
 use st_secrets::secret::SecretString;
@@ -17,9 +20,7 @@ use st_secrets::vault::VaultProvider;
 use std::sync::Arc;
 
 fn setup() -> Value {
-    let path = std::env::var("ST_TEST_VAULT_SETUP")
-        .expect("ST_TEST_VAULT_SETUP is not set: run these tests through scripts/test-all.sh");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::setup("ST_TEST_VAULT_SETUP")
 }
 
 fn config(s: &Value) -> ManagerConfig {
@@ -29,10 +30,6 @@ fn config(s: &Value) -> ManagerConfig {
         providers: vec![ProviderKind::Vault],
         ..ManagerConfig::default()
     }
-}
-
-fn get(m: &SecretsManager, key: &str) -> Result<Option<String>, st_secrets::Error> {
-    m.get(key).map(|v| v.map(|v| v.expose().to_owned()))
 }
 
 #[test]

@@ -300,10 +300,6 @@ fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
     }
 }
 
-fn error_json(e: &Error) -> Value {
-    json!({ "code": e.code_name(), "message": e.message() })
-}
-
 impl Provider for AwsProvider {
     fn name(&self) -> &'static str {
         "aws"
@@ -318,11 +314,7 @@ impl Provider for AwsProvider {
             return Ok(None);
         };
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let (blob, _) = self.cache.get(|| self.fetch(client, name))?;
-        Ok(match &*blob {
-            Fetched::Found(map) => map.resolve(key).map(|(_, v)| v.clone()),
-            Fetched::Absent => None,
-        })
+        self.cache.lookup(key, || self.fetch(client, name))
     }
 
     fn status(&self) -> ProviderStatus {
@@ -336,19 +328,13 @@ impl Provider for AwsProvider {
                     .credentials
                     .source()
                     .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
-                let mut d = format!(
-                    "secret '{name}' in {} at {}; credentials: {creds}; {} request{}",
+                let (tail, w) = self.cache.describe();
+                warnings = w;
+                let d = format!(
+                    "secret '{name}' in {} at {}; credentials: {creds}{tail}",
                     c.region,
                     redact_url(&c.endpoint),
-                    self.cache.requests(),
-                    if self.cache.requests() == 1 { "" } else { "s" }
                 );
-                if let Some(age) = self.cache.age() {
-                    d.push_str(&format!("; value fetched {} s ago", age.as_secs()));
-                }
-                if let Some(e) = self.cache.failure() {
-                    warnings.push(format!("the last fetch failed ({}): {e}", e.code_name()));
-                }
                 (true, d)
             }
         };
@@ -369,7 +355,7 @@ impl Provider for AwsProvider {
         let name = self.secret_name.as_ref()?;
         let client = match &self.client {
             Ok(c) => c,
-            Err(e) => return Some(json!({ "secret": name, "error": error_json(e) })),
+            Err(e) => return Some(json!({ "secret": name, "error": e.to_json() })),
         };
         let mut out = json!({
             "secret": name,
@@ -381,17 +367,17 @@ impl Provider for AwsProvider {
                 out["credentials"] = json!(creds.source.describe());
                 out["caller"] = match self.caller_identity(client, &creds) {
                     Ok(identity) => identity,
-                    Err(f) => json!({ "error": error_json(&f.error) }),
+                    Err(f) => json!({ "error": f.error.to_json() }),
                 };
             }
-            Err(f) => out["credentials_error"] = error_json(&f.error),
+            Err(f) => out["credentials_error"] = f.error.to_json(),
         }
         out["secret_readable"] = match self.fetch(client, name) {
             Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
             Ok(Fetched::Absent) => {
                 json!({ "readable": false, "reason": "the secret does not exist" })
             }
-            Err(f) => json!({ "readable": false, "error": error_json(&f.error) }),
+            Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
         };
         Some(out)
     }

@@ -12,6 +12,8 @@ pub mod vars;
 
 pub use vars::Vars;
 
+use crate::secret::SecretString;
+use crate::secrets::values::SecretMap;
 use crate::Error;
 use parking_lot::Mutex;
 use std::hash::{BuildHasher, Hasher};
@@ -285,6 +287,37 @@ impl<T> BlobCache<T> {
     /// Age of the cached value, if any.
     pub fn age(&self) -> Option<Duration> {
         self.slot.lock().good.as_ref().map(|g| g.fetched.elapsed())
+    }
+}
+
+impl BlobCache<SecretMap> {
+    /// `key` in the cached secret (fetched with `fetch` when due): the
+    /// remote providers' whole lookup.
+    pub fn lookup(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, Failure>,
+    ) -> Result<Option<SecretString>, Error> {
+        let (blob, _) = self.get(fetch)?;
+        Ok(match &*blob {
+            Fetched::Found(map) => map.resolve(key).map(|(_, v)| v.clone()),
+            Fetched::Absent => None,
+        })
+    }
+
+    /// The end of a remote provider's status detail (`"; N requests; value
+    /// fetched S s ago"`) and its warnings (the last failure, if any).
+    pub fn describe(&self) -> (String, Vec<String>) {
+        let n = self.requests();
+        let mut detail = format!("; {n} request{}", if n == 1 { "" } else { "s" });
+        if let Some(age) = self.age() {
+            detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
+        }
+        let warnings = self
+            .failure()
+            .map(|e| vec![format!("the last fetch failed ({}): {e}", e.code_name())])
+            .unwrap_or_default();
+        (detail, warnings)
     }
 }
 

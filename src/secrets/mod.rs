@@ -320,10 +320,7 @@ impl SecretsManager {
                     "available": entry.status.available,
                     "detail": entry.status.detail,
                     "warnings": entry.status.warnings,
-                    "last_error": entry.last_error.map(|e| serde_json::json!({
-                        "code": e.code_name(),
-                        "message": e.message(),
-                    })),
+                    "last_error": entry.last_error.map(|e| e.to_json()),
                 });
                 if checks {
                     v["checks"] = link.provider.diagnose().into();

@@ -398,10 +398,6 @@ fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, Failure> 
     }
 }
 
-fn error_json(e: &Error) -> Value {
-    json!({ "code": e.code_name(), "message": e.message() })
-}
-
 impl Provider for VaultProvider {
     fn name(&self) -> &'static str {
         "vault"
@@ -416,11 +412,7 @@ impl Provider for VaultProvider {
             return Ok(None);
         }
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let (blob, _) = self.cache.get(|| self.fetch(client))?;
-        Ok(match &*blob {
-            Fetched::Found(map) => map.resolve(key).map(|(_, v)| v.clone()),
-            Fetched::Absent => None,
-        })
+        self.cache.lookup(key, || self.fetch(client))
     }
 
     fn status(&self) -> ProviderStatus {
@@ -432,9 +424,10 @@ impl Provider for VaultProvider {
                     Auth::Token(_, source) => format!("token from {source}"),
                     Auth::AppRole { .. } => "AppRole login".to_owned(),
                 };
-                let n = self.cache.requests();
-                let mut d = format!(
-                    "{}/{} at {}{}; {}; {auth}; {n} request{}",
+                let (tail, w) = self.cache.describe();
+                warnings = w;
+                format!(
+                    "{}/{} at {}{}; {}; {auth}{tail}",
                     c.mount,
                     c.path,
                     redact_url(&c.url),
@@ -443,15 +436,7 @@ impl Provider for VaultProvider {
                         .map(|ns| format!(" (namespace {ns})"))
                         .unwrap_or_default(),
                     c.kv_description(),
-                    if n == 1 { "" } else { "s" }
-                );
-                if let Some(age) = self.cache.age() {
-                    d.push_str(&format!("; value fetched {} s ago", age.as_secs()));
-                }
-                if let Some(e) = self.cache.failure() {
-                    warnings.push(format!("the last fetch failed ({}): {e}", e.code_name()));
-                }
-                d
+                )
             }
         };
         ProviderStatus {
@@ -473,7 +458,7 @@ impl Provider for VaultProvider {
         }
         let c = match &self.client {
             Ok(c) => c,
-            Err(e) => return Some(json!({ "error": error_json(e) })),
+            Err(e) => return Some(json!({ "error": e.to_json() })),
         };
         let mut out = json!({
             "url": redact_url(&c.url),
@@ -492,7 +477,7 @@ impl Provider for VaultProvider {
                     "version": doc["version"],
                 })
             }
-            Err(f) => json!({ "error": error_json(&f.error) }),
+            Err(f) => json!({ "error": f.error.to_json() }),
         };
         out["token"] = match c
             .get("auth/token/lookup-self")
@@ -511,12 +496,12 @@ impl Provider for VaultProvider {
                 zeroize_json(&mut doc);
                 shown
             }
-            Err(f) => json!({ "valid": false, "error": error_json(&f.error) }),
+            Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
         out["secret_readable"] = match self.fetch(c) {
             Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
             Ok(Fetched::Absent) => json!({ "readable": false, "reason": "no secret at the path" }),
-            Err(f) => json!({ "readable": false, "error": error_json(&f.error) }),
+            Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
         };
         out["kv_version"] = json!(c.kv_description());
         Some(out)
