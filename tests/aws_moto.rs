@@ -189,18 +189,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
     let s = setup();
     let c = config(&s, "st-secrets/test");
     let p = Arc::new(AwsProvider::new(&c, keys(&s, "admin")));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let p = Arc::clone(&p);
-            std::thread::spawn(move || {
-                for _ in 0..10_000 {
-                    let v = p.lookup("HF_TOKEN").unwrap().unwrap();
-                    assert_eq!(v.expose(), "hf_moto_value");
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    common::two_threads_ten_thousand_gets(p.clone(), "hf_moto_value");
     assert_eq!(p.requests(), 1);
     assert!(
         p.status().detail.contains("; 1 request;"),

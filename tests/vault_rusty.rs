@@ -15,7 +15,7 @@ use common::get;
 use serde_json::Value;
 use st_secrets::remote::Vars;
 use st_secrets::secret::SecretString;
-use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
+use st_secrets::secrets::{ManagerConfig, ProviderKind, SecretsManager};
 use st_secrets::vault::VaultProvider;
 use std::sync::Arc;
 
@@ -139,18 +139,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
         ..config(&s)
     };
     let p = Arc::new(VaultProvider::new(&c, Vars::empty()));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let p = Arc::clone(&p);
-            std::thread::spawn(move || {
-                for _ in 0..10_000 {
-                    let v = p.lookup("HF_TOKEN").unwrap().unwrap();
-                    assert_eq!(v.expose(), "hf_rusty_value");
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    common::two_threads_ten_thousand_gets(p.clone(), "hf_rusty_value");
     assert_eq!(p.requests(), 1);
 }
 
