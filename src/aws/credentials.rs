@@ -454,7 +454,7 @@ fn credentials_from_json(what: &str, r: &Response, source: Source) -> Result<Cre
         crate::secrets::values::zeroize_json(&mut doc);
         return Err(Failure::permanent(Error::Auth(format!(
             "{what}: the endpoint answered with code '{}'",
-            wire::shorten(&code)
+            crate::remote::shorten(&code)
         ))));
     }
     let creds = match (text(&doc, "AccessKeyId"), text(&doc, "SecretAccessKey")) {

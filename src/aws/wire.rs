@@ -4,7 +4,7 @@
 //! both protocols.
 
 use super::credentials::Credentials;
-use crate::remote::Failure;
+use crate::remote::{shorten, Failure};
 use crate::Error;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -242,36 +242,6 @@ impl ServiceError {
     }
 }
 
-/// A server message, kept to one line of at most 200 characters, with long
-/// base64-like runs (which could be key material) replaced.
-pub fn shorten(message: &str) -> String {
-    let one_line: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let words: Vec<String> = one_line
-        .split(' ')
-        .map(|w| {
-            let secretish = w.len() >= 32
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-'));
-            if secretish {
-                "[redacted]".to_owned()
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect();
-    let joined = words.join(" ");
-    if joined.chars().count() > 200 {
-        let mut s: String = joined.chars().take(200).collect();
-        s.push_str("...");
-        s
-    } else {
-        joined
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,12 +307,5 @@ mod tests {
         assert_eq!(e.code, "Unknown");
         let f = e.into_failure("x", 502);
         assert!(f.transient && f.error.code_name() == "ST_REMOTE");
-    }
-
-    #[test]
-    fn messages_lose_key_like_words() {
-        let m = shorten("bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\nend");
-        assert_eq!(m, "bad key [redacted] end");
-        assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
     }
 }

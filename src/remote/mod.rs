@@ -126,6 +126,36 @@ pub fn jittered(ttl: Duration) -> Duration {
     ttl.mul_f64(1.0 - random_unit() / 10.0)
 }
 
+/// A server message, kept to one line of at most 200 characters, with long
+/// base64-like runs (which could be key material) replaced.
+pub fn shorten(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words: Vec<String> = one_line
+        .split(' ')
+        .map(|w| {
+            let secretish = w.len() >= 32
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-'));
+            if secretish {
+                "[redacted]".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > 200 {
+        let mut s: String = joined.chars().take(200).collect();
+        s.push_str("...");
+        s
+    } else {
+        joined
+    }
+}
+
 /// A number in [0, 1): the standard library's randomly keyed hasher over a
 /// counter (jitter needs spread, not cryptographic strength).
 fn random_unit() -> f64 {

@@ -163,3 +163,10 @@ fn backoff_doubles_is_capped_and_jittered() {
         assert!(j > Duration::from_secs(269) && j <= ttl);
     }
 }
+
+#[test]
+fn messages_lose_key_like_words() {
+    let m = shorten("bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\nend");
+    assert_eq!(m, "bad key [redacted] end");
+    assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
+}

@@ -16,9 +16,8 @@
 //! `VAULT_NAMESPACE` (sent as `X-Vault-Namespace`); TLS `VAULT_CACERT`,
 //! `VAULT_SKIP_VERIFY`.
 
-use crate::aws::wire::shorten;
 use crate::remote::http::{redact_url, Http, Response, Trust};
-use crate::remote::{with_retries, BlobCache, Failure, Fetched, RemoteSettings, Vars};
+use crate::remote::{shorten, with_retries, BlobCache, Failure, Fetched, RemoteSettings, Vars};
 use crate::secret::SecretString;
 use crate::secrets::config::{expand_home, ManagerConfig};
 use crate::secrets::provider::{Caching, Provider, ProviderStatus};
