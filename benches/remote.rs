@@ -9,11 +9,11 @@
 //! are `benches/python/bench_remote_peers.py`.
 
 use serde_json::{json, Value};
-use st_secrets::aws::AwsProvider;
-use st_secrets::remote::Vars;
-use st_secrets::secret::SecretString;
+use st_secrets::secrets::AwsProvider;
+use st_secrets::secrets::Vars;
+use st_secrets::secrets::VaultProvider;
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
-use st_secrets::vault::VaultProvider;
+use st_secrets::SecretString;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,10 @@
 //! code that builds them is written that way, and secret-holding types
 //! (see [`crate::secret`]) have redacted `Debug` output so that even a careless
 //! `{:?}` cannot leak one.
+//!
+//! A leaf: every module returns this type, and it imports none of them. The
+//! C ABI maps each kind to its `st_result` code with one exhaustive `match`
+//! (`src/ffi/error.rs`).
 
 use std::fmt;
 
@@ -23,6 +27,16 @@ macro_rules! error_kinds {
         impl Error {
             /// Every code name, in declaration order.
             pub const CODE_NAMES: &'static [&'static str] = &[$($code),*];
+
+            /// An error of the kind named `code` with an empty message (tests
+            /// that go over every kind).
+            #[cfg(test)]
+            pub(crate) fn sample(code: &str) -> Error {
+                match code {
+                    $($code => Error::$variant(String::new()),)*
+                    _ => panic!("no error kind has the code {code}"),
+                }
+            }
 
             /// The message, without the kind.
             pub fn message(&self) -> &str {
@@ -110,12 +124,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<crate::cache::Reentrant> for Error {
-    fn from(r: crate::cache::Reentrant) -> Self {
-        Error::InvalidArgument(r.to_string())
-    }
-}
 
 #[cfg(test)]
 mod tests {

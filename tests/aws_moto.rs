@@ -10,7 +10,7 @@ mod common;
 
 use common::get;
 use serde_json::Value;
-use st_secrets::aws::{AwsProvider, Vars};
+use st_secrets::secrets::{AwsProvider, Vars};
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
 use std::sync::Arc;
 

@@ -13,10 +13,10 @@ mod common;
 
 use common::get;
 use serde_json::Value;
-use st_secrets::remote::Vars;
-use st_secrets::secret::SecretString;
+use st_secrets::secrets::Vars;
+use st_secrets::secrets::VaultProvider;
 use st_secrets::secrets::{ManagerConfig, ProviderKind, SecretsManager};
-use st_secrets::vault::VaultProvider;
+use st_secrets::SecretString;
 use std::sync::Arc;
 
 fn setup() -> Value {

@@ -6,8 +6,8 @@
 
 use st_secrets::ffi::buf::{st_buf_data, st_buf_free, st_buf_len};
 use st_secrets::ffi::cache::{st_cache_free, st_cache_get, st_cache_new, st_cache_set};
-use st_secrets::ffi::error::st_result;
-use st_secrets::secret::SecretBytes;
+use st_secrets::ffi::result::st_result;
+use st_secrets::SecretBytes;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -67,18 +67,18 @@ Examples:
   st-secrets rotate < old-ciphertexts.txt > new-ciphertexts.txt
 ";
 
-enum Failure {
+enum CliError {
     Usage(String),
     NotFound(String),
     Error(Error),
 }
 
-impl From<Error> for Failure {
+impl From<Error> for CliError {
     /// "Not found" from the library exits 1 like every other absence.
     fn from(e: Error) -> Self {
         match e {
-            Error::NotFound(m) => Failure::NotFound(m),
-            other => Failure::Error(other),
+            Error::NotFound(m) => CliError::NotFound(m),
+            other => CliError::Error(other),
         }
     }
 }
@@ -93,7 +93,7 @@ struct Options {
     words: Vec<String>,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, Failure> {
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, CliError> {
     let mut o = Options {
         config: None,
         json: false,
@@ -129,11 +129,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, Failure> {
     Ok(o)
 }
 
-fn usage(message: &str) -> Failure {
-    Failure::Usage(message.to_owned())
+fn usage(message: &str) -> CliError {
+    CliError::Usage(message.to_owned())
 }
 
-fn manager(o: &Options) -> Result<SecretsManager, Failure> {
+fn manager(o: &Options) -> Result<SecretsManager, CliError> {
     let config = match &o.config {
         None => ManagerConfig::from_environment(),
         Some(path) => {
@@ -145,7 +145,7 @@ fn manager(o: &Options) -> Result<SecretsManager, Failure> {
     Ok(SecretsManager::new(config)?)
 }
 
-fn one_key<'a>(o: &'a Options, command: &str) -> Result<&'a str, Failure> {
+fn one_key<'a>(o: &'a Options, command: &str) -> Result<&'a str, CliError> {
     match o.words.as_slice() {
         [_, key] => Ok(key),
         _ => Err(usage(&format!("{command} takes exactly one KEY"))),
@@ -153,7 +153,7 @@ fn one_key<'a>(o: &'a Options, command: &str) -> Result<&'a str, Failure> {
 }
 
 /// The value for `set`: --value, else stdin (one trailing newline removed).
-fn read_value(o: &Options) -> Result<String, Failure> {
+fn read_value(o: &Options) -> Result<String, CliError> {
     if let Some(v) = &o.value {
         return Ok(v.clone());
     }
@@ -198,7 +198,7 @@ fn set_echo(on: bool) {
         .status();
 }
 
-fn run(o: &Options) -> Result<bool, Failure> {
+fn run(o: &Options) -> Result<bool, CliError> {
     let command = o.words.first().map(String::as_str).unwrap_or("help");
     match command {
         "help" => {
@@ -213,7 +213,7 @@ fn run(o: &Options) -> Result<bool, Failure> {
             let key = one_key(o, "get")?;
             let value = manager(o)?
                 .get(key)?
-                .ok_or_else(|| Failure::NotFound(format!("secret '{key}' was not found")))?;
+                .ok_or_else(|| CliError::NotFound(format!("secret '{key}' was not found")))?;
             print_raw(value.expose(), false)?;
             Ok(true)
         }
@@ -235,7 +235,7 @@ fn run(o: &Options) -> Result<bool, Failure> {
                 eprintln!("deleted '{key}'");
                 Ok(true)
             } else {
-                Err(Failure::NotFound(format!(
+                Err(CliError::NotFound(format!(
                     "secret '{key}' is not in the secrets file"
                 )))
             }
@@ -286,7 +286,7 @@ fn run(o: &Options) -> Result<bool, Failure> {
                 serde_json::json!({"rotated": r.rotated, "current": r.current, "failed": r.failed})
             );
             if r.failed > 0 {
-                return Err(Failure::Error(Error::InvalidToken(format!(
+                return Err(CliError::Error(Error::InvalidToken(format!(
                     "{} stored credential(s) could not be decrypted with the current or previous keys",
                     r.failed
                 ))));
@@ -310,11 +310,11 @@ fn run(o: &Options) -> Result<bool, Failure> {
     }
 }
 
-fn open_store(o: &Options) -> Result<Store, Failure> {
+fn open_store(o: &Options) -> Result<Store, CliError> {
     Ok(Store::open(o.db.as_deref().map(std::path::Path::new))?)
 }
 
-fn read_stdin() -> Result<String, Failure> {
+fn read_stdin() -> Result<String, CliError> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
@@ -322,7 +322,7 @@ fn read_stdin() -> Result<String, Failure> {
     Ok(text)
 }
 
-fn config_command(o: &Options) -> Result<bool, Failure> {
+fn config_command(o: &Options) -> Result<bool, CliError> {
     let [_, action, provider] = o.words.as_slice() else {
         return Err(usage("config takes get|set|merge PROVIDER"));
     };
@@ -336,7 +336,7 @@ fn config_command(o: &Options) -> Result<bool, Failure> {
     Ok(true)
 }
 
-fn credential_command(o: &Options) -> Result<bool, Failure> {
+fn credential_command(o: &Options) -> Result<bool, CliError> {
     let [_, action, provider, name] = o.words.as_slice() else {
         return Err(usage("credential takes set|get|delete PROVIDER NAME"));
     };
@@ -353,14 +353,14 @@ fn credential_command(o: &Options) -> Result<bool, Failure> {
         "get" => match store.get_credential(provider, name)? {
             Some(v) => print_raw(v.expose(), false)?,
             None => {
-                return Err(Failure::NotFound(format!(
+                return Err(CliError::NotFound(format!(
                     "no credential '{name}' for provider '{provider}'"
                 )))
             }
         },
         "delete" => {
             if !store.delete_credential(provider, name)? {
-                return Err(Failure::NotFound(format!(
+                return Err(CliError::NotFound(format!(
                     "no credential '{name}' for provider '{provider}'"
                 )));
             }
@@ -370,7 +370,7 @@ fn credential_command(o: &Options) -> Result<bool, Failure> {
     Ok(true)
 }
 
-fn audit_command(o: &Options) -> Result<bool, Failure> {
+fn audit_command(o: &Options) -> Result<bool, CliError> {
     let store = open_store(o)?;
     match o.words.get(1).map(String::as_str) {
         Some("list") if o.words.len() == 2 => {
@@ -401,7 +401,7 @@ fn audit_command(o: &Options) -> Result<bool, Failure> {
 
 /// Prints `text` as it is, followed by a newline when `newline` is set or
 /// stdout is a terminal (so `$(st-secrets get KEY)` gets the value alone).
-fn print_raw(text: &str, newline: bool) -> Result<(), Failure> {
+fn print_raw(text: &str, newline: bool) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     let newline = newline || out.is_terminal();
     out.write_all(text.as_bytes())
@@ -413,11 +413,11 @@ fn print_raw(text: &str, newline: bool) -> Result<(), Failure> {
             }
         })
         .and_then(|_| out.flush())
-        .map_err(|e| Failure::Error(Error::Io(format!("cannot write to stdout: {e}"))))
+        .map_err(|e| CliError::Error(Error::Io(format!("cannot write to stdout: {e}"))))
 }
 
 /// Re-encrypts stdin's ciphertexts (one per line) under the current key.
-fn rotate(o: &Options) -> Result<bool, Failure> {
+fn rotate(o: &Options) -> Result<bool, CliError> {
     if o.words.len() != 1 {
         return Err(usage("rotate reads ciphertexts from stdin"));
     }
@@ -458,7 +458,7 @@ fn rotate(o: &Options) -> Result<bool, Failure> {
         "rotate: {changed} re-encrypted, {current} already under the current key, {failed} failed"
     );
     if failed > 0 {
-        return Err(Failure::Error(Error::InvalidToken(format!(
+        return Err(CliError::Error(Error::InvalidToken(format!(
             "{failed} ciphertext(s) could not be decrypted with the current or previous keys"
         ))));
     }
@@ -570,7 +570,7 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
     lines
 }
 
-fn doctor(o: &Options) -> Result<bool, Failure> {
+fn doctor(o: &Options) -> Result<bool, CliError> {
     let m = manager(o)?;
     let keys: Vec<String> = if o.words.len() > 1 {
         o.words[1..].to_vec()
@@ -690,15 +690,15 @@ fn main() -> ExitCode {
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(Failure::NotFound(m)) => {
+        Err(CliError::NotFound(m)) => {
             eprintln!("st-secrets: {m}");
             ExitCode::from(1)
         }
-        Err(Failure::Usage(m)) => {
+        Err(CliError::Usage(m)) => {
             eprintln!("st-secrets: {m}\n(see st-secrets help)");
             ExitCode::from(2)
         }
-        Err(Failure::Error(e)) => {
+        Err(CliError::Error(e)) => {
             eprintln!("st-secrets: {}: {e}", e.code_name());
             ExitCode::from(3)
         }

@@ -26,12 +26,7 @@
 //! the way are counted in `expirations`, so results do not depend on when the
 //! last sweep happened.
 
-mod global;
-
-pub use global::{
-    invalidate_provider_cache, invalidate_user_cache, provider_config_cache, user_permission_cache,
-    PROVIDER_CONFIG_MAX_SIZE, PROVIDER_CONFIG_TTL, USER_PERMISSION_MAX_SIZE, USER_PERMISSION_TTL,
-};
+pub mod global;
 
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
@@ -626,6 +621,12 @@ impl<V> State<V> {
         let removed = before - self.entries.len();
         self.expirations += removed as u64;
         removed
+    }
+}
+
+impl From<Reentrant> for crate::Error {
+    fn from(r: Reentrant) -> Self {
+        crate::Error::InvalidArgument(r.to_string())
     }
 }
 

@@ -1,3 +1,4 @@
+use super::global::*;
 use super::*;
 use crate::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};

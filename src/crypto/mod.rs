@@ -27,10 +27,10 @@
 //!   key.
 
 use crate::cache::{CacheConfig, TtlCache};
-use crate::fsutil;
 use crate::lazy::ResettableLazy;
 use crate::secret::{SecretBytes, SecretString};
 use crate::Error;
+use crate::{fsutil, paths};
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fernet::Fernet;
@@ -97,13 +97,8 @@ impl KeySources {
                 .filter(|v| !v.is_empty())
                 .map(SecretString::from)
         };
-        let key_file = std::env::var_os(ENV_KEY_FILE)
-            .filter(|v| !v.is_empty())
-            .map(|v| crate::secrets::config::expand_home(PathBuf::from(v)))
-            .or_else(|| {
-                crate::secrets::config::home_dir()
-                    .map(|h| h.join(".simpletuner").join("credential.key"))
-            });
+        let key_file = paths::path_from_env(ENV_KEY_FILE)
+            .or_else(|| paths::simpletuner_dir().map(|d| d.join("credential.key")));
         KeySources {
             env_key: var(ENV_KEY),
             env_previous: var(ENV_KEY_PREVIOUS),

@@ -1,68 +1,12 @@
 //! What every entry point shares: the panic boundary, argument checks, error
 //! reporting, out-parameters and the handle table.
 
-use super::cache::st_cache;
-use super::error::{st_error, st_result, ALL_RESULTS};
-use super::secrets::st_secrets;
-use super::store::st_store;
-use std::borrow::Cow;
+pub(crate) use super::result::FfiError;
+use super::result::{st_error, st_result};
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-
-/// An error on its way to C: a result code and a message (never a secret).
-#[derive(Clone, Debug)]
-pub(crate) struct FfiError {
-    pub(crate) code: st_result,
-    pub(crate) message: Cow<'static, str>,
-}
-
-impl FfiError {
-    pub(crate) fn new(code: st_result, message: impl Into<Cow<'static, str>>) -> Self {
-        FfiError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn null(arg: &'static str) -> Self {
-        FfiError::new(
-            st_result::ST_NULL_ARGUMENT,
-            format!("argument '{arg}' is NULL"),
-        )
-    }
-
-    fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
-        let what = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("non-string payload");
-        FfiError::new(
-            st_result::ST_PANIC,
-            format!("internal panic caught at the C boundary: {what}"),
-        )
-    }
-}
-
-impl From<crate::Error> for FfiError {
-    fn from(e: crate::Error) -> Self {
-        // Error kinds carry the C code's name; a name without a code would be a
-        // bug (caught by `every_domain_error_maps_to_its_code`).
-        let code = ALL_RESULTS
-            .into_iter()
-            .find(|r| r.name().to_bytes() == e.code_name().as_bytes())
-            .unwrap_or(st_result::ST_INTERNAL);
-        FfiError::new(code, e.to_string())
-    }
-}
-
-impl From<crate::cache::Reentrant> for FfiError {
-    fn from(r: crate::cache::Reentrant) -> Self {
-        FfiError::from(crate::Error::from(r))
-    }
-}
 
 /// Runs the body of a fallible entry point: a panic becomes `ST_PANIC`, an error
 /// is handed to `*err` (when `err` is not NULL) and its code returned.
@@ -225,16 +169,9 @@ pub(crate) unsafe fn out_arg<'a, T>(
     }
 }
 
-/// The handle table: every opaque C type is a Rust value on the heap, handed to
-/// C as a pointer and freed by its `*_free` function.
-///
-/// | C type     | ownership                                                    |
-/// |------------|--------------------------------------------------------------|
-/// | `st_error` | `Box`, exclusive to the caller                               |
-/// | `st_buf`   | not here: one raw block (header, bytes, NUL) made and freed in `ffi::buf`, exclusive to the caller |
-/// | `st_cache` | `Box`, shared between threads (`&self` methods, inner lock); the two process-wide caches are `static` and never freed |
-/// | `st_store` | `Box` holding a `Store` (one SQLite connection behind a lock), shared between threads |
-/// | `st_secrets` | `Box` holding an `Arc<SecretsManager>`, shared between threads; NULL stands for the process-wide default manager, an `Arc` kept in `secrets::default_manager` |
+/// A C handle kept in a `Box`: the trait every opaque handle type
+/// implements (the table of them, with their ownership, is in
+/// [`handles`](super::handles)).
 pub(crate) trait BoxedHandle: Sized {
     /// Moves the value to the heap and hands it to C.
     fn into_raw(self) -> *mut Self {
@@ -263,14 +200,10 @@ pub(crate) trait BoxedHandle: Sized {
     }
 }
 
-impl BoxedHandle for st_error {}
-impl BoxedHandle for st_cache {}
-impl BoxedHandle for st_secrets {}
-impl BoxedHandle for st_store {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CStr;
 
     fn take(err: *mut st_error) -> (st_result, String) {
         let e = unsafe { Box::from_raw(err) };
@@ -311,24 +244,6 @@ mod tests {
             call(std::ptr::null_mut(), || Err(FfiError::null("x"))),
             st_result::ST_NULL_ARGUMENT
         );
-    }
-
-    #[test]
-    fn every_domain_error_maps_to_its_code() {
-        for name in crate::Error::CODE_NAMES {
-            let code = ALL_RESULTS
-                .into_iter()
-                .find(|r| r.name().to_bytes() == name.as_bytes())
-                .unwrap_or_else(|| panic!("{name} is not an st_result"));
-            assert_ne!(code, st_result::ST_OK);
-        }
-        let e = FfiError::from(crate::Error::Timeout("slow".into()));
-        assert_eq!(
-            (e.code, e.message.as_ref()),
-            (st_result::ST_TIMEOUT, "slow")
-        );
-        let e = FfiError::from(crate::Error::Store("locked".into()));
-        assert_eq!(e.code, st_result::ST_STORE);
     }
 
     #[test]

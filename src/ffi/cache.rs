@@ -4,7 +4,7 @@ use super::boundary::{
     bytes_arg, bytes_out_arg, call, call_or, out_arg, str_arg, BoxedHandle, FfiError,
 };
 use super::buf::st_buf;
-use super::error::{st_error, st_result};
+use super::result::{st_error, st_result};
 use crate::cache::{self, CacheConfig, TtlCache};
 use crate::secret::SecretBytes;
 use once_cell::sync::Lazy;
@@ -149,10 +149,10 @@ pub extern "C" fn st_cache_new(
 }
 
 static PROVIDER_CONFIG: Lazy<st_cache> = Lazy::new(|| st_cache {
-    cache: Arc::clone(cache::provider_config_cache()),
+    cache: Arc::clone(cache::global::provider_config_cache()),
 });
 static USER_PERMISSION: Lazy<st_cache> = Lazy::new(|| st_cache {
-    cache: Arc::clone(cache::user_permission_cache()),
+    cache: Arc::clone(cache::global::user_permission_cache()),
 });
 
 fn is_process_wide(c: *const st_cache) -> bool {
@@ -474,7 +474,7 @@ pub extern "C" fn st_user_permission_cache() -> *mut st_cache {
 pub extern "C" fn st_invalidate_provider_cache(provider: *const c_char) -> usize {
     call_or(0, || {
         // SAFETY: NULL or a NUL-terminated string (caller's contract).
-        unsafe { str_arg(provider, "provider") }.map_or(0, cache::invalidate_provider_cache)
+        unsafe { str_arg(provider, "provider") }.map_or(0, cache::global::invalidate_provider_cache)
     })
 }
 
@@ -482,7 +482,7 @@ pub extern "C" fn st_invalidate_provider_cache(provider: *const c_char) -> usize
 /// `user:<user_id>:`). Returns how many live entries were dropped.
 #[no_mangle]
 pub extern "C" fn st_invalidate_user_cache(user_id: i64) -> usize {
-    call_or(0, || cache::invalidate_user_cache(user_id))
+    call_or(0, || cache::global::invalidate_user_cache(user_id))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::boundary::{call, call_or, out_arg, str_arg};
 use super::buf::st_buf;
-use super::error::{st_error, st_result};
+use super::result::{st_error, st_result};
 use crate::crypto;
 use std::ffi::c_char;
 

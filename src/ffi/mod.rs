@@ -1,8 +1,10 @@
 //! The C ABI. This is the only module with `unsafe` code.
 //!
-//! Layout: [`boundary`] holds the helpers every entry point uses (panic
-//! catching, pointer and UTF-8 checks, error reporting, out-parameters, and the
-//! one table of handle types); then one file per C type family. Every entry point
+//! Layout, imports pointing one way: [`result`] (the result codes, the error
+//! object's contents, the domain-error mapping: a leaf); `boundary` (the
+//! helpers every entry point uses: panic catching, pointer and UTF-8 checks,
+//! error reporting, out-parameters); one file per C type family; and
+//! `handles`, the one table of handle types and their ownership. Every entry point
 //! is a literal `#[no_mangle] pub extern "C" fn st_...` so that cbindgen reads it
 //! without macro expansion, and its `///` comment becomes the header's
 //! documentation.
@@ -16,11 +18,13 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-pub mod boundary;
+pub(crate) mod boundary;
 pub mod buf;
 pub mod cache;
 pub mod crypto;
 pub mod error;
+mod handles;
+pub mod result;
 pub mod secrets;
 pub mod store;
 pub mod version;

@@ -2,7 +2,7 @@
 
 use super::boundary::{call, call_or, out_arg, str_arg, BoxedHandle, FfiError};
 use super::buf::st_buf;
-use super::error::{st_error, st_result};
+use super::result::{st_error, st_result};
 use crate::secrets::{self, ManagerConfig, SecretsManager};
 use std::ffi::c_char;
 use std::sync::Arc;

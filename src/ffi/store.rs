@@ -3,7 +3,7 @@
 
 use super::boundary::{call, call_or, opt_str_arg, out_arg, str_arg, BoxedHandle, FfiError};
 use super::buf::st_buf;
-use super::error::{st_error, st_result};
+use super::result::{st_error, st_result};
 use crate::store::{hardware, Store};
 use std::ffi::c_char;
 use std::path::Path;

@@ -5,7 +5,8 @@
 //! Values are checked one by one, with messages that name the key and never
 //! repeat a value (a configuration can hold a token).
 
-use crate::remote::RemoteSettings;
+use super::remote::RemoteSettings;
+use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::Error;
 use serde_json::Value;
@@ -105,26 +106,205 @@ pub struct ManagerConfig {
     pub remote: RemoteSettings,
 }
 
-const KNOWN_KEYS: &[&str] = &[
-    "file_path",
-    "env_prefix",
-    "cache_ttl",
-    "negative_ttl",
-    "providers",
-    "aws_secret_name",
-    "aws_region",
-    "aws_endpoint",
-    "vault_url",
-    "vault_token",
-    "vault_path",
-    "vault_mount",
-    "vault_namespace",
-    "vault_kv_version",
-    "connect_timeout",
-    "request_timeout",
-    "retries",
-    "max_stale",
-    "failure_ttl",
+/// One key of the configuration JSON: the one place that names it, says
+/// what its value is, and applies it. Parsing, the list of known keys in
+/// error messages, and the README's table all come from [`CONFIG_KEYS`]; a
+/// test checks the README and the C header's `st_secrets_new` documentation
+/// against it.
+// `value` and `doc` are read by the README check only (for now).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct ConfigKey {
+    /// The key in the JSON object.
+    pub(crate) name: &'static str,
+    /// Its value's type and range, as the README's table shows it.
+    pub(crate) value: &'static str,
+    /// What it sets, and the default when it is absent or `null`.
+    pub(crate) doc: &'static str,
+    /// Checks `value` and sets it in the configuration.
+    apply: fn(&mut ManagerConfig, &str, &Value) -> Result<(), Error>,
+}
+
+/// Every configuration key, in the README's order.
+pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
+    ConfigKey {
+        name: "file_path",
+        value: "string",
+        doc: "the secrets file (`~/` expanded; used even before it exists); default `SIMPLETUNER_SECRETS_FILE`, else the first of `~/.simpletuner/secrets.json`, `.yaml`, `.yml`",
+        apply: |c, k, v| {
+            c.file_path = Some(expand_home(PathBuf::from(string(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "env_prefix",
+        value: "string",
+        doc: "variables are read as `<prefix>_<KEY>`; default none",
+        apply: |c, k, v| {
+            c.env_prefix = Some(string(k, v)?.to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "cache_ttl",
+        value: "seconds, 0 or more",
+        doc: "how long the remote providers keep a fetched secret; default 300",
+        apply: |c, k, v| {
+            c.cache_ttl = seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "negative_ttl",
+        value: "seconds, 0 or more",
+        doc: "how long the remote providers keep \"no such secret\"; default 30",
+        apply: |c, k, v| {
+            c.negative_ttl = seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "providers",
+        value: "list of `env`, `file`, `aws`, `vault`",
+        doc: "the chain in priority order; default `[\"env\", \"file\", \"aws\", \"vault\"]`",
+        apply: |c, k, v| {
+            c.providers = chain(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "aws_secret_name",
+        value: "string",
+        doc: "the Secrets Manager secret; default `SIMPLETUNER_AWS_SECRET_NAME` (unset: the provider is unavailable)",
+        apply: |c, k, v| {
+            c.aws_secret_name = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "aws_region",
+        value: "string",
+        doc: "default `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's region",
+        apply: |c, k, v| {
+            c.aws_region = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "aws_endpoint",
+        value: "http(s) URL",
+        doc: "default `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL`, the regional endpoint",
+        apply: |c, k, v| {
+            c.aws_endpoint = Some(url(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_url",
+        value: "http(s) URL",
+        doc: "Vault's address; default `VAULT_ADDR` (unset: the provider is unavailable)",
+        apply: |c, k, v| {
+            c.vault_url = Some(url(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_token",
+        value: "string",
+        doc: "default `VAULT_TOKEN`, `~/.vault-token`, else an AppRole login",
+        apply: |c, k, v| {
+            c.vault_token = Some(SecretString::from(nonempty(k, v)?));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_path",
+        value: "string",
+        doc: "the secret's path in the mount; default `SIMPLETUNER_VAULT_PATH`, else `simpletuner`",
+        apply: |c, k, v| {
+            c.vault_path = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_mount",
+        value: "string",
+        doc: "the KV mount; default `SIMPLETUNER_VAULT_MOUNT`, else `secret`",
+        apply: |c, k, v| {
+            c.vault_mount = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_namespace",
+        value: "string",
+        doc: "Vault Enterprise / OpenBao namespace; default `VAULT_NAMESPACE`",
+        apply: |c, k, v| {
+            c.vault_namespace = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_kv_version",
+        value: "1 or 2",
+        doc: "the mount's KV version; default detected once per mount",
+        apply: |c, k, v| {
+            c.vault_kv_version = Some(match v.as_u64() {
+                Some(1) => 1,
+                Some(2) => 2,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "config key '{k}' must be 1 or 2"
+                    )))
+                }
+            });
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "connect_timeout",
+        value: "seconds, 0.001 to 3600",
+        doc: "bound on a TCP + TLS connection of the remote providers; default 2",
+        apply: |c, k, v| {
+            c.remote.connect_timeout = positive_seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "request_timeout",
+        value: "seconds, 0.001 to 3600",
+        doc: "bound on one whole request, connection included; default 5",
+        apply: |c, k, v| {
+            c.remote.request_timeout = positive_seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "retries",
+        value: "whole number, 0 to 10",
+        doc: "further attempts after a transient failure; default 2",
+        apply: |c, k, v| {
+            c.remote.retries = count(k, v, 10)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "max_stale",
+        value: "seconds, 0 or more",
+        doc: "how long past its TTL a value may be served while the service fails transiently (0: never); default 3600",
+        apply: |c, k, v| {
+            c.remote.max_stale = seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "failure_ttl",
+        value: "seconds, 0 or more",
+        doc: "how long a failure answers before the service is asked again; default 5",
+        apply: |c, k, v| {
+            c.remote.failure_ttl = seconds(k, v)?;
+            Ok(())
+        },
+    },
 ];
 
 impl Default for ManagerConfig {
@@ -181,51 +361,12 @@ impl ManagerConfig {
             ));
         };
         for (key, value) in &map {
-            if value.is_null() {
-                if !KNOWN_KEYS.contains(&key.as_str()) {
-                    return Err(unknown(key));
-                }
-                continue;
-            }
-            match key.as_str() {
-                "file_path" => {
-                    config.file_path = Some(expand_home(PathBuf::from(string(key, value)?)))
-                }
-                "env_prefix" => config.env_prefix = Some(string(key, value)?.to_owned()),
-                "cache_ttl" => config.cache_ttl = seconds(key, value)?,
-                "negative_ttl" => config.negative_ttl = seconds(key, value)?,
-                "providers" => config.providers = chain(key, value)?,
-                "aws_secret_name" => config.aws_secret_name = Some(nonempty(key, value)?),
-                "aws_region" => config.aws_region = Some(nonempty(key, value)?),
-                "aws_endpoint" => config.aws_endpoint = Some(url(key, value)?),
-                "vault_url" => config.vault_url = Some(url(key, value)?),
-                "vault_token" => {
-                    config.vault_token = Some(SecretString::from(nonempty(key, value)?))
-                }
-                "vault_path" => {
-                    config.vault_path = Some(nonempty(key, value)?.trim_matches('/').to_owned())
-                }
-                "vault_mount" => {
-                    config.vault_mount = Some(nonempty(key, value)?.trim_matches('/').to_owned())
-                }
-                "vault_namespace" => config.vault_namespace = Some(nonempty(key, value)?),
-                "vault_kv_version" => {
-                    config.vault_kv_version = Some(match value.as_u64() {
-                        Some(1) => 1,
-                        Some(2) => 2,
-                        _ => {
-                            return Err(Error::InvalidArgument(format!(
-                                "config key '{key}' must be 1 or 2"
-                            )))
-                        }
-                    })
-                }
-                "connect_timeout" => config.remote.connect_timeout = positive_seconds(key, value)?,
-                "request_timeout" => config.remote.request_timeout = positive_seconds(key, value)?,
-                "retries" => config.remote.retries = count(key, value, 10)?,
-                "max_stale" => config.remote.max_stale = seconds(key, value)?,
-                "failure_ttl" => config.remote.failure_ttl = seconds(key, value)?,
-                _ => return Err(unknown(key)),
+            let spec = CONFIG_KEYS
+                .iter()
+                .find(|k| k.name == key)
+                .ok_or_else(|| unknown(key))?;
+            if !value.is_null() {
+                (spec.apply)(&mut config, key, value)?;
             }
         }
         Ok(config)
@@ -235,7 +376,11 @@ impl ManagerConfig {
 fn unknown(key: &str) -> Error {
     Error::InvalidArgument(format!(
         "unknown config key '{key}' (known keys: {})",
-        KNOWN_KEYS.join(", ")
+        CONFIG_KEYS
+            .iter()
+            .map(|k| k.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -319,22 +464,6 @@ fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
     Ok(kinds)
 }
 
-/// The user's home directory: `$HOME`, else the password database's.
-pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(std::env::home_dir)
-}
-
-/// `~/x` as `<home>/x`.
-pub fn expand_home(path: PathBuf) -> PathBuf {
-    match (path.strip_prefix("~"), home_dir()) {
-        (Ok(rest), Some(home)) => home.join(rest),
-        _ => path,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,11 +528,49 @@ mod tests {
         );
     }
 
-    #[test]
-    fn home_is_expanded() {
-        if let Some(home) = home_dir() {
-            assert_eq!(expand_home(PathBuf::from("~/a/b")), home.join("a/b"));
+    /// The README's table of keys, as [`CONFIG_KEYS`] gives it.
+    fn readme_table() -> String {
+        let mut t = String::from("| key | value | meaning and default |\n|---|---|---|\n");
+        for k in CONFIG_KEYS {
+            t.push_str(&format!("| `{}` | {} | {} |\n", k.name, k.value, k.doc));
         }
-        assert_eq!(expand_home(PathBuf::from("/abs")), PathBuf::from("/abs"));
+        t
+    }
+
+    #[test]
+    fn every_key_is_in_the_readme_table_and_the_header() {
+        const MARK: &str = "<!-- config keys: from CONFIG_KEYS in src/secrets/config.rs -->\n";
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find(MARK)
+            .expect("the README marks its table of config keys")
+            + MARK.len();
+        let end = readme[at..]
+            .find("\n\n")
+            .map_or(readme.len(), |e| at + e + 1);
+        assert!(
+            readme[at..end] == readme_table(),
+            "the README's table of config keys differs from CONFIG_KEYS; it should read:\n{}",
+            readme_table()
+        );
+
+        // The header's st_secrets_new documentation names every key.
+        let header = include_str!("../../include/st_secrets.h");
+        let end = header
+            .find("st_result st_secrets_new(")
+            .expect("st_secrets_new");
+        let start = header[..end].rfind("/**").expect("its documentation");
+        let doc = &header[start..end];
+        for k in CONFIG_KEYS {
+            assert!(
+                doc.contains(&format!("`{}`", k.name)),
+                "st_secrets_new's documentation does not name `{}`",
+                k.name
+            );
+        }
+        let mut names: Vec<_> = CONFIG_KEYS.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), CONFIG_KEYS.len(), "a key is listed twice");
     }
 }

@@ -1,6 +1,6 @@
 //! The environment provider: always available, highest priority, read live.
 
-use super::provider::{Caching, Provider, ProviderStatus};
+use super::provider::{normalize_key, Provider, ProviderStatus};
 use crate::secret::SecretString;
 use crate::Error;
 
@@ -33,18 +33,9 @@ impl EnvProvider {
     }
 }
 
-/// SimpleTuner's key normalization: upper case, `-` and `.` as `_`.
-pub fn normalize_key(key: &str) -> String {
-    key.to_uppercase().replace(['-', '.'], "_")
-}
-
 impl Provider for EnvProvider {
     fn name(&self) -> &'static str {
         "env"
-    }
-
-    fn caching(&self) -> Caching {
-        Caching::Live
     }
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
@@ -87,10 +78,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalization_matches_simpletuner() {
-        assert_eq!(normalize_key("replicate-api-token"), "REPLICATE_API_TOKEN");
-        assert_eq!(normalize_key("hf.token"), "HF_TOKEN");
-        assert_eq!(normalize_key("HF_TOKEN"), "HF_TOKEN");
+    fn variable_names_follow_the_prefix() {
         let p = EnvProvider::new(Some("SIMPLETUNER".into()));
         assert_eq!(p.variable_name("hf-token"), "SIMPLETUNER_HF_TOKEN");
         assert_eq!(

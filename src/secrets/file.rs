@@ -16,9 +16,7 @@
 //! fsynced. Directories created for it get mode 0700. YAML comments are not
 //! kept (the YAML library drops them).
 
-use super::env::normalize_key;
-use super::provider::{Caching, Provider, ProviderStatus};
-use super::values::{zeroize_json, SecretMap};
+use super::provider::{normalize_key, zeroize_json, Provider, ProviderStatus, SecretMap};
 use crate::fsutil;
 use crate::secret::SecretString;
 use crate::Error;
@@ -45,7 +43,7 @@ pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.y
 pub enum FileLocation {
     /// A configured path, used even when it does not exist yet.
     Configured(PathBuf),
-    /// The first of [`DEFAULT_NAMES`] that exists in this directory
+    /// The first of `DEFAULT_NAMES` that exists in this directory
     /// (`~/.simpletuner`); saving creates `secrets.json` there when none does.
     Default(PathBuf),
     /// No location can be known (no configured path, no home directory): the
@@ -295,10 +293,6 @@ impl FileProvider {
 impl Provider for FileProvider {
     fn name(&self) -> &'static str {
         "file"
-    }
-
-    fn caching(&self) -> Caching {
-        Caching::SelfCached
     }
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {

@@ -9,32 +9,41 @@
 //! first failure, its message naming the provider, because "absent" would hide
 //! a broken provider.
 //!
-//! Caching: the environment is read on every get (it always wins, even over a
-//! value cached earlier); the file provider serves its parsed snapshot until
-//! the file changes; answers of remote providers are cached here, values for
-//! `cache_ttl` and misses for `negative_ttl`.
+//! Caching is the providers' own: the manager asks every provider on every
+//! get. The environment is read live (it always wins, even over a value a
+//! later provider cached); the file provider serves its parsed snapshot until
+//! the file changes; the remote providers cache their whole secret, values for
+//! `cache_ttl` and "absent" for `negative_ttl` (see `remote`).
+//!
+//! Layout, every import pointing down the list: `provider` (the trait, the
+//! status, the secret map: a leaf), `remote` (what the remote providers
+//! share), the providers `env`, `file`, `aws`, `vault`, then
+//! `config` and this module, the manager, which builds the chain. No
+//! provider imports from the manager.
 
-pub mod config;
-pub mod env;
-pub mod file;
-pub mod provider;
-pub mod values;
+pub(crate) mod aws;
+pub(crate) mod config;
+pub(crate) mod env;
+pub(crate) mod file;
+pub(crate) mod provider;
+pub(crate) mod remote;
+pub(crate) mod vault;
 
+pub use aws::AwsProvider;
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use file::{FileLocation, FileProvider};
-pub use provider::{Caching, Provider, ProviderStatus};
+pub use provider::{Provider, ProviderStatus};
+pub use remote::{RemoteSettings, Vars};
+pub use vault::VaultProvider;
 
-use crate::aws::{AwsProvider, Vars};
-use crate::cache::{CacheConfig, TtlCache};
 use crate::lazy::ResettableLazy;
+use crate::paths;
 use crate::secret::SecretString;
-use crate::vault::VaultProvider;
 use crate::Error;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The Replicate API token.
 pub const REPLICATE_API_TOKEN: &str = "REPLICATE_API_TOKEN";
@@ -43,16 +52,24 @@ pub const HF_TOKEN: &str = "HF_TOKEN";
 /// The secret for validating cloud webhooks (HMAC).
 pub const WEBHOOK_SECRET: &str = "CLOUD_WEBHOOK_SECRET";
 
-/// Capacity of the manager's cache of remote answers.
-const REMOTE_CACHE_SIZE: usize = 10_000;
-
-struct Link {
+/// A provider in the chain, with what the manager remembers of its last
+/// lookup (shown by [`SecretsManager::providers`]).
+struct ChainLink {
     provider: Arc<dyn Provider>,
+    /// Whether the last lookup failed (a lock-free check on the hot path).
     failing: AtomicBool,
+    /// The last lookup's failure; cleared by the next successful lookup.
     last_error: Mutex<Option<Error>>,
 }
 
-impl Link {
+impl ChainLink {
+    /// Asks the provider for `key`, remembering a failure (or its end).
+    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        let outcome = self.provider.lookup(key);
+        self.record(&outcome);
+        outcome
+    }
+
     fn record(&self, outcome: &Result<Option<SecretString>, Error>) {
         match outcome {
             Err(e) => {
@@ -88,9 +105,10 @@ pub struct ChainEntry {
 
 /// A chain of providers. Thread-safe; share it behind an `Arc`.
 pub struct SecretsManager {
-    links: Vec<Link>,
+    links: Vec<ChainLink>,
+    /// The built-in file provider, when the chain has one: saves and deletes
+    /// go to it.
     file: Option<Arc<FileProvider>>,
-    remote_cache: TtlCache<Option<SecretString>>,
     config: ManagerConfig,
 }
 
@@ -126,9 +144,9 @@ impl SecretsManager {
                     providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
                 }
                 ProviderKind::File => {
-                    let location = match (&config.file_path, config::home_dir()) {
+                    let location = match (&config.file_path, paths::simpletuner_dir()) {
                         (Some(p), _) => FileLocation::Configured(p.clone()),
-                        (None, Some(home)) => FileLocation::Default(home.join(".simpletuner")),
+                        (None, Some(dir)) => FileLocation::Default(dir),
                         (None, None) => FileLocation::Unknown(
                             "no secrets file: no home directory ($HOME is unset); set file_path or \
                              SIMPLETUNER_SECRETS_FILE"
@@ -158,22 +176,15 @@ impl SecretsManager {
     pub fn with_providers(config: ManagerConfig, providers: Vec<Arc<dyn Provider>>) -> Self {
         let links = providers
             .into_iter()
-            .map(|provider| Link {
+            .map(|provider| ChainLink {
                 provider,
                 failing: AtomicBool::new(false),
                 last_error: Mutex::new(None),
             })
             .collect();
-        let remote_cache = TtlCache::new(CacheConfig {
-            default_ttl: config.cache_ttl,
-            max_size: REMOTE_CACHE_SIZE,
-            cleanup_interval: Duration::from_secs(60),
-        })
-        .expect("the remote cache configuration is valid");
         SecretsManager {
             links,
             file: None,
-            remote_cache,
             config,
         }
     }
@@ -196,10 +207,8 @@ impl SecretsManager {
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
         let mut first_failure = None;
-        for (index, link) in self.links.iter().enumerate() {
-            let outcome = self.ask(index, link, key);
-            link.record(&outcome);
-            match outcome {
+        for link in &self.links {
+            match link.lookup(key) {
                 Ok(Some(value)) => return Ok(Some((value, link.provider.name()))),
                 Ok(None) => {}
                 Err(e) => {
@@ -212,36 +221,15 @@ impl SecretsManager {
         first_failure.map_or(Ok(None), Err)
     }
 
-    fn ask(&self, index: usize, link: &Link, key: &str) -> Result<Option<SecretString>, Error> {
-        match link.provider.caching() {
-            Caching::Live | Caching::SelfCached => link.provider.lookup(key),
-            Caching::Manager => {
-                let (positive, negative) = (self.config.cache_ttl, self.config.negative_ttl);
-                self.remote_cache
-                    .get_or_set_ttl(&format!("{index}\0{key}"), || {
-                        link.provider.lookup(key).map(|answer| {
-                            let ttl = if answer.is_some() { positive } else { negative };
-                            (answer, Some(ttl))
-                        })
-                    })
-            }
-        }
-    }
-
     /// Every provider's answer for `key` (lengths only), for diagnosis.
     pub fn trace(&self, key: &str) -> Result<Vec<ProviderAnswer>, Error> {
         check_key(key)?;
         Ok(self
             .links
             .iter()
-            .enumerate()
-            .map(|(index, link)| {
-                let outcome = self.ask(index, link, key);
-                link.record(&outcome);
-                ProviderAnswer {
-                    provider: link.provider.name(),
-                    outcome: outcome.map(|v| v.map(|v| v.len())),
-                }
+            .map(|link| ProviderAnswer {
+                provider: link.provider.name(),
+                outcome: link.lookup(key).map(|v| v.map(|v| v.len())),
             })
             .collect())
     }
@@ -255,18 +243,14 @@ impl SecretsManager {
     /// [`Error::Io`] / [`Error::Permission`] when it cannot be written.
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
         check_key(key)?;
-        self.file_provider("save")?.save(key, value)?;
-        self.forget_remote(key);
-        Ok(())
+        self.file_provider("save")?.save(key, value)
     }
 
     /// Deletes `key` from the secrets file (the key as given, else its
     /// normalized form, as a lookup would read it); `Ok(false)` when absent.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
-        let removed = self.file_provider("delete")?.delete(key)?;
-        self.forget_remote(key);
-        Ok(removed)
+        self.file_provider("delete")?.delete(key)
     }
 
     /// The secrets file this manager reads and writes, if its chain has one.
@@ -276,7 +260,6 @@ impl SecretsManager {
 
     /// Drops every cached answer: the next gets read every source again.
     pub fn clear_cache(&self) {
-        self.remote_cache.clear();
         for link in &self.links {
             link.provider.invalidate();
         }
@@ -337,12 +320,6 @@ impl SecretsManager {
                 "cannot {action} secrets: the provider chain has no 'file' provider"
             ))
         })
-    }
-
-    fn forget_remote(&self, key: &str) {
-        for index in 0..self.links.len() {
-            self.remote_cache.delete(&format!("{index}\0{key}"));
-        }
     }
 }
 

@@ -1,22 +1,19 @@
-//! The provider interface: what the manager needs from every source of
-//! secrets (environment, file, and the remote providers).
+//! What every provider shares, and what the manager needs from each: the
+//! [`Provider`] trait and its [`ProviderStatus`], the [`SecretMap`] a
+//! provider reads a document into, and SimpleTuner's key normalization.
+//!
+//! A leaf: the env, file and remote providers and the manager import it; it
+//! imports none of them.
+//!
+//! Caching is each provider's own business: the environment is read live, the
+//! file provider serves a parsed snapshot until the file changes, and the
+//! remote providers cache their whole secret (`remote::BlobCache`). The manager
+//! caches nothing.
 
 use crate::secret::SecretString;
 use crate::Error;
-
-/// Who keeps a provider's answers between gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caching {
-    /// Nobody: the provider is asked on every get (the environment, so that a
-    /// variable set at any time wins).
-    Live,
-    /// The provider itself (the file provider serves a parsed snapshot until
-    /// the file changes).
-    SelfCached,
-    /// The manager: answers are cached for `cache_ttl`, misses for
-    /// `negative_ttl` (remote providers).
-    Manager,
-}
+use std::collections::HashMap;
+use zeroize::Zeroize;
 
 /// A provider's state, as shown by `providers_json` and the doctor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,11 +37,10 @@ pub trait Provider: Send + Sync {
     /// The provider's name in the chain and in messages.
     fn name(&self) -> &'static str;
 
-    /// Who caches this provider's answers.
-    fn caching(&self) -> Caching;
-
     /// The value of `key`: `Ok(None)` when the provider does not have it, an
     /// error when it could not answer (the chain goes on to the next provider).
+    /// Called on every get of the manager: a provider that reads something
+    /// slow caches it itself.
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error>;
 
     /// The provider's current state.
@@ -58,5 +54,129 @@ pub trait Provider: Send + Sync {
     /// `None` when the provider has nothing to check beyond its status.
     fn diagnose(&self) -> Option<serde_json::Value> {
         None
+    }
+}
+
+/// SimpleTuner's key normalization: upper case, `-` and `.` as `_`
+/// (`replicate-api-token` is `REPLICATE_API_TOKEN`).
+pub fn normalize_key(key: &str) -> String {
+    key.to_uppercase().replace(['-', '.'], "_")
+}
+
+/// A flat map of secrets read from a document (the secrets file, an AWS
+/// secret's JSON, a Vault secret's fields): scalar values are kept as text,
+/// anything else is skipped (by key, for diagnosis) and its strings zeroed.
+///
+/// Secrets by key, with the keys whose values were skipped.
+#[derive(Default)]
+pub struct SecretMap {
+    values: HashMap<String, SecretString>,
+    /// Keys whose values are not scalars (or are null): not secrets, skipped.
+    skipped: Vec<String>,
+}
+
+impl SecretMap {
+    /// The keys and scalar values of a JSON object (strings as they are,
+    /// numbers and booleans as their JSON text).
+    pub fn from_json_object(map: serde_json::Map<String, serde_json::Value>) -> SecretMap {
+        let mut out = SecretMap::default();
+        for (key, value) in map {
+            match value {
+                serde_json::Value::String(s) => out.insert(key, s),
+                serde_json::Value::Number(n) => out.insert(key, n.to_string()),
+                serde_json::Value::Bool(b) => out.insert(key, b.to_string()),
+                mut other => {
+                    zeroize_json(&mut other);
+                    out.skip(key);
+                }
+            }
+        }
+        out.skipped.sort();
+        out
+    }
+
+    /// Adds a value.
+    pub fn insert(&mut self, key: String, value: String) {
+        self.values.insert(key, SecretString::from(value));
+    }
+
+    /// Records a key whose value is not a secret.
+    pub fn skip(&mut self, key: String) {
+        self.skipped.push(key);
+    }
+
+    /// The key as given, else its normalized form (`hf-token` finds
+    /// `HF_TOKEN`), with the stored key.
+    pub fn resolve<'a>(&'a self, key: &str) -> Option<(&'a str, &'a SecretString)> {
+        if let Some((k, v)) = self.values.get_key_value(key) {
+            return Some((k, v));
+        }
+        let normalized = normalize_key(key);
+        self.values
+            .get_key_value(&normalized)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// How many secrets the map holds.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `"N keys"`, and the skipped keys when there are any (never a value).
+    pub fn describe(&self) -> String {
+        let n = self.values.len();
+        let mut d = format!("{n} key{}", if n == 1 { "" } else { "s" });
+        if !self.skipped.is_empty() {
+            let mut skipped = self.skipped.clone();
+            skipped.sort();
+            d.push_str(&format!(
+                "; skipped non-scalar or null values (not secrets): {}",
+                skipped.join(", ")
+            ));
+        }
+        d
+    }
+}
+
+/// Zeroes every string inside a JSON value.
+pub fn zeroize_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_are_kept_and_the_rest_skipped() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"HF_TOKEN": "hf_x", "PORT": 8080, "ON": true, "NESTED": {"a": "b"}, "NONE": null}"#,
+        )
+        .unwrap();
+        let serde_json::Value::Object(map) = v else {
+            unreachable!()
+        };
+        let m = SecretMap::from_json_object(map);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.resolve("hf-token").unwrap().1.expose(), "hf_x");
+        assert_eq!(m.resolve("PORT").unwrap().1.expose(), "8080");
+        assert_eq!(m.resolve("ON").unwrap().1.expose(), "true");
+        assert!(m.resolve("NESTED").is_none());
+        assert_eq!(
+            m.describe(),
+            "3 keys; skipped non-scalar or null values (not secrets): NESTED, NONE"
+        );
+    }
+
+    #[test]
+    fn keys_are_normalized_as_simpletuner_does() {
+        assert_eq!(normalize_key("replicate-api-token"), "REPLICATE_API_TOKEN");
+        assert_eq!(normalize_key("hf.token"), "HF_TOKEN");
+        assert_eq!(normalize_key("HF_TOKEN"), "HF_TOKEN");
     }
 }

@@ -2,11 +2,12 @@ use super::*;
 use std::sync::atomic::AtomicUsize;
 use tempfile::TempDir;
 
-/// A test double for a remote provider: counts lookups; answers from a table
-/// or fails.
+/// A test double for a remote provider: counts lookups and invalidations;
+/// answers from a table or fails.
 struct Remote {
     name: &'static str,
     calls: AtomicUsize,
+    invalidations: AtomicUsize,
     answer: Mutex<Result<Option<&'static str>, Error>>,
 }
 
@@ -15,6 +16,7 @@ impl Remote {
         Arc::new(Remote {
             name,
             calls: AtomicUsize::new(0),
+            invalidations: AtomicUsize::new(0),
             answer: Mutex::new(answer),
         })
     }
@@ -27,15 +29,15 @@ impl Provider for Remote {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn caching(&self) -> Caching {
-        Caching::Manager
-    }
     fn lookup(&self, _key: &str) -> Result<Option<SecretString>, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.answer
             .lock()
             .clone()
             .map(|v| v.map(SecretString::from))
+    }
+    fn invalidate(&self) {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
     }
     fn status(&self) -> ProviderStatus {
         ProviderStatus {
@@ -130,34 +132,22 @@ fn absent_versus_failed() {
 }
 
 #[test]
-fn remote_answers_are_cached_with_their_ttls() {
+fn the_manager_caches_nothing_and_clear_cache_invalidates_every_provider() {
+    // A provider caches itself or not at all: the manager asks it on every
+    // get, and passes clear_cache on as invalidate.
     let r = Remote::new("remote", Ok(Some("v")));
-    let config = ManagerConfig {
-        cache_ttl: Duration::from_secs(3600),
-        negative_ttl: Duration::from_millis(50),
-        ..ManagerConfig::default()
-    };
-    let m = SecretsManager::with_providers(config, vec![r.clone()]);
+    let m = SecretsManager::with_providers(ManagerConfig::default(), vec![r.clone()]);
     for _ in 0..5 {
         assert_eq!(value(&m, "K").as_deref(), Some("v"));
     }
-    assert_eq!(r.calls(), 1, "a value is cached for cache_ttl");
+    assert_eq!(r.calls(), 5, "every get reaches the provider");
     m.clear_cache();
-    value(&m, "K");
-    assert_eq!(r.calls(), 2, "clear_cache forces a re-read");
-
-    *r.answer.lock() = Ok(None);
-    value(&m, "MISSING");
-    value(&m, "MISSING");
-    assert_eq!(r.calls(), 3, "a miss is cached");
-    std::thread::sleep(Duration::from_millis(120));
-    value(&m, "MISSING");
-    assert_eq!(r.calls(), 4, "for negative_ttl only");
+    assert_eq!(r.invalidations.load(Ordering::SeqCst), 1);
 
     *r.answer.lock() = Err(Error::Network("down".into()));
     assert!(m.get("OTHER").is_err());
     assert!(m.get("OTHER").is_err());
-    assert_eq!(r.calls(), 6, "failures are not cached");
+    assert_eq!(r.calls(), 7, "failures are not cached either");
 }
 
 #[test]

@@ -137,7 +137,7 @@ pub(crate) fn append(
             rusqlite::Error::QueryReturnedNoRows => Ok(GENESIS.to_owned()),
             other => Err(other),
         })?;
-    let at = super::utc_now_iso();
+    let at = super::clock::utc_now_iso();
     conn.execute(
         "INSERT INTO st_audit_log (at, action, provider, subject, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')",

@@ -6,7 +6,7 @@
 //! clear.
 
 use super::Store;
-use crate::cache::provider_config_cache;
+use crate::cache::global::provider_config_cache;
 use crate::secret::SecretBytes;
 use crate::Error;
 use serde_json::{json, Value};

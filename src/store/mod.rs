@@ -14,20 +14,22 @@
 //! change is ever committed without its record.
 
 pub mod audit;
+mod clock;
 pub mod hardware;
 
 pub use audit::{AuditEntry, AuditReport};
 
-use crate::cache::provider_config_cache;
+use crate::cache::global::provider_config_cache;
 use crate::secret::{SecretBytes, SecretString};
 use crate::{fsutil, Error};
+use clock::utc_now_iso;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,11 +64,7 @@ const SCHEMA: &str = "
 /// The state directory: `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
 /// else `~/.simpletuner`.
 pub fn state_dir() -> Result<PathBuf, Error> {
-    ["SIMPLETUNER_STATE_DIR", "SIMPLETUNER_CONFIG_DIR"]
-        .iter()
-        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
-        .map(|p| crate::secrets::config::expand_home(PathBuf::from(p)))
-        .or_else(|| crate::secrets::config::home_dir().map(|h| h.join(".simpletuner")))
+    crate::paths::state_dir()
         .ok_or_else(|| Error::Store("no state directory: set SIMPLETUNER_STATE_DIR or HOME".into()))
 }
 
@@ -310,7 +308,7 @@ impl Store {
             self.record(tx, action, provider, "", &key_changes(&old, &new))?;
             Ok(text)
         })?;
-        crate::cache::invalidate_provider_cache(provider);
+        crate::cache::global::invalidate_provider_cache(provider);
         Ok(text)
     }
 
@@ -509,33 +507,6 @@ fn key_changes(old: &Map<String, Value>, new: &Map<String, Value>) -> String {
     let removed = names(&|k| !new.contains_key(k), old);
     let changed = names(&|k| old.get(k).is_some_and(|v| new.get(k) != Some(v)), new);
     serde_json::json!({"added": added, "removed": removed, "changed": changed}).to_string()
-}
-
-/// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()`
-/// writes it (`2026-11-21T20:35:22.123456+00:00`), SimpleTuner's `updated_at`.
-pub(crate) fn utc_now_iso() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_micros()
-    )
 }
 
 #[cfg(test)]

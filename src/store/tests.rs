@@ -80,7 +80,7 @@ fn read_through_cache_until_invalidated() {
         "served from the cache"
     );
     assert_eq!(json(&store.read_provider_config("p1").unwrap())["a"], 2);
-    assert!(crate::cache::invalidate_provider_cache("p1") >= 1);
+    assert!(crate::cache::global::invalidate_provider_cache("p1") >= 1);
     assert_eq!(
         json(&store.get_provider_config("p1").unwrap())["a"],
         2,

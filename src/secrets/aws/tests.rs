@@ -4,7 +4,7 @@
 //! real server in `tests/aws_moto.rs`.
 
 use super::*;
-use crate::remote::fake::{FakeServer, Reply, Request};
+use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::SecretsManager;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};

@@ -12,7 +12,7 @@ fn settings() -> RemoteSettings {
     }
 }
 
-fn found(v: &str) -> Result<Fetched<String>, Failure> {
+fn found(v: &str) -> Result<Fetched<String>, FetchError> {
     Ok(Fetched::Found(v.to_owned()))
 }
 
@@ -64,7 +64,7 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
         value(&cache.get(|| found("v1")).unwrap()),
         ("v1", Freshness::Fresh)
     );
-    let down = || Err(Failure::transient(Error::Timeout("slow".into())));
+    let down = || Err(FetchError::transient(Error::Timeout("slow".into())));
     assert_eq!(value(&cache.get(down).unwrap()), ("v1", Freshness::Stale));
     assert_eq!(cache.failure().unwrap().code_name(), "ST_TIMEOUT");
     std::thread::sleep(Duration::from_millis(350));
@@ -81,7 +81,7 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
 fn permanent_failures_are_never_hidden_by_a_stale_value() {
     let cache = BlobCache::new(settings(), Duration::ZERO, Duration::ZERO);
     cache.get(|| found("v1")).unwrap();
-    let denied = || Err(Failure::permanent(Error::Auth("denied".into())));
+    let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
     assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
 }
 
@@ -94,7 +94,7 @@ fn a_failure_answers_for_failure_ttl() {
     for _ in 0..5 {
         let e = cache.get(|| {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(Failure::transient(Error::Network("refused".into())))
+            Err(FetchError::transient(Error::Network("refused".into())))
         });
         assert_eq!(e.err().unwrap().code_name(), "ST_NETWORK");
     }
@@ -121,14 +121,14 @@ fn retries_stop_at_the_limit_and_on_permanent_failures() {
     let mut n = 0;
     let r: Result<(), _> = with_retries(&s, || {
         n += 1;
-        Err(Failure::transient(Error::Network("x".into())))
+        Err(FetchError::transient(Error::Network("x".into())))
     });
     assert!(r.is_err());
     assert_eq!(n, 3);
     let mut n = 0;
     let r: Result<(), _> = with_retries(&s, || {
         n += 1;
-        Err(Failure::permanent(Error::Auth("x".into())))
+        Err(FetchError::permanent(Error::Auth("x".into())))
     });
     assert!(r.is_err());
     assert_eq!(n, 1);
@@ -136,7 +136,7 @@ fn retries_stop_at_the_limit_and_on_permanent_failures() {
     let r = with_retries(&s, || {
         n += 1;
         if n < 2 {
-            Err(Failure::transient(Error::Timeout("x".into())))
+            Err(FetchError::transient(Error::Timeout("x".into())))
         } else {
             Ok(n)
         }

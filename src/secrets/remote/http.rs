@@ -2,7 +2,7 @@
 //! short timeouts, an optional CA bundle, failures classified into st-secrets
 //! errors that say whether a retry can help.
 
-use super::{Failure, RemoteSettings};
+use super::{FetchError, RemoteSettings};
 use crate::secret::SecretBytes;
 use crate::Error;
 use std::path::Path;
@@ -98,7 +98,7 @@ impl Http {
     /// Sends one request. `what` names it in messages (`"GetSecretValue"`).
     ///
     /// # Errors
-    /// A [`Failure`]: timeouts ([`Error::Timeout`]) and connection failures
+    /// A [`FetchError`]: timeouts ([`Error::Timeout`]) and connection failures
     /// ([`Error::Network`]) are transient; TLS and URL problems are not.
     pub fn send(
         &self,
@@ -107,13 +107,13 @@ impl Http {
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, FetchError> {
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(body).map_err(|_| {
-            Failure::permanent(Error::InvalidArgument(format!(
+            FetchError::permanent(Error::InvalidArgument(format!(
                 "{what}: cannot build a request for {}",
                 redact_url(url)
             )))
@@ -141,39 +141,39 @@ impl Http {
         })
     }
 
-    fn classify(&self, what: &str, url: &str, e: ureq::Error) -> Failure {
+    fn classify(&self, what: &str, url: &str, e: ureq::Error) -> FetchError {
         let at = redact_url(url);
         match e {
-            ureq::Error::Timeout(t) => Failure::transient(Error::Timeout(format!(
+            ureq::Error::Timeout(t) => FetchError::transient(Error::Timeout(format!(
                 "{what}: {at} did not answer in time ({t}; request timeout {:?})",
                 self.request_timeout
             ))),
-            ureq::Error::HostNotFound => Failure::transient(Error::Network(format!(
+            ureq::Error::HostNotFound => FetchError::transient(Error::Network(format!(
                 "{what}: cannot resolve the host of {at}"
             ))),
             ureq::Error::ConnectionFailed => {
-                Failure::transient(Error::Network(format!("{what}: cannot connect to {at}")))
+                FetchError::transient(Error::Network(format!("{what}: cannot connect to {at}")))
             }
-            ureq::Error::Io(io) => Failure::transient(Error::Network(format!(
+            ureq::Error::Io(io) => FetchError::transient(Error::Network(format!(
                 "{what}: connection to {at} failed: {}",
                 io.kind()
             ))),
-            ureq::Error::Protocol(p) => Failure::transient(Error::Network(format!(
+            ureq::Error::Protocol(p) => FetchError::transient(Error::Network(format!(
                 "{what}: {at} answered with malformed HTTP ({p})"
             ))),
-            ureq::Error::BodyExceedsLimit(_) => Failure::permanent(Error::Remote(format!(
+            ureq::Error::BodyExceedsLimit(_) => FetchError::permanent(Error::Remote(format!(
                 "{what}: the answer of {at} is larger than {MAX_BODY} bytes"
             ))),
             ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
-                Failure::permanent(Error::InvalidArgument(format!("{what}: invalid URL {at}")))
+                FetchError::permanent(Error::InvalidArgument(format!("{what}: invalid URL {at}")))
             }
             ureq::Error::Tls(m) => {
-                Failure::permanent(Error::Network(format!("{what}: TLS with {at} failed: {m}")))
+                FetchError::permanent(Error::Network(format!("{what}: TLS with {at} failed: {m}")))
             }
             ureq::Error::Rustls(r) => {
-                Failure::permanent(Error::Network(format!("{what}: TLS with {at} failed: {r}")))
+                FetchError::permanent(Error::Network(format!("{what}: TLS with {at} failed: {r}")))
             }
-            other => Failure::transient(Error::Network(format!(
+            other => FetchError::transient(Error::Network(format!(
                 "{what}: request to {at} failed: {other}"
             ))),
         }

@@ -3,8 +3,9 @@
 //! elements read from STS answers, ISO 8601 timestamps, and error bodies of
 //! both protocols.
 
-use super::credentials::Credentials;
-use crate::remote::{shorten, Failure};
+use super::identity::Credentials;
+use crate::secrets::remote::http::Response;
+use crate::secrets::remote::{shorten, FetchError};
 use crate::Error;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -21,7 +22,7 @@ pub fn signature_headers(
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<Vec<(String, String)>, Failure> {
+) -> Result<Vec<(String, String)>, FetchError> {
     let identity = aws_credential_types::Credentials::new(
         credentials.access_key_id.clone(),
         credentials.secret_access_key.expose().to_owned(),
@@ -34,7 +35,7 @@ pub fn signature_headers(
     )
     .into();
     let failed = |what: &str| {
-        Failure::permanent(Error::Internal(format!(
+        FetchError::permanent(Error::Internal(format!(
             "cannot sign the {service} request: {what}"
         )))
     };
@@ -223,23 +224,36 @@ impl ServiceError {
         )
     }
 
-    /// The error as a [`Failure`] of `what`: auth codes give [`Error::Auth`];
+    /// The error as a [`FetchError`] of `what`: auth codes give [`Error::Auth`];
     /// 5xx, 429 and throttling codes a transient [`Error::Remote`]; the rest a
     /// permanent [`Error::Remote`].
-    pub fn into_failure(self, what: &str, status: u16) -> Failure {
+    pub fn into_fetch_error(self, what: &str, status: u16) -> FetchError {
         let text = if self.message.is_empty() {
             format!("{what}: {} (HTTP {status})", self.code)
         } else {
             format!("{what}: {} (HTTP {status}): {}", self.code, self.message)
         };
         if self.is_auth() {
-            Failure::permanent(Error::Auth(text))
+            FetchError::permanent(Error::Auth(text))
         } else if status >= 500 || status == 429 || self.is_throttling() {
-            Failure::transient(Error::Remote(text))
+            FetchError::transient(Error::Remote(text))
         } else {
-            Failure::permanent(Error::Remote(text))
+            FetchError::permanent(Error::Remote(text))
         }
     }
+}
+
+/// The response if its status is 200, else its error as a [`FetchError`].
+pub(crate) fn require_success(what: &str, r: Response) -> Result<Response, FetchError> {
+    if r.status == 200 {
+        return Ok(r);
+    }
+    let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
+    let mut failure = e.into_fetch_error(what, r.status);
+    if matches!(r.status, 401 | 403) {
+        failure = FetchError::permanent(Error::Auth(failure.error.message().to_owned()));
+    }
+    Err(failure)
 }
 
 #[cfg(test)]
@@ -294,18 +308,18 @@ mod tests {
             None,
         );
         assert_eq!(e.code, "AccessDeniedException");
-        let f = e.into_failure("GetSecretValue", 400);
+        let f = e.into_fetch_error("GetSecretValue", 400);
         assert_eq!(f.error.code_name(), "ST_AUTH");
         assert!(!f.transient);
         let e = ServiceError::parse(b"", Some("ThrottlingException:http://internal"));
         assert_eq!(e.code, "ThrottlingException");
-        assert!(e.into_failure("x", 400).transient);
+        assert!(e.into_fetch_error("x", 400).transient);
         let xml = b"<ErrorResponse><Error><Code>ExpiredToken</Code><Message>gone</Message></Error></ErrorResponse>";
         let e = ServiceError::parse(xml, None);
         assert!(e.is_expired_token() && e.is_auth());
         let e = ServiceError::parse(b"<html>bad gateway</html>", None);
         assert_eq!(e.code, "Unknown");
-        let f = e.into_failure("x", 502);
+        let f = e.into_fetch_error("x", 502);
         assert!(f.transient && f.error.code_name() == "ST_REMOTE");
     }
 }

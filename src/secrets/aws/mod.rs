@@ -1,7 +1,7 @@
 //! The AWS Secrets Manager provider: one secret holding a JSON object of
 //! keys, fetched with `GetSecretValue` (JSON 1.1 protocol) over `ureq`,
 //! signed with SigV4 (the `aws-sigv4` crate), with the AWS credential chain
-//! ([`credentials`]) and the shared remote machinery ([`crate::remote`]):
+//! ([`credentials`]) and the shared remote machinery ([`remote`](crate::secrets::remote)):
 //! one request per TTL, stale-on-error, retries, short timeouts.
 //!
 //! Configuration, each in this order:
@@ -13,20 +13,22 @@
 //!   `AWS_ENDPOINT_URL`, else `https://secretsmanager.<region>.amazonaws.com`;
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
-pub mod credentials;
-pub mod profile;
-pub mod wire;
+mod credentials;
+mod identity;
+mod profile;
+mod wire;
 
-use crate::remote::http::{redact_url, Http, Response, Trust};
-pub use crate::remote::vars::Vars;
-use crate::remote::{with_retries, BlobCache, Failure, Fetched, RemoteSettings};
+use super::config::ManagerConfig;
+use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::config::{expand_home, ManagerConfig};
-use crate::secrets::provider::{Caching, Provider, ProviderStatus};
-use crate::secrets::values::{zeroize_json, SecretMap};
+use crate::secrets::provider::{zeroize_json, SecretMap};
+use crate::secrets::provider::{Provider, ProviderStatus};
+use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
+use crate::secrets::remote::{with_retries, BlobCache, FetchError, Fetched, RemoteSettings, Vars};
 use crate::Error;
 use base64::Engine;
-use credentials::{expect_ok, CredentialChain, Credentials};
+use credentials::CredentialChain;
+use identity::Credentials;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use wire::ServiceError;
@@ -141,7 +143,7 @@ impl AwsProvider {
     }
 
     /// Fetches the secret now, bypassing the cache (the doctor's check).
-    fn fetch(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, Failure> {
+    fn fetch(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let body = json!({ "SecretId": name }).to_string();
         let call = |creds: &Credentials| {
             client.call(
@@ -164,19 +166,19 @@ impl AwsProvider {
                 Err(Refusal::ExpiredCredentials(_)) if creds.expires.is_some() => {
                     client.credentials.invalidate();
                     let creds = client.credentials.get()?;
-                    secret_from(name, call(&creds)?).map_err(Refusal::into_failure)
+                    secret_from(name, call(&creds)?).map_err(Refusal::into_fetch_error)
                 }
-                other => other.map_err(Refusal::into_failure),
+                other => other.map_err(Refusal::into_fetch_error),
             }
         })
     }
 
     /// The caller identity (STS `GetCallerIdentity`) of `creds`.
-    fn caller_identity(&self, client: &Client, creds: &Credentials) -> Result<Value, Failure> {
+    fn caller_identity(&self, client: &Client, creds: &Credentials) -> Result<Value, FetchError> {
         let url = client.credentials.sts_endpoint();
         let body = wire::form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]);
         let r = with_retries(&self.settings, || {
-            expect_ok(
+            wire::require_success(
                 "STS GetCallerIdentity",
                 client.call(
                     creds,
@@ -210,7 +212,7 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, FetchError> {
         let signed =
             wire::signature_headers(creds, &self.region, service, "POST", url, headers, body)?;
         let mut all: Vec<(&str, &str)> = headers.to_vec();
@@ -222,13 +224,13 @@ impl Client {
 /// Why `GetSecretValue` gave no secret.
 enum Refusal {
     /// The service said the temporary credentials expired.
-    ExpiredCredentials(Failure),
+    ExpiredCredentials(FetchError),
     /// Anything else.
-    Other(Failure),
+    Other(FetchError),
 }
 
 impl Refusal {
-    fn into_failure(self) -> Failure {
+    fn into_fetch_error(self) -> FetchError {
         match self {
             Refusal::ExpiredCredentials(f) | Refusal::Other(f) => f,
         }
@@ -245,7 +247,7 @@ fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
             return Ok(Fetched::Absent);
         }
         let expired = e.is_expired_token();
-        let failure = e.into_failure(&format!("{WHAT} of secret '{name}'"), r.status);
+        let failure = e.into_fetch_error(&format!("{WHAT} of secret '{name}'"), r.status);
         return Err(if expired {
             Refusal::ExpiredCredentials(failure)
         } else {
@@ -253,11 +255,11 @@ fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
         });
     }
     let Some(Value::Object(mut doc)) = r.json() else {
-        return Err(Refusal::Other(Failure::transient(Error::Remote(format!(
-            "{WHAT} of secret '{name}': the answer is not a JSON object"
-        )))));
+        return Err(Refusal::Other(FetchError::transient(Error::Remote(
+            format!("{WHAT} of secret '{name}': the answer is not a JSON object"),
+        ))));
     };
-    let parse = |m: String| Refusal::Other(Failure::permanent(Error::Parse(m)));
+    let parse = |m: String| Refusal::Other(FetchError::permanent(Error::Parse(m)));
     let (field, text) = match (doc.remove("SecretString"), doc.remove("SecretBinary")) {
         (Some(Value::String(s)), _) => ("SecretString", SecretString::from(s)),
         (_, Some(Value::String(b64))) => {
@@ -303,10 +305,6 @@ fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
 impl Provider for AwsProvider {
     fn name(&self) -> &'static str {
         "aws"
-    }
-
-    fn caching(&self) -> Caching {
-        Caching::SelfCached
     }
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {

@@ -4,88 +4,23 @@
 //! configured answers; temporary credentials are fetched again five minutes
 //! before they expire.
 
+use super::identity::{Credentials, Source};
 use super::profile::{self, FileKind};
-use super::wire::{self, ServiceError};
-use super::Vars;
-use crate::remote::http::{redact_url, Http, Response, Trust};
-use crate::remote::{with_retries, Failure, RemoteSettings};
+use super::wire::{self, require_success};
 use crate::secret::SecretString;
+use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
+use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Temporary credentials are replaced this long before they expire.
-pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
-
 /// The instance metadata service, when `AWS_EC2_METADATA_SERVICE_ENDPOINT`
 /// does not say otherwise.
 const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// The ECS container credentials host of `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
 const ECS_HOST: &str = "http://169.254.170.2";
-
-/// Where credentials came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`).
-    Environment,
-    /// A profile of the shared credentials or config file.
-    Profile(String),
-    /// STS `AssumeRoleWithWebIdentity` with a token file.
-    WebIdentity,
-    /// The container credentials endpoint.
-    Container,
-    /// EC2 instance metadata (IMDSv2).
-    InstanceMetadata,
-}
-
-impl Source {
-    /// A short description for the doctor and `providers_json`.
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Environment => "environment variables".into(),
-            Source::Profile(p) => format!("shared profile '{p}'"),
-            Source::WebIdentity => "web identity (AssumeRoleWithWebIdentity)".into(),
-            Source::Container => "container credentials endpoint".into(),
-            Source::InstanceMetadata => "EC2 instance metadata (IMDSv2)".into(),
-        }
-    }
-}
-
-/// A set of credentials. `Debug` shows the source and expiry only.
-pub struct Credentials {
-    /// The access key id (not a secret; shown by AWS in error messages).
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: SecretString,
-    /// The session token of temporary credentials.
-    pub session_token: Option<SecretString>,
-    /// When temporary credentials expire.
-    pub expires: Option<SystemTime>,
-    /// Where they came from.
-    pub source: Source,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("source", &self.source)
-            .field("expires", &self.expires)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    fn due(&self, now: SystemTime) -> bool {
-        self.expires
-            .is_some_and(|e| e <= now + REFRESH_BEFORE_EXPIRY)
-    }
-
-    fn expired(&self, now: SystemTime) -> bool {
-        self.expires.is_some_and(|e| e <= now)
-    }
-}
 
 /// The chain, with the credentials it found last.
 pub struct CredentialChain {
@@ -124,7 +59,7 @@ impl CredentialChain {
     /// Current credentials: the cached ones unless they expire within
     /// [`REFRESH_BEFORE_EXPIRY`], else the chain's answer. When refreshing
     /// fails, credentials that have not yet expired are used meanwhile.
-    pub fn get(&self) -> Result<Arc<Credentials>, Failure> {
+    pub fn get(&self) -> Result<Arc<Credentials>, FetchError> {
         let mut cached = self.cached.lock();
         let now = SystemTime::now();
         if let Some(c) = cached.as_ref().filter(|c| !c.due(now)) {
@@ -168,7 +103,7 @@ impl CredentialChain {
             .unwrap_or_else(|| "https://sts.amazonaws.com".into())
     }
 
-    fn resolve(&self) -> Result<Credentials, Failure> {
+    fn resolve(&self) -> Result<Credentials, FetchError> {
         let v = &self.vars;
         match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => {
@@ -181,7 +116,7 @@ impl CredentialChain {
                 })
             }
             (Some(_), None) | (None, Some(_)) => {
-                return Err(Failure::permanent(Error::Auth(
+                return Err(FetchError::permanent(Error::Auth(
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".into(),
                 )))
             }
@@ -211,7 +146,7 @@ impl CredentialChain {
                 Err(f) => format!("instance metadata: {}", f.error),
             }
         };
-        Err(Failure::permanent(Error::Auth(format!(
+        Err(FetchError::permanent(Error::Auth(format!(
             "no AWS credentials found (tried: environment, shared profile '{}', web identity, \
              container; {imds})",
             self.profile_name()
@@ -222,7 +157,7 @@ impl CredentialChain {
         self.vars.get("AWS_PROFILE").unwrap_or("default")
     }
 
-    fn shared_profile(&self) -> Result<Option<Credentials>, Failure> {
+    fn shared_profile(&self) -> Result<Option<Credentials>, FetchError> {
         let name = self.profile_name();
         let credentials_file = self
             .vars
@@ -257,7 +192,7 @@ impl CredentialChain {
                 "web_identity_token_file",
             ] {
                 if p.get(unsupported).is_some() {
-                    return Err(Failure::permanent(Error::ProviderUnavailable(format!(
+                    return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
                         "AWS profile '{name}' ({}) uses {unsupported}, which st-secrets does not \
                          support; give the profile static keys, or use environment, web identity, \
                          container or instance credentials",
@@ -267,7 +202,7 @@ impl CredentialChain {
             }
         }
         if !found_any && self.vars.get("AWS_PROFILE").is_some() {
-            return Err(Failure::permanent(Error::Auth(format!(
+            return Err(FetchError::permanent(Error::Auth(format!(
                 "AWS_PROFILE names profile '{name}', which is in neither the shared credentials \
                  nor the config file"
             ))));
@@ -275,7 +210,7 @@ impl CredentialChain {
         Ok(None)
     }
 
-    fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, Failure> {
+    fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
         let path = PathBuf::from(token_file);
         let token = std::fs::read_to_string(&path)
             .map(SecretString::from)
@@ -310,7 +245,7 @@ impl CredentialChain {
                 )],
                 body.expose().as_bytes(),
             )?;
-            expect_ok(what, r)
+            require_success(what, r)
         })?;
         let text = String::from_utf8_lossy(response.body.expose()).into_owned();
         let text = SecretString::from(text);
@@ -329,14 +264,14 @@ impl CredentialChain {
                     .and_then(wire::parse_timestamp),
                 source: Source::WebIdentity,
             }),
-            _ => Err(Failure::transient(Error::Remote(format!(
+            _ => Err(FetchError::transient(Error::Remote(format!(
                 "{what}: the answer of {} holds no credentials",
                 redact_url(&url)
             )))),
         }
     }
 
-    fn container(&self) -> Result<Credentials, Failure> {
+    fn container(&self) -> Result<Credentials, FetchError> {
         let url = match self.vars.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
             Some(relative) => format!("{ECS_HOST}{relative}"),
             None => {
@@ -374,12 +309,12 @@ impl CredentialChain {
         }
         let what = "container credentials";
         let response = with_retries(&self.settings, || {
-            expect_ok(what, self.http.send(what, "GET", &url, &headers, b"")?)
+            require_success(what, self.http.send(what, "GET", &url, &headers, b"")?)
         })?;
         credentials_from_json(what, &response, Source::Container)
     }
 
-    fn instance_metadata(&self) -> Result<Credentials, Failure> {
+    fn instance_metadata(&self) -> Result<Credentials, FetchError> {
         let base = self
             .vars
             .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -387,7 +322,7 @@ impl CredentialChain {
             .trim_end_matches('/')
             .to_owned();
         let what = "instance metadata";
-        let token = expect_ok(
+        let token = require_success(
             what,
             self.imds.send(
                 what,
@@ -402,11 +337,11 @@ impl CredentialChain {
         let roles_url = format!("{base}/latest/meta-data/iam/security-credentials/");
         let roles = self.imds.send(what, "GET", &roles_url, &auth, b"")?;
         if roles.status == 404 {
-            return Err(Failure::permanent(Error::Auth(
+            return Err(FetchError::permanent(Error::Auth(
                 "the instance has no IAM role attached".into(),
             )));
         }
-        let roles = expect_ok(what, roles)?;
+        let roles = require_success(what, roles)?;
         let role = String::from_utf8_lossy(roles.body.expose())
             .lines()
             .next()
@@ -414,11 +349,11 @@ impl CredentialChain {
             .trim()
             .to_owned();
         if role.is_empty() || role.contains(['/', '?', '#']) {
-            return Err(Failure::permanent(Error::Remote(format!(
+            return Err(FetchError::permanent(Error::Remote(format!(
                 "{what}: no usable IAM role name in the answer"
             ))));
         }
-        let response = expect_ok(
+        let response = require_success(
             what,
             self.imds
                 .send(what, "GET", &format!("{roles_url}{role}"), &auth, b"")?,
@@ -427,23 +362,14 @@ impl CredentialChain {
     }
 }
 
-/// The response if its status is 200, else its error as a [`Failure`].
-pub fn expect_ok(what: &str, r: Response) -> Result<Response, Failure> {
-    if r.status == 200 {
-        return Ok(r);
-    }
-    let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
-    let mut failure = e.into_failure(what, r.status);
-    if matches!(r.status, 401 | 403) {
-        failure = Failure::permanent(Error::Auth(failure.error.message().to_owned()));
-    }
-    Err(failure)
-}
-
 /// The JSON credentials document of the container and metadata endpoints.
-fn credentials_from_json(what: &str, r: &Response, source: Source) -> Result<Credentials, Failure> {
+fn credentials_from_json(
+    what: &str,
+    r: &Response,
+    source: Source,
+) -> Result<Credentials, FetchError> {
     let invalid = || {
-        Failure::transient(Error::Remote(format!(
+        FetchError::transient(Error::Remote(format!(
             "{what}: the answer is not a credentials document"
         )))
     };
@@ -451,10 +377,10 @@ fn credentials_from_json(what: &str, r: &Response, source: Source) -> Result<Cre
     let text =
         |doc: &serde_json::Value, k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     if let Some(code) = text(&doc, "Code").filter(|c| c != "Success") {
-        crate::secrets::values::zeroize_json(&mut doc);
-        return Err(Failure::permanent(Error::Auth(format!(
+        crate::secrets::provider::zeroize_json(&mut doc);
+        return Err(FetchError::permanent(Error::Auth(format!(
             "{what}: the endpoint answered with code '{}'",
-            crate::remote::shorten(&code)
+            crate::secrets::remote::shorten(&code)
         ))));
     }
     let creds = match (text(&doc, "AccessKeyId"), text(&doc, "SecretAccessKey")) {
@@ -469,15 +395,15 @@ fn credentials_from_json(what: &str, r: &Response, source: Source) -> Result<Cre
         }),
         _ => Err(invalid()),
     };
-    crate::secrets::values::zeroize_json(&mut doc);
+    crate::secrets::provider::zeroize_json(&mut doc);
     creds
 }
 
 /// Plain HTTP is allowed to loopback and to the link-local container hosts
 /// only, as in the AWS SDKs; anything else must use HTTPS.
-fn check_container_url(url: &str) -> Result<(), Failure> {
+fn check_container_url(url: &str) -> Result<(), FetchError> {
     let bad = |why: &str| {
-        Failure::permanent(Error::InvalidArgument(format!(
+        FetchError::permanent(Error::InvalidArgument(format!(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI {}: {why}",
             redact_url(url)
         )))

@@ -6,14 +6,14 @@
 //! while the service fails transiently.
 
 #[cfg(test)]
-pub mod fake;
-pub mod http;
-pub mod vars;
+pub(crate) mod fake;
+pub(crate) mod http;
+pub(crate) mod vars;
 
 pub use vars::Vars;
 
 use crate::secret::SecretString;
-use crate::secrets::values::SecretMap;
+use crate::secrets::provider::SecretMap;
 use crate::Error;
 use parking_lot::Mutex;
 use std::hash::{BuildHasher, Hasher};
@@ -61,34 +61,34 @@ impl Default for RemoteSettings {
 /// A failed remote operation: the error, and whether trying again may help
 /// (timeouts, connection failures, 5xx, throttling).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
+pub struct FetchError {
     /// What happened.
     pub error: Error,
     /// Whether a retry, or serving a stale value, is appropriate.
     pub transient: bool,
 }
 
-impl Failure {
+impl FetchError {
     /// A failure worth retrying.
-    pub fn transient(error: Error) -> Failure {
-        Failure {
+    pub fn transient(error: Error) -> FetchError {
+        FetchError {
             error,
             transient: true,
         }
     }
 
     /// A failure that retrying will not fix (auth, parse, configuration).
-    pub fn permanent(error: Error) -> Failure {
-        Failure {
+    pub fn permanent(error: Error) -> FetchError {
+        FetchError {
             error,
             transient: false,
         }
     }
 }
 
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure::permanent(error)
+impl From<Error> for FetchError {
+    fn from(error: Error) -> FetchError {
+        FetchError::permanent(error)
     }
 }
 
@@ -97,8 +97,8 @@ impl From<Error> for Failure {
 /// attempts (half the backoff fixed, half random).
 pub fn with_retries<T>(
     settings: &RemoteSettings,
-    mut attempt: impl FnMut() -> Result<T, Failure>,
-) -> Result<T, Failure> {
+    mut attempt: impl FnMut() -> Result<T, FetchError>,
+) -> Result<T, FetchError> {
     let mut retry = 0;
     loop {
         match attempt() {
@@ -174,16 +174,23 @@ pub enum Fetched<T> {
     Absent,
 }
 
-struct Good<T> {
+/// The last successful fetch of a [`BlobCache`].
+struct LastGood<T> {
+    /// What the fetch found (shared with callers, so a get copies no secret).
     value: Arc<Fetched<T>>,
+    /// When it was fetched (for the doctor's "fetched N s ago").
     fetched: Instant,
+    /// Until when it is served without asking the service again (its TTL,
+    /// jittered); after that it is only served stale, on a transient failure.
     fresh_until: Instant,
 }
 
-struct Slot<T> {
-    good: Option<Good<T>>,
+/// Everything a [`BlobCache`] knows about its secret, under one lock.
+struct BlobState<T> {
+    /// The last successful fetch, if any.
+    good: Option<LastGood<T>>,
     /// The last failure and until when it answers for the service.
-    failure: Option<(Failure, Instant)>,
+    failure: Option<(FetchError, Instant)>,
 }
 
 /// A [`BlobCache`] answer: the fetched secret and how fresh it is.
@@ -203,7 +210,7 @@ pub enum Freshness {
 /// stale-on-error. Cheap on the hot path: one uncontended lock and an `Arc`
 /// clone.
 pub struct BlobCache<T> {
-    slot: Mutex<Slot<T>>,
+    state: Mutex<BlobState<T>>,
     flight: Mutex<()>,
     requests: AtomicU64,
     settings: RemoteSettings,
@@ -216,7 +223,7 @@ impl<T> BlobCache<T> {
     /// `negative_ttl` (each shortened by up to 10% at random).
     pub fn new(settings: RemoteSettings, ttl: Duration, negative_ttl: Duration) -> Self {
         BlobCache {
-            slot: Mutex::new(Slot {
+            state: Mutex::new(BlobState {
                 good: None,
                 failure: None,
             }),
@@ -235,7 +242,7 @@ impl<T> BlobCache<T> {
     /// The fetch's error, unless it was transient and a value fetched less
     /// than `max_stale` past its TTL exists (that value is served instead).
     /// A failure answers for the service for `failure_ttl`.
-    pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, Failure>) -> Answer<T> {
+    pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
         if let Some(answer) = self.known(Instant::now()) {
             return answer;
         }
@@ -246,7 +253,7 @@ impl<T> BlobCache<T> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let outcome = fetch();
         let now = Instant::now();
-        let mut slot = self.slot.lock();
+        let mut state = self.state.lock();
         match outcome {
             Ok(value) => {
                 let ttl = match value {
@@ -254,38 +261,38 @@ impl<T> BlobCache<T> {
                     Fetched::Absent => self.negative_ttl,
                 };
                 let value = Arc::new(value);
-                slot.good = Some(Good {
+                state.good = Some(LastGood {
                     value: Arc::clone(&value),
                     fetched: now,
                     fresh_until: now + jittered(ttl),
                 });
-                slot.failure = None;
+                state.failure = None;
                 Ok((value, Freshness::Fresh))
             }
             Err(failure) => {
-                slot.failure = Some((failure, now + self.settings.failure_ttl));
-                Self::answer_failing(&slot, &self.settings, now)
+                state.failure = Some((failure, now + self.settings.failure_ttl));
+                Self::answer_failing(&state, &self.settings, now)
             }
         }
     }
 
     /// The answer without a fetch, when one is not due.
     fn known(&self, now: Instant) -> Option<Answer<T>> {
-        let slot = self.slot.lock();
-        match (&slot.good, &slot.failure) {
+        let state = self.state.lock();
+        match (&state.good, &state.failure) {
             (Some(good), _) if now < good.fresh_until => {
                 Some(Ok((Arc::clone(&good.value), Freshness::Fresh)))
             }
             (_, Some((_, until))) if now < *until => {
-                Some(Self::answer_failing(&slot, &self.settings, now))
+                Some(Self::answer_failing(&state, &self.settings, now))
             }
             _ => None,
         }
     }
 
-    fn answer_failing(slot: &Slot<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
-        let (failure, _) = slot.failure.as_ref().expect("called with a failure");
-        match &slot.good {
+    fn answer_failing(state: &BlobState<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
+        let (failure, _) = state.failure.as_ref().expect("called with a failure");
+        match &state.good {
             Some(good)
                 if failure.transient
                     && now.saturating_duration_since(good.fresh_until) <= settings.max_stale =>
@@ -298,9 +305,9 @@ impl<T> BlobCache<T> {
 
     /// Forgets the value and any failure: the next get fetches.
     pub fn invalidate(&self) {
-        let mut slot = self.slot.lock();
-        slot.good = None;
-        slot.failure = None;
+        let mut state = self.state.lock();
+        state.good = None;
+        state.failure = None;
     }
 
     /// Fetches started so far.
@@ -310,13 +317,13 @@ impl<T> BlobCache<T> {
 
     /// The last failure, while it answers for the service.
     pub fn failure(&self) -> Option<Error> {
-        let slot = self.slot.lock();
-        slot.failure.as_ref().map(|(f, _)| f.error.clone())
+        let state = self.state.lock();
+        state.failure.as_ref().map(|(f, _)| f.error.clone())
     }
 
     /// Age of the cached value, if any.
     pub fn age(&self) -> Option<Duration> {
-        self.slot.lock().good.as_ref().map(|g| g.fetched.elapsed())
+        self.state.lock().good.as_ref().map(|g| g.fetched.elapsed())
     }
 }
 
@@ -326,7 +333,7 @@ impl BlobCache<SecretMap> {
     pub fn lookup(
         &self,
         key: &str,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, Failure>,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<SecretString>, Error> {
         let (blob, _) = self.get(fetch)?;
         Ok(match &*blob {

@@ -5,7 +5,7 @@
 //! probing) unless `vault_kv_version` says. Tokens from config, `VAULT_TOKEN`
 //! or `~/.vault-token`, or an AppRole login that is repeated when the token
 //! expires or is refused. Requests go through the shared remote machinery
-//! ([`crate::remote`]): one request per TTL, stale-on-error, retries, short
+//! ([`remote`](crate::secrets::remote)): one request per TTL, stale-on-error, retries, short
 //! timeouts.
 //!
 //! Configuration, each in this order: URL `vault_url`, `VAULT_ADDR`; token
@@ -16,12 +16,15 @@
 //! `VAULT_NAMESPACE` (sent as `X-Vault-Namespace`); TLS `VAULT_CACERT`,
 //! `VAULT_SKIP_VERIFY`.
 
-use crate::remote::http::{redact_url, Http, Response, Trust};
-use crate::remote::{shorten, with_retries, BlobCache, Failure, Fetched, RemoteSettings, Vars};
+use super::config::ManagerConfig;
+use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::config::{expand_home, ManagerConfig};
-use crate::secrets::provider::{Caching, Provider, ProviderStatus};
-use crate::secrets::values::{zeroize_json, SecretMap};
+use crate::secrets::provider::{zeroize_json, SecretMap};
+use crate::secrets::provider::{Provider, ProviderStatus};
+use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
+use crate::secrets::remote::{
+    shorten, with_retries, BlobCache, FetchError, Fetched, RemoteSettings, Vars,
+};
 use crate::Error;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -180,14 +183,14 @@ impl VaultProvider {
         self.cache.requests()
     }
 
-    fn fetch(&self, c: &Client) -> Result<Fetched<SecretMap>, Failure> {
+    fn fetch(&self, c: &Client) -> Result<Fetched<SecretMap>, FetchError> {
         with_retries(&self.settings, || c.read_secret())
     }
 }
 
 impl Client {
     /// A token: the fixed one, or the AppRole one (logging in when needed).
-    fn token(&self) -> Result<SecretString, Failure> {
+    fn token(&self) -> Result<SecretString, FetchError> {
         let mut cached = self.token.lock();
         match &self.auth {
             Auth::Token(t, _) => Ok(t.clone()),
@@ -209,7 +212,7 @@ impl Client {
                 let lease = doc["auth"]["lease_duration"].as_u64().unwrap_or(0);
                 zeroize_json(&mut doc);
                 let token = token.ok_or_else(|| {
-                    Failure::transient(Error::Remote(
+                    FetchError::transient(Error::Remote(
                         "AppRole login: the answer holds no client_token".into(),
                     ))
                 })?;
@@ -229,7 +232,7 @@ impl Client {
         path: &str,
         token: Option<&SecretString>,
         body: &[u8],
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, FetchError> {
         let url = format!("{}/v1/{path}", self.url);
         let mut headers = vec![("x-vault-request", "true")];
         if let Some(t) = token {
@@ -245,7 +248,7 @@ impl Client {
     }
 
     /// A GET with the token; a refused AppRole token logs in again once.
-    fn get(&self, path: &str) -> Result<Response, Failure> {
+    fn get(&self, path: &str) -> Result<Response, FetchError> {
         let token = self.token()?;
         let r = self.send("GET", path, Some(&token), b"")?;
         if r.status == 403 && matches!(self.auth, Auth::AppRole { .. }) {
@@ -258,7 +261,7 @@ impl Client {
 
     /// The mount's KV version when known or learnable from
     /// `sys/internal/ui/mounts` (asked once).
-    fn kv_version(&self) -> Result<Option<u8>, Failure> {
+    fn kv_version(&self) -> Result<Option<u8>, FetchError> {
         let asked = match *self.kv.lock() {
             Kv::Known(v, _) => return Ok(Some(v)),
             Kv::Unknown { asked_mounts } => asked_mounts,
@@ -286,7 +289,7 @@ impl Client {
             None // not allowed, or a server without that endpoint: probe instead
         } else {
             return Err(expect(r, "Vault mount lookup").err().unwrap_or_else(|| {
-                Failure::transient(Error::Remote("Vault mount lookup failed".into()))
+                FetchError::transient(Error::Remote("Vault mount lookup failed".into()))
             }));
         };
         *self.kv.lock() = match learnt {
@@ -296,7 +299,7 @@ impl Client {
         Ok(learnt)
     }
 
-    fn read_secret(&self) -> Result<Fetched<SecretMap>, Failure> {
+    fn read_secret(&self) -> Result<Fetched<SecretMap>, FetchError> {
         let v2 = format!("{}/data/{}", self.mount, self.path);
         let v1 = format!("{}/{}", self.mount, self.path);
         match self.kv_version()? {
@@ -326,19 +329,19 @@ impl Client {
 }
 
 /// The status classes of Vault's API.
-fn expect(r: Response, what: &str) -> Result<Response, Failure> {
+fn expect(r: Response, what: &str) -> Result<Response, FetchError> {
     if (200..300).contains(&r.status) {
         return Ok(r);
     }
     let summary = errors_summary(&r);
     let text = |kind: &str| format!("{what}: {kind} (HTTP {}){summary}", r.status);
     Err(match r.status {
-        401 | 403 => Failure::permanent(Error::Auth(text("permission denied"))),
-        503 => Failure::transient(Error::ProviderUnavailable(text(
+        401 | 403 => FetchError::permanent(Error::Auth(text("permission denied"))),
+        503 => FetchError::transient(Error::ProviderUnavailable(text(
             "Vault is sealed or unavailable",
         ))),
-        429 | 500..=599 => Failure::transient(Error::Remote(text("server error"))),
-        _ => Failure::permanent(Error::Remote(text("request refused"))),
+        429 | 500..=599 => FetchError::transient(Error::Remote(text("server error"))),
+        _ => FetchError::permanent(Error::Remote(text("request refused"))),
     })
 }
 
@@ -368,13 +371,13 @@ fn errors_summary(r: &Response) -> String {
 }
 
 /// The secret's fields from a KV read (`version` 2: under `data.data`).
-fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, Failure> {
+fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, FetchError> {
     if r.status == 404 {
         return Ok(Fetched::Absent);
     }
     let r = expect(r, "Vault read")?;
     let Some(mut doc) = r.json() else {
-        return Err(Failure::transient(Error::Remote(
+        return Err(FetchError::transient(Error::Remote(
             "Vault read: the answer is not JSON".into(),
         )));
     };
@@ -390,7 +393,7 @@ fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, Failure> 
         Value::Null => Ok(Fetched::Absent),
         mut other => {
             zeroize_json(&mut other);
-            Err(Failure::permanent(Error::Parse(format!(
+            Err(FetchError::permanent(Error::Parse(format!(
                 "Vault read: the secret's data is not an object of fields (KV v{version})"
             ))))
         }
@@ -400,10 +403,6 @@ fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, Failure> 
 impl Provider for VaultProvider {
     fn name(&self) -> &'static str {
         "vault"
-    }
-
-    fn caching(&self) -> Caching {
-        Caching::SelfCached
     }
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {

@@ -4,7 +4,7 @@
 //! Vault's `{"errors": [...]}` bodies. Answers follow Vault's documented API.
 
 use super::*;
-use crate::remote::fake::{FakeServer, Reply, Request};
+use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -370,7 +370,10 @@ fn configuration_sources() {
 #[test]
 fn two_threads_times_ten_thousand_gets_send_one_request() {
     let server = FakeServer::start(|_| {
-        crate::remote::fake::Reply::After(Duration::from_millis(100), Box::new(v2_answer()))
+        crate::secrets::remote::fake::Reply::After(
+            Duration::from_millis(100),
+            Box::new(v2_answer()),
+        )
     });
     let mut c = config(&server.url());
     c.vault_kv_version = Some(2);

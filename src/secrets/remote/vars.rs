@@ -1,7 +1,7 @@
 //! The environment variables of the remote providers, captured once.
 
+use crate::paths::{expand_home, home_dir};
 use crate::secret::SecretString;
-use crate::secrets::config::{expand_home, home_dir};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Vars {
 }
 
 impl Vars {
-    /// The process environment's [`VARIABLES`] and home directory.
+    /// The process environment's `VARIABLES` and home directory.
     pub fn from_process() -> Vars {
         let mut vars = Vars {
             values: HashMap::new(),

@@ -1,0 +1,71 @@
+//! A set of AWS credentials and where it came from: what the credential
+//! chain ([`super::credentials`]) produces and the request signer
+//! ([`super::wire`]) consumes. A leaf of the AWS provider.
+
+use crate::secret::SecretString;
+use std::time::{Duration, SystemTime};
+
+/// Temporary credentials are replaced this long before they expire.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// Where credentials came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`).
+    Environment,
+    /// A profile of the shared credentials or config file.
+    Profile(String),
+    /// STS `AssumeRoleWithWebIdentity` with a token file.
+    WebIdentity,
+    /// The container credentials endpoint.
+    Container,
+    /// EC2 instance metadata (IMDSv2).
+    InstanceMetadata,
+}
+
+impl Source {
+    /// A short description for the doctor and `providers_json`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Environment => "environment variables".into(),
+            Source::Profile(p) => format!("shared profile '{p}'"),
+            Source::WebIdentity => "web identity (AssumeRoleWithWebIdentity)".into(),
+            Source::Container => "container credentials endpoint".into(),
+            Source::InstanceMetadata => "EC2 instance metadata (IMDSv2)".into(),
+        }
+    }
+}
+
+/// A set of credentials. `Debug` shows the source and expiry only.
+pub struct Credentials {
+    /// The access key id (not a secret; shown by AWS in error messages).
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: SecretString,
+    /// The session token of temporary credentials.
+    pub session_token: Option<SecretString>,
+    /// When temporary credentials expire.
+    pub expires: Option<SystemTime>,
+    /// Where they came from.
+    pub source: Source,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("source", &self.source)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    pub(crate) fn due(&self, now: SystemTime) -> bool {
+        self.expires
+            .is_some_and(|e| e <= now + REFRESH_BEFORE_EXPIRY)
+    }
+
+    pub(crate) fn expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}

@@ -1,0 +1,337 @@
+//! The crate's layout rule: no module of `src/` imports from a module that
+//! imports it (README "Layout"; `src/lib.rs` has the module map).
+//!
+//! Each file under `src/` (but `src/bin/`) is one module; an edge A -> B is a
+//! path in A that names something of B: `crate::b::...`, `super::...`,
+//! `self::...`, or a `use` of a child module. `mod` declarations are not
+//! imports, and a file's inline `mod tests { ... }` (at its end, by the house
+//! style) is left out, so test modules may import what they test. A path
+//! through the crate root's re-exports (`crate::Error`) is followed to the
+//! module that defines the item.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// `src/a/b.rs` and `src/a/b/mod.rs` are `a::b`; `src/lib.rs` is the root, "".
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().unwrap() != "bin" {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a file without comments and without its trailing inline
+/// `mod tests { ... }`.
+fn code(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("mod tests {") {
+            break;
+        }
+        if in_block {
+            if t.contains("*/") {
+                in_block = false;
+            }
+            continue;
+        }
+        if t.starts_with("/*") {
+            in_block = !t.contains("*/");
+            continue;
+        }
+        if t.starts_with("//") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Every path of `code` that starts with `crate::`, `super::` or `self::`,
+/// expanded over `{...}` groups, as segment lists (first segment included).
+fn paths(code: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let bytes: Vec<char> = code.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !is_ident(bytes[i - 1]);
+        if starts_word && bytes[i].is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && is_ident(bytes[i]) {
+                i += 1;
+            }
+            let word: String = bytes[start..i].iter().collect();
+            if matches!(word.as_str(), "crate" | "super" | "self")
+                && bytes.get(i..i + 2) == Some(&[':', ':'])
+            {
+                let (mut list, end) = path_tail(&bytes, i + 2, vec![word]);
+                found.append(&mut list);
+                i = end;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Parses the rest of a path after `prefix::`, expanding groups.
+fn path_tail(c: &[char], mut i: usize, prefix: Vec<String>) -> (Vec<Vec<String>>, usize) {
+    let skip_ws = |i: &mut usize| {
+        while *i < c.len() && c[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if c.get(i) == Some(&'{') {
+        let mut all = Vec::new();
+        i += 1;
+        loop {
+            skip_ws(&mut i);
+            match c.get(i) {
+                Some('}') => return (all, i + 1),
+                Some(',') => i += 1,
+                None => return (all, i),
+                _ => {
+                    let (mut list, end) = path_tail(c, i, prefix.clone());
+                    all.append(&mut list);
+                    i = end;
+                }
+            }
+        }
+    }
+    let mut segs = prefix;
+    loop {
+        let start = i;
+        while i < c.len() && is_ident(c[i]) {
+            i += 1;
+        }
+        if i == start {
+            break;
+        }
+        segs.push(c[start..i].iter().collect());
+        if c.get(i..i + 2) == Some(&[':', ':']) {
+            i += 2;
+            skip_ws(&mut i);
+            if c.get(i) == Some(&'{') {
+                return path_tail(c, i, segs);
+            }
+        } else {
+            break;
+        }
+    }
+    (vec![segs], i)
+}
+
+/// The module a path names something of: the longest module prefix.
+/// (`self::` and `super::` are relative to the file's module, whether it is
+/// `a/b.rs` or `a/b/mod.rs`.)
+fn target(modules: &BTreeSet<String>, from: &str, segs: &[String]) -> String {
+    let mut base: Vec<String> = if from.is_empty() {
+        vec![]
+    } else {
+        from.split("::").map(str::to_owned).collect()
+    };
+    let mut rest = &segs[1..];
+    match segs[0].as_str() {
+        "crate" => base.clear(),
+        "self" => {}
+        "super" => {
+            base.pop();
+            while rest.first().map(String::as_str) == Some("super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+        }
+        _ => unreachable!("paths() yields crate::, self:: and super:: paths only"),
+    }
+    let mut best = base.join("::");
+    let mut cur = base;
+    for s in rest {
+        cur.push(s.clone());
+        let name = cur.join("::");
+        if modules.contains(&name) {
+            best = name;
+        } else {
+            break;
+        }
+    }
+    best
+}
+
+/// The module graph of the crate under `src`, with root re-exports followed.
+fn graph(src: &Path) -> Graph {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
+    let root_code = code(&fs::read_to_string(src.join("lib.rs")).unwrap());
+    // `pub use a::b::{X, Y}` at the root: item name -> defining module.
+    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
+    for stmt in root_code.split(';') {
+        let stmt = stmt.trim();
+        if let Some(rest) = stmt.strip_prefix("pub use ") {
+            let text = format!("crate::{rest}");
+            for segs in paths(&text) {
+                let module = target(&modules, "", &segs);
+                reexports.insert(segs.last().unwrap().clone(), module);
+            }
+        }
+    }
+    let mut g = Graph::new();
+    for file in &files {
+        let from = module_of(src, file);
+        let is_dir = file.file_name().unwrap() == "mod.rs" || from.is_empty();
+        let text = code(&fs::read_to_string(file).unwrap());
+        let mut edges = BTreeSet::new();
+        for segs in paths(&text) {
+            let mut to = target(&modules, &from, &segs);
+            if to.is_empty() && segs[0] == "crate" && segs.len() > 1 {
+                if let Some(m) = reexports.get(&segs[1]) {
+                    to = m.clone();
+                }
+            }
+            if to != from {
+                edges.insert(to);
+            }
+        }
+        // `use child::X` / `pub use child::X` in a directory module.
+        if is_dir {
+            for stmt in text.split(';') {
+                let stmt = stmt.trim();
+                let rest = stmt
+                    .strip_prefix("pub use ")
+                    .or_else(|| stmt.strip_prefix("pub(crate) use "))
+                    .or_else(|| stmt.strip_prefix("use "));
+                if let Some(rest) = rest {
+                    let first: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+                    let child = if from.is_empty() {
+                        first.clone()
+                    } else {
+                        format!("{from}::{first}")
+                    };
+                    if modules.contains(&child) {
+                        edges.insert(child);
+                    }
+                }
+            }
+        }
+        g.insert(from, edges);
+    }
+    g
+}
+
+/// The cycles of `g`, each as the list of modules along it.
+fn cycles(g: &Graph) -> Vec<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn visit(
+        g: &Graph,
+        n: &str,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+        out: &mut Vec<Vec<String>>,
+    ) {
+        marks.insert(n.to_owned(), Mark::Open);
+        stack.push(n.to_owned());
+        for m in g.get(n).into_iter().flatten() {
+            match marks.get(m).copied().unwrap_or(Mark::New) {
+                Mark::Open => {
+                    let at = stack.iter().position(|s| s == m).unwrap();
+                    let mut cycle = stack[at..].to_vec();
+                    cycle.push(m.clone());
+                    out.push(cycle);
+                }
+                Mark::New => visit(g, m, marks, stack, out),
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks.insert(n.to_owned(), Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut out = Vec::new();
+    for n in g.keys() {
+        if marks.get(n).copied().unwrap_or(Mark::New) == Mark::New {
+            visit(g, n, &mut marks, &mut Vec::new(), &mut out);
+        }
+    }
+    out
+}
+
+fn show(cycle: &[String]) -> String {
+    cycle
+        .iter()
+        .map(|m| if m.is_empty() { "crate" } else { m })
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+#[test]
+fn no_module_imports_from_a_module_that_imports_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let g = graph(&src);
+    assert!(g.len() > 20, "the graph was read: {} modules", g.len());
+    let found: Vec<String> = cycles(&g).iter().map(|c| show(c)).collect();
+    assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_a_cycle() {
+    // The check must be able to fail: a planted two-module cycle, a cycle
+    // through a `{...}` group, and one through a root re-export.
+    let dir = tempfile::TempDir::new().unwrap();
+    let src = dir.path();
+    let write = |p: &str, s: &str| {
+        let path = src.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, s).unwrap();
+    };
+    write("lib.rs", "mod a;\nmod b;\nmod c;\npub use c::Thing;\n");
+    write("a.rs", "use crate::b::X;\n");
+    write("b.rs", "use crate::{a::Y, c};\n");
+    write("c.rs", "// use crate::a;\npub struct Thing;\n");
+    let g = graph(src);
+    let found: Vec<String> = cycles(&g).iter().map(|c| show(c)).collect();
+    assert_eq!(found, vec!["a -> b -> a".to_owned()], "{g:?}");
+
+    write("c.rs", "use crate::Thing as T;\nuse super::b;\n");
+    write("b.rs", "use crate::Thing;\n");
+    let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
+    assert!(found.iter().any(|c| c.contains("b -> c")), "{found:?}");
+
+    write("d/mod.rs", "mod e;\npub use e::E;\n");
+    write("d/e.rs", "use super::D;\npub struct E;\n");
+    let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
+    assert!(found.contains(&"d -> d::e -> d".to_owned()), "{found:?}");
+}
