@@ -80,5 +80,36 @@ fn generate_header(root: &Path, ffi_dir: &Path) -> Vec<u8> {
         .generate()
         .expect("cbindgen could not generate the header")
         .write(&mut out);
-    out
+    finish_header(String::from_utf8(out).expect("cbindgen writes UTF-8")).into_bytes()
+}
+
+/// What cbindgen cannot be told per item:
+/// - `st_result` gets a tag (`typedef enum st_result {...} st_result;`) so
+///   that C can forward-declare it (`style = "both"` would tag every struct);
+/// - a negative constant is parenthesised, so `x-ST_CACHE_USE_DEFAULT` and the
+///   like expand as intended (cbindgen drops parentheses from the Rust value).
+///
+/// Each edit must apply exactly once; otherwise the build fails, so a change
+/// in cbindgen's output cannot slip through unedited.
+fn finish_header(header: String) -> String {
+    let edits = [
+        (
+            "typedef enum {\n  /**\n   * Success.",
+            "typedef enum st_result {\n  /**\n   * Success.",
+        ),
+        (
+            "#define ST_CACHE_USE_DEFAULT -1.0\n",
+            "#define ST_CACHE_USE_DEFAULT (-1.0)\n",
+        ),
+    ];
+    let mut header = header;
+    for (from, to) in edits {
+        assert_eq!(
+            header.matches(from).count(),
+            1,
+            "build.rs: the header no longer has exactly one {from:?}; update finish_header"
+        );
+        header = header.replacen(from, to, 1);
+    }
+    header
 }

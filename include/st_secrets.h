@@ -48,14 +48,14 @@
  * `cleanup_interval_s`) to ask for the default; any negative number or NaN
  * does the same.
  */
-#define ST_CACHE_USE_DEFAULT -1.0
+#define ST_CACHE_USE_DEFAULT (-1.0)
 
 /**
  * The result of every fallible function. The numbers are stable: a code keeps
  * its number forever and a retired number is never reused. New codes may be
  * added, so callers should treat unknown values as failures.
  */
-typedef enum {
+typedef enum st_result {
   /**
    * Success.
    */
