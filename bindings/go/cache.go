@@ -201,6 +201,13 @@ func (c *Cache) Clear() int {
 	return int(C.st_cache_clear(c.handle()))
 }
 
+// Cleanup removes the expired entries now (they are otherwise swept lazily)
+// and returns how many it removed.
+func (c *Cache) Cleanup() int {
+	defer runtime.KeepAlive(c)
+	return int(C.st_cache_cleanup(c.handle()))
+}
+
 // InvalidatePrefix removes the entries whose key starts with prefix.
 func (c *Cache) InvalidatePrefix(prefix string) int {
 	p, free := cstring(prefix)

@@ -177,3 +177,56 @@ func (m *Manager) String() string {
 	}
 	return "Manager(" + strings.Join(names, " > ") + ")"
 }
+
+// GetWithSource is Get that also names the provider that answered ("env",
+// "file", "aws", "vault"), for a launcher's log. Never logs the value.
+func (m *Manager) GetWithSource(key string) (value, provider string, err error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return "", "", herr
+	}
+	k, free := cstring(key)
+	defer free()
+	var out, source *C.st_buf
+	var cerr *C.st_error
+	rc := C.st_secrets_get_with_source(h, k, &out, &source, &cerr)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return "", "", failure(rc, cerr)
+	}
+	return string(takeBuf(out)), string(takeBuf(source)), nil
+}
+
+// Diagnose runs the doctor's live checks: every provider's state (as
+// Providers) with, under "checks", what the remote providers found (credential
+// source, caller identity, whether the secret is readable). Sends requests;
+// never returns a value.
+func (m *Manager) Diagnose() ([]map[string]any, error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return nil, herr
+	}
+	var out *C.st_buf
+	var err *C.st_error
+	rc := C.st_secrets_diagnose_json(h, &out, &err)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return nil, failure(rc, err)
+	}
+	var list []map[string]any
+	if jerr := json.Unmarshal(takeBuf(out), &list); jerr != nil {
+		return nil, &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
+	}
+	return list, nil
+}
+
+// ResetDefault drops the process-wide manager; its next use builds it again
+// from the environment (after a launcher changed AWS_* or VAULT_* variables,
+// say). Managers made with New are not affected.
+func ResetDefault() error {
+	var err *C.st_error
+	if rc := C.st_secrets_reset_default(&err); rc != C.ST_OK {
+		return failure(rc, err)
+	}
+	return nil
+}

@@ -210,3 +210,52 @@ func decodeObject(raw []byte, err error) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+// RotateCredentials re-encrypts every stored credential under the current
+// key (after SIMPLETUNER_CREDENTIAL_KEY changed, with the old one in
+// SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS); returns the library's counts.
+func (s *Store) RotateCredentials() (map[string]any, error) {
+	raw, err := s.bufCall(func(h *C.st_store, o **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_store_rotate_credentials(h, o, e)
+	})
+	return decodeObject(raw, err)
+}
+
+// AuditEntries returns the newest audit entries, at most limit, newest first.
+func (s *Store) AuditEntries(limit int) ([]map[string]any, error) {
+	if limit < 0 {
+		return nil, &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: "limit is negative"}
+	}
+	raw, err := s.bufCall(func(h *C.st_store, o **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_store_audit_json(h, C.size_t(limit), o, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var list []map[string]any
+	if jerr := json.Unmarshal(raw, &list); jerr != nil {
+		return nil, &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
+	}
+	return list, nil
+}
+
+// SetHardwareInfo sets the hardware pricing for the next 5 minutes
+// (process-wide): {"<id>": {"name": ..., "cost_per_second": ...}}, each
+// cost a non-negative number.
+func SetHardwareInfo(info map[string]any) error {
+	raw, jerr := json.Marshal(info)
+	if jerr != nil {
+		return &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: jerr.Error()}
+	}
+	text, free := cstring(string(raw))
+	defer free()
+	var err *C.st_error
+	if rc := C.st_hardware_info_set(text, &err); rc != C.ST_OK {
+		return failure(rc, err)
+	}
+	return nil
+}
+
+// ClearHardwareInfoCache drops the cached hardware pricing: the next
+// HardwareInfo reads the store (or the defaults) again.
+func ClearHardwareInfoCache() { C.st_hardware_info_clear_cache() }

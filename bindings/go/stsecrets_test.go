@@ -272,3 +272,104 @@ func TestStore(t *testing.T) {
 		t.Fatalf("%v %v", cost, err)
 	}
 }
+
+func TestManagerSourceDiagnoseAndResetDefault(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets.json")
+	m, err := New(map[string]any{"file_path": file, "env_prefix": "GOTEST_SRC", "providers": []string{"env", "file"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Set("HF_TOKEN", "hf_go_source"); err != nil {
+		t.Fatal(err)
+	}
+	if v, p, err := m.GetWithSource("HF_TOKEN"); err != nil || v != "hf_go_source" || p != "file" {
+		t.Fatalf("%q %q %v", v, p, err)
+	}
+	t.Setenv("GOTEST_SRC_HF_TOKEN", "from-env")
+	if _, p, _ := m.GetWithSource("HF_TOKEN"); p != "env" {
+		t.Fatalf("provider %q, want env", p)
+	}
+	if _, _, err := m.GetWithSource("MISSING_KEY"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	report, err := m.Diagnose()
+	if err != nil || len(report) != 2 || report[1]["name"] != "file" {
+		t.Fatalf("%v %v", report, err)
+	}
+	if _, ok := report[0]["checks"]; !ok {
+		t.Fatalf("the doctor's report has a checks field: %v", report[0])
+	}
+	// The default manager reads the environment again after a reset.
+	t.Setenv("SIMPLETUNER_SECRETS_FILE", file)
+	if err := ResetDefault(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Default().Get("HF_TOKEN"); err != nil || v != "hf_go_source" {
+		t.Fatalf("%q %v", v, err)
+	}
+	os.Unsetenv("SIMPLETUNER_SECRETS_FILE")
+	if err := ResetDefault(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCacheCleanupAndStoreAdministration(t *testing.T) {
+	c, err := NewCache(50*time.Millisecond, 10, DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.Set("a", []byte("1"))
+	_ = c.Set("b", []byte("2"))
+	time.Sleep(120 * time.Millisecond)
+	if n := c.Cleanup(); n != 2 {
+		t.Fatalf("cleanup removed %d, want 2", n)
+	}
+
+	t.Setenv("SIMPLETUNER_CREDENTIAL_KEY", "go-binding-rotate-new")
+	t.Setenv("SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS", "go-binding-rotate-old")
+	ResetCrypto()
+	defer ResetCrypto()
+	s, err := OpenStore(filepath.Join(t.TempDir(), "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetCredential("replicate", "api_token", "r8_rotate"); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.RotateCredentials()
+	if err != nil || counts == nil {
+		t.Fatalf("%v %v", counts, err)
+	}
+	entries, err := s.AuditEntries(10)
+	if err != nil || len(entries) < 1 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	for _, e := range entries {
+		for _, v := range e {
+			if s, ok := v.(string); ok && strings.Contains(s, "r8_rotate") {
+				t.Fatal("an audit entry shows the credential")
+			}
+		}
+	}
+	if _, err := s.AuditEntries(-1); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("want ErrInvalidArgument, got %v", err)
+	}
+
+	defer ClearHardwareInfoCache()
+	if err := SetHardwareInfo(map[string]any{"gpu-test": map[string]any{"name": "Test", "cost_per_second": 0.001}}); err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := HourlyCost(nil, "gpu-test"); err != nil || cost < 3.599 || cost > 3.601 {
+		t.Fatalf("%v %v", cost, err)
+	}
+	if err := SetHardwareInfo(map[string]any{"gpu-test": map[string]any{"cost_per_second": -1}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("want ErrInvalidArgument, got %v", err)
+	}
+	ClearHardwareInfoCache()
+	if _, err := HourlyCost(nil, "gpu-test"); err == nil {
+		t.Fatal("after ClearHardwareInfoCache the defaults answer: gpu-test is unknown")
+	}
+}

@@ -46,6 +46,8 @@ export class Cache {
   delete(key: string): boolean;
   clear(): number;
   invalidatePrefix(prefix: string): number;
+  /** Removes the expired entries now; returns how many. */
+  cleanup(): number;
   stats(): CacheStats;
   /** Frees the native cache now (a finalizer is the backstop). */
   close(): void;
@@ -65,13 +67,19 @@ export class Manager {
   constructor(cfg?: Record<string, unknown>);
   /** The process-wide manager, configured from the environment. */
   static default(): Manager;
+  /** Drops the process-wide manager; its next use reads the environment again. */
+  static resetDefault(): void;
   /** undefined when every provider answered "absent". */
   get(key: string): string | undefined;
+  /** get, also naming the provider that answered ('env', 'file', 'aws', 'vault'). */
+  getWithSource(key: string): { value: string; provider: string } | undefined;
   set(key: string, value: string): void;
   /** false when the secrets file did not have the key. */
   delete(key: string): boolean;
   clearCache(): void;
   providers(): ProviderInfo[];
+  /** providers() with each provider's live checks under `checks` (null for env and file). */
+  diagnose(): Array<ProviderInfo & { checks: Record<string, unknown> | null }>;
   close(): void;
 }
 

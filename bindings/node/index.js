@@ -1,8 +1,9 @@
 'use strict';
 // Node binding of libst_secrets over koffi: synchronous, mirroring the Go
 // binding with camelCase names. It wraps the C header and re-implements
-// nothing. The library is found at $ST_SECRETS_LIB, next to this package, or
-// in the repository's target/release then target/debug.
+// nothing; its declarations are generated from the header (signatures.js).
+// The library is found at $ST_SECRETS_LIB, next to this package, or in the
+// repository's target/release then target/debug.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -25,68 +26,16 @@ function findLibrary() {
 }
 
 const lib = koffi.load(findLibrary());
-for (const t of ['st_buf', 'st_error', 'st_cache', 'st_sink', 'st_secrets', 'st_store']) koffi.opaque(t);
-koffi.struct('st_cache_stats', {
-  size: 'size_t', max_size: 'size_t', expired_count: 'size_t', default_ttl: 'double',
-  hits: 'uint64_t', misses: 'uint64_t', evictions: 'uint64_t', expirations: 'uint64_t',
-});
-koffi.proto('int st_compute_fn(void *user_data, const char *key, st_sink *sink)');
 
+// Every declaration comes from the header, through signatures.js (generated
+// by scripts/gen-signatures.js; a test fails when it is stale).
+const sig = require('./signatures');
+koffi.alias('st_result', 'int');
+for (const t of sig.opaque) koffi.opaque(t);
+for (const [name, fields] of Object.entries(sig.structs)) koffi.struct(name, fields);
+for (const proto of sig.callbacks) koffi.proto(proto);
 const C = {};
-for (const decl of [
-  'const char *st_result_name(int r)',
-  'int st_error_code(const st_error *e)',
-  'const char *st_error_message(const st_error *e)',
-  'void st_error_free(st_error *e)',
-  'const char *st_version()',
-  'uint32_t st_version_major()',
-  'const uint8_t *st_buf_data(const st_buf *b)',
-  'size_t st_buf_len(const st_buf *b)',
-  'void st_buf_free(st_buf *b)',
-  'int st_sink_write(st_sink *sink, const uint8_t *value, size_t len)',
-  'int st_cache_new(double ttl, size_t max, double cleanup, _Out_ st_cache **out, _Out_ st_error **err)',
-  'void st_cache_free(st_cache *c)',
-  'int st_cache_set(st_cache *c, const char *key, const uint8_t *v, size_t len, double ttl, _Out_ st_error **err)',
-  'int st_cache_get(st_cache *c, const char *key, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_cache_get_into(st_cache *c, const char *key, uint8_t *dst, size_t cap, uint64_t *out_len, void *err)',
-  'int st_cache_get_or_set(st_cache *c, const char *key, st_compute_fn *fn, void *user, double ttl, _Out_ st_buf **out, _Out_ st_error **err)',
-  'bool st_cache_delete(st_cache *c, const char *key)',
-  'size_t st_cache_clear(st_cache *c)',
-  'size_t st_cache_invalidate_prefix(st_cache *c, const char *prefix)',
-  'int st_cache_stats_get(const st_cache *c, _Out_ st_cache_stats *out, _Out_ st_error **err)',
-  'st_cache *st_provider_config_cache()',
-  'st_cache *st_user_permission_cache()',
-  'size_t st_invalidate_provider_cache(const char *provider)',
-  'size_t st_invalidate_user_cache(int64_t user_id)',
-  'int st_secrets_new(const char *config, _Out_ st_secrets **out, _Out_ st_error **err)',
-  'void st_secrets_free(st_secrets *m)',
-  'int st_secrets_get(st_secrets *m, const char *key, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_secrets_set(st_secrets *m, const char *key, const char *value, _Out_ st_error **err)',
-  'int st_secrets_delete(st_secrets *m, const char *key, _Out_ st_error **err)',
-  'void st_secrets_clear_cache(st_secrets *m)',
-  'int st_secrets_providers_json(st_secrets *m, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_encrypt(const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_decrypt(const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_encrypt_with_secret(const char *s, const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_decrypt_with_secret(const char *s, const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_reencrypt(const char *c, _Out_ st_buf **out, _Out_ st_error **err)',
-  'void st_crypto_reset()',
-  'int st_store_open(const char *path, _Out_ st_store **out, _Out_ st_error **err)',
-  'void st_store_free(st_store *s)',
-  'int st_store_get_provider_config(st_store *s, const char *p, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_store_save_provider_config(st_store *s, const char *p, const char *json, _Out_ st_error **err)',
-  'int st_store_merge_provider_config(st_store *s, const char *p, const char *json, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_store_set_credential(st_store *s, const char *p, const char *n, const char *v, _Out_ st_error **err)',
-  'int st_store_get_credential(st_store *s, const char *p, const char *n, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_store_delete_credential(st_store *s, const char *p, const char *n, _Out_ st_error **err)',
-  'int st_store_rotate_credentials(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_store_audit_json(st_store *s, size_t limit, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_store_audit_verify(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_hardware_info_json(st_store *s, _Out_ st_buf **out, _Out_ st_error **err)',
-  'int st_hardware_info_set(const char *json, _Out_ st_error **err)',
-  'void st_hardware_info_clear_cache()',
-  'int st_hardware_hourly_cost(st_store *s, const char *hw, _Out_ double *out, _Out_ st_error **err)',
-]) {
+for (const decl of sig.functions) {
   const fn = lib.func(decl);
   C[fn.info.name] = fn;
 }
@@ -260,6 +209,8 @@ class Cache extends Handle {
   delete(key) { return C.st_cache_delete(this.handle, key); }
   clear() { return Number(C.st_cache_clear(this.handle)); }
   invalidatePrefix(prefix) { return Number(C.st_cache_invalidate_prefix(this.handle, prefix)); }
+  /** Removes the expired entries now (otherwise swept lazily); how many. */
+  cleanup() { return Number(C.st_cache_cleanup(this.handle)); }
 
   stats() {
     const out = {};
@@ -310,6 +261,16 @@ class Manager extends Handle {
     return b === undefined ? undefined : b.toString('utf8');
   }
 
+  /** Like get, also naming the provider that answered:
+   *  {value, provider} ('env', 'file', 'aws', 'vault'), or undefined. */
+  getWithSource(key) {
+    const value = [null];
+    const provider = [null];
+    const err = [null];
+    if (!found(C.st_secrets_get_with_source(this.handle, key, value, provider, err), err)) return undefined;
+    return { value: text(takeBuf(value[0])), provider: text(takeBuf(provider[0])) };
+  }
+
   /** Saves key to the secrets file (0600, atomic, locked). */
   set(key, value) {
     const err = [null];
@@ -326,6 +287,20 @@ class Manager extends Handle {
 
   providers() {
     return JSON.parse(bufCall((o, e) => C.st_secrets_providers_json(this.handle, o, e)).toString());
+  }
+
+  /** The doctor's live checks: providers() with, under `checks`, what each
+   *  remote provider found (credential source, identity, whether the secret
+   *  is readable). Sends requests; never returns a value. */
+  diagnose() {
+    return JSON.parse(bufCall((o, e) => C.st_secrets_diagnose_json(this.handle, o, e)).toString());
+  }
+
+  /** Drops the process-wide default manager: its next use reads the
+   *  environment again. Managers made with `new Manager` are not affected. */
+  static resetDefault() {
+    const err = [null];
+    check(C.st_secrets_reset_default(err), err);
   }
 
   toString() {

@@ -136,3 +136,46 @@ test('store and hardware pricing', () => {
   delete process.env.SIMPLETUNER_CREDENTIAL_KEY;
   st.resetCrypto();
 });
+
+test('manager: getWithSource, diagnose, resetDefault', () => {
+  const dir = tmp();
+  try {
+    const file = path.join(dir, 'secrets.json');
+    const m = new st.Manager({ file_path: file, env_prefix: 'NODETEST_SRC', providers: ['env', 'file'] });
+    m.set('HF_TOKEN', 'hf_node_source');
+    assert.deepEqual(m.getWithSource('hf-token'), { value: 'hf_node_source', provider: 'file' });
+    process.env.NODETEST_SRC_HF_TOKEN = 'from-env';
+    try {
+      assert.equal(m.getWithSource('HF_TOKEN').provider, 'env');
+    } finally {
+      delete process.env.NODETEST_SRC_HF_TOKEN;
+    }
+    assert.equal(m.getWithSource('MISSING_KEY'), undefined);
+    const report = m.diagnose();
+    assert.deepEqual(report.map((p) => p.name), ['env', 'file']);
+    assert.ok('checks' in report[0]);
+    assert.ok(!JSON.stringify(report).includes('hf_node_source'));
+
+    process.env.SIMPLETUNER_SECRETS_FILE = file;
+    try {
+      st.Manager.resetDefault();
+      assert.equal(st.Manager.default().get('HF_TOKEN'), 'hf_node_source');
+    } finally {
+      delete process.env.SIMPLETUNER_SECRETS_FILE;
+      st.Manager.resetDefault();
+    }
+    m.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cache: cleanup removes expired entries now', async () => {
+  const c = new st.Cache({ defaultTtl: 0.03, maxSize: 10 });
+  c.set('a', '1');
+  c.set('b', '2');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(c.cleanup(), 2);
+  assert.equal(c.stats().size, 0);
+  c.close();
+});
