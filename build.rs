@@ -1,6 +1,14 @@
 //! Generates include/st_secrets.h from src/ffi/ with cbindgen (pinned exactly in
 //! Cargo.toml), writing it only when its bytes change, and passes build facts
 //! to the crate (target triple and profile, shown by `st_version()`).
+//!
+//! It also gives the shared library its SONAME (see [`soname`]) and makes the
+//! profile directory (`target/release`, `target/debug`) usable in place, as an
+//! uninstalled prefix: the SONAME link `libst_secrets.so.0.1 ->
+//! libst_secrets.so`, the native libraries a static link needs
+//! (`native-static-libs.txt`), and `pkgconfig/st_secrets.pc` and
+//! `st_secrets_static.pc` pointing at this checkout (the Go binding's tests
+//! use them). `scripts/install.sh` makes the installed versions.
 
 use std::env;
 use std::fs;
@@ -24,11 +32,111 @@ fn main() {
         env::var("PROFILE").expect("cargo sets PROFILE")
     );
 
+    let major = version_part("MAJOR");
+    let minor = version_part("MINOR");
+    let soname = soname(&major, &minor);
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+        let profile_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+            .ancestors()
+            .nth(3)
+            .expect("OUT_DIR is <profile dir>/build/<pkg>/out")
+            .to_path_buf();
+        prepare_profile_dir(&root, &profile_dir, &soname);
+    }
+
     let header = generate_header(&root, &ffi_dir);
     let path = root.join("include/st_secrets.h");
     if fs::read(&path).ok().as_deref() != Some(header.as_slice()) {
         fs::create_dir_all(path.parent().expect("include/ has a parent")).expect("create include/");
         fs::write(&path, &header).expect("write include/st_secrets.h");
+    }
+}
+
+fn version_part(part: &str) -> String {
+    env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version")
+}
+
+/// The SONAME, by the README's ABI policy: before 1.0 a minor version may
+/// break the ABI, so it is part of the name (`libst_secrets.so.0.1`); from 1.0
+/// on only the major version is (`libst_secrets.so.1`).
+fn soname(major: &str, minor: &str) -> String {
+    if major == "0" {
+        format!("libst_secrets.so.0.{minor}")
+    } else {
+        format!("libst_secrets.so.{major}")
+    }
+}
+
+/// Makes `dir` (the profile's output directory) usable in place; see the
+/// module documentation. Every file is written only when it changes.
+fn prepare_profile_dir(root: &Path, dir: &Path, soname: &str) {
+    // A program linked with -lst_secrets records the SONAME, so the loader
+    // looks for that name; the link may dangle until the library is linked.
+    let link = dir.join(soname);
+    if fs::read_link(&link).ok().as_deref() != Some(Path::new("libst_secrets.so")) {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink("libst_secrets.so", &link).expect("create the SONAME link");
+    }
+    let libs = native_static_libs(dir);
+    write_if_changed(&dir.join("native-static-libs.txt"), &format!("{libs}\n"));
+    let include = root.join("include");
+    let version = env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
+    let shared = format!(
+        "# Uninstalled: this checkout's {profile} build (written by build.rs).\n\
+         libdir={libdir}\nincludedir={include}\n\n\
+         Name: st_secrets\nDescription: st-secrets (uninstalled {profile} build)\n\
+         Version: {version}\nCflags: -I${{includedir}}\n\
+         Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -lst_secrets\nLibs.private: {libs}\n",
+        profile = env::var("PROFILE").unwrap_or_default(),
+        libdir = dir.display(),
+        include = include.display(),
+    );
+    let static_ = format!(
+        "# Uninstalled: this checkout's {profile} build (written by build.rs).\n\
+         libdir={libdir}\nincludedir={include}\n\n\
+         Name: st_secrets_static\nDescription: st-secrets, static (uninstalled {profile} build)\n\
+         Version: {version}\nCflags: -I${{includedir}}\n\
+         Libs: ${{libdir}}/libst_secrets.a {libs}\n",
+        profile = env::var("PROFILE").unwrap_or_default(),
+        libdir = dir.display(),
+        include = include.display(),
+    );
+    let pc = dir.join("pkgconfig");
+    fs::create_dir_all(&pc).expect("create the pkgconfig directory");
+    write_if_changed(&pc.join("st_secrets.pc"), &shared);
+    write_if_changed(&pc.join("st_secrets_static.pc"), &static_);
+}
+
+/// The system libraries a static link of a Rust staticlib needs, as rustc
+/// prints them (`--print native-static-libs`) for an empty staticlib. This
+/// crate's dependencies add none (SQLite is bundled, TLS is pure Rust); the
+/// static consumer tests would fail to link if one did.
+fn native_static_libs(dir: &Path) -> String {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let scratch = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let src = scratch.join("empty.rs");
+    fs::write(&src, "").expect("write an empty crate");
+    let out = std::process::Command::new(rustc)
+        .args(["--crate-type", "staticlib", "--crate-name", "st_probe", "--edition", "2021"])
+        .arg("--target")
+        .arg(env::var("TARGET").expect("cargo sets TARGET"))
+        .args(["--print", "native-static-libs", "-o"])
+        .arg(scratch.join("libst_probe.a"))
+        .arg(&src)
+        .output()
+        .expect("run rustc --print native-static-libs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let libs = text
+        .lines()
+        .find_map(|l| l.split("native-static-libs: ").nth(1))
+        .unwrap_or_else(|| panic!("rustc printed no native-static-libs line for {}", dir.display()));
+    libs.trim().to_owned()
+}
+
+fn write_if_changed(path: &Path, text: &str) {
+    if fs::read_to_string(path).ok().as_deref() != Some(text) {
+        fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 }
 

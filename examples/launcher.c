@@ -8,7 +8,8 @@
  *   3. resolves a provider's settings once through the process-wide
  *      provider-config cache and shows the cache counters.
  *
- * Build and run: scripts/run-example.sh
+ * Build and run: scripts/run-example.sh (it gives the launcher a demo home with
+ * a secrets file, and one variable, so that the chain has something to find).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +55,7 @@ int main(void) {
     err = NULL;
     st_result rc = st_secrets_get_with_source(NULL, keys[i], &value, &provider, &err);
     if (rc == ST_OK) {
-      printf("launcher: %-22s resolved by '%s' (%zu bytes)\n", keys[i], st_buf_str(provider),
-             st_buf_len(value));
+      printf("launcher: %-22s resolved by '%s'\n", keys[i], st_buf_str(provider));
       /* ...hand the value to the training job here, e.g. in its environment... */
     } else if (rc == ST_NOT_FOUND) {
       printf("launcher: %-22s not set (checked every provider)\n", keys[i]);

@@ -10,7 +10,7 @@ mkdir -p "$out"
 cargo build --release --lib
 
 say "Go"
-(cd bindings/go && go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
+(cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
 python3 - "$out/go.txt" > "$out/go.jsonl" <<'PY'
 import json, re, sys
 runs = {}
@@ -25,7 +25,7 @@ for k, v in runs.items():
 PY
 
 say "Node"
-(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && node bench/cache.js) | tee "$out/node.jsonl"
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/cache.js) | tee "$out/node.jsonl"
 
 say "Python"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"

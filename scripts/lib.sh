@@ -21,6 +21,7 @@ ensure_system_tools() {
   command -v cmake >/dev/null || missing+=(cmake)
   command -v ninja >/dev/null || missing+=(ninja-build)
   command -v valgrind >/dev/null || missing+=(valgrind)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if ((${#missing[@]})); then
@@ -28,6 +29,44 @@ ensure_system_tools() {
     [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (root needed)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
+}
+
+# The version of tool $1 (first x.y[.z] in `$1 $2`), or nothing.
+tool_version() {
+  command -v "$1" >/dev/null || return 0
+  "$1" $2 2>/dev/null | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1
+}
+
+# Whether version $1 is at least $2 (both x.y[.z]).
+version_at_least() {
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]
+}
+
+# Checks, in the first seconds, every tool the test command needs and its
+# version (README "Prerequisites"), so a missing one fails now rather than
+# twenty minutes in. Debian's own Go and Node are older than needed.
+check_prerequisites() {
+  local problems=() v
+  check_one() { # NAME COMMAND VERSION_ARG MINIMUM HINT
+    v="$(tool_version "$2" "$3")"
+    if [ -z "$v" ]; then
+      problems+=("$1 is missing (need >= $4; $5)")
+    elif ! version_at_least "$v" "$4"; then
+      problems+=("$1 $v is too old (need >= $4; $5)")
+    fi
+  }
+  check_one Rust rustc --version 1.89 "rustup update stable"
+  check_one Go go version 1.22 "from go.dev or a newer distribution package"
+  check_one Node.js node --version 20 "from nodejs.org or a newer distribution package"
+  check_one npm npm --version 9 "comes with Node.js"
+  check_one CMake cmake --version 3.16 "apt-get install cmake"
+  check_one pkg-config pkg-config --version 0.29 "apt-get install pkg-config"
+  check_one Python python3 --version 3.9 "apt-get install python3"
+  if ((${#problems[@]})); then
+    printf 'prerequisite: %s\n' "${problems[@]}" >&2
+    die "prerequisites missing or too old (see README \"Prerequisites\")"
+  fi
+  say "prerequisites: rustc $(tool_version rustc --version), go $(tool_version go version), node $(tool_version node --version), cmake $(tool_version cmake --version), pkg-config $(tool_version pkg-config --version)"
 }
 
 # Creates (once) the Python virtual environment and installs the pinned

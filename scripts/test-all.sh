@@ -9,19 +9,24 @@
 #   5. pytest: interoperability with Python's cryptography and SimpleTuner's
 #      database, and the Python binding's suite
 #   6. the Go binding (go test -race) and the Node binding (node --test)
-#   7. integration against real servers on 127.0.0.1: moto (AWS Secrets
+#   7. consumer projects (CMake, Make + pkg-config, a Go module, a Node
+#      project) built outside the repository against an installed prefix
+#      (scripts/test-consumers.sh)
+#   8. integration against real servers on 127.0.0.1: moto (AWS Secrets
 #      Manager, STS, IAM; SigV4 verification on) and RustyVault (Vault API)
-# and ends with one line: "total: N passed, M failed".
+# and ends with one line: "total: N passed, M failed". It checks its
+# prerequisites and their versions first (ensure_system_tools).
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 trap stop_servers EXIT
 ensure_system_tools
+check_prerequisites
 logs="$ST_ROOT/build/test-logs"
 rm -rf "$logs" && mkdir -p "$logs"
 passed=0
 failed=0
 
-say "1/7 header drift"
+say "1/8 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
 if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
@@ -43,7 +48,7 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/7 cargo fmt --check, cargo clippy, cargo doc"
+say "2/8 cargo fmt --check, cargo clippy, cargo doc"
 if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
   RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
   passed=$((passed + 1))
@@ -52,7 +57,7 @@ else
   failed=$((failed + 1))
 fi
 
-say "3/7 cargo test"
+say "3/8 cargo test"
 set +e
 cargo test 2>&1 | tee "$logs/cargo-test.log"
 cargo_rc=${PIPESTATUS[0]}
@@ -65,8 +70,8 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "4/7 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
-cargo build --release --lib
+say "4/8 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+cargo build --release --lib --bin st-secrets
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
 cmake --build build/ctest
@@ -83,7 +88,7 @@ if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "5/7 pytest: interoperability with Python; the Python binding"
+say "5/8 pytest: interoperability with Python; the Python binding"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 cargo build --bin st-secrets
 set +e
@@ -102,10 +107,13 @@ if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "6/7 bindings: Go (go test -race), Node (node --test)"
+say "6/8 bindings: Go (go test -race), Node (node --test)"
 command -v go >/dev/null || die "go is required for the Go binding's tests"
 set +e
-(cd bindings/go && go test -race -count=1 -v ./...) 2>&1 | tee "$logs/go.log"
+# In the repository the binding links the release build through the
+# uninstalled pkg-config files the build writes (target/release/pkgconfig).
+(cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -race -count=1 -v ./...) 2>&1 |
+  tee "$logs/go.log"
 go_rc=${PIPESTATUS[0]}
 set -e
 p=$(grep -cE '^\s*--- PASS' "$logs/go.log" || true)
@@ -120,7 +128,8 @@ fi
 command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required for the Node binding's tests"
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
 set +e
-(cd bindings/node && node --test test/) 2>&1 | tee "$logs/node.log"
+(cd bindings/node && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node --test test/) 2>&1 |
+  tee "$logs/node.log"
 node_rc=${PIPESTATUS[0]}
 set -e
 p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$logs/node.log" | tail -1)
@@ -132,7 +141,20 @@ if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "7/7 integration: AWS against moto's server, Vault against RustyVault"
+say "7/8 consumer projects against an installed prefix"
+set +e
+scripts/test-consumers.sh --no-build 2>&1 | tee "$logs/consumers.log"
+consumers_rc=${PIPESTATUS[0]}
+set -e
+read -r p f < <(sed -nE 's/^consumers: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/consumers.log" | tail -1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$consumers_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: the consumer tests exited $consumers_rc"
+  failed=$((failed + 1))
+fi
+
+say "8/8 integration: AWS against moto's server, Vault against RustyVault"
 start_moto "$py" "$logs"
 set +e
 ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1 2>&1 |

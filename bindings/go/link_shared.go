@@ -2,10 +2,13 @@
 
 package stsecrets
 
-// Links libst_secrets.so from the repository's release build, with an rpath so
-// that `go test` runs from a clean checkout after `cargo build --release`.
+// Links the shared library found by pkg-config: an installed prefix
+// (PKG_CONFIG_PATH=<prefix>/lib/pkgconfig; st_secrets.pc adds an rpath, so
+// the program runs without LD_LIBRARY_PATH) or, inside the repository, the
+// release build (PKG_CONFIG_PATH=<repo>/target/release/pkgconfig, written by
+// the build).
 
 /*
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -lst_secrets -Wl,-rpath,${SRCDIR}/../../target/release
+#cgo pkg-config: st_secrets
 */
 import "C"

@@ -2,11 +2,12 @@
 
 package stsecrets
 
-// `go build -tags st_static` links libst_secrets.a; the system libraries
-// after it are those the Rust standard library needs (rustc
-// --print native-static-libs).
+// `go build -tags st_static` links libst_secrets.a through pkg-config's
+// st_secrets_static module, which lists the system libraries the Rust
+// standard library needs (rustc --print native-static-libs). The program
+// then needs no libst_secrets.so at run time.
 
 /*
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libst_secrets.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#cgo pkg-config: st_secrets_static
 */
 import "C"

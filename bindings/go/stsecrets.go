@@ -12,7 +12,6 @@ package stsecrets
 //go:generate go run ./internal/gen
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
 #include <stdlib.h>
 #include <string.h>
 #include "st_secrets.h"

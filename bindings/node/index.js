@@ -2,8 +2,8 @@
 // Node binding of libst_secrets over koffi: synchronous, mirroring the Go
 // binding with camelCase names. It wraps the C header and re-implements
 // nothing; its declarations are generated from the header (signatures.js).
-// The library is found at $ST_SECRETS_LIB, next to this package, or in the
-// repository's target/release then target/debug.
+// The library is loaded from $ST_SECRETS_LIB, the copy bundled in the package,
+// or the system loader's search path (see loadLibrary).
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -12,20 +12,30 @@ const koffi = require('koffi');
 
 const BINDING_MAJOR = 0;
 
-function findLibrary() {
-  if (process.env.ST_SECRETS_LIB) return process.env.ST_SECRETS_LIB;
-  const root = path.resolve(__dirname, '..', '..');
-  const candidates = [
-    path.join(__dirname, 'libst_secrets.so'),
-    path.join(root, 'target', 'release', 'libst_secrets.so'),
-    path.join(root, 'target', 'debug', 'libst_secrets.so'),
-  ];
-  const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error('libst_secrets.so not found: run cargo build --release or set ST_SECRETS_LIB');
-  return found;
+/** The library's file name as the system loader knows it (its SONAME). */
+const SONAME = 'libst_secrets.so.0.1';
+
+/** Loads the library from, in order: $ST_SECRETS_LIB; the copy bundled in this
+ *  package for this platform (prebuilds/<platform>-<arch>/, put there by
+ *  scripts/pack-node.sh); the system loader's search path (an installed
+ *  prefix in /etc/ld.so.conf or LD_LIBRARY_PATH). */
+function loadLibrary() {
+  if (process.env.ST_SECRETS_LIB) return koffi.load(process.env.ST_SECRETS_LIB);
+  const bundled = path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, 'libst_secrets.so');
+  if (fs.existsSync(bundled)) return koffi.load(bundled);
+  try {
+    return koffi.load(SONAME);
+  } catch (e) {
+    throw new Error(
+      `st-secrets: cannot load the native library. Looked in, in order: ` +
+      `$ST_SECRETS_LIB (unset); the copy bundled for ${process.platform}-${process.arch} (${bundled}: absent); ` +
+      `the system loader's search path for ${SONAME} (${e.message}). ` +
+      'Install st-secrets (scripts/install.sh) and add its lib directory to LD_LIBRARY_PATH, or set ST_SECRETS_LIB.',
+    );
+  }
 }
 
-const lib = koffi.load(findLibrary());
+const lib = loadLibrary();
 
 // Every declaration comes from the header, through signatures.js (generated
 // by scripts/gen-signatures.js; a test fails when it is stale).

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Installs st-secrets into a prefix, the way C/C++, Go and shell users expect:
+#
+#   scripts/install.sh --prefix DIR [--no-build] [--no-rpath]
+#
+#   lib/libst_secrets.so.X.Y.Z, .so.<soname version>, .so   the shared library (SONAME per the README's ABI policy)
+#   lib/libst_secrets.a                                       the static library
+#   include/st_secrets.h
+#   lib/pkgconfig/st_secrets.pc, st_secrets_static.pc          relocatable (${pcfiledir})
+#   lib/cmake/st_secrets/st_secretsConfig.cmake, ...Version   targets st_secrets::st_secrets, ::st_secrets_static
+#   bin/st-secrets                                            the command-line tool
+#   share/st_secrets/install-manifest.txt                     what was installed (for removal)
+#
+# It builds the release library and tool first (cargo; skip with --no-build)
+# and installs stripped copies (no debug info, no local symbols). DESTDIR is
+# honoured as packagers expect: files go to $DESTDIR$PREFIX, and the files
+# themselves name nothing absolute, so the prefix can be moved or copied.
+# --no-rpath leaves `-Wl,-rpath,${libdir}` out of st_secrets.pc (for a prefix
+# the system loader searches anyway, such as /usr).
+#
+# Everything is staged in a temporary directory first; a failure while copying
+# into the prefix removes what this run installed and says so.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+prefix=""
+build=1
+rpath=1
+usage() {
+  echo "usage: scripts/install.sh --prefix DIR [--no-build] [--no-rpath]   (DESTDIR is honoured)" >&2
+  exit 2
+}
+while (($#)); do
+  case "$1" in
+    --prefix) [ $# -ge 2 ] || usage; prefix="$2"; shift 2 ;;
+    --prefix=*) prefix="${1#--prefix=}"; shift ;;
+    --no-build) build=0; shift ;;
+    --no-rpath) rpath=0; shift ;;
+    -h | --help) usage ;;
+    *) echo "install.sh: unknown argument: $1" >&2; usage ;;
+  esac
+done
+[ -n "$prefix" ] || usage
+case "$prefix" in
+  /*) ;;
+  *) prefix="$PWD/$prefix" ;;
+esac
+prefix="${prefix%/}"
+dest="${DESTDIR:-}$prefix"
+fail() { echo "install.sh: $*" >&2; exit 1; }
+
+# The destination must exist or be creatable, and be writable, before anything
+# is built or copied.
+mkdir -p -- "$dest" 2>/dev/null || fail "cannot create the prefix '$dest' (permission denied or not a directory)"
+[ -d "$dest" ] && [ -w "$dest" ] || fail "the prefix '$dest' is not a writable directory"
+
+version="$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
+major="${version%%.*}"
+rest="${version#*.}"
+minor="${rest%%.*}"
+if [ "$major" = 0 ]; then soversion="0.$minor"; else soversion="$major"; fi
+soname="libst_secrets.so.$soversion"
+realname="libst_secrets.so.$version"
+
+if [ "$build" = 1 ]; then
+  command -v cargo >/dev/null || fail "cargo is required to build (or pass --no-build after a release build)"
+  (cd "$ROOT" && cargo build --release --lib --bin st-secrets) >&2
+fi
+rel="$ROOT/target/release"
+for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt; do
+  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release --lib --bin st-secrets (or drop --no-build)"
+done
+got_soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
+[ "$got_soname" = "$soname" ] || fail "the built library's SONAME is '$got_soname', expected '$soname': rebuild it"
+native_libs="$(cat "$rel/native-static-libs.txt")"
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/lib/pkgconfig" "$stage/lib/cmake/st_secrets" "$stage/include" "$stage/bin" "$stage/share/st_secrets"
+
+strip --strip-unneeded -o "$stage/lib/$realname" "$rel/libst_secrets.so"
+chmod 0755 "$stage/lib/$realname"
+ln -s "$realname" "$stage/lib/$soname"
+ln -s "$soname" "$stage/lib/libst_secrets.so"
+strip --strip-debug -o "$stage/lib/libst_secrets.a" "$rel/libst_secrets.a"
+chmod 0644 "$stage/lib/libst_secrets.a"
+install -m 0644 "$ROOT/include/st_secrets.h" "$stage/include/st_secrets.h"
+strip --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"
+chmod 0755 "$stage/bin/st-secrets"
+
+rpath_flag=""
+[ "$rpath" = 1 ] && rpath_flag=' -Wl,-rpath,${libdir}'
+cat >"$stage/lib/pkgconfig/st_secrets.pc" <<EOF
+# st-secrets: the shared library. Relocatable: every path derives from the
+# directory of this file. \`pkg-config --static\` adds the system libraries a
+# static link needs (Libs.private), but -lst_secrets still picks the shared
+# library where both exist: link statically through st_secrets_static.
+prefix=\${pcfiledir}/../..
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: st_secrets
+Description: Secrets providers, TTL cache and credential encryption for ML training launchers
+Version: $version
+Cflags: -I\${includedir}
+Libs: -L\${libdir}$rpath_flag -lst_secrets
+Libs.private: $native_libs
+EOF
+cat >"$stage/lib/pkgconfig/st_secrets_static.pc" <<EOF
+# st-secrets: the static library, with the system libraries it needs (from
+# rustc --print native-static-libs). Relocatable, like st_secrets.pc.
+prefix=\${pcfiledir}/../..
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: st_secrets_static
+Description: Secrets providers, TTL cache and credential encryption for ML training launchers (static)
+Version: $version
+Cflags: -I\${includedir}
+Libs: \${libdir}/libst_secrets.a $native_libs
+EOF
+
+cmake_libs="$(printf '%s\n' $native_libs | sed -e 's/^-l//' | paste -sd';' -)"
+cat >"$stage/lib/cmake/st_secrets/st_secretsConfig.cmake" <<EOF
+# st-secrets CMake package: find_package(st_secrets CONFIG REQUIRED), then link
+# st_secrets::st_secrets (shared) or st_secrets::st_secrets_static (static,
+# with the system libraries it needs). Relocatable: paths derive from this
+# file's location.
+get_filename_component(_st_secrets_prefix "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
+
+if(NOT TARGET st_secrets::st_secrets)
+  add_library(st_secrets::st_secrets SHARED IMPORTED)
+  set_target_properties(st_secrets::st_secrets PROPERTIES
+    IMPORTED_LOCATION "\${_st_secrets_prefix}/lib/$realname"
+    IMPORTED_SONAME "$soname"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_st_secrets_prefix}/include")
+endif()
+
+if(NOT TARGET st_secrets::st_secrets_static)
+  add_library(st_secrets::st_secrets_static STATIC IMPORTED)
+  set_target_properties(st_secrets::st_secrets_static PROPERTIES
+    IMPORTED_LOCATION "\${_st_secrets_prefix}/lib/libst_secrets.a"
+    IMPORTED_LINK_INTERFACE_LANGUAGES "C"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_st_secrets_prefix}/include"
+    INTERFACE_LINK_LIBRARIES "$cmake_libs")
+endif()
+
+set(st_secrets_VERSION "$version")
+unset(_st_secrets_prefix)
+EOF
+cat >"$stage/lib/cmake/st_secrets/st_secretsConfigVersion.cmake" <<EOF
+# Compatibility by the README's ABI policy: before 1.0 the same major and
+# minor version (a minor version may break the ABI), from 1.0 the same major.
+set(PACKAGE_VERSION "$version")
+set(PACKAGE_VERSION_COMPATIBLE FALSE)
+if(PACKAGE_FIND_VERSION)
+  set(_st_abi_same FALSE)
+  if("$major" STREQUAL "0")
+    if(PACKAGE_FIND_VERSION_MAJOR STREQUAL "0" AND PACKAGE_FIND_VERSION_MINOR STREQUAL "$minor")
+      set(_st_abi_same TRUE)
+    endif()
+  elseif(PACKAGE_FIND_VERSION_MAJOR STREQUAL "$major")
+    set(_st_abi_same TRUE)
+  endif()
+  if(_st_abi_same AND NOT PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION)
+    set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  endif()
+  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
+    set(PACKAGE_VERSION_EXACT TRUE)
+  endif()
+  unset(_st_abi_same)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+if(NOT CMAKE_SIZEOF_VOID_P STREQUAL "8")
+  set(PACKAGE_VERSION "\${PACKAGE_VERSION} (64-bit)")
+  set(PACKAGE_VERSION_UNSUITABLE TRUE)
+endif()
+EOF
+
+(cd "$stage" && find . \( -type f -o -type l \) | sed 's|^\./||' | sort) >"$stage/share/st_secrets/install-manifest.txt"
+echo "share/st_secrets/install-manifest.txt" >>"$stage/share/st_secrets/install-manifest.txt"
+
+# Copy into the prefix, remembering what was written; undo on failure.
+installed=()
+undo() {
+  local f
+  for f in "${installed[@]}"; do rm -f -- "$dest/$f"; done
+  echo "install.sh: FAILED while copying into '$dest'; removed the ${#installed[@]} file(s) this run had installed there" >&2
+}
+while IFS= read -r f; do
+  dir="$(dirname -- "$f")"
+  if ! mkdir -p -- "$dest/$dir" || ! cp -P -f -- "$stage/$f" "$dest/$f"; then
+    undo
+    exit 1
+  fi
+  installed+=("$f")
+done <"$stage/share/st_secrets/install-manifest.txt"
+
+echo "installed st-secrets $version into $dest (${#installed[@]} files; list: $dest/share/st_secrets/install-manifest.txt)"
