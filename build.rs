@@ -118,7 +118,14 @@ fn native_static_libs(dir: &Path) -> String {
     let src = scratch.join("empty.rs");
     fs::write(&src, "").expect("write an empty crate");
     let out = std::process::Command::new(rustc)
-        .args(["--crate-type", "staticlib", "--crate-name", "st_probe", "--edition", "2021"])
+        .args([
+            "--crate-type",
+            "staticlib",
+            "--crate-name",
+            "st_probe",
+            "--edition",
+            "2021",
+        ])
         .arg("--target")
         .arg(env::var("TARGET").expect("cargo sets TARGET"))
         .args(["--print", "native-static-libs", "-o"])
@@ -130,7 +137,12 @@ fn native_static_libs(dir: &Path) -> String {
     let libs = text
         .lines()
         .find_map(|l| l.split("native-static-libs: ").nth(1))
-        .unwrap_or_else(|| panic!("rustc printed no native-static-libs line for {}", dir.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "rustc printed no native-static-libs line for {}",
+                dir.display()
+            )
+        });
     libs.trim().to_owned()
 }
 

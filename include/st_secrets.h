@@ -525,7 +525,9 @@ void st_error_free(st_error *e);
  * `~/.simpletuner/secrets.json`, `secrets.yaml`, `secrets.yml`). Otherwise a
  * JSON object whose keys override that: `file_path` (string; `~/` expanded;
  * used even if the file does not exist yet), `env_prefix` (string: variables
- * are read as `<prefix>_<KEY>`), `cache_ttl` and `negative_ttl` (seconds,
+ * are read as `<prefix>_<KEY>`), `max_file_size` (bytes, 1 to 1 GiB, default
+ * 4 MiB: a larger secrets file is refused before it is read),
+ * `cache_ttl` and `negative_ttl` (seconds, 0 to ten years,
  * for answers of remote providers; default 300 and 30), `providers` (ordered
  * list of provider names overriding the chain `["env", "file", "aws",
  * "vault"]`, e.g. `["file", "env"]`), AWS Secrets Manager's
@@ -545,8 +547,9 @@ void st_error_free(st_error *e);
  * provider that is not configured stays in the chain, unavailable, and
  * answers "absent" without network traffic.
  *
- * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for malformed JSON, an unknown key
- * or a bad value (the message names the key, never the value);
+ * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for an empty string, malformed
+ * JSON, a key given twice, an unknown key or a bad value, out-of-range
+ * numbers included (the message names the key, never the value);
  * `ST_INVALID_UTF8`; `ST_NULL_ARGUMENT` (`out`); `ST_PROVIDER_UNAVAILABLE`
  * when the default file location is needed and `$HOME` is unset.
  */

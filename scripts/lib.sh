@@ -112,14 +112,18 @@ bench_pair() {
 
 # Servers started for the integration tests; stop_servers ends them (the
 # test command calls it on exit, whatever happens).
+# Their data directories (ST_SERVER_DIRS) are removed with them.
 ST_SERVER_PIDS=()
+ST_SERVER_DIRS=()
 stop_servers() {
-  local pid
+  local pid dir
   for pid in "${ST_SERVER_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   ST_SERVER_PIDS=()
+  for dir in "${ST_SERVER_DIRS[@]}"; do rm -rf -- "$dir"; done
+  ST_SERVER_DIRS=()
 }
 
 # A free TCP port on 127.0.0.1.
@@ -183,6 +187,7 @@ start_rusty_vault() {
   rvault="$(ensure_rusty_vault)"
   port="$(free_port)"
   dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$dir")
   cat >"$dir/config.hcl" <<HCL
 storage "file" {
   path = "$dir/data"

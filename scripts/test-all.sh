@@ -14,19 +14,26 @@
 #      (scripts/test-consumers.sh)
 #   8. integration against real servers on 127.0.0.1: moto (AWS Secrets
 #      Manager, STS, IAM; SigV4 verification on) and RustyVault (Vault API)
+#   9. bounded fuzzing: every cargo-fuzz target for 20 s (scripts/fuzz.sh)
 # and ends with one line: "total: N passed, M failed". It checks its
 # prerequisites and their versions first (ensure_system_tools).
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
-trap stop_servers EXIT
 ensure_system_tools
 check_prerequisites
 logs="$ST_ROOT/build/test-logs"
 rm -rf "$logs" && mkdir -p "$logs"
+# Every temporary file of the run (the tests' secrets files, keys and
+# databases, the servers' data) goes under build/tmp, removed at the end
+# whatever happens: a run leaves nothing outside the repository and the tool
+# cache. (The tests remove their own as well; this catches a crashed one.)
+export TMPDIR="$ST_ROOT/build/tmp"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
+trap 'stop_servers; rm -rf "$TMPDIR"' EXIT
 passed=0
 failed=0
 
-say "1/8 header drift"
+say "1/9 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
 if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
@@ -48,7 +55,7 @@ else
   passed=$((passed + 1))
 fi
 
-say "2/8 cargo fmt --check, cargo clippy, cargo doc"
+say "2/9 cargo fmt --check, cargo clippy, cargo doc"
 if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
   RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
   passed=$((passed + 1))
@@ -57,7 +64,7 @@ else
   failed=$((failed + 1))
 fi
 
-say "3/8 cargo test"
+say "3/9 cargo test"
 set +e
 cargo test 2>&1 | tee "$logs/cargo-test.log"
 cargo_rc=${PIPESTATUS[0]}
@@ -70,7 +77,7 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "4/8 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
+say "4/9 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
 cargo build --release --lib --bin st-secrets
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
@@ -88,7 +95,7 @@ if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "5/8 pytest: interoperability with Python; the Python binding"
+say "5/9 pytest: interoperability with Python; the Python binding"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 cargo build --bin st-secrets
 set +e
@@ -107,7 +114,7 @@ if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "6/8 bindings: Go (go test -race), Node (node --test)"
+say "6/9 bindings: Go (go test -race), Node (node --test)"
 command -v go >/dev/null || die "go is required for the Go binding's tests"
 set +e
 # In the repository the binding links the release build through the
@@ -141,7 +148,7 @@ if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "7/8 consumer projects against an installed prefix"
+say "7/9 consumer projects against an installed prefix"
 set +e
 scripts/test-consumers.sh --no-build 2>&1 | tee "$logs/consumers.log"
 consumers_rc=${PIPESTATUS[0]}
@@ -154,7 +161,7 @@ if [ "$consumers_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "8/8 integration: AWS against moto's server, Vault against RustyVault"
+say "8/9 integration: AWS against moto's server, Vault against RustyVault"
 start_moto "$py" "$logs"
 set +e
 ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1 2>&1 |
@@ -171,6 +178,19 @@ passed=$((passed + p))
 failed=$((failed + f))
 if { [ "$moto_rc" != 0 ] || [ "$vault_rc" != 0 ]; } && [ "$f" = 0 ]; then
   echo "FAILED: the integration tests exited $moto_rc (moto) / $vault_rc (RustyVault)"
+  failed=$((failed + 1))
+fi
+
+say "9/9 fuzzing: every target for ${ST_FUZZ_SECONDS:-20} s"
+set +e
+scripts/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-20}" 2>&1 | tee "$logs/fuzz.log"
+fuzz_rc=${PIPESTATUS[0]}
+set -e
+read -r p f < <(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/fuzz.log" | tail -1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$fuzz_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+  echo "FAILED: the fuzz run exited $fuzz_rc"
   failed=$((failed + 1))
 fi
 

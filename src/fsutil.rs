@@ -1,6 +1,7 @@
 //! File-system steps for secret files, shared by the secrets file and the
-//! credential key file: private directories, temporary files that are 0600
-//! from their first byte, and durable renames.
+//! credential key file: reading them safely (regular files only, never
+//! blocking, bounded in size), private directories, temporary files that are
+//! 0600 from their first byte, and durable renames.
 
 use crate::Error;
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
@@ -8,6 +9,116 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The largest file [`read_regular`] reads unless told otherwise: 4 MiB, as
+/// the remote providers' bodies.
+pub(crate) const DEFAULT_MAX_FILE_SIZE: u64 = 4 << 20;
+
+/// Reads the file at `path` (`what` names it in messages), following a
+/// symlink: `Ok(None)` when it does not exist (a dangling symlink included).
+///
+/// It is opened without blocking (`O_NONBLOCK`: a FIFO or a device at the
+/// path cannot hang the caller) and refused unless it is a regular file, and
+/// refused before reading when it is larger than `max` bytes; at most `max`
+/// bytes are ever read (a file growing meanwhile is refused too), so memory
+/// stays bounded.
+///
+/// # Errors
+/// [`Error::Io`] naming the path: not a regular file, too large, or a read
+/// failure; [`Error::Permission`] when access is denied.
+pub(crate) fn read_regular(path: &Path, what: &str, max: u64) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::Read;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&format!("cannot open {what}"), path, &e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&format!("cannot inspect {what}"), path, &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!(
+            "{what} {} is not a regular file (it is {}); refusing to read it",
+            path.display(),
+            kind_of(&meta.file_type())
+        )));
+    }
+    let too_large = |size: u64| {
+        Error::Io(format!(
+            "{what} {} is {size} bytes, above the limit of {max} bytes; refusing to read it",
+            path.display()
+        ))
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(&format!("cannot read {what}"), path, &e))?;
+    if bytes.len() as u64 > max {
+        zeroize::Zeroize::zeroize(&mut bytes);
+        return Err(too_large(max.saturating_add(1)));
+    }
+    Ok(Some(bytes))
+}
+
+/// What a non-regular file is, for messages.
+pub(crate) fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens (creating it 0600 if needed) the lock file at `path` for an
+/// exclusive `flock`: never through a symlink (`O_NOFOLLOW`), never blocking
+/// on open, and only when it is a regular file.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::Io(format!(
+                    "lock file {} is a symbolic link; refusing to follow it (remove it)",
+                    path.display()
+                ))
+            } else {
+                Error::io("cannot open lock file", path, &e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect lock file", path, &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!(
+            "lock file {} is not a regular file (it is {}); refusing to use it",
+            path.display(),
+            kind_of(&meta.file_type())
+        )));
+    }
+    Ok(file)
+}
 
 /// Creates `dir` and its missing parents with mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), Error> {
@@ -28,10 +139,13 @@ pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Resu
         .map_or(0, |d| d.as_nanos());
     let temp = dir.join(format!("{prefix}{}.{nanos}", std::process::id()));
     let written = (|| {
+        // create_new (O_EXCL) never follows a symlink at the name; O_NOFOLLOW
+        // says so again.
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)
             .map_err(|e| Error::io("cannot create temporary file", &temp, &e))?;
         // The umask can only clear bits of 0600; set it exactly anyway.

@@ -36,6 +36,9 @@ pub mod crypto;
 mod error;
 pub mod ffi;
 mod fsutil;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod lazy;
 mod paths;
 mod secret;

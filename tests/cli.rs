@@ -286,3 +286,77 @@ fn store_commands() {
     assert_eq!(run_db(&["audit", "bogus"], "").status.code(), Some(2));
     assert_eq!(run_db(&["config", "get"], "").status.code(), Some(2));
 }
+
+#[test]
+fn audit_anchor_and_a_truncated_store_in_the_doctor() {
+    // Finding 8 of the hardening issue: `audit head` gives an external
+    // anchor, `audit verify --expect` fails on a shorter chain, and the
+    // doctor reports a store that had entries and lost them.
+    let home = TempDir::new().unwrap();
+    let db = home.path().join("state/cloud/jobs.db");
+    let dbs = db.to_str().unwrap().to_owned();
+    let run_db = |args: &[&str]| {
+        let mut all = vec!["--db", dbs.as_str()];
+        all.extend_from_slice(args);
+        run_with(
+            &home,
+            &all,
+            "",
+            &[("SIMPLETUNER_CREDENTIAL_KEY", "cli-anchor-key")],
+        )
+    };
+    for i in 0..3 {
+        let o = run_with(
+            &home,
+            &["--db", &dbs, "config", "set", "replicate"],
+            &format!(r#"{{"n": {i}}}"#),
+            &[("SIMPLETUNER_CREDENTIAL_KEY", "cli-anchor-key")],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    }
+    let anchor = out(&run_db(&["audit", "head"])).trim().to_owned();
+    assert!(
+        anchor.starts_with("3:") && anchor.len() == 2 + 64,
+        "{anchor}"
+    );
+    assert_eq!(
+        run_db(&["audit", "verify", "--expect", &anchor])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run_db(&["audit", "verify", "--expect", "3:xyz"])
+            .status
+            .code(),
+        Some(3)
+    );
+    let o = run_db(&["doctor"]);
+    assert!(out(&o).contains("3 audit entries"), "{}", out(&o));
+
+    rusqlite_delete_newest(&db);
+    let o = run_db(&["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "what is left still links up");
+    let o = run_db(&["audit", "verify", "--expect", &anchor]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("fewer than the anchor's 3"), "{}", out(&o));
+    let o = run_db(&["doctor", "HF_TOKEN"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("had 3 audit entries"), "{}", out(&o));
+
+    fs::File::create(&db).unwrap(); // truncated to 0 bytes
+    let o = run_db(&["doctor", "HF_TOKEN"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("is empty (0 bytes)"), "{}", out(&o));
+    assert_eq!(run_db(&["audit", "head"]).status.code(), Some(3));
+}
+
+/// Deletes the newest audit entry of the database at `db` behind the tool's back.
+fn rusqlite_delete_newest(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "DELETE FROM st_audit_log WHERE id = (SELECT MAX(id) FROM st_audit_log)",
+        [],
+    )
+    .unwrap();
+}

@@ -34,7 +34,10 @@ Commands:
   credential get PROVIDER NAME   print it (decrypted)
   credential delete PROVIDER NAME
   audit list [--limit N]  the newest audit entries (JSON lines)
-  audit verify         check the audit chain; exit 1 at the first broken entry
+  audit verify [--expect COUNT:HASH]
+                       check the audit chain; exit 1 at the first broken entry,
+                       or when it no longer holds the anchor (entries removed)
+  audit head           print the chain's anchor COUNT:HASH (keep it elsewhere)
   version              print the library version
   help                 this text
 
@@ -90,6 +93,7 @@ struct Options {
     db: Option<String>,
     store: bool,
     limit: Option<usize>,
+    expect: Option<String>,
     words: Vec<String>,
 }
 
@@ -101,6 +105,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, CliError> {
         db: None,
         store: false,
         limit: None,
+        expect: None,
         words: Vec::new(),
     };
     let mut args = args.peekable();
@@ -113,6 +118,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, CliError> {
             "--value" => o.value = Some(args.next().ok_or_else(|| usage("--value needs a value"))?),
             "--db" => o.db = Some(args.next().ok_or_else(|| usage("--db needs a FILE"))?),
             "--store" => o.store = true,
+            "--expect" => {
+                o.expect = Some(
+                    args.next()
+                        .ok_or_else(|| usage("--expect needs COUNT:HASH"))?,
+                )
+            }
             "--limit" => {
                 let n = args.next().ok_or_else(|| usage("--limit needs a number"))?;
                 o.limit = Some(n.parse().map_err(|_| usage("--limit needs a number"))?);
@@ -136,11 +147,7 @@ fn usage(message: &str) -> CliError {
 fn manager(o: &Options) -> Result<SecretsManager, CliError> {
     let config = match &o.config {
         None => ManagerConfig::from_environment(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io("cannot read config file", path.as_ref(), &e))?;
-            ManagerConfig::from_json(&text).map_err(|e| e.context(format!("config file {path}")))?
-        }
+        Some(path) => ManagerConfig::from_file(path.as_ref())?,
     };
     Ok(SecretsManager::new(config)?)
 }
@@ -310,6 +317,63 @@ fn run(o: &Options) -> Result<bool, CliError> {
     }
 }
 
+/// The doctor's look at the provider-config store, without creating it: its
+/// audit chain, and whether it holds fewer audit entries than it recorded
+/// after its last write (a truncated or replaced database). Returns one line.
+fn store_check(o: &Options, problems: &mut Vec<String>) -> String {
+    let path = match o.db.as_ref().map(std::path::PathBuf::from) {
+        Some(p) => p,
+        None => match st_secrets::store::default_db_path() {
+            Ok(p) => p,
+            Err(e) => return format!("none ({e})"),
+        },
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let recorded = path.with_file_name(format!(".{name}.audit-head"));
+    if !path.exists() {
+        if recorded.exists() {
+            problems.push(format!(
+                "store: {} is missing, but a store there had recorded audit entries ({}): deleted?",
+                path.display(),
+                recorded.display()
+            ));
+            return format!("{} MISSING", path.display());
+        }
+        return format!("{} (not created yet)", path.display());
+    }
+    let store = match Store::open(Some(&path)) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("store: {e}"));
+            return format!("{} FAILED ({})", path.display(), e.code_name());
+        }
+    };
+    let report = match store.verify_audit() {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("store: {e}"));
+            return format!("{} FAILED ({})", path.display(), e.code_name());
+        }
+    };
+    if let Some((id, why)) = &report.first_broken {
+        problems.push(format!("store: audit trail broken at entry {id}: {why}"));
+    }
+    if let Some((had, _)) = store.recorded_audit_head() {
+        if had > report.entries {
+            problems.push(format!(
+                "store: {} had {had} audit entries after its last write and now has {}: \
+                 truncated or replaced?",
+                path.display(),
+                report.entries
+            ));
+        }
+    }
+    format!("{}: {} audit entries", path.display(), report.entries)
+}
+
 fn open_store(o: &Options) -> Result<Store, CliError> {
     Ok(Store::open(o.db.as_deref().map(std::path::Path::new))?)
 }
@@ -382,8 +446,21 @@ fn audit_command(o: &Options) -> Result<bool, CliError> {
             }
             Ok(true)
         }
+        Some("head") if o.words.len() == 2 => {
+            println!("{}", store.audit_head()?);
+            Ok(true)
+        }
         Some("verify") if o.words.len() == 2 => {
-            let report = store.verify_audit()?;
+            let report = match &o.expect {
+                None => store.verify_audit()?,
+                Some(anchor) => match store.verify_audit_against(anchor) {
+                    Err(Error::Store(m)) => {
+                        println!("audit trail BROKEN: {m}");
+                        return Ok(false);
+                    }
+                    other => other?,
+                },
+            };
             match report.first_broken {
                 None => {
                     println!("audit trail intact: {} entries verified", report.entries);
@@ -395,7 +472,9 @@ fn audit_command(o: &Options) -> Result<bool, CliError> {
                 }
             }
         }
-        _ => Err(usage("audit takes list [--limit N] | verify")),
+        _ => Err(usage(
+            "audit takes list [--limit N] | verify [--expect COUNT:HASH] | head",
+        )),
     }
 }
 
@@ -624,11 +703,13 @@ fn doctor(o: &Options) -> Result<bool, CliError> {
     let diagnosis: serde_json::Value = serde_json::from_str(&m.diagnose_json())
         .map_err(|e| Error::Internal(format!("doctor JSON: {e}")))?;
     let checks = remote_checks(&diagnosis, &mut problems);
+    let store_state = store_check(o, &mut problems);
     if o.json {
         let report = serde_json::json!({
             "version": st_secrets::VERSION,
             "chain": diagnosis,
             "secrets_file": m.file_path().map(|p| p.display().to_string()),
+            "store": store_state,
             "keys": report_keys,
             "problems": problems,
         });
@@ -648,6 +729,7 @@ fn doctor(o: &Options) -> Result<bool, CliError> {
         if let Some(p) = m.file_path() {
             println!("secrets file: {}", p.display());
         }
+        println!("store: {store_state}");
         for line in &checks {
             println!("{line}");
         }

@@ -173,6 +173,18 @@ impl Cipher {
     /// [`Error::Key`] when the key file exists but cannot be read or is empty,
     /// when no key file location is known, or when a new key cannot be saved.
     pub fn from_sources(sources: &KeySources) -> Result<Cipher, Error> {
+        let mut attempt = 0;
+        loop {
+            if let Some(cipher) = Self::try_sources(sources, &mut attempt)? {
+                return Ok(cipher);
+            }
+        }
+    }
+
+    /// One pass of [`from_sources`](Self::from_sources): `Ok(None)` when a
+    /// concurrent creation of the key file calls for another pass (bounded by
+    /// [`MAX_KEY_ATTEMPTS`]).
+    fn try_sources(sources: &KeySources, attempt: &mut u32) -> Result<Option<Cipher>, Error> {
         let file_lines = match (&sources.key_file, &sources.env_key) {
             (None, _) => None,
             // With the key in the environment, the file only adds previous
@@ -214,8 +226,25 @@ impl Cipher {
                 })?;
                 match create_key_file(&path)? {
                     Created::New(secret) => (secret, KeyOrigin::Generated(path)),
-                    // Another process created it first: use theirs.
-                    Created::Raced => return Cipher::from_sources(sources),
+                    // Another process created it first: use theirs, once. A
+                    // name that exists but cannot be read (a dangling
+                    // symlink) would otherwise loop for ever.
+                    Created::Raced if *attempt < MAX_KEY_ATTEMPTS => {
+                        *attempt += 1;
+                        return Ok(None);
+                    }
+                    Created::Raced => {
+                        return Err(Error::Key(format!(
+                            "the key file {} exists but cannot be read{}: fix or remove it",
+                            path.display(),
+                            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+                            {
+                                " (a symbolic link to a missing file)"
+                            } else {
+                                ""
+                            }
+                        )))
+                    }
                 }
             }
         };
@@ -227,7 +256,7 @@ impl Cipher {
         }
         let previous = distinct;
         let previous: Vec<&str> = previous.iter().map(SecretString::expose).collect();
-        Ok(Cipher::build(current.expose(), &previous, origin))
+        Ok(Some(Cipher::build(current.expose(), &previous, origin)))
     }
 
     /// Where the current key came from.
@@ -380,9 +409,12 @@ fn secret_lines(text: &str) -> Vec<SecretString> {
 
 /// The key file's secrets: `None` when it does not exist; an error when it
 /// exists but cannot be read.
+/// The largest key file read: 64 KiB (a key is 43 characters a line).
+const MAX_KEY_FILE: u64 = 64 << 10;
+
 fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, Error> {
-    match fs::read(path) {
-        Ok(mut bytes) => {
+    match fsutil::read_regular(path, "key file", MAX_KEY_FILE) {
+        Ok(Some(mut bytes)) => {
             let lines = match std::str::from_utf8(&bytes) {
                 Ok(text) => Ok(Some(secret_lines(text))),
                 Err(_) => Err(Error::Key(format!(
@@ -393,13 +425,16 @@ fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, Error> {
             bytes.zeroize();
             lines
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(None) => Ok(None),
         Err(e) => Err(Error::Key(format!(
-            "{} (the key file is not replaced: that would make stored credentials unreadable)",
-            Error::io("cannot read the key file", path, &e)
+            "{e} (the key file is not replaced: that would make stored credentials unreadable)"
         ))),
     }
 }
+
+/// How many times sourcing starts over after losing the race to create the
+/// key file (the winner's file is read on the next pass).
+const MAX_KEY_ATTEMPTS: u32 = 2;
 
 enum Created {
     New(SecretString),

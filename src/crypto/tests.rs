@@ -239,3 +239,56 @@ fn explicit_secret_ciphers_are_cached() {
         &cipher_for_secret("another-explicit-secret")
     ));
 }
+
+/// Creates a FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn a_dangling_symlink_key_file_is_st_key_not_endless_recursion() {
+    // Finding 1 of the hardening issue: the hard link of a new key fails with
+    // EEXIST (the symlink is there), which used to be taken for a lost race
+    // and retried without bound (a stack overflow).
+    let dir = TempDir::new().unwrap();
+    let s = sources(&dir, None, None);
+    let path = s.key_file.clone().unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("missing-target"), &path).unwrap();
+    let e = Cipher::from_sources(&s).unwrap_err();
+    match &e {
+        Error::Key(m) => {
+            assert!(m.contains(&path.display().to_string()), "{m}");
+            assert!(m.contains("symbolic link"), "{m}");
+        }
+        other => panic!("want ST_KEY, got {other:?}"),
+    }
+    assert!(
+        !dir.path().join("missing-target").exists(),
+        "nothing is created through the link"
+    );
+}
+
+#[test]
+fn a_fifo_or_directory_key_file_is_refused_without_blocking() {
+    // Finding 2: a FIFO at the key path used to block the reader for ever.
+    let dir = TempDir::new().unwrap();
+    let s = sources(&dir, None, None);
+    let path = s.key_file.clone().unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    mkfifo(&path);
+    let e = Cipher::from_sources(&s).unwrap_err();
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("FIFO") && m.contains("credential.key")),
+        "{e:?}"
+    );
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    let e = Cipher::from_sources(&s).unwrap_err();
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("directory")),
+        "{e:?}"
+    );
+}

@@ -3,10 +3,39 @@
 
 pub(crate) use super::result::FfiError;
 use super::result::{st_error, st_result};
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::sync::Once;
+
+thread_local! {
+    /// How many entry points this thread is inside (callbacks can re-enter).
+    static AT_BOUNDARY: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Catches a panic of `body`, printing nothing: the library never writes to
+/// the host's stderr. Rust's default panic hook prints the message; a hook
+/// installed once (chaining to the one it replaces) stays silent for panics
+/// raised inside an entry point and passes every other panic on, so a Rust
+/// program embedding the library keeps its own reporting. The message still
+/// reaches the caller, in the `ST_PANIC` error.
+fn catch_quietly<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if AT_BOUNDARY.with(Cell::get) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    AT_BOUNDARY.with(|d| d.set(d.get() + 1));
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    AT_BOUNDARY.with(|d| d.set(d.get() - 1));
+    outcome
+}
 
 /// Runs the body of a fallible entry point: a panic becomes `ST_PANIC`, an error
 /// is handed to `*err` (when `err` is not NULL) and its code returned.
@@ -14,8 +43,8 @@ pub(crate) fn call(
     err: *mut *mut st_error,
     body: impl FnOnce() -> Result<(), FfiError>,
 ) -> st_result {
-    let outcome = catch_unwind(AssertUnwindSafe(body))
-        .unwrap_or_else(|payload| Err(FfiError::from_panic(payload.as_ref())));
+    let outcome =
+        catch_quietly(body).unwrap_or_else(|payload| Err(FfiError::from_panic(payload.as_ref())));
     match outcome {
         Ok(()) => st_result::ST_OK,
         Err(e) => report(err, e),
@@ -24,7 +53,7 @@ pub(crate) fn call(
 
 /// Runs the body of an entry point that has no error channel; `fallback` on panic.
 pub(crate) fn call_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    catch_quietly(body).unwrap_or(fallback)
 }
 
 fn report(err: *mut *mut st_error, e: FfiError) -> st_result {
@@ -244,6 +273,34 @@ mod tests {
             call(std::ptr::null_mut(), || Err(FfiError::null("x"))),
             st_result::ST_NULL_ARGUMENT
         );
+    }
+
+    #[test]
+    fn a_caught_panic_prints_nothing_on_stderr() {
+        // Run in a child process (this test binary, this test only, output
+        // not captured), so that what the panic hook prints can be read.
+        const CHILD: &str = "ST_TEST_QUIET_PANIC_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let mut err = std::ptr::null_mut();
+            let rc = call(&mut err, || panic!("boom-inside-the-library"));
+            assert_eq!(rc, st_result::ST_PANIC);
+            assert_eq!(call_or(3, || panic!("boom-without-error-channel")), 3);
+            take(err);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "ffi::boundary::tests::a_caught_panic_prints_nothing_on_stderr",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("boom"), "the library printed: {stderr}");
     }
 
     #[test]

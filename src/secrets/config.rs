@@ -17,6 +17,12 @@ use std::time::Duration;
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Default TTL of misses cached from remote providers.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Default of `max_file_size`: 4 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = crate::fsutil::DEFAULT_MAX_FILE_SIZE;
+/// Largest `max_file_size`: 1 GiB.
+pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
+/// Largest number of seconds a duration setting takes: ten years.
+pub const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 /// Environment variable naming the secrets file (an st-secrets addition).
 pub const ENV_SECRETS_FILE: &str = "SIMPLETUNER_SECRETS_FILE";
 
@@ -102,6 +108,9 @@ pub struct ManagerConfig {
     pub vault_namespace: Option<String>,
     /// KV version, 1 or 2 (else detected once per mount).
     pub vault_kv_version: Option<u8>,
+    /// Secrets files larger than this many bytes are refused before they
+    /// are read (default 4 MiB).
+    pub max_file_size: u64,
     /// Timeouts, retries and staleness of the remote providers.
     pub remote: RemoteSettings,
 }
@@ -145,8 +154,24 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "max_file_size",
+        value: "bytes, 1 to 1073741824",
+        doc: "secrets files larger than this are refused before they are read; default 4194304 (4 MiB)",
+        apply: |c, k, v| {
+            c.max_file_size = v
+                .as_u64()
+                .filter(|n| (1..=MAX_MAX_FILE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "config key '{k}' must be a whole number of bytes from 1 to {MAX_MAX_FILE_SIZE}"
+                    ))
+                })?;
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "cache_ttl",
-        value: "seconds, 0 or more",
+        value: "seconds, 0 to 315360000",
         doc: "how long the remote providers keep a fetched secret; default 300",
         apply: |c, k, v| {
             c.cache_ttl = seconds(k, v)?;
@@ -155,7 +180,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "negative_ttl",
-        value: "seconds, 0 or more",
+        value: "seconds, 0 to 315360000",
         doc: "how long the remote providers keep \"no such secret\"; default 30",
         apply: |c, k, v| {
             c.negative_ttl = seconds(k, v)?;
@@ -289,7 +314,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "max_stale",
-        value: "seconds, 0 or more",
+        value: "seconds, 0 to 315360000",
         doc: "how long past its TTL a value may be served while the service fails transiently (0: never); default 3600",
         apply: |c, k, v| {
             c.remote.max_stale = seconds(k, v)?;
@@ -298,7 +323,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "failure_ttl",
-        value: "seconds, 0 or more",
+        value: "seconds, 0 to 315360000",
         doc: "how long a failure answers before the service is asked again; default 5",
         apply: |c, k, v| {
             c.remote.failure_ttl = seconds(k, v)?;
@@ -324,6 +349,7 @@ impl Default for ManagerConfig {
             vault_mount: None,
             vault_namespace: None,
             vault_kv_version: None,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
             remote: RemoteSettings::default(),
         }
     }
@@ -341,25 +367,39 @@ impl ManagerConfig {
         }
     }
 
-    /// [`from_environment`](Self::from_environment) overridden by the keys of a
-    /// JSON object. An empty text or `{}` changes nothing; `null` values mean
-    /// "the default".
+    /// [`from_json`](Self::from_json) of the file at `path` (the tool's
+    /// `--config FILE`), read safely: a regular file of at most 1 MiB, opened
+    /// without blocking.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming the key: malformed JSON, not an object,
-    /// an unknown key, a value of the wrong type or out of range.
+    /// [`Error::Io`] / [`Error::Permission`] naming the file; else as
+    /// [`from_json`](Self::from_json), with the file named.
+    pub fn from_file(path: &std::path::Path) -> Result<ManagerConfig, Error> {
+        let bytes = crate::fsutil::read_regular(path, "config file", 1 << 20)?
+            .ok_or_else(|| Error::Io(format!("config file {} does not exist", path.display())))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            Error::InvalidArgument(format!("config file {} is not UTF-8", path.display()))
+        })?;
+        ManagerConfig::from_json(text)
+            .map_err(|e| e.context(format!("config file {}", path.display())))
+    }
+
+    /// [`from_environment`](Self::from_environment) overridden by the keys of a
+    /// JSON object. `{}` changes nothing; `null` values mean "the default".
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the key: an empty text, malformed
+    /// JSON, not an object, a key given twice, an unknown key, a value of the
+    /// wrong type or out of range.
     pub fn from_json(text: &str) -> Result<ManagerConfig, Error> {
         let mut config = ManagerConfig::from_environment();
         if text.trim().is_empty() {
-            return Ok(config);
-        }
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Error::invalid_json("configuration", &e))?;
-        let Value::Object(map) = value else {
             return Err(Error::InvalidArgument(
-                "configuration must be a JSON object".into(),
+                "configuration is empty: pass a JSON object (\"{}\" for the defaults) or NULL"
+                    .into(),
             ));
-        };
+        }
+        let UniqueKeys(map) = serde_json::from_str(text).map_err(|e| config_json_error(&e))?;
         for (key, value) in &map {
             let spec = CONFIG_KEYS
                 .iter()
@@ -371,6 +411,56 @@ impl ManagerConfig {
         }
         Ok(config)
     }
+}
+
+/// The top-level object of a configuration, refusing a key given twice (JSON
+/// allows it and serde_json keeps the last: here that would silently drop
+/// one of two settings).
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some(key) = a.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "{DUPLICATE}'{key}' is given twice"
+                        )));
+                    }
+                    let value: Value = a.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// Marks the duplicate-key error, whose message (a key name, no value) may be
+/// passed on, unlike serde_json's other messages, which can quote the text.
+const DUPLICATE: &str = "\u{1}duplicate:";
+
+fn config_json_error(e: &serde_json::Error) -> Error {
+    let text = e.to_string();
+    if let Some(rest) = text.strip_prefix(DUPLICATE) {
+        let what = rest.split(" at line ").next().unwrap_or(rest);
+        return Error::InvalidArgument(format!("configuration: config key {what}"));
+    }
+    if e.classify() == serde_json::error::Category::Data {
+        return Error::InvalidArgument("configuration must be a JSON object".into());
+    }
+    Error::invalid_json("configuration", e)
 }
 
 fn unknown(key: &str) -> Error {
@@ -390,14 +480,17 @@ fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, Error> {
         .ok_or_else(|| Error::InvalidArgument(format!("config key '{key}' must be a string")))
 }
 
+/// A duration in seconds: a number from 0 to [`MAX_SECONDS`] (ten years).
+/// Anything else, including numbers too large for a `Duration`, is an error
+/// naming the key (never a panic).
 fn seconds(key: &str, value: &Value) -> Result<Duration, Error> {
     value
         .as_f64()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|s| s.is_finite() && (0.0..=MAX_SECONDS).contains(s))
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "config key '{key}' must be a number of seconds, 0 or more"
+                "config key '{key}' must be a number of seconds from 0 to {MAX_SECONDS}"
             ))
         })
 }
@@ -486,7 +579,12 @@ mod tests {
                 ProviderKind::Vault
             ]
         );
-        assert_eq!(ManagerConfig::from_json("  ").unwrap().providers.len(), 4);
+        // An empty text is not a configuration (NULL or "{}" are).
+        assert!(matches!(
+            ManagerConfig::from_json("  "),
+            Err(Error::InvalidArgument(m)) if m.contains("empty")
+        ));
+        assert!(ManagerConfig::from_json("").is_err());
         let c = ManagerConfig::from_json(r#"{"vault_token": "s.SuperSecretToken"}"#).unwrap();
         assert!(!format!("{c:?}").contains("SuperSecret"));
         let c = ManagerConfig::from_json(r#"{"cache_ttl": null}"#).unwrap();
@@ -526,6 +624,42 @@ mod tests {
             e.contains("'env_prefix'") && !e.contains("SuperSecret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn duplicate_keys_and_out_of_range_numbers_are_errors_not_panics() {
+        let e = err(r#"{"cache_ttl": 5, "cache_ttl": 6}"#);
+        assert!(e.contains("'cache_ttl' is given twice"), "{e}");
+        let e = err(r#"{"vault_token": "s.SuperSecretA", "vault_token": "s.SuperSecretB"}"#);
+        assert!(
+            e.contains("'vault_token'") && !e.contains("SuperSecret"),
+            "{e}"
+        );
+        for (key, value) in [
+            ("cache_ttl", "1e308"),
+            ("negative_ttl", "1e20"),
+            ("max_stale", "1e300"),
+            ("failure_ttl", "1.8e19"),
+            ("request_timeout", "1e308"),
+            ("connect_timeout", "-0.5"),
+            ("cache_ttl", "315360001"),
+            ("max_file_size", "0"),
+            ("max_file_size", "1073741825"),
+            ("max_file_size", "1.5"),
+            ("retries", "1e30"),
+            ("vault_kv_version", "3"),
+        ] {
+            let text = format!("{{\"{key}\": {value}}}");
+            let e = ManagerConfig::from_json(&text).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidArgument(m) if m.contains(&format!("'{key}'"))),
+                "{text}: {e:?}"
+            );
+        }
+        let c =
+            ManagerConfig::from_json(r#"{"cache_ttl": 315360000, "max_file_size": 16}"#).unwrap();
+        assert_eq!(c.cache_ttl, Duration::from_secs(315_360_000));
+        assert_eq!(c.max_file_size, 16);
     }
 
     /// The README's table of keys, as [`CONFIG_KEYS`] gives it.

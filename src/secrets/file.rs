@@ -21,8 +21,8 @@ use crate::fsutil;
 use crate::secret::SecretString;
 use crate::Error;
 use parking_lot::{Mutex, RwLock};
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -115,6 +115,8 @@ pub struct FileProvider {
     state: RwLock<State>,
     /// Serialises this process's writers (other processes: the lock file).
     writer: Mutex<()>,
+    /// Files larger than this are refused before they are read.
+    max_size: u64,
 }
 
 impl std::fmt::Debug for FileProvider {
@@ -138,7 +140,15 @@ impl FileProvider {
                 next_check: None,
             }),
             writer: Mutex::new(()),
+            max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
         }
+    }
+
+    /// The same provider refusing files larger than `bytes` (default 4 MiB,
+    /// the manager's `max_file_size`).
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
     }
 
     /// The file that is read now, or that a save would create; `None` when no
@@ -204,7 +214,7 @@ impl FileProvider {
         };
         if path != st.path || stamp != st.stamp || st.snapshot.is_err() || racy {
             st.snapshot = match (&path, meta) {
-                (Some(p), Some(Ok(_))) => load(p).map(Arc::new),
+                (Some(p), Some(Ok(_))) => load(p, self.max_size).map(Arc::new),
                 (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(Error::io("cannot read secrets file", p, &e))
                 }
@@ -255,27 +265,19 @@ impl FileProvider {
             fsutil::create_private_dir(&dir)?;
         }
         let lock_path = dir.join(format!(".{name}.lock"));
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| Error::io("cannot open lock file", &lock_path, &e))?;
+        let lock = fsutil::open_lock_file(&lock_path)?;
         lock.lock()
             .map_err(|e| Error::io("cannot lock", &lock_path, &e))?;
         remove_stale_temporaries(&dir, &name);
 
         let format = Format::of(&target);
-        let mut doc = match fs::read(&target) {
-            Ok(mut bytes) => {
+        let mut doc = match fsutil::read_regular(&target, "secrets file", self.max_size)? {
+            Some(mut bytes) => {
                 let parsed = Document::parse(&bytes, format, &target);
                 bytes.zeroize();
                 parsed.map_err(|e| e.context("refusing to overwrite it"))?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Document::empty(format),
-            Err(e) => return Err(Error::io("cannot read secrets file", &target, &e)),
+            None => Document::empty(format),
         };
         let changed = change(&mut doc)?;
         if changed {
@@ -366,8 +368,10 @@ fn existing_default(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Reads and parses the file into a snapshot of its scalar values.
-fn load(path: &Path) -> Result<SecretMap, Error> {
-    let mut bytes = fs::read(path).map_err(|e| Error::io("cannot read secrets file", path, &e))?;
+fn load(path: &Path, max_size: u64) -> Result<SecretMap, Error> {
+    let Some(mut bytes) = fsutil::read_regular(path, "secrets file", max_size)? else {
+        return Ok(SecretMap::default()); // removed since its metadata was read
+    };
     let doc = Document::parse(&bytes, Format::of(path), path);
     bytes.zeroize();
     Ok(doc?.into_snapshot())
@@ -584,6 +588,32 @@ fn write_atomically(dir: &Path, name: &str, target: &Path, bytes: &[u8]) -> Resu
         return Err(Error::io("cannot replace", target, &e));
     }
     fsutil::sync_dir(dir)
+}
+
+/// The fuzz target of the secrets file: parse (JSON or YAML), and when that
+/// succeeds, save a key into it, render, parse again and read the key back.
+/// Panics only on a broken invariant.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_document(bytes: &[u8], yaml: bool) {
+    let path = Path::new(if yaml { "secrets.yaml" } else { "secrets.json" });
+    let format = Format::of(path);
+    let Ok(mut doc) = Document::parse(bytes, format, path) else {
+        return;
+    };
+    doc.set("FUZZ_KEY", "fuzz value");
+    let Ok(out) = doc.render(path) else {
+        return;
+    };
+    let again = Document::parse(&out, format, path).expect("what st-secrets writes, it reads");
+    let snapshot = again.into_snapshot();
+    assert_eq!(
+        snapshot
+            .resolve("FUZZ_KEY")
+            .map(|(_, v)| v.expose().to_owned())
+            .as_deref(),
+        Some("fuzz value"),
+        "a saved key reads back"
+    );
 }
 
 #[cfg(test)]

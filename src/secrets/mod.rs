@@ -153,7 +153,8 @@ impl SecretsManager {
                                 .into(),
                         ),
                     };
-                    let f = Arc::new(FileProvider::new(location));
+                    let f =
+                        Arc::new(FileProvider::new(location).with_max_size(config.max_file_size));
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }

@@ -48,6 +48,9 @@ pub struct AuditReport {
     pub entries: usize,
     /// The first entry whose hash or link does not verify, and why.
     pub first_broken: Option<(i64, String)>,
+    /// The hash of the last entry checked (the chain's head); 64 zeros for
+    /// an empty chain. With `entries`, the external anchor `COUNT:HASH`.
+    pub head: String,
 }
 
 impl AuditReport {
@@ -64,15 +67,15 @@ pub(crate) fn source_key(db_dir: &Path) -> Result<SecretBytes, Error> {
     }
     let path = db_dir.join("audit.key");
     for _ in 0..2 {
-        match std::fs::read(&path) {
-            Ok(bytes) if !bytes.is_empty() => return Ok(SecretBytes::from(bytes)),
-            Ok(_) => {
+        match fsutil::read_regular(&path, "audit key file", 64 << 10) {
+            Ok(Some(bytes)) if !bytes.is_empty() => return Ok(SecretBytes::from(bytes)),
+            Ok(Some(_)) => {
                 return Err(Error::Key(format!(
                 "the audit key file {} is empty; it is not replaced (that would break the chain)",
                 path.display()
             )))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None) => {
                 let key = fernet::Fernet::generate_key();
                 if fsutil::create_secret_file_once(&path, key.as_bytes())
                     .map_err(|e| Error::Key(format!("cannot save a new audit key: {e}")))?
@@ -83,8 +86,7 @@ pub(crate) fn source_key(db_dir: &Path) -> Result<SecretBytes, Error> {
             }
             Err(e) => {
                 return Err(Error::Key(format!(
-                    "{} (the audit key file is not replaced)",
-                    Error::io("cannot read the audit key", &path, &e)
+                    "{e} (the audit key file is not replaced)"
                 )))
             }
         }
@@ -93,6 +95,39 @@ pub(crate) fn source_key(db_dir: &Path) -> Result<SecretBytes, Error> {
         "cannot read or create {}",
         path.display()
     )))
+}
+
+/// The number of entries and the newest one's hash (64 zeros when empty),
+/// without verifying anything: two indexed reads.
+pub(crate) fn head(conn: &Connection) -> rusqlite::Result<(usize, String)> {
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM st_audit_log", [], |r| r.get(0))?;
+    let hash = match conn.query_row(
+        "SELECT hash FROM st_audit_log ORDER BY id DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    ) {
+        Ok(h) => h,
+        Err(rusqlite::Error::QueryReturnedNoRows) => GENESIS.to_owned(),
+        Err(e) => return Err(e),
+    };
+    Ok((usize::try_from(count).unwrap_or(0), hash))
+}
+
+/// The hash of the `n`-th entry (1-based, in chain order), if there is one.
+pub(crate) fn hash_at(conn: &Connection, n: usize) -> rusqlite::Result<Option<String>> {
+    if n == 0 {
+        return Ok(Some(GENESIS.to_owned()));
+    }
+    let offset = i64::try_from(n - 1).unwrap_or(i64::MAX);
+    match conn.query_row(
+        "SELECT hash FROM st_audit_log ORDER BY id ASC LIMIT 1 OFFSET ?1",
+        [offset],
+        |r| r.get(0),
+    ) {
+        Ok(h) => Ok(Some(h)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn entry_hash(key: &SecretBytes, e: &AuditEntry, prev_hash: &str) -> String {
@@ -209,6 +244,7 @@ pub(crate) fn verify(conn: &Connection, key: &SecretBytes) -> rusqlite::Result<A
             return Ok(AuditReport {
                 entries: index + 1,
                 first_broken: Some((entry.id, why.to_owned())),
+                head: hash.clone(),
             });
         }
         expected_prev = hash.clone();
@@ -216,5 +252,6 @@ pub(crate) fn verify(conn: &Connection, key: &SecretBytes) -> rusqlite::Result<A
     Ok(AuditReport {
         entries: rows.len(),
         first_broken: None,
+        head: expected_prev,
     })
 }

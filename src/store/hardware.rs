@@ -18,6 +18,11 @@ pub const DEFAULT_HARDWARE: &str = "gpu-l40s";
 pub const TTL: Duration = Duration::from_secs(300);
 const CACHE_KEY: &str = "provider:replicate:hardware_info";
 
+/// The highest `cost_per_second` accepted: 100 (USD 360,000 an hour), far
+/// above any real price, so that a mistyped or hostile value cannot make
+/// costs overflow to infinity.
+pub const MAX_COST_PER_SECOND: f64 = 100.0;
+
 /// SimpleTuner's default pricing.
 pub fn defaults() -> Value {
     json!({
@@ -27,16 +32,20 @@ pub fn defaults() -> Value {
 }
 
 /// Checks hardware information: an object of entries, each an object with a
-/// non-negative number `cost_per_second` (and optionally a string `name`).
+/// number `cost_per_second` from 0 to [`MAX_COST_PER_SECOND`] (and optionally
+/// a string `name`).
 pub fn validate(info: &Value) -> Result<(), Error> {
     let entries = info.as_object().ok_or_else(|| {
         Error::InvalidArgument("hardware_info must be a JSON object of hardware entries".into())
     })?;
     for (id, entry) in entries {
         let cost = entry.get("cost_per_second").and_then(Value::as_f64);
-        if !entry.is_object() || !cost.is_some_and(|c| c.is_finite() && c >= 0.0) {
+        if !entry.is_object()
+            || !cost.is_some_and(|c| c.is_finite() && (0.0..=MAX_COST_PER_SECOND).contains(&c))
+        {
             return Err(Error::InvalidArgument(format!(
-                "hardware_info entry '{id}' must be an object with a non-negative number cost_per_second"
+                "hardware_info entry '{id}' must be an object with a number cost_per_second \
+                 from 0 to {MAX_COST_PER_SECOND}"
             )));
         }
         if entry.get("name").is_some_and(|n| !n.is_string()) {
@@ -101,9 +110,18 @@ pub fn hourly_cost(store: Option<&Store>, hardware: Option<&str>) -> Result<f64,
     let id = hardware.unwrap_or(DEFAULT_HARDWARE);
     let info: Value = serde_json::from_str(&info(store)?)
         .map_err(|_| Error::Internal("hardware info is not JSON".into()))?;
-    info.get(id)
+    let cost = info
+        .get(id)
         .and_then(|e| e.get("cost_per_second"))
         .and_then(Value::as_f64)
-        .map(|c| c * 3600.0)
-        .ok_or_else(|| Error::NotFound(format!("no price for hardware '{id}'")))
+        .ok_or_else(|| Error::NotFound(format!("no price for hardware '{id}'")))?;
+    // Prices pass `validate` on every way in; a result that is still not a
+    // finite, non-negative number is refused rather than returned.
+    let hourly = cost * 3600.0;
+    if !hourly.is_finite() || hourly < 0.0 {
+        return Err(Error::InvalidArgument(format!(
+            "the price of hardware '{id}' is out of range"
+        )));
+    }
+    Ok(hourly)
 }

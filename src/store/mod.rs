@@ -131,6 +131,19 @@ impl Store {
         if !dir.exists() {
             fsutil::create_private_dir(dir)?;
         }
+        // An existing empty file is not a database this library made (it
+        // writes the schema as it creates one): most likely a truncated
+        // jobs.db. SQLite would take it for a new, empty database and the
+        // provider configurations and the audit trail would silently vanish.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.is_file() && meta.len() == 0 {
+                return Err(Error::Store(format!(
+                    "database {} exists but is empty (0 bytes): truncated? Refusing to start a \
+                     new database over it; restore it, or move it away to start afresh",
+                    path.display()
+                )));
+            }
+        }
         // Create the file 0600 before SQLite does (it would use the umask).
         if !path.exists() {
             OpenOptions::new()
@@ -267,6 +280,8 @@ impl Store {
         let result = body(&tx)?;
         tx.commit()
             .map_err(|e| db_error(&self.path, "cannot commit", e))?;
+        drop(conn);
+        self.record_head();
         Ok(result)
     }
 
@@ -419,6 +434,96 @@ impl Store {
         audit::verify(&self.conn.lock(), &self.audit_key)
             .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))
     }
+
+    /// The audit chain's head as an external anchor, `COUNT:HASH`: keep it
+    /// outside this machine and check it later with
+    /// [`verify_audit_against`](Self::verify_audit_against). (The chain alone
+    /// cannot show that its newest entries were deleted: what is left still
+    /// links up.)
+    pub fn audit_head(&self) -> Result<String, Error> {
+        let report = self.verify_audit()?;
+        Ok(format!("{}:{}", report.entries, report.head))
+    }
+
+    /// [`verify_audit`](Self::verify_audit), and the chain still holds the
+    /// anchor `expected` (`COUNT:HASH` from [`audit_head`](Self::audit_head)):
+    /// at least COUNT entries, the COUNT-th with that hash.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an anchor that is not `COUNT:HASH`;
+    /// [`Error::Store`] when the chain is shorter than the anchor (entries
+    /// were removed) or its COUNT-th entry differs (the chain was rewritten).
+    pub fn verify_audit_against(&self, expected: &str) -> Result<AuditReport, Error> {
+        let (count, hash) = expected
+            .split_once(':')
+            .and_then(|(c, h)| Some((c.parse::<usize>().ok()?, h)))
+            .filter(|(_, h)| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "an audit anchor is COUNT:HASH (from 'st-secrets audit head')".into(),
+                )
+            })?;
+        let report = self.verify_audit()?;
+        if report.first_broken.is_some() {
+            return Ok(report);
+        }
+        if report.entries < count {
+            return Err(Error::Store(format!(
+                "the audit trail has {} entries, fewer than the anchor's {count}: entries were removed",
+                report.entries
+            )));
+        }
+        let at = audit::hash_at(&self.conn.lock(), count)
+            .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))?;
+        if at.as_deref() != Some(hash) {
+            return Err(Error::Store(format!(
+                "audit entry {count} does not match the anchor: the trail was rewritten"
+            )));
+        }
+        Ok(report)
+    }
+
+    /// The audit head this store recorded beside the database after its last
+    /// write (`.<name>.audit-head`), as `(count, hash)`; `None` when there is
+    /// none. A database that now has fewer entries was truncated or replaced
+    /// (the doctor says so).
+    pub fn recorded_audit_head(&self) -> Option<(usize, String)> {
+        let bytes = fsutil::read_regular(&self.head_path(), "audit head", 1024).ok()??;
+        let text = String::from_utf8(bytes).ok()?;
+        let (count, hash) = text.trim().split_once(':')?;
+        Some((count.parse().ok()?, hash.to_owned()))
+    }
+
+    fn head_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.audit-head"))
+    }
+
+    /// Records the audit head beside the database (best effort: the write
+    /// itself has committed; a failure here only weakens the doctor's check).
+    /// Not synced to disk: it is a hint for the doctor, not the anchor.
+    fn record_head(&self) {
+        use std::io::Write;
+        let Ok((count, hash)) = audit::head(&self.conn.lock()) else {
+            return;
+        };
+        let target = self.head_path();
+        let temp = target.with_extension(format!("tmp{}", std::process::id()));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+            .and_then(|mut f| f.write_all(format!("{count}:{hash}\n").as_bytes()));
+        if written.is_err() || std::fs::rename(&temp, &target).is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
 }
 
 fn read_config_row(
@@ -442,7 +547,11 @@ fn read_config_row(
 /// A stored configuration, which must be a JSON object. SimpleTuner reads a
 /// malformed one as `{}`; here it is an error, so that nothing is built (and
 /// later saved) on top of a row that lost its data.
-fn parse_stored(path: &Path, provider: &str, text: &str) -> Result<Map<String, Value>, Error> {
+pub(crate) fn parse_stored(
+    path: &Path,
+    provider: &str,
+    text: &str,
+) -> Result<Map<String, Value>, Error> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(Error::Store(format!(
@@ -470,7 +579,7 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
 }
 
 /// RFC 7396 JSON merge patch.
-fn merge_patch(target: &mut Map<String, Value>, patch: Value) {
+pub(crate) fn merge_patch(target: &mut Map<String, Value>, patch: Value) {
     let Value::Object(patch) = patch else {
         return;
     };

@@ -409,6 +409,7 @@ fn hardware_info_defaults_store_override_set_and_clear() {
     hardware::clear_cache();
     assert_eq!(json(&hardware::info(None).unwrap()), hardware::defaults());
     hardware::clear_cache();
+    prices_are_range_checked_and_costs_are_finite();
 }
 
 #[test]
@@ -416,4 +417,88 @@ fn timestamps_look_like_pythons_isoformat() {
     let t = utc_now_iso();
     assert_eq!(t.len(), "2026-11-21T20:35:22.123456+00:00".len(), "{t}");
     assert!(t.ends_with("+00:00") && t.as_bytes()[10] == b'T', "{t}");
+}
+
+/// Called by `hardware_info_defaults_store_override_set_and_clear` (the
+/// hardware cache is process-wide).
+fn prices_are_range_checked_and_costs_are_finite() {
+    // Finding 7 of the hardening issue: cost_per_second 1e308 gave an hourly
+    // cost of +inf with ST_OK.
+    for bad in [
+        r#"{"gpu-x": {"cost_per_second": 1e308}}"#,
+        r#"{"gpu-x": {"cost_per_second": 100.5}}"#,
+        r#"{"gpu-x": {"cost_per_second": -0.001}}"#,
+    ] {
+        assert!(
+            matches!(hardware::set(bad), Err(Error::InvalidArgument(m)) if m.contains("'gpu-x'")),
+            "{bad}"
+        );
+    }
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(Some(&dir.path().join("jobs.db"))).unwrap();
+    let bad = r#"{"hardware_info": {"gpu-x": {"cost_per_second": 1e308}}}"#;
+    assert!(matches!(
+        store.save_provider_config("replicate", bad),
+        Err(Error::InvalidArgument(_))
+    ));
+    hardware::set(r#"{"gpu-x": {"cost_per_second": 100}}"#).unwrap();
+    assert_eq!(
+        hardware::hourly_cost(None, Some("gpu-x")).unwrap(),
+        360_000.0
+    );
+    hardware::clear_cache();
+}
+
+#[test]
+fn a_truncated_database_is_refused_and_removed_entries_fail_the_anchor() {
+    // Finding 8 of the hardening issue: a 0-byte jobs.db used to open as a
+    // new, empty database; deleting the newest audit entries left a chain
+    // that still verified.
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    for i in 0..4 {
+        store
+            .save_provider_config("replicate", &format!(r#"{{"n": {i}}}"#))
+            .unwrap();
+    }
+    let anchor = store.audit_head().unwrap();
+    assert!(anchor.starts_with("4:"), "{anchor}");
+    assert_eq!(
+        store.recorded_audit_head().map(|(n, h)| format!("{n}:{h}")),
+        Some(anchor.clone())
+    );
+    assert_eq!(store.verify_audit_against(&anchor).unwrap().entries, 4);
+    assert!(matches!(
+        store.verify_audit_against("4:nothex"),
+        Err(Error::InvalidArgument(_))
+    ));
+
+    // Delete the two newest entries: the rest still verifies, the anchor does not.
+    raw(&dir)
+        .execute("DELETE FROM st_audit_log WHERE id > 2", [])
+        .unwrap();
+    let report = store.verify_audit().unwrap();
+    assert_eq!((report.entries, report.first_broken), (2, None));
+    let e = store.verify_audit_against(&anchor).unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("fewer than the anchor's 4")),
+        "{e:?}"
+    );
+    // ...and what the store recorded after its last write says so too.
+    assert_eq!(store.recorded_audit_head().unwrap().0, 4);
+    drop(store);
+
+    // Truncate the database to 0 bytes: refused, not a new empty store.
+    std::fs::File::create(dir.path().join("cloud/jobs.db")).unwrap();
+    let e = Store::open(Some(&dir.path().join("cloud/jobs.db"))).unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("is empty (0 bytes)")),
+        "{e:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("cloud/jobs.db"))
+            .unwrap()
+            .len(),
+        0
+    );
 }

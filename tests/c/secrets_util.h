@@ -2,18 +2,46 @@
 #ifndef ST_TEST_SECRETS_UTIL_H
 #define ST_TEST_SECRETS_UTIL_H
 
+#include <ftw.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
 
+/* Removes one entry of a temporary tree (nftw callback, children first). */
+static inline int st_test_remove_entry(const char *path, const struct stat *sb, int flag,
+                                       struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static char st_test_dirs[16][512];
+static int st_test_dir_count = 0;
+static pid_t st_test_dirs_owner = 0;
+
+/* Removes every directory make_temp_dir made (they hold secrets files,
+ * credential keys and databases): at exit, whether the test passed or not.
+ * (A crash skips this; the test command runs the tests with TMPDIR inside
+ * its build directory and removes that too.) */
+static inline void st_test_remove_temp_dirs(void) {
+  if (getpid() != st_test_dirs_owner) return; /* a forked child's exit() */
+  for (int i = 0; i < st_test_dir_count && i < 16; i++) {
+    if (st_test_dirs[i][0]) nftw(st_test_dirs[i], st_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+}
+
 static inline char *make_temp_dir(void) {
-  static char templ[][64] = {"", "", "", "", "", "", "", "", "", "", "", "", "", "", "", ""};
-  static int next = 0;
-  char *t = templ[next++ % 16];
+  if (st_test_dir_count == 0) {
+    st_test_dirs_owner = getpid();
+    atexit(st_test_remove_temp_dirs);
+  }
+  char *t = st_test_dirs[st_test_dir_count++ % 16];
   const char *base = getenv("TMPDIR");
-  snprintf(t, 64, "%s/st-c-XXXXXX", base && *base ? base : "/tmp");
+  snprintf(t, sizeof st_test_dirs[0], "%s/st-c-XXXXXX", base && *base ? base : "/tmp");
   CHECK(mkdtemp(t) != NULL);
   return t;
 }

@@ -107,6 +107,25 @@ int main(void) {
     st_error_free(err);
   }
 
+  /* The manager's configuration (hardening findings 3 and 6): an empty
+   * string, a key given twice and numbers out of range are
+   * ST_INVALID_ARGUMENT naming the key, never a panic. */
+  {
+    st_secrets *m = (st_secrets *)0x1;
+    CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("", &m, &err));
+    CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_new("{\"cache_ttl\": 5, \"cache_ttl\": 6}", &m, &err));
+    const char *huge[] = {"{\"cache_ttl\": 1e308}", "{\"negative_ttl\": 1e20}",
+                          "{\"request_timeout\": 1e308}", "{\"max_stale\": 1e300}",
+                          "{\"max_file_size\": 0}"};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+      st_error *e = NULL;
+      CHECK(st_secrets_new(huge[i], &m, &e) == ST_INVALID_ARGUMENT);
+      CHECK(e != NULL && strstr(st_error_message(e), "config key '") != NULL);
+      st_error_free(e);
+    }
+    CHECK(m == (st_secrets *)0x1); /* out-parameter untouched on failure */
+  }
+
   /* Frees of NULL are no-ops. */
   st_cache_free(NULL);
   st_buf_free(NULL);

@@ -1,6 +1,6 @@
 /* Credential encryption through the C ABI: explicit secrets, key sourcing
    order, file modes, the never-overwrite rule, rotation and bad input. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: nftw in secrets_util.h */
 #include <stdlib.h>
 #include "secrets_util.h"
 

@@ -1,6 +1,6 @@
 /* The secrets manager through the C ABI: every rule of the env and file
    providers and of the chain. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: nftw in secrets_util.h */
 #include <stdlib.h>
 #include "secrets_util.h"
 

@@ -1,7 +1,7 @@
 /* Several processes on one secrets file: concurrent savers lose no update,
    and a writer killed mid-save leaves a file that parses and holds either the
    old or the new content. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: nftw in secrets_util.h */
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>

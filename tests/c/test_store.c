@@ -1,5 +1,5 @@
 /* The provider-configuration store and hardware pricing through the C ABI. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: nftw in secrets_util.h */
 #include <math.h>
 #include <stdlib.h>
 #include <sys/wait.h>

@@ -1,5 +1,5 @@
 'use strict';
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -7,7 +7,17 @@ const path = require('node:path');
 const util = require('node:util');
 const st = require('..');
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'st-node-'));
+// Temporary directories hold secrets files and databases: removed after the
+// tests, whether they passed or not.
+const made = [];
+const tmp = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-node-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test('version and error codes come from the library', () => {
   assert.match(st.version, /^st-secrets\/0\./);

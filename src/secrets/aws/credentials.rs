@@ -22,6 +22,23 @@ const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// The ECS container credentials host of `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
 const ECS_HOST: &str = "http://169.254.170.2";
 
+/// The largest token file read: 64 KiB (a JWT is a few KiB).
+const MAX_TOKEN_FILE: u64 = 64 << 10;
+
+/// A token file (web identity, container authorization), read safely: a
+/// regular file, bounded, never blocking; missing is an error naming `what`.
+fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
+    match crate::fsutil::read_regular(path, what, MAX_TOKEN_FILE)? {
+        Some(bytes) => Ok(SecretString::from(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )),
+        None => Err(Error::Io(format!(
+            "{what} {} does not exist",
+            path.display()
+        ))),
+    }
+}
+
 /// The chain, with the credentials it found last.
 pub struct CredentialChain {
     vars: Arc<Vars>,
@@ -212,9 +229,7 @@ impl CredentialChain {
 
     fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
         let path = PathBuf::from(token_file);
-        let token = std::fs::read_to_string(&path)
-            .map(SecretString::from)
-            .map_err(|e| Error::io("cannot read AWS_WEB_IDENTITY_TOKEN_FILE", &path, &e))?;
+        let token = read_token_file(&path, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
         let session = self.vars.get("AWS_ROLE_SESSION_NAME").map_or_else(
             || {
                 let ms = SystemTime::now()
@@ -287,14 +302,8 @@ impl CredentialChain {
             Some(file) => {
                 let path = PathBuf::from(file);
                 Some(SecretString::from(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| {
-                            Error::io(
-                                "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                                &path,
-                                &e,
-                            )
-                        })?
+                    read_token_file(&path, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")?
+                        .expose()
                         .trim(),
                 ))
             }
@@ -363,7 +372,7 @@ impl CredentialChain {
 }
 
 /// The JSON credentials document of the container and metadata endpoints.
-fn credentials_from_json(
+pub(crate) fn credentials_from_json(
     what: &str,
     r: &Response,
     source: Source,

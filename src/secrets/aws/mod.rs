@@ -13,10 +13,10 @@
 //!   `AWS_ENDPOINT_URL`, else `https://secretsmanager.<region>.amazonaws.com`;
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
-mod credentials;
-mod identity;
-mod profile;
-mod wire;
+pub(crate) mod credentials;
+pub(crate) mod identity;
+pub(crate) mod profile;
+pub(crate) mod wire;
 
 use super::config::ManagerConfig;
 use crate::paths::expand_home;
@@ -222,7 +222,7 @@ impl Client {
 }
 
 /// Why `GetSecretValue` gave no secret.
-enum Refusal {
+pub(crate) enum Refusal {
     /// The service said the temporary credentials expired.
     ExpiredCredentials(FetchError),
     /// Anything else.
@@ -239,7 +239,7 @@ impl Refusal {
 
 /// The secret in a `GetSecretValue` answer: `SecretString`, or
 /// `SecretBinary` (base64), holding a JSON object of keys.
-fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
+pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
     const WHAT: &str = "GetSecretValue";
     if r.status != 200 {
         let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));

@@ -49,15 +49,17 @@ pub enum FileKind {
 /// [`Error::Io`] / [`Error::Permission`] when the file exists but cannot be
 /// read (its content is never quoted).
 pub fn load(path: &Path, kind: FileKind, name: &str) -> Result<Option<Profile>, Error> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => SecretString::from(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot read AWS profile file", path, &e)),
+    let text = match crate::fsutil::read_regular(path, "AWS profile file", MAX_PROFILE_FILE)? {
+        Some(bytes) => SecretString::from(String::from_utf8_lossy(&bytes).into_owned()),
+        None => return Ok(None),
     };
     Ok(parse(text.expose(), kind, name))
 }
 
-fn parse(text: &str, kind: FileKind, name: &str) -> Option<Profile> {
+/// The largest AWS profile file read: 1 MiB.
+const MAX_PROFILE_FILE: u64 = 1 << 20;
+
+pub(crate) fn parse(text: &str, kind: FileKind, name: &str) -> Option<Profile> {
     let mut found: Option<Profile> = None;
     let mut in_section = false;
     for raw in text.lines() {

@@ -285,3 +285,101 @@ fn an_unknown_location_answers_absent_and_cannot_save() {
     );
     assert!(!p.delete("K").unwrap());
 }
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn a_fifo_at_the_secrets_path_is_st_io_not_a_hang() {
+    // Finding 2 of the hardening issue: get, set and status used to block
+    // for ever on the FIFO's open (holding the provider's state lock).
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    mkfifo(&path);
+    let p = provider_at(&path);
+    let e = p.lookup("K").unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("FIFO") && m.contains("secrets.json")),
+        "{e:?}"
+    );
+    let e = p.save("K", "v").unwrap_err();
+    assert!(matches!(&e, Error::Io(m) if m.contains("FIFO")), "{e:?}");
+    // A symlink to a FIFO is followed, then refused the same way.
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(matches!(provider_at(&link).lookup("K"), Err(Error::Io(_))));
+}
+
+#[test]
+fn a_file_above_the_size_limit_is_refused_before_it_is_read() {
+    // Finding 4: a 1 GB file used to be read whole (19 s, 2.1 GB of memory).
+    // A sparse file costs no disk and shows the size check comes first.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let f = fs::File::create(&path).unwrap();
+    f.set_len(1 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let e = provider_at(&path).lookup("K").unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("1073741824 bytes") && m.contains("limit of 4194304")),
+        "{e:?}"
+    );
+    assert!(matches!(
+        provider_at(&path).save("K", "v"),
+        Err(Error::Io(_))
+    ));
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        1 << 30,
+        "nothing was written"
+    );
+    // (not a timing assertion: only a sanity bound far above any real run)
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    // The limit is configurable: a small file under a raised or lowered limit.
+    fs::write(&path, r#"{"K": "v"}"#).unwrap();
+    let small = provider_at(&path).with_max_size(5);
+    assert!(matches!(small.lookup("K"), Err(Error::Io(m)) if m.contains("limit of 5")));
+    assert_eq!(
+        get(&provider_at(&path).with_max_size(64), "K").as_deref(),
+        Some("v")
+    );
+}
+
+#[test]
+fn a_symlink_at_the_lock_file_name_is_never_followed() {
+    // Finding 5: the lock file used to be opened through a planted symlink,
+    // creating a missing target or opening an existing one for writing.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let lock = dir.path().join(".secrets.json.lock");
+    let victim = dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    let e = provider_at(&path).save("K", "v").unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("symbolic link")),
+        "{e:?}"
+    );
+    assert!(!victim.exists(), "a missing target is not created");
+
+    fs::write(&victim, "precious").unwrap();
+    fs::set_permissions(&victim, Permissions::from_mode(0o644)).unwrap();
+    assert!(provider_at(&path).save("K", "v").is_err());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(mode(&victim), 0o644, "an existing target is not touched");
+
+    // A lock path that is not a regular file is refused too.
+    fs::remove_file(&lock).unwrap();
+    mkfifo(&lock);
+    let e = provider_at(&path).save("K", "v").unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("not a regular file")),
+        "{e:?}"
+    );
+    fs::remove_file(&lock).unwrap();
+    provider_at(&path).save("K", "v").unwrap();
+    assert_eq!(get(&provider_at(&path), "K").as_deref(), Some("v"));
+}

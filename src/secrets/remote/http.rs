@@ -33,6 +33,16 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// A response made up by the fuzz targets and tests.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn made_up(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Response {
+        Response {
+            status,
+            headers,
+            body: SecretBytes::from(body.to_vec()),
+        }
+    }
+
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -199,7 +209,8 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
-    let pem = std::fs::read(path).map_err(|e| Error::io("cannot read CA bundle", path, &e))?;
+    let pem = crate::fsutil::read_regular(path, "CA bundle", 16 << 20)?
+        .ok_or_else(|| Error::Io(format!("CA bundle {} does not exist", path.display())))?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),

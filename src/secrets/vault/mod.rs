@@ -121,8 +121,12 @@ impl VaultProvider {
         }
         if let Some(t) = vars
             .home_file(".vault-token")
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(SecretString::from)
+            .and_then(|p| {
+                crate::fsutil::read_regular(&p, "Vault token file", 64 << 10)
+                    .ok()
+                    .flatten()
+            })
+            .map(|b| SecretString::from(String::from_utf8_lossy(&b).into_owned()))
             .filter(|t| !t.expose().trim().is_empty())
         {
             return Some(Auth::Token(
@@ -329,7 +333,7 @@ impl Client {
 }
 
 /// The status classes of Vault's API.
-fn expect(r: Response, what: &str) -> Result<Response, FetchError> {
+pub(crate) fn expect(r: Response, what: &str) -> Result<Response, FetchError> {
     if (200..300).contains(&r.status) {
         return Ok(r);
     }
@@ -347,7 +351,7 @@ fn expect(r: Response, what: &str) -> Result<Response, FetchError> {
 
 /// `": first error; second error"` from `{"errors": [...]}` (or RustyVault's
 /// `{"error": "..."}`), each shortened; empty when there is none.
-fn errors_summary(r: &Response) -> String {
+pub(crate) fn errors_summary(r: &Response) -> String {
     let Some(doc) = r.json() else {
         return String::new();
     };
@@ -371,7 +375,7 @@ fn errors_summary(r: &Response) -> String {
 }
 
 /// The secret's fields from a KV read (`version` 2: under `data.data`).
-fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, FetchError> {
+pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, FetchError> {
     if r.status == 404 {
         return Ok(Fetched::Absent);
     }
@@ -381,10 +385,20 @@ fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>, FetchErro
             "Vault read: the answer is not JSON".into(),
         )));
     };
-    let data = if version == 2 {
-        doc["data"]["data"].take()
-    } else {
-        doc["data"].take()
+    // Taken out by hand, never by `doc["data"]` on a mutable value: that
+    // panics when the server's answer is not an object (found by fuzzing).
+    let outer = match &mut doc {
+        Value::Object(o) => o.remove("data").unwrap_or(Value::Null),
+        _ => Value::Bool(false), // not an object: refused below
+    };
+    let data = match (version, outer) {
+        (2, Value::Object(mut o)) => o.remove("data").unwrap_or(Value::Null),
+        (2, Value::Null) => Value::Null,
+        (2, mut other) => {
+            zeroize_json(&mut other);
+            Value::Bool(false)
+        }
+        (_, data) => data,
     };
     zeroize_json(&mut doc);
     match data {

@@ -427,3 +427,34 @@ fn the_doctor_shows_health_token_and_kv_version_never_the_token() {
         "{text}"
     );
 }
+
+#[test]
+fn answers_that_are_not_objects_are_parse_errors_not_panics() {
+    // Found by the vault_response fuzz target: `doc["data"].take()` panicked
+    // when the server answered JSON that is not an object (here "1").
+    use crate::secrets::remote::http::Response;
+    for (version, body) in [
+        (1, "1"),
+        (2, "1"),
+        (1, "[]"),
+        (2, "\"text\""),
+        (2, r#"{"data": 5}"#),
+        (2, r#"{"data": {"data": [1]}}"#),
+        (1, r#"{"data": "x"}"#),
+    ] {
+        let r = Response::made_up(200, vec![], body.as_bytes());
+        match super::secret_from(r, version) {
+            Err(f) => assert!(
+                matches!(f.error, Error::Parse(_)),
+                "KV v{version} {body}: {:?}",
+                f.error
+            ),
+            Ok(_) => panic!("KV v{version} {body}: accepted"),
+        }
+    }
+    // Absent and found still read as before.
+    let absent = Response::made_up(200, vec![], br#"{"data": {"data": null}}"#);
+    assert!(matches!(super::secret_from(absent, 2), Ok(Fetched::Absent)));
+    let found = Response::made_up(200, vec![], br#"{"data": {"data": {"K": "v"}}}"#);
+    assert!(matches!(super::secret_from(found, 2), Ok(Fetched::Found(m)) if m.len() == 1));
+}
