@@ -33,6 +33,24 @@ trap 'stop_servers; rm -rf "$TMPDIR"' EXIT
 passed=0
 failed=0
 
+# Runs a step whose output ends with "PREFIX: N passed, M failed" and adds
+# its counts; a non-zero exit with no failure counted is one failure.
+plain_step() { # plain_step PREFIX LOG COMMAND...
+  local prefix="$1" log="$2" rc p="" f=""
+  shift 2
+  set +e
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  read -r p f < <(sed -nE "s/^$prefix: ([0-9]+) passed, ([0-9]+) failed\$/\1 \2/p" "$log" | tail -1) || true
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+    echo "FAILED: $prefix exited $rc"
+    failed=$((failed + 1))
+  fi
+}
+
 say "1/9 header drift"
 cp include/st_secrets.h "$logs/st_secrets.h.before"
 cargo build --lib
@@ -149,17 +167,7 @@ if [ "$node_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
 fi
 
 say "7/9 consumer projects against an installed prefix"
-set +e
-scripts/test-consumers.sh --no-build 2>&1 | tee "$logs/consumers.log"
-consumers_rc=${PIPESTATUS[0]}
-set -e
-read -r p f < <(sed -nE 's/^consumers: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/consumers.log" | tail -1)
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-if [ "$consumers_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
-  echo "FAILED: the consumer tests exited $consumers_rc"
-  failed=$((failed + 1))
-fi
+plain_step consumers "$logs/consumers.log" scripts/test-consumers.sh --no-build
 
 say "8/9 integration: AWS against moto's server, Vault against RustyVault"
 start_moto "$py" "$logs"
@@ -182,17 +190,7 @@ if { [ "$moto_rc" != 0 ] || [ "$vault_rc" != 0 ]; } && [ "$f" = 0 ]; then
 fi
 
 say "9/9 fuzzing: every target for ${ST_FUZZ_SECONDS:-20} s"
-set +e
-scripts/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-20}" 2>&1 | tee "$logs/fuzz.log"
-fuzz_rc=${PIPESTATUS[0]}
-set -e
-read -r p f < <(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/fuzz.log" | tail -1)
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-if [ "$fuzz_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
-  echo "FAILED: the fuzz run exited $fuzz_rc"
-  failed=$((failed + 1))
-fi
+plain_step fuzz "$logs/fuzz.log" scripts/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-20}"
 
 echo
 echo "total: $passed passed, $failed failed"

@@ -11,17 +11,22 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The functions a C header declares (comments removed first).
-fn header_functions(header: &str) -> BTreeSet<String> {
-    let mut code = String::new();
-    let mut rest = header;
+/// `text` without its `/* ... */` comments.
+fn strip_block_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
     while let Some(start) = rest.find("/*") {
-        code.push_str(&rest[..start]);
+        out.push_str(&rest[..start]);
         rest = rest[start..]
             .find("*/")
             .map_or("", |end| &rest[start + end + 2..]);
     }
-    code.push_str(rest);
+    out + rest
+}
+
+/// The functions a C header declares (comments removed first).
+fn header_functions(header: &str) -> BTreeSet<String> {
+    let code = strip_block_comments(header);
     // Preprocessor lines and the `extern "C" {` / `}` of C++ are not declarations.
     let code: String = code
         .lines()
@@ -82,17 +87,7 @@ enum Use {
 fn uses(code: &str, name: &str, how: Use) -> bool {
     let code = match how {
         Use::Call => code.to_owned(),
-        Use::Reference => {
-            let mut out = String::new();
-            let mut rest = code;
-            while let Some(start) = rest.find("/*") {
-                out.push_str(&rest[..start]);
-                rest = rest[start..]
-                    .find("*/")
-                    .map_or("", |end| &rest[start + end + 2..]);
-            }
-            out + rest
-        }
+        Use::Reference => strip_block_comments(code),
     };
     code.lines()
         .map(|l| l.split("//").next().unwrap_or(""))

@@ -147,22 +147,30 @@ func (m *Manager) ClearCache() {
 
 // Providers returns the chain in priority order.
 func (m *Manager) Providers() ([]Provider, error) {
+	var list []Provider
+	err := m.jsonCall(func(h *C.st_secrets, out **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_secrets_providers_json(h, out, e)
+	}, &list)
+	return list, err
+}
+
+// jsonCall runs a call that writes JSON to an st_buf and decodes it into v.
+func (m *Manager) jsonCall(call func(*C.st_secrets, **C.st_buf, **C.st_error) C.st_result, v any) error {
 	h, herr := m.handle()
 	if herr != nil {
-		return nil, herr
+		return herr
 	}
 	var out *C.st_buf
 	var err *C.st_error
-	rc := C.st_secrets_providers_json(h, &out, &err)
+	rc := call(h, &out, &err)
 	runtime.KeepAlive(m)
 	if rc != C.ST_OK {
-		return nil, failure(rc, err)
+		return failure(rc, err)
 	}
-	var list []Provider
-	if jerr := json.Unmarshal(takeBuf(out), &list); jerr != nil {
-		return nil, &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
+	if jerr := json.Unmarshal(takeBuf(out), v); jerr != nil {
+		return &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
 	}
-	return list, nil
+	return nil
 }
 
 // String shows the chain, never a value.
@@ -202,22 +210,11 @@ func (m *Manager) GetWithSource(key string) (value, provider string, err error) 
 // source, caller identity, whether the secret is readable). Sends requests;
 // never returns a value.
 func (m *Manager) Diagnose() ([]map[string]any, error) {
-	h, herr := m.handle()
-	if herr != nil {
-		return nil, herr
-	}
-	var out *C.st_buf
-	var err *C.st_error
-	rc := C.st_secrets_diagnose_json(h, &out, &err)
-	runtime.KeepAlive(m)
-	if rc != C.ST_OK {
-		return nil, failure(rc, err)
-	}
 	var list []map[string]any
-	if jerr := json.Unmarshal(takeBuf(out), &list); jerr != nil {
-		return nil, &Error{Code: ErrInternal.Code, Name: ErrInternal.Name, Message: jerr.Error()}
-	}
-	return list, nil
+	err := m.jsonCall(func(h *C.st_secrets, out **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_secrets_diagnose_json(h, out, e)
+	}, &list)
+	return list, err
 }
 
 // ResetDefault drops the process-wide manager; its next use builds it again

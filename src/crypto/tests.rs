@@ -240,13 +240,6 @@ fn explicit_secret_ciphers_are_cached() {
     ));
 }
 
-/// Creates a FIFO at `path`.
-fn mkfifo(path: &std::path::Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 #[test]
 fn a_dangling_symlink_key_file_is_st_key_not_endless_recursion() {
     // Finding 1 of the hardening issue: the hard link of a new key fails with
@@ -278,7 +271,7 @@ fn a_fifo_or_directory_key_file_is_refused_without_blocking() {
     let s = sources(&dir, None, None);
     let path = s.key_file.clone().unwrap();
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    mkfifo(&path);
+    crate::fsutil::mkfifo(&path);
     let e = Cipher::from_sources(&s).unwrap_err();
     assert!(
         matches!(&e, Error::Key(m) if m.contains("FIFO") && m.contains("credential.key")),

@@ -286,19 +286,13 @@ fn an_unknown_location_answers_absent_and_cannot_save() {
     assert!(!p.delete("K").unwrap());
 }
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 #[test]
 fn a_fifo_at_the_secrets_path_is_st_io_not_a_hang() {
     // Finding 2 of the hardening issue: get, set and status used to block
     // for ever on the FIFO's open (holding the provider's state lock).
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("secrets.json");
-    mkfifo(&path);
+    crate::fsutil::mkfifo(&path);
     let p = provider_at(&path);
     let e = p.lookup("K").unwrap_err();
     assert!(
@@ -373,7 +367,7 @@ fn a_symlink_at_the_lock_file_name_is_never_followed() {
 
     // A lock path that is not a regular file is refused too.
     fs::remove_file(&lock).unwrap();
-    mkfifo(&lock);
+    crate::fsutil::mkfifo(&lock);
     let e = provider_at(&path).save("K", "v").unwrap_err();
     assert!(
         matches!(&e, Error::Io(m) if m.contains("not a regular file")),
