@@ -16,7 +16,8 @@
 #     and calls Manager.get and a cache; then, without the bundled copy, the
 #     library is found through the loader's path, and a clear error names the
 #     three places when it is nowhere;
-#   - install.sh refuses an unwritable prefix, and works with spaces in it.
+#   - install.sh refuses an unwritable prefix, works with spaces in it, and
+#     honours DESTDIR.
 # Prints one line per check and ends with "consumers: N passed, M failed".
 #
 #   scripts/test-consumers.sh [--no-build]
@@ -180,6 +181,14 @@ usage_error() {
   [ "$rc" = 2 ]
 }
 check "install.sh without --prefix is a usage error (exit 2)" usage_error
+destdir_install() {
+  local dd="$work/destdir"
+  DESTDIR="$dd" scripts/install.sh --prefix /opt/st-secrets --no-build &&
+    [ -f "$dd/opt/st-secrets/lib/libst_secrets.a" ] && [ ! -e /opt/st-secrets/lib/libst_secrets.a ] &&
+    # The staged files name no staging path: relocatable as installed.
+    ! grep -rq "$dd" "$dd/opt/st-secrets/lib/pkgconfig" "$dd/opt/st-secrets/lib/cmake"
+}
+check "install.sh honours DESTDIR (staged under it, naming no staging path)" destdir_install
 
 echo
 echo "consumers: $passed passed, $failed failed"
