@@ -407,11 +407,11 @@ fn secret_lines(text: &str) -> Vec<SecretString> {
         .collect()
 }
 
-/// The key file's secrets: `None` when it does not exist; an error when it
-/// exists but cannot be read.
 /// The largest key file read: 64 KiB (a key is 43 characters a line).
 const MAX_KEY_FILE: u64 = 64 << 10;
 
+/// The key file's secrets: `None` when it does not exist; an error when it
+/// exists but cannot be read (not a regular file, too large, denied).
 fn read_key_file(path: &Path) -> Result<Option<Vec<SecretString>>, Error> {
     match fsutil::read_regular(path, "key file", MAX_KEY_FILE) {
         Ok(Some(mut bytes)) => {
