@@ -67,6 +67,13 @@ pub(crate) fn read_regular(path: &Path, what: &str, max: u64) -> Result<Option<V
     Ok(Some(bytes))
 }
 
+/// [`read_regular`] of a file that must exist: a missing one is
+/// [`Error::Io`] "`what` PATH does not exist".
+pub(crate) fn read_required(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, Error> {
+    read_regular(path, what, max)?
+        .ok_or_else(|| Error::Io(format!("{what} {} does not exist", path.display())))
+}
+
 /// What a non-regular file is, for messages.
 pub(crate) fn kind_of(t: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -328,11 +328,7 @@ fn store_check(o: &Options, problems: &mut Vec<String>) -> String {
             Err(e) => return format!("none ({e})"),
         },
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let recorded = path.with_file_name(format!(".{name}.audit-head"));
+    let recorded = st_secrets::store::recorded_head_path(&path);
     if !path.exists() {
         if recorded.exists() {
             problems.push(format!(

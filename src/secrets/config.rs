@@ -375,8 +375,7 @@ impl ManagerConfig {
     /// [`Error::Io`] / [`Error::Permission`] naming the file; else as
     /// [`from_json`](Self::from_json), with the file named.
     pub fn from_file(path: &std::path::Path) -> Result<ManagerConfig, Error> {
-        let bytes = crate::fsutil::read_regular(path, "config file", 1 << 20)?
-            .ok_or_else(|| Error::Io(format!("config file {} does not exist", path.display())))?;
+        let bytes = crate::fsutil::read_required(path, "config file", 1 << 20)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             Error::InvalidArgument(format!("config file {} is not UTF-8", path.display()))
         })?;
@@ -399,7 +398,13 @@ impl ManagerConfig {
                     .into(),
             ));
         }
-        let UniqueKeys(map) = serde_json::from_str(text).map_err(|e| config_json_error(&e))?;
+        let UniqueKeys { map, duplicate } =
+            serde_json::from_str(text).map_err(|e| config_json_error(&e))?;
+        if let Some(key) = duplicate {
+            return Err(Error::InvalidArgument(format!(
+                "configuration: config key '{key}' is given twice"
+            )));
+        }
         for (key, value) in &map {
             let spec = CONFIG_KEYS
                 .iter()
@@ -413,10 +418,13 @@ impl ManagerConfig {
     }
 }
 
-/// The top-level object of a configuration, refusing a key given twice (JSON
-/// allows it and serde_json keeps the last: here that would silently drop
-/// one of two settings).
-struct UniqueKeys(serde_json::Map<String, Value>);
+/// The top-level object of a configuration, with the first key given twice
+/// (JSON allows it and serde_json keeps the last: here that would silently
+/// drop one of two settings, so `from_json` refuses it).
+struct UniqueKeys {
+    map: serde_json::Map<String, Value>,
+    duplicate: Option<String>,
+}
 
 impl<'de> serde::Deserialize<'de> for UniqueKeys {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -430,33 +438,26 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
                 self,
                 mut a: A,
             ) -> Result<UniqueKeys, A::Error> {
-                let mut map = serde_json::Map::new();
+                let mut keys = UniqueKeys {
+                    map: serde_json::Map::new(),
+                    duplicate: None,
+                };
                 while let Some(key) = a.next_key::<String>()? {
-                    if map.contains_key(&key) {
-                        return Err(serde::de::Error::custom(format!(
-                            "{DUPLICATE}'{key}' is given twice"
-                        )));
-                    }
                     let value: Value = a.next_value()?;
-                    map.insert(key, value);
+                    if keys.map.insert(key.clone(), value).is_some() {
+                        keys.duplicate.get_or_insert(key);
+                    }
                 }
-                Ok(UniqueKeys(map))
+                Ok(keys)
             }
         }
         d.deserialize_map(Visit)
     }
 }
 
-/// Marks the duplicate-key error, whose message (a key name, no value) may be
-/// passed on, unlike serde_json's other messages, which can quote the text.
-const DUPLICATE: &str = "\u{1}duplicate:";
-
+/// A configuration that serde_json could not read: the position only (its
+/// own message can quote the text, and the text can hold a token).
 fn config_json_error(e: &serde_json::Error) -> Error {
-    let text = e.to_string();
-    if let Some(rest) = text.strip_prefix(DUPLICATE) {
-        let what = rest.split(" at line ").next().unwrap_or(rest);
-        return Error::InvalidArgument(format!("configuration: config key {what}"));
-    }
     if e.classify() == serde_json::error::Category::Data {
         return Error::InvalidArgument("configuration must be a JSON object".into());
     }

@@ -68,6 +68,16 @@ pub fn state_dir() -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Store("no state directory: set SIMPLETUNER_STATE_DIR or HOME".into()))
 }
 
+/// Where a store records its audit head after each write, beside the
+/// database at `db`: `.<name>.audit-head` (see [`Store::recorded_audit_head`]).
+pub fn recorded_head_path(db: &Path) -> PathBuf {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    db.with_file_name(format!(".{name}.audit-head"))
+}
+
 /// The default database: `<state dir>/cloud/jobs.db`.
 pub fn default_db_path() -> Result<PathBuf, Error> {
     Ok(state_dir()?.join("cloud").join("jobs.db"))
@@ -495,12 +505,7 @@ impl Store {
     }
 
     fn head_path(&self) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.path.with_file_name(format!(".{name}.audit-head"))
+        recorded_head_path(&self.path)
     }
 
     /// Records the audit head beside the database (best effort: the write

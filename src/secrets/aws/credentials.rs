@@ -28,15 +28,10 @@ const MAX_TOKEN_FILE: u64 = 64 << 10;
 /// A token file (web identity, container authorization), read safely: a
 /// regular file, bounded, never blocking; missing is an error naming `what`.
 fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
-    match crate::fsutil::read_regular(path, what, MAX_TOKEN_FILE)? {
-        Some(bytes) => Ok(SecretString::from(
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )),
-        None => Err(Error::Io(format!(
-            "{what} {} does not exist",
-            path.display()
-        ))),
-    }
+    let bytes = crate::fsutil::read_required(path, what, MAX_TOKEN_FILE)?;
+    Ok(SecretString::from(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }
 
 /// The chain, with the credentials it found last.

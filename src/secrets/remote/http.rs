@@ -209,8 +209,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
-    let pem = crate::fsutil::read_regular(path, "CA bundle", 16 << 20)?
-        .ok_or_else(|| Error::Io(format!("CA bundle {} does not exist", path.display())))?;
+    let pem = crate::fsutil::read_required(path, "CA bundle", 16 << 20)?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
