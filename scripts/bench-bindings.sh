@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bindings benchmark (issue: bindings): a hot-key cache get through each
 # binding, side by side with the language's usual choice (Go sync.Map with
-# expiry, Node lru-cache, Python cachetools and SimpleTuner's RLock dict).
+# expiry, Node lru-cache; Python: scripts/bench-python.sh, against cachetools
+# and SimpleTuner's designs).
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 ensure_system_tools
@@ -27,9 +28,9 @@ PY
 say "Node"
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/cache.js) | tee "$out/node.jsonl"
 
-say "Python"
-py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" "$py" bindings/python/bench_binding_cache.py | tee "$out/python.jsonl"
+say "Python (the installed wheel: scripts/bench-python.sh)"
+scripts/bench-python.sh >/dev/null
+cp "$ST_ROOT/target/bench-python/python.jsonl" "$out/python.jsonl"
 
 say "table"
 for lang in go node python; do

@@ -61,7 +61,7 @@ check_prerequisites() {
   check_one npm npm --version 9 "comes with Node.js"
   check_one CMake cmake --version 3.16 "apt-get install cmake"
   check_one pkg-config pkg-config --version 0.29 "apt-get install pkg-config"
-  check_one Python python3 --version 3.9 "apt-get install python3"
+  check_one Python python3 --version 3.10 "apt-get install python3"
   if ((${#problems[@]})); then
     printf 'prerequisite: %s\n' "${problems[@]}" >&2
     die "prerequisites missing or too old (see README \"Prerequisites\")"

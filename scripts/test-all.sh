@@ -6,8 +6,10 @@
 #   3. cargo test (Rust unit and integration tests)
 #   4. ctest: the C tests plain, under ASan+UBSan and under valgrind, the
 #      header-only C11/C++17 units, checker proofs, and the README link lines
-#   5. pytest: interoperability with Python's cryptography and SimpleTuner's
-#      database, and the Python binding's suite
+#   5. pytest: interoperability of the C library with Python's cryptography
+#      and SimpleTuner's database; the Python package: its manylinux wheel in
+#      a fresh venv outside the repository, and `pip install ./bindings/python`
+#      (scripts/test-python.sh)
 #   6. the Go binding (go test -race) and the Node binding (node --test)
 #   7. consumer projects (CMake, Make + pkg-config, a Go module, a Node
 #      project) built outside the repository against an installed prefix
@@ -74,8 +76,8 @@ else
 fi
 
 say "2/9 cargo fmt --check, cargo clippy, cargo doc"
-if cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings &&
-  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q; then
+if cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings &&
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --workspace; then
   passed=$((passed + 1))
 else
   echo "FAILED: formatting, clippy or documentation"
@@ -113,13 +115,12 @@ if [ "$ctest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   failed=$((failed + 1))
 fi
 
-say "5/9 pytest: interoperability with Python; the Python binding"
+say "5/9 pytest: the C library's interoperability with Python; the Python package"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
 cargo build --bin st-secrets
 set +e
 ST_SECRETS_BIN="$ST_ROOT/target/debug/st-secrets" ST_SECRETS_LIB="$ST_ROOT/target/debug/libst_secrets.so" \
-  PYTHONPATH="$ST_ROOT/bindings/python" \
-  "$py" -m pytest -q -p no:cacheprovider tests/interop bindings/python/tests 2>&1 | tee "$logs/pytest.log"
+  "$py" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$logs/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
 set -e
 # (grep finds nothing when there is no such count: not an error here)
@@ -131,6 +132,7 @@ if [ "$pytest_rc" != 0 ] && [ "${f:-0}" = 0 ]; then
   echo "FAILED: pytest exited $pytest_rc"
   failed=$((failed + 1))
 fi
+plain_step python "$logs/python.log" scripts/test-python.sh
 
 say "6/9 bindings: Go (go test -race), Node (node --test)"
 command -v go >/dev/null || die "go is required for the Go binding's tests"

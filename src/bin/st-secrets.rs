@@ -764,21 +764,28 @@ fn doctor(o: &Options) -> Result<bool, CliError> {
 }
 
 fn main() -> ExitCode {
-    let outcome = parse_args(std::env::args().skip(1)).and_then(|o| run(&o));
+    ExitCode::from(main_with_args(std::env::args().skip(1)))
+}
+
+/// The tool on `args` (without the program name); returns the exit status.
+/// The Python package's `st-secrets` console script runs the tool through
+/// this function (the file is compiled into its extension module too).
+pub fn main_with_args(args: impl Iterator<Item = String>) -> u8 {
+    let outcome = parse_args(args).and_then(|o| run(&o));
     match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => 0,
+        Ok(false) => 1,
         Err(CliError::NotFound(m)) => {
             eprintln!("st-secrets: {m}");
-            ExitCode::from(1)
+            1
         }
         Err(CliError::Usage(m)) => {
             eprintln!("st-secrets: {m}\n(see st-secrets help)");
-            ExitCode::from(2)
+            2
         }
         Err(CliError::Error(e)) => {
             eprintln!("st-secrets: {}: {e}", e.code_name());
-            ExitCode::from(3)
+            3
         }
     }
 }

@@ -51,10 +51,11 @@ pub enum st_result {
     ST_INTERNAL = 901,
 }
 
-/// Every code, for [`st_result::from_raw`] and tests. Its completeness is
+/// Every code, for `st_result::from_raw` and tests. Its completeness is
 /// checked against the generated header (the enum's own list) by
 /// `every_header_code_is_listed`; [`st_result::name`] is an exhaustive `match`.
-pub(crate) const ALL_RESULTS: &[st_result] = {
+/// The Python extension builds its exception classes from it.
+pub const ALL_RESULTS: &[st_result] = {
     use st_result::*;
     &[
         ST_OK,
@@ -87,7 +88,8 @@ impl st_result {
         ALL_RESULTS.iter().copied().find(|r| *r as c_int == raw)
     }
 
-    pub(crate) fn name(self) -> &'static CStr {
+    /// The code's name (`ST_NOT_FOUND`, ...), as `st_result_name` returns it.
+    pub fn name(self) -> &'static CStr {
         use st_result::*;
         match self {
             ST_OK => c"ST_OK",

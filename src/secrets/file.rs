@@ -24,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroize;
@@ -117,6 +118,9 @@ pub struct FileProvider {
     writer: Mutex<()>,
     /// Files larger than this are refused before they are read.
     max_size: u64,
+    /// Bumped whenever the snapshot may have changed (reloaded, saved,
+    /// invalidated): see [`FileProvider::generation`].
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for FileProvider {
@@ -141,6 +145,7 @@ impl FileProvider {
             }),
             writer: Mutex::new(()),
             max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -161,6 +166,24 @@ impl FileProvider {
             }
             FileLocation::Unknown(_) => None,
         }
+    }
+
+    /// A number that changes whenever what a lookup answers may have changed
+    /// (the file was re-read, saved or invalidated), after the same freshness
+    /// check a lookup makes. Equal numbers mean equal answers: callers that
+    /// keep answers of their own (the Python extension) check it instead of
+    /// looking the key up again.
+    pub fn generation(&self) -> u64 {
+        self.refresh_if_due(Instant::now());
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// [`generation`](Self::generation) without the freshness check: changes
+    /// made through this provider (saves, invalidations) show at once, a
+    /// change of the file by someone else only after a later `generation`
+    /// or lookup checked the metadata.
+    pub fn generation_unchecked(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Stores `value` under `key` (an existing key keeps its place; a new one
@@ -213,6 +236,7 @@ impl FileProvider {
             _ => false,
         };
         if path != st.path || stamp != st.stamp || st.snapshot.is_err() || racy {
+            self.generation.fetch_add(1, Ordering::Release);
             st.snapshot = match (&path, meta) {
                 (Some(p), Some(Ok(_))) => load(p, self.max_size).map(Arc::new),
                 (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -357,6 +381,7 @@ impl Provider for FileProvider {
 
     fn invalidate(&self) {
         self.state.write().next_check = None;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 

@@ -244,19 +244,36 @@ impl SecretsManager {
     /// [`Error::Io`] / [`Error::Permission`] when it cannot be written.
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
         check_key(key)?;
-        self.file_provider("save")?.save(key, value)
+        self.saving_file("save")?.save(key, value)
     }
 
     /// Deletes `key` from the secrets file (the key as given, else its
     /// normalized form, as a lookup would read it); `Ok(false)` when absent.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
-        self.file_provider("delete")?.delete(key)
+        self.saving_file("delete")?.delete(key)
     }
 
     /// The secrets file this manager reads and writes, if its chain has one.
     pub fn file_path(&self) -> Option<std::path::PathBuf> {
         self.file.as_ref().and_then(|f| f.path())
+    }
+
+    /// The built-in file provider's [`generation`](FileProvider::generation)
+    /// (`None` when the chain has none): unchanged means a file answer is
+    /// unchanged.
+    pub fn file_generation(&self) -> Option<u64> {
+        self.file.as_ref().map(|f| f.generation())
+    }
+
+    /// The built-in file provider saves and deletes go to, if the chain has one.
+    pub fn file_provider(&self) -> Option<Arc<FileProvider>> {
+        self.file.clone()
+    }
+
+    /// The providers of the chain, in priority order.
+    pub fn chain(&self) -> Vec<Arc<dyn Provider>> {
+        self.links.iter().map(|l| Arc::clone(&l.provider)).collect()
     }
 
     /// Drops every cached answer: the next gets read every source again.
@@ -315,7 +332,7 @@ impl SecretsManager {
         serde_json::Value::Array(list).to_string()
     }
 
-    fn file_provider(&self, action: &str) -> Result<&FileProvider, Error> {
+    fn saving_file(&self, action: &str) -> Result<&FileProvider, Error> {
         self.file.as_deref().ok_or_else(|| {
             Error::ProviderUnavailable(format!(
                 "cannot {action} secrets: the provider chain has no 'file' provider"

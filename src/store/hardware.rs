@@ -99,6 +99,13 @@ pub fn set(info_json: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The cached hardware information, if any (nothing is read or cached).
+pub fn cached() -> Option<String> {
+    provider_config_cache()
+        .get_map(CACHE_KEY, |b| String::from_utf8(b.expose().to_vec()).ok())
+        .flatten()
+}
+
 /// Drops the cached hardware information.
 pub fn clear_cache() {
     provider_config_cache().delete(CACHE_KEY);

@@ -276,6 +276,64 @@ impl Store {
         })
     }
 
+    /// Sets the top-level keys of `updates_json` (a JSON object) in the
+    /// provider's configuration, replacing their values whole (SimpleTuner's
+    /// `update`: a shallow `dict.update`, here atomic: read and write are one
+    /// transaction). Returns the new configuration.
+    pub fn update_provider_config(
+        &self,
+        provider: &str,
+        updates_json: &str,
+    ) -> Result<String, Error> {
+        check_name("provider", provider)?;
+        let updates = parse_object("updates", updates_json)?;
+        self.write_config(provider, "config.update", |mut current| {
+            current.extend(updates);
+            Ok(current)
+        })
+    }
+
+    /// Deletes the provider's configuration (audited as `config.delete`, with
+    /// the keys it had), then drops its cached entries; `Ok(false)` when it
+    /// had none.
+    pub fn delete_provider_config(&self, provider: &str) -> Result<bool, Error> {
+        check_name("provider", provider)?;
+        let removed = self.write(|tx| {
+            let Some(text) = read_config_row(tx, &self.path, provider)? else {
+                return Ok(false);
+            };
+            let old = parse_stored(&self.path, provider, &text)?;
+            tx.execute(
+                "DELETE FROM provider_config WHERE provider = ?1",
+                params![provider],
+            )
+            .map_err(|e| db_error(&self.path, "cannot delete the configuration", e))?;
+            self.record(
+                tx,
+                "config.delete",
+                provider,
+                "",
+                &key_changes(&old, &Map::new()),
+            )?;
+            Ok(true)
+        })?;
+        crate::cache::global::invalidate_provider_cache(provider);
+        Ok(removed)
+    }
+
+    /// The providers that have a configuration, in name order.
+    pub fn list_providers(&self) -> Result<Vec<String>, Error> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT provider FROM provider_config ORDER BY provider ASC")
+            .map_err(|e| db_error(&self.path, "cannot list providers", e))?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| db_error(&self.path, "cannot list providers", e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_error(&self.path, "cannot list providers", e))
+    }
+
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction and commits it; when
     /// `body` fails, nothing is written. Every write of the store goes through
     /// here, its audit entries ([`Store::record`]) in the same transaction.

@@ -502,3 +502,54 @@ fn a_truncated_database_is_refused_and_removed_entries_fail_the_anchor() {
         0
     );
 }
+
+#[test]
+fn delete_and_list_are_audited_and_invalidate_the_cache() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("zeta", r#"{"a": 1}"#).unwrap();
+    store.save_provider_config("alpha", r#"{"b": 2}"#).unwrap();
+    assert_eq!(store.list_providers().unwrap(), ["alpha", "zeta"]);
+    assert_eq!(json(&store.get_provider_config("zeta").unwrap())["a"], 1);
+    assert!(store.delete_provider_config("zeta").unwrap());
+    assert_eq!(
+        store.get_provider_config("zeta").unwrap(),
+        "{}",
+        "not served from the cache"
+    );
+    assert!(
+        !store.delete_provider_config("zeta").unwrap(),
+        "already gone"
+    );
+    assert_eq!(store.list_providers().unwrap(), ["alpha"]);
+    let newest = &store.audit_entries(1).unwrap()[0];
+    assert_eq!(
+        (newest.action.as_str(), newest.provider.as_str()),
+        ("config.delete", "zeta")
+    );
+    assert_eq!(json(&newest.detail)["removed"], json(r#"["a"]"#));
+    assert_eq!(
+        store.verify_audit().unwrap().entries,
+        3,
+        "the miss wrote nothing"
+    );
+    assert!(store.delete_provider_config("").is_err());
+}
+
+#[test]
+fn update_replaces_top_level_values_whole() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .save_provider_config("p", r#"{"hw": {"a": 1, "b": 2}, "keep": true}"#)
+        .unwrap();
+    let new = json(
+        &store
+            .update_provider_config("p", r#"{"hw": {"c": 3}, "gone": null}"#)
+            .unwrap(),
+    );
+    assert_eq!(new, json(r#"{"hw": {"c": 3}, "keep": true, "gone": null}"#));
+    assert_eq!(json(&store.get_provider_config("p").unwrap()), new);
+    assert_eq!(store.audit_entries(1).unwrap()[0].action, "config.update");
+    assert!(store.update_provider_config("p", "[1]").is_err());
+}

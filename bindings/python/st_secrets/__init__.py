@@ -1,7 +1,21 @@
-"""st_secrets: SimpleTuner's secrets, cache and credential-encryption module
-API over libst_secrets. Existing code moves over by changing the import."""
+"""st_secrets: SimpleTuner's secrets, cache, credential-encryption,
+hardware-info and provider-config modules over the st-secrets library (a
+native extension; no other dependency).
 
-from ._ffi import ERRORS, VERSION, StSecretsError
+SimpleTuner code moves over by changing its imports:
+
+    simpletuner...cloud.secrets                -> st_secrets.secrets
+    simpletuner...cloud.cache                  -> st_secrets.cache
+    simpletuner...cloud.auth.credential_encryption -> st_secrets.credential_encryption
+    simpletuner...cloud.replicate_client (hardware info) -> st_secrets.replicate_client
+    simpletuner...cloud.storage.provider_config_store    -> st_secrets.provider_config_store
+
+This namespace keeps the library's own API (an independent SecretsManager per
+instance, the Store, the sync hardware functions) and the exception classes.
+"""
+
+from . import _native
+from ._errors import ERRORS, StSecretsError
 from .cache import (
     TTLCache,
     cached,
@@ -10,9 +24,12 @@ from .cache import (
     invalidate_provider_cache,
     invalidate_user_cache,
 )
-from .crypto import decrypt_credential, encrypt_credential, reencrypt_credential, reset_cipher
+from .credential_encryption import decrypt_credential, encrypt_credential, reencrypt_credential, reset_cipher
 from .manager import SecretsManager, get_secrets_manager, reset_secrets_manager
 from .store import Store, clear_hardware_info_cache, get_hardware_info, get_hourly_cost, set_hardware_info
+
+VERSION = _native.VERSION
+__version__ = VERSION
 
 # The exception classes, one per result code (NotFoundError, AuthError, ...).
 globals().update({cls.__name__: cls for cls in ERRORS.values()})

@@ -1,64 +1,40 @@
-"""SecretsManager: SimpleTuner's API over the library's provider chain
-(environment > secrets file; remote providers as the library gains them)."""
+"""The library's own SecretsManager (the top-level `st_secrets.SecretsManager`):
+an independent chain per instance, configured with the library's keys, whose
+`get` raises the provider's error when no provider has the key and one of
+them failed. SimpleTuner's singleton API is in `st_secrets.secrets`."""
 
-import ctypes
 import json
 import logging
+import threading
 
-from . import _ffi
-from ._ffi import c_void_p, lib
+from . import _native
+from ._errors import StSecretsError
 
 logger = logging.getLogger(__name__)
 
 
-class SecretsManager:
+class SecretsManager(_native.ManagerBase):
     """A chain of providers checked in priority order. `config` takes the
-    library's keys (file_path, env_prefix, cache_ttl, negative_ttl, providers);
-    None configures from the environment.
-
-    Differences from SimpleTuner, on purpose: `get` raises the provider's
-    error (e.g. ParseError for a malformed secrets file) when no provider has
-    the key and one of them failed, instead of hiding it behind the default;
-    every instance is its own manager (use get_secrets_manager() for the shared
-    one)."""
+    library's keys (file_path, env_prefix, cache_ttl, negative_ttl,
+    providers, aws_*, vault_*, ...); None configures from the environment."""
 
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"
     HF_TOKEN = "HF_TOKEN"
     WEBHOOK_SECRET = "CLOUD_WEBHOOK_SECRET"
 
-    def __init__(self, config=None, _default=False):
-        self._handle = None
-        if _default:
-            return  # NULL: the library's process-wide default manager
-        out = c_void_p()
-        text = None if config is None else json.dumps(config).encode("utf-8")
-        _ffi.call("st_secrets_new", text, ctypes.byref(out))
-        self._handle = out
-
-    def __del__(self):
-        if getattr(self, "_handle", None):
-            lib.st_secrets_free(self._handle)
-            self._handle = None
+    def __init__(self, config=None):
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"config must be a dict or None, not {type(config).__name__}")
+        self._use_native(None if config is None else json.dumps(config), True)
 
     def __repr__(self):
-        names = [p["name"] for p in self.providers()]
-        return f"SecretsManager(chain={names})"
+        return f"SecretsManager(chain={[p['name'] for p in self.providers()]})"
 
-    def get(self, key, default=None):
-        """The value from the first provider that has it, else `default`."""
-        out = c_void_p()
-        if not _ffi.call_optional("st_secrets_get", self._handle, _ffi.text(key, "key"), ctypes.byref(out)):
-            return default
-        return _ffi.take_buf(out).decode("utf-8")
+    # get(key, default=None) is the native base class's.
 
     def get_with_source(self, key):
         """(value, provider name), or None when no provider has it."""
-        value, source = c_void_p(), c_void_p()
-        if not _ffi.call_optional(
-            "st_secrets_get_with_source", self._handle, _ffi.text(key, "key"), ctypes.byref(value), ctypes.byref(source)
-        ):
-            return None
-        return _ffi.take_buf(value).decode("utf-8"), _ffi.take_buf(source).decode("utf-8")
+        return self._get_with_source(key)
 
     def get_replicate_token(self):
         return self.get(self.REPLICATE_API_TOKEN)
@@ -73,9 +49,9 @@ class SecretsManager:
         """Saves to the secrets file (0600, atomic). True on success; False,
         with a logged warning (never the value), on failure."""
         try:
-            _ffi.call("st_secrets_set", self._handle, _ffi.text(key, "key"), _ffi.text(value, "value"))
+            self._set(key, value)
             return True
-        except _ffi.StSecretsError as exc:
+        except StSecretsError as exc:
             logger.warning("could not save secret %r: %s", key, exc)
             return False
 
@@ -84,30 +60,41 @@ class SecretsManager:
 
     def delete_secret(self, key):
         """Removes the key from the secrets file. True when it is gone (also
-        when it was not there, as SimpleTuner); False on failure."""
+        when it was not there); False on failure."""
         try:
-            _ffi.call_optional("st_secrets_delete", self._handle, _ffi.text(key, "key"))
+            self._delete(key)
             return True
-        except _ffi.StSecretsError as exc:
+        except StSecretsError as exc:
             logger.warning("could not delete secret %r: %s", key, exc)
             return False
 
     def clear_cache(self):
-        lib.st_secrets_clear_cache(self._handle)
+        self._clear()
+
+    def file_path(self):
+        """The secrets file saves go to, or None."""
+        return self._file_path()
 
     def providers(self):
         """The chain: [{"name", "available", "detail", "warnings", "last_error"}]."""
-        return json.loads(_ffi.call_buf("st_secrets_providers_json", self._handle))
+        return json.loads(self._providers_json())
 
 
-_DEFAULT = SecretsManager(_default=True)
+_default = None
+_default_lock = threading.Lock()
 
 
 def get_secrets_manager():
-    """The process-wide manager (configured from the environment)."""
-    return _DEFAULT
+    """The process-wide library manager (configured from the environment)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = SecretsManager()
+        return _default
 
 
 def reset_secrets_manager():
-    """Drops the process-wide manager; the next use rebuilds it."""
-    _ffi.call("st_secrets_reset_default")
+    """Drops the process-wide library manager; the next use rebuilds it."""
+    global _default
+    with _default_lock:
+        _default = None

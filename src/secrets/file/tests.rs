@@ -377,3 +377,30 @@ fn a_symlink_at_the_lock_file_name_is_never_followed() {
     provider_at(&path).save("K", "v").unwrap();
     assert_eq!(get(&provider_at(&path), "K").as_deref(), Some("v"));
 }
+
+#[test]
+fn generation_changes_exactly_when_an_answer_may_have_changed() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(&path, r#"{"A": "1"}"#).unwrap();
+    // Settled: older than the racy window, so a check that finds nothing
+    // changed does not re-read it.
+    let old = SystemTime::now() - Duration::from_secs(10);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let p = provider_at(&path);
+    let g0 = p.generation();
+    assert_eq!(p.generation(), g0, "nothing changed");
+    p.invalidate();
+    let g1 = p.generation();
+    assert_ne!(g1, g0, "an invalidation may change answers");
+    assert_eq!(p.generation(), g1);
+    p.save("B", "2").unwrap();
+    let g2 = p.generation();
+    assert_ne!(g2, g1, "a save changes answers");
+    assert_eq!(get(&p, "B").as_deref(), Some("2"));
+}
