@@ -5,7 +5,9 @@
 #      (bindings/python/tests) copied next to it and run there with a PATH
 #      that holds no Rust toolchain, a HOME of their own, and nothing pointing
 #      into the checkout (their conftest refuses a source-tree import);
-#   2. the source route a README reader takes, `pip install ./bindings/python`,
+#   2. the type stubs: mypy's stubtest checks st_secrets/_native.pyi against
+#      the installed extension, and mypy type-checks the package with them;
+#   3. the source route a README reader takes, `pip install ./bindings/python`,
 #      into another fresh venv: the package imports, answers a get, and its
 #      `st-secrets` console script runs.
 # Ends with "python: N passed, M failed".
@@ -22,7 +24,8 @@ wheel="$(scripts/build-wheel.sh "$work/wheels" | tail -1)"
 echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(pin pytest)" "$(pin cryptography)"
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(pin pytest)" "$(pin cryptography)" \
+  "$(pin mypy)"
 cp -r bindings/python/tests "$work/tests"
 mkdir -p "$work/home" "$work/tmp"
 set +e
@@ -39,6 +42,20 @@ if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
   echo "FAILED: pytest exited $rc"
   failed=1
 fi
+
+say "type stubs: stubtest against the extension; mypy over the package"
+for check in "stubtest st_secrets._native:mypy.stubtest st_secrets._native" "mypy -p st_secrets:mypy -p st_secrets"; do
+  name="${check%%:*}"
+  # shellcheck disable=SC2086 # the module and its arguments, split on purpose
+  if (cd "$work" && "$work/venv/bin/python" -m ${check#*:}) >"$work/check.log" 2>&1; then
+    echo "ok     $name"
+    passed=$((passed + 1))
+  else
+    cat "$work/check.log"
+    echo "FAILED $name"
+    failed=$((failed + 1))
+  fi
+done
 
 say "pip install ./bindings/python (from source, in a fresh venv)"
 python3 -m venv "$work/src-venv"

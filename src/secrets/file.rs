@@ -16,8 +16,10 @@
 //! fsynced. Directories created for it get mode 0700. YAML comments are not
 //! kept (the YAML library drops them).
 
+use super::config::ManagerConfig;
 use super::provider::{normalize_key, zeroize_json, Provider, ProviderStatus, SecretMap};
 use crate::fsutil;
+use crate::paths;
 use crate::secret::SecretString;
 use crate::Error;
 use parking_lot::{Mutex, RwLock};
@@ -147,6 +149,22 @@ impl FileProvider {
             max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// The manager's file provider for `config`: its `file_path`, else the
+    /// default files in `~/.simpletuner`; without a home directory (and no
+    /// `file_path`) a provider that is unavailable and says why.
+    pub fn from_config(config: &ManagerConfig) -> Self {
+        let location = match (&config.file_path, paths::simpletuner_dir()) {
+            (Some(p), _) => FileLocation::Configured(p.clone()),
+            (None, Some(dir)) => FileLocation::Default(dir),
+            (None, None) => FileLocation::Unknown(
+                "no secrets file: no home directory ($HOME is unset); set file_path or \
+                 SIMPLETUNER_SECRETS_FILE"
+                    .into(),
+            ),
+        };
+        FileProvider::new(location).with_max_size(config.max_file_size)
     }
 
     /// The same provider refusing files larger than `bytes` (default 4 MiB,

@@ -38,7 +38,6 @@ pub use remote::{RemoteSettings, Vars};
 pub use vault::VaultProvider;
 
 use crate::lazy::ResettableLazy;
-use crate::paths;
 use crate::secret::SecretString;
 use crate::Error;
 use parking_lot::Mutex;
@@ -144,17 +143,7 @@ impl SecretsManager {
                     providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
                 }
                 ProviderKind::File => {
-                    let location = match (&config.file_path, paths::simpletuner_dir()) {
-                        (Some(p), _) => FileLocation::Configured(p.clone()),
-                        (None, Some(dir)) => FileLocation::Default(dir),
-                        (None, None) => FileLocation::Unknown(
-                            "no secrets file: no home directory ($HOME is unset); set file_path or \
-                             SIMPLETUNER_SECRETS_FILE"
-                                .into(),
-                        ),
-                    };
-                    let f =
-                        Arc::new(FileProvider::new(location).with_max_size(config.max_file_size));
+                    let f = Arc::new(FileProvider::from_config(&config));
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }

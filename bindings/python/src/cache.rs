@@ -146,7 +146,8 @@ impl TtlCachePy {
 
     /// `TTLCache[str]` (SimpleTuner's generic spelling) is the class itself.
     #[classmethod]
-    fn __class_getitem__(cls: &Bound<'_, PyType>, _item: &Bound<'_, PyAny>) -> Py<PyType> {
+    fn __class_getitem__(cls: &Bound<'_, PyType>, item: &Bound<'_, PyAny>) -> Py<PyType> {
+        let _ = item; // TTLCache[T] is TTLCache whatever T is
         cls.clone().unbind()
     }
 

@@ -35,8 +35,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use st_secrets::secrets::{
-    AwsProvider, EnvProvider, FileLocation, FileProvider, ManagerConfig, Provider, Vars,
-    VaultProvider,
+    AwsProvider, EnvProvider, FileProvider, ManagerConfig, Provider, Vars, VaultProvider,
 };
 use st_secrets::SecretsManager;
 use std::cell::UnsafeCell;
@@ -636,38 +635,25 @@ fn env_provider(prefix: Option<String>) -> NativeProvider {
     NativeProvider::of(Arc::new(EnvProvider::new(prefix)))
 }
 
-/// A secrets-file provider for `path` (`~` expanded), or the default
-/// `~/.simpletuner/secrets.{json,yaml,yml}` when None.
+/// A secrets-file provider for `path` (`~` expanded), or, when None, the
+/// manager's default (`SIMPLETUNER_SECRETS_FILE`, else the first of
+/// `~/.simpletuner/secrets.{json,yaml,yml}`).
 #[pyfunction]
 #[pyo3(signature = (path = None))]
 fn file_provider(py: Python<'_>, path: Option<PathBuf>) -> PyResult<NativeProvider> {
-    // The expansion and the default directory follow the manager's rules.
-    let mut config = ManagerConfig::from_json("{}").or_raise(py)?;
-    config.file_path = None;
-    let location = match path {
+    let config = match path {
         Some(p) => {
-            let text = serde_json::json!({ "file_path": p.to_string_lossy() }).to_string();
-            let c = ManagerConfig::from_json(&text).or_raise(py)?;
-            FileLocation::Configured(
-                c.file_path
-                    .ok_or_else(|| internal("file_path was not set"))?,
-            )
+            let text = p.to_str().ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err("file_path is not valid UTF-8")
+            })?;
+            let json = serde_json::json!({ "file_path": text }).to_string();
+            ManagerConfig::from_json(&json).or_raise(py)?
         }
-        None => {
-            let m = SecretsManager::new(ManagerConfig {
-                providers: vec![st_secrets::ProviderKind::File],
-                ..config
-            })
-            .or_raise(py)?;
-            match m.file_provider() {
-                Some(f) => return Ok(NativeProvider::of_file(f)),
-                None => return Err(internal("the file chain has no file provider")),
-            }
-        }
+        None => ManagerConfig::from_environment(),
     };
-    Ok(NativeProvider::of_file(Arc::new(FileProvider::new(
-        location,
-    ))))
+    Ok(NativeProvider::of_file(Arc::new(
+        FileProvider::from_config(&config),
+    )))
 }
 
 /// An `aws` or `vault` provider from a JSON configuration (the manager's

@@ -14,8 +14,11 @@ This namespace keeps the library's own API (an independent SecretsManager per
 instance, the Store, the sync hardware functions) and the exception classes.
 """
 
+import logging
+
 from . import _native
-from ._errors import ERRORS, StSecretsError
+from ._errors import *  # noqa: F401,F403  (StSecretsError and one class per result code)
+from ._errors import StSecretsError
 from .cache import (
     TTLCache,
     cached,
@@ -28,11 +31,13 @@ from .credential_encryption import decrypt_credential, encrypt_credential, reenc
 from .manager import SecretsManager, get_secrets_manager, reset_secrets_manager
 from .store import Store, clear_hardware_info_cache, get_hardware_info, get_hourly_cost, set_hardware_info
 
+# A library never prints: without this handler, Python's last-resort
+# handler would write the modules' warnings to the host's stderr when the
+# host configured no logging. Hosts that configure logging get the records.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 VERSION = _native.VERSION
 __version__ = VERSION
-
-# The exception classes, one per result code (NotFoundError, AuthError, ...).
-globals().update({cls.__name__: cls for cls in ERRORS.values()})
 
 __all__ = [
     "VERSION",
@@ -55,4 +60,21 @@ __all__ = [
     "set_hardware_info",
     "clear_hardware_info_cache",
     "get_hourly_cost",
-] + [cls.__name__ for cls in ERRORS.values()]
+    "NotFoundError",
+    "NullArgumentError",
+    "InvalidUtf8Error",
+    "InvalidArgumentError",
+    "IoError",
+    "ParseError",
+    "ProviderUnavailableError",
+    "NetworkError",
+    "AuthError",
+    "RemoteError",
+    "InvalidTokenError",
+    "StoreError",
+    "CallbackError",
+    "PanicError",
+    "InternalError",
+]
+# (KeyError, PermissionError and TimeoutError are attributes, not in __all__:
+# a star import would shadow the builtins.)

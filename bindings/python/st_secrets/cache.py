@@ -147,28 +147,27 @@ def cached(ttl: float = 60.0, key_prefix: str = ""):
 
 
 _globals_lock = threading.Lock()
-_provider_config_cache: Optional[TTLCache] = None
-_user_permission_cache: Optional[TTLCache] = None
+_globals: dict = {}
+
+
+def _process_wide(name: str, ttl: float, size: int) -> TTLCache:
+    cache = _globals.get(name)
+    if cache is None:
+        with _globals_lock:
+            cache = _globals.get(name)
+            if cache is None:
+                cache = _globals[name] = TTLCache(default_ttl=ttl, max_size=size)
+    return cache
 
 
 def get_provider_config_cache() -> TTLCache:
     """The process-wide provider-config cache (300 s, 100 entries)."""
-    global _provider_config_cache
-    if _provider_config_cache is None:
-        with _globals_lock:
-            if _provider_config_cache is None:
-                _provider_config_cache = TTLCache(default_ttl=300.0, max_size=100)
-    return _provider_config_cache
+    return _process_wide("provider_config", 300.0, 100)
 
 
 def get_user_permission_cache() -> TTLCache:
     """The process-wide user-permission cache (60 s, 500 entries)."""
-    global _user_permission_cache
-    if _user_permission_cache is None:
-        with _globals_lock:
-            if _user_permission_cache is None:
-                _user_permission_cache = TTLCache(default_ttl=60.0, max_size=500)
-    return _user_permission_cache
+    return _process_wide("user_permission", 60.0, 500)
 
 
 def invalidate_provider_cache(provider: str) -> None:

@@ -8,7 +8,7 @@ import logging
 import threading
 
 from . import _native
-from ._errors import StSecretsError
+from ._errors import attempt
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,7 @@ class SecretsManager(_native.ManagerBase):
     def set_secret(self, key, value):
         """Saves to the secrets file (0600, atomic). True on success; False,
         with a logged warning (never the value), on failure."""
-        try:
-            self._set(key, value)
-            return True
-        except StSecretsError as exc:
-            logger.warning("could not save secret %r: %s", key, exc)
-            return False
+        return attempt(logger, logging.WARNING, "save", key, self._set, key, value)
 
     def set_replicate_token(self, token):
         return self.set_secret(self.REPLICATE_API_TOKEN, token)
@@ -61,12 +56,7 @@ class SecretsManager(_native.ManagerBase):
     def delete_secret(self, key):
         """Removes the key from the secrets file. True when it is gone (also
         when it was not there); False on failure."""
-        try:
-            self._delete(key)
-            return True
-        except StSecretsError as exc:
-            logger.warning("could not delete secret %r: %s", key, exc)
-            return False
+        return attempt(logger, logging.WARNING, "delete", key, self._delete, key)
 
     def clear_cache(self):
         self._clear()

@@ -5,29 +5,18 @@ the cache, written atomically and audited."""
 import asyncio
 import functools
 import json
-import threading
 from typing import Any, Dict, List, Optional
 
+from ._errors import ProcessSingleton
 from .store import Store, _json
 
 __all__ = ["ProviderConfigStore", "get_provider_config_store"]
 
 
-class ProviderConfigStore:
+class ProviderConfigStore(ProcessSingleton):
     """The provider configurations (a per-class singleton: `db_path` is used
     by the first construction only, as SimpleTuner's). The async methods run
     the database work in the default executor, with the GIL released."""
-
-    _instance = None
-    _lock = threading.RLock()
-
-    def __new__(cls, db_path=None):
-        with cls._lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                instance._initialized = False
-                cls._instance = instance
-            return cls._instance
 
     def __init__(self, db_path=None):
         with self._lock:

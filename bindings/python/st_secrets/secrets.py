@@ -15,13 +15,12 @@ import json
 import logging
 import os
 import sys
-import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import _native
-from ._errors import StSecretsError
+from ._errors import ProcessSingleton, StSecretsError, attempt
 
 __all__ = [
     "SecretProvider",
@@ -100,24 +99,14 @@ class FileSecretProvider(_NativeBacked):
     def set_secret(self, key: str, value: str) -> bool:
         """Saves `key` (atomic, 0600 from the first byte). False, logged, on
         failure (a malformed file is left as it is, not overwritten)."""
-        try:
-            self._native.save(key, value)
-            return True
-        except StSecretsError as exc:
-            logger.error("Failed to save secret %r: %s", key, exc)
-            return False
+        return attempt(logger, logging.ERROR, "save", key, self._native.save, key, value)
 
     def delete_secret(self, key: str) -> bool:
         """Removes `key`: False when there is no secrets file or the write
         fails; True otherwise (also when the key was not in it)."""
         if self.get_file_path() is None:
             return False
-        try:
-            self._native.delete(key)
-            return True
-        except StSecretsError as exc:
-            logger.error("Failed to delete secret %r: %s", key, exc)
-            return False
+        return attempt(logger, logging.ERROR, "delete", key, self._native.delete, key)
 
     def get_file_path(self) -> Optional[Path]:
         """The secrets file when it exists, else None."""
@@ -177,7 +166,7 @@ _WRAPPERS = {
 }
 
 
-class SecretsManager(_native.ManagerBase):
+class SecretsManager(ProcessSingleton, _native.ManagerBase):
     """The chain of providers, checked in priority order. A process-wide
     singleton, as SimpleTuner's: later constructions return the same object
     and ignore their arguments (use `SecretsManager.reset()` in tests).
@@ -190,17 +179,6 @@ class SecretsManager(_native.ManagerBase):
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"
     HF_TOKEN = "HF_TOKEN"
     WEBHOOK_SECRET = "CLOUD_WEBHOOK_SECRET"
-
-    _instance = None
-    _lock = threading.RLock()
-
-    def __new__(cls, providers: Optional[List[SecretProvider]] = None, config: Optional[Dict[str, Any]] = None):
-        with cls._lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                instance._initialized = False
-                cls._instance = instance
-            return cls._instance
 
     def __init__(self, providers: Optional[List[SecretProvider]] = None, config: Optional[Dict[str, Any]] = None):
         with self._lock:
@@ -265,12 +243,7 @@ class SecretsManager(_native.ManagerBase):
         if not isinstance(value, str):
             raise TypeError(f"value must be a str, not {type(value).__name__}")
         if self._is_native():
-            try:
-                self._set(key, value)
-                return True
-            except StSecretsError as exc:
-                logger.error("Failed to save secret %r: %s", key, exc)
-                return False
+            return attempt(logger, logging.ERROR, "save", key, self._set, key, value)
         provider = self._file_provider()
         if provider is None:
             provider = FileSecretProvider()
@@ -290,12 +263,7 @@ class SecretsManager(_native.ManagerBase):
             path = self._file_path()
             if path is None or not os.path.lexists(path):
                 return False
-            try:
-                self._delete(key)
-                return True
-            except StSecretsError as exc:
-                logger.error("Failed to delete secret %r: %s", key, exc)
-                return False
+            return attempt(logger, logging.ERROR, "delete", key, self._delete, key)
         provider = self._file_provider()
         if provider is None:
             return False

@@ -271,28 +271,6 @@ def test_get_or_set_does_not_cache_none():
     assert c.get_or_set("z", lambda: 0) == 0 and c.get_or_set("z", lambda: 1) == 0
 
 
-def test_get_or_set_single_flight_returns_one_object_to_all_threads():
-    c = cache_mod.TTLCache()
-    calls, results = [], []
-    barrier = threading.Barrier(4)
-
-    def factory():
-        calls.append(1)
-        time.sleep(0.2)
-        return object()
-
-    def worker():
-        barrier.wait()
-        results.append(c.get_or_set("k", factory))
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1 and len(results) == 4 and all(r is results[0] for r in results)
-
-
 def test_get_or_set_reentry_and_exceptions():
     c = cache_mod.TTLCache()
     with pytest.raises(RuntimeError, match="re-entered"):
@@ -565,3 +543,30 @@ def test_the_console_script_and_module_run_the_tool(tmp_path):
     assert (got.returncode, got.stdout) == (0, "v")
     missing = subprocess.run([str(exe), "get", "NOPE"], capture_output=True, text=True, env=env)
     assert missing.returncode == 1
+
+
+def test_the_library_never_prints_to_stderr(tmp_path):
+    import subprocess
+
+    bad = tmp_path / "secrets.json"
+    bad.write_text("{oops")
+    code = f"""
+from st_secrets.secrets import SecretsManager
+m = SecretsManager(config={{"file_path": {str(bad)!r}}})
+assert m.get("HF_TOKEN", "d") == "d"
+assert m.set_secret("K", "v") is False
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_one_exception_class_per_library_result_code():
+    from st_secrets import _errors, _native
+
+    assert {c.code: c.code_name for c in _errors.ERRORS.values()} == dict(_native.result_codes())
+    for cls in _errors.ERRORS.values():
+        assert getattr(st_secrets, cls.__name__) is cls
+    namespace = {}
+    exec("from st_secrets import *", namespace)
+    assert namespace.get("KeyError", KeyError) is KeyError  # builtins are not shadowed
+    assert namespace["NotFoundError"] is st_secrets.NotFoundError

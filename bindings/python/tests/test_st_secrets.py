@@ -125,7 +125,7 @@ def test_get_or_set_single_flight_and_failures():
     def slow():
         calls.append(1)
         time.sleep(0.2)
-        return "computed"
+        return ["computed"]
 
     results = []
 
@@ -138,7 +138,8 @@ def test_get_or_set_single_flight_and_failures():
         t.start()
     for t in threads:
         t.join()
-    assert results == ["computed"] * 6 and len(calls) == 1
+    assert results == [["computed"]] * 6 and len(calls) == 1
+    assert all(r is results[0] for r in results)  # one object, given to every thread
 
     class Boom(Exception):
         pass
