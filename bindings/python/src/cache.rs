@@ -271,6 +271,15 @@ impl TtlCachePy {
     }
 }
 
+impl Drop for TtlCachePy {
+    /// Releases the cached objects with the cache (a flight still running on
+    /// another thread keeps the native cache alive, empty, until it ends).
+    fn drop(&mut self) {
+        self.inner.clear();
+        Python::attach(bury);
+    }
+}
+
 /// Invalidates the library's own process-wide provider-config cache (the
 /// one the store reads through) for `provider`; returns how many entries.
 #[pyfunction]

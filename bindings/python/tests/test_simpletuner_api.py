@@ -570,3 +570,20 @@ def test_one_exception_class_per_library_result_code():
     exec("from st_secrets import *", namespace)
     assert namespace.get("KeyError", KeyError) is KeyError  # builtins are not shadowed
     assert namespace["NotFoundError"] is st_secrets.NotFoundError
+
+
+def test_a_dropped_cache_releases_its_objects():
+    import weakref
+
+    class Value:
+        pass
+
+    c = cache_mod.TTLCache()
+    v = Value()
+    ref = weakref.ref(v)
+    c.set("k", v)
+    del v
+    assert ref() is not None  # held by the cache
+    del c
+    gc.collect()
+    assert ref() is None
