@@ -53,6 +53,13 @@ macro_rules! error_kinds {
                 }
             }
 
+            /// The same kind of error with `; note` put after the message.
+            pub fn with_note(self, note: impl fmt::Display) -> Error {
+                match self {
+                    $(Error::$variant(m) => Error::$variant(format!("{m}; {note}")),)*
+                }
+            }
+
             /// The same kind of error with `context: ` put before the message.
             pub fn context(self, context: impl fmt::Display) -> Error {
                 match self {
@@ -130,6 +137,15 @@ mod tests {
     use super::*;
     use std::io;
     use std::path::Path;
+
+    #[test]
+    fn a_note_goes_after_the_message() {
+        let e = Error::Parse("/x/secrets.json: line 1".into()).with_note("left untouched");
+        assert_eq!(
+            e,
+            Error::Parse("/x/secrets.json: line 1; left untouched".into())
+        );
+    }
 
     #[test]
     fn context_keeps_the_kind() {

@@ -172,6 +172,45 @@ pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Resu
     }
 }
 
+/// Replaces (or creates) `path` with `bytes` atomically: readers see the old
+/// file or the whole new one, never a part, and the new file has mode 0600
+/// from its first byte. `path` must be a regular file or absent (a symlink,
+/// FIFO or directory there is refused, not followed); its directory must
+/// exist.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for what is not a regular file, else
+/// [`Error::Io`] / [`Error::Permission`].
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is {}, not a regular file; not replacing it",
+                path.display(),
+                kind_of(&m.file_type())
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("cannot inspect", path, &e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let temp = write_private_temp(dir, &format!(".{name}.tmp."), bytes)?;
+    if let Err(e) = std::fs::rename(&temp, path) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io("cannot replace", path, &e));
+    }
+    sync_dir(dir)
+}
+
 /// Makes a rename or link inside `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
@@ -217,4 +256,39 @@ pub(crate) fn mkfifo(path: &Path) {
         .status()
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_private_file_is_replaced_whole_and_never_through_a_link() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("out.yaml");
+        write_private_file(&path, b"first").unwrap();
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        write_private_file(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a replaced file is the new 0600 one");
+
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = write_private_file(&link, b"x").unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("a symbolic link")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(matches!(
+            write_private_file(dir.path(), b"x"),
+            Err(Error::InvalidArgument(_))
+        ));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    }
 }

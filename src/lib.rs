@@ -48,6 +48,7 @@ pub mod store;
 pub use cache::{CacheConfig, CacheStats, TtlCache};
 pub use crypto::Cipher;
 pub use error::Error;
+pub use fsutil::write_private_file;
 pub use secret::{SecretBytes, SecretString};
 pub use secrets::{
     default_manager, reset_default, ManagerConfig, Provider, ProviderKind, ProviderStatus,

@@ -266,15 +266,44 @@ fn the_tool_reads_aws_from_the_process_environment() {
     };
     let (code, out, err) = run(&["get", "HF_TOKEN"]);
     assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
-    let (code, out, err) = run(&["doctor"]);
+    let (code, out, err) = run(&["doctor", "HF_TOKEN", "CLOUD_WEBHOOK_SECRET"]);
     assert_eq!(
         code,
         Some(1),
-        "HF_TOKEN is found but CLOUD_WEBHOOK_SECRET is not: {out}{err}"
+        "HF_TOKEN is found but CLOUD_WEBHOOK_SECRET, asked for, is not: {out}{err}"
+    );
+    assert!(
+        out.contains("CLOUD_WEBHOOK_SECRET: not found by any provider"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["doctor"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "absent well-known keys are optional: {out}{err}"
     );
     assert!(out.contains("aws checks:"), "{out}");
     assert!(out.contains("credentials  environment variables"), "{out}");
     assert!(out.contains(":user/admin (account 123456789012)"), "{out}");
     assert!(out.contains("readable (3 keys)"), "{out}");
     assert!(!out.contains("hf_moto_value"), "{out}");
+
+    // run and env take every key of the AWS secret.
+    let (code, out, err) = run(&["env", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["env"]["HF_TOKEN"], "hf_moto_value");
+    assert_eq!(doc["env"].as_object().unwrap().len(), 3, "{out}");
+    let (code, out, err) = run(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "printf '%s|' \"$HF_TOKEN\"; exit 3",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(3), "<concealed by st-secrets>|"),
+        "{err}"
+    );
 }

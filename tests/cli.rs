@@ -178,21 +178,37 @@ fn providers_and_doctor() {
 
     let o = run(&home, &["providers", "--json"], "");
     let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
-    assert_eq!(json[0]["name"], "env");
-    assert_eq!(json[1]["name"], "file");
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["providers"][0]["name"], "env");
+    assert_eq!(json["providers"][1]["name"], "file");
 
     let o = run(&home, &["doctor"], "");
     let text = out(&o);
-    assert_eq!(o.status.code(), Some(1), "problems found: {text}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "problems found (mode 0644): {text}"
+    );
     assert!(
         text.contains("HF_TOKEN") && text.contains("found in file"),
         "{text}"
     );
+    // Well-known keys nobody asked for may be absent: reported, no problem.
     assert!(
-        text.contains("REPLICATE_API_TOKEN") && text.contains("NOT FOUND"),
+        text.contains("REPLICATE_API_TOKEN") && text.contains("not set"),
         "{text}"
     );
+    assert!(!text.contains("REPLICATE_API_TOKEN: not found"), "{text}");
     assert!(text.contains("chmod 600"), "{text}");
+    assert!(!text.contains("bytes"), "no value lengths: {text}");
+    assert!(
+        !text.contains("aws    absent"),
+        "unconfigured providers are not listed per key: {text}"
+    );
+    assert!(
+        text.lines().all(|l| l == l.trim_end()),
+        "no trailing spaces: {text:?}"
+    );
     assert!(
         !text.contains("hf_VALUE_NOT_SHOWN"),
         "the doctor never shows values"
@@ -200,14 +216,88 @@ fn providers_and_doctor() {
 
     let o = run(&home, &["--json", "doctor", "HF_TOKEN"], "");
     let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(json["schema"], 1);
     assert_eq!(json["keys"][0]["answered_by"], "file");
-    assert_eq!(json["keys"][0]["providers"][1]["detail"], "18 bytes");
+    assert_eq!(
+        json["keys"][0]["providers"][1],
+        serde_json::json!({"provider": "file", "state": "found"})
+    );
+    assert_eq!(
+        json["keys"][0]["providers"].as_array().unwrap().len(),
+        2,
+        "env and file only"
+    );
     assert!(!out(&o).contains("hf_VALUE_NOT_SHOWN"));
 
     fs::set_permissions(dir.join("secrets.yml"), fs::Permissions::from_mode(0o600)).unwrap();
     let o = run(&home, &["doctor", "HF_TOKEN"], "");
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("no problems found"));
+    let o = run(&home, &["doctor"], "");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a healthy HF_TOKEN-only setup: {}",
+        out(&o)
+    );
+
+    // A key asked for and missing is a problem, reported once.
+    let o = run(&home, &["doctor", "HF_TOKEN", "WANDB_API_KEY"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        out(&o)
+            .matches("WANDB_API_KEY: not found by any provider")
+            .count(),
+        1,
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn messages_say_what_happened() {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    let doc = r#"{"NESTED": {"a": "b"}, "FILE_ONLY": "v1"}"#;
+    fs::write(dir.join("secrets.json"), doc).unwrap();
+    let o = run(&home, &["get", "NESTED"], "");
+    assert_stderr(&o, 1, &["its value is an object, a list or null"]);
+
+    // delete while the environment sets the key: says get still answers.
+    let o = run_with(&home, &["delete", "FROM_ENV"], "", &[("FROM_ENV", "x")]);
+    assert_stderr(&o, 1, &["the environment variable FROM_ENV still sets it"]);
+    let o = run_with(&home, &["delete", "FILE_ONLY"], "", &[("FILE_ONLY", "x")]);
+    assert_stderr(&o, 0, &["deleted 'FILE_ONLY'", "still sets it"]);
+
+    // encrypt says when it creates the credential key, and only then.
+    let o = run(&home, &["encrypt"], "credential");
+    assert_stderr(
+        &o,
+        0,
+        &["created a new credential key in", "credential.key"],
+    );
+    let o = run(&home, &["encrypt"], "credential");
+    assert_stderr(&o, 0, &[]);
+    assert!(err(&o).is_empty(), "{}", err(&o));
+
+    // A malformed file is left untouched; the message names it first.
+    fs::write(dir.join("secrets.json"), "{,}").unwrap();
+    let o = run(&home, &["set", "K", "--value", "v"], "");
+    assert_stderr(&o, 3, &["line 1"]);
+    assert!(
+        err(&o).ends_with("; the file was left untouched\n"),
+        "{}",
+        err(&o)
+    );
+}
+
+/// Asserts the exit status and that stderr holds each of `needles`.
+fn assert_stderr(o: &Output, code: i32, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(code), "{}", err(o));
+    for needle in needles {
+        assert!(err(o).contains(needle), "{needle:?} in {}", err(o));
+    }
 }
 
 #[test]

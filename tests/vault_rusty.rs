@@ -173,23 +173,24 @@ fn the_doctor_checks_token_and_readability() {
 fn the_tool_reads_vault_from_the_process_environment() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-        .args(["get", "REPLICATE_API_TOKEN"])
-        .env_clear()
-        .env("HOME", dir.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("VAULT_ADDR", s["url"].as_str().unwrap())
-        .env("VAULT_TOKEN", s["root_token"].as_str().unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "r8_rusty_value"
-    );
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+            .args(args)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("VAULT_ADDR", s["url"].as_str().unwrap())
+            .env("VAULT_TOKEN", s["root_token"].as_str().unwrap())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = tool(&["get", "REPLICATE_API_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "r8_rusty_value"), "{err}");
+
+    // run takes every key of the Vault secret into the command's environment.
+    let script = "printf %s \"$REPLICATE_API_TOKEN\"";
+    let (code, out, err) = tool(&["run", "--no-mask", "--", "sh", "-c", script]);
+    assert_eq!((code, out.as_str()), (Some(0), "r8_rusty_value"), "{err}");
 }

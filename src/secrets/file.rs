@@ -317,7 +317,7 @@ impl FileProvider {
             Some(mut bytes) => {
                 let parsed = Document::parse(&bytes, format, &target);
                 bytes.zeroize();
-                parsed.map_err(|e| e.context("refusing to overwrite it"))?
+                parsed.map_err(|e| e.with_note("the file was left untouched"))?
             }
             None => Document::empty(format),
         };
@@ -346,6 +346,17 @@ impl Provider for FileProvider {
             Ok(snapshot) => Ok(snapshot.resolve(key).map(|(_, v)| v.clone())),
             Err(e) => Err(e.clone()),
         }
+    }
+
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        self.refresh_if_due(Instant::now());
+        let st = self.state.read();
+        st.snapshot.as_ref().map(|s| s.keys()).map_err(Clone::clone)
+    }
+
+    fn holds_non_secret(&self, key: &str) -> bool {
+        let st = self.state.read();
+        st.snapshot.as_ref().is_ok_and(|s| s.holds_non_secret(key))
     }
 
     fn status(&self) -> ProviderStatus {

@@ -33,7 +33,7 @@ pub use aws::AwsProvider;
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use file::{FileLocation, FileProvider};
-pub use provider::{Provider, ProviderStatus};
+pub use provider::{normalize_key, Provider, ProviderStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::VaultProvider;
 
@@ -222,6 +222,42 @@ impl SecretsManager {
                 outcome: link.lookup(key).map(|v| v.map(|v| v.len())),
             })
             .collect())
+    }
+
+    /// The keys the file and remote providers hold secrets under, each with
+    /// the provider holding it, in chain order; a key two providers hold (as
+    /// given or normalized alike) is listed once, for the first. The
+    /// environment lists none. Remote providers fetch their secret (cached).
+    ///
+    /// # Errors
+    /// The first provider that cannot list its keys (with its name), since an
+    /// incomplete list would silently start a command without some secrets.
+    pub fn keys(&self) -> Result<Vec<(String, &'static str)>, Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for link in &self.links {
+            let name = link.provider.name();
+            let keys = link
+                .provider
+                .keys()
+                .map_err(|e| e.context(format!("provider '{name}'")))?;
+            for key in keys {
+                if seen.insert(provider::normalize_key(&key)) {
+                    out.push((key, name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first provider holding `key` with a value that is not a secret
+    /// (an object, a list or null), which gets answer as absent; looks only
+    /// at what the providers have already read.
+    pub fn non_secret_holder(&self, key: &str) -> Option<&'static str> {
+        self.links
+            .iter()
+            .find(|l| l.provider.holds_non_secret(key))
+            .map(|l| l.provider.name())
     }
 
     /// Saves `key` to the secrets file (created with mode 0600 when needed).

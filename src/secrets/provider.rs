@@ -55,6 +55,20 @@ pub trait Provider: Send + Sync {
     fn diagnose(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The keys the provider holds secrets under, as stored (the tool's `run`
+    /// and `env` inject them all). Providers that cannot list their keys (the
+    /// environment, which a child inherits anyway) list none.
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Whether the provider holds `key` with a value that is not a secret (an
+    /// object, a list or null), which a lookup answers as absent: lets a "not
+    /// found" say why. Only what the provider already has is looked at.
+    fn holds_non_secret(&self, _key: &str) -> bool {
+        false
+    }
 }
 
 /// SimpleTuner's key normalization: upper case, `-` and `.` as `_`
@@ -115,6 +129,20 @@ impl SecretMap {
         self.values
             .get_key_value(&normalized)
             .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The keys of the secrets, as stored, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.values.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Whether `key` (as given, else normalized) was skipped: its value is
+    /// not a scalar.
+    pub fn holds_non_secret(&self, key: &str) -> bool {
+        let normalized = normalize_key(key);
+        self.skipped.iter().any(|k| k == key || *k == normalized)
     }
 
     /// How many secrets the map holds.

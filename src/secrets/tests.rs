@@ -201,3 +201,65 @@ fn configured_chain_and_debug_output() {
     assert_eq!(m.providers().len(), 1);
     assert_eq!(m.file_path(), Some(dir.path().join("s.json")));
 }
+
+/// A remote-like provider that lists keys (or fails to) and holds nothing.
+struct Listing(Result<Vec<&'static str>, Error>);
+
+impl Provider for Listing {
+    fn name(&self) -> &'static str {
+        "remote"
+    }
+    fn lookup(&self, _key: &str) -> Result<Option<SecretString>, Error> {
+        Ok(None)
+    }
+    fn status(&self) -> ProviderStatus {
+        ProviderStatus {
+            name: "remote",
+            available: true,
+            detail: String::new(),
+            warnings: vec![],
+            failure: None,
+        }
+    }
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        self.0
+            .clone()
+            .map(|keys| keys.into_iter().map(String::from).collect())
+    }
+}
+
+#[test]
+fn keys_lists_each_key_once_for_the_first_provider_holding_it() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"hf-token": "a", "B": "b", "NESTED": {"x": "y"}, "NULL": null}"#,
+    )
+    .unwrap();
+    let config = ManagerConfig {
+        file_path: Some(dir.path().join("secrets.json")),
+        ..ManagerConfig::default()
+    };
+    let file: Arc<dyn Provider> = Arc::new(FileProvider::from_config(&config));
+    let env: Arc<dyn Provider> = Arc::new(EnvProvider::new(None));
+    let remote: Arc<dyn Provider> = Arc::new(Listing(Ok(vec!["HF_TOKEN", "C"])));
+    let m = SecretsManager::with_providers(config.clone(), vec![env, Arc::clone(&file), remote]);
+    let keys: Vec<(String, &str)> = m.keys().unwrap();
+    let expected = [("B", "file"), ("hf-token", "file"), ("C", "remote")];
+    assert_eq!(
+        keys,
+        expected.map(|(k, p)| (k.to_owned(), p)).to_vec(),
+        "HF_TOKEN normalizes like hf-token: listed once, for the file"
+    );
+    assert_eq!(m.non_secret_holder("NESTED"), Some("file"));
+    assert_eq!(m.non_secret_holder("nested"), Some("file"), "normalized");
+    assert_eq!(m.non_secret_holder("NULL"), Some("file"));
+    assert_eq!(m.non_secret_holder("B"), None);
+
+    let down: Arc<dyn Provider> = Arc::new(Listing(Err(Error::Network("refused".into()))));
+    let m = SecretsManager::with_providers(config, vec![file, down]);
+    assert!(
+        matches!(m.keys(), Err(Error::Network(msg)) if msg == "provider 'remote': refused"),
+        "an incomplete list is an error naming the provider"
+    );
+}

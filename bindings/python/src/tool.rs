@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 
 #[allow(dead_code)] // the tool's `fn main`: the console script calls main_with_args
-#[path = "../../../src/bin/st-secrets.rs"]
+#[path = "../../../src/bin/st-secrets/main.rs"]
 mod cli;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

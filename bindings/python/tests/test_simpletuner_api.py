@@ -587,3 +587,32 @@ def test_a_dropped_cache_releases_its_objects():
     del c
     gc.collect()
     assert ref() is None
+
+
+def test_the_console_script_runs_commands_and_exports_for_dotenv(tmp_path):
+    import io
+    import subprocess
+
+    from dotenv import dotenv_values
+
+    exe = Path(sys.executable).parent / "st-secrets"
+    tricky = "it's \"$HOME\" `id` \\ back\\slash\nsecond line ü"
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"HF_TOKEN": "hf_console_SECRET_42", "TRICKY": tricky}))
+    path.chmod(0o600)
+    env = dict(os.environ, SIMPLETUNER_SECRETS_FILE=str(path))
+
+    # `run` from the wheel: secrets in the command's environment, masked in its output.
+    script = 'printf "%s|%s" "$HF_TOKEN" "${#TRICKY}"; exit 5'
+    ran = subprocess.run([str(exe), "run", "--", "sh", "-c", script], capture_output=True, text=True, env=env)
+    assert (ran.returncode, ran.stdout) == (5, "<concealed by st-secrets>|%d" % len(tricky.encode()))
+
+    # `env --format dotenv` read back by python-dotenv: the same values.
+    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env, check=True)
+    assert dotenv_values(stream=io.StringIO(out.stdout)) == {"HF_TOKEN": "hf_console_SECRET_42", "TRICKY": tricky}
+    # python-dotenv expands ${VAR} even in single quotes and has no escape for
+    # it: such a value round-trips with interpolation off, and the tool says so.
+    path.write_text(json.dumps({"BRACED": "a${HOME}b"}))
+    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env, check=True)
+    assert dotenv_values(stream=io.StringIO(out.stdout), interpolate=False) == {"BRACED": "a${HOME}b"}
+    assert "BRACED" in out.stderr and "${" in out.stderr and "a${HOME}b" not in out.stderr

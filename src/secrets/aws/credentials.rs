@@ -155,7 +155,8 @@ impl CredentialChain {
         } else {
             match self.instance_metadata() {
                 Ok(c) => return Ok(c),
-                Err(f) => format!("instance metadata: {}", f.error),
+                // The error names the instance metadata service already.
+                Err(f) => f.error.to_string(),
             }
         };
         Err(FetchError::permanent(Error::Auth(format!(

@@ -315,6 +315,21 @@ impl Provider for AwsProvider {
         self.cache.lookup(key, || self.fetch(client, name))
     }
 
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        let Some(name) = &self.secret_name else {
+            return Ok(Vec::new());
+        };
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        Ok(self
+            .cache
+            .with_map(|| self.fetch(client, name), SecretMap::keys)?
+            .unwrap_or_default())
+    }
+
+    fn holds_non_secret(&self, key: &str) -> bool {
+        self.cache.holds_non_secret(key)
+    }
+
     fn status(&self) -> ProviderStatus {
         let mut warnings = Vec::new();
         let (available, detail) = match (&self.secret_name, &self.client) {

@@ -143,7 +143,7 @@ fn a_malformed_file_is_never_overwritten() {
     let p = provider_at(&path);
     let e = p.save("NEW", "v").unwrap_err();
     assert!(
-        matches!(&e, Error::Parse(m) if m.contains("refusing to overwrite")),
+        matches!(&e, Error::Parse(m) if m.contains("the file was left untouched")),
         "{e:?}"
     );
     assert!(p.delete("KEEP").is_err());

@@ -335,10 +335,32 @@ impl BlobCache<SecretMap> {
         key: &str,
         fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<SecretString>, Error> {
+        Ok(self
+            .with_map(fetch, |map| map.resolve(key).map(|(_, v)| v.clone()))?
+            .flatten())
+    }
+
+    /// `f` of the cached secret (fetched with `fetch` when due); `None` when
+    /// the service has no such secret.
+    pub fn with_map<R>(
+        &self,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+        f: impl FnOnce(&SecretMap) -> R,
+    ) -> Result<Option<R>, Error> {
         let (blob, _) = self.get(fetch)?;
         Ok(match &*blob {
-            Fetched::Found(map) => map.resolve(key).map(|(_, v)| v.clone()),
+            Fetched::Found(map) => Some(f(map)),
             Fetched::Absent => None,
+        })
+    }
+
+    /// Whether the cached secret, without fetching, holds `key` with a value
+    /// that is not a secret.
+    pub fn holds_non_secret(&self, key: &str) -> bool {
+        let st = self.state.lock();
+        st.good.as_ref().is_some_and(|g| match &*g.value {
+            Fetched::Found(map) => map.holds_non_secret(key),
+            Fetched::Absent => false,
         })
     }
 

@@ -427,6 +427,21 @@ impl Provider for VaultProvider {
         self.cache.lookup(key, || self.fetch(client))
     }
 
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        if !self.configured {
+            return Ok(Vec::new());
+        }
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        Ok(self
+            .cache
+            .with_map(|| self.fetch(client), SecretMap::keys)?
+            .unwrap_or_default())
+    }
+
+    fn holds_non_secret(&self, key: &str) -> bool {
+        self.cache.holds_non_secret(key)
+    }
+
     fn status(&self) -> ProviderStatus {
         let mut warnings = Vec::new();
         let detail = match &self.client {

@@ -1,0 +1,298 @@
+//! `st-secrets run -- CMD ARGS...`: starts a command with the secrets added
+//! to its environment (never its command line), forwards signals to it,
+//! conceals the values in its output, and exits with its status.
+//!
+//! Signals: before the command starts, the forwarded signals and SIGCHLD are
+//! blocked in this thread (the command gets the mask from before), and this thread then takes them one by one with
+//! `sigwaitinfo`: SIGCHLD means the command may have ended; any other is
+//! passed on with `kill`, unless the terminal sent it (`SI_KERNEL`: Ctrl-C,
+//! Ctrl-\, a resize or a hangup go to the whole foreground process group, the
+//! command included, and must not arrive twice). The command is reaped only
+//! after the last forward, so a signal can never reach a recycled pid.
+
+use super::export::{resolve, Selection};
+use super::mask::{Masker, Patterns};
+use super::{Globals, Outcome};
+use st_secrets::Error;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+pub const AFTER_HELP: &str = "\
+The command inherits this environment plus the secrets (each key under its
+normalized name: hf-token as HF_TOKEN), stdin, and, with --no-mask, stdout and
+stderr. By default its stdout and stderr go through pipes that replace every
+value of 4 bytes or more with <concealed by st-secrets> (so the command sees
+pipes, not a terminal). A key that cannot be resolved fails before the command
+starts. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
+st-secrets are forwarded to the command; the exit status is the command's
+(128+N when it dies of signal N; 127 not found, 126 not executable).
+
+Examples:
+  st-secrets run -- torchrun --nproc_per_node 8 train.py --config cfg.yaml
+  st-secrets run --only HF_TOKEN,WANDB_API_KEY -- accelerate launch train.py
+  st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    selection: Selection,
+
+    /// Let the command write to stdout and stderr directly (a terminal stays
+    /// a terminal); its output then shows values it prints
+    #[arg(long)]
+    no_mask: bool,
+
+    /// The command and its arguments (after --)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<OsString>,
+}
+
+/// The signals passed on to the command.
+const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// `si_code` of a signal the kernel sent (the terminal's, among others).
+const SI_KERNEL: libc::c_int = 0x80;
+
+/// Signals blocked in this thread until it is dropped (then the previous
+/// mask is restored: matters when the tool runs inside Python).
+struct Blocked {
+    set: libc::sigset_t,
+    previous: libc::sigset_t,
+}
+
+impl Blocked {
+    fn block(signals: &[libc::c_int]) -> Result<Blocked, Error> {
+        // SAFETY: sigset_t is plain data, initialized by sigemptyset before
+        // use; pthread_sigmask gets valid pointers.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+            if rc != 0 {
+                return Err(Error::Internal(format!(
+                    "cannot block signals: {}",
+                    std::io::Error::from_raw_os_error(rc)
+                )));
+            }
+            Ok(Blocked { set, previous })
+        }
+    }
+
+    /// The next blocked signal, with whether the kernel sent it.
+    fn wait(&self) -> Result<(libc::c_int, bool), Error> {
+        loop {
+            // SAFETY: info is written by sigwaitinfo; set is initialized.
+            let (signal, info) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                (libc::sigwaitinfo(&self.set, &mut info), info)
+            };
+            if signal >= 0 {
+                return Ok((signal, info.si_code == SI_KERNEL));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Internal(format!("cannot wait for signals: {e}")));
+            }
+        }
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Copies `from` to `to`, concealing the values; stops when either end
+/// closes (dropping `from` then gives the command SIGPIPE, as a pipeline
+/// would).
+fn pump(mut from: impl Read, mut to: std::fs::File, patterns: Arc<Patterns>) {
+    let mut masker = Masker::new(&patterns);
+    loop {
+        match masker.read_from(&mut from) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        if masker.pass_on(&mut to, false).is_err() {
+            return;
+        }
+    }
+    let _ = masker.pass_on(&mut to, true);
+}
+
+/// Starts a thread pumping the command's pipe `from` to `to` (this
+/// process's stdout or stderr, duplicated and written unbuffered).
+fn start_pump(
+    from: impl Read + AsFd + Send + 'static,
+    to: std::os::fd::BorrowedFd<'_>,
+    patterns: &Arc<Patterns>,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    widen_pipe(from.as_fd());
+    let to = to
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| Error::Io(format!("cannot duplicate an output stream: {e}")))?;
+    widen_pipe(to.as_fd()); // when the output is a pipe too (`| tee log`)
+    let patterns = Arc::clone(patterns);
+    std::thread::Builder::new()
+        .name("st-secrets-mask".into())
+        .spawn(move || pump(from, to, patterns))
+        .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
+}
+
+/// Makes a pipe's buffer 1 MiB (fewer wake-ups for bulk output); best
+/// effort, and nothing for what is not a pipe.
+fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ on a pipe we own; failure is harmless.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// The exit status for the command's: its code, or 128+N for signal N.
+fn status_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+        (None, None) => 1,
+    }
+}
+
+pub fn run(g: &Globals, args: RunArgs) -> Outcome {
+    let vars = resolve(g, &args.selection)?;
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| super::usage("run needs a command after --"))?;
+    let patterns = if args.no_mask {
+        None
+    } else {
+        Patterns::new(vars.iter().map(|(_, v)| v.expose().as_bytes())).map(Arc::new)
+    };
+    let mut command = Command::new(program);
+    command.args(rest);
+    for (name, value) in &vars {
+        command.env(name, value.expose());
+    }
+    if patterns.is_some() {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    drop(vars);
+
+    let mut signals = FORWARDED.to_vec();
+    signals.push(libc::SIGCHLD);
+    let blocked = Blocked::block(&signals)?;
+    let previous = blocked.previous;
+    // SAFETY: between fork and exec only async-signal-safe calls
+    // (pthread_sigmask, signal): the command starts with the signal mask
+    // this process had before blocking (the standard library leaves the
+    // blocked one in place) and SIGPIPE at its default (the Rust runtime
+    // and Python ignore it).
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            match libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) {
+                0 => Ok(()),
+                rc => Err(std::io::Error::from_raw_os_error(rc)),
+            }
+        });
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let status = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            eprintln!("st-secrets: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(status);
+        }
+    };
+    drop(command); // the values it held
+
+    let mut pumps = Vec::new();
+    if let Some(patterns) = &patterns {
+        if let Some(out) = child.stdout.take() {
+            pumps.push(start_pump(out, std::io::stdout().as_fd(), patterns)?);
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(start_pump(err, std::io::stderr().as_fd(), patterns)?);
+        }
+    }
+
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+    let status = loop {
+        let (signal, from_kernel) = blocked.wait()?;
+        if signal == libc::SIGCHLD {
+            // Not reaped yet: a forward below still reaches this process.
+            if exited(pid)? {
+                break child
+                    .wait()
+                    .map_err(|e| Error::Internal(format!("cannot wait for the command: {e}")))?;
+            }
+        } else if !from_kernel {
+            // SAFETY: kill on the command's pid, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    };
+    drop(blocked);
+    for p in pumps {
+        let _ = p.join();
+    }
+    Ok(status_code(status))
+}
+
+/// Whether the command has ended, leaving it to be reaped (`WNOWAIT`).
+fn exited(pid: libc::pid_t) -> Result<bool, Error> {
+    loop {
+        // SAFETY: info is written by waitid.
+        let (rc, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                libc::id_t::try_from(pid).unwrap_or(0),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            (rc, info)
+        };
+        if rc == 0 {
+            // SAFETY: si_pid is valid for a waitid result; 0 means no change.
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::Internal(format!("cannot wait for the command: {e}")));
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `st-secrets doctor`: where each key would come from, the chain's live
+//! checks and the store's audit state; values never appear, nor their lengths.
+
+use super::{print_json, CliError, Globals, Outcome};
+use st_secrets::secrets::{self, EnvProvider};
+use st_secrets::store::Store;
+use st_secrets::Error;
+
+/// The doctor's look at the provider-config store, without creating it: its
+/// audit chain, and whether it holds fewer audit entries than it recorded
+/// after its last write (a truncated or replaced database). Returns one line.
+fn store_check(g: &Globals, problems: &mut Vec<String>) -> String {
+    let path = match g.db.clone() {
+        Some(p) => p,
+        None => match st_secrets::store::default_db_path() {
+            Ok(p) => p,
+            Err(e) => return format!("none ({e})"),
+        },
+    };
+    let recorded = st_secrets::store::recorded_head_path(&path);
+    if !path.exists() {
+        if recorded.exists() {
+            problems.push(format!(
+                "store: {} is missing, but a store there had recorded audit entries ({}): deleted?",
+                path.display(),
+                recorded.display()
+            ));
+            return format!("{} MISSING", path.display());
+        }
+        return format!("{} (not created yet)", path.display());
+    }
+    let store = match Store::open(Some(&path)) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("store: {e}"));
+            return format!("{} FAILED ({})", path.display(), e.code_name());
+        }
+    };
+    let report = match store.verify_audit() {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("store: {e}"));
+            return format!("{} FAILED ({})", path.display(), e.code_name());
+        }
+    };
+    if let Some((id, why)) = &report.first_broken {
+        problems.push(format!("store: audit trail broken at entry {id}: {why}"));
+    }
+    if let Some((had, _)) = store.recorded_audit_head() {
+        if had > report.entries {
+            problems.push(format!(
+                "store: {} had {had} audit entries after its last write and now has {}: \
+                 truncated or replaced?",
+                path.display(),
+                report.entries
+            ));
+        }
+    }
+    format!("{}: {} audit entries", path.display(), report.entries)
+}
+
+/// The remote providers' live checks (credential source, caller identity,
+/// whether the secret is readable) as report lines; failures are added to
+/// `problems`.
+fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let error = |e: &serde_json::Value| {
+        format!(
+            "{}: {}",
+            e["code"].as_str().unwrap_or("ST_INTERNAL"),
+            e["message"].as_str().unwrap_or_default()
+        )
+    };
+    for entry in diagnosis.as_array().into_iter().flatten() {
+        let (name, c) = (entry["name"].as_str().unwrap_or_default(), &entry["checks"]);
+        if !c.is_object() {
+            continue;
+        }
+        lines.push(format!("{name} checks:"));
+        if let Some(e) = c.get("error") {
+            lines.push(format!("  configuration: {}", error(e)));
+            problems.push(format!("provider '{name}': {}", error(e)));
+            continue;
+        }
+        for (label, key) in [
+            ("secret", "secret"),
+            ("region", "region"),
+            ("endpoint", "endpoint"),
+            ("url", "url"),
+            ("namespace", "namespace"),
+            ("kv", "kv_version"),
+        ] {
+            if let Some(v) = c[key].as_str() {
+                lines.push(format!("  {label:<12} {v}"));
+            }
+        }
+        match (c["credentials"].as_str(), c.get("credentials_error")) {
+            (Some(source), _) => lines.push(format!("  {:<12} {source}", "credentials")),
+            (None, Some(e)) => {
+                lines.push(format!("  {:<12} NONE ({})", "credentials", error(e)));
+                problems.push(format!("provider '{name}': credentials: {}", error(e)));
+            }
+            _ => {}
+        }
+        if let Some(caller) = c.get("caller") {
+            match caller.get("error") {
+                Some(e) => {
+                    lines.push(format!("  {:<12} unknown ({})", "caller", error(e)));
+                    problems.push(format!("provider '{name}': caller identity: {}", error(e)));
+                }
+                None => lines.push(format!(
+                    "  {:<12} {} (account {})",
+                    "caller",
+                    caller["arn"].as_str().unwrap_or("?"),
+                    caller["account"].as_str().unwrap_or("?")
+                )),
+            }
+        }
+        if let Some(h) = c.get("health") {
+            let text = match (h.get("error"), h["supported"].as_bool()) {
+                (Some(e), _) => {
+                    problems.push(format!("provider '{name}': health: {}", error(e)));
+                    format!("unknown ({})", error(e))
+                }
+                (None, Some(false)) => "not reported by this server (no sys/health)".to_owned(),
+                _ => format!(
+                    "HTTP {}, sealed: {}, version {}",
+                    h["status"],
+                    h["sealed"],
+                    h["version"].as_str().unwrap_or("?")
+                ),
+            };
+            lines.push(format!("  {:<12} {text}", "health"));
+        }
+        if let Some(t) = c.get("token") {
+            if t["valid"] == true {
+                lines.push(format!(
+                    "  {:<12} valid ({}, policies {})",
+                    "token",
+                    t["display_name"].as_str().unwrap_or("?"),
+                    t["policies"]
+                ));
+            } else {
+                let why = t.get("error").map(&error).unwrap_or_default();
+                lines.push(format!("  {:<12} INVALID ({why})", "token"));
+                problems.push(format!("provider '{name}': token: {why}"));
+            }
+        }
+        let r = &c["secret_readable"];
+        if r["readable"] == true {
+            lines.push(format!(
+                "  {:<12} readable ({} keys)",
+                "secret read", r["keys"]
+            ));
+        } else if r.is_object() {
+            let why = r.get("error").map_or_else(
+                || r["reason"].as_str().unwrap_or_default().to_owned(),
+                &error,
+            );
+            lines.push(format!("  {:<12} NOT READABLE ({why})", "secret read"));
+            problems.push(format!("provider '{name}': secret not readable: {why}"));
+        }
+    }
+    lines
+}
+
+/// One key's report: which provider answered, and the answers of the
+/// providers that are configured (an unconfigured provider says nothing).
+fn key_report(
+    m: &secrets::SecretsManager,
+    env: &EnvProvider,
+    available: &[&'static str],
+    key: &str,
+    required: bool,
+    problems: &mut Vec<String>,
+) -> Result<serde_json::Value, CliError> {
+    let trace = m.trace(key)?;
+    let answered = trace.iter().find(|a| matches!(a.outcome, Ok(Some(_))));
+    let mut answers = Vec::new();
+    let mut failed = false;
+    for a in &trace {
+        let state = match &a.outcome {
+            Ok(Some(_)) => serde_json::json!({"provider": a.provider, "state": "found"}),
+            Ok(None) if available.contains(&a.provider) => {
+                serde_json::json!({"provider": a.provider, "state": "absent"})
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                failed = true;
+                problems.push(format!("{key}: provider '{}' failed: {e}", a.provider));
+                serde_json::json!({"provider": a.provider, "state": "error",
+                    "error": {"code": e.code_name(), "message": e.to_string()}})
+            }
+        };
+        answers.push(state);
+    }
+    // A failure already explains a missing key: one problem, not two.
+    if answered.is_none() && required && !failed {
+        let why = match m.non_secret_holder(key) {
+            Some(p) => format!(" ({p} holds it with a value that is not a secret)"),
+            None => String::new(),
+        };
+        problems.push(format!("{key}: not found by any provider{why}"));
+    }
+    Ok(serde_json::json!({
+        "key": key,
+        "required": required,
+        "env_variable": env.variable_name(key),
+        "answered_by": answered.map(|a| a.provider),
+        "providers": answers,
+    }))
+}
+
+pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
+    let m = g.manager()?;
+    let (keys, required): (Vec<String>, bool) = if asked.is_empty() {
+        let known = [
+            secrets::REPLICATE_API_TOKEN,
+            secrets::HF_TOKEN,
+            secrets::WEBHOOK_SECRET,
+        ];
+        (known.map(String::from).to_vec(), false)
+    } else {
+        (asked.to_vec(), true)
+    };
+    let env = EnvProvider::new(m.config().env_prefix.clone());
+    let chain = m.providers();
+    let available: Vec<&'static str> = chain
+        .iter()
+        .filter(|e| e.status.available)
+        .map(|e| e.status.name)
+        .collect();
+    let mut problems: Vec<String> = Vec::new();
+    let mut report_keys = Vec::new();
+    for key in &keys {
+        report_keys.push(key_report(
+            &m,
+            &env,
+            &available,
+            key,
+            required,
+            &mut problems,
+        )?);
+    }
+    for entry in &chain {
+        for w in &entry.status.warnings {
+            problems.push(format!("provider '{}': {w}", entry.status.name));
+        }
+    }
+    let diagnosis: serde_json::Value = serde_json::from_str(&m.diagnose_json())
+        .map_err(|e| Error::Internal(format!("doctor JSON: {e}")))?;
+    let checks = remote_checks(&diagnosis, &mut problems);
+    let store_state = store_check(g, &mut problems);
+    if g.json {
+        print_json(serde_json::json!({
+            "version": st_secrets::VERSION,
+            "chain": diagnosis,
+            "secrets_file": m.file_path().map(|p| p.display().to_string()),
+            "store": store_state,
+            "keys": report_keys,
+            "problems": problems,
+        }));
+        return Ok(u8::from(!problems.is_empty()));
+    }
+    let mut lines = vec![
+        format!("st-secrets {}", st_secrets::VERSION),
+        "chain (first match wins):".to_owned(),
+    ];
+    for entry in &chain {
+        let s = &entry.status;
+        let state = if s.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        lines.push(format!("  {:<6} {:<12} {}", s.name, state, s.detail));
+    }
+    if let Some(p) = m.file_path() {
+        lines.push(format!("secrets file: {}", p.display()));
+    }
+    lines.push(format!("store: {store_state}"));
+    lines.extend(checks);
+    lines.push(
+        if required {
+            "keys:"
+        } else {
+            "well-known keys (optional):"
+        }
+        .to_owned(),
+    );
+    for k in &report_keys {
+        let key = k["key"].as_str().unwrap_or_default();
+        let state = match k["answered_by"].as_str() {
+            Some(p) => format!("found in {p}"),
+            None if required => "NOT FOUND".to_owned(),
+            None => "not set".to_owned(),
+        };
+        lines.push(format!("  {key:<22} {state}"));
+        lines.push(format!(
+            "  {:<22} env variable: {}",
+            "",
+            k["env_variable"].as_str().unwrap_or_default()
+        ));
+        for a in k["providers"].as_array().into_iter().flatten() {
+            let detail = a["error"]["code"]
+                .as_str()
+                .map_or_else(String::new, |code| {
+                    format!(
+                        "{code}: {}",
+                        a["error"]["message"].as_str().unwrap_or_default()
+                    )
+                });
+            lines.push(format!(
+                "  {:<22} {:<6} {} {detail}",
+                "",
+                a["provider"].as_str().unwrap_or_default(),
+                a["state"].as_str().unwrap_or_default(),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        lines.push("no problems found".to_owned());
+    } else {
+        lines.push("problems:".to_owned());
+        lines.extend(problems.iter().map(|p| format!("  - {p}")));
+    }
+    for line in lines {
+        println!("{}", line.trim_end());
+    }
+    Ok(u8::from(!problems.is_empty()))
+}

@@ -1,0 +1,315 @@
+//! Secrets for other programs: which keys `run` and `env` resolve and under
+//! which variable names, `env`'s output formats, and `inject`'s templates.
+
+use super::{is_stdio, not_found_message, print_json, usage, CliError, Globals, Outcome};
+use st_secrets::secrets::normalize_key;
+use st_secrets::{Error, SecretString};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub const ENV_AFTER_HELP: &str = "\
+Formats:
+  sh      export NAME='value' lines for eval (single quotes; ' as '\\'')
+  dotenv  NAME='value' lines (\\ and ' escaped with \\; newlines kept inside
+          the quotes), as python-dotenv reads them; it expands ${VAR} even in
+          single quotes, so a value holding ${ needs interpolation off
+  json    {\"schema\": 1, \"env\": {\"NAME\": \"value\"}}
+
+Safe patterns:
+  eval \"$(st-secrets env --only HF_TOKEN)\"      # fails the eval if a key is missing
+  st-secrets env --format dotenv > .env && chmod 600 .env
+
+Prefer `st-secrets run -- CMD` where you can: values then never pass through a
+shell, a file or the output of a command.";
+
+pub const INJECT_AFTER_HELP: &str = "\
+A reference is {{ st://KEY }} (spaces inside the braces optional); any other
+{{ ... }} is left as it is. Every key is resolved through the chain first: one
+that is missing fails the command and nothing is written. The output file is
+replaced atomically and has mode 0600. Values are inserted as they are: quote
+them in the template as its format needs.";
+
+/// Which keys `run` and `env` resolve.
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Only these keys (comma-separated, or the option repeated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "KEYS",
+        conflicts_with = "all"
+    )]
+    only: Vec<String>,
+
+    /// Every key the secrets file and the remote providers hold (the default)
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Sh,
+    Dotenv,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    selection: Selection,
+
+    /// Output format (--json is --format json)
+    #[arg(long, value_enum, default_value_t = Format::Sh)]
+    format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct InjectArgs {
+    /// The template (`-` for stdin)
+    #[arg(short, long = "in", value_name = "TEMPLATE")]
+    input: PathBuf,
+
+    /// Where to write the result (default: stdout)
+    #[arg(short, long = "out", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Whether `name` can be an environment variable a shell can read.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Resolves the selected keys through the chain: `(variable name, value)`
+/// pairs, the variable being the key normalized as SimpleTuner does
+/// (`hf-token` is `HF_TOKEN`). A listed key that is missing, or any provider
+/// failure, is an error naming the key and provider, never the value.
+pub fn resolve(
+    g: &Globals,
+    selection: &Selection,
+) -> Result<Vec<(String, SecretString)>, CliError> {
+    let m = g.manager()?;
+    let listed = !selection.only.is_empty();
+    let keys: Vec<String> = if listed {
+        selection.only.clone()
+    } else {
+        m.keys()?.into_iter().map(|(key, _)| key).collect()
+    };
+    let mut out: Vec<(String, SecretString)> = Vec::new();
+    for key in keys {
+        let name = normalize_key(&key);
+        if !valid_name(&name) {
+            if listed {
+                return Err(usage(format!(
+                    "key '{key}' cannot be an environment variable name (letters, digits and _; \
+                     not starting with a digit)"
+                )));
+            }
+            eprintln!("st-secrets: skipped key '{key}': not a valid environment variable name");
+            continue;
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        match m.get_with_source(&key) {
+            Ok(Some((value, _))) => out.push((name, value)),
+            Ok(None) => return Err(CliError::NotFound(not_found_message(&m, &key))),
+            Err(e) => return Err(e.context(format!("secret '{key}'")).into()),
+        }
+    }
+    Ok(out)
+}
+
+/// `value` in single quotes for a POSIX shell.
+fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `value` in single quotes for a dotenv file: `\` and `'` escaped.
+fn dotenv_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
+    let vars = resolve(g, &args.selection)?;
+    let format = if g.json { Format::Json } else { args.format };
+    let mut text = zeroize::Zeroizing::new(String::new());
+    match format {
+        Format::Json => {
+            let env: serde_json::Map<String, serde_json::Value> = vars
+                .iter()
+                .map(|(n, v)| (n.clone(), v.expose().into()))
+                .collect();
+            print_json(serde_json::json!({"env": env}));
+            return Ok(0);
+        }
+        Format::Sh => {
+            for (name, value) in &vars {
+                text.push_str(&format!("export {name}={}\n", sh_quote(value.expose())));
+            }
+        }
+        Format::Dotenv => {
+            for (name, value) in &vars {
+                if value.expose().contains("${") {
+                    eprintln!(
+                        "st-secrets: note: the value of {name} contains '${{', which python-dotenv \
+                         and docker compose expand (dotenv has no escape for it): read the file \
+                         with interpolation off"
+                    );
+                }
+                text.push_str(&format!("{name}={}\n", dotenv_quote(value.expose())));
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+    Ok(0)
+}
+
+/// A piece of a template: text, or a reference to a key.
+#[derive(Debug, PartialEq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Key(&'a str),
+}
+
+/// Splits a template at its `{{ st://KEY }}` references.
+fn parse_template(template: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let (mut text_start, mut search) = (0, 0);
+    while let Some(found) = template[search..].find("{{") {
+        let open = search + found;
+        match reference_at(&template[open + 2..]) {
+            Some((key, len)) => {
+                if open > text_start {
+                    pieces.push(Piece::Text(&template[text_start..open]));
+                }
+                pieces.push(Piece::Key(key));
+                text_start = open + 2 + len;
+                search = text_start;
+            }
+            None => search = open + 2,
+        }
+    }
+    if text_start < template.len() {
+        pieces.push(Piece::Text(&template[text_start..]));
+    }
+    pieces
+}
+
+/// The key of a reference whose `{{` comes just before `s`, and how many
+/// bytes of `s` the reference spans (through its `}}`).
+fn reference_at(s: &str) -> Option<(&str, usize)> {
+    let body = s.trim_start_matches([' ', '\t']).strip_prefix("st://")?;
+    let end = body.find("}}")?;
+    let key = body[..end].trim_end_matches([' ', '\t']);
+    let valid = !key.is_empty() && !key.contains(|c: char| c.is_whitespace() || c == '{');
+    valid.then_some((key, s.len() - body.len() + end + 2))
+}
+
+pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
+    let template = if is_stdio(&args.input) {
+        super::read_stdin()?
+    } else {
+        let bytes = std::fs::read(&args.input)
+            .map_err(|e| Error::io("cannot read template", &args.input, &e))?;
+        String::from_utf8(bytes).map_err(|_| {
+            Error::Parse(format!(
+                "template {} is not UTF-8 text",
+                args.input.display()
+            ))
+        })?
+    };
+    let pieces = parse_template(&template);
+    let m = g.manager()?;
+    let mut values: Vec<(&str, SecretString)> = Vec::new();
+    let mut missing: Vec<&str> = Vec::new();
+    for piece in &pieces {
+        let Piece::Key(key) = piece else { continue };
+        if values.iter().any(|(k, _)| k == key) || missing.contains(key) {
+            continue;
+        }
+        match m.get(key) {
+            Ok(Some(v)) => values.push((key, v)),
+            Ok(None) => missing.push(key),
+            Err(e) => return Err(e.context(format!("secret '{key}'")).into()),
+        }
+    }
+    if let Some(first) = missing.first() {
+        let more = if missing.len() > 1 {
+            format!(" (missing too: {})", missing[1..].join(", "))
+        } else {
+            String::new()
+        };
+        return Err(CliError::NotFound(format!(
+            "{}{more}; nothing was written",
+            not_found_message(&m, first)
+        )));
+    }
+    let mut output = zeroize::Zeroizing::new(String::with_capacity(template.len()));
+    for piece in &pieces {
+        match piece {
+            Piece::Text(t) => output.push_str(t),
+            Piece::Key(k) => {
+                let value = values.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+                output.push_str(value.map_or("", |v| v.expose()));
+            }
+        }
+    }
+    match args.output.as_deref() {
+        Some(path) if !is_stdio(path) => {
+            st_secrets::write_private_file(path, output.as_bytes())?;
+            let n = pieces.iter().filter(|p| matches!(p, Piece::Key(_))).count();
+            eprintln!(
+                "wrote {} ({n} reference(s) filled, mode 0600)",
+                path.display()
+            );
+        }
+        _ => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(output.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_split_at_references_only() {
+        use Piece::{Key, Text};
+        assert_eq!(
+            parse_template("token: {{ st://HF_TOKEN }}\nurl: {{st://a.b-c}}!"),
+            vec![
+                Text("token: "),
+                Key("HF_TOKEN"),
+                Text("\nurl: "),
+                Key("a.b-c"),
+                Text("!")
+            ]
+        );
+        assert_eq!(
+            parse_template("{{ jinja }} {{ st:// }} {{ st://A B }} {{st://K}}"),
+            vec![Text("{{ jinja }} {{ st:// }} {{ st://A B }} "), Key("K")]
+        );
+        assert_eq!(parse_template("{{ st://K"), vec![Text("{{ st://K")]);
+        assert_eq!(parse_template(""), vec![]);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(dotenv_quote(r"a\b'c"), r"'a\\b\'c'");
+        assert!(valid_name("HF_TOKEN") && valid_name("_X1"));
+        assert!(!valid_name("1X") && !valid_name("A B") && !valid_name(""));
+    }
+}

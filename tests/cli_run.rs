@@ -1,0 +1,578 @@
+//! The tool's commands for shell launchers (`run`, `env`, `inject`), its
+//! command line (help, version, misplaced options, completions) and its
+//! prompt at a real pseudo-terminal, run as a launcher would run them.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_st-secrets");
+
+/// Values with everything a quoting layer can get wrong.
+const TRICKY: &str = "it's \"$HOME\" `id` \\n \\ back\\slash\nsecond line\ttab ü €";
+
+/// A home holding a secrets file with `HF_TOKEN`, a tricky value, a nested
+/// value and a one-byte value.
+fn home() -> TempDir {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    let doc = serde_json::json!({
+        "HF_TOKEN": "hf_run_SECRET_0123456789",
+        "tricky-value": TRICKY,
+        "NESTED": {"a": "b"},
+        "DEBUG": "1",
+    });
+    let path = dir.join("secrets.json");
+    fs::write(&path, doc.to_string()).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    home
+}
+
+/// The tool with `args`, HOME set to `home` and nothing else of ours in its
+/// environment.
+fn tool(home: &TempDir, args: &[&str]) -> Command {
+    let mut c = Command::new(TOOL);
+    c.args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(home.path());
+    c
+}
+
+fn output(home: &TempDir, args: &[&str]) -> Output {
+    tool(home, args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_injects_the_secrets_and_masks_them_in_the_output() {
+    let home = home();
+    let script = r#"
+        printf 'token=%s\n' "$HF_TOKEN"
+        printf '%s' "$HF_TOKEN" | head -c 7; sleep 0.2; printf '%s\n' "$HF_TOKEN" | tail -c +8
+        printf 'err:%s\n' "$HF_TOKEN" >&2
+        printf 'debug=%s tricky=%s\n' "$DEBUG" "$TRICKY_VALUE"
+        printf 'nested=[%s]\n' "${NESTED-unset}"
+        exit 7
+    "#;
+    let o = output(&home, &["run", "--", "sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("token=<concealed by st-secrets>"));
+    assert_eq!(
+        lines.next(),
+        Some("<concealed by st-secrets>"),
+        "split across two writes 200 ms apart: {out}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("debug=1 tricky=<concealed by st-secrets>")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("nested=[unset]"),
+        "not a secret: not injected"
+    );
+    assert!(!out.contains("SECRET_0123"));
+    assert_eq!(text(&o.stderr), "err:<concealed by st-secrets>\n");
+
+    // --no-mask: the command's output is its own.
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$HF_TOKEN\"",
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), text(&o.stdout).as_str()),
+        (Some(0), "hf_run_SECRET_0123456789")
+    );
+
+    // --only: the listed keys and nothing else (the environment stays).
+    let o = tool(
+        &home,
+        &[
+            "run",
+            "--only",
+            "hf-token",
+            "--",
+            "sh",
+            "-c",
+            "echo \"${TRICKY_VALUE-none} $KEEP\"",
+        ],
+    )
+    .env("KEEP", "kept")
+    .output()
+    .unwrap();
+    assert_eq!(text(&o.stdout), "none kept\n");
+}
+
+#[test]
+fn run_passes_binary_output_through_untouched() {
+    let home = home();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = home.path().join("blob.bin");
+    fs::write(&file, &data).unwrap();
+    let o = output(&home, &["run", "--", "cat", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        o.stdout == data,
+        "3 MB of binary output come through byte for byte"
+    );
+}
+
+#[test]
+fn run_exit_statuses_follow_the_command() {
+    let home = home();
+    let status = |args: &[&str]| output(&home, args).status.code();
+    assert_eq!(status(&["run", "--", "true"]), Some(0));
+    assert_eq!(status(&["run", "--", "sh", "-c", "exit 7"]), Some(7));
+    assert_eq!(
+        status(&["run", "--", "sh", "-c", "kill -TERM $$"]),
+        Some(128 + 15)
+    );
+    assert_eq!(
+        status(&["run", "--no-mask", "--", "sh", "-c", "kill -KILL $$"]),
+        Some(128 + 9)
+    );
+    assert_eq!(status(&["run", "--", "/nonexistent/command"]), Some(127));
+    assert_eq!(
+        status(&["run", "--", home.path().to_str().unwrap()]),
+        Some(126)
+    );
+
+    // A key that cannot be resolved fails before the command starts, naming
+    // the key and where it looked.
+    let marker = home.path().join("started");
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--only",
+            "HF_TOKEN,MISSING_KEY",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("'MISSING_KEY' was not found (looked in: env, file)"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!marker.exists(), "the command never started");
+    let o = output(&home, &["run", "--only", "NESTED", "--", "true"]);
+    assert!(
+        text(&o.stderr).contains("not a secret"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(output(&home, &["run"]).status.code(), Some(2), "no command");
+    assert_eq!(
+        output(&home, &["run", "--only", "A", "--all", "--", "true"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// Starts `run` on a shell script that traps INT and TERM, and waits for it
+/// to say it is ready.
+fn trapping_child(home: &TempDir) -> (Child, BufReader<std::process::ChildStdout>) {
+    let script = r#"
+        trap 'echo "got INT"; exit 3' INT
+        trap 'echo "got TERM"; exit 4' TERM
+        echo ready
+        while :; do sleep 0.05; done
+    "#;
+    let mut child = tool(home, &["run", "--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+#[test]
+fn run_forwards_sigterm_and_sigint_to_the_command() {
+    let home = home();
+    for (signal, name, code) in [(libc::SIGTERM, "TERM", 4), (libc::SIGINT, "INT", 3)] {
+        let (mut child, mut out) = trapping_child(&home);
+        // SAFETY: a signal to the tool we started.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, format!("got {name}\n"));
+        assert_eq!(
+            child.wait().unwrap().code(),
+            Some(code),
+            "the command's status"
+        );
+    }
+}
+
+#[test]
+fn env_output_round_trips_through_sh() {
+    let home = home();
+    let o = output(&home, &["env"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let exported = text(&o.stdout);
+    assert!(
+        exported.contains("export HF_TOKEN='hf_run_SECRET_0123456789'\n"),
+        "{exported}"
+    );
+    assert!(!exported.contains("NESTED"), "not a secret, not exported");
+    let check = Command::new("sh")
+        .args([
+            "-c",
+            "eval \"$1\"; printf '%s|%s|%s' \"$HF_TOKEN\" \"$TRICKY_VALUE\" \"$DEBUG\"",
+            "sh",
+            &exported,
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&check.stdout),
+        format!("hf_run_SECRET_0123456789|{TRICKY}|1")
+    );
+
+    let o = output(
+        &home,
+        &["env", "--format", "json", "--only", "tricky-value"],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"schema": 1, "env": {"TRICKY_VALUE": TRICKY}})
+    );
+    let dotenv = text(&output(&home, &["env", "--format", "dotenv", "--only", "DEBUG"]).stdout);
+    assert_eq!(dotenv, "DEBUG='1'\n");
+    assert_eq!(
+        output(&home, &["env", "--only", "MISSING"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        output(&home, &["env", "--format", "xml"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn inject_fills_templates_and_writes_nothing_when_a_key_is_missing() {
+    let home = home();
+    let template = home.path().join("accelerate.tmpl.yaml");
+    fs::write(
+        &template,
+        "hub_token: {{ st://HF_TOKEN }}\njinja: {{ not_ours }}\ndebug: {{st://debug}}\n",
+    )
+    .unwrap();
+    let out = home.path().join("accelerate.yaml");
+    let (t, o) = (template.to_str().unwrap(), out.to_str().unwrap());
+    let r = output(&home, &["inject", "-i", t, "-o", o]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "hub_token: hf_run_SECRET_0123456789\njinja: {{ not_ours }}\ndebug: 1\n"
+    );
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!text(&r.stderr).contains("SECRET"));
+
+    // To stdout.
+    let r = output(&home, &["inject", "--in", t]);
+    assert!(text(&r.stdout).starts_with("hub_token: hf_run_SECRET"));
+
+    // A missing key: exit 1, the existing output untouched, no temporary left.
+    fs::write(
+        &template,
+        "a: {{ st://HF_TOKEN }}\nb: {{ st://NOPE_ONE }} {{ st://NOPE_TWO }}\n",
+    )
+    .unwrap();
+    let before = fs::read(&out).unwrap();
+    let r = output(&home, &["inject", "-i", t, "-o", o]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("NOPE_ONE") && err.contains("NOPE_TWO") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), before);
+    let fresh = home.path().join("never.yaml");
+    assert_eq!(
+        output(&home, &["inject", "-i", t, "-o", fresh.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert!(!fresh.exists());
+    let names: Vec<_> = fs::read_dir(home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.to_string_lossy().contains(".tmp.")),
+        "{names:?}"
+    );
+
+    // An output that is a symlink is refused, not followed.
+    fs::write(&template, "{{ st://HF_TOKEN }}").unwrap();
+    let link = home.path().join("link.yaml");
+    std::os::unix::fs::symlink("/tmp/st-secrets-inject-target", &link).unwrap();
+    let r = output(&home, &["inject", "-i", t, "-o", link.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(3), "{}", text(&r.stderr));
+    assert!(!std::path::Path::new("/tmp/st-secrets-inject-target").exists());
+}
+
+#[test]
+fn every_command_has_its_own_help_and_misplaced_options_are_refused() {
+    let home = home();
+    let commands = [
+        "run",
+        "env",
+        "inject",
+        "get",
+        "set",
+        "delete",
+        "providers",
+        "doctor",
+        "encrypt",
+        "decrypt",
+        "rotate",
+        "config",
+        "hardware",
+        "credential",
+        "audit",
+        "completions",
+        "version",
+    ];
+    for command in commands {
+        for args in [vec![command, "--help"], vec!["help", command]] {
+            let o = output(&home, &args);
+            assert_eq!(o.status.code(), Some(0), "{args:?}");
+            let help = text(&o.stdout);
+            assert!(
+                help.contains(&format!("Usage: st-secrets {command}")),
+                "{args:?}: {help}"
+            );
+            assert!(
+                !help.contains("Commands:\n  run"),
+                "{args:?} prints only its own help"
+            );
+        }
+    }
+    for sub in [
+        ["config", "merge"],
+        ["credential", "set"],
+        ["audit", "verify"],
+    ] {
+        let o = output(&home, &[sub[0], sub[1], "--help"]);
+        assert!(text(&o.stdout).contains(&format!("Usage: st-secrets {} {}", sub[0], sub[1])));
+    }
+    let o = output(&home, &["--version"]);
+    assert_eq!(
+        (o.status.code(), text(&o.stdout)),
+        (Some(0), format!("st-secrets {}\n", st_secrets::VERSION))
+    );
+    let o = output(&home, &[]);
+    assert_eq!(o.status.code(), Some(2), "no arguments is a usage error");
+    assert!(text(&o.stderr).contains("Usage: st-secrets"));
+    for args in [
+        &["get", "K", "--limit", "5", "--store"][..],
+        &["get", "K", "--value", "v"],
+        &["providers", "extra"],
+        &["audit", "list", "--limit", "lots"],
+        &["doctor", "--store"],
+    ] {
+        let o = output(&home, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+    }
+}
+
+#[test]
+fn completions_load_in_bash() {
+    let home = home();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = output(&home, &["completions", shell]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(text(&o.stdout).contains("inject"), "{shell}");
+    }
+    let script = text(&output(&home, &["completions", "bash"]).stdout);
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            "eval \"$1\" && complete -p st-secrets",
+            "bash",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("st-secrets"));
+}
+
+/// A pseudo-terminal: the tool gets the slave side as its controlling
+/// terminal and stdin/stdout/stderr; the test reads and types on the master.
+struct Pty {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+impl Pty {
+    fn open() -> Pty {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two descriptors we then own.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty.
+        unsafe {
+            libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK);
+            Pty {
+                master: OwnedFd::from_raw_fd(master),
+                slave: OwnedFd::from_raw_fd(slave),
+            }
+        }
+    }
+
+    fn spawn(&self, mut command: Command) -> Child {
+        let fd = |f: &OwnedFd| Stdio::from(f.try_clone().unwrap());
+        command
+            .stdin(fd(&self.slave))
+            .stdout(fd(&self.slave))
+            .stderr(fd(&self.slave));
+        // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        command.spawn().unwrap()
+    }
+
+    /// Reads until the screen so far contains `what` (10 s at most),
+    /// answering cursor-position queries as a terminal would.
+    fn wait_for(&self, screen: &mut String, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut file = fs::File::from(self.master.try_clone().unwrap());
+        while !screen.contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {what:?}; screen: {screen:?}"
+            );
+            let mut buf = [0u8; 4096];
+            match file.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if chunk.contains("\x1b[6n") {
+                        file.write_all(b"\x1b[1;1R").unwrap();
+                    }
+                    screen.push_str(&chunk);
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn typed(&self, bytes: &[u8]) {
+        fs::File::from(self.master.try_clone().unwrap())
+            .write_all(bytes)
+            .unwrap();
+    }
+
+    /// (echo, canonical mode) of the terminal now.
+    fn modes(&self) -> (bool, bool) {
+        // SAFETY: tcgetattr fills the termios.
+        let t = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self.slave.as_raw_fd(), &mut t), 0);
+            t
+        };
+        (t.c_lflag & libc::ECHO != 0, t.c_lflag & libc::ICANON != 0)
+    }
+}
+
+/// Waits for `child` (10 s at most) and returns its exit code.
+fn exit_code(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "the tool did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_prompt_hides_input_and_restores_the_terminal_after_ctrl_c() {
+    let home = home();
+    let secrets = home.path().join(".simpletuner/secrets.json");
+
+    // Ctrl-C at the prompt: exit 130, nothing saved, echo back on.
+    let pty = Pty::open();
+    assert_eq!(pty.modes(), (true, true), "a new terminal echoes");
+    let mut child = pty.spawn(tool(&home, &["set", "TYPED_KEY"]));
+    let mut screen = String::new();
+    pty.wait_for(&mut screen, "value (input hidden)");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        pty.modes(),
+        (false, false),
+        "while the prompt waits: no echo"
+    );
+    pty.typed(b"half-typ");
+    pty.typed(b"\x03");
+    assert_eq!(exit_code(&mut child), Some(130));
+    assert_eq!(pty.modes(), (true, true), "Ctrl-C restored the terminal");
+    assert!(!fs::read_to_string(&secrets).unwrap().contains("TYPED_KEY"));
+    assert!(!screen.contains("half-typ"));
+
+    // Enter: saved, the typed value never shown, echo back on.
+    let pty = Pty::open();
+    let mut child = pty.spawn(tool(&home, &["set", "TYPED_KEY"]));
+    let mut screen = String::new();
+    pty.wait_for(&mut screen, "value (input hidden)");
+    pty.typed(b"typed-value-42\r");
+    pty.wait_for(&mut screen, "saved 'TYPED_KEY'");
+    assert_eq!(exit_code(&mut child), Some(0));
+    assert_eq!(pty.modes(), (true, true));
+    assert!(!screen.contains("typed-value-42"), "{screen:?}");
+    assert_eq!(
+        text(&output(&home, &["get", "TYPED_KEY"]).stdout),
+        "typed-value-42"
+    );
+}
