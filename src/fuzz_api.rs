@@ -97,6 +97,12 @@ pub fn vault_response(data: &[u8]) {
     let _ = crate::secrets::vault::secret_from(Response::made_up(status, vec![], body), version);
     let _ = crate::secrets::vault::errors_summary(&Response::made_up(status, vec![], body));
     let _ = crate::secrets::vault::expect(Response::made_up(status, vec![], body), "fuzz");
+    let _ = crate::secrets::vault::not_found_kind(&Response::made_up(status, vec![], body));
+    // The same bytes as a Retry-After header (seconds or an HTTP date).
+    if let Ok(text) = std::str::from_utf8(body) {
+        let headers = vec![("retry-after".to_owned(), text.to_owned())];
+        let _ = Response::made_up(status, headers, b"").retry_after();
+    }
 }
 
 /// The AWS shared config and credentials files.

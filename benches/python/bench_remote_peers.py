@@ -1,5 +1,5 @@
 """The Python peers of benches/remote.rs, on the same servers and secrets:
-boto3 against moto and hvac against RustyVault. For each: time to first value
+boto3 against moto and hvac against OpenBao (KV v2). For each: time to first value
 (new client, read, parse), a read on a warm client, and the dict lookup a
 Python launcher does once it holds the parsed secret (neither library caches).
 Prints JSON lines.
@@ -65,5 +65,7 @@ measure(
     "hvac",
     "vault",
     lambda: hvac.Client(url=vault["url"], token=vault["root_token"]),
-    lambda c: c.secrets.kv.v1.read_secret(path="simpletuner", mount_point="secret")["data"],
+    lambda c: c.secrets.kv.v2.read_secret_version(
+        path="simpletuner", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"],
 )

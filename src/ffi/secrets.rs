@@ -45,12 +45,14 @@ unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
 /// `aws_secret_name`, `aws_region` and `aws_endpoint` (strings; else from
 /// `SIMPLETUNER_AWS_SECRET_NAME`, the `AWS_*` variables and `~/.aws`),
 /// Vault's `vault_url`, `vault_token`, `vault_path`, `vault_mount`,
-/// `vault_namespace` (strings; else `VAULT_ADDR`, `VAULT_TOKEN` or
-/// `~/.vault-token` or AppRole, `SIMPLETUNER_VAULT_PATH`,
-/// `SIMPLETUNER_VAULT_MOUNT`, `VAULT_NAMESPACE`) and `vault_kv_version` (1 or
-/// 2; else detected once), and the remote providers' resilience:
-/// `connect_timeout` (seconds, default 2), `request_timeout` (per request,
-/// default 5), `retries` (after a transient failure, 0 to 10, default 2),
+/// `vault_namespace` (strings; else `VAULT_ADDR` or `BAO_ADDR`,
+/// `VAULT_TOKEN` or `BAO_TOKEN` or `~/.vault-token` or AppRole,
+/// `SIMPLETUNER_VAULT_PATH`, `SIMPLETUNER_VAULT_MOUNT`, `VAULT_NAMESPACE` or
+/// `BAO_NAMESPACE`) and `vault_kv_version` (1 or 2; else detected once), and
+/// the remote providers' resilience: `connect_timeout` (seconds, default 2),
+/// `request_timeout` (per request, default 5; a server's `Retry-After` is
+/// waited for only when the retry still starts within it), `retries` (after
+/// a transient failure, 0 to 10, default 2),
 /// `max_stale` (how long past its TTL a value may be served while the
 /// service fails transiently, default 3600; 0: never) and `failure_ttl`
 /// (how long a failure answers before the service is asked again, default

@@ -140,6 +140,13 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
                     t["display_name"].as_str().unwrap_or("?"),
                     t["policies"]
                 ));
+            } else if t["inspectable"] == false {
+                // Not a problem: the secret read below says whether it works.
+                lines.push(format!(
+                    "  {:<12} {}",
+                    "token",
+                    t["reason"].as_str().unwrap_or("cannot be inspected")
+                ));
             } else {
                 let why = t.get("error").map(&error).unwrap_or_default();
                 lines.push(format!("  {:<12} INVALID ({why})", "token"));

@@ -59,7 +59,7 @@ impl CredentialChain {
             ..settings.clone()
         };
         Ok(CredentialChain {
-            imds: Http::new(&imds_settings, &Trust::Default)?,
+            imds: Http::new(&imds_settings, &Trust::Default, "")?,
             vars,
             http,
             settings,

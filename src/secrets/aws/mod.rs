@@ -121,7 +121,7 @@ impl AwsProvider {
         let trust = vars
             .get("AWS_CA_BUNDLE")
             .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-        let http = Arc::new(Http::new(&config.remote, &trust)?);
+        let http = Arc::new(Http::new(&config.remote, &trust, "AWS_CA_BUNDLE")?);
         let vars = Arc::new(vars);
         Ok(Client {
             credentials: CredentialChain::new(

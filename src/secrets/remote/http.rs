@@ -13,6 +13,9 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 /// 64 KiB; a Vault secret rarely more).
 const MAX_BODY: u64 = 4 << 20;
 
+/// The longest `Retry-After` taken in (a day); longer is read as a day.
+const MAX_RETRY_AFTER: u64 = 86_400;
+
 /// An answer: status, headers and body (the body may hold secrets and is
 /// zeroed when dropped).
 pub struct Response {
@@ -51,6 +54,25 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The wait a `Retry-After` header asks for: seconds, or an HTTP date
+    /// (a date in the past is no wait); `None` without a readable header.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header("retry-after")?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds.min(MAX_RETRY_AFTER)));
+        }
+        let date = aws_smithy_types::DateTime::from_str(
+            value,
+            aws_smithy_types::date_time::Format::HttpDate,
+        )
+        .ok()?;
+        let at = std::time::SystemTime::try_from(date).ok()?;
+        let wait = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Some(wait.min(Duration::from_secs(MAX_RETRY_AFTER)))
+    }
+
     /// The body as JSON, or `None` when it is not JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(self.body.expose()).ok()
@@ -74,15 +96,24 @@ pub struct Http {
     agent: ureq::Agent,
     /// Per-request bound on the whole exchange.
     request_timeout: Duration,
+    /// Where the user sets the CA bundle (`"AWS_CA_BUNDLE"`), named when a
+    /// server's certificate is not trusted.
+    ca_setting: &'static str,
 }
 
 impl Http {
-    /// A client with `settings`' timeouts and `trust`.
+    /// A client with `settings`' timeouts and `trust`; `ca_setting` names
+    /// where the user sets the CA bundle (`"AWS_CA_BUNDLE"`), for the message
+    /// when a server's certificate is not trusted.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] / [`Error::Io`] when the CA bundle cannot be
     /// read or holds no certificate.
-    pub fn new(settings: &RemoteSettings, trust: &Trust) -> Result<Http, Error> {
+    pub fn new(
+        settings: &RemoteSettings,
+        trust: &Trust,
+        ca_setting: &'static str,
+    ) -> Result<Http, Error> {
         let tls = match trust {
             Trust::Default => TlsConfig::builder().build(),
             Trust::Bundle(path) => TlsConfig::builder()
@@ -102,6 +133,7 @@ impl Http {
         Ok(Http {
             agent,
             request_timeout: settings.request_timeout,
+            ca_setting,
         })
     }
 
@@ -153,6 +185,18 @@ impl Http {
 
     fn classify(&self, what: &str, url: &str, e: ureq::Error) -> FetchError {
         let at = redact_url(url);
+        // rustls' errors arrive wrapped in an I/O error from the handshake,
+        // or as themselves; either way a refused certificate is told apart
+        // from a network failure: retrying cannot fix it, and a stale value
+        // must not hide it.
+        let tls = match &e {
+            ureq::Error::Rustls(r) => Some(r),
+            ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        if let Some(r) = tls {
+            return FetchError::permanent(Error::Network(self.tls_message(what, &at, r)));
+        }
         match e {
             ureq::Error::Timeout(t) => FetchError::transient(Error::Timeout(format!(
                 "{what}: {at} did not answer in time ({t}; request timeout {:?})",
@@ -180,12 +224,46 @@ impl Http {
             ureq::Error::Tls(m) => {
                 FetchError::permanent(Error::Network(format!("{what}: TLS with {at} failed: {m}")))
             }
-            ureq::Error::Rustls(r) => {
-                FetchError::permanent(Error::Network(format!("{what}: TLS with {at} failed: {r}")))
-            }
             other => FetchError::transient(Error::Network(format!(
                 "{what}: request to {at} failed: {other}"
             ))),
+        }
+    }
+
+    /// The message for a failed TLS handshake: an untrusted certificate says
+    /// so and names the setting that adds a CA.
+    fn tls_message(&self, what: &str, at: &str, e: &rustls::Error) -> String {
+        use rustls::{CertificateError, Error as E};
+        let untrusted = |why: &str| {
+            let hint = if self.ca_setting.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; if it is signed by a private CA, set {} to that CA's PEM file",
+                    self.ca_setting
+                )
+            };
+            format!("{what}: the TLS certificate of {at} is not trusted ({why}){hint}")
+        };
+        match e {
+            E::InvalidCertificate(c) => match c {
+                CertificateError::UnknownIssuer => {
+                    untrusted("it is signed by an unknown certificate authority")
+                }
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    untrusted("it has expired")
+                }
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    untrusted("it is not valid for this host name")
+                }
+                CertificateError::BadSignature | CertificateError::BadEncoding => {
+                    untrusted("it is malformed or badly signed")
+                }
+                other => untrusted(&format!("{other:?}")),
+            },
+            E::NoCertificatesPresented => untrusted("the server presented none"),
+            other => format!("{what}: TLS with {at} failed: {other}"),
         }
     }
 }
@@ -240,17 +318,44 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let with = |v: &str| {
+            Response::made_up(429, vec![("Retry-After".into(), v.into())], b"").retry_after()
+        };
+        assert_eq!(with("2"), Some(Duration::from_secs(2)));
+        assert_eq!(with(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            with("99999999999"),
+            Some(Duration::from_secs(MAX_RETRY_AFTER))
+        );
+        assert_eq!(with("soon"), None);
+        assert_eq!(with("-1"), None);
+        assert_eq!(with("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let date = aws_smithy_types::DateTime::from(later)
+            .fmt(aws_smithy_types::date_time::Format::HttpDate)
+            .unwrap();
+        let wait = with(&date).unwrap();
+        assert!(
+            (Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(Response::made_up(429, vec![], b"").retry_after(), None);
+    }
+
+    #[test]
     fn a_bundle_without_certificates_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ca.pem");
         std::fs::write(&p, "not a certificate").unwrap();
-        let e = Http::new(&RemoteSettings::default(), &Trust::Bundle(p))
+        let e = Http::new(&RemoteSettings::default(), &Trust::Bundle(p), "")
             .err()
             .unwrap();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
         let e = Http::new(
             &RemoteSettings::default(),
             &Trust::Bundle(dir.path().join("missing.pem")),
+            "",
         )
         .err()
         .unwrap();

@@ -66,6 +66,8 @@ pub struct FetchError {
     pub error: Error,
     /// Whether a retry, or serving a stale value, is appropriate.
     pub transient: bool,
+    /// How long the server asked to wait before trying again (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl FetchError {
@@ -74,6 +76,7 @@ impl FetchError {
         FetchError {
             error,
             transient: true,
+            retry_after: None,
         }
     }
 
@@ -82,6 +85,15 @@ impl FetchError {
         FetchError {
             error,
             transient: false,
+            retry_after: None,
+        }
+    }
+
+    /// The same failure, with the wait the server asked for.
+    pub fn retry_after(self, wait: Option<Duration>) -> FetchError {
+        FetchError {
+            retry_after: wait,
+            ..self
         }
     }
 }
@@ -94,21 +106,56 @@ impl From<Error> for FetchError {
 
 /// Runs `attempt` until it succeeds, fails permanently, or `settings.retries`
 /// retries are spent, sleeping a jittered, capped exponential backoff between
-/// attempts (half the backoff fixed, half random).
+/// attempts (half the backoff fixed, half random). When the server asked for
+/// a wait (`Retry-After`), that wait (plus a second: the header counts whole
+/// seconds, rounded down) is kept instead, as long as the retry still starts
+/// within the request timeout of the first attempt; a longer wait ends the
+/// retries, and the error says how long the server asked for.
 pub fn with_retries<T>(
     settings: &RemoteSettings,
     mut attempt: impl FnMut() -> Result<T, FetchError>,
 ) -> Result<T, FetchError> {
+    let started = Instant::now();
     let mut retry = 0;
     loop {
         match attempt() {
             Err(f) if f.transient && retry < settings.retries => {
-                std::thread::sleep(backoff(settings, retry));
+                // Retry-After counts whole seconds, and servers round down
+                // (OpenBao's rate limiter says 0 while it still refuses):
+                // asking again after exactly that long is asking too early.
+                let wait = match f
+                    .retry_after
+                    .map(|asked| (asked, asked + RETRY_AFTER_MARGIN))
+                {
+                    None => backoff(settings, retry),
+                    Some((_, wait)) if started.elapsed() + wait <= settings.request_timeout => wait,
+                    Some((asked, _)) => {
+                        let note = format!(
+                            "the server asked to retry after {}, past the request \
+                             timeout of {:?}; not retried",
+                            seconds(asked),
+                            settings.request_timeout
+                        );
+                        return Err(FetchError {
+                            error: f.error.with_note(note),
+                            ..f
+                        });
+                    }
+                };
+                std::thread::sleep(wait);
                 retry += 1;
             }
             outcome => return outcome,
         }
     }
+}
+
+/// Added to a `Retry-After` wait: the rest of the second the server left out.
+const RETRY_AFTER_MARGIN: Duration = Duration::from_secs(1);
+
+/// `asked` for a message: `"2 s"`, `"1.5 s"`.
+fn seconds(asked: Duration) -> String {
+    format!("{} s", (asked.as_secs_f64() * 10.0).round() / 10.0)
 }
 
 /// The wait before retry number `retry` (0-based).

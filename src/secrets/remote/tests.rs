@@ -145,6 +145,28 @@ fn retries_stop_at_the_limit_and_on_permanent_failures() {
 }
 
 #[test]
+fn a_retry_after_past_the_request_timeout_ends_the_retries_and_says_so() {
+    let s = RemoteSettings {
+        request_timeout: Duration::from_secs(5),
+        ..settings()
+    };
+    let mut n = 0;
+    let r: Result<(), _> = with_retries(&s, || {
+        n += 1;
+        Err(FetchError::transient(Error::Remote("HTTP 429".into()))
+            .retry_after(Some(Duration::from_secs(30))))
+    });
+    let f = r.unwrap_err();
+    assert_eq!(n, 1);
+    assert!(f.transient);
+    assert_eq!(
+        f.error.message(),
+        "HTTP 429; the server asked to retry after 30 s, past the request timeout of 5s; \
+         not retried"
+    );
+}
+
+#[test]
 fn backoff_doubles_is_capped_and_jittered() {
     let s = RemoteSettings::default();
     for retry in 0..40 {

@@ -8,13 +8,19 @@
 //! ([`remote`](crate::secrets::remote)): one request per TTL, stale-on-error, retries, short
 //! timeouts.
 //!
-//! Configuration, each in this order: URL `vault_url`, `VAULT_ADDR`; token
-//! `vault_token`, `VAULT_TOKEN`, `~/.vault-token`, else AppRole
-//! (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); path `vault_path`,
-//! `SIMPLETUNER_VAULT_PATH`, `simpletuner`; mount `vault_mount`,
-//! `SIMPLETUNER_VAULT_MOUNT`, `secret`; namespace `vault_namespace`,
-//! `VAULT_NAMESPACE` (sent as `X-Vault-Namespace`); TLS `VAULT_CACERT`,
-//! `VAULT_SKIP_VERIFY`.
+//! Configuration, each in this order: URL `vault_url`, `VAULT_ADDR`,
+//! `BAO_ADDR`; token `vault_token`, `VAULT_TOKEN`, `BAO_TOKEN`,
+//! `~/.vault-token`, else AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); path
+//! `vault_path`, `SIMPLETUNER_VAULT_PATH`, `simpletuner`; mount
+//! `vault_mount`, `SIMPLETUNER_VAULT_MOUNT`, `secret`; namespace
+//! `vault_namespace`, `VAULT_NAMESPACE`, `BAO_NAMESPACE` (sent as
+//! `X-Vault-Namespace`); TLS `VAULT_CACERT`, `BAO_CACERT`,
+//! `VAULT_SKIP_VERIFY`, `BAO_SKIP_VERIFY`. (OpenBao's CLI reads the `BAO_`
+//! names; the `VAULT_` ones win when both are set.)
+//!
+//! A 404 is "absent" only when the server says nothing more: one naming a
+//! missing route or namespace, or warning that the path does not fit the
+//! mount's KV version, is a configuration error that names what to fix.
 
 use super::config::ManagerConfig;
 use crate::paths::expand_home;
@@ -55,6 +61,14 @@ enum Kv {
     Known(u8, &'static str),
 }
 
+/// What one read of the secret found.
+enum Read {
+    Found(SecretMap),
+    Absent,
+    /// A 404 warning that the mount is KV v2 (read with a v1 path).
+    MountIsV2,
+}
+
 struct Client {
     http: Http,
     url: String,
@@ -64,6 +78,9 @@ struct Client {
     auth: Auth,
     token: Mutex<Option<Token>>,
     kv: Mutex<Kv>,
+    /// A configured KV version checked against `sys/internal/ui/mounts`
+    /// (after the first "absent"): `Some(actual)` when it does not match.
+    checked: Mutex<Option<Option<u8>>>,
 }
 
 /// The Vault provider.
@@ -88,18 +105,19 @@ impl VaultProvider {
     pub fn new(config: &ManagerConfig, vars: Vars) -> VaultProvider {
         let settings = config.remote.clone();
         let url = config.vault_url.clone().or_else(|| {
-            vars.get("VAULT_ADDR")
-                .map(|u| u.trim_end_matches('/').to_owned())
+            either(&vars, "VAULT_ADDR", "BAO_ADDR").map(|(u, _)| u.trim_end_matches('/').to_owned())
         });
         let auth = Self::auth(config, &vars);
         let configured = url.is_some() && auth.is_some();
         let client = match (url, auth) {
             (None, _) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault is not configured: set vault_url or VAULT_ADDR".into(),
+                "HashiCorp Vault is not configured: set vault_url or VAULT_ADDR (or BAO_ADDR)"
+                    .into(),
             )),
             (Some(_), None) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault has no way to authenticate: set vault_token, VAULT_TOKEN or \
-                 ~/.vault-token, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"
+                "HashiCorp Vault has no way to authenticate: set vault_token, VAULT_TOKEN \
+                 (or BAO_TOKEN) or ~/.vault-token, or VAULT_ROLE_ID and VAULT_SECRET_ID for \
+                 AppRole"
                     .into(),
             )),
             (Some(url), Some(auth)) => Self::client(config, &vars, url, auth),
@@ -116,8 +134,8 @@ impl VaultProvider {
         if let Some(t) = &config.vault_token {
             return Some(Auth::Token(t.clone(), "config vault_token"));
         }
-        if let Some(t) = vars.get("VAULT_TOKEN") {
-            return Some(Auth::Token(SecretString::from(t), "VAULT_TOKEN"));
+        if let Some((t, name)) = either(vars, "VAULT_TOKEN", "BAO_TOKEN") {
+            return Some(Auth::Token(SecretString::from(t), name));
         }
         if let Some(t) = vars
             .home_file(".vault-token")
@@ -149,12 +167,12 @@ impl VaultProvider {
         url: String,
         auth: Auth,
     ) -> Result<Client, Error> {
-        let skip = vars
-            .get("VAULT_SKIP_VERIFY")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "t" | "yes"));
-        let trust = match (skip, vars.get("VAULT_CACERT")) {
+        let skip = either(vars, "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY").is_some_and(|(v, _)| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "t" | "yes")
+        });
+        let trust = match (skip, either(vars, "VAULT_CACERT", "BAO_CACERT")) {
             (true, _) => Trust::Insecure,
-            (false, Some(p)) => Trust::Bundle(expand_home(p.into())),
+            (false, Some((p, _))) => Trust::Bundle(expand_home(p.into())),
             (false, None) => Trust::Default,
         };
         let pick = |c: &Option<String>, var: &str, default: &str| {
@@ -163,14 +181,13 @@ impl VaultProvider {
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(Client {
-            http: Http::new(&config.remote, &trust)?,
+            http: Http::new(&config.remote, &trust, "VAULT_CACERT (or BAO_CACERT)")?,
             url,
             mount: pick(&config.vault_mount, "SIMPLETUNER_VAULT_MOUNT", "secret"),
             path: pick(&config.vault_path, "SIMPLETUNER_VAULT_PATH", "simpletuner"),
-            namespace: config
-                .vault_namespace
-                .clone()
-                .or_else(|| vars.get("VAULT_NAMESPACE").map(str::to_owned)),
+            namespace: config.vault_namespace.clone().or_else(|| {
+                either(vars, "VAULT_NAMESPACE", "BAO_NAMESPACE").map(|(ns, _)| ns.to_owned())
+            }),
             auth,
             token: Mutex::new(None),
             kv: Mutex::new(match config.vault_kv_version {
@@ -179,6 +196,7 @@ impl VaultProvider {
                     asked_mounts: false,
                 },
             }),
+            checked: Mutex::new(None),
         })
     }
 
@@ -210,7 +228,31 @@ impl Client {
                         .to_string(),
                 );
                 let r = self.send("POST", "auth/approle/login", None, body.expose().as_bytes())?;
-                let r = expect(r, "AppRole login")?;
+                let r = match r.status {
+                    // Vault and OpenBao answer 400 for a wrong role or secret ID.
+                    400 => {
+                        return Err(FetchError::permanent(Error::Auth(format!(
+                            "AppRole login refused (HTTP 400){}: check VAULT_ROLE_ID and \
+                             VAULT_SECRET_ID",
+                            errors_summary(&r)
+                        ))))
+                    }
+                    404 => {
+                        self.not_found(
+                            &r,
+                            "AppRole login",
+                            (
+                                "AppRole method at auth/approle".into(),
+                                "enable it, or use a token",
+                            ),
+                        )?;
+                        return Err(FetchError::permanent(Error::Remote(format!(
+                            "AppRole login: not found (HTTP 404){}",
+                            errors_summary(&r)
+                        ))));
+                    }
+                    _ => expect(r, "AppRole login")?,
+                };
                 let mut doc = r.json().unwrap_or(Value::Null);
                 let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
                 let lease = doc["auth"]["lease_duration"].as_u64().unwrap_or(0);
@@ -237,12 +279,25 @@ impl Client {
         token: Option<&SecretString>,
         body: &[u8],
     ) -> Result<Response, FetchError> {
+        self.send_in(self.namespace.as_deref(), method, path, token, body)
+    }
+
+    /// [`send`](Self::send) in `namespace` (`None`: the root namespace,
+    /// where `sys/health` must be asked).
+    fn send_in(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&SecretString>,
+        body: &[u8],
+    ) -> Result<Response, FetchError> {
         let url = format!("{}/v1/{path}", self.url);
         let mut headers = vec![("x-vault-request", "true")];
         if let Some(t) = token {
             headers.push(("x-vault-token", t.expose()));
         }
-        if let Some(ns) = &self.namespace {
+        if let Some(ns) = namespace {
             headers.push(("x-vault-namespace", ns));
         }
         if !body.is_empty() {
@@ -275,22 +330,12 @@ impl Client {
         }
         let r = self.get(&format!("sys/internal/ui/mounts/{}", self.mount))?;
         let learnt = if r.status == 200 {
-            let doc = r.json().unwrap_or(Value::Null);
-            let version = doc["data"]["options"]["version"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| {
-                    doc["data"]["options"]["version"]
-                        .as_u64()
-                        .map(|v| v.to_string())
-                });
-            match (doc["data"]["type"].as_str(), version.as_deref()) {
-                (Some("kv"), Some("2")) => Some(2),
-                (Some("kv") | Some("generic"), _) => Some(1),
-                _ => None,
-            }
-        } else if matches!(r.status, 403..=405) {
-            None // not allowed, or a server without that endpoint: probe instead
+            mount_version(&r)
+        } else if r.status == 404 {
+            self.not_found(&r, "Vault mount lookup", self.mount_route())?;
+            None // a server without that endpoint: probe instead
+        } else if matches!(r.status, 403 | 405) {
+            None // not allowed (or no such mount), or no such endpoint: probe instead
         } else {
             return Err(expect(r, "Vault mount lookup").err().unwrap_or_else(|| {
                 FetchError::transient(Error::Remote("Vault mount lookup failed".into()))
@@ -304,23 +349,128 @@ impl Client {
     }
 
     fn read_secret(&self) -> Result<Fetched<SecretMap>, FetchError> {
-        let v2 = format!("{}/data/{}", self.mount, self.path);
-        let v1 = format!("{}/{}", self.mount, self.path);
+        if let Some(Some(actual)) = *self.checked.lock() {
+            return Err(self.mismatch(actual));
+        }
         match self.kv_version()? {
-            Some(2) => secret_from(self.get(&v2)?, 2),
-            Some(_) => secret_from(self.get(&v1)?, 1),
+            Some(version) => match self.read_as(version)? {
+                Read::Found(map) => Ok(Fetched::Found(map)),
+                Read::Absent => self.absent_with_configured_version(),
+                Read::MountIsV2 => Err(self.mismatch(2)),
+            },
             None => {
                 // As documented: try v2, fall back to v1; remember what worked.
-                if let found @ Fetched::Found(_) = secret_from(self.get(&v2)?, 2)? {
+                if let Read::Found(map) = self.read_as(2)? {
                     *self.kv.lock() = Kv::Known(2, "probe");
-                    return Ok(found);
+                    return Ok(Fetched::Found(map));
                 }
-                let answer = secret_from(self.get(&v1)?, 1)?;
-                if matches!(answer, Fetched::Found(_)) {
-                    *self.kv.lock() = Kv::Known(1, "probe");
+                match self.read_as(1)? {
+                    Read::Found(map) => {
+                        *self.kv.lock() = Kv::Known(1, "probe");
+                        Ok(Fetched::Found(map))
+                    }
+                    Read::MountIsV2 => {
+                        *self.kv.lock() = Kv::Known(2, "probe");
+                        Ok(Fetched::Absent)
+                    }
+                    Read::Absent => Ok(Fetched::Absent),
                 }
-                Ok(answer)
             }
+        }
+    }
+
+    /// One read of the secret as KV `version`.
+    fn read_as(&self, version: u8) -> Result<Read, FetchError> {
+        let path = if version == 2 {
+            format!("{}/data/{}", self.mount, self.path)
+        } else {
+            format!("{}/{}", self.mount, self.path)
+        };
+        let r = self.get(&path)?;
+        if r.status == 404 {
+            return self.not_found(&r, "Vault read", self.mount_route());
+        }
+        Ok(match secret_from(r, version)? {
+            Fetched::Found(map) => Read::Found(map),
+            Fetched::Absent => Read::Absent,
+        })
+    }
+
+    /// "Absent" under a configured KV version, unless the mount turns out to
+    /// have the other version (asked once of `sys/internal/ui/mounts`: a
+    /// KV v2 path on a v1 mount reads as plainly absent).
+    fn absent_with_configured_version(&self) -> Result<Fetched<SecretMap>, FetchError> {
+        let Kv::Known(configured, "configured") = *self.kv.lock() else {
+            return Ok(Fetched::Absent);
+        };
+        if self.checked.lock().is_some() {
+            return Ok(Fetched::Absent);
+        }
+        let actual = match self.get(&format!("sys/internal/ui/mounts/{}", self.mount)) {
+            Ok(r) if r.status == 200 => mount_version(&r),
+            _ => None, // not allowed or not there: nothing learnt
+        };
+        let mismatch = actual.filter(|&a| a != configured);
+        *self.checked.lock() = Some(mismatch);
+        match mismatch {
+            Some(actual) => Err(self.mismatch(actual)),
+            None => Ok(Fetched::Absent),
+        }
+    }
+
+    /// The error for a configured KV version the mount does not have.
+    fn mismatch(&self, actual: u8) -> FetchError {
+        let configured = if actual == 2 { 1 } else { 2 };
+        FetchError::permanent(Error::ProviderUnavailable(format!(
+            "Vault: the mount '{}' is KV v{actual}, but vault_kv_version is {configured}: set it \
+             to {actual}, or leave it out to detect the version",
+            self.mount
+        )))
+    }
+
+    /// The secret's mount as a missing route, and what to check.
+    fn mount_route(&self) -> (String, &'static str) {
+        (
+            format!("mount '{}'", shorten(&self.mount)),
+            "check vault_mount or SIMPLETUNER_VAULT_MOUNT",
+        )
+    }
+
+    /// What a 404 means: plain absence, a KV v2 mount read with a v1 path
+    /// (the server's warning), or an error when its body names a missing
+    /// route (`route`: what the path needs, such as a mount or an auth
+    /// method, and what to do about it) or namespace.
+    fn not_found(
+        &self,
+        r: &Response,
+        what: &str,
+        route: (String, &str),
+    ) -> Result<Read, FetchError> {
+        let namespace = self.namespace.as_deref().unwrap_or_default();
+        let missing = |text: String| Err(FetchError::permanent(Error::ProviderUnavailable(text)));
+        match not_found_kind(r) {
+            NotFound::Absent => Ok(Read::Absent),
+            NotFound::MountIsV2 => Ok(Read::MountIsV2),
+            NotFound::NoNamespace => missing(format!(
+                "{what}: the server has no namespace '{}' (check vault_namespace, \
+                 VAULT_NAMESPACE or BAO_NAMESPACE)",
+                shorten(namespace)
+            )),
+            NotFound::NoRoute => {
+                let within = if namespace.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in namespace '{}'", shorten(namespace))
+                };
+                missing(format!(
+                    "{what}: the server has no {}{within} ({})",
+                    route.0, route.1
+                ))
+            }
+            NotFound::Errors => Err(FetchError::permanent(Error::Remote(format!(
+                "{what}: not found (HTTP 404){}",
+                errors_summary(r)
+            )))),
         }
     }
 
@@ -330,6 +480,80 @@ impl Client {
             Kv::Unknown { .. } => "KV version not detected yet".into(),
         }
     }
+}
+
+/// What a 404 answer says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NotFound {
+    /// Nothing more (`{"errors": []}`, a deleted KV v2 version): absent.
+    Absent,
+    /// A warning that the mount is KV v2 (a v1 path was read).
+    MountIsV2,
+    /// "namespace not found".
+    NoNamespace,
+    /// "no handler for route": no mount or auth method at that path.
+    NoRoute,
+    /// Other errors.
+    Errors,
+}
+
+/// Reads a 404's body (Vault's and OpenBao's wording).
+pub(crate) fn not_found_kind(r: &Response) -> NotFound {
+    let Some(doc) = r.json() else {
+        return NotFound::Absent;
+    };
+    let strings = |field: &str| -> Vec<String> {
+        doc[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let errors = strings("errors");
+    if errors.iter().any(|e| e.contains("namespace not found")) {
+        NotFound::NoNamespace
+    } else if errors.iter().any(|e| e.contains("no handler for route")) {
+        NotFound::NoRoute
+    } else if !errors.is_empty() {
+        NotFound::Errors
+    } else if strings("warnings")
+        .iter()
+        .any(|w| w.contains("versioned K/V"))
+    {
+        NotFound::MountIsV2
+    } else {
+        NotFound::Absent
+    }
+}
+
+/// The KV version of a `sys/internal/ui/mounts/<mount>` answer, if it is a
+/// KV mount.
+fn mount_version(r: &Response) -> Option<u8> {
+    let doc = r.json().unwrap_or(Value::Null);
+    let version = &doc["data"]["options"]["version"];
+    let version = version
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| version.as_u64().map(|v| v.to_string()));
+    match (doc["data"]["type"].as_str(), version.as_deref()) {
+        (Some("kv"), Some("2")) => Some(2),
+        (Some("kv") | Some("generic"), _) => Some(1),
+        _ => None,
+    }
+}
+
+/// The first of `vault` and `bao` that is set, with its name: OpenBao's own
+/// variables, read after Vault's.
+fn either<'v>(
+    vars: &'v Vars,
+    vault: &'static str,
+    bao: &'static str,
+) -> Option<(&'v str, &'static str)> {
+    vars.get(vault)
+        .map(|v| (v, vault))
+        .or_else(|| vars.get(bao).map(|v| (v, bao)))
 }
 
 /// The status classes of Vault's API.
@@ -343,8 +567,11 @@ pub(crate) fn expect(r: Response, what: &str) -> Result<Response, FetchError> {
         401 | 403 => FetchError::permanent(Error::Auth(text("permission denied"))),
         503 => FetchError::transient(Error::ProviderUnavailable(text(
             "Vault is sealed or unavailable",
-        ))),
-        429 | 500..=599 => FetchError::transient(Error::Remote(text("server error"))),
+        )))
+        .retry_after(r.retry_after()),
+        429 => FetchError::transient(Error::Remote(text("too many requests")))
+            .retry_after(r.retry_after()),
+        500..=599 => FetchError::transient(Error::Remote(text("server error"))),
         _ => FetchError::permanent(Error::Remote(text("request refused"))),
     })
 }
@@ -492,7 +719,8 @@ impl Provider for VaultProvider {
             "secret": format!("{}/{}", c.mount, c.path),
             "namespace": c.namespace,
         });
-        out["health"] = match c.send("GET", "sys/health", None, b"") {
+        // Asked in the root namespace: OpenBao refuses sys/health in others.
+        out["health"] = match c.send_in(None, "GET", "sys/health", None, b"") {
             Ok(r) if r.status == 404 => json!({ "supported": false }),
             Ok(r) => {
                 let doc = r.json().unwrap_or(Value::Null);
@@ -506,10 +734,11 @@ impl Provider for VaultProvider {
             }
             Err(f) => json!({ "error": f.error.to_json() }),
         };
-        out["token"] = match c
+        let read = self.fetch(c);
+        let lookup = c
             .get("auth/token/lookup-self")
-            .and_then(|r| expect(r, "token lookup"))
-        {
+            .and_then(|r| expect(r, "token lookup"));
+        out["token"] = match lookup {
             Ok(r) => {
                 let mut doc = r.json().unwrap_or(Value::Null);
                 // Only what is safe to show: never "id" (the token itself).
@@ -523,9 +752,17 @@ impl Provider for VaultProvider {
                 zeroize_json(&mut doc);
                 shown
             }
+            // A least-privilege token (no default policy) may not look itself
+            // up: when it can read the secret, it works; it just cannot be
+            // inspected. (A bad token is refused both.)
+            Err(f) if f.error.code_name() == "ST_AUTH" && read.is_ok() => json!({
+                "valid": null,
+                "inspectable": false,
+                "reason": "cannot be inspected (permission denied on auth/token/lookup-self)",
+            }),
             Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
-        out["secret_readable"] = match self.fetch(c) {
+        out["secret_readable"] = match read {
             Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
             Ok(Fetched::Absent) => json!({ "readable": false, "reason": "no secret at the path" }),
             Err(f) => json!({ "readable": false, "error": f.error.to_json() }),

