@@ -51,7 +51,8 @@ pub fn fernet_token(data: &[u8]) {
 }
 
 /// Secrets Manager answers (GetSecretValue bodies, service errors), STS
-/// answers (XML), and the credential endpoints' JSON.
+/// answers (XML), the credential endpoints' JSON, credential_process output
+/// and IAM Identity Center documents.
 pub fn aws_response(data: &[u8]) {
     let Some((&status_byte, body)) = data.split_first() else {
         return;
@@ -68,9 +69,14 @@ pub fn aws_response(data: &[u8]) {
     let _ = wire::require_success("fuzz", Response::made_up(status, headers.clone(), body));
     let _ = credentials_from_json(
         "fuzz",
-        &Response::made_up(200, headers, body),
+        &Response::made_up(200, headers.clone(), body),
         Source::Container,
     );
+    // The same body as a credential_process document, an SSO token cache
+    // file and a GetRoleCredentials answer.
+    let _ = crate::secrets::aws::process::parse(body, "fuzz", Source::Process("p".into()));
+    let _ = crate::secrets::aws::sso::read_cached_token(body, std::time::SystemTime::now());
+    let _ = crate::secrets::aws::sso::role_credentials(&Response::made_up(200, headers, body), "p");
     if let Ok(text) = std::str::from_utf8(body) {
         for tag in [
             "AccessKeyId",
@@ -105,10 +111,15 @@ pub fn vault_response(data: &[u8]) {
     }
 }
 
-/// The AWS shared config and credentials files.
+/// The AWS shared config and credentials files (profiles and sso-session
+/// sections).
 pub fn aws_profile(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    for kind in [FileKind::Config, FileKind::Credentials] {
+    for kind in [
+        FileKind::Config,
+        FileKind::Credentials,
+        FileKind::SsoSession,
+    ] {
         for name in ["default", "dev", "a b"] {
             let _ = profile::parse(&text, kind, name);
         }

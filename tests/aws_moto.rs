@@ -307,3 +307,153 @@ fn the_tool_reads_aws_from_the_process_environment() {
         "{err}"
     );
 }
+
+/// A home whose `~/.aws` holds `credentials` and `config`.
+fn aws_home(credentials: &str, config: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(home.path().join(".aws/credentials"), credentials).unwrap();
+    std::fs::write(home.path().join(".aws/config"), config).unwrap();
+    home
+}
+
+/// A manager reading profile `profile` of `home`, with STS at moto.
+fn with_profile(s: &Value, home: &std::path::Path, profile: &str, vars: Vars) -> SecretsManager {
+    let vars = vars
+        .home(home)
+        .set("AWS_PROFILE", profile)
+        .set("AWS_EC2_METADATA_DISABLED", "true")
+        .set("AWS_ENDPOINT_URL_STS", s["url"].as_str().unwrap());
+    SecretsManager::with_environment(config(s, "st-secrets/test"), vars).unwrap()
+}
+
+/// The ARN moto's STS gives the caller of `m`.
+fn caller_arn(m: &SecretsManager) -> String {
+    let d: Value = serde_json::from_str(&m.diagnose_json()).unwrap();
+    d[0]["checks"]["caller"]["arn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{d}"))
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn profile_roles_are_assumed_with_their_source_profile_chained_and_with_options() {
+    let s = setup();
+    let role = s["role_arn"].as_str().unwrap();
+    let home = aws_home(
+        &format!(
+            "[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s["admin"]["id"].as_str().unwrap(),
+            s["admin"]["secret"].as_str().unwrap()
+        ),
+        &format!(
+            "[profile trainer]\nrole_arn = {role}\nsource_profile = base\n\
+             external_id = ext-1234\nrole_session_name = st-secrets-it\nduration_seconds = 900\n\
+             [profile chained]\nrole_arn = {role}\nsource_profile = trainer\n\
+             role_session_name = second-hop\n"
+        ),
+    );
+    let m = with_profile(&s, home.path(), "trainer", Vars::empty());
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let detail = &m.providers()[0].status.detail;
+    assert!(
+        detail.contains("role of shared profile 'trainer'"),
+        "{detail}"
+    );
+    assert!(caller_arn(&m).ends_with("assumed-role/trainer/st-secrets-it"));
+
+    // trainer's temporary credentials assume the role again.
+    let m = with_profile(&s, home.path(), "chained", Vars::empty());
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    assert!(caller_arn(&m).ends_with("assumed-role/trainer/second-hop"));
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn credential_source_environment_assumes_the_role_with_the_environment_keys() {
+    let s = setup();
+    let home = aws_home(
+        "",
+        &format!(
+            "[profile ci]\nrole_arn = {}\ncredential_source = Environment\n",
+            s["role_arn"].as_str().unwrap()
+        ),
+    );
+    let m = with_profile(&s, home.path(), "ci", keys(&s, "admin"));
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    assert!(caller_arn(&m).contains("assumed-role/trainer/st-secrets-"));
+
+    // Without AWS_PROFILE the environment's keys are used as they are.
+    let m = SecretsManager::with_environment(
+        config(&s, "st-secrets/test"),
+        keys(&s, "admin").home(home.path()),
+    )
+    .unwrap();
+    assert!(
+        caller_arn(&m).ends_with(":user/admin"),
+        "{}",
+        caller_arn(&m)
+    );
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh"]
+fn credential_process_profiles_with_static_and_temporary_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, doc: Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\ncat <<'EOF'\n{doc}\nEOF\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Through /bin/sh: a script just written can be "busy" for exec
+        // while another thread forks (ETXTBSY); tests run in threads.
+        format!("/bin/sh {}", p.display())
+    };
+    let admin = script(
+        "admin-creds",
+        serde_json::json!({"Version": 1, "AccessKeyId": s["admin"]["id"],
+            "SecretAccessKey": s["admin"]["secret"]}),
+    );
+    let session = script(
+        "session-creds",
+        serde_json::json!({"Version": 1, "AccessKeyId": s["session"]["id"],
+            "SecretAccessKey": s["session"]["secret"], "SessionToken": s["session"]["token"],
+            "Expiration": "2099-01-01T00:00:00Z"}),
+    );
+    let home = aws_home(
+        "",
+        &format!(
+            "[profile tool]\ncredential_process = {admin} --profile \"some name\"\n\
+             [profile temporary]\ncredential_process = {session}\n"
+        ),
+    );
+    let m = with_profile(&s, home.path(), "tool", Vars::empty());
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let detail = &m.providers()[0].status.detail;
+    assert!(
+        detail.contains("credential_process of shared profile 'tool'"),
+        "{detail}"
+    );
+    assert!(caller_arn(&m).ends_with(":user/admin"));
+
+    let m = with_profile(&s, home.path(), "temporary", Vars::empty());
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    assert!(caller_arn(&m).contains("assumed-role/trainer"));
+}

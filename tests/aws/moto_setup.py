@@ -69,7 +69,8 @@ role = iam.create_role(RoleName="trainer", AssumeRolePolicyDocument=trust)["Role
 iam.put_role_policy(
     RoleName="trainer",
     PolicyName="read-secrets",
-    PolicyDocument=policy(["secretsmanager:GetSecretValue", "sts:GetCallerIdentity"]),
+    # sts:AssumeRole: a profile chain assumes the role again with its credentials.
+    PolicyDocument=policy(["secretsmanager:GetSecretValue", "sts:GetCallerIdentity", "sts:AssumeRole"]),
 )
 session = client("sts", admin).assume_role(RoleArn=role["Arn"], RoleSessionName="st-secrets-test")[
     "Credentials"

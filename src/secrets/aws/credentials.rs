@@ -2,7 +2,10 @@
 //! shared profile files, web identity (EKS IRSA), container credentials (ECS,
 //! EKS Pod Identity), EC2 instance metadata (IMDSv2). The first source that is
 //! configured answers; temporary credentials are fetched again five minutes
-//! before they expire.
+//! before they expire. A profile gives static keys, a role assumed with STS
+//! `AssumeRole` (from another profile, a `credential_source` or a web
+//! identity token), IAM Identity Center credentials ([`super::sso`]) or a
+//! `credential_process` ([`super::process`]).
 
 use super::identity::{Credentials, Source};
 use super::profile::{self, FileKind};
@@ -117,7 +120,18 @@ impl CredentialChain {
 
     fn resolve(&self) -> Result<Credentials, FetchError> {
         let v = &self.vars;
+        // A profile named by AWS_PROFILE is used even when the environment
+        // holds keys, as boto3 (SimpleTuner's AWS client) and the AWS CLI
+        // do: that is how `credential_source = Environment` assumes a role
+        // with them.
+        let explicit_profile = v.get("AWS_PROFILE").is_some();
+        if explicit_profile {
+            if let Some(c) = self.shared_profile()? {
+                return Ok(c);
+            }
+        }
         match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
+            _ if explicit_profile => {}
             (Some(id), Some(secret)) => {
                 return Ok(Credentials {
                     access_key_id: id.to_owned(),
@@ -134,8 +148,10 @@ impl CredentialChain {
             }
             (None, None) => {}
         }
-        if let Some(c) = self.shared_profile()? {
-            return Ok(c);
+        if !explicit_profile {
+            if let Some(c) = self.shared_profile()? {
+                return Ok(c);
+            }
         }
         if let (Some(file), Some(role)) =
             (v.get("AWS_WEB_IDENTITY_TOKEN_FILE"), v.get("AWS_ROLE_ARN"))
@@ -171,71 +187,278 @@ impl CredentialChain {
     }
 
     fn shared_profile(&self) -> Result<Option<Credentials>, FetchError> {
-        let name = self.profile_name();
-        let credentials_file = self
-            .vars
-            .aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-        let config_file = self.vars.aws_file("AWS_CONFIG_FILE", "config");
-        let mut found_any = false;
+        let name = self.profile_name().to_owned();
+        if self.load_profile(&name)?.is_none() {
+            if self.vars.get("AWS_PROFILE").is_some() {
+                return Err(FetchError::permanent(Error::Auth(format!(
+                    "AWS_PROFILE names profile '{name}', which is in neither the shared \
+                     credentials nor the config file"
+                ))));
+            }
+            return Ok(None);
+        }
+        self.profile_credentials(&name, &mut Vec::new())
+    }
+
+    /// Profile `name` of the credentials file and of the config file
+    /// (the credentials file's settings win); `None` when in neither.
+    fn load_profile(&self, name: &str) -> Result<Option<Profiles>, FetchError> {
+        let mut found = Profiles::default();
         for (path, kind) in [
-            (credentials_file, FileKind::Credentials),
-            (config_file, FileKind::Config),
+            (
+                self.vars
+                    .aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+                FileKind::Credentials,
+            ),
+            (
+                self.vars.aws_file("AWS_CONFIG_FILE", "config"),
+                FileKind::Config,
+            ),
         ] {
             let Some(path) = path else { continue };
-            let Some(p) = profile::load(&path, kind, name)? else {
-                continue;
-            };
-            found_any = true;
-            if let (Some(id), Some(secret)) =
-                (p.get("aws_access_key_id"), p.get("aws_secret_access_key"))
-            {
-                return Ok(Some(Credentials {
-                    access_key_id: id.to_owned(),
-                    secret_access_key: SecretString::from(secret),
-                    session_token: p.get("aws_session_token").map(SecretString::from),
-                    expires: None,
-                    source: Source::Profile(name.to_owned()),
-                }));
-            }
-            for unsupported in [
-                "role_arn",
-                "credential_process",
-                "sso_session",
-                "sso_start_url",
-                "web_identity_token_file",
-            ] {
-                if p.get(unsupported).is_some() {
-                    return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
-                        "AWS profile '{name}' ({}) uses {unsupported}, which st-secrets does not \
-                         support; give the profile static keys, or use environment, web identity, \
-                         container or instance credentials",
-                        path.display()
-                    ))));
-                }
+            if let Some(p) = profile::load(&path, kind, name)? {
+                found.files.push(path.display().to_string());
+                found.profiles.push(p);
             }
         }
-        if !found_any && self.vars.get("AWS_PROFILE").is_some() {
-            return Err(FetchError::permanent(Error::Auth(format!(
-                "AWS_PROFILE names profile '{name}', which is in neither the shared credentials \
-                 nor the config file"
-            ))));
+        Ok((!found.profiles.is_empty()).then_some(found))
+    }
+
+    /// The credentials of profile `name`, as the AWS SDKs resolve them: a
+    /// `role_arn` (assumed with the credentials of its `source_profile`,
+    /// `credential_source` or `web_identity_token_file`), else IAM Identity
+    /// Center (`sso_session` / `sso_start_url`), else static keys, else
+    /// `credential_process`; `None` when the profile holds none of them.
+    /// `chain` holds the profiles on the way here (for the cycle check).
+    fn profile_credentials(
+        &self,
+        name: &str,
+        chain: &mut Vec<String>,
+    ) -> Result<Option<Credentials>, FetchError> {
+        let bad = |text: String| FetchError::permanent(Error::InvalidArgument(text));
+        if chain.iter().any(|n| n == name) {
+            chain.push(name.to_owned());
+            return Err(bad(format!(
+                "AWS profiles form a cycle through source_profile: {}",
+                chain.join(" -> ")
+            )));
+        }
+        if chain.len() >= MAX_ROLE_CHAIN {
+            return Err(bad(format!(
+                "AWS profile '{}' starts a chain of more than {MAX_ROLE_CHAIN} source_profile links",
+                chain[0]
+            )));
+        }
+        chain.push(name.to_owned());
+        let Some(p) = self.load_profile(name)? else {
+            let from = chain
+                .get(chain.len().wrapping_sub(2))
+                .cloned()
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "AWS profile '{from}' names source_profile '{name}', which is in neither the \
+                 shared credentials nor the config file"
+            )));
+        };
+        if let Some(role) = p.get("role_arn") {
+            if let Some(file) = p.get("web_identity_token_file") {
+                return self.web_identity(file, role).map(Some);
+            }
+            let base = match (p.get("source_profile"), p.get("credential_source")) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(format!(
+                        "AWS profile '{name}' ({}) sets both source_profile and \
+                         credential_source; keep one",
+                        p.files()
+                    )))
+                }
+                (Some(source), None) if source == name => p.static_keys(name).ok_or_else(|| {
+                    bad(format!(
+                        "AWS profile '{name}' names itself as source_profile but holds no \
+                             aws_access_key_id and aws_secret_access_key"
+                    ))
+                })?,
+                (Some(source), None) => {
+                    self.profile_credentials(source, chain)?.ok_or_else(|| {
+                        FetchError::permanent(Error::Auth(format!(
+                            "source_profile '{source}' of AWS profile '{name}' holds no \
+                             credentials"
+                        )))
+                    })?
+                }
+                (None, Some(source)) => self.credential_source(source, name)?,
+                (None, None) => {
+                    return Err(bad(format!(
+                        "AWS profile '{name}' ({}) sets role_arn without source_profile, \
+                         credential_source or web_identity_token_file",
+                        p.files()
+                    )))
+                }
+            };
+            return self.assume_role(&base, role, &p, name).map(Some);
+        }
+        if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
+            return self.sso(&p, name).map(Some);
+        }
+        if let Some(c) = p.static_keys(name) {
+            return Ok(Some(c));
+        }
+        if let Some(command) = p.get("credential_process") {
+            return super::process::run(command, name, super::process::PROCESS_TIMEOUT).map(Some);
         }
         Ok(None)
+    }
+
+    /// IAM Identity Center: the profile's `sso_session` section (or its own
+    /// legacy `sso_start_url` / `sso_region`), account and role.
+    fn sso(&self, p: &Profiles, name: &str) -> Result<Credentials, FetchError> {
+        let missing = |what: &str| {
+            FetchError::permanent(Error::InvalidArgument(format!(
+                "AWS profile '{name}' ({}) uses IAM Identity Center but sets no {what}",
+                p.files()
+            )))
+        };
+        let session = p.get("sso_session");
+        let section = match session {
+            Some(s) => {
+                let config = self.vars.aws_file("AWS_CONFIG_FILE", "config");
+                let found = match &config {
+                    Some(path) => profile::load(path, FileKind::SsoSession, s)?,
+                    None => None,
+                };
+                Some(found.ok_or_else(|| {
+                    FetchError::permanent(Error::InvalidArgument(format!(
+                        "AWS profile '{name}' names sso_session '{s}', which has no \
+                         [sso-session {s}] section in the config file"
+                    )))
+                })?)
+            }
+            None => None,
+        };
+        let from_session = |key: &str| section.as_ref().and_then(|s| s.get(key));
+        let start_url = from_session("sso_start_url")
+            .or_else(|| p.get("sso_start_url"))
+            .ok_or_else(|| missing("sso_start_url"))?;
+        let region = from_session("sso_region")
+            .or_else(|| p.get("sso_region"))
+            .ok_or_else(|| missing("sso_region"))?;
+        let sso = super::sso::SsoProfile {
+            profile: name,
+            session,
+            start_url,
+            region,
+            account_id: p
+                .get("sso_account_id")
+                .ok_or_else(|| missing("sso_account_id"))?,
+            role_name: p
+                .get("sso_role_name")
+                .ok_or_else(|| missing("sso_role_name"))?,
+        };
+        super::sso::credentials(&self.http, &self.settings, &self.vars, &sso)
+    }
+
+    /// The credentials a profile's `credential_source` names.
+    fn credential_source(&self, source: &str, profile: &str) -> Result<Credentials, FetchError> {
+        let v = &self.vars;
+        match source {
+            "Environment" => match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
+                (Some(id), Some(secret)) => Ok(Credentials {
+                    access_key_id: id.to_owned(),
+                    secret_access_key: SecretString::from(secret),
+                    session_token: v.get("AWS_SESSION_TOKEN").map(SecretString::from),
+                    expires: None,
+                    source: Source::Environment,
+                }),
+                _ => Err(FetchError::permanent(Error::Auth(format!(
+                    "AWS profile '{profile}' takes its credential_source from the environment, \
+                     but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set"
+                )))),
+            },
+            "Ec2InstanceMetadata" => self.instance_metadata(),
+            "EcsContainer" => self.container(),
+            other => Err(FetchError::permanent(Error::InvalidArgument(format!(
+                "AWS profile '{profile}' has credential_source '{}'; it must be Environment, \
+                 Ec2InstanceMetadata or EcsContainer",
+                crate::secrets::remote::shorten(other)
+            )))),
+        }
+    }
+
+    /// STS `AssumeRole` of `role_arn` with `base` credentials and the
+    /// profile's `role_session_name`, `external_id` and `duration_seconds`.
+    fn assume_role(
+        &self,
+        base: &Credentials,
+        role_arn: &str,
+        p: &Profiles,
+        profile: &str,
+    ) -> Result<Credentials, FetchError> {
+        let bad = |text: String| FetchError::permanent(Error::InvalidArgument(text));
+        if p.get("mfa_serial").is_some() {
+            return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
+                "AWS profile '{profile}' needs an MFA code (mfa_serial), and st-secrets never \
+                 prompts; use a credential_process tool that asks for it (such as aws-vault)"
+            ))));
+        }
+        let duration = match p.get("duration_seconds") {
+            None => None,
+            Some(d) => match d.parse::<u32>() {
+                Ok(n) if (900..=43_200).contains(&n) => Some(n.to_string()),
+                _ => {
+                    return Err(bad(format!(
+                        "AWS profile '{profile}' has duration_seconds '{}'; it must be a whole \
+                         number from 900 to 43200",
+                        crate::secrets::remote::shorten(d)
+                    )))
+                }
+            },
+        };
+        let session = p
+            .get("role_session_name")
+            .map_or_else(session_name, str::to_owned);
+        let mut pairs = vec![
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role_arn),
+            ("RoleSessionName", session.as_str()),
+        ];
+        if let Some(external) = p.get("external_id") {
+            pairs.push(("ExternalId", external));
+        }
+        if let Some(d) = &duration {
+            pairs.push(("DurationSeconds", d));
+        }
+        let body = SecretString::from(wire::form(&pairs));
+        let url = self.sts_endpoint();
+        let region = self.region.as_deref().unwrap_or("us-east-1");
+        let what = "STS AssumeRole";
+        let headers = [(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )];
+        let response = with_retries(&self.settings, || {
+            let body = body.expose().as_bytes();
+            let signed =
+                wire::signature_headers(base, region, "sts", "POST", &url, &headers, body)?;
+            let mut all: Vec<(&str, &str)> = headers.to_vec();
+            all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            require_success(what, self.http.send(what, "POST", &url, &all, body)?)
+        })?;
+        sts_credentials(
+            what,
+            &url,
+            &response,
+            Source::AssumedRole(profile.to_owned()),
+        )
     }
 
     fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
         let path = PathBuf::from(token_file);
         let token = read_token_file(&path, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
-        let session = self.vars.get("AWS_ROLE_SESSION_NAME").map_or_else(
-            || {
-                let ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis();
-                format!("st-secrets-{ms}")
-            },
-            str::to_owned,
-        );
+        let session = self
+            .vars
+            .get("AWS_ROLE_SESSION_NAME")
+            .map_or_else(session_name, str::to_owned);
         let body = SecretString::from(wire::form(&[
             ("Action", "AssumeRoleWithWebIdentity"),
             ("Version", "2011-06-15"),
@@ -258,28 +481,7 @@ impl CredentialChain {
             )?;
             require_success(what, r)
         })?;
-        let text = String::from_utf8_lossy(response.body.expose()).into_owned();
-        let text = SecretString::from(text);
-        let field = |tag| wire::xml_text(text.expose(), tag);
-        match (
-            field("AccessKeyId"),
-            field("SecretAccessKey"),
-            field("SessionToken"),
-        ) {
-            (Some(id), Some(secret), Some(token)) => Ok(Credentials {
-                access_key_id: id,
-                secret_access_key: SecretString::from(secret),
-                session_token: Some(SecretString::from(token)),
-                expires: field("Expiration")
-                    .as_deref()
-                    .and_then(wire::parse_timestamp),
-                source: Source::WebIdentity,
-            }),
-            _ => Err(FetchError::transient(Error::Remote(format!(
-                "{what}: the answer of {} holds no credentials",
-                redact_url(&url)
-            )))),
-        }
+        sts_credentials(what, &url, &response, Source::WebIdentity)
     }
 
     fn container(&self) -> Result<Credentials, FetchError> {
@@ -364,6 +566,82 @@ impl CredentialChain {
                 .send(what, "GET", &format!("{roles_url}{role}"), &auth, b"")?,
         )?;
         credentials_from_json(what, &response, Source::InstanceMetadata)
+    }
+}
+
+/// The most `source_profile` links followed from one profile.
+const MAX_ROLE_CHAIN: usize = 8;
+
+/// A role session name when none is configured: `st-secrets-<ms since 1970>`.
+fn session_name() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("st-secrets-{ms}")
+}
+
+/// One profile as found in the credentials and config files (in that order:
+/// the first file's settings win).
+#[derive(Default)]
+struct Profiles {
+    profiles: Vec<profile::Profile>,
+    files: Vec<String>,
+}
+
+impl Profiles {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.profiles.iter().find_map(|p| p.get(key))
+    }
+
+    /// The files the profile is in, for messages.
+    fn files(&self) -> String {
+        self.files.join(", ")
+    }
+
+    /// The profile's static keys, if it has both.
+    fn static_keys(&self, name: &str) -> Option<Credentials> {
+        // Both from the same file, as the SDKs read them.
+        self.profiles.iter().find_map(|p| {
+            let (id, secret) = (p.get("aws_access_key_id")?, p.get("aws_secret_access_key")?);
+            Some(Credentials {
+                access_key_id: id.to_owned(),
+                secret_access_key: SecretString::from(secret),
+                session_token: p.get("aws_session_token").map(SecretString::from),
+                expires: None,
+                source: Source::Profile(name.to_owned()),
+            })
+        })
+    }
+}
+
+/// The credentials of an STS answer (`AssumeRole`, `AssumeRoleWithWebIdentity`).
+fn sts_credentials(
+    what: &str,
+    url: &str,
+    response: &Response,
+    source: Source,
+) -> Result<Credentials, FetchError> {
+    let text = SecretString::from(String::from_utf8_lossy(response.body.expose()).into_owned());
+    let field = |tag| wire::xml_text(text.expose(), tag);
+    match (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    ) {
+        (Some(id), Some(secret), Some(token)) => Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: SecretString::from(secret),
+            session_token: Some(SecretString::from(token)),
+            expires: field("Expiration")
+                .as_deref()
+                .and_then(wire::parse_timestamp),
+            source,
+        }),
+        _ => Err(FetchError::transient(Error::Remote(format!(
+            "{what}: the answer of {} holds no credentials",
+            redact_url(url)
+        )))),
     }
 }
 

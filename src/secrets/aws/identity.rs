@@ -21,6 +21,12 @@ pub enum Source {
     Container,
     /// EC2 instance metadata (IMDSv2).
     InstanceMetadata,
+    /// STS `AssumeRole` for a profile's `role_arn` (the profile's name).
+    AssumedRole(String),
+    /// A profile's `credential_process` (the profile's name).
+    Process(String),
+    /// IAM Identity Center (SSO) for a profile (the profile's name).
+    Sso(String),
 }
 
 impl Source {
@@ -32,6 +38,9 @@ impl Source {
             Source::WebIdentity => "web identity (AssumeRoleWithWebIdentity)".into(),
             Source::Container => "container credentials endpoint".into(),
             Source::InstanceMetadata => "EC2 instance metadata (IMDSv2)".into(),
+            Source::AssumedRole(p) => format!("role of shared profile '{p}' (STS AssumeRole)"),
+            Source::Process(p) => format!("credential_process of shared profile '{p}'"),
+            Source::Sso(p) => format!("IAM Identity Center (SSO) for shared profile '{p}'"),
         }
     }
 }

@@ -15,7 +15,9 @@
 
 pub(crate) mod credentials;
 pub(crate) mod identity;
+pub(crate) mod process;
 pub(crate) mod profile;
+pub(crate) mod sso;
 pub(crate) mod wire;
 
 use super::config::ManagerConfig;

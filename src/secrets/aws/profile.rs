@@ -40,6 +40,8 @@ pub enum FileKind {
     Credentials,
     /// `~/.aws/config`: `[profile name]`, or `[default]`.
     Config,
+    /// `~/.aws/config`'s `[sso-session name]` sections.
+    SsoSession,
 }
 
 /// The profile `name` of the file at `path`: `Ok(None)` when the file or the
@@ -104,6 +106,13 @@ fn section_matches(header: &str, kind: FileKind, name: &str) -> bool {
                 .filter(|rest| rest.starts_with([' ', '\t']))
                 .map(str::trim);
             profile == Some(name) || (name == "default" && header == "default")
+        }
+        FileKind::SsoSession => {
+            header
+                .strip_prefix("sso-session")
+                .filter(|rest| rest.starts_with([' ', '\t']))
+                .map(str::trim)
+                == Some(name)
         }
     }
 }

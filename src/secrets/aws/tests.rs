@@ -357,6 +357,30 @@ fn cloud_host(expires_in: Duration) -> (FakeServer, Arc<AtomicUsize>) {
                     .to_string(),
                 )
             }
+            ("POST", "/sts") if r.text().contains("Action=AssumeRole&") => {
+                // Signed for STS with the environment's key, with the
+                // profile's options.
+                let auth = r.header("authorization").unwrap_or_default();
+                let body = r.text();
+                if !auth.contains("Credential=AKIDTEST/")
+                    || !auth.contains("/sts/aws4_request")
+                    || !body.contains("RoleSessionName=nightly")
+                    || !body.contains("ExternalId=ext%2F42")
+                    || !body.contains("DurationSeconds=3600")
+                {
+                    return Reply::text(
+                        403,
+                        "<ErrorResponse><Error><Code>AccessDenied</Code>\
+                        <Message>bad request</Message></Error></ErrorResponse>",
+                    );
+                }
+                let (id, exp) = creds(&n);
+                Reply::text(200, format!(
+                    "<AssumeRoleResponse><AssumeRoleResult>\
+                     <Credentials><AccessKeyId>{id}</AccessKeyId><SecretAccessKey>as3cr3t</SecretAccessKey>\
+                     <SessionToken>atoken</SessionToken><Expiration>{exp}</Expiration></Credentials>\
+                     </AssumeRoleResult></AssumeRoleResponse>"))
+            }
             ("POST", "/sts") => {
                 let body = r.text();
                 if !body.contains("Action=AssumeRoleWithWebIdentity")
@@ -410,6 +434,33 @@ fn cloud_host(expires_in: Duration) -> (FakeServer, Arc<AtomicUsize>) {
         }
     });
     (server, issued)
+}
+
+#[test]
+fn a_profile_role_sends_its_options_and_is_assumed_again_before_expiry() {
+    let (server, issued) = cloud_host(Duration::from_secs(120));
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile ci]\nrole_arn = arn:aws:iam::123456789012:role/trainer\n\
+         credential_source = Environment\nrole_session_name = nightly\n\
+         external_id = ext/42\nduration_seconds = 3600\n",
+    )
+    .unwrap();
+    let vars = static_vars()
+        .home(home.path())
+        .set("AWS_PROFILE", "ci")
+        .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
+    let p = AwsProvider::new(&config(&server.url()), vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    assert!(p.status().detail.contains("role of shared profile 'ci'"));
+    // 120 s left is inside the 5-minute refresh window: the next fetch
+    // assumes the role again (and signs with the new key).
+    p.invalidate();
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
 #[test]
@@ -605,8 +656,20 @@ fn profiles_env_precedence_and_missing_credentials() {
         "K",
     )
     .unwrap_err();
-    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE");
-    assert!(e.message().contains("sso_session"), "{e}");
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
+    assert!(e.message().contains("[sso-session corp]"), "{e}");
+
+    // A profile named by AWS_PROFILE wins over the environment's keys (as
+    // in boto3 and the AWS CLI).
+    let p = AwsProvider::new(
+        &c,
+        base()
+            .set("AWS_PROFILE", "ci")
+            .set("AWS_ACCESS_KEY_ID", "AKIDENV")
+            .set("AWS_SECRET_ACCESS_KEY", "e"),
+    );
+    get(&p, "HF_TOKEN").unwrap();
+    assert!(seen.lock().contains("Credential=AKIDCI/"));
 
     let e = get(
         &AwsProvider::new(&c, no_credentials().set("AWS_REGION", "x")),
@@ -710,4 +773,168 @@ fn debug_output_never_shows_credentials() {
     assert!(!text.contains("FwoGZXIvYXdz"));
     let p = AwsProvider::new(&config("http://127.0.0.1:9"), vars);
     assert!(!format!("{p:?}").contains(SECRET_KEY));
+}
+
+/// A home with `config` as `~/.aws/config` (and no credentials file).
+fn aws_home(config: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws/sso/cache")).unwrap();
+    std::fs::write(home.path().join(".aws/config"), config).unwrap();
+    home
+}
+
+#[test]
+fn role_profiles_that_cannot_work_are_refused_before_any_request() {
+    let server = FakeServer::start(|_| Reply::json(500, "{}"));
+    let home = aws_home(
+        "[profile a]\nrole_arn = arn:aws:iam::123456789012:role/a\nsource_profile = b\n\
+         [profile b]\nrole_arn = arn:aws:iam::123456789012:role/b\nsource_profile = a\n\
+         [profile lonely]\nrole_arn = arn:aws:iam::123456789012:role/c\n\
+         [profile both]\nrole_arn = arn:aws:iam::123456789012:role/c\nsource_profile = a\n\
+         credential_source = Environment\n\
+         [profile ghost]\nrole_arn = arn:aws:iam::123456789012:role/c\nsource_profile = nowhere\n\
+         [profile odd]\nrole_arn = arn:aws:iam::123456789012:role/c\ncredential_source = Moon\n\
+         [profile mfa]\nrole_arn = arn:aws:iam::123456789012:role/c\n\
+         credential_source = Environment\nmfa_serial = arn:aws:iam::123456789012:mfa/me\n\
+         [profile long]\nrole_arn = arn:aws:iam::123456789012:role/c\n\
+         credential_source = Environment\nduration_seconds = 99999\n",
+    );
+    let error = |profile: &str| {
+        let vars = static_vars()
+            .home(home.path())
+            .set("AWS_PROFILE", profile)
+            .set("AWS_ENDPOINT_URL_STS", &server.url());
+        get(&AwsProvider::new(&config(&server.url()), vars), "K").unwrap_err()
+    };
+    let e = error("a");
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
+    assert!(
+        e.message()
+            .contains("cycle through source_profile: a -> b -> a"),
+        "{e}"
+    );
+    assert!(error("lonely").message().contains("without source_profile"));
+    assert!(error("both")
+        .message()
+        .contains("both source_profile and credential_source"));
+    assert!(error("ghost")
+        .message()
+        .contains("source_profile 'nowhere'"));
+    assert!(error("odd")
+        .message()
+        .contains("Environment, Ec2InstanceMetadata or EcsContainer"));
+    let e = error("mfa");
+    assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE");
+    assert!(e.message().contains("MFA"), "{e}");
+    assert!(error("long").message().contains("900 to 43200"));
+    assert_eq!(server.requests(), 0);
+}
+
+/// An SSO portal answering GetRoleCredentials for one token, account and
+/// role, besides Secrets Manager (it records the signing key id).
+fn sso_portal(signed_with: Arc<parking_lot::Mutex<String>>) -> FakeServer {
+    FakeServer::start(move |r| {
+        if r.path.starts_with("/federation/credentials") {
+            if r.header("x-amz-sso_bearer_token") != Some("aoa-cached-token") {
+                return Reply::json(401, r#"{"message": "Session token not found or invalid"}"#);
+            }
+            if r.path != "/federation/credentials?account_id=123456789012&role_name=Trainer" {
+                return Reply::json(403, r#"{"message": "No access"}"#);
+            }
+            let expires = (SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            return Reply::json(
+                200,
+                json!({"roleCredentials": {"accessKeyId": "ASIASSO", "secretAccessKey": "sso-secret",
+                    "sessionToken": "sso-session-token", "expiration": expires as u64}})
+                .to_string(),
+            );
+        }
+        *signed_with.lock() = r.header("authorization").unwrap_or_default().to_owned();
+        secret_reply(SECRET)
+    })
+}
+
+#[test]
+fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
+    let signed_with = Arc::new(parking_lot::Mutex::new(String::new()));
+    let server = sso_portal(Arc::clone(&signed_with));
+    let home = aws_home(
+        "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\n\
+         sso_role_name = Trainer\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n\
+         sso_region = eu-west-1\n\
+         [profile legacy]\nsso_start_url = https://old.awsapps.com/start\nsso_region = us-east-1\n\
+         sso_account_id = 123456789012\nsso_role_name = Trainer\n",
+    );
+    let cache = |key: &str, token: &str, expires: &str| {
+        use sha1::Digest;
+        let name: String = sha1::Sha1::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        std::fs::write(
+            home.path().join(format!(".aws/sso/cache/{name}.json")),
+            json!({"accessToken": token, "expiresAt": expires, "region": "eu-west-1",
+                   "startUrl": "https://corp.awsapps.com/start"})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    let provider = |profile: &str| {
+        let vars = no_credentials()
+            .home(home.path())
+            .set("AWS_PROFILE", profile)
+            .set("AWS_ENDPOINT_URL_SSO", &server.url());
+        AwsProvider::new(&config(&server.url()), vars)
+    };
+
+    // No token cached yet: the message says how to get one.
+    let e = get(&provider("dev"), "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(
+        e.message().contains("aws sso login --sso-session corp"),
+        "{e}"
+    );
+
+    cache("corp", "aoa-cached-token", "2099-01-01T00:00:00Z");
+    let p = provider("dev");
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert!(
+        signed_with.lock().contains("Credential=ASIASSO/"),
+        "{}",
+        signed_with.lock()
+    );
+    assert!(
+        p.status().detail.contains("IAM Identity Center (SSO)"),
+        "{}",
+        p.status().detail
+    );
+
+    // Expired: the same advice, the token never quoted.
+    cache("corp", "aoa-cached-token", "2020-01-01T00:00:00Z");
+    let e = get(&provider("dev"), "HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("expired at 2020-01-01"), "{e}");
+    assert!(
+        e.message().contains("aws sso login --sso-session corp"),
+        "{e}"
+    );
+    assert!(!e.message().contains("aoa-"), "{e}");
+
+    // Refused by the portal: ST_AUTH, with the advice.
+    cache("corp", "aoa-revoked-token", "2099-01-01T00:00:00Z");
+    let e = get(&provider("dev"), "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(e.message().contains("refused (HTTP 401)"), "{e}");
+
+    // A legacy profile: the cache file is named after the start URL.
+    cache(
+        "https://old.awsapps.com/start",
+        "aoa-cached-token",
+        "2099-01-01T00:00:00UTC",
+    );
+    let p = provider("legacy");
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
 }
