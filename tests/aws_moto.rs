@@ -241,29 +241,18 @@ fn the_doctor_names_source_identity_and_readability() {
 fn the_tool_reads_aws_from_the_process_environment() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-            .args(args)
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", s["url"].as_str().unwrap())
-            .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                s["admin"]["secret"].as_str().unwrap(),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
+    let env = [
+        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
         (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let run = |args: &[&str]| common::tool(dir.path(), &env, args);
     let (code, out, err) = run(&["get", "HF_TOKEN"]);
     assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
     let (code, out, err) = run(&["doctor", "HF_TOKEN", "CLOUD_WEBHOOK_SECRET"]);

@@ -230,16 +230,9 @@ fn a_least_privilege_token_reads_and_the_doctor_does_not_call_it_invalid() {
 
     // The tool's doctor: healthy, exit 0, the token "cannot be inspected".
     let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-        .args(["doctor", "HF_TOKEN"])
-        .env_clear()
-        .env("HOME", home.path())
-        .env("VAULT_ADDR", text(&s, "url"))
-        .env("VAULT_TOKEN", token)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let env = [("VAULT_ADDR", text(&s, "url")), ("VAULT_TOKEN", token)];
+    let (code, report, err) = common::tool(home.path(), &env, &["doctor", "HF_TOKEN"]);
+    assert_eq!(code, Some(0), "{report}{err}");
     assert!(report.contains("cannot be inspected"), "{report}");
     assert!(!report.contains("INVALID"), "{report}");
     assert!(!report.contains(token), "{report}");
@@ -586,20 +579,12 @@ fn the_doctor_checks_health_token_and_readability() {
 fn the_tool_reads_vault_from_the_process_environment() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let tool = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-            .args(args)
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("BAO_ADDR", text(&s, "tls_url"))
-            .env("BAO_CACERT", text(&s, "tls_ca"))
-            .env("VAULT_TOKEN", text(&s, "root_token"))
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.code(), text(&out.stdout), text(&out.stderr))
-    };
+    let env = [
+        ("BAO_ADDR", text(&s, "tls_url")),
+        ("BAO_CACERT", text(&s, "tls_ca")),
+        ("VAULT_TOKEN", text(&s, "root_token")),
+    ];
+    let tool = |args: &[&str]| common::tool(dir.path(), &env, args);
     let (code, out, err) = tool(&["get", "REPLICATE_API_TOKEN"]);
     assert_eq!((code, out.trim()), (Some(0), "r8_bao_value"), "{err}");
 
