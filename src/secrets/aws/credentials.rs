@@ -124,31 +124,14 @@ impl CredentialChain {
         // holds keys, as boto3 (SimpleTuner's AWS client) and the AWS CLI
         // do: that is how `credential_source = Environment` assumes a role
         // with them.
-        let explicit_profile = v.get("AWS_PROFILE").is_some();
-        if explicit_profile {
+        if v.get("AWS_PROFILE").is_some() {
             if let Some(c) = self.shared_profile()? {
                 return Ok(c);
             }
-        }
-        match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
-            _ if explicit_profile => {}
-            (Some(id), Some(secret)) => {
-                return Ok(Credentials {
-                    access_key_id: id.to_owned(),
-                    secret_access_key: SecretString::from(secret),
-                    session_token: v.get("AWS_SESSION_TOKEN").map(SecretString::from),
-                    expires: None,
-                    source: Source::Environment,
-                })
+        } else {
+            if let Some(c) = self.environment()? {
+                return Ok(c);
             }
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(FetchError::permanent(Error::Auth(
-                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".into(),
-                )))
-            }
-            (None, None) => {}
-        }
-        if !explicit_profile {
             if let Some(c) = self.shared_profile()? {
                 return Ok(c);
             }
@@ -180,6 +163,25 @@ impl CredentialChain {
              container; {imds})",
             self.profile_name()
         ))))
+    }
+
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
+    /// `None` when neither is set, an error when only one is.
+    fn environment(&self) -> Result<Option<Credentials>, FetchError> {
+        let v = &self.vars;
+        match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Ok(Some(Credentials {
+                access_key_id: id.to_owned(),
+                secret_access_key: SecretString::from(secret),
+                session_token: v.get("AWS_SESSION_TOKEN").map(SecretString::from),
+                expires: None,
+                source: Source::Environment,
+            })),
+            (Some(_), None) | (None, Some(_)) => Err(FetchError::permanent(Error::Auth(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together".into(),
+            ))),
+            (None, None) => Ok(None),
+        }
     }
 
     fn profile_name(&self) -> &str {
@@ -359,21 +361,13 @@ impl CredentialChain {
 
     /// The credentials a profile's `credential_source` names.
     fn credential_source(&self, source: &str, profile: &str) -> Result<Credentials, FetchError> {
-        let v = &self.vars;
         match source {
-            "Environment" => match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
-                (Some(id), Some(secret)) => Ok(Credentials {
-                    access_key_id: id.to_owned(),
-                    secret_access_key: SecretString::from(secret),
-                    session_token: v.get("AWS_SESSION_TOKEN").map(SecretString::from),
-                    expires: None,
-                    source: Source::Environment,
-                }),
-                _ => Err(FetchError::permanent(Error::Auth(format!(
+            "Environment" => self.environment()?.ok_or_else(|| {
+                FetchError::permanent(Error::Auth(format!(
                     "AWS profile '{profile}' takes its credential_source from the environment, \
-                     but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set"
-                )))),
-            },
+                     but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
+                )))
+            }),
             "Ec2InstanceMetadata" => self.instance_metadata(),
             "EcsContainer" => self.container(),
             other => Err(FetchError::permanent(Error::InvalidArgument(format!(
