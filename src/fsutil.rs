@@ -194,19 +194,40 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("cannot inspect", path, &e)),
     }
+    let (dir, name) = dir_and_name(path);
+    let name =
+        name.ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?;
+    replace_atomically(dir, &name, path, bytes)
+}
+
+/// `path`'s directory (`.` for a bare name) and file name.
+fn dir_and_name(path: &Path) -> (&Path, Option<String>) {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let temp = write_private_temp(dir, &format!(".{name}.tmp."), bytes)?;
-    if let Err(e) = std::fs::rename(&temp, path) {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    (dir, name)
+}
+
+/// The prefix of the temporary files written for `name`:
+/// `.<name>.tmp.` (then `<pid>.<nanos>`).
+pub(crate) fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp.")
+}
+
+/// Writes `bytes` to `target` (named `name`, in `dir`) atomically: a 0600
+/// temporary file renamed over it, then the directory synced.
+pub(crate) fn replace_atomically(
+    dir: &Path,
+    name: &str,
+    target: &Path,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    let temp = write_private_temp(dir, &temp_prefix(name), bytes)?;
+    if let Err(e) = std::fs::rename(&temp, target) {
         let _ = std::fs::remove_file(&temp);
-        return Err(Error::io("cannot replace", path, &e));
+        return Err(Error::io("cannot replace", target, &e));
     }
     sync_dir(dir)
 }
@@ -224,16 +245,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// `Ok(false)` when `path` already existed (another process won a race): the
 /// caller then reads that file instead.
 pub(crate) fn create_secret_file_once(path: &Path, contents: &[u8]) -> Result<bool, Error> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let (dir, name) = dir_and_name(path);
     create_private_dir(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = write_private_temp(dir, &format!(".{name}.tmp."), contents)?;
+    let temp = write_private_temp(dir, &temp_prefix(&name.unwrap_or_default()), contents)?;
     let linked = match std::fs::hard_link(&temp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),

@@ -324,7 +324,7 @@ impl FileProvider {
         let changed = change(&mut doc)?;
         if changed {
             let mut bytes = doc.render(&target)?;
-            let written = write_atomically(&dir, &name, &target, &bytes);
+            let written = fsutil::replace_atomically(&dir, &name, &target, &bytes);
             bytes.zeroize();
             written?;
         }
@@ -616,15 +616,10 @@ fn zeroize_yaml(v: &mut serde_yaml::Value) {
     }
 }
 
-/// Temporary files of `name` are `.<name>.tmp.<pid>.<nanos>`.
-fn temp_prefix(name: &str) -> String {
-    format!(".{name}.tmp.")
-}
-
 /// Writers hold the lock while their temporary file exists, so any temporary
 /// file found under the lock was left by a writer that died: remove it.
 fn remove_stale_temporaries(dir: &Path, name: &str) {
-    let prefix = temp_prefix(name);
+    let prefix = fsutil::temp_prefix(name);
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
@@ -632,16 +627,6 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
             }
         }
     }
-}
-
-/// Writes `bytes` to `target` atomically, with mode 0600 from the first byte.
-fn write_atomically(dir: &Path, name: &str, target: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let temp = fsutil::write_private_temp(dir, &temp_prefix(name), bytes)?;
-    if let Err(e) = fs::rename(&temp, target) {
-        let _ = fs::remove_file(&temp);
-        return Err(Error::io("cannot replace", target, &e));
-    }
-    fsutil::sync_dir(dir)
 }
 
 /// The fuzz target of the secrets file: parse (JSON or YAML), and when that
