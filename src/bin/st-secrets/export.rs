@@ -114,8 +114,8 @@ pub fn resolve(
         if out.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        match m.get_with_source(&key) {
-            Ok(Some((value, _))) => out.push((name, value)),
+        match m.get(&key) {
+            Ok(Some(value)) => out.push((name, value)),
             Ok(None) => return Err(CliError::NotFound(not_found_message(&m, &key))),
             Err(e) => return Err(e.context(format!("secret '{key}'")).into()),
         }

@@ -190,7 +190,7 @@ impl CredentialChain {
 
     fn shared_profile(&self) -> Result<Option<Credentials>, FetchError> {
         let name = self.profile_name().to_owned();
-        if self.load_profile(&name)?.is_none() {
+        let Some(p) = self.load_profile(&name)? else {
             if self.vars.get("AWS_PROFILE").is_some() {
                 return Err(FetchError::permanent(Error::Auth(format!(
                     "AWS_PROFILE names profile '{name}', which is in neither the shared \
@@ -198,8 +198,8 @@ impl CredentialChain {
                 ))));
             }
             return Ok(None);
-        }
-        self.profile_credentials(&name, &mut Vec::new())
+        };
+        self.profile_credentials(&name, &p, &mut vec![name.clone()])
     }
 
     /// Profile `name` of the credentials file and of the config file
@@ -226,20 +226,17 @@ impl CredentialChain {
         Ok((!found.profiles.is_empty()).then_some(found))
     }
 
-    /// The credentials of profile `name`, as the AWS SDKs resolve them: a
-    /// `role_arn` (assumed with the credentials of its `source_profile`,
-    /// `credential_source` or `web_identity_token_file`), else IAM Identity
-    /// Center (`sso_session` / `sso_start_url`), else static keys, else
-    /// `credential_process`; `None` when the profile holds none of them.
-    /// `chain` holds the profiles on the way here (for the cycle check).
-    fn profile_credentials(
+    /// The credentials of `source`, the `source_profile` of the last profile
+    /// of `chain` (the profiles on the way here, for the cycle check).
+    fn source_profile_credentials(
         &self,
-        name: &str,
+        source: &str,
         chain: &mut Vec<String>,
     ) -> Result<Option<Credentials>, FetchError> {
         let bad = |text: String| FetchError::permanent(Error::InvalidArgument(text));
-        if chain.iter().any(|n| n == name) {
-            chain.push(name.to_owned());
+        let from = chain.last().cloned().unwrap_or_default();
+        if chain.iter().any(|n| n == source) {
+            chain.push(source.to_owned());
             return Err(bad(format!(
                 "AWS profiles form a cycle through source_profile: {}",
                 chain.join(" -> ")
@@ -251,17 +248,29 @@ impl CredentialChain {
                 chain[0]
             )));
         }
-        chain.push(name.to_owned());
-        let Some(p) = self.load_profile(name)? else {
-            let from = chain
-                .get(chain.len().wrapping_sub(2))
-                .cloned()
-                .unwrap_or_default();
+        let Some(p) = self.load_profile(source)? else {
             return Err(bad(format!(
-                "AWS profile '{from}' names source_profile '{name}', which is in neither the \
+                "AWS profile '{from}' names source_profile '{source}', which is in neither the \
                  shared credentials nor the config file"
             )));
         };
+        chain.push(source.to_owned());
+        self.profile_credentials(source, &p, chain)
+    }
+
+    /// The credentials of profile `name` (settings `p`), as the AWS SDKs
+    /// resolve them: a `role_arn` (assumed with the credentials of its
+    /// `source_profile`, `credential_source` or `web_identity_token_file`),
+    /// else IAM Identity Center (`sso_session` / `sso_start_url`), else static
+    /// keys, else `credential_process`; `None` when the profile holds none of
+    /// them. `chain` holds the profiles on the way here, `name` last.
+    fn profile_credentials(
+        &self,
+        name: &str,
+        p: &Profiles,
+        chain: &mut Vec<String>,
+    ) -> Result<Option<Credentials>, FetchError> {
+        let bad = |text: String| FetchError::permanent(Error::InvalidArgument(text));
         if let Some(role) = p.get("role_arn") {
             if let Some(file) = p.get("web_identity_token_file") {
                 return self.web_identity(file, role).map(Some);
@@ -280,14 +289,14 @@ impl CredentialChain {
                              aws_access_key_id and aws_secret_access_key"
                     ))
                 })?,
-                (Some(source), None) => {
-                    self.profile_credentials(source, chain)?.ok_or_else(|| {
+                (Some(source), None) => self
+                    .source_profile_credentials(source, chain)?
+                    .ok_or_else(|| {
                         FetchError::permanent(Error::Auth(format!(
                             "source_profile '{source}' of AWS profile '{name}' holds no \
                              credentials"
                         )))
-                    })?
-                }
+                    })?,
                 (None, Some(source)) => self.credential_source(source, name)?,
                 (None, None) => {
                     return Err(bad(format!(
@@ -297,10 +306,10 @@ impl CredentialChain {
                     )))
                 }
             };
-            return self.assume_role(&base, role, &p, name).map(Some);
+            return self.assume_role(&base, role, p, name).map(Some);
         }
         if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
-            return self.sso(&p, name).map(Some);
+            return self.sso(p, name).map(Some);
         }
         if let Some(c) = p.static_keys(name) {
             return Ok(Some(c));

@@ -115,10 +115,17 @@ pub fn credentials(
                 r.status
             )))
             .retry_after(r.retry_after())),
-            s => Err(FetchError::permanent(Error::Remote(format!(
-                "{what}: HTTP {s}{}",
-                error_message(&r)
-            )))),
+            s => {
+                let e = wire::ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
+                let message = if e.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.message)
+                };
+                Err(FetchError::permanent(Error::Remote(format!(
+                    "{what}: HTTP {s}{message}"
+                ))))
+            }
         }
     })?;
     role_credentials(&response, p.profile)
@@ -167,14 +174,6 @@ pub(crate) fn role_credentials(r: &Response, profile: &str) -> Result<Credential
     };
     zeroize_json(&mut doc);
     result
-}
-
-/// `": message"` of an AWS JSON error body, or nothing.
-fn error_message(r: &Response) -> String {
-    r.json()
-        .and_then(|d| d["message"].as_str().map(shorten))
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -58,18 +58,20 @@ impl Response {
     /// (a date in the past is no wait); `None` without a readable header.
     pub fn retry_after(&self) -> Option<Duration> {
         let value = self.header("retry-after")?.trim();
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds.min(MAX_RETRY_AFTER)));
-        }
-        let date = aws_smithy_types::DateTime::from_str(
-            value,
-            aws_smithy_types::date_time::Format::HttpDate,
-        )
-        .ok()?;
-        let at = std::time::SystemTime::try_from(date).ok()?;
-        let wait = at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
+        let wait = match value.parse::<u64>() {
+            Ok(seconds) => Duration::from_secs(seconds),
+            Err(_) => {
+                let date = aws_smithy_types::DateTime::from_str(
+                    value,
+                    aws_smithy_types::date_time::Format::HttpDate,
+                )
+                .ok()?;
+                std::time::SystemTime::try_from(date)
+                    .ok()?
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+            }
+        };
         Some(wait.min(Duration::from_secs(MAX_RETRY_AFTER)))
     }
 

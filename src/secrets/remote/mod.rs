@@ -123,23 +123,23 @@ pub fn with_retries<T>(
                 // Retry-After counts whole seconds, and servers round down
                 // (OpenBao's rate limiter says 0 while it still refuses):
                 // asking again after exactly that long is asking too early.
-                let wait = match f
-                    .retry_after
-                    .map(|asked| (asked, asked + RETRY_AFTER_MARGIN))
-                {
+                let wait = match f.retry_after {
                     None => backoff(settings, retry),
-                    Some((_, wait)) if started.elapsed() + wait <= settings.request_timeout => wait,
-                    Some((asked, _)) => {
-                        let note = format!(
-                            "the server asked to retry after {}, past the request \
-                             timeout of {:?}; not retried",
-                            seconds(asked),
-                            settings.request_timeout
-                        );
-                        return Err(FetchError {
-                            error: f.error.with_note(note),
-                            ..f
-                        });
+                    Some(asked) => {
+                        let wait = asked + RETRY_AFTER_MARGIN;
+                        if started.elapsed() + wait > settings.request_timeout {
+                            let note = format!(
+                                "the server asked to retry after {}, past the request \
+                                 timeout of {:?}; not retried",
+                                seconds(asked),
+                                settings.request_timeout
+                            );
+                            return Err(FetchError {
+                                error: f.error.with_note(note),
+                                ..f
+                            });
+                        }
+                        wait
                     }
                 };
                 std::thread::sleep(wait);

@@ -61,6 +61,17 @@ enum Kv {
     Known(u8, &'static str),
 }
 
+/// What the mounts endpoint said of a configured KV version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// Not asked yet.
+    NotYet,
+    /// Asked: it matches, or the endpoint could not tell.
+    NoMismatch,
+    /// The mount has this other version.
+    Mismatch(u8),
+}
+
 /// What one read of the secret found.
 enum Read {
     Found(SecretMap),
@@ -79,8 +90,8 @@ struct Client {
     token: Mutex<Option<Token>>,
     kv: Mutex<Kv>,
     /// A configured KV version checked against `sys/internal/ui/mounts`
-    /// (after the first "absent"): `Some(actual)` when it does not match.
-    checked: Mutex<Option<Option<u8>>>,
+    /// (after the first "absent").
+    checked: Mutex<Checked>,
 }
 
 /// The Vault provider.
@@ -196,7 +207,7 @@ impl VaultProvider {
                     asked_mounts: false,
                 },
             }),
-            checked: Mutex::new(None),
+            checked: Mutex::new(Checked::NotYet),
         })
     }
 
@@ -328,7 +339,7 @@ impl Client {
         if asked {
             return Ok(None);
         }
-        let r = self.get(&format!("sys/internal/ui/mounts/{}", self.mount))?;
+        let r = self.ask_mounts()?;
         let learnt = if r.status == 200 {
             mount_version(&r)
         } else if r.status == 404 {
@@ -349,7 +360,7 @@ impl Client {
     }
 
     fn read_secret(&self) -> Result<Fetched<SecretMap>, FetchError> {
-        if let Some(Some(actual)) = *self.checked.lock() {
+        if let Checked::Mismatch(actual) = *self.checked.lock() {
             return Err(self.mismatch(actual));
         }
         match self.kv_version()? {
@@ -379,6 +390,11 @@ impl Client {
         }
     }
 
+    /// `sys/internal/ui/mounts/<mount>`: the mount's type and options.
+    fn ask_mounts(&self) -> Result<Response, FetchError> {
+        self.get(&format!("sys/internal/ui/mounts/{}", self.mount))
+    }
+
     /// One read of the secret as KV `version`.
     fn read_as(&self, version: u8) -> Result<Read, FetchError> {
         let path = if version == 2 {
@@ -403,18 +419,22 @@ impl Client {
         let Kv::Known(configured, "configured") = *self.kv.lock() else {
             return Ok(Fetched::Absent);
         };
-        if self.checked.lock().is_some() {
+        if *self.checked.lock() != Checked::NotYet {
             return Ok(Fetched::Absent);
         }
-        let actual = match self.get(&format!("sys/internal/ui/mounts/{}", self.mount)) {
+        let actual = match self.ask_mounts() {
             Ok(r) if r.status == 200 => mount_version(&r),
             _ => None, // not allowed or not there: nothing learnt
         };
-        let mismatch = actual.filter(|&a| a != configured);
-        *self.checked.lock() = Some(mismatch);
-        match mismatch {
-            Some(actual) => Err(self.mismatch(actual)),
-            None => Ok(Fetched::Absent),
+        match actual.filter(|&a| a != configured) {
+            Some(actual) => {
+                *self.checked.lock() = Checked::Mismatch(actual);
+                Err(self.mismatch(actual))
+            }
+            None => {
+                *self.checked.lock() = Checked::NoMismatch;
+                Ok(Fetched::Absent)
+            }
         }
     }
 
