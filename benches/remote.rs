@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use st_secrets::secrets::AwsProvider;
 use st_secrets::secrets::Vars;
 use st_secrets::secrets::VaultProvider;
+use st_secrets::secrets::{AwsSettings, FileSettings, RemoteSettings, VaultSettings};
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
 use st_secrets::SecretString;
 use std::hint::black_box;
@@ -59,7 +60,10 @@ fn measure(
     );
 
     let uncached = ManagerConfig {
-        cache_ttl: Duration::ZERO,
+        remote: RemoteSettings {
+            cache_ttl: Duration::ZERO,
+            ..Default::default()
+        },
         ..config.clone()
     };
     let m = SecretsManager::with_environment(uncached, vars()).unwrap();
@@ -84,7 +88,10 @@ fn measure(
     let dir = std::env::temp_dir().join(format!("st-bench-remote-{}", std::process::id()));
     let chain = ManagerConfig {
         providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
-        file_path: Some(dir.join("secrets.json")),
+        file: FileSettings {
+            path: Some(dir.join("secrets.json")),
+            ..Default::default()
+        },
         ..config.clone()
     };
     let m = SecretsManager::with_environment(chain, vars()).unwrap();
@@ -145,31 +152,40 @@ fn main() {
                 .set("AWS_EC2_METADATA_DISABLED", "true")
         };
         let config = ManagerConfig {
-            aws_secret_name: Some("st-secrets/test".into()),
-            aws_region: Some("us-east-1".into()),
-            aws_endpoint: Some(s["url"].as_str().unwrap().into()),
             providers: vec![ProviderKind::Aws],
+            aws: AwsSettings {
+                secret_name: Some("st-secrets/test".into()),
+                region: Some("us-east-1".into()),
+                endpoint: Some(s["url"].as_str().unwrap().into()),
+            },
             ..ManagerConfig::default()
         };
         let v = vars.clone();
         measure("aws", config, &vars, &move |c| {
-            let p: Arc<dyn Provider> = Arc::new(AwsProvider::new(c, v()));
+            let p: Arc<dyn Provider> = Arc::new(AwsProvider::new(&c.aws, &c.remote, v()));
             p
         });
     }
     if let Some(s) = setup("ST_TEST_VAULT_SETUP") {
         let config = ManagerConfig {
-            vault_url: Some(s["url"].as_str().unwrap().into()),
-            vault_token: Some(SecretString::from(s["root_token"].as_str().unwrap())),
             providers: vec![ProviderKind::Vault],
+            vault: VaultSettings {
+                url: Some(s["url"].as_str().unwrap().into()),
+                token: Some(SecretString::from(s["root_token"].as_str().unwrap())),
+                ..Default::default()
+            },
             ..ManagerConfig::default()
         };
         let known = ManagerConfig {
-            vault_kv_version: Some(2),
+            vault: VaultSettings {
+                kv_version: Some(2),
+                ..Default::default()
+            },
             ..config.clone()
         };
         measure("vault", config, &Vars::empty, &|c| {
-            let p: Arc<dyn Provider> = Arc::new(VaultProvider::new(c, Vars::empty()));
+            let p: Arc<dyn Provider> =
+                Arc::new(VaultProvider::new(&c.vault, &c.remote, Vars::empty()));
             p
         });
         // Without detection (one sys/internal/ui/mounts request fewer).

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 out="$ST_ROOT/target/bench-tool"
 mkdir -p "$out"
-cargo build --release --quiet --bin st-secrets
+cargo build --release --quiet -p st-secrets-cli
 work="$(mktemp -d /tmp/st-bench-tool.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/tool.md"

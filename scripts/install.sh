@@ -64,11 +64,11 @@ realname="libst_secrets.so.$version"
 
 if [ "$build" = 1 ]; then
   command -v cargo >/dev/null || fail "cargo is required to build (or pass --no-build after a release build)"
-  (cd "$ROOT" && cargo build --release --lib --bin st-secrets) >&2
+  (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2
 fi
 rel="$ROOT/target/release"
 for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt; do
-  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release --lib --bin st-secrets (or drop --no-build)"
+  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build)"
 done
 got_soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
 [ "$got_soname" = "$soname" ] || fail "the built library's SONAME is '$got_soname', expected '$soname': rebuild it"

@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 ensure_system_tools
 say "building libst_secrets and the st-secrets tool (release)"
-cargo build --release --lib --bin st-secrets
+cargo build --release -p st-secrets -p st-secrets-cli
 mkdir -p build
 say "compiling examples/launcher.c"
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/launcher.c \

@@ -99,7 +99,7 @@ if [ "$cargo_rc" != 0 ] && [ "$f" = 0 ]; then
 fi
 
 say "4/9 ctest (plain, ASan+UBSan, valgrind; header units; README link lines)"
-cargo build --release --lib --bin st-secrets
+cargo build --release -p st-secrets -p st-secrets-cli
 cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
   -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; die "cmake failed"; }
 cmake --build build/ctest
@@ -118,7 +118,7 @@ fi
 
 say "5/9 pytest: the C library's interoperability with Python; the Python package"
 py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-cargo build --bin st-secrets
+cargo build -p st-secrets-cli
 set +e
 ST_SECRETS_BIN="$ST_ROOT/target/debug/st-secrets" ST_SECRETS_LIB="$ST_ROOT/target/debug/libst_secrets.so" \
   "$py" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$logs/pytest.log"

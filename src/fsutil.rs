@@ -172,34 +172,6 @@ pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Resu
     }
 }
 
-/// Replaces (or creates) `path` with `bytes` atomically: readers see the old
-/// file or the whole new one, never a part, and the new file has mode 0600
-/// from its first byte. `path` must be a regular file or absent (a symlink,
-/// FIFO or directory there is refused, not followed); its directory must
-/// exist.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] for what is not a regular file, else
-/// [`Error::Io`] / [`Error::Permission`].
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_file() => {
-            return Err(Error::InvalidArgument(format!(
-                "{} is {}, not a regular file; not replacing it",
-                path.display(),
-                kind_of(&m.file_type())
-            )))
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("cannot inspect", path, &e)),
-    }
-    let (dir, name) = dir_and_name(path);
-    let name =
-        name.ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?;
-    replace_atomically(dir, &name, path, bytes)
-}
-
 /// `path`'s directory (`.` for a bare name) and file name.
 fn dir_and_name(path: &Path) -> (&Path, Option<String>) {
     let dir = path
@@ -270,39 +242,4 @@ pub(crate) fn mkfifo(path: &Path) {
         .status()
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}", path.display());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_private_file_is_replaced_whole_and_never_through_a_link() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("out.yaml");
-        write_private_file(&path, b"first").unwrap();
-        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
-        write_private_file(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "a replaced file is the new 0600 one");
-
-        let target = dir.path().join("target");
-        std::fs::write(&target, b"keep").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        let e = write_private_file(&link, b"x").unwrap_err();
-        assert!(
-            matches!(&e, Error::InvalidArgument(m) if m.contains("a symbolic link")),
-            "{e}"
-        );
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
-        assert!(matches!(
-            write_private_file(dir.path(), b"x"),
-            Err(Error::InvalidArgument(_))
-        ));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
-    }
 }

@@ -6,8 +6,8 @@
 //! reads back), it is asserted.
 
 use crate::crypto::{cipher_for_secret, decrypt_token, TimePolicy};
-use crate::secrets::aws::credentials::credentials_from_json;
 use crate::secrets::aws::identity::Source;
+use crate::secrets::aws::metadata::credentials_from_json;
 use crate::secrets::aws::profile::{self, FileKind};
 use crate::secrets::aws::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
@@ -18,7 +18,7 @@ use std::path::Path;
 /// The secrets file: the first byte picks JSON or YAML.
 pub fn secrets_file(data: &[u8]) {
     if let Some((first, rest)) = data.split_first() {
-        crate::secrets::file::fuzz_document(rest, first & 1 == 1);
+        crate::secrets::file::document::fuzz_document(rest, first & 1 == 1);
     }
 }
 
@@ -100,10 +100,11 @@ pub fn vault_response(data: &[u8]) {
     };
     let status = [200, 204, 400, 403, 404, 429, 500, 503][first as usize % 8];
     let version = 1 + (first >> 7);
-    let _ = crate::secrets::vault::secret_from(Response::made_up(status, vec![], body), version);
-    let _ = crate::secrets::vault::errors_summary(&Response::made_up(status, vec![], body));
-    let _ = crate::secrets::vault::expect(Response::made_up(status, vec![], body), "fuzz");
-    let _ = crate::secrets::vault::not_found_kind(&Response::made_up(status, vec![], body));
+    let _ =
+        crate::secrets::vault::wire::secret_from(Response::made_up(status, vec![], body), version);
+    let _ = crate::secrets::vault::wire::errors_summary(&Response::made_up(status, vec![], body));
+    let _ = crate::secrets::vault::wire::expect(Response::made_up(status, vec![], body), "fuzz");
+    let _ = crate::secrets::vault::wire::not_found_kind(&Response::made_up(status, vec![], body));
     // The same bytes as a Retry-After header (seconds or an HTTP date).
     if let Ok(text) = std::str::from_utf8(body) {
         let headers = vec![("retry-after".to_owned(), text.to_owned())];

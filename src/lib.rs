@@ -2,26 +2,39 @@
 //!
 //! # Module map
 //!
-//! Every import points down this list; no module imports from one that
-//! imports it (checked by `tests/layout.rs`). The domain modules are safe
-//! Rust and know nothing about C; all `unsafe` lives in [`ffi`].
+//! The one map of the crate (the README links it). Every import points up
+//! this table: a module imports only from the modules its row names (and
+//! from its own submodules), and no module imports from one that imports
+//! it. `tests/layout.rs` reads the `imports` column and fails when the code
+//! imports anything the row does not name, or when a row names an import the
+//! code no longer makes. The domain modules are safe Rust and know nothing
+//! about C; all `unsafe` lives in [`ffi`]. Test modules (`tests`) may import
+//! what they test; `fuzz_api` (built only under `cfg(fuzzing)`) reaches into
+//! the parsers it feeds.
 //!
 //! | module | what it holds | imports |
 //! |---|---|---|
 //! | `error` | [`Error`]: the crate's error; `Display` never shows a secret | nothing |
 //! | `secret` | [`SecretBytes`], [`SecretString`]: buffers zeroed on drop | nothing |
 //! | `paths` | home directory, `~` expansion, `~/.simpletuner`, the state dir | nothing |
-//! | `fsutil`, `lazy` | private 0600 files and renames; a resettable process-wide value | `error` |
-//! | [`cache`] | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches | `error`, `secret` |
-//! | [`crypto`] | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption | `cache`, `paths`, `fsutil`, `lazy` |
-//! | [`store`] | [`Store`]: the SQLite provider-config store, audit trail, hardware prices | `cache`, `crypto`, `paths`, `fsutil` |
-//! | [`secrets`] | [`SecretsManager`] and its providers, below | all of the above |
-//! | [`ffi`] | the C ABI (`include/st_secrets.h` is generated from it) | the domain modules |
+//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files | `error` |
+//! | `lazy` | a resettable process-wide value | `error` |
+//! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret` |
+//! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `paths`, `fsutil`, `lazy` |
+//! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `paths`, `fsutil`, `cache`, `crypto` |
+//! | `secrets::provider` | the [`Provider`] trait, [`ProviderStatus`], the secret map, key normalization | `error`, `secret` |
+//! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error) | `error`, `secret`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::env` | the environment provider | `error`, `secret`, `secrets::provider` |
+//! | `secrets::file` | the JSON/YAML secrets file provider (`FileSettings`); `document`: the file's editable document | `error`, `secret`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire | `error`, `secret`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1 | `error`, `secret`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::config` | [`ManagerConfig`]: each provider's settings; `CONFIG_KEYS`, the one table of configuration keys | `error`, `secret`, `paths`, `fsutil`, `secrets::remote`, `secrets::file`, `secrets::aws`, `secrets::vault` |
+//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order | `error`, `secret`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
+//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
+//! | (root) | this map and the re-exports below | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
 //!
-//! Inside [`secrets`], again one direction: `provider` (the [`Provider`]
-//! trait, [`ProviderStatus`], the secret map, key normalization: a leaf) <-
-//! `remote` (HTTP, retries, the single-flight stale-on-error secret cache) <-
-//! the providers `env`, `file`, `aws`, `vault` <- `config` <- the manager.
+//! The command-line tool is its own crate (`cli/`, with its own map in
+//! `cli/src/lib.rs`) over this crate's Rust API.
 //!
 //! # The Rust API
 //!
@@ -48,7 +61,6 @@ pub mod store;
 pub use cache::{CacheConfig, CacheStats, TtlCache};
 pub use crypto::Cipher;
 pub use error::Error;
-pub use fsutil::write_private_file;
 pub use secret::{SecretBytes, SecretString};
 pub use secrets::{
     default_manager, reset_default, ManagerConfig, Provider, ProviderKind, ProviderStatus,

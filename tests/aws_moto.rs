@@ -11,6 +11,7 @@ mod common;
 use common::get;
 use serde_json::Value;
 use st_secrets::secrets::{AwsProvider, Vars};
+use st_secrets::secrets::{AwsSettings, FileSettings};
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
 use std::sync::Arc;
 
@@ -20,12 +21,19 @@ fn setup() -> Value {
 
 fn config(s: &Value, secret: &str) -> ManagerConfig {
     ManagerConfig {
-        aws_secret_name: Some(secret.into()),
-        aws_region: Some(s["region"].as_str().unwrap().into()),
-        aws_endpoint: Some(s["url"].as_str().unwrap().into()),
         providers: vec![ProviderKind::Aws],
+        aws: AwsSettings {
+            secret_name: Some(secret.into()),
+            region: Some(s["region"].as_str().unwrap().into()),
+            endpoint: Some(s["url"].as_str().unwrap().into()),
+        },
         ..ManagerConfig::default()
     }
+}
+
+/// The provider built from `c`'s AWS and remote settings.
+fn provider(c: &ManagerConfig, vars: Vars) -> AwsProvider {
+    AwsProvider::new(&c.aws, &c.remote, vars)
 }
 
 fn keys(s: &Value, who: &str) -> Vars {
@@ -44,8 +52,11 @@ fn a_get_through_the_chain_with_env_winning() {
     let dir = tempfile::tempdir().unwrap();
     let config = ManagerConfig {
         providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
-        file_path: Some(dir.path().join("secrets.json")),
         env_prefix: Some("ST_MOTO_TEST".into()),
+        file: FileSettings {
+            path: Some(dir.path().join("secrets.json")),
+            ..Default::default()
+        },
         ..config(&s, "st-secrets/test")
     };
     let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
@@ -110,7 +121,7 @@ fn shared_profile_files_and_session_credentials() {
     )
     .unwrap();
     let mut c = config(&s, "st-secrets/test");
-    c.aws_region = None; // from the profile
+    c.aws.region = None; // from the profile
     let vars = Vars::empty()
         .home(home.path())
         .set("AWS_PROFILE", "moto")
@@ -146,7 +157,7 @@ fn shared_profile_files_and_session_credentials() {
 fn the_endpoint_override_by_variable() {
     let s = setup();
     let mut c = config(&s, "st-secrets/test");
-    c.aws_endpoint = None;
+    c.aws.endpoint = None;
     let vars = keys(&s, "admin").set(
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         s["url"].as_str().unwrap(),
@@ -188,7 +199,7 @@ fn secret_shapes_binary_plain_and_missing() {
 fn two_threads_times_ten_thousand_gets_send_one_request() {
     let s = setup();
     let c = config(&s, "st-secrets/test");
-    let p = Arc::new(AwsProvider::new(&c, keys(&s, "admin")));
+    let p = Arc::new(provider(&c, keys(&s, "admin")));
     common::two_threads_ten_thousand_gets(p.clone(), "hf_moto_value");
     assert_eq!(p.requests(), 1);
     assert!(
@@ -234,67 +245,6 @@ fn the_doctor_names_source_identity_and_readability() {
     );
     assert_eq!(c["secret_readable"]["readable"], false);
     assert_eq!(c["secret_readable"]["error"]["code"], "ST_AUTH");
-}
-
-#[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
-fn the_tool_reads_aws_from_the_process_environment() {
-    let s = setup();
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
-        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
-    let run = |args: &[&str]| common::tool(dir.path(), &env, args);
-    let (code, out, err) = run(&["get", "HF_TOKEN"]);
-    assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
-    let (code, out, err) = run(&["doctor", "HF_TOKEN", "CLOUD_WEBHOOK_SECRET"]);
-    assert_eq!(
-        code,
-        Some(1),
-        "HF_TOKEN is found but CLOUD_WEBHOOK_SECRET, asked for, is not: {out}{err}"
-    );
-    assert!(
-        out.contains("CLOUD_WEBHOOK_SECRET: not found by any provider"),
-        "{out}"
-    );
-    let (code, out, err) = run(&["doctor"]);
-    assert_eq!(
-        code,
-        Some(0),
-        "absent well-known keys are optional: {out}{err}"
-    );
-    assert!(out.contains("aws checks:"), "{out}");
-    assert!(out.contains("credentials  environment variables"), "{out}");
-    assert!(out.contains(":user/admin (account 123456789012)"), "{out}");
-    assert!(out.contains("readable (3 keys)"), "{out}");
-    assert!(!out.contains("hf_moto_value"), "{out}");
-
-    // run and env take every key of the AWS secret.
-    let (code, out, err) = run(&["env", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let doc: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(doc["env"]["HF_TOKEN"], "hf_moto_value");
-    assert_eq!(doc["env"].as_object().unwrap().len(), 3, "{out}");
-    let (code, out, err) = run(&[
-        "run",
-        "--",
-        "sh",
-        "-c",
-        "printf '%s|' \"$HF_TOKEN\"; exit 3",
-    ]);
-    assert_eq!(
-        (code, out.as_str()),
-        (Some(3), "<concealed by st-secrets>|"),
-        "{err}"
-    );
 }
 
 /// A home whose `~/.aws` holds `credentials` and `config`.

@@ -1,7 +1,9 @@
-//! The crate's layout rule: no module of `src/` imports from a module that
-//! imports it (README "Layout"; `src/lib.rs` has the module map).
+//! The layout rules of the library (`src/`) and the tool (`cli/src/`): no
+//! module imports from a module that imports it, and every import is one the
+//! module map of the crate root (`src/lib.rs`, `cli/src/lib.rs`) states in
+//! its `imports` column, which names no import the code does not make.
 //!
-//! Each file under `src/` (but `src/bin/`) is one module; an edge A -> B is a
+//! Each file under `src/` is one module; an edge A -> B is a
 //! path in A that names something of B: `crate::b::...`, `super::...`,
 //! `self::...`, or a `use` of a child module. `mod` declarations are not
 //! imports, and a file's inline `mod tests { ... }` (at its end, by the house
@@ -32,10 +34,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if path.file_name().unwrap() != "bin" {
-                rust_files(&path, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && path.file_name().unwrap() != "main.rs"
+        {
             out.push(path);
         }
     }
@@ -297,13 +299,146 @@ fn show(cycle: &[String]) -> String {
         .join(" -> ")
 }
 
-#[test]
-fn no_module_imports_from_a_module_that_imports_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The module map of a crate root: each row's module (`(root)` is "") and
+/// the modules its `imports` column names.
+fn module_map(root: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut map = BTreeMap::new();
+    for line in root.lines() {
+        let Some(row) = line.trim().strip_prefix("//! |") else {
+            continue;
+        };
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if cells.len() < 3 || cells[0] == "module" || cells[0].starts_with("---") {
+            continue;
+        }
+        let name = match cells[0] {
+            "(root)" => String::new(),
+            c => c.trim_matches('`').to_owned(),
+        };
+        let imports = cells[2]
+            .split(',')
+            .map(|c| c.trim().trim_matches('`').to_owned())
+            .filter(|c| !c.is_empty() && c != "nothing")
+            .collect();
+        map.insert(name, imports);
+    }
+    map
+}
+
+/// The row of `module` in the map: the longest row name that is `module`
+/// or a parent of it (the root row is the root file alone).
+fn row_of<'m>(map: &'m BTreeMap<String, BTreeSet<String>>, module: &str) -> Option<&'m String> {
+    map.keys()
+        .filter(|name| {
+            if name.is_empty() {
+                module.is_empty()
+            } else {
+                module == name.as_str() || module.starts_with(&format!("{name}::"))
+            }
+        })
+        .max_by_key(|name| name.len())
+}
+
+/// What breaks the map's layering: an import its row does not name, a row
+/// naming an import the code does not make, a module without a row.
+fn map_violations(g: &Graph, map: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let exempt = |m: &str| m == "fuzz_api" || m == "tests" || m.ends_with("::tests");
+    let mut used: BTreeMap<&String, BTreeSet<&String>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (from, tos) in g {
+        if exempt(from) {
+            continue;
+        }
+        let Some(row) = row_of(map, from) else {
+            out.push(format!("module {from} has no row in the module map"));
+            continue;
+        };
+        used.entry(row).or_default();
+        for to in tos {
+            let Some(target) = row_of(map, to) else {
+                continue;
+            };
+            if target == row {
+                continue;
+            }
+            if map[row].contains(target) {
+                used.entry(row).or_default().insert(target);
+            } else {
+                let show = |m: &str| if m.is_empty() { "(root)".to_owned() } else { m.to_owned() };
+                out.push(format!(
+                    "{} imports {} ({}), which its row `{}` does not name",
+                    show(from),
+                    show(to),
+                    show(target),
+                    show(row)
+                ));
+            }
+        }
+    }
+    for (row, imports) in map {
+        let made = used.get(row).cloned().unwrap_or_default();
+        for i in imports {
+            if !made.contains(i) {
+                out.push(format!(
+                    "the row `{}` names `{i}`, which it does not import",
+                    if row.is_empty() { "(root)" } else { row }
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Checks one crate: its sources under `dir/src`, its map in `lib.rs`.
+fn check_crate(dir: &Path, min_modules: usize) {
+    let src = dir.join("src");
     let g = graph(&src);
-    assert!(g.len() > 20, "the graph was read: {} modules", g.len());
+    assert!(g.len() >= min_modules, "the graph was read: {} modules", g.len());
     let found: Vec<String> = cycles(&g).iter().map(|c| show(c)).collect();
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+    let map = module_map(&fs::read_to_string(src.join("lib.rs")).unwrap());
+    assert!(map.len() > 5, "the module map of {} was read", src.display());
+    let wrong = map_violations(&g, &map);
+    assert!(
+        wrong.is_empty(),
+        "{} does not match its module map:\n{}",
+        src.display(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_library_follows_its_module_map() {
+    check_crate(Path::new(env!("CARGO_MANIFEST_DIR")), 20);
+}
+
+#[test]
+fn the_tool_follows_its_module_map() {
+    check_crate(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cli"), 10);
+}
+
+#[test]
+fn the_map_checker_sees_an_import_the_map_does_not_state() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let src = dir.path();
+    let write = |p: &str, s: &str| fs::write(src.join(p), s).unwrap();
+    write(
+        "lib.rs",
+        "//! | module | what | imports |\n//! |---|---|---|\n//! | `a` | x | nothing |\n\
+         //! | `b` | y | `a` |\n//! | (root) | z | nothing |\nmod a;\nmod b;\n",
+    );
+    write("a.rs", "pub struct A;\n");
+    write("b.rs", "use crate::a::A;\n");
+    let map = module_map(&fs::read_to_string(src.join("lib.rs")).unwrap());
+    assert!(map_violations(&graph(src), &map).is_empty());
+    write("a.rs", "use crate::b;\npub struct A;\n");
+    write("b.rs", "pub struct B;\n");
+    let wrong = map_violations(&graph(src), &map);
+    assert!(
+        wrong.iter().any(|w| w.starts_with("a imports b"))
+            && wrong.iter().any(|w| w.contains("`b` names `a`")),
+        "{wrong:?}"
+    );
 }
 
 #[test]
@@ -335,3 +470,4 @@ fn the_checker_sees_a_cycle() {
     let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
     assert!(found.contains(&"d -> d::e -> d".to_owned()), "{found:?}");
 }
+

@@ -26,7 +26,6 @@
 //!   turns a ciphertext readable under any of them into one under the current
 //!   key.
 
-use crate::cache::{CacheConfig, TtlCache};
 use crate::lazy::ResettableLazy;
 use crate::secret::{SecretBytes, SecretString};
 use crate::Error;
@@ -34,11 +33,11 @@ use crate::{fsutil, paths};
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fernet::Fernet;
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use zeroize::Zeroize;
 
 /// PBKDF2 salt (SimpleTuner's).
@@ -480,25 +479,30 @@ pub fn reencrypt(ciphertext: &str) -> Result<Reencrypted, Error> {
     cipher()?.reencrypt(ciphertext)
 }
 
-/// Ciphers for explicit master secrets (tools, tests), by SHA-256 of the
-/// secret, so repeated calls do not pay the derivation again.
-static EXPLICIT: once_cell::sync::Lazy<TtlCache<Arc<Cipher>>> = once_cell::sync::Lazy::new(|| {
-    TtlCache::new(CacheConfig {
-        default_ttl: Duration::MAX,
-        max_size: 16,
-        cleanup_interval: Duration::MAX,
-    })
-    .expect("a valid cache configuration")
-});
+/// How many ciphers for explicit master secrets are kept.
+const EXPLICIT_CIPHERS: usize = 16;
 
-/// A cipher for an explicit master secret (derived once, then cached).
-pub fn cipher_for_secret(master_secret: &str) -> Arc<Cipher> {
-    let digest = Sha256::digest(master_secret.as_bytes());
-    let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    let built: Result<_, Error> = EXPLICIT.get_or_set(&id, None, || {
-        Ok(Arc::new(Cipher::from_secrets(master_secret, &[])))
+/// Ciphers for explicit master secrets (tools, tests), the most recently
+/// used kept by SHA-256 of the secret, so repeated calls do not pay the
+/// derivation again.
+static EXPLICIT: once_cell::sync::Lazy<Mutex<lru::LruCache<[u8; 32], Arc<Cipher>>>> =
+    once_cell::sync::Lazy::new(|| {
+        Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(EXPLICIT_CIPHERS).expect("not zero"),
+        ))
     });
-    built.unwrap_or_else(|_| Arc::new(Cipher::from_secrets(master_secret, &[])))
+
+/// A cipher for an explicit master secret (derived once, then kept). The
+/// derivation runs outside the lock: two threads asking for a new secret at
+/// once may both derive it; one result is kept.
+pub fn cipher_for_secret(master_secret: &str) -> Arc<Cipher> {
+    let id: [u8; 32] = Sha256::digest(master_secret.as_bytes()).into();
+    if let Some(cipher) = EXPLICIT.lock().get(&id) {
+        return Arc::clone(cipher);
+    }
+    let cipher = Arc::new(Cipher::from_secrets(master_secret, &[]));
+    EXPLICIT.lock().put(id, Arc::clone(&cipher));
+    cipher
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 //! Values are checked one by one, with messages that name the key and never
 //! repeat a value (a configuration can hold a token).
 
+use super::aws::AwsSettings;
+use super::file::FileSettings;
 use super::remote::RemoteSettings;
+use super::vault::VaultSettings;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::Error;
@@ -13,12 +16,6 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default TTL of values cached from remote providers.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
-/// Default TTL of misses cached from remote providers.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-/// Default of `max_file_size`: 4 MiB.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = crate::fsutil::DEFAULT_MAX_FILE_SIZE;
 /// Largest `max_file_size`: 1 GiB.
 pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
 /// Largest number of seconds a duration setting takes: ten years.
@@ -73,45 +70,24 @@ impl ProviderKind {
     }
 }
 
-/// The manager's settings.
+/// The manager's settings: the chain, and each provider's own settings
+/// (each provider is built from its part alone). Every field is a key of
+/// the configuration JSON: the README's "Configuration" table, generated
+/// from [`CONFIG_KEYS`], says which and what each defaults to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
-    /// The secrets file; `None`: the first of `~/.simpletuner/secrets.json`,
-    /// `.yaml`, `.yml` that exists (saving creates `secrets.json`).
-    pub file_path: Option<PathBuf>,
-    /// Prefix of environment variable names (`<prefix>_<KEY>`).
-    pub env_prefix: Option<String>,
-    /// How long values from remote providers are cached.
-    pub cache_ttl: Duration,
-    /// How long "absent" answers from remote providers are cached.
-    pub negative_ttl: Duration,
-    /// The chain, in priority order.
+    /// The chain, in priority order (`providers`).
     pub providers: Vec<ProviderKind>,
-    /// AWS Secrets Manager: the secret's name (else
-    /// `SIMPLETUNER_AWS_SECRET_NAME`).
-    pub aws_secret_name: Option<String>,
-    /// AWS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's).
-    pub aws_region: Option<String>,
-    /// Secrets Manager endpoint URL (else `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
-    /// `AWS_ENDPOINT_URL`, the regional endpoint).
-    pub aws_endpoint: Option<String>,
-    /// Vault's address (else `VAULT_ADDR`).
-    pub vault_url: Option<String>,
-    /// Vault token (else `VAULT_TOKEN`, `~/.vault-token`, AppRole).
-    pub vault_token: Option<SecretString>,
-    /// Path of the secret in the mount (else `SIMPLETUNER_VAULT_PATH`,
-    /// `simpletuner`).
-    pub vault_path: Option<String>,
-    /// The KV mount (else `SIMPLETUNER_VAULT_MOUNT`, `secret`).
-    pub vault_mount: Option<String>,
-    /// Vault Enterprise namespace (else `VAULT_NAMESPACE`).
-    pub vault_namespace: Option<String>,
-    /// KV version, 1 or 2 (else detected once per mount).
-    pub vault_kv_version: Option<u8>,
-    /// Secrets files larger than this many bytes are refused before they
-    /// are read (default 4 MiB).
-    pub max_file_size: u64,
-    /// Timeouts, retries and staleness of the remote providers.
+    /// The environment provider: variables are read as `<prefix>_<KEY>`
+    /// (`env_prefix`).
+    pub env_prefix: Option<String>,
+    /// The file provider (`file_path`, `max_file_size`).
+    pub file: FileSettings,
+    /// AWS Secrets Manager (`aws_*`).
+    pub aws: AwsSettings,
+    /// HashiCorp Vault / OpenBao (`vault_*`).
+    pub vault: VaultSettings,
+    /// Caching, timeouts, retries and staleness of both remote providers.
     pub remote: RemoteSettings,
 }
 
@@ -140,7 +116,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "the secrets file (`~/` expanded; used even before it exists); default `SIMPLETUNER_SECRETS_FILE`, else the first of `~/.simpletuner/secrets.json`, `.yaml`, `.yml`",
         apply: |c, k, v| {
-            c.file_path = Some(expand_home(PathBuf::from(string(k, v)?)));
+            c.file.path = Some(expand_home(PathBuf::from(string(k, v)?)));
             Ok(())
         },
     },
@@ -158,7 +134,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "bytes, 1 to 1073741824",
         doc: "secrets files larger than this are refused before they are read; default 4194304 (4 MiB)",
         apply: |c, k, v| {
-            c.max_file_size = v
+            c.file.max_size = v
                 .as_u64()
                 .filter(|n| (1..=MAX_MAX_FILE_SIZE).contains(n))
                 .ok_or_else(|| {
@@ -174,7 +150,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "seconds, 0 to 315360000",
         doc: "how long the remote providers keep a fetched secret; default 300",
         apply: |c, k, v| {
-            c.cache_ttl = seconds(k, v)?;
+            c.remote.cache_ttl = seconds(k, v)?;
             Ok(())
         },
     },
@@ -183,7 +159,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "seconds, 0 to 315360000",
         doc: "how long the remote providers keep \"no such secret\"; default 30",
         apply: |c, k, v| {
-            c.negative_ttl = seconds(k, v)?;
+            c.remote.negative_ttl = seconds(k, v)?;
             Ok(())
         },
     },
@@ -201,7 +177,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "the Secrets Manager secret; default `SIMPLETUNER_AWS_SECRET_NAME` (unset: the provider is unavailable)",
         apply: |c, k, v| {
-            c.aws_secret_name = Some(nonempty(k, v)?);
+            c.aws.secret_name = Some(nonempty(k, v)?);
             Ok(())
         },
     },
@@ -210,7 +186,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "default `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's region",
         apply: |c, k, v| {
-            c.aws_region = Some(nonempty(k, v)?);
+            c.aws.region = Some(nonempty(k, v)?);
             Ok(())
         },
     },
@@ -219,7 +195,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "http(s) URL",
         doc: "default `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL`, the regional endpoint",
         apply: |c, k, v| {
-            c.aws_endpoint = Some(url(k, v)?);
+            c.aws.endpoint = Some(url(k, v)?);
             Ok(())
         },
     },
@@ -228,7 +204,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "http(s) URL",
         doc: "Vault's address; default `VAULT_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
-            c.vault_url = Some(url(k, v)?);
+            c.vault.url = Some(url(k, v)?);
             Ok(())
         },
     },
@@ -237,7 +213,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "default `VAULT_TOKEN`, `~/.vault-token`, else an AppRole login",
         apply: |c, k, v| {
-            c.vault_token = Some(SecretString::from(nonempty(k, v)?));
+            c.vault.token = Some(SecretString::from(nonempty(k, v)?));
             Ok(())
         },
     },
@@ -246,7 +222,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "the secret's path in the mount; default `SIMPLETUNER_VAULT_PATH`, else `simpletuner`",
         apply: |c, k, v| {
-            c.vault_path = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            c.vault.path = Some(nonempty(k, v)?.trim_matches('/').to_owned());
             Ok(())
         },
     },
@@ -255,7 +231,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "the KV mount; default `SIMPLETUNER_VAULT_MOUNT`, else `secret`",
         apply: |c, k, v| {
-            c.vault_mount = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            c.vault.mount = Some(nonempty(k, v)?.trim_matches('/').to_owned());
             Ok(())
         },
     },
@@ -264,7 +240,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "string",
         doc: "Vault Enterprise / OpenBao namespace; default `VAULT_NAMESPACE`",
         apply: |c, k, v| {
-            c.vault_namespace = Some(nonempty(k, v)?);
+            c.vault.namespace = Some(nonempty(k, v)?);
             Ok(())
         },
     },
@@ -273,7 +249,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "1 or 2",
         doc: "the mount's KV version; default detected once per mount",
         apply: |c, k, v| {
-            c.vault_kv_version = Some(match v.as_u64() {
+            c.vault.kv_version = Some(match v.as_u64() {
                 Some(1) => 1,
                 Some(2) => 2,
                 _ => {
@@ -335,21 +311,11 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
 impl Default for ManagerConfig {
     fn default() -> Self {
         ManagerConfig {
-            file_path: None,
-            env_prefix: None,
-            cache_ttl: DEFAULT_CACHE_TTL,
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
             providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
-            aws_secret_name: None,
-            aws_region: None,
-            aws_endpoint: None,
-            vault_url: None,
-            vault_token: None,
-            vault_path: None,
-            vault_mount: None,
-            vault_namespace: None,
-            vault_kv_version: None,
-            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            env_prefix: None,
+            file: FileSettings::default(),
+            aws: AwsSettings::default(),
+            vault: VaultSettings::default(),
             remote: RemoteSettings::default(),
         }
     }
@@ -359,12 +325,11 @@ impl ManagerConfig {
     /// The configuration taken from the environment: the defaults, and
     /// `SIMPLETUNER_SECRETS_FILE` as the secrets file when set.
     pub fn from_environment() -> ManagerConfig {
-        ManagerConfig {
-            file_path: std::env::var_os(ENV_SECRETS_FILE)
-                .filter(|v| !v.is_empty())
-                .map(|v| expand_home(PathBuf::from(v))),
-            ..ManagerConfig::default()
-        }
+        let mut config = ManagerConfig::default();
+        config.file.path = std::env::var_os(ENV_SECRETS_FILE)
+            .filter(|v| !v.is_empty())
+            .map(|v| expand_home(PathBuf::from(v)));
+        config
     }
 
     /// [`from_json`](Self::from_json) of the file at `path` (the tool's
@@ -561,6 +526,7 @@ fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::remote::DEFAULT_CACHE_TTL;
 
     fn err(text: &str) -> String {
         ManagerConfig::from_json(text).unwrap_err().to_string()
@@ -569,8 +535,8 @@ mod tests {
     #[test]
     fn empty_and_defaults() {
         let c = ManagerConfig::from_json("{}").unwrap();
-        assert_eq!(c.cache_ttl, Duration::from_secs(300));
-        assert_eq!(c.negative_ttl, Duration::from_secs(30));
+        assert_eq!(c.remote.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.remote.negative_ttl, Duration::from_secs(30));
         assert_eq!(
             c.providers,
             vec![
@@ -589,7 +555,7 @@ mod tests {
         let c = ManagerConfig::from_json(r#"{"vault_token": "s.SuperSecretToken"}"#).unwrap();
         assert!(!format!("{c:?}").contains("SuperSecret"));
         let c = ManagerConfig::from_json(r#"{"cache_ttl": null}"#).unwrap();
-        assert_eq!(c.cache_ttl, DEFAULT_CACHE_TTL);
+        assert_eq!(c.remote.cache_ttl, DEFAULT_CACHE_TTL);
     }
 
     #[test]
@@ -599,10 +565,10 @@ mod tests {
                 "cache_ttl": 1.5, "negative_ttl": 0, "providers": ["file", "env"]}"#,
         )
         .unwrap();
-        assert_eq!(c.file_path, Some(PathBuf::from("/tmp/s.yaml")));
+        assert_eq!(c.file.path, Some(PathBuf::from("/tmp/s.yaml")));
         assert_eq!(c.env_prefix.as_deref(), Some("SIMPLETUNER"));
-        assert_eq!(c.cache_ttl, Duration::from_millis(1500));
-        assert_eq!(c.negative_ttl, Duration::ZERO);
+        assert_eq!(c.remote.cache_ttl, Duration::from_millis(1500));
+        assert_eq!(c.remote.negative_ttl, Duration::ZERO);
         assert_eq!(c.providers, vec![ProviderKind::File, ProviderKind::Env]);
     }
 
@@ -659,8 +625,8 @@ mod tests {
         }
         let c =
             ManagerConfig::from_json(r#"{"cache_ttl": 315360000, "max_file_size": 16}"#).unwrap();
-        assert_eq!(c.cache_ttl, Duration::from_secs(315_360_000));
-        assert_eq!(c.max_file_size, 16);
+        assert_eq!(c.remote.cache_ttl, Duration::from_secs(315_360_000));
+        assert_eq!(c.file.max_size, 16);
     }
 
     /// The README's table of keys, as [`CONFIG_KEYS`] gives it.

@@ -29,13 +29,13 @@ pub(crate) mod provider;
 pub(crate) mod remote;
 pub(crate) mod vault;
 
-pub use aws::AwsProvider;
+pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
-pub use file::{FileLocation, FileProvider};
+pub use file::{FileLocation, FileProvider, FileSettings};
 pub use provider::{normalize_key, Provider, ProviderStatus};
 pub use remote::{RemoteSettings, Vars};
-pub use vault::VaultProvider;
+pub use vault::{VaultProvider, VaultSettings};
 
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
@@ -143,16 +143,20 @@ impl SecretsManager {
                     providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
                 }
                 ProviderKind::File => {
-                    let f = Arc::new(FileProvider::from_config(&config));
+                    let f = Arc::new(FileProvider::from_settings(&config.file));
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }
-                ProviderKind::Aws => {
-                    providers.push(Arc::new(AwsProvider::new(&config, vars.clone())))
-                }
-                ProviderKind::Vault => {
-                    providers.push(Arc::new(VaultProvider::new(&config, vars.clone())))
-                }
+                ProviderKind::Aws => providers.push(Arc::new(AwsProvider::new(
+                    &config.aws,
+                    &config.remote,
+                    vars.clone(),
+                ))),
+                ProviderKind::Vault => providers.push(Arc::new(VaultProvider::new(
+                    &config.vault,
+                    &config.remote,
+                    vars.clone(),
+                ))),
             }
         }
         let mut manager = SecretsManager::with_providers(config, providers);

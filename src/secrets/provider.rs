@@ -7,7 +7,7 @@
 //!
 //! Caching is each provider's own business: the environment is read live, the
 //! file provider serves a parsed snapshot until the file changes, and the
-//! remote providers cache their whole secret (`remote::BlobCache`). The manager
+//! remote providers cache their whole secret (`remote::secret_cache::SecretCache`). The manager
 //! caches nothing.
 
 use crate::secret::SecretString;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::secrets::FileSettings;
 use std::sync::atomic::AtomicUsize;
 use tempfile::TempDir;
 
@@ -52,8 +53,11 @@ impl Provider for Remote {
 
 fn file_manager(dir: &TempDir, prefix: &str) -> SecretsManager {
     SecretsManager::new(ManagerConfig {
-        file_path: Some(dir.path().join("secrets.json")),
         env_prefix: Some(prefix.into()),
+        file: FileSettings {
+            path: Some(dir.path().join("secrets.json")),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     })
     .unwrap()
@@ -183,9 +187,12 @@ fn a_malformed_file_is_a_failure_not_an_absence() {
 fn configured_chain_and_debug_output() {
     let dir = TempDir::new().unwrap();
     let m = SecretsManager::new(ManagerConfig {
-        file_path: Some(dir.path().join("s.json")),
         providers: vec![ProviderKind::File],
         env_prefix: Some("ST_UNIT_MGR3".into()),
+        file: FileSettings {
+            path: Some(dir.path().join("s.json")),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     })
     .unwrap();
@@ -237,10 +244,13 @@ fn keys_lists_each_key_once_for_the_first_provider_holding_it() {
     )
     .unwrap();
     let config = ManagerConfig {
-        file_path: Some(dir.path().join("secrets.json")),
+        file: FileSettings {
+            path: Some(dir.path().join("secrets.json")),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     };
-    let file: Arc<dyn Provider> = Arc::new(FileProvider::from_config(&config));
+    let file: Arc<dyn Provider> = Arc::new(FileProvider::from_settings(&config.file));
     let env: Arc<dyn Provider> = Arc::new(EnvProvider::new(None));
     let remote: Arc<dyn Provider> = Arc::new(Listing(Ok(vec!["HF_TOKEN", "C"])));
     let m = SecretsManager::with_providers(config.clone(), vec![env, Arc::clone(&file), remote]);

@@ -33,23 +33,3 @@ pub fn two_threads_ten_thousand_gets(p: Arc<dyn Provider>, value: &'static str) 
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
 }
-
-/// Runs the `st-secrets` tool as a launcher would: `HOME` at `home`, `PATH`
-/// kept, the variables `env` and nothing else; returns its exit code,
-/// stdout and stderr.
-pub fn tool(
-    home: &std::path::Path,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}

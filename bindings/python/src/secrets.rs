@@ -652,7 +652,7 @@ fn file_provider(py: Python<'_>, path: Option<PathBuf>) -> PyResult<NativeProvid
         None => ManagerConfig::from_environment(),
     };
     Ok(NativeProvider::of_file(Arc::new(
-        FileProvider::from_config(&config),
+        FileProvider::from_settings(&config.file),
     )))
 }
 
@@ -663,8 +663,16 @@ fn file_provider(py: Python<'_>, path: Option<PathBuf>) -> PyResult<NativeProvid
 fn remote_provider(py: Python<'_>, kind: &str, config_json: &str) -> PyResult<NativeProvider> {
     let config = ManagerConfig::from_json(config_json).or_raise(py)?;
     let p: Arc<dyn Provider> = match kind {
-        "aws" => Arc::new(AwsProvider::new(&config, Vars::from_process())),
-        "vault" => Arc::new(VaultProvider::new(&config, Vars::from_process())),
+        "aws" => Arc::new(AwsProvider::new(
+            &config.aws,
+            &config.remote,
+            Vars::from_process(),
+        )),
+        "vault" => Arc::new(VaultProvider::new(
+            &config.vault,
+            &config.remote,
+            Vars::from_process(),
+        )),
         other => {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "kind must be 'aws' or 'vault', not {other:?}"

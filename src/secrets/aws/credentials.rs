@@ -7,35 +7,19 @@
 //! identity token), IAM Identity Center credentials ([`super::sso`]) or a
 //! `credential_process` ([`super::process`]).
 
-use super::identity::{Credentials, Source};
+use super::identity::{read_token_file, Credentials, Source};
+use super::metadata;
 use super::profile::{self, FileKind};
-use super::wire::{self, require_success};
+use super::sts::Sts;
 use crate::secret::SecretString;
-use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::http::{Http, Trust};
+use crate::secrets::remote::vars as var;
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::Error;
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The instance metadata service, when `AWS_EC2_METADATA_SERVICE_ENDPOINT`
-/// does not say otherwise.
-const IMDS_ENDPOINT: &str = "http://169.254.169.254";
-/// The ECS container credentials host of `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
-const ECS_HOST: &str = "http://169.254.170.2";
-
-/// The largest token file read: 64 KiB (a JWT is a few KiB).
-const MAX_TOKEN_FILE: u64 = 64 << 10;
-
-/// A token file (web identity, container authorization), read safely: a
-/// regular file, bounded, never blocking; missing is an error naming `what`.
-fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
-    let bytes = crate::fsutil::read_required(path, what, MAX_TOKEN_FILE)?;
-    Ok(SecretString::from(
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ))
-}
+use std::time::{Duration, SystemTime};
 
 /// The chain, with the credentials it found last.
 pub struct CredentialChain {
@@ -107,8 +91,8 @@ impl CredentialChain {
     /// regional endpoint, else the global one.
     pub fn sts_endpoint(&self) -> String {
         self.vars
-            .get("AWS_ENDPOINT_URL_STS")
-            .or_else(|| self.vars.get("AWS_ENDPOINT_URL"))
+            .get(var::AWS_ENDPOINT_URL_STS)
+            .or_else(|| self.vars.get(var::AWS_ENDPOINT_URL))
             .map(str::to_owned)
             .or_else(|| {
                 self.region
@@ -124,7 +108,7 @@ impl CredentialChain {
         // holds keys, as boto3 (SimpleTuner's AWS client) and the AWS CLI
         // do: that is how `credential_source = Environment` assumes a role
         // with them.
-        if v.get("AWS_PROFILE").is_some() {
+        if v.get(var::AWS_PROFILE).is_some() {
             if let Some(c) = self.shared_profile()? {
                 return Ok(c);
             }
@@ -136,23 +120,24 @@ impl CredentialChain {
                 return Ok(c);
             }
         }
-        if let (Some(file), Some(role)) =
-            (v.get("AWS_WEB_IDENTITY_TOKEN_FILE"), v.get("AWS_ROLE_ARN"))
-        {
+        if let (Some(file), Some(role)) = (
+            v.get(var::AWS_WEB_IDENTITY_TOKEN_FILE),
+            v.get(var::AWS_ROLE_ARN),
+        ) {
             return self.web_identity(file, role);
         }
-        if v.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-            || v.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+        if v.get(var::AWS_CONTAINER_CREDENTIALS_RELATIVE_URI).is_some()
+            || v.get(var::AWS_CONTAINER_CREDENTIALS_FULL_URI).is_some()
         {
-            return self.container();
+            return metadata::container(&self.http, &self.settings, &self.vars);
         }
         let imds = if v
-            .get("AWS_EC2_METADATA_DISABLED")
+            .get(var::AWS_EC2_METADATA_DISABLED)
             .is_some_and(|d| d.eq_ignore_ascii_case("true"))
         {
             "instance metadata disabled by AWS_EC2_METADATA_DISABLED".to_owned()
         } else {
-            match self.instance_metadata() {
+            match metadata::instance_metadata(&self.imds, &self.vars) {
                 Ok(c) => return Ok(c),
                 // The error names the instance metadata service already.
                 Err(f) => f.error.to_string(),
@@ -165,15 +150,36 @@ impl CredentialChain {
         ))))
     }
 
+    /// STS at [`sts_endpoint`](Self::sts_endpoint), signing in the region.
+    fn sts(&self) -> Sts<'_> {
+        Sts {
+            http: &self.http,
+            settings: &self.settings,
+            endpoint: self.sts_endpoint(),
+            region: self.region.as_deref().unwrap_or("us-east-1"),
+        }
+    }
+
+    /// A web identity token file exchanged for `role_arn`'s credentials.
+    fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
+        let token = read_token_file(&PathBuf::from(token_file), var::AWS_WEB_IDENTITY_TOKEN_FILE)?;
+        let session = self.vars.get(var::AWS_ROLE_SESSION_NAME);
+        self.sts()
+            .assume_role_with_web_identity(&token, role_arn, session)
+    }
+
     /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
     /// `None` when neither is set, an error when only one is.
     fn environment(&self) -> Result<Option<Credentials>, FetchError> {
         let v = &self.vars;
-        match (v.get("AWS_ACCESS_KEY_ID"), v.get("AWS_SECRET_ACCESS_KEY")) {
+        match (
+            v.get(var::AWS_ACCESS_KEY_ID),
+            v.get(var::AWS_SECRET_ACCESS_KEY),
+        ) {
             (Some(id), Some(secret)) => Ok(Some(Credentials {
                 access_key_id: id.to_owned(),
                 secret_access_key: SecretString::from(secret),
-                session_token: v.get("AWS_SESSION_TOKEN").map(SecretString::from),
+                session_token: v.get(var::AWS_SESSION_TOKEN).map(SecretString::from),
                 expires: None,
                 source: Source::Environment,
             })),
@@ -185,13 +191,13 @@ impl CredentialChain {
     }
 
     fn profile_name(&self) -> &str {
-        self.vars.get("AWS_PROFILE").unwrap_or("default")
+        self.vars.get(var::AWS_PROFILE).unwrap_or("default")
     }
 
     fn shared_profile(&self) -> Result<Option<Credentials>, FetchError> {
         let name = self.profile_name().to_owned();
         let Some(p) = self.load_profile(&name)? else {
-            if self.vars.get("AWS_PROFILE").is_some() {
+            if self.vars.get(var::AWS_PROFILE).is_some() {
                 return Err(FetchError::permanent(Error::Auth(format!(
                     "AWS_PROFILE names profile '{name}', which is in neither the shared \
                      credentials nor the config file"
@@ -209,11 +215,11 @@ impl CredentialChain {
         for (path, kind) in [
             (
                 self.vars
-                    .aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+                    .aws_file(var::AWS_SHARED_CREDENTIALS_FILE, "credentials"),
                 FileKind::Credentials,
             ),
             (
-                self.vars.aws_file("AWS_CONFIG_FILE", "config"),
+                self.vars.aws_file(var::AWS_CONFIG_FILE, "config"),
                 FileKind::Config,
             ),
         ] {
@@ -306,7 +312,10 @@ impl CredentialChain {
                     )))
                 }
             };
-            return self.assume_role(&base, role, p, name).map(Some);
+            return self
+                .sts()
+                .assume_role(&base, role, |k| p.get(k), name)
+                .map(Some);
         }
         if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
             return self.sso(p, name).map(Some);
@@ -332,7 +341,7 @@ impl CredentialChain {
         let session = p.get("sso_session");
         let section = match session {
             Some(s) => {
-                let config = self.vars.aws_file("AWS_CONFIG_FILE", "config");
+                let config = self.vars.aws_file(var::AWS_CONFIG_FILE, "config");
                 let found = match &config {
                     Some(path) => profile::load(path, FileKind::SsoSession, s)?,
                     None => None,
@@ -377,8 +386,8 @@ impl CredentialChain {
                      but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
                 )))
             }),
-            "Ec2InstanceMetadata" => self.instance_metadata(),
-            "EcsContainer" => self.container(),
+            "Ec2InstanceMetadata" => metadata::instance_metadata(&self.imds, &self.vars),
+            "EcsContainer" => metadata::container(&self.http, &self.settings, &self.vars),
             other => Err(FetchError::permanent(Error::InvalidArgument(format!(
                 "AWS profile '{profile}' has credential_source '{}'; it must be Environment, \
                  Ec2InstanceMetadata or EcsContainer",
@@ -386,203 +395,10 @@ impl CredentialChain {
             )))),
         }
     }
-
-    /// STS `AssumeRole` of `role_arn` with `base` credentials and the
-    /// profile's `role_session_name`, `external_id` and `duration_seconds`.
-    fn assume_role(
-        &self,
-        base: &Credentials,
-        role_arn: &str,
-        p: &Profiles,
-        profile: &str,
-    ) -> Result<Credentials, FetchError> {
-        let bad = |text: String| FetchError::permanent(Error::InvalidArgument(text));
-        if p.get("mfa_serial").is_some() {
-            return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
-                "AWS profile '{profile}' needs an MFA code (mfa_serial), and st-secrets never \
-                 prompts; use a credential_process tool that asks for it (such as aws-vault)"
-            ))));
-        }
-        let duration = match p.get("duration_seconds") {
-            None => None,
-            Some(d) => match d.parse::<u32>() {
-                Ok(n) if (900..=43_200).contains(&n) => Some(n.to_string()),
-                _ => {
-                    return Err(bad(format!(
-                        "AWS profile '{profile}' has duration_seconds '{}'; it must be a whole \
-                         number from 900 to 43200",
-                        crate::secrets::remote::shorten(d)
-                    )))
-                }
-            },
-        };
-        let session = p
-            .get("role_session_name")
-            .map_or_else(session_name, str::to_owned);
-        let mut pairs = vec![
-            ("Action", "AssumeRole"),
-            ("Version", "2011-06-15"),
-            ("RoleArn", role_arn),
-            ("RoleSessionName", session.as_str()),
-        ];
-        if let Some(external) = p.get("external_id") {
-            pairs.push(("ExternalId", external));
-        }
-        if let Some(d) = &duration {
-            pairs.push(("DurationSeconds", d));
-        }
-        let body = SecretString::from(wire::form(&pairs));
-        let url = self.sts_endpoint();
-        let region = self.region.as_deref().unwrap_or("us-east-1");
-        let what = "STS AssumeRole";
-        let headers = [(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )];
-        let response = with_retries(&self.settings, || {
-            let body = body.expose().as_bytes();
-            let signed =
-                wire::signature_headers(base, region, "sts", "POST", &url, &headers, body)?;
-            let mut all: Vec<(&str, &str)> = headers.to_vec();
-            all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            require_success(what, self.http.send(what, "POST", &url, &all, body)?)
-        })?;
-        sts_credentials(
-            what,
-            &url,
-            &response,
-            Source::AssumedRole(profile.to_owned()),
-        )
-    }
-
-    fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
-        let path = PathBuf::from(token_file);
-        let token = read_token_file(&path, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
-        let session = self
-            .vars
-            .get("AWS_ROLE_SESSION_NAME")
-            .map_or_else(session_name, str::to_owned);
-        let body = SecretString::from(wire::form(&[
-            ("Action", "AssumeRoleWithWebIdentity"),
-            ("Version", "2011-06-15"),
-            ("RoleArn", role_arn),
-            ("RoleSessionName", &session),
-            ("WebIdentityToken", token.expose().trim()),
-        ]));
-        let url = self.sts_endpoint();
-        let what = "STS AssumeRoleWithWebIdentity";
-        let response = with_retries(&self.settings, || {
-            let r = self.http.send(
-                what,
-                "POST",
-                &url,
-                &[(
-                    "content-type",
-                    "application/x-www-form-urlencoded; charset=utf-8",
-                )],
-                body.expose().as_bytes(),
-            )?;
-            require_success(what, r)
-        })?;
-        sts_credentials(what, &url, &response, Source::WebIdentity)
-    }
-
-    fn container(&self) -> Result<Credentials, FetchError> {
-        let url = match self.vars.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
-            Some(relative) => format!("{ECS_HOST}{relative}"),
-            None => {
-                let full = self
-                    .vars
-                    .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-                    .unwrap_or_default();
-                check_container_url(full)?;
-                full.to_owned()
-            }
-        };
-        let token = match self.vars.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
-            Some(file) => {
-                let path = PathBuf::from(file);
-                Some(SecretString::from(
-                    read_token_file(&path, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")?
-                        .expose()
-                        .trim(),
-                ))
-            }
-            None => self
-                .vars
-                .get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
-                .map(SecretString::from),
-        };
-        let mut headers = vec![("accept", "application/json")];
-        if let Some(t) = &token {
-            headers.push(("authorization", t.expose()));
-        }
-        let what = "container credentials";
-        let response = with_retries(&self.settings, || {
-            require_success(what, self.http.send(what, "GET", &url, &headers, b"")?)
-        })?;
-        credentials_from_json(what, &response, Source::Container)
-    }
-
-    fn instance_metadata(&self) -> Result<Credentials, FetchError> {
-        let base = self
-            .vars
-            .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-            .unwrap_or(IMDS_ENDPOINT)
-            .trim_end_matches('/')
-            .to_owned();
-        let what = "instance metadata";
-        let token = require_success(
-            what,
-            self.imds.send(
-                what,
-                "PUT",
-                &format!("{base}/latest/api/token"),
-                &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
-                b"",
-            )?,
-        )?;
-        let token = SecretString::from(String::from_utf8_lossy(token.body.expose()).trim());
-        let auth = [("x-aws-ec2-metadata-token", token.expose())];
-        let roles_url = format!("{base}/latest/meta-data/iam/security-credentials/");
-        let roles = self.imds.send(what, "GET", &roles_url, &auth, b"")?;
-        if roles.status == 404 {
-            return Err(FetchError::permanent(Error::Auth(
-                "the instance has no IAM role attached".into(),
-            )));
-        }
-        let roles = require_success(what, roles)?;
-        let role = String::from_utf8_lossy(roles.body.expose())
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        if role.is_empty() || role.contains(['/', '?', '#']) {
-            return Err(FetchError::permanent(Error::Remote(format!(
-                "{what}: no usable IAM role name in the answer"
-            ))));
-        }
-        let response = require_success(
-            what,
-            self.imds
-                .send(what, "GET", &format!("{roles_url}{role}"), &auth, b"")?,
-        )?;
-        credentials_from_json(what, &response, Source::InstanceMetadata)
-    }
 }
 
 /// The most `source_profile` links followed from one profile.
 const MAX_ROLE_CHAIN: usize = 8;
-
-/// A role session name when none is configured: `st-secrets-<ms since 1970>`.
-fn session_name() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    format!("st-secrets-{ms}")
-}
 
 /// One profile as found in the credentials and config files (in that order:
 /// the first file's settings win).
@@ -618,140 +434,9 @@ impl Profiles {
     }
 }
 
-/// The credentials of an STS answer (`AssumeRole`, `AssumeRoleWithWebIdentity`).
-fn sts_credentials(
-    what: &str,
-    url: &str,
-    response: &Response,
-    source: Source,
-) -> Result<Credentials, FetchError> {
-    let text = SecretString::from(String::from_utf8_lossy(response.body.expose()).into_owned());
-    let field = |tag| wire::xml_text(text.expose(), tag);
-    match (
-        field("AccessKeyId"),
-        field("SecretAccessKey"),
-        field("SessionToken"),
-    ) {
-        (Some(id), Some(secret), Some(token)) => Ok(Credentials {
-            access_key_id: id,
-            secret_access_key: SecretString::from(secret),
-            session_token: Some(SecretString::from(token)),
-            expires: field("Expiration")
-                .as_deref()
-                .and_then(wire::parse_timestamp),
-            source,
-        }),
-        _ => Err(FetchError::transient(Error::Remote(format!(
-            "{what}: the answer of {} holds no credentials",
-            redact_url(url)
-        )))),
-    }
-}
-
-/// The JSON credentials document of the container and metadata endpoints.
-pub(crate) fn credentials_from_json(
-    what: &str,
-    r: &Response,
-    source: Source,
-) -> Result<Credentials, FetchError> {
-    let invalid = || {
-        FetchError::transient(Error::Remote(format!(
-            "{what}: the answer is not a credentials document"
-        )))
-    };
-    let mut doc = r.json().ok_or_else(invalid)?;
-    let text =
-        |doc: &serde_json::Value, k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    if let Some(code) = text(&doc, "Code").filter(|c| c != "Success") {
-        crate::secrets::provider::zeroize_json(&mut doc);
-        return Err(FetchError::permanent(Error::Auth(format!(
-            "{what}: the endpoint answered with code '{}'",
-            crate::secrets::remote::shorten(&code)
-        ))));
-    }
-    let creds = match (text(&doc, "AccessKeyId"), text(&doc, "SecretAccessKey")) {
-        (Some(id), Some(secret)) => Ok(Credentials {
-            access_key_id: id,
-            secret_access_key: SecretString::from(secret),
-            session_token: text(&doc, "Token").map(SecretString::from),
-            expires: text(&doc, "Expiration")
-                .as_deref()
-                .and_then(wire::parse_timestamp),
-            source,
-        }),
-        _ => Err(invalid()),
-    };
-    crate::secrets::provider::zeroize_json(&mut doc);
-    creds
-}
-
-/// Plain HTTP is allowed to loopback and to the link-local container hosts
-/// only, as in the AWS SDKs; anything else must use HTTPS.
-fn check_container_url(url: &str) -> Result<(), FetchError> {
-    let bad = |why: &str| {
-        FetchError::permanent(Error::InvalidArgument(format!(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI {}: {why}",
-            redact_url(url)
-        )))
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("not a URL"));
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    match scheme {
-        "https" => Ok(()),
-        "http" => {
-            let allowed = host == "localhost"
-                || host == "::1"
-                || host == "169.254.170.2"
-                || host == "169.254.170.23"
-                || host.eq_ignore_ascii_case("fd00:ec2::23")
-                || host
-                    .parse::<std::net::Ipv4Addr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if allowed {
-                Ok(())
-            } else {
-                Err(bad(
-                    "plain HTTP is allowed to loopback and the container hosts only",
-                ))
-            }
-        }
-        _ => Err(bad("the scheme must be http or https")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_urls() {
-        for ok in [
-            "http://127.0.0.1:8080/creds",
-            "http://localhost/x",
-            "http://[::1]:9/x",
-            "http://169.254.170.23/v1/credentials",
-            "http://[fd00:ec2::23]/v1/credentials",
-            "https://creds.example.com/x",
-        ] {
-            assert!(check_container_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://10.0.0.1/x",
-            "http://example.com/x",
-            "ftp://127.0.0.1/",
-            "nope",
-        ] {
-            assert!(check_container_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn refresh_window() {

@@ -3,6 +3,7 @@
 //! ([`super::wire`]) consumes. A leaf of the AWS provider.
 
 use crate::secret::SecretString;
+use crate::Error;
 use std::time::{Duration, SystemTime};
 
 /// Temporary credentials are replaced this long before they expire.
@@ -77,4 +78,16 @@ impl Credentials {
     pub(crate) fn expired(&self, now: SystemTime) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
+}
+
+/// The largest token file read: 64 KiB (a JWT is a few KiB).
+const MAX_TOKEN_FILE: u64 = 64 << 10;
+
+/// A token file (web identity, container authorization), read safely: a
+/// regular file, bounded, never blocking; missing is an error naming `what`.
+pub(crate) fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
+    let bytes = crate::fsutil::read_required(path, what, MAX_TOKEN_FILE)?;
+    Ok(SecretString::from(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }

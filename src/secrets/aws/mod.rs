@@ -15,18 +15,21 @@
 
 pub(crate) mod credentials;
 pub(crate) mod identity;
+pub(crate) mod metadata;
 pub(crate) mod process;
 pub(crate) mod profile;
 pub(crate) mod sso;
+pub(crate) mod sts;
 pub(crate) mod wire;
 
-use super::config::ManagerConfig;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::{with_retries, BlobCache, FetchError, Fetched, RemoteSettings, Vars};
+use crate::secrets::remote::secret_cache::{Fetched, SecretCache};
+use crate::secrets::remote::vars as var;
+use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
 use base64::Engine;
 use credentials::CredentialChain;
@@ -35,8 +38,18 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use wire::ServiceError;
 
-/// The environment variable naming the secret (SimpleTuner's).
-pub const ENV_SECRET_NAME: &str = "SIMPLETUNER_AWS_SECRET_NAME";
+/// The AWS provider's settings: the configuration keys `aws_*` (README,
+/// "Configuration"). `None` falls back to the environment, as the module
+/// documentation says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// The secret's name or ARN (`aws_secret_name`).
+    pub secret_name: Option<String>,
+    /// The region (`aws_region`).
+    pub region: Option<String>,
+    /// The Secrets Manager endpoint URL (`aws_endpoint`).
+    pub endpoint: Option<String>,
+}
 
 /// Everything needed to call the service, once the configuration resolved.
 struct Client {
@@ -50,7 +63,7 @@ struct Client {
 pub struct AwsProvider {
     secret_name: Option<String>,
     client: Result<Client, Error>,
-    cache: BlobCache<SecretMap>,
+    cache: SecretCache<SecretMap>,
     settings: RemoteSettings,
 }
 
@@ -63,73 +76,74 @@ impl std::fmt::Debug for AwsProvider {
 }
 
 /// Where the resolved region came from.
-fn resolve_region(config: &ManagerConfig, vars: &Vars) -> Result<Option<String>, Error> {
-    if let Some(r) = config
-        .aws_region
+fn resolve_region(aws: &AwsSettings, vars: &Vars) -> Result<Option<String>, Error> {
+    if let Some(r) = aws
+        .region
         .as_deref()
-        .or_else(|| vars.get("AWS_REGION"))
-        .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+        .or_else(|| vars.get(var::AWS_REGION))
+        .or_else(|| vars.get(var::AWS_DEFAULT_REGION))
     {
         return Ok(Some(r.to_owned()));
     }
-    let Some(path) = vars.aws_file("AWS_CONFIG_FILE", "config") else {
+    let Some(path) = vars.aws_file(var::AWS_CONFIG_FILE, "config") else {
         return Ok(None);
     };
-    let name = vars.get("AWS_PROFILE").unwrap_or("default");
+    let name = vars.get(var::AWS_PROFILE).unwrap_or("default");
     Ok(profile::load(&path, profile::FileKind::Config, name)?
         .and_then(|p| p.get("region").map(str::to_owned)))
 }
 
 impl AwsProvider {
-    /// The provider for `config`, reading `vars` (see the module
+    /// The provider for `aws`, reading `vars` (see the module
     /// documentation). Configuration problems (no region, unreadable CA
     /// bundle) do not fail here: the provider reports them on every lookup and
     /// in its status, and the rest of the chain keeps working.
-    pub fn new(config: &ManagerConfig, vars: Vars) -> AwsProvider {
-        let secret_name = config
-            .aws_secret_name
-            .clone()
-            .or_else(|| vars.get(ENV_SECRET_NAME).map(str::to_owned));
-        let settings = config.remote.clone();
+    pub fn new(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> AwsProvider {
+        let secret_name = aws.secret_name.clone().or_else(|| {
+            vars.get(var::SIMPLETUNER_AWS_SECRET_NAME)
+                .map(str::to_owned)
+        });
+        let settings = remote.clone();
         let client = match &secret_name {
             None => Err(Error::ProviderUnavailable(format!(
-                "AWS Secrets Manager is not configured: set aws_secret_name or {ENV_SECRET_NAME}"
+                "AWS Secrets Manager is not configured: set aws_secret_name or {}",
+                var::SIMPLETUNER_AWS_SECRET_NAME
             ))),
-            Some(_) => Self::client(config, vars),
+            Some(_) => Self::client(aws, remote, vars),
         };
         AwsProvider {
             secret_name,
             client,
-            cache: BlobCache::new(settings.clone(), config.cache_ttl, config.negative_ttl),
+            cache: SecretCache::new(settings.clone(), remote.cache_ttl, remote.negative_ttl),
             settings,
         }
     }
 
-    fn client(config: &ManagerConfig, vars: Vars) -> Result<Client, Error> {
-        let region = resolve_region(config, &vars)?.ok_or_else(|| {
+    fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
+        let region = resolve_region(aws, &vars)?.ok_or_else(|| {
             Error::ProviderUnavailable(
                 "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
                  in the profile of ~/.aws/config"
                     .into(),
             )
         })?;
-        let endpoint = config
-            .aws_endpoint
+        let endpoint = aws
+            .endpoint
             .as_deref()
-            .or_else(|| vars.get("AWS_ENDPOINT_URL_SECRETS_MANAGER"))
-            .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+            .or_else(|| vars.get(var::AWS_ENDPOINT_URL_SECRETS_MANAGER))
+            .or_else(|| vars.get(var::AWS_ENDPOINT_URL))
             .map(str::to_owned)
             .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
         let trust = vars
-            .get("AWS_CA_BUNDLE")
+            .get(var::AWS_CA_BUNDLE)
             .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-        let http = Arc::new(Http::new(&config.remote, &trust, "AWS_CA_BUNDLE")?);
+        let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
         let vars = Arc::new(vars);
         Ok(Client {
             credentials: CredentialChain::new(
                 vars,
                 Arc::clone(&http),
-                config.remote.clone(),
+                remote.clone(),
                 Some(region.clone()),
             )?,
             http,
@@ -215,11 +229,15 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, FetchError> {
-        let signed =
-            wire::signature_headers(creds, &self.region, service, "POST", url, headers, body)?;
-        let mut all: Vec<(&str, &str)> = headers.to_vec();
-        all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.http.send(what, "POST", url, &all, body)
+        let request = wire::Signed {
+            credentials: creds,
+            region: &self.region,
+            service,
+            url,
+            headers,
+            body,
+        };
+        request.send(&self.http, what)
     }
 }
 

@@ -11,6 +11,7 @@ use super::wire;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::http::{Http, Response};
+use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
 use sha1::{Digest, Sha1};
@@ -89,7 +90,7 @@ pub fn credentials(
     })?;
 
     let base = vars
-        .get("AWS_ENDPOINT_URL_SSO")
+        .get(var::AWS_ENDPOINT_URL_SSO)
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://portal.sso.{}.amazonaws.com", p.region));
     let query = wire::form(&[("account_id", p.account_id), ("role_name", p.role_name)]);

@@ -4,8 +4,10 @@
 //! real server in `tests/aws_moto.rs`.
 
 use super::*;
+use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::SecretsManager;
+use crate::secrets::{AwsSettings, RemoteSettings};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,12 +17,9 @@ const SECRET: &str =
 
 fn config(endpoint: &str) -> ManagerConfig {
     ManagerConfig {
-        aws_secret_name: Some("training/keys".into()),
-        aws_region: Some("us-east-1".into()),
-        aws_endpoint: Some(endpoint.into()),
-        cache_ttl: Duration::from_secs(60),
-        negative_ttl: Duration::from_secs(60),
         remote: RemoteSettings {
+            cache_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_millis(500),
             retries: 2,
@@ -29,8 +28,18 @@ fn config(endpoint: &str) -> ManagerConfig {
             max_stale: Duration::from_secs(60),
             failure_ttl: Duration::ZERO,
         },
+        aws: AwsSettings {
+            secret_name: Some("training/keys".into()),
+            region: Some("us-east-1".into()),
+            endpoint: Some(endpoint.into()),
+        },
         ..ManagerConfig::default()
     }
+}
+
+/// The provider built from `c`'s AWS and remote settings.
+fn provider(c: &ManagerConfig, vars: Vars) -> AwsProvider {
+    AwsProvider::new(&c.aws, &c.remote, vars)
 }
 
 fn static_vars() -> Vars {
@@ -76,7 +85,7 @@ fn a_signed_get_secret_value_supplies_the_keys() {
         *s.lock() = Some(r.clone());
         secret_reply(SECRET)
     });
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(get(&p, "hf-token").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(get(&p, "PORT").unwrap().as_deref(), Some("8080"));
@@ -122,7 +131,7 @@ fn session_tokens_are_sent() {
         secret_reply(SECRET)
     });
     let vars = static_vars().set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
-    let p = AwsProvider::new(&config(&server.url()), vars);
+    let p = provider(&config(&server.url()), vars);
     get(&p, "HF_TOKEN").unwrap();
     let r = seen.lock().clone().unwrap();
     assert_eq!(
@@ -137,7 +146,7 @@ fn secret_binary_works_and_other_shapes_are_parse_errors() {
     let server = FakeServer::start(move |_| {
         Reply::json(200, json!({"Name": "n", "SecretBinary": b64}).to_string())
     });
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
 
     for (answer, expect) in [
@@ -155,7 +164,7 @@ fn secret_binary_works_and_other_shapes_are_parse_errors() {
     ] {
         let body = answer.to_string();
         let server = FakeServer::start(move |_| Reply::json(200, body.clone()));
-        let p = AwsProvider::new(&config(&server.url()), static_vars());
+        let p = provider(&config(&server.url()), static_vars());
         let e = get(&p, "HF_TOKEN").unwrap_err();
         assert_eq!(e.code_name(), "ST_PARSE", "{e}");
         assert!(e.message().contains(expect), "{e}");
@@ -167,7 +176,7 @@ fn secret_binary_works_and_other_shapes_are_parse_errors() {
 #[test]
 fn a_missing_secret_is_absent_and_cached_for_the_negative_ttl() {
     let server = FakeServer::start(|_| aws_error(400, "ResourceNotFoundException"));
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
     assert_eq!(get(&p, "OTHER").unwrap(), None);
     assert_eq!(server.requests(), 1);
@@ -182,7 +191,7 @@ fn auth_errors_are_st_auth_and_not_retried() {
         "ExpiredTokenException",
     ] {
         let server = FakeServer::start(move |_| aws_error(400, code));
-        let p = AwsProvider::new(&config(&server.url()), static_vars());
+        let p = provider(&config(&server.url()), static_vars());
         let e = get(&p, "HF_TOKEN").unwrap_err();
         assert_eq!(e.code_name(), "ST_AUTH", "{code}: {e}");
         assert!(e.message().contains(code), "{e}");
@@ -200,12 +209,12 @@ fn transient_failures_are_retried_with_backoff() {
         1 => aws_error(400, "ThrottlingException"),
         _ => secret_reply(SECRET),
     });
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(server.requests(), 3);
 
     let server = FakeServer::start(|_| Reply::text(503, "<html>Service Unavailable</html>"));
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     let e = get(&p, "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_REMOTE", "{e}");
     assert!(e.message().contains("HTTP 503"), "{e}");
@@ -219,7 +228,7 @@ fn faults_give_network_timeout_and_remote_errors() {
         FakeServer::start(|_| Reply::After(Duration::from_secs(3), Box::new(secret_reply(SECRET))));
     let mut c = config(&server.url());
     c.remote.retries = 1;
-    let p = AwsProvider::new(&c, static_vars());
+    let p = provider(&c, static_vars());
     let t = Instant::now();
     let e = get(&p, "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_TIMEOUT", "{e}");
@@ -228,18 +237,18 @@ fn faults_give_network_timeout_and_remote_errors() {
 
     // Connections closed without an answer: ST_NETWORK.
     let server = FakeServer::start(|_| Reply::Drop);
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
     assert_eq!(server.requests(), 3);
 
     // Garbage instead of HTTP: ST_NETWORK.
     let server = FakeServer::start(|_| Reply::Raw(b"\x00\x01garbage\r\n\r\n".to_vec()));
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
 
     // A 200 whose body is not JSON: ST_REMOTE (retried: proxies misbehave).
     let server = FakeServer::start(|_| Reply::text(200, "<html>captive portal</html>"));
-    let p = AwsProvider::new(&config(&server.url()), static_vars());
+    let p = provider(&config(&server.url()), static_vars());
     let e = get(&p, "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_REMOTE", "{e}");
     assert_eq!(server.requests(), 3);
@@ -250,7 +259,7 @@ fn faults_give_network_timeout_and_remote_errors() {
         .local_addr()
         .unwrap()
         .port();
-    let p = AwsProvider::new(&config(&format!("http://127.0.0.1:{port}")), static_vars());
+    let p = provider(&config(&format!("http://127.0.0.1:{port}")), static_vars());
     let t = Instant::now();
     assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
     assert!(t.elapsed() < Duration::from_secs(2));
@@ -266,10 +275,10 @@ fn the_last_good_value_is_served_while_the_service_fails() {
         _ => aws_error(400, "AccessDeniedException"),
     });
     let mut c = config(&server.url());
-    c.cache_ttl = Duration::ZERO;
+    c.remote.cache_ttl = Duration::ZERO;
     c.remote.max_stale = Duration::from_millis(400);
     let vars = static_vars();
-    let m = SecretsManager::with_providers(c.clone(), vec![Arc::new(AwsProvider::new(&c, vars))]);
+    let m = SecretsManager::with_providers(c.clone(), vec![Arc::new(provider(&c, vars))]);
     assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_from_aws");
     down.store(1, Ordering::SeqCst);
     assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_from_aws");
@@ -297,7 +306,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
     let server = FakeServer::start(|_| {
         Reply::After(Duration::from_millis(100), Box::new(secret_reply(SECRET)))
     });
-    let p = Arc::new(AwsProvider::new(&config(&server.url()), static_vars()));
+    let p = Arc::new(provider(&config(&server.url()), static_vars()));
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let p = Arc::clone(&p);
@@ -452,7 +461,7 @@ fn a_profile_role_sends_its_options_and_is_assumed_again_before_expiry() {
         .home(home.path())
         .set("AWS_PROFILE", "ci")
         .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
-    let p = AwsProvider::new(&config(&server.url()), vars);
+    let p = provider(&config(&server.url()), vars);
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(p.status().detail.contains("role of shared profile 'ci'"));
@@ -479,8 +488,8 @@ fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
             token.to_str().unwrap(),
         );
     let mut c = config(&server.url());
-    c.cache_ttl = Duration::ZERO;
-    let p = AwsProvider::new(&c, vars);
+    c.remote.cache_ttl = Duration::ZERO;
+    let p = provider(&c, vars);
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert!(
         p.status().detail.contains("container credentials"),
@@ -502,7 +511,7 @@ fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
             token.to_str().unwrap(),
         );
-    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    let e = get(&provider(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_AUTH", "{e}");
     assert!(!e.message().contains("wrong"));
 
@@ -511,7 +520,7 @@ fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "http://10.1.2.3/creds",
     );
-    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    let e = get(&provider(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{e}");
 }
 
@@ -525,8 +534,8 @@ fn long_lived_temporary_credentials_are_reused() {
         )
         .set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-123");
     let mut c = config(&server.url());
-    c.cache_ttl = Duration::ZERO;
-    let p = AwsProvider::new(&c, vars);
+    c.remote.cache_ttl = Duration::ZERO;
+    let p = provider(&c, vars);
     for _ in 0..3 {
         assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     }
@@ -543,8 +552,8 @@ fn credentials_the_service_calls_expired_are_replaced_once() {
         )
         .set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-123");
     let mut c = config(&server.url());
-    c.cache_ttl = Duration::ZERO;
-    let p = AwsProvider::new(&c, vars);
+    c.remote.cache_ttl = Duration::ZERO;
+    let p = provider(&c, vars);
     get(&p, "HF_TOKEN").unwrap();
     // Someone else takes a credential: the one cached here is now stale
     // for the fake service, which answers ExpiredTokenException.
@@ -563,7 +572,7 @@ fn web_identity_credentials_come_from_sts() {
         .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
         .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")
         .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
-    let p = AwsProvider::new(&config(&server.url()), vars);
+    let p = provider(&config(&server.url()), vars);
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(p.status().detail.contains("web identity"));
@@ -574,7 +583,7 @@ fn web_identity_credentials_come_from_sts() {
         .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
         .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")
         .set("AWS_ENDPOINT_URL_STS", &format!("{}/sts", server.url()));
-    let e = get(&AwsProvider::new(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
+    let e = get(&provider(&config(&server.url()), vars), "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_AUTH", "{e}");
     assert!(
         e.message().contains("InvalidIdentityToken") && !e.message().contains("eyJ"),
@@ -586,7 +595,7 @@ fn web_identity_credentials_come_from_sts() {
 fn instance_metadata_v2_credentials() {
     let (server, issued) = cloud_host(Duration::from_secs(3600));
     let vars = Vars::empty().set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &server.url());
-    let p = AwsProvider::new(&config(&server.url()), vars);
+    let p = provider(&config(&server.url()), vars);
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(p.status().detail.contains("IMDSv2"));
@@ -614,10 +623,10 @@ fn profiles_env_precedence_and_missing_credentials() {
     )
     .unwrap();
     let mut c = config(&server.url());
-    c.aws_region = None;
+    c.aws.region = None;
     let base = || no_credentials().home(home.path());
 
-    let p = AwsProvider::new(&c, base().set("AWS_PROFILE", "ci"));
+    let p = provider(&c, base().set("AWS_PROFILE", "ci"));
     get(&p, "HF_TOKEN").unwrap();
     assert!(
         seen.lock().contains("Credential=AKIDCI/"),
@@ -629,12 +638,12 @@ fn profiles_env_precedence_and_missing_credentials() {
         "the profile's region"
     );
 
-    let p = AwsProvider::new(&c, base().set("AWS_REGION", "us-west-2"));
+    let p = provider(&c, base().set("AWS_REGION", "us-west-2"));
     get(&p, "HF_TOKEN").unwrap();
     assert!(seen.lock().contains("Credential=AKIDDEFAULT/") && seen.lock().contains("/us-west-2/"));
 
     // The environment wins over profiles.
-    let p = AwsProvider::new(
+    let p = provider(
         &c,
         base()
             .set("AWS_REGION", "us-west-2")
@@ -645,14 +654,14 @@ fn profiles_env_precedence_and_missing_credentials() {
     assert!(seen.lock().contains("Credential=AKIDENV/"));
 
     let e = get(
-        &AwsProvider::new(&c, base().set("AWS_PROFILE", "nope").set("AWS_REGION", "x")),
+        &provider(&c, base().set("AWS_PROFILE", "nope").set("AWS_REGION", "x")),
         "K",
     )
     .unwrap_err();
     assert_eq!(e.code_name(), "ST_AUTH");
     assert!(e.message().contains("'nope'"), "{e}");
     let e = get(
-        &AwsProvider::new(&c, base().set("AWS_PROFILE", "sso").set("AWS_REGION", "x")),
+        &provider(&c, base().set("AWS_PROFILE", "sso").set("AWS_REGION", "x")),
         "K",
     )
     .unwrap_err();
@@ -661,7 +670,7 @@ fn profiles_env_precedence_and_missing_credentials() {
 
     // A profile named by AWS_PROFILE wins over the environment's keys (as
     // in boto3 and the AWS CLI).
-    let p = AwsProvider::new(
+    let p = provider(
         &c,
         base()
             .set("AWS_PROFILE", "ci")
@@ -671,15 +680,11 @@ fn profiles_env_precedence_and_missing_credentials() {
     get(&p, "HF_TOKEN").unwrap();
     assert!(seen.lock().contains("Credential=AKIDCI/"));
 
-    let e = get(
-        &AwsProvider::new(&c, no_credentials().set("AWS_REGION", "x")),
-        "K",
-    )
-    .unwrap_err();
+    let e = get(&provider(&c, no_credentials().set("AWS_REGION", "x")), "K").unwrap_err();
     assert_eq!(e.code_name(), "ST_AUTH");
     assert!(e.message().contains("no AWS credentials found"), "{e}");
     let e = get(
-        &AwsProvider::new(
+        &provider(
             &c,
             no_credentials()
                 .set("AWS_REGION", "x")
@@ -694,15 +699,18 @@ fn profiles_env_precedence_and_missing_credentials() {
 #[test]
 fn configuration_rules() {
     // Not configured: absent, unavailable, no request anywhere.
-    let p = AwsProvider::new(&ManagerConfig::default(), static_vars());
+    let p = provider(&ManagerConfig::default(), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
     assert!(!p.status().available);
     assert!(p.status().detail.contains("SIMPLETUNER_AWS_SECRET_NAME"));
     assert!(p.diagnose().is_none());
 
     // The secret name from SimpleTuner's variable; no region: a clear error.
-    let vars = static_vars().set(ENV_SECRET_NAME, "from-env");
-    let p = AwsProvider::new(&ManagerConfig::default(), vars.clone());
+    let vars = static_vars().set(
+        crate::secrets::remote::vars::SIMPLETUNER_AWS_SECRET_NAME,
+        "from-env",
+    );
+    let p = provider(&ManagerConfig::default(), vars.clone());
     assert!(p.status().available);
     let e = get(&p, "HF_TOKEN").unwrap_err();
     assert_eq!(e.code_name(), "ST_PROVIDER_UNAVAILABLE");
@@ -710,7 +718,7 @@ fn configuration_rules() {
 
     // The endpoint: variables in order, else the regional one.
     let endpoint = |v: Vars| {
-        let p = AwsProvider::new(&ManagerConfig::default(), v.set("AWS_REGION", "eu-west-1"));
+        let p = provider(&ManagerConfig::default(), v.set("AWS_REGION", "eu-west-1"));
         let c = p.client.as_ref().unwrap();
         c.endpoint.clone()
     };
@@ -732,7 +740,7 @@ fn configuration_rules() {
     );
 
     // A bad CA bundle: reported on lookup, not a crash, the chain goes on.
-    let p = AwsProvider::new(
+    let p = provider(
         &ManagerConfig::default(),
         vars.set("AWS_REGION", "x")
             .set("AWS_CA_BUNDLE", "/nonexistent/ca.pem"),
@@ -755,7 +763,7 @@ fn the_doctor_reports_source_identity_and_readability() {
         secret_reply(SECRET)
     });
     let vars = static_vars().set("AWS_ENDPOINT_URL_STS", &server.url());
-    let p = AwsProvider::new(&config(&server.url()), vars);
+    let p = provider(&config(&server.url()), vars);
     let d = p.diagnose().unwrap();
     assert_eq!(d["credentials"], "environment variables");
     assert_eq!(d["caller"]["arn"], "arn:aws:iam::123456789012:user/trainer");
@@ -771,7 +779,7 @@ fn debug_output_never_shows_credentials() {
     let text = format!("{vars:?}");
     assert!(text.contains("AWS_SECRET_ACCESS_KEY") && !text.contains(SECRET_KEY));
     assert!(!text.contains("FwoGZXIvYXdz"));
-    let p = AwsProvider::new(&config("http://127.0.0.1:9"), vars);
+    let p = provider(&config("http://127.0.0.1:9"), vars);
     assert!(!format!("{p:?}").contains(SECRET_KEY));
 }
 
@@ -804,7 +812,7 @@ fn role_profiles_that_cannot_work_are_refused_before_any_request() {
             .home(home.path())
             .set("AWS_PROFILE", profile)
             .set("AWS_ENDPOINT_URL_STS", &server.url());
-        get(&AwsProvider::new(&config(&server.url()), vars), "K").unwrap_err()
+        get(&provider(&config(&server.url()), vars), "K").unwrap_err()
     };
     let e = error("a");
     assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
@@ -888,7 +896,7 @@ fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
             .home(home.path())
             .set("AWS_PROFILE", profile)
             .set("AWS_ENDPOINT_URL_SSO", &server.url());
-        AwsProvider::new(&config(&server.url()), vars)
+        provider(&config(&server.url()), vars)
     };
 
     // No token cached yet: the message says how to get one.

@@ -4,12 +4,42 @@
 //! both protocols.
 
 use super::identity::Credentials;
-use crate::secrets::remote::http::Response;
+use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::{shorten, FetchError};
 use crate::Error;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A POST request signed with SigV4: the one way every signed call
+/// (GetSecretValue, STS) is built and sent.
+pub struct Signed<'a> {
+    pub credentials: &'a Credentials,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+impl Signed<'_> {
+    /// Signs the request and sends it through `http` (`what` names it in
+    /// errors).
+    pub fn send(&self, http: &Http, what: &str) -> Result<Response, FetchError> {
+        let signed = signature_headers(
+            self.credentials,
+            self.region,
+            self.service,
+            "POST",
+            self.url,
+            self.headers,
+            self.body,
+        )?;
+        let mut all: Vec<(&str, &str)> = self.headers.to_vec();
+        all.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        http.send(what, "POST", self.url, &all, self.body)
+    }
+}
 
 /// The headers that sign a request (`authorization`, `x-amz-date`, and
 /// `x-amz-security-token` for temporary credentials), to send along with

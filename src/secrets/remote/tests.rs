@@ -1,5 +1,8 @@
+use super::secret_cache::*;
 use super::*;
+use crate::secrets::RemoteSettings;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::sync::Barrier;
 
 fn settings() -> RemoteSettings {
@@ -16,16 +19,33 @@ fn found(v: &str) -> Result<Fetched<String>, FetchError> {
     Ok(Fetched::Found(v.to_owned()))
 }
 
-fn value(answer: &(Arc<Fetched<String>>, Freshness)) -> (&str, Freshness) {
-    match &*answer.0 {
-        Fetched::Found(v) => (v.as_str(), answer.1),
-        Fetched::Absent => ("<absent>", answer.1),
+/// How a [`SecretCache`] answered: within the TTL, or past it while the
+/// service fails (the cache then holds the failure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Freshness {
+    Fresh,
+    Stale,
+}
+
+/// The value `cache` answered, and whether it was stale.
+fn value<'a>(
+    cache: &SecretCache<String>,
+    answer: &'a Arc<Fetched<String>>,
+) -> (&'a str, Freshness) {
+    let freshness = if cache.failure().is_some() {
+        Freshness::Stale
+    } else {
+        Freshness::Fresh
+    };
+    match &**answer {
+        Fetched::Found(v) => (v.as_str(), freshness),
+        Fetched::Absent => ("<absent>", freshness),
     }
 }
 
 #[test]
 fn one_request_per_ttl_under_concurrency() {
-    let cache = Arc::new(BlobCache::new(
+    let cache = Arc::new(SecretCache::new(
         settings(),
         Duration::from_secs(60),
         Duration::from_secs(1),
@@ -45,7 +65,7 @@ fn one_request_per_ttl_under_concurrency() {
                             found("v")
                         })
                         .unwrap();
-                    assert_eq!(value(&a), ("v", Freshness::Fresh));
+                    assert_eq!(value(&cache, &a), ("v", Freshness::Fresh));
                 }
             })
         })
@@ -59,19 +79,22 @@ fn one_request_per_ttl_under_concurrency() {
 fn transient_failures_serve_the_stale_value_within_the_bound() {
     let mut s = settings();
     s.max_stale = Duration::from_millis(300);
-    let cache = BlobCache::new(s, Duration::ZERO, Duration::ZERO);
+    let cache = SecretCache::new(s, Duration::ZERO, Duration::ZERO);
     assert_eq!(
-        value(&cache.get(|| found("v1")).unwrap()),
+        value(&cache, &cache.get(|| found("v1")).unwrap()),
         ("v1", Freshness::Fresh)
     );
     let down = || Err(FetchError::transient(Error::Timeout("slow".into())));
-    assert_eq!(value(&cache.get(down).unwrap()), ("v1", Freshness::Stale));
+    assert_eq!(
+        value(&cache, &cache.get(down).unwrap()),
+        ("v1", Freshness::Stale)
+    );
     assert_eq!(cache.failure().unwrap().code_name(), "ST_TIMEOUT");
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(cache.get(down).err().unwrap().code_name(), "ST_TIMEOUT");
     // Recovery clears the failure.
     assert_eq!(
-        value(&cache.get(|| found("v2")).unwrap()),
+        value(&cache, &cache.get(|| found("v2")).unwrap()),
         ("v2", Freshness::Fresh)
     );
     assert!(cache.failure().is_none());
@@ -79,7 +102,7 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
 
 #[test]
 fn permanent_failures_are_never_hidden_by_a_stale_value() {
-    let cache = BlobCache::new(settings(), Duration::ZERO, Duration::ZERO);
+    let cache = SecretCache::new(settings(), Duration::ZERO, Duration::ZERO);
     cache.get(|| found("v1")).unwrap();
     let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
     assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
@@ -89,7 +112,7 @@ fn permanent_failures_are_never_hidden_by_a_stale_value() {
 fn a_failure_answers_for_failure_ttl() {
     let mut s = settings();
     s.failure_ttl = Duration::from_secs(60);
-    let cache = BlobCache::new(s, Duration::from_secs(60), Duration::ZERO);
+    let cache = SecretCache::new(s, Duration::from_secs(60), Duration::ZERO);
     let calls = AtomicUsize::new(0);
     for _ in 0..5 {
         let e = cache.get(|| {
@@ -100,18 +123,18 @@ fn a_failure_answers_for_failure_ttl() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     cache.invalidate();
-    assert_eq!(value(&cache.get(|| found("v")).unwrap()).0, "v");
+    assert_eq!(value(&cache, &cache.get(|| found("v")).unwrap()).0, "v");
 }
 
 #[test]
 fn absent_is_cached_for_the_negative_ttl() {
-    let cache = BlobCache::<String>::new(settings(), Duration::from_secs(60), Duration::ZERO);
+    let cache = SecretCache::<String>::new(settings(), Duration::from_secs(60), Duration::ZERO);
     assert_eq!(
-        value(&cache.get(|| Ok(Fetched::Absent)).unwrap()).0,
+        value(&cache, &cache.get(|| Ok(Fetched::Absent)).unwrap()).0,
         "<absent>"
     );
     // Negative TTL zero: asked again at once.
-    assert_eq!(value(&cache.get(|| found("now")).unwrap()).0, "now");
+    assert_eq!(value(&cache, &cache.get(|| found("now")).unwrap()).0, "now");
     assert_eq!(cache.requests(), 2);
 }
 

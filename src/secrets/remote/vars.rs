@@ -5,46 +5,61 @@ use crate::secret::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// The environment variables the remote providers read.
-pub const VARIABLES: &[&str] = &[
-    "SIMPLETUNER_AWS_SECRET_NAME",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL_SSO",
-    "AWS_CA_BUNDLE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_EC2_METADATA_DISABLED",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-    "VAULT_ADDR",
-    "VAULT_TOKEN",
-    "VAULT_NAMESPACE",
-    "VAULT_CACERT",
-    "VAULT_SKIP_VERIFY",
-    "BAO_ADDR",
-    "BAO_TOKEN",
-    "BAO_NAMESPACE",
-    "BAO_CACERT",
-    "BAO_SKIP_VERIFY",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "SIMPLETUNER_VAULT_PATH",
-    "SIMPLETUNER_VAULT_MOUNT",
-];
+/// Declares one constant per variable name (its value is its name) and
+/// [`VARIABLES`], the allow-list built from them: a name the providers read
+/// is a constant of this list or does not compile, and [`Vars::get`] checks
+/// in debug builds that a name is on the list.
+macro_rules! variables {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`")]
+            pub const $name: &str = stringify!($name);
+        )*
+        /// The environment variables the remote providers read; nothing
+        /// else of the environment is captured.
+        pub const VARIABLES: &[&str] = &[$($name),*];
+    };
+}
+
+variables! {
+    SIMPLETUNER_AWS_SECRET_NAME,
+    AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
+    AWS_PROFILE,
+    AWS_SHARED_CREDENTIALS_FILE,
+    AWS_CONFIG_FILE,
+    AWS_REGION,
+    AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER,
+    AWS_ENDPOINT_URL_STS,
+    AWS_ENDPOINT_URL_SSO,
+    AWS_CA_BUNDLE,
+    AWS_WEB_IDENTITY_TOKEN_FILE,
+    AWS_ROLE_ARN,
+    AWS_ROLE_SESSION_NAME,
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
+    AWS_CONTAINER_CREDENTIALS_FULL_URI,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+    AWS_EC2_METADATA_DISABLED,
+    AWS_EC2_METADATA_SERVICE_ENDPOINT,
+    VAULT_ADDR,
+    VAULT_TOKEN,
+    VAULT_NAMESPACE,
+    VAULT_CACERT,
+    VAULT_SKIP_VERIFY,
+    BAO_ADDR,
+    BAO_TOKEN,
+    BAO_NAMESPACE,
+    BAO_CACERT,
+    BAO_SKIP_VERIFY,
+    VAULT_ROLE_ID,
+    VAULT_SECRET_ID,
+    SIMPLETUNER_VAULT_PATH,
+    SIMPLETUNER_VAULT_MOUNT,
+}
 
 /// The environment as the remote providers see it, captured when the provider is
 /// built (tests give their own). Values are zeroed when dropped; empty values
@@ -100,8 +115,14 @@ impl Vars {
         self
     }
 
-    /// A variable's value.
+    /// A variable's value. `name` must be one of [`VARIABLES`] (checked in
+    /// debug builds: a variable missing from the allow-list would never be
+    /// captured from the process environment).
     pub fn get(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            VARIABLES.contains(&name),
+            "{name} is read but not on the allow-list VARIABLES"
+        );
         self.values.get(name).map(|v| v.expose())
     }
 

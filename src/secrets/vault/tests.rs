@@ -5,16 +5,17 @@
 //! Everything else is tested against OpenBao in `tests/vault_openbao.rs`.
 
 use super::*;
+use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::fake::{FakeServer, Reply};
+use crate::secrets::{RemoteSettings, VaultSettings};
 use std::sync::Arc;
+use std::time::Duration;
 
 const TOKEN: &str = "hvs.CAESIJtoken-for-tests";
 const FIELDS: &str = r#"{"HF_TOKEN": "hf_from_vault", "REPLICATE_API_TOKEN": "r8_from_vault"}"#;
 
 fn config(url: &str) -> ManagerConfig {
     ManagerConfig {
-        vault_url: Some(url.into()),
-        vault_token: Some(SecretString::from(TOKEN)),
         remote: RemoteSettings {
             request_timeout: Duration::from_millis(500),
             backoff_base: Duration::from_millis(1),
@@ -22,8 +23,18 @@ fn config(url: &str) -> ManagerConfig {
             failure_ttl: Duration::ZERO,
             ..RemoteSettings::default()
         },
+        vault: VaultSettings {
+            url: Some(url.into()),
+            token: Some(SecretString::from(TOKEN)),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     }
+}
+
+/// The provider built from `c`'s Vault and remote settings.
+fn provider(c: &ManagerConfig, vars: Vars) -> VaultProvider {
+    VaultProvider::new(&c.vault, &c.remote, vars)
 }
 
 fn get(p: &VaultProvider, key: &str) -> Result<Option<String>, Error> {
@@ -52,10 +63,10 @@ fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
         }
     });
     let mut c = config(&server.url());
-    c.vault_mount = Some("kv".into());
-    c.vault_path = Some("ml/keys".into());
-    c.cache_ttl = Duration::ZERO;
-    let p = VaultProvider::new(&c, Vars::empty());
+    c.vault.mount = Some("kv".into());
+    c.vault.path = Some("ml/keys".into());
+    c.remote.cache_ttl = Duration::ZERO;
+    let p = provider(&c, Vars::empty());
     assert_eq!(
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
@@ -107,8 +118,8 @@ fn status_classes_and_error_bodies() {
         let server =
             FakeServer::start(move |_| Reply::Status(status, headers.clone(), body.clone()));
         let mut c = config(&server.url());
-        c.vault_kv_version = Some(2);
-        let p = VaultProvider::new(&c, Vars::empty());
+        c.vault.kv_version = Some(2);
+        let p = provider(&c, Vars::empty());
         let e = get(&p, "HF_TOKEN").unwrap_err();
         assert_eq!(e.code_name(), code, "{e}");
         assert!(e.message().contains(text), "{e}");
@@ -121,11 +132,11 @@ fn status_classes_and_error_bodies() {
 #[test]
 fn configuration_sources() {
     // Not configured: absent without a request; a URL without auth: unavailable.
-    let p = VaultProvider::new(&ManagerConfig::default(), Vars::empty());
+    let p = provider(&ManagerConfig::default(), Vars::empty());
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
     assert!(!p.status().available && p.status().detail.contains("VAULT_ADDR"));
     assert!(p.diagnose().is_none());
-    let p = VaultProvider::new(
+    let p = provider(
         &ManagerConfig::default(),
         Vars::empty().set("VAULT_ADDR", "http://127.0.0.1:9"),
     );
@@ -148,10 +159,13 @@ fn configuration_sources() {
         .set("SIMPLETUNER_VAULT_PATH", "team/keys")
         .set("VAULT_NAMESPACE", "ns1");
     let mut c = ManagerConfig {
-        vault_kv_version: Some(1),
+        vault: VaultSettings {
+            kv_version: Some(1),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     };
-    let p = VaultProvider::new(&c, vars.clone());
+    let p = provider(&c, vars.clone());
     assert_eq!(
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
@@ -161,14 +175,14 @@ fn configuration_sources() {
     assert_eq!(r.header("x-vault-token"), Some("hvs.from-token-file"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns1"));
     // VAULT_TOKEN wins over the file, the config over both.
-    let p = VaultProvider::new(&c, vars.clone().set("VAULT_TOKEN", "hvs.env"));
+    let p = provider(&c, vars.clone().set("VAULT_TOKEN", "hvs.env"));
     get(&p, "HF_TOKEN").unwrap();
     assert_eq!(
         seen.lock().last().unwrap().header("x-vault-token"),
         Some("hvs.env")
     );
-    c.vault_token = Some(SecretString::from("hvs.config"));
-    let p = VaultProvider::new(&c, vars.set("VAULT_TOKEN", "hvs.env"));
+    c.vault.token = Some(SecretString::from("hvs.config"));
+    let p = provider(&c, vars.set("VAULT_TOKEN", "hvs.env"));
     get(&p, "HF_TOKEN").unwrap();
     assert_eq!(
         seen.lock().last().unwrap().header("x-vault-token"),
@@ -182,10 +196,13 @@ fn configuration_sources() {
         .set("BAO_TOKEN", "hvs.bao")
         .set("BAO_NAMESPACE", "ns-bao");
     let c = ManagerConfig {
-        vault_kv_version: Some(1),
+        vault: VaultSettings {
+            kv_version: Some(1),
+            ..Default::default()
+        },
         ..ManagerConfig::default()
     };
-    get(&VaultProvider::new(&c, bao.clone()), "HF_TOKEN").unwrap();
+    get(&provider(&c, bao.clone()), "HF_TOKEN").unwrap();
     let r = seen.lock().last().cloned().unwrap();
     assert_eq!(r.header("x-vault-token"), Some("hvs.bao"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns-bao"));
@@ -194,7 +211,7 @@ fn configuration_sources() {
         .set("VAULT_TOKEN", "hvs.vault")
         .set("VAULT_NAMESPACE", "ns-vault")
         .set("BAO_ADDR", "http://127.0.0.1:9");
-    let p = VaultProvider::new(&c, both);
+    let p = provider(&c, both);
     get(&p, "HF_TOKEN").unwrap();
     let r = seen.lock().last().cloned().unwrap();
     assert_eq!(r.header("x-vault-token"), Some("hvs.vault"));
@@ -202,7 +219,7 @@ fn configuration_sources() {
     assert!(p.status().detail.contains("token from VAULT_TOKEN"));
 
     // TLS settings: a missing CA file is an error on lookup.
-    let p = VaultProvider::new(
+    let p = provider(
         &config("https://127.0.0.1:9"),
         Vars::empty().set("VAULT_CACERT", "/nonexistent/ca.pem"),
     );
@@ -224,7 +241,7 @@ fn answers_that_are_not_objects_are_parse_errors_not_panics() {
         (1, r#"{"data": "x"}"#),
     ] {
         let r = Response::made_up(200, vec![], body.as_bytes());
-        match super::secret_from(r, version) {
+        match super::wire::secret_from(r, version) {
             Err(f) => assert!(
                 matches!(f.error, Error::Parse(_)),
                 "KV v{version} {body}: {:?}",
@@ -235,7 +252,10 @@ fn answers_that_are_not_objects_are_parse_errors_not_panics() {
     }
     // Absent and found still read as before.
     let absent = Response::made_up(200, vec![], br#"{"data": {"data": null}}"#);
-    assert!(matches!(super::secret_from(absent, 2), Ok(Fetched::Absent)));
+    assert!(matches!(
+        super::wire::secret_from(absent, 2),
+        Ok(Fetched::Absent)
+    ));
     let found = Response::made_up(200, vec![], br#"{"data": {"data": {"K": "v"}}}"#);
-    assert!(matches!(super::secret_from(found, 2), Ok(Fetched::Found(m)) if m.len() == 1));
+    assert!(matches!(super::wire::secret_from(found, 2), Ok(Fetched::Found(m)) if m.len() == 1));
 }

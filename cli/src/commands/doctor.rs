@@ -1,7 +1,9 @@
 //! `st-secrets doctor`: where each key would come from, the chain's live
 //! checks and the store's audit state; values never appear, nor their lengths.
 
-use super::{print_json, CliError, Globals, Outcome};
+use crate::context::Globals;
+use crate::io::print_json;
+use crate::outcome::{CliError, Outcome};
 use st_secrets::secrets::{self, EnvProvider};
 use st_secrets::store::Store;
 use st_secrets::Error;

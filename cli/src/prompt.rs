@@ -3,7 +3,7 @@
 //! restores it on every way out (Enter, Ctrl-C, Esc, Ctrl-D, an error), so
 //! an interrupted prompt never leaves the shell with echo off.
 
-use super::CliError;
+use crate::outcome::CliError;
 use inquire::error::InquireError;
 use inquire::{Password, PasswordDisplayMode};
 use st_secrets::Error;

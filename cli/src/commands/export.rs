@@ -1,78 +1,13 @@
 //! Secrets for other programs: which keys `run` and `env` resolve and under
 //! which variable names, `env`'s output formats, and `inject`'s templates.
 
-use super::{is_stdio, not_found_message, print_json, usage, CliError, Globals, Outcome};
+use crate::args::{EnvArgs, Format, InjectArgs, Selection};
+use crate::context::{not_found_message, Globals};
+use crate::io::{is_stdio, print_json, read_stdin, write_private_file};
+use crate::outcome::{usage, CliError, Outcome};
 use st_secrets::secrets::normalize_key;
 use st_secrets::{Error, SecretString};
 use std::io::Write;
-use std::path::PathBuf;
-
-pub const ENV_AFTER_HELP: &str = "\
-Formats:
-  sh      export NAME='value' lines for eval (single quotes; ' as '\\'')
-  dotenv  NAME='value' lines (\\ and ' escaped with \\; newlines kept inside
-          the quotes), as python-dotenv reads them; it expands ${VAR} even in
-          single quotes, so a value holding ${ needs interpolation off
-  json    {\"schema\": 1, \"env\": {\"NAME\": \"value\"}}
-
-Safe patterns:
-  eval \"$(st-secrets env --only HF_TOKEN)\"      # fails the eval if a key is missing
-  st-secrets env --format dotenv > .env && chmod 600 .env
-
-Prefer `st-secrets run -- CMD` where you can: values then never pass through a
-shell, a file or the output of a command.";
-
-pub const INJECT_AFTER_HELP: &str = "\
-A reference is {{ st://KEY }} (spaces inside the braces optional); any other
-{{ ... }} is left as it is. Every key is resolved through the chain first: one
-that is missing fails the command and nothing is written. The output file is
-replaced atomically and has mode 0600. Values are inserted as they are: quote
-them in the template as its format needs.";
-
-/// Which keys `run` and `env` resolve.
-#[derive(clap::Args)]
-pub struct Selection {
-    /// Only these keys (comma-separated, or the option repeated)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "KEYS",
-        conflicts_with = "all"
-    )]
-    only: Vec<String>,
-
-    /// Every key the secrets file and the remote providers hold (the default)
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Sh,
-    Dotenv,
-    Json,
-}
-
-#[derive(clap::Args)]
-pub struct EnvArgs {
-    #[command(flatten)]
-    selection: Selection,
-
-    /// Output format (--json is --format json)
-    #[arg(long, value_enum, default_value_t = Format::Sh)]
-    format: Format,
-}
-
-#[derive(clap::Args)]
-pub struct InjectArgs {
-    /// The template (`-` for stdin)
-    #[arg(short, long = "in", value_name = "TEMPLATE")]
-    input: PathBuf,
-
-    /// Where to write the result (default: stdout)
-    #[arg(short, long = "out", value_name = "FILE")]
-    output: Option<PathBuf>,
-}
 
 /// Whether `name` can be an environment variable a shell can read.
 fn valid_name(name: &str) -> bool {
@@ -214,7 +149,7 @@ fn reference_at(s: &str) -> Option<(&str, usize)> {
 
 pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
     let template = if is_stdio(&args.input) {
-        super::read_stdin()?
+        read_stdin()?
     } else {
         let bytes = std::fs::read(&args.input)
             .map_err(|e| Error::io("cannot read template", &args.input, &e))?;
@@ -263,7 +198,7 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
     }
     match args.output.as_deref() {
         Some(path) if !is_stdio(path) => {
-            st_secrets::write_private_file(path, output.as_bytes())?;
+            write_private_file(path, output.as_bytes())?;
             let n = pieces.iter().filter(|p| matches!(p, Piece::Key(_))).count();
             eprintln!(
                 "wrote {} ({n} reference(s) filled, mode 0600)",

@@ -16,12 +16,14 @@
 //! fsynced. Directories created for it get mode 0700. YAML comments are not
 //! kept (the YAML library drops them).
 
-use super::config::ManagerConfig;
-use super::provider::{normalize_key, zeroize_json, Provider, ProviderStatus, SecretMap};
+pub(crate) mod document;
+
+use super::provider::{Provider, ProviderStatus, SecretMap};
 use crate::fsutil;
 use crate::paths;
 use crate::secret::SecretString;
 use crate::Error;
+use document::{Document, Format};
 use parking_lot::{Mutex, RwLock};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -41,6 +43,29 @@ const RACY_WINDOW: Duration = Duration::from_secs(2);
 /// The default file names, checked in this order in the default directory.
 pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
 
+/// The file provider's settings: the configuration keys `file_path` and
+/// `max_file_size` (README, "Configuration").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The secrets file; `None`: `SIMPLETUNER_SECRETS_FILE` when the
+    /// configuration comes from the environment, else the first of
+    /// `~/.simpletuner/secrets.json`, `.yaml`, `.yml` that exists (saving
+    /// creates `secrets.json`).
+    pub path: Option<PathBuf>,
+    /// Secrets files larger than this many bytes are refused before they are
+    /// read (default 4 MiB).
+    pub max_size: u64,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            path: None,
+            max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
 /// Where the provider's file is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileLocation {
@@ -52,30 +77,6 @@ pub enum FileLocation {
     /// No location can be known (no configured path, no home directory): the
     /// provider answers "absent" and cannot save; the reason is its detail.
     Unknown(String),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Json,
-    Yaml,
-}
-
-impl Format {
-    fn of(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml") => {
-                Format::Yaml
-            }
-            _ => Format::Json,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Format::Json => "JSON",
-            Format::Yaml => "YAML",
-        }
-    }
 }
 
 /// What identifies one version of the file on disk.
@@ -151,11 +152,11 @@ impl FileProvider {
         }
     }
 
-    /// The manager's file provider for `config`: its `file_path`, else the
+    /// The manager's file provider for `settings`: its `path`, else the
     /// default files in `~/.simpletuner`; without a home directory (and no
-    /// `file_path`) a provider that is unavailable and says why.
-    pub fn from_config(config: &ManagerConfig) -> Self {
-        let location = match (&config.file_path, paths::simpletuner_dir()) {
+    /// `path`) a provider that is unavailable and says why.
+    pub fn from_settings(settings: &FileSettings) -> Self {
+        let location = match (&settings.path, paths::simpletuner_dir()) {
             (Some(p), _) => FileLocation::Configured(p.clone()),
             (None, Some(dir)) => FileLocation::Default(dir),
             (None, None) => FileLocation::Unknown(
@@ -164,7 +165,7 @@ impl FileProvider {
                     .into(),
             ),
         };
-        FileProvider::new(location).with_max_size(config.max_file_size)
+        FileProvider::new(location).with_max_size(settings.max_size)
     }
 
     /// The same provider refusing files larger than `bytes` (default 4 MiB,
@@ -431,191 +432,6 @@ fn load(path: &Path, max_size: u64) -> Result<SecretMap, Error> {
     Ok(doc?.into_snapshot())
 }
 
-/// A parsed secrets file, editable without losing its format or key order.
-enum Document {
-    Json(serde_json::Map<String, serde_json::Value>),
-    Yaml(serde_yaml::Mapping),
-}
-
-impl Document {
-    fn empty(format: Format) -> Document {
-        match format {
-            Format::Json => Document::Json(serde_json::Map::new()),
-            Format::Yaml => Document::Yaml(serde_yaml::Mapping::new()),
-        }
-    }
-
-    /// Parses a file's bytes. Error messages give the file and the line, never
-    /// any of the content (parser messages can quote values, so they are not
-    /// passed on).
-    fn parse(bytes: &[u8], format: Format, path: &Path) -> Result<Document, Error> {
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            Error::Parse(format!(
-                "{}: not valid UTF-8 (at byte {})",
-                path.display(),
-                e.valid_up_to()
-            ))
-        })?;
-        if text.trim().is_empty() {
-            return Ok(Document::empty(format));
-        }
-        match format {
-            Format::Json => match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(map)) => Ok(Document::Json(map)),
-                Ok(_) => Err(Error::Parse(format!(
-                    "{}: the top level must be a JSON object of key: value pairs",
-                    path.display()
-                ))),
-                Err(e) => Err(Error::Parse(format!(
-                    "{}: invalid JSON at line {}, column {}",
-                    path.display(),
-                    e.line(),
-                    e.column()
-                ))),
-            },
-            Format::Yaml => match serde_yaml::from_str::<serde_yaml::Value>(text) {
-                Ok(serde_yaml::Value::Mapping(map)) => Ok(Document::Yaml(map)),
-                Ok(serde_yaml::Value::Null) => Ok(Document::empty(format)),
-                Ok(_) => Err(Error::Parse(format!(
-                    "{}: the top level must be a YAML mapping of key: value pairs",
-                    path.display()
-                ))),
-                Err(e) => Err(Error::Parse(match e.location() {
-                    Some(at) => format!(
-                        "{}: invalid YAML at line {}, column {}",
-                        path.display(),
-                        at.line(),
-                        at.column()
-                    ),
-                    None => format!("{}: invalid YAML", path.display()),
-                })),
-            },
-        }
-    }
-
-    /// The scalar values as strings; nested and null values are skipped.
-    fn into_snapshot(mut self) -> SecretMap {
-        let mut snapshot = SecretMap::default();
-        match &mut self {
-            Document::Json(map) => return SecretMap::from_json_object(std::mem::take(map)),
-            Document::Yaml(map) => {
-                for (key, value) in std::mem::take(map) {
-                    let Some(key) = yaml_scalar(key) else {
-                        continue;
-                    };
-                    match value {
-                        serde_yaml::Value::String(s) => {
-                            snapshot.insert(key, s);
-                        }
-                        serde_yaml::Value::Number(n) => {
-                            snapshot.insert(key, n.to_string());
-                        }
-                        serde_yaml::Value::Bool(b) => {
-                            snapshot.insert(key, b.to_string());
-                        }
-                        mut other => {
-                            snapshot.skip(key);
-                            zeroize_yaml(&mut other);
-                        }
-                    }
-                }
-            }
-        }
-        snapshot
-    }
-
-    /// The stored key a lookup of `key` would read.
-    fn resolve(&self, key: &str) -> Option<String> {
-        let has = |k: &str| match self {
-            Document::Json(m) => m.contains_key(k),
-            Document::Yaml(m) => m.contains_key(k),
-        };
-        if has(key) {
-            return Some(key.to_owned());
-        }
-        let normalized = normalize_key(key);
-        has(&normalized).then_some(normalized)
-    }
-
-    fn set(&mut self, key: &str, value: &str) {
-        let key = self.resolve(key).unwrap_or_else(|| key.to_owned());
-        match self {
-            Document::Json(m) => {
-                if let Some(mut old) = m.insert(key, serde_json::Value::String(value.to_owned())) {
-                    zeroize_json(&mut old);
-                }
-            }
-            Document::Yaml(m) => {
-                let old = m.insert(
-                    serde_yaml::Value::String(key),
-                    serde_yaml::Value::String(value.to_owned()),
-                );
-                if let Some(mut old) = old {
-                    zeroize_yaml(&mut old);
-                }
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &str) -> bool {
-        let Some(key) = self.resolve(key) else {
-            return false;
-        };
-        match self {
-            Document::Json(m) => m.shift_remove(&key).map(|mut v| zeroize_json(&mut v)),
-            Document::Yaml(m) => m.shift_remove(&key).map(|mut v| zeroize_yaml(&mut v)),
-        }
-        .is_some()
-    }
-
-    fn render(&self, path: &Path) -> Result<Vec<u8>, Error> {
-        let fail = |what: &dyn std::fmt::Display| {
-            Error::Internal(format!("cannot serialise {}: {what}", path.display()))
-        };
-        match self {
-            Document::Json(m) => {
-                let mut out =
-                    serde_json::to_vec_pretty(m).map_err(|_| fail(&"JSON serialisation failed"))?;
-                out.push(b'\n');
-                Ok(out)
-            }
-            Document::Yaml(m) => serde_yaml::to_string(m)
-                .map(String::into_bytes)
-                .map_err(|_| fail(&"YAML serialisation failed")),
-        }
-    }
-}
-
-impl Drop for Document {
-    fn drop(&mut self) {
-        match self {
-            Document::Json(m) => m.values_mut().for_each(zeroize_json),
-            Document::Yaml(m) => m.values_mut().for_each(zeroize_yaml),
-        }
-    }
-}
-
-fn yaml_scalar(v: serde_yaml::Value) -> Option<String> {
-    match v {
-        serde_yaml::Value::String(s) => Some(s),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Zeroes the strings inside a value before it is dropped (best effort: the
-/// parsers may have made copies we cannot reach).
-fn zeroize_yaml(v: &mut serde_yaml::Value) {
-    match v {
-        serde_yaml::Value::String(s) => s.zeroize(),
-        serde_yaml::Value::Sequence(a) => a.iter_mut().for_each(zeroize_yaml),
-        serde_yaml::Value::Mapping(m) => m.values_mut().for_each(zeroize_yaml),
-        serde_yaml::Value::Tagged(t) => zeroize_yaml(&mut t.value),
-        _ => {}
-    }
-}
-
 /// Writers hold the lock while their temporary file exists, so any temporary
 /// file found under the lock was left by a writer that died: remove it.
 fn remove_stale_temporaries(dir: &Path, name: &str) {
@@ -627,32 +443,6 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
             }
         }
     }
-}
-
-/// The fuzz target of the secrets file: parse (JSON or YAML), and when that
-/// succeeds, save a key into it, render, parse again and read the key back.
-/// Panics only on a broken invariant.
-#[cfg(fuzzing)]
-pub(crate) fn fuzz_document(bytes: &[u8], yaml: bool) {
-    let path = Path::new(if yaml { "secrets.yaml" } else { "secrets.json" });
-    let format = Format::of(path);
-    let Ok(mut doc) = Document::parse(bytes, format, path) else {
-        return;
-    };
-    doc.set("FUZZ_KEY", "fuzz value");
-    let Ok(out) = doc.render(path) else {
-        return;
-    };
-    let again = Document::parse(&out, format, path).expect("what st-secrets writes, it reads");
-    let snapshot = again.into_snapshot();
-    assert_eq!(
-        snapshot
-            .resolve("FUZZ_KEY")
-            .map(|(_, v)| v.expose().to_owned())
-            .as_deref(),
-        Some("fuzz value"),
-        "a saved key reads back"
-    );
 }
 
 #[cfg(test)]

@@ -10,51 +10,17 @@
 //! command included, and must not arrive twice). The command is reaped only
 //! after the last forward, so a signal can never reach a recycled pid.
 
-use super::export::{resolve, Selection};
-use super::mask::{Masker, Patterns};
-use super::{Globals, Outcome};
+use super::export::resolve;
+use crate::args::RunArgs;
+use crate::context::Globals;
+use crate::mask::{Masker, Patterns};
+use crate::outcome::{usage, Outcome};
 use st_secrets::Error;
-use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
-
-pub const AFTER_HELP: &str = "\
-The command inherits this environment plus the secrets (each key under its
-normalized name: hf-token as HF_TOKEN), stdin, and, with --no-mask, stdout and
-stderr. By default its stdout and stderr go through pipes that replace every
-value of 4 bytes or more with <concealed by st-secrets> (so the command sees
-pipes, not a terminal). A key that cannot be resolved fails before the command
-starts. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
-st-secrets are forwarded to the command; the exit status is the command's
-(128+N when it dies of signal N; 127 not found, 126 not executable).
-
-Examples:
-  st-secrets run -- torchrun --nproc_per_node 8 train.py --config cfg.yaml
-  st-secrets run --only HF_TOKEN,WANDB_API_KEY -- accelerate launch train.py
-  st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
-
-#[derive(clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    selection: Selection,
-
-    /// Let the command write to stdout and stderr directly (a terminal stays
-    /// a terminal); its output then shows values it prints
-    #[arg(long)]
-    no_mask: bool,
-
-    /// The command and its arguments (after --)
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<OsString>,
-}
 
 /// The signals passed on to the command.
 const FORWARDED: [libc::c_int; 7] = [
@@ -190,7 +156,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let (program, rest) = args
         .command
         .split_first()
-        .ok_or_else(|| super::usage("run needs a command after --"))?;
+        .ok_or_else(|| usage("run needs a command after --"))?;
     let patterns = if args.no_mask {
         None
     } else {

@@ -1,0 +1,278 @@
+//! The command line, as clap reads it: every command, option and help text
+//! of the tool in one place (the completions and, later, the man page are
+//! generated from these definitions). No behaviour: the commands live in
+//! `commands`.
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const TOOL_AFTER_HELP: &str = "\
+Secrets are looked up in the chain environment > secrets file > AWS Secrets
+Manager > Vault (first match wins; configure it with --config or the
+environment). Values are printed only by get, decrypt, credential get and env.
+
+Credential key: SIMPLETUNER_CREDENTIAL_KEY, else ~/.simpletuner/credential.key
+(SIMPLETUNER_CREDENTIAL_KEY_FILE), else a new one saved there; previous keys:
+SIMPLETUNER_CREDENTIAL_KEY_PREVIOUS (one per line) and the key file's later lines.
+
+Exit codes: 0 success; 1 not found (get, delete, credential, inject, run before
+the command starts) or problems found (doctor, audit verify); 2 usage error;
+3 any other error (message on stderr with its ST_ code); 130 a prompt
+interrupted with Ctrl-C. run exits with its command's status (128+N when the
+command dies of signal N).
+
+Examples:
+  st-secrets run -- torchrun train.py          # every secret in its environment
+  st-secrets run --only HF_TOKEN -- accelerate launch train.py
+  eval \"$(st-secrets env --only HF_TOKEN,WANDB_API_KEY)\"
+  st-secrets inject -i accelerate.tmpl.yaml -o accelerate.yaml
+  printf '%s' \"$TOKEN\" | st-secrets set REPLICATE_API_TOKEN
+  st-secrets doctor HF_TOKEN
+  st-secrets completions bash > /etc/bash_completion.d/st-secrets";
+
+#[derive(Parser)]
+#[command(
+    name = "st-secrets",
+    version = st_secrets::VERSION,
+    about = "Read and manage SimpleTuner secrets; start commands with them",
+    after_help = TOOL_AFTER_HELP,
+    arg_required_else_help = true,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// JSON configuration of the chain (keys: file_path, env_prefix,
+    /// cache_ttl, providers, aws_*, vault_*, timeouts); default: the
+    /// environment
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print a JSON document (with "schema": 1) instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The store's database (default: <state dir>/cloud/jobs.db; state dir:
+    /// SIMPLETUNER_STATE_DIR, SIMPLETUNER_CONFIG_DIR, ~/.simpletuner)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Start a command with secrets in its environment, masking their values
+    /// in its output
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+    /// Print secrets for eval, direnv, a dotenv file or a CI step
+    #[command(after_help = ENV_AFTER_HELP)]
+    Env(EnvArgs),
+    /// Fill {{ st://KEY }} references in a template; write the result 0600
+    #[command(after_help = INJECT_AFTER_HELP)]
+    Inject(InjectArgs),
+    /// Print the value of KEY (alone, a newline only at a terminal)
+    Get {
+        /// The key (HF_TOKEN; hf-token finds HF_TOKEN too)
+        key: String,
+    },
+    /// Save KEY to the secrets file (mode 0600); the value comes from stdin,
+    /// a hidden prompt at a terminal, or --value
+    Set {
+        key: String,
+        /// The value (visible in `ps` and shell history: prefer stdin)
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
+    },
+    /// Remove KEY from the secrets file
+    Delete { key: String },
+    /// The provider chain, with availability and details
+    Providers,
+    /// Explain where each key comes from and report problems (never values)
+    Doctor {
+        /// Keys that must be found (default: report the well-known keys,
+        /// which may be absent)
+        keys: Vec<String>,
+    },
+    /// Encrypt a credential (stdin, prompt or --value) with the credential
+    /// key; prints the stored form
+    Encrypt {
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
+    },
+    /// Decrypt a ciphertext (stdin or --value)
+    Decrypt {
+        #[arg(long, value_name = "CIPHERTEXT")]
+        value: Option<String>,
+    },
+    /// Re-encrypt ciphertexts (one per line on stdin) under the current key
+    Rotate {
+        /// Re-encrypt the credentials kept in the store instead
+        #[arg(long)]
+        store: bool,
+    },
+    /// A provider's configuration in the store
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Hardware pricing; with HARDWARE, its hourly cost
+    Hardware { hardware: Option<String> },
+    /// Credentials kept encrypted in the store
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// The store's tamper-evident audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the version
+    Version,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration (JSON)
+    Get { provider: String },
+    /// Replace it with the JSON object read from stdin
+    Set { provider: String },
+    /// Apply the JSON merge patch read from stdin (atomic); print the result
+    Merge { provider: String },
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCommand {
+    /// Store a credential (stdin, prompt or --value), encrypted at rest
+    Set {
+        provider: String,
+        name: String,
+        #[arg(long, value_name = "VALUE")]
+        value: Option<String>,
+    },
+    /// Print it (decrypted)
+    Get { provider: String, name: String },
+    /// Delete it
+    Delete { provider: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// The newest entries (JSON lines)
+    List {
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
+    /// Check the chain; exit 1 at the first broken entry, or when it no
+    /// longer holds the anchor (entries removed)
+    Verify {
+        #[arg(long, value_name = "COUNT:HASH")]
+        expect: Option<String>,
+    },
+    /// Print the chain's anchor COUNT:HASH (keep it elsewhere)
+    Head,
+}
+
+pub const RUN_AFTER_HELP: &str = "\
+The command inherits this environment plus the secrets (each key under its
+normalized name: hf-token as HF_TOKEN), stdin, and, with --no-mask, stdout and
+stderr. By default its stdout and stderr go through pipes that replace every
+value of 4 bytes or more with <concealed by st-secrets> (so the command sees
+pipes, not a terminal). A key that cannot be resolved fails before the command
+starts. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
+st-secrets are forwarded to the command; the exit status is the command's
+(128+N when it dies of signal N; 127 not found, 126 not executable).
+
+Examples:
+  st-secrets run -- torchrun --nproc_per_node 8 train.py --config cfg.yaml
+  st-secrets run --only HF_TOKEN,WANDB_API_KEY -- accelerate launch train.py
+  st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Let the command write to stdout and stderr directly (a terminal stays
+    /// a terminal); its output then shows values it prints
+    #[arg(long)]
+    pub no_mask: bool,
+
+    /// The command and its arguments (after --)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+pub const ENV_AFTER_HELP: &str = "\
+Formats:
+  sh      export NAME='value' lines for eval (single quotes; ' as '\\'')
+  dotenv  NAME='value' lines (\\ and ' escaped with \\; newlines kept inside
+          the quotes), as python-dotenv reads them; it expands ${VAR} even in
+          single quotes, so a value holding ${ needs interpolation off
+  json    {\"schema\": 1, \"env\": {\"NAME\": \"value\"}}
+
+Safe patterns:
+  eval \"$(st-secrets env --only HF_TOKEN)\"      # fails the eval if a key is missing
+  st-secrets env --format dotenv > .env && chmod 600 .env
+
+Prefer `st-secrets run -- CMD` where you can: values then never pass through a
+shell, a file or the output of a command.";
+
+pub const INJECT_AFTER_HELP: &str = "\
+A reference is {{ st://KEY }} (spaces inside the braces optional); any other
+{{ ... }} is left as it is. Every key is resolved through the chain first: one
+that is missing fails the command and nothing is written. The output file is
+replaced atomically and has mode 0600. Values are inserted as they are: quote
+them in the template as its format needs.";
+
+/// Which keys `run` and `env` resolve.
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Only these keys (comma-separated, or the option repeated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "KEYS",
+        conflicts_with = "all"
+    )]
+    pub only: Vec<String>,
+
+    /// Every key the secrets file and the remote providers hold (the default)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Sh,
+    Dotenv,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Output format (--json is --format json)
+    #[arg(long, value_enum, default_value_t = Format::Sh)]
+    pub format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct InjectArgs {
+    /// The template (`-` for stdin)
+    #[arg(short, long = "in", value_name = "TEMPLATE")]
+    pub input: PathBuf,
+
+    /// Where to write the result (default: stdout)
+    #[arg(short, long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

@@ -1,0 +1,87 @@
+//! `get`, `set`, `delete` and `providers`: the chain's secrets one key at a
+//! time, and the chain itself.
+
+use crate::context::{environment_holder, not_found_message, Globals};
+use crate::io::{print_json, print_raw, read_value};
+use crate::outcome::{CliError, Outcome};
+use st_secrets::Error;
+
+pub fn get(g: &Globals, key: &str) -> Outcome {
+    let m = g.manager()?;
+    let Some((value, provider)) = m.get_with_source(key)? else {
+        return Err(CliError::NotFound(not_found_message(&m, key)));
+    };
+    if g.json {
+        print_json(serde_json::json!({"key": key, "provider": provider, "value": value.expose()}));
+    } else {
+        print_raw(value.expose(), false)?;
+    }
+    Ok(0)
+}
+
+pub fn set(g: &Globals, key: &str, value: Option<String>) -> Outcome {
+    let m = g.manager()?;
+    let value = zeroize::Zeroizing::new(read_value(value, "value")?);
+    m.set(key, &value)?;
+    let path = m
+        .file_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    eprintln!("saved '{key}' to {path}");
+    if let Some(var) = environment_holder(&m, key) {
+        eprintln!(
+            "note: the environment variable {var} is set and comes first: get answers from it"
+        );
+    }
+    Ok(0)
+}
+
+pub fn delete(g: &Globals, key: &str) -> Outcome {
+    let m = g.manager()?;
+    let file = m.file_path().map_or_else(
+        || "the secrets file".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let env = environment_holder(&m, key);
+    let env_note = env.as_ref().map(|var| {
+        format!("; the environment variable {var} still sets it, and get answers from it")
+    });
+    if m.delete(key)? {
+        eprintln!(
+            "deleted '{key}' from {file}{}",
+            env_note.unwrap_or_default()
+        );
+        Ok(0)
+    } else {
+        Err(CliError::NotFound(format!(
+            "secret '{key}' is not in {file}{}",
+            env_note.unwrap_or_default()
+        )))
+    }
+}
+
+pub fn providers(g: &Globals) -> Outcome {
+    let m = g.manager()?;
+    if g.json {
+        let chain: serde_json::Value = serde_json::from_str(&m.providers_json())
+            .map_err(|e| Error::Internal(format!("providers JSON: {e}")))?;
+        print_json(serde_json::json!({"providers": chain}));
+        return Ok(0);
+    }
+    for entry in m.providers() {
+        let s = entry.status;
+        let state = if s.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        println!(
+            "{}",
+            format!("{:<6} {:<12} {}", s.name, state, s.detail).trim_end()
+        );
+        for w in s.warnings {
+            println!("{:<6} {:<12} {w}", "", "WARNING");
+        }
+    }
+    Ok(0)
+}

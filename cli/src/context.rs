@@ -1,0 +1,65 @@
+//! What every command works on: the global options, and the secrets
+//! manager and store they configure.
+
+use crate::outcome::CliError;
+use st_secrets::secrets::{EnvProvider, ManagerConfig, Provider, SecretsManager};
+use st_secrets::store::Store;
+use std::path::PathBuf;
+
+/// The global options every command sees.
+pub struct Globals {
+    /// `--config FILE`: the chain's JSON configuration.
+    pub config: Option<PathBuf>,
+    /// `--json`: print a JSON document.
+    pub json: bool,
+    /// `--db FILE`: the store's database.
+    pub db: Option<PathBuf>,
+}
+
+impl Globals {
+    /// The secrets manager `--config` (else the environment) configures.
+    pub fn manager(&self) -> Result<SecretsManager, CliError> {
+        let config = match &self.config {
+            None => ManagerConfig::from_environment(),
+            Some(path) => ManagerConfig::from_file(path)?,
+        };
+        Ok(SecretsManager::new(config)?)
+    }
+
+    /// The store at `--db` (else the default database).
+    pub fn store(&self) -> Result<Store, CliError> {
+        Ok(Store::open(self.db.as_deref())?)
+    }
+}
+
+/// Why `key` was not found: no provider has it, or one holds it with a value
+/// that is not a secret.
+pub fn not_found_message(m: &SecretsManager, key: &str) -> String {
+    match m.non_secret_holder(key) {
+        Some(p) => format!(
+            "secret '{key}' is in the {p} provider, but its value is an object, a list or \
+             null, not a secret (only strings, numbers and booleans are)"
+        ),
+        None => {
+            let looked: Vec<_> = m
+                .providers()
+                .into_iter()
+                .filter(|e| e.status.available)
+                .map(|e| e.status.name)
+                .collect();
+            format!(
+                "secret '{key}' was not found (looked in: {})",
+                looked.join(", ")
+            )
+        }
+    }
+}
+
+/// The environment variable that holds `key` for this chain, if it is set.
+pub fn environment_holder(m: &SecretsManager, key: &str) -> Option<String> {
+    let env = EnvProvider::new(m.config().env_prefix.clone());
+    match env.lookup(key) {
+        Ok(Some(_)) => Some(env.variable_name(key)),
+        _ => None,
+    }
+}

@@ -1,0 +1,171 @@
+//! The tool's input and output: the `--json` document form, values printed
+//! raw, values read from stdin or a hidden prompt, and private files written
+//! atomically.
+
+use crate::outcome::{usage, CliError};
+use crate::prompt;
+use st_secrets::Error;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Version of the `--json` documents: bumped when a field changes meaning or
+/// goes away (new fields do not bump it).
+pub const SCHEMA: u64 = 1;
+
+/// Prints `doc` with `"schema"` first.
+pub fn print_json(mut doc: serde_json::Value) {
+    let mut out = serde_json::Map::new();
+    out.insert("schema".into(), SCHEMA.into());
+    if let Some(fields) = doc.as_object_mut() {
+        out.append(fields);
+    }
+    println!("{}", serde_json::Value::Object(out));
+}
+
+/// Parses JSON the library produced.
+pub fn parse_own_json(text: &str) -> Result<serde_json::Value, CliError> {
+    serde_json::from_str(text)
+        .map_err(|e| CliError::Error(Error::Internal(format!("unexpected JSON: {e}"))))
+}
+
+/// The value for `set`, `encrypt`, `decrypt` and `credential set`: `value`,
+/// else a hidden prompt at a terminal, else stdin (one trailing newline
+/// removed).
+pub fn read_value(value: Option<String>, what: &str) -> Result<String, CliError> {
+    if let Some(v) = value {
+        return Ok(v);
+    }
+    let mut value = if std::io::stdin().is_terminal() {
+        prompt::hidden(&format!("{what} (input hidden):"))?
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .lock()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::Io(format!("cannot read the {what} from stdin: {e}")))?;
+        text
+    };
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        // Almost always a mistake (an empty pipe); --value "" says it on purpose.
+        return Err(usage(format!(
+            "no {what} given (use --value \"\" for an empty one)"
+        )));
+    }
+    Ok(value)
+}
+
+pub fn read_stdin() -> Result<String, CliError> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+/// Prints `text` as it is, followed by a newline when `newline` is set or
+/// stdout is a terminal (so `$(st-secrets get KEY)` gets the value alone).
+pub fn print_raw(text: &str, newline: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let newline = newline || out.is_terminal();
+    out.write_all(text.as_bytes())
+        .and_then(|_| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|_| out.flush())
+        .map_err(|e| CliError::Error(Error::Io(format!("cannot write to stdout: {e}"))))
+}
+
+/// Whether `path` names the standard stream (`-`).
+pub fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Replaces (or creates) `path` with `bytes` atomically: readers see the old
+/// file or the whole new one, and the new file has mode 0600 from its first
+/// byte (tempfile creates its files 0600 and `persist` renames over the
+/// target). `path` must be a regular file or absent: a symlink, FIFO or
+/// directory there is refused, not followed.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            let kind = if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            };
+            return Err(Error::InvalidArgument(format!(
+                "{} is {kind}, not a regular file; not replacing it",
+                path.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("cannot inspect", path, &e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".st-secrets.tmp.")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("cannot create a temporary file in", dir, &e))?;
+    temp.write_all(bytes)
+        .and_then(|_| temp.as_file().sync_all())
+        .map_err(|e| Error::io("cannot write", temp.path(), &e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("cannot replace", path, &e.error))?;
+    // The rename is durable once the directory is synced.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("cannot sync", dir, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::Permissions;
+
+    #[test]
+    fn a_private_file_is_replaced_whole_and_never_through_a_link() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("out.yaml");
+        write_private_file(&path, b"first").unwrap();
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        write_private_file(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a replaced file is the new 0600 one");
+
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = write_private_file(&link, b"x").unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("a symbolic link")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(matches!(
+            write_private_file(dir.path(), b"x"),
+            Err(Error::InvalidArgument(_))
+        ));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    }
+}

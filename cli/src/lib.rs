@@ -1,0 +1,94 @@
+//! `st-secrets`: the secrets chain for shell launchers, over the library's
+//! Rust API (not its C ABI). `src/main.rs` only calls [`main_with_args`];
+//! the Python package's `st-secrets` console script calls it too.
+//!
+//! # Module map
+//!
+//! Every import points up this table: a module imports only what its row
+//! names (checked, both ways, by the library's `tests/layout.rs`, which
+//! reads the `imports` column).
+//!
+//! | module | what it holds | imports |
+//! |---|---|---|
+//! | `args` | the command line as clap reads it: every command, option and help text | nothing |
+//! | `outcome` | `CliError`, `Outcome`: how a command ends, and its exit status | nothing |
+//! | `mask` | conceals secret values in a byte stream (aho-corasick) | nothing |
+//! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
+//! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
+//! | `context` | `Globals`: the global options, the manager and store they configure | `outcome` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `io`, `context` |
+//! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
+
+mod args;
+mod commands;
+mod context;
+mod io;
+mod mask;
+mod outcome;
+mod prompt;
+
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
+use commands::{crypto, doctor, export, run, secrets, store};
+use context::Globals;
+use io::print_json;
+use outcome::Outcome;
+use std::ffi::OsString;
+
+fn version(g: &Globals) -> Outcome {
+    if g.json {
+        print_json(serde_json::json!({"version": st_secrets::VERSION}));
+    } else {
+        println!("st-secrets {}", st_secrets::VERSION);
+    }
+    Ok(0)
+}
+
+fn completions(shell: clap_complete::Shell) -> Outcome {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "st-secrets", &mut std::io::stdout());
+    Ok(0)
+}
+
+fn dispatch(cli: Cli) -> Outcome {
+    let g = Globals {
+        config: cli.config,
+        json: cli.json,
+        db: cli.db,
+    };
+    match cli.command {
+        Command::Run(args) => run::run(&g, args),
+        Command::Env(args) => export::env(&g, args),
+        Command::Inject(args) => export::inject(&g, args),
+        Command::Get { key } => secrets::get(&g, &key),
+        Command::Set { key, value } => secrets::set(&g, &key, value),
+        Command::Delete { key } => secrets::delete(&g, &key),
+        Command::Providers => secrets::providers(&g),
+        Command::Doctor { keys } => doctor::doctor(&g, &keys),
+        Command::Encrypt { value } => crypto::encrypt(&g, value),
+        Command::Decrypt { value } => crypto::decrypt(&g, value),
+        Command::Rotate { store: true } => crypto::rotate_store(&g),
+        Command::Rotate { store: false } => crypto::rotate(&g),
+        Command::Config(c) => store::config(&g, c),
+        Command::Hardware { hardware } => store::hardware(&g, hardware),
+        Command::Credential(c) => store::credential(&g, c),
+        Command::Audit(c) => store::audit(&g, c),
+        Command::Completions { shell } => completions(shell),
+        Command::Version => version(&g),
+    }
+}
+
+/// The tool on `args` (without the program name); returns the exit status.
+pub fn main_with_args(args: impl Iterator<Item = impl Into<OsString> + Clone>) -> u8 {
+    let argv = std::iter::once(OsString::from("st-secrets")).chain(args.map(Into::into));
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and exit 0; a usage
+            // error (or no arguments at all) prints to stderr and exits 2.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
+    };
+    dispatch(cli).unwrap_or_else(outcome::CliError::report)
+}

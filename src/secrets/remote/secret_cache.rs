@@ -1,0 +1,216 @@
+//! [`SecretCache`]: what a remote provider fetched, kept for its TTL.
+
+use super::{jittered, FetchError, RemoteSettings};
+use crate::secret::SecretString;
+use crate::secrets::provider::SecretMap;
+use crate::Error;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a fetch found: the secret, or that it does not exist (cached for the
+/// negative TTL; every key is then absent).
+pub enum Fetched<T> {
+    /// The secret.
+    Found(T),
+    /// No such secret.
+    Absent,
+}
+
+/// The last successful fetch of a [`SecretCache`].
+struct LastGood<T> {
+    /// What the fetch found (shared with callers, so a get copies no secret).
+    value: Arc<Fetched<T>>,
+    /// When it was fetched (for the doctor's "fetched N s ago").
+    fetched: Instant,
+    /// Until when it is served without asking the service again (its TTL,
+    /// jittered); after that it is only served stale, on a transient failure.
+    fresh_until: Instant,
+}
+
+/// Everything a [`SecretCache`] knows about its secret, under one lock.
+struct CacheState<T> {
+    /// The last successful fetch, if any.
+    good: Option<LastGood<T>>,
+    /// The last failure and until when it answers for the service.
+    failure: Option<(FetchError, Instant)>,
+}
+
+/// A [`SecretCache`] answer: the fetched secret, shared.
+pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
+
+/// A remote provider's whole fetched secret (every key of the AWS secret or
+/// the Vault path), cached for a TTL, fetched by one thread at a time (the
+/// others wait and share its answer), with stale-on-error: past its TTL the
+/// last good value is served, within `max_stale`, while the service fails
+/// transiently. Cheap on the hot path: one uncontended lock and an `Arc`
+/// clone.
+pub struct SecretCache<T> {
+    state: Mutex<CacheState<T>>,
+    flight: Mutex<()>,
+    requests: AtomicU64,
+    settings: RemoteSettings,
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl<T> SecretCache<T> {
+    /// A cache keeping found secrets for `ttl` and "absent" for
+    /// `negative_ttl` (each shortened by up to 10% at random).
+    pub fn new(settings: RemoteSettings, ttl: Duration, negative_ttl: Duration) -> Self {
+        SecretCache {
+            state: Mutex::new(CacheState {
+                good: None,
+                failure: None,
+            }),
+            flight: Mutex::new(()),
+            requests: AtomicU64::new(0),
+            settings,
+            ttl,
+            negative_ttl,
+        }
+    }
+
+    /// The cached secret, fetching it with `fetch` when it is due. While a
+    /// fetch is in flight other callers wait for it and share its answer.
+    ///
+    /// # Errors
+    /// The fetch's error, unless it was transient and a value fetched less
+    /// than `max_stale` past its TTL exists (that value is served instead).
+    /// A failure answers for the service for `failure_ttl`.
+    pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
+        if let Some(answer) = self.known(Instant::now()) {
+            return answer;
+        }
+        let _flight = self.flight.lock();
+        if let Some(answer) = self.known(Instant::now()) {
+            return answer;
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        match outcome {
+            Ok(value) => {
+                let ttl = match value {
+                    Fetched::Found(_) => self.ttl,
+                    Fetched::Absent => self.negative_ttl,
+                };
+                let value = Arc::new(value);
+                state.good = Some(LastGood {
+                    value: Arc::clone(&value),
+                    fetched: now,
+                    fresh_until: now + jittered(ttl),
+                });
+                state.failure = None;
+                Ok(value)
+            }
+            Err(failure) => {
+                state.failure = Some((failure, now + self.settings.failure_ttl));
+                Self::answer_failing(&state, &self.settings, now)
+            }
+        }
+    }
+
+    /// The answer without a fetch, when one is not due.
+    fn known(&self, now: Instant) -> Option<Answer<T>> {
+        let state = self.state.lock();
+        match (&state.good, &state.failure) {
+            (Some(good), _) if now < good.fresh_until => Some(Ok(Arc::clone(&good.value))),
+            (_, Some((_, until))) if now < *until => {
+                Some(Self::answer_failing(&state, &self.settings, now))
+            }
+            _ => None,
+        }
+    }
+
+    fn answer_failing(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
+        let (failure, _) = state.failure.as_ref().expect("called with a failure");
+        match &state.good {
+            Some(good)
+                if failure.transient
+                    && now.saturating_duration_since(good.fresh_until) <= settings.max_stale =>
+            {
+                Ok(Arc::clone(&good.value))
+            }
+            _ => Err(failure.error.clone()),
+        }
+    }
+
+    /// Forgets the value and any failure: the next get fetches.
+    pub fn invalidate(&self) {
+        let mut state = self.state.lock();
+        state.good = None;
+        state.failure = None;
+    }
+
+    /// Fetches started so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The last failure, while it answers for the service.
+    pub fn failure(&self) -> Option<Error> {
+        let state = self.state.lock();
+        state.failure.as_ref().map(|(f, _)| f.error.clone())
+    }
+
+    /// Age of the cached value, if any.
+    pub fn age(&self) -> Option<Duration> {
+        self.state.lock().good.as_ref().map(|g| g.fetched.elapsed())
+    }
+}
+
+impl SecretCache<SecretMap> {
+    /// `key` in the cached secret (fetched with `fetch` when due): the
+    /// remote providers' whole lookup.
+    pub fn lookup(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<SecretString>, Error> {
+        Ok(self
+            .with_map(fetch, |map| map.resolve(key).map(|(_, v)| v.clone()))?
+            .flatten())
+    }
+
+    /// `f` of the cached secret (fetched with `fetch` when due); `None` when
+    /// the service has no such secret.
+    pub fn with_map<R>(
+        &self,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+        f: impl FnOnce(&SecretMap) -> R,
+    ) -> Result<Option<R>, Error> {
+        let blob = self.get(fetch)?;
+        Ok(match &*blob {
+            Fetched::Found(map) => Some(f(map)),
+            Fetched::Absent => None,
+        })
+    }
+
+    /// Whether the cached secret, without fetching, holds `key` with a value
+    /// that is not a secret.
+    pub fn holds_non_secret(&self, key: &str) -> bool {
+        let st = self.state.lock();
+        st.good.as_ref().is_some_and(|g| match &*g.value {
+            Fetched::Found(map) => map.holds_non_secret(key),
+            Fetched::Absent => false,
+        })
+    }
+
+    /// The end of a remote provider's status detail (`"; N requests; value
+    /// fetched S s ago"`) and its warnings (the last failure, if any).
+    pub fn describe(&self) -> (String, Vec<String>) {
+        let n = self.requests();
+        let mut detail = format!("; {n} request{}", if n == 1 { "" } else { "s" });
+        if let Some(age) = self.age() {
+            detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
+        }
+        let warnings = self
+            .failure()
+            .map(|e| vec![format!("the last fetch failed ({}): {e}", e.code_name())])
+            .unwrap_or_default();
+        (detail, warnings)
+    }
+}
