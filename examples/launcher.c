@@ -3,7 +3,8 @@
  * What it does, in the order a launcher does it:
  *   1. checks that the library matches the header it was compiled against;
  *   2. resolves the well-known secrets through the provider chain on the
- *      embedded defaults (environment > ~/.simpletuner/secrets.{json,yaml,yml})
+ *      embedded defaults (environment > ~/.simpletuner/secrets.{json,yaml,yml}
+ *      > AWS Secrets Manager > Vault, the remote two when configured)
  *      and says which provider answered each one, never the value;
  *   3. resolves a provider's settings once through the process-wide
  *      provider-config cache and shows the cache counters.

@@ -6,7 +6,8 @@
 #      that holds no Rust toolchain, a HOME of their own, and nothing pointing
 #      into the checkout (their conftest refuses a source-tree import);
 #   2. the type stubs: mypy's stubtest checks st_secrets/_native.pyi against
-#      the installed extension, and mypy type-checks the package with them;
+#      the installed extension and st_secrets/_errors.pyi against the classes
+#      built from the library's result codes, and mypy type-checks the package with them;
 #   3. the source route a README reader takes, `pip install ./bindings/python`,
 #      into another fresh venv: the package imports, answers a get, and its
 #      `st-secrets` console script runs.
@@ -44,7 +45,7 @@ if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
 fi
 
 say "type stubs: stubtest against the extension; mypy over the package"
-for check in "stubtest st_secrets._native:mypy.stubtest st_secrets._native" "mypy -p st_secrets:mypy -p st_secrets"; do
+for check in "stubtest st_secrets._native st_secrets._errors:mypy.stubtest st_secrets._native st_secrets._errors" "mypy -p st_secrets:mypy -p st_secrets"; do
   name="${check%%:*}"
   # shellcheck disable=SC2086 # the module and its arguments, split on purpose
   if (cd "$work" && "$work/venv/bin/python" -m ${check#*:}) >"$work/check.log" 2>&1; then

@@ -12,7 +12,8 @@ import (
 	"sync"
 )
 
-// Manager is a secrets chain (environment > secrets file by default). Safe
+// Manager is a secrets chain (environment > secrets file > AWS Secrets
+// Manager > Vault by default; configuration keys: the README's table). Safe
 // for concurrent use; Close it when done (a finalizer is the backstop). Do
 // not Close while other goroutines still use it.
 type Manager struct {
@@ -33,9 +34,9 @@ type Provider struct {
 	} `json:"last_error"`
 }
 
-// New makes a manager. cfg holds the library's configuration keys
-// (file_path, env_prefix, cache_ttl, negative_ttl, providers); nil means
-// "from the environment".
+// New makes a manager. cfg holds the library's configuration keys (the
+// README's table, section "Configuration"); nil means "from the
+// environment".
 func New(cfg map[string]any) (*Manager, error) {
 	var text *C.char
 	if cfg != nil {

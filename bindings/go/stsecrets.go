@@ -1,5 +1,5 @@
 // Package stsecrets is the Go binding of libst_secrets: the secrets chain
-// (environment > secrets file), the TTL cache, SimpleTuner-compatible
+// (environment > secrets file > AWS Secrets Manager > Vault), the TTL cache, SimpleTuner-compatible
 // credential encryption and the provider-configuration store. It wraps the C
 // header and re-implements nothing.
 //

@@ -61,9 +61,9 @@ export interface ProviderInfo {
   last_error: { code: string; message: string } | null;
 }
 
-/** A secrets chain (environment > secrets file). */
+/** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 export class Manager {
-  /** cfg: file_path, env_prefix, cache_ttl, negative_ttl, providers. */
+  /** cfg: the library's configuration keys (the README's table, section "Configuration"). */
   constructor(cfg?: Record<string, unknown>);
   /** The process-wide manager, configured from the environment. */
   static default(): Manager;

@@ -242,10 +242,10 @@ class Cache extends Handle {
 const providerCache = new Cache({}, C.st_provider_config_cache());
 const permissionCache = new Cache({}, C.st_user_permission_cache());
 
-/** A secrets chain (environment > secrets file by default). */
+/** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 class Manager extends Handle {
-  /** cfg: the library's keys (file_path, env_prefix, cache_ttl, negative_ttl,
-   *  providers); undefined configures from the environment. */
+  /** cfg: the library's configuration keys (the README's table, section
+   *  "Configuration"); undefined configures from the environment. */
   constructor(cfg, _default = false) {
     if (_default) {
       super(null, null);

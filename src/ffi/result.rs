@@ -115,6 +115,36 @@ impl st_result {
     }
 }
 
+impl st_result {
+    /// What the code means: the enumerator's documentation in the header
+    /// (checked against it by `every_header_code_is_listed`). The Python
+    /// package's exception classes take their docstrings from it.
+    pub fn description(self) -> &'static str {
+        use st_result::*;
+        match self {
+            ST_OK => "Success.",
+            ST_NOT_FOUND => "The key is absent, the cache entry missed or expired.",
+            ST_NULL_ARGUMENT => "A pointer argument was NULL.",
+            ST_INVALID_UTF8 => "A string argument was not valid UTF-8.",
+            ST_INVALID_ARGUMENT => "An argument was out of range or malformed.",
+            ST_IO => "Reading or writing a file failed.",
+            ST_PARSE => "A file, document or configuration could not be parsed.",
+            ST_PERMISSION => "The operating system refused access.",
+            ST_PROVIDER_UNAVAILABLE => "A provider is not configured or cannot be used.",
+            ST_NETWORK => "A remote service could not be reached.",
+            ST_TIMEOUT => "A remote service did not answer in time.",
+            ST_AUTH => "Credentials were rejected or access was denied.",
+            ST_REMOTE => "A remote service returned an error.",
+            ST_INVALID_TOKEN => "A ciphertext was tampered with, made under another key, or malformed.",
+            ST_KEY => "The encryption key could not be sourced.",
+            ST_STORE => "The provider-configuration database failed.",
+            ST_CALLBACK => "A caller's callback reported a failure the library could not classify.",
+            ST_PANIC => "A panic inside the library was caught at the boundary (a bug: please report).",
+            ST_INTERNAL => "An unexpected internal state (a bug: please report).",
+        }
+    }
+}
+
 /// Each kind of domain error as its C code: one exhaustive `match`, so a
 /// new [`Error`](crate::Error) kind does not compile until it has a code.
 impl From<&crate::Error> for st_result {
@@ -230,15 +260,25 @@ mod tests {
         let start = header.find("typedef enum").expect("the st_result enum");
         let end = start + header[start..].find("} st_result;").expect("its end");
         let mut listed = 0;
+        let mut doc = String::new();
         for line in header[start..end].lines() {
+            if line.trim().starts_with("/**") || line.trim().starts_with('*') {
+                doc.push_str(line.trim().trim_start_matches("/**").trim_start_matches('*'));
+                continue;
+            }
             let line = line.trim().trim_end_matches(',');
             if let Some((name, number)) = line.split_once(" = ") {
                 let number: c_int = number.parse().unwrap();
                 let code = st_result::from_raw(number)
                     .unwrap_or_else(|| panic!("{name} = {number} is missing from ALL_RESULTS"));
                 assert_eq!(code.name().to_str().unwrap(), name);
+                assert!(
+                    doc.contains(code.description()),
+                    "{name}'s description differs from its documentation in the header: {doc:?}"
+                );
                 listed += 1;
             }
+            doc.clear();
         }
         assert_eq!(
             listed,

@@ -7,8 +7,8 @@ use crate::secrets::{self, ManagerConfig, SecretsManager};
 use std::ffi::c_char;
 use std::sync::Arc;
 
-/// A secrets manager: a chain of providers (environment > secrets file by
-/// default) checked in priority order. Thread-safe: one manager may be used
+/// A secrets manager: a chain of providers (environment > secrets file >
+/// AWS Secrets Manager > Vault by default) checked in priority order. Thread-safe: one manager may be used
 /// from any number of threads at once. Every function taking an `st_secrets *`
 /// accepts NULL for the process-wide default manager, which is configured from
 /// the environment on first use.
@@ -32,33 +32,13 @@ unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
 /// Creates a secrets manager. Free it with `st_secrets_free`.
 ///
 /// `config_json` may be NULL or `"{}"`: the manager is then configured from
-/// the environment (`SIMPLETUNER_SECRETS_FILE`, else the first of
-/// `~/.simpletuner/secrets.json`, `secrets.yaml`, `secrets.yml`). Otherwise a
-/// JSON object whose keys override that: `file_path` (string; `~/` expanded;
-/// used even if the file does not exist yet), `env_prefix` (string: variables
-/// are read as `<prefix>_<KEY>`), `max_file_size` (bytes, 1 to 1 GiB, default
-/// 4 MiB: a larger secrets file is refused before it is read),
-/// `cache_ttl` and `negative_ttl` (seconds, 0 to ten years,
-/// for answers of remote providers; default 300 and 30), `providers` (ordered
-/// list of provider names overriding the chain `["env", "file", "aws",
-/// "vault"]`, e.g. `["file", "env"]`), AWS Secrets Manager's
-/// `aws_secret_name`, `aws_region` and `aws_endpoint` (strings; else from
-/// `SIMPLETUNER_AWS_SECRET_NAME`, the `AWS_*` variables and `~/.aws`),
-/// Vault's `vault_url`, `vault_token`, `vault_path`, `vault_mount`,
-/// `vault_namespace` (strings; else `VAULT_ADDR` or `BAO_ADDR`,
-/// `VAULT_TOKEN` or `BAO_TOKEN` or `~/.vault-token` or AppRole,
-/// `SIMPLETUNER_VAULT_PATH`, `SIMPLETUNER_VAULT_MOUNT`, `VAULT_NAMESPACE` or
-/// `BAO_NAMESPACE`) and `vault_kv_version` (1 or 2; else detected once), and
-/// the remote providers' resilience: `connect_timeout` (seconds, default 2),
-/// `request_timeout` (per request, default 5; a server's `Retry-After` is
-/// waited for only when the retry still starts within it), `retries` (after
-/// a transient failure, 0 to 10, default 2),
-/// `max_stale` (how long past its TTL a value may be served while the
-/// service fails transiently, default 3600; 0: never) and `failure_ttl`
-/// (how long a failure answers before the service is asked again, default
-/// 5). A remote
-/// provider that is not configured stays in the chain, unavailable, and
-/// answers "absent" without network traffic.
+/// the environment alone (the default chain env, file, aws, vault). Otherwise
+/// a JSON object whose keys override it, each key alone; `null` means the
+/// default. Every key, its values and its default (and the environment
+/// variables each falls back to) are in the README's table of configuration
+/// keys (section "Configuration"), generated from the library's one list of
+/// keys. A remote provider that is not configured stays in the chain,
+/// unavailable, and answers "absent" without network traffic.
 ///
 /// Returns `ST_OK`; `ST_INVALID_ARGUMENT` for an empty string, malformed
 /// JSON, a key given twice, an unknown key or a bad value, out-of-range

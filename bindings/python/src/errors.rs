@@ -14,13 +14,21 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Every result code but ST_OK as `(number, name)`, e.g. `(201, "ST_PARSE")`.
+/// Every result code but ST_OK as `(number, name, description)`, e.g.
+/// `(201, "ST_PARSE", "A file, document or configuration could not be
+/// parsed.")`: the package's exception classes are built from it.
 #[pyfunction]
-fn result_codes() -> Vec<(i32, String)> {
+fn result_codes() -> Vec<(i32, String, &'static str)> {
     ALL_RESULTS
         .iter()
         .filter(|r| **r != st_result::ST_OK)
-        .map(|r| (*r as i32, r.name().to_string_lossy().into_owned()))
+        .map(|r| {
+            (
+                *r as i32,
+                r.name().to_string_lossy().into_owned(),
+                r.description(),
+            )
+        })
         .collect()
 }
 

@@ -16,7 +16,7 @@ instance, the Store, the sync hardware functions) and the exception classes.
 
 import logging
 
-from . import _native
+from . import _errors, _native
 from ._errors import *  # noqa: F401,F403  (StSecretsError and one class per result code)
 from ._errors import StSecretsError
 from .cache import (
@@ -60,21 +60,8 @@ __all__ = [
     "set_hardware_info",
     "clear_hardware_info_cache",
     "get_hourly_cost",
-    "NotFoundError",
-    "NullArgumentError",
-    "InvalidUtf8Error",
-    "InvalidArgumentError",
-    "IoError",
-    "ParseError",
-    "ProviderUnavailableError",
-    "NetworkError",
-    "AuthError",
-    "RemoteError",
-    "InvalidTokenError",
-    "StoreError",
-    "CallbackError",
-    "PanicError",
-    "InternalError",
+    # One class per result code (from the library's list), but those named
+    # like builtins (KeyError, PermissionError, TimeoutError): attributes,
+    # not in __all__, since a star import would shadow the builtins.
+    *[name for name in _errors.__all__[1:] if name not in _errors.SHADOWING],
 ]
-# (KeyError, PermissionError and TimeoutError are attributes, not in __all__:
-# a star import would shadow the builtins.)

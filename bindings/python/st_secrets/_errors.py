@@ -1,31 +1,14 @@
 """The package's exceptions: StSecretsError and one subclass per library
-result code (NotFoundError, ParseError, AuthError, ...). Messages never
-contain a secret."""
+result code (NotFoundError, ParseError, AuthError, ...), built at import
+from the library's own list of codes (`_native.result_codes()`), as the Go
+binding generates its list and the Node binding reads it. `_errors.pyi`
+declares them for type checkers; stubtest checks it against these classes.
+Messages never contain a secret."""
 
-import logging
+import builtins
 import threading
 
-__all__ = [
-    "StSecretsError",
-    "NotFoundError",
-    "NullArgumentError",
-    "InvalidUtf8Error",
-    "InvalidArgumentError",
-    "IoError",
-    "ParseError",
-    "PermissionError",
-    "ProviderUnavailableError",
-    "NetworkError",
-    "TimeoutError",
-    "AuthError",
-    "RemoteError",
-    "InvalidTokenError",
-    "KeyError",
-    "StoreError",
-    "CallbackError",
-    "PanicError",
-    "InternalError",
-]
+from . import _native
 
 
 class StSecretsError(Exception):
@@ -45,138 +28,36 @@ class StSecretsError(Exception):
         return f"{type(self).__name__}({self.code_name}: {self.args[0]!r})"
 
 
-# One class per result code, as the library lists them; a test checks this
-# list against the library's own (st_secrets._native.result_codes()).
-
-class NotFoundError(StSecretsError):
-    """ST_NOT_FOUND: a key is absent."""
-
-    code = 1
-    code_name = "ST_NOT_FOUND"
+def class_name(code_name: str) -> str:
+    """The class of a code: ST_NOT_FOUND -> NotFoundError, ST_IO -> IoError."""
+    words = code_name.removeprefix("ST_").split("_")
+    return "".join(w.capitalize() for w in words) + "Error"
 
 
-class NullArgumentError(StSecretsError):
-    """ST_NULL_ARGUMENT: a required argument was NULL (C callers)."""
+# The class of each result code, by number.
+ERRORS = {}
+for _code, _name, _description in _native.result_codes():
+    _cls = type(
+        class_name(_name),
+        (StSecretsError,),
+        {
+            "__doc__": f"{_name}: {_description}",
+            "__module__": __name__,
+            "code": _code,
+            "code_name": _name,
+        },
+    )
+    globals()[_cls.__name__] = _cls
+    ERRORS[_code] = _cls
+del _code, _name, _description, _cls
 
-    code = 100
-    code_name = "ST_NULL_ARGUMENT"
-
-
-class InvalidUtf8Error(StSecretsError):
-    """ST_INVALID_UTF8: a text argument was not UTF-8."""
-
-    code = 101
-    code_name = "ST_INVALID_UTF8"
-
-
-class InvalidArgumentError(StSecretsError):
-    """ST_INVALID_ARGUMENT: an argument or configuration value is out of range or malformed."""
-
-    code = 102
-    code_name = "ST_INVALID_ARGUMENT"
-
-
-class IoError(StSecretsError):
-    """ST_IO: reading or writing a file failed."""
-
-    code = 200
-    code_name = "ST_IO"
-
-
-class ParseError(StSecretsError):
-    """ST_PARSE: a file or document could not be parsed."""
-
-    code = 201
-    code_name = "ST_PARSE"
-
-
-class PermissionError(StSecretsError):
-    """ST_PERMISSION: the operating system refused access."""
-
-    code = 202
-    code_name = "ST_PERMISSION"
-
-
-class ProviderUnavailableError(StSecretsError):
-    """ST_PROVIDER_UNAVAILABLE: a provider is not configured or cannot be used."""
-
-    code = 300
-    code_name = "ST_PROVIDER_UNAVAILABLE"
-
-
-class NetworkError(StSecretsError):
-    """ST_NETWORK: a remote service could not be reached."""
-
-    code = 301
-    code_name = "ST_NETWORK"
-
-
-class TimeoutError(StSecretsError):
-    """ST_TIMEOUT: a remote service did not answer in time."""
-
-    code = 302
-    code_name = "ST_TIMEOUT"
-
-
-class AuthError(StSecretsError):
-    """ST_AUTH: credentials were rejected or access was denied."""
-
-    code = 303
-    code_name = "ST_AUTH"
-
-
-class RemoteError(StSecretsError):
-    """ST_REMOTE: a remote service answered with an error."""
-
-    code = 304
-    code_name = "ST_REMOTE"
-
-
-class InvalidTokenError(StSecretsError):
-    """ST_INVALID_TOKEN: a ciphertext is tampered with, made under another key, or malformed."""
-
-    code = 400
-    code_name = "ST_INVALID_TOKEN"
-
-
-class KeyError(StSecretsError):
-    """ST_KEY: the encryption key could not be sourced."""
-
-    code = 401
-    code_name = "ST_KEY"
-
-
-class StoreError(StSecretsError):
-    """ST_STORE: the provider-configuration database failed."""
-
-    code = 500
-    code_name = "ST_STORE"
-
-
-class CallbackError(StSecretsError):
-    """ST_CALLBACK: a callback failed."""
-
-    code = 600
-    code_name = "ST_CALLBACK"
-
-
-class PanicError(StSecretsError):
-    """ST_PANIC: a bug inside st-secrets was caught at the boundary."""
-
-    code = 900
-    code_name = "ST_PANIC"
-
-
-class InternalError(StSecretsError):
-    """ST_INTERNAL: a bug or an unexpected state inside st-secrets."""
-
-    code = 901
-    code_name = "ST_INTERNAL"
-
-
-ERRORS = {cls.code: cls for cls in StSecretsError.__subclasses__()}
 _NAMES = {code: cls.code_name for code, cls in ERRORS.items()}
-NOT_FOUND = 1
+
+__all__ = ["StSecretsError"] + [cls.__name__ for cls in ERRORS.values()]
+
+# The classes whose names are builtins' (KeyError, PermissionError,
+# TimeoutError): attributes of the package, left out of its star import.
+SHADOWING = [name for name in __all__ if hasattr(builtins, name)]
 
 
 def error_for(code, message):

@@ -36,7 +36,7 @@ __all__ = [
 
 VERSION: str
 
-def result_codes() -> list[tuple[int, str]]: ...
+def result_codes() -> list[tuple[int, str, str]]: ...
 
 @disjoint_base
 class TTLCache:

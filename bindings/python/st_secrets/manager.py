@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 class SecretsManager(_native.ManagerBase):
     """A chain of providers checked in priority order. `config` takes the
-    library's keys (file_path, env_prefix, cache_ttl, negative_ttl,
-    providers, aws_*, vault_*, ...); None configures from the environment."""
+    library's configuration keys (the README's table, section
+    "Configuration"); None configures from the environment."""
 
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"
     HF_TOKEN = "HF_TOKEN"

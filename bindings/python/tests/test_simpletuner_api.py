@@ -563,7 +563,13 @@ assert m.set_secret("K", "v") is False
 def test_one_exception_class_per_library_result_code():
     from st_secrets import _errors, _native
 
-    assert {c.code: c.code_name for c in _errors.ERRORS.values()} == dict(_native.result_codes())
+    codes = {number: name for number, name, _ in _native.result_codes()}
+    assert {c.code: c.code_name for c in _errors.ERRORS.values()} == codes
+    # Each class is the library's code, documented by the library.
+    for number, name, description in _native.result_codes():
+        cls = _errors.ERRORS[number]
+        assert cls.__name__ == _errors.class_name(name) and cls.__doc__ == f"{name}: {description}"
+    assert st_secrets.NotFoundError.code_name == "ST_NOT_FOUND" and st_secrets.IoError.code == 200
     for cls in _errors.ERRORS.values():
         assert getattr(st_secrets, cls.__name__) is cls
     namespace = {}
