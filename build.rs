@@ -8,7 +8,9 @@
 //! libst_secrets.so`, the native libraries a static link needs
 //! (`native-static-libs.txt`), and `pkgconfig/st_secrets.pc` and
 //! `st_secrets_static.pc` pointing at this checkout (the Go binding's tests
-//! use them). `scripts/install.sh` makes the installed versions.
+//! use them), and the relocatable `.pc` files `scripts/install.sh` installs
+//! (`pkgconfig-install/`): one template for both. install.sh reads the
+//! SONAME from the built library, so the rule lives here alone.
 
 use std::env;
 use std::fs;
@@ -81,31 +83,43 @@ fn prepare_profile_dir(root: &Path, dir: &Path, soname: &str) {
     let libs = native_static_libs(dir);
     write_if_changed(&dir.join("native-static-libs.txt"), &format!("{libs}\n"));
     let include = root.join("include");
-    let version = env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
-    let shared = format!(
+    let profile = env::var("PROFILE").unwrap_or_default();
+    // Uninstalled: this checkout's build, by absolute paths.
+    let here = format!(
         "# Uninstalled: this checkout's {profile} build (written by build.rs).\n\
-         libdir={libdir}\nincludedir={include}\n\n\
-         Name: st_secrets\nDescription: st-secrets (uninstalled {profile} build)\n\
+         libdir={}\nincludedir={}\n",
+        dir.display(),
+        include.display()
+    );
+    write_pc_files(&dir.join("pkgconfig"), &here, &libs, &format!(" (uninstalled {profile} build)"));
+    // Installed (scripts/install.sh copies these): relocatable, every path
+    // derived from the directory of the .pc file.
+    let installed = "# Relocatable: every path derives from the directory of this file.\n\
+                     prefix=${pcfiledir}/../..\nlibdir=${prefix}/lib\nincludedir=${prefix}/include\n";
+    write_pc_files(&dir.join("pkgconfig-install"), installed, &libs, "");
+}
+
+/// The pkg-config files, `st_secrets.pc` (shared; `pkg-config --static` adds
+/// the system libraries a static link needs, but -lst_secrets still picks
+/// the shared library where both exist) and `st_secrets_static.pc`, written
+/// into `dir` with `paths` (the lines that define `libdir` and `includedir`):
+/// the one template of both the uninstalled and the installed files.
+fn write_pc_files(dir: &Path, paths: &str, libs: &str, note: &str) {
+    let version = env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
+    let description = env::var("CARGO_PKG_DESCRIPTION").expect("cargo sets the description");
+    let shared = format!(
+        "{paths}\nName: st_secrets\nDescription: {description}{note}\n\
          Version: {version}\nCflags: -I${{includedir}}\n\
-         Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -lst_secrets\nLibs.private: {libs}\n",
-        profile = env::var("PROFILE").unwrap_or_default(),
-        libdir = dir.display(),
-        include = include.display(),
+         Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -lst_secrets\nLibs.private: {libs}\n"
     );
     let static_ = format!(
-        "# Uninstalled: this checkout's {profile} build (written by build.rs).\n\
-         libdir={libdir}\nincludedir={include}\n\n\
-         Name: st_secrets_static\nDescription: st-secrets, static (uninstalled {profile} build)\n\
+        "{paths}\nName: st_secrets_static\nDescription: {description} (static){note}\n\
          Version: {version}\nCflags: -I${{includedir}}\n\
-         Libs: ${{libdir}}/libst_secrets.a {libs}\n",
-        profile = env::var("PROFILE").unwrap_or_default(),
-        libdir = dir.display(),
-        include = include.display(),
+         Libs: ${{libdir}}/libst_secrets.a {libs}\n"
     );
-    let pc = dir.join("pkgconfig");
-    fs::create_dir_all(&pc).expect("create the pkgconfig directory");
-    write_if_changed(&pc.join("st_secrets.pc"), &shared);
-    write_if_changed(&pc.join("st_secrets_static.pc"), &static_);
+    fs::create_dir_all(dir).expect("create the pkgconfig directory");
+    write_if_changed(&dir.join("st_secrets.pc"), &shared);
+    write_if_changed(&dir.join("st_secrets_static.pc"), &static_);
 }
 
 /// The system libraries a static link of a Rust staticlib needs, as rustc

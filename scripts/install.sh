@@ -58,8 +58,6 @@ version="$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
 major="${version%%.*}"
 rest="${version#*.}"
 minor="${rest%%.*}"
-if [ "$major" = 0 ]; then soversion="0.$minor"; else soversion="$major"; fi
-soname="libst_secrets.so.$soversion"
 realname="libst_secrets.so.$version"
 
 if [ "$build" = 1 ]; then
@@ -67,11 +65,16 @@ if [ "$build" = 1 ]; then
   (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2
 fi
 rel="$ROOT/target/release"
-for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt; do
+for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt \
+  pkgconfig-install/st_secrets.pc pkgconfig-install/st_secrets_static.pc; do
   [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build)"
 done
-got_soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
-[ "$got_soname" = "$soname" ] || fail "the built library's SONAME is '$got_soname', expected '$soname': rebuild it"
+# The SONAME is build.rs's (the README's ABI policy): read it from the library.
+soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
+case "$soname" in
+  libst_secrets.so.*) ;;
+  *) fail "the built library has no SONAME of the form libst_secrets.so.N (got '$soname'): rebuild it" ;;
+esac
 native_libs="$(cat "$rel/native-static-libs.txt")"
 
 stage="$(mktemp -d)"
@@ -88,37 +91,15 @@ install -m 0644 "$ROOT/include/st_secrets.h" "$stage/include/st_secrets.h"
 strip --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"
 chmod 0755 "$stage/bin/st-secrets"
 
-rpath_flag=""
-[ "$rpath" = 1 ] && rpath_flag=' -Wl,-rpath,${libdir}'
-cat >"$stage/lib/pkgconfig/st_secrets.pc" <<EOF
-# st-secrets: the shared library. Relocatable: every path derives from the
-# directory of this file. \`pkg-config --static\` adds the system libraries a
-# static link needs (Libs.private), but -lst_secrets still picks the shared
-# library where both exist: link statically through st_secrets_static.
-prefix=\${pcfiledir}/../..
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: st_secrets
-Description: Secrets providers, TTL cache and credential encryption for ML training launchers
-Version: $version
-Cflags: -I\${includedir}
-Libs: -L\${libdir}$rpath_flag -lst_secrets
-Libs.private: $native_libs
-EOF
-cat >"$stage/lib/pkgconfig/st_secrets_static.pc" <<EOF
-# st-secrets: the static library, with the system libraries it needs (from
-# rustc --print native-static-libs). Relocatable, like st_secrets.pc.
-prefix=\${pcfiledir}/../..
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: st_secrets_static
-Description: Secrets providers, TTL cache and credential encryption for ML training launchers (static)
-Version: $version
-Cflags: -I\${includedir}
-Libs: \${libdir}/libst_secrets.a $native_libs
-EOF
+# The .pc files are build.rs's relocatable ones; --no-rpath drops the rpath.
+for pc in st_secrets.pc st_secrets_static.pc; do
+  if [ "$rpath" = 1 ]; then
+    install -m 0644 "$rel/pkgconfig-install/$pc" "$stage/lib/pkgconfig/$pc"
+  else
+    sed 's/ -Wl,-rpath,\${libdir}//' "$rel/pkgconfig-install/$pc" >"$stage/lib/pkgconfig/$pc"
+    chmod 0644 "$stage/lib/pkgconfig/$pc"
+  fi
+done
 
 cmake_libs="$(printf '%s\n' $native_libs | sed -e 's/^-l//' | paste -sd';' -)"
 cat >"$stage/lib/cmake/st_secrets/st_secretsConfig.cmake" <<EOF

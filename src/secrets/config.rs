@@ -202,7 +202,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_url",
         value: "http(s) URL",
-        doc: "Vault's address; default `VAULT_ADDR` (unset: the provider is unavailable)",
+        doc: "Vault's address; default `VAULT_ADDR`, else `BAO_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
             c.vault.url = Some(url(k, v)?);
             Ok(())
@@ -211,7 +211,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_token",
         value: "string",
-        doc: "default `VAULT_TOKEN`, `~/.vault-token`, else an AppRole login",
+        doc: "default `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`, else an AppRole login (`VAULT_ROLE_ID` and `VAULT_SECRET_ID`)",
         apply: |c, k, v| {
             c.vault.token = Some(SecretString::from(nonempty(k, v)?));
             Ok(())
@@ -238,7 +238,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_namespace",
         value: "string",
-        doc: "Vault Enterprise / OpenBao namespace; default `VAULT_NAMESPACE`",
+        doc: "Vault Enterprise / OpenBao namespace; default `VAULT_NAMESPACE`, else `BAO_NAMESPACE`",
         apply: |c, k, v| {
             c.vault.namespace = Some(nonempty(k, v)?);
             Ok(())

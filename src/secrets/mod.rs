@@ -12,14 +12,11 @@
 //! Caching is the providers' own: the manager asks every provider on every
 //! get. The environment is read live (it always wins, even over a value a
 //! later provider cached); the file provider serves its parsed snapshot until
-//! the file changes; the remote providers cache their whole secret, values for
-//! `cache_ttl` and "absent" for `negative_ttl` (see `remote`).
+//! the file changes; the remote providers keep their whole secret in a
+//! `SecretCache`, values for `cache_ttl` and "absent" for `negative_ttl` (see
+//! `remote`).
 //!
-//! Layout, every import pointing down the list: `provider` (the trait, the
-//! status, the secret map: a leaf), `remote` (what the remote providers
-//! share), the providers `env`, `file`, `aws`, `vault`, then
-//! `config` and this module, the manager, which builds the chain. No
-//! provider imports from the manager.
+//! Where each submodule stands: the module map in `src/lib.rs`.
 
 pub(crate) mod aws;
 pub(crate) mod config;
