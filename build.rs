@@ -91,7 +91,12 @@ fn prepare_profile_dir(root: &Path, dir: &Path, soname: &str) {
         dir.display(),
         include.display()
     );
-    write_pc_files(&dir.join("pkgconfig"), &here, &libs, &format!(" (uninstalled {profile} build)"));
+    write_pc_files(
+        &dir.join("pkgconfig"),
+        &here,
+        &libs,
+        &format!(" (uninstalled {profile} build)"),
+    );
     // Installed (scripts/install.sh copies these): relocatable, every path
     // derived from the directory of the .pc file.
     let installed = "# Relocatable: every path derives from the directory of this file.\n\

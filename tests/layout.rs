@@ -364,7 +364,13 @@ fn map_violations(g: &Graph, map: &BTreeMap<String, BTreeSet<String>>) -> Vec<St
             if map[row].contains(target) {
                 used.entry(row).or_default().insert(target);
             } else {
-                let show = |m: &str| if m.is_empty() { "(root)".to_owned() } else { m.to_owned() };
+                let show = |m: &str| {
+                    if m.is_empty() {
+                        "(root)".to_owned()
+                    } else {
+                        m.to_owned()
+                    }
+                };
                 out.push(format!(
                     "{} imports {} ({}), which its row `{}` does not name",
                     show(from),
@@ -393,11 +399,19 @@ fn map_violations(g: &Graph, map: &BTreeMap<String, BTreeSet<String>>) -> Vec<St
 fn check_crate(dir: &Path, min_modules: usize) {
     let src = dir.join("src");
     let g = graph(&src);
-    assert!(g.len() >= min_modules, "the graph was read: {} modules", g.len());
+    assert!(
+        g.len() >= min_modules,
+        "the graph was read: {} modules",
+        g.len()
+    );
     let found: Vec<String> = cycles(&g).iter().map(|c| show(c)).collect();
     assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
     let map = module_map(&fs::read_to_string(src.join("lib.rs")).unwrap());
-    assert!(map.len() > 5, "the module map of {} was read", src.display());
+    assert!(
+        map.len() > 5,
+        "the module map of {} was read",
+        src.display()
+    );
     let wrong = map_violations(&g, &map);
     assert!(
         wrong.is_empty(),
@@ -470,4 +484,3 @@ fn the_checker_sees_a_cycle() {
     let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
     assert!(found.contains(&"d -> d::e -> d".to_owned()), "{found:?}");
 }
-

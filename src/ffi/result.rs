@@ -135,11 +135,15 @@ impl st_result {
             ST_TIMEOUT => "A remote service did not answer in time.",
             ST_AUTH => "Credentials were rejected or access was denied.",
             ST_REMOTE => "A remote service returned an error.",
-            ST_INVALID_TOKEN => "A ciphertext was tampered with, made under another key, or malformed.",
+            ST_INVALID_TOKEN => {
+                "A ciphertext was tampered with, made under another key, or malformed."
+            }
             ST_KEY => "The encryption key could not be sourced.",
             ST_STORE => "The provider-configuration database failed.",
             ST_CALLBACK => "A caller's callback reported a failure the library could not classify.",
-            ST_PANIC => "A panic inside the library was caught at the boundary (a bug: please report).",
+            ST_PANIC => {
+                "A panic inside the library was caught at the boundary (a bug: please report)."
+            }
             ST_INTERNAL => "An unexpected internal state (a bug: please report).",
         }
     }
@@ -263,7 +267,11 @@ mod tests {
         let mut doc = String::new();
         for line in header[start..end].lines() {
             if line.trim().starts_with("/**") || line.trim().starts_with('*') {
-                doc.push_str(line.trim().trim_start_matches("/**").trim_start_matches('*'));
+                doc.push_str(
+                    line.trim()
+                        .trim_start_matches("/**")
+                        .trim_start_matches('*'),
+                );
                 continue;
             }
             let line = line.trim().trim_end_matches(',');
