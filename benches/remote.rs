@@ -62,7 +62,7 @@ fn measure(
     let uncached = ManagerConfig {
         remote: RemoteSettings {
             cache_ttl: Duration::ZERO,
-            ..Default::default()
+            ..config.clone().remote
         },
         ..config.clone()
     };
@@ -90,7 +90,7 @@ fn measure(
         providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
         file: FileSettings {
             path: Some(dir.join("secrets.json")),
-            ..Default::default()
+            ..config.clone().file
         },
         ..config.clone()
     };
@@ -179,7 +179,7 @@ fn main() {
         let known = ManagerConfig {
             vault: VaultSettings {
                 kv_version: Some(2),
-                ..Default::default()
+                ..config.clone().vault
             },
             ..config.clone()
         };

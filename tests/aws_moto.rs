@@ -55,7 +55,7 @@ fn a_get_through_the_chain_with_env_winning() {
         env_prefix: Some("ST_MOTO_TEST".into()),
         file: FileSettings {
             path: Some(dir.path().join("secrets.json")),
-            ..Default::default()
+            ..config(&s, "st-secrets/test").file
         },
         ..config(&s, "st-secrets/test")
     };

@@ -86,7 +86,7 @@ fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
         env_prefix: Some("ST_BAO_TEST".into()),
         file: FileSettings {
             path: Some(dir.path().join("secrets.json")),
-            ..Default::default()
+            ..config(&s).file
         },
         ..config(&s)
     };
@@ -116,7 +116,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             mount: Some("kv1".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -134,7 +134,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
         vault: VaultSettings {
             mount: Some("team-kv".into()),
             path: Some("ml/launcher".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -148,7 +148,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
         vault: VaultSettings {
             kv_version: Some(2),
             path: Some("team/other".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -162,7 +162,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             path: Some("no/such/secret".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -178,7 +178,7 @@ fn a_configured_kv_version_that_does_not_fit_the_mount_is_named() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             kv_version: Some(1),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -192,7 +192,7 @@ fn a_configured_kv_version_that_does_not_fit_the_mount_is_named() {
         vault: VaultSettings {
             kv_version: Some(2),
             mount: Some("kv1".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -209,7 +209,7 @@ fn a_mistyped_mount_or_an_unknown_namespace_is_a_configuration_error() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             mount: Some("secrett".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -223,7 +223,7 @@ fn a_mistyped_mount_or_an_unknown_namespace_is_a_configuration_error() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             namespace: Some("no-such-team".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -240,7 +240,7 @@ fn soft_deleted_and_destroyed_latest_versions_are_absent() {
         let m = manager(ManagerConfig {
             vault: VaultSettings {
                 path: Some(path.into()),
-                ..Default::default()
+                ..config(&s).vault
             },
             ..config(&s)
         });
@@ -257,7 +257,7 @@ fn a_least_privilege_token_reads_and_the_doctor_does_not_call_it_invalid() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             token: Some(SecretString::from(token)),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -278,7 +278,7 @@ fn namespaces_from_the_config_and_from_bao_variables() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             namespace: Some("ml".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -486,7 +486,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
     let c = ManagerConfig {
         vault: VaultSettings {
             path: Some("counted".into()),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     };
@@ -511,7 +511,7 @@ fn a_rate_limited_read_waits_as_long_as_retry_after_says() {
         vault: VaultSettings {
             path: Some("limited".into()),
             kv_version: Some(2),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     };
@@ -543,7 +543,7 @@ fn a_retry_after_past_the_request_timeout_is_not_waited_for() {
         vault: VaultSettings {
             path: Some("blocked".into()),
             kv_version: Some(2),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });
@@ -564,7 +564,7 @@ fn a_bad_token_is_st_auth_without_the_token() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             token: Some(SecretString::from("s.definitely-not-valid")),
-            ..Default::default()
+            ..config(&s).vault
         },
         ..config(&s)
     });

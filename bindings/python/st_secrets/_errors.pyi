@@ -6,6 +6,28 @@ declared here."""
 import logging
 from typing import Any, Callable, ClassVar
 
+__all__ = [
+    "StSecretsError",
+    "NotFoundError",
+    "NullArgumentError",
+    "InvalidUtf8Error",
+    "InvalidArgumentError",
+    "IoError",
+    "ParseError",
+    "PermissionError",
+    "ProviderUnavailableError",
+    "NetworkError",
+    "TimeoutError",
+    "AuthError",
+    "RemoteError",
+    "InvalidTokenError",
+    "KeyError",
+    "StoreError",
+    "CallbackError",
+    "PanicError",
+    "InternalError",
+]
+
 class StSecretsError(Exception):
     code: ClassVar[int]
     code_name: ClassVar[str]
@@ -32,7 +54,6 @@ class InternalError(StSecretsError): ...
 
 ERRORS: dict[int, type[StSecretsError]]
 SHADOWING: list[str]
-__all__: list[str]
 
 def class_name(code_name: str) -> str: ...
 def error_for(code: int, message: str) -> StSecretsError: ...
