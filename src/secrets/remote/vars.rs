@@ -141,3 +141,29 @@ impl Vars {
         self.home.as_ref().map(|h| h.join(name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_read_is_in_the_readme_configuration_table() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("\n## Configuration\n").expect("the section");
+        let end = start + 1 + readme[start + 1..].find("\n## ").expect("its end");
+        let section = &readme[start..end];
+        for name in VARIABLES {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "{name} is read by the remote providers but not in the README's Configuration table"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not on the allow-list")]
+    fn reading_a_variable_off_the_allow_list_is_caught_in_debug_builds() {
+        let _ = Vars::empty().get("AWS_NOT_A_VARIABLE");
+    }
+}
