@@ -73,7 +73,7 @@ impl ProviderKind {
 /// The manager's settings: the chain, and each provider's own settings
 /// (each provider is built from its part alone). Every field is a key of
 /// the configuration JSON: the README's "Configuration" table, generated
-/// from [`CONFIG_KEYS`], says which and what each defaults to.
+/// from `CONFIG_KEYS`, says which and what each defaults to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
     /// The chain, in priority order (`providers`).

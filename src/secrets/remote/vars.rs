@@ -115,7 +115,7 @@ impl Vars {
         self
     }
 
-    /// A variable's value. `name` must be one of [`VARIABLES`] (checked in
+    /// A variable's value. `name` must be one of `VARIABLES` (checked in
     /// debug builds: a variable missing from the allow-list would never be
     /// captured from the process environment).
     pub fn get(&self, name: &str) -> Option<&str> {
