@@ -8,9 +8,10 @@
 //! libst_secrets.so`, the native libraries a static link needs
 //! (`native-static-libs.txt`), and `pkgconfig/st_secrets.pc` and
 //! `st_secrets_static.pc` pointing at this checkout (the Go binding's tests
-//! use them), and the relocatable `.pc` files `scripts/install.sh` installs
-//! (`pkgconfig-install/`): one template for both. install.sh reads the
-//! SONAME from the built library, so the rule lives here alone.
+//! use them), and what `scripts/install.sh` installs: the relocatable `.pc`
+//! files (`pkgconfig-install/`, from the same template) and the CMake package
+//! (`cmake-install/`). install.sh reads the SONAME from the built library, so
+//! the rule lives here alone.
 
 use std::env;
 use std::fs;
@@ -45,6 +46,7 @@ fn main() {
             .expect("OUT_DIR is <profile dir>/build/<pkg>/out")
             .to_path_buf();
         prepare_profile_dir(&root, &profile_dir, &soname);
+        write_cmake_package(&profile_dir.join("cmake-install"), &soname);
     }
 
     let header = generate_header(&root, &ffi_dir);
@@ -61,13 +63,91 @@ fn version_part(part: &str) -> String {
 
 /// The SONAME, by the README's ABI policy: before 1.0 a minor version may
 /// break the ABI, so it is part of the name (`libst_secrets.so.0.1`); from 1.0
-/// on only the major version is (`libst_secrets.so.1`).
+/// on only the major version is (`libst_secrets.so.1`). The CMake package's
+/// version check ([`write_cmake_package`]) states the same rule in CMake.
 fn soname(major: &str, minor: &str) -> String {
     if major == "0" {
         format!("libst_secrets.so.0.{minor}")
     } else {
         format!("libst_secrets.so.{major}")
     }
+}
+
+/// The installed CMake package (`scripts/install.sh` copies it into
+/// `lib/cmake/st_secrets/`): relocatable, every path derived from the
+/// location of the file; `st_secrets::st_secrets` (shared) and
+/// `st_secrets::st_secrets_static` (with the system libraries it needs); and
+/// the version check, compatible when the requested version has the same ABI
+/// version as [`soname`] gives it.
+fn write_cmake_package(dir: &Path, soname: &str) {
+    let version = env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
+    let libs = fs::read_to_string(dir.with_file_name("native-static-libs.txt"))
+        .expect("native-static-libs.txt is written first");
+    let cmake_libs: Vec<&str> = libs
+        .split_whitespace()
+        .map(|l| l.strip_prefix("-l").unwrap_or(l))
+        .collect();
+    let abi = soname.trim_start_matches("libst_secrets.so.");
+    let config = format!(
+        r#"# st-secrets CMake package: find_package(st_secrets CONFIG REQUIRED), then link
+# st_secrets::st_secrets (shared) or st_secrets::st_secrets_static (static,
+# with the system libraries it needs). Relocatable: paths derive from this
+# file's location.
+get_filename_component(_st_secrets_prefix "${{CMAKE_CURRENT_LIST_DIR}}/../../.." ABSOLUTE)
+
+if(NOT TARGET st_secrets::st_secrets)
+  add_library(st_secrets::st_secrets SHARED IMPORTED)
+  set_target_properties(st_secrets::st_secrets PROPERTIES
+    IMPORTED_LOCATION "${{_st_secrets_prefix}}/lib/libst_secrets.so.{version}"
+    IMPORTED_SONAME "{soname}"
+    INTERFACE_INCLUDE_DIRECTORIES "${{_st_secrets_prefix}}/include")
+endif()
+
+if(NOT TARGET st_secrets::st_secrets_static)
+  add_library(st_secrets::st_secrets_static STATIC IMPORTED)
+  set_target_properties(st_secrets::st_secrets_static PROPERTIES
+    IMPORTED_LOCATION "${{_st_secrets_prefix}}/lib/libst_secrets.a"
+    IMPORTED_LINK_INTERFACE_LANGUAGES "C"
+    INTERFACE_INCLUDE_DIRECTORIES "${{_st_secrets_prefix}}/include"
+    INTERFACE_LINK_LIBRARIES "{libs}")
+endif()
+
+set(st_secrets_VERSION "{version}")
+unset(_st_secrets_prefix)
+"#,
+        libs = cmake_libs.join(";"),
+    );
+    let check = format!(
+        r#"# Compatibility by the README's ABI policy (build.rs: the SONAME rule): the
+# requested version must have this library's ABI version ({abi}): before 1.0
+# the same major and minor, from 1.0 the same major; and not be newer.
+set(PACKAGE_VERSION "{version}")
+set(PACKAGE_VERSION_COMPATIBLE FALSE)
+if(PACKAGE_FIND_VERSION)
+  if(PACKAGE_FIND_VERSION_MAJOR STREQUAL "0")
+    set(_st_abi "0.${{PACKAGE_FIND_VERSION_MINOR}}")
+  else()
+    set(_st_abi "${{PACKAGE_FIND_VERSION_MAJOR}}")
+  endif()
+  if(_st_abi STREQUAL "{abi}" AND NOT PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION)
+    set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  endif()
+  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
+    set(PACKAGE_VERSION_EXACT TRUE)
+  endif()
+  unset(_st_abi)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+if(NOT CMAKE_SIZEOF_VOID_P STREQUAL "8")
+  set(PACKAGE_VERSION "${{PACKAGE_VERSION}} (64-bit)")
+  set(PACKAGE_VERSION_UNSUITABLE TRUE)
+endif()
+"#
+    );
+    fs::create_dir_all(dir).expect("create the cmake-install directory");
+    write_if_changed(&dir.join("st_secretsConfig.cmake"), &config);
+    write_if_changed(&dir.join("st_secretsConfigVersion.cmake"), &check);
 }
 
 /// Makes `dir` (the profile's output directory) usable in place; see the

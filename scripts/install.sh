@@ -55,9 +55,6 @@ mkdir -p -- "$dest" 2>/dev/null || fail "cannot create the prefix '$dest' (permi
 [ -d "$dest" ] && [ -w "$dest" ] || fail "the prefix '$dest' is not a writable directory"
 
 version="$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
-major="${version%%.*}"
-rest="${version#*.}"
-minor="${rest%%.*}"
 realname="libst_secrets.so.$version"
 
 if [ "$build" = 1 ]; then
@@ -66,7 +63,8 @@ if [ "$build" = 1 ]; then
 fi
 rel="$ROOT/target/release"
 for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt \
-  pkgconfig-install/st_secrets.pc pkgconfig-install/st_secrets_static.pc; do
+  pkgconfig-install/st_secrets.pc pkgconfig-install/st_secrets_static.pc \
+  cmake-install/st_secretsConfig.cmake cmake-install/st_secretsConfigVersion.cmake; do
   [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build)"
 done
 # The SONAME is build.rs's (the README's ABI policy): read it from the library.
@@ -101,63 +99,11 @@ for pc in st_secrets.pc st_secrets_static.pc; do
   fi
 done
 
-cmake_libs="$(printf '%s\n' $native_libs | sed -e 's/^-l//' | paste -sd';' -)"
-cat >"$stage/lib/cmake/st_secrets/st_secretsConfig.cmake" <<EOF
-# st-secrets CMake package: find_package(st_secrets CONFIG REQUIRED), then link
-# st_secrets::st_secrets (shared) or st_secrets::st_secrets_static (static,
-# with the system libraries it needs). Relocatable: paths derive from this
-# file's location.
-get_filename_component(_st_secrets_prefix "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
-
-if(NOT TARGET st_secrets::st_secrets)
-  add_library(st_secrets::st_secrets SHARED IMPORTED)
-  set_target_properties(st_secrets::st_secrets PROPERTIES
-    IMPORTED_LOCATION "\${_st_secrets_prefix}/lib/$realname"
-    IMPORTED_SONAME "$soname"
-    INTERFACE_INCLUDE_DIRECTORIES "\${_st_secrets_prefix}/include")
-endif()
-
-if(NOT TARGET st_secrets::st_secrets_static)
-  add_library(st_secrets::st_secrets_static STATIC IMPORTED)
-  set_target_properties(st_secrets::st_secrets_static PROPERTIES
-    IMPORTED_LOCATION "\${_st_secrets_prefix}/lib/libst_secrets.a"
-    IMPORTED_LINK_INTERFACE_LANGUAGES "C"
-    INTERFACE_INCLUDE_DIRECTORIES "\${_st_secrets_prefix}/include"
-    INTERFACE_LINK_LIBRARIES "$cmake_libs")
-endif()
-
-set(st_secrets_VERSION "$version")
-unset(_st_secrets_prefix)
-EOF
-cat >"$stage/lib/cmake/st_secrets/st_secretsConfigVersion.cmake" <<EOF
-# Compatibility by the README's ABI policy: before 1.0 the same major and
-# minor version (a minor version may break the ABI), from 1.0 the same major.
-set(PACKAGE_VERSION "$version")
-set(PACKAGE_VERSION_COMPATIBLE FALSE)
-if(PACKAGE_FIND_VERSION)
-  set(_st_abi_same FALSE)
-  if("$major" STREQUAL "0")
-    if(PACKAGE_FIND_VERSION_MAJOR STREQUAL "0" AND PACKAGE_FIND_VERSION_MINOR STREQUAL "$minor")
-      set(_st_abi_same TRUE)
-    endif()
-  elseif(PACKAGE_FIND_VERSION_MAJOR STREQUAL "$major")
-    set(_st_abi_same TRUE)
-  endif()
-  if(_st_abi_same AND NOT PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION)
-    set(PACKAGE_VERSION_COMPATIBLE TRUE)
-  endif()
-  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
-    set(PACKAGE_VERSION_EXACT TRUE)
-  endif()
-  unset(_st_abi_same)
-else()
-  set(PACKAGE_VERSION_COMPATIBLE TRUE)
-endif()
-if(NOT CMAKE_SIZEOF_VOID_P STREQUAL "8")
-  set(PACKAGE_VERSION "\${PACKAGE_VERSION} (64-bit)")
-  set(PACKAGE_VERSION_UNSUITABLE TRUE)
-endif()
-EOF
+# The CMake package is build.rs's too (relocatable; its version check
+# follows the SONAME rule).
+for f in st_secretsConfig.cmake st_secretsConfigVersion.cmake; do
+  install -m 0644 "$rel/cmake-install/$f" "$stage/lib/cmake/st_secrets/$f"
+done
 
 (cd "$stage" && find . \( -type f -o -type l \) | sed 's|^\./||' | sort) >"$stage/share/st_secrets/install-manifest.txt"
 echo "share/st_secrets/install-manifest.txt" >>"$stage/share/st_secrets/install-manifest.txt"
