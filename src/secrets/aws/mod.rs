@@ -114,7 +114,7 @@ impl AwsProvider {
         AwsProvider {
             secret_name,
             client,
-            cache: SecretCache::new(settings.clone(), remote.cache_ttl, remote.negative_ttl),
+            cache: SecretCache::new(settings.clone()),
             settings,
         }
     }
@@ -201,10 +201,7 @@ impl AwsProvider {
                     "sts",
                     "STS GetCallerIdentity",
                     &url,
-                    &[(
-                        "content-type",
-                        "application/x-www-form-urlencoded; charset=utf-8",
-                    )],
+                    &[wire::FORM_CONTENT_TYPE],
                     body.as_bytes(),
                 )?,
             )

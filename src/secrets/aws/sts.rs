@@ -10,12 +10,6 @@ use crate::secrets::remote::{with_retries, FetchError, RemoteSettings};
 use crate::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The content type of the query protocol's form bodies.
-const FORM: (&str, &str) = (
-    "content-type",
-    "application/x-www-form-urlencoded; charset=utf-8",
-);
-
 /// STS at `endpoint`, in `region` (for signing), through `http`.
 pub(crate) struct Sts<'a> {
     pub http: &'a Http,
@@ -76,7 +70,7 @@ impl Sts<'_> {
                 region: self.region,
                 service: "sts",
                 url: &self.endpoint,
-                headers: &[FORM],
+                headers: &[wire::FORM_CONTENT_TYPE],
                 body: body.expose().as_bytes(),
             };
             require_success(what, request.send(self.http, what)?)
@@ -111,7 +105,7 @@ impl Sts<'_> {
                 what,
                 "POST",
                 &self.endpoint,
-                &[FORM],
+                &[wire::FORM_CONTENT_TYPE],
                 body.expose().as_bytes(),
             )?;
             require_success(what, r)

@@ -11,6 +11,12 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The content type of the query protocol's form bodies (STS).
+pub const FORM_CONTENT_TYPE: (&str, &str) = (
+    "content-type",
+    "application/x-www-form-urlencoded; charset=utf-8",
+);
+
 /// A POST request signed with SigV4: the one way every signed call
 /// (GetSecretValue, STS) is built and sent.
 pub struct Signed<'a> {

@@ -51,14 +51,12 @@ pub struct SecretCache<T> {
     flight: Mutex<()>,
     requests: AtomicU64,
     settings: RemoteSettings,
-    ttl: Duration,
-    negative_ttl: Duration,
 }
 
 impl<T> SecretCache<T> {
-    /// A cache keeping found secrets for `ttl` and "absent" for
-    /// `negative_ttl` (each shortened by up to 10% at random).
-    pub fn new(settings: RemoteSettings, ttl: Duration, negative_ttl: Duration) -> Self {
+    /// A cache keeping found secrets for `settings.cache_ttl` and "absent"
+    /// for `settings.negative_ttl` (each shortened by up to 10% at random).
+    pub fn new(settings: RemoteSettings) -> Self {
         SecretCache {
             state: Mutex::new(CacheState {
                 good: None,
@@ -67,8 +65,6 @@ impl<T> SecretCache<T> {
             flight: Mutex::new(()),
             requests: AtomicU64::new(0),
             settings,
-            ttl,
-            negative_ttl,
         }
     }
 
@@ -94,8 +90,8 @@ impl<T> SecretCache<T> {
         match outcome {
             Ok(value) => {
                 let ttl = match value {
-                    Fetched::Found(_) => self.ttl,
-                    Fetched::Absent => self.negative_ttl,
+                    Fetched::Found(_) => self.settings.cache_ttl,
+                    Fetched::Absent => self.settings.negative_ttl,
                 };
                 let value = Arc::new(value);
                 state.good = Some(LastGood {

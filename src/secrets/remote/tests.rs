@@ -15,6 +15,13 @@ fn settings() -> RemoteSettings {
     }
 }
 
+/// A cache over `s` keeping found secrets for `ttl`, "absent" for `negative`.
+fn cache_with<T>(mut s: RemoteSettings, ttl: Duration, negative: Duration) -> SecretCache<T> {
+    s.cache_ttl = ttl;
+    s.negative_ttl = negative;
+    SecretCache::new(s)
+}
+
 fn found(v: &str) -> Result<Fetched<String>, FetchError> {
     Ok(Fetched::Found(v.to_owned()))
 }
@@ -45,7 +52,7 @@ fn value<'a>(
 
 #[test]
 fn one_request_per_ttl_under_concurrency() {
-    let cache = Arc::new(SecretCache::new(
+    let cache = Arc::new(cache_with(
         settings(),
         Duration::from_secs(60),
         Duration::from_secs(1),
@@ -79,7 +86,7 @@ fn one_request_per_ttl_under_concurrency() {
 fn transient_failures_serve_the_stale_value_within_the_bound() {
     let mut s = settings();
     s.max_stale = Duration::from_millis(300);
-    let cache = SecretCache::new(s, Duration::ZERO, Duration::ZERO);
+    let cache = cache_with(s, Duration::ZERO, Duration::ZERO);
     assert_eq!(
         value(&cache, &cache.get(|| found("v1")).unwrap()),
         ("v1", Freshness::Fresh)
@@ -102,7 +109,7 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
 
 #[test]
 fn permanent_failures_are_never_hidden_by_a_stale_value() {
-    let cache = SecretCache::new(settings(), Duration::ZERO, Duration::ZERO);
+    let cache = cache_with(settings(), Duration::ZERO, Duration::ZERO);
     cache.get(|| found("v1")).unwrap();
     let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
     assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
@@ -112,7 +119,7 @@ fn permanent_failures_are_never_hidden_by_a_stale_value() {
 fn a_failure_answers_for_failure_ttl() {
     let mut s = settings();
     s.failure_ttl = Duration::from_secs(60);
-    let cache = SecretCache::new(s, Duration::from_secs(60), Duration::ZERO);
+    let cache = cache_with(s, Duration::from_secs(60), Duration::ZERO);
     let calls = AtomicUsize::new(0);
     for _ in 0..5 {
         let e = cache.get(|| {
@@ -128,7 +135,7 @@ fn a_failure_answers_for_failure_ttl() {
 
 #[test]
 fn absent_is_cached_for_the_negative_ttl() {
-    let cache = SecretCache::<String>::new(settings(), Duration::from_secs(60), Duration::ZERO);
+    let cache = cache_with::<String>(settings(), Duration::from_secs(60), Duration::ZERO);
     assert_eq!(
         value(&cache, &cache.get(|| Ok(Fetched::Absent)).unwrap()).0,
         "<absent>"

@@ -82,7 +82,7 @@ impl VaultProvider {
         VaultProvider {
             client,
             configured,
-            cache: SecretCache::new(remote.clone(), remote.cache_ttl, remote.negative_ttl),
+            cache: SecretCache::new(remote.clone()),
             settings: remote.clone(),
         }
     }
