@@ -35,7 +35,7 @@ type Provider struct {
 }
 
 // New makes a manager. cfg holds the library's configuration keys (the
-// README's table, section "Configuration"); nil means "from the
+// README's table, section "Configuration keys"); nil means "from the
 // environment".
 func New(cfg map[string]any) (*Manager, error) {
 	var text *C.char

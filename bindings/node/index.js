@@ -245,7 +245,7 @@ const permissionCache = new Cache({}, C.st_user_permission_cache());
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 class Manager extends Handle {
   /** cfg: the library's configuration keys (the README's table, section
-   *  "Configuration"); undefined configures from the environment. */
+   *  "Configuration keys"); undefined configures from the environment. */
   constructor(cfg, _default = false) {
     if (_default) {
       super(null, null);

@@ -36,7 +36,7 @@ unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
 /// a JSON object whose keys override it, each key alone; `null` means the
 /// default. Every key, its values and its default (and the environment
 /// variables each falls back to) are in the README's table of configuration
-/// keys (section "Configuration"), generated from the library's one list of
+/// keys (section "Configuration keys"), generated from the library's one list of
 /// keys. A remote provider that is not configured stays in the chain,
 /// unavailable, and answers "absent" without network traffic.
 ///

@@ -72,7 +72,7 @@ impl ProviderKind {
 
 /// The manager's settings: the chain, and each provider's own settings
 /// (each provider is built from its part alone). Every field is a key of
-/// the configuration JSON: the README's "Configuration" table, generated
+/// the configuration JSON: the README's "Configuration keys" table, generated
 /// from `CONFIG_KEYS`, says which and what each defaults to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
@@ -664,7 +664,8 @@ mod tests {
         let start = header[..end].rfind("/**").expect("its documentation");
         let doc = &header[start..end];
         assert!(
-            doc.contains("README's table of configuration") && doc.contains("\"Configuration\""),
+            doc.contains("README's table of configuration")
+                && doc.contains("\"Configuration keys\""),
             "st_secrets_new's documentation must point to the README's table: {doc}"
         );
         for k in CONFIG_KEYS {

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 class SecretsManager(_native.ManagerBase):
     """A chain of providers checked in priority order. `config` takes the
     library's configuration keys (the README's table, section
-    "Configuration"); None configures from the environment."""
+    "Configuration keys"); None configures from the environment."""
 
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"
     HF_TOKEN = "HF_TOKEN"

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use wire::ServiceError;
 
 /// The AWS provider's settings: the configuration keys `aws_*` (README,
-/// "Configuration"). `None` falls back to the environment, as the module
+/// "Configuration keys"). `None` falls back to the environment, as the module
 /// documentation says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AwsSettings {

@@ -5,7 +5,7 @@ use crate::secret::SecretString;
 use crate::secrets::remote::Vars;
 
 /// The Vault provider's settings: the configuration keys `vault_*`
-/// (README, "Configuration"). `None` falls back to the environment, as the
+/// (README, "Configuration keys"). `None` falls back to the environment, as the
 /// module documentation of the provider says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VaultSettings {
