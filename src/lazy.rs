@@ -1,29 +1,28 @@
 //! A process-wide value built on first use that can be dropped and rebuilt
 //! (the default secrets manager, the credential cipher).
 
+use crate::sync::Mutex;
 use crate::Error;
-use parking_lot::RwLock;
 use std::sync::Arc;
 
 /// Holds an `Arc<T>` built by the first successful `get_or_try_init`;
-/// `reset` drops it (holders of earlier `Arc`s keep theirs).
-pub(crate) struct ResettableLazy<T>(RwLock<Option<Arc<T>>>);
+/// `reset` drops it (holders of earlier `Arc`s keep theirs). A child forked
+/// while its parent was building the value builds its own.
+pub(crate) struct ResettableLazy<T>(Mutex<Option<Arc<T>>>);
 
 impl<T> ResettableLazy<T> {
     pub(crate) const fn new() -> Self {
-        ResettableLazy(RwLock::new(None))
+        ResettableLazy(Mutex::lazy(|| None))
     }
 
-    /// The value, building it with `init` when there is none. A failed `init`
+    /// The value, building it with `init` when there is none (under the
+    /// lock: concurrent first callers wait for one build). A failed `init`
     /// leaves nothing behind, so the next call tries again.
     pub(crate) fn get_or_try_init(
         &self,
         init: impl FnOnce() -> Result<T, Error>,
     ) -> Result<Arc<T>, Error> {
-        if let Some(v) = self.0.read().as_ref() {
-            return Ok(Arc::clone(v));
-        }
-        let mut slot = self.0.write();
+        let mut slot = self.0.lock();
         if let Some(v) = slot.as_ref() {
             return Ok(Arc::clone(v));
         }
@@ -33,7 +32,7 @@ impl<T> ResettableLazy<T> {
     }
 
     pub(crate) fn reset(&self) {
-        *self.0.write() = None;
+        *self.0.lock() = None;
     }
 }
 

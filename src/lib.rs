@@ -8,7 +8,8 @@
 //! it. `tests/layout.rs` reads the `imports` column and fails when the code
 //! imports anything the row does not name, or when a row names an import the
 //! code no longer makes. The domain modules are safe Rust and know nothing
-//! about C; all `unsafe` lives in [`ffi`]. Test modules (`tests`) may import
+//! about C; `unsafe` lives in [`ffi`], in `sync` (the fork handler and the
+//! locks' slots) and in one `statvfs` call of `fsutil`. Test modules (`tests`) may import
 //! what they test; `fuzz_api` (built only under `cfg(fuzzing)`) reaches into
 //! the parsers it feeds.
 //!
@@ -17,20 +18,21 @@
 //! | `error` | [`Error`]: the crate's error; `Display` never shows a secret | nothing |
 //! | `secret` | [`SecretBytes`], [`SecretString`]: buffers zeroed on drop | nothing |
 //! | `paths` | home directory, `~` expansion, `~/.simpletuner`, the state dir | nothing |
-//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files | `error` |
-//! | `lazy` | a resettable process-wide value | `error` |
-//! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret` |
-//! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `paths`, `fsutil`, `lazy` |
-//! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `paths`, `fsutil`, `cache`, `crypto` |
+//! | `sync` | locks that keep working in a child after `fork()`; a `static` built on first use that never blocks | nothing |
+//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files, free space | `error` |
+//! | `lazy` | a resettable process-wide value | `error`, `sync` |
+//! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sync` |
+//! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sync`, `paths`, `fsutil`, `lazy` |
+//! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `sync`, `paths`, `fsutil`, `cache`, `crypto` |
 //! | `secrets::provider` | the [`Provider`] trait, [`ProviderStatus`], the secret map, key normalization | `error`, `secret` |
-//! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error) | `error`, `secret`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error) | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider` |
 //! | `secrets::env` | the environment provider | `error`, `secret`, `secrets::provider` |
-//! | `secrets::file` | the JSON/YAML secrets file provider (`FileSettings`); `document`: the file's editable document | `error`, `secret`, `paths`, `fsutil`, `secrets::provider` |
-//! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire | `error`, `secret`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
-//! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1 | `error`, `secret`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::file` | the JSON/YAML secrets file provider (`FileSettings`); `document`: the file's editable document | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1 | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
 //! | `secrets::config` | [`ManagerConfig`]: each provider's settings; `CONFIG_KEYS`, the one table of configuration keys | `error`, `secret`, `paths`, `fsutil`, `secrets::remote`, `secrets::file`, `secrets::aws`, `secrets::vault` |
-//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order | `error`, `secret`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
-//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
+//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order | `error`, `secret`, `sync`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
+//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `sync`, `cache`, `crypto`, `store`, `secrets` |
 //! | (root) | this map and the re-exports below | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
 //!
 //! The command-line tool is its own crate (`cli/`, with its own map in
@@ -57,6 +59,7 @@ mod paths;
 mod secret;
 pub mod secrets;
 pub mod store;
+mod sync;
 
 pub use cache::{CacheConfig, CacheStats, TtlCache};
 pub use crypto::Cipher;

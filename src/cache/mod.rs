@@ -28,8 +28,8 @@
 
 pub mod global;
 
+use crate::sync::{Condvar, Mutex};
 use lru::LruCache;
-use parking_lot::{Condvar, Mutex};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
@@ -229,18 +229,13 @@ impl<V> TtlCache<V> {
                 "cache max_size must be at least 1".into(),
             ));
         }
-        let now = Instant::now();
         Ok(TtlCache {
             config,
-            state: Mutex::new(State {
-                entries: LruCache::unbounded(),
-                flights: HashMap::new(),
-                next_sweep: now.checked_add(config.cleanup_interval),
-                hits: 0,
-                misses: 0,
-                evictions: 0,
-                expirations: 0,
-            }),
+            // A child whose parent held the lock at fork starts empty; one
+            // whose parent did not keeps the entries, without the parent's
+            // computes in flight (their leaders do not exist in the child).
+            state: Mutex::with_fresh(State::new(config.cleanup_interval), State::fresh)
+                .after_fork(|st| st.flights.clear()),
             #[cfg(test)]
             skew: std::sync::atomic::AtomicU64::new(0),
         })
@@ -523,6 +518,24 @@ impl<V: Clone> Drop for LeadGuard<'_, V> {
 }
 
 impl<V> State<V> {
+    fn new(cleanup_interval: Duration) -> Self {
+        State {
+            entries: LruCache::unbounded(),
+            flights: HashMap::new(),
+            next_sweep: Instant::now().checked_add(cleanup_interval),
+            hits: 0,
+            misses: 0,
+            evictions: 0,
+            expirations: 0,
+        }
+    }
+
+    /// The state of a child forked while a thread of its parent held the
+    /// lock: empty, swept on first use.
+    fn fresh() -> Self {
+        State::new(Duration::ZERO)
+    }
+
     /// Looks `key` up, refreshing its LRU position and counting a hit or a miss.
     /// An expired entry is reported, not returned; the caller removes it with
     /// [`State::drop_expired`] (the borrow rules keep that out of this function).

@@ -28,12 +28,12 @@
 
 use crate::lazy::ResettableLazy;
 use crate::secret::{SecretBytes, SecretString};
+use crate::sync::Mutex;
 use crate::Error;
 use crate::{fsutil, paths};
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use fernet::Fernet;
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -485,12 +485,9 @@ const EXPLICIT_CIPHERS: usize = 16;
 /// Ciphers for explicit master secrets (tools, tests), the most recently
 /// used kept by SHA-256 of the secret, so repeated calls do not pay the
 /// derivation again.
-static EXPLICIT: once_cell::sync::Lazy<Mutex<lru::LruCache<[u8; 32], Arc<Cipher>>>> =
-    once_cell::sync::Lazy::new(|| {
-        Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(EXPLICIT_CIPHERS).expect("not zero"),
-        ))
-    });
+static EXPLICIT: Mutex<lru::LruCache<[u8; 32], Arc<Cipher>>> = Mutex::lazy(|| {
+    lru::LruCache::new(std::num::NonZeroUsize::new(EXPLICIT_CIPHERS).expect("not zero"))
+});
 
 /// A cipher for an explicit master secret (derived once, then kept). The
 /// derivation runs outside the lock: two threads asking for a new secret at

@@ -7,7 +7,7 @@ use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use crate::cache::{self, CacheConfig, TtlCache};
 use crate::secret::SecretBytes;
-use once_cell::sync::Lazy;
+use crate::sync::Lazy;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +158,7 @@ static USER_PERMISSION: Lazy<st_cache> = Lazy::new(|| st_cache {
 fn is_process_wide(c: *const st_cache) -> bool {
     [&PROVIDER_CONFIG, &USER_PERMISSION]
         .into_iter()
-        .any(|global| Lazy::get(global).is_some_and(|g| std::ptr::eq(g, c)))
+        .any(|global| global.get().is_some_and(|g| std::ptr::eq(g, c)))
 }
 
 /// Frees a cache and zeroes its values. NULL is a no-op, and so are the

@@ -36,8 +36,8 @@ pub use vault::{VaultProvider, VaultSettings};
 
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
+use crate::sync::Mutex;
 use crate::Error;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

@@ -131,6 +131,12 @@ impl SecretMap {
             .map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Whether a key of `earlier` (a secret or a skipped one) is missing here.
+    pub fn lost_keys_of(&self, earlier: &SecretMap) -> bool {
+        earlier.values.keys().any(|k| !self.values.contains_key(k))
+            || earlier.skipped.iter().any(|k| !self.skipped.contains(k))
+    }
+
     /// The keys of the secrets, as stored, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.values.keys().cloned().collect();

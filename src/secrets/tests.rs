@@ -18,7 +18,7 @@ impl Remote {
             name,
             calls: AtomicUsize::new(0),
             invalidations: AtomicUsize::new(0),
-            answer: Mutex::new(answer),
+            answer: Mutex::with_fresh(answer, || Ok(None)),
         })
     }
     fn calls(&self) -> usize {

@@ -21,10 +21,12 @@ pub use audit::{AuditEntry, AuditReport};
 
 use crate::cache::global::provider_config_cache;
 use crate::secret::{SecretBytes, SecretString};
+use crate::sync::{Mutex, MutexGuard};
 use crate::{fsutil, Error};
 use clock::utc_now_iso;
-use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use serde_json::{Map, Value};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -95,9 +97,11 @@ pub struct RotationReport {
 }
 
 /// An open provider-configuration store. Thread-safe (one connection behind a
-/// lock); several processes may open the same database.
+/// lock); several processes may open the same database. A child forked from
+/// a process using a store opens its own connection on first use (SQLite's
+/// locks are per process: a connection must never be shared across `fork`).
 pub struct Store {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     path: PathBuf,
     /// Appended to cache keys so that stores on different databases in one
     /// process never share entries (empty for the default database).
@@ -113,9 +117,173 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// A database error, with the database's path and never a stored value.
+/// A database error, with the database's path and never a stored value. A
+/// full disk is an I/O error saying so, not a database problem.
 fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) || disk_full(path) {
+        return Error::Io(format!(
+            "{}: {what}: the disk is full ({e})",
+            path.display()
+        ));
+    }
     Error::Store(format!("{}: {what}: {e}", path.display()))
+}
+
+/// Whether the filesystem holding `path` has no space left for an
+/// unprivileged writer.
+fn disk_full(path: &Path) -> bool {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fsutil::free_bytes(dir).is_some_and(|free| free < 64 << 10)
+}
+
+/// This process's connection to the database: none in a child forked from
+/// the process that opened it, until its first use there.
+struct Conn {
+    db: Option<Connection>,
+    /// Forked while another thread of the parent was inside SQLite with
+    /// this store: SQLite keeps each file's lock state per process, and the
+    /// child's copy records locks the child does not hold, so no connection
+    /// to this database is safe in the child.
+    forked_mid_call: bool,
+    /// Opened read-only because the disk was full (SQLite could not create
+    /// its shared-memory file): reads work, writes reopen or fail with
+    /// [`Error::Io`].
+    read_only: bool,
+    busy_timeout: Duration,
+}
+
+impl Conn {
+    /// In a child forked while no thread used the store: the inherited
+    /// connection is closed, never used (that would share it with the
+    /// parent). Closing releases only this process's share of SQLite's
+    /// per-file lock records (the parent's locks are its own), so the
+    /// connection opened next takes real locks of its own.
+    fn after_fork(&mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = db.close();
+        }
+        self.read_only = false;
+    }
+
+    /// A child forked while a thread of the parent was inside a call.
+    fn forked_mid_call() -> Conn {
+        Conn {
+            db: None,
+            forked_mid_call: true,
+            read_only: false,
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// The connection of a [`Conn`] guard.
+struct ConnGuard<'a>(MutexGuard<'a, Conn>);
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0
+            .db
+            .as_ref()
+            .expect("opened before the guard is handed out")
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0
+            .db
+            .as_mut()
+            .expect("opened before the guard is handed out")
+    }
+}
+
+/// Opens `path` for reading and writing, in WAL mode, with the schema.
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
+    let conn = Connection::open(path).map_err(|e| db_error(path, "cannot open", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| db_error(path, "cannot configure", e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| db_error(path, "not a usable SQLite database", e))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| db_error(path, "cannot create tables", e))?;
+    Ok(conn)
+}
+
+/// Opens `path` as [`connect`] does; on a full disk, where SQLite cannot
+/// create the shared-memory file a WAL database needs, read-only as an
+/// immutable file instead (true in the second place), which is exact while
+/// no write-ahead log holds changes not yet in the file.
+fn connect_or_read_only(path: &Path, busy_timeout: Duration) -> Result<(Connection, bool), Error> {
+    let e = match connect(path, busy_timeout) {
+        Ok(conn) => return Ok((conn, false)),
+        Err(e @ Error::Io(_)) if disk_full(path) => e,
+        Err(e) => return Err(e),
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        // Changes in the log an immutable reader would not see.
+        return Err(e);
+    }
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|_| e.clone())?;
+    conn.query_row("SELECT count(*) FROM provider_config", [], |_| Ok(()))
+        .map_err(|_| e)?;
+    Ok((conn, true))
+}
+
+/// `path` for a SQLite `file:` URI: `%`, `?` and `#` (and bytes outside
+/// printable ASCII) percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
+            0x21..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Creates the database at `path` whole or not at all: the schema is written
+/// into a 0600 temporary file beside it, which is then hard-linked to `path`
+/// (never over an existing file). The ranks of a job starting together on a
+/// fresh node each build one; the first link wins and the others open it, so
+/// nobody ever sees a database half made (an empty file).
+fn create_database(dir: &Path, path: &Path) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = fsutil::write_private_temp(dir, &fsutil::temp_prefix(&name), b"")?;
+    let built = connect(&temp, BUSY_TIMEOUT).and_then(|conn| {
+        conn.close()
+            .map_err(|(_, e)| db_error(&temp, "cannot close the new database", e))
+    });
+    let linked = built.and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => fsutil::sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("cannot create database", path, &e)),
+    });
+    let _ = std::fs::remove_file(&temp);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = temp.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
+    linked
 }
 
 impl Store {
@@ -141,10 +309,13 @@ impl Store {
         if !dir.exists() {
             fsutil::create_private_dir(dir)?;
         }
+        if !path.exists() {
+            create_database(dir, &path)?;
+        }
         // An existing empty file is not a database this library made (it
-        // writes the schema as it creates one): most likely a truncated
-        // jobs.db. SQLite would take it for a new, empty database and the
-        // provider configurations and the audit trail would silently vanish.
+        // creates one whole): most likely a truncated jobs.db. SQLite would
+        // take it for a new, empty database and the provider configurations
+        // and the audit trail would silently vanish.
         if let Ok(meta) = std::fs::metadata(&path) {
             if meta.is_file() && meta.len() == 0 {
                 return Err(Error::Store(format!(
@@ -154,23 +325,7 @@ impl Store {
                 )));
             }
         }
-        // Create the file 0600 before SQLite does (it would use the umask).
-        if !path.exists() {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| Error::io("cannot create database", &path, &e))?;
-        }
-        let conn = Connection::open(&path).map_err(|e| db_error(&path, "cannot open", e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| db_error(&path, "cannot configure", e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_error(&path, "not a usable SQLite database", e))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| db_error(&path, "cannot create tables", e))?;
+        let (conn, read_only) = connect_or_read_only(&path, BUSY_TIMEOUT)?;
         let cache_suffix = if Some(&path) == default.as_ref() {
             String::new()
         } else {
@@ -183,7 +338,16 @@ impl Store {
         };
         let audit_key = audit::source_key(dir)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            conn: Mutex::with_fresh(
+                Conn {
+                    db: Some(conn),
+                    forked_mid_call: false,
+                    read_only,
+                    busy_timeout: BUSY_TIMEOUT,
+                },
+                Conn::forked_mid_call,
+            )
+            .after_fork(Conn::after_fork),
             path,
             cache_suffix,
             audit_key,
@@ -193,10 +357,45 @@ impl Store {
     /// Sets how long a write waits for other processes' transactions before
     /// failing with [`Error::Store`] ("database is locked"); default 5 s.
     pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.conn
-            .lock()
-            .busy_timeout(timeout)
-            .map_err(|e| db_error(&self.path, "cannot configure", e))
+        let mut conn = self.conn.lock();
+        conn.busy_timeout = timeout;
+        if let Some(db) = &conn.db {
+            db.busy_timeout(timeout)
+                .map_err(|e| db_error(&self.path, "cannot configure", e))?;
+        }
+        Ok(())
+    }
+
+    /// This process's connection (opened here on first use in a forked
+    /// child).
+    fn reader(&self) -> Result<ConnGuard<'_>, Error> {
+        let mut conn = self.conn.lock();
+        if conn.forked_mid_call {
+            return Err(Error::Store(format!(
+                "{}: this process was forked while another thread was using this store; \
+                 SQLite's locks do not survive that, so the store cannot be used here: \
+                 open stores after forking, or fork while no thread uses them",
+                self.path.display()
+            )));
+        }
+        if conn.db.is_none() {
+            let (db, read_only) = connect_or_read_only(&self.path, conn.busy_timeout)?;
+            conn.db = Some(db);
+            conn.read_only = read_only;
+        }
+        Ok(ConnGuard(conn))
+    }
+
+    /// A connection that can write: one opened read-only on a full disk is
+    /// reopened, or the write fails with [`Error::Io`] saying the disk is full.
+    fn writer(&self) -> Result<ConnGuard<'_>, Error> {
+        let mut conn = self.reader()?;
+        if conn.0.read_only {
+            let db = connect(&self.path, conn.0.busy_timeout)?;
+            conn.0.db = Some(db);
+            conn.0.read_only = false;
+        }
+        Ok(conn)
     }
 
     /// The database file.
@@ -242,7 +441,7 @@ impl Store {
     /// The provider's configuration read from the database, bypassing the cache.
     pub fn read_provider_config(&self, provider: &str) -> Result<String, Error> {
         check_name("provider", provider)?;
-        let conn = self.conn.lock();
+        let conn = self.reader()?;
         let text = read_config_row(&conn, &self.path, provider)?;
         Ok(text.unwrap_or_else(|| "{}".to_owned()))
     }
@@ -323,7 +522,7 @@ impl Store {
 
     /// The providers that have a configuration, in name order.
     pub fn list_providers(&self) -> Result<Vec<String>, Error> {
-        let conn = self.conn.lock();
+        let conn = self.reader()?;
         let mut stmt = conn
             .prepare("SELECT provider FROM provider_config ORDER BY provider ASC")
             .map_err(|e| db_error(&self.path, "cannot list providers", e))?;
@@ -341,7 +540,7 @@ impl Store {
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.writer()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_error(&self.path, "cannot begin a write", e))?;
@@ -422,8 +621,7 @@ impl Store {
         check_name("provider", provider)?;
         check_name("credential name", name)?;
         let ciphertext: Option<String> = self
-            .conn
-            .lock()
+            .reader()?
             .query_row(
                 "SELECT ciphertext FROM st_credentials WHERE provider = ?1 AND name = ?2",
                 params![provider, name],
@@ -493,13 +691,13 @@ impl Store {
 
     /// The newest `limit` audit entries, newest first.
     pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
-        audit::entries(&self.conn.lock(), limit)
+        audit::entries(&*self.reader()?, limit)
             .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))
     }
 
     /// Checks the whole audit chain; reports the first broken entry.
     pub fn verify_audit(&self) -> Result<AuditReport, Error> {
-        audit::verify(&self.conn.lock(), &self.audit_key)
+        audit::verify(&*self.reader()?, &self.audit_key)
             .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))
     }
 
@@ -541,7 +739,7 @@ impl Store {
                 report.entries
             )));
         }
-        let at = audit::hash_at(&self.conn.lock(), count)
+        let at = audit::hash_at(&*self.reader()?, count)
             .map_err(|e| db_error(&self.path, "cannot read the audit trail", e))?;
         if at.as_deref() != Some(hash) {
             return Err(Error::Store(format!(
@@ -571,7 +769,7 @@ impl Store {
     /// Not synced to disk: it is a hint for the doctor, not the anchor.
     fn record_head(&self) {
         use std::io::Write;
-        let Ok((count, hash)) = audit::head(&self.conn.lock()) else {
+        let Ok(Ok((count, hash))) = self.reader().map(|c| audit::head(&c)) else {
             return;
         };
         let target = self.head_path();

@@ -9,12 +9,11 @@
 //! interpreter, attaching only to run the factory.
 
 use crate::errors::{internal, seconds, OrRaise};
-use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use st_secrets::cache::{CacheConfig, Reentrant, TtlCache};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +31,7 @@ struct Stored(Option<Py<PyAny>>);
 impl Drop for Stored {
     fn drop(&mut self) {
         if let Some(obj) = self.0.take() {
-            GRAVEYARD.lock().push(obj);
-            PENDING.store(true, Ordering::Release);
+            graveyard_push(obj);
         }
     }
 }
@@ -49,17 +47,45 @@ impl Stored {
 
 type Value = Arc<Stored>;
 
-static GRAVEYARD: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
-static PENDING: AtomicBool = AtomicBool::new(false);
+/// References dropped by the caches, waiting for [`bury`]: a lock-free
+/// stack (a push is one compare-and-swap, a burial takes the whole stack),
+/// so a child forked while another thread pushed has no lock to wait for.
+static GRAVEYARD: AtomicPtr<Grave> = AtomicPtr::new(std::ptr::null_mut());
+
+struct Grave {
+    obj: Py<PyAny>,
+    next: *mut Grave,
+}
+
+fn graveyard_push(obj: Py<PyAny>) {
+    let grave = Box::into_raw(Box::new(Grave {
+        obj,
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = GRAVEYARD.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `grave` is ours until the exchange publishes it.
+        unsafe { (*grave).next = head };
+        match GRAVEYARD.compare_exchange_weak(head, grave, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
 
 /// Releases the references dropped by the cache, with no cache lock held
 /// (so a `__del__` that runs may use any cache). One atomic load when there
 /// is nothing to release.
 fn bury(_py: Python<'_>) {
-    if PENDING.load(Ordering::Acquire) {
-        PENDING.store(false, Ordering::Release);
-        let dead = std::mem::take(&mut *GRAVEYARD.lock());
-        drop(dead); // attached: each reference is released now
+    if GRAVEYARD.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let mut next = GRAVEYARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    while !next.is_null() {
+        // SAFETY: the swap took the whole stack: these graves are ours alone.
+        let grave = unsafe { Box::from_raw(next) };
+        next = grave.next;
+        drop(grave.obj); // attached: the reference is released now
     }
 }
 

@@ -79,7 +79,7 @@ fn is_get_secret(r: &Request) -> bool {
 
 #[test]
 fn a_signed_get_secret_value_supplies_the_keys() {
-    let seen = Arc::new(parking_lot::Mutex::new(None::<Request>));
+    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
     let s = Arc::clone(&seen);
     let server = FakeServer::start(move |r| {
         *s.lock() = Some(r.clone());
@@ -124,7 +124,7 @@ fn a_signed_get_secret_value_supplies_the_keys() {
 
 #[test]
 fn session_tokens_are_sent() {
-    let seen = Arc::new(parking_lot::Mutex::new(None::<Request>));
+    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
     let s = Arc::clone(&seen);
     let server = FakeServer::start(move |r| {
         *s.lock() = Some(r.clone());
@@ -603,7 +603,7 @@ fn instance_metadata_v2_credentials() {
 
 #[test]
 fn profiles_env_precedence_and_missing_credentials() {
-    let seen = Arc::new(parking_lot::Mutex::new(String::new()));
+    let seen = Arc::new(crate::sync::Mutex::new(String::new()));
     let s = Arc::clone(&seen);
     let server = FakeServer::start(move |r| {
         *s.lock() = r.header("authorization").unwrap_or_default().to_owned();
@@ -840,7 +840,7 @@ fn role_profiles_that_cannot_work_are_refused_before_any_request() {
 
 /// An SSO portal answering GetRoleCredentials for one token, account and
 /// role, besides Secrets Manager (it records the signing key id).
-fn sso_portal(signed_with: Arc<parking_lot::Mutex<String>>) -> FakeServer {
+fn sso_portal(signed_with: Arc<crate::sync::Mutex<String>>) -> FakeServer {
     FakeServer::start(move |r| {
         if r.path.starts_with("/federation/credentials") {
             if r.header("x-amz-sso_bearer_token") != Some("aoa-cached-token") {
@@ -867,7 +867,7 @@ fn sso_portal(signed_with: Arc<parking_lot::Mutex<String>>) -> FakeServer {
 
 #[test]
 fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
-    let signed_with = Arc::new(parking_lot::Mutex::new(String::new()));
+    let signed_with = Arc::new(crate::sync::Mutex::new(String::new()));
     let server = sso_portal(Arc::clone(&signed_with));
     let home = aws_home(
         "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\n\

@@ -7,6 +7,18 @@
 //! re-read at each check whatever its metadata says, so that a same-size
 //! rewrite within one timestamp tick is not missed.
 //!
+//! One thread re-reads while the others go on with the last snapshot (no get
+//! waits for a parse). A re-read never replaces a good snapshot with less:
+//!
+//! - a file that does not parse (a writer is half-way, or it is broken) keeps
+//!   the last good snapshot, and the status says why;
+//! - a file that changed while it was read is read again at the next check;
+//! - a file rewritten in place (the same inode: SimpleTuner's own
+//!   `set_secret` truncates and writes) that lost keys within the last
+//!   [`RACY_WINDOW`] is taken for a writer half-way: the last snapshot is
+//!   kept until the file has settled, then what it holds is taken. A file
+//!   replaced by rename (as this library writes) or removed is taken at once.
+//!
 //! Writing (`save`, `delete`): under an exclusive lock on a lock file beside the
 //! secrets file (so several processes lose no update), the current file is read
 //! and parsed again (a malformed file is never overwritten), edited in place
@@ -22,9 +34,9 @@ use super::provider::{Provider, ProviderStatus, SecretMap};
 use crate::fsutil;
 use crate::paths;
 use crate::secret::SecretString;
+use crate::sync::Mutex;
 use crate::Error;
 use document::{Document, Format};
-use parking_lot::{Mutex, RwLock};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -108,15 +120,73 @@ struct State {
     stamp: Option<Stamp>,
     /// The parsed file, or why it could not be read.
     snapshot: Result<Arc<SecretMap>, Error>,
+    /// Why the current version of the file is not what is served (it does
+    /// not parse), while the last good snapshot is.
+    kept: Option<Error>,
     mode: Option<u32>,
     /// When the metadata is next checked (`None`: at the next lookup).
     next_check: Option<Instant>,
+    /// A thread is re-reading the file: the others use the snapshot.
+    reloading: bool,
+    /// Bumped by saves and invalidations: a re-read that started before
+    /// one is dropped (it may hold an older version).
+    epoch: u64,
+    /// Invalidated: the next re-read takes the file as it is, without the
+    /// wait for an in-place rewrite to settle.
+    forced: bool,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            path: None,
+            stamp: None,
+            snapshot: Ok(Arc::default()),
+            kept: None,
+            mode: None,
+            next_check: None,
+            reloading: false,
+            epoch: 0,
+            forced: false,
+        }
+    }
+
+    /// In a forked child: the parent's re-read is not coming here.
+    fn after_fork(&mut self) {
+        self.reloading = false;
+    }
+}
+
+/// What a re-read found.
+enum Reread {
+    /// The file is as loaded: nothing to do.
+    Same,
+    /// A new version to serve (or the error to answer with).
+    New {
+        path: Option<PathBuf>,
+        stamp: Option<Stamp>,
+        snapshot: Result<Arc<SecretMap>, Error>,
+        mode: Option<u32>,
+    },
+    /// A version that does not parse; the last good snapshot stays.
+    Broken { stamp: Option<Stamp>, error: Error },
+    /// A version that may be half-written: look again at the next check.
+    Unsettled,
+}
+
+/// Clears the re-reading mark if a re-read panics.
+struct Reloading<'a>(&'a Mutex<State>);
+
+impl Drop for Reloading<'_> {
+    fn drop(&mut self) {
+        self.0.lock().reloading = false;
+    }
 }
 
 /// The JSON/YAML secrets file provider. Thread-safe.
 pub struct FileProvider {
     location: FileLocation,
-    state: RwLock<State>,
+    state: Mutex<State>,
     /// Serialises this process's writers (other processes: the lock file).
     writer: Mutex<()>,
     /// Files larger than this are refused before they are read.
@@ -139,13 +209,7 @@ impl FileProvider {
     pub fn new(location: FileLocation) -> Self {
         FileProvider {
             location,
-            state: RwLock::new(State {
-                path: None,
-                stamp: None,
-                snapshot: Ok(Arc::default()),
-                mode: None,
-                next_check: None,
-            }),
+            state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
             writer: Mutex::new(()),
             max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
             generation: AtomicU64::new(0),
@@ -224,20 +288,83 @@ impl FileProvider {
         self.edit(|doc| Ok(doc.remove(key)))
     }
 
+    /// Re-reads the file when its check is due and no other thread is
+    /// re-reading it (the others go on with the last snapshot).
     fn refresh_if_due(&self, now: Instant) {
-        let due = self.state.read().next_check.is_none_or(|t| now >= t);
-        if !due {
-            return;
+        let (loaded_path, loaded_stamp, good, epoch, forced) = {
+            let mut st = self.state.lock();
+            if st.reloading || st.next_check.is_some_and(|t| now < t) {
+                return;
+            }
+            st.reloading = true;
+            let good = st.snapshot.as_ref().ok().map(Arc::clone);
+            (
+                st.path.clone(),
+                st.stamp,
+                good,
+                st.epoch,
+                std::mem::take(&mut st.forced),
+            )
+        };
+        let reloading = Reloading(&self.state);
+        let found = self.reread(
+            loaded_path.as_deref(),
+            loaded_stamp,
+            good.as_deref(),
+            forced,
+        );
+        let mut st = self.state.lock();
+        st.next_check = now.checked_add(CHECK_INTERVAL);
+        if st.epoch != epoch {
+            // Saved or invalidated meanwhile: what was read may be older.
+            st.next_check = None;
+            st.forced |= forced;
+        } else {
+            match found {
+                Reread::Same | Reread::Unsettled => {}
+                Reread::New {
+                    path,
+                    stamp,
+                    snapshot,
+                    mode,
+                } => {
+                    self.generation.fetch_add(1, Ordering::Release);
+                    st.path = path;
+                    st.stamp = stamp;
+                    st.snapshot = snapshot;
+                    st.mode = mode;
+                    st.kept = None;
+                }
+                Reread::Broken { stamp, error } => {
+                    st.stamp = stamp;
+                    st.kept = Some(error);
+                }
+            }
         }
-        let mut st = self.state.write();
-        if st.next_check.is_some_and(|t| now < t) {
-            return; // another thread refreshed meanwhile
-        }
-        let path = match &self.location {
+        st.reloading = false;
+        drop(st);
+        std::mem::forget(reloading);
+    }
+
+    /// The file read now (`None`: no file exists in default mode).
+    fn current_path(&self) -> Option<PathBuf> {
+        match &self.location {
             FileLocation::Configured(p) => Some(p.clone()),
             FileLocation::Default(dir) => existing_default(dir),
             FileLocation::Unknown(_) => None,
-        };
+        }
+    }
+
+    /// Looks at the file (without the lock): what changed since the version
+    /// `loaded` of `loaded_path`, whose snapshot is `good` when it parsed.
+    fn reread(
+        &self,
+        loaded_path: Option<&Path>,
+        loaded: Option<Stamp>,
+        good: Option<&SecretMap>,
+        forced: bool,
+    ) -> Reread {
+        let path = self.current_path();
         let meta = path.as_deref().map(fs::metadata);
         let stamp = match &meta {
             Some(Ok(m)) => Some(Stamp::of(m)),
@@ -254,23 +381,53 @@ impl FileProvider {
                 .is_none_or(|age| age < RACY_WINDOW),
             _ => false,
         };
-        if path != st.path || stamp != st.stamp || st.snapshot.is_err() || racy {
-            self.generation.fetch_add(1, Ordering::Release);
-            st.snapshot = match (&path, meta) {
-                (Some(p), Some(Ok(_))) => load(p, self.max_size).map(Arc::new),
-                (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(Error::io("cannot read secrets file", p, &e))
-                }
-                _ => Ok(Arc::default()),
-            };
-            st.mode = path
-                .as_deref()
-                .and_then(|p| fs::metadata(p).ok())
-                .map(|m| m.mode() & 0o7777);
-            st.path = path;
-            st.stamp = stamp;
+        let same_path = path.as_deref() == loaded_path;
+        if same_path && stamp == loaded && good.is_some() && !racy {
+            return Reread::Same;
         }
-        st.next_check = now.checked_add(CHECK_INTERVAL);
+        let mode = |p: &Path| fs::metadata(p).ok().map(|m| m.mode() & 0o7777);
+        let (p, m) = match (&path, meta) {
+            (Some(p), Some(Ok(m))) => (p, m),
+            (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Reread::New {
+                    snapshot: Err(Error::io("cannot read secrets file", p, &e)),
+                    mode: None,
+                    path,
+                    stamp,
+                }
+            }
+            _ => {
+                return Reread::New {
+                    path,
+                    stamp,
+                    snapshot: Ok(Arc::default()),
+                    mode: None,
+                }
+            }
+        };
+        let loaded_now = load(p, self.max_size);
+        let after = fs::metadata(p).ok().map(|m| Stamp::of(&m));
+        if after != stamp && !forced {
+            return Reread::Unsettled; // changed while it was read
+        }
+        let kept_good = good.filter(|_| same_path);
+        match (loaded_now, kept_good) {
+            (Err(error @ Error::Parse(_)), Some(_)) => Reread::Broken { stamp, error },
+            (Ok(map), Some(good))
+                if racy
+                    && !forced
+                    && loaded.is_some_and(|l| l.dev == m.dev() && l.ino == m.ino())
+                    && map.lost_keys_of(good) =>
+            {
+                Reread::Unsettled
+            }
+            (snapshot, _) => Reread::New {
+                mode: mode(p),
+                path: path.clone(),
+                stamp,
+                snapshot: snapshot.map(Arc::new),
+            },
+        }
     }
 
     /// Runs `change` on the current document under the write locks; writes the
@@ -328,6 +485,16 @@ impl FileProvider {
             let written = fsutil::replace_atomically(&dir, &name, &target, &bytes);
             bytes.zeroize();
             written?;
+            // Serve what was written at once, whatever re-read is running.
+            let path = self.current_path();
+            let meta = path.as_deref().and_then(|p| fs::metadata(p).ok());
+            let snapshot = doc.into_snapshot();
+            let mut st = self.state.lock();
+            st.stamp = meta.as_ref().map(Stamp::of);
+            st.mode = meta.as_ref().map(|m| m.mode() & 0o7777);
+            st.path = path;
+            st.snapshot = Ok(Arc::new(snapshot));
+            st.kept = None;
         }
         drop(lock); // releases the lock
         self.invalidate();
@@ -342,28 +509,31 @@ impl Provider for FileProvider {
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         self.refresh_if_due(Instant::now());
-        let st = self.state.read();
-        match &st.snapshot {
-            Ok(snapshot) => Ok(snapshot.resolve(key).map(|(_, v)| v.clone())),
-            Err(e) => Err(e.clone()),
-        }
+        let snapshot = self.state.lock().snapshot.clone()?;
+        Ok(snapshot.resolve(key).map(|(_, v)| v.clone()))
     }
 
     fn keys(&self) -> Result<Vec<String>, Error> {
         self.refresh_if_due(Instant::now());
-        let st = self.state.read();
-        st.snapshot.as_ref().map(|s| s.keys()).map_err(Clone::clone)
+        let snapshot = self.state.lock().snapshot.clone()?;
+        Ok(snapshot.keys())
     }
 
     fn holds_non_secret(&self, key: &str) -> bool {
-        let st = self.state.read();
+        let st = self.state.lock();
         st.snapshot.as_ref().is_ok_and(|s| s.holds_non_secret(key))
     }
 
     fn status(&self) -> ProviderStatus {
         self.refresh_if_due(Instant::now());
-        let st = self.state.read();
+        let st = self.state.lock();
         let mut warnings = Vec::new();
+        if let (Some(p), Some(e)) = (&st.path, &st.kept) {
+            warnings.push(format!(
+                "{} changed and does not parse ({e}); serving the version read before",
+                p.display()
+            ));
+        }
         let (available, detail) = match (&st.path, &st.stamp, &st.snapshot) {
             (Some(p), Some(_), Ok(s)) => {
                 let d = format!(
@@ -410,7 +580,10 @@ impl Provider for FileProvider {
     }
 
     fn invalidate(&self) {
-        self.state.write().next_check = None;
+        let mut st = self.state.lock();
+        st.next_check = None;
+        st.forced = true;
+        st.epoch = st.epoch.wrapping_add(1);
         self.generation.fetch_add(1, Ordering::Release);
     }
 }

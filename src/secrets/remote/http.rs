@@ -4,6 +4,7 @@
 
 use super::{FetchError, RemoteSettings};
 use crate::secret::SecretBytes;
+use crate::sync::Mutex;
 use crate::Error;
 use std::path::Path;
 use std::time::Duration;
@@ -93,9 +94,35 @@ pub enum Trust {
     Insecure,
 }
 
-/// A client with its settings; cheap to share behind an `Arc`.
-pub struct Http {
+/// An agent (its pool of keep-alive connections) of this process.
+struct Pool {
     agent: ureq::Agent,
+    config: ureq::config::Config,
+}
+
+impl Pool {
+    fn new(config: ureq::config::Config) -> Self {
+        Pool {
+            agent: ureq::Agent::new_with_config(config.clone()),
+            config,
+        }
+    }
+
+    /// In a forked child: a new pool. The parent's connections are never
+    /// used here (both processes would write requests to and read responses
+    /// from one socket) and never closed (the agent is forgotten, not
+    /// dropped: its own lock may have been held at the fork).
+    fn after_fork(&mut self) {
+        let fresh = ureq::Agent::new_with_config(self.config.clone());
+        std::mem::forget(std::mem::replace(&mut self.agent, fresh));
+    }
+}
+
+/// A client with its settings; cheap to share behind an `Arc`. Each process
+/// has its own connections: a child forked from a process using it starts
+/// with an empty pool.
+pub struct Http {
+    pool: Mutex<Pool>,
     /// Per-request bound on the whole exchange.
     request_timeout: Duration,
     /// Where the user sets the CA bundle (`"AWS_CA_BUNDLE"`), named when a
@@ -123,17 +150,18 @@ impl Http {
                 .build(),
             Trust::Insecure => TlsConfig::builder().disable_verification(true).build(),
         };
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.request_timeout))
             .max_redirects(0)
             .user_agent(concat!("st-secrets/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
-            .build()
-            .new_agent();
+            .build();
+        let fresh = config.clone();
         Ok(Http {
-            agent,
+            pool: Mutex::with_rebuild(Pool::new(config), move || Pool::new(fresh.clone()))
+                .after_fork(Pool::after_fork),
             request_timeout: settings.request_timeout,
             ca_setting,
         })
@@ -162,8 +190,8 @@ impl Http {
                 redact_url(url)
             )))
         })?;
-        let response = self
-            .agent
+        let agent = self.pool.lock().agent.clone();
+        let response = agent
             .run(request)
             .map_err(|e| self.classify(what, url, e))?;
         let status = response.status().as_u16();

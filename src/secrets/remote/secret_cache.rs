@@ -3,8 +3,8 @@
 use super::{jittered, FetchError, RemoteSettings};
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
+use crate::sync::{Condvar, Mutex};
 use crate::Error;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,64 @@ struct CacheState<T> {
     good: Option<LastGood<T>>,
     /// The last failure and until when it answers for the service.
     failure: Option<(FetchError, Instant)>,
+    /// The fetch in flight, if any: callers arriving meanwhile wait for it
+    /// and share its answer, failure included.
+    flight: Option<Arc<Flight<T>>>,
+}
+
+impl<T> CacheState<T> {
+    fn new() -> Self {
+        CacheState {
+            good: None,
+            failure: None,
+            flight: None,
+        }
+    }
+
+    /// In a forked child: the parent's fetch in flight is not coming here.
+    fn after_fork(&mut self) {
+        self.flight = None;
+    }
+}
+
+/// One fetch, awaited by the callers that arrived while it ran.
+struct Flight<T> {
+    /// `Some(None)`: the fetching caller panicked; its waiters try again.
+    answer: Mutex<Option<Option<Answer<T>>>>,
+    done: Condvar,
+}
+
+impl<T> Flight<T> {
+    fn complete(&self, answer: Option<Answer<T>>) {
+        *self.answer.lock() = Some(answer);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> Option<Answer<T>> {
+        let mut answer = self.answer.lock();
+        loop {
+            if let Some(a) = answer.as_ref() {
+                return a.clone();
+            }
+            self.done.wait(&mut answer);
+        }
+    }
+}
+
+/// Ends a flight whose fetch panicked, so its waiters do not hang.
+struct Leading<'a, T> {
+    cache: &'a SecretCache<T>,
+    flight: &'a Arc<Flight<T>>,
+    armed: bool,
+}
+
+impl<T> Drop for Leading<'_, T> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cache.end_flight(self.flight);
+            self.flight.complete(None);
+        }
+    }
 }
 
 /// A [`SecretCache`] answer: the fetched secret, shared.
@@ -42,13 +100,13 @@ pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
 
 /// A remote provider's whole fetched secret (every key of the AWS secret or
 /// the Vault path), cached for a TTL, fetched by one thread at a time (the
-/// others wait and share its answer), with stale-on-error: past its TTL the
+/// others wait and share its answer, a failure too: no caller waits longer
+/// than the one fetch it joined), with stale-on-error: past its TTL the
 /// last good value is served, within `max_stale`, while the service fails
 /// transiently. Cheap on the hot path: one uncontended lock and an `Arc`
 /// clone.
 pub struct SecretCache<T> {
     state: Mutex<CacheState<T>>,
-    flight: Mutex<()>,
     requests: AtomicU64,
     settings: RemoteSettings,
 }
@@ -58,11 +116,8 @@ impl<T> SecretCache<T> {
     /// for `settings.negative_ttl` (each shortened by up to 10% at random).
     pub fn new(settings: RemoteSettings) -> Self {
         SecretCache {
-            state: Mutex::new(CacheState {
-                good: None,
-                failure: None,
-            }),
-            flight: Mutex::new(()),
+            state: Mutex::with_fresh(CacheState::new(), CacheState::new)
+                .after_fork(CacheState::after_fork),
             requests: AtomicU64::new(0),
             settings,
         }
@@ -76,15 +131,63 @@ impl<T> SecretCache<T> {
     /// than `max_stale` past its TTL exists (that value is served instead).
     /// A failure answers for the service for `failure_ttl`.
     pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
-        if let Some(answer) = self.known(Instant::now()) {
+        let mut fetch = Some(fetch);
+        loop {
+            let flight = {
+                let mut state = self.state.lock();
+                if let Some(answer) = Self::known(&state, &self.settings, Instant::now()) {
+                    return answer;
+                }
+                match &state.flight {
+                    Some(flight) => Err(Arc::clone(flight)),
+                    None => {
+                        let flight = Arc::new(Flight {
+                            answer: Mutex::new(None),
+                            done: Condvar::new(),
+                        });
+                        state.flight = Some(Arc::clone(&flight));
+                        Ok(flight)
+                    }
+                }
+            };
+            let flight = match flight {
+                Ok(lead) => lead,
+                Err(follow) => match follow.wait() {
+                    Some(answer) => return answer,
+                    None => continue,
+                },
+            };
+            let fetch = fetch
+                .take()
+                .expect("a caller leads at most one flight, so fetch is taken once");
+            let mut leading = Leading {
+                cache: self,
+                flight: &flight,
+                armed: true,
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = fetch();
+            leading.armed = false;
+            let answer = self.record(outcome);
+            self.end_flight(&flight);
+            flight.complete(Some(answer.clone()));
             return answer;
         }
-        let _flight = self.flight.lock();
-        if let Some(answer) = self.known(Instant::now()) {
-            return answer;
+    }
+
+    fn end_flight(&self, flight: &Arc<Flight<T>>) {
+        let mut state = self.state.lock();
+        if state
+            .flight
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, flight))
+        {
+            state.flight = None;
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = fetch();
+    }
+
+    /// Stores what a fetch brought; the answer for its callers.
+    fn record(&self, outcome: Result<Fetched<T>, FetchError>) -> Answer<T> {
         let now = Instant::now();
         let mut state = self.state.lock();
         match outcome {
@@ -110,12 +213,11 @@ impl<T> SecretCache<T> {
     }
 
     /// The answer without a fetch, when one is not due.
-    fn known(&self, now: Instant) -> Option<Answer<T>> {
-        let state = self.state.lock();
+    fn known(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Option<Answer<T>> {
         match (&state.good, &state.failure) {
             (Some(good), _) if now < good.fresh_until => Some(Ok(Arc::clone(&good.value))),
             (_, Some((_, until))) if now < *until => {
-                Some(Self::answer_failing(&state, &self.settings, now))
+                Some(Self::answer_failing(state, settings, now))
             }
             _ => None,
         }

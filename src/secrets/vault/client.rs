@@ -11,8 +11,8 @@ use crate::secrets::remote::http::{Http, Response, Trust};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
+use crate::sync::Mutex;
 use crate::Error;
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -143,13 +143,17 @@ impl Client {
             }),
             auth,
             token: Mutex::new(None),
-            kv: Mutex::new(match settings.kv_version {
-                Some(v) => Kv::Known(v, "configured"),
-                None => Kv::Unknown {
-                    asked_mounts: false,
-                },
-            }),
-            checked: Mutex::new(Checked::NotYet),
+            kv: {
+                let configured = settings.kv_version;
+                let initial = move || match configured {
+                    Some(v) => Kv::Known(v, "configured"),
+                    None => Kv::Unknown {
+                        asked_mounts: false,
+                    },
+                };
+                Mutex::with_rebuild(initial(), initial)
+            },
+            checked: Mutex::with_fresh(Checked::NotYet, || Checked::NotYet),
         })
     }
 

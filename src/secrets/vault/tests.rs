@@ -50,7 +50,7 @@ fn v1_answer() -> Reply {
 
 #[test]
 fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
-    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = Arc::new(crate::sync::Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
     let server = FakeServer::start(move |r| {
         s.lock().push(r.path.clone());
@@ -144,7 +144,7 @@ fn configuration_sources() {
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
 
     // Environment only, and the token file of the Vault CLI.
-    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = Arc::new(crate::sync::Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
     let server = FakeServer::start(move |r| {
         s.lock().push(r.clone());

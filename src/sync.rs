@@ -1,0 +1,494 @@
+//! Locks that keep working in a child after `fork()`.
+//!
+//! Launchers fork constantly (DataLoader workers, `multiprocessing` with the
+//! fork start method, Gunicorn). A child gets a copy of every lock in the
+//! state it had at the instant of the fork, but only the forking thread: a
+//! lock another thread held stays held forever, and what it protected may be
+//! half-changed. Every lock of the crate is therefore one of these:
+//!
+//! - A `pthread_atfork` child handler counts forks in a process-wide
+//!   generation. Each [`Mutex`] remembers the generation its lock belongs to;
+//!   the first use in a newer generation (in a child) checks the lock before
+//!   anyone takes it.
+//! - A lock nobody held at the fork is kept with its value, after the
+//!   owner's after-fork hook ran on it (it drops what belonged to the
+//!   parent's threads: calls in flight, pooled connections, an open
+//!   database).
+//! - A lock some thread of the parent held is abandoned with its value
+//!   (leaked, never read: it may be half-changed) and replaced by a fresh
+//!   one built from the owner's `fresh` function.
+//!
+//! The check costs two atomic loads on each lock. Built on `std::sync`,
+//! whose Linux locks are a futex word each with no process-wide table (the
+//! global table `parking_lot` parks threads in can itself be inherited
+//! locked). [`Lazy`] statics never block: racing first users may both build
+//! the value and one is dropped, so a fork during initialisation leaves
+//! nothing to wait for.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::{PoisonError, TryLockError};
+
+/// Forks this process is down from the one that first used a lock.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// 0: the fork handler is not registered; 1: being registered; 2: registered.
+static HOOKED: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn in_child() {
+    // Async-signal-safe: one atomic add.
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Registers the fork handler once; never blocks (a racing caller goes on
+/// while the winner registers).
+fn hook() {
+    if HOOKED.load(Ordering::Acquire) == 2 {
+        return;
+    }
+    if HOOKED
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        // SAFETY: registers a handler that only touches atomics. Fails only
+        // with ENOMEM; the locks then work as plain locks.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(in_child));
+        }
+        HOOKED.store(2, Ordering::Release);
+    }
+}
+
+/// The current fork generation (registering the handler on first use).
+pub(crate) fn generation() -> u64 {
+    hook();
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// One lock's spin lock for its first-use and after-fork checks, so two
+/// threads of a child never check or replace it together. The word holds
+/// `generation + 1` of the checking thread's process: a word left by an
+/// older generation belongs to a thread that did not survive a fork, and is
+/// taken over.
+struct FixLock<'a>(&'a AtomicU64);
+
+impl<'a> FixLock<'a> {
+    fn acquire(word: &'a AtomicU64, generation: u64) -> FixLock<'a> {
+        let mine = generation.wrapping_add(1);
+        loop {
+            let seen = word.load(Ordering::Acquire);
+            if seen != mine
+                && word
+                    .compare_exchange_weak(seen, mine, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return FixLock(word);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for FixLock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+struct Slot<T> {
+    generation: AtomicU64,
+    lock: std::sync::Mutex<T>,
+}
+
+enum Fresh<T> {
+    Fn(fn() -> T),
+    Boxed(Box<dyn Fn() -> T + Send + Sync>),
+}
+
+impl<T> Fresh<T> {
+    fn make(&self) -> T {
+        match self {
+            Fresh::Fn(f) => f(),
+            Fresh::Boxed(f) => f(),
+        }
+    }
+}
+
+/// A mutual-exclusion lock that survives `fork()` (see the module
+/// documentation). Does not poison: a panic while it is held leaves the value
+/// as the panicking code left it, as `parking_lot`'s did.
+pub(crate) struct Mutex<T> {
+    slot: AtomicPtr<Slot<T>>,
+    /// See [`FixLock`].
+    fixing: AtomicU64,
+    fresh: Fresh<T>,
+    after_fork: Option<fn(&mut T)>,
+    _owns: PhantomData<std::sync::Mutex<T>>,
+}
+
+impl<T: Default> Mutex<T> {
+    /// A lock holding `value`; a child whose parent held it starts from
+    /// `T::default()`.
+    pub(crate) fn new(value: T) -> Self {
+        Mutex::with_fresh(value, T::default)
+    }
+}
+
+impl<T> Mutex<T> {
+    /// A lock holding `value`; a child whose parent held it starts from
+    /// `fresh()`.
+    pub(crate) fn with_fresh(value: T, fresh: fn() -> T) -> Self {
+        Mutex::build(value, Fresh::Fn(fresh))
+    }
+
+    /// As [`with_fresh`](Self::with_fresh), with a closure (which may hold
+    /// the owner's settings).
+    pub(crate) fn with_rebuild(value: T, fresh: impl Fn() -> T + Send + Sync + 'static) -> Self
+    where
+        T: 'static,
+    {
+        Mutex::build(value, Fresh::Boxed(Box::new(fresh)))
+    }
+
+    fn build(value: T, fresh: Fresh<T>) -> Self {
+        let generation = generation();
+        Mutex {
+            slot: AtomicPtr::new(Box::into_raw(Box::new(Slot {
+                generation: AtomicU64::new(generation),
+                lock: std::sync::Mutex::new(value),
+            }))),
+            fixing: AtomicU64::new(0),
+            fresh,
+            after_fork: None,
+            _owns: PhantomData,
+        }
+    }
+
+    /// A lock for a `static`, holding `fresh()` from its first use.
+    pub(crate) const fn lazy(fresh: fn() -> T) -> Self {
+        Mutex {
+            slot: AtomicPtr::new(ptr::null_mut()),
+            fixing: AtomicU64::new(0),
+            fresh: Fresh::Fn(fresh),
+            after_fork: None,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Runs `hook` on the value in a child, on the first use after the fork,
+    /// when no thread of the parent held the lock (the value is whole).
+    pub(crate) fn after_fork(mut self, hook: fn(&mut T)) -> Self {
+        self.after_fork = Some(hook);
+        self
+    }
+
+    /// Locks, waiting for the holder.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        let guard = self
+            .slot()
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        MutexGuard { inner: Some(guard) }
+    }
+
+    /// The slot of this process's generation.
+    fn slot(&self) -> &Slot<T> {
+        let generation = generation();
+        let p = self.slot.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: slots are freed only when the Mutex drops (a replaced
+            // one is leaked), so a published pointer stays valid for &self.
+            let slot = unsafe { &*p };
+            if slot.generation.load(Ordering::Acquire) == generation {
+                return slot;
+            }
+        }
+        self.slot_slow(generation)
+    }
+
+    #[cold]
+    fn slot_slow(&self, generation: u64) -> &Slot<T> {
+        let new_slot = |value| {
+            Box::into_raw(Box::new(Slot {
+                generation: AtomicU64::new(generation),
+                lock: std::sync::Mutex::new(value),
+            }))
+        };
+        let _fixing = FixLock::acquire(&self.fixing, generation);
+        let p = self.slot.load(Ordering::Acquire);
+        if p.is_null() {
+            // First use of a lazy lock.
+            let fresh = new_slot(self.fresh.make());
+            self.slot.store(fresh, Ordering::Release);
+            // SAFETY: just allocated and published.
+            return unsafe { &*fresh };
+        }
+        // SAFETY: as in `slot`.
+        let slot = unsafe { &*p };
+        if slot.generation.load(Ordering::Acquire) == generation {
+            return slot;
+        }
+        let whole = match slot.lock.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        match whole {
+            Some(mut value) => {
+                if let Some(hook) = self.after_fork {
+                    hook(&mut value);
+                }
+                drop(value);
+                slot.generation.store(generation, Ordering::Release);
+                slot
+            }
+            None => {
+                // Held by a thread that does not exist in this process: the
+                // old slot is leaked, unread.
+                let fresh = new_slot(self.fresh.make());
+                self.slot.store(fresh, Ordering::Release);
+                // SAFETY: just allocated and published.
+                unsafe { &*fresh }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Mutex<T> {
+    fn drop(&mut self) {
+        let p = *self.slot.get_mut();
+        if !p.is_null() {
+            // SAFETY: the current slot is owned by this Mutex alone.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+// SAFETY: as std::sync::Mutex<T>: the value is reached only through the lock.
+unsafe impl<T: Send> Send for Mutex<T> {}
+// SAFETY: as std::sync::Mutex<T>.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+/// The guard of a [`Mutex`]; unlocks on drop.
+pub(crate) struct MutexGuard<'a, T> {
+    /// `None` only inside [`Condvar::wait`].
+    inner: Option<std::sync::MutexGuard<'a, T>>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("a guard holds its lock")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("a guard holds its lock")
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// A condition variable for [`MutexGuard`]s.
+#[derive(Default)]
+pub(crate) struct Condvar(std::sync::Condvar);
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Condvar(std::sync::Condvar::new())
+    }
+
+    /// Unlocks, waits for a notification (or a spurious wake-up), relocks.
+    pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+        let inner = guard.inner.take().expect("a guard holds its lock");
+        guard.inner = Some(self.0.wait(inner).unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
+/// A `static` built on first use that never blocks: first users racing each
+/// build the value and all but one are dropped, so `init` must be cheap and
+/// free of side effects. A fork during initialisation leaves nothing to wait
+/// for (a `Once` in progress would hang the child).
+pub(crate) struct Lazy<T> {
+    value: AtomicPtr<T>,
+    init: fn() -> T,
+}
+
+impl<T> Lazy<T> {
+    pub(crate) const fn new(init: fn() -> T) -> Self {
+        Lazy {
+            value: AtomicPtr::new(ptr::null_mut()),
+            init,
+        }
+    }
+
+    /// The value, if it was built.
+    pub(crate) fn get(&self) -> Option<&T> {
+        let p = self.value.load(Ordering::Acquire);
+        // SAFETY: a published value is freed only when the Lazy drops.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+}
+
+impl<T> Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        let mine = Box::into_raw(Box::new((self.init)()));
+        match self.value.compare_exchange(
+            ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: published just now; freed only when the Lazy drops.
+            Ok(_) => unsafe { &*mine },
+            Err(theirs) => {
+                // SAFETY: `mine` was never published.
+                drop(unsafe { Box::from_raw(mine) });
+                // SAFETY: as in `get`.
+                unsafe { &*theirs }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Lazy<T> {
+    fn drop(&mut self) {
+        let p = *self.value.get_mut();
+        if !p.is_null() {
+            // SAFETY: owned by this Lazy alone.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+// SAFETY: as once_cell's sync::Lazy: shared &T across threads needs T: Sync,
+// and a value built on one thread may be dropped on another (T: Send).
+unsafe impl<T: Send + Sync> Sync for Lazy<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Lazy<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Runs `child` in a forked child and returns its exit status, or
+    /// `None` when it did not exit within 10 s (it is killed).
+    fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
+        // SAFETY: the child runs `child` and `_exit`s; the parent waits for it.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = child();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        for _ in 0..1000 {
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done == pid {
+                return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: kills and reaps our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, ptr::null_mut(), 0);
+        }
+        None
+    }
+
+    /// Holds `lock` on another thread until the returned sender is dropped.
+    fn hold<T: Send + 'static>(lock: &Arc<Mutex<T>>) -> std::sync::mpsc::Sender<()> {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let lock = Arc::clone(lock);
+        std::thread::spawn(move || {
+            let _g = lock.lock();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held_rx.recv().unwrap();
+        release_tx
+    }
+
+    #[test]
+    fn a_lock_held_by_another_thread_at_fork_is_fresh_in_the_child() {
+        let lock = Arc::new(Mutex::with_fresh(vec![1, 2, 3], || vec![9]));
+        let release = hold(&lock);
+        let status = in_fork(|| if *lock.lock() == vec![9] { 0 } else { 1 });
+        assert_eq!(status, Some(0), "the child hung or saw the parent's value");
+        drop(release);
+        assert_eq!(*lock.lock(), vec![1, 2, 3], "the parent keeps its value");
+    }
+
+    #[test]
+    fn a_free_lock_keeps_its_value_after_the_hook() {
+        let lock = Mutex::new(vec![1, 2, 3]).after_fork(|v| v.push(4));
+        let status = in_fork(|| {
+            let first = lock.lock().clone();
+            let second = lock.lock().clone();
+            i32::from(first != vec![1, 2, 3, 4] || second != first)
+        });
+        assert_eq!(status, Some(0), "the hook runs once, on the kept value");
+        assert_eq!(*lock.lock(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn grandchildren_and_lazy_locks_work() {
+        static LAZY: Mutex<Option<u32>> = Mutex::lazy(|| Some(7));
+        let held = Arc::new(Mutex::new(0u32));
+        let release = hold(&held);
+        let status = in_fork(|| {
+            let child_ok = *LAZY.lock() == Some(7) && *held.lock() == 0;
+            let grandchild = in_fork(|| i32::from(*held.lock() != 0));
+            i32::from(!child_ok || grandchild != Some(0))
+        });
+        assert_eq!(status, Some(0));
+        drop(release);
+    }
+
+    #[test]
+    fn condvar_waits_for_a_notification() {
+        let lock = Arc::new(Mutex::new(false));
+        let cv = Arc::new(Condvar::new());
+        let (l2, c2) = (Arc::clone(&lock), Arc::clone(&cv));
+        let t = std::thread::spawn(move || {
+            *l2.lock() = true;
+            c2.notify_all();
+        });
+        let mut g = lock.lock();
+        while !*g {
+            cv.wait(&mut g);
+        }
+        drop(g);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn lazy_builds_once_visible_to_all() {
+        static L: Lazy<Vec<u8>> = Lazy::new(|| vec![1]);
+        assert!(L.get().is_none() || L.get() == Some(&vec![1]));
+        let a: &Vec<u8> = &L;
+        let b: &Vec<u8> = &L;
+        assert!(std::ptr::eq(a, b));
+    }
+}
