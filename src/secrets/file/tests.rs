@@ -184,7 +184,11 @@ fn save_keeps_yaml_format_other_keys_and_order() {
     let text = fs::read_to_string(&path).unwrap();
     assert_eq!(text, "zeta: 1\nnested:\n  k: v\nHF_TOKEN: new\nadded: x\n");
     assert_eq!(mode(&path), 0o600, "a save tightens the mode");
-    assert!(p.status().warnings.is_empty());
+    assert!(!p
+        .status()
+        .warnings
+        .iter()
+        .any(|w| w.contains("does not parse")));
 }
 
 #[test]
@@ -403,4 +407,202 @@ fn generation_changes_exactly_when_an_answer_may_have_changed() {
     let g2 = p.generation();
     assert_ne!(g2, g1, "a save changes answers");
     assert_eq!(get(&p, "B").as_deref(), Some("2"));
+}
+
+/// Rewrites `path` in place (same inode), as SimpleTuner's `set_secret` and
+/// `open(path, "w")` do: truncate, then write.
+fn rewrite_in_place(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn a_file_rewritten_in_place_never_loses_keys_half_way() {
+    // Issue 24, finding 5: a reader that looks while a writer has truncated
+    // the file (or written part of it) answered "not found" for keys present
+    // in every version.
+    for (name, partial) in [
+        ("secrets.json", ""),
+        ("secrets.json", "{\"A\": \"1\", \"B\": \"2"),
+        ("secrets.yaml", ""),
+        ("secrets.yaml", "A: '1'\n"),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join(name);
+        let whole = if name.ends_with("json") {
+            "{\"A\": \"1\", \"B\": \"2\"}"
+        } else {
+            "A: '1'\nB: '2'\n"
+        };
+        fs::write(&path, whole).unwrap();
+        let p = provider_at(&path);
+        assert_eq!(get(&p, "B").as_deref(), Some("2"));
+        rewrite_in_place(&path, partial);
+        p.state.lock().next_check = None; // the next check is due now
+        assert_eq!(get(&p, "A").as_deref(), Some("1"), "{name} {partial:?}");
+        assert_eq!(get(&p, "B").as_deref(), Some("2"), "{name} {partial:?}");
+        rewrite_in_place(&path, whole);
+        p.state.lock().next_check = None;
+        assert_eq!(get(&p, "B").as_deref(), Some("2"));
+    }
+}
+
+#[test]
+fn an_unparsable_file_keeps_the_last_good_snapshot_and_says_so() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(&path, r#"{"A": "1"}"#).unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "A").as_deref(), Some("1"));
+    fs::write(&path, r#"{"A": "#).unwrap(); // replaced by rename or not: broken
+    p.invalidate();
+    assert_eq!(get(&p, "A").as_deref(), Some("1"));
+    let status = p.status();
+    assert!(
+        status.warnings.iter().any(|w| w.contains("does not parse")),
+        "{:?}",
+        status.warnings
+    );
+    fs::write(&path, r#"{"A": "2"}"#).unwrap();
+    p.invalidate();
+    assert_eq!(get(&p, "A").as_deref(), Some("2"));
+    assert!(!p
+        .status()
+        .warnings
+        .iter()
+        .any(|w| w.contains("does not parse")));
+}
+
+#[test]
+fn a_file_replaced_by_rename_or_invalidated_is_taken_at_once() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(&path, r#"{"A": "1", "B": "2"}"#).unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "B").as_deref(), Some("2"));
+    let temp = dir.path().join("new.json");
+    fs::write(&temp, r#"{"A": "1"}"#).unwrap();
+    fs::rename(&temp, &path).unwrap();
+    p.state.lock().next_check = None;
+    assert_eq!(
+        get(&p, "B"),
+        None,
+        "a new inode is a deliberate replacement"
+    );
+    rewrite_in_place(&path, r#"{"A": "1", "B": "3"}"#);
+    p.invalidate();
+    assert_eq!(get(&p, "B").as_deref(), Some("3"));
+    rewrite_in_place(&path, r#"{"A": "1"}"#);
+    p.invalidate();
+    assert_eq!(
+        get(&p, "B"),
+        None,
+        "an explicit invalidation takes the file as it is"
+    );
+}
+
+#[test]
+fn readers_do_not_wait_for_a_reread() {
+    // Issue 24, finding 5: every get blocked for the whole re-parse of a
+    // changed 4 MB file. While one thread re-reads, the others answer from
+    // the snapshot they have.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    fs::write(&path, r#"{"A": "1"}"#).unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "A").as_deref(), Some("1"));
+    fs::write(&path, r#"{"A": "2"}"#).unwrap();
+    {
+        let mut st = p.state.lock();
+        st.reloading = true; // another thread is re-reading
+        st.next_check = None;
+    }
+    assert_eq!(
+        get(&p, "A").as_deref(),
+        Some("1"),
+        "served at once from the snapshot"
+    );
+    p.state.lock().reloading = false;
+    assert_eq!(get(&p, "A").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_save_is_seen_at_once_even_during_a_reread() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let p = provider_at(&path);
+    p.state.lock().reloading = true; // a re-read in progress elsewhere
+    p.save("K", "v1").unwrap();
+    assert_eq!(get(&p, "K").as_deref(), Some("v1"));
+    p.state.lock().reloading = false;
+}
+
+#[test]
+fn numbers_come_back_as_the_file_writes_them() {
+    // Issue 24, finding 10: a JSON integer beyond 64 bits came back rounded
+    // (1.2345678901234568e+29); one in YAML made the whole file unreadable;
+    // YAML merge keys were ignored.
+    let dir = TempDir::new().unwrap();
+    let json = dir.path().join("secrets.json");
+    fs::write(
+        &json,
+        r#"{"BIG": 123456789012345678901234567890, "F": 1.50, "E": 1e3, "S": "s"}"#,
+    )
+    .unwrap();
+    let p = provider_at(&json);
+    assert_eq!(
+        get(&p, "BIG").as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(get(&p, "F").as_deref(), Some("1.50"));
+    assert_eq!(
+        get(&p, "E").as_deref(),
+        Some("1e+3"),
+        "the exponent's sign is spelled out"
+    );
+    let yaml = dir.path().join("secrets.yaml");
+    fs::write(
+        &yaml,
+        "defaults: &d\n  REGION: eu\n  TIER: gold\n<<: *d\nTIER: platinum\n\
+         BIG: 123456789012345678901234567890\nTOKEN: t\n",
+    )
+    .unwrap();
+    let p = provider_at(&yaml);
+    assert_eq!(get(&p, "TOKEN").as_deref(), Some("t"));
+    assert_eq!(
+        get(&p, "BIG").as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(get(&p, "REGION").as_deref(), Some("eu"), "merged");
+    assert_eq!(
+        get(&p, "TIER").as_deref(),
+        Some("platinum"),
+        "its own key wins"
+    );
+    p.save("NEW", "n").unwrap();
+    assert_eq!(
+        get(&p, "BIG").as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(get(&p, "REGION").as_deref(), Some("eu"));
+}
+
+#[test]
+fn a_yaml_bomb_under_the_size_limit_is_refused_by_name() {
+    // Issue 24, finding 4: a 115 KB file cost 645 MB for one get.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.yaml");
+    let mut text = format!("big: &b \"{}\"\n", "x".repeat(64 << 10));
+    for i in 0..10_000 {
+        text.push_str(&format!("k{i}: *b\n"));
+    }
+    fs::write(&path, text).unwrap();
+    let e = provider_at(&path).lookup("big").unwrap_err();
+    assert!(matches!(e, Error::Parse(_)), "{e}");
+    assert!(e.to_string().contains("aliases"), "{e}");
 }

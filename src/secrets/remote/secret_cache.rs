@@ -243,6 +243,17 @@ impl<T> SecretCache<T> {
         state.failure = None;
     }
 
+    /// Test hook: how many callers wait on the fetch in flight.
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> usize {
+        // The table and the leader hold one reference each; every waiter one more.
+        let state = self.state.lock();
+        state
+            .flight
+            .as_ref()
+            .map_or(0, |f| Arc::strong_count(f).saturating_sub(2))
+    }
+
     /// Fetches started so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

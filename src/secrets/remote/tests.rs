@@ -222,3 +222,80 @@ fn messages_lose_key_like_words() {
     assert_eq!(m, "bad key [redacted] end");
     assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
 }
+
+#[test]
+fn waiters_share_a_failure_instead_of_queueing_behind_it() {
+    // Issue 24, finding 6: with failure_ttl 0, 16 threads waiting on a dead
+    // server each sent a request in turn, the last one waiting 16 request
+    // timeouts. Callers that join a fetch in flight share its answer,
+    // failure included: one request, and nobody waits past that one fetch.
+    let cache = Arc::new(cache_with::<String>(
+        settings(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    ));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            std::thread::spawn(move || {
+                let c = cache.clone();
+                cache
+                    .get(|| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        // The leader fails only once the 15 others wait on it.
+                        for _ in 0..10_000 {
+                            if c.waiters() == 15 {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(FetchError::transient(Error::Network(
+                            "connection refused".into(),
+                        )))
+                    })
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one request for all 16 callers"
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(Error::Network(m)) if m.contains("refused"))));
+    // The failure is not cached (failure_ttl 0): the next caller asks again.
+    let again = cache.get(|| found("back"));
+    assert_eq!(value(&cache, &again.unwrap()), ("back", Freshness::Fresh));
+}
+
+#[test]
+fn a_fetch_that_panics_lets_its_waiters_try_again() {
+    let cache = Arc::new(cache_with::<String>(
+        settings(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    ));
+    let c = cache.clone();
+    let leader = std::thread::spawn(move || {
+        let c2 = c.clone();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.get(|| {
+                for _ in 0..10_000 {
+                    if c2.waiters() == 1 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                panic!("fetch panicked");
+            })
+        }));
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let answer = cache.get(|| found("second"));
+    leader.join().unwrap();
+    assert_eq!(value(&cache, &answer.unwrap()).0, "second");
+}

@@ -2,6 +2,8 @@
 //! edited (a key saved or deleted) and written back keeping its format, its
 //! other keys and their order; and its snapshot of scalar values for lookups.
 
+mod yaml;
+
 use crate::secrets::provider::{normalize_key, zeroize_json, SecretMap};
 use crate::Error;
 use std::path::Path;
@@ -36,14 +38,14 @@ impl Format {
 /// A parsed secrets file, editable without losing its format or key order.
 pub(super) enum Document {
     Json(serde_json::Map<String, serde_json::Value>),
-    Yaml(serde_yaml::Mapping),
+    Yaml(yaml_serde::Mapping),
 }
 
 impl Document {
     pub(super) fn empty(format: Format) -> Document {
         match format {
             Format::Json => Document::Json(serde_json::Map::new()),
-            Format::Yaml => Document::Yaml(serde_yaml::Mapping::new()),
+            Format::Yaml => Document::Yaml(yaml_serde::Mapping::new()),
         }
     }
 
@@ -75,22 +77,14 @@ impl Document {
                     e.column()
                 ))),
             },
-            Format::Yaml => match serde_yaml::from_str::<serde_yaml::Value>(text) {
-                Ok(serde_yaml::Value::Mapping(map)) => Ok(Document::Yaml(map)),
-                Ok(serde_yaml::Value::Null) => Ok(Document::empty(format)),
+            Format::Yaml => match yaml::parse(text) {
+                Ok(yaml_serde::Value::Mapping(map)) => Ok(Document::Yaml(map)),
+                Ok(yaml_serde::Value::Null) => Ok(Document::empty(format)),
                 Ok(_) => Err(Error::Parse(format!(
                     "{}: the top level must be a YAML mapping of key: value pairs",
                     path.display()
                 ))),
-                Err(e) => Err(Error::Parse(match e.location() {
-                    Some(at) => format!(
-                        "{}: invalid YAML at line {}, column {}",
-                        path.display(),
-                        at.line(),
-                        at.column()
-                    ),
-                    None => format!("{}: invalid YAML", path.display()),
-                })),
+                Err(e) => Err(e.into_error(path)),
             },
         }
     }
@@ -106,13 +100,13 @@ impl Document {
                         continue;
                     };
                     match value {
-                        serde_yaml::Value::String(s) => {
+                        yaml_serde::Value::String(s) => {
                             snapshot.insert(key, s);
                         }
-                        serde_yaml::Value::Number(n) => {
+                        yaml_serde::Value::Number(n) => {
                             snapshot.insert(key, n.to_string());
                         }
-                        serde_yaml::Value::Bool(b) => {
+                        yaml_serde::Value::Bool(b) => {
                             snapshot.insert(key, b.to_string());
                         }
                         mut other => {
@@ -149,8 +143,8 @@ impl Document {
             }
             Document::Yaml(m) => {
                 let old = m.insert(
-                    serde_yaml::Value::String(key),
-                    serde_yaml::Value::String(value.to_owned()),
+                    yaml_serde::Value::String(key),
+                    yaml_serde::Value::String(value.to_owned()),
                 );
                 if let Some(mut old) = old {
                     zeroize_yaml(&mut old);
@@ -181,7 +175,7 @@ impl Document {
                 out.push(b'\n');
                 Ok(out)
             }
-            Document::Yaml(m) => serde_yaml::to_string(m)
+            Document::Yaml(m) => yaml_serde::to_string(m)
                 .map(String::into_bytes)
                 .map_err(|_| fail(&"YAML serialisation failed")),
         }
@@ -197,23 +191,23 @@ impl Drop for Document {
     }
 }
 
-fn yaml_scalar(v: serde_yaml::Value) -> Option<String> {
+fn yaml_scalar(v: yaml_serde::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        yaml_serde::Value::String(s) => Some(s),
+        yaml_serde::Value::Number(n) => Some(n.to_string()),
+        yaml_serde::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
 /// Zeroes the strings inside a value before it is dropped (best effort: the
 /// parsers may have made copies we cannot reach).
-fn zeroize_yaml(v: &mut serde_yaml::Value) {
+fn zeroize_yaml(v: &mut yaml_serde::Value) {
     match v {
-        serde_yaml::Value::String(s) => s.zeroize(),
-        serde_yaml::Value::Sequence(a) => a.iter_mut().for_each(zeroize_yaml),
-        serde_yaml::Value::Mapping(m) => m.values_mut().for_each(zeroize_yaml),
-        serde_yaml::Value::Tagged(t) => zeroize_yaml(&mut t.value),
+        yaml_serde::Value::String(s) => s.zeroize(),
+        yaml_serde::Value::Sequence(a) => a.iter_mut().for_each(zeroize_yaml),
+        yaml_serde::Value::Mapping(m) => m.values_mut().for_each(zeroize_yaml),
+        yaml_serde::Value::Tagged(t) => zeroize_yaml(&mut t.value),
         _ => {}
     }
 }
