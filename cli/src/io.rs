@@ -135,8 +135,36 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot sync", dir, &e))
 }
 
+/// `text` (a key name from a provider) safe to print on a terminal: control
+/// characters, terminal escapes and invisible format characters (bidi
+/// overrides, zero-width) as `\u{..}` escapes, backslashes doubled.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let format = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || format {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn printable_escapes_what_a_terminal_would_act_on() {
+        assert_eq!(
+            super::printable("A\u{1b}[2J\u{202e}b\\"),
+            "A\\u{1b}[2J\\u{202e}b\\\\"
+        );
+        assert_eq!(super::printable("HF_TOKEN ü"), "HF_TOKEN ü");
+    }
+
     use super::*;
     use std::fs::Permissions;
 

@@ -13,13 +13,15 @@
 //! | `args` | the command line as clap reads it: every command, option and help text | nothing |
 //! | `outcome` | `CliError`, `Outcome`: how a command ends, and its exit status | nothing |
 //! | `mask` | conceals secret values in a byte stream (aho-corasick) | nothing |
+//! | `childenv` | the variables that change how a child or the loader runs, never set from a provider unless named | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `io`, `context` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `io`, `context` |
 //! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
 
 mod args;
+mod childenv;
 mod commands;
 mod context;
 mod io;

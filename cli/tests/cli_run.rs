@@ -583,3 +583,137 @@ fn the_prompt_hides_input_and_restores_the_terminal_after_ctrl_c() {
         "typed-value-42"
     );
 }
+
+/// A home whose secrets file holds `doc`.
+fn home_with(doc: serde_json::Value) -> TempDir {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("secrets.json");
+    fs::write(&path, doc.to_string()).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    home
+}
+
+#[test]
+fn a_provider_never_sets_loader_or_shell_variables_unless_named() {
+    // Issue 24, finding 7: a secret named LD_PRELOAD or BASH_ENV in a store
+    // was exported by `run` and `env`: `run -- bash -c true` sourced the
+    // store owner's file.
+    let home = home_with(serde_json::json!({
+        "LD_PRELOAD": "/tmp/evil.so",
+        "BASH_ENV": "/tmp/evil.sh",
+        "IFS": "x",
+        "PYTHONPATH": "/tmp/evil",
+        "node-options": "--require /tmp/evil.js",
+        "HF_TOKEN": "hf_ok",
+    }));
+    let o = output(
+        &home,
+        &["run", "--", "sh", "-c", "echo ${LD_PRELOAD-unset} ${BASH_ENV-unset} ${PYTHONPATH-unset} ${NODE_OPTIONS-unset} ${HF_TOKEN-unset}"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(stdout.starts_with("unset unset unset unset "), "{stdout}");
+    let stderr = text(&o.stderr);
+    for name in [
+        "LD_PRELOAD",
+        "BASH_ENV",
+        "IFS",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+    ] {
+        assert!(
+            stderr.contains(&format!("not setting {name}")),
+            "{name}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("evil"), "values never appear: {stderr}");
+    let o = output(&home, &["env"]);
+    let env = text(&o.stdout);
+    assert!(
+        env.contains("export HF_TOKEN=") && !env.contains("LD_PRELOAD"),
+        "{env}"
+    );
+    // Named by the user, it is set.
+    let o = output(&home, &["env", "--only", "LD_PRELOAD"]);
+    assert_eq!(text(&o.stdout), "export LD_PRELOAD='/tmp/evil.so'\n");
+}
+
+#[test]
+fn colliding_keys_follow_one_rule_everywhere_and_are_named() {
+    // Issue 24, finding 8: `get A_B` answered one key's value, `env` and
+    // `run` exported another's, silently.
+    let home = home_with(
+        serde_json::json!({"A-B": "dash", "a.b": "dot", "A_B": "exact", "c-d": "x", "C.D": "y"}),
+    );
+    let get = |key: &str| text(&output(&home, &["get", key]).stdout);
+    assert_eq!(get("A_B"), "exact");
+    assert_eq!(get("A-B"), "dash", "a key as given wins");
+    assert_eq!(get("a-b"), "exact", "else the name's own spelling");
+    assert_eq!(
+        get("C_D"),
+        "y",
+        "no exact spelling: the first in byte order ('C.D' < 'c-d')"
+    );
+    let o = output(&home, &["env"]);
+    let env = text(&o.stdout);
+    assert!(
+        env.contains("export A_B='exact'\n") && env.contains("export C_D='y'\n"),
+        "{env}"
+    );
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("'A-B', 'A_B', 'a.b'") && stderr.contains("value of 'A_B'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("value of 'C.D'"), "{stderr}");
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "test \"$A_B $C_D\" = 'exact y' && echo same",
+        ],
+    );
+    assert_eq!(text(&o.stdout), "same\n");
+}
+
+#[test]
+fn key_names_with_terminal_escapes_are_printed_escaped() {
+    let home = home_with(serde_json::json!({"\u{1b}]0;pwned\u{7}\u{1b}[2J": "v", "OK": "1"}));
+    let o = output(&home, &["env"]);
+    let stderr = text(&o.stderr);
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("\\u{1b}]0;pwned\\u{7}"), "{stderr}");
+    assert_eq!(text(&o.stdout), "export OK='1'\n");
+}
+
+#[test]
+fn env_and_inject_are_linear() {
+    // Issue 24, finding 9: `inject` rescanned the template to its end for
+    // each unterminated reference (1 MB: 13 s) and `env` compared every key
+    // with every other (40,000 keys: 9 s). Sizes where quadratic work takes
+    // minutes; linear work takes well under a second.
+    let keys: serde_json::Map<String, serde_json::Value> = (0..40_000)
+        .map(|i| (format!("KEY_{i}"), serde_json::Value::from(format!("v{i}"))))
+        .collect();
+    let home = home_with(serde_json::Value::Object(keys));
+    let o = output(&home, &["env"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), 40_000);
+    let template = home.path().join("t.txt");
+    fs::write(&template, "{{ st://".repeat(200_000)).unwrap();
+    let o = output(&home, &["inject", "-i", template.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        o.stdout.len(),
+        8 * 200_000,
+        "unterminated references are text"
+    );
+}

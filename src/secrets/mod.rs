@@ -30,7 +30,7 @@ pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use file::{FileLocation, FileProvider, FileSettings};
-pub use provider::{normalize_key, Provider, ProviderStatus};
+pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
 
@@ -235,6 +235,19 @@ impl SecretsManager {
     /// incomplete list would silently start a command without some secrets.
     pub fn keys(&self) -> Result<Vec<(String, &'static str)>, Error> {
         let mut seen = std::collections::HashSet::new();
+        let mut out = self.all_keys()?;
+        out.retain(|(key, _)| seen.insert(provider::normalize_key(key)));
+        Ok(out)
+    }
+
+    /// Every key of every file and remote provider, each with its provider,
+    /// in chain order and each provider's sorted order: [`keys`](Self::keys)
+    /// before keys normalizing alike are merged (the tool names those
+    /// collisions).
+    ///
+    /// # Errors
+    /// As [`keys`](Self::keys).
+    pub fn all_keys(&self) -> Result<Vec<(String, &'static str)>, Error> {
         let mut out = Vec::new();
         for link in &self.links {
             let name = link.provider.name();
@@ -242,11 +255,7 @@ impl SecretsManager {
                 .provider
                 .keys()
                 .map_err(|e| e.context(format!("provider '{name}'")))?;
-            for key in keys {
-                if seen.insert(provider::normalize_key(&key)) {
-                    out.push((key, name));
-                }
-            }
+            out.extend(keys.into_iter().map(|key| (key, name)));
         }
         Ok(out)
     }

@@ -77,6 +77,26 @@ pub fn normalize_key(key: &str) -> String {
     key.to_uppercase().replace(['-', '.'], "_")
 }
 
+/// The one rule for keys of one provider that normalize to the same name
+/// (`A-B`, `A_B` and `a.b` are all `A_B`), used by every lookup, every
+/// command and every binding: the key spelled exactly as the name wins;
+/// else the first in byte order. `None` when there is no candidate.
+pub fn preferred_key<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<&str> = None;
+    for key in candidates {
+        if key == name {
+            return Some(key);
+        }
+        if best.is_none_or(|b| key < b) {
+            best = Some(key);
+        }
+    }
+    best
+}
+
 /// A flat map of secrets read from a document (the secrets file, an AWS
 /// secret's JSON, a Vault secret's fields): scalar values are kept as text,
 /// anything else is skipped (by key, for diagnosis) and its strings zeroed.
@@ -85,6 +105,8 @@ pub fn normalize_key(key: &str) -> String {
 #[derive(Default)]
 pub struct SecretMap {
     values: HashMap<String, SecretString>,
+    /// Each normalized name, with the key [`preferred_key`] picks for it.
+    by_name: HashMap<String, String>,
     /// Keys whose values are not scalars (or are null): not secrets, skipped.
     skipped: Vec<String>,
 }
@@ -111,6 +133,14 @@ impl SecretMap {
 
     /// Adds a value.
     pub fn insert(&mut self, key: String, value: String) {
+        let name = normalize_key(&key);
+        let pick = match self.by_name.get(&name) {
+            Some(held) => preferred_key(&name, [held.as_str(), key.as_str()]) == Some(key.as_str()),
+            None => true,
+        };
+        if pick {
+            self.by_name.insert(name, key.clone());
+        }
         self.values.insert(key, SecretString::from(value));
     }
 
@@ -119,15 +149,16 @@ impl SecretMap {
         self.skipped.push(key);
     }
 
-    /// The key as given, else its normalized form (`hf-token` finds
-    /// `HF_TOKEN`), with the stored key.
+    /// The key as given, else the key [`preferred_key`] picks among those
+    /// with its normalized name (`hf-token` finds `HF_TOKEN`, else
+    /// `hf_token`), with the stored key.
     pub fn resolve<'a>(&'a self, key: &str) -> Option<(&'a str, &'a SecretString)> {
         if let Some((k, v)) = self.values.get_key_value(key) {
             return Some((k, v));
         }
-        let normalized = normalize_key(key);
+        let stored = self.by_name.get(&normalize_key(key))?;
         self.values
-            .get_key_value(&normalized)
+            .get_key_value(stored)
             .map(|(k, v)| (k.as_str(), v))
     }
 

@@ -2,11 +2,13 @@
 //! which variable names, `env`'s output formats, and `inject`'s templates.
 
 use crate::args::{EnvArgs, Format, InjectArgs, Selection};
+use crate::childenv;
 use crate::context::{not_found_message, Globals};
-use crate::io::{is_stdio, print_json, read_stdin, write_private_file};
+use crate::io::{is_stdio, print_json, printable, read_stdin, write_private_file};
 use crate::outcome::{usage, CliError, Outcome};
-use st_secrets::secrets::normalize_key;
+use st_secrets::secrets::{normalize_key, preferred_key};
 use st_secrets::{Error, SecretString};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 /// Whether `name` can be an environment variable a shell can read.
@@ -20,42 +22,104 @@ fn valid_name(name: &str) -> bool {
 
 /// Resolves the selected keys through the chain: `(variable name, value)`
 /// pairs, the variable being the key normalized as SimpleTuner does
-/// (`hf-token` is `HF_TOKEN`). A listed key that is missing, or any provider
-/// failure, is an error naming the key and provider, never the value.
+/// (`hf-token` is `HF_TOKEN`) and its value what `get NAME` answers. A
+/// listed key that is missing, or any provider failure, is an error naming
+/// the key and provider, never the value.
+///
+/// Without `--only`, every key of the file and remote providers, except:
+/// keys that cannot be variable names (skipped, with a warning), and
+/// variables that change how a child or the loader runs ([`childenv`]:
+/// `LD_PRELOAD`, `BASH_ENV`, `PATH`...), which a provider never sets unless
+/// the user names them with `--only` (skipped, with a warning naming the
+/// key, never its value). Keys of one provider that normalize to the same
+/// name are one variable ([`preferred_key`] says whose value), with a
+/// warning naming them. Linear in the number of keys.
 pub fn resolve(
     g: &Globals,
     selection: &Selection,
 ) -> Result<Vec<(String, SecretString)>, CliError> {
     let m = g.manager()?;
-    let listed = !selection.only.is_empty();
-    let keys: Vec<String> = if listed {
-        selection.only.clone()
-    } else {
-        m.keys()?.into_iter().map(|(key, _)| key).collect()
-    };
     let mut out: Vec<(String, SecretString)> = Vec::new();
-    for key in keys {
-        let name = normalize_key(&key);
-        if !valid_name(&name) {
-            if listed {
+    let mut seen: HashSet<String> = HashSet::new();
+    if !selection.only.is_empty() {
+        for key in &selection.only {
+            let name = normalize_key(key);
+            if !valid_name(&name) {
                 return Err(usage(format!(
-                    "key '{key}' cannot be an environment variable name (letters, digits and _; \
-                     not starting with a digit)"
+                    "key '{}' cannot be an environment variable name (letters, digits and _; \
+                     not starting with a digit)",
+                    printable(key)
                 )));
             }
-            eprintln!("st-secrets: skipped key '{key}': not a valid environment variable name");
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            match m.get(key) {
+                Ok(Some(value)) => out.push((name, value)),
+                Ok(None) => return Err(CliError::NotFound(not_found_message(&m, key))),
+                Err(e) => return Err(e.context(format!("secret '{}'", printable(key))).into()),
+            }
+        }
+        return Ok(out);
+    }
+    let keys = m.all_keys()?;
+    warn_collisions(&keys);
+    for (key, provider) in &keys {
+        let name = normalize_key(key);
+        if !valid_name(&name) {
+            eprintln!(
+                "st-secrets: skipped key '{}' of provider '{provider}': not a valid environment \
+                 variable name",
+                printable(key)
+            );
             continue;
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        if !seen.insert(name.clone()) {
             continue;
         }
-        match m.get(&key) {
+        if childenv::is_guarded(&name) {
+            eprintln!(
+                "st-secrets: warning: not setting {name} from provider '{provider}' (key '{}'): \
+                 it changes how programs or the loader run; name it with --only {name} to set it",
+                printable(key)
+            );
+            continue;
+        }
+        match m.get(&name) {
             Ok(Some(value)) => out.push((name, value)),
-            Ok(None) => return Err(CliError::NotFound(not_found_message(&m, &key))),
-            Err(e) => return Err(e.context(format!("secret '{key}'")).into()),
+            Ok(None) => return Err(CliError::NotFound(not_found_message(&m, &name))),
+            Err(e) => return Err(e.context(format!("secret '{name}'")).into()),
         }
     }
     Ok(out)
+}
+
+/// Warns about keys of one provider that normalize to the same variable,
+/// naming them and the one whose value the variable takes.
+fn warn_collisions(keys: &[(String, &'static str)]) {
+    let mut groups: HashMap<(&str, String), Vec<&str>> = HashMap::new();
+    for (key, provider) in keys {
+        groups
+            .entry((*provider, normalize_key(key)))
+            .or_default()
+            .push(key);
+    }
+    let mut collisions: Vec<_> = groups.into_iter().filter(|(_, k)| k.len() > 1).collect();
+    collisions.sort();
+    for ((provider, name), group) in collisions {
+        let winner = preferred_key(&name, group.iter().copied()).unwrap_or_default();
+        let listed: Vec<String> = group
+            .iter()
+            .map(|k| format!("'{}'", printable(k)))
+            .collect();
+        eprintln!(
+            "st-secrets: warning: keys {} of provider '{provider}' are all {name}; it takes the \
+             value of '{}' (the key spelled as the name wins, else the first in byte order), \
+             as `get {name}` does",
+            listed.join(", "),
+            printable(winner)
+        );
+    }
 }
 
 /// `value` in single quotes for a POSIX shell.
@@ -138,13 +202,20 @@ fn parse_template(template: &str) -> Vec<Piece<'_>> {
 }
 
 /// The key of a reference whose `{{` comes just before `s`, and how many
-/// bytes of `s` the reference spans (through its `}}`).
+/// bytes of `s` the reference spans (through its `}}`). Looks no further
+/// than the key's end (the first whitespace, `{` or `}`): an unterminated
+/// reference costs its own length, not the rest of the template.
 fn reference_at(s: &str) -> Option<(&str, usize)> {
     let body = s.trim_start_matches([' ', '\t']).strip_prefix("st://")?;
-    let end = body.find("}}")?;
-    let key = body[..end].trim_end_matches([' ', '\t']);
-    let valid = !key.is_empty() && !key.contains(|c: char| c.is_whitespace() || c == '{');
-    valid.then_some((key, s.len() - body.len() + end + 2))
+    let key_len = body
+        .find(|c: char| c.is_whitespace() || c == '{' || c == '}')
+        .unwrap_or(body.len());
+    let key = &body[..key_len];
+    let rest = body[key_len..].trim_start_matches([' ', '\t']);
+    if key.is_empty() || !rest.starts_with("}}") {
+        return None;
+    }
+    Some((key, s.len() - rest.len() + 2))
 }
 
 pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
@@ -162,15 +233,18 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
     };
     let pieces = parse_template(&template);
     let m = g.manager()?;
-    let mut values: Vec<(&str, SecretString)> = Vec::new();
+    let mut values: HashMap<&str, SecretString> = HashMap::new();
     let mut missing: Vec<&str> = Vec::new();
+    let mut asked: HashSet<&str> = HashSet::new();
     for piece in &pieces {
         let Piece::Key(key) = piece else { continue };
-        if values.iter().any(|(k, _)| k == key) || missing.contains(key) {
+        if !asked.insert(key) {
             continue;
         }
         match m.get(key) {
-            Ok(Some(v)) => values.push((key, v)),
+            Ok(Some(v)) => {
+                values.insert(key, v);
+            }
             Ok(None) => missing.push(key),
             Err(e) => return Err(e.context(format!("secret '{key}'")).into()),
         }
@@ -190,10 +264,7 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
     for piece in &pieces {
         match piece {
             Piece::Text(t) => output.push_str(t),
-            Piece::Key(k) => {
-                let value = values.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-                output.push_str(value.map_or("", |v| v.expose()));
-            }
+            Piece::Key(k) => output.push_str(values.get(k).map_or("", |v| v.expose())),
         }
     }
     match args.output.as_deref() {

@@ -4,7 +4,7 @@
 
 mod yaml;
 
-use crate::secrets::provider::{normalize_key, zeroize_json, SecretMap};
+use crate::secrets::provider::{normalize_key, preferred_key, zeroize_json, SecretMap};
 use crate::Error;
 use std::path::Path;
 use zeroize::Zeroize;
@@ -122,15 +122,16 @@ impl Document {
 
     /// The stored key a lookup of `key` would read.
     pub(super) fn resolve(&self, key: &str) -> Option<String> {
-        let has = |k: &str| match self {
-            Document::Json(m) => m.contains_key(k),
-            Document::Yaml(m) => m.contains_key(k),
+        let keys: Vec<&str> = match self {
+            Document::Json(m) => m.keys().map(String::as_str).collect(),
+            Document::Yaml(m) => m.keys().filter_map(|k| k.as_str()).collect(),
         };
-        if has(key) {
+        if keys.contains(&key) {
             return Some(key.to_owned());
         }
-        let normalized = normalize_key(key);
-        has(&normalized).then_some(normalized)
+        let name = normalize_key(key);
+        preferred_key(&name, keys.into_iter().filter(|k| normalize_key(k) == name))
+            .map(str::to_owned)
     }
 
     pub(super) fn set(&mut self, key: &str, value: &str) {
