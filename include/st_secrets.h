@@ -532,8 +532,14 @@ void st_error_free(st_error *e);
  * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for an empty string, malformed
  * JSON, a key given twice, an unknown key or a bad value, out-of-range
  * numbers included (the message names the key, never the value);
- * `ST_INVALID_UTF8`; `ST_NULL_ARGUMENT` (`out`); `ST_PROVIDER_UNAVAILABLE`
- * when the default file location is needed and `$HOME` is unset.
+ * `ST_INVALID_UTF8`; `ST_NULL_ARGUMENT` (`out`).
+ *
+ * The default secrets file is in the home directory: `$HOME`, else (unset
+ * or empty) the account's home in the password database, as Python's
+ * `Path.home()` finds it for SimpleTuner. With neither (and no secrets
+ * file configured), the manager is still created: its file provider is
+ * unavailable and says why, gets are answered by the other providers, and
+ * `st_secrets_set` / `st_secrets_delete` fail with `ST_PROVIDER_UNAVAILABLE`.
  */
 st_result st_secrets_new(const char *config_json, st_secrets **out, st_error **err);
 

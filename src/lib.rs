@@ -9,7 +9,7 @@
 //! imports anything the row does not name, or when a row names an import the
 //! code no longer makes. The domain modules are safe Rust and know nothing
 //! about C; `unsafe` lives in [`ffi`], in `sync` (the fork handler and the
-//! locks' slots) and in one `statvfs` call of `fsutil`. Test modules (`tests`) may import
+//! locks' slots), in one `statvfs` call of `fsutil`, and in tests that fork. Test modules (`tests`) may import
 //! what they test; `fuzz_api` (built only under `cfg(fuzzing)`) reaches into
 //! the parsers it feeds.
 //!

@@ -5,12 +5,24 @@
 
 use std::path::PathBuf;
 
-/// The user's home directory: `$HOME`, else the password database's.
+/// The user's home directory: `$HOME` when set and not empty, else the
+/// account's home in the password database, as Python's `Path.home()`
+/// (which SimpleTuner uses) finds it; `None` with neither.
 pub(crate) fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(std::env::home_dir)
+    home_from(std::env::var_os("HOME"), std::env::home_dir)
+}
+
+/// [`home_dir`] from the value of `HOME` and a look-up of the account's
+/// home (`std::env::home_dir` reads the password database when `HOME` is
+/// unset).
+fn home_from(
+    home: Option<std::ffi::OsString>,
+    account: impl FnOnce() -> Option<PathBuf>,
+) -> Option<PathBuf> {
+    match home.filter(|h| !h.is_empty()) {
+        Some(h) => Some(PathBuf::from(h)),
+        None => account().filter(|h| !h.as_os_str().is_empty()),
+    }
 }
 
 /// `~/x` as `<home>/x`; any other path unchanged.
@@ -46,6 +58,25 @@ pub(crate) fn state_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_is_home_else_the_accounts_else_none() {
+        let account = || Some(PathBuf::from("/home/from-passwd"));
+        assert_eq!(
+            home_from(Some("/h".into()), account),
+            Some(PathBuf::from("/h"))
+        );
+        assert_eq!(
+            home_from(None, account),
+            Some(PathBuf::from("/home/from-passwd"))
+        );
+        assert_eq!(
+            home_from(Some("".into()), account),
+            Some(PathBuf::from("/home/from-passwd"))
+        );
+        assert_eq!(home_from(None, || None), None);
+        assert_eq!(home_from(Some("".into()), || Some(PathBuf::new())), None);
+    }
 
     #[test]
     fn home_is_expanded() {

@@ -450,3 +450,124 @@ fn rusqlite_delete_newest(db: &std::path::Path) {
     )
     .unwrap();
 }
+
+/// The tool run with `HOME` unset (and, when `uid` is given, as that user).
+fn without_home(args: &[&str], uid: Option<u32>) -> Output {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_st-secrets"));
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ST_HOMELESS", "from-env")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(uid) = uid {
+        c.uid(uid).gid(uid);
+    }
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"v\n").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn without_home_the_accounts_home_is_used_as_python_does() {
+    // Issue 24, finding 12: the header promised ST_PROVIDER_UNAVAILABLE
+    // while the library used the password database's home. It does, as
+    // Python's Path.home() does for SimpleTuner; the header now says so.
+    let account = std::env::home_dir().expect("this account has a home");
+    let o = without_home(&["providers"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let expected = account.join(".simpletuner");
+    assert!(
+        out(&o).contains(&expected.display().to_string()),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn without_any_home_gets_work_and_saves_say_why_they_cannot() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to run the tool as a user with no password entry");
+        return;
+    }
+    // A uid with no entry in the password database: no home at all.
+    let uid = 54_321;
+    // SAFETY: getpwuid with any uid; only the NULL check is used.
+    assert!(
+        unsafe { libc::getpwuid(uid) }.is_null(),
+        "uid {uid} has an entry"
+    );
+    let o = without_home(&["get", "ST_HOMELESS"], Some(uid));
+    assert_eq!(out(&o), "from-env", "{}", err(&o));
+    let o = without_home(&["providers"], Some(uid));
+    assert!(out(&o).contains("no home directory"), "{}", out(&o));
+    let o = without_home(&["set", "K"], Some(uid));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("ST_PROVIDER_UNAVAILABLE") && err(&o).contains("password database"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn a_full_disk_keeps_store_reads_working_and_says_so_on_writes() {
+    // Issue 24, finding 11: on a full disk every store read failed with
+    // "not a usable SQLite database: disk I/O error" (SQLite could not grow
+    // its shared-memory file), which reads as corruption. A real full
+    // filesystem: a 512 KiB tmpfs in a private mount namespace.
+    let probe = Command::new("unshare").args(["-rm", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: unshare -rm (a private mount namespace) is not permitted here");
+        return;
+    }
+    let home = TempDir::new().unwrap();
+    let mnt = home.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let tool = env!("CARGO_BIN_EXE_st-secrets");
+    let script = r#"
+        set -u
+        mount -t tmpfs -o size=512k tmpfs "$MNT" || exit 90
+        st() { "$TOOL" --db "$MNT/jobs.db" "$@"; }
+        echo '{"a": 1}' | st config set replicate || exit 91
+        dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+        st config get replicate; echo "read=$?"
+        echo '{"a": 2}' | st config set replicate; echo "write=$?"
+        st config get replicate; echo "again=$?"
+    "#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MNT", &mnt)
+        .env("TOOL", tool)
+        .env("HOME", home.path())
+        .env("SIMPLETUNER_AUDIT_KEY", "audit-key-for-the-test")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (out(&o), err(&o));
+    assert!(
+        stdout.contains("{\"a\":1}\nread=0"),
+        "a read on a full disk works\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("write=") && !stdout.contains("write=0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("ST_IO") && stderr.contains("disk is full"),
+        "a write says the disk is full\n{stderr}"
+    );
+    assert!(stdout.contains("again=0"), "{stdout}");
+}

@@ -122,7 +122,7 @@ impl std::fmt::Debug for Store {
 fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) || disk_full(path) {
         return Error::Io(format!(
-            "{}: {what}: the disk is full ({e})",
+            "{}: the disk is full; nothing was written ({e})",
             path.display()
         ));
     }

@@ -553,3 +553,67 @@ fn update_replaces_top_level_values_whole() {
     assert_eq!(store.audit_entries(1).unwrap()[0].action, "config.update");
     assert!(store.update_provider_config("p", "[1]").is_err());
 }
+
+#[test]
+fn ranks_starting_together_on_a_fresh_node_all_open_the_store() {
+    // Issue 24, finding 3: when 8 processes opened a store that did not
+    // exist yet, 2 to 7 of them failed with "exists but is empty (0 bytes):
+    // truncated?": the guard fired on a file another one had just created.
+    // The database now appears whole or not at all (built aside, then
+    // linked into place).
+    for round in 0..20 {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cloud/jobs.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let opened: Vec<Result<(), Error>> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let store = Store::open(Some(&path))?;
+                    store.save_provider_config("p", r#"{"a": 1}"#).map(|_| ())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        for r in opened {
+            assert!(r.is_ok(), "round {round}: {}", r.unwrap_err());
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn a_child_forked_mid_call_refuses_the_store_and_says_why() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("p", r#"{"a": 1}"#).unwrap();
+    // Hold the store's lock as a thread inside SQLite would at the fork.
+    let guard = store.conn.lock();
+    // SAFETY: the child only calls the store, then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = match store.read_provider_config("p") {
+            Err(Error::Store(m)) if m.contains("forked while another thread") => 0,
+            _ => 1,
+        };
+        // SAFETY: ends the child without the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(guard);
+    let mut status = 0;
+    // SAFETY: our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_eq!(store.read_provider_config("p").unwrap(), r#"{"a":1}"#);
+}

@@ -224,8 +224,8 @@ impl FileProvider {
             (Some(p), _) => FileLocation::Configured(p.clone()),
             (None, Some(dir)) => FileLocation::Default(dir),
             (None, None) => FileLocation::Unknown(
-                "no secrets file: no home directory ($HOME is unset); set file_path or \
-                 SIMPLETUNER_SECRETS_FILE"
+                "no secrets file: no home directory ($HOME is unset and the account has no \
+                 home in the password database); set file_path or SIMPLETUNER_SECRETS_FILE"
                     .into(),
             ),
         };
