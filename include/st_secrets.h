@@ -1,7 +1,7 @@
 /*
  * st_secrets.h: the C API of st-secrets, the secrets-and-cache core for
  * SimpleTuner launchers. Conventions (results, errors, ownership, NULL,
- * threads, panics, ABI stability) are in README.md, section "C API".
+ * threads, fork(), panics, ABI stability) are in README.md, section "C API".
  */
 
 #ifndef ST_SECRETS_H
@@ -645,6 +645,14 @@ st_result st_secrets_diagnose_json(st_secrets *m, st_buf **out_json, st_error **
  * (its `provider_config` table is read and written unchanged). The audit key
  * is `SIMPLETUNER_AUDIT_KEY`, else `audit.key` beside the database (made
  * once). Free with `st_store_free`.
+ *
+ * A new database appears whole or not at all (built aside, then linked into
+ * place), so processes opening one that does not exist yet together all
+ * succeed. On a full disk an existing database opens read-only: reads work,
+ * writes fail with `ST_IO` ("the disk is full"). After `fork()` the child
+ * opens a connection of its own on first use; a store that another thread
+ * of the parent was using at the instant of the fork answers `ST_STORE` in
+ * the child, saying so (SQLite's locks do not survive that).
  *
  * Returns `ST_OK`; `ST_STORE` when the file is not a SQLite database or
  * cannot be opened; `ST_KEY` when the audit key cannot be sourced;

@@ -26,6 +26,14 @@ fn json_buf(text: &str) -> *mut st_buf {
 /// is `SIMPLETUNER_AUDIT_KEY`, else `audit.key` beside the database (made
 /// once). Free with `st_store_free`.
 ///
+/// A new database appears whole or not at all (built aside, then linked into
+/// place), so processes opening one that does not exist yet together all
+/// succeed. On a full disk an existing database opens read-only: reads work,
+/// writes fail with `ST_IO` ("the disk is full"). After `fork()` the child
+/// opens a connection of its own on first use; a store that another thread
+/// of the parent was using at the instant of the fork answers `ST_STORE` in
+/// the child, saying so (SQLite's locks do not survive that).
+///
 /// Returns `ST_OK`; `ST_STORE` when the file is not a SQLite database or
 /// cannot be opened; `ST_KEY` when the audit key cannot be sourced;
 /// `ST_IO`/`ST_PERMISSION`; `ST_NULL_ARGUMENT` (`out`), `ST_INVALID_UTF8`.
