@@ -474,7 +474,8 @@ fn without_home(args: &[&str], uid: Option<u32>) -> Output {
         c.uid(uid).gid(uid);
     }
     let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"v\n").unwrap();
+    // Only `set` reads it: a command that exits first closes the pipe.
+    let _ = child.stdin.take().unwrap().write_all(b"v\n");
     child.wait_with_output().unwrap()
 }
 
