@@ -298,21 +298,55 @@ impl<T: std::fmt::Display> std::fmt::Display for MutexGuard<'_, T> {
 
 /// A condition variable for [`MutexGuard`]s.
 #[derive(Default)]
-pub(crate) struct Condvar(std::sync::Condvar);
+struct Condvar(std::sync::Condvar);
 
 impl Condvar {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Condvar(std::sync::Condvar::new())
     }
 
     /// Unlocks, waits for a notification (or a spurious wake-up), relocks.
-    pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+    fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
         let inner = guard.inner.take().expect("a guard holds its lock");
         guard.inner = Some(self.0.wait(inner).unwrap_or_else(PoisonError::into_inner));
     }
 
-    pub(crate) fn notify_all(&self) {
+    fn notify_all(&self) {
         self.0.notify_all();
+    }
+}
+
+/// One answer that the callers who joined a computation wait for: the
+/// single flight of the cache's `get_or_set` and of a remote fetch. The
+/// computing caller completes it once; every waiter gets a clone.
+pub(crate) struct Flight<T> {
+    answer: Mutex<Option<T>>,
+    done: Condvar,
+}
+
+impl<T: Clone> Flight<T> {
+    pub(crate) fn new() -> Self {
+        Flight {
+            answer: Mutex::new(None),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Publishes the answer and wakes every waiter.
+    pub(crate) fn complete(&self, answer: T) {
+        *self.answer.lock() = Some(answer);
+        self.done.notify_all();
+    }
+
+    /// Waits for the answer.
+    pub(crate) fn wait(&self) -> T {
+        let mut answer = self.answer.lock();
+        loop {
+            if let Some(a) = answer.as_ref() {
+                return a.clone();
+            }
+            self.done.wait(&mut answer);
+        }
     }
 }
 
@@ -464,6 +498,20 @@ mod tests {
         });
         assert_eq!(status, Some(0));
         drop(release);
+    }
+
+    #[test]
+    fn a_flight_answers_every_waiter() {
+        let flight = Arc::new(Flight::<u32>::new());
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let f = Arc::clone(&flight);
+                std::thread::spawn(move || f.wait())
+            })
+            .collect();
+        flight.complete(7);
+        assert!(waiters.into_iter().all(|w| w.join().unwrap() == 7));
+        assert_eq!(flight.wait(), 7, "a late waiter gets it too");
     }
 
     #[test]

@@ -28,7 +28,7 @@
 
 pub mod global;
 
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Flight, Mutex};
 use lru::LruCache;
 use std::any::Any;
 use std::collections::HashMap;
@@ -140,35 +140,6 @@ impl<V: Clone> Clone for Outcome<V> {
     }
 }
 
-struct Flight<V> {
-    outcome: Mutex<Option<Outcome<V>>>,
-    done: Condvar,
-}
-
-impl<V: Clone> Flight<V> {
-    fn new() -> Self {
-        Flight {
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
-        }
-    }
-
-    fn complete(&self, outcome: Outcome<V>) {
-        *self.outcome.lock() = Some(outcome);
-        self.done.notify_all();
-    }
-
-    fn wait(&self) -> Outcome<V> {
-        let mut slot = self.outcome.lock();
-        loop {
-            if let Some(outcome) = slot.as_ref() {
-                return outcome.clone();
-            }
-            self.done.wait(&mut slot);
-        }
-    }
-}
-
 enum Lookup<'a, V> {
     Hit(&'a V),
     Expired,
@@ -176,7 +147,7 @@ enum Lookup<'a, V> {
 }
 
 struct FlightSlot<V> {
-    flight: Arc<Flight<V>>,
+    flight: Arc<Flight<Outcome<V>>>,
     leader: ThreadId,
     /// Set by a write to the key while the compute runs: the result is not stored.
     invalidated: bool,
@@ -504,7 +475,7 @@ impl<V: Clone> TtlCache<V> {
 struct LeadGuard<'a, V: Clone> {
     cache: &'a TtlCache<V>,
     key: &'a str,
-    flight: &'a Arc<Flight<V>>,
+    flight: &'a Arc<Flight<Outcome<V>>>,
     armed: bool,
 }
 
@@ -610,7 +581,7 @@ impl<V> State<V> {
     }
 
     /// Removes `flight` from the table; true when its result may be stored.
-    fn end_flight(&mut self, key: &str, flight: &Arc<Flight<V>>) -> bool {
+    fn end_flight(&mut self, key: &str, flight: &Arc<Flight<Outcome<V>>>) -> bool {
         match self.flights.get(key) {
             Some(slot) if Arc::ptr_eq(&slot.flight, flight) => {
                 let keep = !slot.invalidated;

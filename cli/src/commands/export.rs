@@ -39,6 +39,14 @@ pub fn resolve(
     selection: &Selection,
 ) -> Result<Vec<(String, SecretString)>, CliError> {
     let m = g.manager()?;
+    // The value of `key`; missing or failing stops everything.
+    let required = |key: &str| match m.get(key) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(CliError::NotFound(not_found_message(&m, key))),
+        Err(e) => Err(CliError::from(
+            e.context(format!("secret '{}'", printable(key))),
+        )),
+    };
     let mut out: Vec<(String, SecretString)> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     if !selection.only.is_empty() {
@@ -54,11 +62,7 @@ pub fn resolve(
             if !seen.insert(name.clone()) {
                 continue;
             }
-            match m.get(key) {
-                Ok(Some(value)) => out.push((name, value)),
-                Ok(None) => return Err(CliError::NotFound(not_found_message(&m, key))),
-                Err(e) => return Err(e.context(format!("secret '{}'", printable(key))).into()),
-            }
+            out.push((name, required(key)?));
         }
         return Ok(out);
     }
@@ -85,11 +89,8 @@ pub fn resolve(
             );
             continue;
         }
-        match m.get(&name) {
-            Ok(Some(value)) => out.push((name, value)),
-            Ok(None) => return Err(CliError::NotFound(not_found_message(&m, &name))),
-            Err(e) => return Err(e.context(format!("secret '{name}'")).into()),
-        }
+        let value = required(&name)?;
+        out.push((name, value));
     }
     Ok(out)
 }

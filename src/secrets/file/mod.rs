@@ -385,7 +385,6 @@ impl FileProvider {
         if same_path && stamp == loaded && good.is_some() && !racy {
             return Reread::Same;
         }
-        let mode = |p: &Path| fs::metadata(p).ok().map(|m| m.mode() & 0o7777);
         let (p, m) = match (&path, meta) {
             (Some(p), Some(Ok(m))) => (p, m),
             (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -422,7 +421,8 @@ impl FileProvider {
                 Reread::Unsettled
             }
             (snapshot, _) => Reread::New {
-                mode: mode(p),
+                // The metadata read before the file (unchanged since, or forced).
+                mode: Some(m.mode() & 0o7777),
                 path: path.clone(),
                 stamp,
                 snapshot: snapshot.map(Arc::new),

@@ -3,7 +3,7 @@
 use super::{jittered, FetchError, RemoteSettings};
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Flight, Mutex};
 use crate::Error;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,8 +36,9 @@ struct CacheState<T> {
     /// The last failure and until when it answers for the service.
     failure: Option<(FetchError, Instant)>,
     /// The fetch in flight, if any: callers arriving meanwhile wait for it
-    /// and share its answer, failure included.
-    flight: Option<Arc<Flight<T>>>,
+    /// and share its answer, failure included (`None`: the fetching caller
+    /// panicked; its waiters try again).
+    flight: Option<Arc<Flight<Option<Answer<T>>>>>,
 }
 
 impl<T> CacheState<T> {
@@ -53,28 +54,11 @@ impl<T> CacheState<T> {
     fn after_fork(&mut self) {
         self.flight = None;
     }
-}
 
-/// One fetch, awaited by the callers that arrived while it ran.
-struct Flight<T> {
-    /// `Some(None)`: the fetching caller panicked; its waiters try again.
-    answer: Mutex<Option<Option<Answer<T>>>>,
-    done: Condvar,
-}
-
-impl<T> Flight<T> {
-    fn complete(&self, answer: Option<Answer<T>>) {
-        *self.answer.lock() = Some(answer);
-        self.done.notify_all();
-    }
-
-    fn wait(&self) -> Option<Answer<T>> {
-        let mut answer = self.answer.lock();
-        loop {
-            if let Some(a) = answer.as_ref() {
-                return a.clone();
-            }
-            self.done.wait(&mut answer);
+    /// Forgets `flight` when it is the one in flight.
+    fn end_flight(&mut self, flight: &Arc<Flight<Option<Answer<T>>>>) {
+        if self.flight.as_ref().is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            self.flight = None;
         }
     }
 }
@@ -82,14 +66,14 @@ impl<T> Flight<T> {
 /// Ends a flight whose fetch panicked, so its waiters do not hang.
 struct Leading<'a, T> {
     cache: &'a SecretCache<T>,
-    flight: &'a Arc<Flight<T>>,
+    flight: &'a Arc<Flight<Option<Answer<T>>>>,
     armed: bool,
 }
 
 impl<T> Drop for Leading<'_, T> {
     fn drop(&mut self) {
         if self.armed {
-            self.cache.end_flight(self.flight);
+            self.cache.state.lock().end_flight(self.flight);
             self.flight.complete(None);
         }
     }
@@ -141,10 +125,7 @@ impl<T> SecretCache<T> {
                 match &state.flight {
                     Some(flight) => Err(Arc::clone(flight)),
                     None => {
-                        let flight = Arc::new(Flight {
-                            answer: Mutex::new(None),
-                            done: Condvar::new(),
-                        });
+                        let flight = Arc::new(Flight::new());
                         state.flight = Some(Arc::clone(&flight));
                         Ok(flight)
                     }
@@ -168,28 +149,22 @@ impl<T> SecretCache<T> {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = fetch();
             leading.armed = false;
-            let answer = self.record(outcome);
-            self.end_flight(&flight);
+            let answer = self.record(&flight, outcome);
             flight.complete(Some(answer.clone()));
             return answer;
         }
     }
 
-    fn end_flight(&self, flight: &Arc<Flight<T>>) {
-        let mut state = self.state.lock();
-        if state
-            .flight
-            .as_ref()
-            .is_some_and(|f| Arc::ptr_eq(f, flight))
-        {
-            state.flight = None;
-        }
-    }
-
-    /// Stores what a fetch brought; the answer for its callers.
-    fn record(&self, outcome: Result<Fetched<T>, FetchError>) -> Answer<T> {
+    /// Stores what the fetch of `flight` brought and ends the flight, under
+    /// one lock; the answer for its callers.
+    fn record(
+        &self,
+        flight: &Arc<Flight<Option<Answer<T>>>>,
+        outcome: Result<Fetched<T>, FetchError>,
+    ) -> Answer<T> {
         let now = Instant::now();
         let mut state = self.state.lock();
+        state.end_flight(flight);
         match outcome {
             Ok(value) => {
                 let ttl = match value {
