@@ -153,6 +153,18 @@ struct Conn {
     /// [`Error::Io`].
     read_only: bool,
     busy_timeout: Duration,
+    /// The file the connection has open (device and inode), to tell when
+    /// the path no longer names it.
+    file: Option<FileId>,
+}
+
+/// A file's device and inode numbers.
+type FileId = (u64, u64);
+
+/// The device and inode of the file at `path`, or the error reading them.
+fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
 impl Conn {
@@ -175,6 +187,7 @@ impl Conn {
             forked_mid_call: true,
             read_only: false,
             busy_timeout: BUSY_TIMEOUT,
+            file: None,
         }
     }
 }
@@ -326,6 +339,7 @@ impl Store {
             }
         }
         let (conn, read_only) = connect_or_read_only(&path, BUSY_TIMEOUT)?;
+        let file = file_id(&path).ok();
         let cache_suffix = if Some(&path) == default.as_ref() {
             String::new()
         } else {
@@ -344,6 +358,7 @@ impl Store {
                     forked_mid_call: false,
                     read_only,
                     busy_timeout: BUSY_TIMEOUT,
+                    file,
                 },
                 Conn::forked_mid_call,
             )
@@ -367,7 +382,13 @@ impl Store {
     }
 
     /// This process's connection (opened here on first use in a forked
-    /// child).
+    /// child), to the file the path names now: a database file replaced
+    /// since it was opened (restored from a backup, moved in by another
+    /// program) is opened anew and this process's cached configurations
+    /// dropped; one removed is an [`Error::Store`] saying so (SQLite would
+    /// go on writing to the unlinked file, or call it malformed once its
+    /// write-ahead log went with it), never a new empty database made
+    /// silently.
     fn reader(&self) -> Result<ConnGuard<'_>, Error> {
         let mut conn = self.conn.lock();
         if conn.forked_mid_call {
@@ -378,12 +399,79 @@ impl Store {
                 self.path.display()
             )));
         }
+        if conn.db.is_some() && conn.file.is_some() {
+            match file_id(&self.path) {
+                Ok(now) if Some(now) == conn.file => {}
+                Ok(_) => {
+                    if let Some(db) = conn.db.take() {
+                        // The write-ahead log beside the path is the old
+                        // file's, and SQLite would replay it into the new one
+                        // (it does not checkpoint on closing a moved file):
+                        // empty it into the old file first.
+                        let emptied = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                            r.get::<_, i64>(0)
+                        });
+                        self.forget_cached(&db);
+                        let _ = db.close();
+                        if emptied != Ok(0) {
+                            return Err(Error::Store(format!(
+                                "{}: the database file was replaced while this store had it \
+                                 open, and the old file's write-ahead log beside it could not \
+                                 be emptied; nothing was read or written: open the store again",
+                                self.path.display()
+                            )));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(self.removed_error());
+                }
+                Err(_) => {}
+            }
+        }
         if conn.db.is_none() {
+            if conn.file.is_some() && !self.path.exists() {
+                return Err(self.removed_error());
+            }
             let (db, read_only) = connect_or_read_only(&self.path, conn.busy_timeout)?;
+            let now = file_id(&self.path).ok();
+            if conn.file.is_some() && now != conn.file {
+                self.forget_cached(&db);
+            }
+            conn.file = now;
             conn.db = Some(db);
             conn.read_only = read_only;
         }
         Ok(ConnGuard(conn))
+    }
+
+    /// Drops this store's cached configuration of every provider `db` holds
+    /// (the file replaced, and the one replacing it, are each passed here).
+    fn forget_cached(&self, db: &Connection) {
+        let Ok(mut stmt) = db.prepare("SELECT provider FROM provider_config") else {
+            return;
+        };
+        let Ok(rows) = stmt.query_map([], |row| row.get::<_, String>(0)) else {
+            return;
+        };
+        let cache = provider_config_cache();
+        for provider in rows.flatten() {
+            cache.delete(&self.config_cache_key(&provider));
+        }
+    }
+
+    /// The database file this store opened is gone.
+    fn removed_error(&self) -> Error {
+        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) if !d.exists() => " (its directory is gone too)",
+            _ => "",
+        };
+        Error::Store(format!(
+            "{}: the database file was removed while this store had it open{dir}; nothing \
+             was read or written: restore the file, or open the store again to start a \
+             new database there",
+            self.path.display()
+        ))
     }
 
     /// A connection that can write: one opened read-only on a full disk is
@@ -392,6 +480,7 @@ impl Store {
         let mut conn = self.reader()?;
         if conn.0.read_only {
             let db = connect(&self.path, conn.0.busy_timeout)?;
+            conn.0.file = file_id(&self.path).ok();
             conn.0.db = Some(db);
             conn.0.read_only = false;
         }

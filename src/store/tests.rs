@@ -617,3 +617,85 @@ fn a_child_forked_mid_call_refuses_the_store_and_says_why() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     assert_eq!(store.read_provider_config("p").unwrap(), r#"{"a":1}"#);
 }
+
+#[test]
+fn a_removed_database_file_is_named_never_malformed() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("p", r#"{"a": 1}"#).unwrap();
+    std::fs::remove_file(store.path()).unwrap();
+    for res in [
+        store.save_provider_config("p", r#"{"a": 2}"#).map(|_| ()),
+        store.read_provider_config("p").map(|_| ()),
+        store.list_providers().map(|_| ()),
+    ] {
+        let e = res.unwrap_err();
+        assert!(
+            matches!(&e, Error::Store(m) if m.contains("jobs.db")
+                && m.contains("was removed while this store had it open")
+                && !m.contains("malformed") && !m.contains("directory is gone")),
+            "{e:?}"
+        );
+    }
+    assert!(!store.path().exists(), "no new database made silently");
+
+    // SimpleTuner's tests remove the whole temporary directory.
+    let dir2 = TempDir::new().unwrap();
+    let store2 = open(&dir2);
+    store2.save_provider_config("p", r#"{"a": 1}"#).unwrap();
+    std::fs::remove_dir_all(dir2.path().join("cloud")).unwrap();
+    let e = store2.save_provider_config("p", r#"{"a": 2}"#).unwrap_err();
+    assert!(
+        matches!(&e, Error::Store(m) if m.contains("directory is gone too")),
+        "{e:?}"
+    );
+    assert_eq!(e.code_name(), "ST_STORE");
+    // Opening again starts a new database there.
+    let again = open(&dir2);
+    assert_eq!(again.get_provider_config("p").unwrap(), "{}");
+}
+
+#[test]
+fn a_replaced_database_file_is_followed_and_its_cached_entries_dropped() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store
+        .save_provider_config("p", r#"{"from": "old"}"#)
+        .unwrap();
+    assert_eq!(
+        json(&store.get_provider_config("p").unwrap())["from"],
+        "old"
+    );
+
+    // Another program writes a new database and moves it over the path.
+    let other_dir = TempDir::new().unwrap();
+    let other = open(&other_dir);
+    other
+        .save_provider_config("p", r#"{"from": "new"}"#)
+        .unwrap();
+    other
+        .save_provider_config("q", r#"{"only": "new"}"#)
+        .unwrap();
+    drop(other);
+    std::fs::rename(other_dir.path().join("cloud/jobs.db"), store.path()).unwrap();
+
+    // The next call that reaches the database follows the path.
+    assert_eq!(store.list_providers().unwrap(), ["p", "q"]);
+    assert_eq!(
+        json(&store.get_provider_config("p").unwrap())["from"],
+        "new"
+    );
+    store.save_provider_config("q", r#"{"b": 2}"#).unwrap();
+    assert_eq!(
+        json(
+            &raw(&dir)
+                .query_row(
+                    "SELECT config FROM provider_config WHERE provider = 'q'",
+                    [],
+                    |r| r.get::<_, String>(0)
+                )
+                .unwrap()
+        )["b"],
+        2
+    );
+}

@@ -16,6 +16,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hardware_hourly_cost, m)?)?;
     m.add_function(wrap_pyfunction!(default_hardware_info_json, m)?)?;
     m.add_function(wrap_pyfunction!(hardware_info_cached, m)?)?;
+    m.add_function(wrap_pyfunction!(default_db_path, m)?)?;
     Ok(())
 }
 
@@ -169,6 +170,14 @@ fn hardware_hourly_cost(
 ) -> PyResult<f64> {
     py.detach(|| hardware::hourly_cost(store.map(|s| &s.store), hardware_id))
         .or_raise(py)
+}
+
+/// Where `StoreHandle(None)` opens its database now (from
+/// `SIMPLETUNER_STATE_DIR`, `SIMPLETUNER_CONFIG_DIR` and `HOME` as they are
+/// at this call).
+#[pyfunction]
+fn default_db_path(py: Python<'_>) -> PyResult<PathBuf> {
+    st_secrets::store::default_db_path().or_raise(py)
 }
 
 /// The built-in hardware prices as JSON.

@@ -18,6 +18,11 @@ class StSecretsError(Exception):
     code = -1
     code_name = "ST_UNKNOWN"
 
+    def __new__(cls, message: str, code: "int | None" = None):
+        # Only the message reaches the builtin base: OSError (PermissionError's
+        # and TimeoutError's base) would read two arguments as errno and text.
+        return super().__new__(cls, message)
+
     def __init__(self, message: str, code: "int | None" = None) -> None:
         super().__init__(message)
         if code is not None and code != self.code:
@@ -27,6 +32,11 @@ class StSecretsError(Exception):
     def __repr__(self):
         return f"{type(self).__name__}({self.code_name}: {self.args[0]!r})"
 
+    def __str__(self):
+        # The message as it is (builtins.KeyError, a base of KeyError below,
+        # would show it quoted).
+        return str(self.args[0]) if self.args else ""
+
 
 def class_name(code_name: str) -> str:
     """The class of a code: ST_NOT_FOUND -> NotFoundError, ST_IO -> IoError."""
@@ -34,12 +44,22 @@ def class_name(code_name: str) -> str:
     return "".join(w.capitalize() for w in words) + "Error"
 
 
+def _bases(name):
+    """StSecretsError, and the builtin exception of the same name when there
+    is one (KeyError, PermissionError, TimeoutError), so that `except
+    TimeoutError:` catches the library's timeout too."""
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, BaseException):
+        return (StSecretsError, builtin)
+    return (StSecretsError,)
+
+
 # The class of each result code, by number.
 ERRORS = {}
 for _code, _name, _description in _native.result_codes():
     _cls = type(
         class_name(_name),
-        (StSecretsError,),
+        _bases(class_name(_name)),
         {
             "__doc__": f"{_name}: {_description}",
             "__module__": __name__,
@@ -56,7 +76,8 @@ _NAMES = {code: cls.code_name for code, cls in ERRORS.items()}
 __all__ = ["StSecretsError"] + [cls.__name__ for cls in ERRORS.values()]
 
 # The classes whose names are builtins' (KeyError, PermissionError,
-# TimeoutError): attributes of the package, left out of its star import.
+# TimeoutError; each a subclass of the builtin too): attributes of the
+# package, left out of its star import.
 SHADOWING = [name for name in __all__ if hasattr(builtins, name)]
 
 

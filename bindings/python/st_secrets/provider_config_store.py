@@ -5,25 +5,99 @@ the cache, written atomically and audited."""
 import asyncio
 import functools
 import json
+import logging
+import os
+import threading
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ._errors import ProcessSingleton
+from . import _native
+from ._errors import StSecretsError
 from .store import Store, _json
 
 __all__ = ["ProviderConfigStore", "get_provider_config_store"]
 
+logger = logging.getLogger(__name__)
 
-class ProviderConfigStore(ProcessSingleton):
-    """The provider configurations (a per-class singleton: `db_path` is used
-    by the first construction only, as SimpleTuner's). The async methods run
-    the database work in the default executor, with the GIL released."""
+
+class ProviderConfigStore:
+    """The provider configurations of one database file.
+
+    SimpleTuner's stores are per-class singletons whose `db_path` counts at
+    the first construction only, reset by its code and tests
+    (`reset_instance()`, `BaseSQLiteStore._instances.clear()`) before they
+    build stores on a new directory. Here there is one instance per database
+    file instead, so a store is always the database it was asked for:
+
+    - `ProviderConfigStore(path)` is the instance of that file (made on
+      first use; the same object for the same resolved path) and becomes
+      the current store;
+    - `ProviderConfigStore()` is the current store while the default
+      database location is what it was when that store became current and
+      its file still exists (so code that builds the store with a path and
+      code that builds it with none share one, as in SimpleTuner), else the
+      default database's instance, which becomes current;
+    - `reset_instance()` (or `_instances.clear()`) forgets them all; the
+      next construction opens its database anew.
+
+    A store whose file was removed while open raises StoreError naming it
+    on the next call that reaches the database (never "malformed"); its
+    path makes a new store when constructed again. One whose file was
+    replaced follows the path. The async methods run the database work in
+    the default executor, with the GIL released."""
+
+    # (class, resolved path) -> instance; and the current store's key with
+    # the default location at the time it became current.
+    _instances: Dict[Any, "ProviderConfigStore"] = {}
+    _current: Optional[tuple] = None
+    _init_lock = threading.RLock()
+    _store: Store
+
+    def __new__(cls, db_path=None):
+        try:
+            default = Path(_native.default_db_path()).resolve()
+        except StSecretsError:
+            default = None  # no state directory: only explicit paths open
+        with cls._init_lock:
+            if db_path is None:
+                current = ProviderConfigStore._current
+                if current is not None and current[0][0] is cls and current[1] == default:
+                    instance = cls._instances.get(current[0])
+                    if instance is not None and Path(instance._store.path).exists():
+                        return instance
+                path = default  # None: Store says there is no state directory
+            else:
+                path = Path(os.fspath(db_path)).expanduser().resolve()
+            key = (cls, path)
+            instance = cls._instances.get(key)
+            if instance is None or not Path(instance._store.path).exists():
+                instance = super().__new__(cls)
+                instance._store = Store(path)
+                key = (cls, Path(instance._store.path).resolve())
+                cls._instances[key] = instance
+            ProviderConfigStore._current = (key, default)
+            return instance
 
     def __init__(self, db_path=None):
-        with self._lock:
-            if self._initialized:
-                return
-            self._store = Store(db_path)
-            self._initialized = True
+        pass
+
+    def __repr__(self):
+        return f"ProviderConfigStore({str(self._store.path)!r})"
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Forgets this class's stores (SimpleTuner's test reset): the next
+        construction opens its database anew."""
+        with cls._init_lock:
+            for key in [key for key in cls._instances if key[0] is cls]:
+                del cls._instances[key]
+            current = ProviderConfigStore._current
+            if current is not None and current[0][0] is cls:
+                ProviderConfigStore._current = None
+
+    def get_database_path(self) -> Path:
+        """The database file (SimpleTuner's BaseSQLiteStore method)."""
+        return Path(self._store.path)
 
     @property
     def db_path(self):
@@ -100,5 +174,5 @@ class ProviderConfigStore(ProcessSingleton):
 
 
 def get_provider_config_store() -> ProviderConfigStore:
-    """The process-wide ProviderConfigStore."""
+    """The current ProviderConfigStore (see the class: `ProviderConfigStore()`)."""
     return ProviderConfigStore()

@@ -27,12 +27,12 @@ def private_home(tmp_path, monkeypatch):
     from st_secrets.secrets import SecretsManager
 
     SecretsManager.reset()
-    ProviderConfigStore._instance = None
+    ProviderConfigStore.reset_instance()
     st_secrets.reset_cipher()
     st_secrets.clear_hardware_info_cache()
     yield home
     SecretsManager.reset()
-    ProviderConfigStore._instance = None
+    ProviderConfigStore.reset_instance()
     st_secrets.reset_cipher()
     st_secrets.clear_hardware_info_cache()
     assert os.environ.get("HOME") == str(home)

@@ -461,7 +461,7 @@ def test_hardware_info_from_the_provider_config_store(tmp_path):
 def test_provider_config_store(tmp_path):
     db = tmp_path / "cloud" / "jobs.db"
     store = pcs.ProviderConfigStore(db)
-    assert pcs.ProviderConfigStore(tmp_path / "other.db") is store and pcs.get_provider_config_store() is store
+    assert pcs.ProviderConfigStore(db) is store and pcs.get_provider_config_store() is store
 
     async def scenario():
         assert await store.get("replicate") == {}
@@ -622,3 +622,115 @@ def test_the_console_script_runs_commands_and_exports_for_dotenv(tmp_path):
     out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env, check=True)
     assert dotenv_values(stream=io.StringIO(out.stdout), interpolate=False) == {"BRACED": "a${HOME}b"}
     assert "BRACED" in out.stderr and "${" in out.stderr and "a${HOME}b" not in out.stderr
+
+
+# ---- §9 the singleton protocol SimpleTuner's code and tests rely on ----------------------------
+
+def test_one_store_per_database_file_and_the_no_argument_form(tmp_path, private_home):
+    first = pcs.ProviderConfigStore(tmp_path / "a" / "jobs.db")
+    first.save_sync("replicate", {"hardware_info": {"gpu-x": {"name": "X", "cost_per_second": 1.0}}})
+    # A second path is a second database, never the first one reused.
+    second = pcs.ProviderConfigStore(tmp_path / "b" / "jobs.db")
+    assert second is not first and second.get_sync("replicate") == {}
+    assert second.get_database_path() == (tmp_path / "b" / "jobs.db").resolve()
+    # The same file by another spelling is the same store.
+    assert pcs.ProviderConfigStore(str(tmp_path / "a" / ".." / "a" / "jobs.db")) is first
+    # With no argument: the current store (the last one asked for by path),
+    # as code that builds the store with and without a path shares one.
+    assert pcs.ProviderConfigStore() is first
+    assert pcs.get_provider_config_store() is first
+    # ... until the default location changes: then the default database's.
+    os.environ["SIMPLETUNER_STATE_DIR"] = str(tmp_path / "state")
+    default = pcs.ProviderConfigStore()
+    assert default.get_database_path() == (tmp_path / "state" / "cloud" / "jobs.db").resolve()
+    assert default.get_sync("replicate") == {}
+    assert pcs.ProviderConfigStore() is default
+
+
+def test_reset_instance_and_instances_clear_open_anew(tmp_path):
+    store = pcs.ProviderConfigStore(tmp_path / "jobs.db")
+    pcs.ProviderConfigStore.reset_instance()
+    again = pcs.ProviderConfigStore(tmp_path / "jobs.db")
+    assert again is not store
+    pcs.ProviderConfigStore._instances.clear()
+    assert pcs.ProviderConfigStore(tmp_path / "jobs.db") is not again
+
+
+def test_simpletuners_test_sequence_gets_default_prices_on_each_new_directory(tmp_path):
+    """SimpleTuner's hardware-pricing tests: each builds its store on a new
+    temporary directory (removed afterwards) and expects the defaults, not
+    the prices an earlier test configured."""
+    import shutil
+    for round_ in range(3):
+        config_dir = tmp_path / f"run{round_}"
+        config_dir.mkdir()
+        store = pcs.ProviderConfigStore(config_dir / "jobs.db")  # AsyncJobStore(config_dir=...)
+        rc.clear_hardware_info_cache()
+        assert asyncio.run(rc.get_hardware_info_async(store)) == rc.DEFAULT_HARDWARE_INFO
+        asyncio.run(pcs.get_provider_config_store().save(
+            "replicate", {"hardware_info": {"gpu-l40s": {"name": "Mine", "cost_per_second": 0.5}}}))
+        rc.clear_hardware_info_cache()
+        assert asyncio.run(rc.get_hardware_info_async(store))["gpu-l40s"]["name"] == "Mine"
+        shutil.rmtree(config_dir)  # the test's tearDown
+
+
+def test_a_store_whose_file_was_removed_says_so_and_a_new_one_opens(tmp_path):
+    import shutil
+    config_dir = tmp_path / "run"
+    store = pcs.ProviderConfigStore(config_dir / "jobs.db")
+    store.save_sync("p", {"a": 1})
+    shutil.rmtree(config_dir)
+    with pytest.raises(st_secrets.StoreError, match=r"jobs\.db: the database file was removed") as caught:
+        store.save_sync("p", {"a": 2})
+    assert "malformed" not in str(caught.value)
+    fresh = pcs.ProviderConfigStore(config_dir / "jobs.db")
+    assert fresh is not store and fresh.get_sync("p") == {}
+    fresh.save_sync("p", {"a": 3})
+    assert fresh.get_sync("p") == {"a": 3}
+
+
+def test_a_replaced_database_file_is_followed(tmp_path):
+    store = pcs.ProviderConfigStore(tmp_path / "live" / "jobs.db")
+    store.save_sync("p", {"from": "old"})
+    assert store.get_sync("p") == {"from": "old"}
+    built = sqlite3.connect(tmp_path / "restored.db")
+    built.execute("CREATE TABLE provider_config (provider TEXT PRIMARY KEY, config TEXT NOT NULL "
+                  "DEFAULT '{}', updated_at TEXT NOT NULL)")
+    built.execute("INSERT INTO provider_config VALUES ('p', '{\"from\": \"backup\"}', '2025-01-01T00:00:00+00:00')")
+    built.commit()
+    built.close()
+    os.replace(tmp_path / "restored.db", tmp_path / "live" / "jobs.db")
+    assert store.list_providers_sync() == ["p"]
+    assert store.get_sync("p") == {"from": "backup"}
+
+
+# ---- exceptions named after builtins are the builtins too ------------------------------------
+
+@pytest.mark.parametrize("name", ["TimeoutError", "PermissionError", "KeyError"])
+def test_errors_named_after_builtins_are_caught_as_them(name):
+    import builtins
+    cls = getattr(st_secrets, name)
+    assert issubclass(cls, builtins.__dict__[name]) and issubclass(cls, st_secrets.StSecretsError)
+    error = cls("what happened")
+    assert str(error) == "what happened" and error.args == ("what happened",)
+    try:
+        raise error
+    except builtins.__dict__[name] as caught:
+        assert caught is error
+
+
+def test_a_library_timeout_is_a_builtin_timeout(private_home):
+    # A real one: a Vault address nothing answers in time.
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        manager = st_secrets.SecretsManager({"providers": ["vault"], "vault_url": f"http://127.0.0.1:{port}",
+                                             "vault_token": "t", "request_timeout": 0.3, "retries": 0})
+        with pytest.raises(TimeoutError) as caught:
+            manager.get("X")
+        assert isinstance(caught.value, st_secrets.StSecretsError), caught.value
+    finally:
+        listener.close()
