@@ -8,7 +8,7 @@
 use crate::crypto::{cipher_for_secret, decrypt_token, TimePolicy};
 use crate::secrets::aws::identity::Source;
 use crate::secrets::aws::metadata::credentials_from_json;
-use crate::secrets::aws::profile::{self, FileKind};
+use crate::secrets::aws::profile;
 use crate::secrets::aws::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::http::Response;
@@ -116,13 +116,11 @@ pub fn vault_response(data: &[u8]) {
 /// sections).
 pub fn aws_profile(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    for kind in [
-        FileKind::Config,
-        FileKind::Credentials,
-        FileKind::SsoSession,
-    ] {
-        for name in ["default", "dev", "a b"] {
-            let _ = profile::parse(&text, kind, name);
+    for source in [profile::Source::Config, profile::Source::Credentials] {
+        if let Ok(file) = profile::parse_file(&text, source) {
+            for (name, p) in file.profiles.iter().chain(&file.sso_sessions) {
+                let _ = (name, p.get("region"), p.get("credential_process"));
+            }
         }
     }
 }

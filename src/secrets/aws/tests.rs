@@ -946,3 +946,66 @@ fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
     let p = provider("legacy");
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
 }
+
+#[test]
+fn profile_default_wins_over_default_and_a_continued_credential_process_runs_whole() {
+    // AWS's shared profile rules, end to end: `[profile default]` overrides
+    // `[default]`, and an indented line continues `credential_process`.
+    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
+    let s = Arc::clone(&seen);
+    let server = FakeServer::start(move |r| {
+        *s.lock() = Some(r.clone());
+        secret_reply(SECRET)
+    });
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    let tool = home.path().join("creds.sh");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\n[ \"$1 $2\" = '--key-id AKIDSPLIT' ] || exit 3\n\
+         printf '{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"x\"}' \"$2\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        format!(
+            "[profile default]\ncredential_process = {}\n    --key-id AKIDSPLIT\n\
+             [default]\ncredential_process = /bin/false\nregion = eu-west-1\n",
+            tool.display()
+        ),
+    )
+    .unwrap();
+    let vars = no_credentials().home(home.path());
+    let p = provider(&config(&server.url()), vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    let auth = seen.lock().clone().unwrap();
+    assert!(
+        auth.header("authorization")
+            .unwrap()
+            .contains("Credential=AKIDSPLIT/"),
+        "{auth:?}"
+    );
+}
+
+#[test]
+fn a_profile_file_that_breaks_the_rules_is_a_parse_error_naming_the_line() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKID\naws_secret_access_key s3cr3t-no-equals\n",
+    )
+    .unwrap();
+    let server = FakeServer::start(|_| secret_reply(SECRET));
+    let p = provider(&config(&server.url()), no_credentials().home(home.path()));
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.code_name(), "ST_PARSE", "{text}");
+    assert!(
+        text.contains("credentials: line 3: Expected an '=' sign defining a property"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert_eq!(server.requests(), 0);
+}
