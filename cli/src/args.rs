@@ -216,6 +216,9 @@ Formats:
   dotenv  NAME='value' lines (\\ and ' escaped with \\; newlines kept inside
           the quotes), as python-dotenv reads them; it expands ${VAR} even in
           single quotes, so a value holding ${ needs interpolation off
+  docker  NAME=value lines for `docker run --env-file` (no quoting: docker
+          takes each line literally); a value docker cannot carry (a line
+          break, or a line over 64 KiB) fails the command, nothing written
   json    {\"schema\": 1, \"env\": {\"NAME\": \"value\"}}
 
 Safe patterns:
@@ -229,8 +232,17 @@ pub const INJECT_AFTER_HELP: &str = "\
 A reference is {{ st://KEY }} (spaces inside the braces optional); any other
 {{ ... }} is left as it is. Every key is resolved through the chain first: one
 that is missing fails the command and nothing is written. The output file is
-replaced atomically and has mode 0600. Values are inserted as they are: quote
-them in the template as its format needs.";
+replaced atomically and has mode 0600.
+
+Formats (--format, else by extension: .yaml/.yml, .json, anything else text):
+  text  values inserted as they are
+  yaml  escaped inside quoted strings; a whole unquoted value is a number or
+        boolean when written as YAML writes one (8080, true), else a string
+        (double-quoted unless plain letters and digits);
+        a value that would change the document (a line break in single
+        quotes, structure inside an unquoted value) fails the command
+  json  escaped inside strings; outside quotes only a number, true, false or
+        null; the filled document is checked to be JSON";
 
 /// Which keys `run` and `env` resolve.
 #[derive(clap::Args)]
@@ -253,6 +265,7 @@ pub struct Selection {
 pub enum Format {
     Sh,
     Dotenv,
+    Docker,
     Json,
 }
 
@@ -275,4 +288,17 @@ pub struct InjectArgs {
     /// Where to write the result (default: stdout)
     #[arg(short, long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// How values are written in: text (as they are), yaml or json (escaped
+    /// so the document keeps its shape); default by the template's (else the
+    /// output's) extension
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<TemplateFormat>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TemplateFormat {
+    Text,
+    Yaml,
+    Json,
 }

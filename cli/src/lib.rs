@@ -14,10 +14,11 @@
 //! | `outcome` | `CliError`, `Outcome`: how a command ends, and its exit status | nothing |
 //! | `mask` | conceals secret values in a byte stream (aho-corasick) | nothing |
 //! | `childenv` | the variables that change how a child or the loader runs, never set from a provider unless named | nothing |
+//! | `template` | `inject`'s `{{ st://KEY }}` references, and values written into YAML and JSON so the document keeps its shape | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `io`, `context` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `template`, `io`, `context` |
 //! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
 
 mod args;
@@ -28,6 +29,7 @@ mod io;
 mod mask;
 mod outcome;
 mod prompt;
+mod template;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, Parser};

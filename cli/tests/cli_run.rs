@@ -717,3 +717,214 @@ fn env_and_inject_are_linear() {
         "unterminated references are text"
     );
 }
+
+/// Values for the readers of `env`'s output: quotes, `$`, backslashes, line
+/// breaks, `#`, leading and trailing spaces, non-ASCII, `=` and the empty
+/// value. The first six have no line break (docker can carry them).
+const READER_VALUES: [&str; 12] = [
+    "plain_value_123",
+    "  leading and trailing spaces  ",
+    "hash # not a comment #x",
+    "equals=in=value",
+    "single ' double \" back ` dollar $HOME and ${HOME} \\ \\\\ \\n",
+    "ünïcödé € 漢字 😂 \t tab",
+    "",
+    "two\nlines",
+    "ends with newline\n",
+    "crlf\r\nline",
+    "'quoted at both ends'",
+    "\"double at both ends\"",
+];
+
+/// A home whose secrets file holds `READER_VALUES` as `V00`..`V11`.
+fn readers_home(values: &[&str]) -> TempDir {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir_all(&dir).unwrap();
+    let doc: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i:02}"), (*v).into()))
+        .collect();
+    let path = dir.join("secrets.json");
+    fs::write(&path, serde_json::Value::Object(doc).to_string()).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    home
+}
+
+/// A shell on PATH, if this machine has it.
+fn shell(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn env_sh_output_round_trips_through_every_shell_here() {
+    let home = readers_home(&READER_VALUES);
+    let o = output(&home, &["env", "--format", "sh"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let exported = text(&o.stdout);
+    let mut print = String::from("eval \"$1\"; ");
+    for i in 0..READER_VALUES.len() {
+        print.push_str(&format!("printf '%s\\0' \"$V{i:02}\"; "));
+    }
+    let mut shells = 0;
+    for name in ["sh", "dash", "bash", "zsh", "ksh", "mksh", "busybox"] {
+        let Some(path) = shell(name) else { continue };
+        let mut c = Command::new(&path);
+        if name == "busybox" {
+            c.arg("sh");
+        }
+        if name == "zsh" {
+            // zsh's own mode differs only in word splitting; eval the
+            // output as a zsh user would, in zsh's defaults.
+            c.args(["-f"]);
+        }
+        let got = c
+            .args(["-c", &print, name, &exported])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(got.status.success(), "{name}: {}", text(&got.stderr));
+        let values: Vec<String> = text(&got.stdout).split('\0').map(str::to_owned).collect();
+        assert_eq!(
+            &values[..READER_VALUES.len()],
+            &READER_VALUES.map(str::to_owned)[..],
+            "{name}"
+        );
+        shells += 1;
+    }
+    assert!(shells >= 2, "sh and bash at least");
+}
+
+/// `docker run --env-file`'s reader (docker/cli `opts/envfile.go`, its
+/// rules as documented and as its code reads lines): one line at a time
+/// (a final `\r` dropped), leading whitespace trimmed, blank lines and `#`
+/// lines skipped, split at the first `=`, the value taken literally; a
+/// name with whitespace is an error; a line over 64 KiB fails the read.
+fn docker_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if line.len() > 64 * 1024 {
+            return Err("bufio.Scanner: token too long".into());
+        }
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line.split_once('=').ok_or("no value")?;
+        if name.contains(char::is_whitespace) {
+            return Err(format!("variable '{name}' contains whitespaces"));
+        }
+        out.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(out)
+}
+
+#[test]
+fn env_docker_output_is_what_dockers_reader_reads_or_refused() {
+    let one_line = &READER_VALUES[..7];
+    let home = readers_home(one_line);
+    let o = output(&home, &["env", "--format", "docker"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let read = docker_env_file(&text(&o.stdout)).unwrap();
+    let want: Vec<(String, String)> = one_line
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i:02}"), (*v).to_owned()))
+        .collect();
+    assert_eq!(read, want);
+
+    // A value docker would cut: refused, nothing written, the keys named
+    // and never a value.
+    let home = readers_home(&READER_VALUES);
+    let o = output(&home, &["env", "--format", "docker"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(o.stdout.is_empty());
+    let err = text(&o.stderr);
+    for key in ["V07 holds a line break", "V08", "V09"] {
+        assert!(err.contains(key), "{err}");
+    }
+    assert!(!err.contains("two") && !err.contains("crlf"), "{err}");
+    let long = "x".repeat(70_000);
+    let home = readers_home(&[&long]);
+    let o = output(&home, &["env", "--format", "docker"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("longer than docker reads"));
+}
+
+#[test]
+fn inject_into_yaml_and_json_keeps_the_documents_shape() {
+    let home = readers_home(&READER_VALUES);
+    let n = READER_VALUES.len();
+    let mut yaml = String::from("# accelerate-style config\nplain:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  v{i:02}: {{{{ st://V{i:02} }}}}\n"));
+    }
+    yaml.push_str("double:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  v{i:02}: \"<{{{{ st://V{i:02} }}}}>\"\n"));
+    }
+    yaml.push_str("single:\n");
+    for i in 0..7 {
+        yaml.push_str(&format!("  v{i:02}: '<{{{{ st://V{i:02} }}}}>'\n"));
+    }
+    yaml.push_str("flow: [{{ st://V02 }}, {{ st://V03 }}]\n");
+    fs::write(home.path().join("t.yaml"), &yaml).unwrap();
+    let o = output(&home, &["inject", "-i", "t.yaml", "-o", "out.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: yaml_serde::Value =
+        yaml_serde::from_str(&fs::read_to_string(home.path().join("out.yaml")).unwrap()).unwrap();
+    for (i, v) in READER_VALUES.iter().enumerate() {
+        let k = format!("v{i:02}");
+        assert_eq!(doc["plain"][&k], *v, "plain {k}");
+        assert_eq!(doc["double"][&k], format!("<{v}>").as_str(), "double {k}");
+        if i < 7 {
+            assert_eq!(doc["single"][&k], format!("<{v}>").as_str(), "single {k}");
+        }
+    }
+    assert_eq!(doc["flow"][0], READER_VALUES[2]);
+    assert_eq!(doc["flow"][1], READER_VALUES[3]);
+
+    // A line break in single quotes, or structure inside an unquoted value:
+    // refused, nothing written, the key named and never the value.
+    for (template, key) in [
+        ("k: 'x{{ st://V07 }}'\n", "V07"),
+        ("url: https://{{ st://V02 }}/x\n", "V02"),
+    ] {
+        fs::write(home.path().join("bad.yaml"), template).unwrap();
+        let o = output(&home, &["inject", "-i", "bad.yaml", "-o", "bad.out.yaml"]);
+        assert_eq!(o.status.code(), Some(3), "{template}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(key) && !err.contains("lines") && !err.contains("comment #"),
+            "{err}"
+        );
+        assert!(!home.path().join("bad.out.yaml").exists());
+    }
+
+    // JSON: every value inside strings; a number outside quotes.
+    let mut json = String::from("{");
+    for i in 0..n {
+        json.push_str(&format!("\"v{i:02}\": \"{{{{ st://V{i:02} }}}}\", "));
+    }
+    json.push_str("\"port\": {{ st://PORT }}}");
+    fs::write(home.path().join("t.json"), &json).unwrap();
+    let o = tool(&home, &["inject", "-i", "t.json"])
+        .env("PORT", "8080")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (i, v) in READER_VALUES.iter().enumerate() {
+        assert_eq!(doc[format!("v{i:02}")], *v);
+    }
+    assert_eq!(doc["port"], 8080);
+    // --format text keeps the old behaviour: values as they are.
+    let o = output(&home, &["inject", "-i", "t.json", "--format", "text"]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_err());
+}

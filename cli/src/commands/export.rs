@@ -1,11 +1,12 @@
 //! Secrets for other programs: which keys `run` and `env` resolve and under
 //! which variable names, `env`'s output formats, and `inject`'s templates.
 
-use crate::args::{EnvArgs, Format, InjectArgs, Selection};
+use crate::args::{EnvArgs, Format, InjectArgs, Selection, TemplateFormat};
 use crate::childenv;
 use crate::context::{not_found_message, Globals};
 use crate::io::{is_stdio, print_json, printable, read_stdin, write_private_file};
 use crate::outcome::{usage, CliError, Outcome};
+use crate::template::{self, Piece};
 use st_secrets::secrets::{normalize_key, preferred_key};
 use st_secrets::{Error, SecretString};
 use std::collections::{HashMap, HashSet};
@@ -133,6 +134,24 @@ fn dotenv_quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
+/// The longest line `docker run --env-file` reads (its line scanner's
+/// limit, 64 KiB, newline included).
+const DOCKER_MAX_LINE: usize = 64 * 1024 - 1;
+
+/// Why docker's env-file reader cannot carry `NAME=value`, if it cannot:
+/// it reads one literal `NAME=value` per line (no quotes, no escapes), so a
+/// line break (or a carriage return, which it strips at a line's end) would
+/// cut the value, and a line over its scanner's limit fails the run.
+fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
+    if value.contains(['\n', '\r']) {
+        Some("holds a line break")
+    } else if name.len() + 1 + value.len() > DOCKER_MAX_LINE {
+        Some("makes a line longer than docker reads (64 KiB)")
+    } else {
+        None
+    }
+}
+
 pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
     let vars = resolve(g, &args.selection)?;
     let format = if g.json { Format::Json } else { args.format };
@@ -149,6 +168,26 @@ pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
         Format::Sh => {
             for (name, value) in &vars {
                 text.push_str(&format!("export {name}={}\n", sh_quote(value.expose())));
+            }
+        }
+        Format::Docker => {
+            let refused: Vec<String> = vars
+                .iter()
+                .filter_map(|(n, v)| docker_refusal(n, v.expose()).map(|why| format!("{n} {why}")))
+                .collect();
+            if !refused.is_empty() {
+                return Err(CliError::Error(Error::InvalidArgument(format!(
+                    "docker's --env-file format cannot carry every value: the value of {}; \
+                     nothing was written (leave the key out with --only, or pass values with \
+                     `st-secrets run -- docker run -e NAME ...`)",
+                    refused.join(", the value of ")
+                ))));
+            }
+            for (name, value) in &vars {
+                text.push_str(name);
+                text.push('=');
+                text.push_str(value.expose());
+                text.push('\n');
             }
         }
         Format::Dotenv => {
@@ -171,52 +210,26 @@ pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
     Ok(0)
 }
 
-/// A piece of a template: text, or a reference to a key.
-#[derive(Debug, PartialEq)]
-enum Piece<'a> {
-    Text(&'a str),
-    Key(&'a str),
-}
-
-/// Splits a template at its `{{ st://KEY }}` references.
-fn parse_template(template: &str) -> Vec<Piece<'_>> {
-    let mut pieces = Vec::new();
-    let (mut text_start, mut search) = (0, 0);
-    while let Some(found) = template[search..].find("{{") {
-        let open = search + found;
-        match reference_at(&template[open + 2..]) {
-            Some((key, len)) => {
-                if open > text_start {
-                    pieces.push(Piece::Text(&template[text_start..open]));
-                }
-                pieces.push(Piece::Key(key));
-                text_start = open + 2 + len;
-                search = text_start;
-            }
-            None => search = open + 2,
-        }
+/// What `inject` fills: `--format`, else by the template's name (or the
+/// output's, for a template on stdin): `.yaml`/`.yml` YAML, `.json` JSON,
+/// anything else text.
+fn template_kind(args: &InjectArgs) -> template::Kind {
+    let by_name = |p: &std::path::Path| match p.extension().and_then(|e| e.to_str()) {
+        Some("yaml" | "yml") => Some(template::Kind::Yaml),
+        Some("json") => Some(template::Kind::Json),
+        _ => None,
+    };
+    match args.format {
+        Some(TemplateFormat::Text) => template::Kind::Text,
+        Some(TemplateFormat::Yaml) => template::Kind::Yaml,
+        Some(TemplateFormat::Json) => template::Kind::Json,
+        None => [Some(args.input.as_path()), args.output.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !is_stdio(p))
+            .find_map(by_name)
+            .unwrap_or(template::Kind::Text),
     }
-    if text_start < template.len() {
-        pieces.push(Piece::Text(&template[text_start..]));
-    }
-    pieces
-}
-
-/// The key of a reference whose `{{` comes just before `s`, and how many
-/// bytes of `s` the reference spans (through its `}}`). Looks no further
-/// than the key's end (the first whitespace, `{` or `}`): an unterminated
-/// reference costs its own length, not the rest of the template.
-fn reference_at(s: &str) -> Option<(&str, usize)> {
-    let body = s.trim_start_matches([' ', '\t']).strip_prefix("st://")?;
-    let key_len = body
-        .find(|c: char| c.is_whitespace() || c == '{' || c == '}')
-        .unwrap_or(body.len());
-    let key = &body[..key_len];
-    let rest = body[key_len..].trim_start_matches([' ', '\t']);
-    if key.is_empty() || !rest.starts_with("}}") {
-        return None;
-    }
-    Some((key, s.len() - rest.len() + 2))
 }
 
 pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
@@ -232,7 +245,8 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
             ))
         })?
     };
-    let pieces = parse_template(&template);
+    let kind = template_kind(&args);
+    let pieces = template::parse(&template);
     let m = g.manager()?;
     let mut values: HashMap<&str, SecretString> = HashMap::new();
     let mut missing: Vec<&str> = Vec::new();
@@ -261,13 +275,9 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
             not_found_message(&m, first)
         )));
     }
-    let mut output = zeroize::Zeroizing::new(String::with_capacity(template.len()));
-    for piece in &pieces {
-        match piece {
-            Piece::Text(t) => output.push_str(t),
-            Piece::Key(k) => output.push_str(values.get(k).map_or("", |v| v.expose())),
-        }
-    }
+    let exposed: HashMap<&str, &str> = values.iter().map(|(k, v)| (*k, v.expose())).collect();
+    let output = template::fill(&pieces, &exposed, kind)
+        .map_err(|why| CliError::Error(Error::InvalidArgument(why)))?;
     match args.output.as_deref() {
         Some(path) if !is_stdio(path) => {
             write_private_file(path, output.as_bytes())?;
@@ -292,31 +302,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_split_at_references_only() {
-        use Piece::{Key, Text};
-        assert_eq!(
-            parse_template("token: {{ st://HF_TOKEN }}\nurl: {{st://a.b-c}}!"),
-            vec![
-                Text("token: "),
-                Key("HF_TOKEN"),
-                Text("\nurl: "),
-                Key("a.b-c"),
-                Text("!")
-            ]
-        );
-        assert_eq!(
-            parse_template("{{ jinja }} {{ st:// }} {{ st://A B }} {{st://K}}"),
-            vec![Text("{{ jinja }} {{ st:// }} {{ st://A B }} "), Key("K")]
-        );
-        assert_eq!(parse_template("{{ st://K"), vec![Text("{{ st://K")]);
-        assert_eq!(parse_template(""), vec![]);
-    }
-
-    #[test]
     fn quoting() {
         assert_eq!(sh_quote("it's $HOME"), r"'it'\''s $HOME'");
         assert_eq!(dotenv_quote(r"a\b'c"), r"'a\\b\'c'");
         assert!(valid_name("HF_TOKEN") && valid_name("_X1"));
         assert!(!valid_name("1X") && !valid_name("A B") && !valid_name(""));
+        assert_eq!(docker_refusal("A", "  'quoted' $x # y  "), None);
+        assert!(docker_refusal("A", "two\nlines").is_some());
+        assert!(docker_refusal("A", "cr\r").is_some());
+        assert_eq!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 2)), None);
+        assert!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 1)).is_some());
     }
 }
