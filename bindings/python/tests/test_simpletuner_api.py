@@ -624,6 +624,38 @@ def test_the_console_script_runs_commands_and_exports_for_dotenv(tmp_path):
     assert "BRACED" in out.stderr and "${" in out.stderr and "a${HOME}b" not in out.stderr
 
 
+READER_VALUES = [
+    "plain_value_123", "  leading and trailing spaces  ", "hash # not a comment #x", "equals=in=value",
+    "single ' double \" back ` dollar $HOME and ${HOME} \\ \\\\ \\n", "ünïcödé € 漢字 😂 \t tab", "",
+    "two\nlines", "ends with newline\n", "crlf\r\nline", "'quoted at both ends'", '"double at both ends"',
+]
+
+
+def test_env_dotenv_output_round_trips_through_python_dotenv(tmp_path):
+    """Every value of the corpus the tool's tests use for the shells and
+    docker, read back by python-dotenv's dotenv_values."""
+    import io
+    import subprocess
+
+    from dotenv import dotenv_values
+
+    exe = Path(sys.executable).parent / "st-secrets"
+    values = {f"V{i:02}": v for i, v in enumerate(READER_VALUES)}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    env = dict(os.environ, SIMPLETUNER_SECRETS_FILE=str(path))
+    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, env=env, check=True)
+    text = out.stdout.decode("utf-8")
+    assert dotenv_values(stream=io.StringIO(text, newline=""), interpolate=False) == values
+    # With interpolation on (python-dotenv's default), every value without
+    # "${" (which it expands even in single quotes) reads back the same.
+    interpolated = dotenv_values(stream=io.StringIO(text, newline=""))
+    assert {k: v for k, v in interpolated.items() if "${" not in values[k]} == {
+        k: v for k, v in values.items() if "${" not in v}
+    assert b"V04" in out.stderr and b"${" in out.stderr  # the tool says so, naming the key
+
+
 # ---- §9 the singleton protocol SimpleTuner's code and tests rely on ----------------------------
 
 def test_one_store_per_database_file_and_the_no_argument_form(tmp_path, private_home):
