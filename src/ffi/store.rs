@@ -34,6 +34,15 @@ fn json_buf(text: &str) -> *mut st_buf {
 /// of the parent was using at the instant of the fork answers `ST_STORE` in
 /// the child, saying so (SQLite's locks do not survive that).
 ///
+/// If the database file is removed while the store is open, every later
+/// call that reaches the database fails with `ST_STORE` naming the file and
+/// saying it was removed (never "malformed", never a new empty database made
+/// silently); open the store again to start a new one. If the file is
+/// replaced (a backup restored, a file moved in), the next such call follows
+/// the path: the old file's write-ahead log is emptied into it first and the
+/// store's cached configurations are dropped. Reads answered from the
+/// 5-minute cache do not look at the file.
+///
 /// Returns `ST_OK`; `ST_STORE` when the file is not a SQLite database or
 /// cannot be opened; `ST_KEY` when the audit key cannot be sourced;
 /// `ST_IO`/`ST_PERMISSION`; `ST_NULL_ARGUMENT` (`out`), `ST_INVALID_UTF8`.

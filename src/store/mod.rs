@@ -411,16 +411,20 @@ impl Store {
                         let emptied = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                             r.get::<_, i64>(0)
                         });
-                        self.forget_cached(&db);
-                        let _ = db.close();
                         if emptied != Ok(0) {
+                            // Kept on the old file until the log can be
+                            // emptied (another process reading it now).
+                            conn.db = Some(db);
                             return Err(Error::Store(format!(
                                 "{}: the database file was replaced while this store had it \
-                                 open, and the old file's write-ahead log beside it could not \
-                                 be emptied; nothing was read or written: open the store again",
+                                 open, and the old file's write-ahead log beside it cannot be \
+                                 emptied yet (another process is using the old file); nothing \
+                                 was read or written: try again",
                                 self.path.display()
                             )));
                         }
+                        self.forget_cached(&db);
+                        let _ = db.close();
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
