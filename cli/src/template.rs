@@ -198,6 +198,20 @@ fn probe(i: usize) -> String {
     format!("stsecretsref{i}x\\\"''z")
 }
 
+/// The probes in `s`: where each starts, its reference's index, and where
+/// the part that reads back differently begins (after `stsecretsref<i>x`).
+fn marks(s: &str) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    const MARK: &str = "stsecretsref";
+    s.match_indices(MARK).filter_map(move |(start, _)| {
+        let digits = &s[start + MARK.len()..];
+        let len = digits.bytes().take_while(u8::is_ascii_digit).count();
+        let i = digits[..len].parse().ok()?;
+        digits[len..]
+            .starts_with('x')
+            .then_some((start, i, start + MARK.len() + len + 1))
+    })
+}
+
 /// The YAML documents of `text`.
 fn yaml_documents(text: &str) -> Result<Vec<yaml_serde::Value>, String> {
     use serde::Deserialize;
@@ -312,22 +326,17 @@ fn fill_yaml(
             "the template is {e} (read with a placeholder for each reference); use --format text"
         )
     })?;
-    // Where each reference is.
+    // Where each reference is (one pass over each string).
     let mut places: HashMap<usize, Place> = HashMap::new();
     for doc in &docs {
         map_strings(doc, &mut |s| {
-            for (i, piece) in pieces.iter().enumerate() {
-                if !matches!(piece, Piece::Key(_)) {
-                    continue;
-                }
-                let mark = format!("stsecretsref{i}x");
-                let Some(at) = s.find(&mark) else { continue };
-                let rest = &s[at + mark.len()..];
+            for (start, i, end) in marks(s) {
+                let rest = &s[end..];
                 let place = if rest.starts_with("\"''z") {
                     Place::Double
                 } else if rest.starts_with("\\\"'z") {
                     Place::Single
-                } else if s == probe(i) {
+                } else if start == 0 && rest == "\\\"''z" {
                     Place::WholePlain
                 } else {
                     Place::PartPlain
@@ -375,23 +384,21 @@ fn fill_yaml(
         .iter()
         .map(|doc| {
             map_strings(doc, &mut |s| {
-                for (i, v) in &typed {
-                    if s == probe(*i) {
+                let mut filled = String::with_capacity(s.len());
+                let mut copied = 0;
+                for (start, i, end) in marks(s) {
+                    let read_back = match places.get(&i) {
+                        Some(Place::Double | Place::Single) => 4, // "''z, \"'z
+                        _ => 5,                                   // \"''z
+                    };
+                    if let (Some(Place::WholePlain), Some(v)) = (places.get(&i), typed.get(&i)) {
                         return v.clone();
                     }
+                    filled.push_str(&s[copied..start]);
+                    filled.push_str(values[key_of(pieces, i)]);
+                    copied = (end + read_back).min(s.len());
                 }
-                let mut filled = s.to_owned();
-                for (i, piece) in pieces.iter().enumerate() {
-                    if let Piece::Key(key) = piece {
-                        let read_back = match places.get(&i) {
-                            Some(Place::Double) => "stsecretsref_x\"''z",
-                            Some(Place::Single) => "stsecretsref_x\\\"'z",
-                            _ => "stsecretsref_x\\\"''z",
-                        };
-                        let mark = read_back.replace('_', &i.to_string());
-                        filled = filled.replace(&mark, values[key]);
-                    }
-                }
+                filled.push_str(&s[copied..]);
                 yaml_serde::Value::String(filled)
             })
         })

@@ -716,6 +716,15 @@ fn env_and_inject_are_linear() {
         8 * 200_000,
         "unterminated references are text"
     );
+    // A YAML template with 20,000 references: each place found and each
+    // value checked in one pass over the document's strings.
+    let yaml: String = (0..20_000)
+        .map(|i| format!("k{i}: \"<{{{{ st://KEY_{i} }}}}>\"\n"))
+        .collect();
+    fs::write(home.path().join("t.yaml"), yaml).unwrap();
+    let o = output(&home, &["inject", "-i", "t.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).ends_with("k19999: \"<v19999>\"\n"));
 }
 
 /// Values for the readers of `env`'s output: quotes, `$`, backslashes, line
