@@ -407,10 +407,16 @@ impl Store {
                         // The write-ahead log beside the path is the old
                         // file's, and SQLite would replay it into the new one
                         // (it does not checkpoint on closing a moved file):
-                        // empty it into the old file first.
-                        let emptied = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                            r.get::<_, i64>(0)
-                        });
+                        // empty it into the old file first. (A connection
+                        // opened read-only on a full disk cannot, and never
+                        // wrote to it.)
+                        let emptied = if conn.read_only {
+                            Ok(0)
+                        } else {
+                            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                                r.get::<_, i64>(0)
+                            })
+                        };
                         if emptied != Ok(0) {
                             // Kept on the old file until the log can be
                             // emptied (another process reading it now).
