@@ -73,18 +73,21 @@ fn get(p: &AwsProvider, key: &str) -> Result<Option<String>, Error> {
     p.lookup(key).map(|v| v.map(|v| v.expose().to_owned()))
 }
 
+/// The authorization header of the last request `server` received: the
+/// key id it was signed with and its credential scope (date, region,
+/// service).
+fn last_authorization(server: &FakeServer) -> String {
+    let r = server.last().expect("a request was sent");
+    r.header("authorization").unwrap_or_default().to_owned()
+}
+
 fn is_get_secret(r: &Request) -> bool {
     r.header("x-amz-target") == Some("secretsmanager.GetSecretValue")
 }
 
 #[test]
 fn a_signed_get_secret_value_supplies_the_keys() {
-    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        *s.lock() = Some(r.clone());
-        secret_reply(SECRET)
-    });
+    let server = FakeServer::start(|_| secret_reply(SECRET));
     let p = provider(&config(&server.url()), static_vars());
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert_eq!(get(&p, "hf-token").unwrap().as_deref(), Some("hf_from_aws"));
@@ -92,7 +95,7 @@ fn a_signed_get_secret_value_supplies_the_keys() {
     assert_eq!(get(&p, "MISSING").unwrap(), None);
     assert_eq!(server.requests(), 1, "one request per TTL");
 
-    let r = seen.lock().clone().unwrap();
+    let r = server.last().unwrap();
     assert_eq!(r.method, "POST");
     assert!(is_get_secret(&r));
     assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
@@ -124,16 +127,11 @@ fn a_signed_get_secret_value_supplies_the_keys() {
 
 #[test]
 fn session_tokens_are_sent() {
-    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        *s.lock() = Some(r.clone());
-        secret_reply(SECRET)
-    });
+    let server = FakeServer::start(|_| secret_reply(SECRET));
     let vars = static_vars().set("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN");
     let p = provider(&config(&server.url()), vars);
     get(&p, "HF_TOKEN").unwrap();
-    let r = seen.lock().clone().unwrap();
+    let r = server.last().unwrap();
     assert_eq!(
         r.header("x-amz-security-token"),
         Some("FwoGZXIvYXdzEXAMPLETOKEN")
@@ -603,12 +601,8 @@ fn instance_metadata_v2_credentials() {
 
 #[test]
 fn profiles_env_precedence_and_missing_credentials() {
-    let seen = Arc::new(crate::sync::Mutex::new(String::new()));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        *s.lock() = r.header("authorization").unwrap_or_default().to_owned();
-        secret_reply(SECRET)
-    });
+    let server = FakeServer::start(|_| secret_reply(SECRET));
+    let seen = || last_authorization(&server);
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir(home.path().join(".aws")).unwrap();
     std::fs::write(
@@ -628,19 +622,15 @@ fn profiles_env_precedence_and_missing_credentials() {
 
     let p = provider(&c, base().set("AWS_PROFILE", "ci"));
     get(&p, "HF_TOKEN").unwrap();
+    assert!(seen().contains("Credential=AKIDCI/"), "{}", seen());
     assert!(
-        seen.lock().contains("Credential=AKIDCI/"),
-        "{}",
-        seen.lock()
-    );
-    assert!(
-        seen.lock().contains("/eu-central-1/secretsmanager/"),
+        seen().contains("/eu-central-1/secretsmanager/"),
         "the profile's region"
     );
 
     let p = provider(&c, base().set("AWS_REGION", "us-west-2"));
     get(&p, "HF_TOKEN").unwrap();
-    assert!(seen.lock().contains("Credential=AKIDDEFAULT/") && seen.lock().contains("/us-west-2/"));
+    assert!(seen().contains("Credential=AKIDDEFAULT/") && seen().contains("/us-west-2/"));
 
     // The environment wins over profiles.
     let p = provider(
@@ -651,7 +641,7 @@ fn profiles_env_precedence_and_missing_credentials() {
             .set("AWS_SECRET_ACCESS_KEY", "e"),
     );
     get(&p, "HF_TOKEN").unwrap();
-    assert!(seen.lock().contains("Credential=AKIDENV/"));
+    assert!(seen().contains("Credential=AKIDENV/"));
 
     let e = get(
         &provider(&c, base().set("AWS_PROFILE", "nope").set("AWS_REGION", "x")),
@@ -678,7 +668,7 @@ fn profiles_env_precedence_and_missing_credentials() {
             .set("AWS_SECRET_ACCESS_KEY", "e"),
     );
     get(&p, "HF_TOKEN").unwrap();
-    assert!(seen.lock().contains("Credential=AKIDCI/"));
+    assert!(seen().contains("Credential=AKIDCI/"));
 
     let e = get(&provider(&c, no_credentials().set("AWS_REGION", "x")), "K").unwrap_err();
     assert_eq!(e.code_name(), "ST_AUTH");
@@ -839,8 +829,8 @@ fn role_profiles_that_cannot_work_are_refused_before_any_request() {
 }
 
 /// An SSO portal answering GetRoleCredentials for one token, account and
-/// role, besides Secrets Manager (it records the signing key id).
-fn sso_portal(signed_with: Arc<crate::sync::Mutex<String>>) -> FakeServer {
+/// role, besides Secrets Manager.
+fn sso_portal() -> FakeServer {
     FakeServer::start(move |r| {
         if r.path.starts_with("/federation/credentials") {
             if r.header("x-amz-sso_bearer_token") != Some("aoa-cached-token") {
@@ -860,15 +850,15 @@ fn sso_portal(signed_with: Arc<crate::sync::Mutex<String>>) -> FakeServer {
                 .to_string(),
             );
         }
-        *signed_with.lock() = r.header("authorization").unwrap_or_default().to_owned();
         secret_reply(SECRET)
     })
 }
 
 #[test]
 fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
-    let signed_with = Arc::new(crate::sync::Mutex::new(String::new()));
-    let server = sso_portal(Arc::clone(&signed_with));
+    let server = sso_portal();
+    // The last request is the secret's, after the portal's.
+    let signed_with = || last_authorization(&server);
     let home = aws_home(
         "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\n\
          sso_role_name = Trainer\n\
@@ -911,9 +901,9 @@ fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
     let p = provider("dev");
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
     assert!(
-        signed_with.lock().contains("Credential=ASIASSO/"),
+        signed_with().contains("Credential=ASIASSO/"),
         "{}",
-        signed_with.lock()
+        signed_with()
     );
     assert!(
         p.status().detail.contains("IAM Identity Center (SSO)"),
@@ -951,12 +941,7 @@ fn sso_profiles_use_the_cached_token_and_get_role_credentials() {
 fn profile_default_wins_over_default_and_a_continued_credential_process_runs_whole() {
     // AWS's shared profile rules, end to end: `[profile default]` overrides
     // `[default]`, and an indented line continues `credential_process`.
-    let seen = Arc::new(crate::sync::Mutex::new(None::<Request>));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        *s.lock() = Some(r.clone());
-        secret_reply(SECRET)
-    });
+    let server = FakeServer::start(|_| secret_reply(SECRET));
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir(home.path().join(".aws")).unwrap();
     let tool = home.path().join("creds.sh");
@@ -979,13 +964,8 @@ fn profile_default_wins_over_default_and_a_continued_credential_process_runs_who
     let vars = no_credentials().home(home.path());
     let p = provider(&config(&server.url()), vars);
     assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
-    let auth = seen.lock().clone().unwrap();
-    assert!(
-        auth.header("authorization")
-            .unwrap()
-            .contains("Credential=AKIDSPLIT/"),
-        "{auth:?}"
-    );
+    let auth = last_authorization(&server);
+    assert!(auth.contains("Credential=AKIDSPLIT/"), "{auth}");
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! A loopback HTTP/1.1 server for tests of what no real server here can do:
 //! fault injection (hangs, dropped connections, garbage, 5xx, throttling) and
 //! endpoints of cloud hosts (container credentials, instance metadata, STS
-//! web identity). Each request goes to a handler; the server counts them.
+//! web identity). Each request goes to a handler; the server keeps them all,
+//! for tests to look at what was sent.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,10 +67,13 @@ impl Reply {
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
+/// The requests a server received, in order.
+type Log = crate::sync::Mutex<Vec<Request>>;
+
 /// The server; it runs until the test process ends.
 pub struct FakeServer {
     port: u16,
-    count: Arc<AtomicUsize>,
+    log: Arc<Log>,
 }
 
 impl FakeServer {
@@ -78,16 +81,16 @@ impl FakeServer {
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().unwrap().port();
-        let count = Arc::new(AtomicUsize::new(0));
+        let log = Arc::new(Log::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
-        let c = Arc::clone(&count);
+        let l = Arc::clone(&log);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (h, c) = (Arc::clone(&handler), Arc::clone(&c));
-                std::thread::spawn(move || serve(stream, &*h, &c));
+                let (h, l) = (Arc::clone(&handler), Arc::clone(&l));
+                std::thread::spawn(move || serve(stream, &*h, &l));
             }
         });
-        FakeServer { port, count }
+        FakeServer { port, log }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -97,11 +100,21 @@ impl FakeServer {
 
     /// Requests received so far.
     pub fn requests(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
+        self.log.lock().len()
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Vec<Request> {
+        self.log.lock().clone()
+    }
+
+    /// The request received last.
+    pub fn last(&self) -> Option<Request> {
+        self.log.lock().last().cloned()
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, count: &AtomicUsize) {
+fn serve(stream: TcpStream, handler: &Handler, log: &Log) {
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -111,7 +124,7 @@ fn serve(stream: TcpStream, handler: &Handler, count: &AtomicUsize) {
         let Some(request) = read_request(&mut reader) else {
             return;
         };
-        count.fetch_add(1, Ordering::SeqCst);
+        log.lock().push(request.clone());
         let mut reply = handler(&request);
         loop {
             match reply {

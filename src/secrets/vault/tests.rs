@@ -8,7 +8,6 @@ use super::*;
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::fake::{FakeServer, Reply};
 use crate::secrets::{RemoteSettings, VaultSettings};
-use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "hvs.CAESIJtoken-for-tests";
@@ -50,17 +49,10 @@ fn v1_answer() -> Reply {
 
 #[test]
 fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
-    let seen = Arc::new(crate::sync::Mutex::new(Vec::new()));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        s.lock().push(r.path.clone());
-        match r.path.as_str() {
-            "/v1/sys/internal/ui/mounts/kv" => {
-                Reply::json(403, r#"{"errors": ["permission denied"]}"#)
-            }
-            "/v1/kv/ml/keys" => v1_answer(),
-            _ => Reply::json(404, r#"{"errors": []}"#),
-        }
+    let server = FakeServer::start(move |r| match r.path.as_str() {
+        "/v1/sys/internal/ui/mounts/kv" => Reply::json(403, r#"{"errors": ["permission denied"]}"#),
+        "/v1/kv/ml/keys" => v1_answer(),
+        _ => Reply::json(404, r#"{"errors": []}"#),
     });
     let mut c = config(&server.url());
     c.vault.mount = Some("kv".into());
@@ -75,8 +67,9 @@ fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
     );
+    let paths: Vec<String> = server.received().into_iter().map(|r| r.path).collect();
     assert_eq!(
-        *seen.lock(),
+        paths,
         [
             "/v1/sys/internal/ui/mounts/kv",
             "/v1/kv/data/ml/keys",
@@ -144,12 +137,7 @@ fn configuration_sources() {
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
 
     // Environment only, and the token file of the Vault CLI.
-    let seen = Arc::new(crate::sync::Mutex::new(Vec::new()));
-    let s = Arc::clone(&seen);
-    let server = FakeServer::start(move |r| {
-        s.lock().push(r.clone());
-        v1_answer()
-    });
+    let server = FakeServer::start(|_| v1_answer());
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join(".vault-token"), "hvs.from-token-file\n").unwrap();
     let vars = Vars::empty()
@@ -170,7 +158,7 @@ fn configuration_sources() {
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
     );
-    let r = seen.lock().last().cloned().unwrap();
+    let r = server.last().unwrap();
     assert_eq!(r.path, "/v1/kv1/team/keys");
     assert_eq!(r.header("x-vault-token"), Some("hvs.from-token-file"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns1"));
@@ -178,14 +166,14 @@ fn configuration_sources() {
     let p = provider(&c, vars.clone().set("VAULT_TOKEN", "hvs.env"));
     get(&p, "HF_TOKEN").unwrap();
     assert_eq!(
-        seen.lock().last().unwrap().header("x-vault-token"),
+        server.last().unwrap().header("x-vault-token"),
         Some("hvs.env")
     );
     c.vault.token = Some(SecretString::from("hvs.config"));
     let p = provider(&c, vars.set("VAULT_TOKEN", "hvs.env"));
     get(&p, "HF_TOKEN").unwrap();
     assert_eq!(
-        seen.lock().last().unwrap().header("x-vault-token"),
+        server.last().unwrap().header("x-vault-token"),
         Some("hvs.config")
     );
     assert!(!format!("{p:?}").contains("hvs."));
@@ -203,7 +191,7 @@ fn configuration_sources() {
         ..ManagerConfig::default()
     };
     get(&provider(&c, bao.clone()), "HF_TOKEN").unwrap();
-    let r = seen.lock().last().cloned().unwrap();
+    let r = server.last().unwrap();
     assert_eq!(r.header("x-vault-token"), Some("hvs.bao"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns-bao"));
     let both = bao
@@ -213,7 +201,7 @@ fn configuration_sources() {
         .set("BAO_ADDR", "http://127.0.0.1:9");
     let p = provider(&c, both);
     get(&p, "HF_TOKEN").unwrap();
-    let r = seen.lock().last().cloned().unwrap();
+    let r = server.last().unwrap();
     assert_eq!(r.header("x-vault-token"), Some("hvs.vault"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns-vault"));
     assert!(p.status().detail.contains("token from VAULT_TOKEN"));
