@@ -154,9 +154,10 @@ fn main() {
         let config = ManagerConfig {
             providers: vec![ProviderKind::Aws],
             aws: AwsSettings {
-                secret_name: Some("st-secrets/test".into()),
+                secret_names: Some(vec!["st-secrets/test".into()]),
                 region: Some("us-east-1".into()),
                 endpoint: Some(s["url"].as_str().unwrap().into()),
+                agent_url: None,
             },
             ..ManagerConfig::default()
         };

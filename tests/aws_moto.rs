@@ -23,9 +23,10 @@ fn config(s: &Value, secret: &str) -> ManagerConfig {
     ManagerConfig {
         providers: vec![ProviderKind::Aws],
         aws: AwsSettings {
-            secret_name: Some(secret.into()),
+            secret_names: Some(vec![secret.into()]),
             region: Some(s["region"].as_str().unwrap().into()),
             endpoint: Some(s["url"].as_str().unwrap().into()),
+            agent_url: None,
         },
         ..ManagerConfig::default()
     }

@@ -133,7 +133,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             mount: Some("team-kv".into()),
-            path: Some("ml/launcher".into()),
+            paths: Some(vec!["ml/launcher".into()]),
             ..config(&s).vault
         },
         ..config(&s)
@@ -147,7 +147,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
     let m = manager(ManagerConfig {
         vault: VaultSettings {
             kv_version: Some(2),
-            path: Some("team/other".into()),
+            paths: Some(vec!["team/other".into()]),
             ..config(&s).vault
         },
         ..config(&s)
@@ -161,7 +161,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
 
     let m = manager(ManagerConfig {
         vault: VaultSettings {
-            path: Some("no/such/secret".into()),
+            paths: Some(vec!["no/such/secret".into()]),
             ..config(&s).vault
         },
         ..config(&s)
@@ -239,7 +239,7 @@ fn soft_deleted_and_destroyed_latest_versions_are_absent() {
     for path in ["deleted", "destroyed"] {
         let m = manager(ManagerConfig {
             vault: VaultSettings {
-                path: Some(path.into()),
+                paths: Some(vec![path.into()]),
                 ..config(&s).vault
             },
             ..config(&s)
@@ -485,7 +485,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
     let s = setup();
     let c = ManagerConfig {
         vault: VaultSettings {
-            path: Some("counted".into()),
+            paths: Some(vec!["counted".into()]),
             ..config(&s).vault
         },
         ..config(&s)
@@ -509,7 +509,7 @@ fn a_rate_limited_read_waits_as_long_as_retry_after_says() {
             ..RemoteSettings::default()
         },
         vault: VaultSettings {
-            path: Some("limited".into()),
+            paths: Some(vec!["limited".into()]),
             kv_version: Some(2),
             ..config(&s).vault
         },
@@ -541,7 +541,7 @@ fn a_retry_after_past_the_request_timeout_is_not_waited_for() {
             ..RemoteSettings::default()
         },
         vault: VaultSettings {
-            path: Some("blocked".into()),
+            paths: Some(vec!["blocked".into()]),
             kv_version: Some(2),
             ..config(&s).vault
         },
@@ -636,9 +636,10 @@ fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
     let c = ManagerConfig {
         providers: vec![ProviderKind::Aws],
         aws: AwsSettings {
-            secret_name: Some("st-secrets/test".into()),
+            secret_names: Some(vec!["st-secrets/test".into()]),
             region: Some("us-east-1".into()),
             endpoint: Some(text(&s, "tls_url").into()),
+            agent_url: None,
         },
         ..ManagerConfig::default()
     };

@@ -174,10 +174,19 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "aws_secret_name",
-        value: "string",
-        doc: "the Secrets Manager secret; default `SIMPLETUNER_AWS_SECRET_NAME` (unset: the provider is unavailable)",
+        value: "string, or list of strings",
+        doc: "the Secrets Manager secret, or several looked up in order (shared team secrets first, then the project's); default `SIMPLETUNER_AWS_SECRET_NAME` (comma-separated for several; unset: the provider is unavailable)",
         apply: |c, k, v| {
-            c.aws.secret_name = Some(nonempty(k, v)?);
+            c.aws.secret_names = Some(names(k, v, |s| s.trim().to_owned())?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "aws_agent_url",
+        value: "http(s) URL",
+        doc: "send the AWS provider's requests to the AWS Secrets Manager Agent at this URL (such as `http://127.0.0.1:2773`) instead of Secrets Manager: no signing and no credentials, the agent's SSRF token from `AWS_TOKEN` (a value or `file://PATH`), else `/var/run/awssmatoken`; default `SIMPLETUNER_AWS_AGENT_URL` (unset: off)",
+        apply: |c, k, v| {
+            c.aws.agent_url = Some(url(k, v)?);
             Ok(())
         },
     },
@@ -201,28 +210,58 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "vault_url",
-        value: "http(s) URL",
-        doc: "Vault's address; default `VAULT_ADDR`, else `BAO_ADDR` (unset: the provider is unavailable)",
+        value: "http(s) URL, or `unix://PATH`",
+        doc: "Vault's address, or the Unix socket of a Vault/OpenBao Agent or Proxy; default `BAO_ADDR`, else `VAULT_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
-            c.vault.url = Some(url(k, v)?);
+            let s = nonempty(k, v)?;
+            c.vault.url = Some(if s.starts_with("unix://") {
+                if s.len() == "unix://".len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "config key '{k}' names no socket: write unix:///path/to/socket"
+                    )));
+                }
+                s
+            } else {
+                url(k, v)?
+            });
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_agent",
+        value: "true or false",
+        doc: "send no token: a Vault Agent or Proxy (or `bao agent` / `bao proxy`) at `vault_url` with `use_auto_auth_token` adds its own; default `SIMPLETUNER_VAULT_AGENT`, else false",
+        apply: |c, k, v| {
+            c.vault.agent = Some(v.as_bool().ok_or_else(|| {
+                Error::InvalidArgument(format!("config key '{k}' must be true or false"))
+            })?);
             Ok(())
         },
     },
     ConfigKey {
         name: "vault_token",
         value: "string",
-        doc: "default `VAULT_TOKEN`, else `BAO_TOKEN`, else `~/.vault-token`, else an AppRole login (`VAULT_ROLE_ID` and `VAULT_SECRET_ID`)",
+        doc: "default `BAO_TOKEN`, else `VAULT_TOKEN`, else the token file (`vault_token_file`), else an AppRole login (`VAULT_ROLE_ID` and `VAULT_SECRET_ID`)",
         apply: |c, k, v| {
             c.vault.token = Some(SecretString::from(nonempty(k, v)?));
             Ok(())
         },
     },
     ConfigKey {
-        name: "vault_path",
+        name: "vault_token_file",
         value: "string",
-        doc: "the secret's path in the mount; default `SIMPLETUNER_VAULT_PATH`, else `simpletuner`",
+        doc: "a file holding the token (`~/` expanded), such as a Vault Agent's file sink: read again when it changes and once more when the server refuses the token; default `SIMPLETUNER_VAULT_TOKEN_FILE`, else `~/.vault-token` when it holds a token",
         apply: |c, k, v| {
-            c.vault.path = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            c.vault.token_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_path",
+        value: "string, or list of strings",
+        doc: "the secret's path in the mount, or several looked up in order; default `SIMPLETUNER_VAULT_PATH` (comma-separated for several), else `simpletuner`",
+        apply: |c, k, v| {
+            c.vault.paths = Some(names(k, v, |s| s.trim().trim_matches('/').to_owned())?);
             Ok(())
         },
     },
@@ -469,6 +508,46 @@ fn nonempty(key: &str, value: &Value) -> Result<String, Error> {
         )));
     }
     Ok(s.to_owned())
+}
+
+/// A non-empty string, or a non-empty list of them, each passed through
+/// `clean` and still non-empty: the secret names and paths.
+fn names(key: &str, value: &Value, clean: fn(&str) -> String) -> Result<Vec<String>, Error> {
+    const LIMIT: usize = 64;
+    let items: Vec<String> = match value {
+        Value::Array(items) if items.is_empty() => {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}' must not be an empty list"
+            )))
+        }
+        Value::Array(items) if items.len() > LIMIT => {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}' lists {} items; at most {LIMIT} are taken",
+                items.len()
+            )))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.as_str().map(clean).ok_or_else(|| {
+                    Error::InvalidArgument(format!("config key '{key}': item {i} must be a string"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Value::String(s) => vec![clean(s)],
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}' must be a string or a list of strings"
+            )))
+        }
+    };
+    if items.iter().any(String::is_empty) {
+        return Err(Error::InvalidArgument(format!(
+            "config key '{key}' must not hold an empty name"
+        )));
+    }
+    Ok(items)
 }
 
 fn url(key: &str, value: &Value) -> Result<String, Error> {

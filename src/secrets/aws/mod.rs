@@ -1,18 +1,27 @@
-//! The AWS Secrets Manager provider: one secret holding a JSON object of
-//! keys, fetched with `GetSecretValue` (JSON 1.1 protocol) over `ureq`,
-//! signed with SigV4 (the `aws-sigv4` crate), with the AWS credential chain
+//! The AWS Secrets Manager provider: secrets holding JSON objects of keys,
+//! fetched with `GetSecretValue` (JSON 1.1 protocol) over `ureq`, signed
+//! with SigV4 (the `aws-sigv4` crate), with the AWS credential chain
 //! ([`credentials`]) and the shared remote machinery ([`remote`](crate::secrets::remote)):
-//! one request per TTL, stale-on-error, retries, short timeouts.
+//! one request per TTL, stale-on-error, retries, short timeouts. Several
+//! secrets are looked up in order, each fetched and cached as one unit
+//! ([`Sources`](crate::secrets::remote::sources::Sources)). With
+//! `aws_agent_url` the requests go to the AWS Secrets Manager Agent on the
+//! node instead ([`agent`]).
 //!
 //! Configuration, each in this order:
-//! - secret name: config `aws_secret_name`, `SIMPLETUNER_AWS_SECRET_NAME`
-//!   (the provider is available when one is set);
-//! - region: config `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, the
-//!   profile's `region` in `~/.aws/config` (`AWS_CONFIG_FILE`, `AWS_PROFILE`);
+//! - secret names: config `aws_secret_name` (a string or a list),
+//!   `SIMPLETUNER_AWS_SECRET_NAME` (comma-separated); the provider is
+//!   available when one is set;
+//! - the agent: config `aws_agent_url`, `SIMPLETUNER_AWS_AGENT_URL`; its
+//!   token `AWS_TOKEN` (or `file://PATH`), `/var/run/awssmatoken`;
+//! - without the agent, region: config `aws_region`, `AWS_REGION`,
+//!   `AWS_DEFAULT_REGION`, the profile's `region` in `~/.aws/config`
+//!   (`AWS_CONFIG_FILE`, `AWS_PROFILE`);
 //! - endpoint: config `aws_endpoint`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
 //!   `AWS_ENDPOINT_URL`, else `https://secretsmanager.<region>.amazonaws.com`;
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
+pub(crate) mod agent;
 pub(crate) mod credentials;
 pub(crate) mod identity;
 pub(crate) mod metadata;
@@ -27,7 +36,8 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::secret_cache::{Fetched, SecretCache};
+use crate::secrets::remote::secret_cache::Fetched;
+use crate::secrets::remote::sources::Sources;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
@@ -43,8 +53,11 @@ use wire::ServiceError;
 /// documentation says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AwsSettings {
-    /// The secret's name or ARN (`aws_secret_name`).
-    pub secret_name: Option<String>,
+    /// The secrets' names or ARNs, looked up in order (`aws_secret_name`).
+    pub secret_names: Option<Vec<String>>,
+    /// The AWS Secrets Manager Agent to send requests to instead of the
+    /// service (`aws_agent_url`).
+    pub agent_url: Option<String>,
     /// The region (`aws_region`).
     pub region: Option<String>,
     /// The Secrets Manager endpoint URL (`aws_endpoint`).
@@ -59,18 +72,27 @@ struct Client {
     endpoint: String,
 }
 
+/// How the provider reaches Secrets Manager.
+enum Transport {
+    /// The service itself, with signed requests.
+    Direct(Client),
+    /// The AWS Secrets Manager Agent on the node.
+    Agent(agent::Agent),
+}
+
 /// The AWS Secrets Manager provider.
 pub struct AwsProvider {
-    secret_name: Option<String>,
-    client: Result<Client, Error>,
-    cache: SecretCache<SecretMap>,
+    /// The secrets, in order; `None` when no name is configured.
+    sources: Option<Sources>,
+    client: Result<Transport, Error>,
     settings: RemoteSettings,
 }
 
 impl std::fmt::Debug for AwsProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.sources.iter().flat_map(Sources::names).collect();
         f.debug_struct("AwsProvider")
-            .field("secret_name", &self.secret_name)
+            .field("secret_names", &names)
             .finish_non_exhaustive()
     }
 }
@@ -99,23 +121,26 @@ impl AwsProvider {
     /// bundle) do not fail here: the provider reports them on every lookup and
     /// in its status, and the rest of the chain keeps working.
     pub fn new(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> AwsProvider {
-        let secret_name = aws.secret_name.clone().or_else(|| {
-            vars.get(var::SIMPLETUNER_AWS_SECRET_NAME)
-                .map(str::to_owned)
-        });
-        let settings = remote.clone();
-        let client = match &secret_name {
-            None => Err(Error::ProviderUnavailable(format!(
+        let names = aws
+            .secret_names
+            .clone()
+            .or_else(|| vars.list(var::SIMPLETUNER_AWS_SECRET_NAME));
+        let agent_url = aws
+            .agent_url
+            .clone()
+            .or_else(|| vars.get(var::SIMPLETUNER_AWS_AGENT_URL).map(str::to_owned));
+        let client = match (&names, agent_url) {
+            (None, _) => Err(Error::ProviderUnavailable(format!(
                 "AWS Secrets Manager is not configured: set aws_secret_name or {}",
                 var::SIMPLETUNER_AWS_SECRET_NAME
             ))),
-            Some(_) => Self::client(aws, remote, vars),
+            (Some(_), Some(url)) => agent_transport(&url, remote, &vars),
+            (Some(_), None) => Self::client(aws, remote, vars).map(Transport::Direct),
         };
         AwsProvider {
-            secret_name,
+            sources: names.map(|n| Sources::new(&n, remote)),
             client,
-            cache: SecretCache::new(settings.clone()),
-            settings,
+            settings: remote.clone(),
         }
     }
 
@@ -155,11 +180,19 @@ impl AwsProvider {
     /// Requests for the secret sent so far (fetches, each with its retries;
     /// cache hits send none).
     pub fn requests(&self) -> u64 {
-        self.cache.requests()
+        self.sources.as_ref().map_or(0, Sources::requests)
     }
 
-    /// Fetches the secret now, bypassing the cache (the doctor's check).
-    fn fetch(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+    /// Fetches the secret `name` now, bypassing the cache.
+    fn fetch(&self, transport: &Transport, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        match transport {
+            Transport::Direct(client) => self.fetch_direct(client, name),
+            Transport::Agent(agent) => with_retries(&self.settings, || agent.fetch(name)),
+        }
+    }
+
+    /// Fetches the secret `name` from the service.
+    fn fetch_direct(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let body = json!({ "SecretId": name }).to_string();
         let call = |creds: &Credentials| {
             client.call(
@@ -319,52 +352,84 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
     }
 }
 
+/// The agent transport for `url`: an http(s) URL.
+fn agent_transport(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Transport, Error> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Error::InvalidArgument(format!(
+            "{} must be an http:// or https:// URL (such as http://127.0.0.1:2773)",
+            var::SIMPLETUNER_AWS_AGENT_URL
+        )));
+    }
+    agent::Agent::new(url, remote, vars).map(Transport::Agent)
+}
+
+impl AwsProvider {
+    /// The secrets and the transport, when configured; `Ok(None)`: no secret
+    /// name, the provider answers "absent".
+    fn parts(&self) -> Result<Option<(&Sources, &Transport)>, Error> {
+        let Some(sources) = &self.sources else {
+            return Ok(None);
+        };
+        let transport = self.client.as_ref().map_err(Clone::clone)?;
+        Ok(Some((sources, transport)))
+    }
+}
+
 impl Provider for AwsProvider {
     fn name(&self) -> &'static str {
         "aws"
     }
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
-        let Some(name) = &self.secret_name else {
+        let Some((sources, transport)) = self.parts()? else {
             return Ok(None);
         };
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.cache.lookup(key, || self.fetch(client, name))
+        sources.lookup(key, |name| self.fetch(transport, name))
     }
 
     fn keys(&self) -> Result<Vec<String>, Error> {
-        let Some(name) = &self.secret_name else {
+        let Some((sources, transport)) = self.parts()? else {
             return Ok(Vec::new());
         };
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        Ok(self
-            .cache
-            .with_map(|| self.fetch(client, name), SecretMap::keys)?
-            .unwrap_or_default())
+        sources.keys(|name| self.fetch(transport, name))
     }
 
     fn holds_non_secret(&self, key: &str) -> bool {
-        self.cache.holds_non_secret(key)
+        self.sources
+            .as_ref()
+            .is_some_and(|s| s.holds_non_secret(key))
     }
 
     fn status(&self) -> ProviderStatus {
         let mut warnings = Vec::new();
-        let (available, detail) = match (&self.secret_name, &self.client) {
+        let (available, detail) = match (&self.sources, &self.client) {
             (None, Err(e)) => (false, e.to_string()),
             (None, Ok(_)) => (false, String::new()),
-            (Some(name), Err(e)) => (true, format!("secret '{name}': {e}")),
-            (Some(name), Ok(c)) => {
-                let creds = c
-                    .credentials
-                    .source()
-                    .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
-                let (tail, w) = self.cache.describe();
+            (Some(s), Err(e)) => (true, format!("secret {}: {e}", s.describe_names())),
+            (Some(s), Ok(t)) => {
+                let (tail, w) = s.describe();
                 warnings = w;
-                let d = format!(
-                    "secret '{name}' in {} at {}; credentials: {creds}{tail}",
-                    c.region,
-                    redact_url(&c.endpoint),
-                );
+                let d = match t {
+                    Transport::Direct(c) => {
+                        let creds = c
+                            .credentials
+                            .source()
+                            .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
+                        format!(
+                            "secret {} in {} at {}; credentials: {creds}{tail}",
+                            s.describe_names(),
+                            c.region,
+                            redact_url(&c.endpoint),
+                        )
+                    }
+                    Transport::Agent(a) => format!(
+                        "secret {} through the AWS Secrets Manager Agent at {}; SSRF token \
+                         from {}{tail}",
+                        s.describe_names(),
+                        redact_url(&a.url),
+                        a.token_source(),
+                    ),
+                };
                 (true, d)
             }
         };
@@ -373,41 +438,65 @@ impl Provider for AwsProvider {
             available,
             detail,
             warnings,
-            failure: self.cache.failure(),
+            failure: self.sources.as_ref().and_then(Sources::failure),
         }
     }
 
     fn invalidate(&self) {
-        self.cache.invalidate();
+        if let Some(s) = &self.sources {
+            s.invalidate();
+        }
     }
 
     fn diagnose(&self) -> Option<Value> {
-        let name = self.secret_name.as_ref()?;
-        let client = match &self.client {
-            Ok(c) => c,
-            Err(e) => return Some(json!({ "secret": name, "error": e.to_json() })),
+        let sources = self.sources.as_ref()?;
+        let names: Vec<&str> = sources.names().collect();
+        let secret = names.join(", ");
+        let transport = match &self.client {
+            Ok(t) => t,
+            Err(e) => return Some(json!({ "secret": secret, "error": e.to_json() })),
         };
-        let mut out = json!({
-            "secret": name,
-            "region": client.region,
-            "endpoint": redact_url(&client.endpoint),
-        });
-        match client.credentials.get() {
-            Ok(creds) => {
-                out["credentials"] = json!(creds.source.describe());
-                out["caller"] = match self.caller_identity(client, &creds) {
-                    Ok(identity) => identity,
-                    Err(f) => json!({ "error": f.error.to_json() }),
-                };
+        let mut out = match transport {
+            Transport::Direct(client) => {
+                let mut out = json!({
+                    "secret": secret,
+                    "region": client.region,
+                    "endpoint": redact_url(&client.endpoint),
+                });
+                match client.credentials.get() {
+                    Ok(creds) => {
+                        out["credentials"] = json!(creds.source.describe());
+                        out["caller"] = match self.caller_identity(client, &creds) {
+                            Ok(identity) => identity,
+                            Err(f) => json!({ "error": f.error.to_json() }),
+                        };
+                    }
+                    Err(f) => out["credentials_error"] = f.error.to_json(),
+                }
+                out
             }
-            Err(f) => out["credentials_error"] = f.error.to_json(),
-        }
-        out["secret_readable"] = match self.fetch(client, name) {
+            Transport::Agent(agent) => json!({
+                "secret": secret,
+                "agent": redact_url(&agent.url),
+                "token": agent.token_source(),
+                "ping": agent.ping(),
+            }),
+        };
+        let readable = |name: &str| match self.fetch(transport, name) {
             Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
             Ok(Fetched::Absent) => {
                 json!({ "readable": false, "reason": "the secret does not exist" })
             }
             Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
+        };
+        out["secret_readable"] = match &names[..] {
+            [only] => readable(only),
+            several => Value::Object(
+                several
+                    .iter()
+                    .map(|n| ((*n).to_owned(), readable(n)))
+                    .collect(),
+            ),
         };
         Some(out)
     }

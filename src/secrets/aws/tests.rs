@@ -29,9 +29,10 @@ fn config(endpoint: &str) -> ManagerConfig {
             failure_ttl: Duration::ZERO,
         },
         aws: AwsSettings {
-            secret_name: Some("training/keys".into()),
+            secret_names: Some(vec!["training/keys".into()]),
             region: Some("us-east-1".into()),
             endpoint: Some(endpoint.into()),
+            agent_url: None,
         },
         ..ManagerConfig::default()
     }
@@ -709,8 +710,10 @@ fn configuration_rules() {
     // The endpoint: variables in order, else the regional one.
     let endpoint = |v: Vars| {
         let p = provider(&ManagerConfig::default(), v.set("AWS_REGION", "eu-west-1"));
-        let c = p.client.as_ref().unwrap();
-        c.endpoint.clone()
+        match p.client.as_ref().unwrap() {
+            Transport::Direct(c) => c.endpoint.clone(),
+            Transport::Agent(_) => unreachable!("no agent is configured"),
+        }
     };
     assert_eq!(
         endpoint(vars.clone()),
@@ -988,4 +991,209 @@ fn a_profile_file_that_breaks_the_rules_is_a_parse_error_naming_the_line() {
     );
     assert!(!text.contains("s3cr3t"), "{text}");
     assert_eq!(server.requests(), 0);
+}
+
+/// An AWS Secrets Manager Agent's answer to `GET /secretsmanager/get`.
+fn agent_reply(r: &Request, token: &str, secrets: &[(&str, &str)]) -> Reply {
+    if r.path == "/ping" {
+        return Reply::text(200, "healthy");
+    }
+    if r.header("x-aws-parameters-secrets-token") != Some(token) {
+        return Reply::text(403, "Bad Token");
+    }
+    let id = r
+        .path
+        .split_once("secretId=")
+        .map(|(_, id)| id.replace("%2F", "/"))
+        .unwrap_or_default();
+    match secrets.iter().find(|(name, _)| *name == id) {
+        Some((name, value)) => Reply::json(
+            200,
+            json!({"Name": name, "SecretString": value}).to_string(),
+        ),
+        None => Reply::json(
+            404,
+            r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#,
+        ),
+    }
+}
+
+fn agent_config(url: &str, names: &[&str]) -> ManagerConfig {
+    let mut c = config("http://127.0.0.1:9");
+    c.aws.agent_url = Some(url.into());
+    c.aws.region = None;
+    c.aws.secret_names = Some(names.iter().map(|n| (*n).to_owned()).collect());
+    c
+}
+
+#[test]
+fn the_agent_is_asked_with_its_token_and_no_signature_or_credentials() {
+    let server = FakeServer::start(|r| {
+        agent_reply(
+            r,
+            "ssrf-literal",
+            &[
+                (
+                    "team/shared",
+                    r#"{"HF_TOKEN": "hf_team", "WANDB_API_KEY": "wb_team"}"#,
+                ),
+                (
+                    "project/keys",
+                    r#"{"HF_TOKEN": "hf_project", "ONLY_PROJECT": "p"}"#,
+                ),
+            ],
+        )
+    });
+    // No region, no credentials: neither is needed on this path.
+    let c = agent_config(
+        &server.url(),
+        &["team/shared", "missing/one", "project/keys"],
+    );
+    let p = provider(&c, no_credentials().set("AWS_TOKEN", "ssrf-literal"));
+    // In order: the team's value wins, a key only in the last is found, the
+    // missing secret in between is skipped.
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_team"));
+    assert_eq!(get(&p, "ONLY_PROJECT").unwrap().as_deref(), Some("p"));
+    assert_eq!(get(&p, "NOWHERE").unwrap(), None);
+    let mut keys = p.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["HF_TOKEN", "ONLY_PROJECT", "WANDB_API_KEY"]);
+    let seen = server.received();
+    assert_eq!(seen.len(), 3, "each secret fetched once, then cached");
+    for r in &seen {
+        assert_eq!(r.method, "GET");
+        assert!(
+            r.path.starts_with("/secretsmanager/get?secretId="),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.header("authorization"), None);
+        assert_eq!(r.header("x-amz-date"), None);
+        assert_eq!(r.header("x-forwarded-for"), None);
+    }
+    assert_eq!(seen[0].path, "/secretsmanager/get?secretId=team%2Fshared");
+    let status = p.status();
+    assert!(
+        status
+            .detail
+            .contains("through the AWS Secrets Manager Agent"),
+        "{}",
+        status.detail
+    );
+    assert!(status
+        .detail
+        .contains("'team/shared', then 'missing/one', then 'project/keys'"));
+    assert!(status.detail.contains("SSRF token from AWS_TOKEN"));
+    assert!(!status.detail.contains("ssrf-literal"));
+    assert!(!format!("{p:?}").contains("ssrf-literal"));
+}
+
+#[test]
+fn a_token_file_rewritten_by_the_agent_is_read_again_on_a_refusal() {
+    let current = Arc::new(std::sync::Mutex::new("first-token".to_owned()));
+    let t = Arc::clone(&current);
+    let server = FakeServer::start(move |r| {
+        let token = t.lock().unwrap().clone();
+        agent_reply(r, &token, &[("training/keys", SECRET)])
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("awssmatoken");
+    std::fs::write(&file, "first-token\n").unwrap();
+    let mut c = agent_config(&server.url(), &["training/keys"]);
+    c.remote.cache_ttl = Duration::ZERO;
+    let vars = no_credentials().set("AWS_TOKEN", &format!("file://{}", file.display()));
+    let p = provider(&c, vars);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    // The agent restarts with a new token and its installer rewrites the file.
+    *current.lock().unwrap() = "second-token".into();
+    std::fs::write(dir.path().join("new"), "second-token").unwrap();
+    std::fs::rename(dir.path().join("new"), &file).unwrap();
+    let before = server.requests();
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    assert_eq!(
+        server.requests(),
+        before + 1,
+        "the changed file is read before asking"
+    );
+    // The agent changes its token, the file not yet: one refusal, the file read
+    // again, unchanged: ST_AUTH naming the file, never a token.
+    *current.lock().unwrap() = "third-token".into();
+    let before = server.requests();
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(e.message().contains("refused the SSRF token"), "{e}");
+    assert!(e.message().contains("awssmatoken"), "{e}");
+    assert!(!e.message().contains("-token"), "{e}");
+    assert_eq!(server.requests(), before + 1, "a refusal is not retried");
+    // The file catches up between the refusal and the re-read.
+    std::fs::write(&file, "third-token").unwrap();
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+}
+
+#[test]
+fn agent_faults_are_transient_and_the_stale_value_is_served() {
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = Arc::clone(&mode);
+    let server = FakeServer::start(move |r| match m.load(Ordering::SeqCst) {
+        0 => agent_reply(r, "tok", &[("training/keys", SECRET)]),
+        1 => Reply::text(429, "Connection limit exceeded"),
+        2 => Reply::json(500, r#"{"__type":"InternalFailure","message":""}"#),
+        _ => Reply::json(400, r#"{"__type":"AccessDeniedException","message":"no"}"#),
+    });
+    let mut c = agent_config(&server.url(), &["training/keys"]);
+    c.remote.cache_ttl = Duration::ZERO;
+    let p = provider(&c, no_credentials().set("AWS_TOKEN", "tok"));
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    for fault in [1, 2] {
+        mode.store(fault, Ordering::SeqCst);
+        let before = server.requests();
+        assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+        assert_eq!(server.requests(), before + 3, "retried: fault {fault}");
+        assert!(
+            p.status().warnings[0].contains("HTTP"),
+            "{:?}",
+            p.status().warnings
+        );
+    }
+    // An AWS error the agent passes on keeps its class: never hidden.
+    mode.store(3, Ordering::SeqCst);
+    assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_AUTH");
+    // No token anywhere: the default file is named.
+    let p = provider(&c, no_credentials());
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("/var/run/awssmatoken"), "{e}");
+    // Nobody listening: a network error, transient.
+    let p = provider(
+        &agent_config("http://127.0.0.1:9", &["x"]),
+        no_credentials().set("AWS_TOKEN", "t"),
+    );
+    assert_eq!(get(&p, "HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
+    // Set through the environment.
+    let mut env_only = config("http://127.0.0.1:9");
+    env_only.aws = AwsSettings::default();
+    let vars = no_credentials()
+        .set("SIMPLETUNER_AWS_AGENT_URL", &server.url())
+        .set("SIMPLETUNER_AWS_SECRET_NAME", " missing , training/keys ")
+        .set("AWS_TOKEN", "tok");
+    mode.store(0, Ordering::SeqCst);
+    let p = provider(&env_only, vars);
+    assert_eq!(
+        get(&p, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+        Some("r8_from_aws")
+    );
+    assert!(server
+        .last()
+        .unwrap()
+        .path
+        .ends_with("secretId=training%2Fkeys"));
+    let doctor = p.diagnose().unwrap();
+    assert_eq!(doctor["ping"]["healthy"], true, "{doctor}");
+    assert_eq!(
+        doctor["secret_readable"]["training/keys"]["readable"], true,
+        "{doctor}"
+    );
+    assert_eq!(
+        doctor["secret_readable"]["missing"]["readable"], false,
+        "{doctor}"
+    );
 }

@@ -2,11 +2,12 @@
 //! short timeouts, an optional CA bundle, failures classified into st-secrets
 //! errors that say whether a retry can help.
 
+use super::unix::UnixConnector;
 use super::{FetchError, RemoteSettings};
 use crate::secret::SecretBytes;
 use crate::sync::Mutex;
 use crate::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
@@ -98,13 +99,27 @@ pub enum Trust {
 struct Pool {
     agent: ureq::Agent,
     config: ureq::config::Config,
+    /// A Unix socket every connection goes to, instead of TCP.
+    socket: Option<PathBuf>,
 }
 
 impl Pool {
-    fn new(config: ureq::config::Config) -> Self {
+    fn new(config: ureq::config::Config, socket: Option<PathBuf>) -> Self {
         Pool {
-            agent: ureq::Agent::new_with_config(config.clone()),
+            agent: Pool::agent(&config, &socket),
             config,
+            socket,
+        }
+    }
+
+    fn agent(config: &ureq::config::Config, socket: &Option<PathBuf>) -> ureq::Agent {
+        match socket {
+            None => ureq::Agent::new_with_config(config.clone()),
+            Some(path) => ureq::Agent::with_parts(
+                config.clone(),
+                UnixConnector { path: path.clone() },
+                ureq::unversioned::resolver::DefaultResolver::default(),
+            ),
         }
     }
 
@@ -113,10 +128,44 @@ impl Pool {
     /// from one socket) and never closed (the agent is forgotten, not
     /// dropped: its own lock may have been held at the fork).
     fn after_fork(&mut self) {
-        let fresh = ureq::Agent::new_with_config(self.config.clone());
+        let fresh = Pool::agent(&self.config, &self.socket);
         std::mem::forget(std::mem::replace(&mut self.agent, fresh));
     }
 }
+
+/// Where requests go: `url` itself, or, for a `unix://PATH` address, the
+/// socket at PATH with the URL `http://localhost` (requests are sent to
+/// `base() + "/v1/..."`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// The address as configured (shown in messages and statuses).
+    pub shown: String,
+    /// The socket of a `unix://` address.
+    pub socket: Option<PathBuf>,
+}
+
+impl Address {
+    /// `address` (an http(s) URL or `unix://PATH`), without a trailing `/`.
+    pub fn parse(address: &str) -> Address {
+        let shown = address.trim_end_matches('/').to_owned();
+        Address {
+            socket: super::unix::socket_path(&shown),
+            shown,
+        }
+    }
+
+    /// The URL requests are built on.
+    pub fn base(&self) -> &str {
+        if self.socket.is_some() {
+            UNIX_BASE
+        } else {
+            &self.shown
+        }
+    }
+}
+
+/// The URL of requests sent over a Unix socket.
+const UNIX_BASE: &str = "http://localhost";
 
 /// A client with its settings; cheap to share behind an `Arc`. Each process
 /// has its own connections: a child forked from a process using it starts
@@ -128,6 +177,8 @@ pub struct Http {
     /// Where the user sets the CA bundle (`"AWS_CA_BUNDLE"`), named when a
     /// server's certificate is not trusted.
     ca_setting: &'static str,
+    /// The Unix socket requests go to, if any.
+    socket: Option<PathBuf>,
 }
 
 impl Http {
@@ -142,6 +193,20 @@ impl Http {
         settings: &RemoteSettings,
         trust: &Trust,
         ca_setting: &'static str,
+    ) -> Result<Http, Error> {
+        Http::to(settings, trust, ca_setting, None)
+    }
+
+    /// [`new`](Self::new), sending every request over the Unix socket
+    /// `socket` when it is `Some` (see [`Address`]).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn to(
+        settings: &RemoteSettings,
+        trust: &Trust,
+        ca_setting: &'static str,
+        socket: Option<PathBuf>,
     ) -> Result<Http, Error> {
         let tls = match trust {
             Trust::Default => TlsConfig::builder().build(),
@@ -158,12 +223,15 @@ impl Http {
             .user_agent(concat!("st-secrets/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
             .build();
-        let fresh = config.clone();
+        let (fresh, fresh_socket) = (config.clone(), socket.clone());
         Ok(Http {
-            pool: Mutex::with_rebuild(Pool::new(config), move || Pool::new(fresh.clone()))
-                .after_fork(Pool::after_fork),
+            pool: Mutex::with_rebuild(Pool::new(config, socket.clone()), move || {
+                Pool::new(fresh.clone(), fresh_socket.clone())
+            })
+            .after_fork(Pool::after_fork),
             request_timeout: settings.request_timeout,
             ca_setting,
+            socket,
         })
     }
 
@@ -214,7 +282,15 @@ impl Http {
     }
 
     fn classify(&self, what: &str, url: &str, e: ureq::Error) -> FetchError {
-        let at = redact_url(url);
+        let at = match &self.socket {
+            Some(path) => format!(
+                "{}{}{}",
+                super::unix::SCHEME,
+                path.display(),
+                redact_url(url.strip_prefix(UNIX_BASE).unwrap_or(url))
+            ),
+            None => redact_url(url),
+        };
         // rustls' errors arrive wrapped in an I/O error from the handshake,
         // or as themselves; either way a refused certificate is told apart
         // from a network failure: retrying cannot fix it, and a stale value

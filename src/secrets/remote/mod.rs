@@ -11,6 +11,9 @@
 pub(crate) mod fake;
 pub(crate) mod http;
 pub(crate) mod secret_cache;
+pub(crate) mod sources;
+pub(crate) mod token_file;
+pub(crate) mod unix;
 pub(crate) mod vars;
 
 pub use vars::Vars;

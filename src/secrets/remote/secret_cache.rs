@@ -273,14 +273,14 @@ impl SecretCache<SecretMap> {
         })
     }
 
-    /// Whether the cached secret, without fetching, holds `key` with a value
-    /// that is not a secret.
-    pub fn holds_non_secret(&self, key: &str) -> bool {
+    /// Without fetching: `None` when the cached secret does not hold `key`
+    /// (or nothing is cached), else whether its value is not a secret.
+    pub fn holds(&self, key: &str) -> Option<bool> {
         let st = self.state.lock();
-        st.good.as_ref().is_some_and(|g| match &*g.value {
-            Fetched::Found(map) => map.holds_non_secret(key),
-            Fetched::Absent => false,
-        })
+        match &*st.good.as_ref()?.value {
+            Fetched::Found(map) => map.resolve(key).map(|_| map.holds_non_secret(key)),
+            Fetched::Absent => None,
+        }
     }
 
     /// The end of a remote provider's status detail (`"; N requests; value

@@ -23,6 +23,8 @@ macro_rules! variables {
 
 variables! {
     SIMPLETUNER_AWS_SECRET_NAME,
+    SIMPLETUNER_AWS_AGENT_URL,
+    AWS_TOKEN,
     AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY,
     AWS_SESSION_TOKEN,
@@ -59,6 +61,8 @@ variables! {
     VAULT_SECRET_ID,
     SIMPLETUNER_VAULT_PATH,
     SIMPLETUNER_VAULT_MOUNT,
+    SIMPLETUNER_VAULT_AGENT,
+    SIMPLETUNER_VAULT_TOKEN_FILE,
 }
 
 /// The environment as the remote providers see it, captured when the provider is
@@ -136,6 +140,38 @@ impl Vars {
 }
 
 impl Vars {
+    /// The comma-separated list in `name` (items trimmed, empty ones
+    /// dropped); `None` when unset or only separators.
+    pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
+        let items: Vec<String> = self
+            .get(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!items.is_empty()).then_some(items)
+    }
+
+    /// The yes/no value of `name`: `None` when unset.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the
+    /// variable when the value is not one of `1`, `true`, `yes`, `on`, `0`,
+    /// `false`, `no`, `off` (any case).
+    pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>, crate::Error> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "{name} must be 1, true, yes or on (or 0, false, no, off)"
+            ))),
+        }
+    }
+
     /// `~/<name>`, when the home directory is known.
     pub(crate) fn home_file(&self, name: &str) -> Option<PathBuf> {
         self.home.as_ref().map(|h| h.join(name))

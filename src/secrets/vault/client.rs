@@ -7,8 +7,9 @@ use super::wire::{errors_summary, expect, mount_version, not_found_kind, secret_
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap};
-use crate::secrets::remote::http::{Http, Response, Trust};
+use crate::secrets::remote::http::{Address, Http, Response, Trust};
 use crate::secrets::remote::secret_cache::Fetched;
+use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
 use crate::sync::Mutex;
@@ -20,12 +21,30 @@ use std::time::{Duration, Instant};
 pub(super) enum Auth {
     /// A fixed token, and where it came from.
     Token(SecretString, &'static str),
+    /// A file holding the token (an agent's sink, `~/.vault-token`), read
+    /// again when it changes and once more after a refusal.
+    File(TokenFile),
     /// AppRole: logged in on first use, again when the token expires or is
     /// refused.
     AppRole {
         role_id: SecretString,
         secret_id: SecretString,
     },
+    /// No token is sent: the Vault Agent or Proxy in between adds its own
+    /// (`use_auto_auth_token`).
+    Agent,
+}
+
+impl Auth {
+    /// How the token is obtained, for statuses.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Auth::Token(_, source) => format!("token from {source}"),
+            Auth::File(f) => format!("token from {}, read again when it changes", f.describe()),
+            Auth::AppRole { .. } => "AppRole login".to_owned(),
+            Auth::Agent => "no token sent: the agent or proxy adds its own".to_owned(),
+        }
+    }
 }
 
 struct Token {
@@ -62,9 +81,8 @@ enum Read {
 
 pub(super) struct Client {
     pub(super) http: Http,
-    pub(super) url: String,
+    pub(super) url: Address,
     pub(super) mount: String,
-    pub(super) path: String,
     pub(super) namespace: Option<String>,
     pub(super) auth: Auth,
     token: Mutex<Option<Token>>,
@@ -75,37 +93,60 @@ pub(super) struct Client {
 }
 
 impl Auth {
-    /// How to authenticate, from the settings and the environment; `None`:
-    /// no way is configured.
-    pub(super) fn resolve(settings: &VaultSettings, vars: &Vars) -> Option<Auth> {
+    /// How to authenticate, from the settings and the environment, in this
+    /// order: agent mode (`vault_agent`, `SIMPLETUNER_VAULT_AGENT`), a token
+    /// (`vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`), a token file
+    /// (`vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, then
+    /// `~/.vault-token` when it holds a token), AppRole; `None`: no way is
+    /// configured.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `SIMPLETUNER_VAULT_AGENT` that is not
+    /// a yes or no.
+    pub(super) fn resolve(settings: &VaultSettings, vars: &Vars) -> Result<Option<Auth>, Error> {
+        let agent = match settings.agent {
+            Some(a) => a,
+            None => vars.flag(var::SIMPLETUNER_VAULT_AGENT)?.unwrap_or(false),
+        };
+        if agent {
+            return Ok(Some(Auth::Agent));
+        }
         if let Some(t) = &settings.token {
-            return Some(Auth::Token(t.clone(), "config vault_token"));
+            return Ok(Some(Auth::Token(t.clone(), "config vault_token")));
         }
         if let Some((t, name)) = either(vars, var::VAULT_TOKEN, var::BAO_TOKEN) {
-            return Some(Auth::Token(SecretString::from(t), name));
+            return Ok(Some(Auth::Token(SecretString::from(t), name)));
         }
-        if let Some(t) = vars
+        if let Some(p) = &settings.token_file {
+            return Ok(Some(Auth::File(TokenFile::new(
+                p.clone(),
+                "Vault token file",
+                "config vault_token_file",
+            ))));
+        }
+        if let Some(p) = vars.get(var::SIMPLETUNER_VAULT_TOKEN_FILE) {
+            return Ok(Some(Auth::File(TokenFile::new(
+                expand_home(p.into()),
+                "Vault token file",
+                var::SIMPLETUNER_VAULT_TOKEN_FILE,
+            ))));
+        }
+        if let Some(file) = vars
             .home_file(".vault-token")
-            .and_then(|p| {
-                crate::fsutil::read_regular(&p, "Vault token file", 64 << 10)
-                    .ok()
-                    .flatten()
-            })
-            .map(|b| SecretString::from(String::from_utf8_lossy(&b).into_owned()))
-            .filter(|t| !t.expose().trim().is_empty())
+            .map(|p| TokenFile::new(p, "Vault token file", "~/.vault-token"))
+            .filter(|f| f.get().is_ok())
         {
-            return Some(Auth::Token(
-                SecretString::from(t.expose().trim()),
-                "~/.vault-token",
-            ));
+            return Ok(Some(Auth::File(file)));
         }
-        match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
-            (Some(r), Some(s)) => Some(Auth::AppRole {
-                role_id: SecretString::from(r),
-                secret_id: SecretString::from(s),
-            }),
-            _ => None,
-        }
+        Ok(
+            match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
+                (Some(r), Some(s)) => Some(Auth::AppRole {
+                    role_id: SecretString::from(r),
+                    secret_id: SecretString::from(s),
+                }),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -116,7 +157,7 @@ impl Client {
         settings: &VaultSettings,
         remote: &RemoteSettings,
         vars: &Vars,
-        url: String,
+        url: Address,
         auth: Auth,
     ) -> Result<Client, Error> {
         let skip =
@@ -134,10 +175,14 @@ impl Client {
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(Client {
-            http: Http::new(remote, &trust, "VAULT_CACERT (or BAO_CACERT)")?,
+            http: Http::to(
+                remote,
+                &trust,
+                "BAO_CACERT (or VAULT_CACERT)",
+                url.socket.clone(),
+            )?,
             url,
             mount: pick(&settings.mount, var::SIMPLETUNER_VAULT_MOUNT, "secret"),
-            path: pick(&settings.path, var::SIMPLETUNER_VAULT_PATH, "simpletuner"),
             namespace: settings.namespace.clone().or_else(|| {
                 either(vars, var::VAULT_NAMESPACE, var::BAO_NAMESPACE).map(|(ns, _)| ns.to_owned())
             }),
@@ -157,11 +202,24 @@ impl Client {
         })
     }
 
-    /// A token: the fixed one, or the AppRole one (logging in when needed).
-    pub(super) fn token(&self) -> Result<SecretString, FetchError> {
+    /// The token to send: the fixed one, the file's, or the AppRole one
+    /// (logging in when needed); `None` in agent mode.
+    pub(super) fn token(&self) -> Result<Option<SecretString>, FetchError> {
+        match &self.auth {
+            Auth::Token(t, _) => Ok(Some(t.clone())),
+            Auth::File(f) => Ok(Some(f.get()?)),
+            Auth::Agent => Ok(None),
+            Auth::AppRole { .. } => self.approle_token().map(Some),
+        }
+    }
+
+    /// The AppRole token, logging in when there is none or it is due.
+    fn approle_token(&self) -> Result<SecretString, FetchError> {
         let mut cached = self.token.lock();
         match &self.auth {
-            Auth::Token(t, _) => Ok(t.clone()),
+            Auth::Token(..) | Auth::File(_) | Auth::Agent => Err(FetchError::permanent(
+                Error::Internal("an AppRole token asked of a client without AppRole".into()),
+            )),
             Auth::AppRole { role_id, secret_id } => {
                 if let Some(t) = cached
                     .as_ref()
@@ -238,7 +296,7 @@ impl Client {
         token: Option<&SecretString>,
         body: &[u8],
     ) -> Result<Response, FetchError> {
-        let url = format!("{}/v1/{path}", self.url);
+        let url = format!("{}/v1/{path}", self.url.base());
         let mut headers = vec![("x-vault-request", "true")];
         if let Some(t) = token {
             headers.push(("x-vault-token", t.expose()));
@@ -252,16 +310,27 @@ impl Client {
         self.http.send("Vault", method, &url, &headers, body)
     }
 
-    /// A GET with the token; a refused AppRole token logs in again once.
+    /// A GET with the token. After a refusal (403), once: an AppRole token
+    /// logs in again; a token file is read again, and the request repeated
+    /// when its token changed (an agent re-authenticated and rewrote it).
     pub(super) fn get(&self, path: &str) -> Result<Response, FetchError> {
         let token = self.token()?;
-        let r = self.send("GET", path, Some(&token), b"")?;
-        if r.status == 403 && matches!(self.auth, Auth::AppRole { .. }) {
-            *self.token.lock() = None;
-            let token = self.token()?;
-            return self.send("GET", path, Some(&token), b"");
+        let r = self.send("GET", path, token.as_ref(), b"")?;
+        if r.status != 403 {
+            return Ok(r);
         }
-        Ok(r)
+        match (&self.auth, &token) {
+            (Auth::AppRole { .. }, _) => {
+                *self.token.lock() = None;
+                let token = self.approle_token()?;
+                self.send("GET", path, Some(&token), b"")
+            }
+            (Auth::File(f), Some(used)) => match f.changed_since(used)? {
+                Some(new) => self.send("GET", path, Some(&new), b""),
+                None => Ok(r),
+            },
+            _ => Ok(r),
+        }
     }
 
     /// The mount's KV version when known or learnable from
@@ -294,23 +363,24 @@ impl Client {
         Ok(learnt)
     }
 
-    pub(super) fn read_secret(&self) -> Result<Fetched<SecretMap>, FetchError> {
+    /// The secret at `path` in the mount.
+    pub(super) fn read_secret(&self, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
         if let Checked::Mismatch(actual) = *self.checked.lock() {
             return Err(self.mismatch(actual));
         }
         match self.kv_version()? {
-            Some(version) => match self.read_as(version)? {
+            Some(version) => match self.read_as(version, path)? {
                 Read::Found(map) => Ok(Fetched::Found(map)),
                 Read::Absent => self.absent_with_configured_version(),
                 Read::MountIsV2 => Err(self.mismatch(2)),
             },
             None => {
                 // As documented: try v2, fall back to v1; remember what worked.
-                if let Read::Found(map) = self.read_as(2)? {
+                if let Read::Found(map) = self.read_as(2, path)? {
                     *self.kv.lock() = Kv::Known(2, "probe");
                     return Ok(Fetched::Found(map));
                 }
-                match self.read_as(1)? {
+                match self.read_as(1, path)? {
                     Read::Found(map) => {
                         *self.kv.lock() = Kv::Known(1, "probe");
                         Ok(Fetched::Found(map))
@@ -330,12 +400,12 @@ impl Client {
         self.get(&format!("sys/internal/ui/mounts/{}", self.mount))
     }
 
-    /// One read of the secret as KV `version`.
-    fn read_as(&self, version: u8) -> Result<Read, FetchError> {
+    /// One read of the secret at `path` as KV `version`.
+    fn read_as(&self, version: u8, path: &str) -> Result<Read, FetchError> {
         let path = if version == 2 {
-            format!("{}/data/{}", self.mount, self.path)
+            format!("{}/data/{path}", self.mount)
         } else {
-            format!("{}/{}", self.mount, self.path)
+            format!("{}/{path}", self.mount)
         };
         let r = self.get(&path)?;
         if r.status == 404 {

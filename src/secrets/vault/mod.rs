@@ -1,22 +1,29 @@
-//! The HashiCorp Vault provider: the fields of one KV secret are the keys.
+//! The HashiCorp Vault provider: the fields of KV secrets are the keys.
 //! KV v2 (`<mount>/data/<path>`, values under `data.data`) with a fallback to
 //! v1 (`<mount>/<path>`, values under `data`), decided once per mount
 //! (`sys/internal/ui/mounts/<mount>` when the token may read it, else by
-//! probing) unless `vault_kv_version` says. Tokens from config, `VAULT_TOKEN`
-//! or `~/.vault-token`, or an AppRole login that is repeated when the token
-//! expires or is refused. Requests go through the shared remote machinery
-//! ([`remote`](crate::secrets::remote)): one request per TTL, stale-on-error, retries, short
-//! timeouts.
+//! probing) unless `vault_kv_version` says. Several paths are looked up in
+//! order, each fetched and cached as one unit
+//! ([`Sources`](crate::secrets::remote::sources::Sources)). Tokens from config,
+//! `BAO_TOKEN` / `VAULT_TOKEN`, a token file read again when it changes (an
+//! agent's sink, `~/.vault-token`), or an AppRole login that is repeated when
+//! the token expires or is refused; or no token at all, for a Vault Agent or
+//! Proxy that adds its own. Requests go through the shared remote machinery
+//! ([`remote`](crate::secrets::remote)): one request per TTL, stale-on-error,
+//! retries, short timeouts.
 //!
-//! Configuration, each in this order: URL `vault_url`, `VAULT_ADDR`,
-//! `BAO_ADDR`; token `vault_token`, `VAULT_TOKEN`, `BAO_TOKEN`,
-//! `~/.vault-token`, else AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); path
-//! `vault_path`, `SIMPLETUNER_VAULT_PATH`, `simpletuner`; mount
-//! `vault_mount`, `SIMPLETUNER_VAULT_MOUNT`, `secret`; namespace
-//! `vault_namespace`, `VAULT_NAMESPACE`, `BAO_NAMESPACE` (sent as
-//! `X-Vault-Namespace`); TLS `VAULT_CACERT`, `BAO_CACERT`,
-//! `VAULT_SKIP_VERIFY`, `BAO_SKIP_VERIFY`. (OpenBao's CLI reads the `BAO_`
-//! names; the `VAULT_` ones win when both are set.)
+//! Configuration, each in this order (OpenBao's `BAO_` variables win over
+//! Vault's `VAULT_` ones when both are set, as OpenBao's clients read them):
+//! URL `vault_url`, `BAO_ADDR`, `VAULT_ADDR` (http(s), or `unix://PATH`);
+//! authentication `vault_agent` / `SIMPLETUNER_VAULT_AGENT` (no token), else
+//! token `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`, else token file
+//! `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, `~/.vault-token`, else
+//! AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); paths `vault_path` (a
+//! string or a list), `SIMPLETUNER_VAULT_PATH` (comma-separated),
+//! `simpletuner`; mount `vault_mount`, `SIMPLETUNER_VAULT_MOUNT`, `secret`;
+//! namespace `vault_namespace`, `BAO_NAMESPACE`, `VAULT_NAMESPACE` (sent as
+//! `X-Vault-Namespace`); TLS `BAO_CACERT`, `VAULT_CACERT`, `BAO_SKIP_VERIFY`,
+//! `VAULT_SKIP_VERIFY`.
 //!
 //! A 404 is "absent" only when the server says nothing more: one naming a
 //! missing route or namespace, or warning that the path does not fit the
@@ -30,8 +37,9 @@ pub use settings::VaultSettings;
 
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap};
-use crate::secrets::remote::http::redact_url;
-use crate::secrets::remote::secret_cache::{Fetched, SecretCache};
+use crate::secrets::remote::http::{redact_url, Address};
+use crate::secrets::remote::secret_cache::Fetched;
+use crate::secrets::remote::sources::Sources;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
@@ -44,7 +52,7 @@ use wire::expect;
 pub struct VaultProvider {
     client: Result<Client, Error>,
     configured: bool,
-    cache: SecretCache<SecretMap>,
+    sources: Sources,
     settings: RemoteSettings,
 }
 
@@ -60,40 +68,51 @@ impl VaultProvider {
     /// The provider for `settings`, reading `vars`. Configuration problems
     /// (unreadable CA file) are reported on every lookup and in the status.
     pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
-        let url = vault.url.clone().or_else(|| {
-            either(&vars, var::VAULT_ADDR, var::BAO_ADDR)
-                .map(|(u, _)| u.trim_end_matches('/').to_owned())
-        });
+        let url = vault
+            .url
+            .clone()
+            .or_else(|| either(&vars, var::VAULT_ADDR, var::BAO_ADDR).map(|(u, _)| u.to_owned()))
+            .map(|u| Address::parse(&u));
+        let paths = vault
+            .paths
+            .clone()
+            .or_else(|| {
+                vars.list(var::SIMPLETUNER_VAULT_PATH)
+                    .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
+            })
+            .unwrap_or_else(|| vec!["simpletuner".to_owned()]);
         let auth = Auth::resolve(vault, &vars);
-        let configured = url.is_some() && auth.is_some();
+        let configured = url.is_some() && matches!(auth, Ok(Some(_)) | Err(_));
         let client = match (url, auth) {
             (None, _) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault is not configured: set vault_url or VAULT_ADDR (or BAO_ADDR)"
+                "HashiCorp Vault is not configured: set vault_url or BAO_ADDR (or VAULT_ADDR)"
                     .into(),
             )),
-            (Some(_), None) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault has no way to authenticate: set vault_token, VAULT_TOKEN \
-                 (or BAO_TOKEN) or ~/.vault-token, or VAULT_ROLE_ID and VAULT_SECRET_ID for \
-                 AppRole"
+            (Some(_), Err(e)) => Err(e),
+            (Some(_), Ok(None)) => Err(Error::ProviderUnavailable(
+                "HashiCorp Vault has no way to authenticate: set vault_token, BAO_TOKEN \
+                 (or VAULT_TOKEN), vault_token_file or SIMPLETUNER_VAULT_TOKEN_FILE, or \
+                 ~/.vault-token, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or \
+                 vault_agent (SIMPLETUNER_VAULT_AGENT=1) behind a Vault Agent or Proxy"
                     .into(),
             )),
-            (Some(url), Some(auth)) => Client::new(vault, remote, &vars, url, auth),
+            (Some(url), Ok(Some(auth))) => Client::new(vault, remote, &vars, url, auth),
         };
         VaultProvider {
             client,
             configured,
-            cache: SecretCache::new(remote.clone()),
+            sources: Sources::new(&paths, remote),
             settings: remote.clone(),
         }
     }
 
     /// Requests for the secret sent so far (fetches; cache hits send none).
     pub fn requests(&self) -> u64 {
-        self.cache.requests()
+        self.sources.requests()
     }
 
-    fn fetch(&self, c: &Client) -> Result<Fetched<SecretMap>, FetchError> {
-        with_retries(&self.settings, || c.read_secret())
+    fn fetch(&self, c: &Client, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        with_retries(&self.settings, || c.read_secret(path))
     }
 }
 
@@ -107,7 +126,7 @@ impl Provider for VaultProvider {
             return Ok(None);
         }
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.cache.lookup(key, || self.fetch(client))
+        self.sources.lookup(key, |path| self.fetch(client, path))
     }
 
     fn keys(&self) -> Result<Vec<String>, Error> {
@@ -115,14 +134,11 @@ impl Provider for VaultProvider {
             return Ok(Vec::new());
         }
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        Ok(self
-            .cache
-            .with_map(|| self.fetch(client), SecretMap::keys)?
-            .unwrap_or_default())
+        self.sources.keys(|path| self.fetch(client, path))
     }
 
     fn holds_non_secret(&self, key: &str) -> bool {
-        self.cache.holds_non_secret(key)
+        self.sources.holds_non_secret(key)
     }
 
     fn status(&self) -> ProviderStatus {
@@ -130,17 +146,18 @@ impl Provider for VaultProvider {
         let detail = match &self.client {
             Err(e) => e.to_string(),
             Ok(c) => {
-                let auth = match &c.auth {
-                    Auth::Token(_, source) => format!("token from {source}"),
-                    Auth::AppRole { .. } => "AppRole login".to_owned(),
-                };
-                let (tail, w) = self.cache.describe();
+                let auth = c.auth.describe();
+                let (tail, w) = self.sources.describe();
                 warnings = w;
+                let paths: Vec<String> = self
+                    .sources
+                    .names()
+                    .map(|p| format!("{}/{p}", c.mount))
+                    .collect();
                 format!(
-                    "{}/{} at {}{}; {}; {auth}{tail}",
-                    c.mount,
-                    c.path,
-                    redact_url(&c.url),
+                    "{} at {}{}; {}; {auth}{tail}",
+                    paths.join(", then "),
+                    redact_url(&c.url.shown),
                     c.namespace
                         .as_ref()
                         .map(|ns| format!(" (namespace {ns})"))
@@ -154,12 +171,12 @@ impl Provider for VaultProvider {
             available: self.configured,
             detail,
             warnings,
-            failure: self.cache.failure(),
+            failure: self.sources.failure(),
         }
     }
 
     fn invalidate(&self) {
-        self.cache.invalidate();
+        self.sources.invalidate();
     }
 
     fn diagnose(&self) -> Option<Value> {
@@ -170,9 +187,15 @@ impl Provider for VaultProvider {
             Ok(c) => c,
             Err(e) => return Some(json!({ "error": e.to_json() })),
         };
+        let secrets: Vec<String> = self
+            .sources
+            .names()
+            .map(|p| format!("{}/{p}", c.mount))
+            .collect();
         let mut out = json!({
-            "url": redact_url(&c.url),
-            "secret": format!("{}/{}", c.mount, c.path),
+            "url": redact_url(&c.url.shown),
+            "secret": secrets.join(", "),
+            "auth": c.auth.describe(),
             "namespace": c.namespace,
         });
         // Asked in the root namespace: OpenBao refuses sys/health in others.
@@ -190,7 +213,12 @@ impl Provider for VaultProvider {
             }
             Err(f) => json!({ "error": f.error.to_json() }),
         };
-        let read = self.fetch(c);
+        let reads: Vec<(&str, Result<Fetched<SecretMap>, FetchError>)> = self
+            .sources
+            .names()
+            .map(|p| (p, self.fetch(c, p)))
+            .collect();
+        let any_read = reads.iter().any(|(_, r)| r.is_ok());
         let lookup = c
             .get("auth/token/lookup-self")
             .and_then(|r| expect(r, "token lookup"));
@@ -211,17 +239,26 @@ impl Provider for VaultProvider {
             // A least-privilege token (no default policy) may not look itself
             // up: when it can read the secret, it works; it just cannot be
             // inspected. (A bad token is refused both.)
-            Err(f) if f.error.code_name() == "ST_AUTH" && read.is_ok() => json!({
+            Err(f) if f.error.code_name() == "ST_AUTH" && any_read => json!({
                 "valid": null,
                 "inspectable": false,
                 "reason": "cannot be inspected (permission denied on auth/token/lookup-self)",
             }),
             Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
-        out["secret_readable"] = match read {
+        let readable = |read: &Result<Fetched<SecretMap>, FetchError>| match read {
             Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
             Ok(Fetched::Absent) => json!({ "readable": false, "reason": "no secret at the path" }),
             Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
+        };
+        out["secret_readable"] = match &reads[..] {
+            [(_, only)] => readable(only),
+            several => Value::Object(
+                several
+                    .iter()
+                    .map(|(p, r)| ((*p).to_owned(), readable(r)))
+                    .collect(),
+            ),
         };
         out["kv_version"] = json!(c.kv_description());
         Some(out)

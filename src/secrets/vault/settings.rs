@@ -3,18 +3,26 @@
 
 use crate::secret::SecretString;
 use crate::secrets::remote::Vars;
+use std::path::PathBuf;
 
 /// The Vault provider's settings: the configuration keys `vault_*`
 /// (README, "Configuration keys"). `None` falls back to the environment, as the
 /// module documentation of the provider says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VaultSettings {
-    /// Vault's address (`vault_url`).
+    /// Vault's address (`vault_url`): an http(s) URL, or `unix://PATH` for a
+    /// proxy or agent listening on a Unix socket.
     pub url: Option<String>,
     /// A token (`vault_token`).
     pub token: Option<SecretString>,
-    /// The secret's path in the mount (`vault_path`).
-    pub path: Option<String>,
+    /// A file holding the token, read again when it changes
+    /// (`vault_token_file`): a Vault Agent's file sink.
+    pub token_file: Option<PathBuf>,
+    /// Send no token: a Vault Agent or Proxy with `use_auto_auth_token`
+    /// adds its own (`vault_agent`).
+    pub agent: Option<bool>,
+    /// The secrets' paths in the mount, looked up in order (`vault_path`).
+    pub paths: Option<Vec<String>>,
     /// The KV mount (`vault_mount`).
     pub mount: Option<String>,
     /// The namespace (`vault_namespace`).
@@ -24,14 +32,14 @@ pub struct VaultSettings {
     pub kv_version: Option<u8>,
 }
 
-/// The first of `vault` and `bao` that is set, with its name: OpenBao's own
-/// variables, read after Vault's.
+/// The first of `bao` and `vault` that is set, with its name: OpenBao's own
+/// variables win when both are set, as OpenBao's clients read them.
 pub(crate) fn either<'v>(
     vars: &'v Vars,
     vault: &'static str,
     bao: &'static str,
 ) -> Option<(&'v str, &'static str)> {
-    vars.get(vault)
-        .map(|v| (v, vault))
-        .or_else(|| vars.get(bao).map(|v| (v, bao)))
+    vars.get(bao)
+        .map(|v| (v, bao))
+        .or_else(|| vars.get(vault).map(|v| (v, vault)))
 }

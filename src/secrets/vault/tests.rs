@@ -56,7 +56,7 @@ fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
     });
     let mut c = config(&server.url());
     c.vault.mount = Some("kv".into());
-    c.vault.path = Some("ml/keys".into());
+    c.vault.paths = Some(vec!["ml/keys".into()]);
     c.remote.cache_ttl = Duration::ZERO;
     let p = provider(&c, Vars::empty());
     assert_eq!(
@@ -178,7 +178,8 @@ fn configuration_sources() {
     );
     assert!(!format!("{p:?}").contains("hvs."));
 
-    // OpenBao's variables, read after Vault's.
+    // OpenBao's variables, which win over Vault's when both are set (as
+    // OpenBao's own clients read them).
     let bao = Vars::empty()
         .set("BAO_ADDR", &server.url())
         .set("BAO_TOKEN", "hvs.bao")
@@ -195,16 +196,25 @@ fn configuration_sources() {
     assert_eq!(r.header("x-vault-token"), Some("hvs.bao"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns-bao"));
     let both = bao
-        .set("VAULT_ADDR", &server.url())
+        .clone()
+        .set("VAULT_ADDR", "http://127.0.0.1:9")
         .set("VAULT_TOKEN", "hvs.vault")
-        .set("VAULT_NAMESPACE", "ns-vault")
-        .set("BAO_ADDR", "http://127.0.0.1:9");
+        .set("VAULT_NAMESPACE", "ns-vault");
     let p = provider(&c, both);
     get(&p, "HF_TOKEN").unwrap();
     let r = server.last().unwrap();
+    assert_eq!(r.header("x-vault-token"), Some("hvs.bao"));
+    assert_eq!(r.header("x-vault-namespace"), Some("ns-bao"));
+    assert!(p.status().detail.contains("token from BAO_TOKEN"));
+    // Vault's variables alone still work.
+    let vault_only = Vars::empty()
+        .set("VAULT_ADDR", &server.url())
+        .set("VAULT_TOKEN", "hvs.vault")
+        .set("VAULT_NAMESPACE", "ns-vault");
+    get(&provider(&c, vault_only), "HF_TOKEN").unwrap();
+    let r = server.last().unwrap();
     assert_eq!(r.header("x-vault-token"), Some("hvs.vault"));
     assert_eq!(r.header("x-vault-namespace"), Some("ns-vault"));
-    assert!(p.status().detail.contains("token from VAULT_TOKEN"));
 
     // TLS settings: a missing CA file is an error on lookup.
     let p = provider(
@@ -246,4 +256,191 @@ fn answers_that_are_not_objects_are_parse_errors_not_panics() {
     ));
     let found = Response::made_up(200, vec![], br#"{"data": {"data": {"K": "v"}}}"#);
     assert!(matches!(super::wire::secret_from(found, 2), Ok(Fetched::Found(m)) if m.len() == 1));
+}
+
+#[test]
+fn agent_mode_sends_no_token_and_paths_are_read_in_order() {
+    let server = FakeServer::start(|r| match r.path.as_str() {
+        "/v1/secret/team/shared" => Reply::json(
+            200,
+            r#"{"data": {"HF_TOKEN": "hf_team", "WANDB_API_KEY": "wb"}}"#,
+        ),
+        "/v1/secret/project" => {
+            Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_p", "ONLY_P": "p"}}"#)
+        }
+        _ => Reply::json(404, r#"{"errors": []}"#),
+    });
+    let mut c = config(&server.url());
+    c.vault.token = None;
+    c.vault.kv_version = Some(1);
+    c.vault.agent = Some(true);
+    c.vault.paths = Some(vec!["team/shared".into(), "gone".into(), "project".into()]);
+    // A token in the environment is not sent either: the proxy adds its own.
+    let p = provider(&c, Vars::empty().set("VAULT_TOKEN", "hvs.ignored"));
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_team"));
+    assert_eq!(get(&p, "ONLY_P").unwrap().as_deref(), Some("p"));
+    assert_eq!(get(&p, "NONE").unwrap(), None);
+    for r in server.received() {
+        assert_eq!(r.header("x-vault-token"), None, "{}", r.path);
+    }
+    let paths: Vec<String> = server.received().into_iter().map(|r| r.path).collect();
+    // (The configured KV version is checked against the mount once, after
+    // the first absent secret.)
+    assert_eq!(
+        paths,
+        [
+            "/v1/secret/team/shared",
+            "/v1/secret/gone",
+            "/v1/sys/internal/ui/mounts/secret",
+            "/v1/secret/project"
+        ]
+    );
+    let detail = p.status().detail;
+    assert!(
+        detail.contains("secret/team/shared, then secret/gone, then secret/project"),
+        "{detail}"
+    );
+    assert!(detail.contains("no token sent"), "{detail}");
+    // The same from the environment alone.
+    let vars = Vars::empty()
+        .set("BAO_ADDR", &server.url())
+        .set("SIMPLETUNER_VAULT_AGENT", "1")
+        .set("SIMPLETUNER_VAULT_PATH", "gone, project");
+    let mut env_only = config(&server.url());
+    env_only.vault = VaultSettings {
+        kv_version: Some(1),
+        ..Default::default()
+    };
+    let p = provider(&env_only, vars.clone());
+    assert_eq!(get(&p, "HF_TOKEN").unwrap().as_deref(), Some("hf_p"));
+    assert_eq!(server.last().unwrap().header("x-vault-token"), None);
+    let p = provider(&env_only, vars.set("SIMPLETUNER_VAULT_AGENT", "maybe"));
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
+    assert!(e.message().contains("SIMPLETUNER_VAULT_AGENT"), "{e}");
+}
+
+#[test]
+fn an_agent_sink_is_read_again_when_rewritten_and_after_a_refusal() {
+    let valid = std::sync::Arc::new(std::sync::Mutex::new("hvs.first".to_owned()));
+    let v = std::sync::Arc::clone(&valid);
+    let server = FakeServer::start(move |r| {
+        if r.header("x-vault-token") == Some(v.lock().unwrap().as_str()) {
+            v1_answer()
+        } else {
+            Reply::json(403, r#"{"errors": ["permission denied"]}"#)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("agent-token");
+    let mut c = config(&server.url());
+    c.vault.token = None;
+    c.vault.kv_version = Some(1);
+    c.remote.cache_ttl = Duration::ZERO;
+    let vars = Vars::empty().set("SIMPLETUNER_VAULT_TOKEN_FILE", &sink.display().to_string());
+    let p = provider(&c, vars);
+    // Configured before the agent wrote it: named, not a crash.
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("does not exist"), "{e}");
+    std::fs::write(&sink, "hvs.first\n").unwrap();
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    // The agent re-authenticates and rewrites its sink (write and rename).
+    *valid.lock().unwrap() = "hvs.second".into();
+    std::fs::write(dir.path().join("tmp"), "hvs.second").unwrap();
+    std::fs::rename(dir.path().join("tmp"), &sink).unwrap();
+    let before = server.requests();
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    assert_eq!(server.requests(), before + 1);
+    // Rewritten in place within the same second, same size: the 403 makes
+    // it read again, and the request is repeated once with the new token.
+    *valid.lock().unwrap() = "hvs.thirdd".into();
+    std::fs::write(&sink, "hvs.thirdd").unwrap();
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    // Revoked and not replaced: one refusal, one re-read, then ST_AUTH.
+    *valid.lock().unwrap() = "hvs.elsewhere".into();
+    let before = server.requests();
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH");
+    assert!(!e.message().contains("hvs."), "{e}");
+    assert_eq!(server.requests(), before + 1);
+    let p = provider(
+        &c,
+        Vars::empty().set("SIMPLETUNER_VAULT_TOKEN_FILE", &sink.display().to_string()),
+    );
+    assert!(
+        p.status().detail.contains("SIMPLETUNER_VAULT_TOKEN_FILE"),
+        "{}",
+        p.status().detail
+    );
+}
+
+#[test]
+fn a_unix_socket_address_carries_the_requests() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("proxy.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            s.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf).into_owned());
+            let body = format!(r#"{{"data": {FIELDS}}}"#);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let url = format!("unix://{}", sock.display());
+    let mut c = config(&url);
+    c.vault.kv_version = Some(1);
+    let p = provider(&c, Vars::empty());
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].starts_with("GET /v1/secret/simpletuner HTTP/1.1\r\n"),
+        "{}",
+        requests[0]
+    );
+    assert!(p.status().detail.contains(&url), "{}", p.status().detail);
+    // A socket nobody listens on: a network error naming the socket.
+    let gone = format!("unix://{}", dir.path().join("none.sock").display());
+    let p = provider(&config(&gone), Vars::empty());
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_NETWORK");
+    assert!(e.message().contains("none.sock"), "{e}");
+    // Through the environment, as the Vault CLI takes it.
+    let p = provider(
+        &ManagerConfig::default(),
+        Vars::empty()
+            .set("VAULT_ADDR", &url)
+            .set("VAULT_TOKEN", TOKEN),
+    );
+    assert!(p.status().detail.contains(&url), "{}", p.status().detail);
 }

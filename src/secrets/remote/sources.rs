@@ -1,0 +1,128 @@
+//! The secrets of one remote provider, in order: AWS secret names or Vault
+//! paths (`aws_secret_name` / `vault_path` as a list, shared team secrets
+//! first, then the project's). Each is fetched and cached as one unit, as a
+//! single secret is; a key is answered by the first secret that holds it.
+
+use super::secret_cache::{Fetched, SecretCache};
+use super::{FetchError, RemoteSettings};
+use crate::secret::SecretString;
+use crate::secrets::provider::SecretMap;
+use crate::Error;
+
+/// One secret of the list and its cache.
+struct Unit {
+    name: String,
+    cache: SecretCache<SecretMap>,
+}
+
+/// The list; see the module documentation.
+pub struct Sources {
+    units: Vec<Unit>,
+}
+
+impl Sources {
+    /// The secrets `names`, in order (at least one), each with its own cache
+    /// of `settings`.
+    pub fn new(names: &[String], settings: &RemoteSettings) -> Sources {
+        Sources {
+            units: names
+                .iter()
+                .map(|name| Unit {
+                    name: name.clone(),
+                    cache: SecretCache::new(settings.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.units.iter().map(|u| u.name.as_str())
+    }
+
+    /// The names, quoted and joined for messages: `'a'`, `'a', then 'b'`.
+    pub fn describe_names(&self) -> String {
+        let quoted: Vec<String> = self.names().map(|n| format!("'{n}'")).collect();
+        quoted.join(", then ")
+    }
+
+    /// `key` in the first secret that holds it, each fetched with
+    /// `fetch(name)` when due. A secret that does not exist is skipped; a
+    /// failure is reported (a later secret cannot stand in for one whose
+    /// keys are unknown: it could hold the key, and it comes first).
+    pub fn lookup(
+        &self,
+        key: &str,
+        fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<SecretString>, Error> {
+        for u in &self.units {
+            if let Some(v) = u.cache.lookup(key, || fetch(&u.name))? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The keys of all the secrets, each once, in the order of the secrets.
+    pub fn keys(
+        &self,
+        fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Vec<String>, Error> {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.units {
+            let keys = u
+                .cache
+                .with_map(|| fetch(&u.name), SecretMap::keys)?
+                .unwrap_or_default();
+            for k in keys {
+                if seen.insert(k.clone()) {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Without fetching: whether the secret that answers `key` holds a value
+    /// that is not a secret.
+    pub fn holds_non_secret(&self, key: &str) -> bool {
+        self.units
+            .iter()
+            .find_map(|u| u.cache.holds(key))
+            .unwrap_or(false)
+    }
+
+    /// Requests sent so far for all the secrets.
+    pub fn requests(&self) -> u64 {
+        self.units.iter().map(|u| u.cache.requests()).sum()
+    }
+
+    /// The first secret's last failure, while it answers for the service.
+    pub fn failure(&self) -> Option<Error> {
+        self.units.iter().find_map(|u| u.cache.failure())
+    }
+
+    /// The end of the provider's status detail and its warnings: for one
+    /// secret as [`SecretCache::describe`]; for several, each secret's, named.
+    pub fn describe(&self) -> (String, Vec<String>) {
+        if let [only] = &self.units[..] {
+            return only.cache.describe();
+        }
+        let mut detail = String::new();
+        let mut warnings = Vec::new();
+        for u in &self.units {
+            let (d, w) = u.cache.describe();
+            detail.push_str(&format!("; '{}'{}", u.name, d.replacen(';', ":", 1)));
+            warnings.extend(w.into_iter().map(|w| format!("'{}': {w}", u.name)));
+        }
+        (detail, warnings)
+    }
+
+    /// Forgets every cached secret.
+    pub fn invalidate(&self) {
+        for u in &self.units {
+            u.cache.invalidate();
+        }
+    }
+}
