@@ -152,13 +152,31 @@ except urllib.error.HTTPError: pass" "$url" 2>/dev/null; then
 start_moto() {
   local py="$1" logdir="$2" port
   port="$(free_port)"
-  INITIAL_NO_AUTH_ACTION_COUNT=4 "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$port" \
+  # The recorder (the fleet tests count requests with it) writes beside the logs.
+  INITIAL_NO_AUTH_ACTION_COUNT=4 MOTO_RECORDER_FILEPATH="$logdir/moto_recording" \
+    "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$port" \
     >"$logdir/moto.log" 2>&1 &
   ST_SERVER_PIDS+=($!)
   MOTO_URL="http://127.0.0.1:$port"
   wait_http moto "$MOTO_URL/moto-api/" "$logdir/moto.log"
   MOTO_SETUP="$logdir/moto-setup.json"
   "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
+}
+
+# The AWS Secrets Manager Agent, built once from its crate on crates.io
+# (`aws_secretsmanager_agent`, the agent AWS publishes) into
+# $ST_TOOLS_DIR/aws-agent, outside the checkout, as cargo-fuzz is; the tests
+# start it in front of moto. Sets AWS_AGENT_BIN.
+AWS_AGENT_VERSION=2.1.0
+ensure_aws_agent() {
+  local root="$ST_TOOLS_DIR/aws-agent"
+  AWS_AGENT_BIN="$root/bin/aws_secretsmanager_agent"
+  if [ ! -x "$AWS_AGENT_BIN" ] || [ "$(cat "$root/version" 2>/dev/null)" != "$AWS_AGENT_VERSION" ]; then
+    say "building the AWS Secrets Manager Agent $AWS_AGENT_VERSION into $root (once, about 6 minutes)"
+    cargo install --locked aws_secretsmanager_agent --version "$AWS_AGENT_VERSION" --root "$root" ||
+      die "cannot build the AWS Secrets Manager Agent"
+    echo "$AWS_AGENT_VERSION" >"$root/version"
+  fi
 }
 
 # A free TCP port on 127.0.0.1 whose next port is free too (an OpenBao dev

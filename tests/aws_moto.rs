@@ -397,3 +397,136 @@ fn credential_process_profiles_with_static_and_temporary_credentials() {
     );
     assert!(caller_arn(&m).contains("assumed-role/trainer"));
 }
+
+/// The AWS provider configured for the agent at `url` (no region, no
+/// endpoint, no credentials: the agent has them), reading `names` in order.
+fn agent_config(url: &str, names: &[&str]) -> ManagerConfig {
+    ManagerConfig {
+        providers: vec![ProviderKind::Aws],
+        aws: AwsSettings {
+            secret_names: Some(names.iter().map(|n| (*n).to_owned()).collect()),
+            agent_url: Some(url.into()),
+            ..AwsSettings::default()
+        },
+        ..ManagerConfig::default()
+    }
+}
+
+#[test]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+fn through_the_real_aws_agent_values_not_found_and_a_bad_token() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("awssmatoken");
+    std::fs::write(&token, "agent-ssrf-token\n").unwrap();
+    let (_agent, url) = common::start_aws_agent(&s, dir.path(), &token);
+    let vars = Vars::empty()
+        .set("AWS_TOKEN", &format!("file://{}", token.display()))
+        .set("AWS_EC2_METADATA_DISABLED", "true");
+    common::moto_record(&s);
+    let c = agent_config(
+        &url,
+        &[
+            "st-secrets/team",
+            "st-secrets/nonexistent",
+            "st-secrets/test",
+        ],
+    );
+    let m = SecretsManager::with_environment(c, vars.clone()).unwrap();
+    // In order: the team's value wins, a key only in the last is found, the
+    // missing secret in between is skipped.
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_team_value")
+    );
+    assert_eq!(get(&m, "TEAM_ONLY").unwrap().as_deref(), Some("team"));
+    assert_eq!(
+        get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+        Some("r8_moto_value")
+    );
+    assert_eq!(get(&m, "PORT").unwrap().as_deref(), Some("8080"));
+    assert_eq!(get(&m, "NOT_THERE").unwrap(), None);
+    // Our side sent no signed request: every GetSecretValue moto saw came
+    // from the agent, one per secret.
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        3,
+        "one upstream request per secret"
+    );
+    // A second process on the node (a new manager) is served by the agent's
+    // cache: nothing more reaches moto.
+    let again =
+        SecretsManager::with_environment(agent_config(&url, &["st-secrets/test"]), vars.clone())
+            .unwrap();
+    assert_eq!(
+        get(&again, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        3
+    );
+    // A wrong token: ST_AUTH naming the token's source, never a token.
+    let wrong = dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-agent-token").unwrap();
+    let bad = SecretsManager::with_environment(
+        agent_config(&url, &["st-secrets/test"]),
+        Vars::empty().set("AWS_TOKEN", &format!("file://{}", wrong.display())),
+    )
+    .unwrap();
+    let e = bad.get("HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(e.message().contains("wrong-token"), "{e}");
+    assert!(!e.message().contains("not-the-agent-token"), "{e}");
+    assert!(!e.message().contains("agent-ssrf-token"), "{e}");
+    // The doctor: the agent's health and each secret's readability.
+    let p = provider(&agent_config(&url, &["st-secrets/test"]), vars);
+    let d = p.diagnose().unwrap();
+    assert_eq!(d["ping"]["healthy"], true, "{d}");
+    assert_eq!(d["secret_readable"]["readable"], true, "{d}");
+}
+
+#[test]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("awssmatoken");
+    std::fs::write(&token, "agent-ssrf-token").unwrap();
+    let (mut agent, url) = common::start_aws_agent(&s, dir.path(), &token);
+    let mut c = agent_config(&url, &["st-secrets/test"]);
+    c.remote.cache_ttl = std::time::Duration::ZERO;
+    c.remote.failure_ttl = std::time::Duration::ZERO;
+    c.remote.backoff_base = std::time::Duration::from_millis(1);
+    let vars = Vars::empty().set("AWS_TOKEN", &format!("file://{}", token.display()));
+    let p = Arc::new(provider(&c, vars));
+    let m = SecretsManager::with_providers(c, vec![p.clone() as Arc<dyn Provider>]);
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    agent.stop();
+    // Every fetch now fails to connect; the last good value is served, and
+    // the status says why.
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_moto_value")
+    );
+    let status = p.status();
+    assert_eq!(
+        status.failure.as_ref().map(|e| e.code_name()),
+        Some("ST_NETWORK"),
+        "{status:?}"
+    );
+    assert!(
+        status.warnings[0].contains("last fetch failed"),
+        "{status:?}"
+    );
+    // Without a stale value to serve, the failure comes through.
+    let mut fresh = agent_config(&url, &["st-secrets/test"]);
+    fresh.remote.backoff_base = std::time::Duration::from_millis(1);
+    let m =
+        SecretsManager::with_environment(fresh, Vars::empty().set("AWS_TOKEN", "agent-ssrf-token"))
+            .unwrap();
+    assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
+}

@@ -51,6 +51,10 @@ sm = client("secretsmanager", admin)
 sm.create_secret(Name="st-secrets/test", SecretString=json.dumps(SECRET))
 sm.create_secret(Name="st-secrets/binary", SecretBinary=json.dumps(SECRET).encode())
 sm.create_secret(Name="st-secrets/plain", SecretString="just-a-token-not-json")
+# A shared team secret, looked up before the project's in the tests of lists.
+sm.create_secret(
+    Name="st-secrets/team", SecretString=json.dumps({"HF_TOKEN": "hf_team_value", "TEAM_ONLY": "team"})
+)
 
 # A user who may only ask who they are: GetSecretValue is denied.
 iam.create_user(UserName="outsider")

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests against real servers.
+#![allow(dead_code)] // each test crate uses its own part of these helpers
 
 use serde_json::Value;
 use st_secrets::secrets::{Provider, SecretsManager};
@@ -32,4 +33,156 @@ pub fn two_threads_ten_thousand_gets(p: Arc<dyn Provider>, value: &'static str) 
         })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
+}
+
+/// A server process a test started; killed (and reaped) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Stops it now.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its output so far (for failure messages; test servers only).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts `cmd` with its output to `log`.
+pub fn spawn(mut cmd: std::process::Command, log: std::path::PathBuf) -> Daemon {
+    let out = std::fs::File::create(&log).unwrap();
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    Daemon { child, log }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to 30 s for `ready` to hold, panicking with `d`'s output.
+pub fn wait_until(d: &Daemon, what: &str, ready: impl Fn() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what} did not become ready in 30 s:\n{}", d.output());
+}
+
+/// The status of `GET url` (headers as given), or `None` without an answer.
+pub fn http_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(5)))
+            .build(),
+    );
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.call().ok().map(|r| r.status().as_u16())
+}
+
+/// The AWS Secrets Manager Agent (the `aws_secretsmanager_agent` crate's
+/// binary that `scripts/test-all.sh` builds, named by `ST_TEST_AWS_AGENT`)
+/// in front of moto, with the admin's keys and the SSRF token in
+/// `token_file` (its URL as `AWS_TOKEN=file://`), on a free port; returns
+/// it and its URL once `/ping` answers.
+pub fn start_aws_agent(
+    s: &Value,
+    dir: &std::path::Path,
+    token_file: &std::path::Path,
+) -> (Daemon, String) {
+    let bin = std::env::var("ST_TEST_AWS_AGENT").unwrap_or_else(|_| {
+        panic!("ST_TEST_AWS_AGENT is not set: run these tests through scripts/test-all.sh")
+    });
+    let port = free_port();
+    let config = dir.join(format!("agent-{port}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "log_level = \"INFO\"\nlog_to_file = false\nhttp_port = \"{port}\"\n\
+             ttl_seconds = \"300\"\nregion = \"{}\"\n",
+            s["region"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--config")
+        .arg(&config)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("AWS_TOKEN", format!("file://{}", token_file.display()))
+        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        )
+        .env("AWS_ENDPOINT_URL", s["url"].as_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let d = spawn(cmd, dir.join(format!("agent-{port}.log")));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until(&d, "the AWS Secrets Manager Agent", || {
+        http_status(&format!("{url}/ping"), &[]) == Some(200)
+    });
+    (d, url)
+}
+
+/// moto's request recorder: forgets what it recorded and records from now.
+pub fn moto_record(s: &Value) {
+    let url = s["url"].as_str().unwrap();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(true)
+            .build(),
+    );
+    for what in ["reset-recording", "start-recording"] {
+        agent
+            .post(&format!("{url}/moto-api/recorder/{what}"))
+            .send_empty()
+            .unwrap();
+    }
+}
+
+/// The requests moto recorded since [`moto_record`] whose `X-Amz-Target` is
+/// `target` (`secretsmanager.GetSecretValue`).
+pub fn moto_recorded(s: &Value, target: &str) -> usize {
+    let url = s["url"].as_str().unwrap();
+    let text = ureq::get(&format!("{url}/moto-api/recorder/download-recording"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["headers"]["X-Amz-Target"].as_str() == Some(target))
+        .count()
 }
