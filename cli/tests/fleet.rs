@@ -1,0 +1,566 @@
+//! The fleet measurement behind the README's "Past one machine" table:
+//! N simulated nodes x R ranks, each rank a process that links the library
+//! (the tool's `get`, a rank's first lookup), started together as a job
+//! starts, for each arrangement a cluster can run; what reaches the real
+//! servers is counted there: moto's request recorder for AWS, OpenBao's
+//! audit log for Vault. Per node, the arrangements that have one get their
+//! own agent or proxy process.
+//!
+//! Run by `scripts/test-all.sh` (step 8c) against the servers it starts, with
+//! `ST_TEST_MOTO_SETUP`, `ST_TEST_VAULT_SETUP`, `ST_TEST_AWS_AGENT` (the
+//! agent binary) and `ST_TEST_BAO`; `#[ignore]`d for a bare `cargo test`.
+//! `ST_FLEET_NODES` and `ST_FLEET_RANKS` change the shape (default 4 x 8).
+//! The table is printed (run with `--nocapture` to see it); the counts are
+//! asserted exactly: they are what each arrangement is for.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn setup(var: &str) -> Value {
+    let path = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run these tests through scripts/test-all.sh")
+    });
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn text<'a>(s: &'a Value, name: &str) -> &'a str {
+    s[name].as_str().unwrap()
+}
+
+fn shape() -> (usize, usize) {
+    let read = |v: &str, d: usize| {
+        std::env::var(v)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(d)
+    };
+    (read("ST_FLEET_NODES", 4), read("ST_FLEET_RANKS", 8))
+}
+
+/// A process a test started, killed and reaped when dropped.
+struct Daemon(Child, PathBuf);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(mut cmd: Command, log: PathBuf) -> Daemon {
+    let out = std::fs::File::create(&log).unwrap();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    Daemon(child, log)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn status(url: &str) -> Option<u16> {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build(),
+    );
+    agent.get(url).call().ok().map(|r| r.status().as_u16())
+}
+
+fn wait_until(d: &Daemon, what: &str, ready: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{what} did not become ready in 30 s:\n{}",
+        std::fs::read_to_string(&d.1).unwrap_or_default()
+    );
+}
+
+/// A rank: the tool, as a launcher runs it (`HOME` of its own, `PATH`,
+/// and `env` only).
+fn rank(home: &Path, env: &[(String, String)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_st-secrets"));
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Starts every command at once (the job starting), waits for all, and
+/// checks that each printed `expect`.
+/// `lines`: how many lines each prints.
+fn run_all(cmds: Vec<Command>, expect: &str, lines: usize) {
+    let children: Vec<(String, Child)> = cmds
+        .into_iter()
+        .map(|mut c| {
+            let name = format!("{c:?}");
+            let child = c
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (name, child)
+        })
+        .collect();
+    for (name, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && stdout.lines().all(|l| l.trim() == expect)
+                && stdout.lines().count() == lines,
+            "{name}: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The per-node launcher under `st-secrets run`: R ranks started by one
+/// shell, each printing `ok` and the length of what `get` answered when it
+/// is the value `run` put in its environment (`run` conceals values in the
+/// output, and no value goes on a command line).
+fn launcher(home: &Path, env: &[(String, String)], ranks: usize) -> Command {
+    let tool = env!("CARGO_BIN_EXE_st-secrets");
+    let script = format!(
+        "for i in $(seq {ranks}); do (v=$(\"{tool}\" get HF_TOKEN) && [ -n \"$v\" ] && \
+         [ \"$v\" = \"$HF_TOKEN\" ] && echo \"ok ${{#v}}\") & done; wait"
+    );
+    rank(home, env, &["run", "--", "sh", "-c", &script])
+}
+
+/// What each rank of [`launcher`] prints for `value`.
+fn launched(value: &str) -> String {
+    format!("ok {}", value.len())
+}
+
+/// One row of the table.
+struct Row {
+    arrangement: &'static str,
+    processes: usize,
+    counts: Vec<(&'static str, usize)>,
+}
+
+fn print_table(service: &str, nodes: usize, ranks: usize, rows: &[Row]) {
+    println!("\n{service}: {nodes} nodes x {ranks} ranks, one TTL (first lookups)");
+    for r in rows {
+        let counts: Vec<String> = r.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "| {} | {} library processes | {} |",
+            r.arrangement,
+            r.processes,
+            counts.join(", ")
+        );
+    }
+}
+
+// ---- AWS ------------------------------------------------------------------
+
+fn moto_record(s: &Value) {
+    let url = text(s, "url");
+    for what in ["reset-recording", "start-recording"] {
+        ureq::post(&format!("{url}/moto-api/recorder/{what}"))
+            .send_empty()
+            .unwrap();
+    }
+}
+
+fn moto_recorded(s: &Value, target: &str) -> usize {
+    let url = text(s, "url");
+    let text = ureq::get(&format!("{url}/moto-api/recorder/download-recording"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["headers"]["X-Amz-Target"].as_str() == Some(target))
+        .count()
+}
+
+fn aws_counts(s: &Value) -> Vec<(&'static str, usize)> {
+    vec![
+        (
+            "GetSecretValue",
+            moto_recorded(s, "secretsmanager.GetSecretValue"),
+        ),
+        (
+            "DescribeSecret",
+            moto_recorded(s, "secretsmanager.DescribeSecret"),
+        ),
+    ]
+}
+
+/// An agent in front of moto; `prefetch`: a secret it fetches at start-up.
+fn start_aws_agent(
+    s: &Value,
+    dir: &Path,
+    token: &Path,
+    prefetch: Option<&str>,
+) -> (Daemon, String) {
+    let bin =
+        std::env::var("ST_TEST_AWS_AGENT").expect("ST_TEST_AWS_AGENT: run scripts/test-all.sh");
+    let port = free_port();
+    let config = dir.join(format!("agent-{port}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "log_level = \"WARN\"\nlog_to_file = false\nhttp_port = \"{port}\"\nttl_seconds = \"300\"\nregion = \"{}\"\n{}",
+            text(s, "region"),
+            prefetch
+                .map(|id| format!("\n[[prefetch.secrets]]\nsecret_id = \"{id}\"\n"))
+                .unwrap_or_default()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
+        .arg(&config)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("AWS_TOKEN", format!("file://{}", token.display()))
+        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        )
+        .env("AWS_ENDPOINT_URL", text(s, "url"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let d = daemon(cmd, dir.join(format!("agent-{port}.log")));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until(&d, "the AWS Secrets Manager Agent", || {
+        status(&format!("{url}/ping")) == Some(200)
+    });
+    (d, url)
+}
+
+#[test]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+fn aws_requests_per_ttl_for_each_arrangement() {
+    let s = setup("ST_TEST_MOTO_SETUP");
+    let (nodes, ranks) = shape();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let direct: Vec<(String, String)> = vec![
+        (
+            "SIMPLETUNER_AWS_SECRET_NAME".into(),
+            "st-secrets/test".into(),
+        ),
+        ("AWS_REGION".into(), text(&s, "region").into()),
+        ("AWS_ENDPOINT_URL".into(), text(&s, "url").into()),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            s["admin"]["id"].as_str().unwrap().into(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            s["admin"]["secret"].as_str().unwrap().into(),
+        ),
+    ];
+    let mut rows = Vec::new();
+
+    // Each process on its own.
+    moto_record(&s);
+    run_all(
+        (0..nodes * ranks)
+            .map(|_| rank(home, &direct, &["get", "HF_TOKEN"]))
+            .collect(),
+        "hf_moto_value",
+        1,
+    );
+    let counts = aws_counts(&s);
+    assert_eq!(counts[0].1, nodes * ranks, "each process fetches");
+    rows.push(Row {
+        arrangement: "each process on its own",
+        processes: nodes * ranks,
+        counts,
+    });
+
+    // `st-secrets run` around each node's launcher: the ranks inherit the
+    // values in their environment.
+    moto_record(&s);
+    run_all(
+        (0..nodes).map(|_| launcher(home, &direct, ranks)).collect(),
+        &launched("hf_moto_value"),
+        ranks,
+    );
+    let counts = aws_counts(&s);
+    assert_eq!(counts[0].1, nodes, "one fetch per node");
+    rows.push(Row {
+        arrangement: "`st-secrets run` around the node's launcher",
+        processes: nodes,
+        counts,
+    });
+
+    // The AWS Secrets Manager Agent on each node.
+    let token = home.join("awssmatoken");
+    std::fs::write(&token, "fleet-ssrf-token").unwrap();
+    let through = |agents: &[(Daemon, String)]| {
+        let mut cmds = Vec::new();
+        for (_, url) in agents {
+            let env: Vec<(String, String)> = vec![
+                (
+                    "SIMPLETUNER_AWS_SECRET_NAME".into(),
+                    "st-secrets/test".into(),
+                ),
+                ("SIMPLETUNER_AWS_AGENT_URL".into(), url.clone()),
+                ("AWS_TOKEN".into(), format!("file://{}", token.display())),
+            ];
+            cmds.extend((0..ranks).map(|_| rank(home, &env, &["get", "HF_TOKEN"])));
+        }
+        run_all(cmds, "hf_moto_value", 1);
+    };
+    let agents: Vec<(Daemon, String)> = (0..nodes)
+        .map(|_| start_aws_agent(&s, home, &token, None))
+        .collect();
+    moto_record(&s);
+    through(&agents);
+    let counts = aws_counts(&s);
+    // Ranks of one node arriving together each miss the agent's cache until
+    // its first answer is in (it does not merge concurrent misses): at
+    // least one and at most R requests per node; reported as measured.
+    assert!((nodes..=nodes * ranks).contains(&counts[0].1), "{counts:?}");
+    rows.push(Row {
+        arrangement: "AWS Secrets Manager Agent per node",
+        processes: nodes * ranks,
+        counts,
+    });
+    drop(agents);
+
+    // The same with the agent told to pre-fetch the secret at start-up
+    // (BatchGetSecretValue), the ranks started once it has.
+    moto_record(&s);
+    let agents: Vec<(Daemon, String)> = (0..nodes)
+        .map(|_| start_aws_agent(&s, home, &token, Some("st-secrets/test")))
+        .collect();
+    let until = Instant::now() + Duration::from_secs(30);
+    while moto_recorded(&s, "secretsmanager.BatchGetSecretValue") < nodes && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    through(&agents);
+    let mut counts = aws_counts(&s);
+    counts.push((
+        "BatchGetSecretValue",
+        moto_recorded(&s, "secretsmanager.BatchGetSecretValue"),
+    ));
+    assert_eq!((counts[0].1, counts[2].1), (0, nodes), "{counts:?}");
+    rows.push(Row {
+        arrangement: "AWS Secrets Manager Agent per node, secret pre-fetched",
+        processes: nodes * ranks,
+        counts,
+    });
+    drop(agents);
+    print_table("AWS Secrets Manager (moto)", nodes, ranks, &rows);
+}
+
+// ---- Vault ------------------------------------------------------------------
+
+/// Audit-log entries of requests so far: (logins, reads of the secret, all).
+fn audited(s: &Value) -> (usize, usize, usize) {
+    let log = std::fs::read_to_string(text(s, "audit_log")).unwrap();
+    let mut n = (0, 0, 0);
+    for e in log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        if e["type"] != "request" {
+            continue;
+        }
+        n.2 += 1;
+        match e["request"]["path"].as_str() {
+            Some("auth/approle/login") => n.0 += 1,
+            Some("secret/data/simpletuner") => n.1 += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+fn vault_counts(s: &Value, before: (usize, usize, usize)) -> Vec<(&'static str, usize)> {
+    // The audit device writes asynchronously to the request's answer only
+    // by microseconds; a short wait keeps the count whole.
+    std::thread::sleep(Duration::from_millis(300));
+    let now = audited(s);
+    vec![
+        ("logins", now.0 - before.0),
+        ("secret reads", now.1 - before.1),
+        ("requests in all", now.2 - before.2),
+    ]
+}
+
+fn auto_auth_hcl(s: &Value, dir: &Path, extra: &str) -> String {
+    std::fs::write(dir.join("role_id"), text(s, "role_id")).unwrap();
+    std::fs::write(dir.join("secret_id"), text(s, "secret_id")).unwrap();
+    format!(
+        "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
+         role_id_file_path = \"{}\"\n      secret_id_file_path = \"{}\"\n      \
+         remove_secret_id_file_after_reading = false\n    }}\n  }}\n}}\n\
+         vault {{\n  address = \"{}\"\n}}\n{extra}",
+        dir.join("role_id").display(),
+        dir.join("secret_id").display(),
+        text(s, "url"),
+    )
+}
+
+fn start_bao(mode: &str, dir: &Path, hcl: &str) -> Daemon {
+    let bao = std::env::var("ST_TEST_BAO").expect("ST_TEST_BAO: run scripts/test-all.sh");
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join(format!("{mode}.hcl"));
+    std::fs::write(&config, hcl).unwrap();
+    let mut cmd = Command::new(bao);
+    cmd.arg(mode)
+        .arg(format!("-config={}", config.display()))
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_TOKEN")
+        .env("HOME", dir);
+    daemon(cmd, dir.join(format!("{mode}.log")))
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+fn vault_requests_per_ttl_for_each_arrangement() {
+    let s = setup("ST_TEST_VAULT_SETUP");
+    let (nodes, ranks) = shape();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    // Each process logs in with AppRole (the launcher role) and reads.
+    let approle: Vec<(String, String)> = vec![
+        ("BAO_ADDR".into(), text(&s, "url").into()),
+        ("VAULT_ROLE_ID".into(), text(&s, "role_id").into()),
+        ("VAULT_SECRET_ID".into(), text(&s, "secret_id").into()),
+    ];
+    let mut rows = Vec::new();
+
+    let before = audited(&s);
+    run_all(
+        (0..nodes * ranks)
+            .map(|_| rank(home, &approle, &["get", "HF_TOKEN"]))
+            .collect(),
+        "hf_bao_value",
+        1,
+    );
+    let counts = vault_counts(&s, before);
+    assert_eq!(
+        (counts[0].1, counts[1].1),
+        (nodes * ranks, nodes * ranks),
+        "{counts:?}"
+    );
+    rows.push(Row {
+        arrangement: "each process on its own (AppRole)",
+        processes: nodes * ranks,
+        counts,
+    });
+
+    let before = audited(&s);
+    run_all(
+        (0..nodes)
+            .map(|_| launcher(home, &approle, ranks))
+            .collect(),
+        &launched("hf_bao_value"),
+        ranks,
+    );
+    let counts = vault_counts(&s, before);
+    assert_eq!((counts[0].1, counts[1].1), (nodes, nodes), "{counts:?}");
+    rows.push(Row {
+        arrangement: "`st-secrets run` around the node's launcher",
+        processes: nodes,
+        counts,
+    });
+
+    // A `bao proxy` per node (AppRole auto-auth, use_auto_auth_token); the
+    // ranks send no token.
+    let before = audited(&s);
+    let mut proxies = Vec::new();
+    let mut cmds = Vec::new();
+    for node in 0..nodes {
+        let ndir = home.join(format!("proxy-node-{node}"));
+        std::fs::create_dir_all(&ndir).unwrap();
+        let port = free_port();
+        let extra = format!(
+            "api_proxy {{\n  use_auto_auth_token = true\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n"
+        );
+        let p = start_bao("proxy", &ndir, &auto_auth_hcl(&s, &ndir, &extra));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until(&p, "bao proxy", || {
+            status(&format!("{url}/v1/sys/health")).is_some()
+        });
+        proxies.push(p);
+        let env: Vec<(String, String)> = vec![
+            ("BAO_ADDR".into(), url),
+            ("SIMPLETUNER_VAULT_AGENT".into(), "1".into()),
+        ];
+        cmds.extend((0..ranks).map(|_| rank(home, &env, &["get", "HF_TOKEN"])));
+    }
+    run_all(cmds, "hf_bao_value", 1);
+    let counts = vault_counts(&s, before);
+    assert_eq!(
+        (counts[0].1, counts[1].1),
+        (nodes, nodes * ranks),
+        "{counts:?}"
+    );
+    rows.push(Row {
+        arrangement: "`bao proxy` per node (auto-auth)",
+        processes: nodes * ranks,
+        counts,
+    });
+    drop(proxies);
+
+    // A `bao agent` per node rendering the secret to a 0600 file that the
+    // ranks' file provider reads (SIMPLETUNER_SECRETS_FILE).
+    let before = audited(&s);
+    let mut agents = Vec::new();
+    let mut cmds = Vec::new();
+    for node in 0..nodes {
+        let ndir = home.join(format!("agent-node-{node}"));
+        std::fs::create_dir_all(&ndir).unwrap();
+        let rendered = ndir.join("secrets.json");
+        let extra = format!(
+            "template {{\n  contents = \"{{{{ with secret \\\"secret/data/simpletuner\\\" }}}}{{{{ .Data.data | toJSON }}}}{{{{ end }}}}\"\n  \
+             destination = \"{}\"\n  perms = \"0600\"\n}}\n",
+            rendered.display()
+        );
+        let a = start_bao("agent", &ndir, &auto_auth_hcl(&s, &ndir, &extra));
+        wait_until(&a, "bao agent's template", || rendered.exists());
+        agents.push(a);
+        let env: Vec<(String, String)> = vec![(
+            "SIMPLETUNER_SECRETS_FILE".into(),
+            rendered.display().to_string(),
+        )];
+        cmds.extend((0..ranks).map(|_| rank(home, &env, &["get", "HF_TOKEN"])));
+    }
+    run_all(cmds, "hf_bao_value", 1);
+    let counts = vault_counts(&s, before);
+    assert_eq!((counts[0].1, counts[1].1), (nodes, nodes), "{counts:?}");
+    rows.push(Row {
+        arrangement: "`bao agent` template per node, read by the file provider",
+        processes: nodes * ranks,
+        counts,
+    });
+    drop(agents);
+    print_table("Vault API (OpenBao)", nodes, ranks, &rows);
+}
