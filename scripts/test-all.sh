@@ -135,10 +135,12 @@ openbao_suite() {
   ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_TEST_BAO="$(dirname "$py")/bao" \
     cargo test --test vault_openbao -- --include-ignored --test-threads=1
 }
+# The fleet measurement prints the README's "Past one machine" table.
 tool_servers_suite() {
-  ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" \
-    ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" ST_TEST_BAO="$(dirname "$py")/bao" \
-    cargo test -p st-secrets-cli --test servers --test fleet -- --include-ignored --test-threads=1
+  export ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" \
+    ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" ST_TEST_BAO="$(dirname "$py")/bao"
+  cargo test -p st-secrets-cli --test servers -- --include-ignored --test-threads=1 &&
+    cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture
 }
 
 step "1-header" count_none header_is_current
