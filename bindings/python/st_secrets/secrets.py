@@ -143,14 +143,15 @@ class AWSSecretsManagerProvider(_RemoteProvider):
 
 class HashiCorpVaultProvider(_RemoteProvider):
     """One Vault secret at `mount_point`/`path` whose fields are the keys (KV
-    v2, else v1). `url` defaults to VAULT_ADDR, `token` to VAULT_TOKEN, `path`
-    to SIMPLETUNER_VAULT_PATH, then "simpletuner". No hvac needed."""
+    v2, else v1). `url` defaults to BAO_ADDR, then VAULT_ADDR (OpenBao's names
+    first, as its clients read them), `token` to BAO_TOKEN, then VAULT_TOKEN,
+    `path` to SIMPLETUNER_VAULT_PATH, then "simpletuner". No hvac needed."""
 
     _label = "Vault"
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None,
                  path: Optional[str] = None, mount_point: str = "secret"):
-        self.url = url or os.environ.get("VAULT_ADDR")
+        self.url = url or os.environ.get("BAO_ADDR") or os.environ.get("VAULT_ADDR")
         self.path = path or os.environ.get("SIMPLETUNER_VAULT_PATH") or "simpletuner"
         self.mount_point = mount_point
         config = {"vault_url": url or None, "vault_token": token or None,

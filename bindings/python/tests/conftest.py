@@ -21,7 +21,9 @@ def private_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SIMPLETUNER_STATE_DIR", str(home / ".simpletuner"))
     for name in ("SIMPLETUNER_SECRETS_FILE", "SIMPLETUNER_CREDENTIAL_KEY", "VAULT_ADDR", "VAULT_TOKEN",
-                 "SIMPLETUNER_AWS_SECRET_NAME", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
+                 "BAO_ADDR", "BAO_TOKEN", "SIMPLETUNER_VAULT_AGENT", "SIMPLETUNER_VAULT_TOKEN_FILE",
+                 "SIMPLETUNER_AWS_SECRET_NAME", "SIMPLETUNER_AWS_AGENT_URL", "AWS_PROFILE",
+                 "AWS_ACCESS_KEY_ID"):
         monkeypatch.delenv(name, raising=False)
     from st_secrets.provider_config_store import ProviderConfigStore
     from st_secrets.secrets import SecretsManager
