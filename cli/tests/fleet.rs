@@ -564,3 +564,46 @@ fn vault_requests_per_ttl_for_each_arrangement() {
     drop(agents);
     print_table("Vault API (OpenBao)", nodes, ranks, &rows);
 }
+
+#[test]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+fn the_tools_doctor_through_the_aws_agent() {
+    let s = setup("ST_TEST_MOTO_SETUP");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let token = home.join("awssmatoken");
+    std::fs::write(&token, "doctor-ssrf-token").unwrap();
+    let (agent, url) = start_aws_agent(&s, home, &token, None);
+    let env: Vec<(String, String)> = vec![
+        (
+            "SIMPLETUNER_AWS_SECRET_NAME".into(),
+            "st-secrets/test".into(),
+        ),
+        ("SIMPLETUNER_AWS_AGENT_URL".into(), url.clone()),
+        ("AWS_TOKEN".into(), format!("file://{}", token.display())),
+    ];
+    let out = rank(home, &env, &["doctor", "HF_TOKEN"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains(&format!("agent        {url}")), "{report}");
+    assert!(report.contains("agent ping   healthy"), "{report}");
+    assert!(report.contains("awssmatoken"), "{report}");
+    assert!(
+        report.contains("secret read  readable (3 keys)"),
+        "{report}"
+    );
+    assert!(!report.contains("doctor-ssrf-token"), "{report}");
+    // The agent gone: the doctor says so and fails.
+    drop(agent);
+    let out = rank(home, &env, &["doctor"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("agent ping   NOT HEALTHY (ST_NETWORK"),
+        "{report}"
+    );
+}

@@ -135,3 +135,59 @@ fn the_tool_reads_vault_from_the_process_environment() {
     let (code, out, err) = tool(&["run", "--no-mask", "--", "sh", "-c", script]);
     assert_eq!((code, out.as_str()), (Some(0), "r8_bao_value"), "{err}");
 }
+
+#[test]
+#[ignore = "needs moto and OpenBao: run scripts/test-all.sh"]
+fn the_tools_doctor_reads_each_of_several_secrets_and_paths() {
+    let home = tempfile::tempdir().unwrap();
+    // Vault: two paths that exist, from the environment.
+    let s = setup("ST_TEST_VAULT_SETUP");
+    let env = [
+        ("BAO_ADDR", text(&s, "url")),
+        ("BAO_TOKEN", text(&s, "root_token")),
+        ("SIMPLETUNER_VAULT_PATH", "team/other,simpletuner"),
+    ];
+    let (code, report, err) = tool(home.path(), &env, &["doctor", "HF_TOKEN"]);
+    assert_eq!(code, Some(0), "{report}{err}");
+    assert!(
+        report.contains("read team/other readable (1 keys)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("read simpletuner readable (2 keys)"),
+        "{report}"
+    );
+    let (code, out, err) = tool(home.path(), &env, &["get", "HF_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "hf_other_path"), "{err}");
+    // AWS: a team secret, then the project's, then one that does not exist:
+    // lookups skip it, the doctor names it.
+    let m = setup("ST_TEST_MOTO_SETUP");
+    let env = [
+        (
+            "SIMPLETUNER_AWS_SECRET_NAME",
+            "st-secrets/team,st-secrets/test,st-secrets/typo",
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", m["url"].as_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", m["admin"]["id"].as_str().unwrap()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            m["admin"]["secret"].as_str().unwrap(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let (code, out, err) = tool(home.path(), &env, &["get", "REPLICATE_API_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "r8_moto_value"), "{err}");
+    let (code, out, err) = tool(home.path(), &env, &["get", "HF_TOKEN"]);
+    assert_eq!((code, out.trim()), (Some(0), "hf_team_value"), "{err}");
+    let (code, report, err) = tool(home.path(), &env, &["doctor"]);
+    assert_ne!(code, Some(0), "{report}{err}");
+    assert!(
+        report.contains("read st-secrets/team readable (2 keys)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("read st-secrets/typo NOT READABLE (the secret does not exist)"),
+        "{report}"
+    );
+}

@@ -88,7 +88,10 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
             ("secret", "secret"),
             ("region", "region"),
             ("endpoint", "endpoint"),
+            ("agent", "agent"),
+            ("agent token", "token_source"),
             ("url", "url"),
+            ("auth", "auth"),
             ("namespace", "namespace"),
             ("kv", "kv_version"),
         ] {
@@ -116,6 +119,17 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
                     caller["arn"].as_str().unwrap_or("?"),
                     caller["account"].as_str().unwrap_or("?")
                 )),
+            }
+        }
+        if let Some(p) = c.get("ping") {
+            if p["healthy"] == true {
+                lines.push(format!("  {:<12} healthy", "agent ping"));
+            } else {
+                let why = p
+                    .get("error")
+                    .map_or_else(|| format!("HTTP {}", p["status"]), &error);
+                lines.push(format!("  {:<12} NOT HEALTHY ({why})", "agent ping"));
+                problems.push(format!("provider '{name}': agent ping: {why}"));
             }
         }
         if let Some(h) = c.get("health") {
@@ -155,19 +169,24 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
                 problems.push(format!("provider '{name}': token: {why}"));
             }
         }
+        // One secret: {"readable": ...}; several: {NAME: {"readable": ...}}.
         let r = &c["secret_readable"];
-        if r["readable"] == true {
-            lines.push(format!(
-                "  {:<12} readable ({} keys)",
-                "secret read", r["keys"]
-            ));
-        } else if r.is_object() {
-            let why = r.get("error").map_or_else(
-                || r["reason"].as_str().unwrap_or_default().to_owned(),
-                &error,
-            );
-            lines.push(format!("  {:<12} NOT READABLE ({why})", "secret read"));
-            problems.push(format!("provider '{name}': secret not readable: {why}"));
+        let reads: Vec<(String, &serde_json::Value)> = match r.as_object() {
+            Some(_) if r.get("readable").is_some() => vec![("secret read".to_owned(), r)],
+            Some(each) => each.iter().map(|(n, v)| (format!("read {n}"), v)).collect(),
+            None => Vec::new(),
+        };
+        for (label, r) in reads {
+            if r["readable"] == true {
+                lines.push(format!("  {label:<12} readable ({} keys)", r["keys"]));
+            } else {
+                let why = r.get("error").map_or_else(
+                    || r["reason"].as_str().unwrap_or_default().to_owned(),
+                    &error,
+                );
+                lines.push(format!("  {label:<12} NOT READABLE ({why})"));
+                problems.push(format!("provider '{name}': {label}: not readable: {why}"));
+            }
         }
     }
     lines

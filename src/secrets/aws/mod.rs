@@ -478,7 +478,7 @@ impl Provider for AwsProvider {
             Transport::Agent(agent) => json!({
                 "secret": secret,
                 "agent": redact_url(&agent.url),
-                "token": agent.token_source(),
+                "token_source": agent.token_source(),
                 "ping": agent.ping(),
             }),
         };
