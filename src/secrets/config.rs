@@ -652,6 +652,56 @@ mod tests {
     }
 
     #[test]
+    fn lists_agents_token_files_and_unix_sockets() {
+        let c = ManagerConfig::from_json(
+            r#"{"aws_secret_name": [" team/shared ", "projects/sdxl"],
+                "aws_agent_url": "http://127.0.0.1:2773/",
+                "vault_url": "unix:///run/bao/proxy.sock", "vault_agent": true,
+                "vault_token_file": "/run/bao/token", "vault_path": ["/team/", "sdxl"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.aws.secret_names,
+            Some(vec!["team/shared".to_owned(), "projects/sdxl".to_owned()])
+        );
+        assert_eq!(c.aws.agent_url.as_deref(), Some("http://127.0.0.1:2773"));
+        assert_eq!(c.vault.url.as_deref(), Some("unix:///run/bao/proxy.sock"));
+        assert_eq!(c.vault.agent, Some(true));
+        assert_eq!(c.vault.token_file, Some(PathBuf::from("/run/bao/token")));
+        assert_eq!(
+            c.vault.paths,
+            Some(vec!["team".to_owned(), "sdxl".to_owned()])
+        );
+        // A single name is a list of one, as before.
+        let c = ManagerConfig::from_json(r#"{"aws_secret_name": "a", "vault_path": "b"}"#).unwrap();
+        assert_eq!(c.aws.secret_names, Some(vec!["a".to_owned()]));
+        assert_eq!(c.vault.paths, Some(vec!["b".to_owned()]));
+        for (bad, says) in [
+            (r#"{"aws_secret_name": []}"#, "empty list"),
+            (
+                r#"{"aws_secret_name": ["a", 5]}"#,
+                "item 1 must be a string",
+            ),
+            (r#"{"vault_path": ["a", " / "]}"#, "empty name"),
+            (
+                r#"{"vault_path": {"a": 1}}"#,
+                "a string or a list of strings",
+            ),
+            (r#"{"vault_url": "unix://"}"#, "names no socket"),
+            (r#"{"vault_url": "ftp://x"}"#, "http:// or https://"),
+            (r#"{"vault_agent": "yes"}"#, "true or false"),
+            (r#"{"aws_agent_url": "unix:///x"}"#, "http:// or https://"),
+            (r#"{"vault_token_file": ""}"#, "must not be empty"),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let many: Vec<String> = (0..65).map(|i| format!("\"s{i}\"")).collect();
+        let e = err(&format!(r#"{{"aws_secret_name": [{}]}}"#, many.join(",")));
+        assert!(e.contains("at most 64"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key_and_never_the_value() {
         assert!(err("{").contains("not valid JSON"));
         assert!(err("[1]").contains("JSON object"));
