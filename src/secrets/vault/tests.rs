@@ -357,14 +357,25 @@ fn an_agent_sink_is_read_again_when_rewritten_and_after_a_refusal() {
         Some("hf_from_vault")
     );
     assert_eq!(server.requests(), before + 1);
-    // Rewritten in place within the same second, same size: the 403 makes
-    // it read again, and the request is repeated once with the new token.
+    // Rewritten in place at the same size with its modification time put
+    // back (a coarse-clock file system): nothing in its metadata changed, so
+    // only the 403 makes it read again; the request is repeated once with
+    // the new token.
     *valid.lock().unwrap() = "hvs.thirdd".into();
+    let mtime = std::fs::metadata(&sink).unwrap().modified().unwrap();
     std::fs::write(&sink, "hvs.thirdd").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&sink)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let before = server.requests();
     assert_eq!(
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
     );
+    assert_eq!(server.requests(), before + 2, "refused once, then repeated");
     // Revoked and not replaced: one refusal, one re-read, then ST_AUTH.
     *valid.lock().unwrap() = "hvs.elsewhere".into();
     let before = server.requests();
