@@ -37,7 +37,7 @@ use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::sources::Sources;
+use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
@@ -482,22 +482,11 @@ impl Provider for AwsProvider {
                 "ping": agent.ping(),
             }),
         };
-        let readable = |name: &str| match self.fetch(transport, name) {
-            Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
-            Ok(Fetched::Absent) => {
-                json!({ "readable": false, "reason": "the secret does not exist" })
-            }
-            Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
-        };
-        out["secret_readable"] = match &names[..] {
-            [only] => readable(only),
-            several => Value::Object(
-                several
-                    .iter()
-                    .map(|n| ((*n).to_owned(), readable(n)))
-                    .collect(),
-            ),
-        };
+        let reads: Vec<_> = names
+            .iter()
+            .map(|n| (*n, self.fetch(transport, n)))
+            .collect();
+        out["secret_readable"] = sources::readability(&reads, "the secret does not exist");
         Some(out)
     }
 }

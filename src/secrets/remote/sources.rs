@@ -8,6 +8,7 @@ use super::{FetchError, RemoteSettings};
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
 use crate::Error;
+use serde_json::{json, Value};
 
 /// One secret of the list and its cache.
 struct Unit {
@@ -124,5 +125,28 @@ impl Sources {
         for u in &self.units {
             u.cache.invalidate();
         }
+    }
+}
+
+/// The doctor's report of reading each secret, `absent` saying what a
+/// missing one means: for one secret, `{"readable": ...}`; for several, that
+/// report keyed by each name.
+pub fn readability(
+    reads: &[(&str, Result<Fetched<SecretMap>, FetchError>)],
+    absent: &str,
+) -> Value {
+    let report = |read: &Result<Fetched<SecretMap>, FetchError>| match read {
+        Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
+        Ok(Fetched::Absent) => json!({ "readable": false, "reason": absent }),
+        Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
+    };
+    match reads {
+        [(_, only)] => report(only),
+        several => Value::Object(
+            several
+                .iter()
+                .map(|(name, read)| ((*name).to_owned(), report(read)))
+                .collect(),
+        ),
     }
 }

@@ -39,7 +39,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap};
 use crate::secrets::remote::http::{redact_url, Address};
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::sources::Sources;
+use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::Error;
@@ -111,6 +111,14 @@ impl VaultProvider {
         self.sources.requests()
     }
 
+    /// Each secret as `<mount>/<path>`, in order.
+    fn secrets(&self, c: &Client) -> Vec<String> {
+        self.sources
+            .names()
+            .map(|p| format!("{}/{p}", c.mount))
+            .collect()
+    }
+
     fn fetch(&self, c: &Client, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
         with_retries(&self.settings, || c.read_secret(path))
     }
@@ -149,14 +157,9 @@ impl Provider for VaultProvider {
                 let auth = c.auth.describe();
                 let (tail, w) = self.sources.describe();
                 warnings = w;
-                let paths: Vec<String> = self
-                    .sources
-                    .names()
-                    .map(|p| format!("{}/{p}", c.mount))
-                    .collect();
                 format!(
                     "{} at {}{}; {}; {auth}{tail}",
-                    paths.join(", then "),
+                    self.secrets(c).join(", then "),
                     redact_url(&c.url.shown),
                     c.namespace
                         .as_ref()
@@ -187,14 +190,9 @@ impl Provider for VaultProvider {
             Ok(c) => c,
             Err(e) => return Some(json!({ "error": e.to_json() })),
         };
-        let secrets: Vec<String> = self
-            .sources
-            .names()
-            .map(|p| format!("{}/{p}", c.mount))
-            .collect();
         let mut out = json!({
             "url": redact_url(&c.url.shown),
-            "secret": secrets.join(", "),
+            "secret": self.secrets(c).join(", "),
             "auth": c.auth.describe(),
             "namespace": c.namespace,
         });
@@ -246,20 +244,7 @@ impl Provider for VaultProvider {
             }),
             Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
-        let readable = |read: &Result<Fetched<SecretMap>, FetchError>| match read {
-            Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
-            Ok(Fetched::Absent) => json!({ "readable": false, "reason": "no secret at the path" }),
-            Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
-        };
-        out["secret_readable"] = match &reads[..] {
-            [(_, only)] => readable(only),
-            several => Value::Object(
-                several
-                    .iter()
-                    .map(|(p, r)| ((*p).to_owned(), readable(r)))
-                    .collect(),
-            ),
-        };
+        out["secret_readable"] = sources::readability(&reads, "no secret at the path");
         out["kv_version"] = json!(c.kv_description());
         Some(out)
     }
