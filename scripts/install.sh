@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # Installs st-secrets into a prefix, the way C/C++, Go and shell users expect:
 #
-#   scripts/install.sh --prefix DIR [--no-build] [--no-rpath]
+#   scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR]
+#                      [--target TRIPLE] [--no-build] [--no-rpath]
 #
 #   lib/libst_secrets.so.X.Y.Z, .so.<soname version>, .so   the shared library (SONAME per the README's ABI policy)
-#   lib/libst_secrets.a                                       the static library
+#   lib/libst_secrets.a                                       the static library: exports only st_* (localize-static.sh)
 #   include/st_secrets.h
 #   lib/pkgconfig/st_secrets.pc, st_secrets_static.pc          relocatable (${pcfiledir})
 #   lib/cmake/st_secrets/st_secretsConfig.cmake, ...Version   targets st_secrets::st_secrets, ::st_secrets_static
 #   bin/st-secrets                                            the command-line tool
+#   share/man/man1/st-secrets.1, st-secrets-<command>.1       its man pages
+#   share/bash-completion/completions/st-secrets              completions where each shell looks
+#   share/zsh/site-functions/_st-secrets                        under a prefix (bash-completion's
+#   share/fish/vendor_completions.d/st-secrets.fish             XDG_DATA_DIRS, zsh's fpath, fish's)
 #   share/st_secrets/install-manifest.txt                     what was installed (for removal)
 #
+# --libdir and --includedir (default `lib` and `include`) are relative to the
+# prefix, or absolute inside it: `lib64` (Fedora, RHEL), `lib/x86_64-linux-gnu`
+# (Debian multiarch); the .pc files and the CMake package follow them, and stay
+# relocatable. The man pages and completions are rendered at build time from
+# the tool's own command definitions (cli/build.rs).
+#
 # It builds the release library and tool first (cargo; skip with --no-build)
-# and installs stripped copies (no debug info, no local symbols). DESTDIR is
+# and installs stripped copies (no debug info, no local symbols). --target
+# installs a build for that target triple from target/TRIPLE/release, made
+# beforehand (scripts/dist.sh makes them; implies --no-build), with that
+# architecture's binutils (`aarch64-linux-gnu-strip`, ...). DESTDIR is
 # honoured as packagers expect: files go to $DESTDIR$PREFIX, and the files
 # themselves name nothing absolute, so the prefix can be moved or copied.
 # --no-rpath leaves `-Wl,-rpath,${libdir}` out of st_secrets.pc (for a prefix
@@ -24,16 +38,25 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 prefix=""
+libdir=lib
+includedir=include
+target=""
 build=1
 rpath=1
 usage() {
-  echo "usage: scripts/install.sh --prefix DIR [--no-build] [--no-rpath]   (DESTDIR is honoured)" >&2
+  echo "usage: scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR] [--target TRIPLE] [--no-build] [--no-rpath]   (DESTDIR is honoured)" >&2
   exit 2
 }
 while (($#)); do
   case "$1" in
     --prefix) [ $# -ge 2 ] || usage; prefix="$2"; shift 2 ;;
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
+    --libdir) [ $# -ge 2 ] || usage; libdir="$2"; shift 2 ;;
+    --libdir=*) libdir="${1#--libdir=}"; shift ;;
+    --includedir) [ $# -ge 2 ] || usage; includedir="$2"; shift 2 ;;
+    --includedir=*) includedir="${1#--includedir=}"; shift ;;
+    --target) [ $# -ge 2 ] || usage; target="$2"; build=0; shift 2 ;;
+    --target=*) target="${1#--target=}"; build=0; shift ;;
     --no-build) build=0; shift ;;
     --no-rpath) rpath=0; shift ;;
     -h | --help) usage ;;
@@ -49,6 +72,28 @@ prefix="${prefix%/}"
 dest="${DESTDIR:-}$prefix"
 fail() { echo "install.sh: $*" >&2; exit 1; }
 
+# --libdir/--includedir: a clean path below the prefix, kept relative to it.
+below_prefix() { # below_prefix OPTION VALUE -> the relative path
+  local v="${2%/}"
+  case "$v" in
+    "$prefix"/*) v="${v#"$prefix"/}" ;;
+    /*) fail "$1 '$2' is not inside the prefix '$prefix' (give it relative to the prefix)" ;;
+  esac
+  case "/$v/" in
+    //* | */./* | */../*) fail "$1 '$2' must be a plain directory below the prefix (no '.', '..' or empty parts)" ;;
+  esac
+  printf '%s' "$v"
+}
+libdir="$(below_prefix --libdir "$libdir")"
+includedir="$(below_prefix --includedir "$includedir")"
+# How far the .pc directory (libdir/pkgconfig) and the CMake package's
+# (libdir/cmake/st_secrets) are below the prefix, as "../" steps.
+ups() { # ups EXTRA_LEVELS
+  local n=$(($(tr -cd / <<<"$libdir/" | wc -c) + $1)) out="" i
+  for ((i = 0; i < n; i++)); do out="$out/.."; done
+  printf '%s' "${out#/}"
+}
+
 # The destination must exist or be creatable, and be writable, before anything
 # is built or copied.
 mkdir -p -- "$dest" 2>/dev/null || fail "cannot create the prefix '$dest' (permission denied or not a directory)"
@@ -62,11 +107,23 @@ if [ "$build" = 1 ]; then
   (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2
 fi
 rel="$ROOT/target/release"
+# binutils for the artifacts' architecture: the host's own, or the cross set
+# (Debian's binutils-aarch64-linux-gnu) for another.
+tools=""
+if [ -n "$target" ]; then
+  rel="$ROOT/target/$target/release"
+  arch="${target%%-*}"
+  if [ "$arch" != "$(uname -m)" ]; then
+    tools="$arch-linux-gnu-"
+    command -v "${tools}strip" >/dev/null || fail "${tools}strip is missing: install binutils for $arch (apt-get install binutils-$arch-linux-gnu)"
+  fi
+fi
 for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt \
   pkgconfig-install/st_secrets.pc pkgconfig-install/st_secrets_static.pc \
   cmake-install/st_secretsConfig.cmake cmake-install/st_secretsConfigVersion.cmake; do
-  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build)"
+  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build; for --target, scripts/dist.sh)"
 done
+[ -f "$rel/share-install/man/man1/st-secrets.1" ] || fail "missing $rel/share-install (the tool's man pages and completions): rebuild st-secrets-cli"
 # The SONAME is build.rs's (the README's ABI policy): read it from the library.
 soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
 case "$soname" in
@@ -77,33 +134,58 @@ native_libs="$(cat "$rel/native-static-libs.txt")"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/lib/pkgconfig" "$stage/lib/cmake/st_secrets" "$stage/include" "$stage/bin" "$stage/share/st_secrets"
+L="$stage/$libdir"
+mkdir -p "$L/pkgconfig" "$L/cmake/st_secrets" "$stage/$includedir" "$stage/bin" "$stage/share/st_secrets"
 
-strip --strip-unneeded -o "$stage/lib/$realname" "$rel/libst_secrets.so"
-chmod 0755 "$stage/lib/$realname"
-ln -s "$realname" "$stage/lib/$soname"
-ln -s "$soname" "$stage/lib/libst_secrets.so"
-strip --strip-debug -o "$stage/lib/libst_secrets.a" "$rel/libst_secrets.a"
-chmod 0644 "$stage/lib/libst_secrets.a"
-install -m 0644 "$ROOT/include/st_secrets.h" "$stage/include/st_secrets.h"
-strip --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"
+"${tools}strip" --strip-unneeded -o "$L/$realname" "$rel/libst_secrets.so"
+chmod 0755 "$L/$realname"
+ln -s "$realname" "$L/$soname"
+ln -s "$soname" "$L/libst_secrets.so"
+"$ROOT/scripts/localize-static.sh" "$rel/libst_secrets.a" "$L/libst_secrets.a" "$tools"
+chmod 0644 "$L/libst_secrets.a"
+install -m 0644 "$ROOT/include/st_secrets.h" "$stage/$includedir/st_secrets.h"
+"${tools}strip" --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"
 chmod 0755 "$stage/bin/st-secrets"
 
-# The .pc files are build.rs's relocatable ones; --no-rpath drops the rpath.
+# The man pages and completions (cli/build.rs), where man and each shell
+# look under a prefix.
+cp -R "$rel/share-install/." "$stage/share/"
+find "$stage/share" -type f -exec chmod 0644 {} +
+
+# Rewrites the lines of FILE that place the files, each of which must match,
+# for --libdir/--includedir: sed expressions as "FROM=>TO" pairs.
+relocate_paths() { # relocate_paths FILE OUT PAIR...
+  local file="$1" out="$2" pair from to text
+  shift 2
+  text="$(cat "$file")"
+  for pair in "$@"; do
+    from="${pair%%=>*}" to="${pair#*=>}"
+    [[ "$text" == *"$from"* ]] || fail "$file no longer holds '$from' (build.rs and install.sh disagree)"
+    text="${text//"$from"/"$to"}"
+  done
+  printf '%s\n' "$text" >"$out"
+  chmod 0644 "$out"
+}
+
+# The .pc files are build.rs's relocatable ones, placed for --libdir and
+# --includedir; --no-rpath drops the rpath.
 for pc in st_secrets.pc st_secrets_static.pc; do
-  if [ "$rpath" = 1 ]; then
-    install -m 0644 "$rel/pkgconfig-install/$pc" "$stage/lib/pkgconfig/$pc"
-  else
-    sed 's/ -Wl,-rpath,\${libdir}//' "$rel/pkgconfig-install/$pc" >"$stage/lib/pkgconfig/$pc"
-    chmod 0644 "$stage/lib/pkgconfig/$pc"
+  relocate_paths "$rel/pkgconfig-install/$pc" "$L/pkgconfig/$pc" \
+    'prefix=${pcfiledir}/../..=>prefix=${pcfiledir}/'"$(ups 1)" \
+    'libdir=${prefix}/lib=>libdir=${prefix}/'"$libdir" \
+    'includedir=${prefix}/include=>includedir=${prefix}/'"$includedir"
+  if [ "$rpath" = 0 ]; then
+    sed -i 's/ -Wl,-rpath,\${libdir}//' "$L/pkgconfig/$pc"
   fi
 done
 
 # The CMake package is build.rs's too (relocatable; its version check
-# follows the SONAME rule).
-for f in st_secretsConfig.cmake st_secretsConfigVersion.cmake; do
-  install -m 0644 "$rel/cmake-install/$f" "$stage/lib/cmake/st_secrets/$f"
-done
+# follows the SONAME rule), placed the same way.
+relocate_paths "$rel/cmake-install/st_secretsConfig.cmake" "$L/cmake/st_secrets/st_secretsConfig.cmake" \
+  '${CMAKE_CURRENT_LIST_DIR}/../../..=>${CMAKE_CURRENT_LIST_DIR}/'"$(ups 2)" \
+  '${_st_secrets_prefix}/lib/=>${_st_secrets_prefix}/'"$libdir/" \
+  '${_st_secrets_prefix}/include"=>${_st_secrets_prefix}/'"$includedir\""
+install -m 0644 "$rel/cmake-install/st_secretsConfigVersion.cmake" "$L/cmake/st_secrets/st_secretsConfigVersion.cmake"
 
 (cd "$stage" && find . \( -type f -o -type l \) | sed 's|^\./||' | sort) >"$stage/share/st_secrets/install-manifest.txt"
 echo "share/st_secrets/install-manifest.txt" >>"$stage/share/st_secrets/install-manifest.txt"

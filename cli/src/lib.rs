@@ -96,3 +96,14 @@ pub fn main_with_args(args: impl Iterator<Item = impl Into<OsString> + Clone>) -
     };
     dispatch(cli).unwrap_or_else(outcome::CliError::report)
 }
+
+#[cfg(test)]
+mod tests {
+    /// build.rs renders the man pages with the tool crate's version standing
+    /// in for the library's (`st_secrets::VERSION`, which `--version` prints):
+    /// they must be one version.
+    #[test]
+    fn the_tool_and_the_library_share_one_version() {
+        assert_eq!(env!("CARGO_PKG_VERSION"), st_secrets::VERSION);
+    }
+}
