@@ -24,11 +24,21 @@ ensure_system_tools() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-  if ((${#missing[@]})); then
-    say "installing system packages: ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them (root needed)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  fi
+  # The release artifacts' tests (scripts/test-dist.sh): aarch64 cross
+  # compilers and binutils, qemu-user with the aarch64 C library as its root,
+  # the system SQLite to link beside, and the shells and man that must find
+  # the installed completions and pages (scripts/test-consumers.sh).
+  command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
+  command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+  command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+  command -v aarch64-linux-gnu-objcopy >/dev/null || missing+=(binutils-aarch64-linux-gnu)
+  [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+  [ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
+  command -v zsh >/dev/null || missing+=(zsh)
+  command -v fish >/dev/null || missing+=(fish)
+  command -v man >/dev/null || missing+=(man-db)
+  apt_install "${missing[@]}"
 }
 
 # The version of tool $1 (first x.y[.z] in `$1 $2`), or nothing.
@@ -55,7 +65,7 @@ check_prerequisites() {
       problems+=("$1 $v is too old (need >= $4; $5)")
     fi
   }
-  check_one Rust rustc --version 1.89 "rustup update stable"
+  check_one Rust rustc --version 1.94.1 "rustup update stable"
   check_one Go go version 1.22 "from go.dev or a newer distribution package"
   check_one Node.js node --version 20 "from nodejs.org or a newer distribution package"
   check_one npm npm --version 9 "comes with Node.js"
@@ -83,6 +93,35 @@ ensure_venv() {
     touch "$stamp"
   fi
   echo "$venv/bin/python"
+}
+
+# The release build's tools (scripts/dist.sh): the venv with cargo-zigbuild,
+# zig (ziglang) and maturin (tools/requirements-dist.txt), the Rust standard
+# library for both architectures, and binutils for aarch64. Sets ST_VENV and
+# puts the venv's bin/ (cargo-zigbuild) on PATH.
+ensure_dist_tools() {
+  local py missing=()
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-dist.txt")"
+  ST_VENV="$(dirname "$(dirname "$py")")"
+  export PATH="$ST_VENV/bin:$PATH"
+  # cargo-zigbuild and maturin find zig as `python -m ziglang` in this venv.
+  export CARGO_ZIGBUILD_PYTHON_PATH="$py"
+  command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild is not in $ST_VENV/bin"
+  local installed
+  installed="$(rustup target list --installed)"
+  for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t" >&2
+  done
+  command -v aarch64-linux-gnu-objcopy >/dev/null || missing+=(binutils-aarch64-linux-gnu)
+  apt_install "${missing[@]}"
+}
+
+# Installs Debian packages (needs root, as on this project's machines).
+apt_install() {
+  (($#)) || return 0
+  say "installing system packages: $*"
+  [ "$(id -u)" = 0 ] || die "missing $*; install them (root needed)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
 # Compiles a C benchmark ($1) against the release library into $2.

@@ -22,6 +22,15 @@
 #      Agent (built once from its crate into ~/.cache/st-secrets/aws-agent),
 #      `bao proxy` and `bao agent`; and the fleet measurement (cli/tests/fleet.rs)
 #   9. bounded fuzzing: every cargo-fuzz target for 20 s (scripts/fuzz.sh)
+#  10. the toolchain floor: rust-version is the lowest the locked
+#      dependencies accept, and exactly that toolchain builds the workspace
+#      (scripts/check-msrv.sh)
+#  11. the release artifacts for x86_64 and aarch64, glibc 2.28 floor
+#      (scripts/dist.sh, into build/dist), then their checks
+#      (scripts/test-dist.sh): glibc symbol versions, auditwheel, the aarch64
+#      C tests and tool under qemu-user, the static library beside the
+#      system's SQLite and a second Rust static library, and each tarball
+#      under the consumer projects
 # Each suite is one step: its runner's exit status decides whether it passed,
 # and the step reports the runner's own count (tests, checks, targets) beside
 # it. The run ends with the table of suites and one line
@@ -161,6 +170,9 @@ step "8b-openbao" count_cargo openbao_suite
 step "8c-tool-servers" count_cargo tool_servers_suite
 stop_servers
 step "9-fuzz" count_plain scripts/fuzz.sh --seconds "${ST_FUZZ_SECONDS:-20}"
+step "10-msrv" count_none scripts/check-msrv.sh
+step "11a-dist" count_none scripts/dist.sh "$ST_ROOT/build/dist"
+step "11b-dist-checks" count_plain scripts/test-dist.sh "$ST_ROOT/build/dist"
 
 echo
 printf '%-20s %-18s %s\n' suite result count

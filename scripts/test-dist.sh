@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Checks the release artifacts of scripts/dist.sh as the machines training
+# runs on would meet them:
+#
+#   scripts/test-dist.sh [DIST_DIR]      (default: build/dist)
+#
+#   - SHA256SUMS checks every artifact, and lists each;
+#   - every ELF file shipped (tarballs, wheels, npm prebuilds) is for its
+#     architecture and needs no glibc symbol version above 2.28 (read from
+#     its version-needs section); the same reading of this host's own build
+#     (glibc 2.36) must exceed it, so the check is live;
+#   - `auditwheel show` finds each wheel consistent with manylinux_2_28;
+#   - each static library exports exactly the header's st_* functions;
+#   - aarch64: the C test programs (tests/c, cross-compiled by Debian's
+#     gcc-aarch64-linux-gnu) against the aarch64 .so and .a, and the tool, run
+#     under qemu-aarch64 with libc6-arm64-cross as its root;
+#   - a trainer-shaped program links the x86_64 libst_secrets.a beside the
+#     system's libsqlite3 and a second Rust static library, and each answers
+#     its own calls; with the unlocalized staticlib cargo builds, the same
+#     program's SQLite calls reach the bundled SQLite (the check is live);
+#   - each prefix tarball, unpacked somewhere new, passes the consumer
+#     projects (scripts/test-consumers.sh --tarball; aarch64 under qemu).
+# Prints one line per check and ends with "dist: N passed, M failed".
+source "$(dirname "$0")/lib.sh"
+cd "$ST_ROOT"
+dist="${1:-$ST_ROOT/build/dist}"
+case "$dist" in /*) ;; *) dist="$PWD/$dist" ;; esac
+[ -f "$dist/SHA256SUMS" ] || die "no artifacts in $dist: run scripts/dist.sh first"
+ensure_dist_tools
+FLOOR=2.28
+version="$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -1)"
+
+work="$(mktemp -d /tmp/st-dist.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+log="$work/log"
+check() { # check NAME COMMAND...
+  local name="$1"
+  shift
+  if "$@" >"$log" 2>&1; then
+    echo "ok     $name"
+    passed=$((passed + 1))
+  else
+    echo "FAILED $name"
+    sed 's/^/    | /' "$log" | tail -40
+    failed=$((failed + 1))
+  fi
+}
+
+sums() {
+  (cd "$dist" && sha256sum -c --strict SHA256SUMS) || return 1
+  local f
+  for f in "$dist"/*; do
+    [ "$(basename "$f")" = SHA256SUMS ] && continue
+    grep -q " $(basename "$f")\$" "$dist/SHA256SUMS" || { echo "not in SHA256SUMS: $f"; return 1; }
+  done
+}
+check "SHA256SUMS checks every artifact" sums
+
+# Each architecture's files, unpacked: its tarball, its wheel, its prebuild.
+declare -A node_arch=([x86_64]=x64 [aarch64]=arm64)
+declare -A elf_machine=([x86_64]="Advanced Micro Devices X86-64" [aarch64]=AArch64)
+unpack_all() {
+  local arch
+  mkdir -p "$work/npm" && tar -xzf "$dist/st-secrets-$version.tgz" -C "$work/npm" || return 1
+  for arch in x86_64 aarch64; do
+    mkdir -p "$work/$arch/prefix" "$work/$arch/wheel" || return 1
+    tar -xzf "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" -C "$work/$arch/prefix" --strip-components=1 || return 1
+    python3 -m zipfile -e "$dist/st_secrets-$version-cp310-abi3-manylinux_2_28_$arch.whl" "$work/$arch/wheel" || return 1
+    [ -f "$work/npm/package/prebuilds/linux-${node_arch[$arch]}/libst_secrets.so" ] ||
+      { echo "the npm package has no linux-${node_arch[$arch]} prebuild"; return 1; }
+  done
+}
+check "artifacts: two prefix tarballs, two wheels, the npm package (linux-x64, linux-arm64)" unpack_all
+
+# The highest GLIBC_x.y an ELF file needs (empty when none).
+glibc_needed() {
+  readelf -W --version-info "$1" | grep -oE 'Name: GLIBC_[0-9]+\.[0-9]+(\.[0-9]+)?' |
+    sed 's/Name: GLIBC_//' | sort -V | tail -1
+}
+# Every ELF file under $2 is an $1 file needing at most glibc $FLOOR.
+elf_floor() { # elf_floor ARCH DIR...
+  local arch="$1" f need n=0
+  shift
+  while IFS= read -r -d '' f; do
+    [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    readelf -h "$f" | grep -q "Machine: *${elf_machine[$arch]}" || { echo "$f: not an $arch file"; return 1; }
+    need="$(glibc_needed "$f")"
+    echo "$f: GLIBC ${need:-none}"
+    if [ -n "$need" ] && ! version_at_least "$FLOOR" "$need"; then
+      echo "$f needs GLIBC_$need, above the $FLOOR floor"
+      return 1
+    fi
+    n=$((n + 1))
+  done < <(find "$@" -type f -print0)
+  [ "$n" -ge 3 ] || { echo "only $n ELF files found"; return 1; }
+}
+for arch in x86_64 aarch64; do
+  check "$arch: every shipped ELF file needs glibc <= $FLOOR (tarball, wheel, npm prebuild)" \
+    elf_floor "$arch" "$work/$arch/prefix/lib" "$work/$arch/prefix/bin" "$work/$arch/wheel" \
+    "$work/npm/package/prebuilds/linux-${node_arch[$arch]}"
+done
+host_exceeds() {
+  local need host
+  host="$(ldd --version | head -1 | grep -oE '[0-9]+\.[0-9]+$')"
+  version_at_least "$host" 2.29 || { echo "this host's glibc $host is not above $FLOOR: nothing to show"; return 0; }
+  cargo build --release --lib -q || return 1
+  need="$(glibc_needed target/release/libst_secrets.so)"
+  echo "host build (glibc $host): needs GLIBC_$need"
+  ! version_at_least "$FLOOR" "$need"
+}
+check "the same reading of this host's own build finds a version above $FLOOR" host_exceeds
+
+auditwheel_show() { # auditwheel_show ARCH
+  local out
+  out="$("$ST_VENV/bin/auditwheel" show "$dist/st_secrets-$version-cp310-abi3-manylinux_2_28_$1.whl" 2>&1)"
+  echo "$out"
+  # auditwheel wraps its lines: compare with the whitespace joined.
+  tr -s ' \n' '  ' <<<"$out" | grep -q "consistent with the following platform tag: \"manylinux_2_28_$1\""
+}
+for arch in x86_64 aarch64; do
+  check "auditwheel show: the $arch wheel is manylinux_2_28_$arch" auditwheel_show "$arch"
+done
+
+# The functions the header declares.
+# (a declaration's first line names it, followed by its parenthesis; comment
+# lines, which start with "*" or "/", are skipped).
+grep -vE '^\s*(\*|/)' include/st_secrets.h | grep -oE '\bst_[a-z0-9_]+\(' | tr -d '(' | sort -u >"$work/header-functions"
+static_exports() { # static_exports ARCH
+  local tp=""
+  [ "$1" = "$(uname -m)" ] || tp="$1-linux-gnu-"
+  "${tp}nm" -g --defined-only "$work/$1/prefix/lib/libst_secrets.a" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u >"$work/exports-$1"
+  echo "$(wc -l <"$work/exports-$1") global symbols; the header declares $(wc -l <"$work/header-functions") functions"
+  diff "$work/header-functions" "$work/exports-$1"
+}
+for arch in x86_64 aarch64; do
+  check "$arch: libst_secrets.a exports exactly the header's st_* functions" static_exports "$arch"
+done
+
+# aarch64 under qemu-user.
+qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+arm_ctest() {
+  local p="$work/aarch64/prefix" libs
+  libs="$(sed -n 's/^Libs.private: //p' "$p/lib/pkgconfig/st_secrets.pc")"
+  cmake -S tests/c -B "$work/ctest-aarch64" -G Ninja \
+    -DCMAKE_TOOLCHAIN_FILE="$ST_ROOT/tests/dist/aarch64-linux-gnu.cmake" \
+    -DST_LIB_DIR="$p/lib" -DST_INCLUDE_DIR="$p/include" -DST_NATIVE_STATIC_LIBS="$libs" &&
+    cmake --build "$work/ctest-aarch64" &&
+    (cd "$work/ctest-aarch64" && HOME="$work" ctest --output-on-failure -j2) &&
+    readelf -h "$work/ctest-aarch64/test_core" | grep -q 'Machine: *AArch64'
+}
+check "aarch64: the C test programs (tests/c, shared and static) under qemu-aarch64" arm_ctest
+arm_tool() ( # a subshell: it sets HOME and the key for the tool alone
+  local st=("${qemu[@]}" "$work/aarch64/prefix/bin/st-secrets") home="$work/arm-home" out ct
+  mkdir -p "$home/.simpletuner" && chmod 700 "$home/.simpletuner"
+  printf '{"HF_TOKEN": "hf_arm_demo_value"}\n' >"$home/.simpletuner/secrets.json"
+  chmod 600 "$home/.simpletuner/secrets.json"
+  export HOME="$home" SIMPLETUNER_CREDENTIAL_KEY="arm-test-key"
+  [ "$("${st[@]}" --version)" = "st-secrets $version" ] || return 1
+  "${st[@]}" providers | grep -q '^file *available' || return 1
+  [ "$("${st[@]}" get HF_TOKEN)" = hf_arm_demo_value ] || return 1
+  ct="$(printf 'r8_secret' | "${st[@]}" encrypt)" && [ "$(printf '%s' "$ct" | "${st[@]}" decrypt)" = r8_secret ] || return 1
+  out="$("${st[@]}" run -- sh -c 'printf "%s" "$HF_TOKEN"')" || return 1
+  [ "$out" = "<concealed by st-secrets>" ] || { echo "run printed '$out'"; return 1; }
+  "${st[@]}" --db "$home/jobs.db" config set replicate <<<'{"region": "us-east-1"}' &&
+    "${st[@]}" --db "$home/jobs.db" config get replicate | grep -q us-east-1
+)
+check "aarch64: the tool under qemu-aarch64 (version, providers, get, encrypt/decrypt, run, store)" arm_tool
+
+# Beside the system's SQLite and a second Rust static library.
+static_beside() { # static_beside LIBST_A EXPECT(pass|sqlite-mixup)
+  local dir="$work/static-beside" out rc=0
+  rm -rf "$dir" && mkdir -p "$dir" && cp -R tests/consumers/static-beside/. "$dir/"
+  (cd "$dir/wordcount" && CARGO_TARGET_DIR="$dir/target" cargo build --release --quiet) || return 1
+  printf '{"HF_TOKEN": "hf_beside_demo_value"}\n' >"$dir/secrets.json" && chmod 600 "$dir/secrets.json"
+  cc -std=c11 -O2 -Wall -Wextra -Werror -I"$work/x86_64/prefix/include" "$dir/main.c" -o "$dir/app" \
+    "$1" "$dir/target/release/libwordcount.a" -lsqlite3 \
+    $(sed -n 's/^Libs.private: //p' "$work/x86_64/prefix/lib/pkgconfig/st_secrets.pc") || return 1
+  out="$(HOME="$dir" "$dir/app" "$dir/secrets.json" "$dir/store.db" 2>&1)" || rc=$?
+  echo "$out"
+  case "$2" in
+    pass) [ "$rc" = 0 ] ;;
+    sqlite-mixup) [ "$rc" != 0 ] && grep -q 'reach another SQLite' <<<"$out" ;;
+  esac
+}
+check "x86_64 libst_secrets.a beside -lsqlite3 and a second Rust staticlib: each answers its own calls" \
+  static_beside "$work/x86_64/prefix/lib/libst_secrets.a" pass
+unlocalized() {
+  cargo build --release --lib -q && static_beside "$ST_ROOT/target/release/libst_secrets.a" sqlite-mixup
+}
+check "the same program with cargo's unlocalized staticlib: its SQLite calls reach the bundled SQLite" unlocalized
+
+# Each tarball as a prefix for the consumer projects (their own lines shown).
+for arch in x86_64 aarch64; do
+  name="$arch tarball: the consumer projects (CMake, pkg-config, Go, Node)"
+  if scripts/test-consumers.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
+    --npm "$dist/st-secrets-$version.tgz" --arch "$arch" 2>&1 | sed 's/^/       /'; then
+    echo "ok     $name"
+    passed=$((passed + 1))
+  else
+    echo "FAILED $name"
+    failed=$((failed + 1))
+  fi
+done
+
+echo
+echo "dist: $passed passed, $failed failed"
+[ "$failed" = 0 ]
