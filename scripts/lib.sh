@@ -95,6 +95,36 @@ ensure_venv() {
   echo "$venv/bin/python"
 }
 
+# The check scripts' runner (test-consumers.sh, test-dist.sh). `check NAME
+# COMMAND...` runs COMMAND in this shell with its output kept in CHECK_LOG
+# (set it first), prints "ok     NAME", or "FAILED NAME" and the output's last
+# 40 lines, and counts it; `counted NAME STATUS` counts a check whose output
+# was shown as it ran; `checks_end LABEL` prints "LABEL: N passed, M failed",
+# the line the test command counts, and fails when any check did.
+passed=0
+failed=0
+counted() { # counted NAME STATUS
+  if [ "$2" = 0 ]; then
+    echo "ok     $1"
+    passed=$((passed + 1))
+  else
+    echo "FAILED $1"
+    failed=$((failed + 1))
+  fi
+}
+check() { # check NAME COMMAND...
+  local name="$1" rc=0
+  shift
+  "$@" >"$CHECK_LOG" 2>&1 || rc=$?
+  counted "$name" "$rc"
+  [ "$rc" = 0 ] || sed 's/^/    | /' "$CHECK_LOG" | tail -40
+}
+checks_end() { # checks_end LABEL
+  echo
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+}
+
 # The release build's tools (scripts/dist.sh): the venv with cargo-zigbuild,
 # zig (ziglang) and maturin (tools/requirements-dist.txt), the Rust standard
 # library for both architectures, and binutils for aarch64. Sets ST_VENV and

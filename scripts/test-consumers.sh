@@ -63,21 +63,7 @@ fi
 # into build/), and removed at the end.
 work="$(mktemp -d /tmp/st-consumers.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-log="$work/log"
-check() { # check NAME COMMAND...: runs COMMAND, output to the log on failure
-  local name="$1"
-  shift
-  if "$@" >"$log" 2>&1; then
-    echo "ok     $name"
-    passed=$((passed + 1))
-  else
-    echo "FAILED $name"
-    sed 's/^/    | /' "$log" | tail -40
-    failed=$((failed + 1))
-  fi
-}
+CHECK_LOG="$work/log"
 
 secrets="$work/secrets.json"
 printf '{"HF_TOKEN": "hf_consumer_demo_value"}\n' >"$secrets"
@@ -90,7 +76,7 @@ if [ -n "$tarball" ]; then
 else
   check "install.sh --prefix (with a space in it)" scripts/install.sh --prefix "$prefix" "${build_flag[@]}"
 fi
-[ -f "$prefix/lib/libst_secrets.a" ] || { echo "consumers: $passed passed, $((failed + 1)) failed"; exit 1; }
+[ -f "$prefix/lib/libst_secrets.a" ] || { counted "the prefix holds lib/libst_secrets.a" 1; checks_end consumers; }
 
 soname_is() {
   readelf -d "$prefix/lib/libst_secrets.so" | grep -q "Library soname: \[libst_secrets.so.0.1\]" &&
@@ -251,9 +237,7 @@ node_missing_library() {
 check "Node: a missing library is an error naming the three places" node_missing_library
 
 if [ -n "$tarball" ]; then
-  echo
-  echo "consumers: $passed passed, $failed failed"
-  [ "$failed" = 0 ]
+  checks_end consumers
   exit
 fi
 
@@ -321,6 +305,4 @@ destdir_install() {
 }
 check "install.sh honours DESTDIR (staged under it, naming no staging path)" destdir_install
 
-echo
-echo "consumers: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+checks_end consumers

@@ -32,21 +32,7 @@ version="$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -1)"
 
 work="$(mktemp -d /tmp/st-dist.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-log="$work/log"
-check() { # check NAME COMMAND...
-  local name="$1"
-  shift
-  if "$@" >"$log" 2>&1; then
-    echo "ok     $name"
-    passed=$((passed + 1))
-  else
-    echo "FAILED $name"
-    sed 's/^/    | /' "$log" | tail -40
-    failed=$((failed + 1))
-  fi
-}
+CHECK_LOG="$work/log"
 
 sums() {
   (cd "$dist" && sha256sum -c --strict SHA256SUMS) || return 1
@@ -193,17 +179,10 @@ check "the same program with cargo's unlocalized staticlib: its SQLite calls rea
 
 # Each tarball as a prefix for the consumer projects (their own lines shown).
 for arch in x86_64 aarch64; do
-  name="$arch tarball: the consumer projects (CMake, pkg-config, Go, Node)"
-  if scripts/test-consumers.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
-    --npm "$dist/st-secrets-$version.tgz" --arch "$arch" 2>&1 | sed 's/^/       /'; then
-    echo "ok     $name"
-    passed=$((passed + 1))
-  else
-    echo "FAILED $name"
-    failed=$((failed + 1))
-  fi
+  rc=0
+  scripts/test-consumers.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
+    --npm "$dist/st-secrets-$version.tgz" --arch "$arch" 2>&1 | sed 's/^/       /' || rc=$?
+  counted "$arch tarball: the consumer projects (CMake, pkg-config, Go, Node)" "$rc"
 done
 
-echo
-echo "dist: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+checks_end dist
