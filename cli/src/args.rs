@@ -186,9 +186,27 @@ starts. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
 st-secrets are forwarded to the command; the exit status is the command's
 (128+N when it dies of signal N; 127 not found, 126 not executable).
 
+Env files (--env-file): one NAME=st://KEY or NAME=value per line, dotenv
+syntax (# comments, export, quotes, ${VAR}); the variable gets the secret's
+value under the name the file gives it. Reference values are masked, literal
+ones are not (they are not secrets). An unresolved reference fails before the
+command starts, naming its file and line.
+
+Files (--file NAME=st://KEY): the value is written to a new 0600 file in a
+private directory ($XDG_RUNTIME_DIR, else /dev/shm, else the temp dir) and
+NAME is set to its path; file and directory are removed when the command ends,
+also when it dies of a signal or st-secrets gets SIGTERM, SIGINT or SIGHUP
+(which it forwards). Only SIGKILL leaves them behind.
+
+As a container's entrypoint (PID 1), st-secrets also reaps every orphaned
+process it inherits, as tini does, and exits with its command's status (at
+most 2 s after the command ends, however long orphans keep its output open).
+
 Examples:
   st-secrets run -- torchrun --nproc_per_node 8 train.py --config cfg.yaml
   st-secrets run --only HF_TOKEN,WANDB_API_KEY -- accelerate launch train.py
+  st-secrets run --env-file train.env -- accelerate launch train.py
+  st-secrets run --file GOOGLE_APPLICATION_CREDENTIALS=st://gcp-sa -- python train.py
   st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
 
 #[derive(clap::Args)]
@@ -200,6 +218,12 @@ pub struct RunArgs {
     /// a terminal); its output then shows values it prints
     #[arg(long)]
     pub no_mask: bool,
+
+    /// Write the secret KEY to a private file (mode 0600, on a memory-backed
+    /// filesystem where there is one) and set NAME to its path; removed when
+    /// the command ends (repeatable)
+    #[arg(long = "file", value_name = "NAME=st://KEY")]
+    pub files: Vec<String>,
 
     /// The command and its arguments (after --)
     #[arg(
@@ -257,9 +281,16 @@ pub struct Selection {
     )]
     pub only: Vec<String>,
 
-    /// Every key the secrets file and the remote providers hold (the default)
+    /// Every key the secrets file and the remote providers hold (the default
+    /// without --only and --env-file)
     #[arg(long)]
     pub all: bool,
+
+    /// A dotenv file of NAME=st://KEY references (resolved through the
+    /// chain) and NAME=value literals; only its variables are set, unless
+    /// --all or --only is given too (repeatable; a later file wins)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -15,20 +15,24 @@
 //! | `mask` | conceals secret values in a byte stream (aho-corasick) | nothing |
 //! | `childenv` | the variables that change how a child or the loader runs, never set from a provider unless named | nothing |
 //! | `template` | `inject`'s `{{ st://KEY }}` references, and values written into YAML and JSON so the document keeps its shape | nothing |
+//! | `envfile` | `--env-file`: dotenv files of `NAME=st://KEY` references and literals (dotenvy), with file and line | `template` |
+//! | `secretfiles` | `run --file`: the private directory on a memory-backed filesystem and the 0600 files in it, removed on drop | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `template`, `io`, `context` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `template`, `envfile`, `secretfiles`, `io`, `context` |
 //! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
 
 mod args;
 mod childenv;
 mod commands;
 mod context;
+mod envfile;
 mod io;
 mod mask;
 mod outcome;
 mod prompt;
+mod secretfiles;
 mod template;
 
 use args::{Cli, Command};

@@ -55,15 +55,28 @@ pub fn parse(template: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
+/// What starts a reference's key, in a template and in an env file.
+pub const SCHEME: &str = "st://";
+
+/// Whether `c` ends a reference's key.
+fn ends_key(c: char) -> bool {
+    c.is_whitespace() || c == '{' || c == '}'
+}
+
+/// The key of `value` when the whole of it is a reference `st://KEY` (an env
+/// file's value): the key syntax of a template's `{{ st://KEY }}`.
+pub fn reference(value: &str) -> Option<&str> {
+    let key = value.strip_prefix(SCHEME)?;
+    (!key.is_empty() && !key.contains(ends_key)).then_some(key)
+}
+
 /// The key of a reference whose `{{` comes just before `s`, and how many
 /// bytes of `s` the reference spans (through its `}}`). Looks no further
 /// than the key's end (the first whitespace, `{` or `}`): an unterminated
 /// reference costs its own length, not the rest of the template.
 fn reference_at(s: &str) -> Option<(&str, usize)> {
-    let body = s.trim_start_matches([' ', '\t']).strip_prefix("st://")?;
-    let key_len = body
-        .find(|c: char| c.is_whitespace() || c == '{' || c == '}')
-        .unwrap_or(body.len());
+    let body = s.trim_start_matches([' ', '\t']).strip_prefix(SCHEME)?;
+    let key_len = body.find(ends_key).unwrap_or(body.len());
     let key = &body[..key_len];
     let rest = body[key_len..].trim_start_matches([' ', '\t']);
     if key.is_empty() || !rest.starts_with("}}") {
@@ -448,6 +461,13 @@ mod tests {
         );
         assert_eq!(parse("{{ st://K"), vec![Text("{{ st://K")]);
         assert_eq!(parse(""), vec![]);
+        // A whole value as a reference (env files): the same key syntax.
+        assert_eq!(reference("st://a.b-c/d"), Some("a.b-c/d"));
+        for not in [
+            "st://", "st://A B", "st://K}", "x st://K", "ST://K", "st:/K",
+        ] {
+            assert_eq!(reference(not), None, "{not}");
+        }
     }
 
     fn filled(template: &str, kind: Kind, pairs: &[(&str, &str)]) -> Result<String, String> {

@@ -937,3 +937,342 @@ fn inject_into_yaml_and_json_keeps_the_documents_shape() {
     let o = output(&home, &["inject", "-i", "t.json", "--format", "text"]);
     assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_err());
 }
+
+/// Writes `text` to `name` in `home`; its path as a string.
+fn write_in(home: &TempDir, name: &str, text: &str) -> String {
+    let path = home.path().join(name);
+    fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn env_files_map_names_to_secrets_and_only_they_are_set() {
+    let home = home();
+    let envfile = write_in(
+        &home,
+        "train.env",
+        "# the trainer reads WANDB_API_KEY\nexport WANDB_API_KEY=st://hf-token\n\n\
+         PROJECT=sdxl-run # not a secret\nQUOTED=\"st://tricky-value\"\n",
+    );
+    let script = r#"printf '%s|%s|%s|%s\n' "$WANDB_API_KEY" "$PROJECT" "${HF_TOKEN-unset}" "${DEBUG-unset}"
+        printf '%s' "$QUOTED" > quoted.out"#;
+    let o = output(
+        &home,
+        &["run", "--env-file", &envfile, "--", "sh", "-c", script],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // The reference's value is masked; the literal is not a secret; the
+    // chain's other keys are not set without --all.
+    assert_eq!(
+        text(&o.stdout),
+        "<concealed by st-secrets>|sdxl-run|unset|unset\n"
+    );
+    assert_eq!(
+        fs::read_to_string(home.path().join("quoted.out")).unwrap(),
+        TRICKY
+    );
+
+    // --all adds the chain; a later file wins over an earlier one and over
+    // the chain.
+    let later = write_in(&home, "later.env", "PROJECT=override\nDEBUG=from-file\n");
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--all",
+            "--env-file",
+            &envfile,
+            "--env-file",
+            &later,
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s|%s|%s' "$PROJECT" "$HF_TOKEN" "$DEBUG""#,
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), text(&o.stdout).as_str()),
+        (Some(0), "override|hf_run_SECRET_0123456789|from-file")
+    );
+
+    // env prints the same variables.
+    let o = output(&home, &["env", "--env-file", &envfile, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        doc["env"],
+        serde_json::json!({"WANDB_API_KEY": "hf_run_SECRET_0123456789",
+                           "PROJECT": "sdxl-run", "QUOTED": TRICKY})
+    );
+}
+
+#[test]
+fn an_unresolved_reference_fails_before_the_command_naming_its_line() {
+    let home = home();
+    let envfile = write_in(
+        &home,
+        "bad.env",
+        "HF_TOKEN=st://HF_TOKEN\nLITERAL=s3cr3t-literal\n\nMISSING=st://no-such-key\nALSO=st://nor-this\n",
+    );
+    for args in [
+        vec![
+            "run",
+            "--env-file",
+            &envfile,
+            "--",
+            "sh",
+            "-c",
+            "touch started",
+        ],
+        vec!["env", "--env-file", &envfile],
+    ] {
+        let o = output(&home, &args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{envfile}:4: MISSING=st://no-such-key: secret 'no-such-key' was not found"
+            )) && err.contains(&format!("{envfile}:5: ALSO=st://nor-this")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("s3cr3t") && !err.contains("SECRET_0123") && o.stdout.is_empty(),
+            "{err}"
+        );
+    }
+    assert!(
+        !home.path().join("started").exists(),
+        "the command never started"
+    );
+
+    // A line that is not NAME=value, named by number and never quoted.
+    let broken = write_in(&home, "broken.env", "A=1\nnot a line with s3cr3t\n");
+    let o = output(&home, &["env", "--env-file", &broken]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("ST_PARSE: {broken}:2: not a NAME=value line")),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t"), "{err}");
+    // Not a file at all.
+    let o = output(&home, &["env", "--env-file", home.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+}
+
+/// `run --file NETRC=st://HF_TOKEN` on `script` (which gets the path in
+/// $NETRC and prints it first); the child, and the reader of its stdout.
+fn run_with_file(
+    home: &TempDir,
+    script: &str,
+    extra_env: &[(&str, &str)],
+) -> (
+    Child,
+    BufReader<std::process::ChildStdout>,
+    std::path::PathBuf,
+) {
+    let mut command = tool(
+        home,
+        &[
+            "run",
+            "--file",
+            "NETRC=st://HF_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    command.envs(extra_env.iter().copied());
+    // As trapping_child: signals at their defaults, as in a foreground job.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let path = std::path::PathBuf::from(line.trim_end());
+    assert!(path.is_absolute(), "{line:?}");
+    (child, out, path)
+}
+
+#[test]
+fn secret_files_are_private_and_gone_whichever_way_the_command_ends() {
+    let home = home();
+    // The file: the value, 0600, in a 0700 directory on tmpfs (/dev/shm
+    // here: the test's environment has no XDG_RUNTIME_DIR); masked when
+    // the command prints it.
+    let script = r#"echo "$NETRC"; cat "$NETRC"; echo; stat -c %a "$NETRC" "$(dirname "$NETRC")"; stat -f -c %T "$NETRC""#;
+    let (mut child, mut out, path) = run_with_file(&home, script, &[]);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(exit_code(&mut child), Some(0));
+    assert_eq!(rest, "<concealed by st-secrets>\n600\n700\ntmpfs\n");
+    assert!(path.starts_with("/dev/shm"), "{}", path.display());
+    assert!(path.file_name().unwrap() == "NETRC");
+    assert!(
+        !path.parent().unwrap().exists(),
+        "removed with its directory"
+    );
+
+    // $XDG_RUNTIME_DIR comes first when it is private and memory-backed;
+    // one writable by others is passed over.
+    let runtime = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
+    let (mut child, _, path) = run_with_file(
+        &home,
+        "echo \"$NETRC\"",
+        &[("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())],
+    );
+    assert_eq!(exit_code(&mut child), Some(0));
+    assert!(path.starts_with(runtime.path()), "{}", path.display());
+    fs::set_permissions(runtime.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let (mut child, _, path) = run_with_file(
+        &home,
+        "echo \"$NETRC\"",
+        &[("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())],
+    );
+    assert_eq!(exit_code(&mut child), Some(0));
+    assert!(!path.starts_with(runtime.path()), "{}", path.display());
+    assert_eq!(
+        fs::read_dir(runtime.path()).unwrap().count(),
+        0,
+        "nothing left in it"
+    );
+
+    // The command fails, dies of a signal itself, or the tool is sent
+    // SIGTERM, SIGINT or SIGHUP (forwarded, the command dies of it): the
+    // file and its directory are gone every time.
+    for (how, script, signal, code) in [
+        ("exit 9", "echo \"$NETRC\"; exit 9", None, 9),
+        (
+            "killed",
+            "echo \"$NETRC\"; kill -KILL $$",
+            None,
+            128 + libc::SIGKILL,
+        ),
+        (
+            "SIGTERM",
+            "echo \"$NETRC\"; exec sleep 30",
+            Some(libc::SIGTERM),
+            128 + libc::SIGTERM,
+        ),
+        (
+            "SIGINT",
+            "echo \"$NETRC\"; exec sleep 30",
+            Some(libc::SIGINT),
+            128 + libc::SIGINT,
+        ),
+        (
+            "SIGHUP",
+            "echo \"$NETRC\"; exec sleep 30",
+            Some(libc::SIGHUP),
+            128 + libc::SIGHUP,
+        ),
+    ] {
+        let (mut child, _, path) = run_with_file(&home, script, &[]);
+        if let Some(signal) = signal {
+            assert!(
+                path.exists(),
+                "{how}: the file is there while the command runs"
+            );
+            // SAFETY: a signal to the tool we started.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+        assert_eq!(exit_code(&mut child), Some(code), "{how}");
+        assert!(
+            !path.exists() && !path.parent().unwrap().exists(),
+            "{how}: left {}",
+            path.display()
+        );
+    }
+
+    // A --file that is not NAME=st://KEY, or a missing key: nothing starts.
+    for (spec, code) in [
+        ("NETRC=HF_TOKEN", 2),
+        ("1X=st://HF_TOKEN", 2),
+        ("NETRC=st://absent", 1),
+    ] {
+        let o = output(
+            &home,
+            &["run", "--file", spec, "--", "sh", "-c", "touch started"],
+        );
+        assert_eq!(o.status.code(), Some(code), "{spec}: {}", text(&o.stderr));
+    }
+    assert!(!home.path().join("started").exists());
+}
+
+/// Runs `init` as PID 1 of a new PID namespace (with its own /proc), where
+/// it starts a script that leaves an orphan which ends 0.2 s later; the
+/// script then counts the zombies of the namespace and exits 7. Returns
+/// (exit code, what the script printed), or None where PID namespaces are
+/// not available to a non-root user.
+fn as_pid1(home: &TempDir, init: &[&str]) -> Option<(Option<i32>, String)> {
+    as_pid1_on(home, init, "")
+}
+
+/// [`as_pid1`], with `more` added to the end of the script, before `exit`.
+fn as_pid1_on(home: &TempDir, init: &[&str], more: &str) -> Option<(Option<i32>, String)> {
+    let script = format!(
+        r#"( sleep 0.2 & ); sleep 1.5
+        echo "zombies=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z ')"; {more} exit 7"#
+    );
+    let mut args = vec!["--pid", "--fork", "--mount-proc"];
+    args.extend_from_slice(init);
+    args.extend_from_slice(&["sh", "-c", &script]);
+    let o = Command::new("unshare")
+        .args(&args)
+        .env("HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // SAFETY: geteuid cannot fail.
+    if !o.status.success() && o.status.code() != Some(7) && unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "skipped: no PID namespace for this user: {}",
+            text(&o.stderr)
+        );
+        return None;
+    }
+    Some((o.status.code(), text(&o.stdout)))
+}
+
+#[test]
+fn as_pid1_the_tool_reaps_orphans_and_exits_with_its_command() {
+    let home = home();
+    let Some(tool_run) = as_pid1(&home, &[TOOL, "run", "--only", "HF_TOKEN", "--"]) else {
+        return;
+    };
+    assert_eq!(tool_run, (Some(7), "zombies=0\n".to_string()));
+    // The control: an init that waits for its own child only (Python's
+    // subprocess.call) leaves the orphan a zombie, so the count above is
+    // a real one.
+    let control = as_pid1(
+        &home,
+        &[
+            "python3",
+            "-c",
+            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+        ],
+    );
+    assert_eq!(control, Some((Some(7), "zombies=1\n".to_string())));
+    // An orphan that keeps the output pipe open for a minute does not keep
+    // the container up: the tool exits once its command has (after a 2 s
+    // drain), and the orphan ends with the namespace.
+    let started = Instant::now();
+    let o = as_pid1_on(
+        &home,
+        &[TOOL, "run", "--only", "HF_TOKEN", "--"],
+        "( exec sleep 60 & ); echo last line;",
+    );
+    assert_eq!(o, Some((Some(7), "zombies=0\nlast line\n".to_string())));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited for the orphan"
+    );
+}

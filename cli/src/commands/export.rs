@@ -4,6 +4,7 @@
 use crate::args::{EnvArgs, Format, InjectArgs, Selection, TemplateFormat};
 use crate::childenv;
 use crate::context::{not_found_message, Globals};
+use crate::envfile::{self, valid_name, Source};
 use crate::io::{is_stdio, print_json, printable, read_stdin, write_private_file};
 use crate::outcome::{usage, CliError, Outcome};
 use crate::template::{self, Piece};
@@ -12,33 +13,65 @@ use st_secrets::{Error, SecretString};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
-/// Whether `name` can be an environment variable a shell can read.
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// A variable `run` sets or `env` prints.
+pub struct Var {
+    pub name: String,
+    pub value: SecretString,
+    /// Whether the value is a secret, masked in `run`'s output: every value
+    /// from the chain is; an env file's literals are not.
+    pub secret: bool,
 }
 
-/// Resolves the selected keys through the chain: `(variable name, value)`
-/// pairs, the variable being the key normalized as SimpleTuner does
-/// (`hf-token` is `HF_TOKEN`) and its value what `get NAME` answers. A
-/// listed key that is missing, or any provider failure, is an error naming
-/// the key and provider, never the value.
+/// What `run` and `env` resolved: the variables, and `run --file`'s values
+/// (named by the variable that gets the file's path).
+pub struct Resolved {
+    pub vars: Vec<Var>,
+    pub files: Vec<Var>,
+}
+
+/// `--file NAME=st://KEY`: the name and the key.
+fn file_spec(spec: &str) -> Result<(&str, &str), CliError> {
+    let bad = || {
+        usage(format!(
+            "--file {}: expected NAME=st://KEY (NAME a variable name, KEY without spaces or \
+             braces)",
+            printable(spec)
+        ))
+    };
+    let (name, reference) = spec.split_once('=').ok_or_else(bad)?;
+    let key = template::reference(reference).ok_or_else(bad)?;
+    if !valid_name(name) {
+        return Err(bad());
+    }
+    Ok((name, key))
+}
+
+/// Resolves the selected keys, the env files and `--file`'s references
+/// through the chain, before anything starts or is written. A missing key,
+/// an unresolved reference or any provider failure is an error naming the
+/// key (and the env file's line), never a value.
 ///
-/// Without `--only`, every key of the file and remote providers, except:
-/// keys that cannot be variable names (skipped, with a warning), and
-/// variables that change how a child or the loader runs ([`childenv`]:
-/// `LD_PRELOAD`, `BASH_ENV`, `PATH`...), which a provider never sets unless
-/// the user names them with `--only` (skipped, with a warning naming the
-/// key, never its value). Keys of one provider that normalize to the same
-/// name are one variable ([`preferred_key`] says whose value), with a
-/// warning naming them. Linear in the number of keys.
-pub fn resolve(
-    g: &Globals,
-    selection: &Selection,
-) -> Result<Vec<(String, SecretString)>, CliError> {
+/// Chain keys: the `--only` keys; else every key of the file and remote
+/// providers when `--all` is given or no env file is, except keys that
+/// cannot be variable names (skipped, with a warning) and variables that
+/// change how a child or the loader runs ([`childenv`]: `LD_PRELOAD`,
+/// `BASH_ENV`, `PATH`...), which a provider never sets unless the user names
+/// them (skipped, with a warning naming the key, never its value). A chain
+/// key's variable is the key normalized as SimpleTuner does (`hf-token` is
+/// `HF_TOKEN`) and its value what `get NAME` answers; keys of one provider
+/// that normalize to the same name are one variable ([`preferred_key`] says
+/// whose value), with a warning naming them. Env files then set their
+/// variables under the names they give, over the chain's (a later file, or
+/// a later line, wins). Linear in the number of keys.
+pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<Resolved, CliError> {
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|s| file_spec(s))
+        .collect::<Result<_, _>>()?;
+    let mut entries = Vec::new();
+    for path in &selection.env_file {
+        entries.extend(envfile::parse(path)?);
+    }
     let m = g.manager()?;
     // The value of `key`; missing or failing stops everything.
     let required = |key: &str| match m.get(key) {
@@ -48,8 +81,7 @@ pub fn resolve(
             e.context(format!("secret '{}'", printable(key))),
         )),
     };
-    let mut out: Vec<(String, SecretString)> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut vars = Vars::default();
     if !selection.only.is_empty() {
         for key in &selection.only {
             let name = normalize_key(key);
@@ -60,40 +92,135 @@ pub fn resolve(
                     printable(key)
                 )));
             }
-            if !seen.insert(name.clone()) {
+            if !vars.has(&name) {
+                vars.set(name, required(key)?, true);
+            }
+        }
+    } else if selection.all || selection.env_file.is_empty() {
+        let keys = m.all_keys()?;
+        warn_collisions(&keys);
+        for (key, provider) in &keys {
+            let name = normalize_key(key);
+            if !valid_name(&name) {
+                eprintln!(
+                    "st-secrets: skipped key '{}' of provider '{provider}': not a valid \
+                     environment variable name",
+                    printable(key)
+                );
                 continue;
             }
-            out.push((name, required(key)?));
+            if vars.has(&name) {
+                continue;
+            }
+            if childenv::is_guarded(&name) {
+                eprintln!(
+                    "st-secrets: warning: not setting {name} from provider '{provider}' (key \
+                     '{}'): it changes how programs or the loader run; name it with --only \
+                     {name} to set it",
+                    printable(key)
+                );
+                continue;
+            }
+            let value = required(&name)?;
+            vars.set(name, value, true);
         }
-        return Ok(out);
     }
-    let keys = m.all_keys()?;
-    warn_collisions(&keys);
-    for (key, provider) in &keys {
-        let name = normalize_key(key);
-        if !valid_name(&name) {
-            eprintln!(
-                "st-secrets: skipped key '{}' of provider '{provider}': not a valid environment \
-                 variable name",
-                printable(key)
-            );
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if childenv::is_guarded(&name) {
-            eprintln!(
-                "st-secrets: warning: not setting {name} from provider '{provider}' (key '{}'): \
-                 it changes how programs or the loader run; name it with --only {name} to set it",
-                printable(key)
-            );
-            continue;
-        }
-        let value = required(&name)?;
-        out.push((name, value));
+    let mut missing: Vec<String> = Vec::new();
+    for entry in entries {
+        let (value, secret) = match entry.source {
+            Source::Literal(value) => (value, false),
+            Source::Reference(key) => match m.get(&key) {
+                Ok(Some(value)) => (value, true),
+                Ok(None) => {
+                    missing.push(format!(
+                        "{}: {}={}{}: {}",
+                        entry.origin,
+                        entry.name,
+                        template::SCHEME,
+                        printable(&key),
+                        not_found_message(&m, &key)
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(CliError::from(e.context(format!(
+                        "{}: {}: secret '{}'",
+                        entry.origin,
+                        entry.name,
+                        printable(&key)
+                    ))))
+                }
+            },
+        };
+        vars.set(entry.name, value, secret);
     }
-    Ok(out)
+    let mut file_values = Vec::new();
+    for (name, key) in files {
+        match m.get(key) {
+            Ok(Some(value)) => file_values.push(Var {
+                name: name.to_owned(),
+                value,
+                secret: true,
+            }),
+            Ok(None) => missing.push(format!(
+                "--file {name}={}{}: {}",
+                template::SCHEME,
+                printable(key),
+                not_found_message(&m, key)
+            )),
+            Err(e) => {
+                return Err(CliError::from(
+                    e.context(format!("--file {name}: secret '{}'", printable(key))),
+                ))
+            }
+        }
+    }
+    if let Some(first) = missing.first() {
+        let more = match missing.len() {
+            1 => String::new(),
+            n => format!(" ({} more unresolved: {})", n - 1, missing[1..].join("; ")),
+        };
+        return Err(CliError::NotFound(format!("{first}{more}")));
+    }
+    Ok(Resolved {
+        vars: vars.into_vec(),
+        files: file_values,
+    })
+}
+
+/// Variables in the order they were first set; setting one again replaces
+/// its value in place.
+#[derive(Default)]
+struct Vars {
+    list: Vec<Var>,
+    index: HashMap<String, usize>,
+}
+
+impl Vars {
+    fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    fn set(&mut self, name: String, value: SecretString, secret: bool) {
+        match self.index.get(&name) {
+            Some(&i) => {
+                self.list[i].value = value;
+                self.list[i].secret = secret;
+            }
+            None => {
+                self.index.insert(name.clone(), self.list.len());
+                self.list.push(Var {
+                    name,
+                    value,
+                    secret,
+                });
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<Var> {
+        self.list
+    }
 }
 
 /// Warns about keys of one provider that normalize to the same variable,
@@ -153,7 +280,11 @@ fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
 }
 
 pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
-    let vars = resolve(g, &args.selection)?;
+    let vars: Vec<(String, SecretString)> = resolve(g, &args.selection, &[])?
+        .vars
+        .into_iter()
+        .map(|v| (v.name, v.value))
+        .collect();
     let format = if g.json { Format::Json } else { args.format };
     let mut text = zeroize::Zeroizing::new(String::new());
     match format {

@@ -9,12 +9,18 @@
 //! Ctrl-\, a resize or a hangup go to the whole foreground process group, the
 //! command included, and must not arrive twice). The command is reaped only
 //! after the last forward, so a signal can never reach a recycled pid.
+//!
+//! `--file`'s private directory is removed once the command is reaped,
+//! whichever way it ended; the signals are blocked before it is written,
+//! so one that arrives in between waits and is forwarded. As PID 1 (a
+//! container's entrypoint) `run` also reaps the orphans it inherits.
 
 use super::export::resolve;
 use crate::args::RunArgs;
 use crate::context::Globals;
 use crate::mask::{Masker, Patterns};
 use crate::outcome::{usage, Outcome};
+use crate::secretfiles::SecretDir;
 use st_secrets::Error;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -152,7 +158,7 @@ fn status_code(status: ExitStatus) -> u8 {
 }
 
 pub fn run(g: &Globals, args: RunArgs) -> Outcome {
-    let vars = resolve(g, &args.selection)?;
+    let resolved = resolve(g, &args.selection, &args.files)?;
     let (program, rest) = args
         .command
         .split_first()
@@ -160,22 +166,41 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let patterns = if args.no_mask {
         None
     } else {
-        Patterns::new(vars.iter().map(|(_, v)| v.expose().as_bytes())).map(Arc::new)
+        let secrets = resolved.vars.iter().chain(&resolved.files);
+        Patterns::new(
+            secrets
+                .filter(|v| v.secret)
+                .map(|v| v.value.expose().as_bytes()),
+        )
+        .map(Arc::new)
     };
     let mut command = Command::new(program);
     command.args(rest);
-    for (name, value) in &vars {
-        command.env(name, value.expose());
+    for var in &resolved.vars {
+        command.env(&var.name, var.value.expose());
     }
     if patterns.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    drop(vars);
 
+    // Blocked before the files are written: a SIGTERM from here on waits
+    // for the command (or for this function's return, which removes them
+    // first: `secret_dir` is dropped before `blocked`).
     let mut signals = FORWARDED.to_vec();
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
     let previous = blocked.previous;
+    let secret_dir = match resolved.files.is_empty() {
+        true => None,
+        false => {
+            let dir = SecretDir::create()?;
+            for f in &resolved.files {
+                command.env(&f.name, dir.write(&f.name, f.value.expose().as_bytes())?);
+            }
+            Some(dir)
+        }
+    };
+    drop(resolved);
     // SAFETY: between fork and exec only async-signal-safe calls
     // (pthread_sigmask, signal): the command starts with the signal mask
     // this process had before blocking (the standard library leaves the
@@ -214,6 +239,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         }
     }
 
+    // As a container's PID 1, every orphan of the namespace is this
+    // process's child: reaped as it ends, or it stays a zombie.
+    let init = std::process::id() == 1;
     let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
     let status = loop {
         let (signal, from_kernel) = blocked.wait()?;
@@ -224,6 +252,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
                     .wait()
                     .map_err(|e| Error::Internal(format!("cannot wait for the command: {e}")))?;
             }
+            if init {
+                reap_orphans(Some(pid));
+            }
         } else if !from_kernel {
             // SAFETY: kill on the command's pid, which is not reaped yet.
             unsafe {
@@ -231,11 +262,59 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             }
         }
     };
+    if let Some(dir) = secret_dir {
+        dir.remove();
+    }
     drop(blocked);
+    if init {
+        // Orphans may hold the output pipes open for as long as they run;
+        // tini's rule: exit once the command has, and the namespace's other
+        // processes end with it. What the command wrote is drained first.
+        let until = std::time::Instant::now() + INIT_DRAIN;
+        while pumps.iter().any(|p| !p.is_finished()) && std::time::Instant::now() < until {
+            reap_orphans(None);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        reap_orphans(None);
+        pumps.retain(|p| p.is_finished());
+    }
     for p in pumps {
         let _ = p.join();
     }
     Ok(status_code(status))
+}
+
+/// How long `run` as PID 1 waits, once its command has ended, for the
+/// output pipes to drain (orphans may keep them open indefinitely).
+const INIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reaps every ended child except `keep` (the command, which `run` reaps
+/// itself after its last signal forward): `waitid` peeks at an ended child
+/// without reaping it, and only another's is reaped.
+fn reap_orphans(keep: Option<libc::pid_t>) {
+    loop {
+        // SAFETY: info is written by waitid; waitpid reaps the pid it named.
+        let ended = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            if rc != 0 {
+                return; // ECHILD: no children left
+            }
+            info.si_pid()
+        };
+        if ended == 0 || Some(ended) == keep {
+            return;
+        }
+        // SAFETY: reaps the one child waitid reported as ended.
+        unsafe {
+            libc::waitpid(ended, std::ptr::null_mut(), libc::WNOHANG);
+        }
+    }
 }
 
 /// Whether the command has ended, leaving it to be reaped (`WNOWAIT`).
