@@ -27,13 +27,15 @@ PY
 
 say "Node"
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/cache.js) | tee "$out/node.jsonl"
+say "Node: the Promise forms against a threadpool round trip (fs.promises.access)"
+(cd bindings/node && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/async.js) | tee "$out/node-async.jsonl"
 
 say "Python (the installed wheel: scripts/bench-python.sh)"
 scripts/bench-python.sh >/dev/null
 cp "$ST_ROOT/target/bench-python/python.jsonl" "$out/python.jsonl"
 
 say "table"
-for lang in go node python; do
+for lang in go node node-async python; do
   python3 benches/report_pairs.py "$out/$lang.jsonl"
   echo
 done | tee "$out/table.md"

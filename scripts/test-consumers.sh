@@ -213,15 +213,19 @@ node_consumer() {
   if [ -z "$tarball" ]; then
     tarball="$(scripts/pack-node.sh --out "$work/npm" "${build_flag[@]}")" || return 1
   fi
-  if tar tzf "$tarball" | grep -Ev '^package/(index\.js|index\.d\.ts|signatures\.js|package\.json|README\.md|prebuilds/[^/]+/libst_secrets\.so)$'; then
+  if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|package\.json|README\.md|prebuilds/[^/]+/libst_secrets\.so)$'; then
     echo "the tarball holds files beyond the package's own (above)"
     return 1
   fi
-  mkdir -p "$dir" && cp tests/consumers/node/package.json tests/consumers/node/main.js "$dir/"
+  mkdir -p "$dir" && cp tests/consumers/node/package.json tests/consumers/node/main.js tests/consumers/node/main.mjs "$dir/"
   (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$tarball") || return 1
   (cd "$dir" && env -u ST_SECRETS_LIB "${node[@]}" main.js "$secrets")
 }
 check "Node project installs the packed tarball (bundled library)" node_consumer
+node_esm() {
+  (cd "$work/node" && env -u ST_SECRETS_LIB "${node[@]}" main.mjs "$secrets")
+}
+check "Node ESM: import { Manager } from 'st-secrets', Promise gets off the event loop" node_esm
 node_system_loader() {
   local dir="$work/node"
   rm -rf "$dir/node_modules/st-secrets/prebuilds"

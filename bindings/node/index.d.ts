@@ -1,4 +1,9 @@
-// Type declarations of the st-secrets Node binding.
+// Type declarations of the st-secrets Node binding (the CommonJS entry;
+// index.d.mts re-exports them for the ESM one).
+//
+// Every `...Async` method is the Promise form of the method without the
+// suffix: it runs on a worker thread of libuv's pool, so the event loop keeps
+// running, and rejects with the StSecretsError the other would throw.
 
 /** The loaded library's version text, e.g. "st-secrets/0.1.0 (...)". */
 export const version: string;
@@ -80,6 +85,14 @@ export class Manager {
   providers(): ProviderInfo[];
   /** providers() with each provider's live checks under `checks` (null for env and file). */
   diagnose(): Array<ProviderInfo & { checks: Record<string, unknown> | null }>;
+  /** Concurrent calls for one key wait for one remote request. */
+  getAsync(key: string): Promise<string | undefined>;
+  getWithSourceAsync(key: string): Promise<{ value: string; provider: string } | undefined>;
+  setAsync(key: string, value: string): Promise<void>;
+  deleteAsync(key: string): Promise<boolean>;
+  providersAsync(): Promise<ProviderInfo[]>;
+  diagnoseAsync(): Promise<Array<ProviderInfo & { checks: Record<string, unknown> | null }>>;
+  /** Frees the manager now, or after the asynchronous calls running on it. */
   close(): void;
 }
 
@@ -98,6 +111,18 @@ export class Store {
   auditEntries(limit?: number): Array<{ id: number; at: string; action: string; provider: string; subject: string; detail: string }>;
   /** The number of entries; throws StSecretsError (ST_STORE) naming the first broken one. */
   verifyAudit(): number;
+  /** Opens (creating or migrating) the database off the event loop. */
+  static open(dbPath?: string): Promise<Store>;
+  getProviderConfigAsync(provider: string): Promise<Record<string, unknown>>;
+  saveProviderConfigAsync(provider: string, config: Record<string, unknown>): Promise<void>;
+  mergeProviderConfigAsync(provider: string, patch: Record<string, unknown>): Promise<Record<string, unknown>>;
+  setCredentialAsync(provider: string, name: string, value: string): Promise<void>;
+  getCredentialAsync(provider: string, name: string): Promise<string | undefined>;
+  deleteCredentialAsync(provider: string, name: string): Promise<boolean>;
+  rotateCredentialsAsync(): Promise<{ rotated: number; current: number; failed: number }>;
+  auditEntriesAsync(limit?: number): Promise<Array<{ id: number; at: string; action: string; provider: string; subject: string; detail: string }>>;
+  verifyAuditAsync(): Promise<number>;
+  /** Closes the database now, or after the asynchronous calls running on it. */
   close(): void;
 }
 
@@ -116,3 +141,11 @@ export function setHardwareInfo(info: Record<string, { name?: string; cost_per_s
 export function clearHardwareInfoCache(): void;
 /** $/hour of `hardware` (default gpu-l40s). */
 export function hourlyCost(hardware?: string, store?: Store): number;
+export function encryptAsync(plaintext: string): Promise<string>;
+export function decryptAsync(ciphertext: string): Promise<string>;
+export function encryptWithSecretAsync(secret: string, plaintext: string): Promise<string>;
+export function decryptWithSecretAsync(secret: string, ciphertext: string): Promise<string>;
+export function reencryptAsync(ciphertext: string): Promise<string>;
+export function hardwareInfoAsync(store?: Store): Promise<Record<string, { name?: string; cost_per_second: number }>>;
+export function setHardwareInfoAsync(info: Record<string, { name?: string; cost_per_second: number }>): Promise<void>;
+export function hourlyCostAsync(hardware?: string, store?: Store): Promise<number>;

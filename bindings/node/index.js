@@ -1,7 +1,11 @@
 'use strict';
-// Node binding of libst_secrets over koffi: synchronous, mirroring the Go
-// binding with camelCase names. It wraps the C header and re-implements
-// nothing; its declarations are generated from the header (signatures.js).
+// Node binding of libst_secrets over koffi, mirroring the Go binding with
+// camelCase names. Every call that may block (a secrets get or set that can
+// reach AWS or Vault, the providers' diagnosis, the store's SQLite calls,
+// encryption that may derive the key) also has a Promise form, `...Async`,
+// run on a worker thread of libuv's pool (koffi's asynchronous calls) so the
+// event loop keeps running. It wraps the C header and re-implements nothing;
+// its declarations are generated from the header (signatures.js).
 // The library is loaded from $ST_SECRETS_LIB, the copy bundled in the package,
 // or the system loader's search path (see loadLibrary).
 
@@ -105,6 +109,78 @@ function takeBuf(b) {
   }
 }
 
+/** Calls the C function `fn` with `args` on a worker thread; resolves with
+ *  its result code. `owner` (a Handle, or null) is pinned meanwhile: its
+ *  native object is neither freed by close() nor collected until the call
+ *  has returned. */
+function callAsync(owner, fn, ...args) {
+  return new Promise((resolve, reject) => {
+    let pinned = false;
+    try {
+      checkTypes(fn, args);
+      const handle = owner ? owner._pin() : undefined; // throws when closed
+      pinned = owner !== null;
+      fn.async(...args.map((a) => (a === PINNED ? handle : a)), (e, rc) => {
+        if (pinned) owner._unpin();
+        if (e) reject(e);
+        else resolve(rc);
+      });
+    } catch (e) {
+      if (pinned) owner._unpin(); // the arguments were refused: nothing runs
+      reject(e);
+    }
+  });
+}
+
+/** The koffi primitive of each parameter of `fn`, cached per function. */
+const primitives = new WeakMap();
+
+/** Throws the TypeError a synchronous call would for an argument of the
+ *  wrong type. koffi 2.15.1 checks types in asynchronous calls too, but
+ *  then crashes the process (SIGSEGV) instead of throwing: an asynchronous
+ *  call is made only with arguments of the declared types. */
+function checkTypes(fn, args) {
+  let kinds = primitives.get(fn);
+  if (!kinds) {
+    kinds = fn.info.arguments.map((t) => koffi.introspect(t).primitive);
+    primitives.set(fn, kinds);
+  }
+  kinds.forEach((kind, i) => {
+    const a = args[i];
+    const ok = kind === 'String' ? a === null || typeof a === 'string'
+      : kind === 'Pointer' ? true // handles (or PINNED), out-parameter arrays, buffers
+        : typeof a === 'number' || typeof a === 'bigint' || typeof a === 'boolean';
+    if (!ok) throw new TypeError(`Unexpected ${typeof a} value for argument ${i + 1} of ${fn.info.name}, expected ${kind}`);
+  });
+}
+
+/** Stands for the pinned owner's native handle in callAsync's arguments. */
+const PINNED = Symbol('pinned handle');
+
+/** bufCall's Promise form: fn with (...args, out, err) on a worker thread. */
+async function bufCallAsync(owner, fn, args, optional = false) {
+  const out = [null];
+  const err = [null];
+  const rc = await callAsync(owner, fn, ...args, out, err);
+  if (optional) {
+    return found(rc, err) ? takeBuf(out[0]) : undefined;
+  }
+  check(rc, err);
+  return takeBuf(out[0]);
+}
+
+/** A call that only fails: fn with (...args, err) on a worker thread. */
+async function checkAsync(owner, fn, args) {
+  const err = [null];
+  check(await callAsync(owner, fn, ...args, err), err);
+}
+
+/** A yes/no call: fn with (...args, err) on a worker thread. */
+async function foundAsync(owner, fn, args) {
+  const err = [null];
+  return found(await callAsync(owner, fn, ...args, err), err);
+}
+
 /** Runs fn(out, err); returns the buffer, or undefined on ST_NOT_FOUND when `optional`. */
 function bufCall(fn, optional = false) {
   const out = [null];
@@ -134,21 +210,49 @@ class Handle {
   constructor(handle, free) {
     this._handle = handle;
     this._free = free;
+    this._pending = 0; // asynchronous calls running on it
+    this._closing = false;
     if (free) registry.register(this, { free, handle }, this);
   }
 
   get handle() {
-    if (this._handle === null) throw new StSecretsError(codes.ST_INVALID_ARGUMENT, 'the handle is closed');
+    if (this._handle === null || this._closing) {
+      throw new StSecretsError(codes.ST_INVALID_ARGUMENT, 'the handle is closed');
+    }
     return this._handle;
   }
 
-  /** Frees the native object now (a finalizer is the backstop). Idempotent. */
-  close() {
+  /** The native handle, kept alive until the matching _unpin (an
+   *  asynchronous call holds `this`, so the finalizer cannot run either). */
+  _pin() {
+    const h = this.handle;
+    this._pending += 1;
+    return h;
+  }
+
+  _unpin() {
+    this._pending -= 1;
+    if (this._pending === 0 && this._closing) this._release();
+  }
+
+  _release() {
     if (this._handle !== null && this._free) {
       registry.unregister(this);
       this._free(this._handle);
     }
     this._handle = null;
+    this._closing = false;
+  }
+
+  /** Frees the native object now, or, while asynchronous calls are running on
+   *  it, once the last has returned (new calls fail at once). A finalizer is
+   *  the backstop. Idempotent. */
+  close() {
+    if (this._pending > 0) {
+      this._closing = true;
+      return;
+    }
+    this._release();
   }
 }
 
@@ -264,6 +368,14 @@ class Manager extends Handle {
     return this._default ? null : super.handle;
   }
 
+  _pin() {
+    return this._default ? null : super._pin();
+  }
+
+  _unpin() {
+    if (!this._default) super._unpin();
+  }
+
   /** The value (string) from the first provider that has it; undefined when
    *  every provider answered "absent"; throws the first provider failure. */
   get(key) {
@@ -295,6 +407,43 @@ class Manager extends Handle {
 
   clearCache() { C.st_secrets_clear_cache(this.handle); }
 
+  /** get's Promise form, run off the event loop. Concurrent calls for one key
+   *  wait for one remote request (the providers' single flight). */
+  async getAsync(key) {
+    const b = await bufCallAsync(this, C.st_secrets_get, [PINNED, key], true);
+    return b === undefined ? undefined : b.toString('utf8');
+  }
+
+  /** getWithSource's Promise form. */
+  async getWithSourceAsync(key) {
+    const value = [null];
+    const provider = [null];
+    const err = [null];
+    const rc = await callAsync(this, C.st_secrets_get_with_source, PINNED, key, value, provider, err);
+    if (!found(rc, err)) return undefined;
+    return { value: text(takeBuf(value[0])), provider: text(takeBuf(provider[0])) };
+  }
+
+  /** set's Promise form. */
+  setAsync(key, value) {
+    return checkAsync(this, C.st_secrets_set, [PINNED, key, String(value)]);
+  }
+
+  /** delete's Promise form. */
+  deleteAsync(key) {
+    return foundAsync(this, C.st_secrets_delete, [PINNED, key]);
+  }
+
+  /** providers' Promise form. */
+  async providersAsync() {
+    return JSON.parse(text(await bufCallAsync(this, C.st_secrets_providers_json, [PINNED])));
+  }
+
+  /** diagnose's Promise form (it sends requests). */
+  async diagnoseAsync() {
+    return JSON.parse(text(await bufCallAsync(this, C.st_secrets_diagnose_json, [PINNED])));
+  }
+
   providers() {
     return JSON.parse(bufCall((o, e) => C.st_secrets_providers_json(this.handle, o, e)).toString());
   }
@@ -323,6 +472,7 @@ class Manager extends Handle {
 const defaultManager = new Manager(undefined, true);
 
 const text = (b) => b.toString('utf8');
+const textAsync = async (fn, args) => text(await bufCallAsync(null, fn, args));
 const encrypt = (p) => text(bufCall((o, e) => C.st_encrypt(p, o, e)));
 const decrypt = (c) => text(bufCall((o, e) => C.st_decrypt(c, o, e)));
 const encryptWithSecret = (s, p) => text(bufCall((o, e) => C.st_encrypt_with_secret(s, p, o, e)));
@@ -332,7 +482,11 @@ const reencrypt = (c) => text(bufCall((o, e) => C.st_reencrypt(c, o, e)));
 /** An open provider-configuration store (SQLite). */
 class Store extends Handle {
   /** dbPath: undefined for <state dir>/cloud/jobs.db. */
-  constructor(dbPath) {
+  constructor(dbPath, _handle = null) {
+    if (_handle) {
+      super(_handle, C.st_store_free);
+      return;
+    }
     const out = [null];
     const err = [null];
     check(C.st_store_open(dbPath === undefined ? null : String(dbPath), out, err), err);
@@ -372,15 +526,77 @@ class Store extends Handle {
   rotateCredentials() { return JSON.parse(text(bufCall((o, e) => C.st_store_rotate_credentials(this.handle, o, e)))); }
   auditEntries(limit = 100) { return JSON.parse(text(bufCall((o, e) => C.st_store_audit_json(this.handle, limit, o, e)))); }
   verifyAudit() { return JSON.parse(text(bufCall((o, e) => C.st_store_audit_verify(this.handle, o, e)))).entries; }
+
+  /** Opens the store off the event loop (creating or migrating the database). */
+  static async open(dbPath) {
+    const out = [null];
+    const err = [null];
+    check(await callAsync(null, C.st_store_open, dbPath === undefined ? null : String(dbPath), out, err), err);
+    return new Store(undefined, out[0]);
+  }
+
+  async getProviderConfigAsync(provider) {
+    return JSON.parse(text(await bufCallAsync(this, C.st_store_get_provider_config, [PINNED, provider])));
+  }
+
+  saveProviderConfigAsync(provider, config) {
+    return checkAsync(this, C.st_store_save_provider_config, [PINNED, provider, JSON.stringify(config)]);
+  }
+
+  async mergeProviderConfigAsync(provider, patch) {
+    return JSON.parse(text(await bufCallAsync(this, C.st_store_merge_provider_config,
+      [PINNED, provider, JSON.stringify(patch)])));
+  }
+
+  setCredentialAsync(provider, name, value) {
+    return checkAsync(this, C.st_store_set_credential, [PINNED, provider, name, String(value)]);
+  }
+
+  async getCredentialAsync(provider, name) {
+    const b = await bufCallAsync(this, C.st_store_get_credential, [PINNED, provider, name], true);
+    return b === undefined ? undefined : text(b);
+  }
+
+  deleteCredentialAsync(provider, name) {
+    return foundAsync(this, C.st_store_delete_credential, [PINNED, provider, name]);
+  }
+
+  async rotateCredentialsAsync() {
+    return JSON.parse(text(await bufCallAsync(this, C.st_store_rotate_credentials, [PINNED])));
+  }
+
+  async auditEntriesAsync(limit = 100) {
+    return JSON.parse(text(await bufCallAsync(this, C.st_store_audit_json, [PINNED, limit])));
+  }
+
+  async verifyAuditAsync() {
+    return JSON.parse(text(await bufCallAsync(this, C.st_store_audit_verify, [PINNED]))).entries;
+  }
 }
 
 const storeHandle = (s) => (s === undefined || s === null ? null : s.handle);
+const storeOwner = (s) => (s === undefined || s === null ? null : s);
 
 function hourlyCost(hardware, store) {
   const out = [0];
   const err = [null];
   check(C.st_hardware_hourly_cost(storeHandle(store), hardware === undefined ? null : hardware, out, err), err);
   return out[0];
+}
+
+async function hourlyCostAsync(hardware, store) {
+  const out = [0];
+  const err = [null];
+  const owner = storeOwner(store);
+  const rc = await callAsync(owner, C.st_hardware_hourly_cost, owner ? PINNED : null,
+    hardware === undefined ? null : hardware, out, err);
+  check(rc, err);
+  return out[0];
+}
+
+async function hardwareInfoAsync(store) {
+  const owner = storeOwner(store);
+  return JSON.parse(text(await bufCallAsync(owner, C.st_hardware_info_json, [owner ? PINNED : null])));
 }
 
 module.exports = {
@@ -407,4 +623,13 @@ module.exports = {
   },
   clearHardwareInfoCache: () => C.st_hardware_info_clear_cache(),
   hourlyCost,
+  // The Promise forms, run off the event loop.
+  encryptAsync: (p) => textAsync(C.st_encrypt, [p]),
+  decryptAsync: (c) => textAsync(C.st_decrypt, [c]),
+  encryptWithSecretAsync: (s, p) => textAsync(C.st_encrypt_with_secret, [s, p]),
+  decryptWithSecretAsync: (s, c) => textAsync(C.st_decrypt_with_secret, [s, c]),
+  reencryptAsync: (c) => textAsync(C.st_reencrypt, [c]),
+  hardwareInfoAsync,
+  setHardwareInfoAsync: (info) => checkAsync(null, C.st_hardware_info_set, [JSON.stringify(info)]),
+  hourlyCostAsync,
 };
