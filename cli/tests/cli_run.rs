@@ -195,6 +195,21 @@ fn run_exit_statuses_follow_the_command() {
     );
 }
 
+/// `command` with SIGINT and SIGQUIT at their defaults, as a launcher in the
+/// foreground has them: a test runner started in the background of a script
+/// (CI) ignores both, the tool and its command would inherit that, and a
+/// shell cannot trap a signal ignored on entry.
+fn in_foreground(command: &mut Command) -> &mut Command {
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 /// Starts `run` on a shell script that traps INT and TERM, and waits for it
 /// to say it is ready.
 fn trapping_child(home: &TempDir) -> (Child, BufReader<std::process::ChildStdout>) {
@@ -205,19 +220,10 @@ fn trapping_child(home: &TempDir) -> (Child, BufReader<std::process::ChildStdout
         while :; do sleep 0.05; done
     "#;
     let mut command = tool(home, &["run", "--", "sh", "-c", script]);
-    // As a launcher in the foreground has them: a test runner started in
-    // the background of a script (CI) ignores SIGINT and SIGQUIT, the tool
-    // and its command would inherit that, and a shell cannot trap a signal
-    // ignored on entry.
-    // SAFETY: signal() is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = in_foreground(&mut command)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -1084,16 +1090,10 @@ fn run_with_file(
         ],
     );
     command.envs(extra_env.iter().copied());
-    // As trapping_child: signals at their defaults, as in a foreground job.
-    // SAFETY: signal() is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = in_foreground(&mut command)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

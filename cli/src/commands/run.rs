@@ -190,15 +190,14 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
     let previous = blocked.previous;
-    let secret_dir = match resolved.files.is_empty() {
-        true => None,
-        false => {
-            let dir = SecretDir::create()?;
-            for f in &resolved.files {
-                command.env(&f.name, dir.write(&f.name, f.value.expose().as_bytes())?);
-            }
-            Some(dir)
+    let secret_dir = if resolved.files.is_empty() {
+        None
+    } else {
+        let dir = SecretDir::create()?;
+        for f in &resolved.files {
+            command.env(&f.name, dir.write(&f.name, f.value.expose().as_bytes())?);
         }
+        Some(dir)
     };
     drop(resolved);
     // SAFETY: between fork and exec only async-signal-safe calls
