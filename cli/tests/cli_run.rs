@@ -210,6 +210,21 @@ fn in_foreground(command: &mut Command) -> &mut Command {
     }
 }
 
+/// Starts `command` [`in_foreground`] with its stdout piped, and waits for
+/// the first line it prints: the child, the rest of its stdout, the line.
+fn start_in_foreground(
+    command: &mut Command,
+) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = in_foreground(command)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    (child, out, line)
+}
+
 /// Starts `run` on a shell script that traps INT and TERM, and waits for it
 /// to say it is ready.
 fn trapping_child(home: &TempDir) -> (Child, BufReader<std::process::ChildStdout>) {
@@ -219,14 +234,8 @@ fn trapping_child(home: &TempDir) -> (Child, BufReader<std::process::ChildStdout
         echo ready
         while :; do sleep 0.05; done
     "#;
-    let mut command = tool(home, &["run", "--", "sh", "-c", script]);
-    let mut child = in_foreground(&mut command)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (child, out, line) =
+        start_in_foreground(&mut tool(home, &["run", "--", "sh", "-c", script]));
     assert_eq!(line, "ready\n");
     (child, out)
 }
@@ -1090,13 +1099,7 @@ fn run_with_file(
         ],
     );
     command.envs(extra_env.iter().copied());
-    let mut child = in_foreground(&mut command)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (child, out, line) = start_in_foreground(&mut command);
     let path = std::path::PathBuf::from(line.trim_end());
     assert!(path.is_absolute(), "{line:?}");
     (child, out, path)
