@@ -8,6 +8,7 @@ use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The largest file [`read_regular`] reads unless told otherwise: 4 MiB, as
@@ -136,7 +137,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot create directory", dir, &e))
 }
 
-/// Writes `bytes` to a new file `<dir>/<prefix><pid>.<nanos>`, created with
+/// Writes `bytes` to a new file `<dir>/<prefix><pid>.<nanos>.<sequence>`, created with
 /// mode 0600 (set explicitly, whatever the umask, before the first byte) and
 /// synced to disk. Returns its path; the caller renames or links it, and
 /// removes it on failure.
@@ -144,7 +145,12 @@ pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Resu
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let temp = dir.join(format!("{prefix}{}.{nanos}", std::process::id()));
+    // Two threads can read the same nanoseconds (the ranks of one process
+    // opening one store together did, once in about 100 rounds): a
+    // process-wide sequence number keeps their names apart.
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let temp = dir.join(format!("{prefix}{}.{nanos}.{seq}", std::process::id()));
     let written = (|| {
         // create_new (O_EXCL) never follows a symlink at the name; O_NOFOLLOW
         // says so again.
@@ -183,7 +189,7 @@ fn dir_and_name(path: &Path) -> (&Path, Option<String>) {
 }
 
 /// The prefix of the temporary files written for `name`:
-/// `.<name>.tmp.` (then `<pid>.<nanos>`).
+/// `.<name>.tmp.` (then `<pid>.<nanos>.<sequence>`).
 pub(crate) fn temp_prefix(name: &str) -> String {
     format!(".{name}.tmp.")
 }
