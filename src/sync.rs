@@ -96,9 +96,56 @@ impl Drop for FixLock<'_> {
     }
 }
 
-struct Slot<T> {
+/// The std lock a fork-safe lock wraps: what the after-fork check needs of it.
+pub(crate) trait ForkLock {
+    type Value;
+    fn build(value: Self::Value) -> Self;
+    /// In a child: when no thread of the parent held the lock, runs `hook`
+    /// on the value and returns true; false when it was held (by a writer or
+    /// a reader: the value may be half-changed or be read by a thread that
+    /// no longer exists).
+    fn check_whole(&self, hook: Option<fn(&mut Self::Value)>) -> bool;
+}
+
+impl<T> ForkLock for std::sync::Mutex<T> {
+    type Value = T;
+    fn build(value: T) -> Self {
+        std::sync::Mutex::new(value)
+    }
+    fn check_whole(&self, hook: Option<fn(&mut T)>) -> bool {
+        let mut value = match self.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if let Some(hook) = hook {
+            hook(&mut value);
+        }
+        true
+    }
+}
+
+impl<T> ForkLock for std::sync::RwLock<T> {
+    type Value = T;
+    fn build(value: T) -> Self {
+        std::sync::RwLock::new(value)
+    }
+    fn check_whole(&self, hook: Option<fn(&mut T)>) -> bool {
+        let mut value = match self.try_write() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if let Some(hook) = hook {
+            hook(&mut value);
+        }
+        true
+    }
+}
+
+struct Slot<L> {
     generation: AtomicU64,
-    lock: std::sync::Mutex<T>,
+    lock: L,
 }
 
 enum Fresh<T> {
@@ -115,48 +162,59 @@ impl<T> Fresh<T> {
     }
 }
 
+/// A std lock that survives `fork()` (see the module documentation): the
+/// common part of [`Mutex`] and [`RwLock`].
+pub(crate) struct ForkSafe<L: ForkLock> {
+    slot: AtomicPtr<Slot<L>>,
+    /// See [`FixLock`].
+    fixing: AtomicU64,
+    fresh: Fresh<L::Value>,
+    after_fork: Option<fn(&mut L::Value)>,
+    _owns: PhantomData<L>,
+}
+
 /// A mutual-exclusion lock that survives `fork()` (see the module
 /// documentation). Does not poison: a panic while it is held leaves the value
 /// as the panicking code left it, as `parking_lot`'s did.
-pub(crate) struct Mutex<T> {
-    slot: AtomicPtr<Slot<T>>,
-    /// See [`FixLock`].
-    fixing: AtomicU64,
-    fresh: Fresh<T>,
-    after_fork: Option<fn(&mut T)>,
-    _owns: PhantomData<std::sync::Mutex<T>>,
-}
+pub(crate) type Mutex<T> = ForkSafe<std::sync::Mutex<T>>;
 
-impl<T: Default> Mutex<T> {
+/// A reader-writer lock that survives `fork()`, as [`Mutex`]; readers share
+/// it. A child whose parent had a reader or a writer inside starts fresh.
+pub(crate) type RwLock<T> = ForkSafe<std::sync::RwLock<T>>;
+
+impl<T: Default, L: ForkLock<Value = T>> ForkSafe<L> {
     /// A lock holding `value`; a child whose parent held it starts from
     /// `T::default()`.
     pub(crate) fn new(value: T) -> Self {
-        Mutex::with_fresh(value, T::default)
+        ForkSafe::with_fresh(value, T::default)
     }
 }
 
-impl<T> Mutex<T> {
+impl<L: ForkLock> ForkSafe<L> {
     /// A lock holding `value`; a child whose parent held it starts from
     /// `fresh()`.
-    pub(crate) fn with_fresh(value: T, fresh: fn() -> T) -> Self {
-        Mutex::build(value, Fresh::Fn(fresh))
+    pub(crate) fn with_fresh(value: L::Value, fresh: fn() -> L::Value) -> Self {
+        ForkSafe::build(value, Fresh::Fn(fresh))
     }
 
     /// As [`with_fresh`](Self::with_fresh), with a closure (which may hold
     /// the owner's settings).
-    pub(crate) fn with_rebuild(value: T, fresh: impl Fn() -> T + Send + Sync + 'static) -> Self
+    pub(crate) fn with_rebuild(
+        value: L::Value,
+        fresh: impl Fn() -> L::Value + Send + Sync + 'static,
+    ) -> Self
     where
-        T: 'static,
+        L::Value: 'static,
     {
-        Mutex::build(value, Fresh::Boxed(Box::new(fresh)))
+        ForkSafe::build(value, Fresh::Boxed(Box::new(fresh)))
     }
 
-    fn build(value: T, fresh: Fresh<T>) -> Self {
+    fn build(value: L::Value, fresh: Fresh<L::Value>) -> Self {
         let generation = generation();
-        Mutex {
+        ForkSafe {
             slot: AtomicPtr::new(Box::into_raw(Box::new(Slot {
                 generation: AtomicU64::new(generation),
-                lock: std::sync::Mutex::new(value),
+                lock: L::build(value),
             }))),
             fixing: AtomicU64::new(0),
             fresh,
@@ -166,8 +224,8 @@ impl<T> Mutex<T> {
     }
 
     /// A lock for a `static`, holding `fresh()` from its first use.
-    pub(crate) const fn lazy(fresh: fn() -> T) -> Self {
-        Mutex {
+    pub(crate) const fn lazy(fresh: fn() -> L::Value) -> Self {
+        ForkSafe {
             slot: AtomicPtr::new(ptr::null_mut()),
             fixing: AtomicU64::new(0),
             fresh: Fresh::Fn(fresh),
@@ -178,27 +236,18 @@ impl<T> Mutex<T> {
 
     /// Runs `hook` on the value in a child, on the first use after the fork,
     /// when no thread of the parent held the lock (the value is whole).
-    pub(crate) fn after_fork(mut self, hook: fn(&mut T)) -> Self {
+    pub(crate) fn after_fork(mut self, hook: fn(&mut L::Value)) -> Self {
         self.after_fork = Some(hook);
         self
     }
 
-    /// Locks, waiting for the holder.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        let guard = self
-            .slot()
-            .lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        MutexGuard { inner: Some(guard) }
-    }
-
     /// The slot of this process's generation.
-    fn slot(&self) -> &Slot<T> {
+    #[inline]
+    fn slot(&self) -> &Slot<L> {
         let generation = generation();
         let p = self.slot.load(Ordering::Acquire);
         if !p.is_null() {
-            // SAFETY: slots are freed only when the Mutex drops (a replaced
+            // SAFETY: slots are freed only when the lock drops (a replaced
             // one is leaked), so a published pointer stays valid for &self.
             let slot = unsafe { &*p };
             if slot.generation.load(Ordering::Acquire) == generation {
@@ -209,11 +258,11 @@ impl<T> Mutex<T> {
     }
 
     #[cold]
-    fn slot_slow(&self, generation: u64) -> &Slot<T> {
+    fn slot_slow(&self, generation: u64) -> &Slot<L> {
         let new_slot = |value| {
             Box::into_raw(Box::new(Slot {
                 generation: AtomicU64::new(generation),
-                lock: std::sync::Mutex::new(value),
+                lock: L::build(value),
             }))
         };
         let _fixing = FixLock::acquire(&self.fixing, generation);
@@ -230,46 +279,64 @@ impl<T> Mutex<T> {
         if slot.generation.load(Ordering::Acquire) == generation {
             return slot;
         }
-        let whole = match slot.lock.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        };
-        match whole {
-            Some(mut value) => {
-                if let Some(hook) = self.after_fork {
-                    hook(&mut value);
-                }
-                drop(value);
-                slot.generation.store(generation, Ordering::Release);
-                slot
-            }
-            None => {
-                // Held by a thread that does not exist in this process: the
-                // old slot is leaked, unread.
-                let fresh = new_slot(self.fresh.make());
-                self.slot.store(fresh, Ordering::Release);
-                // SAFETY: just allocated and published.
-                unsafe { &*fresh }
-            }
+        if slot.lock.check_whole(self.after_fork) {
+            slot.generation.store(generation, Ordering::Release);
+            return slot;
         }
+        // Held by a thread that does not exist in this process: the old slot
+        // is leaked, unread.
+        let fresh = new_slot(self.fresh.make());
+        self.slot.store(fresh, Ordering::Release);
+        // SAFETY: just allocated and published.
+        unsafe { &*fresh }
     }
 }
 
-impl<T> Drop for Mutex<T> {
+impl<T> Mutex<T> {
+    /// Locks, waiting for the holder.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        let guard = self
+            .slot()
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        MutexGuard { inner: Some(guard) }
+    }
+}
+
+impl<T> RwLock<T> {
+    /// Locks for reading, shared with other readers; waits for a writer.
+    #[inline]
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
+        self.slot()
+            .lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks for writing, waiting for readers and the writer.
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
+        self.slot()
+            .lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<L: ForkLock> Drop for ForkSafe<L> {
     fn drop(&mut self) {
         let p = *self.slot.get_mut();
         if !p.is_null() {
-            // SAFETY: the current slot is owned by this Mutex alone.
+            // SAFETY: the current slot is owned by this lock alone.
             drop(unsafe { Box::from_raw(p) });
         }
     }
 }
 
-// SAFETY: as std::sync::Mutex<T>: the value is reached only through the lock.
-unsafe impl<T: Send> Send for Mutex<T> {}
-// SAFETY: as std::sync::Mutex<T>.
-unsafe impl<T: Send> Sync for Mutex<T> {}
+// SAFETY: as the std lock: the value is reached only through the lock.
+unsafe impl<L: ForkLock + Send> Send for ForkSafe<L> {}
+// SAFETY: as the std lock (Mutex<T>: Sync for T: Send; RwLock<T> for T: Send + Sync).
+unsafe impl<L: ForkLock + Sync> Sync for ForkSafe<L> {}
 
 /// The guard of a [`Mutex`]; unlocks on drop.
 pub(crate) struct MutexGuard<'a, T> {
@@ -484,6 +551,43 @@ mod tests {
         });
         assert_eq!(status, Some(0), "the hook runs once, on the kept value");
         assert_eq!(*lock.lock(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_rwlock_read_or_written_at_fork_is_fresh_in_the_child_and_a_free_one_kept() {
+        for writer in [false, true] {
+            let lock = Arc::new(RwLock::with_fresh(vec![1, 2, 3], || vec![9]));
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let holder = Arc::clone(&lock);
+            std::thread::spawn(move || {
+                if writer {
+                    let _g = holder.write();
+                    held_tx.send(()).unwrap();
+                    let _ = release_rx.recv();
+                } else {
+                    let _g = holder.read();
+                    held_tx.send(()).unwrap();
+                    let _ = release_rx.recv();
+                }
+            });
+            held_rx.recv().unwrap();
+            let status = in_fork(|| i32::from(*lock.write() != vec![9] || *lock.read() != vec![9]));
+            assert_eq!(
+                status,
+                Some(0),
+                "writer {writer}: the child hung or kept the value"
+            );
+            drop(release_tx);
+            assert_eq!(*lock.write(), vec![1, 2, 3], "the parent keeps its value");
+        }
+        let free = RwLock::new(vec![1]).after_fork(|v| v.push(2));
+        let status = in_fork(|| i32::from(*free.read() != vec![1, 2]));
+        assert_eq!(
+            status,
+            Some(0),
+            "a free lock keeps its value, after the hook"
+        );
     }
 
     #[test]

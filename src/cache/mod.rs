@@ -1,14 +1,26 @@
-//! A thread-safe TTL cache with exact LRU eviction and single-flight `get_or_set`.
+//! A thread-safe TTL cache with LRU eviction, reads in parallel, and
+//! single-flight `get_or_set`.
 //!
 //! [`TtlCache`] is the Rust counterpart of SimpleTuner's `TTLCache` (same
 //! defaults: 300 s TTL, 1,000 entries, 60 s cleanup interval; same operations),
 //! with these guarantees the seed does not give:
 //!
 //! - **Expiry on a monotonic clock.** Wall-clock jumps do not expire or revive
-//!   entries. An expired entry is never returned.
-//! - **Real LRU.** A `get` (or `get_or_set` hit) counts as use; `set` of an
+//!   entries. An expired entry is never returned (see [`clock`] for how a hot
+//!   get avoids the precise clock without giving that up).
+//! - **LRU.** A `get` (or `get_or_set` hit) counts as use; `set` of an
 //!   existing key refreshes it and evicts nothing; inserting a new key at
-//!   capacity evicts exactly the least recently used entry.
+//!   capacity evicts the least recently used entry. The order is **exact for
+//!   every sequence of operations made on one thread**, whatever the size, and
+//!   for operations of several threads more than one clock tick (1 to 10 ms)
+//!   apart; uses by different threads within one tick of each other, which
+//!   have no order a caller could observe anyway, are ordered by a hybrid
+//!   logical clock (see "Shards" below).
+//! - **Reads in parallel.** The entries are split over shards by key hash
+//!   (one shard below 256 entries of capacity, at most 16); a read takes its
+//!   shard's lock shared, so readers of one key, or of keys anywhere, do not
+//!   wait for each other. Only writes (a set, a delete, an eviction, a sweep)
+//!   take a shard's lock exclusively.
 //! - **Lazy sweeping.** Expired entries are removed when they are looked up, and
 //!   all of them at most once per `cleanup_interval`, during an operation (no
 //!   background thread); [`TtlCache::purge_expired`] sweeps on demand.
@@ -19,23 +31,47 @@
 //!   computed keeps the computed value out of the cache (it is still returned to
 //!   the callers that asked for it), so an invalidation is never undone by a
 //!   compute that started before it.
-//! - **Counters** for hits, misses, evictions and expirations.
+//! - **Exact counters** for hits, misses, evictions and expirations: every
+//!   event is counted once, by the shard it happened in.
 //!
 //! Counting rule: the numbers returned by `delete`, `clear` and
 //! `invalidate_prefix` count *live* entries only; expired entries they remove on
 //! the way are counted in `expirations`, so results do not depend on when the
 //! last sweep happened.
+//!
+//! # Shards
+//!
+//! Each shard keeps its entries in a hash table, and the order of use in
+//! *stamps*: a read stores a new stamp in the entry (an atomic store under
+//! the shared lock) and nothing else; an ordered index of stamps is corrected
+//! lazily, under the exclusive lock, when an eviction needs the shard's least
+//! recently used entry (an entry whose stamp moved is re-filed under its new
+//! stamp, so the index's first entry is exactly the shard's least recently
+//! used). An eviction takes the entry with the lowest stamp of all shards.
+//! Stamps come from a hybrid logical clock: each stamp is above the coarse
+//! clock's time, above the shard's last stamp, and above the calling
+//! thread's last stamp, so the stamps of one thread's operations rise in the
+//! order it made them, in every shard.
+//!
+//! `clear` and `invalidate_prefix` visit the shards one after another: an
+//! entry set by another thread while they run may survive them or not (as if
+//! set just after or just before). A child process forked while another
+//! thread of its parent held a shard's lock starts with that shard empty.
 
+mod clock;
 pub mod global;
 
-use crate::sync::{Flight, Mutex};
-use lru::LruCache;
+use crate::sync::{Flight, RwLock};
+use hashbrown::HashTable;
 use std::any::Any;
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default time to live of an entry: 300 s.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -43,6 +79,13 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_SIZE: usize = 1000;
 /// Default interval between sweeps of expired entries: 60 s.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// At most this many shards.
+const MAX_SHARDS: usize = 16;
+/// Capacity per shard below which a cache gets no more shards.
+const ENTRIES_PER_SHARD: usize = 128;
+/// An expiry or a time that never comes; also "no stamp" (an empty shard).
+const NEVER: u64 = u64::MAX;
 
 /// Construction parameters of a [`TtlCache`].
 ///
@@ -109,15 +152,16 @@ impl fmt::Display for Reentrant {
 impl std::error::Error for Reentrant {}
 
 struct Entry<V> {
+    key: Box<str>,
+    hash: u64,
     value: V,
-    /// `None`: never expires.
-    expires_at: Option<Instant>,
-}
-
-impl<V> Entry<V> {
-    fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|t| now >= t)
-    }
+    /// On the precise clock; [`NEVER`]: never expires.
+    expires_at: u64,
+    /// The stamp of the last use (stored by readers under the shared lock).
+    stamp: AtomicU64,
+    /// The stamp the shard's order index files this entry under (at most
+    /// `stamp`; changed under the exclusive lock only).
+    filed: u64,
 }
 
 /// What waiters of a flight receive.
@@ -140,12 +184,6 @@ impl<V: Clone> Clone for Outcome<V> {
     }
 }
 
-enum Lookup<'a, V> {
-    Hit(&'a V),
-    Expired,
-    Miss,
-}
-
 struct FlightSlot<V> {
     flight: Arc<Flight<Outcome<V>>>,
     leader: ThreadId,
@@ -153,25 +191,58 @@ struct FlightSlot<V> {
     invalidated: bool,
 }
 
-struct State<V> {
-    entries: LruCache<String, Entry<V>>,
+/// What a shard's lock protects.
+struct ShardState<V> {
+    table: HashTable<Entry<V>>,
+    /// Entries by [`Entry::filed`] stamp (to their hash): one record per entry.
+    order: BTreeMap<u64, u64>,
     flights: HashMap<String, FlightSlot<V>>,
-    /// `None`: no periodic sweep.
-    next_sweep: Option<Instant>,
-    hits: u64,
-    misses: u64,
-    evictions: u64,
-    expirations: u64,
+}
+
+/// One shard: its lock, and what readers update beside it. Aligned to keep
+/// two shards' counters off one cache line.
+#[repr(align(128))]
+struct Shard<V> {
+    state: RwLock<ShardState<V>>,
+    /// The last stamp handed out in this shard.
+    clock: AtomicU64,
+    /// A lower bound of the stamps in this shard ([`NEVER`]: empty), read
+    /// without the lock to choose where to evict from.
+    oldest: AtomicU64,
+    /// The number of entries (a copy of the table's, written under the
+    /// exclusive lock), read without the lock for the capacity check.
+    len: AtomicUsize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+}
+
+thread_local! {
+    /// The last stamp this thread took, in any shard and any cache.
+    static LAST_STAMP: Cell<u64> = const { Cell::new(0) };
+}
+
+/// What a shared-lock lookup found.
+enum Read<R> {
+    Hit(R),
+    Expired,
+    Absent,
 }
 
 /// A thread-safe TTL cache from `String` keys to values of type `V`. See the
 /// [module documentation](self) for the guarantees.
 pub struct TtlCache<V> {
     config: CacheConfig,
-    state: Mutex<State<V>>,
+    shards: Box<[Shard<V>]>,
+    /// `shards.len() - 1` (a power of two minus one).
+    mask: usize,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Coarse-clock time of the next periodic sweep ([`NEVER`]: none).
+    next_sweep: AtomicU64,
     /// Test-only clock offset, so expiry can be tested without sleeping.
     #[cfg(test)]
-    skew: std::sync::atomic::AtomicU64,
+    skew: AtomicU64,
 }
 
 impl<V> fmt::Debug for TtlCache<V> {
@@ -189,6 +260,170 @@ impl<V> Default for TtlCache<V> {
     }
 }
 
+/// Nanoseconds of `d`, [`NEVER`] when they do not fit.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(NEVER)
+}
+
+impl<V> ShardState<V> {
+    fn new() -> Self {
+        ShardState {
+            table: HashTable::new(),
+            order: BTreeMap::new(),
+            flights: HashMap::new(),
+        }
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<&Entry<V>> {
+        self.table.find(hash, |e| &*e.key == key)
+    }
+
+    fn find_mut(&mut self, hash: u64, key: &str) -> Option<&mut Entry<V>> {
+        self.table.find_mut(hash, |e| &*e.key == key)
+    }
+
+    /// Removes the entry of `key` and its index record.
+    fn take(&mut self, hash: u64, key: &str) -> Option<Entry<V>> {
+        let (entry, _) = self
+            .table
+            .find_entry(hash, |e| &*e.key == key)
+            .ok()?
+            .remove();
+        self.order.remove(&entry.filed);
+        Some(entry)
+    }
+
+    /// Removes every entry `doomed` picks, with its index record.
+    fn remove_where(&mut self, mut doomed: impl FnMut(&Entry<V>) -> bool) {
+        let ShardState { table, order, .. } = self;
+        table.retain(|e| {
+            if doomed(e) {
+                order.remove(&e.filed);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Corrects the index until its first record is exact; returns that
+    /// record (the shard's least recently used entry), `None` when empty.
+    fn settle(&mut self) -> Option<(u64, u64)> {
+        let ShardState { table, order, .. } = self;
+        loop {
+            let (&filed, &hash) = order.first_key_value()?;
+            let entry = table
+                .find_mut(hash, |e| e.filed == filed)
+                .expect("every index record has its entry");
+            let used = *entry.stamp.get_mut();
+            if used == filed {
+                return Some((filed, hash));
+            }
+            // Used since it was filed: re-filed under its last use. Each
+            // entry moves at most once per call (its stamp cannot change
+            // under the exclusive lock), so this ends.
+            order.pop_first();
+            entry.filed = used;
+            order.insert(used, hash);
+        }
+    }
+
+    fn invalidate_flight(&mut self, key: &str) {
+        if let Some(slot) = self.flights.get_mut(key) {
+            slot.invalidated = true;
+        }
+    }
+
+    /// Removes `flight` from the table; true when its result may be stored.
+    fn end_flight(&mut self, key: &str, flight: &Arc<Flight<Outcome<V>>>) -> bool {
+        match self.flights.get(key) {
+            Some(slot) if Arc::ptr_eq(&slot.flight, flight) => {
+                let keep = !slot.invalidated;
+                self.flights.remove(key);
+                keep
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<V> Shard<V> {
+    fn new() -> Self {
+        Shard {
+            // A child whose parent held the lock at fork starts with this
+            // shard empty; one whose parent did not keeps the entries,
+            // without the parent's computes in flight (their leaders do not
+            // exist in the child).
+            state: RwLock::with_fresh(ShardState::new(), ShardState::new)
+                .after_fork(|st| st.flights.clear()),
+            clock: AtomicU64::new(0),
+            oldest: AtomicU64::new(NEVER),
+            len: AtomicUsize::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
+        }
+    }
+
+    /// A new stamp: above `now` (a monotonic time, in units of about a
+    /// millisecond in the upper 40 bits), above this shard's last stamp and
+    /// above the calling thread's last stamp. Unique within the shard.
+    #[inline]
+    fn stamp(&self, now: u64) -> u64 {
+        let physical = (now >> 20) << 24;
+        LAST_STAMP.with(|mine| {
+            let floor = physical.max(mine.get().saturating_add(1));
+            let mut last = self.clock.load(Relaxed);
+            loop {
+                let next = last.saturating_add(1).max(floor).min(NEVER - 1);
+                match self
+                    .clock
+                    .compare_exchange_weak(last, next, Relaxed, Relaxed)
+                {
+                    Ok(_) => {
+                        mine.set(next);
+                        return next;
+                    }
+                    Err(seen) => last = seen,
+                }
+            }
+        })
+    }
+
+    /// Records a use of `e` (under the shared lock). A hot key read again
+    /// and again by one thread keeps its stamp while it is the last thing
+    /// that thread used, the last stamp of its shard, and of the current
+    /// millisecond: a new stamp would order nothing differently.
+    #[inline]
+    fn touch(&self, e: &Entry<V>, now: u64) {
+        let current = e.stamp.load(Relaxed);
+        if current >> 24 == now >> 20
+            && current == self.clock.load(Relaxed)
+            && LAST_STAMP.with(Cell::get) == current
+        {
+            return;
+        }
+        e.stamp.store(self.stamp(now), Relaxed);
+    }
+
+    /// Publishes what lock-free readers of this shard's size and oldest
+    /// stamp see; call under the exclusive lock after a change.
+    fn publish(&self, st: &ShardState<V>) {
+        self.len.store(st.table.len(), Relaxed);
+        self.oldest.store(
+            st.order.first_key_value().map_or(NEVER, |(&s, _)| s),
+            Relaxed,
+        );
+    }
+
+    fn count(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+}
+
 impl<V> TtlCache<V> {
     /// A cache with the given configuration.
     ///
@@ -200,15 +435,23 @@ impl<V> TtlCache<V> {
                 "cache max_size must be at least 1".into(),
             ));
         }
+        let per = config.max_size / ENTRIES_PER_SHARD;
+        let shards = if per < 2 {
+            1
+        } else {
+            // The largest power of two not above `per`.
+            (1usize << per.ilog2()).min(MAX_SHARDS)
+        };
         Ok(TtlCache {
             config,
-            // A child whose parent held the lock at fork starts empty; one
-            // whose parent did not keeps the entries, without the parent's
-            // computes in flight (their leaders do not exist in the child).
-            state: Mutex::with_fresh(State::new(config.cleanup_interval), State::fresh)
-                .after_fork(|st| st.flights.clear()),
+            shards: (0..shards).map(|_| Shard::new()).collect(),
+            mask: shards - 1,
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            next_sweep: AtomicU64::new(
+                clock::coarse().saturating_add(nanos(config.cleanup_interval)),
+            ),
             #[cfg(test)]
-            skew: std::sync::atomic::AtomicU64::new(0),
+            skew: AtomicU64::new(0),
         })
     }
 
@@ -217,59 +460,212 @@ impl<V> TtlCache<V> {
         self.config
     }
 
-    fn now(&self) -> Instant {
-        let now = Instant::now();
-        #[cfg(test)]
-        let now = now + Duration::from_nanos(self.skew.load(std::sync::atomic::Ordering::Relaxed));
-        now
+    /// How many shards the entries are spread over (see the module documentation).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    #[cfg(test)]
+    fn skewed(&self, t: u64) -> u64 {
+        t.saturating_add(self.skew.load(Relaxed))
+    }
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn skewed(&self, t: u64) -> u64 {
+        t
+    }
+
+    #[inline]
+    fn coarse(&self) -> u64 {
+        self.skewed(clock::coarse())
+    }
+
+    fn precise(&self) -> u64 {
+        self.skewed(clock::precise())
+    }
+
+    /// Whether an entry expiring at `expires_at` is live, given the coarse
+    /// clock's `coarse_now` (see [`clock`]).
+    #[inline]
+    fn is_live(&self, expires_at: u64, coarse_now: u64) -> bool {
+        if coarse_now.saturating_add(clock::SLACK) < expires_at {
+            true
+        } else if coarse_now >= expires_at {
+            false
+        } else {
+            self.precise() < expires_at
+        }
     }
 
     /// Test hook: moves this cache's clock forward.
     #[cfg(test)]
     fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).expect("test durations fit in u64 nanoseconds");
-        self.skew
-            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        self.skew.fetch_add(nanos, Relaxed);
     }
 
     /// Test hook: how many callers wait on the flight computing `key`.
     #[cfg(test)]
     fn waiters(&self, key: &str) -> usize {
+        let (_, shard) = self.locate(key);
         // The table and the leader hold one reference each; every waiter one more.
-        self.state
-            .lock()
+        shard
+            .state
+            .read()
             .flights
             .get(key)
             .map_or(0, |slot| Arc::strong_count(&slot.flight).saturating_sub(2))
     }
 
-    fn expiry(&self, now: Instant, ttl: Option<Duration>) -> Option<Instant> {
-        now.checked_add(ttl.unwrap_or(self.config.default_ttl))
+    /// Test hook: checks that every shard's index, table and published
+    /// figures agree; returns the number of entries.
+    #[cfg(test)]
+    fn check_consistency(&self) -> usize {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            let mut st = shard.state.write();
+            assert_eq!(st.table.len(), st.order.len(), "one index record per entry");
+            for e in st.table.iter() {
+                assert_eq!(st.order.get(&e.filed), Some(&e.hash), "entry filed");
+                assert!(e.filed <= e.stamp.load(Relaxed), "filed at most last use");
+            }
+            assert_eq!(shard.len.load(Relaxed), st.table.len(), "published size");
+            let oldest = shard.oldest.load(Relaxed);
+            assert!(
+                st.settle().map_or(NEVER, |(s, _)| s) >= oldest,
+                "lower bound"
+            );
+            total += st.table.len();
+        }
+        total
     }
 
-    /// Runs `f` on the live value of `key` while the cache is locked (so the value
-    /// need not be cloned first), counting a hit; `None` and a miss otherwise.
-    /// Keep `f` short: it holds the lock.
+    /// The precise expiry of an entry set now with `ttl` (`None`: the
+    /// default); `None` for a zero TTL (already expired).
+    fn expiry(&self, ttl: Option<Duration>) -> Option<u64> {
+        let ttl = ttl.unwrap_or(self.config.default_ttl);
+        if ttl.is_zero() {
+            return None;
+        }
+        let ttl = nanos(ttl);
+        Some(if ttl == NEVER {
+            NEVER
+        } else {
+            self.precise().saturating_add(ttl)
+        })
+    }
+
+    #[inline]
+    fn locate(&self, key: &str) -> (u64, &Shard<V>) {
+        let hash = self.hasher.hash_one(key);
+        // The table uses the low bits and the top seven; shards use others.
+        (hash, &self.shards[(hash >> 40) as usize & self.mask])
+    }
+
+    /// Sweeps every shard when the periodic sweep is due (one caller wins).
+    #[inline]
+    fn maybe_sweep(&self, coarse_now: u64) {
+        let due = self.next_sweep.load(Relaxed);
+        if coarse_now >= due {
+            self.sweep_due(due, coarse_now);
+        }
+    }
+
+    #[cold]
+    fn sweep_due(&self, due: u64, coarse_now: u64) {
+        let next = coarse_now.saturating_add(nanos(self.config.cleanup_interval));
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.sweep();
+        }
+    }
+
+    /// Removes the expired entries of every shard; returns how many.
+    fn sweep(&self) -> usize {
+        let now = self.precise();
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut st = shard.state.write();
+            let before = st.table.len();
+            st.remove_where(|e| e.expires_at <= now);
+            let gone = before - st.table.len();
+            shard.publish(&st);
+            drop(st);
+            Shard::<V>::count(&shard.expirations, gone as u64);
+            removed += gone;
+        }
+        removed
+    }
+
+    /// Looks `key` up under the shared lock; on a live entry stamps it,
+    /// counts a hit and runs `f`. Counts nothing otherwise.
+    #[inline]
+    fn read<R>(
+        &self,
+        shard: &Shard<V>,
+        hash: u64,
+        key: &str,
+        now: u64,
+        f: impl FnOnce(&V) -> R,
+    ) -> Read<R> {
+        let st = shard.state.read();
+        match st.find(hash, key) {
+            Some(e) if self.is_live(e.expires_at, now) => {
+                shard.touch(e, now);
+                let r = f(&e.value);
+                drop(st);
+                shard.hits.fetch_add(1, Relaxed);
+                Read::Hit(r)
+            }
+            Some(_) => Read::Expired,
+            None => Read::Absent,
+        }
+    }
+
+    /// Removes `key`'s entry if it is (still) expired, counting it.
+    fn drop_expired(&self, shard: &Shard<V>, hash: u64, key: &str) {
+        let now = self.precise();
+        let mut st = shard.state.write();
+        if st.find(hash, key).is_some_and(|e| e.expires_at <= now) {
+            st.take(hash, key);
+            shard.publish(&st);
+            drop(st);
+            shard.expirations.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs `f` on the live value of `key` while its shard is locked for
+    /// reading (so the value need not be cloned first), counting a hit; `None`
+    /// and a miss otherwise. Keep `f` short: writers of the shard wait for it.
     pub fn get_map<R>(&self, key: &str, f: impl FnOnce(&V) -> R) -> Option<R> {
-        let now = self.now();
-        let mut st = self.state.lock();
-        st.maybe_sweep(now, self.config.cleanup_interval);
-        match st.lookup(key, now) {
-            Lookup::Hit(v) => Some(f(v)),
-            Lookup::Expired => {
-                st.drop_expired(key);
+        let now = self.coarse();
+        self.maybe_sweep(now);
+        let (hash, shard) = self.locate(key);
+        match self.read(shard, hash, key, now, f) {
+            Read::Hit(r) => Some(r),
+            Read::Expired => {
+                shard.misses.fetch_add(1, Relaxed);
+                self.drop_expired(shard, hash, key);
                 None
             }
-            Lookup::Miss => None,
+            Read::Absent => {
+                shard.misses.fetch_add(1, Relaxed);
+                None
+            }
         }
     }
 
     /// Removes expired entries now; returns how many were removed.
     pub fn purge_expired(&self) -> usize {
-        let now = self.now();
-        let mut st = self.state.lock();
-        let removed = st.sweep(now);
-        st.next_sweep = now.checked_add(self.config.cleanup_interval);
+        let removed = self.sweep();
+        self.next_sweep.store(
+            self.coarse()
+                .saturating_add(nanos(self.config.cleanup_interval)),
+            Relaxed,
+        );
         removed
     }
 
@@ -279,26 +675,155 @@ impl<V> TtlCache<V> {
     /// its LRU position and evicts nothing; a new key at capacity evicts the least
     /// recently used entry.
     pub fn set(&self, key: &str, value: V, ttl: Option<Duration>) {
-        let now = self.now();
-        let expires_at = self.expiry(now, ttl);
-        let mut st = self.state.lock();
-        st.maybe_sweep(now, self.config.cleanup_interval);
+        self.maybe_sweep(self.coarse());
+        let expires_at = self.expiry(ttl);
+        let (hash, shard) = self.locate(key);
+        let mut st = shard.state.write();
         st.invalidate_flight(key);
-        st.store(key, value, now, expires_at, self.config.max_size);
+        let added = self.store(shard, &mut st, hash, key, value, expires_at);
+        drop(st);
+        if added {
+            self.shrink();
+        }
+    }
+
+    /// Stores under the exclusive lock of `key`'s shard (`expires_at` as
+    /// [`expiry`](Self::expiry) returns it); true when a new entry was added
+    /// (the caller then calls [`shrink`](Self::shrink) once it holds no lock).
+    fn store(
+        &self,
+        shard: &Shard<V>,
+        st: &mut ShardState<V>,
+        hash: u64,
+        key: &str,
+        value: V,
+        expires_at: Option<u64>,
+    ) -> bool {
+        let Some(expires_at) = expires_at else {
+            // A zero TTL: "already expired". Nothing is stored, nothing evicted.
+            if st.take(hash, key).is_some() {
+                shard.publish(st);
+                shard.expirations.fetch_add(1, Relaxed);
+            }
+            return false;
+        };
+        let stamp = shard.stamp(self.coarse());
+        if let Some(e) = st.find_mut(hash, key) {
+            e.value = value;
+            e.expires_at = expires_at;
+            *e.stamp.get_mut() = stamp;
+            return false;
+        }
+        st.table.insert_unique(
+            hash,
+            Entry {
+                key: key.into(),
+                hash,
+                value,
+                expires_at,
+                stamp: AtomicU64::new(stamp),
+                filed: stamp,
+            },
+            |e| e.hash,
+        );
+        st.order.insert(stamp, hash);
+        shard.publish(st);
+        true
+    }
+
+    /// The number of entries, from the shards' published sizes.
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len.load(Relaxed)).sum()
+    }
+
+    /// Evicts least recently used entries while there are more than
+    /// `max_size`. Holds one shard's lock at a time.
+    fn shrink(&self) {
+        // Bounded: each pass evicts one entry or finds the cache within
+        // capacity; other threads' evictions only shorten it.
+        let mut passes = self.config.max_size.max(self.len());
+        while passes > 0 && self.len() > self.config.max_size {
+            if !self.evict_one() {
+                break;
+            }
+            passes -= 1;
+        }
+    }
+
+    /// Evicts the entry with the lowest stamp of all shards; false when
+    /// there was none.
+    fn evict_one(&self) -> bool {
+        // A shard's published `oldest` is a lower bound of its stamps, exact
+        // once settled: settle the shard with the lowest bound until the one
+        // settled is not above any other bound. Each try settles one shard,
+        // so after as many tries as shards every bound is exact.
+        let tries = self.shards.len() + 1;
+        for attempt in 0..=tries {
+            let Some((i, shard)) = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.oldest.load(Relaxed) != NEVER)
+                .min_by_key(|(_, s)| s.oldest.load(Relaxed))
+            else {
+                return false;
+            };
+            let mut st = shard.state.write();
+            let Some((stamp, hash)) = st.settle() else {
+                shard.publish(&st);
+                continue;
+            };
+            let others = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, s)| s.oldest.load(Relaxed))
+                .min()
+                .unwrap_or(NEVER);
+            if stamp > others && attempt < tries {
+                shard.publish(&st);
+                continue;
+            }
+            let now = self.precise();
+            let entry = {
+                let (entry, _) = st
+                    .table
+                    .find_entry(hash, |e| e.filed == stamp)
+                    .ok()
+                    .expect("a settled record has its entry")
+                    .remove();
+                st.order.remove(&stamp);
+                entry
+            };
+            shard.publish(&st);
+            drop(st);
+            if entry.expires_at <= now {
+                shard.expirations.fetch_add(1, Relaxed);
+            } else {
+                shard.evictions.fetch_add(1, Relaxed);
+            }
+            return true;
+        }
+        false
     }
 
     /// Removes `key`; true when a live entry was removed.
     pub fn delete(&self, key: &str) -> bool {
-        let now = self.now();
-        let mut st = self.state.lock();
+        let (hash, shard) = self.locate(key);
+        let now = self.precise();
+        let mut st = shard.state.write();
         st.invalidate_flight(key);
-        match st.entries.pop(key) {
-            Some(e) if e.is_expired(now) => {
-                st.expirations += 1;
-                false
-            }
-            Some(_) => true,
-            None => false,
+        let Some(e) = st.take(hash, key) else {
+            return false;
+        };
+        shard.publish(&st);
+        drop(st);
+        if e.expires_at <= now {
+            shard.expirations.fetch_add(1, Relaxed);
+            false
+        } else {
+            true
         }
     }
 
@@ -314,43 +839,61 @@ impl<V> TtlCache<V> {
     }
 
     fn remove_where(&self, doomed: impl Fn(&str) -> bool) -> usize {
-        let now = self.now();
-        let mut st = self.state.lock();
-        for (key, slot) in st.flights.iter_mut() {
-            if doomed(key) {
-                slot.invalidated = true;
+        let now = self.precise();
+        let mut live = 0usize;
+        for shard in self.shards.iter() {
+            let mut st = shard.state.write();
+            for (key, slot) in st.flights.iter_mut() {
+                if doomed(key) {
+                    slot.invalidated = true;
+                }
             }
+            let mut expired = 0u64;
+            st.remove_where(|e| {
+                if !doomed(&e.key) {
+                    return false;
+                }
+                if e.expires_at <= now {
+                    expired += 1;
+                } else {
+                    live += 1;
+                }
+                true
+            });
+            shard.publish(&st);
+            drop(st);
+            Shard::<V>::count(&shard.expirations, expired);
         }
-        let (mut live, mut expired) = (0usize, 0u64);
-        st.entries.retain(|k, e| {
-            if !doomed(k) {
-                return true;
-            }
-            if e.is_expired(now) {
-                expired += 1;
-            } else {
-                live += 1;
-            }
-            false
-        });
-        st.expirations += expired;
         live
     }
 
     /// Counters and sizes. Counts expired entries, so it costs a pass over the
-    /// entries: call it for monitoring, not on a hot path.
+    /// entries: call it for monitoring, not on a hot path. Each counter is
+    /// exact; taken while other threads use the cache, the figures are read
+    /// shard by shard, not at one instant.
     pub fn stats(&self) -> CacheStats {
-        let now = self.now();
-        let st = self.state.lock();
+        let now = self.precise();
+        let (mut size, mut expired_count) = (0, 0);
+        let (mut hits, mut misses, mut evictions, mut expirations) = (0, 0, 0, 0);
+        for shard in self.shards.iter() {
+            let st = shard.state.read();
+            size += st.table.len();
+            expired_count += st.table.iter().filter(|e| e.expires_at <= now).count();
+            drop(st);
+            hits += shard.hits.load(Relaxed);
+            misses += shard.misses.load(Relaxed);
+            evictions += shard.evictions.load(Relaxed);
+            expirations += shard.expirations.load(Relaxed);
+        }
         CacheStats {
-            size: st.entries.len(),
+            size,
             max_size: self.config.max_size,
-            expired_count: st.entries.iter().filter(|(_, e)| e.is_expired(now)).count(),
+            expired_count,
             default_ttl: self.config.default_ttl,
-            hits: st.hits,
-            misses: st.misses,
-            evictions: st.evictions,
-            expirations: st.expirations,
+            hits,
+            misses,
+            evictions,
+            expirations,
         }
     }
 }
@@ -390,24 +933,49 @@ impl<V: Clone> TtlCache<V> {
         F: FnOnce() -> Result<(V, Option<Duration>), E>,
         E: From<Reentrant> + Clone + Send + Sync + 'static,
     {
+        let (hash, shard) = self.locate(key);
         let mut compute = Some(compute);
         let mut counted = false;
         loop {
-            let now = self.now();
+            let now = self.coarse();
+            self.maybe_sweep(now);
+            if !counted {
+                // The common case, a hit, under the shared lock.
+                if let Read::Hit(v) = self.read(shard, hash, key, now, V::clone) {
+                    return Ok(v);
+                }
+            }
             let flight = {
-                let mut st = self.state.lock();
-                st.maybe_sweep(now, self.config.cleanup_interval);
-                if counted {
-                    if let Some(v) = st.peek_live(key, now) {
-                        return Ok(v.clone());
+                let mut st = shard.state.write();
+                let now = self.precise();
+                let mut expired = false;
+                let found = match st.find(hash, key) {
+                    Some(e) if e.expires_at > now => {
+                        e.stamp.store(shard.stamp(self.coarse()), Relaxed);
+                        Some(e.value.clone())
                     }
-                } else {
+                    Some(_) => {
+                        expired = true;
+                        None
+                    }
+                    None => None,
+                };
+                if expired {
+                    st.take(hash, key);
+                    shard.publish(&st);
+                    shard.expirations.fetch_add(1, Relaxed);
+                }
+                if !counted {
                     counted = true;
-                    match st.lookup(key, now) {
-                        Lookup::Hit(v) => return Ok(v.clone()),
-                        Lookup::Expired => st.drop_expired(key),
-                        Lookup::Miss => {}
-                    }
+                    let counter = if found.is_some() {
+                        &shard.hits
+                    } else {
+                        &shard.misses
+                    };
+                    counter.fetch_add(1, Relaxed);
+                }
+                if let Some(v) = found {
+                    return Ok(v);
                 }
                 match st.flights.get(key) {
                     Some(slot) if slot.leader == thread::current().id() => {
@@ -452,14 +1020,20 @@ impl<V: Clone> TtlCache<V> {
             };
             let result = compute();
             guard.armed = false;
-            let now = self.now();
+            let mut added = false;
             {
-                let mut st = self.state.lock();
+                let expires_at = match &result {
+                    Ok((_, ttl)) => self.expiry(*ttl),
+                    Err(_) => None,
+                };
+                let mut st = shard.state.write();
                 let keep = st.end_flight(key, &flight);
-                if let (Ok((v, ttl)), true) = (&result, keep) {
-                    let expires_at = self.expiry(now, *ttl);
-                    st.store(key, v.clone(), now, expires_at, self.config.max_size);
+                if let (Ok((v, _)), true) = (&result, keep) {
+                    added = self.store(shard, &mut st, hash, key, v.clone(), expires_at);
                 }
+            }
+            if added {
+                self.shrink();
             }
             let result = result.map(|(v, _)| v);
             flight.complete(match &result {
@@ -482,129 +1056,10 @@ struct LeadGuard<'a, V: Clone> {
 impl<V: Clone> Drop for LeadGuard<'_, V> {
     fn drop(&mut self) {
         if self.armed {
-            self.cache.state.lock().end_flight(self.key, self.flight);
+            let (_, shard) = self.cache.locate(self.key);
+            shard.state.write().end_flight(self.key, self.flight);
             self.flight.complete(Outcome::Abandoned);
         }
-    }
-}
-
-impl<V> State<V> {
-    fn new(cleanup_interval: Duration) -> Self {
-        State {
-            entries: LruCache::unbounded(),
-            flights: HashMap::new(),
-            next_sweep: Instant::now().checked_add(cleanup_interval),
-            hits: 0,
-            misses: 0,
-            evictions: 0,
-            expirations: 0,
-        }
-    }
-
-    /// The state of a child forked while a thread of its parent held the
-    /// lock: empty, swept on first use.
-    fn fresh() -> Self {
-        State::new(Duration::ZERO)
-    }
-
-    /// Looks `key` up, refreshing its LRU position and counting a hit or a miss.
-    /// An expired entry is reported, not returned; the caller removes it with
-    /// [`State::drop_expired`] (the borrow rules keep that out of this function).
-    fn lookup(&mut self, key: &str, now: Instant) -> Lookup<'_, V> {
-        match self.entries.get(key) {
-            Some(e) if !e.is_expired(now) => {
-                self.hits += 1;
-                Lookup::Hit(&e.value)
-            }
-            Some(_) => {
-                self.misses += 1;
-                Lookup::Expired
-            }
-            None => {
-                self.misses += 1;
-                Lookup::Miss
-            }
-        }
-    }
-
-    fn drop_expired(&mut self, key: &str) {
-        if self.entries.pop(key).is_some() {
-            self.expirations += 1;
-        }
-    }
-
-    /// The live value of `key`, without touching the counters (for retries of one call).
-    fn peek_live(&mut self, key: &str, now: Instant) -> Option<&V> {
-        match self.entries.get(key) {
-            Some(e) if !e.is_expired(now) => Some(&e.value),
-            _ => None,
-        }
-    }
-
-    fn store(
-        &mut self,
-        key: &str,
-        value: V,
-        now: Instant,
-        expires_at: Option<Instant>,
-        max_size: usize,
-    ) {
-        if expires_at.is_some_and(|t| t <= now) {
-            // A zero TTL: "already expired". Nothing is stored, nothing evicted.
-            if self.entries.pop(key).is_some() {
-                self.expirations += 1;
-            }
-            return;
-        }
-        if let Some(e) = self.entries.get_mut(key) {
-            e.value = value;
-            e.expires_at = expires_at;
-            return;
-        }
-        if self.entries.len() >= max_size {
-            if let Some((_, old)) = self.entries.pop_lru() {
-                if old.is_expired(now) {
-                    self.expirations += 1;
-                } else {
-                    self.evictions += 1;
-                }
-            }
-        }
-        self.entries
-            .push(key.to_owned(), Entry { value, expires_at });
-    }
-
-    fn invalidate_flight(&mut self, key: &str) {
-        if let Some(slot) = self.flights.get_mut(key) {
-            slot.invalidated = true;
-        }
-    }
-
-    /// Removes `flight` from the table; true when its result may be stored.
-    fn end_flight(&mut self, key: &str, flight: &Arc<Flight<Outcome<V>>>) -> bool {
-        match self.flights.get(key) {
-            Some(slot) if Arc::ptr_eq(&slot.flight, flight) => {
-                let keep = !slot.invalidated;
-                self.flights.remove(key);
-                keep
-            }
-            _ => false,
-        }
-    }
-
-    fn maybe_sweep(&mut self, now: Instant, interval: Duration) {
-        if self.next_sweep.is_some_and(|t| now >= t) {
-            self.sweep(now);
-            self.next_sweep = now.checked_add(interval);
-        }
-    }
-
-    fn sweep(&mut self, now: Instant) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| !e.is_expired(now));
-        let removed = before - self.entries.len();
-        self.expirations += removed as u64;
-        removed
     }
 }
 

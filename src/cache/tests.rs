@@ -3,6 +3,7 @@ use super::*;
 use crate::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
+use std::time::Instant;
 
 fn cache(ttl_s: u64, max_size: usize, cleanup_s: u64) -> TtlCache<String> {
     TtlCache::new(CacheConfig {
@@ -552,41 +553,42 @@ impl Model {
     }
 }
 
-#[test]
-fn random_operations_match_the_reference_model() {
+/// Runs random operations on a cache (default TTL: never; no periodic
+/// sweep) and on the model side by side, from several seeds; every result and
+/// the size must agree.
+fn check_against_model(max: usize, keys: &[String], prefixes: &[&str], steps: usize) {
     const SECOND: u64 = 1_000_000_000;
-    for seed in 1..=20u64 {
+    for seed in 1..=8u64 {
         let cache: TtlCache<String> = TtlCache::new(CacheConfig {
             default_ttl: Duration::MAX,
-            max_size: 4,
+            max_size: max,
             cleanup_interval: Duration::MAX,
         })
         .unwrap();
         let mut model = Model {
             entries: Vec::new(),
-            max: 4,
+            max,
             now: 0,
         };
-        let keys = ["a:1", "a:2", "a:3", "b:1", "b:2", "c", "cc", "d"];
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        for step in 0..5_000 {
+        for step in 0..steps {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let key = keys[(x % keys.len() as u64) as usize];
-            let ctx = format!("seed {seed}, step {step}, key {key}");
-            match (x >> 8) % 10 {
-                0..=3 => assert_eq!(cache.get(key), model.get(key), "get: {ctx}"),
-                4..=6 => {
+            let key = &keys[(x % keys.len() as u64) as usize];
+            let ctx = format!("max {max}, seed {seed}, step {step}, key {key}");
+            match (x >> 8) % 20 {
+                0..=7 => assert_eq!(cache.get(key), model.get(key), "get: {ctx}"),
+                8..=14 => {
                     let ttl =
                         [None, Some(0), Some(SECOND), Some(5 * SECOND)][((x >> 16) % 4) as usize];
                     let value = format!("v{step}");
                     cache.set(key, value.clone(), ttl.map(Duration::from_nanos));
                     model.set(key, &value, ttl);
                 }
-                7 => assert_eq!(cache.delete(key), model.delete(key), "delete: {ctx}"),
-                8 => {
-                    let prefix = ["a:", "b", "c", ""][((x >> 16) % 4) as usize];
+                15 | 16 => assert_eq!(cache.delete(key), model.delete(key), "delete: {ctx}"),
+                17 => {
+                    let prefix = prefixes[((x >> 16) % prefixes.len() as u64) as usize];
                     assert_eq!(
                         cache.invalidate_prefix(prefix),
                         model.invalidate_prefix(prefix),
@@ -601,5 +603,145 @@ fn random_operations_match_the_reference_model() {
             }
             assert_eq!(cache.stats().size, model.entries.len(), "size: {ctx}");
         }
+        assert_eq!(cache.check_consistency(), model.entries.len());
     }
+}
+
+#[test]
+fn random_operations_match_the_reference_model() {
+    let keys: Vec<String> = ["a:1", "a:2", "a:3", "b:1", "b:2", "c", "cc", "d"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    check_against_model(4, &keys, &["a:", "b", "c", ""], 5_000);
+}
+
+#[test]
+fn lru_is_exact_across_shards_on_one_thread() {
+    // 600 entries: 4 shards; 900 keys keep it at capacity, evicting.
+    let keys: Vec<String> = (0..900)
+        .map(|i| format!("{}:{i}", ["a", "b", "c"][i % 3]))
+        .collect();
+    assert_eq!(cache(300, 600, 60).shard_count(), 4);
+    check_against_model(600, &keys, &["a:1", "b:2", "c:33", "zz"], 30_000);
+}
+
+#[test]
+fn shard_counts_follow_capacity() {
+    for (max, shards) in [
+        (1, 1),
+        (100, 1),
+        (255, 1),
+        (256, 2),
+        (500, 2),
+        (1000, 4),
+        (2000, 8),
+        (4096, 16),
+        (1 << 20, 16),
+    ] {
+        assert_eq!(cache(300, max, 60).shard_count(), shards, "max_size {max}");
+    }
+}
+
+/// Eight threads hammer one cache with gets, sets, deletes, prefix
+/// invalidations, `get_or_set` and clock jumps for a bounded time; then every
+/// counter must match what the threads saw, and the size its invariants.
+fn hammer(max: usize) {
+    const THREADS: u64 = 8;
+    let c = Arc::new(cache(3600, max, 1));
+    let key_space = 2 * max as u64;
+    let deadline = Instant::now() + Duration::from_millis(400);
+    let tallies: Vec<[u64; 4]> = (0..THREADS)
+        .map(|t| {
+            let c = c.clone();
+            thread::spawn(move || {
+                // gets that hit, gets that missed, get_or_set calls, computes
+                let mut tally = [0u64; 4];
+                let mut x = (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut i = 0u64;
+                while !i.is_multiple_of(64) || Instant::now() < deadline {
+                    i += 1;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!(
+                        "{}/{}",
+                        ["p", "q", "r"][(x % 3) as usize],
+                        (x >> 8) % key_space
+                    );
+                    match (x >> 32) % 100 {
+                        0..=59 => match c.get(&key) {
+                            Some(v) => {
+                                assert_eq!(v, key, "a key never returns another key's value");
+                                tally[0] += 1;
+                            }
+                            None => tally[1] += 1,
+                        },
+                        60..=79 => {
+                            let ttl = [None, Some(Duration::from_secs(1))][(x >> 40) as usize % 2];
+                            c.set(&key, key.clone(), ttl);
+                        }
+                        80..=89 => {
+                            tally[2] += 1;
+                            let v = c
+                                .get_or_set::<Error, _>(&key, None, || {
+                                    tally[3] += 1;
+                                    Ok(key.clone())
+                                })
+                                .unwrap();
+                            assert_eq!(v, key);
+                        }
+                        90..=95 => {
+                            c.delete(&key);
+                        }
+                        96..=98 => {
+                            c.invalidate_prefix(&format!("q/{}", (x >> 16) % 10));
+                        }
+                        _ => c.advance(Duration::from_millis(200)),
+                    }
+                }
+                tally
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let sum = |i: usize| tallies.iter().map(|t| t[i]).sum::<u64>();
+    let (get_hits, get_misses, calls, computes) = (sum(0), sum(1), sum(2), sum(3));
+    let st = c.stats();
+    assert_eq!(
+        st.hits + st.misses,
+        get_hits + get_misses + calls,
+        "every lookup counted once: {st:?}"
+    );
+    assert!(st.hits >= get_hits, "{st:?}");
+    assert!(
+        st.misses >= get_misses + computes,
+        "each compute follows a miss: {st:?}"
+    );
+    assert!(st.size <= max, "{st:?}");
+    assert_eq!(c.check_consistency(), st.size, "{st:?}");
+    assert!(st.evictions > 0 && st.expirations > 0, "{st:?}");
+    assert!(get_hits > 0 && computes > 0, "{st:?}");
+    // The counters keep counting exactly after the storm.
+    c.clear();
+    c.set("after", s("v"), None);
+    assert_eq!(c.get("after"), Some(s("v")));
+    assert_eq!(c.get("absent"), None);
+    let after = c.stats();
+    assert_eq!(
+        (after.hits, after.misses, after.size),
+        (st.hits + 1, st.misses + 1, 1)
+    );
+}
+
+#[test]
+fn eight_threads_keep_every_count_exact_in_one_shard() {
+    hammer(64);
+}
+
+#[test]
+fn eight_threads_keep_every_count_exact_across_shards() {
+    hammer(2048);
 }

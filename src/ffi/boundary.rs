@@ -80,8 +80,14 @@ pub(crate) unsafe fn str_arg<'a>(
         return Err(FfiError::null(arg));
     }
     // SAFETY: not NULL, and NUL-terminated by the caller's contract.
-    let bytes = unsafe { CStr::from_ptr(ptr) };
-    bytes.to_str().map_err(|e| {
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    // Keys and names are nearly always ASCII: checked a word at a time, with
+    // no UTF-8 decoding unless a byte is not ASCII.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
         FfiError::new(
             st_result::ST_INVALID_UTF8,
             format!(
