@@ -53,3 +53,41 @@ func BenchmarkCacheGetSyncMapExpiry(b *testing.B) {
 		}
 	}
 }
+
+// The same hot-key get from every core at once (b.RunParallel: GOMAXPROCS
+// goroutines), as a launcher's loader threads or request handlers read a
+// few keys together: the cache's reads share its lock.
+func BenchmarkCacheGetParallelBinding(b *testing.B) {
+	c, err := NewCache(300*time.Second, 2000, DefaultTTL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 1000; i++ {
+		_ = c.Set(fmt.Sprintf("provider:replicate:conf:%08d", i), benchValue)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if v, err := c.Get(benchKey); err != nil || len(v) != 64 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkCacheGetParallelSyncMapExpiry(b *testing.B) {
+	var m sync.Map
+	for i := 0; i < 1000; i++ {
+		m.Store(fmt.Sprintf("provider:replicate:conf:%08d", i), expiring{benchValue, time.Now().Add(300 * time.Second)})
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e, ok := m.Load(benchKey)
+			if !ok || time.Now().After(e.(expiring).expires) || len(e.(expiring).value) != 64 {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

@@ -391,18 +391,29 @@ impl<V> Shard<V> {
         })
     }
 
-    /// Records a use of `e` (under the shared lock). A hot key read again
-    /// and again by one thread keeps its stamp while it is the last thing
-    /// that thread used, the last stamp of its shard, and of the current
-    /// millisecond: a new stamp would order nothing differently.
+    /// Records a use of `e` (under the shared lock). An entry that is
+    /// already the last one stamped in its shard, within the current
+    /// millisecond, and not older than anything the calling thread used,
+    /// keeps its stamp: a new one would order nothing differently, and a hot
+    /// key read by several threads then writes neither the entry nor the
+    /// shard's clock. The thread's last stamp becomes the entry's, so its
+    /// next uses, in any shard, come after this one.
     #[inline]
     fn touch(&self, e: &Entry<V>, now: u64) {
         let current = e.stamp.load(Relaxed);
-        if current >> 24 == now >> 20
-            && current == self.clock.load(Relaxed)
-            && LAST_STAMP.with(Cell::get) == current
-        {
-            return;
+        if current >> 24 == now >> 20 && current == self.clock.load(Relaxed) {
+            let kept = LAST_STAMP.with(|mine| {
+                // Not when this thread has used something since (in another
+                // shard): then this use must come after that one.
+                let fresh = mine.get() <= current;
+                if fresh {
+                    mine.set(current);
+                }
+                fresh
+            });
+            if kept {
+                return;
+            }
         }
         e.stamp.store(self.stamp(now), Relaxed);
     }

@@ -627,6 +627,32 @@ fn lru_is_exact_across_shards_on_one_thread() {
 }
 
 #[test]
+fn a_key_read_again_after_another_shard_is_more_recent() {
+    // x and y in different shards, oldest first; then reads x, y, x and
+    // every filler: the order is y, x, fillers, so the next new key evicts y.
+    let c = cache(300, 256, 60);
+    let x = "x".to_string();
+    let y = (0..)
+        .map(|i| format!("y{i}"))
+        .find(|k| !std::ptr::eq(c.locate(k).1, c.locate(&x).1))
+        .unwrap();
+    c.set(&x, s("x"), None);
+    c.set(&y, s("y"), None);
+    let fillers: Vec<String> = (0..254).map(|i| format!("f{i}")).collect();
+    for f in &fillers {
+        c.set(f, s("f"), None);
+    }
+    for k in [&x, &y, &x] {
+        assert!(c.get(k).is_some());
+    }
+    for f in &fillers {
+        assert!(c.get(f).is_some());
+    }
+    c.set("new", s("n"), None);
+    assert_eq!((c.get(&x).is_some(), c.get(&y).is_some()), (true, false));
+}
+
+#[test]
 fn shard_counts_follow_capacity() {
     for (max, shards) in [
         (1, 1),
