@@ -33,7 +33,8 @@
 #      under the consumer projects
 # Each suite is one step: its runner's exit status decides whether it passed,
 # and the step reports the runner's own count (tests, checks, targets) beside
-# it. The run ends with the table of suites and one line
+# it and the minutes it took. The run ends with the table of suites, the
+# total time and one line
 # "suites: N passed, M failed". It checks its prerequisites and their
 # versions first (ensure_system_tools).
 source "$(dirname "$0")/lib.sh"
@@ -65,7 +66,7 @@ count_none() { echo "1 check"; }
 # step NAME COUNTER COMMAND...: runs COMMAND with its output shown and kept
 # in build/test-logs/NAME.log; passes when it exits 0.
 step() {
-  local name="$1" counter="$2" log="$logs/$1.log" rc count
+  local name="$1" counter="$2" log="$logs/$1.log" rc count start=$SECONDS
   shift 2
   say "$name"
   set +e
@@ -73,11 +74,12 @@ step() {
   rc=${PIPESTATUS[0]}
   set -e
   count="$("$counter" "$log" || true)"
+  local took="$(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
   if [ "$rc" = 0 ]; then
-    results+=("$name|passed|${count:-?}")
+    results+=("$name|passed|${count:-?}|$took")
   else
     echo "FAILED: $name exited $rc"
-    results+=("$name|FAILED (exit $rc)|${count:-?}")
+    results+=("$name|FAILED (exit $rc)|${count:-?}|$took")
   fi
 }
 
@@ -175,14 +177,15 @@ step "11a-dist" count_none scripts/dist.sh "$ST_ROOT/build/dist"
 step "11b-dist-checks" count_plain scripts/test-dist.sh "$ST_ROOT/build/dist"
 
 echo
-printf '%-20s %-18s %s\n' suite result count
+printf '%-20s %-18s %-14s %s\n' suite result count time
 passed=0
 failed=0
 for r in "${results[@]}"; do
-  IFS='|' read -r name status count <<<"$r"
-  printf '%-20s %-18s %s\n' "$name" "$status" "$count"
+  IFS='|' read -r name status count took <<<"$r"
+  printf '%-20s %-18s %-14s %s\n' "$name" "$status" "$count" "$took"
   if [ "$status" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo
+echo "total time: $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "suites: $passed passed, $failed failed"
 [ "$failed" = 0 ]
