@@ -25,7 +25,8 @@ import (
 	"unsafe"
 )
 
-// Cache is the library's thread-safe TTL cache with exact LRU eviction:
+// Cache is the library's thread-safe TTL cache with LRU eviction (exact for
+// each thread's own operations; gets run in parallel):
 // byte values, per-key TTLs, single-flight GetOrSet, hit/miss counters.
 type Cache struct {
 	mu     sync.Mutex

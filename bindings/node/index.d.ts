@@ -38,7 +38,7 @@ export interface CacheStats {
   expirations: number;
 }
 
-/** The library's thread-safe TTL cache with exact LRU eviction. */
+/** The library's thread-safe TTL cache with LRU eviction (exact for each thread's own operations). */
 export class Cache {
   constructor(options?: CacheOptions);
   /** The value, or undefined when absent or expired. */

@@ -256,7 +256,7 @@ class Handle {
   }
 }
 
-/** The library's thread-safe TTL cache with exact LRU eviction (byte values). */
+/** The library's thread-safe TTL cache with LRU eviction, exact for each thread's own operations (byte values). */
 class Cache extends Handle {
   /** Options in seconds; omitted values take the defaults (300 s, 1,000, 60 s). */
   constructor({ defaultTtl, maxSize, cleanupInterval } = {}, _handle = null) {

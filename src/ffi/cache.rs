@@ -107,7 +107,10 @@ fn seconds_to_c(d: Duration) -> f64 {
 ///   `INFINITY` means entries never expire.
 /// - `max_size`: capacity in entries; 0 means `ST_CACHE_DEFAULT_MAX_SIZE` (1,000).
 ///   Inserting a new key into a full cache evicts the least recently used entry
-///   (a `get` counts as use).
+///   (a `get` counts as use; the order is exact for each thread's own
+///   operations, and between threads for uses more than a clock tick apart).
+///   From 256 entries the cache is split into shards by key hash (at most
+///   16); gets take their shard's lock shared, so they run in parallel.
 /// - `cleanup_interval_s`: expired entries are swept at most this often, during
 ///   cache operations (no thread is started). Negative or NaN means
 ///   `ST_CACHE_DEFAULT_CLEANUP_INTERVAL_S` (60); 0 sweeps on every operation;

@@ -1,7 +1,7 @@
 """SimpleTuner's `cache` module over the library's TTL cache.
 
 `TTLCache` keeps the Python objects themselves (any object, picklable or
-not; `get` returns the object stored), with exact LRU eviction, hit and miss
+not; `get` returns the object stored), with LRU eviction (exact for each thread's operations), hit and miss
 counters, and single-flight `get_or_set` (threads) and `get_or_set_async`
 (coroutines of one event loop). `@cached`, the two process-wide caches and
 the invalidation helpers behave as SimpleTuner's; the README lists every
