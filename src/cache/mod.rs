@@ -61,7 +61,7 @@
 mod clock;
 pub mod global;
 
-use crate::sync::{Flight, RwLock};
+use crate::sync::{Flight, Mutex, RwLock};
 use hashbrown::HashTable;
 use std::any::Any;
 use std::cell::Cell;
@@ -209,9 +209,6 @@ struct Shard<V> {
     /// A lower bound of the stamps in this shard ([`NEVER`]: empty), read
     /// without the lock to choose where to evict from.
     oldest: AtomicU64,
-    /// The number of entries (a copy of the table's, written under the
-    /// exclusive lock), read without the lock for the capacity check.
-    len: AtomicUsize,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -240,6 +237,18 @@ pub struct TtlCache<V> {
     hasher: hashbrown::DefaultHashBuilder,
     /// Coarse-clock time of the next periodic sweep ([`NEVER`]: none).
     next_sweep: AtomicU64,
+    /// Entries stored plus slots reserved for entries being inserted: never
+    /// above `max_size`. A slot is reserved before a new key is inserted
+    /// (evicting first when the cache is full), released when an entry is
+    /// removed.
+    len: AtomicUsize,
+    /// The fork generation `len` was counted in: a child whose parent had a
+    /// thread inside a shard loses that shard's entries, and the parent's
+    /// reservations in progress, so it counts again before its first
+    /// reservation (see [`recount`](Self::recount)).
+    counted_in: AtomicU64,
+    /// Serialises recounts.
+    recounting: Mutex<()>,
     /// Test-only clock offset, so expiry can be tested without sleeping.
     #[cfg(test)]
     skew: AtomicU64,
@@ -334,6 +343,12 @@ impl<V> ShardState<V> {
         }
     }
 
+    /// Whether `flight` is still the key's and its result may be stored.
+    fn flight_keeps(&self, key: &str, flight: &Arc<Flight<Outcome<V>>>) -> bool {
+        matches!(self.flights.get(key),
+            Some(slot) if Arc::ptr_eq(&slot.flight, flight) && !slot.invalidated)
+    }
+
     /// Removes `flight` from the table; true when its result may be stored.
     fn end_flight(&mut self, key: &str, flight: &Arc<Flight<Outcome<V>>>) -> bool {
         match self.flights.get(key) {
@@ -358,7 +373,6 @@ impl<V> Shard<V> {
                 .after_fork(|st| st.flights.clear()),
             clock: AtomicU64::new(0),
             oldest: AtomicU64::new(NEVER),
-            len: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -418,10 +432,9 @@ impl<V> Shard<V> {
         e.stamp.store(self.stamp(now), Relaxed);
     }
 
-    /// Publishes what lock-free readers of this shard's size and oldest
-    /// stamp see; call under the exclusive lock after a change.
+    /// Publishes the shard's oldest stamp for evictions; call under the
+    /// exclusive lock after a change.
     fn publish(&self, st: &ShardState<V>) {
-        self.len.store(st.table.len(), Relaxed);
         self.oldest.store(
             st.order.first_key_value().map_or(NEVER, |(&s, _)| s),
             Relaxed,
@@ -461,6 +474,9 @@ impl<V> TtlCache<V> {
             next_sweep: AtomicU64::new(
                 clock::coarse().saturating_add(nanos(config.cleanup_interval)),
             ),
+            len: AtomicUsize::new(0),
+            counted_in: AtomicU64::new(crate::sync::generation()),
+            recounting: Mutex::new(()),
             #[cfg(test)]
             skew: AtomicU64::new(0),
         })
@@ -540,7 +556,6 @@ impl<V> TtlCache<V> {
                 assert_eq!(st.order.get(&e.filed), Some(&e.hash), "entry filed");
                 assert!(e.filed <= e.stamp.load(Relaxed), "filed at most last use");
             }
-            assert_eq!(shard.len.load(Relaxed), st.table.len(), "published size");
             let oldest = shard.oldest.load(Relaxed);
             assert!(
                 st.settle().map_or(NEVER, |(s, _)| s) >= oldest,
@@ -548,6 +563,7 @@ impl<V> TtlCache<V> {
             );
             total += st.table.len();
         }
+        assert_eq!(self.len.load(Relaxed), total, "counted size");
         total
     }
 
@@ -604,6 +620,7 @@ impl<V> TtlCache<V> {
             st.remove_where(|e| e.expires_at <= now);
             let gone = before - st.table.len();
             shard.publish(&st);
+            self.len.fetch_sub(gone, Relaxed);
             drop(st);
             Shard::<V>::count(&shard.expirations, gone as u64);
             removed += gone;
@@ -641,8 +658,7 @@ impl<V> TtlCache<V> {
         let now = self.precise();
         let mut st = shard.state.write();
         if st.find(hash, key).is_some_and(|e| e.expires_at <= now) {
-            st.take(hash, key);
-            shard.publish(&st);
+            self.remove(shard, &mut st, hash, key);
             drop(st);
             shard.expirations.fetch_add(1, Relaxed);
         }
@@ -689,42 +705,87 @@ impl<V> TtlCache<V> {
         self.maybe_sweep(self.coarse());
         let expires_at = self.expiry(ttl);
         let (hash, shard) = self.locate(key);
+        let Some(expires_at) = expires_at else {
+            let mut st = shard.state.write();
+            st.invalidate_flight(key);
+            self.remove_stale(shard, &mut st, hash, key);
+            return;
+        };
         let mut st = shard.state.write();
         st.invalidate_flight(key);
-        let added = self.store(shard, &mut st, hash, key, value, expires_at);
+        let Some(value) = self.replace(shard, &mut st, hash, key, value, expires_at) else {
+            return;
+        };
+        // A new key: a slot first (evicting without holding this lock).
         drop(st);
-        if added {
-            self.shrink();
+        self.reserve();
+        let mut st = shard.state.write();
+        st.invalidate_flight(key);
+        self.insert_reserved(shard, &mut st, hash, key, value, expires_at);
+    }
+
+    /// For a zero TTL ("already expired"): removes any entry of `key`,
+    /// counting it as an expiration; nothing is stored, nothing evicted.
+    fn remove_stale(&self, shard: &Shard<V>, st: &mut ShardState<V>, hash: u64, key: &str) {
+        if self.remove(shard, st, hash, key).is_some() {
+            shard.expirations.fetch_add(1, Relaxed);
         }
     }
 
-    /// Stores under the exclusive lock of `key`'s shard (`expires_at` as
-    /// [`expiry`](Self::expiry) returns it); true when a new entry was added
-    /// (the caller then calls [`shrink`](Self::shrink) once it holds no lock).
-    fn store(
+    /// Under `key`'s shard's exclusive lock: removes its entry, releasing
+    /// its slot.
+    fn remove(
+        &self,
+        shard: &Shard<V>,
+        st: &mut ShardState<V>,
+        hash: u64,
+        key: &str,
+    ) -> Option<Entry<V>> {
+        let entry = st.take(hash, key)?;
+        shard.publish(st);
+        self.len.fetch_sub(1, Relaxed);
+        Some(entry)
+    }
+
+    /// Under `key`'s shard's exclusive lock: gives an existing entry `value`
+    /// (refreshing its use); returns `value` back when there is no entry.
+    fn replace(
         &self,
         shard: &Shard<V>,
         st: &mut ShardState<V>,
         hash: u64,
         key: &str,
         value: V,
-        expires_at: Option<u64>,
-    ) -> bool {
-        let Some(expires_at) = expires_at else {
-            // A zero TTL: "already expired". Nothing is stored, nothing evicted.
-            if st.take(hash, key).is_some() {
-                shard.publish(st);
-                shard.expirations.fetch_add(1, Relaxed);
+        expires_at: u64,
+    ) -> Option<V> {
+        match st.find_mut(hash, key) {
+            Some(e) => {
+                e.value = value;
+                e.expires_at = expires_at;
+                *e.stamp.get_mut() = shard.stamp(self.coarse());
+                None
             }
-            return false;
+            None => Some(value),
+        }
+    }
+
+    /// Under `key`'s shard's exclusive lock, holding a slot from
+    /// [`reserve`](Self::reserve): inserts the entry, or gives `value` to an
+    /// entry another thread inserted meanwhile and releases the slot.
+    fn insert_reserved(
+        &self,
+        shard: &Shard<V>,
+        st: &mut ShardState<V>,
+        hash: u64,
+        key: &str,
+        value: V,
+        expires_at: u64,
+    ) {
+        let Some(value) = self.replace(shard, st, hash, key, value, expires_at) else {
+            self.len.fetch_sub(1, Relaxed);
+            return;
         };
         let stamp = shard.stamp(self.coarse());
-        if let Some(e) = st.find_mut(hash, key) {
-            e.value = value;
-            e.expires_at = expires_at;
-            *e.stamp.get_mut() = stamp;
-            return false;
-        }
         st.table.insert_unique(
             hash,
             Entry {
@@ -739,26 +800,55 @@ impl<V> TtlCache<V> {
         );
         st.order.insert(stamp, hash);
         shard.publish(st);
-        true
     }
 
-    /// The number of entries, from the shards' published sizes.
-    fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.len.load(Relaxed)).sum()
-    }
-
-    /// Evicts least recently used entries while there are more than
-    /// `max_size`. Holds one shard's lock at a time.
-    fn shrink(&self) {
-        // Bounded: each pass evicts one entry or finds the cache within
-        // capacity; other threads' evictions only shorten it.
-        let mut passes = self.config.max_size.max(self.len());
-        while passes > 0 && self.len() > self.config.max_size {
-            if !self.evict_one() {
-                break;
+    /// Takes a slot for a new entry, evicting least recently used entries
+    /// while the cache is full. Call holding no shard lock. When every slot
+    /// is held by another thread's insert in progress (nothing to evict), it
+    /// yields until one is done: such an insert holds its slot only between
+    /// two short critical sections.
+    fn reserve(&self) {
+        self.recount_after_fork();
+        let max = self.config.max_size;
+        loop {
+            let len = self.len.load(Relaxed);
+            if len < max {
+                if self
+                    .len
+                    .compare_exchange_weak(len, len + 1, Relaxed, Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+            } else if !self.evict_one() {
+                thread::yield_now();
             }
-            passes -= 1;
         }
+    }
+
+    /// In a child process, before its first reservation: counts the entries
+    /// again, with every shard locked (a parent's thread may have held a
+    /// shard, whose entries the child lost, or a slot, that no thread of the
+    /// child will release).
+    fn recount_after_fork(&self) {
+        let generation = crate::sync::generation();
+        if self.counted_in.load(Relaxed) == generation {
+            return;
+        }
+        self.recount(generation);
+    }
+
+    #[cold]
+    fn recount(&self, generation: u64) {
+        let _one = self.recounting.lock();
+        if self.counted_in.load(Relaxed) == generation {
+            return;
+        }
+        // In shard order, as no other path holds two shard locks.
+        let all: Vec<_> = self.shards.iter().map(|s| s.state.write()).collect();
+        self.len
+            .store(all.iter().map(|st| st.table.len()).sum(), Relaxed);
+        self.counted_in.store(generation, Relaxed);
     }
 
     /// Evicts the entry with the lowest stamp of all shards; false when
@@ -808,6 +898,7 @@ impl<V> TtlCache<V> {
                 entry
             };
             shard.publish(&st);
+            self.len.fetch_sub(1, Relaxed);
             drop(st);
             if entry.expires_at <= now {
                 shard.expirations.fetch_add(1, Relaxed);
@@ -825,10 +916,9 @@ impl<V> TtlCache<V> {
         let now = self.precise();
         let mut st = shard.state.write();
         st.invalidate_flight(key);
-        let Some(e) = st.take(hash, key) else {
+        let Some(e) = self.remove(shard, &mut st, hash, key) else {
             return false;
         };
-        shard.publish(&st);
         drop(st);
         if e.expires_at <= now {
             shard.expirations.fetch_add(1, Relaxed);
@@ -859,7 +949,7 @@ impl<V> TtlCache<V> {
                     slot.invalidated = true;
                 }
             }
-            let mut expired = 0u64;
+            let (mut expired, mut gone) = (0u64, 0usize);
             st.remove_where(|e| {
                 if !doomed(&e.key) {
                     return false;
@@ -869,9 +959,11 @@ impl<V> TtlCache<V> {
                 } else {
                     live += 1;
                 }
+                gone += 1;
                 true
             });
             shard.publish(&st);
+            self.len.fetch_sub(gone, Relaxed);
             drop(st);
             Shard::<V>::count(&shard.expirations, expired);
         }
@@ -880,15 +972,17 @@ impl<V> TtlCache<V> {
 
     /// Counters and sizes. Counts expired entries, so it costs a pass over the
     /// entries: call it for monitoring, not on a hot path. Each counter is
-    /// exact; taken while other threads use the cache, the figures are read
-    /// shard by shard, not at one instant.
+    /// exact; taken while other threads use the cache, the counters are read
+    /// shard by shard, not at one instant. `size` never exceeds `max_size`
+    /// (it includes, at that instant, entries other threads are inserting).
     pub fn stats(&self) -> CacheStats {
+        self.recount_after_fork();
         let now = self.precise();
-        let (mut size, mut expired_count) = (0, 0);
+        let size = self.len.load(Relaxed);
+        let mut expired_count = 0;
         let (mut hits, mut misses, mut evictions, mut expirations) = (0, 0, 0, 0);
         for shard in self.shards.iter() {
             let st = shard.state.read();
-            size += st.table.len();
             expired_count += st.table.iter().filter(|e| e.expires_at <= now).count();
             drop(st);
             hits += shard.hits.load(Relaxed);
@@ -899,7 +993,7 @@ impl<V> TtlCache<V> {
         CacheStats {
             size,
             max_size: self.config.max_size,
-            expired_count,
+            expired_count: expired_count.min(size),
             default_ttl: self.config.default_ttl,
             hits,
             misses,
@@ -972,8 +1066,7 @@ impl<V: Clone> TtlCache<V> {
                     None => None,
                 };
                 if expired {
-                    st.take(hash, key);
-                    shard.publish(&st);
+                    self.remove(shard, &mut st, hash, key);
                     shard.expirations.fetch_add(1, Relaxed);
                 }
                 if !counted {
@@ -1031,20 +1124,11 @@ impl<V: Clone> TtlCache<V> {
             };
             let result = compute();
             guard.armed = false;
-            let mut added = false;
-            {
-                let expires_at = match &result {
-                    Ok((_, ttl)) => self.expiry(*ttl),
-                    Err(_) => None,
-                };
-                let mut st = shard.state.write();
-                let keep = st.end_flight(key, &flight);
-                if let (Ok((v, _)), true) = (&result, keep) {
-                    added = self.store(shard, &mut st, hash, key, v.clone(), expires_at);
+            match &result {
+                Ok((v, ttl)) => self.store_computed(shard, hash, key, &flight, v, *ttl),
+                Err(_) => {
+                    shard.state.write().end_flight(key, &flight);
                 }
-            }
-            if added {
-                self.shrink();
             }
             let result = result.map(|(v, _)| v);
             flight.complete(match &result {
@@ -1052,6 +1136,47 @@ impl<V: Clone> TtlCache<V> {
                 Err(e) => Outcome::Failed(Arc::new(e.clone())),
             });
             return result;
+        }
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
+    /// Ends the flight of `key` and stores what it computed, unless a write
+    /// to the key while it ran invalidated it.
+    fn store_computed(
+        &self,
+        shard: &Shard<V>,
+        hash: u64,
+        key: &str,
+        flight: &Arc<Flight<Outcome<V>>>,
+        value: &V,
+        ttl: Option<Duration>,
+    ) {
+        let expires_at = self.expiry(ttl);
+        let mut st = shard.state.write();
+        let Some(expires_at) = expires_at else {
+            if st.end_flight(key, flight) {
+                self.remove_stale(shard, &mut st, hash, key);
+            }
+            return;
+        };
+        if !st.flight_keeps(key, flight) {
+            st.end_flight(key, flight);
+            return;
+        }
+        let Some(value) = self.replace(shard, &mut st, hash, key, value.clone(), expires_at) else {
+            st.end_flight(key, flight);
+            return;
+        };
+        // A new key. The flight stays registered while a slot is reserved,
+        // so a write to the key meanwhile still keeps this value out.
+        drop(st);
+        self.reserve();
+        let mut st = shard.state.write();
+        if st.end_flight(key, flight) {
+            self.insert_reserved(shard, &mut st, hash, key, value, expires_at);
+        } else {
+            self.len.fetch_sub(1, Relaxed);
         }
     }
 }

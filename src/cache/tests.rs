@@ -720,8 +720,13 @@ fn hammer(max: usize) {
                         90..=95 => {
                             c.delete(&key);
                         }
-                        96..=98 => {
+                        96 | 97 => {
                             c.invalidate_prefix(&format!("q/{}", (x >> 16) % 10));
+                        }
+                        98 => {
+                            let st = c.stats();
+                            assert!(st.size <= max, "size above capacity mid-run: {st:?}");
+                            assert!(st.expired_count <= st.size, "{st:?}");
                         }
                         _ => c.advance(Duration::from_millis(200)),
                     }
@@ -770,4 +775,55 @@ fn eight_threads_keep_every_count_exact_in_one_shard() {
 #[test]
 fn eight_threads_keep_every_count_exact_across_shards() {
     hammer(2048);
+}
+
+#[test]
+fn a_child_forked_while_a_shard_was_held_counts_its_entries_again() {
+    let c = Arc::new(cache(300, 4, 60));
+    for k in ["a", "b", "c", "d"] {
+        c.set(k, s(k), None);
+    }
+    // Another thread is inside the shard at the fork: the child loses the
+    // shard's entries, and must not count them (nor wait for them) later.
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = Arc::clone(&c);
+    let t = thread::spawn(move || {
+        let _inside = holder.shards[0].state.read();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    // SAFETY: the child only uses the cache and `_exit`s; the parent reaps it.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = c.stats().size == 0
+            && ["e", "f", "g", "h", "i"].iter().all(|k| {
+                c.set(k, s(k), None);
+                c.stats().size <= 4
+            })
+            && c.get("e").is_none()
+            && c.get("i").is_some()
+            && c.stats().size == 4;
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(i32::from(!ok)) };
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        if Instant::now() > deadline {
+            // SAFETY: our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the child hung");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    drop(release_tx);
+    t.join().unwrap();
+    assert_eq!(c.stats().size, 4, "the parent keeps its entries");
 }
