@@ -6,8 +6,9 @@
 //! with these guarantees the seed does not give:
 //!
 //! - **Expiry on a monotonic clock.** Wall-clock jumps do not expire or revive
-//!   entries. An expired entry is never returned (see [`clock`] for how a hot
-//!   get avoids the precise clock without giving that up).
+//!   entries. An expired entry is never returned (a hot get reads the coarse
+//!   monotonic clock and turns to the precise one only in an entry's last
+//!   second; see the README's "How reads scale").
 //! - **LRU.** A `get` (or `get_or_set` hit) counts as use; `set` of an
 //!   existing key refreshes it and evicts nothing; inserting a new key at
 //!   capacity evicts the least recently used entry. The order is **exact for
