@@ -107,21 +107,30 @@ pub(crate) trait ForkLock {
     fn check_whole(&self, hook: Option<fn(&mut Self::Value)>) -> bool;
 }
 
+/// Takes the value of a lock tried in a child (a poisoned lock is whole
+/// too) and runs `hook` on it; false when another thread held it.
+fn check_attempt<T, G: DerefMut<Target = T>>(
+    attempt: std::sync::TryLockResult<G>,
+    hook: Option<fn(&mut T)>,
+) -> bool {
+    let mut value = match attempt {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return false,
+    };
+    if let Some(hook) = hook {
+        hook(&mut value);
+    }
+    true
+}
+
 impl<T> ForkLock for std::sync::Mutex<T> {
     type Value = T;
     fn build(value: T) -> Self {
         std::sync::Mutex::new(value)
     }
     fn check_whole(&self, hook: Option<fn(&mut T)>) -> bool {
-        let mut value = match self.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
-        if let Some(hook) = hook {
-            hook(&mut value);
-        }
-        true
+        check_attempt(self.try_lock(), hook)
     }
 }
 
@@ -131,15 +140,7 @@ impl<T> ForkLock for std::sync::RwLock<T> {
         std::sync::RwLock::new(value)
     }
     fn check_whole(&self, hook: Option<fn(&mut T)>) -> bool {
-        let mut value = match self.try_write() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
-        if let Some(hook) = hook {
-            hook(&mut value);
-        }
-        true
+        check_attempt(self.try_write(), hook)
     }
 }
 
