@@ -15,15 +15,21 @@ const benchKey = "provider:replicate:conf:00000500"
 
 var benchValue = make([]byte, 64)
 
-func BenchmarkCacheGetBinding(b *testing.B) {
+// newBenchCache is the workload's cache: 1,000 entries, room for 2,000.
+func newBenchCache(b *testing.B) *Cache {
 	c, err := NewCache(300*time.Second, 2000, DefaultTTL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
 	for i := 0; i < 1000; i++ {
 		_ = c.Set(fmt.Sprintf("provider:replicate:conf:%08d", i), benchValue)
 	}
+	return c
+}
+
+func BenchmarkCacheGetBinding(b *testing.B) {
+	c := newBenchCache(b)
+	defer c.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if v, err := c.Get(benchKey); err != nil || len(v) != 64 {
@@ -58,14 +64,8 @@ func BenchmarkCacheGetSyncMapExpiry(b *testing.B) {
 // goroutines), as a launcher's loader threads or request handlers read a
 // few keys together: the cache's reads share its lock.
 func BenchmarkCacheGetParallelBinding(b *testing.B) {
-	c, err := NewCache(300*time.Second, 2000, DefaultTTL)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := newBenchCache(b)
 	defer c.Close()
-	for i := 0; i < 1000; i++ {
-		_ = c.Set(fmt.Sprintf("provider:replicate:conf:%08d", i), benchValue)
-	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
