@@ -17,12 +17,9 @@ say "criterion: cargo bench --bench cache"
 cargo bench --bench cache -- --noplot 2>&1 | grep -E '^(hot_get|set|mixed_2t)/|time:' || true
 
 say "C program: st_cache side by side with its peers behind a C ABI (benches/peers)"
-cargo build --release --lib
 cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$ST_ROOT/target/peers"
-cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ST_ROOT/include" benches/c/bench_cache.c \
-  -L"$ST_ROOT/target/release" -lst_secrets -L"$ST_ROOT/target/peers/release" -lcache_peers \
-  -Wl,-rpath,"$ST_ROOT/target/release" -Wl,-rpath,"$ST_ROOT/target/peers/release" -lpthread \
-  -o "$out/bench_cache_c"
+build_c_bench benches/c/bench_cache.c "$out/bench_cache_c" \
+  -L"$ST_ROOT/target/peers/release" -lcache_peers -Wl,-rpath,"$ST_ROOT/target/peers/release"
 # OTHER_LIB_DIR (a directory holding another build's libst_secrets.so, e.g.
 # an older checkout's) runs the same program on it too, for before/after.
 "$out/bench_cache_c" | tee "$out/c.jsonl"

@@ -154,12 +154,15 @@ apt_install() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
-# Compiles a C benchmark ($1) against the release library into $2.
+# Compiles a C benchmark ($1) against the release library into $2; further
+# arguments go to the compiler (other libraries to link).
 build_c_bench() {
+  local source="$1" output="$2"
+  shift 2
   cargo build --release --lib
-  cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ST_ROOT/include" "$1" \
-    -L"$ST_ROOT/target/release" -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" -lpthread \
-    -o "$2"
+  cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ST_ROOT/include" "$source" \
+    -L"$ST_ROOT/target/release" -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" "$@" -lpthread \
+    -o "$output"
 }
 
 # Runs a C benchmark and its Python peer and prints their table:

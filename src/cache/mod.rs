@@ -294,11 +294,12 @@ impl<V> ShardState<V> {
 
     /// Removes the entry of `key` and its index record.
     fn take(&mut self, hash: u64, key: &str) -> Option<Entry<V>> {
-        let (entry, _) = self
-            .table
-            .find_entry(hash, |e| &*e.key == key)
-            .ok()?
-            .remove();
+        self.take_where(hash, |e| &*e.key == key)
+    }
+
+    /// Removes the entry of `hash` that `is` picks, and its index record.
+    fn take_where(&mut self, hash: u64, is: impl FnMut(&Entry<V>) -> bool) -> Option<Entry<V>> {
+        let (entry, _) = self.table.find_entry(hash, is).ok()?.remove();
         self.order.remove(&entry.filed);
         Some(entry)
     }
@@ -888,16 +889,9 @@ impl<V> TtlCache<V> {
                 continue;
             }
             let now = self.precise();
-            let entry = {
-                let (entry, _) = st
-                    .table
-                    .find_entry(hash, |e| e.filed == stamp)
-                    .ok()
-                    .expect("a settled record has its entry")
-                    .remove();
-                st.order.remove(&stamp);
-                entry
-            };
+            let entry = st
+                .take_where(hash, |e| e.filed == stamp)
+                .expect("a settled record has its entry");
             shard.publish(&st);
             self.len.fetch_sub(1, Relaxed);
             drop(st);
