@@ -3,7 +3,7 @@
 //! blocking, bounded in size), private directories, temporary files that are
 //! 0600 from their first byte, and durable renames.
 
-use crate::Error;
+use crate::error::Error;
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -248,23 +248,4 @@ pub(crate) fn mkfifo(path: &Path) {
         .status()
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}", path.display());
-}
-
-/// Bytes free for an unprivileged writer on the filesystem holding `dir`;
-/// `None` when that cannot be asked.
-pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a NUL-terminated path and a buffer of the right type; statvfs
-    // fills the buffer when it returns 0.
-    let st = unsafe {
-        if libc::statvfs(c_dir.as_ptr(), st.as_mut_ptr()) != 0 {
-            return None;
-        }
-        st.assume_init()
-    };
-    // The field types differ by platform (u32 on some 32-bit targets).
-    #[allow(clippy::useless_conversion)]
-    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }

@@ -1,8 +1,8 @@
 //! A process-wide value built on first use that can be dropped and rebuilt
 //! (the default secrets manager, the credential cipher).
 
-use crate::sync::Mutex;
-use crate::Error;
+use crate::error::Error;
+use crate::sys::Mutex;
 use std::sync::Arc;
 
 /// Holds an `Arc<T>` built by the first successful `get_or_try_init`;

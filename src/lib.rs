@@ -7,32 +7,37 @@
 //! from its own submodules), and no module imports from one that imports
 //! it. `tests/layout.rs` reads the `imports` column and fails when the code
 //! imports anything the row does not name, or when a row names an import the
-//! code no longer makes. The domain modules are safe Rust and know nothing
-//! about C; `unsafe` lives in [`ffi`], in `sync` (the fork handler and the
-//! locks' slots), in one `statvfs` call of `fsutil`, and in tests that fork. Test modules (`tests`) may import
-//! what they test; `fuzz_api` (built only under `cfg(fuzzing)`) reaches into
-//! the parsers it feeds.
+//! code no longer makes; it also refuses a path through this file's
+//! re-exports (`crate::Error`), so every import names the module that defines
+//! the item (`crate::error::Error`). Test modules (`tests`) may import what
+//! they test; `fuzz_api` (built only under `cfg(fuzzing)`) reaches into the
+//! parsers it feeds.
+//!
+//! `unsafe` is denied in the whole crate (`#![deny(unsafe_code)]` below) and
+//! allowed in two modules only: [`ffi`], the C ABI, and `sys`, the system
+//! layer (the fork-safe locks, the clocks, `statvfs`, the tests' fork
+//! helper). The domain modules are safe Rust and know nothing about C.
 //!
 //! | module | what it holds | imports |
 //! |---|---|---|
-//! | `error` | [`Error`]: the crate's error; `Display` never shows a secret | nothing |
+//! | `error` | [`Error`]: the crate's error, `Display` never shows a secret; [`st_result`](error::st_result), the one list of result codes | nothing |
 //! | `secret` | [`SecretBytes`], [`SecretString`]: buffers zeroed on drop | nothing |
 //! | `paths` | home directory, `~` expansion, `~/.simpletuner`, the state dir | nothing |
-//! | `sync` | locks that keep working in a child after `fork()`; a `static` built on first use that never blocks | nothing |
-//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files, free space | `error` |
-//! | `lazy` | a resettable process-wide value | `error`, `sync` |
-//! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sync` |
-//! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sync`, `paths`, `fsutil`, `lazy` |
-//! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `sync`, `paths`, `fsutil`, `cache`, `crypto` |
+//! | `sys` | the system layer, where `unsafe` may live: locks that keep working in a child after `fork()`, a `static` built on first use that never blocks, the monotonic clocks, free space | nothing |
+//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files | `error` |
+//! | `lazy` | a resettable process-wide value | `error`, `sys` |
+//! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sys` |
+//! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sys`, `paths`, `fsutil`, `lazy` |
+//! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `sys`, `paths`, `fsutil`, `cache`, `crypto` |
 //! | `secrets::provider` | the [`Provider`] trait, [`ProviderStatus`], the secret map, key normalization | `error`, `secret` |
-//! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error), `Sources` (several secrets in order), token files read again when they change, HTTP over a Unix socket | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error), `Sources` (several secrets in order), token files read again when they change, HTTP over a Unix socket | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider` |
 //! | `secrets::env` | the environment provider | `error`, `secret`, `secrets::provider` |
-//! | `secrets::file` | the JSON/YAML secrets file provider (`FileSettings`); `document`: the file's editable document | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider` |
-//! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire; the AWS Secrets Manager Agent transport | `error`, `secret`, `sync`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
-//! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1; tokens from agents' sinks, no token behind an agent or proxy | `error`, `secret`, `sync`, `paths`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::file` | the JSON/YAML secrets file provider (`FileSettings`); `document`: the file's editable document | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider` |
+//! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire; the AWS Secrets Manager Agent transport | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
+//! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1; tokens from agents' sinks, no token behind an agent or proxy | `error`, `secret`, `sys`, `paths`, `secrets::provider`, `secrets::remote` |
 //! | `secrets::config` | [`ManagerConfig`]: each provider's settings; `CONFIG_KEYS`, the one table of configuration keys | `error`, `secret`, `paths`, `fsutil`, `secrets::remote`, `secrets::file`, `secrets::aws`, `secrets::vault` |
-//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order | `error`, `secret`, `sync`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
-//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `sync`, `cache`, `crypto`, `store`, `secrets` |
+//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order | `error`, `secret`, `sys`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
+//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `sys`, `cache`, `crypto`, `store`, `secrets` |
 //! | (root) | this map and the re-exports below | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
 //!
 //! The command-line tool is its own crate (`cli/`, with its own map in
@@ -44,11 +49,13 @@
 //! [`crypto`], [`store`] and [`secrets`] namespaces. Everything else
 //! (request signing, HTTP, wire formats, file locking) is `pub(crate)`.
 
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cache;
 pub mod crypto;
-mod error;
+pub mod error;
+#[allow(unsafe_code)]
 pub mod ffi;
 mod fsutil;
 #[cfg(fuzzing)]
@@ -59,7 +66,8 @@ mod paths;
 mod secret;
 pub mod secrets;
 pub mod store;
-mod sync;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use cache::{CacheConfig, CacheStats, TtlCache};
 pub use crypto::Cipher;

@@ -249,6 +249,31 @@ fn graph(src: &Path) -> Graph {
     g
 }
 
+/// The paths of the crate under `src` that reach an item through the crate
+/// root's re-exports (`crate::Error` instead of `crate::error::Error`), as
+/// `file: path`. Such a path draws a false arrow from the ground floor back
+/// up through `lib.rs`, so every file but `lib.rs` names the defining module.
+fn root_reexport_paths(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
+    let mut out = Vec::new();
+    for file in &files {
+        let from = module_of(src, file);
+        if from.is_empty() {
+            continue;
+        }
+        let text = code(&fs::read_to_string(file).unwrap());
+        for segs in paths(&text) {
+            if segs[0] == "crate" && segs.len() > 1 && !modules.contains(&segs[1]) {
+                let rel = file.strip_prefix(src).unwrap().display().to_string();
+                out.push(format!("{rel}: {}", segs.join("::")));
+            }
+        }
+    }
+    out
+}
+
 /// The cycles of `g`, each as the list of modules along it.
 fn cycles(g: &Graph) -> Vec<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
@@ -419,6 +444,25 @@ fn check_crate(dir: &Path, min_modules: usize) {
         src.display(),
         wrong.join("\n")
     );
+    let through_root = root_reexport_paths(&src);
+    assert!(
+        through_root.is_empty(),
+        "paths through the crate root's re-exports (name the defining module):\n{}",
+        through_root.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_sees_a_path_through_the_crate_root() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let src = dir.path();
+    let write = |p: &str, s: &str| fs::write(src.join(p), s).unwrap();
+    write("lib.rs", "mod a;\nmod b;\npub use a::A;\n");
+    write("a.rs", "pub struct A;\n");
+    write("b.rs", "use crate::a::A;\n");
+    assert!(root_reexport_paths(src).is_empty());
+    write("b.rs", "fn f() -> crate::A { todo!() }\n");
+    assert_eq!(root_reexport_paths(src), vec!["b.rs: crate::A".to_owned()]);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use super::{CacheConfig, TtlCache, DEFAULT_CLEANUP_INTERVAL};
 use crate::secret::SecretBytes;
-use crate::sync::Lazy;
+use crate::sys::Lazy;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -59,10 +59,10 @@
 //! set just after or just before). A child process forked while another
 //! thread of its parent held a shard's lock starts with that shard empty.
 
-mod clock;
 pub mod global;
 
-use crate::sync::{Flight, Mutex, RwLock};
+use crate::sys::clock;
+use crate::sys::{Flight, Mutex, RwLock};
 use hashbrown::HashTable;
 use std::any::Any;
 use std::cell::Cell;
@@ -454,10 +454,10 @@ impl<V> TtlCache<V> {
     /// A cache with the given configuration.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `max_size` is 0.
-    pub fn new(config: CacheConfig) -> Result<Self, crate::Error> {
+    /// [`Error::InvalidArgument`](crate::error::Error::InvalidArgument) when `max_size` is 0.
+    pub fn new(config: CacheConfig) -> Result<Self, crate::error::Error> {
         if config.max_size == 0 {
-            return Err(crate::Error::InvalidArgument(
+            return Err(crate::error::Error::InvalidArgument(
                 "cache max_size must be at least 1".into(),
             ));
         }
@@ -477,7 +477,7 @@ impl<V> TtlCache<V> {
                 clock::coarse().saturating_add(nanos(config.cleanup_interval)),
             ),
             len: AtomicUsize::new(0),
-            counted_in: AtomicU64::new(crate::sync::generation()),
+            counted_in: AtomicU64::new(crate::sys::generation()),
             recounting: Mutex::new(()),
             #[cfg(test)]
             skew: AtomicU64::new(0),
@@ -833,7 +833,7 @@ impl<V> TtlCache<V> {
     /// shard, whose entries the child lost, or a slot, that no thread of the
     /// child will release).
     fn recount_after_fork(&self) {
-        let generation = crate::sync::generation();
+        let generation = crate::sys::generation();
         if self.counted_in.load(Relaxed) == generation {
             return;
         }
@@ -1194,9 +1194,9 @@ impl<V: Clone> Drop for LeadGuard<'_, V> {
     }
 }
 
-impl From<Reentrant> for crate::Error {
+impl From<Reentrant> for crate::error::Error {
     fn from(r: Reentrant) -> Self {
-        crate::Error::InvalidArgument(r.to_string())
+        crate::error::Error::InvalidArgument(r.to_string())
     }
 }
 

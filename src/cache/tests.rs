@@ -1,6 +1,6 @@
 use super::global::*;
 use super::*;
-use crate::Error;
+use crate::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -794,9 +794,7 @@ fn a_child_forked_while_a_shard_was_held_counts_its_entries_again() {
         let _ = release_rx.recv();
     });
     held_rx.recv().unwrap();
-    // SAFETY: the child only uses the cache and `_exit`s; the parent reaps it.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let status = crate::sys::in_fork(|| {
         let ok = c.stats().size == 0
             && ["e", "f", "g", "h", "i"].iter().all(|k| {
                 c.set(k, s(k), None);
@@ -805,24 +803,9 @@ fn a_child_forked_while_a_shard_was_held_counts_its_entries_again() {
             && c.get("e").is_none()
             && c.get("i").is_some()
             && c.stats().size == 4;
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(i32::from(!ok)) };
-    }
-    let mut status = 0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // SAFETY: waits for our own child.
-    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
-        if Instant::now() > deadline {
-            // SAFETY: our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("the child hung");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "status {status}"
-    );
+        i32::from(!ok)
+    });
+    assert_eq!(status, Some(0), "the child hung or failed");
     drop(release_tx);
     t.join().unwrap();
     assert_eq!(c.stats().size, 4, "the parent keeps its entries");

@@ -26,10 +26,10 @@
 //!   turns a ciphertext readable under any of them into one under the current
 //!   key.
 
+use crate::error::Error;
 use crate::lazy::ResettableLazy;
 use crate::secret::{SecretBytes, SecretString};
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use crate::{fsutil, paths};
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;

@@ -263,10 +263,9 @@ mod tests {
     #[test]
     fn errors_reach_err_and_success_leaves_it_alone() {
         let mut err = std::ptr::null_mut();
-        let rc = call(
-            &mut err,
-            || Err(crate::Error::Timeout("slow".into()).into()),
-        );
+        let rc = call(&mut err, || {
+            Err(crate::error::Error::Timeout("slow".into()).into())
+        });
         assert_eq!(rc, st_result::ST_TIMEOUT);
         assert_eq!(take(err), (st_result::ST_TIMEOUT, "slow".to_owned()));
 

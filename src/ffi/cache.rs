@@ -7,7 +7,7 @@ use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use crate::cache::{self, CacheConfig, TtlCache};
 use crate::secret::SecretBytes;
-use crate::sync::Lazy;
+use crate::sys::Lazy;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 use std::time::Duration;
@@ -357,7 +357,7 @@ pub extern "C" fn st_cache_get_or_set(
                     code,
                     format!(
                         "compute for cache key '{key_text}' failed with {}",
-                        code.name().to_string_lossy()
+                        code.name()
                     ),
                 )),
                 None => Err(FfiError::new(

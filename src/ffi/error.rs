@@ -15,7 +15,7 @@ use std::ffi::{c_char, c_int};
 #[no_mangle]
 pub extern "C" fn st_result_name(r: c_int) -> *const c_char {
     st_result::from_raw(r)
-        .map_or(c"ST_UNKNOWN", st_result::name)
+        .map_or(c"ST_UNKNOWN", st_result::c_name)
         .as_ptr()
 }
 

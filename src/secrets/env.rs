@@ -1,8 +1,8 @@
 //! The environment provider: always available, highest priority, read live.
 
 use super::provider::{normalize_key, Provider, ProviderStatus};
+use crate::error::Error;
 use crate::secret::SecretString;
-use crate::Error;
 
 /// Reads secrets from environment variables.
 ///

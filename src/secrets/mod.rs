@@ -34,10 +34,10 @@ pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
 
+use crate::error::Error;
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

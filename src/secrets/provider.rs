@@ -10,8 +10,8 @@
 //! remote providers cache their whole secret (`remote::secret_cache::SecretCache`). The manager
 //! caches nothing.
 
+use crate::error::Error;
 use crate::secret::SecretString;
-use crate::Error;
 use std::collections::HashMap;
 use zeroize::Zeroize;
 

@@ -11,8 +11,9 @@
 //! The key: `SIMPLETUNER_AUDIT_KEY` (non-empty), else the file `audit.key`
 //! beside the database, generated once (0600) and never replaced.
 
+use crate::error::Error;
+use crate::fsutil;
 use crate::secret::SecretBytes;
-use crate::{fsutil, Error};
 use hmac::{Hmac, Mac};
 use rusqlite::{params, Connection};
 use sha2::Sha256;

@@ -7,8 +7,8 @@
 
 use super::Store;
 use crate::cache::global::provider_config_cache;
+use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::Error;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -20,9 +20,10 @@ pub mod hardware;
 pub use audit::{AuditEntry, AuditReport};
 
 use crate::cache::global::provider_config_cache;
+use crate::error::Error;
+use crate::fsutil;
 use crate::secret::{SecretBytes, SecretString};
-use crate::sync::{Mutex, MutexGuard};
-use crate::{fsutil, Error};
+use crate::sys::{Mutex, MutexGuard};
 use clock::utc_now_iso;
 use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
@@ -136,7 +137,7 @@ fn disk_full(path: &Path) -> bool {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fsutil::free_bytes(dir).is_some_and(|free| free < 64 << 10)
+    crate::sys::free_bytes(dir).is_some_and(|free| free < 64 << 10)
 }
 
 /// This process's connection to the database: none in a child forked from

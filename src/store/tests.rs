@@ -600,21 +600,12 @@ fn a_child_forked_mid_call_refuses_the_store_and_says_why() {
     store.save_provider_config("p", r#"{"a": 1}"#).unwrap();
     // Hold the store's lock as a thread inside SQLite would at the fork.
     let guard = store.conn.lock();
-    // SAFETY: the child only calls the store, then _exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let code = match store.read_provider_config("p") {
-            Err(Error::Store(m)) if m.contains("forked while another thread") => 0,
-            _ => 1,
-        };
-        // SAFETY: ends the child without the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
+    let status = crate::sys::in_fork(|| match store.read_provider_config("p") {
+        Err(Error::Store(m)) if m.contains("forked while another thread") => 0,
+        _ => 1,
+    });
     drop(guard);
-    let mut status = 0;
-    // SAFETY: our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_eq!(status, Some(0));
     assert_eq!(store.read_provider_config("p").unwrap(), r#"{"a":1}"#);
 }
 

@@ -6,7 +6,7 @@
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use st_secrets::ffi::result::{st_result, ALL_RESULTS};
+use st_secrets::error::st_result;
 use std::time::Duration;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -19,16 +19,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// parsed.")`: the package's exception classes are built from it.
 #[pyfunction]
 fn result_codes() -> Vec<(i32, String, &'static str)> {
-    ALL_RESULTS
+    st_result::ALL
         .iter()
         .filter(|r| **r != st_result::ST_OK)
-        .map(|r| {
-            (
-                *r as i32,
-                r.name().to_string_lossy().into_owned(),
-                r.description(),
-            )
-        })
+        .map(|r| (*r as i32, r.name().to_string(), r.description()))
         .collect()
 }
 
@@ -36,7 +30,7 @@ static ERROR_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The package's exception for `e` (its class by code, e.g. `ParseError`).
 pub fn to_py(py: Python<'_>, e: &st_secrets::Error) -> PyErr {
-    raise_code(py, st_result::from(e) as i32, &e.to_string())
+    raise_code(py, e.code() as i32, &e.to_string())
 }
 
 /// The package's exception for result code `code` with `message`.

@@ -12,6 +12,7 @@
 //! changes and after the agent refuses the token.
 
 use super::{secret_from, Refusal};
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
@@ -19,7 +20,6 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
-use crate::Error;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -2,8 +2,8 @@
 //! chain ([`super::credentials`]) produces and the request signer
 //! ([`super::wire`]) consumes. A leaf of the AWS provider.
 
+use crate::error::Error;
 use crate::secret::SecretString;
-use crate::Error;
 use std::time::{Duration, SystemTime};
 
 /// Temporary credentials are replaced this long before they expire.

@@ -3,11 +3,11 @@
 
 use super::identity::{read_token_file, Credentials, Source};
 use super::wire::{self, require_success};
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use crate::Error;
 use std::path::PathBuf;
 
 /// The instance metadata service, when `AWS_EC2_METADATA_SERVICE_ENDPOINT`

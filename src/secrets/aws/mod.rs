@@ -31,6 +31,7 @@ pub(crate) mod sso;
 pub(crate) mod sts;
 pub(crate) mod wire;
 
+use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap};
@@ -40,7 +41,6 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use crate::Error;
 use base64::Engine;
 use credentials::CredentialChain;
 use identity::Credentials;

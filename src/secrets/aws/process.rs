@@ -9,10 +9,10 @@
 
 use super::identity::{Credentials, Source};
 use super::wire;
+use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::FetchError;
-use crate::Error;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

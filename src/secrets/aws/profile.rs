@@ -9,8 +9,8 @@
 //! start comments, and end a value only after whitespace. A line that breaks
 //! the rules fails the whole file with its line number, as the SDKs do.
 
+use crate::error::Error;
 use crate::secret::SecretString;
-use crate::Error;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -8,12 +8,12 @@
 
 use super::identity::{Credentials, Source};
 use super::wire;
+use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, with_retries, FetchError, RemoteSettings, Vars};
-use crate::Error;
 use sha1::{Digest, Sha1};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

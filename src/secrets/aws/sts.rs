@@ -4,10 +4,10 @@
 
 use super::identity::{Credentials, Source};
 use super::wire::{self, require_success};
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings};
-use crate::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// STS at `endpoint`, in `region` (for signing), through `http`.

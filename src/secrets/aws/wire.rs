@@ -4,9 +4,9 @@
 //! both protocols.
 
 use super::identity::Credentials;
+use crate::error::Error;
 use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::{shorten, FetchError};
-use crate::Error;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

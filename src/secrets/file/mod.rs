@@ -31,11 +31,11 @@
 pub(crate) mod document;
 
 use super::provider::{Provider, ProviderStatus, SecretMap};
+use crate::error::Error;
 use crate::fsutil;
 use crate::paths;
 use crate::secret::SecretString;
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use document::{Document, Format};
 use std::fs;
 use std::os::unix::fs::MetadataExt;

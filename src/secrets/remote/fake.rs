@@ -68,7 +68,7 @@ impl Reply {
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
 /// The requests a server received, in order.
-type Log = crate::sync::Mutex<Vec<Request>>;
+type Log = crate::sys::Mutex<Vec<Request>>;
 
 /// The server; it runs until the test process ends.
 pub struct FakeServer {

@@ -4,9 +4,9 @@
 
 use super::unix::UnixConnector;
 use super::{FetchError, RemoteSettings};
+use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};

@@ -18,7 +18,7 @@ pub(crate) mod vars;
 
 pub use vars::Vars;
 
-use crate::Error;
+use crate::error::Error;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -1,10 +1,10 @@
 //! [`SecretCache`]: what a remote provider fetched, kept for its TTL.
 
 use super::{jittered, FetchError, RemoteSettings};
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
-use crate::sync::{Flight, Mutex};
-use crate::Error;
+use crate::sys::{Flight, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

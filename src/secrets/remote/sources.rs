@@ -5,9 +5,9 @@
 
 use super::secret_cache::{Fetched, SecretCache};
 use super::{FetchError, RemoteSettings};
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;
-use crate::Error;
 use serde_json::{json, Value};
 
 /// One secret of the list and its cache.

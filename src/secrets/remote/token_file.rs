@@ -4,9 +4,9 @@
 //! device, inode, size or modification time), and read again on demand
 //! after the server refused the token (an agent may have just rewritten it).
 
+use crate::error::Error;
 use crate::secret::SecretString;
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 

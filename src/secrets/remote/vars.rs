@@ -156,17 +156,17 @@ impl Vars {
     /// The yes/no value of `name`: `None` when unset.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the
+    /// [`Error::InvalidArgument`](crate::error::Error::InvalidArgument) naming the
     /// variable when the value is not one of `1`, `true`, `yes`, `on`, `0`,
     /// `false`, `no`, `off` (any case).
-    pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>, crate::Error> {
+    pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>, crate::error::Error> {
         let Some(v) = self.get(name) else {
             return Ok(None);
         };
         match v.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(Some(true)),
             "0" | "false" | "no" | "off" => Ok(Some(false)),
-            _ => Err(crate::Error::InvalidArgument(format!(
+            _ => Err(crate::error::Error::InvalidArgument(format!(
                 "{name} must be 1, true, yes or on (or 0, false, no, off)"
             ))),
         }

@@ -4,6 +4,7 @@
 
 use super::settings::{either, VaultSettings};
 use super::wire::{errors_summary, expect, mount_version, not_found_kind, secret_from, NotFound};
+use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap};
@@ -12,8 +13,7 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
-use crate::sync::Mutex;
-use crate::Error;
+use crate::sys::Mutex;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -35,6 +35,7 @@ pub(crate) mod wire;
 
 pub use settings::VaultSettings;
 
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap};
 use crate::secrets::remote::http::{redact_url, Address};
@@ -42,7 +43,6 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use crate::Error;
 use client::{Auth, Client};
 use serde_json::{json, Value};
 use settings::either;

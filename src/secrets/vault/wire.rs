@@ -1,11 +1,11 @@
 //! Vault's answers: the status classes of its API, its error lists, what a
 //! 404 says, a mount's KV version, and the secret's fields in a KV read.
 
+use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::Response;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{shorten, FetchError};
-use crate::Error;
 use serde_json::Value;
 
 /// What a 404 answer says.

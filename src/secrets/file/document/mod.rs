@@ -4,8 +4,8 @@
 
 mod yaml;
 
+use crate::error::Error;
 use crate::secrets::provider::{normalize_key, preferred_key, zeroize_json, SecretMap};
-use crate::Error;
 use std::path::Path;
 use zeroize::Zeroize;
 

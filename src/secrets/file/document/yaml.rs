@@ -14,7 +14,7 @@
 //! - **Integers** beyond 64 bits (PyYAML reads any size) are kept as their
 //!   decimal digits, as a string; a file holding one stays readable.
 
-use crate::Error;
+use crate::error::Error;
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess};
 use serde::de::{VariantAccess, Visitor};
 use std::cell::Cell;

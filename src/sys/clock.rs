@@ -1,4 +1,4 @@
-//! The cache's clocks, in nanoseconds of `CLOCK_MONOTONIC` (the clock of
+//! The monotonic clocks the cache reads, in nanoseconds of `CLOCK_MONOTONIC` (the clock of
 //! `std::time::Instant` on Linux).
 //!
 //! A hot get reads the coarse clock (`CLOCK_MONOTONIC_COARSE`: the time of
@@ -11,7 +11,7 @@
 //! expired entry is never returned.
 
 /// How far the coarse clock may be trusted to lag behind the precise one.
-pub(super) const SLACK: u64 = 1_000_000_000;
+pub(crate) const SLACK: u64 = 1_000_000_000;
 
 fn read(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -29,13 +29,13 @@ fn read(clock: libc::clockid_t) -> u64 {
 
 /// The precise monotonic clock.
 #[inline]
-pub(super) fn precise() -> u64 {
+pub(crate) fn precise() -> u64 {
     read(libc::CLOCK_MONOTONIC)
 }
 
 /// The coarse monotonic clock (the precise one where there is none).
 #[inline]
-pub(super) fn coarse() -> u64 {
+pub(crate) fn coarse() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     return read(libc::CLOCK_MONOTONIC_COARSE);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]

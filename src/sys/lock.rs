@@ -487,36 +487,8 @@ unsafe impl<T: Send> Send for Lazy<T> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::in_fork;
     use std::sync::Arc;
-    use std::time::Duration;
-
-    /// Runs `child` in a forked child and returns its exit status, or
-    /// `None` when it did not exit within 10 s (it is killed).
-    fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
-        // SAFETY: the child runs `child` and `_exit`s; the parent waits for it.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let code = child();
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(code) };
-        }
-        for _ in 0..1000 {
-            let mut status = 0;
-            // SAFETY: waits for our own child.
-            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if done == pid {
-                return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // SAFETY: kills and reaps our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, ptr::null_mut(), 0);
-        }
-        None
-    }
 
     /// Holds `lock` on another thread until the returned sender is dropped.
     fn hold<T: Send + 'static>(lock: &Arc<Mutex<T>>) -> std::sync::mpsc::Sender<()> {

@@ -1,0 +1,69 @@
+//! The system layer: the only place outside `ffi` where `unsafe` is allowed
+//! (`src/lib.rs` denies it everywhere else, so the compiler keeps the rule).
+//!
+//! - [`lock`]: locks that keep working in a child after `fork()`, and a
+//!   `static` built on first use that never blocks;
+//! - [`clock`]: the monotonic clocks, precise and coarse, read with
+//!   `clock_gettime`;
+//! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
+//! - in tests, [`in_fork`]: runs a closure in a forked child.
+//!
+//! Each `unsafe` block here carries its `SAFETY:` argument. Everything else
+//! in the crate is safe Rust built on these.
+
+pub(crate) mod clock;
+mod lock;
+
+pub(crate) use lock::{generation, Flight, Lazy, Mutex, MutexGuard, RwLock};
+
+use std::path::Path;
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`;
+/// `None` when that cannot be asked.
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type; statvfs
+    // fills the buffer when it returns 0.
+    let st = unsafe {
+        if libc::statvfs(c_dir.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    // The field types differ by platform (u32 on some 32-bit targets).
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Runs `child` in a forked child and returns its exit status, or `None`
+/// when it did not exit within 20 s (it is then killed). The tests of every
+/// module that must work after `fork()` share it.
+#[cfg(test)]
+pub(crate) fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
+    use std::time::Duration;
+    // SAFETY: the child runs `child` and `_exit`s; the parent waits for it.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = child();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    for _ in 0..2000 {
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kills and reaps our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    None
+}
