@@ -195,9 +195,10 @@ fn run_exit_statuses_follow_the_command() {
     );
 }
 
-/// `command` with SIGINT and SIGQUIT at their defaults, as a launcher in the
-/// foreground has them: a test runner started in the background of a script
-/// (CI) ignores both, the tool and its command would inherit that, and a
+/// `command` with SIGINT, SIGQUIT and SIGHUP at their defaults, as a
+/// launcher in the foreground has them: a test runner started in the
+/// background of a script (CI) ignores the first two, one started under
+/// `nohup` the third; the tool and its command would inherit that, and a
 /// shell cannot trap a signal ignored on entry.
 fn in_foreground(command: &mut Command) -> &mut Command {
     // SAFETY: signal() is async-signal-safe.
@@ -205,6 +206,7 @@ fn in_foreground(command: &mut Command) -> &mut Command {
         command.pre_exec(|| {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
             Ok(())
         })
     }

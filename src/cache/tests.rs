@@ -2,7 +2,8 @@ use super::global::*;
 use super::*;
 use crate::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
+use std::thread;
 use std::time::Instant;
 
 fn cache(ttl_s: u64, max_size: usize, cleanup_s: u64) -> TtlCache<String> {
