@@ -15,19 +15,21 @@
 
 pub mod audit;
 mod clock;
+mod connection;
+mod credentials;
 pub mod hardware;
 
 pub use audit::{AuditEntry, AuditReport};
+use connection::{connect_or_read_only, create_database, db_error, file_id, Conn};
+pub use credentials::RotationReport;
 
 use crate::cache::global::provider_config_cache;
 use crate::error::Error;
 use crate::fsutil;
-use crate::secret::{SecretBytes, SecretString};
-use crate::sys::{Mutex, MutexGuard};
+use crate::secret::SecretBytes;
+use crate::sys::Mutex;
 use clock::utc_now_iso;
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{Map, Value};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -39,7 +41,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a provider's configuration is cached.
 pub const CONFIG_TTL: Duration = Duration::from_secs(300);
 
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS provider_config (
         provider TEXT PRIMARY KEY,
         config TEXT NOT NULL DEFAULT '{}',
@@ -86,17 +88,6 @@ pub fn default_db_path() -> Result<PathBuf, Error> {
     Ok(state_dir()?.join("cloud").join("jobs.db"))
 }
 
-/// Counts of a credential re-encryption pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RotationReport {
-    /// Credentials re-encrypted under the current key.
-    pub rotated: usize,
-    /// Credentials already under the current key.
-    pub current: usize,
-    /// Credentials no known key opens (left as they are).
-    pub failed: usize,
-}
-
 /// An open provider-configuration store. Thread-safe (one connection behind a
 /// lock); several processes may open the same database. A child forked from
 /// a process using a store opens its own connection on first use (SQLite's
@@ -116,188 +107,6 @@ impl std::fmt::Debug for Store {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-/// A database error, with the database's path and never a stored value. A
-/// full disk is an I/O error saying so, not a database problem.
-fn db_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) || disk_full(path) {
-        return Error::Io(format!(
-            "{}: the disk is full; nothing was written ({e})",
-            path.display()
-        ));
-    }
-    Error::Store(format!("{}: {what}: {e}", path.display()))
-}
-
-/// Whether the filesystem holding `path` has no space left for an
-/// unprivileged writer.
-fn disk_full(path: &Path) -> bool {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    crate::sys::free_bytes(dir).is_some_and(|free| free < 64 << 10)
-}
-
-/// This process's connection to the database: none in a child forked from
-/// the process that opened it, until its first use there.
-struct Conn {
-    db: Option<Connection>,
-    /// Forked while another thread of the parent was inside SQLite with
-    /// this store: SQLite keeps each file's lock state per process, and the
-    /// child's copy records locks the child does not hold, so no connection
-    /// to this database is safe in the child.
-    forked_mid_call: bool,
-    /// Opened read-only because the disk was full (SQLite could not create
-    /// its shared-memory file): reads work, writes reopen or fail with
-    /// [`Error::Io`].
-    read_only: bool,
-    busy_timeout: Duration,
-    /// The file the connection has open (device and inode), to tell when
-    /// the path no longer names it.
-    file: Option<FileId>,
-}
-
-/// A file's device and inode numbers.
-type FileId = (u64, u64);
-
-/// The device and inode of the file at `path`, or the error reading them.
-fn file_id(path: &Path) -> std::io::Result<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
-}
-
-impl Conn {
-    /// In a child forked while no thread used the store: the inherited
-    /// connection is closed, never used (that would share it with the
-    /// parent). Closing releases only this process's share of SQLite's
-    /// per-file lock records (the parent's locks are its own), so the
-    /// connection opened next takes real locks of its own.
-    fn after_fork(&mut self) {
-        if let Some(db) = self.db.take() {
-            let _ = db.close();
-        }
-        self.read_only = false;
-    }
-
-    /// A child forked while a thread of the parent was inside a call.
-    fn forked_mid_call() -> Conn {
-        Conn {
-            db: None,
-            forked_mid_call: true,
-            read_only: false,
-            busy_timeout: BUSY_TIMEOUT,
-            file: None,
-        }
-    }
-}
-
-/// The connection of a [`Conn`] guard.
-struct ConnGuard<'a>(MutexGuard<'a, Conn>);
-
-impl std::ops::Deref for ConnGuard<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.0
-            .db
-            .as_ref()
-            .expect("opened before the guard is handed out")
-    }
-}
-
-impl std::ops::DerefMut for ConnGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        self.0
-            .db
-            .as_mut()
-            .expect("opened before the guard is handed out")
-    }
-}
-
-/// Opens `path` for reading and writing, in WAL mode, with the schema.
-fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
-    let conn = Connection::open(path).map_err(|e| db_error(path, "cannot open", e))?;
-    conn.busy_timeout(busy_timeout)
-        .map_err(|e| db_error(path, "cannot configure", e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| db_error(path, "not a usable SQLite database", e))?;
-    conn.execute_batch(SCHEMA)
-        .map_err(|e| db_error(path, "cannot create tables", e))?;
-    Ok(conn)
-}
-
-/// Opens `path` as [`connect`] does; on a full disk, where SQLite cannot
-/// create the shared-memory file a WAL database needs, read-only as an
-/// immutable file instead (true in the second place), which is exact while
-/// no write-ahead log holds changes not yet in the file.
-fn connect_or_read_only(path: &Path, busy_timeout: Duration) -> Result<(Connection, bool), Error> {
-    let e = match connect(path, busy_timeout) {
-        Ok(conn) => return Ok((conn, false)),
-        Err(e @ Error::Io(_)) if disk_full(path) => e,
-        Err(e) => return Err(e),
-    };
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        // Changes in the log an immutable reader would not see.
-        return Err(e);
-    }
-    let uri = format!("file:{}?immutable=1", uri_path(path));
-    let conn = Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|_| e.clone())?;
-    conn.query_row("SELECT count(*) FROM provider_config", [], |_| Ok(()))
-        .map_err(|_| e)?;
-    Ok((conn, true))
-}
-
-/// `path` for a SQLite `file:` URI: `%`, `?` and `#` (and bytes outside
-/// printable ASCII) percent-encoded.
-fn uri_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        match b {
-            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
-            0x21..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Creates the database at `path` whole or not at all: the schema is written
-/// into a 0600 temporary file beside it, which is then hard-linked to `path`
-/// (never over an existing file). The ranks of a job starting together on a
-/// fresh node each build one; the first link wins and the others open it, so
-/// nobody ever sees a database half made (an empty file).
-fn create_database(dir: &Path, path: &Path) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = fsutil::write_private_temp(dir, &fsutil::temp_prefix(&name), b"")?;
-    let built = connect(&temp, BUSY_TIMEOUT).and_then(|conn| {
-        conn.close()
-            .map_err(|(_, e)| db_error(&temp, "cannot close the new database", e))
-    });
-    let linked = built.and_then(|()| match std::fs::hard_link(&temp, path) {
-        Ok(()) => fsutil::sync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("cannot create database", path, &e)),
-    });
-    let _ = std::fs::remove_file(&temp);
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = temp.as_os_str().to_owned();
-        side.push(suffix);
-        let _ = std::fs::remove_file(side);
-    }
-    linked
 }
 
 impl Store {
@@ -380,122 +189,6 @@ impl Store {
                 .map_err(|e| db_error(&self.path, "cannot configure", e))?;
         }
         Ok(())
-    }
-
-    /// This process's connection (opened here on first use in a forked
-    /// child), to the file the path names now: a database file replaced
-    /// since it was opened (restored from a backup, moved in by another
-    /// program) is opened anew and this process's cached configurations
-    /// dropped; one removed is an [`Error::Store`] saying so (SQLite would
-    /// go on writing to the unlinked file, or call it malformed once its
-    /// write-ahead log went with it), never a new empty database made
-    /// silently.
-    fn reader(&self) -> Result<ConnGuard<'_>, Error> {
-        let mut conn = self.conn.lock();
-        if conn.forked_mid_call {
-            return Err(Error::Store(format!(
-                "{}: this process was forked while another thread was using this store; \
-                 SQLite's locks do not survive that, so the store cannot be used here: \
-                 open stores after forking, or fork while no thread uses them",
-                self.path.display()
-            )));
-        }
-        if conn.db.is_some() && conn.file.is_some() {
-            match file_id(&self.path) {
-                Ok(now) if Some(now) == conn.file => {}
-                Ok(_) => {
-                    if let Some(db) = conn.db.take() {
-                        // The write-ahead log beside the path is the old
-                        // file's, and SQLite would replay it into the new one
-                        // (it does not checkpoint on closing a moved file):
-                        // empty it into the old file first. (A connection
-                        // opened read-only on a full disk cannot, and never
-                        // wrote to it.)
-                        let emptied = if conn.read_only {
-                            Ok(0)
-                        } else {
-                            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                                r.get::<_, i64>(0)
-                            })
-                        };
-                        if emptied != Ok(0) {
-                            // Kept on the old file until the log can be
-                            // emptied (another process reading it now).
-                            conn.db = Some(db);
-                            return Err(Error::Store(format!(
-                                "{}: the database file was replaced while this store had it \
-                                 open, and the old file's write-ahead log beside it cannot be \
-                                 emptied yet (another process is using the old file); nothing \
-                                 was read or written: try again",
-                                self.path.display()
-                            )));
-                        }
-                        self.forget_cached(&db);
-                        let _ = db.close();
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(self.removed_error());
-                }
-                Err(_) => {}
-            }
-        }
-        if conn.db.is_none() {
-            if conn.file.is_some() && !self.path.exists() {
-                return Err(self.removed_error());
-            }
-            let (db, read_only) = connect_or_read_only(&self.path, conn.busy_timeout)?;
-            let now = file_id(&self.path).ok();
-            if conn.file.is_some() && now != conn.file {
-                self.forget_cached(&db);
-            }
-            conn.file = now;
-            conn.db = Some(db);
-            conn.read_only = read_only;
-        }
-        Ok(ConnGuard(conn))
-    }
-
-    /// Drops this store's cached configuration of every provider `db` holds
-    /// (the file replaced, and the one replacing it, are each passed here).
-    fn forget_cached(&self, db: &Connection) {
-        let Ok(mut stmt) = db.prepare("SELECT provider FROM provider_config") else {
-            return;
-        };
-        let Ok(rows) = stmt.query_map([], |row| row.get::<_, String>(0)) else {
-            return;
-        };
-        let cache = provider_config_cache();
-        for provider in rows.flatten() {
-            cache.delete(&self.config_cache_key(&provider));
-        }
-    }
-
-    /// The database file this store opened is gone.
-    fn removed_error(&self) -> Error {
-        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(d) if !d.exists() => " (its directory is gone too)",
-            _ => "",
-        };
-        Error::Store(format!(
-            "{}: the database file was removed while this store had it open{dir}; nothing \
-             was read or written: restore the file, or open the store again to start a \
-             new database there",
-            self.path.display()
-        ))
-    }
-
-    /// A connection that can write: one opened read-only on a full disk is
-    /// reopened, or the write fails with [`Error::Io`] saying the disk is full.
-    fn writer(&self) -> Result<ConnGuard<'_>, Error> {
-        let mut conn = self.reader()?;
-        if conn.0.read_only {
-            let db = connect(&self.path, conn.0.busy_timeout)?;
-            conn.0.file = file_id(&self.path).ok();
-            conn.0.db = Some(db);
-            conn.0.read_only = false;
-        }
-        Ok(conn)
     }
 
     /// The database file.
@@ -694,101 +387,6 @@ impl Store {
         Ok(text)
     }
 
-    /// Stores a provider credential (an API token), encrypted with the
-    /// credential key, and records it in the audit trail (name only).
-    pub fn set_credential(&self, provider: &str, name: &str, value: &str) -> Result<(), Error> {
-        check_name("provider", provider)?;
-        check_name("credential name", name)?;
-        let ciphertext = crate::crypto::encrypt(value)?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO st_credentials (provider, name, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(provider, name) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-                params![provider, name, ciphertext, utc_now_iso()],
-            )
-            .map_err(|e| db_error(&self.path, "cannot save the credential", e))?;
-            self.record(tx, "credential.set", provider, name, "{}")
-        })
-    }
-
-    /// A provider credential, decrypted; `Ok(None)` when there is none. Each
-    /// successful read is recorded in the audit trail as a use.
-    pub fn get_credential(
-        &self,
-        provider: &str,
-        name: &str,
-    ) -> Result<Option<SecretString>, Error> {
-        check_name("provider", provider)?;
-        check_name("credential name", name)?;
-        let ciphertext: Option<String> = self
-            .reader()?
-            .query_row(
-                "SELECT ciphertext FROM st_credentials WHERE provider = ?1 AND name = ?2",
-                params![provider, name],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error(&self.path, "cannot read the credential", e))?;
-        let Some(ciphertext) = ciphertext else {
-            return Ok(None);
-        };
-        let value = crate::crypto::decrypt(&ciphertext)
-            .map_err(|e| e.context(format!("credential '{name}' of provider '{provider}'")))?;
-        self.write(|tx| self.record(tx, "credential.use", provider, name, "{}"))?;
-        Ok(Some(value))
-    }
-
-    /// Deletes a provider credential; `Ok(false)` when there was none.
-    pub fn delete_credential(&self, provider: &str, name: &str) -> Result<bool, Error> {
-        check_name("provider", provider)?;
-        check_name("credential name", name)?;
-        self.write(|tx| {
-            let removed = tx
-                .execute(
-                    "DELETE FROM st_credentials WHERE provider = ?1 AND name = ?2",
-                    params![provider, name],
-                )
-                .map_err(|e| db_error(&self.path, "cannot delete the credential", e))?;
-            if removed > 0 {
-                self.record(tx, "credential.delete", provider, name, "{}")?;
-            }
-            Ok(removed > 0)
-        })
-    }
-
-    /// Re-encrypts every stored credential under the current credential key
-    /// (one transaction; credentials no known key opens are left as they are).
-    pub fn rotate_credentials(&self) -> Result<RotationReport, Error> {
-        let cipher = crate::crypto::cipher()?;
-        self.write(|tx| {
-            let read_error = |e| db_error(&self.path, "cannot read credentials", e);
-            let rows: Vec<(String, String, String)> = tx
-                .prepare("SELECT provider, name, ciphertext FROM st_credentials ORDER BY provider, name")
-                .map_err(read_error)?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(read_error)?
-                .collect::<Result<_, _>>()
-                .map_err(read_error)?;
-            let mut report = RotationReport::default();
-            for (provider, name, ciphertext) in rows {
-                match cipher.reencrypt(&ciphertext) {
-                    Ok(r) if r.changed => {
-                        tx.execute(
-                            "UPDATE st_credentials SET ciphertext = ?1, updated_at = ?2 WHERE provider = ?3 AND name = ?4",
-                            params![r.ciphertext, utc_now_iso(), provider, name],
-                        )
-                        .map_err(|e| db_error(&self.path, "cannot update a credential", e))?;
-                        self.record(tx, "credential.rotate", &provider, &name, "{}")?;
-                        report.rotated += 1;
-                    }
-                    Ok(_) => report.current += 1,
-                    Err(_) => report.failed += 1,
-                }
-            }
-            Ok(report)
-        })
-    }
-
     /// The newest `limit` audit entries, newest first.
     pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, Error> {
         audit::entries(&*self.reader()?, limit)
@@ -932,7 +530,7 @@ fn parse_object(what: &str, text: &str) -> Result<Map<String, Value>, Error> {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<(), Error> {
+pub(super) fn check_name(what: &str, name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::InvalidArgument(format!("the {what} is empty")));
     }
