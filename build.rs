@@ -63,7 +63,7 @@ fn version_part(part: &str) -> String {
     env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version")
 }
 
-/// The SONAME, by the README's ABI policy: before 1.0 a minor version may
+/// The SONAME, by the ABI policy (docs/c-api.md): before 1.0 a minor version may
 /// break the ABI, so it is part of the name (`libst_secrets.so.0.1`); from 1.0
 /// on only the major version is (`libst_secrets.so.1`). The CMake package's
 /// version check ([`write_cmake_package`]) states the same rule in CMake.
@@ -120,7 +120,7 @@ unset(_st_secrets_prefix)
         libs = cmake_libs.join(";"),
     );
     let check = format!(
-        r#"# Compatibility by the README's ABI policy (build.rs: the SONAME rule): the
+        r#"# Compatibility by the ABI policy (docs/c-api.md) (build.rs: the SONAME rule): the
 # requested version must have this library's ABI version ({abi}): before 1.0
 # the same major and minor, from 1.0 the same major; and not be newer.
 set(PACKAGE_VERSION "{version}")

@@ -1,5 +1,5 @@
 //! TTL cache benchmark: st-secrets (C ABI and Rust API) against a mutex-plus-copy
-//! floor, quick_cache and moka, on one workload (README "Benchmarks"):
+//! floor, quick_cache and moka, on one workload (docs/benchmarks.md):
 //! 1,000 entries, 32-byte keys, 64-byte values; every get returns an owned copy
 //! of the value (what a C caller receives), every set stores a copy.
 //!
@@ -7,7 +7,7 @@
 //! 1,000 keys), `mixed_2t` (2 threads, 80 % get / 20 % set over all keys; time
 //! is wall time divided by the total operation count).
 //!
-//! `scripts/bench-cache.sh` runs this together with the C and Python programs and
+//! `scripts/bench.sh cache` runs this together with the C and Python programs and
 //! prints the table with ratios.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

@@ -1,5 +1,5 @@
 //! The remote providers' benchmark against real servers started and set up
-//! by `scripts/bench-remote.sh`: AWS Secrets Manager against moto
+//! by `scripts/bench.sh remote`: AWS Secrets Manager against moto
 //! (`ST_TEST_MOTO_SETUP`) and Vault (KV v2) against OpenBao
 //! (`ST_TEST_VAULT_SETUP`). For each: the time to the first value (new
 //! manager, credentials or token, request, parse), an uncached get on a warm

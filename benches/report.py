@@ -1,4 +1,4 @@
-"""Prints the cache benchmark table (README "Benchmarks") from three sources:
+"""Prints the cache benchmark table (docs/benchmarks.md) from three sources:
 criterion's medians under target/criterion, and the JSON lines of the C and
 Python benchmark programs (files given on the command line)."""
 
@@ -72,7 +72,7 @@ def main(paths):
 
     c = "st_secrets_c_abi_from_c"
     print()
-    print("Side by side in one C process, batches alternating (issue 29's goals; lower is better):")
+    print("Side by side in one C process, batches alternating (lower is better; the goals in parentheses):")
     for w, goal in (("hot_get", "goals <= 1.5x, <= 1.5x"), ("set", "no slower than before"),
                     ("mixed_2t", "goal vs quick_cache <= 1.5x")):
         print("- %s: st-secrets / floor %.2fx, st-secrets / quick_cache %.2fx (%s)" % (

@@ -527,9 +527,9 @@ void st_error_free(st_error *e);
  * the environment alone (the default chain env, file, aws, vault). Otherwise
  * a JSON object whose keys override it, each key alone; `null` means the
  * default. Every key, its values and its default (and the environment
- * variables each falls back to) are in the README's table of configuration
- * keys (section "Configuration keys"), generated from the library's one list of
- * keys. A remote provider that is not configured stays in the chain,
+ * variables each falls back to) are in the table of configuration keys
+ * (docs/configuration.md, section "Configuration keys"), generated from the
+ * library's one list of keys. A remote provider that is not configured stays in the chain,
  * unavailable, and answers "absent" without network traffic.
  *
  * Returns `ST_OK`; `ST_INVALID_ARGUMENT` for an empty string, malformed

@@ -72,7 +72,7 @@ for arch in "${ARCHES[@]}"; do
 done
 
 say "the npm package (linux-x64, linux-arm64)"
-scripts/pack-node.sh --out "$out" "${prebuild_args[@]}" >/dev/null
+scripts/package.sh npm --out "$out" "${prebuild_args[@]}" >/dev/null
 
 (cd "$out" && sha256sum -- * >SHA256SUMS)
 say "artifacts in $out ($((SECONDS - started)) s)"

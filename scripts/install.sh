@@ -4,8 +4,8 @@
 #   scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR]
 #                      [--target TRIPLE] [--no-build] [--no-rpath]
 #
-#   lib/libst_secrets.so.X.Y.Z, .so.<soname version>, .so   the shared library (SONAME per the README's ABI policy)
-#   lib/libst_secrets.a                                       the static library: exports only st_* (localize-static.sh)
+#   lib/libst_secrets.so.X.Y.Z, .so.<soname version>, .so   the shared library (SONAME per docs/c-api.md's ABI policy)
+#   lib/libst_secrets.a                                       the static library: exports only st_* (localize_static)
 #   include/st_secrets.h
 #   lib/pkgconfig/st_secrets.pc, st_secrets_static.pc          relocatable (${pcfiledir})
 #   lib/cmake/st_secrets/st_secretsConfig.cmake, ...Version   targets st_secrets::st_secrets, ::st_secrets_static
@@ -124,13 +124,12 @@ for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt \
   [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build; for --target, scripts/dist.sh)"
 done
 [ -f "$rel/share-install/man/man1/st-secrets.1" ] || fail "missing $rel/share-install (the tool's man pages and completions): rebuild st-secrets-cli"
-# The SONAME is build.rs's (the README's ABI policy): read it from the library.
+# The SONAME is build.rs's (the ABI policy): read it from the library.
 soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
 case "$soname" in
   libst_secrets.so.*) ;;
   *) fail "the built library has no SONAME of the form libst_secrets.so.N (got '$soname'): rebuild it" ;;
 esac
-native_libs="$(cat "$rel/native-static-libs.txt")"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -141,7 +140,7 @@ mkdir -p "$L/pkgconfig" "$L/cmake/st_secrets" "$stage/$includedir" "$stage/bin" 
 chmod 0755 "$L/$realname"
 ln -s "$realname" "$L/$soname"
 ln -s "$soname" "$L/libst_secrets.so"
-"$ROOT/scripts/localize-static.sh" "$rel/libst_secrets.a" "$L/libst_secrets.a" "$tools"
+localize_static "$rel/libst_secrets.a" "$L/libst_secrets.a" "$tools"
 chmod 0644 "$L/libst_secrets.a"
 install -m 0644 "$ROOT/include/st_secrets.h" "$stage/$includedir/st_secrets.h"
 "${tools}strip" --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"

@@ -24,10 +24,10 @@ ensure_system_tools() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-  # The release artifacts' tests (scripts/test-dist.sh): aarch64 cross
+  # The release artifacts' tests (tests/dist/run.sh): aarch64 cross
   # compilers and binutils, qemu-user with the aarch64 C library as its root,
   # the system SQLite to link beside, and the shells and man that must find
-  # the installed completions and pages (scripts/test-consumers.sh).
+  # the installed completions and pages (tests/consumers/run.sh).
   command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
   command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
@@ -95,7 +95,7 @@ ensure_venv() {
   echo "$venv/bin/python"
 }
 
-# The check scripts' runner (test-consumers.sh, test-dist.sh). `check NAME
+# The check scripts' runner (tests/consumers/run.sh, tests/dist/run.sh). `check NAME
 # COMMAND...` runs COMMAND in this shell with its output kept in CHECK_LOG
 # (set it first), prints "ok     NAME", or "FAILED NAME" and the output's last
 # 40 lines, and counts it; `counted NAME STATUS` counts a check whose output
@@ -163,23 +163,6 @@ build_c_bench() {
   cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ST_ROOT/include" "$source" \
     -L"$ST_ROOT/target/release" -lst_secrets -Wl,-rpath,"$ST_ROOT/target/release" "$@" -lpthread \
     -o "$output"
-}
-
-# Runs a C benchmark and its Python peer and prints their table:
-#   bench_pair NAME C_SOURCE PYTHON_SCRIPT [ARGS...]
-# Both programs get ARGS; results and the table go to target/bench-NAME/.
-bench_pair() {
-  local name="$1" c_source="$2" python_script="$3"
-  shift 3
-  local out="$ST_ROOT/target/bench-$name"
-  mkdir -p "$out"
-  build_c_bench "$c_source" "$out/bench_c"
-  "$out/bench_c" "$@" | tee "$out/c.jsonl"
-  local py
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  "$py" "$python_script" "$@" | tee "$out/python.jsonl"
-  say "table"
-  python3 "$ST_ROOT/benches/report_pairs.py" "$out/c.jsonl" "$out/python.jsonl" | tee "$out/table.md"
 }
 
 # Servers started for the integration tests; stop_servers ends them (the
@@ -329,4 +312,94 @@ HCL
   VAULT_SETUP="$ST_LOGDIR/vault-setup.json"
   "$py" "$ST_ROOT/tests/vault/openbao_setup.py" "$plain_url" "$BAO_URL" "$BAO_DIR/vault-ca.pem" \
     "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
+}
+
+# Runs the cargo-fuzz targets of fuzz/ ($2...; default all) for $1 seconds
+# each, from the committed seed corpus (libFuzzer with AddressSanitizer, the
+# nightly toolchain and cargo-fuzz installed once); fails on a crash, a hang
+# (one input over 10 s) or over 2 GB. New inputs go to a temporary corpus; a
+# crashing one is kept in build/fuzz-artifacts/TARGET/. Ends with
+# "fuzz: N passed, M failed".
+fuzz_targets() {
+  local seconds="$1" targets=("${@:2}") work artifacts="$ST_ROOT/build/fuzz-artifacts" t log runs
+  local fuzz_bin="$ST_TOOLS_DIR/cargo-fuzz/bin" passed=0 failed=0
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  [ -x "$fuzz_bin/cargo-fuzz" ] || cargo install cargo-fuzz --locked --root "$ST_TOOLS_DIR/cargo-fuzz"
+  export PATH="$fuzz_bin:$PATH"
+  ((${#targets[@]})) ||
+    mapfile -t targets < <(sed -nE 's/^name = "([a-z_]+)"$/\1/p' fuzz/Cargo.toml | grep -v '^st-secrets-fuzz$')
+  say "building ${#targets[@]} fuzz targets (nightly, AddressSanitizer)"
+  cargo +nightly fuzz build -O || return 1
+  work="$(mktemp -d)"
+  for t in "${targets[@]}"; do
+    mkdir -p "$work/$t" "$artifacts/$t"
+    log="$work/$t.log"
+    if cargo +nightly fuzz run -O "$t" "$work/$t" "fuzz/corpus/$t" -- \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      -artifact_prefix="$artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
+      runs="$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)"
+      echo "ok     fuzz $t: ${runs:-?} executions in ${seconds} s"
+      passed=$((passed + 1))
+    else
+      echo "FAILED fuzz $t (input kept in $artifacts/$t/):"
+      grep -E 'ERROR|panicked|SUMMARY|Test unit written' "$log" | head -20 | sed 's/^/    | /'
+      failed=$((failed + 1))
+    fi
+  done
+  rm -rf "$work"
+  printf '\nfuzz: %s passed, %s failed\n' "$passed" "$failed"
+  [ "$failed" = 0 ]
+}
+
+# The toolchain floor: `rust-version` (the same in the three crates) is
+# exactly the highest rust-version among the locked non-dev dependencies, and
+# that toolchain (installed with rustup when missing) builds the workspace
+# (profile msrv, in target/msrv).
+check_msrv() {
+  local declared floor m
+  declared="$(sed -nE 's/^rust-version = "([^"]+)"/\1/p' Cargo.toml)"
+  for m in cli/Cargo.toml bindings/python/Cargo.toml; do
+    [ "$(sed -nE 's/^rust-version = "([^"]+)"/\1/p' "$m")" = "$declared" ] ||
+      { echo "$m declares another rust-version than Cargo.toml ($declared)"; return 1; }
+  done
+  floor="$(cargo metadata --locked --format-version 1 --filter-platform x86_64-unknown-linux-gnu | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+pkgs = {p["id"]: p for p in m["packages"]}
+nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
+seen, todo = set(), list(m["workspace_members"])
+while todo:
+    i = todo.pop()
+    if i not in seen:
+        seen.add(i)
+        todo += [d["pkg"] for d in nodes[i]["deps"] if any(k["kind"] != "dev" for k in d["dep_kinds"])]
+key = lambda v: tuple(int(x) for x in v.split("."))
+need = sorted((key(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["rust_version"])
+              for i in seen if pkgs[i].get("rust_version") and i not in m["workspace_members"])
+print(need[-1][2], " ".join(sorted({n for k, n, v in need if k == need[-1][0]})))')"
+  echo "the locked dependencies need Rust >= ${floor%% *} (${floor#* })"
+  norm() { awk -F. '{print $1"."$2"."($3==""?0:$3)}' <<<"$1"; }
+  [ "$(norm "$declared")" = "$(norm "${floor%% *}")" ] ||
+    { echo "rust-version is $declared, but the locked dependencies need exactly ${floor%% *}"; return 1; }
+  rustup run "$declared" rustc --version >/dev/null 2>&1 ||
+    rustup toolchain install "$declared" --profile minimal >&2
+  CARGO_TARGET_DIR="$ST_ROOT/target/msrv" cargo "+$declared" build --locked --workspace --profile msrv &&
+    echo "built the workspace with $(rustup run "$declared" rustc --version)"
+}
+
+# The cache's and the locks' unit tests under ThreadSanitizer (nightly,
+# -Zsanitizer=thread, the standard library rebuilt with it so std's locks are
+# seen too; about 8 minutes to build, so not in the default run).
+tsan_cache() {
+  local host module
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+    rustup component add rust-src --toolchain nightly
+  host="$(rustc -vV | sed -n 's/^host: //p')"
+  for module in cache:: sys::; do
+    RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
+      TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+      cargo +nightly test -Zbuild-std --target "$host" --target-dir "$ST_ROOT/target/tsan" --lib "$module" ||
+      return 1
+  done
 }

@@ -2,7 +2,7 @@
 //!
 //! # Module map
 //!
-//! The one map of the crate (the README links it). Every import points up
+//! The one map of the crate (docs/testing.md links it). Every import points up
 //! this table: a module imports only from the modules its row names (and
 //! from its own submodules), and no module imports from one that imports
 //! it. `tests/layout.rs` reads the `imports` column and fails when the code

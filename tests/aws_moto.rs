@@ -47,7 +47,7 @@ fn keys(s: &Value, who: &str) -> Vars {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn a_get_through_the_chain_with_env_winning() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +81,7 @@ fn a_get_through_the_chain_with_env_winning() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn wrong_keys_and_denied_users_are_st_auth() {
     let s = setup();
     let wrong = keys(&s, "admin").set("AWS_SECRET_ACCESS_KEY", "not-the-right-secret-key-at-all");
@@ -102,7 +102,7 @@ fn wrong_keys_and_denied_users_are_st_auth() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn shared_profile_files_and_session_credentials() {
     let s = setup();
     let home = tempfile::tempdir().unwrap();
@@ -154,7 +154,7 @@ fn shared_profile_files_and_session_credentials() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn the_endpoint_override_by_variable() {
     let s = setup();
     let mut c = config(&s, "st-secrets/test");
@@ -177,7 +177,7 @@ fn the_endpoint_override_by_variable() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn secret_shapes_binary_plain_and_missing() {
     let s = setup();
     let m =
@@ -196,7 +196,7 @@ fn secret_shapes_binary_plain_and_missing() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn two_threads_times_ten_thousand_gets_send_one_request() {
     let s = setup();
     let c = config(&s, "st-secrets/test");
@@ -211,7 +211,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn the_doctor_names_source_identity_and_readability() {
     let s = setup();
     let m =
@@ -277,7 +277,7 @@ fn caller_arn(m: &SecretsManager) -> String {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn profile_roles_are_assumed_with_their_source_profile_chained_and_with_options() {
     let s = setup();
     let role = s["role_arn"].as_str().unwrap();
@@ -316,7 +316,7 @@ fn profile_roles_are_assumed_with_their_source_profile_chained_and_with_options(
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn credential_source_environment_assumes_the_role_with_the_environment_keys() {
     let s = setup();
     let home = aws_home(
@@ -347,7 +347,7 @@ fn credential_source_environment_assumes_the_role_with_the_environment_keys() {
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn credential_process_profiles_with_static_and_temporary_credentials() {
     use std::os::unix::fs::PermissionsExt;
     let s = setup();
@@ -413,7 +413,7 @@ fn agent_config(url: &str, names: &[&str]) -> ManagerConfig {
 }
 
 #[test]
-#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh moto"]
 fn through_the_real_aws_agent_values_not_found_and_a_bad_token() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -487,7 +487,7 @@ fn through_the_real_aws_agent_values_not_found_and_a_bad_token() {
 }
 
 #[test]
-#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh moto"]
 fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();

@@ -73,7 +73,7 @@ fn audited(s: &Value, path: &str) -> usize {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +106,7 @@ fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
     let s = setup();
     let m = manager(ManagerConfig {
@@ -167,7 +167,7 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_configured_kv_version_that_does_not_fit_the_mount_is_named() {
     let s = setup();
     // v1 paths on the KV v2 mount: the server warns, the message says what to set.
@@ -199,7 +199,7 @@ fn a_configured_kv_version_that_does_not_fit_the_mount_is_named() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_mistyped_mount_or_an_unknown_namespace_is_a_configuration_error() {
     let s = setup();
     let m = manager(ManagerConfig {
@@ -229,7 +229,7 @@ fn a_mistyped_mount_or_an_unknown_namespace_is_a_configuration_error() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn soft_deleted_and_destroyed_latest_versions_are_absent() {
     let s = setup();
     for path in ["deleted", "destroyed"] {
@@ -246,7 +246,7 @@ fn soft_deleted_and_destroyed_latest_versions_are_absent() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_least_privilege_token_reads_and_the_doctor_does_not_call_it_invalid() {
     let s = setup();
     let token = text(&s, "least_privilege_token");
@@ -268,7 +268,7 @@ fn a_least_privilege_token_reads_and_the_doctor_does_not_call_it_invalid() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn namespaces_from_the_config_and_from_bao_variables() {
     let s = setup();
     let m = manager(ManagerConfig {
@@ -313,7 +313,7 @@ fn approle_vars(s: &Value, secret_id: &str) -> Vars {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn approle_logs_in_and_again_after_the_token_expires_or_is_revoked() {
     let s = setup();
     let c = ManagerConfig {
@@ -353,7 +353,7 @@ fn approle_logs_in_and_again_after_the_token_expires_or_is_revoked() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn rejected_approle_credentials_are_st_auth() {
     let s = setup();
     let c = ManagerConfig {
@@ -369,7 +369,7 @@ fn rejected_approle_credentials_are_st_auth() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn tls_with_the_ca_from_either_variable_and_an_untrusted_certificate() {
     let s = setup();
     let c = ManagerConfig {
@@ -430,7 +430,7 @@ impl Drop for Sealed<'_> {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_sealed_server_gets_the_stale_value_served_and_says_so() {
     let s = setup();
     let fast = RemoteSettings {
@@ -476,7 +476,7 @@ fn a_sealed_server_gets_the_stale_value_served_and_says_so() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn two_threads_times_ten_thousand_gets_send_one_request() {
     let s = setup();
     let c = ManagerConfig {
@@ -494,7 +494,7 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_rate_limited_read_waits_as_long_as_retry_after_says() {
     let s = setup();
     let c = |retries| ManagerConfig {
@@ -527,7 +527,7 @@ fn a_rate_limited_read_waits_as_long_as_retry_after_says() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_retry_after_past_the_request_timeout_is_not_waited_for() {
     let s = setup();
     let m = manager(ManagerConfig {
@@ -554,7 +554,7 @@ fn a_retry_after_past_the_request_timeout_is_not_waited_for() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_bad_token_is_st_auth_without_the_token() {
     let s = setup();
     let m = manager(ManagerConfig {
@@ -575,7 +575,7 @@ fn a_bad_token_is_st_auth_without_the_token() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn environment_only_configuration_and_the_token_file() {
     let s = setup();
     let c = ManagerConfig {
@@ -606,7 +606,7 @@ fn environment_only_configuration_and_the_token_file() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn the_doctor_checks_health_token_and_readability() {
     let s = setup();
     let m = manager(config(&s));
@@ -624,7 +624,7 @@ fn the_doctor_checks_health_token_and_readability() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn the_aws_provider_names_aws_ca_bundle_for_the_same_untrusted_certificate() {
     // The TLS code is shared: OpenBao's TLS listener stands in for an AWS
     // endpoint behind a private CA (the handshake fails before any AWS call).
@@ -666,7 +666,7 @@ fn env_manager(vars: Vars) -> SecretsManager {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn bao_proxy_with_auto_auth_serves_reads_without_a_token_on_tcp_and_a_unix_socket() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -720,7 +720,7 @@ fn bao_proxy_with_auto_auth_serves_reads_without_a_token_on_tcp_and_a_unix_socke
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manager() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -777,7 +777,7 @@ fn a_bao_agent_sink_rewritten_on_each_login_is_followed_by_a_long_running_manage
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_bao_agent_template_is_read_by_the_file_provider() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
@@ -833,7 +833,7 @@ fn rendered_file_reader() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn several_paths_in_order_with_one_missing() {
     let s = setup();
     let mut c = config(&s);

@@ -1,4 +1,4 @@
-/* Instructions per C-ABI call, for callgrind (scripts/bench-boundary.sh):
+/* Instructions per C-ABI call, for callgrind (scripts/bench.sh boundary):
  * N hot st_cache_get_into calls (the bindings' get) and N st_result_name
  * calls (the cheapest entry point: the boundary alone); or, with the
  * argument "get", N hot st_cache_get + st_buf_free (the cache benchmark's

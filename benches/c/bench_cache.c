@@ -6,7 +6,7 @@
    with the next one), so a slow moment of this noisy machine costs all of
    them alike. Prints one JSON object per
    contender and workload: {"workload":..., "name":..., "median_ns":...},
-   the median of 31 batches. Build: see scripts/bench-cache.sh. */
+   the median of 31 batches. Build: see scripts/bench.sh cache. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>

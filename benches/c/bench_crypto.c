@@ -1,7 +1,7 @@
 /* Credential encryption through the C ABI, from C: encrypt and decrypt of a
    64-byte token with the key cached, and the one-time key derivation
    (st_crypto_reset + first use). Prints JSON lines {"workload", "name",
-   "median_ns"}. Needs SIMPLETUNER_CREDENTIAL_KEY (scripts/bench-crypto.sh). */
+   "median_ns"}. Needs SIMPLETUNER_CREDENTIAL_KEY (scripts/bench.sh crypto). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>

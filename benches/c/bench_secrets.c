@@ -1,6 +1,6 @@
 /* st_secrets_get through the C ABI, from C: an environment key and a key from
    the (cached) secrets file. Prints JSON lines {"workload", "name",
-   "median_ns"}: the median of 31 batches. Run by scripts/bench-secrets.sh,
+   "median_ns"}: the median of 31 batches. Run by scripts/bench.sh secrets,
    which passes the secrets file as argv[1] and sets ST_BENCH_ENV_TOKEN. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* The provider-config store through the C ABI, from C: a cached
    st_store_get_provider_config against an uncached one (the provider's cache
    entries invalidated before each get, so every call reads SQLite). Prints
-   JSON lines; argv[1] is the database (scripts/bench-store.sh). */
+   JSON lines; argv[1] is the database (scripts/bench.sh store). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include "bench_util.h"

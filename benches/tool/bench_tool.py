@@ -1,4 +1,4 @@
-"""The `st-secrets` tool's benchmark for shell launchers (scripts/bench-tool.sh).
+"""The `st-secrets` tool's benchmark for shell launchers (scripts/bench.sh tool).
 
 1. Start-up: `st-secrets run -- true` (masked and --no-mask) against running
    `true` directly; the commands are started with posix_spawn and waited for,

@@ -13,7 +13,7 @@ import (
 )
 
 // Manager is a secrets chain (environment > secrets file > AWS Secrets
-// Manager > Vault by default; configuration keys: the README's table). Safe
+// Manager > Vault by default; configuration keys: docs/configuration.md). Safe
 // for concurrent use; Close it when done (a finalizer is the backstop). Do
 // not Close while other goroutines still use it.
 type Manager struct {
@@ -35,7 +35,7 @@ type Provider struct {
 }
 
 // New makes a manager. cfg holds the library's configuration keys (the
-// README's table, section "Configuration keys"); nil means "from the
+// docs/configuration.md, section "Configuration keys"); nil means "from the
 // environment".
 func New(cfg map[string]any) (*Manager, error) {
 	var text *C.char

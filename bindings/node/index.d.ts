@@ -68,7 +68,7 @@ export interface ProviderInfo {
 
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 export class Manager {
-  /** cfg: the library's configuration keys (the README's table, section "Configuration keys"). */
+  /** cfg: the library's configuration keys (docs/configuration.md, section "Configuration keys"). */
   constructor(cfg?: Record<string, unknown>);
   /** The process-wide manager, configured from the environment. */
   static default(): Manager;

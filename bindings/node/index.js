@@ -21,7 +21,7 @@ const SONAME = 'libst_secrets.so.0.1';
 
 /** Loads the library from, in order: $ST_SECRETS_LIB; the copy bundled in this
  *  package for this platform (prebuilds/<platform>-<arch>/, put there by
- *  scripts/pack-node.sh); the system loader's search path (an installed
+ *  scripts/package.sh npm); the system loader's search path (an installed
  *  prefix in /etc/ld.so.conf or LD_LIBRARY_PATH). */
 function loadLibrary() {
   if (process.env.ST_SECRETS_LIB) return koffi.load(process.env.ST_SECRETS_LIB);
@@ -348,7 +348,7 @@ const permissionCache = new Cache({}, C.st_user_permission_cache());
 
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 class Manager extends Handle {
-  /** cfg: the library's configuration keys (the README's table, section
+  /** cfg: the library's configuration keys (docs/configuration.md, section
    *  "Configuration keys"); undefined configures from the environment. */
   constructor(cfg, _default = false) {
     if (_default) {

@@ -1,4 +1,4 @@
-//! The fleet measurement behind the README's "Past one machine" table:
+//! The fleet measurement behind docs/benchmarks.md's "Past one machine" table:
 //! N simulated nodes x R ranks, each rank a process that links the library
 //! (the tool's `get`, a rank's first lookup), started together as a job
 //! starts, for each arrangement a cluster can run; what reaches the real
@@ -133,7 +133,7 @@ fn aws_counts(s: &Value) -> Vec<(&'static str, usize)> {
 }
 
 #[test]
-#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh tool-servers"]
 fn aws_requests_per_ttl_for_each_arrangement() {
     let s = setup("ST_TEST_MOTO_SETUP");
     let (nodes, ranks) = shape();
@@ -288,7 +288,7 @@ fn vault_counts(s: &Value, before: (usize, usize, usize)) -> Vec<(&'static str, 
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh tool-servers"]
 fn vault_requests_per_ttl_for_each_arrangement() {
     let s = setup("ST_TEST_VAULT_SETUP");
     let (nodes, ranks) = shape();
@@ -411,7 +411,7 @@ fn vault_requests_per_ttl_for_each_arrangement() {
 }
 
 #[test]
-#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh"]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh tool-servers"]
 fn the_tools_doctor_through_the_aws_agent() {
     let s = setup("ST_TEST_MOTO_SETUP");
     let dir = tempfile::tempdir().unwrap();

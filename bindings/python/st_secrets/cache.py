@@ -4,7 +4,7 @@
 not; `get` returns the object stored), with LRU eviction (exact for each thread's operations), hit and miss
 counters, and single-flight `get_or_set` (threads) and `get_or_set_async`
 (coroutines of one event loop). `@cached`, the two process-wide caches and
-the invalidation helpers behave as SimpleTuner's; the README lists every
+the invalidation helpers behave as SimpleTuner's; docs/python.md lists every
 difference.
 """
 

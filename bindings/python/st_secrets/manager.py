@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 class SecretsManager(_native.ManagerBase):
     """A chain of providers checked in priority order. `config` takes the
-    library's configuration keys (the README's table, section
+    library's configuration keys (docs/configuration.md, section
     "Configuration keys"); None configures from the environment."""
 
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"

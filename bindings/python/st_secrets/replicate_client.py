@@ -20,7 +20,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # The seed documentation's prices (gpu-l40s 0.000975, gpu-a100-large 0.0014
-# per second); see the README's differences table.
+# per second); see docs/python.md's differences table.
 DEFAULT_HARDWARE_INFO = json.loads(_native.default_hardware_info_json())
 
 

@@ -8,7 +8,7 @@ The auto-configured chain is the library's: the environment is read live
 changes and saved atomically with mode 0600, and the remote providers cache
 with a TTL and serve the last good value while the service fails. Given
 `providers=[...]`, the manager runs those objects as SimpleTuner does. The
-README lists every difference from SimpleTuner and why.
+docs/python.md lists every difference from SimpleTuner and why.
 """
 
 import json
@@ -174,7 +174,7 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
 
     `config` takes SimpleTuner's keys (file_path, aws_secret_name,
     aws_region, vault_url, vault_token, vault_path) and the library's (see
-    the README). `get` never raises for a failing provider: it logs a
+    docs/python.md). `get` never raises for a failing provider: it logs a
     warning (never the value) and goes on, as SimpleTuner."""
 
     REPLICATE_API_TOKEN = "REPLICATE_API_TOKEN"

@@ -1,5 +1,5 @@
 """The package's tests run against the installed wheel, never the source
-tree (scripts/test-python.sh copies them out of the repository and runs them
+tree (bindings/python/tests/run.sh copies them out of the repository and runs them
 in a fresh venv)."""
 
 import os

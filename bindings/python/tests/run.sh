@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package, tested as a user gets it, outside the repository:
-#   1. the manylinux wheel (scripts/build-wheel.sh) installed into a fresh
+#   1. the manylinux wheel (scripts/package.sh wheel) installed into a fresh
 #      venv with pytest and cryptography; the package's tests
 #      (bindings/python/tests) copied next to it and run there with a PATH
 #      that holds no Rust toolchain, a HOME of their own, and nothing pointing
@@ -13,15 +13,15 @@
 #      `st-secrets` console script runs.
 # Ends with "python: N passed, M failed".
 #
-#   scripts/test-python.sh
-source "$(dirname "$0")/lib.sh"
+#   bindings/python/tests/run.sh
+source "$(dirname "$0")/../../../scripts/lib.sh"
 cd "$ST_ROOT"
 work="$(mktemp -d /tmp/st-python.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 req="$ST_ROOT/tools/requirements-test.txt"
 pin() { grep -E "^$1==" "$req"; }
 
-wheel="$(scripts/build-wheel.sh "$work/wheels" | tail -1)"
+wheel="$(scripts/package.sh wheel "$work/wheels" | tail -1)"
 echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
 python3 -m venv "$work/venv"

@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use wire::ServiceError;
 
-/// The AWS provider's settings: the configuration keys `aws_*` (README,
+/// The AWS provider's settings: the configuration keys `aws_*` (docs/configuration.md,
 /// "Configuration keys"). `None` falls back to the environment, as the module
 /// documentation says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

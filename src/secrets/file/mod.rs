@@ -56,7 +56,7 @@ const RACY_WINDOW: Duration = Duration::from_secs(2);
 pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
 
 /// The file provider's settings: the configuration keys `file_path` and
-/// `max_file_size` (README, "Configuration keys").
+/// `max_file_size` (docs/configuration.md, "Configuration keys").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSettings {
     /// The secrets file; `None`: `SIMPLETUNER_SECRETS_FILE` when the

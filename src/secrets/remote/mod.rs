@@ -30,7 +30,7 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 /// Caching, timeouts, retries and staleness of the remote providers, shared
 /// by AWS and Vault. Every value but the backoff can be set in the manager
-/// configuration (README, "Configuration keys").
+/// configuration (docs/configuration.md, "Configuration keys").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteSettings {
     /// How long a fetched secret is kept (`cache_ttl`): 300 s.

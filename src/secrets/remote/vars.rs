@@ -183,15 +183,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variable_read_is_in_the_readme_configuration_table() {
-        let readme = include_str!("../../../README.md");
-        let start = readme.find("\n## Configuration\n").expect("the section");
-        let end = start + 1 + readme[start + 1..].find("\n## ").expect("its end");
-        let section = &readme[start..end];
+    fn every_variable_read_is_in_the_docs_environment_table() {
+        let page = include_str!("../../../docs/configuration.md");
+        let start = page
+            .find("\n## Environment variables and files\n")
+            .expect("the section");
+        let end = page[start + 1..]
+            .find("\n## ")
+            .map_or(page.len(), |e| start + 1 + e);
+        let section = &page[start..end];
         for name in VARIABLES {
             assert!(
                 section.contains(&format!("`{name}`")),
-                "{name} is read by the remote providers but not in the README's Configuration table"
+                "{name} is read by the remote providers but not in docs/configuration.md's table"
             );
         }
     }

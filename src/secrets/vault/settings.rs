@@ -6,7 +6,7 @@ use crate::secrets::remote::Vars;
 use std::path::PathBuf;
 
 /// The Vault provider's settings: the configuration keys `vault_*`
-/// (README, "Configuration keys"). `None` falls back to the environment, as the
+/// (docs/configuration.md, "Configuration keys"). `None` falls back to the environment, as the
 /// module documentation of the provider says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VaultSettings {

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The benchmarks, each side by side with the peers it is compared to, in one
+# run. Each writes its table between its markers in docs/benchmarks.md
+# (`<!-- bench:NAME -->` ... `<!-- /bench:NAME -->`), with one line saying
+# when, on what machine and at which commit it was measured; raw results stay
+# in target/bench-NAME/.
+#
+#   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
+#
+#   cache     the TTL cache: criterion (Rust API, C ABI, floor, quick_cache,
+#             moka), the C program with its peers behind a C ABI, Python's (4 min)
+#   boundary  instructions per C-ABI call under callgrind (repeatable)
+#   secrets   st_secrets_get from C against os.environ and a dict after json.load
+#   crypto    encrypt/decrypt and key derivation from C against cryptography
+#   store     cached and uncached provider-config reads against sqlite3
+#   remote    AWS on moto and Vault on OpenBao against boto3 and hvac
+#   bindings  a cached get through Go, Node and Python against each language's usual cache
+#   tool      `st-secrets run` start-up, and masking throughput on 1 GiB, against cat
+#   fleet     requests reaching moto and OpenBao from 4 nodes x 8 ranks (cli/tests/fleet.rs)
+#   sizes     the release artifacts' sizes (builds them with scripts/dist.sh when missing)
+#
+# --other LIB_DIR (a directory holding another build's libst_secrets.so, e.g.
+# an older checkout's target/release) adds that build to cache and boundary.
+source "$(dirname "$0")/lib.sh"
+cd "$ST_ROOT"
+ALL=(cache boundary secrets crypto store remote bindings tool fleet sizes)
+other=""
+names=()
+while (($#)); do
+  case "$1" in
+    --other) other="$2"; shift 2 ;;
+    -*) die "usage: scripts/bench.sh [--other LIB_DIR] [NAME...]" ;;
+    *) [[ " ${ALL[*]} " == *" $1 "* ]] || die "no benchmark '$1' (${ALL[*]})"; names+=("$1"); shift ;;
+  esac
+done
+((${#names[@]})) || names=("${ALL[@]}")
+ensure_system_tools
+trap stop_servers EXIT
+
+bench_cache() {
+  cargo bench --bench cache -- --noplot 2>&1 | grep -E '^(hot_get|set|mixed_2t)/|time:' || true
+  cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$ST_ROOT/target/peers"
+  build_c_bench benches/c/bench_cache.c "$out/bench_cache_c" \
+    -L"$ST_ROOT/target/peers/release" -lcache_peers -Wl,-rpath,"$ST_ROOT/target/peers/release"
+  "$out/bench_cache_c" | tee "$out/c.jsonl"
+  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_cache.py | tee "$out/python.jsonl"
+  python3 benches/report.py "$out/c.jsonl" "$out/python.jsonl" >"$out/table.md"
+  if [ -n "$other" ]; then
+    LD_LIBRARY_PATH="$other" "$out/bench_cache_c" >"$out/c-other.jsonl"
+    { echo; echo "The same C program on $other:"; python3 benches/report.py --side-only "$out/c-other.jsonl"; } >>"$out/table.md"
+  fi
+}
+
+bench_boundary() {
+  command -v valgrind >/dev/null || die "valgrind is required"
+  build_c_bench benches/c/bench_boundary.c "$out/bench"
+  per_call() { # per_call LIB_DIR [get]: instructions of N and 2N calls, differenced
+    local a b
+    a=$(cd "$out" && LD_LIBRARY_PATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null ./bench 100000 ${2:-} 2>&1 | sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
+    b=$(cd "$out" && LD_LIBRARY_PATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null ./bench 200000 ${2:-} 2>&1 | sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
+    echo $(((b - a) / 100000))
+  }
+  {
+    echo "| instructions per call (callgrind) | this build${other:+ | $other} |"
+    echo "|---|---:|${other:+---:|}"
+    echo "| hot get: st_cache_get + st_buf_free (32-byte key, 64-byte value) | $(per_call "$ST_ROOT/target/release" get)${other:+ | $(per_call "$other" get)} |"
+    echo "| st_cache_get_into + st_result_name | $(per_call "$ST_ROOT/target/release")${other:+ | $(per_call "$other")} |"
+  } >"$out/table.md"
+}
+
+bench_pair() { # bench_pair C_SOURCE PYTHON_SCRIPT [ARGS...]
+  build_c_bench "$1" "$out/bench_c"
+  "$out/bench_c" "${@:3}" | tee "$out/c.jsonl"
+  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" "$2" "${@:3}" | tee "$out/python.jsonl"
+  python3 benches/report_pairs.py "$out/c.jsonl" "$out/python.jsonl" >"$out/table.md"
+}
+bench_secrets() {
+  printf '{"HF_TOKEN": "hf_%s", "OTHER": "x"}\n' "$(printf 'a%.0s' $(seq 37))" >"$out/secrets.json"
+  ST_BENCH_ENV_TOKEN="r8_$(printf 'b%.0s' $(seq 37))" \
+    bench_pair benches/c/bench_secrets.c benches/python/bench_secrets.py "$out/secrets.json"
+}
+bench_crypto() {
+  SIMPLETUNER_CREDENTIAL_KEY="bench-master-secret" bench_pair benches/c/bench_crypto.c benches/python/bench_crypto.py
+}
+bench_store() {
+  rm -f "$out"/jobs.db*
+  SIMPLETUNER_AUDIT_KEY="bench-audit-key" bench_pair benches/c/bench_store.c benches/python/bench_store.py "$out/jobs.db"
+}
+
+bench_remote() {
+  local py
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  start_moto "$py" "$out"
+  start_openbao "$py" "$out"
+  ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo bench --bench remote | tee "$out/rust.jsonl"
+  "$py" benches/python/bench_remote_peers.py "$MOTO_SETUP" "$VAULT_SETUP" | tee "$out/python.jsonl"
+  stop_servers
+  python3 benches/report_pairs.py "$out/rust.jsonl" "$out/python.jsonl" >"$out/table.md"
+  python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    if "\"count_of\"" in l:
+        r = json.loads(l); print("\n- %s" % ", ".join("%s: %s" % kv for kv in r.items()))' "$out/rust.jsonl" >>"$out/table.md"
+}
+
+bench_bindings() {
+  local work wheel
+  cargo build --release --lib
+  (cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
+  python3 - "$out/go.txt" >"$out/go.jsonl" <<'PY'
+import json, re, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"BenchmarkCacheGet(\w+)-\d+\s+\d+\s+([\d.]+) ns/op", line)
+    if m:
+        runs.setdefault(m.group(1), []).append(float(m.group(2)))
+names = {"Binding": "go_st_secrets_binding", "SyncMapExpiry": "go_sync_map_expiry"}
+for k, v in runs.items():
+    v.sort()
+    workload = "hot_get_all_cores" if k.startswith("Parallel") else "hot_get"
+    print(json.dumps({"workload": workload, "name": names[k.removeprefix("Parallel")], "median_ns": v[len(v) // 2]}))
+PY
+  (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error &&
+    ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/cache.js &&
+    ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/async.js >"$out/node-async.jsonl") | tee "$out/node.jsonl"
+  # Python: the wheel installed in a fresh venv outside the repository.
+  work="$(mktemp -d /tmp/st-bench-python.XXXXXX)"
+  wheel="$(scripts/package.sh wheel "$work/wheels" | tail -1)"
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(grep -E '^cachetools==' tools/requirements-test.txt)"
+  mkdir -p "$work/scratch"
+  (cd "$work" && "$work/venv/bin/python" "$ST_ROOT/benches/python/bench_binding.py" "$work/scratch") | tee "$out/python.jsonl"
+  rm -rf "$work"
+  for lang in go node node-async python; do
+    python3 benches/report_pairs.py "$out/$lang.jsonl"
+    echo
+  done >"$out/table.md"
+}
+
+bench_tool() {
+  local work
+  cargo build --release --quiet -p st-secrets-cli
+  work="$(mktemp -d /tmp/st-bench-tool.XXXXXX)"
+  python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/table.md"
+  rm -rf "$work"
+}
+
+bench_fleet() {
+  local py
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  ensure_aws_agent
+  start_moto "$py" "$out"
+  start_openbao "$py" "$out"
+  ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" \
+    ST_TEST_BAO="$(dirname "$py")/bao" \
+    cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture | tee "$out/fleet.txt"
+  stop_servers
+  { echo "| arrangement (4 nodes x 8 ranks) | library processes | reached the server |"; echo "|---|---:|---|"
+    sed -nE 's/^\| (.*) \| ([0-9]+) library processes \| (.*) \|$/| \1 | \2 | \3 |/p' "$out/fleet.txt"; } >"$out/table.md"
+}
+
+bench_sizes() {
+  local dist="$ST_ROOT/build/dist" f
+  [ -f "$dist/SHA256SUMS" ] || bash scripts/dist.sh "$dist"
+  {
+    echo "| artifact | bytes |"
+    echo "|---|---:|"
+    for f in "$dist"/*; do
+      [ "$(basename "$f")" = SHA256SUMS ] || echo "| \`$(basename "$f")\` | $(stat -c %s "$f") |"
+    done
+    for f in "$dist"/*.tar.gz; do
+      tar -tvzf "$f" | awk -v t="$(basename "$f")" '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a)|bin\/st-secrets)$/ {
+        n = $6; sub(/^[^\/]*\//, "", n); printf "| in %s: `%s` | %d |\n", t, n, $3 }'
+    done
+  } >"$out/table.md"
+}
+
+# Replaces the block between NAME's markers in docs/benchmarks.md with the
+# provenance line and target/bench-NAME/table.md.
+write_table() {
+  local name="$1" commit
+  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  git diff --quiet HEAD -- src cli benches bindings 2>/dev/null || commit="$commit with local changes"
+  python3 - "$ST_ROOT/docs/benchmarks.md" "$name" "$out/table.md" \
+    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), commit $commit; medians." <<'PY'
+import re, sys
+doc, name, table, line = sys.argv[1:]
+text = open(doc).read()
+start, end = "<!-- bench:%s -->" % name, "<!-- /bench:%s -->" % name
+if start not in text or end not in text:
+    sys.exit("docs/benchmarks.md has no markers for %s" % name)
+body = "%s\n\n_%s_\n\n%s\n%s" % (start, line, open(table).read().strip(), end)
+open(doc, "w").write(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: body, text, flags=re.S))
+PY
+}
+
+for name in "${names[@]}"; do
+  out="$ST_ROOT/target/bench-$name"
+  mkdir -p "$out"
+  say "$name"
+  "bench_$name"
+  write_table "$name"
+  cat "$out/table.md"
+done
+say "tables written to docs/benchmarks.md"

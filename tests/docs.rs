@@ -1,0 +1,273 @@
+//! The documentation's shape, checked as the test command's `docs` suite:
+//! the README is the front door (at most 250 lines), `docs/` holds at most 12
+//! topic pages of at most 400 lines each, every relative link (and its
+//! `#anchor`) resolves, the generated tables match the code, every benchmark
+//! table sits between its markers with the line saying when and where it was
+//! measured, and no page carries an issue number. (The configuration keys'
+//! and the environment variables' tables are checked by the unit tests
+//! beside their one list in the code: `src/secrets/config/tests.rs`,
+//! `src/secrets/remote/vars.rs`.)
+
+use st_secrets::error::st_result;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const README_MAX_LINES: usize = 250;
+const MAX_PAGES: usize = 12;
+const PAGE_MAX_LINES: usize = 400;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md and every page of docs/, as (path, text).
+fn documents() -> Vec<(PathBuf, String)> {
+    let mut out = vec![(root().join("README.md"), String::new())];
+    let mut pages: Vec<PathBuf> = fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    out.extend(pages.into_iter().map(|p| (p, String::new())));
+    for (p, text) in &mut out {
+        *text = fs::read_to_string(&*p).unwrap();
+    }
+    out
+}
+
+/// The lines of `text` outside fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation but `-` and `_`
+/// dropped, spaces as `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose(text)
+        .iter()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| slug(l.trim_start_matches('#')))
+        .collect()
+}
+
+/// The targets of the inline links `](target)` in the prose of `text`.
+fn links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in prose(text) {
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                out.push(rest[..end].to_string());
+                rest = &rest[end..];
+            }
+        }
+    }
+    out
+}
+
+/// What is wrong with the links of the document at `path`.
+fn broken_links(path: &Path, text: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for target in links(text) {
+        if target.contains("://") || target.starts_with("mailto:") {
+            continue;
+        }
+        let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+        let (dest, dest_text) = if file.is_empty() {
+            (path.to_path_buf(), text.to_string())
+        } else {
+            let dest = path.parent().unwrap().join(file);
+            match fs::read_to_string(&dest) {
+                Ok(t) => (dest, t),
+                Err(_) if dest.is_dir() => (dest, String::new()),
+                Err(_) => {
+                    wrong.push(format!("{}: no file {target}", path.display()));
+                    continue;
+                }
+            }
+        };
+        if !anchor.is_empty() && !anchors(&dest_text).contains(anchor) {
+            wrong.push(format!(
+                "{}: {target}: {} has no heading #{anchor}",
+                path.display(),
+                dest.display()
+            ));
+        }
+    }
+    wrong
+}
+
+#[test]
+fn the_readme_and_the_pages_keep_their_size() {
+    let docs = documents();
+    let readme = docs[0].1.lines().count();
+    assert!(
+        readme <= README_MAX_LINES,
+        "README.md has {readme} lines (at most {README_MAX_LINES}): topic text belongs on a docs/ page"
+    );
+    let pages = &docs[1..];
+    assert!(
+        pages.len() <= MAX_PAGES,
+        "docs/ has {} pages (at most {MAX_PAGES})",
+        pages.len()
+    );
+    for (p, text) in pages {
+        let n = text.lines().count();
+        assert!(
+            n <= PAGE_MAX_LINES,
+            "{} has {n} lines (at most {PAGE_MAX_LINES})",
+            p.display()
+        );
+        assert!(
+            text.starts_with("# "),
+            "{} does not start with its title",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn every_relative_link_resolves() {
+    let wrong: Vec<String> = documents()
+        .iter()
+        .flat_map(|(p, t)| broken_links(p, t))
+        .collect();
+    assert!(wrong.is_empty(), "broken links:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_page_is_linked_from_the_readme() {
+    let docs = documents();
+    let readme_links = links(&docs[0].1);
+    for (p, _) in &docs[1..] {
+        let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+        assert!(
+            readme_links
+                .iter()
+                .any(|l| l.split('#').next() == Some(&name)),
+            "README.md does not link {name}"
+        );
+    }
+}
+
+#[test]
+fn the_link_checker_sees_a_missing_file_and_a_missing_anchor() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let page = dir.path().join("a.md");
+    fs::write(dir.path().join("b.md"), "# B\n\n## Some heading: here\n").unwrap();
+    let ok = "see [b](b.md#some-heading-here) and [self](#a) and [web](https://x.org/y)\n# A\n";
+    assert!(
+        broken_links(&page, ok).is_empty(),
+        "{:?}",
+        broken_links(&page, ok)
+    );
+    let bad = "[c](c.md) [b](b.md#nowhere) [self](#missing)\n```\n# not a heading\n```\n";
+    assert_eq!(
+        broken_links(&page, bad).len(),
+        3,
+        "{:?}",
+        broken_links(&page, bad)
+    );
+}
+
+#[test]
+fn the_result_code_table_is_the_enum() {
+    const MARK: &str = "<!-- result codes: from st_result in src/error.rs -->\n";
+    let page = fs::read_to_string(root().join("docs/c-api.md")).unwrap();
+    let at = page
+        .find(MARK)
+        .expect("docs/c-api.md marks its result codes")
+        + MARK.len();
+    let end = page[at..].find("\n\n").map_or(page.len(), |e| at + e + 1);
+    let mut want = String::from("| code | number | meaning |\n|---|---:|---|\n");
+    for r in st_result::ALL {
+        want.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            r.name(),
+            *r as i32,
+            r.description()
+        ));
+    }
+    assert!(
+        page[at..end] == want,
+        "docs/c-api.md's result codes differ from st_result; the table should read:\n{want}"
+    );
+}
+
+#[test]
+fn every_benchmark_table_is_written_with_its_provenance() {
+    let page = fs::read_to_string(root().join("docs/benchmarks.md")).unwrap();
+    let script = fs::read_to_string(root().join("scripts/bench.sh")).unwrap();
+    let all = script
+        .lines()
+        .find_map(|l| l.strip_prefix("ALL=("))
+        .expect("scripts/bench.sh lists its benchmarks")
+        .trim_end_matches(')');
+    for name in all.split_whitespace() {
+        let start = format!("<!-- bench:{name} -->");
+        let end = format!("<!-- /bench:{name} -->");
+        let a = page
+            .find(&start)
+            .unwrap_or_else(|| panic!("docs/benchmarks.md has no {start}"));
+        let b = page
+            .find(&end)
+            .unwrap_or_else(|| panic!("docs/benchmarks.md has no {end}"));
+        let block = &page[a..b];
+        assert!(
+            block.contains("\n_Measured ") && block.contains(", commit "),
+            "the {name} table has no provenance line: run scripts/bench.sh {name}"
+        );
+        assert!(
+            block.contains("\n|") || block.contains("\n- "),
+            "the {name} table is empty: run scripts/bench.sh {name}"
+        );
+    }
+}
+
+#[test]
+fn no_page_carries_an_issue_number() {
+    for (p, text) in documents() {
+        for (n, line) in prose(&text).iter().enumerate() {
+            let lower = line.to_lowercase();
+            let words: Vec<&str> = lower.split_whitespace().collect();
+            for w in words.windows(2) {
+                let numbered = w[1]
+                    .trim_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<u32>();
+                assert!(
+                    !(w[0].starts_with("issue")
+                        && w[1].starts_with(|c: char| c.is_ascii_digit())
+                        && numbered.is_ok()),
+                    "{}:{}: an issue number belongs in a commit message: {line}",
+                    p.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
