@@ -13,14 +13,36 @@ use std::path::Path;
 /// goes away (new fields do not bump it).
 pub const SCHEMA: u64 = 1;
 
+/// Prints a line on stdout (`format_args!` syntax), returning from the
+/// calling function with [`CliError::ClosedPipe`] when the reader went away.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::io::write_out(format!("{}\n", format_args!($($arg)*)).as_bytes())?
+    };
+}
+
+/// Writes `bytes` to stdout and flushes. A reader that went away (`| head`)
+/// is [`CliError::ClosedPipe`]: the tool stops quietly, as Unix tools do;
+/// any other failure is `ST_IO`.
+pub fn write_out(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::ClosedPipe),
+        Err(e) => Err(Error::Io(format!("cannot write to stdout: {e}")).into()),
+    }
+}
+
 /// Prints `doc` with `"schema"` first.
-pub fn print_json(mut doc: serde_json::Value) {
+pub fn print_json(mut doc: serde_json::Value) -> Result<(), CliError> {
     let mut out = serde_json::Map::new();
     out.insert("schema".into(), SCHEMA.into());
     if let Some(fields) = doc.as_object_mut() {
         out.append(fields);
     }
-    println!("{}", serde_json::Value::Object(out));
+    write_out(format!("{}\n", serde_json::Value::Object(out)).as_bytes())
 }
 
 /// Parses JSON the library produced.
@@ -72,18 +94,12 @@ pub fn read_stdin() -> Result<String, CliError> {
 /// Prints `text` as it is, followed by a newline when `newline` is set or
 /// stdout is a terminal (so `$(st-secrets get KEY)` gets the value alone).
 pub fn print_raw(text: &str, newline: bool) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    let newline = newline || out.is_terminal();
-    out.write_all(text.as_bytes())
-        .and_then(|_| {
-            if newline {
-                out.write_all(b"\n")
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|_| out.flush())
-        .map_err(|e| CliError::Error(Error::Io(format!("cannot write to stdout: {e}"))))
+    // Written as it is (no copy: the text may be a secret), then the newline.
+    write_out(text.as_bytes())?;
+    if newline || std::io::stdout().is_terminal() {
+        write_out(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Whether `path` names the standard stream (`-`).

@@ -45,9 +45,9 @@ use std::ffi::OsString;
 
 fn version(g: &Globals) -> Outcome {
     if g.json {
-        print_json(serde_json::json!({"version": st_secrets::VERSION}));
+        print_json(serde_json::json!({"version": st_secrets::VERSION}))?;
     } else {
-        println!("st-secrets {}", st_secrets::VERSION);
+        crate::outln!("st-secrets {}", st_secrets::VERSION);
     }
     Ok(0)
 }

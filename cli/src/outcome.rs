@@ -13,6 +13,10 @@ pub enum CliError {
     Error(Error),
     /// Ctrl-C at a prompt: exit 130.
     Interrupted,
+    /// stdout's reader went away (`st-secrets providers | head -1`): exit
+    /// 141 (128 + SIGPIPE, what a shell reports for a tool killed by it),
+    /// printing nothing.
+    ClosedPipe,
 }
 
 impl From<Error> for CliError {
@@ -54,6 +58,7 @@ impl CliError {
                 eprintln!("st-secrets: interrupted");
                 130
             }
+            CliError::ClosedPipe => 141,
         }
     }
 }

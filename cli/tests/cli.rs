@@ -572,3 +572,39 @@ fn a_full_disk_keeps_store_reads_working_and_says_so_on_writes() {
     );
     assert!(stdout.contains("again=0"), "{stdout}");
 }
+
+/// A reader that goes away (`st-secrets providers | head -0`): the tool
+/// stops quietly with 141 (128 + SIGPIPE), no panic and no `ST_IO`, for the
+/// commands that print a line, a document or a whole environment.
+#[test]
+fn a_closed_pipe_ends_the_tool_quietly() {
+    let home = TempDir::new().unwrap();
+    let dir = home.path().join(".simpletuner");
+    fs::create_dir(&dir).unwrap();
+    let keys: Vec<String> = (0..4000)
+        .map(|i| format!("\"KEY_{i}\": \"value-number-{i}\""))
+        .collect();
+    fs::write(dir.join("secrets.json"), format!("{{{}}}", keys.join(", "))).unwrap();
+    fs::set_permissions(dir.join("secrets.json"), fs::Permissions::from_mode(0o600)).unwrap();
+    for args in [
+        &["providers"][..],
+        &["--json", "providers"],
+        &["env", "--all"],
+        &["get", "KEY_1"],
+        &["version"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", err(&o));
+        assert_eq!(err(&o), "", "{args:?}: nothing on stderr");
+    }
+}

@@ -44,34 +44,21 @@ if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
   failed=1
 fi
 
-say "type stubs: stubtest against the extension; mypy over the package"
-for check in "stubtest st_secrets._native st_secrets._errors:mypy.stubtest st_secrets._native st_secrets._errors" "mypy -p st_secrets:mypy -p st_secrets"; do
-  name="${check%%:*}"
-  # shellcheck disable=SC2086 # the module and its arguments, split on purpose
-  if (cd "$work" && "$work/venv/bin/python" -m ${check#*:}) >"$work/check.log" 2>&1; then
-    echo "ok     $name"
-    passed=$((passed + 1))
-  else
-    cat "$work/check.log"
-    echo "FAILED $name"
-    failed=$((failed + 1))
-  fi
-done
-
-say "pip install ./bindings/python (from source, in a fresh venv)"
-python3 -m venv "$work/src-venv"
-if "$work/src-venv/bin/pip" install -q --disable-pip-version-check ./bindings/python >"$work/src.log" 2>&1 &&
-  (cd "$work" && HOME="$work/home" HF_TOKEN=hf_from_env "$work/src-venv/bin/python" -c '
+CHECK_LOG="$work/check.log"
+stubtest() { (cd "$work" && "$work/venv/bin/python" -m mypy.stubtest st_secrets._native st_secrets._errors); }
+mypy_package() { (cd "$work" && "$work/venv/bin/python" -m mypy -p st_secrets); }
+from_source() {
+  python3 -m venv "$work/src-venv" &&
+    "$work/src-venv/bin/pip" install -q --disable-pip-version-check ./bindings/python &&
+    (cd "$work" && HOME="$work/home" HF_TOKEN=hf_from_env "$work/src-venv/bin/python" -c '
 import st_secrets.secrets as s
 assert "site-packages" in s.__file__
 assert s.get_secrets_manager().get_hf_token() == "hf_from_env"
-') && "$work/src-venv/bin/st-secrets" version >/dev/null; then
-  echo "ok     pip install ./bindings/python: imports, answers, st-secrets runs"
-  passed=$((passed + 1))
-else
-  cat "$work/src.log"
-  echo "FAILED pip install ./bindings/python"
-  failed=$((failed + 1))
-fi
-echo "python: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+') && "$work/src-venv/bin/st-secrets" version >/dev/null
+}
+say "type stubs: stubtest against the extension; mypy over the package"
+check "stubtest st_secrets._native st_secrets._errors" stubtest
+check "mypy -p st_secrets" mypy_package
+say "pip install ./bindings/python (from source, in a fresh venv)"
+check "pip install ./bindings/python: imports, answers, st-secrets runs" from_source
+checks_end python

@@ -4,7 +4,6 @@ use crate::context::Globals;
 use crate::io::{print_json, print_raw, read_stdin, read_value};
 use crate::outcome::{CliError, Outcome};
 use st_secrets::Error;
-use std::io::Write;
 
 pub fn encrypt(g: &Globals, value: Option<String>) -> Outcome {
     let input = zeroize::Zeroizing::new(read_value(value, "credential")?);
@@ -18,7 +17,7 @@ pub fn encrypt(g: &Globals, value: Option<String>) -> Outcome {
     }
     let ciphertext = cipher.encrypt(&input);
     if g.json {
-        print_json(serde_json::json!({"ciphertext": ciphertext}));
+        print_json(serde_json::json!({"ciphertext": ciphertext}))?;
         return Ok(0);
     }
     print_raw(&ciphertext, true)?;
@@ -29,7 +28,7 @@ pub fn decrypt(g: &Globals, value: Option<String>) -> Outcome {
     let input = read_value(value, "ciphertext")?;
     let plain = st_secrets::crypto::decrypt(input.trim())?;
     if g.json {
-        print_json(serde_json::json!({"plaintext": plain.expose()}));
+        print_json(serde_json::json!({"plaintext": plain.expose()}))?;
         return Ok(0);
     }
     print_raw(plain.expose(), false)?;
@@ -38,7 +37,9 @@ pub fn decrypt(g: &Globals, value: Option<String>) -> Outcome {
 
 pub fn rotate_store(g: &Globals) -> Outcome {
     let r = g.store()?.rotate_credentials()?;
-    print_json(serde_json::json!({"rotated": r.rotated, "current": r.current, "failed": r.failed}));
+    print_json(
+        serde_json::json!({"rotated": r.rotated, "current": r.current, "failed": r.failed}),
+    )?;
     if r.failed > 0 {
         return Err(CliError::Error(Error::InvalidToken(format!(
             "{} stored credential(s) could not be decrypted with the current or previous keys",
@@ -83,12 +84,10 @@ pub fn rotate(g: &Globals) -> Outcome {
     if g.json {
         print_json(serde_json::json!({
             "ciphertexts": lines, "reencrypted": changed, "current": current, "failed": failed
-        }));
+        }))?;
     } else {
-        let mut out = std::io::stdout().lock();
         for line in &lines {
-            writeln!(out, "{line}")
-                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            crate::outln!("{line}");
         }
         eprintln!(
             "rotate: {changed} re-encrypted, {current} already under the current key, {failed} failed"

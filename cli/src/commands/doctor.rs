@@ -287,7 +287,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
             "store": store_state,
             "keys": report_keys,
             "problems": problems,
-        }));
+        }))?;
         return Ok(u8::from(!problems.is_empty()));
     }
     let mut lines = vec![
@@ -353,7 +353,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         lines.extend(problems.iter().map(|p| format!("  - {p}")));
     }
     for line in lines {
-        println!("{}", line.trim_end());
+        crate::outln!("{}", line.trim_end());
     }
     Ok(u8::from(!problems.is_empty()))
 }

@@ -11,7 +11,6 @@ use crate::template::{self, Piece};
 use st_secrets::secrets::{normalize_key, preferred_key};
 use st_secrets::{Error, SecretString};
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 
 /// A variable `run` sets or `env` prints.
 pub struct Var {
@@ -293,7 +292,7 @@ pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
                 .iter()
                 .map(|(n, v)| (n.clone(), v.expose().into()))
                 .collect();
-            print_json(serde_json::json!({"env": env}));
+            print_json(serde_json::json!({"env": env}))?;
             return Ok(0);
         }
         Format::Sh => {
@@ -334,10 +333,7 @@ pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+    crate::io::write_out(text.as_bytes())?;
     Ok(0)
 }
 
@@ -419,10 +415,7 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
             );
         }
         _ => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(output.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::Io(format!("cannot write to stdout: {e}")))?;
+            crate::io::write_out(output.as_bytes())?;
         }
     }
     Ok(0)

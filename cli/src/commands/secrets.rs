@@ -12,7 +12,7 @@ pub fn get(g: &Globals, key: &str) -> Outcome {
         return Err(CliError::NotFound(not_found_message(&m, key)));
     };
     if g.json {
-        print_json(serde_json::json!({"key": key, "provider": provider, "value": value.expose()}));
+        print_json(serde_json::json!({"key": key, "provider": provider, "value": value.expose()}))?;
     } else {
         print_raw(value.expose(), false)?;
     }
@@ -65,7 +65,7 @@ pub fn providers(g: &Globals) -> Outcome {
     if g.json {
         let chain: serde_json::Value = serde_json::from_str(&m.providers_json())
             .map_err(|e| Error::Internal(format!("providers JSON: {e}")))?;
-        print_json(serde_json::json!({"providers": chain}));
+        print_json(serde_json::json!({"providers": chain}))?;
         return Ok(0);
     }
     for entry in m.providers() {
@@ -75,12 +75,12 @@ pub fn providers(g: &Globals) -> Outcome {
         } else {
             "unavailable"
         };
-        println!(
+        crate::outln!(
             "{}",
             format!("{:<6} {:<12} {}", s.name, state, s.detail).trim_end()
         );
         for w in s.warnings {
-            println!("{:<6} {:<12} {w}", "", "WARNING");
+            crate::outln!("{:<6} {:<12} {w}", "", "WARNING");
         }
     }
     Ok(0)

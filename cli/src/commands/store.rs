@@ -24,9 +24,9 @@ pub fn config(g: &Globals, c: ConfigCommand) -> Outcome {
         }
     };
     if g.json {
-        print_json(serde_json::json!({"provider": provider, "config": parse_own_json(&config)?}));
+        print_json(serde_json::json!({"provider": provider, "config": parse_own_json(&config)?}))?;
     } else {
-        println!("{config}");
+        crate::outln!("{config}");
     }
     Ok(0)
 }
@@ -34,14 +34,14 @@ pub fn config(g: &Globals, c: ConfigCommand) -> Outcome {
 pub fn hardware(g: &Globals, id: Option<String>) -> Outcome {
     let store = g.store()?;
     match (id, g.json) {
-        (None, false) => println!("{}", hardware::info(Some(&store))?),
+        (None, false) => crate::outln!("{}", hardware::info(Some(&store))?),
         (None, true) => print_json(
             serde_json::json!({"hardware": parse_own_json(&hardware::info(Some(&store))?)?}),
-        ),
-        (Some(id), false) => println!("{}", hardware::hourly_cost(Some(&store), Some(&id))?),
+        )?,
+        (Some(id), false) => crate::outln!("{}", hardware::hourly_cost(Some(&store), Some(&id))?),
         (Some(id), true) => print_json(serde_json::json!({
             "hardware": id, "cost_per_hour": hardware::hourly_cost(Some(&store), Some(&id))?
-        })),
+        }))?,
     }
     Ok(0)
 }
@@ -64,7 +64,7 @@ pub fn credential(g: &Globals, c: CredentialCommand) -> Outcome {
             match store.get_credential(&provider, &name)? {
                 Some(v) if g.json => print_json(
                     serde_json::json!({"provider": provider, "name": name, "value": v.expose()}),
-                ),
+                )?,
                 Some(v) => print_raw(v.expose(), false)?,
                 None => return Err(CliError::NotFound(missing(&provider, &name))),
             }
@@ -84,10 +84,10 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
         AuditCommand::List { limit } => {
             let entries = store.audit_entries(limit)?;
             if g.json {
-                print_json(serde_json::json!({"entries": entries}));
+                print_json(serde_json::json!({"entries": entries}))?;
             } else {
                 for entry in entries {
-                    println!("{}", serde_json::json!(entry));
+                    crate::outln!("{}", serde_json::json!(entry));
                 }
             }
             Ok(0)
@@ -98,9 +98,9 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                 let (count, hash) = head.split_once(':').unwrap_or((&head, ""));
                 print_json(
                     serde_json::json!({"count": count.parse::<u64>().unwrap_or(0), "hash": hash}),
-                );
+                )?;
             } else {
-                println!("{head}");
+                crate::outln!("{head}");
             }
             Ok(0)
         }
@@ -110,9 +110,9 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                 Some(anchor) => match store.verify_audit_against(&anchor) {
                     Err(Error::Store(m)) => {
                         if g.json {
-                            print_json(serde_json::json!({"intact": false, "problem": m}));
+                            print_json(serde_json::json!({"intact": false, "problem": m}))?;
                         } else {
-                            println!("audit trail BROKEN: {m}");
+                            crate::outln!("audit trail BROKEN: {m}");
                         }
                         return Ok(1);
                     }
@@ -125,11 +125,11 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                     "intact": intact,
                     "entries": report.entries,
                     "first_broken": report.first_broken.as_ref().map(|(id, why)| serde_json::json!({"id": id, "reason": why})),
-                }));
+                }))?;
             } else if let Some((id, why)) = &report.first_broken {
-                println!("audit trail BROKEN at entry {id}: {why}");
+                crate::outln!("audit trail BROKEN at entry {id}: {why}");
             } else {
-                println!("audit trail intact: {} entries verified", report.entries);
+                crate::outln!("audit trail intact: {} entries verified", report.entries);
             }
             Ok(u8::from(!intact))
         }
