@@ -482,6 +482,16 @@ impl FileProvider {
         let changed = change(&mut doc)?;
         if changed {
             let mut bytes = doc.render(&target)?;
+            if bytes.len() as u64 > self.max_size {
+                let size = bytes.len();
+                bytes.zeroize();
+                // Written, every later read would refuse the file.
+                return Err(Error::Io(format!(
+                    "{}: the file would be {size} bytes, above the limit of {} bytes                      (max_file_size); nothing was written",
+                    target.display(),
+                    self.max_size
+                )));
+            }
             let written = fsutil::replace_atomically(&dir, &name, &target, &bytes);
             bytes.zeroize();
             written?;

@@ -348,6 +348,27 @@ fn a_file_above_the_size_limit_is_refused_before_it_is_read() {
 }
 
 #[test]
+fn a_save_that_would_cross_max_file_size_writes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let p = provider_at(&path).with_max_size(64);
+    p.save("A", "short").unwrap();
+    let before = fs::read(&path).unwrap();
+    let e = p.save("B", &"x".repeat(100)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("above the limit of 64") && m.contains("nothing was written")),
+        "{e:?}"
+    );
+    assert!(
+        !e.to_string().contains("xxxx"),
+        "the value is not in the message"
+    );
+    assert_eq!(fs::read(&path).unwrap(), before, "the file is as it was");
+    assert_eq!(get(&p, "A").as_deref(), Some("short"), "and still reads");
+    assert_eq!(get(&p, "B"), None);
+}
+
+#[test]
 fn a_symlink_at_the_lock_file_name_is_never_followed() {
     // Finding 5: the lock file used to be opened through a planted symlink,
     // creating a missing target or opening an existing one for writing.
