@@ -49,6 +49,11 @@ pub(super) struct Agent {
 impl Agent {
     /// The agent at `url`, its token as `vars` say.
     pub(super) fn new(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Agent, Error> {
+        // Every request carries the SSRF token: never in the clear across a
+        // network.
+        super::metadata::check_plain_http(url).map_err(|why| {
+            Error::InvalidArgument(format!("aws_agent_url {}: {why}", redact_url(url)))
+        })?;
         let token = match vars.get(var::AWS_TOKEN) {
             Some(v) => match v.strip_prefix("file://") {
                 Some(path) => Token::File(TokenFile::new(

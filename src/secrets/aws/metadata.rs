@@ -145,14 +145,23 @@ pub(crate) fn credentials_from_json(
 /// Plain HTTP is allowed to loopback and to the link-local container hosts
 /// only, as in the AWS SDKs; anything else must use HTTPS.
 fn check_container_url(url: &str) -> Result<(), FetchError> {
-    let bad = |why: &str| {
+    check_plain_http(url).map_err(|why| {
         FetchError::permanent(Error::InvalidArgument(format!(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI {}: {why}",
             redact_url(url)
         )))
-    };
+    })
+}
+
+/// The AWS SDKs' rule for a URL a credential or token is sent to: `https`
+/// anywhere; plain `http` only to loopback (`127.0.0.0/8`, `::1`,
+/// `localhost`) and the link-local container hosts (`169.254.170.2`,
+/// `169.254.170.23`, `fd00:ec2::23`), where the traffic stays on the
+/// machine or its task. Also applied to `aws_agent_url`, whose requests carry
+/// the agent's SSRF token. `Err` says why.
+pub(super) fn check_plain_http(url: &str) -> Result<(), &'static str> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("not a URL"));
+        return Err("not a URL");
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let authority = authority.rsplit('@').next().unwrap_or(authority);
@@ -161,10 +170,10 @@ fn check_container_url(url: &str) -> Result<(), FetchError> {
     } else {
         authority.split(':').next().unwrap_or_default()
     };
-    match scheme {
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(()),
         "http" => {
-            let allowed = host == "localhost"
+            let allowed = host.eq_ignore_ascii_case("localhost")
                 || host == "::1"
                 || host == "169.254.170.2"
                 || host == "169.254.170.23"
@@ -175,12 +184,10 @@ fn check_container_url(url: &str) -> Result<(), FetchError> {
             if allowed {
                 Ok(())
             } else {
-                Err(bad(
-                    "plain HTTP is allowed to loopback and the container hosts only",
-                ))
+                Err("plain HTTP is allowed to loopback and the container hosts only (use https)")
             }
         }
-        _ => Err(bad("the scheme must be http or https")),
+        _ => Err("the scheme must be http or https"),
     }
 }
 

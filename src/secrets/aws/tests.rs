@@ -1197,3 +1197,40 @@ fn agent_faults_are_transient_and_the_stale_value_is_served() {
         "{doctor}"
     );
 }
+
+#[test]
+fn an_agent_url_in_plain_http_off_the_machine_is_refused() {
+    // The requests carry the SSRF token: plain HTTP only to loopback (and
+    // the container hosts), as the SDKs rule for container credentials.
+    for bad in [
+        "http://10.1.2.3:2773",
+        "http://agent.internal:2773",
+        "http://localhost.example.com:2773",
+        "http://[fd00::1]:2773",
+    ] {
+        // The transport alone: built, it is refused before any request (so
+        // this test never sends anything off the machine).
+        let c = agent_config(bad, &["team/shared"]);
+        let vars = no_credentials().set("AWS_TOKEN", "ssrf-literal");
+        let e = match super::agent_transport(bad, &c.remote, &vars) {
+            Ok(_) => panic!("{bad}: accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("aws_agent_url")
+                && m.contains("plain HTTP is allowed to loopback")),
+            "{bad}: {e:?}"
+        );
+        assert!(!e.to_string().contains("ssrf-literal"), "{bad}");
+    }
+    // Loopback in plain HTTP, and anything over https, are accepted.
+    for ok in [
+        "http://127.0.0.1:2773",
+        "http://127.3.4.5:2773",
+        "http://localhost:2773",
+        "http://[::1]:2773",
+        "https://agent.internal:2773",
+    ] {
+        assert_eq!(super::metadata::check_plain_http(ok), Ok(()), "{ok}");
+    }
+}

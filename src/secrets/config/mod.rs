@@ -183,8 +183,8 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "aws_agent_url",
-        value: "http(s) URL",
-        doc: "send the AWS provider's requests to the AWS Secrets Manager Agent at this URL (such as `http://127.0.0.1:2773`) instead of Secrets Manager: no signing and no credentials, the agent's SSRF token from `AWS_TOKEN` (a value or `file://PATH`), else `/var/run/awssmatoken`; default `SIMPLETUNER_AWS_AGENT_URL` (unset: off)",
+        value: "https URL, or http to loopback",
+        doc: "send the AWS provider's requests to the AWS Secrets Manager Agent at this URL (such as `http://127.0.0.1:2773`) instead of Secrets Manager: no signing and no credentials (plain HTTP elsewhere is refused: the requests carry the SSRF token), the agent's SSRF token from `AWS_TOKEN` (a value or `file://PATH`), else `/var/run/awssmatoken`; default `SIMPLETUNER_AWS_AGENT_URL` (unset: off)",
         apply: |c, k, v| {
             c.aws.agent_url = Some(url(k, v)?);
             Ok(())
