@@ -96,10 +96,12 @@ bench_remote() {
   "$py" benches/python/bench_remote_peers.py "$MOTO_SETUP" "$VAULT_SETUP" | tee "$out/python.jsonl"
   stop_servers
   python3 benches/report_pairs.py "$out/rust.jsonl" "$out/python.jsonl" >"$out/table.md"
-  python3 -c 'import json, sys
+  python3 -c 'import json, re, sys
 for l in open(sys.argv[1]):
     if "\"count_of\"" in l:
-        r = json.loads(l); print("\n- %s" % ", ".join("%s: %s" % kv for kv in r.items()))' "$out/rust.jsonl" >>"$out/table.md"
+        r = json.loads(l)
+        n = re.search(r"(\d+) requests?", r["provider_detail"]).group(0)
+        print("\n- %s: %s (%.1f ms of wall time)" % (r["count_of"], n, r["wall_ms"]))' "$out/rust.jsonl" >>"$out/table.md"
 }
 
 bench_bindings() {
@@ -140,7 +142,8 @@ bench_tool() {
   local work
   cargo build --release --quiet -p st-secrets-cli
   work="$(mktemp -d /tmp/st-bench-tool.XXXXXX)"
-  python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/table.md"
+  python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/tool.out"
+  grep -v '^{' "$out/tool.out" | sed '/./,$!d' >"$out/table.md"
   rm -rf "$work"
 }
 
@@ -155,7 +158,8 @@ bench_fleet() {
     cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture | tee "$out/fleet.txt"
   stop_servers
   { echo "| arrangement (4 nodes x 8 ranks) | library processes | reached the server |"; echo "|---|---:|---|"
-    sed -nE 's/^\| (.*) \| ([0-9]+) library processes \| (.*) \|$/| \1 | \2 | \3 |/p' "$out/fleet.txt"; } >"$out/table.md"
+    awk '/: [0-9]+ nodes x [0-9]+ ranks/ {service = $0; sub(/: [0-9]+ nodes x.*/, "", service)}
+      /^\| .* library processes \|/ {sub(/ library processes/, ""); sub(/^\| /, "| " service ": "); print}' "$out/fleet.txt"; } >"$out/table.md"
 }
 
 bench_sizes() {

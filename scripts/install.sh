@@ -131,6 +131,40 @@ case "$soname" in
   *) fail "the built library has no SONAME of the form libst_secrets.so.N (got '$soname'): rebuild it" ;;
 esac
 
+# Makes the static library link beside anything: every global symbol of the
+# Rust staticlib but the C ABI's `st_*` becomes local (a program that also
+# links the system's SQLite or another Rust static library would otherwise
+# get duplicate definitions, or bind its SQLite calls to ours). With binutils
+# ($3: a cross prefix such as `aarch64-linux-gnu-`): `ld -r --whole-archive`
+# makes one relocatable object, so references between the crates resolve
+# inside it; `objcopy` drops the standard library's LLVM bitcode (read only
+# by rustc's LTO) and debug info, keeps the defined `st_*` globals only, and
+# renames each COMDAT group's signature with the prefix `st_secrets.` (under
+# the shared name, `DW.ref.rust_eh_personality`, a linker would keep one
+# library's group and drop the other's); `ar` archives the one object.
+# Checks that exactly the `st_*` functions of $1 are exported.
+localize_static() { # localize_static IN.a OUT.a [TOOL_PREFIX]
+  local in="$1" out="$2" tp="${3:-}" tmp t
+  for t in ld objcopy nm ar; do
+    command -v "$tp$t" >/dev/null || fail "$tp$t is missing (binutils${tp:+ for ${tp%-}})"
+  done
+  tmp="$stage/localize"
+  mkdir -p "$tmp"
+  exported() { "${tp}nm" -g --defined-only "$1" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u; }
+  exported "$in" | grep -E '^st_[a-z0-9_]+$' >"$tmp/keep" || fail "$in defines no st_* function"
+  "${tp}ld" -r --whole-archive "$in" -o "$tmp/all.o"
+  readelf -gW "$tmp/all.o" | sed -nE 's/^COMDAT group section .*\[([^]]+)\] contains .*/\1 st_secrets.\1/p' >"$tmp/groups"
+  "${tp}objcopy" --remove-section=.llvmbc --remove-section=.llvmcmd --strip-debug \
+    --redefine-syms="$tmp/groups" --keep-global-symbols="$tmp/keep" "$tmp/all.o" "$tmp/st_secrets.o"
+  if readelf -gW "$tmp/st_secrets.o" | grep 'COMDAT group section' | grep -v '\[st_secrets\.'; then
+    fail "a COMDAT group kept a shared signature (above)"
+  fi
+  "${tp}ar" rcD "$out" "$tmp/st_secrets.o"
+  exported "$out" >"$tmp/left"
+  cmp -s "$tmp/left" "$tmp/keep" ||
+    { diff "$tmp/keep" "$tmp/left" | head -20 >&2; fail "the static library exports other symbols than st_* (above)"; }
+  rm -rf "$tmp"
+}
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 L="$stage/$libdir"

@@ -112,9 +112,10 @@ def main(tool, work):
     plain, hop = tp["cat > /dev/null"], tp["cat | cat > /dev/null (one pipe hop)"]
     for name, ns in tp.items():
         mbs = GIB / 1e6 / (ns / 1e9)
-        print("| `%s` | %.0f | %.0f%% | %.0f%% |" % (name, mbs, 100 * plain / ns, 100 * hop / ns))
+        cell = name.replace("|", "\\|")  # a pipe inside a table cell
+        print("| `%s` | %.0f | %.0f%% | %.0f%% |" % (cell, mbs, 100 * plain / ns, 100 * hop / ns))
     into_wc = tp["cat | wc -l"] / tp["st-secrets run -- cat | wc -l (masked)"]
-    print("\nmasked throughput into a consumer (`| wc -l`): %.0f%% of plain `cat | wc -l`" % (100 * into_wc))
+    print("\nMasked throughput into a consumer (`| wc -l`): %.0f%% of plain `cat | wc -l`." % (100 * into_wc))
 
 
 if __name__ == "__main__":
