@@ -7,17 +7,9 @@
 #
 #   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
 #
-#   cache     the TTL cache: criterion (Rust API, C ABI, floor, quick_cache,
-#             moka), the C program with its peers behind a C ABI, Python's (4 min)
-#   boundary  instructions per C-ABI call under callgrind (repeatable)
-#   secrets   st_secrets_get from C against os.environ and a dict after json.load
-#   crypto    encrypt/decrypt and key derivation from C against cryptography
-#   store     cached and uncached provider-config reads against sqlite3
-#   remote    AWS on moto and Vault on OpenBao against boto3 and hvac
-#   bindings  a cached get through Go, Node and Python against each language's usual cache
-#   tool      `st-secrets run` start-up, and masking throughput on 1 GiB, against cat
-#   fleet     requests reaching moto and OpenBao from 4 nodes x 8 ranks (cli/tests/fleet.rs)
-#   sizes     the release artifacts' sizes (builds them with scripts/dist.sh when missing)
+# NAME: the ALL list below; docs/benchmarks.md says what each measures
+# against which peers. remote and fleet start moto and OpenBao; tool writes
+# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty.
 #
 # --other LIB_DIR (a directory holding another build's libst_secrets.so, e.g.
 # an older checkout's target/release) adds that build to cache and boundary.

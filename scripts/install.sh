@@ -4,17 +4,11 @@
 #   scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR]
 #                      [--target TRIPLE] [--no-build] [--no-rpath]
 #
-#   lib/libst_secrets.so.X.Y.Z, .so.<soname version>, .so   the shared library (SONAME per docs/c-api.md's ABI policy)
-#   lib/libst_secrets.a                                       the static library: exports only st_* (localize_static)
-#   include/st_secrets.h
-#   lib/pkgconfig/st_secrets.pc, st_secrets_static.pc          relocatable (${pcfiledir})
-#   lib/cmake/st_secrets/st_secretsConfig.cmake, ...Version   targets st_secrets::st_secrets, ::st_secrets_static
-#   bin/st-secrets                                            the command-line tool
-#   share/man/man1/st-secrets.1, st-secrets-<command>.1       its man pages
-#   share/bash-completion/completions/st-secrets              completions where each shell looks
-#   share/zsh/site-functions/_st-secrets                        under a prefix (bash-completion's
-#   share/fish/vendor_completions.d/st-secrets.fish             XDG_DATA_DIRS, zsh's fpath, fish's)
-#   share/st_secrets/install-manifest.txt                     what was installed (for removal)
+# lays out the prefix docs/install-and-release.md describes: the shared
+# library with its SONAME links, the static one exporting only st_*
+# (localize_static below), the header, both .pc files and the CMake package
+# (relocatable), bin/st-secrets with its man pages and completions, and
+# share/st_secrets/install-manifest.txt listing every file.
 #
 # --libdir and --includedir (default `lib` and `include`) are relative to the
 # prefix, or absolute inside it: `lib64` (Fedora, RHEL), `lib/x86_64-linux-gnu`

@@ -16,28 +16,21 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 ensure_system_tools() {
   local missing=()
   command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
-  command -v cc >/dev/null || missing+=(gcc)
-  command -v c++ >/dev/null || missing+=(g++)
-  command -v cmake >/dev/null || missing+=(cmake)
-  command -v ninja >/dev/null || missing+=(ninja-build)
-  command -v valgrind >/dev/null || missing+=(valgrind)
-  command -v pkg-config >/dev/null || missing+=(pkg-config)
-  command -v python3 >/dev/null || missing+=(python3)
+  # Beside the build tools: what the release artifacts' tests need (aarch64
+  # cross compilers and binutils, qemu-user with the aarch64 C library as its
+  # root, the system SQLite to link beside), and the shells and man that must
+  # find the installed completions and pages (tests/consumers/run.sh).
+  local pair
+  for pair in cc:gcc c++:g++ cmake:cmake ninja:ninja-build valgrind:valgrind pkg-config:pkg-config \
+    python3:python3 qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+    aarch64-linux-gnu-g++:g++-aarch64-linux-gnu aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu \
+    zsh:zsh fish:fish man:man-db; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-  # The release artifacts' tests (tests/dist/run.sh): aarch64 cross
-  # compilers and binutils, qemu-user with the aarch64 C library as its root,
-  # the system SQLite to link beside, and the shells and man that must find
-  # the installed completions and pages (tests/consumers/run.sh).
-  command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
-  command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
-  command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
-  command -v aarch64-linux-gnu-objcopy >/dev/null || missing+=(binutils-aarch64-linux-gnu)
   [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
   [ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
-  command -v zsh >/dev/null || missing+=(zsh)
-  command -v fish >/dev/null || missing+=(fish)
-  command -v man >/dev/null || missing+=(man-db)
   apt_install "${missing[@]}"
 }
 

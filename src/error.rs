@@ -3,7 +3,7 @@
 //! Every variant carries a human-readable message. Messages name keys, files,
 //! providers and operations, never a secret value, a token or key material: the
 //! code that builds them is written that way, and secret-holding types
-//! (see [`crate::secret`]) have redacted `Debug` output so that even a careless
+//! (see [`SecretString`](crate::SecretString)) have redacted `Debug` output so that even a careless
 //! `{:?}` cannot leak one.
 //!
 //! [`st_result`] is the one list of result codes: the C header's enum is

@@ -3,7 +3,8 @@
 //! topic pages of at most 400 lines each, every relative link (and its
 //! `#anchor`) resolves, the generated tables match the code, every benchmark
 //! table sits between its markers with the line saying when and where it was
-//! measured, and no page carries an issue number. (The configuration keys'
+//! measured, no page carries an issue number, and scripts/ stays at most
+//! 12 files and 1,200 lines. (The configuration keys'
 //! and the environment variables' tables are checked by the unit tests
 //! beside their one list in the code: `src/secrets/config/tests.rs`,
 //! `src/secrets/remote/vars.rs`.)
@@ -270,4 +271,20 @@ fn no_page_carries_an_issue_number() {
             }
         }
     }
+}
+
+#[test]
+fn scripts_stay_small() {
+    // The entry points only: test programs live beside what they test.
+    let mut files = 0;
+    let mut lines = 0;
+    for e in fs::read_dir(root().join("scripts")).unwrap() {
+        files += 1;
+        lines += fs::read_to_string(e.unwrap().path())
+            .unwrap()
+            .lines()
+            .count();
+    }
+    assert!(files <= 12, "scripts/ has {files} files (at most 12)");
+    assert!(lines <= 1200, "scripts/ has {lines} lines (at most 1,200)");
 }

@@ -15,13 +15,12 @@ pub const SCHEMA: u64 = 1;
 
 /// Prints a line on stdout (`format_args!` syntax), returning from the
 /// calling function with [`CliError::ClosedPipe`] when the reader went away.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::io::write_out(format!("{}\n", format_args!($($arg)*)).as_bytes())?
     };
 }
+pub(crate) use outln;
 
 /// Writes `bytes` to stdout and flushes. A reader that went away (`| head`)
 /// is [`CliError::ClosedPipe`]: the tool stops quietly, as Unix tools do;

@@ -47,7 +47,7 @@ fn version(g: &Globals) -> Outcome {
     if g.json {
         print_json(serde_json::json!({"version": st_secrets::VERSION}))?;
     } else {
-        crate::outln!("st-secrets {}", st_secrets::VERSION);
+        crate::io::outln!("st-secrets {}", st_secrets::VERSION);
     }
     Ok(0)
 }

@@ -40,8 +40,8 @@
 //! threads within one tick are ordered by the clock's tie-breaking (the
 //! shard's clock), which no caller can observe.
 
-use super::shard::{Entry, Shard, ShardState};
-use super::{TtlCache, NEVER};
+use super::shard::{Entry, Shard, ShardState, NEVER};
+use super::TtlCache;
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread;

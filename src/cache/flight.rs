@@ -2,41 +2,13 @@
 //! callers of that key wait for its outcome; a write to the key while it
 //! computes keeps the computed value out of the cache.
 
-use super::shard::{Shard, ShardState};
+use super::shard::{FlightSlot, Outcome, Shard, ShardState};
 use super::{Read, Reentrant, TtlCache};
 use crate::sys::Flight;
-use std::any::Any;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::{self, ThreadId};
+use std::thread;
 use std::time::Duration;
-
-/// What waiters of a flight receive.
-pub(super) enum Outcome<V> {
-    Value(V),
-    /// The compute's error, type-erased so that callers with other error types can
-    /// recognise it is not theirs (they then compute for themselves).
-    Failed(Arc<dyn Any + Send + Sync>),
-    /// The compute panicked; waiters retry.
-    Abandoned,
-}
-
-impl<V: Clone> Clone for Outcome<V> {
-    fn clone(&self) -> Self {
-        match self {
-            Outcome::Value(v) => Outcome::Value(v.clone()),
-            Outcome::Failed(e) => Outcome::Failed(Arc::clone(e)),
-            Outcome::Abandoned => Outcome::Abandoned,
-        }
-    }
-}
-
-pub(super) struct FlightSlot<V> {
-    pub(super) flight: Arc<Flight<Outcome<V>>>,
-    pub(super) leader: ThreadId,
-    /// Set by a write to the key while the compute runs: the result is not stored.
-    pub(super) invalidated: bool,
-}
 
 impl<V> ShardState<V> {
     pub(super) fn invalidate_flight(&mut self, key: &str) {

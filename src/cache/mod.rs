@@ -16,7 +16,8 @@
 //!   for operations of several threads more than one clock tick (1 to 10 ms)
 //!   apart; uses by different threads within one tick of each other, which
 //!   have no order a caller could observe anyway, are ordered by a hybrid
-//!   logical clock (see [`eviction`], which holds that order and its proof).
+//!   logical clock (see the private module `eviction`, which holds that
+//!   order and its proof).
 //! - **Reads in parallel.** The entries are split over shards by key hash
 //!   (one shard below 256 entries of capacity, at most 16); a read takes its
 //!   shard's lock shared, so readers of one key, or of keys anywhere, do not
@@ -48,7 +49,7 @@ mod shard;
 
 use crate::sys::clock;
 use crate::sys::Mutex;
-use shard::{Entry, Shard, ShardState};
+use shard::{Entry, Shard, ShardState, NEVER};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -65,8 +66,6 @@ pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_SHARDS: usize = 16;
 /// Capacity per shard below which a cache gets no more shards.
 const ENTRIES_PER_SHARD: usize = 128;
-/// An expiry or a time that never comes; also "no stamp" (an empty shard).
-const NEVER: u64 = u64::MAX;
 
 /// Construction parameters of a [`TtlCache`].
 ///

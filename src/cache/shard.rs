@@ -2,12 +2,43 @@
 //! stamps (the order of use, see [`super::eviction`]), the computes in
 //! flight, and the counters readers update beside the lock.
 
-use super::flight::FlightSlot;
-use super::NEVER;
-use crate::sys::RwLock;
+use crate::sys::{Flight, RwLock};
 use hashbrown::HashTable;
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::ThreadId;
+
+/// An expiry or a time that never comes; also "no stamp" (an empty shard).
+pub(super) const NEVER: u64 = u64::MAX;
+
+/// What waiters of a flight receive.
+pub(super) enum Outcome<V> {
+    Value(V),
+    /// The compute's error, type-erased so that callers with other error types can
+    /// recognise it is not theirs (they then compute for themselves).
+    Failed(Arc<dyn Any + Send + Sync>),
+    /// The compute panicked; waiters retry.
+    Abandoned,
+}
+
+impl<V: Clone> Clone for Outcome<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Value(v) => Outcome::Value(v.clone()),
+            Outcome::Failed(e) => Outcome::Failed(Arc::clone(e)),
+            Outcome::Abandoned => Outcome::Abandoned,
+        }
+    }
+}
+
+pub(super) struct FlightSlot<V> {
+    pub(super) flight: Arc<Flight<Outcome<V>>>,
+    pub(super) leader: ThreadId,
+    /// Set by a write to the key while the compute runs: the result is not stored.
+    pub(super) invalidated: bool,
+}
 
 pub(super) struct Entry<V> {
     pub(super) key: Box<str>,

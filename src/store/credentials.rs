@@ -3,21 +3,10 @@
 //! trail by name only.
 
 use super::connection::db_error;
-use super::{check_name, clock::utc_now_iso, Store};
+use super::{check_name, clock::utc_now_iso, RotationReport, Store};
 use crate::error::Error;
 use crate::secret::SecretString;
 use rusqlite::{params, OptionalExtension};
-
-/// Counts of a credential re-encryption pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RotationReport {
-    /// Credentials re-encrypted under the current key.
-    pub rotated: usize,
-    /// Credentials already under the current key.
-    pub current: usize,
-    /// Credentials no known key opens (left as they are).
-    pub failed: usize,
-}
 
 impl Store {
     /// Stores a provider credential (an API token), encrypted with the

@@ -20,8 +20,10 @@ mod credentials;
 pub mod hardware;
 
 pub use audit::{AuditEntry, AuditReport};
-use connection::{connect_or_read_only, create_database, db_error, file_id, Conn};
-pub use credentials::RotationReport;
+pub use connection::BUSY_TIMEOUT;
+use connection::{
+    connect, connect_or_read_only, create_database, db_error, file_id, Conn, ConnGuard,
+};
 
 use crate::cache::global::provider_config_cache;
 use crate::error::Error;
@@ -36,35 +38,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a writer waits for another process's transaction.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a provider's configuration is cached.
 pub const CONFIG_TTL: Duration = Duration::from_secs(300);
-
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS provider_config (
-        provider TEXT PRIMARY KEY,
-        config TEXT NOT NULL DEFAULT '{}',
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS st_credentials (
-        provider TEXT NOT NULL,
-        name TEXT NOT NULL,
-        ciphertext TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (provider, name)
-    );
-    CREATE TABLE IF NOT EXISTS st_audit_log (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        action TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        detail TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-";
 
 /// The state directory: `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
 /// else `~/.simpletuner`.
@@ -86,6 +61,17 @@ pub fn recorded_head_path(db: &Path) -> PathBuf {
 /// The default database: `<state dir>/cloud/jobs.db`.
 pub fn default_db_path() -> Result<PathBuf, Error> {
     Ok(state_dir()?.join("cloud").join("jobs.db"))
+}
+
+/// Counts of a credential re-encryption pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Credentials re-encrypted under the current key.
+    pub rotated: usize,
+    /// Credentials already under the current key.
+    pub current: usize,
+    /// Credentials no known key opens (left as they are).
+    pub failed: usize,
 }
 
 /// An open provider-configuration store. Thread-safe (one connection behind a
@@ -482,6 +468,124 @@ impl Store {
         if written.is_err() || std::fs::rename(&temp, &target).is_err() {
             let _ = std::fs::remove_file(&temp);
         }
+    }
+}
+
+impl Store {
+    /// This process's connection (opened here on first use in a forked
+    /// child), to the file the path names now: a database file replaced
+    /// since it was opened (restored from a backup, moved in by another
+    /// program) is opened anew and this process's cached configurations
+    /// dropped; one removed is an [`Error::Store`] saying so (SQLite would
+    /// go on writing to the unlinked file, or call it malformed once its
+    /// write-ahead log went with it), never a new empty database made
+    /// silently.
+    fn reader(&self) -> Result<ConnGuard<'_>, Error> {
+        let mut conn = self.conn.lock();
+        if conn.forked_mid_call {
+            return Err(Error::Store(format!(
+                "{}: this process was forked while another thread was using this store; \
+                 SQLite's locks do not survive that, so the store cannot be used here: \
+                 open stores after forking, or fork while no thread uses them",
+                self.path.display()
+            )));
+        }
+        if conn.db.is_some() && conn.file.is_some() {
+            match file_id(&self.path) {
+                Ok(now) if Some(now) == conn.file => {}
+                Ok(_) => {
+                    if let Some(db) = conn.db.take() {
+                        // The write-ahead log beside the path is the old
+                        // file's, and SQLite would replay it into the new one
+                        // (it does not checkpoint on closing a moved file):
+                        // empty it into the old file first. (A connection
+                        // opened read-only on a full disk cannot, and never
+                        // wrote to it.)
+                        let emptied = if conn.read_only {
+                            Ok(0)
+                        } else {
+                            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                                r.get::<_, i64>(0)
+                            })
+                        };
+                        if emptied != Ok(0) {
+                            // Kept on the old file until the log can be
+                            // emptied (another process reading it now).
+                            conn.db = Some(db);
+                            return Err(Error::Store(format!(
+                                "{}: the database file was replaced while this store had it \
+                                 open, and the old file's write-ahead log beside it cannot be \
+                                 emptied yet (another process is using the old file); nothing \
+                                 was read or written: try again",
+                                self.path.display()
+                            )));
+                        }
+                        self.forget_cached(&db);
+                        let _ = db.close();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(self.removed_error());
+                }
+                Err(_) => {}
+            }
+        }
+        if conn.db.is_none() {
+            if conn.file.is_some() && !self.path.exists() {
+                return Err(self.removed_error());
+            }
+            let (db, read_only) = connect_or_read_only(&self.path, conn.busy_timeout)?;
+            let now = file_id(&self.path).ok();
+            if conn.file.is_some() && now != conn.file {
+                self.forget_cached(&db);
+            }
+            conn.file = now;
+            conn.db = Some(db);
+            conn.read_only = read_only;
+        }
+        Ok(ConnGuard(conn))
+    }
+
+    /// Drops this store's cached configuration of every provider `db` holds
+    /// (the file replaced, and the one replacing it, are each passed here).
+    fn forget_cached(&self, db: &Connection) {
+        let Ok(mut stmt) = db.prepare("SELECT provider FROM provider_config") else {
+            return;
+        };
+        let Ok(rows) = stmt.query_map([], |row| row.get::<_, String>(0)) else {
+            return;
+        };
+        let cache = provider_config_cache();
+        for provider in rows.flatten() {
+            cache.delete(&self.config_cache_key(&provider));
+        }
+    }
+
+    /// The database file this store opened is gone.
+    fn removed_error(&self) -> Error {
+        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) if !d.exists() => " (its directory is gone too)",
+            _ => "",
+        };
+        Error::Store(format!(
+            "{}: the database file was removed while this store had it open{dir}; nothing \
+             was read or written: restore the file, or open the store again to start a \
+             new database there",
+            self.path.display()
+        ))
+    }
+
+    /// A connection that can write: one opened read-only on a full disk is
+    /// reopened, or the write fails with [`Error::Io`] saying the disk is full.
+    fn writer(&self) -> Result<ConnGuard<'_>, Error> {
+        let mut conn = self.reader()?;
+        if conn.0.read_only {
+            let db = connect(&self.path, conn.0.busy_timeout)?;
+            conn.0.file = file_id(&self.path).ok();
+            conn.0.db = Some(db);
+            conn.0.read_only = false;
+        }
+        Ok(conn)
     }
 }
 

@@ -87,7 +87,7 @@ pub fn rotate(g: &Globals) -> Outcome {
         }))?;
     } else {
         for line in &lines {
-            crate::outln!("{line}");
+            crate::io::outln!("{line}");
         }
         eprintln!(
             "rotate: {changed} re-encrypted, {current} already under the current key, {failed} failed"

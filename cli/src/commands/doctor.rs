@@ -353,7 +353,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         lines.extend(problems.iter().map(|p| format!("  - {p}")));
     }
     for line in lines {
-        crate::outln!("{}", line.trim_end());
+        crate::io::outln!("{}", line.trim_end());
     }
     Ok(u8::from(!problems.is_empty()))
 }

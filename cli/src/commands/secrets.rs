@@ -75,12 +75,12 @@ pub fn providers(g: &Globals) -> Outcome {
         } else {
             "unavailable"
         };
-        crate::outln!(
+        crate::io::outln!(
             "{}",
             format!("{:<6} {:<12} {}", s.name, state, s.detail).trim_end()
         );
         for w in s.warnings {
-            crate::outln!("{:<6} {:<12} {w}", "", "WARNING");
+            crate::io::outln!("{:<6} {:<12} {w}", "", "WARNING");
         }
     }
     Ok(0)

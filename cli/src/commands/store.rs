@@ -26,7 +26,7 @@ pub fn config(g: &Globals, c: ConfigCommand) -> Outcome {
     if g.json {
         print_json(serde_json::json!({"provider": provider, "config": parse_own_json(&config)?}))?;
     } else {
-        crate::outln!("{config}");
+        crate::io::outln!("{config}");
     }
     Ok(0)
 }
@@ -34,11 +34,13 @@ pub fn config(g: &Globals, c: ConfigCommand) -> Outcome {
 pub fn hardware(g: &Globals, id: Option<String>) -> Outcome {
     let store = g.store()?;
     match (id, g.json) {
-        (None, false) => crate::outln!("{}", hardware::info(Some(&store))?),
+        (None, false) => crate::io::outln!("{}", hardware::info(Some(&store))?),
         (None, true) => print_json(
             serde_json::json!({"hardware": parse_own_json(&hardware::info(Some(&store))?)?}),
         )?,
-        (Some(id), false) => crate::outln!("{}", hardware::hourly_cost(Some(&store), Some(&id))?),
+        (Some(id), false) => {
+            crate::io::outln!("{}", hardware::hourly_cost(Some(&store), Some(&id))?)
+        }
         (Some(id), true) => print_json(serde_json::json!({
             "hardware": id, "cost_per_hour": hardware::hourly_cost(Some(&store), Some(&id))?
         }))?,
@@ -87,7 +89,7 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                 print_json(serde_json::json!({"entries": entries}))?;
             } else {
                 for entry in entries {
-                    crate::outln!("{}", serde_json::json!(entry));
+                    crate::io::outln!("{}", serde_json::json!(entry));
                 }
             }
             Ok(0)
@@ -100,7 +102,7 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                     serde_json::json!({"count": count.parse::<u64>().unwrap_or(0), "hash": hash}),
                 )?;
             } else {
-                crate::outln!("{head}");
+                crate::io::outln!("{head}");
             }
             Ok(0)
         }
@@ -112,7 +114,7 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                         if g.json {
                             print_json(serde_json::json!({"intact": false, "problem": m}))?;
                         } else {
-                            crate::outln!("audit trail BROKEN: {m}");
+                            crate::io::outln!("audit trail BROKEN: {m}");
                         }
                         return Ok(1);
                     }
@@ -127,9 +129,9 @@ pub fn audit(g: &Globals, c: AuditCommand) -> Outcome {
                     "first_broken": report.first_broken.as_ref().map(|(id, why)| serde_json::json!({"id": id, "reason": why})),
                 }))?;
             } else if let Some((id, why)) = &report.first_broken {
-                crate::outln!("audit trail BROKEN at entry {id}: {why}");
+                crate::io::outln!("audit trail BROKEN at entry {id}: {why}");
             } else {
-                crate::outln!("audit trail intact: {} entries verified", report.entries);
+                crate::io::outln!("audit trail intact: {} entries verified", report.entries);
             }
             Ok(u8::from(!intact))
         }
