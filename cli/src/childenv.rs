@@ -60,13 +60,72 @@ pub const NAMES: &[&str] = &[
     "PAGER",
     "SSH_ASKPASS",
     "VISUAL",
+    // git: the programs it runs and the paths it reads or writes.
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_DIR",
+    "GIT_EDITOR",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_PAGER",
+    "GIT_SEQUENCE_EDITOR",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_TEMPLATE_DIR",
+    "GIT_WORK_TREE",
+    // Proxies: every request of the command would go through the store
+    // owner's host.
+    "ALL_PROXY",
+    "FTP_PROXY",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "all_proxy",
+    "ftp_proxy",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    // Certificate authorities: a CA of the store owner's would be trusted.
+    "AWS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_DIR",
+    "SSL_CERT_FILE",
+    // Package indexes: what an install in the command would fetch.
+    "GOFLAGS",
+    "GONOSUMDB",
+    "GOPROXY",
+    "GOSUMDB",
+    // Where programs find their configuration (and the credentials in it),
+    // or the daemon they talk to.
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "CURL_HOME",
+    "DOCKER_CERT_PATH",
+    "DOCKER_CONFIG",
+    "DOCKER_HOST",
+    "INPUTRC",
+    "KUBECONFIG",
+    "WGETRC",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_DIRS",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_DIRS",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+    "ZDOTDIR",
 ];
 
 /// Variables refused by prefix: the loaders' (`LD_PRELOAD`,
 /// `LD_LIBRARY_PATH`, `DYLD_INSERT_LIBRARIES`), every `PYTHON*`
 /// (`PYTHONPATH`, `PYTHONSTARTUP`, `PYTHONBREAKPOINT`...), every `NODE_*`
 /// (`NODE_OPTIONS`, `NODE_PATH`), bash's exported functions and git's
-/// injected configuration.
+/// injected configuration, git's trace files, and the package managers'
+/// settings (`PIP_INDEX_URL`, `UV_INDEX_URL`, `npm_config_registry`,
+/// `CONDA_CHANNELS`...).
 pub const PREFIXES: &[&str] = &[
     "LD_",
     "DYLD_",
@@ -74,6 +133,13 @@ pub const PREFIXES: &[&str] = &[
     "NODE_",
     "BASH_FUNC_",
     "GIT_CONFIG_",
+    "GIT_TRACE",
+    "PIP_",
+    "UV_",
+    "NPM_CONFIG_",
+    "npm_config_",
+    "CONDA_",
+    "CARGO_",
 ];
 
 /// Whether `name` changes how a child or the loader runs.
@@ -99,6 +165,28 @@ mod tests {
             "NODE_OPTIONS",
             "PERL5OPT",
             "DYLD_INSERT_LIBRARIES",
+            // Program-steering variables by family: git's programs and
+            // paths, proxies, CA bundles, package indexes, config files.
+            "GIT_EXTERNAL_DIFF",
+            "GIT_PAGER",
+            "GIT_EDITOR",
+            "GIT_DIR",
+            "GIT_SEQUENCE_EDITOR",
+            "GIT_TEMPLATE_DIR",
+            "GIT_TRACE2_EVENT",
+            "DOCKER_HOST",
+            "KUBECONFIG",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "PIP_INDEX_URL",
+            "PIP_EXTRA_INDEX_URL",
+            "UV_INDEX_URL",
+            "SSL_CERT_FILE",
+            "CURL_CA_BUNDLE",
+            "REQUESTS_CA_BUNDLE",
+            "AWS_CONFIG_FILE",
+            "XDG_CONFIG_HOME",
+            "ZDOTDIR",
         ] {
             assert!(is_guarded(name), "{name}");
         }
@@ -108,6 +196,10 @@ mod tests {
             "PATHNAME",
             "ENVIRONMENT",
             "AWS_REGION",
+            "GIT_TOKEN",
+            "GITHUB_TOKEN",
+            "WANDB_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
         ] {
             assert!(!is_guarded(name), "{name}");
         }

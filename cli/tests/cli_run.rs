@@ -658,6 +658,62 @@ fn a_provider_never_sets_loader_or_shell_variables_unless_named() {
 }
 
 #[test]
+fn a_provider_never_sets_program_steering_variables_unless_named() {
+    // A secret named GIT_EXTERNAL_DIFF made `run -- git diff` run it; the
+    // same families: git's programs and paths, proxies, CA bundles,
+    // package indexes, configuration locations.
+    let names = [
+        "GIT_EXTERNAL_DIFF",
+        "GIT_PAGER",
+        "GIT_DIR",
+        "HTTPS_PROXY",
+        "PIP_INDEX_URL",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "DOCKER_HOST",
+        "KUBECONFIG",
+        "AWS_CONFIG_FILE",
+        "XDG_CONFIG_HOME",
+        "ZDOTDIR",
+    ];
+    let mut doc = serde_json::json!({"HF_TOKEN": "hf_ok"});
+    for n in names {
+        doc[n] = serde_json::json!("/tmp/evil-value");
+    }
+    let home = home_with(doc);
+    let echo: Vec<String> = names.iter().map(|n| format!("${{{n}-unset}}")).collect();
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {} ${{HF_TOKEN-unset}}", echo.join(" ")),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.starts_with(&"unset ".repeat(names.len())),
+        "{stdout}"
+    );
+    let stderr = text(&o.stderr);
+    for n in names {
+        assert!(
+            stderr.contains(&format!("not setting {n}")),
+            "{n}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("evil"), "values never appear: {stderr}");
+    let o = output(&home, &["env", "--only", "GIT_EXTERNAL_DIFF"]);
+    assert_eq!(
+        text(&o.stdout),
+        "export GIT_EXTERNAL_DIFF='/tmp/evil-value'\n"
+    );
+}
+
+#[test]
 fn colliding_keys_follow_one_rule_everywhere_and_are_named() {
     // Issue 24, finding 8: `get A_B` answered one key's value, `env` and
     // `run` exported another's, silently.
