@@ -67,3 +67,57 @@ pub(crate) fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
     }
     None
 }
+
+/// Counts the bytes this thread asks the allocator for, in the library's
+/// unit tests (the test binary's global allocator: `System`, counted), so a
+/// test can tell linear work from quadratic without timing anything.
+#[cfg(test)]
+pub(crate) mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static BYTES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn add(n: usize) {
+        // `try_with`: the thread's storage may be gone while it exits.
+        let _ = BYTES.try_with(|b| b.set(b.get().saturating_add(n as u64)));
+    }
+
+    struct Counting;
+
+    // SAFETY: every call is forwarded to `System` with its own arguments;
+    // counting touches only a thread-local integer and never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size());
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size());
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(new_size);
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// Runs `f`; returns its result and the bytes this thread allocated in it.
+    pub(crate) fn bytes_allocated_by<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        let before = BYTES.with(Cell::get);
+        let r = f();
+        (r, BYTES.with(Cell::get) - before)
+    }
+}
