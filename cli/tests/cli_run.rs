@@ -1337,3 +1337,50 @@ fn as_pid1_the_tool_reaps_orphans_and_exits_with_its_command() {
         "waited for the orphan"
     );
 }
+
+#[test]
+fn a_value_with_a_nul_byte_is_skipped_by_name_not_fatal() {
+    // One such value stopped every `run` (exit 126, "nul byte found in
+    // provided data", no key named) and `env` wrote the NUL raw.
+    let home = home_with(serde_json::json!({"BAD": "a\u{0}b", "HF_TOKEN": "hf_ok"}));
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "echo ${HF_TOKEN-unset} ${BAD-unset}",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "hf_ok unset\n");
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("not setting BAD") && stderr.contains("NUL byte"),
+        "{stderr}"
+    );
+    let o = output(&home, &["env"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(!o.stdout.contains(&0) && !text(&o.stdout).contains("BAD"));
+    // Named, it is refused by name; as a file it is delivered whole.
+    let o = output(&home, &["env", "--only", "BAD"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("BAD") && text(&o.stderr).contains("NUL byte"));
+    assert!(o.stdout.is_empty());
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--file",
+            "BADF=st://BAD",
+            "--",
+            "sh",
+            "-c",
+            "wc -c < \"$BADF\"",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "3");
+}

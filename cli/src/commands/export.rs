@@ -92,7 +92,9 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
                 )));
             }
             if !vars.has(&name) {
-                vars.set(name, required(key)?, true);
+                let value = required(key)?;
+                refuse_nul(&name, key, &value)?;
+                vars.set(name, value, true);
             }
         }
     } else if selection.all || selection.env_file.is_empty() {
@@ -121,6 +123,16 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
                 continue;
             }
             let value = required(&name)?;
+            if has_nul(&value) {
+                eprintln!(
+                    "st-secrets: warning: not setting {name} from provider '{provider}' (key \
+                     '{}'): its value holds a NUL byte, which an environment variable cannot \
+                     carry; deliver it as a file with --file {name}=st://{}",
+                    printable(key),
+                    printable(key)
+                );
+                continue;
+            }
             vars.set(name, value, true);
         }
     }
@@ -129,7 +141,11 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
         let (value, secret) = match entry.source {
             Source::Literal(value) => (value, false),
             Source::Reference(key) => match m.get(&key) {
-                Ok(Some(value)) => (value, true),
+                Ok(Some(value)) => {
+                    refuse_nul(&entry.name, &key, &value)
+                        .map_err(|e| e.context(entry.origin.to_string()))?;
+                    (value, true)
+                }
                 Ok(None) => {
                     missing.push(format!(
                         "{}: {}={}{}: {}",
@@ -185,6 +201,26 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
         vars: vars.into_vec(),
         files: file_values,
     })
+}
+
+/// Whether `value` holds a NUL byte, which no environment variable (and no
+/// `env` format) can carry.
+fn has_nul(value: &SecretString) -> bool {
+    value.expose().as_bytes().contains(&0)
+}
+
+/// [`has_nul`] for a variable the user named (`--only`, an env file's
+/// reference): refused, naming the variable and the key, never the value.
+fn refuse_nul(name: &str, key: &str, value: &SecretString) -> Result<(), Error> {
+    if has_nul(value) {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: secret '{}' holds a NUL byte, which an environment variable cannot \
+             carry; deliver it as a file with --file {name}=st://{}",
+            printable(key),
+            printable(key)
+        )));
+    }
+    Ok(())
 }
 
 /// Variables in the order they were first set; setting one again replaces
