@@ -72,8 +72,9 @@ pub extern "C" fn st_store_free(s: *mut st_store) {
 
 /// The provider's configuration, a JSON object (`{}` when it has none), into a
 /// new buffer at `*out_json`. Read through the process-wide provider-config
-/// cache (`provider:<name>:config`, 5 minutes): a change made by another
-/// process is seen after the TTL or `st_invalidate_provider_cache`. Returns
+/// cache (`provider:<name>:config`, 5 minutes), which is served only while
+/// the database has not changed: a change made by another process or
+/// connection is seen at once (SQLite's `PRAGMA data_version`). Returns
 /// `ST_OK`, `ST_STORE` (database failure, or a stored row that is not a JSON
 /// object), `ST_INVALID_ARGUMENT` (empty name), `ST_NULL_ARGUMENT`,
 /// `ST_INVALID_UTF8`.

@@ -78,6 +78,11 @@ pub(super) struct Conn {
     /// The file the connection has open (device and inode), to tell when
     /// the path no longer names it.
     pub(super) file: Option<FileId>,
+    /// `PRAGMA data_version` of this connection when this store last
+    /// checked it (`None`: not yet, or a new connection): it changes when
+    /// any other connection (another store, another process, SimpleTuner's
+    /// own) commits to the database.
+    pub(super) data_version: Option<i64>,
 }
 
 /// A file's device and inode numbers.
@@ -100,6 +105,7 @@ impl Conn {
             let _ = db.close();
         }
         self.read_only = false;
+        self.data_version = None;
     }
 
     /// A child forked while a thread of the parent was inside a call.
@@ -110,6 +116,7 @@ impl Conn {
             read_only: false,
             busy_timeout: BUSY_TIMEOUT,
             file: None,
+            data_version: None,
         }
     }
 }

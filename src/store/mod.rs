@@ -38,7 +38,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a provider's configuration is cached.
+/// How long a provider's configuration is cached at most (a change by any
+/// other connection ends it at once).
 pub const CONFIG_TTL: Duration = Duration::from_secs(300);
 
 /// The state directory: `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
@@ -151,6 +152,7 @@ impl Store {
             conn: Mutex::with_fresh(
                 Conn {
                     db: Some(conn),
+                    data_version: None,
                     forked_mid_call: false,
                     read_only,
                     busy_timeout: BUSY_TIMEOUT,
@@ -188,7 +190,9 @@ impl Store {
 
     /// The provider's configuration as a JSON object (`{}` when it has none),
     /// from the process-wide provider-config cache (`provider:<name>:config`,
-    /// 5 minutes), read from the database on a miss.
+    /// 5 minutes) while the database has not changed since this store last
+    /// looked (`PRAGMA data_version`: any other connection's commit drops
+    /// the database's cached entries), read from the database otherwise.
     pub fn get_provider_config(&self, provider: &str) -> Result<String, Error> {
         let bytes = self.with_provider_config(provider, <[u8]>::to_vec)?;
         String::from_utf8(bytes)
@@ -204,6 +208,7 @@ impl Store {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, Error> {
         check_name("provider", provider)?;
+        self.drop_cached_if_changed()?;
         let key = self.config_cache_key(provider);
         let cache = provider_config_cache();
         let mut f = Some(f);
@@ -215,6 +220,27 @@ impl Store {
                 .map(|s| SecretBytes::from(s.into_bytes()))
         })?;
         Ok((f.take().expect("not called on a hit"))(bytes.expose()))
+    }
+
+    /// Drops this database's cached configurations when another
+    /// connection (another store object, another process, SimpleTuner's own
+    /// store) committed to it since this store last looked: SQLite's
+    /// `PRAGMA data_version` on this store's connection, one query on the
+    /// open connection. So the cache serves a configuration only while the
+    /// database has not changed, whoever changes it.
+    fn drop_cached_if_changed(&self) -> Result<(), Error> {
+        let mut conn = self.reader()?;
+        let now: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(|e| db_error(&self.path, "cannot read the data version", e))?;
+        if conn.0.data_version != Some(now) {
+            // Also the first look: entries cached by another store object
+            // of this process may predate a change this one cannot date.
+            conn.0.data_version = Some(now);
+            self.forget_cached(&conn);
+        }
+        Ok(())
     }
 
     /// The provider's configuration read from the database, bypassing the cache.
@@ -542,6 +568,7 @@ impl Store {
             conn.file = now;
             conn.db = Some(db);
             conn.read_only = read_only;
+            conn.data_version = None;
         }
         Ok(ConnGuard(conn))
     }
@@ -558,6 +585,8 @@ impl Store {
         let cache = provider_config_cache();
         for provider in rows.flatten() {
             cache.delete(&self.config_cache_key(&provider));
+            // What is derived from it (the hardware prices of `replicate`).
+            crate::cache::global::invalidate_provider_cache(&provider);
         }
     }
 
@@ -583,6 +612,7 @@ impl Store {
             let db = connect(&self.path, conn.0.busy_timeout)?;
             conn.0.file = file_id(&self.path).ok();
             conn.0.db = Some(db);
+            conn.0.data_version = None;
             conn.0.read_only = false;
         }
         Ok(conn)

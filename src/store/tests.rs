@@ -62,23 +62,32 @@ fn reads_a_simpletuner_database_as_is() {
 }
 
 #[test]
-fn read_through_cache_until_invalidated() {
+fn read_through_cache_until_the_database_changes() {
     let dir = TempDir::new().unwrap();
     let store = open(&dir);
     store.save_provider_config("p1", r#"{"a": 1}"#).unwrap();
     assert_eq!(json(&store.get_provider_config("p1").unwrap())["a"], 1);
-    // Another writer (another process) changes the row behind the cache.
+    // While the database is unchanged, the cache answers: a value planted
+    // there is what the store returns.
+    crate::cache::global::provider_config_cache().set(
+        &store.config_cache_key("p1"),
+        SecretBytes::from(br#"{"a": 9}"#.to_vec()),
+        None,
+    );
+    assert_eq!(
+        json(&store.get_provider_config("p1").unwrap())["a"],
+        9,
+        "served from the cache"
+    );
+    // Another writer (another process) changes the row behind the cache:
+    // the change is served at once.
     raw(&dir)
         .execute(
             "UPDATE provider_config SET config = '{\"a\": 2}' WHERE provider = 'p1'",
             [],
         )
         .unwrap();
-    assert_eq!(
-        json(&store.get_provider_config("p1").unwrap())["a"],
-        1,
-        "served from the cache"
-    );
+    assert_eq!(json(&store.get_provider_config("p1").unwrap())["a"], 2);
     assert_eq!(json(&store.read_provider_config("p1").unwrap())["a"], 2);
     assert!(crate::cache::global::invalidate_provider_cache("p1") >= 1);
     assert_eq!(
@@ -689,4 +698,43 @@ fn a_replaced_database_file_is_followed_and_its_cached_entries_dropped() {
         )["b"],
         2
     );
+}
+
+#[test]
+fn a_change_by_another_connection_is_served_at_once() {
+    // The cache served another connection's change up to CONFIG_TTL (300 s)
+    // late: SimpleTuner's own store, another worker, `st-secrets config set`.
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("p", r#"{"a": 1}"#).unwrap();
+    assert_eq!(store.get_provider_config("p").unwrap(), r#"{"a":1}"#);
+    // SimpleTuner's way: its own sqlite3 connection.
+    let raw = rusqlite::Connection::open(store.path()).unwrap();
+    raw.execute(
+        "UPDATE provider_config SET config = '{\"a\":2}' WHERE provider = 'p'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(store.get_provider_config("p").unwrap(), r#"{"a":2}"#);
+    // Another store object on the same file, in this process.
+    let other = Store::open(Some(store.path())).unwrap();
+    other.save_provider_config("p", r#"{"a": 3}"#).unwrap();
+    assert_eq!(store.get_provider_config("p").unwrap(), r#"{"a":3}"#);
+    assert_eq!(other.get_provider_config("p").unwrap(), r#"{"a":3}"#);
+    // Another process: Python's sqlite3, as SimpleTuner writes. (Not a
+    // fork of this test binary: SQLite's own global locks may be held by
+    // another test's thread at the instant of a fork.)
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             c.execute(\"UPDATE provider_config SET config = '{\\\"a\\\":4}' WHERE provider = 'p'\")\n\
+             c.commit()",
+        )
+        .arg(store.path())
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    assert_eq!(store.get_provider_config("p").unwrap(), r#"{"a":4}"#);
 }
