@@ -6,6 +6,7 @@
 //! - [`clock`]: the monotonic clocks, precise and coarse, read with
 //!   `clock_gettime`;
 //! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
+//! - [`connect_unix`]: a Unix-socket connect bounded in time;
 //! - in tests, [`in_fork`]: runs a closure in a forked child.
 //!
 //! Each `unsafe` block here carries its `SAFETY:` argument. Everything else
@@ -35,6 +36,77 @@ pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     // The field types differ by platform (u32 on some 32-bit targets).
     #[allow(clippy::useless_conversion)]
     Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Connects to the Unix socket at `path` within `timeout` (`None`: no
+/// bound). `UnixStream::connect` blocks for as long as a listener that
+/// stopped accepting keeps its backlog full; a non-blocking connect answers
+/// `EAGAIN` at once then, so this tries again, backing off from 1 ms to
+/// 50 ms, until `timeout` is spent (`ErrorKind::TimedOut`). The stream
+/// returned blocks, as a connected one from `UnixStream::connect` does.
+pub(crate) fn connect_unix(
+    path: &Path,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::io::{Error, ErrorKind};
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::{Duration, Instant};
+    let Some(timeout) = timeout else {
+        return std::os::unix::net::UnixStream::connect(path);
+    };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the socket path is too long or holds a NUL byte",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, from) in addr.sun_path.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        // SAFETY: a plain socket(2) call; the descriptor is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new socket this function owns; the stream
+        // closes it when dropped.
+        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        let rc = unsafe { libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) };
+        if rc == 0 {
+            stream.set_nonblocking(false)?;
+            return Ok(stream);
+        }
+        let e = Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINPROGRESS)) {
+            return Err(e);
+        }
+        drop(stream);
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                "the socket's listener accepts no connection",
+            ));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Runs `child` in a forked child and returns its exit status, or `None`

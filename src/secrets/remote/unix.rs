@@ -37,7 +37,11 @@ impl Connector<()> for UnixConnector {
         details: &ConnectionDetails,
         _: Option<()>,
     ) -> Result<Option<UnixTransport>, ureq::Error> {
-        let stream = UnixStream::connect(&self.path)?;
+        // Bounded by connect_timeout: a listener that stopped accepting
+        // keeps a plain connect waiting for as long as its backlog is full.
+        let timeout = details.timeout;
+        let stream = crate::sys::connect_unix(&self.path, bound(timeout)?)
+            .map_err(|e| io_error(e, timeout))?;
         let config = details.config;
         Ok(Some(UnixTransport {
             stream,

@@ -455,3 +455,41 @@ fn a_unix_socket_address_carries_the_requests() {
     );
     assert!(p.status().detail.contains(&url), "{}", p.status().detail);
 }
+
+#[test]
+fn a_unix_socket_whose_listener_stopped_accepting_is_bounded_by_connect_timeout() {
+    // A get waited 20 s and more with connect and request timeouts of 1 s:
+    // the Unix connect had no bound.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stuck.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Fill the listener's backlog: it never accepts.
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        match crate::sys::connect_unix(&sock, Some(Duration::from_millis(5))) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                break;
+            }
+        }
+    }
+    assert!(!held.is_empty() && held.len() < 10_000, "{}", held.len());
+    let mut c = config(&format!("unix://{}", sock.display()));
+    c.vault.kv_version = Some(2);
+    c.remote.connect_timeout = Duration::from_millis(200);
+    c.remote.retries = 0;
+    let p = provider(&c, Vars::empty());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(get(&p, "HF_TOKEN"));
+    });
+    // (A bound far above any real run, so that the test ends when the
+    // connect is unbounded; not a timing assertion.)
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the get returned");
+    let e = got.unwrap_err();
+    assert_eq!(e.code_name(), "ST_TIMEOUT", "{e}");
+    drop(held);
+}
