@@ -303,7 +303,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "connect_timeout",
         value: "seconds, 0.001 to 3600",
-        doc: "bound on a TCP + TLS connection of the remote providers; default 2",
+        doc: "bound on a connection of the remote providers (TCP + TLS, or a Unix socket); default 2",
         apply: |c, k, v| {
             c.remote.connect_timeout = positive_seconds(k, v)?;
             Ok(())
