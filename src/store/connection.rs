@@ -163,6 +163,7 @@ pub(super) fn connect_or_read_only(
     path: &Path,
     busy_timeout: Duration,
 ) -> Result<(Connection, bool), Error> {
+    refuse_other_names(path)?;
     let e = match connect(path, busy_timeout) {
         Ok(conn) => return Ok((conn, false)),
         Err(e @ Error::Io(_)) if disk_full(path) => e,
@@ -200,6 +201,53 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Refuses a database file that has another name (a hard link): SQLite
+/// keeps the write-ahead log and its shared memory beside the *name* a
+/// database is opened by, so two names are two logs over one file, and
+/// writers through the two names lose each other's commits ("disk I/O
+/// error", or every save gone). The link [`create_database`] makes for an
+/// instant (its temporary, named with this directory's temporary prefix)
+/// does not count, so ranks opening a database being created are not
+/// refused.
+fn refuse_other_names(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // opening reports what is wrong with it
+    };
+    if meta.nlink() <= 1 {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = path
+        .file_name()
+        .map(|n| fsutil::temp_prefix(&n.to_string_lossy()))
+        .unwrap_or_default();
+    let ours = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| {
+            std::fs::symlink_metadata(e.path())
+                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+        })
+        .count() as u64;
+    let names = meta.nlink().saturating_sub(ours);
+    if names > 1 {
+        return Err(Error::Store(format!(
+            "{}: the database file has {names} names (hard links); SQLite keeps its \
+             write-ahead log beside the name a database is opened by, so two names would \
+             be two logs and saves would be lost: remove the other links and open it by \
+             one name",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the database at `path` whole or not at all: the schema is written

@@ -738,3 +738,27 @@ fn a_change_by_another_connection_is_served_at_once() {
     assert!(status.success());
     assert_eq!(store.get_provider_config("p").unwrap(), r#"{"a":4}"#);
 }
+
+#[test]
+fn a_database_with_two_names_is_refused_by_both() {
+    // Through a hard link a second handle got "disk I/O error", and two
+    // processes saving through the two names lost every save.
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    store.save_provider_config("p", r#"{"a": 1}"#).unwrap();
+    drop(store);
+    let db = dir.path().join("cloud/jobs.db");
+    let link = dir.path().join("cloud/linked.db");
+    std::fs::hard_link(&db, &link).unwrap();
+    for name in [&link, &db] {
+        let e = Store::open(Some(name)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Store(m) if m.contains("2 names (hard links)")),
+            "{}: {e:?}",
+            name.display()
+        );
+    }
+    std::fs::remove_file(&link).unwrap();
+    let store = Store::open(Some(&db)).unwrap();
+    assert_eq!(store.read_provider_config("p").unwrap(), r#"{"a":1}"#);
+}
