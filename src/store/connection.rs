@@ -213,12 +213,6 @@ fn uri_path(path: &Path) -> String {
 /// refused.
 fn refuse_other_names(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(()); // opening reports what is wrong with it
-    };
-    if meta.nlink() <= 1 {
-        return Ok(());
-    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -227,25 +221,42 @@ fn refuse_other_names(path: &Path) -> Result<(), Error> {
         .file_name()
         .map(|n| fsutil::temp_prefix(&n.to_string_lossy()))
         .unwrap_or_default();
-    let ours = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter(|e| {
-            std::fs::symlink_metadata(e.path())
-                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
-        })
-        .count() as u64;
-    let names = meta.nlink().saturating_sub(ours);
-    if names > 1 {
-        return Err(Error::Store(format!(
-            "{}: the database file has {names} names (hard links); SQLite keeps its \
-             write-ahead log beside the name a database is opened by, so two names would \
-             be two logs and saves would be lost: remove the other links and open it by \
-             one name",
-            path.display()
-        )));
+    // The link count and the temporaries are read apart: a creator may
+    // remove its temporary in between. A count that moved meanwhile is
+    // read again (three times at most; a creation still under way then is
+    // given the benefit of the doubt).
+    for _ in 0..3 {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(()); // opening reports what is wrong with it
+        };
+        if meta.nlink() <= 1 {
+            return Ok(());
+        }
+        let ours = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|e| {
+                std::fs::symlink_metadata(e.path())
+                    .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+            })
+            .count() as u64;
+        let again = std::fs::metadata(path).map_or(0, |m| m.nlink());
+        if again != meta.nlink() {
+            continue;
+        }
+        let names = meta.nlink().saturating_sub(ours);
+        if names > 1 {
+            return Err(Error::Store(format!(
+                "{}: the database file has {names} names (hard links); SQLite keeps its \
+                 write-ahead log beside the name a database is opened by, so two names \
+                 would be two logs and saves would be lost: remove the other links and \
+                 open it by one name",
+                path.display()
+            )));
+        }
+        return Ok(());
     }
     Ok(())
 }

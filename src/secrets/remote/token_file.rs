@@ -86,7 +86,31 @@ impl TokenFile {
                 return Ok(token.clone());
             }
         }
-        let token = self.read()?;
+        let read = self.read()?;
+        // The same file (inode) reading empty, or as a strict prefix of the
+        // token it held: a writer half-way through rewriting it in place
+        // (`echo T > file` truncates, then writes). The last good token
+        // answers; the new stamp is not kept, so the next get reads again.
+        if let (Some(now), Some((then, good))) = (stamp, last.as_ref()) {
+            let same_file = now.dev == then.dev && now.ino == then.ino;
+            let halfway = match &read {
+                None => true,
+                Some(t) => {
+                    t.expose().len() < good.expose().len() && good.expose().starts_with(t.expose())
+                }
+            };
+            if same_file && halfway {
+                return Ok(good.clone());
+            }
+        }
+        let token = read.ok_or_else(|| {
+            Error::ProviderUnavailable(format!(
+                "{} {} is empty (set by {})",
+                self.what,
+                self.path.display(),
+                self.source
+            ))
+        })?;
         if let Some(stamp) = stamp {
             *last = Some((stamp, token.clone()));
         }
@@ -104,7 +128,23 @@ impl TokenFile {
         Ok((token.expose() != used.expose()).then_some(token))
     }
 
-    fn read(&self) -> Result<SecretString, Error> {
+    /// The file's token; `None` when it holds none (empty or blank).
+    fn read(&self) -> Result<Option<SecretString>, Error> {
+        // As SSH does for keys: a file others may write chooses the token
+        // this process sends (an agent's token, the SSRF token).
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            if meta.is_file() && meta.mode() & 0o022 != 0 {
+                return Err(Error::Permission(format!(
+                    "{} {} (set by {}) is writable by group or others (mode {:o}): \
+                     whoever can write it chooses the token sent; refusing it \
+                     (chmod go-w)",
+                    self.what,
+                    self.path.display(),
+                    self.source,
+                    meta.mode() & 0o777
+                )));
+            }
+        }
         let bytes = crate::fsutil::read_regular(&self.path, self.what, MAX_TOKEN_FILE)?
             .ok_or_else(|| {
                 Error::ProviderUnavailable(format!(
@@ -124,15 +164,7 @@ impl TokenFile {
                 ))
             })?
             .trim();
-        if token.is_empty() {
-            return Err(Error::ProviderUnavailable(format!(
-                "{} {} is empty (set by {})",
-                self.what,
-                self.path.display(),
-                self.source
-            )));
-        }
-        Ok(SecretString::from(token))
+        Ok((!token.is_empty()).then(|| SecretString::from(token)))
     }
 }
 
@@ -162,8 +194,9 @@ mod tests {
             f.changed_since(&used).unwrap().unwrap().expose(),
             "s.third-token!"
         );
+        // Emptied after a refusal: the truth is read (not the last token).
         std::fs::write(&p, " \n").unwrap();
-        let e = f.get().unwrap_err();
+        let e = f.changed_since(&used).unwrap_err();
         assert!(e.to_string().contains("is empty"), "{e}");
         std::fs::write(&p, b"hvs.\xffsensitive").unwrap();
         let e = f.get().unwrap_err();
@@ -173,5 +206,53 @@ mod tests {
         std::fs::create_dir(&p).unwrap();
         let e = f.get().unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_keeps_its_token_while_half_written() {
+        // `echo T > file` every 20 ms: 51 of 751 Vault gets failed ("token
+        // file is empty", then 403) on reads between truncate and write.
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sink");
+        std::fs::write(&p, "s.token-abcdef\n").unwrap();
+        let f = TokenFile::new(p.clone(), "Vault token file", "vault_token_file");
+        assert_eq!(f.get().unwrap().expose(), "s.token-abcdef");
+        // Truncated in place (same inode): the last good token answers.
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        assert_eq!(f.get().unwrap().expose(), "s.token-abcdef");
+        // Half written: still the last good token.
+        w.write_all(b"s.tok").unwrap();
+        assert_eq!(f.get().unwrap().expose(), "s.token-abcdef");
+        // Written whole, a new token: read.
+        w.write_all(b"en-ghijkl\n").unwrap();
+        drop(w);
+        assert_eq!(f.get().unwrap().expose(), "s.token-ghijkl");
+    }
+
+    #[test]
+    fn a_token_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "hvs.secret-token").unwrap();
+        let f = TokenFile::new(
+            p.clone(),
+            "AWS Secrets Manager Agent token file",
+            "AWS_TOKEN",
+        );
+        for mode in [0o666, 0o620, 0o602] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = f.get().unwrap_err();
+            assert_eq!(e.code_name(), "ST_PERMISSION", "{mode:o}");
+            assert!(e.to_string().contains("writable by group or others"), "{e}");
+            assert!(!e.to_string().contains("secret-token"), "{e}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(f.get().unwrap().expose(), "hvs.secret-token");
     }
 }
