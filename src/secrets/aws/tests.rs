@@ -1234,3 +1234,17 @@ fn an_agent_url_in_plain_http_off_the_machine_is_refused() {
         assert_eq!(super::metadata::check_plain_http(ok), Ok(()), "{ok}");
     }
 }
+
+#[test]
+fn an_agent_that_repeats_the_ssrf_token_never_puts_it_in_a_message() {
+    let server = FakeServer::start(|_| Reply::text(403, "Bad Token: ssrf-literal-0123456789"));
+    let c = agent_config(&server.url(), &["team/shared"]);
+    let p = provider(
+        &c,
+        no_credentials().set("AWS_TOKEN", "ssrf-literal-0123456789"),
+    );
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert_eq!(e.code_name(), "ST_AUTH", "{e}");
+    assert!(!e.to_string().contains("ssrf-literal"), "{e}");
+    assert!(e.to_string().contains("Bad Token: [redacted]"), "{e}");
+}

@@ -248,6 +248,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, FetchError> {
+        let (headers_sent, body_sent) = (headers, body);
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
@@ -268,12 +269,20 @@ impl Http {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response
+        let mut body = response
             .into_body()
             .into_with_config()
             .limit(MAX_BODY)
             .read_to_vec()
             .map_err(|e| self.classify(what, url, e))?;
+        if status >= 300 {
+            // Error text reaches messages: a server that repeats a
+            // credential this request carried ("Bad Token: <token>") must
+            // not put it there.
+            for sent in credentials_sent(headers_sent, body_sent) {
+                scrub(&mut body, sent.as_bytes());
+            }
+        }
         Ok(Response {
             status,
             headers,
@@ -407,6 +416,54 @@ fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
         )));
     }
     Ok(certs)
+}
+
+/// The credentials a request carries, as sent: the values of its
+/// credential headers (Vault's token, the AWS agent's SSRF token, an AWS
+/// session token, `Authorization`), and the string values of a JSON body
+/// (a login's `secret_id`, `jwt`, `password`), 8 characters or more.
+fn credentials_sent(headers: &[(&str, &str)], body: &[u8]) -> Vec<String> {
+    const CREDENTIAL_HEADERS: [&str; 4] = [
+        "authorization",
+        "x-vault-token",
+        "x-aws-parameters-secrets-token",
+        "x-amz-security-token",
+    ];
+    let mut sent: Vec<String> = headers
+        .iter()
+        .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+        .map(|(_, value)| value.trim().to_owned())
+        .collect();
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+        sent.extend(
+            fields
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_owned)),
+        );
+    }
+    sent.retain(|v| v.len() >= 8);
+    sent
+}
+
+/// Replaces every occurrence of `needle` in `text` with `[redacted]`; the
+/// bytes replaced are zeroed.
+fn scrub(text: &mut Vec<u8>, needle: &[u8]) {
+    if needle.is_empty() || !text.windows(needle.len()).any(|w| w == needle) {
+        return;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(needle) {
+            out.extend_from_slice(b"[redacted]");
+            i += needle.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    zeroize::Zeroize::zeroize(text);
+    *text = out;
 }
 
 #[cfg(test)]

@@ -493,3 +493,27 @@ fn a_unix_socket_whose_listener_stopped_accepting_is_bounded_by_connect_timeout(
     assert_eq!(e.code_name(), "ST_TIMEOUT", "{e}");
     drop(held);
 }
+
+#[test]
+fn a_token_the_server_repeats_never_reaches_a_message() {
+    // A server whose error body repeats the token put it into ST_AUTH and
+    // ST_REMOTE messages, the providers JSON and the doctor.
+    for status in [403, 500] {
+        let server = FakeServer::start(move |_| {
+            Reply::json(
+                status,
+                format!(r#"{{"errors": ["permission denied for token {TOKEN} (sent {TOKEN})"]}}"#),
+            )
+        });
+        let mut c = config(&server.url());
+        c.vault.kv_version = Some(2);
+        c.remote.retries = 0;
+        let p = provider(&c, Vars::empty());
+        let e = get(&p, "HF_TOKEN").unwrap_err();
+        assert!(!e.to_string().contains(TOKEN), "{status}: {e}");
+        assert!(e.to_string().contains("[redacted]"), "{status}: {e}");
+        let st = p.status();
+        let shown = format!("{} {:?}", st.detail, st.failure.map(|f| f.to_string()));
+        assert!(!shown.contains(TOKEN), "{shown}");
+    }
+}
