@@ -229,7 +229,16 @@ impl Store {
     /// open connection. So the cache serves a configuration only while the
     /// database has not changed, whoever changes it.
     fn drop_cached_if_changed(&self) -> Result<(), Error> {
-        let mut conn = self.reader()?;
+        // The open connection as it is (a replaced or removed file is found
+        // by the read that follows a change, through `reader`); a store
+        // without one yet goes through `reader`, which opens it.
+        let guard = self.conn.lock();
+        let mut conn = if guard.db.is_some() && !guard.forked_mid_call {
+            ConnGuard(guard)
+        } else {
+            drop(guard);
+            self.reader()?
+        };
         let now: i64 = conn
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
