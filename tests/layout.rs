@@ -528,3 +528,31 @@ fn the_checker_sees_a_cycle() {
     let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
     assert!(found.contains(&"d -> d::e -> d".to_owned()), "{found:?}");
 }
+
+#[test]
+fn no_source_file_outgrows_700_lines() {
+    // Test files (`tests.rs`, `tests/`) excepted: a module past this size
+    // is split by concern, as cache/ and store/ are.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "cli/src", "bindings/python/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let big: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            f.file_name().unwrap() != "tests.rs"
+                && !f.components().any(|c| c.as_os_str() == "tests")
+        })
+        .filter_map(|f| {
+            let n = fs::read_to_string(f).unwrap().lines().count();
+            (n > 700).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(files.len() > 40, "the sources were read");
+    assert!(
+        big.is_empty(),
+        "source files over 700 lines:\n{}",
+        big.join("\n")
+    );
+}
