@@ -5,7 +5,7 @@
 use super::unix::UnixConnector;
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
-use crate::secret::SecretBytes;
+use crate::secret::{SecretBytes, SecretString};
 use crate::sys::Mutex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -280,7 +280,7 @@ impl Http {
             // credential this request carried ("Bad Token: <token>") must
             // not put it there.
             for sent in credentials_sent(headers_sent, body_sent) {
-                scrub(&mut body, sent.as_bytes());
+                scrub(&mut body, sent.expose().as_bytes());
             }
         }
         Ok(Response {
@@ -421,27 +421,31 @@ fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
 /// The credentials a request carries, as sent: the values of its
 /// credential headers (Vault's token, the AWS agent's SSRF token, an AWS
 /// session token, `Authorization`), and the string values of a JSON body
-/// (a login's `secret_id`, `jwt`, `password`), 8 characters or more.
-fn credentials_sent(headers: &[(&str, &str)], body: &[u8]) -> Vec<String> {
+/// (a login's `secret_id`, `jwt`, `password`), 8 characters or more; held
+/// in zeroizing strings, and the parsed body zeroed.
+fn credentials_sent(headers: &[(&str, &str)], body: &[u8]) -> Vec<SecretString> {
     const CREDENTIAL_HEADERS: [&str; 4] = [
         "authorization",
         "x-vault-token",
         "x-aws-parameters-secrets-token",
         "x-amz-security-token",
     ];
-    let mut sent: Vec<String> = headers
+    let mut sent: Vec<SecretString> = headers
         .iter()
         .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
-        .map(|(_, value)| value.trim().to_owned())
+        .map(|(_, value)| SecretString::from(value.trim()))
         .collect();
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
-        sent.extend(
-            fields
-                .values()
-                .filter_map(|v| v.as_str().map(str::to_owned)),
-        );
+    if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(fields) = doc.as_object() {
+            sent.extend(
+                fields
+                    .values()
+                    .filter_map(|v| v.as_str().map(SecretString::from)),
+            );
+        }
+        crate::secrets::provider::zeroize_json(&mut doc);
     }
-    sent.retain(|v| v.len() >= 8);
+    sent.retain(|v| v.expose().len() >= 8);
     sent
 }
 
