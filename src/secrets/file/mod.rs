@@ -15,9 +15,14 @@
 //! - a file that changed while it was read is read again at the next check;
 //! - a file rewritten in place (the same inode: SimpleTuner's own
 //!   `set_secret` truncates and writes) that lost keys within the last
-//!   [`RACY_WINDOW`] is taken for a writer half-way: the last snapshot is
-//!   kept until the file has settled, then what it holds is taken. A file
-//!   replaced by rename (as this library writes) or removed is taken at once.
+//!   [`RACY_WINDOW`], or YAML that does not end with a line break (a plain
+//!   scalar cut short still parses), is taken for a writer half-way: the last
+//!   snapshot is kept until the file has settled, then what it holds is
+//!   taken. A file replaced by rename (as this library writes) or removed is
+//!   taken at once;
+//! - before the first snapshot, lookups wait for the first load (there is
+//!   nothing to answer from), which looks again at a racy file that reads as
+//!   empty, broken or cut short ([`FIRST_LOAD_RETRIES`]).
 //!
 //! Writing (`save`, `delete`): under an exclusive lock on a lock file beside the
 //! secrets file (so several processes lose no update), the current file is read
@@ -29,6 +34,8 @@
 //! kept (the YAML library drops them).
 
 pub(crate) mod document;
+mod reread;
+use reread::{Reread, Stamp, FIRST_LOAD_RETRIES};
 
 use super::provider::{Provider, ProviderStatus, SecretMap};
 use crate::error::Error;
@@ -42,15 +49,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 /// How often, at most, the file's metadata is checked for changes.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
-
-/// A file modified more recently than this is re-read at every check, whatever
-/// its metadata says (git's "racy timestamp" rule).
-const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The default file names, checked in this order in the default directory.
 pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
@@ -91,28 +94,6 @@ pub enum FileLocation {
     Unknown(String),
 }
 
-/// What identifies one version of the file on disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(m: &fs::Metadata) -> Stamp {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
-
 struct State {
     /// The file currently read (`None`: no file exists in default mode).
     path: Option<PathBuf>,
@@ -120,6 +101,9 @@ struct State {
     stamp: Option<Stamp>,
     /// The parsed file, or why it could not be read.
     snapshot: Result<Arc<SecretMap>, Error>,
+    /// A snapshot was loaded (or saved): before that, lookups wait for the
+    /// first load instead of answering from the empty initial snapshot.
+    loaded: bool,
     /// Why the current version of the file is not what is served (it does
     /// not parse), while the last good snapshot is.
     kept: Option<Error>,
@@ -142,6 +126,7 @@ impl State {
             path: None,
             stamp: None,
             snapshot: Ok(Arc::default()),
+            loaded: false,
             kept: None,
             mode: None,
             next_check: None,
@@ -157,23 +142,6 @@ impl State {
     }
 }
 
-/// What a re-read found.
-enum Reread {
-    /// The file is as loaded: nothing to do.
-    Same,
-    /// A new version to serve (or the error to answer with).
-    New {
-        path: Option<PathBuf>,
-        stamp: Option<Stamp>,
-        snapshot: Result<Arc<SecretMap>, Error>,
-        mode: Option<u32>,
-    },
-    /// A version that does not parse; the last good snapshot stays.
-    Broken { stamp: Option<Stamp>, error: Error },
-    /// A version that may be half-written: look again at the next check.
-    Unsettled,
-}
-
 /// Clears the re-reading mark if a re-read panics.
 struct Reloading<'a>(&'a Mutex<State>);
 
@@ -187,6 +155,9 @@ impl Drop for Reloading<'_> {
 pub struct FileProvider {
     location: FileLocation,
     state: Mutex<State>,
+    /// Held by the thread doing the first load (the others wait on it: there
+    /// is no snapshot to serve them yet).
+    first_load: Mutex<()>,
     /// Serialises this process's writers (other processes: the lock file).
     writer: Mutex<()>,
     /// Files larger than this are refused before they are read.
@@ -210,6 +181,7 @@ impl FileProvider {
         FileProvider {
             location,
             state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
+            first_load: Mutex::new(()),
             writer: Mutex::new(()),
             max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
             generation: AtomicU64::new(0),
@@ -289,30 +261,51 @@ impl FileProvider {
     }
 
     /// Re-reads the file when its check is due and no other thread is
-    /// re-reading it (the others go on with the last snapshot).
+    /// re-reading it (the others go on with the last snapshot). Before the
+    /// first snapshot there is nothing to go on with: callers queue for the
+    /// first load, which takes an in-place rewrite caught half-way for what
+    /// it is (see [`FIRST_LOAD_RETRIES`]).
     fn refresh_if_due(&self, now: Instant) {
-        let (loaded_path, loaded_stamp, good, epoch, forced) = {
+        let loaded = self.state.lock().loaded; // (not held while waiting below)
+        let _first_load = (!loaded).then(|| self.first_load.lock());
+        let (loaded_path, loaded_stamp, good, epoch, forced, first) = {
             let mut st = self.state.lock();
-            if st.reloading || st.next_check.is_some_and(|t| now < t) {
+            let first = !st.loaded;
+            if !first && (st.reloading || st.next_check.is_some_and(|t| now < t)) {
                 return;
             }
             st.reloading = true;
-            let good = st.snapshot.as_ref().ok().map(Arc::clone);
+            let good = if first {
+                None
+            } else {
+                st.snapshot.as_ref().ok().map(Arc::clone)
+            };
             (
                 st.path.clone(),
                 st.stamp,
                 good,
                 st.epoch,
                 std::mem::take(&mut st.forced),
+                first,
             )
         };
         let reloading = Reloading(&self.state);
-        let found = self.reread(
-            loaded_path.as_deref(),
-            loaded_stamp,
-            good.as_deref(),
-            forced,
-        );
+        let mut attempt = 0;
+        let found = loop {
+            let last = !first || attempt == FIRST_LOAD_RETRIES;
+            let found = self.reread(
+                loaded_path.as_deref(),
+                loaded_stamp,
+                good.as_deref(),
+                forced || (first && last),
+                first,
+            );
+            if last || !matches!(found, Reread::Unsettled) {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(1 << attempt));
+            attempt += 1;
+        };
         let mut st = self.state.lock();
         st.next_check = now.checked_add(CHECK_INTERVAL);
         if st.epoch != epoch {
@@ -332,6 +325,7 @@ impl FileProvider {
                     st.path = path;
                     st.stamp = stamp;
                     st.snapshot = snapshot;
+                    st.loaded = true;
                     st.mode = mode;
                     st.kept = None;
                 }
@@ -352,81 +346,6 @@ impl FileProvider {
             FileLocation::Configured(p) => Some(p.clone()),
             FileLocation::Default(dir) => existing_default(dir),
             FileLocation::Unknown(_) => None,
-        }
-    }
-
-    /// Looks at the file (without the lock): what changed since the version
-    /// `loaded` of `loaded_path`, whose snapshot is `good` when it parsed.
-    fn reread(
-        &self,
-        loaded_path: Option<&Path>,
-        loaded: Option<Stamp>,
-        good: Option<&SecretMap>,
-        forced: bool,
-    ) -> Reread {
-        let path = self.current_path();
-        let meta = path.as_deref().map(fs::metadata);
-        let stamp = match &meta {
-            Some(Ok(m)) => Some(Stamp::of(m)),
-            _ => None,
-        };
-        // A file modified within the last RACY_WINDOW may have changed again
-        // without its metadata changing (same size, a timestamp granularity of a
-        // second on some filesystems): re-read it until it has settled.
-        let racy = match &meta {
-            Some(Ok(m)) => m
-                .modified()
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_none_or(|age| age < RACY_WINDOW),
-            _ => false,
-        };
-        let same_path = path.as_deref() == loaded_path;
-        if same_path && stamp == loaded && good.is_some() && !racy {
-            return Reread::Same;
-        }
-        let (p, m) = match (&path, meta) {
-            (Some(p), Some(Ok(m))) => (p, m),
-            (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Reread::New {
-                    snapshot: Err(Error::io("cannot read secrets file", p, &e)),
-                    mode: None,
-                    path,
-                    stamp,
-                }
-            }
-            _ => {
-                return Reread::New {
-                    path,
-                    stamp,
-                    snapshot: Ok(Arc::default()),
-                    mode: None,
-                }
-            }
-        };
-        let loaded_now = load(p, self.max_size);
-        let after = fs::metadata(p).ok().map(|m| Stamp::of(&m));
-        if after != stamp && !forced {
-            return Reread::Unsettled; // changed while it was read
-        }
-        let kept_good = good.filter(|_| same_path);
-        match (loaded_now, kept_good) {
-            (Err(error @ Error::Parse(_)), Some(_)) => Reread::Broken { stamp, error },
-            (Ok(map), Some(good))
-                if racy
-                    && !forced
-                    && loaded.is_some_and(|l| l.dev == m.dev() && l.ino == m.ino())
-                    && map.lost_keys_of(good) =>
-            {
-                Reread::Unsettled
-            }
-            (snapshot, _) => Reread::New {
-                // The metadata read before the file (unchanged since, or forced).
-                mode: Some(m.mode() & 0o7777),
-                path: path.clone(),
-                stamp,
-                snapshot: snapshot.map(Arc::new),
-            },
         }
     }
 
@@ -504,6 +423,7 @@ impl FileProvider {
             st.mode = meta.as_ref().map(|m| m.mode() & 0o7777);
             st.path = path;
             st.snapshot = Ok(Arc::new(snapshot));
+            st.loaded = true;
             st.kept = None;
         }
         drop(lock); // releases the lock
@@ -603,16 +523,6 @@ fn existing_default(dir: &Path) -> Option<PathBuf> {
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.exists())
-}
-
-/// Reads and parses the file into a snapshot of its scalar values.
-fn load(path: &Path, max_size: u64) -> Result<SecretMap, Error> {
-    let Some(mut bytes) = fsutil::read_regular(path, "secrets file", max_size)? else {
-        return Ok(SecretMap::default()); // removed since its metadata was read
-    };
-    let doc = Document::parse(&bytes, Format::of(path), path);
-    bytes.zeroize();
-    Ok(doc?.into_snapshot())
 }
 
 /// Writers hold the lock while their temporary file exists, so any temporary

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::SystemTime;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
@@ -452,24 +453,27 @@ fn a_file_rewritten_in_place_never_loses_keys_half_way() {
         ("secrets.json", "{\"A\": \"1\", \"B\": \"2"),
         ("secrets.yaml", ""),
         ("secrets.yaml", "A: '1'\n"),
+        // A plain scalar cut short still parses, as a shorter value.
+        ("secrets.yml", "A: '1'\nB: 2"),
     ] {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join(name);
         let whole = if name.ends_with("json") {
             "{\"A\": \"1\", \"B\": \"2\"}"
         } else {
-            "A: '1'\nB: '2'\n"
+            "A: '1'\nB: 22\n"
         };
         fs::write(&path, whole).unwrap();
         let p = provider_at(&path);
-        assert_eq!(get(&p, "B").as_deref(), Some("2"));
+        let b = if name.ends_with("json") { "2" } else { "22" };
+        assert_eq!(get(&p, "B").as_deref(), Some(b));
         rewrite_in_place(&path, partial);
         p.state.lock().next_check = None; // the next check is due now
         assert_eq!(get(&p, "A").as_deref(), Some("1"), "{name} {partial:?}");
-        assert_eq!(get(&p, "B").as_deref(), Some("2"), "{name} {partial:?}");
+        assert_eq!(get(&p, "B").as_deref(), Some(b), "{name} {partial:?}");
         rewrite_in_place(&path, whole);
         p.state.lock().next_check = None;
-        assert_eq!(get(&p, "B").as_deref(), Some("2"));
+        assert_eq!(get(&p, "B").as_deref(), Some(b));
     }
 }
 
@@ -626,4 +630,112 @@ fn a_yaml_bomb_under_the_size_limit_is_refused_by_name() {
     let e = provider_at(&path).lookup("big").unwrap_err();
     assert!(matches!(e, Error::Parse(_)), "{e}");
     assert!(e.to_string().contains("aliases"), "{e}");
+}
+
+#[test]
+fn the_first_lookups_wait_for_the_first_load() {
+    // Issue 43, item 1: threads that looked while another thread made the
+    // first load answered from the empty initial snapshot ("not found" for
+    // keys every version of the file holds).
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.yaml");
+    fs::write(&path, "A: '1'\n").unwrap();
+    let p = provider_at(&path);
+    p.state.lock().reloading = true; // another thread is re-reading
+    assert_eq!(get(&p, "A").as_deref(), Some("1"), "nothing to serve yet");
+}
+
+#[test]
+fn a_first_load_that_catches_a_writer_half_way_looks_again() {
+    for (name, text) in [
+        ("secrets.json", ""),
+        ("secrets.json", "{\"A\": \"1"),
+        ("secrets.yaml", ""),
+        ("secrets.yaml", "A: 1"),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap(); // just written: within the racy window
+        let p = provider_at(&path);
+        assert!(
+            matches!(p.reread(None, None, None, false, true), Reread::Unsettled),
+            "{name} {text:?}"
+        );
+        assert!(
+            matches!(p.reread(None, None, None, true, true), Reread::New { .. }),
+            "the last attempt takes the file as it is: {name} {text:?}"
+        );
+    }
+    // A file that settled is taken at once, empty or not.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.yaml");
+    fs::write(&path, "").unwrap();
+    let old = SystemTime::now() - Duration::from_secs(10);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "A"), None);
+}
+
+#[test]
+fn readers_racing_an_in_place_writer_never_miss_a_key() {
+    // The attack of issue 43, item 1 (scaled down): a writer rewrites a
+    // 2-key file in place (truncate, then the text in small writes) while 4
+    // threads read from a provider they share from the start.
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    for name in ["secrets.yaml", "secrets.json"] {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join(name);
+        let text = |g: u32| {
+            if name.ends_with("json") {
+                format!("{{\"A\": \"g{g:04}x\", \"B\": \"g{g:04}x\"}}")
+            } else {
+                format!("A: g{g:04}x\nB: g{g:04}x\n")
+            }
+        };
+        fs::write(&path, text(0)).unwrap();
+        let p = Arc::new(provider_at(&path));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bad, total) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, stop, bad, total) = (p.clone(), stop.clone(), bad.clone(), total.clone());
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        total.fetch_add(1, Ordering::Relaxed);
+                        let whole = matches!(p.lookup("B"),
+                            Ok(Some(v)) if v.expose().len() == 6 && v.expose().ends_with('x'));
+                        if !whole {
+                            bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for g in 1..60 {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            for chunk in text(g).as_bytes().chunks(3) {
+                f.write_all(chunk).unwrap();
+                thread::yield_now();
+            }
+            drop(f);
+            thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        let (bad, total) = (bad.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+        assert_eq!(
+            bad, 0,
+            "{name}: {bad} of {total} gets missed B or got it cut short"
+        );
+    }
 }

@@ -1,0 +1,191 @@
+//! Re-reading the secrets file: what changed since the snapshot, and whether
+//! what is on disk now may be a writer caught half-way (the rules are in the
+//! module's documentation, [`super`]).
+
+use super::document::{Document, Format};
+use super::FileProvider;
+use crate::error::Error;
+use crate::fsutil;
+use crate::secrets::provider::SecretMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use zeroize::Zeroize;
+
+/// A file modified more recently than this is re-read at every check, whatever
+/// its metadata says (git's "racy timestamp" rule).
+pub(super) const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// How many times the first load of a file that is being rewritten in place
+/// (modified within [`RACY_WINDOW`], and empty, unparsable or changing while
+/// read) is tried again, after 1, 2, 4 ... ms, before the file is taken as
+/// it is: at most 63 ms, and only when there is no snapshot yet.
+pub(super) const FIRST_LOAD_RETRIES: u32 = 6;
+
+/// What identifies one version of the file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub(super) fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// What a re-read found.
+pub(super) enum Reread {
+    /// The file is as loaded: nothing to do.
+    Same,
+    /// A new version to serve (or the error to answer with).
+    New {
+        path: Option<PathBuf>,
+        stamp: Option<Stamp>,
+        snapshot: Result<Arc<SecretMap>, Error>,
+        mode: Option<u32>,
+    },
+    /// A version that does not parse; the last good snapshot stays.
+    Broken { stamp: Option<Stamp>, error: Error },
+    /// A version that may be half-written: look again at the next check.
+    Unsettled,
+}
+
+impl FileProvider {
+    /// Looks at the file (without the lock): what changed since the version
+    /// `loaded` of `loaded_path`, whose snapshot is `good` when it parsed;
+    /// `first`: nothing was loaded yet.
+    pub(super) fn reread(
+        &self,
+        loaded_path: Option<&Path>,
+        loaded: Option<Stamp>,
+        good: Option<&SecretMap>,
+        forced: bool,
+        first: bool,
+    ) -> Reread {
+        let path = self.current_path();
+        let meta = path.as_deref().map(fs::metadata);
+        let stamp = match &meta {
+            Some(Ok(m)) => Some(Stamp::of(m)),
+            _ => None,
+        };
+        // A file modified within the last RACY_WINDOW may have changed again
+        // without its metadata changing (same size, a timestamp granularity of a
+        // second on some filesystems): re-read it until it has settled.
+        let racy = match &meta {
+            Some(Ok(m)) => m
+                .modified()
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_none_or(|age| age < RACY_WINDOW),
+            _ => false,
+        };
+        let same_path = path.as_deref() == loaded_path;
+        if same_path && stamp == loaded && good.is_some() && !racy {
+            return Reread::Same;
+        }
+        let (p, m) = match (&path, meta) {
+            (Some(p), Some(Ok(m))) => (p, m),
+            (Some(p), Some(Err(e))) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Reread::New {
+                    snapshot: Err(Error::io("cannot read secrets file", p, &e)),
+                    mode: None,
+                    path,
+                    stamp,
+                }
+            }
+            _ => {
+                return Reread::New {
+                    path,
+                    stamp,
+                    snapshot: Ok(Arc::default()),
+                    mode: None,
+                }
+            }
+        };
+        let Loaded {
+            map: loaded_now,
+            open_ended,
+        } = load(p, self.max_size);
+        let after = fs::metadata(p).ok().map(|m| Stamp::of(&m));
+        if after != stamp && !forced {
+            return Reread::Unsettled; // changed while it was read
+        }
+        let kept_good = good.filter(|_| same_path);
+        // A file rewritten in place (the version loaded's inode) or read for
+        // the first time while it is being written may be a writer half-way:
+        // empty, partly written (a YAML plain scalar cut short still parses),
+        // or broken. Worth another look before it is served.
+        let in_place = loaded.is_some_and(|l| l.dev == m.dev() && l.ino == m.ino());
+        let half_written = racy
+            && !forced
+            && match (&loaded_now, kept_good) {
+                (Ok(map), Some(good)) => in_place && (open_ended || map.lost_keys_of(good)),
+                (Ok(map), None) => first && (open_ended || map.len() == 0),
+                (Err(Error::Parse(_)), None) => first,
+                _ => false,
+            };
+        if half_written {
+            return Reread::Unsettled;
+        }
+        match (loaded_now, kept_good) {
+            (Err(error @ Error::Parse(_)), Some(_)) => Reread::Broken { stamp, error },
+            (snapshot, _) => Reread::New {
+                // The metadata read before the file (unchanged since, or forced).
+                mode: Some(m.mode() & 0o7777),
+                path: path.clone(),
+                stamp,
+                snapshot: snapshot.map(Arc::new),
+            },
+        }
+    }
+}
+
+/// What [`load`] read.
+struct Loaded {
+    map: Result<SecretMap, Error>,
+    /// A YAML text that does not end with a line break: what a writer
+    /// caught half-way leaves (a truncated plain scalar still parses, as a
+    /// shorter value), and what no YAML writer ends a document with.
+    open_ended: bool,
+}
+
+/// Reads and parses the file into a snapshot of its scalar values.
+fn load(path: &Path, max_size: u64) -> Loaded {
+    let mut bytes = match fsutil::read_regular(path, "secrets file", max_size) {
+        Ok(Some(bytes)) => bytes,
+        // Removed since its metadata was read.
+        Ok(None) => {
+            return Loaded {
+                map: Ok(SecretMap::default()),
+                open_ended: false,
+            }
+        }
+        Err(e) => {
+            return Loaded {
+                map: Err(e),
+                open_ended: false,
+            }
+        }
+    };
+    let format = Format::of(path);
+    let open_ended = format == Format::Yaml && bytes.last().is_some_and(|&b| b != b'\n');
+    let doc = Document::parse(&bytes, format, path);
+    bytes.zeroize();
+    Loaded {
+        map: doc.map(Document::into_snapshot),
+        open_ended,
+    }
+}
