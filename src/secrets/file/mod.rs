@@ -35,7 +35,7 @@
 
 pub(crate) mod document;
 mod reread;
-use reread::{Reread, Stamp, FIRST_LOAD_RETRIES};
+use reread::Stamp;
 
 use super::provider::{Provider, ProviderStatus, SecretMap};
 use crate::error::Error;
@@ -153,24 +153,51 @@ impl Drop for Reloading<'_> {
 
 /// The JSON/YAML secrets file provider. Thread-safe.
 pub struct FileProvider {
-    location: FileLocation,
-    state: Mutex<State>,
+    shared: Arc<Shared>,
     /// Held by the thread doing the first load (the others wait on it: there
     /// is no snapshot to serve them yet).
     first_load: Mutex<()>,
     /// Serialises this process's writers (other processes: the lock file).
     writer: Mutex<()>,
+}
+
+/// A re-read that is due: what was loaded, as it was when the re-read
+/// started.
+struct Due {
+    now: Instant,
+    path: Option<PathBuf>,
+    stamp: Option<Stamp>,
+    good: Option<Arc<SecretMap>>,
+    epoch: u64,
+    forced: bool,
+    /// Nothing was loaded yet.
+    first: bool,
+}
+
+/// Files of this size or more with a snapshot to serve are re-read on a
+/// thread of their own (a 4 MB file takes a second or more to parse); smaller
+/// ones by the caller that finds them changed (a few milliseconds at most),
+/// which then answers from what it read.
+const BACKGROUND_REREAD_SIZE: u64 = 64 << 10;
+
+/// What a re-read in the background needs.
+struct Shared {
+    location: FileLocation,
+    state: Mutex<State>,
     /// Files larger than this are refused before they are read.
-    max_size: u64,
+    max_size: AtomicU64,
     /// Bumped whenever the snapshot may have changed (reloaded, saved,
     /// invalidated): see [`FileProvider::generation`].
     generation: AtomicU64,
+    /// Tests hold it to keep a background re-read from starting.
+    #[cfg(test)]
+    gate: Mutex<()>,
 }
 
 impl std::fmt::Debug for FileProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileProvider")
-            .field("location", &self.location)
+            .field("location", &self.shared.location)
             .finish_non_exhaustive()
     }
 }
@@ -179,12 +206,16 @@ impl FileProvider {
     /// A provider for `location`. Nothing is read until the first lookup.
     pub fn new(location: FileLocation) -> Self {
         FileProvider {
-            location,
-            state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
+            shared: Arc::new(Shared {
+                location,
+                state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
+                max_size: AtomicU64::new(fsutil::DEFAULT_MAX_FILE_SIZE),
+                generation: AtomicU64::new(0),
+                #[cfg(test)]
+                gate: Mutex::new(()),
+            }),
             first_load: Mutex::new(()),
             writer: Mutex::new(()),
-            max_size: fsutil::DEFAULT_MAX_FILE_SIZE,
-            generation: AtomicU64::new(0),
         }
     }
 
@@ -206,15 +237,15 @@ impl FileProvider {
 
     /// The same provider refusing files larger than `bytes` (default 4 MiB,
     /// the manager's `max_file_size`).
-    pub fn with_max_size(mut self, bytes: u64) -> Self {
-        self.max_size = bytes;
+    pub fn with_max_size(self, bytes: u64) -> Self {
+        self.shared.max_size.store(bytes, Ordering::Relaxed);
         self
     }
 
     /// The file that is read now, or that a save would create; `None` when no
     /// location can be known.
     pub fn path(&self) -> Option<PathBuf> {
-        match &self.location {
+        match &self.shared.location {
             FileLocation::Configured(p) => Some(p.clone()),
             FileLocation::Default(dir) => {
                 Some(existing_default(dir).unwrap_or_else(|| dir.join(DEFAULT_NAMES[0])))
@@ -230,7 +261,7 @@ impl FileProvider {
     /// looking the key up again.
     pub fn generation(&self) -> u64 {
         self.refresh_if_due(Instant::now());
-        self.generation.load(Ordering::Acquire)
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// [`generation`](Self::generation) without the freshness check: changes
@@ -238,7 +269,7 @@ impl FileProvider {
     /// change of the file by someone else only after a later `generation`
     /// or lookup checked the metadata.
     pub fn generation_unchecked(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// Stores `value` under `key` (an existing key keeps its place; a new one
@@ -261,92 +292,79 @@ impl FileProvider {
     }
 
     /// Re-reads the file when its check is due and no other thread is
-    /// re-reading it (the others go on with the last snapshot). Before the
-    /// first snapshot there is nothing to go on with: callers queue for the
-    /// first load, which takes an in-place rewrite caught half-way for what
-    /// it is (see [`FIRST_LOAD_RETRIES`]).
+    /// re-reading it (the others go on with the last snapshot). A file of
+    /// [`BACKGROUND_REREAD_SIZE`] or more with a snapshot to serve is re-read
+    /// on a thread of its own, so that the caller who found it changed does
+    /// not wait for the parse either. Before the first snapshot there is
+    /// nothing to go on with: callers queue for the first load, which takes
+    /// an in-place rewrite caught half-way for what it is (see
+    /// [`reread::FIRST_LOAD_RETRIES`]).
     fn refresh_if_due(&self, now: Instant) {
-        let loaded = self.state.lock().loaded; // (not held while waiting below)
+        let loaded = self.shared.state.lock().loaded; // (not held while waiting below)
         let _first_load = (!loaded).then(|| self.first_load.lock());
-        let (loaded_path, loaded_stamp, good, epoch, forced, first) = {
-            let mut st = self.state.lock();
+        let due = {
+            let mut st = self.shared.state.lock();
             let first = !st.loaded;
             if !first && (st.reloading || st.next_check.is_some_and(|t| now < t)) {
                 return;
             }
             st.reloading = true;
-            let good = if first {
-                None
-            } else {
-                st.snapshot.as_ref().ok().map(Arc::clone)
-            };
-            (
-                st.path.clone(),
-                st.stamp,
-                good,
-                st.epoch,
-                std::mem::take(&mut st.forced),
+            Due {
+                now,
+                path: st.path.clone(),
+                stamp: st.stamp,
+                good: if first {
+                    None
+                } else {
+                    st.snapshot.as_ref().ok().map(Arc::clone)
+                },
+                epoch: st.epoch,
+                forced: std::mem::take(&mut st.forced),
                 first,
-            )
+            }
         };
-        let reloading = Reloading(&self.state);
-        let mut attempt = 0;
-        let found = loop {
-            let last = !first || attempt == FIRST_LOAD_RETRIES;
-            let found = self.reread(
-                loaded_path.as_deref(),
-                loaded_stamp,
-                good.as_deref(),
-                forced || (first && last),
-                first,
+        let large = || {
+            self.current_path()
+                .and_then(|p| fs::metadata(p).ok())
+                .is_some_and(|m| m.len() >= BACKGROUND_REREAD_SIZE)
+        };
+        if due.good.is_some() && large() {
+            let (path, stamp, good, epoch, forced) = (
+                due.path.clone(),
+                due.stamp,
+                due.good.clone(),
+                due.epoch,
+                due.forced,
             );
-            if last || !matches!(found, Reread::Unsettled) {
-                break found;
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("st-secrets-reread".into())
+                .spawn(move || {
+                    #[cfg(test)]
+                    drop(shared.gate.lock());
+                    shared.refresh(due)
+                });
+            if spawned.is_ok() {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(1 << attempt));
-            attempt += 1;
-        };
-        let mut st = self.state.lock();
-        st.next_check = now.checked_add(CHECK_INTERVAL);
-        if st.epoch != epoch {
-            // Saved or invalidated meanwhile: what was read may be older.
-            st.next_check = None;
-            st.forced |= forced;
-        } else {
-            match found {
-                Reread::Same | Reread::Unsettled => {}
-                Reread::New {
-                    path,
-                    stamp,
-                    snapshot,
-                    mode,
-                } => {
-                    self.generation.fetch_add(1, Ordering::Release);
-                    st.path = path;
-                    st.stamp = stamp;
-                    st.snapshot = snapshot;
-                    st.loaded = true;
-                    st.mode = mode;
-                    st.kept = None;
-                }
-                Reread::Broken { stamp, error } => {
-                    st.stamp = stamp;
-                    st.kept = Some(error);
-                }
-            }
+            // No thread to be had (the re-read mark is still set): here, then.
+            let due = Due {
+                now,
+                path,
+                stamp,
+                good,
+                epoch,
+                forced,
+                first: false,
+            };
+            return self.shared.refresh(due);
         }
-        st.reloading = false;
-        drop(st);
-        std::mem::forget(reloading);
+        self.shared.refresh(due);
     }
 
     /// The file read now (`None`: no file exists in default mode).
     fn current_path(&self) -> Option<PathBuf> {
-        match &self.location {
-            FileLocation::Configured(p) => Some(p.clone()),
-            FileLocation::Default(dir) => existing_default(dir),
-            FileLocation::Unknown(_) => None,
-        }
+        self.shared.current_path()
     }
 
     /// Runs `change` on the current document under the write locks; writes the
@@ -356,7 +374,7 @@ impl FileProvider {
         change: impl FnOnce(&mut Document) -> Result<bool, Error>,
     ) -> Result<bool, Error> {
         let _this_process = self.writer.lock();
-        let target = match (&self.location, self.path()) {
+        let target = match (&self.shared.location, self.path()) {
             (_, Some(p)) => p,
             (FileLocation::Unknown(why), None) => {
                 return Err(Error::ProviderUnavailable(format!(
@@ -390,7 +408,7 @@ impl FileProvider {
         remove_stale_temporaries(&dir, &name);
 
         let format = Format::of(&target);
-        let mut doc = match fsutil::read_regular(&target, "secrets file", self.max_size)? {
+        let mut doc = match fsutil::read_regular(&target, "secrets file", self.shared.max_size())? {
             Some(mut bytes) => {
                 let parsed = Document::parse(&bytes, format, &target);
                 bytes.zeroize();
@@ -401,14 +419,14 @@ impl FileProvider {
         let changed = change(&mut doc)?;
         if changed {
             let mut bytes = doc.render(&target)?;
-            if bytes.len() as u64 > self.max_size {
+            if bytes.len() as u64 > self.shared.max_size() {
                 let size = bytes.len();
                 bytes.zeroize();
                 // Written, every later read would refuse the file.
                 return Err(Error::Io(format!(
-                    "{}: the file would be {size} bytes, above the limit of {} bytes                      (max_file_size); nothing was written",
+                    "{}: the file would be {size} bytes, above the limit of {} bytes (max_file_size); nothing was written",
                     target.display(),
-                    self.max_size
+                    self.shared.max_size()
                 )));
             }
             let written = fsutil::replace_atomically(&dir, &name, &target, &bytes);
@@ -418,7 +436,7 @@ impl FileProvider {
             let path = self.current_path();
             let meta = path.as_deref().and_then(|p| fs::metadata(p).ok());
             let snapshot = doc.into_snapshot();
-            let mut st = self.state.lock();
+            let mut st = self.shared.state.lock();
             st.stamp = meta.as_ref().map(Stamp::of);
             st.mode = meta.as_ref().map(|m| m.mode() & 0o7777);
             st.path = path;
@@ -439,24 +457,24 @@ impl Provider for FileProvider {
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         self.refresh_if_due(Instant::now());
-        let snapshot = self.state.lock().snapshot.clone()?;
+        let snapshot = self.shared.state.lock().snapshot.clone()?;
         Ok(snapshot.resolve(key).map(|(_, v)| v.clone()))
     }
 
     fn keys(&self) -> Result<Vec<String>, Error> {
         self.refresh_if_due(Instant::now());
-        let snapshot = self.state.lock().snapshot.clone()?;
+        let snapshot = self.shared.state.lock().snapshot.clone()?;
         Ok(snapshot.keys())
     }
 
     fn holds_non_secret(&self, key: &str) -> bool {
-        let st = self.state.lock();
+        let st = self.shared.state.lock();
         st.snapshot.as_ref().is_ok_and(|s| s.holds_non_secret(key))
     }
 
     fn status(&self) -> ProviderStatus {
         self.refresh_if_due(Instant::now());
-        let st = self.state.lock();
+        let st = self.shared.state.lock();
         let mut warnings = Vec::new();
         if let (Some(p), Some(e)) = (&st.path, &st.kept) {
             warnings.push(format!(
@@ -477,7 +495,7 @@ impl Provider for FileProvider {
             (Some(p), Some(_), Err(e)) => (true, format!("{}: unreadable: {e}", p.display())),
             _ => (
                 false,
-                match &self.location {
+                match &self.shared.location {
                     FileLocation::Configured(p) => {
                         format!("{} does not exist yet; saving creates it", p.display())
                     }
@@ -510,11 +528,11 @@ impl Provider for FileProvider {
     }
 
     fn invalidate(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.shared.state.lock();
         st.next_check = None;
         st.forced = true;
         st.epoch = st.epoch.wrapping_add(1);
-        self.generation.fetch_add(1, Ordering::Release);
+        self.shared.generation.fetch_add(1, Ordering::Release);
     }
 }
 

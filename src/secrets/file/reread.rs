@@ -3,13 +3,14 @@
 //! module's documentation, [`super`]).
 
 use super::document::{Document, Format};
-use super::FileProvider;
+use super::{existing_default, Due, FileLocation, Reloading, Shared, CHECK_INTERVAL};
 use crate::error::Error;
 use crate::fsutil;
 use crate::secrets::provider::SecretMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroize;
@@ -63,7 +64,74 @@ pub(super) enum Reread {
     Unsettled,
 }
 
-impl FileProvider {
+impl Shared {
+    /// Re-reads the file for `due` (the re-read mark set) and serves what it
+    /// found, unless a save or an invalidation came meanwhile.
+    pub(super) fn refresh(&self, due: Due) {
+        let reloading = Reloading(&self.state);
+        let mut attempt = 0;
+        let found = loop {
+            let last = !due.first || attempt == FIRST_LOAD_RETRIES;
+            let found = self.reread(
+                due.path.as_deref(),
+                due.stamp,
+                due.good.as_deref(),
+                due.forced || (due.first && last),
+                due.first,
+            );
+            if last || !matches!(found, Reread::Unsettled) {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(1 << attempt));
+            attempt += 1;
+        };
+        let mut st = self.state.lock();
+        st.next_check = due.now.checked_add(CHECK_INTERVAL);
+        if st.epoch != due.epoch {
+            // Saved or invalidated meanwhile: what was read may be older.
+            st.next_check = None;
+            st.forced |= due.forced;
+        } else {
+            match found {
+                Reread::Same | Reread::Unsettled => {}
+                Reread::New {
+                    path,
+                    stamp,
+                    snapshot,
+                    mode,
+                } => {
+                    self.generation.fetch_add(1, Ordering::Release);
+                    st.path = path;
+                    st.stamp = stamp;
+                    st.snapshot = snapshot;
+                    st.loaded = true;
+                    st.mode = mode;
+                    st.kept = None;
+                }
+                Reread::Broken { stamp, error } => {
+                    st.stamp = stamp;
+                    st.kept = Some(error);
+                }
+            }
+        }
+        st.reloading = false;
+        drop(st);
+        std::mem::forget(reloading);
+    }
+
+    /// The file read now (`None`: no file exists in default mode).
+    pub(super) fn current_path(&self) -> Option<PathBuf> {
+        match &self.location {
+            FileLocation::Configured(p) => Some(p.clone()),
+            FileLocation::Default(dir) => existing_default(dir),
+            FileLocation::Unknown(_) => None,
+        }
+    }
+
+    pub(super) fn max_size(&self) -> u64 {
+        self.max_size.load(Ordering::Relaxed)
+    }
+
     /// Looks at the file (without the lock): what changed since the version
     /// `loaded` of `loaded_path`, whose snapshot is `good` when it parsed;
     /// `first`: nothing was loaded yet.
@@ -118,7 +186,7 @@ impl FileProvider {
         let Loaded {
             map: loaded_now,
             open_ended,
-        } = load(p, self.max_size);
+        } = load(p, self.max_size());
         let after = fs::metadata(p).ok().map(|m| Stamp::of(&m));
         if after != stamp && !forced {
             return Reread::Unsettled; // changed while it was read
@@ -182,10 +250,7 @@ fn load(path: &Path, max_size: u64) -> Loaded {
     };
     let format = Format::of(path);
     let open_ended = format == Format::Yaml && bytes.last().is_some_and(|&b| b != b'\n');
-    let doc = Document::parse(&bytes, format, path);
+    let map = Document::snapshot(&bytes, format, path);
     bytes.zeroize();
-    Loaded {
-        map: doc.map(Document::into_snapshot),
-        open_ended,
-    }
+    Loaded { map, open_ended }
 }

@@ -1,8 +1,9 @@
+use super::reread::Reread;
 use super::*;
-use std::time::SystemTime;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
+use std::time::SystemTime;
 use tempfile::TempDir;
 
 fn provider_at(path: &Path) -> FileProvider {
@@ -468,11 +469,11 @@ fn a_file_rewritten_in_place_never_loses_keys_half_way() {
         let b = if name.ends_with("json") { "2" } else { "22" };
         assert_eq!(get(&p, "B").as_deref(), Some(b));
         rewrite_in_place(&path, partial);
-        p.state.lock().next_check = None; // the next check is due now
+        p.shared.state.lock().next_check = None; // the next check is due now
         assert_eq!(get(&p, "A").as_deref(), Some("1"), "{name} {partial:?}");
         assert_eq!(get(&p, "B").as_deref(), Some(b), "{name} {partial:?}");
         rewrite_in_place(&path, whole);
-        p.state.lock().next_check = None;
+        p.shared.state.lock().next_check = None;
         assert_eq!(get(&p, "B").as_deref(), Some(b));
     }
 }
@@ -513,7 +514,7 @@ fn a_file_replaced_by_rename_or_invalidated_is_taken_at_once() {
     let temp = dir.path().join("new.json");
     fs::write(&temp, r#"{"A": "1"}"#).unwrap();
     fs::rename(&temp, &path).unwrap();
-    p.state.lock().next_check = None;
+    p.shared.state.lock().next_check = None;
     assert_eq!(
         get(&p, "B"),
         None,
@@ -543,7 +544,7 @@ fn readers_do_not_wait_for_a_reread() {
     assert_eq!(get(&p, "A").as_deref(), Some("1"));
     fs::write(&path, r#"{"A": "2"}"#).unwrap();
     {
-        let mut st = p.state.lock();
+        let mut st = p.shared.state.lock();
         st.reloading = true; // another thread is re-reading
         st.next_check = None;
     }
@@ -552,7 +553,7 @@ fn readers_do_not_wait_for_a_reread() {
         Some("1"),
         "served at once from the snapshot"
     );
-    p.state.lock().reloading = false;
+    p.shared.state.lock().reloading = false;
     assert_eq!(get(&p, "A").as_deref(), Some("2"));
 }
 
@@ -561,10 +562,10 @@ fn a_save_is_seen_at_once_even_during_a_reread() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("secrets.json");
     let p = provider_at(&path);
-    p.state.lock().reloading = true; // a re-read in progress elsewhere
+    p.shared.state.lock().reloading = true; // a re-read in progress elsewhere
     p.save("K", "v1").unwrap();
     assert_eq!(get(&p, "K").as_deref(), Some("v1"));
-    p.state.lock().reloading = false;
+    p.shared.state.lock().reloading = false;
 }
 
 #[test]
@@ -641,7 +642,7 @@ fn the_first_lookups_wait_for_the_first_load() {
     let path = dir.path().join("secrets.yaml");
     fs::write(&path, "A: '1'\n").unwrap();
     let p = provider_at(&path);
-    p.state.lock().reloading = true; // another thread is re-reading
+    p.shared.state.lock().reloading = true; // another thread is re-reading
     assert_eq!(get(&p, "A").as_deref(), Some("1"), "nothing to serve yet");
 }
 
@@ -658,11 +659,17 @@ fn a_first_load_that_catches_a_writer_half_way_looks_again() {
         fs::write(&path, text).unwrap(); // just written: within the racy window
         let p = provider_at(&path);
         assert!(
-            matches!(p.reread(None, None, None, false, true), Reread::Unsettled),
+            matches!(
+                p.shared.reread(None, None, None, false, true),
+                Reread::Unsettled
+            ),
             "{name} {text:?}"
         );
         assert!(
-            matches!(p.reread(None, None, None, true, true), Reread::New { .. }),
+            matches!(
+                p.shared.reread(None, None, None, true, true),
+                Reread::New { .. }
+            ),
             "the last attempt takes the file as it is: {name} {text:?}"
         );
     }
@@ -738,4 +745,46 @@ fn readers_racing_an_in_place_writer_never_miss_a_key() {
             "{name}: {bad} of {total} gets missed B or got it cut short"
         );
     }
+}
+
+#[test]
+fn a_large_file_is_reread_while_its_finder_goes_on() {
+    // Issue 43, item 3: the get that found a 4 MB file changed waited for the
+    // whole parse (up to 5 s on a busy machine). From BACKGROUND_REREAD_SIZE
+    // on, the re-read runs on a thread of its own and every caller answers
+    // from the snapshot meanwhile.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    let text = |v: &str| {
+        let mut map = serde_json::Map::new();
+        for i in 0..8_000 {
+            map.insert(format!("KEY_{i:05}"), format!("value-{i:05}").into());
+        }
+        map.insert("A".into(), v.into());
+        serde_json::to_string(&map).unwrap()
+    };
+    fs::write(&path, text("1")).unwrap();
+    assert!(fs::metadata(&path).unwrap().len() >= BACKGROUND_REREAD_SIZE);
+    let p = provider_at(&path);
+    assert_eq!(get(&p, "A").as_deref(), Some("1"));
+    fs::write(&path, text("2")).unwrap();
+    let generation = p.generation_unchecked();
+    let gate = p.shared.gate.lock(); // a background re-read waits for it
+    p.shared.state.lock().next_check = None;
+    assert_eq!(
+        get(&p, "A").as_deref(),
+        Some("1"),
+        "the get that found the change answered at once"
+    );
+    assert_eq!(p.generation_unchecked(), generation);
+    drop(gate);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&p, "A").as_deref() != Some("2") {
+        assert!(
+            Instant::now() < deadline,
+            "the background re-read never landed"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_ne!(p.generation_unchecked(), generation);
 }
