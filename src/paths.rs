@@ -47,12 +47,45 @@ pub(crate) fn path_from_env(name: &str) -> Option<PathBuf> {
         .map(|v| expand_home(PathBuf::from(v)))
 }
 
-/// The state directory: `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`,
-/// else `~/.simpletuner` (SimpleTuner's order); `None` when none applies.
+/// The state directory, in SimpleTuner's order (`get_default_config_dir`):
+/// `SIMPLETUNER_STATE_DIR`, else `SIMPLETUNER_CONFIG_DIR`, else the platform
+/// default ([`default_state_dir`]); `None` when none applies.
 pub(crate) fn state_dir() -> Option<PathBuf> {
     path_from_env("SIMPLETUNER_STATE_DIR")
         .or_else(|| path_from_env("SIMPLETUNER_CONFIG_DIR"))
-        .or_else(simpletuner_dir)
+        .or_else(default_state_dir)
+}
+
+/// The platform's default state directory. Linux: the first of
+/// `/workspace/simpletuner`, `/notebooks/simpletuner` (the volumes of cloud
+/// GPU and notebook machines) and `~/.simpletuner` that already has a
+/// `cloud/` directory, else the first whose parent exists. macOS:
+/// `~/Library/Application Support/SimpleTuner`.
+fn default_state_dir() -> Option<PathBuf> {
+    if cfg!(target_os = "macos") {
+        return home_dir().map(|h| h.join("Library/Application Support/SimpleTuner"));
+    }
+    let mut candidates = vec![
+        PathBuf::from("/workspace/simpletuner"),
+        PathBuf::from("/notebooks/simpletuner"),
+    ];
+    candidates.extend(simpletuner_dir());
+    first_state_dir(&candidates)
+}
+
+/// Of `candidates`, the first with a `cloud/` directory, else the first
+/// whose parent exists, else the last.
+fn first_state_dir(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .find(|c| c.join("cloud").is_dir())
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|c| c.parent().is_some_and(std::path::Path::is_dir))
+        })
+        .or(candidates.last())
+        .cloned()
 }
 
 #[cfg(test)]
@@ -76,6 +109,37 @@ mod tests {
         );
         assert_eq!(home_from(None, || None), None);
         assert_eq!(home_from(Some("".into()), || Some(PathBuf::new())), None);
+    }
+
+    #[test]
+    fn the_state_dir_is_the_first_with_a_cloud_dir_else_the_first_whose_parent_exists() {
+        // Issue 43, item 5: SimpleTuner looks in /workspace and /notebooks
+        // before the home directory; the same order over a scratch root.
+        let root = tempfile::TempDir::new().unwrap();
+        let r = root.path();
+        let candidates = [
+            r.join("workspace/simpletuner"),
+            r.join("notebooks/simpletuner"),
+            r.join("home/.simpletuner"),
+        ];
+        let mkdir = |p: &str| std::fs::create_dir_all(r.join(p)).unwrap();
+        mkdir("home");
+        assert_eq!(first_state_dir(&candidates), Some(candidates[2].clone()));
+        mkdir("notebooks");
+        assert_eq!(first_state_dir(&candidates), Some(candidates[1].clone()));
+        mkdir("workspace");
+        assert_eq!(first_state_dir(&candidates), Some(candidates[0].clone()));
+        mkdir("home/.simpletuner/cloud");
+        assert_eq!(
+            first_state_dir(&candidates),
+            Some(candidates[2].clone()),
+            "an existing database directory wins"
+        );
+        mkdir("notebooks/simpletuner/cloud");
+        assert_eq!(first_state_dir(&candidates), Some(candidates[1].clone()));
+        let nowhere = [r.join("none/a"), r.join("none/b")];
+        assert_eq!(first_state_dir(&nowhere), Some(nowhere[1].clone()));
+        assert_eq!(first_state_dir(&[]), None);
     }
 
     #[test]

@@ -35,9 +35,10 @@ impl Globals {
 /// Why `key` was not found: no provider has it, or one holds it with a value
 /// that is not a secret.
 pub fn not_found_message(m: &SecretsManager, key: &str) -> String {
+    let shown = crate::io::printable(key);
     match m.non_secret_holder(key) {
         Some(p) => format!(
-            "secret '{key}' is in the {p} provider, but its value is an object, a list or \
+            "secret '{shown}' is in the {p} provider, but its value is an object, a list or \
              null, not a secret (only strings, numbers and booleans are)"
         ),
         None => {
@@ -48,7 +49,7 @@ pub fn not_found_message(m: &SecretsManager, key: &str) -> String {
                 .map(|e| e.status.name)
                 .collect();
             format!(
-                "secret '{key}' was not found (looked in: {})",
+                "secret '{shown}' was not found (looked in: {})",
                 looked.join(", ")
             )
         }

@@ -19,7 +19,7 @@
 //! | `secretfiles` | `run --file`: the private directory on a memory-backed filesystem and the 0600 files in it, removed on drop | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
-//! | `context` | `Globals`: the global options, the manager and store they configure | `outcome` |
+//! | `context` | `Globals`: the global options, the manager and store they configure | `outcome`, `io` |
 //! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `template`, `envfile`, `secretfiles`, `io`, `context` |
 //! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
 

@@ -938,6 +938,85 @@ fn env_docker_output_is_what_dockers_reader_reads_or_refused() {
     assert!(text(&o.stderr).contains("longer than docker reads"));
 }
 
+/// Values with every byte 0x01-0x7f (alone, inside, last) and a few
+/// multi-byte characters, but no carriage return: what `env --format
+/// dotenv` must write in a form its readers read back byte for byte.
+fn dotenv_sweep() -> Vec<String> {
+    let mut values = Vec::new();
+    for c in (1u8..0x80).map(char::from).filter(|&c| c != '\r') {
+        values.extend([c.to_string(), format!("a{c}b"), format!("x{c}")]);
+    }
+    values.extend(["ü", "€ 漢字", "😂\n😂", "", " ", "#", "a\\", "'", "\""].map(String::from));
+    values
+}
+
+#[test]
+fn env_dotenv_output_reads_back_the_same_in_dotenvy_or_is_refused() {
+    // Issue 43, item 2 (python-dotenv's half is in the Python suite).
+    let values = dotenv_sweep();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let home = readers_home(&refs);
+    let o = output(&home, &["env", "--format", "dotenv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let read: Vec<(String, String)> = dotenvy::from_read_iter(&o.stdout[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut want: Vec<(String, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i:02}"), v.clone()))
+        .collect();
+    let mut read_sorted = read.clone();
+    read_sorted.sort();
+    want.sort();
+    assert_eq!(read_sorted, want);
+
+    // What neither form carries: refused by key, nothing written, no value.
+    for (value, why) in [
+        ("crlf\r\nline", "carriage return"),
+        ("a${HOME}b", "expands"),
+        ("it's $5", "'$' with a quote"),
+        ("c:\\$x", "'$' with a quote or a backslash"),
+    ] {
+        let home = readers_home(&["fine", value]);
+        let o = output(&home, &["env", "--format", "dotenv"]);
+        assert_eq!(o.status.code(), Some(3), "{value:?}");
+        assert!(o.stdout.is_empty());
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("V01") && err.contains(why) && !err.contains("V00"),
+            "{err}"
+        );
+        assert!(!err.contains(value) && !err.contains("fine"), "{err}");
+    }
+}
+
+#[test]
+fn reference_keys_with_terminal_escapes_are_printed_escaped() {
+    // Issue 43, item 13: `NAME=st://KEY` with escapes in KEY reached the
+    // terminal raw through "not found" messages.
+    let home = readers_home(&["x"]);
+    let env_file = home.path().join("e.env");
+    fs::write(&env_file, "A=st://K\x1b[31mRED\nB=st://\x1b]0;title\x07X\n").unwrap();
+    let template = home.path().join("t.txt");
+    fs::write(&template, "x {{ st://K\x1b[31mX }}\n").unwrap();
+    let env_path = env_file.to_str().unwrap();
+    let template_path = template.to_str().unwrap();
+    for args in [
+        &["run", "--env-file", env_path, "--", "true"][..],
+        &["env", "--env-file", env_path][..],
+        &["inject", "-i", template_path][..],
+    ] {
+        let o = output(&home, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("\\u{1b}") && !err.contains('\x1b') && !err.contains('\x07'),
+            "{err:?}"
+        );
+    }
+}
+
 #[test]
 fn inject_into_yaml_and_json_keeps_the_documents_shape() {
     let home = readers_home(&READER_VALUES);

@@ -145,7 +145,11 @@ pub extern "C" fn st_secrets_get_with_source(
 fn not_found(key: &str) -> FfiError {
     FfiError::new(
         st_result::ST_NOT_FOUND,
-        format!("secret '{key}' was not found by any provider"),
+        // Control characters escaped: a message may reach a terminal.
+        format!(
+            "secret '{}' was not found by any provider",
+            key.escape_debug()
+        ),
     )
 }
 

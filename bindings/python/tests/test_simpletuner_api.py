@@ -616,11 +616,11 @@ def test_the_console_script_runs_commands_and_exports_for_dotenv(tmp_path):
     # `env --format dotenv` read back by python-dotenv: the same values.
     out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env, check=True)
     assert dotenv_values(stream=io.StringIO(out.stdout)) == {"HF_TOKEN": "hf_console_SECRET_42", "TRICKY": tricky}
-    # python-dotenv expands ${VAR} even in single quotes and has no escape for
-    # it: such a value round-trips with interpolation off, and the tool says so.
+    # python-dotenv expands ${VAR} in any quoting and has no escape for it:
+    # such a value is refused by name, and nothing is written.
     path.write_text(json.dumps({"BRACED": "a${HOME}b"}))
-    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env, check=True)
-    assert dotenv_values(stream=io.StringIO(out.stdout), interpolate=False) == {"BRACED": "a${HOME}b"}
+    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env)
+    assert (out.returncode, out.stdout) == (3, "")
     assert "BRACED" in out.stderr and "${" in out.stderr and "a${HOME}b" not in out.stderr
 
 
@@ -631,29 +631,41 @@ READER_VALUES = [
 ]
 
 
+def dotenv_sweep():
+    """Every byte 0x01-0x7f but the carriage return (alone, inside, last) and
+    a few multi-byte characters: the same values as the tool's dotenvy test."""
+    values = []
+    for c in (chr(b) for b in range(1, 0x80) if b != 0x0D):
+        values += [c, "a%sb" % c, "x%s" % c]
+    return values + ["ü", "€ 漢字", "😂\n😂", "", " ", "#", "a\\", "'", '"']
+
+
 def test_env_dotenv_output_round_trips_through_python_dotenv(tmp_path):
-    """Every value of the corpus the tool's tests use for the shells and
-    docker, read back by python-dotenv's dotenv_values."""
-    import io
+    """`env --format dotenv` written to a file and read back as users do
+    (load_dotenv/dotenv_values on the path: Python's text mode, python-dotenv's
+    default interpolation): every value the same, byte for byte; a value no
+    dotenv form carries is refused by name and nothing is written."""
     import subprocess
 
     from dotenv import dotenv_values
 
     exe = Path(sys.executable).parent / "st-secrets"
-    values = {f"V{i:02}": v for i, v in enumerate(READER_VALUES)}
     path = tmp_path / "s.json"
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
-    env = dict(os.environ, SIMPLETUNER_SECRETS_FILE=str(path))
-    out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, env=env, check=True)
-    text = out.stdout.decode("utf-8")
-    assert dotenv_values(stream=io.StringIO(text, newline=""), interpolate=False) == values
-    # With interpolation on (python-dotenv's default), every value without
-    # "${" (which it expands even in single quotes) reads back the same.
-    interpolated = dotenv_values(stream=io.StringIO(text, newline=""))
-    assert {k: v for k, v in interpolated.items() if "${" not in values[k]} == {
-        k: v for k, v in values.items() if "${" not in v}
-    assert b"V04" in out.stderr and b"${" in out.stderr  # the tool says so, naming the key
+    for corpus in (dotenv_sweep(), [v for v in READER_VALUES if "\r" not in v and "${" not in v]):
+        values = {f"V{i:03}": v for i, v in enumerate(corpus)}
+        path.write_text(json.dumps(values))
+        os.chmod(path, 0o600)
+        env = dict(os.environ, SIMPLETUNER_SECRETS_FILE=str(path))
+        out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, env=env, check=True)
+        dotenv_file = tmp_path / ".env"
+        dotenv_file.write_bytes(out.stdout)
+        assert dotenv_values(dotenv_file) == values
+    for value, why in (("crlf\r\nline", "carriage return"), ("a${HOME}b", "expands"), ("it's $5", "'$'")):
+        path.write_text(json.dumps({"OK": "fine", "BAD": value}))
+        env = dict(os.environ, SIMPLETUNER_SECRETS_FILE=str(path))
+        out = subprocess.run([str(exe), "env", "--format", "dotenv"], capture_output=True, text=True, env=env)
+        assert (out.returncode, out.stdout) == (3, "")
+        assert "BAD" in out.stderr and why in out.stderr and value not in out.stderr
 
 
 # ---- §9 the singleton protocol SimpleTuner's code and tests rely on ----------------------------

@@ -291,9 +291,53 @@ fn sh_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// `value` in single quotes for a dotenv file: `\` and `'` escaped.
-fn dotenv_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+/// `value` quoted for a dotenv file so that python-dotenv (1.x, with its
+/// default interpolation) and dotenvy read it back byte for byte, or why no
+/// form does. The two readers agree on little:
+///
+/// - single quotes are literal in both for a value without `'` or `\`
+///   (python-dotenv decodes `\\` and `\'` there, dotenvy refuses a `\`
+///   before the closing quote); line breaks and `$HOME` are kept as they are;
+/// - double quotes with `\\`, `\"` and `\n` escaped, for the other values,
+///   are read the same by both unless the value holds a `$`, which dotenvy
+///   expands there (python-dotenv has no `\$`);
+/// - python-dotenv expands `${...}` in every quoting, has no escape for it,
+///   and reads a raw carriage return as a line break (as Python's text mode
+///   does), while dotenvy has no `\r`.
+fn dotenv_quote(value: &str) -> Result<String, &'static str> {
+    if value.contains('\r') {
+        Err(
+            "holds a carriage return (python-dotenv reads it as a line break, and dotenvy \
+             has no escape for it)",
+        )
+    } else if value.contains("${") {
+        Err("holds '${', which python-dotenv expands in any quoting (it has no escape for it)")
+    } else if !value.contains(['\'', '\\']) {
+        // Sized once: no copy of the value is left behind by a reallocation.
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('\'');
+        out.push_str(value);
+        out.push('\'');
+        Ok(out)
+    } else if !value.contains('$') {
+        let mut out = String::with_capacity(2 * value.len() + 2);
+        out.push('"');
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str(r"\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str(r"\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        Ok(out)
+    } else {
+        Err(
+            "holds '$' with a quote or a backslash (no quoting reads back the same in \
+             python-dotenv and dotenvy)",
+        )
+    }
 }
 
 /// The longest line `docker run --env-file` reads (its line scanner's
@@ -357,15 +401,22 @@ pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
             }
         }
         Format::Dotenv => {
+            let mut refused = Vec::new();
             for (name, value) in &vars {
-                if value.expose().contains("${") {
-                    eprintln!(
-                        "st-secrets: note: the value of {name} contains '${{', which python-dotenv \
-                         and docker compose expand (dotenv has no escape for it): read the file \
-                         with interpolation off"
-                    );
+                match dotenv_quote(value.expose()) {
+                    Ok(mut quoted) => {
+                        text.push_str(&format!("{name}={quoted}\n"));
+                        zeroize::Zeroize::zeroize(&mut quoted);
+                    }
+                    Err(why) => refused.push(format!("{name} {why}")),
                 }
-                text.push_str(&format!("{name}={}\n", dotenv_quote(value.expose())));
+            }
+            if !refused.is_empty() {
+                return Err(CliError::Error(Error::InvalidArgument(format!(
+                    "a dotenv file cannot carry every value: the value of {}; nothing was \
+                     written (leave the key out with --only, or use --format sh or --json)",
+                    refused.join("; the value of ")
+                ))));
             }
         }
     }
@@ -464,7 +515,11 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(sh_quote("it's $HOME"), r"'it'\''s $HOME'");
-        assert_eq!(dotenv_quote(r"a\b'c"), r"'a\\b\'c'");
+        assert_eq!(dotenv_quote("a $HOME\n").unwrap(), "'a $HOME\n'");
+        assert_eq!(dotenv_quote("a\\b'c\n\"").unwrap(), r#""a\\b'c\n\"""#);
+        assert!(dotenv_quote("a'$b").is_err());
+        assert!(dotenv_quote("a${b}").is_err());
+        assert!(dotenv_quote("a\rb").is_err());
         assert!(valid_name("HF_TOKEN") && valid_name("_X1"));
         assert!(!valid_name("1X") && !valid_name("A B") && !valid_name(""));
         assert_eq!(docker_refusal("A", "  'quoted' $x # y  "), None);

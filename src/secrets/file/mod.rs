@@ -2,7 +2,7 @@
 //!
 //! Reading: the parsed file is kept as a snapshot; its metadata (device, inode,
 //! size, modification and change times) is checked at most every
-//! [`CHECK_INTERVAL`], so a change made by another process is seen within a
+//! [`CHECK_INTERVAL`](snapshot::CHECK_INTERVAL), so a change made by another process is seen within a
 //! second while gets stay cheap. A file modified in the last two seconds is
 //! re-read at each check whatever its metadata says, so that a same-size
 //! rewrite within one timestamp tick is not missed.
@@ -34,10 +34,13 @@
 //! kept (the YAML library drops them).
 
 pub(crate) mod document;
-mod reread;
-use reread::Stamp;
+mod snapshot;
+#[cfg(test)]
+use snapshot::CHECK_INTERVAL;
+use snapshot::{existing_default, Due, Shared, Stamp, State};
+pub use snapshot::{FileLocation, DEFAULT_NAMES};
 
-use super::provider::{Provider, ProviderStatus, SecretMap};
+use super::provider::{Provider, ProviderStatus};
 use crate::error::Error;
 use crate::fsutil;
 use crate::paths;
@@ -49,14 +52,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use zeroize::Zeroize;
-
-/// How often, at most, the file's metadata is checked for changes.
-pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
-
-/// The default file names, checked in this order in the default directory.
-pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
 
 /// The file provider's settings: the configuration keys `file_path` and
 /// `max_file_size` (docs/configuration.md, "Configuration keys").
@@ -81,76 +78,6 @@ impl Default for FileSettings {
     }
 }
 
-/// Where the provider's file is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileLocation {
-    /// A configured path, used even when it does not exist yet.
-    Configured(PathBuf),
-    /// The first of `DEFAULT_NAMES` that exists in this directory
-    /// (`~/.simpletuner`); saving creates `secrets.json` there when none does.
-    Default(PathBuf),
-    /// No location can be known (no configured path, no home directory): the
-    /// provider answers "absent" and cannot save; the reason is its detail.
-    Unknown(String),
-}
-
-struct State {
-    /// The file currently read (`None`: no file exists in default mode).
-    path: Option<PathBuf>,
-    /// The version loaded (`None`: the file did not exist).
-    stamp: Option<Stamp>,
-    /// The parsed file, or why it could not be read.
-    snapshot: Result<Arc<SecretMap>, Error>,
-    /// A snapshot was loaded (or saved): before that, lookups wait for the
-    /// first load instead of answering from the empty initial snapshot.
-    loaded: bool,
-    /// Why the current version of the file is not what is served (it does
-    /// not parse), while the last good snapshot is.
-    kept: Option<Error>,
-    mode: Option<u32>,
-    /// When the metadata is next checked (`None`: at the next lookup).
-    next_check: Option<Instant>,
-    /// A thread is re-reading the file: the others use the snapshot.
-    reloading: bool,
-    /// Bumped by saves and invalidations: a re-read that started before
-    /// one is dropped (it may hold an older version).
-    epoch: u64,
-    /// Invalidated: the next re-read takes the file as it is, without the
-    /// wait for an in-place rewrite to settle.
-    forced: bool,
-}
-
-impl State {
-    fn new() -> Self {
-        State {
-            path: None,
-            stamp: None,
-            snapshot: Ok(Arc::default()),
-            loaded: false,
-            kept: None,
-            mode: None,
-            next_check: None,
-            reloading: false,
-            epoch: 0,
-            forced: false,
-        }
-    }
-
-    /// In a forked child: the parent's re-read is not coming here.
-    fn after_fork(&mut self) {
-        self.reloading = false;
-    }
-}
-
-/// Clears the re-reading mark if a re-read panics.
-struct Reloading<'a>(&'a Mutex<State>);
-
-impl Drop for Reloading<'_> {
-    fn drop(&mut self) {
-        self.0.lock().reloading = false;
-    }
-}
-
 /// The JSON/YAML secrets file provider. Thread-safe.
 pub struct FileProvider {
     shared: Arc<Shared>,
@@ -161,38 +88,11 @@ pub struct FileProvider {
     writer: Mutex<()>,
 }
 
-/// A re-read that is due: what was loaded, as it was when the re-read
-/// started.
-struct Due {
-    now: Instant,
-    path: Option<PathBuf>,
-    stamp: Option<Stamp>,
-    good: Option<Arc<SecretMap>>,
-    epoch: u64,
-    forced: bool,
-    /// Nothing was loaded yet.
-    first: bool,
-}
-
 /// Files of this size or more with a snapshot to serve are re-read on a
 /// thread of their own (a 4 MB file takes a second or more to parse); smaller
 /// ones by the caller that finds them changed (a few milliseconds at most),
 /// which then answers from what it read.
 const BACKGROUND_REREAD_SIZE: u64 = 64 << 10;
-
-/// What a re-read in the background needs.
-struct Shared {
-    location: FileLocation,
-    state: Mutex<State>,
-    /// Files larger than this are refused before they are read.
-    max_size: AtomicU64,
-    /// Bumped whenever the snapshot may have changed (reloaded, saved,
-    /// invalidated): see [`FileProvider::generation`].
-    generation: AtomicU64,
-    /// Tests hold it to keep a background re-read from starting.
-    #[cfg(test)]
-    gate: Mutex<()>,
-}
 
 impl std::fmt::Debug for FileProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -534,13 +434,6 @@ impl Provider for FileProvider {
         st.epoch = st.epoch.wrapping_add(1);
         self.shared.generation.fetch_add(1, Ordering::Release);
     }
-}
-
-fn existing_default(dir: &Path) -> Option<PathBuf> {
-    DEFAULT_NAMES
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.exists())
 }
 
 /// Writers hold the lock while their temporary file exists, so any temporary

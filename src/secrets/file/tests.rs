@@ -1,9 +1,9 @@
-use super::reread::Reread;
+use super::snapshot::Reread;
 use super::*;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tempfile::TempDir;
 
 fn provider_at(path: &Path) -> FileProvider {

@@ -1,19 +1,130 @@
-//! Re-reading the secrets file: what changed since the snapshot, and whether
-//! what is on disk now may be a writer caught half-way (the rules are in the
+//! The snapshot the file provider serves: where the file is, the state kept
+//! of it, and re-reading it (what changed since the snapshot, and whether
+//! what is on disk now may be a writer caught half-way; the rules are in the
 //! module's documentation, [`super`]).
 
 use super::document::{Document, Format};
-use super::{existing_default, Due, FileLocation, Reloading, Shared, CHECK_INTERVAL};
 use crate::error::Error;
 use crate::fsutil;
 use crate::secrets::provider::SecretMap;
+use crate::sys::Mutex;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use zeroize::Zeroize;
+
+/// How often, at most, the file's metadata is checked for changes.
+pub(super) const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The default file names, checked in this order in the default directory.
+pub const DEFAULT_NAMES: [&str; 3] = ["secrets.json", "secrets.yaml", "secrets.yml"];
+
+/// Where the provider's file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileLocation {
+    /// A configured path, used even when it does not exist yet.
+    Configured(PathBuf),
+    /// The first of `DEFAULT_NAMES` that exists in this directory
+    /// (`~/.simpletuner`); saving creates `secrets.json` there when none does.
+    Default(PathBuf),
+    /// No location can be known (no configured path, no home directory): the
+    /// provider answers "absent" and cannot save; the reason is its detail.
+    Unknown(String),
+}
+
+pub(super) struct State {
+    /// The file currently read (`None`: no file exists in default mode).
+    pub(super) path: Option<PathBuf>,
+    /// The version loaded (`None`: the file did not exist).
+    pub(super) stamp: Option<Stamp>,
+    /// The parsed file, or why it could not be read.
+    pub(super) snapshot: Result<Arc<SecretMap>, Error>,
+    /// A snapshot was loaded (or saved): before that, lookups wait for the
+    /// first load instead of answering from the empty initial snapshot.
+    pub(super) loaded: bool,
+    /// Why the current version of the file is not what is served (it does
+    /// not parse), while the last good snapshot is.
+    pub(super) kept: Option<Error>,
+    pub(super) mode: Option<u32>,
+    /// When the metadata is next checked (`None`: at the next lookup).
+    pub(super) next_check: Option<Instant>,
+    /// A thread is re-reading the file: the others use the snapshot.
+    pub(super) reloading: bool,
+    /// Bumped by saves and invalidations: a re-read that started before
+    /// one is dropped (it may hold an older version).
+    pub(super) epoch: u64,
+    /// Invalidated: the next re-read takes the file as it is, without the
+    /// wait for an in-place rewrite to settle.
+    pub(super) forced: bool,
+}
+
+impl State {
+    pub(super) fn new() -> Self {
+        State {
+            path: None,
+            stamp: None,
+            snapshot: Ok(Arc::default()),
+            loaded: false,
+            kept: None,
+            mode: None,
+            next_check: None,
+            reloading: false,
+            epoch: 0,
+            forced: false,
+        }
+    }
+
+    /// In a forked child: the parent's re-read is not coming here.
+    pub(super) fn after_fork(&mut self) {
+        self.reloading = false;
+    }
+}
+
+/// Clears the re-reading mark if a re-read panics.
+pub(super) struct Reloading<'a>(&'a Mutex<State>);
+
+impl Drop for Reloading<'_> {
+    fn drop(&mut self) {
+        self.0.lock().reloading = false;
+    }
+}
+
+/// A re-read that is due: what was loaded, as it was when the re-read
+/// started.
+pub(super) struct Due {
+    pub(super) now: Instant,
+    pub(super) path: Option<PathBuf>,
+    pub(super) stamp: Option<Stamp>,
+    pub(super) good: Option<Arc<SecretMap>>,
+    pub(super) epoch: u64,
+    pub(super) forced: bool,
+    /// Nothing was loaded yet.
+    pub(super) first: bool,
+}
+
+/// What a re-read in the background needs.
+pub(super) struct Shared {
+    pub(super) location: FileLocation,
+    pub(super) state: Mutex<State>,
+    /// Files larger than this are refused before they are read.
+    pub(super) max_size: AtomicU64,
+    /// Bumped whenever the snapshot may have changed (reloaded, saved,
+    /// invalidated): see [`FileProvider::generation`].
+    pub(super) generation: AtomicU64,
+    /// Tests hold it to keep a background re-read from starting.
+    #[cfg(test)]
+    pub(super) gate: Mutex<()>,
+}
+
+pub(super) fn existing_default(dir: &Path) -> Option<PathBuf> {
+    DEFAULT_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+}
 
 /// A file modified more recently than this is re-read at every check, whatever
 /// its metadata says (git's "racy timestamp" rule).
