@@ -238,9 +238,10 @@ pub struct RunArgs {
 pub const ENV_AFTER_HELP: &str = "\
 Formats:
   sh      export NAME='value' lines for eval (single quotes; ' as '\\'')
-  dotenv  NAME='value' lines (\\ and ' escaped with \\; newlines kept inside
-          the quotes), as python-dotenv reads them; it expands ${VAR} even in
-          single quotes, so a value holding ${ needs interpolation off
+  dotenv  NAME='value' lines, or NAME=\"value\" with \\\\ \\\" and \\n escaped for a
+          value with ' or \\, as python-dotenv and dotenvy read them back; a
+          value neither reads back (a carriage return, ${, or $ with a quote
+          or backslash) fails the command, nothing written
   docker  NAME=value lines for `docker run --env-file` (no quoting: docker
           takes each line literally); a value docker cannot carry (a line
           break, or a line over 64 KiB) fails the command, nothing written

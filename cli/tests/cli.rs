@@ -593,16 +593,19 @@ fn a_closed_pipe_ends_the_tool_quietly() {
         &["get", "KEY_1"],
         &["version"],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+        // The reader is gone before the tool starts (dropping it after the
+        // start raced a fast `get`, which could write first).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
             .args(args)
             .env_clear()
             .env("HOME", home.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        drop(child.stdout.take()); // the reader is gone before anything is written
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(141), "{args:?}: {}", err(&o));
         assert_eq!(err(&o), "", "{args:?}: nothing on stderr");

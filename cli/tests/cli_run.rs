@@ -1018,6 +1018,43 @@ fn reference_keys_with_terminal_escapes_are_printed_escaped() {
 }
 
 #[test]
+fn inject_bounds_yaml_aliases_and_refuses_repeated_json_keys() {
+    // Issue 43, item 14: a 115 KB YAML template expanding through aliases
+    // took 1.9 GB; a JSON key filled from a reference could repeat another.
+    let home = readers_home(&["admin"]);
+    let mut bomb = format!("big: &b \"{}\"\n", "x".repeat(64 << 10));
+    for i in 0..10_000 {
+        bomb.push_str(&format!("k{i}: *b\n"));
+    }
+    bomb.push_str("token: \"{{ st://V00 }}\"\n");
+    let template = home.path().join("t.yaml");
+    fs::write(&template, &bomb).unwrap();
+    let o = output(&home, &["inject", "-i", template.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("aliases"), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty());
+
+    let template = home.path().join("t.json");
+    fs::write(&template, "{\"admin\": 1, \"{{ st://V00 }}\": 2}\n").unwrap();
+    let o = output(&home, &["inject", "-i", template.to_str().unwrap()]);
+    assert!(o.stdout.is_empty() && o.status.code() != Some(0));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("a key twice in one object") && err.contains("line 1"),
+        "{err}"
+    );
+    // Distinct keys are fine.
+    fs::write(&template, "{\"role\": 1, \"{{ st://V00 }}\": 2}\n").unwrap();
+    let o = output(&home, &["inject", "-i", template.to_str().unwrap()]);
+    assert_eq!(
+        text(&o.stdout),
+        "{\"role\": 1, \"admin\": 2}\n",
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn inject_into_yaml_and_json_keeps_the_documents_shape() {
     let home = readers_home(&READER_VALUES);
     let n = READER_VALUES.len();

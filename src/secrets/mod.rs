@@ -29,7 +29,7 @@ pub(crate) mod vault;
 pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
-pub use file::{FileLocation, FileProvider, FileSettings};
+pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
 pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};

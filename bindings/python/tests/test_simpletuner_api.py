@@ -602,7 +602,7 @@ def test_the_console_script_runs_commands_and_exports_for_dotenv(tmp_path):
     from dotenv import dotenv_values
 
     exe = Path(sys.executable).parent / "st-secrets"
-    tricky = "it's \"$HOME\" `id` \\ back\\slash\nsecond line ü"
+    tricky = "it's \"quoted\" `id` \\ back\\slash\nsecond line ü"
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"HF_TOKEN": "hf_console_SECRET_42", "TRICKY": tricky}))
     path.chmod(0o600)

@@ -35,6 +35,7 @@
 
 pub(crate) mod document;
 mod snapshot;
+pub use document::yaml_documents;
 #[cfg(test)]
 use snapshot::CHECK_INTERVAL;
 use snapshot::{existing_default, Due, Shared, Stamp, State};

@@ -4,6 +4,14 @@
 
 mod yaml;
 
+/// Every YAML document of `text` (a `---` stream), read with the secrets
+/// file's limits: aliases may grow the documents by no more than the
+/// text's size plus 1 MiB, nesting stops at 128 levels; merge keys are not
+/// applied. The error says what is wrong (and where), never any content.
+pub fn yaml_documents(text: &str) -> Result<Vec<yaml_serde::Value>, String> {
+    yaml::parse_documents(text).map_err(|e| e.describe())
+}
+
 use crate::error::Error;
 use crate::secrets::provider::{normalize_key, preferred_key, zeroize_json, SecretMap};
 use std::path::Path;

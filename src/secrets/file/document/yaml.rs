@@ -46,53 +46,54 @@ pub(in crate::secrets::file) enum YamlError {
 impl YamlError {
     /// The error for the file at `path`; never any of its content.
     pub(in crate::secrets::file) fn into_error(self, path: &Path) -> Error {
-        let p = path.display();
-        Error::Parse(match self {
+        Error::Parse(format!("{}: {}", path.display(), self.describe()))
+    }
+
+    /// What is wrong, without any of the text.
+    pub(in crate::secrets::file) fn describe(&self) -> String {
+        match self {
             YamlError::Syntax(Some((line, column))) => {
-                format!("{p}: invalid YAML at line {line}, column {column}")
+                format!("invalid YAML at line {line}, column {column}")
             }
-            YamlError::Syntax(None) => format!("{p}: invalid YAML"),
+            YamlError::Syntax(None) => "invalid YAML".to_owned(),
             YamlError::Expansion => format!(
-                "{p}: the YAML expands through its aliases (*name) to more than its size \
-                 plus {} MiB; refused (a YAML bomb?)",
+                "the YAML expands through its aliases (*name) to more than its size plus {} \
+                 MiB; refused (a YAML bomb?)",
                 ALIAS_ALLOWANCE >> 20
             ),
             YamlError::Nesting => {
-                format!("{p}: the YAML is nested deeper than {NESTING_LIMIT} levels; refused")
+                format!("the YAML is nested deeper than {NESTING_LIMIT} levels; refused")
             }
             YamlError::Merge => {
-                format!("{p}: a merge key (<<) must hold a mapping or a list of mappings")
+                "a merge key (<<) must hold a mapping or a list of mappings".to_owned()
             }
-        })
+        }
     }
 }
 
 /// Parses `text` into a value, merge keys applied.
 pub(in crate::secrets::file) fn parse(text: &str) -> Result<Value, YamlError> {
-    let budget = Budget {
-        left: Cell::new((text.len() as u64).saturating_add(ALIAS_ALLOWANCE)),
-        exceeded: Cell::new(false),
-    };
+    let budget = Budget::for_text(text);
     let deserializer = yaml_serde::Deserializer::from_str(text);
-    let mut value = match Seed(&budget).deserialize(deserializer) {
-        Ok(v) => v,
-        Err(_) if budget.exceeded.get() => return Err(YamlError::Expansion),
-        Err(e) => {
-            // The library's own limits, by their fixed texts (no content).
-            let what = e.to_string();
-            if what.starts_with("repetition limit exceeded") {
-                return Err(YamlError::Expansion);
-            }
-            if what.starts_with("recursion limit exceeded") {
-                return Err(YamlError::Nesting);
-            }
-            return Err(YamlError::Syntax(
-                e.location().map(|at| (at.line(), at.column())),
-            ));
-        }
-    };
+    let mut value = Seed(&budget)
+        .deserialize(deserializer)
+        .map_err(|e| budget.classify(&e))?;
     value.apply_merge().map_err(|_| YamlError::Merge)?;
     Ok(value)
+}
+
+/// Every document of `text` (a stream of `---` documents), with the same
+/// limits, the growth allowance shared by them all; merge keys are left as
+/// they are (`inject` fills templates, which keep their merge keys).
+pub(in crate::secrets::file) fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
+    let budget = Budget::for_text(text);
+    yaml_serde::Deserializer::from_str(text)
+        .map(|doc| {
+            Seed(&budget)
+                .deserialize(doc)
+                .map_err(|e| budget.classify(&e))
+        })
+        .collect()
 }
 
 /// What is left of a document's growth allowance.
@@ -102,6 +103,30 @@ struct Budget {
 }
 
 impl Budget {
+    /// The allowance of `text`: its size plus [`ALIAS_ALLOWANCE`].
+    fn for_text(text: &str) -> Budget {
+        Budget {
+            left: Cell::new((text.len() as u64).saturating_add(ALIAS_ALLOWANCE)),
+            exceeded: Cell::new(false),
+        }
+    }
+
+    /// Why the YAML library refused a text this budget was spent on.
+    fn classify(&self, e: &yaml_serde::Error) -> YamlError {
+        if self.exceeded.get() {
+            return YamlError::Expansion;
+        }
+        // The library's own limits, by their fixed texts (no content).
+        let what = e.to_string();
+        if what.starts_with("repetition limit exceeded") {
+            return YamlError::Expansion;
+        }
+        if what.starts_with("recursion limit exceeded") {
+            return YamlError::Nesting;
+        }
+        YamlError::Syntax(e.location().map(|at| (at.line(), at.column())))
+    }
+
     fn spend<E: de::Error>(&self, cost: usize) -> Result<(), E> {
         let cost = cost as u64;
         match self.left.get().checked_sub(cost) {
