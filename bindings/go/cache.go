@@ -80,7 +80,10 @@ func UserPermissionCache() *Cache { return userPermissionCache }
 
 // InvalidateProviderCache drops the provider's entries ("provider:<p>:").
 func InvalidateProviderCache(provider string) int {
-	p, free := cstring(provider)
+	p, free, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return 0
+	}
 	defer free()
 	return int(C.st_invalidate_provider_cache(p))
 }
@@ -120,7 +123,11 @@ func (c *Cache) Get(key string) ([]byte, error) {
 		k = (*C.char)(unsafe.Pointer(&keyBuf[0]))
 	} else {
 		var free func()
-		k, free = cstring(key)
+		var cerr error
+		k, free, cerr = cstring("key", key)
+		if cerr != nil {
+			return nil, cerr
+		}
 		defer free()
 	}
 	var small [256]byte
@@ -146,7 +153,10 @@ func (c *Cache) Set(key string, value []byte) error { return c.SetTTL(key, value
 // SetTTL stores a copy of value for ttl (DefaultTTL: the cache's; 0: already
 // expired, nothing stored).
 func (c *Cache) SetTTL(key string, value []byte, ttl time.Duration) error {
-	k, free := cstring(key)
+	k, free, cerr := cstring("key", key)
+	if cerr != nil {
+		return cerr
+	}
 	defer free()
 	var data *C.uint8_t
 	if len(value) > 0 {
@@ -167,7 +177,10 @@ func (c *Cache) SetTTL(key string, value []byte, ttl time.Duration) error {
 // wait for that result, so fn runs once. An error from fn is returned as it
 // is and nothing is stored (waiters get an ErrCallback).
 func (c *Cache) GetOrSet(key string, fn func() ([]byte, error)) ([]byte, error) {
-	k, free := cstring(key)
+	k, free, cerr := cstring("key", key)
+	if cerr != nil {
+		return nil, cerr
+	}
 	defer free()
 	state := &computeState{fn: fn}
 	handle := cgo.NewHandle(state)
@@ -190,7 +203,10 @@ func (c *Cache) GetOrSet(key string, fn func() ([]byte, error)) ([]byte, error) 
 
 // Delete removes key; true when a live entry was removed.
 func (c *Cache) Delete(key string) bool {
-	k, free := cstring(key)
+	k, free, cerr := cstring("key", key)
+	if cerr != nil {
+		return false
+	}
 	defer free()
 	defer runtime.KeepAlive(c)
 	return bool(C.st_cache_delete(c.handle(), k))
@@ -211,7 +227,10 @@ func (c *Cache) Cleanup() int {
 
 // InvalidatePrefix removes the entries whose key starts with prefix.
 func (c *Cache) InvalidatePrefix(prefix string) int {
-	p, free := cstring(prefix)
+	p, free, cerr := cstring("prefix", prefix)
+	if cerr != nil {
+		return 0
+	}
 	defer free()
 	defer runtime.KeepAlive(c)
 	return int(C.st_cache_invalidate_prefix(c.handle(), p))

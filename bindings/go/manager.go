@@ -45,7 +45,11 @@ func New(cfg map[string]any) (*Manager, error) {
 			return nil, &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: err.Error()}
 		}
 		var free func()
-		text, free = cstring(string(raw))
+		var cerr error
+		text, free, cerr = cstring("config", string(raw))
+		if cerr != nil {
+			return nil, cerr
+		}
 		defer free()
 	}
 	var h *C.st_secrets
@@ -90,7 +94,10 @@ func (m *Manager) Get(key string) (string, error) {
 	if herr != nil {
 		return "", herr
 	}
-	k, free := cstring(key)
+	k, free, cerr := cstring("key", key)
+	if cerr != nil {
+		return "", cerr
+	}
 	defer free()
 	var out *C.st_buf
 	var err *C.st_error
@@ -108,9 +115,15 @@ func (m *Manager) Set(key, value string) error {
 	if herr != nil {
 		return herr
 	}
-	k, freeK := cstring(key)
+	k, freeK, cerr := cstring("key", key)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeK()
-	v, freeV := cstring(value)
+	v, freeV, cerr := cstring("value", value)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeV()
 	var err *C.st_error
 	rc := C.st_secrets_set(h, k, v, &err)
@@ -127,7 +140,10 @@ func (m *Manager) Delete(key string) error {
 	if herr != nil {
 		return herr
 	}
-	k, free := cstring(key)
+	k, free, cerr := cstring("key", key)
+	if cerr != nil {
+		return cerr
+	}
 	defer free()
 	var err *C.st_error
 	rc := C.st_secrets_delete(h, k, &err)
@@ -194,7 +210,10 @@ func (m *Manager) GetWithSource(key string) (value, provider string, err error) 
 	if herr != nil {
 		return "", "", herr
 	}
-	k, free := cstring(key)
+	k, free, kerr := cstring("key", key)
+	if kerr != nil {
+		return "", "", kerr
+	}
 	defer free()
 	var out, source *C.st_buf
 	var cerr *C.st_error

@@ -22,7 +22,11 @@ func OpenStore(path string) (*Store, error) {
 	var p *C.char
 	if path != "" {
 		var free func()
-		p, free = cstring(path)
+		var cerr error
+		p, free, cerr = cstring("path", path)
+		if cerr != nil {
+			return nil, cerr
+		}
 		defer free()
 	}
 	var h *C.st_store
@@ -68,7 +72,10 @@ func (s *Store) bufCall(fn func(h *C.st_store, out **C.st_buf, err **C.st_error)
 
 // ProviderConfig returns the provider's configuration (cached, 5 minutes).
 func (s *Store) ProviderConfig(provider string) (map[string]any, error) {
-	p, free := cstring(provider)
+	p, free, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return nil, cerr
+	}
 	defer free()
 	raw, err := s.bufCall(func(h *C.st_store, o **C.st_buf, e **C.st_error) C.st_result {
 		return C.st_store_get_provider_config(h, p, o, e)
@@ -82,9 +89,15 @@ func (s *Store) SaveProviderConfig(provider string, config map[string]any) error
 	if jerr != nil {
 		return &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: jerr.Error()}
 	}
-	p, freeP := cstring(provider)
+	p, freeP, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeP()
-	c, freeC := cstring(string(raw))
+	c, freeC, cerr := cstring("config", string(raw))
+	if cerr != nil {
+		return cerr
+	}
 	defer freeC()
 	var err *C.st_error
 	rc := C.st_store_save_provider_config(s.handle(), p, c, &err)
@@ -102,9 +115,15 @@ func (s *Store) MergeProviderConfig(provider string, patch map[string]any) (map[
 	if jerr != nil {
 		return nil, &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: jerr.Error()}
 	}
-	p, freeP := cstring(provider)
+	p, freeP, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return nil, cerr
+	}
 	defer freeP()
-	c, freeC := cstring(string(raw))
+	c, freeC, cerr := cstring("config", string(raw))
+	if cerr != nil {
+		return nil, cerr
+	}
 	defer freeC()
 	out, err := s.bufCall(func(h *C.st_store, o **C.st_buf, e **C.st_error) C.st_result {
 		return C.st_store_merge_provider_config(h, p, c, o, e)
@@ -114,11 +133,20 @@ func (s *Store) MergeProviderConfig(provider string, patch map[string]any) (map[
 
 // SetCredential stores a credential encrypted at rest.
 func (s *Store) SetCredential(provider, name, value string) error {
-	p, freeP := cstring(provider)
+	p, freeP, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeP()
-	n, freeN := cstring(name)
+	n, freeN, cerr := cstring("name", name)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeN()
-	v, freeV := cstring(value)
+	v, freeV, cerr := cstring("value", value)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeV()
 	var err *C.st_error
 	rc := C.st_store_set_credential(s.handle(), p, n, v, &err)
@@ -131,9 +159,15 @@ func (s *Store) SetCredential(provider, name, value string) error {
 
 // Credential returns a stored credential, decrypted; ErrNotFound if absent.
 func (s *Store) Credential(provider, name string) (string, error) {
-	p, freeP := cstring(provider)
+	p, freeP, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return "", cerr
+	}
 	defer freeP()
-	n, freeN := cstring(name)
+	n, freeN, cerr := cstring("name", name)
+	if cerr != nil {
+		return "", cerr
+	}
 	defer freeN()
 	out, err := s.bufCall(func(h *C.st_store, o **C.st_buf, e **C.st_error) C.st_result {
 		return C.st_store_get_credential(h, p, n, o, e)
@@ -143,9 +177,15 @@ func (s *Store) Credential(provider, name string) (string, error) {
 
 // DeleteCredential deletes a stored credential; ErrNotFound if absent.
 func (s *Store) DeleteCredential(provider, name string) error {
-	p, freeP := cstring(provider)
+	p, freeP, cerr := cstring("provider", provider)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeP()
-	n, freeN := cstring(name)
+	n, freeN, cerr := cstring("name", name)
+	if cerr != nil {
+		return cerr
+	}
 	defer freeN()
 	var err *C.st_error
 	rc := C.st_store_delete_credential(s.handle(), p, n, &err)
@@ -187,7 +227,11 @@ func HourlyCost(s *Store, hardware string) (float64, error) {
 	var hw *C.char
 	if hardware != "" {
 		var free func()
-		hw, free = cstring(hardware)
+		var cerr error
+		hw, free, cerr = cstring("hardware", hardware)
+		if cerr != nil {
+			return 0, cerr
+		}
 		defer free()
 	}
 	var cost C.double
@@ -247,7 +291,10 @@ func SetHardwareInfo(info map[string]any) error {
 	if jerr != nil {
 		return &Error{Code: ErrInvalidArgument.Code, Name: ErrInvalidArgument.Name, Message: jerr.Error()}
 	}
-	text, free := cstring(string(raw))
+	text, free, cerr := cstring("config", string(raw))
+	if cerr != nil {
+		return cerr
+	}
 	defer free()
 	var err *C.st_error
 	if rc := C.st_hardware_info_set(text, &err); rc != C.ST_OK {

@@ -20,6 +20,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 )
 
@@ -76,12 +77,21 @@ func takeBuf(b *C.st_buf) []byte {
 	return C.GoBytes(unsafe.Pointer(C.st_buf_data(b)), C.int(C.st_buf_len(b)))
 }
 
-// cstring is a C copy of s; the returned function zeroes and frees it (for
-// values that may be secrets).
-func cstring(s string) (*C.char, func()) {
+// cstring is a C copy of s, the argument called name; the returned function
+// zeroes and frees it (for values that may be secrets). A string holding a
+// NUL byte is refused with ErrInvalidArgument naming the argument: C would
+// read it only up to the NUL ("user\x00admin" as "user").
+func cstring(name, s string) (*C.char, func(), error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, func() {}, &Error{
+			Code:    ErrInvalidArgument.Code,
+			Name:    ErrInvalidArgument.Name,
+			Message: "argument '" + name + "' holds a NUL byte, which a C string cannot carry; refused",
+		}
+	}
 	p := C.CString(s)
 	return p, func() {
 		C.memset(unsafe.Pointer(p), 0, C.size_t(len(s)))
 		C.free(unsafe.Pointer(p))
-	}
+	}, nil
 }

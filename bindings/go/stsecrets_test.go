@@ -373,3 +373,43 @@ func TestCacheCleanupAndStoreAdministration(t *testing.T) {
 		t.Fatal("after ClearHardwareInfoCache the defaults answer: gpu-test is unknown")
 	}
 }
+
+// A string with a NUL byte was cut at the NUL by C ("user\x00admin" saved
+// as "user"): refused, naming the argument, and nothing reaches the library.
+func TestNulBytesAreRefusedByArgument(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets.json")
+	m, err := New(map[string]any{"file_path": file, "providers": []string{"file"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	check := func(what string, err error, arg string) {
+		t.Helper()
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrInvalidArgument) || !strings.Contains(e.Message, "'"+arg+"'") {
+			t.Fatalf("%s: want ErrInvalidArgument naming %q, got %v", what, arg, err)
+		}
+	}
+	check("Set key", m.Set("user\x00admin", "v"), "key")
+	check("Set value", m.Set("user", "a\x00b"), "value")
+	_, err = m.Get("user\x00admin")
+	check("Get", err, "key")
+	check("Delete", m.Delete("user\x00admin"), "key")
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("nothing may be saved: %v", err)
+	}
+	_, err = Encrypt("a\x00b")
+	check("Encrypt", err, "plaintext")
+	c, err := NewCache(time.Minute, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check("Cache.Set", c.Set("k\x00x", []byte("v")), "key")
+	if c.Set("k", []byte("v")) != nil || c.Delete("k\x00x") {
+		t.Fatal("a key cut at its NUL must not delete the prefix key")
+	}
+	if v, err := c.Get("k"); err != nil || string(v) != "v" {
+		t.Fatalf("%q %v", v, err)
+	}
+}

@@ -51,7 +51,39 @@ for (const proto of sig.callbacks) koffi.proto(proto);
 const C = {};
 for (const decl of sig.functions) {
   const fn = lib.func(decl);
-  C[fn.info.name] = fn;
+  C[fn.info.name] = refusingNul(fn, decl);
+}
+
+/** `fn`, refusing a string argument (a `const char *` parameter) that holds
+ *  a NUL byte, which C would read only up to the NUL ("user\0admin" as
+ *  "user"): an StSecretsError ST_INVALID_ARGUMENT naming the parameter, and
+ *  nothing reaches the library. Synchronous and asynchronous calls alike. */
+function refusingNul(fn, decl) {
+  const params = decl.slice(decl.indexOf('(') + 1, decl.lastIndexOf(')')).split(',');
+  const strings = [];
+  params.forEach((p, i) => {
+    const m = /const char \*\s*(\w+)\s*$/.exec(p.trim());
+    if (m) strings.push([i, m[1]]);
+  });
+  if (strings.length === 0) return fn;
+  const refuse = (args) => {
+    for (const [i, name] of strings) {
+      if (typeof args[i] === 'string' && args[i].includes('\0')) {
+        throw new StSecretsError(codes.ST_INVALID_ARGUMENT,
+          `argument '${name}' of ${fn.info.name} holds a NUL byte, which a C string cannot carry; refused`);
+      }
+    }
+  };
+  const call = (...args) => {
+    refuse(args);
+    return fn(...args);
+  };
+  call.info = fn.info;
+  call.async = (...args) => {
+    refuse(args);
+    return fn.async(...args);
+  };
+  return call;
 }
 
 const version = C.st_version();

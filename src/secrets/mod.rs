@@ -279,6 +279,7 @@ impl SecretsManager {
     /// [`Error::Io`] / [`Error::Permission`] when it cannot be written.
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
         check_key(key)?;
+        provider::check_text("value", value)?;
         self.saving_file("save")?.save(key, value)
     }
 
@@ -380,7 +381,7 @@ fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() {
         return Err(Error::InvalidArgument("secret key is empty".into()));
     }
-    Ok(())
+    provider::check_text("key", key)
 }
 
 static DEFAULT: ResettableLazy<SecretsManager> = ResettableLazy::new();

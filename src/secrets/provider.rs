@@ -71,6 +71,18 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// Refuses a string argument holding a NUL byte: no provider can hold it (an
+/// environment variable, a C caller and most tools end a string there), so
+/// a key or value with one would be read back cut short, or not at all.
+pub(crate) fn check_text(argument: &str, text: &str) -> Result<(), Error> {
+    if text.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "argument '{argument}' holds a NUL byte, which a C string cannot carry; refused"
+        )));
+    }
+    Ok(())
+}
+
 /// SimpleTuner's key normalization: upper case, `-` and `.` as `_`
 /// (`replicate-api-token` is `REPLICATE_API_TOKEN`).
 pub fn normalize_key(key: &str) -> String {

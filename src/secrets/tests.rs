@@ -273,3 +273,22 @@ fn keys_lists_each_key_once_for_the_first_provider_holding_it() {
         "an incomplete list is an error naming the provider"
     );
 }
+
+#[test]
+fn a_nul_byte_in_a_key_or_value_is_refused_by_argument() {
+    // Issue 43, item 18: a binding that passes C strings cut "user\0admin"
+    // at the NUL and saved it as "user"; the core refuses it for all of them.
+    let dir = TempDir::new().unwrap();
+    let m = file_manager(&dir, "ST_NUL_TEST");
+    let named = |r: Result<(), Error>, arg: &str| match r {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains(&format!("'{arg}'")), "{msg}"),
+        other => panic!("{other:?}"),
+    };
+    named(m.set("user\0admin", "v"), "key");
+    named(m.set("user", "a\0b"), "value");
+    named(m.get("user\0admin").map(|_| ()), "key");
+    named(m.delete("user\0admin").map(|_| ()), "key");
+    let file = m.file_provider().unwrap();
+    named(file.save("user\0admin", "v"), "key");
+    assert!(!m.file_path().unwrap().exists(), "nothing was saved");
+}

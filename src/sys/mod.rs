@@ -7,6 +7,7 @@
 //!   `clock_gettime`;
 //! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
 //! - [`connect_unix`]: a Unix-socket connect bounded in time;
+//! - [`effective_uid`]: the effective user id (`geteuid`);
 //! - in tests, [`in_fork`]: runs a closure in a forked child.
 //!
 //! Each `unsafe` block here carries its `SAFETY:` argument. Everything else
@@ -18,6 +19,12 @@ mod lock;
 pub(crate) use lock::{generation, Flight, Lazy, Mutex, MutexGuard, RwLock};
 
 use std::path::Path;
+
+/// The process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
 
 /// Bytes free for an unprivileged writer on the filesystem holding `dir`;
 /// `None` when that cannot be asked.

@@ -106,6 +106,28 @@ test('manager: chain, env wins, file 0600, errors with codes', () => {
   bad.close();
 });
 
+test('a NUL byte in a string argument is refused by name, sync and async', async () => {
+  // "user\0admin" was cut at the NUL by C and saved as "user".
+  const file = path.join(tmp(), 'secrets.json');
+  const m = new st.Manager({ file_path: file, providers: ['file'] });
+  const refused = (arg) => (e) => e instanceof st.StSecretsError && e.code === 'ST_INVALID_ARGUMENT'
+    && e.message.includes(`'${arg}'`) && e.message.includes('NUL');
+  assert.throws(() => m.set('user\0admin', 'v'), refused('key'));
+  assert.throws(() => m.set('user', 'a\0b'), refused('value'));
+  assert.throws(() => m.get('user\0admin'), refused('key'));
+  assert.throws(() => m.delete('user\0admin'), refused('key'));
+  await assert.rejects(m.getAsync('user\0admin'), refused('key'));
+  assert.equal(fs.existsSync(file), false, 'nothing was saved');
+  assert.throws(() => st.encrypt('a\0b'), refused('plaintext'));
+  const c = new st.Cache({ defaultTtl: 60, maxSize: 10 });
+  c.set('k', 'v');
+  assert.throws(() => c.set('k\0x', 'v'), refused('key'));
+  assert.throws(() => c.delete('k\0x'), refused('key'));
+  assert.equal(c.get('k').toString(), 'v', 'the prefix key is untouched');
+  c.close();
+  m.close();
+});
+
 test('credential encryption', () => {
   process.env.SIMPLETUNER_CREDENTIAL_KEY = 'node-binding-test-key';
   st.resetCrypto();

@@ -195,6 +195,18 @@ def test_custom_providers_run_as_simpletuner_runs_them(caplog):
         m.providers()  # the library's chain is not in use
 
 
+def test_a_nul_byte_in_a_key_or_value_is_refused_by_argument(private_home, caplog):
+    # A C-string binding cut "user\0admin" at the NUL and saved "user": the
+    # library refuses it; SimpleTuner's API reports a refused save as False.
+    m = sec.SecretsManager()
+    with caplog.at_level(logging.WARNING):
+        assert m.set_secret("user\0admin", "v") is False
+        assert m.set_secret("user", "a\0b") is False
+    assert "'key'" in caplog.text and "'value'" in caplog.text and "NUL" in caplog.text
+    assert not (private_home / ".simpletuner" / "secrets.json").exists()
+    assert m.get("user") is None
+
+
 def test_custom_chain_set_secret_adds_the_file_provider(private_home):
     m = sec.SecretsManager(providers=[sec.EnvironmentSecretProvider()])
     assert m.set_secret("HF_TOKEN", "hf_x") is True

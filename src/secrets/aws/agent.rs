@@ -85,6 +85,14 @@ impl Agent {
         }
     }
 
+    /// The token file's warnings, if the token comes from one.
+    pub(super) fn token_warnings(&self) -> Vec<String> {
+        match &self.token {
+            Token::Value(_) => Vec::new(),
+            Token::File(f) => f.warnings(),
+        }
+    }
+
     fn token(&self) -> Result<SecretString, FetchError> {
         match &self.token {
             Token::Value(v) => Ok(v.clone()),

@@ -422,13 +422,16 @@ impl Provider for AwsProvider {
                             redact_url(&c.endpoint),
                         )
                     }
-                    Transport::Agent(a) => format!(
-                        "secret {} through the AWS Secrets Manager Agent at {}; SSRF token \
+                    Transport::Agent(a) => {
+                        warnings.splice(0..0, a.token_warnings());
+                        format!(
+                            "secret {} through the AWS Secrets Manager Agent at {}; SSRF token \
                          from {}{tail}",
-                        s.describe_names(),
-                        redact_url(&a.url),
-                        a.token_source(),
-                    ),
+                            s.describe_names(),
+                            redact_url(&a.url),
+                            a.token_source(),
+                        )
+                    }
                 };
                 (true, d)
             }

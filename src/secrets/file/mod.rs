@@ -176,6 +176,8 @@ impl FileProvider {
     /// Stores `value` under `key` (an existing key keeps its place; a new one
     /// goes last). Creates the file (and its directory, 0700) when needed.
     pub fn save(&self, key: &str, value: &str) -> Result<(), Error> {
+        super::provider::check_text("key", key)?;
+        super::provider::check_text("value", value)?;
         self.edit(|doc| {
             doc.set(key, value);
             Ok(true)

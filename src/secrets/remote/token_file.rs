@@ -71,6 +71,40 @@ impl TokenFile {
         format!("{} ({})", self.source, self.path.display())
     }
 
+    /// What a status should say about the file, read now (nothing about
+    /// its content): writable by group or others (a get refuses it), or
+    /// owned by another user than this process's (root excepted: the files
+    /// agents and orchestrators write, such as Kubernetes' projected tokens,
+    /// are root's), who then chooses the token sent.
+    pub fn warnings(&self) -> Vec<String> {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if meta.mode() & 0o022 != 0 {
+            out.push(format!(
+                "{} {} (set by {}) is writable by group or others (mode {:o}): it is refused \
+                 (chmod go-w)",
+                self.what,
+                self.path.display(),
+                self.source,
+                meta.mode() & 0o777
+            ));
+        }
+        let me = crate::sys::effective_uid();
+        if meta.uid() != me && meta.uid() != 0 {
+            out.push(format!(
+                "{} {} (set by {}) is owned by another user (uid {}, this process runs as \
+                 {me}): whoever owns it chooses the token sent",
+                self.what,
+                self.path.display(),
+                self.source,
+                meta.uid()
+            ));
+        }
+        out
+    }
+
     /// The token: the one read before if the file has not changed since,
     /// else the file's content read now (surrounding whitespace removed).
     ///
@@ -232,6 +266,43 @@ mod tests {
         w.write_all(b"en-ghijkl\n").unwrap();
         drop(w);
         assert_eq!(f.get().unwrap().expose(), "s.token-ghijkl");
+    }
+
+    #[test]
+    fn a_token_file_others_can_write_or_another_user_owns_is_reported() {
+        // Issue 43, item 8: `doctor` said "no problems found" for a token
+        // file of mode 0666 or owned by another user.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "hvs.secret-token").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let f = TokenFile::new(p.clone(), "Vault token file", "VAULT_TOKEN_FILE");
+        assert!(f.warnings().is_empty());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let w = f.warnings();
+        assert!(w.len() == 1 && w[0].contains("writable by group or others"), "{w:?}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Another owner: only root can make such a file here (the test
+        // command runs as root on its machines).
+        if crate::sys::effective_uid() == 0 {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let w = f.warnings();
+            assert!(w.len() == 1 && w[0].contains("owned by another user (uid 65534"), "{w:?}");
+            assert!(!w[0].contains("secret-token"));
+            // What the provider's status (and so `providers`, `doctor`) says.
+            let vault = crate::secrets::VaultProvider::new(
+                &crate::secrets::VaultSettings {
+                    url: Some("http://127.0.0.1:9".into()),
+                    token_file: Some(p.clone()),
+                    ..Default::default()
+                },
+                &crate::secrets::RemoteSettings::default(),
+                crate::secrets::Vars::empty(),
+            );
+            let status = crate::secrets::Provider::status(&vault);
+            assert!(status.warnings.iter().any(|w| w.contains("owned by another user")), "{status:?}");
+        }
     }
 
     #[test]

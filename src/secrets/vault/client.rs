@@ -37,6 +37,14 @@ pub(super) enum Auth {
 
 impl Auth {
     /// How the token is obtained, for statuses.
+    /// The token file's warnings, if the token comes from one.
+    pub(super) fn warnings(&self) -> Vec<String> {
+        match self {
+            Auth::File(f) => f.warnings(),
+            _ => Vec::new(),
+        }
+    }
+
     pub(super) fn describe(&self) -> String {
         match self {
             Auth::Token(_, source) => format!("token from {source}"),

@@ -156,7 +156,8 @@ impl Provider for VaultProvider {
             Ok(c) => {
                 let auth = c.auth.describe();
                 let (tail, w) = self.sources.describe();
-                warnings = w;
+                warnings = c.auth.warnings();
+                warnings.extend(w);
                 format!(
                     "{} at {}{}; {}; {auth}{tail}",
                     self.secrets(c).join(", then "),
