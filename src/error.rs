@@ -125,6 +125,23 @@ macro_rules! error_kinds {
                 }
             }
 
+            /// The same kind of error with every occurrence of each of
+            /// `secrets` in its message replaced by `[redacted]`.
+            pub(crate) fn redacting<'a>(self, secrets: impl Iterator<Item = &'a str>) -> Error {
+                match self {
+                    $(Error::$variant(mut m) => {
+                        for secret in secrets {
+                            if !secret.is_empty() && m.contains(secret) {
+                                let redacted = m.replace(secret, "[redacted]");
+                                zeroize::Zeroize::zeroize(&mut m);
+                                m = redacted;
+                            }
+                        }
+                        Error::$variant(m)
+                    })*
+                }
+            }
+
             /// The same kind of error with `context: ` put before the message.
             pub fn context(self, context: impl fmt::Display) -> Error {
                 match self {

@@ -264,6 +264,11 @@ impl SecretMap {
         self.skipped.iter().any(|k| k == key || *k == normalized)
     }
 
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &SecretString> {
+        self.values.values()
+    }
+
     /// How many secrets the map holds.
     pub fn len(&self) -> usize {
         self.values.len()

@@ -246,6 +246,11 @@ impl<T> SecretCache<T> {
     }
 }
 
+/// Held values shorter than this are not scrubbed from error text: `1`,
+/// `true` or a region name would blank out the message itself, and a secret
+/// that short is no secret.
+const SCRUB_FLOOR: usize = 8;
+
 impl SecretCache<SecretMap> {
     /// `key` in the cached secret (fetched with `fetch` when due): the
     /// remote providers' whole lookup.
@@ -266,11 +271,30 @@ impl SecretCache<SecretMap> {
         fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
         f: impl FnOnce(&SecretMap) -> R,
     ) -> Result<Option<R>, Error> {
-        let blob = self.get(fetch)?;
+        let blob = self.get(|| fetch().map_err(|e| self.scrubbed(e)))?;
         Ok(match &*blob {
             Fetched::Found(map) => Some(f(map)),
             Fetched::Absent => None,
         })
+    }
+
+    /// `failure` with every value of the secret held (values of at least
+    /// [`SCRUB_FLOOR`] bytes) replaced by `[redacted]` in its message: a
+    /// server's error text reaches messages, and one that repeats a value it
+    /// served before must not put it there (the credentials a request sent
+    /// are scrubbed by the HTTP layer).
+    fn scrubbed(&self, mut failure: FetchError) -> FetchError {
+        let state = self.state.lock();
+        if let Some(LastGood { value, .. }) = &state.good {
+            if let Fetched::Found(map) = &**value {
+                let held = map
+                    .values()
+                    .map(|v| v.expose())
+                    .filter(|v| v.len() >= SCRUB_FLOOR);
+                failure.error = failure.error.redacting(held);
+            }
+        }
+        failure
     }
 
     /// Without fetching: `None` when the cached secret does not hold `key`

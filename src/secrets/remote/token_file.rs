@@ -281,14 +281,20 @@ mod tests {
         assert!(f.warnings().is_empty());
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
         let w = f.warnings();
-        assert!(w.len() == 1 && w[0].contains("writable by group or others"), "{w:?}");
+        assert!(
+            w.len() == 1 && w[0].contains("writable by group or others"),
+            "{w:?}"
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         // Another owner: only root can make such a file here (the test
         // command runs as root on its machines).
         if crate::sys::effective_uid() == 0 {
             std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
             let w = f.warnings();
-            assert!(w.len() == 1 && w[0].contains("owned by another user (uid 65534"), "{w:?}");
+            assert!(
+                w.len() == 1 && w[0].contains("owned by another user (uid 65534"),
+                "{w:?}"
+            );
             assert!(!w[0].contains("secret-token"));
             // What the provider's status (and so `providers`, `doctor`) says.
             let vault = crate::secrets::VaultProvider::new(
@@ -301,7 +307,13 @@ mod tests {
                 crate::secrets::Vars::empty(),
             );
             let status = crate::secrets::Provider::status(&vault);
-            assert!(status.warnings.iter().any(|w| w.contains("owned by another user")), "{status:?}");
+            assert!(
+                status
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("owned by another user")),
+                "{status:?}"
+            );
         }
     }
 

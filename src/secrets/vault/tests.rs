@@ -517,3 +517,39 @@ fn a_token_the_server_repeats_never_reaches_a_message() {
         assert!(!shown.contains(TOKEN), "{shown}");
     }
 }
+
+#[test]
+fn a_server_repeating_a_value_it_served_never_puts_it_in_a_message() {
+    // Issue 43, item 6: a server's error text reaches messages (`ST_REMOTE`,
+    // `providers`, `doctor`); one that repeats a secret value it served
+    // before must not put it there.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&calls);
+    let server = FakeServer::start(move |r| match r.path.as_str() {
+        path if path.starts_with("/v1/sys/") || path.contains("/data/") => {
+            Reply::json(404, r#"{"errors": []}"#)
+        }
+        _ if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => v1_answer(),
+        _ => Reply::json(
+            400,
+            r#"{"errors": ["field HF_TOKEN=hf_from_vault is invalid"]}"#,
+        ),
+    });
+    let mut c = config(&server.url());
+    c.remote.cache_ttl = Duration::ZERO;
+    c.remote.max_stale = Duration::ZERO;
+    let p = provider(&c, Vars::empty());
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    let e = get(&p, "HF_TOKEN").unwrap_err();
+    assert!(
+        e.to_string().contains("HF_TOKEN=[redacted] is invalid"),
+        "{e}"
+    );
+    let status = p.status();
+    let shown = format!("{status:?}");
+    assert!(!shown.contains("hf_from_vault"), "{shown}");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
