@@ -23,6 +23,7 @@ pub(crate) mod config;
 pub(crate) mod env;
 pub(crate) mod file;
 pub(crate) mod provider;
+mod refresher;
 pub(crate) mod remote;
 pub(crate) mod vault;
 
@@ -63,6 +64,9 @@ impl ChainLink {
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         let outcome = self.provider.lookup(key);
         self.record(&outcome);
+        if self.provider.take_refresh_request(crate::sys::generation()) {
+            refresher::submit(Arc::clone(&self.provider));
+        }
         outcome
     }
 

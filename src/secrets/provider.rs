@@ -69,6 +69,19 @@ pub trait Provider: Send + Sync {
     fn holds_non_secret(&self, _key: &str) -> bool {
         false
     }
+
+    /// Whether a background refresh was asked for (a lookup found a value
+    /// past its soft deadline) and not yet handed to this process's
+    /// refresher, fork `generation`; `true` once per request: the caller
+    /// then hands the provider over ([`super::refresher::submit`]).
+    /// Lock-free: the manager asks after each lookup.
+    fn take_refresh_request(&self, _generation: u64) -> bool {
+        false
+    }
+
+    /// Runs the refreshes asked for, blocking (on the refresher's thread,
+    /// never a caller's).
+    fn refresh_in_background(&self) {}
 }
 
 /// Refuses a string argument holding a NUL byte: no provider can hold it (an

@@ -387,6 +387,18 @@ impl Provider for AwsProvider {
         sources.lookup(key, |name| self.fetch(transport, name))
     }
 
+    fn take_refresh_request(&self, generation: u64) -> bool {
+        self.sources
+            .as_ref()
+            .is_some_and(|s| s.take_refresh_request(generation))
+    }
+
+    fn refresh_in_background(&self) {
+        if let Ok(Some((sources, transport))) = self.parts() {
+            sources.refresh(|name| self.fetch(transport, name));
+        }
+    }
+
     fn keys(&self) -> Result<Vec<String>, Error> {
         let Some((sources, transport)) = self.parts()? else {
             return Ok(Vec::new());

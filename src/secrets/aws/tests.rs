@@ -27,6 +27,7 @@ fn config(endpoint: &str) -> ManagerConfig {
             backoff_cap: Duration::from_millis(4),
             max_stale: Duration::from_secs(60),
             failure_ttl: Duration::ZERO,
+            ..RemoteSettings::default()
         },
         aws: AwsSettings {
             secret_names: Some(vec!["training/keys".into()]),

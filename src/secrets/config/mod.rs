@@ -345,6 +345,23 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
             Ok(())
         },
     },
+    ConfigKey {
+        name: "refresh_ahead",
+        value: "fraction of the TTL, 0 to 1",
+        doc: "from this part of its TTL a remote value is refreshed in the background while callers keep getting it (0: fetched by the first get past the TTL); default 0.75",
+        apply: |c, k, v| {
+            c.remote.refresh_ahead_permille = v
+                .as_f64()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .map(|f| (f * 1000.0).round() as u32)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "config key '{k}' must be a fraction of the TTL from 0 to 1"
+                    ))
+                })?;
+            Ok(())
+        },
+    },
 ];
 
 impl Default for ManagerConfig {

@@ -54,6 +54,11 @@ pub struct RemoteSettings {
     /// stale value or the failure) before the service is asked again: 5 s, so
     /// a launcher asking for several keys pays one timeout, not one each.
     pub failure_ttl: Duration,
+    /// The soft deadline, in thousandths of the TTL (`refresh_ahead`, a
+    /// fraction): from it a get that finds the value asks for a refresh in
+    /// the background and is answered at once; 750. Zero: no refresh ahead
+    /// (the get past the TTL fetches, as the first one does).
+    pub refresh_ahead_permille: u32,
 }
 
 impl Default for RemoteSettings {
@@ -68,6 +73,7 @@ impl Default for RemoteSettings {
             backoff_cap: Duration::from_secs(2),
             max_stale: Duration::from_secs(3600),
             failure_ttl: Duration::from_secs(5),
+            refresh_ahead_permille: 750,
         }
     }
 }

@@ -27,6 +27,9 @@ struct LastGood<T> {
     /// Until when it is served without asking the service again (its TTL,
     /// jittered); after that it is only served stale, on a transient failure.
     fresh_until: Instant,
+    /// From when a get asks for a refresh in the background (the soft
+    /// deadline: `refresh_ahead` of the TTL), while the value is served.
+    refresh_after: Instant,
 }
 
 /// Everything a [`SecretCache`] knows about its secret, under one lock.
@@ -39,6 +42,12 @@ struct CacheState<T> {
     /// and share its answer, failure included (`None`: the fetching caller
     /// panicked; its waiters try again).
     flight: Option<Arc<Flight<Option<Answer<T>>>>>,
+    /// A background refresh is running.
+    refreshing: bool,
+    /// Background refreshes failed in a row (the backoff's exponent).
+    refresh_failures: u32,
+    /// No background refresh is asked for before this (after a failed one).
+    refresh_not_before: Option<Instant>,
 }
 
 impl<T> CacheState<T> {
@@ -47,12 +56,17 @@ impl<T> CacheState<T> {
             good: None,
             failure: None,
             flight: None,
+            refreshing: false,
+            refresh_failures: 0,
+            refresh_not_before: None,
         }
     }
 
-    /// In a forked child: the parent's fetch in flight is not coming here.
+    /// In a forked child: the parent's fetch in flight and its background
+    /// refresh are not coming here.
     fn after_fork(&mut self) {
         self.flight = None;
+        self.refreshing = false;
     }
 
     /// Forgets `flight` when it is the one in flight.
@@ -93,7 +107,21 @@ pub struct SecretCache<T> {
     state: Mutex<CacheState<T>>,
     requests: AtomicU64,
     settings: RemoteSettings,
+    /// A background refresh is asked for: [`IDLE`], [`ASKED`] (a get found
+    /// the soft deadline passed), or the fork generation it was queued in
+    /// plus [`QUEUED`] (handed to the refresher; a child, whose refresher
+    /// is not the parent's, asks again). Lock-free: the manager checks it
+    /// after each lookup.
+    refresh: AtomicU64,
 }
+
+/// [`SecretCache::refresh`]: nothing asked.
+const IDLE: u64 = 0;
+/// [`SecretCache::refresh`]: asked, not handed to the refresher yet.
+const ASKED: u64 = 1;
+/// [`SecretCache::refresh`]: handed to the refresher in fork generation
+/// `value - QUEUED`.
+const QUEUED: u64 = 2;
 
 impl<T> SecretCache<T> {
     /// A cache keeping found secrets for `settings.cache_ttl` and "absent"
@@ -104,6 +132,7 @@ impl<T> SecretCache<T> {
                 .after_fork(CacheState::after_fork),
             requests: AtomicU64::new(0),
             settings,
+            refresh: AtomicU64::new(IDLE),
         }
     }
 
@@ -119,7 +148,7 @@ impl<T> SecretCache<T> {
         loop {
             let flight = {
                 let mut state = self.state.lock();
-                if let Some(answer) = Self::known(&state, &self.settings, Instant::now()) {
+                if let Some(answer) = self.known(&mut state, Instant::now()) {
                     return answer;
                 }
                 match &state.flight {
@@ -172,11 +201,7 @@ impl<T> SecretCache<T> {
                     Fetched::Absent => self.settings.negative_ttl,
                 };
                 let value = Arc::new(value);
-                state.good = Some(LastGood {
-                    value: Arc::clone(&value),
-                    fetched: now,
-                    fresh_until: now + jittered(ttl),
-                });
+                state.good = Some(self.last_good(Arc::clone(&value), ttl, now));
                 state.failure = None;
                 Ok(value)
             }
@@ -187,14 +212,135 @@ impl<T> SecretCache<T> {
         }
     }
 
-    /// The answer without a fetch, when one is not due.
-    fn known(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Option<Answer<T>> {
-        match (&state.good, &state.failure) {
-            (Some(good), _) if now < good.fresh_until => Some(Ok(Arc::clone(&good.value))),
-            (_, Some((_, until))) if now < *until => {
-                Some(Self::answer_failing(state, settings, now))
+    /// What a fetch now brought, kept for `ttl` (jittered), its soft
+    /// deadline at `refresh_ahead` of that.
+    fn last_good(&self, value: Arc<Fetched<T>>, ttl: Duration, now: Instant) -> LastGood<T> {
+        let ttl = jittered(ttl);
+        let ahead = ttl.mul_f64(f64::from(self.settings.refresh_ahead_permille) / 1000.0);
+        LastGood {
+            value,
+            fetched: now,
+            fresh_until: now + ttl,
+            refresh_after: now + ahead,
+        }
+    }
+
+    /// Whether values are refreshed in the background (`refresh_ahead`
+    /// above 0, and a TTL: with `cache_ttl` 0 every get fetches).
+    fn refreshes_ahead(&self) -> bool {
+        self.settings.refresh_ahead_permille > 0 && !self.settings.cache_ttl.is_zero()
+    }
+
+    /// The answer without a fetch, when one is not due. With refresh ahead,
+    /// a found value past its soft deadline is served while a refresh is
+    /// asked for, and so is one past its TTL within `max_stale` (unless the
+    /// last failure was one a retry cannot mend): no caller of a key that
+    /// has a value waits for the network.
+    fn known(&self, state: &mut CacheState<T>, now: Instant) -> Option<Answer<T>> {
+        if let Some(good) = &state.good {
+            let found = matches!(*good.value, Fetched::Found(_));
+            let refresh = found && self.refreshes_ahead() && now >= good.refresh_after;
+            let serve = now < good.fresh_until
+                || (refresh
+                    && now.saturating_duration_since(good.fresh_until) <= self.settings.max_stale
+                    && state.failure.as_ref().is_none_or(|(f, _)| f.transient));
+            if serve {
+                let value = Arc::clone(&good.value);
+                if refresh && !state.refreshing && state.refresh_not_before.is_none_or(|t| now >= t)
+                {
+                    let _ = self.refresh.compare_exchange(
+                        IDLE,
+                        ASKED,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                }
+                return Some(Ok(value));
+            }
+        }
+        match &state.failure {
+            Some((_, until)) if now < *until => {
+                Some(Self::answer_failing(state, &self.settings, now))
             }
             _ => None,
+        }
+    }
+
+    /// Whether a background refresh is asked for and not yet handed to the
+    /// refresher of this process; the first caller to see it takes it (the
+    /// others see `false`), to hand it over.
+    pub fn take_refresh_request(&self, generation: u64) -> bool {
+        match self.refresh.load(Ordering::Acquire) {
+            IDLE => false,
+            asked @ ASKED => self
+                .refresh
+                .compare_exchange(
+                    asked,
+                    QUEUED + generation,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok(),
+            // Queued by the parent, before a fork: its refresher is not here.
+            queued if queued != QUEUED + generation => self
+                .refresh
+                .compare_exchange(
+                    queued,
+                    QUEUED + generation,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Whether a background refresh is asked for (queued or not).
+    pub fn refresh_asked(&self) -> bool {
+        self.refresh.load(Ordering::Acquire) != IDLE
+    }
+
+    /// Runs the background refresh asked for, if any (on the refresher's
+    /// thread): one fetch, whose value replaces the cached one; a failure
+    /// keeps it (and is what the status and, past the TTL, a permanent
+    /// failure's callers see), and the next refresh waits `failure_ttl`,
+    /// doubled after each failure in a row, at most the TTL.
+    pub fn refresh_now(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) {
+        {
+            let mut state = self.state.lock();
+            self.refresh.store(IDLE, Ordering::Release);
+            if state.refreshing || state.flight.is_some() || state.good.is_none() {
+                return; // a fetch is on its way anyway
+            }
+            state.refreshing = true;
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        state.refreshing = false;
+        match outcome {
+            Ok(value) => {
+                let ttl = match value {
+                    Fetched::Found(_) => self.settings.cache_ttl,
+                    Fetched::Absent => self.settings.negative_ttl,
+                };
+                state.good = Some(self.last_good(Arc::new(value), ttl, now));
+                state.failure = None;
+                state.refresh_failures = 0;
+                state.refresh_not_before = None;
+            }
+            Err(failure) => {
+                state.refresh_failures = state.refresh_failures.saturating_add(1);
+                let wait = self
+                    .settings
+                    .failure_ttl
+                    .max(Duration::from_millis(10))
+                    .saturating_mul(1 << (state.refresh_failures - 1).min(16))
+                    .min(self.settings.cache_ttl.max(self.settings.failure_ttl));
+                state.refresh_not_before = Some(now + wait);
+                state.failure = Some((failure, now + self.settings.failure_ttl));
+            }
         }
     }
 
@@ -283,7 +429,7 @@ impl SecretCache<SecretMap> {
     /// server's error text reaches messages, and one that repeats a value it
     /// served before must not put it there (the credentials a request sent
     /// are scrubbed by the HTTP layer).
-    fn scrubbed(&self, mut failure: FetchError) -> FetchError {
+    pub(super) fn scrubbed(&self, mut failure: FetchError) -> FetchError {
         let state = self.state.lock();
         if let Some(LastGood { value, .. }) = &state.good {
             if let Fetched::Found(map) = &**value {

@@ -94,6 +94,28 @@ impl Sources {
             .unwrap_or(false)
     }
 
+    /// Whether a background refresh of one of the secrets is asked for and
+    /// not yet handed to this process's refresher (see
+    /// [`SecretCache::take_refresh_request`]).
+    pub fn take_refresh_request(&self, generation: u64) -> bool {
+        let mut taken = false;
+        for u in &self.units {
+            taken |= u.cache.take_refresh_request(generation);
+        }
+        taken
+    }
+
+    /// Runs the background refreshes asked for, each secret fetched with
+    /// `fetch(name)` (on the refresher's thread).
+    pub fn refresh(&self, fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>) {
+        for u in &self.units {
+            if u.cache.refresh_asked() {
+                u.cache
+                    .refresh_now(|| fetch(&u.name).map_err(|e| u.cache.scrubbed(e)));
+            }
+        }
+    }
+
     /// Requests sent so far for all the secrets.
     pub fn requests(&self) -> u64 {
         self.units.iter().map(|u| u.cache.requests()).sum()

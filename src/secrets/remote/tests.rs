@@ -299,3 +299,110 @@ fn a_fetch_that_panics_lets_its_waiters_try_again() {
     leader.join().unwrap();
     assert_eq!(value(&cache, &answer.unwrap()).0, "second");
 }
+
+/// A cache whose values pass their soft deadline soon (refresh ahead at
+/// 1/1000 of a 200 s TTL: after 200 ms), with a long TTL; failed refreshes
+/// back off 300 ms, then 600 ms. (Margins of 100 ms and more: the machine
+/// is busy; every check is of an order of events, never of a duration.)
+fn refreshing_cache() -> SecretCache<String> {
+    let mut s = settings();
+    s.refresh_ahead_permille = 1;
+    s.failure_ttl = Duration::from_millis(300);
+    cache_with(s, Duration::from_secs(200), Duration::from_secs(200))
+}
+
+#[test]
+fn past_the_soft_deadline_the_value_is_served_and_one_refresh_asked() {
+    let cache = refreshing_cache();
+    cache.get(|| found("v1")).unwrap();
+    assert!(!cache.refresh_asked(), "before the soft deadline");
+    std::thread::sleep(Duration::from_millis(300));
+    // Every get answers from the value, none fetches; one refresh is asked.
+    for _ in 0..100 {
+        let answer = cache
+            .get(|| panic!("a get with a value never fetches"))
+            .unwrap();
+        assert_eq!(value(&cache, &answer).0, "v1");
+    }
+    assert!(cache.refresh_asked());
+    assert!(cache.take_refresh_request(0), "taken once");
+    assert!(!cache.take_refresh_request(0), "and only once");
+    assert!(
+        cache.take_refresh_request(1),
+        "a forked child asks its own refresher"
+    );
+    // The refresh replaces the value; the next soft deadline is a TTL away.
+    cache.refresh_now(|| found("v2"));
+    assert!(!cache.refresh_asked());
+    assert_eq!(value(&cache, &cache.get(|| panic!()).unwrap()).0, "v2");
+    assert_eq!(cache.requests(), 2);
+}
+
+#[test]
+fn a_failed_refresh_keeps_the_value_and_backs_off() {
+    let cache = refreshing_cache();
+    cache.get(|| found("v1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cache.get(|| panic!()).unwrap();
+    assert!(cache.take_refresh_request(0));
+    cache.refresh_now(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
+    // Served as before, the failure reported; no refresh asked during the
+    // backoff (failure_ttl, doubled after each failure in a row).
+    assert_eq!(
+        value(&cache, &cache.get(|| panic!()).unwrap()),
+        ("v1", Freshness::Stale)
+    );
+    assert!(!cache.refresh_asked(), "backing off");
+    std::thread::sleep(Duration::from_millis(400));
+    cache.get(|| panic!()).unwrap();
+    assert!(cache.refresh_asked(), "asked again after the backoff");
+    assert!(cache.take_refresh_request(0));
+    cache.refresh_now(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
+    std::thread::sleep(Duration::from_millis(400));
+    cache.get(|| panic!()).unwrap();
+    assert!(
+        !cache.refresh_asked(),
+        "the second backoff is twice the first"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    cache.get(|| panic!()).unwrap();
+    assert!(cache.refresh_asked());
+    cache.refresh_now(|| found("v2"));
+    assert_eq!(
+        value(&cache, &cache.get(|| panic!()).unwrap()),
+        ("v2", Freshness::Fresh)
+    );
+}
+
+#[test]
+fn refresh_ahead_never_serves_past_the_bounds() {
+    // Past the TTL and max_stale, or after a failure no retry mends, a get
+    // is answered as without refresh ahead.
+    let mut s = settings();
+    s.refresh_ahead_permille = 500;
+    s.max_stale = Duration::from_millis(200);
+    let ttl = Duration::from_millis(600);
+    let cache = cache_with(s.clone(), ttl, ttl);
+    cache.get(|| found("v1")).unwrap();
+    std::thread::sleep(Duration::from_millis(900)); // past TTL + max_stale
+    assert_eq!(
+        value(&cache, &cache.get(|| found("v2")).unwrap()).0,
+        "v2",
+        "fetched"
+    );
+    // A permanent failure of the refresh: past the TTL, callers see it.
+    let cache = cache_with(s.clone(), ttl, ttl);
+    cache.get(|| found("v1")).unwrap();
+    std::thread::sleep(Duration::from_millis(350)); // past the soft deadline (300 ms)
+    cache.get(|| panic!()).unwrap();
+    cache.refresh_now(|| Err(FetchError::permanent(Error::Auth("denied".into()))));
+    std::thread::sleep(Duration::from_millis(350)); // past the TTL
+    let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
+    assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
+    // "No such secret" has no value: it is not refreshed ahead.
+    let cache = cache_with::<String>(s, ttl, ttl);
+    cache.get(|| Ok(Fetched::Absent)).unwrap();
+    std::thread::sleep(Duration::from_millis(350));
+    cache.get(|| Ok(Fetched::Absent)).unwrap();
+    assert!(!cache.refresh_asked());
+}

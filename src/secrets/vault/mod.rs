@@ -137,6 +137,16 @@ impl Provider for VaultProvider {
         self.sources.lookup(key, |path| self.fetch(client, path))
     }
 
+    fn take_refresh_request(&self, generation: u64) -> bool {
+        self.configured && self.sources.take_refresh_request(generation)
+    }
+
+    fn refresh_in_background(&self) {
+        if let (true, Ok(client)) = (self.configured, &self.client) {
+            self.sources.refresh(|path| self.fetch(client, path));
+        }
+    }
+
     fn keys(&self) -> Result<Vec<String>, Error> {
         if !self.configured {
             return Ok(Vec::new());

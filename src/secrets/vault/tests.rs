@@ -553,3 +553,130 @@ fn a_server_repeating_a_value_it_served_never_puts_it_in_a_message() {
     assert!(!shown.contains("hf_from_vault"), "{shown}");
     assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }
+
+#[test]
+fn past_the_soft_deadline_gets_never_wait_for_the_refresh() {
+    // Issue 39, item 1: the get after a TTL fetched while its caller (and
+    // every caller queued behind it) waited. Here the server holds the
+    // refresh until the test lets it go: gets meanwhile answer the value they
+    // have, so a get that waited for the network would hang this test.
+    use std::sync::mpsc;
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&reads);
+    let server = FakeServer::start(move |r| {
+        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
+            return Reply::json(404, r#"{"errors": []}"#);
+        }
+        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return v1_answer();
+        }
+        let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+        Reply::json(
+            200,
+            r#"{"data": {"HF_TOKEN": "hf_rotated"}, "lease_duration": 60}"#,
+        )
+    });
+    let mut c = config(&server.url());
+    c.remote.cache_ttl = Duration::from_secs(200);
+    c.remote.refresh_ahead_permille = 1; // soft deadline after 200 ms
+    let m = crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![std::sync::Arc::new(provider(&c, Vars::empty()))],
+    );
+    let get = |m: &crate::secrets::SecretsManager| {
+        m.get("HF_TOKEN").unwrap().map(|v| v.expose().to_owned())
+    };
+    assert_eq!(get(&m).as_deref(), Some("hf_from_vault"));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..1000 {
+        assert_eq!(get(&m).as_deref(), Some("hf_from_vault"));
+    }
+    // The refresh reached the server (and is held there) while gets went on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reads.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh was sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(get(&m).as_deref(), Some("hf_from_vault"));
+    release.send(()).unwrap();
+    while get(&m).as_deref() != Some("hf_rotated") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refreshed value never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        reads.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one refresh"
+    );
+}
+
+#[test]
+fn a_child_forked_while_a_refresh_is_in_flight_refreshes_on_its_own() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::{mpsc, Arc};
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    let server = FakeServer::start(move |r| {
+        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
+            return Reply::json(404, r#"{"errors": []}"#);
+        }
+        match counted.fetch_add(1, SeqCst) {
+            0 => v1_answer(),
+            1 => {
+                // The parent's refresh, held until the test ends it.
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+                Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_parent"}}"#)
+            }
+            _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_child"}}"#),
+        }
+    });
+    let mut c = config(&server.url());
+    c.remote.cache_ttl = Duration::from_secs(200);
+    c.remote.refresh_ahead_permille = 1;
+    let m = crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![Arc::new(provider(&c, Vars::empty()))],
+    );
+    let get = |m: &crate::secrets::SecretsManager| {
+        m.get("HF_TOKEN").unwrap().map(|v| v.expose().to_owned())
+    };
+    assert_eq!(get(&m).as_deref(), Some("hf_from_vault"));
+    std::thread::sleep(Duration::from_millis(300));
+    get(&m);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reads.load(SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh was sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Forked with the parent's refresh in flight: the child answers from the
+    // value it inherited, asks its own refresher, and gets its own refresh.
+    let status = crate::sys::in_fork(|| {
+        if get(&m).as_deref() != Some("hf_from_vault") {
+            return 1;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while get(&m).as_deref() != Some("hf_child") {
+            if std::time::Instant::now() > deadline {
+                return 2;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        0
+    });
+    release.send(()).unwrap();
+    assert_eq!(status, Some(0));
+    while get(&m).as_deref() != Some("hf_parent") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parent's refresh never landed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
