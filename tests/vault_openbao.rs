@@ -320,6 +320,9 @@ fn approle_logs_in_and_again_after_the_token_expires_or_is_revoked() {
         providers: vec![ProviderKind::Vault],
         remote: RemoteSettings {
             cache_ttl: Duration::from_millis(1),
+            // Each lookup fetches (this is about the token's life, not the
+            // value's): no refresh ahead.
+            refresh_ahead_permille: 0,
             ..Default::default()
         },
         ..ManagerConfig::default()
@@ -456,7 +459,19 @@ fn a_sealed_server_gets_the_stale_value_served_and_says_so() {
             get(&m, "HF_TOKEN").unwrap().as_deref(),
             Some("hf_bao_value")
         );
-        let last = m.providers()[0].last_error.clone().unwrap();
+        // The get was answered at once; the refresh it asked for fails in the
+        // background, and the failure shows when it has.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let last = loop {
+            if let Some(e) = m.providers()[0].last_error.clone() {
+                break e;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failed refresh never showed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert_eq!(last.code_name(), "ST_PROVIDER_UNAVAILABLE", "{last}");
         assert!(last.message().contains("sealed"), "{last}");
 
