@@ -581,6 +581,22 @@ st_result st_secrets_get_with_source(st_secrets *m,
                                      st_error **err);
 
 /**
+ * Like `st_secrets_get_with_source`, also saying which version of the
+ * remote secret the value comes from, so a run can record it (never the
+ * value): `*out_info` receives a new buffer holding a JSON object,
+ * `{"provider": "aws", "version": "<VersionId>", "stages": ["AWSCURRENT"]}`;
+ * `version` is the AWS `VersionId` or the Vault KV v2 version number, and
+ * `null` for the environment, the secrets file and a KV v1 secret;
+ * `stages` is AWS's (empty for the others). Free both buffers with
+ * `st_buf_free`; both out-parameters are written only on success.
+ */
+st_result st_secrets_get_with_version(st_secrets *m,
+                                      const char *key,
+                                      st_buf **out_value,
+                                      st_buf **out_info,
+                                      st_error **err);
+
+/**
  * Saves `key` = `value` to the secrets file: the configured or found file, else
  * `~/.simpletuner/secrets.json`, created with mode 0600 (directories 0700).
  * The file keeps its format (JSON or YAML), its other keys and their order; it

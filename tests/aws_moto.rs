@@ -63,6 +63,11 @@ fn a_get_through_the_chain_with_env_winning() {
     let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
     let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
     assert_eq!((value.expose(), source), ("hf_moto_value", "aws"));
+    // Which version of the secret answered: moto's VersionId and stage.
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    let version = found.version.unwrap();
+    assert_eq!(version.id, s["test_version"].as_str().unwrap());
+    assert_eq!(version.stages, ["AWSCURRENT"]);
     assert_eq!(
         get(&m, "replicate-api-token").unwrap().as_deref(),
         Some("r8_moto_value")

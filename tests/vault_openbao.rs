@@ -90,6 +90,11 @@ fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
     let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
     // The latest version (the first one held another value).
     assert_eq!((value.expose(), source), ("hf_bao_value", "vault"));
+    let version = m.get_with_version("HF_TOKEN").unwrap().unwrap().version;
+    assert_eq!(
+        version.map(|v| (v.id, v.stages.len())),
+        Some(("2".into(), 0))
+    );
     assert_eq!(
         get(&m, "replicate-api-token").unwrap().as_deref(),
         Some("r8_bao_value")
@@ -101,6 +106,7 @@ fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
         "{detail}"
     );
     assert!(detail.contains("; 1 request"), "{detail}");
+    assert!(detail.contains("; version 2"), "{detail}");
     m.set("HF_TOKEN", "from-file").unwrap();
     assert_eq!(m.get_with_source("HF_TOKEN").unwrap().unwrap().1, "file");
 }
@@ -120,6 +126,8 @@ fn kv_v1_a_custom_mount_and_path_and_an_absent_secret() {
         get(&m, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_kv1_value")
     );
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    assert!(found.version.is_none(), "KV v1 has no versions");
     let detail = &m.providers()[0].status.detail;
     assert!(
         detail.contains("KV v1 (sys/internal/ui/mounts)"),

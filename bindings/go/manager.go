@@ -225,6 +225,52 @@ func (m *Manager) GetWithSource(key string) (value, provider string, err error) 
 	return string(takeBuf(out)), string(takeBuf(source)), nil
 }
 
+// VersionInfo says where a value came from and which version of the remote
+// secret it is: Version is the AWS VersionId or the Vault KV v2 version, empty
+// for the environment, the secrets file and KV v1; Stages are AWS's. Record
+// it, never the value.
+type VersionInfo struct {
+	Provider string   `json:"provider"`
+	Version  string   `json:"version"`
+	Stages   []string `json:"stages"`
+}
+
+// GetWithVersion is GetWithSource that also gives the version of the remote
+// secret the value comes from.
+func (m *Manager) GetWithVersion(key string) (string, VersionInfo, error) {
+	var info VersionInfo
+	h, herr := m.handle()
+	if herr != nil {
+		return "", info, herr
+	}
+	k, free, kerr := cstring("key", key)
+	if kerr != nil {
+		return "", info, kerr
+	}
+	defer free()
+	var out, infoBuf *C.st_buf
+	var cerr *C.st_error
+	rc := C.st_secrets_get_with_version(h, k, &out, &infoBuf, &cerr)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return "", info, failure(rc, cerr)
+	}
+	value := string(takeBuf(out))
+	var raw struct {
+		Provider string   `json:"provider"`
+		Version  *string  `json:"version"`
+		Stages   []string `json:"stages"`
+	}
+	if err := json.Unmarshal(takeBuf(infoBuf), &raw); err != nil {
+		return "", info, err
+	}
+	info.Provider, info.Stages = raw.Provider, raw.Stages
+	if raw.Version != nil {
+		info.Version = *raw.Version
+	}
+	return value, info, nil
+}
+
 // Diagnose runs the doctor's live checks: every provider's state (as
 // Providers) with, under "checks", what the remote providers found (credential
 // source, caller identity, whether the secret is readable). Sends requests;

@@ -286,6 +286,9 @@ func TestManagerSourceDiagnoseAndResetDefault(t *testing.T) {
 	if v, p, err := m.GetWithSource("HF_TOKEN"); err != nil || v != "hf_go_source" || p != "file" {
 		t.Fatalf("%q %q %v", v, p, err)
 	}
+	if v, info, err := m.GetWithVersion("HF_TOKEN"); err != nil || v != "hf_go_source" || info.Provider != "file" || info.Version != "" || len(info.Stages) != 0 {
+		t.Fatalf("%q %+v %v", v, info, err)
+	}
 	t.Setenv("GOTEST_SRC_HF_TOKEN", "from-env")
 	if _, p, _ := m.GetWithSource("HF_TOKEN"); p != "env" {
 		t.Fatalf("provider %q, want env", p)

@@ -78,6 +78,8 @@ export class Manager {
   get(key: string): string | undefined;
   /** get, also naming the provider that answered ('env', 'file', 'aws', 'vault'). */
   getWithSource(key: string): { value: string; provider: string } | undefined;
+  /** The value, its provider and the remote secret's version (null for env, file, KV v1). */
+  getWithVersion(key: string): { value: string; provider: string; version: string | null; stages: string[] } | undefined;
   set(key: string, value: string): void;
   /** false when the secrets file did not have the key. */
   delete(key: string): boolean;
@@ -88,6 +90,7 @@ export class Manager {
   /** Concurrent calls for one key wait for one remote request. */
   getAsync(key: string): Promise<string | undefined>;
   getWithSourceAsync(key: string): Promise<{ value: string; provider: string } | undefined>;
+  getWithVersionAsync(key: string): Promise<{ value: string; provider: string; version: string | null; stages: string[] } | undefined>;
   setAsync(key: string, value: string): Promise<void>;
   deleteAsync(key: string): Promise<boolean>;
   providersAsync(): Promise<ProviderInfo[]>;

@@ -225,6 +225,10 @@ function bufCall(fn, optional = false) {
   return takeBuf(out[0]);
 }
 
+function withVersion(value, info) {
+  return { value, provider: info.provider, version: info.version, stages: info.stages };
+}
+
 function toBytes(value) {
   return Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
 }
@@ -423,6 +427,28 @@ class Manager extends Handle {
     const err = [null];
     if (!found(C.st_secrets_get_with_source(this.handle, key, value, provider, err), err)) return undefined;
     return { value: text(takeBuf(value[0])), provider: text(takeBuf(provider[0])) };
+  }
+
+  /** Like getWithSource, also giving the version of the remote secret the
+   *  value comes from: {value, provider, version, stages} (version: the AWS
+   *  VersionId or the Vault KV v2 version, null for env, file and KV v1;
+   *  stages: AWS's), or undefined. Record the version, never the value. */
+  getWithVersion(key) {
+    const value = [null];
+    const info = [null];
+    const err = [null];
+    if (!found(C.st_secrets_get_with_version(this.handle, key, value, info, err), err)) return undefined;
+    return withVersion(text(takeBuf(value[0])), JSON.parse(text(takeBuf(info[0]))));
+  }
+
+  /** getWithVersion's Promise form. */
+  async getWithVersionAsync(key) {
+    const value = [null];
+    const info = [null];
+    const err = [null];
+    const rc = await callAsync(this, C.st_secrets_get_with_version, PINNED, key, value, info, err);
+    if (!found(rc, err)) return undefined;
+    return withVersion(text(takeBuf(value[0])), JSON.parse(text(takeBuf(info[0]))));
   }
 
   /** Saves key to the secrets file (0600, atomic, locked). */

@@ -142,6 +142,45 @@ pub extern "C" fn st_secrets_get_with_source(
     })
 }
 
+/// Like `st_secrets_get_with_source`, also saying which version of the
+/// remote secret the value comes from, so a run can record it (never the
+/// value): `*out_info` receives a new buffer holding a JSON object,
+/// `{"provider": "aws", "version": "<VersionId>", "stages": ["AWSCURRENT"]}`;
+/// `version` is the AWS `VersionId` or the Vault KV v2 version number, and
+/// `null` for the environment, the secrets file and a KV v1 secret;
+/// `stages` is AWS's (empty for the others). Free both buffers with
+/// `st_buf_free`; both out-parameters are written only on success.
+#[no_mangle]
+pub extern "C" fn st_secrets_get_with_version(
+    m: *mut st_secrets,
+    key: *const c_char,
+    out_value: *mut *mut st_buf,
+    out_info: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all four): NULL or valid for the call (caller's contract).
+        let key = unsafe { str_arg(key, "key") }?;
+        let out_value = unsafe { out_arg(out_value, "out_value") }?;
+        let out_info = unsafe { out_arg(out_info, "out_info") }?;
+        let manager = unsafe { manager(m) }?;
+        match manager.get_with_version(key)? {
+            Some(found) => {
+                let info = serde_json::json!({
+                    "provider": found.provider,
+                    "version": found.version.as_ref().map(|v| v.id.as_str()),
+                    "stages": found.version.as_ref().map_or(&[][..], |v| &v.stages[..]),
+                })
+                .to_string();
+                out_value.write(st_buf::new_raw(found.value.expose().as_bytes()));
+                out_info.write(st_buf::new_raw(info.as_bytes()));
+                Ok(())
+            }
+            None => Err(not_found(key)),
+        }
+    })
+}
+
 fn not_found(key: &str) -> FfiError {
     FfiError::new(
         st_result::ST_NOT_FOUND,

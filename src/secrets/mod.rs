@@ -31,7 +31,7 @@ pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
-pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus};
+pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus, Version};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
 
@@ -64,13 +64,29 @@ impl ChainLink {
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         let outcome = self.provider.lookup(key);
         self.record(&outcome);
-        if self.provider.take_refresh_request(crate::sys::generation()) {
-            refresher::submit(Arc::clone(&self.provider));
-        }
+        self.hand_over_refresh();
         outcome
     }
 
-    fn record(&self, outcome: &Result<Option<SecretString>, Error>) {
+    /// [`lookup`](Self::lookup), with the version of the secret.
+    fn lookup_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let outcome = self.provider.lookup_versioned(key);
+        self.record(&outcome);
+        self.hand_over_refresh();
+        outcome
+    }
+
+    /// Hands the provider to the refresher when a lookup asked for a refresh.
+    fn hand_over_refresh(&self) {
+        if self.provider.take_refresh_request(crate::sys::generation()) {
+            refresher::submit(Arc::clone(&self.provider));
+        }
+    }
+
+    fn record<T>(&self, outcome: &Result<T, Error>) {
         match outcome {
             Err(e) => {
                 *self.last_error.lock() = Some(e.clone());
@@ -83,6 +99,19 @@ impl ChainLink {
             Ok(_) => {}
         }
     }
+}
+
+/// A value, the provider that answered, and the version of the remote
+/// secret it comes from ([`SecretsManager::get_with_version`]). `Debug`
+/// shows no value.
+#[derive(Debug)]
+pub struct Found {
+    /// The value.
+    pub value: SecretString,
+    /// The provider: `env`, `file`, `aws`, `vault` (or a custom one's name).
+    pub provider: &'static str,
+    /// The remote secret's version, when the service says it.
+    pub version: Option<Version>,
 }
 
 /// One provider's answer for a key, as the doctor reports it (never the value).
@@ -205,6 +234,34 @@ impl SecretsManager {
         for link in &self.links {
             match link.lookup(key) {
                 Ok(Some(value)) => return Ok(Some((value, link.provider.name()))),
+                Ok(None) => {}
+                Err(e) => {
+                    first_failure.get_or_insert_with(|| {
+                        e.context(format!("provider '{}'", link.provider.name()))
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    /// Like [`get_with_source`](Self::get_with_source), also giving the
+    /// version of the remote secret the value comes from (AWS `VersionId`
+    /// and stages, the Vault KV v2 version; `None` for the environment, the
+    /// file, and a KV v1 secret), so a run can record which version it
+    /// used, never the value.
+    pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
+        check_key(key)?;
+        let mut first_failure = None;
+        for link in &self.links {
+            match link.lookup_versioned(key) {
+                Ok(Some((value, version))) => {
+                    return Ok(Some(Found {
+                        value,
+                        provider: link.provider.name(),
+                        version,
+                    }))
+                }
                 Ok(None) => {}
                 Err(e) => {
                     first_failure.get_or_insert_with(|| {

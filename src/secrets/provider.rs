@@ -82,6 +82,15 @@ pub trait Provider: Send + Sync {
     /// Runs the refreshes asked for, blocking (on the refresher's thread,
     /// never a caller's).
     fn refresh_in_background(&self) {}
+
+    /// [`lookup`](Self::lookup), with the version of the secret the value
+    /// comes from (remote providers; `None` for the others).
+    fn lookup_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        Ok(self.lookup(key)?.map(|v| (v, None)))
+    }
 }
 
 /// Refuses a string argument holding a NUL byte: no provider can hold it (an
@@ -132,6 +141,17 @@ pub fn preferred_key<'a>(
     best
 }
 
+/// Which version of a remote secret a value comes from: AWS's `VersionId`
+/// and `VersionStages` (`AWSCURRENT`, `AWSPENDING`, ...), or the Vault KV v2
+/// version number (no stages). Never a value: a run may record it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The version's identifier.
+    pub id: String,
+    /// Its stages (AWS), in the order the service gave them.
+    pub stages: Vec<String>,
+}
+
 /// A flat map of secrets read from a document (the secrets file, an AWS
 /// secret's JSON, a Vault secret's fields): scalar values are kept as text,
 /// anything else is skipped (by key, for diagnosis) and its strings zeroed.
@@ -146,6 +166,8 @@ pub struct SecretMap {
     by_name: HashMap<String, String>,
     /// Keys whose values are not scalars (or are null): not secrets, skipped.
     skipped: Vec<String>,
+    /// The remote secret's version, when the service says it.
+    version: Option<Version>,
 }
 
 impl SecretMap {
@@ -215,6 +237,7 @@ impl SecretMap {
             values: HashMap::with_capacity(n),
             by_name: HashMap::new(),
             skipped: Vec::new(),
+            version: None,
         }
     }
 
@@ -275,6 +298,17 @@ impl SecretMap {
     pub fn holds_non_secret(&self, key: &str) -> bool {
         let normalized = normalize_key(key);
         self.skipped.iter().any(|k| k == key || *k == normalized)
+    }
+
+    /// The same map, of version `version`.
+    pub fn with_version(mut self, version: Option<Version>) -> SecretMap {
+        self.version = version;
+        self
+    }
+
+    /// The remote secret's version, when the service said it.
+    pub fn version(&self) -> Option<&Version> {
+        self.version.as_ref()
     }
 
     /// The values, in no particular order.

@@ -48,7 +48,7 @@ admin = iam.create_access_key(UserName="admin")["AccessKey"]
 # From here on every request is signed with the admin's key.
 iam = client("iam", admin)
 sm = client("secretsmanager", admin)
-sm.create_secret(Name="st-secrets/test", SecretString=json.dumps(SECRET))
+test_version = sm.create_secret(Name="st-secrets/test", SecretString=json.dumps(SECRET))["VersionId"]
 sm.create_secret(Name="st-secrets/binary", SecretBinary=json.dumps(SECRET).encode())
 sm.create_secret(Name="st-secrets/plain", SecretString="just-a-token-not-json")
 # A shared team secret, looked up before the project's in the tests of lists.
@@ -104,6 +104,7 @@ with open(OUT, "w") as f:
             },
             "role_arn": role["Arn"],
             "secret": SECRET,
+            "test_version": test_version,
         },
         f,
     )

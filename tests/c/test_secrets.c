@@ -35,6 +35,19 @@ static void test_env_normalization_prefix_live_and_empty(void) {
   CHECK(src && strcmp(st_buf_str(src), "file") == 0);
   st_buf_free(v);
   st_buf_free(src);
+  /* The version: none for the file (remote versions: the Rust suites
+     against moto and OpenBao). */
+  st_buf *info = NULL;
+  v = NULL;
+  CHECK_CALL(ST_OK, st_secrets_get_with_version(m, "hf-token", &v, &info, &err));
+  CHECK(v && strcmp(st_buf_str(v), "from-file") == 0);
+  CHECK(info && strcmp(st_buf_str(info),
+                       "{\"provider\":\"file\",\"version\":null,\"stages\":[]}") == 0);
+  st_buf_free(v);
+  st_buf_free(info);
+  v = info = NULL;
+  CHECK_CALL(ST_NOT_FOUND, st_secrets_get_with_version(m, "absent-key", &v, &info, &err));
+  CHECK(v == NULL && info == NULL);
   st_secrets_free(m);
 
   /* With a prefix, only <prefix>_<KEY> is read. */

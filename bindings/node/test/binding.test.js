@@ -176,6 +176,9 @@ test('manager: getWithSource, diagnose, resetDefault', () => {
     const m = new st.Manager({ file_path: file, env_prefix: 'NODETEST_SRC', providers: ['env', 'file'] });
     m.set('HF_TOKEN', 'hf_node_source');
     assert.deepEqual(m.getWithSource('hf-token'), { value: 'hf_node_source', provider: 'file' });
+    assert.deepEqual(m.getWithVersion('hf-token'),
+      { value: 'hf_node_source', provider: 'file', version: null, stages: [] });
+    assert.equal(m.getWithVersion('MISSING_KEY'), undefined);
     process.env.NODETEST_SRC_HF_TOKEN = 'from-env';
     try {
       assert.equal(m.getWithSource('HF_TOKEN').provider, 'env');

@@ -34,7 +34,7 @@ pub(crate) mod wire;
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::provider::{zeroize_json, SecretMap};
+use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::secret_cache::Fetched;
@@ -310,6 +310,19 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
         ))));
     };
     let parse = |m: String| Refusal::Other(FetchError::permanent(Error::Parse(m)));
+    let version = match doc.get("VersionId") {
+        Some(Value::String(id)) => Some(Version {
+            id: id.clone(),
+            stages: match doc.get("VersionStages") {
+                Some(Value::Array(stages)) => stages
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        }),
+        _ => None,
+    };
     let (field, text) = match (doc.remove("SecretString"), doc.remove("SecretBinary")) {
         (Some(Value::String(s)), _) => ("SecretString", SecretString::from(s)),
         (_, Some(Value::String(b64))) => {
@@ -335,7 +348,9 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
     let mut rest = Value::Object(doc);
     zeroize_json(&mut rest);
     match serde_json::from_str::<Value>(text.expose()) {
-        Ok(Value::Object(map)) => Ok(Fetched::Found(SecretMap::from_json_object(map))),
+        Ok(Value::Object(map)) => Ok(Fetched::Found(
+            SecretMap::from_json_object(map).with_version(version),
+        )),
         Ok(mut other) => {
             zeroize_json(&mut other);
             Err(parse(format!(
@@ -385,6 +400,16 @@ impl Provider for AwsProvider {
             return Ok(None);
         };
         sources.lookup(key, |name| self.fetch(transport, name))
+    }
+
+    fn lookup_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let Some((sources, transport)) = self.parts()? else {
+            return Ok(None);
+        };
+        sources.lookup_versioned(key, |name| self.fetch(transport, name))
     }
 
     fn take_refresh_request(&self, generation: u64) -> bool {

@@ -3,7 +3,7 @@
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::SecretMap;
+use crate::secrets::provider::{SecretMap, Version};
 use crate::sys::{Flight, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +16,37 @@ pub enum Fetched<T> {
     Found(T),
     /// No such secret.
     Absent,
+}
+
+impl<T: Versioned> Fetched<T> {
+    /// Whether both are the same version of the secret, as the service said
+    /// (`false` when it said none).
+    fn same_version(&self, other: &Fetched<T>) -> bool {
+        match (self, other) {
+            (Fetched::Found(a), Fetched::Found(b)) => {
+                a.version_id().is_some() && a.version_id() == b.version_id()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a cache holds, with the version the service gave it, if any.
+pub trait Versioned {
+    /// The version's identifier.
+    fn version_id(&self) -> Option<&str>;
+}
+
+impl Versioned for SecretMap {
+    fn version_id(&self) -> Option<&str> {
+        self.version().map(|v| v.id.as_str())
+    }
+}
+
+impl Versioned for String {
+    fn version_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The last successful fetch of a [`SecretCache`].
@@ -300,50 +331,6 @@ impl<T> SecretCache<T> {
         self.refresh.load(Ordering::Acquire) != IDLE
     }
 
-    /// Runs the background refresh asked for, if any (on the refresher's
-    /// thread): one fetch, whose value replaces the cached one; a failure
-    /// keeps it (and is what the status and, past the TTL, a permanent
-    /// failure's callers see), and the next refresh waits `failure_ttl`,
-    /// doubled after each failure in a row, at most the TTL.
-    pub fn refresh_now(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) {
-        {
-            let mut state = self.state.lock();
-            self.refresh.store(IDLE, Ordering::Release);
-            if state.refreshing || state.flight.is_some() || state.good.is_none() {
-                return; // a fetch is on its way anyway
-            }
-            state.refreshing = true;
-        }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = fetch();
-        let now = Instant::now();
-        let mut state = self.state.lock();
-        state.refreshing = false;
-        match outcome {
-            Ok(value) => {
-                let ttl = match value {
-                    Fetched::Found(_) => self.settings.cache_ttl,
-                    Fetched::Absent => self.settings.negative_ttl,
-                };
-                state.good = Some(self.last_good(Arc::new(value), ttl, now));
-                state.failure = None;
-                state.refresh_failures = 0;
-                state.refresh_not_before = None;
-            }
-            Err(failure) => {
-                state.refresh_failures = state.refresh_failures.saturating_add(1);
-                let wait = self
-                    .settings
-                    .failure_ttl
-                    .max(Duration::from_millis(10))
-                    .saturating_mul(1 << (state.refresh_failures - 1).min(16))
-                    .min(self.settings.cache_ttl.max(self.settings.failure_ttl));
-                state.refresh_not_before = Some(now + wait);
-                state.failure = Some((failure, now + self.settings.failure_ttl));
-            }
-        }
-    }
-
     fn answer_failing(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
         let (failure, _) = state.failure.as_ref().expect("called with a failure");
         match &state.good {
@@ -392,12 +379,78 @@ impl<T> SecretCache<T> {
     }
 }
 
+impl<T: Versioned> SecretCache<T> {
+    /// Runs the background refresh asked for, if any (on the refresher's
+    /// thread): one fetch, whose value replaces the cached one; a failure
+    /// keeps it (and is what the status and, past the TTL, a permanent
+    /// failure's callers see), and the next refresh waits `failure_ttl`,
+    /// doubled after each failure in a row, at most the TTL.
+    pub fn refresh_now(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) {
+        {
+            let mut state = self.state.lock();
+            self.refresh.store(IDLE, Ordering::Release);
+            if state.refreshing || state.flight.is_some() || state.good.is_none() {
+                return; // a fetch is on its way anyway
+            }
+            state.refreshing = true;
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        state.refreshing = false;
+        match outcome {
+            Ok(value) => {
+                let ttl = match value {
+                    Fetched::Found(_) => self.settings.cache_ttl,
+                    Fetched::Absent => self.settings.negative_ttl,
+                };
+                // The same version again changes nothing: the value held
+                // stays (only its TTL starts again).
+                let value = match &state.good {
+                    Some(good) if good.value.same_version(&value) => Arc::clone(&good.value),
+                    _ => Arc::new(value),
+                };
+                state.good = Some(self.last_good(value, ttl, now));
+                state.failure = None;
+                state.refresh_failures = 0;
+                state.refresh_not_before = None;
+            }
+            Err(failure) => {
+                state.refresh_failures = state.refresh_failures.saturating_add(1);
+                let wait = self
+                    .settings
+                    .failure_ttl
+                    .max(Duration::from_millis(10))
+                    .saturating_mul(1 << (state.refresh_failures - 1).min(16))
+                    .min(self.settings.cache_ttl.max(self.settings.failure_ttl));
+                state.refresh_not_before = Some(now + wait);
+                state.failure = Some((failure, now + self.settings.failure_ttl));
+            }
+        }
+    }
+}
+
 /// Held values shorter than this are not scrubbed from error text: `1`,
 /// `true` or a region name would blank out the message itself, and a secret
 /// that short is no secret.
 const SCRUB_FLOOR: usize = 8;
 
 impl SecretCache<SecretMap> {
+    /// [`lookup`](Self::lookup), with the version of the secret.
+    pub fn lookup_versioned(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        Ok(self
+            .with_map(fetch, |map| {
+                map.resolve(key)
+                    .map(|(_, v)| (v.clone(), map.version().cloned()))
+            })?
+            .flatten())
+    }
+
     /// `key` in the cached secret (fetched with `fetch` when due): the
     /// remote providers' whole lookup.
     pub fn lookup(
@@ -460,6 +513,16 @@ impl SecretCache<SecretMap> {
         let mut detail = format!("; {n} request{}", if n == 1 { "" } else { "s" });
         if let Some(age) = self.age() {
             detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
+        }
+        let version = self.state.lock().good.as_ref().and_then(|g| match &*g.value {
+            Fetched::Found(map) => map.version().cloned(),
+            Fetched::Absent => None,
+        });
+        if let Some(v) = version {
+            detail.push_str(&format!("; version {}", v.id));
+            if !v.stages.is_empty() {
+                detail.push_str(&format!(" ({})", v.stages.join(", ")));
+            }
         }
         let warnings = self
             .failure()

@@ -7,7 +7,7 @@ use super::secret_cache::{Fetched, SecretCache};
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::SecretMap;
+use crate::secrets::provider::{SecretMap, Version};
 use serde_json::{json, Value};
 
 /// One secret of the list and its cache.
@@ -59,6 +59,20 @@ impl Sources {
         for u in &self.units {
             if let Some(v) = u.cache.lookup(key, || fetch(&u.name))? {
                 return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`lookup`](Self::lookup), with the version of the secret that answered.
+    pub fn lookup_versioned(
+        &self,
+        key: &str,
+        fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        for u in &self.units {
+            if let Some(found) = u.cache.lookup_versioned(key, || fetch(&u.name))? {
+                return Ok(Some(found));
             }
         }
         Ok(None)

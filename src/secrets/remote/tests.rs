@@ -406,3 +406,32 @@ fn refresh_ahead_never_serves_past_the_bounds() {
     cache.get(|| Ok(Fetched::Absent)).unwrap();
     assert!(!cache.refresh_asked());
 }
+
+#[test]
+fn a_refresh_that_finds_the_same_version_changes_nothing() {
+    use crate::secrets::provider::{SecretMap, Version};
+    let mut s = settings();
+    s.refresh_ahead_permille = 1;
+    let cache: SecretCache<SecretMap> =
+        cache_with(s, Duration::from_secs(200), Duration::from_secs(200));
+    let map = |value: &str, version: &str| {
+        let mut m = SecretMap::default();
+        m.insert("K".into(), value.into());
+        Ok(Fetched::Found(m.with_version(Some(Version {
+            id: version.into(),
+            stages: vec![],
+        }))))
+    };
+    let first = cache.get(|| map("a", "v1")).unwrap();
+    cache.refresh_now(|| map("a", "v1"));
+    let same = cache.get(|| panic!()).unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &same),
+        "the same version: the value held stays"
+    );
+    cache.refresh_now(|| map("b", "v2"));
+    let newer = cache.get(|| panic!()).unwrap();
+    assert!(!Arc::ptr_eq(&first, &newer));
+    let (value, version) = cache.lookup_versioned("K", || panic!()).unwrap().unwrap();
+    assert_eq!((value.expose(), version.unwrap().id.as_str()), ("b", "v2"));
+}

@@ -37,7 +37,7 @@ pub use settings::VaultSettings;
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap};
+use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap, Version};
 use crate::secrets::remote::http::{redact_url, Address};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
@@ -135,6 +135,18 @@ impl Provider for VaultProvider {
         }
         let client = self.client.as_ref().map_err(Clone::clone)?;
         self.sources.lookup(key, |path| self.fetch(client, path))
+    }
+
+    fn lookup_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if !self.configured {
+            return Ok(None);
+        }
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        self.sources
+            .lookup_versioned(key, |path| self.fetch(client, path))
     }
 
     fn take_refresh_request(&self, generation: u64) -> bool {

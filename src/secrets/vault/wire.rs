@@ -2,7 +2,7 @@
 //! 404 says, a mount's KV version, and the secret's fields in a KV read.
 
 use crate::error::Error;
-use crate::secrets::provider::{zeroize_json, SecretMap};
+use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::http::Response;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{shorten, FetchError};
@@ -132,8 +132,19 @@ pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>
         Value::Object(o) => o.remove("data").unwrap_or(Value::Null),
         _ => Value::Bool(false), // not an object: refused below
     };
+    let mut kv_version = None;
     let data = match (version, outer) {
-        (2, Value::Object(mut o)) => o.remove("data").unwrap_or(Value::Null),
+        (2, Value::Object(mut o)) => {
+            kv_version = o
+                .get("metadata")
+                .and_then(|m| m.get("version"))
+                .and_then(Value::as_u64)
+                .map(|v| Version {
+                    id: v.to_string(),
+                    stages: Vec::new(),
+                });
+            o.remove("data").unwrap_or(Value::Null)
+        }
         (2, Value::Null) => Value::Null,
         (2, mut other) => {
             zeroize_json(&mut other);
@@ -143,7 +154,9 @@ pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>
     };
     zeroize_json(&mut doc);
     match data {
-        Value::Object(map) => Ok(Fetched::Found(SecretMap::from_json_object(map))),
+        Value::Object(map) => Ok(Fetched::Found(
+            SecretMap::from_json_object(map).with_version(kv_version),
+        )),
         // KV v2: a deleted or destroyed latest version reads as data: null.
         Value::Null => Ok(Fetched::Absent),
         mut other => {
