@@ -597,6 +597,26 @@ st_result st_secrets_get_with_version(st_secrets *m,
                                       st_error **err);
 
 /**
+ * "This value failed me": reads `key` again now, whatever the caches say
+ * (through the chain in order: the environment is looked at, the secrets
+ * file re-read, a remote secret fetched), for a caller whose credential was
+ * just refused. A remote secret is fetched at most once per
+ * `refresh_min_interval` (10 s by default), single-flight with its gets: a
+ * storm of failing ranks sends one request, and the calls it spares are
+ * answered with the value held. `*out_value` receives the value (free with
+ * `st_buf_free`), `*out_changed` whether it differs from what this process
+ * would have served before (true when it held nothing). `ST_NOT_FOUND` when
+ * no provider has the key. On AWS the value is the `AWSCURRENT` version's:
+ * while a rotation is under way (an `AWSPENDING` version exists) that is
+ * still the old value, until the rotation's last step moves the stage.
+ */
+st_result st_secrets_refresh(st_secrets *m,
+                             const char *key,
+                             st_buf **out_value,
+                             bool *out_changed,
+                             st_error **err);
+
+/**
  * Saves `key` = `value` to the secrets file: the configured or found file, else
  * `~/.simpletuner/secrets.json`, created with mode 0600 (directories 0700).
  * The file keeps its format (JSON or YAML), its other keys and their order; it

@@ -271,6 +271,31 @@ func (m *Manager) GetWithVersion(key string) (string, VersionInfo, error) {
 	return value, info, nil
 }
 
+// Refresh reads key again now, whatever the caches say ("this value failed
+// me"): a remote secret is fetched at most once per refresh_min_interval,
+// single-flight, so a storm of callers sends one request. Changed says whether
+// the value differs from what this process would have served before.
+func (m *Manager) Refresh(key string) (value string, changed bool, err error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return "", false, herr
+	}
+	k, free, kerr := cstring("key", key)
+	if kerr != nil {
+		return "", false, kerr
+	}
+	defer free()
+	var out *C.st_buf
+	var ch C.bool
+	var cerr *C.st_error
+	rc := C.st_secrets_refresh(h, k, &out, &ch, &cerr)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return "", false, failure(rc, cerr)
+	}
+	return string(takeBuf(out)), bool(ch), nil
+}
+
 // Diagnose runs the doctor's live checks: every provider's state (as
 // Providers) with, under "checks", what the remote providers found (credential
 // source, caller identity, whether the secret is readable). Sends requests;

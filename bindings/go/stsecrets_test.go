@@ -289,6 +289,21 @@ func TestManagerSourceDiagnoseAndResetDefault(t *testing.T) {
 	if v, info, err := m.GetWithVersion("HF_TOKEN"); err != nil || v != "hf_go_source" || info.Provider != "file" || info.Version != "" || len(info.Stages) != 0 {
 		t.Fatalf("%q %+v %v", v, info, err)
 	}
+	if v, changed, err := m.Refresh("HF_TOKEN"); err != nil || v != "hf_go_source" || changed {
+		t.Fatalf("refresh: %q %v %v", v, changed, err)
+	}
+	if err := os.WriteFile(file, []byte(`{"HF_TOKEN": "hf_go_rotated"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, changed, err := m.Refresh("HF_TOKEN"); err != nil || v != "hf_go_rotated" || !changed {
+		t.Fatalf("refresh after a rotation: %q %v %v", v, changed, err)
+	}
+	if _, _, err := m.Refresh("MISSING_KEY"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if err := m.Set("HF_TOKEN", "hf_go_source"); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("GOTEST_SRC_HF_TOKEN", "from-env")
 	if _, p, _ := m.GetWithSource("HF_TOKEN"); p != "env" {
 		t.Fatalf("provider %q, want env", p)

@@ -90,6 +90,9 @@ export class Manager {
   /** Concurrent calls for one key wait for one remote request. */
   getAsync(key: string): Promise<string | undefined>;
   getWithSourceAsync(key: string): Promise<{ value: string; provider: string } | undefined>;
+  /** Reads key again now ("this value failed me"); changed: it differs from what was held. */
+  refresh(key: string): { value: string; changed: boolean } | undefined;
+  refreshAsync(key: string): Promise<{ value: string; changed: boolean } | undefined>;
   getWithVersionAsync(key: string): Promise<{ value: string; provider: string; version: string | null; stages: string[] } | undefined>;
   setAsync(key: string, value: string): Promise<void>;
   deleteAsync(key: string): Promise<boolean>;

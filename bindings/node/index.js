@@ -441,6 +441,27 @@ class Manager extends Handle {
     return withVersion(text(takeBuf(value[0])), JSON.parse(text(takeBuf(info[0]))));
   }
 
+  /** Reads key again now, whatever the caches say ("this value failed me"):
+   *  {value, changed}, or undefined when no provider has it. A remote secret
+   *  is fetched at most once per refresh_min_interval, single-flight. */
+  refresh(key) {
+    const value = [null];
+    const changed = [false];
+    const err = [null];
+    if (!found(C.st_secrets_refresh(this.handle, key, value, changed, err), err)) return undefined;
+    return { value: text(takeBuf(value[0])), changed: Boolean(changed[0]) };
+  }
+
+  /** refresh's Promise form. */
+  async refreshAsync(key) {
+    const value = [null];
+    const changed = [false];
+    const err = [null];
+    const rc = await callAsync(this, C.st_secrets_refresh, PINNED, key, value, changed, err);
+    if (!found(rc, err)) return undefined;
+    return { value: text(takeBuf(value[0])), changed: Boolean(changed[0]) };
+  }
+
   /** getWithVersion's Promise form. */
   async getWithVersionAsync(key) {
     const value = [null];

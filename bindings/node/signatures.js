@@ -55,6 +55,7 @@ exports.functions = [
   'st_result st_secrets_get(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_error **err)',
   'st_result st_secrets_get_with_source(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_buf **out_provider, _Out_ st_error **err)',
   'st_result st_secrets_get_with_version(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_buf **out_info, _Out_ st_error **err)',
+  'st_result st_secrets_refresh(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ bool *out_changed, _Out_ st_error **err)',
   'st_result st_secrets_set(st_secrets *m, const char *key, const char *value, _Out_ st_error **err)',
   'st_result st_secrets_delete(st_secrets *m, const char *key, _Out_ st_error **err)',
   'void st_secrets_clear_cache(st_secrets *m)',

@@ -181,6 +181,43 @@ pub extern "C" fn st_secrets_get_with_version(
     })
 }
 
+/// "This value failed me": reads `key` again now, whatever the caches say
+/// (through the chain in order: the environment is looked at, the secrets
+/// file re-read, a remote secret fetched), for a caller whose credential was
+/// just refused. A remote secret is fetched at most once per
+/// `refresh_min_interval` (10 s by default), single-flight with its gets: a
+/// storm of failing ranks sends one request, and the calls it spares are
+/// answered with the value held. `*out_value` receives the value (free with
+/// `st_buf_free`), `*out_changed` whether it differs from what this process
+/// would have served before (true when it held nothing). `ST_NOT_FOUND` when
+/// no provider has the key. On AWS the value is the `AWSCURRENT` version's:
+/// while a rotation is under way (an `AWSPENDING` version exists) that is
+/// still the old value, until the rotation's last step moves the stage.
+#[no_mangle]
+pub extern "C" fn st_secrets_refresh(
+    m: *mut st_secrets,
+    key: *const c_char,
+    out_value: *mut *mut st_buf,
+    out_changed: *mut bool,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all four): NULL or valid for the call (caller's contract).
+        let key = unsafe { str_arg(key, "key") }?;
+        let out_value = unsafe { out_arg(out_value, "out_value") }?;
+        let out_changed = unsafe { out_arg(out_changed, "out_changed") }?;
+        let manager = unsafe { manager(m) }?;
+        match manager.refresh(key)? {
+            Some(r) => {
+                out_value.write(st_buf::new_raw(r.found.value.expose().as_bytes()));
+                out_changed.write(r.changed);
+                Ok(())
+            }
+            None => Err(not_found(key)),
+        }
+    })
+}
+
 fn not_found(key: &str) -> FfiError {
     FfiError::new(
         st_result::ST_NOT_FOUND,

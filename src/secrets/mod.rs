@@ -114,6 +114,17 @@ pub struct Found {
     pub version: Option<Version>,
 }
 
+/// What [`SecretsManager::refresh`] read, and whether it differs from the
+/// value held before.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The value read now, its provider and version.
+    pub found: Found,
+    /// It differs from what would have been served before (`true` when
+    /// nothing was held).
+    pub changed: bool,
+}
+
 /// One provider's answer for a key, as the doctor reports it (never the value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderAnswer {
@@ -261,6 +272,44 @@ impl SecretsManager {
                         provider: link.provider.name(),
                         version,
                     }))
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_failure.get_or_insert_with(|| {
+                        e.context(format!("provider '{}'", link.provider.name()))
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    /// "This value failed me": `key` read again now, whatever the caches
+    /// say, through the chain in order (the environment is looked at, the
+    /// file re-read, a remote secret fetched), and whether the value differs
+    /// from what this process would have served before. A remote secret is
+    /// fetched at most once per `refresh_min_interval`, single-flight with
+    /// its gets: a storm of callers sends one request, the others get the
+    /// value held. `Ok(None)` when no provider has the key.
+    pub fn refresh(&self, key: &str) -> Result<Option<Refreshed>, Error> {
+        check_key(key)?;
+        let before = self.links.iter().find_map(|l| l.provider.peek(key));
+        let interval = self.config.remote.refresh_min_interval;
+        let mut first_failure = None;
+        for link in &self.links {
+            match link.provider.refresh_key(key, interval) {
+                Ok(Some((value, version))) => {
+                    let changed = before
+                        .as_ref()
+                        .is_none_or(|(old, _)| old.expose() != value.expose());
+                    return Ok(Some(Refreshed {
+                        found: Found {
+                            value,
+                            provider: link.provider.name(),
+                            version,
+                        },
+                        changed,
+                    }));
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -83,6 +83,25 @@ pub trait Provider: Send + Sync {
     /// never a caller's).
     fn refresh_in_background(&self) {}
 
+    /// Without asking a remote service: what the provider would answer from
+    /// what it holds, however old (the environment and the file look as a
+    /// lookup does).
+    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.lookup_versioned(key).ok().flatten()
+    }
+
+    /// `key` read again now, whatever a cache says ("this value failed
+    /// me"): remote providers fetch, at most once per `min_interval` and
+    /// single-flight with their gets; the file is re-read.
+    fn refresh_key(
+        &self,
+        key: &str,
+        _min_interval: std::time::Duration,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        self.invalidate();
+        self.lookup_versioned(key)
+    }
+
     /// [`lookup`](Self::lookup), with the version of the secret the value
     /// comes from (remote providers; `None` for the others).
     fn lookup_versioned(

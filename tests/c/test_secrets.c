@@ -48,6 +48,15 @@ static void test_env_normalization_prefix_live_and_empty(void) {
   v = info = NULL;
   CHECK_CALL(ST_NOT_FOUND, st_secrets_get_with_version(m, "absent-key", &v, &info, &err));
   CHECK(v == NULL && info == NULL);
+  /* "This value failed me": the file read again, and whether it changed. */
+  bool changed = true;
+  v = NULL;
+  CHECK_CALL(ST_OK, st_secrets_refresh(m, "hf-token", &v, &changed, &err));
+  CHECK(v && strcmp(st_buf_str(v), "from-file") == 0 && !changed);
+  st_buf_free(v);
+  v = NULL;
+  CHECK_CALL(ST_NOT_FOUND, st_secrets_refresh(m, "absent-key", &v, &changed, &err));
+  CHECK(v == NULL);
   st_secrets_free(m);
 
   /* With a prefix, only <prefix>_<KEY> is read. */

@@ -74,6 +74,9 @@ test('a slow remote get leaves the event loop running; 20 concurrent gets send o
   // Cached now: no request, and the sync form agrees.
   assert.equal(m.get('HF_TOKEN'), SECRET);
   assert.deepEqual(await m.getWithSourceAsync('hf-token'), { value: SECRET, provider: 'vault' });
+  assert.deepEqual(await m.refreshAsync('hf-token'), { value: SECRET, changed: false });
+  assert.equal(requests.length, 2, 'the refresh fetched once');
+  requests.length = 1;
   assert.deepEqual(await m.getWithVersionAsync('hf-token'),
     { value: SECRET, provider: 'vault', version: '1', stages: [] }, 'the KV v2 version');
   assert.equal(await m.getAsync('ABSENT'), undefined);

@@ -179,6 +179,11 @@ test('manager: getWithSource, diagnose, resetDefault', () => {
     assert.deepEqual(m.getWithVersion('hf-token'),
       { value: 'hf_node_source', provider: 'file', version: null, stages: [] });
     assert.equal(m.getWithVersion('MISSING_KEY'), undefined);
+    assert.deepEqual(m.refresh('HF_TOKEN'), { value: 'hf_node_source', changed: false });
+    fs.writeFileSync(file, '{"HF_TOKEN": "hf_node_rotated"}', { mode: 0o600 });
+    assert.deepEqual(m.refresh('HF_TOKEN'), { value: 'hf_node_rotated', changed: true });
+    assert.equal(m.refresh('MISSING_KEY'), undefined);
+    m.set('HF_TOKEN', 'hf_node_source');
     process.env.NODETEST_SRC_HF_TOKEN = 'from-env';
     try {
       assert.equal(m.getWithSource('HF_TOKEN').provider, 'env');

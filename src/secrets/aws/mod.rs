@@ -412,6 +412,21 @@ impl Provider for AwsProvider {
         sources.lookup_versioned(key, |name| self.fetch(transport, name))
     }
 
+    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.sources.as_ref()?.peek(key)
+    }
+
+    fn refresh_key(
+        &self,
+        key: &str,
+        min_interval: std::time::Duration,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let Some((sources, transport)) = self.parts()? else {
+            return Ok(None);
+        };
+        sources.refresh_key(key, min_interval, |name| self.fetch(transport, name))
+    }
+
     fn take_refresh_request(&self, generation: u64) -> bool {
         self.sources
             .as_ref()

@@ -346,6 +346,15 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "refresh_min_interval",
+        value: "seconds, 0 to 315360000",
+        doc: "a refresh asked by a caller (st_secrets_refresh) sends at most one request per secret per this interval; default 10",
+        apply: |c, k, v| {
+            c.remote.refresh_min_interval = seconds(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "refresh_ahead",
         value: "fraction of the TTL, 0 to 1",
         doc: "from this part of its TTL a remote value is refreshed in the background while callers keep getting it (0: fetched by the first get past the TTL); default 0.75",

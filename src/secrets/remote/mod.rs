@@ -59,6 +59,10 @@ pub struct RemoteSettings {
     /// the background and is answered at once; 750. Zero: no refresh ahead
     /// (the get past the TTL fetches, as the first one does).
     pub refresh_ahead_permille: u32,
+    /// A caller's "fetch this again now" (`st_secrets_refresh`) sends at most
+    /// one request per secret per this interval (`refresh_min_interval`):
+    /// 10 s. The others are answered with what is held.
+    pub refresh_min_interval: Duration,
 }
 
 impl Default for RemoteSettings {
@@ -74,6 +78,7 @@ impl Default for RemoteSettings {
             max_stale: Duration::from_secs(3600),
             failure_ttl: Duration::from_secs(5),
             refresh_ahead_permille: 750,
+            refresh_min_interval: Duration::from_secs(10),
         }
     }
 }

@@ -79,6 +79,8 @@ struct CacheState<T> {
     refresh_failures: u32,
     /// No background refresh is asked for before this (after a failed one).
     refresh_not_before: Option<Instant>,
+    /// When a caller last forced a fetch ([`SecretCache::force`]).
+    forced_at: Option<Instant>,
 }
 
 impl<T> CacheState<T> {
@@ -90,6 +92,7 @@ impl<T> CacheState<T> {
             refreshing: false,
             refresh_failures: 0,
             refresh_not_before: None,
+            forced_at: None,
         }
     }
 
@@ -167,6 +170,40 @@ impl<T> SecretCache<T> {
         }
     }
 
+    /// The secret fetched again now, whatever its TTL says ("this value
+    /// failed me"): single-flight with every other get, and at most once per
+    /// `min_interval` (a storm of callers whose credential was refused sends
+    /// one request; the others, and every call within the interval, get what
+    /// the cache holds, fetching only if it holds nothing).
+    pub fn force(
+        &self,
+        min_interval: Duration,
+        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
+    ) -> Answer<T> {
+        let (recent, in_flight) = {
+            let now = Instant::now();
+            let mut state = self.state.lock();
+            let recent = state
+                .forced_at
+                .is_some_and(|t| now.saturating_duration_since(t) < min_interval);
+            if !recent {
+                state.forced_at = Some(now);
+            }
+            (recent, state.flight.clone())
+        };
+        if !recent {
+            // A fetch in flight is joined; a failure is answered as any
+            // fetch's (stale-on-error within max_stale).
+            return self.get_or_fetch(fetch, true);
+        }
+        // Within the interval: the fetch in flight (the one that forced
+        // it, most likely) is waited for; else what is held answers.
+        match in_flight.map(|f| f.wait()) {
+            Some(Some(answer)) => answer,
+            _ => self.get(fetch),
+        }
+    }
+
     /// The cached secret, fetching it with `fetch` when it is due. While a
     /// fetch is in flight other callers wait for it and share its answer.
     ///
@@ -175,12 +212,24 @@ impl<T> SecretCache<T> {
     /// than `max_stale` past its TTL exists (that value is served instead).
     /// A failure answers for the service for `failure_ttl`.
     pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
+        self.get_or_fetch(fetch, false)
+    }
+
+    /// [`get`](Self::get); `fetch_now`: fetch (or join the fetch in flight)
+    /// without answering from what is held first.
+    fn get_or_fetch(
+        &self,
+        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
+        mut fetch_now: bool,
+    ) -> Answer<T> {
         let mut fetch = Some(fetch);
         loop {
             let flight = {
                 let mut state = self.state.lock();
-                if let Some(answer) = self.known(&mut state, Instant::now()) {
-                    return answer;
+                if !std::mem::take(&mut fetch_now) {
+                    if let Some(answer) = self.known(&mut state, Instant::now()) {
+                        return answer;
+                    }
                 }
                 match &state.flight {
                     Some(flight) => Err(Arc::clone(flight)),
@@ -496,6 +545,35 @@ impl SecretCache<SecretMap> {
         failure
     }
 
+    /// Without fetching: `key` in what the cache holds, however old, with the
+    /// secret's version.
+    pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        let st = self.state.lock();
+        match &*st.good.as_ref()?.value {
+            Fetched::Found(map) => map
+                .resolve(key)
+                .map(|(_, v)| (v.clone(), map.version().cloned())),
+            Fetched::Absent => None,
+        }
+    }
+
+    /// [`force`](SecretCache::force), then `key` in the secret, with its
+    /// version.
+    pub fn force_versioned(
+        &self,
+        key: &str,
+        min_interval: Duration,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
+        Ok(match &*blob {
+            Fetched::Found(map) => map
+                .resolve(key)
+                .map(|(_, v)| (v.clone(), map.version().cloned())),
+            Fetched::Absent => None,
+        })
+    }
+
     /// Without fetching: `None` when the cached secret does not hold `key`
     /// (or nothing is cached), else whether its value is not a secret.
     pub fn holds(&self, key: &str) -> Option<bool> {
@@ -514,10 +592,15 @@ impl SecretCache<SecretMap> {
         if let Some(age) = self.age() {
             detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
         }
-        let version = self.state.lock().good.as_ref().and_then(|g| match &*g.value {
-            Fetched::Found(map) => map.version().cloned(),
-            Fetched::Absent => None,
-        });
+        let version = self
+            .state
+            .lock()
+            .good
+            .as_ref()
+            .and_then(|g| match &*g.value {
+                Fetched::Found(map) => map.version().cloned(),
+                Fetched::Absent => None,
+            });
         if let Some(v) = version {
             detail.push_str(&format!("; version {}", v.id));
             if !v.stages.is_empty() {

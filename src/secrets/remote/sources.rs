@@ -78,6 +78,35 @@ impl Sources {
         Ok(None)
     }
 
+    /// Without fetching: `key` in the first secret held that has it.
+    pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.units.iter().find_map(|u| u.cache.peek(key))
+    }
+
+    /// `key` fetched again now ([`SecretCache::force`]): the secret that
+    /// holds it, else each in order until one does.
+    pub fn refresh_key(
+        &self,
+        key: &str,
+        min_interval: std::time::Duration,
+        fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if let Some(u) = self.units.iter().find(|u| u.cache.peek(key).is_some()) {
+            return u
+                .cache
+                .force_versioned(key, min_interval, || fetch(&u.name));
+        }
+        for u in &self.units {
+            if let Some(found) = u
+                .cache
+                .force_versioned(key, min_interval, || fetch(&u.name))?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
     /// The keys of all the secrets, each once, in the order of the secrets.
     pub fn keys(
         &self,

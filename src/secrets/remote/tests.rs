@@ -435,3 +435,25 @@ fn a_refresh_that_finds_the_same_version_changes_nothing() {
     let (value, version) = cache.lookup_versioned("K", || panic!()).unwrap().unwrap();
     assert_eq!((value.expose(), version.unwrap().id.as_str()), ("b", "v2"));
 }
+
+#[test]
+fn a_forced_fetch_goes_out_at_most_once_per_interval() {
+    let cache = cache_with::<String>(
+        settings(),
+        Duration::from_secs(200),
+        Duration::from_secs(200),
+    );
+    cache.get(|| found("v1")).unwrap();
+    let interval = Duration::from_millis(400);
+    let answer = cache.force(interval, || found("v2")).unwrap();
+    assert_eq!(value(&cache, &answer).0, "v2", "fetched although fresh");
+    // Within the interval: what is held, no fetch.
+    let answer = cache
+        .force(interval, || panic!("within the interval"))
+        .unwrap();
+    assert_eq!(value(&cache, &answer).0, "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = cache.force(interval, || found("v3")).unwrap();
+    assert_eq!(value(&cache, &answer).0, "v3");
+    assert_eq!(cache.requests(), 3);
+}

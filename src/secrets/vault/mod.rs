@@ -149,6 +149,23 @@ impl Provider for VaultProvider {
             .lookup_versioned(key, |path| self.fetch(client, path))
     }
 
+    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.configured.then(|| self.sources.peek(key)).flatten()
+    }
+
+    fn refresh_key(
+        &self,
+        key: &str,
+        min_interval: std::time::Duration,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if !self.configured {
+            return Ok(None);
+        }
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        self.sources
+            .refresh_key(key, min_interval, |path| self.fetch(client, path))
+    }
+
     fn take_refresh_request(&self, generation: u64) -> bool {
         self.configured && self.sources.take_refresh_request(generation)
     }

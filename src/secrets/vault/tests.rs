@@ -680,3 +680,64 @@ fn a_child_forked_while_a_refresh_is_in_flight_refreshes_on_its_own() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn a_storm_of_refreshes_sends_one_request_and_every_caller_gets_the_new_value() {
+    // Issue 39, item 3: 8 threads x 12 "this value failed me" calls.
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    let server = FakeServer::start(move |r| {
+        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
+            return Reply::json(404, r#"{"errors": []}"#);
+        }
+        if counted.fetch_add(1, SeqCst) == 0 {
+            return v1_answer();
+        }
+        std::thread::sleep(Duration::from_millis(200)); // the others pile up
+        Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_rotated"}}"#)
+    });
+    let mut c = config(&server.url());
+    c.remote.refresh_min_interval = Duration::from_secs(60);
+    let m = Arc::new(crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![Arc::new(provider(&c, Vars::empty()))],
+    ));
+    assert_eq!(get_value(&m), "hf_from_vault");
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, barrier) = (Arc::clone(&m), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..12)
+                    .map(|_| {
+                        let r = m.refresh("HF_TOKEN").unwrap().unwrap();
+                        (r.found.value.expose().to_owned(), r.changed)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(String, bool)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(answers.len(), 96);
+    assert!(
+        answers.iter().all(|(v, _)| v == "hf_rotated"),
+        "{answers:?}"
+    );
+    assert!(answers.iter().any(|(_, changed)| *changed));
+    assert!(answers.iter().filter(|(_, changed)| *changed).count() < 96);
+    assert_eq!(reads.load(SeqCst), 2, "the first get and one refresh");
+    assert_eq!(get_value(&m), "hf_rotated");
+    // Not found anywhere: None (within the interval nothing is fetched).
+    assert!(m.refresh("NOT_THERE").unwrap().is_none());
+    assert_eq!(reads.load(SeqCst), 2);
+}
+
+fn get_value(m: &crate::secrets::SecretsManager) -> String {
+    m.get("HF_TOKEN").unwrap().unwrap().expose().to_owned()
+}
