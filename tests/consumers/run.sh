@@ -79,15 +79,15 @@ fi
 [ -f "$prefix/lib/libst_secrets.a" ] || { counted "the prefix holds lib/libst_secrets.a" 1; checks_end consumers; }
 
 soname_is() {
-  readelf -d "$prefix/lib/libst_secrets.so" | grep -q "Library soname: \[libst_secrets.so.0.1\]" &&
+  readelf -d "$prefix/lib/libst_secrets.so" | grep "Library soname: \[libst_secrets.so.0.1\]" >/dev/null &&
     [ "$(readlink "$prefix/lib/libst_secrets.so")" = libst_secrets.so.0.1 ] &&
     [ -f "$prefix/lib/$(readlink "$prefix/lib/libst_secrets.so.0.1")" ]
 }
 check "installed SONAME libst_secrets.so.0.1 and its symlinks" soname_is
 
 no_debug_info() {
-  ! readelf -S "$prefix/lib/libst_secrets.so" | grep -q '\.debug_' &&
-    ! readelf -S "$prefix/bin/st-secrets" | grep -q '\.debug_'
+  ! readelf -S "$prefix/lib/libst_secrets.so" | grep '\.debug_' >/dev/null &&
+    ! readelf -S "$prefix/bin/st-secrets" | grep '\.debug_' >/dev/null
 }
 check "installed library and tool carry no debug info" no_debug_info
 check "installed tool runs (st-secrets providers)" env HOME="$work" "${run[@]}" "$prefix/bin/st-secrets" providers
@@ -96,7 +96,7 @@ check "installed tool runs (st-secrets providers)" env HOME="$work" "${run[@]}" 
 man_pages() {
   [ "$(PATH="$1/bin:$PATH" man -w st-secrets)" = "$1/share/man/man1/st-secrets.1" ] &&
     [ "$(PATH="$1/bin:$PATH" man -w st-secrets-run)" = "$1/share/man/man1/st-secrets-run.1" ] &&
-    PATH="$1/bin:$PATH" MANWIDTH=80 man st-secrets-run 2>/dev/null | grep -q -- '--no-mask'
+    PATH="$1/bin:$PATH" MANWIDTH=80 man st-secrets-run 2>/dev/null | grep -- '--no-mask' >/dev/null
 }
 check "man finds st-secrets(1) and st-secrets-run(1) through PATH" man_pages "$prefix"
 # Each shell is asked for the completions of "st-secrets " and must offer run.
@@ -107,19 +107,19 @@ bash_completion() {
     fn=$(complete -p st-secrets | sed -E "s/.* -F ([^ ]+) .*/\1/")
     COMP_WORDS=(st-secrets ""); COMP_CWORD=1; COMP_LINE="st-secrets "; COMP_POINT=11
     "$fn" st-secrets "" st-secrets
-    printf "%s\n" "${COMPREPLY[@]}"' | grep -qx run
+    printf "%s\n" "${COMPREPLY[@]}"' | grep -x run >/dev/null # (not -q: an early exit breaks the pipe under pipefail)
 }
 check "bash-completion loads the completions from share/bash-completion" bash_completion "$prefix"
 zsh_completion() {
   HOME="$work" zsh -fc 'fpath=("$1/share/zsh/site-functions" $fpath)
     autoload -Uz compinit && compinit -u -D && print -r -- "${_comps[st-secrets]}"' zsh "$1" |
-    grep -qx _st-secrets && grep -q 'run' "$1/share/zsh/site-functions/_st-secrets"
+    grep -x _st-secrets >/dev/null && grep -q 'run' "$1/share/zsh/site-functions/_st-secrets"
 }
 check "zsh's compinit finds _st-secrets in share/zsh/site-functions" zsh_completion "$prefix"
 # fish completes a command only when it is on PATH (it is not run).
 fish_completion() {
   PATH="$1/bin:$PATH" XDG_DATA_DIRS="$1/share" HOME="$work" XDG_CONFIG_HOME="$work/fish-config" \
-    fish -c 'complete -C "st-secrets "' | cut -f1 | grep -qx run
+    fish -c 'complete -C "st-secrets "' | cut -f1 | grep -x run >/dev/null
 }
 check "fish loads the completions from share/fish/vendor_completions.d" fish_completion "$prefix"
 
@@ -139,7 +139,7 @@ resolves_from() { # resolves_from BINARY PREFIX [LIBDIR]
   [ "$(realpath "$path")" = "$(realpath "$2/${3:-lib}/libst_secrets.so.0.1")" ] || return 1
   case "$(realpath "$path")" in "$ST_ROOT"/*) echo "resolved inside the repository"; return 1 ;; esac
 }
-static_binary() { ! readelf -d "$1" | grep -q 'NEEDED.*libst_secrets'; }
+static_binary() { ! readelf -d "$1" | grep 'NEEDED.*libst_secrets' >/dev/null; }
 
 build_cmake() { # build_cmake PREFIX DIR [LIBDIR [CMAKE_ARG...]]
   mkdir -p "$2" && cp tests/consumers/cmake/CMakeLists.txt tests/consumers/c/consumer.c "$2/"

@@ -124,6 +124,18 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Log) {
         let Some(request) = read_request(&mut reader) else {
             return;
         };
+        // A Vault client asks its token's TTL once per token: answered here,
+        // not logged, so the tests see the requests they are about (a token
+        // that never expires: nothing to renew). The renewal itself is
+        // tested against OpenBao.
+        if request.path == "/v1/auth/token/lookup-self" {
+            let body = br#"{"data": {"ttl": 0, "renewable": false}}"#;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body).is_err() {
+                return;
+            }
+            continue;
+        }
         log.lock().push(request.clone());
         let mut reply = handler(&request);
         loop {

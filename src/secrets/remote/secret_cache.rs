@@ -180,26 +180,36 @@ impl<T> SecretCache<T> {
         min_interval: Duration,
         fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
     ) -> Answer<T> {
-        let (recent, in_flight) = {
+        // Decided under one lock: the forcing caller registers its flight
+        // before any other caller can look, so those within the interval
+        // find it and wait for it.
+        let (lead, in_flight) = {
             let now = Instant::now();
             let mut state = self.state.lock();
             let recent = state
                 .forced_at
                 .is_some_and(|t| now.saturating_duration_since(t) < min_interval);
-            if !recent {
-                state.forced_at = Some(now);
+            match (&state.flight, recent) {
+                (Some(flight), _) => (false, Some(Arc::clone(flight))),
+                (None, false) => {
+                    state.forced_at = Some(now);
+                    let flight = Arc::new(Flight::new());
+                    state.flight = Some(Arc::clone(&flight));
+                    (true, Some(flight))
+                }
+                (None, true) => (false, None),
             }
-            (recent, state.flight.clone())
         };
-        if !recent {
-            // A fetch in flight is joined; a failure is answered as any
-            // fetch's (stale-on-error within max_stale).
-            return self.get_or_fetch(fetch, true);
-        }
-        // Within the interval: the fetch in flight (the one that forced
-        // it, most likely) is waited for; else what is held answers.
-        match in_flight.map(|f| f.wait()) {
-            Some(Some(answer)) => answer,
+        match (lead, in_flight) {
+            // A failure is answered as any fetch's (stale-on-error within
+            // max_stale).
+            (true, Some(flight)) => self.lead(&flight, fetch),
+            // A fetch in flight (the forced one, most likely) is waited for.
+            (false, Some(flight)) => match flight.wait() {
+                Some(answer) => answer,
+                None => self.get(fetch),
+            },
+            // Within the interval, nothing in flight: what is held answers.
             _ => self.get(fetch),
         }
     }
@@ -212,24 +222,12 @@ impl<T> SecretCache<T> {
     /// than `max_stale` past its TTL exists (that value is served instead).
     /// A failure answers for the service for `failure_ttl`.
     pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
-        self.get_or_fetch(fetch, false)
-    }
-
-    /// [`get`](Self::get); `fetch_now`: fetch (or join the fetch in flight)
-    /// without answering from what is held first.
-    fn get_or_fetch(
-        &self,
-        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
-        mut fetch_now: bool,
-    ) -> Answer<T> {
         let mut fetch = Some(fetch);
         loop {
             let flight = {
                 let mut state = self.state.lock();
-                if !std::mem::take(&mut fetch_now) {
-                    if let Some(answer) = self.known(&mut state, Instant::now()) {
-                        return answer;
-                    }
+                if let Some(answer) = self.known(&mut state, Instant::now()) {
+                    return answer;
                 }
                 match &state.flight {
                     Some(flight) => Err(Arc::clone(flight)),
@@ -250,18 +248,28 @@ impl<T> SecretCache<T> {
             let fetch = fetch
                 .take()
                 .expect("a caller leads at most one flight, so fetch is taken once");
-            let mut leading = Leading {
-                cache: self,
-                flight: &flight,
-                armed: true,
-            };
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = fetch();
-            leading.armed = false;
-            let answer = self.record(&flight, outcome);
-            flight.complete(Some(answer.clone()));
-            return answer;
+            return self.lead(&flight, fetch);
         }
+    }
+
+    /// Runs the fetch of `flight` (registered as the one in flight by the
+    /// caller), records it and hands the answer to its waiters.
+    fn lead(
+        &self,
+        flight: &Arc<Flight<Option<Answer<T>>>>,
+        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
+    ) -> Answer<T> {
+        let mut leading = Leading {
+            cache: self,
+            flight,
+            armed: true,
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        leading.armed = false;
+        let answer = self.record(flight, outcome);
+        flight.complete(Some(answer.clone()));
+        answer
     }
 
     /// Stores what the fetch of `flight` brought and ends the flight, under

@@ -59,7 +59,27 @@ struct Token {
     value: SecretString,
     /// When to log in again (80% of the lease); `None`: never expires.
     renew_at: Option<Instant>,
+    /// When to renew it instead (two thirds of the lease), while it is
+    /// renewable and its max TTL leaves more than [`MIN_RENEWED_TTL`].
+    renew_due: Option<Instant>,
 }
+
+/// What is known of the lease of the token in use (a fixed token, a token
+/// file's, an AppRole login's), to renew it (`auth/token/renew-self`) at
+/// two thirds of its TTL, up to its max TTL.
+struct Lease {
+    /// The token the lease belongs to: another one (a file rewritten, a new
+    /// login) starts over.
+    token: SecretString,
+    /// When to renew it; `None`: not renewable, no TTL, or its max TTL is
+    /// reached (an AppRole token is then replaced by a login at 80%).
+    renew_at: Option<Instant>,
+}
+
+/// Renewals stop when the TTL granted falls under this (the max TTL is
+/// near): the token then lives out its time, and an AppRole one is replaced
+/// by a new login.
+const MIN_RENEWED_TTL: Duration = Duration::from_secs(2);
 
 /// The KV version of the mount, and how it was learnt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +114,10 @@ pub(super) struct Client {
     pub(super) namespace: Option<String>,
     pub(super) auth: Auth,
     token: Mutex<Option<Token>>,
+    /// The lease of the token in use, for its renewal.
+    lease: Mutex<Option<Lease>>,
+    /// Renewals sent (`renew-self` calls that succeeded), for statuses.
+    pub(super) renewals: std::sync::atomic::AtomicU64,
     kv: Mutex<Kv>,
     /// A configured KV version checked against `sys/internal/ui/mounts`
     /// (after the first "absent").
@@ -196,6 +220,8 @@ impl Client {
             }),
             auth,
             token: Mutex::new(None),
+            lease: Mutex::new(None),
+            renewals: std::sync::atomic::AtomicU64::new(0),
             kv: {
                 let configured = settings.kv_version;
                 let initial = move || match configured {
@@ -213,12 +239,85 @@ impl Client {
     /// The token to send: the fixed one, the file's, or the AppRole one
     /// (logging in when needed); `None` in agent mode.
     pub(super) fn token(&self) -> Result<Option<SecretString>, FetchError> {
-        match &self.auth {
-            Auth::Token(t, _) => Ok(Some(t.clone())),
-            Auth::File(f) => Ok(Some(f.get()?)),
-            Auth::Agent => Ok(None),
-            Auth::AppRole { .. } => self.approle_token().map(Some),
+        let token = match &self.auth {
+            Auth::Token(t, _) => t.clone(),
+            // A token file's writer (an agent, `bao login`) looks after its
+            // token: renewing an agent's token from every process of a node
+            // multiplies the requests and upsets the agent's own renewals.
+            Auth::File(f) => return Ok(Some(f.get()?)),
+            Auth::Agent => return Ok(None),
+            Auth::AppRole { .. } => return self.approle_token().map(Some),
+        };
+        self.keep_alive(&token);
+        Ok(Some(token))
+    }
+
+    /// Sends `auth/token/renew-self` for `token`: the lease granted and
+    /// whether it is still renewable, `None` when refused or not answered.
+    fn renew(&self, token: &SecretString) -> Option<(Duration, bool)> {
+        let r = self
+            .send("POST", "auth/token/renew-self", Some(token), b"{}")
+            .ok()?;
+        if r.status != 200 {
+            return None;
         }
+        let mut doc = r.json()?;
+        let lease = doc["auth"]["lease_duration"].as_u64();
+        let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
+        zeroize_json(&mut doc);
+        self.renewals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some((Duration::from_secs(lease?), renewable))
+    }
+
+    /// Renews `token` when two thirds of its TTL have passed, so that a
+    /// renewable token (from the environment, a file, or an AppRole login)
+    /// lives as long as its max TTL allows rather than its first TTL. The
+    /// first use of a token asks its TTL (`auth/token/lookup-self`). A
+    /// failure is not the read's: the read goes on with the token, and its
+    /// own answer says whether the token still works.
+    fn keep_alive(&self, token: &SecretString) {
+        let now = Instant::now();
+        let mut lease = self.lease.lock();
+        let due = match lease.as_ref() {
+            Some(l) if l.token.expose() == token.expose() => match l.renew_at {
+                Some(at) if now >= at => true,
+                _ => return,
+            },
+            _ => false, // a token not looked at yet
+        };
+        let (ttl, renewable) = if due {
+            match self.renew(token) {
+                Some((ttl, renewable)) => (Some(ttl), Some(renewable)),
+                None => (None, None),
+            }
+        } else {
+            // lookup-self: data.ttl and data.renewable.
+            let answer = self
+                .send("GET", "auth/token/lookup-self", Some(token), b"")
+                .ok()
+                .filter(|r| r.status == 200);
+            let mut doc = answer.and_then(|r| r.json()).unwrap_or(Value::Null);
+            let found = (
+                doc["data"]["ttl"].as_u64().map(Duration::from_secs),
+                doc["data"]["renewable"].as_bool(),
+            );
+            zeroize_json(&mut doc);
+            found
+        };
+        let renew_at = match (ttl, renewable) {
+            // Near the max TTL each renewal grants less: the renewals come
+            // closer together until the TTL falls under MIN_RENEWED_TTL.
+            (Some(ttl), Some(true)) if ttl >= MIN_RENEWED_TTL => Some(now + ttl.mul_f64(2.0 / 3.0)),
+            // Not answered (a transient failure, or a token not allowed to
+            // look itself up): look again a while later.
+            (None, _) if !due => Some(now + Duration::from_secs(30)),
+            _ => None,
+        };
+        *lease = Some(Lease {
+            token: token.clone(),
+            renew_at,
+        });
     }
 
     /// The AppRole token, logging in when there is none or it is due.
@@ -229,11 +328,21 @@ impl Client {
                 Error::Internal("an AppRole token asked of a client without AppRole".into()),
             )),
             Auth::AppRole { role_id, secret_id } => {
-                if let Some(t) = cached
-                    .as_ref()
-                    .filter(|t| t.renew_at.is_none_or(|at| Instant::now() < at))
-                {
-                    return Ok(t.value.clone());
+                let now = Instant::now();
+                if let Some(t) = cached.as_mut() {
+                    // Renewed at two thirds of its lease while it may be,
+                    // up to its max TTL; logged in again at 80% after that.
+                    if t.renew_due.is_some_and(|at| now >= at) {
+                        t.renew_due = None;
+                        if let Some((lease, renewable)) = self.renew(&t.value) {
+                            t.renew_at = Some(now + lease.mul_f64(0.8));
+                            t.renew_due = (renewable && lease >= MIN_RENEWED_TTL)
+                                .then(|| now + lease.mul_f64(2.0 / 3.0));
+                        }
+                    }
+                    if t.renew_at.is_none_or(|at| now < at) {
+                        return Ok(t.value.clone());
+                    }
                 }
                 let body = SecretString::from(
                     json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()})
@@ -268,16 +377,19 @@ impl Client {
                 let mut doc = r.json().unwrap_or(Value::Null);
                 let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
                 let lease = doc["auth"]["lease_duration"].as_u64().unwrap_or(0);
+                let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
                 zeroize_json(&mut doc);
                 let token = token.ok_or_else(|| {
                     FetchError::transient(Error::Remote(
                         "AppRole login: the answer holds no client_token".into(),
                     ))
                 })?;
+                let lease = Duration::from_secs(lease);
                 *cached = Some(Token {
                     value: token.clone(),
-                    renew_at: (lease > 0)
-                        .then(|| Instant::now() + Duration::from_secs(lease).mul_f64(0.8)),
+                    renew_at: (!lease.is_zero()).then(|| now + lease.mul_f64(0.8)),
+                    renew_due: (renewable && lease >= MIN_RENEWED_TTL)
+                        .then(|| now + lease.mul_f64(2.0 / 3.0)),
                 });
                 Ok(token)
             }
