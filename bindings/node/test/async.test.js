@@ -19,6 +19,12 @@ const SECRET = 'hf_async_SECRET_value_0123';
 const DELAY_MS = 300;
 const requests = [];
 const server = http.createServer((req, res) => {
+  if (req.url === '/v1/auth/token/lookup-self') {
+    // The token's TTL, asked once per token: one that never expires.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ data: { ttl: 0, renewable: false } }));
+    return;
+  }
   requests.push(req.url);
   setTimeout(() => {
     if (req.headers['x-vault-token'] !== 'test-token') {
