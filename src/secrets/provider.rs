@@ -73,7 +73,7 @@ pub trait Provider: Send + Sync {
     /// Whether a background refresh was asked for (a lookup found a value
     /// past its soft deadline) and not yet handed to this process's
     /// refresher, fork `generation`; `true` once per request: the caller
-    /// then hands the provider over ([`super::refresher::submit`]).
+    /// then hands the provider to the process's refresher.
     /// Lock-free: the manager asks after each lookup.
     fn take_refresh_request(&self, _generation: u64) -> bool {
         false
