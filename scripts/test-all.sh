@@ -168,6 +168,8 @@ results=()
 for name in "${selected[@]}"; do
   log="$logs/$name.log" start=$SECONDS
   say "$name"
+  # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
+  case "$name" in moto | openbao | tool-servers) servers > >(tee "$logs/servers.log") 2>&1 ;; esac
   set +e
   "suite_$name" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
