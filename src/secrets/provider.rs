@@ -330,6 +330,13 @@ impl SecretMap {
         self.version.as_ref()
     }
 
+    /// `key` (as [`resolve`](Self::resolve) finds it) with the secret's
+    /// version.
+    pub fn versioned(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.resolve(key)
+            .map(|(_, v)| (v.clone(), self.version.clone()))
+    }
+
     /// The values, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &SecretString> {
         self.values.values()

@@ -500,12 +500,7 @@ impl SecretCache<SecretMap> {
         key: &str,
         fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        Ok(self
-            .with_map(fetch, |map| {
-                map.resolve(key)
-                    .map(|(_, v)| (v.clone(), map.version().cloned()))
-            })?
-            .flatten())
+        Ok(self.with_map(fetch, |map| map.versioned(key))?.flatten())
     }
 
     /// `key` in the cached secret (fetched with `fetch` when due): the
@@ -558,9 +553,7 @@ impl SecretCache<SecretMap> {
     pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
         let st = self.state.lock();
         match &*st.good.as_ref()?.value {
-            Fetched::Found(map) => map
-                .resolve(key)
-                .map(|(_, v)| (v.clone(), map.version().cloned())),
+            Fetched::Found(map) => map.versioned(key),
             Fetched::Absent => None,
         }
     }
@@ -575,9 +568,7 @@ impl SecretCache<SecretMap> {
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
         Ok(match &*blob {
-            Fetched::Found(map) => map
-                .resolve(key)
-                .map(|(_, v)| (v.clone(), map.version().cloned())),
+            Fetched::Found(map) => map.versioned(key),
             Fetched::Absent => None,
         })
     }
