@@ -195,18 +195,24 @@ impl SecretMap {
     pub fn from_json_object(map: serde_json::Map<String, serde_json::Value>) -> SecretMap {
         let mut out = SecretMap::with_capacity(map.len());
         for (key, value) in map {
-            match value {
-                serde_json::Value::String(s) => out.insert(key, s),
-                serde_json::Value::Number(n) => out.insert(key, n.to_string()),
-                serde_json::Value::Bool(b) => out.insert(key, b.to_string()),
-                mut other => {
-                    zeroize_json(&mut other);
-                    out.skip(key);
-                }
-            }
+            out.insert_json(key, value);
         }
         out.skipped.sort();
         out
+    }
+
+    /// Adds a JSON value: a scalar as its text, anything else skipped (its
+    /// strings zeroed).
+    fn insert_json(&mut self, key: String, value: serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => self.insert(key, s),
+            serde_json::Value::Number(n) => self.insert(key, n.to_string()),
+            serde_json::Value::Bool(b) => self.insert(key, b.to_string()),
+            mut other => {
+                zeroize_json(&mut other);
+                self.skip(key);
+            }
+        }
     }
 
     /// The keys and scalar values of a JSON text that must be an object,
@@ -224,21 +230,28 @@ impl SecretMap {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
                 let mut out = SecretMap::with_capacity(access.size_hint().unwrap_or(0));
+                // The skipped keys, to tell a repeat in constant time (a
+                // file of many non-scalar values must not cost quadratic).
+                let mut skipped: HashMap<String, ()> = HashMap::new();
                 let mut repeated = false;
                 while let Some(key) = access.next_key::<String>()? {
                     // Read on to the end either way: the text must be valid.
                     let mut value: serde_json::Value = access.next_value()?;
-                    repeated |= out.values.contains_key(&key) || out.skipped.contains(&key);
-                    match value {
-                        _ if repeated => zeroize_json(&mut value),
-                        serde_json::Value::String(s) => out.insert(key, s),
-                        serde_json::Value::Number(n) => out.insert(key, n.to_string()),
-                        serde_json::Value::Bool(b) => out.insert(key, b.to_string()),
-                        mut other => {
-                            zeroize_json(&mut other);
-                            out.skip(key);
-                        }
+                    repeated |= out.values.contains_key(&key) || skipped.contains_key(&key);
+                    if repeated {
+                        zeroize_json(&mut value);
+                        continue;
                     }
+                    let scalar = matches!(
+                        value,
+                        serde_json::Value::String(_)
+                            | serde_json::Value::Number(_)
+                            | serde_json::Value::Bool(_)
+                    );
+                    if !scalar {
+                        skipped.insert(key.clone(), ());
+                    }
+                    out.insert_json(key, value);
                 }
                 out.skipped.sort();
                 Ok((!repeated).then_some(out))
