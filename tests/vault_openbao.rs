@@ -49,6 +49,11 @@ fn manager(c: ManagerConfig) -> SecretsManager {
 
 /// A call to the plain server's API as root (the tests' own set-up).
 fn root_call(s: &Value, method: &str, path: &str, body: Option<Value>) -> u16 {
+    root_request(s, method, path, body).0
+}
+
+/// A request with the root token: the status and the body.
+fn root_request(s: &Value, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -59,7 +64,12 @@ fn root_call(s: &Value, method: &str, path: &str, body: Option<Value>) -> u16 {
         .header("X-Vault-Token", text(s, "root_token"))
         .body(body.map(|b| b.to_string()).unwrap_or_default())
         .unwrap();
-    agent.run(request).unwrap().status().as_u16()
+    let mut answer = agent.run(request).unwrap();
+    let status = answer.status().as_u16();
+    (
+        status,
+        answer.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 /// Requests the server's audit log records for `path` so far.
@@ -369,18 +379,7 @@ fn approle_logs_in_and_again_after_the_token_expires_or_is_revoked() {
 
 /// `root_call`'s answer, parsed.
 fn root_json(s: &Value, method: &str, path: &str, body: Value) -> Value {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}/v1/{path}", text(s, "url")))
-        .header("X-Vault-Token", text(s, "root_token"))
-        .body(body.to_string())
-        .unwrap();
-    let mut answer = agent.run(request).unwrap();
-    serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap()
+    serde_json::from_str(&root_request(s, method, path, Some(body)).1).unwrap()
 }
 
 /// Reads every 300 ms for `secs` seconds through `p`, each read a fetch;
