@@ -241,10 +241,20 @@ impl SecretsManager {
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
+        self.first_in_chain(|link| link.lookup(key))
+    }
+
+    /// The first answer of the chain, in order, with the provider that gave
+    /// it: `ask` of each link until one has the key; `Ok(None)` when none
+    /// does and none failed, else the first failure, naming its provider.
+    fn first_in_chain<T>(
+        &self,
+        ask: impl Fn(&ChainLink) -> Result<Option<T>, Error>,
+    ) -> Result<Option<(T, &'static str)>, Error> {
         let mut first_failure = None;
         for link in &self.links {
-            match link.lookup(key) {
-                Ok(Some(value)) => return Ok(Some((value, link.provider.name()))),
+            match ask(link) {
+                Ok(Some(found)) => return Ok(Some((found, link.provider.name()))),
                 Ok(None) => {}
                 Err(e) => {
                     first_failure.get_or_insert_with(|| {
@@ -263,25 +273,12 @@ impl SecretsManager {
     /// used, never the value.
     pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
         check_key(key)?;
-        let mut first_failure = None;
-        for link in &self.links {
-            match link.lookup_versioned(key) {
-                Ok(Some((value, version))) => {
-                    return Ok(Some(Found {
-                        value,
-                        provider: link.provider.name(),
-                        version,
-                    }))
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    first_failure.get_or_insert_with(|| {
-                        e.context(format!("provider '{}'", link.provider.name()))
-                    });
-                }
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
+        let found = self.first_in_chain(|link| link.lookup_versioned(key))?;
+        Ok(found.map(|((value, version), provider)| Found {
+            value,
+            provider,
+            version,
+        }))
     }
 
     /// "This value failed me": `key` read again now, whatever the caches
@@ -295,31 +292,17 @@ impl SecretsManager {
         check_key(key)?;
         let before = self.links.iter().find_map(|l| l.provider.peek(key));
         let interval = self.config.remote.refresh_min_interval;
-        let mut first_failure = None;
-        for link in &self.links {
-            match link.provider.refresh_key(key, interval) {
-                Ok(Some((value, version))) => {
-                    let changed = before
-                        .as_ref()
-                        .is_none_or(|(old, _)| old.expose() != value.expose());
-                    return Ok(Some(Refreshed {
-                        found: Found {
-                            value,
-                            provider: link.provider.name(),
-                            version,
-                        },
-                        changed,
-                    }));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    first_failure.get_or_insert_with(|| {
-                        e.context(format!("provider '{}'", link.provider.name()))
-                    });
-                }
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
+        let found = self.first_in_chain(|link| link.provider.refresh_key(key, interval))?;
+        Ok(found.map(|((value, version), provider)| Refreshed {
+            changed: before
+                .as_ref()
+                .is_none_or(|(old, _)| old.expose() != value.expose()),
+            found: Found {
+                value,
+                provider,
+                version,
+            },
+        }))
     }
 
     /// Every provider's answer for `key` (lengths only), for diagnosis.
