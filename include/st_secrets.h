@@ -228,6 +228,24 @@ typedef struct {
   uint64_t expirations;
 } st_cache_stats;
 
+/**
+ * Called with a key whose value changed (`st_secrets_on_change`): the
+ * key as its source spells it, and `info_json`, a JSON object
+ * `{"provider", "version", "stages", "removed"}` (`version` null for the
+ * file and a KV v1 secret; `removed` true when the key is gone). Never the
+ * value: read it with `st_secrets_get`. Both strings are valid only during
+ * the call. It must not unwind (C++ exceptions, `longjmp`) through the
+ * library.
+ */
+typedef void (*st_change_fn)(void *user_data, const char *key, const char *info_json);
+
+/**
+ * Called once with `user_data` when a listener is gone for good (removed,
+ * or its manager freed, and no call of it running): free what `user_data`
+ * points to here.
+ */
+typedef void (*st_release_fn)(void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -549,6 +567,9 @@ st_result st_secrets_new(const char *config_json, st_secrets **out, st_error **e
 /**
  * Frees a manager. NULL is a no-op (it does not touch the default manager:
  * see `st_secrets_reset_default`). No other thread may use it during or after.
+ * Its change listeners are removed (as by `st_secrets_remove_listener`):
+ * none is called after this returns, except a call already running on the
+ * library's refresher thread, which ends on its own before its `release`.
  */
 void st_secrets_free(st_secrets *m);
 
@@ -615,6 +636,50 @@ st_result st_secrets_refresh(st_secrets *m,
                              st_buf **out_value,
                              bool *out_changed,
                              st_error **err);
+
+/**
+ * Registers `on_change`, called with each key whose value, as this manager
+ * serves it, changes: with the key and its new version, never the value
+ * (see `st_change_fn`). `*out_id` receives the listener's id for
+ * `st_secrets_remove_listener`.
+ *
+ * Changes are noticed when a provider reads its source again: a remote
+ * secret refreshed ahead, fetched after its TTL or by `st_secrets_refresh`;
+ * the secrets file re-read or saved. While a listener is registered, the
+ * library's refresher thread also watches without gets (every 0.5 s it
+ * checks the file and fetches each remote secret already read once it is
+ * past its soft deadline), so a process that read its secrets once still
+ * hears of a rotation. The first read of a source is no change; a change a
+ * provider earlier in the chain hides (the environment holds the key) is
+ * not told; the environment itself is not watched.
+ *
+ * `on_change` runs on the thread that noticed the change (a caller of
+ * `st_secrets_get` or `st_secrets_refresh`, or the library's refresher
+ * thread), with no lock of the library held: it may call any function of
+ * the library, this manager's too. It should return soon: the refresher
+ * runs the background refreshes of the process one after the other.
+ * `release` (may be NULL) is called once with `user_data` when the
+ * listener is gone for good (see `st_secrets_remove_listener`,
+ * `st_secrets_free`); not when this call fails.
+ *
+ * Returns `ST_OK`; `ST_NULL_ARGUMENT` (`on_change`, `out_id`).
+ */
+st_result st_secrets_on_change(st_secrets *m,
+                               st_change_fn on_change,
+                               st_release_fn release,
+                               void *user_data,
+                               uint64_t *out_id,
+                               st_error **err);
+
+/**
+ * Unregisters listener `id`: no call of it starts after this returns. A
+ * call already running on another thread ends on its own; `release` is
+ * called when it has (at once when none runs), on the thread that ends
+ * last. Called from the listener itself, it returns at once too.
+ *
+ * Returns `ST_OK`; `ST_NOT_FOUND` when the manager has no listener `id`.
+ */
+st_result st_secrets_remove_listener(st_secrets *m, uint64_t id, st_error **err);
 
 /**
  * Saves `key` = `value` to the secrets file: the configured or found file, else

@@ -1,6 +1,7 @@
 package stsecrets
 
 /*
+#include <stdlib.h>
 #include "st_secrets.h"
 */
 import "C"
@@ -40,4 +41,28 @@ func goStCompute(userData unsafe.Pointer, key *C.char, sink *C.st_sink) (rc C.st
 		data = (*C.uint8_t)(unsafe.Pointer(&value[0]))
 	}
 	return C.st_sink_write(sink, data, C.size_t(len(value)))
+}
+
+// goStChange is the st_change_fn of OnChange (through the C shim in
+// events.go), called on the thread that noticed the change. A panic in the
+// listener is recovered here: it must not unwind through the library.
+//
+//export goStChange
+func goStChange(userData unsafe.Pointer, key *C.char, info *C.char) {
+	fn := (*(*cgo.Handle)(userData)).Value().(func(Change))
+	change, err := parseChange(C.GoString(key), C.GoString(info))
+	if err != nil {
+		return
+	}
+	defer func() { _ = recover() }()
+	fn(change)
+}
+
+// goStRelease is the st_release_fn of OnChange: the listener is gone for
+// good, so its handle goes too.
+//
+//export goStRelease
+func goStRelease(userData unsafe.Pointer) {
+	(*(*cgo.Handle)(userData)).Delete()
+	C.free(userData)
 }

@@ -431,3 +431,57 @@ func TestNulBytesAreRefusedByArgument(t *testing.T) {
 		t.Fatalf("%q %v", v, err)
 	}
 }
+
+func TestOnChangeTellsSavesAndRewritesUntilRemoved(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets.json")
+	m, err := New(map[string]any{"file_path": file, "providers": []string{"file"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Set("HF_TOKEN", "one"); err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan Change, 16)
+	id, err := m.OnChange(func(c Change) { changes <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set("HF_TOKEN", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-changes; c.Key != "HF_TOKEN" || c.Provider != "file" || c.Version != "" || c.Removed {
+		t.Fatalf("%+v", c)
+	}
+	// Rewritten by someone else, no Get: the library's watch tells it, on
+	// its own thread.
+	if err := os.WriteFile(file, []byte(`{"OTHER": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	told := map[string]bool{}
+	for len(told) < 2 {
+		select {
+		case c := <-changes:
+			told[c.Key] = c.Removed
+		case <-time.After(30 * time.Second):
+			t.Fatalf("told only %v", told)
+		}
+	}
+	if !told["HF_TOKEN"] || told["OTHER"] {
+		t.Fatalf("%v: HF_TOKEN removed, OTHER added", told)
+	}
+	if err := m.RemoveListener(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveListener(id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if err := m.Set("HF_TOKEN", "three"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-changes:
+		t.Fatalf("told after removal: %+v", c)
+	default:
+	}
+}

@@ -66,6 +66,18 @@ export interface ProviderInfo {
   last_error: { code: string; message: string } | null;
 }
 
+/** A key whose value changed (Manager.onChange): never the value. */
+export interface Change {
+  key: string;
+  /** 'file', 'aws', 'vault'. */
+  provider: string;
+  /** The remote secret's version now held; null for the file and KV v1. */
+  version: string | null;
+  stages: string[];
+  /** The key is gone from that provider. */
+  removed: boolean;
+}
+
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 export class Manager {
   /** cfg: the library's configuration keys (docs/configuration.md, section "Configuration keys"). */
@@ -93,6 +105,10 @@ export class Manager {
   /** Reads key again now ("this value failed me"); changed: it differs from what was held. */
   refresh(key: string): { value: string; changed: boolean } | undefined;
   refreshAsync(key: string): Promise<{ value: string; changed: boolean } | undefined>;
+  /** Calls fn with each key whose value changes (never the value); returns the listener's id. */
+  onChange(fn: (change: Change) => void): number;
+  /** Unregisters a listener; throws ST_NOT_FOUND for an unknown id. */
+  removeListener(id: number): void;
   getWithVersionAsync(key: string): Promise<{ value: string; provider: string; version: string | null; stages: string[] } | undefined>;
   setAsync(key: string, value: string): Promise<void>;
   deleteAsync(key: string): Promise<boolean>;

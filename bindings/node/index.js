@@ -452,6 +452,42 @@ class Manager extends Handle {
     return { value: text(takeBuf(value[0])), changed: Boolean(changed[0]) };
   }
 
+  /** Calls fn({key, provider, version, stages, removed}) whenever the value
+   *  this manager serves for a key changes (a remote secret refreshed or
+   *  rotated, the secrets file rewritten): never the value (read it with
+   *  get). While a listener is registered the library also watches without
+   *  gets; a change it notices on its own thread reaches fn on this one,
+   *  when the event loop runs. An exception in fn is dropped. Returns the
+   *  id for removeListener. */
+  onChange(fn) {
+    if (typeof fn !== 'function') throw new TypeError('onChange: fn must be a function');
+    const callback = koffi.register((_user, key, info) => {
+      try {
+        const i = JSON.parse(info);
+        fn({ key, provider: i.provider, version: i.version, stages: i.stages, removed: i.removed });
+      } catch (_) {
+        // The listener's own failure: nothing to hand it to.
+      }
+    }, koffi.pointer('st_change_fn'));
+    const id = [0n];
+    const err = [null];
+    const rc = C.st_secrets_on_change(this.handle, callback, null, null, id, err);
+    if (rc !== 0) koffi.unregister(callback);
+    check(rc, err);
+    // Kept registered (never unregistered): a call the library's thread
+    // queued before a removal may still run on this one.
+    this._listeners = this._listeners || new Map();
+    this._listeners.set(Number(id[0]), callback);
+    return Number(id[0]);
+  }
+
+  /** Unregisters listener id: no call of it starts after this returns.
+   *  Throws ST_NOT_FOUND for an unknown id. */
+  removeListener(id) {
+    const err = [null];
+    check(C.st_secrets_remove_listener(this.handle, BigInt(id), err), err);
+  }
+
   /** refresh's Promise form. */
   async refreshAsync(key) {
     const value = [null];

@@ -4,7 +4,7 @@ use super::boundary::{call, call_or, out_arg, str_arg, BoxedHandle, FfiError};
 use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use crate::secrets::{self, ManagerConfig, SecretsManager};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 /// A secrets manager: a chain of providers (environment > secrets file >
@@ -73,6 +73,9 @@ pub extern "C" fn st_secrets_new(
 
 /// Frees a manager. NULL is a no-op (it does not touch the default manager:
 /// see `st_secrets_reset_default`). No other thread may use it during or after.
+/// Its change listeners are removed (as by `st_secrets_remove_listener`):
+/// none is called after this returns, except a call already running on the
+/// library's refresher thread, which ends on its own before its `release`.
 #[no_mangle]
 pub extern "C" fn st_secrets_free(m: *mut st_secrets) {
     // SAFETY: NULL or a live st_secrets from st_secrets_new (caller's contract).
@@ -214,6 +217,139 @@ pub extern "C" fn st_secrets_refresh(
                 Ok(())
             }
             None => Err(not_found(key)),
+        }
+    })
+}
+
+/// Called with a key whose value changed (`st_secrets_on_change`): the
+/// key as its source spells it, and `info_json`, a JSON object
+/// `{"provider", "version", "stages", "removed"}` (`version` null for the
+/// file and a KV v1 secret; `removed` true when the key is gone). Never the
+/// value: read it with `st_secrets_get`. Both strings are valid only during
+/// the call. It must not unwind (C++ exceptions, `longjmp`) through the
+/// library.
+pub type st_change_fn = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, key: *const c_char, info_json: *const c_char),
+>;
+
+/// Called once with `user_data` when a listener is gone for good (removed,
+/// or its manager freed, and no call of it running): free what `user_data`
+/// points to here.
+pub type st_release_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A C listener: its functions and its `user_data`, released when dropped.
+struct CListener {
+    on_change: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char),
+    release: st_release_fn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller's contract for `st_secrets_on_change`: the functions
+// may be called from any thread, `user_data` used from any of them.
+unsafe impl Send for CListener {}
+// SAFETY: as above.
+unsafe impl Sync for CListener {}
+
+impl CListener {
+    fn tell(&self, event: &secrets::ChangeEvent) {
+        // A key holding a NUL byte cannot be passed (nor looked up): skipped.
+        let Ok(key) = CString::new(event.key.as_str()) else {
+            return;
+        };
+        let info = serde_json::json!({
+            "provider": event.provider,
+            "version": event.version.as_ref().map(|v| v.id.as_str()),
+            "stages": event.version.as_ref().map_or(&[][..], |v| &v.stages[..]),
+            "removed": event.removed,
+        })
+        .to_string();
+        let info = CString::new(info).expect("JSON text holds no NUL byte");
+        // SAFETY: the caller's function, with its user_data and two strings
+        // valid for the call.
+        unsafe { (self.on_change)(self.user_data, key.as_ptr(), info.as_ptr()) };
+    }
+}
+
+impl Drop for CListener {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: the caller's function, called once, with its user_data.
+            unsafe { release(self.user_data) };
+        }
+    }
+}
+
+/// Registers `on_change`, called with each key whose value, as this manager
+/// serves it, changes: with the key and its new version, never the value
+/// (see `st_change_fn`). `*out_id` receives the listener's id for
+/// `st_secrets_remove_listener`.
+///
+/// Changes are noticed when a provider reads its source again: a remote
+/// secret refreshed ahead, fetched after its TTL or by `st_secrets_refresh`;
+/// the secrets file re-read or saved. While a listener is registered, the
+/// library's refresher thread also watches without gets (every 0.5 s it
+/// checks the file and fetches each remote secret already read once it is
+/// past its soft deadline), so a process that read its secrets once still
+/// hears of a rotation. The first read of a source is no change; a change a
+/// provider earlier in the chain hides (the environment holds the key) is
+/// not told; the environment itself is not watched.
+///
+/// `on_change` runs on the thread that noticed the change (a caller of
+/// `st_secrets_get` or `st_secrets_refresh`, or the library's refresher
+/// thread), with no lock of the library held: it may call any function of
+/// the library, this manager's too. It should return soon: the refresher
+/// runs the background refreshes of the process one after the other.
+/// `release` (may be NULL) is called once with `user_data` when the
+/// listener is gone for good (see `st_secrets_remove_listener`,
+/// `st_secrets_free`); not when this call fails.
+///
+/// Returns `ST_OK`; `ST_NULL_ARGUMENT` (`on_change`, `out_id`).
+#[no_mangle]
+pub extern "C" fn st_secrets_on_change(
+    m: *mut st_secrets,
+    on_change: st_change_fn,
+    release: st_release_fn,
+    user_data: *mut c_void,
+    out_id: *mut u64,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        let on_change = on_change.ok_or_else(|| FfiError::null("on_change"))?;
+        // SAFETY (both): NULL or valid for the call (caller's contract).
+        let out_id = unsafe { out_arg(out_id, "out_id") }?;
+        let manager = unsafe { manager(m) }?;
+        let listener = CListener {
+            on_change,
+            release,
+            user_data,
+        };
+        out_id.write(manager.on_change(move |event| listener.tell(event)));
+        Ok(())
+    })
+}
+
+/// Unregisters listener `id`: no call of it starts after this returns. A
+/// call already running on another thread ends on its own; `release` is
+/// called when it has (at once when none runs), on the thread that ends
+/// last. Called from the listener itself, it returns at once too.
+///
+/// Returns `ST_OK`; `ST_NOT_FOUND` when the manager has no listener `id`.
+#[no_mangle]
+pub extern "C" fn st_secrets_remove_listener(
+    m: *mut st_secrets,
+    id: u64,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY: NULL or a live handle (caller's contract).
+        let manager = unsafe { manager(m) }?;
+        if manager.remove_listener(id) {
+            Ok(())
+        } else {
+            Err(FfiError::new(
+                st_result::ST_NOT_FOUND,
+                format!("this manager has no listener {id}"),
+            ))
         }
     })
 }

@@ -21,6 +21,7 @@
 pub(crate) mod aws;
 pub(crate) mod config;
 pub(crate) mod env;
+mod events;
 pub(crate) mod file;
 pub(crate) mod provider;
 mod refresher;
@@ -30,8 +31,9 @@ pub(crate) mod vault;
 pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
+pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
-pub use provider::{normalize_key, preferred_key, Provider, ProviderStatus, Version};
+pub use provider::{normalize_key, preferred_key, KeyChange, Provider, ProviderStatus, Version};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
 
@@ -39,6 +41,7 @@ use crate::error::Error;
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
 use crate::sys::Mutex;
+use events::Notifier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -53,6 +56,10 @@ pub const WEBHOOK_SECRET: &str = "CLOUD_WEBHOOK_SECRET";
 /// lookup (shown by [`SecretsManager::providers`]).
 struct ChainLink {
     provider: Arc<dyn Provider>,
+    /// Its place in the chain.
+    index: usize,
+    /// The manager's listeners, told what the provider noticed changing.
+    notifier: Arc<Notifier>,
     /// Whether the last lookup failed (a lock-free check on the hot path).
     failing: AtomicBool,
     /// The last lookup's failure; cleared by the next successful lookup.
@@ -63,8 +70,7 @@ impl ChainLink {
     /// Asks the provider for `key`, remembering a failure (or its end).
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         let outcome = self.provider.lookup(key);
-        self.record(&outcome);
-        self.hand_over_refresh();
+        self.after(&outcome);
         outcome
     }
 
@@ -74,16 +80,30 @@ impl ChainLink {
         key: &str,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         let outcome = self.provider.lookup_versioned(key);
-        self.record(&outcome);
-        self.hand_over_refresh();
+        self.after(&outcome);
         outcome
     }
 
-    /// Hands the provider to the refresher when a lookup asked for a refresh.
-    fn hand_over_refresh(&self) {
+    /// [`Provider::refresh_key`], remembered as a lookup.
+    fn refresh_key(
+        &self,
+        key: &str,
+        min_interval: std::time::Duration,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let outcome = self.provider.refresh_key(key, min_interval);
+        self.after(&outcome);
+        outcome
+    }
+
+    /// After a lookup: its failure (or the end of one) remembered, the
+    /// refresh it asked for handed to the refresher, the changes the
+    /// provider noticed told to the listeners (no lock held).
+    fn after<T>(&self, outcome: &Result<T, Error>) {
+        self.record(outcome);
         if self.provider.take_refresh_request(crate::sys::generation()) {
-            refresher::submit(Arc::clone(&self.provider));
+            refresher::submit(events::refresh_job(&self.notifier, self.index));
         }
+        self.notifier.after_lookup(self.index);
     }
 
     fn record<T>(&self, outcome: &Result<T, Error>) {
@@ -146,6 +166,7 @@ pub struct ChainEntry {
 /// A chain of providers. Thread-safe; share it behind an `Arc`.
 pub struct SecretsManager {
     links: Vec<ChainLink>,
+    notifier: Arc<Notifier>,
     /// The built-in file provider, when the chain has one: saves and deletes
     /// go to it.
     file: Option<Arc<FileProvider>>,
@@ -209,16 +230,21 @@ impl SecretsManager {
     /// own). Saving and deleting need the built-in file provider, so a manager
     /// made here cannot save.
     pub fn with_providers(config: ManagerConfig, providers: Vec<Arc<dyn Provider>>) -> Self {
+        let notifier = Notifier::new(providers.clone());
         let links = providers
             .into_iter()
-            .map(|provider| ChainLink {
+            .enumerate()
+            .map(|(index, provider)| ChainLink {
                 provider,
+                index,
+                notifier: Arc::clone(&notifier),
                 failing: AtomicBool::new(false),
                 last_error: Mutex::new(None),
             })
             .collect();
         SecretsManager {
             links,
+            notifier,
             file: None,
             config,
         }
@@ -292,7 +318,7 @@ impl SecretsManager {
         check_key(key)?;
         let before = self.links.iter().find_map(|l| l.provider.peek(key));
         let interval = self.config.remote.refresh_min_interval;
-        let found = self.first_in_chain(|link| link.provider.refresh_key(key, interval))?;
+        let found = self.first_in_chain(|link| link.refresh_key(key, interval))?;
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()
@@ -303,6 +329,32 @@ impl SecretsManager {
                 version,
             },
         }))
+    }
+
+    /// Calls `listener` whenever the value this manager serves for a key
+    /// changes, with the key, the provider and the new version (never the
+    /// value): see [`ChangeEvent`]. Changes are noticed when a provider
+    /// reads its source again (a remote secret refreshed ahead, fetched
+    /// after its TTL or by [`refresh`](Self::refresh); the file re-read),
+    /// and, while a listener is registered, by a watch on the refresher's
+    /// thread every [`WATCH_INTERVAL`] (remote secrets already read are
+    /// fetched at their soft deadline; the file is checked), so a process
+    /// that does not get hears of a rotation too. The first read of a
+    /// source is no change; the environment is not watched.
+    ///
+    /// `listener` runs on the thread that noticed (a caller of `get` or
+    /// `refresh`, or the refresher's), with no lock of the library held; it
+    /// may call the manager. A panic in it is caught. Returns the id for
+    /// [`remove_listener`](Self::remove_listener).
+    pub fn on_change(&self, listener: impl Fn(&ChangeEvent) + Send + Sync + 'static) -> u64 {
+        self.notifier.add(Arc::new(listener))
+    }
+
+    /// Unregisters listener `id`: no call starts after this returns (one
+    /// running on another thread ends on its own; the listener is dropped
+    /// when it has). `false` when no such listener is registered.
+    pub fn remove_listener(&self, id: u64) -> bool {
+        self.notifier.remove(id)
     }
 
     /// Every provider's answer for `key` (lengths only), for diagnosis.
@@ -373,14 +425,25 @@ impl SecretsManager {
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
         check_key(key)?;
         provider::check_text("value", value)?;
-        self.saving_file("save")?.save(key, value)
+        let saved = self.saving_file("save")?.save(key, value);
+        self.tell_changes();
+        saved
     }
 
     /// Deletes `key` from the secrets file (the key as given, else its
     /// normalized form, as a lookup would read it); `Ok(false)` when absent.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
-        self.saving_file("delete")?.delete(key)
+        let deleted = self.saving_file("delete")?.delete(key);
+        self.tell_changes();
+        deleted
+    }
+
+    /// Tells the listeners what the providers noticed (after a save).
+    fn tell_changes(&self) {
+        for link in &self.links {
+            self.notifier.after_lookup(link.index);
+        }
     }
 
     /// The secrets file this manager reads and writes, if its chain has one.
@@ -467,6 +530,14 @@ impl SecretsManager {
                 "cannot {action} secrets: the provider chain has no 'file' provider"
             ))
         })
+    }
+}
+
+impl Drop for SecretsManager {
+    fn drop(&mut self) {
+        // A background job may hold the notifier a moment longer: it calls
+        // no listener after this.
+        self.notifier.close();
     }
 }
 

@@ -12,7 +12,9 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::sys::Mutex;
 use hashbrown::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
 
 /// A provider's state, as shown by `providers_json` and the doctor.
@@ -110,6 +112,20 @@ pub trait Provider: Send + Sync {
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         Ok(self.lookup(key)?.map(|v| (v, None)))
     }
+
+    /// The keys whose values changed since the last call (what the provider
+    /// noticed when it read its source again), for the manager's change
+    /// events. Cheap when there are none (the manager asks after each
+    /// lookup): one atomic load.
+    fn take_changes(&self) -> Vec<KeyChange> {
+        Vec::new()
+    }
+
+    /// Without a lookup: runs what is due now (remote providers: the
+    /// refresh of a secret past its soft deadline; the file: its metadata
+    /// check), blocking. While someone listens for changes the refresher
+    /// calls it every [`WATCH_INTERVAL`](crate::secrets::WATCH_INTERVAL).
+    fn watch(&self) {}
 }
 
 /// Refuses a string argument holding a NUL byte: no provider can hold it (an
@@ -169,6 +185,63 @@ pub struct Version {
     pub id: String,
     /// Its stages (AWS), in the order the service gave them.
     pub stages: Vec<String>,
+}
+
+/// A key whose value changed in a provider ([`SecretsManager::on_change`]
+/// events): its name as the source spells it and the version of the secret
+/// now held; never the value.
+///
+/// [`SecretsManager::on_change`]: crate::secrets::SecretsManager::on_change
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The key, as the source spells it (compare with [`normalize_key`]).
+    pub key: String,
+    /// The version of the secret now held (remote providers; `None` for
+    /// the file and a KV v1 secret).
+    pub version: Option<Version>,
+    /// The key is gone (or its value is no longer a secret).
+    pub removed: bool,
+}
+
+/// Pending changes kept for a provider nobody drains, at most (the oldest
+/// go first).
+const MAX_PENDING: usize = 4096;
+
+/// What a provider noticed and the manager has not taken yet.
+pub(crate) struct PendingChanges {
+    list: Mutex<Vec<KeyChange>>,
+    any: AtomicBool,
+}
+
+impl PendingChanges {
+    pub(crate) fn new() -> Self {
+        PendingChanges {
+            list: Mutex::new(Vec::new()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `changes` (kept to [`MAX_PENDING`], the newest).
+    pub(crate) fn note(&self, changes: Vec<KeyChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut list = self.list.lock();
+        list.extend(changes);
+        let over = list.len().saturating_sub(MAX_PENDING);
+        list.drain(..over);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Everything noticed since the last call; one atomic load when nothing.
+    pub(crate) fn take(&self) -> Vec<KeyChange> {
+        if !self.any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut list = self.list.lock();
+        self.any.store(false, Ordering::Release);
+        std::mem::take(&mut *list)
+    }
 }
 
 /// A flat map of secrets read from a document (the secrets file, an AWS
@@ -348,6 +421,36 @@ impl SecretMap {
     pub fn versioned(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
         self.resolve(key)
             .map(|(_, v)| (v.clone(), self.version.clone()))
+    }
+
+    /// The keys whose values differ from `earlier`'s (added, changed or
+    /// removed), sorted, each with this map's version.
+    pub fn changes_since(&self, earlier: &SecretMap) -> Vec<KeyChange> {
+        let change = |key: &String, removed| KeyChange {
+            key: key.clone(),
+            version: self.version.clone(),
+            removed,
+        };
+        let mut out: Vec<KeyChange> = self
+            .values
+            .iter()
+            .filter(|(k, v)| {
+                earlier
+                    .values
+                    .get(*k)
+                    .is_none_or(|old| old.expose() != v.expose())
+            })
+            .map(|(k, _)| change(k, false))
+            .collect();
+        out.extend(
+            earlier
+                .values
+                .keys()
+                .filter(|k| !self.values.contains_key(*k))
+                .map(|k| change(k, true)),
+        );
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
     }
 
     /// The values, in no particular order.

@@ -1,51 +1,84 @@
 //! The refresher: one thread per process that runs the background refreshes
 //! of the remote providers (refresh ahead: a value past its soft deadline is
 //! served while it is fetched again here, so no caller of a key that has a
-//! value waits for the network).
+//! value waits for the network) and, while someone listens for changes, the
+//! watch of the sources (`events`).
 //!
 //! Started on first need. A forked child does not have its parent's thread:
 //! the first request in a child starts the child's own (the fork generation
-//! tells). The thread waits on a channel and runs each provider handed to it,
-//! one at a time; a refresh that panics is caught and the thread goes on.
+//! tells). The thread runs the jobs handed to it one at a time, each when
+//! it is due; a job that panics is caught and the thread goes on.
 
-use super::provider::Provider;
 use crate::sys::{self, Mutex};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// Work for the refresher's thread.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// A job and when it is due.
+type Timed = (Instant, Job);
 
 /// A refresher: the fork generation that started it and the channel to it.
-type Refresher = (u64, Sender<Arc<dyn Provider>>);
+type Refresher = (u64, Sender<Timed>);
 
 /// This process's refresher.
 static REFRESHER: Mutex<Option<Refresher>> = Mutex::lazy(|| None);
 
-/// Hands `provider` to the refresher, starting it when this process has
-/// none. Costs a lock and a channel send (once per refresh asked, not per
-/// get). When no thread can be started the refresh is dropped: the value is
-/// served until its TTL, and the get after that fetches, as without refresh
-/// ahead.
-pub(crate) fn submit(provider: Arc<dyn Provider>) {
+/// Hands `job` to the refresher, to run now (after the jobs before it),
+/// starting the thread when this process has none. Costs a lock and a
+/// channel send (once per refresh asked, not per get). When no thread can
+/// be started the job is dropped: a refresh ahead then does not happen (the
+/// value is served until its TTL, and the get after that fetches, as
+/// without refresh ahead).
+pub(crate) fn submit(job: Job) {
+    submit_at(Instant::now(), job);
+}
+
+/// Hands `job` to the refresher, to run once `delay` has passed.
+pub(crate) fn submit_after(delay: Duration, job: Job) {
+    submit_at(Instant::now() + delay, job);
+}
+
+fn submit_at(due: Instant, job: Job) {
     let generation = sys::generation();
     let mut refresher = REFRESHER.lock();
     if let Some((started, sender)) = refresher.as_ref() {
         if *started == generation {
-            match sender.send(provider) {
+            match sender.send((due, job)) {
                 Ok(()) => return,
                 Err(returned) => return start(&mut refresher, generation, returned.0),
             }
         }
     }
-    start(&mut refresher, generation, provider);
+    start(&mut refresher, generation, (due, job));
 }
 
-fn start(slot: &mut Option<Refresher>, generation: u64, first: Arc<dyn Provider>) {
-    let (sender, receiver) = channel::<Arc<dyn Provider>>();
+fn start(slot: &mut Option<Refresher>, generation: u64, first: Timed) {
+    let (sender, receiver) = channel::<Timed>();
     let spawned = std::thread::Builder::new()
         .name("st-secrets-refresh".into())
         .spawn(move || {
-            for provider in receiver {
-                let refresh = std::panic::AssertUnwindSafe(|| provider.refresh_in_background());
-                let _ = std::panic::catch_unwind(refresh);
+            // Jobs not due yet, in no order (a handful at most).
+            let mut waiting: Vec<Timed> = Vec::new();
+            loop {
+                let now = Instant::now();
+                let (due, later): (Vec<Timed>, Vec<Timed>) =
+                    waiting.drain(..).partition(|(at, _)| *at <= now);
+                waiting = later;
+                for (_, job) in due {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+                let next = waiting.iter().map(|(at, _)| *at).min();
+                let received = match next {
+                    Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
+                    None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match received {
+                    Ok(timed) => waiting.push(timed),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             }
         });
     if spawned.is_ok() && sender.send(first).is_ok() {

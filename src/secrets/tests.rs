@@ -292,3 +292,108 @@ fn a_nul_byte_in_a_key_or_value_is_refused_by_argument() {
     named(file.save("user\0admin", "v"), "key");
     assert!(!m.file_path().unwrap().exists(), "nothing was saved");
 }
+
+/// Collects the events a listener is told, for the tests below.
+fn listen(m: &SecretsManager) -> (u64, std::sync::mpsc::Receiver<ChangeEvent>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let id = m.on_change(move |e| {
+        let _ = tx.lock().unwrap().send(e.clone());
+    });
+    (id, rx)
+}
+
+fn keys_of(events: &[ChangeEvent]) -> Vec<(String, bool)> {
+    events.iter().map(|e| (e.key.clone(), e.removed)).collect()
+}
+
+#[test]
+fn a_saved_or_rewritten_file_tells_the_keys_that_changed_and_only_those() {
+    let dir = TempDir::new().unwrap();
+    let m = file_manager(&dir, "ST_UNIT_EV1");
+    m.set("HF_TOKEN", "one").unwrap();
+    m.set("KEEP", "same").unwrap();
+    let (id, rx) = listen(&m);
+    m.set("HF_TOKEN", "two").unwrap();
+    m.set("NEW_KEY", "x").unwrap();
+    m.delete("NEW_KEY").unwrap();
+    let events: Vec<ChangeEvent> = rx.try_iter().collect();
+    assert_eq!(
+        keys_of(&events),
+        [
+            ("HF_TOKEN".to_owned(), false),
+            ("NEW_KEY".to_owned(), false),
+            ("NEW_KEY".to_owned(), true)
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.provider == "file" && e.version.is_none()));
+    // Another process rewrites the file: seen at the next re-read.
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"HF_TOKEN": "three", "KEEP": "same"}"#,
+    )
+    .unwrap();
+    m.clear_cache();
+    assert_eq!(value(&m, "HF_TOKEN").as_deref(), Some("three"));
+    let events: Vec<ChangeEvent> = rx.try_iter().collect();
+    assert_eq!(keys_of(&events), [("HF_TOKEN".to_owned(), false)]);
+    // The environment hides the file's key: its change is not told.
+    std::env::set_var("ST_UNIT_EV1_HF_TOKEN", "from-env");
+    m.set("HF_TOKEN", "four").unwrap();
+    std::env::remove_var("ST_UNIT_EV1_HF_TOKEN");
+    assert_eq!(rx.try_iter().count(), 0);
+    // Removed: nothing more.
+    assert!(m.remove_listener(id));
+    assert!(!m.remove_listener(id));
+    m.set("HF_TOKEN", "five").unwrap();
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn the_watch_tells_a_change_without_any_get_and_stops_with_the_manager() {
+    let dir = TempDir::new().unwrap();
+    let m = file_manager(&dir, "ST_UNIT_EV2");
+    m.set("HF_TOKEN", "one").unwrap();
+    let (_, rx) = listen(&m);
+    let listener_gone = Arc::new(());
+    let held = Arc::clone(&listener_gone);
+    m.on_change(move |_| {
+        let _ = &held;
+    });
+    // Written by someone else; this process never gets again.
+    let other = FileProvider::new(FileLocation::Configured(dir.path().join("secrets.json")));
+    other.save("HF_TOKEN", "two").unwrap();
+    let event = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the watch told the change");
+    assert_eq!((event.key.as_str(), event.provider), ("HF_TOKEN", "file"));
+    assert_eq!(Arc::strong_count(&listener_gone), 2);
+    drop(m);
+    // The manager dropped its listeners (a job may hold them a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while Arc::strong_count(&listener_gone) > 1 {
+        assert!(std::time::Instant::now() < deadline, "listener kept");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_listener_may_call_the_manager_and_a_panicking_one_harms_no_other() {
+    let dir = TempDir::new().unwrap();
+    let m = Arc::new(file_manager(&dir, "ST_UNIT_EV3"));
+    m.set("HF_TOKEN", "one").unwrap();
+    m.on_change(|_| panic!("a listener's bug"));
+    let weak = Arc::downgrade(&m);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    m.on_change(move |e| {
+        // Calls back into the manager: no lock of the library is held.
+        let m = weak.upgrade().unwrap();
+        let now = m.get(&e.key).unwrap().map(|v| v.expose().to_owned());
+        let _ = tx.lock().unwrap().send(now);
+    });
+    m.set("HF_TOKEN", "two").unwrap();
+    assert_eq!(rx.try_recv().unwrap().as_deref(), Some("two"));
+}

@@ -1,6 +1,7 @@
 /* The secrets manager through the C ABI: every rule of the env and file
    providers and of the chain. */
 #define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: nftw in secrets_util.h */
+#include <pthread.h>
 #include <stdlib.h>
 #include "secrets_util.h"
 
@@ -169,6 +170,68 @@ static void test_changes_seen_and_format_kept(void) {
   st_secrets_free(m);
 }
 
+/* What a change listener was told; written from the refresher thread too. */
+struct told {
+  pthread_mutex_t lock;
+  int events, released;
+  char key[64], info[256];
+};
+
+static void on_change(void *user_data, const char *key, const char *info) {
+  struct told *t = user_data;
+  pthread_mutex_lock(&t->lock);
+  t->events++;
+  snprintf(t->key, sizeof t->key, "%s", key);
+  snprintf(t->info, sizeof t->info, "%s", info);
+  pthread_mutex_unlock(&t->lock);
+}
+
+static void on_release(void *user_data) {
+  struct told *t = user_data;
+  pthread_mutex_lock(&t->lock);
+  t->released++;
+  pthread_mutex_unlock(&t->lock);
+}
+
+static int events_of(struct told *t) {
+  pthread_mutex_lock(&t->lock);
+  int n = t->events;
+  pthread_mutex_unlock(&t->lock);
+  return n;
+}
+
+static void test_change_events(void) {
+  const char *dir = make_temp_dir();
+  at(dir, "secrets.json");
+  write_file(path, "{\"HF_TOKEN\": \"one\", \"KEEP\": \"k\"}");
+  st_secrets *m = manager_on(path, "STC_NONE");
+  CHECK(value_is(m, "HF_TOKEN", "one"));
+  struct told t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  uint64_t id = 0;
+  CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_on_change(m, NULL, NULL, &t, &id, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_on_change(m, on_change, on_release, &t, NULL, &err));
+  CHECK(t.released == 0); /* a failed registration releases nothing */
+  CHECK_CALL(ST_OK, st_secrets_on_change(m, on_change, on_release, &t, &id, &err));
+  /* A save is told on the saving thread, before the call returns. */
+  CHECK_CALL(ST_OK, st_secrets_set(m, "HF_TOKEN", "two", &err));
+  CHECK(events_of(&t) == 1 && strcmp(t.key, "HF_TOKEN") == 0);
+  CHECK(strcmp(t.info, "{\"provider\":\"file\",\"version\":null,\"stages\":[],\"removed\":false}") == 0);
+  /* Rewritten by another process; no get here: the watch tells it. */
+  write_file(path, "{\"HF_TOKEN\": \"three\", \"KEEP\": \"k\"}");
+  for (int i = 0; i < 600 && events_of(&t) < 2; i++) sleep_ms(50);
+  CHECK(events_of(&t) == 2 && strcmp(t.key, "HF_TOKEN") == 0);
+  CHECK_CALL(ST_OK, st_secrets_remove_listener(m, id, &err));
+  CHECK(t.released == 1);
+  CHECK_CALL(ST_NOT_FOUND, st_secrets_remove_listener(m, id, &err));
+  CHECK_CALL(ST_OK, st_secrets_set(m, "HF_TOKEN", "four", &err));
+  CHECK(events_of(&t) == 2);
+  /* Freeing the manager releases the listeners it still has. */
+  CHECK_CALL(ST_OK, st_secrets_on_change(m, on_change, on_release, &t, &id, &err));
+  st_secrets_free(m);
+  for (int i = 0; i < 600 && t.released < 2; i++) sleep_ms(50);
+  CHECK(t.released == 2);
+}
+
 static void test_malformed_file(void) {
   const char *dir = make_temp_dir();
   at(dir, "secrets.json");
@@ -322,6 +385,7 @@ int main(void) {
   test_configured_path_created_on_first_save();
   test_scalars_nested_and_detail();
   test_changes_seen_and_format_kept();
+  test_change_events();
   test_malformed_file();
   test_permissions_warning();
   test_config_errors_and_bad_input();

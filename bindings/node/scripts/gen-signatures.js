@@ -13,8 +13,9 @@
 //   parameter named `out` or `out_*`, is an output: `_Out_`; except those of
 //   IN_PLACE, which the binding passes as memory it owns (a typed array the
 //   library writes into, read without a copy-back);
-// - the callback typedef `st_compute_fn` is a function-pointer type: koffi
-//   declares the function type and parameters take `st_compute_fn *`;
+// - a callback typedef (`st_compute_fn`, `st_change_fn`, ...) is a
+//   function-pointer type: koffi declares the function type and parameters
+//   take `st_..._fn *`;
 // - `(void)` is `()`.
 
 const fs = require('node:fs');
@@ -61,7 +62,7 @@ function koffiDecl({ ret, name, params }) {
     const m = /^(.*?)\s*(\w+)$/.exec(p);
     let type = m[1].replace(/\s+\*/g, ' *').trim();
     const pname = m[2];
-    if (type === 'st_compute_fn') type = 'st_compute_fn *';
+    if (/^st_\w+_fn$/.test(type)) type = `${type} *`;
     const inPlace = (IN_PLACE[name] || []).includes(pname);
     const isOut = !inPlace && (/\*\s*\*$/.test(type) || (/^out(_|$)/.test(pname) && type.endsWith('*')));
     return `${isOut ? '_Out_ ' : ''}${type}${type.endsWith('*') ? '' : ' '}${pname}`;

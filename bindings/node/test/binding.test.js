@@ -219,3 +219,29 @@ test('cache: cleanup removes expired entries now', async () => {
   assert.equal(c.stats().size, 0);
   c.close();
 });
+
+test('manager: onChange tells saves and, from the library thread, rewrites', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'secrets.json');
+  const m = new st.Manager({ file_path: file, providers: ['file'] });
+  try {
+    m.set('HF_TOKEN', 'one');
+    const told = [];
+    const id = m.onChange((c) => told.push(c));
+    m.set('HF_TOKEN', 'two');
+    assert.deepEqual(told, [{ key: 'HF_TOKEN', provider: 'file', version: null, stages: [], removed: false }]);
+    // Rewritten by someone else, no get: the watch (the library's thread)
+    // tells it, on this thread once the event loop runs.
+    fs.writeFileSync(file, '{"HF_TOKEN": "three"}', { mode: 0o600 });
+    for (let i = 0; i < 600 && told.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(told.length, 2);
+    assert.equal(told[1].key, 'HF_TOKEN');
+    m.removeListener(id);
+    assert.throws(() => m.removeListener(id), (e) => e.code === 'ST_NOT_FOUND');
+    m.set('HF_TOKEN', 'four');
+    assert.equal(told.length, 2);
+    assert.throws(() => m.onChange('not a function'), TypeError);
+  } finally {
+    m.close();
+  }
+});

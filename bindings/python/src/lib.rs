@@ -6,6 +6,7 @@
 //! | `errors` | library errors as the package's exception classes (`st_secrets._errors`) |
 //! | `cache` | `TTLCache`, holding the Python objects themselves |
 //! | `secrets` | the secrets chain (`ManagerBase`, with the fast `get`) and single providers |
+//! | `events` | the chain's versions, `refresh` and change listeners |
 //! | `crypto` | credential encryption (key derivation with the GIL released) |
 //! | `store` | the provider-config store and hardware pricing |
 //! | `tool` | the `st-secrets` command line (the tool's own source, compiled in here) |
@@ -19,6 +20,7 @@ use pyo3::prelude::*;
 mod cache;
 mod crypto;
 mod errors;
+mod events;
 mod secrets;
 mod store;
 mod tool;
@@ -29,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     cache::register(m)?;
     secrets::register(m)?;
+    events::register(m)?;
     crypto::register(m)?;
     store::register(m)?;
     tool::register(m)?;

@@ -219,8 +219,8 @@ fn coarse_ms() -> u64 {
 }
 
 /// The chain of a manager configured by the library (env > file > aws > vault).
-struct NativeChain {
-    manager: Arc<SecretsManager>,
+pub(crate) struct NativeChain {
+    pub(crate) manager: Arc<SecretsManager>,
     /// Whether the environment provider comes first (answers are kept only
     /// then: otherwise a kept file answer could hide a later provider's).
     env_first: bool,
@@ -350,7 +350,7 @@ impl NativeChain {
         Ok(Some((value, source)))
     }
 
-    fn forget(&self, py: Python<'_>) {
+    pub(crate) fn forget(&self, py: Python<'_>) {
         self.answers.with(py, Answers::clear);
     }
 }
@@ -372,7 +372,7 @@ pub struct ManagerBase {
 }
 
 impl ManagerBase {
-    fn native(&self) -> PyResult<&NativeChain> {
+    pub(crate) fn native(&self) -> PyResult<&NativeChain> {
         match self.core.get() {
             Some(Core::Native(c)) => Ok(c),
             Some(Core::Python) => Err(PyRuntimeError::new_err(

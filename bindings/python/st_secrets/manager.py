@@ -36,6 +36,37 @@ class SecretsManager(_native.ManagerBase):
         """(value, provider name), or None when no provider has it."""
         return self._get_with_source(key)
 
+    def get_with_version(self, key):
+        """{"value", "provider", "version", "stages"}, or None when no provider
+        has the key. The version is the remote secret's (AWS VersionId, with
+        its stages; the Vault KV v2 version), None for the environment, the
+        file and KV v1: record it, never the value."""
+        return _native.manager_get_with_version(self, key)
+
+    def refresh(self, key):
+        """"This value failed me": the key read again now, whatever the caches
+        say: {"value", "changed", "provider", "version", "stages"}, or None
+        when no provider has it. A remote secret is fetched at most once per
+        refresh_min_interval, single-flight: a storm of callers sends one
+        request."""
+        return _native.manager_refresh(self, key)
+
+    def on_change(self, callback):
+        """Calls callback({"key", "provider", "version", "stages", "removed"})
+        whenever the value this manager serves for a key changes (a remote
+        secret refreshed or rotated, the secrets file rewritten); never the
+        value. While a listener is registered the library also watches without
+        gets, on its own thread (the callback then runs there, holding the
+        GIL). Returns the id for remove_listener."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        return _native.manager_on_change(self, callback)
+
+    def remove_listener(self, listener_id):
+        """Unregisters a listener: no call of it starts after this returns.
+        False when there is no such listener."""
+        return _native.manager_remove_listener(self, listener_id)
+
     def get_replicate_token(self):
         return self.get(self.REPLICATE_API_TOKEN)
 

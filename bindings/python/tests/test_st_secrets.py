@@ -205,6 +205,42 @@ def test_manager_errors_carry_code_and_message(tmp_path):
     assert isinstance(info.value, st_secrets.StSecretsError)
 
 
+def test_versions_refresh_and_change_events(manager, tmp_path):
+    path = tmp_path / "secrets.json"
+    assert manager.set_secret("HF_TOKEN", "one") is True
+    assert manager.get_with_version("HF_TOKEN") == {
+        "value": "one", "provider": "file", "version": None, "stages": []}
+    assert manager.get_with_version("MISSING_KEY") is None
+    assert manager.refresh("HF_TOKEN")["changed"] is False
+    told, lock = [], threading.Lock()
+
+    def listener(change):
+        with lock:
+            told.append(change)
+
+    listener_id = manager.on_change(listener)
+    path.write_text('{"HF_TOKEN": "two"}')
+    refreshed = manager.refresh("HF_TOKEN")
+    assert (refreshed["value"], refreshed["changed"]) == ("two", True)
+    assert manager.get("HF_TOKEN") == "two"
+    assert told == [{"key": "HF_TOKEN", "provider": "file", "version": None,
+                     "stages": [], "removed": False}]
+    # Rewritten again, no get: the library's watch thread tells it.
+    path.write_text('{"HF_TOKEN": "three"}')
+    for _ in range(600):
+        with lock:
+            if len(told) == 2:
+                break
+        time.sleep(0.05)
+    assert len(told) == 2 and told[1]["key"] == "HF_TOKEN"
+    assert manager.remove_listener(listener_id) is True
+    assert manager.remove_listener(listener_id) is False
+    manager.set_secret("HF_TOKEN", "four")
+    assert len(told) == 2
+    with pytest.raises(TypeError):
+        manager.on_change("not callable")
+
+
 def test_default_manager_is_shared():
     assert get_secrets_manager() is get_secrets_manager()
 

@@ -34,7 +34,7 @@ pub(crate) mod wire;
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::provider::{zeroize_json, SecretMap, Version};
+use crate::secrets::provider::{zeroize_json, KeyChange, SecretMap, Version};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::secret_cache::Fetched;
@@ -436,6 +436,19 @@ impl Provider for AwsProvider {
     fn refresh_in_background(&self) {
         if let Ok(Some((sources, transport))) = self.parts() {
             sources.refresh(|name| self.fetch(transport, name));
+        }
+    }
+
+    fn take_changes(&self) -> Vec<KeyChange> {
+        self.sources
+            .as_ref()
+            .map(Sources::take_changes)
+            .unwrap_or_default()
+    }
+
+    fn watch(&self) {
+        if let Ok(Some((sources, transport))) = self.parts() {
+            sources.watch(|name| self.fetch(transport, name));
         }
     }
 

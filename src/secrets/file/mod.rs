@@ -41,7 +41,7 @@ use snapshot::CHECK_INTERVAL;
 use snapshot::{existing_default, Due, Shared, Stamp, State};
 pub use snapshot::{FileLocation, DEFAULT_NAMES};
 
-use super::provider::{Provider, ProviderStatus};
+use super::provider::{KeyChange, PendingChanges, Provider, ProviderStatus};
 use crate::error::Error;
 use crate::fsutil;
 use crate::paths;
@@ -112,6 +112,7 @@ impl FileProvider {
                 state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
                 max_size: AtomicU64::new(fsutil::DEFAULT_MAX_FILE_SIZE),
                 generation: AtomicU64::new(0),
+                changes: PendingChanges::new(),
                 #[cfg(test)]
                 gate: Mutex::new(()),
             }),
@@ -343,8 +344,7 @@ impl FileProvider {
             st.stamp = meta.as_ref().map(Stamp::of);
             st.mode = meta.as_ref().map(|m| m.mode() & 0o7777);
             st.path = path;
-            st.snapshot = Ok(Arc::new(snapshot));
-            st.loaded = true;
+            self.shared.serve(&mut st, Ok(Arc::new(snapshot)));
             st.kept = None;
         }
         drop(lock); // releases the lock
@@ -428,6 +428,14 @@ impl Provider for FileProvider {
             warnings,
             failure: None,
         }
+    }
+
+    fn take_changes(&self) -> Vec<KeyChange> {
+        self.shared.changes.take()
+    }
+
+    fn watch(&self) {
+        self.refresh_if_due(Instant::now());
     }
 
     fn invalidate(&self) {

@@ -6,7 +6,7 @@
 use super::document::{Document, Format};
 use crate::error::Error;
 use crate::fsutil;
-use crate::secrets::provider::SecretMap;
+use crate::secrets::provider::{PendingChanges, SecretMap};
 use crate::sys::Mutex;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -114,6 +114,8 @@ pub(super) struct Shared {
     /// Bumped whenever the snapshot may have changed (reloaded, saved,
     /// invalidated): see [`FileProvider::generation`].
     pub(super) generation: AtomicU64,
+    /// Keys whose values changed, for the manager's change events.
+    pub(super) changes: PendingChanges,
     /// Tests hold it to keep a background re-read from starting.
     #[cfg(test)]
     pub(super) gate: Mutex<()>,
@@ -214,8 +216,7 @@ impl Shared {
                     self.generation.fetch_add(1, Ordering::Release);
                     st.path = path;
                     st.stamp = stamp;
-                    st.snapshot = snapshot;
-                    st.loaded = true;
+                    self.serve(&mut st, snapshot);
                     st.mode = mode;
                     st.kept = None;
                 }
@@ -228,6 +229,18 @@ impl Shared {
         st.reloading = false;
         drop(st);
         std::mem::forget(reloading);
+    }
+
+    /// Serves `snapshot` from now on, noting the keys whose values differ
+    /// from the snapshot served before (the first load changes nothing).
+    pub(super) fn serve(&self, st: &mut State, snapshot: Result<Arc<SecretMap>, Error>) {
+        if let (true, Ok(old), Ok(new)) = (st.loaded, &st.snapshot, &snapshot) {
+            if !Arc::ptr_eq(old, new) {
+                self.changes.note(new.changes_since(old));
+            }
+        }
+        st.snapshot = snapshot;
+        st.loaded = true;
     }
 
     /// The file read now (`None`: no file exists in default mode).

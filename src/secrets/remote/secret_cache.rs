@@ -3,7 +3,7 @@
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::{SecretMap, Version};
+use crate::secrets::provider::{KeyChange, PendingChanges, SecretMap, Version};
 use crate::sys::{Flight, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,17 +35,40 @@ impl<T: Versioned> Fetched<T> {
 pub trait Versioned {
     /// The version's identifier.
     fn version_id(&self) -> Option<&str>;
+
+    /// The keys that differ between `earlier` and `now` (`None`: the
+    /// secret did not exist), for change events.
+    fn changes(_now: Option<&Self>, _earlier: Option<&Self>) -> Vec<KeyChange> {
+        Vec::new()
+    }
 }
 
 impl Versioned for SecretMap {
     fn version_id(&self) -> Option<&str> {
         self.version().map(|v| v.id.as_str())
     }
+
+    fn changes(now: Option<&Self>, earlier: Option<&Self>) -> Vec<KeyChange> {
+        let none = SecretMap::default();
+        match (now, earlier) {
+            (None, None) => Vec::new(),
+            (now, earlier) => now.unwrap_or(&none).changes_since(earlier.unwrap_or(&none)),
+        }
+    }
 }
 
 impl Versioned for String {
     fn version_id(&self) -> Option<&str> {
         None
+    }
+}
+
+impl<T> Fetched<T> {
+    fn found(&self) -> Option<&T> {
+        match self {
+            Fetched::Found(t) => Some(t),
+            Fetched::Absent => None,
+        }
     }
 }
 
@@ -81,6 +104,9 @@ struct CacheState<T> {
     refresh_not_before: Option<Instant>,
     /// When a caller last forced a fetch ([`SecretCache::force`]).
     forced_at: Option<Instant>,
+    /// The last fetch's answer, kept through an invalidation: what the next
+    /// one is compared with, for change events.
+    seen: Option<Arc<Fetched<T>>>,
 }
 
 impl<T> CacheState<T> {
@@ -93,6 +119,7 @@ impl<T> CacheState<T> {
             refresh_failures: 0,
             refresh_not_before: None,
             forced_at: None,
+            seen: None,
         }
     }
 
@@ -147,6 +174,8 @@ pub struct SecretCache<T> {
     /// is not the parent's, asks again). Lock-free: the manager checks it
     /// after each lookup.
     refresh: AtomicU64,
+    /// Keys whose values changed, for the manager's change events.
+    changes: PendingChanges,
 }
 
 /// [`SecretCache::refresh`]: nothing asked.
@@ -157,7 +186,7 @@ const ASKED: u64 = 1;
 /// `value - QUEUED`.
 const QUEUED: u64 = 2;
 
-impl<T> SecretCache<T> {
+impl<T: Versioned> SecretCache<T> {
     /// A cache keeping found secrets for `settings.cache_ttl` and "absent"
     /// for `settings.negative_ttl` (each shortened by up to 10% at random).
     pub fn new(settings: RemoteSettings) -> Self {
@@ -167,6 +196,52 @@ impl<T> SecretCache<T> {
             requests: AtomicU64::new(0),
             settings,
             refresh: AtomicU64::new(IDLE),
+            changes: PendingChanges::new(),
+        }
+    }
+
+    /// The keys whose values changed since the last call (each fetch that
+    /// brought another version than the one before notes them).
+    pub fn take_changes(&self) -> Vec<KeyChange> {
+        self.changes.take()
+    }
+
+    /// Notes what changed from the last fetch's answer to `value`, now held.
+    fn took(&self, state: &mut CacheState<T>, value: &Arc<Fetched<T>>) {
+        if let Some(seen) = &state.seen {
+            if !Arc::ptr_eq(seen, value) && !seen.same_version(value) {
+                self.changes.note(T::changes(value.found(), seen.found()));
+            }
+        }
+        state.seen = Some(Arc::clone(value));
+    }
+
+    /// For the watch (no get needed): asks for the background refresh of a
+    /// held answer once it is due (its soft deadline, or its TTL without
+    /// refresh ahead and for "absent"), as a get would.
+    pub fn ask_if_due(&self) {
+        if self.settings.cache_ttl.is_zero() {
+            return; // nothing is kept: every get fetches
+        }
+        let now = Instant::now();
+        let state = self.state.lock();
+        let Some(good) = &state.good else {
+            return;
+        };
+        let found = matches!(*good.value, Fetched::Found(_));
+        let due = if found && self.refreshes_ahead() {
+            good.refresh_after
+        } else {
+            good.fresh_until
+        };
+        if now >= due
+            && !state.refreshing
+            && state.flight.is_none()
+            && state.refresh_not_before.is_none_or(|t| now >= t)
+        {
+            let _ = self
+                .refresh
+                .compare_exchange(IDLE, ASKED, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -289,6 +364,7 @@ impl<T> SecretCache<T> {
                     Fetched::Absent => self.settings.negative_ttl,
                 };
                 let value = Arc::new(value);
+                self.took(&mut state, &value);
                 state.good = Some(self.last_good(Arc::clone(&value), ttl, now));
                 state.failure = None;
                 Ok(value)
@@ -468,6 +544,7 @@ impl<T: Versioned> SecretCache<T> {
                     Some(good) if good.value.same_version(&value) => Arc::clone(&good.value),
                     _ => Arc::new(value),
                 };
+                self.took(&mut state, &value);
                 state.good = Some(self.last_good(value, ttl, now));
                 state.failure = None;
                 state.refresh_failures = 0;

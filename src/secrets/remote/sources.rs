@@ -7,7 +7,7 @@ use super::secret_cache::{Fetched, SecretCache};
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::{SecretMap, Version};
+use crate::secrets::provider::{KeyChange, SecretMap, Version};
 use serde_json::{json, Value};
 
 /// One secret of the list and its cache.
@@ -157,6 +157,32 @@ impl Sources {
                     .refresh_now(|| fetch(&u.name).map_err(|e| u.cache.scrubbed(e)));
             }
         }
+    }
+
+    /// The keys whose values changed, in every secret, except keys an
+    /// earlier secret of the list holds (its value is the one served).
+    pub fn take_changes(&self) -> Vec<KeyChange> {
+        let mut out = Vec::new();
+        for (i, u) in self.units.iter().enumerate() {
+            let changes = u.cache.take_changes();
+            let earlier = &self.units[..i];
+            out.extend(
+                changes
+                    .into_iter()
+                    .filter(|c| earlier.iter().all(|e| e.cache.peek(&c.key).is_none())),
+            );
+        }
+        out
+    }
+
+    /// For the watch: the refreshes that are due (see
+    /// [`SecretCache::ask_if_due`]) run now, each secret fetched with
+    /// `fetch(name)`.
+    pub fn watch(&self, fetch: impl Fn(&str) -> Result<Fetched<SecretMap>, FetchError>) {
+        for u in &self.units {
+            u.cache.ask_if_due();
+        }
+        self.refresh(fetch);
     }
 
     /// Requests sent so far for all the secrets.

@@ -16,7 +16,11 @@ fn settings() -> RemoteSettings {
 }
 
 /// A cache over `s` keeping found secrets for `ttl`, "absent" for `negative`.
-fn cache_with<T>(mut s: RemoteSettings, ttl: Duration, negative: Duration) -> SecretCache<T> {
+fn cache_with<T: Versioned>(
+    mut s: RemoteSettings,
+    ttl: Duration,
+    negative: Duration,
+) -> SecretCache<T> {
     s.cache_ttl = ttl;
     s.negative_ttl = negative;
     SecretCache::new(s)

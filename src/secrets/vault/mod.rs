@@ -37,7 +37,9 @@ pub use settings::VaultSettings;
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::{zeroize_json, Provider, ProviderStatus, SecretMap, Version};
+use crate::secrets::provider::{
+    zeroize_json, KeyChange, Provider, ProviderStatus, SecretMap, Version,
+};
 use crate::secrets::remote::http::{redact_url, Address};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
@@ -173,6 +175,16 @@ impl Provider for VaultProvider {
     fn refresh_in_background(&self) {
         if let (true, Ok(client)) = (self.configured, &self.client) {
             self.sources.refresh(|path| self.fetch(client, path));
+        }
+    }
+
+    fn take_changes(&self) -> Vec<KeyChange> {
+        self.sources.take_changes()
+    }
+
+    fn watch(&self) {
+        if let (true, Ok(client)) = (self.configured, &self.client) {
+            self.sources.watch(|path| self.fetch(client, path));
         }
     }
 

@@ -744,3 +744,57 @@ fn a_storm_of_refreshes_sends_one_request_and_every_caller_gets_the_new_value() 
 fn get_value(m: &crate::secrets::SecretsManager) -> String {
     m.get("HF_TOKEN").unwrap().unwrap().expose().to_owned()
 }
+
+#[test]
+fn a_rotated_secret_is_told_once_per_changed_key_without_any_get() {
+    // Issue 39, item 4 (the KV v2 version on OpenBao: tests/vault_openbao.rs).
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    let server = FakeServer::start(move |r| {
+        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
+            return Reply::json(404, r#"{"errors": []}"#);
+        }
+        match counted.fetch_add(1, SeqCst) {
+            0 => v1_answer(),
+            _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_rotated"}}"#),
+        }
+    });
+    let mut c = config(&server.url());
+    c.remote.cache_ttl = Duration::from_millis(400);
+    let m = crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![Arc::new(provider(&c, Vars::empty()))],
+    );
+    assert_eq!(get_value(&m), "hf_from_vault");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    m.on_change(move |e| {
+        let _ = tx.lock().unwrap().send(e.clone());
+    });
+    // No get from here: the watch fetches at the soft deadline.
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("told");
+    let second = rx.recv_timeout(Duration::from_secs(30)).expect("told");
+    let mut told = [
+        (first.key.as_str(), first.removed, first.provider),
+        (second.key.as_str(), second.removed, second.provider),
+    ];
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            ("HF_TOKEN", false, "vault"),
+            ("REPLICATE_API_TOKEN", true, "vault")
+        ]
+    );
+    // Later refreshes bring the same values: nothing more is told.
+    let before = reads.load(SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reads.load(SeqCst) < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the watch stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(rx.try_recv().is_err());
+    assert_eq!(get_value(&m), "hf_rotated");
+}

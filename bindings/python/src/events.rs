@@ -1,0 +1,95 @@
+//! Versions, "this value failed me" and change events of the library's
+//! chain: the methods `get_with_version`, `refresh`, `on_change` and
+//! `remove_listener` of `st_secrets.SecretsManager` call these.
+
+use crate::errors::OrRaise;
+use crate::secrets::ManagerBase;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use st_secrets::secrets::{ChangeEvent, Version};
+use std::sync::Arc;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(manager_get_with_version, m)?)?;
+    m.add_function(wrap_pyfunction!(manager_refresh, m)?)?;
+    m.add_function(wrap_pyfunction!(manager_on_change, m)?)?;
+    m.add_function(wrap_pyfunction!(manager_remove_listener, m)?)?;
+    Ok(())
+}
+
+/// `{"provider", "version", "stages"}` of a value or a change.
+fn info<'py>(
+    py: Python<'py>,
+    provider: &str,
+    version: Option<&Version>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("provider", provider)?;
+    d.set_item("version", version.map(|v| v.id.as_str()))?;
+    d.set_item("stages", version.map_or(&[][..], |v| &v.stages[..]))?;
+    Ok(d)
+}
+
+/// `{"value", "provider", "version", "stages"}`, or None when no provider
+/// has the key.
+#[pyfunction]
+fn manager_get_with_version<'py>(
+    py: Python<'py>,
+    manager: &Bound<'py, ManagerBase>,
+    key: &str,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let m = Arc::clone(&manager.get().native()?.manager);
+    let Some(found) = py.detach(|| m.get_with_version(key)).or_raise(py)? else {
+        return Ok(None);
+    };
+    let d = info(py, found.provider, found.version.as_ref())?;
+    d.set_item("value", found.value.expose())?;
+    Ok(Some(d))
+}
+
+/// `{"value", "changed", "provider", "version", "stages"}`, or None.
+#[pyfunction]
+fn manager_refresh<'py>(
+    py: Python<'py>,
+    manager: &Bound<'py, ManagerBase>,
+    key: &str,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let chain = manager.get().native()?;
+    let m = Arc::clone(&chain.manager);
+    let refreshed = py.detach(|| m.refresh(key));
+    // A kept answer may be the value that failed.
+    chain.forget(py);
+    let Some(r) = refreshed.or_raise(py)? else {
+        return Ok(None);
+    };
+    let d = info(py, r.found.provider, r.found.version.as_ref())?;
+    d.set_item("value", r.found.value.expose())?;
+    d.set_item("changed", r.changed)?;
+    Ok(Some(d))
+}
+
+/// Registers `callback`, called with `{"key", "provider", "version",
+/// "stages", "removed"}` for each change (on the thread that noticed it,
+/// holding the GIL). An exception it raises goes to `sys.unraisablehook`.
+#[pyfunction]
+fn manager_on_change(manager: &Bound<'_, ManagerBase>, callback: Py<PyAny>) -> PyResult<u64> {
+    let m = &manager.get().native()?.manager;
+    Ok(m.on_change(move |event: &ChangeEvent| {
+        Python::attach(|py| {
+            let told = info(py, event.provider, event.version.as_ref()).and_then(|d| {
+                d.set_item("key", &event.key)?;
+                d.set_item("removed", event.removed)?;
+                callback.call1(py, (d,))
+            });
+            if let Err(e) = told {
+                e.write_unraisable(py, Some(callback.bind(py)));
+            }
+        })
+    }))
+}
+
+/// Unregisters listener `id`; False when there is none.
+#[pyfunction]
+fn manager_remove_listener(manager: &Bound<'_, ManagerBase>, id: u64) -> PyResult<bool> {
+    Ok(manager.get().native()?.manager.remove_listener(id))
+}

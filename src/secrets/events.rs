@@ -1,0 +1,225 @@
+//! Change events: the manager tells its listeners which keys changed value
+//! (the key, the provider, the version; never the value).
+//!
+//! Providers notice changes when they read their source again (a remote
+//! secret refreshed ahead, fetched after its TTL or by a `refresh`; the file
+//! re-read after it changed) and keep them in a `PendingChanges`; the
+//! manager takes them after each lookup, and the refresher after each
+//! background refresh, and hands them to the listeners on that thread, with
+//! no lock of the library held. A change a provider earlier in the chain
+//! hides (the environment holds the key) is not told: what the manager
+//! serves did not change.
+//!
+//! While anyone listens, the refresher also watches without gets: every
+//! [`WATCH_INTERVAL`] it runs what is due (a remote secret past its soft
+//! deadline is fetched; the file's metadata is checked), so a process that
+//! read its secrets once still hears of a rotation.
+
+use super::provider::{KeyChange, Provider, Version};
+use super::refresher;
+use crate::sys::{self, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often the refresher looks at the sources while someone listens.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A key whose value, as the manager serves it, changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// The key, as the source spells it.
+    pub key: String,
+    /// The provider that holds it: `file`, `aws`, `vault` (or a custom one's).
+    pub provider: &'static str,
+    /// The version of the remote secret now held (`None`: the file, a KV v1
+    /// secret).
+    pub version: Option<Version>,
+    /// The key is gone from that provider.
+    pub removed: bool,
+}
+
+/// A listener: called with each change, on the thread that noticed it.
+pub type Listener = dyn Fn(&ChangeEvent) + Send + Sync;
+
+/// The listeners of a manager and what it needs to tell them.
+pub(crate) struct Notifier {
+    /// The manager's chain, in order (for what hides a change, and to watch).
+    chain: Vec<Arc<dyn Provider>>,
+    listeners: Mutex<Listeners>,
+    /// Some listener is registered (lock-free check on the hot path).
+    listening: AtomicBool,
+    /// The fork generation plus one whose refresher runs the watch; 0: none.
+    watching: AtomicU64,
+}
+
+#[derive(Default)]
+struct Listeners {
+    next_id: u64,
+    /// Each registered listener with its id, in registration order. A call
+    /// in progress holds a clone of the `Arc`: a listener's closure (and
+    /// what it owns) is dropped when it is removed and no call is running.
+    list: Vec<(u64, Arc<Listener>)>,
+}
+
+impl Notifier {
+    pub(crate) fn new(chain: Vec<Arc<dyn Provider>>) -> Arc<Notifier> {
+        Arc::new(Notifier {
+            chain,
+            listeners: Mutex::new(Listeners::default()),
+            listening: AtomicBool::new(false),
+            watching: AtomicU64::new(0),
+        })
+    }
+
+    /// Registers `listener`; its id, for [`remove`](Self::remove).
+    pub(crate) fn add(self: &Arc<Self>, listener: Arc<Listener>) -> u64 {
+        let id = {
+            let mut l = self.listeners.lock();
+            l.next_id += 1;
+            let id = l.next_id;
+            l.list.push((id, listener));
+            self.listening.store(true, Ordering::Release);
+            id
+        };
+        self.ensure_watch();
+        id
+    }
+
+    /// Unregisters listener `id`: no call starts after this returns (one
+    /// already running on another thread ends on its own). `false` when no
+    /// such listener is registered.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        let removed = {
+            let mut l = self.listeners.lock();
+            let at = l.list.iter().position(|(i, _)| *i == id);
+            let removed = at.map(|at| l.list.remove(at));
+            self.listening.store(!l.list.is_empty(), Ordering::Release);
+            removed
+        };
+        // Dropped with no lock held: a C caller's release function may call
+        // the library.
+        removed.is_some()
+    }
+
+    /// Unregisters every listener (the manager is going away).
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut l = self.listeners.lock();
+            self.listening.store(false, Ordering::Release);
+            std::mem::take(&mut l.list)
+        };
+        // The closures (and a C caller's release function) run here, with
+        // no lock held.
+        drop(dropped);
+    }
+
+    /// Hands what provider `index` of the chain noticed to the listeners,
+    /// on this thread, with no lock held; restarts the watch in a forked
+    /// child.
+    pub(crate) fn after_lookup(self: &Arc<Self>, index: usize) {
+        let changes = self.chain[index].take_changes();
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        self.ensure_watch();
+        self.deliver(index, changes);
+    }
+
+    fn deliver(&self, index: usize, changes: Vec<KeyChange>) {
+        if changes.is_empty() || !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let provider = self.chain[index].name();
+        let earlier = &self.chain[..index];
+        let events: Vec<ChangeEvent> = changes
+            .into_iter()
+            .filter(|c| !earlier.iter().any(|p| p.peek(&c.key).is_some()))
+            .map(|c| ChangeEvent {
+                key: c.key,
+                provider,
+                version: c.version,
+                removed: c.removed,
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self.listeners.lock().list.iter().map(|(i, _)| *i).collect();
+        for id in ids {
+            // Looked up again before each call: one removed meanwhile is
+            // not called.
+            let Some(listener) = self
+                .listeners
+                .lock()
+                .list
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, l)| Arc::clone(l))
+            else {
+                continue;
+            };
+            for event in &events {
+                let call = std::panic::AssertUnwindSafe(|| listener(event));
+                let _ = std::panic::catch_unwind(call);
+            }
+        }
+    }
+
+    /// Starts the watch on this process's refresher, unless it runs.
+    fn ensure_watch(self: &Arc<Self>) {
+        let mine = sys::generation() + 1;
+        if !self.listening.load(Ordering::Acquire) || self.watching.load(Ordering::Acquire) == mine
+        {
+            return;
+        }
+        if self.watching.swap(mine, Ordering::AcqRel) != mine {
+            schedule_watch(Arc::downgrade(self));
+        }
+    }
+}
+
+fn schedule_watch(notifier: Weak<Notifier>) {
+    refresher::submit_after(WATCH_INTERVAL, Box::new(move || watch(notifier)));
+}
+
+/// One round of the watch (on the refresher's thread): every provider runs
+/// what is due and its changes are told; then the next round is scheduled,
+/// while the manager lives and someone listens.
+fn watch(weak: Weak<Notifier>) {
+    let Some(notifier) = weak.upgrade() else {
+        return;
+    };
+    let mine = sys::generation() + 1;
+    if notifier.watching.load(Ordering::Acquire) != mine {
+        return;
+    }
+    if !notifier.listening.load(Ordering::Acquire) {
+        let _ = notifier
+            .watching
+            .compare_exchange(mine, 0, Ordering::AcqRel, Ordering::Relaxed);
+        // A listener added meanwhile found the watch running: start it again.
+        notifier.ensure_watch();
+        return;
+    }
+    for (index, provider) in notifier.chain.iter().enumerate() {
+        provider.watch();
+        notifier.deliver(index, provider.take_changes());
+    }
+    drop(notifier);
+    schedule_watch(weak);
+}
+
+/// A background refresh of provider `index`, then its changes told (the
+/// job [`refresher::submit`] runs).
+pub(crate) fn refresh_job(notifier: &Arc<Notifier>, index: usize) -> refresher::Job {
+    let weak = Arc::downgrade(notifier);
+    let provider = Arc::clone(&notifier.chain[index]);
+    Box::new(move || {
+        provider.refresh_in_background();
+        match weak.upgrade() {
+            Some(n) => n.deliver(index, provider.take_changes()),
+            None => drop(provider.take_changes()),
+        }
+    })
+}
