@@ -225,6 +225,11 @@ pub struct RunArgs {
     #[arg(long = "file", value_name = "NAME=st://KEY")]
     pub files: Vec<String>,
 
+    /// Keep the --file files current while the command runs: each is
+    /// rewritten atomically (renamed over) when its secret's value changes
+    #[arg(long)]
+    pub watch: bool,
+
     /// The command and its arguments (after --)
     #[arg(
         required = true,

@@ -162,6 +162,22 @@ impl<'p> Masker<'p> {
         }
     }
 
+    /// What was read and not passed on yet (after a pass: the bytes held
+    /// back), for a masker that takes over ([`resume`](Self::resume)).
+    pub fn pending(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+
+    /// Takes over another masker's [`pending`](Self::pending) bytes (when
+    /// the values to conceal grow: a rotated secret).
+    pub fn resume(&mut self, pending: &[u8]) {
+        if self.data.len() < pending.len() + CHUNK {
+            self.data.resize(pending.len() + CHUNK, 0);
+        }
+        self.data[..pending.len()].copy_from_slice(pending);
+        self.len = pending.len();
+    }
+
     /// One read from `from` (up to [`CHUNK`] bytes); 0 at its end.
     pub fn read_from(&mut self, from: &mut impl Read) -> std::io::Result<usize> {
         let n = from.read(&mut self.data[self.len..])?;

@@ -154,6 +154,24 @@ impl SecretDir {
         Ok(path)
     }
 
+    /// Replaces file `name`'s contents with `value` atomically: a new 0600
+    /// file beside it, synced, renamed over it (a reader sees the old file
+    /// or the new one, never part of one).
+    pub fn replace(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
+        let target = dir.join(name);
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("cannot create a file in", dir, &e))?;
+        file.write_all(value)
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| Error::io("cannot write", file.path(), &e))?;
+        file.persist(&target)
+            .map_err(|e| Error::io("cannot replace", &target, &e.error))?;
+        Ok(())
+    }
+
     /// Removes the files and the directory now, saying so on stderr if it
     /// cannot (drop does the same, silently).
     pub fn remove(mut self) {

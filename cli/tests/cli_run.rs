@@ -1500,3 +1500,82 @@ fn a_value_with_a_nul_byte_is_skipped_by_name_not_fatal() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).trim(), "3");
 }
+
+#[test]
+fn run_file_watch_rewrites_the_file_on_a_rotation_never_half_written() {
+    let home = home();
+    // The child reads its file in a loop: every read is the old value or the
+    // new one, whole; it says when it sees the new one, then prints it (the
+    // output must conceal it: a rotated value joins the masked ones).
+    let script = r#"
+        echo "path $TOKEN_FILE"
+        echo ready
+        i=0
+        while [ $i -lt 3000 ]; do
+            v=$(cat "$TOKEN_FILE")
+            case "$v" in
+                hf_run_SECRET_0123456789) ;;
+                hf_rotated_SECRET_9876543210) echo "saw the new value"; cat "$TOKEN_FILE"; echo; exit 0 ;;
+                *) echo "torn read"; exit 3 ;;
+            esac
+            i=$((i + 1))
+            sleep 0.02
+        done
+        exit 4
+    "#;
+    let mut child = tool(
+        &home,
+        &[
+            "run",
+            "--file",
+            "TOKEN_FILE=st://HF_TOKEN",
+            "--watch",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let path = line.trim().strip_prefix("path ").unwrap().to_owned();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Rotated by another process, written as this library writes (rename).
+    let secrets = home.path().join(".simpletuner/secrets.json");
+    let rotated = serde_json::json!({"HF_TOKEN": "hf_rotated_SECRET_9876543210"});
+    let tmp = home.path().join(".simpletuner/.secrets.json.new");
+    fs::write(&tmp, rotated.to_string()).unwrap();
+    fs::rename(&tmp, &secrets).unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}\n{err}");
+    assert!(rest.starts_with("saw the new value\n"), "{rest}");
+    assert!(!rest.contains("hf_rotated_SECRET"), "masked: {rest}");
+    assert!(
+        err.contains("--file TOKEN_FILE: rewritten, secret 'HF_TOKEN' changed"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET"), "{err}");
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "the file goes at the end"
+    );
+    // --watch without --file is a usage error.
+    let o = output(&home, &["run", "--watch", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}

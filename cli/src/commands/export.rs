@@ -8,7 +8,7 @@ use crate::envfile::{self, valid_name, Source};
 use crate::io::{is_stdio, print_json, printable, read_stdin, write_private_file};
 use crate::outcome::{usage, CliError, Outcome};
 use crate::template::{self, Piece};
-use st_secrets::secrets::{normalize_key, preferred_key};
+use st_secrets::secrets::{normalize_key, preferred_key, SecretsManager};
 use st_secrets::{Error, SecretString};
 use std::collections::{HashMap, HashSet};
 
@@ -26,6 +26,10 @@ pub struct Var {
 pub struct Resolved {
     pub vars: Vec<Var>,
     pub files: Vec<Var>,
+    /// The key of each of `files`, in order.
+    pub file_keys: Vec<String>,
+    /// The manager that resolved them (`run --watch` goes on with it).
+    pub manager: SecretsManager,
 }
 
 /// `--file NAME=st://KEY`: the name and the key.
@@ -170,13 +174,17 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
         vars.set(entry.name, value, secret);
     }
     let mut file_values = Vec::new();
+    let mut file_keys = Vec::new();
     for (name, key) in files {
         match m.get(key) {
-            Ok(Some(value)) => file_values.push(Var {
-                name: name.to_owned(),
-                value,
-                secret: true,
-            }),
+            Ok(Some(value)) => {
+                file_values.push(Var {
+                    name: name.to_owned(),
+                    value,
+                    secret: true,
+                });
+                file_keys.push(key.to_owned());
+            }
             Ok(None) => missing.push(format!(
                 "--file {name}={}{}: {}",
                 template::SCHEME,
@@ -200,6 +208,8 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
     Ok(Resolved {
         vars: vars.into_vec(),
         files: file_values,
+        file_keys,
+        manager: m,
     })
 }
 

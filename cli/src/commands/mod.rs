@@ -7,3 +7,4 @@ pub mod export;
 pub mod run;
 pub mod secrets;
 pub mod store;
+mod watch;

@@ -16,6 +16,7 @@
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
 use super::export::resolve;
+use super::watch::{Masking, PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
 use crate::mask::{Masker, Patterns};
@@ -99,23 +100,35 @@ impl Drop for Blocked {
     }
 }
 
-/// Copies `from` to `to`, concealing the values; stops when either end
-/// closes (dropping `from` then gives the command SIGPIPE, as a pipeline
-/// would).
-fn pump(mut from: impl Read, mut to: std::fs::File, patterns: Arc<Patterns>) {
-    let mut masker = Masker::new(&patterns);
+/// Copies `from` to `to`, concealing the values of `slot` (taking a new
+/// set at the next read after it changes); stops when either end closes
+/// (dropping `from` then gives the command SIGPIPE, as a pipeline would).
+fn pump(mut from: impl Read, mut to: std::fs::File, slot: Arc<PatternSlot>) {
+    let mut pending = Vec::new();
     loop {
-        match masker.read_from(&mut from) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-        if masker.pass_on(&mut to, false).is_err() {
+        let (generation, patterns) = slot.current();
+        let mut masker = Masker::new(&patterns);
+        masker.resume(&pending);
+        let ended = loop {
+            match masker.read_from(&mut from) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break true,
+            }
+            if masker.pass_on(&mut to, false).is_err() {
+                return;
+            }
+            if slot.generation() != generation {
+                break false;
+            }
+        };
+        if ended {
+            let _ = masker.pass_on(&mut to, true);
             return;
         }
+        pending = masker.pending().to_vec();
     }
-    let _ = masker.pass_on(&mut to, true);
 }
 
 /// Starts a thread pumping the command's pipe `from` to `to` (this
@@ -123,7 +136,7 @@ fn pump(mut from: impl Read, mut to: std::fs::File, patterns: Arc<Patterns>) {
 fn start_pump(
     from: impl Read + AsFd + Send + 'static,
     to: std::os::fd::BorrowedFd<'_>,
-    patterns: &Arc<Patterns>,
+    patterns: &Arc<PatternSlot>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     widen_pipe(from.as_fd());
     let to = to
@@ -158,6 +171,11 @@ fn status_code(status: ExitStatus) -> u8 {
 }
 
 pub fn run(g: &Globals, args: RunArgs) -> Outcome {
+    if args.watch && args.files.is_empty() {
+        return Err(usage(
+            "--watch keeps --file files current: give --file NAME=st://KEY",
+        ));
+    }
     let resolved = resolve(g, &args.selection, &args.files)?;
     let (program, rest) = args
         .command
@@ -172,7 +190,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
                 .filter(|v| v.secret)
                 .map(|v| v.value.expose().as_bytes()),
         )
-        .map(Arc::new)
+        .map(|p| Arc::new(PatternSlot::new(p)))
     };
     let mut command = Command::new(program);
     command.args(rest);
@@ -199,7 +217,39 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         }
         Some(dir)
     };
-    drop(resolved);
+    let watch = match (&secret_dir, args.watch) {
+        (Some(dir), true) => {
+            // What it goes on with: each file's key and value, and the values
+            // concealed (a rotated one joins them).
+            let watched = resolved
+                .files
+                .iter()
+                .zip(&resolved.file_keys)
+                .map(|(f, key)| Watched {
+                    name: f.name.clone(),
+                    key: key.clone(),
+                    value: f.value.clone(),
+                })
+                .collect();
+            let masking = patterns.as_ref().map(|slot| Masking {
+                slot: Arc::clone(slot),
+                values: resolved
+                    .vars
+                    .iter()
+                    .chain(&resolved.files)
+                    .filter(|v| v.secret)
+                    .map(|v| v.value.clone())
+                    .collect(),
+            });
+            let dir = dir.path().to_owned();
+            Some(Watch::start(resolved.manager, dir, watched, masking)?)
+        }
+        _ => {
+            drop(resolved.manager);
+            None
+        }
+    };
+    drop((resolved.vars, resolved.files));
     // SAFETY: between fork and exec only async-signal-safe calls
     // (pthread_sigmask, signal): the command starts with the signal mask
     // this process had before blocking (the standard library leaves the
@@ -261,6 +311,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             }
         }
     };
+    if let Some(watch) = watch {
+        watch.stop(); // no file is rewritten after this
+    }
     if let Some(dir) = secret_dir {
         dir.remove();
     }

@@ -1,0 +1,181 @@
+//! `run --file NAME=st://KEY --watch`: while the command runs, each file is
+//! rewritten when its secret's value changes (a rotation), atomically (a
+//! new 0600 file renamed over it: a reader sees the old value or the new
+//! one, never part of one), so a program that reads its credentials file
+//! again picks up a rotation without a restart.
+//!
+//! The library's change events say when to look (its watch fetches a
+//! remote secret at its soft deadline and checks the secrets file while a
+//! listener is registered); each file's key is then read again and the file
+//! rewritten only when its value differs. The new value is concealed in the
+//! command's output from then on too.
+
+use crate::io::printable;
+use crate::mask::Patterns;
+use crate::secretfiles::SecretDir;
+use st_secrets::secrets::SecretsManager;
+use st_secrets::SecretString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The values concealed in the command's output: replaced when a rotation
+/// adds one; the output threads take the new set at their next read.
+pub struct PatternSlot {
+    generation: AtomicU64,
+    current: Mutex<Arc<Patterns>>,
+}
+
+impl PatternSlot {
+    pub fn new(patterns: Patterns) -> PatternSlot {
+        PatternSlot {
+            generation: AtomicU64::new(0),
+            current: Mutex::new(Arc::new(patterns)),
+        }
+    }
+
+    /// The set and its generation.
+    pub fn current(&self) -> (u64, Arc<Patterns>) {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            self.generation.load(Ordering::Acquire),
+            Arc::clone(&current),
+        )
+    }
+
+    /// The generation of the set (changes when it is replaced).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn replace(&self, patterns: Patterns) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(patterns);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// One file being kept current: its name (the variable's), the key it
+/// holds and the value written last.
+pub struct Watched {
+    pub name: String,
+    pub key: String,
+    pub value: SecretString,
+}
+
+/// What the output masking needs: its slot and every value concealed so far.
+pub struct Masking {
+    pub slot: Arc<PatternSlot>,
+    pub values: Vec<SecretString>,
+}
+
+enum Message {
+    Changed,
+    Stop,
+}
+
+/// The watching thread; [`stop`](Self::stop) it before the files go.
+pub struct Watch {
+    sender: Sender<Message>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts keeping `files` (in `dir`) current with `manager`.
+    pub fn start(
+        manager: SecretsManager,
+        dir: PathBuf,
+        files: Vec<Watched>,
+        masking: Option<Masking>,
+    ) -> Result<Watch, st_secrets::Error> {
+        let (sender, receiver) = channel();
+        let told = Mutex::new(sender.clone());
+        let listener = manager.on_change(move |_| {
+            let _ = told
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Message::Changed);
+        });
+        let thread = std::thread::Builder::new()
+            .name("st-secrets-watch".into())
+            .spawn(move || {
+                let mut files = files;
+                let mut masking = masking;
+                while let Ok(Message::Changed) = receiver.recv() {
+                    // Several changes told at once are one look.
+                    if receiver.try_iter().any(|m| matches!(m, Message::Stop)) {
+                        break;
+                    }
+                    for f in &mut files {
+                        rewrite_if_changed(&manager, &dir, f, masking.as_mut());
+                    }
+                }
+                manager.remove_listener(listener);
+            })
+            .map_err(|e| st_secrets::Error::Internal(format!("cannot start a thread: {e}")))?;
+        Ok(Watch {
+            sender,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops watching: no file is written after this returns.
+    pub fn stop(mut self) {
+        let _ = self.sender.send(Message::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads `f`'s key again and rewrites its file when the value differs. A
+/// key that is gone or cannot be read keeps the file as it is (a warning
+/// says so); nothing here shows a value.
+fn rewrite_if_changed(
+    manager: &SecretsManager,
+    dir: &std::path::Path,
+    f: &mut Watched,
+    masking: Option<&mut Masking>,
+) {
+    let key = printable(&f.key);
+    let found = match manager.get_with_version(&f.key) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return eprintln!(
+                "st-secrets: warning: --file {}: secret '{key}' is gone; the file keeps its value",
+                f.name
+            )
+        }
+        Err(e) => {
+            return eprintln!(
+                "st-secrets: warning: --file {}: cannot read secret '{key}' ({e}); the file keeps its value",
+                f.name
+            )
+        }
+    };
+    if found.value.expose() == f.value.expose() {
+        return;
+    }
+    if let Some(m) = masking {
+        // Concealed before the command can have read it.
+        m.values.push(found.value.clone());
+        if let Some(p) = Patterns::new(m.values.iter().map(|v| v.expose().as_bytes())) {
+            m.slot.replace(p);
+        }
+    }
+    match SecretDir::replace(dir, &f.name, found.value.expose().as_bytes()) {
+        Ok(()) => {
+            let version = found
+                .version
+                .map(|v| format!(" (version {})", v.id))
+                .unwrap_or_default();
+            eprintln!(
+                "st-secrets: --file {}: rewritten, secret '{key}' changed{version}",
+                f.name
+            );
+            f.value = found.value;
+        }
+        Err(e) => eprintln!("st-secrets: warning: --file {}: {e}", f.name),
+    }
+}
