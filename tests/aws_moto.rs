@@ -535,3 +535,135 @@ fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
             .unwrap();
     assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
 }
+
+/// One step of a rotation on moto (`tests/aws/moto_rotate.py`, boto3 with
+/// the admin's keys): its output (a VersionId).
+fn rotate(s: &Value, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/moto_rotate.py");
+    let out = std::process::Command::new(s["python"].as_str().unwrap())
+        .arg(script)
+        .arg(s["url"].as_str().unwrap())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
+        .env("AWS_SECRET_ACCESS_KEY", s["admin"]["secret"].as_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
+fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::time::{Duration, Instant};
+    let s = setup();
+    let name = "st-secrets/rotating";
+    let v1 = rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_rotation_v1"}"#]);
+    let mut c = config(&s, name);
+    c.remote.cache_ttl = Duration::from_secs(2); // soft deadline at 1.5 s
+    let m = Arc::new(SecretsManager::with_providers(
+        c.clone(),
+        vec![Arc::new(provider(&c, keys(&s, "admin")))],
+    ));
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = Arc::clone(&events);
+    m.on_change(move |e| told.lock().unwrap().push(e.clone()));
+    assert_eq!(common::get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_rotation_v1"));
+
+    // 8 readers for the whole rotation: each call's value and version.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let promoted: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, stop, failed, promoted) = (
+                Arc::clone(&m),
+                Arc::clone(&stop),
+                Arc::clone(&failed),
+                Arc::clone(&promoted),
+            );
+            std::thread::spawn(move || {
+                // (the first new value's lag after the promotion, and whether
+                // an old value came after a new one or a new one before it).
+                let (mut lag, mut out_of_order) = (None, false);
+                while !stop.load(SeqCst) {
+                    match m.get_with_version("HF_TOKEN") {
+                        Ok(Some(f)) if f.value.expose() == "hf_rotation_v2" => {
+                            let at = *promoted.lock().unwrap();
+                            out_of_order |= at.is_none();
+                            lag = lag.or(at.map(|t| t.elapsed()));
+                            let stages = &f.version.unwrap().stages;
+                            out_of_order |= !stages.iter().any(|st| st == "AWSCURRENT");
+                        }
+                        Ok(Some(f)) if f.value.expose() == "hf_rotation_v1" => {
+                            out_of_order |= lag.is_some();
+                        }
+                        _ => {
+                            failed.fetch_add(1, SeqCst);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                (lag, out_of_order)
+            })
+        })
+        .collect();
+    // The rotation function's first step: a pending version. Callers keep
+    // AWSCURRENT's value through refreshes.
+    let v2 = rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_rotation_v2"}"#]);
+    std::thread::sleep(Duration::from_secs(3));
+    // The last step moves AWSCURRENT.
+    rotate(&s, &["promote", name, &v2, &v1]);
+    *promoted.lock().unwrap() = Some(Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while events.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the rotation was never told");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, SeqCst);
+    let lags: Vec<(Option<Duration>, bool)> =
+        readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(failed.load(SeqCst), 0, "no call failed");
+    assert!(lags.iter().all(|(lag, _)| lag.is_some()), "every reader on v2: {lags:?}");
+    assert!(lags.iter().all(|(_, bad)| !bad), "no v2 before the promotion, no v1 after v2");
+    let slowest = lags.iter().filter_map(|(l, _)| *l).max().unwrap();
+    println!("rotation reached the last reader {slowest:?} after AWSCURRENT moved (TTL 2 s)");
+    // Told once, with the new version; never the value.
+    let told = events.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].key.as_str(), told[0].provider), ("HF_TOKEN", "aws"));
+    assert_eq!(told[0].version.as_ref().unwrap().id, v2);
+    assert!(!format!("{told:?}").contains("hf_rotation"));
+
+    // "This value failed me" from 8 threads, 100 calls: one request.
+    let mut c = config(&s, name);
+    c.remote.refresh_min_interval = Duration::from_secs(60);
+    let m = Arc::new(SecretsManager::with_providers(
+        c.clone(),
+        vec![Arc::new(provider(&c, keys(&s, "admin")))],
+    ));
+    assert_eq!(common::get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_rotation_v2"));
+    common::moto_record(&s);
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let storm: Vec<_> = (0..8)
+        .map(|i| {
+            let (m, barrier) = (Arc::clone(&m), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..(if i < 4 { 13 } else { 12 }) {
+                    let r = m.refresh("HF_TOKEN").unwrap().unwrap();
+                    assert_eq!(r.found.value.expose(), "hf_rotation_v2");
+                }
+            })
+        })
+        .collect();
+    storm.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        1,
+        "100 refreshes within the interval: one request"
+    );
+}

@@ -105,6 +105,8 @@ with open(OUT, "w") as f:
             "role_arn": role["Arn"],
             "secret": SECRET,
             "test_version": test_version,
+            # The rotation test drives moto with boto3 through this interpreter.
+            "python": sys.executable,
         },
         f,
     )

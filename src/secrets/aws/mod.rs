@@ -191,9 +191,12 @@ impl AwsProvider {
         }
     }
 
-    /// Fetches the secret `name` from the service.
+    /// Fetches the secret `name` from the service: its `AWSCURRENT` version,
+    /// asked for by name (the service's default, and what a server that
+    /// loses track of its default version after a rotation, as moto's does,
+    /// still answers right).
     fn fetch_direct(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        let body = json!({ "SecretId": name }).to_string();
+        let body = json!({ "SecretId": name, "VersionStage": "AWSCURRENT" }).to_string();
         let call = |creds: &Credentials| {
             client.call(
                 creds,

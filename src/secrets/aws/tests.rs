@@ -101,7 +101,10 @@ fn a_signed_get_secret_value_supplies_the_keys() {
     assert_eq!(r.method, "POST");
     assert!(is_get_secret(&r));
     assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
-    assert_eq!(r.text(), r#"{"SecretId":"training/keys"}"#);
+    assert_eq!(
+        r.text(),
+        r#"{"SecretId":"training/keys","VersionStage":"AWSCURRENT"}"#
+    );
     let auth = r.header("authorization").unwrap();
     assert!(
         auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
