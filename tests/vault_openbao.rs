@@ -986,3 +986,49 @@ fn several_paths_in_order_with_one_missing() {
         Some("r8_bao_value")
     );
 }
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_kv_v2_value_changed_mid_run_is_seen_with_its_version_and_told() {
+    // Issue 39, item 4: a new KV v2 version written while a manager reads;
+    // the manager's watch sees it with no get in between.
+    let s = setup();
+    let path = "st-events/run";
+    let write = |value: &str| {
+        let body = serde_json::json!({"data": {"HF_TOKEN": value, "KEEP": "same"}});
+        root_json(&s, "POST", &format!("secret/data/{path}"), body)["data"]["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = write("hf_events_v1");
+    let m = manager(ManagerConfig {
+        vault: VaultSettings {
+            paths: Some(vec![path.into()]),
+            ..config(&s).vault
+        },
+        remote: RemoteSettings {
+            cache_ttl: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..config(&s)
+    });
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    assert_eq!(found.version.unwrap().id, first.to_string());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    m.on_change(move |e| {
+        let _ = tx.lock().unwrap().send(e.clone());
+    });
+    let second = write("hf_events_v2");
+    let told = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the new version was told");
+    assert_eq!((told.key.as_str(), told.provider), ("HF_TOKEN", "vault"));
+    assert_eq!(told.version.unwrap().id, second.to_string());
+    assert!(!told.removed);
+    // KEEP did not change: one event only.
+    assert!(rx.recv_timeout(Duration::from_secs(3)).is_err());
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    assert_eq!(found.value.expose(), "hf_events_v2");
+    assert_eq!(found.version.unwrap().id, second.to_string());
+}
