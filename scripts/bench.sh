@@ -70,7 +70,7 @@ bench_secrets() {
   printf '{"HF_TOKEN": "hf_%s", "OTHER": "x"}\n' "$(printf 'a%.0s' $(seq 37))" >"$out/secrets.json"
   ST_BENCH_ENV_TOKEN="r8_$(printf 'b%.0s' $(seq 37))" \
     bench_pair benches/c/bench_secrets.c benches/python/bench_secrets.py "$out/secrets.json"
-  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_first_get.py "$out" "$out/bench_c" >>"$out/table.md"
+  for b in first_get stall; do "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" "benches/python/bench_$b.py" "$out" "$out/bench_c" >>"$out/table.md"; done
 }
 bench_crypto() {
   SIMPLETUNER_CREDENTIAL_KEY="bench-master-secret" bench_pair benches/c/bench_crypto.c benches/python/bench_crypto.py

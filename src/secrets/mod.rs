@@ -98,8 +98,11 @@ impl ChainLink {
     /// After a lookup: its failure (or the end of one) remembered, the
     /// refresh it asked for handed to the refresher, the changes the
     /// provider noticed told to the listeners (no lock held).
-    fn after<T>(&self, outcome: &Result<T, Error>) {
+    fn after<T>(&self, outcome: &Result<Option<T>, Error>) {
         self.record(outcome);
+        if matches!(outcome, Ok(Some(_))) && self.provider.refreshes_in_background() {
+            refresher::prestart();
+        }
         if self.provider.take_refresh_request(crate::sys::generation()) {
             refresher::submit(events::refresh_job(&self.notifier, self.index));
         }

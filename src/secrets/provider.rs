@@ -85,6 +85,13 @@ pub trait Provider: Send + Sync {
     /// never a caller's).
     fn refresh_in_background(&self) {}
 
+    /// Whether the values it answers are refreshed ahead in the background
+    /// (a remote provider with `refresh_ahead` on): the manager then has the
+    /// refresher started before the first refresh is due.
+    fn refreshes_in_background(&self) -> bool {
+        false
+    }
+
     /// Without asking a remote service: what the provider would answer from
     /// what it holds, however old (the environment and the file look as a
     /// lookup does).

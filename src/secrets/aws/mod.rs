@@ -442,6 +442,10 @@ impl Provider for AwsProvider {
         }
     }
 
+    fn refreshes_in_background(&self) -> bool {
+        self.sources.as_ref().is_some_and(Sources::refreshes_ahead)
+    }
+
     fn take_changes(&self) -> Vec<KeyChange> {
         self.sources
             .as_ref()

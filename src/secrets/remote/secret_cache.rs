@@ -391,7 +391,7 @@ impl<T: Versioned> SecretCache<T> {
 
     /// Whether values are refreshed in the background (`refresh_ahead`
     /// above 0, and a TTL: with `cache_ttl` 0 every get fetches).
-    fn refreshes_ahead(&self) -> bool {
+    pub fn refreshes_ahead(&self) -> bool {
         self.settings.refresh_ahead_permille > 0 && !self.settings.cache_ttl.is_zero()
     }
 

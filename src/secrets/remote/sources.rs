@@ -185,6 +185,12 @@ impl Sources {
         self.refresh(fetch);
     }
 
+    /// Whether values are refreshed ahead (the settings are the same for
+    /// every secret).
+    pub fn refreshes_ahead(&self) -> bool {
+        self.units.iter().any(|u| u.cache.refreshes_ahead())
+    }
+
     /// Requests sent so far for all the secrets.
     pub fn requests(&self) -> u64 {
         self.units.iter().map(|u| u.cache.requests()).sum()

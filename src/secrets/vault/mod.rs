@@ -178,6 +178,10 @@ impl Provider for VaultProvider {
         }
     }
 
+    fn refreshes_in_background(&self) -> bool {
+        self.configured && self.sources.refreshes_ahead()
+    }
+
     fn take_changes(&self) -> Vec<KeyChange> {
         self.sources.take_changes()
     }
