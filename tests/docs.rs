@@ -15,7 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const README_MAX_LINES: usize = 250;
-const MAX_PAGES: usize = 12;
+// One page per topic; a new topic (long runs) is a new page, a new detail is not.
+const MAX_PAGES: usize = 13;
 const PAGE_MAX_LINES: usize = 400;
 
 fn root() -> PathBuf {
