@@ -545,11 +545,18 @@ fn rotate(s: &Value, args: &[&str]) -> String {
         .arg(s["url"].as_str().unwrap())
         .args(args)
         .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
-        .env("AWS_SECRET_ACCESS_KEY", s["admin"]["secret"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -570,7 +577,10 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let told = Arc::clone(&events);
     m.on_change(move |e| told.lock().unwrap().push(e.clone()));
-    assert_eq!(common::get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_rotation_v1"));
+    assert_eq!(
+        common::get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_rotation_v1")
+    );
 
     // 8 readers for the whole rotation: each call's value and version.
     let stop = Arc::new(AtomicBool::new(false));
@@ -627,14 +637,23 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
     let lags: Vec<(Option<Duration>, bool)> =
         readers.into_iter().map(|r| r.join().unwrap()).collect();
     assert_eq!(failed.load(SeqCst), 0, "no call failed");
-    assert!(lags.iter().all(|(lag, _)| lag.is_some()), "every reader on v2: {lags:?}");
-    assert!(lags.iter().all(|(_, bad)| !bad), "no v2 before the promotion, no v1 after v2");
+    assert!(
+        lags.iter().all(|(lag, _)| lag.is_some()),
+        "every reader on v2: {lags:?}"
+    );
+    assert!(
+        lags.iter().all(|(_, bad)| !bad),
+        "no v2 before the promotion, no v1 after v2"
+    );
     let slowest = lags.iter().filter_map(|(l, _)| *l).max().unwrap();
     println!("rotation reached the last reader {slowest:?} after AWSCURRENT moved (TTL 2 s)");
     // Told once, with the new version; never the value.
     let told = events.lock().unwrap().clone();
     assert_eq!(told.len(), 1, "{told:?}");
-    assert_eq!((told[0].key.as_str(), told[0].provider), ("HF_TOKEN", "aws"));
+    assert_eq!(
+        (told[0].key.as_str(), told[0].provider),
+        ("HF_TOKEN", "aws")
+    );
     assert_eq!(told[0].version.as_ref().unwrap().id, v2);
     assert!(!format!("{told:?}").contains("hf_rotation"));
 
@@ -645,7 +664,10 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
         c.clone(),
         vec![Arc::new(provider(&c, keys(&s, "admin")))],
     ));
-    assert_eq!(common::get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_rotation_v2"));
+    assert_eq!(
+        common::get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_rotation_v2")
+    );
     common::moto_record(&s);
     let barrier = Arc::new(std::sync::Barrier::new(8));
     let storm: Vec<_> = (0..8)
