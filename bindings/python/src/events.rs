@@ -6,7 +6,7 @@ use crate::errors::OrRaise;
 use crate::secrets::ManagerBase;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use st_secrets::secrets::{ChangeEvent, Version};
+use st_secrets::secrets::{ChangeEvent, Found, Version};
 use std::sync::Arc;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,6 +30,13 @@ fn info<'py>(
     Ok(d)
 }
 
+/// `{"value", "provider", "version", "stages"}` of what a lookup found.
+fn found_dict<'py>(py: Python<'py>, found: &Found) -> PyResult<Bound<'py, PyDict>> {
+    let d = info(py, found.provider, found.version.as_ref())?;
+    d.set_item("value", found.value.expose())?;
+    Ok(d)
+}
+
 /// `{"value", "provider", "version", "stages"}`, or None when no provider
 /// has the key.
 #[pyfunction]
@@ -39,12 +46,8 @@ fn manager_get_with_version<'py>(
     key: &str,
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
     let m = Arc::clone(&manager.get().native()?.manager);
-    let Some(found) = py.detach(|| m.get_with_version(key)).or_raise(py)? else {
-        return Ok(None);
-    };
-    let d = info(py, found.provider, found.version.as_ref())?;
-    d.set_item("value", found.value.expose())?;
-    Ok(Some(d))
+    let found = py.detach(|| m.get_with_version(key)).or_raise(py)?;
+    found.map(|f| found_dict(py, &f)).transpose()
 }
 
 /// `{"value", "changed", "provider", "version", "stages"}`, or None.
@@ -62,8 +65,7 @@ fn manager_refresh<'py>(
     let Some(r) = refreshed.or_raise(py)? else {
         return Ok(None);
     };
-    let d = info(py, r.found.provider, r.found.version.as_ref())?;
-    d.set_item("value", r.found.value.expose())?;
+    let d = found_dict(py, &r.found)?;
     d.set_item("changed", r.changed)?;
     Ok(Some(d))
 }

@@ -47,6 +47,31 @@ fn v1_answer() -> Reply {
     )
 }
 
+/// A KV v1 server (no mounts endpoint, no KV v2 path) answering its n-th
+/// secret read (from 0) with `answer(n)`, and the reads counted so far.
+fn kv1_server(
+    answer: impl Fn(usize) -> Reply + Send + Sync + 'static,
+) -> (FakeServer, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let reads = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&reads);
+    let server = FakeServer::start(move |r| {
+        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
+            return Reply::json(404, r#"{"errors": []}"#);
+        }
+        answer(counted.fetch_add(1, SeqCst))
+    });
+    (server, reads)
+}
+
+/// A manager whose chain is the Vault provider of `c` alone.
+fn vault_manager(c: &ManagerConfig) -> crate::secrets::SecretsManager {
+    crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![std::sync::Arc::new(provider(c, Vars::empty()))],
+    )
+}
+
 #[test]
 fn without_the_mounts_endpoint_v2_then_v1_and_the_answer_is_remembered() {
     let server = FakeServer::start(move |r| match r.path.as_str() {
@@ -566,13 +591,8 @@ fn past_the_soft_deadline_gets_never_wait_for_the_refresh() {
     use std::sync::mpsc;
     let (release, held) = mpsc::channel::<()>();
     let held = std::sync::Mutex::new(held);
-    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = std::sync::Arc::clone(&reads);
-    let server = FakeServer::start(move |r| {
-        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
-            return Reply::json(404, r#"{"errors": []}"#);
-        }
-        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+    let (server, reads) = kv1_server(move |n| {
+        if n == 0 {
             return v1_answer();
         }
         let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
@@ -584,10 +604,7 @@ fn past_the_soft_deadline_gets_never_wait_for_the_refresh() {
     let mut c = config(&server.url());
     c.remote.cache_ttl = Duration::from_secs(200);
     c.remote.refresh_ahead_permille = 1; // soft deadline after 200 ms
-    let m = crate::secrets::SecretsManager::with_providers(
-        c.clone(),
-        vec![std::sync::Arc::new(provider(&c, Vars::empty()))],
-    );
+    let m = vault_manager(&c);
     let get = |m: &crate::secrets::SecretsManager| {
         m.get("HF_TOKEN").unwrap().map(|v| v.expose().to_owned())
     };
@@ -620,33 +637,23 @@ fn past_the_soft_deadline_gets_never_wait_for_the_refresh() {
 
 #[test]
 fn a_child_forked_while_a_refresh_is_in_flight_refreshes_on_its_own() {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::{mpsc, Arc};
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::mpsc;
     let (release, held) = mpsc::channel::<()>();
     let held = std::sync::Mutex::new(held);
-    let reads = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&reads);
-    let server = FakeServer::start(move |r| {
-        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
-            return Reply::json(404, r#"{"errors": []}"#);
+    let (server, reads) = kv1_server(move |n| match n {
+        0 => v1_answer(),
+        1 => {
+            // The parent's refresh, held until the test ends it.
+            let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_parent"}}"#)
         }
-        match counted.fetch_add(1, SeqCst) {
-            0 => v1_answer(),
-            1 => {
-                // The parent's refresh, held until the test ends it.
-                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
-                Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_parent"}}"#)
-            }
-            _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_child"}}"#),
-        }
+        _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_child"}}"#),
     });
     let mut c = config(&server.url());
     c.remote.cache_ttl = Duration::from_secs(200);
     c.remote.refresh_ahead_permille = 1;
-    let m = crate::secrets::SecretsManager::with_providers(
-        c.clone(),
-        vec![Arc::new(provider(&c, Vars::empty()))],
-    );
+    let m = vault_manager(&c);
     let get = |m: &crate::secrets::SecretsManager| {
         m.get("HF_TOKEN").unwrap().map(|v| v.expose().to_owned())
     };
@@ -687,15 +694,10 @@ fn a_child_forked_while_a_refresh_is_in_flight_refreshes_on_its_own() {
 #[test]
 fn a_storm_of_refreshes_sends_one_request_and_every_caller_gets_the_new_value() {
     // Issue 39, item 3: 8 threads x 12 "this value failed me" calls.
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
-    let reads = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&reads);
-    let server = FakeServer::start(move |r| {
-        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
-            return Reply::json(404, r#"{"errors": []}"#);
-        }
-        if counted.fetch_add(1, SeqCst) == 0 {
+    let (server, reads) = kv1_server(|n| {
+        if n == 0 {
             return v1_answer();
         }
         std::thread::sleep(Duration::from_millis(200)); // the others pile up
@@ -703,10 +705,7 @@ fn a_storm_of_refreshes_sends_one_request_and_every_caller_gets_the_new_value() 
     });
     let mut c = config(&server.url());
     c.remote.refresh_min_interval = Duration::from_secs(60);
-    let m = Arc::new(crate::secrets::SecretsManager::with_providers(
-        c.clone(),
-        vec![Arc::new(provider(&c, Vars::empty()))],
-    ));
+    let m = Arc::new(vault_manager(&c));
     assert_eq!(get_value(&m), "hf_from_vault");
     let barrier = Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
@@ -748,25 +747,14 @@ fn get_value(m: &crate::secrets::SecretsManager) -> String {
 #[test]
 fn a_rotated_secret_is_told_once_per_changed_key_without_any_get() {
     // Issue 39, item 4 (the KV v2 version on OpenBao: tests/vault_openbao.rs).
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::Arc;
-    let reads = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&reads);
-    let server = FakeServer::start(move |r| {
-        if r.path.starts_with("/v1/sys/") || r.path.contains("/data/") {
-            return Reply::json(404, r#"{"errors": []}"#);
-        }
-        match counted.fetch_add(1, SeqCst) {
-            0 => v1_answer(),
-            _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_rotated"}}"#),
-        }
+    use std::sync::atomic::Ordering::SeqCst;
+    let (server, reads) = kv1_server(|n| match n {
+        0 => v1_answer(),
+        _ => Reply::json(200, r#"{"data": {"HF_TOKEN": "hf_rotated"}}"#),
     });
     let mut c = config(&server.url());
     c.remote.cache_ttl = Duration::from_millis(400);
-    let m = crate::secrets::SecretsManager::with_providers(
-        c.clone(),
-        vec![Arc::new(provider(&c, Vars::empty()))],
-    );
+    let m = vault_manager(&c);
     assert_eq!(get_value(&m), "hf_from_vault");
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
