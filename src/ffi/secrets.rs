@@ -169,12 +169,7 @@ pub extern "C" fn st_secrets_get_with_version(
         let manager = unsafe { manager(m) }?;
         match manager.get_with_version(key)? {
             Some(found) => {
-                let info = serde_json::json!({
-                    "provider": found.provider,
-                    "version": found.version.as_ref().map(|v| v.id.as_str()),
-                    "stages": found.version.as_ref().map_or(&[][..], |v| &v.stages[..]),
-                })
-                .to_string();
+                let info = version_info(found.provider, found.version.as_ref()).to_string();
                 out_value.write(st_buf::new_raw(found.value.expose().as_bytes()));
                 out_info.write(st_buf::new_raw(info.as_bytes()));
                 Ok(())
@@ -256,13 +251,9 @@ impl CListener {
         let Ok(key) = CString::new(event.key.as_str()) else {
             return;
         };
-        let info = serde_json::json!({
-            "provider": event.provider,
-            "version": event.version.as_ref().map(|v| v.id.as_str()),
-            "stages": event.version.as_ref().map_or(&[][..], |v| &v.stages[..]),
-            "removed": event.removed,
-        })
-        .to_string();
+        let mut info = version_info(event.provider, event.version.as_ref());
+        info["removed"] = event.removed.into();
+        let info = info.to_string();
         let info = CString::new(info).expect("JSON text holds no NUL byte");
         // SAFETY: the caller's function, with its user_data and two strings
         // valid for the call.
@@ -351,6 +342,16 @@ pub extern "C" fn st_secrets_remove_listener(
                 format!("this manager has no listener {id}"),
             ))
         }
+    })
+}
+
+/// `{"provider", "version", "stages"}`: where a value comes from, as
+/// `st_secrets_get_with_version` and `st_change_fn` give it.
+fn version_info(provider: &str, version: Option<&secrets::Version>) -> serde_json::Value {
+    serde_json::json!({
+        "provider": provider,
+        "version": version.map(|v| v.id.as_str()),
+        "stages": version.map_or(&[][..], |v| &v.stages[..]),
     })
 }
 

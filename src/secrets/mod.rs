@@ -100,8 +100,8 @@ impl ChainLink {
     /// provider noticed told to the listeners (no lock held).
     fn after<T>(&self, outcome: &Result<Option<T>, Error>) {
         self.record(outcome);
-        if matches!(outcome, Ok(Some(_))) && self.provider.refreshes_in_background() {
-            refresher::prestart();
+        if matches!(outcome, Ok(Some(_))) {
+            refresher::prestart_if(|| self.provider.refreshes_in_background());
         }
         if self.provider.take_refresh_request(crate::sys::generation()) {
             refresher::submit(events::refresh_job(&self.notifier, self.index));

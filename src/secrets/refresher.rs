@@ -27,14 +27,15 @@ type Refresher = (u64, Sender<Timed>);
 static REFRESHER: Mutex<Option<Refresher>> = Mutex::lazy(|| None);
 
 /// The fork generation plus one whose refresher runs (0: none yet): lets
-/// [`prestart`] cost one atomic load once it has.
+/// [`prestart_if`] cost one atomic load once it has.
 static RUNNING: AtomicU64 = AtomicU64::new(0);
 
-/// Starts this process's refresher if it has none, so that the first
-/// refresh asked for does not pay for a thread's creation in a caller's
-/// get (about 100 us): called after a lookup a remote value answered.
-pub(crate) fn prestart() {
-    if RUNNING.load(Ordering::Acquire) != sys::generation() + 1 {
+/// Starts this process's refresher if it has none and `needed()` says so,
+/// so that the first refresh asked for does not pay for a thread's creation
+/// in a caller's get (about 100 us): called after a lookup a value
+/// answered; once the refresher runs, one atomic load.
+pub(crate) fn prestart_if(needed: impl FnOnce() -> bool) {
+    if RUNNING.load(Ordering::Acquire) != sys::generation() + 1 && needed() {
         submit(Box::new(|| {}));
     }
 }

@@ -234,11 +234,15 @@ impl<T: Versioned> SecretCache<T> {
         } else {
             good.fresh_until
         };
-        if now >= due
-            && !state.refreshing
-            && state.flight.is_none()
-            && state.refresh_not_before.is_none_or(|t| now >= t)
-        {
+        if now >= due && state.flight.is_none() {
+            self.ask_refresh(&state, now);
+        }
+    }
+
+    /// Asks for a background refresh, unless one runs or the backoff after
+    /// a failed one has not passed (a get past the soft deadline, the watch).
+    fn ask_refresh(&self, state: &CacheState<T>, now: Instant) {
+        if !state.refreshing && state.refresh_not_before.is_none_or(|t| now >= t) {
             let _ = self
                 .refresh
                 .compare_exchange(IDLE, ASKED, Ordering::AcqRel, Ordering::Relaxed);
@@ -410,14 +414,8 @@ impl<T: Versioned> SecretCache<T> {
                     && state.failure.as_ref().is_none_or(|(f, _)| f.transient));
             if serve {
                 let value = Arc::clone(&good.value);
-                if refresh && !state.refreshing && state.refresh_not_before.is_none_or(|t| now >= t)
-                {
-                    let _ = self.refresh.compare_exchange(
-                        IDLE,
-                        ASKED,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+                if refresh {
+                    self.ask_refresh(state, now);
                 }
                 return Some(Ok(value));
             }
@@ -510,9 +508,7 @@ impl<T: Versioned> SecretCache<T> {
     pub fn age(&self) -> Option<Duration> {
         self.state.lock().good.as_ref().map(|g| g.fetched.elapsed())
     }
-}
 
-impl<T: Versioned> SecretCache<T> {
     /// Runs the background refresh asked for, if any (on the refresher's
     /// thread): one fetch, whose value replaces the cached one; a failure
     /// keeps it (and is what the status and, past the TTL, a permanent
@@ -600,10 +596,7 @@ impl SecretCache<SecretMap> {
         f: impl FnOnce(&SecretMap) -> R,
     ) -> Result<Option<R>, Error> {
         let blob = self.get(|| fetch().map_err(|e| self.scrubbed(e)))?;
-        Ok(match &*blob {
-            Fetched::Found(map) => Some(f(map)),
-            Fetched::Absent => None,
-        })
+        Ok(blob.found().map(f))
     }
 
     /// `failure` with every value of the secret held (values of at least
@@ -613,14 +606,12 @@ impl SecretCache<SecretMap> {
     /// are scrubbed by the HTTP layer).
     pub(super) fn scrubbed(&self, mut failure: FetchError) -> FetchError {
         let state = self.state.lock();
-        if let Some(LastGood { value, .. }) = &state.good {
-            if let Fetched::Found(map) = &**value {
-                let held = map
-                    .values()
-                    .map(|v| v.expose())
-                    .filter(|v| v.len() >= SCRUB_FLOOR);
-                failure.error = failure.error.redacting(held);
-            }
+        if let Some(map) = state.good.as_ref().and_then(|g| g.value.found()) {
+            let held = map
+                .values()
+                .map(|v| v.expose())
+                .filter(|v| v.len() >= SCRUB_FLOOR);
+            failure.error = failure.error.redacting(held);
         }
         failure
     }
@@ -628,11 +619,13 @@ impl SecretCache<SecretMap> {
     /// Without fetching: `key` in what the cache holds, however old, with the
     /// secret's version.
     pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
-        let st = self.state.lock();
-        match &*st.good.as_ref()?.value {
-            Fetched::Found(map) => map.versioned(key),
-            Fetched::Absent => None,
-        }
+        self.state
+            .lock()
+            .good
+            .as_ref()?
+            .value
+            .found()?
+            .versioned(key)
     }
 
     /// [`force`](SecretCache::force), then `key` in the secret, with its
@@ -644,20 +637,15 @@ impl SecretCache<SecretMap> {
         fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
-        Ok(match &*blob {
-            Fetched::Found(map) => map.versioned(key),
-            Fetched::Absent => None,
-        })
+        Ok(blob.found().and_then(|map| map.versioned(key)))
     }
 
     /// Without fetching: `None` when the cached secret does not hold `key`
     /// (or nothing is cached), else whether its value is not a secret.
     pub fn holds(&self, key: &str) -> Option<bool> {
         let st = self.state.lock();
-        match &*st.good.as_ref()?.value {
-            Fetched::Found(map) => map.resolve(key).map(|_| map.holds_non_secret(key)),
-            Fetched::Absent => None,
-        }
+        let map = st.good.as_ref()?.value.found()?;
+        map.resolve(key).map(|_| map.holds_non_secret(key))
     }
 
     /// The end of a remote provider's status detail (`"; N requests; value
@@ -673,10 +661,7 @@ impl SecretCache<SecretMap> {
             .lock()
             .good
             .as_ref()
-            .and_then(|g| match &*g.value {
-                Fetched::Found(map) => map.version().cloned(),
-                Fetched::Absent => None,
-            });
+            .and_then(|g| g.value.found()?.version().cloned());
         if let Some(v) = version {
             detail.push_str(&format!("; version {}", v.id));
             if !v.stages.is_empty() {
