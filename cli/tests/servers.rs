@@ -21,22 +21,48 @@ fn text<'a>(s: &'a Value, name: &str) -> &'a str {
 
 /// Runs the tool as a launcher would: `HOME` at `home`, `PATH` kept, the
 /// variables `env` and nothing else; returns its exit code, stdout and
-/// stderr.
+/// stderr. A tool still running after a minute is killed and the test
+/// fails (a hang is a failure here, not a stalled run).
 fn tool(
     home: &std::path::Path,
     env: &[(&str, &str)],
     args: &[&str],
 ) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
         .args(args)
         .env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(env.iter().copied())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    let read = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            from.read_to_end(&mut text).unwrap();
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("st-secrets {args:?} did not exit within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    (status.code(), out.join().unwrap(), err.join().unwrap())
 }
 
 #[test]
@@ -86,18 +112,23 @@ fn the_tool_reads_aws_from_the_process_environment() {
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["env"]["HF_TOKEN"], "hf_moto_value");
     assert_eq!(doc["env"].as_object().unwrap().len(), 3, "{out}");
-    let (code, out, err) = run(&[
-        "run",
-        "--",
-        "sh",
-        "-c",
-        "printf '%s|' \"$HF_TOKEN\"; exit 3",
-    ]);
-    assert_eq!(
-        (code, out.as_str()),
-        (Some(3), "<concealed by st-secrets>|"),
-        "{err}"
-    );
+    // Ten times: the lookup starts the library's refresher thread before
+    // run blocks SIGCHLD to wait for its command, and that thread must not
+    // take the signal (run waited forever when it did, one time in a few).
+    for _ in 0..10 {
+        let (code, out, err) = run(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|' \"$HF_TOKEN\"; exit 3",
+        ]);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(3), "<concealed by st-secrets>|"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

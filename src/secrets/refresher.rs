@@ -71,35 +71,50 @@ fn submit_at(due: Instant, job: Job) {
 
 fn start(slot: &mut Option<Refresher>, generation: u64, first: Timed) {
     let (sender, receiver) = channel::<Timed>();
-    let spawned = std::thread::Builder::new()
-        .name("st-secrets-refresh".into())
-        .spawn(move || {
-            // Jobs not due yet, in no order (a handful at most).
-            let mut waiting: Vec<Timed> = Vec::new();
-            loop {
-                let now = Instant::now();
-                let (due, later): (Vec<Timed>, Vec<Timed>) =
-                    waiting.drain(..).partition(|(at, _)| *at <= now);
-                waiting = later;
-                for (_, job) in due {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                }
-                let next = waiting.iter().map(|(at, _)| *at).min();
-                let received = match next {
-                    Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
-                    None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                };
-                match received {
-                    Ok(timed) => waiting.push(timed),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+    let spawned = sys::spawn_thread("st-secrets-refresh", move || {
+        // Jobs not due yet, in no order (a handful at most).
+        let mut waiting: Vec<Timed> = Vec::new();
+        loop {
+            let now = Instant::now();
+            let (due, later): (Vec<Timed>, Vec<Timed>) =
+                waiting.drain(..).partition(|(at, _)| *at <= now);
+            waiting = later;
+            for (_, job) in due {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             }
-        });
+            let next = waiting.iter().map(|(at, _)| *at).min();
+            let received = match next {
+                Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match received {
+                Ok(timed) => waiting.push(timed),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    });
     if spawned.is_ok() && sender.send(first).is_ok() {
         *slot = Some((generation, sender));
         RUNNING.store(generation + 1, Ordering::Release);
     } else {
         *slot = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresher_leaves_the_hosts_signals_to_the_hosts_threads() {
+        // `st-secrets run` blocks SIGCHLD to wait for it: a refresher
+        // started before that (by the first remote answer) must not take it.
+        let (tell, told) = std::sync::mpsc::channel();
+        submit(Box::new(move || {
+            let _ = tell.send([libc::SIGCHLD, libc::SIGTERM].map(sys::blocked_here));
+        }));
+        let blocked = told.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(blocked, [true, true]);
     }
 }

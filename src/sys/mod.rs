@@ -8,6 +8,8 @@
 //! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
 //! - [`connect_unix`]: a Unix-socket connect bounded in time;
 //! - [`effective_uid`]: the effective user id (`geteuid`);
+//! - [`spawn_thread`]: the library's threads, started with the host's
+//!   signals blocked;
 //! - in tests, [`in_fork`]: runs a closure in a forked child.
 //!
 //! Each `unsafe` block here carries its `SAFETY:` argument. Everything else
@@ -24,6 +26,60 @@ use std::path::Path;
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// The signals a thread cannot leave blocked without changing what a fault
+/// does (the kernel resets the handler of a blocked fault signal to its
+/// default: Rust's stack-overflow message would become a bare crash).
+const FAULTS: [libc::c_int; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// Starts a thread named `name` running `f`, with every signal but the
+/// faults blocked in it. A signal sent to the process goes to any one
+/// thread that does not block it: a library thread that left them open
+/// would take the `SIGCHLD`, `SIGTERM` or `SIGINT` of a host that blocks
+/// them in its own threads to wait for them with `sigwait` (as
+/// `st-secrets run` does), and the host would wait forever. The calling
+/// thread's mask is the same after this as before.
+pub(crate) fn spawn_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // SAFETY: sigset_t is plain data, filled by sigfillset before use;
+    // pthread_sigmask gets valid pointers, and the caller's mask, saved in
+    // `previous`, is set back whatever the spawn did.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        for fault in FAULTS {
+            libc::sigdelset(&mut all, fault);
+        }
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous) == 0;
+        let spawned = std::thread::Builder::new().name(name.into()).spawn(f);
+        if blocked {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        }
+        spawned
+    }
+}
+
+/// Whether `signal` is blocked in the calling thread (for the tests of the
+/// threads [`spawn_thread`] starts).
+#[cfg(test)]
+pub(crate) fn blocked_here(signal: libc::c_int) -> bool {
+    // SAFETY: reads this thread's mask into a local set.
+    unsafe {
+        let mut current: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
+        libc::sigismember(&current, signal) == 1
+    }
 }
 
 /// Bytes free for an unprivileged writer on the filesystem holding `dir`;
@@ -198,5 +254,51 @@ pub(crate) mod counting {
         let before = BYTES.with(Cell::get);
         let r = f();
         (r, BYTES.with(Cell::get) - before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_threads_block_the_hosts_signals_but_not_the_faults() {
+        assert!(!blocked_here(libc::SIGCHLD), "the test thread's own mask");
+        let seen = spawn_thread("st-secrets-test", || {
+            [
+                libc::SIGCHLD,
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGUSR1,
+                libc::SIGSEGV,
+            ]
+            .map(blocked_here)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+        assert_eq!(seen, [true, true, true, true, false]);
+        assert!(
+            !blocked_here(libc::SIGCHLD),
+            "the caller's mask is set back"
+        );
+    }
+
+    #[test]
+    fn programs_started_from_a_library_thread_have_no_signal_blocked() {
+        // The standard library starts a program with an empty mask whatever
+        // the spawning thread's: the credential_process of a refresh,
+        // started from the refresher's thread, relies on it.
+        let sig_blk = spawn_thread("st-secrets-test", || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", "sed -n 's/^SigBlk:[[:space:]]*//p' /proc/self/status"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+        assert_eq!(sig_blk, "0000000000000000");
     }
 }

@@ -3,8 +3,10 @@
 //! conceals the values in its output, and exits with its status.
 //!
 //! Signals: before the command starts, the forwarded signals and SIGCHLD are
-//! blocked in this thread (the command gets the mask from before), and this thread then takes them one by one with
-//! `sigwaitinfo`: SIGCHLD means the command may have ended; any other is
+//! blocked in this thread (the command gets the mask from before), and this
+//! thread then takes them one by one with `sigtimedwait`, looking each second
+//! whether the command ended too (in case a thread of other code took the
+//! SIGCHLD): SIGCHLD means the command may have ended; any other is
 //! passed on with `kill`, unless the terminal sent it (`SI_KERNEL`: Ctrl-C,
 //! Ctrl-\, a resize or a hangup go to the whole foreground process group, the
 //! command included, and must not arrive twice). The command is reaped only
@@ -40,6 +42,12 @@ const FORWARDED: [libc::c_int; 7] = [
     libc::SIGWINCH,
 ];
 
+/// How often `run` looks whether its command has ended without a
+/// `SIGCHLD` to say so: another thread of this process that does not block
+/// it may have taken it (the library's threads block it; a thread of some
+/// other code might not).
+const CHILD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `si_code` of a signal the kernel sent (the terminal's, among others).
 const SI_KERNEL: libc::c_int = 0x80;
 
@@ -72,20 +80,28 @@ impl Blocked {
         }
     }
 
-    /// The next blocked signal, with whether the kernel sent it.
-    fn wait(&self) -> Result<(libc::c_int, bool), Error> {
+    /// The next blocked signal, with whether the kernel sent it; `None`
+    /// after [`CHILD_CHECK`] with none.
+    fn wait(&self) -> Result<Option<(libc::c_int, bool)>, Error> {
+        let period = libc::timespec {
+            tv_sec: CHILD_CHECK.as_secs() as libc::time_t,
+            tv_nsec: 0,
+        };
         loop {
-            // SAFETY: info is written by sigwaitinfo; set is initialized.
+            // SAFETY: info is written by sigtimedwait; set and period are
+            // initialized.
             let (signal, info) = unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                (libc::sigwaitinfo(&self.set, &mut info), info)
+                (libc::sigtimedwait(&self.set, &mut info, &period), info)
             };
             if signal >= 0 {
-                return Ok((signal, info.si_code == SI_KERNEL));
+                return Ok(Some((signal, info.si_code == SI_KERNEL)));
             }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Internal(format!("cannot wait for signals: {e}")));
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(None),
+                Some(libc::EINTR) => {}
+                _ => return Err(Error::Internal(format!("cannot wait for signals: {e}"))),
             }
         }
     }
@@ -252,9 +268,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     drop((resolved.vars, resolved.files));
     // SAFETY: between fork and exec only async-signal-safe calls
     // (pthread_sigmask, signal): the command starts with the signal mask
-    // this process had before blocking (the standard library leaves the
-    // blocked one in place) and SIGPIPE at its default (the Rust runtime
-    // and Python ignore it).
+    // this process had before blocking (the standard library would start
+    // it with none) and SIGPIPE at its default (the Rust runtime and Python
+    // ignore it).
     unsafe {
         command.pre_exec(move || {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -293,7 +309,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let init = std::process::id() == 1;
     let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
     let status = loop {
-        let (signal, from_kernel) = blocked.wait()?;
+        let (signal, from_kernel) = blocked.wait()?.unwrap_or((libc::SIGCHLD, true));
         if signal == libc::SIGCHLD {
             // Not reaped yet: a forward below still reaches this process.
             if exited(pid)? {

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::FetchError;
+use crate::sys;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,16 +54,21 @@ pub fn run(command: &str, profile: &str, timeout: Duration) -> Result<Credential
     // full pipe; what it writes to stderr is read and dropped.
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
+    let out = sys::spawn_thread("st-secrets-process", move || {
         let mut buf = Vec::new();
         let read = (&mut stdout).take(MAX_OUTPUT + 1).read_to_end(&mut buf);
         // Anything beyond the bound is drained, so the program can finish.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         read.map(|_| SecretBytes::from(buf))
     });
-    let err = std::thread::spawn(move || {
+    let err = sys::spawn_thread("st-secrets-process", move || {
         let _ = std::io::copy(&mut stderr, &mut std::io::sink());
     });
+    let (Ok(out), Ok(err)) = (out, err) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(fail("no thread could be started to read its output".into()));
+    };
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {

@@ -241,13 +241,11 @@ impl FileProvider {
                 due.forced,
             );
             let shared = Arc::clone(&self.shared);
-            let spawned = std::thread::Builder::new()
-                .name("st-secrets-reread".into())
-                .spawn(move || {
-                    #[cfg(test)]
-                    drop(shared.gate.lock());
-                    shared.refresh(due)
-                });
+            let spawned = crate::sys::spawn_thread("st-secrets-reread", move || {
+                #[cfg(test)]
+                drop(shared.gate.lock());
+                shared.refresh(due)
+            });
             if spawned.is_ok() {
                 return;
             }
