@@ -118,6 +118,15 @@ macro_rules! error_kinds {
                 self.code().name()
             }
 
+            /// The error of the kind whose [`code_name`](Error::code_name)
+            /// is `name`, with `message`; `None` for a name of no kind.
+            pub(crate) fn with_code_name(name: &str, message: String) -> Option<Error> {
+                $(if name == st_result::$code.name() {
+                    return Some(Error::$variant(message));
+                })*
+                None
+            }
+
             /// The same kind of error with `; note` put after the message.
             pub fn with_note(self, note: impl fmt::Display) -> Error {
                 match self {

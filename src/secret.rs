@@ -48,6 +48,19 @@ impl SecretBytes {
     }
 }
 
+/// Writing appends, growing as [`extend_from_slice`](SecretBytes::extend_from_slice)
+/// does (an encoder writes a secret document straight into the buffer).
+impl std::io::Write for SecretBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl From<&[u8]> for SecretBytes {
     fn from(bytes: &[u8]) -> Self {
         SecretBytes(bytes.to_vec())

@@ -117,6 +117,62 @@ fn print_table(service: &str, nodes: usize, ranks: usize, rows: &[Row]) {
     }
 }
 
+/// The node cache's directories of `nodes` simulated nodes (one each, on
+/// /dev/shm, as `SIMPLETUNER_NODE_CACHE_DIR`), removed when dropped.
+struct NodeDirs(Vec<std::path::PathBuf>);
+
+impl NodeDirs {
+    fn new(service: &str, nodes: usize) -> NodeDirs {
+        NodeDirs(
+            (0..nodes)
+                .map(|n| {
+                    std::path::PathBuf::from(format!(
+                        "/dev/shm/st-secrets-fleet-{service}-{}-{n}",
+                        std::process::id()
+                    ))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for NodeDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The node cache's rounds: every rank of every node started at once, then
+/// `restarts` times again (each rank crashing and coming back within the
+/// TTL), each node's ranks sharing their node's directory.
+fn node_cache_rounds(
+    home: &Path,
+    env: &[(String, String)],
+    dirs: &NodeDirs,
+    ranks: usize,
+    restarts: usize,
+    expect: &str,
+) {
+    for _ in 0..=restarts {
+        let mut cmds = Vec::new();
+        for dir in &dirs.0 {
+            let mut env = env.to_vec();
+            env.push(("SIMPLETUNER_NODE_CACHE".into(), "1".into()));
+            env.push((
+                "SIMPLETUNER_NODE_CACHE_DIR".into(),
+                dir.display().to_string(),
+            ));
+            cmds.extend((0..ranks).map(|_| rank(home, &env, &["get", "HF_TOKEN"])));
+        }
+        run_all(cmds, expect, 1);
+    }
+}
+
+/// Crash-restarts of every rank in the node cache's rows.
+const RESTARTS: usize = 20;
+
 // ---- AWS ------------------------------------------------------------------
 
 fn aws_counts(s: &Value) -> Vec<(&'static str, usize)> {
@@ -249,6 +305,19 @@ fn aws_requests_per_ttl_for_each_arrangement() {
         counts,
     });
     drop(agents);
+    // The node cache: no process of its own; the ranks of a node share
+    // what the first of them fetched, through 20 crash-restarts of each.
+    moto_record(&s);
+    let dirs = NodeDirs::new("aws", nodes);
+    node_cache_rounds(home, &direct, &dirs, ranks, RESTARTS, "hf_moto_value");
+    let counts = aws_counts(&s);
+    assert_eq!(counts[0].1, nodes, "one fetch per node: {counts:?}");
+    rows.push(Row {
+        arrangement:
+            "node cache (`SIMPLETUNER_NODE_CACHE=1`), then 20 crash-restarts of every rank",
+        processes: nodes * ranks * (RESTARTS + 1),
+        counts,
+    });
     print_table("AWS Secrets Manager (moto)", nodes, ranks, &rows);
 }
 
@@ -319,6 +388,19 @@ fn vault_requests_per_ttl_for_each_arrangement() {
     rows.push(Row {
         arrangement: "each process on its own (AppRole)",
         processes: nodes * ranks,
+        counts,
+    });
+
+    // The node cache, as for AWS.
+    let before = audited(&s);
+    let dirs = NodeDirs::new("vault", nodes);
+    node_cache_rounds(home, &approle, &dirs, ranks, RESTARTS, "hf_bao_value");
+    let counts = vault_counts(&s, before);
+    assert_eq!(counts[1].1, nodes, "one read per node: {counts:?}");
+    rows.push(Row {
+        arrangement:
+            "node cache (`SIMPLETUNER_NODE_CACHE=1`), then 20 crash-restarts of every rank",
+        processes: nodes * ranks * (RESTARTS + 1),
         counts,
     });
 

@@ -460,6 +460,16 @@ impl SecretMap {
         out
     }
 
+    /// The keys and values, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &SecretString)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The keys whose values are not secrets (see [`skip`](Self::skip)).
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
     /// The values, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &SecretString> {
         self.values.values()

@@ -6,6 +6,7 @@
 //! - [`clock`]: the monotonic clocks, precise and coarse, read with
 //!   `clock_gettime`;
 //! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
+//!   [`memory_backed`]: `statfs`, whether it is tmpfs or ramfs;
 //! - [`connect_unix`]: a Unix-socket connect bounded in time;
 //! - [`effective_uid`]: the effective user id (`geteuid`);
 //! - [`spawn_thread`]: the library's threads, started with the host's
@@ -99,6 +100,29 @@ pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     // The field types differ by platform (u32 on some 32-bit targets).
     #[allow(clippy::useless_conversion)]
     Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// Whether the filesystem holding `dir` keeps its files in memory only
+/// (tmpfs or ramfs, by `statfs`'s filesystem type); `None` when that cannot
+/// be asked.
+pub(crate) fn memory_backed(dir: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type; statfs
+    // fills the buffer when it returns 0.
+    let st = unsafe {
+        if libc::statfs(c_dir.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    // f_type's width differs by platform.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    let kind = i64::from(st.f_type as i64) & 0xffff_ffff;
+    Some(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
 }
 
 /// Connects to the Unix socket at `path` within `timeout` (`None`: no
@@ -260,6 +284,13 @@ pub(crate) mod counting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_shm_is_memory_backed_and_the_build_directory_is_not() {
+        assert_eq!(memory_backed(Path::new("/dev/shm")), Some(true));
+        assert_eq!(memory_backed(Path::new("/proc")), Some(false));
+        assert_eq!(memory_backed(Path::new("/no/such/dir")), None);
+    }
 
     #[test]
     fn library_threads_block_the_hosts_signals_but_not_the_faults() {

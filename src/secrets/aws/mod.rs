@@ -37,6 +37,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, KeyChange, SecretMap, Version};
 use crate::secrets::provider::{Provider, ProviderStatus};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
+use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
@@ -129,6 +130,10 @@ impl AwsProvider {
             .agent_url
             .clone()
             .or_else(|| vars.get(var::SIMPLETUNER_AWS_AGENT_URL).map(str::to_owned));
+        let node = NodeUse::resolve(remote, &vars);
+        let scope = Scope::new("aws", &vars)
+            .with("settings", &format!("{aws:?}"))
+            .with("agent", agent_url.as_deref().unwrap_or(""));
         let client = match (&names, agent_url) {
             (None, _) => Err(Error::ProviderUnavailable(format!(
                 "AWS Secrets Manager is not configured: set aws_secret_name or {}",
@@ -138,7 +143,7 @@ impl AwsProvider {
             (Some(_), None) => Self::client(aws, remote, vars).map(Transport::Direct),
         };
         AwsProvider {
-            sources: names.map(|n| Sources::new(&n, remote)),
+            sources: names.map(|n| Sources::new(&n, remote).shared(node, &scope)),
             client,
             settings: remote.clone(),
         }

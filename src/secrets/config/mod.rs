@@ -371,6 +371,26 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
             Ok(())
         },
     },
+    ConfigKey {
+        name: "node_cache",
+        value: "true or false",
+        doc: "share remote values with this user's other processes on the node through a memory-backed directory (one request per node per TTL); default `SIMPLETUNER_NODE_CACHE` (`1` turns it on), else off",
+        apply: |c, k, v| {
+            c.remote.node_cache = Some(v.as_bool().ok_or_else(|| {
+                Error::InvalidArgument(format!("config key '{k}' must be true or false"))
+            })?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "node_cache_dir",
+        value: "string",
+        doc: "the node cache's directory (an absolute path on tmpfs or ramfs, 0700, this user's); default `SIMPLETUNER_NODE_CACHE_DIR`, else `$XDG_RUNTIME_DIR/st-secrets-node`, else `/dev/shm/st-secrets-node-<uid>`",
+        apply: |c, k, v| {
+            c.remote.node_cache_dir = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
 ];
 
 impl Default for ManagerConfig {

@@ -10,6 +10,7 @@
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod http;
+pub(crate) mod node;
 pub(crate) mod secret_cache;
 pub(crate) mod sources;
 pub(crate) mod token_file;
@@ -22,6 +23,15 @@ use crate::error::Error;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a fetch found: the secret, or that it does not exist (cached for the
+/// negative TTL; every key is then absent).
+pub enum Fetched<T> {
+    /// The secret.
+    Found(T),
+    /// No such secret.
+    Absent,
+}
 
 /// Default TTL of secrets fetched by the remote providers.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -63,6 +73,13 @@ pub struct RemoteSettings {
     /// one request per secret per this interval (`refresh_min_interval`):
     /// 10 s. The others are answered with what is held.
     pub refresh_min_interval: Duration,
+    /// Share fetched values with the other processes of this user on the
+    /// node (`node_cache`); `None`: as `SIMPLETUNER_NODE_CACHE` says (off).
+    pub node_cache: Option<bool>,
+    /// The node cache's directory (`node_cache_dir`); `None`:
+    /// `SIMPLETUNER_NODE_CACHE_DIR`, else `$XDG_RUNTIME_DIR/st-secrets-node`,
+    /// else `/dev/shm/st-secrets-node-<uid>`.
+    pub node_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RemoteSettings {
@@ -79,6 +96,8 @@ impl Default for RemoteSettings {
             failure_ttl: Duration::from_secs(5),
             refresh_ahead_permille: 750,
             refresh_min_interval: Duration::from_secs(10),
+            node_cache: None,
+            node_cache_dir: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! first, then the project's). Each is fetched and cached as one unit, as a
 //! single secret is; a key is answered by the first secret that holds it.
 
+use super::node::{NodeUse, Scope};
 use super::secret_cache::{Fetched, SecretCache};
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
@@ -19,6 +20,8 @@ struct Unit {
 /// The list; see the module documentation.
 pub struct Sources {
     units: Vec<Unit>,
+    /// Whether the secrets are shared through the node cache.
+    node: NodeUse,
 }
 
 impl Sources {
@@ -33,7 +36,25 @@ impl Sources {
                     cache: SecretCache::new(settings.clone()),
                 })
                 .collect(),
+            node: NodeUse::Off,
         }
+    }
+
+    /// The same secrets, shared through the node cache when `node` is on,
+    /// each under `scope` (the provider's configuration) and its name.
+    pub fn shared(mut self, node: NodeUse, scope: &Scope) -> Sources {
+        if let NodeUse::On(dir) = &node {
+            self.units = self
+                .units
+                .into_iter()
+                .map(|u| Unit {
+                    cache: u.cache.shared_through(Some(scope.slot(dir, &u.name))),
+                    name: u.name,
+                })
+                .collect();
+        }
+        self.node = node;
+        self
     }
 
     /// The names, in order.
@@ -204,15 +225,28 @@ impl Sources {
     /// The end of the provider's status detail and its warnings: for one
     /// secret as [`SecretCache::describe`]; for several, each secret's, named.
     pub fn describe(&self) -> (String, Vec<String>) {
-        if let [only] = &self.units[..] {
-            return only.cache.describe();
-        }
-        let mut detail = String::new();
-        let mut warnings = Vec::new();
-        for u in &self.units {
-            let (d, w) = u.cache.describe();
-            detail.push_str(&format!("; '{}'{}", u.name, d.replacen(';', ":", 1)));
-            warnings.extend(w.into_iter().map(|w| format!("'{}': {w}", u.name)));
+        let (mut detail, mut warnings) = match &self.units[..] {
+            [only] => only.cache.describe(),
+            several => {
+                let mut detail = String::new();
+                let mut warnings = Vec::new();
+                for u in several {
+                    let (d, w) = u.cache.describe();
+                    detail.push_str(&format!("; '{}'{}", u.name, d.replacen(';', ":", 1)));
+                    warnings.extend(w.into_iter().map(|w| format!("'{}': {w}", u.name)));
+                }
+                (detail, warnings)
+            }
+        };
+        match &self.node {
+            NodeUse::Off => {}
+            NodeUse::On(dir) => detail.push_str(&format!(
+                "; shared through the node cache {}",
+                dir.path().display()
+            )),
+            NodeUse::Refused(why) => warnings.push(format!(
+                "the node cache is not used (values are cached per process): {why}"
+            )),
         }
         (detail, warnings)
     }

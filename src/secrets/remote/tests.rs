@@ -16,7 +16,7 @@ fn settings() -> RemoteSettings {
 }
 
 /// A cache over `s` keeping found secrets for `ttl`, "absent" for `negative`.
-fn cache_with<T: Versioned>(
+fn cache_with<T: Versioned + node::entry::Shareable>(
     mut s: RemoteSettings,
     ttl: Duration,
     negative: Duration,

@@ -63,6 +63,9 @@ variables! {
     SIMPLETUNER_VAULT_MOUNT,
     SIMPLETUNER_VAULT_AGENT,
     SIMPLETUNER_VAULT_TOKEN_FILE,
+    SIMPLETUNER_NODE_CACHE,
+    SIMPLETUNER_NODE_CACHE_DIR,
+    XDG_RUNTIME_DIR,
 }
 
 /// The environment as the remote providers see it, captured when the provider is
@@ -95,6 +98,23 @@ impl Vars {
             }
         }
         vars
+    }
+
+    /// Feeds every variable (names sorted, with their values) and the home
+    /// directory to `hasher`: the node cache's key of a configuration.
+    pub fn fingerprint(&self, hasher: &mut sha2::Sha256) {
+        use sha2::Digest;
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        for name in names {
+            hasher.update(name.as_bytes());
+            hasher.update(b"=");
+            hasher.update(self.values[name].expose().as_bytes());
+            hasher.update(b"\0");
+        }
+        if let Some(home) = &self.home {
+            hasher.update(home.as_os_str().as_encoded_bytes());
+        }
     }
 
     /// No variables and no home directory.

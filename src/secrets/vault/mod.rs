@@ -41,6 +41,7 @@ use crate::secrets::provider::{
     zeroize_json, KeyChange, Provider, ProviderStatus, SecretMap, Version,
 };
 use crate::secrets::remote::http::{redact_url, Address};
+use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::sources::{self, Sources};
 use crate::secrets::remote::vars as var;
@@ -83,6 +84,10 @@ impl VaultProvider {
                     .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
             })
             .unwrap_or_else(|| vec!["simpletuner".to_owned()]);
+        let node = NodeUse::resolve(remote, &vars);
+        let scope = Scope::new("vault", &vars)
+            .with("settings", &format!("{vault:?}"))
+            .with("token", vault.token.as_ref().map_or("", |t| t.expose()));
         let auth = Auth::resolve(vault, &vars);
         let configured = url.is_some() && matches!(auth, Ok(Some(_)) | Err(_));
         let client = match (url, auth) {
@@ -103,7 +108,7 @@ impl VaultProvider {
         VaultProvider {
             client,
             configured,
-            sources: Sources::new(&paths, remote),
+            sources: Sources::new(&paths, remote).shared(node, &scope),
             settings: remote.clone(),
         }
     }

@@ -1,22 +1,17 @@
 //! [`SecretCache`]: what a remote provider fetched, kept for its TTL.
 
+use super::node::entry::Shareable;
+use super::node::{Mode, Shared, Slot};
+pub use super::Fetched;
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
-use crate::secret::SecretString;
-use crate::secrets::provider::{KeyChange, PendingChanges, SecretMap, Version};
+use crate::secrets::provider::{KeyChange, PendingChanges, SecretMap};
 use crate::sys::{Flight, Mutex};
+
+mod map;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a fetch found: the secret, or that it does not exist (cached for the
-/// negative TTL; every key is then absent).
-pub enum Fetched<T> {
-    /// The secret.
-    Found(T),
-    /// No such secret.
-    Absent,
-}
 
 impl<T: Versioned> Fetched<T> {
     /// Whether both are the same version of the secret, as the service said
@@ -60,6 +55,15 @@ impl Versioned for SecretMap {
 impl Versioned for String {
     fn version_id(&self) -> Option<&str> {
         None
+    }
+}
+
+impl Shareable for String {
+    fn encode(&self) -> Option<crate::secret::SecretBytes> {
+        Some(crate::secret::SecretBytes::from(self.as_bytes()))
+    }
+    fn decode(body: &[u8]) -> Option<String> {
+        String::from_utf8(body.to_vec()).ok()
     }
 }
 
@@ -176,6 +180,8 @@ pub struct SecretCache<T> {
     refresh: AtomicU64,
     /// Keys whose values changed, for the manager's change events.
     changes: PendingChanges,
+    /// This secret's place in the node cache, when it is shared.
+    node: Option<Slot>,
 }
 
 /// [`SecretCache::refresh`]: nothing asked.
@@ -186,7 +192,7 @@ const ASKED: u64 = 1;
 /// `value - QUEUED`.
 const QUEUED: u64 = 2;
 
-impl<T: Versioned> SecretCache<T> {
+impl<T: Versioned + Shareable> SecretCache<T> {
     /// A cache keeping found secrets for `settings.cache_ttl` and "absent"
     /// for `settings.negative_ttl` (each shortened by up to 10% at random).
     pub fn new(settings: RemoteSettings) -> Self {
@@ -197,7 +203,38 @@ impl<T: Versioned> SecretCache<T> {
             settings,
             refresh: AtomicU64::new(IDLE),
             changes: PendingChanges::new(),
+            node: None,
         }
+    }
+
+    /// The same cache, sharing its fetches through the node cache's `slot`.
+    pub fn shared_through(mut self, slot: Option<Slot>) -> Self {
+        self.node = slot;
+        self
+    }
+
+    /// `fetch`'s answer, through the node cache when the secret is shared
+    /// (and values are kept at all): with how long it answers for when
+    /// another process fetched it. Counts the requests sent.
+    fn fetch_shared(
+        &self,
+        mode: Mode,
+        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
+    ) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
+        let shared = match &self.node {
+            Some(slot) if !self.settings.cache_ttl.is_zero() => {
+                slot.fetch(&self.settings, mode, fetch)
+            }
+            _ => Shared {
+                outcome: fetch(),
+                remaining: None,
+                upstream: true,
+            },
+        };
+        if shared.upstream {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        (shared.outcome, shared.remaining)
     }
 
     /// The keys whose values changed since the last call (each fetch that
@@ -282,7 +319,7 @@ impl<T: Versioned> SecretCache<T> {
         match (lead, in_flight) {
             // A failure is answered as any fetch's (stale-on-error within
             // max_stale).
-            (true, Some(flight)) => self.lead(&flight, fetch),
+            (true, Some(flight)) => self.lead(&flight, Mode::Force, fetch),
             // A fetch in flight (the forced one, most likely) is waited for.
             (false, Some(flight)) => match flight.wait() {
                 Some(answer) => answer,
@@ -327,7 +364,7 @@ impl<T: Versioned> SecretCache<T> {
             let fetch = fetch
                 .take()
                 .expect("a caller leads at most one flight, so fetch is taken once");
-            return self.lead(&flight, fetch);
+            return self.lead(&flight, Mode::Get, fetch);
         }
     }
 
@@ -336,6 +373,7 @@ impl<T: Versioned> SecretCache<T> {
     fn lead(
         &self,
         flight: &Arc<Flight<Option<Answer<T>>>>,
+        mode: Mode,
         fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
     ) -> Answer<T> {
         let mut leading = Leading {
@@ -343,30 +381,28 @@ impl<T: Versioned> SecretCache<T> {
             flight,
             armed: true,
         };
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = fetch();
+        let (outcome, remaining) = self.fetch_shared(mode, fetch);
         leading.armed = false;
-        let answer = self.record(flight, outcome);
+        let answer = self.record(flight, outcome, remaining);
         flight.complete(Some(answer.clone()));
         answer
     }
 
-    /// Stores what the fetch of `flight` brought and ends the flight, under
-    /// one lock; the answer for its callers.
+    /// Stores what the fetch of `flight` brought (answering for `remaining`
+    /// when another process fetched it, else for its TTL) and ends the
+    /// flight, under one lock; the answer for its callers.
     fn record(
         &self,
         flight: &Arc<Flight<Option<Answer<T>>>>,
         outcome: Result<Fetched<T>, FetchError>,
+        remaining: Option<Duration>,
     ) -> Answer<T> {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.end_flight(flight);
         match outcome {
             Ok(value) => {
-                let ttl = match value {
-                    Fetched::Found(_) => self.settings.cache_ttl,
-                    Fetched::Absent => self.settings.negative_ttl,
-                };
+                let ttl = self.ttl_of(&value, remaining);
                 let value = Arc::new(value);
                 self.took(&mut state, &value);
                 state.good = Some(self.last_good(Arc::clone(&value), ttl, now));
@@ -374,10 +410,20 @@ impl<T: Versioned> SecretCache<T> {
                 Ok(value)
             }
             Err(failure) => {
-                state.failure = Some((failure, now + self.settings.failure_ttl));
+                let until = now + remaining.unwrap_or(self.settings.failure_ttl);
+                state.failure = Some((failure, until));
                 Self::answer_failing(&state, &self.settings, now)
             }
         }
+    }
+
+    /// How long `value` is kept: `remaining` when another process fetched
+    /// it (its time left in the node cache), else its kind's TTL.
+    fn ttl_of(&self, value: &Fetched<T>, remaining: Option<Duration>) -> Duration {
+        remaining.unwrap_or(match value {
+            Fetched::Found(_) => self.settings.cache_ttl,
+            Fetched::Absent => self.settings.negative_ttl,
+        })
     }
 
     /// What a fetch now brought, kept for `ttl` (jittered), its soft
@@ -523,17 +569,13 @@ impl<T: Versioned> SecretCache<T> {
             }
             state.refreshing = true;
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = fetch();
+        let (outcome, remaining) = self.fetch_shared(Mode::Ahead, fetch);
         let now = Instant::now();
         let mut state = self.state.lock();
         state.refreshing = false;
         match outcome {
             Ok(value) => {
-                let ttl = match value {
-                    Fetched::Found(_) => self.settings.cache_ttl,
-                    Fetched::Absent => self.settings.negative_ttl,
-                };
+                let ttl = self.ttl_of(&value, remaining);
                 // The same version again changes nothing: the value held
                 // stays (only its TTL starts again).
                 let value = match &state.good {
@@ -555,123 +597,9 @@ impl<T: Versioned> SecretCache<T> {
                     .saturating_mul(1 << (state.refresh_failures - 1).min(16))
                     .min(self.settings.cache_ttl.max(self.settings.failure_ttl));
                 state.refresh_not_before = Some(now + wait);
-                state.failure = Some((failure, now + self.settings.failure_ttl));
+                let until = now + remaining.unwrap_or(self.settings.failure_ttl);
+                state.failure = Some((failure, until));
             }
         }
-    }
-}
-
-/// Held values shorter than this are not scrubbed from error text: `1`,
-/// `true` or a region name would blank out the message itself, and a secret
-/// that short is no secret.
-const SCRUB_FLOOR: usize = 8;
-
-impl SecretCache<SecretMap> {
-    /// [`lookup`](Self::lookup), with the version of the secret.
-    pub fn lookup_versioned(
-        &self,
-        key: &str,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        Ok(self.with_map(fetch, |map| map.versioned(key))?.flatten())
-    }
-
-    /// `key` in the cached secret (fetched with `fetch` when due): the
-    /// remote providers' whole lookup.
-    pub fn lookup(
-        &self,
-        key: &str,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-    ) -> Result<Option<SecretString>, Error> {
-        Ok(self
-            .with_map(fetch, |map| map.resolve(key).map(|(_, v)| v.clone()))?
-            .flatten())
-    }
-
-    /// `f` of the cached secret (fetched with `fetch` when due); `None` when
-    /// the service has no such secret.
-    pub fn with_map<R>(
-        &self,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-        f: impl FnOnce(&SecretMap) -> R,
-    ) -> Result<Option<R>, Error> {
-        let blob = self.get(|| fetch().map_err(|e| self.scrubbed(e)))?;
-        Ok(blob.found().map(f))
-    }
-
-    /// `failure` with every value of the secret held (values of at least
-    /// [`SCRUB_FLOOR`] bytes) replaced by `[redacted]` in its message: a
-    /// server's error text reaches messages, and one that repeats a value it
-    /// served before must not put it there (the credentials a request sent
-    /// are scrubbed by the HTTP layer).
-    pub(super) fn scrubbed(&self, mut failure: FetchError) -> FetchError {
-        let state = self.state.lock();
-        if let Some(map) = state.good.as_ref().and_then(|g| g.value.found()) {
-            let held = map
-                .values()
-                .map(|v| v.expose())
-                .filter(|v| v.len() >= SCRUB_FLOOR);
-            failure.error = failure.error.redacting(held);
-        }
-        failure
-    }
-
-    /// Without fetching: `key` in what the cache holds, however old, with the
-    /// secret's version.
-    pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
-        self.state
-            .lock()
-            .good
-            .as_ref()?
-            .value
-            .found()?
-            .versioned(key)
-    }
-
-    /// [`force`](SecretCache::force), then `key` in the secret, with its
-    /// version.
-    pub fn force_versioned(
-        &self,
-        key: &str,
-        min_interval: Duration,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
-        Ok(blob.found().and_then(|map| map.versioned(key)))
-    }
-
-    /// Without fetching: `None` when the cached secret does not hold `key`
-    /// (or nothing is cached), else whether its value is not a secret.
-    pub fn holds(&self, key: &str) -> Option<bool> {
-        let st = self.state.lock();
-        let map = st.good.as_ref()?.value.found()?;
-        map.resolve(key).map(|_| map.holds_non_secret(key))
-    }
-
-    /// The end of a remote provider's status detail (`"; N requests; value
-    /// fetched S s ago"`) and its warnings (the last failure, if any).
-    pub fn describe(&self) -> (String, Vec<String>) {
-        let n = self.requests();
-        let mut detail = format!("; {n} request{}", if n == 1 { "" } else { "s" });
-        if let Some(age) = self.age() {
-            detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
-        }
-        let version = self
-            .state
-            .lock()
-            .good
-            .as_ref()
-            .and_then(|g| g.value.found()?.version().cloned());
-        if let Some(v) = version {
-            detail.push_str(&format!("; version {}", v.id));
-            if !v.stages.is_empty() {
-                detail.push_str(&format!(" ({})", v.stages.join(", ")));
-            }
-        }
-        let warnings = self
-            .failure()
-            .map(|e| vec![format!("the last fetch failed ({}): {e}", e.code_name())])
-            .unwrap_or_default();
-        (detail, warnings)
     }
 }

@@ -1,0 +1,124 @@
+//! The lookups of a cached [`SecretMap`]: a key, with its version, the
+//! keys held, and failures scrubbed of the values held.
+
+use super::{Fetched, SecretCache};
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::provider::{SecretMap, Version};
+use crate::secrets::remote::FetchError;
+use std::time::Duration;
+
+/// Held values shorter than this are not scrubbed from error text: `1`,
+/// `true` or a region name would blank out the message itself, and a secret
+/// that short is no secret.
+const SCRUB_FLOOR: usize = 8;
+
+impl SecretCache<SecretMap> {
+    /// [`lookup`](Self::lookup), with the version of the secret.
+    pub fn lookup_versioned(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        Ok(self.with_map(fetch, |map| map.versioned(key))?.flatten())
+    }
+
+    /// `key` in the cached secret (fetched with `fetch` when due): the
+    /// remote providers' whole lookup.
+    pub fn lookup(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<SecretString>, Error> {
+        Ok(self
+            .with_map(fetch, |map| map.resolve(key).map(|(_, v)| v.clone()))?
+            .flatten())
+    }
+
+    /// `f` of the cached secret (fetched with `fetch` when due); `None` when
+    /// the service has no such secret.
+    pub fn with_map<R>(
+        &self,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+        f: impl FnOnce(&SecretMap) -> R,
+    ) -> Result<Option<R>, Error> {
+        let blob = self.get(|| fetch().map_err(|e| self.scrubbed(e)))?;
+        Ok(blob.found().map(f))
+    }
+
+    /// `failure` with every value of the secret held (values of at least
+    /// [`SCRUB_FLOOR`] bytes) replaced by `[redacted]` in its message: a
+    /// server's error text reaches messages, and one that repeats a value it
+    /// served before must not put it there (the credentials a request sent
+    /// are scrubbed by the HTTP layer).
+    pub(crate) fn scrubbed(&self, mut failure: FetchError) -> FetchError {
+        let state = self.state.lock();
+        if let Some(map) = state.good.as_ref().and_then(|g| g.value.found()) {
+            let held = map
+                .values()
+                .map(|v| v.expose())
+                .filter(|v| v.len() >= SCRUB_FLOOR);
+            failure.error = failure.error.redacting(held);
+        }
+        failure
+    }
+
+    /// Without fetching: `key` in what the cache holds, however old, with the
+    /// secret's version.
+    pub fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
+        self.state
+            .lock()
+            .good
+            .as_ref()?
+            .value
+            .found()?
+            .versioned(key)
+    }
+
+    /// [`force`](SecretCache::force), then `key` in the secret, with its
+    /// version.
+    pub fn force_versioned(
+        &self,
+        key: &str,
+        min_interval: Duration,
+        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
+        Ok(blob.found().and_then(|map| map.versioned(key)))
+    }
+
+    /// Without fetching: `None` when the cached secret does not hold `key`
+    /// (or nothing is cached), else whether its value is not a secret.
+    pub fn holds(&self, key: &str) -> Option<bool> {
+        let st = self.state.lock();
+        let map = st.good.as_ref()?.value.found()?;
+        map.resolve(key).map(|_| map.holds_non_secret(key))
+    }
+
+    /// The end of a remote provider's status detail (`"; N requests; value
+    /// fetched S s ago"`) and its warnings (the last failure, if any).
+    pub fn describe(&self) -> (String, Vec<String>) {
+        let n = self.requests();
+        let mut detail = format!("; {n} request{}", if n == 1 { "" } else { "s" });
+        if let Some(age) = self.age() {
+            detail.push_str(&format!("; value fetched {} s ago", age.as_secs()));
+        }
+        let version = self
+            .state
+            .lock()
+            .good
+            .as_ref()
+            .and_then(|g| g.value.found()?.version().cloned());
+        if let Some(v) = version {
+            detail.push_str(&format!("; version {}", v.id));
+            if !v.stages.is_empty() {
+                detail.push_str(&format!(" ({})", v.stages.join(", ")));
+            }
+        }
+        let warnings = self
+            .failure()
+            .map(|e| vec![format!("the last fetch failed ({}): {e}", e.code_name())])
+            .unwrap_or_default();
+        (detail, warnings)
+    }
+}
