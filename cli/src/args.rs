@@ -122,6 +122,10 @@ pub enum Command {
     /// Credentials kept encrypted in the store
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// The node cache: where it is, whether it is used, what it holds
+    /// (never a value), or remove its entries
+    #[command(subcommand, name = "node-cache")]
+    NodeCache(NodeCacheCommand),
     /// The store's tamper-evident audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -157,6 +161,15 @@ pub enum CredentialCommand {
     Get { provider: String, name: String },
     /// Delete it
     Delete { provider: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub enum NodeCacheCommand {
+    /// Whether it is on, its directory and whether it is usable, and how
+    /// many entries it holds
+    Status,
+    /// Remove every entry (the next get of each process fetches)
+    Clear,
 }
 
 #[derive(Subcommand)]

@@ -17,13 +17,17 @@ pub struct Globals {
 }
 
 impl Globals {
-    /// The secrets manager `--config` (else the environment) configures.
-    pub fn manager(&self) -> Result<SecretsManager, CliError> {
-        let config = match &self.config {
+    /// The configuration `--config` (else the environment) gives.
+    pub fn config(&self) -> Result<ManagerConfig, CliError> {
+        Ok(match &self.config {
             None => ManagerConfig::from_environment(),
             Some(path) => ManagerConfig::from_file(path)?,
-        };
-        Ok(SecretsManager::new(config)?)
+        })
+    }
+
+    /// The secrets manager `--config` (else the environment) configures.
+    pub fn manager(&self) -> Result<SecretsManager, CliError> {
+        Ok(SecretsManager::new(self.config()?)?)
     }
 
     /// The store at `--db` (else the default database).

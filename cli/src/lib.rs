@@ -81,6 +81,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::Hardware { hardware } => store::hardware(&g, hardware),
         Command::Credential(c) => store::credential(&g, c),
         Command::Audit(c) => store::audit(&g, c),
+        Command::NodeCache(c) => secrets::node_cache(&g, c),
         Command::Completions { shell } => completions(shell),
         Command::Version => version(&g),
     }

@@ -5,6 +5,10 @@
 //! `tests/aws_moto.rs` and `tests/vault_openbao.rs`); the tests are
 //! `#[ignore]`d for a bare `cargo test`.
 
+// moto's request recorder, shared with the library's tests.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use serde_json::Value;
 
 /// The set-up JSON named by the environment variable `var`.
@@ -28,9 +32,30 @@ fn tool(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> (Option<i32>, String, String) {
+    tool_via(&[], home, env, args)
+}
+
+/// [`tool`], started by `wrapper` (a program and its arguments, the tool's
+/// path and `args` after them: `unshare`, `setpriv`).
+fn tool_via(
+    wrapper: &[&str],
+    home: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
     use std::io::Read;
     use std::process::Stdio;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+    let bin = env!("CARGO_BIN_EXE_st-secrets");
+    let (program, first) = match wrapper {
+        [] => (bin, &[][..]),
+        [program, rest @ ..] => (*program, rest),
+    };
+    let mut command = std::process::Command::new(program);
+    command.args(first);
+    if !wrapper.is_empty() {
+        command.arg(bin);
+    }
+    let mut child = command
         .args(args)
         .env_clear()
         .env("HOME", home)
@@ -221,4 +246,155 @@ fn the_tools_doctor_reads_each_of_several_secrets_and_paths() {
         report.contains("read st-secrets/typo NOT READABLE (the secret does not exist)"),
         "{report}"
     );
+}
+
+/// A node cache directory on /dev/shm for one test, removed at the end.
+struct NodeDir(std::path::PathBuf);
+
+impl NodeDir {
+    fn new(name: &str) -> NodeDir {
+        NodeDir(std::path::PathBuf::from(format!(
+            "/dev/shm/st-secrets-servers-{name}-{}",
+            std::process::id()
+        )))
+    }
+    fn text(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh tool-servers"]
+fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
+    let s = setup("ST_TEST_MOTO_SETUP");
+    let home = tempfile::tempdir().unwrap();
+    let node = NodeDir::new("node");
+    let aws = [
+        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("SIMPLETUNER_NODE_CACHE", "1"),
+    ];
+    let mut env = aws.to_vec();
+    env.push(("SIMPLETUNER_NODE_CACHE_DIR", node.text()));
+    let fetched = || common::moto_recorded(&s, "secretsmanager.GetSecretValue");
+    let get_via = |wrapper: &[&str], env: &[(&str, &str)], args: &[&str]| {
+        let (code, out, err) = tool_via(wrapper, home.path(), env, args);
+        assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
+    };
+    let get = |args: &[&str]| get_via(&[], &env, args);
+
+    // One process fetches; the next reads what it stored.
+    common::moto_record(&s);
+    get(&["get", "HF_TOKEN"]);
+    get(&["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 1);
+    let (code, status, err) = tool(home.path(), &env, &["node-cache", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(status.contains("node cache  on"), "{status}");
+    assert!(status.contains("(private, memory-backed)"), "{status}");
+    assert!(status.contains("1 fresh, 0 failures"), "{status}");
+    assert!(!status.contains("hf_moto_value") && !status.contains("st-secrets/test"));
+
+    // After the TTL (1 s here), one request for the node.
+    let config = home.path().join("ttl.json");
+    std::fs::write(&config, r#"{"cache_ttl": 1}"#).unwrap();
+    let config = config.to_str().unwrap();
+    let (code, _, err) = tool(home.path(), &env, &["node-cache", "clear"]);
+    assert_eq!(code, Some(0), "{err}");
+    get(&["--config", config, "get", "HF_TOKEN"]);
+    get(&["--config", config, "get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    get(&["--config", config, "get", "HF_TOKEN"]);
+    get(&["--config", config, "get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 3);
+
+    // A clock step: a process whose CLOCK_MONOTONIC runs a day ahead (a time
+    // namespace) finds the entry expired and fetches; the next ordinary
+    // process finds an entry from its future, distrusts it and fetches.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    get(&["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 4, "the 1 s entry expired");
+    get_via(
+        &["unshare", "-T", "--monotonic", "86400"],
+        &env,
+        &["get", "HF_TOKEN"],
+    );
+    assert_eq!(fetched(), 5);
+    get(&["get", "HF_TOKEN"]);
+    get(&["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 6);
+
+    if effective_uid() != 0 {
+        println!("not root: the second user and the full tmpfs are not tried");
+        return;
+    }
+    // Another user on the node: the directory is root's, so it is refused
+    // (the value is fetched, never read from it); in its own default
+    // directory it shares with itself only.
+    let other = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(other.path(), Some(4321), Some(4321)).unwrap();
+    let as_other = ["setpriv", "--reuid=4321", "--regid=4321", "--clear-groups"];
+    let other_get = |env: &[(&str, &str)], args: &[&str]| {
+        let (code, out, err) = tool_via(&as_other, other.path(), env, args);
+        assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
+    };
+    other_get(&env, &["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 7);
+    let (_, providers, _) = tool_via(&as_other, other.path(), &env, &["providers"]);
+    assert!(
+        providers.contains("belongs to uid 0, not to this user"),
+        "{providers}"
+    );
+    let _own = NodeDir(std::path::PathBuf::from("/dev/shm/st-secrets-node-4321"));
+    other_get(&aws, &["get", "HF_TOKEN"]);
+    other_get(&aws, &["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 8);
+
+    // A full tmpfs: nothing can be stored, so each process fetches for
+    // itself, and says nothing is wrong with the value.
+    let full = NodeDir::new("full");
+    std::fs::create_dir(&full.0).unwrap();
+    let bin = env!("CARGO_BIN_EXE_st-secrets");
+    let script = format!(
+        "mount -t tmpfs -o size=16k,mode=0700 tmpfs \"$D\" && \
+         {{ dd if=/dev/zero of=\"$D/.fill\" bs=1k count=64 2>/dev/null; true; }} && \
+         \"{bin}\" get HF_TOKEN && echo && \"{bin}\" get HF_TOKEN"
+    );
+    let mut env = aws.to_vec();
+    env.push(("SIMPLETUNER_NODE_CACHE_DIR", full.text()));
+    env.push(("D", full.text()));
+    let (code, out, err) = tool_via(
+        &["unshare", "-m", "sh", "-c", &script, "sh"],
+        home.path(),
+        &env,
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["hf_moto_value"; 2],
+        "{err}"
+    );
+    assert_eq!(fetched(), 10);
+}
+
+/// The effective uid, read from /proc (the test crates hold no unsafe code).
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }

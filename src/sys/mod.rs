@@ -227,6 +227,34 @@ pub(crate) fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
     None
 }
 
+/// Forks a child that only sleeps `secs` (holding copies of every
+/// descriptor of this process, as a forked worker does) and returns its pid;
+/// [`kill_child`] ends it.
+#[cfg(test)]
+pub(crate) fn fork_lingering(secs: u32) -> libc::pid_t {
+    // SAFETY: the child calls only async-signal-safe functions (sleep,
+    // _exit).
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::sleep(secs);
+            libc::_exit(0);
+        }
+        pid
+    }
+}
+
+/// Kills and reaps a child of [`fork_lingering`].
+#[cfg(test)]
+pub(crate) fn kill_child(pid: libc::pid_t) {
+    // SAFETY: kills and reaps our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
 /// Counts the bytes this thread asks the allocator for, in the library's
 /// unit tests (the test binary's global allocator: `System`, counted), so a
 /// test can tell linear work from quadratic without timing anything.

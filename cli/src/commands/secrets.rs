@@ -1,6 +1,8 @@
 //! `get`, `set`, `delete` and `providers`: the chain's secrets one key at a
-//! time, and the chain itself.
+//! time, and the chain itself; `node-cache`: the remote values its
+//! providers share on the node.
 
+use crate::args::NodeCacheCommand;
 use crate::context::{environment_holder, not_found_message, Globals};
 use crate::io::{print_json, print_raw, read_value};
 use crate::outcome::{CliError, Outcome};
@@ -84,4 +86,56 @@ pub fn providers(g: &Globals) -> Outcome {
         }
     }
     Ok(0)
+}
+
+/// `node-cache status` and `node-cache clear`.
+pub fn node_cache(g: &Globals, command: NodeCacheCommand) -> Outcome {
+    use st_secrets::secrets::{node_cache_clear, node_cache_status, Vars};
+    let remote = g.config()?.remote;
+    let vars = Vars::from_process();
+    let dir = |s: &st_secrets::secrets::NodeCacheStatus| s.dir.display().to_string();
+    match command {
+        NodeCacheCommand::Status => {
+            let s = node_cache_status(&remote, &vars);
+            if g.json {
+                print_json(serde_json::json!({
+                    "enabled": s.enabled, "dir": dir(&s), "exists": s.exists,
+                    "refused": s.refused, "fresh": s.fresh, "failures": s.failures,
+                    "expired": s.expired, "bytes": s.bytes,
+                }))?;
+                return Ok(0);
+            }
+            let on = if s.enabled {
+                "on"
+            } else {
+                "off (SIMPLETUNER_NODE_CACHE=1 or \"node_cache\": true turns it on)"
+            };
+            crate::io::outln!("node cache  {on}");
+            let state = match (&s.refused, s.exists) {
+                (Some(why), _) => format!("REFUSED: {why}"),
+                (None, false) => "not created yet".into(),
+                (None, true) => "private, memory-backed".into(),
+            };
+            crate::io::outln!("directory   {} ({state})", dir(&s));
+            crate::io::outln!(
+                "entries     {} fresh, {} failures, {} expired ({} bytes)",
+                s.fresh,
+                s.failures,
+                s.expired,
+                s.bytes
+            );
+            Ok(if s.refused.is_some() { 1 } else { 0 })
+        }
+        NodeCacheCommand::Clear => {
+            let left = node_cache_clear(&remote, &vars)?;
+            if g.json {
+                print_json(serde_json::json!({"left": left}))?;
+            } else if left == 0 {
+                crate::io::outln!("node cache cleared");
+            } else {
+                crate::io::outln!("node cache cleared but {left} entries being fetched now");
+            }
+            Ok(0)
+        }
+    }
 }

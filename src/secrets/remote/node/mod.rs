@@ -71,26 +71,113 @@ pub enum NodeUse {
 impl NodeUse {
     /// The node cache as `remote` and the environment `vars` ask for it.
     pub fn resolve(remote: &RemoteSettings, vars: &Vars) -> NodeUse {
-        let on = remote.node_cache.unwrap_or_else(|| {
-            vars.get(super::vars::SIMPLETUNER_NODE_CACHE)
-                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
-        });
+        let (on, path) = wanted(remote, vars);
         if !on {
             return NodeUse::Off;
         }
-        let path = remote
-            .node_cache_dir
-            .clone()
-            .or_else(|| {
-                vars.get(super::vars::SIMPLETUNER_NODE_CACHE_DIR)
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| default_dir(vars.get(super::vars::XDG_RUNTIME_DIR)));
         match NodeDir::open(&path) {
             Ok(dir) => NodeUse::On(Arc::new(dir)),
             Err(why) => NodeUse::Refused(why),
         }
     }
+}
+
+/// Whether the node cache is asked for, and its directory.
+fn wanted(remote: &RemoteSettings, vars: &Vars) -> (bool, PathBuf) {
+    use super::vars::{SIMPLETUNER_NODE_CACHE, SIMPLETUNER_NODE_CACHE_DIR, XDG_RUNTIME_DIR};
+    let on = remote.node_cache.unwrap_or_else(|| {
+        vars.get(SIMPLETUNER_NODE_CACHE)
+            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+    });
+    let path = remote
+        .node_cache_dir
+        .clone()
+        .or_else(|| vars.get(SIMPLETUNER_NODE_CACHE_DIR).map(PathBuf::from))
+        .unwrap_or_else(|| default_dir(vars.get(XDG_RUNTIME_DIR)));
+    (on, path)
+}
+
+/// What `st-secrets node-cache status` reports (never a value or a name:
+/// entries are named by hashes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCacheStatus {
+    /// Whether the configuration asks for the node cache.
+    pub enabled: bool,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Whether the directory exists.
+    pub exists: bool,
+    /// Why the directory is refused, when it exists and is.
+    pub refused: Option<String>,
+    /// Entries that answer now: found or absent secrets.
+    pub fresh: usize,
+    /// Entries that answer now with a failure.
+    pub failures: usize,
+    /// Entries past their time (removed when a provider starts).
+    pub expired: usize,
+    /// The bytes of all the entries.
+    pub bytes: u64,
+}
+
+/// The node cache `remote` and `vars` (the process environment, for the
+/// tool) configure: where, whether usable, what it holds. Creates nothing.
+pub fn node_cache_status(remote: &RemoteSettings, vars: &Vars) -> NodeCacheStatus {
+    let (enabled, dir) = wanted(remote, vars);
+    let mut status = NodeCacheStatus {
+        enabled,
+        exists: std::fs::symlink_metadata(&dir).is_ok(),
+        refused: None,
+        fresh: 0,
+        failures: 0,
+        expired: 0,
+        bytes: 0,
+        dir,
+    };
+    if !status.exists {
+        return status;
+    }
+    if let Err(why) = NodeDir::check(&status.dir) {
+        status.refused = Some(why);
+        return status;
+    }
+    let now = clock::precise();
+    for item in std::fs::read_dir(&status.dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if !item.file_name().to_string_lossy().ends_with(".entry") {
+            continue;
+        }
+        let Some(bytes) = read_bytes(&item.path()) else {
+            continue;
+        };
+        status.bytes += bytes.len() as u64;
+        match entry::decode::<NoValue>(boot_id(), bytes.expose()) {
+            Some(e) if e.until > now && e.written <= now => match e.held {
+                Held::Failure(_) => status.failures += 1,
+                Held::Fetched(_) => status.fresh += 1,
+            },
+            _ => status.expired += 1,
+        }
+    }
+    status
+}
+
+/// Removes every entry of the node cache `remote` and `vars` configure
+/// (an entry whose secret is being fetched right now is left to its
+/// fetcher); the number left. Refused, with the reason, when the directory
+/// is not one the node cache would use.
+///
+/// # Errors
+/// [`Error::Permission`] naming the reason the directory is refused.
+pub fn node_cache_clear(remote: &RemoteSettings, vars: &Vars) -> Result<usize, Error> {
+    let (_, dir) = wanted(remote, vars);
+    if std::fs::symlink_metadata(&dir).is_err() {
+        return Ok(0);
+    }
+    NodeDir::check(&dir).map_err(Error::Permission)?;
+    Ok(NodeDir { path: dir }.sweep(true))
 }
 
 /// `$XDG_RUNTIME_DIR/st-secrets-node`, else `/dev/shm/st-secrets-node-<uid>`.
@@ -107,20 +194,34 @@ impl NodeDir {
     /// no group or world access, on a memory-backed filesystem.
     pub fn open(path: &Path) -> Result<NodeDir, String> {
         use std::os::unix::fs::DirBuilderExt;
+        if path.is_absolute() {
+            match std::fs::DirBuilder::new().mode(0o700).create(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot create the node cache directory {}: {e}",
+                        path.display()
+                    ))
+                }
+            }
+        }
+        NodeDir::check(path)?;
+        let dir = NodeDir {
+            path: path.to_owned(),
+        };
+        dir.sweep(false);
+        Ok(dir)
+    }
+
+    /// Why the directory at `path` is not one the node cache uses, if it
+    /// is not.
+    fn check(path: &Path) -> Result<(), String> {
         let shown = path.display();
         if !path.is_absolute() {
             return Err(format!(
                 "the node cache directory {shown} is not an absolute path"
             ));
-        }
-        match std::fs::DirBuilder::new().mode(0o700).create(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(format!(
-                    "cannot create the node cache directory {shown}: {e}"
-                ))
-            }
         }
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| format!("cannot inspect the node cache directory {shown}: {e}"))?;
@@ -147,20 +248,13 @@ impl NodeDir {
             ));
         }
         match sys::memory_backed(path) {
-            Some(true) => {}
-            Some(false) => {
-                return Err(format!(
-                    "the node cache directory {shown} is not on a memory-backed filesystem \
-                     (tmpfs or ramfs): secrets would rest on disk"
-                ))
-            }
-            None => return Err(format!("cannot ask which filesystem holds {shown}")),
+            Some(true) => Ok(()),
+            Some(false) => Err(format!(
+                "the node cache directory {shown} is not on a memory-backed filesystem \
+                 (tmpfs or ramfs): secrets would rest on disk"
+            )),
+            None => Err(format!("cannot ask which filesystem holds {shown}")),
         }
-        let dir = NodeDir {
-            path: path.to_owned(),
-        };
-        dir.sweep(false);
-        Ok(dir)
     }
 
     /// The directory.
@@ -192,6 +286,14 @@ impl NodeDir {
                 }
                 continue;
             }
+            if all && name.ends_with(".lock") {
+                if let Ok(lock) = crate::fsutil::open_lock_file(&path) {
+                    if lock.try_lock().is_ok() {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                continue;
+            }
             let Some(key) = name.strip_suffix(".entry") else {
                 continue;
             };
@@ -211,8 +313,12 @@ impl NodeDir {
                 continue;
             };
             if lock.try_lock().is_ok() && (all || expired()) {
+                // The lock file stays (a process may be about to wait on
+                // it: a new one would let two fetch at once) unless all go.
                 let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(slot.lock_path());
+                if all {
+                    let _ = std::fs::remove_file(slot.lock_path());
+                }
             } else {
                 left += 1;
             }
@@ -288,6 +394,9 @@ pub struct Shared<T> {
     pub remaining: Option<Duration>,
     /// Whether the service was asked.
     pub upstream: bool,
+    /// Whether this process stopped waiting for another's fetch (its
+    /// holder hung past one fetch's bound) and fetched itself.
+    pub gave_up: bool,
 }
 
 impl Slot {
@@ -333,11 +442,16 @@ impl Slot {
         }
         let outcome = fetch();
         self.write(settings, &outcome);
-        drop(lock); // unlocks
+        if let (Some(file), true) = (&lock, held) {
+            // Explicitly: a child forked meanwhile holds a copy of the
+            // descriptor, which would keep the lock until it exits.
+            let _ = file.unlock();
+        }
         Shared {
             outcome,
             remaining: None,
             upstream: true,
+            gave_up: lock.is_some() && !held,
         }
     }
 
@@ -409,6 +523,7 @@ impl Slot {
             outcome,
             remaining: Some(left),
             upstream: false,
+            gave_up: false,
         })
     }
 

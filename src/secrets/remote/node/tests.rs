@@ -253,7 +253,9 @@ fn a_holder_killed_mid_fetch_leaves_the_lock_to_the_next_process() {
     let dir = shm.open();
     let slot = scope("t").slot(&dir, "team/secret");
     // util-linux flock(1) holds the secret's lock as a rank mid-fetch would.
+    // With -o the lock stays with flock itself, not with its command.
     let mut holder = std::process::Command::new("flock")
+        .arg("-o")
         .arg(slot.lock_path())
         .args(["sleep", "60"])
         .spawn()
@@ -270,11 +272,13 @@ fn a_holder_killed_mid_fetch_leaves_the_lock_to_the_next_process() {
             .args(["-9", &pid.to_string()])
             .status();
     });
-    let fetches = AtomicUsize::new(0);
-    let rank = process(&dir, &scope("t"), &settings());
-    let got = lookup(&rank, &fetches, || Ok(Fetched::Found(map("hf_value"))));
-    assert_eq!(got.unwrap().as_deref(), Some("hf_value"));
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    let s = RemoteSettings {
+        request_timeout: Duration::from_secs(60),
+        ..settings()
+    };
+    let shared = slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("hf_value"))));
+    assert!(shared.upstream);
+    assert!(!shared.gave_up, "the lock was had, not waited out");
     killer.join().unwrap();
     let _ = holder.wait();
 }
@@ -359,4 +363,23 @@ fn sweep_removes_expired_entries_and_clear_removes_all() {
     assert_eq!(dir.sweep(false), 1, "the long entry stays");
     assert_eq!(dir.sweep(true), 0);
     assert_eq!(std::fs::read_dir(&shm.0).unwrap().count(), 0);
+}
+
+#[test]
+fn a_child_forked_mid_fetch_does_not_keep_the_lock() {
+    let shm = ShmDir::new();
+    let dir = shm.open();
+    let slot = scope("t").slot(&dir, "team/secret");
+    let mut child = None;
+    let shared = slot.fetch(&settings(), Mode::Get, || {
+        // A DataLoader worker forked while the lock is held: it inherits
+        // the lock file's descriptor and lives on.
+        child = Some(sys::fork_lingering(30));
+        Ok(Fetched::Found(map("hf_value")))
+    });
+    assert!(shared.upstream);
+    let probe = slot.open_lock().unwrap();
+    let free = probe.try_lock().is_ok();
+    sys::kill_child(child.unwrap());
+    assert!(free, "the lock is free once the fetch is done");
 }

@@ -115,10 +115,17 @@ impl SecretCache<SecretMap> {
                 detail.push_str(&format!(" ({})", v.stages.join(", ")));
             }
         }
-        let warnings = self
+        let mut warnings: Vec<String> = self
             .failure()
             .map(|e| vec![format!("the last fetch failed ({}): {e}", e.code_name())])
             .unwrap_or_default();
+        let gave_up = self.gave_up.load(std::sync::atomic::Ordering::Relaxed);
+        if gave_up > 0 {
+            warnings.push(format!(
+                "{gave_up} fetches did not wait any longer for another process of the node \
+                 holding the secret's lock in the node cache"
+            ));
+        }
         (detail, warnings)
     }
 }

@@ -182,6 +182,9 @@ pub struct SecretCache<T> {
     changes: PendingChanges,
     /// This secret's place in the node cache, when it is shared.
     node: Option<Slot>,
+    /// Fetches this process made itself after waiting out another
+    /// process's (a holder hung past one fetch's bound).
+    gave_up: AtomicU64,
 }
 
 /// [`SecretCache::refresh`]: nothing asked.
@@ -204,6 +207,7 @@ impl<T: Versioned + Shareable> SecretCache<T> {
             refresh: AtomicU64::new(IDLE),
             changes: PendingChanges::new(),
             node: None,
+            gave_up: AtomicU64::new(0),
         }
     }
 
@@ -229,10 +233,14 @@ impl<T: Versioned + Shareable> SecretCache<T> {
                 outcome: fetch(),
                 remaining: None,
                 upstream: true,
+                gave_up: false,
             },
         };
         if shared.upstream {
             self.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        if shared.gave_up {
+            self.gave_up.fetch_add(1, Ordering::Relaxed);
         }
         (shared.outcome, shared.remaining)
     }
