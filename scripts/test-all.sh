@@ -141,7 +141,7 @@ suite_openbao() {
 }
 suite_tool-servers() {
   servers
-  cargo test -p st-secrets-cli --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
+  cargo build --lib && cargo test -p st-secrets-cli --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
     cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
 }
 suite_fuzz() { fuzz_targets "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }

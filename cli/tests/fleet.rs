@@ -391,19 +391,6 @@ fn vault_requests_per_ttl_for_each_arrangement() {
         counts,
     });
 
-    // The node cache, as for AWS.
-    let before = audited(&s);
-    let dirs = NodeDirs::new("vault", nodes);
-    node_cache_rounds(home, &approle, &dirs, ranks, RESTARTS, "hf_bao_value");
-    let counts = vault_counts(&s, before);
-    assert_eq!(counts[1].1, nodes, "one read per node: {counts:?}");
-    rows.push(Row {
-        arrangement:
-            "node cache (`SIMPLETUNER_NODE_CACHE=1`), then 20 crash-restarts of every rank",
-        processes: nodes * ranks * (RESTARTS + 1),
-        counts,
-    });
-
     let before = audited(&s);
     run_all(
         (0..nodes)
@@ -489,6 +476,19 @@ fn vault_requests_per_ttl_for_each_arrangement() {
         counts,
     });
     drop(agents);
+    // The node cache, as for AWS.
+    let before = audited(&s);
+    let dirs = NodeDirs::new("vault", nodes);
+    node_cache_rounds(home, &approle, &dirs, ranks, RESTARTS, "hf_bao_value");
+    let counts = vault_counts(&s, before);
+    assert_eq!(counts[1].1, nodes, "one read per node: {counts:?}");
+    rows.push(Row {
+        arrangement:
+            "node cache (`SIMPLETUNER_NODE_CACHE=1`), then 20 crash-restarts of every rank",
+        processes: nodes * ranks * (RESTARTS + 1),
+        counts,
+    });
+
     print_table("Vault API (OpenBao)", nodes, ranks, &rows);
 }
 
@@ -533,4 +533,75 @@ fn the_tools_doctor_through_the_aws_agent() {
         report.contains("agent ping   NOT HEALTHY (ST_NETWORK"),
         "{report}"
     );
+}
+
+#[test]
+#[ignore = "part of the fleet measurement: run scripts/test-all.sh tool-servers"]
+fn an_outage_gets_one_attempt_per_node_per_failure_ttl() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (nodes, ranks) = shape();
+    // The service down: a loopback listener that closes every connection
+    // at once (a fault no real server gives on demand), counting them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let config = home.join("config.json");
+    std::fs::write(&config, r#"{"failure_ttl": 30}"#).unwrap();
+    let env: Vec<(String, String)> = vec![
+        (
+            "SIMPLETUNER_AWS_SECRET_NAME".into(),
+            "st-secrets/test".into(),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ENDPOINT_URL".into(), url),
+        ("AWS_ACCESS_KEY_ID".into(), "AKIAOUTAGE".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "outage-secret".into()),
+    ];
+    let dirs = NodeDirs::new("outage", nodes);
+    // Every rank of every node started, failing, and restarted each second.
+    const ROUNDS: usize = 5;
+    let start = Instant::now();
+    for round in 0..ROUNDS {
+        let due = start + Duration::from_secs(round as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let mut children = Vec::new();
+        for d in &dirs.0 {
+            let mut env = env.clone();
+            env.push(("SIMPLETUNER_NODE_CACHE".into(), "1".into()));
+            env.push(("SIMPLETUNER_NODE_CACHE_DIR".into(), d.display().to_string()));
+            for _ in 0..ranks {
+                let args = ["--config", config.to_str().unwrap(), "get", "HF_TOKEN"];
+                children.push(
+                    rank(home, &env, &args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap(),
+                );
+            }
+        }
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains("ST_NETWORK"), "{err}");
+        }
+    }
+    // One attempt is the first request and its retries (2 by default).
+    let n = connections.load(Ordering::SeqCst);
+    assert!((nodes..=nodes * 3).contains(&n), "{n} connections");
+    let row = Row {
+        arrangement: "node cache, the service down, every rank restarted each second for 5 s",
+        processes: nodes * ranks * ROUNDS,
+        counts: vec![("connections (attempts with their retries)", n)],
+    };
+    print_table("AWS Secrets Manager (down)", nodes, ranks, &[row]);
 }

