@@ -37,10 +37,8 @@ bench_cache() {
   "$out/bench_cache_c" | tee "$out/c.jsonl"
   "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_cache.py | tee "$out/python.jsonl"
   python3 benches/report.py "$out/c.jsonl" "$out/python.jsonl" >"$out/table.md"
-  if [ -n "$other" ]; then
-    LD_LIBRARY_PATH="$other" "$out/bench_cache_c" >"$out/c-other.jsonl"
-    { echo; echo "The same C program on $other:"; python3 benches/report.py --side-only "$out/c-other.jsonl"; } >>"$out/table.md"
-  fi
+  [ -z "$other" ] || { LD_LIBRARY_PATH="$other" "$out/bench_cache_c" >"$out/c-other.jsonl"
+    { echo; echo "The same C program on $other:"; python3 benches/report.py --side-only "$out/c-other.jsonl"; } >>"$out/table.md"; }
 }
 
 bench_boundary() {
@@ -58,6 +56,7 @@ bench_boundary() {
     echo "| hot get: st_cache_get + st_buf_free (32-byte key, 64-byte value) | $(per_call "$ST_ROOT/target/release" get)${other:+ | $(per_call "$other" get)} |"
     echo "| st_cache_get_into + st_result_name | $(per_call "$ST_ROOT/target/release")${other:+ | $(per_call "$other")} |"
   } >"$out/table.md"
+  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_node_cache.py "$out" "$out/bench" "$ST_ROOT/target/release" "$other" >>"$out/table.md"
 }
 
 bench_pair() { # bench_pair C_SOURCE PYTHON_SCRIPT [ARGS...]
