@@ -537,7 +537,7 @@ fn the_tools_doctor_through_the_aws_agent() {
 
 #[test]
 #[ignore = "part of the fleet measurement: run scripts/test-all.sh tool-servers"]
-fn an_outage_gets_one_attempt_per_node_per_failure_ttl() {
+fn the_service_down_gets_one_attempt_per_node_per_failure_ttl() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (nodes, ranks) = shape();
     // The service down: a loopback listener that closes every connection
