@@ -16,8 +16,10 @@
 //!   dies), reads again, and only then fetches and writes the entry; the
 //!   others wait for the lock, polling the entry, at most as long as one
 //!   fetch with its retries may take, then fetch themselves. Failures are
-//!   written too, for `failure_ttl`: during an outage the node sends one
-//!   attempt per failure TTL whatever the number of processes.
+//!   written too, beside the value (never over it), for `failure_ttl`:
+//!   during an outage the node sends one attempt per failure TTL whatever
+//!   the number of processes, and a refresh that failed leaves the value it
+//!   could not replace to the others.
 
 pub(crate) mod entry;
 
@@ -146,7 +148,8 @@ pub fn node_cache_status(remote: &RemoteSettings, vars: &Vars) -> NodeCacheStatu
         .flatten()
         .flatten()
     {
-        if !item.file_name().to_string_lossy().ends_with(".entry") {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".entry") && !name.ends_with(".fail") {
             continue;
         }
         let Some(bytes) = read_bytes(&item.path()) else {
@@ -294,7 +297,10 @@ impl NodeDir {
                 }
                 continue;
             }
-            let Some(key) = name.strip_suffix(".entry") else {
+            let Some(key) = name
+                .strip_suffix(".entry")
+                .or_else(|| name.strip_suffix(".fail"))
+            else {
                 continue;
             };
             let slot = Slot {
@@ -404,6 +410,10 @@ impl Slot {
         self.dir.path.join(format!("{}.entry", self.key))
     }
 
+    fn fail_path(&self) -> PathBuf {
+        self.dir.path.join(format!("{}.fail", self.key))
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.dir.path.join(format!("{}.lock", self.key))
     }
@@ -421,22 +431,30 @@ impl Slot {
         mode: Mode,
         fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
     ) -> Shared<T> {
+        // A forced fetch takes only what was written after it was asked
+        // (another process's forced fetch it waited for), never what the
+        // caller found wanting.
+        let since = if mode == Mode::Force {
+            clock::precise()
+        } else {
+            0
+        };
         if mode != Mode::Force {
-            if let Some(hit) = self.read(settings, mode) {
+            if let Some(hit) = self.read(settings, mode, since) {
                 return hit;
             }
         }
         let lock = self.open_lock().ok();
         let held = match &lock {
-            Some(file) => self.wait_for_lock(file, settings, mode),
+            Some(file) => self.wait_for_lock(file, settings, mode, since),
             None => Ok(false),
         };
         let held = match held {
             Ok(held) => held,
             Err(hit) => return hit,
         };
-        if held && mode != Mode::Force {
-            if let Some(hit) = self.read(settings, mode) {
+        if held {
+            if let Some(hit) = self.read(settings, mode, since) {
                 return hit;
             }
         }
@@ -463,6 +481,7 @@ impl Slot {
         file: &File,
         settings: &RemoteSettings,
         mode: Mode,
+        since: u64,
     ) -> Result<bool, Shared<T>> {
         let attempts = settings.retries.saturating_add(1);
         let bound = settings
@@ -483,38 +502,56 @@ impl Slot {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
-            if mode != Mode::Force {
-                if let Some(hit) = self.read(settings, mode) {
-                    return Err(hit);
-                }
+            if let Some(hit) = self.read(settings, mode, since) {
+                return Err(hit);
             }
         }
     }
 
-    /// The entry's answer, when it has one for `mode` now.
-    fn read<T: Shareable>(&self, settings: &RemoteSettings, mode: Mode) -> Option<Shared<T>> {
-        let bytes = read_bytes(&self.entry_path())?;
+    /// The valid entry at `path` that answers now: whole, of this boot,
+    /// not written in this clock's future (another clock: a time
+    /// namespace) and not past its time.
+    fn load<T: Shareable>(path: &Path, now: u64, since: u64) -> Option<Entry<T>> {
+        let bytes = read_bytes(path)?;
         let entry: Entry<T> = entry::decode(boot_id(), bytes.expose())?;
+        (since <= entry.written && entry.written <= now && now < entry.until).then_some(entry)
+    }
+
+    /// The node's answer for `mode` now (written since `since`), if it has
+    /// one: the value's entry
+    /// while it is fresh (for a background refresh, before its soft
+    /// deadline, or while a failure is recent: the node backs off
+    /// together), else a recent failure. A failure is kept beside the
+    /// value, never over it: a refresh that failed leaves the fresh value
+    /// to the others.
+    fn read<T: Shareable>(
+        &self,
+        settings: &RemoteSettings,
+        mode: Mode,
+        since: u64,
+    ) -> Option<Shared<T>> {
         let now = clock::precise();
-        // An entry from the future is of another clock (a time namespace):
-        // not trusted.
-        if entry.written > now || entry.until <= now {
-            return None;
-        }
+        let value = Self::load::<T>(&self.entry_path(), now, since);
+        let failure = || Self::load::<T>(&self.fail_path(), now, since);
+        let entry = match value {
+            Some(e) if mode == Mode::Ahead => {
+                let span = e.until - e.written;
+                let permille = u64::from(settings.refresh_ahead_permille.min(1000));
+                let soft = e.written + span / 1000 * permille;
+                if now >= soft && failure().is_none() {
+                    return None;
+                }
+                e
+            }
+            Some(e) => e,
+            None => failure()?,
+        };
         let own_ttl = match &entry.held {
             Held::Fetched(Fetched::Found(_)) => settings.cache_ttl,
             Held::Fetched(Fetched::Absent) => settings.negative_ttl,
             Held::Failure(_) => settings.failure_ttl,
         };
         let left = Duration::from_nanos(entry.until - now).min(own_ttl);
-        if mode == Mode::Ahead && !matches!(entry.held, Held::Failure(_)) {
-            let span = entry.until - entry.written;
-            let soft =
-                entry.written + span / 1000 * u64::from(settings.refresh_ahead_permille.min(1000));
-            if now >= soft {
-                return None;
-            }
-        }
         let outcome = match entry.held {
             Held::Fetched(value) => Ok(value),
             Held::Failure(f) => Err(f),
@@ -527,35 +564,48 @@ impl Slot {
         })
     }
 
-    /// Writes what a fetch brought, for the TTL its kind has; a failure to
-    /// write leaves the others to fetch for themselves.
+    /// Writes what a fetch brought, for the TTL its kind has: a value to
+    /// the entry (and the failure beside it goes), a failure beside it. A
+    /// failure to write leaves the others to fetch for themselves.
     fn write<T: Shareable>(
         &self,
         settings: &RemoteSettings,
         outcome: &Result<Fetched<T>, FetchError>,
     ) {
-        let (ttl, held) = match outcome {
+        let (ttl, held, path) = match outcome {
             Ok(Fetched::Found(v)) => (
                 settings.cache_ttl,
                 Held::Fetched(Fetched::Found(Borrowed(v))),
+                self.entry_path(),
             ),
-            Ok(Fetched::Absent) => (settings.negative_ttl, Held::Fetched(Fetched::Absent)),
-            Err(f) => (settings.failure_ttl, Held::Failure(f.clone())),
+            Ok(Fetched::Absent) => (
+                settings.negative_ttl,
+                Held::Fetched(Fetched::Absent),
+                self.entry_path(),
+            ),
+            Err(f) => (
+                settings.failure_ttl,
+                Held::Failure(f.clone()),
+                self.fail_path(),
+            ),
         };
         let now = clock::precise();
         let until = now.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX));
         let Some(bytes) = entry::encode(boot_id(), now, until, &held) else {
             return;
         };
-        let name = format!("{}.entry", self.key);
+        let name = format!("{}.tmp", self.key);
         if let Ok(temp) = crate::fsutil::write_private_temp(
             &self.dir.path,
             &crate::fsutil::temp_prefix(&name),
             bytes.expose(),
         ) {
-            if std::fs::rename(&temp, self.entry_path()).is_err() {
+            if std::fs::rename(&temp, &path).is_err() {
                 let _ = std::fs::remove_file(&temp);
             }
+        }
+        if outcome.is_ok() {
+            let _ = std::fs::remove_file(self.fail_path());
         }
     }
 }

@@ -383,3 +383,80 @@ fn a_child_forked_mid_fetch_does_not_keep_the_lock() {
     sys::kill_child(child.unwrap());
     assert!(free, "the lock is free once the fetch is done");
 }
+
+#[test]
+fn a_failed_refresh_leaves_the_fresh_value_and_the_node_backs_off_together() {
+    let shm = ShmDir::new();
+    let dir = shm.open();
+    let s = RemoteSettings {
+        cache_ttl: Duration::from_millis(400),
+        ..settings()
+    };
+    let slot = scope("t").slot(&dir, "team/secret");
+    assert!(
+        slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("v1"))))
+            .upstream
+    );
+    std::thread::sleep(Duration::from_millis(320));
+    let down = || Err(FetchError::transient(Error::Network("down".into())));
+    let refresh = slot.fetch::<SecretMap>(&s, Mode::Ahead, down);
+    assert!(refresh.upstream && refresh.outcome.is_err());
+    // A get still finds the value (the failure is beside it, not over it).
+    let got = slot.fetch::<SecretMap>(&s, Mode::Get, || panic!("no fetch: the value is fresh"));
+    let Ok(Fetched::Found(m)) = got.outcome else {
+        panic!("the value, not the failure");
+    };
+    assert_eq!(m.resolve("HF_TOKEN").unwrap().1.expose(), "v1");
+    // Another process's refresh past the soft deadline backs off with the
+    // node while the failure is recent.
+    let next = slot.fetch::<SecretMap>(&s, Mode::Ahead, || panic!("the node backs off"));
+    assert!(!next.upstream);
+    // Once the value has expired, a get answers the failure for its TTL.
+    std::thread::sleep(Duration::from_millis(100));
+    let failed = slot.fetch::<SecretMap>(&s, Mode::Get, || panic!("the failure answers"));
+    assert!(matches!(failed.outcome, Err(f) if f.error == Error::Network("down".into())));
+    // A success clears the failure.
+    assert!(
+        slot.fetch(&s, Mode::Force, || Ok(Fetched::Found(map("v2"))))
+            .upstream
+    );
+    assert!(!slot.fail_path().exists());
+}
+
+#[test]
+fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_value() {
+    let shm = ShmDir::new();
+    let dir = shm.open();
+    let s = settings();
+    let slot = Arc::new(scope("t").slot(&dir, "team/secret"));
+    assert!(
+        slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("refused"))))
+            .upstream
+    );
+    // Eight ranks whose credential was refused force a fetch at once.
+    // (The fetch takes long enough for all of them to have asked.)
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let ranks: Vec<_> = (0..8)
+        .map(|_| {
+            let (slot, fetches, s) = (Arc::clone(&slot), Arc::clone(&fetches), s.clone());
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let got = slot.fetch(&s, Mode::Force, || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(500));
+                    Ok(Fetched::Found(map("rotated")))
+                });
+                match got.outcome {
+                    Ok(Fetched::Found(m)) => m.resolve("HF_TOKEN").unwrap().1.expose().to_owned(),
+                    _ => panic!("a value"),
+                }
+            })
+        })
+        .collect();
+    for r in ranks {
+        assert_eq!(r.join().unwrap(), "rotated");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
