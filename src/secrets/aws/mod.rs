@@ -130,7 +130,10 @@ impl AwsProvider {
             .agent_url
             .clone()
             .or_else(|| vars.get(var::SIMPLETUNER_AWS_AGENT_URL).map(str::to_owned));
-        let node = NodeUse::resolve(remote, &vars);
+        let node = match names {
+            Some(_) => NodeUse::resolve(remote, &vars),
+            None => NodeUse::Off,
+        };
         let scope = Scope::new("aws", &vars)
             .with("settings", &format!("{aws:?}"))
             .with("agent", agent_url.as_deref().unwrap_or(""));

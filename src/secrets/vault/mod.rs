@@ -84,7 +84,10 @@ impl VaultProvider {
                     .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
             })
             .unwrap_or_else(|| vec!["simpletuner".to_owned()]);
-        let node = NodeUse::resolve(remote, &vars);
+        let node = match url {
+            Some(_) => NodeUse::resolve(remote, &vars),
+            None => NodeUse::Off,
+        };
         let scope = Scope::new("vault", &vars)
             .with("settings", &format!("{vault:?}"))
             .with("token", vault.token.as_ref().map_or("", |t| t.expose()));

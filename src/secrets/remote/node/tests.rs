@@ -460,3 +460,40 @@ fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_va
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn the_setting_the_variable_and_a_refused_directory() {
+    let shm = ShmDir::new();
+    let dir = shm.0.to_str().unwrap();
+    let on = Vars::empty()
+        .set("SIMPLETUNER_NODE_CACHE", "1")
+        .set("SIMPLETUNER_NODE_CACHE_DIR", dir);
+    let remote = RemoteSettings::default();
+    assert!(matches!(NodeUse::resolve(&remote, &on), NodeUse::On(_)));
+    assert!(matches!(
+        NodeUse::resolve(&remote, &Vars::empty()),
+        NodeUse::Off
+    ));
+    let off = RemoteSettings {
+        node_cache: Some(false),
+        ..RemoteSettings::default()
+    };
+    assert!(matches!(NodeUse::resolve(&off, &on), NodeUse::Off));
+    let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let refused = RemoteSettings {
+        node_cache: Some(true),
+        node_cache_dir: Some(disk.path().join("node")),
+        ..RemoteSettings::default()
+    };
+    match NodeUse::resolve(&refused, &Vars::empty()) {
+        NodeUse::Refused(why) => assert!(why.contains("not on a memory-backed"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        default_dir(Some("/run/user/1000")),
+        Path::new("/run/user/1000/st-secrets-node")
+    );
+    let uid = format!("/dev/shm/st-secrets-node-{}", sys::effective_uid());
+    assert_eq!(default_dir(None), Path::new(&uid));
+    assert_eq!(default_dir(Some("relative")), Path::new(&uid));
+}
