@@ -34,7 +34,7 @@ pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
 pub use provider::{normalize_key, preferred_key, KeyChange, Provider, ProviderStatus, Version};
-pub use remote::node::{node_cache_clear, node_cache_status, NodeCacheStatus};
+pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
 
