@@ -24,7 +24,7 @@
 //! | `error` | [`Error`]: the crate's error, `Display` never shows a secret; [`st_result`](error::st_result), the one list of result codes | nothing |
 //! | `secret` | [`SecretBytes`], [`SecretString`]: buffers zeroed on drop | nothing |
 //! | `paths` | home directory, `~` expansion, `~/.simpletuner`, the state dir | nothing |
-//! | `sys` | the system layer, where `unsafe` may live: locks that keep working in a child after `fork()`, a `static` built on first use that never blocks, the monotonic clocks, free space, a bounded Unix-socket connect | nothing |
+//! | `sys` | the system layer, where `unsafe` may live: locks that keep working in a child after `fork()`, a `static` built on first use that never blocks, the monotonic clocks, free space, whether a filesystem is memory-backed, a bounded Unix-socket connect, the library's threads with the host's signals blocked | nothing |
 //! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files | `error` |
 //! | `lazy` | a resettable process-wide value | `error`, `sys` |
 //! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sys` |

@@ -21,26 +21,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// tmpfs and ramfs, the memory-backed filesystems (`statfs`'s `f_type`).
-const MEMORY_FILESYSTEMS: [i64; 2] = [0x0102_1994, 0x8584_58f6];
-
-/// Whether `path` is on a memory-backed filesystem.
+/// Whether `path` is on a memory-backed filesystem (the library's check,
+/// the one its node cache makes).
 fn memory_backed(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into a zeroed struct; c is NUL-terminated.
-    unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &mut s) != 0 {
-            return false;
-        }
-        // f_type is a long on every Linux target this builds for.
-        #[allow(clippy::useless_conversion)]
-        let kind = i64::from(s.f_type);
-        MEMORY_FILESYSTEMS.contains(&kind)
-    }
+    st_secrets::secrets::memory_backed(path) == Some(true)
 }
 
 /// Why `base` cannot hold the private directory, if it cannot.

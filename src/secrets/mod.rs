@@ -28,6 +28,7 @@ mod refresher;
 pub(crate) mod remote;
 pub(crate) mod vault;
 
+pub use crate::sys::memory_backed;
 pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;

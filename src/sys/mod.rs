@@ -104,8 +104,9 @@ pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
 
 /// Whether the filesystem holding `dir` keeps its files in memory only
 /// (tmpfs or ramfs, by `statfs`'s filesystem type); `None` when that cannot
-/// be asked.
-pub(crate) fn memory_backed(dir: &Path) -> Option<bool> {
+/// be asked. Public (as `secrets::memory_backed`) for the tool's `run
+/// --file`, which makes the same check as the node cache.
+pub fn memory_backed(dir: &Path) -> Option<bool> {
     use std::os::unix::ffi::OsStrExt;
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;

@@ -125,6 +125,10 @@ fn pump(mut from: impl Read, mut to: std::fs::File, slot: Arc<PatternSlot>) {
         let (generation, patterns) = slot.current();
         let mut masker = Masker::new(&patterns);
         masker.resume(&pending);
+        // What was carried over goes out now, under the new set.
+        if masker.pass_on(&mut to, false).is_err() {
+            return;
+        }
         let ended = loop {
             match masker.read_from(&mut from) {
                 Ok(0) => break true,
@@ -132,11 +136,15 @@ fn pump(mut from: impl Read, mut to: std::fs::File, slot: Arc<PatternSlot>) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break true,
             }
-            if masker.pass_on(&mut to, false).is_err() {
-                return;
-            }
+            // Looked at after the read, before passing it on: the set may
+            // have been replaced while the read waited, and these bytes may
+            // hold the new value (the watcher replaces the set before it
+            // rewrites the file the command reads).
             if slot.generation() != generation {
                 break false;
+            }
+            if masker.pass_on(&mut to, false).is_err() {
+                return;
             }
         };
         if ended {
