@@ -19,6 +19,22 @@ fn setup(var: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The variables of a launcher reading moto's `st-secrets/test` with the
+/// admin's keys, as the process environment gives them.
+fn moto_env(s: &Value) -> Vec<(&str, &str)> {
+    vec![
+        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
 fn text<'a>(s: &'a Value, name: &str) -> &'a str {
     s[name].as_str().unwrap()
 }
@@ -95,17 +111,7 @@ fn tool_via(
 fn the_tool_reads_aws_from_the_process_environment() {
     let s = setup("ST_TEST_MOTO_SETUP");
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
-        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let env = moto_env(&s);
     let run = |args: &[&str]| tool(dir.path(), &env, args);
     let (code, out, err) = run(&["get", "HF_TOKEN"]);
     assert_eq!((code, out.trim()), (Some(0), "hf_moto_value"), "{err}");
@@ -275,18 +281,8 @@ fn the_node_cache_across_processes_the_ttl_clocks_users_and_a_full_tmpfs() {
     let s = setup("ST_TEST_MOTO_SETUP");
     let home = tempfile::tempdir().unwrap();
     let node = NodeDir::new("node");
-    let aws = [
-        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
-        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("SIMPLETUNER_NODE_CACHE", "1"),
-    ];
+    let mut aws = moto_env(&s);
+    aws.push(("SIMPLETUNER_NODE_CACHE", "1"));
     let mut env = aws.to_vec();
     env.push(("SIMPLETUNER_NODE_CACHE_DIR", node.text()));
     let fetched = || common::moto_recorded(&s, "secretsmanager.GetSecretValue");
@@ -425,25 +421,15 @@ fn a_c_launcher_reads_what_another_c_launcher_fetched() {
         .unwrap();
     assert!(built.success());
     let node = NodeDir::new("c");
-    let env = [
-        ("SIMPLETUNER_AWS_SECRET_NAME", "st-secrets/test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", s["url"].as_str().unwrap()),
-        ("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("SIMPLETUNER_NODE_CACHE", "1"),
-        ("SIMPLETUNER_NODE_CACHE_DIR", node.text()),
-    ];
+    let mut env = moto_env(&s);
+    env.push(("SIMPLETUNER_NODE_CACHE", "1"));
+    env.push(("SIMPLETUNER_NODE_CACHE_DIR", node.text()));
     common::moto_record(&s);
     for _ in 0..2 {
         let out = std::process::Command::new(&launcher)
             .env_clear()
             .env("HOME", home.path())
-            .envs(env)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
