@@ -51,6 +51,15 @@
 #define ST_CACHE_USE_DEFAULT (-1.0)
 
 /**
+ * Flag for `st_redact` and `st_redactor_new`: also conceal every value the
+ * manager's providers hold now (each key of the secrets file and of the
+ * remote secrets, in every provider, and SimpleTuner's well-known keys),
+ * not only the values served so far. Reads the file and fetches the
+ * remote secrets (cached) once per call.
+ */
+#define ST_REDACT_HELD 1
+
+/**
  * The result of every fallible function. The numbers are stable: a code keeps
  * its number forever and a retired number is never reused. New codes may be
  * added, so callers should treat unknown values as failures.
@@ -155,6 +164,12 @@ typedef struct st_cache st_cache;
  * with `st_error_free`. Messages never contain secret values, tokens or keys.
  */
 typedef struct st_error st_error;
+
+/**
+ * A stream being redacted (`st_redactor_new`). Calls on one stream are
+ * serialised by a lock; use one stream per output.
+ */
+typedef struct st_redactor st_redactor;
 
 /**
  * A secrets manager: a chain of providers (environment > secrets file >
@@ -537,6 +552,70 @@ const char *st_error_message(const st_error *e);
  * behaviour, as with `free`.
  */
 void st_error_free(st_error *e);
+
+/**
+ * Copies `data` (`len` bytes, NULL when 0) into a new buffer at `*out`
+ * with every secret value concealed: each value any manager of this
+ * process has served (`st_secrets_get` and its variants, in any binding),
+ * and with `ST_REDACT_HELD` each value `m`'s providers hold now (`m` NULL:
+ * the default manager; ignored without the flag). A value is found raw and
+ * encoded: base64 and URL-safe base64 at any alignment, percent-encoded,
+ * inside a JSON string, hexadecimal. Every occurrence is replaced by
+ * `<concealed by st-secrets>` (a run of adjacent ones by one); all other
+ * bytes are kept. Values shorter than 8 bytes are not matched (they would
+ * match innocent text; no credential is that short).
+ *
+ * Returns `ST_OK` (also when nothing was concealed: `*out` is then a copy);
+ * `ST_INVALID_ARGUMENT` (unknown flag bits); with `ST_REDACT_HELD`, a
+ * provider's failure (as `st_secrets_get`); `ST_NULL_ARGUMENT`.
+ */
+st_result st_redact(st_secrets *m,
+                    uint32_t flags,
+                    const uint8_t *data,
+                    size_t len,
+                    st_buf **out,
+                    st_error **err);
+
+/**
+ * Starts a redacted stream at `*out` (free with `st_redactor_free`): bytes
+ * given to `st_redactor_write` in any pieces come back as `st_redact`
+ * would conceal them, also a value split across writes. The values are
+ * those of `st_redact` with the same `m` and `flags` (the held ones read
+ * now); values served after the stream started are concealed from the
+ * next write on.
+ *
+ * Returns `ST_OK`; as `st_redact` otherwise.
+ */
+st_result st_redactor_new(st_secrets *m, uint32_t flags, st_redactor **out, st_error **err);
+
+/**
+ * Takes `data` (`len` bytes, NULL when 0) into the stream `r`; `*out`
+ * receives a new buffer (possibly empty) with what can be passed on now,
+ * concealed. Only a tail that could be the start of a value is held back
+ * (at most the longest form of a value, less one byte), until the next
+ * write or `st_redactor_finish`; anything else comes out at once.
+ *
+ * Returns `ST_OK`; `ST_NULL_ARGUMENT`.
+ */
+st_result st_redactor_write(st_redactor *r,
+                            const uint8_t *data,
+                            size_t len,
+                            st_buf **out,
+                            st_error **err);
+
+/**
+ * Ends the stream `r`: `*out` receives a new buffer with what was held
+ * back. The stream may be written to again afterwards (a new stream).
+ *
+ * Returns `ST_OK`; `ST_NULL_ARGUMENT`.
+ */
+st_result st_redactor_finish(st_redactor *r, st_buf **out, st_error **err);
+
+/**
+ * Frees a stream (what it held back is dropped: call `st_redactor_finish`
+ * first). NULL is a no-op.
+ */
+void st_redactor_free(st_redactor *r);
 
 /**
  * Creates a secrets manager. Free it with `st_secrets_free`.

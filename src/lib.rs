@@ -30,6 +30,7 @@
 //! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sys` |
 //! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sys`, `paths`, `fsutil`, `lazy` |
 //! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `sys`, `paths`, `fsutil`, `cache`, `crypto` |
+//! | `redact` | the leak guard's core: the values served (remembered once each), their encoded forms, the one matcher (`Patterns`, the `Masker` stream) that redaction, `run`'s masking and `scan` share | `secret`, `sys` |
 //! | `secrets::provider` | the [`Provider`] trait, [`ProviderStatus`], the secret map, key normalization, the changes a provider noticed | `error`, `secret`, `sys` |
 //! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error), `Sources` (several secrets in order), token files read again when they change, HTTP over a Unix socket | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider` |
 //! | `secrets::env` | the environment provider | `error`, `secret`, `secrets::provider` |
@@ -37,8 +38,8 @@
 //! | `secrets::aws` | AWS Secrets Manager (`AwsSettings`): the credential chain, STS, metadata endpoints, profiles, SSO, SigV4 wire; the AWS Secrets Manager Agent transport | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider`, `secrets::remote` |
 //! | `secrets::vault` | HashiCorp Vault / OpenBao (`VaultSettings`): client, wire, KV v2/v1; tokens from agents' sinks, no token behind an agent or proxy | `error`, `secret`, `sys`, `paths`, `secrets::provider`, `secrets::remote` |
 //! | `secrets::config` | [`ManagerConfig`]: each provider's settings; `CONFIG_KEYS`, the one table of configuration keys | `error`, `secret`, `paths`, `fsutil`, `secrets::remote`, `secrets::file`, `secrets::aws`, `secrets::vault` |
-//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order; `events`: change listeners and the watch; `refresher`: the thread of background refreshes | `error`, `secret`, `sys`, `lazy`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
-//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `sys`, `cache`, `crypto`, `store`, `secrets` |
+//! | `secrets` | [`SecretsManager`]: builds the chain from the configuration, asks it in order; `events`: change listeners and the watch; `refresher`: the thread of background refreshes | `error`, `secret`, `sys`, `lazy`, `redact`, `secrets::provider`, `secrets::remote`, `secrets::env`, `secrets::file`, `secrets::aws`, `secrets::vault`, `secrets::config` |
+//! | `ffi` | the C ABI (`include/st_secrets.h` is generated from it): result codes, boundary helpers, one file per type family, the handle table | `error`, `secret`, `sys`, `cache`, `crypto`, `store`, `redact`, `secrets` |
 //! | (root) | this map and the re-exports below | `error`, `secret`, `cache`, `crypto`, `store`, `secrets` |
 //!
 //! The command-line tool is its own crate (`cli/`, with its own map in
@@ -64,6 +65,7 @@ mod fsutil;
 pub mod fuzz_api;
 mod lazy;
 mod paths;
+pub mod redact;
 mod secret;
 pub mod secrets;
 pub mod store;

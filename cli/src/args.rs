@@ -129,6 +129,14 @@ pub enum Command {
     /// The store's tamper-evident audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Find the secrets' values, raw or encoded, in files, directories and
+    /// archives (never prints a value); exit 1 on a find
+    #[command(after_help = SCAN_AFTER_HELP)]
+    Scan(ScanArgs),
+    /// Conceal the secrets' values, raw or encoded: stdin to stdout, or
+    /// files rewritten in place
+    #[command(after_help = REDACT_AFTER_HELP)]
+    Redact(RedactArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -353,3 +361,42 @@ pub enum TemplateFormat {
     Yaml,
     Json,
 }
+
+#[derive(clap::Args)]
+pub struct ScanArgs {
+    /// Files and directories (walked; symbolic links inside are not followed)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Also look for the value of KEY (from the chain)
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RedactArgs {
+    /// Files to rewrite in place (atomically, keeping their mode); none:
+    /// stdin to stdout
+    #[arg(value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Also conceal the value of KEY (from the chain)
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+pub const SCAN_AFTER_HELP: &str = "\
+Looks for every value the providers hold (each key of the secrets file and of
+the remote secrets, in every provider, and the well-known keys in the
+environment) and the values of --key, each of 8 bytes or more, raw and
+encoded: base64 and URL-safe base64 at any alignment, percent-encoded, inside
+a JSON string, hexadecimal. Looks inside zip archives (torch.save), gzip, tar,
+W&B run records, TensorBoard event files and safetensors files. Prints file,
+member, offset, key and encoding, never the value (--json: one document).
+Exit status: 0 nothing found, 1 found, 2 an error (a file unreadable, an
+archive that expands past 64 GiB, no value to look for).";
+
+pub const REDACT_AFTER_HELP: &str = "\
+Conceals the values scan looks for, replacing each occurrence with
+<concealed by st-secrets>. As a filter, bytes are held back only while they
+could start a value; each read is passed on at once otherwise. A file is
+rewritten only when something in it was concealed (a temporary file renamed
+over it). Archives are not rewritten: scan them.";

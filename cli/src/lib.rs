@@ -12,15 +12,15 @@
 //! |---|---|---|
 //! | `args` | the command line as clap reads it: every command, option and help text | nothing |
 //! | `outcome` | `CliError`, `Outcome`: how a command ends, and its exit status | nothing |
-//! | `mask` | conceals secret values in a byte stream (aho-corasick) | nothing |
 //! | `childenv` | the variables that change how a child or the loader runs, never set from a provider unless named | nothing |
 //! | `template` | `inject`'s `{{ st://KEY }}` references, and values written into YAML and JSON so the document keeps its shape | nothing |
 //! | `envfile` | `--env-file`: dotenv files of `NAME=st://KEY` references and literals (dotenvy), with file and line | `template` |
 //! | `secretfiles` | `run --file`: the private directory on a memory-backed filesystem and the 0600 files in it, removed on drop | nothing |
+//! | `scan` | `scan`'s engine: files and directories walked, containers opened (zip, gzip, tar, W&B, TensorBoard, safetensors), hits located | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome`, `io` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor` | `args`, `outcome`, `mask`, `childenv`, `template`, `envfile`, `secretfiles`, `io`, `context` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact) | `args`, `outcome`, `childenv`, `template`, `envfile`, `secretfiles`, `io`, `context`, `scan` |
 //! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
 
 mod args;
@@ -29,15 +29,15 @@ mod commands;
 mod context;
 mod envfile;
 mod io;
-mod mask;
 mod outcome;
 mod prompt;
+mod scan;
 mod secretfiles;
 mod template;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, Parser};
-use commands::{crypto, doctor, export, run, secrets, store};
+use commands::{crypto, doctor, export, leak, run, secrets, store};
 use context::Globals;
 use io::print_json;
 use outcome::Outcome;
@@ -82,6 +82,8 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::Credential(c) => store::credential(&g, c),
         Command::Audit(c) => store::audit(&g, c),
         Command::NodeCache(c) => secrets::node_cache(&g, c),
+        Command::Scan(args) => leak::scan(&g, args),
+        Command::Redact(args) => leak::redact(&g, args),
         Command::Completions { shell } => completions(shell),
         Command::Version => version(&g),
     }

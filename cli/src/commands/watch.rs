@@ -11,8 +11,8 @@
 //! command's output from then on too.
 
 use crate::io::printable;
-use crate::mask::Patterns;
 use crate::secretfiles::SecretDir;
+use st_secrets::redact::Patterns;
 use st_secrets::secrets::SecretsManager;
 use st_secrets::SecretString;
 use std::path::PathBuf;
@@ -20,6 +20,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// Values shorter than this are not masked on the terminal: they cannot be
+/// secrets worth the name, and masking them would garble every `1`, `true`
+/// or `on` in the output. Their encoded forms (base64, hex, ...) are masked
+/// from the library's floor, `st_secrets::redact::MIN_LEN` (8 bytes).
+pub const MIN_MASKED_LEN: usize = 4;
+
+/// The values `run` conceals in the command's output, with their encoded
+/// forms; `None` when there is nothing to conceal.
+pub fn masking_patterns<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Patterns> {
+    Patterns::with_floor(values.into_iter().map(|v| ("", v)), MIN_MASKED_LEN)
+}
 
 /// The values concealed in the command's output: replaced when a rotation
 /// adds one; the output threads take the new set at their next read.
@@ -160,7 +172,7 @@ fn rewrite_if_changed(
     if let Some(m) = masking {
         // Concealed before the command can have read it.
         m.values.push(found.value.clone());
-        if let Some(p) = Patterns::new(m.values.iter().map(|v| v.expose().as_bytes())) {
+        if let Some(p) = masking_patterns(m.values.iter().map(|v| v.expose().as_bytes())) {
             m.slot.replace(p);
         }
     }

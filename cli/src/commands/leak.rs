@@ -1,0 +1,213 @@
+//! `scan` and `redact`: the leak guard from the shell. Both look for the
+//! values the chain holds (and `--key`'s), raw and encoded, with the
+//! library's matcher; neither prints a value.
+
+use crate::args::{RedactArgs, ScanArgs};
+use crate::context::Globals;
+use crate::io::{outln, print_json};
+use crate::outcome::{CliError, Outcome};
+use crate::scan::{Hit, Scanner};
+use st_secrets::redact::{Masker, Patterns, MIN_LEN};
+use st_secrets::secrets::SecretsManager;
+use st_secrets::{Error, SecretString};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The values to look for: every value the providers hold, and `keys`'.
+fn patterns(m: &SecretsManager, keys: &[String]) -> Result<Patterns, CliError> {
+    let mut values: Vec<(String, SecretString)> = m.held_values()?;
+    for key in keys {
+        match m.get(key)? {
+            Some(value) => values.push((key.clone(), value)),
+            None => return Err(CliError::NotFound(format!("secret '{key}' not found"))),
+        }
+    }
+    Patterns::new(
+        values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose().as_bytes())),
+    )
+    .ok_or_else(|| {
+        CliError::Usage(format!(
+            "no secret value of {MIN_LEN} bytes or more to look for (see st-secrets providers)"
+        ))
+    })
+}
+
+/// Any failure of scan's is exit status 2 (1 means "found").
+fn failed(e: CliError) -> Outcome {
+    match e {
+        CliError::ClosedPipe => Err(CliError::ClosedPipe),
+        e => {
+            e.report();
+            Ok(2)
+        }
+    }
+}
+
+pub fn scan(g: &Globals, args: ScanArgs) -> Outcome {
+    let patterns = match g.manager().and_then(|m| patterns(&m, &args.keys)) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let started = Instant::now();
+    let mut scanner = Scanner::new(&patterns);
+    for path in &args.paths {
+        scanner.scan_path(path);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let report = scanner.report;
+    if g.json {
+        let hits: Vec<serde_json::Value> = report.hits.iter().map(hit_json).collect();
+        let errors: Vec<serde_json::Value> = report
+            .errors
+            .iter()
+            .map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e}))
+            .collect();
+        print_json(serde_json::json!({
+            "found": hits,
+            "errors": errors,
+            "files": report.files,
+            "bytes_read": report.bytes,
+            "bytes_scanned": report.scanned,
+            "values": patterns.needles(),
+            "seconds": seconds,
+        }))?;
+    } else {
+        for hit in &report.hits {
+            outln!("{}", hit_line(hit));
+        }
+        for (path, e) in &report.errors {
+            eprintln!("st-secrets: scan: {}: {e}", path.display());
+        }
+        eprintln!(
+            "st-secrets: scan: {} found in {} files ({} bytes read, {} scanned, {:.3} s)",
+            report.hits.len(),
+            report.files,
+            report.bytes,
+            report.scanned,
+            seconds
+        );
+    }
+    Ok(if !report.errors.is_empty() {
+        2
+    } else if report.hits.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn hit_line(h: &Hit) -> String {
+    let member = h
+        .member
+        .as_deref()
+        .map(|m| format!("!{m}"))
+        .unwrap_or_default();
+    format!(
+        "{}{member}: offset {}: {} ({})",
+        h.path.display(),
+        h.offset,
+        h.key,
+        h.encoding
+    )
+}
+
+fn hit_json(h: &Hit) -> serde_json::Value {
+    serde_json::json!({
+        "path": h.path.display().to_string(),
+        "member": h.member,
+        "offset": h.offset,
+        "key": h.key,
+        "encoding": h.encoding.name(),
+    })
+}
+
+pub fn redact(g: &Globals, args: RedactArgs) -> Outcome {
+    let m = g.manager()?;
+    let patterns = Arc::new(patterns(&m, &args.keys)?);
+    if args.files.is_empty() {
+        return filter(patterns);
+    }
+    for path in &args.files {
+        let n = rewrite(path, &patterns)?;
+        if n > 0 {
+            eprintln!("st-secrets: redact: {}: {n} concealed", path.display());
+        }
+    }
+    Ok(0)
+}
+
+/// stdin to stdout, each read passed on at once but for a possible start
+/// of a value.
+fn filter(patterns: Arc<Patterns>) -> Outcome {
+    let mut masker = Masker::new(patterns);
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let closed = |e: std::io::Error| -> CliError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::ClosedPipe
+        } else {
+            Error::Io(format!("cannot write to stdout: {e}")).into()
+        }
+    };
+    loop {
+        match masker.read_from(&mut stdin) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(format!("cannot read stdin: {e}")).into()),
+        }
+        masker.pass_on(&mut stdout, false).map_err(closed)?;
+        stdout.flush().map_err(closed)?;
+    }
+    masker.pass_on(&mut stdout, true).map_err(closed)?;
+    stdout.flush().map_err(closed)?;
+    Ok(0)
+}
+
+/// Rewrites `path` with the values concealed, through a temporary file in
+/// its directory renamed over it (same mode); left alone when nothing was
+/// concealed. How many occurrences were.
+fn rewrite(path: &Path, patterns: &Arc<Patterns>) -> Result<u64, CliError> {
+    let io = |e: std::io::Error| -> CliError {
+        Error::Io(format!("redact {}: {e}", path.display())).into()
+    };
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(CliError::Usage(format!(
+            "redact {}: not a regular file (symbolic links are not followed)",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut from = std::fs::File::open(path).map_err(io)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let mut masker = Masker::new(Arc::clone(patterns));
+    loop {
+        match masker.read_from(&mut from) {
+            Ok(0) => break,
+            Ok(_) => masker.pass_on(temp.as_file_mut(), false).map_err(io)?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    masker.pass_on(temp.as_file_mut(), true).map_err(io)?;
+    if masker.concealed() == 0 {
+        return Ok(0);
+    }
+    let file = temp.as_file();
+    file.set_permissions(std::fs::Permissions::from_mode(
+        meta.permissions().mode() & 0o7777,
+    ))
+    .map_err(io)?;
+    file.sync_all().map_err(io)?;
+    temp.persist(path).map_err(|e| io(e.error))?;
+    Ok(masker.concealed())
+}

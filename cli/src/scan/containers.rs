@@ -1,0 +1,320 @@
+//! The containers `scan` opens: each found by its first bytes (TensorBoard
+//! also by its file name), read by its own reader, its members scanned.
+//!
+//! - zip (`PK\3\4`; `torch.save`'s checkpoints and `training_args.bin`):
+//!   each member inflated (the `zip` crate), its name and the archive's
+//!   comment too. A zip that does not open (a checkpoint cut off
+//!   mid-write) is scanned as plain bytes.
+//! - gzip (`1f 8b`, members concatenated; `flate2`), tar (`ustar` at 257;
+//!   `tar`): the stream inside, each member by name.
+//! - W&B run records (`:W&B`, LevelDB's log format): records split across
+//!   32 KiB blocks are joined before they are scanned, so a value split by
+//!   a block boundary is found.
+//! - TensorBoard event files (`tfevents` in the name; TFRecord framing) and
+//!   safetensors (8-byte header length, then `{`): located by record, or by
+//!   header and tensor data.
+//!
+//! Anything else, or a container nested deeper than [`MAX_DEPTH`], is
+//! scanned as plain bytes.
+
+use super::{Place, Scanner, MAX_DEPTH};
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek};
+
+/// How many leading bytes decide what a stream is.
+const HEAD: usize = 512;
+
+/// A container read into memory (nested zip, a W&B record file) is refused
+/// past this and scanned as plain bytes instead.
+const IN_MEMORY: u64 = 1 << 30;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Zip,
+    Gzip,
+    Tar,
+    Wandb,
+    TfRecord,
+    Safetensors(u64),
+    Plain,
+}
+
+fn detect(head: &[u8], at: &Place) -> Kind {
+    if at.depth() >= MAX_DEPTH {
+        return Kind::Plain;
+    }
+    let name = at
+        .members
+        .last()
+        .map(String::as_str)
+        .unwrap_or_else(|| at.path.to_str().unwrap_or(""));
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Kind::Zip
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Kind::Gzip
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Kind::Tar
+    } else if head.starts_with(b":W&B") {
+        Kind::Wandb
+    } else if name.contains("tfevents") && head.len() >= 12 {
+        Kind::TfRecord
+    } else if head.len() >= 9 && head[8] == b'{' {
+        let n = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        if (2..=100 << 20).contains(&n) {
+            Kind::Safetensors(n)
+        } else {
+            Kind::Plain
+        }
+    } else {
+        Kind::Plain
+    }
+}
+
+/// Scans a file (a zip opened in place, seeking).
+pub(super) fn scan_file(
+    s: &mut Scanner<'_>,
+    mut file: File,
+    size: u64,
+    at: &Place,
+) -> io::Result<()> {
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut file).take(HEAD as u64).read_to_end(&mut head)?;
+    let kind = detect(&head, at);
+    if kind == Kind::Zip {
+        file.rewind()?;
+        if let Ok(archive) = zip::ZipArchive::new(&mut file) {
+            return scan_zip(s, archive, at);
+        }
+        file.rewind()?;
+        return s.scan_stream(&mut file, at, false);
+    }
+    if let Kind::Safetensors(n) = kind {
+        if n + 8 > size {
+            return s.scan_stream(&mut Cursor::new(head).chain(file), at, false);
+        }
+    }
+    scan_kind(s, kind, Box::new(Cursor::new(head).chain(file)), at, false)
+}
+
+/// Scans a member's stream, whatever it is.
+fn scan_any(
+    s: &mut Scanner<'_>,
+    mut from: Box<dyn Read + '_>,
+    at: &Place,
+    inflated: bool,
+) -> io::Result<()> {
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut from).take(HEAD as u64).read_to_end(&mut head)?;
+    let kind = detect(&head, at);
+    scan_kind(
+        s,
+        kind,
+        Box::new(Cursor::new(head).chain(from)),
+        at,
+        inflated,
+    )
+}
+
+fn scan_kind(
+    s: &mut Scanner<'_>,
+    kind: Kind,
+    mut from: Box<dyn Read + '_>,
+    at: &Place,
+    inflated: bool,
+) -> io::Result<()> {
+    match kind {
+        Kind::Plain => s.scan_stream(&mut from, at, inflated),
+        Kind::Gzip => scan_any(
+            s,
+            Box::new(flate2::read::MultiGzDecoder::new(from)),
+            &at.inside("(gzip)"),
+            true,
+        ),
+        Kind::Tar => scan_tar(s, from, at, inflated),
+        Kind::Zip => {
+            let bytes = read_bounded(&mut from)?;
+            match bytes {
+                Some(bytes) => match zip::ZipArchive::new(Cursor::new(&bytes[..])) {
+                    Ok(archive) => scan_zip(s, archive, at),
+                    Err(_) => s.scan_stream(&mut Cursor::new(&bytes[..]), at, inflated),
+                },
+                None => Err(io::Error::other(
+                    "a zip archive inside another larger than 1 GiB: not scanned",
+                )),
+            }
+        }
+        Kind::Wandb => match read_bounded(&mut from)? {
+            Some(bytes) => {
+                scan_wandb(s, &bytes, at);
+                Ok(())
+            }
+            None => Err(io::Error::other(
+                "a W&B run record larger than 1 GiB: not scanned",
+            )),
+        },
+        Kind::TfRecord => scan_tfrecord(s, from, at, inflated),
+        Kind::Safetensors(n) => {
+            let mut header = Vec::new();
+            (&mut from).take(8 + n).read_to_end(&mut header)?;
+            s.scan_bytes(&header, &at.inside("header"));
+            s.scan_stream(&mut from, &at.inside("tensor data"), inflated)
+        }
+    }
+}
+
+/// All of `from`, unless it is larger than [`IN_MEMORY`].
+fn read_bounded(from: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    from.take(IN_MEMORY + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= IN_MEMORY).then_some(bytes))
+}
+
+fn scan_zip<R: Read + Seek>(
+    s: &mut Scanner<'_>,
+    mut archive: zip::ZipArchive<R>,
+    at: &Place,
+) -> io::Result<()> {
+    s.scan_bytes(archive.comment(), &at.inside("(zip comment)"));
+    let mut failed = None;
+    for i in 0..archive.len() {
+        let member = match archive.by_index(i) {
+            Ok(member) => member,
+            Err(e) => {
+                failed.get_or_insert_with(|| io::Error::other(format!("zip member {i}: {e}")));
+                continue;
+            }
+        };
+        let name = String::from_utf8_lossy(member.name_raw()).into_owned();
+        s.scan_bytes(member.name_raw(), &at.inside(format!("{name} (name)")));
+        s.scan_bytes(
+            member.comment_raw(),
+            &at.inside(format!("{name} (comment)")),
+        );
+        let stored = member.compression() == zip::CompressionMethod::Stored;
+        if let Err(e) = scan_any(s, Box::new(member), &at.inside(name.clone()), !stored) {
+            failed.get_or_insert_with(|| io::Error::other(format!("zip member {name}: {e}")));
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn scan_tar(
+    s: &mut Scanner<'_>,
+    from: Box<dyn Read + '_>,
+    at: &Place,
+    inflated: bool,
+) -> io::Result<()> {
+    let mut archive = tar::Archive::new(from);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        s.scan_bytes(&entry.path_bytes(), &at.inside(format!("{name} (name)")));
+        if let Some(link) = entry.link_name_bytes() {
+            s.scan_bytes(&link, &at.inside(format!("{name} (link)")));
+        }
+        scan_any(s, Box::new(entry), &at.inside(name), inflated)?;
+    }
+    Ok(())
+}
+
+/// LevelDB log blocks, as W&B writes them after its 7-byte file header.
+const BLOCK: usize = 32768;
+const RECORD_HEADER: usize = 7;
+
+/// Scans each record of a W&B run file, its fragments joined; what does
+/// not parse (a file cut off mid-write) is scanned as plain bytes.
+fn scan_wandb(s: &mut Scanner<'_>, bytes: &[u8], at: &Place) {
+    let mut pos = 7; // ":W&B", magic, version
+    let mut record = Vec::new();
+    let mut index = 0;
+    while pos < bytes.len() {
+        let room = BLOCK - pos % BLOCK;
+        if room < RECORD_HEADER {
+            pos += room; // the block's zero trailer
+            continue;
+        }
+        let Some(header) = bytes.get(pos..pos + RECORD_HEADER) else {
+            break;
+        };
+        let len = usize::from(u16::from_le_bytes([header[4], header[5]]));
+        let kind = header[6];
+        let Some(data) = bytes.get(pos + RECORD_HEADER..pos + RECORD_HEADER + len) else {
+            break;
+        };
+        if kind == 0 && len == 0 {
+            pos += room; // preallocated zeros
+            continue;
+        }
+        if !(1..=4).contains(&kind) {
+            break;
+        }
+        if kind == 1 || kind == 2 {
+            record.clear();
+        }
+        record.extend_from_slice(data);
+        if kind == 1 || kind == 4 {
+            s.scan_bytes(&record, &at.inside(format!("record {index}")));
+            index += 1;
+            record.clear();
+        }
+        pos += RECORD_HEADER + len;
+    }
+    if !record.is_empty() {
+        s.scan_bytes(&record, &at.inside(format!("record {index} (incomplete)")));
+    }
+    if pos < bytes.len() {
+        let rest = &bytes[pos..];
+        s.scan_bytes(rest, &at.inside(format!("unparsed from {pos}")));
+    }
+}
+
+/// Scans each record of a TFRecord file (length, its CRC, data, the data's
+/// CRC); a torn tail is scanned as plain bytes.
+fn scan_tfrecord(
+    s: &mut Scanner<'_>,
+    mut from: Box<dyn Read + '_>,
+    at: &Place,
+    inflated: bool,
+) -> io::Result<()> {
+    let mut index = 0u64;
+    let mut offset = 0u64;
+    loop {
+        let mut header = [0u8; 12];
+        let got = read_full(&mut from, &mut header)?;
+        if got == 0 {
+            return Ok(());
+        }
+        let len = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
+        if got < 12 || len > IN_MEMORY {
+            let rest = Cursor::new(header[..got].to_vec()).chain(from);
+            return s.scan_stream(
+                &mut Box::new(rest),
+                &at.inside(format!("unparsed from {offset}")),
+                inflated,
+            );
+        }
+        let mut data = Vec::new();
+        (&mut from).take(len + 4).read_to_end(&mut data)?;
+        let body = &data[..data.len().min(len as usize)];
+        s.scan_bytes(body, &at.inside(format!("record {index}")));
+        if (data.len() as u64) < len + 4 {
+            return Ok(());
+        }
+        index += 1;
+        offset += 12 + len + 4;
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; how many bytes were read.
+fn read_full(from: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match from.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

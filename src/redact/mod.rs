@@ -1,0 +1,221 @@
+//! The leak guard's core: concealing the values this process has served,
+//! and their encoded forms, in what the process writes.
+//!
+//! Every value a [`SecretsManager`](crate::secrets::SecretsManager) hands out
+//! (`get`, `get_with_source`, `get_with_version`, `refresh`, in any
+//! language) is remembered here, once, in a zeroizing buffer: the last
+//! [`MAX_SERVED`] distinct values of at least [`MIN_LEN`] bytes. [`redact`]
+//! and [`Redactor`] look for them (and for values a caller adds, such as
+//! what a manager's providers hold) with the one [`Patterns`] matcher,
+//! which `st-secrets run` and `st-secrets scan` use too.
+//!
+//! Remembering costs a get one hash of the value and one atomic load when
+//! the value is already known (the common case: a lock only for a new
+//! value).
+
+mod forms;
+mod matcher;
+#[cfg(test)]
+mod tests;
+
+pub use forms::Encoding;
+pub use matcher::{Finding, Masker, Patterns, CHUNK, MIN_LEN, PLACEHOLDER};
+
+use crate::secret::SecretBytes;
+use crate::sys::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// How many distinct served values are remembered; past that the oldest is
+/// forgotten (zeroed). A job that rotates a secret every hour for a year
+/// stays below it.
+pub const MAX_SERVED: usize = 4096;
+
+/// Hashes of values known to be remembered, one per slot: a get of a known
+/// value ends on one load. A slot holds the last value hashed to it.
+static QUICK: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// Bumped whenever the remembered set changes.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+static SERVED: Mutex<Served> = Mutex::lazy(Served::default);
+
+#[derive(Default)]
+struct Served {
+    /// Oldest first: key, value, hash.
+    values: VecDeque<(String, SecretBytes, u64)>,
+    /// The matcher for `values`, built on first use after a change.
+    patterns: Option<(u64, Option<Arc<Patterns>>)>,
+}
+
+/// A word-at-a-time hash; only tells values apart for the quick table, a
+/// collision costs a lock.
+fn hash(value: &[u8]) -> u64 {
+    let mut h = (value.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for chunk in value.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word))
+            .rotate_left(23)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    h | 1 // never 0, the empty slot
+}
+
+/// Remembers that `value` was served for `key` (the managers call this for
+/// every value they hand out; a host adds values it got another way).
+/// Values shorter than [`MIN_LEN`] are not kept.
+pub fn remember(key: &str, value: &[u8]) {
+    if value.len() < MIN_LEN {
+        return;
+    }
+    let h = hash(value);
+    let slot = &QUICK[(h as usize >> 1) % QUICK.len()];
+    if slot.load(Ordering::Relaxed) == h {
+        return;
+    }
+    let mut served = SERVED.lock();
+    let known = served
+        .values
+        .iter()
+        .any(|(_, v, vh)| *vh == h && v.expose() == value);
+    if !known {
+        if served.values.len() == MAX_SERVED {
+            served.values.pop_front();
+        }
+        served
+            .values
+            .push_back((key.to_owned(), SecretBytes::from(value), h));
+        GENERATION.fetch_add(1, Ordering::Release);
+    }
+    slot.store(h, Ordering::Relaxed);
+}
+
+/// Changes whenever a value is remembered or [`forget_served`] runs: a
+/// stream compares it to know its matcher is out of date.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// How many values are remembered.
+pub fn served_count() -> usize {
+    SERVED.lock().values.len()
+}
+
+/// Forgets every remembered value (zeroed). For tests and for a host that
+/// knows its values are gone everywhere.
+pub fn forget_served() {
+    let mut served = SERVED.lock();
+    served.values.clear();
+    served.patterns = None;
+    QUICK
+        .iter()
+        .for_each(|slot| slot.store(0, Ordering::Relaxed));
+    GENERATION.fetch_add(1, Ordering::Release);
+}
+
+/// The matcher for the served values and the generation it was built for;
+/// `None` when no value is remembered. Built once per change and shared.
+pub fn served_patterns() -> (u64, Option<Arc<Patterns>>) {
+    let mut served = SERVED.lock();
+    let generation = generation();
+    if let Some((built, patterns)) = &served.patterns {
+        if *built == generation {
+            return (generation, patterns.clone());
+        }
+    }
+    let patterns = Patterns::new(
+        served
+            .values
+            .iter()
+            .map(|(key, value, _)| (key.as_str(), value.expose())),
+    )
+    .map(Arc::new);
+    served.patterns = Some((generation, patterns.clone()));
+    (generation, patterns)
+}
+
+/// The matcher for the served values and `extra` ones (a manager's held
+/// values), the served generation it was built for.
+fn patterns_with(extra: &[(String, SecretBytes)]) -> (u64, Option<Arc<Patterns>>) {
+    if extra.is_empty() {
+        return served_patterns();
+    }
+    let served = SERVED.lock();
+    let generation = generation();
+    let all = served
+        .values
+        .iter()
+        .map(|(k, v, _)| (k.as_str(), v.expose()))
+        .chain(extra.iter().map(|(k, v)| (k.as_str(), v.expose())));
+    (generation, Patterns::new(all).map(Arc::new))
+}
+
+/// `data` with every served value (and `extra` values) concealed, in every
+/// encoded form; `None` when nothing in it is a value.
+pub fn redact(data: &[u8], extra: &[(String, SecretBytes)]) -> Option<Vec<u8>> {
+    patterns_with(extra).1?.redact(data)
+}
+
+/// A stream being redacted: bytes written in any pieces come out with
+/// every value concealed, also a value split across writes. Only the
+/// tail that could start a value is held back until the next write or
+/// [`finish`](Self::finish). Values served after the stream started are
+/// concealed from the next write on.
+pub struct Redactor {
+    extra: Vec<(String, SecretBytes)>,
+    generation: u64,
+    masker: Option<Masker>,
+}
+
+impl Default for Redactor {
+    /// A stream concealing the served values.
+    fn default() -> Redactor {
+        Redactor::new(Vec::new())
+    }
+}
+
+impl Redactor {
+    /// A stream concealing the served values and `extra` ones.
+    pub fn new(extra: Vec<(String, SecretBytes)>) -> Redactor {
+        let (generation, patterns) = patterns_with(&extra);
+        Redactor {
+            extra,
+            generation,
+            masker: patterns.map(Masker::new),
+        }
+    }
+
+    /// Takes `data`; appends to `out` what can be passed on now.
+    pub fn write(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if generation() != self.generation {
+            let (generation, patterns) = patterns_with(&self.extra);
+            self.generation = generation;
+            let pending = self.masker.as_ref().map(|m| m.pending().to_vec());
+            self.masker = patterns.map(|p| {
+                let mut m = Masker::new(p);
+                m.resume(pending.as_deref().unwrap_or_default());
+                m
+            });
+            if self.masker.is_none() {
+                out.extend_from_slice(pending.as_deref().unwrap_or_default());
+            }
+        }
+        match &mut self.masker {
+            Some(m) => {
+                m.push(data);
+                // Writing to a Vec cannot fail.
+                let _ = m.pass_on(out, false);
+            }
+            None => out.extend_from_slice(data),
+        }
+    }
+
+    /// The end of the stream: appends to `out` what was held back.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Some(m) = &mut self.masker {
+            let _ = m.pass_on(out, true);
+        }
+    }
+}
