@@ -88,6 +88,10 @@ export class Manager {
   static resetDefault(): void;
   /** undefined when every provider answered "absent". */
   get(key: string): string | undefined;
+  /** data with every served secret value (and with REDACT_HELD every value the providers hold) concealed, raw and encoded. */
+  redact<T extends Buffer | string>(data: T, flags?: number): T;
+  /** A Transform stream concealing what redact conceals, also a value split across chunks. */
+  createRedactStream(flags?: number): import('node:stream').Transform;
   /** get, also naming the provider that answered ('env', 'file', 'aws', 'vault'). */
   getWithSource(key: string): { value: string; provider: string } | undefined;
   /** The value, its provider and the remote secret's version (null for env, file, KV v1). */
@@ -152,6 +156,12 @@ export function providerConfigCache(): Cache;
 export function userPermissionCache(): Cache;
 export function invalidateProviderCache(provider: string): number;
 export function invalidateUserCache(userId: number | bigint): number;
+/** Flag of redact and createRedactStream: also every value the providers hold now. */
+export const REDACT_HELD: 1;
+/** Manager.default().redact(data, flags). */
+export function redact<T extends Buffer | string>(data: T, flags?: number): T;
+/** Manager.default().createRedactStream(flags). */
+export function createRedactStream(flags?: number): import('node:stream').Transform;
 export function encrypt(plaintext: string): string;
 export function decrypt(ciphertext: string): string;
 export function encryptWithSecret(secret: string, plaintext: string): string;

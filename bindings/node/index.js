@@ -12,6 +12,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const util = require('node:util');
+const { Transform } = require('node:stream');
 const koffi = require('koffi');
 
 const BINDING_MAJOR = 0;
@@ -577,11 +578,72 @@ class Manager extends Handle {
     check(C.st_secrets_reset_default(err), err);
   }
 
+  /** data (a Buffer or a string) with every secret value this process has
+   *  served (any manager, any language) concealed as
+   *  "<concealed by st-secrets>", raw and encoded (base64 and URL-safe
+   *  base64 at any alignment, percent-encoded, inside a JSON string, hex);
+   *  the same type back. flags: 0, or REDACT_HELD for every value the
+   *  providers hold now as well. Values under 8 bytes are not matched. */
+  redact(data, flags = 0) {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const out = bufCall((o, e) => C.st_redact(this.handle, flags, bytes, bytes.length, o, e));
+    return typeof data === 'string' ? text(out) : out;
+  }
+
+  /** A Transform stream concealing what redact(_, flags) conceals, also a
+   *  value split across chunks (a possible start of a value is held until
+   *  the next chunk or the end). */
+  createRedactStream(flags = 0) {
+    return new RedactStream(this, flags);
+  }
+
   toString() {
     return `Manager(${this.providers().map((p) => p.name).join(' > ')})`;
   }
 
   [util.inspect.custom]() { return this.toString(); }
+}
+
+/** Flag of redact and createRedactStream: also every value the providers
+ *  hold now (the header's ST_REDACT_HELD). */
+const REDACT_HELD = 1;
+
+/** The redacted stream of Manager.createRedactStream. */
+class RedactStream extends Transform {
+  constructor(manager, flags) {
+    super();
+    const out = [null];
+    const err = [null];
+    check(C.st_redactor_new(manager.handle, flags, out, err), err);
+    this._r = new Handle(out[0], C.st_redactor_free);
+  }
+
+  _transform(chunk, encoding, done) {
+    try {
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding);
+      const out = bufCall((o, e) => C.st_redactor_write(this._r.handle, bytes, bytes.length, o, e));
+      if (out.length) this.push(out);
+      done();
+    } catch (e) {
+      done(e);
+    }
+  }
+
+  _flush(done) {
+    try {
+      const out = bufCall((o, e) => C.st_redactor_finish(this._r.handle, o, e));
+      if (out.length) this.push(out);
+      this._r.close();
+      done();
+    } catch (e) {
+      done(e);
+    }
+  }
+
+  _destroy(error, done) {
+    this._r.close();
+    done(error);
+  }
 }
 
 const defaultManager = new Manager(undefined, true);
@@ -738,6 +800,9 @@ module.exports = {
   },
   clearHardwareInfoCache: () => C.st_hardware_info_clear_cache(),
   hourlyCost,
+  REDACT_HELD,
+  redact: (data, flags = 0) => defaultManager.redact(data, flags),
+  createRedactStream: (flags = 0) => defaultManager.createRedactStream(flags),
   // The Promise forms, run off the event loop.
   encryptAsync: (p) => textAsync(C.st_encrypt, [p]),
   decryptAsync: (c) => textAsync(C.st_decrypt, [c]),

@@ -3,7 +3,7 @@
 // is current.
 'use strict';
 
-exports.opaque = ["st_buf","st_cache","st_error","st_secrets","st_sink","st_store"];
+exports.opaque = ["st_buf","st_cache","st_error","st_redactor","st_secrets","st_sink","st_store"];
 exports.structs = {
   "st_cache_stats": {
     "size": "size_t",
@@ -52,6 +52,11 @@ exports.functions = [
   'st_result st_error_code(const st_error *e)',
   'const char *st_error_message(const st_error *e)',
   'void st_error_free(st_error *e)',
+  'st_result st_redact(st_secrets *m, uint32_t flags, const uint8_t *data, size_t len, _Out_ st_buf **out, _Out_ st_error **err)',
+  'st_result st_redactor_new(st_secrets *m, uint32_t flags, _Out_ st_redactor **out, _Out_ st_error **err)',
+  'st_result st_redactor_write(st_redactor *r, const uint8_t *data, size_t len, _Out_ st_buf **out, _Out_ st_error **err)',
+  'st_result st_redactor_finish(st_redactor *r, _Out_ st_buf **out, _Out_ st_error **err)',
+  'void st_redactor_free(st_redactor *r)',
   'st_result st_secrets_new(const char *config_json, _Out_ st_secrets **out, _Out_ st_error **err)',
   'void st_secrets_free(st_secrets *m)',
   'st_result st_secrets_get(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_error **err)',

@@ -245,3 +245,30 @@ test('manager: onChange tells saves and, from the library thread, rewrites', asy
     m.close();
   }
 });
+
+test('redact: served and held values, raw and encoded, in a buffer and a stream', async () => {
+  const dir = tmp();
+  const m = new st.Manager({ file_path: path.join(dir, 's.json'), providers: ['file'] });
+  const served = 'hf_node_served_value_01';
+  const held = 'r8_node_held_value_00003'; // 24 bytes: whole base64 groups
+  m.set('SERVED', served);
+  m.set('HELD', held);
+  assert.equal(m.get('SERVED'), served);
+  const input = `a ${served} b ${Buffer.from(held).toString('base64')} c ${Buffer.from(served).toString('hex')}`;
+  const P = '<concealed by st-secrets>';
+  assert.equal(st.redact(input), `a ${P} b ${Buffer.from(held).toString('base64')} c ${P}`);
+  assert.equal(m.redact(input, st.REDACT_HELD), `a ${P} b ${P} c ${P}`);
+  assert.ok(Buffer.isBuffer(m.redact(Buffer.from(input))));
+  assert.throws(() => m.redact(input, 8), (e) => e.code === 'ST_INVALID_ARGUMENT');
+  for (const piece of [1, 2, 5, 13, 1000]) {
+    const s = m.createRedactStream(st.REDACT_HELD);
+    const chunks = [];
+    s.on('data', (c) => chunks.push(c));
+    const done = new Promise((resolve, reject) => { s.on('end', resolve); s.on('error', reject); });
+    for (let i = 0; i < input.length; i += piece) s.write(input.slice(i, i + piece));
+    s.end();
+    await done;
+    assert.equal(Buffer.concat(chunks).toString(), `a ${P} b ${P} c ${P}`, `pieces of ${piece}`);
+  }
+  m.close();
+});
