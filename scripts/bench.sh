@@ -15,7 +15,7 @@
 # an older checkout's target/release) adds that build to cache and boundary.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool fleet sizes)
+ALL=(cache boundary secrets crypto store remote bindings tool leak fleet sizes)
 other=""
 names=()
 while (($#)); do
@@ -139,6 +139,7 @@ bench_tool() {
   rm -rf "$work"
 }
 
+bench_leak() { cargo build --release -q -p st-secrets-cli && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
 bench_fleet() {
   local py
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"

@@ -252,6 +252,29 @@ fn every_shape_in_every_encoding_is_found_inside_every_container() {
             }
         }
     }
+    if let Some(keep) = std::env::var_os("ST_LEAK_CORPUS") {
+        // The benchmark's copy (scripts/bench.sh leak): the corpus, and
+        // beside it which file holds which key and the values to look for.
+        let keep = PathBuf::from(keep);
+        let _ = fs::remove_dir_all(&keep);
+        fs::create_dir_all(keep.join("corpus")).unwrap();
+        let manifest: Vec<serde_json::Value> = expected
+            .iter()
+            .map(|(f, k)| {
+                let rel = f.strip_prefix(corpus.path()).unwrap();
+                fs::create_dir_all(keep.join("corpus").join(rel.parent().unwrap())).unwrap();
+                fs::copy(f, keep.join("corpus").join(rel)).unwrap();
+                serde_json::json!({"file": rel, "key": k})
+            })
+            .collect();
+        fs::write(
+            keep.join("manifest.json"),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
+        let secrets = home.path().join(".simpletuner/secrets.json");
+        fs::copy(secrets, keep.join("secrets.json")).unwrap();
+    }
     let o = tool(
         home.path(),
         &["--json", "scan", corpus.path().to_str().unwrap()],

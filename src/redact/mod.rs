@@ -41,6 +41,10 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 static SERVED: Mutex<Served> = Mutex::lazy(Served::default);
 
+/// Tests that forget the remembered values, or expect them kept, take this.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[derive(Default)]
 struct Served {
     /// Oldest first: key, value, hash.

@@ -3,11 +3,8 @@ use super::*;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 
-/// Tests that clear the process's remembered values take this.
-static REGISTRY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn registry() -> std::sync::MutexGuard<'static, ()> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    super::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Rng(u64);

@@ -397,3 +397,45 @@ fn a_listener_may_call_the_manager_and_a_panicking_one_harms_no_other() {
     m.set("HF_TOKEN", "two").unwrap();
     assert_eq!(rx.try_recv().unwrap().as_deref(), Some("two"));
 }
+
+#[test]
+fn held_values_are_every_providers_value_of_every_key_and_gets_are_remembered() {
+    let _registry = crate::redact::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new().unwrap();
+    let m = file_manager(&dir, "ST_UNIT_HELD");
+    m.set("HF_TOKEN", "hf_held_in_the_file_0001").unwrap();
+    m.set("OTHER", "other_value_in_the_file").unwrap();
+    std::env::set_var("ST_UNIT_HELD_HF_TOKEN", "hf_held_in_the_environment");
+    let held: Vec<(String, String)> = m
+        .held_values()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.expose().to_owned()))
+        .collect();
+    for pair in [
+        ("HF_TOKEN", "hf_held_in_the_environment"),
+        ("HF_TOKEN", "hf_held_in_the_file_0001"),
+        ("OTHER", "other_value_in_the_file"),
+    ] {
+        assert!(
+            held.contains(&(pair.0.to_owned(), pair.1.to_owned())),
+            "{} missing",
+            pair.0
+        );
+    }
+    assert_eq!(held.len(), 3, "each value once");
+    // Holding is not serving; a get is remembered for redaction.
+    let text = b"x other_value_in_the_file y";
+    assert_eq!(crate::redact::redact(text, &[]), None);
+    assert_eq!(
+        value(&m, "OTHER").as_deref(),
+        Some("other_value_in_the_file")
+    );
+    assert_eq!(
+        crate::redact::redact(text, &[]).as_deref(),
+        Some(&b"x <concealed by st-secrets> y"[..])
+    );
+    std::env::remove_var("ST_UNIT_HELD_HF_TOKEN");
+}
