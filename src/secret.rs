@@ -113,6 +113,12 @@ impl SecretString {
         std::str::from_utf8(self.0.expose()).expect("SecretString holds UTF-8")
     }
 
+    /// The text's bytes, without the UTF-8 check of [`expose`](Self::expose)
+    /// (a hot path copying or hashing the value needs no `&str`).
+    pub fn expose_bytes(&self) -> &[u8] {
+        self.0.expose()
+    }
+
     /// The length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -167,7 +167,7 @@ fn containers(dir: &Path, stem: &str, doc: &[u8]) -> Vec<PathBuf> {
         ),
         (
             p(format!("run-{stem}.wandb")),
-            wandb(&[&vec![b'#'; 20], doc].concat()),
+            wandb(&[&[b'#'; 20][..], doc].concat()),
         ),
     ];
     let mut out = Vec::new();

@@ -58,7 +58,7 @@ pub extern "C" fn st_decrypt(
         let ciphertext = unsafe { str_arg(ciphertext, "ciphertext") }?;
         let out = unsafe { out_arg(out_plaintext, "out_plaintext") }?;
         let plaintext = crypto::decrypt(ciphertext)?;
-        out.write(st_buf::new_raw(plaintext.expose().as_bytes()));
+        out.write(st_buf::new_raw(plaintext.expose_bytes()));
         Ok(())
     })
 }
@@ -99,7 +99,7 @@ pub extern "C" fn st_decrypt_with_secret(
         let ciphertext = unsafe { str_arg(ciphertext, "ciphertext") }?;
         let out = unsafe { out_arg(out_plaintext, "out_plaintext") }?;
         let plaintext = crypto::cipher_for_secret(secret).decrypt(ciphertext)?;
-        out.write(st_buf::new_raw(plaintext.expose().as_bytes()));
+        out.write(st_buf::new_raw(plaintext.expose_bytes()));
         Ok(())
     })
 }

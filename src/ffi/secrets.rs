@@ -109,7 +109,7 @@ pub extern "C" fn st_secrets_get(
         let manager = unsafe { manager(m) }?;
         match manager.get(key)? {
             Some(value) => {
-                out.write(st_buf::new_raw(value.expose().as_bytes()));
+                out.write(st_buf::new_raw(value.expose_bytes()));
                 Ok(())
             }
             None => Err(not_found(key)),
@@ -136,7 +136,7 @@ pub extern "C" fn st_secrets_get_with_source(
         let manager = unsafe { manager(m) }?;
         match manager.get_with_source(key)? {
             Some((value, provider)) => {
-                out_value.write(st_buf::new_raw(value.expose().as_bytes()));
+                out_value.write(st_buf::new_raw(value.expose_bytes()));
                 out_provider.write(st_buf::new_raw(provider.as_bytes()));
                 Ok(())
             }
@@ -170,7 +170,7 @@ pub extern "C" fn st_secrets_get_with_version(
         match manager.get_with_version(key)? {
             Some(found) => {
                 let info = version_info(found.provider, found.version.as_ref()).to_string();
-                out_value.write(st_buf::new_raw(found.value.expose().as_bytes()));
+                out_value.write(st_buf::new_raw(found.value.expose_bytes()));
                 out_info.write(st_buf::new_raw(info.as_bytes()));
                 Ok(())
             }
@@ -207,7 +207,7 @@ pub extern "C" fn st_secrets_refresh(
         let manager = unsafe { manager(m) }?;
         match manager.refresh(key)? {
             Some(r) => {
-                out_value.write(st_buf::new_raw(r.found.value.expose().as_bytes()));
+                out_value.write(st_buf::new_raw(r.found.value.expose_bytes()));
                 out_changed.write(r.changed);
                 Ok(())
             }

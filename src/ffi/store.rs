@@ -189,7 +189,7 @@ pub extern "C" fn st_store_get_credential(
         let out = unsafe { out_arg(out_value, "out_value") }?;
         match s.store.get_credential(provider, name)? {
             Some(v) => {
-                out.write(st_buf::new_raw(v.expose().as_bytes()));
+                out.write(st_buf::new_raw(v.expose_bytes()));
                 Ok(())
             }
             None => Err(FfiError::new(

@@ -100,7 +100,7 @@ pub(crate) fn base64_core(value: &[u8], alignment: usize, url: bool) -> Zeroizin
         STANDARD_NO_PAD.encode_string(&*input, &mut text);
     }
     let skip = [0, 2, 3][alignment];
-    let end = text.len() - usize::from(input.len() % 3 != 0);
+    let end = text.len() - usize::from(!input.len().is_multiple_of(3));
     Zeroizing::new(text.as_bytes()[skip.min(end)..end].to_vec())
 }
 

@@ -53,32 +53,45 @@ struct Served {
     patterns: Option<(u64, Option<Arc<Patterns>>)>,
 }
 
-/// A word-at-a-time hash; only tells values apart for the quick table, a
-/// collision costs a lock.
+/// A word-at-a-time hash of the whole value (a value taken for another by
+/// the quick table would not be remembered: 64 bits make that as likely as
+/// a random 64-bit match); a collision of slots only costs a lock.
+#[inline]
 fn hash(value: &[u8]) -> u64 {
-    let mut h = (value.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for chunk in value.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .rotate_left(23)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (value.len() as u64).wrapping_mul(K);
+    let words = value.chunks_exact(8);
+    let tail = words.remainder();
+    for word in words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        h = (h ^ w).rotate_left(23).wrapping_mul(K);
     }
+    // The last 1 to 7 bytes, a byte at a time (no copy call on the hot path).
+    let last = tail.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+    h = (h ^ last).rotate_left(23).wrapping_mul(K);
     h | 1 // never 0, the empty slot
 }
 
 /// Remembers that `value` was served for `key` (the managers call this for
 /// every value they hand out; a host adds values it got another way).
 /// Values shorter than [`MIN_LEN`] are not kept.
+#[inline]
 pub fn remember(key: &str, value: &[u8]) {
     if value.len() < MIN_LEN {
         return;
     }
     let h = hash(value);
     let slot = &QUICK[(h as usize >> 1) % QUICK.len()];
-    if slot.load(Ordering::Relaxed) == h {
-        return;
+    if slot.load(Ordering::Relaxed) != h {
+        remember_new(key, value, h, slot);
     }
+}
+
+/// [`remember`] of a value the quick table does not know (new, or its slot
+/// taken by another).
+#[cold]
+#[inline(never)]
+fn remember_new(key: &str, value: &[u8], h: u64, slot: &AtomicU64) {
     let mut served = SERVED.lock();
     let known = served
         .values

@@ -275,7 +275,7 @@ impl SecretsManager {
         check_key(key)?;
         let found = self.first_in_chain(|link| link.lookup(key))?;
         if let Some((value, _)) = &found {
-            redact::remember(key, value.expose().as_bytes());
+            redact::remember(key, value.expose_bytes());
         }
         Ok(found)
     }
@@ -311,7 +311,7 @@ impl SecretsManager {
         check_key(key)?;
         let found = self.first_in_chain(|link| link.lookup_versioned(key))?;
         if let Some(((value, _), _)) = &found {
-            redact::remember(key, value.expose().as_bytes());
+            redact::remember(key, value.expose_bytes());
         }
         Ok(found.map(|((value, version), provider)| Found {
             value,
@@ -333,7 +333,7 @@ impl SecretsManager {
         let interval = self.config.remote.refresh_min_interval;
         let found = self.first_in_chain(|link| link.refresh_key(key, interval))?;
         if let Some(((value, _), _)) = &found {
-            redact::remember(key, value.expose().as_bytes());
+            redact::remember(key, value.expose_bytes());
         }
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
