@@ -244,6 +244,7 @@ def clean(home):
     print(f"| secretlint 12.0.0 on 16 MiB of the log text | {mb:,} | {len(sl)} files | {mb / sl_s / 1e6:.1f} MB/s |")
     print()
     print(f"`st-secrets scan` looked for {report['values']} byte strings (4 values and their encoded forms).")
+    print()
     shutil.rmtree(d)
     shutil.rmtree(sample)
 
