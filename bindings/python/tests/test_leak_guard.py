@@ -121,24 +121,22 @@ def test_a_value_served_by_the_library_is_concealed(tmp_path, monkeypatch):
 
 GUARDED_CHILD = r"""
 import logging, sys
-if sys.argv[1] == "patch-first":
-    captured = []
+captured = []
+def patch():
+    # As W&B's console capture does: the write replaced by one that calls
+    # it, then records what was written.
     orig = sys.stdout.write
     def patched(s):
         n = orig(s)
         captured.append(s)
         return n
     sys.stdout.write = patched
+if sys.argv[1] == "patch-first":
+    patch()
 from st_secrets import redact
 redact.install()
 if sys.argv[1] == "patch-after":
-    captured = []
-    orig = sys.stdout.write
-    def patched(s):
-        n = orig(s)
-        captured.append(s)
-        return n
-    sys.stdout.write = patched
+    patch()
 token = __import__("os").environ["HF_TOKEN"]
 sys.stdout.write("split: " + token[:10])
 sys.stdout.write(token[10:] + " done\n")
