@@ -13,7 +13,7 @@
 
 use super::forms::{forms, Encoding};
 use aho_corasick::{packed, AhoCorasick, AhoCorasickKind, Input, MatchKind};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -178,12 +178,13 @@ impl Patterns {
         floor: usize,
     ) -> Option<Patterns> {
         let mut keys: Vec<String> = Vec::new();
+        let mut key_index: HashMap<&str, usize> = HashMap::new();
         let mut all = Vec::new();
         for (key, value) in values {
             if value.len() < floor.max(1) {
                 continue;
             }
-            let k = keys.iter().position(|k| k == key).unwrap_or_else(|| {
+            let k = *key_index.entry(key).or_insert_with(|| {
                 keys.push(key.to_owned());
                 keys.len() - 1
             });

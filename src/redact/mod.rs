@@ -142,13 +142,7 @@ pub fn served_patterns() -> (u64, Option<Arc<Patterns>>) {
             return (generation, patterns.clone());
         }
     }
-    let patterns = Patterns::new(
-        served
-            .values
-            .iter()
-            .map(|(key, value, _)| (key.as_str(), value.expose())),
-    )
-    .map(Arc::new);
+    let patterns = served.patterns_with(&[]);
     served.patterns = Some((generation, patterns.clone()));
     (generation, patterns)
 }
@@ -160,13 +154,16 @@ fn patterns_with(extra: &[(String, SecretBytes)]) -> (u64, Option<Arc<Patterns>>
         return served_patterns();
     }
     let served = SERVED.lock();
-    let generation = generation();
-    let all = served
-        .values
-        .iter()
-        .map(|(k, v, _)| (k.as_str(), v.expose()))
-        .chain(extra.iter().map(|(k, v)| (k.as_str(), v.expose())));
-    (generation, Patterns::new(all).map(Arc::new))
+    (generation(), served.patterns_with(extra))
+}
+
+impl Served {
+    /// A matcher for these values and `extra` ones.
+    fn patterns_with(&self, extra: &[(String, SecretBytes)]) -> Option<Arc<Patterns>> {
+        let served = self.values.iter().map(|(k, v, _)| (k.as_str(), v.expose()));
+        let extra = extra.iter().map(|(k, v)| (k.as_str(), v.expose()));
+        Patterns::new(served.chain(extra)).map(Arc::new)
+    }
 }
 
 /// `data` with every served value (and `extra` values) concealed, in every

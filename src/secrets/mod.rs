@@ -444,7 +444,10 @@ impl SecretsManager {
                     .lookup(&key)
                     .map_err(|e| e.context(format!("provider '{name}'")))?;
                 if let Some(value) = found {
-                    if !out.iter().any(|(_, v)| v.expose() == value.expose()) {
+                    if !out
+                        .iter()
+                        .any(|(_, v)| v.expose_bytes() == value.expose_bytes())
+                    {
                         out.push((key.clone(), value));
                     }
                 }

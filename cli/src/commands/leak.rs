@@ -10,7 +10,7 @@ use crate::scan::{Hit, Scanner};
 use st_secrets::redact::{Masker, Patterns, MIN_LEN};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -141,32 +141,52 @@ pub fn redact(g: &Globals, args: RedactArgs) -> Outcome {
     Ok(0)
 }
 
-/// stdin to stdout, each read passed on at once but for a possible start
-/// of a value.
-fn filter(patterns: Arc<Patterns>) -> Outcome {
-    let mut masker = Masker::new(patterns);
-    let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
-    let closed = |e: std::io::Error| -> CliError {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            CliError::ClosedPipe
-        } else {
-            Error::Io(format!("cannot write to stdout: {e}")).into()
-        }
-    };
+/// Which side of a masked copy failed.
+enum Failed {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies `from` to `to` through `masker` to the end, each read passed on
+/// (and `to` flushed) at once but for a possible start of a value.
+fn copy_masked(
+    masker: &mut Masker,
+    from: &mut impl Read,
+    to: &mut impl Write,
+) -> Result<(), Failed> {
     loop {
-        match masker.read_from(&mut stdin) {
+        match masker.read_from(from) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(format!("cannot read stdin: {e}")).into()),
+            Err(e) => return Err(Failed::Read(e)),
         }
-        masker.pass_on(&mut stdout, false).map_err(closed)?;
-        stdout.flush().map_err(closed)?;
+        masker
+            .pass_on(to, false)
+            .and_then(|()| to.flush())
+            .map_err(Failed::Write)?;
     }
-    masker.pass_on(&mut stdout, true).map_err(closed)?;
-    stdout.flush().map_err(closed)?;
-    Ok(0)
+    masker
+        .pass_on(to, true)
+        .and_then(|()| to.flush())
+        .map_err(Failed::Write)
+}
+
+/// stdin to stdout.
+fn filter(patterns: Arc<Patterns>) -> Outcome {
+    let mut masker = Masker::new(patterns);
+    match copy_masked(
+        &mut masker,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+    ) {
+        Ok(()) => Ok(0),
+        Err(Failed::Read(e)) => Err(Error::Io(format!("cannot read stdin: {e}")).into()),
+        Err(Failed::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::ClosedPipe)
+        }
+        Err(Failed::Write(e)) => Err(Error::Io(format!("cannot write to stdout: {e}")).into()),
+    }
 }
 
 /// Rewrites `path` with the values concealed, through a temporary file in
@@ -190,15 +210,9 @@ fn rewrite(path: &Path, patterns: &Arc<Patterns>) -> Result<u64, CliError> {
     let mut from = std::fs::File::open(path).map_err(io)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     let mut masker = Masker::new(Arc::clone(patterns));
-    loop {
-        match masker.read_from(&mut from) {
-            Ok(0) => break,
-            Ok(_) => masker.pass_on(temp.as_file_mut(), false).map_err(io)?,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    masker.pass_on(temp.as_file_mut(), true).map_err(io)?;
+    copy_masked(&mut masker, &mut from, temp.as_file_mut()).map_err(|f| match f {
+        Failed::Read(e) | Failed::Write(e) => io(e),
+    })?;
     if masker.concealed() == 0 {
         return Ok(0);
     }

@@ -209,12 +209,8 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         None
     } else {
         let secrets = resolved.vars.iter().chain(&resolved.files);
-        masking_patterns(
-            secrets
-                .filter(|v| v.secret)
-                .map(|v| v.value.expose().as_bytes()),
-        )
-        .map(|p| Arc::new(PatternSlot::new(p)))
+        masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))
+            .map(|p| Arc::new(PatternSlot::new(p)))
     };
     let mut command = Command::new(program);
     command.args(rest);

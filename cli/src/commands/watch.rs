@@ -172,7 +172,7 @@ fn rewrite_if_changed(
     if let Some(m) = masking {
         // Concealed before the command can have read it.
         m.values.push(found.value.clone());
-        if let Some(p) = masking_patterns(m.values.iter().map(|v| v.expose().as_bytes())) {
+        if let Some(p) = masking_patterns(m.values.iter().map(|v| v.expose_bytes())) {
             m.slot.replace(p);
         }
     }

@@ -17,7 +17,7 @@
 //! Anything else, or a container nested deeper than [`MAX_DEPTH`], is
 //! scanned as plain bytes.
 
-use super::{Place, Scanner, MAX_DEPTH};
+use super::{read_full, Place, Scanner, MAX_DEPTH};
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek};
 
@@ -303,18 +303,4 @@ fn scan_tfrecord(
         index += 1;
         offset += 12 + len + 4;
     }
-}
-
-/// Reads until `buf` is full or the stream ends; how many bytes were read.
-fn read_full(from: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match from.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }

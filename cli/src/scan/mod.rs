@@ -61,6 +61,8 @@ pub struct Scanner<'p> {
     /// What one file may inflate to before the scan of it stops (an
     /// archive bomb is an error, not a hang).
     pub max_expanded: u64,
+    /// The window streams are read into, kept from one to the next.
+    window: Vec<u8>,
 }
 
 impl<'p> Scanner<'p> {
@@ -70,6 +72,7 @@ impl<'p> Scanner<'p> {
             report: Report::default(),
             expanded: 0,
             max_expanded: 64 << 30,
+            window: Vec::new(),
         }
     }
 
@@ -136,23 +139,31 @@ impl<'p> Scanner<'p> {
     /// from the stream's start. `inflated`: its bytes count against the
     /// file's limit.
     fn scan_stream(&mut self, from: &mut dyn Read, at: &Place, inflated: bool) -> io::Result<()> {
+        // One window for the whole scan (a checkpoint's zip has a member per
+        // tensor): taken out while it is filled, put back after.
+        let mut buf = std::mem::take(&mut self.window);
         let keep = self.patterns.longest().saturating_sub(1);
-        let mut buf = vec![0u8; WINDOW + keep];
+        buf.resize(WINDOW + keep, 0);
+        let outcome = self.scan_window(&mut buf, keep, from, at, inflated);
+        self.window = buf;
+        outcome
+    }
+
+    fn scan_window(
+        &mut self,
+        buf: &mut [u8],
+        keep: usize,
+        from: &mut dyn Read,
+        at: &Place,
+        inflated: bool,
+    ) -> io::Result<()> {
         // `buf[..carried]` is the end of the previous window; `base` the
         // stream offset of `buf[0]`.
         let mut carried = 0;
         let mut base: u64 = 0;
         loop {
-            let mut filled = carried;
             // Fill the window (short reads from pipes and inflaters).
-            while filled < buf.len() {
-                match from.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let filled = carried + read_full(from, &mut buf[carried..])?;
             let fresh = (filled - carried) as u64;
             if inflated {
                 self.inflated(fresh)?;
@@ -224,4 +235,18 @@ impl Place {
             encoding,
         }
     }
+}
+
+/// Reads until `buf` is full or the stream ends; how many bytes were read.
+fn read_full(from: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match from.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
