@@ -147,7 +147,8 @@ typedef enum st_result {
  * Bytes owned by the library and handed to the caller, who frees them with
  * `st_buf_free`. The bytes may contain NUL; a NUL terminator always follows
  * them (not counted in the length), so text values can be used as C strings.
- * The memory is zeroed when freed. A buffer is not changed by the library
+ * The memory is left out of core dumps, locked in RAM where the process's
+ * limit allows, and zeroed when freed. A buffer is not changed by the library
  * after it is handed out, so it may be read from several threads.
  */
 typedef struct st_buf st_buf;

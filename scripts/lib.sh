@@ -24,7 +24,7 @@ ensure_system_tools() {
   for pair in cc:gcc c++:g++ cmake:cmake ninja:ninja-build valgrind:valgrind pkg-config:pkg-config \
     python3:python3 qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
     aarch64-linux-gnu-g++:g++-aarch64-linux-gnu aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu \
-    zsh:zsh fish:fish man:man-db; do
+    zsh:zsh fish:fish man:man-db gcore:gdb; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)

@@ -1,50 +1,68 @@
 //! Byte buffers for secret material.
 //!
-//! [`SecretBytes`] zeroes its whole allocation (length and spare capacity) when it
-//! is dropped, never reallocates without zeroing the block it leaves behind, and
-//! prints as `SecretBytes(<redacted, N bytes>)` under `Debug`, so a secret cannot
-//! reach a log through a stray `{:?}`.
+//! [`SecretBytes`] keeps its bytes in the library's secret memory (pages
+//! left out of core dumps, locked in RAM where the limit allows: see
+//! `sys::secmem`), zeroes its whole block when dropped, never leaves a
+//! copy behind when it grows (the old block is zeroed as it is freed), and
+//! prints as `SecretBytes(<redacted, N bytes>)` under `Debug`, so a secret
+//! cannot reach a log through a stray `{:?}`.
 
+use crate::sys::secmem::Block;
 use std::fmt;
 use zeroize::Zeroize;
 
-/// Owned bytes that are zeroed when dropped. Cheap to build from a slice; `Clone`
-/// makes a second zeroizing copy.
-#[derive(Default)]
-pub struct SecretBytes(Vec<u8>);
+/// Owned bytes in secret memory, zeroed when dropped. Cheap to build from a
+/// slice; `Clone` makes a second copy, in secret memory too.
+pub struct SecretBytes {
+    block: Block,
+    len: usize,
+}
+
+impl Default for SecretBytes {
+    fn default() -> Self {
+        SecretBytes {
+            block: Block::EMPTY,
+            len: 0,
+        }
+    }
+}
 
 impl SecretBytes {
-    /// An empty buffer that will hold `capacity` bytes without reallocating.
+    /// An empty buffer that will hold `capacity` bytes without growing.
     pub fn with_capacity(capacity: usize) -> Self {
-        SecretBytes(Vec::with_capacity(capacity))
+        SecretBytes {
+            block: Block::new(capacity),
+            len: 0,
+        }
     }
 
     /// The bytes. Handle with care: do not log or format them.
+    #[inline]
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        self.block.bytes(self.len)
     }
 
     /// The number of bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     /// True when there are no bytes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
-    /// Appends `more`. When the buffer has to grow, the new block is allocated,
-    /// filled, and the old block is zeroed before it is freed.
+    /// Appends `more`. When the buffer has to grow, a new block (twice as
+    /// large at least) is filled and the old one zeroed as it is freed.
     pub fn extend_from_slice(&mut self, more: &[u8]) {
-        let needed = self.0.len().saturating_add(more.len());
-        if needed > self.0.capacity() {
-            let mut grown = Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2)));
-            grown.extend_from_slice(&self.0);
-            std::mem::swap(&mut self.0, &mut grown);
-            grown.zeroize();
+        let needed = self.len.saturating_add(more.len());
+        if needed > self.block.capacity() {
+            let mut grown = Block::new(needed.max(self.block.capacity().saturating_mul(2)));
+            grown.bytes_mut()[..self.len].copy_from_slice(self.expose());
+            self.block = grown;
         }
-        self.0.extend_from_slice(more);
+        self.block.bytes_mut()[self.len..needed].copy_from_slice(more);
+        self.len = needed;
     }
 }
 
@@ -63,41 +81,39 @@ impl std::io::Write for SecretBytes {
 
 impl From<&[u8]> for SecretBytes {
     fn from(bytes: &[u8]) -> Self {
-        SecretBytes(bytes.to_vec())
+        let mut out = SecretBytes::with_capacity(bytes.len());
+        out.extend_from_slice(bytes);
+        out
     }
 }
 
 impl From<Vec<u8>> for SecretBytes {
-    /// Takes ownership of the vector's allocation as it is (no copy left behind).
-    fn from(bytes: Vec<u8>) -> Self {
-        SecretBytes(bytes)
+    /// Copies the bytes into secret memory and zeroes the vector's whole
+    /// allocation before it is freed.
+    fn from(mut bytes: Vec<u8>) -> Self {
+        let out = SecretBytes::from(&bytes[..]);
+        bytes.zeroize();
+        out
     }
 }
 
 impl Clone for SecretBytes {
     fn clone(&self) -> Self {
-        SecretBytes(self.0.clone())
+        SecretBytes::from(self.expose())
     }
 }
 
 impl PartialEq for SecretBytes {
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+        self.expose() == other.expose()
     }
 }
 
 impl Eq for SecretBytes {}
 
-impl Drop for SecretBytes {
-    fn drop(&mut self) {
-        // Zeroes the elements and the spare capacity.
-        self.0.zeroize();
-    }
-}
-
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes(<redacted, {} bytes>)", self.0.len())
+        write!(f, "SecretBytes(<redacted, {} bytes>)", self.len)
     }
 }
 

@@ -689,3 +689,52 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
         "100 refreshes within the interval: one request"
     );
 }
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
+fn references_in_the_environment_and_a_yaml_file_resolve_through_aws() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.yaml");
+    std::fs::write(
+        &file,
+        "wandb: st://replicate-api-token\nmissing: st://NOT_IN_AWS\n",
+    )
+    .unwrap();
+    let config = ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
+        env_prefix: Some("ST_MOTO_REF".into()),
+        file: FileSettings {
+            path: Some(file),
+            ..config(&s, "st-secrets/test").file
+        },
+        ..config(&s, "st-secrets/test")
+    };
+    let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
+    // SAFETY of the test: only this test uses the ST_MOTO_REF prefix, and
+    // the moto tests run single-threaded (scripts/test-all.sh).
+    std::env::set_var("ST_MOTO_REF_HF_TOKEN", "st://HF_TOKEN");
+    std::env::set_var("ST_MOTO_REF_LOOP", "st://loop");
+    std::env::set_var("ST_MOTO_REF_ENV_ONLY", "st://ST_MOTO_REF_X");
+    std::env::set_var("ST_MOTO_REF_ST_MOTO_REF_X", "in-env");
+    // env -> AWS, with AWS's version: a launcher's HF_TOKEN=st://HF_TOKEN.
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    assert_eq!((found.value.expose(), found.provider), ("hf_moto_value", "aws"));
+    assert_eq!(found.version.unwrap().id, s["test_version"].as_str().unwrap());
+    // A reference in a YAML secrets file -> AWS.
+    assert_eq!(get(&m, "wandb").unwrap().as_deref(), Some("r8_moto_value"));
+    // Unknown: refused by name, after AWS said it has no such key.
+    let e = m.get("missing").unwrap_err().to_string();
+    assert!(
+        e.contains("'missing' in provider 'file' is the reference st://NOT_IN_AWS, which no provider after 'file' holds (aws;"),
+        "{e}"
+    );
+    // A key only the environment holds is not reached from the environment.
+    let e = m.get("ENV_ONLY").unwrap_err();
+    assert_eq!(e.code_name(), "ST_NOT_FOUND", "{e}");
+    // env LOOP -> file has no `loop` -> AWS has none: no loop, an answer.
+    assert!(m.get("LOOP").unwrap_err().to_string().contains("st://loop"));
+    for v in ["HF_TOKEN", "LOOP", "ENV_ONLY", "ST_MOTO_REF_X"] {
+        std::env::remove_var(format!("ST_MOTO_REF_{v}"));
+    }
+}

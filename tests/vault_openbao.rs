@@ -1032,3 +1032,44 @@ fn a_kv_v2_value_changed_mid_run_is_seen_with_its_version_and_told() {
     assert_eq!(found.value.expose(), "hf_events_v2");
     assert_eq!(found.version.unwrap().id, second.to_string());
 }
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn references_in_the_environment_and_the_file_resolve_through_vault() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.json");
+    std::fs::write(
+        &file,
+        r#"{"replicate": "st://replicate-api-token", "gone": "st://NOT_IN_VAULT", "HF_TOKEN": "st://HF_TOKEN"}"#,
+    )
+    .unwrap();
+    let c = ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Vault],
+        env_prefix: Some("ST_BAO_REF".into()),
+        file: FileSettings {
+            path: Some(file),
+            ..config(&s).file
+        },
+        ..config(&s)
+    };
+    let m = manager(c);
+    // SAFETY of the test: only this test uses the ST_BAO_REF prefix, and
+    // the OpenBao tests run single-threaded (scripts/test-all.sh).
+    std::env::set_var("ST_BAO_REF_TOKEN", "st://replicate");
+    // env -> file -> Vault: two hops, Vault's KV v2 version.
+    let found = m.get_with_version("TOKEN").unwrap().unwrap();
+    assert_eq!((found.value.expose(), found.provider), ("r8_bao_value", "vault"));
+    assert_eq!(found.version.map(|v| v.id).as_deref(), Some("2"));
+    // The file's HF_TOKEN=st://HF_TOKEN: Vault's HF_TOKEN, not a loop.
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_bao_value"));
+    // Unknown in Vault: refused by name.
+    let e = m.get("gone").unwrap_err();
+    assert_eq!(e.code_name(), "ST_NOT_FOUND");
+    assert!(e.to_string().contains("st://NOT_IN_VAULT"), "{e}");
+    // A refresh follows the reference and asks Vault again.
+    let refreshed = m.refresh("TOKEN").unwrap().unwrap();
+    assert_eq!(refreshed.found.value.expose(), "r8_bao_value");
+    assert!(!refreshed.changed);
+    std::env::remove_var("ST_BAO_REF_TOKEN");
+}

@@ -213,6 +213,20 @@ value under the name the file gives it. Reference values are masked, literal
 ones are not (they are not secrets). An unresolved reference fails before the
 command starts, naming its file and line.
 
+References inherited: a variable of this environment whose value is
+st://KEY (a launcher's `export HF_TOKEN=st://hf-token`) is resolved through
+the chain and the command gets the value under the same name (or, with
+--as-files, a file); one that resolves nowhere fails before the command
+starts.
+
+As files (--as-files): each secret goes to a 0600 file and the command gets
+only its path: HF_TOKEN as HF_TOKEN_PATH, WANDB_API_KEY in a netrc named by
+NETRC (machine api.wandb.ai, or WANDB_BASE_URL's host), AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in a credentials file named by
+AWS_SHARED_CREDENTIALS_FILE (profile $AWS_PROFILE, else default), any other
+NAME as NAME_FILE. The variables holding values (and inherited references)
+are removed from its environment; an env file's literals stay variables.
+
 Files (--file NAME=st://KEY): the value is written to a new 0600 file in a
 private directory ($XDG_RUNTIME_DIR, else /dev/shm, else the temp dir) and
 NAME is set to its path; file and directory are removed when the command ends,
@@ -228,6 +242,7 @@ Examples:
   st-secrets run --only HF_TOKEN,WANDB_API_KEY -- accelerate launch train.py
   st-secrets run --env-file train.env -- accelerate launch train.py
   st-secrets run --file GOOGLE_APPLICATION_CREDENTIALS=st://gcp-sa -- python train.py
+  HF_TOKEN=st://hf-token st-secrets run --as-files -- accelerate launch train.py
   st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
 
 #[derive(clap::Args)]
@@ -246,8 +261,16 @@ pub struct RunArgs {
     #[arg(long = "file", value_name = "NAME=st://KEY")]
     pub files: Vec<String>,
 
-    /// Keep the --file files current while the command runs: each is
-    /// rewritten atomically (renamed over) when its secret's value changes
+    /// Deliver every secret as a private file instead of a variable, and
+    /// set only the variables naming the files (HF_TOKEN_PATH, NETRC for
+    /// WANDB_API_KEY, AWS_SHARED_CREDENTIALS_FILE, else NAME_FILE): the
+    /// command's environment holds no value
+    #[arg(long)]
+    pub as_files: bool,
+
+    /// Keep the files (--file, --as-files) current while the command runs:
+    /// each is rewritten atomically (renamed over) when a secret in it
+    /// changes
     #[arg(long)]
     pub watch: bool,
 

@@ -55,20 +55,13 @@ pub fn parse(template: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
-/// What starts a reference's key, in a template and in an env file.
-pub const SCHEME: &str = "st://";
-
-/// Whether `c` ends a reference's key.
-fn ends_key(c: char) -> bool {
-    c.is_whitespace() || c == '{' || c == '}'
-}
-
-/// The key of `value` when the whole of it is a reference `st://KEY` (an env
-/// file's value): the key syntax of a template's `{{ st://KEY }}`.
-pub fn reference(value: &str) -> Option<&str> {
-    let key = value.strip_prefix(SCHEME)?;
-    (!key.is_empty() && !key.contains(ends_key)).then_some(key)
-}
+/// What starts a reference's key, in a template and in an env file: the
+/// library's, as are the key syntax and [`reference`] (one parser for the
+/// environment and secrets file the library resolves, env files and
+/// templates).
+pub use st_secrets::secrets::{
+    ends_reference_key as ends_key, reference, REFERENCE_SCHEME as SCHEME,
+};
 
 /// The key of a reference whose `{{` comes just before `s`, and how many
 /// bytes of `s` the reference spans (through its `}}`). Looks no further

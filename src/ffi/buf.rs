@@ -1,19 +1,20 @@
 //! `st_buf`: bytes handed to C.
 //!
-//! A buffer is one heap block, 8-byte aligned: a header holding the length,
-//! then the bytes, then a NUL, padded to whole words. One allocation per value
-//! (this is the hot path of every get), and zeroing a word at a time on free.
+//! A buffer is one block of the library's secret memory (`sys::secmem`:
+//! out of core dumps, locked where allowed, zeroed on free), word-aligned:
+//! a header holding the length, then the bytes, then a NUL. One allocation
+//! per value (this is the hot path of every get).
 
 use super::boundary::call_or;
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use crate::sys::secmem;
 use std::ffi::c_char;
 use std::mem::size_of;
-use std::sync::atomic::{compiler_fence, Ordering};
 
 /// Bytes owned by the library and handed to the caller, who frees them with
 /// `st_buf_free`. The bytes may contain NUL; a NUL terminator always follows
 /// them (not counted in the length), so text values can be used as C strings.
-/// The memory is zeroed when freed. A buffer is not changed by the library
+/// The memory is left out of core dumps, locked in RAM where the process's
+/// limit allows, and zeroed when freed. A buffer is not changed by the library
 /// after it is handed out, so it may be read from several threads.
 pub struct st_buf {
     // Never constructed: a `*mut st_buf` points at a `Header` (see module doc).
@@ -26,25 +27,21 @@ struct Header {
 }
 
 const HEADER: usize = size_of::<Header>();
-const WORD: usize = size_of::<u64>();
 
-/// The block layout for `len` bytes: header, bytes, NUL, rounded up to words.
-fn layout(len: usize) -> Layout {
-    let words = (HEADER + len + 1).div_ceil(WORD);
-    Layout::from_size_align(words * WORD, WORD).expect("a buffer length fits in memory")
+/// The block size for `len` bytes: header, bytes, NUL.
+fn block_size(len: usize) -> usize {
+    HEADER
+        .checked_add(len)
+        .and_then(|n| n.checked_add(1))
+        .expect("a buffer length fits in memory")
 }
 
 impl st_buf {
     /// Copies `bytes` into a new buffer and hands it out.
     pub(crate) fn new_raw(bytes: &[u8]) -> *mut st_buf {
-        let layout = layout(bytes.len());
-        // SAFETY: the layout has a non-zero size (at least the header).
-        let block = unsafe { alloc(layout) };
-        if block.is_null() {
-            handle_alloc_error(layout);
-        }
-        // SAFETY: `block` is a fresh, word-aligned allocation of at least
-        // HEADER + len + 1 bytes; the three writes stay inside it.
+        let block = secmem::alloc(block_size(bytes.len())).as_ptr();
+        // SAFETY: `block` is a fresh, word-aligned (16 at least) block of at
+        // least HEADER + len + 1 bytes; the three writes stay inside it.
         unsafe {
             block.cast::<Header>().write(Header { len: bytes.len() });
             let data = block.add(HEADER);
@@ -106,16 +103,10 @@ pub extern "C" fn st_buf_free(b: *mut st_buf) {
             return;
         }
         // SAFETY: a live buffer made by `st_buf::new_raw` (caller's contract),
-        // so the block has exactly `layout(len)` and is word-aligned.
+        // so the block was allocated with `block_size(len)`; `free` zeroes it.
         unsafe {
-            let layout = layout(st_buf::len_of(b));
-            let words = b.cast::<u64>();
-            for i in 0..layout.size() / WORD {
-                // Volatile, so the zeroing cannot be elided as a dead store.
-                words.add(i).write_volatile(0);
-            }
-            compiler_fence(Ordering::SeqCst);
-            dealloc(b.cast(), layout);
+            let size = block_size(st_buf::len_of(b));
+            secmem::free(std::ptr::NonNull::new_unchecked(b.cast()), size);
         }
     })
 }
@@ -125,12 +116,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout_holds_header_bytes_and_nul() {
-        for len in [0usize, 1, 6, 7, 8, 63, 64, 65, 1000] {
-            let l = layout(len);
-            assert!(l.size() > HEADER + len, "room for the NUL: {len}");
-            assert!(l.size() <= HEADER + len + WORD, "{len}");
-            assert_eq!(l.size() % WORD, 0);
+    fn blocks_hold_header_bytes_and_nul() {
+        for len in [0usize, 1, 6, 7, 8, 63, 64, 65, 1000, 5000] {
+            let size = block_size(len);
+            assert_eq!(size, HEADER + len + 1, "room for the NUL: {len}");
+            assert!(secmem::block_size(size) >= size);
         }
     }
 

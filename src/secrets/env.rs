@@ -55,6 +55,10 @@ impl Provider for EnvProvider {
         }
     }
 
+    fn resolves_references(&self) -> bool {
+        true
+    }
+
     fn status(&self) -> ProviderStatus {
         let naming = match &self.prefix {
             Some(p) => format!("{p}_<KEY>"),

@@ -9,6 +9,10 @@
 //! first failure, its message naming the provider, because "absent" would hide
 //! a broken provider.
 //!
+//! A value `st://KEY` in the environment or the secrets file is a
+//! reference, resolved through the providers after the one holding it
+//! (`references`).
+//!
 //! Caching is the providers' own: the manager asks every provider on every
 //! get. The environment is read live (it always wins, even over a value a
 //! later provider cached); the file provider serves its parsed snapshot until
@@ -24,17 +28,22 @@ pub(crate) mod env;
 mod events;
 pub(crate) mod file;
 pub(crate) mod provider;
+mod references;
 mod refresher;
 pub(crate) mod remote;
 pub(crate) mod vault;
 
 pub use crate::sys::memory_backed;
+pub use crate::sys::secmem::{secret_memory, SecretMemory};
 pub use aws::{AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
-pub use provider::{normalize_key, preferred_key, KeyChange, Provider, ProviderStatus, Version};
+pub use provider::{
+    ends_reference_key, normalize_key, preferred_key, reference, KeyChange, Provider,
+    ProviderStatus, Version, REFERENCE_SCHEME,
+};
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{VaultProvider, VaultSettings};
@@ -273,33 +282,11 @@ impl SecretsManager {
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
-        let found = self.first_in_chain(|link| link.lookup(key))?;
+        let found = self.first_in_chain(key, |link, key| link.lookup(key))?;
         if let Some((value, _)) = &found {
             redact::remember(key, value.expose_bytes());
         }
         Ok(found)
-    }
-
-    /// The first answer of the chain, in order, with the provider that gave
-    /// it: `ask` of each link until one has the key; `Ok(None)` when none
-    /// does and none failed, else the first failure, naming its provider.
-    fn first_in_chain<T>(
-        &self,
-        ask: impl Fn(&ChainLink) -> Result<Option<T>, Error>,
-    ) -> Result<Option<(T, &'static str)>, Error> {
-        let mut first_failure = None;
-        for link in &self.links {
-            match ask(link) {
-                Ok(Some(found)) => return Ok(Some((found, link.provider.name()))),
-                Ok(None) => {}
-                Err(e) => {
-                    first_failure.get_or_insert_with(|| {
-                        e.context(format!("provider '{}'", link.provider.name()))
-                    });
-                }
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
     }
 
     /// Like [`get_with_source`](Self::get_with_source), also giving the
@@ -309,7 +296,7 @@ impl SecretsManager {
     /// used, never the value.
     pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
         check_key(key)?;
-        let found = self.first_in_chain(|link| link.lookup_versioned(key))?;
+        let found = self.first_in_chain(key, |link, key| link.lookup_versioned(key))?;
         if let Some(((value, _), _)) = &found {
             redact::remember(key, value.expose_bytes());
         }
@@ -329,16 +316,16 @@ impl SecretsManager {
     /// value held. `Ok(None)` when no provider has the key.
     pub fn refresh(&self, key: &str) -> Result<Option<Refreshed>, Error> {
         check_key(key)?;
-        let before = self.links.iter().find_map(|l| l.provider.peek(key));
+        let before = self.peek_resolved(0, key);
         let interval = self.config.remote.refresh_min_interval;
-        let found = self.first_in_chain(|link| link.refresh_key(key, interval))?;
+        let found = self.first_in_chain(key, |link, key| link.refresh_key(key, interval))?;
         if let Some(((value, _), _)) = &found {
             redact::remember(key, value.expose_bytes());
         }
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()
-                .is_none_or(|(old, _)| old.expose() != value.expose()),
+                .is_none_or(|old| old.expose_bytes() != value.expose_bytes()),
             found: Found {
                 value,
                 provider,
@@ -444,6 +431,9 @@ impl SecretsManager {
                     .lookup(&key)
                     .map_err(|e| e.context(format!("provider '{name}'")))?;
                 if let Some(value) = found {
+                    if matches!(self.reference_of(link, &key, &value), Ok(Some(_))) {
+                        continue; // a reference names a key; it is no secret
+                    }
                     if !out
                         .iter()
                         .any(|(_, v)| v.expose_bytes() == value.expose_bytes())

@@ -92,6 +92,15 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Whether a value of the form `st://KEY` this provider holds is a
+    /// [reference](reference) the manager resolves through the providers
+    /// after it (the environment and the file: where a launcher puts
+    /// what a job carries), rather than a value. `false` by default: a
+    /// remote secret's value is always a value.
+    fn resolves_references(&self) -> bool {
+        false
+    }
+
     /// Without asking a remote service: what the provider would answer from
     /// what it holds, however old (the environment and the file look as a
     /// lookup does).
@@ -145,6 +154,23 @@ pub(crate) fn check_text(argument: &str, text: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// What starts a reference: `st://KEY` names the secret KEY instead of
+/// holding a value (an environment variable or a secrets-file value the
+/// manager resolves, an env file's value, a template's `{{ st://KEY }}`).
+pub const REFERENCE_SCHEME: &str = "st://";
+
+/// Whether `c` ends a reference's key (a key has no whitespace and no
+/// braces, so `{{ st://KEY }}` closes where it should).
+pub fn ends_reference_key(c: char) -> bool {
+    c.is_whitespace() || c == '{' || c == '}'
+}
+
+/// The key of `value` when the whole of it is a reference `st://KEY`.
+pub fn reference(value: &str) -> Option<&str> {
+    let key = value.strip_prefix(REFERENCE_SCHEME)?;
+    (!key.is_empty() && !key.contains(ends_reference_key)).then_some(key)
 }
 
 /// SimpleTuner's key normalization: upper case, `-` and `.` as `_`

@@ -439,3 +439,171 @@ fn held_values_are_every_providers_value_of_every_key_and_gets_are_remembered() 
     );
     std::env::remove_var("ST_UNIT_HELD_HF_TOKEN");
 }
+
+/// A provider answering from a table (any key not in it: absent), as a
+/// remote one would.
+struct Table(&'static str, Vec<(&'static str, &'static str)>);
+
+impl Provider for Table {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        Ok(self
+            .1
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| SecretString::from(*v)))
+    }
+    fn status(&self) -> ProviderStatus {
+        Remote::new(self.0, Ok(None)).status()
+    }
+}
+
+/// A manager over env (prefix `prefix`), a secrets file holding `file`
+/// (JSON, or YAML when `yaml`), and a remote table.
+fn chain(
+    dir: &TempDir,
+    prefix: &str,
+    file: &str,
+    yaml: bool,
+    remote: Vec<(&'static str, &'static str)>,
+    references: bool,
+) -> SecretsManager {
+    let path = dir
+        .path()
+        .join(if yaml { "secrets.yaml" } else { "secrets.json" });
+    std::fs::write(&path, file).unwrap();
+    let config = ManagerConfig {
+        env_prefix: Some(prefix.into()),
+        references,
+        ..ManagerConfig::default()
+    };
+    let file = Arc::new(FileProvider::from_settings(&FileSettings {
+        path: Some(path),
+        ..Default::default()
+    }));
+    SecretsManager::with_providers(
+        config,
+        vec![
+            Arc::new(EnvProvider::new(Some(prefix.into()))),
+            file,
+            Arc::new(Table("aws", remote)),
+        ],
+    )
+}
+
+#[test]
+fn references_resolve_down_the_chain_and_never_up_or_in_a_loop() {
+    let dir = TempDir::new().unwrap();
+    let p = "ST_UNIT_REF";
+    let m = chain(
+        &dir,
+        p,
+        r#"{"hf-token": "hf_from_the_file", "wandb": "st://wandb-prod", "loop": "st://LOOP", "own": "st://hf-token"}"#,
+        false,
+        vec![
+            ("wandb-prod", "wandb_from_aws"),
+            ("LOOP", "loop_end_in_aws"),
+        ],
+        true,
+    );
+    std::env::set_var("ST_UNIT_REF_HF_TOKEN", "st://hf-token");
+    std::env::set_var("ST_UNIT_REF_W", "st://wandb");
+    std::env::set_var("ST_UNIT_REF_LOOP", "st://loop");
+    std::env::set_var("ST_UNIT_REF_ONLY_ENV", "st://ENV_TARGET");
+    std::env::set_var("ST_UNIT_REF_ENV_TARGET", "in_the_environment_only");
+    // env -> file; the provider named is the one holding the value.
+    let (v, provider) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
+    assert_eq!((v.expose(), provider), ("hf_from_the_file", "file"));
+    // env -> file -> aws, two hops.
+    let (v, provider) = m.get_with_source("w").unwrap().unwrap();
+    assert_eq!((v.expose(), provider), ("wandb_from_aws", "aws"));
+    // A file reference to a key it holds itself is looked up after it.
+    let e = m.get("own").unwrap_err();
+    assert!(
+        matches!(&e, Error::NotFound(msg) if msg.contains("'own' in provider 'file' is the reference st://hf-token") && msg.contains("(aws;")),
+        "{e}"
+    );
+    // env LOOP -> file loop -> aws LOOP: down the chain, never back.
+    assert_eq!(value(&m, "LOOP").as_deref(), Some("loop_end_in_aws"));
+    // The environment is not asked for its own reference.
+    let e = m.get("ONLY_ENV").unwrap_err();
+    assert_eq!(e.code_name(), "ST_NOT_FOUND");
+    assert!(e.to_string().contains("'ONLY_ENV' in provider 'env' is the reference st://ENV_TARGET, which no provider after 'env' holds (file, aws;"), "{e}");
+    assert!(!e.to_string().contains("in_the_environment_only"));
+    // Versions and refresh follow the reference too.
+    let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
+    assert_eq!(
+        (found.value.expose(), found.provider),
+        ("hf_from_the_file", "file")
+    );
+    let refreshed = m.refresh("HF_TOKEN").unwrap().unwrap();
+    assert_eq!(refreshed.found.value.expose(), "hf_from_the_file");
+    assert!(
+        !refreshed.changed,
+        "the value held before is the resolved one"
+    );
+    // A reference is not a held secret; what it resolves to is.
+    let held = m.held_values().unwrap();
+    assert!(held.iter().all(|(_, v)| !v.expose().starts_with("st://")));
+    for name in ["HF_TOKEN", "W", "LOOP", "ONLY_ENV", "ENV_TARGET"] {
+        std::env::remove_var(format!("ST_UNIT_REF_{name}"));
+    }
+}
+
+#[test]
+fn malformed_references_remote_values_and_references_off() {
+    let dir = TempDir::new().unwrap();
+    let yaml = "token: st://remote-token\nbad: \"st://has space\"\nempty: \"st://\"\n";
+    let remote = vec![("remote-token", "from_aws"), ("chained", "st://token")];
+    let m = chain(&dir, "ST_UNIT_REF2", yaml, true, remote.clone(), true);
+    // A reference in a YAML secrets file.
+    assert_eq!(value(&m, "token").as_deref(), Some("from_aws"));
+    for key in ["bad", "empty"] {
+        let e = m.get(key).unwrap_err();
+        assert_eq!(e.code_name(), "ST_PARSE", "{e}");
+        assert!(e
+            .to_string()
+            .contains(&format!("'{key}' in provider 'file' starts with st://")));
+        assert!(!e.to_string().contains("has space"), "{e}");
+    }
+    // A remote secret's value is a value, whatever it looks like.
+    assert_eq!(value(&m, "chained").as_deref(), Some("st://token"));
+    // Off: every value as it is, as SimpleTuner returns it.
+    let off = chain(&dir, "ST_UNIT_REF2", yaml, true, remote, false);
+    assert_eq!(value(&off, "token").as_deref(), Some("st://remote-token"));
+    assert_eq!(value(&off, "bad").as_deref(), Some("st://has space"));
+    let config = ManagerConfig::from_json(r#"{"references": false}"#).unwrap();
+    assert!(!config.references && ManagerConfig::default().references);
+    assert!(ManagerConfig::from_json(r#"{"references": 1}"#).is_err());
+}
+
+#[test]
+fn a_reference_to_a_failing_provider_names_both() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secrets.json");
+    std::fs::write(&path, "{").unwrap();
+    let config = ManagerConfig {
+        env_prefix: Some("ST_UNIT_REF3".into()),
+        ..ManagerConfig::default()
+    };
+    let m = SecretsManager::with_providers(
+        config,
+        vec![
+            Arc::new(EnvProvider::new(Some("ST_UNIT_REF3".into()))),
+            Arc::new(FileProvider::from_settings(&FileSettings {
+                path: Some(path),
+                ..Default::default()
+            })),
+        ],
+    );
+    std::env::set_var("ST_UNIT_REF3_K", "st://target");
+    let e = m.get("K").unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("'K' in provider 'env' is the reference st://target: provider 'file'"),
+        "{text}"
+    );
+    std::env::remove_var("ST_UNIT_REF3_K");
+}

@@ -3,6 +3,8 @@
 //!
 //! - [`lock`]: locks that keep working in a child after `fork()`, and a
 //!   `static` built on first use that never blocks;
+//! - [`secmem`]: secret memory, page-aligned blocks out of core dumps,
+//!   locked where the limit allows, zeroed on free;
 //! - [`clock`]: the monotonic clocks, precise and coarse, read with
 //!   `clock_gettime`;
 //! - [`free_bytes`]: `statvfs`, the space left on a filesystem;
@@ -18,6 +20,7 @@
 
 pub(crate) mod clock;
 mod lock;
+pub mod secmem;
 
 pub(crate) use lock::{generation, Flight, Lazy, Mutex, MutexGuard, RwLock};
 

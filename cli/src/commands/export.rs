@@ -15,6 +15,8 @@ use std::collections::{HashMap, HashSet};
 /// A variable `run` sets or `env` prints.
 pub struct Var {
     pub name: String,
+    /// The key it was resolved from (empty for an env file's literal).
+    pub key: String,
     pub value: SecretString,
     /// Whether the value is a secret, masked in `run`'s output: every value
     /// from the chain is; an env file's literals are not.
@@ -26,8 +28,6 @@ pub struct Var {
 pub struct Resolved {
     pub vars: Vec<Var>,
     pub files: Vec<Var>,
-    /// The key of each of `files`, in order.
-    pub file_keys: Vec<String>,
     /// The manager that resolved them (`run --watch` goes on with it).
     pub manager: SecretsManager,
 }
@@ -66,7 +66,17 @@ fn file_spec(spec: &str) -> Result<(&str, &str), CliError> {
 /// whose value), with a warning naming them. Env files then set their
 /// variables under the names they give, over the chain's (a later file, or
 /// a later line, wins). Linear in the number of keys.
-pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<Resolved, CliError> {
+///
+/// With `inherited` (`run`), every variable of this process's environment
+/// whose value is a reference `st://KEY` is resolved first (under its own
+/// name; the chain keys and env files then set theirs over it), unless the
+/// configuration turns references off.
+pub fn resolve(
+    g: &Globals,
+    selection: &Selection,
+    files: &[String],
+    inherited: bool,
+) -> Result<Resolved, CliError> {
     let files: Vec<(&str, &str)> = files
         .iter()
         .map(|s| file_spec(s))
@@ -85,6 +95,36 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
         )),
     };
     let mut vars = Vars::default();
+    let mut missing: Vec<String> = Vec::new();
+    if inherited && m.config().references {
+        for (name, value) in std::env::vars_os() {
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                continue;
+            };
+            let Some(key) = template::reference(value) else {
+                continue;
+            };
+            match m.get(key) {
+                Ok(Some(value)) => {
+                    refuse_nul(name, key, &value)?;
+                    vars.set(name.to_owned(), key, value, true);
+                }
+                Ok(None) => missing.push(format!(
+                    "the inherited {name}={}{}: {}",
+                    template::SCHEME,
+                    printable(key),
+                    not_found_message(&m, key)
+                )),
+                Err(e) => {
+                    return Err(CliError::from(e.context(format!(
+                        "the inherited {name}={}{}",
+                        template::SCHEME,
+                        printable(key)
+                    ))))
+                }
+            }
+        }
+    }
     if !selection.only.is_empty() {
         for key in &selection.only {
             let name = normalize_key(key);
@@ -98,7 +138,7 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
             if !vars.has(&name) {
                 let value = required(key)?;
                 refuse_nul(&name, key, &value)?;
-                vars.set(name, value, true);
+                vars.set(name, key, value, true);
             }
         }
     } else if selection.all || selection.env_file.is_empty() {
@@ -137,18 +177,18 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
                 );
                 continue;
             }
-            vars.set(name, value, true);
+            let read_as = name.clone(); // the key `get` was asked
+            vars.set(name, &read_as, value, true);
         }
     }
-    let mut missing: Vec<String> = Vec::new();
     for entry in entries {
-        let (value, secret) = match entry.source {
-            Source::Literal(value) => (value, false),
+        let (key, value, secret) = match entry.source {
+            Source::Literal(value) => (String::new(), value, false),
             Source::Reference(key) => match m.get(&key) {
                 Ok(Some(value)) => {
                     refuse_nul(&entry.name, &key, &value)
                         .map_err(|e| e.context(entry.origin.to_string()))?;
-                    (value, true)
+                    (key, value, true)
                 }
                 Ok(None) => {
                     missing.push(format!(
@@ -171,19 +211,18 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
                 }
             },
         };
-        vars.set(entry.name, value, secret);
+        vars.set(entry.name, &key, value, secret);
     }
     let mut file_values = Vec::new();
-    let mut file_keys = Vec::new();
     for (name, key) in files {
         match m.get(key) {
             Ok(Some(value)) => {
                 file_values.push(Var {
                     name: name.to_owned(),
+                    key: key.to_owned(),
                     value,
                     secret: true,
                 });
-                file_keys.push(key.to_owned());
             }
             Ok(None) => missing.push(format!(
                 "--file {name}={}{}: {}",
@@ -208,7 +247,6 @@ pub fn resolve(g: &Globals, selection: &Selection, files: &[String]) -> Result<R
     Ok(Resolved {
         vars: vars.into_vec(),
         files: file_values,
-        file_keys,
         manager: m,
     })
 }
@@ -246,9 +284,10 @@ impl Vars {
         self.index.contains_key(name)
     }
 
-    fn set(&mut self, name: String, value: SecretString, secret: bool) {
+    fn set(&mut self, name: String, key: &str, value: SecretString, secret: bool) {
         match self.index.get(&name) {
             Some(&i) => {
+                self.list[i].key = key.to_owned();
                 self.list[i].value = value;
                 self.list[i].secret = secret;
             }
@@ -256,6 +295,7 @@ impl Vars {
                 self.index.insert(name.clone(), self.list.len());
                 self.list.push(Var {
                     name,
+                    key: key.to_owned(),
                     value,
                     secret,
                 });
@@ -369,7 +409,7 @@ fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
 }
 
 pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
-    let vars: Vec<(String, SecretString)> = resolve(g, &args.selection, &[])?
+    let vars: Vec<(String, SecretString)> = resolve(g, &args.selection, &[], false)?
         .vars
         .into_iter()
         .map(|v| (v.name, v.value))

@@ -17,14 +17,15 @@
 //! so one that arrives in between waits and is forwarded. As PID 1 (a
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
-use super::export::resolve;
+use super::export::{resolve, Resolved, Var};
 use super::watch::{masking_patterns, Masking, PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
-use crate::outcome::{usage, Outcome};
+use crate::delivery::{self, Delivery, Render};
+use crate::outcome::{usage, CliError, Outcome};
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Masker;
-use st_secrets::Error;
+use st_secrets::{Error, SecretString};
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -194,13 +195,78 @@ fn status_code(status: ExitStatus) -> u8 {
     }
 }
 
+/// A file of the run with what goes into it: a `--file`'s, or one of
+/// `--as-files`'s plan.
+struct Planned {
+    label: String,
+    delivery: Delivery,
+    keys: Vec<String>,
+    values: Vec<SecretString>,
+}
+
+/// The files of the run: `--file`'s, then (with `--as-files`) one per
+/// delivery of the secret variables, which then leave the environment.
+fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliError> {
+    let mut out: Vec<Planned> = resolved
+        .files
+        .iter()
+        .map(|f| Planned {
+            label: format!("--file {}", f.name),
+            delivery: Delivery {
+                file: f.name.clone(),
+                path_var: f.name.clone(),
+                from: vec![f.name.clone()],
+                render: Render::Plain,
+            },
+            keys: vec![f.key.clone()],
+            values: vec![f.value.clone()],
+        })
+        .collect();
+    if as_files {
+        let secrets: Vec<&Var> = resolved.vars.iter().filter(|v| v.secret).collect();
+        let names: Vec<&str> = secrets.iter().map(|v| v.name.as_str()).collect();
+        for d in delivery::plan(&names, |n| std::env::var(n).ok()) {
+            let from: Vec<&Var> = d
+                .from
+                .iter()
+                .filter_map(|n| secrets.iter().find(|v| &v.name == n).copied())
+                .collect();
+            if let Some((v, why)) = from
+                .iter()
+                .find_map(|v| delivery::refusal(&d.render, v.value.expose_bytes()).map(|w| (v, w)))
+            {
+                return Err(usage(format!(
+                    "--as-files: {} (secret '{}') cannot go to {}: {why}",
+                    v.name,
+                    crate::io::printable(&v.key),
+                    d.path_var
+                )));
+            }
+            out.push(Planned {
+                label: d.path_var.clone(),
+                keys: from.iter().map(|v| v.key.clone()).collect(),
+                values: from.iter().map(|v| v.value.clone()).collect(),
+                delivery: d,
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(p) = out.iter().find(|p| !seen.insert(p.delivery.file.as_str())) {
+        return Err(usage(format!(
+            "{}: two files of the run would be named {}; give --file another name",
+            p.label, p.delivery.file
+        )));
+    }
+    Ok(out)
+}
+
 pub fn run(g: &Globals, args: RunArgs) -> Outcome {
-    if args.watch && args.files.is_empty() {
+    if args.watch && args.files.is_empty() && !args.as_files {
         return Err(usage(
-            "--watch keeps --file files current: give --file NAME=st://KEY",
+            "--watch keeps the run's files current: give --file NAME=st://KEY or --as-files",
         ));
     }
-    let resolved = resolve(g, &args.selection, &args.files)?;
+    let resolved = resolve(g, &args.selection, &args.files, true)?;
     let (program, rest) = args
         .command
         .split_first()
@@ -212,10 +278,15 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))
             .map(|p| Arc::new(PatternSlot::new(p)))
     };
+    let planned = plan_files(&resolved, args.as_files)?;
     let mut command = Command::new(program);
     command.args(rest);
     for var in &resolved.vars {
-        command.env(&var.name, var.value.expose());
+        if args.as_files && var.secret {
+            command.env_remove(&var.name); // an inherited reference too
+        } else {
+            command.env(&var.name, var.value.expose());
+        }
     }
     if patterns.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -228,27 +299,29 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
     let previous = blocked.previous;
-    let secret_dir = if resolved.files.is_empty() {
+    let secret_dir = if planned.is_empty() {
         None
     } else {
         let dir = SecretDir::create()?;
-        for f in &resolved.files {
-            command.env(&f.name, dir.write(&f.name, f.value.expose().as_bytes())?);
+        for p in &planned {
+            let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
+            let bytes = delivery::render(&p.delivery.render, &values);
+            command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
         }
         Some(dir)
     };
     let watch = match (&secret_dir, args.watch) {
         (Some(dir), true) => {
-            // What it goes on with: each file's key and value, and the values
-            // concealed (a rotated one joins them).
-            let watched = resolved
-                .files
-                .iter()
-                .zip(&resolved.file_keys)
-                .map(|(f, key)| Watched {
-                    name: f.name.clone(),
-                    key: key.clone(),
-                    value: f.value.clone(),
+            // What it goes on with: each file's keys and values, and the
+            // values concealed (a rotated one joins them).
+            let watched = planned
+                .into_iter()
+                .map(|p| Watched {
+                    label: p.label,
+                    file: p.delivery.file,
+                    keys: p.keys,
+                    values: p.values,
+                    render: p.delivery.render,
                 })
                 .collect();
             let masking = patterns.as_ref().map(|slot| Masking {
@@ -265,7 +338,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             Some(Watch::start(resolved.manager, dir, watched, masking)?)
         }
         _ => {
-            drop(resolved.manager);
+            drop((resolved.manager, planned));
             None
         }
     };

@@ -1,5 +1,5 @@
-//! `run --file NAME=st://KEY --watch`: while the command runs, each file is
-//! rewritten when its secret's value changes (a rotation), atomically (a
+//! `run --file NAME=st://KEY --watch` (and `--as-files --watch`): while the
+//! command runs, each file is rewritten when a secret in it changes (a rotation), atomically (a
 //! new 0600 file renamed over it: a reader sees the old value or the new
 //! one, never part of one), so a program that reads its credentials file
 //! again picks up a rotation without a restart.
@@ -10,6 +10,7 @@
 //! rewritten only when its value differs. The new value is concealed in the
 //! command's output from then on too.
 
+use crate::delivery::{refusal, render, Render};
 use crate::io::printable;
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Patterns;
@@ -68,12 +69,15 @@ impl PatternSlot {
     }
 }
 
-/// One file being kept current: its name (the variable's), the key it
-/// holds and the value written last.
+/// One file being kept current: how messages name it (`--file NAME`, or
+/// the path variable of `--as-files`), its name in the directory, the keys
+/// whose values it holds, the values written last, and how it is written.
 pub struct Watched {
-    pub name: String,
-    pub key: String,
-    pub value: SecretString,
+    pub label: String,
+    pub file: String,
+    pub keys: Vec<String>,
+    pub values: Vec<SecretString>,
+    pub render: Render,
 }
 
 /// What the output masking needs: its slot and every value concealed so far.
@@ -141,7 +145,7 @@ impl Watch {
     }
 }
 
-/// Reads `f`'s key again and rewrites its file when the value differs. A
+/// Reads `f`'s keys again and rewrites its file when a value differs. A
 /// key that is gone or cannot be read keeps the file as it is (a warning
 /// says so); nothing here shows a value.
 fn rewrite_if_changed(
@@ -150,44 +154,62 @@ fn rewrite_if_changed(
     f: &mut Watched,
     masking: Option<&mut Masking>,
 ) {
-    let key = printable(&f.key);
-    let found = match manager.get_with_version(&f.key) {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return eprintln!(
-                "st-secrets: warning: --file {}: secret '{key}' is gone; the file keeps its value",
-                f.name
-            )
+    let mut found = Vec::with_capacity(f.keys.len());
+    for key in &f.keys {
+        let shown = printable(key);
+        match manager.get_with_version(key) {
+            Ok(Some(v)) => found.push(v),
+            Ok(None) => {
+                return eprintln!(
+                    "st-secrets: warning: {}: secret '{shown}' is gone; the file keeps its value",
+                    f.label
+                )
+            }
+            Err(e) => {
+                return eprintln!(
+                    "st-secrets: warning: {}: cannot read secret '{shown}' ({e}); the file keeps its value",
+                    f.label
+                )
+            }
         }
-        Err(e) => {
-            return eprintln!(
-                "st-secrets: warning: --file {}: cannot read secret '{key}' ({e}); the file keeps its value",
-                f.name
-            )
-        }
-    };
-    if found.value.expose() == f.value.expose() {
+    }
+    let changed: Vec<usize> = (0..found.len())
+        .filter(|&i| found[i].value.expose_bytes() != f.values[i].expose_bytes())
+        .collect();
+    if changed.is_empty() {
         return;
+    }
+    let bytes: Vec<&[u8]> = found.iter().map(|v| v.value.expose_bytes()).collect();
+    if let Some(why) = bytes.iter().find_map(|b| refusal(&f.render, b)) {
+        return eprintln!(
+            "st-secrets: warning: {}: {why}; the file keeps its value",
+            f.label
+        );
     }
     if let Some(m) = masking {
         // Concealed before the command can have read it.
-        m.values.push(found.value.clone());
+        m.values
+            .extend(changed.iter().map(|&i| found[i].value.clone()));
         if let Some(p) = masking_patterns(m.values.iter().map(|v| v.expose_bytes())) {
             m.slot.replace(p);
         }
     }
-    match SecretDir::replace(dir, &f.name, found.value.expose().as_bytes()) {
+    match SecretDir::replace(dir, &f.file, &render(&f.render, &bytes)) {
         Ok(()) => {
-            let version = found
-                .version
-                .map(|v| format!(" (version {})", v.id))
-                .unwrap_or_default();
-            eprintln!(
-                "st-secrets: --file {}: rewritten, secret '{key}' changed{version}",
-                f.name
-            );
-            f.value = found.value;
+            for &i in &changed {
+                let version = found[i]
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" (version {})", v.id))
+                    .unwrap_or_default();
+                eprintln!(
+                    "st-secrets: {}: rewritten, secret '{}' changed{version}",
+                    f.label,
+                    printable(&f.keys[i])
+                );
+            }
+            f.values = found.into_iter().map(|v| v.value).collect();
         }
-        Err(e) => eprintln!("st-secrets: warning: --file {}: {e}", f.name),
+        Err(e) => eprintln!("st-secrets: warning: {}: {e}", f.label),
     }
 }

@@ -81,6 +81,10 @@ pub struct ManagerConfig {
     /// The environment provider: variables are read as `<prefix>_<KEY>`
     /// (`env_prefix`).
     pub env_prefix: Option<String>,
+    /// Whether a value `st://KEY` in the environment or the secrets file is
+    /// resolved as a reference to KEY through the providers after it
+    /// (`references`).
+    pub references: bool,
     /// The file provider (`file_path`, `max_file_size`).
     pub file: FileSettings,
     /// AWS Secrets Manager (`aws_*`).
@@ -126,6 +130,17 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         doc: "variables are read as `<prefix>_<KEY>`; default none",
         apply: |c, k, v| {
             c.env_prefix = Some(string(k, v)?.to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "references",
+        value: "true or false",
+        doc: "a value `st://KEY` in the environment or the secrets file is a reference, resolved through the providers after the one holding it; `false`: such values are returned as they are (SimpleTuner's behaviour); default true",
+        apply: |c, k, v| {
+            c.references = v.as_bool().ok_or_else(|| {
+                Error::InvalidArgument(format!("config key '{k}' must be true or false"))
+            })?;
             Ok(())
         },
     },
@@ -398,6 +413,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
             env_prefix: None,
+            references: true,
             file: FileSettings::default(),
             aws: AwsSettings::default(),
             vault: VaultSettings::default(),

@@ -356,6 +356,10 @@ impl Provider for FileProvider {
         "file"
     }
 
+    fn resolves_references(&self) -> bool {
+        true
+    }
+
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         self.refresh_if_due(Instant::now());
         let snapshot = self.shared.state.lock().snapshot.clone()?;

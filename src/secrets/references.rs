@@ -1,0 +1,164 @@
+//! References: a value `st://KEY` held by the environment or the secrets
+//! file names the secret KEY instead of being one, so a job can carry
+//! `HF_TOKEN=st://hf-token` and every process that asks the library gets
+//! the value.
+//!
+//! Rules: a reference found by a provider that
+//! [resolves references](super::Provider::resolves_references) is looked up in the
+//! providers *after* that one, in order, as a get would (a reference there
+//! is resolved the same way, further down). So a reference never reaches
+//! its own provider and cannot loop; the chain's length bounds the hops.
+//! A reference no later provider holds is an [`Error::NotFound`] naming the
+//! key, the provider and the reference; a value that starts with `st://`
+//! but is not a reference (an empty key, or one with spaces or braces) is
+//! an [`Error::Parse`] naming the key, never the value. The config key
+//! `references` (`false`) turns resolution off: `st://...` is then a value.
+//! The answer's provider and version are those of the provider that held
+//! the value.
+
+use super::provider::{self, Version, REFERENCE_SCHEME};
+use super::{ChainLink, SecretsManager};
+use crate::error::Error;
+use crate::secret::SecretString;
+
+/// How the chain is asked: a link and the key to ask it.
+type Ask<'a, T> = dyn Fn(&ChainLink, &str) -> Result<Option<T>, Error> + 'a;
+
+/// What a lookup answers, with the value in it (for the reference check).
+pub(super) trait Valued {
+    fn value(&self) -> &SecretString;
+}
+
+impl Valued for SecretString {
+    fn value(&self) -> &SecretString {
+        self
+    }
+}
+
+impl Valued for (SecretString, Option<Version>) {
+    fn value(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl SecretsManager {
+    /// The first answer of the chain, in order, with the provider that gave
+    /// it: `ask` of each link until one has the key, a reference resolved
+    /// further down the chain (see the module documentation); `Ok(None)`
+    /// when none has it and none failed, else the first failure, naming
+    /// its provider.
+    pub(super) fn first_in_chain<T: Valued>(
+        &self,
+        key: &str,
+        ask: impl Fn(&ChainLink, &str) -> Result<Option<T>, Error>,
+    ) -> Result<Option<(T, &'static str)>, Error> {
+        self.chain_from(0, key, &ask)
+    }
+
+    fn chain_from<T: Valued>(
+        &self,
+        from: usize,
+        key: &str,
+        ask: &Ask<'_, T>,
+    ) -> Result<Option<(T, &'static str)>, Error> {
+        let mut first_failure = None;
+        for link in &self.links[from..] {
+            match ask(link, key) {
+                Ok(Some(found)) => {
+                    let target = match self.reference_of(link, key, found.value())? {
+                        None => return Ok(Some((found, link.provider.name()))),
+                        Some(target) => target.to_owned(),
+                    };
+                    drop(found);
+                    return self.follow(link, key, &target, ask);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_failure.get_or_insert_with(|| {
+                        e.context(format!("provider '{}'", link.provider.name()))
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(None), Err)
+    }
+
+    /// The answer for `target`, the reference `link` holds for `key`, from
+    /// the providers after it.
+    fn follow<T: Valued>(
+        &self,
+        link: &ChainLink,
+        key: &str,
+        target: &str,
+        ask: &Ask<'_, T>,
+    ) -> Result<Option<(T, &'static str)>, Error> {
+        let name = link.provider.name();
+        let what =
+            format!("'{key}' in provider '{name}' is the reference {REFERENCE_SCHEME}{target}");
+        match self.chain_from(link.index + 1, target, ask) {
+            Ok(Some(found)) => Ok(Some(found)),
+            Ok(None) => {
+                let after: Vec<&str> = self.links[link.index + 1..]
+                    .iter()
+                    .map(|l| l.provider.name())
+                    .collect();
+                let after = match after.is_empty() {
+                    true => format!("and no provider comes after '{name}'"),
+                    false => format!(
+                        "which no provider after '{name}' holds ({}; a reference is looked up \
+                         only in the providers after the one holding it)",
+                        after.join(", ")
+                    ),
+                };
+                Err(Error::NotFound(format!("{what}, {after}")))
+            }
+            Err(e) => Err(e.context(what)),
+        }
+    }
+
+    /// The key `value` (held by `link` for `key`) refers to, when it is a
+    /// reference this manager resolves.
+    pub(super) fn reference_of<'v>(
+        &self,
+        link: &ChainLink,
+        key: &str,
+        value: &'v SecretString,
+    ) -> Result<Option<&'v str>, Error> {
+        // The hot path: one flag and a five-byte prefix.
+        if !value
+            .expose_bytes()
+            .starts_with(REFERENCE_SCHEME.as_bytes())
+            || !self.config.references
+            || !link.provider.resolves_references()
+        {
+            return Ok(None);
+        }
+        match provider::reference(value.expose()) {
+            Some(target) => Ok(Some(target)),
+            None => Err(Error::Parse(format!(
+                "'{key}' in provider '{}' starts with {REFERENCE_SCHEME} but is not a reference \
+                 ({REFERENCE_SCHEME}KEY, the key without spaces or braces); a value that must \
+                 start so needs the config key \"references\": false",
+                link.provider.name()
+            ))),
+        }
+    }
+
+    /// What the chain would answer for `key` from what its providers hold
+    /// (no remote request), references followed.
+    pub(super) fn peek_resolved(&self, from: usize, key: &str) -> Option<SecretString> {
+        for link in &self.links[from..] {
+            if let Some((value, _)) = link.provider.peek(key) {
+                return match self.reference_of(link, key, &value) {
+                    Ok(None) => Some(value),
+                    Ok(Some(target)) => {
+                        let target = target.to_owned();
+                        self.peek_resolved(link.index + 1, &target)
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        None
+    }
+}
