@@ -139,7 +139,7 @@ bench_tool() {
   rm -rf "$work"
 }
 
-bench_leak() { cargo build --release -q -p st-secrets-cli && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
+bench_leak() { cargo build --release -q -p st-secrets -p st-secrets-cli && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
 bench_fleet() {
   local py
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"

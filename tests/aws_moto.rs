@@ -719,8 +719,14 @@ fn references_in_the_environment_and_a_yaml_file_resolve_through_aws() {
     std::env::set_var("ST_MOTO_REF_ST_MOTO_REF_X", "in-env");
     // env -> AWS, with AWS's version: a launcher's HF_TOKEN=st://HF_TOKEN.
     let found = m.get_with_version("HF_TOKEN").unwrap().unwrap();
-    assert_eq!((found.value.expose(), found.provider), ("hf_moto_value", "aws"));
-    assert_eq!(found.version.unwrap().id, s["test_version"].as_str().unwrap());
+    assert_eq!(
+        (found.value.expose(), found.provider),
+        ("hf_moto_value", "aws")
+    );
+    assert_eq!(
+        found.version.unwrap().id,
+        s["test_version"].as_str().unwrap()
+    );
     // A reference in a YAML secrets file -> AWS.
     assert_eq!(get(&m, "wandb").unwrap().as_deref(), Some("r8_moto_value"));
     // Unknown: refused by name, after AWS said it has no such key.

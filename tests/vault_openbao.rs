@@ -1059,10 +1059,16 @@ fn references_in_the_environment_and_the_file_resolve_through_vault() {
     std::env::set_var("ST_BAO_REF_TOKEN", "st://replicate");
     // env -> file -> Vault: two hops, Vault's KV v2 version.
     let found = m.get_with_version("TOKEN").unwrap().unwrap();
-    assert_eq!((found.value.expose(), found.provider), ("r8_bao_value", "vault"));
+    assert_eq!(
+        (found.value.expose(), found.provider),
+        ("r8_bao_value", "vault")
+    );
     assert_eq!(found.version.map(|v| v.id).as_deref(), Some("2"));
     // The file's HF_TOKEN=st://HF_TOKEN: Vault's HF_TOKEN, not a loop.
-    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_bao_value"));
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_bao_value")
+    );
     // Unknown in Vault: refused by name.
     let e = m.get("gone").unwrap_err();
     assert_eq!(e.code_name(), "ST_NOT_FOUND");

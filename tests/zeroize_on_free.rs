@@ -93,7 +93,10 @@ fn st_buf_free_zeroes_the_bytes() {
     let block = buf.cast::<u8>().cast_const();
     watch(block, header + SECRET.len() + 1);
     st_buf_free(buf);
-    assert!(!FREED.load(Ordering::SeqCst), "st_buf is not global-allocator memory");
+    assert!(
+        !FREED.load(Ordering::SeqCst),
+        "st_buf is not global-allocator memory"
+    );
     assert!(
         zeroed_after_free(block, header + SECRET.len() + 1),
         "st_buf_free must zero the value before freeing it"
@@ -108,8 +111,14 @@ fn secret_bytes_zero_on_drop_and_on_growth() {
     let block = s.expose().as_ptr();
     watch(block, s.len());
     drop(s);
-    assert!(!FREED.load(Ordering::SeqCst), "SecretBytes is not global-allocator memory");
-    assert!(zeroed_after_free(block, SECRET.len()), "SecretBytes must zero itself on drop");
+    assert!(
+        !FREED.load(Ordering::SeqCst),
+        "SecretBytes is not global-allocator memory"
+    );
+    assert!(
+        zeroed_after_free(block, SECRET.len()),
+        "SecretBytes must zero itself on drop"
+    );
 
     // Growing must not leave a copy behind in the block it leaves.
     let mut grow = SecretBytes::with_capacity(SECRET.len());

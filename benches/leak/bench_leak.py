@@ -13,8 +13,12 @@ tables of docs/benchmarks.md's "leak" block.
    here): finds (false positives) and throughput from the page cache, median
    of 5, beside `cat` and GNU grep searching the four raw values; the peers'
    throughput and finds on a 16 MiB sample of the text.
+4. The canary job (tests/interop/canary_job.py): a canary's hits in each
+   channel of a job started by references, `run --as-files`, `run`'s
+   environment and a plain `export`.
 
-Usage: bench_leak.py ROOT OUT (ROOT: the checkout, with target/release/st-secrets built)."""
+Usage: bench_leak.py ROOT OUT (ROOT: the checkout, with target/release/st-secrets and
+libst_secrets.so built). Last: the canary job (tests/interop/canary_job.py)."""
 
 import json
 import os
@@ -249,6 +253,23 @@ def clean(home):
     shutil.rmtree(sample)
 
 
+def canary_job():
+    """The canary job of tests/interop/canary_job.py, four ways, against the
+    release build."""
+    sys.path.insert(0, str(ROOT / "tests/interop"))
+    import canary_job
+
+    work = OUT / "canary"
+    shutil.rmtree(work, ignore_errors=True)
+    print(canary_job.table(TOOL, ROOT / "target/release/libst_secrets.so", work))
+    print()
+    print("One launcher script and two ranks using the C ABI; the hits are `st-secrets scan`'s "
+          "(raw and encoded forms) in each channel, taken while the ranks run.")
+    print()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 home = corpus()
 clean(home)
 run_directory()
+canary_job()

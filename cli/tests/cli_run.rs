@@ -1579,3 +1579,125 @@ fn run_file_watch_rewrites_the_file_on_a_rotation_never_half_written() {
     let o = output(&home, &["run", "--watch", "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
+
+#[test]
+fn run_resolves_inherited_references_and_as_files_leaves_no_value_in_the_environment() {
+    let home = home_with(serde_json::json!({
+        "hf-token": "hf_ref_SECRET_0123456789",
+        "WANDB_API_KEY": "wandb0123456789abcdef",
+        "AWS_ACCESS_KEY_ID": "AKIAREFERENCETEST01",
+        "AWS_SECRET_ACCESS_KEY": "aws/secret+REFERENCE0123",
+        "DB_PASSWORD": "db_pass_0123456789",
+    }));
+    // Environment mode: the inherited reference becomes the value.
+    let o = tool(
+        &home,
+        &[
+            "run",
+            "--no-mask",
+            "--only",
+            "DB_PASSWORD",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s' \"$HF_TOKEN\" \"$TOKEN2\"",
+        ],
+    )
+    .env("HF_TOKEN", "st://hf-token")
+    .env("TOKEN2", "st://DB_PASSWORD")
+    .output()
+    .unwrap();
+    assert_eq!(
+        (o.status.code(), text(&o.stdout).as_str()),
+        (Some(0), "hf_ref_SECRET_0123456789|db_pass_0123456789"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A reference nothing holds: refused before the command starts, named.
+    let o = tool(
+        &home,
+        &[
+            "run",
+            "--only",
+            "DB_PASSWORD",
+            "--",
+            "sh",
+            "-c",
+            "echo started",
+        ],
+    )
+    .env("OTHER", "st://nowhere")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).is_empty());
+    assert!(
+        text(&o.stderr).contains("OTHER=st://nowhere"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // As files: paths only; each file holds what its reader expects.
+    let script = r#"
+        env > "$OUT/env"
+        cat "$HF_TOKEN_PATH" > "$OUT/hf"; cat "$NETRC" > "$OUT/netrc"
+        cat "$AWS_SHARED_CREDENTIALS_FILE" > "$OUT/aws"; cat "$DB_PASSWORD_FILE" > "$OUT/db"
+        stat -c %a "$HF_TOKEN_PATH" > "$OUT/mode"; dirname "$NETRC" > "$OUT/dir"
+    "#;
+    let out = home.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let o = tool(&home, &["run", "--as-files", "--", "sh", "-c", script])
+        .env("HF_TOKEN", "st://hf-token")
+        .env("OUT", &out)
+        .env("AWS_PROFILE", "training")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let env = fs::read_to_string(out.join("env")).unwrap();
+    for value in [
+        "SECRET_0123",
+        "wandb0123",
+        "AKIAREF",
+        "REFERENCE0123",
+        "db_pass",
+        "st://",
+    ] {
+        assert!(!env.contains(value), "{value} in the environment");
+    }
+    for var in [
+        "HF_TOKEN_PATH=",
+        "NETRC=",
+        "AWS_SHARED_CREDENTIALS_FILE=",
+        "DB_PASSWORD_FILE=",
+    ] {
+        assert!(env.lines().any(|l| l.starts_with(var)), "{var} missing");
+    }
+    let read = |name: &str| fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("hf"), "hf_ref_SECRET_0123456789");
+    assert_eq!(
+        read("netrc"),
+        "machine api.wandb.ai login user password wandb0123456789abcdef\n"
+    );
+    assert_eq!(
+        read("aws"),
+        "[training]\naws_access_key_id = AKIAREFERENCETEST01\naws_secret_access_key = aws/secret+REFERENCE0123\n"
+    );
+    assert_eq!(read("db"), "db_pass_0123456789");
+    assert_eq!(read("mode").trim(), "600");
+    assert!(
+        !std::path::Path::new(read("dir").trim()).exists(),
+        "removed when the command ended"
+    );
+
+    // A value a netrc cannot hold: refused before the command, named.
+    let bad = home_with(serde_json::json!({"WANDB_API_KEY": "has a space"}));
+    let o = tool(
+        &bad,
+        &["run", "--as-files", "--", "sh", "-c", "echo started"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("WANDB_API_KEY"));
+    assert!(!text(&o.stderr).contains("has a space"));
+}

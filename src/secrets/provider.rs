@@ -93,7 +93,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// Whether a value of the form `st://KEY` this provider holds is a
-    /// [reference](reference) the manager resolves through the providers
+    /// [reference](crate::secrets::reference) the manager resolves through the providers
     /// after it (the environment and the file: where a launcher puts
     /// what a job carries), rather than a value. `false` by default: a
     /// remote secret's value is always a value.

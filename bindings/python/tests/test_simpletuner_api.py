@@ -790,3 +790,13 @@ def test_a_library_timeout_is_a_builtin_timeout(private_home):
         assert isinstance(caught.value, st_secrets.StSecretsError), caught.value
     finally:
         listener.close()
+
+
+def test_the_drop_in_resolves_a_launchers_reference(private_home, monkeypatch):
+    d = private_home / ".simpletuner"
+    d.mkdir(exist_ok=True)
+    (d / "secrets.json").write_text(json.dumps({"hf-token": "hf_resolved_by_the_rank"}))
+    (d / "secrets.json").chmod(0o600)
+    monkeypatch.setenv("HF_TOKEN", "st://hf-token")
+    sec.SecretsManager.reset()
+    assert sec.get_secrets_manager().get_hf_token() == "hf_resolved_by_the_rank"

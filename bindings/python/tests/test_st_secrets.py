@@ -286,3 +286,16 @@ def test_store_and_hardware(tmp_path, monkeypatch):
     assert st_secrets.get_hourly_cost("gpu-x") == pytest.approx(36.0)
     st_secrets.clear_hardware_info_cache()
     st_secrets.reset_cipher()
+
+
+def test_references_resolve_down_the_chain_and_can_be_turned_off(manager, tmp_path, monkeypatch):
+    assert manager.set_secret("hf-token", "hf_behind_a_reference") is True
+    monkeypatch.setenv("PYTEST_HF_TOKEN", "st://hf-token")
+    assert manager.get_with_source("HF_TOKEN") == ("hf_behind_a_reference", "file")
+    monkeypatch.setenv("PYTEST_OTHER", "st://nowhere")
+    with pytest.raises(st_secrets.NotFoundError) as e:
+        manager.get("OTHER")
+    assert "'OTHER' in provider 'env' is the reference st://nowhere" in str(e.value)
+    off = SecretsManager(config={"file_path": str(tmp_path / "secrets.json"), "env_prefix": "PYTEST",
+                                 "references": False})
+    assert off.get("HF_TOKEN") == "st://hf-token"
