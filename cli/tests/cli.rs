@@ -228,6 +228,10 @@ fn providers_and_doctor() {
         "env and file only"
     );
     assert!(!out(&o).contains("hf_VALUE_NOT_SHOWN"));
+    // The value it read is in secret memory: some mapped, in use counted.
+    let memory = &json["secret_memory"];
+    assert!(memory["mapped"].as_u64().unwrap() >= 65536, "{memory}");
+    assert!(memory["locked"].as_u64().unwrap() <= memory["mapped"].as_u64().unwrap());
 
     fs::set_permissions(dir.join("secrets.yml"), fs::Permissions::from_mode(0o600)).unwrap();
     let o = run(&home, &["doctor", "HF_TOKEN"], "");

@@ -24,6 +24,7 @@
 //! the limit allows.
 
 use super::lock::Mutex;
+use std::collections::HashSet;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -44,9 +45,9 @@ struct FreeList {
 static FREE: [Mutex<FreeList>; CLASSES.len()] =
     [const { Mutex::lazy(FreeList::default) }; CLASSES.len()];
 
-/// The addresses of the large blocks `mlock` locked (few, and only large
-/// blocks pay for the list), so freeing one counts what it unlocks.
-static LARGE_LOCKED: Mutex<Vec<usize>> = Mutex::lazy(Vec::new);
+/// The addresses of the large blocks `mlock` locked (only large blocks pay
+/// for the set), so freeing one counts what it unlocks.
+static LARGE_LOCKED: Mutex<HashSet<usize>> = Mutex::lazy(HashSet::new);
 
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 static LOCKED: AtomicUsize = AtomicUsize::new(0);
@@ -92,7 +93,8 @@ pub(crate) fn block_size(size: usize) -> usize {
     if size <= LARGEST_SLOT {
         class_of(size).1
     } else {
-        size.div_ceil(page_size()) * page_size()
+        size.checked_next_multiple_of(page_size())
+            .expect("a block size fits in memory")
     }
 }
 
@@ -145,7 +147,7 @@ pub(crate) fn alloc(size: usize) -> NonNull<u8> {
     if size > LARGEST_SLOT {
         let (p, locked) = map(block);
         if locked {
-            LARGE_LOCKED.lock().push(p.as_ptr() as usize);
+            LARGE_LOCKED.lock().insert(p.as_ptr() as usize);
         }
         return p;
     }
@@ -192,13 +194,9 @@ pub(crate) unsafe fn free(p: NonNull<u8>, size: usize) {
     }
     IN_USE.fetch_sub(block, Ordering::Relaxed);
     if size > LARGEST_SLOT {
-        let addr = p.as_ptr() as usize;
-        let mut locked = LARGE_LOCKED.lock();
-        if let Some(i) = locked.iter().position(|&a| a == addr) {
-            locked.swap_remove(i);
+        if LARGE_LOCKED.lock().remove(&(p.as_ptr() as usize)) {
             LOCKED.fetch_sub(block, Ordering::Relaxed);
         }
-        drop(locked);
         // SAFETY: a mapping of exactly `block` bytes made by `map`
         // (unmapping unlocks it).
         unsafe {
@@ -235,8 +233,9 @@ unsafe fn zero(p: *mut u8, len: usize) {
 /// [`alloc`] and [`free`] for [`crate::secret::SecretBytes`].
 pub(crate) struct Block {
     ptr: NonNull<u8>,
-    /// The size asked for; 0 for no block.
-    size: usize,
+    /// The bytes it holds, its [`block_size`] (which is its own block
+    /// size, so [`free`] takes it as the size); 0 for no block.
+    cap: usize,
 }
 
 // SAFETY: a Block owns its memory alone, as a Box<[u8]> does.
@@ -248,7 +247,7 @@ impl Block {
     /// No memory.
     pub(crate) const EMPTY: Block = Block {
         ptr: NonNull::dangling(),
-        size: 0,
+        cap: 0,
     };
 
     /// A zeroed block with room for at least `size` bytes.
@@ -258,23 +257,20 @@ impl Block {
         }
         Block {
             ptr: alloc(size),
-            size,
+            cap: block_size(size),
         }
     }
 
     /// How many bytes it holds (its size class, whole pages when large).
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        if self.size == 0 {
-            0
-        } else {
-            block_size(self.size)
-        }
+        self.cap
     }
 
     /// The first `len` bytes (`len` at most the capacity).
     #[inline]
     pub(crate) fn bytes(&self, len: usize) -> &[u8] {
-        assert!(len <= self.capacity() || len == 0);
+        assert!(len <= self.cap);
         // SAFETY: the block is initialized (zeroed when made) for its whole
         // capacity; the dangling pointer of an empty block is valid for 0
         // bytes.
@@ -283,17 +279,17 @@ impl Block {
 
     /// The whole block, writable.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        let cap = self.capacity();
         // SAFETY: as in `bytes`, with `&mut self` owning the block alone.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), cap) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if self.size != 0 {
-            // SAFETY: made by `alloc` with this size; not used after.
-            unsafe { free(self.ptr, self.size) }
+        if self.cap != 0 {
+            // SAFETY: made by `alloc` with a size whose block size is `cap`
+            // (so `cap`'s is too); not used after.
+            unsafe { free(self.ptr, self.cap) }
         }
     }
 }
@@ -366,6 +362,10 @@ mod tests {
         assert_eq!(class_of(16), (0, 16));
         assert_eq!(class_of(17), (1, 32));
         assert_eq!(class_of(4096), (8, 4096));
+        // A block's size is its own block size: `Block` frees by capacity.
+        for n in [1, 15, 16, 17, 1000, 4096, 4097, 10_000, 1 << 20] {
+            assert_eq!(block_size(block_size(n)), block_size(n), "{n}");
+        }
         // Many blocks of one class: more than a chunk's slots, all distinct.
         let blocks: Vec<Block> = (0..CHUNK / 16 * 2 + 3).map(|_| Block::new(9)).collect();
         let mut addrs: Vec<usize> = blocks

@@ -279,12 +279,19 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         .map_err(|e| Error::Internal(format!("doctor JSON: {e}")))?;
     let checks = remote_checks(&diagnosis, &mut problems);
     let store_state = store_check(g, &mut problems);
+    let memory = secrets::secret_memory();
     if g.json {
         print_json(serde_json::json!({
             "version": st_secrets::VERSION,
             "chain": diagnosis,
             "secrets_file": m.file_path().map(|p| p.display().to_string()),
             "store": store_state,
+            "secret_memory": {
+                "mapped": memory.mapped,
+                "locked": memory.locked,
+                "lock_refused": memory.lock_refused,
+                "in_use": memory.in_use,
+            },
             "keys": report_keys,
             "problems": problems,
         }))?;
@@ -307,6 +314,15 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         lines.push(format!("secrets file: {}", p.display()));
     }
     lines.push(format!("store: {store_state}"));
+    lines.push(format!(
+        "secret memory: {} KiB out of core dumps, {} KiB locked in RAM{}",
+        memory.mapped / 1024,
+        memory.locked / 1024,
+        match memory.lock_refused {
+            0 => String::new(),
+            n => format!(" (mlock refused {n} times: RLIMIT_MEMLOCK; values may reach swap)"),
+        }
+    ));
     lines.extend(checks);
     lines.push(
         if required {
