@@ -737,7 +737,7 @@ fn references_in_the_environment_and_a_yaml_file_resolve_through_aws() {
     );
     // A key only the environment holds is not reached from the environment.
     let e = m.get("ENV_ONLY").unwrap_err();
-    assert_eq!(e.code_name(), "ST_NOT_FOUND", "{e}");
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{e}");
     // env LOOP -> file has no `loop` -> AWS has none: no loop, an answer.
     assert!(m.get("LOOP").unwrap_err().to_string().contains("st://loop"));
     for v in ["HF_TOKEN", "LOOP", "ENV_ONLY", "ST_MOTO_REF_X"] {

@@ -1071,7 +1071,7 @@ fn references_in_the_environment_and_the_file_resolve_through_vault() {
     );
     // Unknown in Vault: refused by name.
     let e = m.get("gone").unwrap_err();
-    assert_eq!(e.code_name(), "ST_NOT_FOUND");
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
     assert!(e.to_string().contains("st://NOT_IN_VAULT"), "{e}");
     // A refresh follows the reference and asks Vault again.
     let refreshed = m.refresh("TOKEN").unwrap().unwrap();

@@ -485,3 +485,26 @@ func TestOnChangeTellsSavesAndRewritesUntilRemoved(t *testing.T) {
 	default:
 	}
 }
+
+func TestReferencesResolveDownTheChain(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets.json")
+	_ = os.WriteFile(file, []byte(`{"hf-token": "hf_behind_a_reference"}`), 0o600)
+	m, err := New(map[string]any{"file_path": file, "env_prefix": "GOREF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Setenv("GOREF_HF_TOKEN", "st://hf-token")
+	t.Setenv("GOREF_OTHER", "st://nowhere")
+	if v, err := m.Get("HF_TOKEN"); err != nil || v != "hf_behind_a_reference" {
+		t.Fatalf("%q %v", v, err)
+	}
+	if _, err := m.Get("OTHER"); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "st://nowhere") {
+		t.Fatalf("want ErrInvalidArgument naming the reference, got %v", err)
+	}
+	off, _ := New(map[string]any{"file_path": file, "env_prefix": "GOREF", "references": false})
+	defer off.Close()
+	if v, _ := off.Get("HF_TOKEN"); v != "st://hf-token" {
+		t.Fatalf("references off: %q", v)
+	}
+}

@@ -8,7 +8,9 @@
 //! providers *after* that one, in order, as a get would (a reference there
 //! is resolved the same way, further down). So a reference never reaches
 //! its own provider and cannot loop; the chain's length bounds the hops.
-//! A reference no later provider holds is an [`Error::NotFound`] naming the
+//! A reference no later provider holds is an [`Error::InvalidArgument`]
+//! (a configuration value pointing nowhere; not "absent", which a caller
+//! may take as optional and go on without the secret) naming the
 //! key, the provider and the reference; a value that starts with `st://`
 //! but is not a reference (an empty key, or one with spaces or braces) is
 //! an [`Error::Parse`] naming the key, never the value. The config key
@@ -110,7 +112,7 @@ impl SecretsManager {
                         after.join(", ")
                     ),
                 };
-                Err(Error::NotFound(format!("{what}, {after}")))
+                Err(Error::InvalidArgument(format!("{what}, {after}")))
             }
             Err(e) => Err(e.context(what)),
         }

@@ -522,14 +522,14 @@ fn references_resolve_down_the_chain_and_never_up_or_in_a_loop() {
     // A file reference to a key it holds itself is looked up after it.
     let e = m.get("own").unwrap_err();
     assert!(
-        matches!(&e, Error::NotFound(msg) if msg.contains("'own' in provider 'file' is the reference st://hf-token") && msg.contains("(aws;")),
+        matches!(&e, Error::InvalidArgument(msg) if msg.contains("'own' in provider 'file' is the reference st://hf-token") && msg.contains("(aws;")),
         "{e}"
     );
     // env LOOP -> file loop -> aws LOOP: down the chain, never back.
     assert_eq!(value(&m, "LOOP").as_deref(), Some("loop_end_in_aws"));
     // The environment is not asked for its own reference.
     let e = m.get("ONLY_ENV").unwrap_err();
-    assert_eq!(e.code_name(), "ST_NOT_FOUND");
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
     assert!(e.to_string().contains("'ONLY_ENV' in provider 'env' is the reference st://ENV_TARGET, which no provider after 'env' holds (file, aws;"), "{e}");
     assert!(!e.to_string().contains("in_the_environment_only"));
     // Versions and refresh follow the reference too.

@@ -142,9 +142,9 @@ fn map(len: usize) -> (NonNull<u8>, bool) {
 /// Free it with [`free`] and the same `size`.
 pub(crate) fn alloc(size: usize) -> NonNull<u8> {
     debug_assert!(size > 0);
-    let block = block_size(size);
-    IN_USE.fetch_add(block, Ordering::Relaxed);
     if size > LARGEST_SLOT {
+        let block = block_size(size);
+        IN_USE.fetch_add(block, Ordering::Relaxed);
         let (p, locked) = map(block);
         if locked {
             LARGE_LOCKED.lock().insert(p.as_ptr() as usize);
@@ -152,6 +152,7 @@ pub(crate) fn alloc(size: usize) -> NonNull<u8> {
         return p;
     }
     let (class, slot) = class_of(size);
+    IN_USE.fetch_add(slot, Ordering::Relaxed);
     let mut list = FREE[class].lock();
     if list.head == 0 {
         // A new chunk: its first slot is this block, the others the list.
@@ -186,28 +187,31 @@ pub(crate) fn alloc(size: usize) -> NonNull<u8> {
 /// # Safety
 /// `p` came from [`alloc`] with this `size` and is not used after.
 pub(crate) unsafe fn free(p: NonNull<u8>, size: usize) {
-    let block = block_size(size);
-    // SAFETY: the block is `block` bytes long (caller's contract);
-    // volatile stores, so the zeroing is not elided as dead.
-    unsafe {
-        zero(p.as_ptr(), block);
-    }
-    IN_USE.fetch_sub(block, Ordering::Relaxed);
     if size > LARGEST_SLOT {
+        let block = block_size(size);
+        // SAFETY: a mapping of exactly `block` bytes made by `map` (caller's
+        // contract), zeroed with stores that are not elided, then unmapped
+        // (which unlocks it).
+        unsafe {
+            zero(p.as_ptr(), block);
+            libc::munmap(p.as_ptr().cast(), block);
+        }
         if LARGE_LOCKED.lock().remove(&(p.as_ptr() as usize)) {
             LOCKED.fetch_sub(block, Ordering::Relaxed);
         }
-        // SAFETY: a mapping of exactly `block` bytes made by `map`
-        // (unmapping unlocks it).
-        unsafe {
-            libc::munmap(p.as_ptr().cast(), block);
-        }
         MAPPED.fetch_sub(block, Ordering::Relaxed);
+        IN_USE.fetch_sub(block, Ordering::Relaxed);
         return;
     }
-    let (class, _) = class_of(size);
+    let (class, slot) = class_of(size);
+    // SAFETY: the slot is `slot` bytes long (caller's contract); once
+    // zeroed it is free, and its first word links the list.
+    unsafe {
+        zero(p.as_ptr(), slot);
+    }
+    IN_USE.fetch_sub(slot, Ordering::Relaxed);
     let mut list = FREE[class].lock();
-    // SAFETY: the slot is free from here on; its first word links the list.
+    // SAFETY: as above.
     unsafe {
         p.as_ptr().cast::<usize>().write(list.head);
     }

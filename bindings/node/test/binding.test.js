@@ -106,6 +106,26 @@ test('manager: chain, env wins, file 0600, errors with codes', () => {
   bad.close();
 });
 
+test('manager: references resolve down the chain; one pointing nowhere throws', () => {
+  const file = path.join(tmp(), 'secrets.json');
+  fs.writeFileSync(file, '{"hf-token": "hf_behind_a_reference"}', { mode: 0o600 });
+  const m = new st.Manager({ file_path: file, env_prefix: 'NODEREF' });
+  process.env.NODEREF_HF_TOKEN = 'st://hf-token';
+  process.env.NODEREF_OTHER = 'st://nowhere';
+  try {
+    assert.equal(m.get('HF_TOKEN'), 'hf_behind_a_reference');
+    assert.throws(() => m.get('OTHER'),
+      (e) => e.code === 'ST_INVALID_ARGUMENT' && e.message.includes('st://nowhere'));
+    const off = new st.Manager({ file_path: file, env_prefix: 'NODEREF', references: false });
+    assert.equal(off.get('HF_TOKEN'), 'st://hf-token');
+    off.close();
+  } finally {
+    delete process.env.NODEREF_HF_TOKEN;
+    delete process.env.NODEREF_OTHER;
+    m.close();
+  }
+});
+
 test('a NUL byte in a string argument is refused by name, sync and async', async () => {
   // "user\0admin" was cut at the NUL by C and saved as "user".
   const file = path.join(tmp(), 'secrets.json');

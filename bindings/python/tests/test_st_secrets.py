@@ -293,7 +293,7 @@ def test_references_resolve_down_the_chain_and_can_be_turned_off(manager, tmp_pa
     monkeypatch.setenv("PYTEST_HF_TOKEN", "st://hf-token")
     assert manager.get_with_source("HF_TOKEN") == ("hf_behind_a_reference", "file")
     monkeypatch.setenv("PYTEST_OTHER", "st://nowhere")
-    with pytest.raises(st_secrets.NotFoundError) as e:
+    with pytest.raises(st_secrets.InvalidArgumentError) as e:
         manager.get("OTHER")
     assert "'OTHER' in provider 'env' is the reference st://nowhere" in str(e.value)
     off = SecretsManager(config={"file_path": str(tmp_path / "secrets.json"), "env_prefix": "PYTEST",
