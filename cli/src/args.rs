@@ -214,8 +214,8 @@ ones are not (they are not secrets). An unresolved reference fails before the
 command starts, naming its file and line.
 
 References inherited: a variable of this environment whose value is
-st://KEY (a launcher's `export HF_TOKEN=st://hf-token`) is resolved through
-the chain and the command gets the value under the same name (or, with
+st://KEY (a launcher's `export HF_TOKEN=st://hf-token`) is resolved in the
+providers after the environment and the command gets the value under the same name (or, with
 --as-files, a file); one that resolves nowhere fails before the command
 starts.
 

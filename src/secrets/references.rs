@@ -21,6 +21,7 @@
 use super::provider::{self, Version, REFERENCE_SCHEME};
 use super::{ChainLink, SecretsManager};
 use crate::error::Error;
+use crate::redact;
 use crate::secret::SecretString;
 
 /// How the chain is asked: a link and the key to ask it.
@@ -144,6 +145,33 @@ impl SecretsManager {
                 link.provider.name()
             ))),
         }
+    }
+
+    /// The value of the reference `st://target` held by the provider named
+    /// `held_by`, outside this manager's own reading of it (a variable
+    /// `st-secrets run` inherits is the environment's, whatever the
+    /// manager's `env_prefix`): `target` looked up in the providers after
+    /// that one, by the rules above; the whole chain when none has that
+    /// name. Remembered for redaction under `target`, as a get is.
+    ///
+    /// # Errors
+    /// As a get of `target`; [`Error::InvalidArgument`] for an empty key.
+    pub fn resolve_reference(
+        &self,
+        held_by: &str,
+        target: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        super::check_key(target)?;
+        let from = self
+            .links
+            .iter()
+            .position(|l| l.provider.name() == held_by)
+            .map_or(0, |i| i + 1);
+        let found = self.chain_from(from, target, &|link, key| link.lookup(key))?;
+        if let Some((value, _)) = &found {
+            redact::remember(target, value.expose_bytes());
+        }
+        Ok(found.map(|(value, _)| value))
     }
 
     /// What the chain would answer for `key` from what its providers hold

@@ -544,6 +544,17 @@ fn references_resolve_down_the_chain_and_never_up_or_in_a_loop() {
         !refreshed.changed,
         "the value held before is the resolved one"
     );
+    // A reference held outside the manager's reading (run's inherited
+    // variables): the same rules, from the named provider on.
+    let v = m.resolve_reference("env", "hf-token").unwrap().unwrap();
+    assert_eq!(v.expose(), "hf_from_the_file");
+    assert!(m.resolve_reference("env", "ENV_TARGET").unwrap().is_none());
+    let v = m
+        .resolve_reference("no-such-provider", "ENV_TARGET")
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.expose(), "in_the_environment_only");
+    assert!(m.resolve_reference("env", "").is_err());
     // A reference is not a held secret; what it resolves to is.
     let held = m.held_values().unwrap();
     assert!(held.iter().all(|(_, v)| !v.expose().starts_with("st://")));

@@ -68,9 +68,10 @@ fn file_spec(spec: &str) -> Result<(&str, &str), CliError> {
 /// a later line, wins). Linear in the number of keys.
 ///
 /// With `inherited` (`run`), every variable of this process's environment
-/// whose value is a reference `st://KEY` is resolved first (under its own
-/// name; the chain keys and env files then set theirs over it), unless the
-/// configuration turns references off.
+/// whose value is a reference `st://KEY` is resolved first, as the library
+/// resolves the environment's references (KEY in the providers after the
+/// environment), under its own name (the chain keys and env files then set
+/// theirs over it), unless the configuration turns references off.
 pub fn resolve(
     g: &Globals,
     selection: &Selection,
@@ -104,7 +105,9 @@ pub fn resolve(
             let Some(key) = template::reference(value) else {
                 continue;
             };
-            match m.get(key) {
+            // As the library resolves the environment's references: in
+            // the providers after it, never the environment itself.
+            match m.resolve_reference("env", key) {
                 Ok(Some(value)) => {
                     refuse_nul(name, key, &value)?;
                     vars.set(name.to_owned(), key, value, true);
