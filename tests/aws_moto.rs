@@ -32,6 +32,20 @@ fn config(s: &Value, secret: &str) -> ManagerConfig {
     }
 }
 
+/// The chain env (variables `<prefix>_KEY`) > the secrets file `file` >
+/// AWS (`st-secrets/test`).
+fn chain(s: &Value, prefix: &str, file: std::path::PathBuf) -> ManagerConfig {
+    ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
+        env_prefix: Some(prefix.into()),
+        file: FileSettings {
+            path: Some(file),
+            ..config(s, "st-secrets/test").file
+        },
+        ..config(s, "st-secrets/test")
+    }
+}
+
 /// The provider built from `c`'s AWS and remote settings.
 fn provider(c: &ManagerConfig, vars: Vars) -> AwsProvider {
     AwsProvider::new(&c.aws, &c.remote, vars)
@@ -51,15 +65,7 @@ fn keys(s: &Value, who: &str) -> Vars {
 fn a_get_through_the_chain_with_env_winning() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let config = ManagerConfig {
-        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
-        env_prefix: Some("ST_MOTO_TEST".into()),
-        file: FileSettings {
-            path: Some(dir.path().join("secrets.json")),
-            ..config(&s, "st-secrets/test").file
-        },
-        ..config(&s, "st-secrets/test")
-    };
+    let config = chain(&s, "ST_MOTO_TEST", dir.path().join("secrets.json"));
     let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
     let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
     assert_eq!((value.expose(), source), ("hf_moto_value", "aws"));
@@ -701,15 +707,7 @@ fn references_in_the_environment_and_a_yaml_file_resolve_through_aws() {
         "wandb: st://replicate-api-token\nmissing: st://NOT_IN_AWS\n",
     )
     .unwrap();
-    let config = ManagerConfig {
-        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Aws],
-        env_prefix: Some("ST_MOTO_REF".into()),
-        file: FileSettings {
-            path: Some(file),
-            ..config(&s, "st-secrets/test").file
-        },
-        ..config(&s, "st-secrets/test")
-    };
+    let config = chain(&s, "ST_MOTO_REF", file);
     let m = SecretsManager::with_environment(config, keys(&s, "admin")).unwrap();
     // SAFETY of the test: only this test uses the ST_MOTO_REF prefix, and
     // the moto tests run single-threaded (scripts/test-all.sh).

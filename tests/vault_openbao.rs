@@ -38,6 +38,20 @@ fn config(s: &Value) -> ManagerConfig {
     }
 }
 
+/// The chain env (variables `<prefix>_KEY`) > the secrets file `file` >
+/// Vault as root.
+fn chain(s: &Value, prefix: &str, file: std::path::PathBuf) -> ManagerConfig {
+    ManagerConfig {
+        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Vault],
+        env_prefix: Some(prefix.into()),
+        file: FileSettings {
+            path: Some(file),
+            ..config(s).file
+        },
+        ..config(s)
+    }
+}
+
 /// The provider built from `c`'s Vault and remote settings.
 fn provider(c: &ManagerConfig, vars: Vars) -> VaultProvider {
     VaultProvider::new(&c.vault, &c.remote, vars)
@@ -87,15 +101,7 @@ fn audited(s: &Value, path: &str) -> usize {
 fn kv_v2_through_the_chain_detected_from_the_mounts_endpoint() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let c = ManagerConfig {
-        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Vault],
-        env_prefix: Some("ST_BAO_TEST".into()),
-        file: FileSettings {
-            path: Some(dir.path().join("secrets.json")),
-            ..config(&s).file
-        },
-        ..config(&s)
-    };
+    let c = chain(&s, "ST_BAO_TEST", dir.path().join("secrets.json"));
     let m = manager(c);
     let (value, source) = m.get_with_source("HF_TOKEN").unwrap().unwrap();
     // The latest version (the first one held another value).
@@ -1044,15 +1050,7 @@ fn references_in_the_environment_and_the_file_resolve_through_vault() {
         r#"{"replicate": "st://replicate-api-token", "gone": "st://NOT_IN_VAULT", "HF_TOKEN": "st://HF_TOKEN"}"#,
     )
     .unwrap();
-    let c = ManagerConfig {
-        providers: vec![ProviderKind::Env, ProviderKind::File, ProviderKind::Vault],
-        env_prefix: Some("ST_BAO_REF".into()),
-        file: FileSettings {
-            path: Some(file),
-            ..config(&s).file
-        },
-        ..config(&s)
-    };
+    let c = chain(&s, "ST_BAO_REF", file);
     let m = manager(c);
     // SAFETY of the test: only this test uses the ST_BAO_REF prefix, and
     // the OpenBao tests run single-threaded (scripts/test-all.sh).

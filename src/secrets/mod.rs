@@ -50,7 +50,6 @@ pub use vault::{VaultProvider, VaultSettings};
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;
-use crate::redact;
 use crate::secret::SecretString;
 use crate::sys::Mutex;
 use events::Notifier;
@@ -282,11 +281,7 @@ impl SecretsManager {
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
-        let found = self.first_in_chain(key, |link, key| link.lookup(key))?;
-        if let Some((value, _)) = &found {
-            redact::remember(key, value.expose_bytes());
-        }
-        Ok(found)
+        self.first_in_chain(0, key, |link, key| link.lookup(key))
     }
 
     /// Like [`get_with_source`](Self::get_with_source), also giving the
@@ -296,10 +291,7 @@ impl SecretsManager {
     /// used, never the value.
     pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
         check_key(key)?;
-        let found = self.first_in_chain(key, |link, key| link.lookup_versioned(key))?;
-        if let Some(((value, _), _)) = &found {
-            redact::remember(key, value.expose_bytes());
-        }
+        let found = self.first_in_chain(0, key, |link, key| link.lookup_versioned(key))?;
         Ok(found.map(|((value, version), provider)| Found {
             value,
             provider,
@@ -318,10 +310,7 @@ impl SecretsManager {
         check_key(key)?;
         let before = self.peek_resolved(0, key);
         let interval = self.config.remote.refresh_min_interval;
-        let found = self.first_in_chain(key, |link, key| link.refresh_key(key, interval))?;
-        if let Some(((value, _), _)) = &found {
-            redact::remember(key, value.expose_bytes());
-        }
+        let found = self.first_in_chain(0, key, |link, key| link.refresh_key(key, interval))?;
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()

@@ -45,17 +45,23 @@ impl Valued for (SecretString, Option<Version>) {
 }
 
 impl SecretsManager {
-    /// The first answer of the chain, in order, with the provider that gave
-    /// it: `ask` of each link until one has the key, a reference resolved
-    /// further down the chain (see the module documentation); `Ok(None)`
-    /// when none has it and none failed, else the first failure, naming
-    /// its provider.
+    /// The first answer of the chain from link `from` on, in order, with
+    /// the provider that gave it: `ask` of each link until one has the key,
+    /// a reference resolved further down the chain (see the module
+    /// documentation); `Ok(None)` when none has it and none failed, else the
+    /// first failure, naming its provider. The value found is remembered for
+    /// redaction under `key` (every answer the manager gives passes here).
     pub(super) fn first_in_chain<T: Valued>(
         &self,
+        from: usize,
         key: &str,
         ask: impl Fn(&ChainLink, &str) -> Result<Option<T>, Error>,
     ) -> Result<Option<(T, &'static str)>, Error> {
-        self.chain_from(0, key, &ask)
+        let found = self.chain_from(from, key, &ask)?;
+        if let Some((found, _)) = &found {
+            redact::remember(key, found.value().expose_bytes());
+        }
+        Ok(found)
     }
 
     fn chain_from<T: Valued>(
@@ -167,10 +173,7 @@ impl SecretsManager {
             .iter()
             .position(|l| l.provider.name() == held_by)
             .map_or(0, |i| i + 1);
-        let found = self.chain_from(from, target, &|link, key| link.lookup(key))?;
-        if let Some((value, _)) = &found {
-            redact::remember(target, value.expose_bytes());
-        }
+        let found = self.first_in_chain(from, target, |link, key| link.lookup(key))?;
         Ok(found.map(|(value, _)| value))
     }
 

@@ -223,13 +223,24 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
         })
         .collect();
     if as_files {
-        let secrets: Vec<&Var> = resolved.vars.iter().filter(|v| v.secret).collect();
-        let names: Vec<&str> = secrets.iter().map(|v| v.name.as_str()).collect();
+        let secrets: std::collections::HashMap<&str, &Var> = resolved
+            .vars
+            .iter()
+            .filter(|v| v.secret)
+            .map(|v| (v.name.as_str(), v))
+            .collect();
+        // The plan keeps the variables' order (`vars` is in first-set order).
+        let names: Vec<&str> = resolved
+            .vars
+            .iter()
+            .filter(|v| v.secret)
+            .map(|v| v.name.as_str())
+            .collect();
         for d in delivery::plan(&names, |n| std::env::var(n).ok()) {
             let from: Vec<&Var> = d
                 .from
                 .iter()
-                .filter_map(|n| secrets.iter().find(|v| &v.name == n).copied())
+                .filter_map(|n| secrets.get(n.as_str()).copied())
                 .collect();
             if let Some((v, why)) = from
                 .iter()

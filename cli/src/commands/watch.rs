@@ -1,8 +1,8 @@
 //! `run --file NAME=st://KEY --watch` (and `--as-files --watch`): while the
-//! command runs, each file is rewritten when a secret in it changes (a rotation), atomically (a
-//! new 0600 file renamed over it: a reader sees the old value or the new
-//! one, never part of one), so a program that reads its credentials file
-//! again picks up a rotation without a restart.
+//! command runs, each file is rewritten when a secret in it changes (a
+//! rotation), atomically (a new 0600 file renamed over it: a reader sees
+//! the old value or the new one, never part of one), so a program that
+//! reads its credentials file again picks up a rotation without a restart.
 //!
 //! The library's change events say when to look (its watch fetches a
 //! remote secret at its soft deadline and checks the secrets file while a
