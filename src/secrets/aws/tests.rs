@@ -325,24 +325,8 @@ fn two_threads_times_ten_thousand_gets_send_one_request() {
 }
 
 fn iso(t: SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // civil_from_days (inverse of wire::days_from_civil).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from(t).fmt(Format::DateTime).unwrap()
 }
 
 /// A fake host: container credentials at /creds (token checked), STS at /sts,

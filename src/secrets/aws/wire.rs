@@ -9,7 +9,8 @@ use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::{shorten, FetchError};
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use aws_smithy_types::date_time::{DateTime, Format};
+use std::time::SystemTime;
 
 /// The content type of the query protocol's form bodies (STS).
 pub const FORM_CONTENT_TYPE: (&str, &str) = (
@@ -143,35 +144,13 @@ pub fn xml_text(doc: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// An ISO 8601 UTC timestamp as AWS writes them (`2026-11-21T10:00:00Z`,
-/// with optional fractional seconds, `Z` or `+00:00`).
+/// An RFC 3339 timestamp as AWS writes them (`2026-11-21T10:00:00Z`, with
+/// optional fractional seconds and an offset), read by `aws-smithy-types`,
+/// which the signing crates already bring. `None` for anything else,
+/// including dates a `SystemTime` cannot hold.
 pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.split('.').next()?;
-    let mut t = time.splitn(3, ':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = DateTime::from_str(s.trim(), Format::DateTimeWithOffset).ok()?;
+    SystemTime::try_from(at).ok()
 }
 
 /// An error answer of an AWS service: its code (`AccessDeniedException`,
@@ -295,6 +274,7 @@ pub(crate) fn require_success(what: &str, r: Response) -> Result<Response, Fetch
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn form_escapes_like_rfc3986() {
@@ -325,13 +305,16 @@ mod tests {
         assert_eq!(t("2026-11-21T21:31:09.123Z"), Some(1_795_296_669));
         assert_eq!(t("2026-11-21T21:31:09+00:00"), Some(1_795_296_669));
         assert_eq!(t("2000-02-29T12:00:00Z"), Some(951_825_600));
+        assert_eq!(t("2026-11-21T23:31:09+02:00"), Some(1_795_296_669));
         for bad in [
             "",
             "2026-11-21",
             "2026-13-01T00:00:00Z",
             "2026-11-21T25:00:00Z",
             "x-y-zTa:b:cZ",
-            "2026-11-21T21:31:09+02:00",
+            "2026-02-30T00:00:00Z",
+            "99999999999999-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
         ] {
             assert_eq!(t(bad), None, "{bad}");
         }
