@@ -83,7 +83,7 @@ int main(void) {
     }
     st_buf_free(config);
   }
-  st_cache_stats stats;
+  st_cache_stats stats = {.struct_size = sizeof stats};
   if (st_cache_stats_get(configs, &stats, NULL) == ST_OK) {
     printf("launcher: provider config resolved 3 times, loaded %d time(s); cache: %llu hits, "
            "%llu misses\n",

@@ -207,9 +207,17 @@ typedef struct st_store st_store;
 typedef st_result (*st_compute_fn)(void *user_data, const char *key, st_sink *sink);
 
 /**
- * A snapshot of a cache's counters (see `st_cache_stats_get`).
+ * A snapshot of a cache's counters (see `st_cache_stats_get`). Set
+ * `struct_size` to `sizeof(st_cache_stats)` before the call: a later version
+ * may append fields, and the library fills only as many bytes as the
+ * caller's struct has.
  */
 typedef struct {
+  /**
+   * In: the size of the caller's struct, `sizeof(st_cache_stats)`. Out:
+   * how many bytes the library filled (the fields it knows).
+   */
+  size_t struct_size;
   /**
    * Stored entries, including expired ones not yet swept.
    */
@@ -425,11 +433,16 @@ size_t st_cache_invalidate_prefix(st_cache *c, const char *prefix);
 size_t st_cache_cleanup(st_cache *c);
 
 /**
- * Writes the cache's sizes and counters to `*out`. Costs a pass over the
- * entries (to count expired ones): for monitoring, not hot paths. Returns
- * `ST_OK` or `ST_NULL_ARGUMENT`.
+ * Writes the cache's sizes and counters to `*stats`, whose `struct_size` the
+ * caller sets to `sizeof(st_cache_stats)`: the library writes
+ * `min(struct_size, its own size)` bytes and sets `struct_size` to that
+ * number, so a program built against a newer header still runs. Costs a pass
+ * over the entries (to count expired ones): for monitoring, not hot paths.
+ * Returns `ST_OK`, `ST_NULL_ARGUMENT`, or `ST_INVALID_ARGUMENT` when
+ * `struct_size` is smaller than this version's struct (0 when unset; the
+ * struct is left unchanged).
  */
-st_result st_cache_stats_get(const st_cache *c, st_cache_stats *out, st_error **err);
+st_result st_cache_stats_get(const st_cache *c, st_cache_stats *stats, st_error **err);
 
 /**
  * The process-wide provider-configuration cache (TTL 300 s, 100 entries; keys

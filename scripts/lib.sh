@@ -24,7 +24,7 @@ ensure_system_tools() {
   for pair in cc:gcc c++:g++ cmake:cmake ninja:ninja-build valgrind:valgrind pkg-config:pkg-config \
     python3:python3 qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
     aarch64-linux-gnu-g++:g++-aarch64-linux-gnu aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu \
-    zsh:zsh fish:fish man:man-db gcore:gdb; do
+    zsh:zsh fish:fish man:man-db gcore:gdb abidiff:abigail-tools; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
@@ -76,15 +76,9 @@ check_prerequisites() {
 # requirements file given as $1; prints the venv's python path.
 ensure_venv() {
   local req="$1" venv="$ST_TOOLS_DIR/venv"
-  if [ ! -x "$venv/bin/python" ]; then
-    mkdir -p "$ST_TOOLS_DIR"
-    python3 -m venv "$venv" >&2
-  fi
+  [ -x "$venv/bin/python" ] || { mkdir -p "$ST_TOOLS_DIR" && python3 -m venv "$venv" >&2; }
   local stamp="$venv/.installed-$(basename "$req")-$(sha256sum "$req" | cut -c1-16)"
-  if [ ! -f "$stamp" ]; then
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
-    touch "$stamp"
-  fi
+  [ -f "$stamp" ] || { "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2 && touch "$stamp"; }
   echo "$venv/bin/python"
 }
 

@@ -18,6 +18,8 @@ cd "$ST_ROOT"
 SUITES=(
   "header|the committed header equals what build.rs generates"
   "lint|cargo fmt --check, clippy -D warnings, rustdoc -D warnings"
+  "licences|shipped crates' licences on the allow-list, THIRD-PARTY-NOTICES.txt current (tests/licences)"
+  "abi|the library's ABI against the last release's baseline with abidiff (tests/abi)"
   "docs|docs/ and README: sizes, relative links, generated tables (tests/docs.rs)"
   "cargo|cargo test --workspace: the library's and the tool's unit and integration tests"
   "ctest|the C tests plain, under ASan+UBSan and valgrind; header as C11/C++17; README link lines"
@@ -105,6 +107,8 @@ suite_lint() {
   cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings &&
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --workspace
 }
+suite_licences() { bash tests/licences/run.sh; }
+suite_abi() { bash tests/abi/run.sh; }
 suite_docs() { cargo test --test docs -- "${extra[@]}"; }
 suite_cargo() { cargo test --workspace -- "${extra[@]}"; }
 suite_ctest() {
@@ -155,12 +159,10 @@ suite_tsan() { tsan_cache; }
 counter_for() {
   case "$1" in
     cargo | moto | openbao | tool-servers | docs | tsan) echo count_cargo ;;
-    ctest) echo count_ctest ;;
+    ctest | go | node) echo "count_$1" ;;
     interop) echo count_pytest ;;
-    go) echo count_go ;;
-    node) echo count_node ;;
-    python | consumers | fuzz | dist-checks) echo count_plain ;;
-    *) echo count_none ;;
+    header | lint | msrv | dist) echo count_none ;;
+    *) echo count_plain ;;
   esac
 }
 

@@ -239,6 +239,7 @@ func (c *Cache) InvalidatePrefix(prefix string) int {
 // Stats returns the cache's sizes and counters.
 func (c *Cache) Stats() (Stats, error) {
 	var s C.st_cache_stats
+	s.struct_size = C.size_t(unsafe.Sizeof(s))
 	var err *C.st_error
 	rc := C.st_cache_stats_get(c.handle(), &s, &err)
 	runtime.KeepAlive(c)

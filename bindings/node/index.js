@@ -49,6 +49,8 @@ koffi.alias('st_result', 'int');
 for (const t of sig.opaque) koffi.opaque(t);
 for (const [name, fields] of Object.entries(sig.structs)) koffi.struct(name, fields);
 for (const proto of sig.callbacks) koffi.proto(proto);
+/** st_cache_stats' struct_size: the size of the struct this binding reads. */
+const STATS_SIZE = koffi.sizeof('st_cache_stats');
 const C = {};
 for (const decl of sig.functions) {
   const fn = lib.func(decl);
@@ -364,7 +366,7 @@ class Cache extends Handle {
   cleanup() { return Number(C.st_cache_cleanup(this.handle)); }
 
   stats() {
-    const out = {};
+    const out = { struct_size: STATS_SIZE };
     const err = [null];
     check(C.st_cache_stats_get(this.handle, out, err), err);
     return {

@@ -6,6 +6,7 @@
 exports.opaque = ["st_buf","st_cache","st_error","st_redactor","st_secrets","st_sink","st_store"];
 exports.structs = {
   "st_cache_stats": {
+    "struct_size": "size_t",
     "size": "size_t",
     "max_size": "size_t",
     "expired_count": "size_t",
@@ -37,7 +38,7 @@ exports.functions = [
   'size_t st_cache_clear(st_cache *c)',
   'size_t st_cache_invalidate_prefix(st_cache *c, const char *prefix)',
   'size_t st_cache_cleanup(st_cache *c)',
-  'st_result st_cache_stats_get(const st_cache *c, _Out_ st_cache_stats *out, _Out_ st_error **err)',
+  'st_result st_cache_stats_get(const st_cache *c, _Inout_ st_cache_stats *stats, _Out_ st_error **err)',
   'st_cache *st_provider_config_cache()',
   'st_cache *st_user_permission_cache()',
   'size_t st_invalidate_provider_cache(const char *provider)',

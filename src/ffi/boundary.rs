@@ -204,6 +204,75 @@ pub(crate) unsafe fn out_arg<'a, T>(
     }
 }
 
+/// A `#[repr(C)]` struct the caller sizes: its first field is a `size_t`
+/// `struct_size` the caller sets to `sizeof` the struct in the header it was
+/// built against, so that fields appended later never overrun an older
+/// caller's struct.
+///
+/// # Safety
+/// The type is `#[repr(C)]`, starts with a `usize`, and has no padding (its
+/// bytes are copied as they are).
+pub(crate) unsafe trait SizedStruct: Copy {}
+
+/// A checked [`SizedStruct`] out-parameter: `len` bytes of the caller's
+/// struct are written on success.
+pub(crate) struct SizedOut<'a, T> {
+    ptr: NonNull<T>,
+    len: usize,
+    _lifetime: PhantomData<&'a mut T>,
+}
+
+impl<T: SizedStruct> SizedOut<'_, T> {
+    /// Writes the first `len` bytes of `value`, whose `struct_size` becomes
+    /// `len`.
+    pub(crate) fn write(self, mut value: T) {
+        // SAFETY: T starts with a usize (SizedStruct's contract).
+        unsafe {
+            std::ptr::from_mut(&mut value)
+                .cast::<usize>()
+                .write(self.len)
+        };
+        // SAFETY: `len <= size_of::<T>()` bytes of a padding-free T are
+        // initialised; the caller's struct has at least `len` writable bytes
+        // (`sized_struct_arg` checked its struct_size).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref(&value).cast::<u8>(),
+                self.ptr.as_ptr().cast::<u8>(),
+                self.len,
+            );
+        }
+    }
+}
+
+/// Checks a [`SizedStruct`] out-parameter: not NULL, and its `struct_size` at
+/// least this version's size (an older struct is refused: every field this
+/// version writes was there from the first one that had `struct_size`).
+///
+/// # Safety
+/// `ptr` is NULL or points to a struct whose first `usize` is readable and
+/// says how many bytes are writable, valid for `'a`.
+pub(crate) unsafe fn sized_struct_arg<'a, T: SizedStruct>(
+    ptr: *mut T,
+    arg: &'static str,
+) -> Result<SizedOut<'a, T>, FfiError> {
+    let ptr = NonNull::new(ptr).ok_or_else(|| FfiError::null(arg))?;
+    // SAFETY: the first field is a readable usize (caller's contract).
+    let declared = unsafe { ptr.as_ptr().cast::<usize>().read() };
+    let own = std::mem::size_of::<T>();
+    if declared < own {
+        return Err(FfiError::new(
+            st_result::ST_INVALID_ARGUMENT,
+            format!("{arg}->struct_size is {declared}: set it to sizeof the struct ({own} in this version)"),
+        ));
+    }
+    Ok(SizedOut {
+        ptr,
+        len: own,
+        _lifetime: PhantomData,
+    })
+}
+
 /// A C handle kept in a `Box`: the trait every opaque handle type
 /// implements (the table of them, with their ownership, is in
 /// [`handles`](super::handles)).

@@ -1,7 +1,8 @@
 //! `st_cache`: the TTL cache through the C ABI.
 
 use super::boundary::{
-    bytes_arg, bytes_out_arg, call, call_or, out_arg, str_arg, BoxedHandle, FfiError,
+    bytes_arg, bytes_out_arg, call, call_or, out_arg, sized_struct_arg, str_arg, BoxedHandle,
+    FfiError,
 };
 use super::buf::st_buf;
 use super::result::{st_error, st_result};
@@ -37,10 +38,16 @@ pub struct st_sink {
     written: bool,
 }
 
-/// A snapshot of a cache's counters (see `st_cache_stats_get`).
+/// A snapshot of a cache's counters (see `st_cache_stats_get`). Set
+/// `struct_size` to `sizeof(st_cache_stats)` before the call: a later version
+/// may append fields, and the library fills only as many bytes as the
+/// caller's struct has.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct st_cache_stats {
+    /// In: the size of the caller's struct, `sizeof(st_cache_stats)`. Out:
+    /// how many bytes the library filled (the fields it knows).
+    pub struct_size: usize,
     /// Stored entries, including expired ones not yet swept.
     pub size: usize,
     /// Capacity.
@@ -58,6 +65,11 @@ pub struct st_cache_stats {
     /// Expired entries removed.
     pub expirations: u64,
 }
+
+// SAFETY: repr(C), a usize first, and eight 8-byte fields: no padding (the
+// assertion below keeps it so on every target the library supports).
+const _: () = assert!(std::mem::size_of::<st_cache_stats>() == 9 * 8);
+unsafe impl super::boundary::SizedStruct for st_cache_stats {}
 
 /// Computes the value of `key` for `st_cache_get_or_set`.
 ///
@@ -423,21 +435,27 @@ pub extern "C" fn st_cache_cleanup(c: *mut st_cache) -> usize {
     })
 }
 
-/// Writes the cache's sizes and counters to `*out`. Costs a pass over the
-/// entries (to count expired ones): for monitoring, not hot paths. Returns
-/// `ST_OK` or `ST_NULL_ARGUMENT`.
+/// Writes the cache's sizes and counters to `*stats`, whose `struct_size` the
+/// caller sets to `sizeof(st_cache_stats)`: the library writes
+/// `min(struct_size, its own size)` bytes and sets `struct_size` to that
+/// number, so a program built against a newer header still runs. Costs a pass
+/// over the entries (to count expired ones): for monitoring, not hot paths.
+/// Returns `ST_OK`, `ST_NULL_ARGUMENT`, or `ST_INVALID_ARGUMENT` when
+/// `struct_size` is smaller than this version's struct (0 when unset; the
+/// struct is left unchanged).
 #[no_mangle]
 pub extern "C" fn st_cache_stats_get(
     c: *const st_cache,
-    out: *mut st_cache_stats,
+    stats: *mut st_cache_stats,
     err: *mut *mut st_error,
 ) -> st_result {
     call(err, || {
         // SAFETY (both): NULL or valid for the call (caller's contract).
         let c = unsafe { st_cache::arg(c, "c") }?;
-        let out = unsafe { out_arg(out, "out") }?;
+        let stats = unsafe { sized_struct_arg(stats, "stats") }?;
         let s = c.cache.stats();
-        out.write(st_cache_stats {
+        stats.write(st_cache_stats {
+            struct_size: 0,
             size: s.size,
             max_size: s.max_size,
             expired_count: s.expired_count,

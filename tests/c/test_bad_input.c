@@ -92,9 +92,27 @@ int main(void) {
   CHECK(st_invalidate_provider_cache(BAD_UTF8) == 0);
 
   /* st_cache_stats_get */
-  st_cache_stats s;
+  st_cache_stats s = {.struct_size = sizeof s};
   CHECK_CALL(ST_NULL_ARGUMENT, st_cache_stats_get(NULL, &s, &err));
   CHECK_CALL(ST_NULL_ARGUMENT, st_cache_stats_get(c, NULL, &err));
+  /* An unset or too small struct_size is refused and nothing is written; a
+     larger one (a newer header) gets this version's fields and their size. */
+  memset(&s, 0xAB, sizeof s);
+  s.struct_size = 0;
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_cache_stats_get(c, &s, &err));
+  CHECK(s.struct_size == 0 && s.max_size == (size_t)0xABABABABABABABABull);
+  s.struct_size = sizeof s - 1;
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_cache_stats_get(c, &s, &err));
+  struct {
+    st_cache_stats now;
+    uint64_t later;
+  } newer;
+  memset(&newer, 0xCD, sizeof newer);
+  newer.now.struct_size = sizeof newer;
+  CHECK_CALL(ST_OK, st_cache_stats_get(c, &newer.now, &err));
+  CHECK(newer.now.struct_size == sizeof(st_cache_stats));
+  CHECK(newer.now.expirations != 0xCDCDCDCDCDCDCDCDull);
+  CHECK(newer.later == 0xCDCDCDCDCDCDCDCDull);
 
   /* Error messages never carry a value. */
   CHECK_CALL(ST_OK, st_cache_set(c, "secret", (const uint8_t *)SECRET, strlen(SECRET), -1, &err));

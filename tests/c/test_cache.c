@@ -33,6 +33,7 @@ static int has(st_cache *c, const char *k, const char *v) {
 static st_cache_stats stats(st_cache *c) {
   st_cache_stats s;
   memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
   CHECK_CALL(ST_OK, st_cache_stats_get(c, &s, &err));
   return s;
 }

@@ -16,7 +16,7 @@ int main(void) {
   st_result r = ST_OK;
   if (tagged() != ST_NOT_FOUND || 2 - ST_CACHE_USE_DEFAULT != 3.0) return 2;
   st_compute_fn fn = NULL;
-  st_cache_stats stats = {0, 0, 0, 0.0, 0, 0, 0, 0};
+  st_cache_stats stats = {sizeof(st_cache_stats), 0, 0, 0, 0.0, 0, 0, 0, 0};
   (void)fn;
   (void)stats;
   printf("%s %s %d.%d.%d\n", st_result_name((int)r), st_version(), ST_VERSION_MAJOR,

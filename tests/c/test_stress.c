@@ -70,7 +70,7 @@ static void *mixed(void *arg) {
         break;
       case 5:
         if (x % 501 == 0) {
-          st_cache_stats s;
+          st_cache_stats s = {.struct_size = sizeof s};
           if (st_cache_stats_get(cache, &s, NULL) != ST_OK || s.size > s.max_size)
             atomic_fetch_add(&failures, 1);
         }
@@ -107,7 +107,7 @@ int main(void) {
 
   run(mixed);
   CHECK(atomic_load(&failures) == 0);
-  st_cache_stats s;
+  st_cache_stats s = {.struct_size = sizeof s};
   CHECK(st_cache_stats_get(cache, &s, NULL) == ST_OK);
   CHECK(s.size <= 64);
   CHECK(s.evictions > 0);

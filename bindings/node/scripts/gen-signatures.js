@@ -13,6 +13,9 @@
 //   parameter named `out` or `out_*`, is an output: `_Out_`; except those of
 //   IN_PLACE, which the binding passes as memory it owns (a typed array the
 //   library writes into, read without a copy-back);
+// - any other non-const pointer to one of the header's structs (a struct
+//   whose `struct_size` the caller sets, `st_cache_stats *stats`) is read
+//   and written: `_Inout_`;
 // - a callback typedef (`st_compute_fn`, `st_change_fn`, ...) is a
 //   function-pointer type: koffi declares the function type and parameters
 //   take `st_..._fn *`;
@@ -56,7 +59,7 @@ function parseHeader(text) {
 }
 
 /** One function as koffi reads it. */
-function koffiDecl({ ret, name, params }) {
+function koffiDecl({ ret, name, params }, structs = {}) {
   const list = params === 'void' || params === '' ? [] : params.split(',').map((p) => p.trim());
   const out = list.map((p) => {
     const m = /^(.*?)\s*(\w+)$/.exec(p);
@@ -65,7 +68,9 @@ function koffiDecl({ ret, name, params }) {
     if (/^st_\w+_fn$/.test(type)) type = `${type} *`;
     const inPlace = (IN_PLACE[name] || []).includes(pname);
     const isOut = !inPlace && (/\*\s*\*$/.test(type) || (/^out(_|$)/.test(pname) && type.endsWith('*')));
-    return `${isOut ? '_Out_ ' : ''}${type}${type.endsWith('*') ? '' : ' '}${pname}`;
+    const isInout = !isOut && /^st_\w+ \*$/.test(type) && type.slice(0, -2) in structs;
+    const dir = isOut ? '_Out_ ' : isInout ? '_Inout_ ' : '';
+    return `${dir}${type}${type.endsWith('*') ? '' : ' '}${pname}`;
   });
   const r = ret.replace(/\s+\*/g, ' *');
   return `${r}${r.endsWith('*') ? '' : ' '}${name}(${out.join(', ')})`;
@@ -83,7 +88,7 @@ function render(header) {
     `exports.structs = ${JSON.stringify(h.structs, null, 2)};`,
     `exports.callbacks = ${JSON.stringify(h.callbacks, null, 2)};`,
     'exports.functions = [',
-    ...h.functions.map((f) => `  ${JSON.stringify(koffiDecl(f)).replace(/^"|"$/g, "'")},`),
+    ...h.functions.map((f) => `  ${JSON.stringify(koffiDecl(f, h.structs)).replace(/^"|"$/g, "'")},`),
     '];',
     '',
   ];

@@ -29,7 +29,7 @@ test('the generator reads every function of the header', () => {
 });
 
 test('outputs, callbacks and void parameter lists are translated', () => {
-  const d = (ret, name, params) => gen.koffiDecl({ ret, name, params });
+  const d = (ret, name, params) => gen.koffiDecl({ ret, name, params }, { st_stats: {} });
   assert.equal(d('st_result', 'st_x', 'const char *key, st_buf **out_value, st_error **err'),
     'st_result st_x(const char *key, _Out_ st_buf **out_value, _Out_ st_error **err)');
   assert.equal(d('st_result', 'st_y', 'st_store *s, double *out_cost'), 'st_result st_y(st_store *s, _Out_ double *out_cost)');
@@ -37,4 +37,7 @@ test('outputs, callbacks and void parameter lists are translated', () => {
     'st_result st_cache_get_into(uint8_t *dst, size_t *out_len)');
   assert.equal(d('st_result', 'st_z', 'st_compute_fn compute'), 'st_result st_z(st_compute_fn *compute)');
   assert.equal(d('void', 'st_w', 'void'), 'void st_w()');
+  // A struct the caller sizes is read and written; a const one only read.
+  assert.equal(d('st_result', 'st_v', 'st_stats *stats'), 'st_result st_v(_Inout_ st_stats *stats)');
+  assert.equal(d('st_result', 'st_u', 'const st_stats *stats'), 'st_result st_u(const st_stats *stats)');
 });
