@@ -7,7 +7,8 @@
 # lays out the prefix docs/install-and-release.md describes: the shared
 # library with its SONAME links, the static one exporting only st_*
 # (localize_static below), the header, both .pc files and the CMake package
-# (relocatable), bin/st-secrets with its man pages and completions, and
+# (relocatable), bin/st-secrets with its man pages and completions, the
+# licence and third-party notices in share/doc/st_secrets, and
 # share/st_secrets/install-manifest.txt listing every file.
 #
 # --libdir and --includedir (default `lib` and `include`) are relative to the
@@ -177,6 +178,7 @@ chmod 0755 "$stage/bin/st-secrets"
 # The man pages and completions (cli/build.rs), where man and each shell
 # look under a prefix.
 cp -R "$rel/share-install/." "$stage/share/"
+mkdir -p "$stage/share/doc/st_secrets" && cp "$ROOT/LICENSE" "$ROOT/THIRD-PARTY-NOTICES.txt" "$stage/share/doc/st_secrets/"
 find "$stage/share" -type f -exec chmod 0644 {} +
 
 # Rewrites the lines of FILE that place the files, each of which must match,

@@ -10,7 +10,8 @@
 # npm: the Node binding with the release library bundled for this platform
 # (prebuilds/<platform>-<arch>/libst_secrets.so, stripped), or, with
 # --prebuild, FILE for PLATFORM (linux-x64, linux-arm64; repeatable, as
-# scripts/dist.sh does); only the files package.json lists.
+# scripts/dist.sh does); only the files package.json lists, with the
+# licence and the third-party notices.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 usage() { die "usage: scripts/package.sh wheel [OUT_DIR] | npm [--out DIR] [--no-build] [--prebuild PLATFORM=FILE]..."; }
@@ -52,8 +53,9 @@ npm_pack() {
     mkdir -p "$pkg/prebuilds/$platform"
     strip --strip-unneeded -o "$pkg/prebuilds/$platform/libst_secrets.so" "$ST_ROOT/target/release/libst_secrets.so"
   fi
+  cp LICENSE THIRD-PARTY-NOTICES.txt "$pkg/"
   tarball="$(cd "$pkg" && npm pack --silent --pack-destination "$out")"
-  rm -rf "$pkg/prebuilds"
+  rm -rf "$pkg/prebuilds" "$pkg/LICENSE" "$pkg/THIRD-PARTY-NOTICES.txt"
   echo "$out/$tarball"
 }
 

@@ -5,6 +5,7 @@
 #   tests/dist/run.sh [DIST_DIR]      (default: build/dist)
 #
 #   - SHA256SUMS checks every artifact, and lists each;
+#   - each carries the licence and the third-party notices;
 #   - every ELF file shipped (tarballs, wheels, npm prebuilds) is for its
 #     architecture and needs no glibc symbol version above 2.28 (read from
 #     its version-needs section); the same reading of this host's own build
@@ -59,6 +60,17 @@ unpack_all() {
   done
 }
 check "artifacts: two prefix tarballs, two wheels, the npm package (linux-x64, linux-arm64)" unpack_all
+
+# Each artifact carries the licence and the third-party notices, as committed.
+notices() {
+  local d
+  for d in "$work/npm/package" "$work"/{x86_64,aarch64}/prefix/share/doc/st_secrets \
+    "$work"/{x86_64,aarch64}/wheel/st_secrets-"$version".dist-info/licenses; do
+    cmp LICENSE "$d/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/THIRD-PARTY-NOTICES.txt" || return 1
+    echo "${d#"$work/"}: LICENSE, THIRD-PARTY-NOTICES.txt"
+  done
+}
+check "every artifact carries LICENSE and THIRD-PARTY-NOTICES.txt" notices
 
 # The highest GLIBC_x.y an ELF file needs (empty when none).
 glibc_needed() {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The licences of everything the artifacts bundle:
+#
+#   tests/licences/run.sh            check (what the test command runs)
+#   tests/licences/run.sh --update   rewrite THIRD-PARTY-NOTICES.txt
+#
+# cargo-about (crates.io, installed under ~/.cache/st-secrets) reads Cargo.lock
+# and each crate's licence files for the code that is shipped: the library,
+# the tool and the Python extension on the release targets, not build or dev
+# dependencies (tools/about.toml). It fails on a crate whose licence is not on
+# that file's allow-list; otherwise it renders tools/notices.hbs, which must
+# equal the committed THIRD-PARTY-NOTICES.txt that the tarball, the wheel and
+# the npm package carry. Ends with "licences: N passed, M failed".
+source "$(dirname "$0")/../../scripts/lib.sh"
+cd "$ST_ROOT"
+ABOUT_VERSION=0.9.3
+bin="$ST_TOOLS_DIR/cargo-about/bin"
+[ "$("$bin/cargo-about" --version 2>/dev/null)" = "cargo-about $ABOUT_VERSION" ] ||
+  cargo install cargo-about --version "$ABOUT_VERSION" --locked --features cli --root "$ST_TOOLS_DIR/cargo-about" >&2 ||
+  die "cargo-about did not install"
+export PATH="$bin:$PATH"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+CHECK_LOG="$work/log"
+
+generate() { # generate OUT: fails on a licence not on the allow-list
+  cargo about generate --workspace --locked --fail -c tools/about.toml tools/notices.hbs -o "$1"
+}
+if [ "${1:-}" = --update ]; then
+  generate THIRD-PARTY-NOTICES.txt && echo "wrote THIRD-PARTY-NOTICES.txt" && exit 0
+  die "cargo-about failed (above)"
+fi
+
+check "every shipped crate's licence is on the allow-list (tools/about.toml)" generate "$work/notices.txt"
+current() {
+  cmp -s "$work/notices.txt" THIRD-PARTY-NOTICES.txt && return 0
+  diff -u THIRD-PARTY-NOTICES.txt "$work/notices.txt" | head -20
+  echo "THIRD-PARTY-NOTICES.txt is stale: tests/licences/run.sh --update"
+  return 1
+}
+check "THIRD-PARTY-NOTICES.txt is what Cargo.lock gives" current
+# Live: the same crates against an allow-list without MPL-2.0 (fernet's)
+# must fail.
+narrow() {
+  sed 's/"MPL-2.0", //' tools/about.toml >"$work/narrow.toml"
+  ! cargo about generate --workspace --locked --fail -c "$work/narrow.toml" tools/notices.hbs -o "$work/n.txt"
+}
+check "a licence off the allow-list fails the run (the check is live)" narrow
+checks_end licences
