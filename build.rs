@@ -210,9 +210,12 @@ fn write_pc_files(dir: &Path, paths: &str, libs: &str, note: &str) {
 }
 
 /// The system libraries a static link of a Rust staticlib needs, as rustc
-/// prints them (`--print native-static-libs`) for an empty staticlib. This
-/// crate's dependencies add none (SQLite is bundled, TLS is pure Rust); the
-/// static consumer tests would fail to link if one did.
+/// prints them (`--print native-static-libs`) for an empty staticlib, less
+/// `-lgcc_s`: the unwinder is left to the compiler driver, which links
+/// `libgcc_s` as needed into a dynamic program and `libgcc_eh` into a
+/// `-static` one (a fully static link fails on `-lgcc_s`, which has no
+/// archive). This crate's dependencies add none (SQLite is bundled, TLS is
+/// pure Rust); the static consumer tests would fail to link if one did.
 fn native_static_libs(dir: &Path) -> String {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let scratch = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -244,7 +247,10 @@ fn native_static_libs(dir: &Path) -> String {
                 dir.display()
             )
         });
-    libs.trim().to_owned()
+    libs.split_whitespace()
+        .filter(|l| *l != "-lgcc_s")
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn write_if_changed(path: &Path, text: &str) {

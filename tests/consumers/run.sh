@@ -5,7 +5,8 @@
 # temporary directory outside the repository and built against the prefix only
 # (nothing points into target/), then:
 #   - CMake: find_package(st_secrets CONFIG REQUIRED), shared and static;
-#   - Make: pkg-config --cflags --libs st_secrets, and --static st_secrets_static;
+#   - Make: pkg-config --cflags --libs st_secrets, and --static st_secrets_static,
+#     also fully static (-static) with and without -Wl,--gc-sections (sizes);
 #   - the prefix copied elsewhere (and the original removed), both rebuilt
 #     against the copy (relocatability);
 #   - readelf: the installed SONAME, and each binary resolves libst_secrets
@@ -140,19 +141,32 @@ resolves_from() { # resolves_from BINARY PREFIX [LIBDIR]
   case "$(realpath "$path")" in "$ST_ROOT"/*) echo "resolved inside the repository"; return 1 ;; esac
 }
 static_binary() { ! readelf -d "$1" | grep 'NEEDED.*libst_secrets' >/dev/null; }
+# A -static program: no dynamic section at all, and it runs.
+fully_static() { ! readelf -d "$1" | grep -q NEEDED && "${run[@]}" "$1" "$secrets"; }
+# --gc-sections keeps a small part of a minimal fully static program (the
+# cache and the version reach little of the library).
+gc_keeps_little() {
+  local full gc
+  full="$(stat -c %s "$1/minimal_full")" gc="$(stat -c %s "$1/minimal_full_gc")"
+  echo "minimal program, fully static: $full bytes; with --gc-sections: $gc bytes"
+  ((gc * 4 < full))
+}
 
 build_cmake() { # build_cmake PREFIX DIR [LIBDIR [CMAKE_ARG...]]
   mkdir -p "$2" && cp tests/consumers/cmake/CMakeLists.txt tests/consumers/c/consumer.c "$2/"
   cmake -S "$2" -B "$2/build" -G Ninja -DCMAKE_PREFIX_PATH="$1" "${cmake_cross[@]}" "${@:4}" &&
     cmake --build "$2/build" &&
     "${run[@]}" "$2/build/consumer_shared" "$secrets" && "${run[@]}" "$2/build/consumer_static" "$secrets" &&
-    resolves_from "$2/build/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/build/consumer_static"
+    resolves_from "$2/build/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/build/consumer_static" &&
+    fully_static "$2/build/consumer_full"
 }
 build_make() { # build_make PREFIX DIR [LIBDIR]
-  mkdir -p "$2" && cp tests/consumers/make/Makefile tests/consumers/c/consumer.c "$2/"
+  mkdir -p "$2" && cp tests/consumers/make/Makefile tests/consumers/c/{consumer,minimal}.c "$2/"
   PKG_CONFIG_PATH="$1/${3:-lib}/pkgconfig" make -C "$2" &&
     "${run[@]}" "$2/consumer_shared" "$secrets" && "${run[@]}" "$2/consumer_static" "$secrets" &&
-    resolves_from "$2/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/consumer_static"
+    resolves_from "$2/consumer_shared" "$1" "${3:-lib}" && static_binary "$2/consumer_static" &&
+    fully_static "$2/consumer_full" && fully_static "$2/minimal_full" && fully_static "$2/minimal_full_gc" &&
+    gc_keeps_little "$2"
 }
 check "CMake consumer: find_package, shared and static" build_cmake "$prefix" "$work/cmake"
 check "Make consumer: pkg-config --libs and --static" build_make "$prefix" "$work/make"
@@ -213,7 +227,7 @@ node_consumer() {
   if [ -z "$tarball" ]; then
     tarball="$(scripts/package.sh npm --out "$work/npm" "${build_flag[@]}")" || return 1
   fi
-  if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|package\.json|README\.md|prebuilds/[^/]+/libst_secrets\.so)$'; then
+  if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|package\.json|README\.md|LICENSE|THIRD-PARTY-NOTICES\.txt|prebuilds/[^/]+/libst_secrets\.so)$'; then
     echo "the tarball holds files beyond the package's own (above)"
     return 1
   fi
