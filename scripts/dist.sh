@@ -11,6 +11,7 @@
 #                                           CMake package, bin/st-secrets, man pages,
 #                                           bash/zsh/fish completions
 #   st_secrets-V-cp310-abi3-manylinux_2_28_{x86_64,aarch64}.whl
+#   st_secrets-V.tar.gz                     the Python sdist (pip compiles it: needs Rust)
 #   st-secrets-V.tgz                        the npm package, prebuilds for linux-x64 and linux-arm64
 #   SHA256SUMS                              `sha256sum -c SHA256SUMS` checks them all
 #
@@ -22,10 +23,8 @@
 # and localizes the aarch64 files. Everything installed goes under
 # ~/.cache/st-secrets (ST_TOOLS_DIR) or rustup's own folder.
 #
-# The library and tool builds live in target/<triple>/release, the wheels'
-# in target/wheel-build/<triple>/release: a second run rebuilds nothing that
-# did not change. Prints the artifacts with their sizes
-# and the wall time.
+# Builds live in target/<triple>/release (the wheels' in target/wheel-build):
+# a second run rebuilds nothing that did not change. Prints sizes and time.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 started=$SECONDS
@@ -71,6 +70,7 @@ for arch in "${ARCHES[@]}"; do
     --manifest-path bindings/python/Cargo.toml --out "$out" >&2
 done
 
+CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" sdist --manifest-path bindings/python/Cargo.toml --out "$out" >&2
 say "the npm package (linux-x64, linux-arm64)"
 scripts/package.sh npm --out "$out" "${prebuild_args[@]}" >/dev/null
 

@@ -64,13 +64,14 @@ check "artifacts: two prefix tarballs, two wheels, the npm package (linux-x64, l
 # Each artifact carries the licence and the third-party notices, as committed.
 notices() {
   local d
-  for d in "$work/npm/package" "$work"/{x86_64,aarch64}/prefix/share/doc/st_secrets \
+  mkdir -p "$work/sdist" && tar -xzf "$dist/st_secrets-$version.tar.gz" -C "$work/sdist" || return 1
+  for d in "$work/sdist/st_secrets-$version" "$work/npm/package" "$work"/{x86_64,aarch64}/prefix/share/doc/st_secrets \
     "$work"/{x86_64,aarch64}/wheel/st_secrets-"$version".dist-info/licenses; do
     cmp LICENSE "$d/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/THIRD-PARTY-NOTICES.txt" || return 1
     echo "${d#"$work/"}: LICENSE, THIRD-PARTY-NOTICES.txt"
   done
 }
-check "every artifact carries LICENSE and THIRD-PARTY-NOTICES.txt" notices
+check "every artifact (the sdist too) carries LICENSE and THIRD-PARTY-NOTICES.txt" notices
 
 # The highest GLIBC_x.y an ELF file needs (empty when none).
 glibc_needed() {

@@ -13,7 +13,7 @@ import functools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Optional, ParamSpec, TypeVar, cast
 
 from . import _native
 
@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -49,15 +51,18 @@ class CacheEntry(Generic[T]):
         return max(0.0, self.expires_at - time.time())
 
 
-class TTLCache(_native.TTLCache):
-    """A thread-safe TTL cache with LRU eviction.
+class TTLCache(_native.TTLCache[T]):
+    """A thread-safe TTL cache with LRU eviction, generic in its values for
+    type checkers (`TTLCache[str]()`; any object at run time).
 
     TTLCache(default_ttl=300.0, max_size=1000, cleanup_interval=60.0), with
     get, set(key, value, ttl=None), delete, clear, invalidate_prefix,
     get_or_set(key, factory, ttl=None), get_or_set_async, cleanup and stats.
     A factory's None result is returned but not cached (as SimpleTuner)."""
 
-    async def get_or_set_async(self, key: str, factory: Callable[[], Any], ttl: Optional[float] = None) -> Any:
+    async def get_or_set_async(
+        self, key: str, factory: Callable[[], Awaitable[Optional[T]]], ttl: Optional[float] = None
+    ) -> Optional[T]:
         """The cached value, or `await factory()`'s, cached. Coroutines of one
         event loop asking for the same key while it is computed await that
         one computation (and its exception)."""
@@ -65,6 +70,7 @@ class TTLCache(_native.TTLCache):
         if value is not None:
             return value
         loop = asyncio.get_running_loop()
+        flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Optional[T]]]
         flights = self.__dict__.setdefault("_flights", {})
         slot = (loop, key)
         while True:
@@ -100,16 +106,16 @@ class TTLCache(_native.TTLCache):
             flights.pop(slot, None)
 
 
-def cached(ttl: float = 60.0, key_prefix: str = ""):
+def cached(ttl: float = 60.0, key_prefix: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Caches a function's non-None results (sync or async) under
     "<key_prefix>:<name>:<args...>:<k=v...>" for `ttl` seconds; the cache is
     the wrapper's `_cache` (a TTLCache of 1,000 entries)."""
-    cache = TTLCache(default_ttl=ttl, max_size=1000)
+    cache: TTLCache[Any] = TTLCache(default_ttl=ttl, max_size=1000)
 
-    def decorator(func):
+    def decorator(func: Callable[P, R]) -> Callable[P, R]:
         name = func.__name__
 
-        def key_of(args, kwargs):
+        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             if kwargs:
                 return ":".join([key_prefix, name, *map(str, args),
                                  *[f"{k}={v}" for k, v in sorted(kwargs.items())]])
@@ -117,55 +123,57 @@ def cached(ttl: float = 60.0, key_prefix: str = ""):
 
         get, put = cache.get, cache.set
         if asyncio.iscoroutinefunction(func):
+            coroutine = cast(Callable[..., Awaitable[Any]], func)
+
             @functools.wraps(func)
-            async def async_wrapper(*args, **kwargs):
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 key = key_of(args, kwargs)
                 hit = get(key)
                 if hit is not None:
                     return hit
-                result = await func(*args, **kwargs)
+                result = await coroutine(*args, **kwargs)
                 put(key, result)
                 return result
 
-            async_wrapper._cache = cache
-            return async_wrapper
+            setattr(async_wrapper, "_cache", cache)
+            return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(func)
-        def sync_wrapper(*args, **kwargs):
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             key = key_of(args, kwargs)
             hit = get(key)
             if hit is not None:
-                return hit
+                return cast(R, hit)
             result = func(*args, **kwargs)
             put(key, result)
             return result
 
-        sync_wrapper._cache = cache
+        setattr(sync_wrapper, "_cache", cache)
         return sync_wrapper
 
     return decorator
 
 
 _globals_lock = threading.Lock()
-_globals: dict = {}
+_globals: dict[str, TTLCache[Any]] = {}
 
 
-def _process_wide(name: str, ttl: float, size: int) -> TTLCache:
+def _process_wide(name: str, ttl: float, size: int) -> TTLCache[Any]:
     cache = _globals.get(name)
     if cache is None:
         with _globals_lock:
             cache = _globals.get(name)
             if cache is None:
-                cache = _globals[name] = TTLCache(default_ttl=ttl, max_size=size)
+                cache = _globals[name] = TTLCache[Any](default_ttl=ttl, max_size=size)
     return cache
 
 
-def get_provider_config_cache() -> TTLCache:
+def get_provider_config_cache() -> TTLCache[Any]:
     """The process-wide provider-config cache (300 s, 100 entries)."""
     return _process_wide("provider_config", 300.0, 100)
 
 
-def get_user_permission_cache() -> TTLCache:
+def get_user_permission_cache() -> TTLCache[Any]:
     """The process-wide user-permission cache (60 s, 500 entries)."""
     return _process_wide("user_permission", 60.0, 500)
 
@@ -177,7 +185,7 @@ def invalidate_provider_cache(provider: str) -> None:
     _native.invalidate_store_provider_cache(str(provider))
 
 
-def invalidate_user_cache(user_id) -> None:
+def invalidate_user_cache(user_id: object) -> None:
     """Drops the cached entries of `user_id` ("user:<id>:...")."""
     get_user_permission_cache().invalidate_prefix(f"user:{user_id}:")
     if isinstance(user_id, int) and not isinstance(user_id, bool) and -2**63 <= user_id < 2**63:

@@ -10,7 +10,7 @@ from ._errors import StSecretsError
 __all__ = ["encrypt_credential", "decrypt_credential", "reencrypt_credential", "reset_cipher"]
 
 
-def _text(what, value):
+def _text(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     return value

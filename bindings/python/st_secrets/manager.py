@@ -6,6 +6,8 @@ them failed. SimpleTuner's singleton API is in `st_secrets.secrets`."""
 import json
 import logging
 import threading
+from pathlib import Path
+from typing import Any, Callable, Optional, cast
 
 from . import _native
 from ._errors import attempt
@@ -22,28 +24,28 @@ class SecretsManager(_native.ManagerBase):
     HF_TOKEN = "HF_TOKEN"
     WEBHOOK_SECRET = "CLOUD_WEBHOOK_SECRET"
 
-    def __init__(self, config=None):
+    def __init__(self, config: Optional[dict[str, Any]] = None) -> None:
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"config must be a dict or None, not {type(config).__name__}")
         self._use_native(None if config is None else json.dumps(config), True)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SecretsManager(chain={[p['name'] for p in self.providers()]})"
 
     # get(key, default=None) is the native base class's.
 
-    def get_with_source(self, key):
+    def get_with_source(self, key: str) -> Optional[tuple[str, str]]:
         """(value, provider name), or None when no provider has it."""
         return self._get_with_source(key)
 
-    def get_with_version(self, key):
+    def get_with_version(self, key: str) -> Optional[dict[str, Any]]:
         """{"value", "provider", "version", "stages"}, or None when no provider
         has the key. The version is the remote secret's (AWS VersionId, with
         its stages; the Vault KV v2 version), None for the environment, the
         file and KV v1: record it, never the value."""
         return _native.manager_get_with_version(self, key)
 
-    def refresh(self, key):
+    def refresh(self, key: str) -> Optional[dict[str, Any]]:
         """"This value failed me": the key read again now, whatever the caches
         say: {"value", "changed", "provider", "version", "stages"}, or None
         when no provider has it. A remote secret is fetched at most once per
@@ -51,7 +53,7 @@ class SecretsManager(_native.ManagerBase):
         request."""
         return _native.manager_refresh(self, key)
 
-    def on_change(self, callback):
+    def on_change(self, callback: Callable[[dict[str, Any]], object]) -> int:
         """Calls callback({"key", "provider", "version", "stages", "removed"})
         whenever the value this manager serves for a key changes (a remote
         secret refreshed or rotated, the secrets file rewritten); never the
@@ -62,50 +64,50 @@ class SecretsManager(_native.ManagerBase):
             raise TypeError("callback must be callable")
         return _native.manager_on_change(self, callback)
 
-    def remove_listener(self, listener_id):
+    def remove_listener(self, listener_id: int) -> bool:
         """Unregisters a listener: no call of it starts after this returns.
         False when there is no such listener."""
         return _native.manager_remove_listener(self, listener_id)
 
-    def get_replicate_token(self):
+    def get_replicate_token(self) -> Optional[str]:
         return self.get(self.REPLICATE_API_TOKEN)
 
-    def get_hf_token(self):
+    def get_hf_token(self) -> Optional[str]:
         return self.get(self.HF_TOKEN)
 
-    def get_webhook_secret(self):
+    def get_webhook_secret(self) -> Optional[str]:
         return self.get(self.WEBHOOK_SECRET)
 
-    def set_secret(self, key, value):
+    def set_secret(self, key: str, value: str) -> bool:
         """Saves to the secrets file (0600, atomic). True on success; False,
         with a logged warning (never the value), on failure."""
         return attempt(logger, logging.WARNING, "save", key, self._set, key, value)
 
-    def set_replicate_token(self, token):
+    def set_replicate_token(self, token: str) -> bool:
         return self.set_secret(self.REPLICATE_API_TOKEN, token)
 
-    def delete_secret(self, key):
+    def delete_secret(self, key: str) -> bool:
         """Removes the key from the secrets file. True when it is gone (also
         when it was not there); False on failure."""
         return attempt(logger, logging.WARNING, "delete", key, self._delete, key)
 
-    def clear_cache(self):
+    def clear_cache(self) -> None:
         self._clear()
 
-    def file_path(self):
+    def file_path(self) -> Optional[Path]:
         """The secrets file saves go to, or None."""
         return self._file_path()
 
-    def providers(self):
+    def providers(self) -> list[dict[str, Any]]:
         """The chain: [{"name", "available", "detail", "warnings", "last_error"}]."""
-        return json.loads(self._providers_json())
+        return cast(list[dict[str, Any]], json.loads(self._providers_json()))
 
 
-_default = None
+_default: Optional[SecretsManager] = None
 _default_lock = threading.Lock()
 
 
-def get_secrets_manager():
+def get_secrets_manager() -> SecretsManager:
     """The process-wide library manager (configured from the environment)."""
     global _default
     with _default_lock:
@@ -114,7 +116,7 @@ def get_secrets_manager():
         return _default
 
 
-def reset_secrets_manager():
+def reset_secrets_manager() -> None:
     """Drops the process-wide library manager; the next use rebuilds it."""
     global _default
     with _default_lock:

@@ -9,11 +9,13 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union, cast
 
 from . import _native
 from ._errors import StSecretsError
 from .store import Store, _json
+
+T = TypeVar("T")
 
 __all__ = ["ProviderConfigStore", "get_provider_config_store"]
 
@@ -49,11 +51,11 @@ class ProviderConfigStore:
     # (class, resolved path) -> instance; and the current store's key with
     # the default location at the time it became current.
     _instances: Dict[Any, "ProviderConfigStore"] = {}
-    _current: Optional[tuple] = None
+    _current: Optional[Tuple[Any, Optional[Path]]] = None
     _init_lock = threading.RLock()
     _store: Store
 
-    def __new__(cls, db_path=None):
+    def __new__(cls, db_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> "ProviderConfigStore":
         try:
             default = Path(_native.default_db_path()).resolve()
         except StSecretsError:
@@ -62,7 +64,7 @@ class ProviderConfigStore:
             if db_path is None:
                 current = ProviderConfigStore._current
                 if current is not None and current[0][0] is cls and current[1] == default:
-                    instance = cls._instances.get(current[0])
+                    instance: Optional[ProviderConfigStore] = cls._instances.get(current[0])
                     if instance is not None and Path(instance._store.path).exists():
                         return instance
                 path = default  # None: Store says there is no state directory
@@ -78,10 +80,10 @@ class ProviderConfigStore:
             ProviderConfigStore._current = (key, default)
             return instance
 
-    def __init__(self, db_path=None):
+    def __init__(self, db_path: Optional[Union[str, "os.PathLike[str]"]] = None) -> None:
         pass
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ProviderConfigStore({str(self._store.path)!r})"
 
     @classmethod
@@ -100,7 +102,7 @@ class ProviderConfigStore:
         return Path(self._store.path)
 
     @property
-    def db_path(self):
+    def db_path(self) -> Path:
         return self._store.path
 
     # -- sync ------------------------------------------------------------------
@@ -114,7 +116,7 @@ class ProviderConfigStore:
 
     def update_sync(self, provider: str, updates: Dict[str, Any]) -> Dict[str, Any]:
         """Sets the top-level keys of `updates` (a shallow update, atomic)."""
-        return json.loads(self._store._handle.update_provider_config(provider, _json("updates", updates)))
+        return cast(Dict[str, Any], json.loads(self._store._handle.update_provider_config(provider, _json("updates", updates))))
 
     def delete_sync(self, provider: str) -> bool:
         return self._store.delete_provider_config(provider)
@@ -124,7 +126,7 @@ class ProviderConfigStore:
 
     # -- async -----------------------------------------------------------------
 
-    async def _run(self, fn, *args):
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
     async def get(self, provider: str) -> Dict[str, Any]:

@@ -17,10 +17,11 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 from . import _native
 from ._errors import ProcessSingleton, StSecretsError, attempt
+from ._native import NativeProvider
 
 __all__ = [
     "SecretProvider",
@@ -53,10 +54,10 @@ class SecretProvider(ABC):
 
 
 class _NativeBacked(SecretProvider):
-    _native: Any
+    _native: NativeProvider
 
     @classmethod
-    def _adopt(cls, native):
+    def _adopt(cls, native: NativeProvider) -> "_NativeBacked":
         obj = cls.__new__(cls)
         obj._native = native
         return obj
@@ -64,7 +65,7 @@ class _NativeBacked(SecretProvider):
     def is_available(self) -> bool:
         return self._native.available()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self._native.status()['detail']!r})"
 
 
@@ -199,7 +200,7 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
 
     # get(key, default=None) is the native base class's: one call when the
     # answer is known. With providers of the caller's own, it calls:
-    def _python_get(self, key, default=None):
+    def _python_get(self, key: str, default: Any = None) -> Any:
         if key in self._cache:
             value = self._cache[key]
             return value if value is not None else default
@@ -217,7 +218,7 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
         self._cache[key] = None
         return default
 
-    def _on_error(self, key, exc, default):
+    def _on_error(self, key: str, exc: BaseException, default: Any) -> Any:
         logger.warning("Error retrieving secret '%s': %s", key, exc)
         return default
 
@@ -286,7 +287,7 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
     def providers(self) -> List[Dict[str, Any]]:
         """The library's chain: [{"name", "available", "detail", "warnings",
         "last_error"}] (never a value)."""
-        return json.loads(self._providers_json())
+        return cast(List[Dict[str, Any]], json.loads(self._providers_json()))
 
     @classmethod
     def reset(cls) -> None:
@@ -296,7 +297,7 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
         with cls._lock:
             cls._instance = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SecretsManager(providers={[type(p).__name__ for p in self._providers]})"
 
 

@@ -7,10 +7,12 @@
 #      into the checkout (their conftest refuses a source-tree import);
 #   2. the type stubs: mypy's stubtest checks st_secrets/_native.pyi against
 #      the installed extension and st_secrets/_errors.pyi against the classes
-#      built from the library's result codes, and mypy type-checks the package with them;
-#   3. the source route a README reader takes, `pip install ./bindings/python`,
-#      into another fresh venv: the package imports, answers a get, and its
-#      `st-secrets` console script runs.
+#      built from the library's result codes; mypy --strict type-checks the
+#      package with them, and every Python example of README.md and docs/
+#      (third-party modules they import, wandb, torch, tensorboardX, as Any);
+#   3. the source route: the sdist (maturin sdist) installed by pip into
+#      another fresh venv, which compiles it: the package imports, answers a
+#      get, and its `st-secrets` console script runs.
 # Ends with "python: N passed, M failed".
 #
 #   bindings/python/tests/run.sh
@@ -47,10 +49,31 @@ fi
 
 CHECK_LOG="$work/check.log"
 stubtest() { (cd "$work" && "$work/venv/bin/python" -m mypy.stubtest st_secrets._native st_secrets._errors); }
-mypy_package() { (cd "$work" && "$work/venv/bin/python" -m mypy -p st_secrets); }
-from_source() {
-  python3 -m venv "$work/src-venv" &&
-    "$work/src-venv/bin/pip" install -q --disable-pip-version-check ./bindings/python &&
+mypy_package() { (cd "$work" && "$work/venv/bin/python" -m mypy --strict -p st_secrets); }
+mypy_examples() {
+  local f n=0
+  mkdir -p "$work/examples"
+  for f in README.md docs/*.md; do
+    # Each fenced python block of the page, as a module of its own.
+    n=$((n + $(awk -v out="$work/examples/$(basename "$f" .md | tr - _)_" '
+      /^```python$/ {inside = 1; k++; next}
+      inside && /^```/ {inside = 0; next}
+      inside {print > (out k ".py")}
+      END {print k + 0}' "$f")))
+  done
+  printf '[mypy]\n[mypy-wandb.*,wandb,torch.*,torch,tensorboardX.*,tensorboardX]\nfollow_imports = skip\nignore_missing_imports = True\n' \
+    >"$work/examples/mypy.ini"
+  echo "$n examples: $(cd "$work/examples" && ls ./*.py | tr '\n' ' ')"
+  ((n >= 3)) && (cd "$work/examples" && "$work/venv/bin/python" -m mypy --strict --config-file mypy.ini ./*.py)
+}
+# The sdist (maturin sdist: the Rust sources of the workspace it needs, the
+# package, LICENSE and the notices), installed by pip, which compiles it.
+from_sdist() {
+  "$(dirname "$(ensure_venv "$req")")/maturin" sdist --manifest-path bindings/python/Cargo.toml --out "$work/sdist" &&
+    tar -tzf "$work"/sdist/st_secrets-*.tar.gz >"$work/sdist/files" &&
+    grep -qx 'st_secrets-[^/]*/THIRD-PARTY-NOTICES.txt' "$work/sdist/files" &&
+    python3 -m venv "$work/src-venv" &&
+    (cd "$work" && "$work/src-venv/bin/pip" install -q --disable-pip-version-check "$work"/sdist/st_secrets-*.tar.gz) &&
     (cd "$work" && HOME="$work/home" HF_TOKEN=hf_from_env "$work/src-venv/bin/python" -c '
 import st_secrets.secrets as s
 assert "site-packages" in s.__file__
@@ -59,7 +82,8 @@ assert s.get_secrets_manager().get_hf_token() == "hf_from_env"
 }
 say "type stubs: stubtest against the extension; mypy over the package"
 check "stubtest st_secrets._native st_secrets._errors" stubtest
-check "mypy -p st_secrets" mypy_package
-say "pip install ./bindings/python (from source, in a fresh venv)"
-check "pip install ./bindings/python: imports, answers, st-secrets runs" from_source
+check "mypy --strict -p st_secrets" mypy_package
+check "mypy --strict over the Python examples of README.md and docs/" mypy_examples
+say "the sdist, and pip install from it (in a fresh venv)"
+check "maturin sdist; pip install from it: imports, answers, st-secrets runs" from_sdist
 checks_end python
