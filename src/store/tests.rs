@@ -762,3 +762,26 @@ fn a_database_with_two_names_is_refused_by_both() {
     let store = Store::open(Some(&db)).unwrap();
     assert_eq!(store.read_provider_config("p").unwrap(), r#"{"a":1}"#);
 }
+
+#[test]
+fn the_bundled_sqlite_leaves_out_what_the_store_never_uses() {
+    // .cargo/config.toml's LIBSQLITE3_FLAGS: no full-text search, R-trees,
+    // dbstat or extension loading; JSON and the rest of SQL stay.
+    let db = Connection::open_in_memory().unwrap();
+    let used = |option: &str| -> i64 {
+        db.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| r.get(0))
+            .unwrap()
+    };
+    for off in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB"] {
+        assert_eq!(used(off), 0, "{off}");
+    }
+    assert_eq!(used("OMIT_LOAD_EXTENSION"), 1);
+    for table in ["fts5(x)", "fts4(x)", "rtree(id, a, b)"] {
+        let sql = format!("CREATE VIRTUAL TABLE t USING {table}");
+        assert!(db.execute_batch(&sql).is_err(), "{sql}");
+    }
+    let n: i64 = db
+        .query_row("SELECT json_extract('{\"a\": 2}', '$.a')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+}
