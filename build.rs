@@ -49,6 +49,12 @@ fn main() {
         prepare_profile_dir(&root, &profile_dir, &soname);
         write_cmake_package(&profile_dir.join("cmake-install"), &soname);
     }
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
+        // The same rule in macOS's naming: libst_secrets.0.1.dylib, found
+        // through the program's rpath.
+        let abi = soname.trim_start_matches("libst_secrets.so.");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libst_secrets.{abi}.dylib");
+    }
 
     write_result_codes(&root.join("src/error.rs"));
     let header = generate_header(&root, &ffi_dir);

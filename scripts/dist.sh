@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The release artifacts, for x86_64 and aarch64 Linux with glibc 2.28 as the
-# floor (RHEL/Rocky 8, Ubuntu 20.04, Amazon Linux 2023 and later; the floor
-# PyTorch's own wheels have), into one folder:
+# floor (RHEL/Rocky 8, Ubuntu 20.04, Amazon Linux 2023 and later; PyTorch's
+# own floor) and for Apple Silicon with macOS 11, into one folder:
 #
 #   scripts/dist.sh [OUT_DIR]            (default: build/dist)
 #
@@ -12,7 +12,10 @@
 #                                           bash/zsh/fish completions
 #   st_secrets-V-cp310-abi3-manylinux_2_28_{x86_64,aarch64}.whl
 #   st_secrets-V.tar.gz                     the Python sdist (pip compiles it: needs Rust)
-#   st-secrets-V.tgz                        the npm package, prebuilds for linux-x64 and linux-arm64
+#   st-secrets-V-{x86_64,aarch64}-linux-musl.tar.gz  the tool alone, static (musl)
+#   st-secrets-V-aarch64-apple-darwin.tar.gz  macOS 11+: the .dylib, header, tool
+#   st_secrets-V-cp310-abi3-macosx_11_0_arm64.whl
+#   st-secrets-V.tgz                        the npm package: linux-x64, linux-arm64, darwin-arm64
 #   SHA256SUMS                              `sha256sum -c SHA256SUMS` checks them all
 #
 # The cross tooling is maintained and comes from the registries: cargo-zigbuild
@@ -71,7 +74,34 @@ for arch in "${ARCHES[@]}"; do
 done
 
 CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" sdist --manifest-path bindings/python/Cargo.toml --out "$out" >&2
-say "the npm package (linux-x64, linux-arm64)"
+# The tool alone, static with musl: one binary for any Linux container.
+for arch in "${ARCHES[@]}"; do
+  say "$arch-unknown-linux-musl: the static tool"
+  cargo zigbuild --release --locked --target "$arch-unknown-linux-musl" -p st-secrets-cli
+  name="st-secrets-$version-$arch-linux-musl" && mkdir -p "$stage/$name/bin" "$stage/$name/share/doc/st_secrets" && cp LICENSE THIRD-PARTY-NOTICES.txt "$stage/$name/share/doc/st_secrets/"
+  "$LLVM_BIN/llvm-strip" -o "$stage/$name/bin/st-secrets" "target/$arch-unknown-linux-musl/release/st-secrets"
+  tarball "$stage" "$name"
+done
+
+# Apple Silicon, macOS 11+: zig links against its own libSystem stubs (no
+# SDK: rustc warns). No .a (zig ignores export lists); nothing here runs
+# Mach-O files, tests/dist/run.sh reads them (docs/install-and-release.md).
+export MACOSX_DEPLOYMENT_TARGET=11.0
+mac="st-secrets-$version-aarch64-apple-darwin" rel=target/aarch64-apple-darwin/release
+say "aarch64-apple-darwin (macOS $MACOSX_DEPLOYMENT_TARGET): library, tool, wheel"
+cargo zigbuild --release --locked --target aarch64-apple-darwin -p st-secrets -p st-secrets-cli
+dylib="$(basename "$("$LLVM_BIN/llvm-objdump" --macho --dylib-id "$rel/libst_secrets.dylib" | tail -1)")"
+mkdir -p "$stage/$mac"/{lib,include,bin,share/doc/st_secrets}
+"$LLVM_BIN/llvm-strip" -x -o "$stage/$mac/lib/$dylib" "$rel/libst_secrets.dylib"
+ln -s "$dylib" "$stage/$mac/lib/libst_secrets.dylib"
+"$LLVM_BIN/llvm-strip" -x -o "$stage/$mac/bin/st-secrets" "$rel/st-secrets"
+cp include/st_secrets.h "$stage/$mac/include/" && cp LICENSE THIRD-PARTY-NOTICES.txt "$stage/$mac/share/doc/st_secrets/"
+tarball "$stage" "$mac"
+prebuild_args+=(--prebuild "darwin-arm64=$stage/$mac/lib/$dylib")
+CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" build --release --locked --zig \
+  --target aarch64-apple-darwin --manifest-path bindings/python/Cargo.toml --out "$out" >&2
+
+say "the npm package (linux-x64, linux-arm64, darwin-arm64)"
 scripts/package.sh npm --out "$out" "${prebuild_args[@]}" >/dev/null
 
 (cd "$out" && sha256sum -- * >SHA256SUMS)

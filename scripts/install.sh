@@ -32,26 +32,18 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-prefix=""
-libdir=lib
-includedir=include
-target=""
-build=1
-rpath=1
+prefix="" libdir=lib includedir=include target="" build=1 rpath=1
 usage() {
   echo "usage: scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR] [--target TRIPLE] [--no-build] [--no-rpath]   (DESTDIR is honoured)" >&2
   exit 2
 }
 while (($#)); do
+  case "$1" in --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; esac # --opt=value
   case "$1" in
     --prefix) [ $# -ge 2 ] || usage; prefix="$2"; shift 2 ;;
-    --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --libdir) [ $# -ge 2 ] || usage; libdir="$2"; shift 2 ;;
-    --libdir=*) libdir="${1#--libdir=}"; shift ;;
     --includedir) [ $# -ge 2 ] || usage; includedir="$2"; shift 2 ;;
-    --includedir=*) includedir="${1#--includedir=}"; shift ;;
     --target) [ $# -ge 2 ] || usage; target="$2"; build=0; shift 2 ;;
-    --target=*) target="${1#--target=}"; build=0; shift ;;
     --no-build) build=0; shift ;;
     --no-rpath) rpath=0; shift ;;
     -h | --help) usage ;;
@@ -59,10 +51,7 @@ while (($#)); do
   esac
 done
 [ -n "$prefix" ] || usage
-case "$prefix" in
-  /*) ;;
-  *) prefix="$PWD/$prefix" ;;
-esac
+[[ "$prefix" == /* ]] || prefix="$PWD/$prefix"
 prefix="${prefix%/}"
 dest="${DESTDIR:-}$prefix"
 fail() { echo "install.sh: $*" >&2; exit 1; }

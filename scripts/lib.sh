@@ -114,8 +114,8 @@ checks_end() { # checks_end LABEL
 
 # The release build's tools (scripts/dist.sh): the venv with cargo-zigbuild,
 # zig (ziglang) and maturin (tools/requirements-dist.txt), the Rust standard
-# library for both architectures, and binutils for aarch64. Sets ST_VENV and
-# puts the venv's bin/ (cargo-zigbuild) on PATH.
+# library for both architectures and macOS, binutils for aarch64, rustup's
+# llvm-tools. Sets ST_VENV and LLVM_BIN and puts the venv's bin/ on PATH.
 ensure_dist_tools() {
   local py missing=()
   py="$(ensure_venv "$ST_ROOT/tools/requirements-dist.txt")"
@@ -126,9 +126,12 @@ ensure_dist_tools() {
   command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild is not in $ST_VENV/bin"
   local installed
   installed="$(rustup target list --installed)"
-  for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu; do
+  for t in {x86_64,aarch64}-unknown-linux-{gnu,musl} aarch64-apple-darwin; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t" >&2
   done
+  # llvm-objdump, llvm-nm and llvm-strip read and strip the Mach-O files.
+  rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools >&2
+  LLVM_BIN="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
   command -v aarch64-linux-gnu-objcopy >/dev/null || missing+=(binutils-aarch64-linux-gnu)
   apt_install "${missing[@]}"
 }
@@ -159,10 +162,7 @@ ST_SERVER_PIDS=()
 ST_SERVER_DIRS=()
 stop_servers() {
   local pid dir
-  for pid in "${ST_SERVER_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  for pid in "${ST_SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   ST_SERVER_PIDS=()
   for dir in "${ST_SERVER_DIRS[@]}"; do rm -rf -- "$dir"; done
   ST_SERVER_DIRS=()
@@ -177,11 +177,9 @@ free_port() {
 wait_http() {
   local name="$1" url="$2" log="$3" i
   for i in $(seq 1 150); do
-    if python3 -c "import sys, urllib.request, urllib.error
+    python3 -c "import sys, urllib.request, urllib.error
 try: urllib.request.urlopen(sys.argv[1], timeout=1)
-except urllib.error.HTTPError: pass" "$url" 2>/dev/null; then
-      return 0
-    fi
+except urllib.error.HTTPError: pass" "$url" 2>/dev/null && return 0
     sleep 0.2
   done
   cat "$log" >&2
@@ -205,10 +203,8 @@ start_moto() {
   "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
 }
 
-# The AWS Secrets Manager Agent, built once from its crate on crates.io
-# (`aws_secretsmanager_agent`, the agent AWS publishes) into
-# $ST_TOOLS_DIR/aws-agent, outside the checkout, as cargo-fuzz is; the tests
-# start it in front of moto. Sets AWS_AGENT_BIN.
+# The AWS Secrets Manager Agent (crates.io's aws_secretsmanager_agent, AWS's),
+# built once into $ST_TOOLS_DIR/aws-agent; tests run it before moto. Sets AWS_AGENT_BIN.
 AWS_AGENT_VERSION=2.1.0
 ensure_aws_agent() {
   local root="$ST_TOOLS_DIR/aws-agent"
@@ -253,32 +249,25 @@ start_bao_server() {
   log="$ST_LOGDIR/$name.log"
   local args=(server -dev -dev-no-store-token -dev-root-token-id="$BAO_ROOT_TOKEN"
     -dev-listen-address="127.0.0.1:$port")
-  if [ "$mode" = tls ]; then
-    args+=(-dev-tls -dev-tls-cert-dir="$dir")
-    BAO_URL="https://127.0.0.1:$port"
-  else
-    BAO_URL="http://127.0.0.1:$port"
-  fi
+  BAO_URL="http://127.0.0.1:$port"
+  [ "$mode" != tls ] || { args+=(-dev-tls -dev-tls-cert-dir="$dir") && BAO_URL="https://127.0.0.1:$port"; }
   # The dev server's own environment: no proxy, no client variables.
   env -u VAULT_ADDR -u BAO_ADDR -u VAULT_TOKEN -u BAO_TOKEN HOME="$dir" \
     "$bao" "${args[@]}" "$@" >"$log" 2>&1 &
   ST_SERVER_PIDS+=($!)
   for i in $(seq 1 150); do
     BAO_UNSEAL_KEY="$(sed -nE 's/^Unseal Key: (.+)$/\1/p' "$log" | head -1)"
-    if [ -n "$BAO_UNSEAL_KEY" ] && grep -q "vault is unsealed" "$log"; then
-      break
-    fi
+    [ -n "$BAO_UNSEAL_KEY" ] && grep -q "vault is unsealed" "$log" && break
     sleep 0.2
   done
   [ -n "$BAO_UNSEAL_KEY" ] || { cat "$log" >&2; die "OpenBao ($name) did not start"; }
   BAO_DIR="$dir"
 }
 
-# Starts two OpenBao dev servers for the Vault tests: a plain one with a file
-# audit device (declared in a -config file: the API refuses to enable one)
-# and a -dev-tls one with its generated CA, and fills them
-# (tests/vault/openbao_setup.py). Sets VAULT_SETUP (the set-up JSON).
-# $1: the venv's python; $2: a log directory.
+# Starts and fills (tests/vault/openbao_setup.py) two OpenBao dev servers: a plain
+# one with a file audit device (from a -config file: the API refuses to enable
+# one), a -dev-tls one with its CA. $1: the venv's python; $2: a log directory.
+# Sets VAULT_SETUP (the set-up JSON).
 start_openbao() {
   local py="$1" plain_url unseal
   ST_LOGDIR="$2"
@@ -286,13 +275,7 @@ start_openbao() {
   local audit_dir
   audit_dir="$(mktemp -d)"
   ST_SERVER_DIRS+=("$audit_dir")
-  cat >"$audit_dir/audit.hcl" <<HCL
-audit "file" "tests" {
-  options {
-    file_path = "$audit_dir/audit.log"
-  }
-}
-HCL
+  printf 'audit "file" "tests" {\n  options {\n    file_path = "%s"\n  }\n}\n' "$audit_dir/audit.log" >"$audit_dir/audit.hcl"
   start_bao_server "$py" openbao plain -config="$audit_dir/audit.hcl"
   plain_url="$BAO_URL" unseal="$BAO_UNSEAL_KEY"
   start_bao_server "$py" openbao-tls tls
@@ -301,12 +284,10 @@ HCL
     "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
 }
 
-# Runs the cargo-fuzz targets of fuzz/ ($2...; default all) for $1 seconds
-# each, from the committed seed corpus (libFuzzer with AddressSanitizer, the
-# nightly toolchain and cargo-fuzz installed once); fails on a crash, a hang
-# (one input over 10 s) or over 2 GB. New inputs go to a temporary corpus; a
-# crashing one is kept in build/fuzz-artifacts/TARGET/. Ends with
-# "fuzz: N passed, M failed".
+# Runs fuzz/'s cargo-fuzz targets ($2...; default all) $1 seconds each from the
+# committed corpus (libFuzzer + ASan, nightly); fails on a crash, a hang (an
+# input over 10 s) or over 2 GB; a crashing input stays in
+# build/fuzz-artifacts/TARGET/. Ends with "fuzz: N passed, M failed".
 fuzz_targets() {
   local seconds="$1" targets=("${@:2}") work artifacts="$ST_ROOT/build/fuzz-artifacts" t log runs
   local fuzz_bin="$ST_TOOLS_DIR/cargo-fuzz/bin" passed=0 failed=0

@@ -9,8 +9,8 @@
 # of what it links (glibc only). It shares target/release with the library.
 # npm: the Node binding with the release library bundled for this platform
 # (prebuilds/<platform>-<arch>/libst_secrets.so, stripped), or, with
-# --prebuild, FILE for PLATFORM (linux-x64, linux-arm64; repeatable, as
-# scripts/dist.sh does); only the files package.json lists, with the
+# --prebuild, FILE for PLATFORM (linux-x64, linux-arm64, darwin-arm64: a
+# .dylib; repeatable, as scripts/dist.sh does); only the files package.json lists, with the
 # licence and the third-party notices.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
@@ -42,10 +42,10 @@ npm_pack() {
   if ((${#prebuilds[@]})); then
     for p in "${prebuilds[@]}"; do
       platform="${p%%=*}" file="${p#*=}"
-      [[ "$platform" =~ ^linux-(x64|arm64)$ ]] || die "--prebuild: unknown platform '$platform' (linux-x64 or linux-arm64)"
+      [[ "$platform" =~ ^(linux-(x64|arm64)|darwin-arm64)$ ]] || die "--prebuild: unknown platform '$platform' (linux-x64, linux-arm64, darwin-arm64)"
       [ -f "$file" ] || die "--prebuild: no such file: $file"
       mkdir -p "$pkg/prebuilds/$platform"
-      cp "$file" "$pkg/prebuilds/$platform/libst_secrets.so"
+      cp "$file" "$pkg/prebuilds/$platform/libst_secrets.$([[ $platform == darwin-* ]] && echo dylib || echo so)"
     done
   else
     [ "$build" = 0 ] || cargo build --release --lib >&2

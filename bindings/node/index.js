@@ -17,16 +17,22 @@ const koffi = require('koffi');
 
 const BINDING_MAJOR = 0;
 
-/** The library's file name as the system loader knows it (its SONAME). */
-const SONAME = 'libst_secrets.so.0.1';
+/** The library's file names on this platform: the bundled copy's, and the
+ *  name the system loader knows it by (its SONAME; its install name on
+ *  macOS, libst_secrets.0.1.dylib). */
+const MACOS = process.platform === 'darwin';
+const FILE = MACOS ? 'libst_secrets.dylib' : 'libst_secrets.so';
+const SONAME = MACOS ? 'libst_secrets.0.1.dylib' : 'libst_secrets.so.0.1';
+const SEARCH_PATH = MACOS ? 'DYLD_LIBRARY_PATH' : 'LD_LIBRARY_PATH';
 
 /** Loads the library from, in order: $ST_SECRETS_LIB; the copy bundled in this
  *  package for this platform (prebuilds/<platform>-<arch>/, put there by
  *  scripts/package.sh npm); the system loader's search path (an installed
- *  prefix in /etc/ld.so.conf or LD_LIBRARY_PATH). */
+ *  prefix in /etc/ld.so.conf or LD_LIBRARY_PATH, DYLD_LIBRARY_PATH on
+ *  macOS). */
 function loadLibrary() {
   if (process.env.ST_SECRETS_LIB) return koffi.load(process.env.ST_SECRETS_LIB);
-  const bundled = path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, 'libst_secrets.so');
+  const bundled = path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, FILE);
   if (fs.existsSync(bundled)) return koffi.load(bundled);
   try {
     return koffi.load(SONAME);
@@ -35,7 +41,7 @@ function loadLibrary() {
       `st-secrets: cannot load the native library. Looked in, in order: ` +
       `$ST_SECRETS_LIB (unset); the copy bundled for ${process.platform}-${process.arch} (${bundled}: absent); ` +
       `the system loader's search path for ${SONAME} (${e.message}). ` +
-      'Install st-secrets (scripts/install.sh) and add its lib directory to LD_LIBRARY_PATH, or set ST_SECRETS_LIB.',
+      `Install st-secrets (scripts/install.sh) and add its lib directory to ${SEARCH_PATH}, or set ST_SECRETS_LIB.`,
     );
   }
 }

@@ -769,10 +769,17 @@ fn the_bundled_sqlite_leaves_out_what_the_store_never_uses() {
     // dbstat or extension loading; JSON and the rest of SQL stay.
     let db = Connection::open_in_memory().unwrap();
     let used = |option: &str| -> i64 {
-        db.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| r.get(0))
-            .unwrap()
+        db.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| {
+            r.get(0)
+        })
+        .unwrap()
     };
-    for off in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB"] {
+    for off in [
+        "ENABLE_FTS3",
+        "ENABLE_FTS5",
+        "ENABLE_RTREE",
+        "ENABLE_DBSTAT_VTAB",
+    ] {
         assert_eq!(used(off), 0, "{off}");
     }
     assert_eq!(used("OMIT_LOAD_EXTENSION"), 1);

@@ -129,6 +129,13 @@ pub fn memory_backed(dir: &Path) -> Option<bool> {
     Some(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
 }
 
+/// The flags `connect_unix`'s socket is made with: atomic close-on-exec and
+/// non-blocking where the kernel has them.
+#[cfg(target_os = "linux")]
+const SOCKET_FLAGS: libc::c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+#[cfg(not(target_os = "linux"))]
+const SOCKET_FLAGS: libc::c_int = 0;
+
 /// Connects to the Unix socket at `path` within `timeout` (`None`: no
 /// bound). `UnixStream::connect` blocks for as long as a listener that
 /// stopped accepting keeps its backlog full; a non-blocking connect answers
@@ -164,19 +171,22 @@ pub(crate) fn connect_unix(
     let mut pause = Duration::from_millis(1);
     loop {
         // SAFETY: a plain socket(2) call; the descriptor is checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | SOCKET_FLAGS, 0) };
         if fd < 0 {
             return Err(Error::last_os_error());
         }
         // SAFETY: `fd` is a new socket this function owns; the stream
         // closes it when dropped.
         let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        // macOS has no socket flags: close-on-exec and non-blocking are set
+        // right after (a fork and exec by another thread in between could
+        // inherit the descriptor there, not on Linux).
+        #[cfg(not(target_os = "linux"))]
+        {
+            // SAFETY: fcntl on a descriptor this function owns.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            stream.set_nonblocking(true)?;
+        }
         // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
         let rc = unsafe { libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) };
         if rc == 0 {

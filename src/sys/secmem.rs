@@ -125,7 +125,9 @@ fn map(len: usize) -> (NonNull<u8>, bool) {
             );
         }
         // Best effort as well: a kernel without MADV_DONTDUMP (before 3.4)
-        // still gets zeroed, locked memory.
+        // still gets zeroed, locked memory. macOS has no such advice (its
+        // core dumps are off unless enabled): zeroed and locked only.
+        #[cfg(target_os = "linux")]
         libc::madvise(p, len, libc::MADV_DONTDUMP);
         let locked = libc::mlock(p, len) == 0;
         if locked {

@@ -6,6 +6,9 @@
 #
 #   - SHA256SUMS checks every artifact, and lists each;
 #   - each carries the licence and the third-party notices;
+#   - the static musl tools: no interpreter, no NEEDED, they run (qemu);
+#   - macOS arm64: the Mach-O files read with llvm-objdump (arm64, macOS
+#     11.0, system libraries only, install name, exports), the wheel's tag;
 #   - every ELF file shipped (tarballs, wheels, npm prebuilds) is for its
 #     architecture and needs no glibc symbol version above 2.28 (read from
 #     its version-needs section); the same reading of this host's own build
@@ -189,6 +192,58 @@ unlocalized() {
   cargo build --release --lib -q && static_beside "$ST_ROOT/target/release/libst_secrets.a" sqlite-mixup
 }
 check "the same program with cargo's unlocalized staticlib: its SQLite calls reach the bundled SQLite" unlocalized
+
+# The static musl tool: of its architecture, no interpreter and no shared
+# library at all, and it runs (aarch64 under qemu-aarch64, with no root).
+musl_tool() { # musl_tool ARCH
+  local d="$work/musl-$1" f run=()
+  [ "$1" = x86_64 ] || run=(qemu-aarch64)
+  mkdir -p "$d" && tar -xzf "$dist/st-secrets-$version-$1-linux-musl.tar.gz" -C "$d" --strip-components=1 || return 1
+  f="$d/bin/st-secrets"
+  readelf -h "$f" | grep -q "Machine: *${elf_machine[$1]}" || { echo "$f: not an $1 file"; return 1; }
+  if readelf -lW "$f" | grep -q INTERP || readelf -d "$f" | grep -q NEEDED; then echo "$f is not static"; return 1; fi
+  cmp LICENSE "$d/share/doc/st_secrets/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/share/doc/st_secrets/THIRD-PARTY-NOTICES.txt" &&
+    env -i HOME="$d" "${run[@]}" "$f" version && env -i HOME="$d" "${run[@]}" "$f" providers
+}
+for arch in x86_64 aarch64; do
+  check "$arch-linux-musl: the tool is static and runs (version, providers)" musl_tool "$arch"
+done
+
+# Apple Silicon: nothing here runs a Mach-O file. What can be read is checked
+# with rustup's llvm-tools: each file is arm64 with macOS 11.0 as its minimum,
+# loads only the system's libraries (the extension also the interpreter's
+# symbols, looked up at load time), the .dylib is named as the SONAME rule
+# says and exports every function of the header, the wheel is tagged for
+# macOS 11 arm64 and abi3, and the npm package carries the same .dylib.
+mac="$work/macos"
+macho() { # macho FILE KIND: arm64, KIND (DYLIB, EXECUTE, BUNDLE), minos 11.0, system libraries
+  local headers
+  headers="$("$LLVM_BIN/llvm-objdump" --macho --private-headers "$1")" || return 1
+  grep -qE "^ *MH_MAGIC_64 +ARM64 .* $2 .*TWOLEVEL" <<<"$headers" || { echo "$1: not an arm64 $2"; return 1; }
+  grep -A4 LC_BUILD_VERSION <<<"$headers" | grep -qE 'minos 11\.0$' || { echo "$1: minimum macOS is not 11.0"; return 1; }
+  "$LLVM_BIN/llvm-objdump" --macho --dylibs-used "$1" | tail -n +2 | grep -vE '^\s+(/usr/lib/|@rpath/(libst_secrets|_native))' &&
+    { echo "$1 loads a library macOS does not have"; return 1; }
+  echo "$1: arm64 $2, macOS 11.0+, system libraries only"
+}
+macos() {
+  mkdir -p "$mac/prefix" "$mac/wheel" &&
+    tar -xzf "$dist/st-secrets-$version-aarch64-apple-darwin.tar.gz" -C "$mac/prefix" --strip-components=1 &&
+    python3 -m zipfile -e "$dist/st_secrets-$version-cp310-abi3-macosx_11_0_arm64.whl" "$mac/wheel" || return 1
+  local dylib="$mac/prefix/lib/libst_secrets.dylib" id d abi="${version%%.*}"
+  [ "$abi" != 0 ] || abi="${version%.*}" # the SONAME rule: 0.MINOR before 1.0, MAJOR after
+  macho "$dylib" DYLIB && macho "$mac/prefix/bin/st-secrets" EXECUTE && macho "$mac/wheel/st_secrets/_native.abi3.so" DYLIB || return 1
+  id="$("$LLVM_BIN/llvm-objdump" --macho --dylib-id "$dylib" | tail -1)"
+  [ "$id" = "@rpath/libst_secrets.$abi.dylib" ] || { echo "install name $id"; return 1; }
+  "$LLVM_BIN/llvm-nm" -gU "$dylib" | awk '$3 ~ /^_st_/ {print substr($3, 2)}' | sort -u >"$mac/exports"
+  diff "$work/header-functions" "$mac/exports" || return 1
+  grep -qx 'Tag: cp310-abi3-macosx_11_0_arm64' "$mac"/wheel/*.dist-info/WHEEL || { echo "wheel tag"; return 1; }
+  cmp "$work/npm/package/prebuilds/darwin-arm64/libst_secrets.dylib" "$(realpath "$dylib")" || return 1
+  for d in "$mac/prefix/share/doc/st_secrets" "$mac/wheel/st_secrets-$version.dist-info/licenses"; do
+    cmp LICENSE "$d/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/THIRD-PARTY-NOTICES.txt" || return 1
+  done
+  echo "install name $id; exports the header's $(wc -l <"$mac/exports") functions; wheel cp310-abi3-macosx_11_0_arm64; npm darwin-arm64"
+}
+check "macOS arm64: .dylib, tool, wheel and npm prebuild read with llvm-objdump; licence and notices (nothing here runs them)" macos
 
 # Each tarball as a prefix for the consumer projects (their own lines shown).
 for arch in x86_64 aarch64; do

@@ -205,14 +205,19 @@ impl<T> GilCell<T> {
 const FILE_CHECK_MS: u64 = 100;
 
 /// Milliseconds of CLOCK_MONOTONIC_COARSE (read from the vDSO's data page,
-/// no TSC read; a few milliseconds of resolution).
+/// no TSC read; a few milliseconds of resolution); of CLOCK_MONOTONIC where
+/// there is no coarse clock (macOS).
 fn coarse_ms() -> u64 {
+    #[cfg(target_os = "linux")]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
+    #[cfg(not(target_os = "linux"))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    unsafe { libc::clock_gettime(CLOCK, &mut ts) };
     (ts.tv_sec as u64)
         .wrapping_mul(1000)
         .wrapping_add(ts.tv_nsec as u64 / 1_000_000)

@@ -50,6 +50,7 @@ const FORWARDED: [libc::c_int; 7] = [
 const CHILD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `si_code` of a signal the kernel sent (the terminal's, among others).
+#[cfg(target_os = "linux")]
 const SI_KERNEL: libc::c_int = 0x80;
 
 /// Signals blocked in this thread until it is dropped (then the previous
@@ -83,9 +84,10 @@ impl Blocked {
 
     /// The next blocked signal, with whether the kernel sent it; `None`
     /// after [`CHILD_CHECK`] with none.
+    #[cfg(target_os = "linux")]
     fn wait(&self) -> Result<Option<(libc::c_int, bool)>, Error> {
         let period = libc::timespec {
-            tv_sec: CHILD_CHECK.as_secs() as libc::time_t,
+            tv_sec: CHILD_CHECK.as_secs().try_into().unwrap_or(1),
             tv_nsec: 0,
         };
         loop {
@@ -104,6 +106,45 @@ impl Blocked {
                 Some(libc::EINTR) => {}
                 _ => return Err(Error::Internal(format!("cannot wait for signals: {e}"))),
             }
+        }
+    }
+
+    /// The next blocked signal, `None` after [`CHILD_CHECK`] with none.
+    /// macOS has no `sigtimedwait`: the pending set is looked at every 10
+    /// ms and a pending signal taken with `sigwait`. Who sent it cannot be
+    /// told, so it counts as sent by a process and is passed on (a
+    /// terminal's Ctrl-C then reaches the command twice: from the terminal
+    /// and from here).
+    #[cfg(not(target_os = "linux"))]
+    fn wait(&self) -> Result<Option<(libc::c_int, bool)>, Error> {
+        let deadline = std::time::Instant::now() + CHILD_CHECK;
+        loop {
+            // SAFETY: sigset_t is plain data filled by sigpending and
+            // sigemptyset; sigwait gets initialized pointers.
+            unsafe {
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                if libc::sigpending(&mut pending) != 0 {
+                    let e = std::io::Error::last_os_error();
+                    return Err(Error::Internal(format!("cannot wait for signals: {e}")));
+                }
+                for signal in 1..32 {
+                    if libc::sigismember(&self.set, signal) == 1
+                        && libc::sigismember(&pending, signal) == 1
+                    {
+                        let mut one: libc::sigset_t = std::mem::zeroed();
+                        libc::sigemptyset(&mut one);
+                        libc::sigaddset(&mut one, signal);
+                        let mut got = 0;
+                        if libc::sigwait(&one, &mut got) == 0 {
+                            return Ok(Some((got, false)));
+                        }
+                    }
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
@@ -177,7 +218,14 @@ fn start_pump(
 }
 
 /// Makes a pipe's buffer 1 MiB (fewer wake-ups for bulk output); best
+/// effort, and nothing for what is not a pipe, nor on macOS (no
+/// `F_SETPIPE_SZ`; its pipes grow to 64 KiB by themselves).
+#[cfg(not(target_os = "linux"))]
+fn widen_pipe(_fd: std::os::fd::BorrowedFd<'_>) {}
+
+/// Makes a pipe's buffer 1 MiB (fewer wake-ups for bulk output); best
 /// effort, and nothing for what is not a pipe.
+#[cfg(target_os = "linux")]
 fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
     use std::os::fd::AsRawFd;
     // SAFETY: F_SETPIPE_SZ on a pipe we own; failure is harmless.
