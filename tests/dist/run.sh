@@ -65,12 +65,13 @@ unpack_all() {
 check "artifacts: two prefix tarballs, two wheels, the npm package (linux-x64, linux-arm64)" unpack_all
 
 # Each artifact carries the licence and the third-party notices, as committed.
+licensed() { cmp LICENSE "$1/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$1/THIRD-PARTY-NOTICES.txt"; }
 notices() {
   local d
   mkdir -p "$work/sdist" && tar -xzf "$dist/st_secrets-$version.tar.gz" -C "$work/sdist" || return 1
   for d in "$work/sdist/st_secrets-$version" "$work/npm/package" "$work"/{x86_64,aarch64}/prefix/share/doc/st_secrets \
     "$work"/{x86_64,aarch64}/wheel/st_secrets-"$version".dist-info/licenses; do
-    cmp LICENSE "$d/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/THIRD-PARTY-NOTICES.txt" || return 1
+    licensed "$d" || return 1
     echo "${d#"$work/"}: LICENSE, THIRD-PARTY-NOTICES.txt"
   done
 }
@@ -202,8 +203,7 @@ musl_tool() { # musl_tool ARCH
   f="$d/bin/st-secrets"
   readelf -h "$f" | grep -q "Machine: *${elf_machine[$1]}" || { echo "$f: not an $1 file"; return 1; }
   if readelf -lW "$f" | grep -q INTERP || readelf -d "$f" | grep -q NEEDED; then echo "$f is not static"; return 1; fi
-  cmp LICENSE "$d/share/doc/st_secrets/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/share/doc/st_secrets/THIRD-PARTY-NOTICES.txt" &&
-    env -i HOME="$d" "${run[@]}" "$f" version && env -i HOME="$d" "${run[@]}" "$f" providers
+  licensed "$d/share/doc/st_secrets" && env -i HOME="$d" "${run[@]}" "$f" version && env -i HOME="$d" "${run[@]}" "$f" providers
 }
 for arch in x86_64 aarch64; do
   check "$arch-linux-musl: the tool is static and runs (version, providers)" musl_tool "$arch"
@@ -229,8 +229,9 @@ macos() {
   mkdir -p "$mac/prefix" "$mac/wheel" &&
     tar -xzf "$dist/st-secrets-$version-aarch64-apple-darwin.tar.gz" -C "$mac/prefix" --strip-components=1 &&
     python3 -m zipfile -e "$dist/st_secrets-$version-cp310-abi3-macosx_11_0_arm64.whl" "$mac/wheel" || return 1
-  local dylib="$mac/prefix/lib/libst_secrets.dylib" id d abi="${version%%.*}"
-  [ "$abi" != 0 ] || abi="${version%.*}" # the SONAME rule: 0.MINOR before 1.0, MAJOR after
+  local dylib="$mac/prefix/lib/libst_secrets.dylib" id abi
+  # The ABI version the Linux SONAME carries (build.rs's rule): libst_secrets.so.<abi>.
+  abi="$(readelf -d "$work/x86_64/prefix/lib/libst_secrets.so" | sed -nE 's/.*soname: \[libst_secrets\.so\.(.*)\]/\1/p')"
   macho "$dylib" DYLIB && macho "$mac/prefix/bin/st-secrets" EXECUTE && macho "$mac/wheel/st_secrets/_native.abi3.so" DYLIB || return 1
   id="$("$LLVM_BIN/llvm-objdump" --macho --dylib-id "$dylib" | tail -1)"
   [ "$id" = "@rpath/libst_secrets.$abi.dylib" ] || { echo "install name $id"; return 1; }
@@ -238,9 +239,7 @@ macos() {
   diff "$work/header-functions" "$mac/exports" || return 1
   grep -qx 'Tag: cp310-abi3-macosx_11_0_arm64' "$mac"/wheel/*.dist-info/WHEEL || { echo "wheel tag"; return 1; }
   cmp "$work/npm/package/prebuilds/darwin-arm64/libst_secrets.dylib" "$(realpath "$dylib")" || return 1
-  for d in "$mac/prefix/share/doc/st_secrets" "$mac/wheel/st_secrets-$version.dist-info/licenses"; do
-    cmp LICENSE "$d/LICENSE" && cmp THIRD-PARTY-NOTICES.txt "$d/THIRD-PARTY-NOTICES.txt" || return 1
-  done
+  licensed "$mac/prefix/share/doc/st_secrets" && licensed "$mac/wheel/st_secrets-$version.dist-info/licenses" || return 1
   echo "install name $id; exports the header's $(wc -l <"$mac/exports") functions; wheel cp310-abi3-macosx_11_0_arm64; npm darwin-arm64"
 }
 check "macOS arm64: .dylib, tool, wheel and npm prebuild read with llvm-objdump; licence and notices (nothing here runs them)" macos
