@@ -2,7 +2,7 @@
 //! Cargo.toml), writing it only when its bytes change, and passes build facts
 //! to the crate (target triple and profile, shown by `st_version()`).
 //!
-//! It also gives the shared library its SONAME (see [`soname`]) and makes the
+//! It also gives the shared library its SONAME (see [`abi_version`]) and makes the
 //! profile directory (`target/release`, `target/debug`) usable in place, as an
 //! uninstalled prefix: the SONAME link `libst_secrets.so.0.1 ->
 //! libst_secrets.so`, the native libraries a static link needs
@@ -38,7 +38,8 @@ fn main() {
 
     let major = version_part("MAJOR");
     let minor = version_part("MINOR");
-    let soname = soname(&major, &minor);
+    let abi = abi_version(&major, &minor);
+    let soname = format!("libst_secrets.so.{abi}");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
         let profile_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
@@ -47,12 +48,11 @@ fn main() {
             .expect("OUT_DIR is <profile dir>/build/<pkg>/out")
             .to_path_buf();
         prepare_profile_dir(&root, &profile_dir, &soname);
-        write_cmake_package(&profile_dir.join("cmake-install"), &soname);
+        write_cmake_package(&profile_dir.join("cmake-install"), &soname, &abi);
     }
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
         // The same rule in macOS's naming: libst_secrets.0.1.dylib, found
         // through the program's rpath.
-        let abi = soname.trim_start_matches("libst_secrets.so.");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libst_secrets.{abi}.dylib");
     }
 
@@ -69,15 +69,17 @@ fn version_part(part: &str) -> String {
     env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version")
 }
 
-/// The SONAME, by the ABI policy (docs/c-api.md): before 1.0 a minor version may
-/// break the ABI, so it is part of the name (`libst_secrets.so.0.1`); from 1.0
-/// on only the major version is (`libst_secrets.so.1`). The CMake package's
-/// version check ([`write_cmake_package`]) states the same rule in CMake.
-fn soname(major: &str, minor: &str) -> String {
+/// The ABI version the library's names carry, by the ABI policy
+/// (docs/c-api.md): before 1.0 a minor version may break the ABI, so it is
+/// part of the name (`0.1`: `libst_secrets.so.0.1`, macOS's
+/// `libst_secrets.0.1.dylib`); from 1.0 on only the major version is (`1`).
+/// The CMake package's version check ([`write_cmake_package`]) states the
+/// same rule in CMake.
+fn abi_version(major: &str, minor: &str) -> String {
     if major == "0" {
-        format!("libst_secrets.so.0.{minor}")
+        format!("0.{minor}")
     } else {
-        format!("libst_secrets.so.{major}")
+        major.to_owned()
     }
 }
 
@@ -86,8 +88,8 @@ fn soname(major: &str, minor: &str) -> String {
 /// location of the file; `st_secrets::st_secrets` (shared) and
 /// `st_secrets::st_secrets_static` (with the system libraries it needs); and
 /// the version check, compatible when the requested version has the same ABI
-/// version as [`soname`] gives it.
-fn write_cmake_package(dir: &Path, soname: &str) {
+/// version ([`abi_version`]).
+fn write_cmake_package(dir: &Path, soname: &str, abi: &str) {
     let version = env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
     let libs = fs::read_to_string(dir.with_file_name("native-static-libs.txt"))
         .expect("native-static-libs.txt is written first");
@@ -95,7 +97,6 @@ fn write_cmake_package(dir: &Path, soname: &str) {
         .split_whitespace()
         .map(|l| l.strip_prefix("-l").unwrap_or(l))
         .collect();
-    let abi = soname.trim_start_matches("libst_secrets.so.");
     let config = format!(
         r#"# st-secrets CMake package: find_package(st_secrets CONFIG REQUIRED), then link
 # st_secrets::st_secrets (shared) or st_secrets::st_secrets_static (static,
