@@ -159,24 +159,23 @@ impl<V> TtlCache<V> {
     /// shard, whose entries the child lost, or a slot, that no thread of the
     /// child will release).
     pub(super) fn recount_after_fork(&self) {
-        let generation = crate::sys::generation();
-        if self.counted_in.load(Relaxed) == generation {
+        if self.counted.is_set() {
             return;
         }
-        self.recount(generation);
+        self.recount();
     }
 
     #[cold]
-    fn recount(&self, generation: u64) {
+    fn recount(&self) {
         let _one = self.recounting.lock();
-        if self.counted_in.load(Relaxed) == generation {
+        if self.counted.is_set() {
             return;
         }
         // In shard order, as no other path holds two shard locks.
         let all: Vec<_> = self.shards.iter().map(|s| s.state.write()).collect();
         self.len
             .store(all.iter().map(|st| st.table.len()).sum(), Relaxed);
-        self.counted_in.store(generation, Relaxed);
+        self.counted.set();
     }
 
     /// Evicts the entry with the lowest stamp of all shards; false when

@@ -4,7 +4,7 @@
 
 use super::shard::{FlightSlot, Outcome, Shard, ShardState};
 use super::{Read, Reentrant, TtlCache};
-use crate::sys::Flight;
+use crate::sys::{Flight, Leading};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread;
@@ -149,14 +149,11 @@ impl<V: Clone> TtlCache<V> {
             let compute = compute
                 .take()
                 .expect("a caller leads at most one flight, so compute is taken once");
-            let mut guard = LeadGuard {
-                cache: self,
-                key,
-                flight: &flight,
-                armed: true,
-            };
+            let guard = Leading::new(&*flight, Outcome::Abandoned, || {
+                shard.state.write().end_flight(key, &flight);
+            });
             let result = compute();
-            guard.armed = false;
+            guard.disarm();
             match &result {
                 Ok((v, ttl)) => self.store_computed(shard, hash, key, &flight, v, *ttl),
                 Err(_) => {
@@ -210,24 +207,6 @@ impl<V: Clone> TtlCache<V> {
             self.insert_reserved(shard, &mut st, hash, key, value, expires_at);
         } else {
             self.len.fetch_sub(1, Relaxed);
-        }
-    }
-}
-
-/// Releases a flight whose compute panicked, so its waiters do not hang.
-struct LeadGuard<'a, V: Clone> {
-    cache: &'a TtlCache<V>,
-    key: &'a str,
-    flight: &'a Arc<Flight<Outcome<V>>>,
-    armed: bool,
-}
-
-impl<V: Clone> Drop for LeadGuard<'_, V> {
-    fn drop(&mut self) {
-        if self.armed {
-            let (_, shard) = self.cache.locate(self.key);
-            shard.state.write().end_flight(self.key, self.flight);
-            self.flight.complete(Outcome::Abandoned);
         }
     }
 }

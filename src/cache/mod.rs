@@ -48,7 +48,7 @@ pub mod global;
 mod shard;
 
 use crate::sys::clock;
-use crate::sys::Mutex;
+use crate::sys::{ForkFlag, Mutex};
 use shard::{Entry, Shard, ShardState, NEVER};
 use std::fmt;
 use std::hash::BuildHasher;
@@ -153,11 +153,11 @@ pub struct TtlCache<V> {
     /// (evicting first when the cache is full), released when an entry is
     /// removed.
     len: AtomicUsize,
-    /// The fork generation `len` was counted in: a child whose parent had a
-    /// thread inside a shard loses that shard's entries, and the parent's
-    /// reservations in progress, so it counts again before its first
-    /// reservation (see [`recount`](Self::recount)).
-    counted_in: AtomicU64,
+    /// Set in the fork generation `len` was counted in: a child whose
+    /// parent had a thread inside a shard loses that shard's entries, and
+    /// the parent's reservations in progress, so it counts again before its
+    /// first reservation (see [`recount`](Self::recount)).
+    counted: ForkFlag,
     /// Serialises recounts.
     recounting: Mutex<()>,
     /// Test-only clock offset, so expiry can be tested without sleeping.
@@ -212,7 +212,7 @@ impl<V> TtlCache<V> {
                 clock::coarse().saturating_add(nanos(config.cleanup_interval)),
             ),
             len: AtomicUsize::new(0),
-            counted_in: AtomicU64::new(crate::sys::generation()),
+            counted: ForkFlag::set_here(),
             recounting: Mutex::new(()),
             #[cfg(test)]
             skew: AtomicU64::new(0),

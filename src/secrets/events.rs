@@ -3,22 +3,22 @@
 //!
 //! Providers notice changes when they read their source again (a remote
 //! secret refreshed ahead, fetched after its TTL or by a `refresh`; the file
-//! re-read after it changed) and keep them in a `PendingChanges`; the
-//! manager takes them after each lookup, and the refresher after each
-//! background refresh, and hands them to the listeners on that thread, with
-//! no lock of the library held. A change a provider earlier in the chain
-//! hides (the environment holds the key) is not told: what the manager
-//! serves did not change.
+//! re-read after it changed) and push them, with no lock of theirs held, to
+//! the sink the manager handed each of them once ([`Provider::connect`]);
+//! the listeners are called on that thread. A change a provider earlier in
+//! the chain hides (the environment holds the key) is not told: what the
+//! manager serves did not change.
 //!
 //! While anyone listens, the refresher also watches without gets: every
-//! [`WATCH_INTERVAL`] it runs what is due (a remote secret past its soft
-//! deadline is fetched; the file's metadata is checked), so a process that
-//! read its secrets once still hears of a rotation.
+//! [`WATCH_INTERVAL`] it runs the checks the providers registered (a remote
+//! secret past its soft deadline is fetched; the file's metadata is
+//! checked), so a process that read its secrets once still hears of a
+//! rotation.
 
-use super::provider::{KeyChange, Provider, Version};
-use super::refresher;
-use crate::sys::{self, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::provider::{ChangeSink, Check, KeyChange, Provider, Read, Version};
+use crate::sys::refresher;
+use crate::sys::{ForkFlag, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -47,10 +47,12 @@ pub(crate) struct Notifier {
     /// The manager's chain, in order (for what hides a change, and to watch).
     chain: Vec<Arc<dyn Provider>>,
     listeners: Mutex<Listeners>,
-    /// Some listener is registered (lock-free check on the hot path).
+    /// Some listener is registered (lock-free check).
     listening: AtomicBool,
-    /// The fork generation plus one whose refresher runs the watch; 0: none.
-    watching: AtomicU64,
+    /// Set in the fork generation whose refresher runs the watch.
+    watching: ForkFlag,
+    /// What the watch checks, registered by the providers.
+    checks: Mutex<Vec<Arc<Check>>>,
 }
 
 #[derive(Default)]
@@ -63,13 +65,22 @@ struct Listeners {
 }
 
 impl Notifier {
+    /// The notifier of `chain`, connected to each of its providers.
     pub(crate) fn new(chain: Vec<Arc<dyn Provider>>) -> Arc<Notifier> {
-        Arc::new(Notifier {
+        let notifier = Arc::new(Notifier {
             chain,
             listeners: Mutex::new(Listeners::default()),
             listening: AtomicBool::new(false),
-            watching: AtomicU64::new(0),
-        })
+            watching: ForkFlag::new(),
+            checks: Mutex::new(Vec::new()),
+        });
+        for (index, provider) in notifier.chain.iter().enumerate() {
+            provider.connect(Arc::new(Link {
+                notifier: Arc::downgrade(&notifier),
+                index,
+            }));
+        }
+        notifier
     }
 
     /// Registers `listener`; its id, for [`remove`](Self::remove).
@@ -117,24 +128,18 @@ impl Notifier {
     /// Hands what provider `index` of the chain noticed to the listeners,
     /// on this thread, with no lock held; restarts the watch in a forked
     /// child.
-    pub(crate) fn after_lookup(self: &Arc<Self>, index: usize) {
-        let changes = self.chain[index].take_changes();
-        if !self.listening.load(Ordering::Acquire) {
-            return;
-        }
-        self.ensure_watch();
-        self.deliver(index, changes);
-    }
-
-    fn deliver(&self, index: usize, changes: Vec<KeyChange>) {
+    fn deliver(self: &Arc<Self>, index: usize, changes: Vec<KeyChange>) {
         if changes.is_empty() || !self.listening.load(Ordering::Acquire) {
             return;
         }
+        self.ensure_watch();
         let provider = self.chain[index].name();
         let earlier = &self.chain[..index];
+        let held =
+            |p: &Arc<dyn Provider>, key: &str| matches!(p.read(key, Read::Held), Ok(Some(_)));
         let events: Vec<ChangeEvent> = changes
             .into_iter()
-            .filter(|c| !earlier.iter().any(|p| p.peek(&c.key).is_some()))
+            .filter(|c| !earlier.iter().any(|p| held(p, &c.key)))
             .map(|c| ChangeEvent {
                 key: c.key,
                 provider,
@@ -166,15 +171,43 @@ impl Notifier {
         }
     }
 
+    /// On every get: restarts the watch in a forked child while anyone
+    /// listens (one atomic load when nobody does).
+    #[inline]
+    pub(crate) fn keep_watching(self: &Arc<Self>) {
+        if self.listening.load(Ordering::Acquire) {
+            self.ensure_watch();
+        }
+    }
+
     /// Starts the watch on this process's refresher, unless it runs.
     fn ensure_watch(self: &Arc<Self>) {
-        let mine = sys::generation() + 1;
-        if !self.listening.load(Ordering::Acquire) || self.watching.load(Ordering::Acquire) == mine
-        {
+        if !self.listening.load(Ordering::Acquire) || self.watching.is_set() {
             return;
         }
-        if self.watching.swap(mine, Ordering::AcqRel) != mine {
+        if self.watching.set() {
             schedule_watch(Arc::downgrade(self));
+        }
+    }
+}
+
+/// A provider's sink: its place in the chain of a manager's notifier (which
+/// it does not keep alive).
+struct Link {
+    notifier: Weak<Notifier>,
+    index: usize,
+}
+
+impl ChangeSink for Link {
+    fn changed(&self, changes: Vec<KeyChange>) {
+        if let Some(notifier) = self.notifier.upgrade() {
+            notifier.deliver(self.index, changes);
+        }
+    }
+
+    fn watch(&self, check: Check) {
+        if let Some(notifier) = self.notifier.upgrade() {
+            notifier.checks.lock().push(Arc::new(check));
         }
     }
 }
@@ -183,43 +216,32 @@ fn schedule_watch(notifier: Weak<Notifier>) {
     refresher::submit_after(WATCH_INTERVAL, Box::new(move || watch(notifier)));
 }
 
-/// One round of the watch (on the refresher's thread): every provider runs
-/// what is due and its changes are told; then the next round is scheduled,
-/// while the manager lives and someone listens.
+/// One round of the watch (on the refresher's thread): every registered
+/// check runs (each tells what it changed; one whose subject is gone is
+/// dropped); then the next round is scheduled, while the manager lives and
+/// someone listens.
 fn watch(weak: Weak<Notifier>) {
     let Some(notifier) = weak.upgrade() else {
         return;
     };
-    let mine = sys::generation() + 1;
-    if notifier.watching.load(Ordering::Acquire) != mine {
+    if !notifier.watching.is_set() {
         return;
     }
     if !notifier.listening.load(Ordering::Acquire) {
-        let _ = notifier
-            .watching
-            .compare_exchange(mine, 0, Ordering::AcqRel, Ordering::Relaxed);
+        notifier.watching.take();
         // A listener added meanwhile found the watch running: start it again.
         notifier.ensure_watch();
         return;
     }
-    for (index, provider) in notifier.chain.iter().enumerate() {
-        provider.watch();
-        notifier.deliver(index, provider.take_changes());
+    // Run with no lock held: a check's changes reach the listeners.
+    let checks: Vec<Arc<Check>> = notifier.checks.lock().clone();
+    let gone: Vec<Arc<Check>> = checks.into_iter().filter(|check| !check()).collect();
+    if !gone.is_empty() {
+        notifier
+            .checks
+            .lock()
+            .retain(|c| !gone.iter().any(|g| Arc::ptr_eq(c, g)));
     }
     drop(notifier);
     schedule_watch(weak);
-}
-
-/// A background refresh of provider `index`, then its changes told (the
-/// job [`refresher::submit`] runs).
-pub(crate) fn refresh_job(notifier: &Arc<Notifier>, index: usize) -> refresher::Job {
-    let weak = Arc::downgrade(notifier);
-    let provider = Arc::clone(&notifier.chain[index]);
-    Box::new(move || {
-        provider.refresh_in_background();
-        match weak.upgrade() {
-            Some(n) => n.deliver(index, provider.take_changes()),
-            None => drop(provider.take_changes()),
-        }
-    })
 }

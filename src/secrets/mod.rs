@@ -23,37 +23,37 @@
 //! Where each submodule stands: the module map in `src/lib.rs`.
 
 pub(crate) mod aws;
+mod chain;
 pub(crate) mod config;
 pub(crate) mod env;
 mod events;
 pub(crate) mod file;
 pub(crate) mod provider;
 mod references;
-mod refresher;
 pub(crate) mod remote;
 pub(crate) mod vault;
 
 pub use crate::sys::memory_backed;
 pub use crate::sys::secmem::{secret_memory, SecretMemory};
-pub use aws::{AwsProvider, AwsSettings};
+pub use aws::{Aws, AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
 pub use provider::{
-    ends_reference_key, normalize_key, preferred_key, reference, KeyChange, Provider,
-    ProviderStatus, Version, REFERENCE_SCHEME,
+    ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
+    Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
 };
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
+pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
-pub use vault::{VaultProvider, VaultSettings};
+pub use vault::{Vault, VaultProvider, VaultSettings};
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;
 use crate::secret::SecretString;
-use crate::sys::Mutex;
+use chain::{Chain, ChainLink};
 use events::Notifier;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The Replicate API token.
@@ -62,78 +62,6 @@ pub const REPLICATE_API_TOKEN: &str = "REPLICATE_API_TOKEN";
 pub const HF_TOKEN: &str = "HF_TOKEN";
 /// The secret for validating cloud webhooks (HMAC).
 pub const WEBHOOK_SECRET: &str = "CLOUD_WEBHOOK_SECRET";
-
-/// A provider in the chain, with what the manager remembers of its last
-/// lookup (shown by [`SecretsManager::providers`]).
-struct ChainLink {
-    provider: Arc<dyn Provider>,
-    /// Its place in the chain.
-    index: usize,
-    /// The manager's listeners, told what the provider noticed changing.
-    notifier: Arc<Notifier>,
-    /// Whether the last lookup failed (a lock-free check on the hot path).
-    failing: AtomicBool,
-    /// The last lookup's failure; cleared by the next successful lookup.
-    last_error: Mutex<Option<Error>>,
-}
-
-impl ChainLink {
-    /// Asks the provider for `key`, remembering a failure (or its end).
-    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
-        let outcome = self.provider.lookup(key);
-        self.after(&outcome);
-        outcome
-    }
-
-    /// [`lookup`](Self::lookup), with the version of the secret.
-    fn lookup_versioned(
-        &self,
-        key: &str,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let outcome = self.provider.lookup_versioned(key);
-        self.after(&outcome);
-        outcome
-    }
-
-    /// [`Provider::refresh_key`], remembered as a lookup.
-    fn refresh_key(
-        &self,
-        key: &str,
-        min_interval: std::time::Duration,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let outcome = self.provider.refresh_key(key, min_interval);
-        self.after(&outcome);
-        outcome
-    }
-
-    /// After a lookup: its failure (or the end of one) remembered, the
-    /// refresh it asked for handed to the refresher, the changes the
-    /// provider noticed told to the listeners (no lock held).
-    fn after<T>(&self, outcome: &Result<Option<T>, Error>) {
-        self.record(outcome);
-        if matches!(outcome, Ok(Some(_))) {
-            refresher::prestart_if(|| self.provider.refreshes_in_background());
-        }
-        if self.provider.take_refresh_request(crate::sys::generation()) {
-            refresher::submit(events::refresh_job(&self.notifier, self.index));
-        }
-        self.notifier.after_lookup(self.index);
-    }
-
-    fn record<T>(&self, outcome: &Result<T, Error>) {
-        match outcome {
-            Err(e) => {
-                *self.last_error.lock() = Some(e.clone());
-                self.failing.store(true, Ordering::Relaxed);
-            }
-            Ok(_) if self.failing.load(Ordering::Relaxed) => {
-                *self.last_error.lock() = None;
-                self.failing.store(false, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-        }
-    }
-}
 
 /// A value, the provider that answered, and the version of the remote
 /// secret it comes from ([`SecretsManager::get_with_version`]). `Debug`
@@ -179,8 +107,8 @@ pub struct ChainEntry {
 
 /// A chain of providers. Thread-safe; share it behind an `Arc`.
 pub struct SecretsManager {
-    links: Vec<ChainLink>,
-    notifier: Arc<Notifier>,
+    /// The providers, in order, and their listeners.
+    chain: Chain,
     /// The built-in file provider, when the chain has one: saves and deletes
     /// go to it.
     file: Option<Arc<FileProvider>>,
@@ -189,7 +117,7 @@ pub struct SecretsManager {
 
 impl std::fmt::Debug for SecretsManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.links.iter().map(|l| l.provider.name()).collect();
+        let names: Vec<_> = self.chain.links.iter().map(|l| l.provider.name()).collect();
         f.debug_struct("SecretsManager")
             .field("chain", &names)
             .finish_non_exhaustive()
@@ -248,17 +176,14 @@ impl SecretsManager {
         let links = providers
             .into_iter()
             .enumerate()
-            .map(|(index, provider)| ChainLink {
-                provider,
-                index,
-                notifier: Arc::clone(&notifier),
-                failing: AtomicBool::new(false),
-                last_error: Mutex::new(None),
-            })
+            .map(|(index, provider)| ChainLink::new(provider, index))
             .collect();
         SecretsManager {
-            links,
-            notifier,
+            chain: Chain {
+                links,
+                references: config.references,
+                notifier,
+            },
             file: None,
             config,
         }
@@ -281,7 +206,8 @@ impl SecretsManager {
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
         check_key(key)?;
-        self.first_in_chain(0, key, |link, key| link.lookup(key))
+        self.chain
+            .first_in_chain(0, key, |link, key| link.lookup(key))
     }
 
     /// Like [`get_with_source`](Self::get_with_source), also giving the
@@ -291,7 +217,9 @@ impl SecretsManager {
     /// used, never the value.
     pub fn get_with_version(&self, key: &str) -> Result<Option<Found>, Error> {
         check_key(key)?;
-        let found = self.first_in_chain(0, key, |link, key| link.lookup_versioned(key))?;
+        let found = self
+            .chain
+            .first_in_chain(0, key, |link, key| link.read(key, Read::Cached))?;
         Ok(found.map(|((value, version), provider)| Found {
             value,
             provider,
@@ -308,9 +236,13 @@ impl SecretsManager {
     /// value held. `Ok(None)` when no provider has the key.
     pub fn refresh(&self, key: &str) -> Result<Option<Refreshed>, Error> {
         check_key(key)?;
-        let before = self.peek_resolved(0, key);
-        let interval = self.config.remote.refresh_min_interval;
-        let found = self.first_in_chain(0, key, |link, key| link.refresh_key(key, interval))?;
+        let before = self.chain.peek_resolved(0, key);
+        let fresh = Read::Fresh {
+            min_interval: self.config.remote.refresh_min_interval,
+        };
+        let found = self
+            .chain
+            .first_in_chain(0, key, |link, key| link.read(key, fresh))?;
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()
@@ -339,20 +271,21 @@ impl SecretsManager {
     /// may call the manager. A panic in it is caught. Returns the id for
     /// [`remove_listener`](Self::remove_listener).
     pub fn on_change(&self, listener: impl Fn(&ChangeEvent) + Send + Sync + 'static) -> u64 {
-        self.notifier.add(Arc::new(listener))
+        self.chain.notifier.add(Arc::new(listener))
     }
 
     /// Unregisters listener `id`: no call starts after this returns (one
     /// running on another thread ends on its own; the listener is dropped
     /// when it has). `false` when no such listener is registered.
     pub fn remove_listener(&self, id: u64) -> bool {
-        self.notifier.remove(id)
+        self.chain.notifier.remove(id)
     }
 
     /// Every provider's answer for `key` (lengths only), for diagnosis.
     pub fn trace(&self, key: &str) -> Result<Vec<ProviderAnswer>, Error> {
         check_key(key)?;
         Ok(self
+            .chain
             .links
             .iter()
             .map(|link| ProviderAnswer {
@@ -386,7 +319,7 @@ impl SecretsManager {
     /// As [`keys`](Self::keys).
     pub fn all_keys(&self) -> Result<Vec<(String, &'static str)>, Error> {
         let mut out = Vec::new();
-        for link in &self.links {
+        for link in &self.chain.links {
             let name = link.provider.name();
             let keys = link
                 .provider
@@ -414,13 +347,13 @@ impl SecretsManager {
         keys.retain(|k| seen.insert(k.clone()));
         let mut out: Vec<(String, SecretString)> = Vec::new();
         for key in keys {
-            for link in &self.links {
+            for link in &self.chain.links {
                 let name = link.provider.name();
                 let found = link
                     .lookup(&key)
                     .map_err(|e| e.context(format!("provider '{name}'")))?;
                 if let Some(value) = found {
-                    if matches!(self.reference_of(link, &key, &value), Ok(Some(_))) {
+                    if matches!(self.chain.reference_of(link, &key, &value), Ok(Some(_))) {
                         continue; // a reference names a key; it is no secret
                     }
                     if !out
@@ -439,7 +372,8 @@ impl SecretsManager {
     /// (an object, a list or null), which gets answer as absent; looks only
     /// at what the providers have already read.
     pub fn non_secret_holder(&self, key: &str) -> Option<&'static str> {
-        self.links
+        self.chain
+            .links
             .iter()
             .find(|l| l.provider.holds_non_secret(key))
             .map(|l| l.provider.name())
@@ -455,25 +389,14 @@ impl SecretsManager {
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
         check_key(key)?;
         provider::check_text("value", value)?;
-        let saved = self.saving_file("save")?.save(key, value);
-        self.tell_changes();
-        saved
+        self.saving_file("save")?.save(key, value)
     }
 
     /// Deletes `key` from the secrets file (the key as given, else its
     /// normalized form, as a lookup would read it); `Ok(false)` when absent.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
-        let deleted = self.saving_file("delete")?.delete(key);
-        self.tell_changes();
-        deleted
-    }
-
-    /// Tells the listeners what the providers noticed (after a save).
-    fn tell_changes(&self) {
-        for link in &self.links {
-            self.notifier.after_lookup(link.index);
-        }
+        self.saving_file("delete")?.delete(key)
     }
 
     /// The secrets file this manager reads and writes, if its chain has one.
@@ -495,19 +418,24 @@ impl SecretsManager {
 
     /// The providers of the chain, in priority order.
     pub fn chain(&self) -> Vec<Arc<dyn Provider>> {
-        self.links.iter().map(|l| Arc::clone(&l.provider)).collect()
+        self.chain
+            .links
+            .iter()
+            .map(|l| Arc::clone(&l.provider))
+            .collect()
     }
 
     /// Drops every cached answer: the next gets read every source again.
     pub fn clear_cache(&self) {
-        for link in &self.links {
+        for link in &self.chain.links {
             link.provider.invalidate();
         }
     }
 
     /// The chain, in order, with each provider's state and last failure.
     pub fn providers(&self) -> Vec<ChainEntry> {
-        self.links
+        self.chain
+            .links
             .iter()
             .map(|link| {
                 let status = link.provider.status();
@@ -534,6 +462,7 @@ impl SecretsManager {
 
     fn chain_json(&self, checks: bool) -> String {
         let list: Vec<serde_json::Value> = self
+            .chain
             .links
             .iter()
             .zip(self.providers())
@@ -567,7 +496,7 @@ impl Drop for SecretsManager {
     fn drop(&mut self) {
         // A background job may hold the notifier a moment longer: it calls
         // no listener after this.
-        self.notifier.close();
+        self.chain.notifier.close();
     }
 }
 

@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::sys::Mutex;
 use hashbrown::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use zeroize::Zeroize;
 
 /// A provider's state, as shown by `providers_json` and the doctor.
@@ -34,6 +35,23 @@ pub struct ProviderStatus {
     pub failure: Option<Error>,
 }
 
+/// How a provider is asked for a key ([`Provider::read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// As a get: what its cache holds while fresh, else its source.
+    Cached,
+    /// Only what it holds, however old, without asking a remote service
+    /// (the environment and the file look as a lookup does).
+    Held,
+    /// Its source now, whatever a cache says ("this value failed me"):
+    /// remote providers fetch at most once per `min_interval`,
+    /// single-flight with their gets; the file is re-read.
+    Fresh {
+        /// At most one request per secret in this interval.
+        min_interval: Duration,
+    },
+}
+
 /// A source of secrets in the chain.
 pub trait Provider: Send + Sync {
     /// The provider's name in the chain and in messages.
@@ -44,6 +62,17 @@ pub trait Provider: Send + Sync {
     /// Called on every get of the manager: a provider that reads something
     /// slow caches it itself.
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error>;
+
+    /// `key` read as `how` says, with the version of the secret the value
+    /// comes from (remote providers; `None` for the others). By default a
+    /// [`lookup`](Self::lookup), after an [`invalidate`](Self::invalidate)
+    /// for [`Read::Fresh`].
+    fn read(&self, key: &str, how: Read) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if matches!(how, Read::Fresh { .. }) {
+            self.invalidate();
+        }
+        Ok(self.lookup(key)?.map(|v| (v, None)))
+    }
 
     /// The provider's current state.
     fn status(&self) -> ProviderStatus;
@@ -72,26 +101,6 @@ pub trait Provider: Send + Sync {
         false
     }
 
-    /// Whether a background refresh was asked for (a lookup found a value
-    /// past its soft deadline) and not yet handed to this process's
-    /// refresher, fork `generation`; `true` once per request: the caller
-    /// then hands the provider to the process's refresher.
-    /// Lock-free: the manager asks after each lookup.
-    fn take_refresh_request(&self, _generation: u64) -> bool {
-        false
-    }
-
-    /// Runs the refreshes asked for, blocking (on the refresher's thread,
-    /// never a caller's).
-    fn refresh_in_background(&self) {}
-
-    /// Whether the values it answers are refreshed ahead in the background
-    /// (a remote provider with `refresh_ahead` on): the manager then has the
-    /// refresher started before the first refresh is due.
-    fn refreshes_in_background(&self) -> bool {
-        false
-    }
-
     /// Whether a value of the form `st://KEY` this provider holds is a
     /// [reference](crate::secrets::reference) the manager resolves through the providers
     /// after it (the environment and the file: where a launcher puts
@@ -101,47 +110,56 @@ pub trait Provider: Send + Sync {
         false
     }
 
-    /// Without asking a remote service: what the provider would answer from
-    /// what it holds, however old (the environment and the file look as a
-    /// lookup does).
-    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
-        self.lookup_versioned(key).ok().flatten()
+    /// Called once by the manager the provider joins: where to tell the
+    /// keys whose values change when the provider reads its source again,
+    /// and what to check while anyone listens. A provider that never
+    /// notices changes ignores it (the default).
+    fn connect(&self, _sink: Arc<dyn ChangeSink>) {}
+}
+
+/// What a provider tells its manager ([`Provider::connect`]).
+pub trait ChangeSink: Send + Sync {
+    /// `changes` noticed in the provider's source: told to the manager's
+    /// listeners on this thread (they may call the manager), unless a
+    /// provider earlier in the chain holds the key. Call it with no lock
+    /// held.
+    fn changed(&self, changes: Vec<KeyChange>);
+
+    /// Registers `check`, run on the refresher's thread every
+    /// [`WATCH_INTERVAL`](crate::secrets::WATCH_INTERVAL) while anyone
+    /// listens (it reads what is due again, and tells what changed), until
+    /// it returns `false` (what it checks is gone).
+    fn watch(&self, check: Check);
+}
+
+/// A check [`ChangeSink::watch`] runs: `false` once what it checks is gone.
+pub type Check = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// A provider's hold on the sink it was connected to (none before).
+pub(crate) struct SinkSlot(Mutex<Option<Arc<dyn ChangeSink>>>);
+
+impl Default for SinkSlot {
+    fn default() -> Self {
+        SinkSlot(Mutex::with_fresh(None, || None))
+    }
+}
+
+impl SinkSlot {
+    /// Holds `sink`, in place of any before.
+    pub(crate) fn connect(&self, sink: Arc<dyn ChangeSink>) {
+        *self.0.lock() = Some(sink);
     }
 
-    /// `key` read again now, whatever a cache says ("this value failed
-    /// me"): remote providers fetch, at most once per `min_interval` and
-    /// single-flight with their gets; the file is re-read.
-    fn refresh_key(
-        &self,
-        key: &str,
-        _min_interval: std::time::Duration,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        self.invalidate();
-        self.lookup_versioned(key)
+    /// Tells the sink `changes` (nothing when there are none or no sink).
+    pub(crate) fn tell(&self, changes: Vec<KeyChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let sink = self.0.lock().clone();
+        if let Some(sink) = sink {
+            sink.changed(changes);
+        }
     }
-
-    /// [`lookup`](Self::lookup), with the version of the secret the value
-    /// comes from (remote providers; `None` for the others).
-    fn lookup_versioned(
-        &self,
-        key: &str,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        Ok(self.lookup(key)?.map(|v| (v, None)))
-    }
-
-    /// The keys whose values changed since the last call (what the provider
-    /// noticed when it read its source again), for the manager's change
-    /// events. Cheap when there are none (the manager asks after each
-    /// lookup): one atomic load.
-    fn take_changes(&self) -> Vec<KeyChange> {
-        Vec::new()
-    }
-
-    /// Without a lookup: runs what is due now (remote providers: the
-    /// refresh of a secret past its soft deadline; the file: its metadata
-    /// check), blocking. While someone listens for changes the refresher
-    /// calls it every [`WATCH_INTERVAL`](crate::secrets::WATCH_INTERVAL).
-    fn watch(&self) {}
 }
 
 /// Refuses a string argument holding a NUL byte: no provider can hold it (an
@@ -234,47 +252,6 @@ pub struct KeyChange {
     pub version: Option<Version>,
     /// The key is gone (or its value is no longer a secret).
     pub removed: bool,
-}
-
-/// Pending changes kept for a provider nobody drains, at most (the oldest
-/// go first).
-const MAX_PENDING: usize = 4096;
-
-/// What a provider noticed and the manager has not taken yet.
-pub(crate) struct PendingChanges {
-    list: Mutex<Vec<KeyChange>>,
-    any: AtomicBool,
-}
-
-impl PendingChanges {
-    pub(crate) fn new() -> Self {
-        PendingChanges {
-            list: Mutex::new(Vec::new()),
-            any: AtomicBool::new(false),
-        }
-    }
-
-    /// Adds `changes` (kept to [`MAX_PENDING`], the newest).
-    pub(crate) fn note(&self, changes: Vec<KeyChange>) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut list = self.list.lock();
-        list.extend(changes);
-        let over = list.len().saturating_sub(MAX_PENDING);
-        list.drain(..over);
-        self.any.store(true, Ordering::Release);
-    }
-
-    /// Everything noticed since the last call; one atomic load when nothing.
-    pub(crate) fn take(&self) -> Vec<KeyChange> {
-        if !self.any.load(Ordering::Acquire) {
-            return Vec::new();
-        }
-        let mut list = self.list.lock();
-        self.any.store(false, Ordering::Release);
-        std::mem::take(&mut *list)
-    }
 }
 
 /// A flat map of secrets read from a document (the secrets file, an AWS

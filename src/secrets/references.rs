@@ -18,83 +18,16 @@
 //! The answer's provider and version are those of the provider that held
 //! the value.
 
-use super::provider::{self, Version, REFERENCE_SCHEME};
-use super::{ChainLink, SecretsManager};
+use super::chain::{Ask, Chain, ChainLink, Valued};
+use super::provider::{self, Read, REFERENCE_SCHEME};
+use super::SecretsManager;
 use crate::error::Error;
-use crate::redact;
 use crate::secret::SecretString;
 
-/// How the chain is asked: a link and the key to ask it.
-type Ask<'a, T> = dyn Fn(&ChainLink, &str) -> Result<Option<T>, Error> + 'a;
-
-/// What a lookup answers, with the value in it (for the reference check).
-pub(super) trait Valued {
-    fn value(&self) -> &SecretString;
-}
-
-impl Valued for SecretString {
-    fn value(&self) -> &SecretString {
-        self
-    }
-}
-
-impl Valued for (SecretString, Option<Version>) {
-    fn value(&self) -> &SecretString {
-        &self.0
-    }
-}
-
-impl SecretsManager {
-    /// The first answer of the chain from link `from` on, in order, with
-    /// the provider that gave it: `ask` of each link until one has the key,
-    /// a reference resolved further down the chain (see the module
-    /// documentation); `Ok(None)` when none has it and none failed, else the
-    /// first failure, naming its provider. The value found is remembered for
-    /// redaction under `key` (every answer the manager gives passes here).
-    pub(super) fn first_in_chain<T: Valued>(
-        &self,
-        from: usize,
-        key: &str,
-        ask: impl Fn(&ChainLink, &str) -> Result<Option<T>, Error>,
-    ) -> Result<Option<(T, &'static str)>, Error> {
-        let found = self.chain_from(from, key, &ask)?;
-        if let Some((found, _)) = &found {
-            redact::remember(key, found.value().expose_bytes());
-        }
-        Ok(found)
-    }
-
-    fn chain_from<T: Valued>(
-        &self,
-        from: usize,
-        key: &str,
-        ask: &Ask<'_, T>,
-    ) -> Result<Option<(T, &'static str)>, Error> {
-        let mut first_failure = None;
-        for link in &self.links[from..] {
-            match ask(link, key) {
-                Ok(Some(found)) => {
-                    let target = match self.reference_of(link, key, found.value())? {
-                        None => return Ok(Some((found, link.provider.name()))),
-                        Some(target) => target.to_owned(),
-                    };
-                    drop(found);
-                    return self.follow(link, key, &target, ask);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    first_failure.get_or_insert_with(|| {
-                        e.context(format!("provider '{}'", link.provider.name()))
-                    });
-                }
-            }
-        }
-        first_failure.map_or(Ok(None), Err)
-    }
-
+impl Chain {
     /// The answer for `target`, the reference `link` holds for `key`, from
     /// the providers after it.
-    fn follow<T: Valued>(
+    pub(super) fn follow<T: Valued>(
         &self,
         link: &ChainLink,
         key: &str,
@@ -137,7 +70,7 @@ impl SecretsManager {
         if !value
             .expose_bytes()
             .starts_with(REFERENCE_SCHEME.as_bytes())
-            || !self.config.references
+            || !self.references
             || !link.provider.resolves_references()
         {
             return Ok(None);
@@ -153,6 +86,26 @@ impl SecretsManager {
         }
     }
 
+    /// What the chain would answer for `key` from what its providers hold
+    /// (no remote request), references followed.
+    pub(super) fn peek_resolved(&self, from: usize, key: &str) -> Option<SecretString> {
+        for link in &self.links[from..] {
+            if let Ok(Some((value, _))) = link.provider.read(key, Read::Held) {
+                return match self.reference_of(link, key, &value) {
+                    Ok(None) => Some(value),
+                    Ok(Some(target)) => {
+                        let target = target.to_owned();
+                        self.peek_resolved(link.index + 1, &target)
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        None
+    }
+}
+
+impl SecretsManager {
     /// The value of the reference `st://target` held by the provider named
     /// `held_by`, outside this manager's own reading of it (a variable
     /// `st-secrets run` inherits is the environment's, whatever the
@@ -169,29 +122,14 @@ impl SecretsManager {
     ) -> Result<Option<SecretString>, Error> {
         super::check_key(target)?;
         let from = self
+            .chain
             .links
             .iter()
             .position(|l| l.provider.name() == held_by)
             .map_or(0, |i| i + 1);
-        let found = self.first_in_chain(from, target, |link, key| link.lookup(key))?;
+        let found = self
+            .chain
+            .first_in_chain(from, target, |link, key| link.lookup(key))?;
         Ok(found.map(|(value, _)| value))
-    }
-
-    /// What the chain would answer for `key` from what its providers hold
-    /// (no remote request), references followed.
-    pub(super) fn peek_resolved(&self, from: usize, key: &str) -> Option<SecretString> {
-        for link in &self.links[from..] {
-            if let Some((value, _)) = link.provider.peek(key) {
-                return match self.reference_of(link, key, &value) {
-                    Ok(None) => Some(value),
-                    Ok(Some(target)) => {
-                        let target = target.to_owned();
-                        self.peek_resolved(link.index + 1, &target)
-                    }
-                    Err(_) => None,
-                };
-            }
-        }
-        None
     }
 }

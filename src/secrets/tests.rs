@@ -1,6 +1,7 @@
 use super::*;
 use crate::secrets::FileSettings;
-use std::sync::atomic::AtomicUsize;
+use crate::sys::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
 
 /// A test double for a remote provider: counts lookups and invalidations;

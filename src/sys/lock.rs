@@ -28,71 +28,29 @@
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{PoisonError, TryLockError};
 
-/// Forks this process is down from the one that first used a lock.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-/// 0: the fork handler is not registered; 1: being registered; 2: registered.
-static HOOKED: AtomicU8 = AtomicU8::new(0);
-
-extern "C" fn in_child() {
-    // Async-signal-safe: one atomic add.
-    GENERATION.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Registers the fork handler once; never blocks (a racing caller goes on
-/// while the winner registers).
-fn hook() {
-    if HOOKED.load(Ordering::Acquire) == 2 {
-        return;
-    }
-    if HOOKED
-        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
-        // SAFETY: registers a handler that only touches atomics. Fails only
-        // with ENOMEM; the locks then work as plain locks.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(in_child));
-        }
-        HOOKED.store(2, Ordering::Release);
-    }
-}
-
-/// The current fork generation (registering the handler on first use).
-pub(crate) fn generation() -> u64 {
-    hook();
-    GENERATION.load(Ordering::Acquire)
-}
+use super::fork::{generation, ForkFlag};
 
 /// One lock's spin lock for its first-use and after-fork checks, so two
-/// threads of a child never check or replace it together. The word holds
-/// `generation + 1` of the checking thread's process: a word left by an
-/// older generation belongs to a thread that did not survive a fork, and is
-/// taken over.
-struct FixLock<'a>(&'a AtomicU64);
+/// threads of a child never check or replace it together: a flag set by a
+/// thread of an older generation belongs to a thread that did not survive a
+/// fork, and is taken over.
+struct FixLock<'a>(&'a ForkFlag);
 
 impl<'a> FixLock<'a> {
-    fn acquire(word: &'a AtomicU64, generation: u64) -> FixLock<'a> {
-        let mine = generation.wrapping_add(1);
-        loop {
-            let seen = word.load(Ordering::Acquire);
-            if seen != mine
-                && word
-                    .compare_exchange_weak(seen, mine, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return FixLock(word);
-            }
+    fn acquire(flag: &'a ForkFlag, generation: u64) -> FixLock<'a> {
+        while !flag.set_in(generation) {
             std::thread::yield_now();
         }
+        FixLock(flag)
     }
 }
 
 impl Drop for FixLock<'_> {
     fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
+        self.0.clear();
     }
 }
 
@@ -145,7 +103,8 @@ impl<T> ForkLock for std::sync::RwLock<T> {
 }
 
 struct Slot<L> {
-    generation: AtomicU64,
+    /// Set in the generation the slot serves.
+    here: ForkFlag,
     lock: L,
 }
 
@@ -168,7 +127,7 @@ impl<T> Fresh<T> {
 pub(crate) struct ForkSafe<L: ForkLock> {
     slot: AtomicPtr<Slot<L>>,
     /// See [`FixLock`].
-    fixing: AtomicU64,
+    fixing: ForkFlag,
     fresh: Fresh<L::Value>,
     after_fork: Option<fn(&mut L::Value)>,
     _owns: PhantomData<L>,
@@ -211,13 +170,12 @@ impl<L: ForkLock> ForkSafe<L> {
     }
 
     fn build(value: L::Value, fresh: Fresh<L::Value>) -> Self {
-        let generation = generation();
         ForkSafe {
             slot: AtomicPtr::new(Box::into_raw(Box::new(Slot {
-                generation: AtomicU64::new(generation),
+                here: ForkFlag::set_here(),
                 lock: L::build(value),
             }))),
-            fixing: AtomicU64::new(0),
+            fixing: ForkFlag::new(),
             fresh,
             after_fork: None,
             _owns: PhantomData,
@@ -228,7 +186,7 @@ impl<L: ForkLock> ForkSafe<L> {
     pub(crate) const fn lazy(fresh: fn() -> L::Value) -> Self {
         ForkSafe {
             slot: AtomicPtr::new(ptr::null_mut()),
-            fixing: AtomicU64::new(0),
+            fixing: ForkFlag::new(),
             fresh: Fresh::Fn(fresh),
             after_fork: None,
             _owns: PhantomData,
@@ -251,7 +209,7 @@ impl<L: ForkLock> ForkSafe<L> {
             // SAFETY: slots are freed only when the lock drops (a replaced
             // one is leaked), so a published pointer stays valid for &self.
             let slot = unsafe { &*p };
-            if slot.generation.load(Ordering::Acquire) == generation {
+            if slot.here.is_set_in(generation) {
                 return slot;
             }
         }
@@ -261,8 +219,10 @@ impl<L: ForkLock> ForkSafe<L> {
     #[cold]
     fn slot_slow(&self, generation: u64) -> &Slot<L> {
         let new_slot = |value| {
+            let here = ForkFlag::new();
+            here.set_in(generation);
             Box::into_raw(Box::new(Slot {
-                generation: AtomicU64::new(generation),
+                here,
                 lock: L::build(value),
             }))
         };
@@ -277,11 +237,11 @@ impl<L: ForkLock> ForkSafe<L> {
         }
         // SAFETY: as in `slot`.
         let slot = unsafe { &*p };
-        if slot.generation.load(Ordering::Acquire) == generation {
+        if slot.here.is_set_in(generation) {
             return slot;
         }
         if slot.lock.check_whole(self.after_fork) {
-            slot.generation.store(generation, Ordering::Release);
+            slot.here.set_in(generation);
             return slot;
         }
         // Held by a thread that does not exist in this process: the old slot
@@ -414,6 +374,40 @@ impl<T: Clone> Flight<T> {
                 return a.clone();
             }
             self.done.wait(&mut answer);
+        }
+    }
+}
+
+/// The single-flight guard: the caller computing a [`Flight`]'s answer
+/// holds it while it computes. Dropped armed (the computation panicked), it
+/// runs `unregister` (the owner forgets the flight, so the next caller
+/// starts another) and completes the flight with the `abandoned` answer, so
+/// its waiters do not hang.
+pub(crate) struct Leading<'a, T: Clone, F: FnOnce()> {
+    flight: &'a Flight<T>,
+    armed: Option<(T, F)>,
+}
+
+impl<'a, T: Clone, F: FnOnce()> Leading<'a, T, F> {
+    /// Guards the computation of `flight`'s answer.
+    pub(crate) fn new(flight: &'a Flight<T>, abandoned: T, unregister: F) -> Self {
+        Leading {
+            flight,
+            armed: Some((abandoned, unregister)),
+        }
+    }
+
+    /// The computation returned: the caller completes the flight itself.
+    pub(crate) fn disarm(mut self) {
+        self.armed = None;
+    }
+}
+
+impl<T: Clone, F: FnOnce()> Drop for Leading<'_, T, F> {
+    fn drop(&mut self) {
+        if let Some((abandoned, unregister)) = self.armed.take() {
+            unregister();
+            self.flight.complete(abandoned);
         }
     }
 }

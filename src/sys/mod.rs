@@ -1,8 +1,13 @@
 //! The system layer: the only place outside `ffi` where `unsafe` is allowed
 //! (`src/lib.rs` denies it everywhere else, so the compiler keeps the rule).
 //!
-//! - [`lock`]: locks that keep working in a child after `fork()`, and a
-//!   `static` built on first use that never blocks;
+//! - [`fork`]: the fork generation and [`ForkFlag`], the one way a word
+//!   says it belongs to this process and not to a parent's threads;
+//! - [`lock`]: locks that keep working in a child after `fork()`, a
+//!   `static` built on first use that never blocks, and the single flight
+//!   ([`Flight`], its guard [`Leading`]);
+//! - [`refresher`]: the thread of the library's background work (refreshes
+//!   ahead, the watch), one per process;
 //! - [`secmem`]: secret memory, page-aligned blocks out of core dumps,
 //!   locked where the limit allows, zeroed on free;
 //! - [`clock`]: the monotonic clocks, precise and coarse, read with
@@ -19,10 +24,13 @@
 //! in the crate is safe Rust built on these.
 
 pub(crate) mod clock;
+mod fork;
 mod lock;
+pub(crate) mod refresher;
 pub mod secmem;
 
-pub(crate) use lock::{generation, Flight, Lazy, Mutex, MutexGuard, RwLock};
+pub(crate) use fork::ForkFlag;
+pub(crate) use lock::{Flight, Lazy, Leading, Mutex, MutexGuard, RwLock};
 
 use std::path::Path;
 

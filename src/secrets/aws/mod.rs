@@ -4,7 +4,7 @@
 //! ([`credentials`]) and the shared remote machinery ([`remote`](crate::secrets::remote)):
 //! one request per TTL, stale-on-error, retries, short timeouts. Several
 //! secrets are looked up in order, each fetched and cached as one unit
-//! ([`Sources`](crate::secrets::remote::sources::Sources)). With
+//! ([`RemoteSource`]: this module is its [`Fetch`]). With
 //! `aws_agent_url` the requests go to the AWS Secrets Manager Agent on the
 //! node instead ([`agent`]).
 //!
@@ -34,12 +34,11 @@ pub(crate) mod wire;
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::provider::{zeroize_json, KeyChange, SecretMap, Version};
-use crate::secrets::provider::{Provider, ProviderStatus};
+use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::sources::{self, Sources};
+use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use base64::Engine;
@@ -81,22 +80,14 @@ enum Transport {
     Agent(agent::Agent),
 }
 
-/// The AWS Secrets Manager provider.
-pub struct AwsProvider {
-    /// The secrets, in order; `None` when no name is configured.
-    sources: Option<Sources>,
-    client: Result<Transport, Error>,
+/// AWS Secrets Manager, as [`RemoteSource`] fetches from it.
+pub struct Aws {
+    transport: Transport,
     settings: RemoteSettings,
 }
 
-impl std::fmt::Debug for AwsProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.sources.iter().flat_map(Sources::names).collect();
-        f.debug_struct("AwsProvider")
-            .field("secret_names", &names)
-            .finish_non_exhaustive()
-    }
-}
+/// The AWS Secrets Manager provider.
+pub type AwsProvider = RemoteSource<Aws>;
 
 /// Where the resolved region came from.
 fn resolve_region(aws: &AwsSettings, vars: &Vars) -> Result<Option<String>, Error> {
@@ -116,7 +107,7 @@ fn resolve_region(aws: &AwsSettings, vars: &Vars) -> Result<Option<String>, Erro
         .and_then(|p| p.get("region").map(str::to_owned)))
 }
 
-impl AwsProvider {
+impl RemoteSource<Aws> {
     /// The provider for `aws`, reading `vars` (see the module
     /// documentation). Configuration problems (no region, unreadable CA
     /// bundle) do not fail here: the provider reports them on every lookup and
@@ -137,72 +128,65 @@ impl AwsProvider {
         let scope = Scope::new("aws", &vars)
             .with("settings", &format!("{aws:?}"))
             .with("agent", agent_url.as_deref().unwrap_or(""));
-        let client = match (&names, agent_url) {
+        let transport = match (&names, agent_url) {
             (None, _) => Err(Error::ProviderUnavailable(format!(
                 "AWS Secrets Manager is not configured: set aws_secret_name or {}",
                 var::SIMPLETUNER_AWS_SECRET_NAME
             ))),
             (Some(_), Some(url)) => agent_transport(&url, remote, &vars),
-            (Some(_), None) => Self::client(aws, remote, vars).map(Transport::Direct),
+            (Some(_), None) => client(aws, remote, vars).map(Transport::Direct),
         };
-        AwsProvider {
-            sources: names.map(|n| Sources::new(&n, remote).shared(node, &scope)),
-            client,
+        let fetcher = transport.map(|transport| Aws {
+            transport,
             settings: remote.clone(),
-        }
+        });
+        let configured = names.is_some();
+        RemoteSource::build(
+            names.unwrap_or_default(),
+            configured,
+            fetcher,
+            remote,
+            node,
+            &scope,
+        )
     }
+}
 
-    fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
-        let region = resolve_region(aws, &vars)?.ok_or_else(|| {
-            Error::ProviderUnavailable(
-                "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
+fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
+    let region = resolve_region(aws, &vars)?.ok_or_else(|| {
+        Error::ProviderUnavailable(
+            "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
                  in the profile of ~/.aws/config"
-                    .into(),
-            )
-        })?;
-        let endpoint = aws
-            .endpoint
-            .as_deref()
-            .or_else(|| vars.get(var::AWS_ENDPOINT_URL_SECRETS_MANAGER))
-            .or_else(|| vars.get(var::AWS_ENDPOINT_URL))
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
-        let trust = vars
-            .get(var::AWS_CA_BUNDLE)
-            .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-        let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
-        let vars = Arc::new(vars);
-        Ok(Client {
-            credentials: CredentialChain::new(
-                vars,
-                Arc::clone(&http),
-                remote.clone(),
-                Some(region.clone()),
-            )?,
-            http,
-            region,
-            endpoint,
-        })
-    }
+                .into(),
+        )
+    })?;
+    let endpoint = aws
+        .endpoint
+        .as_deref()
+        .or_else(|| vars.get(var::AWS_ENDPOINT_URL_SECRETS_MANAGER))
+        .or_else(|| vars.get(var::AWS_ENDPOINT_URL))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
+    let trust = vars
+        .get(var::AWS_CA_BUNDLE)
+        .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
+    let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
+    let vars = Arc::new(vars);
+    Ok(Client {
+        credentials: CredentialChain::new(
+            vars,
+            Arc::clone(&http),
+            remote.clone(),
+            Some(region.clone()),
+        )?,
+        http,
+        region,
+        endpoint,
+    })
+}
 
-    /// Requests for the secret sent so far (fetches, each with its retries;
-    /// cache hits send none).
-    pub fn requests(&self) -> u64 {
-        self.sources.as_ref().map_or(0, Sources::requests)
-    }
-
-    /// Fetches the secret `name` now, bypassing the cache.
-    fn fetch(&self, transport: &Transport, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        match transport {
-            Transport::Direct(client) => self.fetch_direct(client, name),
-            Transport::Agent(agent) => with_retries(&self.settings, || agent.fetch(name)),
-        }
-    }
-
-    /// Fetches the secret `name` from the service: its `AWSCURRENT` version,
-    /// asked for by name (the service's default, and what a server that
-    /// loses track of its default version after a rotation, as moto's does,
-    /// still answers right).
+impl Aws {
+    /// Fetches the secret `name` from the service.
     fn fetch_direct(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let body = json!({ "SecretId": name, "VersionStage": "AWSCURRENT" }).to_string();
         let call = |creds: &Credentials| {
@@ -389,157 +373,55 @@ fn agent_transport(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Tr
     agent::Agent::new(url, remote, vars).map(Transport::Agent)
 }
 
-impl AwsProvider {
-    /// The secrets and the transport, when configured; `Ok(None)`: no secret
-    /// name, the provider answers "absent".
-    fn parts(&self) -> Result<Option<(&Sources, &Transport)>, Error> {
-        let Some(sources) = &self.sources else {
-            return Ok(None);
-        };
-        let transport = self.client.as_ref().map_err(Clone::clone)?;
-        Ok(Some((sources, transport)))
-    }
-}
+impl Fetch for Aws {
+    const NAME: &'static str = "aws";
+    const ABSENT: &'static str = "the secret does not exist";
 
-impl Provider for AwsProvider {
-    fn name(&self) -> &'static str {
-        "aws"
-    }
-
-    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
-        let Some((sources, transport)) = self.parts()? else {
-            return Ok(None);
-        };
-        sources.lookup(key, |name| self.fetch(transport, name))
-    }
-
-    fn lookup_versioned(
-        &self,
-        key: &str,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let Some((sources, transport)) = self.parts()? else {
-            return Ok(None);
-        };
-        sources.lookup_versioned(key, |name| self.fetch(transport, name))
-    }
-
-    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
-        self.sources.as_ref()?.peek(key)
-    }
-
-    fn refresh_key(
-        &self,
-        key: &str,
-        min_interval: std::time::Duration,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let Some((sources, transport)) = self.parts()? else {
-            return Ok(None);
-        };
-        sources.refresh_key(key, min_interval, |name| self.fetch(transport, name))
-    }
-
-    fn take_refresh_request(&self, generation: u64) -> bool {
-        self.sources
-            .as_ref()
-            .is_some_and(|s| s.take_refresh_request(generation))
-    }
-
-    fn refresh_in_background(&self) {
-        if let Ok(Some((sources, transport))) = self.parts() {
-            sources.refresh(|name| self.fetch(transport, name));
+    /// The secret `name` fetched now: from the service (its `AWSCURRENT`
+    /// version, asked for by name: the service's default, and what a server
+    /// that loses track of its default version after a rotation, as moto's
+    /// does, still answers right), or through the agent.
+    fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        match &self.transport {
+            Transport::Direct(client) => self.fetch_direct(client, name),
+            Transport::Agent(agent) => with_retries(&self.settings, || agent.fetch(name)),
         }
     }
 
-    fn refreshes_in_background(&self) -> bool {
-        self.sources.as_ref().is_some_and(Sources::refreshes_ahead)
+    fn unusable(names: &[&str], error: &Error) -> String {
+        format!("secret {}: {error}", quoted(names))
     }
 
-    fn take_changes(&self) -> Vec<KeyChange> {
-        self.sources
-            .as_ref()
-            .map(Sources::take_changes)
-            .unwrap_or_default()
-    }
-
-    fn watch(&self) {
-        if let Ok(Some((sources, transport))) = self.parts() {
-            sources.watch(|name| self.fetch(transport, name));
-        }
-    }
-
-    fn keys(&self) -> Result<Vec<String>, Error> {
-        let Some((sources, transport)) = self.parts()? else {
-            return Ok(Vec::new());
-        };
-        sources.keys(|name| self.fetch(transport, name))
-    }
-
-    fn holds_non_secret(&self, key: &str) -> bool {
-        self.sources
-            .as_ref()
-            .is_some_and(|s| s.holds_non_secret(key))
-    }
-
-    fn status(&self) -> ProviderStatus {
-        let mut warnings = Vec::new();
-        let (available, detail) = match (&self.sources, &self.client) {
-            (None, Err(e)) => (false, e.to_string()),
-            (None, Ok(_)) => (false, String::new()),
-            (Some(s), Err(e)) => (true, format!("secret {}: {e}", s.describe_names())),
-            (Some(s), Ok(t)) => {
-                let (tail, w) = s.describe();
-                warnings = w;
-                let d = match t {
-                    Transport::Direct(c) => {
-                        let creds = c
-                            .credentials
-                            .source()
-                            .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
-                        format!(
-                            "secret {} in {} at {}; credentials: {creds}{tail}",
-                            s.describe_names(),
-                            c.region,
-                            redact_url(&c.endpoint),
-                        )
-                    }
-                    Transport::Agent(a) => {
-                        warnings.splice(0..0, a.token_warnings());
-                        format!(
-                            "secret {} through the AWS Secrets Manager Agent at {}; SSRF token \
-                         from {}{tail}",
-                            s.describe_names(),
-                            redact_url(&a.url),
-                            a.token_source(),
-                        )
-                    }
-                };
-                (true, d)
+    fn describe(&self, names: &[&str]) -> (String, Vec<String>) {
+        match &self.transport {
+            Transport::Direct(c) => {
+                let creds = c
+                    .credentials
+                    .source()
+                    .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
+                let head = format!(
+                    "secret {} in {} at {}; credentials: {creds}",
+                    quoted(names),
+                    c.region,
+                    redact_url(&c.endpoint),
+                );
+                (head, Vec::new())
             }
-        };
-        ProviderStatus {
-            name: "aws",
-            available,
-            detail,
-            warnings,
-            failure: self.sources.as_ref().and_then(Sources::failure),
+            Transport::Agent(a) => {
+                let head = format!(
+                    "secret {} through the AWS Secrets Manager Agent at {}; SSRF token from {}",
+                    quoted(names),
+                    redact_url(&a.url),
+                    a.token_source(),
+                );
+                (head, a.token_warnings())
+            }
         }
     }
 
-    fn invalidate(&self) {
-        if let Some(s) = &self.sources {
-            s.invalidate();
-        }
-    }
-
-    fn diagnose(&self) -> Option<Value> {
-        let sources = self.sources.as_ref()?;
-        let names: Vec<&str> = sources.names().collect();
+    fn checks(&self, names: &[&str]) -> Value {
         let secret = names.join(", ");
-        let transport = match &self.client {
-            Ok(t) => t,
-            Err(e) => return Some(json!({ "secret": secret, "error": e.to_json() })),
-        };
-        let mut out = match transport {
+        match &self.transport {
             Transport::Direct(client) => {
                 let mut out = json!({
                     "secret": secret,
@@ -564,14 +446,14 @@ impl Provider for AwsProvider {
                 "token_source": agent.token_source(),
                 "ping": agent.ping(),
             }),
-        };
-        let reads: Vec<_> = names
-            .iter()
-            .map(|n| (*n, self.fetch(transport, n)))
-            .collect();
-        out["secret_readable"] = sources::readability(&reads, "the secret does not exist");
-        Some(out)
+        }
     }
+}
+
+/// The names, quoted and joined for messages: `'a'`, `'a', then 'b'`.
+fn quoted(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    quoted.join(", then ")
 }
 
 #[cfg(test)]

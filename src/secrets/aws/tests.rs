@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::secrets::config::ManagerConfig;
+use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::SecretsManager;
 use crate::secrets::{AwsSettings, RemoteSettings};
@@ -698,7 +699,7 @@ fn configuration_rules() {
     // The endpoint: variables in order, else the regional one.
     let endpoint = |v: Vars| {
         let p = provider(&ManagerConfig::default(), v.set("AWS_REGION", "eu-west-1"));
-        match p.client.as_ref().unwrap() {
+        match &p.fetcher().unwrap().transport {
             Transport::Direct(c) => c.endpoint.clone(),
             Transport::Agent(_) => unreachable!("no agent is configured"),
         }

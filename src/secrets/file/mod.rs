@@ -41,7 +41,7 @@ use snapshot::CHECK_INTERVAL;
 use snapshot::{existing_default, Due, Shared, Stamp, State};
 pub use snapshot::{FileLocation, DEFAULT_NAMES};
 
-use super::provider::{KeyChange, PendingChanges, Provider, ProviderStatus};
+use super::provider::{ChangeSink, Provider, ProviderStatus, SinkSlot};
 use crate::error::Error;
 use crate::fsutil;
 use crate::paths;
@@ -82,9 +82,6 @@ impl Default for FileSettings {
 /// The JSON/YAML secrets file provider. Thread-safe.
 pub struct FileProvider {
     shared: Arc<Shared>,
-    /// Held by the thread doing the first load (the others wait on it: there
-    /// is no snapshot to serve them yet).
-    first_load: Mutex<()>,
     /// Serialises this process's writers (other processes: the lock file).
     writer: Mutex<()>,
 }
@@ -112,11 +109,11 @@ impl FileProvider {
                 state: Mutex::with_fresh(State::new(), State::new).after_fork(State::after_fork),
                 max_size: AtomicU64::new(fsutil::DEFAULT_MAX_FILE_SIZE),
                 generation: AtomicU64::new(0),
-                changes: PendingChanges::new(),
+                sink: SinkSlot::default(),
+                first_load: Mutex::new(()),
                 #[cfg(test)]
                 gate: Mutex::new(()),
             }),
-            first_load: Mutex::new(()),
             writer: Mutex::new(()),
         }
     }
@@ -195,73 +192,9 @@ impl FileProvider {
         self.edit(|doc| Ok(doc.remove(key)))
     }
 
-    /// Re-reads the file when its check is due and no other thread is
-    /// re-reading it (the others go on with the last snapshot). A file of
-    /// [`BACKGROUND_REREAD_SIZE`] or more with a snapshot to serve is re-read
-    /// on a thread of its own, so that the caller who found it changed does
-    /// not wait for the parse either. Before the first snapshot there is
-    /// nothing to go on with: callers queue for the first load, which takes
-    /// an in-place rewrite caught half-way for what it is (see
-    /// [`reread::FIRST_LOAD_RETRIES`]).
+    /// Re-reads the file when its check is due ([`refresh_if_due`]).
     fn refresh_if_due(&self, now: Instant) {
-        let loaded = self.shared.state.lock().loaded; // (not held while waiting below)
-        let _first_load = (!loaded).then(|| self.first_load.lock());
-        let due = {
-            let mut st = self.shared.state.lock();
-            let first = !st.loaded;
-            if !first && (st.reloading || st.next_check.is_some_and(|t| now < t)) {
-                return;
-            }
-            st.reloading = true;
-            Due {
-                now,
-                path: st.path.clone(),
-                stamp: st.stamp,
-                good: if first {
-                    None
-                } else {
-                    st.snapshot.as_ref().ok().map(Arc::clone)
-                },
-                epoch: st.epoch,
-                forced: std::mem::take(&mut st.forced),
-                first,
-            }
-        };
-        let large = || {
-            self.current_path()
-                .and_then(|p| fs::metadata(p).ok())
-                .is_some_and(|m| m.len() >= BACKGROUND_REREAD_SIZE)
-        };
-        if due.good.is_some() && large() {
-            let (path, stamp, good, epoch, forced) = (
-                due.path.clone(),
-                due.stamp,
-                due.good.clone(),
-                due.epoch,
-                due.forced,
-            );
-            let shared = Arc::clone(&self.shared);
-            let spawned = crate::sys::spawn_thread("st-secrets-reread", move || {
-                #[cfg(test)]
-                drop(shared.gate.lock());
-                shared.refresh(due)
-            });
-            if spawned.is_ok() {
-                return;
-            }
-            // No thread to be had (the re-read mark is still set): here, then.
-            let due = Due {
-                now,
-                path,
-                stamp,
-                good,
-                epoch,
-                forced,
-                first: false,
-            };
-            return self.shared.refresh(due);
-        }
-        self.shared.refresh(due);
+        refresh_if_due(&self.shared, now);
     }
 
     /// The file read now (`None`: no file exists in default mode).
@@ -347,6 +280,7 @@ impl FileProvider {
         }
         drop(lock); // releases the lock
         self.invalidate();
+        self.shared.tell_changes();
         Ok(changed)
     }
 }
@@ -432,12 +366,16 @@ impl Provider for FileProvider {
         }
     }
 
-    fn take_changes(&self) -> Vec<KeyChange> {
-        self.shared.changes.take()
-    }
-
-    fn watch(&self) {
-        self.refresh_if_due(Instant::now());
+    fn connect(&self, sink: Arc<dyn ChangeSink>) {
+        self.shared.sink.connect(Arc::clone(&sink));
+        let shared = Arc::downgrade(&self.shared);
+        sink.watch(Box::new(move || {
+            let Some(shared) = shared.upgrade() else {
+                return false;
+            };
+            refresh_if_due(&shared, Instant::now());
+            true
+        }));
     }
 
     fn invalidate(&self) {
@@ -447,6 +385,76 @@ impl Provider for FileProvider {
         st.epoch = st.epoch.wrapping_add(1);
         self.shared.generation.fetch_add(1, Ordering::Release);
     }
+}
+
+/// Re-reads the file when its check is due and no other thread is
+/// re-reading it (the others go on with the last snapshot). A file of
+/// [`BACKGROUND_REREAD_SIZE`] or more with a snapshot to serve is re-read
+/// on a thread of its own, so that the caller who found it changed does
+/// not wait for the parse either. Before the first snapshot there is
+/// nothing to go on with: callers queue for the first load, which takes
+/// an in-place rewrite caught half-way for what it is (see
+/// [`reread::FIRST_LOAD_RETRIES`]).
+fn refresh_if_due(shared: &Arc<Shared>, now: Instant) {
+    let loaded = shared.state.lock().loaded; // (not held while waiting below)
+    let _first_load = (!loaded).then(|| shared.first_load.lock());
+    let due = {
+        let mut st = shared.state.lock();
+        let first = !st.loaded;
+        if !first && (st.reloading || st.next_check.is_some_and(|t| now < t)) {
+            return;
+        }
+        st.reloading = true;
+        Due {
+            now,
+            path: st.path.clone(),
+            stamp: st.stamp,
+            good: if first {
+                None
+            } else {
+                st.snapshot.as_ref().ok().map(Arc::clone)
+            },
+            epoch: st.epoch,
+            forced: std::mem::take(&mut st.forced),
+            first,
+        }
+    };
+    let large = || {
+        shared
+            .current_path()
+            .and_then(|p| fs::metadata(p).ok())
+            .is_some_and(|m| m.len() >= BACKGROUND_REREAD_SIZE)
+    };
+    if due.good.is_some() && large() {
+        let (path, stamp, good, epoch, forced) = (
+            due.path.clone(),
+            due.stamp,
+            due.good.clone(),
+            due.epoch,
+            due.forced,
+        );
+        let reader = Arc::clone(shared);
+        let spawned = crate::sys::spawn_thread("st-secrets-reread", move || {
+            #[cfg(test)]
+            drop(reader.gate.lock());
+            reader.refresh(due)
+        });
+        if spawned.is_ok() {
+            return;
+        }
+        // No thread to be had (the re-read mark is still set): here, then.
+        let due = Due {
+            now,
+            path,
+            stamp,
+            good,
+            epoch,
+            forced,
+            first: false,
+        };
+        return shared.refresh(due);
+    }
+    shared.refresh(due);
 }
 
 /// Writers hold the lock while their temporary file exists, so any temporary

@@ -6,7 +6,7 @@
 use super::document::{Document, Format};
 use crate::error::Error;
 use crate::fsutil;
-use crate::secrets::provider::{PendingChanges, SecretMap};
+use crate::secrets::provider::{KeyChange, SecretMap, SinkSlot};
 use crate::sys::Mutex;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -59,6 +59,9 @@ pub(super) struct State {
     /// Invalidated: the next re-read takes the file as it is, without the
     /// wait for an in-place rewrite to settle.
     pub(super) forced: bool,
+    /// Keys whose values changed, told to the sink once the lock is
+    /// released ([`Shared::tell_changes`]).
+    pub(super) noticed: Vec<KeyChange>,
 }
 
 impl State {
@@ -74,6 +77,7 @@ impl State {
             reloading: false,
             epoch: 0,
             forced: false,
+            noticed: Vec::new(),
         }
     }
 
@@ -114,8 +118,11 @@ pub(super) struct Shared {
     /// Bumped whenever the snapshot may have changed (reloaded, saved,
     /// invalidated): see [`FileProvider::generation`].
     pub(super) generation: AtomicU64,
-    /// Keys whose values changed, for the manager's change events.
-    pub(super) changes: PendingChanges,
+    /// The manager's change sink.
+    pub(super) sink: SinkSlot,
+    /// Held by the thread doing the first load (the others wait on it: there
+    /// is no snapshot to serve them yet).
+    pub(super) first_load: Mutex<()>,
     /// Tests hold it to keep a background re-read from starting.
     #[cfg(test)]
     pub(super) gate: Mutex<()>,
@@ -229,6 +236,14 @@ impl Shared {
         st.reloading = false;
         drop(st);
         std::mem::forget(reloading);
+        self.tell_changes();
+    }
+
+    /// Tells the sink what the last re-read or save changed (with no lock
+    /// held: listeners run here).
+    pub(super) fn tell_changes(&self) {
+        let noticed = std::mem::take(&mut self.state.lock().noticed);
+        self.sink.tell(noticed);
     }
 
     /// Serves `snapshot` from now on, noting the keys whose values differ
@@ -236,7 +251,7 @@ impl Shared {
     pub(super) fn serve(&self, st: &mut State, snapshot: Result<Arc<SecretMap>, Error>) {
         if let (true, Ok(old), Ok(new)) = (st.loaded, &st.snapshot, &snapshot) {
             if !Arc::ptr_eq(old, new) {
-                self.changes.note(new.changes_since(old));
+                st.noticed.extend(new.changes_since(old));
             }
         }
         st.snapshot = snapshot;

@@ -1,9 +1,11 @@
 //! The machinery shared by the remote providers (AWS Secrets Manager and
-//! HashiCorp Vault): one HTTP client with short timeouts ([`http`]), retries
-//! with capped exponential backoff and jitter ([`with_retries`]), and the
-//! cache of a remote provider's whole fetched secret ([`secret_cache::SecretCache`]) that
-//! sends one request per TTL however many threads ask, and serves the last
-//! good value, within a bound, while the service fails transiently. (The
+//! HashiCorp Vault): the one provider of remote secrets
+//! ([`source::RemoteSource`]) over each service's [`source::Fetch`], one
+//! HTTP client with short timeouts ([`http`]), retries with capped
+//! exponential backoff and jitter ([`with_retries`]), and the cache of a
+//! remote secret ([`secret_cache::SecretCache`]) that sends one request per
+//! TTL however many threads ask, refreshes ahead, and serves the last good
+//! value, within a bound, while the service fails transiently. (The
 //! general-purpose [`TtlCache`](crate::cache::TtlCache) of the C API's
 //! `st_cache` is another thing: the providers do not use it.)
 
@@ -12,7 +14,7 @@ pub(crate) mod fake;
 pub(crate) mod http;
 pub(crate) mod node;
 pub(crate) mod secret_cache;
-pub(crate) mod sources;
+pub(crate) mod source;
 pub(crate) mod token_file;
 pub(crate) mod unix;
 pub(crate) mod vars;

@@ -16,14 +16,14 @@ fn settings() -> RemoteSettings {
 }
 
 /// A cache over `s` keeping found secrets for `ttl`, "absent" for `negative`.
-fn cache_with<T: Versioned + node::entry::Shareable>(
+fn cache_with<T: Versioned + node::entry::Shareable + Send + Sync + 'static>(
     mut s: RemoteSettings,
     ttl: Duration,
     negative: Duration,
-) -> SecretCache<T> {
+) -> Arc<SecretCache<T>> {
     s.cache_ttl = ttl;
     s.negative_ttl = negative;
-    SecretCache::new(s)
+    SecretCache::scripted(s)
 }
 
 fn found(v: &str) -> Result<Fetched<String>, FetchError> {
@@ -56,11 +56,7 @@ fn value<'a>(
 
 #[test]
 fn one_request_per_ttl_under_concurrency() {
-    let cache = Arc::new(cache_with(
-        settings(),
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    ));
+    let cache = cache_with(settings(), Duration::from_secs(60), Duration::from_secs(1));
     let calls = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(8));
     let threads: Vec<_> = (0..8)
@@ -69,8 +65,9 @@ fn one_request_per_ttl_under_concurrency() {
             std::thread::spawn(move || {
                 barrier.wait();
                 for _ in 0..1000 {
+                    let calls = Arc::clone(&calls);
                     let a = cache
-                        .get(|| {
+                        .get_with(move || {
                             calls.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(50));
                             found("v")
@@ -92,20 +89,23 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
     s.max_stale = Duration::from_millis(300);
     let cache = cache_with(s, Duration::ZERO, Duration::ZERO);
     assert_eq!(
-        value(&cache, &cache.get(|| found("v1")).unwrap()),
+        value(&cache, &cache.get_with(|| found("v1")).unwrap()),
         ("v1", Freshness::Fresh)
     );
     let down = || Err(FetchError::transient(Error::Timeout("slow".into())));
     assert_eq!(
-        value(&cache, &cache.get(down).unwrap()),
+        value(&cache, &cache.get_with(down).unwrap()),
         ("v1", Freshness::Stale)
     );
     assert_eq!(cache.failure().unwrap().code_name(), "ST_TIMEOUT");
     std::thread::sleep(Duration::from_millis(350));
-    assert_eq!(cache.get(down).err().unwrap().code_name(), "ST_TIMEOUT");
+    assert_eq!(
+        cache.get_with(down).err().unwrap().code_name(),
+        "ST_TIMEOUT"
+    );
     // Recovery clears the failure.
     assert_eq!(
-        value(&cache, &cache.get(|| found("v2")).unwrap()),
+        value(&cache, &cache.get_with(|| found("v2")).unwrap()),
         ("v2", Freshness::Fresh)
     );
     assert!(cache.failure().is_none());
@@ -114,9 +114,9 @@ fn transient_failures_serve_the_stale_value_within_the_bound() {
 #[test]
 fn permanent_failures_are_never_hidden_by_a_stale_value() {
     let cache = cache_with(settings(), Duration::ZERO, Duration::ZERO);
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
-    assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
+    assert_eq!(cache.get_with(denied).err().unwrap().code_name(), "ST_AUTH");
 }
 
 #[test]
@@ -124,9 +124,10 @@ fn a_failure_answers_for_failure_ttl() {
     let mut s = settings();
     s.failure_ttl = Duration::from_secs(60);
     let cache = cache_with(s, Duration::from_secs(60), Duration::ZERO);
-    let calls = AtomicUsize::new(0);
+    let calls = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
-        let e = cache.get(|| {
+        let calls = Arc::clone(&calls);
+        let e = cache.get_with(move || {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(FetchError::transient(Error::Network("refused".into())))
         });
@@ -134,18 +135,24 @@ fn a_failure_answers_for_failure_ttl() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     cache.invalidate();
-    assert_eq!(value(&cache, &cache.get(|| found("v")).unwrap()).0, "v");
+    assert_eq!(
+        value(&cache, &cache.get_with(|| found("v")).unwrap()).0,
+        "v"
+    );
 }
 
 #[test]
 fn absent_is_cached_for_the_negative_ttl() {
     let cache = cache_with::<String>(settings(), Duration::from_secs(60), Duration::ZERO);
     assert_eq!(
-        value(&cache, &cache.get(|| Ok(Fetched::Absent)).unwrap()).0,
+        value(&cache, &cache.get_with(|| Ok(Fetched::Absent)).unwrap()).0,
         "<absent>"
     );
     // Negative TTL zero: asked again at once.
-    assert_eq!(value(&cache, &cache.get(|| found("now")).unwrap()).0, "now");
+    assert_eq!(
+        value(&cache, &cache.get_with(|| found("now")).unwrap()).0,
+        "now"
+    );
     assert_eq!(cache.requests(), 2);
 }
 
@@ -233,11 +240,7 @@ fn waiters_share_a_failure_instead_of_queueing_behind_it() {
     // server each sent a request in turn, the last one waiting 16 request
     // timeouts. Callers that join a fetch in flight share its answer,
     // failure included: one request, and nobody waits past that one fetch.
-    let cache = Arc::new(cache_with::<String>(
-        settings(),
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    ));
+    let cache = cache_with::<String>(settings(), Duration::from_secs(60), Duration::from_secs(1));
     let calls = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..16)
         .map(|_| {
@@ -245,7 +248,7 @@ fn waiters_share_a_failure_instead_of_queueing_behind_it() {
             std::thread::spawn(move || {
                 let c = cache.clone();
                 cache
-                    .get(|| {
+                    .get_with(move || {
                         calls.fetch_add(1, Ordering::SeqCst);
                         // The leader fails only once the 15 others wait on it.
                         for _ in 0..10_000 {
@@ -272,22 +275,18 @@ fn waiters_share_a_failure_instead_of_queueing_behind_it() {
         .iter()
         .all(|r| matches!(r, Err(Error::Network(m)) if m.contains("refused"))));
     // The failure is not cached (failure_ttl 0): the next caller asks again.
-    let again = cache.get(|| found("back"));
+    let again = cache.get_with(|| found("back"));
     assert_eq!(value(&cache, &again.unwrap()), ("back", Freshness::Fresh));
 }
 
 #[test]
 fn a_fetch_that_panics_lets_its_waiters_try_again() {
-    let cache = Arc::new(cache_with::<String>(
-        settings(),
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    ));
+    let cache = cache_with::<String>(settings(), Duration::from_secs(60), Duration::from_secs(1));
     let c = cache.clone();
     let leader = std::thread::spawn(move || {
         let c2 = c.clone();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            c.get(|| {
+            c.get_with(move || {
                 for _ in 0..10_000 {
                     if c2.waiters() == 1 {
                         break;
@@ -299,7 +298,7 @@ fn a_fetch_that_panics_lets_its_waiters_try_again() {
         }));
     });
     std::thread::sleep(Duration::from_millis(20));
-    let answer = cache.get(|| found("second"));
+    let answer = cache.get_with(|| found("second"));
     leader.join().unwrap();
     assert_eq!(value(&cache, &answer.unwrap()).0, "second");
 }
@@ -308,7 +307,7 @@ fn a_fetch_that_panics_lets_its_waiters_try_again() {
 /// 1/1000 of a 200 s TTL: after 200 ms), with a long TTL; failed refreshes
 /// back off 300 ms, then 600 ms. (Margins of 100 ms and more: the machine
 /// is busy; every check is of an order of events, never of a duration.)
-fn refreshing_cache() -> SecretCache<String> {
+fn refreshing_cache() -> Arc<SecretCache<String>> {
     let mut s = settings();
     s.refresh_ahead_permille = 1;
     s.failure_ttl = Duration::from_millis(300);
@@ -318,62 +317,63 @@ fn refreshing_cache() -> SecretCache<String> {
 #[test]
 fn past_the_soft_deadline_the_value_is_served_and_one_refresh_asked() {
     let cache = refreshing_cache();
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     assert!(!cache.refresh_asked(), "before the soft deadline");
     std::thread::sleep(Duration::from_millis(300));
     // Every get answers from the value, none fetches; one refresh is asked.
     for _ in 0..100 {
         let answer = cache
-            .get(|| panic!("a get with a value never fetches"))
+            .get_with(|| panic!("a get with a value never fetches"))
             .unwrap();
         assert_eq!(value(&cache, &answer).0, "v1");
     }
     assert!(cache.refresh_asked());
-    assert!(cache.take_refresh_request(0), "taken once");
-    assert!(!cache.take_refresh_request(0), "and only once");
-    assert!(
-        cache.take_refresh_request(1),
-        "a forked child asks its own refresher"
-    );
+    assert_eq!(cache.jobs_submitted(), 1, "queued once, and only once");
+    let child = crate::sys::in_fork(|| {
+        cache
+            .get_with(|| panic!("a get with a value never fetches"))
+            .unwrap();
+        i32::from(cache.jobs_submitted() == 2)
+    });
+    assert_eq!(child, Some(1), "a forked child asks its own refresher");
     // The refresh replaces the value; the next soft deadline is a TTL away.
-    cache.refresh_now(|| found("v2"));
+    cache.refresh_with(|| found("v2"));
     assert!(!cache.refresh_asked());
-    assert_eq!(value(&cache, &cache.get(|| panic!()).unwrap()).0, "v2");
+    assert_eq!(value(&cache, &cache.get_with(|| panic!()).unwrap()).0, "v2");
     assert_eq!(cache.requests(), 2);
 }
 
 #[test]
 fn a_failed_refresh_keeps_the_value_and_backs_off() {
     let cache = refreshing_cache();
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    cache.get(|| panic!()).unwrap();
-    assert!(cache.take_refresh_request(0));
-    cache.refresh_now(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
+    cache.get_with(|| panic!()).unwrap();
+    assert!(cache.refresh_asked());
+    cache.refresh_with(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
     // Served as before, the failure reported; no refresh asked during the
     // backoff (failure_ttl, doubled after each failure in a row).
     assert_eq!(
-        value(&cache, &cache.get(|| panic!()).unwrap()),
+        value(&cache, &cache.get_with(|| panic!()).unwrap()),
         ("v1", Freshness::Stale)
     );
     assert!(!cache.refresh_asked(), "backing off");
     std::thread::sleep(Duration::from_millis(400));
-    cache.get(|| panic!()).unwrap();
+    cache.get_with(|| panic!()).unwrap();
     assert!(cache.refresh_asked(), "asked again after the backoff");
-    assert!(cache.take_refresh_request(0));
-    cache.refresh_now(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
+    cache.refresh_with(|| Err(FetchError::transient(Error::Timeout("slow".into()))));
     std::thread::sleep(Duration::from_millis(400));
-    cache.get(|| panic!()).unwrap();
+    cache.get_with(|| panic!()).unwrap();
     assert!(
         !cache.refresh_asked(),
         "the second backoff is twice the first"
     );
     std::thread::sleep(Duration::from_millis(300));
-    cache.get(|| panic!()).unwrap();
+    cache.get_with(|| panic!()).unwrap();
     assert!(cache.refresh_asked());
-    cache.refresh_now(|| found("v2"));
+    cache.refresh_with(|| found("v2"));
     assert_eq!(
-        value(&cache, &cache.get(|| panic!()).unwrap()),
+        value(&cache, &cache.get_with(|| panic!()).unwrap()),
         ("v2", Freshness::Fresh)
     );
 }
@@ -387,27 +387,27 @@ fn refresh_ahead_never_serves_past_the_bounds() {
     s.max_stale = Duration::from_millis(200);
     let ttl = Duration::from_millis(600);
     let cache = cache_with(s.clone(), ttl, ttl);
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     std::thread::sleep(Duration::from_millis(900)); // past TTL + max_stale
     assert_eq!(
-        value(&cache, &cache.get(|| found("v2")).unwrap()).0,
+        value(&cache, &cache.get_with(|| found("v2")).unwrap()).0,
         "v2",
         "fetched"
     );
     // A permanent failure of the refresh: past the TTL, callers see it.
     let cache = cache_with(s.clone(), ttl, ttl);
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     std::thread::sleep(Duration::from_millis(350)); // past the soft deadline (300 ms)
-    cache.get(|| panic!()).unwrap();
-    cache.refresh_now(|| Err(FetchError::permanent(Error::Auth("denied".into()))));
+    cache.get_with(|| panic!()).unwrap();
+    cache.refresh_with(|| Err(FetchError::permanent(Error::Auth("denied".into()))));
     std::thread::sleep(Duration::from_millis(350)); // past the TTL
     let denied = || Err(FetchError::permanent(Error::Auth("denied".into())));
-    assert_eq!(cache.get(denied).err().unwrap().code_name(), "ST_AUTH");
+    assert_eq!(cache.get_with(denied).err().unwrap().code_name(), "ST_AUTH");
     // "No such secret" has no value: it is not refreshed ahead.
     let cache = cache_with::<String>(s, ttl, ttl);
-    cache.get(|| Ok(Fetched::Absent)).unwrap();
+    cache.get_with(|| Ok(Fetched::Absent)).unwrap();
     std::thread::sleep(Duration::from_millis(350));
-    cache.get(|| Ok(Fetched::Absent)).unwrap();
+    cache.get_with(|| Ok(Fetched::Absent)).unwrap();
     assert!(!cache.refresh_asked());
 }
 
@@ -416,9 +416,9 @@ fn a_refresh_that_finds_the_same_version_changes_nothing() {
     use crate::secrets::provider::{SecretMap, Version};
     let mut s = settings();
     s.refresh_ahead_permille = 1;
-    let cache: SecretCache<SecretMap> =
+    let cache: Arc<SecretCache<SecretMap>> =
         cache_with(s, Duration::from_secs(200), Duration::from_secs(200));
-    let map = |value: &str, version: &str| {
+    let map = |value: &'static str, version: &'static str| {
         let mut m = SecretMap::default();
         m.insert("K".into(), value.into());
         Ok(Fetched::Found(m.with_version(Some(Version {
@@ -426,17 +426,20 @@ fn a_refresh_that_finds_the_same_version_changes_nothing() {
             stages: vec![],
         }))))
     };
-    let first = cache.get(|| map("a", "v1")).unwrap();
-    cache.refresh_now(|| map("a", "v1"));
-    let same = cache.get(|| panic!()).unwrap();
+    let first = cache.get_with(move || map("a", "v1")).unwrap();
+    cache.refresh_with(move || map("a", "v1"));
+    let same = cache.get_with(|| panic!()).unwrap();
     assert!(
         Arc::ptr_eq(&first, &same),
         "the same version: the value held stays"
     );
-    cache.refresh_now(|| map("b", "v2"));
-    let newer = cache.get(|| panic!()).unwrap();
+    cache.refresh_with(move || map("b", "v2"));
+    let newer = cache.get_with(|| panic!()).unwrap();
     assert!(!Arc::ptr_eq(&first, &newer));
-    let (value, version) = cache.lookup_versioned("K", || panic!()).unwrap().unwrap();
+    let (value, version) = cache
+        .lookup_versioned_with("K", || panic!())
+        .unwrap()
+        .unwrap();
     assert_eq!((value.expose(), version.unwrap().id.as_str()), ("b", "v2"));
 }
 
@@ -447,17 +450,17 @@ fn a_forced_fetch_goes_out_at_most_once_per_interval() {
         Duration::from_secs(200),
         Duration::from_secs(200),
     );
-    cache.get(|| found("v1")).unwrap();
+    cache.get_with(|| found("v1")).unwrap();
     let interval = Duration::from_millis(400);
-    let answer = cache.force(interval, || found("v2")).unwrap();
+    let answer = cache.force_with(interval, || found("v2")).unwrap();
     assert_eq!(value(&cache, &answer).0, "v2", "fetched although fresh");
     // Within the interval: what is held, no fetch.
     let answer = cache
-        .force(interval, || panic!("within the interval"))
+        .force_with(interval, || panic!("within the interval"))
         .unwrap();
     assert_eq!(value(&cache, &answer).0, "v2");
     std::thread::sleep(Duration::from_millis(500));
-    let answer = cache.force(interval, || found("v3")).unwrap();
+    let answer = cache.force_with(interval, || found("v3")).unwrap();
     assert_eq!(value(&cache, &answer).0, "v3");
     assert_eq!(cache.requests(), 3);
 }

@@ -3,8 +3,8 @@
 //! v1 (`<mount>/<path>`, values under `data`), decided once per mount
 //! (`sys/internal/ui/mounts/<mount>` when the token may read it, else by
 //! probing) unless `vault_kv_version` says. Several paths are looked up in
-//! order, each fetched and cached as one unit
-//! ([`Sources`](crate::secrets::remote::sources::Sources)). Tokens from config,
+//! order, each fetched and cached as one unit ([`RemoteSource`]: this
+//! module is its [`Fetch`]). Tokens from config,
 //! `BAO_TOKEN` / `VAULT_TOKEN`, a token file read again when it changes (an
 //! agent's sink, `~/.vault-token`), or an AppRole login that is repeated when
 //! the token expires or is refused; or no token at all, for a Vault Agent or
@@ -36,14 +36,11 @@ pub(crate) mod wire;
 pub use settings::VaultSettings;
 
 use crate::error::Error;
-use crate::secret::SecretString;
-use crate::secrets::provider::{
-    zeroize_json, KeyChange, Provider, ProviderStatus, SecretMap, Version,
-};
+use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::{redact_url, Address};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::sources::{self, Sources};
+use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use client::{Auth, Client};
@@ -51,23 +48,16 @@ use serde_json::{json, Value};
 use settings::either;
 use wire::expect;
 
-/// The Vault provider.
-pub struct VaultProvider {
-    client: Result<Client, Error>,
-    configured: bool,
-    sources: Sources,
+/// HashiCorp Vault or OpenBao, as [`RemoteSource`] fetches from it.
+pub struct Vault {
+    client: Client,
     settings: RemoteSettings,
 }
 
-impl std::fmt::Debug for VaultProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultProvider")
-            .field("configured", &self.configured)
-            .finish_non_exhaustive()
-    }
-}
+/// The Vault provider.
+pub type VaultProvider = RemoteSource<Vault>;
 
-impl VaultProvider {
+impl RemoteSource<Vault> {
     /// The provider for `settings`, reading `vars`. Configuration problems
     /// (unreadable CA file) are reported on every lookup and in the status.
     pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
@@ -108,155 +98,53 @@ impl VaultProvider {
             )),
             (Some(url), Ok(Some(auth))) => Client::new(vault, remote, &vars, url, auth),
         };
-        VaultProvider {
+        let fetcher = client.map(|client| Vault {
             client,
-            configured,
-            sources: Sources::new(&paths, remote).shared(node, &scope),
             settings: remote.clone(),
-        }
-    }
-
-    /// Requests for the secret sent so far (fetches; cache hits send none).
-    pub fn requests(&self) -> u64 {
-        self.sources.requests()
-    }
-
-    /// Each secret as `<mount>/<path>`, in order.
-    fn secrets(&self, c: &Client) -> Vec<String> {
-        self.sources
-            .names()
-            .map(|p| format!("{}/{p}", c.mount))
-            .collect()
-    }
-
-    fn fetch(&self, c: &Client, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        with_retries(&self.settings, || c.read_secret(path))
+        });
+        RemoteSource::build(paths, configured, fetcher, remote, node, &scope)
     }
 }
 
-impl Provider for VaultProvider {
-    fn name(&self) -> &'static str {
-        "vault"
+impl Vault {
+    /// Each secret as `<mount>/<path>`.
+    fn secrets(&self, paths: &[&str]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| format!("{}/{p}", self.client.mount))
+            .collect()
+    }
+}
+
+impl Fetch for Vault {
+    const NAME: &'static str = "vault";
+    const ABSENT: &'static str = "no secret at the path";
+
+    fn fetch(&self, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        with_retries(&self.settings, || self.client.read_secret(path))
     }
 
-    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
-        if !self.configured {
-            return Ok(None);
-        }
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.sources.lookup(key, |path| self.fetch(client, path))
+    fn describe(&self, paths: &[&str]) -> (String, Vec<String>) {
+        let c = &self.client;
+        let head = format!(
+            "{} at {}{}; {}; {}",
+            self.secrets(paths).join(", then "),
+            redact_url(&c.url.shown),
+            c.namespace
+                .as_ref()
+                .map(|ns| format!(" (namespace {ns})"))
+                .unwrap_or_default(),
+            c.kv_description(),
+            c.auth.describe(),
+        );
+        (head, c.auth.warnings())
     }
 
-    fn lookup_versioned(
-        &self,
-        key: &str,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        if !self.configured {
-            return Ok(None);
-        }
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.sources
-            .lookup_versioned(key, |path| self.fetch(client, path))
-    }
-
-    fn peek(&self, key: &str) -> Option<(SecretString, Option<Version>)> {
-        self.configured.then(|| self.sources.peek(key)).flatten()
-    }
-
-    fn refresh_key(
-        &self,
-        key: &str,
-        min_interval: std::time::Duration,
-    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        if !self.configured {
-            return Ok(None);
-        }
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.sources
-            .refresh_key(key, min_interval, |path| self.fetch(client, path))
-    }
-
-    fn take_refresh_request(&self, generation: u64) -> bool {
-        self.configured && self.sources.take_refresh_request(generation)
-    }
-
-    fn refresh_in_background(&self) {
-        if let (true, Ok(client)) = (self.configured, &self.client) {
-            self.sources.refresh(|path| self.fetch(client, path));
-        }
-    }
-
-    fn refreshes_in_background(&self) -> bool {
-        self.configured && self.sources.refreshes_ahead()
-    }
-
-    fn take_changes(&self) -> Vec<KeyChange> {
-        self.sources.take_changes()
-    }
-
-    fn watch(&self) {
-        if let (true, Ok(client)) = (self.configured, &self.client) {
-            self.sources.watch(|path| self.fetch(client, path));
-        }
-    }
-
-    fn keys(&self) -> Result<Vec<String>, Error> {
-        if !self.configured {
-            return Ok(Vec::new());
-        }
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        self.sources.keys(|path| self.fetch(client, path))
-    }
-
-    fn holds_non_secret(&self, key: &str) -> bool {
-        self.sources.holds_non_secret(key)
-    }
-
-    fn status(&self) -> ProviderStatus {
-        let mut warnings = Vec::new();
-        let detail = match &self.client {
-            Err(e) => e.to_string(),
-            Ok(c) => {
-                let auth = c.auth.describe();
-                let (tail, w) = self.sources.describe();
-                warnings = c.auth.warnings();
-                warnings.extend(w);
-                format!(
-                    "{} at {}{}; {}; {auth}{tail}",
-                    self.secrets(c).join(", then "),
-                    redact_url(&c.url.shown),
-                    c.namespace
-                        .as_ref()
-                        .map(|ns| format!(" (namespace {ns})"))
-                        .unwrap_or_default(),
-                    c.kv_description(),
-                )
-            }
-        };
-        ProviderStatus {
-            name: "vault",
-            available: self.configured,
-            detail,
-            warnings,
-            failure: self.sources.failure(),
-        }
-    }
-
-    fn invalidate(&self) {
-        self.sources.invalidate();
-    }
-
-    fn diagnose(&self) -> Option<Value> {
-        if !self.configured {
-            return None;
-        }
-        let c = match &self.client {
-            Ok(c) => c,
-            Err(e) => return Some(json!({ "error": e.to_json() })),
-        };
+    fn checks(&self, paths: &[&str]) -> Value {
+        let c = &self.client;
         let mut out = json!({
             "url": redact_url(&c.url.shown),
-            "secret": self.secrets(c).join(", "),
+            "secret": self.secrets(paths).join(", "),
             "auth": c.auth.describe(),
             "namespace": c.namespace,
         });
@@ -275,13 +163,12 @@ impl Provider for VaultProvider {
             }
             Err(f) => json!({ "error": f.error.to_json() }),
         };
-        let reads: Vec<(&str, Result<Fetched<SecretMap>, FetchError>)> = self
-            .sources
-            .names()
-            .map(|p| (p, self.fetch(c, p)))
-            .collect();
-        let any_read = reads.iter().any(|(_, r)| r.is_ok());
-        let lookup = c
+        out
+    }
+
+    fn after_reads(&self, out: &mut Value, any_read: bool) {
+        let lookup = self
+            .client
             .get("auth/token/lookup-self")
             .and_then(|r| expect(r, "token lookup"));
         out["token"] = match lookup {
@@ -308,9 +195,7 @@ impl Provider for VaultProvider {
             }),
             Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
-        out["secret_readable"] = sources::readability(&reads, "no secret at the path");
-        out["kv_version"] = json!(c.kv_description());
-        Some(out)
+        out["kv_version"] = json!(self.client.kv_description());
     }
 }
 

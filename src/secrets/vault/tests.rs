@@ -5,7 +5,9 @@
 //! Everything else is tested against OpenBao in `tests/vault_openbao.rs`.
 
 use super::*;
+use crate::secret::SecretString;
 use crate::secrets::config::ManagerConfig;
+use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply};
 use crate::secrets::{RemoteSettings, VaultSettings};
 use std::time::Duration;

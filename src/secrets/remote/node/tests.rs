@@ -52,8 +52,8 @@ fn scope(token: &str) -> Scope {
 }
 
 /// A "process": its own cache of secret `name`, shared through `dir`.
-fn process(dir: &Arc<NodeDir>, scope: &Scope, s: &RemoteSettings) -> SecretCache<SecretMap> {
-    SecretCache::new(s.clone()).shared_through(Some(scope.slot(dir, "team/secret")))
+fn process(dir: &Arc<NodeDir>, scope: &Scope, s: &RemoteSettings) -> Arc<SecretCache<SecretMap>> {
+    SecretCache::scripted_through(s.clone(), Some(scope.slot(dir, "team/secret")))
 }
 
 fn map(value: &str) -> SecretMap {
@@ -68,11 +68,12 @@ fn map(value: &str) -> SecretMap {
 
 fn lookup(
     cache: &SecretCache<SecretMap>,
-    fetches: &AtomicUsize,
-    fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
+    fetches: &Arc<AtomicUsize>,
+    fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError> + 'static,
 ) -> Result<Option<String>, Error> {
+    let fetches = Arc::clone(fetches);
     cache
-        .lookup("HF_TOKEN", || {
+        .lookup_with("HF_TOKEN", move || {
             fetches.fetch_add(1, Ordering::SeqCst);
             fetch()
         })
@@ -154,7 +155,7 @@ fn a_second_process_reads_what_the_first_fetched_for_the_time_left() {
         process(&dir, &scope("t"), &s),
         process(&dir, &scope("t"), &s),
     );
-    let fetches = AtomicUsize::new(0);
+    let fetches = Arc::new(AtomicUsize::new(0));
     let got = lookup(&first, &fetches, || Ok(Fetched::Found(map("hf_value"))));
     assert_eq!(got.unwrap().as_deref(), Some("hf_value"));
     let got = lookup(&second, &fetches, || {
@@ -183,17 +184,20 @@ fn other_settings_or_credentials_never_share_an_entry() {
     let shm = ShmDir::new();
     let dir = shm.open();
     let s = settings();
-    let fetches = AtomicUsize::new(0);
+    let fetches = Arc::new(AtomicUsize::new(0));
     let a = process(&dir, &scope("token-a"), &s);
     lookup(&a, &fetches, || Ok(Fetched::Found(map("for_a")))).unwrap();
     let b = process(&dir, &scope("token-b"), &s);
     let got = lookup(&b, &fetches, || Ok(Fetched::Found(map("for_b"))));
     assert_eq!(got.unwrap().as_deref(), Some("for_b"));
-    let c = SecretCache::new(s.clone()).shared_through(Some(
-        scope("token-a")
-            .with("mount", "other")
-            .slot(&dir, "team/secret"),
-    ));
+    let c = SecretCache::scripted_through(
+        s.clone(),
+        Some(
+            scope("token-a")
+                .with("mount", "other")
+                .slot(&dir, "team/secret"),
+        ),
+    );
     let got = lookup(&c, &fetches, || Ok(Fetched::Found(map("for_c"))));
     assert_eq!(got.unwrap().as_deref(), Some("for_c"));
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
@@ -204,7 +208,7 @@ fn a_failure_is_shared_for_the_failure_ttl() {
     let shm = ShmDir::new();
     let dir = shm.open();
     let s = settings();
-    let fetches = AtomicUsize::new(0);
+    let fetches = Arc::new(AtomicUsize::new(0));
     let down = || {
         Err(FetchError::transient(Error::Network(
             "connection refused".into(),
@@ -288,7 +292,7 @@ fn torn_foreign_and_future_entries_are_fetched_again() {
     let shm = ShmDir::new();
     let dir = shm.open();
     let s = settings();
-    let fetches = AtomicUsize::new(0);
+    let fetches = Arc::new(AtomicUsize::new(0));
     let slot = scope("t").slot(&dir, "team/secret");
     let rank = || process(&dir, &scope("t"), &s);
     lookup(&rank(), &fetches, || Ok(Fetched::Found(map("v1")))).unwrap();
@@ -325,7 +329,7 @@ fn a_background_refresh_refetches_past_the_soft_deadline_once_for_the_node() {
         ..settings()
     };
     let slot = scope("t").slot(&dir, "team/secret");
-    let fetches = AtomicUsize::new(0);
+    let fetches = Arc::new(AtomicUsize::new(0));
     let counted = |v: &'static str| {
         fetches.fetch_add(1, Ordering::SeqCst);
         Ok(Fetched::Found(map(v)))
@@ -353,8 +357,8 @@ fn sweep_removes_expired_entries_and_clear_removes_all() {
         cache_ttl: Duration::from_millis(50),
         ..settings()
     };
-    let fetches = AtomicUsize::new(0);
-    let short = SecretCache::new(s).shared_through(Some(scope("t").slot(&dir, "short")));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let short = SecretCache::scripted_through(s, Some(scope("t").slot(&dir, "short")));
     let long = process(&dir, &scope("t"), &settings());
     lookup(&short, &fetches, || Ok(Fetched::Found(map("a")))).unwrap();
     lookup(&long, &fetches, || Ok(Fetched::Found(map("b")))).unwrap();

@@ -1,11 +1,10 @@
 //! The lookups of a cached [`SecretMap`]: a key, with its version, the
 //! keys held, and failures scrubbed of the values held.
 
-use super::{Fetched, SecretCache};
+use super::SecretCache;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::{SecretMap, Version};
-use crate::secrets::remote::FetchError;
 use std::time::Duration;
 
 /// Held values shorter than this are not scrubbed from error text: `1`,
@@ -13,54 +12,41 @@ use std::time::Duration;
 /// that short is no secret.
 const SCRUB_FLOOR: usize = 8;
 
+/// `error` with every value of `held` (values of at least [`SCRUB_FLOOR`]
+/// bytes) replaced by `[redacted]` in its message: a server's error text
+/// reaches messages, and one that repeats a value it served before must not
+/// put it there (the credentials a request sent are scrubbed by the HTTP
+/// layer).
+pub(super) fn scrub(held: &SecretMap, error: Error) -> Error {
+    let values = held
+        .values()
+        .map(|v| v.expose())
+        .filter(|v| v.len() >= SCRUB_FLOOR);
+    error.redacting(values)
+}
+
 impl SecretCache<SecretMap> {
     /// [`lookup`](Self::lookup), with the version of the secret.
     pub fn lookup_versioned(
         &self,
         key: &str,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        Ok(self.with_map(fetch, |map| map.versioned(key))?.flatten())
+        Ok(self.with_map(|map| map.versioned(key))?.flatten())
     }
 
-    /// `key` in the cached secret (fetched with `fetch` when due): the
-    /// remote providers' whole lookup.
-    pub fn lookup(
-        &self,
-        key: &str,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-    ) -> Result<Option<SecretString>, Error> {
+    /// `key` in the cached secret (fetched when due): the remote
+    /// providers' whole lookup.
+    pub fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         Ok(self
-            .with_map(fetch, |map| map.resolve(key).map(|(_, v)| v.clone()))?
+            .with_map(|map| map.resolve(key).map(|(_, v)| v.clone()))?
             .flatten())
     }
 
-    /// `f` of the cached secret (fetched with `fetch` when due); `None` when
-    /// the service has no such secret.
-    pub fn with_map<R>(
-        &self,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
-        f: impl FnOnce(&SecretMap) -> R,
-    ) -> Result<Option<R>, Error> {
-        let blob = self.get(|| fetch().map_err(|e| self.scrubbed(e)))?;
+    /// `f` of the cached secret (fetched when due); `None` when the service
+    /// has no such secret.
+    pub fn with_map<R>(&self, f: impl FnOnce(&SecretMap) -> R) -> Result<Option<R>, Error> {
+        let blob = self.get()?;
         Ok(blob.found().map(f))
-    }
-
-    /// `failure` with every value of the secret held (values of at least
-    /// [`SCRUB_FLOOR`] bytes) replaced by `[redacted]` in its message: a
-    /// server's error text reaches messages, and one that repeats a value it
-    /// served before must not put it there (the credentials a request sent
-    /// are scrubbed by the HTTP layer).
-    pub(crate) fn scrubbed(&self, mut failure: FetchError) -> FetchError {
-        let state = self.state.lock();
-        if let Some(map) = state.good.as_ref().and_then(|g| g.value.found()) {
-            let held = map
-                .values()
-                .map(|v| v.expose())
-                .filter(|v| v.len() >= SCRUB_FLOOR);
-            failure.error = failure.error.redacting(held);
-        }
-        failure
     }
 
     /// Without fetching: `key` in what the cache holds, however old, with the
@@ -81,9 +67,8 @@ impl SecretCache<SecretMap> {
         &self,
         key: &str,
         min_interval: Duration,
-        fetch: impl FnOnce() -> Result<Fetched<SecretMap>, FetchError>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let blob = self.force(min_interval, || fetch().map_err(|e| self.scrubbed(e)))?;
+        let blob = self.force(min_interval)?;
         Ok(blob.found().and_then(|map| map.versioned(key)))
     }
 

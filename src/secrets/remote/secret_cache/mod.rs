@@ -1,16 +1,27 @@
 //! [`SecretCache`]: what a remote provider fetched, kept for its TTL.
+//!
+//! The cache owns its loader (the fetch of its one secret, given when it is
+//! made), so everything that happens to a remote secret happens here: a get
+//! that finds the soft deadline passed schedules the refresh itself (a job
+//! on the refresher holding a weak reference to the cache), the watch
+//! checks it the same way, and what a fetch changed is pushed to the
+//! `changed` hook once no lock is held. Doing something on every remote
+//! fetch is a change to this file.
 
 use super::node::entry::Shareable;
 use super::node::{Mode, Shared, Slot};
 pub use super::Fetched;
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
-use crate::secrets::provider::{KeyChange, PendingChanges, SecretMap};
-use crate::sys::{Flight, Mutex};
+use crate::secrets::provider::{KeyChange, SecretMap};
+use crate::sys::refresher::{self, Job};
+use crate::sys::{Flight, ForkFlag, Leading, Mutex};
 
 mod map;
+#[cfg(test)]
+pub(crate) mod script;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 impl<T: Versioned> Fetched<T> {
@@ -36,11 +47,21 @@ pub trait Versioned {
     fn changes(_now: Option<&Self>, _earlier: Option<&Self>) -> Vec<KeyChange> {
         Vec::new()
     }
+
+    /// `error` with what this holds taken out of its message (a server's
+    /// error text that repeats a value it served before).
+    fn scrub(&self, error: Error) -> Error {
+        error
+    }
 }
 
 impl Versioned for SecretMap {
     fn version_id(&self) -> Option<&str> {
         self.version().map(|v| v.id.as_str())
+    }
+
+    fn scrub(&self, error: Error) -> Error {
+        map::scrub(self, error)
     }
 
     fn changes(now: Option<&Self>, earlier: Option<&Self>) -> Vec<KeyChange> {
@@ -142,24 +163,42 @@ impl<T> CacheState<T> {
     }
 }
 
-/// Ends a flight whose fetch panicked, so its waiters do not hang.
-struct Leading<'a, T> {
-    cache: &'a SecretCache<T>,
-    flight: &'a Arc<Flight<Option<Answer<T>>>>,
-    armed: bool,
+/// A [`SecretCache`] answer: the fetched secret, shared.
+pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
+
+/// A cache's loader: its secret fetched now, retries included.
+pub type Load<T> = Box<dyn Fn() -> Result<Fetched<T>, FetchError> + Send + Sync>;
+
+/// Where a cache pushes the keys a fetch changed (no lock held).
+pub type Changed = Box<dyn Fn(Vec<KeyChange>) + Send + Sync>;
+
+/// Where a cache's refreshes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// The process's refresher thread.
+    Refresher,
+    /// Nowhere until a test runs them ([`SecretCache::run_asked`]).
+    #[cfg(test)]
+    ByHand,
 }
 
-impl<T> Drop for Leading<'_, T> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.cache.state.lock().end_flight(self.flight);
-            self.flight.complete(None);
+impl Runner {
+    fn submit(self, job: Job) {
+        match self {
+            Runner::Refresher => refresher::submit(job),
+            #[cfg(test)]
+            Runner::ByHand => drop(job),
+        }
+    }
+
+    fn prestart(self) {
+        match self {
+            Runner::Refresher => refresher::prestart(),
+            #[cfg(test)]
+            Runner::ByHand => {}
         }
     }
 }
-
-/// A [`SecretCache`] answer: the fetched secret, shared.
-pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
 
 /// A remote provider's whole fetched secret (every key of the AWS secret or
 /// the Vault path), cached for a TTL, fetched by one thread at a time (the
@@ -172,59 +211,73 @@ pub struct SecretCache<T> {
     state: Mutex<CacheState<T>>,
     requests: AtomicU64,
     settings: RemoteSettings,
-    /// A background refresh is asked for: [`IDLE`], [`ASKED`] (a get found
-    /// the soft deadline passed), or the fork generation it was queued in
-    /// plus [`QUEUED`] (handed to the refresher; a child, whose refresher
-    /// is not the parent's, asks again). Lock-free: the manager checks it
-    /// after each lookup.
-    refresh: AtomicU64,
-    /// Keys whose values changed, for the manager's change events.
-    changes: PendingChanges,
+    /// Fetches the secret.
+    load: Load<T>,
+    /// Told the keys each fetch changed.
+    changed: Changed,
+    /// Where the refreshes it schedules run.
+    runner: Runner,
+    /// A background refresh is queued to this process's refresher (a
+    /// child, whose refresher is not the parent's, queues again).
+    queued: ForkFlag,
+    /// Itself, for the jobs it hands the refresher.
+    me: Weak<SecretCache<T>>,
     /// This secret's place in the node cache, when it is shared.
     node: Option<Slot>,
     /// Fetches this process made itself after waiting out another
     /// process's (a holder hung past one fetch's bound).
     gave_up: AtomicU64,
+    /// Refresh jobs handed to the runner (tests count them).
+    #[cfg(test)]
+    jobs: AtomicU64,
 }
 
-/// [`SecretCache::refresh`]: nothing asked.
-const IDLE: u64 = 0;
-/// [`SecretCache::refresh`]: asked, not handed to the refresher yet.
-const ASKED: u64 = 1;
-/// [`SecretCache::refresh`]: handed to the refresher in fork generation
-/// `value - QUEUED`.
-const QUEUED: u64 = 2;
-
-impl<T: Versioned + Shareable> SecretCache<T> {
+impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     /// A cache keeping found secrets for `settings.cache_ttl` and "absent"
-    /// for `settings.negative_ttl` (each shortened by up to 10% at random).
-    pub fn new(settings: RemoteSettings) -> Self {
-        SecretCache {
+    /// for `settings.negative_ttl` (each shortened by up to 10% at random),
+    /// fetching with `load` (through the node cache's `node` slot when the
+    /// secret is shared), telling `changed` what each fetch changed, its
+    /// refreshes run by `runner`.
+    pub fn new(
+        settings: RemoteSettings,
+        node: Option<Slot>,
+        load: Load<T>,
+        changed: Changed,
+        runner: Runner,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| SecretCache {
             state: Mutex::with_fresh(CacheState::new(), CacheState::new)
                 .after_fork(CacheState::after_fork),
             requests: AtomicU64::new(0),
             settings,
-            refresh: AtomicU64::new(IDLE),
-            changes: PendingChanges::new(),
-            node: None,
+            load,
+            changed,
+            runner,
+            queued: ForkFlag::new(),
+            me: me.clone(),
+            node,
             gave_up: AtomicU64::new(0),
-        }
+            #[cfg(test)]
+            jobs: AtomicU64::new(0),
+        })
     }
 
-    /// The same cache, sharing its fetches through the node cache's `slot`.
-    pub fn shared_through(mut self, slot: Option<Slot>) -> Self {
-        self.node = slot;
-        self
+    /// The loader's answer, its failure scrubbed of the values held.
+    fn load(&self) -> Result<Fetched<T>, FetchError> {
+        (self.load)().map_err(|mut failure| {
+            let state = self.state.lock();
+            if let Some(held) = state.good.as_ref().and_then(|g| g.value.found()) {
+                failure.error = held.scrub(failure.error);
+            }
+            failure
+        })
     }
 
-    /// `fetch`'s answer, through the node cache when the secret is shared
-    /// (and values are kept at all): with how long it answers for when
-    /// another process fetched it. Counts the requests sent.
-    fn fetch_shared(
-        &self,
-        mode: Mode,
-        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
-    ) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
+    /// The loader's answer, through the node cache when the secret is
+    /// shared (and values are kept at all): with how long it answers for
+    /// when another process fetched it. Counts the requests sent.
+    fn fetch_shared(&self, mode: Mode) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
+        let fetch = || self.load();
         let shared = match &self.node {
             Some(slot) if !self.settings.cache_ttl.is_zero() => {
                 slot.fetch(&self.settings, mode, fetch)
@@ -245,52 +298,76 @@ impl<T: Versioned + Shareable> SecretCache<T> {
         (shared.outcome, shared.remaining)
     }
 
-    /// The keys whose values changed since the last call (each fetch that
-    /// brought another version than the one before notes them).
-    pub fn take_changes(&self) -> Vec<KeyChange> {
-        self.changes.take()
-    }
-
-    /// Notes what changed from the last fetch's answer to `value`, now held.
-    fn took(&self, state: &mut CacheState<T>, value: &Arc<Fetched<T>>) {
+    /// What changed from the last fetch's answer to `value`, now held.
+    fn took(&self, state: &mut CacheState<T>, value: &Arc<Fetched<T>>) -> Vec<KeyChange> {
+        let mut changes = Vec::new();
         if let Some(seen) = &state.seen {
             if !Arc::ptr_eq(seen, value) && !seen.same_version(value) {
-                self.changes.note(T::changes(value.found(), seen.found()));
+                changes = T::changes(value.found(), seen.found());
             }
         }
         state.seen = Some(Arc::clone(value));
+        changes
     }
 
-    /// For the watch (no get needed): asks for the background refresh of a
-    /// held answer once it is due (its soft deadline, or its TTL without
-    /// refresh ahead and for "absent"), as a get would.
-    pub fn ask_if_due(&self) {
+    /// Pushes `changes` to the hook (with no lock held).
+    fn tell(&self, changes: Vec<KeyChange>) {
+        if !changes.is_empty() {
+            (self.changed)(changes);
+        }
+    }
+
+    /// The watch's check (on the refresher's thread, no get needed): the
+    /// refresh of a held answer runs now once it is due (its soft
+    /// deadline, or its TTL without refresh ahead and for "absent"), as a
+    /// get would have asked, and so does one a get queued.
+    pub fn check(&self) {
         if self.settings.cache_ttl.is_zero() {
             return; // nothing is kept: every get fetches
         }
-        let now = Instant::now();
-        let state = self.state.lock();
-        let Some(good) = &state.good else {
-            return;
-        };
-        let found = matches!(*good.value, Fetched::Found(_));
-        let due = if found && self.refreshes_ahead() {
-            good.refresh_after
-        } else {
-            good.fresh_until
-        };
-        if now >= due && state.flight.is_none() {
-            self.ask_refresh(&state, now);
+        {
+            let now = Instant::now();
+            let state = self.state.lock();
+            let Some(good) = &state.good else {
+                return;
+            };
+            let found = matches!(*good.value, Fetched::Found(_));
+            let due = if found && self.refreshes_ahead() {
+                good.refresh_after
+            } else {
+                good.fresh_until
+            };
+            if now >= due && state.flight.is_none() {
+                self.ask_refresh(&state, now);
+            }
         }
+        self.run_asked();
     }
 
-    /// Asks for a background refresh, unless one runs or the backoff after
-    /// a failed one has not passed (a get past the soft deadline, the watch).
-    fn ask_refresh(&self, state: &CacheState<T>, now: Instant) {
-        if !state.refreshing && state.refresh_not_before.is_none_or(|t| now >= t) {
-            let _ = self
-                .refresh
-                .compare_exchange(IDLE, ASKED, Ordering::AcqRel, Ordering::Relaxed);
+    /// Queues a background refresh, unless one is queued or runs, or the
+    /// backoff after a failed one has not passed (a get past the soft
+    /// deadline, the watch); `true` when this call queued it (the caller
+    /// hands the job over once the lock is released).
+    fn ask_refresh(&self, state: &CacheState<T>, now: Instant) -> bool {
+        !state.refreshing && state.refresh_not_before.is_none_or(|t| now >= t) && self.queued.set()
+    }
+
+    /// The job that runs the refresh queued (holding only a weak reference:
+    /// a cache dropped meanwhile is not refreshed).
+    fn refresh_job(&self) -> Job {
+        let me = self.me.clone();
+        Box::new(move || {
+            if let Some(cache) = me.upgrade() {
+                cache.run_asked();
+            }
+        })
+    }
+
+    /// Runs the background refresh queued, if any (the refresher's job,
+    /// the watch; a test's hand).
+    pub fn run_asked(&self) {
+        if self.queued.take() {
+            self.refresh_now();
         }
     }
 
@@ -299,11 +376,7 @@ impl<T: Versioned + Shareable> SecretCache<T> {
     /// `min_interval` (a storm of callers whose credential was refused sends
     /// one request; the others, and every call within the interval, get what
     /// the cache holds, fetching only if it holds nothing).
-    pub fn force(
-        &self,
-        min_interval: Duration,
-        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
-    ) -> Answer<T> {
+    pub fn force(&self, min_interval: Duration) -> Answer<T> {
         // Decided under one lock: the forcing caller registers its flight
         // before any other caller can look, so those within the interval
         // find it and wait for it.
@@ -327,30 +400,37 @@ impl<T: Versioned + Shareable> SecretCache<T> {
         match (lead, in_flight) {
             // A failure is answered as any fetch's (stale-on-error within
             // max_stale).
-            (true, Some(flight)) => self.lead(&flight, Mode::Force, fetch),
+            (true, Some(flight)) => self.lead(&flight, Mode::Force),
             // A fetch in flight (the forced one, most likely) is waited for.
             (false, Some(flight)) => match flight.wait() {
                 Some(answer) => answer,
-                None => self.get(fetch),
+                None => self.get(),
             },
             // Within the interval, nothing in flight: what is held answers.
-            _ => self.get(fetch),
+            _ => self.get(),
         }
     }
 
-    /// The cached secret, fetching it with `fetch` when it is due. While a
-    /// fetch is in flight other callers wait for it and share its answer.
+    /// The cached secret, fetched when it is due. While a fetch is in
+    /// flight other callers wait for it and share its answer.
     ///
     /// # Errors
     /// The fetch's error, unless it was transient and a value fetched less
     /// than `max_stale` past its TTL exists (that value is served instead).
     /// A failure answers for the service for `failure_ttl`.
-    pub fn get(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) -> Answer<T> {
-        let mut fetch = Some(fetch);
+    pub fn get(&self) -> Answer<T> {
         loop {
             let flight = {
                 let mut state = self.state.lock();
-                if let Some(answer) = self.known(&mut state, Instant::now()) {
+                if let Some((answer, queued)) = self.known(&mut state, Instant::now()) {
+                    drop(state);
+                    if queued {
+                        #[cfg(test)]
+                        self.jobs.fetch_add(1, Ordering::Relaxed);
+                        self.runner.submit(self.refresh_job());
+                    } else if self.refreshes_ahead() {
+                        self.runner.prestart();
+                    }
                     return answer;
                 }
                 match &state.flight {
@@ -369,42 +449,34 @@ impl<T: Versioned + Shareable> SecretCache<T> {
                     None => continue,
                 },
             };
-            let fetch = fetch
-                .take()
-                .expect("a caller leads at most one flight, so fetch is taken once");
-            return self.lead(&flight, Mode::Get, fetch);
+            return self.lead(&flight, Mode::Get);
         }
     }
 
     /// Runs the fetch of `flight` (registered as the one in flight by the
-    /// caller), records it and hands the answer to its waiters.
-    fn lead(
-        &self,
-        flight: &Arc<Flight<Option<Answer<T>>>>,
-        mode: Mode,
-        fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
-    ) -> Answer<T> {
-        let mut leading = Leading {
-            cache: self,
-            flight,
-            armed: true,
-        };
-        let (outcome, remaining) = self.fetch_shared(mode, fetch);
-        leading.armed = false;
-        let answer = self.record(flight, outcome, remaining);
+    /// caller), records it, hands the answer to its waiters and tells what
+    /// it changed.
+    fn lead(&self, flight: &Arc<Flight<Option<Answer<T>>>>, mode: Mode) -> Answer<T> {
+        let leading = Leading::new(&**flight, None, || {
+            self.state.lock().end_flight(flight);
+        });
+        let (outcome, remaining) = self.fetch_shared(mode);
+        leading.disarm();
+        let (answer, changes) = self.record(flight, outcome, remaining);
         flight.complete(Some(answer.clone()));
+        self.tell(changes);
         answer
     }
 
     /// Stores what the fetch of `flight` brought (answering for `remaining`
     /// when another process fetched it, else for its TTL) and ends the
-    /// flight, under one lock; the answer for its callers.
+    /// flight, under one lock; the answer for its callers, and what changed.
     fn record(
         &self,
         flight: &Arc<Flight<Option<Answer<T>>>>,
         outcome: Result<Fetched<T>, FetchError>,
         remaining: Option<Duration>,
-    ) -> Answer<T> {
+    ) -> (Answer<T>, Vec<KeyChange>) {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.end_flight(flight);
@@ -412,15 +484,18 @@ impl<T: Versioned + Shareable> SecretCache<T> {
             Ok(value) => {
                 let ttl = self.ttl_of(&value, remaining);
                 let value = Arc::new(value);
-                self.took(&mut state, &value);
+                let changes = self.took(&mut state, &value);
                 state.good = Some(self.last_good(Arc::clone(&value), ttl, now));
                 state.failure = None;
-                Ok(value)
+                (Ok(value), changes)
             }
             Err(failure) => {
                 let until = now + remaining.unwrap_or(self.settings.failure_ttl);
                 state.failure = Some((failure, until));
-                Self::answer_failing(&state, &self.settings, now)
+                (
+                    Self::answer_failing(&state, &self.settings, now),
+                    Vec::new(),
+                )
             }
         }
     }
@@ -453,12 +528,13 @@ impl<T: Versioned + Shareable> SecretCache<T> {
         self.settings.refresh_ahead_permille > 0 && !self.settings.cache_ttl.is_zero()
     }
 
-    /// The answer without a fetch, when one is not due. With refresh ahead,
+    /// The answer without a fetch, when one is not due, and whether a
+    /// refresh was queued for the caller to hand over. With refresh ahead,
     /// a found value past its soft deadline is served while a refresh is
-    /// asked for, and so is one past its TTL within `max_stale` (unless the
+    /// queued, and so is one past its TTL within `max_stale` (unless the
     /// last failure was one a retry cannot mend): no caller of a key that
     /// has a value waits for the network.
-    fn known(&self, state: &mut CacheState<T>, now: Instant) -> Option<Answer<T>> {
+    fn known(&self, state: &mut CacheState<T>, now: Instant) -> Option<(Answer<T>, bool)> {
         if let Some(good) = &state.good {
             let found = matches!(*good.value, Fetched::Found(_));
             let refresh = found && self.refreshes_ahead() && now >= good.refresh_after;
@@ -468,52 +544,28 @@ impl<T: Versioned + Shareable> SecretCache<T> {
                     && state.failure.as_ref().is_none_or(|(f, _)| f.transient));
             if serve {
                 let value = Arc::clone(&good.value);
-                if refresh {
-                    self.ask_refresh(state, now);
-                }
-                return Some(Ok(value));
+                let queued = refresh && self.ask_refresh(state, now);
+                return Some((Ok(value), queued));
             }
         }
         match &state.failure {
             Some((_, until)) if now < *until => {
-                Some(Self::answer_failing(state, &self.settings, now))
+                Some((Self::answer_failing(state, &self.settings, now), false))
             }
             _ => None,
         }
     }
 
-    /// Whether a background refresh is asked for and not yet handed to the
-    /// refresher of this process; the first caller to see it takes it (the
-    /// others see `false`), to hand it over.
-    pub fn take_refresh_request(&self, generation: u64) -> bool {
-        match self.refresh.load(Ordering::Acquire) {
-            IDLE => false,
-            asked @ ASKED => self
-                .refresh
-                .compare_exchange(
-                    asked,
-                    QUEUED + generation,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok(),
-            // Queued by the parent, before a fork: its refresher is not here.
-            queued if queued != QUEUED + generation => self
-                .refresh
-                .compare_exchange(
-                    queued,
-                    QUEUED + generation,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok(),
-            _ => false,
-        }
+    /// Refresh jobs handed to the runner so far.
+    #[cfg(test)]
+    pub(crate) fn jobs_submitted(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
     }
 
-    /// Whether a background refresh is asked for (queued or not).
+    /// Whether a background refresh is queued in this process.
+    #[cfg(test)]
     pub fn refresh_asked(&self) -> bool {
-        self.refresh.load(Ordering::Acquire) != IDLE
+        self.queued.is_set()
     }
 
     fn answer_failing(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
@@ -563,24 +615,25 @@ impl<T: Versioned + Shareable> SecretCache<T> {
         self.state.lock().good.as_ref().map(|g| g.fetched.elapsed())
     }
 
-    /// Runs the background refresh asked for, if any (on the refresher's
-    /// thread): one fetch, whose value replaces the cached one; a failure
-    /// keeps it (and is what the status and, past the TTL, a permanent
-    /// failure's callers see), and the next refresh waits `failure_ttl`,
-    /// doubled after each failure in a row, at most the TTL.
-    pub fn refresh_now(&self, fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>) {
+    /// The background refresh (on the refresher's thread): one fetch, whose
+    /// value replaces the cached one; a failure keeps it (and is what the
+    /// status and, past the TTL, a permanent failure's callers see), and the
+    /// next refresh waits `failure_ttl`, doubled after each failure in a
+    /// row, at most the TTL. Clears the refresh queued.
+    pub fn refresh_now(&self) {
         {
             let mut state = self.state.lock();
-            self.refresh.store(IDLE, Ordering::Release);
+            self.queued.clear();
             if state.refreshing || state.flight.is_some() || state.good.is_none() {
                 return; // a fetch is on its way anyway
             }
             state.refreshing = true;
         }
-        let (outcome, remaining) = self.fetch_shared(Mode::Ahead, fetch);
+        let (outcome, remaining) = self.fetch_shared(Mode::Ahead);
         let now = Instant::now();
         let mut state = self.state.lock();
         state.refreshing = false;
+        let mut changes = Vec::new();
         match outcome {
             Ok(value) => {
                 let ttl = self.ttl_of(&value, remaining);
@@ -590,7 +643,7 @@ impl<T: Versioned + Shareable> SecretCache<T> {
                     Some(good) if good.value.same_version(&value) => Arc::clone(&good.value),
                     _ => Arc::new(value),
                 };
-                self.took(&mut state, &value);
+                changes = self.took(&mut state, &value);
                 state.good = Some(self.last_good(value, ttl, now));
                 state.failure = None;
                 state.refresh_failures = 0;
@@ -609,5 +662,7 @@ impl<T: Versioned + Shareable> SecretCache<T> {
                 state.failure = Some((failure, until));
             }
         }
+        drop(state);
+        self.tell(changes);
     }
 }

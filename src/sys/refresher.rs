@@ -1,16 +1,15 @@
-//! The refresher: one thread per process that runs the background refreshes
-//! of the remote providers (refresh ahead: a value past its soft deadline is
-//! served while it is fetched again here, so no caller of a key that has a
-//! value waits for the network) and, while someone listens for changes, the
-//! watch of the sources (`events`).
+//! The refresher: one thread per process that runs the library's background
+//! work: the refreshes the remote secrets' caches schedule (refresh ahead: a
+//! value past its soft deadline is served while it is fetched again here, so
+//! no caller of a key that has a value waits for the network) and, while
+//! someone listens for changes, the manager's watch of the sources.
 //!
 //! Started on first need. A forked child does not have its parent's thread:
 //! the first request in a child starts the child's own (the fork generation
 //! tells). The thread runs the jobs handed to it one at a time, each when
 //! it is due; a job that panics is caught and the thread goes on.
 
-use crate::sys::{self, Mutex};
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::{spawn_thread, ForkFlag, Mutex};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -20,22 +19,21 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 /// A job and when it is due.
 type Timed = (Instant, Job);
 
-/// A refresher: the fork generation that started it and the channel to it.
-type Refresher = (u64, Sender<Timed>);
+/// The channel to this process's refresher (a parent's, in a forked child,
+/// until [`RUNNING`] says otherwise: its thread is not here).
+static REFRESHER: Mutex<Option<Sender<Timed>>> = Mutex::lazy(|| None);
 
-/// This process's refresher.
-static REFRESHER: Mutex<Option<Refresher>> = Mutex::lazy(|| None);
+/// Set in the fork generation whose refresher runs: lets [`prestart`] cost
+/// one atomic load once it has.
+static RUNNING: ForkFlag = ForkFlag::new();
 
-/// The fork generation plus one whose refresher runs (0: none yet): lets
-/// [`prestart_if`] cost one atomic load once it has.
-static RUNNING: AtomicU64 = AtomicU64::new(0);
-
-/// Starts this process's refresher if it has none and `needed()` says so,
-/// so that the first refresh asked for does not pay for a thread's creation
-/// in a caller's get (about 100 us): called after a lookup a value
-/// answered; once the refresher runs, one atomic load.
-pub(crate) fn prestart_if(needed: impl FnOnce() -> bool) {
-    if RUNNING.load(Ordering::Acquire) != sys::generation() + 1 && needed() {
+/// Starts this process's refresher if it has none, so that the first
+/// refresh asked for does not pay for a thread's creation in a caller's get
+/// (about 100 us): called where a value that will be refreshed ahead is
+/// served; once the refresher runs, one atomic load.
+#[inline]
+pub(crate) fn prestart() {
+    if !RUNNING.is_set() {
         submit(Box::new(|| {}));
     }
 }
@@ -56,22 +54,19 @@ pub(crate) fn submit_after(delay: Duration, job: Job) {
 }
 
 fn submit_at(due: Instant, job: Job) {
-    let generation = sys::generation();
     let mut refresher = REFRESHER.lock();
-    if let Some((started, sender)) = refresher.as_ref() {
-        if *started == generation {
-            match sender.send((due, job)) {
-                Ok(()) => return,
-                Err(returned) => return start(&mut refresher, generation, returned.0),
-            }
+    if let (true, Some(sender)) = (RUNNING.is_set(), refresher.as_ref()) {
+        match sender.send((due, job)) {
+            Ok(()) => return,
+            Err(returned) => return start(&mut refresher, returned.0),
         }
     }
-    start(&mut refresher, generation, (due, job));
+    start(&mut refresher, (due, job));
 }
 
-fn start(slot: &mut Option<Refresher>, generation: u64, first: Timed) {
+fn start(slot: &mut Option<Sender<Timed>>, first: Timed) {
     let (sender, receiver) = channel::<Timed>();
-    let spawned = sys::spawn_thread("st-secrets-refresh", move || {
+    let spawned = spawn_thread("st-secrets-refresh", move || {
         // Jobs not due yet, in no order (a handful at most).
         let mut waiting: Vec<Timed> = Vec::new();
         loop {
@@ -95,10 +90,11 @@ fn start(slot: &mut Option<Refresher>, generation: u64, first: Timed) {
         }
     });
     if spawned.is_ok() && sender.send(first).is_ok() {
-        *slot = Some((generation, sender));
-        RUNNING.store(generation + 1, Ordering::Release);
+        *slot = Some(sender);
+        RUNNING.set();
     } else {
         *slot = None;
+        RUNNING.clear();
     }
 }
 
@@ -112,7 +108,7 @@ mod tests {
         // started before that (by the first remote answer) must not take it.
         let (tell, told) = std::sync::mpsc::channel();
         submit(Box::new(move || {
-            let _ = tell.send([libc::SIGCHLD, libc::SIGTERM].map(sys::blocked_here));
+            let _ = tell.send([libc::SIGCHLD, libc::SIGTERM].map(crate::sys::blocked_here));
         }));
         let blocked = told.recv_timeout(Duration::from_secs(20)).unwrap();
         assert_eq!(blocked, [true, true]);

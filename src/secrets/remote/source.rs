@@ -1,0 +1,372 @@
+//! [`RemoteSource`]: the one provider of remote secrets, over any service
+//! that can [`Fetch`] a named secret (AWS Secrets Manager, Vault/OpenBao).
+//!
+//! It holds the fetcher, the secrets in order (AWS secret names or Vault
+//! paths: `aws_secret_name` / `vault_path` as a list, shared team secrets
+//! first, then the project's) each in its own [`SecretCache`] made with its
+//! loader, and their places in the node cache. A key is answered by the
+//! first secret that holds it. Everything a remote secret does beyond one
+//! fetch (caching, refresh ahead, change events, the node cache) happens
+//! in the cache; everything a service knows (transport, credentials, wire)
+//! in its [`Fetch`].
+
+use super::node::{NodeUse, Scope};
+use super::secret_cache::{Fetched, Runner, SecretCache};
+use super::{FetchError, RemoteSettings};
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::provider::{
+    ChangeSink, KeyChange, Provider, ProviderStatus, Read, SecretMap, SinkSlot, Version,
+};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A remote service: fetches one named secret, and says what it is for
+/// status lines and the doctor. Implemented by AWS (transport, credentials,
+/// wire) and Vault (client, token).
+pub trait Fetch: Send + Sync + 'static {
+    /// The provider's name in the chain (`aws`, `vault`).
+    const NAME: &'static str;
+
+    /// What the doctor says of a secret that does not exist.
+    const ABSENT: &'static str;
+
+    /// The secret `name` fetched now, retries included.
+    fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError>;
+
+    /// The status detail naming the secrets `names` (the caches' part is
+    /// appended), and the service's own warnings.
+    fn describe(&self, names: &[&str]) -> (String, Vec<String>);
+
+    /// The detail of a configured provider that cannot work.
+    fn unusable(_names: &[&str], error: &Error) -> String {
+        error.to_string()
+    }
+
+    /// The doctor's live checks of the service before the secrets are read
+    /// (credentials, identity, health), as a JSON object without values.
+    fn checks(&self, names: &[&str]) -> Value;
+
+    /// The doctor's checks after the secrets were read (`any_read`: one
+    /// was), added to `out`.
+    fn after_reads(&self, _out: &mut Value, _any_read: bool) {}
+}
+
+/// One secret of the list and its cache.
+struct Unit {
+    name: String,
+    cache: Arc<SecretCache<SecretMap>>,
+}
+
+/// A service that works: its fetcher and the caches of its secrets.
+struct Live<F> {
+    fetcher: Arc<F>,
+    units: Vec<Unit>,
+}
+
+/// The remote provider over the service `F`; see the module documentation.
+pub struct RemoteSource<F: Fetch> {
+    /// The secrets' names, in order.
+    names: Vec<String>,
+    /// Whether the provider is configured at all (unconfigured: every key
+    /// is absent, quietly).
+    configured: bool,
+    /// The service and its caches, or the configuration problem every
+    /// lookup reports.
+    live: Result<Live<F>, Error>,
+    /// Whether the secrets are shared through the node cache.
+    node: NodeUse,
+    /// The manager's change sink.
+    sink: Arc<SinkSlot>,
+}
+
+impl<F: Fetch> std::fmt::Debug for RemoteSource<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSource")
+            .field("provider", &F::NAME)
+            .field("secrets", &self.names)
+            .field("configured", &self.configured)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Fetch> RemoteSource<F> {
+    /// The provider of the secrets `names` (in order, at least one when
+    /// configured) through `fetcher`, each cached as `settings` say and
+    /// shared through the node cache when `node` is on, under `scope` (the
+    /// provider's configuration) and its name.
+    pub(crate) fn build(
+        names: Vec<String>,
+        configured: bool,
+        fetcher: Result<F, Error>,
+        settings: &RemoteSettings,
+        node: NodeUse,
+        scope: &Scope,
+    ) -> Self {
+        let sink = Arc::new(SinkSlot::default());
+        let live = fetcher.map(|fetcher| {
+            let fetcher = Arc::new(fetcher);
+            let mut units: Vec<Unit> = Vec::with_capacity(names.len());
+            for name in &names {
+                let slot = match &node {
+                    NodeUse::On(dir) => Some(scope.slot(dir, name)),
+                    _ => None,
+                };
+                let load = {
+                    let (fetcher, name) = (Arc::clone(&fetcher), name.clone());
+                    Box::new(move || fetcher.fetch(&name))
+                };
+                let changed = told_unless_earlier(&units, &sink);
+                let cache =
+                    SecretCache::new(settings.clone(), slot, load, changed, Runner::Refresher);
+                units.push(Unit {
+                    name: name.clone(),
+                    cache,
+                });
+            }
+            Live { fetcher, units }
+        });
+        RemoteSource {
+            names,
+            configured,
+            live,
+            node,
+            sink,
+        }
+    }
+
+    /// Requests for the secrets sent so far (fetches, each with its
+    /// retries; cache hits send none).
+    pub fn requests(&self) -> u64 {
+        self.units().iter().map(|u| u.cache.requests()).sum()
+    }
+
+    /// The service's fetcher, when it can work (tests look inside).
+    #[cfg(test)]
+    pub(crate) fn fetcher(&self) -> Option<&F> {
+        self.live.as_ref().ok().map(|l| &*l.fetcher)
+    }
+
+    /// The caches, in order (none when the service cannot work).
+    fn units(&self) -> &[Unit] {
+        self.live.as_ref().map_or(&[], |l| &l.units[..])
+    }
+
+    /// The caches, when the provider is configured; its configuration
+    /// problem, when it cannot work; `Ok(None)` when it is not configured.
+    fn asked(&self) -> Result<Option<&[Unit]>, Error> {
+        if !self.configured {
+            return Ok(None);
+        }
+        match &self.live {
+            Ok(live) => Ok(Some(&live.units)),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn name_list(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+
+    /// `key` fetched again now ([`SecretCache::force`]): the secret that
+    /// holds it, else each in order until one does.
+    fn refresh_key(
+        units: &[Unit],
+        key: &str,
+        min_interval: std::time::Duration,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if let Some(u) = units.iter().find(|u| u.cache.peek(key).is_some()) {
+            return u.cache.force_versioned(key, min_interval);
+        }
+        for u in units {
+            if let Some(found) = u.cache.force_versioned(key, min_interval)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The end of the status detail and its warnings: for one secret as
+    /// [`SecretCache::describe`]; for several, each secret's, named.
+    fn describe_caches(&self) -> (String, Vec<String>) {
+        let (mut detail, mut warnings) = match self.units() {
+            [only] => only.cache.describe(),
+            several => {
+                let mut detail = String::new();
+                let mut warnings = Vec::new();
+                for u in several {
+                    let (d, w) = u.cache.describe();
+                    detail.push_str(&format!("; '{}'{}", u.name, d.replacen(';', ":", 1)));
+                    warnings.extend(w.into_iter().map(|w| format!("'{}': {w}", u.name)));
+                }
+                (detail, warnings)
+            }
+        };
+        match &self.node {
+            NodeUse::Off => {}
+            NodeUse::On(dir) => detail.push_str(&format!(
+                "; shared through the node cache {}",
+                dir.path().display()
+            )),
+            NodeUse::Refused(why) => warnings.push(format!(
+                "the node cache is not used (values are cached per process): {why}"
+            )),
+        }
+        (detail, warnings)
+    }
+}
+
+/// The change hook of the next secret of the list: tells `sink` what
+/// changed, except keys one of the `earlier` secrets holds (its value is
+/// the one served).
+fn told_unless_earlier(earlier: &[Unit], sink: &Arc<SinkSlot>) -> super::secret_cache::Changed {
+    let earlier: Vec<Arc<SecretCache<SecretMap>>> =
+        earlier.iter().map(|u| Arc::clone(&u.cache)).collect();
+    let sink = Arc::clone(sink);
+    Box::new(move |changes: Vec<KeyChange>| {
+        let told = changes
+            .into_iter()
+            .filter(|c| earlier.iter().all(|e| e.peek(&c.key).is_none()))
+            .collect();
+        sink.tell(told);
+    })
+}
+
+impl<F: Fetch> Provider for RemoteSource<F> {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        let Some(units) = self.asked()? else {
+            return Ok(None);
+        };
+        // A secret that does not exist is skipped; a failure is reported (a
+        // later secret cannot stand in for one whose keys are unknown: it
+        // could hold the key, and it comes first).
+        for u in units {
+            if let Some(v) = u.cache.lookup(key)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    fn read(&self, key: &str, how: Read) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+        if how == Read::Held {
+            return Ok(self
+                .configured
+                .then(|| self.units().iter().find_map(|u| u.cache.peek(key)))
+                .flatten());
+        }
+        let Some(units) = self.asked()? else {
+            return Ok(None);
+        };
+        if let Read::Fresh { min_interval } = how {
+            return Self::refresh_key(units, key, min_interval);
+        }
+        for u in units {
+            if let Some(found) = u.cache.lookup_versioned(key)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    fn keys(&self) -> Result<Vec<String>, Error> {
+        let Some(units) = self.asked()? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for u in units {
+            for k in u.cache.with_map(SecretMap::keys)?.unwrap_or_default() {
+                if seen.insert(k.clone()) {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn holds_non_secret(&self, key: &str) -> bool {
+        self.units()
+            .iter()
+            .find_map(|u| u.cache.holds(key))
+            .unwrap_or(false)
+    }
+
+    fn status(&self) -> ProviderStatus {
+        let names = self.name_list();
+        let (detail, warnings) = match (&self.live, self.configured) {
+            (Err(e), false) => (e.to_string(), Vec::new()),
+            (Err(e), true) => (F::unusable(&names, e), Vec::new()),
+            (Ok(live), _) => {
+                let (head, mut warnings) = live.fetcher.describe(&names);
+                let (tail, w) = self.describe_caches();
+                warnings.extend(w);
+                (format!("{head}{tail}"), warnings)
+            }
+        };
+        ProviderStatus {
+            name: F::NAME,
+            available: self.configured,
+            detail,
+            warnings,
+            failure: self.units().iter().find_map(|u| u.cache.failure()),
+        }
+    }
+
+    fn invalidate(&self) {
+        for u in self.units() {
+            u.cache.invalidate();
+        }
+    }
+
+    fn diagnose(&self) -> Option<Value> {
+        if !self.configured {
+            return None;
+        }
+        let names = self.name_list();
+        let live = match &self.live {
+            Ok(live) => live,
+            Err(e) => return Some(json!({ "secret": names.join(", "), "error": e.to_json() })),
+        };
+        let mut out = live.fetcher.checks(&names);
+        let reads: Vec<_> = names.iter().map(|n| (*n, live.fetcher.fetch(n))).collect();
+        out["secret_readable"] = readability(&reads, F::ABSENT);
+        live.fetcher
+            .after_reads(&mut out, reads.iter().any(|(_, r)| r.is_ok()));
+        Some(out)
+    }
+
+    fn connect(&self, sink: Arc<dyn ChangeSink>) {
+        self.sink.connect(Arc::clone(&sink));
+        for u in self.units() {
+            let cache = Arc::downgrade(&u.cache);
+            sink.watch(Box::new(move || {
+                cache.upgrade().map(|c| c.check()).is_some()
+            }));
+        }
+    }
+}
+
+/// The doctor's report of reading each secret, `absent` saying what a
+/// missing one means: for one secret, `{"readable": ...}`; for several, that
+/// report keyed by each name.
+fn readability(reads: &[(&str, Result<Fetched<SecretMap>, FetchError>)], absent: &str) -> Value {
+    let report = |read: &Result<Fetched<SecretMap>, FetchError>| match read {
+        Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
+        Ok(Fetched::Absent) => json!({ "readable": false, "reason": absent }),
+        Err(f) => json!({ "readable": false, "error": f.error.to_json() }),
+    };
+    match reads {
+        [(_, only)] => report(only),
+        several => Value::Object(
+            several
+                .iter()
+                .map(|(name, read)| ((*name).to_owned(), report(read)))
+                .collect(),
+        ),
+    }
+}
