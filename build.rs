@@ -56,7 +56,6 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libst_secrets.{abi}.dylib");
     }
 
-    write_result_codes(&root.join("src/error.rs"));
     let header = generate_header(&root, &ffi_dir);
     let path = root.join("include/st_secrets.h");
     if fs::read(&path).ok().as_deref() != Some(header.as_slice()) {
@@ -348,61 +347,4 @@ fn finish_header(header: String) -> String {
         header = header.replacen(from, to, 1);
     }
     header
-}
-
-/// Generates `$OUT_DIR/st_result.rs` from the one declaration of the result
-/// codes, `enum st_result` in `src/error.rs` (which cbindgen also reads for
-/// the header): `st_result::ALL` in declaration order, `name` and `c_name`
-/// (the variant's name) and `description` (its documentation, joined into one
-/// line). Inside the enum only `///` lines and `NAME = NUMBER,` lines may
-/// stand, so nothing the generator does not understand can slip through.
-fn write_result_codes(source: &Path) {
-    let text = fs::read_to_string(source).expect("read src/error.rs");
-    let start = text
-        .find("pub enum st_result {")
-        .expect("src/error.rs declares pub enum st_result");
-    let body = &text[start..];
-    let body = &body[body.find('{').expect("enum body") + 1..body.find("\n}").expect("enum end")];
-    let mut codes: Vec<(String, String)> = Vec::new();
-    let mut doc: Vec<String> = Vec::new();
-    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(d) = line.strip_prefix("///") {
-            doc.push(d.trim().to_string());
-        } else if let Some((name, number)) = line.trim_end_matches(',').split_once(" = ") {
-            assert!(
-                name.starts_with("ST_") && number.parse::<i32>().is_ok() && !doc.is_empty(),
-                "st_result: `{line}` is not `ST_NAME = NUMBER,` after its documentation"
-            );
-            codes.push((name.to_string(), doc.join(" ")));
-            doc.clear();
-        } else {
-            panic!("st_result: unexpected line `{line}` in the enum");
-        }
-    }
-    let arms = |f: &dyn Fn(&str, &str) -> String| -> String {
-        codes
-            .iter()
-            .map(|(n, d)| format!("            st_result::{n} => {},\n", f(n, d)))
-            .collect()
-    };
-    let list: String = codes
-        .iter()
-        .map(|(n, _)| format!("        st_result::{n},\n"))
-        .collect();
-    let out = format!(
-        "impl st_result {{\n\
-         \x20   /// Every code, in declaration order.\n\
-         \x20   pub const ALL: &'static [st_result] = &[\n{list}    ];\n\n\
-         \x20   /// The code's name (`\"ST_NOT_FOUND\"`, ...), as `st_result_name` returns it.\n\
-         \x20   pub const fn name(self) -> &'static str {{\n        match self {{\n{names}        }}\n    }}\n\n\
-         \x20   /// The code's name as a C string.\n\
-         \x20   pub const fn c_name(self) -> &'static std::ffi::CStr {{\n        match self {{\n{c_names}        }}\n    }}\n\n\
-         \x20   /// What the code means: the enumerator's documentation, as the header has it.\n\
-         \x20   pub const fn description(self) -> &'static str {{\n        match self {{\n{docs}        }}\n    }}\n}}\n",
-        names = arms(&|n, _| format!("{n:?}")),
-        c_names = arms(&|n, _| format!("c{n:?}")),
-        docs = arms(&|_, d| format!("{d:?}")),
-    );
-    let path = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("st_result.rs");
-    write_if_changed(&path, &out);
 }

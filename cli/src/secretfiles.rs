@@ -71,8 +71,7 @@ pub struct SecretDir {
 impl SecretDir {
     /// Creates the private directory (see the module's documentation).
     pub fn create() -> Result<SecretDir, Error> {
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = crate::sys::uid();
         let mut refused = Vec::new();
         let mut acceptable = Vec::new();
         for base in candidates() {
@@ -178,7 +177,7 @@ mod tests {
     #[test]
     fn bases_must_be_private_or_sticky() {
         let t = tempfile::TempDir::new().unwrap();
-        let uid = unsafe { libc::getuid() };
+        let uid = crate::sys::uid();
         let d = t.path().join("d");
         std::fs::create_dir(&d).unwrap();
         for (mode, ok) in [

@@ -55,6 +55,20 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+/// The coarse monotonic clock the caches read, in nanoseconds
+/// (`CLOCK_MONOTONIC_COARSE` where there is one: a few nanoseconds to read,
+/// 1 to 10 ms behind the precise clock; the precise one elsewhere). For a
+/// caller that keeps answers of its own on the caches' clock (the Python
+/// extension).
+#[inline]
+pub fn coarse_clock() -> u64 {
+    clock::coarse()
+}
+
+/// The hasher the caches key their tables with (hashbrown's default,
+/// seeded per process): for a caller's own tables of keys.
+pub type KeyHasher = hashbrown::DefaultHashBuilder;
+
 /// Default time to live of an entry: 300 s.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Default capacity: 1,000 entries.
@@ -145,7 +159,7 @@ pub struct TtlCache<V> {
     shards: Box<[Shard<V>]>,
     /// `shards.len() - 1` (a power of two minus one).
     mask: usize,
-    hasher: hashbrown::DefaultHashBuilder,
+    hasher: KeyHasher,
     /// Coarse-clock time of the next periodic sweep ([`NEVER`]: none).
     next_sweep: AtomicU64,
     /// Entries stored plus slots reserved for entries being inserted: never
@@ -207,7 +221,7 @@ impl<V> TtlCache<V> {
             config,
             shards: (0..shards).map(|_| Shard::new()).collect(),
             mask: shards - 1,
-            hasher: hashbrown::DefaultHashBuilder::default(),
+            hasher: KeyHasher::default(),
             next_sweep: AtomicU64::new(
                 clock::coarse().saturating_add(nanos(config.cleanup_interval)),
             ),

@@ -90,7 +90,7 @@ pub type st_compute_fn = Option<
 
 /// `st_compute_fn` as it is called: a C function may return any `int`, and an
 /// out-of-range value must not become a Rust `st_result`. `st_result` is
-/// `repr(C)` and the size of `c_int` (tested in ffi::error), so both pointer types
+/// `repr(C)` and the size of `c_int` (tested in ffi::result), so both pointer types
 /// have the same ABI.
 type RawComputeFn = unsafe extern "C" fn(*mut c_void, *const c_char, *mut st_sink) -> c_int;
 

@@ -1,6 +1,7 @@
 //! The error object's accessors: `st_result_name`, `st_error_code`,
-//! `st_error_message`, `st_error_free`. The codes and the object's contents
-//! are in [`result`](super::result).
+//! `st_error_message`, `st_error_free`. The object's contents are in
+//! [`result`](super::result); the codes are declared once, in
+//! [`crate::error::st_result`].
 
 use super::boundary::{call_or, BoxedHandle};
 use super::result::{st_error, st_result};

@@ -1,4 +1,4 @@
-//! The C ABI. This is the only module with `unsafe` code.
+//! The C ABI: with `sys`, one of the two modules where `unsafe` is allowed.
 //!
 //! Layout, imports pointing one way: [`result`] (the result codes, the error
 //! object's contents, the domain-error mapping: a leaf); `boundary` (the

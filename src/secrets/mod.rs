@@ -130,8 +130,10 @@ impl SecretsManager {
     /// saying why; the other providers work.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for providers whose configuration
-    /// can be invalid.
+    /// None: a provider whose configuration is invalid (no region, an
+    /// unreadable CA file) reports it on every lookup and in its status,
+    /// and the rest of the chain works. The `Result` is kept so that a
+    /// check at construction can be added without breaking callers.
     pub fn new(config: ManagerConfig) -> Result<SecretsManager, Error> {
         SecretsManager::with_environment(config, Vars::from_process())
     }

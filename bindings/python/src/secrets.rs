@@ -34,6 +34,7 @@ use crate::errors::{internal, to_py, OrRaise};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use st_secrets::cache::KeyHasher;
 use st_secrets::secrets::{
     AwsProvider, EnvProvider, FileProvider, ManagerConfig, Provider, Vars, VaultProvider,
 };
@@ -83,7 +84,7 @@ const RECENT_SLOTS: usize = 8;
 struct Answers {
     /// `environ`'s string pointers when the answers were kept.
     environ: Vec<usize>,
-    by_key: HashMap<String, Answer, BuildFx>,
+    by_key: HashMap<String, Answer, KeyHasher>,
     recent: [Option<Recent>; RECENT_SLOTS],
 }
 
@@ -144,39 +145,6 @@ fn environ_into(out: &mut Vec<usize>) {
     }
 }
 
-/// FxHash (the multiply-rotate hash of rustc): keys are the caller's own
-/// secret names, not attacker-chosen, and SipHash would cost as much as the
-/// rest of a kept answer's lookup.
-#[derive(Default, Clone, Copy)]
-struct BuildFx;
-
-struct Fx(u64);
-
-impl std::hash::BuildHasher for BuildFx {
-    type Hasher = Fx;
-    fn build_hasher(&self) -> Fx {
-        Fx(0)
-    }
-}
-
-impl std::hash::Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A value only touched by a thread attached to the interpreter (it takes a
 /// `Python` token, which a detached closure cannot hold): the GIL serialises
 /// access, so no lock of its own is needed. The extension is built for the
@@ -204,23 +172,9 @@ impl<T> GilCell<T> {
 /// How often a get asks the file provider to check the file's metadata.
 const FILE_CHECK_MS: u64 = 100;
 
-/// Milliseconds of CLOCK_MONOTONIC_COARSE (read from the vDSO's data page,
-/// no TSC read; a few milliseconds of resolution); of CLOCK_MONOTONIC where
-/// there is no coarse clock (macOS).
+/// Milliseconds of the library's coarse clock (the caches' own).
 fn coarse_ms() -> u64 {
-    #[cfg(target_os = "linux")]
-    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
-    #[cfg(not(target_os = "linux"))]
-    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(CLOCK, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1000)
-        .wrapping_add(ts.tv_nsec as u64 / 1_000_000)
+    st_secrets::cache::coarse_clock() / 1_000_000
 }
 
 /// The chain of a manager configured by the library (env > file > aws > vault).

@@ -87,17 +87,65 @@ pub fn resolve(
         entries.extend(envfile::parse(path)?);
     }
     let m = g.manager()?;
-    // The value of `key`; missing or failing stops everything.
-    let required = |key: &str| match m.get(key) {
-        Ok(Some(value)) => Ok(value),
-        Ok(None) => Err(CliError::NotFound(not_found_message(&m, key))),
-        Err(e) => Err(CliError::from(
-            e.context(format!("secret '{}'", printable(key))),
-        )),
+    let mut r = Resolving {
+        m: &m,
+        vars: Vars::default(),
+        missing: Vec::new(),
     };
-    let mut vars = Vars::default();
-    let mut missing: Vec<String> = Vec::new();
     if inherited && m.config().references {
+        r.inherited_references()?;
+    }
+    if !selection.only.is_empty() {
+        r.only(&selection.only)?;
+    } else if selection.all || selection.env_file.is_empty() {
+        r.every_key()?;
+    }
+    for entry in entries {
+        r.env_file_entry(entry)?;
+    }
+    let files = r.file_values(&files)?;
+    if let Some(first) = r.missing.first() {
+        let more = match r.missing.len() {
+            1 => String::new(),
+            n => format!(
+                " ({} more unresolved: {})",
+                n - 1,
+                r.missing[1..].join("; ")
+            ),
+        };
+        return Err(CliError::NotFound(format!("{first}{more}")));
+    }
+    Ok(Resolved {
+        vars: r.vars.into_vec(),
+        files,
+        manager: m,
+    })
+}
+
+/// What [`resolve`] has found so far: the variables, and what could not be
+/// resolved (reported together at the end, so one run names every gap).
+struct Resolving<'m> {
+    m: &'m SecretsManager,
+    vars: Vars,
+    missing: Vec<String>,
+}
+
+impl Resolving<'_> {
+    /// The value of `key`; missing or failing stops everything.
+    fn required(&self, key: &str) -> Result<SecretString, CliError> {
+        match self.m.get(key) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(CliError::NotFound(not_found_message(self.m, key))),
+            Err(e) => Err(CliError::from(
+                e.context(format!("secret '{}'", printable(key))),
+            )),
+        }
+    }
+
+    /// The references `st-secrets` inherited in its environment, resolved
+    /// as the library resolves the environment's: in the providers after
+    /// it, never the environment itself.
+    fn inherited_references(&mut self) -> Result<(), CliError> {
         for (name, value) in std::env::vars_os() {
             let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
                 continue;
@@ -105,18 +153,16 @@ pub fn resolve(
             let Some(key) = template::reference(value) else {
                 continue;
             };
-            // As the library resolves the environment's references: in
-            // the providers after it, never the environment itself.
-            match m.resolve_reference("env", key) {
+            match self.m.resolve_reference("env", key) {
                 Ok(Some(value)) => {
                     refuse_nul(name, key, &value)?;
-                    vars.set(name.to_owned(), key, value, true);
+                    self.vars.set(name.to_owned(), key, value, true);
                 }
-                Ok(None) => missing.push(format!(
+                Ok(None) => self.missing.push(format!(
                     "the inherited {name}={}{}: {}",
                     template::SCHEME,
                     printable(key),
-                    not_found_message(&m, key)
+                    not_found_message(self.m, key)
                 )),
                 Err(e) => {
                     return Err(CliError::from(e.context(format!(
@@ -127,9 +173,12 @@ pub fn resolve(
                 }
             }
         }
+        Ok(())
     }
-    if !selection.only.is_empty() {
-        for key in &selection.only {
+
+    /// `--only`: each key named, required, as its normalized name.
+    fn only(&mut self, keys: &[String]) -> Result<(), CliError> {
+        for key in keys {
             let name = normalize_key(key);
             if !valid_name(&name) {
                 return Err(usage(format!(
@@ -138,14 +187,20 @@ pub fn resolve(
                     printable(key)
                 )));
             }
-            if !vars.has(&name) {
-                let value = required(key)?;
+            if !self.vars.has(&name) {
+                let value = self.required(key)?;
                 refuse_nul(&name, key, &value)?;
-                vars.set(name, key, value, true);
+                self.vars.set(name, key, value, true);
             }
         }
-    } else if selection.all || selection.env_file.is_empty() {
-        let keys = m.all_keys()?;
+        Ok(())
+    }
+
+    /// Every key the file and remote providers list, except names that are
+    /// no variable's, that change how programs run, or whose value holds a
+    /// NUL byte (each skipped with a warning).
+    fn every_key(&mut self) -> Result<(), CliError> {
+        let keys = self.m.all_keys()?;
         warn_collisions(&keys);
         for (key, provider) in &keys {
             let name = normalize_key(key);
@@ -157,7 +212,7 @@ pub fn resolve(
                 );
                 continue;
             }
-            if vars.has(&name) {
+            if self.vars.has(&name) {
                 continue;
             }
             if childenv::is_guarded(&name) {
@@ -169,7 +224,7 @@ pub fn resolve(
                 );
                 continue;
             }
-            let value = required(&name)?;
+            let value = self.required(&name)?;
             if has_nul(&value) {
                 eprintln!(
                     "st-secrets: warning: not setting {name} from provider '{provider}' (key \
@@ -181,28 +236,31 @@ pub fn resolve(
                 continue;
             }
             let read_as = name.clone(); // the key `get` was asked
-            vars.set(name, &read_as, value, true);
+            self.vars.set(name, &read_as, value, true);
         }
+        Ok(())
     }
-    for entry in entries {
+
+    /// One line of an `--env-file`: a literal, or a reference resolved.
+    fn env_file_entry(&mut self, entry: envfile::Entry) -> Result<(), CliError> {
         let (key, value, secret) = match entry.source {
             Source::Literal(value) => (String::new(), value, false),
-            Source::Reference(key) => match m.get(&key) {
+            Source::Reference(key) => match self.m.get(&key) {
                 Ok(Some(value)) => {
                     refuse_nul(&entry.name, &key, &value)
                         .map_err(|e| e.context(entry.origin.to_string()))?;
                     (key, value, true)
                 }
                 Ok(None) => {
-                    missing.push(format!(
+                    self.missing.push(format!(
                         "{}: {}={}{}: {}",
                         entry.origin,
                         entry.name,
                         template::SCHEME,
                         printable(&key),
-                        not_found_message(&m, &key)
+                        not_found_message(self.m, &key)
                     ));
-                    continue;
+                    return Ok(());
                 }
                 Err(e) => {
                     return Err(CliError::from(e.context(format!(
@@ -214,44 +272,36 @@ pub fn resolve(
                 }
             },
         };
-        vars.set(entry.name, &key, value, secret);
+        self.vars.set(entry.name, &key, value, secret);
+        Ok(())
     }
-    let mut file_values = Vec::new();
-    for (name, key) in files {
-        match m.get(key) {
-            Ok(Some(value)) => {
-                file_values.push(Var {
+
+    /// `--file NAME=st://KEY`: each value, for its file.
+    fn file_values(&mut self, files: &[(&str, &str)]) -> Result<Vec<Var>, CliError> {
+        let mut out = Vec::new();
+        for &(name, key) in files {
+            match self.m.get(key) {
+                Ok(Some(value)) => out.push(Var {
                     name: name.to_owned(),
                     key: key.to_owned(),
                     value,
                     secret: true,
-                });
-            }
-            Ok(None) => missing.push(format!(
-                "--file {name}={}{}: {}",
-                template::SCHEME,
-                printable(key),
-                not_found_message(&m, key)
-            )),
-            Err(e) => {
-                return Err(CliError::from(
-                    e.context(format!("--file {name}: secret '{}'", printable(key))),
-                ))
+                }),
+                Ok(None) => self.missing.push(format!(
+                    "--file {name}={}{}: {}",
+                    template::SCHEME,
+                    printable(key),
+                    not_found_message(self.m, key)
+                )),
+                Err(e) => {
+                    return Err(CliError::from(
+                        e.context(format!("--file {name}: secret '{}'", printable(key))),
+                    ))
+                }
             }
         }
+        Ok(out)
     }
-    if let Some(first) = missing.first() {
-        let more = match missing.len() {
-            1 => String::new(),
-            n => format!(" ({} more unresolved: {})", n - 1, missing[1..].join("; ")),
-        };
-        return Err(CliError::NotFound(format!("{first}{more}")));
-    }
-    Ok(Resolved {
-        vars: vars.into_vec(),
-        files: file_values,
-        manager: m,
-    })
 }
 
 /// Whether `value` holds a NUL byte, which no environment variable (and no

@@ -24,13 +24,15 @@ use crate::context::Globals;
 use crate::delivery::{self, Delivery, Render};
 use crate::outcome::{usage, CliError, Outcome};
 use crate::secretfiles::SecretDir;
+use crate::sys::{self, Blocked};
 use st_secrets::redact::Masker;
 use st_secrets::{Error, SecretString};
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// The signals passed on to the command.
 const FORWARDED: [libc::c_int; 7] = [
@@ -48,115 +50,6 @@ const FORWARDED: [libc::c_int; 7] = [
 /// it may have taken it (the library's threads block it; a thread of some
 /// other code might not).
 const CHILD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// `si_code` of a signal the kernel sent (the terminal's, among others).
-#[cfg(target_os = "linux")]
-const SI_KERNEL: libc::c_int = 0x80;
-
-/// Signals blocked in this thread until it is dropped (then the previous
-/// mask is restored: matters when the tool runs inside Python).
-struct Blocked {
-    set: libc::sigset_t,
-    previous: libc::sigset_t,
-}
-
-impl Blocked {
-    fn block(signals: &[libc::c_int]) -> Result<Blocked, Error> {
-        // SAFETY: sigset_t is plain data, initialized by sigemptyset before
-        // use; pthread_sigmask gets valid pointers.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &s in signals {
-                libc::sigaddset(&mut set, s);
-            }
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
-            if rc != 0 {
-                return Err(Error::Internal(format!(
-                    "cannot block signals: {}",
-                    std::io::Error::from_raw_os_error(rc)
-                )));
-            }
-            Ok(Blocked { set, previous })
-        }
-    }
-
-    /// The next blocked signal, with whether the kernel sent it; `None`
-    /// after [`CHILD_CHECK`] with none.
-    #[cfg(target_os = "linux")]
-    fn wait(&self) -> Result<Option<(libc::c_int, bool)>, Error> {
-        let period = libc::timespec {
-            tv_sec: CHILD_CHECK.as_secs().try_into().unwrap_or(1),
-            tv_nsec: 0,
-        };
-        loop {
-            // SAFETY: info is written by sigtimedwait; set and period are
-            // initialized.
-            let (signal, info) = unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                (libc::sigtimedwait(&self.set, &mut info, &period), info)
-            };
-            if signal >= 0 {
-                return Ok(Some((signal, info.si_code == SI_KERNEL)));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => return Ok(None),
-                Some(libc::EINTR) => {}
-                _ => return Err(Error::Internal(format!("cannot wait for signals: {e}"))),
-            }
-        }
-    }
-
-    /// The next blocked signal, `None` after [`CHILD_CHECK`] with none.
-    /// macOS has no `sigtimedwait`: the pending set is looked at every 10
-    /// ms and a pending signal taken with `sigwait`. Who sent it cannot be
-    /// told, so it counts as sent by a process and is passed on (a
-    /// terminal's Ctrl-C then reaches the command twice: from the terminal
-    /// and from here).
-    #[cfg(not(target_os = "linux"))]
-    fn wait(&self) -> Result<Option<(libc::c_int, bool)>, Error> {
-        let deadline = std::time::Instant::now() + CHILD_CHECK;
-        loop {
-            // SAFETY: sigset_t is plain data filled by sigpending and
-            // sigemptyset; sigwait gets initialized pointers.
-            unsafe {
-                let mut pending: libc::sigset_t = std::mem::zeroed();
-                if libc::sigpending(&mut pending) != 0 {
-                    let e = std::io::Error::last_os_error();
-                    return Err(Error::Internal(format!("cannot wait for signals: {e}")));
-                }
-                for signal in 1..32 {
-                    if libc::sigismember(&self.set, signal) == 1
-                        && libc::sigismember(&pending, signal) == 1
-                    {
-                        let mut one: libc::sigset_t = std::mem::zeroed();
-                        libc::sigemptyset(&mut one);
-                        libc::sigaddset(&mut one, signal);
-                        let mut got = 0;
-                        if libc::sigwait(&one, &mut got) == 0 {
-                            return Ok(Some((got, false)));
-                        }
-                    }
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Blocked {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `block`.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
-        }
-    }
-}
 
 /// Copies `from` to `to`, concealing the values of `slot` (taking a new
 /// set at the next read after it changes); stops when either end closes
@@ -204,34 +97,17 @@ fn start_pump(
     to: std::os::fd::BorrowedFd<'_>,
     patterns: &Arc<PatternSlot>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
-    widen_pipe(from.as_fd());
+    sys::widen_pipe(from.as_fd());
     let to = to
         .try_clone_to_owned()
         .map(std::fs::File::from)
         .map_err(|e| Error::Io(format!("cannot duplicate an output stream: {e}")))?;
-    widen_pipe(to.as_fd()); // when the output is a pipe too (`| tee log`)
+    sys::widen_pipe(to.as_fd()); // when the output is a pipe too (`| tee log`)
     let patterns = Arc::clone(patterns);
     std::thread::Builder::new()
         .name("st-secrets-mask".into())
         .spawn(move || pump(from, to, patterns))
         .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))
-}
-
-/// Makes a pipe's buffer 1 MiB (fewer wake-ups for bulk output); best
-/// effort, and nothing for what is not a pipe, nor on macOS (no
-/// `F_SETPIPE_SZ`; its pipes grow to 64 KiB by themselves).
-#[cfg(not(target_os = "linux"))]
-fn widen_pipe(_fd: std::os::fd::BorrowedFd<'_>) {}
-
-/// Makes a pipe's buffer 1 MiB (fewer wake-ups for bulk output); best
-/// effort, and nothing for what is not a pipe.
-#[cfg(target_os = "linux")]
-fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: F_SETPIPE_SZ on a pipe we own; failure is harmless.
-    unsafe {
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
 }
 
 /// The exit status for the command's: its code, or 128+N for signal N.
@@ -330,23 +206,17 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         .command
         .split_first()
         .ok_or_else(|| usage("run needs a command after --"))?;
-    let patterns = if args.no_mask {
-        None
-    } else {
-        let secrets = resolved.vars.iter().chain(&resolved.files);
-        masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))
-            .map(|p| Arc::new(PatternSlot::new(p)))
-    };
+    let patterns = (!args.no_mask)
+        .then(|| {
+            let secrets = resolved.vars.iter().chain(&resolved.files);
+            masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))
+        })
+        .flatten()
+        .map(|p| Arc::new(PatternSlot::new(p)));
     let planned = plan_files(&resolved, args.as_files)?;
     let mut command = Command::new(program);
     command.args(rest);
-    for var in &resolved.vars {
-        if args.as_files && var.secret {
-            command.env_remove(&var.name); // an inherited reference too
-        } else {
-            command.env(&var.name, var.value.expose());
-        }
-    }
+    set_environment(&mut command, &resolved.vars, args.as_files);
     if patterns.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
@@ -357,65 +227,15 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let mut signals = FORWARDED.to_vec();
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
-    let previous = blocked.previous;
-    let secret_dir = if planned.is_empty() {
-        None
-    } else {
-        let dir = SecretDir::create()?;
-        for p in &planned {
-            let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
-            let bytes = delivery::render(&p.delivery.render, &values);
-            command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
-        }
-        Some(dir)
-    };
+    let secret_dir = write_files(&planned, &mut command)?;
     let watch = match (&secret_dir, args.watch) {
-        (Some(dir), true) => {
-            // What it goes on with: each file's keys and values, and the
-            // values concealed (a rotated one joins them).
-            let watched = planned
-                .into_iter()
-                .map(|p| Watched {
-                    label: p.label,
-                    file: p.delivery.file,
-                    keys: p.keys,
-                    values: p.values,
-                    render: p.delivery.render,
-                })
-                .collect();
-            let masking = patterns.as_ref().map(|slot| Masking {
-                slot: Arc::clone(slot),
-                values: resolved
-                    .vars
-                    .iter()
-                    .chain(&resolved.files)
-                    .filter(|v| v.secret)
-                    .map(|v| v.value.clone())
-                    .collect(),
-            });
-            let dir = dir.path().to_owned();
-            Some(Watch::start(resolved.manager, dir, watched, masking)?)
-        }
+        (Some(dir), true) => Some(start_watch(resolved, dir, planned, patterns.as_ref())?),
         _ => {
-            drop((resolved.manager, planned));
+            drop((resolved, planned));
             None
         }
     };
-    drop((resolved.vars, resolved.files));
-    // SAFETY: between fork and exec only async-signal-safe calls
-    // (pthread_sigmask, signal): the command starts with the signal mask
-    // this process had before blocking (the standard library would start
-    // it with none) and SIGPIPE at its default (the Rust runtime and Python
-    // ignore it).
-    unsafe {
-        command.pre_exec(move || {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            match libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) {
-                0 => Ok(()),
-                rc => Err(std::io::Error::from_raw_os_error(rc)),
-            }
-        });
-    }
+    blocked.restore_in(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -429,40 +249,14 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         }
     };
     drop(command); // the values it held
-
-    let mut pumps = Vec::new();
-    if let Some(patterns) = &patterns {
-        if let Some(out) = child.stdout.take() {
-            pumps.push(start_pump(out, std::io::stdout().as_fd(), patterns)?);
-        }
-        if let Some(err) = child.stderr.take() {
-            pumps.push(start_pump(err, std::io::stderr().as_fd(), patterns)?);
-        }
-    }
-
+    let pumps = match &patterns {
+        Some(patterns) => start_pumps(&mut child, patterns)?,
+        None => Vec::new(),
+    };
     // As a container's PID 1, every orphan of the namespace is this
     // process's child: reaped as it ends, or it stays a zombie.
     let init = std::process::id() == 1;
-    let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
-    let status = loop {
-        let (signal, from_kernel) = blocked.wait()?.unwrap_or((libc::SIGCHLD, true));
-        if signal == libc::SIGCHLD {
-            // Not reaped yet: a forward below still reaches this process.
-            if exited(pid)? {
-                break child
-                    .wait()
-                    .map_err(|e| Error::Internal(format!("cannot wait for the command: {e}")))?;
-            }
-            if init {
-                reap_orphans(Some(pid));
-            }
-        } else if !from_kernel {
-            // SAFETY: kill on the command's pid, which is not reaped yet.
-            unsafe {
-                libc::kill(pid, signal);
-            }
-        }
-    };
+    let status = supervise(&mut child, &blocked, init)?;
     if let Some(watch) = watch {
         watch.stop(); // no file is rewritten after this
     }
@@ -470,78 +264,127 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         dir.remove();
     }
     drop(blocked);
+    drain(pumps, init);
+    Ok(status_code(status))
+}
+
+/// The command's environment: each variable resolved, except the secret
+/// ones `--as-files` delivers as files instead (an inherited reference is
+/// removed too).
+fn set_environment(command: &mut Command, vars: &[Var], as_files: bool) {
+    for var in vars {
+        if as_files && var.secret {
+            command.env_remove(&var.name);
+        } else {
+            command.env(&var.name, var.value.expose());
+        }
+    }
+}
+
+/// Writes the run's files in a new private directory, each named to the
+/// command by its variable; `None` when there are none.
+fn write_files(planned: &[Planned], command: &mut Command) -> Result<Option<SecretDir>, Error> {
+    if planned.is_empty() {
+        return Ok(None);
+    }
+    let dir = SecretDir::create()?;
+    for p in planned {
+        let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
+        let bytes = delivery::render(&p.delivery.render, &values);
+        command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
+    }
+    Ok(Some(dir))
+}
+
+/// `--watch`: keeps the files of `dir` current, going on with each file's
+/// keys and values, and the values concealed (a rotated one joins them).
+fn start_watch(
+    resolved: Resolved,
+    dir: &SecretDir,
+    planned: Vec<Planned>,
+    patterns: Option<&Arc<PatternSlot>>,
+) -> Result<Watch, Error> {
+    let watched = planned
+        .into_iter()
+        .map(|p| Watched {
+            label: p.label,
+            file: p.delivery.file,
+            keys: p.keys,
+            values: p.values,
+            render: p.delivery.render,
+        })
+        .collect();
+    let masking = patterns.map(|slot| Masking {
+        slot: Arc::clone(slot),
+        values: resolved
+            .vars
+            .iter()
+            .chain(&resolved.files)
+            .filter(|v| v.secret)
+            .map(|v| v.value.clone())
+            .collect(),
+    });
+    Watch::start(resolved.manager, dir.path().to_owned(), watched, masking)
+}
+
+/// The threads concealing the values in the command's stdout and stderr.
+fn start_pumps(
+    child: &mut Child,
+    patterns: &Arc<PatternSlot>,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(start_pump(out, std::io::stdout().as_fd(), patterns)?);
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(start_pump(err, std::io::stderr().as_fd(), patterns)?);
+    }
+    Ok(pumps)
+}
+
+/// Takes the blocked signals until the command has ended: each passed on
+/// unless the terminal sent it to the whole group; as PID 1 (`init`) the
+/// orphans reaped as they end. The command is reaped last, after the last
+/// forward.
+fn supervise(child: &mut Child, blocked: &Blocked, init: bool) -> Result<ExitStatus, Error> {
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+    loop {
+        let (signal, from_kernel) = blocked.wait(CHILD_CHECK)?.unwrap_or((libc::SIGCHLD, true));
+        if signal == libc::SIGCHLD {
+            // Not reaped yet: a forward below still reaches this process.
+            if sys::exited(pid)? {
+                return child
+                    .wait()
+                    .map_err(|e| Error::Internal(format!("cannot wait for the command: {e}")));
+            }
+            if init {
+                sys::reap_orphans(Some(pid));
+            }
+        } else if !from_kernel {
+            sys::kill(pid, signal); // not reaped yet: the pid is the command's
+        }
+    }
+}
+
+/// Waits for the pumps to pass on what the command wrote. As PID 1 (`init`)
+/// orphans may hold the output pipes open for as long as they run; tini's
+/// rule: exit once the command has, and the namespace's other processes end
+/// with it, after at most [`INIT_DRAIN`].
+fn drain(mut pumps: Vec<JoinHandle<()>>, init: bool) {
     if init {
-        // Orphans may hold the output pipes open for as long as they run;
-        // tini's rule: exit once the command has, and the namespace's other
-        // processes end with it. What the command wrote is drained first.
         let until = std::time::Instant::now() + INIT_DRAIN;
         while pumps.iter().any(|p| !p.is_finished()) && std::time::Instant::now() < until {
-            reap_orphans(None);
+            sys::reap_orphans(None);
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        reap_orphans(None);
+        sys::reap_orphans(None);
         pumps.retain(|p| p.is_finished());
     }
     for p in pumps {
         let _ = p.join();
     }
-    Ok(status_code(status))
 }
 
 /// How long `run` as PID 1 waits, once its command has ended, for the
 /// output pipes to drain (orphans may keep them open indefinitely).
 const INIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Reaps every ended child except `keep` (the command, which `run` reaps
-/// itself after its last signal forward): `waitid` peeks at an ended child
-/// without reaping it, and only another's is reaped.
-fn reap_orphans(keep: Option<libc::pid_t>) {
-    loop {
-        // SAFETY: info is written by waitid; waitpid reaps the pid it named.
-        let ended = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let rc = libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            );
-            if rc != 0 {
-                return; // ECHILD: no children left
-            }
-            info.si_pid()
-        };
-        if ended == 0 || Some(ended) == keep {
-            return;
-        }
-        // SAFETY: reaps the one child waitid reported as ended.
-        unsafe {
-            libc::waitpid(ended, std::ptr::null_mut(), libc::WNOHANG);
-        }
-    }
-}
-
-/// Whether the command has ended, leaving it to be reaped (`WNOWAIT`).
-fn exited(pid: libc::pid_t) -> Result<bool, Error> {
-    loop {
-        // SAFETY: info is written by waitid.
-        let (rc, info) = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let rc = libc::waitid(
-                libc::P_PID,
-                libc::id_t::try_from(pid).unwrap_or(0),
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            );
-            (rc, info)
-        };
-        if rc == 0 {
-            // SAFETY: si_pid is valid for a waitid result; 0 means no change.
-            return Ok(unsafe { info.si_pid() } != 0);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::Internal(format!("cannot wait for the command: {e}")));
-        }
-    }
-}

@@ -89,7 +89,8 @@ pub struct Aws {
 /// The AWS Secrets Manager provider.
 pub type AwsProvider = RemoteSource<Aws>;
 
-/// Where the resolved region came from.
+/// The region: the configuration's, else `AWS_REGION`, `AWS_DEFAULT_REGION`,
+/// else the profile's in `~/.aws/config`; `None` when none says.
 fn resolve_region(aws: &AwsSettings, vars: &Vars) -> Result<Option<String>, Error> {
     if let Some(r) = aws
         .region
