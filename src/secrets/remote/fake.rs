@@ -77,8 +77,26 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    /// Starts a server on 127.0.0.1 with an ephemeral port.
+    /// Starts a server on 127.0.0.1 with an ephemeral port. A Vault
+    /// client's `auth/token/lookup-self` is answered by the server itself
+    /// and not logged ([`start_seeing_all`](Self::start_seeing_all) hands
+    /// it to `handler` too).
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
+        Self::serving(handler, true)
+    }
+
+    /// [`start`](Self::start), with every request, lookups included, logged
+    /// and handed to `handler`.
+    pub fn start_seeing_all(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> FakeServer {
+        Self::serving(handler, false)
+    }
+
+    fn serving(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+        answer_lookups: bool,
+    ) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Log::new(Vec::new()));
@@ -87,7 +105,7 @@ impl FakeServer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (h, l) = (Arc::clone(&handler), Arc::clone(&l));
-                std::thread::spawn(move || serve(stream, &*h, &l));
+                std::thread::spawn(move || serve(stream, &*h, &l, answer_lookups));
             }
         });
         FakeServer { port, log }
@@ -114,7 +132,7 @@ impl FakeServer {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, log: &Log) {
+fn serve(stream: TcpStream, handler: &Handler, log: &Log, answer_lookups: bool) {
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -128,7 +146,7 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Log) {
         // not logged, so the tests see the requests they are about (a token
         // that never expires: nothing to renew). The renewal itself is
         // tested against OpenBao.
-        if request.path == "/v1/auth/token/lookup-self" {
+        if answer_lookups && request.path == "/v1/auth/token/lookup-self" {
             let body = br#"{"data": {"ttl": 0, "renewable": false}}"#;
             let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
             if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body).is_err() {

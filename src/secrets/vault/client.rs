@@ -13,8 +13,9 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
-use crate::sys::Mutex;
+use crate::sys::{refresher, Mutex};
 use serde_json::{json, Value};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// How a token is obtained.
@@ -81,6 +82,17 @@ struct Lease {
 /// by a new login.
 const MIN_RENEWED_TTL: Duration = Duration::from_secs(2);
 
+/// Leases and TTLs a server grants are taken as at most this long (ten
+/// years): a lease near 2^64 s must not overflow a deadline.
+const LONGEST_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `fraction` of the lease `lease` (as a server granted it) after `now`,
+/// saturating at [`LONGEST_LEASE`].
+fn part_of(now: Instant, lease: Duration, fraction: f64) -> Instant {
+    let wait = lease.min(LONGEST_LEASE).mul_f64(fraction);
+    now.checked_add(wait).unwrap_or(now)
+}
+
 /// The KV version of the mount, and how it was learnt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kv {
@@ -108,6 +120,9 @@ enum Read {
 }
 
 pub(super) struct Client {
+    /// This client, for the jobs it hands the refresher (its token's
+    /// lookup and renewal run there, never on a caller's path).
+    me: Weak<Client>,
     pub(super) http: Http,
     pub(super) url: Address,
     pub(super) mount: String,
@@ -191,7 +206,7 @@ impl Client {
         vars: &Vars,
         url: Address,
         auth: Auth,
-    ) -> Result<Client, Error> {
+    ) -> Result<Arc<Client>, Error> {
         let skip =
             either(vars, var::VAULT_SKIP_VERIFY, var::BAO_SKIP_VERIFY).is_some_and(|(v, _)| {
                 matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "t" | "yes")
@@ -206,13 +221,15 @@ impl Client {
                 .or_else(|| vars.get(var).map(|v| v.trim_matches('/').to_owned()))
                 .unwrap_or_else(|| default.to_owned())
         };
-        Ok(Client {
-            http: Http::to(
-                remote,
-                &trust,
-                "BAO_CACERT (or VAULT_CACERT)",
-                url.socket.clone(),
-            )?,
+        let http = Http::to(
+            remote,
+            &trust,
+            "BAO_CACERT (or VAULT_CACERT)",
+            url.socket.clone(),
+        )?;
+        Ok(Arc::new_cyclic(|me| Client {
+            me: me.clone(),
+            http,
             url,
             mount: pick(&settings.mount, var::SIMPLETUNER_VAULT_MOUNT, "secret"),
             namespace: settings.namespace.clone().or_else(|| {
@@ -233,23 +250,21 @@ impl Client {
                 Mutex::with_rebuild(initial(), initial)
             },
             checked: Mutex::with_fresh(Checked::NotYet, || Checked::NotYet),
-        })
+        }))
     }
 
     /// The token to send: the fixed one, the file's, or the AppRole one
     /// (logging in when needed); `None` in agent mode.
     pub(super) fn token(&self) -> Result<Option<SecretString>, FetchError> {
-        let token = match &self.auth {
-            Auth::Token(t, _) => t.clone(),
+        match &self.auth {
+            Auth::Token(t, _) => Ok(Some(t.clone())),
             // A token file's writer (an agent, `bao login`) looks after its
             // token: renewing an agent's token from every process of a node
             // multiplies the requests and upsets the agent's own renewals.
-            Auth::File(f) => return Ok(Some(f.get()?)),
-            Auth::Agent => return Ok(None),
-            Auth::AppRole { .. } => return self.approle_token().map(Some),
-        };
-        self.keep_alive(&token);
-        Ok(Some(token))
+            Auth::File(f) => Ok(Some(f.get()?)),
+            Auth::Agent => Ok(None),
+            Auth::AppRole { .. } => self.approle_token().map(Some),
+        }
     }
 
     /// Sends `auth/token/renew-self` for `token`: the lease granted and
@@ -270,12 +285,14 @@ impl Client {
         Some((Duration::from_secs(lease?), renewable))
     }
 
-    /// Renews `token` when two thirds of its TTL have passed, so that a
-    /// renewable token (from the environment, a file, or an AppRole login)
-    /// lives as long as its max TTL allows rather than its first TTL. The
-    /// first use of a token asks its TTL (`auth/token/lookup-self`). A
-    /// failure is not the read's: the read goes on with the token, and its
-    /// own answer says whether the token still works.
+    /// Keeps `token` (a fixed one, just used for a read the server did not
+    /// refuse) alive without costing the caller a request: a token not seen
+    /// before has its TTL asked (`auth/token/lookup-self`), and a token two
+    /// thirds through its TTL is renewed, both on the refresher after the
+    /// read, so that a renewable token (from the environment, a
+    /// file, or an AppRole login) lives as long as its max TTL allows. A
+    /// failure there is not the read's: the read goes on with the token,
+    /// and its own answer says whether the token still works.
     fn keep_alive(&self, token: &SecretString) {
         let now = Instant::now();
         let mut lease = self.lease.lock();
@@ -286,6 +303,24 @@ impl Client {
             },
             _ => false, // a token not looked at yet
         };
+        // Nothing more is asked for this token until the job has answered.
+        *lease = Some(Lease {
+            token: token.clone(),
+            renew_at: None,
+        });
+        drop(lease);
+        let (me, token) = (self.me.clone(), token.clone());
+        refresher::submit(Box::new(move || {
+            if let Some(client) = me.upgrade() {
+                client.settle_lease(&token, due);
+            }
+        }));
+    }
+
+    /// The refresher's half of [`keep_alive`](Self::keep_alive): renews
+    /// `token` (`due`) or asks its TTL, and says when to renew it next.
+    pub(super) fn settle_lease(&self, token: &SecretString, due: bool) {
+        let now = Instant::now();
         let (ttl, renewable) = if due {
             match self.renew(token) {
                 Some((ttl, renewable)) => (Some(ttl), Some(renewable)),
@@ -308,16 +343,19 @@ impl Client {
         let renew_at = match (ttl, renewable) {
             // Near the max TTL each renewal grants less: the renewals come
             // closer together until the TTL falls under MIN_RENEWED_TTL.
-            (Some(ttl), Some(true)) if ttl >= MIN_RENEWED_TTL => Some(now + ttl.mul_f64(2.0 / 3.0)),
+            (Some(ttl), Some(true)) if ttl >= MIN_RENEWED_TTL => Some(part_of(now, ttl, 2.0 / 3.0)),
             // Not answered (a transient failure, or a token not allowed to
             // look itself up): look again a while later.
             (None, _) if !due => Some(now + Duration::from_secs(30)),
             _ => None,
         };
-        *lease = Some(Lease {
-            token: token.clone(),
-            renew_at,
-        });
+        let mut lease = self.lease.lock();
+        if let Some(l) = lease
+            .as_mut()
+            .filter(|l| l.token.expose() == token.expose())
+        {
+            l.renew_at = renew_at;
+        }
     }
 
     /// The AppRole token, logging in when there is none or it is due.
@@ -335,9 +373,9 @@ impl Client {
                     if t.renew_due.is_some_and(|at| now >= at) {
                         t.renew_due = None;
                         if let Some((lease, renewable)) = self.renew(&t.value) {
-                            t.renew_at = Some(now + lease.mul_f64(0.8));
+                            t.renew_at = Some(part_of(now, lease, 0.8));
                             t.renew_due = (renewable && lease >= MIN_RENEWED_TTL)
-                                .then(|| now + lease.mul_f64(2.0 / 3.0));
+                                .then(|| part_of(now, lease, 2.0 / 3.0));
                         }
                     }
                     if t.renew_at.is_none_or(|at| now < at) {
@@ -387,9 +425,9 @@ impl Client {
                 let lease = Duration::from_secs(lease);
                 *cached = Some(Token {
                     value: token.clone(),
-                    renew_at: (!lease.is_zero()).then(|| now + lease.mul_f64(0.8)),
+                    renew_at: (!lease.is_zero()).then(|| part_of(now, lease, 0.8)),
                     renew_due: (renewable && lease >= MIN_RENEWED_TTL)
-                        .then(|| now + lease.mul_f64(2.0 / 3.0)),
+                        .then(|| part_of(now, lease, 2.0 / 3.0)),
                 });
                 Ok(token)
             }
@@ -437,6 +475,9 @@ impl Client {
         let token = self.token()?;
         let r = self.send("GET", path, token.as_ref(), b"")?;
         if r.status != 403 {
+            if let (Auth::Token(..), Some(token)) = (&self.auth, &token) {
+                self.keep_alive(token);
+            }
             return Ok(r);
         }
         match (&self.auth, &token) {

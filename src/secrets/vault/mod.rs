@@ -50,7 +50,7 @@ use wire::expect;
 
 /// HashiCorp Vault or OpenBao, as [`RemoteSource`] fetches from it.
 pub struct Vault {
-    client: Client,
+    client: std::sync::Arc<Client>,
     settings: RemoteSettings,
 }
 

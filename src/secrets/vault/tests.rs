@@ -459,16 +459,21 @@ fn a_unix_socket_address_carries_the_requests() {
         get(&p, "HF_TOKEN").unwrap().as_deref(),
         Some("hf_from_vault")
     );
-    let mut requests = seen.lock().unwrap().clone();
-    // (The token's TTL is asked first, through the socket too.)
-    assert!(requests[0].starts_with("GET /v1/auth/token/lookup-self HTTP/1.1\r\n"));
-    requests.remove(0);
-    assert_eq!(requests.len(), 1);
+    // The read first; the token's TTL is asked after it, on the
+    // refresher (shared with the other tests of this process: the bound
+    // leaves room for their jobs), through the socket too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(
         requests[0].starts_with("GET /v1/secret/simpletuner HTTP/1.1\r\n"),
         "{}",
         requests[0]
     );
+    assert!(requests[1].starts_with("GET /v1/auth/token/lookup-self HTTP/1.1\r\n"));
     assert!(p.status().detail.contains(&url), "{}", p.status().detail);
     // A socket nobody listens on: a network error naming the socket.
     let gone = format!("unix://{}", dir.path().join("none.sock").display());
@@ -787,4 +792,92 @@ fn a_rotated_secret_is_told_once_per_changed_key_without_any_get() {
     }
     assert!(rx.try_recv().is_err());
     assert_eq!(get_value(&m), "hf_rotated");
+}
+
+#[test]
+fn a_cold_get_sends_only_the_read_on_the_callers_path() {
+    // Round 4, item 1: the token's TTL (lookup-self) was asked before the
+    // first read, on the caller's path: two requests in series, and past
+    // the bound of the attempts a get is allowed against a slow server.
+    // Here lookup-self is held until the get has returned: a get that
+    // waited for it would fail with a timeout instead.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let server = FakeServer::start_seeing_all(move |r| {
+        if r.path == "/v1/auth/token/lookup-self" {
+            let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            return Reply::json(200, r#"{"data": {"ttl": 3600, "renewable": true}}"#);
+        }
+        v1_answer()
+    });
+    let mut c = config(&server.url());
+    c.vault.kv_version = Some(1);
+    c.remote.request_timeout = Duration::from_secs(2);
+    let p = provider(&c, Vars::empty());
+    assert_eq!(
+        get(&p, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_vault")
+    );
+    let first = server.received();
+    assert_eq!(first[0].path, "/v1/secret/simpletuner", "{first:?}");
+    release.send(()).unwrap();
+    // The lookup was asked, once, after the read (on the refresher, which
+    // the other tests of this process share: the bound leaves room).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.requests() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let paths: Vec<String> = server.received().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/v1/secret/simpletuner", "/v1/auth/token/lookup-self"]
+    );
+}
+
+#[test]
+fn a_lease_near_2_pow_64_seconds_saturates() {
+    // Round 4, item 14: a lease of 2^64 - 1 s from lookup-self or an
+    // AppRole login overflowed `Instant + Duration`: every get panicked.
+    let huge = u64::MAX;
+    let server = FakeServer::start_seeing_all(move |r| match r.path.as_str() {
+        "/v1/auth/token/lookup-self" => Reply::json(
+            200,
+            format!(r#"{{"data": {{"ttl": {huge}, "renewable": true}}}}"#),
+        ),
+        "/v1/auth/approle/login" | "/v1/auth/token/renew-self" => Reply::json(
+            200,
+            format!(
+                r#"{{"auth": {{"client_token": "hvs.approle", "lease_duration": {huge}, "renewable": true}}}}"#
+            ),
+        ),
+        _ => v1_answer(),
+    });
+    let mut c = config(&server.url());
+    c.vault.kv_version = Some(1);
+    c.remote.cache_ttl = Duration::from_millis(1);
+    c.remote.refresh_ahead_permille = 0;
+    let m = vault_manager(&c);
+    for _ in 0..3 {
+        assert_eq!(get_value(&m), "hf_from_vault");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let approle = Vars::empty()
+        .set("VAULT_ROLE_ID", "role")
+        .set("VAULT_SECRET_ID", "secret");
+    let mut c = c.clone();
+    c.vault.token = None;
+    let p = provider(&c, approle);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&p, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_from_vault")
+        );
+    }
+    // The refresher's half, run here to see it: the lookup's huge TTL and
+    // a renewal's.
+    let p = provider(&config(&server.url()), Vars::empty());
+    let client = &p.fetcher().unwrap().client;
+    let token = SecretString::from(TOKEN);
+    client.settle_lease(&token, false);
+    client.settle_lease(&token, true);
 }
