@@ -63,6 +63,24 @@ fn candidates() -> Vec<PathBuf> {
     out
 }
 
+/// Whether `name` can name a file of the private directory: one plain file
+/// name (not empty, no `/` or NUL, not `.` or `..`), so that nothing is
+/// written outside it.
+pub fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+/// [`plain_name`], as an error naming `name`.
+fn check_name(name: &str) -> Result<(), Error> {
+    if plain_name(name) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "'{}' is not a plain file name (no '/', not '.' or '..'): refused",
+        crate::io::printable(name)
+    )))
+}
+
 /// The private directory of one run and the files written in it.
 pub struct SecretDir {
     dir: Option<tempfile::TempDir>,
@@ -124,6 +142,7 @@ impl SecretDir {
     /// Writes `value` to a new file `name` (mode 0600) in the directory;
     /// its path.
     pub fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
+        check_name(name)?;
         let path = self.path().join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -141,6 +160,7 @@ impl SecretDir {
     /// file beside it, synced, renamed over it (a reader sees the old file
     /// or the new one, never part of one).
     pub fn replace(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
         let target = dir.join(name);
         let mut file = tempfile::Builder::new()
             .prefix(&format!(".{name}."))

@@ -1701,3 +1701,66 @@ fn run_resolves_inherited_references_and_as_files_leaves_no_value_in_the_environ
     assert!(text(&o.stderr).contains("WANDB_API_KEY"));
     assert!(!text(&o.stderr).contains("has a space"));
 }
+
+#[test]
+fn as_files_refuses_names_that_are_no_file_names_and_delivers_nul_values() {
+    // Round 4, item 15: an inherited `../../x=st://KEY` wrote the value
+    // outside the run's private directory, and left it there.
+    let home = home_with(serde_json::json!({
+        "DB_PASSWORD": "db_pass_0123456789",
+        "BLOB": "bin\u{0}ary_0123456789",
+    }));
+    let escaped = std::path::Path::new("/dev/shm/st-secrets-test-escaped");
+    let _ = fs::remove_file(escaped);
+    let o = tool(
+        &home,
+        &[
+            "run",
+            "--as-files",
+            "--only",
+            "DB_PASSWORD",
+            "--",
+            "sh",
+            "-c",
+            "echo started",
+        ],
+    )
+    .env("../st-secrets-test-escaped", "st://DB_PASSWORD")
+    .output()
+    .unwrap();
+    let written = escaped.exists();
+    let _ = fs::remove_file(escaped);
+    assert!(
+        !written,
+        "the value was written outside the private directory"
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(!text(&o.stdout).contains("started"));
+    let err = text(&o.stderr);
+    assert!(err.contains("../st-secrets-test-escaped"), "{err}");
+    assert!(err.contains("plain file name"), "{err}");
+    assert!(!err.contains("db_pass"), "{err}");
+
+    // Item 16: a value holding a NUL byte goes to its file whole with
+    // --as-files (--only, or every key); the environment still refuses it,
+    // saying how to deliver it.
+    let out = home.path().join("out");
+    fs::create_dir(&out).unwrap();
+    for selection in [&["--only", "BLOB"][..], &[]] {
+        let mut args = vec!["run", "--as-files"];
+        args.extend_from_slice(selection);
+        args.extend_from_slice(&["--", "sh", "-c", "cat \"$BLOB_FILE\" > \"$OUT/blob\""]);
+        let o = tool(&home, &args).env("OUT", &out).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert_eq!(fs::read(out.join("blob")).unwrap(), b"bin\0ary_0123456789");
+        fs::remove_file(out.join("blob")).unwrap();
+    }
+    let o = output(&home, &["run", "--only", "BLOB", "--", "true"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--as-files"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!text(&o.stderr).contains("ary_0123"));
+}

@@ -67,16 +67,19 @@ fn file_spec(spec: &str) -> Result<(&str, &str), CliError> {
 /// variables under the names they give, over the chain's (a later file, or
 /// a later line, wins). Linear in the number of keys.
 ///
-/// With `inherited` (`run`), every variable of this process's environment
-/// whose value is a reference `st://KEY` is resolved first, as the library
-/// resolves the environment's references (KEY in the providers after the
-/// environment), under its own name (the chain keys and env files then set
-/// theirs over it), unless the configuration turns references off.
+/// For `run` ([`Purpose::Run`]), every variable of this process's
+/// environment whose value is a reference `st://KEY` is resolved first, as
+/// the library resolves the environment's references (KEY in the providers
+/// after the environment), under its own name (the chain keys and env files
+/// then set theirs over it), unless the configuration turns references off.
+/// A value holding a NUL byte is refused (named) or skipped (listed) for
+/// the environment, and delivered for `run --as-files`, whose secrets go
+/// to files.
 pub fn resolve(
     g: &Globals,
     selection: &Selection,
     files: &[String],
-    inherited: bool,
+    purpose: Purpose,
 ) -> Result<Resolved, CliError> {
     let files: Vec<(&str, &str)> = files
         .iter()
@@ -91,8 +94,9 @@ pub fn resolve(
         m: &m,
         vars: Vars::default(),
         missing: Vec::new(),
+        nul_ok: purpose == Purpose::RunAsFiles,
     };
-    if inherited && m.config().references {
+    if purpose != Purpose::Env && m.config().references {
         r.inherited_references()?;
     }
     if !selection.only.is_empty() {
@@ -128,6 +132,17 @@ struct Resolving<'m> {
     m: &'m SecretsManager,
     vars: Vars,
     missing: Vec<String>,
+    /// Secret values go to files (`run --as-files`), which carry NUL bytes.
+    nul_ok: bool,
+}
+
+/// What [`resolve`] resolves for: `env` (and its formats), `run`, or `run
+/// --as-files`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Env,
+    Run,
+    RunAsFiles,
 }
 
 impl Resolving<'_> {
@@ -155,7 +170,7 @@ impl Resolving<'_> {
             };
             match self.m.resolve_reference("env", key) {
                 Ok(Some(value)) => {
-                    refuse_nul(name, key, &value)?;
+                    self.refuse_nul(name, key, &value)?;
                     self.vars.set(name.to_owned(), key, value, true);
                 }
                 Ok(None) => self.missing.push(format!(
@@ -189,7 +204,7 @@ impl Resolving<'_> {
             }
             if !self.vars.has(&name) {
                 let value = self.required(key)?;
-                refuse_nul(&name, key, &value)?;
+                self.refuse_nul(&name, key, &value)?;
                 self.vars.set(name, key, value, true);
             }
         }
@@ -225,7 +240,7 @@ impl Resolving<'_> {
                 continue;
             }
             let value = self.required(&name)?;
-            if has_nul(&value) {
+            if !self.nul_ok && has_nul(&value) {
                 eprintln!(
                     "st-secrets: warning: not setting {name} from provider '{provider}' (key \
                      '{}'): its value holds a NUL byte, which an environment variable cannot \
@@ -247,7 +262,7 @@ impl Resolving<'_> {
             Source::Literal(value) => (String::new(), value, false),
             Source::Reference(key) => match self.m.get(&key) {
                 Ok(Some(value)) => {
-                    refuse_nul(&entry.name, &key, &value)
+                    self.refuse_nul(&entry.name, &key, &value)
                         .map_err(|e| e.context(entry.origin.to_string()))?;
                     (key, value, true)
                 }
@@ -310,18 +325,21 @@ fn has_nul(value: &SecretString) -> bool {
     value.expose().as_bytes().contains(&0)
 }
 
-/// [`has_nul`] for a variable the user named (`--only`, an env file's
-/// reference): refused, naming the variable and the key, never the value.
-fn refuse_nul(name: &str, key: &str, value: &SecretString) -> Result<(), Error> {
-    if has_nul(value) {
-        return Err(Error::InvalidArgument(format!(
+impl Resolving<'_> {
+    /// [`has_nul`] for a variable the user named (`--only`, an env file's
+    /// reference) that goes to the environment: refused, naming the
+    /// variable and the key, never the value.
+    fn refuse_nul(&self, name: &str, key: &str, value: &SecretString) -> Result<(), Error> {
+        if self.nul_ok || !has_nul(value) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
             "{name}: secret '{}' holds a NUL byte, which an environment variable cannot \
-             carry; deliver it as a file with --file {name}=st://{}",
+             carry; deliver it as a file with --file {name}=st://{} or --as-files",
             printable(key),
             printable(key)
-        )));
+        )))
     }
-    Ok(())
 }
 
 /// Variables in the order they were first set; setting one again replaces
@@ -462,7 +480,7 @@ fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
 }
 
 pub fn env(g: &Globals, args: EnvArgs) -> Outcome {
-    let vars: Vec<(String, SecretString)> = resolve(g, &args.selection, &[], false)?
+    let vars: Vec<(String, SecretString)> = resolve(g, &args.selection, &[], Purpose::Env)?
         .vars
         .into_iter()
         .map(|v| (v.name, v.value))

@@ -17,13 +17,13 @@
 //! so one that arrives in between waits and is forwarded. As PID 1 (a
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
-use super::export::{resolve, Resolved, Var};
+use super::export::{resolve, Purpose, Resolved, Var};
 use super::watch::{masking_patterns, Masking, PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
 use crate::delivery::{self, Delivery, Render};
 use crate::outcome::{usage, CliError, Outcome};
-use crate::secretfiles::SecretDir;
+use crate::secretfiles::{self, SecretDir};
 use crate::sys::{self, Blocked};
 use st_secrets::redact::Masker;
 use st_secrets::{Error, SecretString};
@@ -185,6 +185,18 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
             });
         }
     }
+    if let Some(p) = out
+        .iter()
+        .find(|p| !secretfiles::plain_name(&p.delivery.file))
+    {
+        return Err(usage(format!(
+            "{}: '{}' cannot name a file of the run (a plain file name: not empty, no '/', \
+             not '.' or '..'); nothing was written: rename the variable, or deliver it with \
+             --file NAME=st://KEY",
+            p.label,
+            crate::io::printable(&p.delivery.file)
+        )));
+    }
     let mut seen = std::collections::HashSet::new();
     if let Some(p) = out.iter().find(|p| !seen.insert(p.delivery.file.as_str())) {
         return Err(usage(format!(
@@ -201,7 +213,11 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             "--watch keeps the run's files current: give --file NAME=st://KEY or --as-files",
         ));
     }
-    let resolved = resolve(g, &args.selection, &args.files, true)?;
+    let purpose = match args.as_files {
+        true => Purpose::RunAsFiles,
+        false => Purpose::Run,
+    };
+    let resolved = resolve(g, &args.selection, &args.files, purpose)?;
     let (program, rest) = args
         .command
         .split_first()
