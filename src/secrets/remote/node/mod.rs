@@ -187,7 +187,9 @@ impl NodeDir {
 
     /// Removes what nobody needs: entries past their time (or, with `all`,
     /// every entry) whose lock is free, and temporary files left by a
-    /// writer that died (older than a minute). The number of entries left.
+    /// writer that died (older than a minute). Only names the node cache
+    /// makes are touched ([`Own`]): the directory may be one that holds
+    /// other files (`$XDG_RUNTIME_DIR`). The number of entries left.
     pub fn sweep(&self, all: bool) -> usize {
         let Ok(list) = std::fs::read_dir(&self.path) else {
             return 0;
@@ -195,33 +197,35 @@ impl NodeDir {
         let now = clock::precise();
         let mut left = 0;
         for item in list.flatten() {
-            let name = item.file_name().to_string_lossy().into_owned();
-            let path = item.path();
-            if name.starts_with('.') {
-                let old = item
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > Duration::from_secs(60));
-                if old || all {
-                    let _ = std::fs::remove_file(&path);
-                }
+            let name = item.file_name();
+            let Some(own) = name.to_str().and_then(Own::of) else {
                 continue;
-            }
-            if all && name.ends_with(".lock") {
-                if let Ok(lock) = crate::fsutil::open_lock_file(&path) {
-                    if lock.try_lock().is_ok() {
+            };
+            let path = item.path();
+            let key = match own {
+                Own::Temp => {
+                    let old = item
+                        .metadata()
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(60));
+                    if old || all {
                         let _ = std::fs::remove_file(&path);
                     }
+                    continue;
                 }
-                continue;
-            }
-            let Some(key) = name
-                .strip_suffix(".entry")
-                .or_else(|| name.strip_suffix(".fail"))
-            else {
-                continue;
+                Own::Lock(_) => {
+                    if all {
+                        if let Ok(lock) = crate::fsutil::open_lock_file(&path) {
+                            if lock.try_lock().is_ok() {
+                                let _ = std::fs::remove_file(&path);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Own::Entry(key) | Own::Fail(key) => key,
             };
             let slot = Slot {
                 dir: Arc::new(NodeDir {
@@ -250,6 +254,44 @@ impl NodeDir {
             }
         }
         left
+    }
+}
+
+/// A name the node cache makes in its directory: a secret's entry, failure
+/// or lock (`<key>.entry`, `.fail`, `.lock`, the key 64 lowercase hex
+/// digits: a SHA-256), or a temporary file of one (`.<key>.tmp.tmp.…`).
+/// Nothing else in the directory is the node cache's to read or remove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Own<'a> {
+    Entry(&'a str),
+    Fail(&'a str),
+    Lock(&'a str),
+    Temp,
+}
+
+impl<'a> Own<'a> {
+    fn of(name: &'a str) -> Option<Own<'a>> {
+        let is_key =
+            |k: &str| k.len() == 64 && k.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if let Some(rest) = name.strip_prefix('.') {
+            let (key, tail) = rest.split_at_checked(64)?;
+            return (is_key(key) && tail.starts_with(".tmp.tmp.")).then_some(Own::Temp);
+        }
+        let (key, suffix) = name.split_at_checked(64)?;
+        if !is_key(key) {
+            return None;
+        }
+        match suffix {
+            ".entry" => Some(Own::Entry(key)),
+            ".fail" => Some(Own::Fail(key)),
+            ".lock" => Some(Own::Lock(key)),
+            _ => None,
+        }
+    }
+
+    /// Whether it is an entry or a failure (what `status` counts).
+    fn is_held(self) -> bool {
+        matches!(self, Own::Entry(_) | Own::Fail(_))
     }
 }
 

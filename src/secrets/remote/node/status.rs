@@ -2,7 +2,7 @@
 //! counted without a value or a secret's name, and removing it.
 
 use super::entry::{self, Held};
-use super::{boot_id, read_bytes, wanted, NoValue, NodeDir};
+use super::{boot_id, read_bytes, wanted, NoValue, NodeDir, Own};
 use crate::error::Error;
 use crate::secrets::remote::{RemoteSettings, Vars};
 use crate::sys::clock;
@@ -44,7 +44,9 @@ pub fn node_cache_status(remote: &RemoteSettings, vars: &Vars) -> NodeCacheStatu
         bytes: 0,
         dir,
     };
-    if !status.exists {
+    // A relative directory is refused whether it exists or not (the
+    // providers refuse it: "not created yet" would hide that).
+    if !status.exists && status.dir.is_absolute() {
         return status;
     }
     if let Err(why) = NodeDir::check(&status.dir) {
@@ -57,8 +59,8 @@ pub fn node_cache_status(remote: &RemoteSettings, vars: &Vars) -> NodeCacheStatu
         .flatten()
         .flatten()
     {
-        let name = item.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".entry") && !name.ends_with(".fail") {
+        let name = item.file_name();
+        if !name.to_str().and_then(Own::of).is_some_and(Own::is_held) {
             continue;
         }
         let Some(bytes) = read_bytes(&item.path()) else {
@@ -85,7 +87,7 @@ pub fn node_cache_status(remote: &RemoteSettings, vars: &Vars) -> NodeCacheStatu
 /// [`Error::Permission`] naming the reason the directory is refused.
 pub fn node_cache_clear(remote: &RemoteSettings, vars: &Vars) -> Result<usize, Error> {
     let (_, dir) = wanted(remote, vars);
-    if std::fs::symlink_metadata(&dir).is_err() {
+    if std::fs::symlink_metadata(&dir).is_err() && dir.is_absolute() {
         return Ok(0);
     }
     NodeDir::check(&dir).map_err(Error::Permission)?;

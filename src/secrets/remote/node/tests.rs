@@ -4,6 +4,7 @@
 //! tool's and the bindings' tests, and `cli/tests/fleet.rs`, use processes.
 
 use super::entry::{decode, encode, Held};
+use super::status::{node_cache_clear, node_cache_status};
 use super::*;
 use crate::error::Error;
 use crate::secrets::provider::SecretMap;
@@ -362,11 +363,84 @@ fn sweep_removes_expired_entries_and_clear_removes_all() {
     let long = process(&dir, &scope("t"), &settings());
     lookup(&short, &fetches, || Ok(Fetched::Found(map("a")))).unwrap();
     lookup(&long, &fetches, || Ok(Fetched::Found(map("b")))).unwrap();
-    std::fs::write(shm.0.join(".left-by-a-dead-writer"), b"x").unwrap();
+    let temp = format!(".{}.tmp.tmp.1.2.3", "0".repeat(64));
+    std::fs::write(shm.0.join(&temp), b"x").unwrap();
     std::thread::sleep(Duration::from_millis(80));
     assert_eq!(dir.sweep(false), 1, "the long entry stays");
+    assert!(
+        shm.0.join(&temp).exists(),
+        "a writer's new temporary file stays"
+    );
     assert_eq!(dir.sweep(true), 0);
     assert_eq!(std::fs::read_dir(&shm.0).unwrap().count(), 0);
+}
+
+#[test]
+fn only_what_the_node_cache_made_is_ever_removed() {
+    // Round 4, item 10: with node_cache_dir=$XDG_RUNTIME_DIR (which passes
+    // every check) a get removed old dot files (.Xauthority, .netrc),
+    // `*.entry` and `*.fail` files, and clear every dot file and `*.lock`.
+    let shm = ShmDir::new();
+    let dir = shm.open();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let foreign = [
+        ".Xauthority",
+        ".netrc",
+        "session.entry",
+        "job.fail",
+        "pulse.lock",
+        &format!("{}.entry", "A".repeat(64)),
+        &format!(".{}.tmp", "0".repeat(64)),
+    ];
+    for name in foreign {
+        let f = std::fs::File::create(shm.0.join(name)).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let s = RemoteSettings {
+        cache_ttl: Duration::from_millis(10),
+        ..settings()
+    };
+    let cache = SecretCache::scripted_through(s, Some(scope("t").slot(&dir, "secret")));
+    lookup(&cache, &fetches, || Ok(Fetched::Found(map("a")))).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // A provider starting (open sweeps), a sweep, and clear.
+    drop(shm.open());
+    dir.sweep(false);
+    dir.sweep(true);
+    let mut left: Vec<String> = std::fs::read_dir(&shm.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> = foreign.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(left, expected, "the node cache's own files gone, no other");
+    // `status` counts only its own entries.
+    let vars = Vars::empty()
+        .set("SIMPLETUNER_NODE_CACHE", "1")
+        .set("SIMPLETUNER_NODE_CACHE_DIR", shm.0.to_str().unwrap());
+    let status = node_cache_status(&RemoteSettings::default(), &vars);
+    assert_eq!((status.fresh, status.failures, status.expired), (0, 0, 0));
+    // Item 18: a relative directory is refused by status and clear alike,
+    // created or not.
+    let relative = Vars::empty()
+        .set("SIMPLETUNER_NODE_CACHE", "1")
+        .set("SIMPLETUNER_NODE_CACHE_DIR", "not-created/node");
+    let status = node_cache_status(&RemoteSettings::default(), &relative);
+    assert!(
+        status
+            .refused
+            .as_deref()
+            .is_some_and(|w| w.contains("not an absolute path")),
+        "{status:?}"
+    );
+    assert_eq!(
+        node_cache_clear(&RemoteSettings::default(), &relative)
+            .unwrap_err()
+            .code_name(),
+        "ST_PERMISSION"
+    );
 }
 
 #[test]
