@@ -455,6 +455,40 @@ fn rusqlite_delete_newest(db: &std::path::Path) {
     .unwrap();
 }
 
+/// This account's home in the password database (whatever HOME says).
+fn account_home() -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: getpwuid with this process's uid; the entry's home is copied
+    // out at once, before any other call could reuse its storage.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        assert!(!pw.is_null(), "this account has an entry");
+        let dir = std::ffi::CStr::from_ptr((*pw).pw_dir);
+        std::ffi::OsStr::from_bytes(dir.to_bytes()).into()
+    }
+}
+
+#[test]
+fn node_cache_status_refuses_a_relative_directory() {
+    // Round 4, item 18: `node-cache status` said "not created yet" and
+    // exited 0 for a relative directory the providers refuse.
+    let home = TempDir::new().unwrap();
+    let env = [
+        ("SIMPLETUNER_NODE_CACHE", "1"),
+        ("SIMPLETUNER_NODE_CACHE_DIR", "relative/node"),
+    ];
+    let o = run_with(&home, &["node-cache", "status"], "", &env);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("REFUSED") && out(&o).contains("not an absolute path"),
+        "{}",
+        out(&o)
+    );
+    let o = run_with(&home, &["node-cache", "clear"], "", &env);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(err(&o).contains("not an absolute path"), "{}", err(&o));
+}
+
 /// The tool run with `HOME` unset (and, when `uid` is given, as that user).
 fn without_home(args: &[&str], uid: Option<u32>) -> Output {
     use std::os::unix::process::CommandExt;
@@ -488,7 +522,10 @@ fn without_home_the_accounts_home_is_used_as_python_does() {
     // Issue 24, finding 12: the header promised ST_PROVIDER_UNAVAILABLE
     // while the library used the password database's home. It does, as
     // Python's Path.home() does for SimpleTuner; the header now says so.
-    let account = std::env::home_dir().expect("this account has a home");
+    // The account's home is read from the password database here too, not
+    // from HOME (round 4, item 19: the test failed wherever HOME pointed
+    // elsewhere: a fresh clone run with its own HOME, sudo -E, containers).
+    let account = account_home();
     let o = without_home(&["providers"], None);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let expected = account.join(".simpletuner");
