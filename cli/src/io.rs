@@ -150,9 +150,15 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot sync", dir, &e))
 }
 
-/// `text` (a key name from a provider) safe to print on a terminal: control
-/// characters, terminal escapes and invisible format characters (bidi
-/// overrides, zero-width) as `\u{..}` escapes, backslashes doubled.
+/// [`printable`] for a path (file names hold escapes and line breaks too).
+pub fn printable_path(path: &std::path::Path) -> String {
+    printable(&path.to_string_lossy())
+}
+
+/// `text` (a key, a file or member name) safe to print on a terminal:
+/// control characters, terminal escapes and invisible format characters
+/// (bidi overrides, zero-width) as `\u{..}` escapes, backslashes doubled,
+/// so that it cannot forge a line, move the cursor or reorder what follows.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

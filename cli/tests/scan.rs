@@ -414,3 +414,143 @@ fn redact_filters_a_stream_and_rewrites_files_in_place() {
     let o = tool(home.path(), &["scan", dir.path().to_str().unwrap()], b"");
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn names_are_printed_concealed_and_escaped() {
+    // Round 4, items 8 and 13: a value that is part of a zip or tar
+    // member's name was printed (the place printed is the name), and ESC
+    // sequences and line breaks in file and member names reached the
+    // terminal raw.
+    let mut rng = Rng(0x5ca1ab1e);
+    let values = shapes(&mut rng);
+    let home = home_with(&values);
+    let token = &values[0].1;
+    let dir = TempDir::new().unwrap();
+    let doc = document(token);
+    zip(
+        &dir.path().join("model.pt"),
+        &format!("archive/{token}.pkl"),
+        &doc,
+        zip::CompressionMethod::Stored,
+    );
+    fs::write(
+        dir.path().join("run.tar"),
+        tar(&format!("logs/{token}/out.txt"), &doc),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("esc\x1b]0;owned\x07\nfake: offset 0.log"),
+        &doc,
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut args = vec!["scan", dir.path().to_str().unwrap()];
+        if json {
+            args.insert(0, "--json");
+        }
+        let o = tool(home.path(), &args, b"");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        no_value_printed(&o, &values);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out}");
+        if !json {
+            assert!(out.contains("<concealed by st-secrets>"), "{out}");
+            assert!(out.contains("\\u{1b}]0;owned\\u{7}\\u{a}fake"), "{out}");
+            // One line per finding: no name forged a line of its own.
+            assert!(out.lines().all(|l| l.contains(": offset ")), "{out}");
+        }
+    }
+}
+
+#[test]
+fn what_is_named_is_read_or_the_scan_fails() {
+    // Round 4, item 12: a FIFO, /dev/stdin or <(...) named on the command
+    // line was skipped with "0 found" and exit 0, so `scan && upload`
+    // passed; a file swapped for a FIFO between listing and opening hung.
+    let mut rng = Rng(0xf1f0);
+    let values = shapes(&mut rng);
+    let home = home_with(&values);
+    let doc = document(&values[1].1);
+    // stdin, named.
+    let o = tool(home.path(), &["scan", "/dev/stdin"], &doc);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("API_KEY"));
+    let o = tool(home.path(), &["scan", "/dev/stdin"], b"clean\n");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A FIFO with a writer, named: read.
+    let dir = TempDir::new().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = {
+        let (fifo, doc) = (fifo.clone(), doc.clone());
+        std::thread::spawn(move || fs::write(fifo, doc).unwrap())
+    };
+    let o = tool(home.path(), &["scan", fifo.to_str().unwrap()], b"");
+    writer.join().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A socket named: not read, exit 2.
+    let sock = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let o = tool(home.path(), &["scan", sock.to_str().unwrap()], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not read"));
+    // Inside a walked tree a FIFO is skipped, never waited on (nobody
+    // writes this one).
+    let tree = TempDir::new().unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(tree.path().join("idle-pipe"))
+        .status()
+        .unwrap()
+        .success());
+    fs::write(tree.path().join("log.txt"), &doc).unwrap();
+    let o = tool(home.path(), &["scan", tree.path().to_str().unwrap()], b"");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn redact_refuses_a_file_with_other_names() {
+    // Round 4, item 17: a file with two hard links was concealed under one
+    // name and left whole under the other, saying nothing.
+    let mut rng = Rng(0x11);
+    let values = shapes(&mut rng);
+    let home = home_with(&values);
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("out.log");
+    let content = document(&values[0].1);
+    fs::write(&file, &content).unwrap();
+    fs::hard_link(&file, dir.path().join("copy.log")).unwrap();
+    let o = tool(home.path(), &["redact", file.to_str().unwrap()], b"");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hard links"));
+    assert_eq!(fs::read(&file).unwrap(), content, "nothing changed");
+    no_value_printed(&o, &values);
+}

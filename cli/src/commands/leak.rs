@@ -4,14 +4,14 @@
 
 use crate::args::{RedactArgs, ScanArgs};
 use crate::context::Globals;
-use crate::io::{outln, print_json};
+use crate::io::{outln, print_json, printable, printable_path};
 use crate::outcome::{CliError, Outcome};
 use crate::scan::{Hit, Scanner};
 use st_secrets::redact::{Masker, Patterns, MIN_LEN};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,11 +61,14 @@ pub fn scan(g: &Globals, args: ScanArgs) -> Outcome {
     let seconds = started.elapsed().as_secs_f64();
     let report = scanner.report;
     if g.json {
-        let hits: Vec<serde_json::Value> = report.hits.iter().map(hit_json).collect();
+        let hits: Vec<serde_json::Value> =
+            report.hits.iter().map(|h| hit_json(&patterns, h)).collect();
         let errors: Vec<serde_json::Value> = report
             .errors
             .iter()
-            .map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e}))
+            .map(|(p, e)| {
+                serde_json::json!({"path": concealed(&patterns, &p.to_string_lossy()), "error": e})
+            })
             .collect();
         print_json(serde_json::json!({
             "found": hits,
@@ -78,10 +81,14 @@ pub fn scan(g: &Globals, args: ScanArgs) -> Outcome {
         }))?;
     } else {
         for hit in &report.hits {
-            outln!("{}", hit_line(hit));
+            outln!("{}", hit_line(&patterns, hit));
         }
         for (path, e) in &report.errors {
-            eprintln!("st-secrets: scan: {}: {e}", path.display());
+            eprintln!(
+                "st-secrets: scan: {}: {}",
+                shown(&patterns, &path.to_string_lossy()),
+                printable(e)
+            );
         }
         eprintln!(
             "st-secrets: scan: {} found in {} files ({} bytes read, {} scanned, {:.3} s)",
@@ -101,25 +108,40 @@ pub fn scan(g: &Globals, args: ScanArgs) -> Outcome {
     })
 }
 
-fn hit_line(h: &Hit) -> String {
+/// `name` (a file's or an archive member's) with every value `patterns`
+/// finds in it concealed: a value may be part of a name, and nothing scan
+/// prints may hold one.
+fn concealed(patterns: &Patterns, name: &str) -> String {
+    match patterns.redact(name.as_bytes()) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => name.to_owned(),
+    }
+}
+
+/// [`concealed`], then escaped for a terminal ([`printable`]).
+fn shown(patterns: &Patterns, name: &str) -> String {
+    printable(&concealed(patterns, name))
+}
+
+fn hit_line(patterns: &Patterns, h: &Hit) -> String {
     let member = h
         .member
         .as_deref()
-        .map(|m| format!("!{m}"))
+        .map(|m| format!("!{}", shown(patterns, m)))
         .unwrap_or_default();
     format!(
         "{}{member}: offset {}: {} ({})",
-        h.path.display(),
+        shown(patterns, &h.path.to_string_lossy()),
         h.offset,
-        h.key,
+        printable(&h.key),
         h.encoding
     )
 }
 
-fn hit_json(h: &Hit) -> serde_json::Value {
+fn hit_json(patterns: &Patterns, h: &Hit) -> serde_json::Value {
     serde_json::json!({
-        "path": h.path.display().to_string(),
-        "member": h.member,
+        "path": concealed(patterns, &h.path.to_string_lossy()),
+        "member": h.member.as_deref().map(|m| concealed(patterns, m)),
         "offset": h.offset,
         "key": h.key,
         "encoding": h.encoding.name(),
@@ -135,7 +157,10 @@ pub fn redact(g: &Globals, args: RedactArgs) -> Outcome {
     for path in &args.files {
         let n = rewrite(path, &patterns)?;
         if n > 0 {
-            eprintln!("st-secrets: redact: {}: {n} concealed", path.display());
+            eprintln!(
+                "st-secrets: redact: {}: {n} concealed",
+                printable_path(path)
+            );
         }
     }
     Ok(0)
@@ -194,13 +219,24 @@ fn filter(patterns: Arc<Patterns>) -> Outcome {
 /// concealed. How many occurrences were.
 fn rewrite(path: &Path, patterns: &Arc<Patterns>) -> Result<u64, CliError> {
     let io = |e: std::io::Error| -> CliError {
-        Error::Io(format!("redact {}: {e}", path.display())).into()
+        Error::Io(format!("redact {}: {e}", printable_path(path))).into()
     };
     let meta = std::fs::symlink_metadata(path).map_err(io)?;
     if !meta.is_file() {
         return Err(CliError::Usage(format!(
             "redact {}: not a regular file (symbolic links are not followed)",
-            path.display()
+            printable_path(path)
+        )));
+    }
+    // The rewrite replaces this name's file: another name of the same file
+    // (a hard link) would keep the values.
+    if meta.nlink() > 1 {
+        return Err(CliError::Usage(format!(
+            "redact {}: the file has {} names (hard links); concealing the values under this \
+             one would leave them under the others: nothing was changed (remove the other \
+             links, or redact a copy)",
+            printable_path(path),
+            meta.nlink()
         )));
     }
     let dir = path
