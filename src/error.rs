@@ -273,6 +273,28 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// `text` (a key, a file or member name: anything a message names that
+/// came from outside) safe to print on a terminal: control characters
+/// (escape sequences, line breaks), and invisible format characters (bidi
+/// overrides, zero-width) as `\u{..}` escapes, backslashes doubled, so a
+/// name cannot forge a line, move the cursor or reorder what follows.
+/// Every message naming such text uses it, the tool's output too.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let format = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || format {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,3 +328,4 @@ mod tests {
         assert!(matches!(Error::io("write", p, &full), Error::Io(m) if m.contains("disk full")));
     }
 }
+

@@ -155,25 +155,7 @@ pub fn printable_path(path: &std::path::Path) -> String {
     printable(&path.to_string_lossy())
 }
 
-/// `text` (a key, a file or member name) safe to print on a terminal:
-/// control characters, terminal escapes and invisible format characters
-/// (bidi overrides, zero-width) as `\u{..}` escapes, backslashes doubled,
-/// so that it cannot forge a line, move the cursor or reorder what follows.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let format = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{feff}');
-        if c == '\\' {
-            out.push_str("\\\\");
-        } else if c.is_control() || format {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use st_secrets::error::printable;
 
 #[cfg(test)]
 mod tests {

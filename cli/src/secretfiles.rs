@@ -77,7 +77,7 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
     Err(Error::InvalidArgument(format!(
         "'{}' is not a plain file name (no '/', not '.' or '..'): refused",
-        crate::io::printable(name)
+        st_secrets::error::printable(name)
     )))
 }
 

@@ -21,7 +21,7 @@
 use super::chain::{Ask, Chain, ChainLink, Valued};
 use super::provider::{self, Read, REFERENCE_SCHEME};
 use super::SecretsManager;
-use crate::error::Error;
+use crate::error::{printable, Error};
 use crate::secret::SecretString;
 
 impl Chain {
@@ -35,8 +35,11 @@ impl Chain {
         ask: &Ask<'_, T>,
     ) -> Result<Option<(T, &'static str)>, Error> {
         let name = link.provider.name();
-        let what =
-            format!("'{key}' in provider '{name}' is the reference {REFERENCE_SCHEME}{target}");
+        let what = format!(
+            "'{}' in provider '{name}' is the reference {REFERENCE_SCHEME}{}",
+            printable(key),
+            printable(target)
+        );
         match self.chain_from(link.index + 1, target, ask) {
             Ok(Some(found)) => Ok(Some(found)),
             Ok(None) => {
@@ -78,9 +81,10 @@ impl Chain {
         match provider::reference(value.expose()) {
             Some(target) => Ok(Some(target)),
             None => Err(Error::Parse(format!(
-                "'{key}' in provider '{}' starts with {REFERENCE_SCHEME} but is not a reference \
+                "'{}' in provider '{}' starts with {REFERENCE_SCHEME} but is not a reference \
                  ({REFERENCE_SCHEME}KEY, the key without spaces or braces); a value that must \
                  start so needs the config key \"references\": false",
+                printable(key),
                 link.provider.name()
             ))),
         }

@@ -592,6 +592,30 @@ fn malformed_references_remote_values_and_references_off() {
 }
 
 #[test]
+fn reference_errors_escape_the_keys_they_name() {
+    // Round 4, item 13: a reference's key with ESC or bidi characters
+    // appeared raw in the library's error messages.
+    let dir = TempDir::new().unwrap();
+    let doc =
+        r#"{"esc\u001b]0;title\u0007": "st://tar\u202eget\u001b[2J", "bad\u001b[1m": "st://"}"#;
+    let m = chain(&dir, "ST_UNIT_REF4", doc, false, vec![], true);
+    let e = m.get("esc\u{1b}]0;title\u{7}").unwrap_err();
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT");
+    let text = e.to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("'esc\\u{1b}]0;title\\u{7}' in provider 'file' is the reference st://tar\\u{202e}get\\u{1b}[2J"),
+        "{text}"
+    );
+    let e = m.get("bad\u{1b}[1m").unwrap_err();
+    assert_eq!(e.code_name(), "ST_PARSE");
+    assert!(e.to_string().contains("'bad\\u{1b}[1m'"), "{e}");
+}
+
+#[test]
 fn a_reference_to_a_failing_provider_names_both() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("secrets.json");
