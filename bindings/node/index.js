@@ -11,14 +11,11 @@
 // The pieces: lib/native.js (loading, declarations, call helpers), lib/cache.js,
 // lib/manager.js, lib/store.js.
 
-const { C, version, codes, StSecretsError, check, checkAsync, bufCall, bufCallAsync } = require('./lib/native');
+const { C, text, version, codes, StSecretsError, check, checkAsync, bufCall, bufCallAsync } = require('./lib/native');
 const { Cache, providerCache, permissionCache } = require('./lib/cache');
-const { Manager, REDACT_HELD } = require('./lib/manager');
+const { Manager, defaultManager, REDACT_HELD } = require('./lib/manager');
 const { Store, storeHandle, hourlyCost, hourlyCostAsync, hardwareInfoAsync } = require('./lib/store');
 
-const defaultManager = new Manager(undefined, true);
-
-const text = (b) => b.toString('utf8');
 const textAsync = async (fn, args) => text(await bufCallAsync(null, fn, args));
 const encrypt = (p) => text(bufCall((o, e) => C.st_encrypt(p, o, e)));
 const decrypt = (c) => text(bufCall((o, e) => C.st_decrypt(c, o, e)));

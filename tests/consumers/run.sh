@@ -232,7 +232,7 @@ node_consumer() {
   if [ -z "$tarball" ]; then
     tarball="$(scripts/package.sh npm --out "$work/npm" "${build_flag[@]}")" || return 1
   fi
-  if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|package\.json|README\.md|LICENSE|THIRD-PARTY-NOTICES\.txt|prebuilds/[^/]+/libst_secrets\.(so|dylib))$'; then
+  if tar tzf "$tarball" | grep -Ev '^package/(index\.m?js|index\.d\.m?ts|signatures\.js|lib/(native|cache|manager|store)\.js|package\.json|README\.md|LICENSE|THIRD-PARTY-NOTICES\.txt|prebuilds/[^/]+/libst_secrets\.(so|dylib))$'; then
     echo "the tarball holds files beyond the package's own (above)"
     return 1
   fi

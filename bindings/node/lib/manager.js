@@ -5,7 +5,9 @@
 const util = require('node:util');
 const { Transform } = require('node:stream');
 const {
+  koffi,
   C,
+  text,
   version,
   check,
   found,
@@ -283,4 +285,7 @@ class RedactStream extends Transform {
   }
 }
 
-module.exports = { Manager, REDACT_HELD, RedactStream };
+/** The process-wide manager: the library's default chain (st_secrets_default). */
+const defaultManager = new Manager(undefined, true);
+
+module.exports = { Manager, defaultManager, REDACT_HELD, RedactStream };

@@ -296,9 +296,14 @@ class Handle {
   }
 }
 
+/** A library buffer's bytes as UTF-8 text. */
+const text = (b) => b.toString('utf8');
+
 module.exports = {
+  koffi,
   C,
   STATS_SIZE,
+  text,
   version,
   codes,
   StSecretsError,

@@ -13,9 +13,8 @@ const {
   foundAsync,
   bufCall,
   Handle,
+  text,
 } = require('./native');
-
-const text = (b) => b.toString('utf8');
 
 /** An open provider-configuration store (SQLite). */
 class Store extends Handle {
