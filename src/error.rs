@@ -328,4 +328,3 @@ mod tests {
         assert!(matches!(Error::io("write", p, &full), Error::Io(m) if m.contains("disk full")));
     }
 }
-

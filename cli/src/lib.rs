@@ -23,7 +23,7 @@
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome`, `io` |
 //! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact) | `args`, `outcome`, `childenv`, `template`, `envfile`, `delivery`, `secretfiles`, `sys`, `io`, `context`, `scan` |
-//! | (root) | `main_with_args`: parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands` |
+//! | (root) | `main_with_args`: keeps the process out of core dumps, parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands`, `sys` |
 
 #![deny(unsafe_code)]
 
@@ -98,6 +98,7 @@ fn dispatch(cli: Cli) -> Outcome {
 
 /// The tool on `args` (without the program name); returns the exit status.
 pub fn main_with_args(args: impl Iterator<Item = impl Into<OsString> + Clone>) -> u8 {
+    sys::forbid_core_dumps();
     let argv = std::iter::once(OsString::from("st-secrets")).chain(args.map(Into::into));
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,

@@ -13,6 +13,20 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 const SI_KERNEL: libc::c_int = 0x80;
 
+/// Keeps this process out of core dumps (and from being traced by other
+/// processes of its user that are not its parents): the tool holds values
+/// and its masking tables in ordinary memory, and a dumping signal would
+/// write them to a core file. Linux's `PR_SET_DUMPABLE` 0; a command `run`
+/// starts is dumpable again after its `exec`. Nothing on macOS.
+pub fn forbid_core_dumps() {
+    // SAFETY: prctl with integer arguments; failure leaves the process as
+    // it was.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 /// The real user id.
 pub fn uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

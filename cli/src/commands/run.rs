@@ -34,16 +34,42 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// The signals passed on to the command.
-const FORWARDED: [libc::c_int; 7] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-];
+/// The signals passed on to the command: every signal whose default
+/// action would end the tool and that another process can send (SIGKILL
+/// and SIGSTOP cannot be caught), and SIGWINCH. Ending the tool without
+/// ending the command would orphan it and leave `--file`'s secrets behind;
+/// forwarded, the command ends of it, and the tool then removes the files
+/// and exits as the command did. On Linux that includes SIGSEGV, SIGBUS,
+/// SIGFPE and SIGILL sent by another process: a fault of the tool's own is
+/// delivered whether blocked or not (the kernel forces it), so blocking
+/// them only takes what `kill` sends.
+fn forwarded() -> Vec<libc::c_int> {
+    let mut signals = vec![
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+        libc::SIGALRM,
+        libc::SIGABRT,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGIO,
+    ];
+    #[cfg(target_os = "linux")]
+    {
+        signals.extend([libc::SIGPWR, libc::SIGSTKFLT]);
+        signals.extend([libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL]);
+        signals.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    }
+    signals
+}
 
 /// How often `run` looks whether its command has ended without a
 /// `SIGCHLD` to say so: another thread of this process that does not block
@@ -240,7 +266,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     // Blocked before the files are written: a SIGTERM from here on waits
     // for the command (or for this function's return, which removes them
     // first: `secret_dir` is dropped before `blocked`).
-    let mut signals = FORWARDED.to_vec();
+    let mut signals = forwarded();
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
     let secret_dir = write_files(&planned, &mut command)?;
