@@ -49,6 +49,7 @@ use context::Globals;
 use io::print_json;
 use outcome::Outcome;
 use std::ffi::OsString;
+use sys::forbid_core_dumps;
 
 fn version(g: &Globals) -> Outcome {
     if g.json {
@@ -98,7 +99,7 @@ fn dispatch(cli: Cli) -> Outcome {
 
 /// The tool on `args` (without the program name); returns the exit status.
 pub fn main_with_args(args: impl Iterator<Item = impl Into<OsString> + Clone>) -> u8 {
-    sys::forbid_core_dumps();
+    forbid_core_dumps();
     let argv = std::iter::once(OsString::from("st-secrets")).chain(args.map(Into::into));
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,

@@ -7,7 +7,11 @@
 //! the sink the manager handed each of them once ([`Provider::connect`]);
 //! the listeners are called on that thread. A change a provider earlier in
 //! the chain hides (the environment holds the key) is not told: what the
-//! manager serves did not change.
+//! manager serves did not change. A [reference](super::reference) does not
+//! hide what it refers to: `HF_TOKEN=st://HF_TOKEN` in the environment and
+//! a rotation of Vault's `HF_TOKEN` is a change of `HF_TOKEN`, and a key
+//! the manager answered through a reference to another key (`W=st://wandb`)
+//! changes with it.
 //!
 //! While anyone listens, the refresher also watches without gets: every
 //! [`WATCH_INTERVAL`] it runs the checks the providers registered (a remote
@@ -15,7 +19,9 @@
 //! checked), so a process that read its secrets once still hears of a
 //! rotation.
 
-use super::provider::{ChangeSink, Check, KeyChange, Provider, Read, Version};
+use super::provider::{
+    normalize_key, reference, ChangeSink, Check, KeyChange, Provider, Read, Version,
+};
 use crate::sys::refresher;
 use crate::sys::{ForkFlag, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +52,11 @@ pub type Listener = dyn Fn(&ChangeEvent) + Send + Sync;
 pub(crate) struct Notifier {
     /// The manager's chain, in order (for what hides a change, and to watch).
     chain: Vec<Arc<dyn Provider>>,
+    /// The configuration's `references`.
+    references: bool,
+    /// The references the manager followed: by the normalized key referred
+    /// to, each key holding such a reference and its provider's place.
+    followed: Mutex<hashbrown::HashMap<String, Vec<(usize, String)>>>,
     listeners: Mutex<Listeners>,
     /// Some listener is registered (lock-free check).
     listening: AtomicBool,
@@ -65,10 +76,13 @@ struct Listeners {
 }
 
 impl Notifier {
-    /// The notifier of `chain`, connected to each of its providers.
-    pub(crate) fn new(chain: Vec<Arc<dyn Provider>>) -> Arc<Notifier> {
+    /// The notifier of `chain`, connected to each of its providers;
+    /// `references`: whether the manager resolves references.
+    pub(crate) fn new(chain: Vec<Arc<dyn Provider>>, references: bool) -> Arc<Notifier> {
         let notifier = Arc::new(Notifier {
             chain,
+            references,
+            followed: Mutex::new(hashbrown::HashMap::new()),
             listeners: Mutex::new(Listeners::default()),
             listening: AtomicBool::new(false),
             watching: ForkFlag::new(),
@@ -134,12 +148,14 @@ impl Notifier {
         }
         self.ensure_watch();
         let provider = self.chain[index].name();
-        let earlier = &self.chain[..index];
-        let held =
-            |p: &Arc<dyn Provider>, key: &str| matches!(p.read(key, Read::Held), Ok(Some(_)));
-        let events: Vec<ChangeEvent> = changes
+        let mut told: Vec<KeyChange> = self.referring(index, &changes);
+        told.extend(
+            changes
+                .into_iter()
+                .filter(|c| self.serves(0, index, &c.key)),
+        );
+        let events: Vec<ChangeEvent> = told
             .into_iter()
-            .filter(|c| !earlier.iter().any(|p| held(p, &c.key)))
             .map(|c| ChangeEvent {
                 key: c.key,
                 provider,
@@ -171,6 +187,76 @@ impl Notifier {
         }
     }
 
+    /// Remembers that the key `key` of provider `holder` is a reference the
+    /// manager followed to `target`, so that a change of `target` is told as
+    /// one of `key` too. Costs a lock and a look-up per get through a
+    /// reference; nothing otherwise.
+    pub(crate) fn followed(&self, holder: usize, key: &str, target: &str) {
+        let mut followed = self.followed.lock();
+        let keys = followed.entry(normalize_key(target)).or_default();
+        if !keys.iter().any(|(h, k)| *h == holder && k == key) {
+            keys.push((holder, key.to_owned()));
+        }
+    }
+
+    /// Whether provider `index` answers `key` for a get that asks the
+    /// providers from `from` on: no provider before it holds the key, or
+    /// the one that does holds a reference to the same key (normalized),
+    /// followed further down.
+    fn serves(&self, from: usize, index: usize, key: &str) -> bool {
+        let mut from = from;
+        while from < index {
+            let Some(j) = (from..index).find(|&j| held(&self.chain[j], key).is_some()) else {
+                return true;
+            };
+            let to_same = held(&self.chain[j], key).is_some_and(|value| {
+                self.references
+                    && self.chain[j].resolves_references()
+                    && reference(value.expose())
+                        .is_some_and(|t| normalize_key(t) == normalize_key(key))
+            });
+            if !to_same {
+                return false;
+            }
+            from = j + 1;
+        }
+        true
+    }
+
+    /// The changes of keys the manager answered through a reference to a
+    /// key in `changes` of provider `index` (and to those, down the chain),
+    /// when that provider is the one the reference reaches.
+    fn referring(&self, index: usize, changes: &[KeyChange]) -> Vec<KeyChange> {
+        let followed = {
+            let followed = self.followed.lock();
+            if followed.is_empty() {
+                return Vec::new();
+            }
+            followed.clone()
+        };
+        let mut out: Vec<KeyChange> = Vec::new();
+        let mut todo: Vec<(String, &KeyChange)> =
+            changes.iter().map(|c| (c.key.clone(), c)).collect();
+        while let Some((target, change)) = todo.pop() {
+            for (holder, key) in followed.get(&normalize_key(&target)).into_iter().flatten() {
+                let fresh = !out.iter().any(|c| &c.key == key);
+                if *holder < index
+                    && fresh
+                    && self.serves(holder + 1, index, &target)
+                    && self.serves(0, *holder, key)
+                {
+                    out.push(KeyChange {
+                        key: key.clone(),
+                        version: change.version.clone(),
+                        removed: change.removed,
+                    });
+                    todo.push((key.clone(), change));
+                }
+            }
+        }
+        out
+    }
+
     /// On every get: restarts the watch in a forked child while anyone
     /// listens (one atomic load when nobody does).
     #[inline]
@@ -188,6 +274,14 @@ impl Notifier {
         if self.watching.set() {
             schedule_watch(Arc::downgrade(self));
         }
+    }
+}
+
+/// What `provider` holds for `key` now (no remote request), if anything.
+fn held(provider: &Arc<dyn Provider>, key: &str) -> Option<crate::secret::SecretString> {
+    match provider.read(key, Read::Held) {
+        Ok(Some((value, _))) => Some(value),
+        _ => None,
     }
 }
 

@@ -174,7 +174,7 @@ impl SecretsManager {
     /// own). Saving and deleting need the built-in file provider, so a manager
     /// made here cannot save.
     pub fn with_providers(config: ManagerConfig, providers: Vec<Arc<dyn Provider>>) -> Self {
-        let notifier = Notifier::new(providers.clone());
+        let notifier = Notifier::new(providers.clone(), config.references);
         let links = providers
             .into_iter()
             .enumerate()

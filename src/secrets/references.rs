@@ -19,7 +19,7 @@
 //! the value.
 
 use super::chain::{Ask, Chain, ChainLink, Valued};
-use super::provider::{self, Read, REFERENCE_SCHEME};
+use super::provider::{self, normalize_key, Read, REFERENCE_SCHEME};
 use super::SecretsManager;
 use crate::error::{printable, Error};
 use crate::secret::SecretString;
@@ -41,7 +41,12 @@ impl Chain {
             printable(target)
         );
         match self.chain_from(link.index + 1, target, ask) {
-            Ok(Some(found)) => Ok(Some(found)),
+            Ok(Some(found)) => {
+                if normalize_key(target) != normalize_key(key) {
+                    self.notifier.followed(link.index, key, target);
+                }
+                Ok(Some(found))
+            }
             Ok(None) => {
                 let after: Vec<&str> = self.links[link.index + 1..]
                     .iter()

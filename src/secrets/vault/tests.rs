@@ -881,3 +881,56 @@ fn a_lease_near_2_pow_64_seconds_saturates() {
     client.settle_lease(&token, false);
     client.settle_lease(&token, true);
 }
+
+#[test]
+fn a_rotation_is_told_for_keys_served_through_references() {
+    // Round 4, item 9: change events never fired for values served through
+    // a reference (the environment's HF_TOKEN=st://HF_TOKEN hid Vault's
+    // HF_TOKEN), so `run --as-files --watch` never rewrote the file.
+    let (server, _reads) = kv1_server(|n| match n {
+        0 => v1_answer(),
+        _ => Reply::json(
+            200,
+            r#"{"data": {"HF_TOKEN": "hf_rotated", "REPLICATE_API_TOKEN": "r8_rotated"}}"#,
+        ),
+    });
+    let mut c = config(&server.url());
+    c.remote.cache_ttl = Duration::from_millis(400);
+    let prefix = "ST_UNIT_EVREF";
+    std::env::set_var(format!("{prefix}_HF_TOKEN"), "st://HF_TOKEN");
+    std::env::set_var(format!("{prefix}_REPLICATE"), "st://replicate-api-token");
+    std::env::set_var(format!("{prefix}_LITERAL"), "not-a-reference");
+    let m = crate::secrets::SecretsManager::with_providers(
+        c.clone(),
+        vec![
+            std::sync::Arc::new(crate::secrets::EnvProvider::new(Some(prefix.into()))),
+            std::sync::Arc::new(provider(&c, Vars::empty())),
+        ],
+    );
+    assert_eq!(get_value(&m), "hf_from_vault");
+    let got = m.get("REPLICATE").unwrap().unwrap();
+    assert_eq!(got.expose(), "r8_from_vault");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    m.on_change(move |e| {
+        let _ = tx.lock().unwrap().send(e.clone());
+    });
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let e = rx.recv_timeout(Duration::from_secs(30)).expect("told");
+        told.push((e.key, e.provider));
+    }
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            ("HF_TOKEN".to_owned(), "vault"),
+            ("REPLICATE".to_owned(), "vault"),
+            ("REPLICATE_API_TOKEN".to_owned(), "vault"),
+        ]
+    );
+    assert_eq!(get_value(&m), "hf_rotated");
+    for name in ["HF_TOKEN", "REPLICATE", "LITERAL"] {
+        std::env::remove_var(format!("{prefix}_{name}"));
+    }
+}
