@@ -24,10 +24,6 @@ use std::io::{self, Cursor, Read, Seek};
 /// How many leading bytes decide what a stream is.
 const HEAD: usize = 512;
 
-/// A container read into memory (nested zip, a W&B record file) is refused
-/// past this and scanned as plain bytes instead.
-const IN_MEMORY: u64 = 1 << 30;
-
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
     Zip,
@@ -132,26 +128,20 @@ fn scan_kind(
         ),
         Kind::Tar => scan_tar(s, from, at, inflated),
         Kind::Zip => {
-            let bytes = read_bounded(&mut from)?;
-            match bytes {
-                Some(bytes) => match zip::ZipArchive::new(Cursor::new(&bytes[..])) {
-                    Ok(archive) => scan_zip(s, archive, at),
-                    Err(_) => s.scan_stream(&mut Cursor::new(&bytes[..]), at, inflated),
-                },
-                None => Err(io::Error::other(
-                    "a zip archive inside another larger than 1 GiB: not scanned",
-                )),
-            }
+            let bytes = read_bounded(s, &mut from, "a zip archive inside another")?;
+            let outcome = match zip::ZipArchive::new(Cursor::new(&bytes[..])) {
+                Ok(archive) => scan_zip(s, archive, at),
+                Err(_) => s.scan_stream(&mut Cursor::new(&bytes[..]), at, inflated),
+            };
+            s.in_memory -= bytes.len() as u64;
+            outcome
         }
-        Kind::Wandb => match read_bounded(&mut from)? {
-            Some(bytes) => {
-                scan_wandb(s, &bytes, at);
-                Ok(())
-            }
-            None => Err(io::Error::other(
-                "a W&B run record larger than 1 GiB: not scanned",
-            )),
-        },
+        Kind::Wandb => {
+            let bytes = read_bounded(s, &mut from, "a W&B run record")?;
+            scan_wandb(s, &bytes, at);
+            s.in_memory -= bytes.len() as u64;
+            Ok(())
+        }
         Kind::TfRecord => scan_tfrecord(s, from, at, inflated),
         Kind::Safetensors(n) => {
             let mut header = Vec::new();
@@ -162,11 +152,22 @@ fn scan_kind(
     }
 }
 
-/// All of `from`, unless it is larger than [`IN_MEMORY`].
-fn read_bounded(from: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+/// All of `from` (`what`), counted in the scanner's memory (the caller
+/// gives it back when done); an error when it does not fit in what the
+/// containers it is nested in left of `max_in_memory`.
+fn read_bounded(s: &mut Scanner<'_>, from: &mut dyn Read, what: &str) -> io::Result<Vec<u8>> {
+    let room = s.max_in_memory.saturating_sub(s.in_memory);
     let mut bytes = Vec::new();
-    from.take(IN_MEMORY + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= IN_MEMORY).then_some(bytes))
+    from.take(room.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > room {
+        return Err(io::Error::other(format!(
+            "{what} needs more than the {} MiB a scan holds in memory for containers \
+             inside containers: not scanned",
+            s.max_in_memory >> 20
+        )));
+    }
+    s.in_memory += bytes.len() as u64;
+    Ok(bytes)
 }
 
 fn scan_zip<R: Read + Seek>(
@@ -212,7 +213,19 @@ fn scan_tar(
         if let Some(link) = entry.link_name_bytes() {
             s.scan_bytes(&link, &at.inside(format!("{name} (link)")));
         }
-        scan_any(s, Box::new(entry), &at.inside(name), inflated)?;
+        // A sparse member reads as its whole size, holes as zeros: it
+        // counts as inflated, and one larger than the room left is refused
+        // before a byte is read (a 10 KB archive may claim 8 TiB).
+        let header = entry.header();
+        let sparse = header.entry_type().is_gnu_sparse();
+        if sparse {
+            let size = header
+                .as_gnu()
+                .and_then(|g| g.real_size().ok())
+                .unwrap_or(0);
+            s.room_for(size)?;
+        }
+        scan_any(s, Box::new(entry), &at.inside(name), inflated || sparse)?;
     }
     Ok(())
 }
@@ -285,7 +298,7 @@ fn scan_tfrecord(
             return Ok(());
         }
         let len = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
-        if got < 12 || len > IN_MEMORY {
+        if got < 12 || len > s.max_in_memory.saturating_sub(s.in_memory) {
             let rest = Cursor::new(header[..got].to_vec()).chain(from);
             return s.scan_stream(
                 &mut Box::new(rest),
@@ -302,5 +315,95 @@ fn scan_tfrecord(
         }
         index += 1;
         offset += 12 + len + 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use st_secrets::redact::Patterns;
+    use std::io::Write;
+
+    /// A zip holding `data` as its one member, `method`.
+    fn zip_of(name: &str, data: &[u8], method: zip::CompressionMethod) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        z.start_file(name, options).unwrap();
+        z.write_all(data).unwrap();
+        z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn nested_containers_share_one_memory_bound() {
+        // Round 4, item 11: a 2.7 MB zip nested three deep took 1.2 GB:
+        // each nested zip was read whole, up to 1 GiB per level. Levels
+        // now share one bound (512 MiB; 3 MiB here), and what passes it is
+        // an error, never a hang or a silent pass.
+        use zip::CompressionMethod::{Deflated, Stored};
+        let patterns = Patterns::new([("K", &b"hf_value_0123456789"[..])]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![b'x'; 2 << 20];
+        data.extend_from_slice(b" hf_value_0123456789 ");
+        // Two nested zips of 2 MiB each, one inside the other, in a small
+        // deflated one.
+        let level1 = zip_of("data.txt", &data, Stored);
+        let level2 = zip_of("level1.zip", &level1, Stored);
+        let outer = dir.path().join("outer.zip");
+        std::fs::write(&outer, zip_of("level2.zip", &level2, Deflated)).unwrap();
+
+        let mut roomy = Scanner::new(&patterns);
+        roomy.max_in_memory = 16 << 20;
+        roomy.scan_path(&outer);
+        assert!(roomy.report.errors.is_empty(), "{:?}", roomy.report.errors);
+        assert_eq!(
+            roomy.report.hits.len(),
+            1,
+            "{} scanned",
+            roomy.report.scanned
+        );
+        assert_eq!(roomy.in_memory, 0, "given back");
+
+        let mut tight = Scanner::new(&patterns);
+        tight.max_in_memory = 3 << 20;
+        tight.scan_path(&outer);
+        assert_eq!(tight.report.errors.len(), 1, "{:?}", tight.report.errors);
+        assert!(
+            tight.report.errors[0].1.contains("holds in memory"),
+            "{:?}",
+            tight.report.errors
+        );
+        assert_eq!(tight.in_memory, 0, "given back");
+    }
+
+    #[test]
+    fn a_sparse_tar_member_counts_its_holes() {
+        // Round 4, item 11: a 10 KB tar with an 8 TiB sparse member kept
+        // scan busy for about an hour: its holes were not counted against
+        // the 64 GiB bound. Refused before a byte of it is read.
+        let patterns = Patterns::new([("K", &b"hf_value_0123456789"[..])]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_path("huge.bin").unwrap();
+        header.set_size(0);
+        header.set_mode(0o644);
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.set_real_size(8 << 40);
+        gnu.sparse[0].set_offset(8 << 40);
+        gnu.sparse[0].set_length(0);
+        header.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&header, &[][..]).unwrap();
+        let path = dir.path().join("sparse.tar");
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let mut s = Scanner::new(&patterns);
+        s.scan_path(&path);
+        assert_eq!(s.report.errors.len(), 1, "{:?}", s.report.errors);
+        assert!(
+            s.report.errors[0].1.contains("expands to more than"),
+            "{:?}",
+            s.report.errors
+        );
+        assert!(s.report.scanned < 100, "{} bytes scanned", s.report.scanned);
     }
 }

@@ -59,8 +59,15 @@ pub struct Scanner<'p> {
     /// Bytes inflated from the current file, against `max_expanded`.
     expanded: u64,
     /// What one file may inflate to before the scan of it stops (an
-    /// archive bomb is an error, not a hang).
+    /// archive bomb is an error, not a hang). Sparse tar members count
+    /// their holes.
     pub max_expanded: u64,
+    /// Bytes of containers held in memory now (a zip inside a container
+    /// must be read whole to be opened; so is a W&B record file), against
+    /// `max_in_memory`: nested ones add up.
+    in_memory: u64,
+    /// What may be held in memory at once for that, all levels together.
+    pub max_in_memory: u64,
     /// The window streams are read into, kept from one to the next.
     window: Vec<u8>,
 }
@@ -72,6 +79,8 @@ impl<'p> Scanner<'p> {
             report: Report::default(),
             expanded: 0,
             max_expanded: 64 << 30,
+            in_memory: 0,
+            max_in_memory: 512 << 20,
             window: Vec::new(),
         }
     }
@@ -164,7 +173,13 @@ impl<'p> Scanner<'p> {
     /// limit.
     fn inflated(&mut self, n: u64) -> io::Result<()> {
         self.expanded += n;
-        if self.expanded > self.max_expanded {
+        self.room_for(0)
+    }
+
+    /// An error when `n` more bytes inflated would pass the limit (counted
+    /// when they are read).
+    fn room_for(&self, n: u64) -> io::Result<()> {
+        if self.expanded.saturating_add(n) > self.max_expanded {
             return Err(io::Error::other(format!(
                 "expands to more than {} GiB: not scanned to the end",
                 self.max_expanded >> 30
