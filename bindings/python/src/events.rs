@@ -7,9 +7,48 @@ use crate::secrets::ManagerBase;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use st_secrets::secrets::{ChangeEvent, Found, Version};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Set when the interpreter starts to exit: no listener call starts after
+/// it (a library thread attaching to a finalizing interpreter is ended by
+/// CPython in the middle of Rust code: the process aborted).
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Listener calls under way (past the `EXITING` check).
+static CALLING: AtomicUsize = AtomicUsize::new(0);
+
+/// How long exit waits for the listener calls under way to end.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Called by the package's `atexit` handler (registered at import, so it
+/// runs after the handlers registered later): stops new listener calls,
+/// then lets those under way finish (the GIL released meanwhile, so that
+/// one waiting for it can run), for at most [`EXIT_WAIT`].
+#[pyfunction]
+fn interpreter_exiting(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    let until = Instant::now() + EXIT_WAIT;
+    while CALLING.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+    }
+}
+
+/// Runs `call` unless the interpreter is exiting, counted in [`CALLING`].
+fn unless_exiting(call: impl FnOnce()) {
+    if EXITING.load(Ordering::SeqCst) {
+        return;
+    }
+    CALLING.fetch_add(1, Ordering::SeqCst);
+    if !EXITING.load(Ordering::SeqCst) {
+        call();
+    }
+    CALLING.fetch_sub(1, Ordering::SeqCst);
+}
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(interpreter_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(manager_get_with_version, m)?)?;
     m.add_function(wrap_pyfunction!(manager_refresh, m)?)?;
     m.add_function(wrap_pyfunction!(manager_on_change, m)?)?;
@@ -73,19 +112,22 @@ fn manager_refresh<'py>(
 /// Registers `callback`, called with `{"key", "provider", "version",
 /// "stages", "removed"}` for each change (on the thread that noticed it,
 /// holding the GIL). An exception it raises goes to `sys.unraisablehook`.
+/// Once the interpreter exits, no call starts.
 #[pyfunction]
 fn manager_on_change(manager: &Bound<'_, ManagerBase>, callback: Py<PyAny>) -> PyResult<u64> {
     let m = &manager.get().native()?.manager;
     Ok(m.on_change(move |event: &ChangeEvent| {
-        Python::attach(|py| {
-            let told = info(py, event.provider, event.version.as_ref()).and_then(|d| {
-                d.set_item("key", &event.key)?;
-                d.set_item("removed", event.removed)?;
-                callback.call1(py, (d,))
-            });
-            if let Err(e) = told {
-                e.write_unraisable(py, Some(callback.bind(py)));
-            }
+        unless_exiting(|| {
+            Python::attach(|py| {
+                let told = info(py, event.provider, event.version.as_ref()).and_then(|d| {
+                    d.set_item("key", &event.key)?;
+                    d.set_item("removed", event.removed)?;
+                    callback.call1(py, (d,))
+                });
+                if let Err(e) = told {
+                    e.write_unraisable(py, Some(callback.bind(py)));
+                }
+            })
         })
     }))
 }

@@ -3,6 +3,7 @@ an independent chain per instance, configured with the library's keys, whose
 `get` raises the provider's error when no provider has the key and one of
 them failed. SimpleTuner's singleton API is in `st_secrets.secrets`."""
 
+import atexit
 import json
 import logging
 import threading
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, cast
 
 from . import _native
+
+# Registered at import, so it runs after the atexit handlers registered
+# later: listener calls end before the interpreter does (a library thread
+# entering a finalizing interpreter ends the process with SIGABRT).
+atexit.register(_native.interpreter_exiting)
 from ._errors import attempt
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ import codecs
 import copy
 import dataclasses
 import logging
+import os
 import sys
 import threading
 from typing import Any, Callable, Optional, TypeVar
@@ -155,6 +156,16 @@ class _RedactingStream:
         for line in lines:
             self.write(line)
 
+    def _after_fork(self) -> None:
+        """In a forked child: a lock another thread of the parent held at
+        the fork would never be released here, and a write it was in the
+        middle of left the redactor mid-stream; both are made anew (what
+        the parent held back is the parent's to write)."""
+        object.__setattr__(self, "_local", threading.local())
+        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_redactor", _native.Redactor())
+        object.__setattr__(self, "_decoder", codecs.getincrementaldecoder("utf-8")("surrogateescape"))
+
     def finish(self) -> None:
         """Passes on what was held back."""
         with self._lock:
@@ -168,6 +179,21 @@ class _RedactingStream:
 
 _state_lock = threading.Lock()
 _installed: dict[str, Any] = {}
+
+
+def _after_fork_in_child() -> None:
+    """Training launchers fork (DataLoader workers, multiprocessing): the
+    wrapped streams and the module's lock are made fork-safe in the child,
+    as the library's own locks are."""
+    global _state_lock
+    _state_lock = threading.Lock()
+    for name in ("stdout", "stderr"):
+        pair = _installed.get(name)
+        if pair is not None:
+            pair[1]._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _record_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:

@@ -299,3 +299,83 @@ def test_references_resolve_down_the_chain_and_can_be_turned_off(manager, tmp_pa
     off = SecretsManager(config={"file_path": str(tmp_path / "secrets.json"), "env_prefix": "PYTEST",
                                  "references": False})
     assert off.get("HF_TOKEN") == "st://hf-token"
+
+
+# ---- Forks and exits (round 4 of hardening) -----------------------------------
+
+def _run_script(tmp_path, script, timeout=120):
+    import subprocess
+    import sys
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-c", script], env=env, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def test_a_child_forked_while_another_thread_prints_can_print(tmp_path):
+    # Item 5: after redact.install(), a child forked while another thread
+    # was printing hung on its first print (10 of 10).
+    script = r'''
+import os, sys, threading, time
+from st_secrets import redact
+redact.install(held=False)
+stop = threading.Event()
+def chatter():
+    while not stop.is_set():
+        print("x" * 200)
+threading.Thread(target=chatter, daemon=True).start()
+pids = []
+for _ in range(10):
+    time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        print("child prints")
+        sys.stdout.flush()
+        os._exit(0)
+    pids.append(pid)
+deadline = time.time() + 30
+left = set(pids)
+while left and time.time() < deadline:
+    for pid in list(left):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            left.discard(pid)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+    time.sleep(0.01)
+stop.set()
+for pid in left:
+    os.kill(pid, 9)
+sys.stderr.write("hung: %d\n" % len(left))
+os._exit(1 if left else 0)
+'''
+    r = _run_script(tmp_path, script)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "hung: 0" in r.stderr
+
+
+def test_the_interpreter_exits_while_a_change_listener_runs(tmp_path):
+    # Item 6: exiting while a listener ran on the library's thread aborted
+    # the process (SIGABRT, exit 134) in 10 of 10 runs.
+    path = tmp_path / "secrets.json"
+    path.write_text('{"HF_TOKEN": "one"}')
+    os.chmod(path, 0o600)
+    script = r'''
+import sys, threading, time
+from st_secrets import SecretsManager
+m = SecretsManager(config={"file_path": sys.argv[1] if len(sys.argv) > 1 else %r})
+assert m.get("HF_TOKEN") == "one"
+started = threading.Event()
+def listener(change):
+    started.set()
+    t = time.time()
+    while time.time() - t < 0.3:  # holding the GIL when the exit begins
+        pass
+    time.sleep(0.3)
+m.on_change(listener)
+with open(%r, "w") as f:
+    f.write('{"HF_TOKEN": "two"}')
+assert started.wait(30), "no change told"
+''' % (str(path), str(path))
+    for _ in range(3):
+        path.write_text('{"HF_TOKEN": "one"}')
+        r = _run_script(tmp_path, script)
+        assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
