@@ -30,7 +30,7 @@
 //! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sys` |
 //! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sys`, `paths`, `fsutil`, `lazy` |
 //! | `store` | [`Store`]: the SQLite provider-config store (read through `cache`), audit trail, hardware prices | `error`, `secret`, `sys`, `paths`, `fsutil`, `cache`, `crypto` |
-//! | `redact` | the leak guard's core: the values served (remembered once each), their encoded forms, the one matcher (`Patterns`, the `Masker` stream) that redaction, `run`'s masking and `scan` share | `secret`, `sys` |
+//! | `redact` | the leak guard's core: the values served (remembered once each), their encoded forms, the one matcher (`Patterns`, the `Masker` stream) that redaction, `run`'s masking and `scan` share | `secret`, `sys`, `error` |
 //! | `secrets::provider` | the [`Provider`] trait, [`ProviderStatus`], the secret map, key normalization, the changes a provider noticed | `error`, `secret`, `sys` |
 //! | `secrets::remote` | what AWS and Vault share: `RemoteSettings`, HTTP, retries, the environment they read (`Vars`, the allow-list of variable names), `SecretCache` (a fetched secret, single-flight, stale-on-error), `Sources` (several secrets in order), token files read again when they change, HTTP over a Unix socket | `error`, `secret`, `sys`, `paths`, `fsutil`, `secrets::provider` |
 //! | `secrets::env` | the environment provider | `error`, `secret`, `secrets::provider` |

@@ -14,7 +14,6 @@
 use super::forms::{forms, Encoding};
 use aho_corasick::{packed, AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -34,96 +33,116 @@ pub const MIN_LEN: usize = 8;
 const GROUP: usize = 64;
 
 /// Groups at most: past 8 the groups together are slower than the
-/// automaton (about 0.6 GB/s whatever the number of needles).
+/// automaton, and an automaton (a contiguous NFA, whose memory grows with
+/// the needles' bytes: 12 MB for 4,096 values and their forms, where a DFA
+/// took 266 MB and four times as long to build) takes over.
 const MAX_GROUPS: usize = 8;
 
-/// A multi-needle search, leftmost-longest.
-enum Searcher {
-    /// Teddy (SIMD) searchers of up to [`GROUP`] needles each, on CPUs that
-    /// have it: several GB/s on any data, where the automaton's rare-byte
-    /// prefilter slows to a crawl on base64 or hex (every byte is common
-    /// there).
-    Packed(Vec<packed::Searcher>),
-    /// Aho-Corasick DFA, otherwise.
+/// The most bytes of needles (values and their forms) one matcher searches
+/// for: past this, [`Patterns::checked`] refuses (a 40,000-key secrets file
+/// is about 13 MiB of them).
+pub const MAX_NEEDLE_BYTES: usize = 64 << 20;
+
+/// One searcher over needles `offset..` of a matcher.
+struct Unit {
+    kind: UnitKind,
+    offset: usize,
+}
+
+enum UnitKind {
+    /// Teddy (SIMD), up to [`GROUP`] needles: several GB/s on any data,
+    /// where an automaton's rare-byte prefilter slows to a crawl on base64
+    /// or hex (every byte is common there).
+    Packed(packed::Searcher),
+    /// Aho-Corasick, leftmost-longest.
     Automaton(AhoCorasick),
 }
 
-impl Searcher {
-    fn new(needles: &[Zeroizing<Vec<u8>>]) -> Option<Searcher> {
+impl Unit {
+    /// The searchers of `needles` (numbered from `offset`): Teddy groups
+    /// where they are few and the CPU has it, else one automaton.
+    fn build(needles: &[Zeroizing<Vec<u8>>], offset: usize) -> Option<Vec<Arc<Unit>>> {
         if needles.len() <= GROUP * MAX_GROUPS {
-            let groups: Option<Vec<packed::Searcher>> = needles
+            let groups: Option<Vec<Arc<Unit>>> = needles
                 .chunks(GROUP)
-                .map(|group| {
+                .enumerate()
+                .map(|(i, group)| {
                     packed::Config::new()
                         .match_kind(packed::MatchKind::LeftmostLongest)
                         .builder()
                         .extend(group.iter().map(|n| &n[..]))
                         .build()
+                        .map(|s| {
+                            Arc::new(Unit {
+                                kind: UnitKind::Packed(s),
+                                offset: offset + i * GROUP,
+                            })
+                        })
                 })
                 .collect();
-            if let Some(groups) = groups {
-                return Some(Searcher::Packed(groups));
+            if groups.is_some() {
+                return groups;
             }
         }
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .prefilter(false)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(needles.iter().map(|n| &n[..]))
-            .or_else(|_| {
-                // Too many needles for a DFA's size limit: the automaton
-                // the crate picks.
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(needles.iter().map(|n| &n[..]))
-            })
             .ok()
-            .map(Searcher::Automaton)
+            .map(|a| {
+                vec![Arc::new(Unit {
+                    kind: UnitKind::Automaton(a),
+                    offset,
+                })]
+            })
+    }
+
+    /// The leftmost-longest occurrence in `buf[at..]`: start, end, needle.
+    fn find(&self, buf: &[u8], at: usize) -> Option<(usize, usize, usize)> {
+        let (start, end, pattern) = match &self.kind {
+            UnitKind::Packed(s) => {
+                let m = s.find_in(buf, aho_corasick::Span::from(at..buf.len()))?;
+                (m.start(), m.end(), m.pattern().as_usize())
+            }
+            UnitKind::Automaton(a) => {
+                let m = a.find(Input::new(buf).span(at..buf.len()))?;
+                (m.start(), m.end(), m.pattern().as_usize())
+            }
+        };
+        Some((start, end, self.offset + pattern))
     }
 }
 
 /// A search through one buffer: each next occurrence starting at `at` or
-/// later. Each group's next match is kept, so a group is searched again
-/// only once the search has gone past it (no rescans).
+/// later. Each unit's next match is kept, so a unit is searched again only
+/// once the search has gone past it (no rescans).
 struct Search<'s> {
-    searcher: &'s Searcher,
-    /// Per group: not searched yet (`None`), or its next match from the
+    units: &'s [Arc<Unit>],
+    /// Per unit: not searched yet (`None`), or its next match from the
     /// last place it was searched from.
     next: Vec<Option<Option<(usize, usize, usize)>>>,
 }
 
 impl<'s> Search<'s> {
-    fn new(searcher: &'s Searcher) -> Search<'s> {
-        let groups = match searcher {
-            Searcher::Packed(groups) => groups.len(),
-            Searcher::Automaton(_) => 0,
-        };
+    fn new(units: &'s [Arc<Unit>]) -> Search<'s> {
         Search {
-            searcher,
-            next: vec![None; groups],
+            units,
+            next: vec![None; units.len()],
         }
     }
 
     /// The leftmost-longest occurrence starting at `at` or later: its
     /// start, end and needle.
     fn find(&mut self, buf: &[u8], at: usize) -> Option<(usize, usize, usize)> {
-        let groups = match self.searcher {
-            Searcher::Automaton(a) => {
-                let m = a.find(Input::new(buf).span(at..buf.len()))?;
-                return Some((m.start(), m.end(), m.pattern().as_usize()));
-            }
-            Searcher::Packed(groups) => groups,
-        };
         let mut best: Option<(usize, usize, usize)> = None;
-        for (i, (group, next)) in groups.iter().zip(&mut self.next).enumerate() {
+        for (unit, next) in self.units.iter().zip(&mut self.next) {
             let stale = match next {
                 None => true,
                 Some(Some((start, _, _))) => *start < at,
                 Some(None) => false,
             };
             if stale {
-                let m = group.find_in(buf, aho_corasick::Span::from(at..buf.len()));
-                *next = Some(m.map(|m| (m.start(), m.end(), i * GROUP + m.pattern().as_usize())));
+                *next = Some(unit.find(buf, at));
             }
             if let Some(Some(m)) = next {
                 if best.is_none_or(|b| m.0 < b.0 || (m.0 == b.0 && m.1 > b.1)) {
@@ -150,16 +169,57 @@ pub struct Finding<'p> {
 
 /// The values to look for, each under its key, with their encoded forms.
 /// The needles (values and forms) are zeroed on drop; the search tables
-/// built from them are not.
+/// built from them are not. One matcher can be [extended](Self::extended)
+/// by more values without building its tables again.
 pub struct Patterns {
-    searcher: Searcher,
-    needles: Vec<Zeroizing<Vec<u8>>>,
+    units: Vec<Arc<Unit>>,
+    needles: Arc<Vec<Zeroizing<Vec<u8>>>>,
+    /// More needles, after `needles` ([`extended`](Self::extended)).
+    more: Vec<Zeroizing<Vec<u8>>>,
     /// For each needle: the index of its key in `keys`, and its encoding.
     labels: Vec<(usize, Encoding)>,
     keys: Vec<String>,
+    /// The needles' numbers in byte order: which needles start with given
+    /// bytes is a binary search (the tail held back, overlapping runs).
+    sorted: Vec<u32>,
     longest: usize,
     /// Whether a byte starts some needle (a quick test for the held-back tail).
     first_bytes: [bool; 256],
+}
+
+/// Needles and, for each, its key's number and encoding.
+type Needles = (Vec<Zeroizing<Vec<u8>>>, Vec<(usize, Encoding)>);
+
+/// The needles of `values` (raw from `floor` bytes, forms from
+/// [`MIN_LEN`]), each first of its bytes, with its key's number (keys
+/// numbered from `keys`' length, added to it) and encoding.
+fn needles_of<'a>(
+    values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    floor: usize,
+    keys: &mut Vec<String>,
+    seen: &mut HashSet<Vec<u8>>,
+) -> Needles {
+    let mut key_index: HashMap<&str, usize> = HashMap::new();
+    let mut needles = Vec::new();
+    let mut labels = Vec::new();
+    for (key, value) in values {
+        if value.len() < floor.max(1) {
+            continue;
+        }
+        let k = *key_index.entry(key).or_insert_with(|| {
+            keys.push(key.to_owned());
+            keys.len() - 1
+        });
+        for (encoding, form) in forms(value, value.len() >= MIN_LEN) {
+            // The first of equal needles keeps its label; the set holds
+            // hashes' worth of work, not the needles (zeroed below).
+            if seen.insert(form.to_vec()) {
+                needles.push(form);
+                labels.push((k, encoding));
+            }
+        }
+    }
+    (needles, labels)
 }
 
 impl Patterns {
@@ -177,56 +237,154 @@ impl Patterns {
         values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         floor: usize,
     ) -> Option<Patterns> {
-        let mut keys: Vec<String> = Vec::new();
-        let mut key_index: HashMap<&str, usize> = HashMap::new();
-        let mut all = Vec::new();
-        for (key, value) in values {
-            if value.len() < floor.max(1) {
-                continue;
-            }
-            let k = *key_index.entry(key).or_insert_with(|| {
-                keys.push(key.to_owned());
-                keys.len() - 1
-            });
-            for (encoding, form) in forms(value, value.len() >= MIN_LEN) {
-                all.push((k, encoding, form));
-            }
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        let (needles, labels) = needles_of(values, floor, &mut keys, &mut seen);
+        zero_all(seen);
+        Patterns::from_parts(needles, labels, keys)
+    }
+
+    /// As [`with_floor`](Self::with_floor), refusing values whose needles
+    /// (the values and their forms) pass [`MAX_NEEDLE_BYTES`]: memory and
+    /// build time stay bounded, and a tool says so instead of running out.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming how
+    /// many values and bytes, never a value.
+    pub fn checked<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        floor: usize,
+    ) -> Result<Option<Patterns>, crate::Error> {
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        let (needles, labels) = needles_of(values, floor, &mut keys, &mut seen);
+        zero_all(seen);
+        let bytes: usize = needles.iter().map(|n| n.len()).sum();
+        if bytes > MAX_NEEDLE_BYTES {
+            return Err(crate::Error::InvalidArgument(format!(
+                "{} values to conceal make {} MiB of search forms, past the leak guard's bound \
+                 of {} MiB: conceal fewer (name the keys)",
+                keys.len(),
+                bytes >> 20,
+                MAX_NEEDLE_BYTES >> 20
+            )));
         }
-        // The first of equal needles keeps its label.
-        let keep: Vec<bool> = {
-            let mut seen = HashSet::new();
-            all.iter().map(|(_, _, f)| seen.insert(&f[..])).collect()
-        };
-        let mut needles = Vec::new();
-        let mut labels = Vec::new();
-        for ((k, encoding, form), keep) in all.into_iter().zip(keep) {
-            if keep {
-                needles.push(form);
-                labels.push((k, encoding));
-            }
-        }
+        Ok(Patterns::from_parts(needles, labels, keys))
+    }
+
+    fn from_parts(
+        needles: Vec<Zeroizing<Vec<u8>>>,
+        labels: Vec<(usize, Encoding)>,
+        keys: Vec<String>,
+    ) -> Option<Patterns> {
         if needles.is_empty() {
             return None;
         }
-        let searcher = Searcher::new(&needles)?;
-        let mut first_bytes = [false; 256];
-        for n in &needles {
-            first_bytes[usize::from(n[0])] = true;
-        }
-        let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
-        Some(Patterns {
-            searcher,
-            needles,
+        let units = Unit::build(&needles, 0)?;
+        let mut p = Patterns {
+            units,
+            needles: Arc::new(needles),
+            more: Vec::new(),
             labels,
             keys,
-            longest,
-            first_bytes,
-        })
+            sorted: Vec::new(),
+            longest: 0,
+            first_bytes: [false; 256],
+        };
+        p.index();
+        Some(p)
+    }
+
+    /// This matcher and `values` (their needles not already here): this
+    /// one's search tables are shared, not built again; only the new
+    /// needles get theirs. `None` when nothing is new.
+    pub fn extended<'a>(
+        &self,
+        values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Option<Patterns> {
+        let mut keys = self.keys.clone();
+        let mut seen: HashSet<Vec<u8>> = (0..self.needles())
+            .map(|i| self.needle(i).to_vec())
+            .collect();
+        let (added, mut labels) = needles_of(values, MIN_LEN, &mut keys, &mut seen);
+        zero_all(seen);
+        if added.is_empty() {
+            return None;
+        }
+        let mut units = self.units.clone();
+        units.extend(Unit::build(&added, self.needles())?);
+        let mut more: Vec<Zeroizing<Vec<u8>>> = self.more.clone();
+        more.extend(added);
+        let mut all_labels = self.labels.clone();
+        all_labels.append(&mut labels);
+        let mut p = Patterns {
+            units,
+            needles: Arc::clone(&self.needles),
+            more,
+            labels: all_labels,
+            keys,
+            sorted: Vec::new(),
+            longest: 0,
+            first_bytes: [false; 256],
+        };
+        p.index();
+        Some(p)
+    }
+
+    /// Whether this matcher searches with `other`'s first tables (made by
+    /// [`extended`](Self::extended) from it, not built again).
+    #[cfg(test)]
+    pub(crate) fn shares_tables_with(&self, other: &Patterns) -> bool {
+        Arc::ptr_eq(&self.units[0], &other.units[0])
+    }
+
+    /// Whether it searches with an automaton (many needles) rather than
+    /// Teddy groups.
+    #[cfg(test)]
+    pub(crate) fn uses_automaton(&self) -> bool {
+        self.units
+            .iter()
+            .any(|u| matches!(u.kind, UnitKind::Automaton(_)))
+    }
+
+    /// Needle `i`.
+    fn needle(&self, i: usize) -> &[u8] {
+        match self.needles.get(i) {
+            Some(n) => n,
+            None => &self.more[i - self.needles.len()],
+        }
+    }
+
+    /// Fills `sorted`, `longest` and `first_bytes`.
+    fn index(&mut self) {
+        let n = self.needles();
+        let mut sorted: Vec<u32> = (0..n as u32).collect();
+        sorted.sort_unstable_by(|&a, &b| self.needle(a as usize).cmp(self.needle(b as usize)));
+        self.sorted = sorted;
+        for i in 0..n {
+            let (first, len) = {
+                let needle = self.needle(i);
+                (needle[0], needle.len())
+            };
+            self.first_bytes[usize::from(first)] = true;
+            self.longest = self.longest.max(len);
+        }
+    }
+
+    /// The needles that start with `prefix`, by number.
+    fn starting_with<'s>(&'s self, prefix: &'s [u8]) -> impl Iterator<Item = &'s [u8]> + 's {
+        let from = self
+            .sorted
+            .partition_point(|&i| self.needle(i as usize) < prefix);
+        self.sorted[from..]
+            .iter()
+            .map(|&i| self.needle(i as usize))
+            .take_while(move |n| n.starts_with(prefix))
     }
 
     /// How many byte strings are looked for (values and their forms).
     pub fn needles(&self) -> usize {
-        self.needles.len()
+        self.needles.len() + self.more.len()
     }
 
     /// The longest of them: a stream scanned in pieces must overlap them by
@@ -241,7 +399,7 @@ impl Patterns {
         'p: 'b,
     {
         let mut at = 0;
-        let mut search = Search::new(&self.searcher);
+        let mut search = Search::new(&self.units);
         std::iter::from_fn(move || {
             let (start, end, needle) = search.find(buf, at)?;
             at = end;
@@ -278,13 +436,13 @@ impl Patterns {
     /// search, each match grown over the needles that start inside it and
     /// end past it, so overlapping occurrences are covered as a whole;
     /// `covered` leading bytes count as one run.
-    fn spans_into(&self, buf: &[u8], covered: usize, spans: &mut Vec<(usize, usize)>) {
+    pub(super) fn spans_into(&self, buf: &[u8], covered: usize, spans: &mut Vec<(usize, usize)>) {
         spans.clear();
         if covered > 0 {
             spans.push((0, covered));
         }
         let mut at = 0;
-        let mut search = Search::new(&self.searcher);
+        let mut search = Search::new(&self.units);
         while let Some((start, end, _)) = search.find(buf, at) {
             let end = self.grow(buf, start, end);
             match spans.last_mut() {
@@ -296,15 +454,20 @@ impl Patterns {
     }
 
     /// The end of the occurrence run starting with the match `start..end`:
-    /// extended while some needle starts inside it and ends past it.
+    /// extended while some needle starts inside it and ends past it (found
+    /// by binary search among the needles starting with the run's rest).
     fn grow(&self, buf: &[u8], start: usize, mut end: usize) -> usize {
         let mut p = start + 1;
         while p < end {
             if self.first_bytes[usize::from(buf[p])] {
-                for n in &self.needles {
-                    if p + n.len() > end && buf[p..].starts_with(n) {
-                        end = p + n.len();
-                    }
+                let inside = &buf[p..end];
+                let reach = self
+                    .starting_with(inside)
+                    .filter(|n| n.len() > inside.len() && buf[p..].starts_with(n))
+                    .map(|n| p + n.len())
+                    .max();
+                if let Some(reach) = reach {
+                    end = end.max(reach);
                 }
             }
             p += 1;
@@ -314,298 +477,22 @@ impl Patterns {
 
     /// Where the longest tail of `buf` that is a proper prefix of some
     /// needle starts (`buf.len()` when there is none).
-    fn hold_from(&self, buf: &[u8]) -> usize {
+    pub(super) fn hold_from(&self, buf: &[u8]) -> usize {
         let start = buf.len().saturating_sub(self.longest - 1);
         (start..buf.len())
             .find(|&i| {
                 self.first_bytes[usize::from(buf[i])]
                     && self
-                        .needles
-                        .iter()
-                        .any(|n| n.len() > buf.len() - i && n.starts_with(&buf[i..]))
+                        .starting_with(&buf[i..])
+                        .any(|n| n.len() > buf.len() - i)
             })
             .unwrap_or(buf.len())
     }
 }
 
-/// How much one read takes.
-pub const CHUNK: usize = 128 * 1024;
-
-/// A stream being masked: read into it, then pass on what it can.
-pub struct Masker {
-    patterns: Arc<Patterns>,
-    /// Bytes held back (they could start a value), then the next read:
-    /// `data[..len]`. Allocated once; the held bytes move to the front after
-    /// each pass, so a read never waits for room.
-    data: Vec<u8>,
-    len: usize,
-    /// How many leading bytes of `data` are inside an occurrence whose
-    /// placeholder was already written.
-    covered: usize,
-    /// Whether the output so far ends with a placeholder that a span
-    /// starting at `data[0]` continues (covered bytes, or an occurrence that
-    /// ended exactly where the last pass stopped).
-    open: bool,
-    /// Occurrences found in `data[..len]`, merged: `(start, end)`.
-    spans: Vec<(usize, usize)>,
-    /// The output of a pass that replaces something.
-    out: Vec<u8>,
-    /// Placeholders written so far.
-    concealed: u64,
-}
-
-impl Masker {
-    /// A stream masked with `patterns`.
-    pub fn new(patterns: Arc<Patterns>) -> Masker {
-        Masker {
-            data: vec![0; CHUNK + patterns.longest],
-            patterns,
-            len: 0,
-            covered: 0,
-            open: false,
-            spans: Vec::new(),
-            out: Vec::new(),
-            concealed: 0,
-        }
-    }
-
-    /// What was read and not passed on yet (after a pass: the bytes held
-    /// back), for a masker that takes over ([`resume`](Self::resume));
-    /// without the bytes a placeholder already stands for (the rest of an
-    /// occurrence, which the new masker could not tell from other bytes).
-    pub fn pending(&self) -> &[u8] {
-        &self.data[self.covered.min(self.len)..self.len]
-    }
-
-    /// Takes over another masker's [`pending`](Self::pending) bytes (when
-    /// the values to conceal grow: a rotated secret).
-    pub fn resume(&mut self, pending: &[u8]) {
-        if self.data.len() < pending.len() + CHUNK {
-            self.data.resize(pending.len() + CHUNK, 0);
-        }
-        self.data[..pending.len()].copy_from_slice(pending);
-        self.len = pending.len();
-    }
-
-    /// The values this stream conceals.
-    pub fn patterns(&self) -> &Arc<Patterns> {
-        &self.patterns
-    }
-
-    /// How many placeholders were written.
-    pub fn concealed(&self) -> u64 {
-        self.concealed
-    }
-
-    /// Takes `bytes` as if read (a stream written to, not read from).
-    pub fn push(&mut self, bytes: &[u8]) {
-        if self.data.len() < self.len + bytes.len() {
-            self.data.resize(self.len + bytes.len(), 0);
-        }
-        self.data[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    /// One read from `from` (up to [`CHUNK`] bytes); 0 at its end.
-    pub fn read_from(&mut self, from: &mut impl Read) -> std::io::Result<usize> {
-        if self.data.len() < self.len + CHUNK {
-            self.data.resize(self.len + CHUNK, 0);
-        }
-        let n = from.read(&mut self.data[self.len..self.len + CHUNK])?;
-        self.len += n;
-        Ok(n)
-    }
-
-    /// Writes to `to` everything read so far, occurrences replaced, except
-    /// a tail that could start a value (all of it `at_end`). What replaces
-    /// nothing is written straight from the read buffer.
-    pub fn pass_on(&mut self, to: &mut impl Write, at_end: bool) -> std::io::Result<()> {
-        let buf = &self.data[..self.len];
-        let cut = if at_end {
-            buf.len()
-        } else {
-            self.patterns.hold_from(buf)
-        };
-        self.patterns
-            .spans_into(&self.data[..self.len], self.covered, &mut self.spans);
-        if cut == 0 {
-            return Ok(()); // nothing can be passed on yet
-        }
-        if self.spans.first().is_none_or(|s| s.0 >= cut) {
-            to.write_all(&self.data[..cut])?;
-            self.covered = 0;
-            self.open = false;
-        } else {
-            self.out.clear();
-            let mut pos = 0;
-            for &(start, end) in &self.spans {
-                if start >= cut {
-                    break;
-                }
-                self.out.extend_from_slice(&self.data[pos..start]);
-                // A span starting at 0 can continue a placeholder already out.
-                if !(start == 0 && self.open) {
-                    self.out.extend_from_slice(PLACEHOLDER);
-                    self.concealed += 1;
-                }
-                pos = end;
-            }
-            // Where the bytes already replaced end: past the last span
-            // written, or where they ended before.
-            let replaced_to = pos.max(self.covered);
-            if replaced_to < cut {
-                self.out.extend_from_slice(&self.data[pos..cut]);
-                self.covered = 0;
-                self.open = false;
-            } else {
-                self.covered = replaced_to - cut;
-                self.open = true;
-            }
-            to.write_all(&self.out)?;
-        }
-        self.data.copy_within(cut..self.len, 0);
-        self.len -= cut;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// One read of `input` (shorter than a chunk), passed on to `out`.
-    fn feed(m: &mut Masker, mut input: &[u8], out: &mut Vec<u8>) {
-        while m.read_from(&mut input).unwrap() > 0 {}
-        m.pass_on(out, false).unwrap();
-    }
-
-    /// `input` masked with `values`, fed in pieces of `piece` bytes.
-    fn mask(values: &[&str], input: &[u8], piece: usize) -> Vec<u8> {
-        let patterns = Patterns::with_floor(values.iter().map(|v| ("k", v.as_bytes())), 4).unwrap();
-        let mut m = Masker::new(Arc::new(patterns));
-        let mut out = Vec::new();
-        for chunk in input.chunks(piece.max(1)) {
-            feed(&mut m, chunk, &mut out);
-        }
-        m.pass_on(&mut out, true).unwrap();
-        out
-    }
-
-    fn text(v: Vec<u8>) -> String {
-        String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn values_are_replaced_whatever_the_read_boundaries() {
-        let input = b"token=hf_SECRETVALUE; again hf_SECRETVALUE.";
-        for piece in 1..=input.len() {
-            assert_eq!(
-                text(mask(&["hf_SECRETVALUE"], input, piece)),
-                "token=<concealed by st-secrets>; again <concealed by st-secrets>.",
-                "piece {piece}"
-            );
-        }
-    }
-
-    #[test]
-    fn overlapping_and_adjacent_values_leave_no_byte_behind() {
-        for piece in 1..=12 {
-            // "abcdXY" holds "abcd" and "cdXY": one run, one placeholder.
-            assert_eq!(
-                text(mask(&["abcd", "cdXY"], b"[abcdXY]", piece)),
-                "[<concealed by st-secrets>]",
-                "piece {piece}"
-            );
-            assert_eq!(
-                text(mask(&["aaaa"], b"aaaaaaaaaa-", piece)),
-                "<concealed by st-secrets>-",
-                "piece {piece}"
-            );
-            assert_eq!(
-                text(mask(&["1234", "123456"], b"x123456y1234", piece)),
-                "x<concealed by st-secrets>y<concealed by st-secrets>",
-                "piece {piece}"
-            );
-        }
-    }
-
-    #[test]
-    fn prefixes_are_held_only_while_they_can_still_match() {
-        let patterns = Patterns::with_floor([("k", &b"SECRET"[..])], 4).unwrap();
-        let mut m = Masker::new(Arc::new(patterns));
-        let mut out = Vec::new();
-        feed(&mut m, b"progress 10%\nSEC", &mut out);
-        assert_eq!(out, b"progress 10%\n", "only the possible start is held");
-        feed(&mut m, b"OND", &mut out);
-        assert_eq!(out, b"progress 10%\nSECOND");
-        feed(&mut m, b" SECRE", &mut out);
-        m.pass_on(&mut out, true).unwrap();
-        assert_eq!(
-            out, b"progress 10%\nSECOND SECRE",
-            "a prefix at the end is not a value"
-        );
-    }
-
-    /// The obvious masking: mark every byte of every occurrence, then
-    /// replace each run of marked bytes.
-    fn reference(values: &[&str], input: &[u8]) -> Vec<u8> {
-        let mut marked = vec![false; input.len()];
-        for v in values.iter().map(|v| v.as_bytes()) {
-            for i in 0..input.len().saturating_sub(v.len() - 1) {
-                if input[i..].starts_with(v) {
-                    marked[i..i + v.len()].iter_mut().for_each(|m| *m = true);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for (i, &b) in input.iter().enumerate() {
-            match (marked[i], i > 0 && marked[i - 1]) {
-                (false, _) => out.push(b),
-                (true, false) => out.extend_from_slice(PLACEHOLDER),
-                (true, true) => {}
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn random_streams_match_the_obvious_masking() {
-        // A small alphabet makes overlaps, repeats and partial matches common.
-        let values = ["abab", "babba", "aaaa", "bbbbbbbb", "abcab"];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..5_000 {
-            let len = (next() % 80) as usize;
-            let input: Vec<u8> = (0..len).map(|_| b"abc"[(next() % 3) as usize]).collect();
-            let piece = 1 + (next() % 9) as usize;
-            assert_eq!(
-                text(mask(&values, &input, piece)),
-                text(reference(&values, &input)),
-                "input {:?} in pieces of {piece}",
-                String::from_utf8_lossy(&input)
-            );
-        }
-    }
-
-    #[test]
-    fn binary_output_and_short_values_pass_untouched() {
-        let input: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
-        assert_eq!(mask(&["\u{1}\u{2}zz"], &input, 777), input);
-        let big: Vec<u8> = input.iter().copied().cycle().take(3 * CHUNK + 5).collect();
-        assert_eq!(
-            mask(&["\u{1}\u{2}zz"], &big, CHUNK - 1),
-            big,
-            "reads of a whole chunk"
-        );
-        assert!(Patterns::with_floor([("k", &b"abc"[..]), ("k", &b""[..])], 4).is_none());
-        assert!(
-            Patterns::new([("k", &b"short12"[..])]).is_none(),
-            "under MIN_LEN"
-        );
+/// Zeroes the copies of needles a de-duplication set held.
+fn zero_all(seen: HashSet<Vec<u8>>) {
+    for mut v in seen {
+        zeroize::Zeroize::zeroize(&mut v);
     }
 }

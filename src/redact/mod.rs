@@ -14,12 +14,14 @@
 //! value).
 
 mod forms;
+mod masker;
 mod matcher;
 #[cfg(test)]
 mod tests;
 
 pub use forms::Encoding;
-pub use matcher::{Finding, Masker, Patterns, CHUNK, MIN_LEN, PLACEHOLDER};
+pub use masker::{Masker, CHUNK};
+pub use matcher::{Finding, Patterns, MAX_NEEDLE_BYTES, MIN_LEN, PLACEHOLDER};
 
 use crate::secret::SecretBytes;
 use crate::sys::Mutex;
@@ -28,7 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How many distinct served values are remembered; past that the oldest is
-/// forgotten (zeroed). A job that rotates a secret every hour for a year
+/// forgotten (zeroed; the matcher's tables, never zeroed, keep concealing it
+/// until their next whole build, at most [`EXTEND_UP_TO`] needles later). A job that rotates a secret every hour for a year
 /// stays below it.
 pub const MAX_SERVED: usize = 4096;
 
@@ -49,9 +52,28 @@ pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 struct Served {
     /// Oldest first: key, value, hash.
     values: VecDeque<(String, SecretBytes, u64)>,
-    /// The matcher for `values`, built on first use after a change.
-    patterns: Option<(u64, Option<Arc<Patterns>>)>,
+    /// Values remembered so far, ever (the newest is number `pushed`).
+    pushed: u64,
+    /// The matcher for `values`, made on first use after a change.
+    patterns: Option<Matcher>,
 }
+
+/// The served values' matcher and what it covers.
+struct Matcher {
+    /// The generation it was made for.
+    generation: u64,
+    patterns: Option<Arc<Patterns>>,
+    /// `pushed` when it was made: the values after are new to it.
+    covered: u64,
+    /// Needles added by extending it since its last full build.
+    extended: usize,
+}
+
+/// Needles added to a matcher by extension before it is built anew whole
+/// (each extension searches with its own small tables, so a few hundred
+/// new needles cost little; more would slow every search): a new value
+/// costs building tables for its own forms, not for every value again.
+const EXTEND_UP_TO: usize = 512;
 
 /// A word-at-a-time hash of the whole value (a value taken for another by
 /// the quick table would not be remembered: 64 bits make that as likely as
@@ -104,6 +126,7 @@ fn remember_new(key: &str, value: &[u8], h: u64, slot: &AtomicU64) {
         served
             .values
             .push_back((key.to_owned(), SecretBytes::from(value), h));
+        served.pushed += 1;
         GENERATION.fetch_add(1, Ordering::Release);
     }
     slot.store(h, Ordering::Relaxed);
@@ -132,18 +155,22 @@ pub fn forget_served() {
     GENERATION.fetch_add(1, Ordering::Release);
 }
 
-/// The matcher for the served values and the generation it was built for;
-/// `None` when no value is remembered. Built once per change and shared.
+/// The matcher for the served values and the generation it was made for;
+/// `None` when no value is remembered. Made once per change and shared: the
+/// previous matcher extended by the new values' forms (its tables reused),
+/// built anew whole once [`EXTEND_UP_TO`] needles were added so (or after
+/// [`forget_served`]).
 pub fn served_patterns() -> (u64, Option<Arc<Patterns>>) {
     let mut served = SERVED.lock();
     let generation = generation();
-    if let Some((built, patterns)) = &served.patterns {
-        if *built == generation {
-            return (generation, patterns.clone());
+    if let Some(m) = &served.patterns {
+        if m.generation == generation {
+            return (generation, m.patterns.clone());
         }
     }
-    let patterns = served.patterns_with(&[]);
-    served.patterns = Some((generation, patterns.clone()));
+    let made = served.next_matcher(generation);
+    let patterns = made.patterns.clone();
+    served.patterns = Some(made);
     (generation, patterns)
 }
 
@@ -158,6 +185,43 @@ fn patterns_with(extra: &[(String, SecretBytes)]) -> (u64, Option<Arc<Patterns>>
 }
 
 impl Served {
+    /// The matcher of `generation`: the last one extended by the values
+    /// remembered since, or one built whole.
+    fn next_matcher(&self, generation: u64) -> Matcher {
+        if let Some(Matcher {
+            patterns: Some(last),
+            covered,
+            extended,
+            ..
+        }) = &self.patterns
+        {
+            let new = usize::try_from(self.pushed - covered).unwrap_or(usize::MAX);
+            if new <= self.values.len() {
+                let since = self.values.iter().skip(self.values.len() - new);
+                let patterns = match last.extended(since.map(|(k, v, _)| (k.as_str(), v.expose())))
+                {
+                    Some(p) => Arc::new(p),
+                    None => Arc::clone(last),
+                };
+                let extended = extended + (patterns.needles() - last.needles());
+                if extended <= EXTEND_UP_TO {
+                    return Matcher {
+                        generation,
+                        patterns: Some(patterns),
+                        covered: self.pushed,
+                        extended,
+                    };
+                }
+            }
+        }
+        Matcher {
+            generation,
+            patterns: self.patterns_with(&[]),
+            covered: self.pushed,
+            extended: 0,
+        }
+    }
+
     /// A matcher for these values and `extra` ones.
     fn patterns_with(&self, extra: &[(String, SecretBytes)]) -> Option<Arc<Patterns>> {
         let served = self.values.iter().map(|(k, v, _)| (k.as_str(), v.expose()));

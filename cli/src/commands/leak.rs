@@ -25,11 +25,13 @@ fn patterns(m: &SecretsManager, keys: &[String]) -> Result<Patterns, CliError> {
             None => return Err(CliError::NotFound(format!("secret '{key}' not found"))),
         }
     }
-    Patterns::new(
+    Patterns::checked(
         values
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose().as_bytes())),
+        MIN_LEN,
     )
+    .map_err(|e| e.with_note("name the keys to look for with --key"))?
     .ok_or_else(|| {
         CliError::Usage(format!(
             "no secret value of {MIN_LEN} bytes or more to look for (see st-secrets providers)"

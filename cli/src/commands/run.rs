@@ -248,13 +248,14 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         .command
         .split_first()
         .ok_or_else(|| usage("run needs a command after --"))?;
-    let patterns = (!args.no_mask)
-        .then(|| {
+    let patterns = match args.no_mask {
+        true => None,
+        false => {
             let secrets = resolved.vars.iter().chain(&resolved.files);
-            masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))
-        })
-        .flatten()
-        .map(|p| Arc::new(PatternSlot::new(p)));
+            masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))?
+        }
+    }
+    .map(|p| Arc::new(PatternSlot::new(p)));
     let planned = plan_files(&resolved, args.as_files)?;
     let mut command = Command::new(program);
     command.args(rest);

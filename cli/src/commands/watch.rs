@@ -15,7 +15,7 @@ use crate::io::printable;
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Patterns;
 use st_secrets::secrets::SecretsManager;
-use st_secrets::SecretString;
+use st_secrets::{Error, SecretString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -30,8 +30,17 @@ pub const MIN_MASKED_LEN: usize = 4;
 
 /// The values `run` conceals in the command's output, with their encoded
 /// forms; `None` when there is nothing to conceal.
-pub fn masking_patterns<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Patterns> {
-    Patterns::with_floor(values.into_iter().map(|v| ("", v)), MIN_MASKED_LEN)
+///
+/// # Errors
+/// Past the leak guard's bound ([`Patterns::checked`]): a clear refusal
+/// naming the way out, never a value.
+pub fn masking_patterns<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<Patterns>, Error> {
+    Patterns::checked(values.into_iter().map(|v| ("", v)), MIN_MASKED_LEN).map_err(|e| {
+        e.context("run: masking the command's output")
+            .with_note("name the keys with --only, or pass --no-mask")
+    })
 }
 
 /// The values concealed in the command's output: replaced when a rotation
@@ -190,8 +199,10 @@ fn rewrite_if_changed(
         // Concealed before the command can have read it.
         m.values
             .extend(changed.iter().map(|&i| found[i].value.clone()));
-        if let Some(p) = masking_patterns(m.values.iter().map(|v| v.expose_bytes())) {
-            m.slot.replace(p);
+        match masking_patterns(m.values.iter().map(|v| v.expose_bytes())) {
+            Ok(Some(p)) => m.slot.replace(p),
+            Ok(None) => {}
+            Err(e) => eprintln!("st-secrets: warning: {e}; the values before stay concealed"),
         }
     }
     match SecretDir::replace(dir, &f.file, &render(&f.render, &bytes)) {
