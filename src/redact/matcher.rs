@@ -249,19 +249,19 @@ impl Patterns {
     /// build time stay bounded, and a tool says so instead of running out.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming how
+    /// [`Error::InvalidArgument`](crate::error::Error::InvalidArgument) naming how
     /// many values and bytes, never a value.
     pub fn checked<'a>(
         values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         floor: usize,
-    ) -> Result<Option<Patterns>, crate::Error> {
+    ) -> Result<Option<Patterns>, crate::error::Error> {
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
         let (needles, labels) = needles_of(values, floor, &mut keys, &mut seen);
         zero_all(seen);
         let bytes: usize = needles.iter().map(|n| n.len()).sum();
         if bytes > MAX_NEEDLE_BYTES {
-            return Err(crate::Error::InvalidArgument(format!(
+            return Err(crate::error::Error::InvalidArgument(format!(
                 "{} values to conceal make {} MiB of search forms, past the leak guard's bound \
                  of {} MiB: conceal fewer (name the keys)",
                 keys.len(),

@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 /// How many distinct served values are remembered; past that the oldest is
 /// forgotten (zeroed; the matcher's tables, never zeroed, keep concealing it
-/// until their next whole build, at most [`EXTEND_UP_TO`] needles later). A job that rotates a secret every hour for a year
-/// stays below it.
+/// until their next whole build, at most 512 needles later). A job that
+/// rotates a secret every hour for a year stays below it.
 pub const MAX_SERVED: usize = 4096;
 
 /// Hashes of values known to be remembered, one per slot: a get of a known
@@ -158,7 +158,7 @@ pub fn forget_served() {
 /// The matcher for the served values and the generation it was made for;
 /// `None` when no value is remembered. Made once per change and shared: the
 /// previous matcher extended by the new values' forms (its tables reused),
-/// built anew whole once [`EXTEND_UP_TO`] needles were added so (or after
+/// built anew whole once 512 needles were added so (or after
 /// [`forget_served`]).
 pub fn served_patterns() -> (u64, Option<Arc<Patterns>>) {
     let mut served = SERVED.lock();
