@@ -47,12 +47,17 @@ macro_rules! ResultCodes {
 
             /// The code's name as a C string.
             pub const fn c_name(self) -> &'static CStr {
-                let bytes = match self {
-                    $($Enum::$Code => concat!(stringify!($Code), "\0").as_bytes(),)*
-                };
-                match CStr::from_bytes_with_nul(bytes) {
-                    Ok(name) => name,
-                    Err(_) => panic!("a variant's name holds no NUL"),
+                match self {
+                    $($Enum::$Code => {
+                        // Checked when compiled: a C string literal's cost.
+                        const NAME: &CStr = match CStr::from_bytes_with_nul(
+                            concat!(stringify!($Code), "\0").as_bytes(),
+                        ) {
+                            Ok(name) => name,
+                            Err(_) => panic!("a variant's name holds no NUL"),
+                        };
+                        NAME
+                    })*
                 }
             }
 

@@ -10,8 +10,10 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-/// Forks this process is down from the one that first used the library.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Forks this process is down from the one that first used the library,
+/// plus one: never 0, so a [`ForkFlag`]'s word is the generation itself and
+/// 0 means clear (one comparison on every lock, no arithmetic).
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// 0: the fork handler is not registered; 1: being registered; 2: registered.
 static HOOKED: AtomicU8 = AtomicU8::new(0);
 
@@ -47,8 +49,8 @@ pub(crate) fn generation() -> u64 {
 }
 
 /// A flag that holds only in the fork generation that set it: a forked child
-/// finds it clear. The word is `generation + 1` of the process that set it,
-/// 0 when clear.
+/// finds it clear. The word is the generation of the process that set it, 0
+/// when clear.
 pub(crate) struct ForkFlag(AtomicU64);
 
 impl ForkFlag {
@@ -101,10 +103,11 @@ impl ForkFlag {
     }
 }
 
-/// The word of a flag set in `generation` (not 0: 2^64 forks do not happen).
+/// The word of a flag set in `generation` (the generation itself: never 0,
+/// as 2^64 forks do not happen).
 #[inline]
 fn mark(generation: u64) -> u64 {
-    generation.wrapping_add(1)
+    generation
 }
 
 #[cfg(test)]
