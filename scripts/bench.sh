@@ -10,10 +10,8 @@
 # NAME: the ALL list below; docs/benchmarks.md says what each measures
 # against which peers. remote and fleet start moto and OpenBao; tool writes
 # 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty.
-#
-# --other LIB_DIR (a directory holding another build's libst_secrets.so, e.g.
-# an older checkout's target/release) adds that build to cache and boundary,
-# and its st-secrets to matcher.
+# --other LIB_DIR (another build's target/release, e.g. an older checkout's)
+# adds that build to cache, boundary and matcher.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet sizes)
@@ -141,14 +139,7 @@ bench_tool() {
 }
 
 bench_leak() { cargo build --release -q -p st-secrets -p st-secrets-cli && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
-bench_matcher() {
-  local work
-  cargo build --release -q -p st-secrets-cli
-  work="$(mktemp -d /tmp/st-bench-matcher.XXXXXX)"
-  python3 benches/leak/bench_matcher.py "$ST_ROOT/target/release/st-secrets" "$work" \
-    "${other:+$other/st-secrets}" | tee "$out/table.md"
-  rm -rf "$work"
-}
+bench_matcher() { cargo build --release -q -p st-secrets-cli && python3 benches/leak/bench_matcher.py "$ST_ROOT/target/release/st-secrets" "$out/work" "${other:+$other/st-secrets}" | tee "$out/table.md"; }
 bench_fleet() {
   local py
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"

@@ -87,8 +87,10 @@ def main() -> None:
             cells = " | ".join(row(tool, home, args, ok) for _, tool in tools)
             print(f"| {n:,} | {label} | {cells} |")
     print()
-    print(f"Each run under a {LIMIT >> 30} GiB address-space limit (RLIMIT_AS); "
-          "'failed' is a run that could not finish under it.")
+    print(f"Each run under a {LIMIT >> 30} GiB address-space limit (RLIMIT_AS); 'failed' is a "
+          "run that could not finish (exit -6: aborted out of memory; exit 126: the command "
+          "could not start, its environment of that many variables being past the kernel's "
+          "limit for execve, whatever the matcher).")
 
 
 main()

@@ -39,9 +39,10 @@ const GROUP: usize = 64;
 const MAX_GROUPS: usize = 8;
 
 /// The most bytes of needles (values and their forms) one matcher searches
-/// for: past this, [`Patterns::checked`] refuses (a 40,000-key secrets file
-/// is about 13 MiB of them).
-pub const MAX_NEEDLE_BYTES: usize = 64 << 20;
+/// for: past this, [`Patterns::checked`] refuses. A 40,000-key secrets file
+/// of 40-byte tokens is about 13 MiB of them, and building its automaton
+/// peaks at about 600 MB (the matcher benchmark).
+pub const MAX_NEEDLE_BYTES: usize = 16 << 20;
 
 /// One searcher over needles `offset..` of a matcher.
 struct Unit {
@@ -281,10 +282,27 @@ impl Patterns {
             return None;
         }
         let units = Unit::build(&needles, 0)?;
+        Some(Patterns::indexed(
+            units,
+            Arc::new(needles),
+            Vec::new(),
+            labels,
+            keys,
+        ))
+    }
+
+    /// A matcher of these parts, its needle index made.
+    fn indexed(
+        units: Vec<Arc<Unit>>,
+        needles: Arc<Vec<Zeroizing<Vec<u8>>>>,
+        more: Vec<Zeroizing<Vec<u8>>>,
+        labels: Vec<(usize, Encoding)>,
+        keys: Vec<String>,
+    ) -> Patterns {
         let mut p = Patterns {
             units,
-            needles: Arc::new(needles),
-            more: Vec::new(),
+            needles,
+            more,
             labels,
             keys,
             sorted: Vec::new(),
@@ -292,7 +310,7 @@ impl Patterns {
             first_bytes: [false; 256],
         };
         p.index();
-        Some(p)
+        p
     }
 
     /// This matcher and `values` (their needles not already here): this
@@ -317,18 +335,13 @@ impl Patterns {
         more.extend(added);
         let mut all_labels = self.labels.clone();
         all_labels.append(&mut labels);
-        let mut p = Patterns {
+        Some(Patterns::indexed(
             units,
-            needles: Arc::clone(&self.needles),
+            Arc::clone(&self.needles),
             more,
-            labels: all_labels,
+            all_labels,
             keys,
-            sorted: Vec::new(),
-            longest: 0,
-            first_bytes: [false; 256],
-        };
-        p.index();
-        Some(p)
+        ))
     }
 
     /// Whether this matcher searches with `other`'s first tables (made by
