@@ -23,6 +23,7 @@ __all__ = [
     "remote_provider",
     "manager_get_with_version",
     "manager_refresh",
+    "interpreter_exiting",
     "manager_on_change",
     "manager_remove_listener",
     "redact_bytes",
