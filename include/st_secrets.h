@@ -1,7 +1,7 @@
 /*
  * st_secrets.h: the C API of st-secrets, the secrets-and-cache core for
  * SimpleTuner launchers. Conventions (results, errors, ownership, NULL,
- * threads, fork(), panics, ABI stability) are in README.md, section "C API".
+ * threads, fork(), panics, ABI stability) are in docs/c-api.md.
  */
 
 #ifndef ST_SECRETS_H

@@ -15,6 +15,11 @@ const os = require('node:os');
 const path = require('node:path');
 const st = require('..');
 
+// Encryption here (the store's credentials, a decrypt that fails) needs a
+// key: given, so that no test writes ~/.simpletuner/credential.key into the
+// real home.
+process.env.SIMPLETUNER_CREDENTIAL_KEY = 'node-async-test-key';
+
 const SECRET = 'hf_async_SECRET_value_0123';
 const DELAY_MS = 300;
 const requests = [];
