@@ -192,17 +192,17 @@ pub struct Patterns {
 type Needles = (Vec<Zeroizing<Vec<u8>>>, Vec<(usize, Encoding)>);
 
 /// The needles of `values` (raw from `floor` bytes, forms from
-/// [`MIN_LEN`]), each first of its bytes, with its key's number (keys
-/// numbered from `keys`' length, added to it) and encoding.
+/// [`MIN_LEN`]) that `known` does not already hold, each first of its
+/// bytes, with its key's number (keys numbered from `keys`' length, added
+/// to it) and encoding.
 fn needles_of<'a>(
     values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     floor: usize,
     keys: &mut Vec<String>,
-    seen: &mut HashSet<Vec<u8>>,
+    known: impl Fn(&[u8]) -> bool,
 ) -> Needles {
     let mut key_index: HashMap<&str, usize> = HashMap::new();
-    let mut needles = Vec::new();
-    let mut labels = Vec::new();
+    let mut all = Vec::new();
     for (key, value) in values {
         if value.len() < floor.max(1) {
             continue;
@@ -212,12 +212,22 @@ fn needles_of<'a>(
             keys.len() - 1
         });
         for (encoding, form) in forms(value, value.len() >= MIN_LEN) {
-            // The first of equal needles keeps its label; the set holds
-            // hashes' worth of work, not the needles (zeroed below).
-            if seen.insert(form.to_vec()) {
-                needles.push(form);
-                labels.push((k, encoding));
-            }
+            all.push((k, encoding, form));
+        }
+    }
+    // The first of equal needles keeps its label.
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::new();
+        all.iter()
+            .map(|(_, _, f)| !known(f) && seen.insert(&f[..]))
+            .collect()
+    };
+    let mut needles = Vec::new();
+    let mut labels = Vec::new();
+    for ((k, encoding, form), keep) in all.into_iter().zip(keep) {
+        if keep {
+            needles.push(form);
+            labels.push((k, encoding));
         }
     }
     (needles, labels)
@@ -239,9 +249,7 @@ impl Patterns {
         floor: usize,
     ) -> Option<Patterns> {
         let mut keys = Vec::new();
-        let mut seen = HashSet::new();
-        let (needles, labels) = needles_of(values, floor, &mut keys, &mut seen);
-        zero_all(seen);
+        let (needles, labels) = needles_of(values, floor, &mut keys, |_| false);
         Patterns::from_parts(needles, labels, keys)
     }
 
@@ -257,9 +265,7 @@ impl Patterns {
         floor: usize,
     ) -> Result<Option<Patterns>, crate::error::Error> {
         let mut keys = Vec::new();
-        let mut seen = HashSet::new();
-        let (needles, labels) = needles_of(values, floor, &mut keys, &mut seen);
-        zero_all(seen);
+        let (needles, labels) = needles_of(values, floor, &mut keys, |_| false);
         let bytes: usize = needles.iter().map(|n| n.len()).sum();
         if bytes > MAX_NEEDLE_BYTES {
             return Err(crate::error::Error::InvalidArgument(format!(
@@ -321,11 +327,8 @@ impl Patterns {
         values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Option<Patterns> {
         let mut keys = self.keys.clone();
-        let mut seen: HashSet<Vec<u8>> = (0..self.needles())
-            .map(|i| self.needle(i).to_vec())
-            .collect();
-        let (added, mut labels) = needles_of(values, MIN_LEN, &mut keys, &mut seen);
-        zero_all(seen);
+        let here: HashSet<&[u8]> = (0..self.needles()).map(|i| self.needle(i)).collect();
+        let (added, mut labels) = needles_of(values, MIN_LEN, &mut keys, |f| here.contains(f));
         if added.is_empty() {
             return None;
         }
@@ -500,12 +503,5 @@ impl Patterns {
                         .any(|n| n.len() > buf.len() - i)
             })
             .unwrap_or(buf.len())
-    }
-}
-
-/// Zeroes the copies of needles a de-duplication set held.
-fn zero_all(seen: HashSet<Vec<u8>>) {
-    for mut v in seen {
-        zeroize::Zeroize::zeroize(&mut v);
     }
 }

@@ -204,23 +204,15 @@ impl Notifier {
     /// the one that does holds a reference to the same key (normalized),
     /// followed further down.
     fn serves(&self, from: usize, index: usize, key: &str) -> bool {
-        let mut from = from;
-        while from < index {
-            let Some(j) = (from..index).find(|&j| held(&self.chain[j], key).is_some()) else {
-                return true;
-            };
-            let to_same = held(&self.chain[j], key).is_some_and(|value| {
+        self.chain[from..index].iter().all(|p| match held(p, key) {
+            None => true,
+            Some(value) => {
                 self.references
-                    && self.chain[j].resolves_references()
+                    && p.resolves_references()
                     && reference(value.expose())
                         .is_some_and(|t| normalize_key(t) == normalize_key(key))
-            });
-            if !to_same {
-                return false;
             }
-            from = j + 1;
-        }
-        true
+        })
     }
 
     /// The changes of keys the manager answered through a reference to a

@@ -72,8 +72,9 @@ struct Lease {
     /// The token the lease belongs to: another one (a file rewritten, a new
     /// login) starts over.
     token: SecretString,
-    /// When to renew it; `None`: not renewable, no TTL, or its max TTL is
-    /// reached (an AppRole token is then replaced by a login at 80%).
+    /// When to renew it; `None`: being looked up or renewed on the
+    /// refresher, not renewable, no TTL, or its max TTL is reached (an
+    /// AppRole token is then replaced by a login at 80%).
     renew_at: Option<Instant>,
 }
 
