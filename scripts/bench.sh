@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks, each side by side with the peers it is compared to, in one
 # run. Each writes its table between its markers in docs/benchmarks.md
-# (`<!-- bench:NAME -->` ... `<!-- /bench:NAME -->`), with one line saying
+# (`<!-- bench:NAME -->` ... `<!-- /bench:NAME -->`; commands' are in
+# docs/testing.md, the page about the test command), with one line saying
 # when, on what machine and at which commit it was measured; raw results stay
 # in target/bench-NAME/.
 #
@@ -9,12 +10,14 @@
 #
 # NAME: the ALL list below; docs/benchmarks.md says what each measures
 # against which peers. remote and fleet start moto and OpenBao; tool writes
-# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty.
+# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty;
+# commands runs the README's two commands in fresh clones (about 90 minutes).
 # --other LIB_DIR (another build's target/release, e.g. an older checkout's)
 # adds that build to cache, boundary and matcher.
 source "$(dirname "$0")/lib.sh"
+source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet sizes)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -25,7 +28,7 @@ while (($#)); do
   esac
 done
 ((${#names[@]})) || names=("${ALL[@]}")
-ensure_system_tools
+ensure_packages ctest servers
 trap stop_servers EXIT
 
 bench_cache() {
@@ -97,7 +100,7 @@ for l in open(sys.argv[1]):
 
 bench_bindings() {
   local work wheel
-  cargo build --release --lib
+  cargo_build --release
   (cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
   python3 - "$out/go.txt" >"$out/go.jsonl" <<'PY'
 import json, re, sys
@@ -131,15 +134,16 @@ PY
 
 bench_tool() {
   local work
-  cargo build --release --quiet -p st-secrets-cli
+  cargo_build --release --quiet
   work="$(mktemp -d /tmp/st-bench-tool.XXXXXX)"
   python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/tool.out"
   grep -v '^{' "$out/tool.out" | sed '/./,$!d' >"$out/table.md"
   rm -rf "$work"
 }
 
-bench_leak() { cargo build --release -q -p st-secrets -p st-secrets-cli && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
-bench_matcher() { cargo build --release -q -p st-secrets-cli && python3 benches/leak/bench_matcher.py "$ST_ROOT/target/release/st-secrets" "$out/work" "${other:+$other/st-secrets}" | tee "$out/table.md"; }
+bench_leak() { cargo_build --release -q && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
+bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
+bench_matcher() { cargo_build --release -q && python3 benches/leak/bench_matcher.py "$ST_ROOT/target/release/st-secrets" "$out/work" "${other:+$other/st-secrets}" | tee "$out/table.md"; }
 bench_fleet() {
   local py
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
@@ -171,20 +175,21 @@ bench_sizes() {
   } >"$out/table.md"
 }
 
-# Replaces the block between NAME's markers in docs/benchmarks.md with the
-# provenance line and target/bench-NAME/table.md.
+# Replaces the block between NAME's markers in the page under docs/ that has
+# them with the provenance line and target/bench-NAME/table.md.
 write_table() {
-  local name="$1" commit
+  local name="$1" commit page
+  page="$(grep -l -- "<!-- bench:$name -->" "$ST_ROOT"/docs/*.md | head -1)"
   commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   git diff --quiet HEAD -- src cli benches bindings 2>/dev/null || commit="$commit with local changes"
-  python3 - "$ST_ROOT/docs/benchmarks.md" "$name" "$out/table.md" \
+  python3 - "${page:-$ST_ROOT/docs/benchmarks.md}" "$name" "$out/table.md" \
     "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), commit $commit; medians." <<'PY'
 import re, sys
 doc, name, table, line = sys.argv[1:]
 text = open(doc).read()
 start, end = "<!-- bench:%s -->" % name, "<!-- /bench:%s -->" % name
 if start not in text or end not in text:
-    sys.exit("docs/benchmarks.md has no markers for %s" % name)
+    sys.exit("%s has no markers for %s" % (doc, name))
 body = "%s\n\n_%s_\n\n%s\n%s" % (start, line, open(table).read().strip(), end)
 open(doc, "w").write(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: body, text, flags=re.S))
 PY
@@ -198,4 +203,4 @@ for name in "${names[@]}"; do
   write_table "$name"
   cat "$out/table.md"
 done
-say "tables written to docs/benchmarks.md"
+say "tables written to docs/"

@@ -16,6 +16,7 @@
 #   st-secrets-V-aarch64-apple-darwin.tar.gz  macOS 11+: the .dylib, header, tool
 #   st_secrets-V-cp310-abi3-macosx_11_0_arm64.whl
 #   st-secrets-V.tgz                        the npm package: linux-x64, linux-arm64, darwin-arm64
+#   st-secrets-go-V.tar.gz                  the Go module st-secrets/stsecrets (a replace target)
 #   SHA256SUMS                              `sha256sum -c SHA256SUMS` checks them all
 #
 # The cross tooling is maintained and comes from the registries: cargo-zigbuild
@@ -26,8 +27,12 @@
 # and localizes the aarch64 files. Everything installed goes under
 # ~/.cache/st-secrets (ST_TOOLS_DIR) or rustup's own folder.
 #
-# Builds live in target/<triple>/release (the wheels' in target/wheel-build):
-# a second run rebuilds nothing that did not change. Prints sizes and time.
+# One build per target: maturin builds each wheel through wheel_cargo (below),
+# which first builds the library and the tool of that target in maturin's own
+# zig environment, so the extension's crates and theirs are compiled once
+# (five release builds: two glibc targets, macOS, two musl tools). Builds
+# live in target/<triple>/release: a second run rebuilds nothing that did
+# not change. Prints sizes and time.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
 started=$SECONDS
@@ -50,11 +55,31 @@ tarball() { # tarball DIR NAME -> OUT/NAME.tar.gz
     -cf - "$2" | gzip -n -9 >"$out/$2.tar.gz"
 }
 
+# maturin --zig runs `$CARGO rustc ...` for the extension with its zig
+# wrappers in the environment (glibc 2.28, or macOS 11's stubs); as that
+# cargo, this builds the library and the tool of ST_DIST_TARGET first, in the
+# same environment and folder (the same features as the extension's: they
+# reuse each other's crates), then runs maturin's own call.
+export ST_REAL_CARGO="$(command -v cargo)" ST_ROOT
+cat >"$stage/wheel_cargo" <<'EOF'
+#!/bin/sh
+if [ "$1" = rustc ]; then
+  "$ST_REAL_CARGO" build --release --locked --target "$ST_DIST_TARGET" --manifest-path "$ST_ROOT/Cargo.toml" \
+    -p st-secrets -p st-secrets-cli >&2 || exit
+fi
+exec "$ST_REAL_CARGO" "$@"
+EOF
+chmod +x "$stage/wheel_cargo"
+build_with_wheel() { # build_with_wheel TARGET MATURIN_ARGS...: the wheel, the library and the tool
+  ST_DIST_TARGET="$1" CARGO="$stage/wheel_cargo" "$ST_VENV/bin/maturin" build --release --locked --zig \
+    --target "$1" --manifest-path bindings/python/Cargo.toml --out "$out" "${@:2}" >&2
+}
+
 prebuild_args=()
 for arch in "${ARCHES[@]}"; do
   triple="$arch-unknown-linux-gnu"
-  say "$triple (glibc $GLIBC_FLOOR): library and tool"
-  cargo zigbuild --release --locked --target "$triple.$GLIBC_FLOOR" -p st-secrets -p st-secrets-cli
+  say "$triple (glibc $GLIBC_FLOOR, manylinux_2_28): library, tool and Python wheel"
+  build_with_wheel "$triple" --compatibility "manylinux_${GLIBC_FLOOR/./_}"
   name="st-secrets-$version-$arch-linux-gnu"
   scripts/install.sh --prefix "$stage/$name" --target "$triple" >&2
   tarball "$stage" "$name"
@@ -63,17 +88,9 @@ for arch in "${ARCHES[@]}"; do
     aarch64) node_arch=arm64 ;;
   esac
   prebuild_args+=(--prebuild "linux-$node_arch=$stage/$name/lib/libst_secrets.so.$version")
-
-  say "$triple (manylinux_2_28): the Python wheel"
-  # Its own target folder: maturin's zig set-up and cargo-zigbuild's differ
-  # in the build scripts' environment, so in one folder each would rebuild
-  # every crate the other built (about two minutes per architecture).
-  CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" build --release --locked --zig --target "$triple" \
-    --compatibility "manylinux_${GLIBC_FLOOR/./_}" \
-    --manifest-path bindings/python/Cargo.toml --out "$out" >&2
 done
 
-CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" sdist --manifest-path bindings/python/Cargo.toml --out "$out" >&2
+"$ST_VENV/bin/maturin" sdist --manifest-path bindings/python/Cargo.toml --out "$out" >&2
 # The tool alone, static with musl: one binary for any Linux container.
 for arch in "${ARCHES[@]}"; do
   say "$arch-unknown-linux-musl: the static tool"
@@ -89,7 +106,7 @@ done
 export MACOSX_DEPLOYMENT_TARGET=11.0
 mac="st-secrets-$version-aarch64-apple-darwin" rel=target/aarch64-apple-darwin/release
 say "aarch64-apple-darwin (macOS $MACOSX_DEPLOYMENT_TARGET): library, tool, wheel"
-cargo zigbuild --release --locked --target aarch64-apple-darwin -p st-secrets -p st-secrets-cli
+build_with_wheel aarch64-apple-darwin
 dylib="$(basename "$("$LLVM_BIN/llvm-objdump" --macho --dylib-id "$rel/libst_secrets.dylib" | tail -1)")"
 mkdir -p "$stage/$mac"/{lib,include,bin,share/doc/st_secrets}
 "$LLVM_BIN/llvm-strip" -x -o "$stage/$mac/lib/$dylib" "$rel/libst_secrets.dylib"
@@ -98,11 +115,16 @@ ln -s "$dylib" "$stage/$mac/lib/libst_secrets.dylib"
 cp include/st_secrets.h "$stage/$mac/include/" && cp LICENSE THIRD-PARTY-NOTICES.txt "$stage/$mac/share/doc/st_secrets/"
 tarball "$stage" "$mac"
 prebuild_args+=(--prebuild "darwin-arm64=$stage/$mac/lib/$dylib")
-CARGO_TARGET_DIR="$ST_ROOT/target/wheel-build" "$ST_VENV/bin/maturin" build --release --locked --zig \
-  --target aarch64-apple-darwin --manifest-path bindings/python/Cargo.toml --out "$out" >&2
 
 say "the npm package (linux-x64, linux-arm64, darwin-arm64)"
 scripts/package.sh npm --out "$out" "${prebuild_args[@]}" >/dev/null
+
+# The Go module's sources (no tests, no generator), for a replace directive;
+# cgo links whichever prefix pkg-config names.
+go="st-secrets-go-$version" && mkdir -p "$stage/$go"
+cp bindings/go/go.mod LICENSE THIRD-PARTY-NOTICES.txt "$stage/$go/"
+find bindings/go -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$stage/$go/" \;
+tarball "$stage" "$go"
 
 (cd "$out" && sha256sum -- * >SHA256SUMS)
 say "artifacts in $out ($((SECONDS - started)) s)"

@@ -88,7 +88,7 @@ realname="libst_secrets.so.$version"
 
 if [ "$build" = 1 ]; then
   command -v cargo >/dev/null || fail "cargo is required to build (or pass --no-build after a release build)"
-  (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2
+  (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2 # lib.sh's cargo_build
 fi
 rel="$ROOT/target/release"
 # binutils for the artifacts' architecture: the host's own, or the cross set

@@ -48,7 +48,7 @@ npm_pack() {
       cp "$file" "$pkg/prebuilds/$platform/libst_secrets.$([[ $platform == darwin-* ]] && echo dylib || echo so)"
     done
   else
-    [ "$build" = 0 ] || cargo build --release --lib >&2
+    [ "$build" = 0 ] || cargo_build --release >&2
     platform="$(node -p 'process.platform + "-" + process.arch')"
     mkdir -p "$pkg/prebuilds/$platform"
     strip --strip-unneeded -o "$pkg/prebuilds/$platform/libst_secrets.so" "$ST_ROOT/target/release/libst_secrets.so"

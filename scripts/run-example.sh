@@ -6,11 +6,13 @@
 # values for HF_TOKEN and REPLICATE_API_TOKEN, with REPLICATE_API_TOKEN also
 # set in the environment: so the chain is seen answering (the environment
 # wins over the file; the webhook secret is set nowhere). No value is printed.
+# It needs Rust and a C compiler only, installs nothing, and runs as any user
+# (a missing compiler is named with the command that installs it).
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
-ensure_system_tools
+ensure_packages example
 say "building libst_secrets and the st-secrets tool (release)"
-cargo build --release -p st-secrets -p st-secrets-cli
+cargo_build --release
 mkdir -p build
 say "compiling examples/launcher.c"
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/launcher.c \

@@ -12,6 +12,7 @@
 # Ends with a table of the suites (count, minutes), the total time and the
 # line "suites: N passed, M failed". docs/testing.md describes each suite.
 source "$(dirname "$0")/lib.sh"
+source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
 
 # name|what it runs: the suites in order; `tsan` runs only when named.
@@ -55,15 +56,40 @@ if ((${#selected[@]} == 0)); then
 fi
 ((${#extra[@]} == 0 || ${#selected[@]} == 1)) || die "-- ARGS goes with one suite"
 
-ensure_system_tools
-check_prerequisites
+# Debian packages and tools for the selected suites only (the server suites
+# share one set).
+ensure_packages "${selected[@]}"
+check_prerequisites "${selected[@]}"
 logs="$ST_ROOT/build/test-logs"
 mkdir -p "$logs"
 # Every temporary file of the run (the tests' secrets files, keys, databases,
 # the servers' data) goes under build/tmp, removed at the end whatever happens.
 export TMPDIR="$ST_ROOT/build/tmp"
 rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
-trap 'stop_servers; rm -rf "$TMPDIR"' EXIT
+bg_pid="" tools_pid=""
+trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null; done; rm -rf "$TMPDIR"' EXIT
+# What the run may not change: HOME outside the tool caches, /dev/shm.
+leftovers_snapshot >"$logs/leftovers.before"
+# The later suites' tools (the AWS agent, nightly and cargo-fuzz, the
+# rust-version toolchain) are prepared from the start in the background on
+# one core: their downloads and builds go beside the first suites'
+# compiling. Those suites wait for it (its log: build/test-logs/tools.log).
+later=" ${selected[*]} "
+prepare_tools() {
+  export CARGO_BUILD_JOBS=1
+  [[ ! "$later" =~ \ (moto|openbao|tool-servers)\  ]] || ensure_aws_agent
+  [[ "$later" != *" fuzz "* ]] || bash fuzz/run.sh --prepare
+  [[ "$later" != *" msrv "* ]] || bash tests/msrv/run.sh --prepare
+}
+if [[ "$later" =~ \ (moto|openbao|tool-servers|fuzz|msrv)\  ]]; then
+  set -m && { prepare_tools >"$logs/tools.log" 2>&1 & tools_pid=$!; } && set +m
+fi
+wait_tools() {
+  [ -n "$tools_pid" ] || return 0
+  say "waiting for the tools prepared in the background"
+  wait "$tools_pid" || { tail -n 20 "$logs/tools.log"; echo "(preparing the tools failed: the suite tries again)"; }
+  tools_pid=""
+}
 py=""
 venv() { [ -n "$py" ] || py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"; }
 servers_up=""
@@ -90,7 +116,7 @@ count_none() { echo "1 check"; }
 
 suite_header() {
   cp include/st_secrets.h "$logs/st_secrets.h.before"
-  cargo build --lib || return 1
+  cargo_build || return 1
   if ! cmp -s "$logs/st_secrets.h.before" include/st_secrets.h; then
     diff -u "$logs/st_secrets.h.before" include/st_secrets.h || true
     echo "include/st_secrets.h was stale; it has been regenerated: commit it."
@@ -109,17 +135,17 @@ suite_lint() {
 }
 suite_licences() { bash tests/licences/run.sh; }
 suite_abi() { bash tests/abi/run.sh; }
-suite_docs() { cargo test --test docs -- "${extra[@]}"; }
+suite_docs() { cargo test --workspace --test docs -- "${extra[@]}"; }
 suite_cargo() { cargo test --workspace -- "${extra[@]}"; }
 suite_ctest() {
-  cargo build -p st-secrets -p st-secrets-cli && cargo build --release -p st-secrets -p st-secrets-cli || return 1
+  cargo_build && cargo_build --release || return 1
   cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
     -DST_REPO_ROOT="$ST_ROOT" >"$logs/cmake.log" || { cat "$logs/cmake.log"; return 1; }
   cmake --build build/ctest && (cd build/ctest && ctest --output-on-failure -j2 "${extra[@]}")
 }
 suite_interop() {
   venv
-  cargo build -p st-secrets -p st-secrets-cli &&
+  cargo_build &&
     ST_SECRETS_BIN="$ST_ROOT/target/debug/st-secrets" ST_SECRETS_LIB="$ST_ROOT/target/debug/libst_secrets.so" \
       "$py" -m pytest -q -p no:cacheprovider tests/interop "${extra[@]}"
 }
@@ -127,48 +153,72 @@ suite_python() { bash bindings/python/tests/run.sh "${extra[@]}"; }
 suite_go() {
   # The binding links the release build through the uninstalled pkg-config
   # files the build writes (target/release/pkgconfig).
-  cargo build --release --lib &&
+  cargo_build --release &&
     (cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -race -count=1 -v ./... "${extra[@]}")
 }
 suite_node() {
-  cargo build --release --lib && (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error) &&
+  cargo_build --release && (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error) &&
     (cd bindings/node && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node --test test/ "${extra[@]}")
 }
 suite_consumers() { bash tests/consumers/run.sh; }
 suite_moto() {
   servers
-  cargo test --test aws_moto -- --include-ignored --test-threads=1 "${extra[@]}"
+  cargo test --workspace --test aws_moto -- --include-ignored --test-threads=1 "${extra[@]}"
 }
 suite_openbao() {
   servers
-  cargo test --test vault_openbao -- --include-ignored --test-threads=1 "${extra[@]}"
+  cargo test --workspace --test vault_openbao -- --include-ignored --test-threads=1 "${extra[@]}"
 }
 suite_tool-servers() {
   servers
-  cargo build --lib && cargo test -p st-secrets-cli --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
-    cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
+  cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
+    cargo test --workspace --test fleet -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
 }
-suite_fuzz() { fuzz_targets "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
-suite_msrv() { check_msrv; }
+suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
+suite_msrv() { bash tests/msrv/run.sh; }
 suite_dist() { bash scripts/dist.sh "$ST_ROOT/build/dist"; }
 suite_dist-checks() {
   [ -f build/dist/SHA256SUMS ] || bash scripts/dist.sh "$ST_ROOT/build/dist" || return 1
   bash tests/dist/run.sh "$ST_ROOT/build/dist"
 }
-suite_tsan() { tsan_cache; }
+suite_tsan() { bash tests/tsan/run.sh; }
 counter_for() {
   case "$1" in
     cargo | moto | openbao | tool-servers | docs | tsan) echo count_cargo ;;
     ctest | go | node) echo "count_$1" ;;
     interop) echo count_pytest ;;
-    header | lint | msrv | dist) echo count_none ;;
+    header | lint | msrv | dist | leftovers) echo count_none ;;
     *) echo count_plain ;;
   esac
 }
 
 results=()
+record() { # record NAME RC START: a line of the closing table
+  local count took="$((($SECONDS - $3) / 60)) min $((($SECONDS - $3) % 60)) s" status=passed
+  count="$("$(counter_for "$1")" "$logs/$1.log" || true)"
+  [ "$2" = 0 ] || { status="FAILED (exit $2)"; echo "FAILED: $1 exited $2"; }
+  results+=("$1|$status|${count:-?}|$took")
+}
+# The release build (dist) is mostly compiling while the server suites mostly
+# wait: when both are selected, it starts in the background with the first
+# server suite, its output in its log, and is waited for where it stands.
+bg_start=0
 for name in "${selected[@]}"; do
   log="$logs/$name.log" start=$SECONDS
+  if [ "$name" = dist ] && [ -n "$bg_pid" ]; then
+    say "dist (started in the background $(((SECONDS - bg_start) / 60)) min ago): waiting for it"
+    rc=0 && wait "$bg_pid" || rc=$?
+    bg_pid="" && tail -n 15 "$log" && record dist "$rc" "$bg_start" && continue
+  fi
+  if [[ "$name" =~ ^(moto|openbao|tool-servers)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
+    printf '%s\n' "${selected[@]}" | grep -qx dist; then
+    # Its tools first, here: the venv and rustup are not for two installers at once.
+    wait_tools && venv && (ensure_dist_tools) || die "the release build's tools did not install"
+    say "dist: started in the background (output: $logs/dist.log)"
+    bg_start=$SECONDS
+    set -m && { suite_dist >"$logs/dist.log" 2>&1 & bg_pid=$!; } && set +m
+  fi
+  [[ ! "$name" =~ ^(moto|openbao|tool-servers|fuzz|msrv)$ ]] || wait_tools
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
   case "$name" in moto | openbao | tool-servers) servers > >(tee "$logs/servers.log") 2>&1 ;; esac
@@ -176,12 +226,15 @@ for name in "${selected[@]}"; do
   "suite_$name" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
-  count="$("$(counter_for "$name")" "$log" || true)"
-  took="$(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
-  if [ "$rc" = 0 ]; then status=passed; else status="FAILED (exit $rc)"; echo "FAILED: $name exited $rc"; fi
-  results+=("$name|$status|${count:-?}|$took")
+  record "$name" "$rc" "$start"
 done
 stop_servers
+start=$SECONDS
+say "leftovers: HOME outside the tool caches, and /dev/shm, as before the run"
+leftovers_snapshot >"$logs/leftovers.after"
+rc=0 && diff "$logs/leftovers.before" "$logs/leftovers.after" >"$logs/leftovers.log" || rc=$?
+[ "$rc" = 0 ] && echo "unchanged" || { echo "the run changed these (< before, > after):" && cat "$logs/leftovers.log"; }
+record leftovers "$rc" "$start"
 
 echo
 printf '%-14s %-18s %-14s %s\n' suite result count time

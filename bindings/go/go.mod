@@ -1,7 +1,9 @@
-// The module path is a placeholder with a host-like first element, as `go get`
-// requires: replace example.com/st-secrets with the published repository's
-// path (docs/install-and-release.md, "Install"). Until then, use it with a
-// replace directive pointing at this directory.
-module example.com/st-secrets/stsecrets
+// The module ships as a release artifact (st-secrets-go-VERSION.tar.gz,
+// scripts/dist.sh), not from a repository host: a project requires
+// st-secrets/stsecrets and points a replace directive at the unpacked folder
+// (docs/install-and-release.md, "Go"). The path names no host, so without
+// the replace Go stops at once ("missing dot in first path element") instead
+// of asking a proxy for a module nobody publishes there.
+module st-secrets/stsecrets
 
 go 1.22

@@ -21,7 +21,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 CHECK_LOG="$work/log"
 
-cargo build --lib >&2 || die "the library does not build"
+cargo_build >&2 || die "the library does not build"
 lib="$ST_ROOT/target/debug/libst_secrets.so"
 soname="$(readelf -d "$lib" | sed -nE 's/.*Library soname: \[(.*)\]/\1/p')"
 [ -n "$soname" ] || die "$lib has no SONAME"

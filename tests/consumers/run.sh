@@ -14,7 +14,8 @@
 #   - man finds the tool's pages through PATH; bash (bash-completion), zsh
 #     (compinit) and fish load its completions from the prefix's share/;
 #   - Go: a module outside the binding using it through a replace directive
-#     and PKG_CONFIG_PATH; the program runs after the release build directory
+#     (at bindings/go, or at the unpacked Go module tarball with --go) and
+#     PKG_CONFIG_PATH; the program runs after the release build directory
 #     is out of reach;
 #   - Node: a fresh project installs the packed tarball (scripts/package.sh npm,
 #     or --npm) and calls Manager.get and a cache; then, without the bundled
@@ -31,20 +32,23 @@
 # Prints one line per check and ends with "consumers: N passed, M failed".
 #
 #   tests/consumers/run.sh [--no-build]
-#   tests/consumers/run.sh --tarball FILE --npm FILE [--arch x86_64|aarch64]
+#   tests/consumers/run.sh --tarball FILE --npm FILE --go FILE [--arch x86_64|aarch64]
 source "$(dirname "$0")/../../scripts/lib.sh"
 cd "$ST_ROOT"
 build_flag=()
 tarball=""
 npm_tarball=""
+go_module="$ST_ROOT/bindings/go"
+go_tarball=""
 arch="$(uname -m)"
 while (($#)); do
   case "$1" in
     --no-build) build_flag=(--no-build); shift ;;
     --tarball) tarball="$2"; shift 2 ;;
     --npm) npm_tarball="$2"; shift 2 ;;
+    --go) go_tarball="$2"; shift 2 ;;
     --arch) arch="$2"; shift 2 ;;
-    *) die "usage: tests/consumers/run.sh [--no-build] | --tarball FILE --npm FILE [--arch ARCH]" ;;
+    *) die "usage: tests/consumers/run.sh [--no-build] | --tarball FILE --npm FILE --go FILE [--arch ARCH]" ;;
   esac
 done
 # Another architecture: cross compilers, and qemu-user to run what they build.
@@ -185,11 +189,16 @@ mv "$prefix.gone" "$prefix"
 # Go's build cache keeps pkg-config's answers (Go issue 24544), so a prefix
 # that moved needs a fresh cache: this run uses its own.
 export GOCACHE="$work/gocache"
+if [ -n "$go_tarball" ]; then
+  go_module="$work/go-module"
+  unpack_go() { mkdir -p "$go_module" && tar -xzf "$go_tarball" -C "$go_module" --strip-components=1 && [ -f "$go_module/go.mod" ]; }
+  check "$(basename "$go_tarball") unpacked: the Go module st-secrets/stsecrets" unpack_go
+fi
 go_consumer() {
   command -v go >/dev/null || { echo "go is required"; return 1; }
   local dir="$work/go"
   mkdir -p "$dir" && cp tests/consumers/go/go.mod tests/consumers/go/main.go "$dir/"
-  (cd "$dir" && go mod edit -replace "example.com/st-secrets/stsecrets=$ST_ROOT/bindings/go" &&
+  (cd "$dir" && go mod edit -replace "st-secrets/stsecrets=$go_module" &&
     env "${go_cross[@]}" PKG_CONFIG_PATH="$moved/lib/pkgconfig" go build -o consumer .) || return 1
   resolves_from "$dir/consumer" "$moved" || return 1
   # The program does not reach into the build tree: hide it while it runs.
@@ -327,5 +336,17 @@ destdir_install() {
     ! grep -rq "$dd" "$dd/opt/st-secrets/lib/pkgconfig" "$dd/opt/st-secrets/lib/cmake"
 }
 check "install.sh honours DESTDIR (staged under it, naming no staging path)" destdir_install
+# Command 1 as a user without root, on a machine without a C compiler: the
+# compiler's package is named with the line that installs it, and nothing is
+# installed (PATH holds cargo and the shell's tools only; id answers a user's).
+no_compiler() {
+  local bin="$work/bare-bin" out t
+  mkdir -p "$bin"
+  for t in bash dirname grep sort cargo; do ln -sf "$(command -v "$t")" "$bin/$t"; done
+  out="$(PATH="$bin" bash -c 'id() { echo 1000; }; source scripts/lib.sh; ensure_packages example' 2>&1)" && return 1
+  echo "$out"
+  grep -qx 'error: missing Debian packages: gcc; install them with: sudo apt-get install -y gcc' <<<"$out"
+}
+check "command 1 without a C compiler, not as root: names gcc and the apt-get line, installs nothing" no_compiler
 
 checks_end consumers

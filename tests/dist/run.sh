@@ -22,8 +22,11 @@
 #     system's libsqlite3 and a second Rust static library, and each answers
 #     its own calls; with the unlocalized staticlib cargo builds, the same
 #     program's SQLite calls reach the bundled SQLite (the check is live);
+#   - the Go module tarball: the module st-secrets/stsecrets, its sources
+#     and nothing else (no tests, no generator);
 #   - each prefix tarball, unpacked somewhere new, passes the consumer
-#     projects (tests/consumers/run.sh --tarball; aarch64 under qemu).
+#     projects (tests/consumers/run.sh --tarball, with the Go module
+#     tarball as the replace target; aarch64 under qemu).
 # Prints one line per check and ends with "dist: N passed, M failed".
 source "$(dirname "$0")/../../scripts/lib.sh"
 cd "$ST_ROOT"
@@ -108,7 +111,7 @@ host_exceeds() {
   local need host
   host="$(ldd --version | head -1 | grep -oE '[0-9]+\.[0-9]+$')"
   version_at_least "$host" 2.29 || { echo "this host's glibc $host is not above $FLOOR: nothing to show"; return 0; }
-  cargo build --release --lib -q || return 1
+  cargo_build --release -q || return 1
   need="$(glibc_needed target/release/libst_secrets.so)"
   echo "host build (glibc $host): needs GLIBC_$need"
   ! version_at_least "$FLOOR" "$need"
@@ -190,7 +193,7 @@ static_beside() { # static_beside LIBST_A EXPECT(pass|sqlite-mixup)
 check "x86_64 libst_secrets.a beside -lsqlite3 and a second Rust staticlib: each answers its own calls" \
   static_beside "$work/x86_64/prefix/lib/libst_secrets.a" pass
 unlocalized() {
-  cargo build --release --lib -q && static_beside "$ST_ROOT/target/release/libst_secrets.a" sqlite-mixup
+  cargo_build --release -q && static_beside "$ST_ROOT/target/release/libst_secrets.a" sqlite-mixup
 }
 check "the same program with cargo's unlocalized staticlib: its SQLite calls reach the bundled SQLite" unlocalized
 
@@ -244,12 +247,24 @@ macos() {
 }
 check "macOS arm64: .dylib, tool, wheel and npm prebuild read with llvm-objdump; licence and notices (nothing here runs them)" macos
 
+# The Go module: what a replace directive points at.
+go_module() {
+  local d="$work/go" listed
+  mkdir -p "$d" && tar -xzf "$dist/st-secrets-go-$version.tar.gz" -C "$d" --strip-components=1 || return 1
+  grep -qx 'module st-secrets/stsecrets' "$d/go.mod" || { echo "go.mod names another module"; return 1; }
+  listed="$(cd "$d" && find . -type f | sort | tr '\n' ' ')"
+  echo "$listed"
+  [ -z "$(cd "$d" && find . -name '*_test.go' -o -path ./internal -prune)" ] || { echo "tests or the generator shipped"; return 1; }
+  cmp -s "$d/stsecrets.go" bindings/go/stsecrets.go && licensed "$d"
+}
+check "the Go module tarball: st-secrets/stsecrets, its sources, licence and notices" go_module
+
 # Each tarball as a prefix for the consumer projects (their own lines shown).
 for arch in x86_64 aarch64; do
   rc=0
   tests/consumers/run.sh --tarball "$dist/st-secrets-$version-$arch-linux-gnu.tar.gz" \
-    --npm "$dist/st-secrets-$version.tgz" --arch "$arch" 2>&1 | sed 's/^/       /' || rc=$?
-  counted "$arch tarball: the consumer projects (CMake, pkg-config, Go, Node)" "$rc"
+    --npm "$dist/st-secrets-$version.tgz" --go "$dist/st-secrets-go-$version.tar.gz" --arch "$arch" 2>&1 | sed 's/^/       /' || rc=$?
+  counted "$arch tarball: the consumer projects (CMake, pkg-config, the Go module tarball, Node)" "$rc"
 done
 
 checks_end dist

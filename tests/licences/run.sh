@@ -16,8 +16,7 @@ cd "$ST_ROOT"
 ABOUT_VERSION=0.9.3
 bin="$ST_TOOLS_DIR/cargo-about/bin"
 [ "$("$bin/cargo-about" --version 2>/dev/null)" = "cargo-about $ABOUT_VERSION" ] ||
-  cargo install cargo-about --version "$ABOUT_VERSION" --locked --features cli --root "$ST_TOOLS_DIR/cargo-about" >&2 ||
-  die "cargo-about did not install"
+  tool_install cargo-about 2 cargo-about "$ABOUT_VERSION" --features cli || die "cargo-about did not install"
 export PATH="$bin:$PATH"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

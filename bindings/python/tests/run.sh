@@ -11,8 +11,10 @@
 #      package with them, and every Python example of README.md and docs/
 #      (third-party modules they import, wandb, torch, tensorboardX, as Any);
 #   3. the source route: the sdist (maturin sdist) installed by pip into
-#      another fresh venv, which compiles it: the package imports, answers a
-#      get, and its `st-secrets` console script runs.
+#      another fresh venv, which compiles it (in target/sdist-build, kept
+#      between runs as cargo's cache: the sources are the sdist's own copy):
+#      the package imports, answers a get, and its `st-secrets` console
+#      script runs.
 # Ends with "python: N passed, M failed".
 #
 #   bindings/python/tests/run.sh
@@ -73,7 +75,8 @@ from_sdist() {
     tar -tzf "$work"/sdist/st_secrets-*.tar.gz >"$work/sdist/files" &&
     grep -qx 'st_secrets-[^/]*/THIRD-PARTY-NOTICES.txt' "$work/sdist/files" &&
     python3 -m venv "$work/src-venv" &&
-    (cd "$work" && "$work/src-venv/bin/pip" install -q --disable-pip-version-check "$work"/sdist/st_secrets-*.tar.gz) &&
+    (cd "$work" && CARGO_TARGET_DIR="$ST_ROOT/target/sdist-build" \
+      "$work/src-venv/bin/pip" install -q --disable-pip-version-check "$work"/sdist/st_secrets-*.tar.gz) &&
     (cd "$work" && HOME="$work/home" HF_TOKEN=hf_from_env "$work/src-venv/bin/python" -c '
 import st_secrets.secrets as s
 assert "site-packages" in s.__file__

@@ -2,8 +2,8 @@ module example.com/consumer
 
 go 1.22
 
-require example.com/st-secrets/stsecrets v0.0.0
+require st-secrets/stsecrets v0.1.0
 
-// The test points this at the binding's directory (go mod edit -replace);
-// a real project would require the published module instead.
-replace example.com/st-secrets/stsecrets => ../stsecrets
+// As a real project does: the replace points at the unpacked Go module
+// (st-secrets-go-VERSION.tar.gz); the test rewrites it with go mod edit.
+replace st-secrets/stsecrets => ../stsecrets

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"example.com/st-secrets/stsecrets"
+	"st-secrets/stsecrets"
 )
 
 func main() {

