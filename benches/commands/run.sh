@@ -9,9 +9,10 @@
 #   example-warm    command 1 in another fresh clone, the registry warm
 #   example-again   command 1 again in that clone
 #   tests-fresh     command 2 in a fresh clone with a fresh HOME: no tools, no
-#                   caches, an empty cargo registry, rustup with the stable
-#                   toolchain alone (its extra targets and components removed);
-#                   the machine's own settings (.npmrc, Go's env) copied in
+#                   caches, an empty cargo registry, rustup with the stable and
+#                   nightly toolchains as this kind of machine comes (stable's
+#                   extra targets and components removed); the machine's own
+#                   settings (.npmrc, Go's env) copied in
 #   tests-again     command 2 again in that clone and HOME
 #
 # Debian packages already installed stay installed (root's, not HOME's).
@@ -28,26 +29,30 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 rows=()
 size() { du -sb "$@" 2>/dev/null | awk '{s += $1} END {printf "%.1f GB", s / 1e9}'; }
+added() { du -sb "$1" | awk -v b="$2" '{printf "%.1f GB", ($1 - b) / 1e9}'; } # added DIR BYTES_BEFORE
 clone() { git clone -q "$ROOT" "$1" && git -C "$1" checkout -q "$(git -C "$ROOT" rev-parse HEAD)"; }
 timed() { # timed NAME LOG COMMAND...: runs it, keeps its output, sets took (minutes)
   local start=$SECONDS rc=0
   "${@:3}" >"$2" 2>&1 || rc=$?
   took="$(awk -v s=$((SECONDS - start)) 'BEGIN {printf "%.1f", s / 60}')"
-  [ "$rc" = 0 ] || { tail -30 "$2" >&2; echo "$1 failed (exit $rc); its log: $2" >&2; exit 1; }
+  [ "$rc" = 0 ] || { tail -30 "$2" >&2; echo "$1 failed (exit $rc); its log: $2" >&2; took="$took (failed)"; }
 }
 fresh_home="$work/home"
 fresh_env=(env HOME="$fresh_home" RUSTUP_HOME="$fresh_home/.rustup" CARGO_HOME="$fresh_home/.cargo")
 make_fresh_home() {
-  local stable rustup_home="${RUSTUP_HOME:-$HOME/.rustup}" t
+  local rustup_home="${RUSTUP_HOME:-$HOME/.rustup}" t
   mkdir -p "$fresh_home/.rustup/toolchains" "$fresh_home/.rustup/update-hashes" "$fresh_home/.config/go"
-  stable="$(basename "$(rustup run stable rustc --print sysroot)")"
   cp -a "$rustup_home/settings.toml" "$fresh_home/.rustup/"
-  cp -a "$rustup_home/toolchains/$stable" "$fresh_home/.rustup/toolchains/"
-  cp -a "$rustup_home/update-hashes/$stable" "$fresh_home/.rustup/update-hashes/" 2>/dev/null || true
-  for t in $("${fresh_env[@]}" rustup target list --installed); do
-    [ "$t" = "$(rustc -vV | sed -n 's/^host: //p')" ] || "${fresh_env[@]}" rustup target remove "$t" >/dev/null 2>&1
+  for t in stable nightly; do
+    t="$(basename "$(rustup run "$t" rustc --print sysroot)")"
+    cp -a "$rustup_home/toolchains/$t" "$fresh_home/.rustup/toolchains/"
+    cp -a "$rustup_home/update-hashes/$t" "$fresh_home/.rustup/update-hashes/" 2>/dev/null || true
   done
-  "${fresh_env[@]}" rustup component remove llvm-tools >/dev/null 2>&1 || true
+  for t in $("${fresh_env[@]}" rustup target list --toolchain stable --installed); do
+    [ "$t" = "$(rustc -vV | sed -n 's/^host: //p')" ] || "${fresh_env[@]}" rustup target remove --toolchain stable "$t" >/dev/null 2>&1
+  done
+  "${fresh_env[@]}" rustup component remove --toolchain stable llvm-tools >/dev/null 2>&1 || true
+  "${fresh_env[@]}" rustup component remove --toolchain nightly rust-src >/dev/null 2>&1 || true
   [ ! -f "$HOME/.npmrc" ] || cp "$HOME/.npmrc" "$fresh_home/"
   [ ! -f "$HOME/.config/go/env" ] || cp "$HOME/.config/go/env" "$fresh_home/.config/go/"
 }
@@ -71,12 +76,13 @@ for phase in "${phases[@]}"; do
     tests-fresh)
       clone "$work/c3"
       make_fresh_home
+      home0="$(du -sb "$fresh_home" | cut -f1)"
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
-      rows+=("| 2 | fresh clone, fresh HOME | $took | $(size "$work/c3") + $(size "$fresh_home") in HOME |") ;;
+      rows+=("| 2 | fresh clone, fresh HOME | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME |") ;;
     tests-again)
       [ -d "$work/c3" ] || { echo "tests-again follows tests-fresh" >&2; exit 2; }
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
-      rows+=("| 2 | again | $took | $(size "$work/c3") + $(size "$fresh_home") in HOME, in all |") ;;
+      rows+=("| 2 | again | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME, in all |") ;;
     *) echo "no phase $phase" >&2; exit 2 ;;
   esac
 done
