@@ -35,7 +35,11 @@ timed() { # timed NAME LOG COMMAND...: runs it, keeps its output, sets took (min
   local start=$SECONDS rc=0
   "${@:3}" >"$2" 2>&1 || rc=$?
   took="$(awk -v s=$((SECONDS - start)) 'BEGIN {printf "%.1f", s / 60}')"
-  [ "$rc" = 0 ] || { tail -30 "$2" >&2; echo "$1 failed (exit $rc); its log: $2" >&2; took="$took (failed)"; }
+  [ "$rc" = 0 ] && return 0
+  tail -30 "$2" >&2 && echo "$1 failed (exit $rc); its log: $2" >&2
+  local which
+  which="$(sed -nE 's/^([a-z-]+) +FAILED.*/\1/p' "$2" | paste -sd, -)"
+  took="$took (failed${which:+: $which})"
 }
 fresh_home="$work/home"
 fresh_env=(env HOME="$fresh_home" RUSTUP_HOME="$fresh_home/.rustup" CARGO_HOME="$fresh_home/.cargo")

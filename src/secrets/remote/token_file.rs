@@ -314,7 +314,11 @@ mod tests {
         // Round 4: `echo TOKEN > file` every 20 ms still failed about 2% of
         // gets ("token file is empty", 403), each get a new process with no
         // last good token to fall back on. Every reader here is new, and the
-        // writer truncates, writes half, then the rest, as fast as it can.
+        // writer truncates, writes half, then the rest, every 2 ms (ten
+        // times the failing case). With no pause at all the file is hardly
+        // ever whole: on a loaded 2-core machine one reader of 300 found it
+        // empty or changing on every try of its 250 ms, which no real writer
+        // does.
         use std::io::Write;
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();
@@ -333,6 +337,7 @@ mod tests {
                     w.write_all(b"s.tok").unwrap();
                     w.write_all(b"en-abcdef\n").unwrap();
                     drop(w);
+                    std::thread::sleep(std::time::Duration::from_millis(2));
                 }
             })
         };
