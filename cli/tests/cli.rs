@@ -492,13 +492,28 @@ fn node_cache_status_refuses_a_relative_directory() {
 /// The tool run with `HOME` unset (and, when `uid` is given, as that user).
 fn without_home(args: &[&str], uid: Option<u32>) -> Output {
     use std::os::unix::process::CommandExt;
-    let dir = TempDir::new().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_st-secrets"));
+    // Another user must reach the tool and its working directory: a
+    // checkout (and the run's TMPDIR inside it) may sit below a directory
+    // only its owner can enter (a home, `mktemp -d`), so for `uid` both are
+    // in a directory of their own under /tmp.
+    let dir = match uid {
+        Some(_) => tempfile::Builder::new()
+            .prefix("st-homeless.")
+            .tempdir_in("/tmp")
+            .unwrap(),
+        None => TempDir::new().unwrap(),
+    };
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    let tool = match uid {
+        Some(_) => {
+            let copy = dir.path().join("st-secrets");
+            std::fs::copy(env!("CARGO_BIN_EXE_st-secrets"), &copy).unwrap();
+            std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o755)).unwrap();
+            copy
+        }
+        None => env!("CARGO_BIN_EXE_st-secrets").into(),
+    };
+    let mut c = Command::new(tool);
     c.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
