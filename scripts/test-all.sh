@@ -75,13 +75,15 @@ leftovers_snapshot >"$logs/leftovers.before"
 # one core: their downloads and builds go beside the first suites'
 # compiling. Those suites wait for it (its log: build/test-logs/tools.log).
 later=" ${selected[*]} "
+servers_re="moto|openbao|tool-servers"   # the suites that need the servers
+tooled_re="$servers_re|fuzz|msrv"        # and those that need the prepared tools
 prepare_tools() {
   export CARGO_BUILD_JOBS=1
-  [[ ! "$later" =~ \ (moto|openbao|tool-servers)\  ]] || ensure_aws_agent
+  [[ ! "$later" =~ \ ($servers_re)\  ]] || ensure_aws_agent
   [[ "$later" != *" fuzz "* ]] || bash fuzz/run.sh --prepare
   [[ "$later" != *" msrv "* ]] || bash tests/msrv/run.sh --prepare
 }
-if [[ "$later" =~ \ (moto|openbao|tool-servers|fuzz|msrv)\  ]]; then
+if [[ "$later" =~ \ ($tooled_re)\  ]]; then
   set -m && { prepare_tools >"$logs/tools.log" 2>&1 & tools_pid=$!; } && set +m
 fi
 wait_tools() {
@@ -210,7 +212,7 @@ for name in "${selected[@]}"; do
     rc=0 && wait "$bg_pid" || rc=$?
     bg_pid="" && tail -n 15 "$log" && record dist "$rc" "$bg_start" && continue
   fi
-  if [[ "$name" =~ ^(moto|openbao|tool-servers)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
+  if [[ "$name" =~ ^($servers_re)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
     printf '%s\n' "${selected[@]}" | grep -qx dist; then
     # Its tools first, here: the venv and rustup are not for two installers at once.
     wait_tools && venv && (ensure_dist_tools) || die "the release build's tools did not install"
@@ -218,10 +220,10 @@ for name in "${selected[@]}"; do
     bg_start=$SECONDS
     set -m && { suite_dist >"$logs/dist.log" 2>&1 & bg_pid=$!; } && set +m
   fi
-  [[ ! "$name" =~ ^(moto|openbao|tool-servers|fuzz|msrv)$ ]] || wait_tools
+  [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tools
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
-  case "$name" in moto | openbao | tool-servers) servers > >(tee "$logs/servers.log") 2>&1 ;; esac
+  [[ ! "$name" =~ ^($servers_re)$ ]] || servers > >(tee "$logs/servers.log") 2>&1
   set +e
   "suite_$name" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
