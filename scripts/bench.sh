@@ -9,15 +9,16 @@
 #   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
 #
 # NAME: the ALL list below; docs/benchmarks.md says what each measures
-# against which peers. remote and fleet start moto and OpenBao; tool writes
+# against which peers. remote and fleet start moto and OpenBao, failover an
+# OpenBao cluster (about 25 minutes); tool writes
 # 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty;
 # commands runs the README's two commands in fresh clones (about 90 minutes).
 # --other LIB_DIR (another build's target/release, e.g. an older checkout's)
-# adds that build to cache, boundary and matcher.
+# adds that build to cache, boundary, matcher and failover.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet sizes commands)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet failover sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -159,18 +160,34 @@ bench_fleet() {
       /^\| .* library processes \|/ {sub(/ library processes/, ""); sub(/^\| /, "| " service ": "); print}' "$out/fleet.txt"; } >"$out/table.md"
 }
 
+bench_failover() { # ST_FAILOVER_SECONDS: each soak's length (600)
+  local py secs="${ST_FAILOVER_SECONDS:-600}"
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  build_c_bench benches/c/bench_failover.c "$out/bench"
+  : >"$out/soak.jsonl"
+  soak() { # soak LABEL LIB_DIR ADDRESSES FAULTS SECONDS: on a fresh cluster
+    start_openbao_cluster "$py" "$out"
+    "$py" benches/failover/soak.py "$(dirname "$VAULT_CLUSTER")" "$out/bench" "$2" "$1" "$5" 64 4 "$3" "$4" "$out/runs" |
+      tee -a "$out/soak.jsonl"
+    stop_servers
+  }
+  soak "this build, 3 addresses" "$ST_ROOT/target/release" all kill "$secs"
+  [ -z "$other" ] || soak "--other build, 1 address" "$other" one kill "$secs"
+  soak "this build, no faults" "$ST_ROOT/target/release" all calm "$((secs / 5))"
+  "$py" benches/failover/soak.py report "$out/soak.jsonl" >"$out/table.md"
+}
+
 bench_sizes() {
   local dist="$ST_ROOT/build/dist" f
   [ -f "$dist/SHA256SUMS" ] || bash scripts/dist.sh "$dist"
   {
-    echo "| artifact | bytes |"
-    echo "|---|---:|"
+    echo "| artifact | bytes | inside (bytes) |"
+    echo "|---|---:|---|"
     for f in "$dist"/*; do
-      [ "$(basename "$f")" = SHA256SUMS ] || echo "| \`$(basename "$f")\` | $(stat -c %s "$f") |"
-    done
-    for f in "$dist"/*.tar.gz; do
-      tar -tvzf "$f" | awk -v t="$(basename "$f")" '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a|[0-9.]+\.dylib)|bin\/st-secrets)$/ {
-        n = $6; sub(/^[^\/]*\//, "", n); printf "| in %s: `%s` | %d |\n", t, n, $3 }'
+      [ "$(basename "$f")" != SHA256SUMS ] || continue
+      printf '| `%s` | %s | %s |\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(case "$f" in *.tar.gz)
+        tar -tvzf "$f" | awk '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a|[0-9.]+\.dylib)|bin\/st-secrets)$/ {
+          n = $6; sub(/^.*\//, "", n); out = out (out ? ", " : "") "`" n "` " $3 } END { print out }' ;; esac)"
     done
   } >"$out/table.md"
 }

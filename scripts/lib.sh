@@ -29,7 +29,7 @@ declare -A ST_PACKAGES=(
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/include/sqlite3.h:libsqlite3-dev"
 )
 ST_PACKAGES[moto]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao]="${ST_PACKAGES[servers]}"
-ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]}"
+ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao-ha]="${ST_PACKAGES[servers]}"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 
 # Installs the Debian packages the named suites need and lack: as root with

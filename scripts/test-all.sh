@@ -31,6 +31,7 @@ SUITES=(
   "consumers|CMake, Make + pkg-config, Go and Node projects against an installed prefix (tests/consumers)"
   "moto|the AWS provider against moto and the AWS Secrets Manager Agent"
   "openbao|the Vault provider against OpenBao: server, agent, proxy"
+  "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
   "tool-servers|the tool against both servers; the fleet measurement"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
@@ -171,6 +172,9 @@ suite_openbao() {
   servers
   cargo test --workspace --test vault_openbao -- --include-ignored --test-threads=1 "${extra[@]}"
 }
+suite_openbao-ha() {
+  cargo test --workspace --test vault_ha -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
+}
 suite_tool-servers() {
   servers
   cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
@@ -186,7 +190,7 @@ suite_dist-checks() {
 suite_tsan() { bash tests/tsan/run.sh; }
 counter_for() {
   case "$1" in
-    cargo | moto | openbao | tool-servers | docs | tsan) echo count_cargo ;;
+    cargo | moto | openbao | openbao-ha | tool-servers | docs | tsan) echo count_cargo ;;
     ctest | go | node) echo "count_$1" ;;
     interop) echo count_pytest ;;
     header | lint | msrv | dist | leftovers) echo count_none ;;
@@ -224,6 +228,9 @@ for name in "${selected[@]}"; do
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
   [[ ! "$name" =~ ^($servers_re)$ ]] || servers > >(tee "$logs/servers.log") 2>&1
+  if [ "$name" = openbao-ha ]; then
+    venv && start_openbao_cluster "$py" "$logs" && export ST_TEST_VAULT_CLUSTER="$VAULT_CLUSTER"
+  fi
   set +e
   "suite_$name" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}

@@ -7,8 +7,11 @@
 # Their data directories (ST_SERVER_DIRS) are removed with them.
 ST_SERVER_PIDS=()
 ST_SERVER_DIRS=()
+ST_CLUSTERS=() # OpenBao clusters: their nodes' pids change as tests restart them
 stop_servers() {
   local pid dir
+  for dir in "${ST_CLUSTERS[@]}"; do python3 "$ST_ROOT/tests/vault/cluster.py" stop "$dir" >/dev/null 2>&1 || true; done
+  ST_CLUSTERS=()
   for pid in "${ST_SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   ST_SERVER_PIDS=()
   for dir in "${ST_SERVER_DIRS[@]}"; do rm -rf -- "$dir"; done
@@ -125,4 +128,18 @@ start_openbao() {
   VAULT_SETUP="$ST_LOGDIR/vault-setup.json"
   "$py" "$ST_ROOT/tests/vault/openbao_setup.py" "$plain_url" "$BAO_URL" "$BAO_DIR/vault-ca.pem" \
     "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
+}
+
+# Starts a 3-node OpenBao raft cluster on 127.0.0.1 (tests/vault/cluster.py,
+# which says what it holds) in a new temporary directory. $1: the venv's
+# python; $2: a log directory. Sets VAULT_CLUSTER (its cluster.json).
+start_openbao_cluster() {
+  local py="$1" dir
+  dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$dir") && ST_CLUSTERS+=("$dir")
+  if ! "$py" "$ST_ROOT/tests/vault/cluster.py" start "$(dirname "$py")/bao" "$dir" >"$2/openbao-cluster-server.log" 2>&1; then
+    cat "$2/openbao-cluster-server.log" "$dir"/n*.log >&2
+    die "the OpenBao cluster did not start"
+  fi
+  VAULT_CLUSTER="$dir/cluster.json"
 }

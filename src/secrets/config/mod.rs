@@ -14,7 +14,7 @@ use crate::paths::expand_home;
 use crate::secret::SecretString;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::Duration;
+use values::{count, names, nonempty, positive_seconds, seconds, string, url};
 
 /// Largest `max_file_size`: 1 GiB.
 pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
@@ -228,17 +228,31 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "http(s) URL, or `unix://PATH`",
         doc: "Vault's address, or the Unix socket of a Vault/OpenBao Agent or Proxy; default `BAO_ADDR`, else `VAULT_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
-            let s = nonempty(k, v)?;
-            c.vault.url = Some(if s.starts_with(unix::SCHEME) {
-                if unix::socket_path(&s).is_none() {
-                    return Err(Error::InvalidArgument(format!(
-                        "config key '{k}' names no socket: write unix:///path/to/socket"
-                    )));
-                }
-                s
-            } else {
-                url(k, v)?
-            });
+            c.vault.url = Some(vault_address(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_urls",
+        value: "list of http(s) URLs or `unix://PATH`",
+        doc: "the addresses of a cluster's nodes, instead of `vault_url`: each request goes to one that answers (failover, elections waited out, redirects only to these); default `BAO_ADDR`, else `VAULT_ADDR`, holding a comma-separated list",
+        apply: |c, k, v| {
+            let urls = names(k, v, |s| s.trim().to_owned())?;
+            let mut checked = Vec::with_capacity(urls.len());
+            for (i, u) in urls.iter().enumerate() {
+                let item = Value::String(u.clone());
+                checked.push(vault_address(&format!("{k}' item '{i}"), &item)?);
+            }
+            c.vault.urls = Some(checked);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_election_timeout",
+        value: "seconds, 0.001 to 3600",
+        doc: "how long a write to Vault (a login, a renewal) waits for the cluster to elect an active node before it fails; default 15 (shortened by up to 10% at random per process)",
+        apply: |c, k, v| {
+            c.vault.election_timeout = Some(positive_seconds(k, v)?);
             Ok(())
         },
     },
@@ -541,107 +555,18 @@ fn unknown(key: &str) -> Error {
     ))
 }
 
-fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, Error> {
-    value
-        .as_str()
-        .ok_or_else(|| Error::InvalidArgument(format!("config key '{key}' must be a string")))
-}
-
-/// A duration in seconds: a number from 0 to [`MAX_SECONDS`] (ten years).
-/// Anything else, including numbers too large for a `Duration`, is an error
-/// naming the key (never a panic).
-fn seconds(key: &str, value: &Value) -> Result<Duration, Error> {
-    value
-        .as_f64()
-        .filter(|s| s.is_finite() && (0.0..=MAX_SECONDS).contains(s))
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "config key '{key}' must be a number of seconds from 0 to {MAX_SECONDS}"
-            ))
-        })
-}
-
-fn nonempty(key: &str, value: &Value) -> Result<String, Error> {
-    let s = string(key, value)?;
-    if s.trim().is_empty() {
+/// A Vault address: an http(s) URL, or `unix://PATH`.
+fn vault_address(k: &str, v: &Value) -> Result<String, Error> {
+    let s = nonempty(k, v)?;
+    if !s.starts_with(unix::SCHEME) {
+        return url(k, v);
+    }
+    if unix::socket_path(&s).is_none() {
         return Err(Error::InvalidArgument(format!(
-            "config key '{key}' must not be empty"
+            "config key '{k}' names no socket: write unix:///path/to/socket"
         )));
     }
-    Ok(s.to_owned())
-}
-
-/// A non-empty string, or a non-empty list of them, each passed through
-/// `clean` and still non-empty: the secret names and paths.
-fn names(key: &str, value: &Value, clean: fn(&str) -> String) -> Result<Vec<String>, Error> {
-    const LIMIT: usize = 64;
-    let items: Vec<String> = match value {
-        Value::Array(items) if items.is_empty() => {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{key}' must not be an empty list"
-            )))
-        }
-        Value::Array(items) if items.len() > LIMIT => {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{key}' lists {} items; at most {LIMIT} are taken",
-                items.len()
-            )))
-        }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                item.as_str().map(clean).ok_or_else(|| {
-                    Error::InvalidArgument(format!("config key '{key}': item {i} must be a string"))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Value::String(s) => vec![clean(s)],
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{key}' must be a string or a list of strings"
-            )))
-        }
-    };
-    if items.iter().any(String::is_empty) {
-        return Err(Error::InvalidArgument(format!(
-            "config key '{key}' must not hold an empty name"
-        )));
-    }
-    Ok(items)
-}
-
-fn url(key: &str, value: &Value) -> Result<String, Error> {
-    let s = nonempty(key, value)?;
-    if !(s.starts_with("http://") || s.starts_with("https://")) {
-        return Err(Error::InvalidArgument(format!(
-            "config key '{key}' must be an http:// or https:// URL"
-        )));
-    }
-    Ok(s.trim_end_matches('/').to_owned())
-}
-
-fn positive_seconds(key: &str, value: &Value) -> Result<Duration, Error> {
-    let d = seconds(key, value)?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
-        return Err(Error::InvalidArgument(format!(
-            "config key '{key}' must be between 0.001 and 3600 seconds"
-        )));
-    }
-    Ok(d)
-}
-
-fn count(key: &str, value: &Value, max: u64) -> Result<u32, Error> {
-    value
-        .as_u64()
-        .filter(|n| *n <= max)
-        .map(|n| n as u32)
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "config key '{key}' must be a whole number from 0 to {max}"
-            ))
-        })
+    Ok(s)
 }
 
 fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
@@ -663,6 +588,8 @@ fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
     }
     Ok(kinds)
 }
+
+mod values;
 
 #[cfg(test)]
 mod tests;

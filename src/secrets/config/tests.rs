@@ -1,5 +1,6 @@
 use super::*;
 use crate::secrets::remote::DEFAULT_CACHE_TTL;
+use std::time::Duration;
 
 fn err(text: &str) -> String {
     ManagerConfig::from_json(text).unwrap_err().to_string()

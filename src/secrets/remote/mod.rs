@@ -114,6 +114,10 @@ pub struct FetchError {
     pub transient: bool,
     /// How long the server asked to wait before trying again (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The operation already waited as long as it may (a Vault write that
+    /// waited out an election): transient for the cache, which may serve a
+    /// stale value, but not retried again.
+    pub spent: bool,
 }
 
 impl FetchError {
@@ -123,6 +127,7 @@ impl FetchError {
             error,
             transient: true,
             retry_after: None,
+            spent: false,
         }
     }
 
@@ -132,6 +137,7 @@ impl FetchError {
             error,
             transient: false,
             retry_after: None,
+            spent: false,
         }
     }
 
@@ -165,7 +171,7 @@ pub fn with_retries<T>(
     let mut retry = 0;
     loop {
         match attempt() {
-            Err(f) if f.transient && retry < settings.retries => {
+            Err(f) if f.transient && !f.spent && retry < settings.retries => {
                 // Retry-After counts whole seconds, and servers round down
                 // (OpenBao's rate limiter says 0 while it still refuses):
                 // asking again after exactly that long is asking too early.

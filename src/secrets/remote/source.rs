@@ -47,6 +47,10 @@ pub trait Fetch: Send + Sync + 'static {
     /// (credentials, identity, health), as a JSON object without values.
     fn checks(&self, names: &[&str]) -> Value;
 
+    /// A caller expects a newer value than the one held (`refresh`): the
+    /// next fetches must not read older state (a cluster's standby).
+    fn expect_change(&self) {}
+
     /// The doctor's checks after the secrets were read (`any_read`: one
     /// was), added to `out`.
     fn after_reads(&self, _out: &mut Value, _any_read: bool) {}
@@ -263,6 +267,9 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             return Ok(None);
         };
         if let Read::Fresh { min_interval } = how {
+            if let Ok(live) = &self.live {
+                live.fetcher.expect_change();
+            }
             return Self::refresh_key(units, key, min_interval);
         }
         for u in units {

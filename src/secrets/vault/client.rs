@@ -2,6 +2,7 @@
 //! the token expires or is refused), requests in the configured namespace,
 //! and reading the secret with the mount's KV version, detected or checked.
 
+use super::cluster::{Cluster, DEFAULT_ELECTION_TIMEOUT};
 use super::settings::{either, VaultSettings};
 use super::wire::{errors_summary, expect, mount_version, not_found_kind, secret_from, NotFound};
 use crate::error::Error;
@@ -124,8 +125,8 @@ pub(super) struct Client {
     /// This client, for the jobs it hands the refresher (its token's
     /// lookup and renewal run there, never on a caller's path).
     me: Weak<Client>,
-    pub(super) http: Http,
-    pub(super) url: Address,
+    /// The nodes: one address, or a cluster's.
+    pub(super) cluster: Cluster,
     pub(super) mount: String,
     pub(super) namespace: Option<String>,
     pub(super) auth: Auth,
@@ -134,6 +135,11 @@ pub(super) struct Client {
     lease: Mutex<Option<Lease>>,
     /// Renewals sent (`renew-self` calls that succeeded), for statuses.
     pub(super) renewals: std::sync::atomic::AtomicU64,
+    /// AppRole logins answered, and the slowest one's wait in
+    /// microseconds (an election waited out shows here).
+    pub(super) logins: std::sync::atomic::AtomicU64,
+    pub(super) failed_logins: std::sync::atomic::AtomicU64,
+    pub(super) slowest_login_us: std::sync::atomic::AtomicU64,
     kv: Mutex<Kv>,
     /// A configured KV version checked against `sys/internal/ui/mounts`
     /// (after the first "absent").
@@ -199,13 +205,14 @@ impl Auth {
 }
 
 impl Client {
-    /// The client for `url` with `auth`, its mount, path, namespace and TLS
-    /// trust from the settings and the environment.
+    /// The client for the nodes `urls` (at least one) with `auth`, its
+    /// mount, path, namespace and TLS trust from the settings and the
+    /// environment.
     pub(super) fn new(
         settings: &VaultSettings,
         remote: &RemoteSettings,
         vars: &Vars,
-        url: Address,
+        urls: Vec<Address>,
         auth: Auth,
     ) -> Result<Arc<Client>, Error> {
         let skip =
@@ -222,16 +229,24 @@ impl Client {
                 .or_else(|| vars.get(var).map(|v| v.trim_matches('/').to_owned()))
                 .unwrap_or_else(|| default.to_owned())
         };
-        let http = Http::to(
+        let cluster = Cluster::new(
+            urls,
+            |a| {
+                Http::to(
+                    remote,
+                    &trust,
+                    "BAO_CACERT (or VAULT_CACERT)",
+                    a.socket.clone(),
+                )
+            },
             remote,
-            &trust,
-            "BAO_CACERT (or VAULT_CACERT)",
-            url.socket.clone(),
+            settings
+                .election_timeout
+                .unwrap_or(DEFAULT_ELECTION_TIMEOUT),
         )?;
         Ok(Arc::new_cyclic(|me| Client {
             me: me.clone(),
-            http,
-            url,
+            cluster,
             mount: pick(&settings.mount, var::SIMPLETUNER_VAULT_MOUNT, "secret"),
             namespace: settings.namespace.clone().or_else(|| {
                 either(vars, var::VAULT_NAMESPACE, var::BAO_NAMESPACE).map(|(ns, _)| ns.to_owned())
@@ -240,6 +255,9 @@ impl Client {
             token: Mutex::new(None),
             lease: Mutex::new(None),
             renewals: std::sync::atomic::AtomicU64::new(0),
+            logins: std::sync::atomic::AtomicU64::new(0),
+            failed_logins: std::sync::atomic::AtomicU64::new(0),
+            slowest_login_us: std::sync::atomic::AtomicU64::new(0),
             kv: {
                 let configured = settings.kv_version;
                 let initial = move || match configured {
@@ -387,7 +405,17 @@ impl Client {
                     json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()})
                         .to_string(),
                 );
-                let r = self.send("POST", "auth/approle/login", None, body.expose().as_bytes())?;
+                let began = Instant::now();
+                let r = self.send("POST", "auth/approle/login", None, body.expose().as_bytes());
+                let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.slowest_login_us
+                    .fetch_max(waited, std::sync::atomic::Ordering::Relaxed);
+                let r = r.inspect_err(|_| {
+                    self.failed_logins
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })?;
+                self.logins
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = match r.status {
                     // Vault and OpenBao answer 400 for a wrong role or secret ID.
                     400 => {
@@ -455,7 +483,7 @@ impl Client {
         token: Option<&SecretString>,
         body: &[u8],
     ) -> Result<Response, FetchError> {
-        let url = format!("{}/v1/{path}", self.url.base());
+        let path = format!("/v1/{path}");
         let mut headers = vec![("x-vault-request", "true")];
         if let Some(t) = token {
             headers.push(("x-vault-token", t.expose()));
@@ -466,7 +494,11 @@ impl Client {
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
         }
-        self.http.send("Vault", method, &url, &headers, body)
+        // Writes wait out an election, except a renewal: its token is
+        // still valid, and the login that replaces it later waits instead
+        // (a renewal runs on a read's path; it must not hold it up).
+        let wait = method != "GET" && path != "/v1/auth/token/renew-self";
+        self.cluster.send(method, &path, &headers, body, wait)
     }
 
     /// A GET with the token. After a refusal (403), once: an AppRole token
@@ -658,6 +690,22 @@ impl Client {
                 "{what}: not found (HTTP 404){}",
                 errors_summary(r)
             )))),
+        }
+    }
+
+    /// How the token is obtained, with the AppRole logins' count and the
+    /// slowest one's wait.
+    pub(super) fn auth_description(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.auth {
+            Auth::AppRole { .. } => format!(
+                "{} ({} logins, {} failed to reach a node, the slowest {:.3} s)",
+                self.auth.describe(),
+                self.logins.load(Relaxed),
+                self.failed_logins.load(Relaxed),
+                self.slowest_login_us.load(Relaxed) as f64 / 1e6
+            ),
+            other => other.describe(),
         }
     }
 

@@ -30,6 +30,7 @@
 //! mount's KV version, is a configuration error that names what to fix.
 
 mod client;
+mod cluster;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
@@ -37,7 +38,7 @@ pub use settings::VaultSettings;
 
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};
-use crate::secrets::remote::http::{redact_url, Address};
+use crate::secrets::remote::http::Address;
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{Fetch, RemoteSource};
@@ -61,11 +62,7 @@ impl RemoteSource<Vault> {
     /// The provider for `settings`, reading `vars`. Configuration problems
     /// (unreadable CA file) are reported on every lookup and in the status.
     pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
-        let url = vault
-            .url
-            .clone()
-            .or_else(|| either(&vars, var::VAULT_ADDR, var::BAO_ADDR).map(|(u, _)| u.to_owned()))
-            .map(|u| Address::parse(&u));
+        let urls = addresses(vault, &vars);
         let paths = vault
             .paths
             .clone()
@@ -74,29 +71,30 @@ impl RemoteSource<Vault> {
                     .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
             })
             .unwrap_or_else(|| vec!["simpletuner".to_owned()]);
-        let node = match url {
-            Some(_) => NodeUse::resolve(remote, &vars),
-            None => NodeUse::Off,
+        let node = match urls {
+            Ok(Some(_)) => NodeUse::resolve(remote, &vars),
+            _ => NodeUse::Off,
         };
         let scope = Scope::new("vault", &vars)
             .with("settings", &format!("{vault:?}"))
             .with("token", vault.token.as_ref().map_or("", |t| t.expose()));
         let auth = Auth::resolve(vault, &vars);
-        let configured = url.is_some() && matches!(auth, Ok(Some(_)) | Err(_));
-        let client = match (url, auth) {
-            (None, _) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault is not configured: set vault_url or BAO_ADDR (or VAULT_ADDR)"
+        let configured = !matches!(urls, Ok(None)) && matches!(auth, Ok(Some(_)) | Err(_));
+        let client = match (urls, auth) {
+            (Ok(None), _) => Err(Error::ProviderUnavailable(
+                "HashiCorp Vault is not configured: set vault_url (or vault_urls) or BAO_ADDR \
+                 (or VAULT_ADDR)"
                     .into(),
             )),
-            (Some(_), Err(e)) => Err(e),
-            (Some(_), Ok(None)) => Err(Error::ProviderUnavailable(
+            (Err(e), _) | (Ok(Some(_)), Err(e)) => Err(e),
+            (Ok(Some(_)), Ok(None)) => Err(Error::ProviderUnavailable(
                 "HashiCorp Vault has no way to authenticate: set vault_token, BAO_TOKEN \
                  (or VAULT_TOKEN), vault_token_file or SIMPLETUNER_VAULT_TOKEN_FILE, or \
                  ~/.vault-token, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or \
                  vault_agent (SIMPLETUNER_VAULT_AGENT=1) behind a Vault Agent or Proxy"
                     .into(),
             )),
-            (Some(url), Ok(Some(auth))) => Client::new(vault, remote, &vars, url, auth),
+            (Ok(Some(urls)), Ok(Some(auth))) => Client::new(vault, remote, &vars, urls, auth),
         };
         let fetcher = client.map(|client| Vault {
             client,
@@ -104,6 +102,40 @@ impl RemoteSource<Vault> {
         });
         RemoteSource::build(paths, configured, fetcher, remote, node, &scope)
     }
+}
+
+/// The nodes' addresses: `vault_urls`, else `vault_url`, else `BAO_ADDR` /
+/// `VAULT_ADDR` (a comma-separated list for a cluster's nodes); `None`
+/// when none is set.
+fn addresses(vault: &VaultSettings, vars: &Vars) -> Result<Option<Vec<Address>>, Error> {
+    let listed = match (&vault.urls, &vault.url) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidArgument(
+                "Vault: both vault_url and vault_urls are set: set one (vault_urls for a \
+                 cluster's nodes)"
+                    .into(),
+            ))
+        }
+        (Some(urls), None) => urls.clone(),
+        (None, Some(url)) => vec![url.clone()],
+        (None, None) => match either(vars, var::VAULT_ADDR, var::BAO_ADDR) {
+            Some((value, _)) => value
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => return Ok(None),
+        },
+    };
+    let mut out: Vec<Address> = Vec::new();
+    for u in listed {
+        let a = Address::parse(&u);
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok((!out.is_empty()).then_some(out))
 }
 
 impl Vault {
@@ -124,18 +156,22 @@ impl Fetch for Vault {
         with_retries(&self.settings, || self.client.read_secret(path))
     }
 
+    fn expect_change(&self) {
+        self.client.cluster.expect_change();
+    }
+
     fn describe(&self, paths: &[&str]) -> (String, Vec<String>) {
         let c = &self.client;
         let head = format!(
             "{} at {}{}; {}; {}",
             self.secrets(paths).join(", then "),
-            redact_url(&c.url.shown),
+            c.cluster.describe(),
             c.namespace
                 .as_ref()
                 .map(|ns| format!(" (namespace {ns})"))
                 .unwrap_or_default(),
             c.kv_description(),
-            c.auth.describe(),
+            c.auth_description(),
         );
         (head, c.auth.warnings())
     }
@@ -143,26 +179,37 @@ impl Fetch for Vault {
     fn checks(&self, paths: &[&str]) -> Value {
         let c = &self.client;
         let mut out = json!({
-            "url": redact_url(&c.url.shown),
+            "url": c.cluster.shown(),
             "secret": self.secrets(paths).join(", "),
             "auth": c.auth.describe(),
             "namespace": c.namespace,
         });
-        // Asked in the root namespace: OpenBao refuses sys/health in others.
-        out["health"] = match c.send_in(None, "GET", "sys/health", None, b"") {
-            Ok(r) if r.status == 404 => json!({ "supported": false }),
-            Ok(r) => {
-                let doc = r.json().unwrap_or(Value::Null);
-                json!({
-                    "status": r.status,
-                    "initialized": doc["initialized"],
-                    "sealed": doc["sealed"],
-                    "standby": doc["standby"],
-                    "version": doc["version"],
-                })
+        // Asked of each node, in the root namespace (OpenBao refuses
+        // sys/health in others); each node's role is learnt from it.
+        let health: Vec<Value> = (0..c.cluster.nodes.len())
+            .map(|i| match c.cluster.health(i) {
+                Ok(r) if r.status == 404 => json!({ "supported": false }),
+                Ok(r) => {
+                    let doc = r.json().unwrap_or(Value::Null);
+                    json!({
+                        "status": r.status,
+                        "initialized": doc["initialized"],
+                        "sealed": doc["sealed"],
+                        "standby": doc["standby"],
+                        "version": doc["version"],
+                    })
+                }
+                Err(f) => json!({ "error": f.error.to_json() }),
+            })
+            .collect();
+        let mut cluster = c.cluster.report();
+        if let Some(nodes) = cluster["nodes"].as_array_mut() {
+            for (node, h) in nodes.iter_mut().zip(&health) {
+                node["health"] = h.clone();
             }
-            Err(f) => json!({ "error": f.error.to_json() }),
-        };
+        }
+        out["health"] = health.into_iter().next().unwrap_or(Value::Null);
+        out["cluster"] = cluster;
         out
     }
 

@@ -13,6 +13,12 @@ pub struct VaultSettings {
     /// Vault's address (`vault_url`): an http(s) URL, or `unix://PATH` for a
     /// proxy or agent listening on a Unix socket.
     pub url: Option<String>,
+    /// The addresses of a cluster's nodes (`vault_urls`), instead of `url`:
+    /// each request goes to one that answers.
+    pub urls: Option<Vec<String>>,
+    /// How long a write (a login, a renewal) waits for a cluster to elect
+    /// an active node (`vault_election_timeout`); `None`: 15 s.
+    pub election_timeout: Option<std::time::Duration>,
     /// A token (`vault_token`).
     pub token: Option<SecretString>,
     /// A file holding the token, read again when it changes

@@ -172,6 +172,7 @@ pub(crate) fn decode<T: Shareable>(boot: &str, bytes: &[u8]) -> Option<Entry<T>>
                 error,
                 transient: f.transient,
                 retry_after: None,
+                spent: false,
             })
         }
         _ => return None,
