@@ -228,7 +228,14 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         value: "http(s) URL, or `unix://PATH`",
         doc: "Vault's address, or the Unix socket of a Vault/OpenBao Agent or Proxy; default `BAO_ADDR`, else `VAULT_ADDR` (unset: the provider is unavailable)",
         apply: |c, k, v| {
-            c.vault.url = Some(vault_address(k, v)?);
+            let address = vault_address(k, v)?;
+            if address.contains(',') {
+                return Err(Error::InvalidArgument(format!(
+                    "config key '{k}' holds several addresses: list a cluster's nodes in \
+                     'vault_urls'"
+                )));
+            }
+            c.vault.url = Some(address);
             Ok(())
         },
     },

@@ -214,6 +214,7 @@ impl Client {
         vars: &Vars,
         urls: Vec<Address>,
         auth: Auth,
+        node_dir: Option<&std::path::Path>,
     ) -> Result<Arc<Client>, Error> {
         let skip =
             either(vars, var::VAULT_SKIP_VERIFY, var::BAO_SKIP_VERIFY).is_some_and(|(v, _)| {
@@ -243,6 +244,7 @@ impl Client {
             settings
                 .election_timeout
                 .unwrap_or(DEFAULT_ELECTION_TIMEOUT),
+            node_dir,
         )?;
         Ok(Arc::new_cyclic(|me| Client {
             me: me.clone(),

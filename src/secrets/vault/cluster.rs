@@ -34,7 +34,10 @@ use crate::error::Error;
 use crate::secrets::remote::http::{redact_url, Address, Http, Response};
 use crate::secrets::remote::{backoff, jittered, FetchError, RemoteSettings};
 use crate::sys::Mutex;
+use index::Index;
 use serde_json::{json, Value};
+use shared::SharedView;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -101,47 +104,6 @@ pub struct Node {
     requests: AtomicU64,
 }
 
-/// The highest `X-Vault-Index` seen: OpenBao's is base64 of
-/// `{"cluster": ..., "value": "N"}`; another form (Vault's) is opaque and
-/// the latest one is kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Index {
-    raw: String,
-    order: Option<(String, u64)>,
-}
-
-impl Index {
-    fn parse(raw: &str) -> Index {
-        use base64::Engine as _;
-        let order = base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|doc| {
-                let value = doc["value"]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .or_else(|| doc["value"].as_u64())?;
-                Some((
-                    doc["cluster"].as_str().unwrap_or_default().to_owned(),
-                    value,
-                ))
-            });
-        Index {
-            raw: raw.trim().to_owned(),
-            order,
-        }
-    }
-
-    /// Whether `self`, just seen, should replace `held`.
-    fn newer_than(&self, held: &Index) -> bool {
-        match (&self.order, &held.order) {
-            (Some((c, v)), Some((hc, hv))) => c != hc || v > hv,
-            _ => self.raw != held.raw,
-        }
-    }
-}
-
 /// What one node did with a request.
 enum Outcome {
     Answered(Response),
@@ -162,6 +124,9 @@ pub struct Cluster {
     electing: AtomicBool,
     settings: RemoteSettings,
     failovers: AtomicU64,
+    /// What the processes of this node share of the cluster, with the node
+    /// cache on.
+    shared: Option<SharedView>,
 }
 
 /// No node has answered yet.
@@ -169,13 +134,18 @@ const NONE: usize = usize::MAX;
 
 impl Cluster {
     /// The cluster of `addresses` (at least one), each with its own
-    /// connections from `http`.
+    /// connections from `http`; what it learns shared with the node's
+    /// other processes through `node_dir` (the node cache's directory).
     pub fn new(
         addresses: Vec<Address>,
         http: impl Fn(&Address) -> Result<Http, Error>,
         settings: &RemoteSettings,
         election: Duration,
+        node_dir: Option<&Path>,
     ) -> Result<Cluster, Error> {
+        let shared = node_dir
+            .filter(|_| addresses.len() > 1)
+            .map(|dir| SharedView::new(dir, &addresses));
         let nodes = addresses
             .into_iter()
             .map(|address| {
@@ -201,6 +171,7 @@ impl Cluster {
             electing: AtomicBool::new(false),
             settings: settings.clone(),
             failovers: AtomicU64::new(0),
+            shared,
         })
     }
 
@@ -301,6 +272,7 @@ impl Cluster {
 
     /// The nodes in the order a request tries them.
     fn order(&self, write: bool) -> Vec<usize> {
+        self.adopt();
         let now = Instant::now();
         let n = self.nodes.len();
         // A write, and a read expecting a change (after a refresh: another
@@ -528,11 +500,12 @@ impl Cluster {
     /// Node `i` answered (after others failed: a failover): it is
     /// preferred from now on.
     fn chose(&self, i: usize, failed_over: bool) {
-        if failed_over {
-            self.failovers.fetch_add(1, Ordering::Relaxed);
-        }
         self.preferred.store(i, Ordering::Relaxed);
         self.answered.store(i, Ordering::Relaxed);
+        if failed_over {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+            self.publish();
+        }
     }
 
     fn failed(&self, i: usize, role: Role) {
@@ -660,6 +633,9 @@ fn origin(url: &str) -> Option<String> {
         format!("{scheme}://{host_port}:{default}")
     })
 }
+
+mod index;
+mod shared;
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,9 @@
 //!
 //! Configuration, each in this order (OpenBao's `BAO_` variables win over
 //! Vault's `VAULT_` ones when both are set, as OpenBao's clients read them):
-//! URL `vault_url`, `BAO_ADDR`, `VAULT_ADDR` (http(s), or `unix://PATH`);
+//! URL `vault_urls` (a cluster's nodes: [`cluster`]) or `vault_url`,
+//! `BAO_ADDR`, `VAULT_ADDR` (either a comma-separated list of nodes; each
+//! http(s), or `unix://PATH`);
 //! authentication `vault_agent` / `SIMPLETUNER_VAULT_AGENT` (no token), else
 //! token `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`, else token file
 //! `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, `~/.vault-token`, else
@@ -94,7 +96,13 @@ impl RemoteSource<Vault> {
                  vault_agent (SIMPLETUNER_VAULT_AGENT=1) behind a Vault Agent or Proxy"
                     .into(),
             )),
-            (Ok(Some(urls)), Ok(Some(auth))) => Client::new(vault, remote, &vars, urls, auth),
+            (Ok(Some(urls)), Ok(Some(auth))) => {
+                let dir = match &node {
+                    NodeUse::On(dir) => Some(dir.path()),
+                    _ => None,
+                };
+                Client::new(vault, remote, &vars, urls, auth, dir)
+            }
         };
         let fetcher = client.map(|client| Vault {
             client,

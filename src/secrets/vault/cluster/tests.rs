@@ -10,6 +10,7 @@ use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::remote::Vars;
 use crate::secrets::vault::{VaultProvider, VaultSettings};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 const FIELDS: &str =
@@ -217,6 +218,7 @@ fn redirects_never_go_from_https_to_http_or_to_other_hosts() {
         },
         &settings(),
         DEFAULT_ELECTION_TIMEOUT,
+        None,
     )
     .unwrap();
     let to =
@@ -437,8 +439,70 @@ fn addresses_from_the_environment_and_the_configuration() {
         r#"{"vault_urls": []}"#,
         r#"{"vault_urls": ["ftp://a"]}"#,
         r#"{"vault_election_timeout": 0}"#,
+        r#"{"vault_url": "http://a:8200,http://b:8200"}"#,
     ] {
         let e = crate::secrets::config::ManagerConfig::from_json(bad);
         assert!(e.is_err(), "{bad}");
     }
+}
+
+#[test]
+fn the_processes_of_a_node_share_a_failover_through_the_node_cache() {
+    let dir = PathBuf::from(format!(
+        "/dev/shm/st-secrets-cluster-test-{}",
+        std::process::id()
+    ));
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    let live = node(|_| Reply::json(200, FIELDS));
+    let addresses = [dead(), live.url()];
+    let with_path = |path: &str| {
+        let vault = VaultSettings {
+            urls: Some(addresses.to_vec()),
+            token: Some(SecretString::from("hvs.cluster-test-token")),
+            kv_version: Some(2),
+            paths: Some(vec![path.into()]),
+            ..VaultSettings::default()
+        };
+        let remote = RemoteSettings {
+            node_cache: Some(true),
+            node_cache_dir: Some(dir.clone()),
+            ..settings()
+        };
+        VaultProvider::new(&vault, &remote, Vars::empty())
+    };
+    // The first process finds the dead node and publishes it.
+    let first = with_path("a");
+    assert_eq!(get(&first).unwrap().as_deref(), Some("hf_from_node"));
+    assert_eq!(cluster(&first).report()["nodes"][0]["requests"], 1);
+    let published: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("vault-cluster-")
+        })
+        .collect();
+    assert_eq!(published.len(), 1);
+    let meta = published[0].metadata().unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    // Another process of the node (another secret: it fetches) starts with
+    // the node that answers, never trying the dead one.
+    let second = with_path("b");
+    assert_eq!(get(&second).unwrap().as_deref(), Some("hf_from_node"));
+    assert_eq!(cluster(&second).report()["nodes"][0]["requests"], 0);
+    assert_eq!(cluster(&second).report()["nodes"][1]["answered_last"], true);
+    // A garbled file is ignored, never a failure.
+    std::fs::write(published[0].path(), b"{not json").unwrap();
+    let third = with_path("c");
+    assert_eq!(get(&third).unwrap().as_deref(), Some("hf_from_node"));
 }
