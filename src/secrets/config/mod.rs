@@ -257,7 +257,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_election_timeout",
         value: "seconds, 0.001 to 3600",
-        doc: "how long a write to Vault (a login, a renewal) waits for the cluster to elect an active node before it fails; default 15 (shortened by up to 10% at random per process)",
+        doc: "how long a login to Vault waits for a cluster to elect an active node before it fails; default 15 (shortened by up to 10% at random per process)",
         apply: |c, k, v| {
             c.vault.election_timeout = Some(positive_seconds(k, v)?);
             Ok(())

@@ -191,18 +191,22 @@ impl Cluster {
         if self.nodes.len() == 1 {
             return redact_url(&self.nodes[0].address.shown);
         }
-        let answered = self.answered.load(Ordering::Relaxed);
-        let each: Vec<String> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
+        let report = self.report();
+        let each: Vec<String> = report["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
                 format!(
                     "{} ({}, {} requests{})",
-                    redact_url(&n.address.shown),
-                    n.state.lock().role.name(),
-                    n.requests.load(Ordering::Relaxed),
-                    if i == answered { ", answered last" } else { "" }
+                    n["url"].as_str().unwrap_or_default(),
+                    n["role"].as_str().unwrap_or_default(),
+                    n["requests"],
+                    if n["answered_last"] == true {
+                        ", answered last"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect();
@@ -210,7 +214,7 @@ impl Cluster {
             "the cluster of {} nodes {} ({} failovers)",
             self.nodes.len(),
             each.join(", "),
-            self.failovers.load(Ordering::Relaxed)
+            report["failovers"]
         )
     }
 
