@@ -132,7 +132,34 @@ fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> V
                 problems.push(format!("provider '{name}': agent ping: {why}"));
             }
         }
-        if let Some(h) = c.get("health") {
+        // A cluster: a line per node; one node down is not a problem while
+        // another serves.
+        let nodes = c["cluster"]["nodes"].as_array().filter(|n| n.len() > 1);
+        if let Some(nodes) = nodes {
+            for n in nodes {
+                let h = &n["health"];
+                let state = match h.get("error") {
+                    Some(e) => format!("DOWN ({})", error(e)),
+                    None => format!(
+                        "{}, HTTP {}, sealed: {}",
+                        n["role"].as_str().unwrap_or("?"),
+                        h["status"],
+                        h["sealed"]
+                    ),
+                };
+                let last = if n["answered_last"] == true {
+                    " (answered last)"
+                } else {
+                    ""
+                };
+                let url = n["url"].as_str().unwrap_or("?");
+                lines.push(format!("  {:<12} {url}: {state}{last}", "node"));
+            }
+            if !nodes.iter().any(|n| n["health"]["sealed"] == false) {
+                problems.push(format!("provider '{name}': no node of the cluster serves"));
+            }
+        }
+        if let Some(h) = c.get("health").filter(|_| nodes.is_none()) {
             let text = match (h.get("error"), h["supported"].as_bool()) {
                 (Some(e), _) => {
                     problems.push(format!("provider '{name}': health: {}", error(e)));
@@ -372,4 +399,53 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         crate::io::outln!("{}", line.trim_end());
     }
     Ok(u8::from(!problems.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_checks;
+    use serde_json::json;
+
+    fn node(url: &str, role: &str, health: serde_json::Value, last: bool) -> serde_json::Value {
+        json!({ "url": url, "role": role, "requests": 3, "answered_last": last, "health": health })
+    }
+
+    #[test]
+    fn a_cluster_is_one_line_per_node_and_a_problem_only_when_none_serves() {
+        let up = json!({ "status": 200, "sealed": false });
+        let standby = json!({ "status": 429, "sealed": false });
+        let down = json!({ "error": { "code": "ST_NETWORK", "message": "cannot connect" } });
+        let checks = |nodes: Vec<serde_json::Value>| {
+            json!([{ "name": "vault", "checks": {
+                "url": "http://a, http://b, http://c",
+                "health": nodes[0]["health"].clone(),
+                "cluster": { "nodes": nodes, "failovers": 1 },
+            }}])
+        };
+        let mut problems = Vec::new();
+        let lines = remote_checks(
+            &checks(vec![
+                node("http://a", "down", down.clone(), false),
+                node("http://b", "active", up, true),
+                node("http://c", "standby", standby, false),
+            ]),
+            &mut problems,
+        );
+        let text = lines.join("\n");
+        assert!(text.contains("http://a: DOWN (ST_NETWORK: cannot connect)"), "{text}");
+        assert!(text.contains("http://b: active, HTTP 200, sealed: false (answered last)"), "{text}");
+        assert!(text.contains("http://c: standby, HTTP 429"), "{text}");
+        assert!(!text.contains("  health"), "no single health line: {text}");
+        assert!(problems.is_empty(), "{problems:?}");
+
+        let mut problems = Vec::new();
+        remote_checks(
+            &checks(vec![
+                node("http://a", "down", down.clone(), false),
+                node("http://b", "down", down, false),
+            ]),
+            &mut problems,
+        );
+        assert_eq!(problems, ["provider 'vault': no node of the cluster serves"]);
+    }
 }
