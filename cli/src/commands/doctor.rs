@@ -432,8 +432,14 @@ mod tests {
             &mut problems,
         );
         let text = lines.join("\n");
-        assert!(text.contains("http://a: DOWN (ST_NETWORK: cannot connect)"), "{text}");
-        assert!(text.contains("http://b: active, HTTP 200, sealed: false (answered last)"), "{text}");
+        assert!(
+            text.contains("http://a: DOWN (ST_NETWORK: cannot connect)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http://b: active, HTTP 200, sealed: false (answered last)"),
+            "{text}"
+        );
         assert!(text.contains("http://c: standby, HTTP 429"), "{text}");
         assert!(!text.contains("  health"), "no single health line: {text}");
         assert!(problems.is_empty(), "{problems:?}");
@@ -446,6 +452,9 @@ mod tests {
             ]),
             &mut problems,
         );
-        assert_eq!(problems, ["provider 'vault': no node of the cluster serves"]);
+        assert_eq!(
+            problems,
+            ["provider 'vault': no node of the cluster serves"]
+        );
     }
 }

@@ -18,8 +18,6 @@ use values::{count, names, nonempty, positive_seconds, seconds, string, url};
 
 /// Largest `max_file_size`: 1 GiB.
 pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
-/// Largest number of seconds a duration setting takes: ten years.
-pub const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 /// Environment variable naming the secrets file (an st-secrets addition).
 pub const ENV_SECRETS_FILE: &str = "SIMPLETUNER_SECRETS_FILE";
 

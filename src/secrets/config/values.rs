@@ -1,10 +1,12 @@
 //! The values of configuration keys: each checked, with a message that
 //! names the key and never repeats the value.
 
-use super::MAX_SECONDS;
 use crate::error::Error;
 use serde_json::Value;
 use std::time::Duration;
+
+/// Largest number of seconds a duration setting takes: ten years.
+pub const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 
 pub(super) fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, Error> {
     value

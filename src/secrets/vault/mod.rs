@@ -31,6 +31,7 @@
 //! missing route or namespace, or warning that the path does not fit the
 //! mount's KV version, is a configuration error that names what to fix.
 
+mod auth;
 mod client;
 mod cluster;
 pub(crate) mod settings;
@@ -46,7 +47,8 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use client::{Auth, Client};
+use auth::Auth;
+use client::Client;
 use serde_json::{json, Value};
 use settings::either;
 use wire::expect;
