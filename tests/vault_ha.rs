@@ -70,10 +70,12 @@ fn agent() -> ureq::Agent {
 }
 
 /// Writes HF_TOKEN = `value` as root through the first node that takes
-/// it: the new KV v2 version.
+/// it (waiting out an election): the new KV v2 version.
 fn write(c: &Value, value: &str) -> u64 {
     let body = serde_json::json!({ "data": { "HF_TOKEN": value } }).to_string();
-    for _ in 0..100 {
+    // Through an election on a loaded machine: up to two minutes.
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until {
         for url in urls(c) {
             let r = agent()
                 .post(format!("{url}/v1/secret/data/simpletuner"))

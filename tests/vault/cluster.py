@@ -111,6 +111,14 @@ def unseal(state, n, deadline=60):
     raise RuntimeError("node %d did not unseal" % n)
 
 
+def readable(url, token):
+    try:
+        status, _ = call(url, "GET", "secret/data/simpletuner", token=token, ok=None, timeout=3)
+        return status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 def leader(state):
     for n, url in enumerate(state["urls"]):
         if health(url) == 200:
@@ -170,6 +178,9 @@ def start(bao, dir):
     wait(lambda: all(health(u) in (200, 429, 473) for u in state["urls"]), "every node to serve")
     fill(state)
     save(state)
+    # A KV v2 mount upgrades its data after it is made: ready when every
+    # node reads the secret.
+    wait(lambda: all(readable(u, state["root_token"]) for u in state["urls"]), "the secret on every node")
     print(json.dumps({"urls": state["urls"], "leader": leader(state)}))
 
 

@@ -445,6 +445,12 @@ impl Cluster {
                 next(Role::Standby, "no active node known to it (an election?)")
             }
             412 => next(Role::Standby, "it has not yet applied the last index seen"),
+            // A KV mount just made v2 answers 400 on every node until its
+            // data is upgraded (on standbys: "Waiting for the primary to
+            // upgrade..."): a moment, not a refusal.
+            400 if kv_upgrading(&summary) => {
+                next(Role::Unknown, "its KV mount is being upgraded to v2")
+            }
             // OpenBao's answer for an index it has not applied, when it
             // does not forward: a 429 with no error text.
             429 if index.is_some() && summary.is_empty() => {
@@ -603,6 +609,11 @@ impl Cluster {
             .collect();
         json!({ "nodes": nodes, "failovers": self.failovers.load(Ordering::Relaxed) })
     }
+}
+
+/// Whether a 400's errors say the KV mount is being upgraded to v2.
+fn kv_upgrading(summary: &str) -> bool {
+    summary.contains("from non-versioned to versioned data")
 }
 
 /// Whether a 500's errors say the node is not active and knows no active

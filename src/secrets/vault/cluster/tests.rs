@@ -248,6 +248,37 @@ fn redirects_never_go_from_https_to_http_or_to_other_hosts() {
 }
 
 #[test]
+fn a_kv_mount_being_upgraded_is_a_moment_not_a_refusal() {
+    let upgrading = node(|_| {
+        Reply::json(
+            400,
+            r#"{"errors": ["Waiting for the primary to upgrade from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service when the primary is finished."]}"#,
+        )
+    });
+    let live = node(|_| Reply::json(200, FIELDS));
+    let p = provider(
+        &[upgrading.url(), live.url()],
+        VaultSettings::default(),
+        Vars::empty(),
+    );
+    assert_eq!(get(&p).unwrap().as_deref(), Some("hf_from_node"));
+    // Alone, it is transient: retried, and the error says what is going on.
+    let p = provider(&[upgrading.url()], VaultSettings::default(), Vars::empty());
+    let e = get(&p).unwrap_err().to_string();
+    assert!(e.contains("being upgraded to v2"), "{e}");
+    let reads = upgrading
+        .received()
+        .iter()
+        .filter(|r| r.path.contains("/data/"))
+        .count();
+    assert_eq!(
+        reads,
+        1 + 3,
+        "one for the first provider, three attempts for the second"
+    );
+}
+
+#[test]
 fn a_storm_of_412s_is_bounded() {
     let behind =
         || node(|_| Reply::json(412, r#"{"errors": ["required index state not present"]}"#));
