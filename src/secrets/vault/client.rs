@@ -196,7 +196,7 @@ impl Client {
     /// whether it is still renewable, `None` when refused or not answered.
     fn renew(&self, token: &SecretString) -> Option<(Duration, bool)> {
         let r = self
-            .send("POST", "auth/token/renew-self", Some(token), b"{}")
+            .send_once("POST", "auth/token/renew-self", Some(token), b"{}")
             .ok()?;
         if r.status != 200 {
             return None;
@@ -389,6 +389,34 @@ impl Client {
         token: Option<&SecretString>,
         body: &[u8],
     ) -> Result<Response, FetchError> {
+        self.request(namespace, method, path, token, body, method != "GET")
+    }
+
+    /// [`send`](Self::send) without waiting out an election: a renewal's
+    /// token is still valid, and the login that replaces it later waits
+    /// instead (a renewal runs on a read's path; it must not hold it up).
+    fn send_once(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&SecretString>,
+        body: &[u8],
+    ) -> Result<Response, FetchError> {
+        let namespace = self.namespace.as_deref();
+        self.request(namespace, method, path, token, body, false)
+    }
+
+    /// One request through the cluster; `wait`: a write that waits out an
+    /// election.
+    fn request(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&SecretString>,
+        body: &[u8],
+        wait: bool,
+    ) -> Result<Response, FetchError> {
         let path = format!("/v1/{path}");
         let mut headers = vec![("x-vault-request", "true")];
         if let Some(t) = token {
@@ -400,10 +428,7 @@ impl Client {
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
         }
-        // Writes wait out an election, except a renewal: its token is
-        // still valid, and the login that replaces it later waits instead
-        // (a renewal runs on a read's path; it must not hold it up).
-        let wait = method != "GET" && path != "/v1/auth/token/renew-self";
+        // Writes wait out an election, except a renewal (`send_once`).
         self.cluster.send(method, &path, &headers, body, wait)
     }
 

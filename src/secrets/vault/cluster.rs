@@ -107,7 +107,7 @@ pub struct Node {
 /// What one node did with a request.
 enum Outcome {
     Answered(Response),
-    /// Passed on: why, and whether the failure may pass (election, restart).
+    /// Passed on to the next node, and why.
     Next(FetchError),
 }
 
@@ -152,10 +152,7 @@ impl Cluster {
                 Ok(Node {
                     http: http(&address)?,
                     address,
-                    state: Mutex::new(NodeState {
-                        role: Role::Unknown,
-                        failed_until: None,
-                    }),
+                    state: Mutex::new(NodeState::default()),
                     requests: AtomicU64::new(0),
                 })
             })
@@ -175,7 +172,7 @@ impl Cluster {
         })
     }
 
-    /// The addresses, for messages: one, or `a, b and c`.
+    /// The addresses, for messages: one, or `a, b, c`.
     pub fn shown(&self) -> String {
         let all: Vec<String> = self
             .nodes
@@ -231,8 +228,7 @@ impl Cluster {
     }
 
     /// Sends `method path_and_query` (`/v1/...`) to the cluster as the
-    /// module documentation says; `wait`: a write that waits out an
-    /// election.
+    /// module documentation says; `wait`: wait out an election (a write).
     pub fn send(
         &self,
         method: &str,
@@ -242,7 +238,7 @@ impl Cluster {
         wait: bool,
     ) -> Result<Response, FetchError> {
         let write = method != "GET";
-        let deadline = (write && wait).then(|| Instant::now() + jittered(self.election));
+        let deadline = wait.then(|| Instant::now() + jittered(self.election));
         let mut round = 0;
         loop {
             let failure = match self.round(method, path_and_query, headers, body, write) {
@@ -283,18 +279,14 @@ impl Cluster {
         // writer's new version may not be on a standby yet), go to the
         // active node first; its role learnt now if none is known.
         let to_active = write || self.in_window();
-        if to_active && n > 1 && !self.knows_active() {
+        if to_active && n > 1 && self.active().is_none() {
             self.sweep_roles();
         }
-        let first = if to_active {
-            self.nodes
-                .iter()
-                .position(|node| node.state.lock().role == Role::Active)
-                .unwrap_or_else(|| self.preferred.load(Ordering::Relaxed))
-        } else {
-            self.preferred.load(Ordering::Relaxed)
-        }
-        .min(n - 1);
+        let first = to_active
+            .then(|| self.active())
+            .flatten()
+            .unwrap_or_else(|| self.preferred.load(Ordering::Relaxed))
+            .min(n - 1);
         let mut order: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
         // Those that failed lately go last (a stable sort keeps the order).
         order.sort_by_key(|&i| {
@@ -307,10 +299,11 @@ impl Cluster {
         order
     }
 
-    fn knows_active(&self) -> bool {
+    /// The node known to be active, if any.
+    fn active(&self) -> Option<usize> {
         self.nodes
             .iter()
-            .any(|node| node.state.lock().role == Role::Active)
+            .position(|node| node.state.lock().role == Role::Active)
     }
 
     /// One round: each node in order until one answers.
@@ -410,13 +403,9 @@ impl Cluster {
             all.push(("x-vault-index", index));
             all.push(("x-vault-inconsistent", "forward-active-node"));
         }
-        node.requests.fetch_add(1, Ordering::Relaxed);
-        let r = match node.http.send("Vault", method, &url, &all, body) {
+        let r = match self.exchange(i, method, &url, &all, body) {
             Ok(r) => r,
-            Err(f) if f.transient => {
-                self.failed(i, Role::Down);
-                return Ok(Outcome::Next(f));
-            }
+            Err(f) if f.transient => return Ok(Outcome::Next(f)),
             Err(f) => return Err(f),
         };
         if let Some(seen) = r.header("x-vault-index").map(Index::parse) {
@@ -568,26 +557,33 @@ impl Cluster {
 
     /// Node `i`'s `sys/health` answer (its role is learnt from it).
     pub fn health(&self, i: usize) -> Result<Response, FetchError> {
+        let url = format!("{}/v1/sys/health", self.nodes[i].address.base());
+        let r = self.exchange(i, "GET", &url, &[("x-vault-request", "true")], b"")?;
+        if r.status != 404 {
+            self.set_role(i, Role::from_health(r.status));
+        }
+        Ok(r)
+    }
+
+    /// One exchange with node `i`, counted; a node that does not answer
+    /// (a transient failure) is marked down.
+    fn exchange(
+        &self,
+        i: usize,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, FetchError> {
         let node = &self.nodes[i];
-        let url = format!("{}/v1/sys/health", node.address.base());
         node.requests.fetch_add(1, Ordering::Relaxed);
-        match node
-            .http
-            .send("Vault", "GET", &url, &[("x-vault-request", "true")], b"")
-        {
-            Ok(r) => {
-                if r.status != 404 {
-                    self.set_role(i, Role::from_health(r.status));
-                }
-                Ok(r)
-            }
-            Err(f) => {
+        node.http
+            .send("Vault", method, url, headers, body)
+            .inspect_err(|f| {
                 if f.transient {
                     self.failed(i, Role::Down);
                 }
-                Err(f)
-            }
-        }
+            })
     }
 
     /// The nodes for statuses and the doctor: address, role, requests, and
