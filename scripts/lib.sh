@@ -23,7 +23,8 @@ declare -A ST_PACKAGES=(
   [go]="cc:gcc pkg-config:pkg-config"
   [consumers]="cc:gcc c++:g++ cmake:cmake ninja:ninja-build pkg-config:pkg-config man:man-db zsh:zsh fish:fish
     /usr/share/bash-completion/bash_completion:bash-completion"
-  [servers]="python3:python3 venv:python3-venv"
+  [cargo]="openssl:openssl"
+  [servers]="python3:python3 venv:python3-venv openssl:openssl"
   [dist]="python3:python3 venv:python3-venv aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu"
   [dist-checks]="qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/include/sqlite3.h:libsqlite3-dev"

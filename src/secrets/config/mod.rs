@@ -8,7 +8,7 @@
 use super::aws::AwsSettings;
 use super::file::FileSettings;
 use super::remote::{unix, RemoteSettings};
-use super::vault::VaultSettings;
+use super::vault::{AuthMethod, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -287,6 +287,75 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         doc: "a file holding the token (`~/` expanded), such as a Vault Agent's file sink: read again when it changes and once more when the server refuses the token; default `SIMPLETUNER_VAULT_TOKEN_FILE`, else `~/.vault-token` when it holds a token",
         apply: |c, k, v| {
             c.vault.token_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_auth",
+        value: "`token`, `agent`, `approle`, `kubernetes`, `jwt`, `cert` or `aws`",
+        doc: "how to log in: `kubernetes` (the pod's service-account token), `jwt` (a JWT file), `cert` (the TLS client certificate), `aws` (a signed `sts:GetCallerIdentity` from the AWS credential chain), or the ways inferred when it is unset (`agent`, `token`, `approle`); default `SIMPLETUNER_VAULT_AUTH`, else inferred: agent mode, a token, a token file, AppRole",
+        apply: |c, k, v| {
+            let name = nonempty(k, v)?;
+            c.vault.auth = Some(AuthMethod::parse(&name).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "config key '{k}' must be one of token, agent, approle, kubernetes, jwt, \
+                     cert, aws"
+                ))
+            })?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_role",
+        value: "string",
+        doc: "the role a `kubernetes`, `jwt` or `aws` login asks for (a `cert` login: the certificate role's name, else any that matches); default `SIMPLETUNER_VAULT_ROLE`",
+        apply: |c, k, v| {
+            c.vault.role = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_auth_mount",
+        value: "string",
+        doc: "where the login method is mounted (`auth/<mount>/login`); default `SIMPLETUNER_VAULT_AUTH_MOUNT`, else the method's name",
+        apply: |c, k, v| {
+            c.vault.auth_mount = Some(nonempty(k, v)?.trim_matches('/').to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_jwt_file",
+        value: "string",
+        doc: "the JWT a `jwt` or `kubernetes` login sends (`~/` expanded), read again for every login; default `SIMPLETUNER_VAULT_JWT_FILE`, else `/var/run/secrets/kubernetes.io/serviceaccount/token`",
+        apply: |c, k, v| {
+            c.vault.jwt_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_client_cert",
+        value: "string",
+        doc: "a PEM file with the TLS client certificate (and its chain) presented to Vault, read again for every login; a `cert` login needs it; default `BAO_CLIENT_CERT`, else `VAULT_CLIENT_CERT`",
+        apply: |c, k, v| {
+            c.vault.client_cert = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_client_key",
+        value: "string",
+        doc: "the PEM file of the client certificate's private key; default `BAO_CLIENT_KEY`, else `VAULT_CLIENT_KEY`",
+        apply: |c, k, v| {
+            c.vault.client_key = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_aws_server_id",
+        value: "string",
+        doc: "the `X-Vault-AWS-IAM-Server-ID` header an `aws` login signs (the auth method's `iam_server_id_header_value`); default `SIMPLETUNER_VAULT_AWS_SERVER_ID`, else none",
+        apply: |c, k, v| {
+            c.vault.aws_server_id = Some(nonempty(k, v)?);
             Ok(())
         },
     },

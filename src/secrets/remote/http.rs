@@ -179,6 +179,31 @@ pub struct Http {
     ca_setting: &'static str,
     /// The Unix socket requests go to, if any.
     socket: Option<PathBuf>,
+    /// What the configuration was built from, to build it again with a
+    /// client certificate ([`present`](Self::present)).
+    settings: RemoteSettings,
+    tls: TlsConfig,
+}
+
+/// The agent configuration of `settings` with `tls`.
+fn agent_config(settings: &RemoteSettings, tls: TlsConfig) -> ureq::config::Config {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(settings.connect_timeout))
+        .timeout_global(Some(settings.request_timeout))
+        .max_redirects(0)
+        .user_agent(concat!("st-secrets/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+}
+
+/// `tls` with the client certificate `cert` instead of its own.
+fn with_client_cert(tls: &TlsConfig, cert: Option<ureq::tls::ClientCert>) -> TlsConfig {
+    TlsConfig::builder()
+        .root_certs(tls.root_certs().clone())
+        .disable_verification(tls.disable_verification())
+        .client_cert(cert)
+        .build()
 }
 
 impl Http {
@@ -215,14 +240,7 @@ impl Http {
                 .build(),
             Trust::Insecure => TlsConfig::builder().disable_verification(true).build(),
         };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(settings.connect_timeout))
-            .timeout_global(Some(settings.request_timeout))
-            .max_redirects(0)
-            .user_agent(concat!("st-secrets/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
-            .build();
+        let config = agent_config(settings, tls.clone());
         let (fresh, fresh_socket) = (config.clone(), socket.clone());
         Ok(Http {
             pool: Mutex::with_rebuild(Pool::new(config, socket.clone()), move || {
@@ -232,7 +250,19 @@ impl Http {
             request_timeout: settings.request_timeout,
             ca_setting,
             socket,
+            settings: settings.clone(),
+            tls,
         })
+    }
+
+    /// Presents `cert` (a TLS client certificate and its key) to the
+    /// server from the next connection on; `None`: none. The pool's
+    /// connections are dropped, so that none made with the previous
+    /// certificate is used again.
+    pub fn present(&self, cert: Option<ureq::tls::ClientCert>) {
+        let tls = with_client_cert(&self.tls, cert);
+        let config = agent_config(&self.settings, tls);
+        *self.pool.lock() = Pool::new(config, self.socket.clone());
     }
 
     /// Sends one request. `what` names it in messages (`"GetSecretValue"`).

@@ -1,8 +1,9 @@
-//! How the Vault provider authenticates: a token, a token file, an AppRole
-//! login, or nothing behind an agent; chosen from the settings and the
-//! environment.
+//! How the Vault provider authenticates: a token, a token file, a login
+//! (AppRole, or the workload's identity: [`super::login`]), or nothing
+//! behind an agent; chosen from the settings and the environment.
 
-use super::settings::{either, VaultSettings};
+use super::login::Login;
+use super::settings::{either, AuthMethod, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -17,12 +18,9 @@ pub(super) enum Auth {
     /// A file holding the token (an agent's sink, `~/.vault-token`), read
     /// again when it changes and once more after a refusal.
     File(TokenFile),
-    /// AppRole: logged in on first use, again when the token expires or is
-    /// refused.
-    AppRole {
-        role_id: SecretString,
-        secret_id: SecretString,
-    },
+    /// A login (AppRole, Kubernetes, JWT, TLS certificate, AWS IAM): on
+    /// first use, again when the token expires or is refused.
+    Login(Login),
     /// No token is sent: the Vault Agent or Proxy in between adds its own
     /// (`use_auto_auth_token`).
     Agent,
@@ -33,6 +31,7 @@ impl Auth {
     pub(super) fn warnings(&self) -> Vec<String> {
         match self {
             Auth::File(f) => f.warnings(),
+            Auth::Login(l) => l.warnings(),
             _ => Vec::new(),
         }
     }
@@ -42,13 +41,13 @@ impl Auth {
         match self {
             Auth::Token(_, source) => format!("token from {source}"),
             Auth::File(f) => format!("token from {}, read again when it changes", f.describe()),
-            Auth::AppRole { .. } => "AppRole login".to_owned(),
+            Auth::Login(l) => l.describe(),
             Auth::Agent => "no token sent: the agent or proxy adds its own".to_owned(),
         }
     }
 
-    /// How to authenticate, from the settings and the environment, in this
-    /// order: agent mode (`vault_agent`, `SIMPLETUNER_VAULT_AGENT`), a token
+    /// How to authenticate: the method `vault_auth` (or
+    /// `SIMPLETUNER_VAULT_AUTH`) names, else, in this order: agent mode (`vault_agent`, `SIMPLETUNER_VAULT_AGENT`), a token
     /// (`vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`), a token file
     /// (`vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, then
     /// `~/.vault-token` when it holds a token), AppRole; `None`: no way is
@@ -56,8 +55,36 @@ impl Auth {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a `SIMPLETUNER_VAULT_AGENT` that is not
-    /// a yes or no.
-    pub(super) fn resolve(settings: &VaultSettings, vars: &Vars) -> Result<Option<Auth>, Error> {
+    /// a yes or no, an unknown `SIMPLETUNER_VAULT_AUTH`, or a method missing
+    /// what it needs.
+    pub(super) fn resolve(
+        settings: &VaultSettings,
+        remote: &crate::secrets::remote::RemoteSettings,
+        vars: &Vars,
+    ) -> Result<Option<Auth>, Error> {
+        let method = match (settings.auth, vars.get(var::SIMPLETUNER_VAULT_AUTH)) {
+            (Some(m), _) => Some(m),
+            (None, Some(name)) => Some(AuthMethod::parse(name).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{} must be one of token, agent, approle, kubernetes, jwt, cert, aws",
+                    var::SIMPLETUNER_VAULT_AUTH
+                ))
+            })?),
+            (None, None) => None,
+        };
+        match method {
+            None => Self::inferred(settings, vars),
+            Some(AuthMethod::Agent) => Ok(Some(Auth::Agent)),
+            Some(AuthMethod::Token) => {
+                Ok(Self::token(settings, vars).or_else(|| Self::token_file(settings, vars)))
+            }
+            Some(AuthMethod::AppRole) => Ok(Self::approle(vars)),
+            Some(m) => Login::identity(m, settings, remote, vars).map(|l| Some(Auth::Login(l))),
+        }
+    }
+
+    /// The way inferred from what is set, when no method is named.
+    fn inferred(settings: &VaultSettings, vars: &Vars) -> Result<Option<Auth>, Error> {
         let agent = match settings.agent {
             Some(a) => a,
             None => vars.flag(var::SIMPLETUNER_VAULT_AGENT)?.unwrap_or(false),
@@ -65,41 +92,52 @@ impl Auth {
         if agent {
             return Ok(Some(Auth::Agent));
         }
+        Ok(Self::token(settings, vars)
+            .or_else(|| Self::token_file(settings, vars))
+            .or_else(|| {
+                vars.home_file(".vault-token")
+                    .map(|p| TokenFile::new(p, "Vault token file", "~/.vault-token"))
+                    .filter(|f| f.get().is_ok())
+                    .map(Auth::File)
+            })
+            .or_else(|| Self::approle(vars)))
+    }
+
+    /// A token: `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`.
+    fn token(settings: &VaultSettings, vars: &Vars) -> Option<Auth> {
         if let Some(t) = &settings.token {
-            return Ok(Some(Auth::Token(t.clone(), "config vault_token")));
+            return Some(Auth::Token(t.clone(), "config vault_token"));
         }
-        if let Some((t, name)) = either(vars, var::VAULT_TOKEN, var::BAO_TOKEN) {
-            return Ok(Some(Auth::Token(SecretString::from(t), name)));
-        }
+        either(vars, var::VAULT_TOKEN, var::BAO_TOKEN)
+            .map(|(t, name)| Auth::Token(SecretString::from(t), name))
+    }
+
+    /// A token file: `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`.
+    fn token_file(settings: &VaultSettings, vars: &Vars) -> Option<Auth> {
         if let Some(p) = &settings.token_file {
-            return Ok(Some(Auth::File(TokenFile::new(
+            return Some(Auth::File(TokenFile::new(
                 p.clone(),
                 "Vault token file",
                 "config vault_token_file",
-            ))));
+            )));
         }
-        if let Some(p) = vars.get(var::SIMPLETUNER_VAULT_TOKEN_FILE) {
-            return Ok(Some(Auth::File(TokenFile::new(
+        vars.get(var::SIMPLETUNER_VAULT_TOKEN_FILE).map(|p| {
+            Auth::File(TokenFile::new(
                 expand_home(p.into()),
                 "Vault token file",
                 var::SIMPLETUNER_VAULT_TOKEN_FILE,
-            ))));
+            ))
+        })
+    }
+
+    /// AppRole, when `VAULT_ROLE_ID` and `VAULT_SECRET_ID` are both set.
+    fn approle(vars: &Vars) -> Option<Auth> {
+        match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
+            (Some(r), Some(s)) => Some(Auth::Login(Login::approle(
+                SecretString::from(r),
+                SecretString::from(s),
+            ))),
+            _ => None,
         }
-        if let Some(file) = vars
-            .home_file(".vault-token")
-            .map(|p| TokenFile::new(p, "Vault token file", "~/.vault-token"))
-            .filter(|f| f.get().is_ok())
-        {
-            return Ok(Some(Auth::File(file)));
-        }
-        Ok(
-            match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
-                (Some(r), Some(s)) => Some(Auth::AppRole {
-                    role_id: SecretString::from(r),
-                    secret_id: SecretString::from(s),
-                }),
-                _ => None,
-            },
-        )
     }
 }

@@ -1,6 +1,9 @@
-//! The Vault client: authentication (a token, or AppRole logins repeated as
-//! the token expires or is refused), requests in the configured namespace,
-//! and reading the secret with the mount's KV version, detected or checked.
+//! The Vault client: authentication (a token, or logins repeated as the
+//! token expires or is refused: [`session`]), requests in the configured
+//! namespace, and reading the secret with the mount's KV version, detected
+//! or checked.
+
+mod session;
 
 use super::auth::Auth;
 use super::cluster::{Cluster, DEFAULT_ELECTION_TIMEOUT};
@@ -15,18 +18,9 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
 use crate::sys::{refresher, Mutex};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-struct Token {
-    value: SecretString,
-    /// When to log in again (80% of the lease); `None`: never expires.
-    renew_at: Option<Instant>,
-    /// When to renew it instead (two thirds of the lease), while it is
-    /// renewable and its max TTL leaves more than [`MIN_RENEWED_TTL`].
-    renew_due: Option<Instant>,
-}
 
 /// What is known of the lease of the token in use (a fixed token, a token
 /// file's, an AppRole login's), to renew it (`auth/token/renew-self`) at
@@ -44,7 +38,7 @@ struct Lease {
 /// Renewals stop when the TTL granted falls under this (the max TTL is
 /// near): the token then lives out its time, and an AppRole one is replaced
 /// by a new login.
-const MIN_RENEWED_TTL: Duration = Duration::from_secs(2);
+pub(super) const MIN_RENEWED_TTL: Duration = Duration::from_secs(2);
 
 /// Leases and TTLs a server grants are taken as at most this long (ten
 /// years): a lease near 2^64 s must not overflow a deadline.
@@ -52,7 +46,7 @@ const LONGEST_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// `fraction` of the lease `lease` (as a server granted it) after `now`,
 /// saturating at [`LONGEST_LEASE`].
-fn part_of(now: Instant, lease: Duration, fraction: f64) -> Instant {
+pub(super) fn part_of(now: Instant, lease: Duration, fraction: f64) -> Instant {
     let wait = lease.min(LONGEST_LEASE).mul_f64(fraction);
     now.checked_add(wait).unwrap_or(now)
 }
@@ -92,13 +86,18 @@ pub(super) struct Client {
     pub(super) mount: String,
     pub(super) namespace: Option<String>,
     pub(super) auth: Auth,
-    token: Mutex<Option<Token>>,
+    token: Mutex<Option<session::Token>>,
+    /// With the node cache on, the login's token is shared by the node's
+    /// processes through this slot: one login per node, not per rank.
+    login_slot: Option<crate::secrets::remote::node::Slot>,
+    /// The settings the slot is used with (the token's own TTL rules).
+    login_settings: RemoteSettings,
     /// The lease of the token in use, for its renewal.
     lease: Mutex<Option<Lease>>,
     /// Renewals sent (`renew-self` calls that succeeded), for statuses.
     pub(super) renewals: std::sync::atomic::AtomicU64,
-    /// AppRole logins answered, and the slowest one's wait in
-    /// microseconds (an election waited out shows here).
+    /// Logins answered, and the slowest one's wait in microseconds (an
+    /// election waited out shows here).
     pub(super) logins: std::sync::atomic::AtomicU64,
     pub(super) failed_logins: std::sync::atomic::AtomicU64,
     pub(super) slowest_login_us: std::sync::atomic::AtomicU64,
@@ -119,6 +118,7 @@ impl Client {
         urls: Vec<Address>,
         auth: Auth,
         node_dir: Option<&std::path::Path>,
+        login_slot: Option<crate::secrets::remote::node::Slot>,
     ) -> Result<Arc<Client>, Error> {
         let skip =
             either(vars, var::VAULT_SKIP_VERIFY, var::BAO_SKIP_VERIFY).is_some_and(|(v, _)| {
@@ -150,6 +150,12 @@ impl Client {
                 .unwrap_or(DEFAULT_ELECTION_TIMEOUT),
             node_dir,
         )?;
+        // A client certificate configured is presented from the start
+        // (a listener may require one); a certificate login loads it again
+        // for each login.
+        if let Some(files) = super::login::client_cert_files(settings, vars)? {
+            cluster.present(&Some(files.load()?));
+        }
         Ok(Arc::new_cyclic(|me| Client {
             me: me.clone(),
             cluster,
@@ -159,6 +165,8 @@ impl Client {
             }),
             auth,
             token: Mutex::new(None),
+            login_slot,
+            login_settings: session::slot_settings(remote),
             lease: Mutex::new(None),
             renewals: std::sync::atomic::AtomicU64::new(0),
             logins: std::sync::atomic::AtomicU64::new(0),
@@ -188,7 +196,7 @@ impl Client {
             // multiplies the requests and upsets the agent's own renewals.
             Auth::File(f) => Ok(Some(f.get()?)),
             Auth::Agent => Ok(None),
-            Auth::AppRole { .. } => self.approle_token().map(Some),
+            Auth::Login(_) => self.login_token(false).map(Some),
         }
     }
 
@@ -283,92 +291,6 @@ impl Client {
         }
     }
 
-    /// The AppRole token, logging in when there is none or it is due.
-    fn approle_token(&self) -> Result<SecretString, FetchError> {
-        let mut cached = self.token.lock();
-        match &self.auth {
-            Auth::Token(..) | Auth::File(_) | Auth::Agent => Err(FetchError::permanent(
-                Error::Internal("an AppRole token asked of a client without AppRole".into()),
-            )),
-            Auth::AppRole { role_id, secret_id } => {
-                let now = Instant::now();
-                if let Some(t) = cached.as_mut() {
-                    // Renewed at two thirds of its lease while it may be,
-                    // up to its max TTL; logged in again at 80% after that.
-                    if t.renew_due.is_some_and(|at| now >= at) {
-                        t.renew_due = None;
-                        if let Some((lease, renewable)) = self.renew(&t.value) {
-                            t.renew_at = Some(part_of(now, lease, 0.8));
-                            t.renew_due = (renewable && lease >= MIN_RENEWED_TTL)
-                                .then(|| part_of(now, lease, 2.0 / 3.0));
-                        }
-                    }
-                    if t.renew_at.is_none_or(|at| now < at) {
-                        return Ok(t.value.clone());
-                    }
-                }
-                let body = SecretString::from(
-                    json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()})
-                        .to_string(),
-                );
-                let began = Instant::now();
-                let r = self.send("POST", "auth/approle/login", None, body.expose().as_bytes());
-                let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.slowest_login_us
-                    .fetch_max(waited, std::sync::atomic::Ordering::Relaxed);
-                let r = r.inspect_err(|_| {
-                    self.failed_logins
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                })?;
-                self.logins
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let r = match r.status {
-                    // Vault and OpenBao answer 400 for a wrong role or secret ID.
-                    400 => {
-                        return Err(FetchError::permanent(Error::Auth(format!(
-                            "AppRole login refused (HTTP 400){}: check VAULT_ROLE_ID and \
-                             VAULT_SECRET_ID",
-                            errors_summary(&r)
-                        ))))
-                    }
-                    404 => {
-                        self.not_found(
-                            &r,
-                            "AppRole login",
-                            (
-                                "AppRole method at auth/approle".into(),
-                                "enable it, or use a token",
-                            ),
-                        )?;
-                        return Err(FetchError::permanent(Error::Remote(format!(
-                            "AppRole login: not found (HTTP 404){}",
-                            errors_summary(&r)
-                        ))));
-                    }
-                    _ => expect(r, "AppRole login")?,
-                };
-                let mut doc = r.json().unwrap_or(Value::Null);
-                let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
-                let lease = doc["auth"]["lease_duration"].as_u64().unwrap_or(0);
-                let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
-                zeroize_json(&mut doc);
-                let token = token.ok_or_else(|| {
-                    FetchError::transient(Error::Remote(
-                        "AppRole login: the answer holds no client_token".into(),
-                    ))
-                })?;
-                let lease = Duration::from_secs(lease);
-                *cached = Some(Token {
-                    value: token.clone(),
-                    renew_at: (!lease.is_zero()).then(|| part_of(now, lease, 0.8)),
-                    renew_due: (renewable && lease >= MIN_RENEWED_TTL)
-                        .then(|| part_of(now, lease, 2.0 / 3.0)),
-                });
-                Ok(token)
-            }
-        }
-    }
-
     pub(super) fn send(
         &self,
         method: &str,
@@ -432,8 +354,8 @@ impl Client {
         self.cluster.send(method, &path, &headers, body, wait)
     }
 
-    /// A GET with the token. After a refusal (403), once: an AppRole token
-    /// logs in again; a token file is read again, and the request repeated
+    /// A GET with the token. After a refusal (403), once: a login's token
+    /// is replaced by a new login; a token file is read again, and the request repeated
     /// when its token changed (an agent re-authenticated and rewrote it).
     pub(super) fn get(&self, path: &str) -> Result<Response, FetchError> {
         let token = self.token()?;
@@ -445,9 +367,8 @@ impl Client {
             return Ok(r);
         }
         match (&self.auth, &token) {
-            (Auth::AppRole { .. }, _) => {
-                *self.token.lock() = None;
-                let token = self.approle_token()?;
+            (Auth::Login(_), _) => {
+                let token = self.login_token(true)?;
                 self.send("GET", path, Some(&token), b"")
             }
             (Auth::File(f), Some(used)) => match f.changed_since(used)? {
@@ -624,15 +545,20 @@ impl Client {
         }
     }
 
-    /// How the token is obtained, with the AppRole logins' count and the
-    /// slowest one's wait.
+    /// How the token is obtained, with the logins' count and the slowest
+    /// one's wait.
     pub(super) fn auth_description(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         match &self.auth {
-            Auth::AppRole { .. } => format!(
-                "{} ({} logins, {} failed to reach a node, the slowest {:.3} s)",
+            Auth::Login(_) => format!(
+                "{} ({} logins{}, {} failed to reach a node, the slowest {:.3} s)",
                 self.auth.describe(),
                 self.logins.load(Relaxed),
+                if self.login_slot.is_some() {
+                    " by this process, the token shared with the node's others"
+                } else {
+                    ""
+                },
                 self.failed_logins.load(Relaxed),
                 self.slowest_login_us.load(Relaxed) as f64 / 1e6
             ),

@@ -133,6 +133,14 @@ pub struct Cluster {
 const NONE: usize = usize::MAX;
 
 impl Cluster {
+    /// Presents `cert` (a TLS client certificate) to every node from the
+    /// next connection on.
+    pub fn present(&self, cert: &Option<ureq::tls::ClientCert>) {
+        for node in &self.nodes {
+            node.http.present(cert.clone());
+        }
+    }
+
     /// The cluster of `addresses` (at least one), each with its own
     /// connections from `http`; what it learns shared with the node's
     /// other processes through `node_dir` (the node cache's directory).

@@ -34,10 +34,12 @@
 mod auth;
 mod client;
 mod cluster;
+mod identity;
+mod login;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
-pub use settings::VaultSettings;
+pub use settings::{AuthMethod, VaultSettings};
 
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};
@@ -82,7 +84,7 @@ impl RemoteSource<Vault> {
         let scope = Scope::new("vault", &vars)
             .with("settings", &format!("{vault:?}"))
             .with("token", vault.token.as_ref().map_or("", |t| t.expose()));
-        let auth = Auth::resolve(vault, &vars);
+        let auth = Auth::resolve(vault, remote, &vars);
         let configured = !matches!(urls, Ok(None)) && matches!(auth, Ok(Some(_)) | Err(_));
         let client = match (urls, auth) {
             (Ok(None), _) => Err(Error::ProviderUnavailable(
@@ -99,11 +101,13 @@ impl RemoteSource<Vault> {
                     .into(),
             )),
             (Ok(Some(urls)), Ok(Some(auth))) => {
-                let dir = match &node {
-                    NodeUse::On(dir) => Some(dir.path()),
-                    _ => None,
+                let (dir, login_slot) = match &node {
+                    // A login's token is one per node: its slot is named
+                    // by the whole configuration, as a secret's is.
+                    NodeUse::On(dir) => (Some(dir.path()), Some(scope.slot(dir, "vault login"))),
+                    _ => (None, None),
                 };
-                Client::new(vault, remote, &vars, urls, auth, dir)
+                Client::new(vault, remote, &vars, urls, auth, dir, login_slot)
             }
         };
         let fetcher = client.map(|client| Vault {

@@ -36,7 +36,74 @@ pub struct VaultSettings {
     /// The mount's KV version, 1 or 2 (`vault_kv_version`); `None`: detected
     /// once per mount.
     pub kv_version: Option<u8>,
+    /// How to log in (`vault_auth`); `None`: inferred from what is set
+    /// (agent, token, token file, AppRole).
+    pub auth: Option<AuthMethod>,
+    /// The role a login asks for (`vault_role`).
+    pub role: Option<String>,
+    /// Where the login method is mounted (`vault_auth_mount`); `None`: the
+    /// method's name.
+    pub auth_mount: Option<String>,
+    /// The JWT file of a `jwt` or `kubernetes` login (`vault_jwt_file`).
+    pub jwt_file: Option<PathBuf>,
+    /// The TLS client certificate (PEM) presented to the servers
+    /// (`vault_client_cert`); a `cert` login needs it.
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM) (`vault_client_key`).
+    pub client_key: Option<PathBuf>,
+    /// The `X-Vault-AWS-IAM-Server-ID` an `aws` login signs
+    /// (`vault_aws_server_id`).
+    pub aws_server_id: Option<String>,
 }
+
+/// A way to log in to Vault (`vault_auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A token, or a token file (`vault_token`, `vault_token_file`, ...).
+    Token,
+    /// No token: a Vault Agent or Proxy adds its own.
+    Agent,
+    /// AppRole (`VAULT_ROLE_ID`, `VAULT_SECRET_ID`).
+    AppRole,
+    /// Kubernetes: the pod's projected service-account token.
+    Kubernetes,
+    /// JWT/OIDC: any JWT file (SPIFFE JWT-SVID, CI and platform tokens).
+    Jwt,
+    /// TLS certificates: the client certificate presented.
+    Cert,
+    /// AWS IAM: a signed `sts:GetCallerIdentity` request.
+    Aws,
+}
+
+impl AuthMethod {
+    /// Every method, with its name in `vault_auth`.
+    pub const ALL: [(&'static str, AuthMethod); 7] = [
+        ("token", AuthMethod::Token),
+        ("agent", AuthMethod::Agent),
+        ("approle", AuthMethod::AppRole),
+        ("kubernetes", AuthMethod::Kubernetes),
+        ("jwt", AuthMethod::Jwt),
+        ("cert", AuthMethod::Cert),
+        ("aws", AuthMethod::Aws),
+    ];
+
+    /// The method named `name` (as `vault_auth` spells it).
+    pub fn parse(name: &str) -> Option<AuthMethod> {
+        let name = name.trim().to_ascii_lowercase();
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// Its name, which is also the default mount of a login method.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("token", |(n, _)| n)
+    }
+}
+
+/// Where a Kubernetes pod's projected service-account token is mounted.
+pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// The first of `bao` and `vault` that is set, with its name: OpenBao's own
 /// variables win when both are set, as OpenBao's clients read them.

@@ -48,6 +48,11 @@ pub trait Shareable: Sized {
     fn encode(&self) -> Option<SecretBytes>;
     /// The value of a body [`encode`](Self::encode) wrote.
     fn decode(body: &[u8]) -> Option<Self>;
+    /// How long the value itself may be shared, when it says (a login's
+    /// token, until it is due for renewal); `None`: the settings' TTL.
+    fn ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 #[derive(Serialize)]

@@ -536,7 +536,8 @@ impl Slot {
     ) {
         let (ttl, held, path) = match outcome {
             Ok(Fetched::Found(v)) => (
-                settings.cache_ttl,
+                v.ttl()
+                    .map_or(settings.cache_ttl, |t| t.min(settings.cache_ttl)),
                 Held::Fetched(Fetched::Found(Borrowed(v))),
                 self.entry_path(),
             ),
@@ -578,6 +579,9 @@ struct Borrowed<'a, T>(&'a T);
 impl<T: Shareable> Shareable for Borrowed<'_, T> {
     fn encode(&self) -> Option<SecretBytes> {
         self.0.encode()
+    }
+    fn ttl(&self) -> Option<Duration> {
+        self.0.ttl()
     }
     fn decode(_: &[u8]) -> Option<Self> {
         None
