@@ -30,7 +30,7 @@ SUITES=(
   "node|node --test of the Node binding"
   "consumers|CMake, Make + pkg-config, Go and Node projects against an installed prefix (tests/consumers)"
   "moto|the AWS provider against moto and the AWS Secrets Manager Agent"
-  "openbao|the Vault provider against OpenBao: server, agent, proxy"
+  "openbao|the Vault provider against OpenBao: server, agent, proxy; jwt, kubernetes and cert logins"
   "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
   "tool-servers|the tool against both servers; the fleet measurement"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
@@ -170,7 +170,7 @@ suite_moto() {
 }
 suite_openbao() {
   servers
-  cargo test --workspace --test vault_openbao -- --include-ignored --test-threads=1 "${extra[@]}"
+  cargo test --workspace --test vault_openbao --test vault_identity -- --include-ignored --test-threads=1 "${extra[@]}"
 }
 suite_openbao-ha() {
   cargo test --workspace --test vault_ha -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"

@@ -125,9 +125,22 @@ start_openbao() {
   start_bao_server "$py" openbao plain -config="$audit_dir/audit.hcl"
   plain_url="$BAO_URL" unseal="$BAO_UNSEAL_KEY"
   start_bao_server "$py" openbao-tls tls
+  # The workload identities (tests/vault/identity.py) and the TokenReview
+  # responder OpenBao's kubernetes method asks (the one fake server there).
+  local identity
+  identity="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$identity")
+  "$py" "$ST_ROOT/tests/vault/identity.py" keys "$identity"
+  "$py" "$ST_ROOT/tests/vault/identity.py" token-review "$identity" "$identity/review.port" \
+    >"$ST_LOGDIR/token-review.log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  local i
+  for i in $(seq 1 100); do [ -f "$identity/review.port" ] && break; sleep 0.1; done
+  [ -f "$identity/review.port" ] || { cat "$ST_LOGDIR/token-review.log" >&2; die "the TokenReview responder did not start"; }
   VAULT_SETUP="$ST_LOGDIR/vault-setup.json"
   "$py" "$ST_ROOT/tests/vault/openbao_setup.py" "$plain_url" "$BAO_URL" "$BAO_DIR/vault-ca.pem" \
-    "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP"
+    "$BAO_ROOT_TOKEN" "$unseal" "$audit_dir/audit.log" "$VAULT_SETUP" "$identity" \
+    "https://127.0.0.1:$(cat "$identity/review.port")"
 }
 
 # Starts a 3-node OpenBao raft cluster on 127.0.0.1 (tests/vault/cluster.py,

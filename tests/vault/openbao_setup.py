@@ -18,9 +18,15 @@ The plain server (http) gets:
   AppRole role "launcher" (policy reader, token TTL 3 s) and a secret ID
   AppRole role "agent" (policy reader, token TTL 2 s, at most 4 s) and a secret ID
   rate-limit response headers on (Retry-After)
-The TLS server (-dev-tls) gets secret/simpletuner.
+  jwt/ (JWT auth): keys from IDENTITY_DIR/jwt-signing.pub (tests/vault/identity.py),
+    role "trainer" (audience st-secrets, user claim sub, policy reader, tokens 30 s)
+  kubernetes/ (Kubernetes auth): its TokenReview at REVIEW_URL (the test responder),
+    role "trainer" (service account ml/trainer, policy reader, tokens 30 s)
+The TLS server (-dev-tls) gets secret/simpletuner, the policy reader, and cert/ (TLS
+certificate auth) trusting IDENTITY_DIR/ca.pem, certificate role "node" (policy reader).
 
 Usage: openbao_setup.py PLAIN_URL TLS_URL TLS_CA ROOT_TOKEN UNSEAL_KEY AUDIT_LOG OUT_JSON
+                        IDENTITY_DIR REVIEW_URL
 """
 
 import json
@@ -29,7 +35,7 @@ import sys
 import urllib.error
 import urllib.request
 
-PLAIN, TLS, CA, ROOT, UNSEAL, AUDIT, OUT = sys.argv[1:8]
+PLAIN, TLS, CA, ROOT, UNSEAL, AUDIT, OUT, IDENTITY, REVIEW = sys.argv[1:10]
 FIELDS = {"HF_TOKEN": "hf_bao_value", "REPLICATE_API_TOKEN": "r8_bao_value"}
 TLS_CONTEXT = ssl.create_default_context(cafile=CA)
 
@@ -118,6 +124,57 @@ call(
 
 kv2_write("simpletuner", FIELDS, url=TLS)
 
+
+def read(name):
+    with open(f"{IDENTITY}/{name}") as f:
+        return f.read()
+
+
+# Logins from the workload's identity.
+call("POST", "sys/auth/jwt", {"type": "jwt"})
+call("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [read("jwt-signing.pub")]})
+call(
+    "POST",
+    "auth/jwt/role/trainer",
+    {
+        "role_type": "jwt",
+        "bound_audiences": ["st-secrets"],
+        "user_claim": "sub",
+        "token_policies": ["reader"],
+        "token_ttl": "30s",
+        "token_max_ttl": "30s",
+    },
+)
+call("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
+call(
+    "POST",
+    "auth/kubernetes/config",
+    {
+        "kubernetes_host": REVIEW,
+        "kubernetes_ca_cert": read("ca.pem"),
+        "disable_local_ca_jwt": True,
+    },
+)
+call(
+    "POST",
+    "auth/kubernetes/role/trainer",
+    {
+        "bound_service_account_names": ["trainer"],
+        "bound_service_account_namespaces": ["ml"],
+        "token_policies": ["reader"],
+        "token_ttl": "30s",
+        "token_max_ttl": "30s",
+    },
+)
+call("PUT", "sys/policies/acl/reader", {"policy": reader}, url=TLS)
+call("POST", "sys/auth/cert", {"type": "cert"}, url=TLS)
+call(
+    "POST",
+    "auth/cert/certs/node",
+    {"certificate": read("ca.pem"), "token_policies": ["reader"], "token_ttl": "30s"},
+    url=TLS,
+)
+
 # What the tests rely on, checked once here so a changed server fails early.
 assert call("GET", "secret/data/simpletuner")["data"]["data"] == FIELDS
 assert call("GET", "secret/data/simpletuner", token=least)["data"]["data"] == FIELDS
@@ -140,6 +197,8 @@ with open(OUT, "w") as f:
             "agent_role_id": agent_role_id,
             "agent_secret_id": agent_secret_id,
             "fields": FIELDS,
+            "identity_dir": IDENTITY,
+            "python": sys.executable,
         },
         f,
     )

@@ -8,7 +8,7 @@
 use super::aws::AwsSettings;
 use super::file::FileSettings;
 use super::remote::{unix, RemoteSettings};
-use super::vault::{AuthMethod, VaultSettings};
+use super::vault::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -296,7 +296,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         doc: "how to log in: `kubernetes` (the pod's service-account token), `jwt` (a JWT file), `cert` (the TLS client certificate), `aws` (a signed `sts:GetCallerIdentity` from the AWS credential chain), or the ways inferred when it is unset (`agent`, `token`, `approle`); default `SIMPLETUNER_VAULT_AUTH`, else inferred: agent mode, a token, a token file, AppRole",
         apply: |c, k, v| {
             let name = nonempty(k, v)?;
-            c.vault.auth = Some(AuthMethod::parse(&name).ok_or_else(|| {
+            c.vault.auth = Some(VaultAuth::parse(&name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "config key '{k}' must be one of token, agent, approle, kubernetes, jwt, \
                      cert, aws"

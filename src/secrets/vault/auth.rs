@@ -3,7 +3,7 @@
 //! behind an agent; chosen from the settings and the environment.
 
 use super::login::Login;
-use super::settings::{either, AuthMethod, VaultSettings};
+use super::settings::{either, VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -64,7 +64,7 @@ impl Auth {
     ) -> Result<Option<Auth>, Error> {
         let method = match (settings.auth, vars.get(var::SIMPLETUNER_VAULT_AUTH)) {
             (Some(m), _) => Some(m),
-            (None, Some(name)) => Some(AuthMethod::parse(name).ok_or_else(|| {
+            (None, Some(name)) => Some(VaultAuth::parse(name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "{} must be one of token, agent, approle, kubernetes, jwt, cert, aws",
                     var::SIMPLETUNER_VAULT_AUTH
@@ -74,11 +74,11 @@ impl Auth {
         };
         match method {
             None => Self::inferred(settings, vars),
-            Some(AuthMethod::Agent) => Ok(Some(Auth::Agent)),
-            Some(AuthMethod::Token) => {
+            Some(VaultAuth::Agent) => Ok(Some(Auth::Agent)),
+            Some(VaultAuth::Token) => {
                 Ok(Self::token(settings, vars).or_else(|| Self::token_file(settings, vars)))
             }
-            Some(AuthMethod::AppRole) => Ok(Self::approle(vars)),
+            Some(VaultAuth::AppRole) => Ok(Self::approle(vars)),
             Some(m) => Login::identity(m, settings, remote, vars).map(|l| Some(Auth::Login(l))),
         }
     }

@@ -5,7 +5,7 @@
 //! them), so a platform that rotates the identity never meets a stale one.
 
 use super::identity::{CertFiles, JwtFile};
-use super::settings::{AuthMethod, VaultSettings};
+use super::settings::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws::credentials::CredentialChain;
@@ -89,7 +89,7 @@ impl Login {
     /// [`Error::InvalidArgument`]: what the method needs is not set (a
     /// role, the certificate files).
     pub(super) fn identity(
-        method: AuthMethod,
+        method: VaultAuth,
         settings: &VaultSettings,
         remote: &RemoteSettings,
         vars: &Vars,
@@ -111,7 +111,7 @@ impl Login {
             })
         };
         let m = match method {
-            AuthMethod::Kubernetes | AuthMethod::Jwt => {
+            VaultAuth::Kubernetes | VaultAuth::Jwt => {
                 let (path, source) = match (
                     &settings.jwt_file,
                     vars.get(var::SIMPLETUNER_VAULT_JWT_FILE),
@@ -126,7 +126,7 @@ impl Login {
                         "the Kubernetes default".to_owned(),
                     ),
                 };
-                let kubernetes = method == AuthMethod::Kubernetes;
+                let kubernetes = method == VaultAuth::Kubernetes;
                 Method::Jwt {
                     kubernetes,
                     file: JwtFile { path, source },
@@ -138,7 +138,7 @@ impl Login {
                     },
                 }
             }
-            AuthMethod::Cert => Method::Cert {
+            VaultAuth::Cert => Method::Cert {
                 files: client_cert_files(settings, vars)?.ok_or_else(|| {
                     Error::InvalidArgument(
                         "Vault: a cert login needs the client certificate and key: set \
@@ -149,7 +149,7 @@ impl Login {
                 })?,
                 role,
             },
-            AuthMethod::Aws => {
+            VaultAuth::Aws => {
                 let explicit = vars.get(var::AWS_ENDPOINT_URL_STS);
                 let region = vars
                     .get(var::AWS_REGION)
@@ -184,7 +184,7 @@ impl Login {
                     role,
                 }
             }
-            AuthMethod::Token | AuthMethod::Agent | AuthMethod::AppRole => {
+            VaultAuth::Token | VaultAuth::Agent | VaultAuth::AppRole => {
                 return Err(Error::Internal(format!("{name} is not an identity login")))
             }
         };

@@ -39,7 +39,7 @@ mod login;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
-pub use settings::{AuthMethod, VaultSettings};
+pub use settings::{VaultAuth, VaultSettings};
 
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};

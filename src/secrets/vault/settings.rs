@@ -38,7 +38,7 @@ pub struct VaultSettings {
     pub kv_version: Option<u8>,
     /// How to log in (`vault_auth`); `None`: inferred from what is set
     /// (agent, token, token file, AppRole).
-    pub auth: Option<AuthMethod>,
+    pub auth: Option<VaultAuth>,
     /// The role a login asks for (`vault_role`).
     pub role: Option<String>,
     /// Where the login method is mounted (`vault_auth_mount`); `None`: the
@@ -58,7 +58,7 @@ pub struct VaultSettings {
 
 /// A way to log in to Vault (`vault_auth`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
+pub enum VaultAuth {
     /// A token, or a token file (`vault_token`, `vault_token_file`, ...).
     Token,
     /// No token: a Vault Agent or Proxy adds its own.
@@ -75,20 +75,20 @@ pub enum AuthMethod {
     Aws,
 }
 
-impl AuthMethod {
+impl VaultAuth {
     /// Every method, with its name in `vault_auth`.
-    pub const ALL: [(&'static str, AuthMethod); 7] = [
-        ("token", AuthMethod::Token),
-        ("agent", AuthMethod::Agent),
-        ("approle", AuthMethod::AppRole),
-        ("kubernetes", AuthMethod::Kubernetes),
-        ("jwt", AuthMethod::Jwt),
-        ("cert", AuthMethod::Cert),
-        ("aws", AuthMethod::Aws),
+    pub const ALL: [(&'static str, VaultAuth); 7] = [
+        ("token", VaultAuth::Token),
+        ("agent", VaultAuth::Agent),
+        ("approle", VaultAuth::AppRole),
+        ("kubernetes", VaultAuth::Kubernetes),
+        ("jwt", VaultAuth::Jwt),
+        ("cert", VaultAuth::Cert),
+        ("aws", VaultAuth::Aws),
     ];
 
     /// The method named `name` (as `vault_auth` spells it).
-    pub fn parse(name: &str) -> Option<AuthMethod> {
+    pub fn parse(name: &str) -> Option<VaultAuth> {
         let name = name.trim().to_ascii_lowercase();
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
     }

@@ -8,7 +8,7 @@ use crate::secrets::config::ManagerConfig;
 use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::remote::Vars;
-use crate::secrets::vault::{AuthMethod, VaultProvider};
+use crate::secrets::vault::{VaultAuth, VaultProvider};
 use crate::secrets::{RemoteSettings, VaultSettings};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -42,7 +42,7 @@ fn write_private(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn config(url: &str, auth: AuthMethod) -> ManagerConfig {
+fn config(url: &str, auth: VaultAuth) -> ManagerConfig {
     ManagerConfig {
         remote: RemoteSettings {
             request_timeout: Duration::from_millis(2000),
@@ -135,7 +135,7 @@ fn a_jwt_login_reads_the_file_for_every_login() {
     let (first, second) = (jwt("spiffe://ml/trainer/1"), jwt("spiffe://ml/trainer/2"));
     write_private(&file, &first);
     let v = vault("/v1/auth/jwt/login", |_| false);
-    let mut c = config(&v.server.url(), AuthMethod::Jwt);
+    let mut c = config(&v.server.url(), VaultAuth::Jwt);
     with_jwt_file(&mut c, &file);
     let p = VaultProvider::new(&c.vault, &c.remote, Vars::empty());
     assert_eq!(get(&p).unwrap().as_deref(), Some("hf_from_vault"));
@@ -175,7 +175,7 @@ fn a_refused_login_is_sent_again_only_with_a_rotated_identity() {
     let v = vault("/v1/auth/kubernetes/login", move |b| {
         b["jwt"] == refused_old.as_str()
     });
-    let mut c = config(&v.server.url(), AuthMethod::Kubernetes);
+    let mut c = config(&v.server.url(), VaultAuth::Kubernetes);
     with_jwt_file(&mut c, &file);
     let p = VaultProvider::new(&c.vault, &c.remote, Vars::empty());
     let e = get(&p).unwrap_err().to_string();
@@ -201,7 +201,7 @@ fn a_refused_login_is_sent_again_only_with_a_rotated_identity() {
         false
     });
     write_private(&file, &old);
-    let mut c = config(&v.server.url(), AuthMethod::Kubernetes);
+    let mut c = config(&v.server.url(), VaultAuth::Kubernetes);
     with_jwt_file(&mut c, &file);
     let p = VaultProvider::new(&c.vault, &c.remote, Vars::empty());
     assert_eq!(get(&p).unwrap().as_deref(), Some("hf_from_vault"));
@@ -212,7 +212,7 @@ fn a_refused_login_is_sent_again_only_with_a_rotated_identity() {
 
 #[test]
 fn a_kubernetes_login_needs_a_role_and_the_method_a_known_name() {
-    let mut c = config("http://127.0.0.1:9", AuthMethod::Kubernetes);
+    let mut c = config("http://127.0.0.1:9", VaultAuth::Kubernetes);
     c.vault.role = None;
     let p = VaultProvider::new(&c.vault, &c.remote, Vars::empty());
     let e = get(&p).unwrap_err().to_string();
@@ -221,7 +221,7 @@ fn a_kubernetes_login_needs_a_role_and_the_method_a_known_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("'vault_auth' must be one of"), "{e}");
-    let mut c = config("http://127.0.0.1:9", AuthMethod::Token);
+    let mut c = config("http://127.0.0.1:9", VaultAuth::Token);
     c.vault.auth = None;
     let vars = Vars::empty().set("SIMPLETUNER_VAULT_AUTH", "kerberos");
     let p = VaultProvider::new(&c.vault, &c.remote, vars);
@@ -233,7 +233,7 @@ fn a_kubernetes_login_needs_a_role_and_the_method_a_known_name() {
 fn an_aws_login_sends_a_signed_get_caller_identity() {
     use base64::Engine as _;
     let v = vault("/v1/auth/aws/login", |_| false);
-    let mut c = config(&v.server.url(), AuthMethod::Aws);
+    let mut c = config(&v.server.url(), VaultAuth::Aws);
     c.vault.aws_server_id = Some("vault.example.com".into());
     let secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     let vars = Vars::empty()
@@ -293,7 +293,7 @@ fn with_the_node_cache_the_node_logs_in_once() {
     let file = dir.path().join("token");
     write_private(&file, &jwt("node-1"));
     let v = vault("/v1/auth/jwt/login", |_| false);
-    let mut c = config(&v.server.url(), AuthMethod::Jwt);
+    let mut c = config(&v.server.url(), VaultAuth::Jwt);
     with_jwt_file(&mut c, &file);
     c.remote.node_cache = Some(true);
     c.remote.node_cache_dir = Some(shm.0.clone());

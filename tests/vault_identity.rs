@@ -1,0 +1,304 @@
+//! Logins from the workload's identity against OpenBao's own methods: `jwt`
+//! (a JWT file signed with a test key OpenBao trusts), `kubernetes` (a
+//! projected-token-shaped JWT in a kubelet-style volume; OpenBao asks a
+//! loopback TokenReview responder, the one fake server here, because there
+//! is no kube-apiserver package) and `cert` (a node certificate on the
+//! `-dev-tls` server). Logins are counted in OpenBao's audit log.
+//!
+//! `scripts/test-all.sh openbao` starts the servers and the responder
+//! (`tests/servers.sh`), makes the keys and certificates
+//! (`tests/vault/identity.py`) and sets OpenBao up
+//! (`tests/vault/openbao_setup.py`); these tests are `#[ignore]`d for a bare
+//! `cargo test`.
+
+mod common;
+
+use common::text;
+use serde_json::Value;
+use st_secrets::secrets::VaultAuth;
+use st_secrets::secrets::{ManagerConfig, Provider, RemoteSettings, Vars, VaultProvider};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn setup() -> Value {
+    common::setup("ST_TEST_VAULT_SETUP")
+}
+
+fn identity(s: &Value, name: &str) -> PathBuf {
+    Path::new(text(s, "identity_dir")).join(name)
+}
+
+/// A JWT signed with the key OpenBao's jwt and kubernetes methods trust;
+/// `exp` and `iat` in `claims` are seconds from now.
+fn mint(s: &Value, claims: Value) -> String {
+    let out = std::process::Command::new(text(s, "python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vault/identity.py"))
+        .arg("mint")
+        .arg(identity(s, "jwt-signing.key"))
+        .arg(claims.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Claims shaped as a Kubernetes projected service-account token's.
+fn kubernetes_claims(namespace: &str, uid: &str) -> Value {
+    serde_json::json!({
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "aud": ["st-secrets"],
+        "sub": format!("system:serviceaccount:{namespace}:trainer"),
+        "exp": 120,
+        "iat": 0,
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": "trainer", "uid": uid},
+            "pod": {"name": "trainer-0", "uid": "pod-uid-0"},
+        },
+    })
+}
+
+/// A volume written as the kubelet writes one: a timestamped directory,
+/// `..data` pointing at it, and `token` a symlink through `..data`.
+struct Volume {
+    dir: tempfile::TempDir,
+    generation: usize,
+}
+
+impl Volume {
+    fn new(token: &str) -> Volume {
+        let mut v = Volume {
+            dir: tempfile::tempdir().unwrap(),
+            generation: 0,
+        };
+        v.swap(token);
+        std::os::unix::fs::symlink("..data/token", v.dir.path().join("token")).unwrap();
+        v
+    }
+
+    /// The kubelet's update: a new timestamped directory, `..data_tmp`
+    /// pointing at it, renamed over `..data`, the old directory removed.
+    fn swap(&mut self, token: &str) {
+        self.generation += 1;
+        let name = format!(
+            "..2026_11_25_00_00_{:02}.{}",
+            self.generation % 60,
+            self.generation
+        );
+        let stamped = self.dir.path().join(&name);
+        std::fs::create_dir(&stamped).unwrap();
+        let file = stamped.join("token");
+        std::fs::write(&file, token).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        let old = std::fs::read_link(self.dir.path().join("..data")).ok();
+        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
+        if let Some(old) = old {
+            std::fs::remove_dir_all(self.dir.path().join(old)).unwrap();
+        }
+    }
+
+    fn token(&self) -> PathBuf {
+        self.dir.path().join("token")
+    }
+}
+
+fn config(url: &str, auth: VaultAuth) -> ManagerConfig {
+    let mut c = ManagerConfig {
+        remote: RemoteSettings {
+            cache_ttl: Duration::from_millis(1),
+            refresh_ahead_permille: 0,
+            failure_ttl: Duration::ZERO,
+            ..RemoteSettings::default()
+        },
+        ..ManagerConfig::default()
+    };
+    c.vault.url = Some(url.into());
+    c.vault.auth = Some(auth);
+    c.vault.role = Some("trainer".into());
+    c
+}
+
+fn provider(c: &ManagerConfig, vars: Vars) -> VaultProvider {
+    VaultProvider::new(&c.vault, &c.remote, vars)
+}
+
+fn get(p: &VaultProvider) -> Result<String, st_secrets::Error> {
+    p.lookup("HF_TOKEN").map(|v| v.unwrap().expose().to_owned())
+}
+
+/// Logins OpenBao's audit log recorded at `path` (answered ones).
+fn logins(s: &Value, path: &str) -> usize {
+    std::fs::read_to_string(text(s, "audit_log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == path
+                && e["response"]["auth"]["client_token"].is_string()
+        })
+        .count()
+}
+
+/// Revokes every token the login method at `mount` issued (an operator's
+/// revocation: the next read is refused and logs in again).
+fn revoke_all(s: &Value, mount: &str) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let r = agent
+        .put(format!(
+            "{}/v1/sys/leases/revoke-prefix/auth/{mount}/login",
+            text(s, "url")
+        ))
+        .header("X-Vault-Token", text(s, "root_token"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_jwt_login_presents_the_file_as_it_is_at_each_login() {
+    let s = setup();
+    let claims =
+        |sub: &str| serde_json::json!({"sub": sub, "aud": "st-secrets", "exp": 120, "iat": 0});
+    let mut volume = Volume::new(&mint(&s, claims("spiffe://ml/trainer/a")));
+    let mut c = config(text(&s, "url"), VaultAuth::Jwt);
+    c.vault.jwt_file = Some(volume.token());
+    let p = provider(&c, Vars::empty());
+    let before = logins(&s, "auth/jwt/login");
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
+    assert_eq!(
+        logins(&s, "auth/jwt/login"),
+        before + 1,
+        "one login, its token reused"
+    );
+    // The platform rotates the JWT (a `..data` swap), an operator revokes
+    // the tokens: the next login presents the new JWT.
+    volume.swap(&mint(&s, claims("spiffe://ml/trainer/b")));
+    revoke_all(&s, "jwt");
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
+    assert_eq!(logins(&s, "auth/jwt/login"), before + 2);
+    let status = p.status().detail;
+    assert!(status.contains("spiffe://ml/trainer/b"), "{status}");
+    assert!(
+        !status.contains("hvs.") && !status.contains("eyJ"),
+        "{status}"
+    );
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_refused_jwt_names_the_file_never_the_token() {
+    let s = setup();
+    // Signed, current, but for another audience: OpenBao answers 400.
+    let jwt = mint(
+        &s,
+        serde_json::json!({"sub": "x", "aud": "elsewhere", "exp": 120}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwt");
+    std::fs::write(&file, &jwt).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = config(text(&s, "url"), VaultAuth::Jwt);
+    c.vault.jwt_file = Some(file.clone());
+    let e = get(&provider(&c, Vars::empty())).unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.code_name(), "ST_AUTH", "{text}");
+    assert!(text.contains("JWT login refused (HTTP 400)"), "{text}");
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(!text.contains(&jwt), "{text}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_kubernetes_login_from_a_projected_token_volume() {
+    let s = setup();
+    let volume = Volume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
+    let mut c = config(text(&s, "url"), VaultAuth::Kubernetes);
+    c.vault.jwt_file = Some(volume.token());
+    let p = provider(&c, Vars::empty());
+    let before = logins(&s, "auth/kubernetes/login");
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
+    assert_eq!(logins(&s, "auth/kubernetes/login"), before + 1);
+    // A service account of another namespace: refused by the role.
+    let other = Volume::new(&mint(&s, kubernetes_claims("other", "sa-uid-2")));
+    c.vault.jwt_file = Some(other.token());
+    let e = get(&provider(&c, Vars::empty())).unwrap_err().to_string();
+    assert!(e.contains("Kubernetes login refused"), "{e}");
+    assert!(e.contains("role 'trainer'"), "{e}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_certificate_login_on_tls() {
+    let s = setup();
+    let mut c = config(text(&s, "tls_url"), VaultAuth::Cert);
+    c.vault.role = Some("node".into());
+    c.vault.client_cert = Some(identity(&s, "node.pem"));
+    c.vault.client_key = Some(identity(&s, "node.key"));
+    let vars = Vars::empty().set("BAO_CACERT", text(&s, "tls_ca"));
+    let p = provider(&c, vars.clone());
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
+    let status = p.status().detail;
+    assert!(
+        status.contains("TLS certificate login at auth/cert"),
+        "{status}"
+    );
+    // An expired certificate: refused before it is presented, naming it.
+    c.vault.client_cert = Some(identity(&s, "expired.pem"));
+    c.vault.client_key = Some(identity(&s, "expired.key"));
+    let e = get(&provider(&c, vars.clone())).unwrap_err().to_string();
+    assert!(e.contains("expired.pem") && e.contains("expired"), "{e}");
+    // A key that is not the certificate's.
+    c.vault.client_cert = Some(identity(&s, "node.pem"));
+    c.vault.client_key = Some(identity(&s, "review.key"));
+    let e = get(&provider(&c, vars)).unwrap_err().to_string();
+    assert!(e.contains("is not the key of the certificate"), "{e}");
+}
+
+/// A fresh node cache directory on /dev/shm, removed at the end.
+struct ShmDir(PathBuf);
+
+impl Drop for ShmDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn eight_ranks_of_a_node_log_in_once() {
+    let s = setup();
+    let shm = ShmDir(PathBuf::from(format!(
+        "/dev/shm/st-secrets-identity-test-{}",
+        std::process::id()
+    )));
+    let volume = Volume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
+    let mut c = config(text(&s, "url"), VaultAuth::Kubernetes);
+    c.vault.jwt_file = Some(volume.token());
+    c.remote.node_cache = Some(true);
+    c.remote.node_cache_dir = Some(shm.0.clone());
+    let before = logins(&s, "auth/kubernetes/login");
+    let ranks: Vec<VaultProvider> = (0..8).map(|_| provider(&c, Vars::empty())).collect();
+    std::thread::scope(|scope| {
+        for p in &ranks {
+            scope.spawn(move || {
+                for _ in 0..10 {
+                    assert_eq!(get(p).unwrap(), "hf_bao_value");
+                }
+            });
+        }
+    });
+    assert_eq!(logins(&s, "auth/kubernetes/login"), before + 1);
+}
