@@ -175,7 +175,7 @@ func TestManager(t *testing.T) {
 		t.Fatalf("the environment must win, got %q", v)
 	}
 	providers, err := m.Providers()
-	if err != nil || len(providers) != 4 || providers[0].Name != "env" || providers[1].Name != "file" || providers[2].Name != "aws" || providers[3].Name != "vault" {
+	if err != nil || len(providers) != 5 || providers[0].Name != "env" || providers[1].Name != "mounted" || providers[2].Name != "file" || providers[3].Name != "aws" || providers[4].Name != "vault" {
 		t.Fatalf("%+v %v", providers, err)
 	}
 	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > file > aws > vault") {

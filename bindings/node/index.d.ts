@@ -92,7 +92,7 @@ export class Manager {
   redact<T extends Buffer | string>(data: T, flags?: number): T;
   /** A Transform stream concealing what redact conceals, also a value split across chunks. */
   createRedactStream(flags?: number): import('node:stream').Transform;
-  /** get, also naming the provider that answered ('env', 'file', 'aws', 'vault'). */
+  /** get, also naming the provider that answered ('env', 'mounted', 'file', 'aws', 'vault'). */
   getWithSource(key: string): { value: string; provider: string } | undefined;
   /** The value, its provider and the remote secret's version (null for env, file, KV v1). */
   getWithVersion(key: string): { value: string; provider: string; version: string | null; stages: string[] } | undefined;

@@ -180,7 +180,9 @@ fn providers_and_doctor() {
     let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert_eq!(json["schema"], 1);
     assert_eq!(json["providers"][0]["name"], "env");
-    assert_eq!(json["providers"][1]["name"], "file");
+    assert_eq!(json["providers"][1]["name"], "mounted");
+    assert_eq!(json["providers"][1]["available"], false);
+    assert_eq!(json["providers"][2]["name"], "file");
 
     let o = run(&home, &["doctor"], "");
     let text = out(&o);

@@ -1,4 +1,9 @@
 //! The environment provider: always available, highest priority, read live.
+//! A variable that is unset may be given as a file instead: `NAME_FILE`
+//! holding the path of a file whose content is the value (the convention
+//! of Docker images and of `st-secrets run --as-files`), read on every
+//! lookup as the secrets file is read: a regular file, opened without
+//! blocking, at most 4 MiB, trailing line breaks removed.
 
 use super::provider::{normalize_key, Provider, ProviderStatus};
 use crate::error::Error;
@@ -33,6 +38,45 @@ impl EnvProvider {
     }
 }
 
+impl EnvProvider {
+    /// The value of variable `name` given as a file by `NAME_FILE`; `None`
+    /// when that is unset or empty.
+    fn value_file(name: &str) -> Result<Option<SecretString>, Error> {
+        let var = format!("{name}_FILE");
+        let Some(path) = std::env::var_os(&var).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let path = std::path::PathBuf::from(path);
+        let what = format!("the file {var} names");
+        let mut bytes =
+            crate::fsutil::read_regular(&path, &what, crate::fsutil::DEFAULT_MAX_FILE_SIZE)?
+                .ok_or_else(|| {
+                    Error::Io(format!(
+                        "{var} names {}, which does not exist",
+                        path.display()
+                    ))
+                })?;
+        while bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        String::from_utf8(bytes)
+            .map(|s| Some(SecretString::from(s)))
+            .map_err(|e| {
+                zeroize::Zeroize::zeroize(&mut e.into_bytes());
+                Error::Parse(format!(
+                    "{} (named by {var}) is not UTF-8 text",
+                    path.display()
+                ))
+            })
+    }
+}
+
 impl Provider for EnvProvider {
     fn name(&self) -> &'static str {
         "env"
@@ -44,8 +88,8 @@ impl Provider for EnvProvider {
             return Ok(None); // no environment variable can have this name
         }
         match std::env::var_os(&name) {
-            None => Ok(None),
-            Some(v) if v.is_empty() => Ok(None),
+            None => Self::value_file(&name),
+            Some(v) if v.is_empty() => Self::value_file(&name),
             Some(v) => v
                 .into_string()
                 .map(|s| Some(SecretString::from(s)))
@@ -68,8 +112,8 @@ impl Provider for EnvProvider {
             name: self.name(),
             available: true,
             detail: format!(
-                "environment variables named {naming} (key upper-cased, '-' and '.' as '_'); \
-                 empty variables count as unset"
+                "environment variables named {naming} (key upper-cased, '-' and '.' as '_'), \
+                 else the file {naming}_FILE names; empty variables count as unset"
             ),
             warnings: Vec::new(),
             failure: None,
@@ -104,6 +148,54 @@ mod tests {
         std::env::remove_var("ST_UNIT_ENV_SOME_TOKEN");
         assert_eq!(p.lookup("some-token").unwrap(), None);
         assert_eq!(p.lookup("a=b").unwrap(), None);
+    }
+
+    #[test]
+    fn an_unset_variable_may_be_given_as_a_file() {
+        let p = EnvProvider::new(Some("ST_UNIT_ENVFILE".into()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "hf_from_file\n").unwrap();
+        std::env::set_var("ST_UNIT_ENVFILE_HF_TOKEN_FILE", &file);
+        assert_eq!(
+            p.lookup("hf-token").unwrap().unwrap().expose(),
+            "hf_from_file"
+        );
+        // The variable itself wins; the file is read on every lookup.
+        std::env::set_var("ST_UNIT_ENVFILE_HF_TOKEN", "hf_from_env");
+        assert_eq!(
+            p.lookup("HF_TOKEN").unwrap().unwrap().expose(),
+            "hf_from_env"
+        );
+        std::env::remove_var("ST_UNIT_ENVFILE_HF_TOKEN");
+        std::fs::write(&file, "hf_rotated").unwrap();
+        assert_eq!(
+            p.lookup("HF_TOKEN").unwrap().unwrap().expose(),
+            "hf_rotated"
+        );
+        // An empty file is unset; a missing one, a directory, a FIFO or a
+        // file too large is an error naming the variable and the path.
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(p.lookup("HF_TOKEN").unwrap(), None);
+        for (path, says) in [
+            (dir.path().join("missing"), "does not exist"),
+            (dir.path().to_owned(), "not a regular file"),
+        ] {
+            std::env::set_var("ST_UNIT_ENVFILE_HF_TOKEN_FILE", &path);
+            let e = p.lookup("HF_TOKEN").unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.contains(&path.display().to_string()),
+                "{e}"
+            );
+            assert!(e.contains("ST_UNIT_ENVFILE_HF_TOKEN_FILE"), "{e}");
+        }
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 5 << 20]).unwrap();
+        std::env::set_var("ST_UNIT_ENVFILE_HF_TOKEN_FILE", &big);
+        let e = p.lookup("HF_TOKEN").unwrap_err().to_string();
+        assert!(e.contains("above the limit"), "{e}");
+        std::env::remove_var("ST_UNIT_ENVFILE_HF_TOKEN_FILE");
+        assert_eq!(p.lookup("HF_TOKEN").unwrap(), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub(crate) mod config;
 pub(crate) mod env;
 mod events;
 pub(crate) mod file;
+pub(crate) mod mounted;
 pub(crate) mod provider;
 mod references;
 pub(crate) mod remote;
@@ -40,6 +41,7 @@ pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
+pub use mounted::{MountedProvider, MountedSettings};
 pub use provider::{
     ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
@@ -147,6 +149,9 @@ impl SecretsManager {
             match kind {
                 ProviderKind::Env => {
                     providers.push(Arc::new(EnvProvider::new(config.env_prefix.clone())))
+                }
+                ProviderKind::Mounted => {
+                    providers.push(MountedProvider::new(&config.mounted, config.file.max_size))
                 }
                 ProviderKind::File => {
                     let f = Arc::new(FileProvider::from_settings(&config.file));

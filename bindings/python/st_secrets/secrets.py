@@ -27,6 +27,7 @@ __all__ = [
     "SecretProvider",
     "EnvironmentSecretProvider",
     "FileSecretProvider",
+    "MountedSecretProvider",
     "AWSSecretsManagerProvider",
     "HashiCorpVaultProvider",
     "SecretsManager",
@@ -81,6 +82,21 @@ class EnvironmentSecretProvider(_NativeBacked):
 
     def is_available(self) -> bool:
         return True
+
+
+class MountedSecretProvider(_NativeBacked):
+    """Directories of one file per key (a Kubernetes Secret volume,
+    /run/secrets, systemd credentials): `mounted_dirs`, else
+    SIMPLETUNER_SECRETS_DIRS, then $CREDENTIALS_DIRECTORY. An st-secrets
+    addition (docs/configuration.md); a chain member only, built by the
+    manager from its configuration."""
+
+    def get_secret(self, key: str) -> Optional[str]:
+        try:
+            return self._native.lookup(key)
+        except StSecretsError as exc:
+            logger.warning("Failed to read mounted secrets: %s", exc)
+            return None
 
 
 class FileSecretProvider(_NativeBacked):
@@ -162,6 +178,7 @@ class HashiCorpVaultProvider(_RemoteProvider):
 
 _WRAPPERS = {
     "env": EnvironmentSecretProvider,
+    "mounted": MountedSecretProvider,
     "file": FileSecretProvider,
     "aws": AWSSecretsManagerProvider,
     "vault": HashiCorpVaultProvider,

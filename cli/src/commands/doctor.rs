@@ -335,7 +335,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         } else {
             "unavailable"
         };
-        lines.push(format!("  {:<6} {:<12} {}", s.name, state, s.detail));
+        lines.push(format!("  {:<7} {:<12} {}", s.name, state, s.detail));
     }
     if let Some(p) = m.file_path() {
         lines.push(format!("secrets file: {}", p.display()));
@@ -382,7 +382,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
                     )
                 });
             lines.push(format!(
-                "  {:<22} {:<6} {} {detail}",
+                "  {:<22} {:<7} {} {detail}",
                 "",
                 a["provider"].as_str().unwrap_or_default(),
                 a["state"].as_str().unwrap_or_default(),

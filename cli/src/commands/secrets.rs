@@ -79,10 +79,10 @@ pub fn providers(g: &Globals) -> Outcome {
         };
         crate::io::outln!(
             "{}",
-            format!("{:<6} {:<12} {}", s.name, state, s.detail).trim_end()
+            format!("{:<7} {:<12} {}", s.name, state, s.detail).trim_end()
         );
         for w in s.warnings {
-            crate::io::outln!("{:<6} {:<12} {w}", "", "WARNING");
+            crate::io::outln!("{:<7} {:<12} {w}", "", "WARNING");
         }
     }
     Ok(0)

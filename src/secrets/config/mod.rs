@@ -7,6 +7,7 @@
 
 use super::aws::AwsSettings;
 use super::file::FileSettings;
+use super::mounted::{MountedProvider, MountedSettings};
 use super::remote::{unix, RemoteSettings};
 use super::vault::{VaultAuth, VaultSettings};
 use crate::error::Error;
@@ -26,6 +27,9 @@ pub const ENV_SECRETS_FILE: &str = "SIMPLETUNER_SECRETS_FILE";
 pub enum ProviderKind {
     /// `env`: environment variables.
     Env,
+    /// `mounted`: directories of one file per key (Kubernetes Secret
+    /// volumes, `/run/secrets`, systemd credentials).
+    Mounted,
     /// `file`: the JSON/YAML secrets file.
     File,
     /// `aws`: AWS Secrets Manager.
@@ -38,8 +42,9 @@ impl ProviderKind {
     /// The default chain, in priority order.
     /// Remote providers that are not configured stay in the chain, unavailable,
     /// answering "absent" without any network traffic.
-    pub const DEFAULT_CHAIN: [ProviderKind; 4] = [
+    pub const DEFAULT_CHAIN: [ProviderKind; 5] = [
         ProviderKind::Env,
+        ProviderKind::Mounted,
         ProviderKind::File,
         ProviderKind::Aws,
         ProviderKind::Vault,
@@ -49,6 +54,7 @@ impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Env => "env",
+            ProviderKind::Mounted => "mounted",
             ProviderKind::File => "file",
             ProviderKind::Aws => "aws",
             ProviderKind::Vault => "vault",
@@ -58,11 +64,12 @@ impl ProviderKind {
     fn parse(name: &str) -> Result<ProviderKind, Error> {
         match name {
             "env" => Ok(ProviderKind::Env),
+            "mounted" => Ok(ProviderKind::Mounted),
             "file" => Ok(ProviderKind::File),
             "aws" => Ok(ProviderKind::Aws),
             "vault" => Ok(ProviderKind::Vault),
             _ => Err(Error::InvalidArgument(format!(
-                "config key 'providers': unknown provider '{name}' (known: env, file, aws, vault)"
+                "config key 'providers': unknown provider '{name}' (known: env, mounted, file, aws, vault)"
             ))),
         }
     }
@@ -83,6 +90,9 @@ pub struct ManagerConfig {
     /// resolved as a reference to KEY through the providers after it
     /// (`references`).
     pub references: bool,
+    /// The mounted-secrets provider (`mounted_dirs`; files of at most
+    /// `max_file_size`).
+    pub mounted: MountedSettings,
     /// The file provider (`file_path`, `max_file_size`).
     pub file: FileSettings,
     /// AWS Secrets Manager (`aws_*`).
@@ -143,6 +153,20 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "mounted_dirs",
+        value: "string, or list of strings",
+        doc: "directories of one file per key (a Kubernetes Secret volume, the Secrets Store CSI driver, `/run/secrets`), looked up in order by the `mounted` provider, then systemd's `$CREDENTIALS_DIRECTORY` when set; a kubelet volume's `..data` swap is one change; default `SIMPLETUNER_SECRETS_DIRS` (colon-separated), else none",
+        apply: |c, k, v| {
+            c.mounted.dirs = Some(
+                names(k, v, |s| s.trim().to_owned())?
+                    .into_iter()
+                    .map(|d| expand_home(PathBuf::from(d)))
+                    .collect(),
+            );
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "max_file_size",
         value: "bytes, 1 to 1073741824",
         doc: "secrets files larger than this are refused before they are read; default 4194304 (4 MiB)",
@@ -178,8 +202,8 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     },
     ConfigKey {
         name: "providers",
-        value: "list of `env`, `file`, `aws`, `vault`",
-        doc: "the chain in priority order; default `[\"env\", \"file\", \"aws\", \"vault\"]`",
+        value: "list of `env`, `mounted`, `file`, `aws`, `vault`",
+        doc: "the chain in priority order; default `[\"env\", \"mounted\", \"file\", \"aws\", \"vault\"]`",
         apply: |c, k, v| {
             c.providers = chain(k, v)?;
             Ok(())
@@ -502,6 +526,7 @@ impl Default for ManagerConfig {
             providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
             env_prefix: None,
             references: true,
+            mounted: MountedSettings::default(),
             file: FileSettings::default(),
             aws: AwsSettings::default(),
             vault: VaultSettings::default(),
@@ -511,13 +536,15 @@ impl Default for ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// The configuration taken from the environment: the defaults, and
-    /// `SIMPLETUNER_SECRETS_FILE` as the secrets file when set.
+    /// The configuration taken from the environment: the defaults,
+    /// `SIMPLETUNER_SECRETS_FILE` as the secrets file and
+    /// `SIMPLETUNER_SECRETS_DIRS` as the mounted directories when set.
     pub fn from_environment() -> ManagerConfig {
         let mut config = ManagerConfig::default();
         config.file.path = std::env::var_os(ENV_SECRETS_FILE)
             .filter(|v| !v.is_empty())
             .map(|v| expand_home(PathBuf::from(v)));
+        config.mounted.dirs = MountedProvider::dirs_from_environment();
         config
     }
 

@@ -15,6 +15,7 @@ fn empty_and_defaults() {
         c.providers,
         vec![
             ProviderKind::Env,
+            ProviderKind::Mounted,
             ProviderKind::File,
             ProviderKind::Aws,
             ProviderKind::Vault
