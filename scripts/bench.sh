@@ -154,6 +154,11 @@ bench_fleet() {
   ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" \
     ST_TEST_BAO="$(dirname "$py")/bao" \
     cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture | tee "$out/fleet.txt"
+  # Logins from the workload's identity: ST_IDENTITY_SECONDS per method
+  # (1000: 100 rotations of 10 s).
+  ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_IDENTITY_SECONDS="${ST_IDENTITY_SECONDS:-1000}" \
+    cargo test -p st-secrets-cli --test fleet_identity -- --include-ignored --skip identity_rank \
+    --test-threads=1 --nocapture | tee -a "$out/fleet.txt"
   stop_servers
   { echo "| arrangement (4 nodes x 8 ranks) | library processes | reached the server |"; echo "|---|---:|---|"
     awk '/: [0-9]+ nodes x [0-9]+ ranks/ {service = $0; sub(/: [0-9]+ nodes x.*/, "", service)}

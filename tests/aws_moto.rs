@@ -742,3 +742,100 @@ fn references_in_the_environment_and_a_yaml_file_resolve_through_aws() {
         std::env::remove_var(format!("ST_MOTO_REF_{v}"));
     }
 }
+
+/// Accepts one HTTP request on `listener` (a stand-in for Vault's login
+/// endpoint), answers it 400, and returns its body.
+fn capture_one(listener: std::net::TcpListener) -> std::thread::JoinHandle<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let answer = r#"{"errors": ["captured by the test"]}"#;
+        write!(
+            &stream,
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        body
+    })
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
+fn a_vault_aws_login_is_a_request_sts_accepts_and_a_tampered_one_it_refuses() {
+    // Vault's aws method sends the login's signed GetCallerIdentity on to
+    // STS: this test does the same with moto's STS, which checks SigV4.
+    use base64::Engine as _;
+    let s = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let vault = format!("http://{}", listener.local_addr().unwrap());
+    let captured = capture_one(listener);
+    let mut c = ManagerConfig::default();
+    c.vault.url = Some(vault);
+    c.vault.auth = Some(st_secrets::secrets::VaultAuth::Aws);
+    c.vault.role = Some("trainer".into());
+    c.vault.aws_server_id = Some("vault.example.com".into());
+    c.remote.retries = 0;
+    let vars = keys(&s, "admin").set("AWS_REGION", s["region"].as_str().unwrap());
+    let p = st_secrets::secrets::VaultProvider::new(&c.vault, &c.remote, vars);
+    let e = p.lookup("HF_TOKEN").unwrap_err().to_string();
+    assert!(e.contains("AWS IAM login refused (HTTP 400)"), "{e}");
+    let body: Value = serde_json::from_slice(&captured.join().unwrap()).unwrap();
+    let b64 = |k: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(body[k].as_str().unwrap())
+            .unwrap()
+    };
+    let url = String::from_utf8(b64("iam_request_url")).unwrap();
+    assert_eq!(url, format!("{}/", s["url"].as_str().unwrap()));
+    let headers: Value = serde_json::from_slice(&b64("iam_request_headers")).unwrap();
+    let send = |authorization: &str| {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut request = agent.post(&url);
+        for (name, values) in headers.as_object().unwrap() {
+            let value = values[0].as_str().unwrap();
+            let value = if name == "authorization" {
+                authorization
+            } else {
+                value
+            };
+            request = request.header(name.as_str(), value);
+        }
+        let mut r = request.send(&b64("iam_request_body")[..]).unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    let signed = headers["authorization"][0].as_str().unwrap();
+    let (status, text) = send(signed);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("<Arn>") && text.contains("GetCallerIdentityResult"),
+        "{text}"
+    );
+    // One character of the signature changed: refused.
+    let mut tampered = signed.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let (status, text) = send(&tampered);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+}

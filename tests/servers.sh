@@ -122,9 +122,10 @@ start_openbao() {
   audit_dir="$(mktemp -d)"
   ST_SERVER_DIRS+=("$audit_dir")
   printf 'audit "file" "tests" {\n  options {\n    file_path = "%s"\n  }\n}\n' "$audit_dir/audit.log" >"$audit_dir/audit.hcl"
+  printf 'audit "file" "tests" {\n  options {\n    file_path = "%s"\n  }\n}\n' "$audit_dir/audit-tls.log" >"$audit_dir/audit-tls.hcl"
   start_bao_server "$py" openbao plain -config="$audit_dir/audit.hcl"
   plain_url="$BAO_URL" unseal="$BAO_UNSEAL_KEY"
-  start_bao_server "$py" openbao-tls tls
+  start_bao_server "$py" openbao-tls tls -config="$audit_dir/audit-tls.hcl"
   # The workload identities (tests/vault/identity.py) and the TokenReview
   # responder OpenBao's kubernetes method asks (the one fake server there).
   local identity

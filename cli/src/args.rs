@@ -227,6 +227,13 @@ AWS_SHARED_CREDENTIALS_FILE (profile $AWS_PROFILE, else default), any other
 NAME as NAME_FILE. The variables holding values (and inherited references)
 are removed from its environment; an env file's literals stay variables.
 
+Identity tokens (--identity-token VAR=ROLE[:AUDIENCE]): the tool logs in to
+OpenBao/Vault as configured (a Kubernetes, JWT, certificate or AWS login, say)
+and writes an identity token of ROLE (an OIDC JWT its role signs; AUDIENCE, if
+given, must be the role's client_id) to a 0600 file named by VAR, replaced by a
+new one (renamed over it) two thirds through its TTL, for SDKs that federate:
+AWS_WEB_IDENTITY_TOKEN_FILE (with AWS_ROLE_ARN), WANDB_IDENTITY_TOKEN_FILE.
+
 Files (--file NAME=st://KEY): the value is written to a new 0600 file in a
 private directory ($XDG_RUNTIME_DIR, else /dev/shm, else the temp dir) and
 NAME is set to its path; file and directory are removed when the command ends,
@@ -243,6 +250,8 @@ Examples:
   st-secrets run --env-file train.env -- accelerate launch train.py
   st-secrets run --file GOOGLE_APPLICATION_CREDENTIALS=st://gcp-sa -- python train.py
   HF_TOKEN=st://hf-token st-secrets run --as-files -- accelerate launch train.py
+  st-secrets run --identity-token AWS_WEB_IDENTITY_TOKEN_FILE=s3-reader:sts.amazonaws.com \\
+    -- python train.py
   st-secrets run -- docker run -e HF_TOKEN trainer:latest   # names only";
 
 #[derive(clap::Args)]
@@ -267,6 +276,14 @@ pub struct RunArgs {
     /// command's environment holds no value
     #[arg(long)]
     pub as_files: bool,
+
+    /// Put an OpenBao/Vault identity token of ROLE (identity/oidc/token/ROLE,
+    /// for the entity the tool logs in as) in a private file, set VAR to its
+    /// path (AWS_WEB_IDENTITY_TOKEN_FILE, WANDB_IDENTITY_TOKEN_FILE, any
+    /// NAME_FILE), and replace it before it expires; with AUDIENCE, the
+    /// token must be for it (repeatable)
+    #[arg(long = "identity-token", value_name = "VAR=ROLE[:AUDIENCE]")]
+    pub identity_tokens: Vec<String>,
 
     /// Keep the files (--file, --as-files) current while the command runs:
     /// each is rewritten atomically (renamed over) when a secret in it

@@ -444,3 +444,110 @@ fn a_c_launcher_reads_what_another_c_launcher_fetched() {
         1
     );
 }
+
+/// A child that, for `seconds`, reads the identity token file each quarter
+/// second (every token it reads must be unexpired) and makes a new boto3
+/// session each time, which assumes `AWS_ROLE_ARN` with the file's token
+/// (AssumeRoleWithWebIdentity on moto) and calls GetCallerIdentity. It
+/// prints the first token (the tool must conceal it) and its counts.
+const IDENTITY_CHILD: &str = r#"
+import base64, json, os, sys, time
+import boto3, botocore.exceptions
+path = os.environ["AWS_WEB_IDENTITY_TOKEN_FILE"]
+seen, expired, calls, errors, first = set(), 0, 0, [], None
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    token = open(path).read().strip()
+    first = first or token
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    expired += claims["exp"] <= time.time()
+    assert claims["aud"] == "sts.amazonaws.com", claims["aud"]
+    seen.add(token)
+    try:
+        boto3.Session().client("sts", region_name="us-east-1").get_caller_identity()
+        calls += 1
+    except botocore.exceptions.ClientError as e:
+        errors.append(e.response["Error"]["Code"])
+    time.sleep(0.25)
+print("token", first)
+print(f"tokens={len(seen)} expired={expired} calls={calls} errors={errors}")
+"#;
+
+#[test]
+#[ignore = "needs moto and OpenBao: run scripts/test-all.sh tool-servers"]
+fn run_keeps_an_identity_token_fresh_for_a_boto3_child() {
+    let (m, v) = (setup("ST_TEST_MOTO_SETUP"), setup("ST_TEST_VAULT_SETUP"));
+    let home = tempfile::tempdir().unwrap();
+    // A moto of its own without signature checking: the suite's moto checks
+    // every request, and its checker fails on AssumeRoleWithWebIdentity,
+    // which is unsigned by design (a 500: KeyError 'HTTP_AUTHORIZATION').
+    let port = common::free_port();
+    let moto_bin = std::path::Path::new(text(&m, "python")).with_file_name("moto_server");
+    let mut serve = std::process::Command::new(moto_bin);
+    serve.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let moto = common::spawn(serve, home.path().join("moto.log"));
+    let moto_url = format!("http://127.0.0.1:{port}");
+    common::wait_until(&moto, "moto", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // The tool logs in with a JWT of the jwt role "trainer", which may ask
+    // for identity tokens of the role "aws" (4 s, audience sts.amazonaws.com).
+    let identity = std::path::Path::new(text(&v, "identity_dir"));
+    let minted = std::process::Command::new(text(&v, "python"))
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
+        .args(["mint", identity.join("jwt-signing.key").to_str().unwrap()])
+        .arg(r#"{"sub": "trainer-job", "aud": "st-secrets", "exp": 600, "iat": 0}"#)
+        .output()
+        .unwrap();
+    assert!(minted.status.success());
+    let jwt_file = home.path().join("jwt");
+    std::fs::write(&jwt_file, &minted.stdout).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&jwt_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let env = [
+        ("BAO_ADDR", text(&v, "url")),
+        ("SIMPLETUNER_VAULT_AUTH", "jwt"),
+        ("SIMPLETUNER_VAULT_ROLE", "trainer"),
+        ("SIMPLETUNER_VAULT_JWT_FILE", jwt_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer"),
+        ("AWS_ENDPOINT_URL", moto_url.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let (code, out, err) = tool(
+        home.path(),
+        &env,
+        &[
+            "run",
+            "--identity-token",
+            "AWS_WEB_IDENTITY_TOKEN_FILE=aws:sts.amazonaws.com",
+            "--",
+            text(&m, "python"),
+            "-c",
+            IDENTITY_CHILD,
+            "12",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("token <concealed by st-secrets>"), "{out}");
+    let counts = out.lines().last().unwrap();
+    let number = |name: &str| -> usize {
+        let at = counts.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        counts[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    // A 4 s token replaced two thirds through: about 4 tokens in 12 s.
+    assert!(number("tokens") >= 3, "{counts}");
+    assert_eq!(number("expired"), 0, "{counts}");
+    assert!(number("calls") >= 20, "{counts}");
+    assert!(counts.ends_with("errors=[]"), "{counts}");
+    // A wrong audience fails before the command starts, naming the fix.
+    let (code, _, err) = tool(
+        home.path(),
+        &env,
+        &["run", "--identity-token", "X_FILE=aws:wandb", "--", "true"],
+    );
+    assert_eq!(code, Some(3), "ST_REMOTE's exit code: {err}");
+    assert!(
+        err.contains("not 'wandb'") && err.contains("client_id"),
+        "{err}"
+    );
+}

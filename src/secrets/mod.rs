@@ -49,7 +49,7 @@ pub use provider::{
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
-pub use vault::{Vault, VaultAuth, VaultProvider, VaultSettings};
+pub use vault::{IdentityToken, Vault, VaultAuth, VaultProvider, VaultSettings};
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;

@@ -145,6 +145,28 @@ call(
         "token_max_ttl": "30s",
     },
 )
+# Identity tokens (`run --identity-token`): a key, a role whose tokens are for
+# the audience sts.amazonaws.com and live 4 s, and the policy to ask for them,
+# given to the jwt role's logins (root has no entity to sign for).
+call("POST", "identity/oidc/key/st-test", {"allowed_client_ids": ["*"], "rotation_period": "24h"})
+call(
+    "POST",
+    "identity/oidc/role/aws",
+    {"key": "st-test", "client_id": "sts.amazonaws.com", "ttl": "4s"},
+)
+call(
+    "PUT",
+    "sys/policies/acl/identity",
+    {"policy": 'path "identity/oidc/token/*" { capabilities = ["read"] }'},
+)
+call("POST", "auth/jwt/role/trainer", {
+    "role_type": "jwt",
+    "bound_audiences": ["st-secrets"],
+    "user_claim": "sub",
+    "token_policies": ["reader", "identity"],
+    "token_ttl": "30s",
+    "token_max_ttl": "30s",
+})
 call("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
 call(
     "POST",
@@ -171,7 +193,7 @@ call("POST", "sys/auth/cert", {"type": "cert"}, url=TLS)
 call(
     "POST",
     "auth/cert/certs/node",
-    {"certificate": read("ca.pem"), "token_policies": ["reader"], "token_ttl": "30s"},
+    {"certificate": read("ca.pem"), "token_policies": ["reader"], "token_ttl": "30s", "token_max_ttl": "30s"},
     url=TLS,
 )
 
@@ -198,6 +220,8 @@ with open(OUT, "w") as f:
             "agent_secret_id": agent_secret_id,
             "fields": FIELDS,
             "identity_dir": IDENTITY,
+            # The TLS server's audit log, beside the plain one's.
+            "tls_audit_log": AUDIT.replace("audit.log", "audit-tls.log"),
             "python": sys.executable,
         },
         f,

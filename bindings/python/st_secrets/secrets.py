@@ -17,7 +17,7 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, List, Optional, cast
+from typing import Any, Dict, List, Optional, Type, cast
 
 from . import _native
 from ._errors import ProcessSingleton, StSecretsError, attempt
@@ -176,7 +176,7 @@ class HashiCorpVaultProvider(_RemoteProvider):
         self._native = _native.remote_provider("vault", json.dumps(config))
 
 
-_WRAPPERS = {
+_WRAPPERS: Dict[str, Type[_NativeBacked]] = {
     "env": EnvironmentSecretProvider,
     "mounted": MountedSecretProvider,
     "file": FileSecretProvider,

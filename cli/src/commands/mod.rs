@@ -4,6 +4,7 @@
 pub mod crypto;
 pub mod doctor;
 pub mod export;
+mod identity;
 pub mod leak;
 pub mod run;
 pub mod secrets;

@@ -18,7 +18,8 @@
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
 use super::export::{resolve, Purpose, Resolved, Var};
-use super::watch::{masking_patterns, Masking, PatternSlot, Watch, Watched};
+use super::identity::{Keeper, Spec};
+use super::watch::{PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
 use crate::delivery::{self, Delivery, Render};
@@ -243,19 +244,42 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         true => Purpose::RunAsFiles,
         false => Purpose::Run,
     };
+    let specs = args
+        .identity_tokens
+        .iter()
+        .map(|a| Spec::parse(a).map_err(usage))
+        .collect::<Result<Vec<_>, _>>()?;
     let resolved = resolve(g, &args.selection, &args.files, purpose)?;
     let (program, rest) = args
         .command
         .split_first()
         .ok_or_else(|| usage("run needs a command after --"))?;
+    // Identity tokens first: they are concealed with the secrets.
+    let vault = (!specs.is_empty()).then(|| {
+        let c = resolved.manager.config();
+        let vars = st_secrets::secrets::Vars::from_process();
+        st_secrets::secrets::VaultProvider::new(&c.vault, &c.remote, vars)
+    });
+    let mut tokens = Vec::with_capacity(specs.len());
+    if let Some(vault) = &vault {
+        for spec in specs {
+            let token = spec.fetch(vault)?;
+            tokens.push((spec, token, std::time::Instant::now()));
+        }
+    }
     let patterns = match args.no_mask {
         true => None,
         false => {
             let secrets = resolved.vars.iter().chain(&resolved.files);
-            masking_patterns(secrets.filter(|v| v.secret).map(|v| v.value.expose_bytes()))?
+            let values = secrets
+                .filter(|v| v.secret)
+                .map(|v| v.value.clone())
+                .chain(tokens.iter().map(|t| t.1.token.clone()))
+                .collect();
+            PatternSlot::new(values)?
         }
     }
-    .map(|p| Arc::new(PatternSlot::new(p)));
+    .map(Arc::new);
     let planned = plan_files(&resolved, args.as_files)?;
     let mut command = Command::new(program);
     command.args(rest);
@@ -270,7 +294,16 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let mut signals = forwarded();
     signals.push(libc::SIGCHLD);
     let blocked = Blocked::block(&signals)?;
-    let secret_dir = write_files(&planned, &mut command)?;
+    let secret_dir = write_files(&planned, &tokens, &mut command)?;
+    let keeper = match (&secret_dir, vault) {
+        (Some(dir), Some(vault)) if !tokens.is_empty() => Some(Keeper::start(
+            vault,
+            dir.path().to_owned(),
+            tokens,
+            patterns.clone(),
+        )?),
+        _ => None,
+    };
     let watch = match (&secret_dir, args.watch) {
         (Some(dir), true) => Some(start_watch(resolved, dir, planned, patterns.as_ref())?),
         _ => {
@@ -303,6 +336,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     if let Some(watch) = watch {
         watch.stop(); // no file is rewritten after this
     }
+    if let Some(keeper) = keeper {
+        keeper.stop();
+    }
     if let Some(dir) = secret_dir {
         dir.remove();
     }
@@ -324,10 +360,15 @@ fn set_environment(command: &mut Command, vars: &[Var], as_files: bool) {
     }
 }
 
-/// Writes the run's files in a new private directory, each named to the
-/// command by its variable; `None` when there are none.
-fn write_files(planned: &[Planned], command: &mut Command) -> Result<Option<SecretDir>, Error> {
-    if planned.is_empty() {
+/// Writes the run's files (and its identity tokens) in a new private
+/// directory, each named to the command by its variable; `None` when there
+/// are none.
+fn write_files(
+    planned: &[Planned],
+    tokens: &[(Spec, st_secrets::secrets::IdentityToken, std::time::Instant)],
+    command: &mut Command,
+) -> Result<Option<SecretDir>, Error> {
+    if planned.is_empty() && tokens.is_empty() {
         return Ok(None);
     }
     let dir = SecretDir::create()?;
@@ -335,6 +376,10 @@ fn write_files(planned: &[Planned], command: &mut Command) -> Result<Option<Secr
         let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
         let bytes = delivery::render(&p.delivery.render, &values);
         command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
+    }
+    for (spec, token, _) in tokens {
+        let path = dir.write(&spec.file(), token.token.expose().as_bytes())?;
+        command.env(&spec.var, path);
     }
     Ok(Some(dir))
 }
@@ -357,17 +402,12 @@ fn start_watch(
             render: p.delivery.render,
         })
         .collect();
-    let masking = patterns.map(|slot| Masking {
-        slot: Arc::clone(slot),
-        values: resolved
-            .vars
-            .iter()
-            .chain(&resolved.files)
-            .filter(|v| v.secret)
-            .map(|v| v.value.clone())
-            .collect(),
-    });
-    Watch::start(resolved.manager, dir.path().to_owned(), watched, masking)
+    Watch::start(
+        resolved.manager,
+        dir.path().to_owned(),
+        watched,
+        patterns.cloned(),
+    )
 }
 
 /// The threads concealing the values in the command's stdout and stderr.

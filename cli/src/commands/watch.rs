@@ -44,17 +44,40 @@ pub fn masking_patterns<'a>(
 }
 
 /// The values concealed in the command's output: replaced when a rotation
-/// adds one; the output threads take the new set at their next read.
+/// (or a fresh identity token) adds one; the output threads take the new
+/// set at their next read.
 pub struct PatternSlot {
     generation: AtomicU64,
     current: Mutex<Arc<Patterns>>,
+    /// Every value concealed so far.
+    values: Mutex<Vec<SecretString>>,
 }
 
 impl PatternSlot {
-    pub fn new(patterns: Patterns) -> PatternSlot {
-        PatternSlot {
+    /// The slot concealing `values`; `None` when there is nothing to
+    /// conceal.
+    ///
+    /// # Errors
+    /// As [`masking_patterns`].
+    pub fn new(values: Vec<SecretString>) -> Result<Option<PatternSlot>, Error> {
+        let Some(patterns) = masking_patterns(values.iter().map(|v| v.expose_bytes()))? else {
+            return Ok(None);
+        };
+        Ok(Some(PatternSlot {
             generation: AtomicU64::new(0),
             current: Mutex::new(Arc::new(patterns)),
+            values: Mutex::new(values),
+        }))
+    }
+
+    /// Conceals `more` too, from the output threads' next read on.
+    pub fn conceal(&self, more: impl IntoIterator<Item = SecretString>) {
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        values.extend(more);
+        match masking_patterns(values.iter().map(|v| v.expose_bytes())) {
+            Ok(Some(p)) => self.replace(p),
+            Ok(None) => {}
+            Err(e) => eprintln!("st-secrets: warning: {e}; the values before stay concealed"),
         }
     }
 
@@ -89,12 +112,6 @@ pub struct Watched {
     pub render: Render,
 }
 
-/// What the output masking needs: its slot and every value concealed so far.
-pub struct Masking {
-    pub slot: Arc<PatternSlot>,
-    pub values: Vec<SecretString>,
-}
-
 enum Message {
     Changed,
     Stop,
@@ -112,7 +129,7 @@ impl Watch {
         manager: SecretsManager,
         dir: PathBuf,
         files: Vec<Watched>,
-        masking: Option<Masking>,
+        masking: Option<Arc<PatternSlot>>,
     ) -> Result<Watch, st_secrets::Error> {
         let (sender, receiver) = channel();
         let told = Mutex::new(sender.clone());
@@ -126,14 +143,13 @@ impl Watch {
             .name("st-secrets-watch".into())
             .spawn(move || {
                 let mut files = files;
-                let mut masking = masking;
                 while let Ok(Message::Changed) = receiver.recv() {
                     // Several changes told at once are one look.
                     if receiver.try_iter().any(|m| matches!(m, Message::Stop)) {
                         break;
                     }
                     for f in &mut files {
-                        rewrite_if_changed(&manager, &dir, f, masking.as_mut());
+                        rewrite_if_changed(&manager, &dir, f, masking.as_deref());
                     }
                 }
                 manager.remove_listener(listener);
@@ -161,7 +177,7 @@ fn rewrite_if_changed(
     manager: &SecretsManager,
     dir: &std::path::Path,
     f: &mut Watched,
-    masking: Option<&mut Masking>,
+    masking: Option<&PatternSlot>,
 ) {
     let mut found = Vec::with_capacity(f.keys.len());
     for key in &f.keys {
@@ -195,15 +211,9 @@ fn rewrite_if_changed(
             f.label
         );
     }
-    if let Some(m) = masking {
+    if let Some(slot) = masking {
         // Concealed before the command can have read it.
-        m.values
-            .extend(changed.iter().map(|&i| found[i].value.clone()));
-        match masking_patterns(m.values.iter().map(|v| v.expose_bytes())) {
-            Ok(Some(p)) => m.slot.replace(p),
-            Ok(None) => {}
-            Err(e) => eprintln!("st-secrets: warning: {e}; the values before stay concealed"),
-        }
+        slot.conceal(changed.iter().map(|&i| found[i].value.clone()));
     }
     match SecretDir::replace(dir, &f.file, &render(&f.render, &bytes)) {
         Ok(()) => {

@@ -151,6 +151,18 @@ impl<F: Fetch> RemoteSource<F> {
         self.live.as_ref().ok().map(|l| &*l.fetcher)
     }
 
+    /// The service's fetcher, for calls beside the secrets' reads; the
+    /// configuration problem when it cannot work, or `not_configured`.
+    pub(crate) fn service(&self, not_configured: &str) -> Result<&F, Error> {
+        if !self.configured {
+            return Err(Error::ProviderUnavailable(not_configured.to_owned()));
+        }
+        match &self.live {
+            Ok(live) => Ok(&live.fetcher),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
     /// The caches, in order (none when the service cannot work).
     fn units(&self) -> &[Unit] {
         self.live.as_ref().map_or(&[], |l| &l.units[..])

@@ -155,7 +155,7 @@ impl JwtFile {
 
 /// The claims of a compact JWT (`header.claims.signature`), unverified:
 /// only to know when it expires and whom it names.
-fn claims(token: &str) -> Option<serde_json::Value> {
+pub(super) fn claims(token: &str) -> Option<serde_json::Value> {
     use base64::Engine as _;
     let mut parts = token.split('.');
     let (_header, body, _sig) = (parts.next()?, parts.next()?, parts.next()?);

@@ -39,6 +39,7 @@ mod login;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
+use crate::secret::SecretString;
 pub use settings::{VaultAuth, VaultSettings};
 
 use crate::error::Error;
@@ -115,6 +116,94 @@ impl RemoteSource<Vault> {
             settings: remote.clone(),
         });
         RemoteSource::build(paths, configured, fetcher, remote, node, &scope)
+    }
+}
+
+/// An OIDC identity token OpenBao or Vault signed for this workload's
+/// entity (`identity/oidc/token/<role>`): for SDKs that federate (AWS web
+/// identity, W&B, Hugging Face). `Debug` never shows the token.
+pub struct IdentityToken {
+    /// The signed JWT.
+    pub token: SecretString,
+    /// How long it is valid from when it was issued.
+    pub ttl: std::time::Duration,
+    /// Its `aud` claim: the role's `client_id`.
+    pub audiences: Vec<String>,
+}
+
+impl std::fmt::Debug for IdentityToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityToken")
+            .field("ttl", &self.ttl)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteSource<Vault> {
+    /// An identity token of OIDC role `role`, signed now for the entity of
+    /// the provider's token (a login's: a root or orphan token has no
+    /// entity, and the server refuses). With `audience`, the token must be
+    /// for it (the role's `client_id`), or this fails naming both.
+    ///
+    /// # Errors
+    /// The provider's own (not configured, login refused);
+    /// [`Error::Auth`]: the server refused (no entity, no policy for the
+    /// role); [`Error::ProviderUnavailable`]: no such role; [`Error::Remote`]:
+    /// an answer without a token, or for another audience.
+    pub fn identity_token(
+        &self,
+        role: &str,
+        audience: Option<&str>,
+    ) -> Result<IdentityToken, Error> {
+        let vault = self.service(
+            "HashiCorp Vault is not configured: set vault_url (or vault_urls) or BAO_ADDR (or \
+             VAULT_ADDR), and a way to log in",
+        )?;
+        let what = format!(
+            "Vault identity token of role '{}'",
+            crate::secrets::remote::shorten(role)
+        );
+        let fetch = || {
+            let r = vault.client.get(&format!("identity/oidc/token/{role}"))?;
+            if r.status == 400 || r.status == 404 {
+                return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
+                    "{what}: refused (HTTP {}){} (is the role there, and does its key allow \
+                     its client_id?)",
+                    r.status,
+                    wire::errors_summary(&r)
+                ))));
+            }
+            expect(r, &what)
+        };
+        let r = with_retries(&vault.settings, fetch).map_err(|f| f.error)?;
+        let mut doc = r.json().unwrap_or(Value::Null);
+        let token = doc["data"]["token"].as_str().map(SecretString::from);
+        let ttl = doc["data"]["ttl"].as_u64().unwrap_or(0);
+        zeroize_json(&mut doc);
+        let token =
+            token.ok_or_else(|| Error::Remote(format!("{what}: the answer holds no token")))?;
+        let audiences = match identity::claims(token.expose()).map(|c| c["aud"].clone()) {
+            Some(Value::String(a)) => vec![a],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(wanted) = audience {
+            if !audiences.iter().any(|a| a == wanted) {
+                return Err(Error::Remote(format!(
+                    "{what} is for audience {audiences:?}, not '{wanted}': set the role's \
+                     client_id to '{wanted}'"
+                )));
+            }
+        }
+        Ok(IdentityToken {
+            token,
+            ttl: std::time::Duration::from_secs(ttl),
+            audiences,
+        })
     }
 }
 
