@@ -17,10 +17,13 @@
 //! URL `vault_urls` (a cluster's nodes: [`cluster`]) or `vault_url`,
 //! `BAO_ADDR`, `VAULT_ADDR` (either a comma-separated list of nodes; each
 //! http(s), or `unix://PATH`);
-//! authentication `vault_agent` / `SIMPLETUNER_VAULT_AGENT` (no token), else
-//! token `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`, else token file
-//! `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, `~/.vault-token`, else
-//! AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); paths `vault_path` (a
+//! authentication the method `vault_auth` / `SIMPLETUNER_VAULT_AUTH` names
+//! (a login from the workload's identity, [`login`]: `kubernetes`, `jwt`,
+//! `cert`, `aws`), else `vault_agent` / `SIMPLETUNER_VAULT_AGENT` (no
+//! token), else token `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`, else token
+//! file `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, `~/.vault-token`,
+//! else AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); a login's token is
+//! kept by [`client`]'s session, shared per node with the node cache; paths `vault_path` (a
 //! string or a list), `SIMPLETUNER_VAULT_PATH` (comma-separated),
 //! `simpletuner`; mount `vault_mount`, `SIMPLETUNER_VAULT_MOUNT`, `secret`;
 //! namespace `vault_namespace`, `BAO_NAMESPACE`, `VAULT_NAMESPACE` (sent as
