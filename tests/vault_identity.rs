@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::text;
+use common::{text, Volume};
 use serde_json::Value;
 use st_secrets::secrets::VaultAuth;
 use st_secrets::secrets::{ManagerConfig, Provider, RemoteSettings, Vars, VaultProvider};
@@ -63,49 +63,30 @@ fn kubernetes_claims(namespace: &str, uid: &str) -> Value {
     })
 }
 
-/// A volume written as the kubelet writes one: a timestamped directory,
-/// `..data` pointing at it, and `token` a symlink through `..data`.
-struct Volume {
-    dir: tempfile::TempDir,
-    generation: usize,
+/// A kubelet-style volume holding `token`, in a directory removed at the end.
+struct TokenVolume {
+    volume: Volume,
+    _dir: tempfile::TempDir,
 }
 
-impl Volume {
-    fn new(token: &str) -> Volume {
-        let mut v = Volume {
-            dir: tempfile::tempdir().unwrap(),
-            generation: 0,
-        };
-        v.swap(token);
-        std::os::unix::fs::symlink("..data/token", v.dir.path().join("token")).unwrap();
-        v
-    }
-
-    /// The kubelet's update: a new timestamped directory, `..data_tmp`
-    /// pointing at it, renamed over `..data`, the old directory removed.
-    fn swap(&mut self, token: &str) {
-        self.generation += 1;
-        let name = format!(
-            "..2026_11_25_00_00_{:02}.{}",
-            self.generation % 60,
-            self.generation
-        );
-        let stamped = self.dir.path().join(&name);
-        std::fs::create_dir(&stamped).unwrap();
-        let file = stamped.join("token");
-        std::fs::write(&file, token).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let tmp = self.dir.path().join("..data_tmp");
-        std::os::unix::fs::symlink(&name, &tmp).unwrap();
-        let old = std::fs::read_link(self.dir.path().join("..data")).ok();
-        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
-        if let Some(old) = old {
-            std::fs::remove_dir_all(self.dir.path().join(old)).unwrap();
+impl TokenVolume {
+    fn new(token: &str) -> TokenVolume {
+        let dir = tempfile::tempdir().unwrap();
+        TokenVolume {
+            volume: Volume::new(
+                dir.path().join("vol"),
+                &[("token", token.as_bytes().to_vec())],
+            ),
+            _dir: dir,
         }
     }
 
+    fn swap(&mut self, token: &str) {
+        self.volume.swap(&[("token", token.as_bytes().to_vec())]);
+    }
+
     fn token(&self) -> PathBuf {
-        self.dir.path().join("token")
+        self.volume.dir.join("token")
     }
 }
 
@@ -171,7 +152,7 @@ fn a_jwt_login_presents_the_file_as_it_is_at_each_login() {
     let s = setup();
     let claims =
         |sub: &str| serde_json::json!({"sub": sub, "aud": "st-secrets", "exp": 120, "iat": 0});
-    let mut volume = Volume::new(&mint(&s, claims("spiffe://ml/trainer/a")));
+    let mut volume = TokenVolume::new(&mint(&s, claims("spiffe://ml/trainer/a")));
     let mut c = config(text(&s, "url"), VaultAuth::Jwt);
     c.vault.jwt_file = Some(volume.token());
     let p = provider(&c, Vars::empty());
@@ -224,7 +205,7 @@ fn a_refused_jwt_names_the_file_never_the_token() {
 #[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_kubernetes_login_from_a_projected_token_volume() {
     let s = setup();
-    let volume = Volume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
+    let volume = TokenVolume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
     let mut c = config(text(&s, "url"), VaultAuth::Kubernetes);
     c.vault.jwt_file = Some(volume.token());
     let p = provider(&c, Vars::empty());
@@ -232,7 +213,7 @@ fn a_kubernetes_login_from_a_projected_token_volume() {
     assert_eq!(get(&p).unwrap(), "hf_bao_value");
     assert_eq!(logins(&s, "auth/kubernetes/login"), before + 1);
     // A service account of another namespace: refused by the role.
-    let other = Volume::new(&mint(&s, kubernetes_claims("other", "sa-uid-2")));
+    let other = TokenVolume::new(&mint(&s, kubernetes_claims("other", "sa-uid-2")));
     c.vault.jwt_file = Some(other.token());
     let e = get(&provider(&c, Vars::empty())).unwrap_err().to_string();
     assert!(e.contains("Kubernetes login refused"), "{e}");
@@ -284,7 +265,7 @@ fn eight_ranks_of_a_node_log_in_once() {
         "/dev/shm/st-secrets-identity-test-{}",
         std::process::id()
     )));
-    let volume = Volume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
+    let volume = TokenVolume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-1")));
     let mut c = config(text(&s, "url"), VaultAuth::Kubernetes);
     c.vault.jwt_file = Some(volume.token());
     c.remote.node_cache = Some(true);

@@ -19,9 +19,8 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{setup, text};
+use common::{setup, text, Volume};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,44 +88,6 @@ fn identity_py(v: &Value, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A kubelet-style volume holding `files`, swapped whole.
-struct Volume {
-    dir: PathBuf,
-    generation: usize,
-}
-
-impl Volume {
-    fn new(dir: PathBuf, files: &[(&str, Vec<u8>)]) -> Volume {
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut v = Volume { dir, generation: 0 };
-        v.swap(files);
-        for (name, _) in files {
-            std::os::unix::fs::symlink(format!("..data/{name}"), v.dir.join(name)).unwrap();
-        }
-        v
-    }
-
-    fn swap(&mut self, files: &[(&str, Vec<u8>)]) {
-        self.generation += 1;
-        let name = format!("..2026_11_25_00_00_00.{}", self.generation);
-        let stamped = self.dir.join(&name);
-        std::fs::create_dir(&stamped).unwrap();
-        for (file, bytes) in files {
-            std::fs::write(stamped.join(file), bytes).unwrap();
-            let mode = if file.ends_with(".key") { 0o600 } else { 0o644 };
-            std::fs::set_permissions(stamped.join(file), std::fs::Permissions::from_mode(mode))
-                .unwrap();
-        }
-        let tmp = self.dir.join("..data_tmp");
-        std::os::unix::fs::symlink(&name, &tmp).unwrap();
-        let old = std::fs::read_link(self.dir.join("..data")).ok();
-        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
-        if let Some(old) = old {
-            let _ = std::fs::remove_dir_all(self.dir.join(old));
-        }
-    }
 }
 
 /// Logins of `path` OpenBao's audit log answered with a token (the TLS

@@ -259,3 +259,49 @@ pub fn start_bao(mode: &str, dir: &std::path::Path, hcl: &str) -> Daemon {
         .env("HOME", dir);
     spawn(cmd, dir.join(format!("{mode}.log")))
 }
+
+/// A volume written as the kubelet writes one (its atomic writer): the
+/// files in a timestamped directory, `..data` pointing at it, and each name
+/// a symlink through `..data`. [`swap`](Self::swap) is an update: a new
+/// timestamped directory, `..data_tmp` pointing at it renamed over
+/// `..data`, the old directory removed. Files are 0644 (the kubelet's
+/// default mode), keys (`*.key`) 0600.
+pub struct Volume {
+    pub dir: std::path::PathBuf,
+    pub generation: usize,
+}
+
+impl Volume {
+    /// The volume at `dir` (created) holding `files`.
+    pub fn new(dir: std::path::PathBuf, files: &[(&str, Vec<u8>)]) -> Volume {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut v = Volume { dir, generation: 0 };
+        v.swap(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), v.dir.join(name)).unwrap();
+        }
+        v
+    }
+
+    /// The kubelet's update to `files`.
+    pub fn swap(&mut self, files: &[(&str, Vec<u8>)]) {
+        use std::os::unix::fs::PermissionsExt;
+        self.generation += 1;
+        let name = format!("..2026_11_25_00_00_00.{}", self.generation);
+        let stamped = self.dir.join(&name);
+        std::fs::create_dir(&stamped).unwrap();
+        for (file, bytes) in files {
+            std::fs::write(stamped.join(file), bytes).unwrap();
+            let mode = if file.ends_with(".key") { 0o600 } else { 0o644 };
+            std::fs::set_permissions(stamped.join(file), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        let old = std::fs::read_link(self.dir.join("..data")).ok();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(self.dir.join(old));
+        }
+    }
+}
