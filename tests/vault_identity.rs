@@ -236,6 +236,22 @@ fn a_certificate_login_on_tls() {
         status.contains("TLS certificate login at auth/cert"),
         "{status}"
     );
+    // Written after the provider was built (cert-manager after the pod
+    // started): the first read names the missing file, the next logs in.
+    let later = tempfile::tempdir().unwrap();
+    let mut late = c.clone();
+    late.vault.client_cert = Some(later.path().join("node.pem"));
+    late.vault.client_key = Some(later.path().join("node.key"));
+    let p = provider(&late, vars.clone());
+    let e = get(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("node.pem") && e.contains("does not exist"),
+        "{e}"
+    );
+    for f in ["node.pem", "node.key"] {
+        std::fs::copy(identity(&s, f), later.path().join(f)).unwrap();
+    }
+    assert_eq!(get(&p).unwrap(), "hf_bao_value");
     // An expired certificate: refused before it is presented, naming it.
     c.vault.client_cert = Some(identity(&s, "expired.pem"));
     c.vault.client_key = Some(identity(&s, "expired.key"));

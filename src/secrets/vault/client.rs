@@ -86,6 +86,8 @@ pub(super) struct Client {
     pub(super) mount: String,
     pub(super) namespace: Option<String>,
     pub(super) auth: Auth,
+    /// The TLS client certificate's files, when configured.
+    pub(super) client_cert: Option<super::identity::CertFiles>,
     token: Mutex<Option<session::Token>>,
     /// With the node cache on, the login's token is shared by the node's
     /// processes through this slot: one login per node, not per rank.
@@ -150,11 +152,13 @@ impl Client {
                 .unwrap_or(DEFAULT_ELECTION_TIMEOUT),
             node_dir,
         )?;
-        // A client certificate configured is presented from the start
-        // (a listener may require one); a certificate login loads it again
-        // for each login.
-        if let Some(files) = super::login::client_cert_files(settings, vars)? {
-            cluster.present(&Some(files.load()?));
+        // A client certificate configured is presented from the start (a
+        // listener may require one) when it loads now; a certificate login
+        // loads it again for each login, so one written later (cert-manager
+        // after the pod started) is used then, and the status says why not.
+        let client_cert = super::login::client_cert_files(settings, vars)?;
+        if let Some(Ok(cert)) = client_cert.as_ref().map(|f| f.load()) {
+            cluster.present(&Some(cert));
         }
         Ok(Arc::new_cyclic(|me| Client {
             me: me.clone(),
@@ -164,6 +168,7 @@ impl Client {
                 either(vars, var::VAULT_NAMESPACE, var::BAO_NAMESPACE).map(|(ns, _)| ns.to_owned())
             }),
             auth,
+            client_cert,
             token: Mutex::new(None),
             login_slot,
             login_settings: session::slot_settings(remote),

@@ -191,6 +191,11 @@ impl Login {
         Ok(Login::at(m, mount.as_ref(), name))
     }
 
+    /// Whether it is a TLS certificate login.
+    pub(super) fn is_cert(&self) -> bool {
+        matches!(self.method, Method::Cert { .. })
+    }
+
     /// The method's name, in messages ("Kubernetes login").
     pub(super) fn what(&self) -> &'static str {
         match &self.method {

@@ -279,7 +279,17 @@ impl Fetch for Vault {
             c.kv_description(),
             c.auth_description(),
         );
-        (head, c.auth.warnings())
+        let mut warnings = c.auth.warnings();
+        // A certificate login says it itself; another method presents it.
+        if let (Some(files), false) = (
+            &c.client_cert,
+            matches!(&c.auth, auth::Auth::Login(l) if l.is_cert()),
+        ) {
+            if let Err(e) = files.load() {
+                warnings.push(format!("the TLS client certificate is not presented: {e}"));
+            }
+        }
+        (head, warnings)
     }
 
     fn checks(&self, paths: &[&str]) -> Value {
