@@ -556,6 +556,7 @@ fn run_keeps_an_identity_token_fresh_for_a_boto3_child() {
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("token <concealed by st-secrets>"), "{out}");
     let counts = out.lines().last().unwrap();
+    println!("identity tokens in {child_seconds} s: {counts}");
     let number = |name: &str| -> usize {
         let at = counts.find(&format!("{name}=")).unwrap() + name.len() + 1;
         counts[at..].split(' ').next().unwrap().parse().unwrap()
