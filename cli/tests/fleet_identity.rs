@@ -11,8 +11,9 @@
 //! time with a live token. Checked: every read answered; the logins OpenBao's audit log recorded
 //! equal those the ranks report, and each node logged in once per token
 //! lifetime (at least ceil(D / 30 s), at most one more), not once per rank;
-//! no OpenBao token in any rank's environment (`/proc/PID/environ`) or in the
-//! job's directory. `ST_IDENTITY_SECONDS` (35) sets the run's length: the
+//! `st-secrets scan`, given every token OpenBao issued (read from the nodes'
+//! shared login entries as the run goes), finds none in the job's directory
+//! or in copies of every rank's environment (`/proc/PID/environ`). `ST_IDENTITY_SECONDS` (35) sets the run's length: the
 //! test is the short form of the benchmark (`scripts/bench.sh identity`,
 //! 100 rotations). `ST_FLEET_NODES` and `ST_FLEET_RANKS` set the shape (4 x 8).
 
@@ -110,18 +111,43 @@ fn audited_logins(v: &Value, path: &str) -> usize {
         .count()
 }
 
-/// Whether `bytes` hold something shaped as an OpenBao token (`s.` or
-/// `hvs.`, then 24 or more letters and digits). Checked against the tokens
-/// the node cache holds, so that it is known to find them.
-fn holds_a_token(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    text.match_indices("s.").any(|(i, _)| {
-        text[i + 2..]
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .count()
-            >= 24
-    })
+/// The tokens the node's shared login entries hold now (each entry: a
+/// header line, then the JSON body `{"token": ...}`), added to `into`.
+fn collect_tokens(node_dir: &Path, into: &mut std::collections::BTreeSet<String>) {
+    for e in std::fs::read_dir(node_dir).into_iter().flatten().flatten() {
+        if e.path().extension().is_none_or(|x| x != "entry") {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(e.path()) else {
+            continue;
+        };
+        let Some(at) = bytes.iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        if let Ok(body) = serde_json::from_slice::<Value>(&bytes[at + 1..]) {
+            if let Some(t) = body["token"].as_str() {
+                into.insert(t.to_owned());
+            }
+        }
+    }
+}
+
+/// `st-secrets scan` of `paths` for `tokens` (handed to it as variables it
+/// looks up with `--key`): how many places it found one.
+fn scan(tokens: &std::collections::BTreeSet<String>, paths: &[PathBuf]) -> usize {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_st-secrets"));
+    cmd.arg("scan").env_clear().env("HOME", home.path());
+    for (i, t) in tokens.iter().enumerate() {
+        cmd.arg("--key").arg(format!("ST_ISSUED_{i}"));
+        cmd.env(format!("ST_ISSUED_{i}"), t);
+    }
+    let out = cmd.args(paths).output().unwrap();
+    match out.status.code() {
+        Some(0) => 0,
+        Some(1) => String::from_utf8_lossy(&out.stdout).lines().count().max(1),
+        _ => panic!("scan failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
 }
 
 /// What one method's run measured.
@@ -132,6 +158,7 @@ struct Measured {
     audited: usize,
     seconds: u64,
     leaks: usize,
+    tokens: usize,
 }
 
 fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Measured {
@@ -238,21 +265,29 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
             children.push((n, cmd.spawn().unwrap()));
         }
     }
-    // The platform rotates every node's identity while the job runs; the
-    // ranks' environments are looked at while they run.
-    let mut leaks = 0;
+    // The platform rotates every node's identity while the job runs. Every
+    // token OpenBao issues the nodes is read from their shared login
+    // entries as the run goes, and every rank's environment copied every
+    // 10 s, for `st-secrets scan`.
+    let mut tokens = std::collections::BTreeSet::new();
+    let environs = job.path().join("environ");
+    std::fs::create_dir(&environs).unwrap();
     let started = Instant::now();
     let mut next = started + rotate;
-    let mut looked = false;
+    let mut snapshot = started + Duration::from_secs(3);
     while std::time::SystemTime::now() < until {
         std::thread::sleep(Duration::from_millis(200));
-        if !looked && started.elapsed() > Duration::from_secs(3) {
-            for (_, c) in &children {
-                let environ =
-                    std::fs::read(format!("/proc/{}/environ", c.id())).unwrap_or_default();
-                leaks += usize::from(holds_a_token(&environ));
+        for d in &node_dirs {
+            collect_tokens(d, &mut tokens);
+        }
+        if Instant::now() >= snapshot {
+            for (i, (_, c)) in children.iter().enumerate() {
+                if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", c.id())) {
+                    let name = format!("rank-{i}-{}", started.elapsed().as_secs());
+                    std::fs::write(environs.join(name), environ).unwrap();
+                }
             }
-            looked = true;
+            snapshot += Duration::from_secs(10);
         }
         if Instant::now() >= next {
             for (n, volume) in volumes.iter_mut().enumerate() {
@@ -286,39 +321,28 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
         failed += field("failed");
         per_node[n] += field("logins");
     }
-    // The job's directory: the ranks' homes and working directories (not
-    // the identity volumes, which hold the platform's JWTs).
-    let mut stack: Vec<PathBuf> = (0..nodes)
-        .flat_map(|n| {
-            (0..ranks)
-                .map(move |r| format!("node-{n}/rank-{r}"))
-                .chain([format!("node-{n}/home")])
-        })
-        .map(|d| job.path().join(d))
-        .collect();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                leaks += usize::from(holds_a_token(&std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
-    // The detector finds what OpenBao issued: the node's shared login
-    // entry holds its token.
     for d in &node_dirs {
-        let found = std::fs::read_dir(d)
-            .unwrap()
-            .flatten()
-            .any(|e| holds_a_token(&std::fs::read(e.path()).unwrap_or_default()));
-        assert!(
-            found,
-            "no token found in {}: the detector misses them",
-            d.display()
-        );
+        collect_tokens(d, &mut tokens);
         let _ = std::fs::remove_dir_all(d);
+    }
+    // The job's directory (the ranks' homes and working directories; not
+    // the identity volumes, which hold the platform's JWTs) and the
+    // environments, scanned for every token issued.
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for n in 0..nodes {
+        paths.push(job.path().join(format!("node-{n}/home")));
+        paths.extend((0..ranks).map(|r| job.path().join(format!("node-{n}/rank-{r}"))));
+    }
+    paths.push(environs);
+    let leaks = scan(&tokens, &paths);
+    // The control: a file holding one of them is found.
+    let control = tempfile::tempdir().unwrap();
+    if let Some(t) = tokens.iter().next() {
+        std::fs::write(control.path().join("log.txt"), format!("token={t}\n")).unwrap();
+        assert!(
+            scan(&tokens, &[control.path().to_owned()]) > 0,
+            "scan missed a token"
+        );
     }
     Measured {
         reads,
@@ -327,6 +351,7 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
         audited: audited_logins(v, login_path) - before,
         seconds,
         leaks,
+        tokens: tokens.len(),
     }
 }
 
@@ -354,8 +379,8 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
         };
         println!(
             "| {what} swapped every {} s for {} s, tokens of 30 s, node cache | {} library \
-             processes | logins per node {:?} (audit log {}), reads {} failed {}, tokens in \
-             environments and job files {} |",
+             processes | logins per node {:?} (audit log {}), reads {} failed {}, `scan` of \
+             the job's files and environments for the {} tokens issued: {} found |",
             number("ST_IDENTITY_ROTATE", 10),
             m.seconds,
             nodes * ranks,
@@ -363,6 +388,7 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
             m.audited,
             m.reads,
             m.failed,
+            m.tokens,
             m.leaks
         );
         assert_eq!(m.failed, 0, "{method}: failed reads");
@@ -378,6 +404,8 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
                 m.seconds
             );
         }
+        // Each node's tokens were seen (the scan looked for real ones).
+        assert!(m.tokens >= nodes, "{method}: {} tokens seen", m.tokens);
         assert_eq!(
             m.leaks, 0,
             "{method}: a token in an environment or the job's files"
