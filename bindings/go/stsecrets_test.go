@@ -178,7 +178,7 @@ func TestManager(t *testing.T) {
 	if err != nil || len(providers) != 5 || providers[0].Name != "env" || providers[1].Name != "mounted" || providers[2].Name != "file" || providers[3].Name != "aws" || providers[4].Name != "vault" {
 		t.Fatalf("%+v %v", providers, err)
 	}
-	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > file > aws > vault") {
+	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > mounted > file > aws > vault") {
 		t.Fatalf("String() = %q", m.String())
 	}
 	if err := m.Delete("HF_TOKEN"); err != nil {

@@ -69,7 +69,7 @@ export interface ProviderInfo {
 /** A key whose value changed (Manager.onChange): never the value. */
 export interface Change {
   key: string;
-  /** 'file', 'aws', 'vault'. */
+  /** 'mounted', 'file', 'aws', 'vault'. */
   provider: string;
   /** The remote secret's version now held; null for the file and KV v1. */
   version: string | null;

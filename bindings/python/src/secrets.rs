@@ -177,7 +177,7 @@ fn coarse_ms() -> u64 {
     st_secrets::cache::coarse_clock() / 1_000_000
 }
 
-/// The chain of a manager configured by the library (env > file > aws > vault).
+/// The chain of a manager configured by the library (env > mounted > file > aws > vault).
 pub(crate) struct NativeChain {
     pub(crate) manager: Arc<SecretsManager>,
     /// Whether the environment provider comes first (answers are kept only
