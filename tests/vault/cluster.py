@@ -184,10 +184,25 @@ def start(bao, dir):
     print(json.dumps({"urls": state["urls"], "leader": leader(state)}))
 
 
+def write_once_upgraded(url, path, body, token):
+    """A KV v2 write to a mount just made: the mount answers 400 "Upgrading
+    from non-versioned to versioned data" for a moment (longer on a loaded
+    machine), so the write is sent again until it lands, for at most 30 s."""
+    deadline = time.time() + 30
+    while True:
+        status, doc = call(url, "POST", path, body, token=token, ok=None)
+        if status in (200, 204):
+            return doc
+        upgrading = "Upgrading from non-versioned" in json.dumps(doc)
+        if not upgrading or time.time() > deadline:
+            raise RuntimeError(f"POST {path} at {url}: HTTP {status}: {json.dumps(doc)[:300]}")
+        time.sleep(0.2)
+
+
 def fill(state):
     url, root = state["urls"][leader(state)], state["root_token"]
     call(url, "POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, token=root)
-    _, doc = call(url, "POST", "secret/data/simpletuner", {"data": {"HF_TOKEN": "hf_cluster_v1"}}, token=root)
+    write_once_upgraded(url, "secret/data/simpletuner", {"data": {"HF_TOKEN": "hf_cluster_v1"}}, root)
     call(url, "PUT", "sys/policies/acl/reader",
          {"policy": 'path "secret/data/simpletuner" { capabilities = ["read"] }'}, token=root)
     call(url, "POST", "sys/auth/approle", {"type": "approle"}, token=root)
