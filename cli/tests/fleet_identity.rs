@@ -10,7 +10,9 @@
 //! The secret's TTL is 2 s, so the node reads it again every 2 s, each
 //! time with a live token. Checked: every read answered; the logins OpenBao's audit log recorded
 //! equal those the ranks report, and each node logged in once per token
-//! lifetime (at least ceil(D / 30 s), at most one more), not once per rank;
+//! lifetime (at least ceil(D / 30 s), at most one per 24 s, when a token
+//! that cannot be renewed further is replaced, plus the first), not once per
+//! rank;
 //! `st-secrets scan`, given every token OpenBao issued (read from the nodes'
 //! shared login entries as the run goes), finds none in the job's directory
 //! or in copies of every rank's environment (`/proc/PID/environ`). `ST_IDENTITY_SECONDS` (35) sets the run's length: the
@@ -371,7 +373,10 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
             continue;
         }
         let m = run_method(&v, method, nodes, ranks);
-        let lifetimes = m.seconds.div_ceil(30);
+        // A node logs in at least once per token lifetime (30 s), and at
+        // most once per 80% of it (a token that cannot be renewed further
+        // is replaced at 80% of its last lease), plus the first login.
+        let (fewest, most) = (m.seconds.div_ceil(30), (m.seconds * 10).div_ceil(240) + 1);
         let what = match method {
             "kubernetes" => "`kubernetes`, a projected token",
             "jwt" => "`jwt`, a JWT file",
@@ -399,7 +404,7 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
         );
         for (n, &l) in m.per_node.iter().enumerate() {
             assert!(
-                (lifetimes..=lifetimes + 1).contains(&l),
+                (fewest..=most).contains(&l),
                 "{method}: node {n} logged in {l} times in {} s (tokens of 30 s)",
                 m.seconds
             );
