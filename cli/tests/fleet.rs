@@ -18,7 +18,9 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{free_port, moto_record, moto_recorded, setup, start_aws_agent, start_bao, text};
+use common::{
+    free_port, moto_record, moto_recorded, setup, start_aws_agent, start_bao, text, NodeDirs,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -114,33 +116,6 @@ fn print_table(service: &str, nodes: usize, ranks: usize, rows: &[Row]) {
             r.processes,
             counts.join(", ")
         );
-    }
-}
-
-/// The node cache's directories of `nodes` simulated nodes (one each, on
-/// /dev/shm, as `SIMPLETUNER_NODE_CACHE_DIR`), removed when dropped.
-struct NodeDirs(Vec<std::path::PathBuf>);
-
-impl NodeDirs {
-    fn new(service: &str, nodes: usize) -> NodeDirs {
-        NodeDirs(
-            (0..nodes)
-                .map(|n| {
-                    std::path::PathBuf::from(format!(
-                        "/dev/shm/st-secrets-fleet-{service}-{}-{n}",
-                        std::process::id()
-                    ))
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for NodeDirs {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = std::fs::remove_dir_all(d);
-        }
     }
 }
 
@@ -308,7 +283,7 @@ fn aws_requests_per_ttl_for_each_arrangement() {
     // The node cache: no process of its own; the ranks of a node share
     // what the first of them fetched, through 20 crash-restarts of each.
     moto_record(&s);
-    let dirs = NodeDirs::new("aws", nodes);
+    let dirs = NodeDirs::new("fleet-aws", nodes);
     node_cache_rounds(home, &direct, &dirs, ranks, RESTARTS, "hf_moto_value");
     let counts = aws_counts(&s);
     assert_eq!(counts[0].1, nodes, "one fetch per node: {counts:?}");
@@ -478,7 +453,7 @@ fn vault_requests_per_ttl_for_each_arrangement() {
     drop(agents);
     // The node cache, as for AWS.
     let before = audited(&s);
-    let dirs = NodeDirs::new("vault", nodes);
+    let dirs = NodeDirs::new("fleet-vault", nodes);
     node_cache_rounds(home, &approle, &dirs, ranks, RESTARTS, "hf_bao_value");
     let counts = vault_counts(&s, before);
     assert_eq!(counts[1].1, nodes, "one read per node: {counts:?}");
@@ -566,7 +541,7 @@ fn the_service_down_gets_one_attempt_per_node_per_failure_ttl() {
         ("AWS_ACCESS_KEY_ID".into(), "AKIAOUTAGE".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "outage-secret".into()),
     ];
-    let dirs = NodeDirs::new("outage", nodes);
+    let dirs = NodeDirs::new("fleet-outage", nodes);
     // Every rank of every node started, failing, and restarted each second.
     const ROUNDS: usize = 5;
     let start = Instant::now();

@@ -22,7 +22,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{setup, text, Volume};
+use common::{setup, text, NodeDirs, Volume};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -209,14 +209,7 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
     let mut volumes: Vec<Volume> = (0..nodes)
         .map(|n| Volume::new(job.path().join(format!("node-{n}/identity")), &identity(n)))
         .collect();
-    let node_dirs: Vec<PathBuf> = (0..nodes)
-        .map(|n| {
-            PathBuf::from(format!(
-                "/dev/shm/st-secrets-identity-{method}-{}-{n}",
-                std::process::id()
-            ))
-        })
-        .collect();
+    let node_dirs = NodeDirs::new(&format!("identity-{method}"), nodes);
     let until = std::time::SystemTime::now() + Duration::from_secs(seconds);
     let until_ms = until
         .duration_since(std::time::UNIX_EPOCH)
@@ -225,7 +218,7 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
         .to_string();
     let before = audited_logins(v, login_path);
     let mut children = Vec::new();
-    for (n, (volume, node_dir)) in volumes.iter().zip(&node_dirs).enumerate() {
+    for (n, (volume, node_dir)) in volumes.iter().zip(&node_dirs.0).enumerate() {
         for r in 0..ranks {
             // The node's ranks share its HOME (the node cache's scope
             // includes it), each working in a directory of its own.
@@ -279,7 +272,7 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
     let mut snapshot = started + Duration::from_secs(3);
     while std::time::SystemTime::now() < until {
         std::thread::sleep(Duration::from_millis(200));
-        for d in &node_dirs {
+        for d in &node_dirs.0 {
             collect_tokens(d, &mut tokens);
         }
         if Instant::now() >= snapshot {
@@ -323,10 +316,10 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
         failed += field("failed");
         per_node[n] += field("logins");
     }
-    for d in &node_dirs {
+    for d in &node_dirs.0 {
         collect_tokens(d, &mut tokens);
-        let _ = std::fs::remove_dir_all(d);
     }
+    drop(node_dirs);
     // The job's directory (the ranks' homes and working directories; not
     // the identity volumes, which hold the platform's JWTs) and the
     // environments, scanned for every token issued.
@@ -385,7 +378,7 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
         println!(
             "| {what} swapped every {} s for {} s, tokens of 30 s, node cache | {} library \
              processes | logins per node {:?} (audit log {}), reads {} failed {}, `scan` of \
-             the job's files and environments for the {} tokens issued: {} found |",
+             the job's files and environments for the {} tokens OpenBao gave out: {} found |",
             number("ST_IDENTITY_ROTATE", 10),
             m.seconds,
             nodes * ranks,

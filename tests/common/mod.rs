@@ -305,3 +305,32 @@ impl Volume {
         }
     }
 }
+
+/// The node cache's directories of `nodes` simulated nodes (one each, on
+/// /dev/shm, as `SIMPLETUNER_NODE_CACHE_DIR`: `st-secrets-LABEL-PID-N`),
+/// removed when dropped, also when a test fails half-way (the test command
+/// checks /dev/shm after its run).
+pub struct NodeDirs(pub Vec<std::path::PathBuf>);
+
+impl NodeDirs {
+    pub fn new(label: &str, nodes: usize) -> NodeDirs {
+        NodeDirs(
+            (0..nodes)
+                .map(|n| {
+                    std::path::PathBuf::from(format!(
+                        "/dev/shm/st-secrets-{label}-{}-{n}",
+                        std::process::id()
+                    ))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for NodeDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
