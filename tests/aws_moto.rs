@@ -546,8 +546,8 @@ fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
 /// the admin's keys): its output (a VersionId).
 fn rotate(s: &Value, args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/moto_rotate.py");
-    let out = std::process::Command::new(s["python"].as_str().unwrap())
-        .arg(script)
+    let mut cmd = std::process::Command::new(s["python"].as_str().unwrap());
+    cmd.arg(script)
         .arg(s["url"].as_str().unwrap())
         .args(args)
         .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
@@ -555,15 +555,8 @@ fn rotate(s: &Value, args: &[&str]) -> String {
             "AWS_SECRET_ACCESS_KEY",
             s["admin"]["secret"].as_str().unwrap(),
         )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    common::stdout_of(cmd)
 }
 
 #[test]

@@ -32,19 +32,12 @@ fn identity(s: &Value, name: &str) -> PathBuf {
 /// A JWT signed with the key OpenBao's jwt and kubernetes methods trust;
 /// `exp` and `iat` in `claims` are seconds from now.
 fn mint(s: &Value, claims: Value) -> String {
-    let out = std::process::Command::new(text(s, "python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vault/identity.py"))
+    let mut cmd = std::process::Command::new(text(s, "python"));
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vault/identity.py"))
         .arg("mint")
         .arg(identity(s, "jwt-signing.key"))
-        .arg(claims.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        .arg(claims.to_string());
+    common::stdout_of(cmd)
 }
 
 /// Claims shaped as a Kubernetes projected service-account token's.

@@ -80,17 +80,10 @@ fn identity_rank() {
 
 /// The identity python helper (`tests/vault/identity.py`).
 fn identity_py(v: &Value, args: &[&str]) -> String {
-    let out = Command::new(text(v, "python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let mut cmd = Command::new(text(v, "python"));
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
+        .args(args);
+    common::stdout_of(cmd)
 }
 
 /// Logins of `path` OpenBao's audit log answered with a token (the TLS

@@ -513,15 +513,13 @@ fn run_keeps_an_identity_token_fresh_for_a_boto3_child() {
     // The tool logs in with a JWT of the jwt role "trainer", which may ask
     // for identity tokens of the role "aws" (4 s, audience sts.amazonaws.com).
     let identity = std::path::Path::new(text(&v, "identity_dir"));
-    let minted = std::process::Command::new(text(&v, "python"))
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
+    let mut mint = std::process::Command::new(text(&v, "python"));
+    mint.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
         .args(["mint", identity.join("jwt-signing.key").to_str().unwrap()])
-        .arg(r#"{"sub": "trainer-job", "aud": "st-secrets", "exp": 600, "iat": 0}"#)
-        .output()
-        .unwrap();
-    assert!(minted.status.success());
+        .arg(r#"{"sub": "trainer-job", "aud": "st-secrets", "exp": 600, "iat": 0}"#);
+    let minted = common::stdout_of(mint);
     let jwt_file = home.path().join("jwt");
-    std::fs::write(&jwt_file, &minted.stdout).unwrap();
+    std::fs::write(&jwt_file, minted).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&jwt_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env = [

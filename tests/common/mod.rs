@@ -334,3 +334,17 @@ impl Drop for NodeDirs {
         }
     }
 }
+
+/// Runs `cmd` (a helper script of the tests) to its end: its standard
+/// output, trimmed; a failure fails the test with its standard error.
+pub fn stdout_of(mut cmd: std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
