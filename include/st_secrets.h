@@ -663,6 +663,12 @@ st_result st_secrets_new(const char *config_json, st_secrets **out, st_error **e
  * Its change listeners are removed (as by `st_secrets_remove_listener`):
  * none is called after this returns, except a call already running on the
  * library's refresher thread, which ends on its own before its `release`.
+ * A manager that shares nothing (no node cache, not under `st-secrets
+ * run`) revokes the Vault leases it issued and the tokens it logged in
+ * with here, each request bounded by `request_timeout`; under `run` (whose
+ * ledger revokes them when its command ends) and with the node cache (other
+ * processes use them) they are left. A process killed without this leaves
+ * them to their TTLs.
  */
 void st_secrets_free(st_secrets *m);
 

@@ -76,6 +76,12 @@ pub extern "C" fn st_secrets_new(
 /// Its change listeners are removed (as by `st_secrets_remove_listener`):
 /// none is called after this returns, except a call already running on the
 /// library's refresher thread, which ends on its own before its `release`.
+/// A manager that shares nothing (no node cache, not under `st-secrets
+/// run`) revokes the Vault leases it issued and the tokens it logged in
+/// with here, each request bounded by `request_timeout`; under `run` (whose
+/// ledger revokes them when its command ends) and with the node cache (other
+/// processes use them) they are left. A process killed without this leaves
+/// them to their TTLs.
 #[no_mangle]
 pub extern "C" fn st_secrets_free(m: *mut st_secrets) {
     // SAFETY: NULL or a live st_secrets from st_secrets_new (caller's contract).

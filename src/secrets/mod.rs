@@ -36,7 +36,7 @@ pub(crate) mod vault;
 
 pub use crate::sys::memory_backed;
 pub use crate::sys::secmem::{secret_memory, SecretMemory};
-pub use aws::{Aws, AwsProvider, AwsSettings};
+pub use aws::{Aws, AwsCredentialChain, AwsCredentials, AwsProvider, AwsSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
@@ -49,7 +49,9 @@ pub use provider::{
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
-pub use vault::{IdentityToken, Vault, VaultAuth, VaultProvider, VaultSettings};
+pub use vault::{
+    IdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultProvider, VaultSettings,
+};
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;

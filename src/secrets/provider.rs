@@ -270,6 +270,42 @@ pub struct SecretMap {
     skipped: Vec<String>,
     /// The remote secret's version, when the service says it.
     version: Option<Version>,
+    /// The lease of a dynamic secret (Vault's database credentials, a PKI
+    /// certificate), when it has one (boxed: most secrets have none).
+    lease: Option<Box<Lease>>,
+}
+
+/// The lease of a dynamic secret: until when its values work, and how to
+/// renew or revoke it. `Debug` never shows its identifier.
+#[derive(Clone)]
+pub struct Lease {
+    /// The service's lease identifier (empty: the secret has no lease to
+    /// renew or revoke, only an end, as a PKI certificate issued without
+    /// one).
+    pub id: SecretString,
+    /// The lease's duration when it was issued: what a renewal asks for.
+    pub ttl: std::time::Duration,
+    /// When it ends, in the node's monotonic clock (nanoseconds of this
+    /// boot, as the node cache's entries count).
+    pub ends: u64,
+    /// Whether the service allows its renewal.
+    pub renewable: bool,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("ttl", &self.ttl)
+            .field("renewable", &self.renewable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// How long it has left now (zero once it ended).
+    pub fn left(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.ends.saturating_sub(crate::sys::clock::precise()))
+    }
 }
 
 impl SecretMap {
@@ -353,6 +389,7 @@ impl SecretMap {
             by_name: HashMap::new(),
             skipped: Vec::new(),
             version: None,
+            lease: None,
         }
     }
 
@@ -424,6 +461,29 @@ impl SecretMap {
     /// The remote secret's version, when the service said it.
     pub fn version(&self) -> Option<&Version> {
         self.version.as_ref()
+    }
+
+    /// The same map, holding the values of `lease`.
+    pub fn with_lease(mut self, lease: Option<Lease>) -> SecretMap {
+        self.lease = lease.map(Box::new);
+        self
+    }
+
+    /// The lease of a dynamic secret, when it has one.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_deref()
+    }
+
+    /// A copy of the keys and values, the version and the lease (a lease
+    /// renewed keeps its values).
+    pub fn copy(&self) -> SecretMap {
+        SecretMap {
+            values: self.values.clone(),
+            by_name: self.by_name.clone(),
+            skipped: self.skipped.clone(),
+            version: self.version.clone(),
+            lease: self.lease.clone(),
+        }
     }
 
     /// `key` (as [`resolve`](Self::resolve) finds it) with the secret's

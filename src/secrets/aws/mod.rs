@@ -27,6 +27,7 @@ pub(crate) mod identity;
 pub(crate) mod metadata;
 pub(crate) mod process;
 pub(crate) mod profile;
+mod served;
 pub(crate) mod sso;
 pub(crate) mod sts;
 pub(crate) mod wire;
@@ -45,6 +46,7 @@ use base64::Engine;
 use credentials::CredentialChain;
 use identity::Credentials;
 use serde_json::{json, Value};
+pub use served::{AwsCredentialChain, AwsCredentials};
 use std::sync::Arc;
 use wire::ServiceError;
 

@@ -8,14 +8,17 @@
 use super::aws::AwsSettings;
 use super::file::FileSettings;
 use super::mounted::{MountedProvider, MountedSettings};
-use super::remote::{unix, RemoteSettings};
+use super::remote::RemoteSettings;
 use super::vault::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use serde_json::Value;
 use std::path::PathBuf;
-use values::{count, names, nonempty, positive_seconds, seconds, string, url};
+use values::{
+    chain, count, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
+    UniqueKeys,
+};
 
 /// Largest `max_file_size`: 1 GiB.
 pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
@@ -393,6 +396,15 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "vault_leases",
+        value: "object: name to path, or to `{\"path\", \"data\"}`",
+        doc: "dynamic secrets with a lease (`database/creds/ROLE`; `pki/issue/ROLE` with `data` such as `{\"common_name\": ...}`, sent as a write): each field is the key `NAME_FIELD` (`pg_password`), the lease renewed and the secret issued again before it ends; with only these set, no KV path is read unless `vault_path` names one; default none",
+        apply: |c, k, v| {
+            c.vault.leases = Some(leases(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "vault_mount",
         value: "string",
         doc: "the KV mount; default `SIMPLETUNER_VAULT_MOUNT`, else `secret`",
@@ -599,43 +611,6 @@ impl ManagerConfig {
     }
 }
 
-/// The top-level object of a configuration, with the first key given twice
-/// (JSON allows it and serde_json keeps the last: here that would silently
-/// drop one of two settings, so `from_json` refuses it).
-struct UniqueKeys {
-    map: serde_json::Map<String, Value>,
-    duplicate: Option<String>,
-}
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = UniqueKeys;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<UniqueKeys, A::Error> {
-                let mut keys = UniqueKeys {
-                    map: serde_json::Map::new(),
-                    duplicate: None,
-                };
-                while let Some(key) = a.next_key::<String>()? {
-                    let value: Value = a.next_value()?;
-                    if keys.map.insert(key.clone(), value).is_some() {
-                        keys.duplicate.get_or_insert(key);
-                    }
-                }
-                Ok(keys)
-            }
-        }
-        d.deserialize_map(Visit)
-    }
-}
-
 /// A configuration that serde_json could not read: the position only (its
 /// own message can quote the text, and the text can hold a token).
 fn config_json_error(e: &serde_json::Error) -> Error {
@@ -654,40 +629,6 @@ fn unknown(key: &str) -> Error {
             .collect::<Vec<_>>()
             .join(", ")
     ))
-}
-
-/// A Vault address: an http(s) URL, or `unix://PATH`.
-fn vault_address(k: &str, v: &Value) -> Result<String, Error> {
-    let s = nonempty(k, v)?;
-    if !s.starts_with(unix::SCHEME) {
-        return url(k, v);
-    }
-    if unix::socket_path(&s).is_none() {
-        return Err(Error::InvalidArgument(format!(
-            "config key '{k}' names no socket: write unix:///path/to/socket"
-        )));
-    }
-    Ok(s)
-}
-
-fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
-    let names = value.as_array().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "config key '{key}' must be a list of provider names"
-        ))
-    })?;
-    let mut kinds = Vec::new();
-    for name in names {
-        let kind = ProviderKind::parse(string(key, name)?)?;
-        if kinds.contains(&kind) {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{key}': provider '{}' is listed twice",
-                kind.name()
-            )));
-        }
-        kinds.push(kind);
-    }
-    Ok(kinds)
 }
 
 mod values;

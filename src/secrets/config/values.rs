@@ -1,8 +1,12 @@
 //! The values of configuration keys: each checked, with a message that
 //! names the key and never repeats the value.
 
+use super::ProviderKind;
 use crate::error::Error;
+use crate::secrets::remote::unix;
+use crate::secrets::vault::LeasedPath;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Largest number of seconds a duration setting takes: ten years.
@@ -113,4 +117,139 @@ pub(super) fn count(key: &str, value: &Value, max: u64) -> Result<u32, Error> {
                 "config key '{key}' must be a whole number from 0 to {max}"
             ))
         })
+}
+
+/// The top-level object of a configuration, with the first key given twice
+/// (JSON allows it and serde_json keeps the last: here that would silently
+/// drop one of two settings, so `from_json` refuses it).
+pub(super) struct UniqueKeys {
+    pub(super) map: serde_json::Map<String, Value>,
+    pub(super) duplicate: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut keys = UniqueKeys {
+                    map: serde_json::Map::new(),
+                    duplicate: None,
+                };
+                while let Some(key) = a.next_key::<String>()? {
+                    let value: Value = a.next_value()?;
+                    if keys.map.insert(key.clone(), value).is_some() {
+                        keys.duplicate.get_or_insert(key);
+                    }
+                }
+                Ok(keys)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A Vault address: an http(s) URL, or `unix://PATH`.
+pub(super) fn vault_address(k: &str, v: &Value) -> Result<String, Error> {
+    let s = nonempty(k, v)?;
+    if !s.starts_with(unix::SCHEME) {
+        return url(k, v);
+    }
+    if unix::socket_path(&s).is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "config key '{k}' names no socket: write unix:///path/to/socket"
+        )));
+    }
+    Ok(s)
+}
+
+pub(super) fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
+    let names = value.as_array().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "config key '{key}' must be a list of provider names"
+        ))
+    })?;
+    let mut kinds = Vec::new();
+    for name in names {
+        let kind = ProviderKind::parse(string(key, name)?)?;
+        if kinds.contains(&kind) {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}': provider '{}' is listed twice",
+                kind.name()
+            )));
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+/// `vault_leases`: an object of names, each a path (read with GET) or
+/// `{"path": ..., "data": {...}}` (written with the data: `pki/issue/ROLE`
+/// takes its `common_name` so).
+pub(super) fn leases(k: &str, v: &Value) -> Result<BTreeMap<String, LeasedPath>, Error> {
+    let object = v.as_object().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "config key '{k}' must be an object of names, each a path or {{\"path\": ..., \"data\": {{...}}}}"
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, spec) in object {
+        let what = format!("{k}' name '{}", crate::secrets::remote::shorten(name));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{what}' is not a name: use letters, digits, '_' and '-'"
+            )));
+        }
+        let (path, data) = match spec {
+            Value::String(_) => (nonempty(&what, spec)?, None),
+            Value::Object(o) => {
+                if let Some(extra) = o.keys().find(|x| *x != "path" && *x != "data") {
+                    return Err(Error::InvalidArgument(format!(
+                        "config key '{what}': unknown field '{}' (known: path, data)",
+                        crate::secrets::remote::shorten(extra)
+                    )));
+                }
+                let path = o.get("path").cloned().unwrap_or(Value::Null);
+                let path = nonempty(&format!("{what}' field 'path"), &path)?;
+                let data = match o.get("data") {
+                    None | Some(Value::Null) => None,
+                    Some(d @ Value::Object(_)) => Some(d.to_string()),
+                    Some(_) => {
+                        return Err(Error::InvalidArgument(format!(
+                            "config key '{what}' field 'data' must be an object"
+                        )))
+                    }
+                };
+                (path, data)
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "config key '{what}' must be a path or {{\"path\": ..., \"data\": {{...}}}}"
+                )))
+            }
+        };
+        let path = path.trim().trim_matches('/').to_owned();
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{what}' is not a path such as database/creds/ROLE"
+            )));
+        }
+        out.insert(name.clone(), LeasedPath { path, data });
+    }
+    Ok(out)
 }

@@ -104,6 +104,20 @@ impl Default for RemoteSettings {
     }
 }
 
+impl RemoteSettings {
+    /// How long a found value is kept: its own time when it says one (a
+    /// lease's end, a login token's renewal), at most `cache_ttl`. Without
+    /// refresh ahead a lease is kept two thirds of its time only, so that
+    /// the get that fetches it again renews it while it still works.
+    pub(crate) fn kept_for(&self, own: Option<Duration>) -> Duration {
+        match own {
+            None => self.cache_ttl,
+            Some(t) if self.refresh_ahead_permille == 0 => t.mul_f64(2.0 / 3.0).min(self.cache_ttl),
+            Some(t) => t.min(self.cache_ttl),
+        }
+    }
+}
+
 /// A failed remote operation: the error, and whether trying again may help
 /// (timeouts, connection failures, 5xx, throttling).
 #[derive(Clone, Debug, PartialEq, Eq)]

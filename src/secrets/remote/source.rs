@@ -34,6 +34,16 @@ pub trait Fetch: Send + Sync + 'static {
     /// The secret `name` fetched now, retries included.
     fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError>;
 
+    /// The secret `name` fetched now, given what is held of it (a lease
+    /// held is renewed): [`fetch`](Self::fetch) unless the service leases.
+    fn fetch_held(
+        &self,
+        name: &str,
+        _held: Option<&SecretMap>,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
+        self.fetch(name)
+    }
+
     /// The status detail naming the secrets `names` (the caches' part is
     /// appended), and the service's own warnings.
     fn describe(&self, names: &[&str]) -> (String, Vec<String>);
@@ -118,7 +128,7 @@ impl<F: Fetch> RemoteSource<F> {
                 };
                 let load = {
                     let (fetcher, name) = (Arc::clone(&fetcher), name.clone());
-                    Box::new(move || fetcher.fetch(&name))
+                    Box::new(move |held: Option<&SecretMap>| fetcher.fetch_held(&name, held))
                 };
                 let changed = told_unless_earlier(&units, &sink);
                 let cache =

@@ -78,7 +78,7 @@ impl Auth {
             Some(VaultAuth::Token) => {
                 Ok(Self::token(settings, vars).or_else(|| Self::token_file(settings, vars)))
             }
-            Some(VaultAuth::AppRole) => Ok(Self::approle(vars)),
+            Some(VaultAuth::AppRole) => Ok(Self::approle(settings, vars)),
             Some(m) => Login::identity(m, settings, remote, vars).map(|l| Some(Auth::Login(l))),
         }
     }
@@ -100,7 +100,7 @@ impl Auth {
                     .filter(|f| f.get().is_ok())
                     .map(Auth::File)
             })
-            .or_else(|| Self::approle(vars)))
+            .or_else(|| Self::approle(settings, vars)))
     }
 
     /// A token: `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`.
@@ -131,11 +131,17 @@ impl Auth {
     }
 
     /// AppRole, when `VAULT_ROLE_ID` and `VAULT_SECRET_ID` are both set.
-    fn approle(vars: &Vars) -> Option<Auth> {
+    /// At `vault_auth_mount` (`SIMPLETUNER_VAULT_AUTH_MOUNT`), else `approle`.
+    fn approle(settings: &VaultSettings, vars: &Vars) -> Option<Auth> {
+        let mount = settings.auth_mount.clone().or_else(|| {
+            vars.get(var::SIMPLETUNER_VAULT_AUTH_MOUNT)
+                .map(|m| m.trim_matches('/').to_owned())
+        });
         match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
             (Some(r), Some(s)) => Some(Auth::Login(Login::approle(
                 SecretString::from(r),
                 SecretString::from(s),
+                mount.as_ref(),
             ))),
             _ => None,
         }

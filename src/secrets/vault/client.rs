@@ -103,6 +103,11 @@ pub(super) struct Client {
     pub(super) logins: std::sync::atomic::AtomicU64,
     pub(super) failed_logins: std::sync::atomic::AtomicU64,
     pub(super) slowest_login_us: std::sync::atomic::AtomicU64,
+    /// Leased secrets issued, and leases renewed.
+    pub(super) leases_issued: std::sync::atomic::AtomicU64,
+    pub(super) lease_renewals: std::sync::atomic::AtomicU64,
+    /// The leases and login tokens to revoke.
+    pub(super) ledger: super::ledger::Ledger,
     kv: Mutex<Kv>,
     /// A configured KV version checked against `sys/internal/ui/mounts`
     /// (after the first "absent").
@@ -177,6 +182,9 @@ impl Client {
             logins: std::sync::atomic::AtomicU64::new(0),
             failed_logins: std::sync::atomic::AtomicU64::new(0),
             slowest_login_us: std::sync::atomic::AtomicU64::new(0),
+            leases_issued: std::sync::atomic::AtomicU64::new(0),
+            lease_renewals: std::sync::atomic::AtomicU64::new(0),
+            ledger: super::ledger::Ledger::new(vars),
             kv: {
                 let configured = settings.kv_version;
                 let initial = move || match configured {
@@ -359,12 +367,37 @@ impl Client {
         self.cluster.send(method, &path, &headers, body, wait)
     }
 
-    /// A GET with the token. After a refusal (403), once: a login's token
-    /// is replaced by a new login; a token file is read again, and the request repeated
-    /// when its token changed (an agent re-authenticated and rewrote it).
+    /// A GET with the token: [`call`](Self::call).
     pub(super) fn get(&self, path: &str) -> Result<Response, FetchError> {
+        self.call("GET", path, b"")
+    }
+
+    /// The token in use, without a login or a request (`None`: none yet, or
+    /// agent mode).
+    pub(super) fn token_held(&self) -> Option<SecretString> {
+        match &self.auth {
+            Auth::Login(_) => self.token.lock().as_ref().map(session::Token::value),
+            _ => self.token().ok().flatten(),
+        }
+    }
+
+    /// Whether the login's token is shared by the node's processes.
+    pub(super) fn shares_logins(&self) -> bool {
+        self.login_slot.is_some()
+    }
+
+    /// A request with the token. After a refusal (403), once: a login's
+    /// token is replaced by a new login; a token file is read again, and
+    /// the request repeated when its token changed (an agent
+    /// re-authenticated and rewrote it).
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response, FetchError> {
         let token = self.token()?;
-        let r = self.send("GET", path, token.as_ref(), b"")?;
+        let r = self.send(method, path, token.as_ref(), body)?;
         if r.status != 403 {
             if let (Auth::Token(..), Some(token)) = (&self.auth, &token) {
                 self.keep_alive(token);
@@ -374,10 +407,10 @@ impl Client {
         match (&self.auth, &token) {
             (Auth::Login(_), _) => {
                 let token = self.login_token(true)?;
-                self.send("GET", path, Some(&token), b"")
+                self.send(method, path, Some(&token), body)
             }
             (Auth::File(f), Some(used)) => match f.changed_since(used)? {
-                Some(new) => self.send("GET", path, Some(&new), b""),
+                Some(new) => self.send(method, path, Some(&new), body),
                 None => Ok(r),
             },
             _ => Ok(r),

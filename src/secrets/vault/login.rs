@@ -71,8 +71,12 @@ const GET_CALLER_IDENTITY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
 impl Login {
     /// An AppRole login at `auth/approle`.
-    pub(super) fn approle(role_id: SecretString, secret_id: SecretString) -> Login {
-        Login::at(Method::AppRole { role_id, secret_id }, None, "approle")
+    pub(super) fn approle(
+        role_id: SecretString,
+        secret_id: SecretString,
+        mount: Option<&String>,
+    ) -> Login {
+        Login::at(Method::AppRole { role_id, secret_id }, mount, "approle")
     }
 
     fn at(method: Method, mount: Option<&String>, default: &str) -> Login {

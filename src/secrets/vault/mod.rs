@@ -38,12 +38,15 @@ mod auth;
 mod client;
 mod cluster;
 mod identity;
+mod lease;
+mod ledger;
 mod login;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
 use crate::secret::SecretString;
-pub use settings::{VaultAuth, VaultSettings};
+pub use ledger::Revoked;
+pub use settings::{LeasedPath, VaultAuth, VaultSettings};
 
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};
@@ -63,6 +66,16 @@ use wire::expect;
 pub struct Vault {
     client: std::sync::Arc<Client>,
     settings: RemoteSettings,
+    /// The leased secrets (`vault_leases`), by name.
+    leases: std::collections::BTreeMap<String, LeasedPath>,
+}
+
+impl Drop for Vault {
+    /// The manager is freed: a process that shares nothing revokes the
+    /// leases it issued and the tokens it logged in with.
+    fn drop(&mut self) {
+        self.client.revoke_own();
+    }
 }
 
 /// The Vault provider.
@@ -80,7 +93,16 @@ impl RemoteSource<Vault> {
                 vars.list(var::SIMPLETUNER_VAULT_PATH)
                     .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
             })
-            .unwrap_or_else(|| vec!["simpletuner".to_owned()]);
+            // Only leased secrets configured: no KV path unless one is named.
+            .unwrap_or_else(|| match vault.leases {
+                Some(_) => Vec::new(),
+                None => vec!["simpletuner".to_owned()],
+            });
+        let leases = vault.leases.clone().unwrap_or_default();
+        let paths = paths
+            .into_iter()
+            .chain(leases.keys().map(|n| format!("{}{n}", lease::PREFIX)))
+            .collect();
         let node = match urls {
             Ok(Some(_)) => NodeUse::resolve(remote, &vars),
             _ => NodeUse::Off,
@@ -117,6 +139,7 @@ impl RemoteSource<Vault> {
         let fetcher = client.map(|client| Vault {
             client,
             settings: remote.clone(),
+            leases,
         });
         RemoteSource::build(paths, configured, fetcher, remote, node, &scope)
     }
@@ -210,6 +233,22 @@ impl RemoteSource<Vault> {
     }
 }
 
+impl RemoteSource<Vault> {
+    /// Revokes every lease and login token the job's ledger file at `path`
+    /// lists (`st-secrets run`, once its command has ended), then empties
+    /// it. A lease is revoked with the token that issued it
+    /// (`sys/leases/revoke`), a login token with itself
+    /// (`auth/token/revoke-self`, its leases with it).
+    ///
+    /// # Errors
+    /// The provider's own (not configured); [`Error::Io`]: the file cannot
+    /// be read. What could not be revoked is listed in the answer.
+    pub fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
+        let vault = self.service("HashiCorp Vault is not configured")?;
+        ledger::revoke(&vault.client, path)
+    }
+}
+
 /// The nodes' addresses: `vault_urls`, else `vault_url`, else `BAO_ADDR` /
 /// `VAULT_ADDR` (a comma-separated list for a cluster's nodes); `None`
 /// when none is set.
@@ -245,11 +284,17 @@ fn addresses(vault: &VaultSettings, vars: &Vars) -> Result<Option<Vec<Address>>,
 }
 
 impl Vault {
-    /// Each secret as `<mount>/<path>`.
+    /// Each secret as `<mount>/<path>`, a leased one as its path.
     fn secrets(&self, paths: &[&str]) -> Vec<String> {
         paths
             .iter()
-            .map(|p| format!("{}/{p}", self.client.mount))
+            .map(|p| match p.strip_prefix(lease::PREFIX) {
+                Some(name) => format!(
+                    "{} (leased, {name})",
+                    self.leases.get(name).map_or("?", |l| l.path.as_str())
+                ),
+                None => format!("{}/{p}", self.client.mount),
+            })
             .collect()
     }
 }
@@ -259,7 +304,18 @@ impl Fetch for Vault {
     const ABSENT: &'static str = "no secret at the path";
 
     fn fetch(&self, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        with_retries(&self.settings, || self.client.read_secret(path))
+        self.fetch_held(path, None)
+    }
+
+    fn fetch_held(
+        &self,
+        path: &str,
+        held: Option<&SecretMap>,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
+        match path.strip_prefix(lease::PREFIX) {
+            Some(name) => self.leased(name, held),
+            None => with_retries(&self.settings, || self.client.read_secret(path)),
+        }
     }
 
     fn expect_change(&self) {

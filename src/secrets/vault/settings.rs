@@ -54,6 +54,18 @@ pub struct VaultSettings {
     /// The `X-Vault-AWS-IAM-Server-ID` an `aws` login signs
     /// (`vault_aws_server_id`).
     pub aws_server_id: Option<String>,
+    /// Dynamic secrets with a lease, by name (`vault_leases`).
+    pub leases: Option<std::collections::BTreeMap<String, LeasedPath>>,
+}
+
+/// A dynamic secret of `vault_leases`: its path (outside the KV mount),
+/// and the data a write to it sends (`None`: it is read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeasedPath {
+    /// The path, such as `database/creds/ROLE` or `pki/issue/ROLE`.
+    pub path: String,
+    /// The JSON object written to it, when it is written (PKI).
+    pub data: Option<String>,
 }
 
 /// A way to log in to Vault (`vault_auth`).

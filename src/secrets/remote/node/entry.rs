@@ -16,7 +16,8 @@
 
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::secrets::provider::{SecretMap, Version};
+use crate::secret::SecretString;
+use crate::secrets::provider::{Lease, SecretMap, Version};
 use crate::secrets::remote::{FetchError, Fetched};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -60,6 +61,24 @@ struct BodyOut<'a> {
     values: BTreeMap<&'a str, &'a str>,
     skipped: &'a [String],
     version: Option<VersionOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<LeaseOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct LeaseOut<'a> {
+    id: &'a str,
+    ttl_ms: u64,
+    ends: u64,
+    renewable: bool,
+}
+
+#[derive(Deserialize)]
+struct LeaseIn {
+    id: String,
+    ttl_ms: u64,
+    ends: u64,
+    renewable: bool,
 }
 
 #[derive(Serialize)]
@@ -73,6 +92,8 @@ struct BodyIn {
     values: BTreeMap<String, String>,
     skipped: Vec<String>,
     version: Option<VersionIn>,
+    #[serde(default)]
+    lease: Option<LeaseIn>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +111,12 @@ impl Shareable for SecretMap {
                 id: &v.id,
                 stages: &v.stages,
             }),
+            lease: self.lease().map(|l| LeaseOut {
+                id: l.id.expose(),
+                ttl_ms: u64::try_from(l.ttl.as_millis()).unwrap_or(u64::MAX),
+                ends: l.ends,
+                renewable: l.renewable,
+            }),
         };
         let mut out = SecretBytes::with_capacity(256);
         serde_json::to_writer(&mut out, &body).ok()?;
@@ -97,7 +124,13 @@ impl Shareable for SecretMap {
     }
 
     fn decode(body: &[u8]) -> Option<SecretMap> {
-        let body: BodyIn = serde_json::from_slice(body).ok()?;
+        let mut body: BodyIn = serde_json::from_slice(body).ok()?;
+        let lease = body.lease.take().map(|l| Lease {
+            id: SecretString::from(l.id),
+            ttl: std::time::Duration::from_millis(l.ttl_ms),
+            ends: l.ends,
+            renewable: l.renewable,
+        });
         let mut map = SecretMap::with_capacity(body.values.len());
         for (key, value) in body.values {
             map.insert(key, value);
@@ -105,10 +138,18 @@ impl Shareable for SecretMap {
         for key in body.skipped {
             map.skip(key);
         }
-        Some(map.with_version(body.version.map(|v| Version {
-            id: v.id,
-            stages: v.stages,
-        })))
+        Some(
+            map.with_version(body.version.map(|v| Version {
+                id: v.id,
+                stages: v.stages,
+            }))
+            .with_lease(lease),
+        )
+    }
+
+    /// A leased secret is shared until its lease ends.
+    fn ttl(&self) -> Option<std::time::Duration> {
+        self.lease().map(crate::secrets::provider::Lease::left)
     }
 }
 

@@ -536,8 +536,7 @@ impl Slot {
     ) {
         let (ttl, held, path) = match outcome {
             Ok(Fetched::Found(v)) => (
-                v.ttl()
-                    .map_or(settings.cache_ttl, |t| t.min(settings.cache_ttl)),
+                settings.kept_for(v.ttl()),
                 Held::Fetched(Fetched::Found(Borrowed(v))),
                 self.entry_path(),
             ),

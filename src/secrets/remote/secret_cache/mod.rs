@@ -97,6 +97,12 @@ impl<T> Fetched<T> {
     }
 }
 
+/// Whether `value` says its own life is over (a lease that ended): never
+/// served stale, since it no longer works.
+fn ended<T: Shareable>(value: &Fetched<T>) -> bool {
+    matches!(value, Fetched::Found(v) if v.ttl() == Some(Duration::ZERO))
+}
+
 /// The last successful fetch of a [`SecretCache`].
 struct LastGood<T> {
     /// What the fetch found (shared with callers, so a get copies no secret).
@@ -166,8 +172,9 @@ impl<T> CacheState<T> {
 /// A [`SecretCache`] answer: the fetched secret, shared.
 pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
 
-/// A cache's loader: its secret fetched now, retries included.
-pub type Load<T> = Box<dyn Fn() -> Result<Fetched<T>, FetchError> + Send + Sync>;
+/// A cache's loader: its secret fetched now, retries included, given what
+/// the cache holds (a lease held is renewed rather than issued again).
+pub type Load<T> = Box<dyn Fn(Option<&T>) -> Result<Fetched<T>, FetchError> + Send + Sync>;
 
 /// Where a cache pushes the keys a fetch changed (no lock held).
 pub type Changed = Box<dyn Fn(Vec<KeyChange>) + Send + Sync>;
@@ -264,7 +271,13 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
 
     /// The loader's answer, its failure scrubbed of the values held.
     fn load(&self) -> Result<Fetched<T>, FetchError> {
-        (self.load)().map_err(|mut failure| {
+        let held = self
+            .state
+            .lock()
+            .good
+            .as_ref()
+            .map(|g| Arc::clone(&g.value));
+        (self.load)(held.as_deref().and_then(Fetched::found)).map_err(|mut failure| {
             let state = self.state.lock();
             if let Some(held) = state.good.as_ref().and_then(|g| g.value.found()) {
                 failure.error = held.scrub(failure.error);
@@ -504,7 +517,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     /// it (its time left in the node cache), else its kind's TTL.
     fn ttl_of(&self, value: &Fetched<T>, remaining: Option<Duration>) -> Duration {
         remaining.unwrap_or(match value {
-            Fetched::Found(_) => self.settings.cache_ttl,
+            Fetched::Found(v) => self.settings.kept_for(v.ttl()),
             Fetched::Absent => self.settings.negative_ttl,
         })
     }
@@ -541,7 +554,8 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             let serve = now < good.fresh_until
                 || (refresh
                     && now.saturating_duration_since(good.fresh_until) <= self.settings.max_stale
-                    && state.failure.as_ref().is_none_or(|(f, _)| f.transient));
+                    && state.failure.as_ref().is_none_or(|(f, _)| f.transient)
+                    && !ended(&good.value));
             if serve {
                 let value = Arc::clone(&good.value);
                 let queued = refresh && self.ask_refresh(state, now);
@@ -573,7 +587,8 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         match &state.good {
             Some(good)
                 if failure.transient
-                    && now.saturating_duration_since(good.fresh_until) <= settings.max_stale =>
+                    && now.saturating_duration_since(good.fresh_until) <= settings.max_stale
+                    && !ended(&good.value) =>
             {
                 Ok(Arc::clone(&good.value))
             }
@@ -638,9 +653,13 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             Ok(value) => {
                 let ttl = self.ttl_of(&value, remaining);
                 // The same version again changes nothing: the value held
-                // stays (only its TTL starts again).
+                // stays (only its TTL starts again), unless it says its own
+                // end (a lease renewed: the new end is kept).
+                let own_end = value.found().is_some_and(|v| v.ttl().is_some());
                 let value = match &state.good {
-                    Some(good) if good.value.same_version(&value) => Arc::clone(&good.value),
+                    Some(good) if good.value.same_version(&value) && !own_end => {
+                        Arc::clone(&good.value)
+                    }
                     _ => Arc::new(value),
                 };
                 changes = self.took(&mut state, &value);

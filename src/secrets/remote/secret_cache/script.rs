@@ -36,7 +36,7 @@ fn with_step<T: 'static, R>(
 }
 
 /// The loader of a scripted cache: the calling thread's step.
-fn scripted_load<T: 'static>() -> Result<Fetched<T>, FetchError> {
+fn scripted_load<T: 'static>(_held: Option<&T>) -> Result<Fetched<T>, FetchError> {
     let step = STEP
         .with(|s| s.borrow_mut().take())
         .expect("a fetch with no step: the test did not expect one");

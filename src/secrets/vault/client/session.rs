@@ -47,6 +47,13 @@ pub(in crate::secrets::vault) struct Issued {
     renewable: bool,
 }
 
+impl Token {
+    /// The token.
+    pub(in crate::secrets::vault) fn value(&self) -> SecretString {
+        self.value.clone()
+    }
+}
+
 impl Issued {
     /// How long it is used before a renewal (two thirds of the lease) or a
     /// new login (80%); `None`: it never expires.
@@ -259,6 +266,7 @@ impl Client {
                     "Vault {what}: the answer holds no client_token"
                 )))
             })?;
+            self.ledger.logged_in(&token);
             return Ok(Issued {
                 token,
                 lease: Duration::from_secs(lease).min(super::LONGEST_LEASE),
