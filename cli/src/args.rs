@@ -285,6 +285,14 @@ pub struct RunArgs {
     #[arg(long = "identity-token", value_name = "VAR=ROLE[:AUDIENCE]")]
     pub identity_tokens: Vec<String>,
 
+    /// Serve the AWS credential chain's credentials (an assumed role, SSO,
+    /// a web identity, a credential_process) to the command on 127.0.0.1
+    /// through the container-credentials protocol every AWS SDK and the CLI
+    /// speak, with a per-run token: its SDK asks again before they expire
+    /// and gets current ones; its other AWS credential sources are removed
+    #[arg(long)]
+    pub aws_credentials: bool,
+
     /// Keep the files (--file, --as-files) current while the command runs:
     /// each is rewritten atomically (renamed over) when a secret in it
     /// changes

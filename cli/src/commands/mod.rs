@@ -1,11 +1,13 @@
 //! The commands, one file per group; each takes the [`Globals`](crate::context::Globals)
 //! and its own arguments, and returns an [`Outcome`](crate::outcome::Outcome).
 
+mod awsserve;
 pub mod crypto;
 pub mod doctor;
 pub mod export;
 mod identity;
 pub mod leak;
+mod ledger;
 pub mod run;
 pub mod secrets;
 pub mod store;

@@ -17,8 +17,10 @@
 //! so one that arrives in between waits and is forwarded. As PID 1 (a
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
+use super::awsserve::CredentialServer;
 use super::export::{resolve, Purpose, Resolved, Var};
 use super::identity::{Keeper, Spec};
+use super::ledger::JobLedger;
 use super::watch::{PatternSlot, Watch, Watched};
 use crate::args::RunArgs;
 use crate::context::Globals;
@@ -249,7 +251,19 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         .iter()
         .map(|a| Spec::parse(a).map_err(usage))
         .collect::<Result<Vec<_>, _>>()?;
+    // Before the chain is built: its leases and logins are the job's.
+    let ledger = JobLedger::open(g)?;
     let resolved = resolve(g, &args.selection, &args.files, purpose)?;
+    let aws_chain = match args.aws_credentials {
+        true => {
+            let c = resolved.manager.config();
+            let vars = st_secrets::secrets::Vars::from_process();
+            Some(st_secrets::secrets::AwsCredentialChain::new(
+                &c.aws, &c.remote, vars,
+            )?)
+        }
+        false => None,
+    };
     let (program, rest) = args
         .command
         .split_first()
@@ -311,6 +325,13 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             None
         }
     };
+    let aws_server = match aws_chain {
+        Some(chain) => {
+            let dir = SecretDir::create()?;
+            Some((CredentialServer::start(chain, &dir, &mut command)?, dir))
+        }
+        None => None,
+    };
     blocked.restore_in(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
@@ -339,9 +360,15 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     if let Some(keeper) = keeper {
         keeper.stop();
     }
+    if let Some((server, dir)) = aws_server {
+        server.stop(); // nothing listens after this
+        dir.remove();
+    }
     if let Some(dir) = secret_dir {
         dir.remove();
     }
+    // Signals still blocked: a second SIGTERM does not stop the revocation.
+    ledger.finish();
     drop(blocked);
     drain(pumps, init);
     Ok(status_code(status))
