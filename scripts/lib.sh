@@ -31,6 +31,7 @@ declare -A ST_PACKAGES=(
 )
 ST_PACKAGES[moto]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao]="${ST_PACKAGES[servers]}"
 ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao-ha]="${ST_PACKAGES[servers]}"
+ST_PACKAGES[leases]="${ST_PACKAGES[servers]} /usr/lib/postgresql/15/bin/postgres:postgresql psql:postgresql-client"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 
 # Installs the Debian packages the named suites need and lack: as root with

@@ -33,6 +33,7 @@ SUITES=(
   "openbao|the Vault provider against OpenBao: server, agent, proxy; jwt, kubernetes and cert logins"
   "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
+  "leases|leased credentials on OpenBao and PostgreSQL, revoked on every ending of run; AWS credentials served to children"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -76,7 +77,7 @@ leftovers_snapshot >"$logs/leftovers.before"
 # one core: their downloads and builds go beside the first suites'
 # compiling. Those suites wait for it (its log: build/test-logs/tools.log).
 later=" ${selected[*]} "
-servers_re="moto|openbao|tool-servers"   # the suites that need the servers
+servers_re="moto|openbao|tool-servers|leases"   # the suites that need the servers
 tooled_re="$servers_re|fuzz|msrv"        # and those that need the prepared tools
 prepare_tools() {
   export CARGO_BUILD_JOBS=1
@@ -180,6 +181,10 @@ suite_tool-servers() {
   cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
     cargo test --workspace --test fleet --test fleet_identity -- --include-ignored --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
 }
+suite_leases() {
+  servers
+  cargo_build && cargo test --workspace --test leases -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
+}
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
 suite_msrv() { bash tests/msrv/run.sh; }
 suite_dist() { bash scripts/dist.sh "$ST_ROOT/build/dist"; }
@@ -190,7 +195,7 @@ suite_dist-checks() {
 suite_tsan() { bash tests/tsan/run.sh; }
 counter_for() {
   case "$1" in
-    cargo | moto | openbao | openbao-ha | tool-servers | docs | tsan) echo count_cargo ;;
+    cargo | moto | openbao | openbao-ha | tool-servers | leases | docs | tsan) echo count_cargo ;;
     ctest | go | node) echo "count_$1" ;;
     interop) echo count_pytest ;;
     header | lint | msrv | dist | leftovers) echo count_none ;;
@@ -228,6 +233,11 @@ for name in "${selected[@]}"; do
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
   [[ ! "$name" =~ ^($servers_re)$ ]] || servers > >(tee "$logs/servers.log") 2>&1
+  if [ "$name" = leases ]; then # PostgreSQL, and OpenBao's database and pki engines on it
+    start_postgres "$logs" && export ST_TEST_LEASES_SETUP="$logs/leases-setup.json" &&
+      "$py" tests/vault/leases_setup.py "$VAULT_SETUP" "$PG_PORT" "$PG_SUPERPASS" "$ST_TEST_LEASES_SETUP" ||
+      die "the leases suite's servers did not start"
+  fi
   if [ "$name" = openbao-ha ]; then
     venv && start_openbao_cluster "$py" "$logs" && export ST_TEST_VAULT_CLUSTER="$VAULT_CLUSTER"
   fi

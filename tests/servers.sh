@@ -157,3 +157,31 @@ start_openbao_cluster() {
   fi
   VAULT_CLUSTER="$dir/cluster.json"
 }
+
+# Starts Debian's PostgreSQL 15 on 127.0.0.1 (a new cluster in a temporary
+# directory, SCRAM passwords, its socket there too), as the postgres user
+# when this is root (initdb refuses root). Sets PG_PORT, PG_SUPERPASS.
+start_postgres() {
+  local logdir="$1" bin=/usr/lib/postgresql/15/bin dir run=() i
+  [ -x "$bin/postgres" ] || die "no PostgreSQL 15 server: apt-get install postgresql"
+  dir="$(mktemp -d)"
+  ST_SERVER_DIRS+=("$dir")
+  PG_SUPERPASS="$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  PG_PORT="$(free_port)"
+  printf '%s' "$PG_SUPERPASS" >"$dir/pw"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R postgres "$dir" && run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A scram-sha-256 --pwfile="$dir/pw" \
+    >"$logdir/postgres-initdb.log" 2>&1 || { cat "$logdir/postgres-initdb.log" >&2; die "initdb failed"; }
+  rm -f "$dir/pw"
+  "${run[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -c listen_addresses=127.0.0.1 -p "$PG_PORT" \
+    -c max_connections=200 >"$logdir/postgres-server.log" 2>&1 &
+  ST_SERVER_PIDS+=($!)
+  for i in $(seq 1 100); do
+    "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && return 0
+    sleep 0.1
+  done
+  cat "$logdir/postgres-server.log" >&2
+  die "PostgreSQL did not start"
+}

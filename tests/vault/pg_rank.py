@@ -1,0 +1,127 @@
+"""A rank of the leases tests (cli/tests/leases.rs): a process linking the
+library through its C ABI (ctypes on libst_secrets.so), which reads the
+leased `pg_username` and `pg_password` and connects to PostgreSQL with them
+(psycopg) every INTERVAL seconds until UNTIL (Unix seconds), then prints one
+JSON line: connections made, authentication failures, other failures, and
+the number of distinct usernames seen (the credential's generations).
+
+With READY (a path), it writes its pid there after its first connection and
+then waits for the test's ending (MODE): "run" (until UNTIL), "exit0",
+"exit1", "segv" (it kills itself with SIGSEGV), "ignore-term" (SIGTERM
+ignored; it runs until UNTIL or is killed).
+
+Usage: pg_rank.py LIB CONFIG_JSON PG_PORT UNTIL INTERVAL [MODE READY]
+"""
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+
+import psycopg
+
+LIB, CONFIG, PORT, UNTIL, INTERVAL = sys.argv[1:6]
+MODE = sys.argv[6] if len(sys.argv) > 6 else "run"
+READY = sys.argv[7] if len(sys.argv) > 7 else None
+PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
+
+lib = ctypes.CDLL(LIB)
+P = ctypes.c_void_p
+lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
+lib.st_secrets_get.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
+lib.st_secrets_get_with_version.argtypes = [
+    P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P), ctypes.POINTER(P)
+]
+lib.st_secrets_free.argtypes = [P]
+lib.st_buf_data.argtypes = [P]
+lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
+lib.st_buf_len.argtypes = [P]
+lib.st_buf_len.restype = ctypes.c_size_t
+lib.st_buf_free.argtypes = [P]
+lib.st_error_message.argtypes = [P]
+lib.st_error_message.restype = ctypes.c_char_p
+lib.st_error_free.argtypes = [P]
+
+
+def check(rc, err):
+    if rc != 0:
+        message = lib.st_error_message(err).decode() if err.value else f"code {rc}"
+        lib.st_error_free(err)
+        raise RuntimeError(message)
+
+
+manager, err = P(), P()
+check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
+
+
+def take(buf):
+    value = ctypes.string_at(lib.st_buf_data(buf), lib.st_buf_len(buf)).decode()
+    lib.st_buf_free(buf)
+    return value
+
+
+def get(key):
+    """The value of key and the version it comes from."""
+    buf, info, err = P(), P(), P()
+    rc = lib.st_secrets_get_with_version(
+        manager, key.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
+    )
+    check(rc, err)
+    if not buf.value:
+        raise RuntimeError(f"{key} is absent")
+    return take(buf), json.loads(take(info))["version"]
+
+
+def credentials():
+    """The username and password of one lease: the fields of a leased secret
+    belong together, so both are read again when a new one was issued
+    between the two reads (their versions differ)."""
+    for _ in range(5):
+        (user, v1), (password, v2) = get("pg_username"), get("pg_password")
+        if v1 == v2:
+            return user, password
+    raise RuntimeError("the credential changed under every read")
+
+
+if MODE == "ignore-term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+made = auth_failed = other_failed = 0
+users = set()
+errors = []
+while time.time() < UNTIL:
+    try:
+        user, password = credentials()
+        users.add(user)
+        with psycopg.connect(
+            host="127.0.0.1", port=PORT, user=user, password=password, dbname="postgres", connect_timeout=5
+        ) as conn:
+            conn.execute("select 1")
+        made += 1
+    except psycopg.OperationalError as e:
+        text = str(e)
+        if "authentication failed" in text or "does not exist" in text or "expired" in text:
+            auth_failed += 1
+        else:
+            other_failed += 1
+        errors.append(text.replace(user, "<user>")[:200])
+    except RuntimeError as e:
+        other_failed += 1
+        errors.append(str(e)[:200])
+    if READY and made == 1:
+        with open(READY + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(READY + ".tmp", READY)
+        if MODE == "exit0":
+            sys.exit(0)
+        if MODE == "exit1":
+            sys.exit(1)
+        if MODE == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(INTERVAL)
+
+lib.st_secrets_free(manager)
+print(json.dumps({"made": made, "auth_failed": auth_failed, "other_failed": other_failed,
+                  "generations": len(users), "errors": errors[:5]}), flush=True)
