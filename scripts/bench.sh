@@ -18,7 +18,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet failover sizes commands)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases failover sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -163,6 +163,30 @@ bench_fleet() {
   { echo "| arrangement (4 nodes x 8 ranks) | library processes | reached the server |"; echo "|---|---:|---|"
     awk '/: [0-9]+ nodes x [0-9]+ ranks/ {service = $0; sub(/: [0-9]+ nodes x.*/, "", service)}
       /^\| .* library processes \|/ {sub(/ library processes/, ""); sub(/^\| /, "| " service ": "); print}' "$out/fleet.txt"; } >"$out/table.md"
+}
+
+bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generations)
+  local py secs="${ST_LEASE_SECONDS:-600}"
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  start_moto "$py" "$out"
+  start_openbao "$py" "$out"
+  start_postgres "$out"
+  "$py" tests/vault/leases_setup.py "$VAULT_SETUP" "$PG_PORT" "$PG_SUPERPASS" "$out/leases-setup.json"
+  cargo_build
+  : >"$out/leases.txt"
+  leases() { # leases ENV... TEST: one test of cli/tests/leases.rs
+    env ST_TEST_LEASES_SETUP="$out/leases-setup.json" ST_TEST_MOTO_SETUP="$MOTO_SETUP" \
+      ST_TEST_BAO="$(dirname "$py")/bao" "$@" --include-ignored --exact --nocapture --test-threads=1 | tee -a "$out/leases.txt"
+  }
+  local t="cargo test -p st-secrets-cli --test leases --"
+  leases ST_LEASE_SECONDS="$secs" ST_LEASE_NODES=1 ST_LEASE_RANKS=8 $t ranks_connect_across_lease_generations_and_the_job_leaves_nothing
+  leases ST_LEASE_SECONDS="$secs" $t peer_vault_agent_renders_the_same_credential
+  leases ST_LEASE_SECONDS=36 ST_LEASE_NODES=4 ST_LEASE_RANKS=8 $t ranks_connect_across_lease_generations_and_the_job_leaves_nothing
+  leases $t run_revokes_the_jobs_leases_however_the_command_ends
+  leases $t after_sigkill_of_run_the_leases_end_with_their_ttl
+  leases ST_SERVED_ROTATIONS=50 $t aws_credentials_are_served_fresh_to_the_command
+  stop_servers
+  python3 benches/leases_report.py "$out/leases.txt" >"$out/table.md"
 }
 
 bench_failover() { # ST_FAILOVER_SECONDS: each soak's length (600)

@@ -10,6 +10,10 @@ then waits for the test's ending (MODE): "run" (until UNTIL), "exit0",
 "exit1", "segv" (it kills itself with SIGSEGV), "ignore-term" (SIGTERM
 ignored; it runs until UNTIL or is killed).
 
+With LIB "file:PATH" the rank reads the credential from the JSON file a
+peer renders there instead (`bao agent`'s template: {"username", "password"}),
+again before each connection, and links nothing.
+
 Usage: pg_rank.py LIB CONFIG_JSON PG_PORT UNTIL INTERVAL [MODE READY]
 """
 
@@ -27,22 +31,27 @@ MODE = sys.argv[6] if len(sys.argv) > 6 else "run"
 READY = sys.argv[7] if len(sys.argv) > 7 else None
 PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
 
-lib = ctypes.CDLL(LIB)
+RENDERED = LIB[5:] if LIB.startswith("file:") else None
+lib = None if RENDERED else ctypes.CDLL(LIB)
 P = ctypes.c_void_p
-lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
-lib.st_secrets_get.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
-lib.st_secrets_get_with_version.argtypes = [
-    P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P), ctypes.POINTER(P)
-]
-lib.st_secrets_free.argtypes = [P]
-lib.st_buf_data.argtypes = [P]
-lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
-lib.st_buf_len.argtypes = [P]
-lib.st_buf_len.restype = ctypes.c_size_t
-lib.st_buf_free.argtypes = [P]
-lib.st_error_message.argtypes = [P]
-lib.st_error_message.restype = ctypes.c_char_p
-lib.st_error_free.argtypes = [P]
+
+
+def declare():
+    """The C functions' signatures."""
+    lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
+    lib.st_secrets_get.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
+    lib.st_secrets_get_with_version.argtypes = [
+        P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P), ctypes.POINTER(P)
+    ]
+    lib.st_secrets_free.argtypes = [P]
+    lib.st_buf_data.argtypes = [P]
+    lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
+    lib.st_buf_len.argtypes = [P]
+    lib.st_buf_len.restype = ctypes.c_size_t
+    lib.st_buf_free.argtypes = [P]
+    lib.st_error_message.argtypes = [P]
+    lib.st_error_message.restype = ctypes.c_char_p
+    lib.st_error_free.argtypes = [P]
 
 
 def check(rc, err):
@@ -53,7 +62,9 @@ def check(rc, err):
 
 
 manager, err = P(), P()
-check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
+if lib:
+    declare()
+    check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
 
 
 def take(buf):
@@ -78,6 +89,10 @@ def credentials():
     """The username and password of one lease: the fields of a leased secret
     belong together, so both are read again when a new one was issued
     between the two reads (their versions differ)."""
+    if RENDERED:
+        with open(RENDERED) as f:
+            doc = json.load(f)
+        return doc["username"], doc["password"]
     for _ in range(5):
         (user, v1), (password, v2) = get("pg_username"), get("pg_password")
         if v1 == v2:
@@ -107,7 +122,7 @@ while time.time() < UNTIL:
         else:
             other_failed += 1
         errors.append(text.replace(user, "<user>")[:200])
-    except RuntimeError as e:
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
         other_failed += 1
         errors.append(str(e)[:200])
     if READY and made == 1:
@@ -122,6 +137,7 @@ while time.time() < UNTIL:
             os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(INTERVAL)
 
-lib.st_secrets_free(manager)
+if lib:
+    lib.st_secrets_free(manager)
 print(json.dumps({"made": made, "auth_failed": auth_failed, "other_failed": other_failed,
                   "generations": len(users), "errors": errors[:5]}), flush=True)

@@ -99,15 +99,33 @@ fn lists_agents_token_files_and_unix_sockets() {
     let leases = c.vault.leases.unwrap();
     assert_eq!(leases["pg"].path, "database/creds/trainer");
     assert_eq!(leases["pg"].data, None);
-    assert_eq!(leases["tls"].data.as_deref(), Some(r#"{"common_name":"n1"}"#));
+    assert_eq!(
+        leases["tls"].data.as_deref(),
+        Some(r#"{"common_name":"n1"}"#)
+    );
     for (bad, says) in [
-        (r#"{"vault_leases": ["database/creds/x"]}"#, "must be an object"),
-        (r#"{"vault_leases": {"a b": "database/creds/x"}}"#, "is not a name"),
-        (r#"{"vault_leases": {"pg": "database//x"}}"#, "is not a path"),
+        (
+            r#"{"vault_leases": ["database/creds/x"]}"#,
+            "must be an object",
+        ),
+        (
+            r#"{"vault_leases": {"a b": "database/creds/x"}}"#,
+            "is not a name",
+        ),
+        (
+            r#"{"vault_leases": {"pg": "database//x"}}"#,
+            "is not a path",
+        ),
         (r#"{"vault_leases": {"pg": "../sys/x"}}"#, "is not a path"),
         (r#"{"vault_leases": {"pg": 5}}"#, "must be a path"),
-        (r#"{"vault_leases": {"pg": {"path": "p", "ttl": 1}}}"#, "unknown field 'ttl'"),
-        (r#"{"vault_leases": {"pg": {"path": "p", "data": "x"}}}"#, "'data' must be an object"),
+        (
+            r#"{"vault_leases": {"pg": {"path": "p", "ttl": 1}}}"#,
+            "unknown field 'ttl'",
+        ),
+        (
+            r#"{"vault_leases": {"pg": {"path": "p", "data": "x"}}}"#,
+            "'data' must be an object",
+        ),
         (r#"{"vault_leases": {"pg": {"data": {}}}}"#, "field 'path'"),
     ] {
         let e = err(bad);

@@ -242,12 +242,22 @@ mod tests {
         let vars = Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, path.to_str().unwrap());
         let ledger = Ledger::new(&vars);
         ledger.logged_in(&SecretString::from("s.token-1"));
-        assert_eq!(std::fs::read(&path).unwrap(), b"", "a group-readable ledger is not written");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"",
+            "a group-readable ledger is not written"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        ledger.issued(&SecretString::from("database/creds/x/1"), Some(SecretString::from("s.token-1")));
+        ledger.issued(
+            &SecretString::from("database/creds/x/1"),
+            Some(SecretString::from("s.token-1")),
+        );
         ledger.logged_in(&SecretString::from("s.token-2"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["lease"], "database/creds/x/1");
         assert_eq!(lines[0]["token"], "s.token-1");
         assert_eq!(lines[1]["login"], "s.token-2");
