@@ -16,7 +16,7 @@ use crate::secret::SecretString;
 use serde_json::Value;
 use std::path::PathBuf;
 use values::{
-    chain, count, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
+    count, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
     UniqueKeys,
 };
 
@@ -629,6 +629,26 @@ fn unknown(key: &str) -> Error {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
+    let names = value.as_array().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "config key '{key}' must be a list of provider names"
+        ))
+    })?;
+    let mut kinds = Vec::new();
+    for name in names {
+        let kind = ProviderKind::parse(string(key, name)?)?;
+        if kinds.contains(&kind) {
+            return Err(Error::InvalidArgument(format!(
+                "config key '{key}': provider '{}' is listed twice",
+                kind.name()
+            )));
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
 }
 
 mod values;

@@ -1,7 +1,6 @@
 //! The values of configuration keys: each checked, with a message that
 //! names the key and never repeats the value.
 
-use super::ProviderKind;
 use crate::error::Error;
 use crate::secrets::remote::unix;
 use crate::secrets::vault::LeasedPath;
@@ -168,26 +167,6 @@ pub(super) fn vault_address(k: &str, v: &Value) -> Result<String, Error> {
         )));
     }
     Ok(s)
-}
-
-pub(super) fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
-    let names = value.as_array().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "config key '{key}' must be a list of provider names"
-        ))
-    })?;
-    let mut kinds = Vec::new();
-    for name in names {
-        let kind = ProviderKind::parse(string(key, name)?)?;
-        if kinds.contains(&kind) {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{key}': provider '{}' is listed twice",
-                kind.name()
-            )));
-        }
-        kinds.push(kind);
-    }
-    Ok(kinds)
 }
 
 /// `vault_leases`: an object of names, each a path (read with GET) or

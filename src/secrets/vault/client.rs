@@ -3,6 +3,8 @@
 //! namespace, and reading the secret with the mount's KV version, detected
 //! or checked.
 
+mod revoke;
+pub(super) use revoke::revoke as revoke_ledger;
 mod session;
 
 use super::auth::Auth;

@@ -8,12 +8,10 @@
 //! login (`{"login": TOKEN}`), appended with one `write` each, by every
 //! process of the job (the node's ranks share their leases and logins
 //! through the node cache, so no rank may revoke them alone); `run`
-//! revokes them all once its command has ended ([`revoke`]). Without a
+//! revokes them all once its command has ended (`client::revoke`). Without a
 //! ledger file, a process that shares nothing (no node cache) revokes its
 //! own when its manager is freed.
 
-use super::client::Client;
-use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::vars as var;
@@ -22,10 +20,7 @@ use crate::sys::Mutex;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
-/// The largest ledger file read back: 64 MiB (a line is about 200 bytes).
-const MAX_LEDGER: u64 = 64 << 20;
+use std::path::PathBuf;
 
 /// What this process issued and logged in with, and the job's ledger file.
 pub(super) struct Ledger {
@@ -39,10 +34,11 @@ pub(super) struct Ledger {
     own: Mutex<Own>,
 }
 
+/// Leases (with the token that issued them) and login tokens.
 #[derive(Default)]
-struct Own {
-    leases: Vec<(SecretString, Option<SecretString>)>,
-    logins: Vec<SecretString>,
+pub(super) struct Own {
+    pub(super) leases: Vec<(SecretString, Option<SecretString>)>,
+    pub(super) logins: Vec<SecretString>,
 }
 
 impl Ledger {
@@ -97,7 +93,7 @@ impl Ledger {
     /// What this process got, taken (once): for its revocation when its
     /// manager is freed. Nothing in a forked child, nor under a job's
     /// ledger.
-    fn take_own(&self) -> Own {
+    pub(super) fn take_own(&self) -> Own {
         if self.pid != std::process::id() || self.job.is_some() {
             return Own::default();
         }
@@ -114,118 +110,6 @@ pub struct Revoked {
     pub tokens: usize,
     /// What could not be revoked, and why (no value, no lease ID).
     pub failed: Vec<String>,
-}
-
-impl Client {
-    /// Revokes the lease `id`, with `token` (the one that issued it) or the
-    /// client's own.
-    fn revoke_lease(&self, id: &SecretString, token: Option<&SecretString>) -> Result<(), String> {
-        let own = match token {
-            Some(_) => None,
-            None => self.token_held(),
-        };
-        let token = token.or(own.as_ref());
-        let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
-        match self.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()) {
-            Ok(r) if (200..300).contains(&r.status) => Ok(()),
-            // "invalid lease": expired or revoked already.
-            Ok(r) if r.status == 400 => Ok(()),
-            Ok(r) => Err(format!(
-                "HTTP {}{}",
-                r.status,
-                super::wire::errors_summary(&r)
-            )),
-            Err(f) => Err(f.error.to_string()),
-        }
-    }
-
-    /// Revokes the login token `token` (`auth/token/revoke-self`: its leases
-    /// go with it).
-    fn revoke_token(&self, token: &SecretString) -> Result<(), String> {
-        match self.send("POST", "auth/token/revoke-self", Some(token), b"") {
-            Ok(r) if (200..300).contains(&r.status) => Ok(()),
-            // Refused: the token is no longer valid (expired, revoked).
-            Ok(r) if r.status == 403 => Ok(()),
-            Ok(r) => Err(format!(
-                "HTTP {}{}",
-                r.status,
-                super::wire::errors_summary(&r)
-            )),
-            Err(f) => Err(f.error.to_string()),
-        }
-    }
-
-    /// Revokes `leases`, then `logins`.
-    fn revoke_all(
-        &self,
-        leases: &[(SecretString, Option<SecretString>)],
-        logins: &[SecretString],
-    ) -> Revoked {
-        let mut out = Revoked::default();
-        for (id, token) in leases {
-            match self.revoke_lease(id, token.as_ref()) {
-                Ok(()) => out.leases += 1,
-                // A login token's leases go with it below.
-                Err(_) if token.as_ref().is_some_and(|t| logins.contains(t)) => out.leases += 1,
-                Err(e) => out.failed.push(format!("a lease: {e}")),
-            }
-        }
-        for token in logins {
-            match self.revoke_token(token) {
-                Ok(()) => out.tokens += 1,
-                Err(e) => out.failed.push(format!("a login token: {e}")),
-            }
-        }
-        out
-    }
-
-    /// Revokes what this process got, when it shares nothing (no job
-    /// ledger, no node cache): its manager is being freed.
-    pub(super) fn revoke_own(&self) {
-        if self.shares_logins() {
-            return;
-        }
-        let own = self.ledger.take_own();
-        if !own.leases.is_empty() || !own.logins.is_empty() {
-            let _ = self.revoke_all(&own.leases, &own.logins);
-        }
-    }
-}
-
-/// Revokes everything the job's ledger file at `path` lists, through
-/// `client`'s nodes; the file is then emptied.
-///
-/// # Errors
-/// [`Error::Io`] when the file cannot be read (missing, not a private file
-/// of this user, too large).
-pub(super) fn revoke(client: &Client, path: &Path) -> Result<Revoked, Error> {
-    let bytes = crate::fsutil::read_required(path, "job ledger", MAX_LEDGER)
-        .map(crate::secret::SecretBytes::from)?;
-    let mut leases: Vec<(SecretString, Option<SecretString>)> = Vec::new();
-    let mut logins: Vec<SecretString> = Vec::new();
-    for line in bytes.expose().split(|b| *b == b'\n') {
-        let Ok(mut doc) = serde_json::from_slice::<Value>(line) else {
-            continue; // a torn last line (a writer killed mid-write)
-        };
-        let text = |v: &Value| v.as_str().map(SecretString::from);
-        if let Some(id) = text(&doc["lease"]) {
-            if !leases.iter().any(|(l, _)| l.expose() == id.expose()) {
-                leases.push((id, text(&doc["token"])));
-            }
-        } else if let Some(token) = text(&doc["login"]) {
-            if !logins.iter().any(|t| t.expose() == token.expose()) {
-                logins.push(token);
-            }
-        }
-        zeroize_json(&mut doc);
-    }
-    let out = client.revoke_all(&leases, &logins);
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path);
-    Ok(out)
 }
 
 #[cfg(test)]

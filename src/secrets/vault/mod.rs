@@ -245,7 +245,7 @@ impl RemoteSource<Vault> {
     /// be read. What could not be revoked is listed in the answer.
     pub fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
         let vault = self.service("HashiCorp Vault is not configured")?;
-        ledger::revoke(&vault.client, path)
+        client::revoke_ledger(&vault.client, path)
     }
 }
 
