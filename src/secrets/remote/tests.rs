@@ -1,5 +1,6 @@
 use super::secret_cache::*;
 use super::*;
+use crate::secrets::provider::SecretMap;
 use crate::secrets::RemoteSettings;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -463,4 +464,67 @@ fn a_forced_fetch_goes_out_at_most_once_per_interval() {
     let answer = cache.force_with(interval, || found("v3")).unwrap();
     assert_eq!(value(&cache, &answer).0, "v3");
     assert_eq!(cache.requests(), 3);
+}
+
+/// A secret whose value says its own end: a lease ending `ms` from now.
+fn leased(value: &str, ms: u64) -> SecretMap {
+    let mut map = SecretMap::with_capacity(1);
+    map.insert("pg_password".into(), value.into());
+    map.with_version(Some(crate::secrets::provider::Version {
+        id: "lease-1".into(),
+        stages: Vec::new(),
+    }))
+    .with_lease(Some(crate::secrets::provider::Lease {
+        id: crate::secret::SecretString::from("database/creds/x/1"),
+        ttl: Duration::from_millis(ms),
+        ends: crate::sys::clock::precise() + ms * 1_000_000,
+        renewable: true,
+    }))
+}
+
+#[test]
+fn a_lease_is_kept_until_it_ends_renewed_in_place_and_never_served_stale() {
+    // A long TTL and a long max_stale: the lease's end decides.
+    let mut s = settings();
+    s.refresh_ahead_permille = 0;
+    let cache: Arc<SecretCache<SecretMap>> =
+        cache_with(s, Duration::from_secs(60), Duration::from_secs(1));
+    let pw = |c: &SecretCache<SecretMap>, step: Result<Fetched<SecretMap>, FetchError>| {
+        c.lookup_with("PG_PASSWORD", move || step)
+            .map(|v| v.map(|v| v.expose().to_owned()))
+    };
+    assert_eq!(
+        pw(&cache, Ok(Fetched::Found(leased("pw-1", 900))))
+            .unwrap()
+            .as_deref(),
+        Some("pw-1")
+    );
+    // Without refresh ahead, kept two thirds of the lease (600 ms): within
+    // it no fetch (a step that would be used panics the test if it were).
+    assert_eq!(
+        cache
+            .lookup_with("PG_PASSWORD", || panic!("fetched within the lease"))
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "pw-1"
+    );
+    std::thread::sleep(Duration::from_millis(650));
+    // Renewed: the same version with a later end replaces the held one.
+    cache.refresh_with(|| Ok(Fetched::Found(leased("pw-1", 900))));
+    // Past the first lease's end the renewed value still answers.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        cache
+            .lookup_with("PG_PASSWORD", || panic!("fetched within the renewed lease"))
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "pw-1"
+    );
+    // Once the lease has ended, a transient failure is not hidden by the
+    // dead value, however long max_stale is.
+    std::thread::sleep(Duration::from_millis(700));
+    let down = Err(FetchError::transient(Error::Timeout("slow".into())));
+    assert_eq!(pw(&cache, down).unwrap_err().code_name(), "ST_TIMEOUT");
 }
