@@ -107,20 +107,6 @@ fn get(p: &VaultProvider) -> Result<String, st_secrets::Error> {
     p.lookup("HF_TOKEN").map(|v| v.unwrap().expose().to_owned())
 }
 
-/// Logins OpenBao's audit log recorded at `path` (answered ones).
-fn logins(s: &Value, path: &str) -> usize {
-    std::fs::read_to_string(text(s, "audit_log"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["type"] == "response"
-                && e["request"]["path"] == path
-                && e["response"]["auth"]["client_token"].is_string()
-        })
-        .count()
-}
-
 /// Revokes every token the login method at `mount` issued (an operator's
 /// revocation: the next read is refused and logs in again).
 fn revoke_all(s: &Value, mount: &str) {
@@ -149,11 +135,11 @@ fn a_jwt_login_presents_the_file_as_it_is_at_each_login() {
     let mut c = config(text(&s, "url"), VaultAuth::Jwt);
     c.vault.jwt_file = Some(volume.token());
     let p = provider(&c, Vars::empty());
-    let before = logins(&s, "auth/jwt/login");
+    let before = common::audited_logins(&s, "audit_log", "auth/jwt/login");
     assert_eq!(get(&p).unwrap(), "hf_bao_value");
     assert_eq!(get(&p).unwrap(), "hf_bao_value");
     assert_eq!(
-        logins(&s, "auth/jwt/login"),
+        common::audited_logins(&s, "audit_log", "auth/jwt/login"),
         before + 1,
         "one login, its token reused"
     );
@@ -162,7 +148,10 @@ fn a_jwt_login_presents_the_file_as_it_is_at_each_login() {
     volume.swap(&mint(&s, claims("spiffe://ml/trainer/b")));
     revoke_all(&s, "jwt");
     assert_eq!(get(&p).unwrap(), "hf_bao_value");
-    assert_eq!(logins(&s, "auth/jwt/login"), before + 2);
+    assert_eq!(
+        common::audited_logins(&s, "audit_log", "auth/jwt/login"),
+        before + 2
+    );
     let status = p.status().detail;
     assert!(status.contains("spiffe://ml/trainer/b"), "{status}");
     assert!(
@@ -202,9 +191,12 @@ fn a_kubernetes_login_from_a_projected_token_volume() {
     let mut c = config(text(&s, "url"), VaultAuth::Kubernetes);
     c.vault.jwt_file = Some(volume.token());
     let p = provider(&c, Vars::empty());
-    let before = logins(&s, "auth/kubernetes/login");
+    let before = common::audited_logins(&s, "audit_log", "auth/kubernetes/login");
     assert_eq!(get(&p).unwrap(), "hf_bao_value");
-    assert_eq!(logins(&s, "auth/kubernetes/login"), before + 1);
+    assert_eq!(
+        common::audited_logins(&s, "audit_log", "auth/kubernetes/login"),
+        before + 1
+    );
     // A service account of another namespace: refused by the role.
     let other = TokenVolume::new(&mint(&s, kubernetes_claims("other", "sa-uid-2")));
     c.vault.jwt_file = Some(other.token());
@@ -279,7 +271,7 @@ fn eight_ranks_of_a_node_log_in_once() {
     c.vault.jwt_file = Some(volume.token());
     c.remote.node_cache = Some(true);
     c.remote.node_cache_dir = Some(shm.0.clone());
-    let before = logins(&s, "auth/kubernetes/login");
+    let before = common::audited_logins(&s, "audit_log", "auth/kubernetes/login");
     let ranks: Vec<VaultProvider> = (0..8).map(|_| provider(&c, Vars::empty())).collect();
     std::thread::scope(|scope| {
         for p in &ranks {
@@ -290,5 +282,8 @@ fn eight_ranks_of_a_node_log_in_once() {
             });
         }
     });
-    assert_eq!(logins(&s, "auth/kubernetes/login"), before + 1);
+    assert_eq!(
+        common::audited_logins(&s, "audit_log", "auth/kubernetes/login"),
+        before + 1
+    );
 }

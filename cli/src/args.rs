@@ -293,6 +293,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub aws_credentials: bool,
 
+    /// After the first SIGTERM, SIGINT or SIGHUP, send the command SIGKILL
+    /// if it still runs SECONDS later, so that run ends (and revokes the
+    /// job's leases) before the platform's own kill: set it below Slurm's
+    /// KillWait or the pod's terminationGracePeriodSeconds
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub kill_after: Option<std::time::Duration>,
+
     /// Keep the files (--file, --as-files) current while the command runs:
     /// each is rewritten atomically (renamed over) when a secret in it
     /// changes
@@ -448,3 +455,11 @@ Conceals the values scan looks for, replacing each occurrence with
 could start a value; each read is passed on at once otherwise. A file is
 rewritten only when something in it was concealed (a temporary file renamed
 over it). Archives are not rewritten: scan them.";
+
+/// A positive number of seconds, at most a day (`--kill-after`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err("a number of seconds above 0 and at most 86400".into()),
+    }
+}

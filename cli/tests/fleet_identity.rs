@@ -22,19 +22,11 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{setup, text, NodeDirs, Volume};
+use common::{env_number, setup, text, NodeDirs, Volume};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn number(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
 
 /// The entry of a rank process: reads `HF_TOKEN` every 100 ms until
 /// `ST_IDENTITY_UNTIL` (ms since the epoch), then prints `reads=N failed=F
@@ -84,26 +76,6 @@ fn identity_py(v: &Value, args: &[&str]) -> String {
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vault/identity.py"))
         .args(args);
     common::stdout_of(cmd)
-}
-
-/// Logins of `path` OpenBao's audit log answered with a token (the TLS
-/// server's log for certificate logins).
-fn audited_logins(v: &Value, path: &str) -> usize {
-    let log = if path.starts_with("auth/cert") {
-        "tls_audit_log"
-    } else {
-        "audit_log"
-    };
-    std::fs::read_to_string(text(v, log))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["type"] == "response"
-                && e["request"]["path"] == path
-                && e["response"]["auth"]["client_token"].is_string()
-        })
-        .count()
 }
 
 /// The tokens the node's shared login entries hold now (each entry: a
@@ -156,9 +128,20 @@ struct Measured {
     tokens: usize,
 }
 
+/// Logins at `path` the audit log recorded (the TLS server's log for
+/// certificate logins).
+fn audited_logins(v: &Value, path: &str) -> usize {
+    let log = if path.starts_with("auth/cert") {
+        "tls_audit_log"
+    } else {
+        "audit_log"
+    };
+    common::audited_logins(v, log, path)
+}
+
 fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Measured {
-    let seconds = number("ST_IDENTITY_SECONDS", 35);
-    let rotate = Duration::from_secs(number("ST_IDENTITY_ROTATE", 10));
+    let seconds = env_number("ST_IDENTITY_SECONDS", 35);
+    let rotate = Duration::from_secs(env_number("ST_IDENTITY_ROTATE", 10));
     let job = tempfile::tempdir().unwrap();
     let key = Path::new(text(v, "identity_dir")).join("jwt-signing.key");
     let key = key.to_str().unwrap().to_owned();
@@ -347,8 +330,8 @@ fn run_method(v: &Value, method: &'static str, nodes: usize, ranks: usize) -> Me
 #[ignore = "needs OpenBao: run scripts/test-all.sh tool-servers"]
 fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
     let v = setup("ST_TEST_VAULT_SETUP");
-    let nodes = number("ST_FLEET_NODES", 4) as usize;
-    let ranks = number("ST_FLEET_RANKS", 8) as usize;
+    let nodes = env_number("ST_FLEET_NODES", 4) as usize;
+    let ranks = env_number("ST_FLEET_RANKS", 8) as usize;
     let methods =
         std::env::var("ST_IDENTITY_METHODS").unwrap_or_else(|_| "kubernetes,jwt,cert".into());
     println!(
@@ -372,7 +355,7 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
             "| {what} swapped every {} s for {} s, tokens of 30 s, node cache | {} library \
              processes | logins per node {:?} (audit log {}), reads {} failed {}, `scan` of \
              the job's files and environments for the {} tokens OpenBao gave out: {} found |",
-            number("ST_IDENTITY_ROTATE", 10),
+            env_number("ST_IDENTITY_ROTATE", 10),
             m.seconds,
             nodes * ranks,
             m.per_node,

@@ -15,8 +15,9 @@
 //!   file that 8 ranks read.
 //! - `run --aws-credentials`: boto3 and the AWS CLI under `run` read S3 on
 //!   moto while their key is replaced and the old one deleted.
-//! - The endings: a rank under `run` ended each way a job ends; within 2 s
-//!   of `run`'s exit no lease and no role is left. After SIGKILL of `run`
+//! - The endings: a rank under `run` ended each way a job ends (and `run
+//!   --kill-after` ending one that ignores SIGTERM); within 2 s of `run`'s
+//!   exit no lease and no role is left. After SIGKILL of `run`
 //!   itself, they go when the lease ends.
 //! - A process that shares nothing revokes its own when its manager is
 //!   freed.
@@ -24,19 +25,11 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{setup, text, NodeDirs};
+use common::{env_number, setup, text, NodeDirs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn number(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -128,20 +121,6 @@ fn node(s: &Value, home: &Path, node_dir: &Path, ranks: usize, until: f64) -> Ch
     cmd.spawn().unwrap()
 }
 
-/// Responses to `path` in OpenBao's audit log that issued a lease.
-fn audited_issues(s: &Value, path: &str) -> usize {
-    std::fs::read_to_string(text(s, "audit_log"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["type"] == "response"
-                && e["request"]["path"] == path
-                && e["response"]["secret"]["lease_id"].is_string()
-        })
-        .count()
-}
-
 /// The leaser login's tokens OpenBao holds now (their accessors).
 fn login_tokens(p: &Value) -> std::collections::BTreeSet<String> {
     p["login_tokens"]
@@ -178,6 +157,13 @@ fn gone_within(
     }
 }
 
+/// Responses at `path` in OpenBao's audit log that issued a lease.
+fn audited_issues(s: &Value, path: &str) -> usize {
+    common::audited(s, "audit_log", "response", path, |e| {
+        e["response"]["secret"]["lease_id"].is_string()
+    })
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -189,9 +175,9 @@ fn unix_now() -> f64 {
 #[ignore = "needs OpenBao and PostgreSQL: scripts/test-all.sh leases"]
 fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
     let s = setup("ST_TEST_LEASES_SETUP");
-    let seconds = number("ST_LEASE_SECONDS", 36);
-    let nodes = number("ST_LEASE_NODES", 2) as usize;
-    let ranks = number("ST_LEASE_RANKS", 4) as usize;
+    let seconds = env_number("ST_LEASE_SECONDS", 36);
+    let nodes = env_number("ST_LEASE_NODES", 2) as usize;
+    let ranks = env_number("ST_LEASE_RANKS", 4) as usize;
     let home = tempfile::tempdir().unwrap();
     let dirs = NodeDirs::new("leases", nodes);
     let issued_before = audited_issues(&s, "database/creds/trainer");
@@ -254,10 +240,16 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
     );
 }
 
-/// One ending of `run`: a rank that connects once, then `mode`; `signal`
-/// (if any) sent to `run` once the rank is ready; with `kill_child`, the
-/// rank is killed 1 s later.
-fn ending(s: &Value, mode: &str, signal: Option<i32>, kill_child: bool) -> (Option<i32>, f64) {
+/// One ending of `run` (given `options` too): a rank that connects once,
+/// then `mode`; `signal` (if any) sent to `run` once the rank is ready; with
+/// `kill_child`, the rank is killed 1 s later.
+fn ending(
+    s: &Value,
+    options: &[&str],
+    mode: &str,
+    signal: Option<i32>,
+    kill_child: bool,
+) -> (Option<i32>, f64) {
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("c.json");
     let dirs = NodeDirs::new(&format!("end-{mode}"), 1);
@@ -266,7 +258,9 @@ fn ending(s: &Value, mode: &str, signal: Option<i32>, kill_child: bool) -> (Opti
     let mut cmd = clean(env!("CARGO_BIN_EXE_st-secrets"), s, home.path());
     cmd.arg("--config")
         .arg(&cfg)
-        .args(["run", "--only", "pg_password", "--"])
+        .args(["run", "--only", "pg_password"])
+        .args(options)
+        .arg("--")
         .arg(text(s, "python"))
         .arg(script("pg_rank.py"))
         .arg(library())
@@ -316,18 +310,15 @@ fn ending(s: &Value, mode: &str, signal: Option<i32>, kill_child: bool) -> (Opti
 #[ignore = "needs OpenBao and PostgreSQL: scripts/test-all.sh leases"]
 fn run_revokes_the_jobs_leases_however_the_command_ends() {
     let s = setup("ST_TEST_LEASES_SETUP");
-    let cases: [(&str, &str, Option<i32>, bool, i32); 7] = [
-        ("exit 0", "exit0", None, false, 0),
-        ("exit 1", "exit1", None, false, 1),
-        (
-            "SIGTERM",
-            "run",
-            Some(libc::SIGTERM),
-            false,
-            128 + libc::SIGTERM,
-        ),
+    let term = Some(libc::SIGTERM);
+    let kill_after: &[&str] = &["--kill-after", "1"];
+    let cases: [(&str, &[&str], &str, Option<i32>, bool, i32); 8] = [
+        ("exit 0", &[], "exit0", None, false, 0),
+        ("exit 1", &[], "exit1", None, false, 1),
+        ("SIGTERM", &[], "run", term, false, 128 + libc::SIGTERM),
         (
             "SIGINT",
+            &[],
             "run",
             Some(libc::SIGINT),
             false,
@@ -335,6 +326,7 @@ fn run_revokes_the_jobs_leases_however_the_command_ends() {
         ),
         (
             "SIGHUP",
+            &[],
             "run",
             Some(libc::SIGHUP),
             false,
@@ -342,6 +334,7 @@ fn run_revokes_the_jobs_leases_however_the_command_ends() {
         ),
         (
             "the command's SIGSEGV",
+            &[],
             "segv",
             None,
             false,
@@ -349,14 +342,23 @@ fn run_revokes_the_jobs_leases_however_the_command_ends() {
         ),
         (
             "SIGTERM, then SIGKILL 1 s later",
+            &[],
             "ignore-term",
-            Some(libc::SIGTERM),
+            term,
             true,
-            128 + libc::SIGKILL,
+            137,
+        ),
+        (
+            "SIGTERM ignored, run --kill-after 1",
+            kill_after,
+            "ignore-term",
+            term,
+            false,
+            137,
         ),
     ];
-    for (label, mode, signal, kill_child, want) in cases {
-        let (code, took) = ending(&s, mode, signal, kill_child);
+    for (label, options, mode, signal, kill_child, want) in cases {
+        let (code, took) = ending(&s, options, mode, signal, kill_child);
         println!("ending '{label}': run exited {code:?}; no lease and no role {took:.2}s after");
         println!(
             "BENCH {}",
@@ -533,7 +535,7 @@ fn a_lease_is_renewed_issued_again_with_a_change_event_and_revoked_when_freed() 
 #[ignore = "needs moto: scripts/test-all.sh leases"]
 fn aws_credentials_are_served_fresh_to_the_command() {
     let m = setup("ST_TEST_MOTO_SETUP");
-    let rotations = number("ST_SERVED_ROTATIONS", 5);
+    let rotations = env_number("ST_SERVED_ROTATIONS", 5);
     let period = 4.0;
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -631,8 +633,8 @@ fn aws_credentials_are_served_fresh_to_the_command() {
 #[ignore = "needs OpenBao and PostgreSQL: scripts/test-all.sh leases"]
 fn peer_vault_agent_renders_the_same_credential() {
     let s = setup("ST_TEST_LEASES_SETUP");
-    let seconds = number("ST_LEASE_SECONDS", 36);
-    let ranks = number("ST_PEER_RANKS", 8) as usize;
+    let seconds = env_number("ST_LEASE_SECONDS", 36);
+    let ranks = env_number("ST_PEER_RANKS", 8) as usize;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("role_id"), text(&s, "role_id")).unwrap();
     std::fs::write(dir.path().join("secret_id"), text(&s, "secret_id")).unwrap();

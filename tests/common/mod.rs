@@ -17,6 +17,40 @@ pub fn setup(var: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The positive number in the environment variable `var`, else `default`
+/// (a run's length or shape, which the benchmarks set).
+pub fn env_number(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// The entries of OpenBao's audit log (`log`: the set-up key naming it) of
+/// `kind` (`request` or `response`) at `path` for which `has` holds.
+pub fn audited(
+    s: &Value,
+    log: &str,
+    kind: &str,
+    path: &str,
+    has: impl Fn(&Value) -> bool,
+) -> usize {
+    std::fs::read_to_string(text(s, log))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == kind && e["request"]["path"] == path && has(e))
+        .count()
+}
+
+/// Logins at `path` the audit log `log` recorded answered with a token.
+pub fn audited_logins(s: &Value, log: &str, path: &str) -> usize {
+    audited(s, log, "response", path, |e| {
+        e["response"]["auth"]["client_token"].is_string()
+    })
+}
+
 /// The string `name` of a set-up JSON.
 pub fn text<'a>(s: &'a Value, name: &str) -> &'a str {
     s[name].as_str().unwrap()

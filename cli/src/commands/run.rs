@@ -353,7 +353,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     // As a container's PID 1, every orphan of the namespace is this
     // process's child: reaped as it ends, or it stays a zombie.
     let init = std::process::id() == 1;
-    let status = supervise(&mut child, &blocked, init)?;
+    let status = supervise(&mut child, &blocked, init, args.kill_after)?;
     if let Some(watch) = watch {
         watch.stop(); // no file is rewritten after this
     }
@@ -454,12 +454,24 @@ fn start_pumps(
 
 /// Takes the blocked signals until the command has ended: each passed on
 /// unless the terminal sent it to the whole group; as PID 1 (`init`) the
-/// orphans reaped as they end. The command is reaped last, after the last
-/// forward.
-fn supervise(child: &mut Child, blocked: &Blocked, init: bool) -> Result<ExitStatus, Error> {
+/// orphans reaped as they end. With `kill_after`, a command still running
+/// that long after the first SIGTERM, SIGINT or SIGHUP is sent SIGKILL (so
+/// that `run` ends, and revokes, before the platform's own deadline). The
+/// command is reaped last, after the last forward.
+fn supervise(
+    child: &mut Child,
+    blocked: &Blocked,
+    init: bool,
+    kill_after: Option<std::time::Duration>,
+) -> Result<ExitStatus, Error> {
     let pid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+    let mut deadline: Option<std::time::Instant> = None;
     loop {
-        let (signal, from_kernel) = blocked.wait(CHILD_CHECK)?.unwrap_or((libc::SIGCHLD, true));
+        let wait = deadline.map_or(CHILD_CHECK, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .clamp(std::time::Duration::from_millis(1), CHILD_CHECK)
+        });
+        let (signal, from_kernel) = blocked.wait(wait)?.unwrap_or((libc::SIGCHLD, true));
         if signal == libc::SIGCHLD {
             // Not reaped yet: a forward below still reaches this process.
             if sys::exited(pid)? {
@@ -470,8 +482,19 @@ fn supervise(child: &mut Child, blocked: &Blocked, init: bool) -> Result<ExitSta
             if init {
                 sys::reap_orphans(Some(pid));
             }
-        } else if !from_kernel {
-            sys::kill(pid, signal); // not reaped yet: the pid is the command's
+        } else {
+            if !from_kernel {
+                sys::kill(pid, signal); // not reaped yet: the pid is the command's
+            }
+            if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP) && deadline.is_none() {
+                deadline = kill_after.map(|k| std::time::Instant::now() + k);
+            }
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            deadline = None;
+            if !sys::exited(pid)? {
+                sys::kill(pid, libc::SIGKILL); // not reaped yet
+            }
         }
     }
 }
