@@ -240,6 +240,10 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
     );
 }
 
+/// An ending: its label, `run`'s options, the rank's mode, the signal sent
+/// to `run`, whether the rank is killed 1 s later, `run`'s exit status.
+type Ending<'a> = (&'a str, &'a [&'a str], &'a str, Option<i32>, bool, i32);
+
 /// One ending of `run` (given `options` too): a rank that connects once,
 /// then `mode`; `signal` (if any) sent to `run` once the rank is ready; with
 /// `kill_child`, the rank is killed 1 s later.
@@ -312,7 +316,7 @@ fn run_revokes_the_jobs_leases_however_the_command_ends() {
     let s = setup("ST_TEST_LEASES_SETUP");
     let term = Some(libc::SIGTERM);
     let kill_after: &[&str] = &["--kill-after", "1"];
-    let cases: [(&str, &[&str], &str, Option<i32>, bool, i32); 8] = [
+    let cases: [Ending; 8] = [
         ("exit 0", &[], "exit0", None, false, 0),
         ("exit 1", &[], "exit1", None, false, 1),
         ("SIGTERM", &[], "run", term, false, 128 + libc::SIGTERM),
