@@ -188,7 +188,7 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
         .iter()
         .map(|d| node(&s, home.path(), d, ranks, until))
         .collect();
-    let (mut made, mut generations) = (0, Vec::new());
+    let (mut made, mut refused, mut generations, mut failed) = (0, 0, Vec::new(), None);
     for run in runs {
         let out = run.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -199,10 +199,12 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
             .collect();
         assert_eq!(lines.len(), ranks, "{stderr}");
         for r in lines {
-            assert_eq!(r["auth_failed"], 0, "a rank was refused: {r}");
-            assert_eq!(r["other_failed"], 0, "a rank failed: {r}");
             made += r["made"].as_u64().unwrap();
+            refused += r["auth_failed"].as_u64().unwrap() + r["other_failed"].as_u64().unwrap();
             generations.push(r["generations"].as_u64().unwrap());
+            if refused > 0 && failed.is_none() {
+                failed = Some(r);
+            }
         }
     }
     let ended = Instant::now();
@@ -216,7 +218,7 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
     let most = *generations.iter().max().unwrap();
     println!(
         "leases: {nodes} node(s) x {ranks} ranks, {seconds} s: connections={made} \
-         auth_failures=0 generations={generations:?} issued={issued} \
+         refused={refused} generations={generations:?} issued={issued} \
          nothing_left_after={:.2}s ({:.2}s from the last run's exit)",
         took.as_secs_f64(),
         ended.elapsed().as_secs_f64()
@@ -227,9 +229,10 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
     println!(
         "BENCH {}",
         json!({"kind": "ranks", "nodes": nodes, "ranks": ranks, "seconds": seconds,
-               "connections": made, "refused": 0, "generations": most, "issued": issued,
+               "connections": made, "refused": refused, "generations": most, "issued": issued,
                "gone_after": took.as_secs_f64(), "tokens_left": left_tokens})
     );
+    assert_eq!(refused, 0, "a rank was refused or failed: {failed:?}");
     // Each generation lives at most max_ttl: a run of D seconds crosses at
     // least D / 12 of them.
     assert!(most >= seconds / 12, "{generations:?}");
