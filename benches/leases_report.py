@@ -7,19 +7,26 @@ Usage: leases_report.py LEASES_TXT
 import json
 import sys
 
-rows = [json.loads(line[6:]) for line in open(sys.argv[1]) if line.startswith("BENCH ")]
+rows = []
+for line in open(sys.argv[1]):
+    if line.startswith("BENCH "):
+        rows.append(json.loads(line[6:]))
+    elif "SIGKILL of run: no lease and no role " in line and not any(r["kind"] == "killed" for r in rows):
+        # The test's own line (before it printed a BENCH line for it).
+        after = line.split("no lease and no role ")[1].split("s after")[0]
+        rows.append({"kind": "killed", "gone_after": float(after)})
 ranks = [r for r in rows if r["kind"] == "ranks"]
 peer = next((r for r in rows if r["kind"] == "peer"), None)
 print("| credentials that die with the job | this build: `st-secrets run` per node, the library in each rank | peer: `bao agent` template, 8 ranks reading its file |")
 print("|---|---|---|")
 for r in ranks:
     ours = (f"connections {r['connections']}, refused **{r['refused']}**, generations {r['generations']}, "
-            f"leases issued {r['issued']}; after the job: no lease, no role, "
+            f"{r['issued']} leases from the server; after the job: no lease, no role, "
             f"{r['tokens_left']} of its login tokens left, {r['gone_after']:.2f} s after the last run ended")
     theirs = "-"
     if peer and r["nodes"] == 1 and r["seconds"] == peer["seconds"]:
         theirs = (f"connections {peer['connections']}, refused **{peer['refused']}**, generations "
-                  f"{peer['generations']}, leases issued {peer['issued']}; 2 s after its graceful exit: "
+                  f"{peer['generations']}, {peer['issued']} leases from the server; 2 s after its graceful exit: "
                   f"**{peer['leases_left']} lease, {peer['roles_left']} role left** (until the lease ends)")
     print(f"| {r['nodes']} node(s) x {r['ranks']} ranks connecting to PostgreSQL every 100 ms for "
           f"{r['seconds']} s (`default_ttl` 4 s, `max_ttl` 12 s) | {ours} | {theirs} |")

@@ -427,6 +427,10 @@ fn after_sigkill_of_run_the_leases_end_with_their_ttl() {
         "SIGKILL of run: no lease and no role {:.2}s after (default_ttl 4 s)",
         took.as_secs_f64()
     );
+    println!(
+        "BENCH {}",
+        json!({"kind": "killed", "gone_after": took.as_secs_f64()})
+    );
 }
 
 /// Every descendant of `pid` (from /proc's parent links).

@@ -3,19 +3,19 @@
 //!
 //! Each is a secret of the provider's list (named `lease:NAME`), fetched
 //! and cached as a KV secret is (refresh ahead, the node cache, change
-//! events), with two differences. Its TTL is the lease's: it is kept, and
-//! shared by the node's processes, until the lease ends, so refresh ahead
-//! asks for it again three quarters through. And its fetch is given what
-//! is held: a lease with more than 40% of its time left is kept as it is
-//! (no request); one past that is renewed (`sys/leases/renew`, asking for
-//! its whole TTL again); a renewal granted less than asked (the lease's
-//! `max_ttl` is near) or refused, and a lease that cannot be renewed, make
-//! a new secret issued while the old one still works, for what its lease
-//! has left (at least a third of its TTL: the grace in which every process
-//! moves to the new one). A secret with no lease but an end (a PKI
-//! certificate issued without `generate_lease`) is issued again the same
-//! way. The ledger ([`super::ledger`]) records every lease issued, for
-//! its revocation when the job ends.
+//! events), with two differences. Its TTL is the lease's, taken to end a
+//! third early (at most a minute): it is kept, and shared by the node's
+//! processes, until then, so refresh ahead asks for it again about
+//! half-way through the lease. And its fetch is given what is held: a lease
+//! with more than 40% of its TTL left is kept as it is (no request); one
+//! past that is renewed (`sys/leases/renew`, asking for its whole TTL
+//! again); a renewal granted less than asked (the lease's `max_ttl` is
+//! near) or refused, and a lease that cannot be renewed, make a new secret
+//! issued while the old one still works, for what its lease has left (the
+//! grace in which every process moves to the new one). A secret with no
+//! lease but an end (a PKI certificate issued without `generate_lease`) is
+//! issued again the same way. The ledger ([`super::ledger`]) records every
+//! lease issued, for its revocation when the job ends.
 
 use super::wire::expect;
 use super::Vault;
