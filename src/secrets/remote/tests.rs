@@ -528,3 +528,23 @@ fn a_lease_is_kept_until_it_ends_renewed_in_place_and_never_served_stale() {
     let down = Err(FetchError::transient(Error::Timeout("slow".into())));
     assert_eq!(pw(&cache, down).unwrap_err().code_name(), "ST_TIMEOUT");
 }
+
+#[test]
+fn with_refresh_ahead_an_ended_lease_is_not_served_while_its_refresh_waits() {
+    // Refresh ahead on: past the soft deadline a value is served while a
+    // refresh is queued, and past its TTL too while the service fails
+    // transiently; not a lease that has ended.
+    let cache: Arc<SecretCache<SecretMap>> =
+        cache_with(settings(), Duration::from_secs(60), Duration::from_secs(1));
+    let first = cache.lookup_with("PG_PASSWORD", || Ok(Fetched::Found(leased("pw-1", 300))));
+    assert_eq!(first.unwrap().unwrap().expose(), "pw-1");
+    std::thread::sleep(Duration::from_millis(400));
+    let down = || Err(FetchError::transient(Error::Timeout("slow".into())));
+    assert_eq!(
+        cache
+            .lookup_with("PG_PASSWORD", down)
+            .unwrap_err()
+            .code_name(),
+        "ST_TIMEOUT"
+    );
+}
