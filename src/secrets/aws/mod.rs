@@ -153,6 +153,15 @@ impl RemoteSource<Aws> {
     }
 }
 
+/// The HTTP client of AWS requests (the service, STS, the container
+/// endpoint), trusting `AWS_CA_BUNDLE` when set.
+fn https(remote: &RemoteSettings, vars: &Vars) -> Result<Arc<Http>, Error> {
+    let trust = vars
+        .get(var::AWS_CA_BUNDLE)
+        .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
+    Ok(Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?))
+}
+
 fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
     let region = resolve_region(aws, &vars)?.ok_or_else(|| {
         Error::ProviderUnavailable(
@@ -168,10 +177,7 @@ fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Clie
         .or_else(|| vars.get(var::AWS_ENDPOINT_URL))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
-    let trust = vars
-        .get(var::AWS_CA_BUNDLE)
-        .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-    let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
+    let http = https(remote, &vars)?;
     let vars = Arc::new(vars);
     Ok(Client {
         credentials: CredentialChain::new(
@@ -501,10 +507,7 @@ impl AwsCredentialChain {
         vars: Vars,
     ) -> Result<AwsCredentialChain, Error> {
         let region = resolve_region(aws, &vars)?;
-        let trust = vars
-            .get(var::AWS_CA_BUNDLE)
-            .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-        let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
+        let http = https(remote, &vars)?;
         Ok(AwsCredentialChain {
             chain: CredentialChain::new(Arc::new(vars), http, remote.clone(), region.clone())?,
             region,

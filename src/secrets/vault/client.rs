@@ -167,6 +167,7 @@ impl Client {
         if let Some(Ok(cert)) = client_cert.as_ref().map(|f| f.load()) {
             cluster.present(&Some(cert));
         }
+        let ledger = super::ledger::Ledger::new(vars, login_slot.is_some());
         Ok(Arc::new_cyclic(|me| Client {
             me: me.clone(),
             cluster,
@@ -186,7 +187,7 @@ impl Client {
             slowest_login_us: std::sync::atomic::AtomicU64::new(0),
             leases_issued: std::sync::atomic::AtomicU64::new(0),
             lease_renewals: std::sync::atomic::AtomicU64::new(0),
-            ledger: super::ledger::Ledger::new(vars),
+            ledger,
             kv: {
                 let configured = settings.kv_version;
                 let initial = move || match configured {
@@ -381,11 +382,6 @@ impl Client {
             Auth::Login(_) => self.token.lock().as_ref().map(session::Token::value),
             _ => self.token().ok().flatten(),
         }
-    }
-
-    /// Whether the login's token is shared by the node's processes.
-    pub(super) fn shares_logins(&self) -> bool {
-        self.login_slot.is_some()
     }
 
     /// A request with the token. After a refusal (403), once: a login's

@@ -26,9 +26,10 @@ use std::path::PathBuf;
 pub(super) struct Ledger {
     /// The job's ledger file, when `run` gave one.
     job: Option<PathBuf>,
-    /// The process that recorded `own` (a forked child revokes nothing of
-    /// its parent's).
-    pid: u32,
+    /// The process that records `own`, when it keeps it: one that shares
+    /// nothing (no job ledger, no node cache); `None` otherwise. A forked
+    /// child records and revokes nothing of its parent's.
+    keeper: Option<u32>,
     /// Leases (with the token that issued them) and login tokens this
     /// process got.
     own: Mutex<Own>,
@@ -42,12 +43,20 @@ pub(super) struct Own {
 }
 
 impl Ledger {
-    pub(super) fn new(vars: &Vars) -> Ledger {
+    /// The ledger `vars` name (the job's), for a process whose logins are
+    /// `shared` with the node's others or not.
+    pub(super) fn new(vars: &Vars, shared: bool) -> Ledger {
+        let job = vars.get(var::SIMPLETUNER_JOB_LEDGER).map(PathBuf::from);
         Ledger {
-            job: vars.get(var::SIMPLETUNER_JOB_LEDGER).map(PathBuf::from),
-            pid: std::process::id(),
+            keeper: (job.is_none() && !shared).then(std::process::id),
+            job,
             own: Mutex::with_fresh(Own::default(), Own::default),
         }
+    }
+
+    /// Whether this process keeps its own list (to revoke it when freed).
+    fn keeps(&self) -> bool {
+        self.keeper == Some(std::process::id())
     }
 
     /// A lease issued with `token`.
@@ -55,7 +64,7 @@ impl Ledger {
         let line =
             json!({ "lease": lease.expose(), "token": token.as_ref().map(SecretString::expose) });
         self.append(line);
-        if self.pid == std::process::id() {
+        if self.keeps() {
             self.own.lock().leases.push((lease.clone(), token));
         }
     }
@@ -63,7 +72,7 @@ impl Ledger {
     /// A login's token.
     pub(super) fn logged_in(&self, token: &SecretString) {
         self.append(json!({ "login": token.expose() }));
-        if self.pid == std::process::id() {
+        if self.keeps() {
             self.own.lock().logins.push(token.clone());
         }
     }
@@ -94,7 +103,7 @@ impl Ledger {
     /// manager is freed. Nothing in a forked child, nor under a job's
     /// ledger.
     pub(super) fn take_own(&self) -> Own {
-        if self.pid != std::process::id() || self.job.is_some() {
+        if !self.keeps() {
             return Own::default();
         }
         std::mem::take(&mut *self.own.lock())
@@ -124,7 +133,7 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let vars = Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, path.to_str().unwrap());
-        let ledger = Ledger::new(&vars);
+        let ledger = Ledger::new(&vars, false);
         ledger.logged_in(&SecretString::from("s.token-1"));
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -148,22 +157,29 @@ mod tests {
         // Under a job's ledger, the process revokes nothing itself.
         assert!(ledger.take_own().leases.is_empty());
         // Without one, it takes its own once; a forked child nothing.
-        let own = Ledger::new(&Vars::empty());
+        let own = Ledger::new(&Vars::empty(), false);
         own.issued(&SecretString::from("l"), None);
         let child = Ledger {
-            pid: 0,
-            ..Ledger::new(&Vars::empty())
+            keeper: Some(0),
+            ..Ledger::new(&Vars::empty(), false)
         };
         child.issued(&SecretString::from("l2"), None);
         assert!(child.take_own().leases.is_empty());
+        // Nor one whose logins the node's processes share.
+        let shared = Ledger::new(&Vars::empty(), true);
+        shared.issued(&SecretString::from("l3"), None);
+        assert!(shared.take_own().leases.is_empty());
         assert_eq!(own.take_own().leases.len(), 1);
         assert!(own.take_own().leases.is_empty());
         // A symlink is not followed.
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let before = std::fs::read(&path).unwrap();
-        Ledger::new(&Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, link.to_str().unwrap()))
-            .logged_in(&SecretString::from("s.token-3"));
+        Ledger::new(
+            &Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, link.to_str().unwrap()),
+            false,
+        )
+        .logged_in(&SecretString::from("s.token-3"));
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }

@@ -24,33 +24,21 @@ impl Client {
         };
         let token = token.or(own.as_ref());
         let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
-        match self.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()) {
-            Ok(r) if (200..300).contains(&r.status) => Ok(()),
-            // "invalid lease": expired or revoked already.
-            Ok(r) if r.status == 400 => Ok(()),
-            Ok(r) => Err(format!(
-                "HTTP {}{}",
-                r.status,
-                crate::secrets::vault::wire::errors_summary(&r)
-            )),
-            Err(f) => Err(f.error.to_string()),
-        }
+        // 400 "invalid lease": expired or revoked already.
+        gone(
+            self.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()),
+            400,
+        )
     }
 
     /// Revokes the login token `token` (`auth/token/revoke-self`: its leases
     /// go with it).
     fn revoke_token(&self, token: &SecretString) -> Result<(), String> {
-        match self.send("POST", "auth/token/revoke-self", Some(token), b"") {
-            Ok(r) if (200..300).contains(&r.status) => Ok(()),
-            // Refused: the token is no longer valid (expired, revoked).
-            Ok(r) if r.status == 403 => Ok(()),
-            Ok(r) => Err(format!(
-                "HTTP {}{}",
-                r.status,
-                crate::secrets::vault::wire::errors_summary(&r)
-            )),
-            Err(f) => Err(f.error.to_string()),
-        }
+        // 403: the token is no longer valid (expired, revoked).
+        gone(
+            self.send("POST", "auth/token/revoke-self", Some(token), b""),
+            403,
+        )
     }
 
     /// Revokes `leases`, then `logins`.
@@ -78,15 +66,30 @@ impl Client {
     }
 
     /// Revokes what this process got, when it shares nothing (no job
-    /// ledger, no node cache): its manager is being freed.
+    /// ledger, no node cache: the ledger keeps nothing otherwise): its
+    /// manager is being freed.
     pub(in crate::secrets::vault) fn revoke_own(&self) {
-        if self.shares_logins() {
-            return;
-        }
         let own = self.ledger.take_own();
         if !own.leases.is_empty() || !own.logins.is_empty() {
             let _ = self.revoke_all(&own.leases, &own.logins);
         }
+    }
+}
+
+/// Whether a revocation's `answer` says the thing is gone: a success, or
+/// `already` (the server's way of saying it was gone before); else why not.
+fn gone(
+    answer: Result<crate::secrets::remote::http::Response, crate::secrets::remote::FetchError>,
+    already: u16,
+) -> Result<(), String> {
+    match answer {
+        Ok(r) if (200..300).contains(&r.status) || r.status == already => Ok(()),
+        Ok(r) => Err(format!(
+            "HTTP {}{}",
+            r.status,
+            crate::secrets::vault::wire::errors_summary(&r)
+        )),
+        Err(f) => Err(f.error.to_string()),
     }
 }
 
