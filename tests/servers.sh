@@ -97,12 +97,15 @@ start_bao_server() {
     -dev-listen-address="127.0.0.1:$port")
   BAO_URL="http://127.0.0.1:$port"
   [ "$mode" != tls ] || { args+=(-dev-tls -dev-tls-cert-dir="$dir") && BAO_URL="https://127.0.0.1:$port"; }
+  # The log exists before the server starts: the loop below reads it at
+  # once, and a `sed` of a missing file would end the run (set -e, pipefail).
+  : >"$log"
   # The dev server's own environment: no proxy, no client variables.
   env -u VAULT_ADDR -u BAO_ADDR -u VAULT_TOKEN -u BAO_TOKEN HOME="$dir" \
     "$bao" "${args[@]}" "$@" >"$log" 2>&1 &
   ST_SERVER_PIDS+=($!)
   for i in $(seq 1 150); do
-    BAO_UNSEAL_KEY="$(sed -nE 's/^Unseal Key: (.+)$/\1/p' "$log" | head -1)"
+    BAO_UNSEAL_KEY="$(sed -nE 's/^Unseal Key: (.+)$/\1/p' "$log" | head -1)" || BAO_UNSEAL_KEY=""
     [ -n "$BAO_UNSEAL_KEY" ] && grep -q "vault is unsealed" "$log" && break
     sleep 0.2
   done
