@@ -256,7 +256,9 @@ typedef struct {
  * Called with a key whose value changed (`st_secrets_on_change`): the
  * key as its source spells it, and `info_json`, a JSON object
  * `{"provider", "version", "stages", "removed"}` (`version` null for the
- * file and a KV v1 secret; `removed` true when the key is gone). Never the
+ * file and a KV v1 secret; `removed` true when the key is gone; with
+ * `"instead_of"` when the version stands in for one reported failed, as
+ * `st_secrets_report_failure` says). Never the
  * value: read it with `st_secrets_get`. Both strings are valid only during
  * the call. It must not unwind (C++ exceptions, `longjmp`) through the
  * library.
@@ -735,6 +737,34 @@ st_result st_secrets_refresh(st_secrets *m,
                              st_buf **out_value,
                              bool *out_changed,
                              st_error **err);
+
+/**
+ * "This value failed me", for a caller whose login with `key`'s value was
+ * just refused: `version` is the version that failed, as
+ * `st_secrets_get_with_version` gave it (NULL: the version this process
+ * holds). The key is read again as `st_secrets_refresh` reads it, except
+ * that a remote secret whose version in force is the one that failed is
+ * answered with the version beside it: on AWS `AWSPENDING`, else
+ * `AWSPREVIOUS` (a rotation changed the credential before moving
+ * `AWSCURRENT`); on Vault KV v2 the version before. That version is held
+ * (and shared through the node cache) until the service's version in
+ * force is another. When the value held is already of another version (a
+ * rank of the node, or a thread, reported first) it answers without a
+ * request; otherwise at most one version check and one fetch per
+ * `refresh_min_interval`. `*out_value` receives the value,
+ * `*out_info` a JSON object `{"provider", "version", "stages",
+ * "instead_of", "changed"}`: the version now held, the version it stands
+ * in for (absent when it is the version in force) and whether the value
+ * differs from what this process would have served before. Free both with
+ * `st_buf_free`; both are written only on success. `ST_NOT_FOUND` when no
+ * provider has the key; `ST_INVALID_ARGUMENT` for an empty `version`.
+ */
+st_result st_secrets_report_failure(st_secrets *m,
+                                    const char *key,
+                                    const char *version,
+                                    st_buf **out_value,
+                                    st_buf **out_info,
+                                    st_error **err);
 
 /**
  * Registers `on_change`, called with each key whose value, as this manager

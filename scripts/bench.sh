@@ -18,7 +18,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases failover sizes commands)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases rotation failover sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -188,6 +188,25 @@ bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generation
   leases ST_SERVED_ROTATIONS=50 $t aws_credentials_are_served_fresh_to_the_command
   stop_servers
   python3 benches/leases_report.py "$out/leases.txt" >"$out/table.md"
+}
+
+bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret (60)
+  local py window="${ST_ROTATION_WINDOW:-60}"
+  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  start_moto "$py" "$out"
+  start_postgres "$out" && (umask 077 && printf '{"pg_port": %s, "pg_superpass": "%s"}' "$PG_PORT" "$PG_SUPERPASS" >"$out/pg.json")
+  cargo_build && : >"$out/rotation.txt"
+  rotation() { # rotation ENV... TEST: one test, its BENCH line kept
+    env ST_TEST_LEASES_SETUP="$out/pg.json" ST_TEST_MOTO_SETUP="$MOTO_SETUP" \
+      "$@" --include-ignored --exact --nocapture --test-threads=1 | tee -a "$out/rotation.txt" || true
+  }
+  local t="cargo test -p st-secrets-cli --test rotation --" one=(ST_ROTATION_NODES=1 ST_ROTATION_RANKS=8)
+  rotation ST_ROTATION_WINDOW="$window" "${one[@]}" $t a_rotation_window_refuses_each_rank_at_most_once
+  rotation ST_ROTATION_WINDOW="$window" "${one[@]}" $t peer_a_plain_refresh_is_refused_until_the_stage_moves
+  rotation ST_ROTATION_WINDOW=10 ST_ROTATION_NODES=4 ST_ROTATION_RANKS=8 $t a_rotation_window_refuses_each_rank_at_most_once
+  rotation cargo test -p st-secrets --test aws_moto -- an_unchanged_secret_costs_no_value_over_a_hundred_ttls
+  stop_servers
+  python3 benches/rotation_report.py "$out/rotation.txt" >"$out/table.md"
 }
 
 bench_failover() { # ST_FAILOVER_SECONDS: each soak's length (600)

@@ -33,7 +33,7 @@ SUITES=(
   "openbao|the Vault provider against OpenBao: server, agent, proxy; jwt, kubernetes and cert logins"
   "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
-  "leases|leased credentials on OpenBao and PostgreSQL, revoked on every ending of run; AWS credentials served to children"
+  "leases|leased credentials on OpenBao and PostgreSQL, revoked on every ending of run; AWS credentials served to children; the rotation window on moto and PostgreSQL"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -49,7 +49,8 @@ while (($#)); do
     --list) for s in "${SUITES[@]}"; do printf '%-13s %s\n' "${s%%|*}" "${s#*|}"; done; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     -*) die "usage: scripts/test-all.sh [--list] [SUITE...] [-- ARGS]" ;;
-    *) suite_names | grep -qx "$1" || die "no suite '$1' (scripts/test-all.sh --list)"
+    *) # Not `suite_names | grep -q`: grep leaving early fails the pipe (pipefail).
+       [[ " $(suite_names | tr '\n' ' ') " == *" $1 "* ]] || die "no suite '$1' (scripts/test-all.sh --list)"
        selected+=("$1"); shift ;;
   esac
 done
@@ -183,7 +184,7 @@ suite_tool-servers() {
 }
 suite_leases() {
   servers
-  cargo_build && cargo test --workspace --test leases -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
+  cargo_build && cargo test --workspace --test leases --test rotation -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
 }
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
 suite_msrv() { bash tests/msrv/run.sh; }
@@ -222,7 +223,7 @@ for name in "${selected[@]}"; do
     bg_pid="" && tail -n 15 "$log" && record dist "$rc" "$bg_start" && continue
   fi
   if [[ "$name" =~ ^($servers_re)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
-    printf '%s\n' "${selected[@]}" | grep -qx dist; then
+    [[ " ${selected[*]} " == *" dist "* ]]; then
     # Its tools first, here: the venv and rustup are not for two installers at once.
     wait_tools && venv && (ensure_dist_tools) || die "the release build's tools did not install"
     say "dist: started in the background (output: $logs/dist.log)"

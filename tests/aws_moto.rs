@@ -832,3 +832,173 @@ fn a_vault_aws_login_is_a_request_sts_accepts_and_a_tampered_one_it_refuses() {
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("SignatureDoesNotMatch"), "{text}");
 }
+
+/// What `m` serves for `key` once `done` says so, asking every 5 ms for at
+/// most 20 TTLs (a get past the TTL is answered with the value held while
+/// the refresh runs in the background).
+fn settled(
+    m: &SecretsManager,
+    key: &str,
+    ttl: std::time::Duration,
+    done: impl Fn(&st_secrets::secrets::Found) -> bool,
+) -> st_secrets::secrets::Found {
+    let deadline = std::time::Instant::now() + ttl * 20;
+    loop {
+        let found = m.get_with_version(key).unwrap().unwrap();
+        if done(&found) {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A manager of `name` on moto with `who`'s keys, its values kept `ttl`.
+fn rotating(s: &Value, name: &str, who: &str, ttl: std::time::Duration) -> SecretsManager {
+    let mut c = config(s, name);
+    c.remote.cache_ttl = ttl;
+    SecretsManager::with_providers(c.clone(), vec![Arc::new(provider(&c, keys(s, who)))])
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
+fn an_unchanged_secret_costs_no_value_over_a_hundred_ttls() {
+    use std::time::{Duration, Instant};
+    let s = setup();
+    let name = "st-secrets/unchanged";
+    rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_unchanged"}"#]);
+    let ttl = Duration::from_millis(100);
+    let m = rotating(&s, name, "admin", ttl);
+    assert_eq!(
+        get(&m, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_unchanged")
+    );
+    common::moto_record(&s);
+    let until = Instant::now() + ttl * 100;
+    while Instant::now() < until {
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_unchanged")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let values = common::moto_recorded(&s, "secretsmanager.GetSecretValue");
+    let checks = common::moto_recorded(&s, "secretsmanager.DescribeSecret");
+    assert_eq!(values, 0, "100 TTLs of an unchanged secret sent no value");
+    assert!(
+        checks >= 80,
+        "each TTL asked the version: {checks} DescribeSecret"
+    );
+    let bench = serde_json::json!({"kind": "unchanged", "ttls": 100, "rights": "DescribeSecret",
+        "get_secret_value": values, "describe_secret": checks});
+    println!("BENCH {bench}");
+    // A new version: fetched at the next check, once.
+    common::moto_record(&s);
+    let v = rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_changed"}"#]);
+    let old = m
+        .get_with_version("HF_TOKEN")
+        .unwrap()
+        .unwrap()
+        .version
+        .unwrap()
+        .id;
+    rotate(&s, &["promote", name, &v, &old]);
+    let found = settled(&m, "HF_TOKEN", ttl, |f| f.value.expose() == "hf_changed");
+    assert_eq!(found.version.unwrap().stages, ["AWSCURRENT"]);
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        1
+    );
+
+    // Credentials that may not call DescribeSecret (the trainer role):
+    // refused once, then each refresh fetches the value, as before.
+    let m = rotating(&s, name, "session", ttl);
+    assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_changed"));
+    common::moto_record(&s);
+    let until = Instant::now() + ttl * 10;
+    while Instant::now() < until {
+        assert_eq!(get(&m, "HF_TOKEN").unwrap().as_deref(), Some("hf_changed"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (values, checks) = (
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        common::moto_recorded(&s, "secretsmanager.DescribeSecret"),
+    );
+    assert_eq!(checks, 1);
+    assert!(values >= 7, "{values} GetSecretValue in 10 TTLs");
+    let bench = serde_json::json!({"kind": "unchanged", "ttls": 10, "rights": "GetSecretValue only",
+        "get_secret_value": values, "describe_secret": checks});
+    println!("BENCH {bench}");
+}
+
+#[test]
+#[ignore = "needs moto: run scripts/test-all.sh moto"]
+fn a_failure_reported_in_the_rotation_window_turns_to_awspending() {
+    use std::time::Duration;
+    let s = setup();
+    let name = "st-secrets/window";
+    let v1 = rotate(&s, &["create", name, r#"{"DB_PASSWORD": "pw_old"}"#]);
+    let ttl = Duration::from_millis(300);
+    let m = rotating(&s, name, "admin", ttl);
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = Arc::clone(&events);
+    m.on_change(move |e| told.lock().unwrap().push(e.clone()));
+    let found = m.get_with_version("DB_PASSWORD").unwrap().unwrap();
+    assert_eq!(found.version.as_ref().unwrap().id, v1);
+    // createSecret and setSecret: the login with pw_old now fails.
+    let v2 = rotate(&s, &["pending", name, r#"{"DB_PASSWORD": "pw_new"}"#]);
+    common::moto_record(&s);
+    let r = m.report_failure("DB_PASSWORD", Some(&v1)).unwrap().unwrap();
+    assert_eq!(r.found.value.expose(), "pw_new");
+    assert!(r.changed);
+    let version = r.found.version.unwrap();
+    assert_eq!(
+        (version.id.as_str(), version.instead_of.as_deref()),
+        (v2.as_str(), Some(v1.as_str()))
+    );
+    assert_eq!(version.stages, ["AWSPENDING"]);
+    let told = events.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "one change event: {told:?}");
+    assert_eq!(
+        told[0].version.as_ref().unwrap().instead_of.as_deref(),
+        Some(v1.as_str())
+    );
+    // A report of the version no longer held is answered without a request;
+    // refreshes within the window keep the stand-in without its value.
+    assert_eq!(
+        m.report_failure("DB_PASSWORD", Some(&v1))
+            .unwrap()
+            .unwrap()
+            .found
+            .value
+            .expose(),
+        "pw_new"
+    );
+    std::thread::sleep(ttl * 3);
+    assert_eq!(get(&m, "DB_PASSWORD").unwrap().as_deref(), Some("pw_new"));
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        1
+    );
+    // finishSecret: the stand-in is AWSCURRENT, held as the version in force.
+    rotate(&s, &["promote", name, &v2, &v1]);
+    let found = settled(&m, "DB_PASSWORD", ttl, |f| {
+        f.version.as_ref().is_some_and(|v| v.instead_of.is_none())
+    });
+    let version = found.version.unwrap();
+    assert_eq!((found.value.expose(), version.instead_of), ("pw_new", None));
+    assert_eq!(version.stages, ["AWSCURRENT"]);
+    assert_eq!(
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        1,
+        "the rotation cost one value"
+    );
+    // An empty version is refused by name; a key nobody has is None.
+    assert_eq!(
+        m.report_failure("DB_PASSWORD", Some(""))
+            .unwrap_err()
+            .code_name(),
+        "ST_INVALID_ARGUMENT"
+    );
+    assert!(m.report_failure("NOBODY_HAS_IT", None).unwrap().is_none());
+}

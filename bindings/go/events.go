@@ -38,6 +38,9 @@ type Change struct {
 	Version string
 	// Stages of that version (AWS).
 	Stages []string
+	// InsteadOf: the version in force that was reported failed, when this
+	// version stands in for it (ReportFailure); "" otherwise.
+	InsteadOf string
 	// Removed: the key is gone from that provider.
 	Removed bool
 }
@@ -47,12 +50,13 @@ func parseChange(key, info string) (Change, error) {
 		Provider string   `json:"provider"`
 		Version  *string  `json:"version"`
 		Stages   []string `json:"stages"`
+		Instead  string   `json:"instead_of"`
 		Removed  bool     `json:"removed"`
 	}
 	if err := json.Unmarshal([]byte(info), &raw); err != nil {
 		return Change{}, err
 	}
-	c := Change{Key: key, Provider: raw.Provider, Stages: raw.Stages, Removed: raw.Removed}
+	c := Change{Key: key, Provider: raw.Provider, Stages: raw.Stages, InsteadOf: raw.Instead, Removed: raw.Removed}
 	if raw.Version != nil {
 		c.Version = *raw.Version
 	}

@@ -233,6 +233,28 @@ type VersionInfo struct {
 	Provider string   `json:"provider"`
 	Version  string   `json:"version"`
 	Stages   []string `json:"stages"`
+	// InsteadOf is the version in force that was reported failed when this
+	// version stands in for it (ReportFailure); "" otherwise.
+	InsteadOf string `json:"instead_of"`
+}
+
+// parseVersionInfo reads the library's version JSON (a null version is "").
+func parseVersionInfo(buf []byte) (VersionInfo, bool, error) {
+	var raw struct {
+		Provider string   `json:"provider"`
+		Version  *string  `json:"version"`
+		Stages   []string `json:"stages"`
+		Instead  string   `json:"instead_of"`
+		Changed  bool     `json:"changed"`
+	}
+	if err := json.Unmarshal(buf, &raw); err != nil {
+		return VersionInfo{}, false, err
+	}
+	info := VersionInfo{Provider: raw.Provider, Stages: raw.Stages, InsteadOf: raw.Instead}
+	if raw.Version != nil {
+		info.Version = *raw.Version
+	}
+	return info, raw.Changed, nil
 }
 
 // GetWithVersion is GetWithSource that also gives the version of the remote
@@ -256,19 +278,53 @@ func (m *Manager) GetWithVersion(key string) (string, VersionInfo, error) {
 		return "", info, failure(rc, cerr)
 	}
 	value := string(takeBuf(out))
-	var raw struct {
-		Provider string   `json:"provider"`
-		Version  *string  `json:"version"`
-		Stages   []string `json:"stages"`
-	}
-	if err := json.Unmarshal(takeBuf(infoBuf), &raw); err != nil {
+	info, _, err := parseVersionInfo(takeBuf(infoBuf))
+	if err != nil {
 		return "", info, err
 	}
-	info.Provider, info.Stages = raw.Provider, raw.Stages
-	if raw.Version != nil {
-		info.Version = *raw.Version
-	}
 	return value, info, nil
+}
+
+// ReportFailure says "this value failed me": a login with key's value of
+// version (as GetWithVersion gave it; "" for the version held) was refused.
+// The key is read again as Refresh reads it, except that a remote secret
+// whose version in force is the one that failed is answered with the version
+// beside it (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV v2 version
+// before), held until the service's version in force is another. Info says
+// which version is now held (InsteadOf names the one it stands in for);
+// changed whether the value differs from what this process served before.
+func (m *Manager) ReportFailure(key, version string) (value string, info VersionInfo, changed bool, err error) {
+	h, herr := m.handle()
+	if herr != nil {
+		return "", info, false, herr
+	}
+	k, free, kerr := cstring("key", key)
+	if kerr != nil {
+		return "", info, false, kerr
+	}
+	defer free()
+	var v *C.char
+	if version != "" {
+		cv, freeV, verr := cstring("version", version)
+		if verr != nil {
+			return "", info, false, verr
+		}
+		defer freeV()
+		v = cv
+	}
+	var out, infoBuf *C.st_buf
+	var cerr *C.st_error
+	rc := C.st_secrets_report_failure(h, k, v, &out, &infoBuf, &cerr)
+	runtime.KeepAlive(m)
+	if rc != C.ST_OK {
+		return "", info, false, failure(rc, cerr)
+	}
+	value = string(takeBuf(out))
+	info, changed, err = parseVersionInfo(takeBuf(infoBuf))
+	if err != nil {
+		return "", info, false, err
+	}
+	return value, info, changed, nil
 }
 
 // Refresh reads key again now, whatever the caches say ("this value failed

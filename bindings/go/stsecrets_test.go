@@ -301,6 +301,17 @@ func TestManagerSourceDiagnoseAndResetDefault(t *testing.T) {
 	if _, _, err := m.Refresh("MISSING_KEY"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("want ErrNotFound, got %v", err)
 	}
+	// A failure reported: the file has no versions, so it is read again as a
+	// refresh (stand-ins: the Rust suites against moto and OpenBao).
+	if v, info, changed, err := m.ReportFailure("HF_TOKEN", ""); err != nil || v != "hf_go_rotated" || changed || info.Provider != "file" || info.InsteadOf != "" {
+		t.Fatalf("report: %q %+v %v %v", v, info, changed, err)
+	}
+	if _, _, _, err := m.ReportFailure("MISSING_KEY", "3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+	if _, _, _, err := m.ReportFailure("HF_TOKEN", "v\x00"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("want ErrInvalidArgument for a NUL byte, got %v", err)
+	}
 	if err := m.Set("HF_TOKEN", "hf_go_source"); err != nil {
 		t.Fatal(err)
 	}

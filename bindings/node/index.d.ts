@@ -74,8 +74,21 @@ export interface Change {
   /** The remote secret's version now held; null for the file and KV v1. */
   version: string | null;
   stages: string[];
+  /** The version reported failed that this one stands in for (reportFailure); absent otherwise. */
+  insteadOf?: string;
   /** The key is gone from that provider. */
   removed: boolean;
+}
+
+/** What reportFailure holds now: the value, its provider and version, and whether it changed. */
+export interface Reported {
+  value: string;
+  provider: string;
+  version: string | null;
+  stages: string[];
+  /** The version reported failed that this one stands in for; absent when it is the version in force. */
+  insteadOf?: string;
+  changed: boolean;
 }
 
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
@@ -109,6 +122,9 @@ export class Manager {
   /** Reads key again now ("this value failed me"); changed: it differs from what was held. */
   refresh(key: string): { value: string; changed: boolean } | undefined;
   refreshAsync(key: string): Promise<{ value: string; changed: boolean } | undefined>;
+  /** "This value failed me": the version (as getWithVersion gave it; omitted: the version held) was refused. */
+  reportFailure(key: string, version?: string | null): Reported | undefined;
+  reportFailureAsync(key: string, version?: string | null): Promise<Reported | undefined>;
   /** Calls fn with each key whose value changes (never the value); returns the listener's id. */
   onChange(fn: (change: Change) => void): number;
   /** Unregisters a listener; throws ST_NOT_FOUND for an unknown id. */

@@ -64,6 +64,7 @@ exports.functions = [
   'st_result st_secrets_get_with_source(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_buf **out_provider, _Out_ st_error **err)',
   'st_result st_secrets_get_with_version(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ st_buf **out_info, _Out_ st_error **err)',
   'st_result st_secrets_refresh(st_secrets *m, const char *key, _Out_ st_buf **out_value, _Out_ bool *out_changed, _Out_ st_error **err)',
+  'st_result st_secrets_report_failure(st_secrets *m, const char *key, const char *version, _Out_ st_buf **out_value, _Out_ st_buf **out_info, _Out_ st_error **err)',
   'st_result st_secrets_on_change(st_secrets *m, st_change_fn *on_change, st_release_fn *release, void *user_data, _Out_ uint64_t *out_id, _Out_ st_error **err)',
   'st_result st_secrets_remove_listener(st_secrets *m, uint64_t id, _Out_ st_error **err)',
   'st_result st_secrets_set(st_secrets *m, const char *key, const char *value, _Out_ st_error **err)',

@@ -1,6 +1,6 @@
 //! `st_secrets`: the secrets manager through the C ABI.
 
-use super::boundary::{call, call_or, out_arg, str_arg, BoxedHandle, FfiError};
+use super::boundary::{call, call_or, opt_str_arg, out_arg, str_arg, BoxedHandle, FfiError};
 use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use crate::secrets::{self, ManagerConfig, SecretsManager};
@@ -222,10 +222,60 @@ pub extern "C" fn st_secrets_refresh(
     })
 }
 
+/// "This value failed me", for a caller whose login with `key`'s value was
+/// just refused: `version` is the version that failed, as
+/// `st_secrets_get_with_version` gave it (NULL: the version this process
+/// holds). The key is read again as `st_secrets_refresh` reads it, except
+/// that a remote secret whose version in force is the one that failed is
+/// answered with the version beside it: on AWS `AWSPENDING`, else
+/// `AWSPREVIOUS` (a rotation changed the credential before moving
+/// `AWSCURRENT`); on Vault KV v2 the version before. That version is held
+/// (and shared through the node cache) until the service's version in
+/// force is another. When the value held is already of another version (a
+/// rank of the node, or a thread, reported first) it answers without a
+/// request; otherwise at most one version check and one fetch per
+/// `refresh_min_interval`. `*out_value` receives the value,
+/// `*out_info` a JSON object `{"provider", "version", "stages",
+/// "instead_of", "changed"}`: the version now held, the version it stands
+/// in for (absent when it is the version in force) and whether the value
+/// differs from what this process would have served before. Free both with
+/// `st_buf_free`; both are written only on success. `ST_NOT_FOUND` when no
+/// provider has the key; `ST_INVALID_ARGUMENT` for an empty `version`.
+#[no_mangle]
+pub extern "C" fn st_secrets_report_failure(
+    m: *mut st_secrets,
+    key: *const c_char,
+    version: *const c_char,
+    out_value: *mut *mut st_buf,
+    out_info: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all five): NULL or valid for the call (caller's contract).
+        let key = unsafe { str_arg(key, "key") }?;
+        let version = unsafe { opt_str_arg(version, "version") }?;
+        let out_value = unsafe { out_arg(out_value, "out_value") }?;
+        let out_info = unsafe { out_arg(out_info, "out_info") }?;
+        let manager = unsafe { manager(m) }?;
+        match manager.report_failure(key, version)? {
+            Some(r) => {
+                let mut info = version_info(r.found.provider, r.found.version.as_ref());
+                info["changed"] = r.changed.into();
+                out_value.write(st_buf::new_raw(r.found.value.expose_bytes()));
+                out_info.write(st_buf::new_raw(info.to_string().as_bytes()));
+                Ok(())
+            }
+            None => Err(not_found(key)),
+        }
+    })
+}
+
 /// Called with a key whose value changed (`st_secrets_on_change`): the
 /// key as its source spells it, and `info_json`, a JSON object
 /// `{"provider", "version", "stages", "removed"}` (`version` null for the
-/// file and a KV v1 secret; `removed` true when the key is gone). Never the
+/// file and a KV v1 secret; `removed` true when the key is gone; with
+/// `"instead_of"` when the version stands in for one reported failed, as
+/// `st_secrets_report_failure` says). Never the
 /// value: read it with `st_secrets_get`. Both strings are valid only during
 /// the call. It must not unwind (C++ exceptions, `longjmp`) through the
 /// library.
@@ -351,14 +401,20 @@ pub extern "C" fn st_secrets_remove_listener(
     })
 }
 
-/// `{"provider", "version", "stages"}`: where a value comes from, as
-/// `st_secrets_get_with_version` and `st_change_fn` give it.
+/// `{"provider", "version", "stages", "instead_of"}`: where a value comes
+/// from, as `st_secrets_get_with_version`, `st_secrets_report_failure` and
+/// `st_change_fn` give it (`instead_of` only when the version stands in
+/// for one reported failed).
 fn version_info(provider: &str, version: Option<&secrets::Version>) -> serde_json::Value {
-    serde_json::json!({
+    let mut info = serde_json::json!({
         "provider": provider,
         "version": version.map(|v| v.id.as_str()),
         "stages": version.map_or(&[][..], |v| &v.stages[..]),
-    })
+    });
+    if let Some(failed) = version.and_then(|v| v.instead_of.as_deref()) {
+        info["instead_of"] = failed.into();
+    }
+    info
 }
 
 fn not_found(key: &str) -> FfiError {

@@ -47,6 +47,7 @@ pub use provider::{
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
 };
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
+pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{
@@ -244,10 +245,50 @@ impl SecretsManager {
     /// its gets: a storm of callers sends one request, the others get the
     /// value held. `Ok(None)` when no provider has the key.
     pub fn refresh(&self, key: &str) -> Result<Option<Refreshed>, Error> {
+        self.read_again(key, None)
+    }
+
+    /// "This value failed me": the caller's login with `key`'s value of
+    /// `version` (as [`get_with_version`](Self::get_with_version) gave
+    /// it; `None`: the version held) was refused. As [`refresh`](Self::refresh),
+    /// except for a remote secret whose version in force is the one that
+    /// failed: the version beside it is held instead (AWS `AWSPENDING`,
+    /// then `AWSPREVIOUS`; the KV v2 version before), until the service's
+    /// current version is another (a rotation's window: the credential
+    /// changed before `AWSCURRENT` moved). When the value held is already of
+    /// another version (a rank of the node, or a thread of this process,
+    /// reported first), it answers without a request. The answer says
+    /// which version is now held ([`Version::instead_of`] names the one it
+    /// stands in for); the change event says it too.
+    pub fn report_failure(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<Refreshed>, Error> {
+        check_key(key)?;
+        if version.is_some_and(str::is_empty) {
+            return Err(Error::InvalidArgument(
+                "report_failure: the version is empty (pass none for the version held)".into(),
+            ));
+        }
+        let held = self
+            .chain
+            .first_in_chain(0, key, |link, key| link.read(key, Read::Held))
+            .ok()
+            .flatten()
+            .and_then(|((_, v), _)| v.map(|v| v.id));
+        let failed = version.map(str::to_owned).or(held);
+        self.read_again(key, failed.as_deref())
+    }
+
+    /// `key` read again now through the chain, `failed` the version
+    /// reported failed, if any: [`refresh`](Self::refresh).
+    fn read_again(&self, key: &str, failed: Option<&str>) -> Result<Option<Refreshed>, Error> {
         check_key(key)?;
         let before = self.chain.peek_resolved(0, key);
         let fresh = Read::Fresh {
             min_interval: self.config.remote.refresh_min_interval,
+            failed,
         };
         let found = self
             .chain

@@ -37,7 +37,7 @@ pub struct ProviderStatus {
 
 /// How a provider is asked for a key ([`Provider::read`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Read {
+pub enum Read<'a> {
     /// As a get: what its cache holds while fresh, else its source.
     Cached,
     /// Only what it holds, however old, without asking a remote service
@@ -49,6 +49,12 @@ pub enum Read {
     Fresh {
         /// At most one request per secret in this interval.
         min_interval: Duration,
+        /// The version the caller reports failed it (`report_failure`):
+        /// a remote provider that still holds it, or finds it still in
+        /// force, turns to the version beside it (AWS `AWSPENDING`, then
+        /// `AWSPREVIOUS`; the KV v2 version before). `None`: a plain
+        /// refresh.
+        failed: Option<&'a str>,
     },
 }
 
@@ -67,7 +73,11 @@ pub trait Provider: Send + Sync {
     /// comes from (remote providers; `None` for the others). By default a
     /// [`lookup`](Self::lookup), after an [`invalidate`](Self::invalidate)
     /// for [`Read::Fresh`].
-    fn read(&self, key: &str, how: Read) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+    fn read(
+        &self,
+        key: &str,
+        how: Read<'_>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         if matches!(how, Read::Fresh { .. }) {
             self.invalidate();
         }
@@ -230,12 +240,17 @@ pub fn preferred_key<'a>(
 /// Which version of a remote secret a value comes from: AWS's `VersionId`
 /// and `VersionStages` (`AWSCURRENT`, `AWSPENDING`, ...), or the Vault KV v2
 /// version number (no stages). Never a value: a run may record it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Version {
     /// The version's identifier.
     pub id: String,
     /// Its stages (AWS), in the order the service gave them.
     pub stages: Vec<String>,
+    /// The version this one stands in for: the version in force was
+    /// reported failed (`report_failure`) and this one, beside it (AWS
+    /// `AWSPENDING` or `AWSPREVIOUS`, the KV v2 version before), is served
+    /// until the service's current version is another.
+    pub instead_of: Option<String>,
 }
 
 /// A key whose value changed in a provider ([`SecretsManager::on_change`]

@@ -58,6 +58,23 @@ static void test_env_normalization_prefix_live_and_empty(void) {
   v = NULL;
   CHECK_CALL(ST_NOT_FOUND, st_secrets_refresh(m, "absent-key", &v, &changed, &err));
   CHECK(v == NULL);
+  /* A failure reported: the file has no versions, so it is read again as a
+     refresh; the answer says what is held (the stages of a rotation: the
+     Rust suites against moto and OpenBao). */
+  v = info = NULL;
+  CHECK_CALL(ST_OK, st_secrets_report_failure(m, "hf-token", NULL, &v, &info, &err));
+  CHECK(v && strcmp(st_buf_str(v), "from-file") == 0);
+  CHECK(info && strcmp(st_buf_str(info), "{\"provider\":\"file\",\"version\":null,\"stages\":[],"
+                                         "\"changed\":false}") == 0);
+  st_buf_free(v);
+  st_buf_free(info);
+  v = info = NULL;
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_report_failure(m, "hf-token", "", &v, &info, &err));
+  CHECK(v == NULL && info == NULL);
+  CHECK_CALL(ST_NOT_FOUND, st_secrets_report_failure(m, "absent-key", "3", &v, &info, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_report_failure(m, NULL, NULL, &v, &info, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_report_failure(m, "hf-token", NULL, NULL, &info, &err));
+  CHECK(v == NULL && info == NULL);
   st_secrets_free(m);
 
   /* With a prefix, only <prefix>_<KEY> is read. */

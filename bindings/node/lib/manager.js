@@ -22,6 +22,11 @@ const {
   Handle,
 } = require('./native');
 
+/** reportFailure's answer: the version now held, and whether it changed. */
+function reported(value, info) {
+  return { ...withVersion(value, info), changed: Boolean(info.changed) };
+}
+
 /** A secrets chain (environment > secrets file > AWS Secrets Manager > Vault by default). */
 class Manager extends Handle {
   /** cfg: the library's configuration keys (docs/configuration.md, section
@@ -92,6 +97,34 @@ class Manager extends Handle {
     return { value: text(takeBuf(value[0])), changed: Boolean(changed[0]) };
   }
 
+  /** "This value failed me": a login with key's value of version (as
+   *  getWithVersion gave it; undefined: the version held) was refused. Reads
+   *  key again as refresh does, except that a remote secret whose version in
+   *  force is the one that failed is answered with the version beside it
+   *  (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV v2 version before), held
+   *  until the service's version in force is another. Returns {value,
+   *  provider, version, stages, insteadOf (only for a stand-in), changed},
+   *  or undefined when no provider has the key. */
+  reportFailure(key, version) {
+    const value = [null];
+    const info = [null];
+    const err = [null];
+    const v = version === undefined || version === null ? null : String(version);
+    if (!found(C.st_secrets_report_failure(this.handle, key, v, value, info, err), err)) return undefined;
+    return reported(text(takeBuf(value[0])), JSON.parse(text(takeBuf(info[0]))));
+  }
+
+  /** reportFailure's Promise form. */
+  async reportFailureAsync(key, version) {
+    const value = [null];
+    const info = [null];
+    const err = [null];
+    const v = version === undefined || version === null ? null : String(version);
+    const rc = await callAsync(this, C.st_secrets_report_failure, PINNED, key, v, value, info, err);
+    if (!found(rc, err)) return undefined;
+    return reported(text(takeBuf(value[0])), JSON.parse(text(takeBuf(info[0]))));
+  }
+
   /** Calls fn({key, provider, version, stages, removed}) whenever the value
    *  this manager serves for a key changes (a remote secret refreshed or
    *  rotated, the secrets file rewritten): never the value (read it with
@@ -104,7 +137,9 @@ class Manager extends Handle {
     const callback = koffi.register((_user, key, info) => {
       try {
         const i = JSON.parse(info);
-        fn({ key, provider: i.provider, version: i.version, stages: i.stages, removed: i.removed });
+        const change = { key, provider: i.provider, version: i.version, stages: i.stages, removed: i.removed };
+        if (i.instead_of) change.insteadOf = i.instead_of;
+        fn(change);
       } catch (_) {
         // The listener's own failure: nothing to hand it to.
       }

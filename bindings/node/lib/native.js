@@ -230,7 +230,10 @@ function bufCall(fn, optional = false) {
 }
 
 function withVersion(value, info) {
-  return { value, provider: info.provider, version: info.version, stages: info.stages };
+  const out = { value, provider: info.provider, version: info.version, stages: info.stages };
+  // Only for a version standing in for one reported failed (reportFailure).
+  if (info.instead_of) out.insteadOf = info.instead_of;
+  return out;
 }
 
 function toBytes(value) {

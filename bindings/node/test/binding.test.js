@@ -203,6 +203,12 @@ test('manager: getWithSource, diagnose, resetDefault', () => {
     fs.writeFileSync(file, '{"HF_TOKEN": "hf_node_rotated"}', { mode: 0o600 });
     assert.deepEqual(m.refresh('HF_TOKEN'), { value: 'hf_node_rotated', changed: true });
     assert.equal(m.refresh('MISSING_KEY'), undefined);
+    // A failure reported: the file has no versions, so it is read again as a
+    // refresh (stand-ins: the Rust suites against moto and OpenBao).
+    assert.deepEqual(m.reportFailure('HF_TOKEN'),
+      { value: 'hf_node_rotated', provider: 'file', version: null, stages: [], changed: false });
+    assert.equal(m.reportFailure('MISSING_KEY', '3'), undefined);
+    assert.throws(() => m.reportFailure('HF_TOKEN', ''), /ST_INVALID_ARGUMENT|empty/);
     m.set('HF_TOKEN', 'hf_node_source');
     process.env.NODETEST_SRC_HF_TOKEN = 'from-env';
     try {

@@ -51,12 +51,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(interpreter_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(manager_get_with_version, m)?)?;
     m.add_function(wrap_pyfunction!(manager_refresh, m)?)?;
+    m.add_function(wrap_pyfunction!(manager_report_failure, m)?)?;
     m.add_function(wrap_pyfunction!(manager_on_change, m)?)?;
     m.add_function(wrap_pyfunction!(manager_remove_listener, m)?)?;
     Ok(())
 }
 
-/// `{"provider", "version", "stages"}` of a value or a change.
+/// `{"provider", "version", "stages"}` of a value or a change, with
+/// `"instead_of"` when the version stands in for one reported failed.
 fn info<'py>(
     py: Python<'py>,
     provider: &str,
@@ -66,6 +68,9 @@ fn info<'py>(
     d.set_item("provider", provider)?;
     d.set_item("version", version.map(|v| v.id.as_str()))?;
     d.set_item("stages", version.map_or(&[][..], |v| &v.stages[..]))?;
+    if let Some(failed) = version.and_then(|v| v.instead_of.as_deref()) {
+        d.set_item("instead_of", failed)?;
+    }
     Ok(d)
 }
 
@@ -102,6 +107,30 @@ fn manager_refresh<'py>(
     // A kept answer may be the value that failed.
     chain.forget(py);
     let Some(r) = refreshed.or_raise(py)? else {
+        return Ok(None);
+    };
+    let d = found_dict(py, &r.found)?;
+    d.set_item("changed", r.changed)?;
+    Ok(Some(d))
+}
+
+/// "This value failed me" (`version`: the one refused; None: the one held):
+/// `{"value", "changed", "provider", "version", "stages"}` with
+/// `"instead_of"` for a stand-in, or None.
+#[pyfunction]
+#[pyo3(signature = (manager, key, version=None))]
+fn manager_report_failure<'py>(
+    py: Python<'py>,
+    manager: &Bound<'py, ManagerBase>,
+    key: &str,
+    version: Option<&str>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let chain = manager.get().native()?;
+    let m = Arc::clone(&chain.manager);
+    let reported = py.detach(|| m.report_failure(key, version));
+    // The value held before may be the one that failed.
+    chain.forget(py);
+    let Some(r) = reported.or_raise(py)? else {
         return Ok(None);
     };
     let d = found_dict(py, &r.found)?;

@@ -59,6 +59,18 @@ class SecretsManager(_native.ManagerBase):
         request."""
         return _native.manager_refresh(self, key)
 
+    def report_failure(self, key: str, version: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """"This value failed me": a login with the key's value of `version`
+        (as get_with_version gave it; None: the version held) was refused.
+        The key is read again as refresh reads it, except that a remote
+        secret whose version in force is the one that failed is answered with
+        the version beside it (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV
+        v2 version before), held until the service's version in force is
+        another. {"value", "changed", "provider", "version", "stages"}, with
+        "instead_of" naming the failed version a stand-in replaces; None when
+        no provider has the key."""
+        return _native.manager_report_failure(self, key, version)
+
     def on_change(self, callback: Callable[[dict[str, Any]], object]) -> int:
         """Calls callback({"key", "provider", "version", "stages", "removed"})
         whenever the value this manager serves for a key changes (a remote

@@ -225,6 +225,13 @@ def test_versions_refresh_and_change_events(manager, tmp_path):
     assert manager.get("HF_TOKEN") == "two"
     assert told == [{"key": "HF_TOKEN", "provider": "file", "version": None,
                      "stages": [], "removed": False}]
+    # A failure reported: the file has no versions, so it is read again as
+    # a refresh (stand-ins: the Rust suites against moto and OpenBao).
+    assert manager.report_failure("HF_TOKEN") == {
+        "value": "two", "provider": "file", "version": None, "stages": [], "changed": False}
+    assert manager.report_failure("MISSING_KEY", "3") is None
+    with pytest.raises(st_secrets.StSecretsError):
+        manager.report_failure("HF_TOKEN", "")
     # Rewritten again, no get: the library's watch thread tells it.
     path.write_text('{"HF_TOKEN": "three"}')
     for _ in range(600):

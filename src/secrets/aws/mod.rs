@@ -37,6 +37,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
@@ -84,6 +85,9 @@ enum Transport {
 pub struct Aws {
     transport: Transport,
     settings: RemoteSettings,
+    /// `DescribeSecret` was refused (the credentials may call
+    /// `GetSecretValue` only): not asked again.
+    no_describe: std::sync::atomic::AtomicBool,
 }
 
 /// The AWS Secrets Manager provider.
@@ -140,6 +144,7 @@ impl RemoteSource<Aws> {
         let fetcher = transport.map(|transport| Aws {
             transport,
             settings: remote.clone(),
+            no_describe: std::sync::atomic::AtomicBool::new(false),
         });
         let configured = names.is_some();
         RemoteSource::build(
@@ -193,31 +198,78 @@ fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Clie
 }
 
 impl Aws {
-    /// Fetches the secret `name` from the service.
-    fn fetch_direct(&self, client: &Client, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        let body = json!({ "SecretId": name, "VersionStage": "AWSCURRENT" }).to_string();
+    /// Fetches the secret `name` from the service: its version `id`, else
+    /// its `AWSCURRENT` version (asked for by name: the service's default,
+    /// and what a server that loses track of its default version after a
+    /// rotation, as moto's does, still answers right).
+    fn fetch_direct(
+        &self,
+        client: &Client,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
+        let body = match id {
+            Some(id) => json!({ "SecretId": name, "VersionId": id }),
+            None => json!({ "SecretId": name, "VersionStage": "AWSCURRENT" }),
+        };
+        self.send_secret(client, "GetSecretValue", &body.to_string(), |r| {
+            secret_from(name, r)
+        })
+    }
+
+    /// `DescribeSecret` of `name`: its versions and their stages, no value.
+    fn describe_direct(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> Result<Fetched<Versions>, FetchError> {
+        let body = json!({ "SecretId": name }).to_string();
+        self.send_secret(client, "DescribeSecret", &body, |r| {
+            wire::versions_from(name, r).map_err(|(e, status)| {
+                let expired = e.is_expired_token();
+                let failure =
+                    e.into_fetch_error(&format!("DescribeSecret of secret '{name}'"), status);
+                if expired {
+                    Refusal::ExpiredCredentials(failure)
+                } else {
+                    Refusal::Other(failure)
+                }
+            })
+        })
+    }
+
+    /// Sends the Secrets Manager call `target` with `body`, retries
+    /// included, its answer read by `read`.
+    fn send_secret<T>(
+        &self,
+        client: &Client,
+        target: &str,
+        body: &str,
+        read: impl Fn(Response) -> Result<T, Refusal>,
+    ) -> Result<T, FetchError> {
+        let header = format!("secretsmanager.{target}");
         let call = |creds: &Credentials| {
             client.call(
                 creds,
                 "secretsmanager",
-                "GetSecretValue",
+                target,
                 &client.endpoint,
                 &[
                     ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", "secretsmanager.GetSecretValue"),
+                    ("x-amz-target", &header),
                 ],
                 body.as_bytes(),
             )
         };
         with_retries(&self.settings, || {
             let creds = client.credentials.get()?;
-            match secret_from(name, call(&creds)?) {
+            match read(call(&creds)?) {
                 // Temporary credentials the service calls expired (a clock
                 // skew, or revoked early): fetch new ones and try once more.
                 Err(Refusal::ExpiredCredentials(_)) if creds.expires.is_some() => {
                     client.credentials.invalidate();
                     let creds = client.credentials.get()?;
-                    secret_from(name, call(&creds)?).map_err(Refusal::into_fetch_error)
+                    read(call(&creds)?).map_err(Refusal::into_fetch_error)
                 }
                 other => other.map_err(Refusal::into_fetch_error),
             }
@@ -322,6 +374,7 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
                     .collect(),
                 _ => Vec::new(),
             },
+            instead_of: None,
         }),
         _ => None,
     };
@@ -385,13 +438,38 @@ impl Fetch for Aws {
     const ABSENT: &'static str = "the secret does not exist";
 
     /// The secret `name` fetched now: from the service (its `AWSCURRENT`
-    /// version, asked for by name: the service's default, and what a server
-    /// that loses track of its default version after a rotation, as moto's
-    /// does, still answers right), or through the agent.
+    /// version), or through the agent.
     fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         match &self.transport {
-            Transport::Direct(client) => self.fetch_direct(client, name),
+            Transport::Direct(client) => self.fetch_direct(client, name, None),
             Transport::Agent(agent) => with_retries(&self.settings, || agent.fetch(name)),
+        }
+    }
+
+    /// `DescribeSecret`, straight to the service (the agent answers
+    /// `GetSecretValue` only), unless the credentials may not call it: then
+    /// never again by this process, and every refresh fetches the value.
+    fn versions(&self, name: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Transport::Direct(client) = &self.transport else {
+            return None;
+        };
+        if self.no_describe.load(Relaxed) {
+            return None;
+        }
+        match self.describe_direct(client, name) {
+            Err(f) if matches!(f.error, Error::Auth(_)) => {
+                self.no_describe.store(true, Relaxed);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    fn fetch_version(&self, name: &str, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        match &self.transport {
+            Transport::Direct(client) => self.fetch_direct(client, name, Some(id)),
+            Transport::Agent(_) => self.fetch(name),
         }
     }
 

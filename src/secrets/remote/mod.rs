@@ -13,6 +13,7 @@
 pub(crate) mod fake;
 pub(crate) mod http;
 pub(crate) mod node;
+pub(crate) mod rotation;
 pub(crate) mod secret_cache;
 pub(crate) mod source;
 pub(crate) mod token_file;

@@ -11,7 +11,8 @@
 //! in its [`Fetch`].
 
 use super::node::{NodeUse, Scope};
-use super::secret_cache::{Fetched, Runner, SecretCache};
+use super::rotation::{self, Choice, Versions};
+use super::secret_cache::{Fetched, Reason, Runner, SecretCache};
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -41,6 +42,22 @@ pub trait Fetch: Send + Sync + 'static {
         name: &str,
         _held: Option<&SecretMap>,
     ) -> Result<Fetched<SecretMap>, FetchError> {
+        self.fetch(name)
+    }
+
+    /// What the service says of secret `name`'s versions without sending a
+    /// value (AWS `DescribeSecret`, KV v2 `metadata/`), so that a refresh
+    /// keeps a version still current and a failed version's report finds
+    /// the one beside it; `None` when it cannot say (through an agent, KV
+    /// v1, a leased secret, or not permitted): the secret is then fetched
+    /// whole.
+    fn versions(&self, _name: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+        None
+    }
+
+    /// The secret `name` at version `id`, one [`versions`](Self::versions)
+    /// named.
+    fn fetch_version(&self, name: &str, _id: &str) -> Result<Fetched<SecretMap>, FetchError> {
         self.fetch(name)
     }
 
@@ -128,7 +145,9 @@ impl<F: Fetch> RemoteSource<F> {
                 };
                 let load = {
                     let (fetcher, name) = (Arc::clone(&fetcher), name.clone());
-                    Box::new(move |held: Option<&SecretMap>| fetcher.fetch_held(&name, held))
+                    Box::new(move |held: Option<&SecretMap>, why: Reason<'_>| {
+                        load_checked(&*fetcher, &name, held, why)
+                    })
                 };
                 let changed = told_unless_earlier(&units, &sink);
                 let cache =
@@ -200,12 +219,13 @@ impl<F: Fetch> RemoteSource<F> {
         units: &[Unit],
         key: &str,
         min_interval: std::time::Duration,
+        failed: Option<&str>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         if let Some(u) = units.iter().find(|u| u.cache.peek(key).is_some()) {
-            return u.cache.force_versioned(key, min_interval);
+            return u.cache.force_versioned(key, min_interval, failed);
         }
         for u in units {
-            if let Some(found) = u.cache.force_versioned(key, min_interval)? {
+            if let Some(found) = u.cache.force_versioned(key, min_interval, failed)? {
                 return Ok(Some(found));
             }
         }
@@ -239,6 +259,58 @@ impl<F: Fetch> RemoteSource<F> {
             )),
         }
         (detail, warnings)
+    }
+}
+
+/// The secret `name` fetched as its cache's loader. When its time came
+/// with a version held, when a version was reported failed, or when the
+/// value held stands in for one that failed, the service is first asked
+/// which versions it has: a version held that is still the one to hold is
+/// kept without sending the value (its stages as they are now), another is
+/// fetched by its identifier. Otherwise (a first fetch, a caller's plain
+/// refresh, a lease, KV v1) or when the service cannot say, the secret is
+/// fetched as before.
+fn load_checked<F: Fetch>(
+    fetcher: &F,
+    name: &str,
+    held: Option<&SecretMap>,
+    why: Reason<'_>,
+) -> Result<Fetched<SecretMap>, FetchError> {
+    let version = held
+        .filter(|m| m.lease().is_none())
+        .and_then(SecretMap::version);
+    let instead_of = version.and_then(|v| v.instead_of.as_deref());
+    let failed = why.failed().or(instead_of);
+    let check = failed.is_some() || (why == Reason::Due && version.is_some());
+    if !check {
+        return fetcher.fetch_held(name, held);
+    }
+    let versions = match fetcher.versions(name) {
+        None => return fetcher.fetch_held(name, held),
+        Some(answer) => match answer? {
+            Fetched::Absent => return Ok(Fetched::Absent),
+            Fetched::Found(v) => v,
+        },
+    };
+    match rotation::choose(&versions, version, failed) {
+        Choice::Keep(v) => Ok(Fetched::Found(
+            held.map_or_else(SecretMap::default, SecretMap::copy)
+                .with_version(Some(v)),
+        )),
+        Choice::Fetch(v) => Ok(match fetcher.fetch_version(name, &v.id)? {
+            Fetched::Found(map) => {
+                // The service's own label of what it sent, with what it
+                // stands in for.
+                let stages = map.version().map(|got| got.stages.clone());
+                let version = Version {
+                    stages: stages.filter(|s| !s.is_empty()).unwrap_or(v.stages),
+                    ..v
+                };
+                Fetched::Found(map.with_version(Some(version)))
+            }
+            Fetched::Absent => Fetched::Absent,
+        }),
+        Choice::Plain => fetcher.fetch_held(name, held),
     }
 }
 
@@ -278,7 +350,11 @@ impl<F: Fetch> Provider for RemoteSource<F> {
         Ok(None)
     }
 
-    fn read(&self, key: &str, how: Read) -> Result<Option<(SecretString, Option<Version>)>, Error> {
+    fn read(
+        &self,
+        key: &str,
+        how: Read<'_>,
+    ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
         if how == Read::Held {
             return Ok(self
                 .configured
@@ -288,11 +364,15 @@ impl<F: Fetch> Provider for RemoteSource<F> {
         let Some(units) = self.asked()? else {
             return Ok(None);
         };
-        if let Read::Fresh { min_interval } = how {
+        if let Read::Fresh {
+            min_interval,
+            failed,
+        } = how
+        {
             if let Ok(live) = &self.live {
                 live.fetcher.expect_change();
             }
-            return Self::refresh_key(units, key, min_interval);
+            return Self::refresh_key(units, key, min_interval, failed);
         }
         for u in units {
             if let Some(found) = u.cache.lookup_versioned(key)? {

@@ -424,7 +424,7 @@ fn a_refresh_that_finds_the_same_version_changes_nothing() {
         m.insert("K".into(), value.into());
         Ok(Fetched::Found(m.with_version(Some(Version {
             id: version.into(),
-            stages: vec![],
+            ..Version::default()
         }))))
     };
     let first = cache.get_with(move || map("a", "v1")).unwrap();
@@ -472,7 +472,7 @@ fn leased(value: &str, ms: u64) -> SecretMap {
     map.insert("pg_password".into(), value.into());
     map.with_version(Some(crate::secrets::provider::Version {
         id: "lease-1".into(),
-        stages: Vec::new(),
+        ..Default::default()
     }))
     .with_lease(Some(crate::secrets::provider::Lease {
         id: crate::secret::SecretString::from("database/creds/x/1"),
@@ -547,4 +547,271 @@ fn with_refresh_ahead_an_ended_lease_is_not_served_while_its_refresh_waits() {
             .code_name(),
         "ST_TIMEOUT"
     );
+}
+
+/// The rotation window and version-checked refreshes, through the one
+/// remote provider over a scripted service that counts its calls.
+mod versions {
+    use super::super::node::{NodeDir, NodeUse, Scope};
+    use super::super::rotation::Versions;
+    use super::super::source::{Fetch, RemoteSource};
+    use super::*;
+    use crate::secrets::provider::{Provider, Read, Version};
+    use crate::sys::Mutex;
+    use serde_json::Value;
+
+    /// A secret service: versions (id, value, stages), counting what it is asked.
+    #[derive(Default)]
+    struct Service {
+        versions: Vec<(String, String, Vec<String>)>,
+        gets: AtomicUsize,
+        describes: AtomicUsize,
+    }
+
+    impl Service {
+        fn put(&mut self, id: &str, value: &str, stage: &str) {
+            for (_, _, stages) in &mut self.versions {
+                stages.retain(|s| s != stage);
+            }
+            self.versions
+                .push((id.into(), value.into(), vec![stage.into()]));
+        }
+
+        fn stage(&mut self, id: &str, stage: &str) {
+            for (v, _, stages) in &mut self.versions {
+                stages.retain(|s| s != stage);
+                if v == id {
+                    stages.push(stage.into());
+                }
+            }
+        }
+
+        fn map(&self, pick: impl Fn(&(String, String, Vec<String>)) -> bool) -> Fetched<SecretMap> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            let Some((id, value, stages)) = self.versions.iter().find(|v| pick(v)) else {
+                return Fetched::Absent;
+            };
+            let Value::Object(doc) = serde_json::json!({ "DB_PASSWORD": value }) else {
+                unreachable!()
+            };
+            Fetched::Found(SecretMap::from_json_object(doc).with_version(Some(Version {
+                id: id.clone(),
+                stages: stages.clone(),
+                instead_of: None,
+            })))
+        }
+    }
+
+    struct Scripted(Arc<Mutex<Service>>);
+
+    impl Fetch for Scripted {
+        const NAME: &'static str = "aws";
+        const ABSENT: &'static str = "absent";
+
+        fn fetch(&self, _name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+            Ok(self
+                .0
+                .lock()
+                .map(|(_, _, s)| s.iter().any(|s| s == "AWSCURRENT")))
+        }
+
+        fn versions(&self, _name: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+            let service = self.0.lock();
+            service.describes.fetch_add(1, Ordering::SeqCst);
+            let with = |stage: &str| {
+                service
+                    .versions
+                    .iter()
+                    .find(|(_, _, s)| s.iter().any(|s| s == stage))
+                    .map(|(id, _, _)| id.clone())
+            };
+            Some(Ok(Fetched::Found(Versions {
+                current: with("AWSCURRENT"),
+                beside: ["AWSPENDING", "AWSPREVIOUS"]
+                    .iter()
+                    .filter_map(|s| with(s))
+                    .collect(),
+                stages: service
+                    .versions
+                    .iter()
+                    .map(|(id, _, s)| (id.clone(), s.clone()))
+                    .collect(),
+            })))
+        }
+
+        fn fetch_version(&self, _name: &str, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
+            Ok(self.0.lock().map(|(v, _, _)| v == id))
+        }
+
+        fn describe(&self, _names: &[&str]) -> (String, Vec<String>) {
+            (String::new(), Vec::new())
+        }
+
+        fn checks(&self, _names: &[&str]) -> Value {
+            Value::Null
+        }
+    }
+
+    fn provider(
+        service: &Arc<Mutex<Service>>,
+        ttl_ms: u64,
+        node: NodeUse,
+    ) -> RemoteSource<Scripted> {
+        let s = RemoteSettings {
+            cache_ttl: Duration::from_millis(ttl_ms),
+            refresh_ahead_permille: 0,
+            refresh_min_interval: Duration::from_secs(60),
+            ..settings()
+        };
+        let scope = Scope::new("aws", &crate::secrets::remote::Vars::empty());
+        let fetcher = Ok(Scripted(Arc::clone(service)));
+        RemoteSource::build(vec!["db".into()], true, fetcher, &s, node, &scope)
+    }
+
+    fn counts(service: &Arc<Mutex<Service>>) -> (usize, usize) {
+        let s = service.lock();
+        (
+            s.gets.load(Ordering::SeqCst),
+            s.describes.load(Ordering::SeqCst),
+        )
+    }
+
+    fn held(p: &RemoteSource<Scripted>) -> (String, Version) {
+        let (value, version) = p.read("DB_PASSWORD", Read::Cached).unwrap().unwrap();
+        (value.expose().to_owned(), version.unwrap())
+    }
+
+    fn report(p: &RemoteSource<Scripted>, failed: &str) -> (String, Version) {
+        report_within(p, failed, Duration::from_secs(60))
+    }
+
+    fn report_within(
+        p: &RemoteSource<Scripted>,
+        failed: &str,
+        interval: Duration,
+    ) -> (String, Version) {
+        let how = Read::Fresh {
+            min_interval: interval,
+            failed: Some(failed),
+        };
+        let (value, version) = p.read("DB_PASSWORD", how).unwrap().unwrap();
+        (value.expose().to_owned(), version.unwrap())
+    }
+
+    #[test]
+    fn an_unchanged_secret_is_checked_each_ttl_never_fetched_again() {
+        let service = Arc::new(Mutex::new(Service::default()));
+        service.lock().put("v1", "one", "AWSCURRENT");
+        let p = provider(&service, 20, NodeUse::Off);
+        for _ in 0..10 {
+            assert_eq!(held(&p).0, "one");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let (gets, describes) = counts(&service);
+        assert_eq!(gets, 1, "only the first fetch sends the value");
+        assert!(describes >= 9, "each TTL asked the version: {describes}");
+        // A new version is fetched at the next check, and only then.
+        service.lock().put("v2", "two", "AWSCURRENT");
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(
+            held(&p),
+            (
+                "two".into(),
+                Version {
+                    id: "v2".into(),
+                    stages: vec!["AWSCURRENT".into()],
+                    instead_of: None
+                }
+            )
+        );
+        assert_eq!(counts(&service).0, 2);
+    }
+
+    #[test]
+    fn a_rotation_window_is_crossed_with_one_fetch_per_node() {
+        let shm = std::path::PathBuf::from(format!(
+            "/dev/shm/st-secrets-rotation-test-{}",
+            std::process::id()
+        ));
+        let dir = Arc::new(NodeDir::open(&shm).unwrap());
+        let service = Arc::new(Mutex::new(Service::default()));
+        service.lock().put("v1", "old", "AWSCURRENT");
+        // Two ranks of a node, sharing the node cache.
+        let ranks = [
+            provider(&service, 40, NodeUse::On(Arc::clone(&dir))),
+            provider(&service, 40, NodeUse::On(Arc::clone(&dir))),
+        ];
+        assert_eq!(held(&ranks[0]).0, "old");
+        assert_eq!(held(&ranks[1]).0, "old");
+        assert_eq!(counts(&service).0, 1, "one fetch for the node");
+        // createSecret + setSecret: a pending version, and the old one fails.
+        service.lock().put("v2", "new", "AWSPENDING");
+        let (value, version) = report(&ranks[0], "v1");
+        assert_eq!(value, "new");
+        assert_eq!(
+            (version.id.as_str(), version.instead_of.as_deref()),
+            ("v2", Some("v1"))
+        );
+        assert_eq!(version.stages, ["AWSPENDING"]);
+        // The other rank's report is answered by the node's entry.
+        let (value, version) = report(&ranks[1], "v1");
+        assert_eq!((value.as_str(), version.id.as_str()), ("new", "v2"));
+        // A rank reporting again the version it no longer holds: no request.
+        assert_eq!(report(&ranks[0], "v1").0, "new");
+        assert_eq!(counts(&service).0, 2, "one more fetch for the node");
+        // Past the TTL, AWSCURRENT still names the failed version: the
+        // stand-in is kept, without its value sent again.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(held(&ranks[1]).1.instead_of.as_deref(), Some("v1"));
+        // finishSecret: the stand-in is current, held as such.
+        {
+            let mut s = service.lock();
+            s.stage("v2", "AWSCURRENT");
+            s.stage("v1", "AWSPREVIOUS");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        for rank in &ranks {
+            let (value, version) = held(rank);
+            assert_eq!((value.as_str(), version.id.as_str()), ("new", "v2"));
+            assert!(
+                version.stages.contains(&"AWSCURRENT".to_owned()),
+                "{version:?}"
+            );
+            assert_eq!(version.instead_of, None);
+        }
+        assert_eq!(
+            counts(&service).0,
+            2,
+            "the rotation cost one fetch of the value"
+        );
+        drop(ranks);
+        let _ = std::fs::remove_dir_all(&shm);
+    }
+
+    #[test]
+    fn reports_are_bounded_per_interval_and_a_failing_stand_in_gives_way() {
+        let service = Arc::new(Mutex::new(Service::default()));
+        service.lock().put("v1", "old", "AWSCURRENT");
+        service.lock().put("v2", "new", "AWSPENDING");
+        let p = provider(&service, 60_000, NodeUse::Off);
+        assert_eq!(held(&p).0, "old");
+        assert_eq!(
+            report(&p, "v2").1.id,
+            "v1",
+            "a version not held: what is held answers"
+        );
+        assert_eq!(counts(&service), (1, 0), "without a request");
+        assert_eq!(report(&p, "v1").1.id, "v2");
+        // The stand-in fails too, within the interval: what is held answers.
+        assert_eq!(report(&p, "v2").1.id, "v2");
+        assert_eq!(counts(&service), (2, 1));
+        // After the interval, the version in force comes back.
+        let (value, version) = report_within(&p, "v2", Duration::ZERO);
+        assert_eq!((value.as_str(), version.instead_of), ("old", None));
+        // Nothing beside a failed version in force: it is kept, and said so.
+        service.lock().versions.retain(|(id, _, _)| id == "v1");
+        let (_, version) = report_within(&p, "v1", Duration::ZERO);
+        assert_eq!((version.id.as_str(), version.instead_of), ("v1", None));
+        assert_eq!(counts(&service), (3, 3));
+    }
 }

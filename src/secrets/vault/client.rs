@@ -4,6 +4,7 @@
 //! or checked.
 
 mod revoke;
+mod versions;
 pub(super) use revoke::revoke as revoke_ledger;
 mod session;
 
@@ -114,6 +115,10 @@ pub(super) struct Client {
     /// A configured KV version checked against `sys/internal/ui/mounts`
     /// (after the first "absent").
     checked: Mutex<Checked>,
+    /// Refusals of KV v2 `metadata/` in a row (a policy that allows
+    /// `data/` only): past two, not asked again, every refresh reads the
+    /// value.
+    metadata_refusals: std::sync::atomic::AtomicU32,
 }
 
 impl Client {
@@ -199,6 +204,7 @@ impl Client {
                 Mutex::with_rebuild(initial(), initial)
             },
             checked: Mutex::with_fresh(Checked::NotYet, || Checked::NotYet),
+            metadata_refusals: std::sync::atomic::AtomicU32::new(0),
         }))
     }
 

@@ -188,7 +188,7 @@ fn leased_map(name: &str, doc: &mut Value) -> Result<SecretMap, String> {
     Ok(map
         .with_version(Some(Version {
             id: version,
-            stages: Vec::new(),
+            ..Version::default()
         }))
         .with_lease(Some(Lease {
             renewable: renewable && !lease_id.expose().is_empty(),

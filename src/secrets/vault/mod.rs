@@ -52,6 +52,7 @@ use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::Address;
 use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
@@ -315,6 +316,27 @@ impl Fetch for Vault {
         match path.strip_prefix(lease::PREFIX) {
             Some(name) => self.leased(name, held),
             None => with_retries(&self.settings, || self.client.read_secret(path)),
+        }
+    }
+
+    fn versions(&self, path: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+        if path.starts_with(lease::PREFIX) {
+            return None;
+        }
+        let mut unsaid = false;
+        let answer = with_retries(&self.settings, || {
+            self.client.versions(path).unwrap_or_else(|| {
+                unsaid = true;
+                Ok(Fetched::Absent)
+            })
+        });
+        (!unsaid).then_some(answer)
+    }
+
+    fn fetch_version(&self, path: &str, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        match path.strip_prefix(lease::PREFIX) {
+            Some(_) => self.fetch(path),
+            None => with_retries(&self.settings, || self.client.read_version(path, id)),
         }
     }
 

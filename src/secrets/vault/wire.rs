@@ -141,7 +141,7 @@ pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>
                 .and_then(Value::as_u64)
                 .map(|v| Version {
                     id: v.to_string(),
-                    stages: Vec::new(),
+                    ..Version::default()
                 });
             o.remove("data").unwrap_or(Value::Null)
         }

@@ -85,6 +85,8 @@ struct LeaseIn {
 struct VersionOut<'a> {
     id: &'a str,
     stages: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instead_of: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +102,8 @@ struct BodyIn {
 struct VersionIn {
     id: String,
     stages: Vec<String>,
+    #[serde(default)]
+    instead_of: Option<String>,
 }
 
 impl Shareable for SecretMap {
@@ -110,6 +114,7 @@ impl Shareable for SecretMap {
             version: self.version().map(|v| VersionOut {
                 id: &v.id,
                 stages: &v.stages,
+                instead_of: v.instead_of.as_deref(),
             }),
             lease: self.lease().map(|l| LeaseOut {
                 id: l.id.expose(),
@@ -142,6 +147,7 @@ impl Shareable for SecretMap {
             map.with_version(body.version.map(|v| Version {
                 id: v.id,
                 stages: v.stages,
+                instead_of: v.instead_of,
             }))
             .with_lease(lease),
         )

@@ -44,6 +44,14 @@ use std::time::{Duration, Instant};
 /// 64 KiB).
 const MAX_ENTRY: u64 = 8 << 20;
 
+/// How an entry is looked for: what for, written since when (monotonic
+/// ns; 0: any), and which older entries a forced fetch takes anyway.
+struct Look<'a, T> {
+    mode: Mode,
+    since: u64,
+    accept: &'a dyn Fn(&Fetched<T>) -> bool,
+}
+
 /// What a fetch through the node cache is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -387,28 +395,34 @@ impl Slot {
     /// The answer for `mode`: a fresh entry's, else `fetch`'s (by this
     /// process, under the secret's lock, when it is the first), written
     /// for the others.
+    /// A forced fetch also takes an entry `accept` accepts, whenever it was
+    /// written (one of another version than a version reported failed).
     pub fn fetch<T: Shareable>(
         &self,
         settings: &RemoteSettings,
         mode: Mode,
+        accept: &dyn Fn(&Fetched<T>) -> bool,
         fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
     ) -> Shared<T> {
         // A forced fetch takes only what was written after it was asked
         // (another process's forced fetch it waited for), never what the
-        // caller found wanting.
+        // caller found wanting, unless `accept` takes it.
         let since = if mode == Mode::Force {
             clock::precise()
         } else {
             0
         };
-        if mode != Mode::Force {
-            if let Some(hit) = self.read(settings, mode, since) {
-                return hit;
-            }
+        let look = Look {
+            mode,
+            since,
+            accept,
+        };
+        if let Some(hit) = self.read(settings, &look) {
+            return hit;
         }
         let lock = self.open_lock().ok();
         let held = match &lock {
-            Some(file) => self.wait_for_lock(file, settings, mode, since),
+            Some(file) => self.wait_for_lock(file, settings, &look),
             None => Ok(false),
         };
         let held = match held {
@@ -416,7 +430,7 @@ impl Slot {
             Err(hit) => return hit,
         };
         if held {
-            if let Some(hit) = self.read(settings, mode, since) {
+            if let Some(hit) = self.read(settings, &look) {
                 return hit;
             }
         }
@@ -442,8 +456,7 @@ impl Slot {
         &self,
         file: &File,
         settings: &RemoteSettings,
-        mode: Mode,
-        since: u64,
+        look: &Look<'_, T>,
     ) -> Result<bool, Shared<T>> {
         let attempts = settings.retries.saturating_add(1);
         let bound = settings
@@ -464,7 +477,7 @@ impl Slot {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
-            if let Some(hit) = self.read(settings, mode, since) {
+            if let Some(hit) = self.read(settings, look) {
                 return Err(hit);
             }
         }
@@ -479,21 +492,25 @@ impl Slot {
         (since <= entry.written && entry.written <= now && now < entry.until).then_some(entry)
     }
 
-    /// The node's answer for `mode` now (written since `since`), if it has
-    /// one: the value's entry
-    /// while it is fresh (for a background refresh, before its soft
-    /// deadline, or while a failure is recent: the node backs off
-    /// together), else a recent failure. A failure is kept beside the
-    /// value, never over it: a refresh that failed leaves the fresh value
-    /// to the others.
+    /// The node's answer for `look.mode` now (written since `look.since`,
+    /// or accepted), if it has one: the value's entry while it is fresh
+    /// (for a background refresh, before its soft deadline, or while a
+    /// failure is recent: the node backs off together), else a recent
+    /// failure. A failure is kept beside the value, never over it: a
+    /// refresh that failed leaves the fresh value to the others.
     fn read<T: Shareable>(
         &self,
         settings: &RemoteSettings,
-        mode: Mode,
-        since: u64,
+        look: &Look<'_, T>,
     ) -> Option<Shared<T>> {
+        let (mode, since) = (look.mode, look.since);
         let now = clock::precise();
-        let value = Self::load::<T>(&self.entry_path(), now, since);
+        let value = Self::load::<T>(&self.entry_path(), now, since).or_else(|| {
+            (since > 0)
+                .then(|| Self::load::<T>(&self.entry_path(), now, 0))
+                .flatten()
+                .filter(|e| matches!(&e.held, Held::Fetched(v) if (look.accept)(v)))
+        });
         let failure = || Self::load::<T>(&self.fail_path(), now, since);
         let entry = match value {
             Some(e) if mode == Mode::Ahead => {

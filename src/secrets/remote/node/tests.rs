@@ -57,6 +57,11 @@ fn process(dir: &Arc<NodeDir>, scope: &Scope, s: &RemoteSettings) -> Arc<SecretC
     SecretCache::scripted_through(s.clone(), Some(scope.slot(dir, "team/secret")))
 }
 
+/// Accepts no older entry (every forced fetch but a failure's report).
+fn none<T>(_: &Fetched<T>) -> bool {
+    false
+}
+
 fn map(value: &str) -> SecretMap {
     let mut m = SecretMap::with_capacity(1);
     m.insert("HF_TOKEN".into(), value.into());
@@ -64,6 +69,7 @@ fn map(value: &str) -> SecretMap {
     m.with_version(Some(crate::secrets::provider::Version {
         id: "v7".into(),
         stages: vec!["AWSCURRENT".into()],
+        instead_of: Some("v6".into()),
     }))
 }
 
@@ -92,6 +98,7 @@ fn an_entry_reads_back_whole_and_a_torn_or_foreign_one_not_at_all() {
     assert_eq!(back.resolve("hf-token").unwrap().1.expose(), "hf_value");
     assert!(back.holds_non_secret("nested"));
     assert_eq!(back.version().unwrap().stages, ["AWSCURRENT"]);
+    assert_eq!(back.version().unwrap().instead_of.as_deref(), Some("v6"));
     assert_eq!((entry.written, entry.until), (10, 20));
     // Another boot, every truncation, and any flipped byte: refused.
     assert!(decode::<SecretMap>("boot-b", bytes.expose()).is_none());
@@ -281,7 +288,7 @@ fn a_holder_killed_mid_fetch_leaves_the_lock_to_the_next_process() {
         request_timeout: Duration::from_secs(60),
         ..settings()
     };
-    let shared = slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("hf_value"))));
+    let shared = slot.fetch(&s, Mode::Get, &none, || Ok(Fetched::Found(map("hf_value"))));
     assert!(shared.upstream);
     assert!(!shared.gave_up, "the lock was had, not waited out");
     killer.join().unwrap();
@@ -335,18 +342,28 @@ fn a_background_refresh_refetches_past_the_soft_deadline_once_for_the_node() {
         fetches.fetch_add(1, Ordering::SeqCst);
         Ok(Fetched::Found(map(v)))
     };
-    let first = slot.fetch(&s, Mode::Get, || counted("v1"));
+    let first = slot.fetch(&s, Mode::Get, &none, || counted("v1"));
     assert!(first.upstream);
     // Before the soft deadline (0.75 of 400 ms) the entry answers a refresh.
-    assert!(!slot.fetch(&s, Mode::Ahead, || counted("v2")).upstream);
+    assert!(
+        !slot
+            .fetch(&s, Mode::Ahead, &none, || counted("v2"))
+            .upstream
+    );
     std::thread::sleep(Duration::from_millis(320));
     // Past it: the first refresh fetches, the next one reads what it wrote.
-    assert!(slot.fetch(&s, Mode::Ahead, || counted("v2")).upstream);
-    let next = slot.fetch(&s, Mode::Ahead, || counted("v3"));
+    assert!(
+        slot.fetch(&s, Mode::Ahead, &none, || counted("v2"))
+            .upstream
+    );
+    let next = slot.fetch(&s, Mode::Ahead, &none, || counted("v3"));
     assert!(!next.upstream);
     assert!(next.remaining.unwrap() > Duration::from_millis(300));
     // A forced fetch always asks.
-    assert!(slot.fetch(&s, Mode::Force, || counted("v4")).upstream);
+    assert!(
+        slot.fetch(&s, Mode::Force, &none, || counted("v4"))
+            .upstream
+    );
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
 }
 
@@ -449,7 +466,7 @@ fn a_child_forked_mid_fetch_does_not_keep_the_lock() {
     let dir = shm.open();
     let slot = scope("t").slot(&dir, "team/secret");
     let mut child = None;
-    let shared = slot.fetch(&settings(), Mode::Get, || {
+    let shared = slot.fetch(&settings(), Mode::Get, &none, || {
         // A DataLoader worker forked while the lock is held: it inherits
         // the lock file's descriptor and lives on.
         child = Some(sys::fork_lingering(30));
@@ -472,30 +489,32 @@ fn a_failed_refresh_leaves_the_fresh_value_and_the_node_backs_off_together() {
     };
     let slot = scope("t").slot(&dir, "team/secret");
     assert!(
-        slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("v1"))))
+        slot.fetch(&s, Mode::Get, &none, || Ok(Fetched::Found(map("v1"))))
             .upstream
     );
     std::thread::sleep(Duration::from_millis(320));
     let down = || Err(FetchError::transient(Error::Network("down".into())));
-    let refresh = slot.fetch::<SecretMap>(&s, Mode::Ahead, down);
+    let refresh = slot.fetch::<SecretMap>(&s, Mode::Ahead, &none, down);
     assert!(refresh.upstream && refresh.outcome.is_err());
     // A get still finds the value (the failure is beside it, not over it).
-    let got = slot.fetch::<SecretMap>(&s, Mode::Get, || panic!("no fetch: the value is fresh"));
+    let got = slot.fetch::<SecretMap>(&s, Mode::Get, &none, || {
+        panic!("no fetch: the value is fresh")
+    });
     let Ok(Fetched::Found(m)) = got.outcome else {
         panic!("the value, not the failure");
     };
     assert_eq!(m.resolve("HF_TOKEN").unwrap().1.expose(), "v1");
     // Another process's refresh past the soft deadline backs off with the
     // node while the failure is recent.
-    let next = slot.fetch::<SecretMap>(&s, Mode::Ahead, || panic!("the node backs off"));
+    let next = slot.fetch::<SecretMap>(&s, Mode::Ahead, &none, || panic!("the node backs off"));
     assert!(!next.upstream);
     // Once the value has expired, a get answers the failure for its TTL.
     std::thread::sleep(Duration::from_millis(100));
-    let failed = slot.fetch::<SecretMap>(&s, Mode::Get, || panic!("the failure answers"));
+    let failed = slot.fetch::<SecretMap>(&s, Mode::Get, &none, || panic!("the failure answers"));
     assert!(matches!(failed.outcome, Err(f) if f.error == Error::Network("down".into())));
     // A success clears the failure.
     assert!(
-        slot.fetch(&s, Mode::Force, || Ok(Fetched::Found(map("v2"))))
+        slot.fetch(&s, Mode::Force, &none, || Ok(Fetched::Found(map("v2"))))
             .upstream
     );
     assert!(!slot.fail_path().exists());
@@ -508,7 +527,7 @@ fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_va
     let s = settings();
     let slot = Arc::new(scope("t").slot(&dir, "team/secret"));
     assert!(
-        slot.fetch(&s, Mode::Get, || Ok(Fetched::Found(map("refused"))))
+        slot.fetch(&s, Mode::Get, &none, || Ok(Fetched::Found(map("refused"))))
             .upstream
     );
     // Eight ranks whose credential was refused force a fetch at once.
@@ -521,7 +540,7 @@ fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_va
             let start = Arc::clone(&start);
             std::thread::spawn(move || {
                 start.wait();
-                let got = slot.fetch(&s, Mode::Force, || {
+                let got = slot.fetch(&s, Mode::Force, &none, || {
                     fetches.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(500));
                     Ok(Fetched::Found(map("rotated")))

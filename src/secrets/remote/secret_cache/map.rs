@@ -67,8 +67,9 @@ impl SecretCache<SecretMap> {
         &self,
         key: &str,
         min_interval: Duration,
+        failed: Option<&str>,
     ) -> Result<Option<(SecretString, Option<Version>)>, Error> {
-        let blob = self.force(min_interval)?;
+        let blob = self.force(min_interval, failed)?;
         Ok(blob.found().and_then(|map| map.versioned(key)))
     }
 

@@ -48,6 +48,12 @@ pub trait Versioned {
         Vec::new()
     }
 
+    /// Whether `other` carries the same version as this in every respect
+    /// (its stages, what it stands in for), not only the same identifier.
+    fn same_label(&self, _other: &Self) -> bool {
+        true
+    }
+
     /// `error` with what this holds taken out of its message (a server's
     /// error text that repeats a value it served before).
     fn scrub(&self, error: Error) -> Error {
@@ -62,6 +68,10 @@ impl Versioned for SecretMap {
 
     fn scrub(&self, error: Error) -> Error {
         map::scrub(self, error)
+    }
+
+    fn same_label(&self, other: &Self) -> bool {
+        self.version() == other.version()
     }
 
     fn changes(now: Option<&Self>, earlier: Option<&Self>) -> Vec<KeyChange> {
@@ -173,8 +183,37 @@ impl<T> CacheState<T> {
 pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
 
 /// A cache's loader: its secret fetched now, retries included, given what
-/// the cache holds (a lease held is renewed rather than issued again).
-pub type Load<T> = Box<dyn Fn(Option<&T>) -> Result<Fetched<T>, FetchError> + Send + Sync>;
+/// the cache holds (a lease held is renewed rather than issued again; a
+/// version held that is still current is kept) and why it is fetched.
+pub type Load<T> =
+    Box<dyn Fn(Option<&T>, Reason<'_>) -> Result<Fetched<T>, FetchError> + Send + Sync>;
+
+/// Why a cache fetches its secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason<'a> {
+    /// Its time came (a get past the TTL, a refresh ahead): a version held
+    /// that is still the service's current one is kept without its value.
+    Due,
+    /// A caller's refresh: fetched whole.
+    Forced,
+    /// A caller reported this version failed it.
+    Failed(&'a str),
+}
+
+impl<'a> Reason<'a> {
+    /// The reason of a forced fetch, `failed` the version reported.
+    fn forced(failed: Option<&'a str>) -> Self {
+        failed.map_or(Reason::Forced, Reason::Failed)
+    }
+
+    /// The version reported failed, if any.
+    pub fn failed(self) -> Option<&'a str> {
+        match self {
+            Reason::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
 
 /// Where a cache pushes the keys a fetch changed (no lock held).
 pub type Changed = Box<dyn Fn(Vec<KeyChange>) + Send + Sync>;
@@ -270,14 +309,14 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     }
 
     /// The loader's answer, its failure scrubbed of the values held.
-    fn load(&self) -> Result<Fetched<T>, FetchError> {
+    fn load(&self, why: Reason<'_>) -> Result<Fetched<T>, FetchError> {
         let held = self
             .state
             .lock()
             .good
             .as_ref()
             .map(|g| Arc::clone(&g.value));
-        (self.load)(held.as_deref().and_then(Fetched::found)).map_err(|mut failure| {
+        (self.load)(held.as_deref().and_then(Fetched::found), why).map_err(|mut failure| {
             let state = self.state.lock();
             if let Some(held) = state.good.as_ref().and_then(|g| g.value.found()) {
                 failure.error = held.scrub(failure.error);
@@ -288,12 +327,22 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
 
     /// The loader's answer, through the node cache when the secret is
     /// shared (and values are kept at all): with how long it answers for
-    /// when another process fetched it. Counts the requests sent.
-    fn fetch_shared(&self, mode: Mode) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
-        let fetch = || self.load();
+    /// when another process fetched it. Counts the requests sent. A
+    /// failure's report is answered by another process's entry of another
+    /// version than the one reported.
+    fn fetch_shared(
+        &self,
+        mode: Mode,
+        why: Reason<'_>,
+    ) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
+        let fetch = || self.load(why);
+        let accept = |v: &Fetched<T>| {
+            why.failed()
+                .is_some_and(|f| v.found().and_then(T::version_id).is_some_and(|id| id != f))
+        };
         let shared = match &self.node {
             Some(slot) if !self.settings.cache_ttl.is_zero() => {
-                slot.fetch(&self.settings, mode, fetch)
+                slot.fetch(&self.settings, mode, &accept, fetch)
             }
             _ => Shared {
                 outcome: fetch(),
@@ -388,14 +437,22 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     /// failed me"): single-flight with every other get, and at most once per
     /// `min_interval` (a storm of callers whose credential was refused sends
     /// one request; the others, and every call within the interval, get what
-    /// the cache holds, fetching only if it holds nothing).
-    pub fn force(&self, min_interval: Duration) -> Answer<T> {
+    /// the cache holds, fetching only if it holds nothing). `failed`: the
+    /// version the caller reports failed it; when the value held is of
+    /// another version already, that answers without a request.
+    pub fn force(&self, min_interval: Duration, failed: Option<&str>) -> Answer<T> {
         // Decided under one lock: the forcing caller registers its flight
         // before any other caller can look, so those within the interval
         // find it and wait for it.
         let (lead, in_flight) = {
             let now = Instant::now();
             let mut state = self.state.lock();
+            if let (Some(f), Some(good)) = (failed, &state.good) {
+                let held = good.value.found().and_then(T::version_id);
+                if held.is_some_and(|id| id != f) {
+                    return Ok(Arc::clone(&good.value));
+                }
+            }
             let recent = state
                 .forced_at
                 .is_some_and(|t| now.saturating_duration_since(t) < min_interval);
@@ -413,7 +470,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         match (lead, in_flight) {
             // A failure is answered as any fetch's (stale-on-error within
             // max_stale).
-            (true, Some(flight)) => self.lead(&flight, Mode::Force),
+            (true, Some(flight)) => self.lead(&flight, Mode::Force, Reason::forced(failed)),
             // A fetch in flight (the forced one, most likely) is waited for.
             (false, Some(flight)) => match flight.wait() {
                 Some(answer) => answer,
@@ -462,18 +519,23 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
                     None => continue,
                 },
             };
-            return self.lead(&flight, Mode::Get);
+            return self.lead(&flight, Mode::Get, Reason::Due);
         }
     }
 
     /// Runs the fetch of `flight` (registered as the one in flight by the
     /// caller), records it, hands the answer to its waiters and tells what
     /// it changed.
-    fn lead(&self, flight: &Arc<Flight<Option<Answer<T>>>>, mode: Mode) -> Answer<T> {
+    fn lead(
+        &self,
+        flight: &Arc<Flight<Option<Answer<T>>>>,
+        mode: Mode,
+        why: Reason<'_>,
+    ) -> Answer<T> {
         let leading = Leading::new(&**flight, None, || {
             self.state.lock().end_flight(flight);
         });
-        let (outcome, remaining) = self.fetch_shared(mode);
+        let (outcome, remaining) = self.fetch_shared(mode, why);
         leading.disarm();
         let (answer, changes) = self.record(flight, outcome, remaining);
         flight.complete(Some(answer.clone()));
@@ -644,7 +706,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             }
             state.refreshing = true;
         }
-        let (outcome, remaining) = self.fetch_shared(Mode::Ahead);
+        let (outcome, remaining) = self.fetch_shared(Mode::Ahead, Reason::Due);
         let now = Instant::now();
         let mut state = self.state.lock();
         state.refreshing = false;
@@ -654,10 +716,19 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
                 let ttl = self.ttl_of(&value, remaining);
                 // The same version again changes nothing: the value held
                 // stays (only its TTL starts again), unless it says its own
-                // end (a lease renewed: the new end is kept).
+                // end (a lease renewed: the new end is kept) or the version
+                // is labelled otherwise now (its stages moved).
                 let own_end = value.found().is_some_and(|v| v.ttl().is_some());
+                let relabelled = |held: &Fetched<T>| match (held, &value) {
+                    (Fetched::Found(a), Fetched::Found(b)) => !a.same_label(b),
+                    _ => false,
+                };
                 let value = match &state.good {
-                    Some(good) if good.value.same_version(&value) && !own_end => {
+                    Some(good)
+                        if good.value.same_version(&value)
+                            && !own_end
+                            && !relabelled(&good.value) =>
+                    {
                         Arc::clone(&good.value)
                     }
                     _ => Arc::new(value),

@@ -36,7 +36,10 @@ fn with_step<T: 'static, R>(
 }
 
 /// The loader of a scripted cache: the calling thread's step.
-fn scripted_load<T: 'static>(_held: Option<&T>) -> Result<Fetched<T>, FetchError> {
+fn scripted_load<T: 'static>(
+    _held: Option<&T>,
+    _why: super::Reason<'_>,
+) -> Result<Fetched<T>, FetchError> {
     let step = STEP
         .with(|s| s.borrow_mut().take())
         .expect("a fetch with no step: the test did not expect one");
@@ -86,7 +89,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         min_interval: Duration,
         step: impl FnOnce() -> Result<Fetched<T>, FetchError> + 'static,
     ) -> Answer<T> {
-        with_step(step, || self.force(min_interval))
+        with_step(step, || self.force(min_interval, None))
     }
 
     /// [`refresh_now`](Self::refresh_now), fetching with `step` if it fetches.

@@ -153,7 +153,7 @@ impl Client {
             }
             Some(slot) => {
                 let mode = if force { Mode::Force } else { Mode::Get };
-                let answer = slot.fetch(&self.login_settings, mode, || {
+                let answer = slot.fetch(&self.login_settings, mode, &|_| false, || {
                     self.renew_or_log_in(login, held.as_ref())
                         .map(Fetched::Found)
                 });

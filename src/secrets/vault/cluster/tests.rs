@@ -367,6 +367,7 @@ fn after_a_refresh_a_standbys_404_is_confirmed_with_the_other_nodes() {
             "HF_TOKEN",
             crate::secrets::provider::Read::Fresh {
                 min_interval: Duration::ZERO,
+                failed: None,
             },
         )
         .unwrap()

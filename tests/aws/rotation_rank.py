@@ -1,0 +1,129 @@
+"""A rank of the rotation tests (cli/tests/rotation.rs): a process linking the
+library through its C ABI (ctypes on libst_secrets.so) that reads
+DB_PASSWORD from AWS Secrets Manager (moto) with its version and connects to
+PostgreSQL as USER with it (psycopg) every INTERVAL seconds until UNTIL (Unix
+seconds). A refused login is reported (st_secrets_report_failure with the
+version that failed) and the next connection uses what the library then
+holds. Prints one JSON line: connections, refusals (with the seconds since
+the first refusal of each after it), other failures, and the versions used.
+
+MODE "refresh" is the peer: a refused login makes the rank read the key again
+(st_secrets_refresh: AWSCURRENT again, as the caching libraries' "refresh and
+retry" advice does) instead of reporting the version that failed.
+
+Usage: rotation_rank.py LIB CONFIG_JSON PG_PORT USER UNTIL INTERVAL [MODE]
+"""
+
+import ctypes
+import json
+import signal
+import sys
+import time
+
+import psycopg
+
+LIB, CONFIG, PORT, USER, UNTIL, INTERVAL = sys.argv[1:7]
+PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
+MODE = sys.argv[7] if len(sys.argv) > 7 else "report"
+KEY = b"DB_PASSWORD"
+
+lib = ctypes.CDLL(LIB)
+P = ctypes.c_void_p
+lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
+lib.st_secrets_get_with_version.argtypes = [P, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
+lib.st_secrets_report_failure.argtypes = [P, ctypes.c_char_p, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
+lib.st_secrets_refresh.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(ctypes.c_bool), ctypes.POINTER(P)]
+lib.st_secrets_free.argtypes = [P]
+lib.st_buf_data.argtypes = [P]
+lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
+lib.st_buf_len.argtypes = [P]
+lib.st_buf_len.restype = ctypes.c_size_t
+lib.st_buf_free.argtypes = [P]
+lib.st_error_message.argtypes = [P]
+lib.st_error_message.restype = ctypes.c_char_p
+lib.st_error_free.argtypes = [P]
+
+
+def check(rc, err):
+    if rc != 0:
+        message = lib.st_error_message(err).decode() if err.value else f"code {rc}"
+        lib.st_error_free(err)
+        raise RuntimeError(message)
+
+
+def take(buf):
+    value = ctypes.string_at(lib.st_buf_data(buf), lib.st_buf_len(buf)).decode()
+    lib.st_buf_free(buf)
+    return value
+
+
+manager, err = P(), P()
+check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
+
+
+def get():
+    """The password and the version it comes from."""
+    buf, info, err = P(), P(), P()
+    check(lib.st_secrets_get_with_version(manager, KEY, ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)), err)
+    return take(buf), json.loads(take(info))
+
+
+def report(version):
+    """The library told that version failed: what it holds now."""
+    buf, info, err = P(), P(), P()
+    if MODE == "refresh":
+        changed = ctypes.c_bool()
+        check(lib.st_secrets_refresh(manager, KEY, ctypes.byref(buf), ctypes.byref(changed), ctypes.byref(err)), err)
+        take(buf)
+        return None, get()[1]
+    rc = lib.st_secrets_report_failure(
+        manager, KEY, version.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
+    )
+    check(rc, err)
+    return take(buf), json.loads(take(info))
+
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+made = other_failed = 0
+refused = []  # Unix seconds of each refused login
+versions = []  # the versions used, in order of first use
+reports = []
+errors = []
+while time.time() < UNTIL:
+    started = time.time()
+    try:
+        password, info = get()
+        if info["version"] not in versions:
+            versions.append(info["version"])
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=PORT, user=USER, password=password, dbname="postgres", connect_timeout=5
+            ) as conn:
+                conn.execute("select 1")
+            made += 1
+        except psycopg.OperationalError as e:
+            if "password authentication failed" not in str(e):
+                raise
+            refused.append(time.time())
+            _, now = report(info["version"])
+            reports.append({"failed": info["version"], "now": now["version"], "instead_of": now.get("instead_of")})
+    except Exception as e:  # noqa: BLE001 - counted and named
+        other_failed += 1
+        if len(errors) < 3:
+            errors.append(str(e)[:200])
+    time.sleep(max(0.0, INTERVAL - (time.time() - started)))
+
+lib.st_secrets_free(manager)
+print(
+    json.dumps(
+        {
+            "connections": made,
+            "refused": len(refused),
+            "refused_after_first": [round(t - refused[0], 3) for t in refused[1:]],
+            "other_failed": other_failed,
+            "errors": errors,
+            "versions": versions,
+            "reports": reports,
+        }
+    )
+)
