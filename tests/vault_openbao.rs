@@ -1072,3 +1072,95 @@ fn references_in_the_environment_and_the_file_resolve_through_vault() {
     assert!(!refreshed.changed);
     std::env::remove_var("ST_BAO_REF_TOKEN");
 }
+
+/// What `m` serves for `key` with its version, once `done` says so (a get
+/// past the TTL is answered with what is held while the refresh runs).
+fn settled(
+    m: &SecretsManager,
+    key: &str,
+    done: impl Fn(&st_secrets::secrets::Found) -> bool,
+) -> st_secrets::secrets::Found {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = m.get_with_version(key).unwrap().unwrap();
+        if done(&found) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "never settled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn kv_v2_refreshes_read_metadata_and_a_failure_turns_to_the_version_before() {
+    let s = setup();
+    let write = |value: &str| {
+        let body = serde_json::json!({"data": {"DB_PASSWORD": value}});
+        assert_eq!(
+            root_call(&s, "POST", "secret/data/versioned", Some(body)),
+            200
+        );
+    };
+    write("one");
+    write("two");
+    let mut c = config(&s);
+    c.vault.paths = Some(vec!["versioned".into()]);
+    c.remote.cache_ttl = Duration::from_millis(100);
+    let m = manager(c);
+    let found = settled(&m, "DB_PASSWORD", |_| true);
+    assert_eq!(
+        (found.value.expose(), found.version.unwrap().id.as_str()),
+        ("two", "2")
+    );
+    // Ten TTLs of an unchanged secret: metadata read, the value never again.
+    let (data, metadata) = (
+        audited(&s, "secret/data/versioned"),
+        audited(&s, "secret/metadata/versioned"),
+    );
+    let until = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < until {
+        assert_eq!(get(&m, "DB_PASSWORD").unwrap().as_deref(), Some("two"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(audited(&s, "secret/data/versioned"), data, "no value read");
+    assert!(audited(&s, "secret/metadata/versioned") >= metadata + 5);
+    // Version 2 failed the caller: version 1 stands in for it.
+    let r = m.report_failure("DB_PASSWORD", Some("2")).unwrap().unwrap();
+    let version = r.found.version.unwrap();
+    assert_eq!((r.found.value.expose(), version.id.as_str()), ("one", "1"));
+    assert_eq!(version.instead_of.as_deref(), Some("2"));
+    // A new write is the version in force again.
+    write("three");
+    let found = settled(&m, "DB_PASSWORD", |f| f.value.expose() == "three");
+    let version = found.version.unwrap();
+    assert_eq!((version.id.as_str(), version.instead_of), ("3", None));
+
+    // A policy that allows data/ only: metadata is refused twice, then not
+    // asked again; every refresh reads the value.
+    let m = manager(ManagerConfig {
+        vault: VaultSettings {
+            token: Some(SecretString::from(text(&s, "least_privilege_token"))),
+            ..config(&s).vault
+        },
+        remote: RemoteSettings {
+            cache_ttl: Duration::from_millis(100),
+            ..RemoteSettings::default()
+        },
+        ..config(&s)
+    });
+    let (data, metadata) = (
+        audited(&s, "secret/data/simpletuner"),
+        audited(&s, "secret/metadata/simpletuner"),
+    );
+    let until = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < until {
+        assert_eq!(
+            get(&m, "HF_TOKEN").unwrap().as_deref(),
+            Some("hf_bao_value")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(audited(&s, "secret/metadata/simpletuner"), metadata + 2);
+    assert!(audited(&s, "secret/data/simpletuner") >= data + 5);
+}
