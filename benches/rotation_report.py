@@ -1,5 +1,6 @@
 """The "rotation window" table of docs/long-runs.md, from the BENCH lines
-cli/tests/rotation.rs and tests/aws_moto.rs print (scripts/bench.sh rotation).
+cli/tests/rotation.rs, tests/aws_moto.rs and cli/tests/provenance.rs print
+(scripts/bench.sh rotation).
 
 Usage: rotation_report.py ROTATION_TXT
 """
@@ -47,3 +48,9 @@ if unchanged:
             f"(`DescribeSecret` refused once)") if old else "-"
     print(f"| an unchanged secret, `cache_ttl` 0.1 s, a get every 5 ms | {cell} | the same build with "
           f"credentials that may not call `DescribeSecret` (every refresh fetches, as before): {peer} |")
+for r in rows:
+    if r["kind"] == "provenance":
+        print(f"| provenance: a KV v2 write on OpenBao while {r['nodes']} nodes x {r['ranks']} ranks get every "
+              f"50 ms (`cache_ttl` {r['ttl']:g} s, the node cache) | every rank's record on the new version "
+              f"{r['median_lag']:.2f} s after the write (median), the slowest {r['slowest_lag']:.2f} s; one "
+              f"fingerprint per version across the ranks | - |")

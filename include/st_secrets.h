@@ -858,6 +858,22 @@ st_result st_secrets_reset_default(st_error **err);
 st_result st_secrets_providers_json(st_secrets *m, st_buf **out_json, st_error **err);
 
 /**
+ * Which version of each secret this manager used, as a JSON array into a
+ * new buffer at `*out_json` (free with `st_buf_free`), one object per key
+ * (its current version): `{"key", "provider", "version", "stages",
+ * "fingerprint", "first_used", "last_used"}` (`"instead_of"` for a version
+ * standing in for one reported failed). `fingerprint` is
+ * `hmac-sha256:<hex>`, the HMAC-SHA256 of the value under the job's salt
+ * (`SIMPLETUNER_PROVENANCE_SALT_FILE`, made by `st-secrets run
+ * --provenance`) or the process's own: it identifies a value without
+ * revealing it. Never contains a value. `ST_INVALID_ARGUMENT` when the
+ * manager does not record it: turn it on with the config key `provenance`
+ * (`true`, or a file that also gets one JSON line per key and version) or
+ * `SIMPLETUNER_PROVENANCE_FILE`.
+ */
+st_result st_secrets_provenance_json(st_secrets *m, st_buf **out_json, st_error **err);
+
+/**
  * The doctor's view as a JSON array into a new buffer at `*out_json` (free
  * with `st_buf_free`): `st_secrets_providers_json`'s objects, each with a
  * `"checks"` member: `null` for the local providers, and for a configured

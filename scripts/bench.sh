@@ -193,9 +193,8 @@ bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generation
 bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret (60)
   local py window="${ST_ROTATION_WINDOW:-60}"
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  start_moto "$py" "$out"
-  start_postgres "$out" && (umask 077 && printf '{"pg_port": %s, "pg_superpass": "%s"}' "$PG_PORT" "$PG_SUPERPASS" >"$out/pg.json")
-  cargo_build && : >"$out/rotation.txt"
+  start_moto "$py" "$out" && start_openbao "$py" "$out" && start_postgres "$out"
+  (umask 077 && printf '{"pg_port": %s, "pg_superpass": "%s"}' "$PG_PORT" "$PG_SUPERPASS" >"$out/pg.json") && cargo_build && : >"$out/rotation.txt"
   rotation() { # rotation ENV... TEST: one test, its BENCH line kept
     env ST_TEST_LEASES_SETUP="$out/pg.json" ST_TEST_MOTO_SETUP="$MOTO_SETUP" \
       "$@" --include-ignored --exact --nocapture --test-threads=1 | tee -a "$out/rotation.txt" || true
@@ -205,6 +204,7 @@ bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret 
   rotation ST_ROTATION_WINDOW="$window" "${one[@]}" $t peer_a_plain_refresh_is_refused_until_the_stage_moves
   rotation ST_ROTATION_WINDOW=10 ST_ROTATION_NODES=4 ST_ROTATION_RANKS=8 $t a_rotation_window_refuses_each_rank_at_most_once
   rotation cargo test -p st-secrets --test aws_moto -- an_unchanged_secret_costs_no_value_over_a_hundred_ttls
+  rotation ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test -p st-secrets-cli --test provenance --
   stop_servers
   python3 benches/rotation_report.py "$out/rotation.txt" >"$out/table.md"
 }

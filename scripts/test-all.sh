@@ -180,7 +180,7 @@ suite_openbao-ha() {
 suite_tool-servers() {
   servers
   cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
-    cargo test --workspace --test fleet --test fleet_identity -- --include-ignored --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
+    cargo test --workspace --test fleet --test fleet_identity --test provenance -- --include-ignored --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
 }
 suite_leases() {
   servers

@@ -171,6 +171,19 @@ func (m *Manager) Providers() ([]Provider, error) {
 	return list, err
 }
 
+// Provenance returns which version of each secret this manager used, one
+// entry per key: "key", "provider", "version", "stages", "fingerprint"
+// (hmac-sha256:<hex> of the value under the job's salt), "first_used",
+// "last_used"; never a value. ErrInvalidArgument when the manager does not
+// record it (the config key "provenance", SIMPLETUNER_PROVENANCE_FILE).
+func (m *Manager) Provenance() ([]map[string]any, error) {
+	var list []map[string]any
+	err := m.jsonCall(func(h *C.st_secrets, out **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_secrets_provenance_json(h, out, e)
+	}, &list)
+	return list, err
+}
+
 // jsonCall runs a call that writes JSON to an st_buf and decodes it into v.
 func (m *Manager) jsonCall(call func(*C.st_secrets, **C.st_buf, **C.st_error) C.st_result, v any) error {
 	h, herr := m.handle()

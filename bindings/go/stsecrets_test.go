@@ -519,3 +519,33 @@ func TestReferencesResolveDownTheChain(t *testing.T) {
 		t.Fatalf("references off: %q", v)
 	}
 }
+
+func TestProvenanceRecordsVersionsAndFingerprintsNeverValues(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets.json")
+	if err := os.WriteFile(file, []byte(`{"HF_TOKEN": "hf_go_provenance"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(map[string]any{"file_path": file, "providers": []string{"file"}, "provenance": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if v, err := m.Get("hf-token"); err != nil || v != "hf_go_provenance" {
+		t.Fatalf("%q %v", v, err)
+	}
+	used, err := m.Provenance()
+	if err != nil || len(used) != 1 || used[0]["key"] != "hf-token" || used[0]["provider"] != "file" {
+		t.Fatalf("%v %v", used, err)
+	}
+	if fp, _ := used[0]["fingerprint"].(string); !strings.HasPrefix(fp, "hmac-sha256:") || strings.Contains(fp, "hf_go_provenance") {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	off, err := New(map[string]any{"file_path": file, "providers": []string{"file"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if _, err := off.Provenance(); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("want ErrInvalidArgument when off, got %v", err)
+	}
+}

@@ -114,6 +114,9 @@ export class Manager {
   delete(key: string): boolean;
   clearCache(): void;
   providers(): ProviderInfo[];
+  /** Which version of each secret was used, with a fingerprint of each value (never the value). */
+  provenance(): Array<{ key: string; provider: string; version: string | null; stages: string[];
+    fingerprint: string; first_used: string; last_used: string; instead_of?: string }>;
   /** providers() with each provider's live checks under `checks` (null for env and file). */
   diagnose(): Array<ProviderInfo & { checks: Record<string, unknown> | null }>;
   /** Concurrent calls for one key wait for one remote request. */

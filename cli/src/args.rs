@@ -300,6 +300,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub kill_after: Option<std::time::Duration>,
 
+    /// Record in FILE (JSON lines, 0600) which version of each secret run
+    /// and every process of the command used, with a fingerprint of each
+    /// value (HMAC-SHA256 under the job's salt: SIMPLETUNER_PROVENANCE_SALT_FILE
+    /// when set, else a new one for this run), never a value
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<std::path::PathBuf>,
+
     /// Keep the files (--file, --as-files) current while the command runs:
     /// each is rewritten atomically (renamed over) when a secret in it
     /// changes

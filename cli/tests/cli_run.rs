@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -1866,4 +1867,65 @@ fn the_tool_writes_no_core_dump() {
         Some(libc::SIGFPE)
     );
     assert_eq!(dumps(home.path()), 0, "the tool wrote a core dump");
+}
+
+#[test]
+fn run_provenance_records_what_run_and_its_command_used_never_a_value() {
+    let home = home();
+    let record = home.path().join("provenance.jsonl");
+    // The command is a process of the job: the tool's get in it appends to
+    // the same record, under the job's salt.
+    let script = format!(
+        "test -s \"$SIMPLETUNER_PROVENANCE_SALT_FILE\" && echo \"$SIMPLETUNER_PROVENANCE_SALT_FILE\" && '{TOOL}' get HF_TOKEN >/dev/null"
+    );
+    let o = output(
+        &home,
+        &[
+            "run",
+            "--provenance",
+            "provenance.jsonl",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let salt = text(&o.stdout).trim().to_owned();
+    assert!(!Path::new(&salt).exists(), "the run's salt goes with it");
+    let written = fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        fs::metadata(&record).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!written.contains("hf_run_SECRET_0123456789"));
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hf: Vec<_> = lines.iter().filter(|l| l["key"] == "HF_TOKEN").collect();
+    assert_eq!(
+        hf.len(),
+        2,
+        "run's injection and the command's get: {written}"
+    );
+    assert_eq!(
+        hf[0]["fingerprint"], hf[1]["fingerprint"],
+        "one salt for the job"
+    );
+    assert_ne!(hf[0]["pid"], hf[1]["pid"]);
+    assert_eq!(hf[0]["provider"], "file");
+    assert!(hf[0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+    // The scan finds no value in the record.
+    let o = output(&home, &["scan", record.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
 }

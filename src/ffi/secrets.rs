@@ -524,6 +524,40 @@ pub extern "C" fn st_secrets_providers_json(
     })
 }
 
+/// Which version of each secret this manager used, as a JSON array into a
+/// new buffer at `*out_json` (free with `st_buf_free`), one object per key
+/// (its current version): `{"key", "provider", "version", "stages",
+/// "fingerprint", "first_used", "last_used"}` (`"instead_of"` for a version
+/// standing in for one reported failed). `fingerprint` is
+/// `hmac-sha256:<hex>`, the HMAC-SHA256 of the value under the job's salt
+/// (`SIMPLETUNER_PROVENANCE_SALT_FILE`, made by `st-secrets run
+/// --provenance`) or the process's own: it identifies a value without
+/// revealing it. Never contains a value. `ST_INVALID_ARGUMENT` when the
+/// manager does not record it: turn it on with the config key `provenance`
+/// (`true`, or a file that also gets one JSON line per key and version) or
+/// `SIMPLETUNER_PROVENANCE_FILE`.
+#[no_mangle]
+pub extern "C" fn st_secrets_provenance_json(
+    m: *mut st_secrets,
+    out_json: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (both): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_json, "out_json") }?;
+        let json = unsafe { manager(m) }?.provenance_json().ok_or_else(|| {
+            FfiError::new(
+                st_result::ST_INVALID_ARGUMENT,
+                "this manager does not record provenance: set the config key 'provenance' \
+                 (true, or a file) or SIMPLETUNER_PROVENANCE_FILE"
+                    .to_owned(),
+            )
+        })?;
+        out.write(st_buf::new_raw(json.as_bytes()));
+        Ok(())
+    })
+}
+
 /// The doctor's view as a JSON array into a new buffer at `*out_json` (free
 /// with `st_buf_free`): `st_secrets_providers_json`'s objects, each with a
 /// `"checks"` member: `null` for the local providers, and for a configured

@@ -29,6 +29,7 @@ pub(crate) mod env;
 mod events;
 pub(crate) mod file;
 pub(crate) mod mounted;
+pub mod provenance;
 pub(crate) mod provider;
 mod references;
 pub(crate) mod remote;
@@ -42,6 +43,7 @@ pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
 pub use mounted::{MountedProvider, MountedSettings};
+pub use provenance::{Provenance, ProvenanceSetting};
 pub use provider::{
     ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
@@ -118,6 +120,8 @@ pub struct SecretsManager {
     /// go to it.
     file: Option<Arc<FileProvider>>,
     config: ManagerConfig,
+    /// What this manager used, when it records it (`provenance`).
+    provenance: Option<Provenance>,
 }
 
 impl std::fmt::Debug for SecretsManager {
@@ -135,10 +139,10 @@ impl SecretsManager {
     /// saying why; the other providers work.
     ///
     /// # Errors
-    /// None: a provider whose configuration is invalid (no region, an
-    /// unreadable CA file) reports it on every lookup and in its status,
-    /// and the rest of the chain works. The `Result` is kept so that a
-    /// check at construction can be added without breaking callers.
+    /// Only a provenance salt file that cannot be read or is too short
+    /// (`SIMPLETUNER_PROVENANCE_SALT_FILE`): a provider whose configuration
+    /// is invalid (no region, an unreadable CA file) reports it on every
+    /// lookup and in its status, and the rest of the chain works.
     pub fn new(config: ManagerConfig) -> Result<SecretsManager, Error> {
         SecretsManager::with_environment(config, Vars::from_process())
     }
@@ -146,6 +150,7 @@ impl SecretsManager {
     /// Like [`new`](Self::new), with the remote providers reading `vars`
     /// instead of the process environment (tests, embedding).
     pub fn with_environment(config: ManagerConfig, vars: Vars) -> Result<SecretsManager, Error> {
+        let provenance = provenance::from_settings(&config.provenance, &vars)?;
         let mut file = None;
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for kind in &config.providers {
@@ -175,6 +180,7 @@ impl SecretsManager {
         }
         let mut manager = SecretsManager::with_providers(config, providers);
         manager.file = file;
+        manager.provenance = provenance;
         Ok(manager)
     }
 
@@ -196,6 +202,7 @@ impl SecretsManager {
             },
             file: None,
             config,
+            provenance: None,
         }
     }
 
@@ -215,6 +222,9 @@ impl SecretsManager {
         &self,
         key: &str,
     ) -> Result<Option<(SecretString, &'static str)>, Error> {
+        if self.provenance.is_some() {
+            return Ok(self.get_with_version(key)?.map(|f| (f.value, f.provider)));
+        }
         check_key(key)?;
         self.chain
             .first_in_chain(0, key, |link, key| link.lookup(key))
@@ -230,11 +240,34 @@ impl SecretsManager {
         let found = self
             .chain
             .first_in_chain(0, key, |link, key| link.read(key, Read::Cached))?;
-        Ok(found.map(|((value, version), provider)| Found {
+        let found = found.map(|((value, version), provider)| Found {
             value,
             provider,
             version,
-        }))
+        });
+        self.used(key, found.as_ref());
+        Ok(found)
+    }
+
+    /// Records `found` as used for `key` when this manager keeps its
+    /// provenance.
+    fn used(&self, key: &str, found: Option<&Found>) {
+        if let (Some(p), Some(f)) = (&self.provenance, found) {
+            p.record(key, f.provider, &f.value, f.version.as_ref());
+        }
+    }
+
+    /// Which version of each secret this manager used, and when, with a
+    /// fingerprint of each value (never the value); `None` when it does
+    /// not record it (the config key `provenance`,
+    /// `SIMPLETUNER_PROVENANCE_FILE`).
+    pub fn provenance(&self) -> Option<Vec<provenance::Used>> {
+        self.provenance.as_ref().map(Provenance::used)
+    }
+
+    /// [`provenance`](Self::provenance) as a JSON array (`None`: not recorded).
+    pub fn provenance_json(&self) -> Option<String> {
+        self.provenance.as_ref().map(|p| p.to_json().to_string())
     }
 
     /// "This value failed me": `key` read again now, whatever the caches
@@ -293,6 +326,11 @@ impl SecretsManager {
         let found = self
             .chain
             .first_in_chain(0, key, |link, key| link.read(key, fresh))?;
+        if let Some(((value, version), provider)) = &found {
+            if let Some(p) = &self.provenance {
+                p.record(key, provider, value, version.as_ref());
+            }
+        }
         Ok(found.map(|((value, version), provider)| Refreshed {
             changed: before
                 .as_ref()

@@ -75,6 +75,19 @@ static void test_env_normalization_prefix_live_and_empty(void) {
   CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_report_failure(m, NULL, NULL, &v, &info, &err));
   CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_report_failure(m, "hf-token", NULL, NULL, &info, &err));
   CHECK(v == NULL && info == NULL);
+  /* Provenance: off unless asked; then a fingerprint per key, no value. */
+  st_buf *json = NULL;
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_provenance_json(m, &json, &err));
+  CHECK(json == NULL);
+  st_secrets_free(m);
+  char config[1024];
+  snprintf(config, sizeof config, "{\"file_path\": \"%s\", \"provenance\": true}", path);
+  CHECK_CALL(ST_OK, st_secrets_new(config, &m, &err));
+  CHECK(value_is(m, "hf-token", "from-file"));
+  CHECK_CALL(ST_OK, st_secrets_provenance_json(m, &json, &err));
+  CHECK(json && strstr(st_buf_str(json), "\"key\":\"hf-token\"") &&
+        strstr(st_buf_str(json), "\"fingerprint\":\"hmac-sha256:") && !strstr(st_buf_str(json), "from-file"));
+  st_buf_free(json);
   st_secrets_free(m);
 
   /* With a prefix, only <prefix>_<KEY> is read. */

@@ -238,6 +238,15 @@ class Manager extends Handle {
     return JSON.parse(bufCall((o, e) => C.st_secrets_providers_json(this.handle, o, e)).toString());
   }
 
+  /** Which version of each secret this manager used: [{key, provider,
+   *  version, stages, fingerprint, first_used, last_used}], never a value
+   *  (fingerprint: hmac-sha256:<hex> of the value under the job's salt).
+   *  Throws ST_INVALID_ARGUMENT when the manager does not record it (the
+   *  config key provenance, SIMPLETUNER_PROVENANCE_FILE). */
+  provenance() {
+    return JSON.parse(bufCall((o, e) => C.st_secrets_provenance_json(this.handle, o, e)).toString());
+  }
+
   /** The doctor's live checks: providers() with, under `checks`, what each
    *  remote provider found (credential source, identity, whether the secret
    *  is readable). Sends requests; never returns a value. */

@@ -208,6 +208,13 @@ test('manager: getWithSource, diagnose, resetDefault', () => {
     assert.deepEqual(m.reportFailure('HF_TOKEN'),
       { value: 'hf_node_rotated', provider: 'file', version: null, stages: [], changed: false });
     assert.equal(m.reportFailure('MISSING_KEY', '3'), undefined);
+    assert.throws(() => m.provenance(), /ST_INVALID_ARGUMENT|provenance/);
+    const recorded = new st.Manager({ file_path: file, providers: ['file'], provenance: true });
+    assert.equal(recorded.get('hf-token'), 'hf_node_rotated');
+    const [used] = recorded.provenance();
+    assert.deepEqual([used.key, used.provider, used.version], ['hf-token', 'file', null]);
+    assert.match(used.fingerprint, /^hmac-sha256:[0-9a-f]{64}$/);
+    recorded.close();
     assert.throws(() => m.reportFailure('HF_TOKEN', ''), /ST_INVALID_ARGUMENT|empty/);
     m.set('HF_TOKEN', 'hf_node_source');
     process.env.NODETEST_SRC_HF_TOKEN = 'from-env';

@@ -465,6 +465,11 @@ impl ManagerBase {
         Ok(self.native()?.manager.providers_json())
     }
 
+    /// What the manager used as JSON, or None when it does not record it.
+    fn _provenance_json(&self) -> PyResult<Option<String>> {
+        Ok(self.native()?.manager.provenance_json())
+    }
+
     /// The chain's providers, in order.
     fn _chain(&self) -> PyResult<Vec<NativeProvider>> {
         let chain = self.native()?;

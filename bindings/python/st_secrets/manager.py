@@ -120,6 +120,15 @@ class SecretsManager(_native.ManagerBase):
         """The chain: [{"name", "available", "detail", "warnings", "last_error"}]."""
         return cast(list[dict[str, Any]], json.loads(self._providers_json()))
 
+    def provenance(self) -> Optional[list[dict[str, Any]]]:
+        """Which version of each secret this manager used: [{"key", "provider",
+        "version", "stages", "fingerprint", "first_used", "last_used"}], never a
+        value (fingerprint: hmac-sha256:<hex> of the value under the job's
+        salt); None when it does not record it (the config key "provenance",
+        SIMPLETUNER_PROVENANCE_FILE)."""
+        text = self._provenance_json()
+        return None if text is None else cast(list[dict[str, Any]], json.loads(text))
+
 
 _default: Optional[SecretsManager] = None
 _default_lock = threading.Lock()

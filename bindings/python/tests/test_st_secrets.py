@@ -386,3 +386,15 @@ assert started.wait(30), "no change told"
         path.write_text('{"HF_TOKEN": "one"}')
         r = _run_script(tmp_path, script)
         assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+
+
+def test_provenance_records_versions_and_fingerprints_never_values(tmp_path):
+    path = tmp_path / "secrets.json"
+    path.write_text('{"HF_TOKEN": "hf_py_provenance"}')
+    recorded = SecretsManager(config={"file_path": str(path), "providers": ["file"], "provenance": True})
+    assert recorded.get("hf-token") == "hf_py_provenance"
+    [used] = recorded.provenance()
+    assert (used["key"], used["provider"], used["version"]) == ("hf-token", "file", None)
+    assert used["fingerprint"].startswith("hmac-sha256:")
+    assert "hf_py_provenance" not in str(used)
+    assert SecretsManager(config={"file_path": str(path), "providers": ["file"]}).provenance() is None

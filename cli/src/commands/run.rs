@@ -251,8 +251,13 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         .iter()
         .map(|a| Spec::parse(a).map_err(usage))
         .collect::<Result<Vec<_>, _>>()?;
-    // Before the chain is built: its leases and logins are the job's.
+    // Before the chain is built: its leases and logins are the job's, and
+    // what it uses is recorded with the command's.
     let ledger = JobLedger::open(g)?;
+    let _salt = match &args.provenance {
+        Some(file) => Some(provenance(file)?),
+        None => None,
+    };
     let resolved = resolve(g, &args.selection, &args.files, purpose)?;
     let aws_chain = match args.aws_credentials {
         true => {
@@ -450,6 +455,25 @@ fn start_pumps(
         pumps.push(start_pump(err, std::io::stderr().as_fd(), patterns)?);
     }
     Ok(pumps)
+}
+
+/// Names `file` (made absolute) as the job's provenance record in this
+/// process's environment, and so the command's, with the job's salt: the
+/// launcher's `SIMPLETUNER_PROVENANCE_SALT_FILE` when set, else a new salt
+/// in a private directory that lives as long as `run` (returned).
+fn provenance(file: &std::path::Path) -> Result<Option<SecretDir>, Error> {
+    let file = std::path::absolute(file)
+        .map_err(|e| Error::InvalidArgument(format!("--provenance {}: {e}", file.display())))?;
+    // Before any thread of this process reads the environment.
+    std::env::set_var("SIMPLETUNER_PROVENANCE_FILE", &file);
+    if std::env::var_os("SIMPLETUNER_PROVENANCE_SALT_FILE").is_some_and(|v| !v.is_empty()) {
+        return Ok(None);
+    }
+    let dir = SecretDir::create()?;
+    let salt = st_secrets::secrets::provenance::new_salt();
+    let path = dir.write("provenance-salt", salt.expose().as_bytes())?;
+    std::env::set_var("SIMPLETUNER_PROVENANCE_SALT_FILE", &path);
+    Ok(Some(dir))
 }
 
 /// Takes the blocked signals until the command has ended: each passed on

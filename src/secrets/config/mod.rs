@@ -8,6 +8,7 @@
 use super::aws::AwsSettings;
 use super::file::FileSettings;
 use super::mounted::{MountedProvider, MountedSettings};
+use super::provenance::ProvenanceSetting;
 use super::remote::RemoteSettings;
 use super::vault::{VaultAuth, VaultSettings};
 use crate::error::Error;
@@ -104,6 +105,9 @@ pub struct ManagerConfig {
     pub vault: VaultSettings,
     /// Caching, timeouts, retries and staleness of both remote providers.
     pub remote: RemoteSettings,
+    /// Whether the manager records which version of each secret it used
+    /// (`provenance`).
+    pub provenance: ProvenanceSetting,
 }
 
 /// One key of the configuration JSON: the one place that names it, says
@@ -152,6 +156,19 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
             c.references = v.as_bool().ok_or_else(|| {
                 Error::InvalidArgument(format!("config key '{k}' must be true or false"))
             })?;
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "provenance",
+        value: "true, false, or string",
+        doc: "record which version of each secret was used, with a fingerprint of its value (`st_secrets_provenance_json`): `true` in memory, a path: also one JSON line appended there per key and version; default `SIMPLETUNER_PROVENANCE_FILE` when set, else off",
+        apply: |c, k, v| {
+            c.provenance = match v {
+                Value::Bool(true) => ProvenanceSetting::Memory,
+                Value::Bool(false) => ProvenanceSetting::Off,
+                other => ProvenanceSetting::File(expand_home(PathBuf::from(nonempty(k, other)?))),
+            };
             Ok(())
         },
     },
@@ -543,6 +560,7 @@ impl Default for ManagerConfig {
             aws: AwsSettings::default(),
             vault: VaultSettings::default(),
             remote: RemoteSettings::default(),
+            provenance: ProvenanceSetting::default(),
         }
     }
 }

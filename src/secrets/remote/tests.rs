@@ -602,6 +602,16 @@ mod versions {
         }
     }
 
+    /// A directory removed when dropped, a failing test's too (the test
+    /// command checks /dev/shm after its run).
+    struct Removed(std::path::PathBuf);
+
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     struct Scripted(Arc<Mutex<Service>>);
 
     impl Fetch for Scripted {
@@ -729,11 +739,11 @@ mod versions {
 
     #[test]
     fn a_rotation_window_is_crossed_with_one_fetch_per_node() {
-        let shm = std::path::PathBuf::from(format!(
+        let shm = Removed(std::path::PathBuf::from(format!(
             "/dev/shm/st-secrets-rotation-test-{}",
             std::process::id()
-        ));
-        let dir = Arc::new(NodeDir::open(&shm).unwrap());
+        )));
+        let dir = Arc::new(NodeDir::open(&shm.0).unwrap());
         let service = Arc::new(Mutex::new(Service::default()));
         service.lock().put("v1", "old", "AWSCURRENT");
         // Two ranks of a node, sharing the node cache.
@@ -785,7 +795,6 @@ mod versions {
             "the rotation cost one fetch of the value"
         );
         drop(ranks);
-        let _ = std::fs::remove_dir_all(&shm);
     }
 
     #[test]
