@@ -858,6 +858,22 @@ st_result st_secrets_reset_default(st_error **err);
 st_result st_secrets_providers_json(st_secrets *m, st_buf **out_json, st_error **err);
 
 /**
+ * The remote providers' counters as a JSON object into a new buffer at
+ * `*out_json` (free with `st_buf_free`): `{"aws": {...}, "vault": {...}}`,
+ * each `{"requests": [{"operation", "method", "outcome", "count",
+ * "seconds", "buckets"}], "retries", "failovers", "stale_served",
+ * "refreshes_ahead", "logins", "renewals", "leases_issued",
+ * "leases_renewed", "leases_revoked", "tokens_revoked"}`. `operation` is
+ * a fixed name (`GetSecretValue`, `DescribeSecret`, `kv read`, `kv
+ * metadata`, `login`, ...), `outcome` the HTTP status or the error type
+ * (`timeout`, `network`, `tls`), `buckets` the cumulative counts at
+ * OpenTelemetry's bounds for `http.client.request.duration` (0.005 to 10
+ * s). The counts are the process's, from zero in a forked child; never a
+ * key name, a path or a value.
+ */
+st_result st_secrets_metrics_json(st_secrets *m, st_buf **out_json, st_error **err);
+
+/**
  * Which version of each secret this manager used, as a JSON array into a
  * new buffer at `*out_json` (free with `st_buf_free`), one object per key
  * (its current version): `{"key", "provider", "version", "stages",

@@ -30,7 +30,7 @@ declare -A ST_PACKAGES=(
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/include/sqlite3.h:libsqlite3-dev"
 )
 ST_PACKAGES[moto]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao]="${ST_PACKAGES[servers]}"
-ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao-ha]="${ST_PACKAGES[servers]}"
+ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]} promtool:prometheus" ST_PACKAGES[openbao-ha]="${ST_PACKAGES[servers]}"
 ST_PACKAGES[leases]="${ST_PACKAGES[servers]} /usr/lib/postgresql/15/bin/postgres:postgresql psql:postgresql-client"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 

@@ -171,6 +171,19 @@ func (m *Manager) Providers() ([]Provider, error) {
 	return list, err
 }
 
+// Metrics returns the remote providers' counters (the process's): per
+// provider, "requests" by operation, method and outcome with their network
+// time and histogram buckets, "retries", "failovers", "stale_served",
+// "refreshes_ahead", "logins", "renewals", "leases_issued",
+// "leases_renewed", "leases_revoked", "tokens_revoked". Never a key or value.
+func (m *Manager) Metrics() (map[string]any, error) {
+	var doc map[string]any
+	err := m.jsonCall(func(h *C.st_secrets, out **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_secrets_metrics_json(h, out, e)
+	}, &doc)
+	return doc, err
+}
+
 // Provenance returns which version of each secret this manager used, one
 // entry per key: "key", "provider", "version", "stages", "fingerprint"
 // (hmac-sha256:<hex> of the value under the job's salt), "first_used",

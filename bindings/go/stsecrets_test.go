@@ -548,4 +548,8 @@ func TestProvenanceRecordsVersionsAndFingerprintsNeverValues(t *testing.T) {
 	if _, err := off.Provenance(); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("want ErrInvalidArgument when off, got %v", err)
 	}
+	// The counters: an object by provider (the remote suites count them).
+	if doc, err := off.Metrics(); err != nil || doc == nil {
+		t.Fatalf("metrics: %v %v", doc, err)
+	}
 }

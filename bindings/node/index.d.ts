@@ -114,6 +114,9 @@ export class Manager {
   delete(key: string): boolean;
   clearCache(): void;
   providers(): ProviderInfo[];
+  /** The remote providers' counters (the process's), by provider; never a key or a value. */
+  metrics(): Record<string, { requests: Array<{ operation: string; method: string; outcome: string;
+    count: number; seconds: number; buckets: number[] }> } & Record<string, unknown>>;
   /** Which version of each secret was used, with a fingerprint of each value (never the value). */
   provenance(): Array<{ key: string; provider: string; version: string | null; stages: string[];
     fingerprint: string; first_used: string; last_used: string; instead_of?: string }>;

@@ -72,6 +72,7 @@ exports.functions = [
   'void st_secrets_clear_cache(st_secrets *m)',
   'st_result st_secrets_reset_default(_Out_ st_error **err)',
   'st_result st_secrets_providers_json(st_secrets *m, _Out_ st_buf **out_json, _Out_ st_error **err)',
+  'st_result st_secrets_metrics_json(st_secrets *m, _Out_ st_buf **out_json, _Out_ st_error **err)',
   'st_result st_secrets_provenance_json(st_secrets *m, _Out_ st_buf **out_json, _Out_ st_error **err)',
   'st_result st_secrets_diagnose_json(st_secrets *m, _Out_ st_buf **out_json, _Out_ st_error **err)',
   'st_result st_store_open(const char *db_path, _Out_ st_store **out, _Out_ st_error **err)',

@@ -300,6 +300,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub kill_after: Option<std::time::Duration>,
 
+    /// Keep FILE (for a node exporter's textfile collector) the job's
+    /// counters in the Prometheus / OpenMetrics text format: requests to
+    /// the secret stores by outcome with their time, retries, failovers,
+    /// stale values, refreshes, logins, renewals, leases; rewritten every 5
+    /// seconds and when the command ends, summing run and every process of
+    /// the command
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
+
     /// Record in FILE (JSON lines, 0600) which version of each secret run
     /// and every process of the command used, with a fingerprint of each
     /// value (HMAC-SHA256 under the job's salt: SIMPLETUNER_PROVENANCE_SALT_FILE

@@ -7,12 +7,15 @@
 //!
 //! What must hold: every rank's file ends on the new version, first used
 //! within one TTL of the write; every rank gives each version the same
-//! fingerprint; no file holds a value (`st-secrets scan` finds none).
+//! fingerprint; no file holds a value (`st-secrets scan` finds none). The
+//! ranks' counters (`st_secrets_metrics_json`) add up to what OpenBao's
+//! audit log recorded of their reads; `run --metrics` writes them as text
+//! that `promtool check metrics` accepts.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{env_number, setup, text, NodeDirs};
+use common::{audited, env_number, setup, text, NodeDirs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -74,6 +77,14 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
     let ttl = 2.0;
     let path = format!("provenance-{}", std::process::id());
     write(&s, &path, "run_token_first_0123456789");
+    let data = format!("secret/data/{path}");
+    let metadata = format!("secret/metadata/{path}");
+    let reads = |p: &str| {
+        audited(&s, "audit_log", "request", p, |e| {
+            e["request"]["operation"] == "read"
+        })
+    };
+    let before = (reads(&data), reads(&metadata));
     let dirs = NodeDirs::new("provenance", nodes);
     let job = tempfile::tempdir().unwrap();
     let salt = job.path().join("salt");
@@ -118,6 +129,7 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
     let version = write(&s, &path, "run_token_second_0123456789");
     let mut lags = Vec::new();
     let mut fingerprints = std::collections::BTreeSet::new();
+    let mut counted = (0, 0);
     for (r, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -126,7 +138,10 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
             String::from_utf8_lossy(&out.stderr)
         );
         // The library call agrees with the file.
-        let used: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let used = &answer["provenance"];
+        counted.0 += requests(&answer["metrics"], "kv read");
+        counted.1 += requests(&answer["metrics"], "kv metadata");
         assert_eq!(used[0]["version"], json!(version), "rank {r}: {used}");
         let file = job.path().join(format!("rank-{r}.jsonl"));
         let lines: Vec<Value> = std::fs::read_to_string(&file)
@@ -148,6 +163,12 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
         fingerprints.len(),
         1,
         "every rank fingerprints each version alike"
+    );
+    // The ranks' counters equal what the server recorded of them.
+    let recorded = (reads(&data) - before.0, reads(&metadata) - before.1);
+    assert_eq!(
+        counted, recorded,
+        "(kv reads, kv metadata reads): counters, audit log"
     );
     let slowest = lags.iter().cloned().fold(f64::MIN, f64::max);
     assert!(
@@ -178,7 +199,58 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
     );
     let mut sorted = lags.clone();
     sorted.sort_by(f64::total_cmp);
+    // run --metrics: its own counters and its command's, as text.
+    let metrics = scanner.path().join("st-secrets.prom");
+    let o = Command::new(env!("CARGO_BIN_EXE_st-secrets"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--metrics"])
+        .arg(&metrics)
+        .args(["--", env!("CARGO_BIN_EXE_st-secrets"), "--config"])
+        .arg(&cfg)
+        .args(["get", "RUN_TOKEN"])
+        .env_clear()
+        .env("HOME", scanner.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exposition = std::fs::read_to_string(&metrics).unwrap();
+    let line = exposition
+        .lines()
+        .find(|l| l.starts_with("http_client_request_duration_seconds_count{provider=\"vault\",operation=\"kv read\""))
+        .unwrap_or_else(|| panic!("no kv read count: {exposition}"));
+    // run read the secret to inject it, and its command's get read it again.
+    assert_eq!(line.rsplit(' ').next(), Some("2"), "{line}");
+    assert!(!exposition.contains(&path), "no path in the metrics");
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&metrics).unwrap())
+        .output()
+    {
+        Ok(p) => assert!(
+            p.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&p.stdout),
+            String::from_utf8_lossy(&p.stderr)
+        ),
+        Err(e) => assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is needed in CI: {e}"
+        ),
+    }
     let bench = json!({"kind": "provenance", "nodes": nodes, "ranks": ranks, "ttl": ttl,
         "median_lag": sorted[sorted.len() / 2], "slowest_lag": slowest});
     println!("BENCH {bench}");
+}
+
+/// The requests of `operation` in a process's counters (the Vault provider's).
+fn requests(metrics: &Value, operation: &str) -> usize {
+    metrics["vault"]["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["operation"] == operation)
+        .map(|r| r["count"].as_u64().unwrap() as usize)
+        .sum()
 }

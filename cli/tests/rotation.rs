@@ -122,6 +122,7 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
         &["create", &name, &json!({ "DB_PASSWORD": old }).to_string()],
     );
 
+    common::moto_record(&s);
     let dirs = NodeDirs::new("rotation", nodes);
     let home = tempfile::tempdir().unwrap();
     let (warm, settle) = (3.0, 4.0);
@@ -162,7 +163,10 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(warm));
-    common::moto_record(&s);
+    let (values_before, checks_before) = (
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        common::moto_recorded(&s, "secretsmanager.DescribeSecret"),
+    );
     // createSecret, then setSecret: from here AWSCURRENT's password fails.
     let v2 = rotate(
         &s,
@@ -175,7 +179,7 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
     // finishSecret.
     rotate(&s, &["promote", &name, &v2, &v1]);
 
-    let outcomes = children
+    let outcomes: Vec<Value> = children
         .into_iter()
         .map(|child| {
             let out = child.wait_with_output().unwrap();
@@ -196,8 +200,30 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
             r
         })
         .collect();
-    let values = common::moto_recorded(&s, "secretsmanager.GetSecretValue");
-    let checks = common::moto_recorded(&s, "secretsmanager.DescribeSecret");
+    // The ranks' counters equal what moto recorded of them.
+    let (all_values, all_checks) = (
+        common::moto_recorded(&s, "secretsmanager.GetSecretValue"),
+        common::moto_recorded(&s, "secretsmanager.DescribeSecret"),
+    );
+    let counted = |op: &str| -> usize {
+        outcomes
+            .iter()
+            .flat_map(|r| {
+                r["metrics"]["aws"]["requests"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|q| q["operation"] == op)
+            .map(|q| q["count"].as_u64().unwrap() as usize)
+            .sum()
+    };
+    assert_eq!(
+        (counted("GetSecretValue"), counted("DescribeSecret")),
+        (all_values, all_checks),
+        "(GetSecretValue, DescribeSecret): counters, moto's recorder"
+    );
+    let (values, checks) = (all_values - values_before, all_checks - checks_before);
     let bench = json!({
         "kind": "rotation", "mode": mode, "nodes": nodes, "ranks": ranks, "window": window,
         "get_secret_value": values, "describe_secret": checks,

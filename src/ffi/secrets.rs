@@ -524,6 +524,33 @@ pub extern "C" fn st_secrets_providers_json(
     })
 }
 
+/// The remote providers' counters as a JSON object into a new buffer at
+/// `*out_json` (free with `st_buf_free`): `{"aws": {...}, "vault": {...}}`,
+/// each `{"requests": [{"operation", "method", "outcome", "count",
+/// "seconds", "buckets"}], "retries", "failovers", "stale_served",
+/// "refreshes_ahead", "logins", "renewals", "leases_issued",
+/// "leases_renewed", "leases_revoked", "tokens_revoked"}`. `operation` is
+/// a fixed name (`GetSecretValue`, `DescribeSecret`, `kv read`, `kv
+/// metadata`, `login`, ...), `outcome` the HTTP status or the error type
+/// (`timeout`, `network`, `tls`), `buckets` the cumulative counts at
+/// OpenTelemetry's bounds for `http.client.request.duration` (0.005 to 10
+/// s). The counts are the process's, from zero in a forked child; never a
+/// key name, a path or a value.
+#[no_mangle]
+pub extern "C" fn st_secrets_metrics_json(
+    m: *mut st_secrets,
+    out_json: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (both): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_json, "out_json") }?;
+        let json = unsafe { manager(m) }?.metrics_json();
+        out.write(st_buf::new_raw(json.as_bytes()));
+        Ok(())
+    })
+}
+
 /// Which version of each secret this manager used, as a JSON array into a
 /// new buffer at `*out_json` (free with `st_buf_free`), one object per key
 /// (its current version): `{"key", "provider", "version", "stages",

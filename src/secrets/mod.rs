@@ -48,6 +48,7 @@ pub use provider::{
     ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
 };
+pub use remote::meter;
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
@@ -263,6 +264,15 @@ impl SecretsManager {
     /// `SIMPLETUNER_PROVENANCE_FILE`).
     pub fn provenance(&self) -> Option<Vec<provenance::Used>> {
         self.provenance.as_ref().map(Provenance::used)
+    }
+
+    /// The remote providers' counters, as JSON: per provider, requests by
+    /// operation, method and outcome with their network time, retries,
+    /// failovers, stale values served, refreshes ahead, logins, renewals,
+    /// leases issued, renewed and revoked. They are the process's (several
+    /// managers in one process share them), and never name a key or a value.
+    pub fn metrics_json(&self) -> String {
+        remote::meter::to_json(&remote::meter::snapshot()).to_string()
     }
 
     /// [`provenance`](Self::provenance) as a JSON array (`None`: not recorded).
@@ -585,6 +595,8 @@ impl Drop for SecretsManager {
         // A background job may hold the notifier a moment longer: it calls
         // no listener after this.
         self.chain.notifier.close();
+        // The job's metrics directory gets this process's last counts.
+        remote::meter::flush();
     }
 }
 

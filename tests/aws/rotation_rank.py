@@ -33,6 +33,7 @@ lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTE
 lib.st_secrets_get_with_version.argtypes = [P, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
 lib.st_secrets_report_failure.argtypes = [P, ctypes.c_char_p, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
 lib.st_secrets_refresh.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(ctypes.c_bool), ctypes.POINTER(P)]
+lib.st_secrets_metrics_json.argtypes = [P, ctypes.POINTER(P), ctypes.POINTER(P)]
 lib.st_secrets_free.argtypes = [P]
 lib.st_buf_data.argtypes = [P]
 lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
@@ -113,6 +114,9 @@ while time.time() < UNTIL:
             errors.append(str(e)[:200])
     time.sleep(max(0.0, INTERVAL - (time.time() - started)))
 
+counted = P()
+check(lib.st_secrets_metrics_json(manager, ctypes.byref(counted), ctypes.byref(err)), err)
+metrics = json.loads(take(counted))
 lib.st_secrets_free(manager)
 print(
     json.dumps(
@@ -124,6 +128,7 @@ print(
             "errors": errors,
             "versions": versions,
             "reports": reports,
+            "metrics": metrics,
         }
     )
 )

@@ -88,6 +88,10 @@ static void test_env_normalization_prefix_live_and_empty(void) {
   CHECK(json && strstr(st_buf_str(json), "\"key\":\"hf-token\"") &&
         strstr(st_buf_str(json), "\"fingerprint\":\"hmac-sha256:") && !strstr(st_buf_str(json), "from-file"));
   st_buf_free(json);
+  json = NULL;
+  CHECK_CALL(ST_OK, st_secrets_metrics_json(m, &json, &err));
+  CHECK(json && st_buf_str(json)[0] == '{');
+  st_buf_free(json);
   st_secrets_free(m);
 
   /* With a prefix, only <prefix>_<KEY> is read. */

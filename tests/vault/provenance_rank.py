@@ -2,12 +2,14 @@
 the library through its C ABI (ctypes on libst_secrets.so) that gets KEY every
 INTERVAL seconds until UNTIL (Unix seconds). What it used is recorded by the
 library itself (SIMPLETUNER_PROVENANCE_FILE, SIMPLETUNER_PROVENANCE_SALT_FILE
-in its environment); at the end it prints st_secrets_provenance_json's answer.
+in its environment); at the end it prints one JSON object: "provenance",
+st_secrets_provenance_json's answer, and "metrics", st_secrets_metrics_json's.
 
 Usage: provenance_rank.py LIB CONFIG_JSON KEY UNTIL INTERVAL
 """
 
 import ctypes
+import json
 import sys
 import time
 
@@ -18,6 +20,7 @@ P = ctypes.c_void_p
 lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
 lib.st_secrets_get.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
 lib.st_secrets_provenance_json.argtypes = [P, ctypes.POINTER(P), ctypes.POINTER(P)]
+lib.st_secrets_metrics_json.argtypes = [P, ctypes.POINTER(P), ctypes.POINTER(P)]
 lib.st_secrets_free.argtypes = [P]
 lib.st_buf_data.argtypes = [P]
 lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
@@ -48,7 +51,8 @@ while time.time() < UNTIL:
     take(buf)
     gets += 1
     time.sleep(INTERVAL)
-out = P()
+out, counted = P(), P()
 check(lib.st_secrets_provenance_json(manager, ctypes.byref(out), ctypes.byref(err)), err)
-print(take(out))
+check(lib.st_secrets_metrics_json(manager, ctypes.byref(counted), ctypes.byref(err)), err)
+print(json.dumps({"provenance": json.loads(take(out)), "metrics": json.loads(take(counted))}))
 lib.st_secrets_free(manager)

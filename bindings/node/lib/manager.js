@@ -238,6 +238,15 @@ class Manager extends Handle {
     return JSON.parse(bufCall((o, e) => C.st_secrets_providers_json(this.handle, o, e)).toString());
   }
 
+  /** The remote providers' counters (the process's): {aws: {requests:
+   *  [{operation, method, outcome, count, seconds, buckets}], retries,
+   *  failovers, stale_served, refreshes_ahead, logins, renewals,
+   *  leases_issued, leases_renewed, leases_revoked, tokens_revoked}, vault:
+   *  ...}. Never a key name or a value. */
+  metrics() {
+    return JSON.parse(bufCall((o, e) => C.st_secrets_metrics_json(this.handle, o, e)).toString());
+  }
+
   /** Which version of each secret this manager used: [{key, provider,
    *  version, stages, fingerprint, first_used, last_used}], never a value
    *  (fingerprint: hmac-sha256:<hex> of the value under the job's salt).

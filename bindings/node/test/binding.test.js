@@ -214,6 +214,7 @@ test('manager: getWithSource, diagnose, resetDefault', () => {
     const [used] = recorded.provenance();
     assert.deepEqual([used.key, used.provider, used.version], ['hf-token', 'file', null]);
     assert.match(used.fingerprint, /^hmac-sha256:[0-9a-f]{64}$/);
+    assert.equal(typeof recorded.metrics(), 'object');
     recorded.close();
     assert.throws(() => m.reportFailure('HF_TOKEN', ''), /ST_INVALID_ARGUMENT|empty/);
     m.set('HF_TOKEN', 'hf_node_source');

@@ -465,6 +465,11 @@ impl ManagerBase {
         Ok(self.native()?.manager.providers_json())
     }
 
+    /// The remote providers' counters as JSON.
+    fn _metrics_json(&self) -> PyResult<String> {
+        Ok(self.native()?.manager.metrics_json())
+    }
+
     /// What the manager used as JSON, or None when it does not record it.
     fn _provenance_json(&self) -> PyResult<Option<String>> {
         Ok(self.native()?.manager.provenance_json())

@@ -120,6 +120,14 @@ class SecretsManager(_native.ManagerBase):
         """The chain: [{"name", "available", "detail", "warnings", "last_error"}]."""
         return cast(list[dict[str, Any]], json.loads(self._providers_json()))
 
+    def metrics(self) -> dict[str, Any]:
+        """The remote providers' counters (the process's), by provider:
+        {"requests": [{"operation", "method", "outcome", "count", "seconds",
+        "buckets"}], "retries", "failovers", "stale_served", "refreshes_ahead",
+        "logins", "renewals", "leases_issued", "leases_renewed",
+        "leases_revoked", "tokens_revoked"}. Never a key name or a value."""
+        return cast(dict[str, Any], json.loads(self._metrics_json()))
+
     def provenance(self) -> Optional[list[dict[str, Any]]]:
         """Which version of each secret this manager used: [{"key", "provider",
         "version", "stages", "fingerprint", "first_used", "last_used"}], never a

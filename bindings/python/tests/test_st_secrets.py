@@ -398,3 +398,4 @@ def test_provenance_records_versions_and_fingerprints_never_values(tmp_path):
     assert used["fingerprint"].startswith("hmac-sha256:")
     assert "hf_py_provenance" not in str(used)
     assert SecretsManager(config={"file_path": str(path), "providers": ["file"]}).provenance() is None
+    assert isinstance(recorded.metrics(), dict)

@@ -8,6 +8,7 @@ pub mod export;
 mod identity;
 pub mod leak;
 mod ledger;
+mod metrics;
 pub mod run;
 pub mod secrets;
 pub mod store;

@@ -258,6 +258,10 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         Some(file) => Some(provenance(file)?),
         None => None,
     };
+    let metrics = match &args.metrics {
+        Some(file) => Some(super::metrics::Exporter::start(file)?),
+        None => None,
+    };
     let resolved = resolve(g, &args.selection, &args.files, purpose)?;
     let aws_chain = match args.aws_credentials {
         true => {
@@ -374,6 +378,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     }
     // Signals still blocked: a second SIGTERM does not stop the revocation.
     ledger.finish();
+    if let Some(metrics) = metrics {
+        metrics.finish(); // the revocations counted too
+    }
     drop(blocked);
     drain(pumps, init);
     Ok(status_code(status))

@@ -164,6 +164,16 @@ impl Address {
     }
 }
 
+/// OpenTelemetry's `error.type` of a request that got no answer.
+fn error_type(f: &FetchError) -> &'static str {
+    match f.error {
+        Error::Timeout(_) => "timeout",
+        Error::Network(ref m) if m.contains("TLS") => "tls",
+        Error::Network(_) => "network",
+        _ => "other",
+    }
+}
+
 /// The URL of requests sent over a Unix socket.
 const UNIX_BASE: &str = "http://localhost";
 
@@ -290,9 +300,15 @@ impl Http {
             )))
         })?;
         let agent = self.pool.lock().agent.clone();
-        let response = agent
-            .run(request)
-            .map_err(|e| self.classify(what, url, e))?;
+        let started = std::time::Instant::now();
+        let counted = |outcome: &str| {
+            super::meter::request(what, method, url, outcome, started.elapsed());
+        };
+        let response = agent.run(request).map_err(|e| {
+            let f = self.classify(what, url, e);
+            counted(error_type(&f));
+            f
+        })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -304,7 +320,12 @@ impl Http {
             .into_with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| self.classify(what, url, e))?;
+            .map_err(|e| {
+                let f = self.classify(what, url, e);
+                counted(error_type(&f));
+                f
+            })?;
+        counted(&status.to_string());
         if status >= 300 {
             // Error text reaches messages: a server that repeats a
             // credential this request carried ("Bad Token: <token>") must

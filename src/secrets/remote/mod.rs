@@ -12,6 +12,7 @@
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod http;
+pub mod meter;
 pub(crate) mod node;
 pub(crate) mod rotation;
 pub(crate) mod secret_cache;
@@ -211,6 +212,7 @@ pub fn with_retries<T>(
                 };
                 std::thread::sleep(wait);
                 retry += 1;
+                meter::add_current(|c| c.retries += 1);
             }
             outcome => return outcome,
         }

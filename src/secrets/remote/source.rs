@@ -146,12 +146,14 @@ impl<F: Fetch> RemoteSource<F> {
                 let load = {
                     let (fetcher, name) = (Arc::clone(&fetcher), name.clone());
                     Box::new(move |held: Option<&SecretMap>, why: Reason<'_>| {
+                        let _counted = super::meter::scope(F::NAME);
                         load_checked(&*fetcher, &name, held, why)
                     })
                 };
                 let changed = told_unless_earlier(&units, &sink);
                 let cache =
-                    SecretCache::new(settings.clone(), slot, load, changed, Runner::Refresher);
+                    SecretCache::new(settings.clone(), slot, load, changed, Runner::Refresher)
+                        .counted_as(F::NAME);
                 units.push(Unit {
                     name: name.clone(),
                     cache,
@@ -441,6 +443,7 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             Ok(live) => live,
             Err(e) => return Some(json!({ "secret": names.join(", "), "error": e.to_json() })),
         };
+        let _counted = super::meter::scope(F::NAME);
         let mut out = live.fetcher.checks(&names);
         let reads: Vec<_> = names.iter().map(|n| (*n, live.fetcher.fetch(n))).collect();
         out["secret_readable"] = readability(&reads, F::ABSENT);

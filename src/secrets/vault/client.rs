@@ -237,6 +237,7 @@ impl Client {
         zeroize_json(&mut doc);
         self.renewals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::secrets::remote::meter::add("vault", |c| c.renewals += 1);
         Some((Duration::from_secs(lease?), renewable))
     }
 

@@ -511,6 +511,7 @@ impl Cluster {
         self.answered.store(i, Ordering::Relaxed);
         if failed_over {
             self.failovers.fetch_add(1, Ordering::Relaxed);
+            crate::secrets::remote::meter::add("vault", |c| c.failovers += 1);
             self.publish();
         }
     }

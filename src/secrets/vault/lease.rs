@@ -84,6 +84,7 @@ impl Vault {
         self.client
             .lease_renewals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::secrets::remote::meter::add("vault", |c| c.leases_renewed += 1);
         doc["lease_duration"]
             .as_u64()
             .map(Duration::from_secs)
@@ -126,6 +127,7 @@ impl Vault {
         self.client
             .leases_issued
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::secrets::remote::meter::add("vault", |c| c.leases_issued += 1);
         if let Some(lease) = map.lease().filter(|l| !l.id.expose().is_empty()) {
             self.client
                 .ledger

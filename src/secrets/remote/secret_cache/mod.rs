@@ -273,6 +273,8 @@ pub struct SecretCache<T> {
     /// Fetches this process made itself after waiting out another
     /// process's (a holder hung past one fetch's bound).
     gave_up: AtomicU64,
+    /// The provider it counts for ([`meter`](super::meter)).
+    label: std::sync::OnceLock<&'static str>,
     /// Refresh jobs handed to the runner (tests count them).
     #[cfg(test)]
     jobs: AtomicU64,
@@ -303,9 +305,24 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             me: me.clone(),
             node,
             gave_up: AtomicU64::new(0),
+            label: std::sync::OnceLock::new(),
             #[cfg(test)]
             jobs: AtomicU64::new(0),
         })
+    }
+
+    /// The cache, its stale answers and refreshes ahead counted for
+    /// `provider` ([`meter`](super::meter)).
+    pub fn counted_as(self: Arc<Self>, provider: &'static str) -> Arc<Self> {
+        let _ = self.label.set(provider);
+        self
+    }
+
+    /// Adds to the counters of the provider it counts for.
+    fn count(&self, f: impl FnOnce(&mut super::meter::Counts)) {
+        if let Some(provider) = self.label.get() {
+            super::meter::add(provider, f);
+        }
     }
 
     /// The loader's answer, its failure scrubbed of the values held.
@@ -567,10 +584,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             Err(failure) => {
                 let until = now + remaining.unwrap_or(self.settings.failure_ttl);
                 state.failure = Some((failure, until));
-                (
-                    Self::answer_failing(&state, &self.settings, now),
-                    Vec::new(),
-                )
+                (self.answer_failing(&state, now), Vec::new())
             }
         }
     }
@@ -613,21 +627,23 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         if let Some(good) = &state.good {
             let found = matches!(*good.value, Fetched::Found(_));
             let refresh = found && self.refreshes_ahead() && now >= good.refresh_after;
-            let serve = now < good.fresh_until
+            let fresh = now < good.fresh_until;
+            let serve = fresh
                 || (refresh
                     && now.saturating_duration_since(good.fresh_until) <= self.settings.max_stale
                     && state.failure.as_ref().is_none_or(|(f, _)| f.transient)
                     && !ended(&good.value));
             if serve {
+                if !fresh {
+                    self.count(|c| c.stale_served += 1);
+                }
                 let value = Arc::clone(&good.value);
                 let queued = refresh && self.ask_refresh(state, now);
                 return Some((Ok(value), queued));
             }
         }
         match &state.failure {
-            Some((_, until)) if now < *until => {
-                Some((Self::answer_failing(state, &self.settings, now), false))
-            }
+            Some((_, until)) if now < *until => Some((self.answer_failing(state, now), false)),
             _ => None,
         }
     }
@@ -644,14 +660,18 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         self.queued.is_set()
     }
 
-    fn answer_failing(state: &CacheState<T>, settings: &RemoteSettings, now: Instant) -> Answer<T> {
+    fn answer_failing(&self, state: &CacheState<T>, now: Instant) -> Answer<T> {
         let (failure, _) = state.failure.as_ref().expect("called with a failure");
         match &state.good {
             Some(good)
                 if failure.transient
-                    && now.saturating_duration_since(good.fresh_until) <= settings.max_stale
+                    && now.saturating_duration_since(good.fresh_until)
+                        <= self.settings.max_stale
                     && !ended(&good.value) =>
             {
+                if now >= good.fresh_until {
+                    self.count(|c| c.stale_served += 1);
+                }
                 Ok(Arc::clone(&good.value))
             }
             _ => Err(failure.error.clone()),
@@ -706,6 +726,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
             }
             state.refreshing = true;
         }
+        self.count(|c| c.refreshes_ahead += 1);
         let (outcome, remaining) = self.fetch_shared(Mode::Ahead, Reason::Due);
         let now = Instant::now();
         let mut state = self.state.lock();

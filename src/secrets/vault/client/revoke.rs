@@ -47,10 +47,14 @@ impl Client {
         leases: &[(SecretString, Option<SecretString>)],
         logins: &[SecretString],
     ) -> Revoked {
+        let _counted = crate::secrets::remote::meter::scope("vault");
         let mut out = Revoked::default();
         for (id, token) in leases {
             match self.revoke_lease(id, token.as_ref()) {
-                Ok(()) => out.leases += 1,
+                Ok(()) => {
+                    out.leases += 1;
+                    crate::secrets::remote::meter::add("vault", |c| c.leases_revoked += 1);
+                }
                 // A login token's leases go with it below.
                 Err(_) if token.as_ref().is_some_and(|t| logins.contains(t)) => out.leases += 1,
                 Err(e) => out.failed.push(format!("a lease: {e}")),
@@ -58,7 +62,10 @@ impl Client {
         }
         for token in logins {
             match self.revoke_token(token) {
-                Ok(()) => out.tokens += 1,
+                Ok(()) => {
+                    out.tokens += 1;
+                    crate::secrets::remote::meter::add("vault", |c| c.tokens_revoked += 1);
+                }
                 Err(e) => out.failed.push(format!("a login token: {e}")),
             }
         }

@@ -222,6 +222,7 @@ impl Client {
                 self.failed_logins.fetch_add(1, Relaxed);
             })?;
             self.logins.fetch_add(1, Relaxed);
+            crate::secrets::remote::meter::add("vault", |c| c.logins += 1);
             let from_file = matches!(login.method, Method::Jwt { .. } | Method::Cert { .. });
             let r = match r.status {
                 400 | 403 => {

@@ -1,0 +1,458 @@
+//! The remote providers' counters, per provider and per process: requests
+//! by operation, method and outcome with their network time (a histogram,
+//! as OpenTelemetry's `http.client.request.duration`), retries, failovers,
+//! stale values served, refreshes ahead, logins, renewals, leases issued,
+//! renewed and revoked. Never a key name, a path or a value hash: an
+//! operation is one of a fixed set of names (`GetSecretValue`,
+//! `DescribeSecret`, `kv read`, `login`, ...).
+//!
+//! Nothing here is on a cached get's path: only requests and what follows
+//! one are counted. A request is counted under the provider whose work the
+//! thread is doing ([`scope`]). A forked child starts from zero.
+//!
+//! With `SIMPLETUNER_METRICS_DIR` (set by `st-secrets run --metrics`), each
+//! process writes its counters to `<dir>/<pid>.json` after a request (at
+//! most once a second) and when a manager is dropped; `run` adds them up.
+
+use crate::sys::Mutex;
+use serde_json::{json, Map, Value};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The histogram's bucket bounds in seconds: OpenTelemetry's advice for
+/// `http.client.request.duration`.
+pub const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Requests of one operation, method and outcome.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tally {
+    /// How many.
+    pub count: u64,
+    /// Their network time, in seconds.
+    pub seconds: f64,
+    /// How many took at most each of [`BUCKETS`] (cumulative).
+    pub buckets: [u64; BUCKETS.len()],
+}
+
+/// One provider's counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    /// By (operation, HTTP method, outcome: the status code, or the error
+    /// type of a request that got no answer: `timeout`, `network`, `tls`).
+    pub requests: BTreeMap<(String, String, String), Tally>,
+    /// Further attempts after a transient failure.
+    pub retries: u64,
+    /// Requests a cluster's node answered after another failed.
+    pub failovers: u64,
+    /// Values served past their TTL while the service failed.
+    pub stale_served: u64,
+    /// Background refreshes run.
+    pub refreshes_ahead: u64,
+    /// Logins answered.
+    pub logins: u64,
+    /// Token renewals answered.
+    pub renewals: u64,
+    /// Leased secrets issued, leases renewed, leases revoked.
+    pub leases_issued: u64,
+    /// Leases renewed.
+    pub leases_renewed: u64,
+    /// Leases revoked (or found gone).
+    pub leases_revoked: u64,
+    /// Login tokens revoked (or found gone).
+    pub tokens_revoked: u64,
+}
+
+/// The process's counters, by provider.
+#[derive(Default)]
+struct Registry {
+    counts: BTreeMap<&'static str, Counts>,
+    /// When the counters were last written to the metrics directory.
+    written: Option<Instant>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Mutex::new(Registry::default()).after_fork(|r| *r = Registry::default()))
+}
+
+thread_local! {
+    /// The provider whose work this thread is doing ("": none).
+    static CURRENT: Cell<&'static str> = const { Cell::new("") };
+}
+
+/// While the guard lives, this thread's requests count for `provider`.
+pub struct Scope(&'static str);
+
+/// Counts this thread's requests for `provider` until the guard drops.
+pub fn scope(provider: &'static str) -> Scope {
+    Scope(CURRENT.with(|c| c.replace(provider)))
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Adds to `provider`'s counters.
+pub fn add(provider: &'static str, f: impl FnOnce(&mut Counts)) {
+    if provider.is_empty() {
+        return;
+    }
+    f(registry().lock().counts.entry(provider).or_default());
+}
+
+/// Adds to the counters of the provider this thread works for, if any.
+pub fn add_current(f: impl FnOnce(&mut Counts)) {
+    add(CURRENT.with(Cell::get), f);
+}
+
+/// A request (`what` the caller's name for it, to `url`) that took
+/// `elapsed` and ended with `outcome`, counted for the provider this thread
+/// works for; then the counters are written out if they are due.
+pub fn request(what: &str, method: &str, url: &str, outcome: &str, elapsed: Duration) {
+    let provider = CURRENT.with(Cell::get);
+    if provider.is_empty() {
+        return;
+    }
+    let key = (
+        operation(what, method, url),
+        method.to_owned(),
+        outcome.to_owned(),
+    );
+    let due = {
+        let mut r = registry().lock();
+        let t = r
+            .counts
+            .entry(provider)
+            .or_default()
+            .requests
+            .entry(key)
+            .or_default();
+        let secs = elapsed.as_secs_f64();
+        t.count += 1;
+        t.seconds += secs;
+        for (b, bound) in t.buckets.iter_mut().zip(BUCKETS) {
+            *b += u64::from(secs <= bound);
+        }
+        let due = r
+            .written
+            .is_none_or(|w| w.elapsed() >= Duration::from_secs(1));
+        if due {
+            r.written = Some(Instant::now());
+        }
+        due
+    };
+    if due {
+        flush();
+    }
+}
+
+/// The operation of a request: the AWS action as named by its caller; for
+/// Vault, one of a fixed set of names read from the path (never the path:
+/// it names secrets).
+fn operation(what: &str, method: &str, url: &str) -> String {
+    if what != "Vault" {
+        return what.to_owned();
+    }
+    let path = url.split("/v1/").nth(1).unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    let name = match path {
+        "sys/health" => "health",
+        "auth/token/renew-self" => "token renew",
+        "auth/token/revoke-self" => "token revoke",
+        "auth/token/lookup-self" => "token lookup",
+        "sys/leases/renew" => "lease renew",
+        "sys/leases/revoke" => "lease revoke",
+        p if p.starts_with("auth/") && p.ends_with("/login") => "login",
+        p if p.starts_with("auth/") && p.contains("/login/") => "login",
+        p if p.starts_with("sys/internal/ui/mounts") => "mounts",
+        p if p.starts_with("identity/oidc/token/") => "identity token",
+        p if p.contains("/metadata/") => "kv metadata",
+        p if p.contains("/data/") => "kv read",
+        _ if method == "GET" => "read",
+        _ => "write",
+    };
+    name.to_owned()
+}
+
+/// The process's counters now, by provider.
+pub fn snapshot() -> BTreeMap<String, Counts> {
+    let r = registry().lock();
+    r.counts
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// The scalar counters of [`Counts`], by their JSON and metric names.
+fn scalars(c: &Counts) -> [(&'static str, u64); 10] {
+    [
+        ("retries", c.retries),
+        ("failovers", c.failovers),
+        ("stale_served", c.stale_served),
+        ("refreshes_ahead", c.refreshes_ahead),
+        ("logins", c.logins),
+        ("renewals", c.renewals),
+        ("leases_issued", c.leases_issued),
+        ("leases_renewed", c.leases_renewed),
+        ("leases_revoked", c.leases_revoked),
+        ("tokens_revoked", c.tokens_revoked),
+    ]
+}
+
+/// `counts` as JSON: `{"<provider>": {"requests": [{"operation",
+/// "method", "outcome", "count", "seconds", "buckets"}], "retries", ...}}`.
+pub fn to_json(counts: &BTreeMap<String, Counts>) -> Value {
+    let mut out = Map::new();
+    for (provider, c) in counts {
+        let requests: Vec<Value> = c
+            .requests
+            .iter()
+            .map(|((op, method, outcome), t)| {
+                json!({"operation": op, "method": method, "outcome": outcome,
+                    "count": t.count, "seconds": t.seconds, "buckets": t.buckets})
+            })
+            .collect();
+        let mut one = Map::new();
+        one.insert("requests".into(), Value::Array(requests));
+        for (name, n) in scalars(c) {
+            one.insert(name.into(), n.into());
+        }
+        out.insert(provider.clone(), Value::Object(one));
+    }
+    Value::Object(out)
+}
+
+/// Counters read back from [`to_json`]'s form (what cannot be read is 0).
+pub fn from_json(v: &Value) -> BTreeMap<String, Counts> {
+    let mut out = BTreeMap::new();
+    let Some(providers) = v.as_object() else {
+        return out;
+    };
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    for (provider, p) in providers {
+        let mut c = Counts::default();
+        for r in p["requests"].as_array().into_iter().flatten() {
+            let key =
+                ["operation", "method", "outcome"].map(|f| r[f].as_str().unwrap_or("").to_owned());
+            let mut t = Tally {
+                count: n(&r["count"]),
+                seconds: r["seconds"].as_f64().unwrap_or(0.0),
+                ..Tally::default()
+            };
+            for (b, v) in t
+                .buckets
+                .iter_mut()
+                .zip(r["buckets"].as_array().into_iter().flatten())
+            {
+                *b = n(v);
+            }
+            c.requests.insert(key.into(), t);
+        }
+        let get = |name: &str| n(&p[name]);
+        c.retries = get("retries");
+        c.failovers = get("failovers");
+        c.stale_served = get("stale_served");
+        c.refreshes_ahead = get("refreshes_ahead");
+        c.logins = get("logins");
+        c.renewals = get("renewals");
+        c.leases_issued = get("leases_issued");
+        c.leases_renewed = get("leases_renewed");
+        c.leases_revoked = get("leases_revoked");
+        c.tokens_revoked = get("tokens_revoked");
+        out.insert(provider.clone(), c);
+    }
+    out
+}
+
+/// Adds `from` into `into`.
+pub fn merge(into: &mut BTreeMap<String, Counts>, from: BTreeMap<String, Counts>) {
+    for (provider, c) in from {
+        let to = into.entry(provider).or_default();
+        for (key, t) in c.requests {
+            let sum = to.requests.entry(key).or_default();
+            sum.count += t.count;
+            sum.seconds += t.seconds;
+            for (a, b) in sum.buckets.iter_mut().zip(t.buckets) {
+                *a += b;
+            }
+        }
+        to.retries += c.retries;
+        to.failovers += c.failovers;
+        to.stale_served += c.stale_served;
+        to.refreshes_ahead += c.refreshes_ahead;
+        to.logins += c.logins;
+        to.renewals += c.renewals;
+        to.leases_issued += c.leases_issued;
+        to.leases_renewed += c.leases_renewed;
+        to.leases_revoked += c.leases_revoked;
+        to.tokens_revoked += c.tokens_revoked;
+    }
+}
+
+/// Escapes a label value of the text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `counts` in the Prometheus / OpenMetrics text format, as a node
+/// exporter's textfile collector reads it: `http_client_request_duration_seconds`
+/// (OpenTelemetry's name and attributes `http_request_method`,
+/// `http_response_status_code`, `error_type`, with `provider` and
+/// `operation`) and one `st_secrets_<name>_total` counter per scalar.
+pub fn openmetrics(counts: &BTreeMap<String, Counts>) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP http_client_request_duration_seconds Duration of the remote providers' HTTP requests.\n");
+    out.push_str("# TYPE http_client_request_duration_seconds histogram\n");
+    for (provider, c) in counts {
+        for ((op, method, outcome), t) in &c.requests {
+            let status = if outcome.bytes().all(|b| b.is_ascii_digit()) {
+                format!("http_response_status_code=\"{}\"", label(outcome))
+            } else {
+                format!("error_type=\"{}\"", label(outcome))
+            };
+            let labels = format!(
+                "provider=\"{}\",operation=\"{}\",http_request_method=\"{}\",{status}",
+                label(provider),
+                label(op),
+                label(method)
+            );
+            for (bound, n) in BUCKETS.iter().zip(t.buckets) {
+                out.push_str(&format!(
+                    "http_client_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "http_client_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n",
+                t.count
+            ));
+            out.push_str(&format!(
+                "http_client_request_duration_seconds_sum{{{labels}}} {}\n",
+                t.seconds
+            ));
+            out.push_str(&format!(
+                "http_client_request_duration_seconds_count{{{labels}}} {}\n",
+                t.count
+            ));
+        }
+    }
+    let names = scalars(&Counts::default()).map(|(n, _)| n);
+    for (i, name) in names.iter().enumerate() {
+        // The Prometheus text format names a counter's family with its
+        // `_total`, as node exporters read it.
+        out.push_str(&format!(
+            "# HELP st_secrets_{name}_total The remote providers' {}.\n",
+            name.replace('_', " ")
+        ));
+        out.push_str(&format!("# TYPE st_secrets_{name}_total counter\n"));
+        for (provider, c) in counts {
+            let n = scalars(c)[i].1;
+            out.push_str(&format!(
+                "st_secrets_{name}_total{{provider=\"{}\"}} {n}\n",
+                label(provider)
+            ));
+        }
+    }
+    out
+}
+
+/// Writes the counters to `<SIMPLETUNER_METRICS_DIR>/<pid>.json` (a 0600
+/// file renamed into place), when that variable names a directory of this
+/// user's. Never fails a caller: a write that fails is skipped.
+pub fn flush() {
+    let Some(dir) = std::env::var_os("SIMPLETUNER_METRICS_DIR").filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let body = to_json(&snapshot()).to_string();
+    let name = format!("{}.json", std::process::id());
+    let _ = crate::fsutil::replace_atomically(&dir, &name, &dir.join(&name), body.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_count_for_the_scoped_provider_by_operation_never_a_path() {
+        let before = snapshot().get("metertest").cloned().unwrap_or_default();
+        request(
+            "Vault",
+            "GET",
+            "http://x/v1/secret/data/team/x",
+            "200",
+            Duration::from_millis(3),
+        );
+        {
+            let _s = scope("metertest");
+            request(
+                "Vault",
+                "GET",
+                "http://x/v1/secret/data/team/x?version=2",
+                "200",
+                Duration::from_millis(3),
+            );
+            request(
+                "Vault",
+                "GET",
+                "http://x/v1/secret/metadata/team/x",
+                "403",
+                Duration::from_millis(30),
+            );
+            request(
+                "Vault",
+                "POST",
+                "http://x/v1/auth/jwt/login",
+                "200",
+                Duration::from_secs(20),
+            );
+            request(
+                "GetSecretValue",
+                "POST",
+                "https://aws/",
+                "timeout",
+                Duration::from_millis(7),
+            );
+            add_current(|c| c.retries += 1);
+        }
+        add_current(|c| c.retries += 100); // no provider: not counted
+        let now = snapshot().remove("metertest").unwrap();
+        let read = &now.requests[&("kv read".into(), "GET".into(), "200".into())];
+        assert_eq!(
+            read.count,
+            1 + before
+                .requests
+                .get(&("kv read".into(), "GET".into(), "200".into()))
+                .map_or(0, |t| t.count)
+        );
+        assert_eq!(
+            read.buckets[0], read.count,
+            "3 ms is within the first bucket"
+        );
+        let login = &now.requests[&("login".into(), "POST".into(), "200".into())];
+        assert_eq!(
+            login.buckets[BUCKETS.len() - 1],
+            0,
+            "20 s is past the last bucket"
+        );
+        assert!(now
+            .requests
+            .contains_key(&("kv metadata".into(), "GET".into(), "403".into())));
+        assert!(now.requests.contains_key(&(
+            "GetSecretValue".into(),
+            "POST".into(),
+            "timeout".into()
+        )));
+        assert_eq!(now.retries, before.retries + 1);
+        let text = to_json(&snapshot()).to_string();
+        assert!(!text.contains("team"), "no path in the counters: {text}");
+    }
+}
