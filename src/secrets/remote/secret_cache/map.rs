@@ -1,10 +1,10 @@
 //! The lookups of a cached [`SecretMap`]: a key, with its version, the
 //! keys held, and failures scrubbed of the values held.
 
-use super::SecretCache;
+use super::{SecretCache, Versioned};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::{SecretMap, Version};
+use crate::secrets::provider::{KeyChange, SecretMap, Version};
 use std::time::Duration;
 
 /// Held values shorter than this are not scrubbed from error text: `1`,
@@ -23,6 +23,28 @@ pub(super) fn scrub(held: &SecretMap, error: Error) -> Error {
         .map(|v| v.expose())
         .filter(|v| v.len() >= SCRUB_FLOOR);
     error.redacting(values)
+}
+
+impl Versioned for SecretMap {
+    fn version_id(&self) -> Option<&str> {
+        self.version().map(|v| v.id.as_str())
+    }
+
+    fn scrub(&self, error: Error) -> Error {
+        scrub(self, error)
+    }
+
+    fn same_label(&self, other: &Self) -> bool {
+        self.version() == other.version()
+    }
+
+    fn changes(now: Option<&Self>, earlier: Option<&Self>) -> Vec<KeyChange> {
+        let none = SecretMap::default();
+        match (now, earlier) {
+            (None, None) => Vec::new(),
+            (now, earlier) => now.unwrap_or(&none).changes_since(earlier.unwrap_or(&none)),
+        }
+    }
 }
 
 impl SecretCache<SecretMap> {

@@ -13,105 +13,19 @@ use super::node::{Mode, Shared, Slot};
 pub use super::Fetched;
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
-use crate::secrets::provider::{KeyChange, SecretMap};
+use crate::secrets::provider::KeyChange;
 use crate::sys::refresher::{self, Job};
 use crate::sys::{Flight, ForkFlag, Leading, Mutex};
 
 mod map;
+mod versioned;
+use versioned::ended;
+pub use versioned::{Reason, Versioned};
 #[cfg(test)]
 pub(crate) mod script;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-impl<T: Versioned> Fetched<T> {
-    /// Whether both are the same version of the secret, as the service said
-    /// (`false` when it said none).
-    fn same_version(&self, other: &Fetched<T>) -> bool {
-        match (self, other) {
-            (Fetched::Found(a), Fetched::Found(b)) => {
-                a.version_id().is_some() && a.version_id() == b.version_id()
-            }
-            _ => false,
-        }
-    }
-}
-
-/// What a cache holds, with the version the service gave it, if any.
-pub trait Versioned {
-    /// The version's identifier.
-    fn version_id(&self) -> Option<&str>;
-
-    /// The keys that differ between `earlier` and `now` (`None`: the
-    /// secret did not exist), for change events.
-    fn changes(_now: Option<&Self>, _earlier: Option<&Self>) -> Vec<KeyChange> {
-        Vec::new()
-    }
-
-    /// Whether `other` carries the same version as this in every respect
-    /// (its stages, what it stands in for), not only the same identifier.
-    fn same_label(&self, _other: &Self) -> bool {
-        true
-    }
-
-    /// `error` with what this holds taken out of its message (a server's
-    /// error text that repeats a value it served before).
-    fn scrub(&self, error: Error) -> Error {
-        error
-    }
-}
-
-impl Versioned for SecretMap {
-    fn version_id(&self) -> Option<&str> {
-        self.version().map(|v| v.id.as_str())
-    }
-
-    fn scrub(&self, error: Error) -> Error {
-        map::scrub(self, error)
-    }
-
-    fn same_label(&self, other: &Self) -> bool {
-        self.version() == other.version()
-    }
-
-    fn changes(now: Option<&Self>, earlier: Option<&Self>) -> Vec<KeyChange> {
-        let none = SecretMap::default();
-        match (now, earlier) {
-            (None, None) => Vec::new(),
-            (now, earlier) => now.unwrap_or(&none).changes_since(earlier.unwrap_or(&none)),
-        }
-    }
-}
-
-impl Versioned for String {
-    fn version_id(&self) -> Option<&str> {
-        None
-    }
-}
-
-impl Shareable for String {
-    fn encode(&self) -> Option<crate::secret::SecretBytes> {
-        Some(crate::secret::SecretBytes::from(self.as_bytes()))
-    }
-    fn decode(body: &[u8]) -> Option<String> {
-        String::from_utf8(body.to_vec()).ok()
-    }
-}
-
-impl<T> Fetched<T> {
-    fn found(&self) -> Option<&T> {
-        match self {
-            Fetched::Found(t) => Some(t),
-            Fetched::Absent => None,
-        }
-    }
-}
-
-/// Whether `value` says its own life is over (a lease that ended): never
-/// served stale, since it no longer works.
-fn ended<T: Shareable>(value: &Fetched<T>) -> bool {
-    matches!(value, Fetched::Found(v) if v.ttl() == Some(Duration::ZERO))
-}
 
 /// The last successful fetch of a [`SecretCache`].
 struct LastGood<T> {
@@ -187,33 +101,6 @@ pub type Answer<T> = Result<Arc<Fetched<T>>, Error>;
 /// version held that is still current is kept) and why it is fetched.
 pub type Load<T> =
     Box<dyn Fn(Option<&T>, Reason<'_>) -> Result<Fetched<T>, FetchError> + Send + Sync>;
-
-/// Why a cache fetches its secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason<'a> {
-    /// Its time came (a get past the TTL, a refresh ahead): a version held
-    /// that is still the service's current one is kept without its value.
-    Due,
-    /// A caller's refresh: fetched whole.
-    Forced,
-    /// A caller reported this version failed it.
-    Failed(&'a str),
-}
-
-impl<'a> Reason<'a> {
-    /// The reason of a forced fetch, `failed` the version reported.
-    fn forced(failed: Option<&'a str>) -> Self {
-        failed.map_or(Reason::Forced, Reason::Failed)
-    }
-
-    /// The version reported failed, if any.
-    pub fn failed(self) -> Option<&'a str> {
-        match self {
-            Reason::Failed(f) => Some(f),
-            _ => None,
-        }
-    }
-}
 
 /// Where a cache pushes the keys a fetch changed (no lock held).
 pub type Changed = Box<dyn Fn(Vec<KeyChange>) + Send + Sync>;
