@@ -249,3 +249,26 @@ pub(crate) fn mkfifo(path: &Path) {
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}", path.display());
 }
+
+/// Appends `bytes` to `path` in one write, only to a regular file of user
+/// `uid` (the caller's effective one) that no one else may read or write (0600), never through a
+/// symlink, never blocking on open; with `create`, a missing file is made
+/// 0600. Best effort: a failure to write loses the bytes (the callers'
+/// records never fail their callers).
+pub(crate) fn append_private(path: &Path, bytes: &[u8], create: bool, uid: u32) {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path);
+    if let Ok(mut file) = file {
+        use std::os::unix::fs::MetadataExt;
+        let ok = file
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.uid() == uid && m.mode() & 0o077 == 0);
+        if ok {
+            let _ = file.write_all(bytes);
+        }
+    }
+}

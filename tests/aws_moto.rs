@@ -542,23 +542,6 @@ fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
     assert_eq!(m.get("HF_TOKEN").unwrap_err().code_name(), "ST_NETWORK");
 }
 
-/// One step of a rotation on moto (`tests/aws/moto_rotate.py`, boto3 with
-/// the admin's keys): its output (a VersionId).
-fn rotate(s: &Value, args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/moto_rotate.py");
-    let mut cmd = std::process::Command::new(s["python"].as_str().unwrap());
-    cmd.arg(script)
-        .arg(s["url"].as_str().unwrap())
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    common::stdout_of(cmd)
-}
-
 #[test]
 #[ignore = "needs moto: run scripts/test-all.sh moto"]
 fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
@@ -566,7 +549,7 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
     use std::time::{Duration, Instant};
     let s = setup();
     let name = "st-secrets/rotating";
-    let v1 = rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_rotation_v1"}"#]);
+    let v1 = common::moto_rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_rotation_v1"}"#]);
     let mut c = config(&s, name);
     c.remote.cache_ttl = Duration::from_secs(2); // soft deadline at 1.5 s
     let m = Arc::new(SecretsManager::with_providers(
@@ -621,10 +604,10 @@ fn a_rotation_through_awspending_reaches_every_reader_without_a_failed_call() {
         .collect();
     // The rotation function's first step: a pending version. Callers keep
     // AWSCURRENT's value through refreshes.
-    let v2 = rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_rotation_v2"}"#]);
+    let v2 = common::moto_rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_rotation_v2"}"#]);
     std::thread::sleep(Duration::from_secs(3));
     // The last step moves AWSCURRENT.
-    rotate(&s, &["promote", name, &v2, &v1]);
+    common::moto_rotate(&s, &["promote", name, &v2, &v1]);
     *promoted.lock().unwrap() = Some(Instant::now());
     let deadline = Instant::now() + Duration::from_secs(60);
     while events.lock().unwrap().is_empty() {
@@ -866,7 +849,7 @@ fn an_unchanged_secret_costs_no_value_over_a_hundred_ttls() {
     use std::time::{Duration, Instant};
     let s = setup();
     let name = "st-secrets/unchanged";
-    rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_unchanged"}"#]);
+    common::moto_rotate(&s, &["create", name, r#"{"HF_TOKEN": "hf_unchanged"}"#]);
     let ttl = Duration::from_millis(100);
     let m = rotating(&s, name, "admin", ttl);
     assert_eq!(
@@ -894,7 +877,7 @@ fn an_unchanged_secret_costs_no_value_over_a_hundred_ttls() {
     println!("BENCH {bench}");
     // A new version: fetched at the next check, once.
     common::moto_record(&s);
-    let v = rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_changed"}"#]);
+    let v = common::moto_rotate(&s, &["pending", name, r#"{"HF_TOKEN": "hf_changed"}"#]);
     let old = m
         .get_with_version("HF_TOKEN")
         .unwrap()
@@ -902,7 +885,7 @@ fn an_unchanged_secret_costs_no_value_over_a_hundred_ttls() {
         .version
         .unwrap()
         .id;
-    rotate(&s, &["promote", name, &v, &old]);
+    common::moto_rotate(&s, &["promote", name, &v, &old]);
     let found = settled(&m, "HF_TOKEN", ttl, |f| f.value.expose() == "hf_changed");
     assert_eq!(found.version.unwrap().stages, ["AWSCURRENT"]);
     assert_eq!(
@@ -937,7 +920,7 @@ fn a_failure_reported_in_the_rotation_window_turns_to_awspending() {
     use std::time::Duration;
     let s = setup();
     let name = "st-secrets/window";
-    let v1 = rotate(&s, &["create", name, r#"{"DB_PASSWORD": "pw_old"}"#]);
+    let v1 = common::moto_rotate(&s, &["create", name, r#"{"DB_PASSWORD": "pw_old"}"#]);
     let ttl = Duration::from_millis(300);
     let m = rotating(&s, name, "admin", ttl);
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -946,7 +929,7 @@ fn a_failure_reported_in_the_rotation_window_turns_to_awspending() {
     let found = m.get_with_version("DB_PASSWORD").unwrap().unwrap();
     assert_eq!(found.version.as_ref().unwrap().id, v1);
     // createSecret and setSecret: the login with pw_old now fails.
-    let v2 = rotate(&s, &["pending", name, r#"{"DB_PASSWORD": "pw_new"}"#]);
+    let v2 = common::moto_rotate(&s, &["pending", name, r#"{"DB_PASSWORD": "pw_new"}"#]);
     common::moto_record(&s);
     let r = m.report_failure("DB_PASSWORD", Some(&v1)).unwrap().unwrap();
     assert_eq!(r.found.value.expose(), "pw_new");
@@ -981,7 +964,7 @@ fn a_failure_reported_in_the_rotation_window_turns_to_awspending() {
         1
     );
     // finishSecret: the stand-in is AWSCURRENT, held as the version in force.
-    rotate(&s, &["promote", name, &v2, &v1]);
+    common::moto_rotate(&s, &["promote", name, &v2, &v1]);
     let found = settled(&m, "DB_PASSWORD", ttl, |f| {
         f.version.as_ref().is_some_and(|v| v.instead_of.is_none())
     });

@@ -25,7 +25,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{env_number, setup, text, NodeDirs};
+use common::{env_number, library, setup, text, NodeDirs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,24 +35,6 @@ fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/vault")
         .join(name)
-}
-
-/// The library the ranks load: beside this test's binary's directory
-/// (`target/<profile>/deps/..`).
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libst_secrets.so");
-    assert!(
-        lib.exists(),
-        "{} is not built (cargo build -p st-secrets)",
-        lib.display()
-    );
-    lib
 }
 
 /// What the servers hold now (tests/vault/leases_probe.py): live leases

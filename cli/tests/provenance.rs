@@ -15,31 +15,11 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{audited, env_number, setup, text, NodeDirs};
+use common::{audited, env_number, library, setup, text, unix_now, NodeDirs};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The library the ranks load: beside this test's binary's directory.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libst_secrets.so");
-    assert!(lib.exists(), "{} is not built", lib.display());
-    lib
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use std::time::Duration;
 
 /// Unix seconds of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
 fn unix(t: &str) -> f64 {
@@ -89,7 +69,7 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
     let job = tempfile::tempdir().unwrap();
     let salt = job.path().join("salt");
     std::fs::write(&salt, st_secrets::secrets::provenance::new_salt().expose()).unwrap();
-    let until = now() + 3.0 + ttl + 2.0;
+    let until = unix_now() + 3.0 + ttl + 2.0;
     let children: Vec<_> = (0..nodes * ranks)
         .map(|r| {
             let config = json!({
@@ -125,7 +105,7 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
-    let written_at = now();
+    let written_at = unix_now();
     let version = write(&s, &path, "run_token_second_0123456789");
     let mut lags = Vec::new();
     let mut fingerprints = std::collections::BTreeSet::new();

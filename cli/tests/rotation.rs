@@ -19,56 +19,17 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{env_number, setup, text, NodeDirs};
+use common::{env_number, library, setup, text, unix_now, NodeDirs};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/aws")
         .join(name)
-}
-
-/// The library the ranks load: beside this test's binary's directory.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libst_secrets.so");
-    assert!(
-        lib.exists(),
-        "{} is not built (cargo build -p st-secrets)",
-        lib.display()
-    );
-    lib
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// One step of the rotation on moto (tests/aws/moto_rotate.py): its output.
-fn rotate(s: &Value, args: &[&str]) -> String {
-    let mut cmd = Command::new(text(s, "python"));
-    cmd.arg(script("moto_rotate.py"))
-        .arg(text(s, "url"))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            s["admin"]["secret"].as_str().unwrap(),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    common::stdout_of(cmd)
 }
 
 /// The role's password in PostgreSQL set to `password` (created at first).
@@ -117,7 +78,7 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
     );
     let (old, new) = (password(), password());
     set_password(&s, &user, &old);
-    let v1 = rotate(
+    let v1 = common::moto_rotate(
         &s,
         &["create", &name, &json!({ "DB_PASSWORD": old }).to_string()],
     );
@@ -126,7 +87,7 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
     let dirs = NodeDirs::new("rotation", nodes);
     let home = tempfile::tempdir().unwrap();
     let (warm, settle) = (3.0, 4.0);
-    let until = now() + warm + 1.0 + window + settle;
+    let until = unix_now() + warm + 1.0 + window + settle;
     let children: Vec<_> = (0..nodes * ranks)
         .map(|r| {
             let config = json!({
@@ -168,16 +129,16 @@ fn rotation(mode: &str) -> (Vec<Value>, usize, usize) {
         common::moto_recorded(&s, "secretsmanager.DescribeSecret"),
     );
     // createSecret, then setSecret: from here AWSCURRENT's password fails.
-    let v2 = rotate(
+    let v2 = common::moto_rotate(
         &s,
         &["pending", &name, &json!({ "DB_PASSWORD": new }).to_string()],
     );
     std::thread::sleep(Duration::from_secs(1));
     set_password(&s, &user, &new);
-    let changed_at = now();
+    let changed_at = unix_now();
     std::thread::sleep(Duration::from_secs_f64(window));
     // finishSecret.
-    rotate(&s, &["promote", &name, &v2, &v1]);
+    common::moto_rotate(&s, &["promote", &name, &v2, &v1]);
 
     let outcomes: Vec<Value> = children
         .into_iter()

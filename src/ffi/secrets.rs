@@ -417,6 +417,24 @@ fn version_info(provider: &str, version: Option<&secrets::Version>) -> serde_jso
     info
 }
 
+/// The JSON text `json` makes of the manager `m`, into a new buffer at
+/// `*out_json`.
+fn manager_json(
+    m: *mut st_secrets,
+    out_json: *mut *mut st_buf,
+    err: *mut *mut st_error,
+    json: impl FnOnce(&SecretsManager) -> Result<String, FfiError>,
+) -> st_result {
+    call(err, || {
+        // SAFETY (both): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_json, "out_json") }?;
+        let manager = unsafe { manager(m) }?;
+        let text = json(&manager)?;
+        out.write(st_buf::new_raw(text.as_bytes()));
+        Ok(())
+    })
+}
+
 fn not_found(key: &str) -> FfiError {
     FfiError::new(
         st_result::ST_NOT_FOUND,
@@ -515,13 +533,7 @@ pub extern "C" fn st_secrets_providers_json(
     out_json: *mut *mut st_buf,
     err: *mut *mut st_error,
 ) -> st_result {
-    call(err, || {
-        // SAFETY (both): NULL or valid for the call (caller's contract).
-        let out = unsafe { out_arg(out_json, "out_json") }?;
-        let json = unsafe { manager(m) }?.providers_json();
-        out.write(st_buf::new_raw(json.as_bytes()));
-        Ok(())
-    })
+    manager_json(m, out_json, err, |manager| Ok(manager.providers_json()))
 }
 
 /// The remote providers' counters as a JSON object into a new buffer at
@@ -542,13 +554,7 @@ pub extern "C" fn st_secrets_metrics_json(
     out_json: *mut *mut st_buf,
     err: *mut *mut st_error,
 ) -> st_result {
-    call(err, || {
-        // SAFETY (both): NULL or valid for the call (caller's contract).
-        let out = unsafe { out_arg(out_json, "out_json") }?;
-        let json = unsafe { manager(m) }?.metrics_json();
-        out.write(st_buf::new_raw(json.as_bytes()));
-        Ok(())
-    })
+    manager_json(m, out_json, err, |manager| Ok(manager.metrics_json()))
 }
 
 /// Which version of each secret this manager used, as a JSON array into a
@@ -569,19 +575,15 @@ pub extern "C" fn st_secrets_provenance_json(
     out_json: *mut *mut st_buf,
     err: *mut *mut st_error,
 ) -> st_result {
-    call(err, || {
-        // SAFETY (both): NULL or valid for the call (caller's contract).
-        let out = unsafe { out_arg(out_json, "out_json") }?;
-        let json = unsafe { manager(m) }?.provenance_json().ok_or_else(|| {
+    manager_json(m, out_json, err, |manager| {
+        manager.provenance_json().ok_or_else(|| {
             FfiError::new(
                 st_result::ST_INVALID_ARGUMENT,
                 "this manager does not record provenance: set the config key 'provenance' \
                  (true, or a file) or SIMPLETUNER_PROVENANCE_FILE"
                     .to_owned(),
             )
-        })?;
-        out.write(st_buf::new_raw(json.as_bytes()));
-        Ok(())
+        })
     })
 }
 
@@ -600,13 +602,7 @@ pub extern "C" fn st_secrets_diagnose_json(
     out_json: *mut *mut st_buf,
     err: *mut *mut st_error,
 ) -> st_result {
-    call(err, || {
-        // SAFETY (both): NULL or valid for the call (caller's contract).
-        let out = unsafe { out_arg(out_json, "out_json") }?;
-        let json = unsafe { manager(m) }?.diagnose_json();
-        out.write(st_buf::new_raw(json.as_bytes()));
-        Ok(())
-    })
+    manager_json(m, out_json, err, |manager| Ok(manager.diagnose_json()))
 }
 
 #[cfg(test)]

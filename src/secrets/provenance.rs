@@ -24,8 +24,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -178,7 +176,12 @@ impl Provenance {
         if let Some(path) = &self.file {
             let mut line = entry.to_json();
             line["pid"] = std::process::id().into();
-            append_line(path, &format!("{line}\n"));
+            crate::fsutil::append_private(
+                path,
+                format!("{line}\n").as_bytes(),
+                true,
+                crate::sys::effective_uid(),
+            );
         }
         used.insert(name, entry);
     }
@@ -230,26 +233,6 @@ fn rfc3339(t: SystemTime) -> String {
     DateTime::from(t)
         .fmt(Format::DateTime)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
-}
-
-/// Appends `line` in one write to `path`: created 0600 when missing, else
-/// only a regular 0600 file of this user; never through a symlink. A
-/// failure to write loses the line (a record never fails a get).
-fn append_line(path: &Path, line: &str) {
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path);
-    if let Ok(mut file) = file {
-        let ok = file.metadata().is_ok_and(|m| {
-            m.is_file() && m.uid() == crate::sys::effective_uid() && m.mode() & 0o077 == 0
-        });
-        if ok {
-            let _ = file.write_all(line.as_bytes());
-        }
-    }
 }
 
 #[cfg(test)]

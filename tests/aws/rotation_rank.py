@@ -16,50 +16,24 @@ Usage: rotation_rank.py LIB CONFIG_JSON PG_PORT USER UNTIL INTERVAL [MODE]
 
 import ctypes
 import json
+import os
 import signal
 import sys
 import time
 
 import psycopg
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ranklib import Library, P  # noqa: E402
+
 LIB, CONFIG, PORT, USER, UNTIL, INTERVAL = sys.argv[1:7]
 PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
 MODE = sys.argv[7] if len(sys.argv) > 7 else "report"
 KEY = b"DB_PASSWORD"
 
-lib = ctypes.CDLL(LIB)
-P = ctypes.c_void_p
-lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
-lib.st_secrets_get_with_version.argtypes = [P, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
-lib.st_secrets_report_failure.argtypes = [P, ctypes.c_char_p, ctypes.c_char_p] + [ctypes.POINTER(P)] * 3
-lib.st_secrets_refresh.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(ctypes.c_bool), ctypes.POINTER(P)]
-lib.st_secrets_metrics_json.argtypes = [P, ctypes.POINTER(P), ctypes.POINTER(P)]
-lib.st_secrets_free.argtypes = [P]
-lib.st_buf_data.argtypes = [P]
-lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
-lib.st_buf_len.argtypes = [P]
-lib.st_buf_len.restype = ctypes.c_size_t
-lib.st_buf_free.argtypes = [P]
-lib.st_error_message.argtypes = [P]
-lib.st_error_message.restype = ctypes.c_char_p
-lib.st_error_free.argtypes = [P]
-
-
-def check(rc, err):
-    if rc != 0:
-        message = lib.st_error_message(err).decode() if err.value else f"code {rc}"
-        lib.st_error_free(err)
-        raise RuntimeError(message)
-
-
-def take(buf):
-    value = ctypes.string_at(lib.st_buf_data(buf), lib.st_buf_len(buf)).decode()
-    lib.st_buf_free(buf)
-    return value
-
-
-manager, err = P(), P()
-check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
+C = Library(LIB)
+lib, check, take = C.lib, C.check, C.take
+manager, err = C.manager(CONFIG), P()
 
 
 def get():
@@ -114,9 +88,7 @@ while time.time() < UNTIL:
             errors.append(str(e)[:200])
     time.sleep(max(0.0, INTERVAL - (time.time() - started)))
 
-counted = P()
-check(lib.st_secrets_metrics_json(manager, ctypes.byref(counted), ctypes.byref(err)), err)
-metrics = json.loads(take(counted))
+metrics = json.loads(C.json_of(lib.st_secrets_metrics_json, manager))
 lib.st_secrets_free(manager)
 print(
     json.dumps(

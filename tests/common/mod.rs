@@ -382,3 +382,55 @@ pub fn stdout_of(mut cmd: std::process::Command) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// The repository's root (this file is compiled into the library's test
+/// crates and the tool's).
+pub fn repo_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest.ends_with("cli") {
+        true => manifest.parent().unwrap().to_owned(),
+        false => manifest.to_owned(),
+    }
+}
+
+/// The library rank processes load (through ctypes): beside this test's
+/// binary's directory (`target/<profile>/deps/..`).
+pub fn library() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libst_secrets.so");
+    assert!(
+        lib.exists(),
+        "{} is not built (cargo build -p st-secrets)",
+        lib.display()
+    );
+    lib
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// One step of a secret's rotation on moto (`tests/aws/moto_rotate.py`,
+/// boto3 with the admin's keys): its output (a VersionId).
+pub fn moto_rotate(s: &Value, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(text(s, "python"));
+    cmd.arg(repo_root().join("tests/aws/moto_rotate.py"))
+        .arg(text(s, "url"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", s["admin"]["id"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            s["admin"]["secret"].as_str().unwrap(),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    stdout_of(cmd)
+}

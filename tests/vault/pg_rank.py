@@ -26,51 +26,20 @@ import time
 
 import psycopg
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ranklib import Library, P  # noqa: E402
+
 LIB, CONFIG, PORT, UNTIL, INTERVAL = sys.argv[1:6]
 MODE = sys.argv[6] if len(sys.argv) > 6 else "run"
 READY = sys.argv[7] if len(sys.argv) > 7 else None
 PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
 
 RENDERED = LIB[5:] if LIB.startswith("file:") else None
-lib = None if RENDERED else ctypes.CDLL(LIB)
-P = ctypes.c_void_p
-
-
-def declare():
-    """The C functions' signatures."""
-    lib.st_secrets_new.argtypes = [ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
-    lib.st_secrets_get.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P)]
-    lib.st_secrets_get_with_version.argtypes = [
-        P, ctypes.c_char_p, ctypes.POINTER(P), ctypes.POINTER(P), ctypes.POINTER(P)
-    ]
-    lib.st_secrets_free.argtypes = [P]
-    lib.st_buf_data.argtypes = [P]
-    lib.st_buf_data.restype = ctypes.POINTER(ctypes.c_uint8)
-    lib.st_buf_len.argtypes = [P]
-    lib.st_buf_len.restype = ctypes.c_size_t
-    lib.st_buf_free.argtypes = [P]
-    lib.st_error_message.argtypes = [P]
-    lib.st_error_message.restype = ctypes.c_char_p
-    lib.st_error_free.argtypes = [P]
-
-
-def check(rc, err):
-    if rc != 0:
-        message = lib.st_error_message(err).decode() if err.value else f"code {rc}"
-        lib.st_error_free(err)
-        raise RuntimeError(message)
-
-
-manager, err = P(), P()
-if lib:
-    declare()
-    check(lib.st_secrets_new(CONFIG.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
-
-
-def take(buf):
-    value = ctypes.string_at(lib.st_buf_data(buf), lib.st_buf_len(buf)).decode()
-    lib.st_buf_free(buf)
-    return value
+C = None if RENDERED else Library(LIB)
+lib = C.lib if C else None
+manager, err = (C.manager(CONFIG), P()) if C else (P(), P())
+check = C.check if C else None
+take = C.take if C else None
 
 
 def get(key):

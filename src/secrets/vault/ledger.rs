@@ -18,8 +18,6 @@ use crate::secrets::remote::vars as var;
 use crate::secrets::remote::Vars;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 /// What this process issued and logged in with, and the job's ledger file.
@@ -85,18 +83,12 @@ impl Ledger {
         };
         let text = SecretString::from(format!("{line}\n"));
         zeroize_json(&mut line);
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path);
-        if let Ok(mut file) = file {
-            let ok = file.metadata().is_ok_and(|m| {
-                m.is_file() && m.uid() == crate::sys::effective_uid() && m.mode() & 0o077 == 0
-            });
-            if ok {
-                let _ = file.write_all(text.expose().as_bytes());
-            }
-        }
+        crate::fsutil::append_private(
+            path,
+            text.expose().as_bytes(),
+            false,
+            crate::sys::effective_uid(),
+        );
     }
 
     /// What this process got, taken (once): for its revocation when its
