@@ -126,9 +126,12 @@ impl Client {
         };
         let mut cached = self.token.lock();
         let now = Instant::now();
-        if force {
-            *cached = None;
-        }
+        // The token the server refused: another process of the node may
+        // have replaced it already (its entry then answers, no login).
+        let refused = match force {
+            true => cached.take().map(|t| t.value),
+            false => None,
+        };
         if let Some(t) = cached.as_mut() {
             // Renewed at two thirds of its lease while it may be, up to its
             // max TTL; logged in again at 80% after that.
@@ -153,7 +156,11 @@ impl Client {
             }
             Some(slot) => {
                 let mode = if force { Mode::Force } else { Mode::Get };
-                let answer = slot.fetch(&self.login_settings, mode, &|_| false, || {
+                let replaced = |entry: &Fetched<Issued>| match (entry, &refused) {
+                    (Fetched::Found(i), Some(r)) => i.token.expose() != r.expose(),
+                    _ => false,
+                };
+                let answer = slot.fetch(&self.login_settings, mode, &replaced, || {
                     self.renew_or_log_in(login, held.as_ref())
                         .map(Fetched::Found)
                 });
