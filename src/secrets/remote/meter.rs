@@ -206,6 +206,22 @@ fn scalars(c: &Counts) -> [(&'static str, u64); 10] {
     ]
 }
 
+/// [`scalars`], to set or add to (in the same order).
+fn scalars_mut(c: &mut Counts) -> [(&'static str, &mut u64); 10] {
+    [
+        ("retries", &mut c.retries),
+        ("failovers", &mut c.failovers),
+        ("stale_served", &mut c.stale_served),
+        ("refreshes_ahead", &mut c.refreshes_ahead),
+        ("logins", &mut c.logins),
+        ("renewals", &mut c.renewals),
+        ("leases_issued", &mut c.leases_issued),
+        ("leases_renewed", &mut c.leases_renewed),
+        ("leases_revoked", &mut c.leases_revoked),
+        ("tokens_revoked", &mut c.tokens_revoked),
+    ]
+}
+
 /// `counts` as JSON: `{"<provider>": {"requests": [{"operation",
 /// "method", "outcome", "count", "seconds", "buckets"}], "retries", ...}}`.
 pub fn to_json(counts: &BTreeMap<String, Counts>) -> Value {
@@ -255,17 +271,9 @@ pub fn from_json(v: &Value) -> BTreeMap<String, Counts> {
             }
             c.requests.insert(key.into(), t);
         }
-        let get = |name: &str| n(&p[name]);
-        c.retries = get("retries");
-        c.failovers = get("failovers");
-        c.stale_served = get("stale_served");
-        c.refreshes_ahead = get("refreshes_ahead");
-        c.logins = get("logins");
-        c.renewals = get("renewals");
-        c.leases_issued = get("leases_issued");
-        c.leases_renewed = get("leases_renewed");
-        c.leases_revoked = get("leases_revoked");
-        c.tokens_revoked = get("tokens_revoked");
+        for (name, value) in scalars_mut(&mut c) {
+            *value = n(&p[name]);
+        }
         out.insert(provider.clone(), c);
     }
     out
@@ -273,9 +281,9 @@ pub fn from_json(v: &Value) -> BTreeMap<String, Counts> {
 
 /// Adds `from` into `into`.
 pub fn merge(into: &mut BTreeMap<String, Counts>, from: BTreeMap<String, Counts>) {
-    for (provider, c) in from {
+    for (provider, mut c) in from {
         let to = into.entry(provider).or_default();
-        for (key, t) in c.requests {
+        for (key, t) in std::mem::take(&mut c.requests) {
             let sum = to.requests.entry(key).or_default();
             sum.count += t.count;
             sum.seconds += t.seconds;
@@ -283,16 +291,9 @@ pub fn merge(into: &mut BTreeMap<String, Counts>, from: BTreeMap<String, Counts>
                 *a += b;
             }
         }
-        to.retries += c.retries;
-        to.failovers += c.failovers;
-        to.stale_served += c.stale_served;
-        to.refreshes_ahead += c.refreshes_ahead;
-        to.logins += c.logins;
-        to.renewals += c.renewals;
-        to.leases_issued += c.leases_issued;
-        to.leases_renewed += c.leases_renewed;
-        to.leases_revoked += c.leases_revoked;
-        to.tokens_revoked += c.tokens_revoked;
+        for ((_, sum), (_, n)) in scalars_mut(to).into_iter().zip(scalars(&c)) {
+            *sum += n;
+        }
     }
 }
 
@@ -454,5 +455,31 @@ mod tests {
         assert_eq!(now.retries, before.retries + 1);
         let text = to_json(&snapshot()).to_string();
         assert!(!text.contains("team"), "no path in the counters: {text}");
+    }
+
+    #[test]
+    fn counters_read_back_and_add_up_field_by_field() {
+        let mut c = Counts::default();
+        for (i, (_, v)) in scalars_mut(&mut c).into_iter().enumerate() {
+            *v = i as u64 + 1;
+        }
+        c.requests.insert(
+            ("kv read".into(), "GET".into(), "200".into()),
+            Tally {
+                count: 2,
+                seconds: 0.5,
+                buckets: [2; 14],
+            },
+        );
+        let one = BTreeMap::from([("vault".to_owned(), c)]);
+        assert_eq!(from_json(&to_json(&one)), one);
+        let mut sum = one.clone();
+        merge(&mut sum, one.clone());
+        let doubled = &sum["vault"];
+        assert_eq!(
+            scalars(doubled).map(|(_, n)| n),
+            scalars(&one["vault"]).map(|(_, n)| 2 * n)
+        );
+        assert_eq!(doubled.requests.values().next().unwrap().count, 4);
     }
 }
