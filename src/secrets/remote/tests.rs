@@ -412,21 +412,24 @@ fn refresh_ahead_never_serves_past_the_bounds() {
     assert!(!cache.refresh_asked());
 }
 
+/// A fetch's answer: key `K` holding `value`, of version `version`.
+fn map(value: &str, version: &str) -> Result<Fetched<SecretMap>, FetchError> {
+    let mut m = SecretMap::default();
+    m.insert("K".into(), value.into());
+    Ok(Fetched::Found(m.with_version(Some(
+        crate::secrets::provider::Version {
+            id: version.into(),
+            ..Default::default()
+        },
+    ))))
+}
+
 #[test]
 fn a_refresh_that_finds_the_same_version_changes_nothing() {
-    use crate::secrets::provider::{SecretMap, Version};
     let mut s = settings();
     s.refresh_ahead_permille = 1;
     let cache: Arc<SecretCache<SecretMap>> =
         cache_with(s, Duration::from_secs(200), Duration::from_secs(200));
-    let map = |value: &'static str, version: &'static str| {
-        let mut m = SecretMap::default();
-        m.insert("K".into(), value.into());
-        Ok(Fetched::Found(m.with_version(Some(Version {
-            id: version.into(),
-            ..Version::default()
-        }))))
-    };
     let first = cache.get_with(move || map("a", "v1")).unwrap();
     cache.refresh_with(move || map("a", "v1"));
     let same = cache.get_with(|| panic!()).unwrap();
@@ -463,6 +466,52 @@ fn a_forced_fetch_goes_out_at_most_once_per_interval() {
     std::thread::sleep(Duration::from_millis(500));
     let answer = cache.force_with(interval, || found("v3")).unwrap();
     assert_eq!(value(&cache, &answer).0, "v3");
+    assert_eq!(cache.requests(), 3);
+}
+
+#[test]
+fn a_report_joining_a_fetch_begun_before_the_failure_fetches_after_it() {
+    let version = |a: &Arc<Fetched<SecretMap>>| match &**a {
+        Fetched::Found(m) => m.version().map(|v| v.id.clone()),
+        Fetched::Absent => None,
+    };
+    let s = RemoteSettings {
+        refresh_ahead_permille: 0,
+        ..settings()
+    };
+    let cache: Arc<SecretCache<SecretMap>> =
+        cache_with(s, Duration::from_millis(20), Duration::ZERO);
+    cache.get_with(move || map("old", "v1")).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // A get past the TTL whose check (begun before the password changed)
+    // keeps v1, slowly.
+    let due = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || {
+            cache
+                .get_with(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    map("old", "v1")
+                })
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let interval = Duration::from_secs(60);
+    let answer = cache
+        .report_with(interval, "v1", move || map("new", "v2"))
+        .unwrap();
+    assert_eq!(
+        version(&answer).as_deref(),
+        Some("v2"),
+        "the report's own fetch, after the one it found in flight"
+    );
+    due.join().unwrap();
+    // A second report within the interval is answered by what is held.
+    let again = cache
+        .report_with(interval, "v1", || panic!("held"))
+        .unwrap();
+    assert_eq!(version(&again).as_deref(), Some("v2"));
     assert_eq!(cache.requests(), 3);
 }
 

@@ -45,11 +45,27 @@ use std::time::{Duration, Instant};
 const MAX_ENTRY: u64 = 8 << 20;
 
 /// How an entry is looked for: what for, written since when (monotonic
-/// ns; 0: any), and which older entries a forced fetch takes anyway.
+/// ns; 0: any), and what its value is to a forced fetch reporting a
+/// version that failed.
 struct Look<'a, T> {
     mode: Mode,
     since: u64,
-    accept: &'a dyn Fn(&Fetched<T>) -> bool,
+    judge: &'a dyn Fn(&Fetched<T>) -> Against,
+}
+
+/// What a value is to a forced fetch reporting the version that failed
+/// its caller.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Against {
+    /// Nothing was reported, or the value has no version.
+    Nothing,
+    /// The value is of the version reported failed: even written after the
+    /// report it does not answer it (another process's refresh that began
+    /// before the failure wrote it); the report's own check does.
+    Failed,
+    /// The value is of another version: it answers the report whenever it
+    /// was written.
+    Other,
 }
 
 /// What a fetch through the node cache is for.
@@ -395,28 +411,25 @@ impl Slot {
     /// The answer for `mode`: a fresh entry's, else `fetch`'s (by this
     /// process, under the secret's lock, when it is the first), written
     /// for the others.
-    /// A forced fetch also takes an entry `accept` accepts, whenever it was
-    /// written (one of another version than a version reported failed).
+    /// A forced fetch reporting a version that failed also takes an entry
+    /// `judge` finds of another version, whenever it was written, and never
+    /// one of the failed version.
     pub fn fetch<T: Shareable>(
         &self,
         settings: &RemoteSettings,
         mode: Mode,
-        accept: &dyn Fn(&Fetched<T>) -> bool,
+        judge: &dyn Fn(&Fetched<T>) -> Against,
         fetch: impl FnOnce() -> Result<Fetched<T>, FetchError>,
     ) -> Shared<T> {
         // A forced fetch takes only what was written after it was asked
         // (another process's forced fetch it waited for), never what the
-        // caller found wanting, unless `accept` takes it.
+        // caller found wanting, unless `judge` finds it of another version.
         let since = if mode == Mode::Force {
             clock::precise()
         } else {
             0
         };
-        let look = Look {
-            mode,
-            since,
-            accept,
-        };
+        let look = Look { mode, since, judge };
         if let Some(hit) = self.read(settings, &look) {
             return hit;
         }
@@ -492,8 +505,9 @@ impl Slot {
         (since <= entry.written && entry.written <= now && now < entry.until).then_some(entry)
     }
 
-    /// The node's answer for `look.mode` now (written since `look.since`,
-    /// or accepted), if it has one: the value's entry while it is fresh
+    /// The node's answer for `look.mode` now (written since `look.since`
+    /// and not of a version reported failed, or of another version), if it
+    /// has one: the value's entry while it is fresh
     /// (for a background refresh, before its soft deadline, or while a
     /// failure is recent: the node backs off together), else a recent
     /// failure. A failure is kept beside the value, never over it: a
@@ -505,12 +519,18 @@ impl Slot {
     ) -> Option<Shared<T>> {
         let (mode, since) = (look.mode, look.since);
         let now = clock::precise();
-        let value = Self::load::<T>(&self.entry_path(), now, since).or_else(|| {
-            (since > 0)
-                .then(|| Self::load::<T>(&self.entry_path(), now, 0))
-                .flatten()
-                .filter(|e| matches!(&e.held, Held::Fetched(v) if (look.accept)(v)))
-        });
+        let judged = |e: &Entry<T>| match &e.held {
+            Held::Fetched(v) => (look.judge)(v),
+            Held::Failure(_) => Against::Nothing,
+        };
+        let value = Self::load::<T>(&self.entry_path(), now, since)
+            .filter(|e| judged(e) != Against::Failed)
+            .or_else(|| {
+                (since > 0)
+                    .then(|| Self::load::<T>(&self.entry_path(), now, 0))
+                    .flatten()
+                    .filter(|e| judged(e) == Against::Other)
+            });
         let failure = || Self::load::<T>(&self.fail_path(), now, since);
         let entry = match value {
             Some(e) if mode == Mode::Ahead => {

@@ -57,9 +57,9 @@ fn process(dir: &Arc<NodeDir>, scope: &Scope, s: &RemoteSettings) -> Arc<SecretC
     SecretCache::scripted_through(s.clone(), Some(scope.slot(dir, "team/secret")))
 }
 
-/// Accepts no older entry (every forced fetch but a failure's report).
-fn none<T>(_: &Fetched<T>) -> bool {
-    false
+/// Nothing reported failed (every forced fetch but a failure's report).
+fn none<T>(_: &Fetched<T>) -> Against {
+    Against::Nothing
 }
 
 fn map(value: &str) -> SecretMap {
@@ -556,6 +556,68 @@ fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_va
         assert_eq!(r.join().unwrap(), "rotated");
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A report of version `failed`: what a value is against it.
+fn against(failed: &'static str) -> impl Fn(&Fetched<SecretMap>) -> Against {
+    move |v| match v {
+        Fetched::Found(m) if m.version().is_some_and(|v| v.id == failed) => Against::Failed,
+        Fetched::Found(m) if m.version().is_some() => Against::Other,
+        _ => Against::Nothing,
+    }
+}
+
+/// [`map`] of version `id`.
+fn of_version(value: &str, id: &str) -> SecretMap {
+    map(value).with_version(Some(crate::secrets::provider::Version {
+        id: id.into(),
+        stages: vec!["AWSCURRENT".into()],
+        instead_of: None,
+    }))
+}
+
+/// A process's report of `v1` waiting for the node's lock while the holder
+/// writes `written`: what the report answers, and whether it fetched.
+fn report_while_written(written: SecretMap) -> (String, bool) {
+    let shm = ShmDir::new();
+    let dir = shm.open();
+    let s = settings();
+    let slot = Arc::new(scope("t").slot(&dir, "team/secret"));
+    let held = slot.open_lock().unwrap();
+    held.lock().unwrap();
+    let reporter = {
+        let (slot, s) = (Arc::clone(&slot), s.clone());
+        std::thread::spawn(move || {
+            let got = slot.fetch(&s, Mode::Force, &against("v1"), || {
+                Ok(Fetched::Found(of_version("pending", "v2")))
+            });
+            let Ok(Fetched::Found(m)) = got.outcome else {
+                panic!("a value");
+            };
+            let value = m.resolve("HF_TOKEN").unwrap().1.expose().to_owned();
+            (value, got.upstream)
+        })
+    };
+    // The holder: another process's refresh that began before the failure.
+    std::thread::sleep(Duration::from_millis(100));
+    slot.write(&s, &Ok(Fetched::Found(written)));
+    std::thread::sleep(Duration::from_millis(100));
+    held.unlock().unwrap();
+    reporter.join().unwrap()
+}
+
+#[test]
+fn a_report_waiting_for_the_lock_takes_another_version_never_the_failed_one() {
+    // The refresh kept the failed version: the report checks for itself.
+    assert_eq!(
+        report_while_written(of_version("old", "v1")),
+        ("pending".into(), true)
+    );
+    // Another process's report found the stand-in: it answers this one.
+    assert_eq!(
+        report_while_written(of_version("pending", "v2")),
+        ("pending".into(), false)
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! fetch is a change to this file.
 
 use super::node::entry::Shareable;
-use super::node::{Mode, Shared, Slot};
+use super::node::{Against, Mode, Shared, Slot};
 pub use super::Fetched;
 use super::{jittered, FetchError, RemoteSettings};
 use crate::error::Error;
@@ -17,6 +17,7 @@ use crate::secrets::provider::KeyChange;
 use crate::sys::refresher::{self, Job};
 use crate::sys::{Flight, ForkFlag, Leading, Mutex};
 
+mod force;
 mod map;
 mod versioned;
 use versioned::ended;
@@ -240,13 +241,14 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         why: Reason<'_>,
     ) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
         let fetch = || self.load(why);
-        let accept = |v: &Fetched<T>| {
-            why.failed()
-                .is_some_and(|f| v.found().and_then(T::version_id).is_some_and(|id| id != f))
+        let judge = |v: &Fetched<T>| match (why.failed(), v.found().and_then(T::version_id)) {
+            (Some(f), Some(id)) if id == f => Against::Failed,
+            (Some(_), Some(_)) => Against::Other,
+            _ => Against::Nothing,
         };
         let shared = match &self.node {
             Some(slot) if !self.settings.cache_ttl.is_zero() => {
-                slot.fetch(&self.settings, mode, &accept, fetch)
+                slot.fetch(&self.settings, mode, &judge, fetch)
             }
             _ => Shared {
                 outcome: fetch(),
@@ -334,54 +336,6 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     pub fn run_asked(&self) {
         if self.queued.take() {
             self.refresh_now();
-        }
-    }
-
-    /// The secret fetched again now, whatever its TTL says ("this value
-    /// failed me"): single-flight with every other get, and at most once per
-    /// `min_interval` (a storm of callers whose credential was refused sends
-    /// one request; the others, and every call within the interval, get what
-    /// the cache holds, fetching only if it holds nothing). `failed`: the
-    /// version the caller reports failed it; when the value held is of
-    /// another version already, that answers without a request.
-    pub fn force(&self, min_interval: Duration, failed: Option<&str>) -> Answer<T> {
-        // Decided under one lock: the forcing caller registers its flight
-        // before any other caller can look, so those within the interval
-        // find it and wait for it.
-        let (lead, in_flight) = {
-            let now = Instant::now();
-            let mut state = self.state.lock();
-            if let (Some(f), Some(good)) = (failed, &state.good) {
-                let held = good.value.found().and_then(T::version_id);
-                if held.is_some_and(|id| id != f) {
-                    return Ok(Arc::clone(&good.value));
-                }
-            }
-            let recent = state
-                .forced_at
-                .is_some_and(|t| now.saturating_duration_since(t) < min_interval);
-            match (&state.flight, recent) {
-                (Some(flight), _) => (false, Some(Arc::clone(flight))),
-                (None, false) => {
-                    state.forced_at = Some(now);
-                    let flight = Arc::new(Flight::new());
-                    state.flight = Some(Arc::clone(&flight));
-                    (true, Some(flight))
-                }
-                (None, true) => (false, None),
-            }
-        };
-        match (lead, in_flight) {
-            // A failure is answered as any fetch's (stale-on-error within
-            // max_stale).
-            (true, Some(flight)) => self.lead(&flight, Mode::Force, Reason::forced(failed)),
-            // A fetch in flight (the forced one, most likely) is waited for.
-            (false, Some(flight)) => match flight.wait() {
-                Some(answer) => answer,
-                None => self.get(),
-            },
-            // Within the interval, nothing in flight: what is held answers.
-            _ => self.get(),
         }
     }
 

@@ -92,6 +92,17 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         with_step(step, || self.force(min_interval, None))
     }
 
+    /// [`force`](Self::force) reporting that version `failed` failed,
+    /// fetching with `step` if it fetches.
+    pub(crate) fn report_with(
+        &self,
+        min_interval: Duration,
+        failed: &str,
+        step: impl FnOnce() -> Result<Fetched<T>, FetchError> + 'static,
+    ) -> Answer<T> {
+        with_step(step, || self.force(min_interval, Some(failed)))
+    }
+
     /// [`refresh_now`](Self::refresh_now), fetching with `step` if it fetches.
     pub(crate) fn refresh_with(
         &self,

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::node::entry::Shareable;
-use crate::secrets::remote::node::Mode;
+use crate::secrets::remote::node::{Against, Mode};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{FetchError, RemoteSettings};
 use serde_json::Value;
@@ -156,11 +156,14 @@ impl Client {
             }
             Some(slot) => {
                 let mode = if force { Mode::Force } else { Mode::Get };
-                let replaced = |entry: &Fetched<Issued>| match (entry, &refused) {
-                    (Fetched::Found(i), Some(r)) => i.token.expose() != r.expose(),
-                    _ => false,
+                let judge = |entry: &Fetched<Issued>| match (entry, &refused) {
+                    (Fetched::Found(i), Some(r)) if i.token.expose() == r.expose() => {
+                        Against::Failed
+                    }
+                    (Fetched::Found(_), Some(_)) => Against::Other,
+                    _ => Against::Nothing,
                 };
-                let answer = slot.fetch(&self.login_settings, mode, &replaced, || {
+                let answer = slot.fetch(&self.login_settings, mode, &judge, || {
                     self.renew_or_log_in(login, held.as_ref())
                         .map(Fetched::Found)
                 });
