@@ -746,7 +746,8 @@ st_result st_secrets_refresh(st_secrets *m,
  * that a remote secret whose version in force is the one that failed is
  * answered with the version beside it: on AWS `AWSPENDING`, else
  * `AWSPREVIOUS` (a rotation changed the credential before moving
- * `AWSCURRENT`); on Vault KV v2 the version before. That version is held
+ * `AWSCURRENT`); on Vault KV v2 the version before; a leased credential
+ * (`vault_leases`) is issued anew. That version is held
  * (and shared through the node cache) until the service's version in
  * force is another. When the value held is already of another version (a
  * rank of the node, or a thread, reported first) it answers without a

@@ -316,7 +316,8 @@ func (m *Manager) GetWithVersion(key string) (string, VersionInfo, error) {
 // The key is read again as Refresh reads it, except that a remote secret
 // whose version in force is the one that failed is answered with the version
 // beside it (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV v2 version
-// before), held until the service's version in force is another. Info says
+// before), held until the service's version in force is another; a leased
+// credential is issued anew. Info says
 // which version is now held (InsteadOf names the one it stands in for);
 // changed whether the value differs from what this process served before.
 func (m *Manager) ReportFailure(key, version string) (value string, info VersionInfo, changed bool, err error) {

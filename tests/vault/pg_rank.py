@@ -8,7 +8,9 @@ the number of distinct usernames seen (the credential's generations).
 With READY (a path), it writes its pid there after its first connection and
 then waits for the test's ending (MODE): "run" (until UNTIL), "exit0",
 "exit1", "segv" (it kills itself with SIGSEGV), "ignore-term" (SIGTERM
-ignored; it runs until UNTIL or is killed).
+ignored; it runs until UNTIL or is killed). MODE "report" (no READY): a
+refused login is reported (st_secrets_report_failure with the version that
+failed) before the next connection.
 
 With LIB "file:PATH" the rank reads the credential from the JSON file a
 peer renders there instead (`bao agent`'s template: {"username", "password"}),
@@ -61,12 +63,23 @@ def credentials():
     if RENDERED:
         with open(RENDERED) as f:
             doc = json.load(f)
-        return doc["username"], doc["password"]
+        return doc["username"], doc["password"], None
     for _ in range(5):
         (user, v1), (password, v2) = get("pg_username"), get("pg_password")
         if v1 == v2:
-            return user, password
+            return user, password, v2
     raise RuntimeError("the credential changed under every read")
+
+
+def report(version):
+    """The library told that the credential of version failed."""
+    buf, info, err = P(), P(), P()
+    rc = lib.st_secrets_report_failure(
+        manager, b"pg_password", version.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
+    )
+    check(rc, err)
+    take(buf)
+    take(info)
 
 
 # The endings test sends signals: each ends the rank as its default action
@@ -81,7 +94,7 @@ users = set()
 errors = []
 while time.time() < UNTIL:
     try:
-        user, password = credentials()
+        user, password, version = credentials()
         users.add(user)
         with psycopg.connect(
             host="127.0.0.1", port=PORT, user=user, password=password, dbname="postgres", connect_timeout=5
@@ -92,6 +105,8 @@ while time.time() < UNTIL:
         text = str(e)
         if "authentication failed" in text or "does not exist" in text or "expired" in text:
             auth_failed += 1
+            if MODE == "report":
+                report(version)
         else:
             other_failed += 1
         errors.append(text.replace(user, "<user>")[:200])

@@ -102,7 +102,8 @@ class Manager extends Handle {
    *  key again as refresh does, except that a remote secret whose version in
    *  force is the one that failed is answered with the version beside it
    *  (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV v2 version before), held
-   *  until the service's version in force is another. Returns {value,
+   *  until the service's version in force is another; a leased credential
+   *  is issued anew. Returns {value,
    *  provider, version, stages, insteadOf (only for a stand-in), changed},
    *  or undefined when no provider has the key. */
   reportFailure(key, version) {

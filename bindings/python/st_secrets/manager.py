@@ -66,7 +66,7 @@ class SecretsManager(_native.ManagerBase):
         secret whose version in force is the one that failed is answered with
         the version beside it (AWS AWSPENDING, then AWSPREVIOUS; the Vault KV
         v2 version before), held until the service's version in force is
-        another. {"value", "changed", "provider", "version", "stages"}, with
+        another; a leased credential is issued anew. {"value", "changed", "provider", "version", "stages"}, with
         "instead_of" naming the failed version a stand-in replaces; None when
         no provider has the key."""
         return _native.manager_report_failure(self, key, version)

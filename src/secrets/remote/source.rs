@@ -271,13 +271,19 @@ impl<F: Fetch> RemoteSource<F> {
 /// kept without sending the value (its stages as they are now), another is
 /// fetched by its identifier. Otherwise (a first fetch, a caller's plain
 /// refresh, a lease, KV v1) or when the service cannot say, the secret is
-/// fetched as before.
+/// fetched as before. A leased credential reported failed is issued anew
+/// (never renewed: a role dropped, a lease revoked early).
 fn load_checked<F: Fetch>(
     fetcher: &F,
     name: &str,
     held: Option<&SecretMap>,
     why: Reason<'_>,
 ) -> Result<Fetched<SecretMap>, FetchError> {
+    if let (Some(f), Some(map)) = (why.failed(), held) {
+        if map.lease().is_some() && map.version().is_some_and(|v| v.id == f) {
+            return fetcher.fetch_held(name, None);
+        }
+    }
     let version = held
         .filter(|m| m.lease().is_none())
         .and_then(SecretMap::version);

@@ -872,4 +872,81 @@ mod versions {
         assert_eq!((version.id.as_str(), version.instead_of), ("v1", None));
         assert_eq!(counts(&service), (3, 3));
     }
+
+    /// A dynamic secrets engine: each issue is a new credential and lease
+    /// (`pw-N`, version `lease-N`); a lease held is kept (it has time left).
+    struct Leasing(AtomicUsize);
+
+    impl Fetch for Leasing {
+        const NAME: &'static str = "vault";
+        const ABSENT: &'static str = "absent";
+
+        fn fetch(&self, _name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Fetched::Found(
+                leased(&format!("pw-{n}"), 60_000).with_version(Some(Version {
+                    id: format!("lease-{n}"),
+                    ..Version::default()
+                })),
+            ))
+        }
+
+        fn fetch_held(
+            &self,
+            name: &str,
+            held: Option<&SecretMap>,
+        ) -> Result<Fetched<SecretMap>, FetchError> {
+            match held {
+                Some(m) if m.lease().is_some() => Ok(Fetched::Found(m.copy())),
+                _ => self.fetch(name),
+            }
+        }
+
+        fn describe(&self, _names: &[&str]) -> (String, Vec<String>) {
+            (String::new(), Vec::new())
+        }
+
+        fn checks(&self, _names: &[&str]) -> Value {
+            Value::Null
+        }
+    }
+
+    #[test]
+    fn a_leased_credential_reported_failed_is_issued_anew() {
+        let s = RemoteSettings {
+            cache_ttl: Duration::from_secs(60),
+            refresh_min_interval: Duration::from_secs(60),
+            ..settings()
+        };
+        let scope = Scope::new("vault", &crate::secrets::remote::Vars::empty());
+        let fetcher = Ok(Leasing(AtomicUsize::new(0)));
+        let p = RemoteSource::build(
+            vec!["lease:pg".into()],
+            true,
+            fetcher,
+            &s,
+            NodeUse::Off,
+            &scope,
+        );
+        let read = |how: Read<'_>| {
+            let (value, version) = p.read("PG_PASSWORD", how).unwrap().unwrap();
+            (value.expose().to_owned(), version.unwrap().id)
+        };
+        assert_eq!(read(Read::Cached), ("pw-1".into(), "lease-1".into()));
+        // A plain refresh keeps a lease with time left.
+        let plain = Read::Fresh {
+            min_interval: Duration::ZERO,
+            failed: None,
+        };
+        assert_eq!(read(plain).0, "pw-1");
+        // Refused (its role dropped): a new credential, not the lease kept.
+        let failed = |v| Read::Fresh {
+            min_interval: Duration::ZERO,
+            failed: Some(v),
+        };
+        assert_eq!(read(failed("lease-1")), ("pw-2".into(), "lease-2".into()));
+        // Reported again by a caller still on it: the new one, no issue.
+        assert_eq!(read(failed("lease-1")).0, "pw-2");
+        assert_eq!(p.fetcher().unwrap().0.load(Ordering::SeqCst), 2);
+    }
 }
