@@ -112,6 +112,20 @@ fn node(
     cmd.spawn().unwrap()
 }
 
+/// The JSON lines of a node's `ranks` ranks, once its `run` has exited
+/// with success.
+fn ranks_of(run: Child, ranks: usize) -> Vec<Value> {
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run failed: {stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(lines.len(), ranks, "{stderr}");
+    lines
+}
+
 /// The leaser login's tokens OpenBao holds now (their accessors).
 fn login_tokens(p: &Value) -> std::collections::BTreeSet<String> {
     p["login_tokens"]
@@ -181,15 +195,7 @@ fn ranks_connect_across_lease_generations_and_the_job_leaves_nothing() {
         .collect();
     let (mut made, mut refused, mut generations, mut failed) = (0, 0, Vec::new(), None);
     for run in runs {
-        let out = run.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "run failed: {stderr}");
-        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        assert_eq!(lines.len(), ranks, "{stderr}");
-        for r in lines {
+        for r in ranks_of(run, ranks) {
             made += r["made"].as_u64().unwrap();
             refused += r["auth_failed"].as_u64().unwrap() + r["other_failed"].as_u64().unwrap();
             generations.push(r["generations"].as_u64().unwrap());
@@ -271,14 +277,7 @@ fn a_credential_revoked_behind_the_job_is_reported_and_issued_anew_once() {
         .send_empty()
         .unwrap();
     let revoked_at = unix_now();
-    let out = run.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "run failed: {stderr}");
-    let ranks: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert_eq!(ranks.len(), 4, "{stderr}");
+    let ranks = ranks_of(run, 4);
     let refused: Vec<u64> = ranks
         .iter()
         .map(|r| r["auth_failed"].as_u64().unwrap())
