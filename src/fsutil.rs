@@ -251,9 +251,9 @@ pub(crate) fn mkfifo(path: &Path) {
 }
 
 /// Appends `bytes` to `path` in one write, only to a regular file of user
-/// `uid` (the caller's effective one) that no one else may read or write (0600), never through a
-/// symlink, never blocking on open; with `create`, a missing file is made
-/// 0600. Best effort: a failure to write loses the bytes (the callers'
+/// `uid` (the caller's effective one) that no one else may read or write
+/// (0600), never through a symlink, never blocking on open; with `create`,
+/// a missing file is made 0600. Best effort: a failure to write loses the bytes (the callers'
 /// records never fail their callers).
 pub(crate) fn append_private(path: &Path, bytes: &[u8], create: bool, uid: u32) {
     let file = OpenOptions::new()

@@ -5,6 +5,7 @@ manager made from a configuration JSON.
 """
 
 import ctypes
+import json
 
 P = ctypes.c_void_p
 OUT = ctypes.POINTER(P)
@@ -50,6 +51,27 @@ class Library:
         manager, err = P(), P()
         self.check(self.lib.st_secrets_new(config.encode(), ctypes.byref(manager), ctypes.byref(err)), err)
         return manager
+
+    def get_with_version(self, manager, key):
+        """The value of `key` and its info (the JSON object as a dict)."""
+        buf, info, err = P(), P(), P()
+        rc = self.lib.st_secrets_get_with_version(
+            manager, key.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
+        )
+        self.check(rc, err)
+        if not buf.value:
+            raise RuntimeError(f"{key} is absent")
+        return self.take(buf), json.loads(self.take(info))
+
+    def report_failure(self, manager, key, version):
+        """st_secrets_report_failure of `key`'s `version`: the value now held
+        and its info (a dict)."""
+        buf, info, err = P(), P(), P()
+        rc = self.lib.st_secrets_report_failure(
+            manager, key.encode(), version.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
+        )
+        self.check(rc, err)
+        return self.take(buf), json.loads(self.take(info))
 
     def json_of(self, function, manager):
         """The JSON text a `st_secrets_*_json(manager, &out, &err)` call writes."""

@@ -25,7 +25,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{env_number, library, setup, text, NodeDirs};
+use common::{env_number, library, setup, text, unix_now, NodeDirs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,13 +167,6 @@ fn audited_issues(s: &Value, path: &str) -> usize {
     common::audited(s, "audit_log", "response", path, |e| {
         e["response"]["secret"]["lease_id"].is_string()
     })
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 #[test]

@@ -299,9 +299,9 @@ impl SecretsManager {
     /// then `AWSPREVIOUS`; the KV v2 version before), until the service's
     /// current version is another (a rotation's window: the credential
     /// changed before `AWSCURRENT` moved). A leased credential of the
-    /// version that failed is issued anew, not renewed. When the value held is already of
-    /// another version (a rank of the node, or a thread of this process,
-    /// reported first), it answers without a request. The answer says
+    /// version that failed is issued anew, not renewed. When the value held
+    /// is already of another version (a rank of the node, or a thread of
+    /// this process, reported first), it answers without a request. The answer says
     /// which version is now held ([`Version::instead_of`] names the one it
     /// stands in for); the change event says it too.
     pub fn report_failure(

@@ -29,33 +29,28 @@ from ranklib import Library, P  # noqa: E402
 LIB, CONFIG, PORT, USER, UNTIL, INTERVAL = sys.argv[1:7]
 PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
 MODE = sys.argv[7] if len(sys.argv) > 7 else "report"
-KEY = b"DB_PASSWORD"
+KEY = "DB_PASSWORD"
 
 C = Library(LIB)
 lib, check, take = C.lib, C.check, C.take
-manager, err = C.manager(CONFIG), P()
+manager = C.manager(CONFIG)
 
 
 def get():
     """The password and the version it comes from."""
-    buf, info, err = P(), P(), P()
-    check(lib.st_secrets_get_with_version(manager, KEY, ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)), err)
-    return take(buf), json.loads(take(info))
+    return C.get_with_version(manager, KEY)
 
 
 def report(version):
     """The library told that version failed: what it holds now."""
-    buf, info, err = P(), P(), P()
     if MODE == "refresh":
+        buf, err = P(), P()
         changed = ctypes.c_bool()
-        check(lib.st_secrets_refresh(manager, KEY, ctypes.byref(buf), ctypes.byref(changed), ctypes.byref(err)), err)
+        key = KEY.encode()
+        check(lib.st_secrets_refresh(manager, key, ctypes.byref(buf), ctypes.byref(changed), ctypes.byref(err)), err)
         take(buf)
         return None, get()[1]
-    rc = lib.st_secrets_report_failure(
-        manager, KEY, version.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
-    )
-    check(rc, err)
-    return take(buf), json.loads(take(info))
+    return C.report_failure(manager, KEY, version)
 
 
 signal.signal(signal.SIGINT, signal.SIG_DFL)

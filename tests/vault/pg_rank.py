@@ -19,7 +19,6 @@ again before each connection, and links nothing.
 Usage: pg_rank.py LIB CONFIG_JSON PG_PORT UNTIL INTERVAL [MODE READY]
 """
 
-import ctypes
 import json
 import os
 import signal
@@ -39,21 +38,13 @@ PORT, UNTIL, INTERVAL = int(PORT), float(UNTIL), float(INTERVAL)
 RENDERED = LIB[5:] if LIB.startswith("file:") else None
 C = None if RENDERED else Library(LIB)
 lib = C.lib if C else None
-manager, err = (C.manager(CONFIG), P()) if C else (P(), P())
-check = C.check if C else None
-take = C.take if C else None
+manager = C.manager(CONFIG) if C else P()
 
 
 def get(key):
     """The value of key and the version it comes from."""
-    buf, info, err = P(), P(), P()
-    rc = lib.st_secrets_get_with_version(
-        manager, key.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
-    )
-    check(rc, err)
-    if not buf.value:
-        raise RuntimeError(f"{key} is absent")
-    return take(buf), json.loads(take(info))["version"]
+    value, info = C.get_with_version(manager, key)
+    return value, info["version"]
 
 
 def credentials():
@@ -69,17 +60,6 @@ def credentials():
         if v1 == v2:
             return user, password, v2
     raise RuntimeError("the credential changed under every read")
-
-
-def report(version):
-    """The library told that the credential of version failed."""
-    buf, info, err = P(), P(), P()
-    rc = lib.st_secrets_report_failure(
-        manager, b"pg_password", version.encode(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(err)
-    )
-    check(rc, err)
-    take(buf)
-    take(info)
 
 
 # The endings test sends signals: each ends the rank as its default action
@@ -106,7 +86,7 @@ while time.time() < UNTIL:
         if "authentication failed" in text or "does not exist" in text or "expired" in text:
             auth_failed += 1
             if MODE == "report":
-                report(version)
+                C.report_failure(manager, "pg_password", version)
         else:
             other_failed += 1
         errors.append(text.replace(user, "<user>")[:200])

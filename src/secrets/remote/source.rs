@@ -10,7 +10,7 @@
 //! in the cache; everything a service knows (transport, credentials, wire)
 //! in its [`Fetch`].
 
-use super::node::{NodeUse, Scope};
+use super::node::{Against, NodeUse, Scope};
 use super::rotation::{self, Choice, Versions};
 use super::secret_cache::{Fetched, Reason, Runner, SecretCache};
 use super::{FetchError, RemoteSettings};
@@ -271,19 +271,18 @@ impl<F: Fetch> RemoteSource<F> {
 /// kept without sending the value (its stages as they are now), another is
 /// fetched by its identifier. Otherwise (a first fetch, a caller's plain
 /// refresh, a lease, KV v1) or when the service cannot say, the secret is
-/// fetched as before. A leased credential reported failed is issued anew
-/// (never renewed: a role dropped, a lease revoked early).
+/// fetched as before. A value of the version reported failed is never
+/// handed to the fetcher to keep: a leased credential is then issued anew,
+/// not renewed (a role dropped, a lease revoked early).
 fn load_checked<F: Fetch>(
     fetcher: &F,
     name: &str,
     held: Option<&SecretMap>,
     why: Reason<'_>,
 ) -> Result<Fetched<SecretMap>, FetchError> {
-    if let (Some(f), Some(map)) = (why.failed(), held) {
-        if map.lease().is_some() && map.version().is_some_and(|v| v.id == f) {
-            return fetcher.fetch_held(name, None);
-        }
-    }
+    let keepable = held.filter(|m| {
+        Against::of(why.failed(), m.version().map(|v| v.id.as_str())) != Against::Failed
+    });
     let version = held
         .filter(|m| m.lease().is_none())
         .and_then(SecretMap::version);
@@ -291,10 +290,10 @@ fn load_checked<F: Fetch>(
     let failed = why.failed().or(instead_of);
     let check = failed.is_some() || (why == Reason::Due && version.is_some());
     if !check {
-        return fetcher.fetch_held(name, held);
+        return fetcher.fetch_held(name, keepable);
     }
     let versions = match fetcher.versions(name) {
-        None => return fetcher.fetch_held(name, held),
+        None => return fetcher.fetch_held(name, keepable),
         Some(answer) => match answer? {
             Fetched::Absent => return Ok(Fetched::Absent),
             Fetched::Found(v) => v,
@@ -318,7 +317,7 @@ fn load_checked<F: Fetch>(
             }
             Fetched::Absent => Fetched::Absent,
         }),
-        Choice::Plain => fetcher.fetch_held(name, held),
+        Choice::Plain => fetcher.fetch_held(name, keepable),
     }
 }
 

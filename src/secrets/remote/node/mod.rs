@@ -68,6 +68,18 @@ pub enum Against {
     Other,
 }
 
+impl Against {
+    /// What a value of version `held` is to a report that version `failed`
+    /// failed (`None`: nothing reported; the value has no version).
+    pub fn of(failed: Option<&str>, held: Option<&str>) -> Against {
+        match (failed, held) {
+            (Some(f), Some(id)) if id == f => Against::Failed,
+            (Some(_), Some(_)) => Against::Other,
+            _ => Against::Nothing,
+        }
+    }
+}
+
 /// What a fetch through the node cache is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {

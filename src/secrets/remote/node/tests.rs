@@ -560,10 +560,12 @@ fn forced_fetches_of_a_node_send_one_request_together_and_never_reuse_the_old_va
 
 /// A report of version `failed`: what a value is against it.
 fn against(failed: &'static str) -> impl Fn(&Fetched<SecretMap>) -> Against {
-    move |v| match v {
-        Fetched::Found(m) if m.version().is_some_and(|v| v.id == failed) => Against::Failed,
-        Fetched::Found(m) if m.version().is_some() => Against::Other,
-        _ => Against::Nothing,
+    move |v| {
+        let held = match v {
+            Fetched::Found(m) => m.version().map(|v| v.id.as_str()),
+            Fetched::Absent => None,
+        };
+        Against::of(Some(failed), held)
     }
 }
 

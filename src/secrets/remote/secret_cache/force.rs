@@ -4,6 +4,7 @@
 
 use super::{Answer, Mode, Reason, SecretCache, Versioned};
 use crate::secrets::remote::node::entry::Shareable;
+use crate::secrets::remote::node::Against;
 use crate::sys::Flight;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,11 +42,8 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
                 // for.
                 Forcing::Join(flight) => match flight.wait() {
                     Some(answer) => {
-                        let of_failed = |a: &Answer<T>| {
-                            let held = a.as_ref().ok().and_then(|v| v.found()?.version_id());
-                            failed.is_some() && held == failed
-                        };
-                        if joined || !of_failed(&answer) {
+                        let held = answer.as_ref().ok().and_then(|v| v.found()?.version_id());
+                        if joined || Against::of(failed, held) != Against::Failed {
                             return answer;
                         }
                         // Decided again, once: after another caller's
@@ -69,9 +67,9 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     fn forcing(&self, min_interval: Duration, failed: Option<&str>) -> Forcing<T> {
         let now = Instant::now();
         let mut state = self.state.lock();
-        if let (Some(f), Some(good)) = (failed, &state.good) {
+        if let Some(good) = &state.good {
             let held = good.value.found().and_then(T::version_id);
-            if held.is_some_and(|id| id != f) {
+            if Against::of(failed, held) == Against::Other {
                 return Forcing::Held(Ok(Arc::clone(&good.value)));
             }
         }

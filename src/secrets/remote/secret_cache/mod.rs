@@ -241,11 +241,7 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
         why: Reason<'_>,
     ) -> (Result<Fetched<T>, FetchError>, Option<Duration>) {
         let fetch = || self.load(why);
-        let judge = |v: &Fetched<T>| match (why.failed(), v.found().and_then(T::version_id)) {
-            (Some(f), Some(id)) if id == f => Against::Failed,
-            (Some(_), Some(_)) => Against::Other,
-            _ => Against::Nothing,
-        };
+        let judge = |v: &Fetched<T>| Against::of(why.failed(), v.found().and_then(T::version_id));
         let shared = match &self.node {
             Some(slot) if !self.settings.cache_ttl.is_zero() => {
                 slot.fetch(&self.settings, mode, &judge, fetch)

@@ -156,12 +156,12 @@ impl Client {
             }
             Some(slot) => {
                 let mode = if force { Mode::Force } else { Mode::Get };
-                let judge = |entry: &Fetched<Issued>| match (entry, &refused) {
-                    (Fetched::Found(i), Some(r)) if i.token.expose() == r.expose() => {
-                        Against::Failed
-                    }
-                    (Fetched::Found(_), Some(_)) => Against::Other,
-                    _ => Against::Nothing,
+                let judge = |entry: &Fetched<Issued>| {
+                    let token = match entry {
+                        Fetched::Found(i) => Some(i.token.expose()),
+                        Fetched::Absent => None,
+                    };
+                    Against::of(refused.as_ref().map(SecretString::expose), token)
                 };
                 let answer = slot.fetch(&self.login_settings, mode, &judge, || {
                     self.renew_or_log_in(login, held.as_ref())
