@@ -9,7 +9,7 @@ use crate::crypto::{cipher_for_secret, decrypt_token, TimePolicy};
 use crate::secrets::aws::identity::Source;
 use crate::secrets::aws::metadata::credentials_from_json;
 use crate::secrets::aws::profile;
-use crate::secrets::aws::wire::{self, ServiceError};
+use crate::secrets::aws_identity::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::http::Response;
 use crate::store::hardware;

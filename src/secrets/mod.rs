@@ -23,11 +23,13 @@
 //! Where each submodule stands: the module map in `src/lib.rs`.
 
 pub(crate) mod aws;
+pub(crate) mod aws_identity;
 mod chain;
 pub(crate) mod config;
 pub(crate) mod env;
 mod events;
 pub(crate) mod file;
+pub mod lifetime;
 pub(crate) mod mounted;
 pub mod provenance;
 pub(crate) mod provider;
@@ -54,8 +56,18 @@ pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{
-    IdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultProvider, VaultSettings,
+    IdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob, VaultProvider, VaultSecret,
+    VaultSettings,
 };
+
+/// The variables `st-secrets run` sets for its command's processes, read by
+/// the library in each of them: named here once.
+pub mod job {
+    pub use crate::secrets::remote::meter::METRICS_DIR as SIMPLETUNER_METRICS_DIR;
+    pub use crate::secrets::remote::vars::{
+        SIMPLETUNER_JOB_LEDGER, SIMPLETUNER_PROVENANCE_FILE, SIMPLETUNER_PROVENANCE_SALT_FILE,
+    };
+}
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;

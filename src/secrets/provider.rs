@@ -298,28 +298,25 @@ pub struct Lease {
     /// renew or revoke, only an end, as a PKI certificate issued without
     /// one).
     pub id: SecretString,
-    /// The lease's duration when it was issued: what a renewal asks for.
-    pub ttl: std::time::Duration,
-    /// When it ends, in the node's monotonic clock (nanoseconds of this
-    /// boot, as the node cache's entries count).
-    pub ends: u64,
-    /// Whether the service allows its renewal.
-    pub renewable: bool,
+    /// What was granted and when: its end, and when it is renewed
+    /// ([`Lifetime`](crate::secrets::lifetime::Lifetime) decides).
+    pub lifetime: crate::secrets::lifetime::Lifetime,
 }
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
-            .field("ttl", &self.ttl)
-            .field("renewable", &self.renewable)
+            .field("ttl", &self.lifetime.ttl())
+            .field("renewable", &self.lifetime.renewable())
             .finish_non_exhaustive()
     }
 }
 
 impl Lease {
-    /// How long it has left now (zero once it ended).
+    /// How long it has left now before it is taken to end (zero once it
+    /// has).
     pub fn left(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.ends.saturating_sub(crate::sys::clock::precise()))
+        self.lifetime.left()
     }
 }
 

@@ -12,7 +12,8 @@
 
 use super::watch::PatternSlot;
 use crate::secretfiles::{self, SecretDir};
-use st_secrets::secrets::{IdentityToken, VaultProvider};
+use st_secrets::secrets::lifetime::{instant, Lifetime};
+use st_secrets::secrets::{IdentityToken, VaultJob};
 use st_secrets::Error;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -70,16 +71,17 @@ impl Spec {
     ///
     /// # Errors
     /// The provider's, with the variable named.
-    pub fn fetch(&self, vault: &VaultProvider) -> Result<IdentityToken, Error> {
+    pub fn fetch(&self, vault: &VaultJob) -> Result<IdentityToken, Error> {
         vault
             .identity_token(&self.role, self.audience.as_deref())
             .map_err(|e| e.context(format!("--identity-token {}", self.var)))
     }
 }
 
-/// When to replace a token of `ttl` fetched at `at`: two thirds through.
-fn due(at: Instant, ttl: Duration) -> Instant {
-    at + ttl.mul_f64(2.0 / 3.0).max(Duration::from_secs(1))
+/// When to replace a token of `lifetime`, and when it expires.
+fn plan(lifetime: &Lifetime) -> (Instant, Instant) {
+    let expires = instant(lifetime.start()) + lifetime.ttl();
+    (instant(lifetime.refetch_at()), expires)
 }
 
 /// The thread keeping the files fresh; [`stop`](Self::stop) it before the
@@ -90,12 +92,12 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Keeps each of `tokens` (its spec, and the token written, fetched at
-    /// the instant given) fresh in `dir`.
+    /// Keeps each of `tokens` (its spec, and the token written) fresh in
+    /// `dir`.
     pub fn start(
-        vault: VaultProvider,
+        vault: VaultJob,
         dir: PathBuf,
-        tokens: Vec<(Spec, IdentityToken, Instant)>,
+        tokens: Vec<(Spec, IdentityToken)>,
         masking: Option<Arc<PatternSlot>>,
     ) -> Result<Keeper, Error> {
         let (stop, stopped) = channel();
@@ -103,12 +105,15 @@ impl Keeper {
             .name("st-secrets-identity".into())
             .spawn(move || {
                 // Each token: its spec, when to replace it, and when it expires.
-                let mut plan: Vec<(Spec, Instant, Instant)> = tokens
+                let mut schedule: Vec<(Spec, Instant, Instant)> = tokens
                     .into_iter()
-                    .map(|(s, t, at)| (s, due(at, t.ttl), at + t.ttl))
+                    .map(|(s, t)| {
+                        let (at, expires) = plan(&t.lifetime);
+                        (s, at, expires)
+                    })
                     .collect();
                 loop {
-                    let next = plan.iter().map(|p| p.1).min();
+                    let next = schedule.iter().map(|p| p.1).min();
                     let wait = next.map_or(Duration::from_secs(3600), |n| {
                         n.saturating_duration_since(Instant::now())
                     });
@@ -117,12 +122,9 @@ impl Keeper {
                         _ => return,
                     }
                     let now = Instant::now();
-                    for (spec, at, expires) in plan.iter_mut().filter(|p| p.1 <= now) {
+                    for (spec, at, expires) in schedule.iter_mut().filter(|p| p.1 <= now) {
                         match renew(&vault, &dir, spec, masking.as_deref()) {
-                            Ok(t) => {
-                                let fetched = Instant::now();
-                                (*at, *expires) = (due(fetched, t.ttl), fetched + t.ttl);
-                            }
+                            Ok(t) => (*at, *expires) = plan(&t.lifetime),
                             Err(e) => {
                                 let left = expires.saturating_duration_since(now);
                                 let pause = (left / 4)
@@ -157,7 +159,7 @@ impl Keeper {
 
 /// A new token for `spec`, concealed, then renamed over its file.
 fn renew(
-    vault: &VaultProvider,
+    vault: &VaultJob,
     dir: &std::path::Path,
     spec: &Spec,
     masking: Option<&PatternSlot>,
@@ -185,12 +187,5 @@ mod tests {
         for bad in ["NOEQUALS", "1X=role", "A-B=role", "X=", "X=a/b", "=role"] {
             assert!(Spec::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn a_token_is_replaced_two_thirds_through_and_never_faster_than_a_second() {
-        let at = Instant::now();
-        assert_eq!(due(at, Duration::from_secs(3)), at + Duration::from_secs(2));
-        assert_eq!(due(at, Duration::ZERO), at + Duration::from_secs(1));
     }
 }

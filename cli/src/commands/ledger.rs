@@ -6,12 +6,10 @@
 
 use crate::context::Globals;
 use crate::secretfiles::SecretDir;
+use st_secrets::secrets::job::SIMPLETUNER_JOB_LEDGER;
+use st_secrets::secrets::{Vars, VaultJob};
 use st_secrets::{Error, ManagerConfig};
 use std::path::PathBuf;
-
-/// The variable naming the ledger to the library, in this process and the
-/// command's.
-const VAR: &str = "SIMPLETUNER_JOB_LEDGER";
 
 /// The job's ledger: an empty 0600 file in a new private directory.
 pub struct JobLedger {
@@ -29,7 +27,7 @@ impl JobLedger {
         let dir = SecretDir::create()?;
         let path = dir.write("job-ledger", b"")?;
         // Before any thread of this process reads the environment.
-        std::env::set_var(VAR, &path);
+        std::env::set_var(SIMPLETUNER_JOB_LEDGER, &path);
         Ok(JobLedger {
             dir: Some(dir),
             path,
@@ -49,8 +47,7 @@ impl JobLedger {
         };
         let listed = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         if let (true, Some(c)) = (listed > 0, &self.config) {
-            let vars = st_secrets::secrets::Vars::from_process();
-            let vault = st_secrets::secrets::VaultProvider::new(&c.vault, &c.remote, vars);
+            let vault = VaultJob::new(&c.vault, &c.remote, Vars::from_process());
             match vault.revoke_ledger(&self.path) {
                 Ok(done) => {
                     for failure in &done.failed {

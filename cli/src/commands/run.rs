@@ -29,6 +29,7 @@ use crate::outcome::{usage, CliError, Outcome};
 use crate::secretfiles::{self, SecretDir};
 use crate::sys::{self, Blocked};
 use st_secrets::redact::Masker;
+use st_secrets::secrets::job;
 use st_secrets::{Error, SecretString};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -281,13 +282,13 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     let vault = (!specs.is_empty()).then(|| {
         let c = resolved.manager.config();
         let vars = st_secrets::secrets::Vars::from_process();
-        st_secrets::secrets::VaultProvider::new(&c.vault, &c.remote, vars)
+        st_secrets::secrets::VaultJob::new(&c.vault, &c.remote, vars)
     });
     let mut tokens = Vec::with_capacity(specs.len());
     if let Some(vault) = &vault {
         for spec in specs {
             let token = spec.fetch(vault)?;
-            tokens.push((spec, token, std::time::Instant::now()));
+            tokens.push((spec, token));
         }
     }
     let patterns = match args.no_mask {
@@ -404,7 +405,7 @@ fn set_environment(command: &mut Command, vars: &[Var], as_files: bool) {
 /// are none.
 fn write_files(
     planned: &[Planned],
-    tokens: &[(Spec, st_secrets::secrets::IdentityToken, std::time::Instant)],
+    tokens: &[(Spec, st_secrets::secrets::IdentityToken)],
     command: &mut Command,
 ) -> Result<Option<SecretDir>, Error> {
     if planned.is_empty() && tokens.is_empty() {
@@ -416,7 +417,7 @@ fn write_files(
         let bytes = delivery::render(&p.delivery.render, &values);
         command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
     }
-    for (spec, token, _) in tokens {
+    for (spec, token) in tokens {
         let path = dir.write(&spec.file(), token.token.expose().as_bytes())?;
         command.env(&spec.var, path);
     }
@@ -472,14 +473,14 @@ fn provenance(file: &std::path::Path) -> Result<Option<SecretDir>, Error> {
     let file = std::path::absolute(file)
         .map_err(|e| Error::InvalidArgument(format!("--provenance {}: {e}", file.display())))?;
     // Before any thread of this process reads the environment.
-    std::env::set_var("SIMPLETUNER_PROVENANCE_FILE", &file);
-    if std::env::var_os("SIMPLETUNER_PROVENANCE_SALT_FILE").is_some_and(|v| !v.is_empty()) {
+    std::env::set_var(job::SIMPLETUNER_PROVENANCE_FILE, &file);
+    if std::env::var_os(job::SIMPLETUNER_PROVENANCE_SALT_FILE).is_some_and(|v| !v.is_empty()) {
         return Ok(None);
     }
     let dir = SecretDir::create()?;
     let salt = st_secrets::secrets::provenance::new_salt();
     let path = dir.write("provenance-salt", salt.expose().as_bytes())?;
-    std::env::set_var("SIMPLETUNER_PROVENANCE_SALT_FILE", &path);
+    std::env::set_var(job::SIMPLETUNER_PROVENANCE_SALT_FILE, &path);
     Ok(Some(dir))
 }
 

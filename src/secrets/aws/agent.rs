@@ -51,7 +51,7 @@ impl Agent {
     pub(super) fn new(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Agent, Error> {
         // Every request carries the SSRF token: never in the clear across a
         // network.
-        super::metadata::check_plain_http(url).map_err(|why| {
+        crate::secrets::aws_identity::metadata::check_plain_http(url).map_err(|why| {
             Error::InvalidArgument(format!("aws_agent_url {}: {why}", redact_url(url)))
         })?;
         let token = match vars.get(var::AWS_TOKEN) {
@@ -110,7 +110,7 @@ impl Agent {
     /// repeated once when the token changed.
     pub(super) fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let mut url = format!("{}/secretsmanager/get?secretId=", self.url);
-        super::wire::escape_into(&mut url, name);
+        crate::secrets::aws_identity::wire::escape_into(&mut url, name);
         let token = self.token()?;
         let mut r = self.send(&url, &token)?;
         if r.status == 403 {

@@ -1,7 +1,7 @@
 //! The AWS Secrets Manager provider: secrets holding JSON objects of keys,
 //! fetched with `GetSecretValue` (JSON 1.1 protocol) over `ureq`, signed
 //! with SigV4 (the `aws-sigv4` crate), with the AWS credential chain
-//! ([`credentials`]) and the shared remote machinery ([`remote`](crate::secrets::remote)):
+//! ([`aws_identity`](crate::secrets::aws_identity)) and the shared remote machinery ([`remote`](crate::secrets::remote)):
 //! one request per TTL, stale-on-error, retries, short timeouts. Several
 //! secrets are looked up in order, each fetched and cached as one unit
 //! ([`RemoteSource`]: this module is its [`Fetch`]). With
@@ -22,20 +22,15 @@
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
 pub(crate) mod agent;
-pub(crate) mod credentials;
-pub(crate) mod identity;
-pub(crate) mod metadata;
-pub(crate) mod process;
-pub(crate) mod profile;
-pub(crate) mod sso;
-pub(crate) mod sts;
-pub(crate) mod wire;
+mod versions;
 
 use crate::error::Error;
-use crate::paths::expand_home;
 use crate::secret::SecretString;
+use crate::secrets::aws_identity::credentials::{https, CredentialChain};
+use crate::secrets::aws_identity::identity::Credentials;
+use crate::secrets::aws_identity::{profile, wire};
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
+use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
@@ -43,8 +38,6 @@ use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use base64::Engine;
-use credentials::CredentialChain;
-use identity::Credentials;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use wire::ServiceError;
@@ -160,13 +153,6 @@ impl RemoteSource<Aws> {
 
 /// The HTTP client of AWS requests (the service, STS, the container
 /// endpoint), trusting `AWS_CA_BUNDLE` when set.
-fn https(remote: &RemoteSettings, vars: &Vars) -> Result<Arc<Http>, Error> {
-    let trust = vars
-        .get(var::AWS_CA_BUNDLE)
-        .map_or(Trust::Default, |p| Trust::Bundle(expand_home(p.into())));
-    Ok(Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?))
-}
-
 fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
     let region = resolve_region(aws, &vars)?.ok_or_else(|| {
         Error::ProviderUnavailable(
@@ -225,7 +211,7 @@ impl Aws {
     ) -> Result<Fetched<Versions>, FetchError> {
         let body = json!({ "SecretId": name }).to_string();
         self.send_secret(client, "DescribeSecret", &body, |r| {
-            wire::versions_from(name, r).map_err(|(e, status)| {
+            versions::versions_from(name, r).map_err(|(e, status)| {
                 let expired = e.is_expired_token();
                 let failure =
                     e.into_fetch_error(&format!("DescribeSecret of secret '{name}'"), status);
@@ -436,10 +422,11 @@ fn agent_transport(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Tr
 impl Fetch for Aws {
     const NAME: &'static str = "aws";
     const ABSENT: &'static str = "the secret does not exist";
+    type Secret = String;
 
     /// The secret `name` fetched now: from the service (its `AWSCURRENT`
     /// version), or through the agent.
-    fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+    fn fetch(&self, name: &String) -> Result<Fetched<SecretMap>, FetchError> {
         match &self.transport {
             Transport::Direct(client) => self.fetch_direct(client, name, None),
             Transport::Agent(agent) => with_retries(&self.settings, || agent.fetch(name)),
@@ -449,7 +436,7 @@ impl Fetch for Aws {
     /// `DescribeSecret`, straight to the service (the agent answers
     /// `GetSecretValue` only), unless the credentials may not call it: then
     /// never again by this process, and every refresh fetches the value.
-    fn versions(&self, name: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+    fn versions(&self, name: &String) -> Option<Result<Fetched<Versions>, FetchError>> {
         use std::sync::atomic::Ordering::Relaxed;
         let Transport::Direct(client) = &self.transport else {
             return None;
@@ -466,18 +453,18 @@ impl Fetch for Aws {
         }
     }
 
-    fn fetch_version(&self, name: &str, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
+    fn fetch_version(&self, name: &String, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
         match &self.transport {
             Transport::Direct(client) => self.fetch_direct(client, name, Some(id)),
             Transport::Agent(_) => self.fetch(name),
         }
     }
 
-    fn unusable(names: &[&str], error: &Error) -> String {
+    fn unusable(names: &[String], error: &Error) -> String {
         format!("secret {}: {error}", quoted(names))
     }
 
-    fn describe(&self, names: &[&str]) -> (String, Vec<String>) {
+    fn describe(&self, names: &[String]) -> (String, Vec<String>) {
         match &self.transport {
             Transport::Direct(c) => {
                 let creds = c
@@ -504,7 +491,7 @@ impl Fetch for Aws {
         }
     }
 
-    fn checks(&self, names: &[&str]) -> Value {
+    fn checks(&self, names: &[String]) -> Value {
         let secret = names.join(", ");
         match &self.transport {
             Transport::Direct(client) => {
@@ -536,7 +523,7 @@ impl Fetch for Aws {
 }
 
 /// The names, quoted and joined for messages: `'a'`, `'a', then 'b'`.
-fn quoted(names: &[&str]) -> String {
+fn quoted(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
     quoted.join(", then ")
 }

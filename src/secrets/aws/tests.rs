@@ -1220,7 +1220,11 @@ fn an_agent_url_in_plain_http_off_the_machine_is_refused() {
         "http://[::1]:2773",
         "https://agent.internal:2773",
     ] {
-        assert_eq!(super::metadata::check_plain_http(ok), Ok(()), "{ok}");
+        assert_eq!(
+            crate::secrets::aws_identity::metadata::check_plain_http(ok),
+            Ok(()),
+            "{ok}"
+        );
     }
 }
 

@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The variable naming the directory each process writes its counters to.
+pub const METRICS_DIR: &str = "SIMPLETUNER_METRICS_DIR";
+
 /// The histogram's bucket bounds in seconds: OpenTelemetry's advice for
 /// `http.client.request.duration`.
 pub const BUCKETS: [f64; 14] = [
@@ -369,7 +372,7 @@ pub fn openmetrics(counts: &BTreeMap<String, Counts>) -> String {
 /// file renamed into place), when that variable names a directory of this
 /// user's. Never fails a caller: a write that fails is skipped.
 pub fn flush() {
-    let Some(dir) = std::env::var_os("SIMPLETUNER_METRICS_DIR").filter(|d| !d.is_empty()) else {
+    let Some(dir) = std::env::var_os(METRICS_DIR).filter(|d| !d.is_empty()) else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);

@@ -114,7 +114,9 @@ impl RemoteSettings {
     pub(crate) fn kept_for(&self, own: Option<Duration>) -> Duration {
         match own {
             None => self.cache_ttl,
-            Some(t) if self.refresh_ahead_permille == 0 => t.mul_f64(2.0 / 3.0).min(self.cache_ttl),
+            Some(t) if self.refresh_ahead_permille == 0 => {
+                crate::secrets::lifetime::Lifetime::kept_without_refresh(t).min(self.cache_ttl)
+            }
             Some(t) => t.min(self.cache_ttl),
         }
     }

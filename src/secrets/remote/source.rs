@@ -32,14 +32,18 @@ pub trait Fetch: Send + Sync + 'static {
     /// What the doctor says of a secret that does not exist.
     const ABSENT: &'static str;
 
+    /// What names a secret of the list (an AWS secret's name; a Vault KV
+    /// path or leased secret); shown as its `Display`.
+    type Secret: Clone + std::fmt::Display + Send + Sync + 'static;
+
     /// The secret `name` fetched now, retries included.
-    fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError>;
+    fn fetch(&self, name: &Self::Secret) -> Result<Fetched<SecretMap>, FetchError>;
 
     /// The secret `name` fetched now, given what is held of it (a lease
     /// held is renewed): [`fetch`](Self::fetch) unless the service leases.
     fn fetch_held(
         &self,
-        name: &str,
+        name: &Self::Secret,
         _held: Option<&SecretMap>,
     ) -> Result<Fetched<SecretMap>, FetchError> {
         self.fetch(name)
@@ -51,28 +55,32 @@ pub trait Fetch: Send + Sync + 'static {
     /// the one beside it; `None` when it cannot say (through an agent, KV
     /// v1, a leased secret, or not permitted): the secret is then fetched
     /// whole.
-    fn versions(&self, _name: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
+    fn versions(&self, _name: &Self::Secret) -> Option<Result<Fetched<Versions>, FetchError>> {
         None
     }
 
     /// The secret `name` at version `id`, one [`versions`](Self::versions)
     /// named.
-    fn fetch_version(&self, name: &str, _id: &str) -> Result<Fetched<SecretMap>, FetchError> {
+    fn fetch_version(
+        &self,
+        name: &Self::Secret,
+        _id: &str,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
         self.fetch(name)
     }
 
     /// The status detail naming the secrets `names` (the caches' part is
     /// appended), and the service's own warnings.
-    fn describe(&self, names: &[&str]) -> (String, Vec<String>);
+    fn describe(&self, names: &[Self::Secret]) -> (String, Vec<String>);
 
     /// The detail of a configured provider that cannot work.
-    fn unusable(_names: &[&str], error: &Error) -> String {
+    fn unusable(_names: &[Self::Secret], error: &Error) -> String {
         error.to_string()
     }
 
     /// The doctor's live checks of the service before the secrets are read
     /// (credentials, identity, health), as a JSON object without values.
-    fn checks(&self, names: &[&str]) -> Value;
+    fn checks(&self, names: &[Self::Secret]) -> Value;
 
     /// A caller expects a newer value than the one held (`refresh`): the
     /// next fetches must not read older state (a cluster's standby).
@@ -97,8 +105,8 @@ struct Live<F> {
 
 /// The remote provider over the service `F`; see the module documentation.
 pub struct RemoteSource<F: Fetch> {
-    /// The secrets' names, in order.
-    names: Vec<String>,
+    /// The secrets, in order.
+    names: Vec<F::Secret>,
     /// Whether the provider is configured at all (unconfigured: every key
     /// is absent, quietly).
     configured: bool,
@@ -115,7 +123,7 @@ impl<F: Fetch> std::fmt::Debug for RemoteSource<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteSource")
             .field("provider", &F::NAME)
-            .field("secrets", &self.names)
+            .field("secrets", &self.shown_names())
             .field("configured", &self.configured)
             .finish_non_exhaustive()
     }
@@ -127,7 +135,7 @@ impl<F: Fetch> RemoteSource<F> {
     /// shared through the node cache when `node` is on, under `scope` (the
     /// provider's configuration) and its name.
     pub(crate) fn build(
-        names: Vec<String>,
+        names: Vec<F::Secret>,
         configured: bool,
         fetcher: Result<F, Error>,
         settings: &RemoteSettings,
@@ -140,7 +148,7 @@ impl<F: Fetch> RemoteSource<F> {
             let mut units: Vec<Unit> = Vec::with_capacity(names.len());
             for name in &names {
                 let slot = match &node {
-                    NodeUse::On(dir) => Some(scope.slot(dir, name)),
+                    NodeUse::On(dir) => Some(scope.slot(dir, &name.to_string())),
                     _ => None,
                 };
                 let load = {
@@ -155,7 +163,7 @@ impl<F: Fetch> RemoteSource<F> {
                     SecretCache::new(settings.clone(), slot, load, changed, Runner::Refresher)
                         .counted_as(F::NAME);
                 units.push(Unit {
-                    name: name.clone(),
+                    name: name.to_string(),
                     cache,
                 });
             }
@@ -182,18 +190,6 @@ impl<F: Fetch> RemoteSource<F> {
         self.live.as_ref().ok().map(|l| &*l.fetcher)
     }
 
-    /// The service's fetcher, for calls beside the secrets' reads; the
-    /// configuration problem when it cannot work, or `not_configured`.
-    pub(crate) fn service(&self, not_configured: &str) -> Result<&F, Error> {
-        if !self.configured {
-            return Err(Error::ProviderUnavailable(not_configured.to_owned()));
-        }
-        match &self.live {
-            Ok(live) => Ok(&live.fetcher),
-            Err(e) => Err(e.clone()),
-        }
-    }
-
     /// The caches, in order (none when the service cannot work).
     fn units(&self) -> &[Unit] {
         self.live.as_ref().map_or(&[], |l| &l.units[..])
@@ -211,8 +207,9 @@ impl<F: Fetch> RemoteSource<F> {
         }
     }
 
-    fn name_list(&self) -> Vec<&str> {
-        self.names.iter().map(String::as_str).collect()
+    /// The secrets as their names are shown.
+    fn shown_names(&self) -> Vec<String> {
+        self.names.iter().map(ToString::to_string).collect()
     }
 
     /// `key` fetched again now ([`SecretCache::force`]): the secret that
@@ -276,7 +273,7 @@ impl<F: Fetch> RemoteSource<F> {
 /// not renewed (a role dropped, a lease revoked early).
 fn load_checked<F: Fetch>(
     fetcher: &F,
-    name: &str,
+    name: &F::Secret,
     held: Option<&SecretMap>,
     why: Reason<'_>,
 ) -> Result<Fetched<SecretMap>, FetchError> {
@@ -413,12 +410,12 @@ impl<F: Fetch> Provider for RemoteSource<F> {
     }
 
     fn status(&self) -> ProviderStatus {
-        let names = self.name_list();
+        let names = &self.names;
         let (detail, warnings) = match (&self.live, self.configured) {
             (Err(e), false) => (e.to_string(), Vec::new()),
-            (Err(e), true) => (F::unusable(&names, e), Vec::new()),
+            (Err(e), true) => (F::unusable(names, e), Vec::new()),
             (Ok(live), _) => {
-                let (head, mut warnings) = live.fetcher.describe(&names);
+                let (head, mut warnings) = live.fetcher.describe(names);
                 let (tail, w) = self.describe_caches();
                 warnings.extend(w);
                 (format!("{head}{tail}"), warnings)
@@ -443,14 +440,20 @@ impl<F: Fetch> Provider for RemoteSource<F> {
         if !self.configured {
             return None;
         }
-        let names = self.name_list();
         let live = match &self.live {
             Ok(live) => live,
-            Err(e) => return Some(json!({ "secret": names.join(", "), "error": e.to_json() })),
+            Err(e) => {
+                let names = self.shown_names().join(", ");
+                return Some(json!({ "secret": names, "error": e.to_json() }));
+            }
         };
         let _counted = super::meter::scope(F::NAME);
-        let mut out = live.fetcher.checks(&names);
-        let reads: Vec<_> = names.iter().map(|n| (*n, live.fetcher.fetch(n))).collect();
+        let mut out = live.fetcher.checks(&self.names);
+        let reads: Vec<_> = self
+            .names
+            .iter()
+            .map(|n| (n.to_string(), live.fetcher.fetch(n)))
+            .collect();
         out["secret_readable"] = readability(&reads, F::ABSENT);
         live.fetcher
             .after_reads(&mut out, reads.iter().any(|(_, r)| r.is_ok()));
@@ -471,7 +474,7 @@ impl<F: Fetch> Provider for RemoteSource<F> {
 /// The doctor's report of reading each secret, `absent` saying what a
 /// missing one means: for one secret, `{"readable": ...}`; for several, that
 /// report keyed by each name.
-fn readability(reads: &[(&str, Result<Fetched<SecretMap>, FetchError>)], absent: &str) -> Value {
+fn readability(reads: &[(String, Result<Fetched<SecretMap>, FetchError>)], absent: &str) -> Value {
     let report = |read: &Result<Fetched<SecretMap>, FetchError>| match read {
         Ok(Fetched::Found(map)) => json!({ "readable": true, "keys": map.len() }),
         Ok(Fetched::Absent) => json!({ "readable": false, "reason": absent }),
@@ -482,7 +485,7 @@ fn readability(reads: &[(&str, Result<Fetched<SecretMap>, FetchError>)], absent:
         several => Value::Object(
             several
                 .iter()
-                .map(|(name, read)| ((*name).to_owned(), report(read)))
+                .map(|(name, read)| (name.clone(), report(read)))
                 .collect(),
         ),
     }

@@ -8,17 +8,19 @@
 //! login (`{"login": TOKEN}`), appended with one `write` each, by every
 //! process of the job (the node's ranks share their leases and logins
 //! through the node cache, so no rank may revoke them alone); `run`
-//! revokes them all once its command has ended (`client::revoke`). Without a
-//! ledger file, a process that shares nothing (no node cache) revokes its
-//! own when its manager is freed.
+//! revokes them all once its command has ended ([`read`], then
+//! [`Leases`](super::leases::Leases) revokes). Without a ledger file, a
+//! process that shares nothing (no node cache) revokes its own when its
+//! manager is freed. The file's format is written and read here only.
 
+use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::Vars;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What this process issued and logged in with, and the job's ledger file.
 pub(super) struct Ledger {
@@ -30,12 +32,12 @@ pub(super) struct Ledger {
     keeper: Option<u32>,
     /// Leases (with the token that issued them) and login tokens this
     /// process got.
-    own: Mutex<Own>,
+    own: Mutex<Listed>,
 }
 
 /// Leases (with the token that issued them) and login tokens.
 #[derive(Default)]
-pub(super) struct Own {
+pub(super) struct Listed {
     pub(super) leases: Vec<(SecretString, Option<SecretString>)>,
     pub(super) logins: Vec<SecretString>,
 }
@@ -48,7 +50,7 @@ impl Ledger {
         Ledger {
             keeper: (job.is_none() && !shared).then(std::process::id),
             job,
-            own: Mutex::with_fresh(Own::default(), Own::default),
+            own: Mutex::with_fresh(Listed::default(), Listed::default),
         }
     }
 
@@ -94,12 +96,54 @@ impl Ledger {
     /// What this process got, taken (once): for its revocation when its
     /// manager is freed. Nothing in a forked child, nor under a job's
     /// ledger.
-    pub(super) fn take_own(&self) -> Own {
+    pub(super) fn take_own(&self) -> Listed {
         if !self.keeps() {
-            return Own::default();
+            return Listed::default();
         }
         std::mem::take(&mut *self.own.lock())
     }
+}
+
+/// The largest ledger file read back: 64 MiB (a line is about 200 bytes).
+const MAX_LEDGER: u64 = 64 << 20;
+
+/// What the job's ledger file at `path` lists, each lease and login once.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read (missing, not a private file
+/// of this user, too large).
+pub(super) fn read(path: &Path) -> Result<Listed, Error> {
+    let bytes = crate::fsutil::read_required(path, "job ledger", MAX_LEDGER)
+        .map(crate::secret::SecretBytes::from)?;
+    let mut out = Listed::default();
+    for line in bytes.expose().split(|b| *b == b'\n') {
+        let Ok(mut doc) = serde_json::from_slice::<Value>(line) else {
+            continue; // a torn last line (a writer killed mid-write)
+        };
+        let text = |v: &Value| v.as_str().map(SecretString::from);
+        if let Some(id) = text(&doc["lease"]) {
+            if !out.leases.iter().any(|(l, _)| l.expose() == id.expose()) {
+                out.leases.push((id, text(&doc["token"])));
+            }
+        } else if let Some(token) = text(&doc["login"]) {
+            if !out.logins.iter().any(|t| t.expose() == token.expose()) {
+                out.logins.push(token);
+            }
+        }
+        zeroize_json(&mut doc);
+    }
+    Ok(out)
+}
+
+/// Empties the ledger file at `path` (its entries revoked), never through
+/// a link.
+pub(super) fn empty(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
 }
 
 /// What a revocation did.

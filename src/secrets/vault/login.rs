@@ -8,9 +8,8 @@ use super::identity::{CertFiles, JwtFile};
 use super::settings::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::aws::credentials::CredentialChain;
-use crate::secrets::aws::wire::{signature_headers, FORM_CONTENT_TYPE};
-use crate::secrets::remote::http::{Http, Trust};
+use crate::secrets::aws_identity::credentials::{https, CredentialChain};
+use crate::secrets::aws_identity::wire::{signature_headers, FORM_CONTENT_TYPE};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
@@ -161,10 +160,7 @@ impl Login {
                     .filter(|_| explicit.is_some())
                     .unwrap_or("us-east-1")
                     .to_owned();
-                let trust = vars.get(var::AWS_CA_BUNDLE).map_or(Trust::Default, |p| {
-                    Trust::Bundle(crate::paths::expand_home(p.into()))
-                });
-                let http = Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?);
+                let http = https(remote, vars)?;
                 let chain = CredentialChain::new(
                     Arc::new(vars.clone()),
                     http,
@@ -193,6 +189,12 @@ impl Login {
             }
         };
         Ok(Login::at(m, mount.as_ref(), name))
+    }
+
+    /// Whether the identity is read from files that a platform rotates (a
+    /// refused login is sent once more with the identity read again).
+    pub(super) fn rereads_identity(&self) -> bool {
+        matches!(self.method, Method::Jwt { .. } | Method::Cert { .. })
     }
 
     /// Whether it is a TLS certificate login.

@@ -23,7 +23,7 @@
 //! token), else token `vault_token`, `BAO_TOKEN`, `VAULT_TOKEN`, else token
 //! file `vault_token_file`, `SIMPLETUNER_VAULT_TOKEN_FILE`, `~/.vault-token`,
 //! else AppRole (`VAULT_ROLE_ID` + `VAULT_SECRET_ID`); a login's token is
-//! kept by [`client`]'s session, shared per node with the node cache; paths `vault_path` (a
+//! kept by the [`session`], shared per node with the node cache; paths `vault_path` (a
 //! string or a list), `SIMPLETUNER_VAULT_PATH` (comma-separated),
 //! `simpletuner`; mount `vault_mount`, `SIMPLETUNER_VAULT_MOUNT`, `secret`;
 //! namespace `vault_namespace`, `BAO_NAMESPACE`, `VAULT_NAMESPACE` (sent as
@@ -38,9 +38,11 @@ mod auth;
 mod client;
 mod cluster;
 mod identity;
-mod lease;
+mod kv;
+mod leases;
 mod ledger;
 mod login;
+mod session;
 pub(crate) mod settings;
 pub(crate) mod wire;
 
@@ -59,23 +61,48 @@ use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use auth::Auth;
 use client::Client;
+use kv::Kv;
+use leases::Leases;
+use ledger::Ledger;
 use serde_json::{json, Value};
+use session::Session;
 use settings::either;
+use std::sync::Arc;
 use wire::expect;
 
-/// HashiCorp Vault or OpenBao, as [`RemoteSource`] fetches from it.
+/// HashiCorp Vault or OpenBao, as [`RemoteSource`] fetches from it: the
+/// token's [`Session`] over the [`Client`], the [`Kv`] mount, and the
+/// [`Leases`].
 pub struct Vault {
-    client: std::sync::Arc<Client>,
+    session: Arc<Session>,
+    kv: Kv,
+    leases: Leases,
     settings: RemoteSettings,
-    /// The leased secrets (`vault_leases`), by name.
-    leases: std::collections::BTreeMap<String, LeasedPath>,
+}
+
+/// A secret of the Vault provider's list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VaultSecret {
+    /// A KV secret: its path in the mount.
+    Kv(String),
+    /// A leased secret of `vault_leases`: its name.
+    Leased(String),
+}
+
+impl std::fmt::Display for VaultSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VaultSecret::Kv(path) => f.write_str(path),
+            VaultSecret::Leased(name) => write!(f, "leased {name}"),
+        }
+    }
 }
 
 impl Drop for Vault {
     /// The manager is freed: a process that shares nothing revokes the
     /// leases it issued and the tokens it logged in with.
     fn drop(&mut self) {
-        self.client.revoke_own();
+        self.leases.revoke_own();
     }
 }
 
@@ -99,10 +126,11 @@ impl RemoteSource<Vault> {
                 Some(_) => Vec::new(),
                 None => vec!["simpletuner".to_owned()],
             });
-        let leases = vault.leases.clone().unwrap_or_default();
-        let paths = paths
+        let specs = vault.leases.clone().unwrap_or_default();
+        let secrets = paths
             .into_iter()
-            .chain(leases.keys().map(|n| format!("{}{n}", lease::PREFIX)))
+            .map(VaultSecret::Kv)
+            .chain(specs.keys().cloned().map(VaultSecret::Leased))
             .collect();
         let node = match urls {
             Ok(Some(_)) => NodeUse::resolve(remote, &vars),
@@ -113,7 +141,7 @@ impl RemoteSource<Vault> {
             .with("token", vault.token.as_ref().map_or("", |t| t.expose()));
         let auth = Auth::resolve(vault, remote, &vars);
         let configured = !matches!(urls, Ok(None)) && matches!(auth, Ok(Some(_)) | Err(_));
-        let client = match (urls, auth) {
+        let fetcher = match (urls, auth) {
             (Ok(None), _) => Err(Error::ProviderUnavailable(
                 "HashiCorp Vault is not configured: set vault_url (or vault_urls) or BAO_ADDR \
                  (or VAULT_ADDR)"
@@ -128,21 +156,51 @@ impl RemoteSource<Vault> {
                     .into(),
             )),
             (Ok(Some(urls)), Ok(Some(auth))) => {
-                let (dir, login_slot) = match &node {
-                    // A login's token is one per node: its slot is named
-                    // by the whole configuration, as a secret's is.
-                    NodeUse::On(dir) => (Some(dir.path()), Some(scope.slot(dir, "vault login"))),
-                    _ => (None, None),
-                };
-                Client::new(vault, remote, &vars, urls, auth, dir, login_slot)
+                Vault::new(vault, remote, &vars, urls, auth, &node, &scope, specs)
             }
         };
-        let fetcher = client.map(|client| Vault {
-            client,
+        RemoteSource::build(secrets, configured, fetcher, remote, node, &scope)
+    }
+}
+
+impl Vault {
+    /// The parts of a working provider: the client for `urls`, the session
+    /// of `auth` (a login's token shared by the node's processes with the
+    /// node cache on: its slot is named by the whole configuration, as a
+    /// secret's is), the KV mount and the leased secrets `specs`.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        vault: &VaultSettings,
+        remote: &RemoteSettings,
+        vars: &Vars,
+        urls: Vec<Address>,
+        auth: Auth,
+        node: &NodeUse,
+        scope: &Scope,
+        specs: std::collections::BTreeMap<String, LeasedPath>,
+    ) -> Result<Vault, Error> {
+        let (dir, slot) = match node {
+            NodeUse::On(dir) => (Some(dir.path()), Some(scope.slot(dir, "vault login"))),
+            _ => (None, None),
+        };
+        let cert = login::client_cert_files(vault, vars)?;
+        let client = Arc::new(Client::new(vault, remote, vars, urls, dir, cert.as_ref())?);
+        let ledger = Arc::new(Ledger::new(vars, slot.is_some()));
+        let session = Session::new(client, auth, cert, slot, remote, Arc::clone(&ledger));
+        let mount = vault
+            .mount
+            .clone()
+            .or_else(|| {
+                vars.get(var::SIMPLETUNER_VAULT_MOUNT)
+                    .map(|v| v.trim_matches('/').to_owned())
+            })
+            .unwrap_or_else(|| "secret".to_owned());
+        Ok(Vault {
+            kv: Kv::new(Arc::clone(&session), mount, vault.kv_version),
+            leases: Leases::new(Arc::clone(&session), specs, ledger, remote.clone()),
+            session,
             settings: remote.clone(),
-            leases,
-        });
-        RemoteSource::build(paths, configured, fetcher, remote, node, &scope)
+        })
     }
 }
 
@@ -152,8 +210,9 @@ impl RemoteSource<Vault> {
 pub struct IdentityToken {
     /// The signed JWT.
     pub token: SecretString,
-    /// How long it is valid from when it was issued.
-    pub ttl: std::time::Duration,
+    /// How long it is valid, from when it was issued: when it is replaced
+    /// ([`Lifetime::refetch_at`](crate::secrets::lifetime::Lifetime::refetch_at)).
+    pub lifetime: crate::secrets::lifetime::Lifetime,
     /// Its `aud` claim: the role's `client_id`.
     pub audiences: Vec<String>,
 }
@@ -161,38 +220,102 @@ pub struct IdentityToken {
 impl std::fmt::Debug for IdentityToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityToken")
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.lifetime.ttl())
             .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
 }
 
-impl RemoteSource<Vault> {
-    /// An identity token of OIDC role `role`, signed now for the entity of
-    /// the provider's token (a login's: a root or orphan token has no
-    /// entity, and the server refuses). With `audience`, the token must be
-    /// for it (the role's `client_id`), or this fails naming both.
+/// The message of a Vault that is not configured, for the calls beside
+/// the secrets' reads.
+const NOT_CONFIGURED: &str = "HashiCorp Vault is not configured: set vault_url (or vault_urls) \
+                              or BAO_ADDR (or VAULT_ADDR), and a way to log in";
+
+/// Vault for a tool that runs a job, beside the chain: the identity tokens
+/// it hands the job, and the revocation of the job's ledger once the job
+/// has ended. Built from the configuration with no cache and no node
+/// cache entry (its login is its own, recorded in the job's ledger as
+/// every login is).
+pub struct VaultJob {
+    vault: Result<Vault, Error>,
+}
+
+impl VaultJob {
+    /// Vault as `settings` and `vars` configure it.
+    pub fn new(settings: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultJob {
+        let vault = match (
+            addresses(settings, &vars),
+            Auth::resolve(settings, remote, &vars),
+        ) {
+            (Ok(Some(urls)), Ok(Some(auth))) => {
+                let scope = Scope::new("vault", &vars);
+                let specs = settings.leases.clone().unwrap_or_default();
+                Vault::new(
+                    settings,
+                    remote,
+                    &vars,
+                    urls,
+                    auth,
+                    &NodeUse::Off,
+                    &scope,
+                    specs,
+                )
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            _ => Err(Error::ProviderUnavailable(NOT_CONFIGURED.into())),
+        };
+        VaultJob { vault }
+    }
+
+    /// [`Vault::identity_token`].
     ///
     /// # Errors
-    /// The provider's own (not configured, login refused);
-    /// [`Error::Auth`]: the server refused (no entity, no policy for the
-    /// role); [`Error::ProviderUnavailable`]: no such role; [`Error::Remote`]:
-    /// an answer without a token, or for another audience.
+    /// As [`Vault::identity_token`]; the configuration's problem.
     pub fn identity_token(
         &self,
         role: &str,
         audience: Option<&str>,
     ) -> Result<IdentityToken, Error> {
-        let vault = self.service(
-            "HashiCorp Vault is not configured: set vault_url (or vault_urls) or BAO_ADDR (or \
-             VAULT_ADDR), and a way to log in",
-        )?;
+        self.vault
+            .as_ref()
+            .map_err(Clone::clone)?
+            .identity_token(role, audience)
+    }
+
+    /// [`Vault::revoke_ledger`].
+    ///
+    /// # Errors
+    /// As [`Vault::revoke_ledger`]; the configuration's problem.
+    pub fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
+        self.vault
+            .as_ref()
+            .map_err(Clone::clone)?
+            .revoke_ledger(path)
+    }
+}
+
+impl Vault {
+    /// An identity token of OIDC role `role`, signed now for the entity of
+    /// the session's token (a login's: a root or orphan token has no
+    /// entity, and the server refuses). With `audience`, the token must be
+    /// for it (the role's `client_id`), or this fails naming both.
+    ///
+    /// # Errors
+    /// The session's own (login refused); [`Error::Auth`]: the server
+    /// refused (no entity, no policy for the role);
+    /// [`Error::ProviderUnavailable`]: no such role; [`Error::Remote`]: an
+    /// answer without a token, or for another audience.
+    pub fn identity_token(
+        &self,
+        role: &str,
+        audience: Option<&str>,
+    ) -> Result<IdentityToken, Error> {
         let what = format!(
             "Vault identity token of role '{}'",
             crate::secrets::remote::shorten(role)
         );
         let fetch = || {
-            let r = vault.client.get(&format!("identity/oidc/token/{role}"))?;
+            let r = self.session.get(&format!("identity/oidc/token/{role}"))?;
             if r.status == 400 || r.status == 404 {
                 return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
                     "{what}: refused (HTTP {}){} (is the role there, and does its key allow \
@@ -203,7 +326,7 @@ impl RemoteSource<Vault> {
             }
             expect(r, &what)
         };
-        let r = with_retries(&vault.settings, fetch).map_err(|f| f.error)?;
+        let r = with_retries(&self.settings, fetch).map_err(|f| f.error)?;
         let mut doc = r.json().unwrap_or(Value::Null);
         let token = doc["data"]["token"].as_str().map(SecretString::from);
         let ttl = doc["data"]["ttl"].as_u64().unwrap_or(0);
@@ -228,13 +351,14 @@ impl RemoteSource<Vault> {
         }
         Ok(IdentityToken {
             token,
-            ttl: std::time::Duration::from_secs(ttl),
+            lifetime: crate::secrets::lifetime::Lifetime::new(
+                std::time::Duration::from_secs(ttl),
+                false,
+            ),
             audiences,
         })
     }
-}
 
-impl RemoteSource<Vault> {
     /// Revokes every lease and login token the job's ledger file at `path`
     /// lists (`st-secrets run`, once its command has ended), then empties
     /// it. A lease is revoked with the token that issued it
@@ -242,11 +366,10 @@ impl RemoteSource<Vault> {
     /// (`auth/token/revoke-self`, its leases with it).
     ///
     /// # Errors
-    /// The provider's own (not configured); [`Error::Io`]: the file cannot
-    /// be read. What could not be revoked is listed in the answer.
+    /// [`Error::Io`]: the file cannot be read. What could not be revoked is
+    /// listed in the answer.
     pub fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
-        let vault = self.service("HashiCorp Vault is not configured")?;
-        client::revoke_ledger(&vault.client, path)
+        self.leases.revoke_ledger(path)
     }
 }
 
@@ -286,15 +409,15 @@ fn addresses(vault: &VaultSettings, vars: &Vars) -> Result<Option<Vec<Address>>,
 
 impl Vault {
     /// Each secret as `<mount>/<path>`, a leased one as its path.
-    fn secrets(&self, paths: &[&str]) -> Vec<String> {
-        paths
+    fn secrets(&self, secrets: &[VaultSecret]) -> Vec<String> {
+        secrets
             .iter()
-            .map(|p| match p.strip_prefix(lease::PREFIX) {
-                Some(name) => format!(
+            .map(|s| match s {
+                VaultSecret::Leased(name) => format!(
                     "{} (leased, {name})",
-                    self.leases.get(name).map_or("?", |l| l.path.as_str())
+                    self.leases.specs.get(name).map_or("?", |l| l.path.as_str())
                 ),
-                None => format!("{}/{p}", self.client.mount),
+                VaultSecret::Kv(p) => format!("{}/{p}", self.kv.mount),
             })
             .collect()
     }
@@ -303,29 +426,30 @@ impl Vault {
 impl Fetch for Vault {
     const NAME: &'static str = "vault";
     const ABSENT: &'static str = "no secret at the path";
+    type Secret = VaultSecret;
 
-    fn fetch(&self, path: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        self.fetch_held(path, None)
+    fn fetch(&self, secret: &VaultSecret) -> Result<Fetched<SecretMap>, FetchError> {
+        self.fetch_held(secret, None)
     }
 
     fn fetch_held(
         &self,
-        path: &str,
+        secret: &VaultSecret,
         held: Option<&SecretMap>,
     ) -> Result<Fetched<SecretMap>, FetchError> {
-        match path.strip_prefix(lease::PREFIX) {
-            Some(name) => self.leased(name, held),
-            None => with_retries(&self.settings, || self.client.read_secret(path)),
+        match secret {
+            VaultSecret::Leased(name) => self.leases.fetch(name, held),
+            VaultSecret::Kv(path) => with_retries(&self.settings, || self.kv.read(path)),
         }
     }
 
-    fn versions(&self, path: &str) -> Option<Result<Fetched<Versions>, FetchError>> {
-        if path.starts_with(lease::PREFIX) {
+    fn versions(&self, secret: &VaultSecret) -> Option<Result<Fetched<Versions>, FetchError>> {
+        let VaultSecret::Kv(path) = secret else {
             return None;
-        }
+        };
         let mut unsaid = false;
         let answer = with_retries(&self.settings, || {
-            self.client.versions(path).unwrap_or_else(|| {
+            self.kv.versions(path).unwrap_or_else(|| {
                 unsaid = true;
                 Ok(Fetched::Absent)
             })
@@ -333,49 +457,40 @@ impl Fetch for Vault {
         (!unsaid).then_some(answer)
     }
 
-    fn fetch_version(&self, path: &str, id: &str) -> Result<Fetched<SecretMap>, FetchError> {
-        match path.strip_prefix(lease::PREFIX) {
-            Some(_) => self.fetch(path),
-            None => with_retries(&self.settings, || self.client.read_version(path, id)),
+    fn fetch_version(
+        &self,
+        secret: &VaultSecret,
+        id: &str,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
+        match secret {
+            VaultSecret::Leased(_) => self.fetch(secret),
+            VaultSecret::Kv(path) => {
+                with_retries(&self.settings, || self.kv.read_version(path, id))
+            }
         }
     }
 
     fn expect_change(&self) {
-        self.client.cluster.expect_change();
+        self.session.client().cluster.expect_change();
     }
 
-    fn describe(&self, paths: &[&str]) -> (String, Vec<String>) {
-        let c = &self.client;
+    fn describe(&self, secrets: &[VaultSecret]) -> (String, Vec<String>) {
         let head = format!(
-            "{} at {}{}; {}; {}",
-            self.secrets(paths).join(", then "),
-            c.cluster.describe(),
-            c.namespace
-                .as_ref()
-                .map(|ns| format!(" (namespace {ns})"))
-                .unwrap_or_default(),
-            c.kv_description(),
-            c.auth_description(),
+            "{} at {}; {}; {}",
+            self.secrets(secrets).join(", then "),
+            self.session.client().describe(),
+            self.kv.describe(),
+            self.session.describe(),
         );
-        let mut warnings = c.auth.warnings();
-        // A certificate login says it itself; another method presents it.
-        if let (Some(files), false) = (
-            &c.client_cert,
-            matches!(&c.auth, auth::Auth::Login(l) if l.is_cert()),
-        ) {
-            if let Err(e) = files.load() {
-                warnings.push(format!("the TLS client certificate is not presented: {e}"));
-            }
-        }
-        (head, warnings)
+        (head, self.session.warnings())
     }
 
-    fn checks(&self, paths: &[&str]) -> Value {
-        let c = &self.client;
+    fn checks(&self, secrets: &[VaultSecret]) -> Value {
+        let c = self.session.client();
         let mut out = json!({
             "url": c.cluster.shown(),
-            "secret": self.secrets(paths).join(", "),
-            "auth": c.auth.describe(),
+            "secret": self.secrets(secrets).join(", "),
+            "auth": self.session.auth.describe(),
             "namespace": c.namespace,
         });
         // Asked of each node, in the root namespace (OpenBao refuses
@@ -409,7 +524,7 @@ impl Fetch for Vault {
 
     fn after_reads(&self, out: &mut Value, any_read: bool) {
         let lookup = self
-            .client
+            .session
             .get("auth/token/lookup-self")
             .and_then(|r| expect(r, "token lookup"));
         out["token"] = match lookup {
@@ -436,7 +551,7 @@ impl Fetch for Vault {
             }),
             Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
         };
-        out["kv_version"] = json!(self.client.kv_description());
+        out["kv_version"] = json!(self.kv.describe());
     }
 }
 

@@ -876,10 +876,10 @@ fn a_lease_near_2_pow_64_seconds_saturates() {
     // The refresher's half, run here to see it: the lookup's huge TTL and
     // a renewal's.
     let p = provider(&config(&server.url()), Vars::empty());
-    let client = &p.fetcher().unwrap().client;
+    let session = &p.fetcher().unwrap().session;
     let token = SecretString::from(TOKEN);
-    client.settle_lease(&token, false);
-    client.settle_lease(&token, true);
+    session.settle(&token, super::session::Job::Lookup);
+    session.settle(&token, super::session::Job::Renew);
 }
 
 #[test]

@@ -17,6 +17,7 @@
 use crate::error::Error;
 use crate::secret::SecretBytes;
 use crate::secret::SecretString;
+use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{Lease, SecretMap, Version};
 use crate::secrets::remote::{FetchError, Fetched};
 use serde::{Deserialize, Serialize};
@@ -69,7 +70,7 @@ struct BodyOut<'a> {
 struct LeaseOut<'a> {
     id: &'a str,
     ttl_ms: u64,
-    ends: u64,
+    start: u64,
     renewable: bool,
 }
 
@@ -77,7 +78,7 @@ struct LeaseOut<'a> {
 struct LeaseIn {
     id: String,
     ttl_ms: u64,
-    ends: u64,
+    start: u64,
     renewable: bool,
 }
 
@@ -118,9 +119,9 @@ impl Shareable for SecretMap {
             }),
             lease: self.lease().map(|l| LeaseOut {
                 id: l.id.expose(),
-                ttl_ms: u64::try_from(l.ttl.as_millis()).unwrap_or(u64::MAX),
-                ends: l.ends,
-                renewable: l.renewable,
+                ttl_ms: u64::try_from(l.lifetime.ttl().as_millis()).unwrap_or(u64::MAX),
+                start: l.lifetime.start(),
+                renewable: l.lifetime.renewable(),
             }),
         };
         let mut out = SecretBytes::with_capacity(256);
@@ -132,9 +133,11 @@ impl Shareable for SecretMap {
         let mut body: BodyIn = serde_json::from_slice(body).ok()?;
         let lease = body.lease.take().map(|l| Lease {
             id: SecretString::from(l.id),
-            ttl: std::time::Duration::from_millis(l.ttl_ms),
-            ends: l.ends,
-            renewable: l.renewable,
+            lifetime: Lifetime::since(
+                l.start,
+                std::time::Duration::from_millis(l.ttl_ms),
+                l.renewable,
+            ),
         });
         let mut map = SecretMap::with_capacity(body.values.len());
         for (key, value) in body.values {

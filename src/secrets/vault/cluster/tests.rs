@@ -42,7 +42,11 @@ fn provider(urls: &[String], vault: VaultSettings, vars: Vars) -> VaultProvider 
 }
 
 fn cluster(p: &VaultProvider) -> &Cluster {
-    &p.fetcher().expect("a working provider").client.cluster
+    &p.fetcher()
+        .expect("a working provider")
+        .session
+        .client()
+        .cluster
 }
 
 fn get(p: &VaultProvider) -> Result<Option<String>, Error> {

@@ -151,7 +151,7 @@ fn a_jwt_login_reads_the_file_for_every_login() {
     assert_eq!(sent[0]["role"], "trainer");
     assert_eq!(sent[1]["jwt"], second.as_str());
     // The doctor's line names the identity, never a token.
-    let status = p.fetcher().unwrap().client.auth_description();
+    let status = p.fetcher().unwrap().session.describe();
     assert!(
         status.contains("JWT login at auth/jwt as role 'trainer'"),
         "{status}"
@@ -319,7 +319,7 @@ fn with_the_node_cache_the_node_logs_in_once() {
     }
     assert_eq!(logins(&v.server, "/v1/auth/jwt/login").len(), 2);
     assert_eq!(v.issued.load(SeqCst), 2);
-    let status = ranks[0].fetcher().unwrap().client.auth_description();
+    let status = ranks[0].fetcher().unwrap().session.describe();
     assert!(
         status.contains("the token shared with the node's others"),
         "{status}"

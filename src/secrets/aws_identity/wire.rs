@@ -1,13 +1,12 @@
 //! The AWS wire formats st-secrets speaks: SigV4 signing (through the
 //! `aws-sigv4` crate), form bodies of the query protocol (STS), the few XML
 //! elements read from STS answers, ISO 8601 timestamps, and error bodies of
-//! both protocols, and the versions `DescribeSecret` lists.
+//! both protocols.
 
 use super::identity::Credentials;
 use crate::error::Error;
 use crate::secrets::remote::http::{Http, Response};
-use crate::secrets::remote::rotation::Versions;
-use crate::secrets::remote::{shorten, FetchError, Fetched};
+use crate::secrets::remote::{shorten, FetchError};
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_types::date_time::{DateTime, Format};
@@ -270,66 +269,6 @@ pub(crate) fn require_success(what: &str, r: Response) -> Result<Response, Fetch
         failure = FetchError::permanent(Error::Auth(failure.error.message().to_owned()));
     }
     Err(failure)
-}
-
-/// The versions in a `DescribeSecret` answer (`VersionIdsToStages`): the
-/// `AWSCURRENT` one in force (none when the secret is scheduled for
-/// deletion: `DeletedDate`), `AWSPENDING` then `AWSPREVIOUS` beside it;
-/// "absent" for `ResourceNotFoundException`; the service's error with the
-/// status otherwise (an answer that is not JSON as a 502).
-pub(crate) fn versions_from(
-    name: &str,
-    r: Response,
-) -> Result<Fetched<Versions>, (ServiceError, u16)> {
-    if r.status != 200 {
-        let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
-        if e.code == "ResourceNotFoundException" {
-            return Ok(Fetched::Absent);
-        }
-        return Err((e, r.status));
-    }
-    let Some(serde_json::Value::Object(doc)) = r.json() else {
-        let e = ServiceError {
-            code: "InvalidResponse".into(),
-            message: format!(
-                "the answer for secret '{}' is not a JSON object",
-                shorten(name)
-            ),
-        };
-        return Err((e, 502));
-    };
-    let stages: Vec<(String, Vec<String>)> = doc
-        .get("VersionIdsToStages")
-        .and_then(serde_json::Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(id, s)| {
-                    let s = s.as_array().map_or(&[][..], Vec::as_slice);
-                    (
-                        id.clone(),
-                        s.iter()
-                            .filter_map(|x| x.as_str().map(str::to_owned))
-                            .collect(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let with = |stage: &str| {
-        stages
-            .iter()
-            .find(|(_, s)| s.iter().any(|x| x == stage))
-            .map(|(id, _)| id.clone())
-    };
-    let deleted = doc.get("DeletedDate").is_some_and(|d| !d.is_null());
-    Ok(Fetched::Found(Versions {
-        current: with("AWSCURRENT").filter(|_| !deleted),
-        beside: ["AWSPENDING", "AWSPREVIOUS"]
-            .iter()
-            .filter_map(|s| with(s))
-            .collect(),
-        stages,
-    }))
 }
 
 #[cfg(test)]

@@ -4,10 +4,7 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use std::time::{Duration, SystemTime};
-
-/// Temporary credentials are replaced this long before they expire.
-pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+use std::time::SystemTime;
 
 /// Where credentials came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +68,7 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     pub(crate) fn due(&self, now: SystemTime) -> bool {
-        self.expires
-            .is_some_and(|e| e <= now + REFRESH_BEFORE_EXPIRY)
+        crate::secrets::lifetime::aws_due(self.expires, now)
     }
 
     pub(crate) fn expired(&self, now: SystemTime) -> bool {

@@ -31,6 +31,18 @@ pub struct CredentialChain {
     cached: Mutex<Option<Arc<Credentials>>>,
 }
 
+/// The HTTPS client of AWS requests: trusting `AWS_CA_BUNDLE` when set,
+/// else Mozilla's roots.
+///
+/// # Errors
+/// [`Error::Io`]: an unreadable CA bundle.
+pub fn https(remote: &RemoteSettings, vars: &Vars) -> Result<Arc<Http>, Error> {
+    let trust = vars.get(var::AWS_CA_BUNDLE).map_or(Trust::Default, |p| {
+        Trust::Bundle(crate::paths::expand_home(p.into()))
+    });
+    Ok(Arc::new(Http::new(remote, &trust, var::AWS_CA_BUNDLE)?))
+}
+
 impl CredentialChain {
     /// A chain reading `vars`, sending requests through `http` (STS,
     /// container endpoint) and a 1-second client for instance metadata.
@@ -56,7 +68,8 @@ impl CredentialChain {
     }
 
     /// Current credentials: the cached ones unless they expire within
-    /// [`REFRESH_BEFORE_EXPIRY`], else the chain's answer. When refreshing
+    /// [`AWS_REFRESH_BEFORE`](crate::secrets::lifetime::AWS_REFRESH_BEFORE),
+    /// else the chain's answer. When refreshing
     /// fails, credentials that have not yet expired are used meanwhile.
     pub fn get(&self) -> Result<Arc<Credentials>, FetchError> {
         let mut cached = self.cached.lock();

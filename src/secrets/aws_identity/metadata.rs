@@ -159,7 +159,7 @@ fn check_container_url(url: &str) -> Result<(), FetchError> {
 /// `169.254.170.23`, `fd00:ec2::23`), where the traffic stays on the
 /// machine or its task. Also applied to `aws_agent_url`, whose requests carry
 /// the agent's SSRF token. `Err` says why.
-pub(super) fn check_plain_http(url: &str) -> Result<(), &'static str> {
+pub(crate) fn check_plain_http(url: &str) -> Result<(), &'static str> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err("not a URL");
     };

@@ -1,0 +1,292 @@
+//! One rule for everything that expires: a Vault token (fixed, from a file,
+//! or a login's), a leased secret, an identity token, AWS credentials.
+//!
+//! A [`Lifetime`] is what a server granted (a TTL, whether it may be
+//! renewed) and when, in the node's monotonic clock (`CLOCK_MONOTONIC`
+//! nanoseconds, the clock of `Instant` and of the node cache's entries, so
+//! an entry shared by the node's processes keeps it). It answers every
+//! question of timing, and no fraction is spelled anywhere else:
+//!
+//! - **renewed** two thirds through its TTL, while it is renewable and
+//!   each renewal still grants at least [`MIN_RENEWED_TTL`] (near its max
+//!   TTL the renewals come closer together until the grant falls under
+//!   that); as Vault's Go client's `LifetimeWatcher` sleeps two thirds of
+//!   the lease before renewing;
+//! - **replaced** (a new login, a new credential) 80% through, when it can
+//!   no longer be renewed;
+//! - a leased credential is **taken to end** a third of its TTL early, at
+//!   most a minute (the server counts whole seconds, and a credential
+//!   fetched just before its end is used a moment later: a connection set
+//!   up on a loaded machine takes over a second); a held one is kept while
+//!   more than 40% of its TTL is left before that end, renewed after that,
+//!   and replaced when its renewal is refused or granted less;
+//! - AWS credentials with an absolute expiry are refreshed
+//!   [`AWS_REFRESH_BEFORE`] (five minutes) before it, as the AWS SDKs do.
+//!
+//! Grants are taken as at most [`LONGEST`] (ten years), so no deadline
+//! overflows however large a server's number.
+
+use crate::sys::clock;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The longest TTL taken from a server: ten years.
+pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Renewals stop when a grant falls under this (the max TTL is near): the
+/// thing then lives out its time and is replaced.
+pub const MIN_RENEWED_TTL: Duration = Duration::from_secs(2);
+
+/// AWS credentials with an expiry are refreshed this long before it.
+pub const AWS_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// The part of a TTL after which a renewable thing is renewed.
+const RENEW: (u32, u32) = (2, 3);
+/// The part after which a thing that cannot be renewed is replaced.
+const REPLACE: (u32, u32) = (4, 5);
+/// A leased credential is taken to end this part of its TTL early...
+const TAKEN_EARLY: (u32, u32) = (1, 3);
+/// ... at most this much.
+const TAKEN_EARLY_AT_MOST: Duration = Duration::from_secs(60);
+/// A held leased credential is renewed once less than this part of its TTL
+/// is left before its taken end.
+const RENEW_WHEN_LEFT: (u32, u32) = (2, 5);
+
+/// `part` of `d` (`d * num / den`, exact in nanoseconds, saturating).
+fn part(d: Duration, (num, den): (u32, u32)) -> Duration {
+    d.min(LONGEST) * num / den
+}
+
+/// What a server granted, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetime {
+    /// The TTL granted (at most [`LONGEST`]); zero: it never expires.
+    ttl: Duration,
+    /// Whether the server allows its renewal.
+    renewable: bool,
+    /// When it was granted, in monotonic nanoseconds.
+    start: u64,
+}
+
+/// What to do with a held leased credential now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Keep it as it is: no request.
+    Keep,
+    /// Renew it (for its whole TTL again).
+    Renew,
+    /// Get a new one (it cannot be renewed, or has ended).
+    Replace,
+}
+
+impl Lifetime {
+    /// `ttl` granted now (zero: never expires).
+    pub fn new(ttl: Duration, renewable: bool) -> Lifetime {
+        Lifetime::since(clock::precise(), ttl, renewable)
+    }
+
+    /// `ttl` granted at `start` (monotonic nanoseconds).
+    pub fn since(start: u64, ttl: Duration, renewable: bool) -> Lifetime {
+        Lifetime {
+            ttl: ttl.min(LONGEST),
+            renewable,
+            start,
+        }
+    }
+
+    /// The TTL granted.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Whether the server allows its renewal.
+    pub fn renewable(&self) -> bool {
+        self.renewable
+    }
+
+    /// When it was granted (monotonic nanoseconds).
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Whether it never expires (a TTL of zero).
+    pub fn endless(&self) -> bool {
+        self.ttl.is_zero()
+    }
+
+    /// Whether a renewal is worth asking: renewable, and the last grant at
+    /// least [`MIN_RENEWED_TTL`].
+    pub fn renews(&self) -> bool {
+        self.renewable && self.ttl >= MIN_RENEWED_TTL
+    }
+
+    /// `d` after its start, in monotonic nanoseconds.
+    fn after(&self, d: Duration) -> u64 {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.start.saturating_add(ns)
+    }
+
+    /// When to renew it (two thirds through); `None` when it [`renews`]
+    /// not, or never expires.
+    ///
+    /// [`renews`]: Self::renews
+    pub fn renew_at(&self) -> Option<u64> {
+        (self.renews() && !self.endless()).then(|| self.after(part(self.ttl, RENEW)))
+    }
+
+    /// When to replace it with a new one (80% through); `None`: never
+    /// expires.
+    pub fn replace_at(&self) -> Option<u64> {
+        (!self.endless()).then(|| self.after(part(self.ttl, REPLACE)))
+    }
+
+    /// When it is next due: renewed when it [`renews`](Self::renews), else
+    /// replaced; `None`: never.
+    pub fn next_at(&self) -> Option<u64> {
+        self.renew_at().or_else(|| self.replace_at())
+    }
+
+    /// How long from its start until it is next due ([`next_at`](Self::next_at)):
+    /// how long a node's processes may share it.
+    pub fn good_for(&self) -> Option<Duration> {
+        if self.endless() {
+            return None;
+        }
+        Some(part(self.ttl, if self.renews() { RENEW } else { REPLACE }))
+    }
+
+    /// When a thing that is replaced rather than renewed (an identity token
+    /// of a fixed TTL) is replaced: two thirds through, at least a second
+    /// after its start.
+    pub fn refetch_at(&self) -> u64 {
+        self.after(part(self.ttl, RENEW).max(Duration::from_secs(1)))
+    }
+
+    /// When a leased credential is taken to end: a third of its TTL early,
+    /// at most a minute.
+    pub fn taken_end(&self) -> u64 {
+        let early = part(self.ttl, TAKEN_EARLY).min(TAKEN_EARLY_AT_MOST);
+        self.after(self.ttl.min(LONGEST).saturating_sub(early))
+    }
+
+    /// How long a leased credential has left now before its taken end
+    /// (zero once past it).
+    pub fn left(&self) -> Duration {
+        Duration::from_nanos(self.taken_end().saturating_sub(clock::precise()))
+    }
+
+    /// What to do now with a held leased credential of `id` (empty: an end
+    /// without a lease, as a certificate's).
+    pub fn due(&self, has_id: bool) -> Due {
+        let left = self.left();
+        if left > part(self.ttl, RENEW_WHEN_LEFT) {
+            Due::Keep
+        } else if self.renewable && has_id && !left.is_zero() {
+            Due::Renew
+        } else {
+            Due::Replace
+        }
+    }
+
+    /// The same thing renewed now, when `granted` is all it asked (its TTL
+    /// again); `None`: granted less (its max TTL is near), replace it.
+    pub fn renewed(&self, granted: Duration) -> Option<Lifetime> {
+        (granted.as_secs() >= self.ttl.as_secs()).then(|| Lifetime::new(self.ttl, self.renewable))
+    }
+
+    /// How long a cache without refresh ahead keeps a value that ends in
+    /// `left`: until its renewal is due, so that the get that fetches it
+    /// again renews it while it still works.
+    pub fn kept_without_refresh(left: Duration) -> Duration {
+        part(left, RENEW)
+    }
+}
+
+/// `at` (monotonic nanoseconds) as an `Instant` (the same clock on Linux).
+pub fn instant(at: u64) -> Instant {
+    let (now_ns, now) = (clock::precise(), Instant::now());
+    match at.checked_sub(now_ns) {
+        Some(ahead) => now.checked_add(Duration::from_nanos(ahead)).unwrap_or(now),
+        None => now
+            .checked_sub(Duration::from_nanos(now_ns - at))
+            .unwrap_or(now),
+    }
+}
+
+/// Whether `at` (monotonic nanoseconds) has come.
+pub fn passed(at: u64) -> bool {
+    clock::precise() >= at
+}
+
+/// Whether AWS credentials expiring at `expires` are due for a refresh at
+/// `now` ([`AWS_REFRESH_BEFORE`] before it).
+pub fn aws_due(expires: Option<SystemTime>, now: SystemTime) -> bool {
+    expires.is_some_and(|e| e <= now + AWS_REFRESH_BEFORE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn renewed_two_thirds_through_replaced_at_80_percent() {
+        let l = Lifetime::since(0, Duration::from_secs(30), true);
+        assert_eq!(l.renew_at(), Some(20 * S));
+        assert_eq!(l.replace_at(), Some(24 * S));
+        assert_eq!(l.good_for(), Some(Duration::from_secs(20)));
+        // Not renewable, or a grant under two seconds: replaced at 80%.
+        let once = Lifetime::since(0, Duration::from_secs(30), false);
+        assert_eq!((once.renew_at(), once.next_at()), (None, Some(24 * S)));
+        let short = Lifetime::since(0, Duration::from_secs(1), true);
+        assert!(!short.renews() && short.good_for() == Some(Duration::from_millis(800)));
+        // Never expires.
+        let endless = Lifetime::since(0, Duration::ZERO, true);
+        assert_eq!((endless.next_at(), endless.good_for()), (None, None));
+    }
+
+    #[test]
+    fn huge_grants_never_overflow() {
+        for ttl in [u64::MAX, 1 << 63, u64::MAX / 2] {
+            let l = Lifetime::new(Duration::from_secs(ttl), true);
+            assert_eq!(l.ttl(), LONGEST);
+            assert!(l.renew_at().unwrap() > clock::precise());
+            assert!(instant(l.taken_end()) > Instant::now());
+        }
+    }
+
+    #[test]
+    fn a_lease_ends_a_third_early_at_most_a_minute() {
+        let l = Lifetime::new(Duration::from_secs(4), true);
+        assert!(l.left() <= Duration::from_millis(2667) && l.left() > Duration::from_secs(2));
+        let long = Lifetime::since(0, Duration::from_secs(3600), true);
+        assert_eq!(long.taken_end(), 3540 * S);
+        // Kept with more than 40% left, renewed after, replaced when it
+        // cannot be renewed or has ended.
+        assert_eq!(l.due(true), Due::Keep);
+        let old = Lifetime::since(clock::precise() - 2 * S, Duration::from_secs(4), true);
+        assert_eq!(old.due(true), Due::Renew);
+        assert_eq!(old.due(false), Due::Replace);
+        let ended = Lifetime::since(0, Duration::from_secs(4), true);
+        assert_eq!(ended.due(true), Due::Replace);
+        assert!(l.renewed(Duration::from_secs(4)).is_some());
+        assert!(l.renewed(Duration::from_secs(3)).is_none());
+    }
+
+    #[test]
+    fn an_identity_token_is_replaced_two_thirds_through_and_never_faster_than_a_second() {
+        assert_eq!(
+            Lifetime::since(0, Duration::from_secs(3), false).refetch_at(),
+            2 * S
+        );
+        assert_eq!(Lifetime::since(0, Duration::ZERO, false).refetch_at(), S);
+    }
+
+    #[test]
+    fn aws_credentials_are_refreshed_five_minutes_before_they_expire() {
+        let now = SystemTime::now();
+        assert!(!aws_due(None, now));
+        assert!(aws_due(Some(now + Duration::from_secs(200)), now));
+        assert!(!aws_due(Some(now + Duration::from_secs(3600)), now));
+    }
+}

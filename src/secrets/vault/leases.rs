@@ -1,0 +1,346 @@
+//! Dynamic secrets with a lease (`vault_leases`): database credentials, PKI
+//! certificates, anything Vault issues with a `lease_id`. [`Leases`]
+//! issues, renews, records and revokes them.
+//!
+//! Each is a secret of the provider's list ([`Secret::Leased`](super::Secret)),
+//! fetched and cached as a KV secret is (refresh ahead, the node cache,
+//! change events), with two differences. Its TTL is what its
+//! [`Lifetime`] leaves before it is taken to end: it is kept, and shared by
+//! the node's processes, until then. And its fetch is given what is held,
+//! and the lifetime decides ([`Lifetime::due`]): keep it as it is (no
+//! request), renew it (`sys/leases/renew`, asking for its whole TTL
+//! again), or issue a new one while the old one still works for what its
+//! lease has left (the grace in which every process moves to the new one)
+//! when the renewal is granted less than asked (the lease's `max_ttl` is
+//! near) or refused, or the lease cannot be renewed. A secret with no lease
+//! but an end (a PKI certificate issued without `generate_lease`) is
+//! issued again the same way. Every lease issued is recorded in the
+//! [`Ledger`], for its revocation when the job ends.
+
+use super::ledger::{Ledger, Listed, Revoked};
+use super::session::Session;
+use super::settings::LeasedPath;
+use super::wire::{errors_summary, expect};
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::lifetime::{Due, Lifetime};
+use crate::secrets::provider::{zeroize_json, Lease, SecretMap, Version};
+use crate::secrets::remote::http::Response;
+use crate::secrets::remote::secret_cache::Fetched;
+use crate::secrets::remote::{meter, with_retries, FetchError, RemoteSettings};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The leased secrets of a provider, and what they were issued with.
+pub(super) struct Leases {
+    session: Arc<Session>,
+    /// The leased secrets (`vault_leases`), by name.
+    pub(super) specs: BTreeMap<String, LeasedPath>,
+    ledger: Arc<Ledger>,
+    settings: RemoteSettings,
+}
+
+impl Leases {
+    pub(super) fn new(
+        session: Arc<Session>,
+        specs: BTreeMap<String, LeasedPath>,
+        ledger: Arc<Ledger>,
+        settings: RemoteSettings,
+    ) -> Leases {
+        Leases {
+            session,
+            specs,
+            ledger,
+            settings,
+        }
+    }
+
+    /// The leased secret `name`: what is `held` kept, renewed, or issued
+    /// again, as the module documentation says.
+    pub(super) fn fetch(
+        &self,
+        name: &str,
+        held: Option<&SecretMap>,
+    ) -> Result<Fetched<SecretMap>, FetchError> {
+        if let Some((map, lease)) = held.and_then(|m| m.lease().map(|l| (m, l))) {
+            match lease.lifetime.due(!lease.id.expose().is_empty()) {
+                Due::Keep => return Ok(Fetched::Found(map.copy())),
+                Due::Renew => match self.renew(lease) {
+                    // Granted in full: the same values, for longer.
+                    Ok(granted) => {
+                        if let Some(lifetime) = lease.lifetime.renewed(granted) {
+                            let renewed = Lease {
+                                id: lease.id.clone(),
+                                lifetime,
+                            };
+                            return Ok(Fetched::Found(map.copy().with_lease(Some(renewed))));
+                        }
+                    }
+                    Err(f) if f.transient => return Err(f),
+                    // Gone: a new one.
+                    Err(_) => {}
+                },
+                Due::Replace => {}
+            }
+        }
+        with_retries(&self.settings, || self.issue(name))
+    }
+
+    /// `sys/leases/renew` for the whole TTL again: the time granted.
+    fn renew(&self, lease: &Lease) -> Result<Duration, FetchError> {
+        let body = SecretString::from(
+            json!({
+                "lease_id": lease.id.expose(),
+                "increment": lease.lifetime.ttl().as_secs(),
+            })
+            .to_string(),
+        );
+        let r = self
+            .session
+            .call("PUT", "sys/leases/renew", body.expose().as_bytes())?;
+        let r = expect(r, "Vault lease renewal")?;
+        let doc = r.json().unwrap_or(Value::Null);
+        meter::add("vault", |c| c.leases_renewed += 1);
+        doc["lease_duration"]
+            .as_u64()
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                FetchError::transient(Error::Remote(
+                    "Vault lease renewal: the answer holds no lease_duration".into(),
+                ))
+            })
+    }
+
+    /// The leased secret `name` issued now: read, or written with its data.
+    fn issue(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
+        let Some(spec) = self.specs.get(name) else {
+            return Err(FetchError::permanent(Error::Internal(format!(
+                "no leased secret named '{name}'"
+            ))));
+        };
+        let what = format!("Vault leased secret '{name}' ({})", spec.path);
+        let r = match &spec.data {
+            None => self.session.call("GET", &spec.path, b"")?,
+            Some(data) => self.session.call("PUT", &spec.path, data.as_bytes())?,
+        };
+        if r.status == 404 || r.status == 400 {
+            return Err(FetchError::permanent(Error::ProviderUnavailable(format!(
+                "{what}: refused (HTTP {}){} (is the engine mounted, the role there, and its \
+                 data complete?)",
+                r.status,
+                errors_summary(&r)
+            ))));
+        }
+        let r = expect(r, &what)?;
+        let Some(mut doc) = r.json() else {
+            return Err(FetchError::transient(Error::Remote(format!(
+                "{what}: the answer is not JSON"
+            ))));
+        };
+        let map = leased_map(name, &mut doc);
+        zeroize_json(&mut doc);
+        let map = map.map_err(|e| FetchError::permanent(Error::Remote(format!("{what}: {e}"))))?;
+        meter::add("vault", |c| c.leases_issued += 1);
+        if let Some(lease) = map.lease().filter(|l| !l.id.expose().is_empty()) {
+            self.ledger.issued(&lease.id, self.session.token_held());
+        }
+        Ok(Fetched::Found(map))
+    }
+
+    /// Revokes the lease `id`, with `token` (the one that issued it) or the
+    /// session's own.
+    fn revoke_lease(&self, id: &SecretString, token: Option<&SecretString>) -> Result<(), String> {
+        let own = match token {
+            Some(_) => None,
+            None => self.session.token_held(),
+        };
+        let token = token.or(own.as_ref());
+        let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
+        // 400 "invalid lease": expired or revoked already.
+        let client = self.session.client();
+        gone(
+            client.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()),
+            400,
+        )
+    }
+
+    /// Revokes the login token `token` (`auth/token/revoke-self`: its
+    /// leases go with it).
+    fn revoke_token(&self, token: &SecretString) -> Result<(), String> {
+        // 403: the token is no longer valid (expired, revoked).
+        let client = self.session.client();
+        gone(
+            client.send("POST", "auth/token/revoke-self", Some(token), b""),
+            403,
+        )
+    }
+
+    /// Revokes the leases listed, then the login tokens.
+    fn revoke_all(&self, listed: &Listed) -> Revoked {
+        let _counted = meter::scope("vault");
+        let mut out = Revoked::default();
+        for (id, token) in &listed.leases {
+            match self.revoke_lease(id, token.as_ref()) {
+                Ok(()) => {
+                    out.leases += 1;
+                    meter::add("vault", |c| c.leases_revoked += 1);
+                }
+                // A login token's leases go with it below.
+                Err(_) if token.as_ref().is_some_and(|t| listed.logins.contains(t)) => {
+                    out.leases += 1
+                }
+                Err(e) => out.failed.push(format!("a lease: {e}")),
+            }
+        }
+        for token in &listed.logins {
+            match self.revoke_token(token) {
+                Ok(()) => {
+                    out.tokens += 1;
+                    meter::add("vault", |c| c.tokens_revoked += 1);
+                }
+                Err(e) => out.failed.push(format!("a login token: {e}")),
+            }
+        }
+        out
+    }
+
+    /// Revokes what this process got, when it shares nothing (no job
+    /// ledger, no node cache: the ledger keeps nothing otherwise): its
+    /// manager is being freed.
+    pub(super) fn revoke_own(&self) {
+        let own = self.ledger.take_own();
+        if !own.leases.is_empty() || !own.logins.is_empty() {
+            let _ = self.revoke_all(&own);
+        }
+    }
+
+    /// Revokes everything the job's ledger file at `path` lists; the file
+    /// is then emptied.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read (missing, not a private
+    /// file of this user, too large).
+    pub(super) fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
+        let listed = super::ledger::read(path)?;
+        let out = self.revoke_all(&listed);
+        super::ledger::empty(path);
+        Ok(out)
+    }
+}
+
+/// Whether a revocation's `answer` says the thing is gone: a success, or
+/// `already` (the server's way of saying it was gone before); else why not.
+fn gone(answer: Result<Response, FetchError>, already: u16) -> Result<(), String> {
+    match answer {
+        Ok(r) if (200..300).contains(&r.status) || r.status == already => Ok(()),
+        Ok(r) => Err(format!("HTTP {}{}", r.status, errors_summary(&r))),
+        Err(f) => Err(f.error.to_string()),
+    }
+}
+
+/// The secret of an issuing answer: each scalar field of `data` as the key
+/// `NAME_FIELD`, its version (the lease, or a certificate's serial number)
+/// and its lease (`lease_id`, `lease_duration`, `renewable`; or, without a
+/// lease, a certificate's `expiration`).
+fn leased_map(name: &str, doc: &mut Value) -> Result<SecretMap, String> {
+    let lease_id = doc["lease_id"].as_str().unwrap_or("").to_owned();
+    let lease_id = SecretString::from(lease_id);
+    let duration = doc["lease_duration"].as_u64().unwrap_or(0);
+    let renewable = doc["renewable"].as_bool().unwrap_or(false);
+    let data = match doc.get_mut("data").map(Value::take) {
+        Some(Value::Object(o)) => o,
+        _ => return Err("the answer holds no data".into()),
+    };
+    let serial = data
+        .get("serial_number")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // A certificate's end, as Unix seconds.
+    let expiration = data.get("expiration").and_then(Value::as_u64);
+    let mut prefixed = serde_json::Map::with_capacity(data.len());
+    for (field, value) in data {
+        prefixed.insert(format!("{name}_{field}"), value);
+    }
+    let map = SecretMap::from_json_object(prefixed);
+    let ttl = if duration > 0 {
+        Some(duration)
+    } else {
+        expiration.map(|end| end.saturating_sub(unix_now()))
+    };
+    let Some(ttl) = ttl.filter(|t| *t > 0) else {
+        return Err("the answer has no lease and no end (is this a leased secret?)".into());
+    };
+    let version = if lease_id.expose().is_empty() {
+        serial.unwrap_or_else(|| format!("issued-{}", unix_now()))
+    } else {
+        // The lease names the version without being shown: its hash.
+        let digest = Sha256::digest(lease_id.expose().as_bytes());
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("lease-{hex}")
+    };
+    let renewable = renewable && !lease_id.expose().is_empty();
+    Ok(map
+        .with_version(Some(Version {
+            id: version,
+            ..Version::default()
+        }))
+        .with_lease(Some(Lease {
+            id: lease_id,
+            lifetime: Lifetime::new(Duration::from_secs(ttl), renewable),
+        })))
+}
+
+/// Seconds since the Unix epoch (a certificate's `expiration` is in them).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issuing_answer_is_a_map_with_its_lease() {
+        let mut doc = serde_json::json!({
+            "lease_id": "database/creds/trainer/AbC", "lease_duration": 4, "renewable": true,
+            "data": {"username": "v-root-trainer-x", "password": "pw-1"}
+        });
+        let map = leased_map("pg", &mut doc).unwrap();
+        assert_eq!(map.keys(), ["pg_password", "pg_username"]);
+        let lease = map.lease().unwrap();
+        assert!(lease.lifetime.renewable());
+        assert_eq!(lease.lifetime.ttl(), Duration::from_secs(4));
+        // Taken to end a third early.
+        assert!(
+            lease.left() <= Duration::from_millis(2667) && lease.left() > Duration::from_secs(2)
+        );
+        let version = map.version().unwrap();
+        assert!(version.id.starts_with("lease-") && !version.id.contains("AbC"));
+        assert!(!format!("{lease:?}").contains("AbC"));
+    }
+
+    #[test]
+    fn a_certificate_without_a_lease_ends_at_its_expiration() {
+        let mut doc = serde_json::json!({
+            "lease_id": "", "lease_duration": 0, "renewable": false,
+            "data": {"certificate": "PEM", "private_key": "KEY", "serial_number": "1a:2b",
+                     "ca_chain": ["PEM"], "expiration": unix_now() + 60}
+        });
+        let map = leased_map("tls", &mut doc).unwrap();
+        let lease = map.lease().unwrap();
+        assert!(!lease.lifetime.renewable() && lease.id.expose().is_empty());
+        assert!(
+            lease.lifetime.ttl() >= Duration::from_secs(59)
+                && lease.left() < Duration::from_secs(59)
+        );
+        assert_eq!(map.version().unwrap().id, "1a:2b");
+        assert!(map.holds_non_secret("tls_ca_chain"));
+        let mut none = serde_json::json!({"data": {"username": "u"}});
+        assert!(leased_map("x", &mut none).is_err());
+    }
+}
