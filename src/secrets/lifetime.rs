@@ -133,6 +133,15 @@ impl Lifetime {
         (self.renews() && !self.endless()).then(|| self.after(part(self.ttl, RENEW)))
     }
 
+    /// [`renew_at`](Self::renew_at) brought forward by up to a tenth of
+    /// the time to it, at random (Vault's Go client does the same), so that
+    /// the processes that got their tokens together do not renew together.
+    pub fn renew_at_jittered(&self) -> Option<u64> {
+        let at = self.renew_at()?;
+        let span = at.saturating_sub(self.start) as f64;
+        Some(at.saturating_sub((span * crate::sys::random_unit() / 10.0) as u64))
+    }
+
     /// When to replace it with a new one (80% through); `None`: never
     /// expires.
     pub fn replace_at(&self) -> Option<u64> {
@@ -233,6 +242,8 @@ mod tests {
     fn renewed_two_thirds_through_replaced_at_80_percent() {
         let l = Lifetime::since(0, Duration::from_secs(30), true);
         assert_eq!(l.renew_at(), Some(20 * S));
+        let jittered = l.renew_at_jittered().unwrap();
+        assert!((18 * S..=20 * S).contains(&jittered), "{jittered}");
         assert_eq!(l.replace_at(), Some(24 * S));
         assert_eq!(l.good_for(), Some(Duration::from_secs(20)));
         // Not renewable, or a grant under two seconds: replaced at 80%.

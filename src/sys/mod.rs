@@ -35,6 +35,16 @@ pub(crate) use lock::{Flight, Lazy, Leading, Mutex, MutexGuard, RwLock};
 use std::path::Path;
 
 /// The process's effective user id.
+/// A number in [0, 1): the standard library's randomly keyed hasher over a
+/// counter (jitter needs spread, not cryptographic strength).
+pub(crate) fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }

@@ -50,7 +50,13 @@ pub(crate) fn submit(job: Job) {
 
 /// Hands `job` to the refresher, to run once `delay` has passed.
 pub(crate) fn submit_after(delay: Duration, job: Job) {
-    submit_at(Instant::now() + delay, job);
+    let now = Instant::now();
+    // A delay past what `Instant` holds: as far as it holds (never due).
+    let due = now
+        .checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now);
+    submit_at(due, job);
 }
 
 fn submit_at(due: Instant, job: Job) {

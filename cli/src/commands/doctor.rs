@@ -61,158 +61,24 @@ fn store_check(g: &Globals, problems: &mut Vec<String>) -> String {
     format!("{}: {} audit entries", path.display(), report.entries)
 }
 
-/// The remote providers' live checks (credential source, caller identity,
-/// whether the secret is readable) as report lines; failures are added to
-/// `problems`.
+/// The remote providers' live checks, as the lines each provider's
+/// diagnosis gives (`label`, `text`, and the problem a line is, if one).
 fn remote_checks(diagnosis: &serde_json::Value, problems: &mut Vec<String>) -> Vec<String> {
     let mut lines = Vec::new();
-    let error = |e: &serde_json::Value| {
-        format!(
-            "{}: {}",
-            e["code"].as_str().unwrap_or("ST_INTERNAL"),
-            e["message"].as_str().unwrap_or_default()
-        )
-    };
     for entry in diagnosis.as_array().into_iter().flatten() {
         let (name, c) = (entry["name"].as_str().unwrap_or_default(), &entry["checks"]);
         if !c.is_object() {
             continue;
         }
         lines.push(format!("{name} checks:"));
-        if let Some(e) = c.get("error") {
-            lines.push(format!("  configuration: {}", error(e)));
-            problems.push(format!("provider '{name}': {}", error(e)));
-            continue;
-        }
-        for (label, key) in [
-            ("secret", "secret"),
-            ("region", "region"),
-            ("endpoint", "endpoint"),
-            ("agent", "agent"),
-            ("agent token", "token_source"),
-            ("url", "url"),
-            ("auth", "auth"),
-            ("namespace", "namespace"),
-            ("kv", "kv_version"),
-        ] {
-            if let Some(v) = c[key].as_str() {
-                lines.push(format!("  {label:<12} {v}"));
-            }
-        }
-        match (c["credentials"].as_str(), c.get("credentials_error")) {
-            (Some(source), _) => lines.push(format!("  {:<12} {source}", "credentials")),
-            (None, Some(e)) => {
-                lines.push(format!("  {:<12} NONE ({})", "credentials", error(e)));
-                problems.push(format!("provider '{name}': credentials: {}", error(e)));
-            }
-            _ => {}
-        }
-        if let Some(caller) = c.get("caller") {
-            match caller.get("error") {
-                Some(e) => {
-                    lines.push(format!("  {:<12} unknown ({})", "caller", error(e)));
-                    problems.push(format!("provider '{name}': caller identity: {}", error(e)));
-                }
-                None => lines.push(format!(
-                    "  {:<12} {} (account {})",
-                    "caller",
-                    caller["arn"].as_str().unwrap_or("?"),
-                    caller["account"].as_str().unwrap_or("?")
-                )),
-            }
-        }
-        if let Some(p) = c.get("ping") {
-            if p["healthy"] == true {
-                lines.push(format!("  {:<12} healthy", "agent ping"));
-            } else {
-                let why = p
-                    .get("error")
-                    .map_or_else(|| format!("HTTP {}", p["status"]), &error);
-                lines.push(format!("  {:<12} NOT HEALTHY ({why})", "agent ping"));
-                problems.push(format!("provider '{name}': agent ping: {why}"));
-            }
-        }
-        // A cluster: a line per node; one node down is not a problem while
-        // another serves.
-        let nodes = c["cluster"]["nodes"].as_array().filter(|n| n.len() > 1);
-        if let Some(nodes) = nodes {
-            for n in nodes {
-                let h = &n["health"];
-                let state = match h.get("error") {
-                    Some(e) => format!("DOWN ({})", error(e)),
-                    None => format!(
-                        "{}, HTTP {}, sealed: {}",
-                        n["role"].as_str().unwrap_or("?"),
-                        h["status"],
-                        h["sealed"]
-                    ),
-                };
-                let last = if n["answered_last"] == true {
-                    " (answered last)"
-                } else {
-                    ""
-                };
-                let url = n["url"].as_str().unwrap_or("?");
-                lines.push(format!("  {:<12} {url}: {state}{last}", "node"));
-            }
-            if !nodes.iter().any(|n| n["health"]["sealed"] == false) {
-                problems.push(format!("provider '{name}': no node of the cluster serves"));
-            }
-        }
-        if let Some(h) = c.get("health").filter(|_| nodes.is_none()) {
-            let text = match (h.get("error"), h["supported"].as_bool()) {
-                (Some(e), _) => {
-                    problems.push(format!("provider '{name}': health: {}", error(e)));
-                    format!("unknown ({})", error(e))
-                }
-                (None, Some(false)) => "not reported by this server (no sys/health)".to_owned(),
-                _ => format!(
-                    "HTTP {}, sealed: {}, version {}",
-                    h["status"],
-                    h["sealed"],
-                    h["version"].as_str().unwrap_or("?")
-                ),
-            };
-            lines.push(format!("  {:<12} {text}", "health"));
-        }
-        if let Some(t) = c.get("token") {
-            if t["valid"] == true {
-                lines.push(format!(
-                    "  {:<12} valid ({}, policies {})",
-                    "token",
-                    t["display_name"].as_str().unwrap_or("?"),
-                    t["policies"]
-                ));
-            } else if t["inspectable"] == false {
-                // Not a problem: the secret read below says whether it works.
-                lines.push(format!(
-                    "  {:<12} {}",
-                    "token",
-                    t["reason"].as_str().unwrap_or("cannot be inspected")
-                ));
-            } else {
-                let why = t.get("error").map(&error).unwrap_or_default();
-                lines.push(format!("  {:<12} INVALID ({why})", "token"));
-                problems.push(format!("provider '{name}': token: {why}"));
-            }
-        }
-        // One secret: {"readable": ...}; several: {NAME: {"readable": ...}}.
-        let r = &c["secret_readable"];
-        let reads: Vec<(String, &serde_json::Value)> = match r.as_object() {
-            Some(_) if r.get("readable").is_some() => vec![("secret read".to_owned(), r)],
-            Some(each) => each.iter().map(|(n, v)| (format!("read {n}"), v)).collect(),
-            None => Vec::new(),
-        };
-        for (label, r) in reads {
-            if r["readable"] == true {
-                lines.push(format!("  {label:<12} readable ({} keys)", r["keys"]));
-            } else {
-                let why = r.get("error").map_or_else(
-                    || r["reason"].as_str().unwrap_or_default().to_owned(),
-                    &error,
-                );
-                lines.push(format!("  {label:<12} NOT READABLE ({why})"));
-                problems.push(format!("provider '{name}': {label}: not readable: {why}"));
+        for l in c["lines"].as_array().into_iter().flatten() {
+            let label = l["label"].as_str().unwrap_or_default();
+            lines.push(format!(
+                "  {label:<12} {}",
+                l["text"].as_str().unwrap_or_default()
+            ));
+            if let Some(problem) = l["problem"].as_str() {
+                problems.push(format!("provider '{name}': {problem}"));
             }
         }
     }
@@ -406,51 +272,25 @@ mod tests {
     use super::remote_checks;
     use serde_json::json;
 
-    fn node(url: &str, role: &str, health: serde_json::Value, last: bool) -> serde_json::Value {
-        json!({ "url": url, "role": role, "requests": 3, "answered_last": last, "health": health })
-    }
-
     #[test]
-    fn a_cluster_is_one_line_per_node_and_a_problem_only_when_none_serves() {
-        let up = json!({ "status": 200, "sealed": false });
-        let standby = json!({ "status": 429, "sealed": false });
-        let down = json!({ "error": { "code": "ST_NETWORK", "message": "cannot connect" } });
-        let checks = |nodes: Vec<serde_json::Value>| {
-            json!([{ "name": "vault", "checks": {
-                "url": "http://a, http://b, http://c",
-                "health": nodes[0]["health"].clone(),
-                "cluster": { "nodes": nodes, "failovers": 1 },
-            }}])
-        };
+    fn the_providers_lines_are_shown_and_their_problems_named() {
+        let diagnosis = json!([
+            { "name": "env", "checks": null },
+            { "name": "vault", "checks": { "lines": [
+                { "label": "url", "text": "http://a", "ok": true, "problem": null },
+                { "label": "cluster", "text": "no node serves", "ok": false,
+                  "problem": "no node of the cluster serves" },
+            ]}},
+        ]);
         let mut problems = Vec::new();
-        let lines = remote_checks(
-            &checks(vec![
-                node("http://a", "down", down.clone(), false),
-                node("http://b", "active", up, true),
-                node("http://c", "standby", standby, false),
-            ]),
-            &mut problems,
-        );
-        let text = lines.join("\n");
-        assert!(
-            text.contains("http://a: DOWN (ST_NETWORK: cannot connect)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("http://b: active, HTTP 200, sealed: false (answered last)"),
-            "{text}"
-        );
-        assert!(text.contains("http://c: standby, HTTP 429"), "{text}");
-        assert!(!text.contains("  health"), "no single health line: {text}");
-        assert!(problems.is_empty(), "{problems:?}");
-
-        let mut problems = Vec::new();
-        remote_checks(
-            &checks(vec![
-                node("http://a", "down", down.clone(), false),
-                node("http://b", "down", down, false),
-            ]),
-            &mut problems,
+        let lines = remote_checks(&diagnosis, &mut problems);
+        assert_eq!(
+            lines,
+            [
+                "vault checks:",
+                "  url          http://a",
+                "  cluster      no node serves"
+            ]
         );
         assert_eq!(
             problems,

@@ -34,7 +34,7 @@ use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::source::{Fetch, RemoteSource};
+use crate::secrets::remote::source::{error_text, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use base64::Engine;
@@ -495,29 +495,86 @@ impl Fetch for Aws {
         let secret = names.join(", ");
         match &self.transport {
             Transport::Direct(client) => {
+                let endpoint = redact_url(&client.endpoint);
                 let mut out = json!({
                     "secret": secret,
                     "region": client.region,
-                    "endpoint": redact_url(&client.endpoint),
+                    "endpoint": endpoint,
+                    "lines": [
+                        line("secret", &secret, None),
+                        line("region", &client.region, None),
+                        line("endpoint", &endpoint, None),
+                    ],
                 });
                 match client.credentials.get() {
                     Ok(creds) => {
-                        out["credentials"] = json!(creds.source.describe());
+                        let source = creds.source.describe();
+                        push_line(&mut out, line("credentials", &source, None));
+                        out["credentials"] = json!(source);
                         out["caller"] = match self.caller_identity(client, &creds) {
-                            Ok(identity) => identity,
-                            Err(f) => json!({ "error": f.error.to_json() }),
+                            Ok(identity) => {
+                                let text = format!(
+                                    "{} (account {})",
+                                    identity["arn"].as_str().unwrap_or("?"),
+                                    identity["account"].as_str().unwrap_or("?")
+                                );
+                                push_line(&mut out, line("caller", text, None));
+                                identity
+                            }
+                            Err(f) => {
+                                let why = error_text(&f.error);
+                                let problem = format!("caller identity: {why}");
+                                push_line(
+                                    &mut out,
+                                    line("caller", format!("unknown ({why})"), Some(problem)),
+                                );
+                                json!({ "error": f.error.to_json() })
+                            }
                         };
                     }
-                    Err(f) => out["credentials_error"] = f.error.to_json(),
+                    Err(f) => {
+                        let why = error_text(&f.error);
+                        let problem = format!("credentials: {why}");
+                        push_line(
+                            &mut out,
+                            line("credentials", format!("NONE ({why})"), Some(problem)),
+                        );
+                        out["credentials_error"] = f.error.to_json();
+                    }
                 }
                 out
             }
-            Transport::Agent(agent) => json!({
-                "secret": secret,
-                "agent": redact_url(&agent.url),
-                "token_source": agent.token_source(),
-                "ping": agent.ping(),
-            }),
+            Transport::Agent(agent) => {
+                let (url, source, ping) =
+                    (redact_url(&agent.url), agent.token_source(), agent.ping());
+                let health = match ping["healthy"] == true {
+                    true => line("agent ping", "healthy", None),
+                    false => {
+                        let why = match ping["error"].as_object() {
+                            Some(e) => format!(
+                                "{}: {}",
+                                e["code"].as_str().unwrap_or("ST_INTERNAL"),
+                                e["message"].as_str().unwrap_or_default()
+                            ),
+                            None => format!("HTTP {}", ping["status"]),
+                        };
+                        let problem = format!("agent ping: {why}");
+                        line("agent ping", format!("NOT HEALTHY ({why})"), Some(problem))
+                    }
+                };
+                json!({
+                    "secret": secret,
+                    "agent": url,
+                    "token_source": source,
+                    "ping": ping,
+                    "lines": [
+                        line("secret", &secret, None),
+                        line("agent", &url, None),
+                        line("agent token", &source, None),
+                        health,
+                    ],
+                })
+            }
         }
     }
 }

@@ -54,28 +54,34 @@ impl ProviderKind {
         ProviderKind::Vault,
     ];
 
+    /// Every kind with its name in `providers`: the one list.
+    pub const ALL: [(&'static str, ProviderKind); 5] = [
+        ("env", ProviderKind::Env),
+        ("mounted", ProviderKind::Mounted),
+        ("file", ProviderKind::File),
+        ("aws", ProviderKind::Aws),
+        ("vault", ProviderKind::Vault),
+    ];
+
     /// The provider's name.
     pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::Env => "env",
-            ProviderKind::Mounted => "mounted",
-            ProviderKind::File => "file",
-            ProviderKind::Aws => "aws",
-            ProviderKind::Vault => "vault",
-        }
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("env", |(n, _)| n)
     }
 
     fn parse(name: &str) -> Result<ProviderKind, Error> {
-        match name {
-            "env" => Ok(ProviderKind::Env),
-            "mounted" => Ok(ProviderKind::Mounted),
-            "file" => Ok(ProviderKind::File),
-            "aws" => Ok(ProviderKind::Aws),
-            "vault" => Ok(ProviderKind::Vault),
-            _ => Err(Error::InvalidArgument(format!(
-                "config key 'providers': unknown provider '{name}' (known: env, mounted, file, aws, vault)"
-            ))),
-        }
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                let known = Self::ALL.map(|(n, _)| n).join(", ");
+                Error::InvalidArgument(format!(
+                    "config key 'providers': unknown provider '{name}' (known: {known})"
+                ))
+            })
     }
 }
 
@@ -342,8 +348,8 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
             let name = nonempty(k, v)?;
             c.vault.auth = Some(VaultAuth::parse(&name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "config key '{k}' must be one of token, agent, approle, kubernetes, jwt, \
-                     cert, aws"
+                    "config key '{k}' must be one of {}",
+                    VaultAuth::names()
                 ))
             })?);
             Ok(())

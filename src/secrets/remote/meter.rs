@@ -14,11 +14,12 @@
 //! process writes its counters to `<dir>/<pid>.json` after a request (at
 //! most once a second) and when a manager is dropped; `run` adds them up.
 
-use crate::sys::Mutex;
+use crate::sys::{ForkFlag, Mutex};
 use serde_json::{json, Map, Value};
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// The variable naming the directory each process writes its counters to.
@@ -73,8 +74,116 @@ pub struct Counts {
 #[derive(Default)]
 struct Registry {
     counts: BTreeMap<&'static str, Counts>,
+    /// The live instances' own counters, added to `counts` when read.
+    locals: Vec<(&'static str, Weak<LocalCounts>)>,
     /// When the counters were last written to the metrics directory.
     written: Option<Instant>,
+}
+
+/// Counters one provider instance shows in its own status (a session's
+/// logins, a cluster's failovers), kept by the registry so that each event
+/// is counted once: the process's totals add up the live instances' and,
+/// when an instance is dropped, fold its counts in. A forked child counts
+/// from zero, as the registry does.
+pub struct Local {
+    provider: &'static str,
+    counts: Arc<LocalCounts>,
+    /// Registered in this process's generation (a child registers anew).
+    registered: ForkFlag,
+}
+
+/// A [`Local`]'s counters.
+#[derive(Default)]
+struct LocalCounts {
+    logins: AtomicU64,
+    /// Logins that got no answer.
+    failed_logins: AtomicU64,
+    /// The slowest login's wait, in microseconds.
+    slowest_login_us: AtomicU64,
+    failovers: AtomicU64,
+}
+
+impl LocalCounts {
+    /// Adds what the registry counts of these to `c`.
+    fn add_to(&self, c: &mut Counts) {
+        c.logins += self.logins.load(Relaxed);
+        c.failovers += self.failovers.load(Relaxed);
+    }
+}
+
+impl Local {
+    /// The counters of an instance of `provider`.
+    pub fn new(provider: &'static str) -> Local {
+        Local {
+            provider,
+            counts: Arc::new(LocalCounts::default()),
+            registered: ForkFlag::new(),
+        }
+    }
+
+    /// The counters, registered in this process (zeroed first in a child
+    /// that inherited its parent's).
+    fn here(&self) -> &LocalCounts {
+        if self.registered.set() {
+            let c = &self.counts;
+            for n in [
+                &c.logins,
+                &c.failed_logins,
+                &c.slowest_login_us,
+                &c.failovers,
+            ] {
+                n.store(0, Relaxed);
+            }
+            let mut r = registry().lock();
+            r.locals.retain(|(_, w)| w.strong_count() > 0);
+            r.locals.push((self.provider, Arc::downgrade(c)));
+        }
+        &self.counts
+    }
+
+    /// A login that waited `waited`, answered or not.
+    pub fn login(&self, waited: Duration, answered: bool) {
+        let c = self.here();
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        c.slowest_login_us.fetch_max(us, Relaxed);
+        match answered {
+            true => c.logins.fetch_add(1, Relaxed),
+            false => c.failed_logins.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// A request answered by another node after one failed.
+    pub fn failover(&self) {
+        self.here().failovers.fetch_add(1, Relaxed);
+    }
+
+    /// Logins answered, those that got no answer, and the slowest wait.
+    pub fn logins(&self) -> (u64, u64, Duration) {
+        let c = self.here();
+        (
+            c.logins.load(Relaxed),
+            c.failed_logins.load(Relaxed),
+            Duration::from_micros(c.slowest_login_us.load(Relaxed)),
+        )
+    }
+
+    /// Failovers so far.
+    pub fn failovers(&self) -> u64 {
+        self.here().failovers.load(Relaxed)
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if !self.registered.is_set() {
+            return;
+        }
+        let mut r = registry().lock();
+        let ours = Arc::downgrade(&self.counts);
+        r.locals.retain(|(_, w)| !w.ptr_eq(&ours));
+        self.counts
+            .add_to(r.counts.entry(self.provider).or_default());
+    }
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -187,10 +296,17 @@ fn operation(what: &str, method: &str, url: &str) -> String {
 /// The process's counters now, by provider.
 pub fn snapshot() -> BTreeMap<String, Counts> {
     let r = registry().lock();
-    r.counts
+    let mut out: BTreeMap<String, Counts> = r
+        .counts
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+        .collect();
+    for (provider, local) in &r.locals {
+        if let Some(local) = local.upgrade() {
+            local.add_to(out.entry((*provider).to_owned()).or_default());
+        }
+    }
+    out
 }
 
 /// The scalar counters of [`Counts`], by their JSON and metric names.

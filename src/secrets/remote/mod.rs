@@ -24,8 +24,6 @@ pub(crate) mod vars;
 pub use vars::Vars;
 
 use crate::error::Error;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a fetch found: the secret, or that it does not exist (cached for the
@@ -235,13 +233,13 @@ pub fn backoff(settings: &RemoteSettings, retry: u32) -> Duration {
         .backoff_base
         .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
         .min(settings.backoff_cap);
-    full / 2 + full.mul_f64(random_unit() / 2.0)
+    full / 2 + full.mul_f64(crate::sys::random_unit() / 2.0)
 }
 
 /// `ttl` shortened by up to 10% at random, so that processes started together
 /// do not refresh together.
 pub fn jittered(ttl: Duration) -> Duration {
-    ttl.mul_f64(1.0 - random_unit() / 10.0)
+    ttl.mul_f64(1.0 - crate::sys::random_unit() / 10.0)
 }
 
 /// A server message, kept to one line of at most 200 characters, with long
@@ -272,15 +270,6 @@ pub fn shorten(message: &str) -> String {
     } else {
         joined
     }
-}
-
-/// A number in [0, 1): the standard library's randomly keyed hasher over a
-/// counter (jitter needs spread, not cryptographic strength).
-fn random_unit() -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

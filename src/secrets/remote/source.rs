@@ -444,7 +444,8 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             Ok(live) => live,
             Err(e) => {
                 let names = self.shown_names().join(", ");
-                return Some(json!({ "secret": names, "error": e.to_json() }));
+                let lines = [line("configuration", error_text(e), Some(error_text(e)))];
+                return Some(json!({ "secret": names, "error": e.to_json(), "lines": lines }));
             }
         };
         let _counted = super::meter::scope(F::NAME);
@@ -457,6 +458,14 @@ impl<F: Fetch> Provider for RemoteSource<F> {
         out["secret_readable"] = readability(&reads, F::ABSENT);
         live.fetcher
             .after_reads(&mut out, reads.iter().any(|(_, r)| r.is_ok()));
+        let single = reads.len() == 1;
+        for (name, read) in &reads {
+            let label = match single {
+                true => "secret read".to_owned(),
+                false => format!("read {name}"),
+            };
+            push_line(&mut out, read_line(&label, read, F::ABSENT));
+        }
         Some(out)
     }
 
@@ -469,6 +478,43 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             }));
         }
     }
+}
+
+/// A line of the doctor's report of a provider: what was checked
+/// (`label`), what was found (`text`), and the problem it is, if it is one
+/// (the doctor lists it, naming the provider).
+pub(crate) fn line(label: &str, text: impl Into<String>, problem: Option<String>) -> Value {
+    json!({ "label": label, "text": text.into(), "ok": problem.is_none(), "problem": problem })
+}
+
+/// Appends `line` to the report's `lines`.
+pub(crate) fn push_line(report: &mut Value, line: Value) {
+    match report["lines"].as_array_mut() {
+        Some(lines) => lines.push(line),
+        None => report["lines"] = json!([line]),
+    }
+}
+
+/// `CODE: message` of an error, for a line.
+pub(crate) fn error_text(e: &Error) -> String {
+    format!("{}: {}", e.code_name(), e.message())
+}
+
+/// The doctor's line of reading a secret: readable with its key count, or
+/// not, and why (`absent`: what a missing one means).
+fn read_line(label: &str, read: &Result<Fetched<SecretMap>, FetchError>, absent: &str) -> Value {
+    let why = match read {
+        Ok(Fetched::Found(map)) => {
+            return line(label, format!("readable ({} keys)", map.len()), None)
+        }
+        Ok(Fetched::Absent) => absent.to_owned(),
+        Err(f) => error_text(&f.error),
+    };
+    line(
+        label,
+        format!("NOT READABLE ({why})"),
+        Some(format!("{label}: not readable: {why}")),
+    )
 }
 
 /// The doctor's report of reading each secret, `absent` saying what a

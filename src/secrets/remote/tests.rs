@@ -3,6 +3,7 @@ use super::*;
 use crate::secrets::provider::SecretMap;
 use crate::secrets::RemoteSettings;
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::Barrier;
 

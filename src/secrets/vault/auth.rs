@@ -66,8 +66,9 @@ impl Auth {
             (Some(m), _) => Some(m),
             (None, Some(name)) => Some(VaultAuth::parse(name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "{} must be one of token, agent, approle, kubernetes, jwt, cert, aws",
-                    var::SIMPLETUNER_VAULT_AUTH
+                    "{} must be one of {}",
+                    var::SIMPLETUNER_VAULT_AUTH,
+                    VaultAuth::names()
                 ))
             })?),
             (None, None) => None,

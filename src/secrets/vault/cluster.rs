@@ -123,7 +123,8 @@ pub struct Cluster {
     /// A node said it knows no active node since the last write looked.
     electing: AtomicBool,
     settings: RemoteSettings,
-    failovers: AtomicU64,
+    /// Failovers, counted once in the meter's registry.
+    counted: crate::secrets::remote::meter::Local,
     /// What the processes of this node share of the cluster, with the node
     /// cache on.
     shared: Option<SharedView>,
@@ -175,7 +176,7 @@ impl Cluster {
             election,
             electing: AtomicBool::new(false),
             settings: settings.clone(),
-            failovers: AtomicU64::new(0),
+            counted: crate::secrets::remote::meter::Local::new("vault"),
             shared,
         })
     }
@@ -510,8 +511,7 @@ impl Cluster {
         self.preferred.store(i, Ordering::Relaxed);
         self.answered.store(i, Ordering::Relaxed);
         if failed_over {
-            self.failovers.fetch_add(1, Ordering::Relaxed);
-            crate::secrets::remote::meter::add("vault", |c| c.failovers += 1);
+            self.counted.failover();
             self.publish();
         }
     }
@@ -612,7 +612,7 @@ impl Cluster {
                 })
             })
             .collect();
-        json!({ "nodes": nodes, "failovers": self.failovers.load(Ordering::Relaxed) })
+        json!({ "nodes": nodes, "failovers": self.counted.failovers() })
     }
 }
 

@@ -13,43 +13,279 @@ use crate::secrets::aws_identity::wire::{signature_headers, FORM_CONTENT_TYPE};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
+use ureq::tls::ClientCert;
 
-/// What identity a login presents.
-pub(super) enum Method {
-    /// AppRole: a role ID and a secret ID.
-    AppRole {
-        role_id: SecretString,
-        secret_id: SecretString,
-    },
-    /// Kubernetes or JWT/OIDC: the JWT in a file, for a role.
-    Jwt {
-        kubernetes: bool,
-        file: JwtFile,
-        role: Option<String>,
-    },
-    /// A TLS certificate: the client certificate is presented on the
-    /// connection; the body names a certificate role, if configured.
-    Cert {
-        files: CertFiles,
-        role: Option<String>,
-    },
-    /// AWS IAM: an `sts:GetCallerIdentity` request signed with the AWS
-    /// credential chain's credentials, which Vault sends on to STS.
-    Aws {
-        chain: Box<CredentialChain>,
-        sts_url: String,
-        region: String,
-        server_id: Option<String>,
-        role: Option<String>,
-    },
+/// A login method: the identity it presents, as it is now.
+pub(super) trait Method: Send + Sync {
+    /// Its name in messages ("Kubernetes login").
+    fn what(&self) -> &'static str;
+
+    /// The body of a login now, the client certificate to present (a
+    /// `cert` login), and what it presents for statuses (never a secret).
+    ///
+    /// # Errors
+    /// The identity's own: a JWT file missing, refused or expired, a
+    /// certificate that does not load, AWS credentials not found.
+    fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError>;
+
+    /// What to check when the server refuses the login.
+    fn hint(&self) -> String;
+
+    /// The role it asks for, when one is configured.
+    fn role(&self) -> Option<&str> {
+        None
+    }
+
+    /// What it presents, said before its first login.
+    fn presents(&self) -> Option<String> {
+        None
+    }
+
+    /// The identity's file problems a status should show now.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether the identity is read from files a platform rotates: a
+    /// refused login is sent once more with the identity read again.
+    fn rereads(&self) -> bool {
+        false
+    }
+
+    /// Whether the identity is the TLS client certificate.
+    fn is_cert(&self) -> bool {
+        false
+    }
+}
+
+/// ` and that role 'R' allows it`, for a hint.
+fn role_hint(role: Option<&str>) -> String {
+    role.map(|r| format!(" and that role '{r}' allows it"))
+        .unwrap_or_default()
+}
+
+/// AppRole: a role ID and a secret ID.
+struct AppRole {
+    role_id: SecretString,
+    secret_id: SecretString,
+}
+
+impl Method for AppRole {
+    fn what(&self) -> &'static str {
+        "AppRole login"
+    }
+
+    fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
+        let body = json!({"role_id": self.role_id.expose(), "secret_id": self.secret_id.expose()});
+        Ok((body, None, "AppRole role ID".to_owned()))
+    }
+
+    fn hint(&self) -> String {
+        "check VAULT_ROLE_ID and VAULT_SECRET_ID".into()
+    }
+}
+
+/// Kubernetes or JWT/OIDC: the JWT in a file, for a role.
+struct Jwt {
+    kubernetes: bool,
+    file: JwtFile,
+    role: Option<String>,
+}
+
+impl Method for Jwt {
+    fn what(&self) -> &'static str {
+        if self.kubernetes {
+            "Kubernetes login"
+        } else {
+            "JWT login"
+        }
+    }
+
+    fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
+        let jwt = self.file.read().map_err(FetchError::permanent)?;
+        let mut body = json!({ "jwt": jwt.token.expose() });
+        if let Some(r) = &self.role {
+            body["role"] = json!(r);
+        }
+        let shown = format!(
+            "the JWT in {}{}",
+            self.file.path.display(),
+            jwt.subject
+                .map(|s| format!(" (subject {s})"))
+                .unwrap_or_default()
+        );
+        Ok((body, None, shown))
+    }
+
+    fn hint(&self) -> String {
+        format!(
+            "check the JWT in {} (set by {}){}",
+            self.file.path.display(),
+            self.file.source,
+            role_hint(self.role())
+        )
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    fn presents(&self) -> Option<String> {
+        Some(format!(
+            "the JWT in {} (set by {})",
+            self.file.path.display(),
+            self.file.source
+        ))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.file
+            .read()
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect()
+    }
+
+    fn rereads(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS certificate: the client certificate is presented on the
+/// connection; the body names a certificate role, if configured.
+struct Cert {
+    files: CertFiles,
+    role: Option<String>,
+}
+
+impl Method for Cert {
+    fn what(&self) -> &'static str {
+        "TLS certificate login"
+    }
+
+    fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
+        let cert = self.files.load().map_err(FetchError::permanent)?;
+        let mut body = json!({});
+        if let Some(r) = &self.role {
+            body["name"] = json!(r);
+        }
+        let shown = format!("the certificate in {}", self.files.cert.display());
+        Ok((body, Some(cert), shown))
+    }
+
+    fn hint(&self) -> String {
+        format!(
+            "check that the server trusts the certificate in {}{}",
+            self.files.cert.display(),
+            role_hint(self.role())
+        )
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    fn presents(&self) -> Option<String> {
+        Some(format!("the certificate in {}", self.files.cert.display()))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.files
+            .load()
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect()
+    }
+
+    fn rereads(&self) -> bool {
+        true
+    }
+
+    fn is_cert(&self) -> bool {
+        true
+    }
+}
+
+/// AWS IAM: an `sts:GetCallerIdentity` request signed with the AWS
+/// credential chain's credentials, which Vault sends on to STS.
+struct Aws {
+    chain: CredentialChain,
+    sts_url: String,
+    region: String,
+    server_id: Option<String>,
+    role: Option<String>,
+}
+
+impl Method for Aws {
+    fn what(&self) -> &'static str {
+        "AWS IAM login"
+    }
+
+    fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
+        let creds = self.chain.get()?;
+        let mut headers = vec![FORM_CONTENT_TYPE];
+        if let Some(id) = &self.server_id {
+            headers.push(("x-vault-aws-iam-server-id", id.as_str()));
+        }
+        let signed = signature_headers(
+            &creds,
+            &self.region,
+            "sts",
+            "POST",
+            &self.sts_url,
+            &headers,
+            GET_CALLER_IDENTITY.as_bytes(),
+        )?;
+        let mut all = serde_json::Map::new();
+        for (k, v) in headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain(signed)
+        {
+            all.insert(k, json!([v]));
+        }
+        let b64 = |b: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(b)
+        };
+        let headers_json = SecretString::from(Value::Object(all).to_string());
+        let mut body = json!({
+            "iam_http_request_method": "POST",
+            "iam_request_url": b64(self.sts_url.as_bytes()),
+            "iam_request_body": b64(GET_CALLER_IDENTITY.as_bytes()),
+            "iam_request_headers": b64(headers_json.expose().as_bytes()),
+        });
+        if let Some(r) = &self.role {
+            body["role"] = json!(r);
+        }
+        let shown = format!(
+            "AWS credentials from {} (key {})",
+            creds.source.describe(),
+            creds.access_key_id
+        );
+        Ok((body, None, shown))
+    }
+
+    fn hint(&self) -> String {
+        format!(
+            "check the AWS credentials (the AWS credential chain){}",
+            role_hint(self.role())
+        )
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
 }
 
 /// A login method, where it is mounted, and what the last login
 /// presented (for statuses: never a token).
 pub(super) struct Login {
-    pub(super) method: Method,
+    method: Box<dyn Method>,
     pub(super) mount: String,
     presented: Mutex<Option<String>>,
 }
@@ -59,7 +295,7 @@ pub(super) struct Request {
     pub(super) path: String,
     pub(super) body: SecretString,
     /// The TLS client certificate to present, for a `cert` login.
-    pub(super) cert: Option<ureq::tls::ClientCert>,
+    pub(super) cert: Option<ClientCert>,
     /// The SHA-256 of the identity presented (the body and the
     /// certificate): a refused login is sent again only with another.
     pub(super) identity: [u8; 32],
@@ -75,10 +311,10 @@ impl Login {
         secret_id: SecretString,
         mount: Option<&String>,
     ) -> Login {
-        Login::at(Method::AppRole { role_id, secret_id }, mount, "approle")
+        Login::at(Box::new(AppRole { role_id, secret_id }), mount, "approle")
     }
 
-    fn at(method: Method, mount: Option<&String>, default: &str) -> Login {
+    fn at(method: Box<dyn Method>, mount: Option<&String>, default: &str) -> Login {
         Login {
             method,
             mount: mount.map_or_else(|| default.to_owned(), Clone::clone),
@@ -113,7 +349,7 @@ impl Login {
                 ))
             })
         };
-        let m = match method {
+        let m: Box<dyn Method> = match method {
             VaultAuth::Kubernetes | VaultAuth::Jwt => {
                 let (path, source) = match (
                     &settings.jwt_file,
@@ -130,7 +366,7 @@ impl Login {
                     ),
                 };
                 let kubernetes = method == VaultAuth::Kubernetes;
-                Method::Jwt {
+                Box::new(Jwt {
                     kubernetes,
                     file: JwtFile { path, source },
                     // OpenBao's jwt method may have a default role.
@@ -139,9 +375,9 @@ impl Login {
                     } else {
                         role
                     },
-                }
+                })
             }
-            VaultAuth::Cert => Method::Cert {
+            VaultAuth::Cert => Box::new(Cert {
                 files: client_cert_files(settings, vars)?.ok_or_else(|| {
                     Error::InvalidArgument(
                         "Vault: a cert login needs the client certificate and key: set \
@@ -151,7 +387,7 @@ impl Login {
                     )
                 })?,
                 role,
-            },
+            }),
             VaultAuth::Aws => {
                 let explicit = vars.get(var::AWS_ENDPOINT_URL_STS);
                 let region = vars
@@ -167,8 +403,8 @@ impl Login {
                     remote.clone(),
                     Some(region.clone()),
                 )?;
-                Method::Aws {
-                    chain: Box::new(chain),
+                Box::new(Aws {
+                    chain,
                     // Vault's default STS endpoint is the global one.
                     sts_url: format!(
                         "{}/",
@@ -182,7 +418,7 @@ impl Login {
                             .map(str::to_owned)
                     }),
                     role,
-                }
+                })
             }
             VaultAuth::Token | VaultAuth::Agent | VaultAuth::AppRole => {
                 return Err(Error::Internal(format!("{name} is not an identity login")))
@@ -194,52 +430,22 @@ impl Login {
     /// Whether the identity is read from files that a platform rotates (a
     /// refused login is sent once more with the identity read again).
     pub(super) fn rereads_identity(&self) -> bool {
-        matches!(self.method, Method::Jwt { .. } | Method::Cert { .. })
+        self.method.rereads()
     }
 
     /// Whether it is a TLS certificate login.
     pub(super) fn is_cert(&self) -> bool {
-        matches!(self.method, Method::Cert { .. })
+        self.method.is_cert()
     }
 
     /// The method's name, in messages ("Kubernetes login").
     pub(super) fn what(&self) -> &'static str {
-        match &self.method {
-            Method::AppRole { .. } => "AppRole login",
-            Method::Jwt {
-                kubernetes: true, ..
-            } => "Kubernetes login",
-            Method::Jwt { .. } => "JWT login",
-            Method::Cert { .. } => "TLS certificate login",
-            Method::Aws { .. } => "AWS IAM login",
-        }
+        self.method.what()
     }
 
     /// What to check when the server refuses the login (HTTP 400).
     pub(super) fn hint(&self) -> String {
-        let role = |r: &Option<String>| {
-            r.as_deref()
-                .map(|r| format!(" and that role '{r}' allows it"))
-                .unwrap_or_default()
-        };
-        match &self.method {
-            Method::AppRole { .. } => "check VAULT_ROLE_ID and VAULT_SECRET_ID".into(),
-            Method::Jwt { file, role: r, .. } => format!(
-                "check the JWT in {} (set by {}){}",
-                file.path.display(),
-                file.source,
-                role(r)
-            ),
-            Method::Cert { files, role: r } => format!(
-                "check that the server trusts the certificate in {}{}",
-                files.cert.display(),
-                role(r)
-            ),
-            Method::Aws { role: r, .. } => format!(
-                "check the AWS credentials (the AWS credential chain){}",
-                role(r)
-            ),
-        }
+        self.method.hint()
     }
 
     /// The login request, from the identity as it is now.
@@ -249,92 +455,8 @@ impl Login {
     /// certificate that does not load, AWS credentials not found.
     pub(super) fn request(&self) -> Result<Request, FetchError> {
         let path = format!("auth/{}/login", self.mount);
-        let (body, cert, shown) = match &self.method {
-            Method::AppRole { role_id, secret_id } => (
-                json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()}),
-                None,
-                "AppRole role ID".to_owned(),
-            ),
-            Method::Jwt { file, role, .. } => {
-                let jwt = file.read().map_err(FetchError::permanent)?;
-                let mut body = json!({ "jwt": jwt.token.expose() });
-                if let Some(r) = role {
-                    body["role"] = json!(r);
-                }
-                let shown = format!(
-                    "the JWT in {}{}",
-                    file.path.display(),
-                    jwt.subject
-                        .map(|s| format!(" (subject {s})"))
-                        .unwrap_or_default()
-                );
-                (body, None, shown)
-            }
-            Method::Cert { files, role } => {
-                let cert = files.load().map_err(FetchError::permanent)?;
-                let mut body = json!({});
-                if let Some(r) = role {
-                    body["name"] = json!(r);
-                }
-                (
-                    body,
-                    Some(cert),
-                    format!("the certificate in {}", files.cert.display()),
-                )
-            }
-            Method::Aws {
-                chain,
-                sts_url,
-                region,
-                server_id,
-                role,
-            } => {
-                let creds = chain.get()?;
-                let mut headers = vec![FORM_CONTENT_TYPE];
-                if let Some(id) = server_id {
-                    headers.push(("x-vault-aws-iam-server-id", id.as_str()));
-                }
-                let signed = signature_headers(
-                    &creds,
-                    region,
-                    "sts",
-                    "POST",
-                    sts_url,
-                    &headers,
-                    GET_CALLER_IDENTITY.as_bytes(),
-                )?;
-                let mut all = serde_json::Map::new();
-                for (k, v) in headers
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .chain(signed)
-                {
-                    all.insert(k, json!([v]));
-                }
-                let b64 = |b: &[u8]| {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.encode(b)
-                };
-                let headers_json = SecretString::from(serde_json::Value::Object(all).to_string());
-                let mut body = json!({
-                    "iam_http_request_method": "POST",
-                    "iam_request_url": b64(sts_url.as_bytes()),
-                    "iam_request_body": b64(GET_CALLER_IDENTITY.as_bytes()),
-                    "iam_request_headers": b64(headers_json.expose().as_bytes()),
-                });
-                if let Some(r) = role {
-                    body["role"] = json!(r);
-                }
-                let shown = format!(
-                    "AWS credentials from {} (key {})",
-                    creds.source.describe(),
-                    creds.access_key_id
-                );
-                (body, None, shown)
-            }
-        };
+        let (mut body, cert, shown) = self.method.body()?;
         let text = SecretString::from(body.to_string());
-        let mut body = body;
         crate::secrets::provider::zeroize_json(&mut body);
         let identity = {
             use sha2::Digest as _;
@@ -356,39 +478,24 @@ impl Login {
 
     /// How the token is obtained, and what the last login presented.
     pub(super) fn describe(&self) -> String {
-        let role = match &self.method {
-            Method::Jwt { role: Some(r), .. }
-            | Method::Cert { role: Some(r), .. }
-            | Method::Aws { role: Some(r), .. } => format!(" as role '{r}'"),
-            _ => String::new(),
-        };
+        let role = self
+            .method
+            .role()
+            .map(|r| format!(" as role '{r}'"))
+            .unwrap_or_default();
         let presented = self
             .presented
             .lock()
             .clone()
+            .or_else(|| self.method.presents())
             .map(|p| format!(", presenting {p}"))
-            .unwrap_or_else(|| match &self.method {
-                Method::Jwt { file, .. } => format!(
-                    ", presenting the JWT in {} (set by {})",
-                    file.path.display(),
-                    file.source
-                ),
-                Method::Cert { files, .. } => {
-                    format!(", presenting the certificate in {}", files.cert.display())
-                }
-                _ => String::new(),
-            });
+            .unwrap_or_default();
         format!("{} at auth/{}{role}{presented}", self.what(), self.mount)
     }
 
     /// The identity's file problems a status should show now.
     pub(super) fn warnings(&self) -> Vec<String> {
-        let problem = match &self.method {
-            Method::Jwt { file, .. } => file.read().err(),
-            Method::Cert { files, .. } => files.load().err(),
-            _ => None,
-        };
-        problem.map(|e| e.to_string()).into_iter().collect()
+        self.method.warnings()
     }
 }
 

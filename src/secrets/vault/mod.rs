@@ -56,7 +56,7 @@ use crate::secrets::remote::http::Address;
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::source::{Fetch, RemoteSource};
+use crate::secrets::remote::source::{error_text, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use auth::Auth;
@@ -487,12 +487,21 @@ impl Fetch for Vault {
 
     fn checks(&self, secrets: &[VaultSecret]) -> Value {
         let c = self.session.client();
+        let (url, secret, auth) = (
+            c.cluster.shown(),
+            self.secrets(secrets).join(", "),
+            self.session.auth.describe(),
+        );
         let mut out = json!({
-            "url": c.cluster.shown(),
-            "secret": self.secrets(secrets).join(", "),
-            "auth": self.session.auth.describe(),
+            "url": url,
+            "secret": secret,
+            "auth": auth,
             "namespace": c.namespace,
+            "lines": [line("secret", &secret, None), line("url", &url, None), line("auth", &auth, None)],
         });
+        if let Some(ns) = &c.namespace {
+            push_line(&mut out, line("namespace", ns, None));
+        }
         // Asked of each node, in the root namespace (OpenBao refuses
         // sys/health in others); each node's role is learnt from it.
         let health: Vec<Value> = (0..c.cluster.nodes.len())
@@ -517,6 +526,9 @@ impl Fetch for Vault {
                 node["health"] = h.clone();
             }
         }
+        for l in health_lines(&cluster, &health) {
+            push_line(&mut out, l);
+        }
         out["health"] = health.into_iter().next().unwrap_or(Value::Null);
         out["cluster"] = cluster;
         out
@@ -527,7 +539,7 @@ impl Fetch for Vault {
             .session
             .get("auth/token/lookup-self")
             .and_then(|r| expect(r, "token lookup"));
-        out["token"] = match lookup {
+        let (token, shown) = match lookup {
             Ok(r) => {
                 let mut doc = r.json().unwrap_or(Value::Null);
                 // Only what is safe to show: never "id" (the token itself).
@@ -539,20 +551,124 @@ impl Fetch for Vault {
                     "expire_time": doc["data"]["expire_time"],
                 });
                 zeroize_json(&mut doc);
-                shown
+                let text = format!(
+                    "valid ({}, policies {})",
+                    shown["display_name"].as_str().unwrap_or("?"),
+                    shown["policies"]
+                );
+                (shown, line("token", text, None))
             }
             // A least-privilege token (no default policy) may not look itself
             // up: when it can read the secret, it works; it just cannot be
-            // inspected. (A bad token is refused both.)
-            Err(f) if f.error.code_name() == "ST_AUTH" && any_read => json!({
-                "valid": null,
-                "inspectable": false,
-                "reason": "cannot be inspected (permission denied on auth/token/lookup-self)",
-            }),
-            Err(f) => json!({ "valid": false, "error": f.error.to_json() }),
+            // inspected (not a problem: the read says whether it works). A
+            // bad token is refused both.
+            Err(f) if f.error.code_name() == "ST_AUTH" && any_read => {
+                let reason = "cannot be inspected (permission denied on auth/token/lookup-self)";
+                let shown = json!({ "valid": null, "inspectable": false, "reason": reason });
+                (shown, line("token", reason, None))
+            }
+            Err(f) => {
+                let why = error_text(&f.error);
+                let l = line(
+                    "token",
+                    format!("INVALID ({why})"),
+                    Some(format!("token: {why}")),
+                );
+                (json!({ "valid": false, "error": f.error.to_json() }), l)
+            }
         };
-        out["kv_version"] = json!(self.kv.describe());
+        out["token"] = token;
+        let kv = self.kv.describe();
+        // The KV version goes with the head lines (secret, url, auth,
+        // namespace), before the nodes'.
+        if let Some(lines) = out["lines"].as_array_mut() {
+            let head = lines
+                .iter()
+                .take_while(|l| {
+                    matches!(
+                        l["label"].as_str(),
+                        Some("secret" | "url" | "auth" | "namespace")
+                    )
+                })
+                .count();
+            lines.insert(head, line("kv", &kv, None));
+        }
+        push_line(out, shown);
+        out["kv_version"] = json!(kv);
     }
+}
+
+/// The doctor's lines of the nodes' health: one per node for a cluster
+/// (one node down is not a problem while another serves), else one.
+fn health_lines(cluster: &Value, health: &[Value]) -> Vec<Value> {
+    let error = |e: &Value| {
+        format!(
+            "{}: {}",
+            e["code"].as_str().unwrap_or("ST_INTERNAL"),
+            e["message"].as_str().unwrap_or_default()
+        )
+    };
+    let nodes = cluster["nodes"].as_array().filter(|n| n.len() > 1);
+    let Some(nodes) = nodes else {
+        let Some(h) = health.first() else {
+            return Vec::new();
+        };
+        return vec![match (h.get("error"), h["supported"].as_bool()) {
+            (Some(e), _) => line(
+                "health",
+                format!("unknown ({})", error(e)),
+                Some(format!("health: {}", error(e))),
+            ),
+            (None, Some(false)) => line(
+                "health",
+                "not reported by this server (no sys/health)",
+                None,
+            ),
+            _ => line(
+                "health",
+                format!(
+                    "HTTP {}, sealed: {}, version {}",
+                    h["status"],
+                    h["sealed"],
+                    h["version"].as_str().unwrap_or("?")
+                ),
+                None,
+            ),
+        }];
+    };
+    let mut out: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            let h = &n["health"];
+            let state = match h.get("error") {
+                Some(e) => format!("DOWN ({})", error(e)),
+                None => format!(
+                    "{}, HTTP {}, sealed: {}",
+                    n["role"].as_str().unwrap_or("?"),
+                    h["status"],
+                    h["sealed"]
+                ),
+            };
+            let last = if n["answered_last"] == true {
+                " (answered last)"
+            } else {
+                ""
+            };
+            line(
+                "node",
+                format!("{}: {state}{last}", n["url"].as_str().unwrap_or("?")),
+                None,
+            )
+        })
+        .collect();
+    if !nodes.iter().any(|n| n["health"]["sealed"] == false) {
+        out.push(line(
+            "cluster",
+            "no node serves",
+            Some("no node of the cluster serves".to_owned()),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,14 +3,17 @@
 //! sink, read again when it changes), a login's (AppRole, Kubernetes, JWT,
 //! TLS certificate, AWS IAM), or none behind an agent.
 //!
-//! Every renewal runs on the refresher, by the one rule of
-//! [`Lifetime`]: a token is renewed (`auth/token/renew-self`) two thirds
-//! through its TTL while it may be, never on a caller's path; a fixed
-//! token's TTL is first asked there (`auth/token/lookup-self`) after a read
-//! the server did not refuse. A login's token is used until it is due for
-//! replacement (80% through, once it can no longer be renewed), then
-//! logged in again on the next caller's path (it has no token to use), and
-//! at once after the server refused it. A token file's writer (an agent,
+//! Every renewal runs on the refresher, by the one rule of [`Lifetime`],
+//! as Vault's `LifetimeWatcher` does: once a token's lifetime is known, its
+//! renewal (`auth/token/renew-self`) is scheduled on the refresher for the
+//! point the rule names, and each renewal schedules the next, while the
+//! token may be renewed; never on a caller's path. A fixed token's TTL is
+//! first asked there (`auth/token/lookup-self`) after a read the server did
+//! not refuse. A login's token is used until it is due for replacement
+//! (80% through, once it can no longer be renewed), then logged in again
+//! on the next caller's path (it has no token to use), and at once after
+//! the server refused it. A forked child schedules its own (the parent's
+//! refresher is not the child's). A token file's writer (an agent,
 //! `bao login`) looks after its own token: renewing an agent's token from
 //! every process of a node multiplies the requests and upsets the agent's
 //! own renewals.
@@ -40,9 +43,8 @@ use crate::secrets::remote::node::entry::Shareable;
 use crate::secrets::remote::node::{Against, Mode, Slot};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{FetchError, RemoteSettings};
-use crate::sys::{refresher, Mutex};
+use crate::sys::{refresher, ForkFlag, Mutex};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -68,8 +70,8 @@ struct Held {
     until: Option<u64>,
     /// What the refresher does next, and from when (monotonic ns).
     next: Option<(u64, Job)>,
-    /// A job is on the refresher.
-    busy: bool,
+    /// A job is scheduled on this process's refresher.
+    scheduled: ForkFlag,
 }
 
 /// A token as a login or renewal issued it: what the node's processes share.
@@ -129,12 +131,10 @@ pub(super) struct Session {
     slot: Option<(Slot, RemoteSettings)>,
     /// Where logins are recorded for their revocation.
     ledger: Arc<Ledger>,
-    /// Logins answered by this session, those that reached no node, and
-    /// the slowest one's wait in microseconds (an election waited out
-    /// shows here): for its status line.
-    logins: AtomicU64,
-    failed_logins: AtomicU64,
-    slowest_login_us: AtomicU64,
+    /// Logins answered, those that reached no node, and the slowest one's
+    /// wait (an election waited out shows here), counted once in the
+    /// meter's registry: for its status line.
+    counted: meter::Local,
 }
 
 impl Session {
@@ -162,9 +162,7 @@ impl Session {
             held: Mutex::with_fresh(None, || None),
             slot: slot.map(|s| (s, slot_settings)),
             ledger,
-            logins: AtomicU64::new(0),
-            failed_logins: AtomicU64::new(0),
-            slowest_login_us: AtomicU64::new(0),
+            counted: meter::Local::new("vault"),
         })
     }
 
@@ -229,38 +227,49 @@ impl Session {
         }
     }
 
-    /// Hands the refresher what `token` is due for, if anything: its TTL's
-    /// lookup (a token not seen before, when `fixed`) or its renewal. The
-    /// one way a token is renewed.
+    /// Makes sure the refresher has `token`'s next job: its TTL's lookup
+    /// (a token not seen before, when `fixed`) or its renewal, each at the
+    /// point its lifetime names. The one way a token is renewed.
     fn watch(&self, token: &SecretString, fixed: bool) {
         let mut held = self.held.lock();
-        let job = match held.as_mut().filter(|h| h.token.expose() == token.expose()) {
-            None if fixed => {
-                *held = Some(Held {
-                    token: token.clone(),
-                    lifetime: None,
-                    until: None,
-                    next: None,
-                    busy: false,
-                });
-                Job::Lookup
+        let known = held
+            .as_ref()
+            .is_some_and(|h| h.token.expose() == token.expose());
+        if !known {
+            if !fixed {
+                return;
             }
-            None => return,
-            Some(h) => match h.next {
-                Some((at, job)) if !h.busy && lifetime::passed(at) => job,
-                _ => return,
-            },
-        };
-        if let Some(h) = held.as_mut() {
-            h.busy = true;
+            *held = Some(Held {
+                token: token.clone(),
+                lifetime: None,
+                until: None,
+                next: Some((crate::sys::clock::precise(), Job::Lookup)),
+                scheduled: ForkFlag::new(),
+            });
         }
-        drop(held);
-        let (me, token) = (self.me.clone(), token.clone());
-        refresher::submit(Box::new(move || {
-            if let Some(session) = me.upgrade() {
-                session.settle(&token, job);
-            }
-        }));
+        if let Some(h) = held.as_mut() {
+            self.schedule(h);
+        }
+    }
+
+    /// Schedules `h`'s next job on the refresher, unless one is already.
+    fn schedule(&self, h: &mut Held) {
+        let Some((at, job)) = h.next else {
+            return;
+        };
+        if !h.scheduled.set() {
+            return;
+        }
+        let delay = Duration::from_nanos(at.saturating_sub(crate::sys::clock::precise()));
+        let (me, token) = (self.me.clone(), h.token.clone());
+        refresher::submit_after(
+            delay,
+            Box::new(move || {
+                if let Some(session) = me.upgrade() {
+                    session.settle(&token, job);
+                }
+            }),
+        );
     }
 
     /// The refresher's half of [`watch`](Self::watch): renews `token` or
@@ -274,12 +283,12 @@ impl Session {
         let Some(h) = held.as_mut().filter(|h| h.token.expose() == token.expose()) else {
             return;
         };
-        h.busy = false;
+        h.scheduled.clear();
         match found {
             Some(l) => {
                 h.lifetime = Some(l);
                 h.until = l.replace_at();
-                h.next = l.renew_at().map(|at| (at, Job::Renew));
+                h.next = l.renew_at_jittered().map(|at| (at, Job::Renew));
             }
             // Not answered (a transient failure, or a token not allowed to
             // look itself up): look again a while later.
@@ -291,6 +300,7 @@ impl Session {
             // is then replaced).
             None => h.next = None,
         }
+        self.schedule(h);
     }
 
     /// `auth/token/lookup-self`: the token's TTL and whether it is
@@ -350,12 +360,11 @@ impl Session {
             true => held.take().map(|h| h.token),
             false => None,
         };
-        if let Some(h) = held.as_ref() {
+        if let Some(h) = held.as_mut() {
             if h.until.is_none_or(|at| !lifetime::passed(at)) {
-                let token = h.token.clone();
-                drop(held);
-                self.watch(&token, false);
-                return Ok(token);
+                // Its renewal is on the refresher (a forked child's own).
+                self.schedule(h);
+                return Ok(h.token.clone());
             }
         }
         let before = held.take();
@@ -397,15 +406,17 @@ impl Session {
             (None, true) => l.next_at(),
             (None, false) => l.replace_at(),
         };
-        *held = Some(Held {
+        let mut h = Held {
             token: issued.token.clone(),
             lifetime: Some(l),
             until,
             next: (!shared)
-                .then(|| l.renew_at().map(|at| (at, Job::Renew)))
+                .then(|| l.renew_at_jittered().map(|at| (at, Job::Renew)))
                 .flatten(),
-            busy: false,
-        });
+            scheduled: ForkFlag::new(),
+        };
+        self.schedule(&mut h);
+        *held = Some(h);
         Ok(issued.token)
     }
 
@@ -442,13 +453,8 @@ impl Session {
                 None,
                 request.body.expose().as_bytes(),
             );
-            let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.slowest_login_us.fetch_max(waited, Relaxed);
-            let r = r.inspect_err(|_| {
-                self.failed_logins.fetch_add(1, Relaxed);
-            })?;
-            self.logins.fetch_add(1, Relaxed);
-            meter::add("vault", |c| c.logins += 1);
+            self.counted.login(began.elapsed(), r.is_ok());
+            let r = r?;
             let r = match r.status {
                 400 | 403 => {
                     if login.rereads_identity() && !retried {
@@ -504,18 +510,19 @@ impl Session {
     /// one's wait.
     pub(super) fn describe(&self) -> String {
         match &self.auth {
-            Auth::Login(_) => format!(
-                "{} ({} logins{}, {} failed to reach a node, the slowest {:.3} s)",
-                self.auth.describe(),
-                self.logins.load(Relaxed),
-                if self.slot.is_some() {
-                    " by this process, the token shared with the node's others"
-                } else {
-                    ""
-                },
-                self.failed_logins.load(Relaxed),
-                self.slowest_login_us.load(Relaxed) as f64 / 1e6
-            ),
+            Auth::Login(_) => {
+                let (logins, failed, slowest) = self.counted.logins();
+                format!(
+                    "{} ({logins} logins{}, {failed} failed to reach a node, the slowest {:.3} s)",
+                    self.auth.describe(),
+                    if self.slot.is_some() {
+                        " by this process, the token shared with the node's others"
+                    } else {
+                        ""
+                    },
+                    slowest.as_secs_f64()
+                )
+            }
             other => other.describe(),
         }
     }

@@ -105,6 +105,11 @@ impl VaultAuth {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
     }
 
+    /// Every method's name, for messages: `token, agent, approle, ...`.
+    pub fn names() -> String {
+        Self::ALL.map(|(n, _)| n).join(", ")
+    }
+
     /// Its name, which is also the default mount of a login method.
     pub fn name(self) -> &'static str {
         Self::ALL

@@ -934,3 +934,56 @@ fn a_rotation_is_told_for_keys_served_through_references() {
         std::env::remove_var(format!("{prefix}_{name}"));
     }
 }
+
+#[test]
+fn a_cluster_is_one_line_per_node_and_a_problem_only_when_none_serves() {
+    fn node(url: &str, role: &str, health: Value, last: bool) -> Value {
+        json!({ "url": url, "role": role, "requests": 3, "answered_last": last, "health": health })
+    }
+    let up = json!({ "status": 200, "sealed": false });
+    let standby = json!({ "status": 429, "sealed": false });
+    let down = json!({ "error": { "code": "ST_NETWORK", "message": "cannot connect" } });
+    let lines = |nodes: Vec<Value>| {
+        let health: Vec<Value> = nodes.iter().map(|n| n["health"].clone()).collect();
+        super::health_lines(&json!({ "nodes": nodes, "failovers": 1 }), &health)
+    };
+    let shown = lines(vec![
+        node("http://a", "down", down.clone(), false),
+        node("http://b", "active", up, true),
+        node("http://c", "standby", standby, false),
+    ]);
+    let text: Vec<String> = shown
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["label"].as_str().unwrap(),
+                l["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let text = text.join("\n");
+    assert!(
+        text.contains("http://a: DOWN (ST_NETWORK: cannot connect)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("http://b: active, HTTP 200, sealed: false (answered last)"),
+        "{text}"
+    );
+    assert!(text.contains("http://c: standby, HTTP 429"), "{text}");
+    assert!(!text.contains("health"), "no single health line: {text}");
+    let problems = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l["problem"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(problems(&shown).is_empty(), "{shown:?}");
+
+    let shown = lines(vec![
+        node("http://a", "down", down.clone(), false),
+        node("http://b", "down", down, false),
+    ]);
+    assert_eq!(problems(&shown), ["no node of the cluster serves"]);
+}
