@@ -18,7 +18,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases rotation failover sizes commands)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases rotation failover sizes
+  commands)
 other=""
 names=()
 while (($#)); do
@@ -38,94 +39,81 @@ bench_cache() {
   build_c_bench benches/c/bench_cache.c "$out/bench_cache_c" \
     -L"$ST_ROOT/target/peers/release" -lcache_peers -Wl,-rpath,"$ST_ROOT/target/peers/release"
   "$out/bench_cache_c" | tee "$out/c.jsonl"
-  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_cache.py | tee "$out/python.jsonl"
+  "$(ensure_venv)" benches/python/bench_cache.py | tee "$out/python.jsonl"
   python3 benches/report.py "$out/c.jsonl" "$out/python.jsonl" >"$out/table.md"
   [ -z "$other" ] || { LD_LIBRARY_PATH="$other" "$out/bench_cache_c" >"$out/c-other.jsonl"
-    { echo; echo "The same C program on $other:"; python3 benches/report.py --side-only "$out/c-other.jsonl"; } >>"$out/table.md"; }
+    { echo; echo "The same C program on $other:"; python3 benches/report.py --side-only "$out/c-other.jsonl"; \
+    } >>"$out/table.md"; }
 }
 
 bench_boundary() {
   command -v valgrind >/dev/null || die "valgrind is required"
   build_c_bench benches/c/bench_boundary.c "$out/bench"
-  per_call() { # per_call LIB_DIR [get]: instructions of N and 2N calls, differenced
-    local a b
-    a=$(cd "$out" && LD_LIBRARY_PATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null ./bench 100000 ${2:-} 2>&1 | sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
-    b=$(cd "$out" && LD_LIBRARY_PATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null ./bench 200000 ${2:-} 2>&1 | sed -nE 's/.*Collected : ([0-9]+).*/\1/p')
-    echo $(((b - a) / 100000))
-  }
+  calls() { (cd "$out" && LD_LIBRARY_PATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    ./bench $3 ${2:-} 2>&1 | sed -nE 's/.*Collected : ([0-9]+).*/\1/p'); } # calls LIB_DIR GET N: instructions
+  per_call() { echo $((($(calls "$1" "${2:-}" 200000) - $(calls "$1" "${2:-}" 100000)) / 100000)); } # differenced
   {
     echo "| instructions per call (callgrind) | this build${other:+ | $other} |"
     echo "|---|---:|${other:+---:|}"
-    echo "| hot get: st_cache_get + st_buf_free (32-byte key, 64-byte value) | $(per_call "$ST_ROOT/target/release" get)${other:+ | $(per_call "$other" get)} |"
-    echo "| st_cache_get_into + st_result_name | $(per_call "$ST_ROOT/target/release")${other:+ | $(per_call "$other")} |"
+    echo "| hot get: st_cache_get + st_buf_free (32-byte key, 64-byte value) | $(per_call "$REL" get)${other:+ | $(
+      per_call "$other" get)} |"
+    echo "| st_cache_get_into + st_result_name | $(per_call "$REL")${other:+ | $(per_call "$other")} |"
   } >"$out/table.md"
-  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/python/bench_node_cache.py "$out" "$out/bench" "$ST_ROOT/target/release" "$other" >>"$out/table.md"
+  "$(ensure_venv)" benches/python/bench_node_cache.py "$out" "$out/bench" "$REL" "$other" >>"$out/table.md"
 }
 
 bench_pair() { # bench_pair C_SOURCE PYTHON_SCRIPT [ARGS...]
   build_c_bench "$1" "$out/bench_c"
   "$out/bench_c" "${@:3}" | tee "$out/c.jsonl"
-  "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" "$2" "${@:3}" | tee "$out/python.jsonl"
+  "$(ensure_venv)" "$2" "${@:3}" | tee "$out/python.jsonl"
   python3 benches/report_pairs.py "$out/c.jsonl" "$out/python.jsonl" >"$out/table.md"
 }
 bench_secrets() {
   printf '{"HF_TOKEN": "hf_%s", "OTHER": "x"}\n' "$(printf 'a%.0s' $(seq 37))" >"$out/secrets.json"
   ST_BENCH_ENV_TOKEN="r8_$(printf 'b%.0s' $(seq 37))" \
     bench_pair benches/c/bench_secrets.c benches/python/bench_secrets.py "$out/secrets.json"
-  for b in first_get stall; do "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" "benches/python/bench_$b.py" "$out" "$out/bench_c" >>"$out/table.md"; done
+  for b in first_get stall; do
+    "$(ensure_venv)" "benches/python/bench_$b.py" "$out" "$out/bench_c" >>"$out/table.md"
+  done
 }
 bench_crypto() {
   SIMPLETUNER_CREDENTIAL_KEY="bench-master-secret" bench_pair benches/c/bench_crypto.c benches/python/bench_crypto.py
 }
 bench_store() {
   rm -f "$out"/jobs.db*
-  SIMPLETUNER_AUDIT_KEY="bench-audit-key" bench_pair benches/c/bench_store.c benches/python/bench_store.py "$out/jobs.db"
+  SIMPLETUNER_AUDIT_KEY="bench-audit-key" \
+    bench_pair benches/c/bench_store.c benches/python/bench_store.py "$out/jobs.db"
 }
 
+both_servers() { py="$(ensure_venv)" && start_moto "$py" "$out" && start_openbao "$py" "$out"; } # moto, OpenBao
 bench_remote() {
   local py
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  start_moto "$py" "$out"
-  start_openbao "$py" "$out"
+  both_servers
   ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo bench --bench remote | tee "$out/rust.jsonl"
   "$py" benches/python/bench_remote_peers.py "$MOTO_SETUP" "$VAULT_SETUP" | tee "$out/python.jsonl"
   stop_servers
   python3 benches/report_pairs.py "$out/rust.jsonl" "$out/python.jsonl" >"$out/table.md"
-  python3 -c 'import json, re, sys
-for l in open(sys.argv[1]):
-    if "\"count_of\"" in l:
-        r = json.loads(l)
-        n = re.search(r"(\d+) requests?", r["provider_detail"]).group(0)
-        print("\n- %s: %s (%.1f ms of wall time)" % (r["count_of"], n, r["wall_ms"]))' "$out/rust.jsonl" >>"$out/table.md"
+  python3 benches/remote_counts.py "$out/rust.jsonl" >>"$out/table.md"
 }
 
 bench_bindings() {
   local work wheel
   cargo_build --release
-  (cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -run '^$' -bench 'CacheGet' -benchtime 500000x -count 9 .) | tee "$out/go.txt"
-  python3 - "$out/go.txt" >"$out/go.jsonl" <<'PY'
-import json, re, sys
-runs = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"BenchmarkCacheGet(\w+)-\d+\s+\d+\s+([\d.]+) ns/op", line)
-    if m:
-        runs.setdefault(m.group(1), []).append(float(m.group(2)))
-names = {"Binding": "go_st_secrets_binding", "SyncMapExpiry": "go_sync_map_expiry"}
-for k, v in runs.items():
-    v.sort()
-    workload = "hot_get_all_cores" if k.startswith("Parallel") else "hot_get"
-    print(json.dumps({"workload": workload, "name": names[k.removeprefix("Parallel")], "median_ns": v[len(v) // 2]}))
-PY
+  (cd bindings/go && PKG_CONFIG_PATH="$REL/pkgconfig" go test -run '^$' -bench CacheGet -benchtime 500000x \
+    -count 9 .) | tee "$out/go.txt"
+  python3 benches/go_report.py "$out/go.txt" >"$out/go.jsonl"
   (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error &&
-    ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/cache.js &&
-    ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node bench/async.js >"$out/node-async.jsonl") | tee "$out/node.jsonl"
+    ST_SECRETS_LIB="$REL/libst_secrets.so" node bench/cache.js &&
+    ST_SECRETS_LIB="$REL/libst_secrets.so" node bench/async.js >"$out/node-async.jsonl") | tee "$out/node.jsonl"
   # Python: the wheel installed in a fresh venv outside the repository.
   work="$(mktemp -d /tmp/st-bench-python.XXXXXX)"
   wheel="$(scripts/package.sh wheel "$work/wheels" | tail -1)"
   python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" "$(grep -E '^cachetools==' tools/requirements-test.txt)"
+  "$work/venv/bin/pip" install -q "$wheel" \
+    "$(grep -E '^cachetools==' tools/requirements-test.txt)"
   mkdir -p "$work/scratch"
-  (cd "$work" && "$work/venv/bin/python" "$ST_ROOT/benches/python/bench_binding.py" "$work/scratch") | tee "$out/python.jsonl"
+  (cd "$work" && "$work/venv/bin/python" "$ST_ROOT/benches/python/bench_binding.py" "$work/scratch") |
+    tee "$out/python.jsonl"
   rm -rf "$work"
   for lang in go node node-async python; do
     python3 benches/report_pairs.py "$out/$lang.jsonl"
@@ -137,20 +125,22 @@ bench_tool() {
   local work
   cargo_build --release --quiet
   work="$(mktemp -d /tmp/st-bench-tool.XXXXXX)"
-  python3 benches/tool/bench_tool.py "$ST_ROOT/target/release/st-secrets" "$work" | tee "$out/tool.out"
+  python3 benches/tool/bench_tool.py "$REL/st-secrets" "$work" | tee "$out/tool.out"
   grep -v '^{' "$out/tool.out" | sed '/./,$!d' >"$out/table.md"
   rm -rf "$work"
 }
 
-bench_leak() { cargo_build --release -q && "$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"; }
+bench_leak() {
+  cargo_build --release -q && "$(ensure_venv)" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"
+}
 bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
-bench_matcher() { cargo_build --release -q && python3 benches/leak/bench_matcher.py "$ST_ROOT/target/release/st-secrets" "$out/work" "${other:+$other/st-secrets}" | tee "$out/table.md"; }
+bench_matcher() {
+  cargo_build --release -q &&
+    python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"
+}
 bench_fleet() {
   local py
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  ensure_aws_agent
-  start_moto "$py" "$out"
-  start_openbao "$py" "$out"
+  ensure_aws_agent && both_servers
   ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" \
     ST_TEST_BAO="$(dirname "$py")/bao" \
     cargo test -p st-secrets-cli --test fleet -- --include-ignored --test-threads=1 --nocapture | tee "$out/fleet.txt"
@@ -162,15 +152,13 @@ bench_fleet() {
   stop_servers
   { echo "| arrangement (4 nodes x 8 ranks) | library processes | reached the server |"; echo "|---|---:|---|"
     awk '/: [0-9]+ nodes x [0-9]+ ranks/ {service = $0; sub(/: [0-9]+ nodes x.*/, "", service)}
-      /^\| .* library processes \|/ {sub(/ library processes/, ""); sub(/^\| /, "| " service ": "); print}' "$out/fleet.txt"; } >"$out/table.md"
+      /^\| .* library processes \|/ {sub(/ library processes/, ""); sub(/^\| /, "| " service ": "); print}' \
+      "$out/fleet.txt"; } >"$out/table.md"
 }
 
 bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generations)
   local py secs="${ST_LEASE_SECONDS:-600}"
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  start_moto "$py" "$out"
-  start_openbao "$py" "$out"
-  start_postgres "$out"
+  both_servers && start_postgres "$out"
   "$py" tests/vault/leases_setup.py "$VAULT_SETUP" "$PG_PORT" "$PG_SUPERPASS" "$out/leases-setup.json"
   cargo_build
   : >"$out/leases.txt"
@@ -180,9 +168,10 @@ bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generation
       tee -a "$out/leases.txt" || true # a failure is in the table (its BENCH line comes first)
   }
   local t="cargo test -p st-secrets-cli --test leases --"
-  leases ST_LEASE_SECONDS="$secs" ST_LEASE_NODES=1 ST_LEASE_RANKS=8 $t ranks_connect_across_lease_generations_and_the_job_leaves_nothing
+  local ranks=ranks_connect_across_lease_generations_and_the_job_leaves_nothing
+  leases ST_LEASE_SECONDS="$secs" ST_LEASE_NODES=1 ST_LEASE_RANKS=8 $t $ranks
   leases ST_LEASE_SECONDS="$secs" $t peer_vault_agent_renders_the_same_credential
-  leases ST_LEASE_SECONDS=36 ST_LEASE_NODES=4 ST_LEASE_RANKS=8 $t ranks_connect_across_lease_generations_and_the_job_leaves_nothing
+  leases ST_LEASE_SECONDS=36 ST_LEASE_NODES=4 ST_LEASE_RANKS=8 $t $ranks
   leases $t run_revokes_the_jobs_leases_however_the_command_ends
   leases $t after_sigkill_of_run_the_leases_end_with_their_ttl
   leases ST_SERVED_ROTATIONS=50 $t aws_credentials_are_served_fresh_to_the_command
@@ -192,9 +181,9 @@ bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generation
 
 bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret (60)
   local py window="${ST_ROTATION_WINDOW:-60}"
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
-  start_moto "$py" "$out" && start_openbao "$py" "$out" && start_postgres "$out"
-  (umask 077 && printf '{"pg_port": %s, "pg_superpass": "%s"}' "$PG_PORT" "$PG_SUPERPASS" >"$out/pg.json") && cargo_build && : >"$out/rotation.txt"
+  both_servers && start_postgres "$out"
+  (umask 077 && printf '{"pg_port": %s, "pg_superpass": "%s"}' "$PG_PORT" "$PG_SUPERPASS" >"$out/pg.json") &&
+    cargo_build && : >"$out/rotation.txt"
   rotation() { # rotation ENV... TEST: one test, its BENCH line kept
     env ST_TEST_LEASES_SETUP="$out/pg.json" ST_TEST_MOTO_SETUP="$MOTO_SETUP" \
       "$@" --include-ignored --exact --nocapture --test-threads=1 | tee -a "$out/rotation.txt" || true
@@ -202,7 +191,8 @@ bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret 
   local t="cargo test -p st-secrets-cli --test rotation --" one=(ST_ROTATION_NODES=1 ST_ROTATION_RANKS=8)
   rotation ST_ROTATION_WINDOW="$window" "${one[@]}" $t a_rotation_window_refuses_each_rank_at_most_once
   rotation ST_ROTATION_WINDOW="$window" "${one[@]}" $t peer_a_plain_refresh_is_refused_until_the_stage_moves
-  rotation ST_ROTATION_WINDOW=10 ST_ROTATION_NODES=4 ST_ROTATION_RANKS=8 $t a_rotation_window_refuses_each_rank_at_most_once
+  rotation ST_ROTATION_WINDOW=10 ST_ROTATION_NODES=4 ST_ROTATION_RANKS=8 \
+    $t a_rotation_window_refuses_each_rank_at_most_once
   rotation cargo test -p st-secrets --test aws_moto -- an_unchanged_secret_costs_no_value_over_a_hundred_ttls
   rotation ST_TEST_VAULT_SETUP="$VAULT_SETUP" cargo test -p st-secrets-cli --test provenance --
   stop_servers
@@ -211,18 +201,19 @@ bench_rotation() { # ST_ROTATION_WINDOW: seconds from setSecret to finishSecret 
 
 bench_failover() { # ST_FAILOVER_SECONDS: each soak's length (600)
   local py secs="${ST_FAILOVER_SECONDS:-600}"
-  py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
+  py="$(ensure_venv)"
   build_c_bench benches/c/bench_failover.c "$out/bench"
   : >"$out/soak.jsonl"
   soak() { # soak LABEL LIB_DIR ADDRESSES FAULTS SECONDS: on a fresh cluster
     start_openbao_cluster "$py" "$out"
-    "$py" benches/failover/soak.py "$(dirname "$VAULT_CLUSTER")" "$out/bench" "$2" "$1" "$5" 64 4 "$3" "$4" "$out/runs" |
+    "$py" benches/failover/soak.py "$(dirname "$VAULT_CLUSTER")" "$out/bench" "$2" "$1" "$5" 64 4 "$3" "$4" \
+      "$out/runs" |
       tee -a "$out/soak.jsonl"
     stop_servers
   }
-  soak "this build, 3 addresses" "$ST_ROOT/target/release" all kill "$secs"
+  soak "this build, 3 addresses" "$REL" all kill "$secs"
   [ -z "$other" ] || soak "--other build, 1 address" "$other" one kill "$secs"
-  soak "this build, no faults" "$ST_ROOT/target/release" all calm "$((secs / 5))"
+  soak "this build, no faults" "$REL" all calm "$((secs / 5))"
   "$py" benches/failover/soak.py report "$out/soak.jsonl" >"$out/table.md"
 }
 
@@ -235,7 +226,8 @@ bench_sizes() {
     for f in "$dist"/*; do
       [ "$(basename "$f")" != SHA256SUMS ] || continue
       printf '| `%s` | %s | %s |\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(case "$f" in *.tar.gz)
-        tar -tvzf "$f" | awk '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a|[0-9.]+\.dylib)|bin\/st-secrets)$/ {
+        tar -tvzf "$f" |
+          awk '$1 !~ /^l/ && $6 ~ /(lib\/libst_secrets\.(so\.[0-9.]+|a|[0-9.]+\.dylib)|bin\/st-secrets)$/ {
           n = $6; sub(/^.*\//, "", n); out = out (out ? ", " : "") "`" n "` " $3 } END { print out }' ;; esac)"
     done
   } >"$out/table.md"
@@ -244,21 +236,13 @@ bench_sizes() {
 # Replaces the block between NAME's markers in the page under docs/ that has
 # them with the provenance line and target/bench-NAME/table.md.
 write_table() {
-  local name="$1" commit page
+  local name="$1" commit page cpu
   page="$(grep -l -- "<!-- bench:$name -->" "$ST_ROOT"/docs/*.md | head -1)"
   commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   git diff --quiet HEAD -- src cli benches bindings 2>/dev/null || commit="$commit with local changes"
-  python3 - "${page:-$ST_ROOT/docs/benchmarks.md}" "$name" "$out/table.md" \
-    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), commit $commit; medians." <<'PY'
-import re, sys
-doc, name, table, line = sys.argv[1:]
-text = open(doc).read()
-start, end = "<!-- bench:%s -->" % name, "<!-- /bench:%s -->" % name
-if start not in text or end not in text:
-    sys.exit("%s has no markers for %s" % (doc, name))
-body = "%s\n\n_%s_\n\n%s\n%s" % (start, line, open(table).read().strip(), end)
-open(doc, "w").write(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: body, text, flags=re.S))
-PY
+  cpu="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+  python3 benches/write_table.py "${page:-$ST_ROOT/docs/benchmarks.md}" "$name" "$out/table.md" \
+    "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), commit $commit; medians."
 }
 
 for name in "${names[@]}"; do

@@ -95,7 +95,8 @@ done
 for arch in "${ARCHES[@]}"; do
   say "$arch-unknown-linux-musl: the static tool"
   cargo zigbuild --release --locked --target "$arch-unknown-linux-musl" -p st-secrets-cli
-  name="st-secrets-$version-$arch-linux-musl" && mkdir -p "$stage/$name/bin" "$stage/$name/share/doc/st_secrets" && cp LICENSE THIRD-PARTY-NOTICES.txt "$stage/$name/share/doc/st_secrets/"
+  name="st-secrets-$version-$arch-linux-musl" && doc="$stage/$name/share/doc/st_secrets"
+  mkdir -p "$stage/$name/bin" "$doc" && cp LICENSE THIRD-PARTY-NOTICES.txt "$doc/"
   "$LLVM_BIN/llvm-strip" -o "$stage/$name/bin/st-secrets" "target/$arch-unknown-linux-musl/release/st-secrets"
   tarball "$stage" "$name"
 done

@@ -34,7 +34,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 prefix="" libdir=lib includedir=include target="" build=1 rpath=1
 usage() {
-  echo "usage: scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR] [--target TRIPLE] [--no-build] [--no-rpath]   (DESTDIR is honoured)" >&2
+  echo "usage: scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR] [--target TRIPLE] [--no-build]
+       [--no-rpath]   (DESTDIR is honoured)" >&2
   exit 2
 }
 while (($#)); do
@@ -99,15 +100,18 @@ if [ -n "$target" ]; then
   arch="${target%%-*}"
   if [ "$arch" != "$(uname -m)" ]; then
     tools="$arch-linux-gnu-"
-    command -v "${tools}strip" >/dev/null || fail "${tools}strip is missing: install binutils for $arch (apt-get install binutils-$arch-linux-gnu)"
+    command -v "${tools}strip" >/dev/null ||
+      fail "${tools}strip is missing: install binutils for $arch (apt-get install binutils-$arch-linux-gnu)"
   fi
 fi
 for f in libst_secrets.so libst_secrets.a st-secrets native-static-libs.txt \
   pkgconfig-install/st_secrets.pc pkgconfig-install/st_secrets_static.pc \
   cmake-install/st_secretsConfig.cmake cmake-install/st_secretsConfigVersion.cmake; do
-  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli (or drop --no-build; for --target, scripts/dist.sh)"
+  [ -e "$rel/$f" ] || fail "missing $rel/$f: run cargo build --release -p st-secrets -p st-secrets-cli" \
+    "(or drop --no-build; for --target, scripts/dist.sh)"
 done
-[ -f "$rel/share-install/man/man1/st-secrets.1" ] || fail "missing $rel/share-install (the tool's man pages and completions): rebuild st-secrets-cli"
+[ -f "$rel/share-install/man/man1/st-secrets.1" ] ||
+  fail "missing $rel/share-install (the tool's man pages and completions): rebuild st-secrets-cli"
 # The SONAME is build.rs's (the ABI policy): read it from the library.
 soname="$(readelf -d "$rel/libst_secrets.so" | sed -nE 's/.*Library soname: \[(.*)\].*/\1/p')"
 case "$soname" in
@@ -137,7 +141,8 @@ localize_static() { # localize_static IN.a OUT.a [TOOL_PREFIX]
   exported() { "${tp}nm" -g --defined-only "$1" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u; }
   exported "$in" | grep -E '^st_[a-z0-9_]+$' >"$tmp/keep" || fail "$in defines no st_* function"
   "${tp}ld" -r --whole-archive "$in" -o "$tmp/all.o"
-  readelf -gW "$tmp/all.o" | sed -nE 's/^COMDAT group section .*\[([^]]+)\] contains .*/\1 st_secrets.\1/p' >"$tmp/groups"
+  readelf -gW "$tmp/all.o" |
+    sed -nE 's/^COMDAT group section .*\[([^]]+)\] contains .*/\1 st_secrets.\1/p' >"$tmp/groups"
   "${tp}objcopy" --remove-section=.llvmbc --remove-section=.llvmcmd --strip-debug \
     --redefine-syms="$tmp/groups" --keep-global-symbols="$tmp/keep" "$tmp/all.o" "$tmp/st_secrets.o"
   if readelf -gW "$tmp/st_secrets.o" | grep 'COMDAT group section' | grep -v '\[st_secrets\.'; then
@@ -167,7 +172,8 @@ chmod 0755 "$stage/bin/st-secrets"
 # The man pages and completions (cli/build.rs), where man and each shell
 # look under a prefix.
 cp -R "$rel/share-install/." "$stage/share/"
-mkdir -p "$stage/share/doc/st_secrets" && cp "$ROOT/LICENSE" "$ROOT/THIRD-PARTY-NOTICES.txt" "$stage/share/doc/st_secrets/"
+mkdir -p "$stage/share/doc/st_secrets" &&
+  cp "$ROOT/LICENSE" "$ROOT/THIRD-PARTY-NOTICES.txt" "$stage/share/doc/st_secrets/"
 find "$stage/share" -type f -exec chmod 0644 {} +
 
 # Rewrites the lines of FILE that place the files, each of which must match,
@@ -213,7 +219,7 @@ installed=()
 undo() {
   local f
   for f in "${installed[@]}"; do rm -f -- "$dest/$f"; done
-  echo "install.sh: FAILED while copying into '$dest'; removed the ${#installed[@]} file(s) this run had installed there" >&2
+  echo "install.sh: FAILED while copying into '$dest'; removed the ${#installed[@]} file(s) it installed there" >&2
 }
 while IFS= read -r f; do
   dir="$(dirname -- "$f")"
@@ -224,4 +230,4 @@ while IFS= read -r f; do
   installed+=("$f")
 done <"$stage/share/st_secrets/install-manifest.txt"
 
-echo "installed st-secrets $version into $dest (${#installed[@]} files; list: $dest/share/st_secrets/install-manifest.txt)"
+echo "installed st-secrets $version into $dest (${#installed[@]} files: $dest/share/st_secrets/install-manifest.txt)"

@@ -5,8 +5,8 @@
 set -euo pipefail
 
 ST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ST_TOOLS_DIR="${ST_TOOLS_DIR:-$HOME/.cache/st-secrets}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+ST_TOOLS_DIR="${ST_TOOLS_DIR:-$HOME/.cache/st-secrets}" REL="$ST_ROOT/target/release"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}" PIP_DISABLE_PIP_VERSION_CHECK=1
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -26,11 +26,12 @@ declare -A ST_PACKAGES=(
   [cargo]="openssl:openssl"
   [servers]="python3:python3 venv:python3-venv openssl:openssl"
   [dist]="python3:python3 venv:python3-venv aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu"
-  [dist-checks]="qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
+  [dist-checks]="qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
+    aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/include/sqlite3.h:libsqlite3-dev"
 )
-ST_PACKAGES[moto]="${ST_PACKAGES[servers]}" ST_PACKAGES[openbao]="${ST_PACKAGES[servers]}"
-ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]} promtool:prometheus" ST_PACKAGES[openbao-ha]="${ST_PACKAGES[servers]}"
+for s in moto openbao openbao-ha; do ST_PACKAGES[$s]="${ST_PACKAGES[servers]}"; done
+ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]} promtool:prometheus"
 ST_PACKAGES[leases]="${ST_PACKAGES[servers]} /usr/lib/postgresql/15/bin/postgres:postgresql psql:postgresql-client"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 
@@ -51,7 +52,7 @@ ensure_packages() { # ensure_packages SUITE...
   done
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | grep . | sort -u)
   (("${#missing[@]}")) || return 0
-  [ "$(id -u)" = 0 ] || die "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}"
   say "installing system packages: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 }
@@ -92,12 +93,13 @@ check_prerequisites() { # check_prerequisites SUITE...
     fi
   }
   check_one Rust rustc --version 1.94.1 "rustup update stable" "$*"
-  check_one Go go version 1.22 "from go.dev or a newer distribution package" "go consumers dist-checks"
-  check_one Node.js node --version 20 "from nodejs.org or a newer distribution package" "node consumers dist dist-checks"
+  check_one Go go version 1.22 "from go.dev or a newer distro package" "go consumers dist-checks"
+  check_one Node.js node --version 20 "from nodejs.org or a newer distro package" "node consumers dist dist-checks"
   check_one npm npm --version 9 "comes with Node.js" "node consumers dist dist-checks"
   check_one CMake cmake --version 3.16 "apt-get install cmake" "ctest consumers dist-checks"
   check_one pkg-config pkg-config --version 0.29 "apt-get install pkg-config" "go consumers dist-checks"
-  check_one Python python3 --version 3.10 "apt-get install python3" "interop python moto openbao tool-servers dist dist-checks"
+  check_one Python python3 --version 3.10 "apt-get install python3" \
+    "interop python moto openbao tool-servers dist dist-checks"
   if ((${#problems[@]})); then
     printf 'prerequisite: %s\n' "${problems[@]}" >&2
     die "prerequisites missing or too old (docs/install-and-release.md \"Prerequisites\")"
@@ -106,12 +108,12 @@ check_prerequisites() { # check_prerequisites SUITE...
 }
 
 # Creates (once) the Python virtual environment and installs the pinned
-# requirements file given as $1; prints the venv's python path.
+# requirements file given as $1 (tools/requirements-test.txt); prints the venv's python path.
 ensure_venv() {
-  local req="$1" venv="$ST_TOOLS_DIR/venv"
+  local req="${1:-$ST_ROOT/tools/requirements-test.txt}" venv="$ST_TOOLS_DIR/venv"
   [ -x "$venv/bin/python" ] || { mkdir -p "$ST_TOOLS_DIR" && python3 -m venv "$venv" >&2; }
   local stamp="$venv/.installed-$(basename "$req")-$(sha256sum "$req" | cut -c1-16)"
-  [ -f "$stamp" ] || { "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2 && touch "$stamp"; }
+  [ -f "$stamp" ] || { "$venv/bin/python" -m pip install -q -r "$req" >&2 && touch "$stamp"; }
   echo "$venv/bin/python"
 }
 
@@ -185,14 +187,16 @@ build_c_bench() {
 # optimisation and at opt-level OPT, since nothing here is shipped or timed.
 tool_install() { # tool_install DIR OPT CRATE VERSION [CARGO_INSTALL_ARGS...]
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL="$2" \
-    cargo install --locked "$3" --version "$4" --root "$ST_TOOLS_DIR/$1" "${@:5}" >&2 && echo "$4" >"$ST_TOOLS_DIR/$1/version"
+    cargo install --locked "$3" --version "$4" --root "$ST_TOOLS_DIR/$1" "${@:5}" >&2 &&
+    echo "$4" >"$ST_TOOLS_DIR/$1/version"
 }
 tool_current() { [ "$(cat "$ST_TOOLS_DIR/$1/version" 2>/dev/null)" = "$2" ]; } # tool_current DIR VERSION
 
 # What a test run may write in HOME: the tool caches docs/install-and-release.md
 # lists. leftovers_snapshot lists everything else in HOME (files with size and
 # time, directories by name) and /dev/shm, for the run to compare.
-ST_HOME_CACHES=(.cache/st-secrets .cache/zig .cache/cargo-zigbuild .cache/go-build .cache/pip .cargo .rustup go .npm .config/go)
+ST_HOME_CACHES=(.cache/st-secrets .cache/zig .cache/cargo-zigbuild .cache/go-build .cache/pip .cargo .rustup go .npm
+  .config/go)
 leftovers_snapshot() {
   local prune=() parents=() c
   for c in "${ST_HOME_CACHES[@]}"; do

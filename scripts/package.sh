@@ -14,7 +14,7 @@
 # licence and the third-party notices.
 source "$(dirname "$0")/lib.sh"
 cd "$ST_ROOT"
-usage() { die "usage: scripts/package.sh wheel [OUT_DIR] | npm [--out DIR] [--no-build] [--prebuild PLATFORM=FILE]..."; }
+usage() { die "usage: scripts/package.sh wheel [OUT_DIR] | npm [--out DIR] [--no-build] [--prebuild OS-ARCH=FILE]..."; }
 
 wheel() {
   local out="${1:-$ST_ROOT/target/wheels}" py wheel
@@ -42,7 +42,8 @@ npm_pack() {
   if ((${#prebuilds[@]})); then
     for p in "${prebuilds[@]}"; do
       platform="${p%%=*}" file="${p#*=}"
-      [[ "$platform" =~ ^(linux-(x64|arm64)|darwin-arm64)$ ]] || die "--prebuild: unknown platform '$platform' (linux-x64, linux-arm64, darwin-arm64)"
+      [[ "$platform" =~ ^(linux-(x64|arm64)|darwin-arm64)$ ]] ||
+        die "--prebuild: unknown platform '$platform' (linux-x64, linux-arm64, darwin-arm64)"
       [ -f "$file" ] || die "--prebuild: no such file: $file"
       mkdir -p "$pkg/prebuilds/$platform"
       cp "$file" "$pkg/prebuilds/$platform/libst_secrets.$([[ $platform == darwin-* ]] && echo dylib || echo so)"

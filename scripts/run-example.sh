@@ -21,9 +21,10 @@ cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/launcher.c \
 demo_home="$(mktemp -d)"
 trap 'rm -rf "$demo_home"' EXIT
 mkdir -m 0700 "$demo_home/.simpletuner"
-(umask 077 && printf '{\n  "HF_TOKEN": "hf_demo_not_a_real_token",\n  "REPLICATE_API_TOKEN": "r8_demo_from_the_file"\n}\n' \
-  >"$demo_home/.simpletuner/secrets.json")
-say "running the launcher in a demo home: ~/.simpletuner/secrets.json has HF_TOKEN and REPLICATE_API_TOKEN; REPLICATE_API_TOKEN is also in the environment"
+(umask 077 && printf '{\n  "HF_TOKEN": "%s",\n  "REPLICATE_API_TOKEN": "%s"\n}\n' hf_demo_not_a_real_token \
+  r8_demo_from_the_file >"$demo_home/.simpletuner/secrets.json")
+say "running the launcher in a demo home: ~/.simpletuner/secrets.json has HF_TOKEN and REPLICATE_API_TOKEN;" \
+  "REPLICATE_API_TOKEN is also in the environment"
 env -u SIMPLETUNER_SECRETS_FILE -u HF_TOKEN -u CLOUD_WEBHOOK_SECRET -u SIMPLETUNER_AWS_SECRET_NAME \
   -u VAULT_ADDR HOME="$demo_home" REPLICATE_API_TOKEN=r8_demo_from_the_environment build/launcher
 say "done; the tool is target/release/st-secrets (scripts/install.sh --prefix DIR installs both)"

@@ -33,7 +33,7 @@ SUITES=(
   "openbao|the Vault provider against OpenBao: server, agent, proxy; jwt, kubernetes and cert logins"
   "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
-  "leases|leased credentials on OpenBao and PostgreSQL, revoked on every ending of run; AWS credentials served to children; the rotation window on moto and PostgreSQL"
+  "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -159,7 +159,7 @@ suite_go() {
   # The binding links the release build through the uninstalled pkg-config
   # files the build writes (target/release/pkgconfig).
   cargo_build --release &&
-    (cd bindings/go && PKG_CONFIG_PATH="$ST_ROOT/target/release/pkgconfig" go test -race -count=1 -v ./... "${extra[@]}")
+    (cd bindings/go && PKG_CONFIG_PATH="$REL/pkgconfig" go test -race -count=1 -v ./... "${extra[@]}")
 }
 suite_node() {
   cargo_build --release && (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error) &&
@@ -180,11 +180,13 @@ suite_openbao-ha() {
 suite_tool-servers() {
   servers
   cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
-    cargo test --workspace --test fleet --test fleet_identity --test provenance -- --include-ignored --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
+    cargo test --workspace --test fleet --test fleet_identity --test provenance -- --include-ignored \
+      --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
 }
 suite_leases() {
   servers
-  cargo_build && cargo test --workspace --test leases --test rotation -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
+  cargo_build && cargo test --workspace --test leases --test rotation -- --include-ignored --test-threads=1 \
+    --nocapture "${extra[@]}"
 }
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
 suite_msrv() { bash tests/msrv/run.sh; }
