@@ -21,15 +21,16 @@ print("| credentials that die with the job | this build: `st-secrets run` per no
 print("|---|---|---|")
 for r in ranks:
     ours = (f"connections {r['connections']}, refused **{r['refused']}**, generations {r['generations']}, "
-            f"{r['issued']} leases from the server; after the job: no lease, no role, "
-            f"{r['tokens_left']} of its login tokens left, {r['gone_after']:.2f} s after the last run ended")
+            f"{r['issued']} leases; then no lease, no role, {r['tokens_left']} login tokens, "
+            f"{r['gone_after']:.2f} s after")
     theirs = "-"
     if peer and r["nodes"] == 1 and r["seconds"] == peer["seconds"]:
         theirs = (f"connections {peer['connections']}, refused **{peer['refused']}**, generations "
-                  f"{peer['generations']}, {peer['issued']} leases from the server; 2 s after its graceful exit: "
-                  f"**{peer['leases_left']} lease, {peer['roles_left']} role left** (until the lease ends)")
-    print(f"| {r['nodes']} node(s) x {r['ranks']} ranks connecting to PostgreSQL every 100 ms for "
-          f"{r['seconds']} s (`default_ttl` 4 s, `max_ttl` 12 s) | {ours} | {theirs} |")
+                  f"{peer['generations']}, {peer['issued']} leases; 2 s after its exit: "
+                  f"**{peer['leases_left']} lease, {peer['roles_left']} role left**")
+    nodes = f"{r['nodes']} node{'s' if r['nodes'] > 1 else ''}"
+    print(f"| {nodes} x {r['ranks']} ranks, a connection every 100 ms, "
+          f"{r['seconds']} s (TTL 4 s, max 12 s) | {ours} | {theirs} |")
 endings = [r for r in rows if r["kind"] == "ending"]
 if endings:
     cells = "; ".join(f"{e['label']} {e['gone_after']:.2f} s" for e in endings)

@@ -20,23 +20,22 @@ def ranks_cell(r):
     refused = [o["refused"] for o in r["outcomes"]]
     made = sum(o["connections"] for o in r["outcomes"])
     per_node = r["get_secret_value"] / r["nodes"]
-    return (f"refused logins: **{sum(refused)}** ({max(refused)} at most per rank, "
-            f"{sum(1 for n in refused if n)} of {len(refused)} ranks), {made} connections made; "
+    return (f"refused logins: **{sum(refused)}** (at most {max(refused)} a rank, "
+            f"{sum(1 for n in refused if n)} of {len(refused)} ranks), {made} connections; "
             f"`GetSecretValue` **{per_node:g} per node**, `DescribeSecret` {r['describe_secret']}")
 
 
 rotations = [r for r in rows if r["kind"] == "rotation"]
-print("| PostgreSQL password rotated through moto's stages (`AWSPENDING`, the password changed, `AWSCURRENT` "
-      "moved after the window); ranks connect every 50 ms | this build: a refusal reported "
-      "(`st_secrets_report_failure`) | peer: refresh and retry (`st_secrets_refresh`: `AWSCURRENT` again, "
-      "as the caching libraries advise) |")
+print("| PostgreSQL password rotated through moto's stages (`AWSCURRENT` moved after the window); "
+      "ranks connect every 50 ms | this build: a refusal reported (`st_secrets_report_failure`) | "
+      "peer: refresh and retry (`st_secrets_refresh`, as the caching libraries advise) |")
 print("|---|---|---|")
 for r in rotations:
     if r["mode"] != "report":
         continue
     peer = next((p for p in rotations if p["mode"] == "refresh" and p["nodes"] == r["nodes"]
                  and p["ranks"] == r["ranks"] and p["window"] == r["window"]), None)
-    print(f"| {r['nodes']} node(s) x {r['ranks']} ranks, window {r['window']:g} s | {ranks_cell(r)} | "
+    print(f"| {r['nodes']} node{'s' if r['nodes'] > 1 else ''} x {r['ranks']} ranks, window {r['window']:g} s | {ranks_cell(r)} | "
           f"{ranks_cell(peer) if peer else '-'} |")
 unchanged = {r["rights"]: r for r in rows if r["kind"] == "unchanged"}
 if unchanged:

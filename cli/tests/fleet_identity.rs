@@ -354,7 +354,7 @@ fn identity_fleet_logs_in_once_per_node_per_token_lifetime() {
         println!(
             "| {what} swapped every {} s for {} s, tokens of 30 s, node cache | {} library \
              processes | logins per node {:?} (audit log {}), reads {} failed {}, `scan` of \
-             the job's files and environments for the {} tokens OpenBao gave out: {} found |",
+             the job's files and environments for its {} tokens: {} found |",
             env_number("ST_IDENTITY_ROTATE", 10),
             m.seconds,
             nodes * ranks,

@@ -1,5 +1,6 @@
 //! The secrets manager: a chain of providers checked in priority order
-//! (environment > file > the remote providers), SimpleTuner's `SecretsManager`.
+//! (environment > mounted files > the secrets file > AWS > Vault),
+//! SimpleTuner's `SecretsManager`.
 //!
 //! Result rules of [`SecretsManager::get`]: the first provider that has the key
 //! answers. A provider that fails (unreadable file, network, auth) is skipped

@@ -181,7 +181,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "mounted_dirs",
         value: "string, or list of strings",
-        doc: "directories of one file per key (a Kubernetes Secret volume, the Secrets Store CSI driver, `/run/secrets`), looked up in order by the `mounted` provider, then systemd's `$CREDENTIALS_DIRECTORY` when set; a kubelet volume's `..data` swap is one change; default `SIMPLETUNER_SECRETS_DIRS` (colon-separated), else none",
+        doc: "directories of one file per key (a Kubernetes Secret volume, the Secrets Store CSI driver, `/run/secrets`), read in order by the `mounted` provider, then `$CREDENTIALS_DIRECTORY`; default `SIMPLETUNER_SECRETS_DIRS` (colon-separated), else none",
         apply: |c, k, v| {
             c.mounted.dirs = Some(
                 names(k, v, |s| s.trim().to_owned())?
@@ -247,7 +247,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "aws_agent_url",
         value: "https URL, or http to loopback",
-        doc: "send the AWS provider's requests to the AWS Secrets Manager Agent at this URL (such as `http://127.0.0.1:2773`) instead of Secrets Manager: no signing and no credentials (plain HTTP elsewhere is refused: the requests carry the SSRF token), the agent's SSRF token from `AWS_TOKEN` (a value or `file://PATH`), else `/var/run/awssmatoken`; default `SIMPLETUNER_AWS_AGENT_URL` (unset: off)",
+        doc: "send the AWS provider's requests to the AWS Secrets Manager Agent at this URL (`http://127.0.0.1:2773`), unsigned, with its SSRF token (`AWS_TOKEN`, a value or `file://PATH`, else `/var/run/awssmatoken`); default `SIMPLETUNER_AWS_AGENT_URL`",
         apply: |c, k, v| {
             c.aws.agent_url = Some(url(k, v)?);
             Ok(())
@@ -343,7 +343,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_auth",
         value: "`token`, `agent`, `approle`, `kubernetes`, `jwt`, `cert` or `aws`",
-        doc: "how to log in: `kubernetes` (the pod's service-account token), `jwt` (a JWT file), `cert` (the TLS client certificate), `aws` (a signed `sts:GetCallerIdentity` from the AWS credential chain), or the ways inferred when it is unset (`agent`, `token`, `approle`); default `SIMPLETUNER_VAULT_AUTH`, else inferred: agent mode, a token, a token file, AppRole",
+        doc: "how to log in: `kubernetes`, `jwt` (a JWT file), `cert` (the TLS client certificate), `aws` (a signed `sts:GetCallerIdentity`); default `SIMPLETUNER_VAULT_AUTH`, else inferred: agent, token, token file, AppRole",
         apply: |c, k, v| {
             let name = nonempty(k, v)?;
             c.vault.auth = Some(VaultAuth::parse(&name).ok_or_else(|| {
@@ -421,7 +421,7 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_leases",
         value: "object: name to path, or to `{\"path\", \"data\"}`",
-        doc: "dynamic secrets with a lease (`database/creds/ROLE`; `pki/issue/ROLE` with `data` such as `{\"common_name\": ...}`, sent as a write): each field is the key `NAME_FIELD` (`pg_password`), the lease renewed and the secret issued again before it ends; with only these set, no KV path is read unless `vault_path` names one; default none",
+        doc: "dynamic secrets with a lease (`database/creds/ROLE`; `pki/issue/ROLE` with `data`, sent as a write): each field is the key `NAME_FIELD`, renewed or issued again before it ends; alone, no KV path is read but `vault_path`",
         apply: |c, k, v| {
             c.vault.leases = Some(leases(k, v)?);
             Ok(())

@@ -60,7 +60,7 @@ pub struct Counts {
     pub logins: u64,
     /// Token renewals answered.
     pub renewals: u64,
-    /// Leased secrets issued, leases renewed, leases revoked.
+    /// Leased secrets issued.
     pub leases_issued: u64,
     /// Leases renewed.
     pub leases_renewed: u64,
