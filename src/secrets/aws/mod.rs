@@ -34,7 +34,7 @@ use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::source::{error_text, line, push_line, Fetch, RemoteSource};
+use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use base64::Engine;
@@ -522,22 +522,17 @@ impl Fetch for Aws {
                                 identity
                             }
                             Err(f) => {
-                                let why = error_text(&f.error);
-                                let problem = format!("caller identity: {why}");
-                                push_line(
-                                    &mut out,
-                                    line("caller", format!("unknown ({why})"), Some(problem)),
-                                );
+                                let l =
+                                    failed_line("caller", "unknown", "caller identity", &f.error);
+                                push_line(&mut out, l);
                                 json!({ "error": f.error.to_json() })
                             }
                         };
                     }
                     Err(f) => {
-                        let why = error_text(&f.error);
-                        let problem = format!("credentials: {why}");
                         push_line(
                             &mut out,
-                            line("credentials", format!("NONE ({why})"), Some(problem)),
+                            failed_line("credentials", "NONE", "credentials", &f.error),
                         );
                         out["credentials_error"] = f.error.to_json();
                     }

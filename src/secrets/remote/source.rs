@@ -495,6 +495,17 @@ pub(crate) fn push_line(report: &mut Value, line: Value) {
     }
 }
 
+/// The line of a check that failed with `e`: `shown (CODE: message)`, the
+/// problem `what: CODE: message`.
+pub(crate) fn failed_line(label: &str, shown: &str, what: &str, e: &Error) -> Value {
+    let why = error_text(e);
+    line(
+        label,
+        format!("{shown} ({why})"),
+        Some(format!("{what}: {why}")),
+    )
+}
+
 /// `CODE: message` of an error, for a line.
 pub(crate) fn error_text(e: &Error) -> String {
     format!("{}: {}", e.code_name(), e.message())

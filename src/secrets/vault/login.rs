@@ -60,6 +60,11 @@ pub(super) trait Method: Send + Sync {
     }
 }
 
+/// The problem an identity file has now, if any, for a status.
+fn problems<T>(read: Result<T, Error>) -> Vec<String> {
+    read.err().map(|e| e.to_string()).into_iter().collect()
+}
+
 /// ` and that role 'R' allows it`, for a hint.
 fn role_hint(role: Option<&str>) -> String {
     role.map(|r| format!(" and that role '{r}' allows it"))
@@ -141,12 +146,7 @@ impl Method for Jwt {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.file
-            .read()
-            .err()
-            .map(|e| e.to_string())
-            .into_iter()
-            .collect()
+        problems(self.file.read())
     }
 
     fn rereads(&self) -> bool {
@@ -193,12 +193,7 @@ impl Method for Cert {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.files
-            .load()
-            .err()
-            .map(|e| e.to_string())
-            .into_iter()
-            .collect()
+        problems(self.files.load())
     }
 
     fn rereads(&self) -> bool {

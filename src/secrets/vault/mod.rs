@@ -56,7 +56,7 @@ use crate::secrets::remote::http::Address;
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::source::{error_text, line, push_line, Fetch, RemoteSource};
+use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use auth::Auth;
@@ -568,12 +568,7 @@ impl Fetch for Vault {
                 (shown, line("token", reason, None))
             }
             Err(f) => {
-                let why = error_text(&f.error);
-                let l = line(
-                    "token",
-                    format!("INVALID ({why})"),
-                    Some(format!("token: {why}")),
-                );
+                let l = failed_line("token", "INVALID", "token", &f.error);
                 (json!({ "valid": false, "error": f.error.to_json() }), l)
             }
         };
