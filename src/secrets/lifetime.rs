@@ -19,7 +19,10 @@
 //!   fetched just before its end is used a moment later: a connection set
 //!   up on a loaded machine takes over a second); a held one is kept while
 //!   more than 40% of its TTL is left before that end, renewed after that,
-//!   and replaced when its renewal is refused or granted less;
+//!   and replaced when its renewal is refused or granted less; the caches
+//!   keep it until that end and fetch it again (renewing it) from the
+//!   point its renewal is due ([`Lifetime::renew_from`]), whatever their
+//!   own refresh-ahead fraction;
 //! - AWS credentials with an absolute expiry are refreshed
 //!   [`AWS_REFRESH_BEFORE`] (five minutes) before it, as the AWS SDKs do.
 //!
@@ -177,6 +180,14 @@ impl Lifetime {
         self.after(self.ttl.min(LONGEST).saturating_sub(early))
     }
 
+    /// When a held leased credential is due for renewal (monotonic ns):
+    /// once less than 40% of its TTL is left before its taken end.
+    pub fn renew_from(&self) -> u64 {
+        let before = part(self.ttl, RENEW_WHEN_LEFT);
+        let before = u64::try_from(before.as_nanos()).unwrap_or(u64::MAX);
+        self.taken_end().saturating_sub(before)
+    }
+
     /// How long a leased credential has left now before its taken end
     /// (zero once past it).
     pub fn left(&self) -> Duration {
@@ -186,10 +197,9 @@ impl Lifetime {
     /// What to do now with a held leased credential of `id` (empty: an end
     /// without a lease, as a certificate's).
     pub fn due(&self, has_id: bool) -> Due {
-        let left = self.left();
-        if left > part(self.ttl, RENEW_WHEN_LEFT) {
+        if !passed(self.renew_from()) {
             Due::Keep
-        } else if self.renewable && has_id && !left.is_zero() {
+        } else if self.renewable && has_id && !self.left().is_zero() {
             Due::Renew
         } else {
             Due::Replace
@@ -200,13 +210,6 @@ impl Lifetime {
     /// again); `None`: granted less (its max TTL is near), replace it.
     pub fn renewed(&self, granted: Duration) -> Option<Lifetime> {
         (granted.as_secs() >= self.ttl.as_secs()).then(|| Lifetime::new(self.ttl, self.renewable))
-    }
-
-    /// How long a cache without refresh ahead keeps a value that ends in
-    /// `left`: until its renewal is due, so that the get that fetches it
-    /// again renews it while it still works.
-    pub fn kept_without_refresh(left: Duration) -> Duration {
-        part(left, RENEW)
     }
 }
 
@@ -272,6 +275,7 @@ mod tests {
         assert!(l.left() <= Duration::from_millis(2667) && l.left() > Duration::from_secs(2));
         let long = Lifetime::since(0, Duration::from_secs(3600), true);
         assert_eq!(long.taken_end(), 3540 * S);
+        assert_eq!(long.renew_from(), 2100 * S);
         // Kept with more than 40% left, renewed after, replaced when it
         // cannot be renewed or has ended.
         assert_eq!(l.due(true), Due::Keep);

@@ -107,14 +107,15 @@ impl Default for RemoteSettings {
 impl RemoteSettings {
     /// How long a found value is kept: its own time when it says one (a
     /// lease's end, a login token's renewal), at most `cache_ttl`. Without
-    /// refresh ahead a lease is kept two thirds of its time only, so that
-    /// the get that fetches it again renews it while it still works.
-    pub(crate) fn kept_for(&self, own: Option<Duration>) -> Duration {
-        match own {
+    /// refresh ahead, a value that says when it is due for renewal
+    /// (`refresh_at`, monotonic ns) is kept until then only, so that the get
+    /// that fetches it again renews it while it still works.
+    pub(crate) fn kept_for(&self, own: Option<Duration>, refresh_at: Option<u64>) -> Duration {
+        let due = refresh_at
+            .filter(|_| self.refresh_ahead_permille == 0)
+            .map(|at| Duration::from_nanos(at.saturating_sub(crate::sys::clock::precise())));
+        match due.or(own) {
             None => self.cache_ttl,
-            Some(t) if self.refresh_ahead_permille == 0 => {
-                crate::secrets::lifetime::Lifetime::kept_without_refresh(t).min(self.cache_ttl)
-            }
             Some(t) => t.min(self.cache_ttl),
         }
     }

@@ -516,8 +516,8 @@ fn a_report_joining_a_fetch_begun_before_the_failure_fetches_after_it() {
     assert_eq!(cache.requests(), 3);
 }
 
-/// A secret whose value says its own end: a lease ending `ms` from now
-/// (granted for half as long again: it is taken to end a third early).
+/// A secret whose value says its own end: a lease of `ms` whose taken end
+/// (a third early) is `ms` from now: granted as from a third of it later.
 fn leased(value: &str, ms: u64) -> SecretMap {
     let mut map = SecretMap::with_capacity(1);
     map.insert("pg_password".into(), value.into());
@@ -527,7 +527,11 @@ fn leased(value: &str, ms: u64) -> SecretMap {
     }))
     .with_lease(Some(crate::secrets::provider::Lease {
         id: crate::secret::SecretString::from("database/creds/x/1"),
-        lifetime: crate::secrets::lifetime::Lifetime::new(Duration::from_millis(ms * 3 / 2), true),
+        lifetime: crate::secrets::lifetime::Lifetime::since(
+            crate::sys::clock::precise() + ms * 1_000_000 / 3,
+            Duration::from_millis(ms),
+            true,
+        ),
     }))
 }
 
@@ -548,7 +552,7 @@ fn a_lease_is_kept_until_it_ends_renewed_in_place_and_never_served_stale() {
             .as_deref(),
         Some("pw-1")
     );
-    // Without refresh ahead, kept two thirds of the lease (600 ms): within
+    // Without refresh ahead, kept until its renewal is due (540 ms): within
     // it no fetch (a step that would be used panics the test if it were).
     assert_eq!(
         cache

@@ -55,6 +55,13 @@ pub trait Shareable: Sized {
     fn ttl(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// When the value itself asks to be fetched again, before its `ttl`
+    /// ends (a lease due for renewal), in monotonic nanoseconds; `None`:
+    /// as the settings' refresh ahead says.
+    fn refresh_at(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Serialize)]
@@ -156,9 +163,14 @@ impl Shareable for SecretMap {
         )
     }
 
-    /// A leased secret is shared until its lease ends.
+    /// A leased secret is shared until its lease ends...
     fn ttl(&self) -> Option<std::time::Duration> {
         self.lease().map(crate::secrets::provider::Lease::left)
+    }
+
+    /// ... and fetched again (renewed) from when its lifetime says.
+    fn refresh_at(&self) -> Option<u64> {
+        self.lease().map(|l| l.lifetime.renew_from())
     }
 }
 

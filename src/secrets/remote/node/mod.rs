@@ -548,7 +548,13 @@ impl Slot {
             Some(e) if mode == Mode::Ahead => {
                 let span = e.until - e.written;
                 let permille = u64::from(settings.refresh_ahead_permille.min(1000));
-                let soft = e.written + span / 1000 * permille;
+                // A value that says when it is due (a lease) is refreshed
+                // then; another at `refresh_ahead` of its span.
+                let own = match &e.held {
+                    Held::Fetched(Fetched::Found(v)) => v.refresh_at(),
+                    _ => None,
+                };
+                let soft = own.unwrap_or(e.written + span / 1000 * permille);
                 if now >= soft && failure().is_none() {
                     return None;
                 }
@@ -585,7 +591,7 @@ impl Slot {
     ) {
         let (ttl, held, path) = match outcome {
             Ok(Fetched::Found(v)) => (
-                settings.kept_for(v.ttl()),
+                settings.kept_for(v.ttl(), v.refresh_at()),
                 Held::Fetched(Fetched::Found(Borrowed(v))),
                 self.entry_path(),
             ),
@@ -630,6 +636,9 @@ impl<T: Shareable> Shareable for Borrowed<'_, T> {
     }
     fn ttl(&self) -> Option<Duration> {
         self.0.ttl()
+    }
+    fn refresh_at(&self) -> Option<u64> {
+        self.0.refresh_at()
     }
     fn decode(_: &[u8]) -> Option<Self> {
         None

@@ -430,16 +430,26 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     /// it (its time left in the node cache), else its kind's TTL.
     fn ttl_of(&self, value: &Fetched<T>, remaining: Option<Duration>) -> Duration {
         remaining.unwrap_or(match value {
-            Fetched::Found(v) => self.settings.kept_for(v.ttl()),
+            Fetched::Found(v) => self.settings.kept_for(v.ttl(), v.refresh_at()),
             Fetched::Absent => self.settings.negative_ttl,
         })
     }
 
     /// What a fetch now brought, kept for `ttl` (jittered), its soft
-    /// deadline at `refresh_ahead` of that.
+    /// deadline at `refresh_ahead` of that, or when the value itself says
+    /// it is due (a lease: its lifetime's renewal point).
     fn last_good(&self, value: Arc<Fetched<T>>, ttl: Duration, now: Instant) -> LastGood<T> {
         let ttl = jittered(ttl);
-        let ahead = ttl.mul_f64(f64::from(self.settings.refresh_ahead_permille) / 1000.0);
+        let own = match &*value {
+            Fetched::Found(v) => v.refresh_at(),
+            Fetched::Absent => None,
+        };
+        let ahead = match own {
+            Some(at) => crate::secrets::lifetime::instant(at)
+                .saturating_duration_since(now)
+                .min(ttl),
+            None => ttl.mul_f64(f64::from(self.settings.refresh_ahead_permille) / 1000.0),
+        };
         LastGood {
             value,
             fetched: now,
