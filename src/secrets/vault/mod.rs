@@ -71,8 +71,7 @@ use std::sync::Arc;
 use wire::expect;
 
 /// HashiCorp Vault or OpenBao, as [`RemoteSource`] fetches from it: the
-/// token's [`Session`] over the [`Client`], the [`Kv`] mount, and the
-/// [`Leases`].
+/// token's session over the client, the KV mount, and the leased secrets.
 pub struct Vault {
     session: Arc<Session>,
     kv: Kv,
