@@ -52,7 +52,8 @@ ensure_packages() { # ensure_packages SUITE...
   done
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | grep . | sort -u)
   (("${#missing[@]}")) || return 0
-  [ "$(id -u)" = 0 ] || die "missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}"
+  [ "$(id -u)" = 0 ] ||
+    die "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
   say "installing system packages: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 }
