@@ -6,9 +6,9 @@
 //! reads back), it is asserted.
 
 use crate::crypto::{cipher_for_secret, decrypt_token, TimePolicy};
-use crate::secrets::aws::identity::Source;
-use crate::secrets::aws::metadata::credentials_from_json;
-use crate::secrets::aws::profile;
+use crate::secrets::aws_identity::identity::Source;
+use crate::secrets::aws_identity::metadata::credentials_from_json;
+use crate::secrets::aws_identity::profile;
 use crate::secrets::aws_identity::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::remote::http::Response;
@@ -74,9 +74,13 @@ pub fn aws_response(data: &[u8]) {
     );
     // The same body as a credential_process document, an SSO token cache
     // file and a GetRoleCredentials answer.
-    let _ = crate::secrets::aws::process::parse(body, "fuzz", Source::Process("p".into()));
-    let _ = crate::secrets::aws::sso::read_cached_token(body, std::time::SystemTime::now());
-    let _ = crate::secrets::aws::sso::role_credentials(&Response::made_up(200, headers, body), "p");
+    let _ = crate::secrets::aws_identity::process::parse(body, "fuzz", Source::Process("p".into()));
+    let _ =
+        crate::secrets::aws_identity::sso::read_cached_token(body, std::time::SystemTime::now());
+    let _ = crate::secrets::aws_identity::sso::role_credentials(
+        &Response::made_up(200, headers, body),
+        "p",
+    );
     if let Ok(text) = std::str::from_utf8(body) {
         for tag in [
             "AccessKeyId",
