@@ -59,7 +59,7 @@ pub struct AwsSettings {
 }
 
 /// Everything needed to call the service, once the configuration resolved.
-struct Client {
+struct Direct {
     http: Arc<Http>,
     credentials: CredentialChain,
     region: String,
@@ -69,7 +69,7 @@ struct Client {
 /// How the provider reaches Secrets Manager.
 enum Transport {
     /// The service itself, with signed requests.
-    Direct(Client),
+    Direct(Direct),
     /// The AWS Secrets Manager Agent on the node.
     Agent(agent::Agent),
 }
@@ -153,7 +153,7 @@ impl RemoteSource<Aws> {
 
 /// The HTTP client of AWS requests (the service, STS, the container
 /// endpoint), trusting `AWS_CA_BUNDLE` when set.
-fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Client, Error> {
+fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Direct, Error> {
     let region = resolve_region(aws, &vars)?.ok_or_else(|| {
         Error::ProviderUnavailable(
             "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
@@ -170,7 +170,7 @@ fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Clie
         .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
     let http = https(remote, &vars)?;
     let vars = Arc::new(vars);
-    Ok(Client {
+    Ok(Direct {
         credentials: CredentialChain::new(
             vars,
             Arc::clone(&http),
@@ -190,7 +190,7 @@ impl Aws {
     /// rotation, as moto's does, still answers right).
     fn fetch_direct(
         &self,
-        client: &Client,
+        client: &Direct,
         name: &str,
         id: Option<&str>,
     ) -> Result<Fetched<SecretMap>, FetchError> {
@@ -206,7 +206,7 @@ impl Aws {
     /// `DescribeSecret` of `name`: its versions and their stages, no value.
     fn describe_direct(
         &self,
-        client: &Client,
+        client: &Direct,
         name: &str,
     ) -> Result<Fetched<Versions>, FetchError> {
         let body = json!({ "SecretId": name }).to_string();
@@ -228,7 +228,7 @@ impl Aws {
     /// included, its answer read by `read`.
     fn send_secret<T>(
         &self,
-        client: &Client,
+        client: &Direct,
         target: &str,
         body: &str,
         read: impl Fn(Response) -> Result<T, Refusal>,
@@ -263,7 +263,7 @@ impl Aws {
     }
 
     /// The caller identity (STS `GetCallerIdentity`) of `creds`.
-    fn caller_identity(&self, client: &Client, creds: &Credentials) -> Result<Value, FetchError> {
+    fn caller_identity(&self, client: &Direct, creds: &Credentials) -> Result<Value, FetchError> {
         let url = client.credentials.sts_endpoint();
         let body = wire::form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]);
         let r = with_retries(&self.settings, || {
@@ -288,7 +288,7 @@ impl Aws {
     }
 }
 
-impl Client {
+impl Direct {
     /// Signs and sends one request.
     fn call(
         &self,
