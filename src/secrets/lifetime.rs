@@ -124,8 +124,7 @@ impl Lifetime {
 
     /// `d` after its start, in monotonic nanoseconds.
     fn after(&self, d: Duration) -> u64 {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.start.saturating_add(ns)
+        self.start.saturating_add(nanos(d))
     }
 
     /// When to renew it (two thirds through); `None` when it [`renews`]
@@ -157,15 +156,6 @@ impl Lifetime {
         self.renew_at().or_else(|| self.replace_at())
     }
 
-    /// How long from its start until it is next due ([`next_at`](Self::next_at)):
-    /// how long a node's processes may share it.
-    pub fn good_for(&self) -> Option<Duration> {
-        if self.endless() {
-            return None;
-        }
-        Some(part(self.ttl, if self.renews() { RENEW } else { REPLACE }))
-    }
-
     /// When a thing that is replaced rather than renewed (an identity token
     /// of a fixed TTL) is replaced: two thirds through, at least a second
     /// after its start.
@@ -183,9 +173,8 @@ impl Lifetime {
     /// When a held leased credential is due for renewal (monotonic ns):
     /// once less than 40% of its TTL is left before its taken end.
     pub fn renew_from(&self) -> u64 {
-        let before = part(self.ttl, RENEW_WHEN_LEFT);
-        let before = u64::try_from(before.as_nanos()).unwrap_or(u64::MAX);
-        self.taken_end().saturating_sub(before)
+        self.taken_end()
+            .saturating_sub(nanos(part(self.ttl, RENEW_WHEN_LEFT)))
     }
 
     /// How long a leased credential has left now before its taken end
@@ -211,6 +200,16 @@ impl Lifetime {
     pub fn renewed(&self, granted: Duration) -> Option<Lifetime> {
         (granted.as_secs() >= self.ttl.as_secs()).then(|| Lifetime::new(self.ttl, self.renewable))
     }
+}
+
+/// `d` in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `d` from now, in monotonic nanoseconds (saturating).
+pub fn from_now(d: Duration) -> u64 {
+    clock::precise().saturating_add(nanos(d))
 }
 
 /// `at` (monotonic nanoseconds) as an `Instant` (the same clock on Linux).
@@ -248,15 +247,15 @@ mod tests {
         let jittered = l.renew_at_jittered().unwrap();
         assert!((18 * S..=20 * S).contains(&jittered), "{jittered}");
         assert_eq!(l.replace_at(), Some(24 * S));
-        assert_eq!(l.good_for(), Some(Duration::from_secs(20)));
+        assert_eq!(l.next_at(), Some(20 * S));
         // Not renewable, or a grant under two seconds: replaced at 80%.
         let once = Lifetime::since(0, Duration::from_secs(30), false);
         assert_eq!((once.renew_at(), once.next_at()), (None, Some(24 * S)));
         let short = Lifetime::since(0, Duration::from_secs(1), true);
-        assert!(!short.renews() && short.good_for() == Some(Duration::from_millis(800)));
+        assert!(!short.renews() && short.next_at() == Some(800_000_000));
         // Never expires.
         let endless = Lifetime::since(0, Duration::ZERO, true);
-        assert_eq!((endless.next_at(), endless.good_for()), (None, None));
+        assert_eq!((endless.next_at(), endless.replace_at()), (None, None));
     }
 
     #[test]

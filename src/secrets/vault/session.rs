@@ -293,8 +293,7 @@ impl Session {
             // Not answered (a transient failure, or a token not allowed to
             // look itself up): look again a while later.
             None if job == Job::Lookup => {
-                let again = u64::try_from(LOOKUP_AGAIN.as_nanos()).unwrap_or(u64::MAX);
-                h.next = Some((crate::sys::clock::precise() + again, Job::Lookup));
+                h.next = Some((lifetime::from_now(LOOKUP_AGAIN), Job::Lookup));
             }
             // A renewal refused: the token lives out its time (a login's
             // is then replaced).
@@ -399,10 +398,7 @@ impl Session {
         // until its lifetime says it is replaced, renewed meanwhile.
         let l = issued.lifetime;
         let until = match (until, shared) {
-            (Some(left), _) => Some(
-                crate::sys::clock::precise()
-                    .saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)),
-            ),
+            (Some(left), _) => Some(lifetime::from_now(left)),
             (None, true) => l.next_at(),
             (None, false) => l.replace_at(),
         };
