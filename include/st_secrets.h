@@ -29,6 +29,11 @@
 
 
 /**
+ * How many characters of an outside text [`printable`] shows.
+ */
+#define PRINTABLE_CHARS 512
+
+/**
  * The default TTL of `st_cache_new`, in seconds (300).
  */
 #define ST_CACHE_DEFAULT_TTL_S 300.0

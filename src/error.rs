@@ -282,11 +282,14 @@ impl std::error::Error for Error {}
 /// came from outside) safe to print on a terminal: control characters
 /// (escape sequences, line breaks), and invisible format characters (bidi
 /// overrides, zero-width) as `\u{..}` escapes, backslashes doubled, so a
-/// name cannot forge a line, move the cursor or reorder what follows.
-/// Every message naming such text uses it, the tool's output too.
+/// name cannot forge a line, move the cursor or reorder what follows; and
+/// at most [`PRINTABLE_CHARS`] characters of it, then how many more there
+/// were (a server's 64 KiB header is not a message). Every message naming
+/// such text uses it, the tool's output too.
 pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut out = String::with_capacity(text.len().min(4 * PRINTABLE_CHARS));
+    let mut chars = text.chars();
+    for c in chars.by_ref().take(PRINTABLE_CHARS) {
         let format = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2060}'..='\u{2069}' | '\u{feff}');
         if c == '\\' {
@@ -297,8 +300,15 @@ pub fn printable(text: &str) -> String {
             out.push(c);
         }
     }
+    let more = chars.count();
+    if more > 0 {
+        out.push_str(&format!("... ({more} more characters)"));
+    }
     out
 }
+
+/// How many characters of an outside text [`printable`] shows.
+pub const PRINTABLE_CHARS: usize = 512;
 
 #[cfg(test)]
 mod tests {

@@ -142,6 +142,18 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), Error> {
 /// synced to disk. Returns its path; the caller renames or links it, and
 /// removes it on failure.
 pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+    write_temp(dir, prefix, bytes, 0o600)
+}
+
+/// [`write_private_temp`] with the file's `mode` (0644 for a file another
+/// user reads): always a new file (`O_EXCL`, never through a link planted
+/// at the name), its mode set on the open file.
+pub(crate) fn write_temp(
+    dir: &Path,
+    prefix: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<PathBuf, Error> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -161,8 +173,8 @@ pub(crate) fn write_private_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Resu
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)
             .map_err(|e| Error::io("cannot create temporary file", &temp, &e))?;
-        // The umask can only clear bits of 0600; set it exactly anyway.
-        file.set_permissions(Permissions::from_mode(0o600))
+        // Created 0600 (the umask can only clear bits); set exactly.
+        file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| Error::io("cannot set permissions on", &temp, &e))?;
         file.write_all(bytes)
             .map_err(|e| Error::io("cannot write", &temp, &e))?;

@@ -172,6 +172,15 @@ impl Mount {
                     if state.generation == generation {
                         return Ok((Arc::clone(&state.map), Vec::new()));
                     }
+                    if !inside_volume(&self.path, &target) {
+                        let e = Error::Permission(format!(
+                            "{} points outside the volume (to {}); refusing to read it as the \
+                             volume's secrets (the kubelet's link names one directory beside it)",
+                            printable_path(&link),
+                            printable_path(&target)
+                        ));
+                        return self.failed(&mut state, e);
+                    }
                     let read = self.load(&self.path.join(&target), max, true);
                     // Still the generation read, and read whole: it counts.
                     let still = std::fs::read_link(&link).is_ok_and(|t| t == target);
@@ -244,6 +253,30 @@ impl Mount {
         let mut map = SecretMap::default();
         let mut warnings = Vec::new();
         let me = crate::sys::effective_uid();
+        // The directory decides which file a name is: its owner and anyone
+        // who may write to it choose the values as a file's owner does.
+        for d in [self.path.as_path(), dir] {
+            if let Ok(meta) = std::fs::metadata(d) {
+                if meta.uid() != me && meta.uid() != 0 {
+                    warnings.push(format!(
+                        "directory {} is owned by another user (uid {}): whoever owns it chooses \
+                         the values",
+                        printable_path(d),
+                        meta.uid()
+                    ));
+                } else if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+                    warnings.push(format!(
+                        "directory {} may be written by group or others without the sticky bit \
+                         (mode {:04o}): they choose the values",
+                        printable_path(d),
+                        meta.mode() & 0o7777
+                    ));
+                }
+            }
+            if !kubelet {
+                break;
+            }
+        }
         let mut names: Vec<OsString> = Vec::new();
         for entry in entries {
             let entry = entry
@@ -265,23 +298,35 @@ impl Mount {
                 continue;
             }
             let shown = self.path.join(&name);
+            // In a shared (sticky) directory another user may plant a link
+            // to a file of ours: the link's owner chose it.
+            if let Ok(link) = std::fs::symlink_metadata(&path) {
+                if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+                    warnings.push(format!(
+                        "{} is a link made by another user (uid {}): whoever made it chooses \
+                         the value",
+                        printable_path(&shown),
+                        link.uid()
+                    ));
+                }
+            }
             let Some(mut bytes) = crate::fsutil::read_regular(&path, "mounted secret", max)? else {
                 return Err(Error::Io(format!(
                     "mounted secret {} vanished while it was read",
-                    shown.display()
+                    printable_path(&shown)
                 )));
             };
             let mode = meta.mode() & 0o777;
             if !kubelet && mode & 0o077 != 0 {
                 warnings.push(format!(
                     "{} is readable or writable by group or others (mode {mode:04o})",
-                    shown.display()
+                    printable_path(&shown)
                 ));
             }
             if meta.uid() != me && meta.uid() != 0 {
                 warnings.push(format!(
                     "{} is owned by another user (uid {}): whoever owns it chooses the value",
-                    shown.display(),
+                    printable_path(&shown),
                     meta.uid()
                 ));
             }
@@ -298,7 +343,7 @@ impl Mount {
                     zeroize::Zeroize::zeroize(&mut e.into_bytes());
                     warnings.push(format!(
                         "{} is not UTF-8 text: skipped (read it as a file)",
-                        shown.display()
+                        printable_path(&shown)
                     ));
                     map.skip(key);
                 }
@@ -312,21 +357,21 @@ impl Mount {
         let state = self.state.lock();
         let kind = match &state.generation {
             Generation::Kubelet(target) => {
-                format!("a kubelet volume at {}", Path::new(target).display())
+                format!("a kubelet volume at {}", printable_path(Path::new(target)))
             }
             _ => "a directory".to_owned(),
         };
         match &state.problem {
             Some(p) if self.path.exists() => (
                 true,
-                format!("{} (from {}): {p}", self.path.display(), self.source),
+                format!("{} (from {}): {p}", printable_path(&self.path), self.source),
                 state.warnings.clone(),
             ),
             _ if !self.path.exists() => (
                 false,
                 format!(
                     "{} (from {}) does not exist",
-                    self.path.display(),
+                    printable_path(&self.path),
                     self.source
                 ),
                 Vec::new(),
@@ -335,7 +380,7 @@ impl Mount {
                 true,
                 format!(
                     "{} (from {}): {kind}, {} keys",
-                    self.path.display(),
+                    printable_path(&self.path),
                     self.source,
                     state.map.keys().len()
                 ),
@@ -343,6 +388,25 @@ impl Mount {
             ),
         }
     }
+}
+
+/// A path in a message: through the one `printable` rule (a file name may
+/// hold escapes and line breaks).
+fn printable_path(path: &Path) -> String {
+    crate::error::printable(&path.to_string_lossy())
+}
+
+/// Whether a `..data` target names a directory beside it in the volume
+/// `dir`, as the kubelet's does (`..2024_01_01_00_00_00.123`): one plain
+/// name, never absolute, never `..`, never a link leading elsewhere.
+fn inside_volume(dir: &Path, target: &Path) -> bool {
+    let mut parts = target.components();
+    let one_name = matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    );
+    one_name
+        && !std::fs::symlink_metadata(dir.join(target)).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The identity of a plain directory's files now.

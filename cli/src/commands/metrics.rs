@@ -4,14 +4,12 @@
 //! `<pid>.json` each, after a request at most once a second and when its
 //! manager is freed); every few seconds, and once more after the command
 //! and the revocations have ended, `run` adds them up and replaces FILE
-//! (renamed into place, mode 0644: a textfile collector runs as another
-//! user; it holds no key name and no value) with their Prometheus /
-//! OpenMetrics text.
+//! with their Prometheus / OpenMetrics text (`meter::write_textfile`: a new
+//! file of an unpredictable name, mode 0644, renamed into place).
 
 use crate::secretfiles::SecretDir;
 use st_secrets::secrets::meter;
 use st_secrets::Error;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,38 +71,22 @@ impl Exporter {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Err(e) = write(self.dir.path(), &self.file) {
-            eprintln!("st-secrets: run: --metrics: {e}");
+        match write(self.dir.path(), &self.file) {
+            Ok(skipped) => {
+                for s in skipped {
+                    eprintln!("st-secrets: run: --metrics: {s}");
+                }
+            }
+            Err(e) => eprintln!("st-secrets: run: --metrics: {e}"),
         }
     }
 }
 
 /// Adds up the counters in `dir` (this process's written first) and
-/// replaces `file` with their text.
-fn write(dir: &Path, file: &Path) -> Result<(), Error> {
-    meter::flush();
-    let mut sum = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, &e))? {
-        let path = entry.map_err(|e| Error::io("cannot read", dir, &e))?.path();
-        if path.extension().is_some_and(|x| x == "json") {
-            if let Some(doc) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
-                meter::merge(&mut sum, meter::from_json(&doc));
-            }
-        }
-    }
-    let text = meter::openmetrics(&sum);
-    let parent = file.parent().unwrap_or(Path::new("."));
-    let name = file
-        .file_name()
-        .map_or("metrics".into(), |n| n.to_string_lossy().into_owned());
-    let temp = parent.join(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&temp, text.as_bytes()).map_err(|e| Error::io("cannot write", &temp, &e))?;
-    let _ = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644));
-    std::fs::rename(&temp, file).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io("cannot replace", file, &e)
-    })
+/// replaces `file` with their text; the counters files refused (a FIFO, a
+/// huge file another process of the job left) are returned by name.
+fn write(dir: &Path, file: &Path) -> Result<Vec<String>, Error> {
+    let (sum, skipped) = meter::gather(dir)?;
+    meter::write_textfile(file, &meter::openmetrics(&sum))?;
+    Ok(skipped)
 }

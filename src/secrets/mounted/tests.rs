@@ -224,3 +224,75 @@ fn a_kubelet_volume_swapped_1000_times_is_never_read_as_a_mix() {
     assert_eq!(told.len(), 100, "one change event per swap");
     assert!(told.iter().all(|b| b.len() == KEYS.len()));
 }
+
+#[test]
+fn a_directory_others_control_is_named_and_a_data_link_leaving_the_volume_is_refused() {
+    use std::os::unix::fs::symlink;
+    // The victim's own 0600 file, served through a directory anyone may
+    // write to (no sticky bit) and, as root, one owned by another user.
+    let home = tempfile::tempdir().unwrap();
+    write(&home.path().join("own"), b"victims-own-value", 0o600);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    symlink(home.path().join("own"), shared.path().join("HF_TOKEN")).unwrap();
+    let p = provider(&[shared.path()]);
+    assert_eq!(get(&p, "HF_TOKEN").as_deref(), Some("victims-own-value"));
+    let warnings = p.status().warnings.join("\n");
+    assert!(
+        warnings.contains("may be written by group or others without the sticky bit"),
+        "{warnings}"
+    );
+    if crate::sys::effective_uid() == 0 {
+        let theirs = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(theirs.path(), Some(65534), Some(65534)).unwrap();
+        symlink(home.path().join("own"), theirs.path().join("HF_TOKEN")).unwrap();
+        std::os::unix::fs::lchown(theirs.path().join("HF_TOKEN"), Some(65534), None).unwrap();
+        let p = provider(&[theirs.path()]);
+        assert_eq!(get(&p, "HF_TOKEN").as_deref(), Some("victims-own-value"));
+        let warnings = p.status().warnings.join("\n");
+        assert!(
+            warnings.contains("is owned by another user (uid 65534)"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("is a link made by another user"),
+            "{warnings}"
+        );
+    }
+    // A kubelet volume whose ..data leaves it: refused, never read.
+    let outside = tempfile::tempdir().unwrap();
+    write(&outside.path().join("HF_TOKEN"), b"from-outside", 0o600);
+    let escape = outside.path().to_string_lossy().into_owned();
+    for target in ["../outside", escape.as_str(), "/proc/self", "..link"] {
+        let volume = Volume::new(&["HF_TOKEN"]);
+        let data = volume.dir.path().join("..data");
+        std::fs::remove_file(&data).unwrap();
+        if target == "..link" {
+            symlink(outside.path(), volume.dir.path().join("..link")).unwrap();
+        }
+        symlink(target, &data).unwrap();
+        let p = provider(&[volume.dir.path()]);
+        let e = p.lookup("HF_TOKEN").unwrap_err();
+        assert!(
+            e.to_string().contains("points outside the volume"),
+            "{target}: {e}"
+        );
+        assert_eq!(e.code_name(), "ST_PERMISSION");
+    }
+}
+
+#[test]
+fn file_names_with_terminal_escapes_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["A\u{1b}[2Jx", "B\u{202e}txt", "C\nforged line"] {
+        write(&dir.path().join(name), &[0xff, 0xfe], 0o644);
+    }
+    let p = provider(&[dir.path()]);
+    let _ = p.keys();
+    let warnings = p.status().warnings.join("\n");
+    assert_eq!(warnings.lines().count(), 6, "{warnings}");
+    for raw in ['\u{1b}', '\u{202e}'] {
+        assert!(!warnings.contains(raw), "{warnings}");
+    }
+    assert!(warnings.contains("A\\u{1b}[2Jx"), "{warnings}");
+}

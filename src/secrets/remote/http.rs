@@ -445,11 +445,12 @@ pub fn redact_url(url: &str) -> String {
         }
         None => rest.rsplit('@').next().unwrap_or(rest).to_owned(),
     };
-    if scheme.is_empty() {
+    // A server's text (a Location): through the one printable rule.
+    crate::error::printable(&if scheme.is_empty() {
         rest
     } else {
         format!("{scheme}://{rest}")
-    }
+    })
 }
 
 fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {

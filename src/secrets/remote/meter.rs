@@ -497,6 +497,91 @@ pub fn flush() {
     let _ = crate::fsutil::replace_atomically(&dir, &name, &dir.join(&name), body.as_bytes());
 }
 
+/// The largest counters file [`gather`] reads: far above what a process
+/// writes (a few KiB), far below what could starve `run` of memory.
+const MAX_COUNTS_FILE: u64 = 1 << 20;
+
+/// Adds up the counters of a job's processes: the `*.json` files in `dir`
+/// (a job's `SIMPLETUNER_METRICS_DIR`, this process's written first). Each is
+/// read as a secret file is: opened without blocking, a regular file only,
+/// at most 1 MiB. A file that is refused or unreadable is skipped and its
+/// name and reason returned (never its content), so a process of the job
+/// cannot hang or starve the one summing them.
+///
+/// # Errors
+/// [`crate::error::Error::Io`] when `dir` cannot be listed.
+pub fn gather(
+    dir: &std::path::Path,
+) -> Result<(BTreeMap<String, Counts>, Vec<String>), crate::error::Error> {
+    flush();
+    let mut sum = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| crate::error::Error::io("cannot read", dir, &e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| crate::error::Error::io("cannot read", dir, &e))?
+            .path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        match crate::fsutil::read_regular(&path, "counters file", MAX_COUNTS_FILE) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(doc) => merge(&mut sum, from_json(&doc)),
+                Err(_) => skipped.push(format!(
+                    "counters file {} is not JSON; skipped",
+                    crate::error::printable(&path.display().to_string())
+                )),
+            },
+            Ok(None) => {} // gone meanwhile
+            Err(e) => skipped.push(format!("{e}; skipped")),
+        }
+    }
+    Ok((sum, skipped))
+}
+
+/// Replaces `file` with `text` for a node exporter's textfile collector:
+/// a new temporary file of an unpredictable name beside it (`O_EXCL`,
+/// never through a link another user planted), mode 0644 (the collector
+/// runs as another user; the text holds no key and no value), renamed into
+/// place. The directory must be one whose entries only their owners can
+/// replace: a directory anyone may write to without the sticky bit is
+/// refused, naming it.
+///
+/// # Errors
+/// [`crate::error::Error::InvalidArgument`] for such a directory, [`crate::error::Error::Io`]
+/// when writing or renaming fails (the temporary file is removed).
+pub fn write_textfile(file: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let meta =
+        std::fs::metadata(dir).map_err(|e| crate::error::Error::io("cannot inspect", dir, &e))?;
+    if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "directory {} may be written by anyone and has no sticky bit, so another user could \
+             replace the metrics file; use a collector directory only its owner writes (or set \
+             its sticky bit: chmod +t)",
+            crate::error::printable(&dir.display().to_string())
+        )));
+    }
+    let name = file
+        .file_name()
+        .map_or("metrics".into(), |n| n.to_string_lossy().into_owned());
+    let temp = crate::fsutil::write_temp(
+        dir,
+        &crate::fsutil::temp_prefix(&name),
+        text.as_bytes(),
+        0o644,
+    )?;
+    std::fs::rename(&temp, file).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        crate::error::Error::io("cannot replace", file, &e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,17 @@ fn redirects_never_go_from_https_to_http_or_to_other_hosts() {
         .unwrap_err()
         .contains("not configured"));
     assert!(c.redirect_target(0, &to("/v1/x")).is_err());
+    // A 64 KiB Location with escapes is named bounded and escaped.
+    let long = format!("https://evil.example/\u{1b}[2J\n{}", "x".repeat(64 << 10));
+    let said = c
+        .redirect_error(0, &to(&long), "not configured")
+        .error
+        .to_string();
+    assert!(
+        said.len() < 2048 && !said.contains('\u{1b}') && !said.contains('\n'),
+        "{said}"
+    );
+    assert!(said.contains("more characters"), "{said}");
     assert!(c
         .redirect_target(0, &Response::made_up(307, vec![], b""))
         .is_err());
