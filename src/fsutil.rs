@@ -28,6 +28,18 @@ pub(crate) const DEFAULT_MAX_FILE_SIZE: u64 = 4 << 20;
 /// [`Error::Io`] naming the path: not a regular file, too large, or a read
 /// failure; [`Error::Permission`] when access is denied.
 pub(crate) fn read_regular(path: &Path, what: &str, max: u64) -> Result<Option<Vec<u8>>, Error> {
+    read_checked(path, what, max, |_| Ok(()))
+}
+
+/// [`read_regular`], with `check` run on the opened file's own metadata
+/// (`fstat`) before a byte is read: an owner or mode check that cannot be
+/// raced by renaming another file over the path between check and read.
+pub(crate) fn read_checked(
+    path: &Path,
+    what: &str,
+    max: u64,
+    check: impl FnOnce(&std::fs::Metadata) -> Result<(), Error>,
+) -> Result<Option<Vec<u8>>, Error> {
     use std::io::Read;
     let file = match OpenOptions::new()
         .read(true)
@@ -54,6 +66,7 @@ pub(crate) fn read_regular(path: &Path, what: &str, max: u64) -> Result<Option<V
             path.display()
         ))
     };
+    check(&meta)?;
     if meta.len() > max {
         return Err(too_large(meta.len()));
     }
@@ -71,7 +84,17 @@ pub(crate) fn read_regular(path: &Path, what: &str, max: u64) -> Result<Option<V
 /// [`read_regular`] of a file that must exist: a missing one is
 /// [`Error::Io`] "`what` PATH does not exist".
 pub(crate) fn read_required(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, Error> {
-    read_regular(path, what, max)?
+    read_required_checked(path, what, max, |_| Ok(()))
+}
+
+/// [`read_checked`] of a file that must exist, as [`read_required`].
+pub(crate) fn read_required_checked(
+    path: &Path,
+    what: &str,
+    max: u64,
+    check: impl FnOnce(&std::fs::Metadata) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    read_checked(path, what, max, check)?
         .ok_or_else(|| Error::Io(format!("{what} {} does not exist", path.display())))
 }
 

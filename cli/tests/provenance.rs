@@ -69,6 +69,8 @@ fn after_a_kv_write_every_ranks_provenance_agrees_within_one_ttl() {
     let job = tempfile::tempdir().unwrap();
     let salt = job.path().join("salt");
     std::fs::write(&salt, st_secrets::secrets::provenance::new_salt().expose()).unwrap();
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&salt, private).unwrap();
     let until = unix_now() + 3.0 + ttl + 2.0;
     let children: Vec<_> = (0..nodes * ranks)
         .map(|r| {

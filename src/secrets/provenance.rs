@@ -107,11 +107,28 @@ impl Provenance {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a salt file shorter than 16 bytes;
+    /// [`Error::Permission`] for one group or others may read or write;
     /// [`Error::Io`] when it cannot be read.
     pub fn new(file: Option<PathBuf>, salt_file: Option<&Path>) -> Result<Provenance, Error> {
         let salt = match salt_file {
             Some(path) => {
-                let bytes = crate::fsutil::read_required(path, "the provenance salt file", 4096)?;
+                // With the salt, a short value's fingerprint is a lookup
+                // away: a salt others may read or write is refused.
+                let private = |meta: &std::fs::Metadata| {
+                    use std::os::unix::fs::MetadataExt;
+                    if meta.mode() & 0o077 == 0 {
+                        return Ok(());
+                    }
+                    Err(Error::Permission(format!(
+                        "the provenance salt file {} may be read or written by group or \
+                         others (mode {:04o}); with it, short values can be recovered from \
+                         their fingerprints: refusing it (chmod 600)",
+                        path.display(),
+                        meta.mode() & 0o777
+                    )))
+                };
+                let what = "the provenance salt file";
+                let bytes = crate::fsutil::read_required_checked(path, what, 4096, private)?;
                 let salt = SecretBytes::from(bytes);
                 if salt.expose().len() < MIN_SALT {
                     return Err(Error::InvalidArgument(format!(
@@ -252,6 +269,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (file, salt) = (dir.path().join("provenance.jsonl"), dir.path().join("salt"));
         std::fs::write(&salt, "0123456789abcdef-the-jobs-salt").unwrap();
+        for mode in [0o644, 0o640, 0o602, 0o620] {
+            std::fs::set_permissions(&salt, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Provenance::new(None, Some(&salt)).map(|_| ()).unwrap_err();
+            assert_eq!(e.code_name(), "ST_PERMISSION", "{mode:o}: {e}");
+            assert!(e.to_string().contains(&salt.display().to_string()), "{e}");
+        }
+        std::fs::set_permissions(&salt, std::fs::Permissions::from_mode(0o600)).unwrap();
         let p = Provenance::new(Some(file.clone()), Some(&salt)).unwrap();
         let value = SecretString::from("hf_secret_value");
         for _ in 0..3 {

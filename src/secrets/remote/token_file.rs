@@ -206,21 +206,23 @@ impl TokenFile {
     /// The file's token; `None` when it holds none (empty or blank).
     fn read(&self) -> Result<Option<SecretString>, Error> {
         // As SSH does for keys: a file others may write chooses the token
-        // this process sends (an agent's token, the SSRF token).
-        if let Ok(meta) = std::fs::metadata(&self.path) {
-            if meta.is_file() && meta.mode() & 0o022 != 0 {
-                return Err(Error::Permission(format!(
-                    "{} {} (set by {}) is writable by group or others (mode {:o}): \
-                     whoever can write it chooses the token sent; refusing it \
-                     (chmod go-w)",
-                    self.what,
-                    self.path.display(),
-                    self.source,
-                    meta.mode() & 0o777
-                )));
+        // this process sends (an agent's token, the SSRF token). Checked on
+        // the opened file, so a rename between check and read cannot win.
+        let check = |meta: &std::fs::Metadata| {
+            if meta.mode() & 0o022 == 0 {
+                return Ok(());
             }
-        }
-        let bytes = crate::fsutil::read_regular(&self.path, self.what, MAX_TOKEN_FILE)?
+            Err(Error::Permission(format!(
+                "{} {} (set by {}) is writable by group or others (mode {:o}): \
+                 whoever can write it chooses the token sent; refusing it \
+                 (chmod go-w)",
+                self.what,
+                self.path.display(),
+                self.source,
+                meta.mode() & 0o777
+            )))
+        };
+        let bytes = crate::fsutil::read_checked(&self.path, self.what, MAX_TOKEN_FILE, check)?
             .ok_or_else(|| {
                 Error::ProviderUnavailable(format!(
                     "{} {} does not exist (set by {})",

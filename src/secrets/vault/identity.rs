@@ -64,27 +64,24 @@ fn in_kubelet_volume(path: &Path) -> bool {
         .is_some_and(|m| m.file_type().is_symlink())
 }
 
-/// Reads an identity file: checked, bounded, and refused when empty.
+/// Reads an identity file: opened once, its owner and mode checked on the
+/// open file, bounded, and refused when empty.
 fn read_identity_file(
     path: &Path,
     what: &str,
     max: u64,
     others_may_read: bool,
 ) -> Result<SecretBytes, Error> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::ProviderUnavailable(format!(
-                "{what} {} does not exist",
-                path.display()
-            )))
-        }
-        Err(e) => return Err(Error::io(&format!("cannot inspect {what}"), path, &e)),
+    let read = crate::fsutil::read_checked(path, what, max, |meta| {
+        check_owner_and_mode(path, what, meta, others_may_read)
+    })?;
+    let Some(read) = read else {
+        return Err(Error::ProviderUnavailable(format!(
+            "{what} {} does not exist",
+            path.display()
+        )));
     };
-    if meta.is_file() {
-        check_owner_and_mode(path, what, &meta, others_may_read)?;
-    }
-    let bytes = SecretBytes::from(crate::fsutil::read_required(path, what, max)?);
+    let bytes = SecretBytes::from(read);
     if bytes.expose().iter().all(u8::is_ascii_whitespace) {
         return Err(Error::ProviderUnavailable(format!(
             "{what} {} is empty",

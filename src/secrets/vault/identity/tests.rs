@@ -292,3 +292,52 @@ fn bad_certificates_are_refused_naming_the_file() {
     assert!(e.to_string().contains("expired"), "{e}");
     assert_eq!(e.code_name(), "ST_AUTH");
 }
+
+#[test]
+fn a_jwt_file_swapped_between_check_and_read_is_never_sent() {
+    // Another user who may rename in the directory swaps its own file
+    // (writable by others: refused) and the good one at the path, as fast
+    // as it can, while logins read it.
+    let dir = tempfile::tempdir().unwrap();
+    let exp = now_s() + 3600;
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    write(
+        &good,
+        &jwt(&format!(r#"{{"sub":"mine","exp":{exp}}}"#)),
+        0o600,
+    );
+    write(
+        &bad,
+        &jwt(&format!(r#"{{"sub":"theirs","exp":{exp}}}"#)),
+        0o666,
+    );
+    let path = dir.path().join("token");
+    std::fs::hard_link(&good, &path).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, dir) = (stop.clone(), dir.path().to_owned());
+        std::thread::spawn(move || {
+            let temp = dir.join("temp");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for from in [&bad, &good] {
+                    let _ = std::fs::remove_file(&temp);
+                    std::fs::hard_link(from, &temp).unwrap();
+                    std::fs::rename(&temp, dir.join("token")).unwrap();
+                }
+            }
+        })
+    };
+    let file = jwt_file(&path);
+    let (mut mine, mut theirs, mut refusals) = (0, 0, 0);
+    for _ in 0..3000 {
+        match file.read() {
+            Ok(j) if j.subject.as_deref() == Some("mine") => mine += 1,
+            Ok(_) => theirs += 1,
+            Err(_) => refusals += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(theirs, 0, "the other user's JWT was read {theirs} times");
+    assert!(mine > 0 && refusals > 0, "{mine} {refusals}");
+}
