@@ -107,11 +107,17 @@ impl SecretDir {
                         refused.join("; ")
                     ))
                 })?;
-                eprintln!(
-                    "st-secrets: warning: no memory-backed directory for --file (XDG_RUNTIME_DIR, \
-                     /dev/shm); the files go to {} on disk, and are removed when the command ends",
-                    b.display()
-                );
+                // Said once per process: a run makes several directories
+                // (files, ledger, metrics), all on the same base.
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "st-secrets: warning: no memory-backed directory for --file \
+                         (XDG_RUNTIME_DIR, /dev/shm); the files go to {} on disk, and are removed \
+                         when the command ends",
+                        b.display()
+                    )
+                });
                 b
             }
         };

@@ -65,9 +65,22 @@ fn config(s: &Value, role: &str, node_dir: Option<&Path>) -> String {
 }
 
 /// A command with only what the test gives it: no inherited Vault or AWS
-/// variables, a home of its own.
+/// variables, a home of its own, and the default disposition of the
+/// signals the endings send (a test started under `nohup` ignores SIGHUP,
+/// and an ignored signal is inherited across exec).
 fn clean(program: impl AsRef<std::ffi::OsStr>, s: &Value, home: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)

@@ -166,3 +166,48 @@ fn what_the_jobs_processes_leave_in_the_metrics_dir_cannot_hang_or_starve_run() 
         .unwrap()
         .contains("# TYPE st_secrets_"));
 }
+
+#[test]
+fn the_warning_that_files_go_to_disk_is_said_once_a_run() {
+    // No memory-backed directory: /dev/shm replaced, in a private mount
+    // namespace, by a directory anyone may write to (refused as a base).
+    let home = TempDir::new().unwrap();
+    let open = TempDir::new().unwrap();
+    fs::set_permissions(open.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = TempDir::new().unwrap();
+    let script = format!(
+        "mount --bind '{}' /dev/shm && exec \"$@\"",
+        open.path().display()
+    );
+    let metrics = home.path().join("st.prom");
+    let run = tool(home.path(), &[]);
+    let mut unshare = Command::new("unshare");
+    unshare
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            TOOL,
+        ])
+        .args(["run", "--file", "TOK=st://HF_TOKEN", "--metrics"])
+        .arg(&metrics)
+        .args(["--", "sh", "-c", "test -s \"$TOK\""])
+        .env_clear()
+        .envs(run.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TMPDIR", tmp.path())
+        .env("HF_TOKEN", "hf_disk_warning_value")
+        .current_dir(home.path())
+        .stdin(Stdio::null());
+    let out = unshare.output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("no memory-backed directory").count(),
+        1,
+        "{err}"
+    );
+}

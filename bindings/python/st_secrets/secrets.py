@@ -272,6 +272,11 @@ class SecretsManager(ProcessSingleton, _native.ManagerBase):
             return True
         return False
 
+    def set(self, key: str, value: str) -> bool:
+        """`set_secret` under the name SimpleTuner's notification routes call
+        (`secrets.set(key, value)`), which SimpleTuner's own manager lacks."""
+        return self.set_secret(key, value)
+
     def set_replicate_token(self, token: str) -> bool:
         return self.set_secret(self.REPLICATE_API_TOKEN, token)
 

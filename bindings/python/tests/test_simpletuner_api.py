@@ -123,6 +123,10 @@ def test_save_get_delete_through_the_secrets_file(private_home, monkeypatch):
     assert m.delete_secret("HF_TOKEN") is True  # the file exists; the key was not in it
     m.clear_cache()
     assert m.get_replicate_token() == "r8_edited"
+    # SimpleTuner's notification routes call secrets.set(key, value).
+    assert m.set("WEBHOOK_SECRET", "whsec_saved") is True
+    assert m.get_webhook_secret() == "whsec_saved"
+    assert json.loads(path.read_text())["WEBHOOK_SECRET"] == "whsec_saved"
 
 
 def test_yaml_secrets_file_and_the_troubleshooting_loop(private_home, capsys):
