@@ -434,3 +434,74 @@ pub fn moto_rotate(s: &Value, args: &[&str]) -> String {
         .env("AWS_EC2_METADATA_DISABLED", "true");
     stdout_of(cmd)
 }
+
+/// A loopback HTTP server answering from `reply(method, path, body)` (a
+/// status and a JSON body), one thread a connection, `Connection: close`:
+/// for answers no real server gives on demand (a TTL of 2^64-1, metadata
+/// that lies). Stops with the process.
+pub struct FakeHttp {
+    pub url: String,
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+type Reply = dyn Fn(&str, &str, &[u8]) -> (u16, String) + Send + Sync;
+
+impl FakeHttp {
+    pub fn start(
+        reply: impl Fn(&str, &str, &[u8]) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeHttp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reply: Arc<Reply> = Arc::new(reply);
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (reply, log) = (Arc::clone(&reply), Arc::clone(&log));
+                std::thread::spawn(move || serve_one(stream, &*reply, &log));
+            }
+        });
+        FakeHttp { url, seen }
+    }
+
+    /// The requests seen, as "METHOD /path".
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(stream: std::net::TcpStream, reply: &Reply, log: &std::sync::Mutex<Vec<String>>) {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("").to_owned(),
+    );
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    let _ = reader.read_exact(&mut body);
+    log.lock().unwrap().push(format!("{method} {path}"));
+    let (status, text) = reply(&method, &path, &body);
+    let _ = write!(
+        &stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = (&stream).flush();
+}

@@ -20,7 +20,7 @@
 use super::ledger::{Ledger, Listed, Revoked};
 use super::session::Session;
 use super::settings::LeasedPath;
-use super::wire::{errors_summary, expect};
+use super::wire::{self, errors_summary, expect};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::{Due, Lifetime};
@@ -104,14 +104,11 @@ impl Leases {
         let r = expect(r, "Vault lease renewal")?;
         let doc = r.json().unwrap_or(Value::Null);
         meter::add("vault", |c| c.leases_renewed += 1);
-        doc["lease_duration"]
-            .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                FetchError::transient(Error::Remote(
-                    "Vault lease renewal: the answer holds no lease_duration".into(),
-                ))
-            })
+        wire::seconds(&doc["lease_duration"]).ok_or_else(|| {
+            FetchError::transient(Error::Remote(
+                "Vault lease renewal: the answer holds no lease_duration".into(),
+            ))
+        })
     }
 
     /// The leased secret `name` issued now: read, or written with its data.
@@ -248,7 +245,7 @@ fn gone(answer: Result<Response, FetchError>, already: u16) -> Result<(), String
 fn leased_map(name: &str, doc: &mut Value) -> Result<SecretMap, String> {
     let lease_id = doc["lease_id"].as_str().unwrap_or("").to_owned();
     let lease_id = SecretString::from(lease_id);
-    let duration = doc["lease_duration"].as_u64().unwrap_or(0);
+    let duration = wire::seconds(&doc["lease_duration"]).map_or(0, |d| d.as_secs());
     let renewable = doc["renewable"].as_bool().unwrap_or(false);
     let data = match doc.get_mut("data").map(Value::take) {
         Some(Value::Object(o)) => o,
@@ -322,6 +319,27 @@ mod tests {
         let version = map.version().unwrap();
         assert!(version.id.starts_with("lease-") && !version.id.contains("AbC"));
         assert!(!format!("{lease:?}").contains("AbC"));
+    }
+
+    #[test]
+    fn a_lease_duration_of_minus_one_or_1e30_is_taken_as_ten_years() {
+        for duration in [
+            serde_json::json!(-1),
+            serde_json::json!(1e30),
+            serde_json::json!(u64::MAX),
+        ] {
+            let mut doc = serde_json::json!({
+                "lease_id": "database/creds/trainer/AbC", "lease_duration": duration,
+                "renewable": true, "data": {"username": "u", "password": "p"}
+            });
+            let map = leased_map("pg", &mut doc).unwrap();
+            let lease = map.lease().unwrap();
+            assert_eq!(
+                lease.lifetime.ttl(),
+                crate::secrets::lifetime::LONGEST,
+                "{duration}"
+            );
+        }
     }
 
     #[test]

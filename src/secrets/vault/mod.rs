@@ -328,7 +328,7 @@ impl Vault {
         let r = with_retries(&self.settings, fetch).map_err(|f| f.error)?;
         let mut doc = r.json().unwrap_or(Value::Null);
         let token = doc["data"]["token"].as_str().map(SecretString::from);
-        let ttl = doc["data"]["ttl"].as_u64().unwrap_or(0);
+        let ttl = wire::seconds(&doc["data"]["ttl"]).unwrap_or_default();
         zeroize_json(&mut doc);
         let token =
             token.ok_or_else(|| Error::Remote(format!("{what}: the answer holds no token")))?;
@@ -350,10 +350,7 @@ impl Vault {
         }
         Ok(IdentityToken {
             token,
-            lifetime: crate::secrets::lifetime::Lifetime::new(
-                std::time::Duration::from_secs(ttl),
-                false,
-            ),
+            lifetime: crate::secrets::lifetime::Lifetime::new(ttl, false),
             audiences,
         })
     }

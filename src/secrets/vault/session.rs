@@ -32,7 +32,7 @@ use super::client::Client;
 use super::identity::CertFiles;
 use super::ledger::Ledger;
 use super::login::Login;
-use super::wire::{errors_summary, expect};
+use super::wire::{self, errors_summary, expect};
 use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::lifetime::{self, Lifetime};
@@ -334,11 +334,11 @@ impl Session {
             return None;
         }
         let mut doc = r.json()?;
-        let lease = doc["auth"]["lease_duration"].as_u64();
+        let lease = wire::seconds(&doc["auth"]["lease_duration"]);
         let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
         zeroize_json(&mut doc);
         meter::add("vault", |c| c.renewals += 1);
-        Some(Lifetime::new(Duration::from_secs(lease?), renewable))
+        Some(Lifetime::new(lease?, renewable))
     }
 
     /// The login's token: the one held until it is due for replacement
@@ -486,7 +486,7 @@ impl Session {
             };
             let mut doc = r.json().unwrap_or(Value::Null);
             let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
-            let lease = doc["auth"]["lease_duration"].as_u64().unwrap_or(0);
+            let lease = wire::seconds(&doc["auth"]["lease_duration"]).map_or(0, |d| d.as_secs());
             let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
             zeroize_json(&mut doc);
             let token = token.ok_or_else(|| {

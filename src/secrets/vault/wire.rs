@@ -7,6 +7,7 @@ use crate::secrets::remote::http::Response;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{shorten, FetchError};
 use serde_json::Value;
+use std::time::Duration;
 
 /// What a 404 answer says.
 #[derive(Debug, PartialEq, Eq)]
@@ -166,4 +167,23 @@ pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>
             ))))
         }
     }
+}
+
+/// A duration in seconds as Vault answers it (`lease_duration`, `ttl`):
+/// whole seconds, else a number taken as at most [`LONGEST`] (ten years): a
+/// huge one (`1e30`) and a negative one (`-1`, "no end") alike, so that no
+/// answer makes an error or an overflow; `None` when it is not a number.
+///
+/// [`LONGEST`]: crate::secrets::lifetime::LONGEST
+pub(crate) fn seconds(v: &Value) -> Option<Duration> {
+    use crate::secrets::lifetime::LONGEST;
+    if let Some(s) = v.as_u64() {
+        return Some(Duration::from_secs(s).min(LONGEST));
+    }
+    let f = v.as_f64()?;
+    Some(if f < 0.0 || !f.is_finite() || f >= LONGEST.as_secs_f64() {
+        LONGEST
+    } else {
+        Duration::from_secs_f64(f)
+    })
 }
