@@ -4,6 +4,7 @@
 use crate::outcome::CliError;
 use st_secrets::secrets::{EnvProvider, ManagerConfig, Provider, SecretsManager};
 use st_secrets::store::Store;
+use st_secrets::Error;
 use std::path::PathBuf;
 
 /// The global options every command sees.
@@ -34,6 +35,21 @@ impl Globals {
     pub fn store(&self) -> Result<Store, CliError> {
         Ok(Store::open(self.db.as_deref())?)
     }
+}
+
+/// The refusal to print or export `key`, a field of a leased credential:
+/// issued for this process and revoked when it exits, so the value shown
+/// would already be dead (and fields read by separate commands come from
+/// separate credentials). Says what to use instead.
+pub fn leased_refusal(key: &str) -> CliError {
+    let key = crate::io::printable(key);
+    CliError::Error(Error::InvalidArgument(format!(
+        "'{key}' is a field of a leased credential, issued for this command and revoked when \
+         it exits: a value printed or exported here would already be dead; run the program \
+         under `st-secrets run` instead (it gets st://{key}, which the library resolves and \
+         keeps current), or, for a program that reads a file, `st-secrets run --file \
+         NAME=st://{key} --watch -- PROGRAM`"
+    )))
 }
 
 /// Why `key` was not found: no provider has it, or one holds it with a value

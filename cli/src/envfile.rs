@@ -1,6 +1,7 @@
 //! `--env-file FILE`: dotenv files whose values are literals or references
 //! to secrets (`NAME=st://KEY`), the mapping from a variable a program reads
-//! to the secret that fills it.
+//! to the secret that fills it; and the other way, `env`'s quoting of
+//! values for a shell, a dotenv file and docker's `--env-file`.
 //!
 //! The dotenv syntax is dotenvy's (the maintained fork of the `dotenv`
 //! crate): `#` comments and blank lines, an optional `export `, single
@@ -218,6 +219,80 @@ pub fn parse(path: &Path) -> Result<Vec<Entry>, Error> {
     Ok(entries)
 }
 
+// What `env` writes: each value quoted for its format.
+
+/// `value` in single quotes for a POSIX shell.
+pub(crate) fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `value` quoted for a dotenv file so that python-dotenv (1.x, with its
+/// default interpolation) and dotenvy read it back byte for byte, or why no
+/// form does. The two readers agree on little:
+///
+/// - single quotes are literal in both for a value without `'` or `\`
+///   (python-dotenv decodes `\\` and `\'` there, dotenvy refuses a `\`
+///   before the closing quote); line breaks and `$HOME` are kept as they are;
+/// - double quotes with `\\`, `\"` and `\n` escaped, for the other values,
+///   are read the same by both unless the value holds a `$`, which dotenvy
+///   expands there (python-dotenv has no `\$`);
+/// - python-dotenv expands `${...}` in every quoting, has no escape for it,
+///   and reads a raw carriage return as a line break (as Python's text mode
+///   does), while dotenvy has no `\r`.
+pub(crate) fn dotenv_quote(value: &str) -> Result<String, &'static str> {
+    if value.contains('\r') {
+        Err(
+            "holds a carriage return (python-dotenv reads it as a line break, and dotenvy \
+             has no escape for it)",
+        )
+    } else if value.contains("${") {
+        Err("holds '${', which python-dotenv expands in any quoting (it has no escape for it)")
+    } else if !value.contains(['\'', '\\']) {
+        // Sized once: no copy of the value is left behind by a reallocation.
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('\'');
+        out.push_str(value);
+        out.push('\'');
+        Ok(out)
+    } else if !value.contains('$') {
+        let mut out = String::with_capacity(2 * value.len() + 2);
+        out.push('"');
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str(r"\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str(r"\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        Ok(out)
+    } else {
+        Err(
+            "holds '$' with a quote or a backslash (no quoting reads back the same in \
+             python-dotenv and dotenvy)",
+        )
+    }
+}
+
+/// The longest line `docker run --env-file` reads (its line scanner's
+/// limit, 64 KiB, newline included).
+const DOCKER_MAX_LINE: usize = 64 * 1024 - 1;
+
+/// Why docker's env-file reader cannot carry `NAME=value`, if it cannot:
+/// it reads one literal `NAME=value` per line (no quotes, no escapes), so a
+/// line break (or a carriage return, which it strips at a line's end) would
+/// cut the value, and a line over its scanner's limit fails the run.
+pub(crate) fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
+    if value.contains(['\n', '\r']) {
+        Some("holds a line break")
+    } else if name.len() + 1 + value.len() > DOCKER_MAX_LINE {
+        Some("makes a line longer than docker reads (64 KiB)")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +410,22 @@ mod tests {
         assert!(e.contains("UTF-8"), "{e}");
         let dir = tempfile::TempDir::new().unwrap();
         assert!(parse(dir.path()).is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(dotenv_quote("a $HOME\n").unwrap(), "'a $HOME\n'");
+        assert_eq!(dotenv_quote("a\\b'c\n\"").unwrap(), r#""a\\b'c\n\"""#);
+        assert!(dotenv_quote("a'$b").is_err());
+        assert!(dotenv_quote("a${b}").is_err());
+        assert!(dotenv_quote("a\rb").is_err());
+        assert!(valid_name("HF_TOKEN") && valid_name("_X1"));
+        assert!(!valid_name("1X") && !valid_name("A B") && !valid_name(""));
+        assert_eq!(docker_refusal("A", "  'quoted' $x # y  "), None);
+        assert!(docker_refusal("A", "two\nlines").is_some());
+        assert!(docker_refusal("A", "cr\r").is_some());
+        assert_eq!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 2)), None);
+        assert!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 1)).is_some());
     }
 }

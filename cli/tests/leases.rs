@@ -323,6 +323,64 @@ fn a_credential_revoked_behind_the_job_is_reported_and_issued_anew_once() {
 /// to `run`, whether the rank is killed 1 s later, `run`'s exit status.
 type Ending<'a> = (&'a str, &'a [&'a str], &'a str, Option<i32>, bool, i32);
 
+/// The tool with the leased `pg` of `role` configured, its output.
+fn tool(s: &Value, home: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let cfg = home.join("c.json");
+    std::fs::write(&cfg, config(s, "job", None)).unwrap();
+    let out = clean(env!("CARGO_BIN_EXE_st-secrets"), s, home)
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+#[ignore = "needs OpenBao and PostgreSQL: scripts/test-all.sh leases"]
+fn a_leased_credential_is_never_frozen_into_an_environment_or_printed_dead() {
+    let s = setup("ST_TEST_LEASES_SETUP");
+    let home = tempfile::tempdir().unwrap();
+    // run (--all, and --only): a reference, resolved by the library in the
+    // command, never the value run's own lease holds.
+    let show = r#"printf '%s|%s' "$PG_PASSWORD" "$PG_USERNAME""#;
+    let (code, out, err) = tool(&s, home.path(), &["run", "--", "sh", "-c", show]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "st://PG_PASSWORD|st://PG_USERNAME", "{err}");
+    assert!(err.contains("hold leased credentials"), "{err}");
+    let (code, out, err) = tool(
+        &s,
+        home.path(),
+        &["run", "--only", "pg_password", "--", "sh", "-c", show],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "st://pg_password|"),
+        "{err}"
+    );
+    // get and env --only: refused, saying what to use; env --all skips.
+    for args in [
+        &["get", "pg_password"][..],
+        &["env", "--only", "pg_username"],
+    ] {
+        let (code, out, err) = tool(&s, home.path(), args);
+        assert_eq!(code, Some(3), "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: nothing printed: {out}");
+        assert!(
+            err.contains("leased credential") && err.contains("st-secrets run --file"),
+            "{err}"
+        );
+    }
+    let (code, out, err) = tool(&s, home.path(), &["env"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("PG_PASSWORD"), "{out}");
+    assert!(err.contains("skipped PG_PASSWORD"), "{err}");
+    // Every lease those commands took is revoked as they ended.
+    gone_within(&s, "database/creds/job", None, Duration::from_secs(5));
+}
+
 /// One ending of `run` (given `options` too): a rank that connects once,
 /// then `mode`; `signal` (if any) sent to `run` once the rank is ready; with
 /// `kill_child`, the rank is killed 1 s later.

@@ -251,6 +251,11 @@ pub struct Version {
     /// `AWSPENDING` or `AWSPREVIOUS`, the KV v2 version before), is served
     /// until the service's current version is another.
     pub instead_of: Option<String>,
+    /// The value is a field of a leased credential (a Vault dynamic secret,
+    /// a certificate): issued for this process and revoked when it ends,
+    /// so it must not be frozen where it outlives the process (an exported
+    /// variable, a shell's output).
+    pub leased: bool,
 }
 
 /// A key whose value changed in a provider ([`SecretsManager::on_change`]
@@ -477,6 +482,9 @@ impl SecretMap {
 
     /// The same map, holding the values of `lease`.
     pub fn with_lease(mut self, lease: Option<Lease>) -> SecretMap {
+        if let Some(v) = &mut self.version {
+            v.leased = lease.is_some();
+        }
         self.lease = lease.map(Box::new);
         self
     }

@@ -4,7 +4,7 @@
 use crate::args::{EnvArgs, Format, InjectArgs, Selection, TemplateFormat};
 use crate::childenv;
 use crate::context::{not_found_message, Globals};
-use crate::envfile::{self, valid_name, Source};
+use crate::envfile::{self, docker_refusal, dotenv_quote, sh_quote, valid_name, Source};
 use crate::io::{is_stdio, print_json, printable, read_stdin, write_private_file};
 use crate::outcome::{usage, CliError, Outcome};
 use crate::template::{self, Piece};
@@ -28,6 +28,9 @@ pub struct Var {
 pub struct Resolved {
     pub vars: Vec<Var>,
     pub files: Vec<Var>,
+    /// Leased values passed as references: masked in `run`'s output, never
+    /// set.
+    pub masked: Vec<SecretString>,
     /// The manager that resolved them (`run --watch` goes on with it).
     pub manager: SecretsManager,
 }
@@ -94,7 +97,9 @@ pub fn resolve(
         m: &m,
         vars: Vars::default(),
         missing: Vec::new(),
-        nul_ok: purpose == Purpose::RunAsFiles,
+        purpose,
+        referenced: Vec::new(),
+        masked: Vec::new(),
     };
     if purpose != Purpose::Env && m.config().references {
         r.inherited_references()?;
@@ -108,6 +113,14 @@ pub fn resolve(
         r.env_file_entry(entry)?;
     }
     let files = r.file_values(&files)?;
+    if !r.referenced.is_empty() {
+        eprintln!(
+            "st-secrets: {} hold leased credentials: set to st://KEY references, which the \
+             library resolves in the command and keeps current (a program that reads the \
+             variable itself: --file NAME=st://KEY --watch)",
+            r.referenced.join(", ")
+        );
+    }
     if let Some(first) = r.missing.first() {
         let more = match r.missing.len() {
             1 => String::new(),
@@ -122,6 +135,7 @@ pub fn resolve(
     Ok(Resolved {
         vars: r.vars.into_vec(),
         files,
+        masked: r.masked,
         manager: m,
     })
 }
@@ -132,8 +146,11 @@ struct Resolving<'m> {
     m: &'m SecretsManager,
     vars: Vars,
     missing: Vec<String>,
-    /// Secret values go to files (`run --as-files`), which carry NUL bytes.
-    nul_ok: bool,
+    purpose: Purpose,
+    /// The variables set to a reference rather than a leased value.
+    referenced: Vec<String>,
+    /// Their values, for `run`'s masking.
+    masked: Vec<SecretString>,
 }
 
 /// What [`resolve`] resolves for: `env` (and its formats), `run`, or `run
@@ -146,10 +163,11 @@ pub enum Purpose {
 }
 
 impl Resolving<'_> {
-    /// The value of `key`; missing or failing stops everything.
-    fn required(&self, key: &str) -> Result<SecretString, CliError> {
-        match self.m.get(key) {
-            Ok(Some(value)) => Ok(value),
+    /// The value of `key`, and whether it is a field of a leased
+    /// credential; missing or failing stops everything.
+    fn required(&self, key: &str) -> Result<(SecretString, bool), CliError> {
+        match self.m.get_with_version(key) {
+            Ok(Some(f)) => Ok((f.value, f.version.is_some_and(|v| v.leased))),
             Ok(None) => Err(CliError::NotFound(not_found_message(self.m, key))),
             Err(e) => Err(CliError::from(
                 e.context(format!("secret '{}'", printable(key))),
@@ -203,9 +221,8 @@ impl Resolving<'_> {
                 )));
             }
             if !self.vars.has(&name) {
-                let value = self.required(key)?;
-                self.refuse_nul(&name, key, &value)?;
-                self.vars.set(name, key, value, true);
+                let (value, leased) = self.required(key)?;
+                self.deliver(name, key, value, leased, true)?;
             }
         }
         Ok(())
@@ -239,8 +256,12 @@ impl Resolving<'_> {
                 );
                 continue;
             }
-            let value = self.required(&name)?;
-            if !self.nul_ok && has_nul(&value) {
+            let (value, leased) = self.required(&name)?;
+            if leased {
+                self.deliver(name.clone(), &name, value, leased, false)?;
+                continue;
+            }
+            if self.purpose != Purpose::RunAsFiles && has_nul(&value) {
                 eprintln!(
                     "st-secrets: warning: not setting {name} from provider '{provider}' (key \
                      '{}'): its value holds a NUL byte, which an environment variable cannot \
@@ -260,11 +281,14 @@ impl Resolving<'_> {
     fn env_file_entry(&mut self, entry: envfile::Entry) -> Result<(), CliError> {
         let (key, value, secret) = match entry.source {
             Source::Literal(value) => (String::new(), value, false),
-            Source::Reference(key) => match self.m.get(&key) {
-                Ok(Some(value)) => {
-                    self.refuse_nul(&entry.name, &key, &value)
+            Source::Reference(key) => match self.m.get_with_version(&key) {
+                Ok(Some(f)) if f.version.as_ref().is_some_and(|v| v.leased) => {
+                    return self.deliver(entry.name, &key, f.value, true, true);
+                }
+                Ok(Some(f)) => {
+                    self.refuse_nul(&entry.name, &key, &f.value)
                         .map_err(|e| e.context(entry.origin.to_string()))?;
-                    (key, value, true)
+                    (key, f.value, true)
                 }
                 Ok(None) => {
                     self.missing.push(format!(
@@ -330,7 +354,7 @@ impl Resolving<'_> {
     /// reference) that goes to the environment: refused, naming the
     /// variable and the key, never the value.
     fn refuse_nul(&self, name: &str, key: &str, value: &SecretString) -> Result<(), Error> {
-        if self.nul_ok || !has_nul(value) {
+        if self.purpose == Purpose::RunAsFiles || !has_nul(value) {
             return Ok(());
         }
         Err(Error::InvalidArgument(format!(
@@ -339,6 +363,46 @@ impl Resolving<'_> {
             printable(key),
             printable(key)
         )))
+    }
+}
+
+impl Resolving<'_> {
+    /// Sets `name` from `key`'s value. A field of a leased credential is
+    /// never frozen into an environment: `run` sets the reference
+    /// `st://KEY` (the library resolves it in the command and keeps it
+    /// current), `run --as-files` writes it to a file removed at the end;
+    /// `env` refuses a `named` one and skips one of `--all` with a warning.
+    fn deliver(
+        &mut self,
+        name: String,
+        key: &str,
+        value: SecretString,
+        leased: bool,
+        named: bool,
+    ) -> Result<(), CliError> {
+        if !leased || self.purpose == Purpose::RunAsFiles {
+            self.refuse_nul(&name, key, &value)?;
+            self.vars.set(name, key, value, true);
+            return Ok(());
+        }
+        match self.purpose {
+            Purpose::Env if named => Err(crate::context::leased_refusal(key)),
+            Purpose::Env => {
+                eprintln!(
+                    "st-secrets: skipped {name} (key '{}'): a field of a leased credential, \
+                     revoked when this command exits",
+                    printable(key)
+                );
+                Ok(())
+            }
+            _ => {
+                let reference = SecretString::from(format!("{}{key}", template::SCHEME));
+                self.vars.set(name.clone(), key, reference, false);
+                self.referenced.push(name);
+                self.masked.push(value);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -404,78 +468,6 @@ fn warn_collisions(keys: &[(String, &'static str)]) {
             listed.join(", "),
             printable(winner)
         );
-    }
-}
-
-/// `value` in single quotes for a POSIX shell.
-fn sh_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-/// `value` quoted for a dotenv file so that python-dotenv (1.x, with its
-/// default interpolation) and dotenvy read it back byte for byte, or why no
-/// form does. The two readers agree on little:
-///
-/// - single quotes are literal in both for a value without `'` or `\`
-///   (python-dotenv decodes `\\` and `\'` there, dotenvy refuses a `\`
-///   before the closing quote); line breaks and `$HOME` are kept as they are;
-/// - double quotes with `\\`, `\"` and `\n` escaped, for the other values,
-///   are read the same by both unless the value holds a `$`, which dotenvy
-///   expands there (python-dotenv has no `\$`);
-/// - python-dotenv expands `${...}` in every quoting, has no escape for it,
-///   and reads a raw carriage return as a line break (as Python's text mode
-///   does), while dotenvy has no `\r`.
-fn dotenv_quote(value: &str) -> Result<String, &'static str> {
-    if value.contains('\r') {
-        Err(
-            "holds a carriage return (python-dotenv reads it as a line break, and dotenvy \
-             has no escape for it)",
-        )
-    } else if value.contains("${") {
-        Err("holds '${', which python-dotenv expands in any quoting (it has no escape for it)")
-    } else if !value.contains(['\'', '\\']) {
-        // Sized once: no copy of the value is left behind by a reallocation.
-        let mut out = String::with_capacity(value.len() + 2);
-        out.push('\'');
-        out.push_str(value);
-        out.push('\'');
-        Ok(out)
-    } else if !value.contains('$') {
-        let mut out = String::with_capacity(2 * value.len() + 2);
-        out.push('"');
-        for c in value.chars() {
-            match c {
-                '\\' => out.push_str(r"\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str(r"\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        Ok(out)
-    } else {
-        Err(
-            "holds '$' with a quote or a backslash (no quoting reads back the same in \
-             python-dotenv and dotenvy)",
-        )
-    }
-}
-
-/// The longest line `docker run --env-file` reads (its line scanner's
-/// limit, 64 KiB, newline included).
-const DOCKER_MAX_LINE: usize = 64 * 1024 - 1;
-
-/// Why docker's env-file reader cannot carry `NAME=value`, if it cannot:
-/// it reads one literal `NAME=value` per line (no quotes, no escapes), so a
-/// line break (or a carriage return, which it strips at a line's end) would
-/// cut the value, and a line over its scanner's limit fails the run.
-fn docker_refusal(name: &str, value: &str) -> Option<&'static str> {
-    if value.contains(['\n', '\r']) {
-        Some("holds a line break")
-    } else if name.len() + 1 + value.len() > DOCKER_MAX_LINE {
-        Some("makes a line longer than docker reads (64 KiB)")
-    } else {
-        None
     }
 }
 
@@ -627,26 +619,4 @@ pub fn inject(g: &Globals, args: InjectArgs) -> Outcome {
         }
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(sh_quote("it's $HOME"), r"'it'\''s $HOME'");
-        assert_eq!(dotenv_quote("a $HOME\n").unwrap(), "'a $HOME\n'");
-        assert_eq!(dotenv_quote("a\\b'c\n\"").unwrap(), r#""a\\b'c\n\"""#);
-        assert!(dotenv_quote("a'$b").is_err());
-        assert!(dotenv_quote("a${b}").is_err());
-        assert!(dotenv_quote("a\rb").is_err());
-        assert!(valid_name("HF_TOKEN") && valid_name("_X1"));
-        assert!(!valid_name("1X") && !valid_name("A B") && !valid_name(""));
-        assert_eq!(docker_refusal("A", "  'quoted' $x # y  "), None);
-        assert!(docker_refusal("A", "two\nlines").is_some());
-        assert!(docker_refusal("A", "cr\r").is_some());
-        assert_eq!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 2)), None);
-        assert!(docker_refusal("A", &"x".repeat(DOCKER_MAX_LINE - 1)).is_some());
-    }
 }

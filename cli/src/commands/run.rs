@@ -298,6 +298,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
             let values = secrets
                 .filter(|v| v.secret)
                 .map(|v| v.value.clone())
+                .chain(resolved.masked.iter().cloned())
                 .chain(tokens.iter().map(|t| t.1.token.clone()))
                 .collect();
             PatternSlot::new(values)?

@@ -10,11 +10,17 @@ use st_secrets::Error;
 
 pub fn get(g: &Globals, key: &str) -> Outcome {
     let m = g.manager()?;
-    let Some((value, provider)) = m.get_with_source(key)? else {
+    let Some(found) = m.get_with_version(key)? else {
         return Err(CliError::NotFound(not_found_message(&m, key)));
     };
+    if found.version.as_ref().is_some_and(|v| v.leased) {
+        return Err(crate::context::leased_refusal(key));
+    }
+    let value = found.value;
     if g.json {
-        print_json(serde_json::json!({"key": key, "provider": provider, "value": value.expose()}))?;
+        print_json(
+            serde_json::json!({"key": key, "provider": found.provider, "value": value.expose()}),
+        )?;
     } else {
         print_raw(value.expose(), false)?;
     }

@@ -361,6 +361,7 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
                 _ => Vec::new(),
             },
             instead_of: None,
+            leased: false,
         }),
         _ => None,
     };

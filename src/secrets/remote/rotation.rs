@@ -67,6 +67,7 @@ pub fn choose(versions: &Versions, held: Option<&Version>, failed: Option<&str>)
         id: id.to_owned(),
         stages: versions.stages_of(id),
         instead_of,
+        leased: false,
     };
     if held.is_some_and(|h| h.id == want.id) {
         Choice::Keep(want)
@@ -117,7 +118,8 @@ mod tests {
             Choice::Fetch(Version {
                 id: "v1".into(),
                 stages: vec!["AWSCURRENT".into()],
-                instead_of: None
+                instead_of: None,
+                leased: false
             })
         );
         assert!(matches!(choose(&now, None, None), Choice::Fetch(w) if w.id == "v1"));
@@ -135,7 +137,8 @@ mod tests {
             Choice::Fetch(Version {
                 id: "v2".into(),
                 stages: vec!["AWSPENDING".into()],
-                instead_of: Some("v1".into())
+                instead_of: Some("v1".into()),
+                leased: false
             })
         );
         let previous = choose(&aws("v1", None, Some("v0")), Some(&v("v1")), Some("v1"));
@@ -154,7 +157,8 @@ mod tests {
             Choice::Keep(Version {
                 id: "v2".into(),
                 stages: vec!["AWSCURRENT".into()],
-                instead_of: None
+                instead_of: None,
+                leased: false
             })
         );
     }

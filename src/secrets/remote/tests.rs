@@ -651,6 +651,7 @@ mod versions {
                 id: id.clone(),
                 stages: stages.clone(),
                 instead_of: None,
+                leased: false,
             })))
         }
     }
@@ -788,7 +789,8 @@ mod versions {
                 Version {
                     id: "v2".into(),
                     stages: vec!["AWSCURRENT".into()],
-                    instead_of: None
+                    instead_of: None,
+                    leased: false
                 }
             )
         );

@@ -318,6 +318,7 @@ mod tests {
         );
         let version = map.version().unwrap();
         assert!(version.id.starts_with("lease-") && !version.id.contains("AbC"));
+        assert!(version.leased, "a leased credential's fields say so");
         assert!(!format!("{lease:?}").contains("AbC"));
     }
 

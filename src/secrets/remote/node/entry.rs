@@ -158,6 +158,7 @@ impl Shareable for SecretMap {
                 id: v.id,
                 stages: v.stages,
                 instead_of: v.instead_of,
+                leased: false, // with_lease says
             }))
             .with_lease(lease),
         )

@@ -70,6 +70,7 @@ fn map(value: &str) -> SecretMap {
         id: "v7".into(),
         stages: vec!["AWSCURRENT".into()],
         instead_of: Some("v6".into()),
+        leased: false,
     }))
 }
 
@@ -575,6 +576,7 @@ fn of_version(value: &str, id: &str) -> SecretMap {
         id: id.into(),
         stages: vec!["AWSCURRENT".into()],
         instead_of: None,
+        leased: false,
     }))
 }
 
