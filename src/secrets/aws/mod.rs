@@ -111,10 +111,13 @@ impl RemoteSource<Aws> {
     /// bundle) do not fail here: the provider reports them on every lookup and
     /// in its status, and the rest of the chain keeps working.
     pub fn new(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> AwsProvider {
-        let names = aws
-            .secret_names
-            .clone()
-            .or_else(|| vars.list(var::SIMPLETUNER_AWS_SECRET_NAME));
+        let (names, too_many) = match aws.secret_names.clone() {
+            Some(names) => (Some(names), None),
+            None => match vars.list(var::SIMPLETUNER_AWS_SECRET_NAME) {
+                Ok(names) => (names, None),
+                Err(e) => (None, Some(e)),
+            },
+        };
         let agent_url = aws
             .agent_url
             .clone()
@@ -126,13 +129,14 @@ impl RemoteSource<Aws> {
         let scope = Scope::new("aws", &vars)
             .with("settings", &format!("{aws:?}"))
             .with("agent", agent_url.as_deref().unwrap_or(""));
-        let transport = match (&names, agent_url) {
-            (None, _) => Err(Error::ProviderUnavailable(format!(
+        let transport = match (&names, agent_url, too_many) {
+            (_, _, Some(e)) => Err(e),
+            (None, _, None) => Err(Error::ProviderUnavailable(format!(
                 "AWS Secrets Manager is not configured: set aws_secret_name or {}",
                 var::SIMPLETUNER_AWS_SECRET_NAME
             ))),
-            (Some(_), Some(url)) => agent_transport(&url, remote, &vars),
-            (Some(_), None) => client(aws, remote, vars).map(Transport::Direct),
+            (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
+            (Some(_), None, None) => client(aws, remote, vars).map(Transport::Direct),
         };
         let fetcher = transport.map(|transport| Aws {
             transport,

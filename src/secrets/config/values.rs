@@ -44,21 +44,22 @@ pub(super) fn nonempty(key: &str, value: &Value) -> Result<String, Error> {
 
 /// A non-empty string, or a non-empty list of them, each passed through
 /// `clean` and still non-empty: the secret names and paths.
+use crate::secrets::remote::vars::MAX_LISTED;
+
 pub(super) fn names(
     key: &str,
     value: &Value,
     clean: fn(&str) -> String,
 ) -> Result<Vec<String>, Error> {
-    const LIMIT: usize = 64;
     let items: Vec<String> = match value {
         Value::Array(items) if items.is_empty() => {
             return Err(Error::InvalidArgument(format!(
                 "config key '{key}' must not be an empty list"
             )))
         }
-        Value::Array(items) if items.len() > LIMIT => {
+        Value::Array(items) if items.len() > MAX_LISTED => {
             return Err(Error::InvalidArgument(format!(
-                "config key '{key}' lists {} items; at most {LIMIT} are taken",
+                "config key '{key}' lists {} items; at most {MAX_LISTED} are taken",
                 items.len()
             )))
         }

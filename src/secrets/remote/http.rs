@@ -300,6 +300,15 @@ impl Http {
             )))
         })?;
         let agent = self.pool.lock().agent.clone();
+        // Within a fetch, at most what the fetch has left (a cluster's
+        // nodes tried in turn share one bound).
+        let request = match super::time_left() {
+            Some(left) if left < self.request_timeout => agent
+                .configure_request(request)
+                .timeout_global(Some(left.max(Duration::from_millis(1))))
+                .build(),
+            _ => request,
+        };
         let started = std::time::Instant::now();
         let counted = |outcome: &str| {
             super::meter::request(what, method, url, outcome, started.elapsed());

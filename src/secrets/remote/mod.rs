@@ -105,6 +105,15 @@ impl Default for RemoteSettings {
 }
 
 impl RemoteSettings {
+    /// The longest one fetch takes, retries included: `request_timeout` for
+    /// each of its attempts and the longest backoff before each retry. A
+    /// cluster's nodes share it: trying another node is not another fetch.
+    pub fn fetch_bound(&self) -> Duration {
+        self.request_timeout
+            .saturating_mul(self.retries.saturating_add(1))
+            .saturating_add(self.backoff_cap.saturating_mul(self.retries))
+    }
+
     /// How long a found value is kept: its own time when it says one (a
     /// lease's end, a login token's renewal), at most `cache_ttl`. Without
     /// refresh ahead, a value that says when it is due for renewal
@@ -180,14 +189,30 @@ impl From<Error> for FetchError {
 /// seconds, rounded down) is kept instead, as long as the retry still starts
 /// within the request timeout of the first attempt; a longer wait ends the
 /// retries, and the error says how long the server asked for.
+///
+/// The whole fetch is bounded by [`RemoteSettings::fetch_bound`] (a nested
+/// fetch, a login inside a get, shares the outer one's): each request,
+/// each node of a cluster tried in turn, is given what is left of it, and
+/// no retry starts past it.
 pub fn with_retries<T>(
     settings: &RemoteSettings,
     mut attempt: impl FnMut() -> Result<T, FetchError>,
 ) -> Result<T, FetchError> {
     let started = Instant::now();
+    let _bound = FetchBound::set(started + settings.fetch_bound());
     let mut retry = 0;
     loop {
         match attempt() {
+            Err(f) if f.transient && !f.spent && time_left() == Some(Duration::ZERO) => {
+                return Err(FetchError {
+                    error: f.error.with_note(format!(
+                        "the fetch's bound of {:?} is spent",
+                        settings.fetch_bound()
+                    )),
+                    spent: true,
+                    ..f
+                })
+            }
             Err(f) if f.transient && !f.spent && retry < settings.retries => {
                 // Retry-After counts whole seconds, and servers round down
                 // (OpenBao's rate limiter says 0 while it still refuses):
@@ -211,12 +236,50 @@ pub fn with_retries<T>(
                         wait
                     }
                 };
-                std::thread::sleep(wait);
+                std::thread::sleep(wait.min(time_left().unwrap_or(wait)));
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);
             }
             outcome => return outcome,
         }
+    }
+}
+
+thread_local! {
+    /// When the fetch this thread runs must have ended.
+    static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The time the fetch running on this thread has left (zero once spent);
+/// `None` outside a fetch.
+pub(crate) fn time_left() -> Option<Duration> {
+    DEADLINE
+        .with(std::cell::Cell::get)
+        .map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// The deadline of the fetch on this thread while it lives: the earlier of
+/// the one set before (an outer fetch's) and its own; the one before comes
+/// back when it is dropped.
+pub(crate) struct FetchBound(Option<Instant>);
+
+impl FetchBound {
+    /// No fetch bound while it lives: a write waiting out a cluster's
+    /// election has that deadline instead (`vault_election_timeout`).
+    pub(crate) fn lifted() -> FetchBound {
+        FetchBound(DEADLINE.with(|d| d.replace(None)))
+    }
+
+    fn set(own: Instant) -> FetchBound {
+        let before = DEADLINE.with(std::cell::Cell::get);
+        DEADLINE.with(|d| d.set(Some(before.map_or(own, |b| b.min(own)))));
+        FetchBound(before)
+    }
+}
+
+impl Drop for FetchBound {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
     }
 }
 

@@ -171,18 +171,34 @@ impl Vars {
     }
 }
 
+/// The most items a list takes (a config key's, or a variable's
+/// comma-separated one): past it the list is refused, not cut.
+pub(crate) const MAX_LISTED: usize = 64;
+
 impl Vars {
     /// The comma-separated list in `name` (items trimmed, empty ones
     /// dropped); `None` when unset or only separators.
-    pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
-        let items: Vec<String> = self
-            .get(name)?
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::error::Error::InvalidArgument)
+    /// naming the variable when it lists more than [`MAX_LISTED`] items.
+    pub(crate) fn list(&self, name: &str) -> Result<Option<Vec<String>>, crate::error::Error> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        let items: Vec<String> = value
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        (!items.is_empty()).then_some(items)
+        if items.len() > MAX_LISTED {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "{name} lists {} items; at most {MAX_LISTED} are taken",
+                items.len()
+            )));
+        }
+        Ok((!items.is_empty()).then_some(items))
     }
 
     /// The yes/no value of `name`: `None` when unset.

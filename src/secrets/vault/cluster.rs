@@ -248,6 +248,7 @@ impl Cluster {
     ) -> Result<Response, FetchError> {
         let write = method != "GET";
         let deadline = wait.then(|| Instant::now() + jittered(self.election));
+        let _election = wait.then(crate::secrets::remote::FetchBound::lifted);
         let mut round = 0;
         loop {
             let failure = match self.round(method, path_and_query, headers, body, write) {
@@ -330,6 +331,11 @@ impl Cluster {
         let confirm_absence = !write && self.in_window();
         let mut absent: Option<Response> = None;
         for (k, &asked) in order.iter().enumerate() {
+            // Another node is not another fetch: none is tried once the
+            // fetch's bound is spent.
+            if k > 0 && crate::secrets::remote::time_left() == Some(Duration::ZERO) {
+                break;
+            }
             // The node whose answer this is: `asked`, or the one it
             // redirected to.
             let mut i = asked;

@@ -112,14 +112,19 @@ impl RemoteSource<Vault> {
     /// The provider for `settings`, reading `vars`. Configuration problems
     /// (unreadable CA file) are reported on every lookup and in the status.
     pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
-        let urls = addresses(vault, &vars);
+        let mut urls = addresses(vault, &vars);
+        let listed = match &vault.paths {
+            Some(_) => None,
+            None => vars
+                .list(var::SIMPLETUNER_VAULT_PATH)
+                .inspect_err(|e| urls = Err(e.clone()))
+                .ok()
+                .flatten(),
+        };
         let paths = vault
             .paths
             .clone()
-            .or_else(|| {
-                vars.list(var::SIMPLETUNER_VAULT_PATH)
-                    .map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect())
-            })
+            .or_else(|| listed.map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect()))
             // Only leased secrets configured: no KV path unless one is named.
             .unwrap_or_else(|| match vault.leases {
                 Some(_) => Vec::new(),
@@ -384,12 +389,7 @@ fn addresses(vault: &VaultSettings, vars: &Vars) -> Result<Option<Vec<Address>>,
         (Some(urls), None) => urls.clone(),
         (None, Some(url)) => vec![url.clone()],
         (None, None) => match either(vars, var::VAULT_ADDR, var::BAO_ADDR) {
-            Some((value, _)) => value
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some((_, name)) => vars.list(name)?.unwrap_or_default(),
             None => return Ok(None),
         },
     };

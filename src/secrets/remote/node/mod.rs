@@ -483,11 +483,8 @@ impl Slot {
         settings: &RemoteSettings,
         look: &Look<'_, T>,
     ) -> Result<bool, Shared<T>> {
-        let attempts = settings.retries.saturating_add(1);
         let bound = settings
-            .request_timeout
-            .saturating_mul(attempts)
-            .saturating_add(settings.backoff_cap.saturating_mul(settings.retries))
+            .fetch_bound()
             .saturating_add(Duration::from_secs(1));
         let deadline = Instant::now() + bound;
         let mut pause = Duration::from_millis(1);

@@ -553,3 +553,55 @@ fn the_processes_of_a_node_share_a_failover_through_the_node_cache() {
     let third = with_path("c");
     assert_eq!(get(&third).unwrap().as_deref(), Some("hf_from_node"));
 }
+
+/// A node that accepts connections and never answers: the connections it
+/// took, counted.
+fn silent() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&taken);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (url, taken)
+}
+
+#[test]
+fn nodes_that_never_answer_share_one_fetch_bound_and_env_lists_are_capped() {
+    // 3 nodes x 3 attempts x 800 ms was 7.2 s and 9 connections; one fetch
+    // is bounded by 3 x 800 ms (and the backoffs) whatever the nodes.
+    let nodes: Vec<_> = (0..3).map(|_| silent()).collect();
+    let urls: Vec<String> = nodes.iter().map(|n| n.0.clone()).collect();
+    let p = provider(&urls, VaultSettings::default(), Vars::empty());
+    let e = get(&p).unwrap_err();
+    let tried: usize = nodes
+        .iter()
+        .map(|n| n.1.load(std::sync::atomic::Ordering::SeqCst))
+        .sum();
+    assert!(tried <= 4, "{tried} connections: {e}");
+    assert!(e.to_string().contains("bound"), "{e}");
+    // BAO_ADDR / VAULT_ADDR are capped as vault_urls is.
+    let many: Vec<String> = (0..5000)
+        .map(|i| format!("http://127.0.0.{}:1", i % 250 + 1))
+        .collect();
+    let vars = Vars::empty().set("BAO_ADDR", &many.join(","));
+    let e = VaultProvider::new(
+        &VaultSettings {
+            token: Some(SecretString::from("t")),
+            ..VaultSettings::default()
+        },
+        &settings(),
+        vars,
+    )
+    .status();
+    let said = format!("{e:?}");
+    assert!(
+        said.contains("BAO_ADDR lists 5000 items; at most 64"),
+        "{said}"
+    );
+}
