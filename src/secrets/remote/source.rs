@@ -289,12 +289,12 @@ fn load_checked<F: Fetch>(
     if !check {
         return fetcher.fetch_held(name, keepable);
     }
+    // A version check only decides whether to fetch: when it cannot say
+    // (refused, failed, too large, "absent" from a replica behind), the
+    // secret is read as without one, and that read decides.
     let versions = match fetcher.versions(name) {
-        None => return fetcher.fetch_held(name, keepable),
-        Some(answer) => match answer? {
-            Fetched::Absent => return Ok(Fetched::Absent),
-            Fetched::Found(v) => v,
-        },
+        Some(Ok(Fetched::Found(v))) => v,
+        _ => return fetcher.fetch_held(name, keepable),
     };
     match rotation::choose(&versions, version, failed) {
         Choice::Keep(v) => Ok(Fetched::Found(
@@ -312,7 +312,9 @@ fn load_checked<F: Fetch>(
                 };
                 Fetched::Found(map.with_version(Some(version)))
             }
-            Fetched::Absent => Fetched::Absent,
+            // The version the check named is not there yet (a replica
+            // behind, a rotation half done): what a plain read finds.
+            Fetched::Absent => fetcher.fetch_held(name, keepable)?,
         }),
         Choice::Plain => fetcher.fetch_held(name, keepable),
     }

@@ -619,6 +619,11 @@ mod versions {
         versions: Vec<(String, String, Vec<String>)>,
         gets: AtomicUsize,
         describes: AtomicUsize,
+        /// What the value reads see when they are behind the version
+        /// check (a replica): `None`, the same versions.
+        replica: Option<Vec<(String, String, Vec<String>)>>,
+        /// The version check fails (a metadata answer too large).
+        check_fails: bool,
     }
 
     impl Service {
@@ -641,7 +646,8 @@ mod versions {
 
         fn map(&self, pick: impl Fn(&(String, String, Vec<String>)) -> bool) -> Fetched<SecretMap> {
             self.gets.fetch_add(1, Ordering::SeqCst);
-            let Some((id, value, stages)) = self.versions.iter().find(|v| pick(v)) else {
+            let seen = self.replica.as_ref().unwrap_or(&self.versions);
+            let Some((id, value, stages)) = seen.iter().find(|v| pick(v)) else {
                 return Fetched::Absent;
             };
             let Value::Object(doc) = serde_json::json!({ "DB_PASSWORD": value }) else {
@@ -683,6 +689,11 @@ mod versions {
         fn versions(&self, _name: &String) -> Option<Result<Fetched<Versions>, FetchError>> {
             let service = self.0.lock();
             service.describes.fetch_add(1, Ordering::SeqCst);
+            if service.check_fails {
+                return Some(Err(FetchError::permanent(crate::error::Error::Remote(
+                    "the answer is larger than 4 MiB".into(),
+                ))));
+            }
             let with = |stage: &str| {
                 service
                     .versions
@@ -765,6 +776,35 @@ mod versions {
         };
         let (value, version) = p.read("DB_PASSWORD", how).unwrap().unwrap();
         (value.expose().to_owned(), version.unwrap())
+    }
+
+    #[test]
+    fn a_version_check_only_decides_to_fetch_what_is_fetched_decides_the_value() {
+        let service = Arc::new(Mutex::new(Service::default()));
+        service.lock().put("v1", "one", "AWSCURRENT");
+        let p = provider(&service, 20, NodeUse::Off);
+        assert_eq!(held(&p).0, "one");
+        // The check names v2, which the reads do not have yet (a replica
+        // behind, a rotation half done): the value read is the one held.
+        {
+            let mut s = service.lock();
+            s.replica = Some(s.versions.clone());
+            s.put("v2", "two", "AWSCURRENT");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(held(&p).0, "one", "never absent");
+        // The reads catch up: the next check fetches v2.
+        service.lock().replica = None;
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(held(&p).0, "two");
+        // A check that fails (metadata over 4 MiB): the value is read.
+        {
+            let mut s = service.lock();
+            s.check_fails = true;
+            s.put("v3", "three", "AWSCURRENT");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(held(&p).0, "three");
     }
 
     #[test]

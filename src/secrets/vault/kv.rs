@@ -278,7 +278,15 @@ fn versions_of(data: &Value) -> Versions {
             && v["deletion_time"].as_str().is_none_or(str::is_empty)
     };
     let current = data["current_version"].as_u64().filter(|&n| n > 0);
-    let before = current.and_then(|n| (1..n).rev().find(|&k| readable(k)));
+    // The versions listed, never every number below the current one: a
+    // `current_version` of 2^64-1 names no more versions than the list.
+    let listed = data["versions"].as_object().into_iter().flatten();
+    let before = current.and_then(|n| {
+        listed
+            .filter_map(|(k, _)| k.parse::<u64>().ok())
+            .filter(|&k| k < n && readable(k))
+            .max()
+    });
     Versions {
         current: current.filter(|&n| readable(n)).map(|n| n.to_string()),
         beside: before.map(|n| n.to_string()).into_iter().collect(),
@@ -308,5 +316,13 @@ mod tests {
             "2": {"deletion_time": "2026-01-01T00:00:00Z", "destroyed": false}}});
         assert_eq!(versions_of(&deleted).current, None);
         assert_eq!(versions_of(&json!({})), Versions::default());
+        // Metadata that lies: a current version far past the listed ones.
+        for current in [u64::MAX, 10_000_000_000] {
+            let lying = json!({"current_version": current, "versions": {
+                "1": {"deletion_time": "", "destroyed": false},
+                "2": {"deletion_time": "", "destroyed": false}}});
+            let v = versions_of(&lying);
+            assert_eq!((v.current, v.beside), (None, vec!["2".to_owned()]));
+        }
     }
 }
