@@ -499,6 +499,59 @@ fn through_the_real_aws_agent_values_not_found_and_a_bad_token() {
 
 #[test]
 #[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh moto"]
+fn a_token_file_rewritten_in_place_by_one_write_fails_no_get() {
+    // `echo T > file` every 20 ms (the same token: truncate, one write)
+    // while gets run, each with a new manager as a new process would:
+    // round 5 found 19 of 682 refused ("Bad Token": the agent read the
+    // file between the truncate and the write).
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("awssmatoken");
+    std::fs::write(&token, "agent-ssrf-token\n").unwrap();
+    let (_agent, url) = common::start_aws_agent(&s, dir.path(), &token, None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (token, stop) = (token.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut f = std::fs::File::create(&token).unwrap();
+                f.write_all(b"agent-ssrf-token\n").unwrap();
+                drop(f);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let (mut gets, mut failed) = (0, Vec::new());
+    let began = std::time::Instant::now();
+    while began.elapsed() < std::time::Duration::from_secs(5) {
+        let mut c = agent_config(&url, &["st-secrets/test"]);
+        c.remote.cache_ttl = std::time::Duration::ZERO;
+        let vars = Vars::empty().set("AWS_TOKEN", &format!("file://{}", token.display()));
+        let m = SecretsManager::with_providers(c.clone(), vec![Arc::new(provider(&c, vars))]);
+        gets += 1;
+        match get(&m, "HF_TOKEN") {
+            Ok(Some(v)) if v == "hf_moto_value" => {}
+            other => failed.push(format!("{other:?}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    println!(
+        "token file rewritten in place: {gets} gets, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {gets} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
+#[test]
+#[ignore = "needs moto and the AWS Secrets Manager Agent: run scripts/test-all.sh moto"]
 fn the_agent_stopped_mid_run_gets_the_stale_value_served() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();

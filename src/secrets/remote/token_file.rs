@@ -18,6 +18,10 @@ const MAX_TOKEN_FILE: u64 = 64 << 10;
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// The pause before a refused token, its file rewritten in place since it
+/// was read, is sent once more.
+const REWRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What identifies one version of the file.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -132,15 +136,31 @@ impl TokenFile {
 
     /// After the server refused `used`: the file's token read again now
     /// (waited out as [`get`](Self::get) does) if it differs from `used`
-    /// (the writer replaced it), else `None`. A file that stays empty is
-    /// reported, not answered with a token the server may have refused.
+    /// (the writer replaced it); the same token too, after a pause of
+    /// [`REWRITE_PAUSE`], when the file was rewritten since `used` was read
+    /// from it (in place, `echo T > file`: the peer that checks it, the AWS
+    /// agent, may have read it half-written); else `None`. A file that
+    /// stays empty is reported, not answered with a token the server may
+    /// have refused.
     ///
     /// # Errors
     /// As [`get`](Self::get).
     pub fn changed_since(&self, used: &SecretString) -> Result<Option<SecretString>, Error> {
         let mut last = self.last.lock();
+        let read_at = last
+            .as_ref()
+            .filter(|(_, t)| t.expose() == used.expose())
+            .map(|(stamp, _)| *stamp);
         let token = self.current(&mut last, true)?;
-        Ok((token.expose() != used.expose()).then_some(token))
+        if token.expose() != used.expose() {
+            return Ok(Some(token));
+        }
+        if read_at.is_some() && read_at != Stamp::of(&self.path) {
+            drop(last);
+            std::thread::sleep(REWRITE_PAUSE);
+            return self.get().map(Some);
+        }
+        Ok(None)
     }
 
     /// The token, from `last` when the file has not changed (unless
