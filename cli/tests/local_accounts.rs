@@ -211,3 +211,96 @@ fn the_warning_that_files_go_to_disk_is_said_once_a_run() {
         "{err}"
     );
 }
+
+/// One request to the endpoint at `addr`: `raw` sent, then the answer's
+/// status line (empty when it was closed unanswered).
+fn ask(addr: &str, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    text(&answer).lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn the_aws_credentials_endpoint_answers_the_job_whatever_other_users_send() {
+    use std::io::{BufRead, Write};
+    let home = TempDir::new().unwrap();
+    // A low descriptor limit, so that held connections exhaust it.
+    let script = format!(
+        "ulimit -n 64 && exec '{TOOL}' run --aws-credentials -- sh -c \
+         'echo \"$AWS_CONTAINER_CREDENTIALS_FULL_URI $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\"; \
+          sleep 30'"
+    );
+    let mut run = Command::new("sh");
+    run.args(["-c", &script])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", "AKIAENDPOINTTEST0001")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "endpoint-test-secret-key-value-0001",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (uri, token_file) = line.trim().split_once(' ').unwrap();
+    let addr = uri
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = fs::read_to_string(token_file).unwrap();
+    let good = format!(
+        "GET /st-secrets/aws-credentials HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n"
+    );
+    assert!(ask(&addr, good.as_bytes()).contains(" 200 "));
+    // (0) a body of 10^15 bytes declared, without the token: refused, and
+    // `run` lives on.
+    let huge =
+        b"POST /st-secrets/aws-credentials HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n";
+    assert!(ask(&addr, huge).contains(" 403 "));
+    // (b) a header line without a line break: refused past 16 KiB.
+    let mut long = b"GET /st-secrets/aws-credentials HTTP/1.1\r\nX: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 400 << 10));
+    assert!(ask(&addr, &long).contains(" 431 "));
+    // (c) idle connections, one declaring a 1 GB body, others sending half
+    // a request, and (a) enough of them to use every descriptor `run` has:
+    // the job's own request still answers once they are gone, and while
+    // some are held.
+    let mut held = Vec::new();
+    for i in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = match i % 2 {
+                0 => s.write_all(
+                    b"PUT /st-secrets/aws-credentials HTTP/1.1\r\nContent-Length: 1000000000\r\n",
+                ),
+                _ => s.write_all(b"GET /st-secrets/aws-cre"),
+            };
+            held.push(s);
+        }
+    }
+    held.truncate(20);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        ask(&addr, good.as_bytes()).contains(" 200 "),
+        "while 20 are held"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ask(&addr, good.as_bytes()).contains(" 200 "), "after them");
+    assert!(child.try_wait().unwrap().is_none(), "run is still running");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}

@@ -5,7 +5,17 @@
 //! SDK asks again before its credentials expire and gets the chain's
 //! current ones: an assumed role, IAM Identity Center, a web identity, a
 //! `credential_process`. A request without the token (or with another) is
-//! refused with 403; the listener closes when `run` ends.
+//! refused with 403 before anything else of it is looked at; the listener
+//! closes when `run` ends.
+//!
+//! The endpoint answers the job's SDKs whatever another local user does
+//! to it: a request head is at most 16 KiB and must arrive within 5 s, no
+//! body is ever read (GET only), each connection has its own thread (128 at
+//! once), and an accept that fails for want of file descriptors is tried
+//! again. It is std's listener with `httparse` parsing the head: tiny_http,
+//! used before, read a declared body into memory whole (a Content-Length of
+//! 10^15 aborted `run`), buffered a request line without bound, answered
+//! every connection from one thread and ended its accept loop on EMFILE.
 //!
 //! The command's other credential sources are taken away so that every
 //! SDK reaches the served ones: the key variables, `AWS_PROFILE`, web
@@ -61,16 +71,17 @@ impl CredentialServer {
         chain
             .get()
             .map_err(|e| e.context("--aws-credentials: the AWS credential chain"))?;
-        let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| {
-            Error::Io(format!(
-                "--aws-credentials: cannot listen on 127.0.0.1: {e}"
-            ))
-        })?;
-        let port = server
-            .server_addr()
-            .to_ip()
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| {
+                Error::Io(format!(
+                    "--aws-credentials: cannot listen on 127.0.0.1: {e}"
+                ))
+            })?;
+        let port = listener
+            .local_addr()
             .map(|a| a.port())
-            .ok_or_else(|| Error::Internal("the credentials endpoint has no port".into()))?;
+            .map_err(|e| Error::Internal(format!("the credentials endpoint has no port: {e}")))?;
         let token = new_token()?;
         let token_file = dir.write("aws-container-token", token.expose().as_bytes())?;
         let empty = dir.write("aws-empty", b"")?;
@@ -93,18 +104,10 @@ impl CredentialServer {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
+            let served = Arc::new(Served { chain, token });
             std::thread::Builder::new()
                 .name("st-aws-credentials".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100))
-                        else {
-                            continue;
-                        };
-                        answer(request, &chain, &token);
-                    }
-                    // The server is dropped here: the listener closes.
-                })
+                .spawn(move || serve(&listener, &stop, &served))
                 .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?
         };
         Ok(CredentialServer {
@@ -149,58 +152,156 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Answers one request: the credentials for a GET of the path with the
-/// token, else 403 (no token, another token) or 404/405.
-fn answer(request: tiny_http::Request, chain: &AwsCredentialChain, token: &SecretString) {
-    let authorized = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .is_some_and(|h| same(h.value.as_bytes(), token.expose().as_bytes()));
-    // The body is read from where it is (no copy of the credentials).
-    let respond = |request: tiny_http::Request, status: u16, body: &[u8]| {
-        let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-            .expect("a valid header");
-        let _ = request.respond(tiny_http::Response::new(
-            tiny_http::StatusCode(status),
-            vec![header],
-            std::io::Cursor::new(body),
-            Some(body.len()),
-            None,
-        ));
+/// What every connection answers from.
+struct Served {
+    chain: AwsCredentialChain,
+    token: SecretString,
+}
+
+/// Connections answered at once; more wait in the kernel's backlog.
+const AT_ONCE: usize = 128;
+/// The largest request head read (request line and headers).
+const MAX_HEAD: usize = 16 << 10;
+/// How long a connection has to send its whole request head.
+const HEAD_TIME: Duration = Duration::from_secs(5);
+
+/// Accepts connections until `stop`, each answered on a thread of its own
+/// (at most [`AT_ONCE`]): one connection that never finishes its request
+/// holds only its own thread. An accept that fails (no file descriptor
+/// left: `EMFILE`) is tried again a moment later, never fatal.
+fn serve(listener: &std::net::TcpListener, stop: &AtomicBool, served: &Arc<Served>) {
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) if busy.load(Ordering::Relaxed) < AT_ONCE => {
+                busy.fetch_add(1, Ordering::Relaxed);
+                let (mine, served) = (Arc::clone(&busy), Arc::clone(served));
+                let spawned = std::thread::Builder::new()
+                    .name("st-aws-credentials-conn".into())
+                    .spawn(move || {
+                        answer(stream, &served);
+                        mine.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Ok((stream, _)) => drop(stream), // all busy: closed, the SDK retries
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    // The listener is dropped with the thread: nothing listens after.
+}
+
+/// Reads the request head of `stream`: at most [`MAX_HEAD`] bytes within
+/// [`HEAD_TIME`]; no body is ever read. Else the status to answer: 431
+/// for a head too large, 408 for one not whole in time (closed unanswered).
+fn read_head(stream: &mut std::net::TcpStream) -> Result<Vec<u8>, u16> {
+    use std::io::Read as _;
+    let deadline = std::time::Instant::now() + HEAD_TIME;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(408);
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Err(408),
+            Ok(n) => n,
+        };
+        head.extend_from_slice(&chunk[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(head);
+        }
+        if head.len() > MAX_HEAD {
+            return Err(431);
+        }
+    }
+}
+
+/// Answers one connection: the credentials for a GET of the path with the
+/// token, else 403 (no token, another token: checked before anything
+/// else), 404, 405, 400 or 431; then closes it.
+fn answer(mut stream: std::net::TcpStream, served: &Served) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(HEAD_TIME));
+    let head = match read_head(&mut stream) {
+        Ok(head) => head,
+        Err(431) => {
+            return respond(
+                &mut stream,
+                431,
+                br#"{"Code":"RequestHeaderFieldsTooLarge"}"#,
+            )
+        }
+        Err(_) => return, // not whole in time: closed
     };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(&head), Ok(httparse::Status::Complete(_))) {
+        return respond(&mut stream, 400, br#"{"Code":"BadRequest"}"#);
+    }
+    let authorized = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("Authorization"))
+        .is_some_and(|h| same(h.value, served.token.expose().as_bytes()));
     if !authorized {
-        respond(
-            request,
+        return respond(
+            &mut stream,
             403,
             br#"{"Code":"AccessDenied","Message":"the token is missing or wrong"}"#,
         );
-        return;
     }
-    if request.url() != PATH {
-        respond(
-            request,
+    if request.path != Some(PATH) {
+        return respond(
+            &mut stream,
             404,
             br#"{"Code":"NotFound","Message":"no such path"}"#,
         );
-        return;
     }
-    if *request.method() != tiny_http::Method::Get {
-        respond(
-            request,
+    if request.method != Some("GET") {
+        return respond(
+            &mut stream,
             405,
             br#"{"Code":"MethodNotAllowed","Message":"GET only"}"#,
         );
-        return;
     }
-    match chain.get() {
-        Ok(c) => respond(request, 200, document(&c).expose().as_bytes()),
+    match served.chain.get() {
+        Ok(c) => respond(&mut stream, 200, document(&c).expose().as_bytes()),
         Err(e) => {
             let body =
                 serde_json::json!({"Code": "CredentialsUnavailable", "Message": e.to_string()});
-            respond(request, 500, body.to_string().as_bytes());
+            respond(&mut stream, 500, body.to_string().as_bytes());
         }
     }
+}
+
+/// Writes one answer (`Connection: close`); the body from where it is (no
+/// copy of the credentials).
+fn respond(stream: &mut std::net::TcpStream, status: u16, body: &[u8]) {
+    use std::io::Write as _;
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
 }
 
 /// The container-credentials document of `c` (no copy of a secret is
