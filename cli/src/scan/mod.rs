@@ -62,12 +62,16 @@ pub struct Scanner<'p> {
     /// archive bomb is an error, not a hang). Sparse tar members count
     /// their holes.
     pub max_expanded: u64,
-    /// Bytes of containers held in memory now (a zip inside a container
-    /// must be read whole to be opened; so is a W&B record file), against
-    /// `max_in_memory`: nested ones add up.
+    /// Bytes of containers held now (a zip inside a container must be
+    /// read whole to be opened; so is a W&B record file), in memory or in
+    /// a temporary file, against `max_in_memory`: nested ones add up.
     in_memory: u64,
-    /// What may be held in memory at once for that, all levels together.
+    /// What may be held at once for that, all levels together.
     pub max_in_memory: u64,
+    /// Of those, the bytes in memory now (a zip above 4 MiB is held in an
+    /// anonymous temporary file instead), and the most there ever were.
+    resident: u64,
+    peak_resident: u64,
     /// The window streams are read into, kept from one to the next.
     window: Vec<u8>,
 }
@@ -81,6 +85,8 @@ impl<'p> Scanner<'p> {
             max_expanded: 64 << 30,
             in_memory: 0,
             max_in_memory: 512 << 20,
+            resident: 0,
+            peak_resident: 0,
             window: Vec::new(),
         }
     }
