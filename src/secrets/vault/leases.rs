@@ -17,6 +17,7 @@
 //! issued again the same way. Every lease issued is recorded in the
 //! [`Ledger`], for its revocation when the job ends.
 
+use super::client::Client;
 use super::ledger::{Ledger, Listed, Revoked};
 use super::session::Session;
 use super::settings::LeasedPath;
@@ -41,7 +42,17 @@ pub(super) struct Leases {
     pub(super) specs: BTreeMap<String, LeasedPath>,
     ledger: Arc<Ledger>,
     settings: RemoteSettings,
+    /// Where this process's Vault is, as the ledger says it.
+    at: Value,
+    /// A client for another Vault a job's ledger names (a job process with
+    /// its own configuration): its addresses and namespace.
+    elsewhere: Elsewhere,
 }
+
+/// Makes a client for the Vault at the addresses and namespace given, with
+/// this process's TLS settings.
+pub(super) type Elsewhere =
+    Box<dyn Fn(Vec<String>, Option<String>) -> Result<Client, Error> + Send + Sync>;
 
 impl Leases {
     pub(super) fn new(
@@ -49,12 +60,15 @@ impl Leases {
         specs: BTreeMap<String, LeasedPath>,
         ledger: Arc<Ledger>,
         settings: RemoteSettings,
+        (at, elsewhere): (Value, Elsewhere),
     ) -> Leases {
         Leases {
             session,
             specs,
             ledger,
             settings,
+            at,
+            elsewhere,
         }
     }
 
@@ -149,7 +163,12 @@ impl Leases {
 
     /// Revokes the lease `id`, with `token` (the one that issued it) or the
     /// session's own.
-    fn revoke_lease(&self, id: &SecretString, token: Option<&SecretString>) -> Result<(), String> {
+    fn revoke_lease(
+        &self,
+        client: &Client,
+        id: &SecretString,
+        token: Option<&SecretString>,
+    ) -> Result<(), String> {
         let own = match token {
             Some(_) => None,
             None => self.session.token_held(),
@@ -157,7 +176,6 @@ impl Leases {
         let token = token.or(own.as_ref());
         let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
         // 400 "invalid lease": expired or revoked already.
-        let client = self.session.client();
         gone(
             client.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()),
             400,
@@ -166,9 +184,8 @@ impl Leases {
 
     /// Revokes the login token `token` (`auth/token/revoke-self`: its
     /// leases go with it).
-    fn revoke_token(&self, token: &SecretString) -> Result<(), String> {
+    fn revoke_token(&self, client: &Client, token: &SecretString) -> Result<(), String> {
         // 403: the token is no longer valid (expired, revoked).
-        let client = self.session.client();
         gone(
             client.send("POST", "auth/token/revoke-self", Some(token), b""),
             403,
@@ -180,7 +197,7 @@ impl Leases {
     /// election at most (`vault_election_timeout`, then its request
     /// timeout), so the whole revocation takes about as long as the slowest
     /// request, not their sum, whatever the number of leases and nodes.
-    fn revoke_all(&self, listed: &Listed) -> Revoked {
+    fn revoke_all(&self, client: &Client, listed: &Listed) -> Revoked {
         enum Item<'a> {
             Lease(&'a SecretString, Option<&'a SecretString>),
             Login(&'a SecretString),
@@ -200,8 +217,8 @@ impl Leases {
                         s.spawn(move || {
                             let _counted = meter::scope("vault");
                             match item {
-                                Item::Lease(id, token) => self.revoke_lease(id, *token),
-                                Item::Login(token) => self.revoke_token(token),
+                                Item::Lease(id, token) => self.revoke_lease(client, id, *token),
+                                Item::Login(token) => self.revoke_token(client, token),
                             }
                         })
                     })
@@ -239,7 +256,7 @@ impl Leases {
     pub(super) fn revoke_own(&self) {
         let own = self.ledger.take_own();
         if !own.leases.is_empty() || !own.logins.is_empty() {
-            let _ = self.revoke_all(&own);
+            let _ = self.revoke_all(self.session.client(), &own);
         }
     }
 
@@ -250,8 +267,27 @@ impl Leases {
     /// [`Error::Io`] when the file cannot be read (missing, not a private
     /// file of this user, too large).
     pub(super) fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
-        let listed = super::ledger::read(path)?;
-        let out = self.revoke_all(&listed);
+        let mut out = Revoked::default();
+        for (at, listed) in super::ledger::read(path)? {
+            // A line of another Vault (a job process configured apart):
+            // revoked there, with the tokens it names.
+            let other = super::ledger::where_at(&at).filter(|_| at != self.at);
+            let revoked = match other.map(|(addresses, ns)| (self.elsewhere)(addresses, ns)) {
+                None => self.revoke_all(self.session.client(), &listed),
+                Some(Ok(client)) => self.revoke_all(&client, &listed),
+                Some(Err(e)) => Revoked {
+                    failed: vec![format!(
+                        "{} leases and {} login tokens of another Vault: {e}",
+                        listed.leases.len(),
+                        listed.logins.len()
+                    )],
+                    ..Revoked::default()
+                },
+            };
+            out.leases += revoked.leases;
+            out.tokens += revoked.tokens;
+            out.failed.extend(revoked.failed);
+        }
         super::ledger::empty(path);
         Ok(out)
     }

@@ -24,15 +24,18 @@ use std::path::{Path, PathBuf};
 
 /// What this process issued and logged in with, and the job's ledger file.
 pub(super) struct Ledger {
-    /// The job's ledger file, when `run` gave one.
+    /// The job's ledger file, when `run` gave one that is still there.
     job: Option<PathBuf>,
-    /// The process that records `own`, when it keeps it: one that shares
-    /// nothing (no job ledger, no node cache); `None` otherwise. A forked
-    /// child records and revokes nothing of its parent's.
-    keeper: Option<u32>,
-    /// Leases (with the token that issued them) and login tokens this
-    /// process got.
-    own: Mutex<Listed>,
+    /// Whether the process keeps `own` (to revoke it when freed): one that
+    /// shares nothing (no job ledger, no node cache).
+    keeps: bool,
+    /// Where this process's Vault is (its nodes and namespace), written in
+    /// each line: `run` revokes a line with the Vault that issued it.
+    at: Value,
+    /// Leases (with the token that issued them) and login tokens of the
+    /// process whose id is given: a forked child starts a list of its own,
+    /// and revokes what it got, never its parent's.
+    own: Mutex<(u32, Listed)>,
 }
 
 /// Leases (with the token that issued them) and login tokens.
@@ -45,35 +48,55 @@ pub(super) struct Listed {
 impl Ledger {
     /// The ledger `vars` name (the job's), for a process whose logins are
     /// `shared` with the node's others or not.
-    pub(super) fn new(vars: &Vars, shared: bool) -> Ledger {
-        let job = vars.get(var::SIMPLETUNER_JOB_LEDGER).map(PathBuf::from);
+    ///
+    /// A ledger named but gone (a stale `SIMPLETUNER_JOB_LEDGER`: its job
+    /// ended and `run` removed it) is no ledger: nobody would revoke what
+    /// is written there, so the process keeps and revokes its own.
+    pub(super) fn new(vars: &Vars, shared: bool, at: Value) -> Ledger {
+        let job = vars
+            .get(var::SIMPLETUNER_JOB_LEDGER)
+            .map(PathBuf::from)
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
         Ledger {
-            keeper: (job.is_none() && !shared).then(std::process::id),
+            keeps: job.is_none() && !shared,
+            at,
             job,
-            own: Mutex::with_fresh(Listed::default(), Listed::default),
+            own: Mutex::with_fresh((0, Listed::default()), || (0, Listed::default())),
         }
     }
 
-    /// Whether this process keeps its own list (to revoke it when freed).
-    fn keeps(&self) -> bool {
-        self.keeper == Some(std::process::id())
+    /// This process's own list (a forked child's starts empty), when it
+    /// keeps one.
+    fn own(&self) -> Option<crate::sys::MutexGuard<'_, (u32, Listed)>> {
+        if !self.keeps {
+            return None;
+        }
+        let mut own = self.own.lock();
+        let me = std::process::id();
+        if own.0 != me {
+            *own = (me, Listed::default());
+        }
+        Some(own)
     }
 
     /// A lease issued with `token`.
     pub(super) fn issued(&self, lease: &SecretString, token: Option<SecretString>) {
-        let line =
-            json!({ "lease": lease.expose(), "token": token.as_ref().map(SecretString::expose) });
+        let line = json!({
+            "lease": lease.expose(),
+            "token": token.as_ref().map(SecretString::expose),
+            "at": self.at,
+        });
         self.append(line);
-        if self.keeps() {
-            self.own.lock().leases.push((lease.clone(), token));
+        if let Some(mut own) = self.own() {
+            own.1.leases.push((lease.clone(), token));
         }
     }
 
     /// A login's token.
     pub(super) fn logged_in(&self, token: &SecretString) {
-        self.append(json!({ "login": token.expose() }));
-        if self.keeps() {
-            self.own.lock().logins.push(token.clone());
+        self.append(json!({ "login": token.expose(), "at": self.at }));
+        if let Some(mut own) = self.own() {
+            own.1.logins.push(token.clone());
         }
     }
 
@@ -94,32 +117,60 @@ impl Ledger {
     }
 
     /// What this process got, taken (once): for its revocation when its
-    /// manager is freed. Nothing in a forked child, nor under a job's
-    /// ledger.
+    /// manager is freed. In a forked child, what the child got (never its
+    /// parent's); nothing under a job's ledger.
     pub(super) fn take_own(&self) -> Listed {
-        if !self.keeps() {
-            return Listed::default();
-        }
-        std::mem::take(&mut *self.own.lock())
+        self.own()
+            .map(|mut own| std::mem::take(&mut own.1))
+            .unwrap_or_default()
     }
 }
 
 /// The largest ledger file read back: 64 MiB (a line is about 200 bytes).
 const MAX_LEDGER: u64 = 64 << 20;
 
-/// What the job's ledger file at `path` lists, each lease and login once.
+/// Where a Vault is, as the ledger's lines say it: its nodes' addresses
+/// and its namespace.
+pub(super) fn at(addresses: &[String], namespace: Option<&str>) -> Value {
+    json!({ "vault": addresses, "namespace": namespace })
+}
+
+/// What [`at`] wrote: the addresses and the namespace; `None` for a line
+/// without it (the Vault of whoever reads the ledger).
+pub(super) fn where_at(at: &Value) -> Option<(Vec<String>, Option<String>)> {
+    let addresses: Vec<String> = at["vault"]
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .take(crate::secrets::remote::vars::MAX_LISTED)
+        .collect();
+    (!addresses.is_empty()).then(|| (addresses, at["namespace"].as_str().map(str::to_owned)))
+}
+
+/// What the job's ledger file at `path` lists, each lease and login once,
+/// by the Vault that issued them ([`at`]; `Value::Null` for lines that do
+/// not say).
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read (missing, not a private file
 /// of this user, too large).
-pub(super) fn read(path: &Path) -> Result<Listed, Error> {
+pub(super) fn read(path: &Path) -> Result<Vec<(Value, Listed)>, Error> {
     let bytes = crate::fsutil::read_required(path, "job ledger", MAX_LEDGER)
         .map(crate::secret::SecretBytes::from)?;
-    let mut out = Listed::default();
+    let mut groups: Vec<(Value, Listed)> = Vec::new();
     for line in bytes.expose().split(|b| *b == b'\n') {
         let Ok(mut doc) = serde_json::from_slice::<Value>(line) else {
             continue; // a torn last line (a writer killed mid-write)
         };
+        let at = doc["at"].take();
+        let i = match groups.iter().position(|(a, _)| *a == at) {
+            Some(i) => i,
+            None => {
+                groups.push((at, Listed::default()));
+                groups.len() - 1
+            }
+        };
+        let out = &mut groups[i].1;
         let text = |v: &Value| v.as_str().map(SecretString::from);
         if let Some(id) = text(&doc["lease"]) {
             if !out.leases.iter().any(|(l, _)| l.expose() == id.expose()) {
@@ -132,7 +183,7 @@ pub(super) fn read(path: &Path) -> Result<Listed, Error> {
         }
         zeroize_json(&mut doc);
     }
-    Ok(out)
+    Ok(groups)
 }
 
 /// Empties the ledger file at `path` (its entries revoked), never through
@@ -169,7 +220,7 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let vars = Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, path.to_str().unwrap());
-        let ledger = Ledger::new(&vars, false);
+        let ledger = Ledger::new(&vars, false, Value::Null);
         ledger.logged_in(&SecretString::from("s.token-1"));
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -193,16 +244,32 @@ mod tests {
         // Under a job's ledger, the process revokes nothing itself.
         assert!(ledger.take_own().leases.is_empty());
         // Without one, it takes its own once; a forked child nothing.
-        let own = Ledger::new(&Vars::empty(), false);
+        let own = Ledger::new(&Vars::empty(), false, Value::Null);
         own.issued(&SecretString::from("l"), None);
-        let child = Ledger {
-            keeper: Some(0),
-            ..Ledger::new(&Vars::empty(), false)
-        };
-        child.issued(&SecretString::from("l2"), None);
+        // A forked child: what its parent got is not its own (the list is
+        // another process's), what it gets itself is.
+        let child = Ledger::new(&Vars::empty(), false, Value::Null);
+        child.issued(&SecretString::from("parent's"), None);
+        child.own.lock().0 = 1; // as seen from a child: another pid's list
         assert!(child.take_own().leases.is_empty());
+        child.own.lock().0 = 1;
+        child.issued(&SecretString::from("child's"), None);
+        let taken = child.take_own();
+        assert_eq!(taken.leases.len(), 1);
+        assert_eq!(taken.leases[0].0.expose(), "child's");
+        // A stale ledger (its job ended, the file gone): the process keeps
+        // and revokes its own.
+        let gone = dir.path().join("ended-job-ledger");
+        let stale = Ledger::new(
+            &Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, gone.to_str().unwrap()),
+            false,
+            Value::Null,
+        );
+        stale.logged_in(&SecretString::from("s.token-stale"));
+        assert_eq!(stale.take_own().logins.len(), 1);
+        assert!(!gone.exists(), "never created");
         // Nor one whose logins the node's processes share.
-        let shared = Ledger::new(&Vars::empty(), true);
+        let shared = Ledger::new(&Vars::empty(), true, Value::Null);
         shared.issued(&SecretString::from("l3"), None);
         assert!(shared.take_own().leases.is_empty());
         assert_eq!(own.take_own().leases.len(), 1);
@@ -214,6 +281,7 @@ mod tests {
         Ledger::new(
             &Vars::empty().set(var::SIMPLETUNER_JOB_LEDGER, link.to_str().unwrap()),
             false,
+            Value::Null,
         )
         .logged_in(&SecretString::from("s.token-3"));
         assert_eq!(std::fs::read(&path).unwrap(), before);

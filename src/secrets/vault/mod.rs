@@ -188,8 +188,21 @@ impl Vault {
             _ => (None, None),
         };
         let cert = login::client_cert_files(vault, vars)?;
+        let shown: Vec<String> = urls.iter().map(|a| a.shown.clone()).collect();
         let client = Arc::new(Client::new(vault, remote, vars, urls, dir, cert.as_ref())?);
-        let ledger = Arc::new(Ledger::new(vars, slot.is_some()));
+        let at = ledger::at(&shown, client.namespace.as_deref());
+        let ledger = Arc::new(Ledger::new(vars, slot.is_some(), at.clone()));
+        let elsewhere: leases::Elsewhere = {
+            let (vault, remote, vars) = (vault.clone(), remote.clone(), vars.clone());
+            Box::new(move |addresses, namespace| {
+                let settings = VaultSettings {
+                    namespace,
+                    ..vault.clone()
+                };
+                let urls = addresses.iter().map(|a| Address::parse(a)).collect();
+                Client::new(&settings, &remote, &vars, urls, None, None)
+            })
+        };
         let session = Session::new(client, auth, cert, slot, remote, Arc::clone(&ledger));
         let mount = vault
             .mount
@@ -201,7 +214,13 @@ impl Vault {
             .unwrap_or_else(|| "secret".to_owned());
         Ok(Vault {
             kv: Kv::new(Arc::clone(&session), mount, vault.kv_version),
-            leases: Leases::new(Arc::clone(&session), specs, ledger, remote.clone()),
+            leases: Leases::new(
+                Arc::clone(&session),
+                specs,
+                ledger,
+                remote.clone(),
+                (at, elsewhere),
+            ),
             session,
             settings: remote.clone(),
         })

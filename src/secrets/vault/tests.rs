@@ -1006,7 +1006,7 @@ fn a_jobs_revocations_are_sent_at_once() {
     std::fs::write(&path, "").unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let vars = Vars::empty().set("SIMPLETUNER_JOB_LEDGER", path.to_str().unwrap());
-    let ledger = ledger::Ledger::new(&vars, false);
+    let ledger = ledger::Ledger::new(&vars, false, serde_json::Value::Null);
     for i in 0..4 {
         ledger.issued(&SecretString::from(format!("database/creds/job/{i}")), None);
     }
@@ -1021,12 +1021,31 @@ fn a_jobs_revocations_are_sent_at_once() {
         &RemoteSettings::default(),
         Vars::empty(),
     );
+    // A job process with a Vault of its own (another address): its lines
+    // are revoked there.
+    let elsewhere = FakeServer::start(|_| Reply::json(204, ""));
+    let theirs = ledger::Ledger::new(&vars, false, ledger::at(&[elsewhere.url()], None));
+    theirs.issued(
+        &SecretString::from("database/creds/other/1"),
+        Some(SecretString::from("hvs.their-login")),
+    );
+    theirs.logged_in(&SecretString::from("hvs.their-login"));
     let revoked = job.revoke_ledger(&path).unwrap();
     assert_eq!(
         (revoked.leases, revoked.tokens),
-        (4, 2),
+        (5, 3),
         "{:?}",
         revoked.failed
     );
-    assert_eq!(most.load(SeqCst), 6, "all six in flight at once");
+    assert_eq!(most.load(SeqCst), 6, "all six of its own in flight at once");
+    let paths: Vec<String> = elsewhere
+        .received()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("sys/leases/revoke"))
+            && paths.iter().any(|p| p.ends_with("auth/token/revoke-self")),
+        "{paths:?}"
+    );
 }
