@@ -147,12 +147,20 @@ impl Blocked {
     }
 }
 
-impl Drop for Blocked {
-    fn drop(&mut self) {
+impl Blocked {
+    /// Restores the mask from before (also done when it is dropped): the
+    /// signals reach this thread again.
+    pub fn release(&self) {
         // SAFETY: restores the mask saved by `block`.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
         }
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

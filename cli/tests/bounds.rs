@@ -54,3 +54,59 @@ fn an_identity_token_ttl_of_2_64_is_clamped_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn a_run_signalled_while_it_fetches_ends_with_a_status_and_leaves_nothing() {
+    // A SIGTERM while `run` still fetches (before its command starts): it
+    // killed `run` with no exit status and left its private directory.
+    use std::os::unix::fs::PermissionsExt;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let home = tempfile::tempdir().unwrap();
+    let runtime = tempfile::Builder::new()
+        .prefix("st-fetching.")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = home.path().join("c.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"providers": ["vault"], "vault_url": "{url}", "vault_token": "t",
+                 "request_timeout": 3, "retries": 0}}"#
+        ),
+    )
+    .unwrap();
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let mut run = Command::new(TOOL);
+        run.arg("--config")
+            .arg(&config)
+            .args(["run", "--", "true"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: signal(2) between fork and exec (a test under nohup).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut run, move || {
+                libc::signal(signal, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = run.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + signal), "{status:?}");
+        let left: Vec<_> = std::fs::read_dir(runtime.path())
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

@@ -238,6 +238,31 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
 }
 
 pub fn run(g: &Globals, args: RunArgs) -> Outcome {
+    // Blocked first, before any thread starts (threads inherit the mask: a
+    // signal sent to the process then reaches no thread that would die of
+    // it) and before any private directory is made. A signal from here on
+    // waits for the command, which it is passed to; one that comes while
+    // the run cannot start its command (a failure) ends it as 128+N once
+    // the directories are removed, not by the signal with no status.
+    let mut signals = forwarded();
+    signals.push(libc::SIGCHLD);
+    let blocked = Blocked::block(&signals)?;
+    let outcome = run_blocked(g, args, &blocked);
+    // A signal that came while the run could not start its command is
+    // taken here, never left to end the process once unblocked.
+    let mut pending = None;
+    while let Ok(Some((signal, _))) = blocked.wait(std::time::Duration::ZERO) {
+        if signal != libc::SIGCHLD {
+            pending = pending.or(Some(signal));
+        }
+    }
+    match (outcome, pending) {
+        (Err(_), Some(signal)) => Ok(128u8.saturating_add(signal as u8)),
+        (outcome, _) => outcome,
+    }
+}
+
+fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     if args.watch && args.files.is_empty() && !args.as_files {
         return Err(usage(
             "--watch keeps the run's files current: give --file NAME=st://KEY or --as-files",
@@ -313,12 +338,6 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
 
-    // Blocked before the files are written: a SIGTERM from here on waits
-    // for the command (or for this function's return, which removes them
-    // first: `secret_dir` is dropped before `blocked`).
-    let mut signals = forwarded();
-    signals.push(libc::SIGCHLD);
-    let blocked = Blocked::block(&signals)?;
     let secret_dir = write_files(&planned, &tokens, &mut command)?;
     let keeper = match (&secret_dir, vault) {
         (Some(dir), Some(vault)) if !tokens.is_empty() => Some(Keeper::start(
@@ -364,7 +383,7 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     // As a container's PID 1, every orphan of the namespace is this
     // process's child: reaped as it ends, or it stays a zombie.
     let init = std::process::id() == 1;
-    let status = supervise(&mut child, &blocked, init, args.kill_after)?;
+    let status = supervise(&mut child, blocked, init, args.kill_after)?;
     if let Some(watch) = watch {
         watch.stop(); // no file is rewritten after this
     }
@@ -383,7 +402,9 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     if let Some(metrics) = metrics {
         metrics.finish(); // the revocations counted too
     }
-    drop(blocked);
+    // Unblocked for the output's last bytes: a process that keeps the
+    // pipes open cannot make a SIGTERM wait.
+    blocked.release();
     drain(pumps, init);
     Ok(status_code(status))
 }
