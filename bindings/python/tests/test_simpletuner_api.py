@@ -124,9 +124,9 @@ def test_save_get_delete_through_the_secrets_file(private_home, monkeypatch):
     m.clear_cache()
     assert m.get_replicate_token() == "r8_edited"
     # SimpleTuner's notification routes call secrets.set(key, value).
-    assert m.set("WEBHOOK_SECRET", "whsec_saved") is True
+    assert m.set(m.WEBHOOK_SECRET, "whsec_saved") is True
     assert m.get_webhook_secret() == "whsec_saved"
-    assert json.loads(path.read_text())["WEBHOOK_SECRET"] == "whsec_saved"
+    assert json.loads(path.read_text())["CLOUD_WEBHOOK_SECRET"] == "whsec_saved"
 
 
 def test_yaml_secrets_file_and_the_troubleshooting_loop(private_home, capsys):
