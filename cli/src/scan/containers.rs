@@ -187,14 +187,7 @@ fn hold(s: &mut Scanner<'_>, from: &mut dyn Read, what: &str) -> io::Result<Held
     let mut head = Vec::new();
     from.take(SPILL as u64 + 1).read_to_end(&mut head)?;
     if head.len() <= SPILL {
-        let room = s.max_in_memory.saturating_sub(s.in_memory);
-        if head.len() as u64 > room {
-            return Err(too_large(s, what));
-        }
-        s.in_memory += head.len() as u64;
-        s.resident += head.len() as u64;
-        s.peak_resident = s.peak_resident.max(s.resident);
-        return Ok(Held::Memory(head));
+        return resident(s, head, what).map(Held::Memory);
     }
     let shm = std::path::Path::new("/dev/shm");
     let mut file = match shm.is_dir() {
@@ -229,7 +222,13 @@ fn read_bounded(s: &mut Scanner<'_>, from: &mut dyn Read, what: &str) -> io::Res
     let room = s.max_in_memory.saturating_sub(s.in_memory);
     let mut bytes = Vec::new();
     from.take(room.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > room {
+    resident(s, bytes, what)
+}
+
+/// `bytes` (`what`) counted as held in memory; an error when they do not
+/// fit in what is left of `max_in_memory`.
+fn resident(s: &mut Scanner<'_>, bytes: Vec<u8>, what: &str) -> io::Result<Vec<u8>> {
+    if bytes.len() as u64 > s.max_in_memory.saturating_sub(s.in_memory) {
         return Err(too_large(s, what));
     }
     s.in_memory += bytes.len() as u64;
