@@ -22,6 +22,10 @@ export PATH="$fuzz_bin:$PATH"
 ((${#targets[@]})) ||
   mapfile -t targets < <(sed -nE 's/^name = "([a-z_]+)"$/\1/p' fuzz/Cargo.toml | grep -v '^st-secrets-fuzz$')
 say "building ${#targets[@]} fuzz targets (nightly, AddressSanitizer)"
+# cargo-fuzz has no --locked: the lock file is checked current first, so the
+# build has nothing to rewrite (and the checkout stays clean).
+cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
+  die "fuzz/Cargo.lock is not current: run cargo metadata --manifest-path fuzz/Cargo.toml and commit it"
 cargo +nightly fuzz build -O || exit 1
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

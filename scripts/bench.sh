@@ -35,7 +35,7 @@ trap stop_servers EXIT
 
 bench_cache() {
   cargo bench --bench cache -- --noplot 2>&1 | grep -E '^(hot_get|set|mixed_2t)/|time:' || true
-  cargo build --release --manifest-path benches/peers/Cargo.toml --target-dir "$ST_ROOT/target/peers"
+  cargo build --locked --release --manifest-path benches/peers/Cargo.toml --target-dir "$ST_ROOT/target/peers"
   build_c_bench benches/c/bench_cache.c "$out/bench_cache_c" \
     -L"$ST_ROOT/target/peers/release" -lcache_peers -Wl,-rpath,"$ST_ROOT/target/peers/release"
   "$out/bench_cache_c" | tee "$out/c.jsonl"

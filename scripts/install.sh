@@ -3,6 +3,7 @@
 #
 #   scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR]
 #                      [--target TRIPLE] [--no-build] [--no-rpath]
+#   scripts/install.sh --prefix DIR --uninstall
 #
 # lays out the prefix docs/install-and-release.md describes: the shared
 # library with its SONAME links, the static one exporting only st_*
@@ -27,15 +28,18 @@
 # --no-rpath leaves `-Wl,-rpath,${libdir}` out of st_secrets.pc (for a prefix
 # the system loader searches anyway, such as /usr).
 #
+# --uninstall removes the files the prefix's manifest lists (the manifest too)
+# and the directories that leaves empty; nothing else.
+#
 # Everything is staged in a temporary directory first; a failure while copying
 # into the prefix removes what this run installed and says so.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-prefix="" libdir=lib includedir=include target="" build=1 rpath=1
+prefix="" libdir=lib includedir=include target="" build=1 rpath=1 uninstall=0
 usage() {
   echo "usage: scripts/install.sh --prefix DIR [--libdir DIR] [--includedir DIR] [--target TRIPLE] [--no-build]
-       [--no-rpath]   (DESTDIR is honoured)" >&2
+       [--no-rpath]   (DESTDIR is honoured);  scripts/install.sh --prefix DIR --uninstall" >&2
   exit 2
 }
 while (($#)); do
@@ -47,15 +51,26 @@ while (($#)); do
     --target) [ $# -ge 2 ] || usage; target="$2"; build=0; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-rpath) rpath=0; shift ;;
+    --uninstall) uninstall=1; shift ;;
     -h | --help) usage ;;
     *) echo "install.sh: unknown argument: $1" >&2; usage ;;
   esac
 done
 [ -n "$prefix" ] || usage
-[[ "$prefix" == /* ]] || prefix="$PWD/$prefix"
-prefix="${prefix%/}"
+[[ "$prefix" == /* ]] || prefix="$PWD/$prefix"; prefix="${prefix%/}"
 dest="${DESTDIR:-}$prefix"
 fail() { echo "install.sh: $*" >&2; exit 1; }
+
+if [ "$uninstall" = 1 ]; then
+  manifest="$dest/share/st_secrets/install-manifest.txt"
+  [ -f "$manifest" ] || fail "no st-secrets installed in '$dest' (no $manifest)"
+  ! grep -qE '^/|(^|/)\.\.(/|$)|^$' "$manifest" || fail "$manifest names a path outside the prefix: nothing removed"
+  mapfile -t files <"$manifest"
+  for f in "${files[@]}"; do # each file, then its directories once they are empty
+    rm -f -- "$dest/$f" && (cd "$dest" && rmdir -p --ignore-fail-on-non-empty -- "${f%/*}" 2>/dev/null) || true
+  done
+  echo "removed st-secrets from $dest (${#files[@]} files)" && exit 0
+fi
 
 # --libdir/--includedir: a clean path below the prefix, kept relative to it.
 below_prefix() { # below_prefix OPTION VALUE -> the relative path
@@ -89,7 +104,7 @@ realname="libst_secrets.so.$version"
 
 if [ "$build" = 1 ]; then
   command -v cargo >/dev/null || fail "cargo is required to build (or pass --no-build after a release build)"
-  (cd "$ROOT" && cargo build --release -p st-secrets -p st-secrets-cli) >&2 # lib.sh's cargo_build
+  (cd "$ROOT" && cargo build --locked --release -p st-secrets -p st-secrets-cli) >&2 # lib.sh's cargo_build
 fi
 rel="$ROOT/target/release"
 # binutils for the artifacts' architecture: the host's own, or the cross set

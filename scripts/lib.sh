@@ -30,15 +30,15 @@ declare -A ST_PACKAGES=(
     aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/include/sqlite3.h:libsqlite3-dev"
 )
-for s in moto openbao openbao-ha; do ST_PACKAGES[$s]="${ST_PACKAGES[servers]}"; done
-ST_PACKAGES[tool-servers]="${ST_PACKAGES[servers]} promtool:prometheus"
+for s in moto openbao openbao-ha tool-servers; do ST_PACKAGES[$s]="${ST_PACKAGES[servers]}"; done
 ST_PACKAGES[leases]="${ST_PACKAGES[servers]} /usr/lib/postgresql/15/bin/postgres:postgresql psql:postgresql-client"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 
 # Installs the Debian packages the named suites need and lack: as root with
-# apt-get; otherwise it stops, naming them and the command that installs them.
+# apt-get, without recommended packages (none of these starts a service);
+# otherwise it stops, naming them and the command that installs them.
 ensure_packages() { # ensure_packages SUITE...
-  local missing=() pair check s
+  local missing=() pair check s apt="-y --no-install-recommends"
   command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
   for s in "$@"; do
     for pair in ${ST_PACKAGES[$s]:-}; do
@@ -53,15 +53,15 @@ ensure_packages() { # ensure_packages SUITE...
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | grep . | sort -u)
   (("${#missing[@]}")) || return 0
   [ "$(id -u)" = 0 ] ||
-    die "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
+    die "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install $apt ${missing[*]}"
   say "installing system packages: ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install $apt -qq "${missing[@]}" >&2
 }
 
 # The one build of each profile every suite shares: the library and the tool
 # together, so dependencies' features are the same whoever builds (the
 # library alone unifies fewer of them, and cargo would build it again).
-cargo_build() { cargo build "$@" -p st-secrets -p st-secrets-cli; }
+cargo_build() { cargo build --locked "$@" -p st-secrets -p st-secrets-cli; }
 
 # The version of tool $1 (first x.y[.z] in `$1 $2`), or nothing.
 tool_version() {
@@ -94,7 +94,7 @@ check_prerequisites() { # check_prerequisites SUITE...
     fi
   }
   check_one Rust rustc --version 1.94.1 "rustup update stable" "$*"
-  check_one Go go version 1.22 "from go.dev or a newer distro package" "go consumers dist-checks"
+  check_one Go go version 1.22 "from go.dev or a newer distro package" "go consumers tool-servers dist-checks"
   check_one Node.js node --version 20 "from nodejs.org or a newer distro package" "node consumers dist dist-checks"
   check_one npm npm --version 9 "comes with Node.js" "node consumers dist dist-checks"
   check_one CMake cmake --version 3.16 "apt-get install cmake" "ctest consumers dist-checks"
@@ -192,19 +192,3 @@ tool_install() { # tool_install DIR OPT CRATE VERSION [CARGO_INSTALL_ARGS...]
     echo "$4" >"$ST_TOOLS_DIR/$1/version"
 }
 tool_current() { [ "$(cat "$ST_TOOLS_DIR/$1/version" 2>/dev/null)" = "$2" ]; } # tool_current DIR VERSION
-
-# What a test run may write in HOME: the tool caches docs/install-and-release.md
-# lists. leftovers_snapshot lists everything else in HOME (files with size and
-# time, directories by name) and /dev/shm, for the run to compare.
-ST_HOME_CACHES=(.cache/st-secrets .cache/zig .cache/cargo-zigbuild .cache/go-build .cache/pip .cargo .rustup go .npm
-  .config/go)
-leftovers_snapshot() {
-  local prune=() parents=() c
-  for c in "${ST_HOME_CACHES[@]}"; do
-    prune+=(-path "$HOME/$c" -prune -o)
-    [[ "$c" != */* ]] || parents+=(-e "dir  $HOME/${c%/*}") # ~/.cache itself may be new
-  done
-  find "$HOME" -xdev "${prune[@]}" \( -type d -printf 'dir  %p\n' -o -printf '%y    %p %s %T@\n' \) 2>/dev/null |
-    grep -vxF "${parents[@]}" | sort
-  find /dev/shm -mindepth 1 -printf '%y    %p\n' 2>/dev/null | sort
-}

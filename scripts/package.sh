@@ -20,7 +20,7 @@ wheel() {
   local out="${1:-$ST_ROOT/target/wheels}" py wheel
   py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"
   rm -f "$out"/st_secrets-*.whl
-  "$(dirname "$py")/maturin" build --release --manifest-path bindings/python/Cargo.toml --out "$out" >&2
+  "$(dirname "$py")/maturin" build --release --locked --manifest-path bindings/python/Cargo.toml --out "$out" >&2
   wheel="$(ls "$out"/st_secrets-*.whl)"
   [[ "$wheel" == *manylinux* ]] || die "the wheel is not manylinux-tagged: $wheel"
   echo "$wheel"

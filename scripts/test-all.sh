@@ -12,7 +12,7 @@
 # Ends with a table of the suites (count, minutes), the total time and the
 # line "suites: N passed, M failed". docs/testing.md describes each suite.
 source "$(dirname "$0")/lib.sh"
-source "$ST_ROOT/tests/servers.sh"
+source "$ST_ROOT/tests/servers.sh" && source "$ST_ROOT/tests/leftovers.sh"
 cd "$ST_ROOT"
 
 # name|what it runs: the suites in order; `tsan` runs only when named.
@@ -71,7 +71,7 @@ export TMPDIR="$ST_ROOT/build/tmp"
 rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 bg_pid="" tools_pid=""
 trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null; done; rm -rf "$TMPDIR"' EXIT
-# What the run may not change: HOME outside the tool caches, /dev/shm.
+# What the run may not change: HOME outside the tool caches, its /dev/shm files, git status.
 leftovers_snapshot >"$logs/leftovers.before"
 # The later suites' tools (the AWS agent, nightly and cargo-fuzz, the
 # rust-version toolchain) are prepared from the start in the background on
@@ -135,13 +135,14 @@ suite_header() {
   echo "header up to date"
 }
 suite_lint() {
-  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings &&
-    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --workspace
+  cargo fmt --all -- --check && cargo clippy --locked --workspace --all-targets -- -D warnings &&
+    RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -q --workspace
 }
 suite_licences() { bash tests/licences/run.sh; }
 suite_abi() { bash tests/abi/run.sh; }
-suite_docs() { cargo test --workspace --test docs -- "${extra[@]}"; }
-suite_cargo() { cargo test --workspace -- "${extra[@]}"; }
+cargo_test() { cargo test --locked --workspace "$@"; }
+suite_docs() { cargo_test --test docs -- "${extra[@]}"; }
+suite_cargo() { cargo_test -- "${extra[@]}"; }
 suite_ctest() {
   cargo_build && cargo_build --release || return 1
   cmake -S tests/c -B build/ctest -G Ninja -DST_LIB_DIR="$ST_ROOT/target/debug" \
@@ -166,26 +167,22 @@ suite_node() {
     (cd bindings/node && ST_SECRETS_LIB="$ST_ROOT/target/release/libst_secrets.so" node --test test/ "${extra[@]}")
 }
 suite_consumers() { bash tests/consumers/run.sh; }
-suite_moto() {
-  servers
-  cargo test --workspace --test aws_moto -- --include-ignored --test-threads=1 "${extra[@]}"
-}
+suite_moto() { servers && cargo_test --test aws_moto -- --include-ignored --test-threads=1 "${extra[@]}"; }
 suite_openbao() {
   servers
-  cargo test --workspace --test vault_openbao --test vault_identity -- --include-ignored --test-threads=1 "${extra[@]}"
+  cargo_test --test vault_openbao --test vault_identity -- --include-ignored --test-threads=1 "${extra[@]}"
 }
-suite_openbao-ha() {
-  cargo test --workspace --test vault_ha -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"
-}
-suite_tool-servers() {
-  servers
-  cargo_build && cargo test --workspace --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
-    cargo test --workspace --test fleet --test fleet_identity --test provenance -- --include-ignored \
+suite_openbao-ha() { cargo_test --test vault_ha -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"; }
+suite_tool-servers() { # promlint: promtool's exposition check, with no Prometheus installed
+  servers && export ST_TEST_PROMLINT="$ST_TOOLS_DIR/promlint/promlint"
+  (cd tests/promlint && go build -o "$ST_TEST_PROMLINT" .) || return 1
+  cargo_build && cargo_test --test servers -- --include-ignored --test-threads=1 "${extra[@]}" &&
+    cargo_test --test fleet --test fleet_identity --test provenance -- --include-ignored \
       --skip identity_rank --test-threads=1 --nocapture "${extra[@]}"
 }
 suite_leases() {
   servers
-  cargo_build && cargo test --workspace --test leases --test rotation -- --include-ignored --test-threads=1 \
+  cargo_build && cargo_test --test leases --test rotation -- --include-ignored --test-threads=1 \
     --nocapture "${extra[@]}"
 }
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
@@ -252,7 +249,7 @@ for name in "${selected[@]}"; do
 done
 stop_servers
 start=$SECONDS
-say "leftovers: HOME outside the tool caches, and /dev/shm, as before the run"
+say "leftovers: HOME outside the tool caches, /dev/shm (ours), git status: as before the run"
 leftovers_snapshot >"$logs/leftovers.after"
 rc=0 && diff "$logs/leftovers.before" "$logs/leftovers.after" >"$logs/leftovers.log" || rc=$?
 [ "$rc" = 0 ] && echo "unchanged" || { echo "the run changed these (< before, > after):" && cat "$logs/leftovers.log"; }

@@ -164,6 +164,8 @@ start_openbao_cluster() {
 # Starts Debian's PostgreSQL 15 on 127.0.0.1 (a new cluster in a temporary
 # directory, SCRAM passwords, its socket there too), as the postgres user
 # when this is root (initdb refuses root). Sets PG_PORT, PG_SUPERPASS.
+# Its dynamic shared memory is in its data directory, not /dev/shm, where
+# the leftovers check could not tell its segments from another PostgreSQL's.
 start_postgres() {
   local logdir="$1" bin=/usr/lib/postgresql/15/bin dir run=() i
   [ -x "$bin/postgres" ] || die "no PostgreSQL 15 server: apt-get install postgresql"
@@ -179,7 +181,7 @@ start_postgres() {
     >"$logdir/postgres-initdb.log" 2>&1 || { cat "$logdir/postgres-initdb.log" >&2; die "initdb failed"; }
   rm -f "$dir/pw"
   "${run[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -c listen_addresses=127.0.0.1 -p "$PG_PORT" \
-    -c max_connections=200 >"$logdir/postgres-server.log" 2>&1 &
+    -c max_connections=200 -c dynamic_shared_memory_type=mmap >"$logdir/postgres-server.log" 2>&1 &
   ST_SERVER_PIDS+=($!)
   for i in $(seq 1 100); do
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && return 0

@@ -336,6 +336,17 @@ destdir_install() {
     ! grep -rq "$dd" "$dd/opt/st-secrets/lib/pkgconfig" "$dd/opt/st-secrets/lib/cmake"
 }
 check "install.sh honours DESTDIR (staged under it, naming no staging path)" destdir_install
+# --uninstall: the lib64 layout's files go, and the directories that leaves
+# empty; a file of someone else's stays, with its directory.
+uninstall() {
+  local out
+  echo "not ours" >"$layout64/lib64/other.txt"
+  scripts/install.sh --prefix "$layout64" --uninstall &&
+    [ "$(cd "$layout64" && find . ! -name . | sort | tr '\n' ' ')" = "./lib64 ./lib64/other.txt " ] &&
+    out="$(scripts/install.sh --prefix "$layout64" --uninstall 2>&1)" && return 1
+  grep -q "no st-secrets installed" <<<"$out"
+}
+check "install.sh --uninstall removes what the manifest lists and nothing else" uninstall
 # Command 1 as a user without root, on a machine without a C compiler: the
 # compiler's package is named with the line that installs it, and nothing is
 # installed (PATH holds cargo and the shell's tools only; id answers a user's).
@@ -345,7 +356,7 @@ no_compiler() {
   for t in bash dirname grep sort cargo; do ln -sf "$(command -v "$t")" "$bin/$t"; done
   out="$(PATH="$bin" bash -c 'id() { echo 1000; }; source scripts/lib.sh; ensure_packages example' 2>&1)" && return 1
   echo "$out"
-  grep -qx 'error: missing Debian packages: gcc; install them with: sudo apt-get install -y gcc' <<<"$out"
+  grep -qx 'error: missing Debian packages: gcc; install them with: sudo apt-get install -y --no-install-recommends gcc' <<<"$out"
 }
 check "command 1 without a C compiler, not as root: names gcc and the apt-get line, installs nothing" no_compiler
 
