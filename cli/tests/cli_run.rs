@@ -1989,3 +1989,35 @@ fn runs_signalled_at_random_moments_end_with_a_status_and_leave_nothing() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A Vault given an address but no way to log in (the identity login's
+/// `SIMPLETUNER_VAULT_AUTH` forgotten) is named in a "not found", with why
+/// and the setting to add; a chain with nothing of Vault set says nothing of it.
+#[test]
+fn a_not_found_names_a_vault_set_up_in_part_and_why() {
+    let home = home();
+    let o = tool(&home, &["get", "HF_TOKEN_ELSEWHERE"])
+        .env("BAO_ADDR", "http://127.0.0.1:9")
+        .env("SIMPLETUNER_VAULT_ROLE", "train")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("was not found (looked in: env, file)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("vault is set up in part and not used"),
+        "{err}"
+    );
+    assert!(err.contains("no way to authenticate"), "{err}");
+    assert!(
+        err.contains("SIMPLETUNER_VAULT_AUTH: kubernetes, jwt, cert, aws"),
+        "{err}"
+    );
+    assert!(err.contains("a role is set"), "{err}");
+    let o = output(&home, &["get", "HF_TOKEN_ELSEWHERE"]);
+    let err = text(&o.stderr);
+    assert!(!err.contains("vault"), "nothing of Vault is set: {err}");
+}

@@ -118,7 +118,7 @@ pub extern "C" fn st_secrets_get(
                 out.write(st_buf::new_raw(value.expose_bytes()));
                 Ok(())
             }
-            None => Err(not_found(key)),
+            None => Err(not_found(&manager, key)),
         }
     })
 }
@@ -146,7 +146,7 @@ pub extern "C" fn st_secrets_get_with_source(
                 out_provider.write(st_buf::new_raw(provider.as_bytes()));
                 Ok(())
             }
-            None => Err(not_found(key)),
+            None => Err(not_found(&manager, key)),
         }
     })
 }
@@ -180,7 +180,7 @@ pub extern "C" fn st_secrets_get_with_version(
                 out_info.write(st_buf::new_raw(info.as_bytes()));
                 Ok(())
             }
-            None => Err(not_found(key)),
+            None => Err(not_found(&manager, key)),
         }
     })
 }
@@ -217,7 +217,7 @@ pub extern "C" fn st_secrets_refresh(
                 out_changed.write(r.changed);
                 Ok(())
             }
-            None => Err(not_found(key)),
+            None => Err(not_found(&manager, key)),
         }
     })
 }
@@ -266,7 +266,7 @@ pub extern "C" fn st_secrets_report_failure(
                 out_info.write(st_buf::new_raw(info.to_string().as_bytes()));
                 Ok(())
             }
-            None => Err(not_found(key)),
+            None => Err(not_found(&manager, key)),
         }
     })
 }
@@ -436,15 +436,18 @@ fn manager_json(
     })
 }
 
-fn not_found(key: &str) -> FfiError {
-    FfiError::new(
-        st_result::ST_NOT_FOUND,
-        // Control characters escaped: a message may reach a terminal.
-        format!(
-            "secret '{}' was not found by any provider",
-            key.escape_debug()
-        ),
-    )
+/// `key` found by no provider; names the providers set up in part and not
+/// used, with why (a Vault address with no way to log in).
+fn not_found(manager: &SecretsManager, key: &str) -> FfiError {
+    // Control characters escaped: a message may reach a terminal.
+    let mut message = format!(
+        "secret '{}' was not found by any provider",
+        key.escape_debug()
+    );
+    for (name, why) in manager.set_up_in_part() {
+        message.push_str(&format!("; {name} is set up in part and not used: {why}"));
+    }
+    FfiError::new(st_result::ST_NOT_FOUND, message)
 }
 
 /// Saves `key` = `value` to the secrets file: the configured or found file, else

@@ -491,6 +491,17 @@ impl SecretsManager {
             .map(|l| l.provider.name())
     }
 
+    /// The providers set up in part but not used (a Vault address with no
+    /// way to log in), each with why: what a "not found" names beside the
+    /// providers it looked in.
+    pub fn set_up_in_part(&self) -> Vec<(&'static str, String)> {
+        self.chain
+            .links
+            .iter()
+            .filter_map(|l| Some((l.provider.name(), l.provider.set_up_in_part()?)))
+            .collect()
+    }
+
     /// Saves `key` to the secrets file (created with mode 0600 when needed).
     /// A get right after sees the new value, unless the environment holds it.
     ///

@@ -111,6 +111,13 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Why the provider is not used though part of it is set (a Vault
+    /// address with no way to log in), for a "not found" to name; `None`
+    /// when it is used, or nothing of it is set.
+    fn set_up_in_part(&self) -> Option<String> {
+        None
+    }
+
     /// Whether a value of the form `st://KEY` this provider holds is a
     /// [reference](crate::secrets::reference) the manager resolves through the providers
     /// after it (the environment and the file: where a launcher puts

@@ -110,6 +110,9 @@ pub struct RemoteSource<F: Fetch> {
     /// Whether the provider is configured at all (unconfigured: every key
     /// is absent, quietly).
     configured: bool,
+    /// Whether something of it is set though it is not configured (an
+    /// address without a way to log in): a "not found" names it.
+    in_part: bool,
     /// The service and its caches, or the configuration problem every
     /// lookup reports.
     live: Result<Live<F>, Error>,
@@ -172,10 +175,17 @@ impl<F: Fetch> RemoteSource<F> {
         RemoteSource {
             names,
             configured,
+            in_part: false,
             live,
             node,
             sink,
         }
+    }
+
+    /// Marks the provider as set up in part when `in_part` ([`Provider::set_up_in_part`]).
+    pub(crate) fn marked_in_part(mut self, in_part: bool) -> Self {
+        self.in_part = in_part;
+        self
     }
 
     /// Requests for the secrets sent so far (fetches, each with its
@@ -409,6 +419,13 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             .iter()
             .find_map(|u| u.cache.holds(key))
             .unwrap_or(false)
+    }
+
+    fn set_up_in_part(&self) -> Option<String> {
+        match (&self.live, self.in_part && !self.configured) {
+            (Err(e), true) => Some(e.to_string()),
+            _ => None,
+        }
     }
 
     fn status(&self) -> ProviderStatus {

@@ -162,6 +162,35 @@ fn configuration_sources() {
     );
     assert!(!p.status().available && p.status().detail.contains("authenticate"));
     assert_eq!(get(&p, "HF_TOKEN").unwrap(), None);
+    // Set up in part: a "not found" names it, with the identity logins and
+    // the role that shows one was meant; nothing set: nothing named.
+    let why = p
+        .set_up_in_part()
+        .expect("an address alone is set up in part");
+    assert!(
+        why.contains("SIMPLETUNER_VAULT_AUTH: kubernetes, jwt, cert, aws"),
+        "{why}"
+    );
+    assert!(!why.contains("a role is set"), "{why}");
+    let with_role = provider(
+        &ManagerConfig::default(),
+        Vars::empty()
+            .set("VAULT_ADDR", "http://127.0.0.1:9")
+            .set("SIMPLETUNER_VAULT_ROLE", "train"),
+    );
+    assert!(with_role
+        .set_up_in_part()
+        .unwrap()
+        .contains("a role is set"));
+    let token_only = provider(
+        &ManagerConfig::default(),
+        Vars::empty().set("BAO_TOKEN", "t"),
+    );
+    assert!(token_only.set_up_in_part().unwrap().contains("VAULT_ADDR"));
+    assert_eq!(
+        provider(&ManagerConfig::default(), Vars::empty()).set_up_in_part(),
+        None
+    );
 
     // Environment only, and the token file of the Vault CLI.
     let server = FakeServer::start(|_| v1_answer());
