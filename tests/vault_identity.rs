@@ -287,3 +287,88 @@ fn eight_ranks_of_a_node_log_in_once() {
         before + 1
     );
 }
+
+/// The server side the docs give (docs/remote-providers.md, the block under
+/// "run by tests/vault_identity.rs"), run as written on a fresh OpenBao dev
+/// server: a pod's projected token and another JWT then log in with the
+/// role it writes and read the secret its policy allows; a JWT for another
+/// audience is refused.
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn the_documented_server_side_lets_a_pod_and_a_jwt_log_in() {
+    let s = setup();
+    let page =
+        std::fs::read_to_string(common::repo_root().join("docs/remote-providers.md")).unwrap();
+    let block = page
+        .split("<!-- run by tests/vault_identity.rs -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/remote-providers.md has the server side's block");
+    let bao = PathBuf::from(
+        std::env::var("ST_TEST_BAO").expect("ST_TEST_BAO (scripts/test-all.sh openbao)"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (port, root) = (common::free_port(), format!("root-{}", std::process::id()));
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = std::process::Command::new(&bao);
+    server
+        .args(["server", "-dev", "-dev-no-store-token"])
+        .arg(format!("-dev-root-token-id={root}"))
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .env_remove("BAO_TOKEN")
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", dir.path());
+    let server = common::spawn(server, dir.path().join("server.log"));
+    common::wait_until(&server, "the OpenBao dev server", || {
+        common::http_status(&format!("{url}/v1/sys/health"), &[]) == Some(200)
+    });
+    let path = format!(
+        "{}:{}",
+        bao.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("BAO_ADDR", &url)
+        .env("BAO_TOKEN", &root)
+        .env("KUBERNETES_API", text(&s, "review_url"))
+        .env("KUBERNETES_CA", identity(&s, "ca.pem"))
+        .env("JWT_ISSUER_KEY", identity(&s, "jwt-signing.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "the docs' commands failed: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let put = agent
+        .post(format!("{url}/v1/secret/data/simpletuner"))
+        .header("X-Vault-Token", &root)
+        .send(serde_json::json!({"data": {"HF_TOKEN": "hf_docs_value"}}).to_string())
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+
+    let pod = TokenVolume::new(&mint(&s, kubernetes_claims("ml", "sa-uid-9")));
+    let mut c = config(&url, VaultAuth::Kubernetes);
+    c.vault.role = Some("train".into());
+    c.vault.jwt_file = Some(pod.token());
+    assert_eq!(get(&provider(&c, Vars::empty())).unwrap(), "hf_docs_value");
+
+    let jwt = |aud: &str| serde_json::json!({"sub": "ci-job-7", "aud": aud, "exp": 120, "iat": 0});
+    let job = TokenVolume::new(&mint(&s, jwt("st-secrets")));
+    c.vault.auth = Some(VaultAuth::Jwt);
+    c.vault.jwt_file = Some(job.token());
+    assert_eq!(get(&provider(&c, Vars::empty())).unwrap(), "hf_docs_value");
+    let other = TokenVolume::new(&mint(&s, jwt("another-service")));
+    c.vault.jwt_file = Some(other.token());
+    let e = get(&provider(&c, Vars::empty())).unwrap_err().to_string();
+    assert!(e.contains("role 'train'"), "{e}");
+    drop(server);
+}

@@ -220,6 +220,7 @@ with open(OUT, "w") as f:
             "agent_secret_id": agent_secret_id,
             "fields": FIELDS,
             "identity_dir": IDENTITY,
+            "review_url": REVIEW,
             # The TLS server's audit log, beside the plain one's.
             "tls_audit_log": AUDIT.replace("audit.log", "audit-tls.log"),
             "python": sys.executable,
