@@ -337,3 +337,114 @@ fn scripts_stay_small() {
         "scripts/ lines over {SCRIPT_LINE_MAX_CHARS} characters: {wide:?}"
     );
 }
+
+/// Every Debian package the scripts install (`ST_PACKAGES` in
+/// scripts/lib.sh, as `CHECK:PACKAGE` pairs) is named in the install page's
+/// table of what the two commands install.
+#[test]
+fn every_package_the_scripts_install_is_in_the_install_table() {
+    let lib = fs::read_to_string(root().join("scripts/lib.sh")).unwrap();
+    let start = lib
+        .find("declare -A ST_PACKAGES=(")
+        .expect("scripts/lib.sh declares ST_PACKAGES");
+    let end = start + lib[start..].find("\n)\n").expect("ST_PACKAGES ends");
+    let page = fs::read_to_string(root().join("docs/install-and-release.md")).unwrap();
+    let table_start = page.find("## What the two commands install").unwrap();
+    let table = &page[table_start..table_start + page[table_start..].find("\n## Install").unwrap()];
+    let mut packages: BTreeSet<&str> = BTreeSet::new();
+    for word in lib[start..end].split(|c: char| c.is_whitespace() || c == '"') {
+        if let Some((_, package)) = word.split_once(':') {
+            if !package.is_empty() && !package.starts_with('$') {
+                packages.insert(package);
+            }
+        }
+    }
+    assert!(packages.len() > 20, "read the packages: {packages:?}");
+    let missing: Vec<_> = packages
+        .iter()
+        .filter(|p| !table.contains(&format!("`{p}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "packages the scripts install that the table does not name: {missing:?}"
+    );
+    assert!(
+        !lib.contains("apt-get install -y -qq \""),
+        "apt-get installs without --no-install-recommends"
+    );
+}
+
+/// The cost table (docs/testing.md, written by `scripts/bench.sh commands`)
+/// records a passing run of every suite the test command runs, within what
+/// the README promises (minutes fresh and again, GB in the checkout and in
+/// HOME).
+#[test]
+fn the_cost_table_is_a_passing_run_of_every_suite_within_the_readmes_figures() {
+    let page = fs::read_to_string(root().join("docs/testing.md")).unwrap();
+    let a = page.find("<!-- bench:commands -->").unwrap();
+    let block = &page[a..a + page[a..].find("<!-- /bench:commands -->").unwrap()];
+    assert!(
+        !block.contains("failed"),
+        "the cost table records a failed run: run scripts/bench.sh commands"
+    );
+    let script = fs::read_to_string(root().join("scripts/test-all.sh")).unwrap();
+    let list = &script[script.find("\nSUITES=(").expect("test-all.sh lists SUITES")..];
+    let suites: Vec<&str> = list[..list.find("\n)\n").unwrap()]
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix('"')?
+                .split_once('|')
+                .map(|(name, _)| name)
+        })
+        .filter(|name| *name != "tsan")
+        .collect();
+    assert!(suites.len() > 15, "read the suites: {suites:?}");
+    for s in suites.iter().chain(&["leftovers"]) {
+        assert!(
+            block.contains(&format!("| `{s}` |")),
+            "the cost table has no row for {s}"
+        );
+    }
+    let row = |from: &str| -> Vec<f64> {
+        let line = block
+            .lines()
+            .find(|l| l.starts_with(&format!("| 2 | {from} |")))
+            .unwrap_or_else(|| panic!("no command 2 row '{from}'"));
+        line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| w.parse::<f64>().ok())
+            .collect()
+    };
+    let (fresh, again) = (row("fresh clone, fresh HOME"), row("again"));
+    let readme = fs::read_to_string(root().join("README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let promised = |before: &str, after: &str| -> f64 {
+        let at = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("the README says '{after}'"));
+        let head = &readme[..at];
+        let number = head[head.rfind(before).unwrap_or(0)..]
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| !w.is_empty())
+            .unwrap();
+        number.parse().unwrap()
+    };
+    // fresh: [2, minutes, GB checkout, GB HOME]; again: [2, minutes, GB, GB].
+    assert!(
+        fresh[1] <= promised("under ", " minutes on a fresh"),
+        "fresh: {fresh:?}"
+    );
+    assert!(
+        again[1] <= promised("under ", " when run again"),
+        "again: {again:?}"
+    );
+    assert!(
+        fresh[2] <= promised("about ", " GB in the checkout"),
+        "checkout: {fresh:?}"
+    );
+    assert!(
+        again[3] <= promised("plus ", " GB of tools"),
+        "HOME: {again:?}"
+    );
+}
