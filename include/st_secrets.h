@@ -688,7 +688,9 @@ void st_secrets_free(st_secrets *m);
  * counting as unset; the file provider reads `key` as given, else that
  * normalized form.
  *
- * Returns `ST_OK`; `ST_NOT_FOUND` when every provider answered "absent"; else,
+ * Returns `ST_OK`; `ST_NOT_FOUND` when every provider answered "absent" (its
+ * message also names a provider set up in part and not used, with why: a
+ * Vault address with no way to log in); else,
  * when a provider failed and none had the key, the first failure's code
  * (`ST_PARSE` for a malformed secrets file, `ST_PERMISSION`, ...) with a
  * message naming the provider; `ST_NULL_ARGUMENT`, `ST_INVALID_UTF8`,

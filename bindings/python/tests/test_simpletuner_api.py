@@ -1,7 +1,7 @@
 """SimpleTuner-style code paths through the module layout a SimpleTuner user
 switches to (st_secrets.secrets, .cache, .credential_encryption,
-.replicate_client, .provider_config_store), written from the behaviour
-document (../shared/simpletuner-behaviour.md), section by section."""
+.replicate_client, .provider_config_store), written from SimpleTuner's
+modules (at commit bc8e6ab, docs/python.md), module by module."""
 
 import asyncio
 import base64
