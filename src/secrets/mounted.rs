@@ -12,7 +12,8 @@
 //! and a new target is loaded whole from that directory (never through the
 //! links, which a second swap could move mid-read), then checked to be
 //! still current; a generation that vanished while it was read is read
-//! again from the newer one. One swap is one change event carrying every
+//! again from the newer one, and a volume swapped under each of nine reads
+//! keeps the generation held. One swap is one change event carrying every
 //! key it changed. A directory without `..data` is listed again at most
 //! every [`CHECK_INTERVAL`] and reloaded when a file's identity, size or
 //! modification time changed.
@@ -186,11 +187,21 @@ impl Mount {
                     let still = std::fs::read_link(&link).is_ok_and(|t| t == target);
                     match read {
                         Ok((map, warnings)) if still => break (generation, map, warnings),
-                        Err(e) if still || tries >= SWAP_RETRIES => {
-                            return self.failed(&mut state, e)
-                        }
-                        _ if tries >= SWAP_RETRIES => {
+                        Err(e) if still => return self.failed(&mut state, e),
+                        // Swapped under every read (faster than it can be
+                        // read): the generation held stays, never an error;
+                        // with none held yet, the failure is said.
+                        _ if tries >= SWAP_RETRIES && state.generation != Generation::None => {
                             return Ok((Arc::clone(&state.map), Vec::new()))
+                        }
+                        Err(e) if tries >= SWAP_RETRIES => return self.failed(&mut state, e),
+                        Ok(_) if tries >= SWAP_RETRIES => {
+                            let e = Error::Io(format!(
+                                "the volume {} was swapped under each of {} reads",
+                                printable_path(&self.path),
+                                SWAP_RETRIES + 1
+                            ));
+                            return self.failed(&mut state, e);
                         }
                         _ => tries += 1, // swapped meanwhile: read the newer one
                     }
