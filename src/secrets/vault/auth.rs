@@ -3,7 +3,7 @@
 //! behind an agent; chosen from the settings and the environment.
 
 use super::login::Login;
-use super::settings::{either, VaultAuth, VaultSettings};
+use super::settings::{either, VaultAuth, VaultSettings, KUBERNETES_TOKEN_FILE};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
@@ -147,4 +147,40 @@ impl Auth {
             _ => None,
         }
     }
+}
+
+/// Why a Vault with an address is not used: nothing says how to log in.
+/// Names every way, and what is set that shows the one meant.
+pub(super) fn no_way_to_authenticate(vault: &VaultSettings, vars: &Vars) -> Error {
+    let identity: Vec<_> = VaultAuth::ALL
+        .iter()
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                VaultAuth::Kubernetes | VaultAuth::Jwt | VaultAuth::Cert | VaultAuth::Aws
+            )
+        })
+        .map(|(n, _)| *n)
+        .collect();
+    let mut message = format!(
+        "HashiCorp Vault has an address but no way to authenticate: set vault_token, BAO_TOKEN \
+         (or VAULT_TOKEN), vault_token_file or SIMPLETUNER_VAULT_TOKEN_FILE, or ~/.vault-token; \
+         VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole; vault_agent (SIMPLETUNER_VAULT_AGENT=1) \
+         behind a Vault Agent or Proxy; or vault_auth ({}: {}) to log in with the workload's \
+         identity",
+        var::SIMPLETUNER_VAULT_AUTH,
+        identity.join(", ")
+    );
+    if vault.role.is_some() || vars.get(var::SIMPLETUNER_VAULT_ROLE).is_some() {
+        message.push_str(&format!(
+            " (a role is set, vault_role or {}, but no vault_auth names the login it is for)",
+            var::SIMPLETUNER_VAULT_ROLE
+        ));
+    } else if std::path::Path::new(KUBERNETES_TOKEN_FILE).is_file() {
+        message.push_str(&format!(
+            " (this is a Kubernetes pod: {}=kubernetes logs in with its service-account token)",
+            var::SIMPLETUNER_VAULT_AUTH
+        ));
+    }
+    Error::ProviderUnavailable(message)
 }

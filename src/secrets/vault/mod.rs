@@ -66,7 +66,7 @@ use leases::Leases;
 use ledger::Ledger;
 use serde_json::{json, Value};
 use session::Session;
-use settings::{either, KUBERNETES_TOKEN_FILE};
+use settings::either;
 use std::sync::Arc;
 use wire::expect;
 
@@ -154,7 +154,7 @@ impl RemoteSource<Vault> {
                     .into(),
             )),
             (Err(e), _) | (Ok(Some(_)), Err(e)) => Err(e),
-            (Ok(Some(_)), Ok(None)) => Err(no_way_to_authenticate(vault, &vars)),
+            (Ok(Some(_)), Ok(None)) => Err(auth::no_way_to_authenticate(vault, &vars)),
             (Ok(Some(urls)), Ok(Some(auth))) => {
                 Vault::new(vault, remote, &vars, urls, auth, &node, &scope, specs)
             }
@@ -162,42 +162,6 @@ impl RemoteSource<Vault> {
         RemoteSource::build(secrets, configured, fetcher, remote, node, &scope)
             .marked_in_part(in_part)
     }
-}
-
-/// Why a Vault with an address is not used: nothing says how to log in.
-/// Names every way, and what is set that shows the one meant.
-fn no_way_to_authenticate(vault: &VaultSettings, vars: &Vars) -> Error {
-    let identity: Vec<_> = VaultAuth::ALL
-        .iter()
-        .filter(|(_, m)| {
-            matches!(
-                m,
-                VaultAuth::Kubernetes | VaultAuth::Jwt | VaultAuth::Cert | VaultAuth::Aws
-            )
-        })
-        .map(|(n, _)| *n)
-        .collect();
-    let mut message = format!(
-        "HashiCorp Vault has an address but no way to authenticate: set vault_token, BAO_TOKEN \
-         (or VAULT_TOKEN), vault_token_file or SIMPLETUNER_VAULT_TOKEN_FILE, or ~/.vault-token; \
-         VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole; vault_agent (SIMPLETUNER_VAULT_AGENT=1) \
-         behind a Vault Agent or Proxy; or vault_auth ({}: {}) to log in with the workload's \
-         identity",
-        var::SIMPLETUNER_VAULT_AUTH,
-        identity.join(", ")
-    );
-    if vault.role.is_some() || vars.get(var::SIMPLETUNER_VAULT_ROLE).is_some() {
-        message.push_str(&format!(
-            " (a role is set, vault_role or {}, but no vault_auth names the login it is for)",
-            var::SIMPLETUNER_VAULT_ROLE
-        ));
-    } else if std::path::Path::new(KUBERNETES_TOKEN_FILE).is_file() {
-        message.push_str(&format!(
-            " (this is a Kubernetes pod: {}=kubernetes logs in with its service-account token)",
-            var::SIMPLETUNER_VAULT_AUTH
-        ));
-    }
-    Error::ProviderUnavailable(message)
 }
 
 impl Vault {
