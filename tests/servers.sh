@@ -169,13 +169,16 @@ start_openbao_cluster() {
 start_postgres() {
   local logdir="$1" bin=/usr/lib/postgresql/15/bin dir run=() i
   [ -x "$bin/postgres" ] || die "no PostgreSQL 15 server: apt-get install postgresql"
-  dir="$(mktemp -d)"
+  # As root the server runs as postgres, who may not pass through the run's
+  # TMPDIR (a checkout in a 0700 home or temporary directory): its own
+  # directory goes in /tmp, owned by it, and is removed with the others.
+  if [ "$(id -u)" = 0 ]; then dir="$(mktemp -d /tmp/st-secrets-postgres.XXXXXX)"; else dir="$(mktemp -d)"; fi
   ST_SERVER_DIRS+=("$dir")
   PG_SUPERPASS="$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
   PG_PORT="$(free_port)"
   printf '%s' "$PG_SUPERPASS" >"$dir/pw"
   if [ "$(id -u)" = 0 ]; then
-    chown -R postgres "$dir" && run=(runuser -u postgres --)
+    chown -R postgres "$dir" && run=(env -C / runuser -u postgres --)
   fi
   "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A scram-sha-256 --pwfile="$dir/pw" \
     >"$logdir/postgres-initdb.log" 2>&1 || { cat "$logdir/postgres-initdb.log" >&2; die "initdb failed"; }
