@@ -616,6 +616,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_not_found_names_a_vault_set_up_in_part() {
+        use crate::secrets::{ManagerConfig, Vars};
+        let home = tempfile::tempdir().unwrap();
+        let vars = || Vars::empty().home(home.path());
+        let plain = SecretsManager::with_environment(ManagerConfig::default(), vars()).unwrap();
+        let e = not_found(&plain, "HF_TOKEN");
+        assert_eq!(e.code, st_result::ST_NOT_FOUND);
+        assert!(!e.message.contains("vault"), "{}", e.message);
+        let vars = vars().set("BAO_ADDR", "http://127.0.0.1:9");
+        let in_part = SecretsManager::with_environment(ManagerConfig::default(), vars).unwrap();
+        let e = not_found(&in_part, "HF_TOKEN");
+        assert!(
+            e.message.contains("vault is set up in part and not used"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("SIMPLETUNER_VAULT_AUTH"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn header_defines_the_well_known_keys() {
         let header = include_str!("../../include/st_secrets.h");
         for (name, key) in [
