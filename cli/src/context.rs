@@ -68,14 +68,11 @@ pub fn not_found_message(m: &SecretsManager, key: &str) -> String {
                 .filter(|e| e.status.available)
                 .map(|e| e.status.name)
                 .collect();
-            let mut message = format!(
-                "secret '{shown}' was not found (looked in: {})",
-                looked.join(", ")
-            );
-            for (name, why) in m.set_up_in_part() {
-                message.push_str(&format!("; {name} is set up in part and not used: {why}"));
-            }
-            message
+            format!(
+                "secret '{shown}' was not found (looked in: {}){}",
+                looked.join(", "),
+                m.not_used_note()
+            )
         }
     }
 }

@@ -442,13 +442,11 @@ fn manager_json(
 /// used, with why (a Vault address with no way to log in).
 fn not_found(manager: &SecretsManager, key: &str) -> FfiError {
     // Control characters escaped: a message may reach a terminal.
-    let mut message = format!(
-        "secret '{}' was not found by any provider",
-        key.escape_debug()
+    let message = format!(
+        "secret '{}' was not found by any provider{}",
+        key.escape_debug(),
+        manager.not_used_note()
     );
-    for (name, why) in manager.set_up_in_part() {
-        message.push_str(&format!("; {name} is set up in part and not used: {why}"));
-    }
     FfiError::new(st_result::ST_NOT_FOUND, message)
 }
 

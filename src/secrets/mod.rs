@@ -502,6 +502,16 @@ impl SecretsManager {
             .collect()
     }
 
+    /// [`set_up_in_part`](Self::set_up_in_part) as the text a "not found"
+    /// message ends with (`; vault is set up in part and not used: ...`),
+    /// empty when there is none.
+    pub fn not_used_note(&self) -> String {
+        self.set_up_in_part()
+            .into_iter()
+            .map(|(name, why)| format!("; {name} is set up in part and not used: {why}"))
+            .collect()
+    }
+
     /// Saves `key` to the secrets file (created with mode 0600 when needed).
     /// A get right after sees the new value, unless the environment holds it.
     ///
