@@ -69,9 +69,9 @@ struct Direct {
 /// How the provider reaches Secrets Manager.
 enum Transport {
     /// The service itself, with signed requests.
-    Direct(Direct),
+    Direct(Box<Direct>),
     /// The AWS Secrets Manager Agent on the node.
-    Agent(agent::Agent),
+    Agent(Box<agent::Agent>),
 }
 
 /// AWS Secrets Manager, as [`RemoteSource`] fetches from it.
@@ -122,6 +122,13 @@ impl RemoteSource<Aws> {
             .agent_url
             .clone()
             .or_else(|| vars.get(var::SIMPLETUNER_AWS_AGENT_URL).map(str::to_owned));
+        // The node's place in its job: a scheduler's variables refused are
+        // the configured provider's problem.
+        let placed = remote.placed(&vars);
+        let (remote, misplaced) = match &placed {
+            Ok(placed) => (placed, None),
+            Err(e) => (remote, Some(e.clone())),
+        };
         let node = match names {
             Some(_) => NodeUse::resolve(remote, &vars),
             None => NodeUse::Off,
@@ -129,14 +136,16 @@ impl RemoteSource<Aws> {
         let scope = Scope::new("aws", &vars)
             .with("settings", &format!("{aws:?}"))
             .with("agent", agent_url.as_deref().unwrap_or(""));
-        let transport = match (&names, agent_url, too_many) {
+        let transport = match (&names, agent_url, too_many.or(misplaced)) {
             (_, _, Some(e)) => Err(e),
             (None, _, None) => Err(Error::ProviderUnavailable(format!(
                 "AWS Secrets Manager is not configured: set aws_secret_name or {}",
                 var::SIMPLETUNER_AWS_SECRET_NAME
             ))),
             (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
-            (Some(_), None, None) => client(aws, remote, vars).map(Transport::Direct),
+            (Some(_), None, None) => {
+                client(aws, remote, vars).map(|d| Transport::Direct(Box::new(d)))
+            }
         };
         let fetcher = transport.map(|transport| Aws {
             transport,
@@ -421,7 +430,7 @@ fn agent_transport(url: &str, remote: &RemoteSettings, vars: &Vars) -> Result<Tr
             var::SIMPLETUNER_AWS_AGENT_URL
         )));
     }
-    agent::Agent::new(url, remote, vars).map(Transport::Agent)
+    agent::Agent::new(url, remote, vars).map(|a| Transport::Agent(Box::new(a)))
 }
 
 impl Fetch for Aws {

@@ -17,8 +17,7 @@ use crate::secret::SecretString;
 use serde_json::Value;
 use std::path::PathBuf;
 use values::{
-    count, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
-    UniqueKeys,
+    leases, names, nonempty, positive_seconds, seconds, string, url, vault_address, UniqueKeys,
 };
 
 /// Largest `max_file_size`: 1 GiB.
@@ -88,7 +87,7 @@ impl ProviderKind {
 /// The manager's settings: the chain, and each provider's own settings
 /// (each provider is built from its part alone). Every field is a key of
 /// the configuration JSON: docs/configuration.md's "Configuration keys" table, generated
-/// from `CONFIG_KEYS`, says which and what each defaults to.
+/// from `config_keys()`, says which and what each defaults to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
     /// The chain, in priority order (`providers`).
@@ -118,7 +117,7 @@ pub struct ManagerConfig {
 
 /// One key of the configuration JSON: the one place that names it, says
 /// what its value is, and applies it. Parsing, the list of known keys in
-/// error messages, and the docs' table all come from [`CONFIG_KEYS`]; a
+/// error messages, and the docs' table all come from [`config_keys`]; a
 /// test checks docs/configuration.md and the C header's `st_secrets_new` documentation
 /// against it.
 // `value` and `doc` are read by the docs check only (for now).
@@ -131,11 +130,12 @@ pub(crate) struct ConfigKey {
     /// What it sets, and the default when it is absent or `null`.
     pub(crate) doc: &'static str,
     /// Checks `value` and sets it in the configuration.
-    apply: fn(&mut ManagerConfig, &str, &Value) -> Result<(), Error>,
+    pub(super) apply: fn(&mut ManagerConfig, &str, &Value) -> Result<(), Error>,
 }
 
-/// Every configuration key, in the docs' order.
-pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
+/// The configuration keys of the chain and each provider, in the docs'
+/// order; [`remote::REMOTE_KEYS`] follow.
+const PROVIDER_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "file_path",
         value: "string",
@@ -462,97 +462,6 @@ pub(crate) const CONFIG_KEYS: &[ConfigKey] = &[
             Ok(())
         },
     },
-    ConfigKey {
-        name: "connect_timeout",
-        value: "seconds, 0.001 to 3600",
-        doc: "bound on a connection of the remote providers (TCP + TLS, or a Unix socket); default 2",
-        apply: |c, k, v| {
-            c.remote.connect_timeout = positive_seconds(k, v)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "request_timeout",
-        value: "seconds, 0.001 to 3600",
-        doc: "bound on one whole request, connection included; default 5",
-        apply: |c, k, v| {
-            c.remote.request_timeout = positive_seconds(k, v)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "retries",
-        value: "whole number, 0 to 10",
-        doc: "further attempts after a transient failure; default 2",
-        apply: |c, k, v| {
-            c.remote.retries = count(k, v, 10)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "max_stale",
-        value: "seconds, 0 to 315360000",
-        doc: "how long past its TTL a value may be served while the service fails transiently (0: never); default 3600",
-        apply: |c, k, v| {
-            c.remote.max_stale = seconds(k, v)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "failure_ttl",
-        value: "seconds, 0 to 315360000",
-        doc: "how long a failure answers before the service is asked again; default 5",
-        apply: |c, k, v| {
-            c.remote.failure_ttl = seconds(k, v)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "refresh_min_interval",
-        value: "seconds, 0 to 315360000",
-        doc: "a refresh asked by a caller (st_secrets_refresh) sends at most one request per secret per this interval; default 10",
-        apply: |c, k, v| {
-            c.remote.refresh_min_interval = seconds(k, v)?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "refresh_ahead",
-        value: "fraction of the TTL, 0 to 1",
-        doc: "from this part of its TTL a remote value is refreshed in the background while callers keep getting it (0: fetched by the first get past the TTL); default 0.75",
-        apply: |c, k, v| {
-            c.remote.refresh_ahead_permille = v
-                .as_f64()
-                .filter(|f| (0.0..=1.0).contains(f))
-                .map(|f| (f * 1000.0).round() as u32)
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "config key '{k}' must be a fraction of the TTL from 0 to 1"
-                    ))
-                })?;
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "node_cache",
-        value: "true or false",
-        doc: "share remote values with this user's other processes on the node through a memory-backed directory (one request per node per TTL); default `SIMPLETUNER_NODE_CACHE` (`1` turns it on), else off",
-        apply: |c, k, v| {
-            c.remote.node_cache = Some(v.as_bool().ok_or_else(|| {
-                Error::InvalidArgument(format!("config key '{k}' must be true or false"))
-            })?);
-            Ok(())
-        },
-    },
-    ConfigKey {
-        name: "node_cache_dir",
-        value: "string",
-        doc: "the node cache's directory (an absolute path on tmpfs or ramfs, 0700, this user's); default `SIMPLETUNER_NODE_CACHE_DIR`, else `$XDG_RUNTIME_DIR/st-secrets-node`, else `/dev/shm/st-secrets-node-<uid>`",
-        apply: |c, k, v| {
-            c.remote.node_cache_dir = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
-            Ok(())
-        },
-    },
 ];
 
 impl Default for ManagerConfig {
@@ -623,8 +532,7 @@ impl ManagerConfig {
             )));
         }
         for (key, value) in &map {
-            let spec = CONFIG_KEYS
-                .iter()
+            let spec = config_keys()
                 .find(|k| k.name == key)
                 .ok_or_else(|| unknown(key))?;
             if !value.is_null() {
@@ -647,11 +555,7 @@ fn config_json_error(e: &serde_json::Error) -> Error {
 fn unknown(key: &str) -> Error {
     Error::InvalidArgument(format!(
         "unknown config key '{key}' (known keys: {})",
-        CONFIG_KEYS
-            .iter()
-            .map(|k| k.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        config_keys().map(|k| k.name).collect::<Vec<_>>().join(", ")
     ))
 }
 
@@ -675,6 +579,12 @@ fn chain(key: &str, value: &Value) -> Result<Vec<ProviderKind>, Error> {
     Ok(kinds)
 }
 
+/// Every configuration key, in the docs' order.
+pub(crate) fn config_keys() -> impl Iterator<Item = &'static ConfigKey> {
+    PROVIDER_KEYS.iter().chain(remote::REMOTE_KEYS)
+}
+
+mod remote;
 mod values;
 
 #[cfg(test)]

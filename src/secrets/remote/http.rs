@@ -2,6 +2,7 @@
 //! short timeouts, an optional CA bundle, failures classified into st-secrets
 //! errors that say whether a retry can help.
 
+use super::fleet::pace::{Pace, Signal};
 use super::unix::UnixConnector;
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
@@ -193,6 +194,8 @@ pub struct Http {
     /// client certificate ([`present`](Self::present)).
     settings: RemoteSettings,
     tls: TlsConfig,
+    /// How long the next request waits after the server pushed back.
+    pace: Pace,
 }
 
 /// The agent configuration of `settings` with `tls`.
@@ -262,6 +265,7 @@ impl Http {
             socket,
             settings: settings.clone(),
             tls,
+            pace: Pace::default(),
         })
     }
 
@@ -299,6 +303,11 @@ impl Http {
                 redact_url(url)
             )))
         })?;
+        // After the server pushed back, at most what the fetch has left.
+        let wait = self.pace.wait();
+        if !wait.is_zero() {
+            std::thread::sleep(super::time_left().map_or(wait, |left| wait.min(left)));
+        }
         let agent = self.pool.lock().agent.clone();
         // Within a fetch, at most what the fetch has left (a cluster's
         // nodes tried in turn share one bound).
@@ -316,6 +325,9 @@ impl Http {
         let response = agent.run(request).map_err(|e| {
             let f = self.classify(what, url, e);
             counted(error_type(&f));
+            if matches!(f.error, Error::Timeout(_)) {
+                self.pace.note(Signal::Pushed(None));
+            }
             f
         })?;
         let status = response.status().as_u16();
@@ -343,11 +355,19 @@ impl Http {
                 scrub(&mut body, sent.expose().as_bytes());
             }
         }
-        Ok(Response {
+        let response = Response {
             status,
             headers,
             body: SecretBytes::from(body),
-        })
+        };
+        self.pace.note(Signal::of(
+            response.status,
+            |name| response.header(name),
+            response.retry_after(),
+            started.elapsed(),
+            self.request_timeout,
+        ));
+        Ok(response)
     }
 
     fn classify(&self, what: &str, url: &str, e: ureq::Error) -> FetchError {

@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod fleet;
 pub(crate) mod http;
 pub mod meter;
 pub(crate) mod node;
@@ -82,6 +83,9 @@ pub struct RemoteSettings {
     /// `SIMPLETUNER_NODE_CACHE_DIR`, else `$XDG_RUNTIME_DIR/st-secrets-node`,
     /// else `/dev/shm/st-secrets-node-<uid>`.
     pub node_cache_dir: Option<std::path::PathBuf>,
+    /// A fleet's start (`fleet_capacity`, `fleet_deadline`) and the node's
+    /// place in it.
+    pub fleet: fleet::FleetSettings,
 }
 
 impl Default for RemoteSettings {
@@ -100,6 +104,7 @@ impl Default for RemoteSettings {
             refresh_min_interval: Duration::from_secs(10),
             node_cache: None,
             node_cache_dir: None,
+            fleet: fleet::FleetSettings::default(),
         }
     }
 }
@@ -194,24 +199,39 @@ impl From<Error> for FetchError {
 /// fetch, a login inside a get, shares the outer one's): each request,
 /// each node of a cluster tried in turn, is given what is left of it, and
 /// no retry starts past it.
+///
+/// In a fleet ([`fleet`]), the process's first fetch first waits for the
+/// node's slot, then is tried until the fleet deadline instead.
 pub fn with_retries<T>(
     settings: &RemoteSettings,
     mut attempt: impl FnMut() -> Result<T, FetchError>,
 ) -> Result<T, FetchError> {
+    let first = fleet::admit(settings);
     let started = Instant::now();
-    let _bound = FetchBound::set(started + settings.fetch_bound());
+    let _bound = FetchBound::set(first.map_or(started + settings.fetch_bound(), |f| f.deadline));
     let mut retry = 0;
     loop {
         match attempt() {
             Err(f) if f.transient && !f.spent && time_left() == Some(Duration::ZERO) => {
+                let note = match first {
+                    Some(_) => format!(
+                        "waited for its first secret as long as the fleet deadline of {:?} \
+                         allows (fleet_deadline)",
+                        settings.fleet.deadline
+                    ),
+                    None => format!("the fetch's bound of {:?} is spent", settings.fetch_bound()),
+                };
                 return Err(FetchError {
-                    error: f.error.with_note(format!(
-                        "the fetch's bound of {:?} is spent",
-                        settings.fetch_bound()
-                    )),
+                    error: f.error.with_note(note),
                     spent: true,
                     ..f
-                })
+                });
+            }
+            Err(f) if f.transient && !f.spent && first.is_some() => {
+                let wait = fleet::first_fetch_wait(settings, retry, f.retry_after);
+                std::thread::sleep(wait.min(time_left().unwrap_or(wait)));
+                retry += 1;
+                meter::add_current(|c| c.retries += 1);
             }
             Err(f) if f.transient && !f.spent && retry < settings.retries => {
                 // Retry-After counts whole seconds, and servers round down
@@ -240,7 +260,12 @@ pub fn with_retries<T>(
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);
             }
-            outcome => return outcome,
+            outcome => {
+                if first.is_some() && outcome.is_ok() {
+                    fleet::held();
+                }
+                return outcome;
+            }
         }
     }
 }

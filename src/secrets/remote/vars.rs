@@ -78,7 +78,51 @@ variables! {
     SIMPLETUNER_PROVENANCE_SALT_FILE,
     SIMPLETUNER_NODE_CACHE_DIR,
     XDG_RUNTIME_DIR,
+    SIMPLETUNER_FLEET_RANK,
+    SIMPLETUNER_FLEET_NODES,
+    SLURM_NODEID,
+    SLURM_NNODES,
+    GROUP_RANK,
+    GROUP_WORLD_SIZE,
+    NODE_RANK,
+    NNODES,
+    PET_NODE_RANK,
+    PET_NNODES,
+    SKYPILOT_NODE_RANK,
+    SKYPILOT_NUM_NODES,
+    JOB_COMPLETION_INDEX,
+    OMPI_COMM_WORLD_RANK,
+    OMPI_COMM_WORLD_LOCAL_SIZE,
+    OMPI_COMM_WORLD_SIZE,
+    PMI_RANK,
+    MPI_LOCALNRANKS,
+    PMI_SIZE,
 }
+
+/// The variables that say a node's place in its job (read by the fleet's
+/// start): a node's processes differ in some (an MPI rank), so they name
+/// no configuration (the node cache's key).
+pub const FLEET_VARIABLES: &[&str] = &[
+    SIMPLETUNER_FLEET_RANK,
+    SIMPLETUNER_FLEET_NODES,
+    SLURM_NODEID,
+    SLURM_NNODES,
+    GROUP_RANK,
+    GROUP_WORLD_SIZE,
+    NODE_RANK,
+    NNODES,
+    PET_NODE_RANK,
+    PET_NNODES,
+    SKYPILOT_NODE_RANK,
+    SKYPILOT_NUM_NODES,
+    JOB_COMPLETION_INDEX,
+    OMPI_COMM_WORLD_RANK,
+    OMPI_COMM_WORLD_LOCAL_SIZE,
+    OMPI_COMM_WORLD_SIZE,
+    PMI_RANK,
+    MPI_LOCALNRANKS,
+    PMI_SIZE,
+];
 
 /// The environment as the remote providers see it, captured when the provider is
 /// built (tests give their own). Values are zeroed when dropped; empty values
@@ -112,11 +156,16 @@ impl Vars {
         vars
     }
 
-    /// Feeds every variable (names sorted, with their values) and the home
-    /// directory to `hasher`: the node cache's key of a configuration.
+    /// Feeds every variable (names sorted, with their values) but the
+    /// fleet's (a node's processes differ in some) and the home directory
+    /// to `hasher`: the node cache's key of a configuration.
     pub fn fingerprint(&self, hasher: &mut sha2::Sha256) {
         use sha2::Digest;
-        let mut names: Vec<&String> = self.values.keys().collect();
+        let mut names: Vec<&String> = self
+            .values
+            .keys()
+            .filter(|n| !FLEET_VARIABLES.contains(&n.as_str()))
+            .collect();
         names.sort();
         for name in names {
             hasher.update(name.as_bytes());

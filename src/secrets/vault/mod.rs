@@ -113,6 +113,17 @@ impl RemoteSource<Vault> {
     /// (unreadable CA file) are reported on every lookup and in the status.
     pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
         let mut urls = addresses(vault, &vars);
+        // The node's place in its job: a scheduler's variables refused are
+        // the configured provider's problem.
+        let remote = &match remote.placed(&vars) {
+            Ok(placed) => placed,
+            Err(e) => {
+                if let Ok(Some(_)) = urls {
+                    urls = Err(e);
+                }
+                remote.clone()
+            }
+        };
         let listed = match &vault.paths {
             Some(_) => None,
             None => vars

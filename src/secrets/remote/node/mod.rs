@@ -15,7 +15,8 @@
 //!   secret's lock file (`flock`, released by the kernel when its holder
 //!   dies), reads again, and only then fetches and writes the entry; the
 //!   others wait for the lock, polling the entry, at most as long as one
-//!   fetch with its retries may take, then fetch themselves. Failures are
+//!   fetch with its retries may take (a first fetch in a fleet: the node's
+//!   slot and the fleet deadline), then fetch themselves. Failures are
 //!   written too, beside the value (never over it), for `failure_ttl`:
 //!   during an outage the node sends one attempt per failure TTL whatever
 //!   the number of processes, and a refresh that failed leaves the value it
@@ -475,7 +476,7 @@ impl Slot {
     }
 
     /// Takes the lock, waiting at most as long as one fetch with its
-    /// retries may take; `Err` with an entry another process wrote
+    /// retries may take (in a fleet, its first); `Err` with an entry another process wrote
     /// meanwhile, `Ok(false)` when the lock could not be had.
     fn wait_for_lock<T: Shareable>(
         &self,
@@ -483,8 +484,9 @@ impl Slot {
         settings: &RemoteSettings,
         look: &Look<'_, T>,
     ) -> Result<bool, Shared<T>> {
-        let bound = settings
-            .fetch_bound()
+        // In a fleet, the holder may wait for the node's slot and try
+        // until the fleet deadline.
+        let bound = super::fleet::wait_bound(settings, settings.fetch_bound())
             .saturating_add(Duration::from_secs(1));
         let deadline = Instant::now() + bound;
         let mut pause = Duration::from_millis(1);

@@ -1,0 +1,191 @@
+//! A fleet's start: the nodes of a job ask the secret store for their first
+//! secret in turn, not all at once.
+//!
+//! - **Admission by rank**: a node whose scheduler says its rank ([`Place`])
+//!   sends its first request (a login, a fetch) in its slot: `rank /
+//!   fleet_capacity` seconds (plus a random part of one slot) after the
+//!   process first needed the store, so a job of N nodes reaches the store
+//!   at the store's pace over N / capacity seconds. A node that knows the
+//!   node count but not its rank takes a random slot among them. A process
+//!   no scheduler speaks of does not wait. The wait is not part of any
+//!   request's timeout. The processes of a node compute the same slot; with
+//!   the node cache on, the first fetches and the others read its entry.
+//! - **The fleet deadline**: in a fleet, the first fetch of the process is
+//!   tried again after every transient failure (throttling, a timeout, a
+//!   node not answering) until `fleet_deadline` after the process first
+//!   needed the store, each wait growing at random up to half a minute and
+//!   never shorter than the server asked for. Once the process held a
+//!   secret, the usual `retries` apply.
+//!
+//! What a node does when the server pushes back on any request is
+//! [`pace`]'s.
+
+pub(crate) mod pace;
+mod place;
+
+pub use place::Place;
+
+use super::vars::Vars;
+use super::RemoteSettings;
+use crate::error::Error;
+use crate::sys::Mutex;
+use std::time::{Duration, Instant};
+
+/// Default of `fleet_capacity`: node starts per second.
+pub const DEFAULT_CAPACITY: u32 = 100;
+
+/// Default of `fleet_deadline`.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The longest wait between two attempts of a first fetch in a fleet.
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
+
+/// The fleet's start, as configured, and this node's place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// Node starts per second the secret store takes (`fleet_capacity`).
+    pub capacity: u32,
+    /// How long a rank may wait for its first secret (`fleet_deadline`).
+    pub deadline: Duration,
+    /// The node's place, read from the environment when a provider is
+    /// built; `None`: no scheduler says (no admission, no fleet deadline).
+    pub place: Option<Place>,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            capacity: DEFAULT_CAPACITY,
+            deadline: DEFAULT_DEADLINE,
+            place: None,
+        }
+    }
+}
+
+impl RemoteSettings {
+    /// These settings with the node's place read from `vars`.
+    ///
+    /// # Errors
+    /// As [`Place::read`].
+    pub(crate) fn placed(&self, vars: &Vars) -> Result<RemoteSettings, Error> {
+        let mut placed = self.clone();
+        placed.fleet.place = Place::read(vars)?;
+        Ok(placed)
+    }
+}
+
+/// The process's start in its fleet.
+struct Start {
+    /// When it first needed the store.
+    first_need: Option<Instant>,
+    /// Its slot, once drawn.
+    slot: Option<Instant>,
+    /// It has held a secret: the fleet's rules no longer apply.
+    held: bool,
+}
+
+/// The process's start; a forked child keeps its parent's (the node's slot
+/// is the same, and a secret held is held).
+static START: Mutex<Start> = Mutex::lazy(|| Start {
+    first_need: None,
+    slot: None,
+    held: false,
+});
+
+/// The offset of a node's slot from its first need.
+fn offset(settings: &FleetSettings, random: f64) -> Duration {
+    let Some(place) = &settings.place else {
+        return Duration::ZERO;
+    };
+    let capacity = f64::from(settings.capacity.max(1));
+    let slots = match (place.rank, place.nodes) {
+        (Some(rank), _) => f64::from(rank) + random,
+        (None, Some(nodes)) => f64::from(nodes) * random,
+        (None, None) => 0.0,
+    };
+    Duration::from_secs_f64(slots / capacity)
+}
+
+/// What the first fetch in a fleet may still take: until when.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FirstFetch {
+    /// The fleet deadline.
+    pub deadline: Instant,
+}
+
+/// Waits for this node's slot when the process has not held a secret yet
+/// and a scheduler places it in a fleet; then the first fetch's deadline.
+/// `None`: not in a fleet, or a secret was held: the usual retries apply.
+pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
+    settings.fleet.place.as_ref()?;
+    let (slot, deadline) = {
+        let mut start = START.lock();
+        if start.held {
+            return None;
+        }
+        let first = *start.first_need.get_or_insert_with(Instant::now);
+        let slot = *start
+            .slot
+            .get_or_insert_with(|| first + offset(&settings.fleet, crate::sys::random_unit()));
+        (slot, first + settings.fleet.deadline)
+    };
+    let wait = slot.saturating_duration_since(Instant::now());
+    std::thread::sleep(wait);
+    Some(FirstFetch { deadline })
+}
+
+/// The process held a secret: its next fetches retry as usual.
+pub(crate) fn held() {
+    START.lock().held = true;
+}
+
+/// How long a process may wait for another fetching the same secret for it
+/// (the node cache's lock): the time to its slot and its first fetch's
+/// deadline in a fleet, else `fallback`.
+pub(crate) fn wait_bound(settings: &RemoteSettings, fallback: Duration) -> Duration {
+    if settings.fleet.place.is_none() {
+        return fallback;
+    }
+    let start = START.lock();
+    if start.held {
+        return fallback;
+    }
+    let first = start.first_need.unwrap_or_else(Instant::now);
+    (first + settings.fleet.deadline)
+        .saturating_duration_since(Instant::now())
+        .max(fallback)
+}
+
+/// The wait before attempt `retry + 2` of a first fetch in a fleet: at
+/// random up to a bound that doubles from the backoff base to half a
+/// minute ("full jitter"), and never shorter than the server asked for
+/// (with a random part of a second: a `Retry-After: 0` from a rate limiter
+/// counting whole seconds is not an invitation to ask again at once).
+pub(crate) fn first_fetch_wait(
+    settings: &RemoteSettings,
+    retry: u32,
+    asked: Option<Duration>,
+) -> Duration {
+    let bound = settings
+        .backoff_base
+        .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
+        .min(LONGEST_WAIT);
+    let own = bound.mul_f64(crate::sys::random_unit());
+    match asked {
+        Some(asked) => own.max(asked + Duration::from_secs_f64(crate::sys::random_unit())),
+        None => own,
+    }
+}
+
+/// Forgets the process's start (tests).
+#[cfg(test)]
+pub(crate) fn forget() {
+    *START.lock() = Start {
+        first_need: None,
+        slot: None,
+        held: false,
+    };
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! A client's pace with one server: after the server pushed back, the next
+//! request waits.
+//!
+//! A push back is an answer that says so (HTTP 429, 503, AWS's throttling
+//! error codes), a request that timed out, or an answer slower than half
+//! the request timeout. Each doubles the gap kept before the next request
+//! (from 100 ms to half a minute), and the next request goes out a random
+//! part of that gap later, or after the wait the server asked for
+//! (`Retry-After`) with a random part of a second added (rate limiters
+//! count whole seconds and round down). Each answer that is neither takes
+//! 100 ms off the gap: multiplicative decrease, additive increase of the
+//! request rate. An answer saying the server's rate limit has nothing left
+//! (`X-Ratelimit-Remaining: 0`, as OpenBao's quotas send) holds the next
+//! request until the limit resets (`X-Ratelimit-Reset`).
+
+use crate::sys::Mutex;
+use std::time::{Duration, Instant};
+
+/// The gap after the first push back.
+const FIRST_GAP: Duration = Duration::from_millis(100);
+/// The longest gap.
+const LONGEST_GAP: Duration = Duration::from_secs(30);
+/// What an answer that is not a push back takes off the gap.
+const STEP: Duration = Duration::from_millis(100);
+/// The longest wait a rate limit's reset may ask for.
+const LONGEST_RESET: Duration = Duration::from_secs(60);
+
+/// AWS's error codes of a request refused for its rate (`x-amzn-ErrorType`).
+const AWS_THROTTLING: [&str; 6] = [
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
+/// What an exchange said of the server's load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Signal {
+    /// Answered in good time.
+    Fine,
+    /// Pushed back; with the wait it asked for, if it asked.
+    Pushed(Option<Duration>),
+    /// The rate limit has nothing left until this long from now.
+    Spent(Duration),
+}
+
+impl Signal {
+    /// What an answer of `status` with `header`s says, the server having
+    /// asked to wait `asked` (`Retry-After`), answered after `took` with
+    /// `timeout` as the request's bound.
+    pub(crate) fn of<'h>(
+        status: u16,
+        header: impl Fn(&str) -> Option<&'h str>,
+        asked: Option<Duration>,
+        took: Duration,
+        timeout: Duration,
+    ) -> Signal {
+        let aws_throttled = status == 400
+            && header("x-amzn-errortype").is_some_and(|t| {
+                let code = t.split(':').next().unwrap_or_default().trim();
+                AWS_THROTTLING.contains(&code)
+            });
+        if status == 429 || status == 503 || aws_throttled {
+            return Signal::Pushed(asked);
+        }
+        if took > timeout / 2 {
+            return Signal::Pushed(None);
+        }
+        let remaining = header("x-ratelimit-remaining").map(str::trim);
+        if remaining == Some("0") {
+            let reset = header("x-ratelimit-reset")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::ZERO, Duration::from_secs);
+            return Signal::Spent(reset.min(LONGEST_RESET));
+        }
+        Signal::Fine
+    }
+}
+
+/// The pace state.
+#[derive(Default)]
+struct State {
+    gap: Duration,
+    not_before: Option<Instant>,
+}
+
+/// One client's pace with one server (a forked child starts afresh).
+pub(crate) struct Pace(Mutex<State>);
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace(Mutex::with_fresh(State::default(), State::default))
+    }
+}
+
+/// A random part of a second.
+fn part_of_a_second() -> Duration {
+    Duration::from_secs_f64(crate::sys::random_unit())
+}
+
+impl Pace {
+    /// How long the next request should wait.
+    pub(crate) fn wait(&self) -> Duration {
+        self.0.lock().not_before.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
+    }
+
+    /// Takes in what an exchange said.
+    pub(crate) fn note(&self, signal: Signal) {
+        let mut s = self.0.lock();
+        let now = Instant::now();
+        let until = match signal {
+            Signal::Fine => {
+                s.gap = s.gap.saturating_sub(STEP);
+                return;
+            }
+            Signal::Spent(reset) => now + reset + part_of_a_second(),
+            Signal::Pushed(asked) => {
+                s.gap = (s.gap * 2).clamp(FIRST_GAP, LONGEST_GAP);
+                let own = s.gap.mul_f64(0.5 + crate::sys::random_unit() / 2.0);
+                now + asked.map_or(own, |a| own.max(a + part_of_a_second()))
+            }
+        };
+        s.not_before = Some(s.not_before.map_or(until, |t| t.max(until)));
+    }
+
+    /// The gap kept now (tests and statuses).
+    #[cfg(test)]
+    pub(crate) fn gap(&self) -> Duration {
+        self.0.lock().gap
+    }
+}

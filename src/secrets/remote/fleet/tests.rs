@@ -1,0 +1,390 @@
+use super::pace::{Pace, Signal};
+use super::*;
+use crate::secrets::remote::http::Response;
+use crate::secrets::remote::{with_retries, FetchError};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The process's start is one for the whole test binary: the tests that
+/// use it take turns.
+static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn vars(pairs: &[(&str, &str)]) -> Vars {
+    pairs
+        .iter()
+        .fold(Vars::empty(), |v, (name, value)| v.set(name, value))
+}
+
+fn place(pairs: &[(&str, &str)]) -> Option<Place> {
+    Place::read(&vars(pairs)).unwrap()
+}
+
+fn refused(pairs: &[(&str, &str)]) -> String {
+    Place::read(&vars(pairs)).unwrap_err().to_string()
+}
+
+#[test]
+fn each_scheduler_says_the_nodes_rank_and_count() {
+    let said = |pairs: &[(&str, &str)]| place(pairs).map(|p| (p.rank, p.nodes));
+    assert_eq!(said(&[]), None);
+    assert_eq!(
+        said(&[("SLURM_NODEID", "3"), ("SLURM_NNODES", "8")]),
+        Some((Some(3), Some(8)))
+    );
+    assert_eq!(
+        said(&[("GROUP_RANK", "1"), ("GROUP_WORLD_SIZE", "2")]),
+        Some((Some(1), Some(2)))
+    );
+    assert_eq!(
+        said(&[("NODE_RANK", "0"), ("NNODES", "4")]),
+        Some((Some(0), Some(4)))
+    );
+    assert_eq!(
+        said(&[("PET_NODE_RANK", "2"), ("PET_NNODES", "3")]),
+        Some((Some(2), Some(3)))
+    );
+    assert_eq!(
+        said(&[("SKYPILOT_NODE_RANK", "5"), ("SKYPILOT_NUM_NODES", "6")]),
+        Some((Some(5), Some(6)))
+    );
+    assert_eq!(
+        said(&[("JOB_COMPLETION_INDEX", "7")]),
+        Some((Some(7), None))
+    );
+    // Open MPI: rank 13 of 32, 8 per node: node 1 of 4.
+    assert_eq!(
+        said(&[
+            ("OMPI_COMM_WORLD_RANK", "13"),
+            ("OMPI_COMM_WORLD_LOCAL_SIZE", "8"),
+            ("OMPI_COMM_WORLD_SIZE", "32"),
+        ]),
+        Some((Some(1), Some(4)))
+    );
+    // An MPI rank without the processes per node says nothing of the node.
+    assert_eq!(said(&[("PMI_RANK", "13"), ("PMI_SIZE", "32")]), None);
+    assert_eq!(
+        said(&[
+            ("PMI_RANK", "13"),
+            ("MPI_LOCALNRANKS", "4"),
+            ("PMI_SIZE", "16")
+        ]),
+        Some((Some(3), Some(4)))
+    );
+    // A count alone: the node takes a random slot among them.
+    assert_eq!(said(&[("SLURM_NNODES", "8")]), Some((None, Some(8))));
+    let p = place(&[("SLURM_NODEID", "3"), ("SLURM_NNODES", "8")]).unwrap();
+    assert_eq!(p.from, "SLURM_NODEID, SLURM_NNODES");
+}
+
+#[test]
+fn schedulers_that_agree_are_one_and_the_own_variables_override_them() {
+    // torchrun under Slurm, the same node.
+    let p = place(&[
+        ("SLURM_NODEID", "2"),
+        ("SLURM_NNODES", "4"),
+        ("GROUP_RANK", "2"),
+        ("GROUP_WORLD_SIZE", "4"),
+    ])
+    .unwrap();
+    assert_eq!((p.rank, p.nodes), (Some(2), Some(4)));
+    assert_eq!(p.from, "SLURM_NODEID, SLURM_NNODES");
+    // Disagreeing schedulers are settled by the node's own variables.
+    let p = place(&[
+        ("SLURM_NODEID", "2"),
+        ("GROUP_RANK", "0"),
+        ("SIMPLETUNER_FLEET_RANK", "1"),
+        ("SIMPLETUNER_FLEET_NODES", "4"),
+    ])
+    .unwrap();
+    assert_eq!((p.rank, p.nodes), (Some(1), Some(4)));
+    assert_eq!(p.from, "SIMPLETUNER_FLEET_RANK, SIMPLETUNER_FLEET_NODES");
+    // An indexed Job says the index; the count is the node's own.
+    let p = place(&[
+        ("JOB_COMPLETION_INDEX", "3"),
+        ("SIMPLETUNER_FLEET_NODES", "16"),
+    ])
+    .unwrap();
+    assert_eq!((p.rank, p.nodes), (Some(3), Some(16)));
+    assert_eq!(p.from, "JOB_COMPLETION_INDEX, SIMPLETUNER_FLEET_NODES");
+    let e = refused(&[
+        ("JOB_COMPLETION_INDEX", "16"),
+        ("SIMPLETUNER_FLEET_NODES", "16"),
+    ]);
+    assert!(e.contains("JOB_COMPLETION_INDEX says node 16"), "{e}");
+}
+
+#[test]
+fn bad_places_are_refused_naming_the_variables() {
+    let e = refused(&[("SLURM_NODEID", "2"), ("GROUP_RANK", "1")]);
+    assert!(
+        e.contains("SLURM_NODEID says 2")
+            && e.contains("GROUP_RANK says 1")
+            && e.contains("SIMPLETUNER_FLEET_RANK"),
+        "{e}"
+    );
+    let e = refused(&[("SLURM_NNODES", "4"), ("NNODES", "2")]);
+    assert!(
+        e.contains("node count") && e.contains("NNODES says 2"),
+        "{e}"
+    );
+    let e = refused(&[("SLURM_NODEID", "4"), ("SLURM_NNODES", "4")]);
+    assert!(
+        e.contains("SLURM_NODEID says node 4 but SLURM_NNODES says 4 nodes"),
+        "{e}"
+    );
+    for (name, value) in [
+        ("SLURM_NODEID", "-1"),
+        ("SLURM_NODEID", "two"),
+        ("SLURM_NODEID", "1.5"),
+        ("SLURM_NNODES", "0"),
+        ("SIMPLETUNER_FLEET_NODES", "99999999999"),
+        ("OMPI_COMM_WORLD_LOCAL_SIZE", "0"),
+    ] {
+        let mut pairs = vec![(name, value)];
+        if name.starts_with("OMPI") {
+            pairs.push(("OMPI_COMM_WORLD_RANK", "1"));
+        }
+        let e = refused(&pairs);
+        assert!(e.starts_with(name) && e.contains("whole number"), "{e}");
+    }
+    // The value is shown shortened and on one line.
+    let e = refused(&[("NODE_RANK", &"x".repeat(300))]);
+    assert!(e.len() < 400, "{e}");
+    // A provider configured in such an environment says so on every get.
+    let vault = crate::secrets::vault::VaultProvider::new(
+        &crate::secrets::vault::VaultSettings::default(),
+        &RemoteSettings::default(),
+        vars(&[
+            ("VAULT_ADDR", "http://127.0.0.1:9"),
+            ("VAULT_TOKEN", "t"),
+            ("SLURM_NODEID", "9"),
+            ("SLURM_NNODES", "2"),
+        ]),
+    );
+    use crate::secrets::provider::Provider as _;
+    let e = vault.lookup("HF_TOKEN").unwrap_err().to_string();
+    assert!(e.contains("SLURM_NODEID says node 9"), "{e}");
+}
+
+fn in_fleet(rank: Option<u32>, nodes: Option<u32>, capacity: u32) -> RemoteSettings {
+    RemoteSettings {
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(4),
+        fleet: FleetSettings {
+            capacity,
+            deadline: Duration::from_secs(30),
+            place: Some(Place {
+                rank,
+                nodes,
+                from: "test".into(),
+            }),
+        },
+        ..RemoteSettings::default()
+    }
+}
+
+#[test]
+fn slots_spread_ranks_over_n_over_capacity() {
+    let s = in_fleet(Some(250), Some(1000), 100).fleet;
+    assert_eq!(offset(&s, 0.0), Duration::from_millis(2500));
+    assert_eq!(offset(&s, 0.5), Duration::from_millis(2505));
+    // Without a rank: anywhere among the node count's slots.
+    let s = in_fleet(None, Some(1000), 100).fleet;
+    assert_eq!(offset(&s, 0.0), Duration::ZERO);
+    assert_eq!(offset(&s, 0.5), Duration::from_secs(5));
+    let s = in_fleet(None, None, 100).fleet;
+    assert_eq!(offset(&s, 0.9), Duration::ZERO);
+    assert_eq!(offset(&FleetSettings::default(), 0.9), Duration::ZERO);
+}
+
+#[test]
+fn a_rank_waits_for_its_slot_then_tries_its_first_fetch_past_the_retries() {
+    let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    forget();
+    // Rank 5 at 100 a second: 50 to 60 ms after its first need.
+    let s = in_fleet(Some(5), Some(10), 100);
+    let began = Instant::now();
+    let attempts = AtomicU32::new(0);
+    let answer = with_retries(&s, || {
+        if attempts.fetch_add(1, Ordering::Relaxed) < 5 {
+            Err(FetchError::transient(Error::Remote("429".into())))
+        } else {
+            Ok(7)
+        }
+    });
+    assert_eq!(answer.unwrap(), 7);
+    assert!(began.elapsed() >= Duration::from_millis(50));
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        6,
+        "past the 3 of `retries`"
+    );
+    // Held: the next fetch waits for nothing and retries as usual.
+    let began = Instant::now();
+    attempts.store(0, Ordering::Relaxed);
+    let answer: Result<(), _> = with_retries(&s, || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        Err(FetchError::transient(Error::Remote("429".into())))
+    });
+    assert!(answer.is_err());
+    assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    assert!(began.elapsed() < Duration::from_secs(5));
+    forget();
+}
+
+#[test]
+fn a_first_fetch_that_never_succeeds_ends_at_the_fleet_deadline_naming_it() {
+    let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    forget();
+    let mut s = in_fleet(Some(0), Some(1), 100);
+    s.fleet.deadline = Duration::from_millis(300);
+    let began = Instant::now();
+    let answer: Result<(), _> = with_retries(&s, || {
+        Err(FetchError::transient(Error::Timeout("no answer".into())))
+    });
+    let e = answer.unwrap_err();
+    assert!(e.spent);
+    assert!(
+        e.error.to_string().contains("fleet deadline of 300ms"),
+        "{}",
+        e.error
+    );
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // A permanent failure is not tried again, in a fleet or not.
+    forget();
+    let attempts = AtomicU32::new(0);
+    let answer: Result<(), _> = with_retries(&s, || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        Err(FetchError::permanent(Error::Auth("refused".into())))
+    });
+    assert!(answer.is_err());
+    assert_eq!(attempts.load(Ordering::Relaxed), 1);
+    forget();
+}
+
+#[test]
+fn a_first_fetch_waits_at_least_what_the_server_asked_and_at_most_half_a_minute() {
+    let s = in_fleet(Some(0), None, 100);
+    for retry in 0..40 {
+        let w = first_fetch_wait(&s, retry, None);
+        assert!(w <= LONGEST_WAIT, "{w:?}");
+        let w = first_fetch_wait(&s, retry, Some(Duration::ZERO));
+        assert!(w <= LONGEST_WAIT.max(Duration::from_secs(1)), "{w:?}");
+        let w = first_fetch_wait(&s, retry, Some(Duration::from_secs(2)));
+        assert!(w >= Duration::from_secs(2), "{w:?}");
+    }
+    // A Retry-After of 0 still spreads the fleet over a second.
+    let waits: Vec<Duration> = (0..50)
+        .map(|_| first_fetch_wait(&s, 0, Some(Duration::ZERO)))
+        .collect();
+    assert!(waits.iter().any(|w| *w > Duration::from_millis(100)));
+    assert!(waits.iter().any(|w| *w != waits[0]));
+}
+
+fn answer(status: u16, headers: &[(&str, &str)]) -> Response {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Response::made_up(status, headers, b"")
+}
+
+impl Signal {
+    /// What `r` says, answered after `took` with a request timeout of `timeout`.
+    fn of_answer(r: &Response, took: Duration, timeout: Duration) -> Signal {
+        Signal::of(r.status, |n| r.header(n), r.retry_after(), took, timeout)
+    }
+}
+
+#[test]
+fn what_an_answer_says_of_the_servers_load() {
+    let fast = Duration::from_millis(10);
+    let timeout = Duration::from_secs(5);
+    assert_eq!(
+        Signal::of_answer(&answer(200, &[]), fast, timeout),
+        Signal::Fine
+    );
+    assert_eq!(
+        Signal::of_answer(&answer(429, &[("Retry-After", "2")]), fast, timeout),
+        Signal::Pushed(Some(Duration::from_secs(2)))
+    );
+    assert_eq!(
+        Signal::of_answer(&answer(503, &[]), fast, timeout),
+        Signal::Pushed(None)
+    );
+    let throttled = answer(
+        400,
+        &[(
+            "x-amzn-ErrorType",
+            "ThrottlingException:http://internal.amazon.com/",
+        )],
+    );
+    assert_eq!(
+        Signal::of_answer(&throttled, fast, timeout),
+        Signal::Pushed(None)
+    );
+    let refused = answer(400, &[("x-amzn-ErrorType", "AccessDeniedException")]);
+    assert_eq!(Signal::of_answer(&refused, fast, timeout), Signal::Fine);
+    assert_eq!(
+        Signal::of_answer(&answer(200, &[]), Duration::from_secs(3), timeout),
+        Signal::Pushed(None),
+        "an answer slower than half the request timeout"
+    );
+    let spent = answer(
+        200,
+        &[
+            ("X-Ratelimit-Limit", "50"),
+            ("X-Ratelimit-Remaining", "0"),
+            ("X-Ratelimit-Reset", "1"),
+        ],
+    );
+    assert_eq!(
+        Signal::of_answer(&spent, fast, timeout),
+        Signal::Spent(Duration::from_secs(1))
+    );
+    let left = answer(200, &[("X-Ratelimit-Remaining", "3")]);
+    assert_eq!(Signal::of_answer(&left, fast, timeout), Signal::Fine);
+}
+
+#[test]
+fn a_push_back_doubles_the_gap_and_each_fine_answer_takes_a_step_off() {
+    let pace = Pace::default();
+    assert_eq!(pace.wait(), Duration::ZERO);
+    pace.note(Signal::Pushed(None));
+    assert_eq!(pace.gap(), Duration::from_millis(100));
+    let w = pace.wait();
+    assert!(
+        w > Duration::from_millis(40) && w <= Duration::from_millis(100),
+        "{w:?}"
+    );
+    pace.note(Signal::Pushed(None));
+    pace.note(Signal::Pushed(None));
+    assert_eq!(pace.gap(), Duration::from_millis(400));
+    for _ in 0..20 {
+        pace.note(Signal::Pushed(None));
+    }
+    assert_eq!(pace.gap(), Duration::from_secs(30));
+    for _ in 0..299 {
+        pace.note(Signal::Fine);
+    }
+    assert_eq!(pace.gap(), Duration::from_millis(100));
+    pace.note(Signal::Fine);
+    assert_eq!(pace.gap(), Duration::ZERO);
+    // The server's own wait is kept, with a random part of a second.
+    let pace = Pace::default();
+    pace.note(Signal::Pushed(Some(Duration::from_secs(2))));
+    let w = pace.wait();
+    assert!(
+        w > Duration::from_millis(1900) && w <= Duration::from_secs(3),
+        "{w:?}"
+    );
+    let pace = Pace::default();
+    pace.note(Signal::Spent(Duration::from_secs(1)));
+    assert!(pace.wait() > Duration::from_millis(900));
+    assert_eq!(
+        pace.gap(),
+        Duration::ZERO,
+        "a spent limit is not a push back"
+    );
+}
