@@ -339,6 +339,17 @@ impl Condvar {
         guard.inner = Some(self.0.wait(inner).unwrap_or_else(PoisonError::into_inner));
     }
 
+    /// [`wait`](Self::wait), at most until `deadline`.
+    fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, deadline: std::time::Instant) {
+        let inner = guard.inner.take().expect("a guard holds its lock");
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (inner, _) = self
+            .0
+            .wait_timeout(inner, left)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.inner = Some(inner);
+    }
+
     fn notify_all(&self) {
         self.0.notify_all();
     }
@@ -374,6 +385,20 @@ impl<T: Clone> Flight<T> {
                 return a.clone();
             }
             self.done.wait(&mut answer);
+        }
+    }
+
+    /// Waits for the answer until `deadline`; `None` past it.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> Option<T> {
+        let mut answer = self.answer.lock();
+        loop {
+            if let Some(a) = answer.as_ref() {
+                return Some(a.clone());
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            self.done.wait_until(&mut answer, deadline);
         }
     }
 }
@@ -583,6 +608,17 @@ mod tests {
         flight.complete(7);
         assert!(waiters.into_iter().all(|w| w.join().unwrap() == 7));
         assert_eq!(flight.wait(), 7, "a late waiter gets it too");
+        let later = Flight::<u32>::new();
+        let began = std::time::Instant::now();
+        let deadline = began + std::time::Duration::from_millis(30);
+        assert_eq!(later.wait_until(deadline), None);
+        assert!(began.elapsed() >= std::time::Duration::from_millis(30));
+        later.complete(8);
+        assert_eq!(
+            later.wait_until(deadline),
+            Some(8),
+            "an answer past the deadline"
+        );
     }
 
     #[test]

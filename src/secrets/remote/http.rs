@@ -8,6 +8,7 @@ use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::sys::Mutex;
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -178,6 +179,23 @@ fn error_type(f: &FetchError) -> &'static str {
 /// The URL of requests sent over a Unix socket.
 const UNIX_BASE: &str = "http://localhost";
 
+thread_local! {
+    /// How long this thread's requests wait for their answer, when they
+    /// issue something ([`patiently`]).
+    static PATIENCE: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with every request it sends waiting up to `patience` for its
+/// answer (connecting is still bounded by the connect timeout), whatever a
+/// fetch's bound says: a request that makes the server issue a token or a
+/// lease is not given up while the server may still answer it.
+pub(crate) fn patiently<T>(patience: Duration, f: impl FnOnce() -> T) -> T {
+    let before = PATIENCE.with(|p| p.replace(Some(patience)));
+    let out = f();
+    PATIENCE.with(|p| p.set(before));
+    out
+}
+
 /// A client with its settings; cheap to share behind an `Arc`. Each process
 /// has its own connections: a child forked from a process using it starts
 /// with an empty pool.
@@ -303,16 +321,23 @@ impl Http {
                 redact_url(url)
             )))
         })?;
-        // After the server pushed back, at most what the fetch has left.
+        // After the server pushed back; at most half what the fetch has
+        // left, so that the request still has time to be answered.
         let wait = self.pace.wait();
         if !wait.is_zero() {
-            std::thread::sleep(super::time_left().map_or(wait, |left| wait.min(left)));
+            std::thread::sleep(super::time_left().map_or(wait, |left| wait.min(left / 2)));
         }
         let agent = self.pool.lock().agent.clone();
         // Within a fetch, at most what the fetch has left (a cluster's
         // nodes tried in turn share one bound).
-        let request = match super::time_left() {
-            Some(left) if left < self.request_timeout => agent
+        // A request that issues something waits for its answer as long as
+        // its patience says, whatever the fetch has left.
+        let request = match (PATIENCE.with(Cell::get), super::time_left()) {
+            (Some(patience), _) => agent
+                .configure_request(request)
+                .timeout_global(Some(patience))
+                .build(),
+            (None, Some(left)) if left < self.request_timeout => agent
                 .configure_request(request)
                 .timeout_global(Some(left.max(Duration::from_millis(1))))
                 .build(),

@@ -134,8 +134,10 @@ impl Leases {
         };
         let what = format!("Vault leased secret '{name}' ({})", spec.path);
         let r = match &spec.data {
-            None => self.session.call("GET", &spec.path, b"")?,
-            Some(data) => self.session.call("PUT", &spec.path, data.as_bytes())?,
+            None => self.session.call_issuing("GET", &spec.path, b"")?,
+            Some(data) => self
+                .session
+                .call_issuing("PUT", &spec.path, data.as_bytes())?,
         };
         if r.status == 404 || r.status == 400 {
             return Err(FetchError::permanent(Error::ProviderUnavailable(format!(

@@ -38,6 +38,7 @@ mod auth;
 mod client;
 mod cluster;
 mod identity;
+mod issuing;
 mod kv;
 mod leases;
 mod ledger;
@@ -101,6 +102,7 @@ impl Drop for Vault {
     /// The manager is freed: a process that shares nothing revokes the
     /// leases it issued and the tokens it logged in with.
     fn drop(&mut self) {
+        self.session.settle_in_flight();
         self.leases.revoke_own();
     }
 }

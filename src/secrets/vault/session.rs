@@ -30,6 +30,7 @@
 use super::auth::Auth;
 use super::client::Client;
 use super::identity::CertFiles;
+use super::issuing::{Issues, Issuing};
 use super::ledger::Ledger;
 use super::login::Login;
 use super::wire::{self, errors_summary, expect};
@@ -131,6 +132,8 @@ pub(super) struct Session {
     slot: Option<(Slot, RemoteSettings)>,
     /// Where logins are recorded for their revocation.
     ledger: Arc<Ledger>,
+    /// Logins and lease requests in flight: sent once, read to the end.
+    issuing: Issuing,
     /// Logins answered, those that reached no node, and the slowest one's
     /// wait (an election waited out shows here), counted once in the
     /// meter's registry: for its status line.
@@ -162,6 +165,7 @@ impl Session {
             held: Mutex::with_fresh(None, || None),
             slot: slot.map(|s| (s, slot_settings)),
             ledger,
+            issuing: Issuing::new(remote.request_timeout),
             counted: meter::Local::new("vault"),
         })
     }
@@ -206,8 +210,41 @@ impl Session {
         path: &str,
         body: &[u8],
     ) -> Result<Response, FetchError> {
+        self.call_as(method, path, body, None)
+    }
+
+    /// [`call`](Self::call) for a request that issues a lease: sent once and
+    /// read to the end ([`Issuing`]).
+    pub(super) fn call_issuing(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response, FetchError> {
+        self.call_as(method, path, body, Some(Issues::Lease))
+    }
+
+    /// The provider is dropped: what requests still in flight issued is
+    /// revoked ([`Issuing::settle`]).
+    pub(super) fn settle_in_flight(&self) {
+        self.issuing.settle();
+    }
+
+    fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        issues: Option<Issues>,
+    ) -> Result<Response, FetchError> {
+        let send = |token: Option<&SecretString>| match issues {
+            None => self.client.send(method, path, token, body),
+            Some(kind) => self
+                .issuing
+                .send(&self.client, (method, path), token, body, kind),
+        };
         let token = self.token()?;
-        let r = self.client.send(method, path, token.as_ref(), body)?;
+        let r = send(token.as_ref())?;
         if r.status != 403 {
             if let (Auth::Token(..), Some(token)) = (&self.auth, &token) {
                 self.watch(token, true);
@@ -217,10 +254,10 @@ impl Session {
         match (&self.auth, &token) {
             (Auth::Login(_), _) => {
                 let token = self.login_token(true)?;
-                self.client.send(method, path, Some(&token), body)
+                send(Some(&token))
             }
             (Auth::File(f), Some(used)) => match f.changed_since(used)? {
-                Some(new) => self.client.send(method, path, Some(&new), body),
+                Some(new) => send(Some(&new)),
                 None => Ok(r),
             },
             _ => Ok(r),
@@ -443,11 +480,12 @@ impl Session {
             }
             let what = login.what();
             let began = Instant::now();
-            let r = self.client.send(
-                "POST",
-                &request.path,
+            let r = self.issuing.send(
+                &self.client,
+                ("POST", &request.path),
                 None,
                 request.body.expose().as_bytes(),
+                Issues::Token,
             );
             self.counted.login(began.elapsed(), r.is_ok());
             let r = r?;
