@@ -10,11 +10,11 @@
 #
 # NAME: the ALL list below; docs/benchmarks.md says what each measures
 # against which peers. remote and fleet start moto and OpenBao, failover an
-# OpenBao cluster (about 25 minutes); tool writes
+# OpenBao cluster (about 25 minutes), fleet-start both; tool writes
 # 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty;
 # commands runs the README's two commands in fresh clones (about 90 minutes).
 # --other LIB_DIR (another build's target/release, e.g. an older checkout's)
-# adds that build to cache, boundary, matcher and failover.
+# adds that build to cache, boundary, matcher, fleet-start and failover.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
@@ -134,6 +134,7 @@ bench_leak() {
   cargo_build --release -q && "$(ensure_venv)" benches/leak/bench_leak.py "$ST_ROOT" "$out" | tee "$out/table.md"
 }
 bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
+bench_fleet-start() { source benches/fleet_start/run.sh; } # about an hour: see the file
 bench_matcher() {
   cargo_build --release -q &&
     python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"

@@ -31,7 +31,7 @@ SUITES=(
   "consumers|CMake, Make + pkg-config, Go and Node projects against an installed prefix (tests/consumers)"
   "moto|the AWS provider against moto and the AWS Secrets Manager Agent"
   "openbao|the Vault provider against OpenBao: server, agent, proxy; jwt, kubernetes and cert logins"
-  "openbao-ha|the Vault provider against a 3-node OpenBao raft cluster: roles, current reads, the leader killed"
+  "openbao-ha|a 3-node OpenBao raft cluster: roles, current reads, the leader killed; a fleet's start (and moto's)"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
@@ -78,7 +78,7 @@ leftovers_snapshot >"$logs/leftovers.before"
 # one core: their downloads and builds go beside the first suites'
 # compiling. Those suites wait for it (its log: build/test-logs/tools.log).
 later=" ${selected[*]} "
-servers_re="moto|openbao|tool-servers|leases"   # the suites that need the servers
+servers_re="moto|openbao|openbao-ha|tool-servers|leases" # the suites that need the servers
 tooled_re="$servers_re|fuzz|msrv"        # and those that need the prepared tools
 prepare_tools() {
   export CARGO_BUILD_JOBS=1
@@ -172,7 +172,8 @@ suite_openbao() {
   servers
   cargo_test --test vault_openbao --test vault_identity -- --include-ignored --test-threads=1 "${extra[@]}"
 }
-suite_openbao-ha() { cargo_test --test vault_ha -- --include-ignored --test-threads=1 --nocapture "${extra[@]}"; }
+suite_openbao-ha() { cargo_test --test vault_ha --test fleet_start -- --include-ignored --test-threads=1 --nocapture \
+  "${extra[@]}"; }
 suite_tool-servers() { # promlint: promtool's exposition check, with no Prometheus installed
   servers && export ST_TEST_PROMLINT="$ST_TOOLS_DIR/promlint/promlint"
   (cd tests/promlint && go build -o "$ST_TEST_PROMLINT" .) || return 1

@@ -147,6 +147,10 @@ impl RemoteSource<Aws> {
                 client(aws, remote, vars).map(|d| Transport::Direct(Box::new(d)))
             }
         };
+        // The node's processes slow down together when the service pushes back.
+        if let (Ok(Transport::Direct(d)), NodeUse::On(dir)) = (&transport, &node) {
+            d.http.share_pace(dir.path(), &d.endpoint);
+        }
         let fetcher = transport.map(|transport| Aws {
             transport,
             settings: remote.clone(),

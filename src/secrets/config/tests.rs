@@ -243,3 +243,33 @@ fn every_key_is_in_the_docs_table_and_the_header_points_to_it() {
     names.dedup();
     assert_eq!(names.len(), all, "a key is listed twice");
 }
+
+#[test]
+fn a_fleets_keys_are_checked_naming_the_key() {
+    let c = ManagerConfig::from_json(r#"{"fleet_capacity": 250, "fleet_deadline": 90}"#).unwrap();
+    assert_eq!(c.remote.fleet.capacity, 250);
+    assert_eq!(c.remote.fleet.deadline, Duration::from_secs(90));
+    let d = ManagerConfig::from_json("{}").unwrap();
+    assert_eq!(d.remote.fleet.capacity, 100);
+    assert_eq!(d.remote.fleet.deadline, Duration::from_secs(600));
+    for bad in [
+        r#"{"fleet_capacity": 0}"#,
+        r#"{"fleet_capacity": -5}"#,
+        r#"{"fleet_capacity": 2.5}"#,
+        r#"{"fleet_capacity": 1e12}"#,
+        r#"{"fleet_capacity": "100"}"#,
+        r#"{"fleet_deadline": 0}"#,
+        r#"{"fleet_deadline": -1}"#,
+        r#"{"fleet_deadline": 0.5}"#,
+        r#"{"fleet_deadline": 1e9}"#,
+    ] {
+        let e = ManagerConfig::from_json(bad).unwrap_err();
+        let key = if bad.contains("capacity") {
+            "fleet_capacity"
+        } else {
+            "fleet_deadline"
+        };
+        assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{bad}");
+        assert!(e.to_string().contains(&format!("'{key}'")), "{bad}: {e}");
+    }
+}

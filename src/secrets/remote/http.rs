@@ -287,6 +287,13 @@ impl Http {
         })
     }
 
+    /// Shares how long to wait after the server at `server` pushed back
+    /// with the node's other processes, through `dir` (the node cache's
+    /// directory).
+    pub fn share_pace(&self, dir: &Path, server: &str) {
+        self.pace.share(dir, server);
+    }
+
     /// Presents `cert` (a TLS client certificate and its key) to the
     /// server from the next connection on; `None`: none. The pool's
     /// connections are dropped, so that none made with the previous

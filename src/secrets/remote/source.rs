@@ -118,6 +118,8 @@ pub struct RemoteSource<F: Fetch> {
     live: Result<Live<F>, Error>,
     /// Whether the secrets are shared through the node cache.
     node: NodeUse,
+    /// The node's place in its job, for the status (`None`: not in one).
+    fleet: Option<String>,
     /// The manager's change sink.
     sink: Arc<SinkSlot>,
 }
@@ -178,6 +180,7 @@ impl<F: Fetch> RemoteSource<F> {
             in_part: false,
             live,
             node,
+            fleet: settings.fleet.describe(),
             sink,
         }
     }
@@ -266,6 +269,9 @@ impl<F: Fetch> RemoteSource<F> {
             NodeUse::Refused(why) => warnings.push(format!(
                 "the node cache is not used (values are cached per process): {why}"
             )),
+        }
+        if let Some(fleet) = &self.fleet {
+            detail.push_str(&format!("; {fleet}"));
         }
         (detail, warnings)
     }

@@ -158,8 +158,12 @@ impl Cluster {
         let nodes = addresses
             .into_iter()
             .map(|address| {
+                let http = http(&address)?;
+                if let Some(dir) = node_dir {
+                    http.share_pace(dir, &address.shown);
+                }
                 Ok(Node {
-                    http: http(&address)?,
+                    http,
                     address,
                     state: Mutex::new(NodeState::default()),
                     requests: AtomicU64::new(0),

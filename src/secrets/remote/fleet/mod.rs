@@ -62,6 +62,27 @@ impl Default for FleetSettings {
     }
 }
 
+impl FleetSettings {
+    /// The node's place and what it means, for statuses; `None` outside a
+    /// fleet.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let place = self.place.as_ref()?;
+        let node = match (place.rank, place.nodes) {
+            (Some(r), Some(n)) => format!("node {r} of {n}"),
+            (Some(r), None) => format!("node {r}"),
+            (None, Some(n)) => format!("one of {n} nodes, its slot drawn at random"),
+            (None, None) => "a node".to_owned(),
+        };
+        Some(format!(
+            "{node} of its job ({}): its first request in its slot at {} nodes/s, its first \
+             fetch tried for up to {} s",
+            place.from,
+            self.capacity,
+            self.deadline.as_secs()
+        ))
+    }
+}
+
 impl RemoteSettings {
     /// These settings with the node's place read from `vars`.
     ///

@@ -12,9 +12,17 @@
 //! request rate. An answer saying the server's rate limit has nothing left
 //! (`X-Ratelimit-Remaining: 0`, as OpenBao's quotas send) holds the next
 //! request until the limit resets (`X-Ratelimit-Reset`).
+//!
+//! With the node cache on, a push back one process met is written to a
+//! file of the node cache's directory (one per server: the wall-clock time
+//! until which requests wait, and the gap), which the node's other
+//! processes read before their next request to that server: the node
+//! slows down as one.
 
 use crate::sys::Mutex;
-use std::time::{Duration, Instant};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The gap after the first push back.
 const FIRST_GAP: Duration = Duration::from_millis(100);
@@ -26,11 +34,12 @@ const STEP: Duration = Duration::from_millis(100);
 const LONGEST_RESET: Duration = Duration::from_secs(60);
 
 /// AWS's error codes of a request refused for its rate (`x-amzn-ErrorType`).
-const AWS_THROTTLING: [&str; 6] = [
+const AWS_THROTTLING: [&str; 7] = [
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
     "RequestThrottled",
+    "RequestThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
 ];
@@ -84,6 +93,70 @@ impl Signal {
 struct State {
     gap: Duration,
     not_before: Option<Instant>,
+    /// The file the node's processes share it through, if any.
+    shared: Option<Shared>,
+}
+
+/// The node's shared pace file for one server.
+struct Shared {
+    dir: PathBuf,
+    name: String,
+    /// The file as last read or written (modification time, length).
+    seen: Option<(SystemTime, u64)>,
+}
+
+/// Milliseconds since the epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    fn stamp(&self) -> Option<(SystemTime, u64)> {
+        let meta = std::fs::symlink_metadata(self.dir.join(&self.name)).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// Writes the wait until `until` and `gap` for the node's others (best
+    /// effort: they find the push back themselves otherwise).
+    fn publish(&mut self, until: Instant, gap: Duration) {
+        let left = until.saturating_duration_since(Instant::now());
+        let doc = json!({
+            "until_ms": unix_ms(SystemTime::now() + left),
+            "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+        });
+        let path = self.dir.join(&self.name);
+        let written = crate::fsutil::replace_atomically(
+            &self.dir,
+            &self.name,
+            &path,
+            doc.to_string().as_bytes(),
+        );
+        if written.is_ok() {
+            self.seen = self.stamp();
+        }
+    }
+
+    /// What another process published since this one last looked: until
+    /// when to wait, and its gap.
+    fn adopt(&mut self) -> Option<(Instant, Duration)> {
+        let stamp = self.stamp();
+        if stamp.is_none() || stamp == self.seen {
+            return None;
+        }
+        self.seen = stamp;
+        let path = self.dir.join(&self.name);
+        let bytes = crate::fsutil::read_regular(&path, "pace", 4096).ok()??;
+        let doc: Value = serde_json::from_slice(&bytes).ok()?;
+        let wall = unix_ms(SystemTime::now());
+        // A push back long past (an earlier job's) says nothing now.
+        let until = doc["until_ms"]
+            .as_u64()
+            .filter(|&u| u.saturating_add(60_000) > wall)?;
+        let left = Duration::from_millis(until.saturating_sub(wall)).min(LONGEST_GAP);
+        let gap = Duration::from_millis(doc["gap_ms"].as_u64()?).min(LONGEST_GAP);
+        Some((Instant::now() + left, gap))
+    }
 }
 
 /// One client's pace with one server (a forked child starts afresh).
@@ -101,9 +174,32 @@ fn part_of_a_second() -> Duration {
 }
 
 impl Pace {
+    /// Shares the pace with the node's other processes through `dir` (the
+    /// node cache's directory), for the server at `server`.
+    pub(crate) fn share(&self, dir: &Path, server: &str) {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"st-secrets pace 1\0");
+        h.update(server.as_bytes());
+        let name: String = h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.0.lock().shared = Some(Shared {
+            dir: dir.to_owned(),
+            name: format!("pace-{name}.json"),
+            seen: None,
+        });
+    }
+
     /// How long the next request should wait.
     pub(crate) fn wait(&self) -> Duration {
-        self.0.lock().not_before.map_or(Duration::ZERO, |t| {
+        let mut s = self.0.lock();
+        if let Some((until, gap)) = s.shared.as_mut().and_then(Shared::adopt) {
+            s.gap = s.gap.max(gap);
+            s.not_before = Some(s.not_before.map_or(until, |t| t.max(until)));
+        }
+        s.not_before.map_or(Duration::ZERO, |t| {
             t.saturating_duration_since(Instant::now())
         })
     }
@@ -124,7 +220,12 @@ impl Pace {
                 now + asked.map_or(own, |a| own.max(a + part_of_a_second()))
             }
         };
-        s.not_before = Some(s.not_before.map_or(until, |t| t.max(until)));
+        let until = s.not_before.map_or(until, |t| t.max(until));
+        s.not_before = Some(until);
+        let gap = s.gap;
+        if let Some(shared) = s.shared.as_mut() {
+            shared.publish(until, gap);
+        }
     }
 
     /// The gap kept now (tests and statuses).

@@ -183,6 +183,39 @@ fn in_fleet(rank: Option<u32>, nodes: Option<u32>, capacity: u32) -> RemoteSetti
 }
 
 #[test]
+fn the_status_says_the_nodes_place() {
+    let s = in_fleet(Some(3), Some(8), 100).fleet;
+    assert_eq!(
+        s.describe().unwrap(),
+        "node 3 of 8 of its job (test): its first request in its slot at 100 nodes/s, its \
+         first fetch tried for up to 30 s"
+    );
+    assert!(in_fleet(None, Some(8), 100)
+        .fleet
+        .describe()
+        .unwrap()
+        .starts_with("one of 8 nodes, its slot drawn at random"));
+    assert_eq!(FleetSettings::default().describe(), None);
+    // Through a provider's status.
+    let vault = crate::secrets::vault::VaultProvider::new(
+        &crate::secrets::vault::VaultSettings::default(),
+        &RemoteSettings::default(),
+        vars(&[
+            ("VAULT_ADDR", "http://127.0.0.1:9"),
+            ("VAULT_TOKEN", "t"),
+            ("SLURM_NODEID", "1"),
+            ("SLURM_NNODES", "2"),
+        ]),
+    );
+    use crate::secrets::provider::Provider as _;
+    let detail = vault.status().detail;
+    assert!(
+        detail.contains("node 1 of 2 of its job (SLURM_NODEID, SLURM_NNODES)"),
+        "{detail}"
+    );
+}
+
+#[test]
 fn slots_spread_ranks_over_n_over_capacity() {
     let s = in_fleet(Some(250), Some(1000), 100).fleet;
     assert_eq!(offset(&s, 0.0), Duration::from_millis(2500));
@@ -387,4 +420,32 @@ fn a_push_back_doubles_the_gap_and_each_fine_answer_takes_a_step_off() {
         Duration::ZERO,
         "a spent limit is not a push back"
     );
+}
+
+#[test]
+fn a_push_back_one_process_met_holds_the_nodes_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, other) = (Pace::default(), Pace::default());
+    one.share(dir.path(), "http://127.0.0.1:8200");
+    other.share(dir.path(), "http://127.0.0.1:8200");
+    let elsewhere = Pace::default();
+    elsewhere.share(dir.path(), "http://127.0.0.1:8201");
+    assert_eq!(other.wait(), Duration::ZERO);
+    one.note(Signal::Pushed(Some(Duration::from_secs(2))));
+    let w = other.wait();
+    assert!(w > Duration::from_millis(1800), "{w:?}");
+    assert_eq!(other.gap(), Duration::from_millis(100));
+    assert_eq!(elsewhere.wait(), Duration::ZERO, "another server's pace");
+    // A file from long ago is not read as a push back.
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("pace-"))
+        .unwrap()
+        .path();
+    std::fs::write(&file, r#"{"until_ms": 1000, "gap_ms": 30000}"#).unwrap();
+    let late = Pace::default();
+    late.share(dir.path(), "http://127.0.0.1:8200");
+    assert_eq!(late.wait(), Duration::ZERO);
+    assert_eq!(late.gap(), Duration::ZERO);
 }
