@@ -528,7 +528,18 @@ fn without_home(args: &[&str], uid: Option<u32>) -> Output {
     if let Some(uid) = uid {
         c.uid(uid).gid(uid);
     }
-    let mut child = c.spawn().unwrap();
+    // The copy just written may still be open for writing in a child
+    // another test thread forked meanwhile (ETXTBSY): tried again a while.
+    let mut tries = 0;
+    let mut child = loop {
+        match c.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     // Only `set` reads it: a command that exits first closes the pipe.
     let _ = child.stdin.take().unwrap().write_all(b"v\n");
     child.wait_with_output().unwrap()
