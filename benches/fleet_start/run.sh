@@ -3,12 +3,14 @@
 # simulated node, released together by tests/fleet/fleet_start.py against a
 # 3-node OpenBao raft cluster with a login quota of ST_FLEET_RATE a second
 # (100) and its audit devices on, then against moto behind the throttling
-# proxy at the same rate; ST_FLEET_RESTARTS whole jobs (20) for each build:
-# --other's (no fleet keys: it knows none), this build with the node count
-# only (a random slot), this build with ranks (Slurm's variables). This
-# build's fleet_capacity is 95% of the rate.
+# proxy at the same rate, for each build: --other's (no fleet keys: it knows
+# none), this build with the node count only (a random slot), this build
+# with ranks (Slurm's variables); ST_FLEET_JOBS jobs (3) of each, the job
+# with ranks started ST_FLEET_RESTARTS times (20) in all. This build's
+# fleet_capacity is 95% of the rate.
 fleet_py="$(ensure_venv)"
 fleet_nodes="${ST_FLEET_NODES:-3000}" fleet_rate="${ST_FLEET_RATE:-100}" fleet_restarts="${ST_FLEET_RESTARTS:-20}"
+fleet_jobs="${ST_FLEET_JOBS:-3}"
 fleet_cap=$((fleet_rate * 95 / 100))
 ulimit -n 65536 2>/dev/null || true
 cargo_build --release -q || return 1
@@ -34,8 +36,9 @@ builds+=("this build, node count only|$REL/st-secrets|count|$fleet_cap" "this bu
 for backend in vault aws; do
   for build in "${builds[@]}"; do
     IFS='|' read -r label bin mode cap <<<"$build"
-    for ((i = 1; i <= fleet_restarts; i++)); do
-      say "fleet-start: $backend, $label, job $i of $fleet_restarts"
+    jobs="$fleet_jobs" && [ "$mode" != ranks ] || jobs="$fleet_restarts"
+    for ((i = 1; i <= jobs; i++)); do
+      say "fleet-start: $backend, $label, job $i of $jobs"
       "${driver[@]}" job "$backend" "$out/$backend.json" "$bin" "$mode" "$fleet_nodes" "$cap" "$out/work" \
         "$label" | tee -a "$out/jobs.jsonl"
     done

@@ -14,8 +14,9 @@
 //!   tried again after every transient failure (throttling, a timeout, a
 //!   node not answering) until `fleet_deadline` after the process first
 //!   needed the store, each wait growing at random up to half a minute and
-//!   never shorter than the server asked for. Once the process held a
-//!   secret, the usual `retries` apply.
+//!   never shorter than the server asked for (a slot later than the
+//!   deadline still leaves one fetch's time after it). Once the process
+//!   held a secret, the usual `retries` apply.
 //!
 //! What a node does when the server pushes back on any request is
 //! [`pace`]'s.
@@ -148,7 +149,10 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
         let slot = *start
             .slot
             .get_or_insert_with(|| first + offset(&settings.fleet, crate::sys::random_unit()));
-        (slot, first + settings.fleet.deadline)
+        // A slot past the deadline (more nodes than the capacity serves
+        // in it) still has one fetch's time.
+        let deadline = (first + settings.fleet.deadline).max(slot + settings.fetch_bound());
+        (slot, deadline)
     };
     let wait = slot.saturating_duration_since(Instant::now());
     std::thread::sleep(wait);
@@ -172,7 +176,9 @@ pub(crate) fn wait_bound(settings: &RemoteSettings, fallback: Duration) -> Durat
         return fallback;
     }
     let first = start.first_need.unwrap_or_else(Instant::now);
+    let slot = start.slot.unwrap_or(first) + settings.fetch_bound();
     (first + settings.fleet.deadline)
+        .max(slot)
         .saturating_duration_since(Instant::now())
         .max(fallback)
 }

@@ -167,6 +167,7 @@ fn bad_places_are_refused_naming_the_variables() {
 
 fn in_fleet(rank: Option<u32>, nodes: Option<u32>, capacity: u32) -> RemoteSettings {
     RemoteSettings {
+        request_timeout: Duration::from_millis(100),
         backoff_base: Duration::from_millis(1),
         backoff_cap: Duration::from_millis(4),
         fleet: FleetSettings {
@@ -284,6 +285,13 @@ fn a_first_fetch_that_never_succeeds_ends_at_the_fleet_deadline_naming_it() {
     let took = began.elapsed();
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // A slot past the deadline still gets one fetch's time.
+    forget();
+    let mut late = in_fleet(Some(30), Some(31), 100);
+    late.fleet.deadline = Duration::from_millis(100);
+    let began = Instant::now();
+    assert_eq!(with_retries(&late, || Ok::<_, FetchError>(1)).unwrap(), 1);
+    assert!(began.elapsed() >= Duration::from_millis(300));
     // A permanent failure is not tried again, in a fleet or not.
     forget();
     let attempts = AtomicU32::new(0);
