@@ -18,8 +18,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
-ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet leases rotation failover sizes
-  commands)
+ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet fleet-start leases rotation failover
+  sizes commands)
 other=""
 names=()
 while (($#)); do

@@ -23,10 +23,10 @@ echo '{"passed": 0, "throttled": 0}' >"$out/proxy-counts.json"
   >"$out/proxy.log" 2>&1 &
 ST_SERVER_PIDS+=($!)
 wait_http proxy "http://127.0.0.1:$fleet_port/" "$out/proxy.log"
-python3 - "$MOTO_SETUP" "http://127.0.0.1:$fleet_port" "$out/proxy-counts.json" "$out/aws.json" <<'PY'
+python3 - "$MOTO_SETUP" "http://127.0.0.1:$fleet_port" "$out/proxy-counts.json" "$out/aws.json" "$fleet_rate" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-s.update({"proxy": sys.argv[2], "proxy_counts": sys.argv[3]})
+s.update({"proxy": sys.argv[2], "proxy_counts": sys.argv[3], "rate": float(sys.argv[5])})
 json.dump(s, open(sys.argv[4], "w"))
 PY
 builds=()

@@ -127,8 +127,9 @@ fn a_fleet_with_ranks_starts_against_throttled_aws_and_no_rank_fails() {
         assert!(Instant::now() < until, "the proxy did not listen");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The fake's faithfulness: AWS's SDK reads its refusal as AWS's own
-    // throttling (what botocore retries as such).
+    // The fake's faithfulness: AWS's SDK, sending a burst of twice the
+    // rate at once, reads the refusals as AWS's own throttling (what
+    // botocore retries as such).
     let boto = format!(
         r#"
 import boto3, botocore, json, sys
@@ -136,14 +137,18 @@ s = json.load(open({setup:?}))
 sm = boto3.client("secretsmanager", region_name=s["region"], endpoint_url={proxy:?},
     aws_access_key_id=s["admin"]["id"], aws_secret_access_key=s["admin"]["secret"],
     config=botocore.config.Config(retries={{"total_max_attempts": 1}}))
-codes, throttled = [], None
-for _ in range({burst}):
+from concurrent.futures import ThreadPoolExecutor
+def one(_):
     try:
         sm.get_secret_value(SecretId="st-secrets/test")
-        codes.append("ok")
+        return "ok", None
     except botocore.exceptions.ClientError as e:
-        codes.append(e.response["Error"]["Code"] + " " + str(e.response["ResponseMetadata"]["HTTPStatusCode"]))
-        throttled = e.response
+        code = e.response["Error"]["Code"] + " " + str(e.response["ResponseMetadata"]["HTTPStatusCode"])
+        return code, e.response
+with ThreadPoolExecutor({burst}) as pool:
+    said = list(pool.map(one, range({burst})))
+codes = [c for c, _ in said]
+throttled = next((r for _, r in said if r is not None), None)
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 read_as = throttled is not None and ThrottledRetryableChecker().is_retryable(
     RetryContext(attempt_number=1, parsed_response=throttled))
@@ -171,6 +176,7 @@ print(json.dumps({{"codes": sorted(set(codes)), "throttling": read_as}}))
     let mut aws = s.clone();
     aws["proxy"] = Value::from(proxy);
     aws["proxy_counts"] = Value::from(counts.to_str().unwrap());
+    aws["rate"] = Value::from(RATE);
     let aws_json = work.path().join("aws.json");
     std::fs::write(&aws_json, aws.to_string()).unwrap();
     let nodes = env_number("ST_FLEET_START_NODES", 200);

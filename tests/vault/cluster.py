@@ -10,8 +10,9 @@ library only.
   cluster.py stop DIR          SIGKILLs every node
 
 Each node: raft storage under DIR/nN, a listener on its own port (api) and
-cluster port, `retry_join` to the other two, a file audit device
-(DIR/audit-nN.log, declared in its configuration), Shamir seal with one key (kept
+cluster port, `retry_join` to the other two, the file audit device
+DIR/audit.log (declared in the configuration, the same on every node, as
+OpenBao requires: the active node writes it), Shamir seal with one key (kept
 in cluster.json with the root token: test material on a loopback cluster).
 The cluster gets, as the dev servers of the openbao suite do:
   secret/ (KV v2)  simpletuner: HF_TOKEN (version 1)
@@ -81,8 +82,8 @@ def config(dir, n, ports):
         '  tls_disable = true\n}\n'
         'api_addr = "http://127.0.0.1:%d"\ncluster_addr = "https://127.0.0.1:%d"\n'
         'disable_mlock = true\nlog_level = "info"\n'
-        'audit "file" "requests" {\n  options {\n    file_path = "%s/audit-n%d.log"\n  }\n}\n'
-    ) % (dir, n, n, joins, api, cluster, api, cluster, dir, n)
+        'audit "file" "requests" {\n  options {\n    file_path = "%s/audit.log"\n  }\n}\n'
+    ) % (dir, n, n, joins, api, cluster, api, cluster, dir)
 
 
 def spawn(state, n):

@@ -108,7 +108,7 @@ pub(super) const REMOTE_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "fleet_capacity",
         value: "node starts per second, 1 to 1000000",
-        doc: "how many nodes of a job the secret store takes per second: a node the scheduler gives a rank sends its first request rank / capacity seconds after it first needs the store; default 100",
+        doc: "how many nodes of a job the secret store takes per second: a node the scheduler gives a rank sends its first request in its slot, rank / capacity seconds into each period of (node count) / capacity seconds of the wall clock; default 100",
         apply: |c, k, v| {
             c.remote.fleet.capacity = v
                 .as_u64()

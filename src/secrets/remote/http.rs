@@ -392,13 +392,16 @@ impl Http {
             headers,
             body: SecretBytes::from(body),
         };
-        self.pace.note(Signal::of(
-            response.status,
-            |name| response.header(name),
-            response.retry_after(),
-            started.elapsed(),
-            self.request_timeout,
-        ));
+        // A standby's `sys/health` answers 429: a role, not a push back.
+        if !url.contains("/v1/sys/health") {
+            self.pace.note(Signal::of(
+                response.status,
+                |name| response.header(name),
+                response.retry_after(),
+                started.elapsed(),
+                self.request_timeout,
+            ));
+        }
         Ok(response)
     }
 

@@ -2,11 +2,13 @@
 //! secret in turn, not all at once.
 //!
 //! - **Admission by rank**: a node whose scheduler says its rank ([`Place`])
-//!   sends its first request (a login, a fetch) in its slot: `rank /
-//!   fleet_capacity` seconds (plus a random part of one slot) after the
-//!   process first needed the store, so a job of N nodes reaches the store
-//!   at the store's pace over N / capacity seconds. A node that knows the
-//!   node count but not its rank takes a random slot among them. A process
+//!   sends its first request (a login, a fetch) in its slot, `rank /
+//!   fleet_capacity` seconds (plus a random part of one slot) into a period
+//!   of N / capacity seconds of the wall clock ([`slot_wait`]), so a job of
+//!   N nodes reaches the store at the store's pace within one period,
+//!   however its processes are late to start. A node that knows the node
+//!   count but not its rank takes a random slot of the period; one that
+//!   knows its rank only, rank / capacity after its first need. A process
 //!   no scheduler speaks of does not wait. The wait is not part of any
 //!   request's timeout. The processes of a node compute the same slot; with
 //!   the node cache on, the first fetches and the others read its entry.
@@ -114,18 +116,42 @@ static START: Mutex<Start> = Mutex::lazy(|| Start {
     held: false,
 });
 
-/// The offset of a node's slot from its first need.
-fn offset(settings: &FleetSettings, random: f64) -> Duration {
+/// How long from `unix_now` (seconds since the epoch) until a node's slot.
+///
+/// With the node count N known, the slots repeat every N / capacity
+/// seconds of the wall clock (which the job's nodes share, to the
+/// millisecond with NTP), rank r's at r / capacity into each period: the
+/// first such time is the node's slot. Nodes that start seconds apart, or
+/// whose processes reach the store late (thousands starting on few
+/// cores), still go out in rank order at the store's pace, never two in a
+/// slot; a node waits at most one period. With the rank alone, the slot is
+/// rank / capacity after the first need (`unix_now`); with the count
+/// alone, a random one of the period's.
+fn slot_wait(settings: &FleetSettings, random: f64, unix_now: f64) -> Duration {
     let Some(place) = &settings.place else {
         return Duration::ZERO;
     };
     let capacity = f64::from(settings.capacity.max(1));
-    let slots = match (place.rank, place.nodes) {
-        (Some(rank), _) => f64::from(rank) + random,
-        (None, Some(nodes)) => f64::from(nodes) * random,
+    let wait = match (place.rank, place.nodes) {
+        (Some(rank), None) => (f64::from(rank) + random) / capacity,
+        (rank, Some(nodes)) => {
+            let period = f64::from(nodes) / capacity;
+            let phase = match rank {
+                Some(rank) => (f64::from(rank) + random) / capacity,
+                None => period * random,
+            };
+            (phase - unix_now.rem_euclid(period)).rem_euclid(period)
+        }
         (None, None) => 0.0,
     };
-    Duration::from_secs_f64(slots / capacity)
+    Duration::try_from_secs_f64(wait).unwrap_or_default()
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// What the first fetch in a fleet may still take: until when.
@@ -146,9 +172,9 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
             return None;
         }
         let first = *start.first_need.get_or_insert_with(Instant::now);
-        let slot = *start
-            .slot
-            .get_or_insert_with(|| first + offset(&settings.fleet, crate::sys::random_unit()));
+        let slot = *start.slot.get_or_insert_with(|| {
+            Instant::now() + slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now())
+        });
         // A slot past the deadline (more nodes than the capacity serves
         // in it) still has one fetch's time.
         let deadline = (first + settings.fleet.deadline).max(slot + settings.fetch_bound());

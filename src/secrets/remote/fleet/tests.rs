@@ -217,25 +217,54 @@ fn the_status_says_the_nodes_place() {
 }
 
 #[test]
-fn slots_spread_ranks_over_n_over_capacity() {
+fn slots_spread_ranks_over_a_period_of_the_wall_clock() {
+    let ms = |d: Duration| d.as_millis();
+    // 1,000 nodes at 100 a second: a period of 10 s; rank 250 at 2.5 s
+    // into each.
     let s = in_fleet(Some(250), Some(1000), 100).fleet;
-    assert_eq!(offset(&s, 0.0), Duration::from_millis(2500));
-    assert_eq!(offset(&s, 0.5), Duration::from_millis(2505));
-    // Without a rank: anywhere among the node count's slots.
+    assert_eq!(ms(slot_wait(&s, 0.0, 1_000_000.0)), 2500);
+    assert_eq!(ms(slot_wait(&s, 0.5, 1_000_000.0)), 2505);
+    assert_eq!(ms(slot_wait(&s, 0.0, 1_000_001.0)), 1500);
+    // Past its phase: the next period's.
+    assert_eq!(ms(slot_wait(&s, 0.0, 1_000_003.0)), 9500);
+    // Ranks started seconds apart still go out in order, one per slot.
+    let mut at: Vec<f64> = (0..1000)
+        .map(|r| {
+            let started = 1_000_000.0 + f64::from((r * 7919) % 3000) / 1000.0;
+            let s = in_fleet(Some(r), Some(1000), 100).fleet;
+            started + slot_wait(&s, 0.0, started).as_secs_f64()
+        })
+        .collect();
+    at.sort_by(f64::total_cmp);
+    assert!(
+        at.windows(2).all(|w| w[1] - w[0] > 0.0099),
+        "one rank per slot"
+    );
+    assert!(
+        at[999] - at[0] < 13.0,
+        "within a period and the starts' spread"
+    );
+    // Without a rank: a random slot of the period.
     let s = in_fleet(None, Some(1000), 100).fleet;
-    assert_eq!(offset(&s, 0.0), Duration::ZERO);
-    assert_eq!(offset(&s, 0.5), Duration::from_secs(5));
+    assert!(slot_wait(&s, 0.5, 1_000_000.0) <= Duration::from_secs(10));
+    // A rank without a count: rank / capacity after the first need.
+    let s = in_fleet(Some(250), None, 100).fleet;
+    assert_eq!(ms(slot_wait(&s, 0.0, 1_000_003.0)), 2500);
     let s = in_fleet(None, None, 100).fleet;
-    assert_eq!(offset(&s, 0.9), Duration::ZERO);
-    assert_eq!(offset(&FleetSettings::default(), 0.9), Duration::ZERO);
+    assert_eq!(slot_wait(&s, 0.9, 1.0), Duration::ZERO);
+    assert_eq!(
+        slot_wait(&FleetSettings::default(), 0.9, 1.0),
+        Duration::ZERO
+    );
 }
 
 #[test]
 fn a_rank_waits_for_its_slot_then_tries_its_first_fetch_past_the_retries() {
     let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     forget();
-    // Rank 5 at 100 a second: 50 to 60 ms after its first need.
-    let s = in_fleet(Some(5), Some(10), 100);
+    // Rank 5 at 100 a second, its count unsaid: 50 to 60 ms after its
+    // first need.
+    let s = in_fleet(Some(5), None, 100);
     let began = Instant::now();
     let attempts = AtomicU32::new(0);
     let answer = with_retries(&s, || {
@@ -269,7 +298,7 @@ fn a_rank_waits_for_its_slot_then_tries_its_first_fetch_past_the_retries() {
 fn a_first_fetch_that_never_succeeds_ends_at_the_fleet_deadline_naming_it() {
     let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     forget();
-    let mut s = in_fleet(Some(0), Some(1), 100);
+    let mut s = in_fleet(Some(0), None, 100);
     s.fleet.deadline = Duration::from_millis(300);
     let began = Instant::now();
     let answer: Result<(), _> = with_retries(&s, || {
@@ -287,7 +316,7 @@ fn a_first_fetch_that_never_succeeds_ends_at_the_fleet_deadline_naming_it() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     // A slot past the deadline still gets one fetch's time.
     forget();
-    let mut late = in_fleet(Some(30), Some(31), 100);
+    let mut late = in_fleet(Some(30), None, 100);
     late.fleet.deadline = Duration::from_millis(100);
     let began = Instant::now();
     assert_eq!(with_retries(&late, || Ok::<_, FetchError>(1)).unwrap(), 1);
