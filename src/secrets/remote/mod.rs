@@ -228,7 +228,8 @@ pub fn with_retries<T>(
                 });
             }
             Err(f) if f.transient && !f.spent && first.is_some() => {
-                let wait = fleet::first_fetch_wait(settings, retry, f.retry_after);
+                let requeue = first.and_then(|f| f.requeue);
+                let wait = fleet::first_fetch_wait(settings, retry, f.retry_after, requeue);
                 std::thread::sleep(wait.min(time_left().unwrap_or(wait)));
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);

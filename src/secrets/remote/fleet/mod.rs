@@ -104,6 +104,9 @@ struct Start {
     first_need: Option<Instant>,
     /// Its slot, once drawn.
     slot: Option<Instant>,
+    /// When the job's schedule ends, and over how long a refused first
+    /// fetch is spread after that end.
+    requeue: Option<(Instant, Duration)>,
     /// It has held a secret: the fleet's rules no longer apply.
     held: bool,
 }
@@ -113,6 +116,7 @@ struct Start {
 static START: Mutex<Start> = Mutex::lazy(|| Start {
     first_need: None,
     slot: None,
+    requeue: None,
     held: false,
 });
 
@@ -132,12 +136,13 @@ fn slot_wait(settings: &FleetSettings, random: f64, unix_now: f64) -> Duration {
         return Duration::ZERO;
     };
     let capacity = f64::from(settings.capacity.max(1));
-    let wait = match (place.rank, place.nodes) {
-        (Some(rank), None) => (f64::from(rank) + random) / capacity,
-        (rank, Some(nodes)) => {
-            let period = f64::from(nodes) / capacity;
+    // Within its slot a rank goes out a random quarter of a slot late.
+    let wait = match (place.rank, period(settings)) {
+        (Some(rank), None) => (f64::from(rank) + random / 4.0) / capacity,
+        (rank, Some(period)) => {
+            let period = period.as_secs_f64();
             let phase = match rank {
-                Some(rank) => (f64::from(rank) + random) / capacity,
+                Some(rank) => (f64::from(rank) + random / 4.0) / capacity,
                 None => period * random,
             };
             (phase - unix_now.rem_euclid(period)).rem_euclid(period)
@@ -145,6 +150,12 @@ fn slot_wait(settings: &FleetSettings, random: f64, unix_now: f64) -> Duration {
         (None, None) => 0.0,
     };
     Duration::try_from_secs_f64(wait).unwrap_or_default()
+}
+
+/// N / capacity, when the node count N is known.
+fn period(settings: &FleetSettings) -> Option<Duration> {
+    let nodes = settings.place.as_ref()?.nodes?;
+    Duration::try_from_secs_f64(f64::from(nodes) / f64::from(settings.capacity.max(1))).ok()
 }
 
 /// Seconds since the epoch, now.
@@ -159,6 +170,9 @@ fn unix_now() -> f64 {
 pub(crate) struct FirstFetch {
     /// The fleet deadline.
     pub deadline: Instant,
+    /// The end of the job's schedule and the spread after it, where a
+    /// refused first attempt goes again ([`first_fetch_wait`]).
+    pub requeue: Option<(Instant, Duration)>,
 }
 
 /// Waits for this node's slot when the process has not held a secret yet
@@ -166,23 +180,31 @@ pub(crate) struct FirstFetch {
 /// `None`: not in a fleet, or a secret was held: the usual retries apply.
 pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
     settings.fleet.place.as_ref()?;
-    let (slot, deadline) = {
+    let (slot, deadline, requeue) = {
         let mut start = START.lock();
         if start.held {
             return None;
         }
         let first = *start.first_need.get_or_insert_with(Instant::now);
-        let slot = *start.slot.get_or_insert_with(|| {
-            Instant::now() + slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now())
-        });
+        if start.slot.is_none() {
+            let wait = slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now());
+            start.slot = Some(Instant::now() + wait);
+            // Refused ranks go again after the schedule, which ends a
+            // period after the job's start (this node's first need stands
+            // for it), not into its full seconds: spread over a twentieth
+            // of the period, at least a second.
+            start.requeue = period(&settings.fleet)
+                .map(|period| (first + period, (period / 20).max(Duration::from_secs(1))));
+        }
+        let at = start.slot.unwrap_or(first);
         // A slot past the deadline (more nodes than the capacity serves
         // in it) still has one fetch's time.
-        let deadline = (first + settings.fleet.deadline).max(slot + settings.fetch_bound());
-        (slot, deadline)
+        let deadline = (first + settings.fleet.deadline).max(at + settings.fetch_bound());
+        (at, deadline, start.requeue)
     };
     let wait = slot.saturating_duration_since(Instant::now());
     std::thread::sleep(wait);
-    Some(FirstFetch { deadline })
+    Some(FirstFetch { deadline, requeue })
 }
 
 /// The process held a secret: its next fetches retry as usual.
@@ -213,12 +235,21 @@ pub(crate) fn wait_bound(settings: &RemoteSettings, fallback: Duration) -> Durat
 /// random up to a bound that doubles from the backoff base to half a
 /// minute ("full jitter"), and never shorter than the server asked for
 /// (with a random part of a second: a `Retry-After: 0` from a rate limiter
-/// counting whole seconds is not an invitation to ask again at once).
+/// counting whole seconds is not an invitation to ask again at once). The
+/// first retry of a node that knows the node count goes after the job's
+/// schedule (`requeue`: its end and a spread): until then every second of
+/// the store is some rank's, and a retry in one pushes that rank out.
 pub(crate) fn first_fetch_wait(
     settings: &RemoteSettings,
     retry: u32,
     asked: Option<Duration>,
+    requeue: Option<(Instant, Duration)>,
 ) -> Duration {
+    if let (0, Some((end, spread))) = (retry, requeue) {
+        let after = end.saturating_duration_since(Instant::now())
+            + spread.mul_f64(crate::sys::random_unit());
+        return after.max(first_fetch_wait(settings, retry, asked, None));
+    }
     let bound = settings
         .backoff_base
         .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
@@ -236,6 +267,7 @@ pub(crate) fn forget() {
     *START.lock() = Start {
         first_need: None,
         slot: None,
+        requeue: None,
         held: false,
     };
 }

@@ -223,7 +223,7 @@ fn slots_spread_ranks_over_a_period_of_the_wall_clock() {
     // into each.
     let s = in_fleet(Some(250), Some(1000), 100).fleet;
     assert_eq!(ms(slot_wait(&s, 0.0, 1_000_000.0)), 2500);
-    assert_eq!(ms(slot_wait(&s, 0.5, 1_000_000.0)), 2505);
+    assert_eq!(ms(slot_wait(&s, 0.4, 1_000_000.0)), 2501);
     assert_eq!(ms(slot_wait(&s, 0.0, 1_000_001.0)), 1500);
     // Past its phase: the next period's.
     assert_eq!(ms(slot_wait(&s, 0.0, 1_000_003.0)), 9500);
@@ -243,6 +243,22 @@ fn slots_spread_ranks_over_a_period_of_the_wall_clock() {
     assert!(
         at[999] - at[0] < 13.0,
         "within a period and the starts' spread"
+    );
+    // A refused rank goes again after the schedule: a period long.
+    let s = in_fleet(Some(250), Some(1000), 100);
+    assert_eq!(period(&s.fleet).map(ms), Some(10_000));
+    assert_eq!(period(&in_fleet(Some(250), None, 100).fleet), None);
+    let end = Instant::now() + Duration::from_secs(3);
+    let later = Some((end, Duration::from_secs(1)));
+    let w = first_fetch_wait(&s, 0, Some(Duration::ZERO), later);
+    assert!(
+        w > Duration::from_millis(2900) && w <= Duration::from_secs(4),
+        "{w:?}"
+    );
+    let w = first_fetch_wait(&s, 1, None, later);
+    assert!(
+        w < Duration::from_millis(100),
+        "the first retry only: {w:?}"
     );
     // Without a rank: a random slot of the period.
     let s = in_fleet(None, Some(1000), 100).fleet;
@@ -337,16 +353,16 @@ fn a_first_fetch_that_never_succeeds_ends_at_the_fleet_deadline_naming_it() {
 fn a_first_fetch_waits_at_least_what_the_server_asked_and_at_most_half_a_minute() {
     let s = in_fleet(Some(0), None, 100);
     for retry in 0..40 {
-        let w = first_fetch_wait(&s, retry, None);
+        let w = first_fetch_wait(&s, retry, None, None);
         assert!(w <= LONGEST_WAIT, "{w:?}");
-        let w = first_fetch_wait(&s, retry, Some(Duration::ZERO));
+        let w = first_fetch_wait(&s, retry, Some(Duration::ZERO), None);
         assert!(w <= LONGEST_WAIT.max(Duration::from_secs(1)), "{w:?}");
-        let w = first_fetch_wait(&s, retry, Some(Duration::from_secs(2)));
+        let w = first_fetch_wait(&s, retry, Some(Duration::from_secs(2)), None);
         assert!(w >= Duration::from_secs(2), "{w:?}");
     }
     // A Retry-After of 0 still spreads the fleet over a second.
     let waits: Vec<Duration> = (0..50)
-        .map(|_| first_fetch_wait(&s, 0, Some(Duration::ZERO)))
+        .map(|_| first_fetch_wait(&s, 0, Some(Duration::ZERO), None))
         .collect();
     assert!(waits.iter().any(|w| *w > Duration::from_millis(100)));
     assert!(waits.iter().any(|w| *w != waits[0]));
