@@ -329,8 +329,14 @@ impl Http {
             )))
         })?;
         // After the server pushed back; at most half what the fetch has
-        // left, so that the request still has time to be answered.
-        let wait = self.pace.wait();
+        // left, so that the request still has time to be answered. (In a
+        // fleet only, for now: see `pacing`.)
+        let pacing = self.settings.fleet.place.is_some();
+        let wait = if pacing {
+            self.pace.wait()
+        } else {
+            Duration::ZERO
+        };
         if !wait.is_zero() {
             std::thread::sleep(super::time_left().map_or(wait, |left| wait.min(left / 2)));
         }
@@ -357,7 +363,7 @@ impl Http {
         let response = agent.run(request).map_err(|e| {
             let f = self.classify(what, url, e);
             counted(error_type(&f));
-            if matches!(f.error, Error::Timeout(_)) {
+            if pacing && matches!(f.error, Error::Timeout(_)) {
                 self.pace.note(Signal::Pushed(None));
             }
             f
@@ -393,7 +399,7 @@ impl Http {
             body: SecretBytes::from(body),
         };
         // A standby's `sys/health` answers 429: a role, not a push back.
-        if !url.contains("/v1/sys/health") {
+        if pacing && !url.contains("/v1/sys/health") {
             self.pace.note(Signal::of(
                 response.status,
                 |name| response.header(name),

@@ -1,5 +1,7 @@
 //! A client's pace with one server: after the server pushed back, the next
-//! request waits.
+//! request waits. For now only in a fleet (a process a scheduler places):
+//! elsewhere the retries of [`with_retries`](super::super::with_retries)
+//! alone answer a push back, as before.
 //!
 //! A push back is an answer that says so (HTTP 429, 503, AWS's throttling
 //! error codes), a request that timed out, or an answer slower than half
