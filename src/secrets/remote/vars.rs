@@ -5,19 +5,28 @@ use crate::secret::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Declares one constant per variable name (its value is its name) and
-/// [`VARIABLES`], the allow-list built from them: a name the providers read
-/// is a constant of this list or does not compile, and [`Vars::get`] checks
-/// in debug builds that a name is on the list.
+/// Declares one constant per variable name (its value is its name),
+/// [`VARIABLES`], the allow-list built from them, and [`FLEET_VARIABLES`],
+/// those after `fleet:`: a name the providers read is a constant of this
+/// list or does not compile, and [`Vars::get`] checks in debug builds that
+/// a name is on the list.
 macro_rules! variables {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; fleet: $($fleet:ident),* $(,)?) => {
         $(
             #[doc = concat!("`", stringify!($name), "`")]
             pub const $name: &str = stringify!($name);
         )*
+        $(
+            #[doc = concat!("`", stringify!($fleet), "`")]
+            pub const $fleet: &str = stringify!($fleet);
+        )*
         /// The environment variables the remote providers read; nothing
         /// else of the environment is captured.
-        pub const VARIABLES: &[&str] = &[$($name),*];
+        pub const VARIABLES: &[&str] = &[$($name,)* $($fleet),*];
+        /// The variables that say a node's place in its job (read by the
+        /// fleet's start): a node's processes differ in some (an MPI
+        /// rank), so they name no configuration (the node cache's key).
+        pub const FLEET_VARIABLES: &[&str] = &[$($fleet),*];
     };
 }
 
@@ -77,7 +86,8 @@ variables! {
     SIMPLETUNER_PROVENANCE_FILE,
     SIMPLETUNER_PROVENANCE_SALT_FILE,
     SIMPLETUNER_NODE_CACHE_DIR,
-    XDG_RUNTIME_DIR,
+    XDG_RUNTIME_DIR;
+    fleet:
     SIMPLETUNER_FLEET_RANK,
     SIMPLETUNER_FLEET_NODES,
     SLURM_NODEID,
@@ -98,31 +108,6 @@ variables! {
     MPI_LOCALNRANKS,
     PMI_SIZE,
 }
-
-/// The variables that say a node's place in its job (read by the fleet's
-/// start): a node's processes differ in some (an MPI rank), so they name
-/// no configuration (the node cache's key).
-pub const FLEET_VARIABLES: &[&str] = &[
-    SIMPLETUNER_FLEET_RANK,
-    SIMPLETUNER_FLEET_NODES,
-    SLURM_NODEID,
-    SLURM_NNODES,
-    GROUP_RANK,
-    GROUP_WORLD_SIZE,
-    NODE_RANK,
-    NNODES,
-    PET_NODE_RANK,
-    PET_NNODES,
-    SKYPILOT_NODE_RANK,
-    SKYPILOT_NUM_NODES,
-    JOB_COMPLETION_INDEX,
-    OMPI_COMM_WORLD_RANK,
-    OMPI_COMM_WORLD_LOCAL_SIZE,
-    OMPI_COMM_WORLD_SIZE,
-    PMI_RANK,
-    MPI_LOCALNRANKS,
-    PMI_SIZE,
-];
 
 /// The environment as the remote providers see it, captured when the provider is
 /// built (tests give their own). Values are zeroed when dropped; empty values
