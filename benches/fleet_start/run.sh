@@ -18,7 +18,7 @@ start_moto "$fleet_py" "$out" && start_openbao_cluster "$fleet_py" "$out" || ret
 driver=(python3 tests/fleet/fleet_start.py)
 "${driver[@]}" vault-setup "$VAULT_CLUSTER" "$fleet_rate" "$out/vault.json" || return 1
 fleet_port="$(free_port)"
-echo '{"passed": 0, "throttled": 0}' >"$out/proxy-counts.json"
+echo '{"passed": 0, "throttled": 0, "operations": {}}' >"$out/proxy-counts.json"
 "$fleet_py" tests/fleet/fleet_start.py proxy "$fleet_port" "$MOTO_URL" "$fleet_rate" "$out/proxy-counts.json" \
   >"$out/proxy.log" 2>&1 &
 ST_SERVER_PIDS+=($!)

@@ -111,7 +111,11 @@ fn a_fleet_with_ranks_starts_against_throttled_aws_and_no_rank_fails() {
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
     let counts = work.path().join("proxy-counts.json");
-    std::fs::write(&counts, r#"{"passed": 0, "throttled": 0}"#).unwrap();
+    std::fs::write(
+        &counts,
+        r#"{"passed": 0, "throttled": 0, "operations": {}}"#,
+    )
+    .unwrap();
     let mut cmd = Command::new(python);
     cmd.arg(driver()).args([
         "proxy",
@@ -181,7 +185,8 @@ print(json.dumps({{"codes": sorted(set(codes)), "throttling": read_as}}))
     std::fs::write(&aws_json, aws.to_string()).unwrap();
     let nodes = env_number("ST_FLEET_START_NODES", 200);
     let j = job(python, "aws", &aws_json, nodes, work.path());
-    assert_eq!(j["passed"], nodes, "one GetSecretValue per node: {j}");
+    assert_eq!(j["gets"], nodes, "one GetSecretValue per node: {j}");
+    assert_eq!(j["passed"], nodes, "and nothing else: {j}");
     println!(
         "{nodes} nodes, {RATE} requests/s: every rank held its secret in {} s (N / C = {} s); \
          {} throttled",

@@ -12,7 +12,7 @@ behind a throttling proxy. Standard library only. Used by the short test
       the throttling proxy (the one fake of this benchmark): passes at most
       RATE requests a second to UPSTREAM (moto), answers the others as AWS
       does when a quota is exceeded (HTTP 400, `ThrottlingException`); counts
-      both into COUNTS_FILE
+      both, and the passed ones by operation, into COUNTS_FILE
   fleet_start.py job BACKEND SETUP_JSON BIN MODE NODES CAPACITY WORK_DIR [LABEL]
       one job's start: NODES processes of BIN (`get HF_TOKEN`) released
       together; MODE: `ranks` (Slurm's variables), `count` (the node count
@@ -25,7 +25,7 @@ What is counted: exit statuses and times (from the release to each exit: the
 value held and the login token revoked); the clients' own counters
 (SIMPLETUNER_METRICS_DIR: answers by status, timeouts); on Vault the audit
 devices (logins answered, tokens revoked with revoke-self, the login tokens
-never revoked); on AWS the proxy (requests passed to moto, throttled).
+never revoked); on AWS the proxy (requests passed to moto by operation, throttled).
 """
 
 import http.client
@@ -75,9 +75,9 @@ class Window:
         self.rate, self.counts_file = rate, counts_file
         self.lock = threading.Lock()
         self.second, self.used = 0, 0
-        self.counts = {"passed": 0, "throttled": 0}
+        self.counts = {"passed": 0, "throttled": 0, "operations": {}}
 
-    def admit(self):
+    def admit(self, operation):
         with self.lock:
             now = int(time.time())
             if now != self.second:
@@ -85,6 +85,9 @@ class Window:
             ok = self.used < self.rate
             self.used += ok
             self.counts["passed" if ok else "throttled"] += 1
+            if ok:
+                ops = self.counts["operations"]
+                ops[operation] = ops.get(operation, 0) + 1
             with open(self.counts_file + ".tmp", "w") as f:
                 json.dump(self.counts, f)
             os.replace(self.counts_file + ".tmp", self.counts_file)
@@ -103,7 +106,8 @@ def proxy(port, upstream, rate, counts_file):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if not window.admit():
+            operation = self.headers.get("X-Amz-Target", "?").rsplit(".", 1)[-1]
+            if not window.admit(operation):
                 answer = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
                 self.send_response(400)
                 self.send_header("x-amzn-ErrorType", "ThrottlingException:http://internal.amazon.com/coral/")
@@ -277,8 +281,10 @@ def job(backend, setup_json, binary, mode, nodes, capacity, work, label=None):
         time.sleep(1.0)
         with open(setup["proxy_counts"]) as f:
             after = json.load(f)
+        ops = {k: v - before.get("operations", {}).get(k, 0) for k, v in after["operations"].items()}
         out.update({"rate": setup["rate"], "passed": after["passed"] - before["passed"],
-                    "throttled": after["throttled"] - before["throttled"]})
+                    "throttled": after["throttled"] - before["throttled"],
+                    "gets": ops.get("GetSecretValue", 0), "operations": {k: v for k, v in ops.items() if v}})
     subprocess.run(["rm", "-rf", run], check=False)
     print(json.dumps(out), flush=True)
 
@@ -291,7 +297,7 @@ def report(jsonl):
                 j = json.loads(line)
                 rows.setdefault((j["backend"], j["label"]), []).append(j)
     print("| store | build | jobs | nodes | failed ranks, all jobs | every rank holds its secret (median, max) "
-          "| N / C | logins (median) | tokens never revoked, all jobs | 429s seen, all jobs | timeouts seen, all jobs |")
+          "| N / C | logins or GetSecretValue (median) | tokens never revoked, all jobs | 429s seen, all jobs | timeouts seen, all jobs |")
     print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for (backend, label), js in rows.items():
         n, rate = js[0]["nodes"], js[0]["rate"]
@@ -299,7 +305,7 @@ def report(jsonl):
         store = ("OpenBao, 3 nodes, login quota %g/s" % rate) if backend == "vault" else \
             ("moto, throttled past %g/s" % rate)
         logins = statistics.median(j["logins"] for j in js) if backend == "vault" else \
-            statistics.median(j["passed"] for j in js)
+            statistics.median(j["gets"] for j in js)
         unrevoked = sum(j["unrevoked"] for j in js) if backend == "vault" else "-"
         seen = sum(j["429"] for j in js) if backend == "vault" else sum(j["throttled"] for j in js)
         print("| %s | %s | %d | %d | %d | %.1f s, %.1f s | %.1f s | %g | %s | %s | %d |" % (

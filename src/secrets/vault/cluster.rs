@@ -32,11 +32,11 @@
 use super::wire::errors_summary;
 use crate::error::Error;
 use crate::secrets::remote::http::{redact_url, Address, Http, Response};
+use crate::secrets::remote::node::note::NodeNote;
 use crate::secrets::remote::{backoff, jittered, FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use index::Index;
 use serde_json::{json, Value};
-use shared::SharedView;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -127,7 +127,7 @@ pub struct Cluster {
     counted: crate::secrets::remote::meter::Local,
     /// What the processes of this node share of the cluster, with the node
     /// cache on.
-    shared: Option<SharedView>,
+    shared: Option<NodeNote>,
 }
 
 /// No node has answered yet.
@@ -154,7 +154,7 @@ impl Cluster {
     ) -> Result<Cluster, Error> {
         let shared = node_dir
             .filter(|_| addresses.len() > 1)
-            .map(|dir| SharedView::new(dir, &addresses));
+            .map(|dir| shared::view(dir, &addresses));
         let nodes = addresses
             .into_iter()
             .map(|address| {

@@ -6,7 +6,9 @@
 //!   fleet_capacity` seconds (plus a random part of one slot) into a period
 //!   of N / capacity seconds of the wall clock ([`slot_wait`]), so a job of
 //!   N nodes reaches the store at the store's pace within one period,
-//!   however its processes are late to start. A node that knows the node
+//!   however its processes are late to start; a process that wakes late
+//!   for its slot (its node busy) takes the next period's, once
+//!   ([`woke_late`]), rather than a later rank's. A node that knows the node
 //!   count but not its rank takes a random slot of the period; one that
 //!   knows its rank only, rank / capacity after its first need. A process
 //!   no scheduler speaks of does not wait. The wait is not part of any
@@ -107,6 +109,8 @@ struct Start {
     /// When the job's schedule ends, and over how long a refused first
     /// fetch is spread after that end.
     requeue: Option<(Instant, Duration)>,
+    /// It woke too late for its slot once, and took the next period's.
+    deferred: bool,
     /// It has held a secret: the fleet's rules no longer apply.
     held: bool,
 }
@@ -117,6 +121,7 @@ static START: Mutex<Start> = Mutex::lazy(|| Start {
     first_need: None,
     slot: None,
     requeue: None,
+    deferred: false,
     held: false,
 });
 
@@ -180,31 +185,65 @@ pub(crate) struct FirstFetch {
 /// `None`: not in a fleet, or a secret was held: the usual retries apply.
 pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
     settings.fleet.place.as_ref()?;
-    let (slot, deadline, requeue) = {
+    loop {
+        let (slot, deadline, requeue) = {
+            let mut start = START.lock();
+            if start.held {
+                return None;
+            }
+            let first = *start.first_need.get_or_insert_with(Instant::now);
+            if start.slot.is_none() {
+                let wait = slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now());
+                start.slot = Some(Instant::now() + wait);
+                // Refused ranks go again after the schedule, which ends a
+                // period after the job's start (this node's first need
+                // stands for it), not into its full seconds: spread over a
+                // twentieth of the period, at least a second.
+                start.requeue = period(&settings.fleet)
+                    .map(|period| (first + period, (period / 20).max(Duration::from_secs(1))));
+            }
+            let at = start.slot.unwrap_or(first);
+            // A slot past the deadline (more nodes than the capacity
+            // serves in it) still has one fetch's time.
+            let deadline = (first + settings.fleet.deadline).max(at + settings.fetch_bound());
+            (at, deadline, start.requeue)
+        };
+        std::thread::sleep(slot.saturating_duration_since(Instant::now()));
         let mut start = START.lock();
-        if start.held {
-            return None;
+        if start.slot != Some(slot) {
+            // Another thread of the process moved the slot.
+            continue;
         }
-        let first = *start.first_need.get_or_insert_with(Instant::now);
-        if start.slot.is_none() {
-            let wait = slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now());
-            start.slot = Some(Instant::now() + wait);
-            // Refused ranks go again after the schedule, which ends a
-            // period after the job's start (this node's first need stands
-            // for it), not into its full seconds: spread over a twentieth
-            // of the period, at least a second.
-            start.requeue = period(&settings.fleet)
-                .map(|period| (first + period, (period / 20).max(Duration::from_secs(1))));
+        if let Some(later) = woke_late(&settings.fleet, slot, Instant::now(), start.deferred) {
+            start.slot = Some(later);
+            start.deferred = true;
+            continue;
         }
-        let at = start.slot.unwrap_or(first);
-        // A slot past the deadline (more nodes than the capacity serves
-        // in it) still has one fetch's time.
-        let deadline = (first + settings.fleet.deadline).max(at + settings.fetch_bound());
-        (at, deadline, start.requeue)
-    };
-    let wait = slot.saturating_duration_since(Instant::now());
-    std::thread::sleep(wait);
-    Some(FirstFetch { deadline, requeue })
+        return Some(FirstFetch { deadline, requeue });
+    }
+}
+
+/// How late past its slot a process may wake and still go in it.
+///
+/// Later, it would go in the slot of a later rank, which goes too: the
+/// store's window counts one request more than the schedule gives it.
+/// 25 ms is a quarter of a slot at the default capacity; a whole stream
+/// that late puts at most 2.5% of the capacity into the next second.
+const LATE: Duration = Duration::from_millis(25);
+
+/// The slot of a process that woke at `now`, past `slot` by more than
+/// [`LATE`] (its node busy: thousands of processes starting on few cores, a
+/// stalled clock): its slot of the next period, once (`deferred`: it did
+/// so already). `None`: it goes now. Without the node count there is no
+/// period to go back to: it goes.
+fn woke_late(
+    settings: &FleetSettings,
+    slot: Instant,
+    now: Instant,
+    deferred: bool,
+) -> Option<Instant> {
+    let period = period(settings)?;
+    (!deferred && now.saturating_duration_since(slot) > LATE).then(|| slot + period)
 }
 
 /// The process held a secret: its next fetches retry as usual.
@@ -268,6 +307,7 @@ pub(crate) fn forget() {
         first_need: None,
         slot: None,
         requeue: None,
+        deferred: false,
         held: false,
     };
 }

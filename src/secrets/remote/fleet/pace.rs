@@ -21,10 +21,11 @@
 //! processes read before their next request to that server: the node
 //! slows down as one.
 
+use super::super::node::note::{unix_ms, NodeNote};
 use crate::sys::Mutex;
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The gap after the first push back.
 const FIRST_GAP: Duration = Duration::from_millis(100);
@@ -95,70 +96,31 @@ impl Signal {
 struct State {
     gap: Duration,
     not_before: Option<Instant>,
-    /// The file the node's processes share it through, if any.
-    shared: Option<Shared>,
+    /// The note the node's processes share it through, if any.
+    shared: Option<NodeNote>,
 }
 
-/// The node's shared pace file for one server.
-struct Shared {
-    dir: PathBuf,
-    name: String,
-    /// The file as last read or written (modification time, length).
-    seen: Option<(SystemTime, u64)>,
+/// Writes the wait until `until` and `gap` for the node's others.
+fn publish(note: &NodeNote, until: Instant, gap: Duration) {
+    let left = until.saturating_duration_since(Instant::now());
+    note.write(&json!({
+        "until_ms": unix_ms(SystemTime::now() + left),
+        "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+    }));
 }
 
-/// Milliseconds since the epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl Shared {
-    fn stamp(&self) -> Option<(SystemTime, u64)> {
-        let meta = std::fs::symlink_metadata(self.dir.join(&self.name)).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    }
-
-    /// Writes the wait until `until` and `gap` for the node's others (best
-    /// effort: they find the push back themselves otherwise).
-    fn publish(&mut self, until: Instant, gap: Duration) {
-        let left = until.saturating_duration_since(Instant::now());
-        let doc = json!({
-            "until_ms": unix_ms(SystemTime::now() + left),
-            "gap_ms": u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
-        });
-        let path = self.dir.join(&self.name);
-        let written = crate::fsutil::replace_atomically(
-            &self.dir,
-            &self.name,
-            &path,
-            doc.to_string().as_bytes(),
-        );
-        if written.is_ok() {
-            self.seen = self.stamp();
-        }
-    }
-
-    /// What another process published since this one last looked: until
-    /// when to wait, and its gap.
-    fn adopt(&mut self) -> Option<(Instant, Duration)> {
-        let stamp = self.stamp();
-        if stamp.is_none() || stamp == self.seen {
-            return None;
-        }
-        self.seen = stamp;
-        let path = self.dir.join(&self.name);
-        let bytes = crate::fsutil::read_regular(&path, "pace", 4096).ok()??;
-        let doc: Value = serde_json::from_slice(&bytes).ok()?;
-        let wall = unix_ms(SystemTime::now());
-        // A push back long past (an earlier job's) says nothing now.
-        let until = doc["until_ms"]
-            .as_u64()
-            .filter(|&u| u.saturating_add(60_000) > wall)?;
-        let left = Duration::from_millis(until.saturating_sub(wall)).min(LONGEST_GAP);
-        let gap = Duration::from_millis(doc["gap_ms"].as_u64()?).min(LONGEST_GAP);
-        Some((Instant::now() + left, gap))
-    }
+/// What another process published since this one last looked: until when
+/// to wait, and its gap.
+fn adopt(note: &NodeNote) -> Option<(Instant, Duration)> {
+    let doc = note.read_changed("pace", 4096)?;
+    let wall = unix_ms(SystemTime::now());
+    // A push back long past (an earlier job's) says nothing now.
+    let until = doc["until_ms"]
+        .as_u64()
+        .filter(|&u| u.saturating_add(60_000) > wall)?;
+    let left = Duration::from_millis(until.saturating_sub(wall)).min(LONGEST_GAP);
+    let gap = Duration::from_millis(doc["gap_ms"].as_u64()?).min(LONGEST_GAP);
+    Some((Instant::now() + left, gap))
 }
 
 /// One client's pace with one server (a forked child starts afresh).
@@ -179,25 +141,13 @@ impl Pace {
     /// Shares the pace with the node's other processes through `dir` (the
     /// node cache's directory), for the server at `server`.
     pub(crate) fn share(&self, dir: &Path, server: &str) {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
-        h.update(b"st-secrets pace 1\0");
-        h.update(server.as_bytes());
-        let name: String = h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.0.lock().shared = Some(Shared {
-            dir: dir.to_owned(),
-            name: format!("pace-{name}.json"),
-            seen: None,
-        });
+        self.0.lock().shared = Some(NodeNote::new(dir, "pace", "st-secrets pace 1", &[server]));
     }
 
     /// How long the next request should wait.
     pub(crate) fn wait(&self) -> Duration {
         let mut s = self.0.lock();
-        if let Some((until, gap)) = s.shared.as_mut().and_then(Shared::adopt) {
+        if let Some((until, gap)) = s.shared.as_ref().and_then(adopt) {
             s.gap = s.gap.max(gap);
             s.not_before = Some(s.not_before.map_or(until, |t| t.max(until)));
         }
@@ -225,8 +175,8 @@ impl Pace {
         let until = s.not_before.map_or(until, |t| t.max(until));
         s.not_before = Some(until);
         let gap = s.gap;
-        if let Some(shared) = s.shared.as_mut() {
-            shared.publish(until, gap);
+        if let Some(note) = &s.shared {
+            publish(note, until, gap);
         }
     }
 

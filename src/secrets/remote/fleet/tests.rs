@@ -275,6 +275,25 @@ fn slots_spread_ranks_over_a_period_of_the_wall_clock() {
 }
 
 #[test]
+fn a_process_that_wakes_late_for_its_slot_takes_the_next_periods_once() {
+    let s = in_fleet(Some(250), Some(1000), 100).fleet;
+    let slot = Instant::now();
+    let ms = Duration::from_millis;
+    // On time, or late by less than a quarter of a slot: it goes.
+    assert_eq!(woke_late(&s, slot, slot, false), None);
+    assert_eq!(woke_late(&s, slot, slot + ms(20), false), None);
+    // Later: its slot of the next period, 10 s on, once.
+    assert_eq!(
+        woke_late(&s, slot, slot + ms(200), false),
+        Some(slot + ms(10_000))
+    );
+    assert_eq!(woke_late(&s, slot, slot + ms(200), true), None);
+    // Without the count there is no period: it goes.
+    let s = in_fleet(Some(250), None, 100).fleet;
+    assert_eq!(woke_late(&s, slot, slot + ms(200), false), None);
+}
+
+#[test]
 fn a_rank_waits_for_its_slot_then_tries_its_first_fetch_past_the_retries() {
     let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     forget();

@@ -22,10 +22,12 @@
 //!   the number of processes, and a refresh that failed leaves the value it
 //!   could not replace to the others.
 //!
-//! [`entry`] is the files' format; [`status`] what `st-secrets node-cache
-//! status` and `clear` do.
+//! [`entry`] is the files' format; [`note`] the small notes on servers the
+//! processes share (pace, a cluster's failed nodes); [`status`] what
+//! `st-secrets node-cache status` and `clear` do.
 
 pub(crate) mod entry;
+pub(crate) mod note;
 pub(crate) mod status;
 
 use super::{FetchError, Fetched, RemoteSettings, Vars};

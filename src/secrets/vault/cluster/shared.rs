@@ -4,52 +4,19 @@
 
 use super::{Cluster, DOWN_FOR};
 use crate::secrets::remote::http::Address;
-use crate::sys::Mutex;
+use crate::secrets::remote::node::note::{unix_ms, NodeNote};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The file, in the node cache's directory, where the processes of a node
+/// The note, in the node cache's directory, where the processes of a node
 /// share what they learnt of the cluster: the node that answered last
 /// after a failover, and the nodes that failed, until when. One process
 /// finds a dead node; the others start with the node that answers.
-pub(super) struct SharedView {
-    dir: PathBuf,
-    name: String,
-    /// The file as last read or written (modification time, length).
-    seen: Mutex<Option<(SystemTime, u64)>>,
-}
-
-impl SharedView {
-    pub(super) fn new(dir: &Path, addresses: &[Address]) -> SharedView {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
-        h.update(b"st-secrets vault cluster 1\0");
-        for a in addresses {
-            h.update(a.shown.as_bytes());
-            h.update(b"\0");
-        }
-        let name: String = h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        SharedView {
-            dir: dir.to_owned(),
-            name: format!("vault-cluster-{name}.json"),
-            seen: Mutex::new(None),
-        }
-    }
-
-    fn stamp(&self) -> Option<(SystemTime, u64)> {
-        let meta = std::fs::symlink_metadata(self.dir.join(&self.name)).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+pub(super) fn view(dir: &Path, addresses: &[Address]) -> NodeNote {
+    let shown: Vec<&str> = addresses.iter().map(|a| a.shown.as_str()).collect();
+    NodeNote::new(dir, "vault-cluster", "st-secrets vault cluster 1", &shown)
 }
 
 impl Cluster {
@@ -73,16 +40,7 @@ impl Cluster {
             "preferred": self.preferred.load(Ordering::Relaxed),
             "failed": failed,
         });
-        let path = shared.dir.join(&shared.name);
-        let written = crate::fsutil::replace_atomically(
-            &shared.dir,
-            &shared.name,
-            &path,
-            doc.to_string().as_bytes(),
-        );
-        if written.is_ok() {
-            *shared.seen.lock() = shared.stamp();
-        }
+        shared.write(&doc);
     }
 
     /// Takes in what another process of the node published, if the file
@@ -91,19 +49,7 @@ impl Cluster {
         let Some(shared) = &self.shared else {
             return;
         };
-        let stamp = shared.stamp();
-        {
-            let mut seen = shared.seen.lock();
-            if stamp.is_none() || *seen == stamp {
-                return;
-            }
-            *seen = stamp;
-        }
-        let path = shared.dir.join(&shared.name);
-        let Ok(Some(bytes)) = crate::fsutil::read_regular(&path, "cluster hints", 64 << 10) else {
-            return;
-        };
-        let Ok(doc) = serde_json::from_slice::<Value>(&bytes) else {
+        let Some(doc) = shared.read_changed("cluster hints", 64 << 10) else {
             return;
         };
         let n = self.nodes.len();
