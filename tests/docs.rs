@@ -379,7 +379,6 @@ fn every_package_the_scripts_install_is_in_the_install_table() {
 /// the README promises (minutes fresh and again, GB in the checkout and in
 /// HOME). Skipped inside the benchmark that writes it.
 #[test]
-#[ignore = "the cost table is not yet re-measured with this round's suites: run scripts/bench.sh commands, then drop this"]
 fn the_cost_table_is_a_passing_run_of_every_suite_within_the_readmes_figures() {
     if std::env::var_os("ST_BENCH_COMMANDS").is_some() {
         // Inside the run that measures it (benches/commands/run.sh): the
