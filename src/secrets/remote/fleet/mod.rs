@@ -111,6 +111,9 @@ struct Start {
     requeue: Option<(Instant, Duration)>,
     /// It woke too late for its slot once, and took the next period's.
     deferred: bool,
+    /// It went in its slot: later first fetches (one inside it, another
+    /// thread's) do not wait.
+    went: bool,
     /// It has held a secret: the fleet's rules no longer apply.
     held: bool,
 }
@@ -122,6 +125,7 @@ static START: Mutex<Start> = Mutex::lazy(|| Start {
     slot: None,
     requeue: None,
     deferred: false,
+    went: false,
     held: false,
 });
 
@@ -186,7 +190,7 @@ pub(crate) struct FirstFetch {
 pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
     settings.fleet.place.as_ref()?;
     loop {
-        let (slot, deadline, requeue) = {
+        let (slot, first_fetch) = {
             let mut start = START.lock();
             if start.held {
                 return None;
@@ -206,12 +210,21 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
             // A slot past the deadline (more nodes than the capacity
             // serves in it) still has one fetch's time.
             let deadline = (first + settings.fleet.deadline).max(at + settings.fetch_bound());
-            (at, deadline, start.requeue)
+            let first_fetch = FirstFetch {
+                deadline,
+                requeue: start.requeue,
+            };
+            if start.went {
+                // The process went in its slot (this is a fetch inside
+                // that one, a login, or another thread's): no wait.
+                return Some(first_fetch);
+            }
+            (at, first_fetch)
         };
         std::thread::sleep(slot.saturating_duration_since(Instant::now()));
         let mut start = START.lock();
-        if start.slot != Some(slot) {
-            // Another thread of the process moved the slot.
+        if start.went || start.slot != Some(slot) {
+            // Another thread went, or moved the slot.
             continue;
         }
         if let Some(later) = woke_late(&settings.fleet, slot, Instant::now(), start.deferred) {
@@ -219,7 +232,8 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
             start.deferred = true;
             continue;
         }
-        return Some(FirstFetch { deadline, requeue });
+        start.went = true;
+        return Some(first_fetch);
     }
 }
 
@@ -308,6 +322,7 @@ pub(crate) fn forget() {
         slot: None,
         requeue: None,
         deferred: false,
+        went: false,
         held: false,
     };
 }

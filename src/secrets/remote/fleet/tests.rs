@@ -294,6 +294,24 @@ fn a_process_that_wakes_late_for_its_slot_takes_the_next_periods_once() {
 }
 
 #[test]
+fn a_fetch_inside_the_one_that_went_in_the_slot_does_not_wait() {
+    let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    forget();
+    // Rank 0 of 100 at 100 a second: a period of 1 s.
+    let s = in_fleet(Some(0), Some(100), 100);
+    assert!(admit(&s).is_some());
+    // Long past the slot (a login inside the first fetch, another
+    // thread's fetch): it goes at once, neither late nor deferred.
+    std::thread::sleep(Duration::from_millis(100));
+    let began = Instant::now();
+    assert!(admit(&s).is_some());
+    assert!(began.elapsed() < Duration::from_millis(500));
+    held();
+    assert!(admit(&s).is_none(), "a secret held: no fleet rules");
+    forget();
+}
+
+#[test]
 fn a_rank_waits_for_its_slot_then_tries_its_first_fetch_past_the_retries() {
     let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     forget();
