@@ -241,8 +241,9 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
 ///
 /// Later, it would go in the slot of a later rank, which goes too: the
 /// store's window counts one request more than the schedule gives it.
-/// 25 ms is a quarter of a slot at the default capacity; a whole stream
-/// that late puts at most 2.5% of the capacity into the next second.
+/// A whole stream 25 ms late puts at most 2.5% of the capacity into the
+/// next second of the store's window (two and a half slots at the default
+/// capacity).
 const LATE: Duration = Duration::from_millis(25);
 
 /// The slot of a process that woke at `now`, past `slot` by more than

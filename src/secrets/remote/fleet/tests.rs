@@ -279,7 +279,7 @@ fn a_process_that_wakes_late_for_its_slot_takes_the_next_periods_once() {
     let s = in_fleet(Some(250), Some(1000), 100).fleet;
     let slot = Instant::now();
     let ms = Duration::from_millis;
-    // On time, or late by less than a quarter of a slot: it goes.
+    // On time, or late by less than 25 ms: it goes.
     assert_eq!(woke_late(&s, slot, slot, false), None);
     assert_eq!(woke_late(&s, slot, slot + ms(20), false), None);
     // Later: its slot of the next period, 10 s on, once.
