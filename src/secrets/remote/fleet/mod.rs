@@ -7,8 +7,9 @@
 //!   of N / capacity seconds of the wall clock ([`slot_wait`]), so a job of
 //!   N nodes reaches the store at the store's pace within one period,
 //!   however its processes are late to start; a process that wakes late
-//!   for its slot (its node busy) takes the next period's, once
-//!   ([`woke_late`]), rather than a later rank's. A node that knows the node
+//!   for its slot (its node busy) goes once more, after the schedule's end
+//!   or in its slot of the next period, whichever is first ([`woke_late`]),
+//!   rather than in a later rank's. A node that knows the node
 //!   count but not its rank takes a random slot of the period; one that
 //!   knows its rank only, rank / capacity after its first need. A process
 //!   no scheduler speaks of does not wait. The wait is not part of any
@@ -109,7 +110,7 @@ struct Start {
     /// When the job's schedule ends, and over how long a refused first
     /// fetch is spread after that end.
     requeue: Option<(Instant, Duration)>,
-    /// It woke too late for its slot once, and took the next period's.
+    /// It woke too late for its slot once, and took a later one.
     deferred: bool,
     /// It went in its slot: later first fetches (one inside it, another
     /// thread's) do not wait.
@@ -227,7 +228,15 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
             // Another thread went, or moved the slot.
             continue;
         }
-        if let Some(later) = woke_late(&settings.fleet, slot, Instant::now(), start.deferred) {
+        let late = woke_late(
+            &settings.fleet,
+            slot,
+            Instant::now(),
+            start.deferred,
+            start.requeue,
+            crate::sys::random_unit(),
+        );
+        if let Some(later) = late {
             start.slot = Some(later);
             start.deferred = true;
             continue;
@@ -248,17 +257,29 @@ const LATE: Duration = Duration::from_millis(25);
 
 /// The slot of a process that woke at `now`, past `slot` by more than
 /// [`LATE`] (its node busy: thousands of processes starting on few cores, a
-/// stalled clock): its slot of the next period, once (`deferred`: it did
-/// so already). `None`: it goes now. Without the node count there is no
-/// period to go back to: it goes.
+/// stalled clock), once (`deferred`: it did so already): the earlier of its
+/// slot of the next period and a point drawn (`random`) in the spread after
+/// the job's schedule (`requeue`, where refused first fetches go too). A
+/// rank early in the period goes seconds after the schedule's end rather
+/// than a whole period after its slot; a late one keeps its own slot of the
+/// next period, which no rank of this start uses. `None`: it goes now.
+/// Without the node count there is no period to go back to: it goes.
 fn woke_late(
     settings: &FleetSettings,
     slot: Instant,
     now: Instant,
     deferred: bool,
+    requeue: Option<(Instant, Duration)>,
+    random: f64,
 ) -> Option<Instant> {
     let period = period(settings)?;
-    (!deferred && now.saturating_duration_since(slot) > LATE).then(|| slot + period)
+    if deferred || now.saturating_duration_since(slot) <= LATE {
+        return None;
+    }
+    let next = slot + period;
+    Some(requeue.map_or(next, |(end, spread)| {
+        next.min((end + spread.mul_f64(random)).max(now))
+    }))
 }
 
 /// The process held a secret: its next fetches retry as usual.

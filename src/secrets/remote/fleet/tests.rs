@@ -275,22 +275,44 @@ fn slots_spread_ranks_over_a_period_of_the_wall_clock() {
 }
 
 #[test]
-fn a_process_that_wakes_late_for_its_slot_takes_the_next_periods_once() {
+fn a_process_that_wakes_late_for_its_slot_goes_once_more_later() {
     let s = in_fleet(Some(250), Some(1000), 100).fleet;
     let slot = Instant::now();
     let ms = Duration::from_millis;
     // On time, or late by less than 25 ms: it goes.
-    assert_eq!(woke_late(&s, slot, slot, false), None);
-    assert_eq!(woke_late(&s, slot, slot + ms(20), false), None);
+    assert_eq!(woke_late(&s, slot, slot, false, None, 0.5), None);
+    assert_eq!(woke_late(&s, slot, slot + ms(20), false, None, 0.5), None);
     // Later: its slot of the next period, 10 s on, once.
     assert_eq!(
-        woke_late(&s, slot, slot + ms(200), false),
+        woke_late(&s, slot, slot + ms(200), false, None, 0.5),
         Some(slot + ms(10_000))
     );
-    assert_eq!(woke_late(&s, slot, slot + ms(200), true), None);
+    assert_eq!(woke_late(&s, slot, slot + ms(200), true, None, 0.5), None);
+    // With the schedule's end known (4 s on, a spread of 1 s): a point of
+    // that spread, when it comes before the next period's slot.
+    let requeue = Some((slot + ms(4_000), ms(1_000)));
+    assert_eq!(
+        woke_late(&s, slot, slot + ms(200), false, requeue, 0.5),
+        Some(slot + ms(4_500))
+    );
+    // A rank late in the period keeps its next slot, which is earlier.
+    let requeue = Some((slot + ms(9_000), ms(2_000)));
+    assert_eq!(
+        woke_late(&s, slot, slot + ms(200), false, requeue, 0.75),
+        Some(slot + ms(10_000))
+    );
+    // Woken after the schedule's end: now.
+    let requeue = Some((slot - ms(1_000), ms(500)));
+    assert_eq!(
+        woke_late(&s, slot, slot + ms(200), false, requeue, 0.5),
+        Some(slot + ms(200))
+    );
     // Without the count there is no period: it goes.
     let s = in_fleet(Some(250), None, 100).fleet;
-    assert_eq!(woke_late(&s, slot, slot + ms(200), false), None);
+    assert_eq!(
+        woke_late(&s, slot, slot + ms(200), false, requeue, 0.5),
+        None
+    );
 }
 
 #[test]
