@@ -200,12 +200,17 @@ pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
             if start.slot.is_none() {
                 let wait = slot_wait(&settings.fleet, crate::sys::random_unit(), unix_now());
                 start.slot = Some(Instant::now() + wait);
-                // Refused ranks go again after the schedule, which ends a
-                // period after the job's start (this node's first need
-                // stands for it), not into its full seconds: spread over a
-                // twentieth of the period, at least a second.
-                start.requeue = period(&settings.fleet)
-                    .map(|period| (first + period, (period / 20).max(Duration::from_secs(1))));
+                // Refused ranks go again after the schedule, not into its
+                // full seconds. It ends a period after the job's start (this
+                // node's first need stands for it) and later by as much as
+                // the nodes' starts are spread (the ranks that started past
+                // their slot take it a period on), which a twentieth of the
+                // period stands for; they go spread over another twentieth
+                // (each at least a second).
+                start.requeue = period(&settings.fleet).map(|period| {
+                    let twentieth = (period / 20).max(Duration::from_secs(1));
+                    (first + period + twentieth, twentieth)
+                });
             }
             let at = start.slot.unwrap_or(first);
             // A slot past the deadline (more nodes than the capacity
