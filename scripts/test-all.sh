@@ -205,22 +205,23 @@ counter_for() {
 }
 
 results=()
-record() { # record NAME RC START: a line of the closing table
-  local count took="$((($SECONDS - $3) / 60)) min $((($SECONDS - $3) % 60)) s" status=passed
+record() { # record NAME RC START [END]: a line of the closing table
+  local count e="${4:-$SECONDS}" status=passed took
+  took="$(((e - $3) / 60)) min $(((e - $3) % 60)) s"
   count="$("$(counter_for "$1")" "$logs/$1.log" || true)"
   [ "$2" = 0 ] || { status="FAILED (exit $2)"; echo "FAILED: $1 exited $2"; }
   results+=("$1|$status|${count:-?}|$took")
 }
-# The release build (dist) is mostly compiling while the server suites mostly
-# wait: when both are selected, it starts in the background with the first
-# server suite, its output in its log, and is waited for where it stands.
+# The release build (dist) compiles while the server suites mostly wait: with
+# both selected, it starts in the background with the first server suite (its
+# log apart), is waited for where it stands, and its time is until it ended.
 bg_start=0
 for name in "${selected[@]}"; do
   log="$logs/$name.log" start=$SECONDS
   if [ "$name" = dist ] && [ -n "$bg_pid" ]; then
     say "dist (started in the background $(((SECONDS - bg_start) / 60)) min ago): waiting for it"
     rc=0 && wait "$bg_pid" || rc=$?
-    bg_pid="" && tail -n 15 "$log" && record dist "$rc" "$bg_start" && continue
+    bg_pid="" && tail -n 15 "$log" && record dist "$rc" "$bg_start" "$(cat "$logs/dist.end" 2>/dev/null)" && continue
   fi
   if [[ "$name" =~ ^($servers_re)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
     [[ " ${selected[*]} " == *" dist "* ]]; then
@@ -228,7 +229,7 @@ for name in "${selected[@]}"; do
     wait_tools && venv && (ensure_dist_tools) || die "the release build's tools did not install"
     say "dist: started in the background (output: $logs/dist.log)"
     bg_start=$SECONDS
-    set -m && { suite_dist >"$logs/dist.log" 2>&1 & bg_pid=$!; } && set +m
+    set -m && { (suite_dist; r=$?; echo $SECONDS >"$logs/dist.end"; exit $r) &>"$logs/dist.log" & bg_pid=$!; } && set +m
   fi
   [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tools
   say "$name"

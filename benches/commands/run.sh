@@ -17,7 +17,8 @@
 #
 # Debian packages already installed stay installed (root's, not HOME's).
 # Prints a markdown table (minutes; the disk each phase added to the clone
-# and to HOME), then command 2's suites side by side, fresh and again.
+# and to HOME), then command 2's suites side by side, fresh and again; each
+# run's suite logs are kept in OUT_DIR/PHASE-logs.
 set -euo pipefail
 # The docs test of the cost table skips itself in these runs: they replace it.
 export ST_BENCH_COMMANDS=1
@@ -84,10 +85,12 @@ for phase in "${phases[@]}"; do
       make_fresh_home
       home0="$(du -sb "$fresh_home" | cut -f1)"
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
+      cp -r "$work/c3/build/test-logs" "$out/$phase-logs" # each suite's log, kept
       rows+=("| 2 | fresh clone, fresh HOME | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME |") ;;
     tests-again)
       [ -d "$work/c3" ] || { echo "tests-again follows tests-fresh" >&2; exit 2; }
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
+      cp -r "$work/c3/build/test-logs" "$out/$phase-logs"
       rows+=("| 2 | again | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME, in all |") ;;
     *) echo "no phase $phase" >&2; exit 2 ;;
   esac
@@ -97,7 +100,7 @@ echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 if [ -f "$out/tests-fresh.log" ]; then
   echo
-  echo "Command 2's suites (\`dist\` runs in the background from the first server suite on):"
+  echo "Command 2's suites (\`dist\` builds in the background from the first server suite on, for the minutes shown):"
   echo
   echo "| suite | fresh | again |"
   echo "|---|---|---|"
