@@ -107,8 +107,9 @@ struct Start {
     first_need: Option<Instant>,
     /// Its slot, once drawn.
     slot: Option<Instant>,
-    /// When the job's schedule ends, and over how long a refused first
-    /// fetch is spread after that end.
+    /// The band after the job's schedule where a refused first fetch, or
+    /// a process that woke too late for its slot, goes: its start and
+    /// length.
     requeue: Option<(Instant, Duration)>,
     /// It woke too late for its slot once, and took a later one.
     deferred: bool,
