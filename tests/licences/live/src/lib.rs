@@ -1,0 +1,1 @@
+//! Empty: only its dependency is read (tests/licences/run.sh).
