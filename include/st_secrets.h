@@ -575,6 +575,74 @@ const char *st_error_message(const st_error *e);
 void st_error_free(st_error *e);
 
 /**
+ * Writes the secrets a job asks for into the existing directory `dir`, for
+ * processes that will run as `uid`:`gid`, and puts into a new buffer at
+ * `*out_vars_json` (free with `st_buf_free`) the variables those processes
+ * get, as a JSON object in order: paths, the directory, `st://KEY`
+ * references; never a value.
+ *
+ * `names` is `NAME[=KEY],...`: the variable each process knows a secret by
+ * and the key it is read under with `m` (the variable's own name when no
+ * key is given). `layout` is `"files"` (the `st-secrets run --as-files`
+ * conventions: `HF_TOKEN` as a token file named by `HF_TOKEN_PATH`,
+ * `WANDB_API_KEY` as a netrc named by `NETRC`, the AWS keys as a
+ * credentials file named by `AWS_SHARED_CREDENTIALS_FILE`, any other
+ * `NAME` as a file named by `NAME_FILE`) or `"refs"` (one file per key,
+ * `SIMPLETUNER_SECRETS_DIRS` naming the directory, and `NAME=st://KEY`:
+ * the process's own library resolves it from the directory, with no
+ * credential). Each file is created new (never through an existing name
+ * or a link) with mode 0600, and handed to `uid`:`gid` before anything is
+ * written to it; -1 for both leaves the files the caller's.
+ *
+ * Every value is fetched first: nothing is written unless all are found,
+ * and a failure after the first file removes the files written.
+ *
+ * Returns `ST_OK`; `ST_NOT_FOUND` for a key no provider holds (the message
+ * names the variable and the key); `ST_INVALID_ARGUMENT` for a malformed
+ * list (naming the item), an unknown layout, a uid or gid out of range or
+ * only one of them -1, a `dir` that is not a directory or not on a
+ * memory-backed filesystem (tmpfs or ramfs), a value a netrc or
+ * credentials file cannot hold (naming the variable); `ST_IO` or
+ * `ST_PERMISSION` for a file that cannot be created (one already there
+ * included); a provider's error as `st_secrets_get` returns it;
+ * `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.
+ */
+st_result st_secrets_write_files(st_secrets *m,
+                                 const char *names,
+                                 const char *dir,
+                                 const char *layout,
+                                 int64_t uid,
+                                 int64_t gid,
+                                 st_buf **out_vars_json,
+                                 st_error **err);
+
+/**
+ * Revokes what a job's ledger lists (the file `st-secrets run` names by
+ * `SIMPLETUNER_JOB_LEDGER`, one line per Vault lease issued and per login
+ * token of the job's processes), with `m`'s Vault settings (a line naming
+ * another Vault is revoked there), and puts the outcome into a new buffer
+ * at `*out_report_json` (free with `st_buf_free`):
+ * `{"leases": N, "tokens": N, "failed": ["...", ...]}`, the leases and
+ * tokens revoked (or found already gone) and what could not be, with why
+ * (never a value, a token or a lease ID). The ledger is left in place:
+ * remove it once the report says nothing failed, or call again.
+ *
+ * The revocations go out at once (16 in flight at most), each waiting out
+ * an election at most (`vault_election_timeout`, then `request_timeout`).
+ * An empty ledger, or one whose file is gone, revokes nothing.
+ *
+ * Returns `ST_OK` (failures are in the report); `ST_PROVIDER_UNAVAILABLE`
+ * when the ledger lists something and `m` has no Vault address;
+ * `ST_IO`, `ST_PERMISSION` or `ST_PARSE` for a ledger that cannot be read
+ * (not a regular file, readable or writable by others, malformed);
+ * `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.
+ */
+st_result st_secrets_revoke_ledger(st_secrets *m,
+                                   const char *ledger_path,
+                                   st_buf **out_report_json,
+                                   st_error **err);
+
+/**
  * Copies `data` (`len` bytes, NULL when 0) into a new buffer at `*out`
  * with every secret value concealed: each value any manager of this
  * process has served (`st_secrets_get` and its variants, in any binding),

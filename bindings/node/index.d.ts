@@ -122,6 +122,10 @@ export class Manager {
     fingerprint: string; first_used: string; last_used: string; instead_of?: string }>;
   /** providers() with each provider's live checks under `checks` (null for env and file). */
   diagnose(): Array<ProviderInfo & { checks: Record<string, unknown> | null }>;
+  /** Writes a job's secrets as new 0600 files in dir (on tmpfs); the variables its processes get, in order. */
+  writeFiles(names: string, dir: string, layout?: 'files' | 'refs', uid?: number, gid?: number): Record<string, string>;
+  /** Revokes what a job's ledger lists; never a value, a token or a lease ID in the report. */
+  revokeLedger(path: string): { leases: number; tokens: number; failed: string[] };
   /** Concurrent calls for one key wait for one remote request. */
   getAsync(key: string): Promise<string | undefined>;
   getWithSourceAsync(key: string): Promise<{ value: string; provider: string } | undefined>;

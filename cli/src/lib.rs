@@ -15,14 +15,13 @@
 //! | `childenv` | the variables that change how a child or the loader runs, never set from a provider unless named | nothing |
 //! | `template` | `inject`'s `{{ st://KEY }}` references, and values written into YAML and JSON so the document keeps its shape | nothing |
 //! | `envfile` | `--env-file`: dotenv files of `NAME=st://KEY` references and literals (dotenvy), with file and line | `template` |
-//! | `delivery` | `run --as-files`: the file each secret goes to (a token file, a netrc, an AWS credentials file, `NAME_FILE`), the variable naming it, its contents | nothing |
 //! | `sys` | the tool's system calls, the only module where `unsafe` is allowed: signals blocked and taken, a signal passed on, children reaped, a command's starting mask, a pipe's size, the user id | nothing |
 //! | `secretfiles` | `run --file`: the private directory on a memory-backed filesystem and the 0600 files in it, removed on drop | `sys` |
 //! | `scan` | `scan`'s engine: files and directories walked, containers opened (zip, gzip, tar, W&B, TensorBoard, safetensors), hits located | nothing |
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome`, `io` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact) | `args`, `outcome`, `childenv`, `template`, `envfile`, `delivery`, `secretfiles`, `sys`, `io`, `context`, `scan` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact) | `args`, `outcome`, `childenv`, `template`, `envfile`, `secretfiles`, `sys`, `io`, `context`, `scan` |
 //! | (root) | `main_with_args`: keeps the process out of core dumps, parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands`, `sys` |
 
 #![deny(unsafe_code)]
@@ -31,7 +30,6 @@ mod args;
 mod childenv;
 mod commands;
 mod context;
-mod delivery;
 mod envfile;
 mod io;
 mod outcome;

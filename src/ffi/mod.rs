@@ -24,6 +24,7 @@ pub mod cache;
 pub mod crypto;
 pub mod error;
 mod handles;
+pub mod job;
 pub mod redact;
 pub mod result;
 pub mod secrets;

@@ -27,6 +27,7 @@ pub(crate) mod aws;
 pub(crate) mod aws_identity;
 mod chain;
 pub(crate) mod config;
+pub mod delivery;
 pub(crate) mod env;
 mod events;
 pub(crate) mod file;

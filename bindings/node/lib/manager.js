@@ -264,6 +264,26 @@ class Manager extends Handle {
     return JSON.parse(bufCall((o, e) => C.st_secrets_diagnose_json(this.handle, o, e)).toString());
   }
 
+  /** Writes the secrets a job asks for (`names`: "NAME[=KEY],...") into
+   *  `dir` (existing, on tmpfs or ramfs) for processes that will run as
+   *  uid:gid (-1, -1: the caller's), and returns the variables they get, in
+   *  order: paths, the directory, st://KEY references; never a value.
+   *  `layout`: "files" (the `st-secrets run --as-files` conventions) or
+   *  "refs" (one file per key and NAME=st://KEY). Files are new, 0600, the
+   *  user's; nothing is written unless every key is found. */
+  writeFiles(names, dir, layout = 'files', uid = -1, gid = -1) {
+    return JSON.parse(bufCall((o, e) =>
+      C.st_secrets_write_files(this.handle, names, dir, layout, uid, gid, o, e)).toString());
+  }
+
+  /** Revokes what a job's ledger lists (the private file `st-secrets run`
+   *  names by SIMPLETUNER_JOB_LEDGER) with this manager's Vault settings:
+   *  {leases, tokens, failed}. A ledger others may read or write is refused;
+   *  a missing or empty one revokes nothing. */
+  revokeLedger(path) {
+    return JSON.parse(bufCall((o, e) => C.st_secrets_revoke_ledger(this.handle, path, o, e)).toString());
+  }
+
   /** Drops the process-wide default manager: its next use reads the
    *  environment again. Managers made with `new Manager` are not affected. */
   static resetDefault() {

@@ -306,3 +306,40 @@ test('redact: served and held values, raw and encoded, in a buffer and a stream'
   }
   m.close();
 });
+
+test('a job: secrets written as files in order, a ledger revoked', () => {
+  const file = path.join(tmp(), 'secrets.json');
+  const m = new st.Manager({ file_path: file, providers: ['file'] });
+  m.set('HF_TOKEN', 'hf_node_job');
+  assert.throws(() => m.writeFiles('1BAD', tmp()),
+    (e) => e.code === 'ST_INVALID_ARGUMENT' && e.message.includes('1BAD'));
+  let shm = null;
+  try {
+    shm = fs.mkdtempSync('/dev/shm/st-node-job-');
+    made.push(shm);
+  } catch {
+    // no /dev/shm here: the writing part is left out
+  }
+  if (shm) {
+    const vars = (() => {
+      try {
+        return m.writeFiles('HF_TOKEN,DB=HF_TOKEN', shm);
+      } catch (e) {
+        assert.match(e.message, /memory-backed/); // /dev/shm not tmpfs here
+        return null;
+      }
+    })();
+    if (vars) {
+      assert.deepEqual(Object.entries(vars),
+        [['HF_TOKEN_PATH', `${shm}/hf-token`], ['DB_FILE', `${shm}/DB`]]);
+      assert.equal(fs.readFileSync(`${shm}/hf-token`, 'utf8'), 'hf_node_job');
+      assert.equal(fs.statSync(`${shm}/hf-token`).mode & 0o777, 0o600);
+      assert.throws(() => m.writeFiles('HF_TOKEN,GONE', fs.mkdtempSync(`${shm}/x`)),
+        (e) => e.code === 'ST_NOT_FOUND' && e.message.includes('GONE'));
+    }
+  }
+  const ledger = path.join(tmp(), 'ledger');
+  assert.deepEqual(m.revokeLedger(ledger), { leases: 0, tokens: 0, failed: [] });
+  fs.writeFileSync(ledger, '{"login":"s.x"}\n', { mode: 0o644 });
+  assert.throws(() => m.revokeLedger(ledger), (e) => e instanceof st.StSecretsError);
+});

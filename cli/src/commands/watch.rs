@@ -10,10 +10,10 @@
 //! rewritten only when its value differs. The new value is concealed in the
 //! command's output from then on too.
 
-use crate::delivery::{refusal, render, Render};
 use crate::io::printable;
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Patterns;
+use st_secrets::secrets::delivery::{refusal, render, Render};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
 use std::path::PathBuf;

@@ -155,7 +155,22 @@ pub(super) fn where_at(at: &Value) -> Option<(Vec<String>, Option<String>)> {
 /// [`Error::Io`] when the file cannot be read (missing, not a private file
 /// of this user, too large).
 pub(super) fn read(path: &Path) -> Result<Vec<(Value, Listed)>, Error> {
-    let bytes = crate::fsutil::read_required(path, "job ledger", MAX_LEDGER)
+    // A ledger someone else could edit could send its tokens elsewhere (a
+    // line names the Vault it revokes at): only this user's private file.
+    let private = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        let uid = crate::sys::effective_uid();
+        if meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(Error::Permission(format!(
+                "job ledger {} is not private to user {uid} (owner {}, mode {:o}); refusing to read it",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    };
+    let bytes = crate::fsutil::read_required_checked(path, "job ledger", MAX_LEDGER, private)
         .map(crate::secret::SecretBytes::from)?;
     let mut groups: Vec<(Value, Listed)> = Vec::new();
     for line in bytes.expose().split(|b| *b == b'\n') {
@@ -233,6 +248,15 @@ mod tests {
             Some(SecretString::from("s.token-1")),
         );
         ledger.logged_in(&SecretString::from("s.token-2"));
+        assert_eq!(read(&path).unwrap()[0].1.logins.len(), 1);
+        // Read back only while private: a line names where its tokens go.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let e = read(&path).err().unwrap();
+        assert!(
+            matches!(e, Error::Permission(_)) && e.to_string().contains("not private"),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
