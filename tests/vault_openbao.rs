@@ -475,6 +475,47 @@ fn rejected_approle_credentials_are_st_auth() {
 
 #[test]
 #[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn approle_from_the_configuration_reads_its_secret_id_file_for_each_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret-id");
+    std::fs::write(&file, format!("{}\n", text(&s, "secret_id"))).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = |role: Option<&str>, secret: Option<&std::path::Path>| {
+        let mut j = serde_json::json!({"providers": ["vault"], "vault_url": text(&s, "url")});
+        if let Some(r) = role {
+            j["vault_role_id"] = r.into();
+        }
+        if let Some(f) = secret {
+            j["vault_secret_id_file"] = f.to_str().unwrap().into();
+        }
+        ManagerConfig::from_json(&j.to_string()).unwrap()
+    };
+    let m = || {
+        SecretsManager::with_environment(
+            config(Some(text(&s, "role_id")), Some(&file)),
+            Vars::empty(),
+        )
+        .unwrap()
+    };
+    assert!(m().get("HF_TOKEN").unwrap().is_some());
+    // A file others may write chooses the secret ID sent: refused, named.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let e = m().get("HF_TOKEN").unwrap_err();
+    assert!(
+        e.message().contains("secret-id") && e.message().contains("writable"),
+        "{e}"
+    );
+    assert!(!e.message().contains(text(&s, "secret_id")), "{e}");
+    // One of the two alone: no login, and the message says which pair.
+    let alone = SecretsManager::with_environment(config(Some("r"), None), Vars::empty()).unwrap();
+    let e = alone.get("HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("go together"), "{e}");
+}
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn tls_with_the_ca_from_either_variable_and_an_untrusted_certificate() {
     let s = setup();
     let c = ManagerConfig {

@@ -383,6 +383,24 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "vault_role_id",
+        value: "string",
+        doc: "an AppRole login's role ID, with `vault_secret_id_file` (both or neither): the machine's identity in the configuration; default `VAULT_ROLE_ID` (with `VAULT_SECRET_ID`)",
+        apply: |c, k, v| {
+            c.vault.role_id = Some(nonempty(k, v)?.to_owned());
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "vault_secret_id_file",
+        value: "string",
+        doc: "a file holding the AppRole secret ID (`~/` expanded; not writable by group or others), read again for every login; with `vault_role_id`",
+        apply: |c, k, v| {
+            c.vault.secret_id_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "vault_client_cert",
         value: "string",
         doc: "a PEM file with the TLS client certificate (and its chain) presented to Vault, read again for every login; a `cert` login needs it; default `BAO_CLIENT_CERT`, else `VAULT_CLIENT_CERT`",

@@ -2,7 +2,7 @@
 //! (AppRole, or the workload's identity: [`super::login`]), or nothing
 //! behind an agent; chosen from the settings and the environment.
 
-use super::login::Login;
+use super::login::{Login, SecretId};
 use super::settings::{either, VaultAuth, VaultSettings, KUBERNETES_TOKEN_FILE};
 use crate::error::Error;
 use crate::paths::expand_home;
@@ -131,17 +131,30 @@ impl Auth {
         })
     }
 
-    /// AppRole, when `VAULT_ROLE_ID` and `VAULT_SECRET_ID` are both set.
+    /// AppRole: `vault_role_id` with `vault_secret_id_file`, else when
+    /// `VAULT_ROLE_ID` and `VAULT_SECRET_ID` are both set.
     /// At `vault_auth_mount` (`SIMPLETUNER_VAULT_AUTH_MOUNT`), else `approle`.
     fn approle(settings: &VaultSettings, vars: &Vars) -> Option<Auth> {
         let mount = settings.auth_mount.clone().or_else(|| {
             vars.get(var::SIMPLETUNER_VAULT_AUTH_MOUNT)
                 .map(|m| m.trim_matches('/').to_owned())
         });
+        if let (Some(r), Some(f)) = (&settings.role_id, &settings.secret_id_file) {
+            let file = TokenFile::new(
+                f.clone(),
+                "AppRole secret ID file",
+                "config vault_secret_id_file",
+            );
+            return Some(Auth::Login(Login::approle(
+                SecretString::from(r.as_str()),
+                SecretId::File(file),
+                mount.as_ref(),
+            )));
+        }
         match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
             (Some(r), Some(s)) => Some(Auth::Login(Login::approle(
                 SecretString::from(r),
-                SecretString::from(s),
+                SecretId::Value(SecretString::from(s)),
                 mount.as_ref(),
             ))),
             _ => None,
@@ -171,7 +184,9 @@ pub(super) fn no_way_to_authenticate(vault: &VaultSettings, vars: &Vars) -> Erro
         var::SIMPLETUNER_VAULT_AUTH,
         identity.join(", ")
     );
-    if vault.role.is_some() || vars.get(var::SIMPLETUNER_VAULT_ROLE).is_some() {
+    if vault.role_id.is_some() != vault.secret_id_file.is_some() {
+        message.push_str(" (vault_role_id and vault_secret_id_file go together: only one is set)");
+    } else if vault.role.is_some() || vars.get(var::SIMPLETUNER_VAULT_ROLE).is_some() {
         message.push_str(&format!(
             " (a role is set, vault_role or {}, but no vault_auth names the login it is for)",
             var::SIMPLETUNER_VAULT_ROLE

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
 use crate::secrets::aws_identity::wire::{signature_headers, FORM_CONTENT_TYPE};
+use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
@@ -74,7 +75,15 @@ fn role_hint(role: Option<&str>) -> String {
 /// AppRole: a role ID and a secret ID.
 struct AppRole {
     role_id: SecretString,
-    secret_id: SecretString,
+    secret_id: SecretId,
+}
+
+/// Where an AppRole login's secret ID comes from.
+pub(super) enum SecretId {
+    /// `VAULT_SECRET_ID`.
+    Value(SecretString),
+    /// `vault_secret_id_file`, read again when it changes.
+    File(TokenFile),
 }
 
 impl Method for AppRole {
@@ -83,12 +92,23 @@ impl Method for AppRole {
     }
 
     fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
-        let body = json!({"role_id": self.role_id.expose(), "secret_id": self.secret_id.expose()});
+        let read;
+        let secret_id = match &self.secret_id {
+            SecretId::Value(v) => v,
+            SecretId::File(f) => {
+                read = f.get().map_err(FetchError::permanent)?;
+                &read
+            }
+        };
+        let body = json!({"role_id": self.role_id.expose(), "secret_id": secret_id.expose()});
         Ok((body, None, "AppRole role ID".to_owned()))
     }
 
     fn hint(&self) -> String {
-        "check VAULT_ROLE_ID and VAULT_SECRET_ID".into()
+        match &self.secret_id {
+            SecretId::Value(_) => "check VAULT_ROLE_ID and VAULT_SECRET_ID".into(),
+            SecretId::File(f) => format!("check vault_role_id and {}", f.describe()),
+        }
     }
 }
 
@@ -303,7 +323,7 @@ impl Login {
     /// An AppRole login at `auth/approle`.
     pub(super) fn approle(
         role_id: SecretString,
-        secret_id: SecretString,
+        secret_id: SecretId,
         mount: Option<&String>,
     ) -> Login {
         Login::at(Box::new(AppRole { role_id, secret_id }), mount, "approle")

@@ -46,6 +46,10 @@ pub struct VaultSettings {
     pub auth_mount: Option<String>,
     /// The JWT file of a `jwt` or `kubernetes` login (`vault_jwt_file`).
     pub jwt_file: Option<PathBuf>,
+    /// An AppRole login's role ID (`vault_role_id`), with its secret ID in
+    /// `secret_id_file` (`vault_secret_id_file`), read again for every login.
+    pub role_id: Option<String>,
+    pub secret_id_file: Option<PathBuf>,
     /// The TLS client certificate (PEM) presented to the servers
     /// (`vault_client_cert`); a `cert` login needs it.
     pub client_cert: Option<PathBuf>,
