@@ -8,18 +8,16 @@
 #
 #   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
 #
-# NAME: the ALL list below; docs/benchmarks.md says what each measures
-# against which peers. remote and fleet start moto and OpenBao, failover an
-# OpenBao cluster (about 25 minutes), fleet-start both; tool writes
-# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty;
-# commands runs the README's two commands in fresh clones (about 90 minutes).
-# --other LIB_DIR (another build's target/release, e.g. an older checkout's)
-# adds that build to cache, boundary, matcher, fleet-start and failover.
+# NAME: the ALL list; docs/benchmarks.md says what each measures against which peers. remote and
+# fleet start moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm
+# a Slurm cluster too (as root); tool writes 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist
+# is empty; commands runs the README's two commands in fresh clones (about 90 minutes). --other LIB_DIR
+# (another build's target/release) adds that build to cache, boundary, matcher, fleet-start, failover.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
 ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet fleet-start leases rotation failover
-  sizes commands)
+  slurm sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -135,6 +133,7 @@ bench_leak() {
 }
 bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
 bench_fleet-start() { source benches/fleet_start/run.sh; } # about an hour: see the file
+bench_slurm() { cargo_build --release -q && bash tests/slurm/run.sh --bench "$out/table.md"; }
 bench_matcher() {
   cargo_build --release -q &&
     python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"

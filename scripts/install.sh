@@ -8,25 +8,22 @@
 # lays out the prefix docs/install-and-release.md describes: the shared
 # library with its SONAME links, the static one exporting only st_*
 # (localize_static below), the header, both .pc files and the CMake package
-# (relocatable), bin/st-secrets with its man pages and completions, the
-# licence and third-party notices in share/doc/st_secrets, and
-# share/st_secrets/install-manifest.txt listing every file.
+# (relocatable), bin/st-secrets with its man pages and completions, the Slurm
+# plugin where spank.h is, the licence and third-party notices in
+# share/doc/st_secrets, and share/st_secrets/install-manifest.txt.
 #
-# --libdir and --includedir (default `lib` and `include`) are relative to the
-# prefix, or absolute inside it: `lib64` (Fedora, RHEL), `lib/x86_64-linux-gnu`
-# (Debian multiarch); the .pc files and the CMake package follow them, and stay
-# relocatable. The man pages and completions are rendered at build time from
-# the tool's own command definitions (cli/build.rs).
+# --libdir and --includedir (default `lib` and `include`) are relative to the prefix, or absolute inside
+# it: `lib64` (Fedora, RHEL), `lib/x86_64-linux-gnu` (Debian multiarch); the .pc files and the CMake
+# package follow them, and stay relocatable. The man pages and completions are rendered at build time
+# from the tool's own command definitions (cli/build.rs).
 #
-# It builds the release library and tool first (cargo; skip with --no-build)
-# and installs stripped copies (no debug info, no local symbols). --target
-# installs a build for that target triple from target/TRIPLE/release, made
-# beforehand (scripts/dist.sh makes them; implies --no-build), with that
-# architecture's binutils (`aarch64-linux-gnu-strip`, ...). DESTDIR is
-# honoured as packagers expect: files go to $DESTDIR$PREFIX, and the files
-# themselves name nothing absolute, so the prefix can be moved or copied.
-# --no-rpath leaves `-Wl,-rpath,${libdir}` out of st_secrets.pc (for a prefix
-# the system loader searches anyway, such as /usr).
+# It builds the release library and tool first (cargo; skip with --no-build) and installs stripped copies
+# (no debug info, no local symbols). --target installs a build for that target triple from
+# target/TRIPLE/release, made beforehand (scripts/dist.sh makes them; implies --no-build), with that
+# architecture's binutils (`aarch64-linux-gnu-strip`, ...). DESTDIR is honoured as packagers expect:
+# files go to $DESTDIR$PREFIX, and the files themselves name nothing absolute, so the prefix can be
+# moved or copied. --no-rpath leaves `-Wl,-rpath,${libdir}` out of st_secrets.pc (for a prefix the
+# system loader searches anyway, such as /usr).
 #
 # --uninstall removes the files the prefix's manifest lists (the manifest too)
 # and the directories that leaves empty; nothing else.
@@ -183,6 +180,10 @@ chmod 0644 "$L/libst_secrets.a"
 install -m 0644 "$ROOT/include/st_secrets.h" "$stage/$includedir/st_secrets.h"
 "${tools}strip" --strip-unneeded -o "$stage/bin/st-secrets" "$rel/st-secrets"
 chmod 0755 "$stage/bin/st-secrets"
+# The Slurm plugin (slurm/) in libdir/slurm, where Slurm's spank.h is (Debian's libslurm-dev).
+if [ -z "$target" ] && [ -f "${SLURM_INCLUDE:-/usr/include}/slurm/spank.h" ]; then
+  mkdir -p "$L/slurm" && make -s -C "$ROOT/slurm" OUT="$L/slurm/st_secrets_spank.so" LIBDIR="$L" >&2
+fi
 
 # The man pages and completions (cli/build.rs), where man and each shell
 # look under a prefix.

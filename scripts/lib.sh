@@ -32,6 +32,8 @@ declare -A ST_PACKAGES=(
 )
 for s in moto openbao openbao-ha tool-servers; do ST_PACKAGES[$s]="${ST_PACKAGES[servers]}"; done
 ST_PACKAGES[leases]="${ST_PACKAGES[servers]} /usr/lib/postgresql/15/bin/postgres:postgresql psql:postgresql-client"
+ST_PACKAGES[slurm]="${ST_PACKAGES[leases]} cc:gcc make:make slurmctld:slurmctld slurmd:slurmd munged:munge
+  sbatch:slurm-client slurmdbd:slurmdbd /usr/include/slurm/spank.h:libslurm-dev mariadbd:mariadb-server"
 ST_PACKAGES[dist-checks]+=" ${ST_PACKAGES[ctest]} ${ST_PACKAGES[consumers]} ${ST_PACKAGES[dist]}"
 
 # Installs the Debian packages the named suites need and lack: as root with

@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# Command 2 of the README: the test suites, each one step whose runner's exit
-# status decides it. Installs what it needs (missing system packages, the
-# venv and tools under ~/.cache/st-secrets; nothing inside the repository)
-# and starts and stops its servers on 127.0.0.1.
-#
+# Command 2 of the README: the test suites, each one step whose runner's exit status decides it. Installs
+# what it needs (missing system packages, the venv and tools under ~/.cache/st-secrets; nothing inside the
+# repository) and starts and stops its servers on 127.0.0.1.
 #   scripts/test-all.sh                  every suite, in order (what CI runs)
 #   scripts/test-all.sh SUITE...         those suites alone, each with its servers
 #   scripts/test-all.sh SUITE -- ARGS    ARGS to the suite's runner (a test name)
 #   scripts/test-all.sh --list           the suites and what each runs
-#
-# Ends with a table of the suites (count, minutes), the total time and the
-# line "suites: N passed, M failed". docs/testing.md describes each suite.
+# Ends with a table of the suites (count, minutes), the total time and "suites: N passed, M failed";
+# docs/testing.md describes each suite.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh" && source "$ST_ROOT/tests/leftovers.sh"
 cd "$ST_ROOT"
@@ -34,6 +31,7 @@ SUITES=(
   "openbao-ha|a 3-node OpenBao raft cluster: roles, current reads, the leader killed; a fleet's start (and moto's)"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
+  "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB) with OpenBao and moto (tests/slurm)"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -186,6 +184,7 @@ suite_leases() {
   cargo_build && cargo_test --test leases --test rotation -- --include-ignored --test-threads=1 \
     --nocapture "${extra[@]}"
 }
+suite_slurm() { bash tests/slurm/run.sh "${extra[@]}"; }
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
 suite_msrv() { bash tests/msrv/run.sh; }
 suite_dist() { bash scripts/dist.sh "$ST_ROOT/build/dist"; }
@@ -198,7 +197,7 @@ counter_for() {
   case "$1" in
     cargo | moto | openbao | openbao-ha | tool-servers | leases | docs | tsan) echo count_cargo ;;
     ctest | go | node) echo "count_$1" ;;
-    interop) echo count_pytest ;;
+    interop | slurm) echo count_pytest ;;
     header | lint | msrv | dist | leftovers) echo count_none ;;
     *) echo count_plain ;;
   esac

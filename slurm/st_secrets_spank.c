@@ -1,0 +1,830 @@
+/*
+ * st_secrets_spank.so: a Slurm SPANK plugin that hands each job the secrets
+ * it names, fetched on every node by the node itself (the site's identity,
+ * configured once in plugstack.conf), so nothing of a value reaches Slurm's
+ * records, the job script or the user's credentials. Public C API of
+ * libst_secrets and Slurm's spank.h only.
+ *
+ *   required /PREFIX/lib/slurm/st_secrets_spank.so config=/etc/st-secrets/slurm.json
+ *
+ * Plugin arguments (plugstack.conf):
+ *   config=FILE   the library's JSON configuration for the site (root's,
+ *                 not writable by group or others): its chain, Vault or AWS
+ *                 address and login; required once a job names a secret
+ *   keys=LIST     secrets every job gets (NAME[=KEY],...), before its own
+ *   layout=files|refs   the default delivery (files)
+ *   env=allow|deny      whether a job may ask for values in its environment
+ *                       (--st-secrets-as=env); deny by default
+ *   dir=PATH      where the jobs' directories go (/run/st-secrets): root's,
+ *                 on tmpfs or ramfs
+ *   environment=FILE  NAME=VALUE lines (root's, not writable by group or
+ *                 others) set for the library in the prolog and the epilog,
+ *                 whose environment Slurm builds afresh: the variables the
+ *                 site's identity is given by (AWS_SHARED_CREDENTIALS_FILE,
+ *                 AWS_PROFILE, VAULT_ROLE_ID, BAO_CACERT, ...)
+ *
+ * Job options (sbatch, salloc, srun): --st-secrets=NAME[=KEY],... and
+ * --st-secrets-as=files|refs|env.
+ *
+ * Where each part runs (docs/leak-guard.md, "Slurm"):
+ *   job_prolog (root, on each node of the job, before its first step there):
+ *     fetches the secrets in the node's admission slot (its index in the
+ *     job's node list), writes them as the job user's 0600 files in
+ *     DIR/job-ID.NODE/files, and the variables naming them in .../vars;
+ *     every login and lease goes to the job's ledger (.../ledger).
+ *     A failure is written to .../error, never fails the prolog (which
+ *     would drain the node): the job's tasks fail with it instead.
+ *   init_post_opt (slurmstepd, root, each step): sets the variables in the
+ *     step's environment.
+ *   task_init (each task, the user's): a failure of the prolog is printed
+ *     on the task's stderr (the job's output) and the task fails.
+ *   job_epilog (root, each node, however the job ended): revokes every
+ *     lease and login token of the job's ledger and removes the directory.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/spank.h>
+
+#include "st_secrets.h"
+
+SPANK_PLUGIN(st_secrets, 1);
+
+#define DEFAULT_DIR "/run/st-secrets"
+#define MAX_LIST 4096
+#define BASE_MAX 1024
+#define DIR_MAX (BASE_MAX + 300) /* BASE/job-ID.NODE */
+#define MAX_CONFIG (1024 * 1024)
+#define MAX_VARS (256 * 1024)
+#define MAX_VALUE (64 * 1024)
+#define TMPFS_MAGIC_ 0x01021994
+#define RAMFS_MAGIC_ 0x858458f6
+
+struct settings {
+    char config[PATH_MAX];
+    char keys[MAX_LIST];
+    char layout[8];
+    int env_allowed;
+    char dir[BASE_MAX];
+    char environment[PATH_MAX];
+};
+
+static char opt_keys[MAX_LIST];
+static char opt_as[8];
+/* The prolog's failure for this step's node, printed by each task. */
+static char step_error[2048];
+
+static int set_opt_keys(int val, const char *optarg, int remote);
+static int set_opt_as(int val, const char *optarg, int remote);
+
+static struct spank_option opt_secrets = {
+    "st-secrets", "NAME[=KEY],...",
+    "Secrets for the job's tasks, fetched on each node (st-secrets)", 1, 0, set_opt_keys};
+static struct spank_option opt_secrets_as = {
+    "st-secrets-as", "files|refs|env",
+    "How the tasks get them: files (NAME_FILE, HF_TOKEN_PATH, ...), refs (NAME=st://KEY) or env", 1,
+    0, set_opt_as};
+
+/* ---------------------------------------------------------------- checks */
+
+/* A list item is NAME[=KEY]: NAME a variable name, KEY a plain file name
+ * without '=' (the library checks the same again). */
+static int valid_list(const char *list, char *why, size_t n)
+{
+    const char *p = list;
+    if (!*p) {
+        snprintf(why, n, "the list of secrets is empty");
+        return 0;
+    }
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        size_t name = 0;
+        while (name < len && p[name] != '=')
+            name++;
+        int ok = name > 0 && (isalpha((unsigned char)p[0]) || p[0] == '_');
+        for (size_t i = 0; ok && i < name; i++)
+            ok = isalnum((unsigned char)p[i]) || p[i] == '_';
+        if (ok && name < len) {
+            const char *key = p + name + 1;
+            size_t klen = len - name - 1;
+            ok = klen > 0 && key[0] != '.';
+            for (size_t i = 0; ok && i < klen; i++)
+                ok = isgraph((unsigned char)key[i]) && key[i] != '/' && key[i] != '=';
+        }
+        if (!ok) {
+            snprintf(why, n, "'%.*s' is not NAME or NAME=KEY (a variable name; a key without spaces, / or =)",
+                     (int)(len > 64 ? 64 : len), p);
+            return 0;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 1;
+}
+
+static int set_opt_keys(int val, const char *optarg, int remote)
+{
+    char why[256];
+    (void)val;
+    (void)remote;
+    if (!optarg || strlen(optarg) >= sizeof(opt_keys) || !valid_list(optarg, why, sizeof(why))) {
+        slurm_error("st-secrets: --st-secrets: %s", optarg ? why : "a list is required");
+        return -1;
+    }
+    strcpy(opt_keys, optarg);
+    return 0;
+}
+
+static int set_opt_as(int val, const char *optarg, int remote)
+{
+    (void)val;
+    (void)remote;
+    if (!optarg || (strcmp(optarg, "files") && strcmp(optarg, "refs") && strcmp(optarg, "env"))) {
+        slurm_error("st-secrets: --st-secrets-as: '%s' is not one of files, refs, env",
+                    optarg ? optarg : "");
+        return -1;
+    }
+    strcpy(opt_as, optarg);
+    return 0;
+}
+
+static int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
+{
+    memset(s, 0, sizeof(*s));
+    strcpy(s->layout, "files");
+    strcpy(s->dir, DEFAULT_DIR);
+    for (int i = 0; i < ac; i++) {
+        const char *a = av[i];
+        const char *v = strchr(a, '=');
+        if (!v) {
+            snprintf(why, n, "plugin argument '%s' is not NAME=VALUE", a);
+            return -1;
+        }
+        v++;
+        size_t name = (size_t)(v - a - 1);
+        char *dest = NULL;
+        size_t cap = 0;
+        if (name == 6 && !strncmp(a, "config", 6)) {
+            dest = s->config, cap = sizeof(s->config);
+        } else if (name == 4 && !strncmp(a, "keys", 4)) {
+            dest = s->keys, cap = sizeof(s->keys);
+        } else if (name == 3 && !strncmp(a, "dir", 3)) {
+            dest = s->dir, cap = sizeof(s->dir);
+        } else if (name == 11 && !strncmp(a, "environment", 11)) {
+            dest = s->environment, cap = sizeof(s->environment);
+        } else if (name == 6 && !strncmp(a, "layout", 6)) {
+            if (strcmp(v, "files") && strcmp(v, "refs")) {
+                snprintf(why, n, "plugin argument layout='%s' is not files or refs", v);
+                return -1;
+            }
+            dest = s->layout, cap = sizeof(s->layout);
+        } else if (name == 3 && !strncmp(a, "env", 3)) {
+            if (strcmp(v, "allow") && strcmp(v, "deny")) {
+                snprintf(why, n, "plugin argument env='%s' is not allow or deny", v);
+                return -1;
+            }
+            s->env_allowed = !strcmp(v, "allow");
+            continue;
+        } else {
+            snprintf(why, n, "unknown plugin argument '%.*s' (config, keys, layout, env, dir, environment)", (int)name, a);
+            return -1;
+        }
+        if (strlen(v) >= cap || !*v) {
+            snprintf(why, n, "plugin argument %.*s is empty or too long", (int)name, a);
+            return -1;
+        }
+        strcpy(dest, v);
+    }
+    if (s->keys[0] && !valid_list(s->keys, why, n))
+        return -1;
+    if ((s->config[0] && s->config[0] != '/') || s->dir[0] != '/' ||
+        (s->environment[0] && s->environment[0] != '/')) {
+        snprintf(why, n, "plugin arguments config, dir and environment must be absolute paths");
+        return -1;
+    }
+    return 0;
+}
+
+/* A file or directory root owns and nobody else may change: what a root
+ * process may trust. */
+static int root_only(const struct stat *st, const char *what, const char *path, char *why, size_t n)
+{
+    if (st->st_uid != 0 || (st->st_mode & 022)) {
+        snprintf(why, n, "%s %s must be root's and not writable by group or others (owner %u, mode %o)",
+                 what, path, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+        return 0;
+    }
+    return 1;
+}
+
+/* The text of plugin argument `arg` (config, environment), checked (root's,
+ * not group/other writable, a regular file), or NULL with `why`. */
+static char *read_root_file(const char *arg, const char *path, char *why, size_t n)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "plugin argument %s=", arg);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, n, "%s%s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        snprintf(why, n, "%s%s is not a regular file", what, path);
+    } else if (root_only(&st, what, path, why, n)) {
+        if (st.st_size > MAX_CONFIG) {
+            snprintf(why, n, "%s%s is larger than %d bytes", what, path, MAX_CONFIG);
+        } else if ((text = calloc(1, (size_t)st.st_size + 1))) {
+            ssize_t got = read(fd, text, (size_t)st.st_size);
+            if (got != st.st_size) {
+                snprintf(why, n, "%s%s: cannot read it", what, path);
+                explicit_bzero(text, (size_t)st.st_size);
+                free(text);
+                text = NULL;
+            }
+        }
+    }
+    close(fd);
+    return text;
+}
+
+static int memory_backed(const char *path)
+{
+    struct statfs fs;
+    return statfs(path, &fs) == 0 && ((unsigned long)fs.f_type == TMPFS_MAGIC_ || (unsigned long)fs.f_type == RAMFS_MAGIC_);
+}
+
+/* DIR/job-ID.NODE: the job's directory on this node (several slurmd on one
+ * host each have their own). */
+static int job_dir(const struct settings *s, uint32_t job, char *out, size_t n)
+{
+    const char *node = getenv("SLURMD_NODENAME");
+    char host[256];
+    if (!node || !*node || strchr(node, '/')) {
+        if (gethostname(host, sizeof(host)))
+            return -1;
+        host[sizeof(host) - 1] = 0;
+        node = host;
+    }
+    int len = snprintf(out, n, "%s/job-%u.%s", s->dir, job, node);
+    return (len < 0 || (size_t)len >= n) ? -1 : 0;
+}
+
+/* ------------------------------------------------------ small file helpers */
+
+static int write_new(const char *path, const char *text, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    ssize_t put = write(fd, text, len);
+    close(fd);
+    return put == (ssize_t)len ? 0 : -1;
+}
+
+/* Reads at most max bytes of a regular file (no links) into a new
+ * NUL-terminated buffer; *len its length. */
+static char *read_small(const char *path, size_t max, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    char *buf = NULL;
+    if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size <= max &&
+        (buf = calloc(1, (size_t)st.st_size + 1))) {
+        ssize_t got = read(fd, buf, (size_t)st.st_size);
+        if (got != st.st_size) {
+            explicit_bzero(buf, (size_t)st.st_size);
+            free(buf);
+            buf = NULL;
+        } else if (len) {
+            *len = (size_t)got;
+        }
+    }
+    close(fd);
+    return buf;
+}
+
+/* Removes the job's directory: its files, files/ and what is in it. Never
+ * follows a link (unlinkat removes the link itself). */
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            if (unlinkat(dirfd(d), e->d_name, 0) && errno == EISDIR) {
+                char sub[PATH_MAX];
+                if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+                    remove_tree(sub);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void record_error(const char *dir, const char *fmt, ...)
+{
+    char msg[2048], path[PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    slurm_error("st-secrets: %s", msg);
+    if (snprintf(path, sizeof(path), "%s/error", dir) < (int)sizeof(path)) {
+        unlink(path);
+        write_new(path, msg, strlen(msg), 0600);
+    }
+}
+
+/* ------------------------------------------------------------- the options */
+
+/* What this job asks for: the site's keys, then the job's; and how. */
+static int job_request(spank_t sp, const struct settings *s, char *keys, size_t n, char *as)
+{
+    char *arg = NULL;
+    keys[0] = 0;
+    strcpy(as, s->layout);
+    if (s->keys[0])
+        snprintf(keys, n, "%s", s->keys);
+    /* The callbacks' values where Slurm called them (srun, sbatch,
+     * slurmstepd); spank_option_getopt in the prolog and epilog. */
+    if (*opt_keys)
+        arg = opt_keys;
+    else if (spank_option_getopt(sp, &opt_secrets, &arg) != ESPANK_SUCCESS)
+        arg = NULL;
+    if (arg && *arg) {
+        size_t used = strlen(keys);
+        if (used + strlen(arg) + 2 > n)
+            return -1;
+        snprintf(keys + used, n - used, "%s%s", used ? "," : "", arg);
+    }
+    arg = NULL;
+    if (*opt_as)
+        snprintf(as, 8, "%s", opt_as);
+    else if (spank_option_getopt(sp, &opt_secrets_as, &arg) == ESPANK_SUCCESS && arg && *arg)
+        snprintf(as, 8, "%s", arg);
+    return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+    spank_context_t ctx = spank_context();
+    struct settings s;
+    char why[512];
+    if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR || ctx == S_CTX_REMOTE) {
+        if (spank_option_register(sp, &opt_secrets) != ESPANK_SUCCESS ||
+            spank_option_register(sp, &opt_secrets_as) != ESPANK_SUCCESS)
+            slurm_error("st-secrets: cannot register the job options");
+    }
+    if (parse_args(ac, av, &s, why, sizeof(why))) {
+        slurm_error("st-secrets: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* In srun, sbatch and salloc: refuse what the site does not allow before
+ * the job is submitted. */
+static int check_submission(int ac, char **av)
+{
+    struct settings s;
+    char why[512];
+    if (parse_args(ac, av, &s, why, sizeof(why)))
+        return -1;
+    if (!strcmp(opt_as, "env") && !s.env_allowed) {
+        slurm_error("st-secrets: --st-secrets-as=env: this site keeps values out of the "
+                    "environment (plugin argument env=deny)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- the prolog */
+
+/* Sets the variables of plugin argument environment=FILE (NAME=VALUE lines;
+ * blank lines and # comments skipped) in this process; 0, or -1 with why. */
+static int load_environment(const struct settings *s, char *why, size_t n)
+{
+    if (!s->environment[0])
+        return 0;
+    char *text = read_root_file("environment", s->environment, why, n);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    int rc = 0, line = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        while (*l == ' ' || *l == '\t')
+            l++;
+        if (!*l || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        int ok = eq && eq > l && (isalpha((unsigned char)*l) || *l == '_');
+        for (char *c = l; ok && c < eq; c++)
+            ok = isalnum((unsigned char)*c) || *c == '_';
+        if (!ok) {
+            snprintf(why, n, "plugin argument environment=%s: line %d is not NAME=VALUE", s->environment, line);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        setenv(l, eq + 1, 1);
+    }
+    explicit_bzero(text, len);
+    free(text);
+    return rc;
+}
+
+
+/* This node's place among the job's nodes, for the library's admission:
+ * SLURM_NODEID and SLURM_NNODES from the job's node list. */
+static void set_node_rank(void)
+{
+    const char *list = getenv("SLURM_NODELIST"); /* the prolog's name for the job's nodes */
+    const char *node = getenv("SLURMD_NODENAME");
+    if (!list || !node || getenv("SLURM_NODEID"))
+        return;
+    hostlist_t hl = slurm_hostlist_create(list);
+    if (!hl)
+        return;
+    int index = slurm_hostlist_find(hl, node);
+    int count = slurm_hostlist_count(hl);
+    slurm_hostlist_destroy(hl);
+    if (index >= 0 && count > 0) {
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%d", index);
+        snprintf(b, sizeof(b), "%d", count);
+        setenv("SLURM_NODEID", a, 1);
+        setenv("SLURM_NNODES", b, 1);
+    }
+}
+
+static void free_error(st_error *e)
+{
+    if (e)
+        st_error_free(e);
+}
+
+/* Fetches and writes the job's secrets into `dir` (created, root's).
+ * Returns 0, or -1 with the reason recorded in dir/error. */
+static int prepare(const struct settings *s, const char *dir, const char *keys, const char *as,
+                   uid_t uid, gid_t gid)
+{
+    char path[PATH_MAX], files[PATH_MAX], why[512];
+    st_secrets *m = NULL;
+    st_error *err = NULL;
+    st_buf *vars = NULL;
+    int rc = -1;
+    if (!s->config[0]) {
+        record_error(dir, "the job names secrets (%s) but plugstack.conf gives no config=FILE", keys);
+        return -1;
+    }
+    char *config = read_root_file("config", s->config, why, sizeof(why));
+    if (!config) {
+        record_error(dir, "%s", why);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/ledger", dir);
+    snprintf(files, sizeof(files), "%s/files", dir);
+    if (write_new(path, "", 0, 0600) || mkdir(files, 0700)) {
+        record_error(dir, "cannot create the job's ledger or files in %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (load_environment(s, why, sizeof(why))) {
+        record_error(dir, "%s", why);
+        goto out;
+    }
+    setenv("SIMPLETUNER_JOB_LEDGER", path, 1);
+    setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
+    set_node_rank();
+    if (st_secrets_new(config, &m, &err) != ST_OK) {
+        record_error(dir, "plugin argument config=%s: %s", s->config, st_error_message(err));
+        goto out;
+    }
+    const char *layout = strcmp(as, "files") ? "refs" : "files";
+    if (st_secrets_write_files(m, keys, files, layout, uid, gid, &vars, &err) != ST_OK) {
+        record_error(dir, "%s", st_error_message(err));
+        goto out;
+    }
+    if (chown(files, uid, gid)) {
+        record_error(dir, "cannot hand %s to the job's user: %s", files, strerror(errno));
+        goto out;
+    }
+    /* vars: what init_post_opt sets; for env, the values are read there. */
+    snprintf(path, sizeof(path), "%s/vars", dir);
+    char head[MAX_LIST + 16];
+    snprintf(head, sizeof(head), "%s\n%s\n", as, keys);
+    size_t hl = strlen(head), vl = st_buf_len(vars);
+    char *text = malloc(hl + vl);
+    if (!text)
+        goto out;
+    memcpy(text, head, hl);
+    memcpy(text + hl, st_buf_data(vars), vl);
+    rc = write_new(path, text, hl + vl, 0600);
+    free(text);
+    if (rc)
+        record_error(dir, "cannot write %s: %s", path, strerror(errno));
+out:
+    if (m)
+        st_secrets_free(m);
+    st_buf_free(vars);
+    free_error(err);
+    explicit_bzero(config, strlen(config));
+    free(config);
+    return rc;
+}
+
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], keys[MAX_LIST], as[8], dir[DIR_MAX];
+    uint32_t job = 0;
+    uid_t uid;
+    gid_t gid;
+    struct stat st;
+    if (parse_args(ac, av, &s, why, sizeof(why))) {
+        slurm_error("st-secrets: %s", why);
+        return 0; /* the steps fail with it (init_post_opt), the node stays up */
+    }
+    if (job_request(sp, &s, keys, sizeof(keys), as) || !keys[0])
+        return 0;
+    if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+        spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
+        spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir))) {
+        slurm_error("st-secrets: the job's id or user is not known in the prolog");
+        return 0;
+    }
+    if (mkdir(s.dir, 0755) && errno != EEXIST) {
+        slurm_error("st-secrets: plugin argument dir=%s: %s", s.dir, strerror(errno));
+        return 0;
+    }
+    if (lstat(s.dir, &st) || !S_ISDIR(st.st_mode) || !root_only(&st, "plugin argument dir=", s.dir, why, sizeof(why)) ||
+        !memory_backed(s.dir)) {
+        slurm_error("st-secrets: plugin argument dir=%s must be root's directory on tmpfs or ramfs", s.dir);
+        return 0;
+    }
+    remove_tree(dir); /* a requeued job's, if its epilog never ran */
+    if (mkdir(dir, 0711)) {
+        slurm_error("st-secrets: cannot create %s: %s", dir, strerror(errno));
+        return 0;
+    }
+    if (!strcmp(as, "env") && !s.env_allowed) {
+        record_error(dir, "--st-secrets-as=env: this site keeps values out of the environment "
+                          "(plugin argument env=deny)");
+        return 0;
+    }
+    prepare(&s, dir, keys, as, uid, gid);
+    return 0;
+}
+
+/* ------------------------------------------------------- each step's setup */
+
+/* The next JSON string of a flat object of strings at *p (the library's
+ * output: printable ASCII escaped as JSON escapes it) into out. */
+static int json_string(const char **p, char *out, size_t n)
+{
+    const char *s = *p;
+    size_t o = 0;
+    while (*s && *s != '"')
+        s++;
+    if (*s++ != '"')
+        return -1;
+    for (; *s && *s != '"'; s++) {
+        char c = *s;
+        if (c == '\\') {
+            s++;
+            switch (*s) {
+            case '"': case '\\': case '/': c = *s; break;
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'u': {
+                unsigned v = 0;
+                if (sscanf(s + 1, "%4x", &v) != 1 || v > 0x7f)
+                    return -1;
+                c = (char)v;
+                s += 4;
+                break;
+            }
+            default: return -1;
+            }
+        }
+        if (o + 1 >= n)
+            return -1;
+        out[o++] = c;
+    }
+    if (*s != '"')
+        return -1;
+    out[o] = 0;
+    *p = s + 1;
+    return 0;
+}
+
+/* Whether every item this step names (--st-secrets of an srun in the job)
+ * is among those prepared for the job on this node (`list`, `n` bytes); if
+ * not, the step's error names the first one missing. */
+static int prepared_keys(spank_t sp, const char *list, size_t n)
+{
+    /* In slurmstepd the step's options reach the plugin through its
+     * callback (set_opt_keys), not spank_option_getopt. */
+    char *arg = opt_keys;
+    if (!*arg && (spank_option_getopt(sp, &opt_secrets, &arg) != ESPANK_SUCCESS || !arg || !*arg))
+        return 0;
+    for (const char *p = arg; *p;) {
+        size_t len = strcspn(p, ",");
+        int found = 0;
+        for (const char *q = list; q < list + n && !found;) {
+            size_t ql = strcspn(q, ",\n");
+            found = ql == len && !strncmp(p, q, len);
+            q += ql + 1;
+        }
+        if (!found) {
+            snprintf(step_error, sizeof(step_error),
+                     "--st-secrets of this step names %.*s, which the job did not ask for when it "
+                     "started on this node (its list: %.*s): give it to sbatch or salloc",
+                     (int)len, p, (int)n, list);
+            return -1;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+/* Sets the job's variables from dir/vars in the step's environment; for
+ * `env`, each secret's value read from its file. */
+static int set_step_env(spank_t sp, const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/vars", dir);
+    char *text = read_small(path, MAX_VARS, NULL);
+    if (!text)
+        return -1;
+    char as[8] = "";
+    const char *p = strchr(text, '\n');
+    const char *keys_end = p ? strchr(p + 1, '\n') : NULL;
+    if (!p || p - text >= (long)sizeof(as) || !keys_end) {
+        free(text);
+        return -1;
+    }
+    memcpy(as, text, (size_t)(p - text));
+    if (prepared_keys(sp, p + 1, (size_t)(keys_end - p - 1))) {
+        free(text);
+        return -1;
+    }
+    p = keys_end;
+    int env = !strcmp(as, "env"), rc = 0;
+    char name[256], value[PATH_MAX + 256];
+    while (strchr(p, '"')) {
+        if (json_string(&p, name, sizeof(name)) || (p = strchr(p, ':')) == NULL ||
+            json_string(&p, value, sizeof(value))) {
+            rc = -1;
+            break;
+        }
+        if (env && !strcmp(name, "SIMPLETUNER_SECRETS_DIRS"))
+            continue;
+        if (env && !strncmp(value, "st://", 5)) {
+            char file[PATH_MAX];
+            size_t len = 0;
+            snprintf(file, sizeof(file), "%s/files/%s", dir, value + 5);
+            char *secret = read_small(file, MAX_VALUE, &len);
+            if (!secret || memchr(secret, 0, len)) {
+                snprintf(step_error, sizeof(step_error), "%s: its value cannot be an environment variable", name);
+                rc = -1;
+            } else if (spank_setenv(sp, name, secret, 1) != ESPANK_SUCCESS) {
+                rc = -1;
+            }
+            if (secret) {
+                explicit_bzero(secret, len);
+                free(secret);
+            }
+            if (rc)
+                break;
+            continue;
+        }
+        if (spank_setenv(sp, name, value, 1) != ESPANK_SUCCESS) {
+            rc = -1;
+            break;
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], dir[DIR_MAX], path[PATH_MAX];
+    uint32_t job = 0;
+    spank_context_t ctx = spank_context();
+    if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR)
+        return check_submission(ac, av);
+    if (ctx != S_CTX_REMOTE)
+        return 0;
+    if (parse_args(ac, av, &s, why, sizeof(why))) {
+        snprintf(step_error, sizeof(step_error), "%s", why);
+        return 0;
+    }
+    if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir)))
+        return 0;
+    snprintf(path, sizeof(path), "%s/error", dir);
+    char *error = read_small(path, sizeof(step_error) - 1, NULL);
+    if (error) {
+        snprintf(step_error, sizeof(step_error), "%s", error);
+        free(error);
+        return 0;
+    }
+    struct stat st;
+    if (lstat(dir, &st)) {
+        /* No directory: the job named nothing, unless this step does (the
+         * batch step never sees sbatch's options; srun's steps do). */
+        char keys[MAX_LIST], as[8];
+        if (!job_request(sp, &s, keys, sizeof(keys), as) && keys[0])
+            snprintf(step_error, sizeof(step_error),
+                     "the secrets %s were not prepared on this node (%s missing: is the plugin in this "
+                     "node's plugstack.conf?)", keys, dir);
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || set_step_env(sp, dir)) {
+        if (!step_error[0])
+            snprintf(step_error, sizeof(step_error), "cannot read the job's variables in %s", dir);
+    }
+    return 0;
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+    (void)sp;
+    (void)ac;
+    (void)av;
+    if (!step_error[0])
+        return 0;
+    fprintf(stderr, "st-secrets: %s\n", step_error);
+    fflush(stderr);
+    return -1;
+}
+
+/* ------------------------------------------------------------- the epilog */
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], dir[DIR_MAX], ledger[PATH_MAX];
+    uint32_t job = 0;
+    struct stat st;
+    if (parse_args(ac, av, &s, why, sizeof(why)) || spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+        job_dir(&s, job, dir, sizeof(dir)) || lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0)
+        return 0;
+    snprintf(ledger, sizeof(ledger), "%s/ledger", dir);
+    if (!lstat(ledger, &st) && st.st_size > 0 && s.config[0]) {
+        char *config = read_root_file("config", s.config, why, sizeof(why));
+        st_secrets *m = NULL;
+        st_error *err = NULL;
+        st_buf *report = NULL;
+        if (!config || load_environment(&s, why, sizeof(why))) {
+            slurm_error("st-secrets: job %u: nothing revoked: %s", job, why);
+        } else if (st_secrets_new(config, &m, &err) != ST_OK ||
+                   st_secrets_revoke_ledger(m, ledger, &report, &err) != ST_OK) {
+            slurm_error("st-secrets: job %u: nothing revoked: %s", job, st_error_message(err));
+        } else {
+            const char *r = (const char *)st_buf_data(report);
+            if (strstr(r, "\"failed\":[]"))
+                slurm_info("st-secrets: job %u: revoked %s", job, r);
+            else
+                slurm_error("st-secrets: job %u: not all revoked: %s", job, r);
+        }
+        if (m)
+            st_secrets_free(m);
+        st_buf_free(report);
+        free_error(err);
+        if (config) {
+            explicit_bzero(config, strlen(config));
+            free(config);
+        }
+    }
+    remove_tree(dir);
+    return 0;
+}

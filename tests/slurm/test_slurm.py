@@ -1,0 +1,215 @@
+"""The Slurm plugin (slurm/st_secrets_spank.c), installed by
+scripts/install.sh, loaded by Debian's Slurm 22.05 (tests/slurm/cluster.py:
+two slurmd on 127.0.0.1, slurmdbd on MariaDB, cgroup v1), fetching from
+OpenBao (a KV secret; PostgreSQL credentials leased by its database engine)
+and moto. Jobs of the unprivileged user `sttest`, submitted with
+`sbatch --export=NONE`: what each task sees, what Slurm kept, one login per
+node, and every lease and login token revoked however the job ends.
+Run by tests/slurm/run.sh (scripts/test-all.sh slurm).
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cluster as slurm  # noqa: E402
+import slurm_site as st_site  # noqa: E402
+
+KEYS = "HF_TOKEN,REPLICATE_API_TOKEN,PG_PASSWORD,PG_USERNAME"
+
+
+@pytest.fixture(scope="session")
+def site():
+    s = st_site.Site()
+    yield s
+    s.remove()
+
+
+@pytest.fixture(scope="session")
+def cl(site, tmp_path_factory):
+    d = Path("/tmp") / f"st-secrets-slurm-cluster.{site.dir.name.rsplit('.', 1)[-1]}"
+    slurm.start(d, site.plugstack())
+    c = slurm.Cluster(d)
+    yield c
+    slurm.stop(d)
+
+
+@pytest.fixture()
+def plugstack(site, cl):
+    """Rewrites plugstack.conf for one test (read by each new slurmstepd),
+    and puts the suite's back after."""
+    path = Path(cl.info["dir"]) / "plugstack.conf"
+
+    def use(**extra):
+        path.write_text(site.plugstack(**extra) + "\n")
+
+    yield use
+    path.write_text(site.plugstack() + "\n")
+
+
+def sha(data):
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+TASK = r"""#!/bin/bash
+/usr/bin/srun -l /bin/bash -c '
+  for v in HF_TOKEN_PATH REPLICATE_API_TOKEN_FILE PG_PASSWORD_FILE; do
+    f="${!v}"; echo "$v $(stat -c "%a %U" "$f") $(/usr/bin/sha256sum < "$f" | cut -c1-64)"
+  done
+  env | grep -c -E "^(HF_TOKEN|REPLICATE_API_TOKEN|PG_PASSWORD)=" || true
+  sleep %SLEEP%'
+"""
+
+
+def task_lines(out):
+    return [l.split(": ", 1)[1] for l in out.splitlines() if ": " in l and l.split(": ", 1)[0].isdigit()]
+
+
+def test_each_task_gets_files_slurm_keeps_nothing_and_a_node_logs_in_once(site, cl):
+    logins = site.vault.audited("auth/slurm/login")
+    job = cl.sbatch(TASK.replace("%SLEEP%", "4"), "--export=NONE", "-N2", "-n8", "--st-secrets=" + KEYS)
+    leases, tokens = st_site.ledger_of(site, job)
+    # The values, known to the test: the KV and moto secrets, and the
+    # leased password read (as root) from the node's file.
+    pg = [(d / "files/PG_PASSWORD").read_text() for d in st_site.job_dirs(site, job)]
+    time.sleep(2)  # the tasks are in their sleep
+    environs = st_site.task_environs(cl.info["uid"])
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED", out
+    lines = task_lines(out)
+    assert lines.count(f"HF_TOKEN_PATH 600 sttest {sha(site.hf)}") == 8, out
+    assert lines.count(f"REPLICATE_API_TOKEN_FILE 600 sttest {sha(site.aws_value)}") == 8, out
+    assert sum(1 for l in lines if l.startswith("PG_PASSWORD_FILE 600 sttest")) == 8, out
+    assert lines.count("0") == 8, "no value in any task's environment"
+    assert len(environs) >= 8
+    # One login per node, one lease of each node's credentials.
+    assert site.vault.audited("auth/slurm/login") - logins == 2
+    assert len(tokens) == 2 and len(leases) == 2
+    values = [site.hf.encode(), site.aws_value.encode(), site.secret_id.encode()] + [p.encode() for p in pg]
+    hits = st_site.found(st_site.places(cl, job, environs), values)
+    assert hits == {}, f"values kept in {hits}"
+    # Revoked at the job's end, and the job's directory gone.
+    assert st_site.revoked_within(site.vault, leases, tokens, time.monotonic()) is not None
+    assert not any(d.exists() for d in st_site.job_dirs(site, job))
+
+
+def test_references_are_resolved_by_the_tasks_own_library(site, cl):
+    tool = st_site.PREFIX / "bin/st-secrets"
+    script = f"""#!/bin/bash
+echo "batch $HF_TOKEN"
+/usr/bin/srun -l /bin/bash -c 'echo "$HF_TOKEN $({tool} get HF_TOKEN | /usr/bin/sha256sum | cut -c1-64)"'
+"""
+    job = cl.sbatch(script, "--export=NONE", "-N2", "-n4", "--st-secrets=HF_TOKEN", "--st-secrets-as=refs")
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED", out
+    assert "batch st://HF_TOKEN" in out
+    assert task_lines(out).count(f"st://HF_TOKEN {sha(site.hf)}") == 4, out
+    assert site.hf not in out
+
+
+def test_values_in_the_environment_only_where_the_site_allows_it(site, cl, plugstack):
+    r = cl.as_user("sbatch", "--export=NONE", "--st-secrets=HF_TOKEN", "--st-secrets-as=env",
+                   "--wrap", "true")
+    assert r.returncode != 0 and "env=deny" in r.stderr, r.stderr
+    plugstack(env="allow")
+    script = "#!/bin/bash\n/usr/bin/srun -l /bin/bash -c 'echo $(echo -n \"$HF_TOKEN\" | /usr/bin/sha256sum)'\n"
+    job = cl.sbatch(script, "--export=NONE", "-N1", "-n2", "--st-secrets=HF_TOKEN", "--st-secrets-as=env")
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED" and task_lines(out).count(f"{sha(site.hf)} -") == 2, out
+
+
+def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
+    # An option value that is no list: refused when submitted.
+    r = cl.as_user("sbatch", "--export=NONE", "--st-secrets=1BAD,HF_TOKEN", "--wrap", "true")
+    assert r.returncode != 0 and "'1BAD'" in r.stderr, r.stderr
+    r = cl.as_user("sbatch", "--export=NONE", "--st-secrets-as=disk", "--wrap", "true")
+    assert r.returncode != 0 and "'disk'" in r.stderr, r.stderr
+    # A key set nowhere: the job's tasks fail, the output names it.
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN,NOT_SET_ANYWHERE")
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "NOT_SET_ANYWHERE" in out and "ran" not in out, out
+    assert site.hf not in out
+    # A step asking for more than the job did: that step fails, naming it.
+    script = "#!/bin/bash\n/usr/bin/srun --st-secrets=HF_TOKEN,REPLICATE_API_TOKEN /bin/true\necho after $?\n"
+    job = cl.sbatch(script, "--export=NONE", "--st-secrets=HF_TOKEN")
+    cl.wait(job)
+    out = cl.output(job)
+    assert "REPLICATE_API_TOKEN, which the job did not ask for" in out and "after 0" not in out, out
+    # A configuration others may write; a server nobody answers at.
+    bad = site.write("config-open.json", (site.dir / "config.json").read_text(), 0o666)
+    plugstack(config=bad)
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "config=" in out and "writable" in out, out
+    dead = dict(site.config, vault_url="http://127.0.0.1:9", fleet_deadline=2, request_timeout=1)
+    plugstack(config=site.write("config-dead.json", json.dumps(dead), 0o644))
+    start = time.monotonic()
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+    state, _ = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "vault" in out.lower() and "ran" not in out, out
+    assert time.monotonic() - start < 120, "every wait is bounded"
+
+
+def ending(site, cl, script, *args, act=None, expect=None):
+    """Runs a job holding a lease and logins on both nodes, ends it with
+    `act(job)` (or by itself), and returns (state, seconds from its end
+    until everything it held was revoked)."""
+    job = cl.sbatch(script, "--export=NONE", "-N2", "-n2", "--st-secrets=HF_TOKEN,PG_PASSWORD", *args)
+    try:
+        leases, tokens = st_site.ledger_of(site, job)
+    except AssertionError as e:
+        logs = "".join(p.read_text()[-1500:] for p in Path(cl.info["logs"]).glob("slurmd.*.log"))
+        raise AssertionError(f"{e}: {cl.state(job)}\n{cl.output(job)}\n{logs}") from None
+    assert len(tokens) == 2 and len(leases) == 2
+    assert all(site.vault.token_alive(t) for t in tokens)
+    if act:
+        act(job)
+    state, ended = cl.wait(job, timeout=240)
+    took = st_site.revoked_within(site.vault, leases, tokens, ended)
+    assert took is not None, f"job {job} ({state}): not revoked"
+    if "--mem=100M" in args:
+        assert "oom-kill" in cl.output(job), cl.output(job)
+    if expect:
+        assert state == expect, cl.output(job)
+    return state, took
+
+
+RUNNING = "#!/bin/bash\n/usr/bin/srun /bin/sleep %s\n"
+
+
+def test_every_ending_revokes_the_jobs_leases_and_tokens(site, cl):
+    ending(site, cl, RUNNING % 3, expect="COMPLETED")
+    ending(site, cl, "#!/bin/bash\n/usr/bin/srun /bin/bash -c 'sleep 3; exit 3'\n", expect="FAILED")
+    ending(site, cl, RUNNING % 60, act=lambda j: subprocess.run(["scancel", str(j)], env=cl.env),
+           expect="CANCELLED")
+    # --signal: the batch shell is told ahead of its time limit and ends.
+    trap = "#!/bin/bash\ntrap 'echo signalled; exit 0' USR1\n/usr/bin/srun /bin/sleep 120 & wait\n"
+    ending(site, cl, trap, "--time=1", "--signal=B:USR1@57", expect="COMPLETED")
+    # Out of memory: the job's cgroup (100 MB) kills the task.
+    oom = "#!/bin/bash\n/usr/bin/srun /usr/bin/python3 -c 'x = b\"x\" * (400 << 20)'\n"
+    state, _ = ending(site, cl, oom, "--mem=100M")
+    assert state in ("OUT_OF_MEMORY", "FAILED")  # the step's OOM fails the batch script
+
+    # slurmd killed and started again while the job runs: its epilog runs
+    # after the restart.
+    def restart(job):
+        cl.restart_slurmd("n1")
+
+    ending(site, cl, RUNNING % 4, act=restart, expect="COMPLETED")
+
+
+def test_the_time_limit_revokes(site, cl):
+    # Slurm's smallest limit is a minute: the longest test here.
+    ending(site, cl, RUNNING % 300, "--time=1", expect="TIMEOUT")
