@@ -2,8 +2,9 @@
  * st_secrets_spank.so: a Slurm SPANK plugin that hands each job the secrets
  * it names, fetched on every node by the node itself (the site's identity,
  * configured once in plugstack.conf), so nothing of a value reaches Slurm's
- * records, the job script or the user's credentials. Public C API of
- * libst_secrets and Slurm's spank.h only.
+ * records, the job script or the user's credentials. The public C API of
+ * libst_secrets and Slurm's spank.h (with slurm.h's hostlist functions for
+ * the node's index among the job's nodes).
  *
  *   required /PREFIX/lib/slurm/st_secrets_spank.so config=/etc/st-secrets/slurm.json
  *
@@ -23,10 +24,12 @@
  *                 site's identity is given by (AWS_SHARED_CREDENTIALS_FILE,
  *                 AWS_PROFILE, VAULT_ROLE_ID, BAO_CACERT, ...)
  *
+ * (Their parsing and the files the plugin reads and writes: settings.c.)
+ *
  * Job options (sbatch, salloc, srun): --st-secrets=NAME[=KEY],... and
  * --st-secrets-as=files|refs|env.
  *
- * Where each part runs (docs/leak-guard.md, "Slurm"):
+ * Where each part runs (docs/slurm.md, "What runs where"):
  *   job_prolog (root, on each node of the job, before its first step there):
  *     fetches the secrets in the node's admission slot (its index in the
  *     job's node list), writes them as the job user's 0600 files in
@@ -42,8 +45,6 @@
  *     lease and login token of the job's ledger and removes the directory.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -54,34 +55,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <slurm/slurm.h>
 #include <slurm/spank.h>
 
 #include "st_secrets.h"
+#include "settings.h"
 
 SPANK_PLUGIN(st_secrets, 1);
-
-#define DEFAULT_DIR "/run/st-secrets"
-#define MAX_LIST 4096
-#define BASE_MAX 1024
-#define DIR_MAX (BASE_MAX + 300) /* BASE/job-ID.NODE */
-#define MAX_CONFIG (1024 * 1024)
-#define MAX_VARS (256 * 1024)
-#define MAX_VALUE (64 * 1024)
-#define TMPFS_MAGIC_ 0x01021994
-#define RAMFS_MAGIC_ 0x858458f6
-
-struct settings {
-    char config[PATH_MAX];
-    char keys[MAX_LIST];
-    char layout[8];
-    int env_allowed;
-    char dir[BASE_MAX];
-    char environment[PATH_MAX];
-};
 
 static char opt_keys[MAX_LIST];
 static char opt_as[8];
@@ -100,43 +82,6 @@ static struct spank_option opt_secrets_as = {
     0, set_opt_as};
 
 /* ---------------------------------------------------------------- checks */
-
-/* A list item is NAME[=KEY]: NAME a variable name, KEY a plain file name
- * without '=' (the library checks the same again). */
-static int valid_list(const char *list, char *why, size_t n)
-{
-    const char *p = list;
-    if (!*p) {
-        snprintf(why, n, "the list of secrets is empty");
-        return 0;
-    }
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        size_t name = 0;
-        while (name < len && p[name] != '=')
-            name++;
-        int ok = name > 0 && (isalpha((unsigned char)p[0]) || p[0] == '_');
-        for (size_t i = 0; ok && i < name; i++)
-            ok = isalnum((unsigned char)p[i]) || p[i] == '_';
-        if (ok && name < len) {
-            const char *key = p + name + 1;
-            size_t klen = len - name - 1;
-            ok = klen > 0 && key[0] != '.';
-            for (size_t i = 0; ok && i < klen; i++)
-                ok = isgraph((unsigned char)key[i]) && key[i] != '/' && key[i] != '=';
-        }
-        if (!ok) {
-            snprintf(why, n, "'%.*s' is not NAME or NAME=KEY (a variable name; a key without spaces, / or =)",
-                     (int)(len > 64 ? 64 : len), p);
-            return 0;
-        }
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    return 1;
-}
 
 static int set_opt_keys(int val, const char *optarg, int remote)
 {
@@ -162,186 +107,6 @@ static int set_opt_as(int val, const char *optarg, int remote)
     }
     strcpy(opt_as, optarg);
     return 0;
-}
-
-static int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
-{
-    memset(s, 0, sizeof(*s));
-    strcpy(s->layout, "files");
-    strcpy(s->dir, DEFAULT_DIR);
-    for (int i = 0; i < ac; i++) {
-        const char *a = av[i];
-        const char *v = strchr(a, '=');
-        if (!v) {
-            snprintf(why, n, "plugin argument '%s' is not NAME=VALUE", a);
-            return -1;
-        }
-        v++;
-        size_t name = (size_t)(v - a - 1);
-        char *dest = NULL;
-        size_t cap = 0;
-        if (name == 6 && !strncmp(a, "config", 6)) {
-            dest = s->config, cap = sizeof(s->config);
-        } else if (name == 4 && !strncmp(a, "keys", 4)) {
-            dest = s->keys, cap = sizeof(s->keys);
-        } else if (name == 3 && !strncmp(a, "dir", 3)) {
-            dest = s->dir, cap = sizeof(s->dir);
-        } else if (name == 11 && !strncmp(a, "environment", 11)) {
-            dest = s->environment, cap = sizeof(s->environment);
-        } else if (name == 6 && !strncmp(a, "layout", 6)) {
-            if (strcmp(v, "files") && strcmp(v, "refs")) {
-                snprintf(why, n, "plugin argument layout='%s' is not files or refs", v);
-                return -1;
-            }
-            dest = s->layout, cap = sizeof(s->layout);
-        } else if (name == 3 && !strncmp(a, "env", 3)) {
-            if (strcmp(v, "allow") && strcmp(v, "deny")) {
-                snprintf(why, n, "plugin argument env='%s' is not allow or deny", v);
-                return -1;
-            }
-            s->env_allowed = !strcmp(v, "allow");
-            continue;
-        } else {
-            snprintf(why, n, "unknown plugin argument '%.*s' (config, keys, layout, env, dir, environment)", (int)name, a);
-            return -1;
-        }
-        if (strlen(v) >= cap || !*v) {
-            snprintf(why, n, "plugin argument %.*s is empty or too long", (int)name, a);
-            return -1;
-        }
-        strcpy(dest, v);
-    }
-    if (s->keys[0] && !valid_list(s->keys, why, n))
-        return -1;
-    if ((s->config[0] && s->config[0] != '/') || s->dir[0] != '/' ||
-        (s->environment[0] && s->environment[0] != '/')) {
-        snprintf(why, n, "plugin arguments config, dir and environment must be absolute paths");
-        return -1;
-    }
-    return 0;
-}
-
-/* A file or directory root owns and nobody else may change: what a root
- * process may trust. */
-static int root_only(const struct stat *st, const char *what, const char *path, char *why, size_t n)
-{
-    if (st->st_uid != 0 || (st->st_mode & 022)) {
-        snprintf(why, n, "%s %s must be root's and not writable by group or others (owner %u, mode %o)",
-                 what, path, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
-        return 0;
-    }
-    return 1;
-}
-
-/* The text of plugin argument `arg` (config, environment), checked (root's,
- * not group/other writable, a regular file), or NULL with `why`. */
-static char *read_root_file(const char *arg, const char *path, char *why, size_t n)
-{
-    char what[64];
-    snprintf(what, sizeof(what), "plugin argument %s=", arg);
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(why, n, "%s%s: %s", what, path, strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        snprintf(why, n, "%s%s is not a regular file", what, path);
-    } else if (root_only(&st, what, path, why, n)) {
-        if (st.st_size > MAX_CONFIG) {
-            snprintf(why, n, "%s%s is larger than %d bytes", what, path, MAX_CONFIG);
-        } else if ((text = calloc(1, (size_t)st.st_size + 1))) {
-            ssize_t got = read(fd, text, (size_t)st.st_size);
-            if (got != st.st_size) {
-                snprintf(why, n, "%s%s: cannot read it", what, path);
-                explicit_bzero(text, (size_t)st.st_size);
-                free(text);
-                text = NULL;
-            }
-        }
-    }
-    close(fd);
-    return text;
-}
-
-static int memory_backed(const char *path)
-{
-    struct statfs fs;
-    return statfs(path, &fs) == 0 && ((unsigned long)fs.f_type == TMPFS_MAGIC_ || (unsigned long)fs.f_type == RAMFS_MAGIC_);
-}
-
-/* DIR/job-ID.NODE: the job's directory on this node (several slurmd on one
- * host each have their own). */
-static int job_dir(const struct settings *s, uint32_t job, char *out, size_t n)
-{
-    const char *node = getenv("SLURMD_NODENAME");
-    char host[256];
-    if (!node || !*node || strchr(node, '/')) {
-        if (gethostname(host, sizeof(host)))
-            return -1;
-        host[sizeof(host) - 1] = 0;
-        node = host;
-    }
-    int len = snprintf(out, n, "%s/job-%u.%s", s->dir, job, node);
-    return (len < 0 || (size_t)len >= n) ? -1 : 0;
-}
-
-/* ------------------------------------------------------ small file helpers */
-
-static int write_new(const char *path, const char *text, size_t len, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -1;
-    ssize_t put = write(fd, text, len);
-    close(fd);
-    return put == (ssize_t)len ? 0 : -1;
-}
-
-/* Reads at most max bytes of a regular file (no links) into a new
- * NUL-terminated buffer; *len its length. */
-static char *read_small(const char *path, size_t max, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return NULL;
-    char *buf = NULL;
-    if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size <= max &&
-        (buf = calloc(1, (size_t)st.st_size + 1))) {
-        ssize_t got = read(fd, buf, (size_t)st.st_size);
-        if (got != st.st_size) {
-            explicit_bzero(buf, (size_t)st.st_size);
-            free(buf);
-            buf = NULL;
-        } else if (len) {
-            *len = (size_t)got;
-        }
-    }
-    close(fd);
-    return buf;
-}
-
-/* Removes the job's directory: its files, files/ and what is in it. Never
- * follows a link (unlinkat removes the link itself). */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            if (unlinkat(dirfd(d), e->d_name, 0) && errno == EISDIR) {
-                char sub[PATH_MAX];
-                if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
-                    remove_tree(sub);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(path);
 }
 
 static void record_error(const char *dir, const char *fmt, ...)
@@ -422,41 +187,6 @@ static int check_submission(int ac, char **av)
 }
 
 /* ------------------------------------------------------------- the prolog */
-
-/* Sets the variables of plugin argument environment=FILE (NAME=VALUE lines;
- * blank lines and # comments skipped) in this process; 0, or -1 with why. */
-static int load_environment(const struct settings *s, char *why, size_t n)
-{
-    if (!s->environment[0])
-        return 0;
-    char *text = read_root_file("environment", s->environment, why, n);
-    if (!text)
-        return -1;
-    size_t len = strlen(text);
-    int rc = 0, line = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        line++;
-        while (*l == ' ' || *l == '\t')
-            l++;
-        if (!*l || *l == '#')
-            continue;
-        char *eq = strchr(l, '=');
-        int ok = eq && eq > l && (isalpha((unsigned char)*l) || *l == '_');
-        for (char *c = l; ok && c < eq; c++)
-            ok = isalnum((unsigned char)*c) || *c == '_';
-        if (!ok) {
-            snprintf(why, n, "plugin argument environment=%s: line %d is not NAME=VALUE", s->environment, line);
-            rc = -1;
-            break;
-        }
-        *eq = 0;
-        setenv(l, eq + 1, 1);
-    }
-    explicit_bzero(text, len);
-    free(text);
-    return rc;
-}
-
 
 /* This node's place among the job's nodes, for the library's admission:
  * SLURM_NODEID and SLURM_NNODES from the job's node list. */
@@ -600,49 +330,6 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 }
 
 /* ------------------------------------------------------- each step's setup */
-
-/* The next JSON string of a flat object of strings at *p (the library's
- * output: printable ASCII escaped as JSON escapes it) into out. */
-static int json_string(const char **p, char *out, size_t n)
-{
-    const char *s = *p;
-    size_t o = 0;
-    while (*s && *s != '"')
-        s++;
-    if (*s++ != '"')
-        return -1;
-    for (; *s && *s != '"'; s++) {
-        char c = *s;
-        if (c == '\\') {
-            s++;
-            switch (*s) {
-            case '"': case '\\': case '/': c = *s; break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned v = 0;
-                if (sscanf(s + 1, "%4x", &v) != 1 || v > 0x7f)
-                    return -1;
-                c = (char)v;
-                s += 4;
-                break;
-            }
-            default: return -1;
-            }
-        }
-        if (o + 1 >= n)
-            return -1;
-        out[o++] = c;
-    }
-    if (*s != '"')
-        return -1;
-    out[o] = 0;
-    *p = s + 1;
-    return 0;
-}
 
 /* Whether every item this step names (--st-secrets of an srun in the job)
  * is among those prepared for the job on this node (`list`, `n` bytes); if
