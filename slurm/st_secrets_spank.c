@@ -139,11 +139,23 @@ static int job_request(spank_t sp, const struct settings *s, char *keys, size_t 
         arg = opt_keys;
     else if (spank_option_getopt(sp, &opt_secrets, &arg) != ESPANK_SUCCESS)
         arg = NULL;
-    if (arg && *arg) {
+    /* The job's items after the site's, but for a variable the site's
+     * list already names (the site's item wins). */
+    for (const char *p = arg ? arg : ""; *p;) {
+        size_t len = strcspn(p, ","), name = strcspn(p, "=,");
+        int named = 0;
+        for (const char *q = s->keys; *q && !named;) {
+            size_t ql = strcspn(q, ","), qn = strcspn(q, "=,");
+            named = qn == name && !strncmp(p, q, name);
+            q += ql + (q[ql] == ',');
+        }
         size_t used = strlen(keys);
-        if (used + strlen(arg) + 2 > n)
-            return -1;
-        snprintf(keys + used, n - used, "%s%s", used ? "," : "", arg);
+        if (!named) {
+            if (used + len + 2 > n)
+                return -1;
+            snprintf(keys + used, n - used, "%s%.*s", used ? "," : "", (int)len, p);
+        }
+        p += len + (p[len] == ',');
     }
     arg = NULL;
     if (*opt_as)

@@ -127,6 +127,16 @@ def test_values_in_the_environment_only_where_the_site_allows_it(site, cl, plugs
     assert state == "COMPLETED" and task_lines(out).count(f"{sha(site.hf)} -") == 2, out
 
 
+def test_the_sites_keys_come_first_and_a_job_may_name_them_again(site, cl, plugstack):
+    plugstack(keys="HF_TOKEN")
+    script = "#!/bin/bash\n/usr/bin/srun /bin/bash -c 'echo $(/usr/bin/sha256sum < \"$HF_TOKEN_PATH\")'\n"
+    for extra in ([], ["--st-secrets=HF_TOKEN,REPLICATE_API_TOKEN"]):
+        job = cl.sbatch(script, "--export=NONE", *extra)
+        state, _ = cl.wait(job)
+        out = cl.output(job)
+        assert state == "COMPLETED" and f"{sha(site.hf)} -" in out, out
+
+
 def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     # An option value that is no list: refused when submitted.
     r = cl.as_user("sbatch", "--export=NONE", "--st-secrets=1BAD,HF_TOKEN", "--wrap", "true")
@@ -154,8 +164,8 @@ def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     assert state == "FAILED" and "config=" in out and "writable" in out, out
     dead = dict(site.config, vault_url="http://127.0.0.1:9", fleet_deadline=2, request_timeout=1)
     plugstack(config=site.write("config-dead.json", json.dumps(dead), 0o644))
-    start = time.monotonic()
-    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+    start = time.monotonic()  # PG_PASSWORD: only Vault has it (moto's secret holds an HF_TOKEN too)
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=PG_PASSWORD")
     state, _ = cl.wait(job)
     out = cl.output(job)
     assert state == "FAILED" and "vault" in out.lower() and "ran" not in out, out
