@@ -18,7 +18,7 @@
 
 use st_secrets::Error;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Whether `path` is on a memory-backed filesystem (the library's check,
@@ -150,13 +150,7 @@ impl SecretDir {
     pub fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
         check_name(name)?;
         let path = self.path().join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| Error::io("cannot create", &path, &e))?;
+        let mut file = st_secrets::secrets::delivery::create_new_private(&path)?;
         file.write_all(value)
             .map_err(|e| Error::io("cannot write", &path, &e))?;
         Ok(path)

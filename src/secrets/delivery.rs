@@ -370,6 +370,19 @@ pub fn write_files(
     Ok(vars)
 }
 
+/// Creates `path` new (never through an existing name or a link) with mode
+/// 0600 from its first byte, for writing: every secret file a job gets,
+/// here and in `run --file`.
+pub fn create_new_private(path: &Path) -> Result<std::fs::File, Error> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("cannot create", path, &e))
+}
+
 /// The files [`write_files`] made, removed on drop unless it finished.
 struct Written {
     paths: Vec<PathBuf>,
@@ -385,13 +398,7 @@ impl Written {
         owner: Option<(u32, u32)>,
     ) -> Result<PathBuf, Error> {
         let path = dir.join(name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| Error::io("cannot create", &path, &e))?;
+        let file = create_new_private(&path)?;
         self.paths.push(path.clone());
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
