@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "settings.h"
@@ -118,6 +120,21 @@ int root_only(const struct stat *st, const char *what, const char *path, char *w
     return 1;
 }
 
+/* The `size` bytes of the open file `fd` in a new NUL-terminated buffer, or
+ * NULL (a short read's bytes zeroed first). */
+static char *read_whole(int fd, size_t size)
+{
+    char *text = calloc(1, size + 1);
+    if (!text)
+        return NULL;
+    if (read(fd, text, size) != (ssize_t)size) {
+        explicit_bzero(text, size);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 /* The text of plugin argument `arg` (config, environment), checked (root's,
  * not group/other writable, a regular file), or NULL with `why`. */
 char *read_root_file(const char *arg, const char *path, char *why, size_t n)
@@ -134,17 +151,10 @@ char *read_root_file(const char *arg, const char *path, char *why, size_t n)
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         snprintf(why, n, "%s%s is not a regular file", what, path);
     } else if (root_only(&st, what, path, why, n)) {
-        if (st.st_size > MAX_CONFIG) {
+        if (st.st_size > MAX_CONFIG)
             snprintf(why, n, "%s%s is larger than %d bytes", what, path, MAX_CONFIG);
-        } else if ((text = calloc(1, (size_t)st.st_size + 1))) {
-            ssize_t got = read(fd, text, (size_t)st.st_size);
-            if (got != st.st_size) {
-                snprintf(why, n, "%s%s: cannot read it", what, path);
-                explicit_bzero(text, (size_t)st.st_size);
-                free(text);
-                text = NULL;
-            }
-        }
+        else if (!(text = read_whole(fd, (size_t)st.st_size)))
+            snprintf(why, n, "%s%s: cannot read it", what, path);
     }
     close(fd);
     return text;
@@ -192,16 +202,8 @@ char *read_small(const char *path, size_t max, size_t *len)
         return NULL;
     char *buf = NULL;
     if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size <= max &&
-        (buf = calloc(1, (size_t)st.st_size + 1))) {
-        ssize_t got = read(fd, buf, (size_t)st.st_size);
-        if (got != st.st_size) {
-            explicit_bzero(buf, (size_t)st.st_size);
-            free(buf);
-            buf = NULL;
-        } else if (len) {
-            *len = (size_t)got;
-        }
-    }
+        (buf = read_whole(fd, (size_t)st.st_size)) && len)
+        *len = (size_t)st.st_size;
     close(fd);
     return buf;
 }
@@ -302,5 +304,18 @@ int json_string(const char **p, char *out, size_t n)
         return -1;
     out[o] = 0;
     *p = s + 1;
+    return 0;
+}
+
+/* An exclusive flock on fd, waiting at most `seconds` (0: not at all) for
+ * its holder; 0, or -1. */
+int lock_within(int fd, int seconds)
+{
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    for (long tries = (long)seconds * 20; flock(fd, LOCK_EX | LOCK_NB); tries--) {
+        if (errno != EWOULDBLOCK || tries <= 0)
+            return -1;
+        nanosleep(&nap, NULL);
+    }
     return 0;
 }

@@ -51,6 +51,8 @@ int write_new(const char *path, const char *text, size_t len, mode_t mode);
 char *read_small(const char *path, size_t max, size_t *len);
 /* Removes a directory and what it holds, links themselves never followed. */
 void remove_tree(const char *path);
+/* An exclusive flock on fd, waiting at most `seconds` for it; 0, or -1. */
+int lock_within(int fd, int seconds);
 /* Sets the NAME=VALUE lines of plugin argument environment= in this process. */
 int load_environment(const struct settings *s, char *why, size_t n);
 /* The next JSON string at *p (a flat object of strings) into out; 0, or -1. */

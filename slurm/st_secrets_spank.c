@@ -41,8 +41,12 @@
  *     step's environment.
  *   task_init (each task, the user's): a failure of the prolog is printed
  *     on the task's stderr (the job's output) and the task fails.
- *   job_epilog (root, each node, however the job ended): revokes every
- *     lease and login token of the job's ledger and removes the directory.
+ *   task_exit, exit (slurmstepd, root, each step): the batch step's end,
+ *     or a task's or step's a signal ended while slurmctld ends the job
+ *     (scancel, the time limit), revokes every lease and login token of the
+ *     job's ledger and removes the directory, without the epilog's wait.
+ *   job_epilog (root, each node, however the job ended): the same, for
+ *     what no step's end revoked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,6 +59,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <slurm/slurm.h>
@@ -486,34 +491,42 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
     return -1;
 }
 
-/* ------------------------------------------------------------- the epilog */
+/* ---------------------------------------------------------- the job's end */
 
-int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+/* Set when a task of this step ended by a signal: the job may be ending
+ * (scancel, the time limit), which the step's end asks slurmctld. */
+static int task_signalled;
+
+/* Revokes what the job's ledger in `dir` lists, then removes the directory.
+ * Whoever holds the ledger's lock is revoking it: `wait` seconds for it
+ * (the epilog, which must not remove what another is reading), else none. */
+static void end_job(const struct settings *s, uint32_t job, const char *dir, const char *when, int wait)
 {
-    struct settings s;
-    char why[512], dir[DIR_MAX], ledger[PATH_MAX];
-    uint32_t job = 0;
+    char why[512], ledger[PATH_MAX];
     struct stat st;
-    if (parse_args(ac, av, &s, why, sizeof(why)) || spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
-        job_dir(&s, job, dir, sizeof(dir)) || lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0)
-        return 0;
     snprintf(ledger, sizeof(ledger), "%s/ledger", dir);
-    if (!lstat(ledger, &st) && st.st_size > 0 && s.config[0]) {
-        char *config = read_root_file("config", s.config, why, sizeof(why));
+    int fd = open(ledger, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0 && lock_within(fd, wait)) {
+        close(fd); /* another step's end is revoking it, and removes the directory */
+        return;
+    }
+    if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 && s->config[0]) {
+        char *config = read_root_file("config", s->config, why, sizeof(why));
         st_secrets *m = NULL;
         st_error *err = NULL;
         st_buf *report = NULL;
-        if (!config || load_environment(&s, why, sizeof(why))) {
-            slurm_error("st-secrets: job %u: nothing revoked: %s", job, why);
+        setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
+        if (!config || load_environment(s, why, sizeof(why))) {
+            slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, why);
         } else if (st_secrets_new(config, &m, &err) != ST_OK ||
                    st_secrets_revoke_ledger(m, ledger, &report, &err) != ST_OK) {
-            slurm_error("st-secrets: job %u: nothing revoked: %s", job, st_error_message(err));
+            slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, st_error_message(err));
         } else {
             const char *r = (const char *)st_buf_data(report);
             if (strstr(r, "\"failed\":[]"))
-                slurm_info("st-secrets: job %u: revoked %s", job, r);
+                slurm_info("st-secrets: job %u: revoked %s: %s", job, when, r);
             else
-                slurm_error("st-secrets: job %u: not all revoked: %s", job, r);
+                slurm_error("st-secrets: job %u: not all revoked %s: %s", job, when, r);
         }
         if (m)
             st_secrets_free(m);
@@ -525,5 +538,86 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
         }
     }
     remove_tree(dir);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* This node's directory for the job, if the prolog made one (root's). */
+static int job_dir_of(spank_t sp, const struct settings *s, uint32_t *job, char *dir, size_t n)
+{
+    struct stat st;
+    return spank_get_item(sp, S_JOB_ID, job) != ESPANK_SUCCESS || job_dir(s, *job, dir, n) ||
+                   lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0
+               ? -1
+               : 0;
+}
+
+/* Whether slurmctld says the job is over (cancelled, timed out, completing);
+ * not when it cannot be asked (the epilog follows). */
+static int job_over(uint32_t job)
+{
+    job_info_msg_t *msg = NULL;
+    int over = 0;
+    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg)
+        return 0;
+    for (uint32_t i = 0; i < msg->record_count; i++) {
+        uint32_t state = msg->job_array[i].job_state;
+        if (msg->job_array[i].job_id == job)
+            over = (state & JOB_STATE_BASE) != JOB_RUNNING || (state & JOB_COMPLETING);
+    }
+    slurm_free_job_info_msg(msg);
+    return over;
+}
+
+/* A task's end (slurmstepd, root): the first a signal ended, while
+ * slurmctld ends the job (scancel, the time limit), revokes at once, before
+ * slurmstepd tells srun of the task's end (srun gone, that takes seconds). */
+int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], dir[DIR_MAX];
+    uint32_t job = 0;
+    int status = 0;
+    if (task_signalled || spank_get_item(sp, S_TASK_EXIT_STATUS, &status) != ESPANK_SUCCESS ||
+        !WIFSIGNALED(status))
+        return 0;
+    task_signalled = 1;
+    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_dir_of(sp, &s, &job, dir, sizeof(dir)) &&
+        job_over(job))
+        end_job(&s, job, dir, "at the end of its signalled task", 0);
+    return 0;
+}
+
+/* The end of a step (slurmstepd, root): the batch step's end is the job's,
+ * and so is a step's whose tasks were signalled while slurmctld ends the
+ * job, asked again (the job may have been running at the task's end).
+ * Neither waits for the epilog, which Slurm runs after a pause for the
+ * job's steps. */
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], dir[DIR_MAX];
+    uint32_t job = 0, step = 0;
+    if (spank_context() != S_CTX_REMOTE || parse_args(ac, av, &s, why, sizeof(why)) ||
+        spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || job_dir_of(sp, &s, &job, dir, sizeof(dir)))
+        return 0;
+    if (step == SLURM_BATCH_SCRIPT)
+        end_job(&s, job, dir, "at the end of its batch step", 0);
+    else if (step == SLURM_EXTERN_CONT)
+        end_job(&s, job, dir, "at the end of its extern step", 0);
+    else if (task_signalled && job_over(job))
+        end_job(&s, job, dir, "at the end of its signalled step", 0);
+    return 0;
+}
+
+/* The backstop, however the job ended: a node's slurmd restarted, a job
+ * with no batch step (salloc), a step's revocation that failed. */
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+    struct settings s;
+    char why[512], dir[DIR_MAX];
+    uint32_t job = 0;
+    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_dir_of(sp, &s, &job, dir, sizeof(dir)))
+        end_job(&s, job, dir, "in the epilog", 120);
     return 0;
 }

@@ -131,6 +131,7 @@ def endings_table(site, cl, head, run):
          ["--mem=100M"], None),
         ("scancel --full -s KILL", "sleep 60", [],
          lambda j: subprocess.run(["scancel", "--full", "-s", "KILL", str(j)], env=cl.env)),
+        ("SIGKILL of the batch script", "sleep 60", [], cl.kill_batch),
         ("slurmd restarted during the job", "sleep 4", [], lambda j: cl.restart_slurmd("n1")),
         ("the time limit (1 minute)", "sleep 300", ["--time=1"], None),
     ]
@@ -157,8 +158,9 @@ def endings_table(site, cl, head, run):
                                   else st_site.ledger_of(site, job))
                 if act:
                     act(job)
-                _, ended = cl.wait(job, timeout=240)
-                took.append(st_site.revoked_within(site.vault, leases, tokens, ended, timeout=20))
+                # Watched from the job's end, not from after its epilogs.
+                took.append(st_site.revoked_within(site.vault, leases, tokens, cl.ended(job), timeout=20))
+                cl.wait(job, timeout=240)
                 for t in tokens:  # whatever is left, for the next job's count
                     site.vault.call("POST", "auth/token/revoke", {"token": t}, ok=None)
             done = [t for t in took if t is not None]

@@ -83,6 +83,16 @@ class Cluster:
                 return part.split("=", 1)[1]
         return "GONE"
 
+    def ended(self, job, timeout=240.0):
+        """The monotonic time `job` is first seen ending (no longer pending
+        or running), without waiting for its epilogs."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.state(job) not in ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED"):
+                return time.monotonic()
+            time.sleep(0.02)
+        raise AssertionError(f"job {job} still {self.state(job)} after {timeout:.0f} s")
+
     def wait(self, job, timeout=120.0, states=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                                  "OUT_OF_MEMORY", "NODE_FAIL")):
         """Waits until `job` is in one of `states`; the state and the
@@ -112,6 +122,18 @@ class Cluster:
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
         subprocess.run(["slurmd", "-N", node, "-f", self.info["slurm_conf"]], env=self.env, check=True)
+
+    def kill_batch(self, job, timeout=10.0):
+        """Sends SIGKILL to the job's batch script (what its slurmstepd
+        started: the shell, or a program it exec'd) once it runs."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            step = subprocess.run(["pgrep", "-f", rf"^slurmstepd: \[{job}\.batch\]"],
+                                  capture_output=True, text=True).stdout.split()
+            if step and subprocess.run(["pkill", "-KILL", "-u", USER, "-P", step[0]]).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"job {job}: no batch script to kill")
 
 
 def start(d, plugstack_line):

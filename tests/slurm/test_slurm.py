@@ -10,6 +10,7 @@ Run by tests/slurm/run.sh (scripts/test-all.sh slurm).
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -186,30 +187,57 @@ def ending(site, cl, script, *args, act=None, expect=None):
     assert all(site.vault.token_alive(t) for t in tokens)
     if act:
         act(job)
-    state, ended = cl.wait(job, timeout=240)
-    took = st_site.revoked_within(site.vault, leases, tokens, ended)
+    # Revocation watched from the job's end, not from after its epilogs.
+    took = st_site.revoked_within(site.vault, leases, tokens, cl.ended(job))
+    state, _ = cl.wait(job, timeout=240)
     assert took is not None, f"job {job} ({state}): not revoked"
     if "--mem=100M" in args:
         assert "oom-kill" in cl.output(job), cl.output(job)
     if expect:
         assert state == expect, cl.output(job)
-    return state, took
+    return state, took, job
+
+
+def revoked_where(cl, job, nodes=2):
+    """What each node's slurmd log says revoked the job's ledger there
+    ({node: "at the end of its batch step" | ... | "in the epilog"})."""
+    found = {}
+    for _ in range(50):
+        for p in Path(cl.info["logs"]).glob("slurmd.*.log"):
+            m = re.search(rf"st-secrets: job {job}: revoked (.+?): ", p.read_text(errors="replace"))
+            if m:
+                found[p.name.split(".")[1]] = m.group(1)
+        if len(found) == nodes:
+            break
+        time.sleep(0.1)
+    return found
 
 
 RUNNING = "#!/bin/bash\n/usr/bin/srun /bin/sleep %s\n"
 
 
 def test_every_ending_revokes_the_jobs_leases_and_tokens(site, cl):
-    ending(site, cl, RUNNING % 3, expect="COMPLETED")
+    # The batch step's end revokes on its node; the other's epilog follows
+    # the job's end at once (no step left to wait for).
+    _, _, job = ending(site, cl, RUNNING % 3, expect="COMPLETED")
+    assert sorted(revoked_where(cl, job).values()) == ["at the end of its batch step", "in the epilog"]
     ending(site, cl, "#!/bin/bash\n/usr/bin/srun /bin/bash -c 'sleep 3; exit 3'\n", expect="FAILED")
-    ending(site, cl, RUNNING % 60, act=lambda j: subprocess.run(["scancel", str(j)], env=cl.env),
-           expect="CANCELLED")
+    # scancel: each node's signalled step revokes as it ends, ahead of the
+    # epilog (which Slurm runs after a pause for the job's steps).
+    _, _, job = ending(site, cl, RUNNING % 60, act=lambda j: subprocess.run(["scancel", str(j)], env=cl.env),
+                       expect="CANCELLED")
+    where = revoked_where(cl, job)
+    assert len(where) == 2 and all(w.startswith("at the end of its") for w in where.values()), where
+    # The batch script's shell killed (SIGKILL: what leaves `st-secrets run`'s
+    # lease to its TTL): its step's end is the job's.
+    _, _, job = ending(site, cl, RUNNING % 60, act=cl.kill_batch)
+    assert "at the end of its batch step" in revoked_where(cl, job).values()
     # --signal: the batch shell is told ahead of its time limit and ends.
     trap = "#!/bin/bash\ntrap 'echo signalled; exit 0' USR1\n/usr/bin/srun /bin/sleep 120 & wait\n"
     ending(site, cl, trap, "--time=1", "--signal=B:USR1@57", expect="COMPLETED")
     # Out of memory: the job's cgroup (100 MB) kills the task.
     oom = "#!/bin/bash\n/usr/bin/srun /usr/bin/python3 -c 'x = b\"x\" * (400 << 20)'\n"
-    state, _ = ending(site, cl, oom, "--mem=100M")
+    state, _, _ = ending(site, cl, oom, "--mem=100M")
     assert state in ("OUT_OF_MEMORY", "FAILED")  # the step's OOM fails the batch script
 
     # slurmd killed and started again while the job runs: its epilog runs
@@ -222,4 +250,6 @@ def test_every_ending_revokes_the_jobs_leases_and_tokens(site, cl):
 
 def test_the_time_limit_revokes(site, cl):
     # Slurm's smallest limit is a minute: the longest test here.
-    ending(site, cl, RUNNING % 300, "--time=1", expect="TIMEOUT")
+    _, _, job = ending(site, cl, RUNNING % 300, "--time=1", expect="TIMEOUT")
+    where = revoked_where(cl, job)
+    assert len(where) == 2 and all(w.startswith("at the end of its") for w in where.values()), where
