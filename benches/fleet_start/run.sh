@@ -5,13 +5,15 @@
 # (100) and its audit devices on, then against moto behind the throttling
 # proxy at the same rate, for each build: --other's (no fleet keys: it knows
 # none), this build with the node count only (a random slot), this build
-# with ranks (Slurm's variables); ST_FLEET_JOBS jobs (3) of each, the job
-# with ranks started ST_FLEET_RESTARTS times (20) in all. This build's
-# fleet_capacity is 95% of the rate.
+# with ranks (Slurm's variables) at each fleet_capacity of ST_FLEET_SHARES
+# ("95 90": percents of the rate; the node count only at the first), on the
+# stores of ST_FLEET_STORES ("vault aws"); ST_FLEET_JOBS jobs (3) of each,
+# the jobs with ranks started ST_FLEET_RESTARTS times (20) each.
 fleet_py="$(ensure_venv)"
 fleet_nodes="${ST_FLEET_NODES:-3000}" fleet_rate="${ST_FLEET_RATE:-100}" fleet_restarts="${ST_FLEET_RESTARTS:-20}"
 fleet_jobs="${ST_FLEET_JOBS:-3}"
-fleet_cap=$((fleet_rate * 95 / 100))
+read -ra fleet_shares <<<"${ST_FLEET_SHARES:-95 90}"
+fleet_cap() { echo $((fleet_rate * $1 / 100)); }
 ulimit -n 65536 2>/dev/null || true
 cargo_build --release -q || return 1
 start_moto "$fleet_py" "$out" && start_openbao_cluster "$fleet_py" "$out" || return 1
@@ -31,9 +33,12 @@ json.dump(s, open(sys.argv[4], "w"))
 PY
 builds=()
 [ -z "$other" ] || builds+=("today's build (--other)|$other/st-secrets|none|0")
-builds+=("this build, node count only|$REL/st-secrets|count|$fleet_cap" "this build, ranks|$REL/st-secrets|ranks|$fleet_cap")
+builds+=("this build, node count only|$REL/st-secrets|count|$(fleet_cap "${fleet_shares[0]}")")
+for share in "${fleet_shares[@]}"; do
+  builds+=("this build, ranks, $share% of C|$REL/st-secrets|ranks|$(fleet_cap "$share")")
+done
 : >"$out/jobs.jsonl"
-for backend in vault aws; do
+for backend in ${ST_FLEET_STORES:-vault aws}; do
   for build in "${builds[@]}"; do
     IFS='|' read -r label bin mode cap <<<"$build"
     jobs="$fleet_jobs" && [ "$mode" != ranks ] || jobs="$fleet_restarts"

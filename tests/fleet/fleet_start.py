@@ -296,21 +296,24 @@ def report(jsonl):
             if line.startswith("{"):
                 j = json.loads(line)
                 rows.setdefault((j["backend"], j["label"]), []).append(j)
-    print("| store | build | jobs | nodes | failed ranks, all jobs | every rank holds its secret (median, max) "
-          "| N / C | logins or GetSecretValue (median) | tokens never revoked, all jobs | 429s seen, all jobs | timeouts seen, all jobs |")
-    print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    first = next(iter(rows.values()))[0]
+    n, rate = first["nodes"], first["rate"]
+    assert all(j["nodes"] == n and j["rate"] == rate for js in rows.values() for j in js), "one N and C"
+    print("N = %d processes, C = %g a second: N / C = %.1f s." % (n, rate, n / rate))
+    print()
+    print("| store | build | jobs | failed ranks, all jobs | every rank holds its secret (median, max) "
+          "| logins or GetSecretValue (median) | tokens never revoked, all jobs | 429s seen, all jobs | timeouts seen, all jobs |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     for (backend, label), js in rows.items():
-        n, rate = js[0]["nodes"], js[0]["rate"]
         secs = [j["seconds"] for j in js]
-        store = ("OpenBao, 3 nodes, login quota %g/s" % rate) if backend == "vault" else \
-            ("moto, throttled past %g/s" % rate)
+        store = "OpenBao, quota C" if backend == "vault" else "moto, throttled past C"
         logins = statistics.median(j["logins"] for j in js) if backend == "vault" else \
             statistics.median(j["gets"] for j in js)
         unrevoked = sum(j["unrevoked"] for j in js) if backend == "vault" else "-"
         seen = sum(j["429"] for j in js) if backend == "vault" else sum(j["throttled"] for j in js)
-        print("| %s | %s | %d | %d | %d | %.1f s, %.1f s | %.1f s | %g | %s | %s | %d |" % (
-            store, label, len(js), n, sum(j["failed"] for j in js), statistics.median(secs), max(secs),
-            n / rate, logins, unrevoked, seen, sum(j["timeout"] for j in js)))
+        print("| %s | %s | %d | %d | %.1f s, %.1f s | %g | %s | %s | %d |" % (
+            store, label, len(js), sum(j["failed"] for j in js), statistics.median(secs), max(secs),
+            logins, unrevoked, seen, sum(j["timeout"] for j in js)))
 
 
 def main():
