@@ -188,7 +188,7 @@ StorageLoc=slurm_acct_db
     os.chmod(dbd, 0o600)
     conf = d / "slurm.conf"
     nodes = "\n".join(
-        f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={ports[n]} CPUs=4 RealMemory=2000"
+        f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={ports[n]} CPUs=8 RealMemory=2000"
         for n in NODES)
     conf.write_text(auth + f"""ClusterName=st
 SlurmctldHost=localhost(127.0.0.1)

@@ -173,10 +173,9 @@ def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     assert time.monotonic() - start < 120, "every wait is bounded"
 
 
-def ending(site, cl, script, *args, act=None, expect=None):
-    """Runs a job holding a lease and logins on both nodes, ends it with
-    `act(job)` (or by itself), and returns (state, seconds from its end
-    until everything it held was revoked)."""
+def holding(site, cl, script, *args):
+    """Submits a job that holds a lease and a login on each of both nodes;
+    (job, leases, tokens) once they are held."""
     job = cl.sbatch(script, "--export=NONE", "-N2", "-n2", "--st-secrets=HF_TOKEN,PG_PASSWORD", *args)
     try:
         leases, tokens = st_site.ledger_of(site, job)
@@ -185,6 +184,14 @@ def ending(site, cl, script, *args, act=None, expect=None):
         raise AssertionError(f"{e}: {cl.state(job)}\n{cl.output(job)}\n{logs}") from None
     assert len(tokens) == 2 and len(leases) == 2
     assert all(site.vault.token_alive(t) for t in tokens)
+    return job, leases, tokens
+
+
+def ending(site, cl, script, *args, act=None, expect=None, held=None):
+    """Runs a job holding a lease and logins on both nodes (or takes the
+    one `held` gives), ends it with `act(job)` (or by itself), and returns
+    (state, seconds from its end until everything it held was revoked, job)."""
+    job, leases, tokens = held or holding(site, cl, script, *args)
     if act:
         act(job)
     # Revocation watched from the job's end, not from after its epilogs.
@@ -248,8 +255,15 @@ def test_every_ending_revokes_the_jobs_leases_and_tokens(site, cl):
     ending(site, cl, RUNNING % 4, act=restart, expect="COMPLETED")
 
 
-def test_the_time_limit_revokes(site, cl):
-    # Slurm's smallest limit is a minute: the longest test here.
-    _, _, job = ending(site, cl, RUNNING % 300, "--time=1", expect="TIMEOUT")
+@pytest.fixture(scope="session", autouse=True)
+def time_limit_job(site, cl):
+    """A job that runs into its time limit, submitted as the suite starts:
+    Slurm's smallest limit is a minute, which the other tests overlap (the
+    nodes have room for both: CPUs=8)."""
+    return holding(site, cl, RUNNING % 300, "--time=1")
+
+
+def test_the_time_limit_revokes(site, cl, time_limit_job):
+    _, _, job = ending(site, cl, None, "--time=1", expect="TIMEOUT", held=time_limit_job)
     where = revoked_where(cl, job)
     assert len(where) == 2 and all(w.startswith("at the end of its") for w in where.values()), where
