@@ -234,6 +234,27 @@ static void free_error(st_error *e)
         st_error_free(e);
 }
 
+/* The library's manager for the site: plugin argument config='s file, read
+ * after environment='s variables are set (the node cache off: the job's
+ * ledger is the node's record); NULL with why. */
+static st_secrets *site_manager(const struct settings *s, char *why, size_t n)
+{
+    st_secrets *m = NULL;
+    st_error *err = NULL;
+    char *config = read_root_file("config", s->config, why, n);
+    if (!config)
+        return NULL;
+    if (!load_environment(s, why, n)) {
+        setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
+        if (st_secrets_new(config, &m, &err) != ST_OK)
+            snprintf(why, n, "plugin argument config=%s: %s", s->config, st_error_message(err));
+        free_error(err);
+    }
+    explicit_bzero(config, strlen(config));
+    free(config);
+    return m;
+}
+
 /* Fetches and writes the job's secrets into `dir` (created, root's).
  * Returns 0, or -1 with the reason recorded in dir/error. */
 static int prepare(const struct settings *s, const char *dir, const char *keys, const char *as,
@@ -248,27 +269,17 @@ static int prepare(const struct settings *s, const char *dir, const char *keys, 
         record_error(dir, "the job names secrets (%s) but plugstack.conf gives no config=FILE", keys);
         return -1;
     }
-    char *config = read_root_file("config", s->config, why, sizeof(why));
-    if (!config) {
-        record_error(dir, "%s", why);
-        return -1;
-    }
     snprintf(path, sizeof(path), "%s/ledger", dir);
     snprintf(files, sizeof(files), "%s/files", dir);
     if (write_new(path, "", 0, 0600) || mkdir(files, 0700)) {
         record_error(dir, "cannot create the job's ledger or files in %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    if (load_environment(s, why, sizeof(why))) {
-        record_error(dir, "%s", why);
-        goto out;
+        return -1;
     }
     setenv("SIMPLETUNER_JOB_LEDGER", path, 1);
-    setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
     set_node_rank();
-    if (st_secrets_new(config, &m, &err) != ST_OK) {
-        record_error(dir, "plugin argument config=%s: %s", s->config, st_error_message(err));
-        goto out;
+    if (!(m = site_manager(s, why, sizeof(why)))) {
+        record_error(dir, "%s", why);
+        return -1;
     }
     const char *layout = strcmp(as, "files") ? "refs" : "files";
     if (st_secrets_write_files(m, keys, files, layout, uid, gid, &vars, &err) != ST_OK) {
@@ -298,8 +309,6 @@ out:
         st_secrets_free(m);
     st_buf_free(vars);
     free_error(err);
-    explicit_bzero(config, strlen(config));
-    free(config);
     return rc;
 }
 
@@ -511,15 +520,12 @@ static void end_job(const struct settings *s, uint32_t job, const char *dir, con
         return;
     }
     if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 && s->config[0]) {
-        char *config = read_root_file("config", s->config, why, sizeof(why));
-        st_secrets *m = NULL;
+        st_secrets *m = site_manager(s, why, sizeof(why));
         st_error *err = NULL;
         st_buf *report = NULL;
-        setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
-        if (!config || load_environment(s, why, sizeof(why))) {
+        if (!m) {
             slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, why);
-        } else if (st_secrets_new(config, &m, &err) != ST_OK ||
-                   st_secrets_revoke_ledger(m, ledger, &report, &err) != ST_OK) {
+        } else if (st_secrets_revoke_ledger(m, ledger, &report, &err) != ST_OK) {
             slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, st_error_message(err));
         } else {
             const char *r = (const char *)st_buf_data(report);
@@ -532,10 +538,6 @@ static void end_job(const struct settings *s, uint32_t job, const char *dir, con
             st_secrets_free(m);
         st_buf_free(report);
         free_error(err);
-        if (config) {
-            explicit_bzero(config, strlen(config));
-            free(config);
-        }
     }
     remove_tree(dir);
     if (fd >= 0)

@@ -107,7 +107,7 @@ def places_table(site, cl, secret, head, run):
                 if p.exists():
                     values.append(p.read_bytes())
         environs = st_site.task_environs(cl.info["uid"])
-        state, _ = cl.wait(job)
+        state = cl.wait(job)
         time.sleep(2)  # the accounting record written
         hits = st_site.found(st_site.places(cl, job, environs), values)
         found[way] = (state, hits, len(leases) if way != "exported" else None)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 USER = "sttest"
 NODES = ("n1", "n2")
+# The states of a job that has not ended.
+LIVE = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED")
 
 
 def free_port():
@@ -83,30 +85,26 @@ class Cluster:
                 return part.split("=", 1)[1]
         return "GONE"
 
-    def ended(self, job, timeout=240.0):
-        """The monotonic time `job` is first seen ending (no longer pending
-        or running), without waiting for its epilogs."""
+    def until(self, job, timeout, done):
+        """Polls `job`'s state until `done(state)`: that state."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if self.state(job) not in ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED"):
-                return time.monotonic()
+            s = self.state(job)
+            if done(s):
+                return s
             time.sleep(0.02)
         raise AssertionError(f"job {job} still {self.state(job)} after {timeout:.0f} s")
 
+    def ended(self, job, timeout=240.0):
+        """The monotonic time `job` is first seen ending (no longer pending
+        or running), without waiting for its epilogs."""
+        self.until(job, timeout, lambda s: s not in LIVE)
+        return time.monotonic()
+
     def wait(self, job, timeout=120.0, states=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                                  "OUT_OF_MEMORY", "NODE_FAIL")):
-        """Waits until `job` is in one of `states`; the state and the
-        monotonic time it was first seen ending (no longer pending or
-        running: COMPLETING, while the epilogs run, or one of `states`)."""
-        end, ended = time.monotonic() + timeout, None
-        while time.monotonic() < end:
-            s = self.state(job)
-            if ended is None and s not in ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED"):
-                ended = time.monotonic()
-            if s in states:
-                return s, ended
-            time.sleep(0.02)
-        raise AssertionError(f"job {job} still {self.state(job)} after {timeout:.0f} s")
+        """Waits until `job` is in one of `states` (its epilogs done): the state."""
+        return self.until(job, timeout, lambda s: s in states)
 
     def output(self, job):
         p = Path(self.info["work"]) / f"{job}.out"

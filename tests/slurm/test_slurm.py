@@ -81,7 +81,7 @@ def test_each_task_gets_files_slurm_keeps_nothing_and_a_node_logs_in_once(site, 
     pg = [(d / "files/PG_PASSWORD").read_text() for d in st_site.job_dirs(site, job)]
     time.sleep(2)  # the tasks are in their sleep
     environs = st_site.task_environs(cl.info["uid"])
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "COMPLETED", out
     lines = task_lines(out)
@@ -108,7 +108,7 @@ echo "batch $HF_TOKEN"
 /usr/bin/srun -l /bin/bash -c 'echo "$HF_TOKEN $({tool} get HF_TOKEN | /usr/bin/sha256sum | cut -c1-64)"'
 """
     job = cl.sbatch(script, "--export=NONE", "-N2", "-n4", "--st-secrets=HF_TOKEN", "--st-secrets-as=refs")
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "COMPLETED", out
     assert "batch st://HF_TOKEN" in out
@@ -123,7 +123,7 @@ def test_values_in_the_environment_only_where_the_site_allows_it(site, cl, plugs
     plugstack(env="allow")
     script = "#!/bin/bash\n/usr/bin/srun -l /bin/bash -c 'echo $(echo -n \"$HF_TOKEN\" | /usr/bin/sha256sum)'\n"
     job = cl.sbatch(script, "--export=NONE", "-N1", "-n2", "--st-secrets=HF_TOKEN", "--st-secrets-as=env")
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "COMPLETED" and task_lines(out).count(f"{sha(site.hf)} -") == 2, out
 
@@ -133,7 +133,7 @@ def test_the_sites_keys_come_first_and_a_job_may_name_them_again(site, cl, plugs
     script = "#!/bin/bash\n/usr/bin/srun /bin/bash -c 'echo $(/usr/bin/sha256sum < \"$HF_TOKEN_PATH\")'\n"
     for extra in ([], ["--st-secrets=HF_TOKEN,REPLICATE_API_TOKEN"]):
         job = cl.sbatch(script, "--export=NONE", *extra)
-        state, _ = cl.wait(job)
+        state = cl.wait(job)
         out = cl.output(job)
         assert state == "COMPLETED" and f"{sha(site.hf)} -" in out, out
 
@@ -146,7 +146,7 @@ def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     assert r.returncode != 0 and "'disk'" in r.stderr, r.stderr
     # A key set nowhere: the job's tasks fail, the output names it.
     job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN,NOT_SET_ANYWHERE")
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "FAILED" and "NOT_SET_ANYWHERE" in out and "ran" not in out, out
     assert site.hf not in out
@@ -160,14 +160,14 @@ def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     bad = site.write("config-open.json", (site.dir / "config.json").read_text(), 0o666)
     plugstack(config=bad)
     job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "FAILED" and "config=" in out and "writable" in out, out
     dead = dict(site.config, vault_url="http://127.0.0.1:9", fleet_deadline=2, request_timeout=1)
     plugstack(config=site.write("config-dead.json", json.dumps(dead), 0o644))
     start = time.monotonic()  # PG_PASSWORD: only Vault has it (moto's secret holds an HF_TOKEN too)
     job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=PG_PASSWORD")
-    state, _ = cl.wait(job)
+    state = cl.wait(job)
     out = cl.output(job)
     assert state == "FAILED" and "vault" in out.lower() and "ran" not in out, out
     assert time.monotonic() - start < 120, "every wait is bounded"
@@ -196,7 +196,7 @@ def ending(site, cl, script, *args, act=None, expect=None, held=None):
         act(job)
     # Revocation watched from the job's end, not from after its epilogs.
     took = st_site.revoked_within(site.vault, leases, tokens, cl.ended(job))
-    state, _ = cl.wait(job, timeout=240)
+    state = cl.wait(job, timeout=240)
     assert took is not None, f"job {job} ({state}): not revoked"
     if "--mem=100M" in args:
         assert "oom-kill" in cl.output(job), cl.output(job)
