@@ -5,12 +5,13 @@
 #
 #   fuzz/run.sh SECONDS [TARGET...]      (default: every target)
 #   fuzz/run.sh --prepare                the nightly toolchain and cargo-fuzz only
+#   fuzz/run.sh --build                  those, and the targets' build (the test command's background)
 #
 # Fails on a crash, a hang (an input over 10 s) or over 2 GB; a crashing
 # input stays in build/fuzz-artifacts/TARGET/. Ends with "fuzz: N passed, M failed".
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ST_ROOT"
-seconds="${1:?usage: fuzz/run.sh SECONDS [TARGET...] | --prepare}"
+seconds="${1:?usage: fuzz/run.sh SECONDS [TARGET...] | --prepare | --build}"
 targets=("${@:2}")
 artifacts="$ST_ROOT/build/fuzz-artifacts"
 fuzz_bin="$ST_TOOLS_DIR/cargo-fuzz/bin"
@@ -27,6 +28,7 @@ say "building ${#targets[@]} fuzz targets (nightly, AddressSanitizer)"
 cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
   die "fuzz/Cargo.lock is not current: run cargo metadata --manifest-path fuzz/Cargo.toml and commit it"
 cargo +nightly fuzz build -O || exit 1
+[ "$seconds" != --build ] || exit 0
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 CHECK_LOG="$work/log"

@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh" && source "$ST_ROOT/tests/leftovers.sh"
 cd "$ST_ROOT"
 
-# name|what it runs: the suites in order; `tsan` and `slurm` run only when named.
+# name|what it runs: the suites in order; `tsan` runs only when named.
 SUITES=(
   "header|the committed header equals what build.rs generates"
   "lint|cargo fmt --check, clippy -D warnings, rustdoc -D warnings"
@@ -31,7 +31,7 @@ SUITES=(
   "openbao-ha|a 3-node OpenBao raft cluster: roles, current reads, the leader killed; a fleet's start (and moto's)"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
-  "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto (not in the default run)"
+  "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -53,7 +53,7 @@ while (($#)); do
   esac
 done
 if ((${#selected[@]} == 0)); then
-  mapfile -t selected < <(suite_names | grep -vxE 'tsan|slurm')
+  mapfile -t selected < <(suite_names | grep -vx tsan)
 fi
 ((${#extra[@]} == 0 || ${#selected[@]} == 1)) || die "-- ARGS goes with one suite"
 
@@ -71,27 +71,29 @@ bg_pid="" tools_pid=""
 trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null; done; rm -rf "$TMPDIR"' EXIT
 # What the run may not change: HOME outside the tool caches, its /dev/shm files, git status.
 leftovers_snapshot >"$logs/leftovers.before"
-# The later suites' tools (the AWS agent, nightly and cargo-fuzz, the
-# rust-version toolchain) are prepared from the start in the background on
-# one core: their downloads and builds go beside the first suites'
-# compiling. Those suites wait for it (its log: build/test-logs/tools.log).
+# The later suites' tools (cargo-about, the AWS agent, nightly and cargo-fuzz, the rust-version toolchain),
+# then the fuzz targets' build, are prepared from the start in the background on one core, beside the first
+# suites' compiling; each suite waits for its own (build/test-logs/tools.log), and the first does its own.
 later=" ${selected[*]} "
 servers_re="moto|openbao|openbao-ha|tool-servers|leases" # the suites that need the servers
-tooled_re="$servers_re|fuzz|msrv"        # and those that need the prepared tools
+tooled_re="$servers_re|licences|fuzz|msrv"        # and those that need the prepared tools
+prep() { # prep MARK SUITES_RE COMMAND...: COMMAND when such a suite comes later, then the mark (even if it failed)
+  [[ ! "$later" =~ \ ($2)\  || "$later" =~ ^\ ($2)\  ]] || "${@:3}" || echo "(no $1: its suite tries again)"
+  touch "$logs/tools.$1"
+}
 prepare_tools() {
   export CARGO_BUILD_JOBS=1
-  [[ ! "$later" =~ \ ($servers_re)\  ]] || ensure_aws_agent
-  [[ "$later" != *" fuzz "* ]] || bash fuzz/run.sh --prepare
-  [[ "$later" != *" msrv "* ]] || bash tests/msrv/run.sh --prepare
+  prep licences licences bash tests/licences/run.sh --prepare
+  prep servers "$servers_re" ensure_aws_agent
+  prep fuzz fuzz bash fuzz/run.sh --prepare
+  prep msrv msrv bash tests/msrv/run.sh --prepare # rustup's last install: dist's may start
+  prep fuzz-build fuzz bash fuzz/run.sh --build
 }
-if [[ "$later" =~ \ ($tooled_re)\  ]]; then
-  set -m && { prepare_tools >"$logs/tools.log" 2>&1 & tools_pid=$!; } && set +m
-fi
-wait_tools() {
-  [ -n "$tools_pid" ] || return 0
-  say "waiting for the tools prepared in the background"
-  wait "$tools_pid" || { tail -n 20 "$logs/tools.log"; echo "(preparing the tools failed: the suite tries again)"; }
-  tools_pid=""
+rm -f "$logs"/tools.* && [[ ! "$later" =~ \ ($tooled_re)\  ]] ||
+  { set -m && { prepare_tools >"$logs/tools.log" 2>&1 & tools_pid=$!; } && set +m; }
+wait_tool() { # wait_tool MARK: until the background has prepared it (or ended)
+  [ -n "$tools_pid" ] && [ ! -e "$logs/tools.$1" ] && say "waiting for the background's $1 tools" || return 0
+  while [ ! -e "$logs/tools.$1" ] && kill -0 "$tools_pid" 2>/dev/null; do sleep 1; done
 }
 py=""
 venv() { [ -n "$py" ] || py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"; }
@@ -225,12 +227,15 @@ for name in "${selected[@]}"; do
   if [[ "$name" =~ ^($servers_re)$ ]] && [ -z "$bg_pid" ] && [ "$bg_start" = 0 ] &&
     [[ " ${selected[*]} " == *" dist "* ]]; then
     # Its tools first, here: the venv and rustup are not for two installers at once.
-    wait_tools && venv && (ensure_dist_tools) || die "the release build's tools did not install"
+    wait_tool msrv && venv && (ensure_dist_tools) || die "the release build's tools did not install"
     say "dist: started in the background (output: $logs/dist.log)"
     bg_start=$SECONDS
     set -m && { (suite_dist; r=$?; echo $SECONDS >"$logs/dist.end"; exit $r) &>"$logs/dist.log" & bg_pid=$!; } && set +m
   fi
-  [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tools
+  [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tool "$(case $name in licences | msrv) echo "$name" ;; fuzz) echo msrv ;;
+    *) echo servers ;; esac)"
+  # A fuzz build still in the background stops; the suite builds the rest on both cores.
+  [ "$name" != fuzz ] || [ -z "$tools_pid" ] || { kill -- -"$tools_pid" 2>/dev/null; wait "$tools_pid" || true; }
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
   [[ ! "$name" =~ ^($servers_re)$ ]] || servers > >(tee "$logs/servers.log") 2>&1

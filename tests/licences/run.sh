@@ -3,6 +3,7 @@
 #
 #   tests/licences/run.sh            check (what the test command runs)
 #   tests/licences/run.sh --update   rewrite THIRD-PARTY-NOTICES.txt
+#   tests/licences/run.sh --prepare  install cargo-about only
 #
 # cargo-about (crates.io, installed under ~/.cache/st-secrets) reads Cargo.lock
 # and each crate's licence files for the code that is shipped: the library,
@@ -17,6 +18,7 @@ ABOUT_VERSION=0.9.3
 bin="$ST_TOOLS_DIR/cargo-about/bin"
 [ "$("$bin/cargo-about" --version 2>/dev/null)" = "cargo-about $ABOUT_VERSION" ] ||
   tool_install cargo-about 2 cargo-about "$ABOUT_VERSION" --features cli || die "cargo-about did not install"
+[ "${1:-}" != --prepare ] || exit 0
 export PATH="$bin:$PATH"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
