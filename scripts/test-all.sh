@@ -234,8 +234,9 @@ for name in "${selected[@]}"; do
   fi
   [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tool "$(case $name in licences | msrv) echo "$name" ;; fuzz) echo msrv ;;
     *) echo servers ;; esac)"
-  # A fuzz build still in the background stops; the suite builds the rest on both cores.
-  [ "$name" != fuzz ] || [ -z "$tools_pid" ] || { kill -- -"$tools_pid" 2>/dev/null; wait "$tools_pid" || true; }
+  if [ "$name" = fuzz ] && [ -n "$tools_pid" ]; then # a fuzz build still going stops; the suite builds the rest
+    kill -- -"$tools_pid" 2>/dev/null || true; wait "$tools_pid" || true; tools_pid=""
+  fi
   say "$name"
   # Servers start in this shell (a suite runs in the pipe's subshell): shared, and stopped on exit.
   [[ ! "$name" =~ ^($servers_re)$ ]] || servers > >(tee "$logs/servers.log") 2>&1
