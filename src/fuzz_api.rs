@@ -152,3 +152,25 @@ pub fn store_rows(data: &[u8]) {
         }
     }
 }
+
+/// GCP Secret Manager and Google's credentials: an `access` answer, a
+/// token endpoint's answer and an error answer, with the first byte
+/// picking the status; a secret's name; an executable's answer.
+pub fn gcp_response(data: &[u8]) {
+    use crate::secrets::gcp::{external, oauth, SecretRef};
+    let Some((&status_byte, body)) = data.split_first() else {
+        return;
+    };
+    let status = [200, 400, 401, 403, 404, 429, 500, 503][status_byte as usize % 8];
+    let name = SecretRef::parse("projects/p/secrets/s").expect("a valid name");
+    let _ = crate::secrets::gcp::secret_from(&name, Response::made_up(status, vec![], body));
+    let _ = oauth::token_answer("fuzz", Response::made_up(status, vec![], body), 0);
+    let _ = oauth::oauth_failure("fuzz", &Response::made_up(status, vec![], body));
+    let _ = external::executable_answer_of(body);
+    if let Ok(text) = std::str::from_utf8(body) {
+        if let Ok(parsed) = SecretRef::parse(text) {
+            // What parses names itself back.
+            assert_eq!(parsed.to_string(), text.trim());
+        }
+    }
+}

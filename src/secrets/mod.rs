@@ -1,5 +1,5 @@
 //! The secrets manager: a chain of providers checked in priority order
-//! (environment > mounted files > the secrets file > AWS > Vault),
+//! (environment > mounted files > the secrets file > AWS > GCP > Vault),
 //! SimpleTuner's `SecretsManager`.
 //!
 //! Result rules of [`SecretsManager::get`]: the first provider that has the key
@@ -31,6 +31,7 @@ pub mod delivery;
 pub(crate) mod env;
 mod events;
 pub(crate) mod file;
+pub(crate) mod gcp;
 pub mod lifetime;
 pub(crate) mod mounted;
 pub mod provenance;
@@ -46,6 +47,7 @@ pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
+pub use gcp::{Gcp, GcpProvider, GcpSettings};
 pub use mounted::{MountedProvider, MountedSettings};
 pub use provenance::{Provenance, ProvenanceSetting};
 pub use provider::{
@@ -183,6 +185,11 @@ impl SecretsManager {
                 }
                 ProviderKind::Aws => providers.push(Arc::new(AwsProvider::new(
                     &config.aws,
+                    &config.remote,
+                    vars.clone(),
+                ))),
+                ProviderKind::Gcp => providers.push(Arc::new(GcpProvider::new(
+                    &config.gcp,
                     &config.remote,
                     vars.clone(),
                 ))),

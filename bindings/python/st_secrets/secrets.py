@@ -17,7 +17,7 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Type, cast
+from typing import Any, Dict, List, Optional, Type, Union, cast
 
 from . import _native
 from ._errors import ProcessSingleton, StSecretsError, attempt
@@ -29,6 +29,7 @@ __all__ = [
     "FileSecretProvider",
     "MountedSecretProvider",
     "AWSSecretsManagerProvider",
+    "GCPSecretManagerProvider",
     "HashiCorpVaultProvider",
     "SecretsManager",
     "get_secrets_manager",
@@ -176,11 +177,28 @@ class HashiCorpVaultProvider(_RemoteProvider):
         self._native = _native.remote_provider("vault", json.dumps(config))
 
 
+class GCPSecretManagerProvider(_RemoteProvider):
+    """GCP Secret Manager secrets (not in SimpleTuner): `secret` is one name
+    or a list (`projects/P/secrets/S[/versions/V]`, or `S` in `project`),
+    defaulting to SIMPLETUNER_GCP_SECRET; `project` to GOOGLE_CLOUD_PROJECT,
+    then the credentials'. Google's credentials as its libraries find them;
+    no google-cloud package needed."""
+
+    _label = "GCP"
+
+    def __init__(self, secret: Union[str, List[str], None] = None, project: Optional[str] = None):
+        self.secret = secret or os.environ.get("SIMPLETUNER_GCP_SECRET")
+        self.project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        config = {"gcp_secret": secret or None, "gcp_project": project or None}
+        self._native = _native.remote_provider("gcp", json.dumps(config))
+
+
 _WRAPPERS: Dict[str, Type[_NativeBacked]] = {
     "env": EnvironmentSecretProvider,
     "mounted": MountedSecretProvider,
     "file": FileSecretProvider,
     "aws": AWSSecretsManagerProvider,
+    "gcp": GCPSecretManagerProvider,
     "vault": HashiCorpVaultProvider,
 }
 

@@ -253,6 +253,13 @@ def test_remote_providers_unconfigured_and_configured(monkeypatch):
     vault = sec.HashiCorpVaultProvider(url="http://127.0.0.1:1", token="t0ken", path="p", mount_point="kv")
     assert vault.is_available() is True and (vault.path, vault.mount_point) == ("p", "kv")
     assert "t0ken" not in repr(vault)
+    # GCP Secret Manager: not in SimpleTuner; the same shape.
+    monkeypatch.delenv("SIMPLETUNER_GCP_SECRET", raising=False)
+    assert sec.GCPSecretManagerProvider().is_available() is False
+    gcp = sec.GCPSecretManagerProvider(secret=["keys", "projects/p-1/secrets/s"], project="ml-prod")
+    assert gcp.is_available() is True and gcp.project == "ml-prod"
+    with pytest.raises(st_secrets.StSecretsError, match="gcp_secret"):
+        sec.GCPSecretManagerProvider(secret="projects/only")
     assert vault.get_secret("K") is None  # nothing listens there: logged, None
 
 

@@ -5,25 +5,20 @@
 //! optional `SessionToken` and ISO 8601 `Expiration`).
 //!
 //! Unlike the SDKs, its standard error is never shown (tools print tokens
-//! there when they fail), and it is stopped after [`PROCESS_TIMEOUT`].
+//! there when they fail), and it is stopped after [`PROCESS_TIMEOUT`]
+//! ([`program`] runs it).
 
 use super::identity::{Credentials, Source};
 use super::wire;
 use crate::error::Error;
-use crate::secret::{SecretBytes, SecretString};
+use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::FetchError;
-use crate::sys;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::secrets::remote::{program, FetchError};
+use std::time::Duration;
 
 /// How long the program may run: a minute (time for a tool that asks for a
 /// touch of a security key, not for a hung one).
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The most output read: 64 KiB (the document is a few hundred bytes).
-const MAX_OUTPUT: u64 = 64 << 10;
 
 /// Runs `command` (the profile `profile`'s `credential_process`) and reads
 /// its credentials.
@@ -42,70 +37,7 @@ pub fn run(command: &str, profile: &str, timeout: Duration) -> Result<Credential
                 "{what}: the command cannot be split into words (an unclosed quote?)"
             )))
         })?;
-    let program = &words[0];
-    let mut child = Command::new(program)
-        .args(&words[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start '{program}': {e}")))?;
-    // Both pipes are drained by threads so the program never blocks on a
-    // full pipe; what it writes to stderr is read and dropped.
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = sys::spawn_thread("st-secrets-process", move || {
-        let mut buf = Vec::new();
-        let read = (&mut stdout).take(MAX_OUTPUT + 1).read_to_end(&mut buf);
-        // Anything beyond the bound is drained, so the program can finish.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        read.map(|_| SecretBytes::from(buf))
-    });
-    let err = sys::spawn_thread("st-secrets-process", move || {
-        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-    });
-    let (Ok(out), Ok(err)) = (out, err) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(fail("no thread could be started to read its output".into()));
-    };
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = (out.join(), err.join());
-                return Err(fail(format!(
-                    "'{program}' did not finish within {} s and was stopped",
-                    timeout.as_secs()
-                )));
-            }
-            Err(e) => return Err(fail(format!("waiting for '{program}' failed: {e}"))),
-        }
-    };
-    let output = out
-        .join()
-        .map_err(|_| fail("reading its output failed".into()))?;
-    let _ = err.join();
-    if !status.success() {
-        let how = match status.code() {
-            Some(code) => format!("exited with status {code}"),
-            None => "was killed by a signal".into(),
-        };
-        return Err(fail(format!(
-            "'{program}' {how} (its error output is not shown: it may hold secrets; run the \
-             command yourself to see it)"
-        )));
-    }
-    let output = output.map_err(|e| fail(format!("reading its output failed: {e}")))?;
-    if output.len() as u64 > MAX_OUTPUT {
-        return Err(fail(format!(
-            "its output is larger than {MAX_OUTPUT} bytes"
-        )));
-    }
+    let output = program::run(&words, &[], timeout, &fail)?;
     parse(output.expose(), &what, Source::Process(profile.to_owned()))
 }
 
@@ -141,6 +73,7 @@ pub(crate) fn parse(output: &[u8], what: &str, source: Source) -> Result<Credent
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     /// A command running a shell script. Run through `/bin/sh` rather than
     /// executed itself: a file written while another test thread forks can

@@ -7,6 +7,7 @@
 
 use super::aws::AwsSettings;
 use super::file::FileSettings;
+use super::gcp::GcpSettings;
 use super::mounted::{MountedProvider, MountedSettings};
 use super::provenance::ProvenanceSetting;
 use super::remote::RemoteSettings;
@@ -37,6 +38,8 @@ pub enum ProviderKind {
     File,
     /// `aws`: AWS Secrets Manager.
     Aws,
+    /// `gcp`: GCP Secret Manager.
+    Gcp,
     /// `vault`: HashiCorp Vault (KV v2, falling back to v1).
     Vault,
 }
@@ -45,20 +48,22 @@ impl ProviderKind {
     /// The default chain, in priority order.
     /// Remote providers that are not configured stay in the chain, unavailable,
     /// answering "absent" without any network traffic.
-    pub const DEFAULT_CHAIN: [ProviderKind; 5] = [
+    pub const DEFAULT_CHAIN: [ProviderKind; 6] = [
         ProviderKind::Env,
         ProviderKind::Mounted,
         ProviderKind::File,
         ProviderKind::Aws,
+        ProviderKind::Gcp,
         ProviderKind::Vault,
     ];
 
     /// Every kind with its name in `providers`: the one list.
-    pub const ALL: [(&'static str, ProviderKind); 5] = [
+    pub const ALL: [(&'static str, ProviderKind); 6] = [
         ("env", ProviderKind::Env),
         ("mounted", ProviderKind::Mounted),
         ("file", ProviderKind::File),
         ("aws", ProviderKind::Aws),
+        ("gcp", ProviderKind::Gcp),
         ("vault", ProviderKind::Vault),
     ];
 
@@ -106,6 +111,8 @@ pub struct ManagerConfig {
     pub file: FileSettings,
     /// AWS Secrets Manager (`aws_*`).
     pub aws: AwsSettings,
+    /// GCP Secret Manager (`gcp_*`).
+    pub gcp: GcpSettings,
     /// HashiCorp Vault / OpenBao (`vault_*`).
     pub vault: VaultSettings,
     /// Caching, timeouts, retries and staleness of both remote providers.
@@ -268,6 +275,56 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
         doc: "default `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL`, the regional endpoint",
         apply: |c, k, v| {
             c.aws.endpoint = Some(url(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "gcp_secret",
+        value: "string, or list of strings",
+        doc: "the Secret Manager secrets, in order (`projects/P/[locations/L/]secrets/S[/versions/V]`, or `S` in `gcp_project`); default `SIMPLETUNER_GCP_SECRET` (comma-separated; unset: the provider is unavailable)",
+        apply: |c, k, v| {
+            let listed = names(k, v, |s| s.trim().to_owned())?;
+            for item in &listed {
+                crate::secrets::gcp::SecretRef::parse(item)
+                    .map_err(|e| Error::InvalidArgument(format!("config key '{k}': {}", e.message())))?;
+            }
+            c.gcp.secrets = Some(listed);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "gcp_project",
+        value: "string",
+        doc: "the project of secrets named by id; default `GOOGLE_CLOUD_PROJECT`, the credentials file's, the metadata server's",
+        apply: |c, k, v| {
+            c.gcp.project = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "gcp_location",
+        value: "string",
+        doc: "the location of secrets named by id (a regional endpoint); default `SIMPLETUNER_GCP_LOCATION`, else global",
+        apply: |c, k, v| {
+            c.gcp.location = Some(nonempty(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "gcp_endpoint",
+        value: "https URL, or http to loopback",
+        doc: "default `SIMPLETUNER_GCP_ENDPOINT`, else Google's global or regional endpoint",
+        apply: |c, k, v| {
+            c.gcp.endpoint = Some(url(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "gcp_metadata_wait",
+        value: "seconds, 0.001 to 3600",
+        doc: "how long a process waits for a metadata server not answering yet (a node just started) before its first token: 30",
+        apply: |c, k, v| {
+            c.gcp.metadata_wait = Some(positive_seconds(k, v)?);
             Ok(())
         },
     },
@@ -491,6 +548,7 @@ impl Default for ManagerConfig {
             mounted: MountedSettings::default(),
             file: FileSettings::default(),
             aws: AwsSettings::default(),
+            gcp: GcpSettings::default(),
             vault: VaultSettings::default(),
             remote: RemoteSettings::default(),
             provenance: ProvenanceSetting::default(),

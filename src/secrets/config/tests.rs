@@ -18,6 +18,7 @@ fn empty_and_defaults() {
             ProviderKind::Mounted,
             ProviderKind::File,
             ProviderKind::Aws,
+            ProviderKind::Gcp,
             ProviderKind::Vault
         ]
     );

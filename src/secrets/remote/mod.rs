@@ -1,5 +1,5 @@
-//! The machinery shared by the remote providers (AWS Secrets Manager and
-//! HashiCorp Vault): the one provider of remote secrets
+//! The machinery shared by the remote providers (AWS Secrets Manager, GCP
+//! Secret Manager, HashiCorp Vault): the one provider of remote secrets
 //! ([`source::RemoteSource`]) over each service's [`source::Fetch`], one
 //! HTTP client with short timeouts ([`http`]), retries with capped
 //! exponential backoff and jitter ([`with_retries`]), and the cache of a
@@ -9,12 +9,14 @@
 //! general-purpose [`TtlCache`](crate::cache::TtlCache) of the C API's
 //! `st_cache` is another thing: the providers do not use it.)
 
+pub(crate) mod bearer;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod fleet;
 pub(crate) mod http;
 pub mod meter;
 pub(crate) mod node;
+pub(crate) mod program;
 pub(crate) mod rotation;
 pub(crate) mod secret_cache;
 pub(crate) mod source;
@@ -282,6 +284,17 @@ pub(crate) fn time_left() -> Option<Duration> {
     DEADLINE
         .with(std::cell::Cell::get)
         .map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// Gives the fetch running on this thread at least `d` from now: after a
+/// wait that had a deadline of its own (a metadata server's start), the
+/// rest of the fetch is not left with nothing.
+pub(crate) fn extend_bound(d: Duration) {
+    DEADLINE.with(|deadline| {
+        if let Some(at) = deadline.get() {
+            deadline.set(Some(at.max(Instant::now() + d)));
+        }
+    });
 }
 
 /// The deadline of the fetch on this thread while it lives: the earlier of

@@ -348,6 +348,7 @@ impl Shareable for NoValue {
 
 /// The fingerprint of a provider's configuration: its kind, settings and
 /// the environment it reads (credentials included, hashed, never stored).
+#[derive(Clone)]
 pub struct Scope(Sha256);
 
 impl Scope {

@@ -1,0 +1,196 @@
+//! The wire both of Google's credential kinds share: credentials files read
+//! safely, their fields, the URLs credentials may be sent to, and OAuth 2.0
+//! token requests and answers (Google's token endpoint, STS, and the
+//! errors of Google's APIs).
+
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::aws_identity::wire;
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::remote::bearer::Issued;
+use crate::secrets::remote::http::{redact_url, Http, Response};
+use crate::secrets::remote::{with_retries, FetchError, RemoteSettings};
+use crate::sys::clock;
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// The largest credentials file read.
+const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
+
+/// The scope every token is asked for.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// Google's OAuth 2.0 token endpoint.
+pub const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// A credentials file's JSON object, read bounded and refused when group
+/// or others may write it.
+pub(crate) fn read_json_file(path: &Path, what: &str) -> Result<Map<String, Value>, Error> {
+    let check = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        if meta.mode() & 0o022 == 0 {
+            return Ok(());
+        }
+        Err(Error::Permission(format!(
+            "{what} {} is writable by group or others (mode {:o}): anyone could choose the \
+             identity used; refusing it (chmod go-w)",
+            path.display(),
+            meta.mode() & 0o777
+        )))
+    };
+    let mut bytes = crate::fsutil::read_required_checked(path, what, MAX_CREDENTIALS_FILE, check)?;
+    let doc = serde_json::from_slice::<Value>(&bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    match doc {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(mut other) => {
+            zeroize_json(&mut other);
+            Err(Error::Parse(format!(
+                "{what} {} is JSON but not an object",
+                path.display()
+            )))
+        }
+        Err(e) => Err(Error::Parse(format!(
+            "{what} {} is not JSON (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+/// A field of a credentials document that must be a non-empty string.
+pub(crate) fn field(doc: &Map<String, Value>, name: &str, file: &Path) -> Result<String, Error> {
+    match doc.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err(Error::Parse(format!(
+            "credentials file {}: '{name}' is not a non-empty string",
+            file.display()
+        ))),
+        None => Err(Error::Parse(format!(
+            "credentials file {}: no '{name}'",
+            file.display()
+        ))),
+    }
+}
+
+/// An optional string field.
+pub(crate) fn optional(doc: &Map<String, Value>, name: &str) -> Option<String> {
+    doc.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Refuses a URL credentials would be sent to unless it is https, or
+/// http to this host (an emulator, a test server).
+pub(crate) fn secure_url(url: &str, what: &str) -> Result<(), Error> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if local {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "{what} {} is not an https:// URL: credentials are sent there",
+        redact_url(url)
+    )))
+}
+
+/// The access token of an OAuth 2.0 token answer (`access_token`,
+/// `expires_in`), or the failure it says; `sent` is when the request was
+/// sent (monotonic nanoseconds).
+pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued, FetchError> {
+    if r.status != 200 {
+        return Err(oauth_failure(what, &r));
+    }
+    let Some(mut doc) = r.json() else {
+        return Err(FetchError::transient(Error::Remote(format!(
+            "{what}: the answer is not JSON"
+        ))));
+    };
+    let token = doc["access_token"].as_str().filter(|t| !t.is_empty());
+    let expires_in = doc["expires_in"]
+        .as_u64()
+        .or_else(|| doc["expires_in"].as_str().and_then(|s| s.parse().ok()));
+    let out = match token {
+        Some(t) => Ok(Issued::new(
+            SecretString::from(t),
+            expires_in.map(Duration::from_secs),
+            sent,
+        )),
+        None => Err(FetchError::permanent(Error::Auth(format!(
+            "{what}: the answer holds no access_token"
+        )))),
+    };
+    zeroize_json(&mut doc);
+    out
+}
+
+/// The failure an OAuth 2.0 or Google API error answer says: refused
+/// identities are permanent [`Error::Auth`]; 429 and 5xx are transient,
+/// with the wait `Retry-After` asks.
+pub(crate) fn oauth_failure(what: &str, r: &Response) -> FetchError {
+    let doc = r.json().unwrap_or(Value::Null);
+    // OAuth's {"error": "invalid_grant", "error_description": "..."}, or
+    // Google's {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "..."}}.
+    let (code, message) = match &doc["error"] {
+        Value::String(code) => (
+            code.clone(),
+            doc["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        Value::Object(e) => (
+            e.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            e.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    let mut text = format!("{what}: HTTP {}", r.status);
+    if !code.is_empty() {
+        text.push_str(&format!(" {}", crate::secrets::remote::shorten(&code)));
+    }
+    if !message.is_empty() {
+        text.push_str(&format!(": {}", crate::secrets::remote::shorten(&message)));
+    }
+    match r.status {
+        429 | 500..=599 => FetchError::transient(Error::Remote(text)).retry_after(r.retry_after()),
+        400 | 401 | 403 => FetchError::permanent(Error::Auth(text)),
+        _ => FetchError::permanent(Error::Remote(text)),
+    }
+}
+
+/// A form POST to an OAuth 2.0 token endpoint, retries included.
+pub(crate) fn post_form(
+    http: &Http,
+    settings: &RemoteSettings,
+    what: &str,
+    url: &str,
+    pairs: &[(&str, &str)],
+) -> Result<Issued, FetchError> {
+    let body = SecretString::from(wire::form(pairs));
+    with_retries(settings, || {
+        let sent = clock::precise();
+        let r = http.send(
+            what,
+            "POST",
+            url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body.expose().as_bytes(),
+        )?;
+        token_answer(what, r, sent)
+    })
+}
