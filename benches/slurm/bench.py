@@ -126,7 +126,7 @@ def endings_table(site, cl, head, run):
         ("normal exit", "sleep 2", [], None),
         ("a failing task", "sleep 2; exit 3", [], None),
         ("scancel", "sleep 60", [], lambda j: subprocess.run(["scancel", str(j)], env=cl.env)),
-        ("--signal (B:USR1 ahead of the time limit)", None, ["--time=1", "--signal=B:USR1@57"], None),
+        ("--signal (B:USR1 ahead of the time limit)", None, ["--time=2", "--signal=B:USR1@110"], None),
         ("out of memory (the job's cgroup, 100 MB)", "python3 -c \"x = b\\\"x\\\" * (400 << 20)\"",
          ["--mem=100M"], None),
         ("scancel --full -s KILL", "sleep 60", [],

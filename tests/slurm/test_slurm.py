@@ -241,7 +241,9 @@ def test_every_ending_revokes_the_jobs_leases_and_tokens(site, cl):
     assert "at the end of its batch step" in revoked_where(cl, job).values()
     # --signal: the batch shell is told ahead of its time limit and ends.
     trap = "#!/bin/bash\ntrap 'echo signalled; exit 0' USR1\n/usr/bin/srun /bin/sleep 120 & wait\n"
-    ending(site, cl, trap, "--time=1", "--signal=B:USR1@57", expect="COMPLETED")
+    # Slurm sends it at its periodic check (every 30 s): 110 s ahead of a
+    # 2-minute limit leaves it a minute and more even on a loaded machine.
+    ending(site, cl, trap, "--time=2", "--signal=B:USR1@110", expect="COMPLETED")
     # Out of memory: the job's cgroup (100 MB) kills the task.
     oom = "#!/bin/bash\n/usr/bin/srun /usr/bin/python3 -c 'x = b\"x\" * (400 << 20)'\n"
     state, _, _ = ending(site, cl, oom, "--mem=100M")
