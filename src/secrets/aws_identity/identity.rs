@@ -83,18 +83,8 @@ const MAX_TOKEN_FILE: u64 = 64 << 10;
 /// regular file, bounded, never blocking, refused when group or others may
 /// write it (checked on the opened file); missing is an error naming `what`.
 pub(crate) fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
-    let check = |meta: &std::fs::Metadata| {
-        use std::os::unix::fs::MetadataExt;
-        if meta.mode() & 0o022 == 0 {
-            return Ok(());
-        }
-        Err(Error::Permission(format!(
-            "{what} {} is writable by group or others (mode {:o}): anyone could choose the \
-             identity sent; refusing it (chmod go-w)",
-            path.display(),
-            meta.mode() & 0o777
-        )))
-    };
+    let check =
+        |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
     let bytes = crate::fsutil::read_required_checked(path, what, MAX_TOKEN_FILE, check)?;
     Ok(SecretString::from(
         String::from_utf8_lossy(&bytes).into_owned(),

@@ -25,18 +25,8 @@ pub const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// A credentials file's JSON object, read bounded and refused when group
 /// or others may write it.
 pub(crate) fn read_json_file(path: &Path, what: &str) -> Result<Map<String, Value>, Error> {
-    let check = |meta: &std::fs::Metadata| {
-        use std::os::unix::fs::MetadataExt;
-        if meta.mode() & 0o022 == 0 {
-            return Ok(());
-        }
-        Err(Error::Permission(format!(
-            "{what} {} is writable by group or others (mode {:o}): anyone could choose the \
-             identity used; refusing it (chmod go-w)",
-            path.display(),
-            meta.mode() & 0o777
-        )))
-    };
+    let check =
+        |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
     let mut bytes = crate::fsutil::read_required_checked(path, what, MAX_CREDENTIALS_FILE, check)?;
     let doc = serde_json::from_slice::<Value>(&bytes);
     zeroize::Zeroize::zeroize(&mut bytes);
