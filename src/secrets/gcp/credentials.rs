@@ -23,8 +23,7 @@
 
 use super::external::External;
 use super::oauth::{
-    field, oauth_failure, optional, post_form, read_json_file, secure_url, token_answer, SCOPE,
-    TOKEN_URI,
+    field, oauth_failure, optional, post_form, read_json_file, token_answer, SCOPE, TOKEN_URI,
 };
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -206,11 +205,7 @@ impl ServiceAccount {
             _ => return Err(bad("is not an RSA key")),
         }
         .map_err(|_| bad("is not an RSA key ring accepts (2048 to 8192 bits)"))?;
-        let token_uri = optional(doc, "token_uri").unwrap_or_else(|| TOKEN_URI.to_owned());
-        secure_url(
-            &token_uri,
-            &format!("credentials file {}: 'token_uri'", file.display()),
-        )?;
+        let token_uri = super::oauth::token_uri(doc, file)?;
         Ok(ServiceAccount {
             email,
             key_id: optional(doc, "private_key_id"),
@@ -309,11 +304,7 @@ impl AuthorizedUser {
         http: &Arc<Http>,
         settings: &RemoteSettings,
     ) -> Result<AuthorizedUser, Error> {
-        let token_uri = optional(doc, "token_uri").unwrap_or_else(|| TOKEN_URI.to_owned());
-        secure_url(
-            &token_uri,
-            &format!("credentials file {}: 'token_uri'", file.display()),
-        )?;
+        let token_uri = super::oauth::token_uri(doc, file)?;
         Ok(AuthorizedUser {
             client_id: field(doc, "client_id", file)?,
             client_secret: SecretString::from(field(doc, "client_secret", file)?),

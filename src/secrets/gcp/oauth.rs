@@ -184,3 +184,17 @@ pub(crate) fn post_form(
         token_answer(what, r, sent)
     })
 }
+
+/// A credentials document's `token_uri` (Google's token endpoint when it
+/// names none), refused unless credentials may be sent there.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the file ([`secure_url`]).
+pub(crate) fn token_uri(doc: &Map<String, Value>, file: &Path) -> Result<String, Error> {
+    let uri = optional(doc, "token_uri").unwrap_or_else(|| TOKEN_URI.to_owned());
+    secure_url(
+        &uri,
+        &format!("credentials file {}: 'token_uri'", file.display()),
+    )?;
+    Ok(uri)
+}

@@ -21,6 +21,13 @@ fn settings() -> RemoteSettings {
     }
 }
 
+/// The credentials `vars` give, with the test settings, waiting up to
+/// `wait` for a metadata server.
+fn find(vars: &Vars, wait: Duration) -> Result<credentials::Found, Error> {
+    let http = Arc::new(Http::new(&settings(), &Trust::Default, "").unwrap());
+    credentials::find(vars, &http, &settings(), wait, &http, &settings())
+}
+
 /// A PKCS #8 RSA key made by openssl, as a service account key file holds.
 pub(crate) fn rsa_pem() -> String {
     let out = std::process::Command::new("openssl")
@@ -273,16 +280,7 @@ fn the_assertion_is_a_jwt_signed_with_the_service_accounts_key() {
     let token_uri = format!("{}/token", server.url());
     let path = key_file(dir.path(), &pem, &token_uri);
     let vars = Vars::empty().set("GOOGLE_APPLICATION_CREDENTIALS", path.to_str().unwrap());
-    let http = Arc::new(Http::new(&settings(), &Trust::Default, "").unwrap());
-    let found = credentials::find(
-        &vars,
-        &http,
-        &settings(),
-        Duration::ZERO,
-        &http,
-        &settings(),
-    )
-    .unwrap();
+    let found = find(&vars, Duration::ZERO).unwrap();
     assert_eq!(found.project.as_deref(), Some("keyproject"));
     let issued = found.issuer.issue().unwrap();
     assert_eq!(issued.token.expose(), "ya29.x");
@@ -328,7 +326,6 @@ fn the_assertion_is_a_jwt_signed_with_the_service_accounts_key() {
 fn malformed_credentials_files_are_refused_by_name_without_their_values() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let http = Arc::new(Http::new(&settings(), &Trust::Default, "").unwrap());
     let path = dir.path().join("creds.json");
     for (doc, expect) in [
         (
@@ -358,16 +355,7 @@ fn malformed_credentials_files_are_refused_by_name_without_their_values() {
         std::fs::write(&path, doc).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let vars = Vars::empty().set("GOOGLE_APPLICATION_CREDENTIALS", path.to_str().unwrap());
-        let e = credentials::find(
-            &vars,
-            &http,
-            &settings(),
-            Duration::ZERO,
-            &http,
-            &settings(),
-        )
-        .err()
-        .unwrap();
+        let e = find(&vars, Duration::ZERO).err().unwrap();
         assert!(e.message().contains(expect), "{doc}: {e}");
         assert!(e.message().contains("creds.json"), "{e}");
         assert!(
@@ -378,16 +366,7 @@ fn malformed_credentials_files_are_refused_by_name_without_their_values() {
     // Writable by others: anyone could choose the identity.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     let vars = Vars::empty().set("GOOGLE_APPLICATION_CREDENTIALS", path.to_str().unwrap());
-    let e = credentials::find(
-        &vars,
-        &http,
-        &settings(),
-        Duration::ZERO,
-        &http,
-        &settings(),
-    )
-    .err()
-    .unwrap();
+    let e = find(&vars, Duration::ZERO).err().unwrap();
     assert_eq!(e.code_name(), "ST_PERMISSION", "{e}");
 }
 
@@ -408,16 +387,7 @@ fn the_metadata_server_is_waited_for_at_start_and_must_say_it_is_one() {
     });
     let host = server.url().trim_start_matches("http://").to_owned();
     let vars = Vars::empty().set("GCE_METADATA_HOST", &host);
-    let http = Arc::new(Http::new(&settings(), &Trust::Default, "").unwrap());
-    let found = credentials::find(
-        &vars,
-        &http,
-        &settings(),
-        Duration::from_secs(20),
-        &http,
-        &settings(),
-    )
-    .unwrap();
+    let found = find(&vars, Duration::from_secs(20)).unwrap();
     assert_eq!(found.origin, credentials::Origin::Metadata);
     assert_eq!(found.issuer.issue().unwrap().token.expose(), "ya29.md");
     assert_eq!(calls.load(Ordering::SeqCst), 4, "three 503s waited out");
@@ -427,15 +397,7 @@ fn the_metadata_server_is_waited_for_at_start_and_must_say_it_is_one() {
         FakeServer::start(|_| Reply::json(200, r#"{"access_token": "x", "expires_in": 1}"#));
     let host = impostor.url().trim_start_matches("http://").to_owned();
     let vars = Vars::empty().set("GCE_METADATA_HOST", &host);
-    let found = credentials::find(
-        &vars,
-        &http,
-        &settings(),
-        Duration::ZERO,
-        &http,
-        &settings(),
-    )
-    .unwrap();
+    let found = find(&vars, Duration::ZERO).unwrap();
     let e = found.issuer.issue().unwrap_err();
     assert!(
         e.error.message().contains("not a metadata server"),
@@ -445,15 +407,7 @@ fn the_metadata_server_is_waited_for_at_start_and_must_say_it_is_one() {
 
     // A host that does not resolve: not on GCP, said at once.
     let vars = Vars::empty().set("GCE_METADATA_HOST", "metadata.invalid");
-    let found = credentials::find(
-        &vars,
-        &http,
-        &settings(),
-        Duration::from_secs(30),
-        &http,
-        &settings(),
-    )
-    .unwrap();
+    let found = find(&vars, Duration::from_secs(30)).unwrap();
     let started = std::time::Instant::now();
     let e = found.issuer.issue().unwrap_err();
     assert_eq!(
