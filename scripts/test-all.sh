@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh" && source "$ST_ROOT/tests/leftovers.sh"
 cd "$ST_ROOT"
 
-# name|what it runs: the suites in order; `tsan` and `slurm` run only when named.
+# name|what it runs: the suites in order; `tsan` runs only when named.
 SUITES=(
   "header|the committed header equals what build.rs generates"
   "lint|cargo fmt --check, clippy -D warnings, rustdoc -D warnings"
@@ -31,7 +31,7 @@ SUITES=(
   "openbao-ha|a 3-node OpenBao raft cluster: roles, current reads, the leader killed; a fleet's start (and moto's)"
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
-  "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto (not in the default run)"
+  "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
@@ -53,7 +53,7 @@ while (($#)); do
   esac
 done
 if ((${#selected[@]} == 0)); then
-  mapfile -t selected < <(suite_names | grep -vxE 'tsan|slurm')
+  mapfile -t selected < <(suite_names | grep -vxE 'tsan')
 fi
 ((${#extra[@]} == 0 || ${#selected[@]} == 1)) || die "-- ARGS goes with one suite"
 

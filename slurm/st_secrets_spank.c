@@ -503,8 +503,10 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 /* ---------------------------------------------------------- the job's end */
 
 /* Set when a task of this step ended by a signal: the job may be ending
- * (scancel, the time limit), which the step's end asks slurmctld. */
-static int task_signalled;
+ * (scancel, the time limit), which the step's end asks slurmctld; and when
+ * a task ended at all (a step whose tasks never started, cancelled while it
+ * launched them, asks too). */
+static int task_signalled, task_exited;
 
 /* Revokes what the job's ledger in `dir` lists, then removes the directory.
  * Whoever holds the ledger's lock is revoking it: `wait` seconds for it
@@ -555,13 +557,16 @@ static int job_dir_of(spank_t sp, const struct settings *s, uint32_t *job, char 
 }
 
 /* Whether slurmctld says the job is over (cancelled, timed out, completing);
- * not when it cannot be asked (the epilog follows). */
+ * not when it cannot be asked (said in the slurmd log: the epilog follows). */
 static int job_over(uint32_t job)
 {
     job_info_msg_t *msg = NULL;
     int over = 0;
-    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg)
+    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg) {
+        slurm_info("st-secrets: job %u: slurmctld not asked whether the job is over: %s", job,
+                   slurm_strerror(slurm_get_errno()));
         return 0;
+    }
     for (uint32_t i = 0; i < msg->record_count; i++) {
         uint32_t state = msg->job_array[i].job_state;
         if (msg->job_array[i].job_id == job)
@@ -580,6 +585,7 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
     char why[512], dir[DIR_MAX];
     uint32_t job = 0;
     int status = 0;
+    task_exited = 1;
     if (task_signalled || spank_get_item(sp, S_TASK_EXIT_STATUS, &status) != ESPANK_SUCCESS ||
         !WIFSIGNALED(status))
         return 0;
@@ -591,8 +597,9 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 }
 
 /* The end of a step (slurmstepd, root): the batch step's end is the job's,
- * and so is a step's whose tasks were signalled while slurmctld ends the
- * job, asked again (the job may have been running at the task's end).
+ * and so is a step's whose tasks were signalled, or never started, while
+ * slurmctld ends the job, asked again (it may have been running at the
+ * task's end).
  * Neither waits for the epilog, which Slurm runs after a pause for the
  * job's steps. */
 int slurm_spank_exit(spank_t sp, int ac, char **av)
@@ -607,8 +614,9 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
         end_job(&s, job, dir, "at the end of its batch step", 0);
     else if (step == SLURM_EXTERN_CONT)
         end_job(&s, job, dir, "at the end of its extern step", 0);
-    else if (task_signalled && job_over(job))
-        end_job(&s, job, dir, "at the end of its signalled step", 0);
+    else if ((task_signalled || !task_exited) && job_over(job))
+        end_job(&s, job, dir, task_exited ? "at the end of its signalled step" : "at the end of its cancelled step",
+                0);
     return 0;
 }
 

@@ -270,6 +270,10 @@ def stop(d):
             root.rmdir()
         except OSError:
             pass
+    # Slurm's logs kept for a failure's reading (the suite checks they hold no value).
+    if os.environ.get("ST_SLURM_LOGS"):
+        shutil.rmtree(os.environ["ST_SLURM_LOGS"], ignore_errors=True)
+        shutil.copytree(d / "log", os.environ["ST_SLURM_LOGS"], dirs_exist_ok=True)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -29,7 +29,8 @@ start_openbao "$py" "$logs"
 start_postgres "$logs"
 "$py" tests/vault/leases_setup.py "$VAULT_SETUP" "$PG_PORT" "$PG_SUPERPASS" "$logs/leases-setup.json" >/dev/null ||
   die "OpenBao's database engine was not set up"
-export ST_SLURM_PREFIX="$prefix" ST_SLURM_LEASES="$logs/leases-setup.json" ST_SLURM_MOTO="$MOTO_SETUP"
+export ST_SLURM_LOGS="$logs/cluster" ST_SLURM_PREFIX="$prefix"
+export ST_SLURM_LEASES="$logs/leases-setup.json" ST_SLURM_MOTO="$MOTO_SETUP"
 if [ "${1:-}" = --bench ]; then
   "$py" benches/slurm/bench.py >"$2"
 else
