@@ -248,7 +248,6 @@ PartitionName=main Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscri
 
 def stop(d):
     d = Path(d)
-    env = dict(os.environ, SLURM_CONF=str(d / "slurm.conf"))
     for pidfile in ("slurmctld.pid", "slurmd.n1.pid", "slurmd.n2.pid", "slurmdbd.pid", "db/pid",
                     "munge/pid"):
         try:
@@ -256,9 +255,21 @@ def stop(d):
         except (OSError, ValueError):
             pass
     time.sleep(1)
-    # What is left of jobs, and the cgroups of both nodes.
-    subprocess.run(["pkill", "-KILL", "-f", f"slurmstepd.*{d}"], env=env, capture_output=True)
+    # What is left of jobs: every process in the nodes' cgroups (slurmstepd
+    # renames itself, so no command line names the cluster), the job user's,
+    # and what a SIGKILLed `st-secrets run` of theirs left in /dev/shm.
+    for procs in Path("/sys/fs/cgroup").glob("*/slurm_n[12]/**/cgroup.procs"):
+        for pid in procs.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
     subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
+    time.sleep(0.5)
+    uid = pwd.getpwnam(USER).pw_uid
+    for left in Path("/dev/shm").glob("st-secrets-run.*"):
+        if left.lstat().st_uid == uid:
+            shutil.rmtree(left, ignore_errors=True)
     for root in Path("/sys/fs/cgroup").glob("*/slurm_n[12]"):
         for sub in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
             if sub.is_dir():
