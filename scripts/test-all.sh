@@ -21,7 +21,7 @@ SUITES=(
   "docs|docs/ and README: sizes, relative links, generated tables (tests/docs.rs)"
   "cargo|cargo test --workspace: the library's and the tool's unit and integration tests"
   "ctest|the C tests plain, under ASan+UBSan and valgrind; header as C11/C++17; README link lines"
-  "interop|pytest: the C library with Python's cryptography, SimpleTuner's database, drongo and Google's libraries"
+  "interop|pytest: the C library with Python's cryptography, SimpleTuner's database, GCP and Azure with their SDKs"
   "python|the wheel in a fresh venv outside the repository: pytest, stubtest, mypy; pip install from source"
   "go|go test -race of the Go binding"
   "node|node --test of the Node binding"

@@ -32,7 +32,7 @@ import (
 type Change struct {
 	// Key as its source spells it.
 	Key string
-	// Provider holding it: "mounted", "file", "aws", "gcp", "vault".
+	// Provider holding it: "mounted", "file", "aws", "gcp", "azure", "vault".
 	Provider string
 	// Version of the remote secret now held ("" for the file, a KV v1 secret).
 	Version string

@@ -230,7 +230,7 @@ func (m *Manager) String() string {
 }
 
 // GetWithSource is Get that also names the provider that answered ("env",
-// "mounted", "file", "aws", "gcp", "vault"), for a launcher's log. Never logs the value.
+// "mounted", "file", "aws", "gcp", "azure", "vault"), for a launcher's log. Never logs the value.
 func (m *Manager) GetWithSource(key string) (value, provider string, err error) {
 	h, herr := m.handle()
 	if herr != nil {

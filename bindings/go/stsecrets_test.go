@@ -175,10 +175,10 @@ func TestManager(t *testing.T) {
 		t.Fatalf("the environment must win, got %q", v)
 	}
 	providers, err := m.Providers()
-	if err != nil || len(providers) != 6 || providers[0].Name != "env" || providers[1].Name != "mounted" || providers[2].Name != "file" || providers[3].Name != "aws" || providers[4].Name != "gcp" || providers[5].Name != "vault" {
+	if err != nil || len(providers) != 7 || providers[0].Name != "env" || providers[1].Name != "mounted" || providers[2].Name != "file" || providers[3].Name != "aws" || providers[4].Name != "gcp" || providers[5].Name != "azure" || providers[6].Name != "vault" {
 		t.Fatalf("%+v %v", providers, err)
 	}
-	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > mounted > file > aws > gcp > vault") {
+	if strings.Contains(m.String(), "hf_go") || !strings.Contains(m.String(), "env > mounted > file > aws > gcp > azure > vault") {
 		t.Fatalf("String() = %q", m.String())
 	}
 	if err := m.Delete("HF_TOKEN"); err != nil {

@@ -69,7 +69,7 @@ export interface ProviderInfo {
 /** A key whose value changed (Manager.onChange): never the value. */
 export interface Change {
   key: string;
-  /** 'mounted', 'file', 'aws', 'gcp', 'vault'. */
+  /** 'mounted', 'file', 'aws', 'gcp', 'azure', 'vault'. */
   provider: string;
   /** The remote secret's version now held; null for the file and KV v1. */
   version: string | null;
@@ -105,7 +105,7 @@ export class Manager {
   redact<T extends Buffer | string>(data: T, flags?: number): T;
   /** A Transform stream concealing what redact conceals, also a value split across chunks. */
   createRedactStream(flags?: number): import('node:stream').Transform;
-  /** get, also naming the provider that answered ('env', 'mounted', 'file', 'aws', 'gcp', 'vault'). */
+  /** get, also naming the provider that answered ('env', 'mounted', 'file', 'aws', 'gcp', 'azure', 'vault'). */
   getWithSource(key: string): { value: string; provider: string } | undefined;
   /** The value, its provider and the remote secret's version (null for env, file, KV v1). */
   getWithVersion(key: string): { value: string; provider: string; version: string | null; stages: string[] } | undefined;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 pub const TOOL_AFTER_HELP: &str = "\
 Secrets are looked up in the chain environment > mounted files > secrets file >
-AWS Secrets Manager > GCP Secret Manager > Vault (first match wins; configure it
-with --config or the environment). Values are printed only by get, decrypt, credential get and env.
+AWS Secrets Manager > GCP Secret Manager > Azure Key Vault > Vault (first match
+wins; configure it with --config or the environment). Values are printed only by get, decrypt, credential get and env.
 
 Credential key: SIMPLETUNER_CREDENTIAL_KEY, else ~/.simpletuner/credential.key
 (SIMPLETUNER_CREDENTIAL_KEY_FILE), else a new one saved there; previous keys:
@@ -44,7 +44,7 @@ Examples:
 )]
 pub struct Cli {
     /// JSON configuration of the chain (keys: file_path, env_prefix,
-    /// cache_ttl, providers, aws_*, gcp_*, vault_*, timeouts); default: the
+    /// cache_ttl, providers, aws_*, gcp_*, azure_*, vault_*, timeouts); default: the
     /// environment
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -32,7 +32,7 @@ pub(super) unsafe fn manager(m: *mut st_secrets) -> Result<Arc<SecretsManager>, 
 /// Creates a secrets manager. Free it with `st_secrets_free`.
 ///
 /// `config_json` may be NULL or `"{}"`: the manager is then configured from
-/// the environment alone (the default chain env, mounted, file, aws, gcp, vault). Otherwise
+/// the environment alone (the default chain env, mounted, file, aws, gcp, azure, vault). Otherwise
 /// a JSON object whose keys override it, each key alone; `null` means the
 /// default. Every key, its values and its default (and the environment
 /// variables each falls back to) are in the table of configuration keys

@@ -1,5 +1,6 @@
 //! The secrets manager: a chain of providers checked in priority order
-//! (environment > mounted files > the secrets file > AWS > GCP > Vault),
+//! (environment > mounted files > the secrets file > AWS > GCP > Azure >
+//! Vault),
 //! SimpleTuner's `SecretsManager`.
 //!
 //! Result rules of [`SecretsManager::get`]: the first provider that has the key
@@ -25,6 +26,7 @@
 
 pub(crate) mod aws;
 pub(crate) mod aws_identity;
+pub(crate) mod azure;
 mod chain;
 pub(crate) mod config;
 pub mod delivery;
@@ -43,6 +45,7 @@ pub(crate) mod vault;
 pub use crate::sys::memory_backed;
 pub use crate::sys::secmem::{secret_memory, SecretMemory};
 pub use aws::{Aws, AwsCredentialChain, AwsCredentials, AwsProvider, AwsSettings};
+pub use azure::{Azure, AzureProvider, AzureSettings};
 pub use config::{ManagerConfig, ProviderKind};
 pub use env::EnvProvider;
 pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
@@ -190,6 +193,11 @@ impl SecretsManager {
                 ))),
                 ProviderKind::Gcp => providers.push(Arc::new(GcpProvider::new(
                     &config.gcp,
+                    &config.remote,
+                    vars.clone(),
+                ))),
+                ProviderKind::Azure => providers.push(Arc::new(AzureProvider::new(
+                    &config.azure,
                     &config.remote,
                     vars.clone(),
                 ))),

@@ -65,7 +65,7 @@ class Manager extends Handle {
   }
 
   /** Like get, also naming the provider that answered:
-   *  {value, provider} ('env', 'mounted', 'file', 'aws', 'gcp', 'vault'), or undefined. */
+   *  {value, provider} ('env', 'mounted', 'file', 'aws', 'gcp', 'azure', 'vault'), or undefined. */
   getWithSource(key) {
     const value = [null];
     const provider = [null];

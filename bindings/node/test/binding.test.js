@@ -91,8 +91,8 @@ test('manager: chain, env wins, file 0600, errors with codes', () => {
   process.env.NODETEST_HF_TOKEN = 'from-env';
   assert.equal(m.get('HF_TOKEN'), 'from-env');
   delete process.env.NODETEST_HF_TOKEN;
-  assert.deepEqual(m.providers().map((p) => p.name), ['env', 'mounted', 'file', 'aws', 'gcp', 'vault']);
-  assert.equal(String(m), 'Manager(env > mounted > file > aws > gcp > vault)');
+  assert.deepEqual(m.providers().map((p) => p.name), ['env', 'mounted', 'file', 'aws', 'gcp', 'azure', 'vault']);
+  assert.equal(String(m), 'Manager(env > mounted > file > aws > gcp > azure > vault)');
   assert.ok(!util.inspect(m).includes('hf_node'));
   assert.equal(m.delete('HF_TOKEN'), true);
   assert.equal(m.delete('HF_TOKEN'), false);

@@ -36,8 +36,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use st_secrets::cache::KeyHasher;
 use st_secrets::secrets::{
-    AwsProvider, EnvProvider, FileProvider, GcpProvider, ManagerConfig, Provider, Vars,
-    VaultProvider,
+    AwsProvider, AzureProvider, EnvProvider, FileProvider, GcpProvider, ManagerConfig, Provider,
+    Vars, VaultProvider,
 };
 use st_secrets::SecretsManager;
 use std::cell::UnsafeCell;
@@ -178,7 +178,7 @@ fn coarse_ms() -> u64 {
     st_secrets::cache::coarse_clock() / 1_000_000
 }
 
-/// The chain of a manager configured by the library (env > mounted > file > aws > gcp > vault).
+/// The chain of a manager configured by the library (env > mounted > file > aws > gcp > azure > vault).
 pub(crate) struct NativeChain {
     pub(crate) manager: Arc<SecretsManager>,
     /// Whether the environment provider comes first (answers are kept only
@@ -535,7 +535,7 @@ impl NativeProvider {
 
 #[pymethods]
 impl NativeProvider {
-    /// `env`, `mounted`, `file`, `aws`, `gcp` or `vault`.
+    /// `env`, `mounted`, `file`, `aws`, `gcp`, `azure` or `vault`.
     #[getter]
     fn name(&self) -> &'static str {
         self.provider().name()
@@ -626,7 +626,7 @@ fn file_provider(py: Python<'_>, path: Option<PathBuf>) -> PyResult<NativeProvid
     )))
 }
 
-/// An `aws`, `gcp` or `vault` provider from a JSON configuration (the manager's
+/// An `aws`, `gcp`, `azure` or `vault` provider from a JSON configuration (the manager's
 /// keys: `aws_secret_name`, `aws_region`, `vault_url`, ...); unset keys fall
 /// back to the environment as in the manager.
 #[pyfunction]
@@ -643,6 +643,11 @@ fn remote_provider(py: Python<'_>, kind: &str, config_json: &str) -> PyResult<Na
             &config.remote,
             Vars::from_process(),
         )),
+        "azure" => Arc::new(AzureProvider::new(
+            &config.azure,
+            &config.remote,
+            Vars::from_process(),
+        )),
         "vault" => Arc::new(VaultProvider::new(
             &config.vault,
             &config.remote,
@@ -650,7 +655,7 @@ fn remote_provider(py: Python<'_>, kind: &str, config_json: &str) -> PyResult<Na
         )),
         other => {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "kind must be 'aws', 'gcp' or 'vault', not {other:?}"
+                "kind must be 'aws', 'gcp', 'azure' or 'vault', not {other:?}"
             )))
         }
     };

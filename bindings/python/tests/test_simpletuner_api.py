@@ -260,6 +260,16 @@ def test_remote_providers_unconfigured_and_configured(monkeypatch):
     assert gcp.is_available() is True and gcp.project == "ml-prod"
     with pytest.raises(st_secrets.StSecretsError, match="gcp_secret"):
         sec.GCPSecretManagerProvider(secret="projects/only")
+    # Azure Key Vault: the same shape.
+    monkeypatch.delenv("SIMPLETUNER_AZURE_VAULT_URL", raising=False)
+    monkeypatch.delenv("SIMPLETUNER_AZURE_SECRET", raising=False)
+    assert sec.AzureKeyVaultProvider().is_available() is False
+    kv = sec.AzureKeyVaultProvider(vault_url="https://ml.vault.azure.net", secret=["hf-token", "keys"])
+    assert kv.is_available() is True and kv.vault_url == "https://ml.vault.azure.net"
+    with pytest.raises(st_secrets.StSecretsError, match="azure_secret"):
+        sec.AzureKeyVaultProvider(vault_url="https://ml.vault.azure.net", secret="hf_token")
+    with pytest.raises(st_secrets.StSecretsError, match="azure_vault"):
+        sec.AzureKeyVaultProvider(vault_url="http://ml.vault.azure.net", secret="k")
     assert vault.get_secret("K") is None  # nothing listens there: logged, None
 
 

@@ -186,7 +186,7 @@ def test_manager_api(manager, tmp_path, monkeypatch):
     monkeypatch.delenv("PYTEST_HF_TOKEN")
     assert manager.get_hf_token() is None
     manager.clear_cache()
-    assert [p["name"] for p in manager.providers()] == ["env", "mounted", "file", "aws", "gcp", "vault"]
+    assert [p["name"] for p in manager.providers()] == ["env", "mounted", "file", "aws", "gcp", "azure", "vault"]
     assert "hf_" not in repr(manager)
 
 

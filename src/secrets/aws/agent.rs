@@ -110,7 +110,7 @@ impl Agent {
     /// repeated once when the token changed.
     pub(super) fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let mut url = format!("{}/secretsmanager/get?secretId=", self.url);
-        crate::secrets::aws_identity::wire::escape_into(&mut url, name);
+        crate::secrets::remote::http::escape_into(&mut url, name);
         let token = self.token()?;
         let mut r = self.send(&url, &token)?;
         if r.status == 403 {

@@ -282,7 +282,10 @@ impl Aws {
     /// The caller identity (STS `GetCallerIdentity`) of `creds`.
     fn caller_identity(&self, client: &Direct, creds: &Credentials) -> Result<Value, FetchError> {
         let url = client.credentials.sts_endpoint();
-        let body = wire::form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]);
+        let body = crate::secrets::remote::http::form(&[
+            ("Action", "GetCallerIdentity"),
+            ("Version", "2011-06-15"),
+        ]);
         let r = with_retries(&self.settings, || {
             wire::require_success(
                 "STS GetCallerIdentity",

@@ -85,8 +85,13 @@ const MAX_TOKEN_FILE: u64 = 64 << 10;
 pub(crate) fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
     let check =
         |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
-    let bytes = crate::fsutil::read_required_checked(path, what, MAX_TOKEN_FILE, check)?;
+    let bytes = crate::secret::SecretBytes::from(crate::fsutil::read_required_checked(
+        path,
+        what,
+        MAX_TOKEN_FILE,
+        check,
+    )?);
     Ok(SecretString::from(
-        String::from_utf8_lossy(&bytes).into_owned(),
+        String::from_utf8_lossy(bytes.expose()).into_owned(),
     ))
 }

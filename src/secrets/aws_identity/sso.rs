@@ -93,7 +93,10 @@ pub fn credentials(
         .get(var::AWS_ENDPOINT_URL_SSO)
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://portal.sso.{}.amazonaws.com", p.region));
-    let query = wire::form(&[("account_id", p.account_id), ("role_name", p.role_name)]);
+    let query = crate::secrets::remote::http::form(&[
+        ("account_id", p.account_id),
+        ("role_name", p.role_name),
+    ]);
     let url = format!("{base}/federation/credentials?{query}");
     let what = "SSO GetRoleCredentials";
     let headers = [

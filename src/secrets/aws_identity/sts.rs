@@ -62,7 +62,7 @@ impl Sts<'_> {
         if let Some(d) = &duration {
             pairs.push(("DurationSeconds", d));
         }
-        let body = SecretString::from(wire::form(&pairs));
+        let body = SecretString::from(crate::secrets::remote::http::form(&pairs));
         let what = "STS AssumeRole";
         let response = with_retries(self.settings, || {
             let request = wire::Signed {
@@ -92,7 +92,7 @@ impl Sts<'_> {
         session: Option<&str>,
     ) -> Result<Credentials, FetchError> {
         let session = session.map_or_else(session_name, str::to_owned);
-        let body = SecretString::from(wire::form(&[
+        let body = SecretString::from(crate::secrets::remote::http::form(&[
             ("Action", "AssumeRoleWithWebIdentity"),
             ("Version", "2011-06-15"),
             ("RoleArn", role_arn),

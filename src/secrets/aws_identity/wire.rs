@@ -101,30 +101,6 @@ pub fn signature_headers(
         .collect())
 }
 
-/// `application/x-www-form-urlencoded` text of `pairs` (RFC 3986 escaping).
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        escape_into(&mut out, k);
-        out.push('=');
-        escape_into(&mut out, v);
-    }
-    out
-}
-
-pub(crate) fn escape_into(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-}
-
 /// The text of the first `<tag>...</tag>` element of an XML document, with
 /// the five predefined entities decoded. Enough for STS answers, whose
 /// elements of interest are unique leaves.
@@ -275,17 +251,6 @@ pub(crate) fn require_success(what: &str, r: Response) -> Result<Response, Fetch
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
-
-    #[test]
-    fn form_escapes_like_rfc3986() {
-        assert_eq!(
-            form(&[
-                ("Action", "AssumeRole"),
-                ("RoleArn", "arn:aws:iam::1:role/a b+c")
-            ]),
-            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
-        );
-    }
 
     #[test]
     fn xml_leaves_are_read_and_unescaped() {

@@ -6,6 +6,7 @@
 //! repeat a value (a configuration can hold a token).
 
 use super::aws::AwsSettings;
+use super::azure::AzureSettings;
 use super::file::FileSettings;
 use super::gcp::GcpSettings;
 use super::mounted::{MountedProvider, MountedSettings};
@@ -18,7 +19,8 @@ use crate::secret::SecretString;
 use serde_json::Value;
 use std::path::PathBuf;
 use values::{
-    leases, names, nonempty, positive_seconds, seconds, string, url, vault_address, UniqueKeys,
+    in_key, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
+    UniqueKeys,
 };
 
 /// Largest `max_file_size`: 1 GiB.
@@ -40,6 +42,8 @@ pub enum ProviderKind {
     Aws,
     /// `gcp`: GCP Secret Manager.
     Gcp,
+    /// `azure`: Azure Key Vault.
+    Azure,
     /// `vault`: HashiCorp Vault (KV v2, falling back to v1).
     Vault,
 }
@@ -48,22 +52,24 @@ impl ProviderKind {
     /// The default chain, in priority order.
     /// Remote providers that are not configured stay in the chain, unavailable,
     /// answering "absent" without any network traffic.
-    pub const DEFAULT_CHAIN: [ProviderKind; 6] = [
+    pub const DEFAULT_CHAIN: [ProviderKind; 7] = [
         ProviderKind::Env,
         ProviderKind::Mounted,
         ProviderKind::File,
         ProviderKind::Aws,
         ProviderKind::Gcp,
+        ProviderKind::Azure,
         ProviderKind::Vault,
     ];
 
     /// Every kind with its name in `providers`: the one list.
-    pub const ALL: [(&'static str, ProviderKind); 6] = [
+    pub const ALL: [(&'static str, ProviderKind); 7] = [
         ("env", ProviderKind::Env),
         ("mounted", ProviderKind::Mounted),
         ("file", ProviderKind::File),
         ("aws", ProviderKind::Aws),
         ("gcp", ProviderKind::Gcp),
+        ("azure", ProviderKind::Azure),
         ("vault", ProviderKind::Vault),
     ];
 
@@ -113,6 +119,8 @@ pub struct ManagerConfig {
     pub aws: AwsSettings,
     /// GCP Secret Manager (`gcp_*`).
     pub gcp: GcpSettings,
+    /// Azure Key Vault (`azure_*`).
+    pub azure: AzureSettings,
     /// HashiCorp Vault / OpenBao (`vault_*`).
     pub vault: VaultSettings,
     /// Caching, timeouts, retries and staleness of both remote providers.
@@ -284,10 +292,8 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
         doc: "the Secret Manager secrets, in order (`projects/P/[locations/L/]secrets/S[/versions/V]`, or `S` in `gcp_project`); default `SIMPLETUNER_GCP_SECRET` (comma-separated; unset: the provider is unavailable)",
         apply: |c, k, v| {
             let listed = names(k, v, |s| s.trim().to_owned())?;
-            for item in &listed {
-                crate::secrets::gcp::SecretRef::parse(item)
-                    .map_err(|e| Error::InvalidArgument(format!("config key '{k}': {}", e.message())))?;
-            }
+            let parse = crate::secrets::gcp::SecretRef::parse;
+            listed.iter().try_for_each(|i| parse(i).map(drop)).map_err(in_key(k))?;
             c.gcp.secrets = Some(listed);
             Ok(())
         },
@@ -325,6 +331,29 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
         doc: "how long a process waits for a metadata server not answering yet (a node just started) before its first token: 30",
         apply: |c, k, v| {
             c.gcp.metadata_wait = Some(positive_seconds(k, v)?);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "azure_vault",
+        value: "https URL, or http to loopback",
+        doc: "the Key Vault (`https://NAME.vault.azure.net`); default `SIMPLETUNER_AZURE_VAULT_URL` (unset: the provider is unavailable)",
+        apply: |c, k, v| {
+            let u = url(k, v)?;
+            crate::secrets::azure::vault_url(&u).map_err(in_key(k))?;
+            c.azure.vault = Some(u);
+            Ok(())
+        },
+    },
+    ConfigKey {
+        name: "azure_secret",
+        value: "string, or list of strings",
+        doc: "the vault's secrets, in order (`NAME` or `NAME/VERSION`); default `SIMPLETUNER_AZURE_SECRET` (comma-separated)",
+        apply: |c, k, v| {
+            let listed = names(k, v, |s| s.trim().to_owned())?;
+            let parse = crate::secrets::azure::SecretName::parse;
+            listed.iter().try_for_each(|i| parse(i).map(drop)).map_err(in_key(k))?;
+            c.azure.secrets = Some(listed);
             Ok(())
         },
     },
@@ -549,6 +578,7 @@ impl Default for ManagerConfig {
             file: FileSettings::default(),
             aws: AwsSettings::default(),
             gcp: GcpSettings::default(),
+            azure: AzureSettings::default(),
             vault: VaultSettings::default(),
             remote: RemoteSettings::default(),
             provenance: ProvenanceSetting::default(),

@@ -19,6 +19,7 @@ fn empty_and_defaults() {
             ProviderKind::File,
             ProviderKind::Aws,
             ProviderKind::Gcp,
+            ProviderKind::Azure,
             ProviderKind::Vault
         ]
     );

@@ -233,3 +233,8 @@ pub(super) fn leases(k: &str, v: &Value) -> Result<BTreeMap<String, LeasedPath>,
     }
     Ok(out)
 }
+
+/// An error of a key's value, said as the key's.
+pub(super) fn in_key(k: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| Error::InvalidArgument(format!("config key '{k}': {}", e.message()))
+}

@@ -22,14 +22,15 @@
 //! field, never a value.
 
 use super::external::External;
-use super::oauth::{
-    field, oauth_failure, optional, post_form, read_json_file, token_answer, SCOPE, TOKEN_URI,
-};
+use super::google::{token_uri, SCOPE, TOKEN_URI};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::bearer::{Issued, Issuer};
 use crate::secrets::remote::http::{Http, Response};
+use crate::secrets::remote::oauth::{
+    field, oauth_failure, optional, post_form, read_json_file, token_answer,
+};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{backoff, with_retries, FetchBound, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
@@ -205,7 +206,7 @@ impl ServiceAccount {
             _ => return Err(bad("is not an RSA key")),
         }
         .map_err(|_| bad("is not an RSA key ring accepts (2048 to 8192 bits)"))?;
-        let token_uri = super::oauth::token_uri(doc, file)?;
+        let token_uri = token_uri(doc, file)?;
         Ok(ServiceAccount {
             email,
             key_id: optional(doc, "private_key_id"),
@@ -304,7 +305,7 @@ impl AuthorizedUser {
         http: &Arc<Http>,
         settings: &RemoteSettings,
     ) -> Result<AuthorizedUser, Error> {
-        let token_uri = super::oauth::token_uri(doc, file)?;
+        let token_uri = token_uri(doc, file)?;
         Ok(AuthorizedUser {
             client_id: field(doc, "client_id", file)?,
             client_secret: SecretString::from(field(doc, "client_secret", file)?),

@@ -17,13 +17,14 @@
 //! `subject_token_field_name`). An AWS source (`environment_id` `aws1`) is
 //! refused with a message saying so.
 
-use super::oauth::{field, oauth_failure, optional, post_form, secure_url, SCOPE};
+use super::google::SCOPE;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::wire;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::bearer::{Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http};
+use crate::secrets::remote::oauth::{field, oauth_failure, optional, post_form, secure_url};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{program, with_retries, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;

@@ -32,7 +32,7 @@
 
 pub mod credentials;
 pub mod external;
-pub mod oauth;
+pub mod google;
 
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -40,6 +40,7 @@ use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::bearer::Bearer;
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::oauth;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;

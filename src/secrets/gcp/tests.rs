@@ -300,8 +300,8 @@ fn the_assertion_is_a_jwt_signed_with_the_service_accounts_key() {
         json!({"alg": "RS256", "typ": "JWT", "kid": "kid-1"})
     );
     assert_eq!(claims["iss"], "trainer@keyproject.iam.gserviceaccount.com");
-    assert_eq!(claims["aud"], oauth::TOKEN_URI);
-    assert_eq!(claims["scope"], oauth::SCOPE);
+    assert_eq!(claims["aud"], google::TOKEN_URI);
+    assert_eq!(claims["scope"], google::SCOPE);
     assert_eq!(
         claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
         3600

@@ -504,6 +504,30 @@ impl Http {
     }
 }
 
+/// `application/x-www-form-urlencoded` text of `pairs` (RFC 3986 escaping).
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        escape_into(&mut out, k);
+        out.push('=');
+        escape_into(&mut out, v);
+    }
+    out
+}
+
+pub(crate) fn escape_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
 /// `url` without user information or query (which could hold credentials).
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -595,6 +619,17 @@ fn scrub(text: &mut Vec<u8>, needle: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_escapes_like_rfc3986() {
+        assert_eq!(
+            form(&[
+                ("Action", "AssumeRole"),
+                ("RoleArn", "arn:aws:iam::1:role/a b+c")
+            ]),
+            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
+        );
+    }
 
     #[test]
     fn urls_lose_credentials_and_queries() {

@@ -16,6 +16,7 @@ pub(crate) mod fleet;
 pub(crate) mod http;
 pub mod meter;
 pub(crate) mod node;
+pub(crate) mod oauth;
 pub(crate) mod program;
 pub(crate) mod rotation;
 pub(crate) mod secret_cache;

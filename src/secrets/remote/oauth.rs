@@ -1,11 +1,11 @@
-//! The wire both of Google's credential kinds share: credentials files read
-//! safely, their fields, the URLs credentials may be sent to, and OAuth 2.0
-//! token requests and answers (Google's token endpoint, STS, and the
-//! errors of Google's APIs).
+//! The OAuth 2.0 wire the cloud providers' credentials share: credentials
+//! files read safely, their fields, the URLs credentials may be sent to,
+//! token requests (form POSTs) and their answers, and the errors of the
+//! services (OAuth's `error`/`error_description`; Google's and Azure's
+//! `{"error": {...}}`).
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::aws_identity::wire;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::bearer::Issued;
 use crate::secrets::remote::http::{redact_url, Http, Response};
@@ -18,10 +18,6 @@ use std::time::Duration;
 /// The largest credentials file read.
 const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
 
-/// The scope every token is asked for.
-pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-/// Google's OAuth 2.0 token endpoint.
-pub const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// A credentials file's JSON object, read bounded and refused when group
 /// or others may write it.
 pub(crate) fn read_json_file(path: &Path, what: &str) -> Result<Map<String, Value>, Error> {
@@ -122,13 +118,15 @@ pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued,
     out
 }
 
-/// The failure an OAuth 2.0 or Google API error answer says: refused
+/// The failure an OAuth 2.0, Google or Azure error answer says: refused
 /// identities are permanent [`Error::Auth`]; 429 and 5xx are transient,
 /// with the wait `Retry-After` asks.
 pub(crate) fn oauth_failure(what: &str, r: &Response) -> FetchError {
     let doc = r.json().unwrap_or(Value::Null);
-    // OAuth's {"error": "invalid_grant", "error_description": "..."}, or
-    // Google's {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "..."}}.
+    // OAuth's {"error": "invalid_grant", "error_description": "..."},
+    // Google's {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "..."}},
+    // Azure's {"error": {"code": "Forbidden", "message": "...", "innererror": {"code": "..."}}}.
+    let text_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
     let (code, message) = match &doc["error"] {
         Value::String(code) => (
             code.clone(),
@@ -137,16 +135,14 @@ pub(crate) fn oauth_failure(what: &str, r: &Response) -> FetchError {
                 .unwrap_or_default()
                 .to_owned(),
         ),
-        Value::Object(e) => (
-            e.get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            e.get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        ),
+        Value::Object(e) => {
+            let mut code = text_of(e.get("status").or(e.get("code")));
+            let inner = text_of(e.get("innererror").and_then(|i| i.get("code")));
+            if !inner.is_empty() {
+                code = format!("{code} ({inner})");
+            }
+            (code, text_of(e.get("message")))
+        }
         _ => (String::new(), String::new()),
     };
     let mut text = format!("{what}: HTTP {}", r.status);
@@ -171,7 +167,7 @@ pub(crate) fn post_form(
     url: &str,
     pairs: &[(&str, &str)],
 ) -> Result<Issued, FetchError> {
-    let body = SecretString::from(wire::form(pairs));
+    let body = SecretString::from(super::http::form(pairs));
     with_retries(settings, || {
         let sent = clock::precise();
         let r = http.send(
@@ -183,18 +179,4 @@ pub(crate) fn post_form(
         )?;
         token_answer(what, r, sent)
     })
-}
-
-/// A credentials document's `token_uri` (Google's token endpoint when it
-/// names none), refused unless credentials may be sent there.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] naming the file ([`secure_url`]).
-pub(crate) fn token_uri(doc: &Map<String, Value>, file: &Path) -> Result<String, Error> {
-    let uri = optional(doc, "token_uri").unwrap_or_else(|| TOKEN_URI.to_owned());
-    secure_url(
-        &uri,
-        &format!("credentials file {}: 'token_uri'", file.display()),
-    )?;
-    Ok(uri)
 }

@@ -1,0 +1,476 @@
+//! Azure's credentials, found in azure-identity's order
+//! (`DefaultAzureCredential`, its non-interactive part):
+//!
+//! 1. the environment: `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` with
+//!    `AZURE_CLIENT_SECRET` (a client secret), else with
+//!    `AZURE_CLIENT_CERTIFICATE_PATH` (a PEM file holding the certificate and
+//!    its unencrypted private key: a PS256 assertion, as MSAL signs it);
+//! 2. workload identity (AKS): `AZURE_FEDERATED_TOKEN_FILE` with
+//!    `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`, the file read again at each
+//!    exchange (the kubelet replaces it);
+//! 3. managed identity: App Service and Container Apps' `IDENTITY_ENDPOINT`
+//!    with `IDENTITY_HEADER`, else the instance metadata service (IMDS,
+//!    `AZURE_POD_IDENTITY_AUTHORITY_HOST` or `http://169.254.169.254`);
+//!    `AZURE_CLIENT_ID` names a user-assigned identity.
+//!
+//! Microsoft Entra's token endpoint is `AZURE_AUTHORITY_HOST` (else
+//! `https://login.microsoftonline.com`)`/TENANT/oauth2/v2.0/token`; a
+//! vault's challenge names the tenant and the scope, never where the
+//! credentials go. Each credential answers for one scope at a time; its
+//! tokens' lifetime is [`Bearer`](crate::secrets::remote::bearer::Bearer)'s
+//! to keep. Messages name the variable or the file, never a value.
+
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::remote::bearer::Issued;
+use crate::secrets::remote::http::{Http, Response};
+use crate::secrets::remote::oauth::{oauth_failure, post_form, secure_url};
+use crate::secrets::remote::vars as var;
+use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::sys::clock;
+use base64::Engine;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Microsoft Entra's authority when `AZURE_AUTHORITY_HOST` is not set.
+pub const AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// The instance metadata service when `AZURE_POD_IDENTITY_AUTHORITY_HOST`
+/// is not set.
+pub const IMDS_HOST: &str = "http://169.254.169.254";
+/// How long a client assertion is valid (MSAL's ten minutes).
+const ASSERTION_LIFETIME: u64 = 600;
+/// The largest certificate file read.
+const MAX_CERTIFICATE_FILE: u64 = 1 << 20;
+
+/// Something that issues tokens for a scope (`https://vault.azure.net/.default`).
+pub trait Credential: Send + Sync + 'static {
+    /// A new token for `scope`, in `tenant` when the vault names one.
+    ///
+    /// # Errors
+    /// The issuer's: transient when it did not answer or answered with a
+    /// server error, permanent when it refused the identity.
+    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued, FetchError>;
+
+    /// What it is, for the status and the doctor, never a secret.
+    fn describe(&self) -> String;
+}
+
+/// The credentials of `vars`, in azure-identity's order (see the module
+/// documentation). Nothing is sent here.
+///
+/// # Errors
+/// [`Error::InvalidArgument`], [`Error::Parse`], [`Error::Io`] or
+/// [`Error::Permission`] naming the variable or the file.
+pub fn find(
+    vars: &Vars,
+    http: &Arc<Http>,
+    settings: &RemoteSettings,
+    managed: &Arc<Http>,
+    managed_settings: &RemoteSettings,
+) -> Result<Box<dyn Credential>, Error> {
+    let tenant = vars.get(var::AZURE_TENANT_ID);
+    let client = vars.get(var::AZURE_CLIENT_ID);
+    let entra = |tenant: &str, client: &str, grant: Grant| -> Result<Box<dyn Credential>, Error> {
+        Ok(Box::new(Entra::new(
+            vars, tenant, client, grant, http, settings,
+        )?))
+    };
+    if let (Some(t), Some(c)) = (tenant, client) {
+        if let Some(secret) = vars.get(var::AZURE_CLIENT_SECRET) {
+            let grant = Grant::Secret(SecretString::from(secret));
+            return entra(t, c, grant);
+        }
+        if let Some(path) = vars.get(var::AZURE_CLIENT_CERTIFICATE_PATH) {
+            if vars.get(var::AZURE_CLIENT_CERTIFICATE_PASSWORD).is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is set: a password-protected certificate is not read; give \
+                     {} a PEM file with the certificate and its unencrypted key (0600)",
+                    var::AZURE_CLIENT_CERTIFICATE_PASSWORD,
+                    var::AZURE_CLIENT_CERTIFICATE_PATH
+                )));
+            }
+            let path = crate::paths::expand_home(PathBuf::from(path));
+            let grant = Grant::Certificate(Box::new(Certificate::read(&path)?));
+            return entra(t, c, grant);
+        }
+        if let Some(path) = vars.get(var::AZURE_FEDERATED_TOKEN_FILE) {
+            let path = crate::paths::expand_home(PathBuf::from(path));
+            return entra(t, c, Grant::Federated(path));
+        }
+    }
+    let client_id = client.map(str::to_owned);
+    match (
+        vars.get(var::IDENTITY_ENDPOINT),
+        vars.get(var::IDENTITY_HEADER),
+    ) {
+        (Some(endpoint), Some(header)) => {
+            // App Service's endpoint is http on the container's own network.
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                return Err(Error::InvalidArgument(format!(
+                    "{} must be an http(s) URL",
+                    var::IDENTITY_ENDPOINT
+                )));
+            }
+            Ok(Box::new(Managed {
+                endpoint: endpoint.to_owned(),
+                header: Some(SecretString::from(header)),
+                client_id,
+                http: Arc::clone(managed),
+                settings: managed_settings.clone(),
+            }))
+        }
+        _ => {
+            let host = vars
+                .get(var::AZURE_POD_IDENTITY_AUTHORITY_HOST)
+                .unwrap_or(IMDS_HOST)
+                .trim_end_matches('/');
+            if !host.starts_with("http://") && !host.starts_with("https://") {
+                return Err(Error::InvalidArgument(format!(
+                    "{} must be an http(s) URL",
+                    var::AZURE_POD_IDENTITY_AUTHORITY_HOST
+                )));
+            }
+            Ok(Box::new(Managed {
+                endpoint: format!("{host}/metadata/identity/oauth2/token"),
+                header: None,
+                client_id,
+                http: Arc::clone(managed),
+                settings: managed_settings.clone(),
+            }))
+        }
+    }
+}
+
+/// How an application proves itself to Microsoft Entra.
+enum Grant {
+    /// `AZURE_CLIENT_SECRET`.
+    Secret(SecretString),
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`.
+    Certificate(Box<Certificate>),
+    /// `AZURE_FEDERATED_TOKEN_FILE`, read at each exchange.
+    Federated(PathBuf),
+}
+
+/// A client credentials grant at Microsoft Entra's token endpoint.
+struct Entra {
+    authority: String,
+    tenant: String,
+    client_id: String,
+    grant: Grant,
+    http: Arc<Http>,
+    settings: RemoteSettings,
+}
+
+/// A tenant as Entra names one: a GUID or a domain.
+pub(crate) fn valid_tenant(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 253
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+impl Entra {
+    fn new(
+        vars: &Vars,
+        tenant: &str,
+        client_id: &str,
+        grant: Grant,
+        http: &Arc<Http>,
+        settings: &RemoteSettings,
+    ) -> Result<Entra, Error> {
+        let authority = vars
+            .get(var::AZURE_AUTHORITY_HOST)
+            .unwrap_or(AUTHORITY_HOST)
+            .trim_end_matches('/');
+        let authority = match authority.contains("://") {
+            true => authority.to_owned(),
+            false => format!("https://{authority}"),
+        };
+        secure_url(&authority, var::AZURE_AUTHORITY_HOST)?;
+        if !valid_tenant(tenant) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a tenant (a GUID or a domain)",
+                var::AZURE_TENANT_ID
+            )));
+        }
+        Ok(Entra {
+            authority,
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            grant,
+            http: Arc::clone(http),
+            settings: settings.clone(),
+        })
+    }
+}
+
+impl Credential for Entra {
+    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued, FetchError> {
+        // The vault's tenant must be the one configured (azure-identity's
+        // default): credentials are not sent to another tenant.
+        if let Some(t) = tenant.filter(|t| !t.eq_ignore_ascii_case(&self.tenant)) {
+            return Err(FetchError::permanent(Error::Auth(format!(
+                "the vault is in tenant '{t}', not {} '{}': no token is asked for it",
+                var::AZURE_TENANT_ID,
+                self.tenant
+            ))));
+        }
+        let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant);
+        let jwt_bearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+        let what = "Microsoft Entra token";
+        let assertion = match &self.grant {
+            Grant::Secret(secret) => {
+                return post_form(
+                    &self.http,
+                    &self.settings,
+                    what,
+                    &url,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", &self.client_id),
+                        ("client_secret", secret.expose()),
+                        ("scope", scope),
+                    ],
+                )
+            }
+            Grant::Certificate(c) => c.assertion(&self.client_id, &url)?,
+            Grant::Federated(path) => crate::secrets::aws_identity::identity::read_token_file(
+                path,
+                "federated token file",
+            )
+            .map_err(|e| {
+                FetchError::permanent(
+                    e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
+                )
+            })?,
+        };
+        post_form(
+            &self.http,
+            &self.settings,
+            what,
+            &url,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.client_id),
+                ("client_assertion_type", jwt_bearer),
+                ("client_assertion", assertion.expose()),
+                ("scope", scope),
+            ],
+        )
+    }
+
+    fn describe(&self) -> String {
+        let how = match &self.grant {
+            Grant::Secret(_) => format!("a client secret ({})", var::AZURE_CLIENT_SECRET),
+            Grant::Certificate(c) => format!("a certificate ({})", c.file.display()),
+            Grant::Federated(p) => format!("workload identity ({})", p.display()),
+        };
+        format!(
+            "application {} in tenant {} with {how}",
+            self.client_id, self.tenant
+        )
+    }
+}
+
+/// A certificate and its key (one PEM file), for client assertions.
+struct Certificate {
+    key: ring::signature::RsaKeyPair,
+    /// The certificate's SHA-256 thumbprint, base64url (`x5t#S256`).
+    thumbprint: String,
+    file: PathBuf,
+}
+
+impl Certificate {
+    fn read(path: &Path) -> Result<Certificate, Error> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let what = "Azure client certificate file";
+        let check =
+            |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
+        let bytes = crate::secret::SecretBytes::from(crate::fsutil::read_required_checked(
+            path,
+            what,
+            MAX_CERTIFICATE_FILE,
+            check,
+        )?);
+        let bad = |why: &str| Error::Parse(format!("{what} {}: {why}", path.display()));
+        let cert = CertificateDer::pem_slice_iter(bytes.expose())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| bad("no PEM certificate in it"))?;
+        let der = PrivateKeyDer::from_pem_slice(bytes.expose()).map_err(|_| {
+            bad("no unencrypted PEM private key in it (an encrypted key or a PKCS#12 file is not read)")
+        })?;
+        let key = match &der {
+            PrivateKeyDer::Pkcs8(k) => {
+                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
+            }
+            PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+            _ => return Err(bad("its key is not an RSA key")),
+        }
+        .map_err(|_| bad("its key is not an RSA key ring accepts (2048 to 8192 bits)"))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+        Ok(Certificate {
+            key,
+            thumbprint: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+            file: path.to_owned(),
+        })
+    }
+
+    /// A client assertion for `audience` (the token endpoint), PS256 with
+    /// the certificate's SHA-256 thumbprint, as MSAL makes it.
+    fn assertion(&self, client_id: &str, audience: &str) -> Result<SecretString, FetchError> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let rng = ring::rand::SystemRandom::new();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut jti = [0u8; 16];
+        let failed = |_| {
+            FetchError::permanent(Error::Internal(format!(
+                "signing a client assertion with {} failed",
+                self.file.display()
+            )))
+        };
+        ring::rand::SecureRandom::fill(&rng, &mut jti).map_err(failed)?;
+        let header =
+            serde_json::json!({ "alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint });
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "nbf": now,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        });
+        let signed = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PSS_SHA256,
+                &rng,
+                signed.as_bytes(),
+                &mut signature,
+            )
+            .map_err(failed)?;
+        Ok(SecretString::from(format!(
+            "{signed}.{}",
+            b64.encode(&signature)
+        )))
+    }
+}
+
+/// A managed identity: App Service's and Container Apps' identity endpoint
+/// (with its header) or the instance metadata service (`Metadata: true`).
+struct Managed {
+    endpoint: String,
+    header: Option<SecretString>,
+    client_id: Option<String>,
+    http: Arc<Http>,
+    settings: RemoteSettings,
+}
+
+impl Managed {
+    fn once(&self, resource: &str) -> Result<Issued, FetchError> {
+        let what = match self.header {
+            Some(_) => "managed identity token (IDENTITY_ENDPOINT)",
+            None => "managed identity token (IMDS)",
+        };
+        let version = match self.header {
+            Some(_) => "2019-08-01",
+            None => "2018-02-01",
+        };
+        let mut query = vec![("api-version", version), ("resource", resource)];
+        if let Some(id) = &self.client_id {
+            query.push(("client_id", id));
+        }
+        let url = format!(
+            "{}?{}",
+            self.endpoint,
+            crate::secrets::remote::http::form(&query)
+        );
+        let headers: Vec<(&str, &str)> = match &self.header {
+            Some(h) => vec![("x-identity-header", h.expose())],
+            None => vec![("metadata", "true")],
+        };
+        let sent = clock::precise();
+        let r = self.http.send(what, "GET", &url, &headers, b"")?;
+        match r.status {
+            200 => managed_answer(what, r, sent),
+            // IMDS: 404 while an identity is being assigned, 410 while it
+            // upgrades (azure-identity retries both).
+            404 | 410 => Err(FetchError::transient(Error::Remote(format!(
+                "{what}: HTTP {} (the identity service is not ready)",
+                r.status
+            )))
+            .retry_after(r.retry_after())),
+            400 => Err(FetchError::permanent(Error::Auth(format!(
+                "{what}: HTTP 400: no managed identity is assigned{}",
+                match &self.client_id {
+                    Some(id) => format!(" with client id {id} ({})", var::AZURE_CLIENT_ID),
+                    None => String::new(),
+                }
+            )))),
+            _ => Err(oauth_failure(what, &r)),
+        }
+    }
+}
+
+/// A managed identity's answer: OAuth's, with `expires_in` a string, or
+/// App Service's `expires_on` (seconds since the epoch) in its place.
+pub(crate) fn managed_answer(what: &str, r: Response, sent: u64) -> Result<Issued, FetchError> {
+    let Some(mut doc) = r.json() else {
+        return Err(FetchError::transient(Error::Remote(format!(
+            "{what}: the answer is not JSON"
+        ))));
+    };
+    let seconds = |v: &serde_json::Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    };
+    let expires_in = seconds(&doc["expires_in"]).or_else(|| {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        seconds(&doc["expires_on"]).map(|on| on.saturating_sub(now))
+    });
+    let token = doc["access_token"].as_str().filter(|t| !t.is_empty());
+    let out = match token {
+        Some(t) => Ok(Issued::new(
+            SecretString::from(t),
+            expires_in.map(Duration::from_secs),
+            sent,
+        )),
+        None => Err(FetchError::permanent(Error::Auth(format!(
+            "{what}: the answer holds no access_token"
+        )))),
+    };
+    zeroize_json(&mut doc);
+    out
+}
+
+impl Credential for Managed {
+    fn token(&self, scope: &str, _tenant: Option<&str>) -> Result<Issued, FetchError> {
+        // Managed identities take a resource, not a scope.
+        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+        with_retries(&self.settings, || self.once(resource))
+    }
+
+    fn describe(&self) -> String {
+        let whose = match &self.client_id {
+            Some(id) => format!("user-assigned identity {id}"),
+            None => "system-assigned identity".to_owned(),
+        };
+        match self.header {
+            Some(_) => format!("managed {whose} at {}", self.endpoint),
+            None => format!("managed {whose} at the instance metadata service"),
+        }
+    }
+}
