@@ -163,14 +163,16 @@ arm_tool() ( # a subshell: it sets HOME and the key for the tool alone
   printf '{"HF_TOKEN": "hf_arm_demo_value"}\n' >"$home/.simpletuner/secrets.json"
   chmod 600 "$home/.simpletuner/secrets.json"
   export HOME="$home" SIMPLETUNER_CREDENTIAL_KEY="arm-test-key"
-  [ "$("${st[@]}" --version)" = "st-secrets $version" ] || return 1
-  "${st[@]}" providers | grep -q '^file *available' || return 1
-  [ "$("${st[@]}" get HF_TOKEN)" = hf_arm_demo_value ] || return 1
-  ct="$(printf 'r8_secret' | "${st[@]}" encrypt)" && [ "$(printf '%s' "$ct" | "${st[@]}" decrypt)" = r8_secret ] || return 1
-  out="$("${st[@]}" run -- sh -c 'printf "%s" "$HF_TOKEN"')" || return 1
-  [ "$out" = "<concealed by st-secrets>" ] || { echo "run printed '$out'"; return 1; }
+  arm_failed() { echo "arm_tool: $1 failed"; exit 1; } # exits the subshell
+  [ "$("${st[@]}" --version)" = "st-secrets $version" ] || arm_failed "--version"
+  "${st[@]}" providers | grep -q '^file *available' || arm_failed providers
+  [ "$("${st[@]}" get HF_TOKEN)" = hf_arm_demo_value ] || arm_failed get
+  ct="$(printf 'r8_secret' | "${st[@]}" encrypt)" && [ "$(printf '%s' "$ct" | "${st[@]}" decrypt)" = r8_secret ] ||
+    arm_failed "encrypt/decrypt"
+  out="$("${st[@]}" run -- sh -c 'printf "%s" "$HF_TOKEN"')" || arm_failed "run (exit $?)"
+  [ "$out" = "<concealed by st-secrets>" ] || arm_failed "run printed '$out':"
   "${st[@]}" --db "$home/jobs.db" config set replicate <<<'{"region": "us-east-1"}' &&
-    "${st[@]}" --db "$home/jobs.db" config get replicate | grep -q us-east-1
+    "${st[@]}" --db "$home/jobs.db" config get replicate | grep -q us-east-1 || arm_failed "config set/get"
 )
 check "aarch64: the tool under qemu-aarch64 (version, providers, get, encrypt/decrypt, run, store)" arm_tool
 

@@ -337,39 +337,30 @@ fn a_challenge_naming_another_host_or_tenant_gets_no_token() {
 #[test]
 fn a_refused_token_is_replaced_once_and_the_federated_file_is_read_at_each_exchange() {
     use std::os::unix::fs::PermissionsExt;
-    let refused = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&refused);
-    let a = azure(CHALLENGE, move |r| {
-        // The first token is refused (revoked), as a vault answers.
-        if r.header("authorization") == Some("Bearer kv-token-1") {
-            seen.fetch_add(1, Ordering::SeqCst);
-            return Reply::Status(
-                401,
-                vec![(
-                    "www-authenticate".into(),
-                    CHALLENGE.replace("TENANT", TENANT),
-                )],
-                vec![],
-            );
-        }
-        kv_secret("s", "v", "value-1", json!({"enabled": true}))
-    });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("azure-identity-token");
     std::fs::write(&file, "eyJ.first").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&refused);
+    let swapped = file.clone();
+    let a = azure(CHALLENGE, move |r| {
+        // The first token is refused (revoked), as a vault answers; the
+        // kubelet has replaced the file meanwhile.
+        if r.header("authorization") == Some("Bearer kv-token-1") {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::fs::write(&swapped, "eyJ.second").unwrap();
+            let challenge = CHALLENGE.replace("TENANT", TENANT);
+            return Reply::Status(401, vec![("www-authenticate".into(), challenge)], vec![]);
+        }
+        kv_secret("s", "v", "value-1", json!({"enabled": true}))
+    });
     let vars = Vars::empty()
         .set("AZURE_TENANT_ID", TENANT)
         .set("AZURE_CLIENT_ID", "app-wi")
         .set("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap())
         .set("AZURE_AUTHORITY_HOST", &a.server.url());
     let p = provider(&a, vars.clone(), &["s"]);
-    // The kubelet replaces the file between the two exchanges.
-    let swap = std::thread::spawn({
-        let file = file.clone();
-        move || std::fs::write(file, "eyJ.second").unwrap()
-    });
-    swap.join().unwrap();
     assert_eq!(get(&p, "S").unwrap().as_deref(), Some("value-1"));
     assert_eq!(refused.load(Ordering::SeqCst), 1);
     let exchanges: Vec<String> = a
@@ -379,7 +370,7 @@ fn a_refused_token_is_replaced_once_and_the_federated_file_is_read_at_each_excha
         .filter(|r| r.path.contains("oauth2"))
         .map(|r| field(&r.text(), "client_assertion").unwrap())
         .collect();
-    assert_eq!(exchanges, ["eyJ.second", "eyJ.second"]);
+    assert_eq!(exchanges, ["eyJ.first", "eyJ.second"]);
     let form = a
         .server
         .received()
