@@ -153,18 +153,17 @@ pub fn store_rows(data: &[u8]) {
     }
 }
 
-/// Azure Key Vault and Azure's credentials: a secret's GET answer and a
-/// managed identity's token answer, with the first byte picking the
-/// status; a challenge (against a vault's host); a secret's name.
+/// Azure Key Vault: a secret's GET answer, with the first byte picking the
+/// status; a challenge (against a vault's host); a secret's name. (Token
+/// answers, App Service's too, are `gcp_response`'s `token_answer`.)
 pub fn azure_response(data: &[u8]) {
-    use crate::secrets::azure::{challenge_of, identity, secret_from, SecretName};
+    use crate::secrets::azure::{challenge_of, secret_from, SecretName};
     let Some((&status_byte, body)) = data.split_first() else {
         return;
     };
     let status = [200, 400, 401, 403, 404, 429, 500, 503][status_byte as usize % 8];
     let name = SecretName::parse("hf-token").expect("a valid name");
     let _ = secret_from(&name, Response::made_up(status, vec![], body));
-    let _ = identity::managed_answer("fuzz", Response::made_up(status, vec![], body), 0);
     if let Ok(text) = std::str::from_utf8(body) {
         if let Ok(c) = challenge_of(text, "v.vault.azure.net") {
             // What is accepted is for the vault's own domain.

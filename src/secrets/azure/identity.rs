@@ -22,17 +22,16 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::bearer::Issued;
-use crate::secrets::remote::http::{Http, Response};
-use crate::secrets::remote::oauth::{oauth_failure, post_form, secure_url};
+use crate::secrets::remote::http::Http;
+use crate::secrets::remote::oauth::{oauth_failure, post_form, secure_url, token_answer};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Microsoft Entra's authority when `AZURE_AUTHORITY_HOST` is not set.
 pub const AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
@@ -403,7 +402,7 @@ impl Managed {
         let sent = clock::precise();
         let r = self.http.send(what, "GET", &url, &headers, b"")?;
         match r.status {
-            200 => managed_answer(what, r, sent),
+            200 => token_answer(what, r, sent),
             // IMDS: 404 while an identity is being assigned, 410 while it
             // upgrades (azure-identity retries both).
             404 | 410 => Err(FetchError::transient(Error::Remote(format!(
@@ -421,39 +420,6 @@ impl Managed {
             _ => Err(oauth_failure(what, &r)),
         }
     }
-}
-
-/// A managed identity's answer: OAuth's, with `expires_in` a string, or
-/// App Service's `expires_on` (seconds since the epoch) in its place.
-pub(crate) fn managed_answer(what: &str, r: Response, sent: u64) -> Result<Issued, FetchError> {
-    let Some(mut doc) = r.json() else {
-        return Err(FetchError::transient(Error::Remote(format!(
-            "{what}: the answer is not JSON"
-        ))));
-    };
-    let seconds = |v: &serde_json::Value| {
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-    };
-    let expires_in = seconds(&doc["expires_in"]).or_else(|| {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        seconds(&doc["expires_on"]).map(|on| on.saturating_sub(now))
-    });
-    let token = doc["access_token"].as_str().filter(|t| !t.is_empty());
-    let out = match token {
-        Some(t) => Ok(Issued::new(
-            SecretString::from(t),
-            expires_in.map(Duration::from_secs),
-            sent,
-        )),
-        None => Err(FetchError::permanent(Error::Auth(format!(
-            "{what}: the answer holds no access_token"
-        )))),
-    };
-    zeroize_json(&mut doc);
-    out
 }
 
 impl Credential for Managed {

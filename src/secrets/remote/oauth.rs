@@ -89,8 +89,9 @@ pub(crate) fn secure_url(url: &str, what: &str) -> Result<(), Error> {
 }
 
 /// The access token of an OAuth 2.0 token answer (`access_token`,
-/// `expires_in`), or the failure it says; `sent` is when the request was
-/// sent (monotonic nanoseconds).
+/// `expires_in` as a number or a string, or, as Azure's App Service
+/// answers, `expires_on` in seconds since the epoch), or the failure it
+/// says; `sent` is when the request was sent (monotonic nanoseconds).
 pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued, FetchError> {
     if r.status != 200 {
         return Err(oauth_failure(what, &r));
@@ -101,9 +102,16 @@ pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued,
         ))));
     };
     let token = doc["access_token"].as_str().filter(|t| !t.is_empty());
-    let expires_in = doc["expires_in"]
-        .as_u64()
-        .or_else(|| doc["expires_in"].as_str().and_then(|s| s.parse().ok()));
+    let seconds = |v: &Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    };
+    let expires_in = seconds(&doc["expires_in"]).or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        seconds(&doc["expires_on"]).map(|on| on.saturating_sub(now))
+    });
     let out = match token {
         Some(t) => Ok(Issued::new(
             SecretString::from(t),
