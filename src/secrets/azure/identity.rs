@@ -24,7 +24,9 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::bearer::Issued;
 use crate::secrets::remote::http::Http;
-use crate::secrets::remote::oauth::{oauth_failure, post_form, secure_url, token_answer};
+use crate::secrets::remote::oauth::{
+    oauth_failure, post_form, secure_url, signed_jwt, token_answer,
+};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
@@ -219,45 +221,34 @@ impl Credential for Entra {
         let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant);
         let jwt_bearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
         let what = "Microsoft Entra token";
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("scope", scope),
+        ];
         let assertion = match &self.grant {
             Grant::Secret(secret) => {
-                return post_form(
-                    &self.http,
-                    &self.settings,
-                    what,
-                    &url,
-                    &[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", &self.client_id),
-                        ("client_secret", secret.expose()),
-                        ("scope", scope),
-                    ],
-                )
+                form.push(("client_secret", secret.expose()));
+                None
             }
-            Grant::Certificate(c) => c.assertion(&self.client_id, &url)?,
-            Grant::Federated(path) => crate::secrets::aws_identity::identity::read_token_file(
-                path,
-                "federated token file",
-            )
-            .map_err(|e| {
-                FetchError::permanent(
-                    e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
+            Grant::Certificate(c) => Some(c.assertion(&self.client_id, &url)?),
+            Grant::Federated(path) => Some(
+                crate::secrets::aws_identity::identity::read_token_file(
+                    path,
+                    "federated token file",
                 )
-            })?,
+                .map_err(|e| {
+                    FetchError::permanent(
+                        e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
+                    )
+                })?,
+            ),
         };
-        post_form(
-            &self.http,
-            &self.settings,
-            what,
-            &url,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                ("client_assertion_type", jwt_bearer),
-                ("client_assertion", assertion.expose()),
-                ("scope", scope),
-            ],
-        )
+        if let Some(a) = &assertion {
+            form.push(("client_assertion_type", jwt_bearer));
+            form.push(("client_assertion", a.expose()));
+        }
+        post_form(&self.http, &self.settings, what, &url, &form)
     }
 
     fn describe(&self) -> String {
@@ -321,7 +312,6 @@ impl Certificate {
     /// A client assertion for `audience` (the token endpoint), PS256 with
     /// the certificate's SHA-256 thumbprint, as MSAL makes it.
     fn assertion(&self, client_id: &str, audience: &str) -> Result<SecretString, FetchError> {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let rng = ring::rand::SystemRandom::new();
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -345,24 +335,13 @@ impl Certificate {
             "iat": now,
             "exp": now + ASSERTION_LIFETIME,
         });
-        let signed = format!(
-            "{}.{}",
-            b64.encode(header.to_string()),
-            b64.encode(claims.to_string())
-        );
-        let mut signature = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PSS_SHA256,
-                &rng,
-                signed.as_bytes(),
-                &mut signature,
-            )
-            .map_err(failed)?;
-        Ok(SecretString::from(format!(
-            "{signed}.{}",
-            b64.encode(&signature)
-        )))
+        signed_jwt(
+            &self.key,
+            &ring::signature::RSA_PSS_SHA256,
+            &header,
+            &claims,
+        )
+        .ok_or_else(|| failed(ring::error::Unspecified))
     }
 }
 

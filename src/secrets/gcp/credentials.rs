@@ -29,12 +29,11 @@ use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::bearer::{Issued, Issuer};
 use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::oauth::{
-    field, oauth_failure, optional, post_form, read_json_file, token_answer,
+    field, oauth_failure, optional, post_form, read_json_file, signed_jwt, token_answer,
 };
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{backoff, with_retries, FetchBound, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
-use base64::Engine;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -220,7 +219,6 @@ impl ServiceAccount {
 
     /// The signed assertion, valid for an hour from now.
     fn assertion(&self) -> Result<SecretString, FetchError> {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -237,29 +235,18 @@ impl ServiceAccount {
             "iat": now,
             "exp": now + ASSERTION_LIFETIME,
         });
-        let signed = format!(
-            "{}.{}",
-            b64.encode(header.to_string()),
-            b64.encode(claims.to_string())
-        );
-        let mut signature = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                signed.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| {
-                FetchError::permanent(Error::Internal(format!(
-                    "signing the assertion of service account {} failed",
-                    self.email
-                )))
-            })?;
-        Ok(SecretString::from(format!(
-            "{signed}.{}",
-            b64.encode(&signature)
-        )))
+        signed_jwt(
+            &self.key,
+            &ring::signature::RSA_PKCS1_SHA256,
+            &header,
+            &claims,
+        )
+        .ok_or_else(|| {
+            FetchError::permanent(Error::Internal(format!(
+                "signing the assertion of service account {} failed",
+                self.email
+            )))
+        })
     }
 }
 

@@ -188,3 +188,34 @@ pub(crate) fn post_form(
         token_answer(what, r, sent)
     })
 }
+
+/// A JWT of `header` and `claims` signed with `key` (SHA-256, with
+/// `padding`: `RSA_PKCS1_SHA256` for RS256, `RSA_PSS_SHA256` for PS256),
+/// as a service account's or a client certificate's assertion; `None`
+/// when signing failed.
+pub(crate) fn signed_jwt(
+    key: &ring::signature::RsaKeyPair,
+    padding: &'static dyn ring::signature::RsaEncoding,
+    header: &Value,
+    claims: &Value,
+) -> Option<SecretString> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signed = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        padding,
+        &ring::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut signature,
+    )
+    .ok()?;
+    Some(SecretString::from(format!(
+        "{signed}.{}",
+        b64.encode(&signature)
+    )))
+}
