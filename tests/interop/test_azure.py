@@ -8,8 +8,10 @@ Environment: ST_SECRETS_BIN (the tool)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -188,6 +190,33 @@ def test_a_disabled_current_version_is_refused_by_name_and_never_the_one_before(
         assert tool(azure, "get", "ROTATING_KEY", env=env, config=pinned).stdout.strip() == "v1"
     finally:
         fake.set_enabled("rotating", v2, True)
+
+
+def test_a_nodes_processes_share_one_token_for_its_lifetime_not_for_cache_ttl(azure):
+    # The node's processes one after another, values kept 1 s, Entra's
+    # tokens 8 s (replaced 80% through: after 6.4 s). The short form of the
+    # cloud benchmark's federated run.
+    fake = azure["fake"]
+    shm = tempfile.mkdtemp(prefix="st-azure-node-", dir="/dev/shm")
+    config = {"providers": ["azure"], "azure_vault": fake.url, "azure_secret": "training", "cache_ttl": 1,
+              "node_cache": True, "node_cache_dir": shm}
+    env = credentials(azure, "workload_identity")
+    fake.token_ttl = 8
+    before = dict(fake.counts)
+    try:
+        started = time.monotonic()
+        for at in (0.0, 1.6, 3.2, 7.0):
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            r = tool(azure, "get", "HF_TOKEN", env=env, config=config)
+            assert (r.returncode, r.stdout.strip()) == (0, "hf_from_azure"), r.stderr
+            if at == 3.2:
+                # Three reads (each value past its TTL), one token.
+                assert (fake.counts["get"] - before["get"], fake.counts["token"] - before["token"]) == (3, 1)
+        assert (fake.counts["get"] - before["get"], fake.counts["token"] - before["token"]) == (4, 2)
+        assert fake.counts["expired"] == before["expired"] and fake.counts["refused"] == before["refused"]
+    finally:
+        fake.token_ttl = 3599
+        shutil.rmtree(shm)
 
 
 def test_bad_input_is_refused_by_name_without_values(azure):

@@ -125,19 +125,21 @@ pub struct Bearer {
     issuer: Box<dyn Issuer>,
     held: Mutex<Option<Held>>,
     /// With the node cache on, the token is shared by the node's processes
-    /// through this slot, used with its own settings.
+    /// through this slot, used with a credential's settings.
     slot: Option<(Slot, RemoteSettings)>,
     /// Tokens this process issued itself.
     issued: AtomicU64,
 }
 
 impl Bearer {
-    /// The owner of `issuer`'s tokens, shared through `slot` when given.
+    /// The owner of `issuer`'s tokens, shared through `slot` when given
+    /// (with the provider's settings, as a credential's slot uses them:
+    /// [`RemoteSettings::for_credential`]).
     pub fn new(issuer: Box<dyn Issuer>, slot: Option<(Slot, RemoteSettings)>) -> Bearer {
         Bearer {
             issuer,
             held: Mutex::new(None),
-            slot,
+            slot: slot.map(|(s, settings)| (s, settings.for_credential())),
             issued: AtomicU64::new(0),
         }
     }
@@ -297,6 +299,39 @@ mod tests {
         // Another thread reporting the same refused token gets the new one.
         assert_eq!(b.instead_of(&first).unwrap().expose(), "tok-2");
         assert_eq!(n.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_nodes_processes_share_one_token_for_its_lifetime_whatever_the_cache_ttl() {
+        use crate::secrets::remote::node::{NodeDir, Scope};
+        use crate::secrets::remote::Vars;
+        let path = std::path::PathBuf::from(format!(
+            "/dev/shm/st-secrets-bearer-test-{}",
+            std::process::id()
+        ));
+        let dir = Arc::new(NodeDir::open(&path).unwrap());
+        let slot = || Scope::new("test", &Vars::empty()).slot(&dir, "token");
+        // Secrets are kept 50 ms; a token of 10 s is the node's for 8 s.
+        let settings = RemoteSettings {
+            cache_ttl: Duration::from_millis(50),
+            refresh_ahead_permille: 500,
+            ..RemoteSettings::default()
+        };
+        let n = Arc::new(AtomicU64::new(0));
+        let process = || {
+            let issuer = Counter {
+                n: Arc::clone(&n),
+                ttl: Duration::from_secs(10),
+            };
+            Bearer::new(Box::new(issuer), Some((slot(), settings.clone())))
+        };
+        let (first, second) = (process(), process());
+        assert_eq!(first.get().unwrap().expose(), "tok-1");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(second.get().unwrap().expose(), "tok-1");
+        assert_eq!(process().get().unwrap().expose(), "tok-1");
+        assert_eq!(n.load(Relaxed), 1);
+        let _ = std::fs::remove_dir_all(&path);
     }
 
     #[test]

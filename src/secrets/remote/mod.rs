@@ -122,6 +122,20 @@ impl RemoteSettings {
             .saturating_add(self.backoff_cap.saturating_mul(self.retries))
     }
 
+    /// These settings for a node slot holding a credential (a login's
+    /// token, an OAuth access token): its entry lasts as long as the
+    /// credential's own lifetime says, never cut to `cache_ttl` (which is
+    /// about secrets' freshness) nor refreshed ahead; absence is not kept;
+    /// a failure is kept for `failure_ttl`.
+    pub(crate) fn for_credential(&self) -> RemoteSettings {
+        RemoteSettings {
+            cache_ttl: crate::secrets::lifetime::LONGEST,
+            negative_ttl: Duration::ZERO,
+            refresh_ahead_permille: 1000,
+            ..self.clone()
+        }
+    }
+
     /// How long a found value is kept: its own time when it says one (a
     /// lease's end, a login token's renewal), at most `cache_ttl`. Without
     /// refresh ahead, a value that says when it is due for renewal

@@ -149,14 +149,7 @@ impl Session {
         remote: &RemoteSettings,
         ledger: Arc<Ledger>,
     ) -> Arc<Session> {
-        // A login's slot entry lasts as long as the token's lifetime says
-        // (its `ttl`), a failure as long as the provider's `failure_ttl`.
-        let slot_settings = RemoteSettings {
-            cache_ttl: lifetime::LONGEST,
-            negative_ttl: Duration::ZERO,
-            refresh_ahead_permille: 1000,
-            ..remote.clone()
-        };
+        let slot_settings = remote.for_credential();
         Arc::new_cyclic(|me| Session {
             me: me.clone(),
             client,
