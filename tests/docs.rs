@@ -263,11 +263,13 @@ fn every_benchmark_table_is_written_with_its_provenance() {
         .map(|(_, text)| text)
         .collect();
     let script = fs::read_to_string(root().join("scripts/bench.sh")).unwrap();
+    // The list may go on over several lines: up to its closing parenthesis.
     let all = script
-        .lines()
-        .find_map(|l| l.strip_prefix("ALL=("))
+        .split_once("\nALL=(")
+        .and_then(|(_, rest)| rest.split_once(')'))
         .expect("scripts/bench.sh lists its benchmarks")
-        .trim_end_matches(')');
+        .0;
+    assert!(all.contains("commands"), "read the whole list: {all}");
     for name in all.split_whitespace() {
         let start = format!("<!-- bench:{name} -->");
         let end = format!("<!-- /bench:{name} -->");

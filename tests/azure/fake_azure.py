@@ -36,6 +36,12 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+class Server(ThreadingHTTPServer):
+    """A fleet's start connects thousands at once: a deep listen queue."""
+    daemon_threads = True
+    request_queue_size = 4096
+
+
 class FakeAzure:
     def __init__(self, cert: str | None = None, key: str | None = None, token_ttl: int = 3599,
                  resource: str = "https://127.0.0.1"):
@@ -50,16 +56,14 @@ class FakeAzure:
         self.limit: int | None = None  # GETs per 10 s
         self.window: list[float] = []
         self.counts = {"token": 0, "imds": 0, "app_service": 0, "get": 0, "challenge": 0, "expired": 0,
-                       "throttled": 0, "refused": 0}
+                       "throttled": 0, "refused": 0, "exchange_refused": 0}
         handler = self._handler()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), handler)
         self.servers = [self.server]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.https_url = None
         if cert:
-            tls = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            tls.daemon_threads = True
+            tls = Server(("127.0.0.1", 0), handler)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
             tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
@@ -128,6 +132,8 @@ class FakeAzure:
 
     def client_credentials(self, base: str, tenant: str, form: dict) -> tuple[int, dict]:
         def refuse(code, description):
+            with self.lock:
+                self.counts["exchange_refused"] += 1
             return 401, {"error": code, "error_description": description}
 
         if tenant != TENANT:

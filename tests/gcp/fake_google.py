@@ -33,6 +33,12 @@ STS_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+class Server(ThreadingHTTPServer):
+    """Many ranks connect at once: a deep listen queue."""
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class FakeGoogle:
     def __init__(self, drongo_url: str, token_ttl: int = 3599, port: int = 0):
         self.drongo = drongo_url.rstrip("/")
@@ -46,8 +52,7 @@ class FakeGoogle:
                        "secret": 0, "expired": 0, "refused": 0}
         self.metadata_unready_until = 0.0  # 503 until then
         self.project = "metadata-project"
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
