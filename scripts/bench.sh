@@ -113,7 +113,8 @@ bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
 bench_fleet-start() { source benches/fleet_start/run.sh; } # about an hour: see the file
 bench_slurm() { cargo_build --release -q && bash tests/slurm/run.sh --bench "$out/table.md"; }
 bench_cloud() { # about 20 minutes (ST_CLOUD_SECONDS: the federated run's length, 600): see the file
-  cargo_build --release -q && ulimit -n 65536 2>/dev/null
+  ulimit -n 65536 2>/dev/null || true
+  cargo_build --release -q || return 1
   "$(ensure_venv)" benches/cloud/bench.py "$out" "$REL/st-secrets" "$REL/libst_secrets.so" | tee "$out/table.md"
 }
 bench_matcher() {
