@@ -1,14 +1,16 @@
 """Google's front door, faked on 127.0.0.1 where no package serves it: the
 OAuth 2.0 token endpoint (a service account's RS256 assertion checked with
-its public key, a user's refresh token), Google's STS token exchange and
-IAM's generateAccessToken (workload identity federation), and the metadata
+its public key, a user's refresh token), Google's STS token exchange (a
+JWT checked with its issuer's key; an AWS workload's signed GetCallerIdentity
+request, its signature checked by botocore) and IAM's
+generateAccessToken (workload identity federation), and the metadata
 server; in front of drongo's Secret Manager, a gate that lets through only
 requests with a token it issued and has not expired, and that answers
 `latest` as Google documents it (the most recently created version, an
 error when that one is disabled) where drongo skips disabled versions.
 
 Google's own libraries are pointed at it in tests/interop/test_gcp.py
-(google-auth's service account, user, identity pool and Compute Engine
+(google-auth's service account, user, identity pool, AWS and Compute Engine
 credentials; google-cloud-secret-manager's REST client), which is what
 shows it faithful.
 
@@ -31,6 +33,7 @@ import jwt
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 STS_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+AWS_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
 
 
 class Server(ThreadingHTTPServer):
@@ -48,7 +51,9 @@ class FakeGoogle:
         self.service_accounts: dict[str, object] = {}  # email -> public key
         self.users: dict[str, tuple[str, str]] = {}  # client_id -> (secret, refresh token)
         self.federation: dict[str, object] = {}  # audience -> the subject issuer's public key
-        self.counts = {"jwt": 0, "refresh": 0, "sts": 0, "impersonate": 0, "metadata": 0,
+        self.aws_audiences: set[str] = set()  # audiences of AWS workloads
+        self.aws_keys: dict[str, str] = {}  # AWS access key id -> its secret (what AWS knows)
+        self.counts = {"jwt": 0, "refresh": 0, "sts": 0, "sts_aws": 0, "impersonate": 0, "metadata": 0,
                        "secret": 0, "expired": 0, "refused": 0}
         self.metadata_unready_until = 0.0  # 503 until then
         self.project = "metadata-project"
@@ -91,6 +96,37 @@ class FakeGoogle:
                 self.counts["expired"] += 1
                 return False
         return True
+
+    def aws_caller(self, audience: str, subject_token: str) -> bool:
+        """An AWS subject token as Google's STS takes it: the serialized,
+        signed GetCallerIdentity request, which Google's STS sends to AWS.
+        Here AWS's check is botocore's (AWS's own SigV4 code) recomputing
+        the signature with the secret of the key it names: moto checks a
+        POST whose parameters are in its query string against a body it
+        rebuilds, and refuses every such request, Google's library's too."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        try:
+            request = json.loads(urllib.parse.unquote(subject_token))
+            headers = {h["key"].lower(): h["value"] for h in request["headers"]}
+            auth = headers["authorization"]
+            scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+            key_id, _, region, service, _ = scope.split("/")
+            signed = auth.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+            check = AWSRequest(method="POST", url=request["url"], data=b"", headers={k: headers[k] for k in signed})
+        except (ValueError, KeyError, TypeError, IndexError):
+            return False
+        secret = self.aws_keys.get(key_id)
+        if secret is None or request.get("method") != "POST" or service != "sts" or \
+                headers.get("x-goog-cloud-target-resource") != audience or \
+                "Action=GetCallerIdentity" not in urllib.parse.urlsplit(request["url"]).query:
+            return False
+        signer = SigV4Auth(Credentials(key_id, secret, headers.get("x-amz-security-token")), service, region)
+        check.context["timestamp"] = headers.get("x-amz-date", "")
+        expected = signer.signature(signer.string_to_sign(check, signer.canonical_request(check)), check)
+        return auth.endswith("Signature=" + expected)
 
     def _handler(self):
         fake = self
@@ -157,6 +193,17 @@ class FakeGoogle:
                     if user != (one.get("client_secret"), one.get("refresh_token")):
                         return self.oauth_error("invalid_grant")
                     fake.counts["refresh"] += 1
+                elif grant == STS_GRANT and one.get("subject_token_type") == AWS_TOKEN_TYPE:
+                    if one.get("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token":
+                        return self.oauth_error("invalid_request")
+                    audience = one.get("audience", "")
+                    if audience not in fake.aws_audiences or not fake.aws_caller(audience,
+                                                                                 one.get("subject_token", "")):
+                        return self.oauth_error("invalid_grant")
+                    fake.counts["sts_aws"] += 1
+                    token, ttl = fake.issue()
+                    return self.reply(200, {"access_token": token, "expires_in": ttl, "token_type": "Bearer",
+                                            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
                 elif grant == STS_GRANT:
                     key = fake.federation.get(one.get("audience"))
                     if key is None or one.get("requested_token_type") != \

@@ -283,3 +283,66 @@ def test_bad_credentials_are_refused_by_name_without_values(google):
     r = tool(google, "get", "HF_TOKEN", env={"GOOGLE_APPLICATION_CREDENTIALS": str(exe),
                                               "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES": "1"})
     assert "writable by group or others" in r.stderr, r.stderr
+
+
+AWS_AUDIENCE = "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws"
+
+
+def aws_external(google, host, name="aws.json", **source):
+    fake = google["fake"]
+    fake.aws_audiences.add(AWS_AUDIENCE)
+    fake.aws_keys["AKIAFEDERATIONTEST"] = "federation-secret-key"
+    path = google["work"] / name
+    verification = f"{host}?Action=GetCallerIdentity&Version=2011-06-15"
+    path.write_text(json.dumps({
+        "type": "external_account", "audience": AWS_AUDIENCE,
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request", "token_url": f"{fake.url}/v1/token",
+        "credential_source": {"environment_id": "aws1", "regional_cred_verification_url": verification, **source}}))
+    path.chmod(0o600)
+    return path
+
+
+AWS_SDK_CHECK = textwrap.dedent("""
+    import json, sys
+    import google.auth.transport.requests as tr
+    from google.auth import aws
+    creds = aws.Credentials.from_file(sys.argv[1], scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    creds.refresh(tr.Request())
+    print(json.dumps({"token": bool(creds.token)}))
+""")
+
+
+def test_an_aws_workload_federates_as_googles_library_does(google):
+    fake = google["fake"]
+    keys = {"AWS_ACCESS_KEY_ID": "AKIAFEDERATIONTEST", "AWS_SECRET_ACCESS_KEY": "federation-secret-key",
+            "AWS_SESSION_TOKEN": "federation-session-token", "AWS_REGION": "us-east-1"}
+    # Google's library: it signs, Google's STS (the fake) checks; nothing
+    # reaches AWS from the node, so the real STS host is named.
+    before = dict(fake.counts)
+    sdk_file = aws_external(google, "https://sts.{region}.amazonaws.com", "sdk.json")
+    r = subprocess.run([sys.executable, "-c", AWS_SDK_CHECK, str(sdk_file)],
+                       env={**os.environ, **keys}, capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, '{"token": true}'), r.stderr[-3000:]
+    assert fake.counts["sts_aws"] - before["sts_aws"] == 1
+    # The tool, through the same exchange.
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(aws_external(google, "https://sts.{region}.amazonaws.com")),
+           **keys}
+    r = tool(google, "get", "HF_TOKEN", env=env)
+    assert (r.returncode, r.stdout.strip()) == (0, "hf_from_gcp"), r.stderr
+    assert fake.counts["sts_aws"] - before["sts_aws"] == 2
+    r = tool(google, "--json", "providers", env=env)
+    assert "AWS credentials" in r.stdout and "region us-east-1" in r.stdout, r.stdout
+    # A key AWS does not know: Google's STS refuses, named, without a value.
+    r = tool(google, "get", "HF_TOKEN", env={**env, "AWS_SECRET_ACCESS_KEY": "wrong-secret-key-value"})
+    assert r.returncode != 0 and "STS token exchange" in r.stderr, r.stderr
+    assert "wrong-secret" not in r.stderr + r.stdout and "federation-s" not in r.stderr
+    assert fake.counts["sts_aws"] - before["sts_aws"] == 2
+    # No region and no region_url; another version; an insecure URL: refused by name.
+    no_region = {k: v for k, v in env.items() if k != "AWS_REGION"}
+    r = tool(google, "get", "HF_TOKEN", env=no_region)
+    assert "AWS_REGION" in r.stderr, r.stderr
+    for name, source, said in (("v2.json", {"environment_id": "aws2"}, "environment_id"),
+                               ("plain.json", {"region_url": "https://169.254.169.254/x"}, "region_url")):
+        path = aws_external(google, "https://sts.{region}.amazonaws.com", name, **source)
+        r = tool(google, "get", "HF_TOKEN", env={**env, "GOOGLE_APPLICATION_CREDENTIALS": str(path)})
+        assert r.returncode != 0 and said in r.stderr and name in r.stderr, r.stderr

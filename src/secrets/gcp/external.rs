@@ -14,9 +14,10 @@
 //!   kept in `output_file` when the source names one;
 //!
 //! each read as `format` says (`text`, or `json` with its
-//! `subject_token_field_name`). An AWS source (`environment_id` `aws1`) is
-//! refused with a message saying so.
+//! `subject_token_field_name`); or, from an AWS source (`environment_id`
+//! `aws1`), a signed `GetCallerIdentity` request ([`super::aws_subject`]).
 
+use super::aws_subject::AwsSubject;
 use super::google::SCOPE;
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -52,6 +53,7 @@ enum Subject {
         timeout: Duration,
         output_file: Option<PathBuf>,
     },
+    Aws(Box<AwsSubject>),
 }
 
 /// How the subject token is read from its source's text.
@@ -139,11 +141,9 @@ impl External {
             },
         };
         let subject = if source.contains_key("environment_id") {
-            return Err(Error::InvalidArgument(format!(
-                "{}: an AWS source (environment_id) is not read by this version; use a \
-                 file, url or executable source, or AWS credentials with the aws provider",
-                at("credential_source")
-            )));
+            Subject::Aws(Box::new(AwsSubject::from_source(
+                source, &at, vars, settings,
+            )?))
         } else if let Some(path) = source.get("file") {
             let path = path
                 .as_str()
@@ -222,6 +222,7 @@ impl External {
                 SecretString::from(String::from_utf8_lossy(r.body.expose()).into_owned())
             }
             Subject::Executable { .. } => return self.run_executable(),
+            Subject::Aws(aws) => return aws.token(&self.audience),
         };
         self.formatted(text)
     }
@@ -386,6 +387,7 @@ impl Issuer for External {
             Subject::File(p) => format!("token file {}", p.display()),
             Subject::Url { url, .. } => format!("token URL {}", redact_url(url)),
             Subject::Executable { words, .. } => format!("executable {}", words[0]),
+            Subject::Aws(aws) => aws.describe(),
         };
         let through = match self
             .impersonation_url

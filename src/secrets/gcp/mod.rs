@@ -30,6 +30,7 @@
 //!   `https://secretmanager.L.rep.googleapis.com` for location L);
 //! - credentials: [`credentials`]'s order.
 
+mod aws_subject;
 pub mod credentials;
 pub mod external;
 pub mod google;
