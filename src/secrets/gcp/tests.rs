@@ -420,6 +420,26 @@ fn the_metadata_server_is_waited_for_at_start_and_must_say_it_is_one() {
 }
 
 #[test]
+fn a_metadata_answer_of_100_mb_is_refused_by_its_size() {
+    // 100 MB that look like a token answer: never read whole, never a token.
+    let mut body = br#"{"access_token": ""#.to_vec();
+    body.resize(100 << 20, b'a');
+    let body = Arc::new(body);
+    let server = FakeServer::start(move |_| {
+        Reply::Status(
+            200,
+            vec![("metadata-flavor".into(), "Google".into())],
+            body.as_ref().clone(),
+        )
+    });
+    let host = server.url().trim_start_matches("http://").to_owned();
+    let vars = Vars::empty().set("GCE_METADATA_HOST", &host);
+    let found = find(&vars, Duration::ZERO).unwrap();
+    let e = found.issuer.issue().unwrap_err();
+    assert!(e.error.message().contains("is larger than"), "{}", e.error);
+}
+
+#[test]
 fn an_executable_answer_of_version_1_gives_its_token_and_nothing_else_does() {
     let ok = br#"{"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:jwt", "id_token": "eyJ.subject", "expiration_time": 9999999999}"#;
     assert_eq!(
