@@ -500,4 +500,9 @@ impl Issuer for Metadata {
     fn describe(&self) -> String {
         format!("the metadata server at {}", self.host)
     }
+
+    /// `gcp_metadata_wait`: the server is waited for until it first answers.
+    fn longest_wait(&self) -> Duration {
+        self.wait
+    }
 }

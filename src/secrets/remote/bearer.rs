@@ -112,6 +112,13 @@ pub trait Issuer: Send + Sync + 'static {
     /// What issues it, for the status and the doctor ("service account
     /// a@p.iam.gserviceaccount.com (key file /k.json)"), never a secret.
     fn describe(&self) -> String;
+
+    /// How much longer than one fetch's bound an issue may take (a
+    /// metadata server waited for at a node's start): the node's other
+    /// processes wait that much longer for the one issuing.
+    fn longest_wait(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The token in use and until when.
@@ -134,12 +141,21 @@ pub struct Bearer {
 impl Bearer {
     /// The owner of `issuer`'s tokens, shared through `slot` when given
     /// (with the provider's settings, as a credential's slot uses them:
-    /// [`RemoteSettings::for_credential`]).
+    /// [`RemoteSettings::for_credential`], its waits lengthened by the
+    /// issuer's [`longest_wait`](Issuer::longest_wait)).
     pub fn new(issuer: Box<dyn Issuer>, slot: Option<(Slot, RemoteSettings)>) -> Bearer {
+        let slot = slot.map(|(s, settings)| {
+            let mut settings = settings.for_credential();
+            // Only the slot's waits read it: its requests are the issuer's.
+            settings.request_timeout = settings
+                .request_timeout
+                .saturating_add(issuer.longest_wait());
+            (s, settings)
+        });
         Bearer {
             issuer,
             held: Mutex::new(None),
-            slot: slot.map(|(s, settings)| (s, settings.for_credential())),
+            slot,
             issued: AtomicU64::new(0),
         }
     }
@@ -330,6 +346,70 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(second.get().unwrap().expose(), "tok-1");
         assert_eq!(process().get().unwrap().expose(), "tok-1");
+        assert_eq!(n.load(Relaxed), 1);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    /// An issuer that takes `takes` to answer, and says so.
+    struct Slow {
+        n: Arc<AtomicU64>,
+        takes: Duration,
+    }
+
+    impl Issuer for Slow {
+        fn issue(&self) -> Result<Issued, FetchError> {
+            std::thread::sleep(self.takes);
+            let n = self.n.fetch_add(1, Relaxed) + 1;
+            let token = SecretString::from(format!("tok-{n}"));
+            Ok(Issued::new(
+                token,
+                Some(Duration::from_secs(60)),
+                clock::precise(),
+            ))
+        }
+
+        fn describe(&self) -> String {
+            "a slow issuer".into()
+        }
+
+        fn longest_wait(&self) -> Duration {
+            self.takes
+        }
+    }
+
+    #[test]
+    fn a_nodes_processes_wait_for_an_issue_longer_than_a_fetch_when_the_issuer_says_so() {
+        use crate::secrets::remote::node::{NodeDir, Scope};
+        use crate::secrets::remote::Vars;
+        let path = std::path::PathBuf::from(format!(
+            "/dev/shm/st-secrets-bearer-slow-{}",
+            std::process::id()
+        ));
+        let dir = Arc::new(NodeDir::open(&path).unwrap());
+        // One fetch's bound is 100 ms; the issue (a metadata server
+        // starting) takes 1.5 s: the second process waits for it.
+        let settings = RemoteSettings {
+            request_timeout: Duration::from_millis(100),
+            retries: 0,
+            ..RemoteSettings::default()
+        };
+        let n = Arc::new(AtomicU64::new(0));
+        let process = || {
+            let issuer = Slow {
+                n: Arc::clone(&n),
+                takes: Duration::from_millis(1500),
+            };
+            let slot = Scope::new("test", &Vars::empty()).slot(&dir, "token");
+            Bearer::new(Box::new(issuer), Some((slot, settings.clone())))
+        };
+        let (first, second) = (process(), process());
+        let tokens = std::thread::scope(|s| {
+            let a = s.spawn(|| first.get().unwrap().expose().to_owned());
+            std::thread::sleep(Duration::from_millis(100));
+            let b = s.spawn(|| second.get().unwrap().expose().to_owned());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(tokens, ("tok-1".to_owned(), "tok-1".to_owned()));
         assert_eq!(n.load(Relaxed), 1);
         let _ = std::fs::remove_dir_all(&path);
     }
