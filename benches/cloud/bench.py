@@ -43,9 +43,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests" / "gcp"), str(ROOT / "tests" / "azure")]
+sys.path[:0] = [str(ROOT / "tests" / d) for d in ("gcp", "azure", "fleet")]
 from fake_azure import TENANT, FakeAzure  # noqa: E402
 from fake_google import FakeGoogle  # noqa: E402
+from fleet_start import placed  # noqa: E402
 
 OUT, BIN, LIB = (Path(a) for a in sys.argv[1:4])
 PY = sys.executable
@@ -588,11 +589,7 @@ def fleet_job(work, mode):
                "AZURE_CLIENT_SECRET": "entra-client-secret", "AZURE_AUTHORITY_HOST": fake.url}
         procs = []
         for node in range(FLEET):
-            e = dict(env)
-            if mode == "ranks":
-                e.update({"SIMPLETUNER_FLEET_RANK": str(node), "SIMPLETUNER_FLEET_NODES": str(FLEET)})
-            elif mode == "count":
-                e["SIMPLETUNER_FLEET_NODES"] = str(FLEET)
+            e = placed(env, mode, node, FLEET, ("SIMPLETUNER_FLEET_RANK", "SIMPLETUNER_FLEET_NODES"))
             procs.append(spawn(["sh", "-c", 'read _ < "$0"; exec "$@"', str(fifo), str(BIN), "--config", str(cfg),
                                 "env", "--only", "HF_TOKEN,WANDB_API_KEY,REPLICATE_API_TOKEN"], e, run / f"err-{node}"))
         time.sleep(2.0)

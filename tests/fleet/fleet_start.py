@@ -211,6 +211,18 @@ def client_counts(metrics_dir):
     return out
 
 
+def placed(env, mode, rank, nodes, rank_vars=("SLURM_NODEID", "SLURM_NNODES")):
+    """`env` with what a scheduler says of node `rank` of `nodes`: MODE
+    `ranks` its rank and the node count (Slurm's variables unless
+    `rank_vars` names others), `count` the node count only, `none` nothing."""
+    e = dict(env)
+    if mode == "ranks":
+        e.update({rank_vars[0]: str(rank), rank_vars[1]: str(nodes)})
+    elif mode == "count":
+        e["SIMPLETUNER_FLEET_NODES"] = str(nodes)
+    return e
+
+
 def job(backend, setup_json, binary, mode, nodes, capacity, work, label=None):
     nodes, capacity = int(nodes), float(capacity)
     with open(setup_json) as f:
@@ -242,11 +254,7 @@ def job(backend, setup_json, binary, mode, nodes, capacity, work, label=None):
     os.mkfifo(fifo, 0o600)
     procs = []
     for rank in range(nodes):
-        e = dict(env)
-        if mode == "ranks":
-            e.update({"SLURM_NODEID": str(rank), "SLURM_NNODES": str(nodes)})
-        elif mode == "count":
-            e["SIMPLETUNER_FLEET_NODES"] = str(nodes)
+        e = placed(env, mode, rank, nodes)
         with open(os.path.join(errs, "%d" % rank), "w") as err:
             p = subprocess.Popen(
                 ["sh", "-c", 'read _ < "$0"; exec "$@"', fifo, binary, "--config", config_file, "get", "HF_TOKEN"],

@@ -261,6 +261,8 @@ impl Bearer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::remote::node::{NodeDir, Scope};
+    use crate::secrets::remote::Vars;
     use crate::sys::clock;
     use std::sync::Arc;
 
@@ -317,16 +319,34 @@ mod tests {
         assert_eq!(n.load(Relaxed), 2);
     }
 
+    /// A node cache directory on /dev/shm of this test, removed at its end;
+    /// its processes' token slot.
+    struct Node(std::path::PathBuf, Arc<NodeDir>);
+
+    impl Node {
+        fn new(test: &str) -> Node {
+            let path = std::path::PathBuf::from(format!(
+                "/dev/shm/st-secrets-bearer-{test}-{}",
+                std::process::id()
+            ));
+            let dir = Arc::new(NodeDir::open(&path).unwrap());
+            Node(path, dir)
+        }
+
+        fn slot(&self) -> Slot {
+            Scope::new("test", &Vars::empty()).slot(&self.1, "token")
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn a_nodes_processes_share_one_token_for_its_lifetime_whatever_the_cache_ttl() {
-        use crate::secrets::remote::node::{NodeDir, Scope};
-        use crate::secrets::remote::Vars;
-        let path = std::path::PathBuf::from(format!(
-            "/dev/shm/st-secrets-bearer-test-{}",
-            std::process::id()
-        ));
-        let dir = Arc::new(NodeDir::open(&path).unwrap());
-        let slot = || Scope::new("test", &Vars::empty()).slot(&dir, "token");
+        let node = Node::new("share");
         // Secrets are kept 50 ms; a token of 10 s is the node's for 8 s.
         let settings = RemoteSettings {
             cache_ttl: Duration::from_millis(50),
@@ -339,7 +359,7 @@ mod tests {
                 n: Arc::clone(&n),
                 ttl: Duration::from_secs(10),
             };
-            Bearer::new(Box::new(issuer), Some((slot(), settings.clone())))
+            Bearer::new(Box::new(issuer), Some((node.slot(), settings.clone())))
         };
         let (first, second) = (process(), process());
         assert_eq!(first.get().unwrap().expose(), "tok-1");
@@ -347,7 +367,6 @@ mod tests {
         assert_eq!(second.get().unwrap().expose(), "tok-1");
         assert_eq!(process().get().unwrap().expose(), "tok-1");
         assert_eq!(n.load(Relaxed), 1);
-        let _ = std::fs::remove_dir_all(&path);
     }
 
     /// An issuer that takes `takes` to answer, and says so.
@@ -379,13 +398,7 @@ mod tests {
 
     #[test]
     fn a_nodes_processes_wait_for_an_issue_longer_than_a_fetch_when_the_issuer_says_so() {
-        use crate::secrets::remote::node::{NodeDir, Scope};
-        use crate::secrets::remote::Vars;
-        let path = std::path::PathBuf::from(format!(
-            "/dev/shm/st-secrets-bearer-slow-{}",
-            std::process::id()
-        ));
-        let dir = Arc::new(NodeDir::open(&path).unwrap());
+        let node = Node::new("slow");
         // One fetch's bound is 100 ms; the issue (a metadata server
         // starting) takes 1.5 s: the second process waits for it.
         let settings = RemoteSettings {
@@ -399,8 +412,7 @@ mod tests {
                 n: Arc::clone(&n),
                 takes: Duration::from_millis(1500),
             };
-            let slot = Scope::new("test", &Vars::empty()).slot(&dir, "token");
-            Bearer::new(Box::new(issuer), Some((slot, settings.clone())))
+            Bearer::new(Box::new(issuer), Some((node.slot(), settings.clone())))
         };
         let (first, second) = (process(), process());
         let tokens = std::thread::scope(|s| {
@@ -411,7 +423,6 @@ mod tests {
         });
         assert_eq!(tokens, ("tok-1".to_owned(), "tok-1".to_owned()));
         assert_eq!(n.load(Relaxed), 1);
-        let _ = std::fs::remove_dir_all(&path);
     }
 
     #[test]
