@@ -95,6 +95,12 @@ impl CredentialChain {
         *self.cached.lock() = None;
     }
 
+    /// The instance metadata client (short timeouts), for what else a
+    /// workload asks the instance (its region).
+    pub(crate) fn instance_metadata(&self) -> &Http {
+        &self.imds
+    }
+
     /// Where the cached credentials came from, if any are cached.
     pub fn source(&self) -> Option<Source> {
         self.cached.lock().as_ref().map(|c| c.source.clone())

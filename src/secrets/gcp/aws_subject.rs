@@ -20,14 +20,13 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
 use crate::secrets::aws_identity::wire;
-use crate::secrets::remote::http::{escape_into, Http, Trust};
+use crate::secrets::remote::http::escape_into;
 use crate::secrets::remote::oauth::secure_url;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The one version of AWS sources Google's libraries read.
 const ENVIRONMENT_ID: &str = "aws1";
@@ -40,9 +39,8 @@ pub(super) struct AwsSubject {
     imdsv2_url: Option<String>,
     /// The region, once known (from the environment at once).
     region: Mutex<Option<String>>,
+    /// The credentials; its instance metadata client asks for the region.
     chain: CredentialChain,
-    /// Instance metadata's client (short timeouts).
-    imds: Http,
     settings: RemoteSettings,
 }
 
@@ -102,18 +100,12 @@ impl AwsSubject {
             settings.clone(),
             region.clone(),
         )?;
-        let imds_settings = RemoteSettings {
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(2),
-            ..settings.clone()
-        };
         Ok(AwsSubject {
             verification_url,
             region_url,
             imdsv2_url,
             region: Mutex::new(region),
             chain,
-            imds: Http::new(&imds_settings, &Trust::Default, "")?,
             settings: settings.clone(),
         })
     }
@@ -171,11 +163,12 @@ impl AwsSubject {
             ))));
         };
         let what = "AWS region from instance metadata";
+        let imds = self.chain.instance_metadata();
         let found = with_retries(&self.settings, || {
             let session = match &self.imdsv2_url {
                 None => None,
                 Some(u) => {
-                    let r = self.imds.send(
+                    let r = imds.send(
                         what,
                         "PUT",
                         u,
@@ -193,7 +186,7 @@ impl AwsSubject {
                 .map(|t| ("x-aws-ec2-metadata-token", t.expose()))
                 .into_iter()
                 .collect();
-            let r = wire::require_success(what, self.imds.send(what, "GET", url, &headers, b"")?)?;
+            let r = wire::require_success(what, imds.send(what, "GET", url, &headers, b"")?)?;
             Ok(String::from_utf8_lossy(r.body.expose()).trim().to_owned())
         })?;
         // An availability zone ("us-east-1b"): the region without its letter.
