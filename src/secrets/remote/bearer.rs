@@ -144,14 +144,8 @@ impl Bearer {
     /// [`RemoteSettings::for_credential`], its waits lengthened by the
     /// issuer's [`longest_wait`](Issuer::longest_wait)).
     pub fn new(issuer: Box<dyn Issuer>, slot: Option<(Slot, RemoteSettings)>) -> Bearer {
-        let slot = slot.map(|(s, settings)| {
-            let mut settings = settings.for_credential();
-            // Only the slot's waits read it: its requests are the issuer's.
-            settings.request_timeout = settings
-                .request_timeout
-                .saturating_add(issuer.longest_wait());
-            (s, settings)
-        });
+        let longer = issuer.longest_wait();
+        let slot = slot.map(|(s, settings)| (s, settings.for_credential(longer)));
         Bearer {
             issuer,
             held: Mutex::new(None),

@@ -126,12 +126,16 @@ impl RemoteSettings {
     /// token, an OAuth access token): its entry lasts as long as the
     /// credential's own lifetime says, never cut to `cache_ttl` (which is
     /// about secrets' freshness) nor refreshed ahead; absence is not kept;
-    /// a failure is kept for `failure_ttl`.
-    pub(crate) fn for_credential(&self) -> RemoteSettings {
+    /// a failure is kept for `failure_ttl`; the node's other processes wait
+    /// for the one issuing `longer` than one fetch's bound (an issuer that
+    /// may wait for its server: the slot's waits are all its settings'
+    /// timeout is read for, its requests being the issuer's).
+    pub(crate) fn for_credential(&self, longer: Duration) -> RemoteSettings {
         RemoteSettings {
             cache_ttl: crate::secrets::lifetime::LONGEST,
             negative_ttl: Duration::ZERO,
             refresh_ahead_permille: 1000,
+            request_timeout: self.request_timeout.saturating_add(longer),
             ..self.clone()
         }
     }

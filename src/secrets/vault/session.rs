@@ -149,7 +149,7 @@ impl Session {
         remote: &RemoteSettings,
         ledger: Arc<Ledger>,
     ) -> Arc<Session> {
-        let slot_settings = remote.for_credential();
+        let slot_settings = remote.for_credential(Duration::ZERO);
         Arc::new_cyclic(|me| Session {
             me: me.clone(),
             client,
