@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -370,15 +371,14 @@ def ranks(label, work, seconds, interval, make):
 
 
 def azure_site(work, token_ttl):
-    """A FakeAzure with TLS (Microsoft's SDK speaks only https), the
-    workload-identity application, a CA bundle for the SDK."""
+    """A FakeAzure answering https too (Microsoft's SDK speaks only https),
+    its certificate for 127.0.0.1 in `work` (the SDK's CA bundle)."""
     cert, key = work / "tls.crt", work / "tls.key"
     if not cert.exists():
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
                         str(cert)], check=True, capture_output=True)
-    fake = FakeAzure(str(cert), str(key), token_ttl=token_ttl)
-    return fake
+    return FakeAzure(str(cert), str(key), token_ttl=token_ttl)
 
 
 def our_azure_rank(fake, work, volumes, shms, key, seconds, hashes, secret="training", ttl=10):
@@ -401,17 +401,11 @@ def sdk_azure_rank(fake, work, volumes, name, key, seconds, hashes):
 
 
 def in_threads(*jobs):
-    """Runs each (function, args) in its own thread; their results, in order."""
-    results = [None] * len(jobs)
-
-    def go(i, f, args):
-        results[i] = f(*args)
-    threads = [threading.Thread(target=go, args=(i, f, a)) for i, (f, a) in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    """Runs each (function, args) in its own thread; their results, in
+    order (a job's exception is raised here)."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(f, *args) for f, args in jobs]
+        return [f.result() for f in futures]
 
 
 class Volumes:
