@@ -68,7 +68,7 @@ mkdir -p "$logs"
 export TMPDIR="$ST_ROOT/build/tmp"
 rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 bg_pid="" tools_pid=""
-trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null; done; rm -rf "$TMPDIR"' EXIT
+trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null || true; done; rm -rf "$TMPDIR"' EXIT
 # What the run may not change: HOME outside the tool caches, its /dev/shm files, git status.
 leftovers_snapshot >"$logs/leftovers.before"
 # The later suites' tools (cargo-about, the AWS agent, nightly and cargo-fuzz, the rust-version toolchain),
