@@ -437,7 +437,6 @@ def federated(work):
     for fake in fakes:
         fake.apps["app-wi"] = {"issuer_key": issuer.public_key()}
         fake.set_secret("training", json.dumps({"HF_TOKEN": "hf_federated"}))
-    shms = [Path(tempfile.mkdtemp(prefix="st-cloud-", dir="/dev/shm")) for _ in range(NODES)]
     ours, sdk = in_threads(
         (ranks, ("ours", work, SECONDS, 1, our_azure_rank(fakes[0], work, volumes, shms, "HF_TOKEN", SECONDS,
                                                           hashes))),
