@@ -17,12 +17,12 @@
 //! `https://login.microsoftonline.com`)`/TENANT/oauth2/v2.0/token`; a
 //! vault's challenge names the tenant and the scope, never where the
 //! credentials go. Each credential answers for one scope at a time; its
-//! tokens' lifetime is [`Bearer`](crate::secrets::remote::bearer::Bearer)'s
+//! tokens' lifetime is the [`Keeper`](crate::secrets::remote::credential::Keeper)'s
 //! to keep. Messages name the variable or the file, never a value.
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::bearer::Issued;
+use crate::secrets::remote::credential::Issued;
 use crate::secrets::remote::http::Http;
 use crate::secrets::remote::oauth::{
     oauth_failure, post_form, secure_url, signed_jwt, token_answer,
@@ -52,7 +52,7 @@ pub trait Credential: Send + Sync + 'static {
     /// # Errors
     /// The issuer's: transient when it did not answer or answered with a
     /// server error, permanent when it refused the identity.
-    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued, FetchError>;
+    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued<SecretString>, FetchError>;
 
     /// What it is, for the status and the doctor, never a secret.
     fn describe(&self) -> String;
@@ -208,7 +208,7 @@ impl Entra {
 }
 
 impl Credential for Entra {
-    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued, FetchError> {
+    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued<SecretString>, FetchError> {
         // The vault's tenant must be the one configured (azure-identity's
         // default): credentials are not sent to another tenant.
         if let Some(t) = tenant.filter(|t| !t.eq_ignore_ascii_case(&self.tenant)) {
@@ -356,7 +356,7 @@ struct Managed {
 }
 
 impl Managed {
-    fn once(&self, resource: &str) -> Result<Issued, FetchError> {
+    fn once(&self, resource: &str) -> Result<Issued<SecretString>, FetchError> {
         let what = match self.header {
             Some(_) => "managed identity token (IDENTITY_ENDPOINT)",
             None => "managed identity token (IMDS)",
@@ -402,7 +402,11 @@ impl Managed {
 }
 
 impl Credential for Managed {
-    fn token(&self, scope: &str, _tenant: Option<&str>) -> Result<Issued, FetchError> {
+    fn token(
+        &self,
+        scope: &str,
+        _tenant: Option<&str>,
+    ) -> Result<Issued<SecretString>, FetchError> {
         // Managed identities take a resource, not a scope.
         let resource = scope.strip_suffix("/.default").unwrap_or(scope);
         with_retries(&self.settings, || self.once(resource))

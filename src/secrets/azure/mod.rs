@@ -1,7 +1,7 @@
 //! The Azure Key Vault provider: secrets read with the REST API's
 //! `GET {vault}/secrets/{name}[/{version}]?api-version=7.5` over `ureq`,
 //! with a bearer token from Azure's credentials ([`identity`]) kept by
-//! [`Bearer`], and the shared remote machinery ([`remote`]): one request
+//! [`Keeper`], and the shared remote machinery ([`remote`]): one request
 //! per TTL, refresh ahead, stale-on-error, retries, the node cache, the
 //! fleet's admission.
 //!
@@ -32,7 +32,7 @@ pub mod identity;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::bearer::{Bearer, Issued, Issuer};
+use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::oauth::{oauth_failure, secure_url};
@@ -250,8 +250,8 @@ impl VaultIssuer {
     }
 }
 
-impl Issuer for VaultIssuer {
-    fn issue(&self) -> Result<Issued, FetchError> {
+impl Issuer<SecretString> for VaultIssuer {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
         let c = self.challenge()?;
         self.credential.token(&c.scope, c.tenant.as_deref())
     }
@@ -264,7 +264,7 @@ impl Issuer for VaultIssuer {
 /// Everything needed to call the vault, once the configuration resolved.
 struct Client {
     http: Arc<Http>,
-    bearer: Bearer,
+    bearer: Arc<Keeper<SecretString>>,
     challenge: Arc<Mutex<Option<Challenge>>>,
     vault: String,
     host: String,
@@ -376,7 +376,7 @@ fn client(
     };
     Ok(Client {
         http,
-        bearer: Bearer::new(Box::new(issuer), slot),
+        bearer: Keeper::new("azure", Box::new(issuer), slot),
         challenge,
         vault,
         host,
@@ -544,7 +544,7 @@ impl Fetch for Azure {
             "secret {} in {}; credentials: {}",
             quoted(names),
             redact_url(&self.client.vault),
-            self.client.bearer.describe()
+            self.client.bearer.describe("token")
         );
         (head, Vec::new())
     }
@@ -556,7 +556,7 @@ impl Fetch for Azure {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        let credentials = c.bearer.describe();
+        let credentials = c.bearer.describe("token");
         let vault = redact_url(&c.vault);
         let mut out = json!({
             "secret": secret,

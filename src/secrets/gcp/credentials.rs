@@ -13,9 +13,9 @@
 //! refresh token (`authorized_user`, what `gcloud auth
 //! application-default login` writes) or workload identity federation
 //! (`external_account`, [`super::external`]). Each is an
-//! [`Issuer`](crate::secrets::remote::bearer::Issuer) of access tokens for
+//! [`Issuer`](crate::secrets::remote::credential::Issuer) of access tokens for
 //! the `cloud-platform` scope; their lifetime is
-//! [`Bearer`](crate::secrets::remote::bearer::Bearer)'s to keep.
+//! the [`Keeper`](crate::secrets::remote::credential::Keeper)'s to keep.
 //!
 //! Files are read bounded and refused when group or others may write them
 //! (anyone could choose the identity). Messages name the file and the
@@ -26,7 +26,7 @@ use super::google::{token_uri, SCOPE, TOKEN_URI};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::bearer::{Issued, Issuer};
+use crate::secrets::remote::credential::{Issued, Issuer};
 use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::oauth::{
     field, oauth_failure, optional, post_form, read_json_file, signed_jwt, token_answer,
@@ -60,7 +60,7 @@ pub enum Origin {
 /// name (a key file's `project_id`), if any.
 pub struct Found {
     /// What issues the tokens.
-    pub issuer: Box<dyn Issuer>,
+    pub issuer: Box<dyn Issuer<SecretString>>,
     /// The project of a key file or of the metadata server, when known.
     pub project: Option<String>,
     /// Where they came from.
@@ -136,7 +136,7 @@ fn from_file(
     let mut doc = read_json_file(path, what)?;
     let kind = optional(&doc, "type").unwrap_or_default();
     let project = optional(&doc, "project_id");
-    let issuer: Result<Box<dyn Issuer>, Error> = match kind.as_str() {
+    let issuer: Result<Box<dyn Issuer<SecretString>>, Error> = match kind.as_str() {
         "service_account" => {
             ServiceAccount::from_doc(&doc, path, http, settings).map(|s| Box::new(s) as _)
         }
@@ -250,8 +250,8 @@ impl ServiceAccount {
     }
 }
 
-impl Issuer for ServiceAccount {
-    fn issue(&self) -> Result<Issued, FetchError> {
+impl Issuer<SecretString> for ServiceAccount {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
         let assertion = self.assertion()?;
         post_form(
             &self.http,
@@ -305,8 +305,8 @@ impl AuthorizedUser {
     }
 }
 
-impl Issuer for AuthorizedUser {
-    fn issue(&self) -> Result<Issued, FetchError> {
+impl Issuer<SecretString> for AuthorizedUser {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
         post_form(
             &self.http,
             &self.settings,
@@ -418,7 +418,7 @@ impl Metadata {
             .is_ok_and(|mut addrs| addrs.next().is_some())
     }
 
-    fn token_once(&self) -> Result<Issued, FetchError> {
+    fn token_once(&self) -> Result<Issued<SecretString>, FetchError> {
         let what = "metadata server token";
         let sent = clock::precise();
         let r = self.get(what, "instance/service-accounts/default/token")?;
@@ -452,8 +452,8 @@ impl Metadata {
     }
 }
 
-impl Issuer for Metadata {
-    fn issue(&self) -> Result<Issued, FetchError> {
+impl Issuer<SecretString> for Metadata {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
         if self.answered.load(Relaxed) {
             return with_retries(&self.settings, || self.token_once());
         }

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::wire;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::bearer::{Issued, Issuer};
+use crate::secrets::remote::credential::{Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http};
 use crate::secrets::remote::oauth::{field, oauth_failure, optional, post_form, secure_url};
 use crate::secrets::remote::vars as var;
@@ -299,7 +299,7 @@ impl External {
     }
 
     /// The STS exchange of the subject token for a federated access token.
-    fn exchange(&self) -> Result<Issued, FetchError> {
+    fn exchange(&self) -> Result<Issued<SecretString>, FetchError> {
         let subject = self.subject_token()?;
         let options = self
             .workforce_project
@@ -332,14 +332,18 @@ impl External {
     }
 
     /// The service account's token for the federated one.
-    fn impersonate(&self, url: &str, federated: &Issued) -> Result<Issued, FetchError> {
+    fn impersonate(
+        &self,
+        url: &str,
+        federated: &Issued<SecretString>,
+    ) -> Result<Issued<SecretString>, FetchError> {
         let what = "service account impersonation";
         let body = serde_json::json!({
             "scope": [SCOPE],
             "lifetime": format!("{}s", self.lifetime_seconds),
         })
         .to_string();
-        let bearer = SecretString::from(format!("Bearer {}", federated.token.expose()));
+        let bearer = SecretString::from(format!("Bearer {}", federated.value.expose()));
         with_retries(&self.settings, || {
             let sent = clock::precise();
             let r = self.http.send(
@@ -368,13 +372,13 @@ impl External {
             let left = expires
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            Ok(Issued::new(token, Some(left), sent))
+            Ok(Issued::token(token, Some(left), sent))
         })
     }
 }
 
-impl Issuer for External {
-    fn issue(&self) -> Result<Issued, FetchError> {
+impl Issuer<SecretString> for External {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
         let federated = self.exchange()?;
         match &self.impersonation_url {
             None => Ok(federated),

@@ -2,7 +2,7 @@
 //! API's `access` (`GET /v1/projects/P/secrets/S/versions/V:access`, or a
 //! regional endpoint's `projects/P/locations/L/...`) over `ureq`, with a
 //! bearer token from Google's credentials ([`credentials`]) kept by
-//! [`Bearer`], and the shared remote machinery ([`remote`]): one request per
+//! [`Keeper`], and the shared remote machinery ([`remote`]): one request per
 //! TTL, refresh ahead, stale-on-error, retries, the node cache, the fleet's
 //! admission.
 //!
@@ -38,7 +38,7 @@ pub mod google;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::bearer::Bearer;
+use crate::secrets::remote::credential::Keeper;
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::node::{NodeUse, Scope};
 use crate::secrets::remote::oauth;
@@ -169,7 +169,7 @@ fn valid_location(l: &str) -> bool {
 /// Everything needed to call the service, once the configuration resolved.
 struct Client {
     http: Arc<Http>,
-    bearer: Bearer,
+    bearer: Arc<Keeper<SecretString>>,
     endpoint: Option<String>,
     location: Option<String>,
     /// The project of secrets named by id, when configuration or the
@@ -309,7 +309,7 @@ fn client(
     }
     Ok(Client {
         http,
-        bearer: Bearer::new(found.issuer, slot),
+        bearer: Keeper::new("gcp", found.issuer, slot),
         endpoint,
         location,
         project,
@@ -517,7 +517,7 @@ impl Fetch for Gcp {
         let head = format!(
             "secret {} in project {project} at {endpoint}; credentials: {}",
             quoted(names),
-            c.bearer.describe()
+            c.bearer.describe("token")
         );
         (head, Vec::new())
     }
@@ -529,7 +529,7 @@ impl Fetch for Gcp {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        let credentials = c.bearer.describe();
+        let credentials = c.bearer.describe("token");
         let mut out = json!({
             "secret": secret,
             "credentials": credentials,

@@ -283,7 +283,7 @@ fn the_assertion_is_a_jwt_signed_with_the_service_accounts_key() {
     let found = find(&vars, Duration::ZERO).unwrap();
     assert_eq!(found.project.as_deref(), Some("keyproject"));
     let issued = found.issuer.issue().unwrap();
-    assert_eq!(issued.token.expose(), "ya29.x");
+    assert_eq!(issued.value.expose(), "ya29.x");
     assert_eq!(issued.lifetime.ttl(), Duration::from_secs(60));
     let form = seen.lock().clone().unwrap();
     assert!(form.starts_with(
@@ -389,7 +389,7 @@ fn the_metadata_server_is_waited_for_at_start_and_must_say_it_is_one() {
     let vars = Vars::empty().set("GCE_METADATA_HOST", &host);
     let found = find(&vars, Duration::from_secs(20)).unwrap();
     assert_eq!(found.origin, credentials::Origin::Metadata);
-    assert_eq!(found.issuer.issue().unwrap().token.expose(), "ya29.md");
+    assert_eq!(found.issuer.issue().unwrap().value.expose(), "ya29.md");
     assert_eq!(calls.load(Ordering::SeqCst), 4, "three 503s waited out");
 
     // Without the header it is not a metadata server.

@@ -9,7 +9,7 @@
 //! general-purpose [`TtlCache`](crate::cache::TtlCache) of the C API's
 //! `st_cache` is another thing: the providers do not use it.)
 
-pub(crate) mod bearer;
+pub(crate) mod credential;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod fleet;

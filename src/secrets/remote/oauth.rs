@@ -7,7 +7,7 @@
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::bearer::Issued;
+use crate::secrets::remote::credential::Issued;
 use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::{with_retries, FetchError, RemoteSettings};
 use crate::sys::clock;
@@ -92,7 +92,11 @@ pub(crate) fn secure_url(url: &str, what: &str) -> Result<(), Error> {
 /// `expires_in` as a number or a string, or, as Azure's App Service
 /// answers, `expires_on` in seconds since the epoch), or the failure it
 /// says; `sent` is when the request was sent (monotonic nanoseconds).
-pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued, FetchError> {
+pub(crate) fn token_answer(
+    what: &str,
+    r: Response,
+    sent: u64,
+) -> Result<Issued<SecretString>, FetchError> {
     if r.status != 200 {
         return Err(oauth_failure(what, &r));
     }
@@ -113,7 +117,7 @@ pub(crate) fn token_answer(what: &str, r: Response, sent: u64) -> Result<Issued,
         seconds(&doc["expires_on"]).map(|on| on.saturating_sub(now))
     });
     let out = match token {
-        Some(t) => Ok(Issued::new(
+        Some(t) => Ok(Issued::token(
             SecretString::from(t),
             expires_in.map(Duration::from_secs),
             sent,
@@ -174,7 +178,7 @@ pub(crate) fn post_form(
     what: &str,
     url: &str,
     pairs: &[(&str, &str)],
-) -> Result<Issued, FetchError> {
+) -> Result<Issued<SecretString>, FetchError> {
     let body = SecretString::from(super::http::form(pairs));
     with_retries(settings, || {
         let sent = clock::precise();

@@ -1,0 +1,613 @@
+//! One keeper for every credential the library holds: a Vault login's
+//! token, an OAuth 2.0 access token (Google's token endpoint, its STS and
+//! metadata server, Microsoft Entra, a managed identity), AWS credentials,
+//! an identity token kept fresh in a file. Many sources, one cache, as
+//! aws-sdk-go-v2's `CredentialsCache` keeps every AWS credential provider.
+//!
+//! An [`Issuer`] issues a credential (a login, a token request, the AWS
+//! chain's resolution) and may renew it (Vault's `renew-self`); it knows
+//! nothing of holding it. A [`Keeper`] holds what its issuer issued, by
+//! the one rule of [`Lifetime`]:
+//!
+//! - the value held is answered until it is due for replacement (80%
+//!   through a token's lifetime; five minutes before AWS credentials
+//!   expire: [`Credential::replace_at`]), then the next caller issues a new
+//!   one; a value whose replacement failed is still answered while it is
+//!   usable ([`Credential::usable_until`]: AWS credentials until they
+//!   expire; a token never past its replacement point);
+//! - a renewable value is renewed on the refresher two thirds through
+//!   (jittered), each renewal scheduling the next, never on a caller's
+//!   path; a caller renews only a value it finds due with no renewal done
+//!   (no process of the node was alive to do it);
+//! - a value a service refused is replaced once: the threads (and, with
+//!   the node cache, the node's processes) that report the same refused
+//!   value share one replacement ([`Keeper::instead_of`]);
+//! - kept fresh ([`Keeper::kept_fresh`]), a value that cannot be renewed
+//!   is replaced ahead on the refresher two thirds through, and each new
+//!   value handed to a callback (`run --identity-token` writes its file);
+//!   a failed replacement is tried again after a pause that shrinks as the
+//!   value nears its end, never more often than once a second.
+//!
+//! With the node cache on, the value is one per node: it is written to the
+//! node cache's directory (an entry like a secret's, 0600 on tmpfs) until
+//! it is due for replacement, with its renewal as the entry's soft
+//! deadline; the process that finds it due issues (or renews) the next
+//! under the entry's lock while the others wait and read what it wrote. A
+//! failed issue is shared for `failure_ttl`, so a refused identity or an
+//! unready metadata server costs one request per node per failure TTL, not
+//! one per rank.
+//!
+//! A forked child keeps what its parent held unless the parent was inside
+//! the keeper, and schedules its own renewals (the parent's refresher is
+//! not the child's).
+
+use crate::error::Error;
+use crate::secret::{SecretBytes, SecretString};
+use crate::secrets::lifetime::{self, Lifetime};
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::remote::meter;
+use crate::secrets::remote::node::entry::Shareable;
+use crate::secrets::remote::node::{Against, Mode, Slot};
+use crate::secrets::remote::secret_cache::Fetched;
+use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::sys::{clock, refresher, ForkFlag, Mutex};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// The lifetime taken for a token whose issuer did not say one: five
+/// minutes (it is replaced after four).
+pub const UNSAID_TTL: Duration = Duration::from_secs(300);
+
+/// A kept value: what a [`Keeper`] holds and shares.
+pub trait Credential: Clone + Send + Sync + 'static {
+    /// Its fields for the node's shared entry (zeroed after writing).
+    fn to_json(&self) -> Value;
+
+    /// The value of fields [`to_json`](Self::to_json) wrote.
+    fn from_json(doc: &Value) -> Option<Self>;
+
+    /// What tells this value from the next, to know whether the one a
+    /// service refused is still the one held: the token itself, an access
+    /// key id. Compared only, never shown.
+    fn id(&self) -> &str;
+
+    /// When a value of `lifetime` is replaced (monotonic ns; `None`:
+    /// never): 80% through.
+    fn replace_at(lifetime: &Lifetime) -> Option<u64> {
+        lifetime.replace_at()
+    }
+
+    /// Until when a value whose replacement failed may still be answered:
+    /// for a token, not past its replacement point.
+    fn usable_until(lifetime: &Lifetime) -> Option<u64> {
+        Self::replace_at(lifetime)
+    }
+}
+
+impl Credential for SecretString {
+    fn to_json(&self) -> Value {
+        Value::String(self.expose().to_owned())
+    }
+
+    fn from_json(doc: &Value) -> Option<Self> {
+        doc.as_str().map(SecretString::from)
+    }
+
+    fn id(&self) -> &str {
+        self.expose()
+    }
+}
+
+/// A value as it was issued, and its lifetime.
+pub struct Issued<T> {
+    /// The credential.
+    pub value: T,
+    /// Its lifetime, from when its request was sent.
+    pub lifetime: Lifetime,
+}
+
+impl<T> std::fmt::Debug for Issued<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("ttl", &self.lifetime.ttl())
+            .field("renewable", &self.lifetime.renewable())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issued<SecretString> {
+    /// An OAuth 2.0 access token granted for `expires_in` seconds (the
+    /// answer's field; [`UNSAID_TTL`] when absent) from `sent` (monotonic
+    /// nanoseconds).
+    pub fn token(token: SecretString, expires_in: Option<Duration>, sent: u64) -> Self {
+        Issued {
+            value: token,
+            lifetime: Lifetime::since(sent, expires_in.unwrap_or(UNSAID_TTL), false),
+        }
+    }
+}
+
+impl<T: Credential> Issued<T> {
+    /// When it is replaced (monotonic ns; `u64::MAX`: never).
+    fn replace_at(&self) -> u64 {
+        T::replace_at(&self.lifetime).unwrap_or(u64::MAX)
+    }
+
+    /// Until when it may be answered after a failed replacement.
+    fn usable_until(&self) -> u64 {
+        T::usable_until(&self.lifetime).unwrap_or(u64::MAX)
+    }
+}
+
+impl<T: Credential> Shareable for Issued<T> {
+    fn encode(&self) -> Option<SecretBytes> {
+        let mut out = SecretBytes::with_capacity(256);
+        let mut doc = serde_json::json!({
+            "value": self.value.to_json(),
+            "ttl": self.lifetime.ttl().as_secs_f64(),
+            "renewable": self.lifetime.renewable(),
+            "start": self.lifetime.start(),
+        });
+        serde_json::to_writer(&mut out, &doc).ok()?;
+        zeroize_json(&mut doc);
+        Some(out)
+    }
+
+    fn decode(body: &[u8]) -> Option<Issued<T>> {
+        let mut doc: Value = serde_json::from_slice(body).ok()?;
+        let issued = (|| {
+            Some(Issued {
+                value: T::from_json(&doc["value"])?,
+                lifetime: Lifetime::since(
+                    doc["start"].as_u64()?,
+                    Duration::try_from_secs_f64(doc["ttl"].as_f64()?).ok()?,
+                    doc["renewable"].as_bool()?,
+                ),
+            })
+        })();
+        zeroize_json(&mut doc);
+        issued
+    }
+
+    /// Shared until it is due for replacement.
+    fn ttl(&self) -> Option<Duration> {
+        Some(Duration::from_nanos(
+            self.replace_at().saturating_sub(clock::precise()),
+        ))
+    }
+
+    /// Renewed (by the first of the node's refreshers to get there) two
+    /// thirds through.
+    fn refresh_at(&self) -> Option<u64> {
+        self.lifetime.renew_at()
+    }
+}
+
+/// What issues a credential.
+pub trait Issuer<T>: Send + Sync + 'static {
+    /// A new credential, its requests' retries included.
+    ///
+    /// # Errors
+    /// The issuer's: transient when it did not answer or answered with a
+    /// server error, permanent when it refused the identity.
+    fn issue(&self) -> Result<Issued<T>, FetchError>;
+
+    /// `held` renewed: the lifetime granted, `None` when refused or not
+    /// answered (it then lives out its time). Only asked of a value whose
+    /// lifetime [`renews`](Lifetime::renews).
+    fn renew(&self, held: &Issued<T>) -> Option<Lifetime> {
+        let _ = held;
+        None
+    }
+
+    /// What issues it, for the status and the doctor ("service account
+    /// a@p.iam.gserviceaccount.com (key file /k.json)"), never a secret.
+    fn describe(&self) -> String;
+
+    /// How much longer than one fetch's bound an issue may take (a
+    /// metadata server waited for at a node's start): the node's other
+    /// processes wait that much longer for the one issuing.
+    fn longest_wait(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// What a kept-fresh keeper tells its owner: the new value, or why the
+/// replacement failed (the value held stays until it ends).
+pub type OnChange<T> = Box<dyn Fn(Result<&Issued<T>, &Error>) + Send + Sync>;
+
+/// The value in use.
+struct Held<T> {
+    issued: Issued<T>,
+    /// Until when it is answered (monotonic ns).
+    until: u64,
+    /// Whether it is still renewed (a renewal refused: it lives out its
+    /// time).
+    renewing: bool,
+    /// The refresher's work failed or found nothing due: tried again then
+    /// (monotonic ns).
+    retry_at: Option<u64>,
+    /// Its next job is scheduled on this process's refresher.
+    scheduled: ForkFlag,
+}
+
+impl<T: Credential> Held<T> {
+    /// How long before a failed job is tried again: a quarter of what the
+    /// value has left, between a second and 30 seconds.
+    fn pause(&self) -> Duration {
+        let l = &self.issued.lifetime;
+        let end = l
+            .start()
+            .saturating_add(u64::try_from(l.ttl().as_nanos()).unwrap_or(u64::MAX));
+        let left = Duration::from_nanos(end.saturating_sub(clock::precise()));
+        (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
+/// The owner of one identity's credential; see the module documentation.
+pub struct Keeper<T: Credential> {
+    /// This keeper, for the jobs it hands the refresher.
+    me: Weak<Keeper<T>>,
+    issuer: Box<dyn Issuer<T>>,
+    held: Mutex<Option<Held<T>>>,
+    /// With the node cache on, the value is shared by the node's processes
+    /// through this slot, used with a credential's settings.
+    slot: Option<(Slot, RemoteSettings)>,
+    /// Kept fresh: replaced ahead on the refresher, each change told here.
+    on_change: Option<OnChange<T>>,
+    /// Issues and their waits, counted for the provider in the meter.
+    counted: meter::Local,
+    /// The provider the renewals are counted for.
+    provider: &'static str,
+    /// Renewals this process was granted.
+    renewed: AtomicU64,
+}
+
+impl<T: Credential> Keeper<T> {
+    /// The keeper of `issuer`'s credentials for `provider` (its counters),
+    /// shared through `slot` when given (with the provider's settings, as
+    /// a credential's slot uses them: [`RemoteSettings::for_credential`],
+    /// its waits lengthened by the issuer's
+    /// [`longest_wait`](Issuer::longest_wait)).
+    pub fn new(
+        provider: &'static str,
+        issuer: Box<dyn Issuer<T>>,
+        slot: Option<(Slot, RemoteSettings)>,
+    ) -> Arc<Keeper<T>> {
+        Keeper::build(provider, issuer, slot, None)
+    }
+
+    /// A keeper of this process's own that replaces its value ahead on the
+    /// refresher and tells `on_change` each new value and each failed
+    /// replacement, from its first [`get`](Self::get) on.
+    pub fn kept_fresh(
+        provider: &'static str,
+        issuer: Box<dyn Issuer<T>>,
+        on_change: OnChange<T>,
+    ) -> Arc<Keeper<T>> {
+        Keeper::build(provider, issuer, None, Some(on_change))
+    }
+
+    fn build(
+        provider: &'static str,
+        issuer: Box<dyn Issuer<T>>,
+        slot: Option<(Slot, RemoteSettings)>,
+        on_change: Option<OnChange<T>>,
+    ) -> Arc<Keeper<T>> {
+        let longer = issuer.longest_wait();
+        let slot = slot.map(|(s, settings)| (s, settings.for_credential(longer)));
+        Arc::new_cyclic(|me| Keeper {
+            me: me.clone(),
+            issuer,
+            held: Mutex::with_fresh(None, || None),
+            slot,
+            on_change,
+            counted: meter::Local::new(provider),
+            provider,
+            renewed: AtomicU64::new(0),
+        })
+    }
+
+    /// The value to use now: the one held until it is due, else the
+    /// node's (with the node cache on), else a new one.
+    ///
+    /// # Errors
+    /// The issuer's, when no usable value is held.
+    pub fn get(&self) -> Result<T, FetchError> {
+        self.value(None)
+    }
+
+    /// A value in place of `refused`, which a service refused: the one
+    /// held when another thread (or process of the node) replaced it
+    /// already, else a new one.
+    ///
+    /// # Errors
+    /// The issuer's.
+    pub fn instead_of(&self, refused: &T) -> Result<T, FetchError> {
+        self.value(Some(refused))
+    }
+
+    /// The value held and its lifetime, without a request (`None`: none
+    /// yet, or due).
+    pub fn held(&self) -> Option<(T, Lifetime)> {
+        let held = self.held.lock();
+        let h = held.as_ref().filter(|h| !lifetime::passed(h.until))?;
+        Some((h.issued.value.clone(), h.issued.lifetime))
+    }
+
+    /// Forgets the value held: the next [`get`](Self::get) issues (or reads
+    /// the node's).
+    pub fn forget(&self) {
+        *self.held.lock() = None;
+    }
+
+    /// Issues answered, those that failed to reach the issuer, and the
+    /// slowest one's wait.
+    pub fn issues(&self) -> (u64, u64, Duration) {
+        self.counted.logins()
+    }
+
+    /// Renewals granted to this process.
+    pub fn renewals(&self) -> u64 {
+        self.renewed.load(Relaxed)
+    }
+
+    /// What issues the values and how many of them (`noun`, plural with
+    /// an s) this process issued: "a counter (2 tokens issued by this
+    /// process, shared with the node's processes)".
+    pub fn describe(&self, noun: &str) -> String {
+        let (n, _, _) = self.issues();
+        let shared = match self.slot {
+            Some(_) => ", shared with the node's processes",
+            None => "",
+        };
+        format!(
+            "{} ({n} {noun}{} issued by this process{shared})",
+            self.issuer.describe(),
+            if n == 1 { "" } else { "s" }
+        )
+    }
+
+    /// What issues the values.
+    pub fn issuer(&self) -> &dyn Issuer<T> {
+        self.issuer.as_ref()
+    }
+
+    /// Whether the value is shared with the node's processes.
+    pub fn shared(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    fn value(&self, refused: Option<&T>) -> Result<T, FetchError> {
+        let mut held = self.held.lock();
+        if let Some(h) = held.as_mut() {
+            let is_refused = refused.is_some_and(|r| r.id() == h.issued.value.id());
+            if !is_refused && !lifetime::passed(h.until) {
+                // Its renewal is on the refresher (a forked child's own).
+                self.schedule(h);
+                return Ok(h.issued.value.clone());
+            }
+        }
+        let before = held.take();
+        let found = match &self.slot {
+            None => self.renew_or_issue(before.as_ref()).map(|i| (i, None)),
+            Some((slot, settings)) => {
+                let mode = if refused.is_some() {
+                    Mode::Force
+                } else {
+                    Mode::Get
+                };
+                let judge = |entry: &Fetched<Issued<T>>| {
+                    let id = match entry {
+                        Fetched::Found(i) => Some(i.value.id()),
+                        Fetched::Absent => None,
+                    };
+                    Against::of(refused.map(Credential::id), id)
+                };
+                let answer = slot.fetch(settings, mode, &judge, || {
+                    self.renew_or_issue(before.as_ref()).map(Fetched::Found)
+                });
+                shared_answer(answer.outcome, answer.remaining)
+            }
+        };
+        match found {
+            Ok((issued, remaining)) => Ok(self.hold(&mut held, issued, remaining)),
+            // A value still usable is answered while its replacement fails
+            // (AWS credentials until they expire), never one refused.
+            Err(e) => match before
+                .filter(|b| refused.is_none() && !lifetime::passed(b.issued.usable_until()))
+            {
+                Some(b) => {
+                    let value = b.issued.value.clone();
+                    *held = Some(b);
+                    Ok(value)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Holds `issued` (read from the node's entry with `remaining` left, or
+    /// issued here) and schedules what is due next; its value.
+    fn hold(
+        &self,
+        held: &mut Option<Held<T>>,
+        issued: Issued<T>,
+        remaining: Option<Duration>,
+    ) -> T {
+        let until = match remaining {
+            Some(left) => lifetime::from_now(left).min(issued.replace_at()),
+            None => issued.replace_at(),
+        };
+        let value = issued.value.clone();
+        if lifetime::passed(until) {
+            // Issued due already (a lifetime shorter than the request took):
+            // used for this request only, never held.
+            *held = None;
+            return value;
+        }
+        let mut h = Held {
+            issued,
+            until,
+            renewing: true,
+            retry_at: None,
+            scheduled: ForkFlag::new(),
+        };
+        self.schedule(&mut h);
+        *held = Some(h);
+        value
+    }
+
+    /// For a caller that found the value due: `before` renewed when it
+    /// still may be (no process renewed it ahead), else a new issue.
+    fn renew_or_issue(&self, before: Option<&Held<T>>) -> Result<Issued<T>, FetchError> {
+        let renewable = before.filter(|b| {
+            b.renewing && b.issued.lifetime.renews() && !lifetime::passed(b.issued.usable_until())
+        });
+        if let Some(b) = renewable {
+            if let Some(l) = self.renew(&b.issued).filter(Lifetime::renews) {
+                return Ok(Issued {
+                    value: b.issued.value.clone(),
+                    lifetime: l,
+                });
+            }
+        }
+        self.issue()
+    }
+
+    fn issue(&self) -> Result<Issued<T>, FetchError> {
+        let began = Instant::now();
+        let issued = self.issuer.issue();
+        // A refusal is an answer; a transient failure may have reached no
+        // issuer.
+        let answered = issued.as_ref().map_or_else(|f| !f.transient, |_| true);
+        self.counted.login(began.elapsed(), answered);
+        issued
+    }
+
+    fn renew(&self, issued: &Issued<T>) -> Option<Lifetime> {
+        let l = self.issuer.renew(issued)?;
+        self.renewed.fetch_add(1, Relaxed);
+        meter::add(self.provider, |c| c.renewals += 1);
+        Some(l)
+    }
+
+    /// When the refresher next works on `h`: a job's retry, else its
+    /// renewal (the node's at the entry's soft deadline, this process's
+    /// jittered), else (kept fresh) its replacement ahead.
+    fn next_at(&self, h: &Held<T>) -> Option<u64> {
+        let l = &h.issued.lifetime;
+        let renew = || match self.slot {
+            Some(_) => l.renew_at(),
+            None => l.renew_at_jittered(),
+        };
+        h.retry_at
+            .or_else(|| h.renewing.then(renew).flatten())
+            .or_else(|| (self.on_change.is_some() && !l.endless()).then(|| l.refetch_at()))
+    }
+
+    /// Schedules `h`'s next job on the refresher, unless one is already.
+    fn schedule(&self, h: &mut Held<T>) {
+        let Some(at) = self.next_at(h) else {
+            return;
+        };
+        if !h.scheduled.set() {
+            return;
+        }
+        let delay = Duration::from_nanos(at.saturating_sub(clock::precise()));
+        let me = self.me.clone();
+        refresher::submit_after(
+            delay,
+            Box::new(move || {
+                if let Some(keeper) = me.upgrade() {
+                    keeper.ahead();
+                }
+            }),
+        );
+    }
+
+    /// The refresher's work: the value held renewed (or, kept fresh,
+    /// replaced) ahead of its end, and the next job scheduled.
+    fn ahead(&self) {
+        let mut held = self.held.lock();
+        let Some(mut before) = held.take() else {
+            return;
+        };
+        before.scheduled.take();
+        before.retry_at = None;
+        if self.on_change.is_none() && lifetime::passed(before.until) {
+            // Not used since it ended: the next caller replaces it.
+            *held = Some(before);
+            return;
+        }
+        let renews = before.renewing && before.issued.lifetime.renews();
+        let found = match &self.slot {
+            // The node's: the first refresher to find it due renews or
+            // replaces it under the entry's lock; the others read it.
+            Some((slot, settings)) => {
+                let answer = slot.fetch(settings, Mode::Ahead, &|_| Against::Nothing, || {
+                    self.renew_or_issue(Some(&before)).map(Fetched::Found)
+                });
+                shared_answer(answer.outcome, answer.remaining)
+            }
+            // This process's own, renewed: a renewal refused, it lives out
+            // its time and the caller after that replaces it.
+            None if renews => match self.renew(&before.issued) {
+                Some(lifetime) => {
+                    let value = before.issued.value.clone();
+                    Ok((Issued { value, lifetime }, None))
+                }
+                None => {
+                    before.renewing = false;
+                    *held = Some(before);
+                    return;
+                }
+            },
+            None => self.issue().map(|i| (i, None)),
+        };
+        let f = match found {
+            Ok((issued, remaining)) => {
+                if let Some(tell) = &self.on_change {
+                    tell(Ok(&issued));
+                }
+                self.hold(&mut held, issued, remaining);
+                match held.as_mut() {
+                    // Due again already: the node's entry was not (a recent
+                    // failure kept it); looked at again after a pause.
+                    Some(h) if self.next_at(h).is_some_and(lifetime::passed) => {
+                        h.scheduled.take();
+                        h.retry_at = Some(lifetime::from_now(h.pause()));
+                        self.schedule(h);
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            Err(f) => f,
+        };
+        if let Some(tell) = &self.on_change {
+            tell(Err(&f.error));
+        }
+        before.retry_at = Some(lifetime::from_now(before.pause()));
+        self.schedule(&mut before);
+        *held = Some(before);
+    }
+}
+
+/// A value read through the node's slot, or why none was.
+fn shared_answer<T>(
+    outcome: Result<Fetched<Issued<T>>, FetchError>,
+    remaining: Option<Duration>,
+) -> Result<(Issued<T>, Option<Duration>), FetchError> {
+    match outcome? {
+        Fetched::Found(issued) => Ok((issued, remaining)),
+        Fetched::Absent => Err(FetchError::transient(Error::Internal(
+            "the node's shared credential entry is empty".into(),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;
