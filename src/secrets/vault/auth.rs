@@ -10,6 +10,7 @@ use crate::secret::SecretString;
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::Vars;
+use std::sync::Arc;
 
 /// How a token is obtained.
 pub(super) enum Auth {
@@ -20,7 +21,7 @@ pub(super) enum Auth {
     File(TokenFile),
     /// A login (AppRole, Kubernetes, JWT, TLS certificate, AWS IAM): on
     /// first use, again when the token expires or is refused.
-    Login(Login),
+    Login(Arc<Login>),
     /// No token is sent: the Vault Agent or Proxy in between adds its own
     /// (`use_auto_auth_token`).
     Agent,
@@ -80,7 +81,9 @@ impl Auth {
                 Ok(Self::token(settings, vars).or_else(|| Self::token_file(settings, vars)))
             }
             Some(VaultAuth::AppRole) => Ok(Self::approle(settings, vars)),
-            Some(m) => Login::identity(m, settings, remote, vars).map(|l| Some(Auth::Login(l))),
+            Some(m) => {
+                Login::identity(m, settings, remote, vars).map(|l| Some(Auth::Login(Arc::new(l))))
+            }
         }
     }
 
@@ -145,18 +148,18 @@ impl Auth {
                 "AppRole secret ID file",
                 "config vault_secret_id_file",
             );
-            return Some(Auth::Login(Login::approle(
+            return Some(Auth::Login(Arc::new(Login::approle(
                 SecretString::from(r.as_str()),
                 SecretId::File(file),
                 mount.as_ref(),
-            )));
+            ))));
         }
         match (vars.get(var::VAULT_ROLE_ID), vars.get(var::VAULT_SECRET_ID)) {
-            (Some(r), Some(s)) => Some(Auth::Login(Login::approle(
+            (Some(r), Some(s)) => Some(Auth::Login(Arc::new(Login::approle(
                 SecretString::from(r),
                 SecretId::Value(SecretString::from(s)),
                 mount.as_ref(),
-            ))),
+            )))),
             _ => None,
         }
     }

@@ -43,6 +43,7 @@ mod kv;
 mod leases;
 mod ledger;
 mod login;
+mod logins;
 mod session;
 pub(crate) mod settings;
 pub(crate) mod wire;

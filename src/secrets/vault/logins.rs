@@ -1,0 +1,128 @@
+//! A Vault login as an [`Issuer`] of tokens, for the session's
+//! [`Keeper`](crate::secrets::remote::credential::Keeper) to hold: issuing
+//! is the login (AppRole, Kubernetes, JWT, TLS certificate, AWS IAM),
+//! renewing is `auth/token/renew-self`. Each login's token is recorded in
+//! the ledger for its revocation; a login is sent once and read to the end
+//! ([`Issuing`]).
+
+use super::client::Client;
+use super::issuing::{Issues, Issuing};
+use super::ledger::Ledger;
+use super::login::Login;
+use super::wire::{self, errors_summary, expect};
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::lifetime::Lifetime;
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::remote::credential::{Issued, Issuer};
+use crate::secrets::remote::FetchError;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tokens of one login method.
+pub(super) struct Logins {
+    pub(super) client: Arc<Client>,
+    pub(super) login: Arc<Login>,
+    /// Where logins are recorded for their revocation.
+    pub(super) ledger: Arc<Ledger>,
+    /// Logins and lease requests in flight: sent once, read to the end.
+    pub(super) issuing: Arc<Issuing>,
+}
+
+impl Issuer<SecretString> for Logins {
+    /// One login. A JWT or certificate login refused (400 or 403) is sent
+    /// once more when the identity read again differs from the one
+    /// refused: the platform may have rotated it in between.
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
+        let login = &self.login;
+        let mut request = login.request()?;
+        let mut retried = false;
+        loop {
+            if let Some(cert) = &request.cert {
+                self.client.cluster.present(&Some(cert.clone()));
+            }
+            let what = login.what();
+            let r = self.issuing.send(
+                &self.client,
+                ("POST", &request.path),
+                None,
+                request.body.expose().as_bytes(),
+                Issues::Token,
+            )?;
+            let r = match r.status {
+                400 | 403 => {
+                    if login.rereads_identity() && !retried {
+                        if let Ok(next) = login.request() {
+                            if next.identity != request.identity {
+                                (request, retried) = (next, true);
+                                continue;
+                            }
+                        }
+                    }
+                    return Err(FetchError::permanent(Error::Auth(format!(
+                        "Vault {what} refused (HTTP {}){}: {}",
+                        r.status,
+                        errors_summary(&r),
+                        login.hint()
+                    ))));
+                }
+                404 => {
+                    self.client.not_found(
+                        &r,
+                        what,
+                        (
+                            format!("auth method at auth/{}", login.mount),
+                            "enable it, or set vault_auth_mount",
+                        ),
+                    )?;
+                    return Err(FetchError::permanent(Error::Remote(format!(
+                        "Vault {what}: not found (HTTP 404){}",
+                        errors_summary(&r)
+                    ))));
+                }
+                _ => expect(r, what)?,
+            };
+            let mut doc = r.json().unwrap_or(Value::Null);
+            let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
+            let lease = wire::seconds(&doc["auth"]["lease_duration"]).map_or(0, |d| d.as_secs());
+            let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
+            zeroize_json(&mut doc);
+            let token = token.ok_or_else(|| {
+                FetchError::transient(Error::Remote(format!(
+                    "Vault {what}: the answer holds no client_token"
+                )))
+            })?;
+            self.ledger.logged_in(&token);
+            return Ok(Issued {
+                value: token,
+                lifetime: Lifetime::new(Duration::from_secs(lease), renewable),
+            });
+        }
+    }
+
+    fn renew(&self, held: &Issued<SecretString>) -> Option<Lifetime> {
+        renew_self(&self.client, &held.value)
+    }
+
+    fn describe(&self) -> String {
+        self.login.describe()
+    }
+}
+
+/// `auth/token/renew-self` for `token`: what was granted, `None` when
+/// refused or not answered. Sent without waiting out an election (the
+/// token is still valid; the login that replaces it later waits).
+pub(super) fn renew_self(client: &Client, token: &SecretString) -> Option<Lifetime> {
+    let r = client
+        .send_once("POST", "auth/token/renew-self", Some(token), b"{}")
+        .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    let mut doc = r.json()?;
+    let lease = wire::seconds(&doc["auth"]["lease_duration"]);
+    let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
+    zeroize_json(&mut doc);
+    Some(Lifetime::new(lease?, renewable))
+}
