@@ -31,7 +31,7 @@
 //! overflows however large a server's number.
 
 use crate::sys::clock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The longest TTL taken from a server: ten years.
 pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -151,6 +151,11 @@ impl Lifetime {
         (!self.endless()).then(|| self.after(part(self.ttl, REPLACE)))
     }
 
+    /// When it ends (monotonic ns; saturating, for one that never does).
+    pub fn end(&self) -> u64 {
+        self.after(self.ttl)
+    }
+
     /// When it is next due: renewed when it [`renews`](Self::renews), else
     /// replaced; `None`: never.
     pub fn next_at(&self) -> Option<u64> {
@@ -229,12 +234,6 @@ pub fn passed(at: u64) -> bool {
     clock::precise() >= at
 }
 
-/// Whether AWS credentials expiring at `expires` are due for a refresh at
-/// `now` ([`AWS_REFRESH_BEFORE`] before it).
-pub fn aws_due(expires: Option<SystemTime>, now: SystemTime) -> bool {
-    expires.is_some_and(|e| e <= now + AWS_REFRESH_BEFORE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,13 +294,5 @@ mod tests {
             2 * S
         );
         assert_eq!(Lifetime::since(0, Duration::ZERO, false).refetch_at(), S);
-    }
-
-    #[test]
-    fn aws_credentials_are_refreshed_five_minutes_before_they_expire() {
-        let now = SystemTime::now();
-        assert!(!aws_due(None, now));
-        assert!(aws_due(Some(now + Duration::from_secs(200)), now));
-        assert!(!aws_due(Some(now + Duration::from_secs(3600)), now));
     }
 }

@@ -31,7 +31,7 @@ use crate::secrets::aws_identity::identity::Credentials;
 use crate::secrets::aws_identity::{profile, wire};
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::node::{NodeUse, Scope, Slot};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
@@ -144,7 +144,12 @@ impl RemoteSource<Aws> {
             ))),
             (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
             (Some(_), None, None) => {
-                client(aws, remote, vars).map(|d| Transport::Direct(Box::new(d)))
+                // The node's processes share the chain's credentials.
+                let slot = match &node {
+                    NodeUse::On(dir) => Some(scope.clone().slot(dir, "credentials")),
+                    _ => None,
+                };
+                client(aws, remote, vars, slot).map(|d| Transport::Direct(Box::new(d)))
             }
         };
         // The node's processes slow down together when the service pushes back.
@@ -170,7 +175,12 @@ impl RemoteSource<Aws> {
 
 /// The HTTP client of AWS requests (the service, STS, the container
 /// endpoint), trusting `AWS_CA_BUNDLE` when set.
-fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Direct, Error> {
+fn client(
+    aws: &AwsSettings,
+    remote: &RemoteSettings,
+    vars: Vars,
+    slot: Option<Slot>,
+) -> Result<Direct, Error> {
     let region = resolve_region(aws, &vars)?.ok_or_else(|| {
         Error::ProviderUnavailable(
             "no AWS region: set aws_region, AWS_REGION or AWS_DEFAULT_REGION, or a region \
@@ -193,6 +203,7 @@ fn client(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> Result<Dire
             Arc::clone(&http),
             remote.clone(),
             Some(region.clone()),
+            slot,
         )?,
         http,
         region,
@@ -270,8 +281,7 @@ impl Aws {
                 // Temporary credentials the service calls expired (a clock
                 // skew, or revoked early): fetch new ones and try once more.
                 Err(Refusal::ExpiredCredentials(_)) if creds.expires.is_some() => {
-                    client.credentials.invalidate();
-                    let creds = client.credentials.get()?;
+                    let creds = client.credentials.instead_of(&creds)?;
                     read(call(&creds)?).map_err(Refusal::into_fetch_error)
                 }
                 other => other.map_err(Refusal::into_fetch_error),
@@ -488,10 +498,13 @@ impl Fetch for Aws {
     fn describe(&self, names: &[String]) -> (String, Vec<String>) {
         match &self.transport {
             Transport::Direct(c) => {
-                let creds = c
-                    .credentials
-                    .source()
-                    .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe());
+                let creds = format!(
+                    "{} ({})",
+                    c.credentials
+                        .source()
+                        .map_or_else(|| "not resolved yet".to_owned(), |s| s.describe()),
+                    c.credentials.resolutions()
+                );
                 let head = format!(
                     "secret {} in {} at {}; credentials: {creds}",
                     quoted(names),
@@ -647,7 +660,13 @@ impl AwsCredentialChain {
         let region = resolve_region(aws, &vars)?;
         let http = https(remote, &vars)?;
         Ok(AwsCredentialChain {
-            chain: CredentialChain::new(Arc::new(vars), http, remote.clone(), region.clone())?,
+            chain: CredentialChain::new(
+                Arc::new(vars),
+                http,
+                remote.clone(),
+                region.clone(),
+                None,
+            )?,
             region,
         })
     }

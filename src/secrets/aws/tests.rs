@@ -124,7 +124,9 @@ fn a_signed_get_secret_value_supplies_the_keys() {
     let status = p.status();
     assert!(status.available);
     assert!(
-        status.detail.contains("credentials: environment variables"),
+        status
+            .detail
+            .contains("credentials: environment variables (1 resolution by this process"),
         "{}",
         status.detail
     );
@@ -1240,4 +1242,74 @@ fn an_agent_that_repeats_the_ssrf_token_never_puts_it_in_a_message() {
     assert_eq!(e.code_name(), "ST_AUTH", "{e}");
     assert!(!e.to_string().contains("ssrf-literal"), "{e}");
     assert!(e.to_string().contains("Bad Token: [redacted]"), "{e}");
+}
+
+#[test]
+fn a_nodes_processes_share_one_resolution_and_replace_refused_credentials_once() {
+    // Credentials of an hour from the container endpoint; two providers
+    // stand for two processes of a node with the node cache on.
+    let (server, issued) = cloud_host(Duration::from_secs(3600));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "pod-token-123\n").unwrap();
+    let node = std::path::PathBuf::from(format!(
+        "/dev/shm/st-secrets-aws-node-test-{}",
+        std::process::id()
+    ));
+    struct Removed(std::path::PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _removed = Removed(node.clone());
+    let vars = || {
+        no_credentials()
+            .set(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                &format!("{}/creds", server.url()),
+            )
+            .set(
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                token.to_str().unwrap(),
+            )
+    };
+    let mut c = config(&server.url());
+    c.remote.node_cache = Some(true);
+    c.remote.node_cache_dir = Some(node.clone());
+    c.remote.cache_ttl = Duration::ZERO;
+    let (first, second) = (provider(&c, vars()), provider(&c, vars()));
+    assert_eq!(
+        get(&first, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_aws")
+    );
+    assert_eq!(
+        get(&second, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_aws")
+    );
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    assert!(
+        second
+            .status()
+            .detail
+            .contains("shared with the node's processes"),
+        "{}",
+        second.status().detail
+    );
+    // The service calls them expired (the fake takes only the newest key):
+    // the first process replaces them; the second, refused too, reads the
+    // replacement from the node.
+    issued.fetch_add(1, Ordering::SeqCst);
+    let behind = issued.load(Ordering::SeqCst);
+    first.invalidate();
+    second.invalidate();
+    assert_eq!(
+        get(&first, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_aws")
+    );
+    assert_eq!(
+        get(&second, "HF_TOKEN").unwrap().as_deref(),
+        Some("hf_from_aws")
+    );
+    assert_eq!(issued.load(Ordering::SeqCst), behind + 1);
 }

@@ -13,22 +13,50 @@ use super::profile::{self, FileKind};
 use super::sts::Sts;
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
 use crate::secrets::remote::http::{Http, Trust};
+use crate::secrets::remote::node::Slot;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
-use crate::sys::Mutex;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The chain, with the credentials it found last.
+/// The chain, with the credentials it found last, held by a [`Keeper`]:
+/// used until five minutes before they expire, then resolved again (the
+/// ones held answer meanwhile when that fails, until they expire); replaced
+/// once when a service refuses them; one resolution per node with the node
+/// cache on.
 pub struct CredentialChain {
+    chain: Arc<Chain>,
+    keeper: Arc<Keeper<Arc<Credentials>>>,
+}
+
+/// The chain's sources and what it asks them with.
+struct Chain {
     vars: Arc<Vars>,
     http: Arc<Http>,
     imds: Http,
     settings: RemoteSettings,
     region: Option<String>,
-    cached: Mutex<Option<Arc<Credentials>>>,
+}
+
+/// The chain as its keeper's issuer.
+struct Resolves(Arc<Chain>);
+
+impl Issuer<Arc<Credentials>> for Resolves {
+    fn issue(&self) -> Result<Issued<Arc<Credentials>>, FetchError> {
+        let c = self.0.resolve()?;
+        let lifetime = c.lifetime(SystemTime::now());
+        Ok(Issued {
+            value: Arc::new(c),
+            lifetime,
+        })
+    }
+
+    fn describe(&self) -> String {
+        "the AWS credential chain".into()
+    }
 }
 
 /// The HTTPS client of AWS requests: trusting `AWS_CA_BUNDLE` when set,
@@ -45,67 +73,83 @@ pub fn https(remote: &RemoteSettings, vars: &Vars) -> Result<Arc<Http>, Error> {
 
 impl CredentialChain {
     /// A chain reading `vars`, sending requests through `http` (STS,
-    /// container endpoint) and a 1-second client for instance metadata.
+    /// container endpoint) and a 1-second client for instance metadata;
+    /// its credentials shared by the node's processes through `slot` when
+    /// given (with `settings`, as a credential's slot uses them).
     pub fn new(
         vars: Arc<Vars>,
         http: Arc<Http>,
         settings: RemoteSettings,
         region: Option<String>,
+        slot: Option<Slot>,
     ) -> Result<CredentialChain, Error> {
         let imds_settings = RemoteSettings {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
             ..settings.clone()
         };
-        Ok(CredentialChain {
+        let slot = slot.map(|s| (s, settings.clone()));
+        let chain = Arc::new(Chain {
             imds: Http::new(&imds_settings, &Trust::Default, "")?,
             vars,
             http,
             settings,
             region,
-            cached: Mutex::new(None),
-        })
+        });
+        let keeper = Keeper::new("aws", Box::new(Resolves(Arc::clone(&chain))), slot);
+        Ok(CredentialChain { chain, keeper })
     }
 
-    /// Current credentials: the cached ones unless they expire within
+    /// Current credentials: those held unless they expire within
     /// [`AWS_REFRESH_BEFORE`](crate::secrets::lifetime::AWS_REFRESH_BEFORE),
-    /// else the chain's answer. When refreshing
-    /// fails, credentials that have not yet expired are used meanwhile.
+    /// else the chain's answer (the node's, with the node cache on). When
+    /// refreshing fails, credentials that have not yet expired are used
+    /// meanwhile.
     pub fn get(&self) -> Result<Arc<Credentials>, FetchError> {
-        let mut cached = self.cached.lock();
-        let now = SystemTime::now();
-        if let Some(c) = cached.as_ref().filter(|c| !c.due(now)) {
-            return Ok(Arc::clone(c));
-        }
-        match self.resolve() {
-            Ok(c) => {
-                let c = Arc::new(c);
-                *cached = Some(Arc::clone(&c));
-                Ok(c)
-            }
-            Err(f) => match cached.as_ref().filter(|c| !c.expired(now)) {
-                Some(c) => Ok(Arc::clone(c)),
-                None => Err(f),
-            },
-        }
+        self.keeper.get()
     }
 
-    /// Drops the cached credentials (after the service said they expired).
-    pub fn invalidate(&self) {
-        *self.cached.lock() = None;
+    /// Credentials in place of `refused`, which a service called expired:
+    /// the ones held when another thread (or process of the node) replaced
+    /// them already, else the chain's new answer.
+    pub fn instead_of(&self, refused: &Arc<Credentials>) -> Result<Arc<Credentials>, FetchError> {
+        self.keeper.instead_of(refused)
     }
 
     /// The instance metadata client (short timeouts), for what else a
     /// workload asks the instance (its region).
     pub(crate) fn instance_metadata(&self) -> &Http {
-        &self.imds
+        &self.chain.imds
     }
 
-    /// Where the cached credentials came from, if any are cached.
+    /// Where the credentials held came from, if any are held.
     pub fn source(&self) -> Option<Source> {
-        self.cached.lock().as_ref().map(|c| c.source.clone())
+        self.keeper.held().map(|(c, _)| c.source.clone())
     }
 
+    /// The STS endpoint: [`Chain::sts_endpoint`].
+    pub fn sts_endpoint(&self) -> String {
+        self.chain.sts_endpoint()
+    }
+
+    /// How many times this process resolved the chain, and whether the
+    /// node's processes share what it finds: "2 resolutions by this
+    /// process, shared with the node's processes".
+    pub fn resolutions(&self) -> String {
+        let (n, _, _) = self.keeper.issues();
+        format!(
+            "{n} resolution{} by this process{}",
+            if n == 1 { "" } else { "s" },
+            if self.keeper.shared() {
+                ", shared with the node's processes"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl Chain {
     /// The STS endpoint: `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the
     /// regional endpoint, else the global one.
     pub fn sts_endpoint(&self) -> String {
@@ -456,9 +500,12 @@ impl Profiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::lifetime::AWS_REFRESH_BEFORE;
+    use crate::secrets::remote::credential::Credential;
+    use std::time::UNIX_EPOCH;
 
     #[test]
-    fn refresh_window() {
+    fn credentials_are_replaced_five_minutes_before_they_expire_and_used_until_then() {
         let now = SystemTime::now();
         let mut c = Credentials {
             access_key_id: "AKIA".into(),
@@ -467,11 +514,38 @@ mod tests {
             expires: None,
             source: Source::Environment,
         };
-        assert!(!c.due(now));
-        c.expires = Some(now + Duration::from_secs(200));
-        assert!(c.due(now) && !c.expired(now));
+        let endless = c.lifetime(now);
+        assert_eq!(<Arc<Credentials> as Credential>::replace_at(&endless), None);
         c.expires = Some(now + Duration::from_secs(3600));
-        assert!(!c.due(now));
+        let hour = c.lifetime(now);
+        let replaced = <Arc<Credentials> as Credential>::replace_at(&hour).unwrap();
+        let ends = <Arc<Credentials> as Credential>::usable_until(&hour).unwrap();
+        assert_eq!(Duration::from_nanos(ends - replaced), AWS_REFRESH_BEFORE);
+        // Under five minutes left: due at once, usable to the end.
+        c.expires = Some(now + Duration::from_secs(200));
+        let short = c.lifetime(now);
+        assert_eq!(
+            <Arc<Credentials> as Credential>::replace_at(&short),
+            Some(short.start())
+        );
         assert!(format!("{c:?}").contains("Environment") && !format!("{c:?}").contains("AKIA"));
+    }
+
+    #[test]
+    fn the_nodes_entry_keeps_keys_expiry_and_source() {
+        let c = Arc::new(Credentials {
+            access_key_id: "ASIA1".into(),
+            secret_access_key: SecretString::from("secret"),
+            session_token: Some(SecretString::from("session")),
+            expires: Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+            source: Source::AssumedRole("dev".into()),
+        });
+        let back = <Arc<Credentials> as Credential>::from_json(&c.to_json()).unwrap();
+        assert_eq!(back.access_key_id, "ASIA1");
+        assert_eq!(back.secret_access_key.expose(), "secret");
+        assert_eq!(back.session_token.as_ref().unwrap().expose(), "session");
+        assert_eq!(back.expires, c.expires);
+        assert_eq!(back.source, Source::AssumedRole("dev".into()));
+        assert!(<Arc<Credentials> as Credential>::from_json(&serde_json::json!({})).is_none());
     }
 }

@@ -4,7 +4,11 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use std::time::SystemTime;
+use crate::secrets::lifetime::{Lifetime, AWS_REFRESH_BEFORE};
+use crate::secrets::remote::credential::Credential;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where credentials came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,12 +71,83 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    pub(crate) fn due(&self, now: SystemTime) -> bool {
-        crate::secrets::lifetime::aws_due(self.expires, now)
+    /// Their lifetime from `now` in the node's monotonic clock: until they
+    /// expire (a nanosecond when they have), endless without an expiry.
+    pub(crate) fn lifetime(&self, now: SystemTime) -> Lifetime {
+        let ttl = match self.expires {
+            None => Duration::ZERO,
+            Some(e) => e
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(Duration::from_nanos(1)),
+        };
+        Lifetime::new(ttl, false)
+    }
+}
+
+/// AWS's rule for a keeper: replaced [`AWS_REFRESH_BEFORE`] before they
+/// expire, as the AWS SDKs do, and used until then when their replacement
+/// fails. What the node's processes share: the keys, the expiry (as its
+/// lifetime) and the source.
+impl Credential for Arc<Credentials> {
+    fn to_json(&self) -> Value {
+        let (kind, profile) = match &self.source {
+            Source::Environment => ("environment", None),
+            Source::Profile(p) => ("profile", Some(p)),
+            Source::WebIdentity => ("web-identity", None),
+            Source::Container => ("container", None),
+            Source::InstanceMetadata => ("instance-metadata", None),
+            Source::AssumedRole(p) => ("assumed-role", Some(p)),
+            Source::Process(p) => ("process", Some(p)),
+            Source::Sso(p) => ("sso", Some(p)),
+        };
+        json!({
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key.expose(),
+            "session_token": self.session_token.as_ref().map(SecretString::expose),
+            "expires": self.expires.and_then(|e| e.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()),
+            "source": kind,
+            "profile": profile,
+        })
     }
 
-    pub(crate) fn expired(&self, now: SystemTime) -> bool {
-        self.expires.is_some_and(|e| e <= now)
+    fn from_json(doc: &Value) -> Option<Self> {
+        let profile = || doc["profile"].as_str().map(str::to_owned);
+        let source = match doc["source"].as_str()? {
+            "environment" => Source::Environment,
+            "profile" => Source::Profile(profile()?),
+            "web-identity" => Source::WebIdentity,
+            "container" => Source::Container,
+            "instance-metadata" => Source::InstanceMetadata,
+            "assumed-role" => Source::AssumedRole(profile()?),
+            "process" => Source::Process(profile()?),
+            "sso" => Source::Sso(profile()?),
+            _ => return None,
+        };
+        let expires = match &doc["expires"] {
+            Value::Null => None,
+            e => Some(UNIX_EPOCH + Duration::try_from_secs_f64(e.as_f64()?).ok()?),
+        };
+        Some(Arc::new(Credentials {
+            access_key_id: doc["access_key_id"].as_str()?.to_owned(),
+            secret_access_key: SecretString::from(doc["secret_access_key"].as_str()?),
+            session_token: doc["session_token"].as_str().map(SecretString::from),
+            expires,
+            source,
+        }))
+    }
+
+    fn id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    fn replace_at(lifetime: &Lifetime) -> Option<u64> {
+        let early = lifetime.ttl().saturating_sub(AWS_REFRESH_BEFORE);
+        (!lifetime.endless()).then(|| Lifetime::since(lifetime.start(), early, false).end())
+    }
+
+    fn usable_until(lifetime: &Lifetime) -> Option<u64> {
+        (!lifetime.endless()).then(|| lifetime.end())
     }
 }
 

@@ -99,6 +99,7 @@ impl AwsSubject {
             https(settings, &vars)?,
             settings.clone(),
             region.clone(),
+            None,
         )?;
         Ok(AwsSubject {
             verification_url,

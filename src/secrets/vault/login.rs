@@ -417,6 +417,7 @@ impl Login {
                     http,
                     remote.clone(),
                     Some(region.clone()),
+                    None,
                 )?;
                 Box::new(Aws {
                     chain,

@@ -330,17 +330,13 @@ impl<T: Credential> Keeper<T> {
     }
 
     /// The value held and its lifetime, without a request (`None`: none
-    /// yet, or due).
+    /// yet, or no longer usable).
     pub fn held(&self) -> Option<(T, Lifetime)> {
         let held = self.held.lock();
-        let h = held.as_ref().filter(|h| !lifetime::passed(h.until))?;
+        let h = held
+            .as_ref()
+            .filter(|h| !lifetime::passed(h.issued.usable_until()))?;
         Some((h.issued.value.clone(), h.issued.lifetime))
-    }
-
-    /// Forgets the value held: the next [`get`](Self::get) issues (or reads
-    /// the node's).
-    pub fn forget(&self) {
-        *self.held.lock() = None;
     }
 
     /// Issues answered, those that failed to reach the issuer, and the
@@ -368,11 +364,6 @@ impl<T: Credential> Keeper<T> {
             self.issuer.describe(),
             if n == 1 { "" } else { "s" }
         )
-    }
-
-    /// What issues the values.
-    pub fn issuer(&self) -> &dyn Issuer<T> {
-        self.issuer.as_ref()
     }
 
     /// Whether the value is shared with the node's processes.
@@ -442,12 +433,14 @@ impl<T: Credential> Keeper<T> {
             None => issued.replace_at(),
         };
         let value = issued.value.clone();
-        if lifetime::passed(until) {
-            // Issued due already (a lifetime shorter than the request took):
-            // used for this request only, never held.
+        if lifetime::passed(issued.usable_until()) {
+            // Issued ended already (a lifetime shorter than the request
+            // took): used for this request only, never held.
             *held = None;
             return value;
         }
+        // Issued due already (AWS credentials of under five minutes):
+        // held, for their source and while the next issue fails.
         let mut h = Held {
             issued,
             until,
