@@ -63,8 +63,8 @@ pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{
-    IdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob, VaultProvider, VaultSecret,
-    VaultSettings,
+    IdentityToken, KeptIdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob,
+    VaultProvider, VaultSecret, VaultSettings,
 };
 
 /// The variables `st-secrets run` sets for its command's processes, read by

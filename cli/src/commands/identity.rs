@@ -6,20 +6,20 @@
 //! renamed over it, as `--watch` does) at two thirds of its TTL, and
 //! concealed in the command's output like every secret.
 //!
-//! A refresh that fails is tried again after a pause that shrinks as the
-//! token nears its expiry (never more often than once a second), with a
-//! warning; the file keeps the last token meanwhile.
+//! The library's keeper replaces each token ahead
+//! ([`VaultJob::keep_identity_token`]); a replacement that fails is tried
+//! again after a pause that shrinks as the token nears its expiry (never
+//! more often than once a second), with a warning; the file keeps the last
+//! token meanwhile.
 
 use super::watch::PatternSlot;
 use crate::secretfiles::{self, SecretDir};
 use st_secrets::secrets::lifetime::{instant, Lifetime};
-use st_secrets::secrets::{IdentityToken, VaultJob};
-use st_secrets::Error;
+use st_secrets::secrets::{IdentityToken, KeptIdentityToken, VaultJob};
+use st_secrets::{Error, SecretString};
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// One `--identity-token VAR=ROLE[:AUDIENCE]`.
 #[derive(Clone, Debug)]
@@ -78,98 +78,79 @@ impl Spec {
     }
 }
 
-/// When to replace a token of `lifetime`, and when it expires.
-fn plan(lifetime: &Lifetime) -> (Instant, Instant) {
-    let expires = instant(lifetime.start()) + lifetime.ttl();
-    (instant(lifetime.refetch_at()), expires)
-}
-
-/// The thread keeping the files fresh; [`stop`](Self::stop) it before the
-/// files go.
+/// The files kept fresh; [`stop`](Self::stop) it before the files go.
 pub struct Keeper {
-    stop: Sender<()>,
-    thread: Option<JoinHandle<()>>,
+    kept: Vec<KeptIdentityToken>,
+    /// Set by `stop`; a replacement writes only while it is clear, under
+    /// this lock.
+    stopped: Arc<Mutex<bool>>,
 }
 
 impl Keeper {
     /// Keeps each of `tokens` (its spec, and the token written) fresh in
-    /// `dir`.
+    /// `dir`, each replacement concealed in the output and renamed over
+    /// its file; a failure is a warning, the file keeping its token.
     pub fn start(
         vault: VaultJob,
         dir: PathBuf,
         tokens: Vec<(Spec, IdentityToken)>,
         masking: Option<Arc<PatternSlot>>,
-    ) -> Result<Keeper, Error> {
-        let (stop, stopped) = channel();
-        let thread = std::thread::Builder::new()
-            .name("st-secrets-identity".into())
-            .spawn(move || {
-                // Each token: its spec, when to replace it, and when it expires.
-                let mut schedule: Vec<(Spec, Instant, Instant)> = tokens
-                    .into_iter()
-                    .map(|(s, t)| {
-                        let (at, expires) = plan(&t.lifetime);
-                        (s, at, expires)
-                    })
-                    .collect();
-                loop {
-                    let next = schedule.iter().map(|p| p.1).min();
-                    let wait = next.map_or(Duration::from_secs(3600), |n| {
-                        n.saturating_duration_since(Instant::now())
-                    });
-                    match stopped.recv_timeout(wait) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
+    ) -> Keeper {
+        let vault = Arc::new(vault);
+        let stopped = Arc::new(Mutex::new(false));
+        let kept = tokens
+            .into_iter()
+            .map(|(spec, first)| {
+                let (role, audience) = (spec.role.clone(), spec.audience.clone());
+                let (dir, masking, stopped) = (dir.clone(), masking.clone(), Arc::clone(&stopped));
+                // The lifetime of the token in the file.
+                let written = Mutex::new(first.lifetime);
+                let replaced = move |change: Result<(&SecretString, Lifetime), &Error>| {
+                    let stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut written = written.lock().unwrap_or_else(|e| e.into_inner());
+                    if *stopped {
+                        return;
                     }
-                    let now = Instant::now();
-                    for (spec, at, expires) in schedule.iter_mut().filter(|p| p.1 <= now) {
-                        match renew(&vault, &dir, spec, masking.as_deref()) {
-                            Ok(t) => (*at, *expires) = plan(&t.lifetime),
-                            Err(e) => {
-                                let left = expires.saturating_duration_since(now);
-                                let pause = (left / 4)
-                                    .clamp(Duration::from_secs(1), Duration::from_secs(30));
-                                eprintln!(
-                                    "st-secrets: warning: {e}; the file keeps its token \
-                                     (expiring in {} s), tried again in {} s",
-                                    left.as_secs(),
-                                    pause.as_secs()
-                                );
-                                *at = now + pause;
-                            }
+                    let outcome = change.map_err(Clone::clone).and_then(|(token, lifetime)| {
+                        write(&dir, &spec, token, masking.as_deref()).map(|()| lifetime)
+                    });
+                    match outcome {
+                        Ok(lifetime) => *written = lifetime,
+                        Err(e) => {
+                            let expires = instant(written.start()) + written.ttl();
+                            eprintln!(
+                                "st-secrets: warning: --identity-token {}: {e}; the file keeps \
+                                 its token (expiring in {} s)",
+                                spec.var,
+                                expires.saturating_duration_since(Instant::now()).as_secs()
+                            );
                         }
                     }
-                }
+                };
+                vault.keep_identity_token(&role, audience.as_deref(), first, replaced)
             })
-            .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?;
-        Ok(Keeper {
-            stop,
-            thread: Some(thread),
-        })
+            .collect();
+        Keeper { kept, stopped }
     }
 
     /// Stops keeping the files: none is written after this returns.
-    pub fn stop(mut self) {
-        let _ = self.stop.send(());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        drop(self.kept);
     }
 }
 
 /// A new token for `spec`, concealed, then renamed over its file.
-fn renew(
-    vault: &VaultJob,
+fn write(
     dir: &std::path::Path,
     spec: &Spec,
+    token: &SecretString,
     masking: Option<&PatternSlot>,
-) -> Result<IdentityToken, Error> {
-    let t = spec.fetch(vault)?;
+) -> Result<(), Error> {
     if let Some(slot) = masking {
-        slot.conceal([t.token.clone()]);
+        slot.conceal([token.clone()]);
     }
-    SecretDir::replace(dir, &spec.file(), t.token.expose().as_bytes())?;
-    Ok(t)
+    SecretDir::replace(dir, &spec.file(), token.expose().as_bytes())
 }
 
 #[cfg(test)]

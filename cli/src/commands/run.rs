@@ -345,7 +345,7 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
             dir.path().to_owned(),
             tokens,
             patterns.clone(),
-        )?),
+        )),
         _ => None,
     };
     let watch = match (&secret_dir, args.watch) {

@@ -39,6 +39,8 @@ mod client;
 mod cluster;
 mod identity;
 mod issuing;
+mod kept;
+pub use kept::KeptIdentityToken;
 mod kv;
 mod leases;
 mod ledger;

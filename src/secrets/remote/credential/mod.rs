@@ -52,7 +52,6 @@ use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{FetchError, RemoteSettings};
 use crate::sys::{clock, refresher, ForkFlag, Mutex};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -261,8 +260,6 @@ pub struct Keeper<T: Credential> {
     counted: meter::Local,
     /// The provider the renewals are counted for.
     provider: &'static str,
-    /// Renewals this process was granted.
-    renewed: AtomicU64,
 }
 
 impl<T: Credential> Keeper<T> {
@@ -279,15 +276,18 @@ impl<T: Credential> Keeper<T> {
         Keeper::build(provider, issuer, slot, None)
     }
 
-    /// A keeper of this process's own that replaces its value ahead on the
-    /// refresher and tells `on_change` each new value and each failed
-    /// replacement, from its first [`get`](Self::get) on.
+    /// A keeper of this process's own that holds `first`, replaces it
+    /// ahead on the refresher and tells `on_change` each new value and
+    /// each failed replacement.
     pub fn kept_fresh(
         provider: &'static str,
         issuer: Box<dyn Issuer<T>>,
         on_change: OnChange<T>,
+        first: Issued<T>,
     ) -> Arc<Keeper<T>> {
-        Keeper::build(provider, issuer, None, Some(on_change))
+        let keeper = Keeper::build(provider, issuer, None, Some(on_change));
+        keeper.hold(&mut keeper.held.lock(), first, None);
+        keeper
     }
 
     fn build(
@@ -306,7 +306,6 @@ impl<T: Credential> Keeper<T> {
             on_change,
             counted: meter::Local::new(provider),
             provider,
-            renewed: AtomicU64::new(0),
         })
     }
 
@@ -343,11 +342,6 @@ impl<T: Credential> Keeper<T> {
     /// slowest one's wait.
     pub fn issues(&self) -> (u64, u64, Duration) {
         self.counted.logins()
-    }
-
-    /// Renewals granted to this process.
-    pub fn renewals(&self) -> u64 {
-        self.renewed.load(Relaxed)
     }
 
     /// What issues the values and how many of them (`noun`, plural with
@@ -482,7 +476,6 @@ impl<T: Credential> Keeper<T> {
 
     fn renew(&self, issued: &Issued<T>) -> Option<Lifetime> {
         let l = self.issuer.renew(issued)?;
-        self.renewed.fetch_add(1, Relaxed);
         meter::add(self.provider, |c| c.renewals += 1);
         Some(l)
     }

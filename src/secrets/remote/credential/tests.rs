@@ -1,7 +1,7 @@
 use super::*;
 use crate::secrets::remote::node::{NodeDir, Scope};
 use crate::secrets::remote::Vars;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Tokens `tok-1`, `tok-2`, ... of `ttl`, renewable when `renews` (each
 /// renewal granting `ttl` again, or refused when `refuse_renewals`).
@@ -118,7 +118,6 @@ fn a_renewable_token_is_renewed_on_the_refresher_never_on_a_callers_path() {
     wait_for("a renewal", || renewed.load(Relaxed) >= 2);
     assert_eq!(k.get().unwrap().expose(), "tok-1");
     assert_eq!(n.load(Relaxed), 1);
-    assert!(k.renewals() >= 2);
 }
 
 #[test]
@@ -199,6 +198,7 @@ fn kept_fresh_a_token_is_replaced_ahead_and_each_change_told() {
     let fail = Arc::clone(&issuer.fail);
     let told: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&told);
+    let first = issuer.issue().unwrap();
     let k = Keeper::kept_fresh(
         "",
         Box::new(issuer),
@@ -208,6 +208,7 @@ fn kept_fresh_a_token_is_replaced_ahead_and_each_change_told() {
                 Err(e) => format!("error: {e}"),
             })
         }),
+        first,
     );
     assert_eq!(k.get().unwrap().expose(), "tok-1");
     // Two thirds through (400 ms), replaced with nobody asking.
