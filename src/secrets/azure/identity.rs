@@ -45,17 +45,39 @@ const ASSERTION_LIFETIME: u64 = 600;
 /// The largest certificate file read.
 const MAX_CERTIFICATE_FILE: u64 = 1 << 20;
 
-/// Something that issues tokens for a scope (`https://vault.azure.net/.default`).
-pub trait Credential: Send + Sync + 'static {
+/// The credential `find` chose: what issues tokens for a scope
+/// (`https://vault.azure.net/.default`), for the vault's issuer.
+pub enum Credential {
+    /// A service principal or a federated workload, with Microsoft Entra.
+    Entra(Entra),
+    /// A managed identity (App Service's endpoint or the instance's).
+    Managed(Managed),
+}
+
+impl Credential {
     /// A new token for `scope`, in `tenant` when the vault names one.
     ///
     /// # Errors
     /// The issuer's: transient when it did not answer or answered with a
     /// server error, permanent when it refused the identity.
-    fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued<SecretString>, FetchError>;
+    pub fn token(
+        &self,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> Result<Issued<SecretString>, FetchError> {
+        match self {
+            Credential::Entra(e) => e.token(scope, tenant),
+            Credential::Managed(m) => m.token(scope),
+        }
+    }
 
     /// What it is, for the status and the doctor, never a secret.
-    fn describe(&self) -> String;
+    pub fn describe(&self) -> String {
+        match self {
+            Credential::Entra(e) => e.describe(),
+            Credential::Managed(m) => m.describe(),
+        }
+    }
 }
 
 /// The credentials of `vars`, in azure-identity's order (see the module
@@ -70,11 +92,11 @@ pub fn find(
     settings: &RemoteSettings,
     managed: &Arc<Http>,
     managed_settings: &RemoteSettings,
-) -> Result<Box<dyn Credential>, Error> {
+) -> Result<Credential, Error> {
     let tenant = vars.get(var::AZURE_TENANT_ID);
     let client = vars.get(var::AZURE_CLIENT_ID);
-    let entra = |tenant: &str, client: &str, grant: Grant| -> Result<Box<dyn Credential>, Error> {
-        Ok(Box::new(Entra::new(
+    let entra = |tenant: &str, client: &str, grant: Grant| -> Result<Credential, Error> {
+        Ok(Credential::Entra(Entra::new(
             vars, tenant, client, grant, http, settings,
         )?))
     };
@@ -114,7 +136,7 @@ pub fn find(
                     var::IDENTITY_ENDPOINT
                 )));
             }
-            Ok(Box::new(Managed {
+            Ok(Credential::Managed(Managed {
                 endpoint: endpoint.to_owned(),
                 header: Some(SecretString::from(header)),
                 client_id,
@@ -133,7 +155,7 @@ pub fn find(
                     var::AZURE_POD_IDENTITY_AUTHORITY_HOST
                 )));
             }
-            Ok(Box::new(Managed {
+            Ok(Credential::Managed(Managed {
                 endpoint: format!("{host}/metadata/identity/oauth2/token"),
                 header: None,
                 client_id,
@@ -155,7 +177,7 @@ enum Grant {
 }
 
 /// A client credentials grant at Microsoft Entra's token endpoint.
-struct Entra {
+pub struct Entra {
     authority: String,
     tenant: String,
     client_id: String,
@@ -207,7 +229,7 @@ impl Entra {
     }
 }
 
-impl Credential for Entra {
+impl Entra {
     fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Issued<SecretString>, FetchError> {
         // The vault's tenant must be the one configured (azure-identity's
         // default): credentials are not sent to another tenant.
@@ -347,7 +369,7 @@ impl Certificate {
 
 /// A managed identity: App Service's and Container Apps' identity endpoint
 /// (with its header) or the instance metadata service (`Metadata: true`).
-struct Managed {
+pub struct Managed {
     endpoint: String,
     header: Option<SecretString>,
     client_id: Option<String>,
@@ -401,12 +423,8 @@ impl Managed {
     }
 }
 
-impl Credential for Managed {
-    fn token(
-        &self,
-        scope: &str,
-        _tenant: Option<&str>,
-    ) -> Result<Issued<SecretString>, FetchError> {
+impl Managed {
+    fn token(&self, scope: &str) -> Result<Issued<SecretString>, FetchError> {
         // Managed identities take a resource, not a scope.
         let resource = scope.strip_suffix("/.default").unwrap_or(scope);
         with_retries(&self.settings, || self.once(resource))

@@ -212,7 +212,7 @@ pub fn challenge_of(header: &str, host: &str) -> Result<Challenge, Error> {
 /// The token issuer of one vault: its challenge, asked once (a request
 /// without a token), then the credential's token for its scope.
 struct VaultIssuer {
-    credential: Box<dyn identity::Credential>,
+    credential: identity::Credential,
     challenge: Arc<Mutex<Option<Challenge>>>,
     vault: String,
     host: String,
