@@ -286,7 +286,7 @@ impl<T: Credential> Keeper<T> {
         first: Issued<T>,
     ) -> Arc<Keeper<T>> {
         let keeper = Keeper::build(provider, issuer, None, Some(on_change));
-        keeper.hold(&mut keeper.held.lock(), first, None);
+        keeper.hold(&mut keeper.held.lock(), first, None, false);
         keeper
     }
 
@@ -398,7 +398,7 @@ impl<T: Credential> Keeper<T> {
             }
         };
         match found {
-            Ok((issued, remaining)) => Ok(self.hold(&mut held, issued, remaining)),
+            Ok((issued, remaining)) => Ok(self.hold(&mut held, issued, remaining, false)),
             // A value still usable is answered while its replacement fails
             // (AWS credentials until they expire), never one refused.
             Err(e) => match before
@@ -415,12 +415,16 @@ impl<T: Credential> Keeper<T> {
     }
 
     /// Holds `issued` (read from the node's entry with `remaining` left, or
-    /// issued here) and schedules what is due next; its value.
+    /// issued here) and schedules what is due next; its value. On the
+    /// refresher (`ahead`), a value whose next job is due already (the
+    /// node's entry was not renewed: a recent failure kept it) is looked
+    /// at again after a pause.
     fn hold(
         &self,
         held: &mut Option<Held<T>>,
         issued: Issued<T>,
         remaining: Option<Duration>,
+        ahead: bool,
     ) -> T {
         let until = match remaining {
             Some(left) => lifetime::from_now(left).min(issued.replace_at()),
@@ -442,6 +446,9 @@ impl<T: Credential> Keeper<T> {
             retry_at: None,
             scheduled: ForkFlag::new(),
         };
+        if ahead && self.next_at(&h).is_some_and(lifetime::passed) {
+            h.retry_at = Some(lifetime::from_now(h.pause()));
+        }
         self.schedule(&mut h);
         *held = Some(h);
         value
@@ -528,18 +535,40 @@ impl<T: Credential> Keeper<T> {
             *held = Some(before);
             return;
         }
+        match self.next_ahead(&mut before) {
+            Some(Ok((issued, remaining))) => {
+                if let Some(tell) = &self.on_change {
+                    tell(Ok(&issued));
+                }
+                self.hold(&mut held, issued, remaining, true);
+            }
+            Some(Err(f)) => {
+                if let Some(tell) = &self.on_change {
+                    tell(Err(&f.error));
+                }
+                before.retry_at = Some(lifetime::from_now(before.pause()));
+                self.schedule(&mut before);
+                *held = Some(before);
+            }
+            // A renewal refused: it lives out its time, and the caller
+            // after that replaces it.
+            None => *held = Some(before),
+        }
+    }
+
+    /// What replaces `before` ahead: the node's (the first refresher to
+    /// find it due renews or replaces it under the entry's lock, the others
+    /// read it), this process's own renewed, or (kept fresh) a new one;
+    /// `None`: its renewal was refused.
+    fn next_ahead(&self, before: &mut Held<T>) -> Option<Found<T>> {
         let renews = before.renewing && before.issued.lifetime.renews();
-        let found = match &self.slot {
-            // The node's: the first refresher to find it due renews or
-            // replaces it under the entry's lock; the others read it.
+        Some(match &self.slot {
             Some((slot, settings)) => {
                 let answer = slot.fetch(settings, Mode::Ahead, &|_| Against::Nothing, || {
-                    self.renew_or_issue(Some(&before)).map(Fetched::Found)
+                    self.renew_or_issue(Some(before)).map(Fetched::Found)
                 });
                 shared_answer(answer.outcome, answer.remaining)
             }
-            // This process's own, renewed: a renewal refused, it lives out
-            // its time and the caller after that replaces it.
             None if renews => match self.renew(&before.issued) {
                 Some(lifetime) => {
                     let value = before.issued.value.clone();
@@ -547,46 +576,23 @@ impl<T: Credential> Keeper<T> {
                 }
                 None => {
                     before.renewing = false;
-                    *held = Some(before);
-                    return;
+                    return None;
                 }
             },
             None => self.issue().map(|i| (i, None)),
-        };
-        let f = match found {
-            Ok((issued, remaining)) => {
-                if let Some(tell) = &self.on_change {
-                    tell(Ok(&issued));
-                }
-                self.hold(&mut held, issued, remaining);
-                match held.as_mut() {
-                    // Due again already: the node's entry was not (a recent
-                    // failure kept it); looked at again after a pause.
-                    Some(h) if self.next_at(h).is_some_and(lifetime::passed) => {
-                        h.scheduled.take();
-                        h.retry_at = Some(lifetime::from_now(h.pause()));
-                        self.schedule(h);
-                    }
-                    _ => {}
-                }
-                return;
-            }
-            Err(f) => f,
-        };
-        if let Some(tell) = &self.on_change {
-            tell(Err(&f.error));
-        }
-        before.retry_at = Some(lifetime::from_now(before.pause()));
-        self.schedule(&mut before);
-        *held = Some(before);
+        })
     }
 }
+
+/// A value found (with its time left when read from the node's entry), or
+/// why none was.
+type Found<T> = Result<(Issued<T>, Option<Duration>), FetchError>;
 
 /// A value read through the node's slot, or why none was.
 fn shared_answer<T>(
     outcome: Result<Fetched<Issued<T>>, FetchError>,
     remaining: Option<Duration>,
-) -> Result<(Issued<T>, Option<Duration>), FetchError> {
+) -> Found<T> {
     match outcome? {
         Fetched::Found(issued) => Ok((issued, remaining)),
         Fetched::Absent => Err(FetchError::transient(Error::Internal(

@@ -12,6 +12,8 @@ struct Counter {
     refuse_renewals: Arc<AtomicBool>,
     renewed: Arc<AtomicU64>,
     fail: Arc<AtomicBool>,
+    /// Issues asked, answered or not.
+    asked: Arc<AtomicU64>,
 }
 
 impl Counter {
@@ -23,6 +25,7 @@ impl Counter {
             refuse_renewals: Arc::new(AtomicBool::new(false)),
             renewed: Arc::new(AtomicU64::new(0)),
             fail: Arc::new(AtomicBool::new(false)),
+            asked: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -34,12 +37,14 @@ impl Counter {
             refuse_renewals: Arc::clone(&self.refuse_renewals),
             renewed: Arc::clone(&self.renewed),
             fail: Arc::clone(&self.fail),
+            asked: Arc::clone(&self.asked),
         }
     }
 }
 
 impl Issuer<SecretString> for Counter {
     fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
+        self.asked.fetch_add(1, Relaxed);
         if self.fail.load(Relaxed) {
             return Err(FetchError::transient(Error::Remote("down".into())));
         }
@@ -381,4 +386,27 @@ fn the_shared_entry_keeps_the_value_and_its_lifetime_but_no_more() {
     assert_eq!(unsaid.lifetime.ttl(), UNSAID_TTL);
     let secret = Issued::token(SecretString::from("s3cr3t-value"), None, 0);
     assert!(!format!("{secret:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn a_nodes_failed_renewal_ahead_is_tried_again_after_a_pause_not_at_once() {
+    let node = Node::new("failing");
+    let mut issuer = Counter::new(Duration::from_secs(3));
+    issuer.renews = true;
+    issuer.refuse_renewals.store(true, Relaxed);
+    let (asked, fail) = (Arc::clone(&issuer.asked), Arc::clone(&issuer.fail));
+    let settings = RemoteSettings {
+        failure_ttl: Duration::from_millis(200),
+        ..RemoteSettings::default()
+    };
+    let k = Keeper::new("", Box::new(issuer), Some((node.slot(), settings)));
+    assert_eq!(k.get().unwrap().expose(), "tok-1");
+    fail.store(true, Relaxed);
+    // At two thirds (2 s) the renewal is refused and the login fails: the
+    // refresher tries again a second later, not in a loop.
+    std::thread::sleep(Duration::from_millis(3000));
+    let tries = asked.load(Relaxed) - 1;
+    assert!((1..=3).contains(&tries), "{tries} issues asked in a second");
+    // The token held is answered until its replacement point (2.4 s).
+    assert!(k.get().is_err());
 }
