@@ -288,7 +288,7 @@ fn eight_ranks_of_a_node_log_in_once() {
     );
 }
 
-/// The server side the docs give (docs/remote-providers.md, the block under
+/// The server side the docs give (docs/vault.md, the block under
 /// "run by tests/vault_identity.rs"), run as written on a fresh OpenBao dev
 /// server: a pod's projected token and another JWT then log in with the
 /// role it writes and read the secret its policy allows; a JWT for another
@@ -297,13 +297,12 @@ fn eight_ranks_of_a_node_log_in_once() {
 #[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn the_documented_server_side_lets_a_pod_and_a_jwt_log_in() {
     let s = setup();
-    let page =
-        std::fs::read_to_string(common::repo_root().join("docs/remote-providers.md")).unwrap();
+    let page = std::fs::read_to_string(common::repo_root().join("docs/vault.md")).unwrap();
     let block = page
         .split("<!-- run by tests/vault_identity.rs -->\n```sh\n")
         .nth(1)
         .and_then(|rest| rest.split("\n```").next())
-        .expect("docs/remote-providers.md has the server side's block");
+        .expect("docs/vault.md has the server side's block");
     let bao = PathBuf::from(
         std::env::var("ST_TEST_BAO").expect("ST_TEST_BAO (scripts/test-all.sh openbao)"),
     );

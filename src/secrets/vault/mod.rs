@@ -40,7 +40,7 @@ mod cluster;
 mod identity;
 mod issuing;
 mod kept;
-pub use kept::KeptIdentityToken;
+pub use kept::{IdentityToken, KeptIdentityToken};
 mod kv;
 mod leases;
 mod ledger;
@@ -55,6 +55,7 @@ pub use ledger::Revoked;
 pub use settings::{LeasedPath, VaultAuth, VaultSettings};
 
 use crate::error::Error;
+use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::Address;
 use crate::secrets::remote::node::{NodeUse, Scope};
@@ -240,28 +241,6 @@ impl Vault {
     }
 }
 
-/// An OIDC identity token OpenBao or Vault signed for this workload's
-/// entity (`identity/oidc/token/<role>`): for SDKs that federate (AWS web
-/// identity, W&B, Hugging Face). `Debug` never shows the token.
-pub struct IdentityToken {
-    /// The signed JWT.
-    pub token: SecretString,
-    /// How long it is valid, from when it was issued: when it is replaced
-    /// ([`Lifetime::refetch_at`](crate::secrets::lifetime::Lifetime::refetch_at)).
-    pub lifetime: crate::secrets::lifetime::Lifetime,
-    /// Its `aud` claim: the role's `client_id`.
-    pub audiences: Vec<String>,
-}
-
-impl std::fmt::Debug for IdentityToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityToken")
-            .field("ttl", &self.lifetime.ttl())
-            .field("audiences", &self.audiences)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The message of a Vault that is not configured, for the calls beside
 /// the secrets' reads.
 const NOT_CONFIGURED: &str = "HashiCorp Vault is not configured: set vault_url (or vault_urls) \
@@ -316,6 +295,27 @@ impl VaultJob {
             .as_ref()
             .map_err(Clone::clone)?
             .identity_token(role, audience)
+    }
+
+    /// Keeps `first` (a token of `role` for `audience`, as
+    /// [`identity_token`](Self::identity_token) gave it) fresh: each
+    /// replacement (with its lifetime), or each failure to replace it (the
+    /// token held stays until it ends), is told to `on_change` on the
+    /// library's refresher thread, until the returned handle is dropped.
+    pub fn keep_identity_token(
+        self: &Arc<Self>,
+        role: &str,
+        audience: Option<&str>,
+        first: IdentityToken,
+        on_change: impl Fn(Result<(&SecretString, Lifetime), &Error>) + Send + Sync + 'static,
+    ) -> KeptIdentityToken {
+        let (job, role, audience) = (
+            Arc::clone(self),
+            role.to_owned(),
+            audience.map(str::to_owned),
+        );
+        let mint = move || job.identity_token(&role, audience.as_deref());
+        KeptIdentityToken::keep(mint, first, on_change)
     }
 
     /// [`Vault::revoke_ledger`].
