@@ -462,13 +462,12 @@ fn a_profile_role_sends_its_options_and_is_assumed_again_before_expiry() {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
-#[test]
-fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
-    let (server, issued) = cloud_host(Duration::from_secs(120));
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
+/// The variables of container credentials from `server`, with a token file
+/// in `dir`.
+fn container(server: &FakeServer, dir: &std::path::Path) -> Vars {
+    let token = dir.join("token");
     std::fs::write(&token, "pod-token-123\n").unwrap();
-    let vars = no_credentials()
+    no_credentials()
         .set(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
             &format!("{}/creds", server.url()),
@@ -476,7 +475,15 @@ fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
         .set(
             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
             token.to_str().unwrap(),
-        );
+        )
+}
+
+#[test]
+fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
+    let (server, issued) = cloud_host(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let vars = container(&server, dir.path());
+    let token = dir.path().join("token");
     let mut c = config(&server.url());
     c.remote.cache_ttl = Duration::ZERO;
     let p = provider(&c, vars);
@@ -1250,8 +1257,6 @@ fn a_nodes_processes_share_one_resolution_and_replace_refused_credentials_once()
     // stand for two processes of a node with the node cache on.
     let (server, issued) = cloud_host(Duration::from_secs(3600));
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "pod-token-123\n").unwrap();
     let node = std::path::PathBuf::from(format!(
         "/dev/shm/st-secrets-aws-node-test-{}",
         std::process::id()
@@ -1263,17 +1268,7 @@ fn a_nodes_processes_share_one_resolution_and_replace_refused_credentials_once()
         }
     }
     let _removed = Removed(node.clone());
-    let vars = || {
-        no_credentials()
-            .set(
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                &format!("{}/creds", server.url()),
-            )
-            .set(
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                token.to_str().unwrap(),
-            )
-    };
+    let vars = || container(&server, dir.path());
     let mut c = config(&server.url());
     c.remote.node_cache = Some(true);
     c.remote.node_cache_dir = Some(node.clone());
