@@ -144,9 +144,15 @@ impl RemoteSource<Aws> {
             ))),
             (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
             (Some(_), None, None) => {
-                // The node's processes share the chain's credentials.
+                // The node's processes share the chain's credentials, but
+                // for the environment's keys (nothing to resolve, nothing
+                // worth writing down).
+                let from_environment = vars.get(var::AWS_ACCESS_KEY_ID).is_some()
+                    && vars.get(var::AWS_PROFILE).is_none();
                 let slot = match &node {
-                    NodeUse::On(dir) => Some(scope.clone().slot(dir, "credentials")),
+                    NodeUse::On(dir) if !from_environment => {
+                        Some(scope.clone().slot(dir, "credentials"))
+                    }
                     _ => None,
                 };
                 client(aws, remote, vars, slot).map(|d| Transport::Direct(Box::new(d)))
