@@ -144,13 +144,9 @@ impl RemoteSource<Aws> {
             ))),
             (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
             (Some(_), None, None) => {
-                // The node's processes share the chain's credentials, but
-                // for the environment's keys (nothing to resolve, nothing
-                // worth writing down).
-                let from_environment = vars.get(var::AWS_ACCESS_KEY_ID).is_some()
-                    && vars.get(var::AWS_PROFILE).is_none();
+                // The node's processes share the chain's credentials.
                 let slot = match &node {
-                    NodeUse::On(dir) if !from_environment => {
+                    NodeUse::On(dir) if CredentialChain::worth_sharing(&vars) => {
                         Some(scope.clone().slot(dir, "credentials"))
                     }
                     _ => None,
@@ -204,7 +200,7 @@ fn client(
     let http = https(remote, &vars)?;
     let vars = Arc::new(vars);
     Ok(Direct {
-        credentials: CredentialChain::new(
+        credentials: CredentialChain::shared(
             vars,
             Arc::clone(&http),
             remote.clone(),
@@ -666,13 +662,7 @@ impl AwsCredentialChain {
         let region = resolve_region(aws, &vars)?;
         let http = https(remote, &vars)?;
         Ok(AwsCredentialChain {
-            chain: CredentialChain::new(
-                Arc::new(vars),
-                http,
-                remote.clone(),
-                region.clone(),
-                None,
-            )?,
+            chain: CredentialChain::new(Arc::new(vars), http, remote.clone(), region.clone())?,
             region,
         })
     }

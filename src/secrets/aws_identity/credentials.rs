@@ -73,10 +73,27 @@ pub fn https(remote: &RemoteSettings, vars: &Vars) -> Result<Arc<Http>, Error> {
 
 impl CredentialChain {
     /// A chain reading `vars`, sending requests through `http` (STS,
-    /// container endpoint) and a 1-second client for instance metadata;
-    /// its credentials shared by the node's processes through `slot` when
-    /// given (with `settings`, as a credential's slot uses them).
+    /// container endpoint) and a 1-second client for instance metadata.
     pub fn new(
+        vars: Arc<Vars>,
+        http: Arc<Http>,
+        settings: RemoteSettings,
+        region: Option<String>,
+    ) -> Result<CredentialChain, Error> {
+        CredentialChain::shared(vars, http, settings, region, None)
+    }
+
+    /// Whether the node's processes gain by sharing what the chain of
+    /// `vars` finds: not the environment's keys (nothing to resolve,
+    /// nothing worth writing down).
+    pub fn worth_sharing(vars: &Vars) -> bool {
+        vars.get(var::AWS_ACCESS_KEY_ID).is_none() || vars.get(var::AWS_PROFILE).is_some()
+    }
+
+    /// [`new`](Self::new), its credentials shared by the node's processes
+    /// through `slot` when given (with `settings`, as a credential's slot
+    /// uses them).
+    pub fn shared(
         vars: Arc<Vars>,
         http: Arc<Http>,
         settings: RemoteSettings,

@@ -99,7 +99,6 @@ impl AwsSubject {
             https(settings, &vars)?,
             settings.clone(),
             region.clone(),
-            None,
         )?;
         Ok(AwsSubject {
             verification_url,

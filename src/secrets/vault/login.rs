@@ -417,7 +417,6 @@ impl Login {
                     http,
                     remote.clone(),
                     Some(region.clone()),
-                    None,
                 )?;
                 Box::new(Aws {
                     chain,
