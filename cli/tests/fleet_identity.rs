@@ -79,7 +79,7 @@ fn identity_py(v: &Value, args: &[&str]) -> String {
 }
 
 /// The tokens the node's shared login entries hold now (each entry: a
-/// header line, then the JSON body `{"token": ...}`), added to `into`.
+/// header line, then the JSON body `{"value": TOKEN, ...}`), added to `into`.
 fn collect_tokens(node_dir: &Path, into: &mut std::collections::BTreeSet<String>) {
     for e in std::fs::read_dir(node_dir).into_iter().flatten().flatten() {
         if e.path().extension().is_none_or(|x| x != "entry") {
@@ -92,7 +92,7 @@ fn collect_tokens(node_dir: &Path, into: &mut std::collections::BTreeSet<String>
             continue;
         };
         if let Ok(body) = serde_json::from_slice::<Value>(&bytes[at + 1..]) {
-            if let Some(t) = body["token"].as_str() {
+            if let Some(t) = body["value"].as_str() {
                 into.insert(t.to_owned());
             }
         }
