@@ -117,7 +117,7 @@ impl Keeper {
                     match outcome {
                         Ok(lifetime) => *written = lifetime,
                         Err(e) => {
-                            let expires = instant(written.start()) + written.ttl();
+                            let expires = instant(written.end());
                             eprintln!(
                                 "st-secrets: warning: --identity-token {}: {e}; the file keeps \
                                  its token (expiring in {} s)",

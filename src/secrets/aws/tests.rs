@@ -1274,14 +1274,9 @@ fn a_nodes_processes_share_one_resolution_and_replace_refused_credentials_once()
     c.remote.node_cache_dir = Some(node.clone());
     c.remote.cache_ttl = Duration::ZERO;
     let (first, second) = (provider(&c, vars()), provider(&c, vars()));
-    assert_eq!(
-        get(&first, "HF_TOKEN").unwrap().as_deref(),
-        Some("hf_from_aws")
-    );
-    assert_eq!(
-        get(&second, "HF_TOKEN").unwrap().as_deref(),
-        Some("hf_from_aws")
-    );
+    for p in [&first, &second] {
+        assert_eq!(get(p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    }
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(
         second
@@ -1298,13 +1293,8 @@ fn a_nodes_processes_share_one_resolution_and_replace_refused_credentials_once()
     let behind = issued.load(Ordering::SeqCst);
     first.invalidate();
     second.invalidate();
-    assert_eq!(
-        get(&first, "HF_TOKEN").unwrap().as_deref(),
-        Some("hf_from_aws")
-    );
-    assert_eq!(
-        get(&second, "HF_TOKEN").unwrap().as_deref(),
-        Some("hf_from_aws")
-    );
+    for p in [&first, &second] {
+        assert_eq!(get(p, "HF_TOKEN").unwrap().as_deref(), Some("hf_from_aws"));
+    }
     assert_eq!(issued.load(Ordering::SeqCst), behind + 1);
 }

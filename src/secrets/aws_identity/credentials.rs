@@ -153,16 +153,7 @@ impl CredentialChain {
     /// node's processes share what it finds: "2 resolutions by this
     /// process, shared with the node's processes".
     pub fn resolutions(&self) -> String {
-        let (n, _, _) = self.keeper.issues();
-        format!(
-            "{n} resolution{} by this process{}",
-            if n == 1 { "" } else { "s" },
-            if self.keeper.shared() {
-                ", shared with the node's processes"
-            } else {
-                ""
-            }
-        )
+        self.keeper.tally("resolution", "resolutions")
     }
 }
 

@@ -236,10 +236,7 @@ impl<T: Credential> Held<T> {
     /// How long before a failed job is tried again: a quarter of what the
     /// value has left, between a second and 30 seconds.
     fn pause(&self) -> Duration {
-        let l = &self.issued.lifetime;
-        let end = l
-            .start()
-            .saturating_add(u64::try_from(l.ttl().as_nanos()).unwrap_or(u64::MAX));
+        let end = self.issued.lifetime.end();
         let left = Duration::from_nanos(end.saturating_sub(clock::precise()));
         (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
@@ -348,15 +345,26 @@ impl<T: Credential> Keeper<T> {
     /// an s) this process issued: "a counter (2 tokens issued by this
     /// process, shared with the node's processes)".
     pub fn describe(&self, noun: &str) -> String {
+        let issued = (format!("{noun} issued"), format!("{noun}s issued"));
+        format!(
+            "{} ({})",
+            self.issuer.describe(),
+            self.tally(&issued.0, &issued.1)
+        )
+    }
+
+    /// How many values this process issued, named `one` or `many`, and
+    /// whether the node's processes share them: "2 resolutions by this
+    /// process, shared with the node's processes".
+    pub fn tally(&self, one: &str, many: &str) -> String {
         let (n, _, _) = self.issues();
         let shared = match self.slot {
             Some(_) => ", shared with the node's processes",
             None => "",
         };
         format!(
-            "{} ({n} {noun}{} issued by this process{shared})",
-            self.issuer.describe(),
-            if n == 1 { "" } else { "s" }
+            "{n} {} by this process{shared}",
+            if n == 1 { one } else { many }
         )
     }
 

@@ -160,7 +160,7 @@ impl Credential for Lenient {
         Some(l.start() + u64::try_from(l.ttl().as_nanos() / 2).unwrap())
     }
     fn usable_until(l: &Lifetime) -> Option<u64> {
-        Some(l.start() + u64::try_from(l.ttl().as_nanos()).unwrap())
+        Some(l.end())
     }
 }
 
