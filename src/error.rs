@@ -310,6 +310,36 @@ pub fn printable(text: &str) -> String {
 /// How many characters of an outside text [`printable`] shows.
 pub const PRINTABLE_CHARS: usize = 512;
 
+/// A server message, kept to one line of at most 200 characters, with long
+/// base64-like runs (which could be key material) replaced.
+pub fn shorten(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words: Vec<String> = one_line
+        .split(' ')
+        .map(|w| {
+            let secretish = w.len() >= 32
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-'));
+            if secretish {
+                "[redacted]".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > 200 {
+        let mut s: String = joined.chars().take(200).collect();
+        s.push_str("...");
+        s
+    } else {
+        joined
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

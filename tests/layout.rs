@@ -188,6 +188,51 @@ fn target(modules: &BTreeSet<String>, from: &str, segs: &[String]) -> String {
     best
 }
 
+/// `code` without the paths of `pub(in path)`, which name where an item
+/// is visible, not something used.
+fn without_visibility_paths(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("pub(in ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let end = after.find(')').map_or(after.len(), |e| e + 1);
+        out.push_str("pub(crate)");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The paths of `code` that start with a plain name (`name::...`, not
+/// `a::name::...`, `crate::`, `super::` or `self::`), as `self::` paths.
+fn bare_paths(code: &str) -> Vec<Vec<String>> {
+    let c: Vec<char> = code.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        if !(is_ident(c[i]) && (i == 0 || !is_ident(c[i - 1]))) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < c.len() && is_ident(c[i]) {
+            i += 1;
+        }
+        let word: String = c[start..i].iter().collect();
+        let before = c[..start].iter().rev().find(|ch| !ch.is_whitespace());
+        if before != Some(&':')
+            && c.get(i..i + 2) == Some(&[':', ':'])
+            && !matches!(word.as_str(), "crate" | "super" | "self")
+        {
+            let (mut list, end) = path_tail(&c, start, vec!["self".to_owned()]);
+            found.append(&mut list);
+            i = end.max(i);
+        }
+    }
+    found
+}
+
 /// The module graph of the crate under `src`, with root re-exports followed.
 fn graph(src: &Path) -> Graph {
     let mut files = Vec::new();
@@ -210,7 +255,7 @@ fn graph(src: &Path) -> Graph {
     for file in &files {
         let from = module_of(src, file);
         let is_dir = file.file_name().unwrap() == "mod.rs" || from.is_empty();
-        let text = code(&fs::read_to_string(file).unwrap());
+        let text = without_visibility_paths(&code(&fs::read_to_string(file).unwrap()));
         let mut edges = BTreeSet::new();
         for segs in paths(&text) {
             let mut to = target(&modules, &from, &segs);
@@ -223,24 +268,13 @@ fn graph(src: &Path) -> Graph {
                 edges.insert(to);
             }
         }
-        // `use child::X` / `pub use child::X` in a directory module.
+        // A bare path through a child in a directory module: `child::X`
+        // anywhere (`use child::X`, `child::f()`, `pub use child::X`).
         if is_dir {
-            for stmt in text.split(';') {
-                let stmt = stmt.trim();
-                let rest = stmt
-                    .strip_prefix("pub use ")
-                    .or_else(|| stmt.strip_prefix("pub(crate) use "))
-                    .or_else(|| stmt.strip_prefix("use "));
-                if let Some(rest) = rest {
-                    let first: String = rest.chars().take_while(|c| is_ident(*c)).collect();
-                    let child = if from.is_empty() {
-                        first.clone()
-                    } else {
-                        format!("{from}::{first}")
-                    };
-                    if modules.contains(&child) {
-                        edges.insert(child);
-                    }
+            for segs in bare_paths(&text) {
+                let to = target(&modules, &from, &segs);
+                if to != from {
+                    edges.insert(to);
                 }
             }
         }
@@ -502,7 +536,8 @@ fn the_map_checker_sees_an_import_the_map_does_not_state() {
 #[test]
 fn the_checker_sees_a_cycle() {
     // The check must be able to fail: a planted two-module cycle, a cycle
-    // through a `{...}` group, and one through a root re-export.
+    // through a `{...}` group, one through a root re-export, and ones
+    // through a directory module's bare paths.
     let dir = tempfile::TempDir::new().unwrap();
     let src = dir.path();
     let write = |p: &str, s: &str| {
@@ -527,6 +562,29 @@ fn the_checker_sees_a_cycle() {
     write("d/e.rs", "use super::D;\npub struct E;\n");
     let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
     assert!(found.contains(&"d -> d::e -> d".to_owned()), "{found:?}");
+
+    // A directory module's bare path through its child, outside a `use`
+    // (`f::g()`, a field's type), and one through a grandchild; a
+    // visibility path (`pub(in crate::h)`) is no import.
+    write("lib.rs", "mod f;\nmod h;\n");
+    write(
+        "f/mod.rs",
+        "mod g;\npub struct F(g::G);\nfn run() { g::go(); }\n",
+    );
+    write("f/g.rs", "use super::F;\npub struct G;\npub fn go() {}\n");
+    write(
+        "h/mod.rs",
+        "mod i;\nfn run() { i::j::go(); }\nstatic K: i::K = i::K;\n",
+    );
+    write(
+        "h/i/mod.rs",
+        "pub(in crate::h) mod j;\npub(in crate::h) struct K;\n",
+    );
+    write("h/i/j.rs", "use crate::h::run;\npub fn go() {}\n");
+    let found: Vec<String> = cycles(&graph(src)).iter().map(|c| show(c)).collect();
+    assert!(found.contains(&"f -> f::g -> f".to_owned()), "{found:?}");
+    assert!(found.contains(&"h -> h::i::j -> h".to_owned()), "{found:?}");
+    assert!(!found.contains(&"h -> h::i -> h".to_owned()), "{found:?}");
 }
 
 /// The sources of the bindings' own languages under `dir` (Go, JavaScript,

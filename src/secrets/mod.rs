@@ -57,6 +57,7 @@ pub use provider::{
     ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
 };
+pub use remote::kit::{Backend, Configured, Kit};
 pub use remote::meter;
 pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::rotation::Versions;
@@ -153,6 +154,25 @@ impl std::fmt::Debug for SecretsManager {
     }
 }
 
+/// The remote provider `kind` (`aws`, `gcp`, `azure`, `vault`) as `config`
+/// configures it, reading `vars`; `None` for a kind that is not remote. The
+/// one list of remote providers: a new backend is its module, its
+/// [`Backend`] and its line here.
+pub fn remote_provider(
+    kind: ProviderKind,
+    config: &ManagerConfig,
+    vars: Vars,
+) -> Option<Arc<dyn Provider>> {
+    let remote = &config.remote;
+    Some(match kind {
+        ProviderKind::Aws => Arc::new(AwsProvider::new(&config.aws, remote, vars)),
+        ProviderKind::Gcp => Arc::new(GcpProvider::new(&config.gcp, remote, vars)),
+        ProviderKind::Azure => Arc::new(AzureProvider::new(&config.azure, remote, vars)),
+        ProviderKind::Vault => Arc::new(VaultProvider::new(&config.vault, remote, vars)),
+        ProviderKind::Env | ProviderKind::Mounted | ProviderKind::File => return None,
+    })
+}
+
 impl SecretsManager {
     /// A manager with the chain `config.providers`. Without a home directory
     /// (and no `file_path`), the file provider stays in the chain, unavailable,
@@ -186,26 +206,7 @@ impl SecretsManager {
                     file = Some(Arc::clone(&f));
                     providers.push(f);
                 }
-                ProviderKind::Aws => providers.push(Arc::new(AwsProvider::new(
-                    &config.aws,
-                    &config.remote,
-                    vars.clone(),
-                ))),
-                ProviderKind::Gcp => providers.push(Arc::new(GcpProvider::new(
-                    &config.gcp,
-                    &config.remote,
-                    vars.clone(),
-                ))),
-                ProviderKind::Azure => providers.push(Arc::new(AzureProvider::new(
-                    &config.azure,
-                    &config.remote,
-                    vars.clone(),
-                ))),
-                ProviderKind::Vault => providers.push(Arc::new(VaultProvider::new(
-                    &config.vault,
-                    &config.remote,
-                    vars.clone(),
-                ))),
+                remote => providers.extend(remote_provider(*remote, &config, vars.clone())),
             }
         }
         let mut manager = SecretsManager::with_providers(config, providers);

@@ -361,7 +361,7 @@ impl Store {
             };
             let new = change(old.clone())?;
             if let Some(info) = new.get("hardware_info") {
-                hardware::validate(info)?;
+                hardware::table::validate(info)?;
             }
             let text = Value::Object(new.clone()).to_string();
             tx.execute(

@@ -36,8 +36,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use st_secrets::cache::KeyHasher;
 use st_secrets::secrets::{
-    AwsProvider, AzureProvider, EnvProvider, FileProvider, GcpProvider, ManagerConfig, Provider,
-    Vars, VaultProvider,
+    self as lib, EnvProvider, FileProvider, ManagerConfig, Provider, ProviderKind, Vars,
 };
 use st_secrets::SecretsManager;
 use std::cell::UnsafeCell;
@@ -632,32 +631,14 @@ fn file_provider(py: Python<'_>, path: Option<PathBuf>) -> PyResult<NativeProvid
 #[pyfunction]
 fn remote_provider(py: Python<'_>, kind: &str, config_json: &str) -> PyResult<NativeProvider> {
     let config = ManagerConfig::from_json(config_json).or_raise(py)?;
-    let p: Arc<dyn Provider> = match kind {
-        "aws" => Arc::new(AwsProvider::new(
-            &config.aws,
-            &config.remote,
-            Vars::from_process(),
-        )),
-        "gcp" => Arc::new(GcpProvider::new(
-            &config.gcp,
-            &config.remote,
-            Vars::from_process(),
-        )),
-        "azure" => Arc::new(AzureProvider::new(
-            &config.azure,
-            &config.remote,
-            Vars::from_process(),
-        )),
-        "vault" => Arc::new(VaultProvider::new(
-            &config.vault,
-            &config.remote,
-            Vars::from_process(),
-        )),
-        other => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "kind must be 'aws', 'gcp', 'azure' or 'vault', not {other:?}"
-            )))
-        }
+    let remote = ProviderKind::ALL
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .and_then(|(_, k)| lib::remote_provider(*k, &config, Vars::from_process()));
+    let Some(p) = remote else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "kind must be 'aws', 'gcp', 'azure' or 'vault', not {kind:?}"
+        )));
     };
     Ok(NativeProvider::of(p))
 }

@@ -11,7 +11,7 @@
 //! the file `/var/run/awssmatoken`. A token file is read again when it
 //! changes and after the agent refuses the token.
 
-use super::{secret_from, Refusal};
+use super::answer::{secret_from, Refusal};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::SecretMap;

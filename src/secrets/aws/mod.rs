@@ -22,6 +22,7 @@
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
 pub(crate) mod agent;
+mod answer;
 mod versions;
 
 use crate::error::Error;
@@ -29,18 +30,19 @@ use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
 use crate::secrets::aws_identity::identity::Credentials;
 use crate::secrets::aws_identity::{profile, wire};
-use crate::secrets::provider::{zeroize_json, SecretMap, Version};
+use crate::secrets::provider::SecretMap;
 use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::node::{NodeUse, Scope, Slot};
+use crate::secrets::remote::kit::{Backend, Configured, Kit};
+use crate::secrets::remote::node::{Scope, Slot};
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use base64::Engine;
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use answer::{secret_from, Refusal};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use wire::ServiceError;
 
 /// The AWS provider's settings: the configuration keys `aws_*` (docs/configuration.md,
 /// "Configuration keys"). `None` falls back to the environment, as the module
@@ -105,73 +107,73 @@ fn resolve_region(aws: &AwsSettings, vars: &Vars) -> Result<Option<String>, Erro
         .and_then(|p| p.get("region").map(str::to_owned)))
 }
 
-impl RemoteSource<Aws> {
-    /// The provider for `aws`, reading `vars` (see the module
-    /// documentation). Configuration problems (no region, unreadable CA
-    /// bundle) do not fail here: the provider reports them on every lookup and
-    /// in its status, and the rest of the chain keeps working.
-    pub fn new(aws: &AwsSettings, remote: &RemoteSettings, vars: Vars) -> AwsProvider {
-        let (names, too_many) = match aws.secret_names.clone() {
-            Some(names) => (Some(names), None),
+impl Backend for Aws {
+    type Settings = AwsSettings;
+    /// The agent's address, when requests go through it.
+    type Found = Option<String>;
+
+    fn configured(
+        aws: &AwsSettings,
+        _remote: &RemoteSettings,
+        vars: &Vars,
+    ) -> Result<Configured<String, Option<String>>, Error> {
+        let names = match aws.secret_names.clone() {
+            Some(names) => names,
             None => match vars.list(var::SIMPLETUNER_AWS_SECRET_NAME) {
-                Ok(names) => (names, None),
-                Err(e) => (None, Some(e)),
+                Ok(Some(names)) => names,
+                // A list the variable cannot hold: not configured, saying why.
+                Err(why) => {
+                    return Ok(Configured::No {
+                        why,
+                        in_part: false,
+                    })
+                }
+                Ok(None) => {
+                    return Ok(Configured::No {
+                        why: Error::ProviderUnavailable(format!(
+                            "AWS Secrets Manager is not configured: set aws_secret_name or {}",
+                            var::SIMPLETUNER_AWS_SECRET_NAME
+                        )),
+                        in_part: false,
+                    })
+                }
             },
         };
-        let agent_url = aws
+        let agent = aws
             .agent_url
             .clone()
             .or_else(|| vars.get(var::SIMPLETUNER_AWS_AGENT_URL).map(str::to_owned));
-        // The node's place in its job: a scheduler's variables refused are
-        // the configured provider's problem.
-        let placed = remote.placed(&vars);
-        let (remote, misplaced) = match &placed {
-            Ok(placed) => (placed, None),
-            Err(e) => (remote, Some(e.clone())),
-        };
-        let node = match names {
-            Some(_) => NodeUse::resolve(remote, &vars),
-            None => NodeUse::Off,
-        };
-        let scope = Scope::new("aws", &vars)
-            .with("settings", &format!("{aws:?}"))
-            .with("agent", agent_url.as_deref().unwrap_or(""));
-        let transport = match (&names, agent_url, too_many.or(misplaced)) {
-            (_, _, Some(e)) => Err(e),
-            (None, _, None) => Err(Error::ProviderUnavailable(format!(
-                "AWS Secrets Manager is not configured: set aws_secret_name or {}",
-                var::SIMPLETUNER_AWS_SECRET_NAME
-            ))),
-            (Some(_), Some(url), None) => agent_transport(&url, remote, &vars),
-            (Some(_), None, None) => {
+        Ok(Configured::Yes {
+            names,
+            found: agent,
+        })
+    }
+
+    fn scope(_aws: &AwsSettings, agent: &Option<String>, scope: Scope) -> Scope {
+        scope.with("agent", agent.as_deref().unwrap_or(""))
+    }
+
+    fn connect(aws: &AwsSettings, agent: Option<String>, kit: &Kit<'_>) -> Result<Aws, Error> {
+        let transport = match agent {
+            Some(url) => agent_transport(&url, kit.remote, &kit.vars)?,
+            None => {
                 // The node's processes share the chain's credentials.
-                let slot = match &node {
-                    NodeUse::On(dir) if CredentialChain::worth_sharing(&vars) => {
-                        Some(scope.clone().slot(dir, "credentials"))
-                    }
-                    _ => None,
+                let slot = match CredentialChain::worth_sharing(&kit.vars) {
+                    true => kit.slot("credentials", &[]),
+                    false => None,
                 };
-                client(aws, remote, vars, slot).map(|d| Transport::Direct(Box::new(d)))
+                let direct = client(aws, kit.remote, kit.vars.clone(), slot)?;
+                // The node's processes slow down together when the service
+                // pushes back.
+                kit.share_pace(&direct.http, &direct.endpoint);
+                Transport::Direct(Box::new(direct))
             }
         };
-        // The node's processes slow down together when the service pushes back.
-        if let (Ok(Transport::Direct(d)), NodeUse::On(dir)) = (&transport, &node) {
-            d.http.share_pace(dir.path(), &d.endpoint);
-        }
-        let fetcher = transport.map(|transport| Aws {
+        Ok(Aws {
             transport,
-            settings: remote.clone(),
+            settings: kit.remote.clone(),
             no_describe: std::sync::atomic::AtomicBool::new(false),
-        });
-        let configured = names.is_some();
-        RemoteSource::build(
-            names.unwrap_or_default(),
-            configured,
-            fetcher,
-            remote,
-            node,
-            &scope,
-        )
+        })
     }
 }
 
@@ -340,104 +342,6 @@ impl Direct {
             body,
         };
         request.send(&self.http, what)
-    }
-}
-
-/// Why `GetSecretValue` gave no secret.
-pub(crate) enum Refusal {
-    /// The service said the temporary credentials expired.
-    ExpiredCredentials(FetchError),
-    /// Anything else.
-    Other(FetchError),
-}
-
-impl Refusal {
-    fn into_fetch_error(self) -> FetchError {
-        match self {
-            Refusal::ExpiredCredentials(f) | Refusal::Other(f) => f,
-        }
-    }
-}
-
-/// The secret in a `GetSecretValue` answer: `SecretString`, or
-/// `SecretBinary` (base64), holding a JSON object of keys.
-pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>, Refusal> {
-    const WHAT: &str = "GetSecretValue";
-    if r.status != 200 {
-        let e = ServiceError::parse(r.body.expose(), r.header("x-amzn-errortype"));
-        if e.code == "ResourceNotFoundException" {
-            return Ok(Fetched::Absent);
-        }
-        let expired = e.is_expired_token();
-        let failure = e.into_fetch_error(&format!("{WHAT} of secret '{name}'"), r.status);
-        return Err(if expired {
-            Refusal::ExpiredCredentials(failure)
-        } else {
-            Refusal::Other(failure)
-        });
-    }
-    let Some(Value::Object(mut doc)) = r.json() else {
-        return Err(Refusal::Other(FetchError::transient(Error::Remote(
-            format!("{WHAT} of secret '{name}': the answer is not a JSON object"),
-        ))));
-    };
-    let parse = |m: String| Refusal::Other(FetchError::permanent(Error::Parse(m)));
-    let version = match doc.get("VersionId") {
-        Some(Value::String(id)) => Some(Version {
-            id: id.clone(),
-            stages: match doc.get("VersionStages") {
-                Some(Value::Array(stages)) => stages
-                    .iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect(),
-                _ => Vec::new(),
-            },
-            instead_of: None,
-            leased: false,
-        }),
-        _ => None,
-    };
-    let (field, text) = match (doc.remove("SecretString"), doc.remove("SecretBinary")) {
-        (Some(Value::String(s)), _) => ("SecretString", SecretString::from(s)),
-        (_, Some(Value::String(b64))) => {
-            let b64 = SecretString::from(b64);
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.expose())
-                .map_err(|_| parse(format!("secret '{name}': SecretBinary is not base64")))?;
-            let text = String::from_utf8(bytes).map_err(|e| {
-                let mut bytes = e.into_bytes();
-                zeroize::Zeroize::zeroize(&mut bytes);
-                parse(format!(
-                    "secret '{name}': SecretBinary is not UTF-8 JSON text"
-                ))
-            })?;
-            ("SecretBinary", SecretString::from(text))
-        }
-        _ => {
-            return Err(parse(format!(
-                "secret '{name}' holds neither SecretString nor SecretBinary"
-            )))
-        }
-    };
-    let mut rest = Value::Object(doc);
-    zeroize_json(&mut rest);
-    match serde_json::from_str::<Value>(text.expose()) {
-        Ok(Value::Object(map)) => Ok(Fetched::Found(
-            SecretMap::from_json_object(map).with_version(version),
-        )),
-        Ok(mut other) => {
-            zeroize_json(&mut other);
-            Err(parse(format!(
-                "secret '{name}': {field} is JSON but not an object; st-secrets reads secrets \
-                 of the form {{\"KEY\": \"value\", ...}}"
-            )))
-        }
-        Err(e) => Err(parse(format!(
-            "secret '{name}': {field} is not JSON (line {}, column {}); st-secrets reads \
-             secrets of the form {{\"KEY\": \"value\", ...}}",
-            e.line(),
-            e.column()
-        ))),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
 use crate::secrets::SecretsManager;
 use crate::secrets::{AwsSettings, RemoteSettings};
+use base64::Engine as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -462,11 +463,25 @@ fn a_profile_role_sends_its_options_and_is_assumed_again_before_expiry() {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
+/// Writes `text` to `path`, 0600 (an identity file under the one rule).
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
 /// The variables of container credentials from `server`, with a token file
 /// in `dir`.
 fn container(server: &FakeServer, dir: &std::path::Path) -> Vars {
     let token = dir.join("token");
-    std::fs::write(&token, "pod-token-123\n").unwrap();
+    write_private(&token, "pod-token-123\n");
     no_credentials()
         .set(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -498,7 +513,7 @@ fn container_credentials_with_a_token_file_and_refresh_before_expiry() {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 
     // A wrong token: ST_AUTH.
-    std::fs::write(&token, "wrong").unwrap();
+    write_private(&token, "wrong");
     let vars = no_credentials()
         .set(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -564,7 +579,7 @@ fn web_identity_credentials_come_from_sts() {
     let (server, issued) = cloud_host(Duration::from_secs(3600));
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("jwt");
-    std::fs::write(&token, "eyJ.jwt.sig\n").unwrap();
+    write_private(&token, "eyJ.jwt.sig\n");
     let vars = no_credentials()
         .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
         .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")
@@ -575,7 +590,7 @@ fn web_identity_credentials_come_from_sts() {
     assert!(p.status().detail.contains("web identity"));
 
     // A rejected token: ST_AUTH naming STS's code, never the token.
-    std::fs::write(&token, "eyJ.other.sig").unwrap();
+    write_private(&token, "eyJ.other.sig");
     let vars = no_credentials()
         .set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
         .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/trainer")

@@ -7,7 +7,7 @@
 //! identity token), IAM Identity Center credentials ([`super::sso`]) or a
 //! `credential_process` ([`super::process`]).
 
-use super::identity::{read_token_file, Credentials, Source};
+use super::identity::{Credentials, Source};
 use super::metadata;
 use super::profile::{self, FileKind};
 use super::sts::Sts;
@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
 use crate::secrets::remote::http::{Http, Trust};
+use crate::secrets::remote::identity_file::read_token;
 use crate::secrets::remote::node::Slot;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
@@ -233,7 +234,7 @@ impl Chain {
 
     /// A web identity token file exchanged for `role_arn`'s credentials.
     fn web_identity(&self, token_file: &str, role_arn: &str) -> Result<Credentials, FetchError> {
-        let token = read_token_file(&PathBuf::from(token_file), var::AWS_WEB_IDENTITY_TOKEN_FILE)?;
+        let token = read_token(&PathBuf::from(token_file), var::AWS_WEB_IDENTITY_TOKEN_FILE)?;
         let session = self.vars.get(var::AWS_ROLE_SESSION_NAME);
         self.sts()
             .assume_role_with_web_identity(&token, role_arn, session)

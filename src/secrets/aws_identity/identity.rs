@@ -2,7 +2,6 @@
 //! chain ([`super::credentials`]) produces and the request signer
 //! ([`super::wire`]) consumes. A leaf of the AWS provider.
 
-use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::{Lifetime, AWS_REFRESH_BEFORE};
 use crate::secrets::remote::credential::Credential;
@@ -149,24 +148,4 @@ impl Credential for Arc<Credentials> {
     fn usable_until(lifetime: &Lifetime) -> Option<u64> {
         (!lifetime.endless()).then(|| lifetime.end())
     }
-}
-
-/// The largest token file read: 64 KiB (a JWT is a few KiB).
-const MAX_TOKEN_FILE: u64 = 64 << 10;
-
-/// A token file (web identity, container authorization), read safely: a
-/// regular file, bounded, never blocking, refused when group or others may
-/// write it (checked on the opened file); missing is an error naming `what`.
-pub(crate) fn read_token_file(path: &std::path::Path, what: &str) -> Result<SecretString, Error> {
-    let check =
-        |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
-    let bytes = crate::secret::SecretBytes::from(crate::fsutil::read_required_checked(
-        path,
-        what,
-        MAX_TOKEN_FILE,
-        check,
-    )?);
-    Ok(SecretString::from(
-        String::from_utf8_lossy(bytes.expose()).into_owned(),
-    ))
 }

@@ -1,13 +1,15 @@
 //! The AWS endpoints that hand out credentials without signing: container
 //! credentials (ECS, EKS Pod Identity) and EC2 instance metadata (IMDSv2).
 
-use super::identity::{read_token_file, Credentials, Source};
+use super::identity::{Credentials, Source};
 use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::http::{redact_url, Http, Response};
+use crate::secrets::remote::identity_file::read_token;
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use std::path::PathBuf;
 
 /// The instance metadata service, when `AWS_EC2_METADATA_SERVICE_ENDPOINT`
@@ -38,7 +40,7 @@ pub(crate) fn container(
         Some(file) => {
             let path = PathBuf::from(file);
             Some(SecretString::from(
-                read_token_file(&path, var::AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)?
+                read_token(&path, var::AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)?
                     .expose()
                     .trim(),
             ))

@@ -1,7 +1,7 @@
 //! The shared AWS config and credentials files (`~/.aws/config`,
 //! `~/.aws/credentials`), read by the rules the AWS SDKs share and test with
 //! one suite (`profile-parser-tests.json`, vendored under `tests/data/aws/`
-//! and run in full by `tests/aws_profile_suite.rs`): `[name]` sections in the
+//! and run in full by this module's tests): `[name]` sections in the
 //! credentials file, `[profile name]` (and `[default]`, which
 //! `[profile default]` overrides) and `[sso-session name]` in the config
 //! file; indented lines continue the property above (joined with a newline,

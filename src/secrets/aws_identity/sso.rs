@@ -12,8 +12,9 @@ use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::http::{Http, Response};
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{shorten, with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
 use sha1::{Digest, Sha1};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

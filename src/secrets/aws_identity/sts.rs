@@ -7,7 +7,8 @@ use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings};
+use crate::secrets::remote::retry::with_retries;
+use crate::secrets::remote::{FetchError, RemoteSettings};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// STS at `endpoint`, in `region` (for signing), through `http`.

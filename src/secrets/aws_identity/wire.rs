@@ -48,6 +48,60 @@ impl Signed<'_> {
     }
 }
 
+/// The body of `sts:GetCallerIdentity` in the query protocol.
+pub const GET_CALLER_IDENTITY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+
+/// An `sts:GetCallerIdentity` request signed and not sent: the proof of an
+/// AWS identity another service sends on to STS to learn who signed it
+/// (Vault's `aws` login; Google's workload identity federation).
+pub struct CallerIdentity {
+    /// Every header to send: those asked for, then the signature's.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty when the action is in the URL's query).
+    pub body: &'static str,
+}
+
+impl CallerIdentity {
+    /// The request to STS at `url` in `region`, signed with `credentials`,
+    /// with `headers`: the action in a form body, or, with `in_query`, in
+    /// `url`'s query (as Google's libraries send it).
+    ///
+    /// # Errors
+    /// The request cannot be signed (a malformed URL or header).
+    pub fn signed(
+        credentials: &Credentials,
+        region: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        in_query: bool,
+    ) -> Result<CallerIdentity, FetchError> {
+        let body = if in_query { "" } else { GET_CALLER_IDENTITY };
+        let signed = signature_headers(
+            credentials,
+            region,
+            "sts",
+            "POST",
+            url,
+            headers,
+            body.as_bytes(),
+        )?;
+        let headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain(signed)
+            .collect();
+        Ok(CallerIdentity { headers, body })
+    }
+
+    /// The header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The headers that sign a request (`authorization`, `x-amz-date`, and
 /// `x-amz-security-token` for temporary credentials), to send along with
 /// `headers`.

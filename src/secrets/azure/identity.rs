@@ -27,8 +27,9 @@ use crate::secrets::remote::http::Http;
 use crate::secrets::remote::oauth::{
     oauth_failure, post_form, secure_url, signed_jwt, token_answer,
 };
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use base64::Engine;
 use std::path::{Path, PathBuf};
@@ -255,15 +256,12 @@ impl Entra {
             }
             Grant::Certificate(c) => Some(c.assertion(&self.client_id, &url)?),
             Grant::Federated(path) => Some(
-                crate::secrets::aws_identity::identity::read_token_file(
-                    path,
-                    "federated token file",
-                )
-                .map_err(|e| {
-                    FetchError::permanent(
-                        e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
-                    )
-                })?,
+                crate::secrets::remote::identity_file::read_token(path, "federated token file")
+                    .map_err(|e| {
+                        FetchError::permanent(
+                            e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
+                        )
+                    })?,
             ),
         };
         if let Some(a) = &assertion {

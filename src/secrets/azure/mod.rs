@@ -34,12 +34,13 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::kit::{Backend, Configured, Kit};
 use crate::secrets::remote::oauth::{oauth_failure, secure_url};
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{shorten, with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -279,18 +280,21 @@ pub struct Azure {
 /// The Azure Key Vault provider.
 pub type AzureProvider = RemoteSource<Azure>;
 
-impl RemoteSource<Azure> {
-    /// The provider for `azure`, reading `vars` (see the module
-    /// documentation). Configuration problems (a malformed certificate, a
-    /// bad secret name) do not fail here: the provider reports them on
-    /// every lookup and in its status, and the rest of the chain keeps
-    /// working.
-    pub fn new(azure: &AzureSettings, remote: &RemoteSettings, vars: Vars) -> AzureProvider {
+impl Backend for Azure {
+    type Settings = AzureSettings;
+    /// The vault's URL.
+    type Found = String;
+
+    fn configured(
+        azure: &AzureSettings,
+        _remote: &RemoteSettings,
+        vars: &Vars,
+    ) -> Result<Configured<SecretName, String>, Error> {
         let listed = match azure.secrets.clone() {
             Some(names) => Ok(Some(names)),
             None => vars.list(var::SIMPLETUNER_AZURE_SECRET),
         };
-        let parsed: Result<Option<Vec<SecretName>>, Error> = listed.and_then(|names| {
+        let parsed = listed.and_then(|names| {
             names
                 .map(|n| n.iter().map(|s| SecretName::parse(s)).collect())
                 .transpose()
@@ -299,49 +303,39 @@ impl RemoteSource<Azure> {
             vars.get(var::SIMPLETUNER_AZURE_VAULT_URL)
                 .map(str::to_owned)
         });
-        let placed = remote.placed(&vars);
-        let (remote, misplaced) = match &placed {
-            Ok(placed) => (placed, None),
-            Err(e) => (remote, Some(e.clone())),
-        };
-        let configured = matches!(parsed, Ok(Some(_))) && vault.is_some();
-        let node = match configured {
-            true => NodeUse::resolve(remote, &vars),
-            false => NodeUse::Off,
-        };
-        let scope = Scope::new("azure", &vars).with("settings", &format!("{azure:?}"));
-        let (names, fetcher) = match (parsed, misplaced, vault) {
-            (Err(e), _, _) | (Ok(_), Some(e), _) => (Vec::new(), Err(e)),
-            (Ok(Some(names)), None, Some(vault)) => {
-                let client = client(&vault, remote, vars, &node, &scope);
-                let fetcher = client.map(|client| Azure {
-                    client,
-                    settings: remote.clone(),
-                });
-                (names, fetcher)
-            }
-            (Ok(_), None, _) => (
-                Vec::new(),
-                Err(Error::ProviderUnavailable(format!(
+        Ok(match (parsed, vault) {
+            (Ok(Some(names)), Some(vault)) => Configured::Yes {
+                names,
+                found: vault,
+            },
+            // A malformed list: not configured, saying why.
+            (Err(why), _) => Configured::No {
+                why,
+                in_part: false,
+            },
+            (Ok(_), _) => Configured::No {
+                why: Error::ProviderUnavailable(format!(
                     "Azure Key Vault is not configured: set azure_vault or {} and azure_secret \
                      or {}",
                     var::SIMPLETUNER_AZURE_VAULT_URL,
                     var::SIMPLETUNER_AZURE_SECRET
-                ))),
-            ),
-        };
-        RemoteSource::build(names, configured, fetcher, remote, node, &scope)
+                )),
+                in_part: false,
+            },
+        })
+    }
+
+    fn connect(_azure: &AzureSettings, vault: String, kit: &Kit<'_>) -> Result<Azure, Error> {
+        Ok(Azure {
+            client: client(&vault, kit)?,
+            settings: kit.remote.clone(),
+        })
     }
 }
 
 /// The client: HTTP, credentials and the vault.
-fn client(
-    vault: &str,
-    remote: &RemoteSettings,
-    vars: Vars,
-    node: &NodeUse,
-    scope: &Scope,
-) -> Result<Client, Error> {
+fn client(vault: &str, kit: &Kit<'_>) -> Result<Client, Error> {
+    let (remote, vars) = (kit.remote, &kit.vars);
     let (vault, host) = vault_url(vault)?;
     let http = Arc::new(Http::new(remote, &Trust::Default, "")?);
     // Managed identity endpoints answer on the host: short timeouts.
@@ -351,20 +345,11 @@ fn client(
         ..remote.clone()
     };
     let managed = Arc::new(Http::new(&managed_settings, &Trust::Default, "")?);
-    let credential = identity::find(&vars, &http, remote, &managed, &managed_settings)?;
-    let slot = match node {
-        NodeUse::On(dir) => Some((
-            scope
-                .clone()
-                .with("token", &credential.describe())
-                .slot(dir, "token"),
-            remote.clone(),
-        )),
-        _ => None,
-    };
-    if let NodeUse::On(dir) = node {
-        http.share_pace(dir.path(), &vault);
-    }
+    let credential = identity::find(vars, &http, remote, &managed, &managed_settings)?;
+    let slot = kit
+        .slot("token", &[("token", &credential.describe())])
+        .map(|slot| (slot, remote.clone()));
+    kit.share_pace(&http, &vault);
     let challenge = Arc::new(Mutex::new(None));
     let issuer = VaultIssuer {
         credential,

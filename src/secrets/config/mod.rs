@@ -17,6 +17,8 @@ use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
 use serde_json::Value;
+pub(crate) use shape::ConfigKey;
+pub use shape::{ManagerConfig, ProviderKind};
 use std::path::PathBuf;
 use values::{
     in_key, leases, names, nonempty, positive_seconds, seconds, string, url, vault_address,
@@ -27,126 +29,6 @@ use values::{
 pub const MAX_MAX_FILE_SIZE: u64 = 1 << 30;
 /// Environment variable naming the secrets file (an st-secrets addition).
 pub const ENV_SECRETS_FILE: &str = "SIMPLETUNER_SECRETS_FILE";
-
-/// A provider of the chain, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// `env`: environment variables.
-    Env,
-    /// `mounted`: directories of one file per key (Kubernetes Secret
-    /// volumes, `/run/secrets`, systemd credentials).
-    Mounted,
-    /// `file`: the JSON/YAML secrets file.
-    File,
-    /// `aws`: AWS Secrets Manager.
-    Aws,
-    /// `gcp`: GCP Secret Manager.
-    Gcp,
-    /// `azure`: Azure Key Vault.
-    Azure,
-    /// `vault`: HashiCorp Vault (KV v2, falling back to v1).
-    Vault,
-}
-
-impl ProviderKind {
-    /// The default chain, in priority order.
-    /// Remote providers that are not configured stay in the chain, unavailable,
-    /// answering "absent" without any network traffic.
-    pub const DEFAULT_CHAIN: [ProviderKind; 7] = [
-        ProviderKind::Env,
-        ProviderKind::Mounted,
-        ProviderKind::File,
-        ProviderKind::Aws,
-        ProviderKind::Gcp,
-        ProviderKind::Azure,
-        ProviderKind::Vault,
-    ];
-
-    /// Every kind with its name in `providers`: the one list.
-    pub const ALL: [(&'static str, ProviderKind); 7] = [
-        ("env", ProviderKind::Env),
-        ("mounted", ProviderKind::Mounted),
-        ("file", ProviderKind::File),
-        ("aws", ProviderKind::Aws),
-        ("gcp", ProviderKind::Gcp),
-        ("azure", ProviderKind::Azure),
-        ("vault", ProviderKind::Vault),
-    ];
-
-    /// The provider's name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("env", |(n, _)| n)
-    }
-
-    fn parse(name: &str) -> Result<ProviderKind, Error> {
-        Self::ALL
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, k)| *k)
-            .ok_or_else(|| {
-                let known = Self::ALL.map(|(n, _)| n).join(", ");
-                Error::InvalidArgument(format!(
-                    "config key 'providers': unknown provider '{name}' (known: {known})"
-                ))
-            })
-    }
-}
-
-/// The manager's settings: the chain, and each provider's own settings
-/// (each provider is built from its part alone). Every field is a key of
-/// the configuration JSON: docs/configuration.md's "Configuration keys" table, generated
-/// from `config_keys()`, says which and what each defaults to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManagerConfig {
-    /// The chain, in priority order (`providers`).
-    pub providers: Vec<ProviderKind>,
-    /// The environment provider: variables are read as `<prefix>_<KEY>`
-    /// (`env_prefix`).
-    pub env_prefix: Option<String>,
-    /// Whether a value `st://KEY` in the environment or the secrets file is
-    /// resolved as a reference to KEY through the providers after it
-    /// (`references`).
-    pub references: bool,
-    /// The mounted-secrets provider (`mounted_dirs`; files of at most
-    /// `max_file_size`).
-    pub mounted: MountedSettings,
-    /// The file provider (`file_path`, `max_file_size`).
-    pub file: FileSettings,
-    /// AWS Secrets Manager (`aws_*`).
-    pub aws: AwsSettings,
-    /// GCP Secret Manager (`gcp_*`).
-    pub gcp: GcpSettings,
-    /// Azure Key Vault (`azure_*`).
-    pub azure: AzureSettings,
-    /// HashiCorp Vault / OpenBao (`vault_*`).
-    pub vault: VaultSettings,
-    /// Caching, timeouts, retries and staleness of both remote providers.
-    pub remote: RemoteSettings,
-    /// Whether the manager records which version of each secret it used
-    /// (`provenance`).
-    pub provenance: ProvenanceSetting,
-}
-
-/// One key of the configuration JSON: the one place that names it, says
-/// what its value is, and applies it. Parsing, the list of known keys in
-/// error messages, and the docs' table all come from [`config_keys`]; a
-/// test checks docs/configuration.md and the C header's `st_secrets_new` documentation
-/// against it.
-// `value` and `doc` are read by the docs check only (for now).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) struct ConfigKey {
-    /// The key in the JSON object.
-    pub(crate) name: &'static str,
-    /// Its value's type and range, as the docs' table shows it.
-    pub(crate) value: &'static str,
-    /// What it sets, and the default when it is absent or `null`.
-    pub(crate) doc: &'static str,
-    /// Checks `value` and sets it in the configuration.
-    pub(super) apply: fn(&mut ManagerConfig, &str, &Value) -> Result<(), Error>,
-}
 
 /// The configuration keys of the chain and each provider, in the docs'
 /// order; [`remote::REMOTE_KEYS`] follow.
@@ -691,6 +573,7 @@ pub(crate) fn config_keys() -> impl Iterator<Item = &'static ConfigKey> {
 }
 
 mod remote;
+mod shape;
 mod values;
 
 #[cfg(test)]

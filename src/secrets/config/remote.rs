@@ -2,8 +2,8 @@
 //! retries, node cache and fleet start
 //! ([`RemoteSettings`](crate::secrets::remote::RemoteSettings)).
 
+use super::shape::ConfigKey;
 use super::values::{count, nonempty, positive_seconds, seconds};
-use super::ConfigKey;
 use crate::error::Error;
 use crate::paths::expand_home;
 use std::path::PathBuf;

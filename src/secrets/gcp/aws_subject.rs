@@ -1,7 +1,7 @@
 //! The subject token of a workload on AWS for Google's STS (an
 //! `external_account` file whose `credential_source` has `environment_id`
 //! `aws1`), made as Google's libraries make it: a `GetCallerIdentity`
-//! request to AWS STS, signed with SigV4 ([`wire::signature_headers`]) by
+//! request to AWS STS, signed with SigV4 ([`CallerIdentity`]) by
 //! the AWS credential chain's credentials ([`CredentialChain`]: the
 //! environment first, as Google's libraries read it, then profiles, web
 //! identity, containers and instance metadata), never sent from here but
@@ -19,11 +19,12 @@
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
-use crate::secrets::aws_identity::wire;
+use crate::secrets::aws_identity::wire::{self, CallerIdentity};
 use crate::secrets::remote::http::escape_into;
 use crate::secrets::remote::oauth::secure_url;
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -115,15 +116,9 @@ impl AwsSubject {
         let region = self.region()?;
         let url = self.verification_url.replace("{region}", &region);
         let credentials = self.chain.get()?;
-        let signed = wire::signature_headers(&credentials, &region, "sts", "POST", &url, &[], b"")?;
-        let signature = |name: &str| {
-            signed
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
+        let signed = CallerIdentity::signed(&credentials, &region, &url, &[], true)?;
         let (Some(authorization), Some(date)) =
-            (signature("authorization"), signature("x-amz-date"))
+            (signed.header("authorization"), signed.header("x-amz-date"))
         else {
             return Err(FetchError::permanent(Error::Internal(
                 "the signed GetCallerIdentity request lacks its signature".into(),
@@ -137,7 +132,7 @@ impl AwsSubject {
             json!({"key": "host", "value": host}),
             json!({"key": "x-amz-date", "value": date}),
         ];
-        if let Some(token) = signature("x-amz-security-token") {
+        if let Some(token) = signed.header("x-amz-security-token") {
             headers.push(json!({"key": "x-amz-security-token", "value": token}));
         }
         headers.push(json!({"key": "x-goog-cloud-target-resource", "value": audience}));

@@ -31,8 +31,9 @@ use crate::secrets::remote::http::{Http, Response};
 use crate::secrets::remote::oauth::{
     field, oauth_failure, optional, post_form, read_json_file, signed_jwt, token_answer,
 };
+use crate::secrets::remote::retry::{backoff, with_retries, FetchBound};
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{backoff, with_retries, FetchBound, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -442,7 +443,7 @@ impl Metadata {
                 return Err(oauth_failure(what, &r));
             }
             let text = String::from_utf8_lossy(r.body.expose()).trim().to_owned();
-            match super::valid_project(&text) {
+            match super::google::valid_project(&text) {
                 true => Ok(text),
                 false => Err(FetchError::permanent(Error::Remote(format!(
                     "{what}: the answer is not a project ID"
@@ -470,7 +471,7 @@ impl Issuer<SecretString> for Metadata {
                 Ok(issued) => {
                     self.answered.store(true, Relaxed);
                     drop(lifted);
-                    crate::secrets::remote::extend_bound(self.settings.fetch_bound());
+                    crate::secrets::remote::retry::extend_bound(self.settings.fetch_bound());
                     return Ok(issued);
                 }
                 Err(f) if f.transient && Instant::now() < until => {

@@ -26,8 +26,9 @@ use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::credential::{Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http};
 use crate::secrets::remote::oauth::{field, oauth_failure, optional, post_form, secure_url};
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{program, with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{program, FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -196,7 +197,7 @@ impl External {
     fn subject_token(&self) -> Result<SecretString, FetchError> {
         let text = match &self.subject {
             Subject::File(path) => {
-                crate::secrets::aws_identity::identity::read_token_file(path, "subject token file")?
+                crate::secrets::remote::identity_file::read_token(path, "subject token file")?
             }
             Subject::Url { url, headers } => {
                 let headers: Vec<(&str, &str)> = headers

@@ -1,6 +1,6 @@
 //! Google's OAuth 2.0 endpoints as its credentials name them: the scope
 //! every token is asked for, the token endpoint, and a credentials file's
-//! `token_uri`.
+//! `token_uri`; what a project ID may be.
 
 use crate::error::Error;
 use crate::secrets::remote::oauth::{optional, secure_url};
@@ -24,4 +24,13 @@ pub(crate) fn token_uri(doc: &Map<String, Value>, file: &Path) -> Result<String,
         &format!("credentials file {}: 'token_uri'", file.display()),
     )?;
     Ok(uri)
+}
+
+/// A project ID (`my-project-123`) or a domain-scoped one
+/// (`example.com:my-project`).
+pub fn valid_project(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 100
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
 }

@@ -40,14 +40,16 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::credential::Keeper;
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::kit::{Backend, Configured, Kit};
 use crate::secrets::remote::oauth;
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use base64::Engine;
+use google::valid_project;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,15 +93,6 @@ impl std::fmt::Display for SecretRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.given)
     }
-}
-
-/// A project ID (`my-project-123`) or a domain-scoped one
-/// (`example.com:my-project`).
-pub(crate) fn valid_project(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= 100
-        && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
 }
 
 fn valid_id(s: &str, max: usize) -> bool {
@@ -191,69 +184,56 @@ pub struct Gcp {
 /// The GCP Secret Manager provider.
 pub type GcpProvider = RemoteSource<Gcp>;
 
-impl RemoteSource<Gcp> {
-    /// The provider for `gcp`, reading `vars` (see the module
-    /// documentation). Configuration problems (a malformed credentials
-    /// file, a bad secret name) do not fail here: the provider reports them
-    /// on every lookup and in its status, and the rest of the chain keeps
-    /// working.
-    pub fn new(gcp: &GcpSettings, remote: &RemoteSettings, vars: Vars) -> GcpProvider {
+impl Backend for Gcp {
+    type Settings = GcpSettings;
+    type Found = ();
+
+    fn configured(
+        gcp: &GcpSettings,
+        _remote: &RemoteSettings,
+        vars: &Vars,
+    ) -> Result<Configured<SecretRef, ()>, Error> {
         let listed = match gcp.secrets.clone() {
             Some(names) => Ok(Some(names)),
             None => vars.list(var::SIMPLETUNER_GCP_SECRET),
         };
-        let parsed: Result<Option<Vec<SecretRef>>, Error> = listed.and_then(|names| {
+        let parsed = listed.and_then(|names| {
             names
                 .map(|n| {
                     n.iter()
                         .map(|s| SecretRef::parse(s))
-                        .collect::<Result<Vec<_>, _>>()
+                        .collect::<Result<_, _>>()
                 })
                 .transpose()
         });
-        let placed = remote.placed(&vars);
-        let (remote, misplaced) = match &placed {
-            Ok(placed) => (placed, None),
-            Err(e) => (remote, Some(e.clone())),
-        };
-        let configured = matches!(parsed, Ok(Some(_)));
-        let node = match configured {
-            true => NodeUse::resolve(remote, &vars),
-            false => NodeUse::Off,
-        };
-        let scope = Scope::new("gcp", &vars).with("settings", &format!("{gcp:?}"));
-        let (names, fetcher) = match (parsed, misplaced) {
-            (Err(e), _) | (Ok(_), Some(e)) => (Vec::new(), Err(e)),
-            (Ok(None), None) => (
-                Vec::new(),
-                Err(Error::ProviderUnavailable(format!(
+        Ok(match parsed {
+            Ok(Some(names)) => Configured::Yes { names, found: () },
+            // A malformed list: not configured, saying why.
+            Err(why) => Configured::No {
+                why,
+                in_part: false,
+            },
+            Ok(None) => Configured::No {
+                why: Error::ProviderUnavailable(format!(
                     "GCP Secret Manager is not configured: set gcp_secret or {}",
                     var::SIMPLETUNER_GCP_SECRET
-                ))),
-            ),
-            (Ok(Some(names)), None) => {
-                let client = client(gcp, remote, vars, &node, &scope);
-                (
-                    names,
-                    client.map(|client| Gcp {
-                        client,
-                        settings: remote.clone(),
-                    }),
-                )
-            }
-        };
-        RemoteSource::build(names, configured, fetcher, remote, node, &scope)
+                )),
+                in_part: false,
+            },
+        })
+    }
+
+    fn connect(gcp: &GcpSettings, _: (), kit: &Kit<'_>) -> Result<Gcp, Error> {
+        Ok(Gcp {
+            client: client(gcp, kit)?,
+            settings: kit.remote.clone(),
+        })
     }
 }
 
 /// The client: HTTP, credentials and where requests go.
-fn client(
-    gcp: &GcpSettings,
-    remote: &RemoteSettings,
-    vars: Vars,
-    node: &NodeUse,
-    scope: &Scope,
-) -> Result<Client, Error> {
+fn client(gcp: &GcpSettings, kit: &Kit<'_>) -> Result<Client, Error> {
+    let (remote, vars) = (kit.remote, kit.vars.clone());
     let endpoint = gcp
         .endpoint
         .as_deref()
@@ -283,18 +263,12 @@ fn client(
     let metadata = Arc::new(Http::new(&metadata_settings, &Trust::Default, "")?);
     let wait = gcp.metadata_wait.unwrap_or(DEFAULT_METADATA_WAIT);
     let found = credentials::find(&vars, &http, remote, wait, &metadata, &metadata_settings)?;
-    let slot = match node {
-        NodeUse::On(dir) => {
-            let origin = format!("{:?}", found.origin);
-            Some((
-                scope.clone().with("token", &origin).slot(dir, "token"),
-                remote.clone(),
-            ))
-        }
-        _ => None,
-    };
-    if let (NodeUse::On(dir), Some(e)) = (node, &endpoint) {
-        http.share_pace(dir.path(), e);
+    let origin = format!("{:?}", found.origin);
+    let slot = kit
+        .slot("token", &[("token", &origin)])
+        .map(|slot| (slot, remote.clone()));
+    if let Some(e) = &endpoint {
+        kit.share_pace(&http, e);
     }
     let project = gcp
         .project

@@ -1,7 +1,7 @@
 //! The GCP provider against the loopback fake server: names, the access
 //! call's wire format, payloads, CRC32C, disabled versions, refused tokens,
 //! and a service account's assertion checked with its public key. The same
-//! provider runs against drongo's server in `tests/gcp_drongo.rs`.
+//! provider runs against drongo's server in `tests/interop/test_gcp.py`.
 
 use super::*;
 use crate::secrets::provider::Provider;

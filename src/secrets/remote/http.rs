@@ -338,14 +338,14 @@ impl Http {
             Duration::ZERO
         };
         if !wait.is_zero() {
-            std::thread::sleep(super::time_left().map_or(wait, |left| wait.min(left / 2)));
+            std::thread::sleep(super::retry::time_left().map_or(wait, |left| wait.min(left / 2)));
         }
         let agent = self.pool.lock().agent.clone();
         // Within a fetch, at most what the fetch has left (a cluster's
         // nodes tried in turn share one bound).
         // A request that issues something waits for its answer as long as
         // its patience says, whatever the fetch has left.
-        let request = match (PATIENCE.with(Cell::get), super::time_left()) {
+        let request = match (PATIENCE.with(Cell::get), super::retry::time_left()) {
             (Some(patience), _) => agent
                 .configure_request(request)
                 .timeout_global(Some(patience))

@@ -1,5 +1,6 @@
 //! [`RemoteSource`]: the one provider of remote secrets, over any service
-//! that can [`Fetch`] a named secret (AWS Secrets Manager, Vault/OpenBao).
+//! that can [`Fetch`] a named secret (AWS Secrets Manager, GCP Secret
+//! Manager, Azure Key Vault, Vault/OpenBao).
 //!
 //! It holds the fetcher, the secrets in order (AWS secret names or Vault
 //! paths: `aws_secret_name` / `vault_path` as a list, shared team secrets
@@ -23,10 +24,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// A remote service: fetches one named secret, and says what it is for
-/// status lines and the doctor. Implemented by AWS (transport, credentials,
-/// wire) and Vault (client, token).
+/// status lines and the doctor. Implemented by AWS, GCP, Azure (transport,
+/// credentials, wire each) and Vault (client, session); built by the
+/// kit ([`Backend`](crate::secrets::Backend)).
 pub trait Fetch: Send + Sync + 'static {
-    /// The provider's name in the chain (`aws`, `vault`).
+    /// The provider's name in the chain (`aws`, `gcp`, `azure`, `vault`).
     const NAME: &'static str;
 
     /// What the doctor says of a secret that does not exist.

@@ -1,3 +1,4 @@
+use super::retry::*;
 use super::secret_cache::*;
 use super::*;
 use crate::secrets::provider::SecretMap;

@@ -33,7 +33,8 @@ use super::wire::errors_summary;
 use crate::error::Error;
 use crate::secrets::remote::http::{redact_url, Address, Http, Response};
 use crate::secrets::remote::node::note::NodeNote;
-use crate::secrets::remote::{backoff, jittered, FetchError, RemoteSettings};
+use crate::secrets::remote::retry::{backoff, jittered};
+use crate::secrets::remote::{FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use index::Index;
 use serde_json::{json, Value};
@@ -252,7 +253,7 @@ impl Cluster {
     ) -> Result<Response, FetchError> {
         let write = method != "GET";
         let deadline = wait.then(|| Instant::now() + jittered(self.election));
-        let _election = wait.then(crate::secrets::remote::FetchBound::lifted);
+        let _election = wait.then(crate::secrets::remote::retry::FetchBound::lifted);
         let mut round = 0;
         loop {
             let failure = match self.round(method, path_and_query, headers, body, write) {
@@ -337,7 +338,7 @@ impl Cluster {
         for (k, &asked) in order.iter().enumerate() {
             // Another node is not another fetch: none is tried once the
             // fetch's bound is spent.
-            if k > 0 && crate::secrets::remote::time_left() == Some(Duration::ZERO) {
+            if k > 0 && crate::secrets::remote::retry::time_left() == Some(Duration::ZERO) {
                 break;
             }
             // The node whose answer this is: `asked`, or the one it

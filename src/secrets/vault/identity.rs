@@ -4,92 +4,16 @@
 //! a TLS client certificate with its key (a host certificate on bare-metal
 //! and Slurm nodes).
 //!
-//! Both are checked as the secrets file is: a regular file, bounded in
-//! size, not writable by group or others, owned by this user or root. A
-//! JWT readable by everyone is refused too, except inside a volume that the
-//! kubelet writes (a directory holding `..data`), whose files are 0644
-//! unless the pod sets a mode. A private key must not be readable by
-//! others. Messages name the file and what is wrong, never the content.
+//! Both are read under the one rule of every identity file
+//! (`remote::identity_file`): a regular file, bounded, owned by this user
+//! or root, not writable by others; a JWT readable by everyone only in a
+//! kubelet volume, a private key never.
 
 use crate::error::Error;
-use crate::secret::{SecretBytes, SecretString};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use crate::secret::SecretString;
+use crate::secrets::remote::identity_file::{self, Readers, MAX_PEM, MAX_TOKEN};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The largest JWT file read: 64 KiB (tokens are a few KiB at most).
-const MAX_JWT_FILE: u64 = 64 << 10;
-/// The largest certificate or key file read: 1 MiB.
-const MAX_PEM_FILE: u64 = 1 << 20;
-
-/// The mode bits and owner of an identity file, checked before it is used.
-fn check_owner_and_mode(
-    path: &Path,
-    what: &str,
-    meta: &std::fs::Metadata,
-    others_may_read: bool,
-) -> Result<(), Error> {
-    let mode = meta.mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(Error::Permission(format!(
-            "{what} {} is writable by group or others (mode {mode:o}): anyone could choose \
-             the identity sent; refusing it (chmod go-w)",
-            path.display()
-        )));
-    }
-    let me = crate::sys::effective_uid();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(Error::Permission(format!(
-            "{what} {} is owned by another user (uid {}, this process runs as {me}): \
-             refusing an identity someone else controls",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    if mode & 0o004 != 0 && !others_may_read {
-        return Err(Error::Permission(format!(
-            "{what} {} is readable by everyone (mode {mode:o}): refusing it (chmod o-r; in \
-             a Kubernetes volume, set its defaultMode)",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Whether `path` sits in a volume the kubelet writes: its directory holds
-/// the `..data` symlink the kubelet swaps on each update.
-fn in_kubelet_volume(path: &Path) -> bool {
-    path.parent()
-        .and_then(|dir| std::fs::symlink_metadata(dir.join("..data")).ok())
-        .is_some_and(|m| m.file_type().is_symlink())
-}
-
-/// Reads an identity file: opened once, its owner and mode checked on the
-/// open file, bounded, and refused when empty.
-fn read_identity_file(
-    path: &Path,
-    what: &str,
-    max: u64,
-    others_may_read: bool,
-) -> Result<SecretBytes, Error> {
-    let read = crate::fsutil::read_checked(path, what, max, |meta| {
-        check_owner_and_mode(path, what, meta, others_may_read)
-    })?;
-    let Some(read) = read else {
-        return Err(Error::ProviderUnavailable(format!(
-            "{what} {} does not exist",
-            path.display()
-        )));
-    };
-    let bytes = SecretBytes::from(read);
-    if bytes.expose().iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::ProviderUnavailable(format!(
-            "{what} {} is empty",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
 
 /// A JWT read from its file, with what may be shown of it.
 pub(super) struct Jwt {
@@ -117,8 +41,7 @@ impl JwtFile {
     /// [`Error::Auth`]: not a JWT, or expired.
     pub(super) fn read(&self) -> Result<Jwt, Error> {
         let what = format!("JWT file (set by {})", self.source);
-        let others_may_read = in_kubelet_volume(&self.path);
-        let bytes = read_identity_file(&self.path, &what, MAX_JWT_FILE, others_may_read)?;
+        let bytes = identity_file::read(&self.path, &what, MAX_TOKEN, Readers::KubeletVolume)?;
         let text = std::str::from_utf8(bytes.expose()).map_err(|_| self.not_a_jwt())?;
         let token = SecretString::from(text.trim());
         let claims = claims(token.expose()).ok_or_else(|| self.not_a_jwt())?;
@@ -187,7 +110,7 @@ impl CertFiles {
         use ureq::tls::PemItem;
         let cert_what = "TLS client certificate file";
         let key_what = "TLS client key file";
-        let pem = read_identity_file(&self.cert, cert_what, MAX_PEM_FILE, true)?;
+        let pem = identity_file::read(&self.cert, cert_what, MAX_PEM, Readers::Anyone)?;
         let chain: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.expose())
             .filter_map(|item| match item {
                 Ok(PemItem::Certificate(c)) => Some(c),
@@ -200,7 +123,7 @@ impl CertFiles {
                 self.cert.display()
             )));
         }
-        let key_pem = read_identity_file(&self.key, key_what, MAX_PEM_FILE, false)?;
+        let key_pem = identity_file::read(&self.key, key_what, MAX_PEM, Readers::Owner)?;
         let key = ureq::tls::parse_pem(key_pem.expose())
             .find_map(|item| match item {
                 Ok(PemItem::PrivateKey(k)) => Some(k),

@@ -9,7 +9,7 @@ use super::settings::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
-use crate::secrets::aws_identity::wire::{signature_headers, FORM_CONTENT_TYPE};
+use crate::secrets::aws_identity::wire::{CallerIdentity, FORM_CONTENT_TYPE};
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
@@ -246,21 +246,9 @@ impl Method for Aws {
         if let Some(id) = &self.server_id {
             headers.push(("x-vault-aws-iam-server-id", id.as_str()));
         }
-        let signed = signature_headers(
-            &creds,
-            &self.region,
-            "sts",
-            "POST",
-            &self.sts_url,
-            &headers,
-            GET_CALLER_IDENTITY.as_bytes(),
-        )?;
+        let signed = CallerIdentity::signed(&creds, &self.region, &self.sts_url, &headers, false)?;
         let mut all = serde_json::Map::new();
-        for (k, v) in headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .chain(signed)
-        {
+        for (k, v) in signed.headers {
             all.insert(k, json!([v]));
         }
         let b64 = |b: &[u8]| {
@@ -271,7 +259,7 @@ impl Method for Aws {
         let mut body = json!({
             "iam_http_request_method": "POST",
             "iam_request_url": b64(self.sts_url.as_bytes()),
-            "iam_request_body": b64(GET_CALLER_IDENTITY.as_bytes()),
+            "iam_request_body": b64(signed.body.as_bytes()),
             "iam_request_headers": b64(headers_json.expose().as_bytes()),
         });
         if let Some(r) = &self.role {
@@ -315,9 +303,6 @@ pub(super) struct Request {
     /// certificate): a refused login is sent again only with another.
     pub(super) identity: [u8; 32],
 }
-
-/// The body of AWS's `GetCallerIdentity` in the query protocol.
-const GET_CALLER_IDENTITY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
 impl Login {
     /// An AppRole login at `auth/approle`.

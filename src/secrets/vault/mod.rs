@@ -37,6 +37,7 @@
 mod auth;
 mod client;
 mod cluster;
+mod connect;
 mod identity;
 mod issuing;
 mod kept;
@@ -58,17 +59,15 @@ use crate::error::Error;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::Address;
-use crate::secrets::remote::node::{NodeUse, Scope};
+use crate::secrets::remote::kit;
+use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
 use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{with_retries, FetchError, RemoteSettings, Vars};
-use auth::Auth;
-use client::Client;
+use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use kv::Kv;
 use leases::Leases;
-use ledger::Ledger;
 use serde_json::{json, Value};
 use session::Session;
 use settings::either;
@@ -114,138 +113,6 @@ impl Drop for Vault {
 /// The Vault provider.
 pub type VaultProvider = RemoteSource<Vault>;
 
-impl RemoteSource<Vault> {
-    /// The provider for `settings`, reading `vars`. Configuration problems
-    /// (unreadable CA file) are reported on every lookup and in the status.
-    pub fn new(vault: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultProvider {
-        let mut urls = addresses(vault, &vars);
-        // The node's place in its job: a scheduler's variables refused are
-        // the configured provider's problem.
-        let remote = &match remote.placed(&vars) {
-            Ok(placed) => placed,
-            Err(e) => {
-                if let Ok(Some(_)) = urls {
-                    urls = Err(e);
-                }
-                remote.clone()
-            }
-        };
-        let listed = match &vault.paths {
-            Some(_) => None,
-            None => vars
-                .list(var::SIMPLETUNER_VAULT_PATH)
-                .inspect_err(|e| urls = Err(e.clone()))
-                .ok()
-                .flatten(),
-        };
-        let paths = vault
-            .paths
-            .clone()
-            .or_else(|| listed.map(|l| l.iter().map(|p| p.trim_matches('/').to_owned()).collect()))
-            // Only leased secrets configured: no KV path unless one is named.
-            .unwrap_or_else(|| match vault.leases {
-                Some(_) => Vec::new(),
-                None => vec!["simpletuner".to_owned()],
-            });
-        let specs = vault.leases.clone().unwrap_or_default();
-        let secrets = paths
-            .into_iter()
-            .map(VaultSecret::Kv)
-            .chain(specs.keys().cloned().map(VaultSecret::Leased))
-            .collect();
-        let node = match urls {
-            Ok(Some(_)) => NodeUse::resolve(remote, &vars),
-            _ => NodeUse::Off,
-        };
-        let scope = Scope::new("vault", &vars)
-            .with("settings", &format!("{vault:?}"))
-            .with("token", vault.token.as_ref().map_or("", |t| t.expose()));
-        let auth = Auth::resolve(vault, remote, &vars);
-        let configured = !matches!(urls, Ok(None)) && matches!(auth, Ok(Some(_)) | Err(_));
-        // An address without a way in (or the reverse) is a Vault meant but not usable.
-        let in_part = !configured && !matches!((&urls, &auth), (Ok(None), Ok(None)));
-        let fetcher = match (urls, auth) {
-            (Ok(None), _) => Err(Error::ProviderUnavailable(
-                "HashiCorp Vault is not configured: set vault_url (or vault_urls) or BAO_ADDR \
-                 (or VAULT_ADDR)"
-                    .into(),
-            )),
-            (Err(e), _) | (Ok(Some(_)), Err(e)) => Err(e),
-            (Ok(Some(_)), Ok(None)) => Err(auth::no_way_to_authenticate(vault, &vars)),
-            (Ok(Some(urls)), Ok(Some(auth))) => {
-                Vault::new(vault, remote, &vars, urls, auth, &node, &scope, specs)
-            }
-        };
-        RemoteSource::build(secrets, configured, fetcher, remote, node, &scope)
-            .marked_in_part(in_part)
-    }
-}
-
-impl Vault {
-    /// The parts of a working provider: the client for `urls`, the session
-    /// of `auth` (a login's token shared by the node's processes with the
-    /// node cache on: its slot is named by the whole configuration, as a
-    /// secret's is), the KV mount and the leased secrets `specs`.
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        vault: &VaultSettings,
-        remote: &RemoteSettings,
-        vars: &Vars,
-        urls: Vec<Address>,
-        auth: Auth,
-        node: &NodeUse,
-        scope: &Scope,
-        specs: std::collections::BTreeMap<String, LeasedPath>,
-    ) -> Result<Vault, Error> {
-        let (dir, slot) = match node {
-            NodeUse::On(dir) => (Some(dir.path()), Some(scope.slot(dir, "vault login"))),
-            _ => (None, None),
-        };
-        let cert = login::client_cert_files(vault, vars)?;
-        let shown: Vec<String> = urls.iter().map(|a| a.shown.clone()).collect();
-        let client = Arc::new(Client::new(vault, remote, vars, urls, dir, cert.as_ref())?);
-        let at = ledger::at(&shown, client.namespace.as_deref());
-        let ledger = Arc::new(Ledger::new(vars, slot.is_some(), at.clone()));
-        let elsewhere: leases::Elsewhere = {
-            let (vault, remote, vars) = (vault.clone(), remote.clone(), vars.clone());
-            Box::new(move |addresses, namespace| {
-                let settings = VaultSettings {
-                    namespace,
-                    ..vault.clone()
-                };
-                let urls = addresses.iter().map(|a| Address::parse(a)).collect();
-                Client::new(&settings, &remote, &vars, urls, None, None)
-            })
-        };
-        let session = Session::new(client, auth, cert, slot, remote, Arc::clone(&ledger));
-        let mount = vault
-            .mount
-            .clone()
-            .or_else(|| {
-                vars.get(var::SIMPLETUNER_VAULT_MOUNT)
-                    .map(|v| v.trim_matches('/').to_owned())
-            })
-            .unwrap_or_else(|| "secret".to_owned());
-        Ok(Vault {
-            kv: Kv::new(Arc::clone(&session), mount, vault.kv_version),
-            leases: Leases::new(
-                Arc::clone(&session),
-                specs,
-                ledger,
-                remote.clone(),
-                (at, elsewhere),
-            ),
-            session,
-            settings: remote.clone(),
-        })
-    }
-}
-
-/// The message of a Vault that is not configured, for the calls beside
-/// the secrets' reads.
-const NOT_CONFIGURED: &str = "HashiCorp Vault is not configured: set vault_url (or vault_urls) \
-                              or BAO_ADDR (or VAULT_ADDR), and a way to log in";
-
 /// Vault for a tool that runs a job, beside the chain: the identity tokens
 /// it hands the job, and the revocation of the job's ledger once the job
 /// has ended. Built from the configuration with no cache and no node
@@ -258,28 +125,9 @@ pub struct VaultJob {
 impl VaultJob {
     /// Vault as `settings` and `vars` configure it.
     pub fn new(settings: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultJob {
-        let vault = match (
-            addresses(settings, &vars),
-            Auth::resolve(settings, remote, &vars),
-        ) {
-            (Ok(Some(urls)), Ok(Some(auth))) => {
-                let scope = Scope::new("vault", &vars);
-                let specs = settings.leases.clone().unwrap_or_default();
-                Vault::new(
-                    settings,
-                    remote,
-                    &vars,
-                    urls,
-                    auth,
-                    &NodeUse::Off,
-                    &scope,
-                    specs,
-                )
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-            _ => Err(Error::ProviderUnavailable(NOT_CONFIGURED.into())),
-        };
-        VaultJob { vault }
+        VaultJob {
+            vault: kit::alone(settings, remote, vars),
+        }
     }
 
     /// [`Vault::identity_token`].

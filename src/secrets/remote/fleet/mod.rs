@@ -27,9 +27,9 @@
 //! [`pace`]'s.
 
 pub(crate) mod pace;
-mod place;
+pub(crate) mod place;
 
-pub use place::Place;
+pub use place::{FleetSettings, Place};
 
 use super::vars::Vars;
 use super::RemoteSettings;
@@ -37,57 +37,8 @@ use crate::error::Error;
 use crate::sys::Mutex;
 use std::time::{Duration, Instant};
 
-/// Default of `fleet_capacity`: node starts per second.
-pub const DEFAULT_CAPACITY: u32 = 100;
-
-/// Default of `fleet_deadline`.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-
 /// The longest wait between two attempts of a first fetch in a fleet.
 const LONGEST_WAIT: Duration = Duration::from_secs(30);
-
-/// The fleet's start, as configured, and this node's place in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FleetSettings {
-    /// Node starts per second the secret store takes (`fleet_capacity`).
-    pub capacity: u32,
-    /// How long a rank may wait for its first secret (`fleet_deadline`).
-    pub deadline: Duration,
-    /// The node's place, read from the environment when a provider is
-    /// built; `None`: no scheduler says (no admission, no fleet deadline).
-    pub place: Option<Place>,
-}
-
-impl Default for FleetSettings {
-    fn default() -> Self {
-        FleetSettings {
-            capacity: DEFAULT_CAPACITY,
-            deadline: DEFAULT_DEADLINE,
-            place: None,
-        }
-    }
-}
-
-impl FleetSettings {
-    /// The node's place and what it means, for statuses; `None` outside a
-    /// fleet.
-    pub(crate) fn describe(&self) -> Option<String> {
-        let place = self.place.as_ref()?;
-        let node = match (place.rank, place.nodes) {
-            (Some(r), Some(n)) => format!("node {r} of {n}"),
-            (Some(r), None) => format!("node {r}"),
-            (None, Some(n)) => format!("one of {n} nodes, its slot drawn at random"),
-            (None, None) => "a node".to_owned(),
-        };
-        Some(format!(
-            "{node} of its job ({}): its first request in its slot at {} nodes/s, its first \
-             fetch tried for up to {} s",
-            place.from,
-            self.capacity,
-            self.deadline.as_secs()
-        ))
-    }
-}
 
 impl RemoteSettings {
     /// These settings with the node's place read from `vars`.

@@ -1,5 +1,6 @@
 //! Where this process's node stands in its job: the node's rank among the
-//! job's nodes and their count, as the scheduler that started it says.
+//! job's nodes and their count, as the scheduler that started it says; the
+//! fleet's settings that hold it.
 //!
 //! Each scheduler's variables are read (`SIMPLETUNER_FLEET_RANK` and
 //! `SIMPLETUNER_FLEET_NODES`, each when set, instead of theirs); two that
@@ -8,6 +9,56 @@
 
 use crate::error::Error;
 use crate::secrets::remote::vars::{self as var, Vars};
+use std::time::Duration;
+
+/// Default of `fleet_capacity`: node starts per second.
+pub const DEFAULT_CAPACITY: u32 = 100;
+
+/// Default of `fleet_deadline`.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The fleet's start, as configured, and this node's place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// Node starts per second the secret store takes (`fleet_capacity`).
+    pub capacity: u32,
+    /// How long a rank may wait for its first secret (`fleet_deadline`).
+    pub deadline: Duration,
+    /// The node's place, read from the environment when a provider is
+    /// built; `None`: no scheduler says (no admission, no fleet deadline).
+    pub place: Option<Place>,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            capacity: DEFAULT_CAPACITY,
+            deadline: DEFAULT_DEADLINE,
+            place: None,
+        }
+    }
+}
+
+impl FleetSettings {
+    /// The node's place and what it means, for statuses; `None` outside a
+    /// fleet.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let place = self.place.as_ref()?;
+        let node = match (place.rank, place.nodes) {
+            (Some(r), Some(n)) => format!("node {r} of {n}"),
+            (Some(r), None) => format!("node {r}"),
+            (None, Some(n)) => format!("one of {n} nodes, its slot drawn at random"),
+            (None, None) => "a node".to_owned(),
+        };
+        Some(format!(
+            "{node} of its job ({}): its first request in its slot at {} nodes/s, its first \
+             fetch tried for up to {} s",
+            place.from,
+            self.capacity,
+            self.deadline.as_secs()
+        ))
+    }
+}
 
 /// The largest rank or node count taken (a million nodes).
 const MAX_NODES: u32 = 1_000_000;
@@ -52,7 +103,7 @@ fn number(vars: &Vars, name: &str, least: u32) -> Result<Option<u32>, Error> {
         Ok(n) if (least..=MAX_NODES).contains(&n) => Ok(Some(n)),
         _ => Err(Error::InvalidArgument(format!(
             "{name} is '{}', not {what} to {MAX_NODES}",
-            crate::secrets::remote::shorten(text)
+            crate::error::shorten(text)
         ))),
     }
 }

@@ -1,7 +1,8 @@
 use super::pace::{Pace, Signal};
 use super::*;
 use crate::secrets::remote::http::Response;
-use crate::secrets::remote::{with_retries, FetchError};
+use crate::secrets::remote::retry::with_retries;
+use crate::secrets::remote::FetchError;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The process's start is one for the whole test binary: the tests that

@@ -10,8 +10,9 @@
 
 use super::node::entry::Shareable;
 use super::node::{Against, Mode, Shared, Slot};
+use super::retry::jittered;
 pub use super::Fetched;
-use super::{jittered, FetchError, RemoteSettings};
+use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secrets::provider::KeyChange;
 use crate::sys::refresher::{self, Job};

@@ -5,57 +5,20 @@
 //! save of the `replicate` configuration drops it too), with a manual set and
 //! clear.
 
+pub(super) mod table;
+
 use super::Store;
 use crate::cache::global::provider_config_cache;
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
-/// The hardware whose price is the default (SimpleTuner's default GPU).
-pub const DEFAULT_HARDWARE: &str = "gpu-l40s";
 /// How long the hardware information is cached.
 pub const TTL: Duration = Duration::from_secs(300);
 const CACHE_KEY: &str = "provider:replicate:hardware_info";
 
-/// The highest `cost_per_second` accepted: 100 (USD 360,000 an hour), far
-/// above any real price, so that a mistyped or hostile value cannot make
-/// costs overflow to infinity.
-pub const MAX_COST_PER_SECOND: f64 = 100.0;
-
-/// SimpleTuner's default pricing.
-pub fn defaults() -> Value {
-    json!({
-        "gpu-l40s": {"name": "L40S (48GB)", "cost_per_second": 0.000975},
-        "gpu-a100-large": {"name": "A100 (80GB)", "cost_per_second": 0.0014},
-    })
-}
-
-/// Checks hardware information: an object of entries, each an object with a
-/// number `cost_per_second` from 0 to [`MAX_COST_PER_SECOND`] (and optionally
-/// a string `name`).
-pub fn validate(info: &Value) -> Result<(), Error> {
-    let entries = info.as_object().ok_or_else(|| {
-        Error::InvalidArgument("hardware_info must be a JSON object of hardware entries".into())
-    })?;
-    for (id, entry) in entries {
-        let cost = entry.get("cost_per_second").and_then(Value::as_f64);
-        if !entry.is_object()
-            || !cost.is_some_and(|c| c.is_finite() && (0.0..=MAX_COST_PER_SECOND).contains(&c))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "hardware_info entry '{id}' must be an object with a number cost_per_second \
-                 from 0 to {MAX_COST_PER_SECOND}"
-            )));
-        }
-        if entry.get("name").is_some_and(|n| !n.is_string()) {
-            return Err(Error::InvalidArgument(format!(
-                "hardware_info entry '{id}': name must be a string"
-            )));
-        }
-    }
-    Ok(())
-}
+pub use table::{defaults, validate, DEFAULT_HARDWARE, MAX_COST_PER_SECOND};
 
 /// The hardware information as JSON text: cached, else the store's `replicate`
 /// `hardware_info` when valid and non-empty, else the defaults (also when
