@@ -8,6 +8,7 @@ use crate::secret::SecretString;
 use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::identity_file::read_token;
 use crate::secrets::remote::retry::with_retries;
+use crate::secrets::remote::url::{self, PlainHttp};
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
 use std::path::PathBuf;
@@ -162,35 +163,7 @@ fn check_container_url(url: &str) -> Result<(), FetchError> {
 /// machine or its task. Also applied to `aws_agent_url`, whose requests carry
 /// the agent's SSRF token. `Err` says why.
 pub(crate) fn check_plain_http(url: &str) -> Result<(), &'static str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("not a URL");
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" => {
-            let allowed = host.eq_ignore_ascii_case("localhost")
-                || host == "::1"
-                || host == "169.254.170.2"
-                || host == "169.254.170.23"
-                || host.eq_ignore_ascii_case("fd00:ec2::23")
-                || host
-                    .parse::<std::net::Ipv4Addr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if allowed {
-                Ok(())
-            } else {
-                Err("plain HTTP is allowed to loopback and the container hosts only (use https)")
-            }
-        }
-        _ => Err("the scheme must be http or https"),
-    }
+    url::check(url, PlainHttp::LoopbackAndContainerHosts)
 }
 
 #[cfg(test)]

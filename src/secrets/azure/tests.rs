@@ -557,3 +557,22 @@ fn throttling_is_waited_out_and_an_oversized_answer_refused() {
     let e = get(&provider(&a, client_secret_vars(&a), &["big"]), "BIG").unwrap_err();
     assert!(e.message().contains("larger than"), "{e}");
 }
+
+#[test]
+fn an_authority_with_user_information_gets_no_client_secret() {
+    let a = azure(CHALLENGE, |_| Reply::Status(500, vec![], vec![]));
+    let port = a.server.url().rsplit(':').next().unwrap().to_owned();
+    let vars = client_secret_vars(&a).set(
+        "AZURE_AUTHORITY_HOST",
+        &format!("http://127.0.0.1:{port}@evil.test"),
+    );
+    let e = get(&provider(&a, vars, &["s"]), "S").unwrap_err();
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{e}");
+    assert!(e.message().contains("user information"), "{e}");
+    assert!(!e.message().contains("s3cret-value"), "{e}");
+    assert!(a
+        .server
+        .received()
+        .iter()
+        .all(|r| !r.path.contains("oauth2")));
+}

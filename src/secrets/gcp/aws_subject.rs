@@ -353,7 +353,7 @@ mod tests {
             .to_string()
             .contains("regional_cred_verification_url' is missing"));
         let e = refused(json!({"regional_cred_verification_url": "http://sts.example.com/"}));
-        assert!(e.contains("is not an https:// URL"), "{e}");
+        assert!(e.contains(": not an https:// URL"), "{e}");
         let e = refused(json!({"region_url": "https://169.254.169.254/zone"}));
         assert!(
             e.contains("region_url") && e.contains("not an http:// URL"),

@@ -348,6 +348,14 @@ fn malformed_credentials_files_are_refused_by_name_without_their_values() {
             r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r", "token_uri": "http://evil.example/token"}"#,
             "not an https:// URL",
         ),
+        (
+            r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r", "token_uri": "http://127.0.0.1:1@evil.test/token"}"#,
+            "user information",
+        ),
+        (
+            r#"{"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "http://127.0.0.1:1@evil.test/token", "credential_source": {"file": "/nonexistent"}}"#,
+            "user information",
+        ),
         (r#"["sk-secret"]"#, "not an object"),
         ("{sk-secret", "is not JSON"),
         (r#"{"private_key": "sk-x"}"#, "no 'type'"),
@@ -463,4 +471,24 @@ fn an_executable_answer_of_version_1_gives_its_token_and_nothing_else_does() {
 fn crc32c_is_castagnolis() {
     // RFC 3720's check value.
     assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+}
+
+#[test]
+fn an_endpoint_with_user_information_gets_no_token() {
+    // `http://127.0.0.1:1@evil.test` starts like loopback; its host is
+    // evil.test, where the bearer would go in clear.
+    let g = google(|_| Reply::Status(500, vec![], vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), &rsa_pem(), &format!("{}/token", g.server.url()));
+    let port = g.server.url().rsplit(':').next().unwrap().to_owned();
+    let vars = Vars::empty().set("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap());
+    let gcp = GcpSettings {
+        secrets: Some(vec!["hf".into()]),
+        endpoint: Some(format!("http://127.0.0.1:{port}@evil.test")),
+        ..GcpSettings::default()
+    };
+    let e = get(&GcpProvider::new(&gcp, &settings(), vars), "HF").unwrap_err();
+    assert_eq!(e.code_name(), "ST_INVALID_ARGUMENT", "{e}");
+    assert!(e.message().contains("user information"), "{e}");
+    assert!(g.server.received().is_empty());
 }

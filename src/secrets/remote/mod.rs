@@ -26,6 +26,7 @@ pub(crate) mod secret_cache;
 pub(crate) mod source;
 pub(crate) mod token_file;
 pub(crate) mod unix;
+pub(crate) mod url;
 pub(crate) mod vars;
 
 pub use vars::Vars;

@@ -71,22 +71,12 @@ pub(crate) fn optional(doc: &Map<String, Value>, name: &str) -> Option<String> {
 /// Refuses a URL credentials would be sent to unless it is https, or
 /// http to this host (an emulator, a test server).
 pub(crate) fn secure_url(url: &str, what: &str) -> Result<(), Error> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            url.strip_prefix(p)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-        });
-    if local {
-        return Ok(());
-    }
-    Err(Error::InvalidArgument(format!(
-        "{what} {} is not an https:// URL: credentials are sent there",
-        redact_url(url)
-    )))
+    super::url::check(url, super::url::PlainHttp::Loopback).map_err(|why| {
+        Error::InvalidArgument(format!(
+            "{what} {}: {why}; credentials are sent there",
+            redact_url(url)
+        ))
+    })
 }
 
 /// The access token of an OAuth 2.0 token answer (`access_token`,
