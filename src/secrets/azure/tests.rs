@@ -576,3 +576,40 @@ fn an_authority_with_user_information_gets_no_client_secret() {
         .iter()
         .all(|r| !r.path.contains("oauth2")));
 }
+
+#[test]
+fn entras_refusal_repeating_the_client_secret_never_shows_it() {
+    // Entra's AADSTS7000215 quotes the secret it was sent: the message, the
+    // status and the doctor must not.
+    let secret = "Xy7~Q2w.e3R-t4Y_u5I+o6P/a7S=";
+    let server = FakeServer::start(move |r: &Request| {
+        if r.path.contains("/oauth2/v2.0/token") {
+            let body = json!({
+                "error": "invalid_client",
+                "error_description": format!(
+                    "AADSTS7000215: Invalid client secret provided. Ensure the secret being \
+                     sent in the request is the client secret value, not the client secret ID. \
+                     Secret: '{secret}'"),
+            });
+            return Reply::json(401, body.to_string());
+        }
+        let challenge = CHALLENGE.replace("TENANT", TENANT);
+        Reply::Status(401, vec![("www-authenticate".into(), challenge)], vec![])
+    });
+    let a = Azure {
+        server,
+        tokens: Arc::new(AtomicUsize::new(0)),
+    };
+    let vars = client_secret_vars(&a).set("AZURE_CLIENT_SECRET", secret);
+    let p = provider(&a, vars, &["s"]);
+    let e = get(&p, "S").unwrap_err();
+    assert!(e.message().contains("AADSTS7000215"), "{e}");
+    let shown = format!(
+        "{e} {:?} {}",
+        p.status(),
+        p.diagnose().map(|d| d.to_string()).unwrap_or_default()
+    );
+    for part in [secret, "Xy7~Q2w", "Xy7%7EQ2w"] {
+        assert!(!shown.contains(part), "{part} in {shown}");
+    }
+}

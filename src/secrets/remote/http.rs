@@ -6,7 +6,7 @@ use super::fleet::pace::{Pace, Signal};
 use super::unix::UnixConnector;
 use super::{FetchError, RemoteSettings};
 use crate::error::Error;
-use crate::secret::{SecretBytes, SecretString};
+use crate::secret::SecretBytes;
 use crate::sys::Mutex;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -389,9 +389,7 @@ impl Http {
             // Error text reaches messages: a server that repeats a
             // credential this request carried ("Bad Token: <token>") must
             // not put it there.
-            for sent in credentials_sent(headers_sent, body_sent) {
-                scrub(&mut body, sent.expose().as_bytes());
-            }
+            super::sent::scrub_answer(&mut body, headers_sent, body_sent);
         }
         let response = Response {
             status,
@@ -562,58 +560,6 @@ fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
         )));
     }
     Ok(certs)
-}
-
-/// The credentials a request carries, as sent: the values of its
-/// credential headers (Vault's token, the AWS agent's SSRF token, an AWS
-/// session token, `Authorization`), and the string values of a JSON body
-/// (a login's `secret_id`, `jwt`, `password`), 8 characters or more; held
-/// in zeroizing strings, and the parsed body zeroed.
-fn credentials_sent(headers: &[(&str, &str)], body: &[u8]) -> Vec<SecretString> {
-    const CREDENTIAL_HEADERS: [&str; 4] = [
-        "authorization",
-        "x-vault-token",
-        "x-aws-parameters-secrets-token",
-        "x-amz-security-token",
-    ];
-    let mut sent: Vec<SecretString> = headers
-        .iter()
-        .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
-        .map(|(_, value)| SecretString::from(value.trim()))
-        .collect();
-    if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(fields) = doc.as_object() {
-            sent.extend(
-                fields
-                    .values()
-                    .filter_map(|v| v.as_str().map(SecretString::from)),
-            );
-        }
-        crate::secrets::provider::zeroize_json(&mut doc);
-    }
-    sent.retain(|v| v.expose().len() >= 8);
-    sent
-}
-
-/// Replaces every occurrence of `needle` in `text` with `[redacted]`; the
-/// bytes replaced are zeroed.
-fn scrub(text: &mut Vec<u8>, needle: &[u8]) {
-    if needle.is_empty() || !text.windows(needle.len()).any(|w| w == needle) {
-        return;
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        if text[i..].starts_with(needle) {
-            out.extend_from_slice(b"[redacted]");
-            i += needle.len();
-        } else {
-            out.push(text[i]);
-            i += 1;
-        }
-    }
-    zeroize::Zeroize::zeroize(text);
-    *text = out;
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub(crate) mod program;
 pub mod retry;
 pub(crate) mod rotation;
 pub(crate) mod secret_cache;
+pub(crate) mod sent;
 pub(crate) mod source;
 pub(crate) mod token_file;
 pub(crate) mod unix;
