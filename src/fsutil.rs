@@ -81,29 +81,6 @@ pub(crate) fn read_checked(
     Ok(Some(bytes))
 }
 
-/// The check of [`read_checked`] for a file that holds an identity or a
-/// token: refused when group or others may write it (whoever can write it
-/// chooses the identity sent), as SSH refuses such a key.
-///
-/// # Errors
-/// [`Error::Permission`] naming `what` and the path.
-pub(crate) fn refuse_writable_by_others(
-    path: &Path,
-    what: &str,
-    meta: &std::fs::Metadata,
-) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
-    if meta.mode() & 0o022 == 0 {
-        return Ok(());
-    }
-    Err(Error::Permission(format!(
-        "{what} {} is writable by group or others (mode {:o}): anyone could choose the \
-         identity sent; refusing it (chmod go-w)",
-        path.display(),
-        meta.mode() & 0o777
-    )))
-}
-
 /// [`read_regular`] of a file that must exist: a missing one is
 /// [`Error::Io`] "`what` PATH does not exist".
 pub(crate) fn read_required(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, Error> {

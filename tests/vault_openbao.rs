@@ -508,6 +508,19 @@ fn approle_from_the_configuration_reads_its_secret_id_file_for_each_login() {
         "{e}"
     );
     assert!(!e.message().contains(text(&s, "secret_id")), "{e}");
+    // One every local user can read gives the machine's identity away; one
+    // another user owns chooses it: both refused, named.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = m().get("HF_TOKEN").unwrap_err();
+    assert!(e.message().contains("readable by everyone"), "{e}");
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let e = m().get("HF_TOKEN").unwrap_err();
+        assert!(e.message().contains("owned by another user"), "{e}");
+        let shown = m().providers_json();
+        assert!(shown.contains("owned by another user"), "{shown}");
+    }
     // One of the two alone: no login (Vault is set up in part: a key is
     // absent, not an error), and the note on what was not used says which
     // pair.

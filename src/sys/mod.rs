@@ -259,6 +259,40 @@ pub(crate) fn in_fork(child: impl FnOnce() -> i32) -> Option<i32> {
     None
 }
 
+/// Whether our child `pid` has ended, without reaping it: while it stays a
+/// zombie its pid (and the process group it leads) cannot be reused, so
+/// [`kill_group`] reaches only what it started.
+///
+/// # Errors
+/// `waitid`'s (not our child).
+pub(crate) fn ended_unreaped(pid: u32) -> std::io::Result<bool> {
+    let pid = libc::id_t::from(pid);
+    // SAFETY: `info` is a zeroed out-parameter `waitid` fills; WNOWAIT
+    // leaves the child to be reaped by its `Child`.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(info.si_pid() != 0)
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid` (a child started as its own
+/// group's leader and not yet reaped, with everything it started there).
+pub(crate) fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid > 1 {
+        // SAFETY: a plain system call on a group this process made.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Forks a child that only sleeps `secs` (holding copies of every
 /// descriptor of this process, as a forked worker does) and returns its pid;
 /// [`kill_child`] ends it.

@@ -297,14 +297,14 @@ impl Certificate {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let what = "Azure client certificate file";
-        let check =
-            |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
-        let bytes = crate::secret::SecretBytes::from(crate::fsutil::read_required_checked(
+        // The identity-file rule; it holds the private key: readable by
+        // everyone only in a kubelet volume.
+        let bytes = crate::secrets::remote::identity_file::read(
             path,
             what,
             MAX_CERTIFICATE_FILE,
-            check,
-        )?);
+            crate::secrets::remote::identity_file::Readers::KubeletVolume,
+        )?;
         let bad = |why: &str| Error::Parse(format!("{what} {}: {why}", path.display()));
         let cert = CertificateDer::pem_slice_iter(bytes.expose())
             .next()

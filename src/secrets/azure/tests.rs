@@ -407,6 +407,11 @@ fn a_certificate_signs_a_ps256_assertion_with_its_thumbprint() {
     let both = std::fs::read_to_string(dir.path().join("crt.pem")).unwrap()
         + &std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
     std::fs::write(&pem, &both).unwrap();
+    // It holds the private key: private, as the identity-file rule asks.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let a = azure(CHALLENGE, |_| kv_secret("s", "v", "from-cert", json!({})));
     let vars = Vars::empty()
         .set("AZURE_TENANT_ID", TENANT)

@@ -362,7 +362,7 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_secret_id_file",
         value: "string",
-        doc: "a file holding the AppRole secret ID (`~/` expanded; not writable by group or others), read again for every login; with `vault_role_id`",
+        doc: "a file holding the AppRole secret ID (`~/` expanded; yours or root's, not writable by others, readable by everyone only in a kubelet volume), read again for every login; with `vault_role_id`",
         apply: |c, k, v| {
             c.vault.secret_id_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
             Ok(())

@@ -25,6 +25,7 @@ use crate::secrets::aws_identity::wire;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::credential::{Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http};
+use crate::secrets::remote::identity_file::{self, Readers, MAX_TOKEN};
 use crate::secrets::remote::oauth::{field, oauth_failure, optional, post_form, secure_url};
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::vars as var;
@@ -263,10 +264,13 @@ impl External {
         };
         let what = format!("subject token executable of {}", self.file.display());
         let fail = |why: String| FetchError::permanent(Error::Auth(format!("{what}: {why}")));
-        // A previous answer still valid, kept where the source said.
+        // A previous answer still valid, kept where the source said, read
+        // under the identity-file rule: a file another user could write
+        // (or made first) is not an answer, and the program runs.
         if let Some(path) = output_file {
-            if let Ok(Some(bytes)) = crate::fsutil::read_regular(path, "output file", 1 << 16) {
-                let bytes = crate::secret::SecretBytes::from(bytes);
+            if let Ok(bytes) =
+                identity_file::read(path, "output file", MAX_TOKEN, Readers::KubeletVolume)
+            {
                 if let Ok(token) = executable_answer(bytes.expose(), true, &fail) {
                     return Ok(token);
                 }

@@ -492,3 +492,91 @@ fn an_endpoint_with_user_information_gets_no_token() {
     assert!(e.message().contains("user information"), "{e}");
     assert!(g.server.received().is_empty());
 }
+
+#[test]
+fn an_output_file_others_could_write_is_no_answer_and_the_program_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let sent = Arc::new(crate::sys::Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&sent);
+    let sts = FakeServer::start(move |r: &Request| {
+        let text = r.text();
+        let subject = text
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("subject_token="))
+            .unwrap_or_default()
+            .to_owned();
+        seen.lock().push(subject);
+        Reply::json(
+            200,
+            json!({"access_token": "ya29.federated", "expires_in": 3600, "token_type": "Bearer"})
+                .to_string(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let answer = |token: &str| {
+        json!({"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:jwt",
+               "id_token": token, "expiration_time": exp})
+        .to_string()
+    };
+    let script = dir.path().join("mint");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho '{}'\n", answer("from-the-program")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Another hand's answer, planted where the output file is named.
+    let output = dir.path().join("out.json");
+    std::fs::write(&output, answer("planted-identity")).unwrap();
+    std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let creds = dir.path().join("external.json");
+    let doc = json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/x",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": format!("{}/v1/token", sts.url()),
+        "credential_source": {"executable": {"command": script.to_str().unwrap(),
+                                             "timeout_millis": 5000,
+                                             "output_file": output.to_str().unwrap()}},
+    });
+    std::fs::write(&creds, doc.to_string()).unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let vars = Vars::empty()
+        .set("GOOGLE_APPLICATION_CREDENTIALS", creds.to_str().unwrap())
+        .set("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1");
+    let found = find(&vars, Duration::ZERO).unwrap();
+    found.issuer.issue().unwrap();
+    // Made private, the same file is a kept answer.
+    std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o600)).unwrap();
+    found.issuer.issue().unwrap();
+    assert_eq!(
+        *sent.lock(),
+        ["from-the-program", "planted-identity"],
+        "the first exchange sent the program's token"
+    );
+}
+
+#[test]
+fn a_credentials_file_another_user_owns_is_refused() {
+    // Whoever owns it chooses the identity the process takes (and, for an
+    // external account, the program it runs).
+    use std::os::unix::fs::PermissionsExt;
+    if crate::sys::effective_uid() != 0 {
+        return; // only root can give a file away; the rule's own test judges any owner
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds.json");
+    std::fs::write(&path, r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let vars = Vars::empty().set("GOOGLE_APPLICATION_CREDENTIALS", path.to_str().unwrap());
+    assert!(find(&vars, Duration::ZERO).is_ok());
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let e = find(&vars, Duration::ZERO).err().unwrap();
+    assert_eq!(e.code_name(), "ST_PERMISSION", "{e}");
+    assert!(e.message().contains("owned by another user"), "{e}");
+}

@@ -9,6 +9,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::credential::Issued;
 use crate::secrets::remote::http::{redact_url, Http, Response};
+use crate::secrets::remote::identity_file::{self, Readers};
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::{FetchError, RemoteSettings};
 use crate::sys::clock;
@@ -22,11 +23,11 @@ const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
 /// A credentials file's JSON object, read bounded and refused when group
 /// or others may write it.
 pub(crate) fn read_json_file(path: &Path, what: &str) -> Result<Map<String, Value>, Error> {
-    let check =
-        |meta: &std::fs::Metadata| crate::fsutil::refuse_writable_by_others(path, what, meta);
-    let mut bytes = crate::fsutil::read_required_checked(path, what, MAX_CREDENTIALS_FILE, check)?;
-    let doc = serde_json::from_slice::<Value>(&bytes);
-    zeroize::Zeroize::zeroize(&mut bytes);
+    // The identity-file rule: owned by this user or root, not writable by
+    // others (what the file names is who the process becomes).
+    let bytes = identity_file::read(path, what, MAX_CREDENTIALS_FILE, Readers::Anyone)?;
+    let doc = serde_json::from_slice::<Value>(bytes.expose());
+    drop(bytes);
     match doc {
         Ok(Value::Object(map)) => Ok(map),
         Ok(mut other) => {

@@ -1,11 +1,13 @@
 //! A token kept in a file that something else rewrites: a Vault Agent's
 //! token sink, `~/.vault-token`, the AWS Secrets Manager Agent's SSRF token
 //! file. Read on first use, read again whenever the file changed (its
-//! device, inode, size or modification time), and read again on demand
+//! device, inode, size, modification time, mode or owner: a new mode or
+//! owner is judged again), and read again on demand
 //! after the server refused the token (an agent may have just rewritten it).
 
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::remote::identity_file::{self, Readers};
 use crate::sys::Mutex;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ struct Stamp {
     ino: u64,
     len: u64,
     mtime: (i64, i64),
+    /// A new mode or owner is a new version, judged again.
+    mode: u32,
+    uid: u32,
 }
 
 impl Stamp {
@@ -39,6 +44,8 @@ impl Stamp {
             ino: m.ino(),
             len: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+            mode: m.mode(),
+            uid: m.uid(),
         })
     }
 }
@@ -50,6 +57,10 @@ pub struct TokenFile {
     what: &'static str,
     /// Where its path came from, in messages ("SIMPLETUNER_VAULT_TOKEN_FILE").
     source: String,
+    /// Read under the identity-file rule (a secret that is the machine's
+    /// identity, such as an AppRole secret ID), or only refused when others
+    /// may write it (a file an agent of another user may write, warned of).
+    rule: Option<Readers>,
     last: Mutex<Option<(Stamp, SecretString)>>,
 }
 
@@ -70,7 +81,23 @@ impl TokenFile {
             path,
             what,
             source: source.into(),
+            rule: None,
             last: Mutex::with_fresh(None, || None),
+        }
+    }
+
+    /// As [`new`](Self::new), the file read under the identity-file rule
+    /// with `readers` (owned by this user or root, not writable by others,
+    /// readable by others only as `readers` allows).
+    pub fn identity(
+        path: PathBuf,
+        what: &'static str,
+        source: impl Into<String>,
+        readers: Readers,
+    ) -> TokenFile {
+        TokenFile {
+            rule: Some(readers),
+            ..TokenFile::new(path, what, source)
         }
     }
 
@@ -89,6 +116,14 @@ impl TokenFile {
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return Vec::new();
         };
+        if let Some(readers) = self.rule {
+            let what = format!("{} (set by {})", self.what, self.source);
+            return identity_file::check_owner_and_mode(&self.path, &what, &meta, readers)
+                .err()
+                .map(|e| e.message().to_owned())
+                .into_iter()
+                .collect();
+        }
         let mut out = Vec::new();
         if meta.mode() & 0o022 != 0 {
             out.push(format!(
@@ -229,6 +264,10 @@ impl TokenFile {
         // this process sends (an agent's token, the SSRF token). Checked on
         // the opened file, so a rename between check and read cannot win.
         let check = |meta: &std::fs::Metadata| {
+            if let Some(readers) = self.rule {
+                let what = format!("{} (set by {})", self.what, self.source);
+                return identity_file::check_owner_and_mode(&self.path, &what, meta, readers);
+            }
             if meta.mode() & 0o022 == 0 {
                 return Ok(());
             }
@@ -468,5 +507,35 @@ mod tests {
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(f.get().unwrap().expose(), "hvs.secret-token");
+    }
+
+    #[test]
+    fn an_identity_file_others_may_read_or_another_user_owns_is_refused_and_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret-id");
+        std::fs::write(&p, "s3cret-id-value\n").unwrap();
+        let f = TokenFile::identity(
+            p.clone(),
+            "AppRole secret ID file",
+            "test",
+            Readers::KubeletVolume,
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(f.get().unwrap().expose(), "s3cret-id-value");
+        assert!(f.warnings().is_empty());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = f.get().unwrap_err();
+        assert_eq!(e.code_name(), "ST_PERMISSION", "{e}");
+        assert!(e.message().contains("readable by everyone"), "{e}");
+        assert!(!e.message().contains("s3cret"), "{e}");
+        assert!(f.warnings()[0].contains("readable by everyone"));
+        if crate::sys::effective_uid() == 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let e = f.get().unwrap_err();
+            assert!(e.message().contains("owned by another user"), "{e}");
+            assert!(f.warnings()[0].contains("owned by another user"));
+        }
     }
 }

@@ -7,6 +7,7 @@ use super::settings::{either, VaultAuth, VaultSettings, KUBERNETES_TOKEN_FILE};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
+use crate::secrets::remote::identity_file::Readers;
 use crate::secrets::remote::token_file::TokenFile;
 use crate::secrets::remote::vars as var;
 use crate::secrets::remote::Vars;
@@ -143,10 +144,13 @@ impl Auth {
                 .map(|m| m.trim_matches('/').to_owned())
         });
         if let (Some(r), Some(f)) = (&settings.role_id, &settings.secret_id_file) {
-            let file = TokenFile::new(
+            // The machine's identity: another user's file, or one everyone
+            // may read, is refused (a kubelet volume's files may be read).
+            let file = TokenFile::identity(
                 f.clone(),
                 "AppRole secret ID file",
                 "config vault_secret_id_file",
+                Readers::KubeletVolume,
             );
             return Some(Auth::Login(Arc::new(Login::approle(
                 SecretString::from(r.as_str()),
