@@ -368,7 +368,7 @@ Formats (--format, else by extension: .yaml/.yml, .json, anything else text):
         null; the filled document is checked to be JSON";
 
 /// Which keys `run` and `env` resolve.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Selection {
     /// Only these keys (comma-separated, or the option repeated)
     #[arg(

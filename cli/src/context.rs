@@ -8,6 +8,7 @@ use st_secrets::Error;
 use std::path::PathBuf;
 
 /// The global options every command sees.
+#[derive(Clone)]
 pub struct Globals {
     /// `--config FILE`: the chain's JSON configuration.
     pub config: Option<PathBuf>,

@@ -2021,3 +2021,45 @@ fn a_not_found_names_a_vault_set_up_in_part_and_why() {
     let err = text(&o.stderr);
     assert!(!err.contains("vault"), "nothing of Vault is set: {err}");
 }
+
+#[test]
+fn a_run_waiting_for_its_fleet_slot_ends_at_a_signal() {
+    // Rank 90 of 100 nodes at one node a second: the first request waits
+    // for its slot, then a store that does not answer is tried until the
+    // fleet's deadline. A signal ends the wait, not the slot.
+    let home = home();
+    let config = home.path().join("config.json");
+    let doc = serde_json::json!({
+        "providers": ["file", "vault"],
+        "vault_url": "http://127.0.0.1:1",
+        "fleet_capacity": 1,
+    });
+    fs::write(&config, doc.to_string()).unwrap();
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let runtime = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
+        fs::set_permissions(runtime.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let mut child = tool(
+            &home,
+            &["--config", config.to_str().unwrap(), "run", "--", "true"],
+        )
+        .env("VAULT_TOKEN", "hvs.not-used")
+        .env("SIMPLETUNER_FLEET_RANK", "90")
+        .env("SIMPLETUNER_FLEET_NODES", "100")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(child.try_wait().unwrap().is_none(), "it waits for its slot");
+        // SAFETY: a signal to the tool we started.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(exit_code(&mut child), Some(128 + signal), "signal {signal}");
+        assert_eq!(
+            fs::read_dir(runtime.path()).unwrap().count(),
+            0,
+            "signal {signal}: its ledger's directory is gone"
+        );
+    }
+}

@@ -262,6 +262,57 @@ pub fn run(g: &Globals, args: RunArgs) -> Outcome {
     }
 }
 
+/// The signals that end a run that has no command yet.
+const ENDING: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// The run's secrets, resolved on a thread of their own while this one
+/// takes the blocked signals: resolving may wait minutes for the node's
+/// slot in a fleet's start, and a SIGTERM, SIGINT or SIGHUP then ends the
+/// run at once (its ledger revoked, its directories removed, 128+N) rather
+/// than at the slot. Every signal taken is made pending again (still
+/// blocked): an ending one for [`run`] to end with, any other for the
+/// command. The thread left behind ends with the process; it made no
+/// request while it waited for its slot.
+fn resolve_unless_ended(
+    blocked: &Blocked,
+    g: &Globals,
+    args: &RunArgs,
+    purpose: Purpose,
+) -> Result<Resolved, CliError> {
+    let (g, selection, files) = (g.clone(), args.selection.clone(), args.files.clone());
+    let (sender, resolved) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("st-secrets-resolve".into())
+        .spawn(move || {
+            let _ = sender.send(resolve(&g, &selection, &files, purpose));
+        })
+        .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?;
+    let mut taken = Vec::new();
+    let outcome = loop {
+        match resolved.try_recv() {
+            Ok(outcome) => break outcome,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                break Err(Error::Internal("resolving the secrets failed".into()).into())
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        match blocked.wait(std::time::Duration::from_millis(20))? {
+            Some((signal, _)) if ENDING.contains(&signal) => {
+                taken.push(signal);
+                break Err(CliError::Error(Error::Internal(format!(
+                    "signal {signal} came while the secrets were resolved"
+                ))));
+            }
+            Some((signal, _)) if signal != libc::SIGCHLD => taken.push(signal),
+            _ => {}
+        }
+    };
+    for signal in taken {
+        sys::kill(std::process::id() as libc::pid_t, signal);
+    }
+    outcome
+}
+
 fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     if args.watch && args.files.is_empty() && !args.as_files {
         return Err(usage(
@@ -288,7 +339,7 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
         Some(file) => Some(super::metrics::Exporter::start(file)?),
         None => None,
     };
-    let resolved = resolve(g, &args.selection, &args.files, purpose)?;
+    let resolved = resolve_unless_ended(blocked, g, &args, purpose)?;
     let aws_chain = match args.aws_credentials {
         true => {
             let c = resolved.manager.config();
