@@ -115,7 +115,9 @@ impl Issuing {
     /// unanswered request when the provider is dropped.
     pub(super) fn new(request_timeout: Duration) -> Issuing {
         Issuing {
-            in_flight: Mutex::with_fresh(Vec::new(), Vec::new),
+            // A child has no request in flight, whether or not a thread
+            // held the list at the fork: their threads are the parent's.
+            in_flight: Mutex::with_fresh(Vec::new(), Vec::new).after_fork(Vec::clear),
             patience: PATIENCE.max(request_timeout),
             request_timeout,
         }

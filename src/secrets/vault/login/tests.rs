@@ -325,3 +325,52 @@ fn with_the_node_cache_the_node_logs_in_once() {
         "{status}"
     );
 }
+
+#[test]
+fn a_child_forked_during_a_jwt_login_logs_in_on_its_own() {
+    // The parent's login is held by the server; a child forked meanwhile
+    // must not wait for a request whose thread stayed in the parent.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    write_private(&file, &jwt("spiffe://ml/trainer/1"));
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&issued);
+    let server = FakeServer::start(move |r: &Request| {
+        if r.path == "/v1/auth/jwt/login" {
+            let n = counted.fetch_add(1, SeqCst) + 1;
+            if n == 1 {
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            }
+            return Reply::json(
+                200,
+                format!(
+                    r#"{{"auth": {{"client_token": "hvs.issued-{n}", "lease_duration": 3600, "renewable": false}}}}"#
+                ),
+            );
+        }
+        Reply::json(200, FIELDS)
+    });
+    let mut c = config(&server.url(), VaultAuth::Jwt);
+    c.remote.request_timeout = Duration::from_secs(5);
+    with_jwt_file(&mut c, &file);
+    let p = Arc::new(VaultProvider::new(&c.vault, &c.remote, Vars::empty()));
+    let parent = {
+        let p = Arc::clone(&p);
+        std::thread::spawn(move || get(&p).ok().flatten())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while issued.load(SeqCst) < 1 {
+        assert!(std::time::Instant::now() < deadline, "no login was sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let status = crate::sys::in_fork(|| match get(&p) {
+        Ok(Some(v)) if v == "hf_from_vault" => 0,
+        _ => 1,
+    });
+    release.send(()).unwrap();
+    assert_eq!(status, Some(0), "the child's own get");
+    assert_eq!(parent.join().unwrap().as_deref(), Some("hf_from_vault"));
+}
