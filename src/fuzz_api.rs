@@ -62,8 +62,10 @@ pub fn aws_response(data: &[u8]) {
     let headers = error_type
         .map(|t| vec![("x-amzn-errortype".to_owned(), t.to_owned())])
         .unwrap_or_default();
-    let _ =
-        crate::secrets::aws::secret_from("fuzz", Response::made_up(status, headers.clone(), body));
+    let _ = crate::secrets::aws::answer::secret_from(
+        "fuzz",
+        Response::made_up(status, headers.clone(), body),
+    );
     let e = ServiceError::parse(body, error_type);
     let _ = (e.is_auth(), e.is_expired_token(), e.is_throttling());
     let _ = wire::require_success("fuzz", Response::made_up(status, headers.clone(), body));

@@ -760,7 +760,11 @@ fn aws_credentials_are_served_fresh_to_the_command() {
     assert_eq!(r["no_token"], 403);
     assert_eq!(r["other_token"], 403);
     assert_eq!(r["removed"], json!([]));
-    assert!(r["keys_seen"].as_u64().unwrap() >= rotations, "{r}");
+    // Fresh: the command used the last rotation's key (waited for, not
+    // assumed within a time) and keys in between; a busy machine may take
+    // two rotations within one of the chain's refreshes.
+    assert_eq!(r["final_seen"], true, "{r}");
+    assert!(r["keys_seen"].as_u64().unwrap() >= 2, "{r}");
     let port = r["port"].as_u64().unwrap() as u16;
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),

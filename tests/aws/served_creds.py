@@ -13,9 +13,11 @@ the container-credentials endpoint `run` serves.
   rotate MOTO_SETUP DIR N PERIOD
                            N times: a new access key in DIR/key.json, then
                            after PERIOD seconds the old one deleted (it no
-                           longer works); prints the count
+                           longer works); the last key's ID in DIR/final;
+                           prints the count
   child DIR UNTIL          (the command under run) boto3 reads the object
-                           every 0.2 s and the AWS CLI every 2 s until UNTIL;
+                           every 0.2 s and the AWS CLI every 2 s until UNTIL
+                           and the last key was used (a minute more at most);
                            asks the endpoint without the token and with
                            another; prints one JSON line
 """
@@ -79,6 +81,11 @@ def rotate(setup_path, d, n, period):
         write_key(d, iam.create_access_key(UserName="reader")["AccessKey"])
         time.sleep(period)
         iam.delete_access_key(UserName="reader", AccessKeyId=old)
+    # The last key, for the command to wait for (not a time to assume).
+    final = json.load(open(os.path.join(d, "key.json")))["id"]
+    with open(os.path.join(d, "final.tmp"), "w") as f:
+        f.write(final)
+    os.rename(os.path.join(d, "final.tmp"), os.path.join(d, "final"))
     print(n, flush=True)
 
 
@@ -102,7 +109,17 @@ def child(d, until):
     calls = errors = cli_calls = cli_errors = 0
     kinds, keys = {}, set()
     next_cli = 0.0
-    while time.time() < until:
+    def waiting():
+        # Until UNTIL, then on (for at most a minute more) until the last
+        # rotation's key has been used: a busy machine delays it.
+        if time.time() < until:
+            return True
+        final = os.path.join(d, "final")
+        if os.path.exists(final) and open(final).read() in keys:
+            return False
+        return time.time() < until + 60
+
+    while waiting():
         try:
             assert s3.get_object(Bucket=BUCKET, Key=OBJECT)["Body"].read() == BODY
             calls += 1
@@ -119,8 +136,10 @@ def child(d, until):
                 cli_errors += 1
                 kinds["cli: " + r.stderr.decode()[-120:]] = 1
         time.sleep(0.2)
+    final = os.path.join(d, "final")
+    final_seen = os.path.exists(final) and open(final).read() in keys
     out.update(calls=calls, errors=errors, cli_calls=cli_calls, cli_errors=cli_errors,
-               kinds=kinds, keys_seen=len(keys))
+               kinds=kinds, keys_seen=len(keys), final_seen=final_seen)
     print(json.dumps(out), flush=True)
 
 

@@ -22,7 +22,7 @@
 //! - TLS trust: `AWS_CA_BUNDLE`, else Mozilla's roots.
 
 pub(crate) mod agent;
-mod answer;
+pub(crate) mod answer;
 mod versions;
 
 use crate::error::Error;

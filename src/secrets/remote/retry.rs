@@ -94,6 +94,15 @@ pub fn with_retries<T>(
 thread_local! {
     /// When the fetch this thread runs must have ended.
     static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// When the work this thread runs must have ended, whatever waits
+    /// inside it (an election included): a job's ending.
+    static HARD: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The time left of this thread's hard bound ([`FetchBound::hard`]), if any.
+pub(crate) fn hard_left() -> Option<Duration> {
+    HARD.with(std::cell::Cell::get)
+        .map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 /// The time the fetch running on this thread has left (zero once spent);
@@ -124,13 +133,32 @@ impl FetchBound {
     /// No fetch bound while it lives: a write waiting out a cluster's
     /// election has that deadline instead (`vault_election_timeout`).
     pub(crate) fn lifted() -> FetchBound {
-        FetchBound(DEADLINE.with(|d| d.replace(None)))
+        // A hard bound stays: it is the deadline of everything inside it.
+        let hard = HARD.with(std::cell::Cell::get);
+        FetchBound(DEADLINE.with(|d| d.replace(hard)))
+    }
+
+    /// A bound nothing inside lifts while it lives (a revocation at a job's
+    /// ending: every request, every node, every election wait ends by
+    /// `until`). [`time_left`] is bounded by it too.
+    pub(crate) fn hard(until: Instant) -> (FetchBound, HardBound) {
+        let before = HARD.with(|h| h.replace(Some(until)));
+        (FetchBound::set(until), HardBound(before))
     }
 
     fn set(own: Instant) -> FetchBound {
         let before = DEADLINE.with(std::cell::Cell::get);
         DEADLINE.with(|d| d.set(Some(before.map_or(own, |b| b.min(own)))));
         FetchBound(before)
+    }
+}
+
+/// The hard bound of [`FetchBound::hard`], restored when dropped.
+pub(crate) struct HardBound(Option<Instant>);
+
+impl Drop for HardBound {
+    fn drop(&mut self) {
+        HARD.with(|h| h.set(self.0));
     }
 }
 

@@ -252,7 +252,12 @@ impl Cluster {
         wait: bool,
     ) -> Result<Response, FetchError> {
         let write = method != "GET";
-        let deadline = wait.then(|| Instant::now() + jittered(self.election));
+        // An election is waited out, up to a hard bound (a job's ending).
+        let deadline = wait.then(|| {
+            let election = Instant::now() + jittered(self.election);
+            crate::secrets::remote::retry::hard_left()
+                .map_or(election, |left| election.min(Instant::now() + left))
+        });
         let _election = wait.then(crate::secrets::remote::retry::FetchBound::lifted);
         let mut round = 0;
         loop {

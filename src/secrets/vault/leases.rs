@@ -27,7 +27,7 @@ use crate::secret::SecretString;
 use crate::secrets::lifetime::{Due, Lifetime};
 use crate::secrets::provider::{zeroize_json, Lease, SecretMap, Version};
 use crate::secrets::remote::http::Response;
-use crate::secrets::remote::retry::with_retries;
+use crate::secrets::remote::retry::{with_retries, FetchBound};
 use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::{meter, FetchError, RemoteSettings};
 use serde_json::{json, Value};
@@ -196,10 +196,10 @@ impl Leases {
     }
 
     /// Revokes the leases listed and the login tokens, all at once (at
-    /// most [`AT_ONCE`] requests in flight): each request waits out an
-    /// election at most (`vault_election_timeout`, then its request
-    /// timeout), so the whole revocation takes about as long as the slowest
-    /// request, not their sum, whatever the number of leases and nodes.
+    /// most [`AT_ONCE`] requests in flight), all within one bound (a
+    /// request's: [`RemoteSettings::fetch_bound`]) that no election wait
+    /// lifts: with every node down the revocation gives up at the bound,
+    /// not after each request's election in turn.
     fn revoke_all(&self, client: &Client, listed: &Listed) -> Revoked {
         enum Item<'a> {
             Lease(&'a SecretString, Option<&'a SecretString>),
@@ -212,12 +212,17 @@ impl Leases {
             .chain(listed.logins.iter().map(Item::Login))
             .collect();
         let mut out = Revoked::default();
+        // One bound for the whole revocation, whatever the ending: one
+        // request's (its timeout, retries and backoff), however many nodes
+        // are down and however long an election would be waited out.
+        let until = std::time::Instant::now() + self.settings.fetch_bound();
         for batch in items.chunks(AT_ONCE) {
             let answers: Vec<Result<(), String>> = std::thread::scope(|s| {
                 let running: Vec<_> = batch
                     .iter()
                     .map(|item| {
                         s.spawn(move || {
+                            let _bound = FetchBound::hard(until);
                             let _counted = meter::scope("vault");
                             match item {
                                 Item::Lease(id, token) => self.revoke_lease(client, id, *token),

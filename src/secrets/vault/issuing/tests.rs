@@ -134,3 +134,73 @@ fn a_lease_issued_late_is_taken_by_the_next_attempt_or_revoked() {
     assert!(revoked[0].text().contains("database/creds/trainer/l1"));
     assert_eq!(revoked[0].header("x-vault-token"), Some("hvs.late-login"));
 }
+
+#[test]
+fn revocation_with_every_node_down_ends_within_one_bound() {
+    // A cluster of two: the fake (answering until the test says it is down,
+    // then 503 to everything) and a port nobody listens on. Each revocation
+    // used to wait out an election (15 s by default) however short the
+    // request timeout; the whole revocation now ends within one request's
+    // bound.
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let down = std::sync::Arc::new(AtomicBool::new(false));
+    let is_down = std::sync::Arc::clone(&down);
+    let fake = FakeServer::start(move |r| {
+        if is_down.load(SeqCst) {
+            return Reply::json(503, r#"{"errors": ["Vault is sealed"]}"#);
+        }
+        match r.path.as_str() {
+            "/v1/auth/approle/login" => Reply::json(
+                200,
+                r#"{"auth": {"client_token": "hvs.login", "lease_duration": 3600, "renewable": true}}"#,
+            ),
+            "/v1/database/creds/trainer" => Reply::json(
+                200,
+                r#"{"lease_id": "database/creds/trainer/l1", "lease_duration": 3600, "renewable": true, "data": {"username": "u", "password": "pw-from-vault"}}"#,
+            ),
+            _ => Reply::json(200, FIELDS),
+        }
+    });
+    let remote = RemoteSettings {
+        request_timeout: Duration::from_millis(300),
+        retries: 1,
+        backoff_cap: Duration::from_millis(100),
+        failure_ttl: Duration::ZERO,
+        ..RemoteSettings::default()
+    };
+    let vault = VaultSettings {
+        urls: Some(vec![fake.url(), "http://127.0.0.1:1".into()]),
+        kv_version: Some(1),
+        election_timeout: Some(Duration::from_secs(30)),
+        leases: Some(
+            [(
+                "pg".to_owned(),
+                LeasedPath {
+                    path: "database/creds/trainer".into(),
+                    data: None,
+                },
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let vars = Vars::empty()
+        .set("VAULT_ROLE_ID", "role")
+        .set("VAULT_SECRET_ID", "secret");
+    let p = VaultProvider::new(&vault, &remote, vars);
+    assert_eq!(
+        p.lookup("PG_PASSWORD").unwrap().unwrap().expose(),
+        "pw-from-vault"
+    );
+    down.store(true, SeqCst);
+    let started = std::time::Instant::now();
+    drop(p);
+    let took = started.elapsed();
+    // The bound is 0.3 s x 2 + 0.1 s; the election deadline 30 s.
+    assert!(
+        took < Duration::from_secs(10),
+        "the revocation took {took:?}"
+    );
+    let tried = |path: &str| fake.received().iter().filter(|r| r.path == path).count();
+    assert!(tried("/v1/sys/leases/revoke") >= 1 && tried("/v1/auth/token/revoke-self") >= 1);
+}
