@@ -241,10 +241,18 @@ def test_bad_input_is_refused_by_name_without_values(azure):
     r = tool(azure, "get", "HF_TOKEN", env={**credentials(azure, "workload_identity"),
                                              "AZURE_FEDERATED_TOKEN_FILE": str(writable)})
     assert "writable by group or others" in r.stderr and "writable-token" in r.stderr, r.stderr
-    # A certificate file without its key.
+    # A certificate file without its key (private, as the rule asks of the file).
+    keyless = azure["work"] / "keyless.pem"
+    keyless.write_text((azure["work"] / "app.crt").read_text())
+    keyless.chmod(0o600)
     r = tool(azure, "get", "HF_TOKEN", env={**credentials(azure, "certificate"),
-                                             "AZURE_CLIENT_CERTIFICATE_PATH": str(azure["work"] / "app.crt")})
+                                             "AZURE_CLIENT_CERTIFICATE_PATH": str(keyless)})
     assert "no unencrypted PEM private key" in r.stderr, r.stderr
+    # The certificate file holds its key: one everyone may read is refused.
+    keyless.chmod(0o644)
+    r = tool(azure, "get", "HF_TOKEN", env={**credentials(azure, "certificate"),
+                                             "AZURE_CLIENT_CERTIFICATE_PATH": str(keyless)})
+    assert "readable by everyone" in r.stderr, r.stderr
     # A secret name Key Vault would not accept, said by the configuration.
     r = tool(azure, "get", "HF_TOKEN", env=env,
              config={"providers": ["azure"], "azure_vault": fake.url, "azure_secret": "hf_token"})

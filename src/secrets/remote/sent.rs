@@ -1,6 +1,6 @@
 //! What a request carried that a refusal must not repeat: a server that
-//! answers "Bad token: <token>" or Entra's `AADSTS7000215 ... '<client
-//! secret>'` puts the credential in text that reaches messages, `doctor`,
+//! answers `Bad token: TOKEN` or Entra's `AADSTS7000215 ... 'SECRET'`
+//! puts the credential in text that reaches messages, `doctor`,
 //! `providers` and a job's output. Every credential the request carried is
 //! replaced by `[redacted]` in the answer before anything reads it: the
 //! values of its credential headers, the string values of a JSON body, and
