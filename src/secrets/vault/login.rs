@@ -110,6 +110,15 @@ impl Method for AppRole {
             SecretId::File(f) => format!("check vault_role_id and {}", f.describe()),
         }
     }
+
+    /// The secret ID file's problems (another user's, readable by
+    /// everyone, writable by others), as `doctor` and the status show them.
+    fn warnings(&self) -> Vec<String> {
+        match &self.secret_id {
+            SecretId::Value(_) => Vec::new(),
+            SecretId::File(f) => f.warnings(),
+        }
+    }
 }
 
 /// Kubernetes or JWT/OIDC: the JWT in a file, for a role.
