@@ -32,7 +32,7 @@ use crate::secrets::aws_identity::identity::Credentials;
 use crate::secrets::aws_identity::{profile, wire};
 use crate::secrets::provider::SecretMap;
 use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::kit::{Backend, Configured, Kit};
+use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
 use crate::secrets::remote::node::{Scope, Slot};
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
@@ -117,27 +117,30 @@ impl Backend for Aws {
         _remote: &RemoteSettings,
         vars: &Vars,
     ) -> Result<Configured<String, Option<String>>, Error> {
-        let names = match aws.secret_names.clone() {
-            Some(names) => names,
-            None => match vars.list(var::SIMPLETUNER_AWS_SECRET_NAME) {
-                Ok(Some(names)) => names,
-                // A list the variable cannot hold: not configured, saying why.
-                Err(why) => {
-                    return Ok(Configured::No {
-                        why,
-                        in_part: false,
-                    })
-                }
-                Ok(None) => {
-                    return Ok(Configured::No {
-                        why: Error::ProviderUnavailable(format!(
-                            "AWS Secrets Manager is not configured: set aws_secret_name or {}",
-                            var::SIMPLETUNER_AWS_SECRET_NAME
-                        )),
-                        in_part: false,
-                    })
-                }
-            },
+        let listed = kit::listed(
+            aws.secret_names.as_deref(),
+            vars,
+            var::SIMPLETUNER_AWS_SECRET_NAME,
+            |s| Ok(s.to_owned()),
+        );
+        let names = match listed {
+            Ok(Some(names)) => names,
+            // A list the variable cannot hold: not configured, saying why.
+            Err(why) => {
+                return Ok(Configured::No {
+                    why,
+                    in_part: false,
+                })
+            }
+            Ok(None) => {
+                return Ok(Configured::No {
+                    why: Error::ProviderUnavailable(format!(
+                        "AWS Secrets Manager is not configured: set aws_secret_name or {}",
+                        var::SIMPLETUNER_AWS_SECRET_NAME
+                    )),
+                    in_part: false,
+                })
+            }
         };
         let agent = aws
             .agent_url

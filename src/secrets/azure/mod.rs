@@ -34,7 +34,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::kit::{Backend, Configured, Kit};
+use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
 use crate::secrets::remote::oauth::{oauth_failure, secure_url};
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::secret_cache::Fetched;
@@ -290,15 +290,12 @@ impl Backend for Azure {
         _remote: &RemoteSettings,
         vars: &Vars,
     ) -> Result<Configured<SecretName, String>, Error> {
-        let listed = match azure.secrets.clone() {
-            Some(names) => Ok(Some(names)),
-            None => vars.list(var::SIMPLETUNER_AZURE_SECRET),
-        };
-        let parsed = listed.and_then(|names| {
-            names
-                .map(|n| n.iter().map(|s| SecretName::parse(s)).collect())
-                .transpose()
-        });
+        let parsed = kit::listed(
+            azure.secrets.as_deref(),
+            vars,
+            var::SIMPLETUNER_AZURE_SECRET,
+            SecretName::parse,
+        );
         let vault = azure.vault.clone().or_else(|| {
             vars.get(var::SIMPLETUNER_AZURE_VAULT_URL)
                 .map(str::to_owned)

@@ -40,7 +40,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::remote::credential::Keeper;
 use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::kit::{Backend, Configured, Kit};
+use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
 use crate::secrets::remote::oauth;
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::secret_cache::Fetched;
@@ -193,19 +193,12 @@ impl Backend for Gcp {
         _remote: &RemoteSettings,
         vars: &Vars,
     ) -> Result<Configured<SecretRef, ()>, Error> {
-        let listed = match gcp.secrets.clone() {
-            Some(names) => Ok(Some(names)),
-            None => vars.list(var::SIMPLETUNER_GCP_SECRET),
-        };
-        let parsed = listed.and_then(|names| {
-            names
-                .map(|n| {
-                    n.iter()
-                        .map(|s| SecretRef::parse(s))
-                        .collect::<Result<_, _>>()
-                })
-                .transpose()
-        });
+        let parsed = kit::listed(
+            gcp.secrets.as_deref(),
+            vars,
+            var::SIMPLETUNER_GCP_SECRET,
+            SecretRef::parse,
+        );
         Ok(match parsed {
             Ok(Some(names)) => Configured::Yes { names, found: () },
             // A malformed list: not configured, saying why.

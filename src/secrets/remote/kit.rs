@@ -115,6 +115,27 @@ impl Kit<'_> {
     }
 }
 
+/// A provider's list of secrets: the configuration's (`configured`), else
+/// the comma-separated variable `var`'s, each name read by `parse`; `None`
+/// when neither names one.
+///
+/// # Errors
+/// A list the variable cannot hold, or a name `parse` refuses.
+pub(crate) fn listed<S>(
+    configured: Option<&[String]>,
+    vars: &Vars,
+    var: &str,
+    parse: impl Fn(&str) -> Result<S, Error>,
+) -> Result<Option<Vec<S>>, Error> {
+    let names = match configured {
+        Some(names) => Some(names.to_vec()),
+        None => vars.list(var)?,
+    };
+    names
+        .map(|n| n.iter().map(|s| parse(s)).collect())
+        .transpose()
+}
+
 impl<F: Backend> RemoteSource<F> {
     /// The provider for `settings`, reading `vars` (see each backend's
     /// module documentation). Configuration problems do not fail here: the
