@@ -17,6 +17,9 @@
 #define MAX_CONFIG (1024 * 1024)
 #define MAX_VARS (256 * 1024)
 #define MAX_VALUE (64 * 1024)
+#define WALK_DEPTH 32
+#define WALK_BUDGET 4000000L
+#define WALK_PASSES 64
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
 
@@ -41,16 +44,40 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n);
 int root_only(const struct stat *st, const char *what, const char *path, char *why, size_t n);
 /* The text of plugin argument arg's file, checked as root_only; NULL with why. */
 char *read_root_file(const char *arg, const char *path, char *why, size_t n);
-/* Whether path is on tmpfs or ramfs. */
-int memory_backed(const char *path);
-/* DIR/job-ID.NODE, this node's directory for the job; 0, or -1. */
+/* Plugin argument dir= opened (created 0755 first with `create`): root's,
+ * not writable by group or others, on tmpfs or ramfs, not a link; the
+ * descriptor everything under it is reached through, or -1 with why. */
+int open_base(const struct settings *s, int create, char *why, size_t n);
+/* job-ID.NODE, the name of this node's directory for the job in dir=; 0,
+ * or -1. */
+int job_name(uint32_t job, char *out, size_t n);
+/* DIR/job-ID.NODE, its path (for the library and messages); 0, or -1. */
 int job_dir(const struct settings *s, uint32_t job, char *out, size_t n);
-/* A new file (O_EXCL, never through a link) holding text; 0, or -1. */
-int write_new(const char *path, const char *text, size_t len, mode_t mode);
-/* At most max bytes of a regular file, NUL-terminated, *len its length; NULL. */
-char *read_small(const char *path, size_t max, size_t *len);
-/* Removes a directory and what it holds, links themselves never followed. */
-void remove_tree(const char *path);
+/* The job's directory `name` in `base` opened (never through a link), if
+ * root's and not writable by group or others; the descriptor, or -1. */
+int open_job_dir(int base, const char *name);
+/* A new file `name` in the directory open at `at` (O_EXCL, never through a
+ * link) holding text; 0, or -1 (what was written stays). */
+int write_new_at(int at, const char *name, const char *text, size_t len, mode_t mode);
+/* At most max bytes of the regular file `name` in the directory open at
+ * `at` (never through a link), NUL-terminated, *len its length and *st its
+ * status (each when not NULL); NULL. */
+char *read_small_at(int at, const char *name, size_t max, size_t *len, struct stat *st);
+/* Removes `name` in the directory open at `parent` and all it holds, only
+ * ever relative to descriptors: a link is removed, never followed, a name
+ * swapped for a link mid-walk is never entered, and no path is built (no
+ * PATH_MAX). Bounded (WALK_BUDGET entries, WALK_PASSES passes); 0 when it
+ * is gone, -1. */
+int remove_tree(int parent, const char *name);
+/* Lets the job's user (uid, gid) read each file of the job's files/ (open at
+ * `files`, written root's 0600): a POSIX ACL naming the user alone, the
+ * file still root's; where no ACL is kept (ramfs), the file handed to the
+ * user (its 0600). 0, or -1 with errno. */
+int hand_files(int files, uid_t uid, gid_t gid);
+/* The value of the secret file `key` in the job's directory (open at `jd`)
+ * files/: one plain name, root's or `uid`'s, its only link, no NUL byte;
+ * NULL. */
+char *env_value(int jd, const char *key, uid_t uid, size_t *len);
 /* An exclusive flock on fd, waiting at most `seconds` for it; 0, or -1. */
 int lock_within(int fd, int seconds);
 /* Sets the NAME=VALUE lines of plugin argument environment= in this process. */

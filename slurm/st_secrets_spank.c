@@ -24,7 +24,9 @@
  *                 site's identity is given by (AWS_SHARED_CREDENTIALS_FILE,
  *                 AWS_PROFILE, VAULT_ROLE_ID, BAO_CACERT, ...)
  *
- * (Their parsing and the files the plugin reads and writes: settings.c.)
+ * (Their parsing and the files the plugin reads and writes: settings.c.
+ * Everything under dir= is reached relative to descriptors, never by a
+ * path through a link.)
  *
  * Job options (sbatch, salloc, srun): --st-secrets=NAME[=KEY],... and
  * --st-secrets-as=files|refs|env.
@@ -32,8 +34,9 @@
  * Where each part runs (docs/slurm.md, "What runs where"):
  *   job_prolog (root, on each node of the job, before its first step there):
  *     fetches the secrets in the node's admission slot (its index in the
- *     job's node list), writes them as the job user's 0600 files in
- *     DIR/job-ID.NODE/files, and the variables naming them in .../vars;
+ *     job's node list), writes them in DIR/job-ID.NODE/files (root's
+ *     files the job's user alone may read, in a directory it cannot add
+ *     to), and the variables naming them in .../vars;
  *     every login and lease goes to the job's ledger (.../ledger).
  *     A failure is written to .../error, never fails the prolog (which
  *     would drain the node): the job's tasks fail with it instead.
@@ -114,18 +117,20 @@ static int set_opt_as(int val, const char *optarg, int remote)
     return 0;
 }
 
-static void record_error(const char *dir, const char *fmt, ...)
+/* The prolog's failure, into the job's directory (open at `jd`) for its
+ * steps. A record that could not be written whole reads as a failure too
+ * (init_post_opt). */
+static void record_error(int jd, const char *fmt, ...)
 {
-    char msg[2048], path[PATH_MAX];
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     slurm_error("st-secrets: %s", msg);
-    if (snprintf(path, sizeof(path), "%s/error", dir) < (int)sizeof(path)) {
-        unlink(path);
-        write_new(path, msg, strlen(msg), 0600);
-    }
+    unlinkat(jd, "error", 0);
+    if (write_new_at(jd, "error", msg, strlen(msg), 0600))
+        slurm_error("st-secrets: cannot record the job's failure for its steps: %s", strerror(errno));
 }
 
 /* ------------------------------------------------------------- the options */
@@ -255,43 +260,50 @@ static st_secrets *site_manager(const struct settings *s, char *why, size_t n)
     return m;
 }
 
-/* Fetches and writes the job's secrets into `dir` (created, root's).
+/* Fetches and writes the job's secrets into `dir` (open at `jd`, created,
+ * root's): files/ is root's (mode 0750, the job's group: the user lists it
+ * and adds nothing), each file root's and readable by the user alone.
  * Returns 0, or -1 with the reason recorded in dir/error. */
-static int prepare(const struct settings *s, const char *dir, const char *keys, const char *as,
+static int prepare(const struct settings *s, int jd, const char *dir, const char *keys, const char *as,
                    uid_t uid, gid_t gid)
 {
     char path[PATH_MAX], files[PATH_MAX], why[512];
     st_secrets *m = NULL;
     st_error *err = NULL;
     st_buf *vars = NULL;
-    int rc = -1;
+    int rc = -1, fd = -1;
     if (!s->config[0]) {
-        record_error(dir, "the job names secrets (%s) but plugstack.conf gives no config=FILE", keys);
+        record_error(jd, "the job names secrets (%s) but plugstack.conf gives no config=FILE", keys);
         return -1;
     }
     snprintf(path, sizeof(path), "%s/ledger", dir);
     snprintf(files, sizeof(files), "%s/files", dir);
-    if (write_new(path, "", 0, 0600) || mkdir(files, 0700)) {
-        record_error(dir, "cannot create the job's ledger or files in %s: %s", dir, strerror(errno));
+    if (write_new_at(jd, "ledger", "", 0, 0600) || mkdirat(jd, "files", 0750) ||
+        (fd = openat(jd, "files", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fchown(fd, 0, gid)) {
+        record_error(jd, "cannot create the job's ledger or files in %s: %s", dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
+    /* Both paths run through root's directories only (dir=, the job's, its
+     * files/): the library may name them. */
     setenv("SIMPLETUNER_JOB_LEDGER", path, 1);
     set_node_rank();
     if (!(m = site_manager(s, why, sizeof(why)))) {
-        record_error(dir, "%s", why);
+        record_error(jd, "%s", why);
+        close(fd);
         return -1;
     }
     const char *layout = strcmp(as, "files") ? "refs" : "files";
-    if (st_secrets_write_files(m, keys, files, layout, uid, gid, &vars, &err) != ST_OK) {
-        record_error(dir, "%s", st_error_message(err));
+    if (st_secrets_write_files(m, keys, files, layout, -1, -1, &vars, &err) != ST_OK) {
+        record_error(jd, "%s", st_error_message(err));
         goto out;
     }
-    if (chown(files, uid, gid)) {
-        record_error(dir, "cannot hand %s to the job's user: %s", files, strerror(errno));
+    if (hand_files(fd, uid, gid)) {
+        record_error(jd, "cannot let the job's user read the files in %s: %s", files, strerror(errno));
         goto out;
     }
     /* vars: what init_post_opt sets; for env, the values are read there. */
-    snprintf(path, sizeof(path), "%s/vars", dir);
     char head[MAX_LIST + 16];
     snprintf(head, sizeof(head), "%s\n%s\n", as, keys);
     size_t hl = strlen(head), vl = st_buf_len(vars);
@@ -300,11 +312,12 @@ static int prepare(const struct settings *s, const char *dir, const char *keys, 
         goto out;
     memcpy(text, head, hl);
     memcpy(text + hl, st_buf_data(vars), vl);
-    rc = write_new(path, text, hl + vl, 0600);
+    rc = write_new_at(jd, "vars", text, hl + vl, 0600);
     free(text);
     if (rc)
-        record_error(dir, "cannot write %s: %s", path, strerror(errno));
+        record_error(jd, "cannot write %s/vars: %s", dir, strerror(errno));
 out:
+    close(fd);
     if (m)
         st_secrets_free(m);
     st_buf_free(vars);
@@ -315,43 +328,46 @@ out:
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], keys[MAX_LIST], as[8], dir[DIR_MAX];
+    char why[512], keys[MAX_LIST], as[8], dir[DIR_MAX], name[300];
     uint32_t job = 0;
     uid_t uid;
     gid_t gid;
-    struct stat st;
     if (parse_args(ac, av, &s, why, sizeof(why))) {
         slurm_error("st-secrets: %s", why);
         return 0; /* the steps fail with it (init_post_opt), the node stays up */
     }
-    if (job_request(sp, &s, keys, sizeof(keys), as) || !keys[0])
+    int too_long = job_request(sp, &s, keys, sizeof(keys), as);
+    if (!too_long && !keys[0])
         return 0;
     if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
         spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
-        spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir))) {
+        spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir)) ||
+        job_name(job, name, sizeof(name))) {
         slurm_error("st-secrets: the job's id or user is not known in the prolog");
         return 0;
     }
-    if (mkdir(s.dir, 0755) && errno != EEXIST) {
-        slurm_error("st-secrets: plugin argument dir=%s: %s", s.dir, strerror(errno));
+    int base = open_base(&s, 1, why, sizeof(why));
+    if (base < 0) {
+        slurm_error("st-secrets: %s", why);
         return 0;
     }
-    if (lstat(s.dir, &st) || !S_ISDIR(st.st_mode) || !root_only(&st, "plugin argument dir=", s.dir, why, sizeof(why)) ||
-        !memory_backed(s.dir)) {
-        slurm_error("st-secrets: plugin argument dir=%s must be root's directory on tmpfs or ramfs", s.dir);
-        return 0;
-    }
-    remove_tree(dir); /* a requeued job's, if its epilog never ran */
-    if (mkdir(dir, 0711)) {
+    remove_tree(base, name); /* a requeued job's, if its epilog never ran */
+    int jd = -1;
+    if (mkdirat(base, name, 0711) || (jd = open_job_dir(base, name)) < 0) {
         slurm_error("st-secrets: cannot create %s: %s", dir, strerror(errno));
+        close(base);
         return 0;
     }
-    if (!strcmp(as, "env") && !s.env_allowed) {
-        record_error(dir, "--st-secrets-as=env: this site keeps values out of the environment "
-                          "(plugin argument env=deny)");
-        return 0;
-    }
-    prepare(&s, dir, keys, as, uid, gid);
+    if (too_long)
+        record_error(jd, "the site's keys= and the job's --st-secrets together are longer than %d bytes: "
+                         "name fewer secrets", MAX_LIST - 1);
+    else if (!strcmp(as, "env") && !s.env_allowed)
+        record_error(jd, "--st-secrets-as=env: this site keeps values out of the environment "
+                         "(plugin argument env=deny)");
+    else
+        prepare(&s, jd, dir, keys, as, uid, gid);
+    close(jd);
+    close(base);
     return 0;
 }
 
@@ -387,13 +403,14 @@ static int prepared_keys(spank_t sp, const char *list, size_t n)
     return 0;
 }
 
-/* Sets the job's variables from dir/vars in the step's environment; for
- * `env`, each secret's value read from its file. */
-static int set_step_env(spank_t sp, const char *dir)
+/* Sets the job's variables from its directory's vars (open at `jd`) in the
+ * step's environment; for `env`, each secret's value read from its file. */
+static int set_step_env(spank_t sp, int jd)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/vars", dir);
-    char *text = read_small(path, MAX_VARS, NULL);
+    uid_t uid = 0;
+    if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS)
+        return -1;
+    char *text = read_small_at(jd, "vars", MAX_VARS, NULL, NULL);
     if (!text)
         return -1;
     char as[8] = "";
@@ -420,11 +437,9 @@ static int set_step_env(spank_t sp, const char *dir)
         if (env && !strcmp(name, "SIMPLETUNER_SECRETS_DIRS"))
             continue;
         if (env && !strncmp(value, "st://", 5)) {
-            char file[PATH_MAX];
             size_t len = 0;
-            snprintf(file, sizeof(file), "%s/files/%s", dir, value + 5);
-            char *secret = read_small(file, MAX_VALUE, &len);
-            if (!secret || memchr(secret, 0, len)) {
+            char *secret = env_value(jd, value + 5, uid, &len);
+            if (!secret) {
                 snprintf(step_error, sizeof(step_error), "%s: its value cannot be an environment variable", name);
                 rc = -1;
             } else if (spank_setenv(sp, name, secret, 1) != ESPANK_SUCCESS) {
@@ -450,7 +465,7 @@ static int set_step_env(spank_t sp, const char *dir)
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], dir[DIR_MAX], path[PATH_MAX];
+    char why[512], dir[DIR_MAX], name[300];
     uint32_t job = 0;
     spank_context_t ctx = spank_context();
     if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR)
@@ -461,17 +476,19 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
         snprintf(step_error, sizeof(step_error), "%s", why);
         return 0;
     }
-    if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir)))
+    if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir)) ||
+        job_name(job, name, sizeof(name)))
         return 0;
-    snprintf(path, sizeof(path), "%s/error", dir);
-    char *error = read_small(path, sizeof(step_error) - 1, NULL);
-    if (error) {
-        snprintf(step_error, sizeof(step_error), "%s", error);
-        free(error);
+    int base = open_base(&s, 0, why, sizeof(why));
+    int jd = base < 0 ? -1 : openat(base, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (base >= 0)
+        close(base);
+    if (jd < 0 && errno != ENOENT) {
+        snprintf(step_error, sizeof(step_error), "cannot open the job's directory %s: %s", dir,
+                 base < 0 ? why : strerror(errno));
         return 0;
     }
-    struct stat st;
-    if (lstat(dir, &st)) {
+    if (jd < 0) {
         /* No directory: the job named nothing, unless this step does (the
          * batch step never sees sbatch's options; srun's steps do). */
         char keys[MAX_LIST], as[8];
@@ -481,10 +498,23 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
                      "node's plugstack.conf?)", keys, dir);
         return 0;
     }
-    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || set_step_env(sp, dir)) {
+    /* A record of the prolog's failure, whole or not (a full dir= leaves
+     * it empty or cut short): the step fails. */
+    size_t len = 0;
+    struct stat st;
+    char *error = read_small_at(jd, "error", sizeof(step_error) - 1, &len, NULL);
+    if (error && len) {
+        snprintf(step_error, sizeof(step_error), "%s", error);
+    } else if (error || fstatat(jd, "error", &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+        snprintf(step_error, sizeof(step_error),
+                 "the prolog failed on this node and its reason could not be recorded in %s/error (is "
+                 "plugin argument dir= full?): see the node's slurmd log", dir);
+    } else if (fstat(jd, &st) || st.st_uid != 0 || (st.st_mode & 022) || set_step_env(sp, jd)) {
         if (!step_error[0])
             snprintf(step_error, sizeof(step_error), "cannot read the job's variables in %s", dir);
     }
+    free(error);
+    close(jd);
     return 0;
 }
 
@@ -511,14 +541,23 @@ static int task_signalled, task_exited;
 /* Revokes what the job's ledger in `dir` lists, then removes the directory.
  * Whoever holds the ledger's lock is revoking it: `wait` seconds for it
  * (the epilog, which must not remove what another is reading), else none. */
-static void end_job(const struct settings *s, uint32_t job, const char *dir, const char *when, int wait)
+static void end_job(const struct settings *s, uint32_t job, const char *when, int wait)
 {
-    char why[512], ledger[PATH_MAX];
+    char why[512], ledger[PATH_MAX], dir[DIR_MAX], name[300];
     struct stat st;
+    int base = -1, jd = -1;
+    if (job_dir(s, job, dir, sizeof(dir)) || job_name(job, name, sizeof(name)) ||
+        (base = open_base(s, 0, why, sizeof(why))) < 0 || (jd = open_job_dir(base, name)) < 0) {
+        if (base >= 0)
+            close(base);
+        return;
+    }
     snprintf(ledger, sizeof(ledger), "%s/ledger", dir);
-    int fd = open(ledger, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int fd = openat(jd, "ledger", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    close(jd);
     if (fd >= 0 && lock_within(fd, wait)) {
         close(fd); /* another step's end is revoking it, and removes the directory */
+        close(base);
         return;
     }
     if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 && s->config[0]) {
@@ -541,19 +580,26 @@ static void end_job(const struct settings *s, uint32_t job, const char *dir, con
         st_buf_free(report);
         free_error(err);
     }
-    remove_tree(dir);
+    if (remove_tree(base, name))
+        slurm_error("st-secrets: job %u: %s not wholly removed %s", job, dir, when);
+    close(base);
     if (fd >= 0)
         close(fd);
 }
 
-/* This node's directory for the job, if the prolog made one (root's). */
-static int job_dir_of(spank_t sp, const struct settings *s, uint32_t *job, char *dir, size_t n)
+/* The job, if the prolog made this node a directory for it (root's). */
+static int job_of(spank_t sp, const struct settings *s, uint32_t *job)
 {
-    struct stat st;
-    return spank_get_item(sp, S_JOB_ID, job) != ESPANK_SUCCESS || job_dir(s, *job, dir, n) ||
-                   lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0
-               ? -1
-               : 0;
+    char why[512], name[300];
+    if (spank_get_item(sp, S_JOB_ID, job) != ESPANK_SUCCESS || job_name(*job, name, sizeof(name)))
+        return -1;
+    int base = open_base(s, 0, why, sizeof(why));
+    int jd = base < 0 ? -1 : open_job_dir(base, name);
+    if (jd >= 0)
+        close(jd);
+    if (base >= 0)
+        close(base);
+    return jd < 0 ? -1 : 0;
 }
 
 /* Whether slurmctld says the job is over (cancelled, timed out, completing);
@@ -582,7 +628,7 @@ static int job_over(uint32_t job)
 int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], dir[DIR_MAX];
+    char why[512];
     uint32_t job = 0;
     int status = 0;
     task_exited = 1;
@@ -590,9 +636,8 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
         !WIFSIGNALED(status))
         return 0;
     task_signalled = 1;
-    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_dir_of(sp, &s, &job, dir, sizeof(dir)) &&
-        job_over(job))
-        end_job(&s, job, dir, "at the end of its signalled task", 0);
+    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_of(sp, &s, &job) && job_over(job))
+        end_job(&s, job, "at the end of its signalled task", 0);
     return 0;
 }
 
@@ -605,18 +650,17 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], dir[DIR_MAX];
+    char why[512];
     uint32_t job = 0, step = 0;
     if (spank_context() != S_CTX_REMOTE || parse_args(ac, av, &s, why, sizeof(why)) ||
-        spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || job_dir_of(sp, &s, &job, dir, sizeof(dir)))
+        spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || job_of(sp, &s, &job))
         return 0;
     if (step == SLURM_BATCH_SCRIPT)
-        end_job(&s, job, dir, "at the end of its batch step", 0);
+        end_job(&s, job, "at the end of its batch step", 0);
     else if (step == SLURM_EXTERN_CONT)
-        end_job(&s, job, dir, "at the end of its extern step", 0);
+        end_job(&s, job, "at the end of its extern step", 0);
     else if ((task_signalled || !task_exited) && job_over(job))
-        end_job(&s, job, dir, task_exited ? "at the end of its signalled step" : "at the end of its cancelled step",
-                0);
+        end_job(&s, job, task_exited ? "at the end of its signalled step" : "at the end of its cancelled step", 0);
     return 0;
 }
 
@@ -625,9 +669,9 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], dir[DIR_MAX];
+    char why[512];
     uint32_t job = 0;
-    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_dir_of(sp, &s, &job, dir, sizeof(dir)))
-        end_job(&s, job, dir, "in the epilog", 120);
+    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_of(sp, &s, &job))
+        end_job(&s, job, "in the epilog", 120);
     return 0;
 }

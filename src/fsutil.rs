@@ -307,3 +307,30 @@ pub(crate) fn append_private(path: &Path, bytes: &[u8], create: bool, uid: u32) 
         }
     }
 }
+
+/// Whether the POSIX access ACL of `path` (`system.posix_acl_access`)
+/// lets nobody but its owner and the user `uid` in: the group bits of a
+/// file with such an ACL are its mask, not a group's (the Slurm plugin's
+/// files: root's, read by the job's user alone). False without an ACL.
+pub(crate) fn acl_only_for(path: &Path, uid: u32) -> bool {
+    let Some(buf) = crate::sys::xattr(path, c"system.posix_acl_access", 4 + 8 * 32) else {
+        return false;
+    };
+    let n = buf.len();
+    if n < 4 || (n - 4) % 8 != 0 || buf[..4] != 2u32.to_le_bytes() {
+        return false;
+    }
+    // (tag, perm, id): the owner (1) and the mask (0x10) say nothing of
+    // who else; a named user (2) must be `uid`; the group (4), named
+    // groups (8) and others (0x20) must have no permission.
+    buf[4..n].chunks_exact(8).all(|e| {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        match tag {
+            0x01 | 0x10 => true,
+            0x02 => id == uid,
+            _ => perm == 0,
+        }
+    })
+}

@@ -16,7 +16,7 @@
 //! `unsafe` is denied in the whole crate (`#![deny(unsafe_code)]` below) and
 //! allowed in two modules only: [`ffi`], the C ABI, and `sys`, the system
 //! layer (secret memory, the fork-safe locks, the clocks, `statvfs`, a bounded Unix-socket
-//! connect, the tests' fork helper and counting allocator). The domain
+//! connect, extended attributes, the tests' fork helper and counting allocator). The domain
 //! modules are safe Rust and know nothing about C.
 //!
 //! | module | what it holds | imports |
@@ -24,8 +24,8 @@
 //! | `error` | [`Error`]: the crate's error, `Display` never shows a secret; [`st_result`](error::st_result), the one list of result codes | nothing |
 //! | `secret` | [`SecretBytes`], [`SecretString`]: buffers in secret memory, zeroed on drop | `sys` |
 //! | `paths` | home directory, `~` expansion, `~/.simpletuner`, the state dir | nothing |
-//! | `sys` | the system layer, where `unsafe` may live: secret memory (out of core dumps, locked where allowed, zeroed on free), locks that keep working in a child after `fork()`, a `static` built on first use that never blocks, the monotonic clocks, free space, whether a filesystem is memory-backed, a bounded Unix-socket connect, the library's threads with the host's signals blocked | nothing |
-//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files | `error` |
+//! | `sys` | the system layer, where `unsafe` may live: secret memory (out of core dumps, locked where allowed, zeroed on free), locks that keep working in a child after `fork()`, a `static` built on first use that never blocks, the monotonic clocks, free space, whether a filesystem is memory-backed, extended attributes, a bounded Unix-socket connect, the library's threads with the host's signals blocked | nothing |
+//! | `fsutil` | private 0600 files, atomic replacement, bounded reads, lock files, what a file's ACL lets in | `error`, `sys` |
 //! | `lazy` | a resettable process-wide value | `error`, `sys` |
 //! | `cache` | [`TtlCache`] (TTL + LRU + single-flight) and the two process-wide caches; the C API's `st_cache` | `error`, `secret`, `sys` |
 //! | `crypto` | [`Cipher`]: SimpleTuner-compatible Fernet credential encryption, key sourcing | `error`, `secret`, `sys`, `paths`, `fsutil`, `lazy` |

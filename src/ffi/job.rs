@@ -96,8 +96,9 @@ pub extern "C" fn st_secrets_write_files(
 /// Revokes what a job's ledger lists (the file `st-secrets run` names by
 /// `SIMPLETUNER_JOB_LEDGER`, one line per Vault lease issued and per login
 /// token of the job's processes), with `m`'s Vault settings (a line naming
-/// another Vault is revoked there), and puts the outcome into a new buffer
-/// at `*out_report_json` (free with `st_buf_free`):
+/// another Vault is revoked there, whether or not `m` names one), and
+/// puts the outcome into a new buffer at `*out_report_json` (free with
+/// `st_buf_free`):
 /// `{"leases": N, "tokens": N, "failed": ["...", ...]}`, the leases and
 /// tokens revoked (or found already gone) and what could not be, with why
 /// (never a value, a token or a lease ID). The ledger is left in place:
@@ -108,7 +109,8 @@ pub extern "C" fn st_secrets_write_files(
 /// An empty ledger, or one whose file is gone, revokes nothing.
 ///
 /// Returns `ST_OK` (failures are in the report); `ST_PROVIDER_UNAVAILABLE`
-/// when the ledger lists something and `m` has no Vault address;
+/// when a line names no Vault and `m` has no Vault address (nothing
+/// revoked);
 /// `ST_IO`, `ST_PERMISSION` or `ST_PARSE` for a ledger that cannot be read
 /// (not a regular file, readable or writable by others, malformed);
 /// `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.

@@ -328,7 +328,7 @@ impl Mount {
                 )));
             };
             let mode = meta.mode() & 0o777;
-            if !kubelet && mode & 0o077 != 0 {
+            if !kubelet && mode & 0o077 != 0 && !crate::fsutil::acl_only_for(&path, me) {
                 warnings.push(format!(
                     "{} is readable or writable by group or others (mode {mode:04o})",
                     printable_path(&shown)

@@ -147,6 +147,38 @@ pub fn memory_backed(dir: &Path) -> Option<bool> {
     Some(kind == TMPFS_MAGIC || kind == RAMFS_MAGIC)
 }
 
+/// The extended attribute `name` of `path` (at most `max` bytes, links
+/// followed); `None` when it is not set, too long or cannot be read.
+pub(crate) fn xattr(path: &Path, name: &std::ffi::CStr, max: usize) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = vec![0u8; max];
+    // SAFETY: NUL-terminated strings and a buffer of the length given.
+    let n = unsafe { libc::getxattr(c_path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), max) };
+    buf.truncate(usize::try_from(n).ok()?);
+    Some(buf)
+}
+
+/// Sets the extended attribute `name` of `path` to `value`; whether it
+/// was set (the tests' ACLs).
+#[cfg(test)]
+pub(crate) fn set_xattr(path: &Path, name: &std::ffi::CStr, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: NUL-terminated strings and a value of the length given.
+    unsafe {
+        libc::setxattr(
+            c_path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
 /// The flags `connect_unix`'s socket is made with: atomic close-on-exec and
 /// non-blocking where the kernel has them.
 #[cfg(target_os = "linux")]

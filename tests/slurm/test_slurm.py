@@ -85,9 +85,11 @@ def test_each_task_gets_files_slurm_keeps_nothing_and_a_node_logs_in_once(site, 
     out = cl.output(job)
     assert state == "COMPLETED", out
     lines = task_lines(out)
-    assert lines.count(f"HF_TOKEN_PATH 600 sttest {sha(site.hf)}") == 8, out
-    assert lines.count(f"REPLICATE_API_TOKEN_FILE 600 sttest {sha(site.aws_value)}") == 8, out
-    assert sum(1 for l in lines if l.startswith("PG_PASSWORD_FILE 600 sttest")) == 8, out
+    # Root's files (the group bits: the mask of an ACL letting the job's
+    # user alone read them).
+    assert lines.count(f"HF_TOKEN_PATH 640 root {sha(site.hf)}") == 8, out
+    assert lines.count(f"REPLICATE_API_TOKEN_FILE 640 root {sha(site.aws_value)}") == 8, out
+    assert sum(1 for l in lines if l.startswith("PG_PASSWORD_FILE 640 root")) == 8, out
     assert lines.count("0") == 8, "no value in any task's environment"
     assert len(environs) >= 8
     # One login per node, one lease of each node's credentials.
@@ -171,6 +173,70 @@ def test_bad_input_fails_the_job_with_a_message_naming_it(site, cl, plugstack):
     out = cl.output(job)
     assert state == "FAILED" and "vault" in out.lower() and "ran" not in out, out
     assert time.monotonic() - start < 120, "every wait is bounded"
+
+
+USER_TRIES = r"""#!/bin/bash
+files="$(dirname "$HF_TOKEN_PATH")"
+try() { if "$@" 2>/dev/null; then echo "allowed: $*"; else echo "refused: $*"; fi; }
+try touch "$files/planted"
+try mkdir "$files/chain"
+try ln -s / "$files/link"
+try ln "$HOME/.bashrc" "$files/hard"
+try mv "$HF_TOKEN_PATH" "$files/moved"
+try sh -c "echo more >> '$HF_TOKEN_PATH'"
+try chmod 666 "$HF_TOKEN_PATH"
+try truncate -s 0 "$HF_TOKEN_PATH"
+echo "listed $(ls "$files" | wc -l) read $(/usr/bin/sha256sum < "$HF_TOKEN_PATH" | cut -c1-64)"
+"""
+
+
+def test_the_jobs_user_adds_nothing_to_roots_directory_and_changes_no_file(site, cl):
+    """files/ is root's (the job's group may list it), each file root's with
+    an ACL letting the user read it: no entry, link, chain of names or byte
+    the user could leave in root's tmpfs for root to walk or to fill it."""
+    job = cl.sbatch(USER_TRIES, "--export=NONE", "--st-secrets=HF_TOKEN,REPLICATE_API_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED", out
+    assert "allowed:" not in out and out.count("refused:") == 8, out
+    assert f"listed 2 read {sha(site.hf)}" in out, out
+    assert not any(d.exists() for d in st_site.job_dirs(site, job))
+
+
+def test_a_full_dir_or_a_list_too_long_fails_the_job_with_its_reason(site, cl, plugstack, tmp_path):
+    # dir= on its own small tmpfs, filled (as another user's job could fill
+    # a tmpfs it may write to): the prolog's record of its failure cannot be
+    # written whole, and the job still fails with a message.
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(small)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={small}/fill", "bs=4k"], capture_output=True)
+        plugstack(dir=small)
+        job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+        state = cl.wait(job)
+        out = cl.output(job)
+        assert state == "FAILED" and "ran" not in out, out
+        assert "could not be recorded" in out or "No space left" in out, out
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
+    # The site's keys= and a job's list together past what the plugin keeps:
+    # failed with a message, never run without its secrets.
+    plugstack(keys=",".join(f"SITE{i:04d}" for i in range(500)))
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE",
+                    "--st-secrets=" + ",".join(f"JOB{i:04d}" for i in range(300)))
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "ran" not in out and "longer than" in out, out
+
+
+def test_an_environment_file_others_may_read_is_refused(site, cl, plugstack):
+    env = site.write("environment-open", (site.dir / "environment").read_text(), 0o644)
+    plugstack(environment=env)
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "ran" not in out and "readable by group or others" in out, out
 
 
 def holding(site, cl, script, *args):

@@ -296,3 +296,42 @@ fn file_names_with_terminal_escapes_are_printed_escaped() {
     }
     assert!(warnings.contains("A\\u{1b}[2Jx"), "{warnings}");
 }
+
+/// An access ACL as the Slurm plugin sets one: the owner, one named user
+/// (`user`), the mask r, nothing for the group or others.
+fn set_acl(path: &Path, user: u32) -> bool {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, user),
+        (4, 0, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    crate::sys::set_xattr(path, c"system.posix_acl_access", &acl)
+}
+
+#[test]
+fn a_file_whose_acl_lets_in_only_this_user_is_not_warned_of() {
+    // tmpfs keeps ACLs where the kernel has them; elsewhere nothing to see.
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let d = dir.path();
+    write(&d.join("MINE"), b"mine", 0o600);
+    write(&d.join("OTHERS"), b"others", 0o600);
+    let me = crate::sys::effective_uid();
+    if !set_acl(&d.join("MINE"), me) || !set_acl(&d.join("OTHERS"), me.wrapping_add(1)) {
+        return;
+    }
+    let p = provider(&[d]);
+    assert_eq!(get(&p, "MINE").as_deref(), Some("mine"));
+    let warnings = p.status().warnings.join("\n");
+    assert!(!warnings.contains("MINE"), "{warnings}");
+    assert!(
+        warnings.contains("OTHERS is readable or writable by group or others (mode 0640)"),
+        "{warnings}"
+    );
+}

@@ -115,17 +115,7 @@ impl Backend for Vault {
         )?);
         let at = ledger::at(&shown, client.namespace.as_deref());
         let ledger = Arc::new(Ledger::new(vars, slot.is_some(), at.clone()));
-        let elsewhere: leases::Elsewhere = {
-            let (vault, remote, vars) = (vault.clone(), remote.clone(), vars.clone());
-            Box::new(move |addresses, namespace| {
-                let settings = VaultSettings {
-                    namespace,
-                    ..vault.clone()
-                };
-                let urls = addresses.iter().map(|a| Address::parse(a)).collect();
-                Client::new(&settings, &remote, &vars, urls, None, None)
-            })
-        };
+        let elsewhere = elsewhere(vault, remote, vars);
         let session = Session::new(client, found.auth, cert, slot, remote, Arc::clone(&ledger));
         let mount = vault
             .mount
@@ -148,4 +138,22 @@ impl Backend for Vault {
             settings: remote.clone(),
         })
     }
+}
+
+/// Makes a client for another Vault (the addresses and namespace a job's
+/// ledger line names) with this configuration's TLS settings and timeouts.
+pub(super) fn elsewhere(
+    vault: &VaultSettings,
+    remote: &RemoteSettings,
+    vars: &Vars,
+) -> leases::Elsewhere {
+    let (vault, remote, vars) = (vault.clone(), remote.clone(), vars.clone());
+    Box::new(move |addresses, namespace| {
+        let settings = VaultSettings {
+            namespace,
+            ..vault.clone()
+        };
+        let urls = addresses.iter().map(|a| Address::parse(a)).collect();
+        Client::new(&settings, &remote, &vars, urls, None, None)
+    })
 }

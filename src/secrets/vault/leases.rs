@@ -164,107 +164,14 @@ impl Leases {
         Ok(Fetched::Found(map))
     }
 
-    /// Revokes the lease `id`, with `token` (the one that issued it) or the
-    /// session's own.
-    fn revoke_lease(
-        &self,
-        client: &Client,
-        id: &SecretString,
-        token: Option<&SecretString>,
-    ) -> Result<(), String> {
-        let own = match token {
-            Some(_) => None,
-            None => self.session.token_held(),
-        };
-        let token = token.or(own.as_ref());
-        let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
-        // 400 "invalid lease": expired or revoked already.
-        gone(
-            client.send("PUT", "sys/leases/revoke", token, body.expose().as_bytes()),
-            400,
-        )
-    }
-
-    /// Revokes the login token `token` (`auth/token/revoke-self`: its
-    /// leases go with it).
-    fn revoke_token(&self, client: &Client, token: &SecretString) -> Result<(), String> {
-        // 403: the token is no longer valid (expired, revoked).
-        gone(
-            client.send("POST", "auth/token/revoke-self", Some(token), b""),
-            403,
-        )
-    }
-
-    /// Revokes the leases listed and the login tokens, all at once (at
-    /// most [`AT_ONCE`] requests in flight), all within one bound (a
-    /// request's: [`RemoteSettings::fetch_bound`]) that no election wait
-    /// lifts: with every node down the revocation gives up at the bound,
-    /// not after each request's election in turn.
-    fn revoke_all(&self, client: &Client, listed: &Listed) -> Revoked {
-        enum Item<'a> {
-            Lease(&'a SecretString, Option<&'a SecretString>),
-            Login(&'a SecretString),
-        }
-        let items: Vec<Item<'_>> = listed
-            .leases
-            .iter()
-            .map(|(id, token)| Item::Lease(id, token.as_ref()))
-            .chain(listed.logins.iter().map(Item::Login))
-            .collect();
-        let mut out = Revoked::default();
-        // One bound for the whole revocation, whatever the ending: one
-        // request's (its timeout, retries and backoff), however many nodes
-        // are down and however long an election would be waited out.
-        let until = std::time::Instant::now() + self.settings.fetch_bound();
-        for batch in items.chunks(AT_ONCE) {
-            let answers: Vec<Result<(), String>> = std::thread::scope(|s| {
-                let running: Vec<_> = batch
-                    .iter()
-                    .map(|item| {
-                        s.spawn(move || {
-                            let _bound = FetchBound::hard(until);
-                            let _counted = meter::scope("vault");
-                            match item {
-                                Item::Lease(id, token) => self.revoke_lease(client, id, *token),
-                                Item::Login(token) => self.revoke_token(client, token),
-                            }
-                        })
-                    })
-                    .collect();
-                running
-                    .into_iter()
-                    .map(|t| t.join().unwrap_or_else(|_| Err("revocation failed".into())))
-                    .collect()
-            });
-            for (item, answer) in batch.iter().zip(answers) {
-                match (item, answer) {
-                    (Item::Lease(..), Ok(())) => {
-                        out.leases += 1;
-                        meter::add("vault", |c| c.leases_revoked += 1);
-                    }
-                    // A login token's leases go with it.
-                    (Item::Lease(_, Some(t)), Err(_)) if listed.logins.contains(t) => {
-                        out.leases += 1
-                    }
-                    (Item::Lease(..), Err(e)) => out.failed.push(format!("a lease: {e}")),
-                    (Item::Login(_), Ok(())) => {
-                        out.tokens += 1;
-                        meter::add("vault", |c| c.tokens_revoked += 1);
-                    }
-                    (Item::Login(_), Err(e)) => out.failed.push(format!("a login token: {e}")),
-                }
-            }
-        }
-        out
-    }
-
     /// Revokes what this process got, when it shares nothing (no job
     /// ledger, no node cache: the ledger keeps nothing otherwise): its
     /// manager is being freed.
     pub(super) fn revoke_own(&self) {
         let own = self.ledger.take_own();
         if !own.leases.is_empty() || !own.logins.is_empty() {
-            let _ = self.revoke_all(self.session.client(), &own);
+            let token = self.session.token_held();
+            let _ = revoke_all(self.session.client(), &own, &self.settings, token.as_ref());
         }
     }
 
@@ -275,30 +182,165 @@ impl Leases {
     /// [`Error::Io`] when the file cannot be read (missing, not a private
     /// file of this user, too large).
     pub(super) fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
-        let mut out = Revoked::default();
-        for (at, listed) in super::ledger::read(path)? {
-            // A line of another Vault (a job process configured apart):
-            // revoked there, with the tokens it names.
-            let other = super::ledger::where_at(&at).filter(|_| at != self.at);
-            let revoked = match other.map(|(addresses, ns)| (self.elsewhere)(addresses, ns)) {
-                None => self.revoke_all(self.session.client(), &listed),
-                Some(Ok(client)) => self.revoke_all(&client, &listed),
-                Some(Err(e)) => Revoked {
-                    failed: vec![format!(
-                        "{} leases and {} login tokens of another Vault: {e}",
-                        listed.leases.len(),
-                        listed.logins.len()
-                    )],
-                    ..Revoked::default()
-                },
-            };
-            out.leases += revoked.leases;
-            out.tokens += revoked.tokens;
-            out.failed.extend(revoked.failed);
-        }
-        super::ledger::empty(path);
-        Ok(out)
+        let token = self.session.token_held();
+        let own = (&self.at, self.session.client(), token.as_ref());
+        revoke_listed(path, Ok(own), &self.elsewhere, &self.settings)
     }
+}
+
+/// Revokes the lease `id`, with `token` (the one that issued it) or `own`
+/// (the process's session's).
+fn revoke_lease(
+    client: &Client,
+    id: &SecretString,
+    token: Option<&SecretString>,
+    own: Option<&SecretString>,
+) -> Result<(), String> {
+    let Some(token) = token.or(own) else {
+        return Err(
+            "no token to revoke it with (the ledger names none, and no Vault is configured)".into(),
+        );
+    };
+    let body = SecretString::from(json!({ "lease_id": id.expose() }).to_string());
+    // 400 "invalid lease": expired or revoked already.
+    gone(
+        client.send(
+            "PUT",
+            "sys/leases/revoke",
+            Some(token),
+            body.expose().as_bytes(),
+        ),
+        400,
+    )
+}
+
+/// Revokes the login token `token` (`auth/token/revoke-self`: its
+/// leases go with it).
+fn revoke_token(client: &Client, token: &SecretString) -> Result<(), String> {
+    // 403: the token is no longer valid (expired, revoked).
+    gone(
+        client.send("POST", "auth/token/revoke-self", Some(token), b""),
+        403,
+    )
+}
+
+/// Revokes the leases listed and the login tokens, all at once (at
+/// most [`AT_ONCE`] requests in flight), all within one bound (a
+/// request's: [`RemoteSettings::fetch_bound`]) that no election wait
+/// lifts: with every node down the revocation gives up at the bound,
+/// not after each request's election in turn.
+pub(super) fn revoke_all(
+    client: &Client,
+    listed: &Listed,
+    settings: &RemoteSettings,
+    own: Option<&SecretString>,
+) -> Revoked {
+    enum Item<'a> {
+        Lease(&'a SecretString, Option<&'a SecretString>),
+        Login(&'a SecretString),
+    }
+    let items: Vec<Item<'_>> = listed
+        .leases
+        .iter()
+        .map(|(id, token)| Item::Lease(id, token.as_ref()))
+        .chain(listed.logins.iter().map(Item::Login))
+        .collect();
+    let mut out = Revoked::default();
+    // One bound for the whole revocation, whatever the ending: one
+    // request's (its timeout, retries and backoff), however many nodes
+    // are down and however long an election would be waited out.
+    let until = std::time::Instant::now() + settings.fetch_bound();
+    for batch in items.chunks(AT_ONCE) {
+        let answers: Vec<Result<(), String>> = std::thread::scope(|s| {
+            let running: Vec<_> = batch
+                .iter()
+                .map(|item| {
+                    s.spawn(move || {
+                        let _bound = FetchBound::hard(until);
+                        let _counted = meter::scope("vault");
+                        match item {
+                            Item::Lease(id, token) => revoke_lease(client, id, *token, own),
+                            Item::Login(token) => revoke_token(client, token),
+                        }
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|_| Err("revocation failed".into())))
+                .collect()
+        });
+        for (item, answer) in batch.iter().zip(answers) {
+            match (item, answer) {
+                (Item::Lease(..), Ok(())) => {
+                    out.leases += 1;
+                    meter::add("vault", |c| c.leases_revoked += 1);
+                }
+                // A login token's leases go with it.
+                (Item::Lease(_, Some(t)), Err(_)) if listed.logins.contains(t) => out.leases += 1,
+                (Item::Lease(..), Err(e)) => out.failed.push(format!("a lease: {e}")),
+                (Item::Login(_), Ok(())) => {
+                    out.tokens += 1;
+                    meter::add("vault", |c| c.tokens_revoked += 1);
+                }
+                (Item::Login(_), Err(e)) => out.failed.push(format!("a login token: {e}")),
+            }
+        }
+    }
+    out
+}
+
+/// Revokes everything the job's ledger file at `path` lists, then empties
+/// it: a line of this process's Vault (`own`: where it is, its client and
+/// its session's token) there; a line naming another Vault (a job process
+/// configured apart, or this process configured with none) there, with a
+/// client `elsewhere` makes and the tokens the line names.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read (missing, not a private file
+/// of this user, too large); with no Vault of its own (`own` is why), that
+/// error when a line names no Vault (nothing revoked, the file kept).
+pub(super) fn revoke_listed(
+    path: &std::path::Path,
+    own: Result<(&Value, &Client, Option<&SecretString>), &Error>,
+    elsewhere: &Elsewhere,
+    settings: &RemoteSettings,
+) -> Result<Revoked, Error> {
+    let lines = super::ledger::read(path)?;
+    if let Err(why) = own {
+        if lines
+            .iter()
+            .any(|(at, _)| super::ledger::where_at(at).is_none())
+        {
+            return Err(why.clone());
+        }
+    }
+    let own = own.ok();
+    let mut out = Revoked::default();
+    for (at, listed) in lines {
+        let other =
+            super::ledger::where_at(&at).filter(|_| own.is_none_or(|(here, ..)| at != *here));
+        let failed = |why: String| Revoked {
+            failed: vec![format!(
+                "{} leases and {} login tokens: {why}",
+                listed.leases.len(),
+                listed.logins.len()
+            )],
+            ..Revoked::default()
+        };
+        let revoked = match (other.map(|(addresses, ns)| elsewhere(addresses, ns)), own) {
+            (Some(Ok(client)), _) => revoke_all(&client, &listed, settings, None),
+            (Some(Err(e)), _) => failed(format!("of another Vault: {e}")),
+            (None, Some((_, client, token))) => revoke_all(client, &listed, settings, token),
+            // Returned as the error above.
+            (None, None) => Revoked::default(),
+        };
+        out.leases += revoked.leases;
+        out.tokens += revoked.tokens;
+        out.failed.extend(revoked.failed);
+    }
+    super::ledger::empty(path);
+    Ok(out)
 }
 
 /// The most revocations in flight at once.

@@ -120,12 +120,19 @@ pub type VaultProvider = RemoteSource<Vault>;
 /// every login is).
 pub struct VaultJob {
     vault: Result<Vault, Error>,
+    /// Clients for the Vaults a ledger's lines name, and the settings they
+    /// are revoked with: a job's process configured apart (its own JSON)
+    /// records where its Vault is, whether or not this one names any.
+    elsewhere: leases::Elsewhere,
+    remote: RemoteSettings,
 }
 
 impl VaultJob {
     /// Vault as `settings` and `vars` configure it.
     pub fn new(settings: &VaultSettings, remote: &RemoteSettings, vars: Vars) -> VaultJob {
         VaultJob {
+            elsewhere: connect::elsewhere(settings, remote, &vars),
+            remote: remote.clone(),
             vault: kit::alone(settings, remote, vars),
         }
     }
@@ -166,15 +173,18 @@ impl VaultJob {
         KeptIdentityToken::keep(mint, first, on_change)
     }
 
-    /// [`Vault::revoke_ledger`].
+    /// [`Vault::revoke_ledger`]; with no Vault configured here, each line
+    /// at the Vault it names, with the tokens it lists (a job's process
+    /// configured apart records where its Vault is).
     ///
     /// # Errors
-    /// As [`Vault::revoke_ledger`]; the configuration's problem.
+    /// As [`Vault::revoke_ledger`]; with no Vault configured, the
+    /// configuration's problem when a line names no Vault (nothing revoked).
     pub fn revoke_ledger(&self, path: &std::path::Path) -> Result<Revoked, Error> {
-        self.vault
-            .as_ref()
-            .map_err(Clone::clone)?
-            .revoke_ledger(path)
+        match &self.vault {
+            Ok(vault) => vault.revoke_ledger(path),
+            Err(why) => leases::revoke_listed(path, Err(why), &self.elsewhere, &self.remote),
+        }
     }
 }
 

@@ -1078,3 +1078,53 @@ fn a_jobs_revocations_are_sent_at_once() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn a_ledger_is_revoked_where_its_lines_say_when_no_vault_is_configured_here() {
+    // `run` whose own configuration names no Vault, its job's process one
+    // configured apart (its own JSON): the lines say where, and are revoked
+    // there with the tokens they list.
+    let theirs_server = FakeServer::start(|_| Reply::json(204, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let vars = Vars::empty().set("SIMPLETUNER_JOB_LEDGER", path.to_str().unwrap());
+    let theirs = ledger::Ledger::new(&vars, false, ledger::at(&[theirs_server.url()], None));
+    theirs.issued(
+        &SecretString::from("database/creds/job/1"),
+        Some(SecretString::from("hvs.their-login")),
+    );
+    theirs.logged_in(&SecretString::from("hvs.their-login"));
+    let job = VaultJob::new(
+        &VaultSettings::default(),
+        &RemoteSettings::default(),
+        Vars::empty(),
+    );
+    let revoked = job.revoke_ledger(&path).unwrap();
+    assert_eq!(
+        (revoked.leases, revoked.tokens),
+        (1, 1),
+        "{:?}",
+        revoked.failed
+    );
+    assert!(revoked.failed.is_empty(), "{:?}", revoked.failed);
+    let paths: Vec<String> = theirs_server
+        .received()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("sys/leases/revoke"))
+            && paths.iter().any(|p| p.ends_with("auth/token/revoke-self")),
+        "{paths:?}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // A line naming no Vault: nothing here to revoke it with; said, and
+    // nothing revoked or emptied.
+    let nowhere = ledger::Ledger::new(&vars, false, serde_json::Value::Null);
+    nowhere.issued(&SecretString::from("database/creds/job/2"), None);
+    let e = job.revoke_ledger(&path).unwrap_err();
+    assert!(e.to_string().contains("not configured"), "{e}");
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+}
