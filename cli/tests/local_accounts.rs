@@ -224,20 +224,20 @@ fn ask(addr: &str, raw: &[u8]) -> String {
     text(&answer).lines().next().unwrap_or("").to_owned()
 }
 
-#[test]
-fn the_aws_credentials_endpoint_answers_the_job_whatever_other_users_send() {
-    use std::io::{BufRead, Write};
-    let home = TempDir::new().unwrap();
-    // A low descriptor limit, so that held connections exhaust it.
+/// `run --aws-credentials` of a command that sleeps, with `ulimit -n`
+/// `files`: the running `run`, the endpoint's address and a request with
+/// the job's token (one that answers 200 already).
+fn endpoint(home: &Path, files: u32) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
     let script = format!(
-        "ulimit -n 64 && exec '{TOOL}' run --aws-credentials -- sh -c \
+        "ulimit -n {files} && exec '{TOOL}' run --aws-credentials -- sh -c \
          'echo \"$AWS_CONTAINER_CREDENTIALS_FULL_URI $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\"; \
-          sleep 30'"
+          sleep 60'"
     );
     let mut run = Command::new("sh");
     run.args(["-c", &script])
         .env_clear()
-        .env("HOME", home.path())
+        .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AWS_ACCESS_KEY_ID", "AKIAENDPOINTTEST0001")
         .env(
@@ -266,6 +266,15 @@ fn the_aws_credentials_endpoint_answers_the_job_whatever_other_users_send() {
         "GET /st-secrets/aws-credentials HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n"
     );
     assert!(ask(&addr, good.as_bytes()).contains(" 200 "));
+    (child, addr, good)
+}
+
+#[test]
+fn the_aws_credentials_endpoint_answers_the_job_whatever_other_users_send() {
+    use std::io::Write;
+    let home = TempDir::new().unwrap();
+    // A low descriptor limit, so that held connections exhaust it.
+    let (mut child, addr, good) = endpoint(home.path(), 64);
     // (0) a body of 10^15 bytes declared, without the token: refused, and
     // `run` lives on.
     let huge =
@@ -300,6 +309,48 @@ fn the_aws_credentials_endpoint_answers_the_job_whatever_other_users_send() {
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     assert!(ask(&addr, good.as_bytes()).contains(" 200 "), "after them");
+    assert!(child.try_wait().unwrap().is_none(), "run is still running");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_aws_credentials_endpoint_answers_the_job_under_300_trickling_connections() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let home = TempDir::new().unwrap();
+    let (mut child, addr, good) = endpoint(home.path(), 4096);
+    // Another user's 300 connections, each sending a byte of a request
+    // head now and then and opening again once closed: every thread the
+    // endpoint has is held by one.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let trickler = {
+        let (addr, stop) = (addr.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let open = || std::net::TcpStream::connect(&addr).ok();
+            let mut conns: Vec<_> = (0..300).filter_map(|_| open()).collect();
+            while !stop.load(Ordering::Relaxed) {
+                for c in conns.iter_mut() {
+                    if c.write_all(b"G").is_err() {
+                        if let Some(again) = open() {
+                            *c = again;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let answered = (0..10)
+        .filter(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            ask(&addr, good.as_bytes()).contains(" 200 ")
+        })
+        .count();
+    stop.store(true, Ordering::Relaxed);
+    trickler.join().unwrap();
+    assert_eq!(answered, 10, "the job's own requests answered");
     assert!(child.try_wait().unwrap().is_none(), "run is still running");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();

@@ -11,8 +11,10 @@
 //! The endpoint answers the job's SDKs whatever another local user does
 //! to it: a request head is at most 16 KiB and must arrive within 5 s, no
 //! body is ever read (GET only), each connection has its own thread (128 at
-//! once), and an accept that fails for want of file descriptors is tried
-//! again. It is std's listener with `httparse` parsing the head: tiny_http,
+//! once; when all are busy, the connection that has waited longest for its
+//! request head is closed to make room, so connections held open by others
+//! never keep the job's own out), and an accept that fails for want of file
+//! descriptors is tried again. It is std's listener with `httparse` parsing the head: tiny_http,
 //! used before, read a declared body into memory whole (a Content-Length of
 //! 10^15 aborted `run`), buffered a request line without bound, answered
 //! every connection from one thread and ended its accept loop on EMFILE.
@@ -158,8 +160,12 @@ struct Served {
     token: SecretString,
 }
 
-/// Connections answered at once; more wait in the kernel's backlog.
+/// Connections answered at once; past it, the one waiting longest for its
+/// request head is closed for each new one.
 const AT_ONCE: usize = 128;
+/// Threads at most, counting those whose connection was closed to make
+/// room and have not yet ended.
+const MOST_THREADS: usize = 2 * AT_ONCE;
 /// The largest request head read (request line and headers).
 const MAX_HEAD: usize = 16 << 10;
 /// How long a connection has to send its whole request head.
@@ -171,22 +177,35 @@ const HEAD_TIME: Duration = Duration::from_secs(5);
 /// left: `EMFILE`) is tried again a moment later, never fatal.
 fn serve(listener: &std::net::TcpListener, stop: &AtomicBool, served: &Arc<Served>) {
     let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waiting = Arc::new(Waiting::default());
+    let mut next = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) if busy.load(Ordering::Relaxed) < AT_ONCE => {
+            Ok((stream, _)) if busy.load(Ordering::Relaxed) < MOST_THREADS => {
+                if busy.load(Ordering::Relaxed) >= AT_ONCE {
+                    waiting.close_oldest();
+                }
+                next += 1;
+                let id = next;
+                if let Ok(copy) = stream.try_clone() {
+                    waiting.add(id, copy);
+                }
                 busy.fetch_add(1, Ordering::Relaxed);
-                let (mine, served) = (Arc::clone(&busy), Arc::clone(served));
+                let (mine, served, waits) =
+                    (Arc::clone(&busy), Arc::clone(served), Arc::clone(&waiting));
                 let spawned = std::thread::Builder::new()
                     .name("st-aws-credentials-conn".into())
                     .spawn(move || {
-                        answer(stream, &served);
+                        answer(stream, &served, || waits.remove(id));
+                        waits.remove(id);
                         mine.fetch_sub(1, Ordering::Relaxed);
                     });
                 if spawned.is_err() {
+                    waiting.remove(id);
                     busy.fetch_sub(1, Ordering::Relaxed);
                 }
             }
-            Ok((stream, _)) => drop(stream), // all busy: closed, the SDK retries
+            Ok((stream, _)) => drop(stream), // closed, the SDK retries
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -194,6 +213,34 @@ fn serve(listener: &std::net::TcpListener, stop: &AtomicBool, served: &Arc<Serve
         }
     }
     // The listener is dropped with the thread: nothing listens after.
+}
+
+/// The connections still waiting for their request head, oldest first:
+/// what is closed to make room for a new one.
+#[derive(Default)]
+struct Waiting(std::sync::Mutex<std::collections::VecDeque<(u64, std::net::TcpStream)>>);
+
+impl Waiting {
+    fn add(&self, id: u64, stream: std::net::TcpStream) {
+        if let Ok(mut w) = self.0.lock() {
+            w.push_back((id, stream));
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut w) = self.0.lock() {
+            w.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// Closes the connection that has waited longest (its thread's read
+    /// ends at once, unanswered).
+    fn close_oldest(&self) {
+        let oldest = self.0.lock().ok().and_then(|mut w| w.pop_front());
+        if let Some((_, s)) = oldest {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 /// Reads the request head of `stream`: at most [`MAX_HEAD`] bytes within
@@ -225,11 +272,14 @@ fn read_head(stream: &mut std::net::TcpStream) -> Result<Vec<u8>, u16> {
 
 /// Answers one connection: the credentials for a GET of the path with the
 /// token, else 403 (no token, another token: checked before anything
-/// else), 404, 405, 400 or 431; then closes it.
-fn answer(mut stream: std::net::TcpStream, served: &Served) {
+/// else), 404, 405, 400 or 431; then closes it. `headed` is told once the
+/// head is read (the connection no longer one to close for room).
+fn answer(mut stream: std::net::TcpStream, served: &Served, headed: impl FnOnce()) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(HEAD_TIME));
-    let head = match read_head(&mut stream) {
+    let head = read_head(&mut stream);
+    headed();
+    let head = match head {
         Ok(head) => head,
         Err(431) => {
             return respond(
