@@ -16,8 +16,12 @@ use std::path::{Path, PathBuf};
 const MAX_TOKEN_FILE: u64 = 64 << 10;
 
 /// How long a file being rewritten in place is waited for before the last
-/// good token (or an error) answers, and the pause between reads.
+/// good token (or an error) answers, and the pause between reads; while
+/// it reads empty and was changed less than [`SETTLE_LONG`] ago (a writer
+/// between its truncate and its write, descheduled on a busy machine),
+/// until it has been that long.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+const SETTLE_LONG: std::time::Duration = std::time::Duration::from_secs(2);
 const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The pause before a refused token, its file rewritten in place since it
@@ -37,6 +41,18 @@ struct Stamp {
 }
 
 impl Stamp {
+    /// Whether this version was written less than `ago` before now.
+    fn within(&self, ago: std::time::Duration) -> bool {
+        let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let written = std::time::Duration::new(
+            u64::try_from(self.mtime.0).unwrap_or(0),
+            u32::try_from(self.mtime.1).unwrap_or(0),
+        );
+        since.saturating_sub(written) < ago
+    }
+
     fn of(path: &Path) -> Option<Stamp> {
         let m = std::fs::metadata(path).ok()?;
         Some(Stamp {
@@ -155,7 +171,8 @@ impl TokenFile {
     /// A writer rewriting the file in place (`echo T > file` truncates, then
     /// writes) is waited out: a read counts when the file did not change
     /// while it was read and holds a token, and is tried again for at most
-    /// [`SETTLE`] otherwise. After that, the last good token of the same
+    /// [`SETTLE`] otherwise (a file reading empty that was changed in the
+    /// last 2 s: until it has been 2 s). After that, the last good token of the same
     /// file answers while the file reads empty or as a prefix of it (the new
     /// stamp is not kept, so the next get reads again). An empty or cut
     /// token is never sent.
@@ -230,7 +247,9 @@ impl TokenFile {
                 _ => false,
             };
             let whole = settled && !halfway && read.is_some();
-            if whole || started.elapsed() >= SETTLE {
+            let writing = read.is_none() && before.is_some_and(|b| b.within(SETTLE_LONG));
+            let bound = if writing { SETTLE_LONG } else { SETTLE };
+            if whole || started.elapsed() >= bound {
                 if let (Some(stamp), Some(token), false) = (before, &read, halfway) {
                     if settled {
                         *last = Some((stamp, token.clone()));
@@ -436,6 +455,39 @@ mod tests {
         let f = TokenFile::new(p.clone(), "Vault token file", "vault_token_file");
         assert_eq!(f.get().unwrap().expose(), "s.new");
         later.join().unwrap();
+        // A writer descheduled 600 ms between its truncate and its write (a
+        // busy machine: one get in 1,773 met one past 250 ms): waited for,
+        // as the file was changed just now.
+        std::fs::File::create(&p).unwrap();
+        let slow = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(600));
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .write_all(b"s.slow")
+                    .unwrap();
+            })
+        };
+        let f = TokenFile::new(p.clone(), "Vault token file", "vault_token_file");
+        assert_eq!(f.get().unwrap().expose(), "s.slow");
+        slow.join().unwrap();
+        // An empty file changed long ago is no writer at work: refused at
+        // once (within the short settle).
+        std::fs::File::create(&p).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let began = std::time::Instant::now();
+        let f = TokenFile::new(p.clone(), "Vault token file", "vault_token_file");
+        assert!(f.get().is_err());
+        assert!(began.elapsed() < SETTLE_LONG, "{:?}", began.elapsed());
     }
 
     #[test]
