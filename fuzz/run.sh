@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs this directory's cargo-fuzz targets, each for SECONDS from its
 # committed corpus (libFuzzer + ASan, nightly; what `scripts/test-all.sh fuzz`
-# runs, with ST_FUZZ_SECONDS, default 20):
+# runs, with ST_FUZZ_SECONDS, default 15):
 #
 #   fuzz/run.sh SECONDS [TARGET...]      (default: every target)
 #   fuzz/run.sh --prepare                the nightly toolchain and cargo-fuzz only

@@ -57,7 +57,18 @@ ensure_packages() { # ensure_packages SUITE...
   [ "$(id -u)" = 0 ] ||
     die "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install $apt ${missing[*]}"
   say "installing system packages: ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install $apt -qq "${missing[@]}" >&2
+  # Another installer (unattended-upgrades, a second run) may hold apt's and
+  # dpkg's locks: waited for, 10 minutes at most, never a failure at once.
+  # (apt-get update does not wait for its lists' lock itself.)
+  local wait="-o DPkg::Lock::Timeout=600" tries=0 out
+  until out="$(apt-get $wait update -qq 2>&1)"; do
+    printf '%s\n' "$out" >&2
+    grep -q "Could not get lock" <<<"$out" || die "apt-get update failed"
+    ((++tries < 20)) || die "apt-get update: its lock was held for 10 minutes"
+    say "apt-get update: another installer holds its lock: again in 30 s"
+    sleep 30
+  done
+  DEBIAN_FRONTEND=noninteractive apt-get $wait install $apt -qq "${missing[@]}" >&2
 }
 
 # The one build of each profile every suite shares: the library and the tool

@@ -32,7 +32,7 @@ SUITES=(
   "tool-servers|the tool against both servers; the fleet measurements (requests per TTL, identity logins)"
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
   "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto"
-  "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (20) seconds"
+  "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (15) seconds"
   "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
   "dist-checks|the artifacts' checks: glibc floor, auditwheel, aarch64 under qemu (tests/dist)"
@@ -187,7 +187,7 @@ suite_leases() {
     --nocapture "${extra[@]}"
 }
 suite_slurm() { bash tests/slurm/run.sh "${extra[@]}"; }
-suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-20}" "${extra[@]}"; }
+suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-15}" "${extra[@]}"; }
 suite_msrv() { bash tests/msrv/run.sh; }
 suite_dist() { bash scripts/dist.sh "$ST_ROOT/build/dist"; }
 suite_dist-checks() {

@@ -319,7 +319,7 @@ fn the_aws_credentials_endpoint_answers_the_job_under_300_trickling_connections(
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
     let home = TempDir::new().unwrap();
-    let (mut child, addr, good) = endpoint(home.path(), 4096);
+    let (mut child, addr, good) = endpoint(home.path(), 1024);
     // Another user's 300 connections, each sending a byte of a request
     // head now and then and opening again once closed: every thread the
     // endpoint has is held by one.
