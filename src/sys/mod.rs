@@ -148,7 +148,16 @@ pub fn memory_backed(dir: &Path) -> Option<bool> {
 }
 
 /// The extended attribute `name` of `path` (at most `max` bytes, links
+/// followed); `None` when it is not set, too long or cannot be read, and
+/// off Linux (macOS's call differs, and the ACLs read are Linux's).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn xattr(_path: &Path, _name: &std::ffi::CStr, _max: usize) -> Option<Vec<u8>> {
+    None
+}
+
+/// The extended attribute `name` of `path` (at most `max` bytes, links
 /// followed); `None` when it is not set, too long or cannot be read.
+#[cfg(target_os = "linux")]
 pub(crate) fn xattr(path: &Path, name: &std::ffi::CStr, max: usize) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -161,7 +170,7 @@ pub(crate) fn xattr(path: &Path, name: &std::ffi::CStr, max: usize) -> Option<Ve
 
 /// Sets the extended attribute `name` of `path` to `value`; whether it
 /// was set (the tests' ACLs).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) fn set_xattr(path: &Path, name: &std::ffi::CStr, value: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {

@@ -299,6 +299,7 @@ fn file_names_with_terminal_escapes_are_printed_escaped() {
 
 /// An access ACL as the Slurm plugin sets one: the owner, one named user
 /// (`user`), the mask r, nothing for the group or others.
+#[cfg(target_os = "linux")]
 fn set_acl(path: &Path, user: u32) -> bool {
     let mut acl = 2u32.to_le_bytes().to_vec();
     for (tag, perm, id) in [
@@ -316,6 +317,7 @@ fn set_acl(path: &Path, user: u32) -> bool {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn a_file_whose_acl_lets_in_only_this_user_is_not_warned_of() {
     // tmpfs keeps ACLs where the kernel has them; elsewhere nothing to see.
     let dir = tempfile::tempdir_in("/dev/shm").unwrap();
