@@ -645,6 +645,51 @@ st_result st_secrets_revoke_ledger(st_secrets *m,
                                    st_error **err);
 
 /**
+ * Mints a job's own token: a JWT (RS256) signed with the site's RSA key in
+ * the PEM file `key_file` (this user's or root's, readable by nobody else)
+ * for the job that `request_json` describes from the scheduler's record of
+ * it (never from the job's environment), and puts it into a new buffer at
+ * `*out_token` (free with `st_buf_free`, which zeroes it).
+ *
+ * `request_json` is `{"issuer": URL, "audience": TEXT, "lifetime":
+ * SECONDS, "job": {"cluster", "job_id", "array_task_id" (optional),
+ * "user", "uid", "account", "partition", "qos" (optional), "end"
+ * (optional: the job's time limit, Unix seconds)}}`. The token's claims
+ * are those, `sub` (`job/CLUSTER/ID`, `job/CLUSTER/ID_TASK` for an array
+ * task), `iss`, `aud`, `iat`, `nbf`, `exp` (the lifetime, 60 to 86,400
+ * seconds, or the job's end if sooner) and a random `jti`; its header
+ * names the key by its RFC 7638 thumbprint (`kid`), as
+ * [`st_job_token_jwks`] publishes it.
+ *
+ * Returns `ST_OK`; `ST_PERMISSION` for a key file group or others may read
+ * or write, or another user's; `ST_PARSE` for a file that holds no RSA
+ * key of 2048 bits or more, or a request that is not that JSON (an
+ * unknown field included); `ST_INVALID_ARGUMENT` for an issuer that is not
+ * an https URL (http only on a loopback address), an empty audience, a
+ * claim that is not a plain name, a lifetime out of range, a job whose
+ * time limit has passed; `ST_IO` or `ST_PROVIDER_UNAVAILABLE` for a key
+ * file that cannot be read or is missing; `ST_NULL_ARGUMENT`;
+ * `ST_INVALID_UTF8`.
+ */
+st_result st_job_token_mint(const char *key_file,
+                            const char *request_json,
+                            st_buf **out_token,
+                            st_error **err);
+
+/**
+ * The JWKS document (RFC 7517) publishing the public keys of the RSA keys
+ * in the PEM files `key_files_json` lists (a JSON array of paths: during a
+ * key change, the new key and the one before it), each once, named by its
+ * RFC 7638 thumbprint, into a new buffer at `*out_jwks_json` (free with
+ * `st_buf_free`); never a private part.
+ *
+ * Returns `ST_OK`; as [`st_job_token_mint`] for each file; `ST_PARSE` for
+ * a list that is not a JSON array of strings; `ST_INVALID_ARGUMENT` for an
+ * empty list; `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.
+ */
+st_result st_job_token_jwks(const char *key_files_json, st_buf **out_jwks_json, st_error **err);
+
+/**
  * Copies `data` (`len` bytes, NULL when 0) into a new buffer at `*out`
  * with every secret value concealed: each value any manager of this
  * process has served (`st_secrets_get` and its variants, in any binding),

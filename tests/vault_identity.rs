@@ -371,3 +371,70 @@ fn the_documented_server_side_lets_a_pod_and_a_jwt_log_in() {
     assert!(e.contains("role 'train'"), "{e}");
     drop(server);
 }
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
+    // The job's own token (st-secrets' job token, signed with the key the
+    // slurm-jobs mount trusts) logs in to a role whose templated policy
+    // reads the token's claims: each job reads its user's and its
+    // account's secrets, and is refused another's.
+    use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
+    let s = setup();
+    let key = SigningKey::load(&identity(&s, "jwt-signing.key")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_for = |user: &str, account: &str, job_id: u64, audience: &str| -> PathBuf {
+        let job = JobRecord {
+            cluster: "test".into(),
+            job_id,
+            user: user.into(),
+            uid: 1000,
+            account: account.into(),
+            partition: "gpu".into(),
+            ..JobRecord::default()
+        };
+        let minted = job_token::mint(
+            &key,
+            "https://slurm.test/st-secrets",
+            audience,
+            &job,
+            Duration::from_secs(300),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        let path = dir.path().join(format!("job-{job_id}"));
+        std::fs::write(&path, minted.token.expose()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let read = |token: &Path, path: &str| {
+        let mut c = config(text(&s, "url"), VaultAuth::Jwt);
+        c.vault.jwt_file = Some(token.to_owned());
+        c.vault.auth_mount = Some("slurm-jobs".into());
+        c.vault.role = Some("job".into());
+        c.vault.paths = Some(vec![path.into()]);
+        get(&provider(&c, Vars::empty()))
+    };
+    let refused = |token: &Path, path: &str| {
+        let e = read(token, path).unwrap_err();
+        assert!(
+            matches!(e.code_name(), "ST_PERMISSION" | "ST_AUTH"),
+            "{path}: {e}"
+        );
+        assert!(!e.to_string().contains("hf_"), "{e}");
+        e.to_string()
+    };
+    let alice = token_for("alice", "vision", 101, "openbao");
+    assert_eq!(read(&alice, "users/alice/train").unwrap(), "hf_alice");
+    assert_eq!(read(&alice, "accounts/vision/shared").unwrap(), "hf_vision");
+    refused(&alice, "users/bob/train");
+    refused(&alice, "accounts/nlp/shared");
+    let bob = token_for("bob", "nlp", 102, "openbao");
+    assert_eq!(read(&bob, "users/bob/train").unwrap(), "hf_bob");
+    assert_eq!(read(&bob, "accounts/nlp/shared").unwrap(), "hf_nlp");
+    refused(&bob, "users/alice/train");
+    // A token for another audience is refused at the login.
+    let elsewhere = token_for("alice", "vision", 103, "another-service");
+    let why = refused(&elsewhere, "users/alice/train");
+    assert!(why.contains("login") || why.contains("aud"), "{why}");
+}

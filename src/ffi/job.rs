@@ -1,12 +1,14 @@
 //! What a program acting for a whole job needs (the Slurm plugin, a
 //! launcher's own prolog and epilog): a job's secrets written as files for
-//! its processes, and the job's ledger revoked at its end.
+//! its processes, the job's ledger revoked at its end, and the job's own
+//! token (minted by the site, its keys published as a JWKS).
 
 use super::boundary::{call, out_arg, str_arg, FfiError};
 use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use super::secrets::{manager, st_secrets};
 use crate::secrets::delivery::{self, Layout};
+use crate::secrets::job_token;
 use crate::secrets::{Vars, VaultJob};
 use std::ffi::c_char;
 use std::path::Path;
@@ -143,6 +145,109 @@ pub extern "C" fn st_secrets_revoke_ledger(
             "failed": report.failed,
         });
         out.write(st_buf::new_raw(json.to_string().as_bytes()));
+        Ok(())
+    })
+}
+
+/// The request [`st_job_token_mint`] reads.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest {
+    issuer: String,
+    audience: String,
+    lifetime: u64,
+    job: job_token::JobRecord,
+}
+
+/// Mints a job's own token: a JWT (RS256) signed with the site's RSA key in
+/// the PEM file `key_file` (this user's or root's, readable by nobody else)
+/// for the job that `request_json` describes from the scheduler's record of
+/// it (never from the job's environment), and puts it into a new buffer at
+/// `*out_token` (free with `st_buf_free`, which zeroes it).
+///
+/// `request_json` is `{"issuer": URL, "audience": TEXT, "lifetime":
+/// SECONDS, "job": {"cluster", "job_id", "array_task_id" (optional),
+/// "user", "uid", "account", "partition", "qos" (optional), "end"
+/// (optional: the job's time limit, Unix seconds)}}`. The token's claims
+/// are those, `sub` (`job/CLUSTER/ID`, `job/CLUSTER/ID_TASK` for an array
+/// task), `iss`, `aud`, `iat`, `nbf`, `exp` (the lifetime, 60 to 86,400
+/// seconds, or the job's end if sooner) and a random `jti`; its header
+/// names the key by its RFC 7638 thumbprint (`kid`), as
+/// [`st_job_token_jwks`] publishes it.
+///
+/// Returns `ST_OK`; `ST_PERMISSION` for a key file group or others may read
+/// or write, or another user's; `ST_PARSE` for a file that holds no RSA
+/// key of 2048 bits or more, or a request that is not that JSON (an
+/// unknown field included); `ST_INVALID_ARGUMENT` for an issuer that is not
+/// an https URL (http only on a loopback address), an empty audience, a
+/// claim that is not a plain name, a lifetime out of range, a job whose
+/// time limit has passed; `ST_IO` or `ST_PROVIDER_UNAVAILABLE` for a key
+/// file that cannot be read or is missing; `ST_NULL_ARGUMENT`;
+/// `ST_INVALID_UTF8`.
+#[no_mangle]
+pub extern "C" fn st_job_token_mint(
+    key_file: *const c_char,
+    request_json: *const c_char,
+    out_token: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_token, "out_token") }?;
+        let key_file = Path::new(unsafe { str_arg(key_file, "key_file") }?);
+        let request = unsafe { str_arg(request_json, "request_json") }?;
+        let request: MintRequest = serde_json::from_str(request).map_err(|e| {
+            crate::error::Error::Parse(format!("request_json is not a job token request: {e}"))
+        })?;
+        let key = job_token::SigningKey::load(key_file)?;
+        let minted = job_token::mint(
+            &key,
+            &request.issuer,
+            &request.audience,
+            &request.job,
+            std::time::Duration::from_secs(request.lifetime),
+            std::time::SystemTime::now(),
+        )?;
+        out.write(st_buf::new_raw(minted.token.expose().as_bytes()));
+        Ok(())
+    })
+}
+
+/// The JWKS document (RFC 7517) publishing the public keys of the RSA keys
+/// in the PEM files `key_files_json` lists (a JSON array of paths: during a
+/// key change, the new key and the one before it), each once, named by its
+/// RFC 7638 thumbprint, into a new buffer at `*out_jwks_json` (free with
+/// `st_buf_free`); never a private part.
+///
+/// Returns `ST_OK`; as [`st_job_token_mint`] for each file; `ST_PARSE` for
+/// a list that is not a JSON array of strings; `ST_INVALID_ARGUMENT` for an
+/// empty list; `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.
+#[no_mangle]
+pub extern "C" fn st_job_token_jwks(
+    key_files_json: *const c_char,
+    out_jwks_json: *mut *mut st_buf,
+    err: *mut *mut st_error,
+) -> st_result {
+    call(err, || {
+        // SAFETY (all): NULL or valid for the call (caller's contract).
+        let out = unsafe { out_arg(out_jwks_json, "out_jwks_json") }?;
+        let list = unsafe { str_arg(key_files_json, "key_files_json") }?;
+        let paths: Vec<String> = serde_json::from_str(list).map_err(|_| {
+            crate::error::Error::Parse("key_files_json is not a JSON array of paths".into())
+        })?;
+        if paths.is_empty() {
+            return Err(crate::error::Error::InvalidArgument(
+                "key_files_json lists no key file".into(),
+            )
+            .into());
+        }
+        let keys = paths
+            .iter()
+            .map(|p| job_token::SigningKey::load(Path::new(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.write(st_buf::new_raw(
+            job_token::jwks(&keys).to_string().as_bytes(),
+        ));
         Ok(())
     })
 }

@@ -34,6 +34,7 @@ pub(crate) mod env;
 mod events;
 pub(crate) mod file;
 pub(crate) mod gcp;
+pub mod job_token;
 pub mod lifetime;
 pub(crate) mod mounted;
 pub mod provenance;

@@ -123,6 +123,50 @@ int main(void) {
   }
   st_secrets_free(v);
 
+  /* The job token: bad input, a key others may read, then a token and the
+     JWKS that publishes its key. */
+  char key[600], keys[700], request[900], cmd[800];
+  snprintf(key, sizeof key, "%s/job-key.pem", tmp);
+  snprintf(cmd, sizeof cmd, "openssl genpkey -out '%s' -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null", key);
+  CHECK(system(cmd) == 0);
+  chmod(key, 0600);
+  snprintf(keys, sizeof keys, "[\"%s\"]", key);
+  snprintf(request, sizeof request,
+           "{\"issuer\": \"https://slurm.example.org\", \"audience\": \"openbao\", \"lifetime\": 600, "
+           "\"job\": {\"cluster\": \"c1\", \"job_id\": 7, \"user\": \"alice\", \"uid\": 1001, "
+           "\"account\": \"vision\", \"partition\": \"gpu\"}}");
+  out = sentinel;
+  CHECK_CALL(ST_NULL_ARGUMENT, st_job_token_mint(NULL, request, &out, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_job_token_mint(key, NULL, &out, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_job_token_mint(key, request, NULL, &err));
+  CHECK_CALL(ST_INVALID_UTF8, st_job_token_mint("/x\xff", request, &out, &err));
+  CHECK_CALL(ST_PARSE, st_job_token_mint(key, "{\"issuer\": 1}", &out, &err));
+  CHECK_CALL(ST_PARSE, st_job_token_mint(key, "not json", &out, &err));
+  CHECK_CALL(ST_PROVIDER_UNAVAILABLE, st_job_token_mint("/nonexistent/key.pem", request, &out, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_job_token_jwks(NULL, &out, &err));
+  CHECK_CALL(ST_NULL_ARGUMENT, st_job_token_jwks(keys, NULL, &err));
+  CHECK_CALL(ST_PARSE, st_job_token_jwks("{}", &out, &err));
+  CHECK_CALL(ST_INVALID_ARGUMENT, st_job_token_jwks("[]", &out, &err));
+  chmod(key, 0644);
+  CHECK_CALL(ST_PERMISSION, st_job_token_mint(key, request, &out, &err));
+  CHECK_CALL(ST_PERMISSION, st_job_token_jwks(keys, &out, &err));
+  CHECK(out == sentinel);
+  chmod(key, 0600);
+  CHECK_CALL(ST_OK, st_job_token_mint(key, request, &out, &err));
+  if (out != sentinel) {
+    const char *t = st_buf_str(out);
+    const char *dot = strchr(t, '.');
+    CHECK(dot && strchr(dot + 1, '.') && strncmp(t, "eyJ", 3) == 0);
+    st_buf_free(out);
+  }
+  out = sentinel;
+  CHECK_CALL(ST_OK, st_job_token_jwks(keys, &out, &err));
+  if (out != sentinel) {
+    const char *j = st_buf_str(out);
+    CHECK(strstr(j, "\"kty\":\"RSA\"") && strstr(j, "\"kid\"") && !strstr(j, "\"d\""));
+    st_buf_free(out);
+  }
+
   st_secrets_free(m);
   return st_test_finish("test_job_files");
 }

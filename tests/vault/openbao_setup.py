@@ -20,6 +20,10 @@ The plain server (http) gets:
   rate-limit response headers on (Retry-After)
   jwt/ (JWT auth): keys from IDENTITY_DIR/jwt-signing.pub (tests/vault/identity.py),
     role "trainer" (audience st-secrets, user claim sub, policy reader, tokens 30 s)
+  slurm-jobs/ (JWT auth for job tokens, issuer https://slurm.test/st-secrets): role
+    "job" (audience openbao, one entity per job, policy slurm-job: secret/users/USER/*
+    and secret/accounts/ACCOUNT/* by the token's claims); users/{alice,bob}/train and
+    accounts/{vision,nlp}/shared each hold an HF_TOKEN
   kubernetes/ (Kubernetes auth): its TokenReview at REVIEW_URL (the test responder),
     role "trainer" (service account ml/trainer, policy reader, tokens 30 s)
 The TLS server (-dev-tls) gets secret/simpletuner, the policy reader, and cert/ (TLS
@@ -167,6 +171,32 @@ call("POST", "auth/jwt/role/trainer", {
     "token_ttl": "30s",
     "token_max_ttl": "30s",
 })
+# Jobs' own tokens (the job token st-secrets mints for a Slurm job, signed
+# with IDENTITY_DIR/jwt-signing.key): one entity per job (user claim sub),
+# the job's user and account as the alias's metadata, which the templated
+# policy "slurm-job" reads: users/USER/* and accounts/ACCOUNT/* only.
+call("POST", "sys/auth/slurm-jobs", {"type": "jwt"})
+call("POST", "auth/slurm-jobs/config", {"jwt_validation_pubkeys": [read("jwt-signing.pub")],
+                                        "bound_issuer": "https://slurm.test/st-secrets"})
+jobs = call("GET", "sys/auth")["data"]["slurm-jobs/"]["accessor"]
+meta = "identity.entity.aliases." + jobs + ".metadata"
+job_policy = "".join(
+    f'path "secret/{kind}/{scope}/{{{{{meta}.{claim}}}}}/*" {{ capabilities = ["read"] }}\n'
+    for kind in ("data", "metadata") for scope, claim in (("users", "user"), ("accounts", "account"))
+)
+call("PUT", "sys/policies/acl/slurm-job", {"policy": job_policy})
+call("POST", "auth/slurm-jobs/role/job", {
+    "role_type": "jwt",
+    "bound_audiences": ["openbao"],
+    "user_claim": "sub",
+    "claim_mappings": {"user": "user", "account": "account", "partition": "partition", "cluster": "cluster"},
+    "token_policies": ["slurm-job"],
+    "token_ttl": "60s",
+    "token_max_ttl": "60s",
+})
+for path, value in (("users/alice/train", "hf_alice"), ("users/bob/train", "hf_bob"),
+                    ("accounts/vision/shared", "hf_vision"), ("accounts/nlp/shared", "hf_nlp")):
+    kv2_write(path, {"HF_TOKEN": value})
 call("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
 call(
     "POST",
