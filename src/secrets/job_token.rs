@@ -65,8 +65,6 @@ impl SigningKey {
     /// [`Error::ProviderUnavailable`] / [`Error::Io`]: missing, empty,
     /// unreadable. Never the key.
     pub fn load(path: &Path) -> Result<SigningKey, Error> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::PrivateKeyDer;
         let what = "job token signing key";
         // Checked on the opened file: the identity-file rule (this user's
         // or root's, nobody else writes it), and nobody else reads it.
@@ -85,16 +83,7 @@ impl SigningKey {
             Error::ProviderUnavailable(format!("{what} {} does not exist", path.display()))
         })?);
         let bad = |why: &str| Error::Parse(format!("{what} {}: {why}", path.display()));
-        let der = PrivateKeyDer::from_pem_slice(pem.expose())
-            .map_err(|_| bad("is not a PEM private key"))?;
-        let key = match &der {
-            PrivateKeyDer::Pkcs8(k) => {
-                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
-            }
-            PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err(bad("is not an RSA key (openssl genrsa 3072)")),
-        }
-        .map_err(|_| bad("is not an RSA key of 2048 to 8192 bits"))?;
+        let key = oauth::rsa_key_from_pem(pem.expose()).map_err(bad)?;
         let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
         let (n, e) = (b64(&public.n), b64(&public.e));
         // RFC 7638: the required members in lexicographic order, no spaces.

@@ -197,7 +197,6 @@ fn serve(listener: &std::net::TcpListener, stop: &AtomicBool, served: &Arc<Serve
                     .name("st-aws-credentials-conn".into())
                     .spawn(move || {
                         answer(stream, &served, || waits.remove(id));
-                        waits.remove(id);
                         mine.fetch_sub(1, Ordering::Relaxed);
                     });
                 if spawned.is_err() {

@@ -186,8 +186,6 @@ impl ServiceAccount {
         http: &Arc<Http>,
         settings: &RemoteSettings,
     ) -> Result<ServiceAccount, Error> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::PrivateKeyDer;
         let email = field(doc, "client_email", file)?;
         let pem = SecretString::from(field(doc, "private_key", file)?);
         let bad = |why: &str| {
@@ -196,16 +194,8 @@ impl ServiceAccount {
                 file.display()
             ))
         };
-        let der = PrivateKeyDer::from_pem_slice(pem.expose().as_bytes())
-            .map_err(|_| bad("is not a PEM private key"))?;
-        let key = match &der {
-            PrivateKeyDer::Pkcs8(k) => {
-                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
-            }
-            PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
-            _ => return Err(bad("is not an RSA key")),
-        }
-        .map_err(|_| bad("is not an RSA key ring accepts (2048 to 8192 bits)"))?;
+        let key = crate::secrets::remote::oauth::rsa_key_from_pem(pem.expose().as_bytes())
+            .map_err(bad)?;
         let token_uri = token_uri(doc, file)?;
         Ok(ServiceAccount {
             email,

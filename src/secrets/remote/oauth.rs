@@ -185,6 +185,21 @@ pub(crate) fn post_form(
     })
 }
 
+/// The RSA key of the PEM private key `pem` (PKCS #8 or PKCS #1): a
+/// service account's, a job token's signing key. Else what is wrong with
+/// it, for the caller's message ("is not a PEM private key", ...).
+pub(crate) fn rsa_key_from_pem(pem: &[u8]) -> Result<ring::signature::RsaKeyPair, &'static str> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let der = PrivateKeyDer::from_pem_slice(pem).map_err(|_| "is not a PEM private key")?;
+    match &der {
+        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        _ => return Err("is not an RSA key"),
+    }
+    .map_err(|_| "is not an RSA key ring accepts (2048 to 8192 bits)")
+}
+
 /// A JWT of `header` and `claims` signed with `key` (SHA-256, with
 /// `padding`: `RSA_PKCS1_SHA256` for RS256, `RSA_PSS_SHA256` for PS256),
 /// as a service account's or a client certificate's assertion; `None`
