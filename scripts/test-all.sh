@@ -33,7 +33,7 @@ SUITES=(
   "leases|OpenBao's leased PostgreSQL credentials revoked however run ends; AWS credentials served; rotation windows"
   "slurm|the Slurm plugin in Debian's Slurm (two slurmd, slurmdbd on MariaDB), OpenBao, moto"
   "fuzz|every cargo-fuzz target for ST_FUZZ_SECONDS (15) seconds"
-  "msrv|rust-version is the locked dependencies' floor, and that toolchain builds the workspace"
+  "msrv|rust-version is the locked dependencies' floor, and that toolchain checks the workspace (in the background)"
   "dist|the release artifacts for x86_64 and aarch64 (scripts/dist.sh)"
   "dist-checks|the artifacts' checks: glibc floor, auditwheel, aarch64 under qemu (tests/dist)"
   "tsan|the cache's and the locks' unit tests under ThreadSanitizer (not in the default run)"
@@ -72,8 +72,8 @@ trap 'stop_servers; for p in $bg_pid $tools_pid; do kill -- -"$p" 2>/dev/null ||
 # What the run may not change: HOME outside the tool caches, its /dev/shm files, git status.
 leftovers_snapshot >"$logs/leftovers.before"
 # The later suites' tools (cargo-about, the AWS agent, nightly and cargo-fuzz, the rust-version toolchain),
-# then the fuzz targets' build, are prepared from the start in the background on one core, beside the first
-# suites' compiling; each suite waits for its own (build/test-logs/tools.log), and the first does its own.
+# then the fuzz build and the floor's check (reported by msrv; beside dist, it would delay the run's end), are
+# prepared in the background on one core, beside the first suites; each suite waits for its own (tools.log).
 later=" ${selected[*]} "
 servers_re="moto|openbao|openbao-ha|tool-servers|leases" # the suites that need the servers
 tooled_re="$servers_re|licences|fuzz|msrv"        # and those that need the prepared tools
@@ -88,8 +88,9 @@ prepare_tools() {
   prep fuzz fuzz bash fuzz/run.sh --prepare
   prep msrv msrv bash tests/msrv/run.sh --prepare # rustup's last install: dist's may start
   prep fuzz-build fuzz bash fuzz/run.sh --build
+  prep msrv-check msrv eval 'bash tests/msrv/run.sh &>"$logs/msrv.early.log"; echo $? >"$logs/msrv.early.rc"'
 }
-rm -f "$logs"/tools.* && [[ ! "$later" =~ \ ($tooled_re)\  ]] ||
+rm -f "$logs"/tools.* "$logs"/msrv.early.* && [[ ! "$later" =~ \ ($tooled_re)\  ]] ||
   { set -m && { prepare_tools >"$logs/tools.log" 2>&1 & tools_pid=$!; } && set +m; }
 wait_tool() { # wait_tool MARK: until the background has prepared it (or ended)
   [ -n "$tools_pid" ] && [ ! -e "$logs/tools.$1" ] && say "waiting for the background's $1 tools" || return 0
@@ -99,15 +100,10 @@ py=""
 venv() { [ -n "$py" ] || py="$(ensure_venv "$ST_ROOT/tools/requirements-test.txt")"; }
 servers_up=""
 servers() { # the venv, moto and OpenBao (once), and the AWS agent
-  venv
-  if [ -z "$servers_up" ]; then
-    ensure_aws_agent
-    start_moto "$py" "$logs"
-    start_openbao "$py" "$logs"
-    export ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" \
-      ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" ST_TEST_BAO="$(dirname "$py")/bao"
-    servers_up=1
-  fi
+  venv && [ -z "$servers_up" ] || return 0
+  ensure_aws_agent; start_moto "$py" "$logs"; start_openbao "$py" "$logs"; servers_up=1
+  export ST_TEST_MOTO_SETUP="$MOTO_SETUP" ST_TEST_VAULT_SETUP="$VAULT_SETUP" \
+    ST_TEST_AWS_AGENT="$AWS_AGENT_BIN" ST_TEST_BAO="$(dirname "$py")/bao"
 }
 
 # Counts of the runners' own closing lines, for the report (never the verdict).
@@ -188,7 +184,8 @@ suite_leases() {
 }
 suite_slurm() { bash tests/slurm/run.sh "${extra[@]}"; }
 suite_fuzz() { bash fuzz/run.sh "${ST_FUZZ_SECONDS:-15}" "${extra[@]}"; }
-suite_msrv() { bash tests/msrv/run.sh; }
+suite_msrv() { [ -f "$logs/msrv.early.rc" ] || { bash tests/msrv/run.sh; return; } # else the background's:
+  echo "(checked in the background)"; cat "$logs/msrv.early.log"; return "$(cat "$logs/msrv.early.rc")"; }
 suite_dist() { bash scripts/dist.sh "$ST_ROOT/build/dist"; }
 suite_dist-checks() {
   [ -f build/dist/SHA256SUMS ] || bash scripts/dist.sh "$ST_ROOT/build/dist" || return 1
@@ -232,9 +229,10 @@ for name in "${selected[@]}"; do
     bg_start=$SECONDS
     set -m && { (suite_dist; r=$?; echo $SECONDS >"$logs/dist.end"; exit $r) &>"$logs/dist.log" & bg_pid=$!; } && set +m
   fi
-  [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tool "$(case $name in licences | msrv) echo "$name" ;; fuzz) echo msrv ;;
+  [[ ! "$name" =~ ^($tooled_re)$ ]] || wait_tool "$(case $name in licences) echo "$name" ;; msrv) echo msrv-check ;;
+    fuzz) echo msrv ;;
     *) echo servers ;; esac)"
-  if [ "$name" = fuzz ] && [ -n "$tools_pid" ]; then # a fuzz build still going stops; the suite builds the rest
+  if [ "$name" = fuzz ] && [ -n "$tools_pid" ] && [ ! -e "$logs/tools.fuzz-build" ]; then # its build stops
     kill -- -"$tools_pid" 2>/dev/null || true; wait "$tools_pid" || true; tools_pid=""
   fi
   say "$name"
