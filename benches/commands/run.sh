@@ -85,12 +85,12 @@ for phase in "${phases[@]}"; do
       make_fresh_home
       home0="$(du -sb "$fresh_home" | cut -f1)"
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
-      cp -r "$work/c3/build/test-logs" "$out/$phase-logs" # each suite's log, kept
+      rm -rf "$out/$phase-logs" && cp -r "$work/c3/build/test-logs" "$out/$phase-logs" # each suite's log, kept
       rows+=("| 2 | fresh clone, fresh HOME | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME |") ;;
     tests-again)
       [ -d "$work/c3" ] || { echo "tests-again follows tests-fresh" >&2; exit 2; }
       timed "$phase" "$out/$phase.log" "${fresh_env[@]}" bash "$work/c3/scripts/test-all.sh"
-      cp -r "$work/c3/build/test-logs" "$out/$phase-logs"
+      rm -rf "$out/$phase-logs" && cp -r "$work/c3/build/test-logs" "$out/$phase-logs"
       rows+=("| 2 | again | $took | $(size "$work/c3") + $(added "$fresh_home" "$home0") added to HOME, in all |") ;;
     *) echo "no phase $phase" >&2; exit 2 ;;
   esac
