@@ -9,8 +9,8 @@
 #   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
 #
 # NAME: the ALL list; docs/benchmarks.md says what each measures against which peers. remote and
-# fleet start moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm
-# a Slurm cluster too (as root), cloud drongo and the clouds' fakes; tool writes 1 GiB under /tmp; sizes
+# fleet start moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm and
+# job-token a Slurm cluster too (as root), cloud drongo and the clouds' fakes; tool writes 1 GiB under /tmp; sizes
 # runs scripts/dist.sh when build/dist is empty; commands runs the README's two commands in fresh
 # clones (about 90 minutes). --other LIB_DIR
 # (another build's target/release) adds that build to cache, boundary, matcher, fleet-start, failover.
@@ -18,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
 ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet fleet-start leases rotation failover
-  slurm cloud sizes commands)
+  slurm job-token cloud sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -112,6 +112,7 @@ bench_leak() {
 bench_commands() { bash benches/commands/run.sh "$out" | tee "$out/table.md"; }
 bench_fleet-start() { source benches/fleet_start/run.sh; } # about an hour: see the file
 bench_slurm() { cargo_build --release -q && bash tests/slurm/run.sh --bench "$out/table.md"; }
+bench_job-token() { cargo_build --release -q && bash tests/slurm/run.sh --bench "$out/table.md" principal; }
 bench_cloud() { # about 20 minutes (ST_CLOUD_SECONDS: the federated run's length, 600): see the file
   ulimit -n 65536 2>/dev/null || true
   cargo_build --release -q || return 1

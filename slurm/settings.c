@@ -58,6 +58,8 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
     memset(s, 0, sizeof(*s));
     strcpy(s->layout, "files");
     strcpy(s->dir, DEFAULT_DIR);
+    strcpy(s->token_audience, "openbao");
+    s->token_lifetime = TOKEN_LIFETIME;
     for (int i = 0; i < ac; i++) {
         const char *a = av[i];
         const char *v = strchr(a, '=');
@@ -77,6 +79,23 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
             dest = s->dir, cap = sizeof(s->dir);
         } else if (name == 11 && !strncmp(a, "environment", 11)) {
             dest = s->environment, cap = sizeof(s->environment);
+        } else if (name == 13 && !strncmp(a, "job_token_key", 13)) {
+            dest = s->token_key, cap = sizeof(s->token_key);
+        } else if (name == 16 && !strncmp(a, "job_token_issuer", 16)) {
+            dest = s->token_issuer, cap = sizeof(s->token_issuer);
+        } else if (name == 18 && !strncmp(a, "job_token_audience", 18)) {
+            dest = s->token_audience, cap = sizeof(s->token_audience);
+        } else if (name == 18 && !strncmp(a, "job_token_lifetime", 18)) {
+            char *end = NULL;
+            errno = 0;
+            s->token_lifetime = strtol(v, &end, 10);
+            if (errno || end == v || *end || s->token_lifetime < 60 || s->token_lifetime > 86400) {
+                snprintf(why, n, "plugin argument job_token_lifetime='%.32s' is not 60 to 86400 seconds", v);
+                return -1;
+            }
+            continue;
+        } else if (name == 9 && !strncmp(a, "job_paths", 9)) {
+            dest = s->job_paths, cap = sizeof(s->job_paths);
         } else if (name == 6 && !strncmp(a, "layout", 6)) {
             if (strcmp(v, "files") && strcmp(v, "refs")) {
                 snprintf(why, n, "plugin argument layout='%s' is not files or refs", v);
@@ -91,7 +110,9 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
             s->env_allowed = !strcmp(v, "allow");
             continue;
         } else {
-            snprintf(why, n, "unknown plugin argument '%.*s' (config, keys, layout, env, dir, environment)", (int)name, a);
+            snprintf(why, n, "unknown plugin argument '%.*s' (config, keys, layout, env, dir, environment, "
+                     "job_token_key, job_token_issuer, job_token_audience, job_token_lifetime, job_paths)",
+                     (int)name, a);
             return -1;
         }
         if (strlen(v) >= cap || !*v) {
@@ -103,8 +124,13 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
     if (s->keys[0] && !valid_list(s->keys, why, n))
         return -1;
     if ((s->config[0] && s->config[0] != '/') || s->dir[0] != '/' ||
-        (s->environment[0] && s->environment[0] != '/')) {
-        snprintf(why, n, "plugin arguments config, dir and environment must be absolute paths");
+        (s->environment[0] && s->environment[0] != '/') || (s->token_key[0] && s->token_key[0] != '/')) {
+        snprintf(why, n, "plugin arguments config, dir, environment and job_token_key must be absolute paths");
+        return -1;
+    }
+    if (!s->token_key[0] != !s->token_issuer[0] || (s->job_paths[0] && !s->token_key[0])) {
+        snprintf(why, n, "plugin arguments job_token_key and job_token_issuer go together, and job_paths "
+                 "needs them (its claims are the token's)");
         return -1;
     }
     return 0;
@@ -363,6 +389,25 @@ static int let_read(int fd, uid_t uid, gid_t gid)
     return fchown(fd, uid, gid);
 }
 
+int replace_for_user(int at, const char *name, const char *text, size_t len, uid_t uid, gid_t gid)
+{
+    char tmp[320];
+    if (snprintf(tmp, sizeof(tmp), ".%s.new", name) >= (int)sizeof(tmp))
+        return errno = ENAMETOOLONG, -1;
+    unlinkat(at, tmp, 0); /* one left by a writer killed mid-way */
+    if (write_new_at(at, tmp, text, len, 0600))
+        return -1;
+    int fd = openat(at, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int rc = fd < 0 || let_read(fd, uid, gid) || renameat(at, tmp, at, name) ? -1 : 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlinkat(at, tmp, 0);
+    errno = saved;
+    return rc;
+}
+
 /* Lets the job's user read each file the library wrote into files/ (open at
  * `files`); 0, or -1 with errno. */
 int hand_files(int files, uid_t uid, gid_t gid)
@@ -497,5 +542,39 @@ int lock_within(int fd, int seconds)
             return -1;
         nanosleep(&nap, NULL);
     }
+    return 0;
+}
+
+int expand_paths(const char *paths, const struct job_claims *c, char *out, size_t n, char *why, size_t wn)
+{
+    static const char *names[] = {"user", "account", "partition", "cluster", "qos"};
+    const char *values[] = {c->user, c->account, c->partition, c->cluster, c->qos};
+    size_t o = 0;
+    for (const char *p = paths; *p;) {
+        const char *add = p;
+        size_t len = 1;
+        if (*p == '{') {
+            size_t name = strcspn(p + 1, "}");
+            int i = 0;
+            while (i < 5 && (strlen(names[i]) != name || strncmp(p + 1, names[i], name)))
+                i++;
+            if (p[1 + name] != '}' || i == 5 || !values[i][0]) {
+                snprintf(why, wn, "plugin argument job_paths: '{%.*s}' is not a claim the job's token has "
+                         "(user, account, partition, cluster, qos)", (int)(name > 32 ? 32 : name), p + 1);
+                return -1;
+            }
+            add = values[i], len = strlen(values[i]);
+            p += name + 2;
+        } else {
+            p++;
+        }
+        if (o + len >= n) {
+            snprintf(why, wn, "plugin argument job_paths: longer than %zu bytes with the job's claims", n - 1);
+            return -1;
+        }
+        memcpy(out + o, add, len);
+        o += len;
+    }
+    out[o] = 0;
     return 0;
 }

@@ -20,6 +20,8 @@
 #define WALK_DEPTH 32
 #define WALK_BUDGET 4000000L
 #define WALK_PASSES 64
+#define TOKEN_LIFETIME 900 /* seconds, job_token_lifetime='s default */
+#define MAX_TOKEN (64 * 1024)
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
 
@@ -30,6 +32,21 @@ struct settings {
     int env_allowed;
     char dir[BASE_MAX];
     char environment[PATH_MAX];
+    /* The job token (job_token.c): the site's signing key (root's, read by
+     * nobody else), the issuer, the audience of the store's login, the
+     * lifetime in seconds; no token without a key. */
+    char token_key[PATH_MAX];
+    char token_issuer[512];
+    char token_audience[256];
+    long token_lifetime;
+    /* Vault paths for the job's reads, {user}, {account}, {partition},
+     * {cluster} and {qos} its token's claims (job_paths=). */
+    char job_paths[MAX_LIST];
+};
+
+/* The claims of a job's token that name paths (job_paths=). */
+struct job_claims {
+    char user[256], account[256], partition[256], cluster[256], qos[256];
 };
 
 /* Hidden: slurmstepd's own symbols must neither see nor replace these. */
@@ -59,6 +76,10 @@ int open_job_dir(int base, const char *name);
 /* A new file `name` in the directory open at `at` (O_EXCL, never through a
  * link) holding text; 0, or -1 (what was written stays). */
 int write_new_at(int at, const char *name, const char *text, size_t len, mode_t mode);
+/* `name` in the directory open at `at` replaced at once (a new root's file
+ * renamed over it) by one holding text, which the user `uid` alone may read
+ * (as hand_files); 0, or -1 with errno (the old file stays). */
+int replace_for_user(int at, const char *name, const char *text, size_t len, uid_t uid, gid_t gid);
 /* At most max bytes of the regular file `name` in the directory open at
  * `at` (never through a link), NUL-terminated, *len its length and *st its
  * status (each when not NULL); NULL. */
@@ -80,6 +101,8 @@ int hand_files(int files, uid_t uid, gid_t gid);
 char *env_value(int jd, const char *key, uid_t uid, size_t *len);
 /* An exclusive flock on fd, waiting at most `seconds` for it; 0, or -1. */
 int lock_within(int fd, int seconds);
+/* job_paths= with each {claim} replaced by the job's; 0, or -1 with why. */
+int expand_paths(const char *paths, const struct job_claims *c, char *out, size_t n, char *why, size_t wn);
 /* Sets the NAME=VALUE lines of plugin argument environment= in this process. */
 int load_environment(const struct settings *s, char *why, size_t n);
 /* The next JSON string at *p (a flat object of strings) into out; 0, or -1. */

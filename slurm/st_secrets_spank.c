@@ -1,8 +1,10 @@
 /*
  * st_secrets_spank.so: a Slurm SPANK plugin that hands each job the secrets
- * it names, fetched on every node by the node itself (the site's identity,
- * configured once in plugstack.conf), so nothing of a value reaches Slurm's
- * records, the job script or the user's credentials. The public C API of
+ * it names, fetched on every node by the node itself (configured once in
+ * plugstack.conf: with the site's identity, or with the job's own token the
+ * site signs, so that the store's policies decide per user and account), so
+ * nothing of a value reaches Slurm's records, the job script or the user's
+ * credentials. The public C API of
  * libst_secrets and Slurm's spank.h (with slurm.h's hostlist functions for
  * the node's index among the job's nodes).
  *
@@ -23,16 +25,25 @@
  *                 whose environment Slurm builds afresh: the variables the
  *                 site's identity is given by (AWS_SHARED_CREDENTIALS_FILE,
  *                 AWS_PROFILE, VAULT_ROLE_ID, BAO_CACERT, ...)
+ *   job_token_key=FILE, job_token_issuer=URL  the site's RSA key (root's,
+ *                 read by nobody else) and the issuer its tokens name: every
+ *                 job gets its own token (job_token.c), which a jwt login
+ *                 of config= sends (SIMPLETUNER_JOB_TOKEN_FILE)
+ *   job_token_audience=AUD  the token's aud (openbao)
+ *   job_token_lifetime=SECONDS  60 to 86400 (900), never past the job's
+ *                 time limit; renewed by each step at half of it
  *
- * (Their parsing and the files the plugin reads and writes: settings.c.
- * Everything under dir= is reached relative to descriptors, never by a
- * path through a link.)
+ * (Their parsing and the files the plugin reads and writes: settings.c;
+ * the job's end: ending.c. Everything under dir= is reached relative to
+ * descriptors, never by a path through a link.)
  *
  * Job options (sbatch, salloc, srun): --st-secrets=NAME[=KEY],... and
  * --st-secrets-as=files|refs|env.
  *
  * Where each part runs (docs/slurm.md, "What runs where"):
  *   job_prolog (root, on each node of the job, before its first step there):
+ *     mints the job's token (with job_token_key=) from slurmctld's record
+ *     of the job into DIR/job-ID.NODE/token;
  *     fetches the secrets in the node's admission slot (its index in the
  *     job's node list), writes them in DIR/job-ID.NODE/files (root's
  *     files the job's user alone may read, in a directory it cannot add
@@ -41,7 +52,7 @@
  *     A failure is written to .../error, never fails the prolog (which
  *     would drain the node): the job's tasks fail with it instead.
  *   init_post_opt (slurmstepd, root, each step): sets the variables in the
- *     step's environment.
+ *     step's environment; starts the step's renewal of the job's token.
  *   task_init (each task, the user's): a failure of the prolog is printed
  *     on the task's stderr (the job's output) and the task fails.
  *   task_exit, exit (slurmstepd, root, each step): the batch step's end,
@@ -70,6 +81,8 @@
 
 #include "st_secrets.h"
 #include "settings.h"
+#include "ending.h"
+#include "job_token.h"
 
 SPANK_PLUGIN(st_secrets, 1);
 
@@ -233,33 +246,6 @@ static void set_node_rank(void)
     }
 }
 
-static void free_error(st_error *e)
-{
-    if (e)
-        st_error_free(e);
-}
-
-/* The library's manager for the site: plugin argument config='s file, read
- * after environment='s variables are set (the node cache off: the job's
- * ledger is the node's record); NULL with why. */
-static st_secrets *site_manager(const struct settings *s, char *why, size_t n)
-{
-    st_secrets *m = NULL;
-    st_error *err = NULL;
-    char *config = read_root_file("config", s->config, why, n);
-    if (!config)
-        return NULL;
-    if (!load_environment(s, why, n)) {
-        setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
-        if (st_secrets_new(config, &m, &err) != ST_OK)
-            snprintf(why, n, "plugin argument config=%s: %s", s->config, st_error_message(err));
-        free_error(err);
-    }
-    explicit_bzero(config, strlen(config));
-    free(config);
-    return m;
-}
-
 /* Fetches and writes the job's secrets into `dir` (open at `jd`, created,
  * root's): files/ is root's (mode 0750, the job's group: the user lists it
  * and adds nothing), each file root's and readable by the user alone.
@@ -289,7 +275,7 @@ static int prepare(const struct settings *s, int jd, const char *dir, const char
      * files/): the library may name them. */
     setenv("SIMPLETUNER_JOB_LEDGER", path, 1);
     set_node_rank();
-    if (!(m = site_manager(s, why, sizeof(why)))) {
+    if (!(m = site_manager(s, dir, why, sizeof(why)))) {
         record_error(jd, "%s", why);
         close(fd);
         return -1;
@@ -328,7 +314,8 @@ out:
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
     struct settings s;
-    char why[512], keys[MAX_LIST], as[8], dir[DIR_MAX], name[300];
+    char why[512], keys[MAX_LIST], as[8], dir[DIR_MAX], name[300], paths[MAX_LIST];
+    struct job_claims claims;
     uint32_t job = 0;
     uid_t uid;
     gid_t gid;
@@ -337,8 +324,8 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
         return 0; /* the steps fail with it (init_post_opt), the node stays up */
     }
     int too_long = job_request(sp, &s, keys, sizeof(keys), as);
-    if (!too_long && !keys[0])
-        return 0;
+    if (!too_long && !keys[0] && !s.token_key[0])
+        return 0; /* with a job_token_key=, every job gets its token */
     if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
         spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
         spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS || job_dir(&s, job, dir, sizeof(dir)) ||
@@ -364,7 +351,11 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
     else if (!strcmp(as, "env") && !s.env_allowed)
         record_error(jd, "--st-secrets-as=env: this site keeps values out of the environment "
                          "(plugin argument env=deny)");
-    else
+    else if (s.token_key[0] && mint_job_token(&s, jd, job, uid, gid, &claims, why, sizeof(why)))
+        record_error(jd, "%s", why);
+    else if (s.job_paths[0] && expand_paths(s.job_paths, &claims, paths, sizeof(paths), why, sizeof(why)))
+        record_error(jd, "%s", why);
+    else if (keys[0] && (!s.job_paths[0] || !setenv("SIMPLETUNER_VAULT_PATH", paths, 1)))
         prepare(&s, jd, dir, keys, as, uid, gid);
     close(jd);
     close(base);
@@ -404,15 +395,25 @@ static int prepared_keys(spank_t sp, const char *list, size_t n)
 }
 
 /* Sets the job's variables from its directory's vars (open at `jd`) in the
- * step's environment; for `env`, each secret's value read from its file. */
-static int set_step_env(spank_t sp, int jd)
+ * step's environment; for `env`, each secret's value read from its file.
+ * With the site's job token (`dir`, the directory's path, given), its file
+ * as SIMPLETUNER_JOB_TOKEN_FILE, and no vars when the job named no secret. */
+static int set_step_env(spank_t sp, int jd, const char *dir)
 {
     uid_t uid = 0;
+    struct stat st;
+    char path[PATH_MAX];
     if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS)
         return -1;
+    if (dir) {
+        snprintf(path, sizeof(path), "%s/token", dir);
+        if (fstatat(jd, "token", &st, AT_SYMLINK_NOFOLLOW) ||
+            spank_setenv(sp, "SIMPLETUNER_JOB_TOKEN_FILE", path, 1) != ESPANK_SUCCESS)
+            return -1;
+    }
     char *text = read_small_at(jd, "vars", MAX_VARS, NULL, NULL);
     if (!text)
-        return -1;
+        return dir && fstatat(jd, "vars", &st, AT_SYMLINK_NOFOLLOW) && errno == ENOENT ? 0 : -1;
     char as[8] = "";
     const char *p = strchr(text, '\n');
     const char *keys_end = p ? strchr(p + 1, '\n') : NULL;
@@ -480,19 +481,23 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
         job_name(job, name, sizeof(name)))
         return 0;
     int base = open_base(&s, 0, why, sizeof(why));
-    int jd = base < 0 ? -1 : openat(base, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int jd = base < 0 ? -1 : open_job_dir(base, name), failed = errno;
     if (base >= 0)
         close(base);
-    if (jd < 0 && errno != ENOENT) {
-        snprintf(step_error, sizeof(step_error), "cannot open the job's directory %s: %s", dir,
-                 base < 0 ? why : strerror(errno));
-        return 0;
-    }
     if (jd < 0) {
         /* No directory: the job named nothing, unless this step does (the
-         * batch step never sees sbatch's options; srun's steps do). */
+         * batch step never sees sbatch's options; srun's steps do), or the
+         * prolog could not make it (dir= refused: the reason, as the
+         * prolog's, is dir='s state, checked again here). */
         char keys[MAX_LIST], as[8];
-        if (!job_request(sp, &s, keys, sizeof(keys), as) && keys[0])
+        int asked = !job_request(sp, &s, keys, sizeof(keys), as) && keys[0];
+        if (base >= 0 && failed != ENOENT)
+            snprintf(step_error, sizeof(step_error), "cannot open the job's directory %s: %s", dir,
+                     strerror(failed));
+        else if (asked && base < 0)
+            snprintf(step_error, sizeof(step_error), "the secrets %s could not be prepared on this node: %s",
+                     keys, why);
+        else if (asked)
             snprintf(step_error, sizeof(step_error),
                      "the secrets %s were not prepared on this node (%s missing: is the plugin in this "
                      "node's plugstack.conf?)", keys, dir);
@@ -509,9 +514,15 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
         snprintf(step_error, sizeof(step_error),
                  "the prolog failed on this node and its reason could not be recorded in %s/error (is "
                  "plugin argument dir= full?): see the node's slurmd log", dir);
-    } else if (fstat(jd, &st) || st.st_uid != 0 || (st.st_mode & 022) || set_step_env(sp, jd)) {
+    } else if (set_step_env(sp, jd, s.token_key[0] ? dir : NULL)) {
         if (!step_error[0])
             snprintf(step_error, sizeof(step_error), "cannot read the job's variables in %s", dir);
+    } else if (s.token_key[0]) {
+        uid_t uid = 0;
+        gid_t gid = 0;
+        if (spank_get_item(sp, S_JOB_UID, &uid) == ESPANK_SUCCESS &&
+            spank_get_item(sp, S_JOB_GID, &gid) == ESPANK_SUCCESS)
+            start_renewal(&s, jd, job, uid, gid);
     }
     free(error);
     close(jd);
@@ -538,90 +549,6 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
  * launched them, asks too). */
 static int task_signalled, task_exited;
 
-/* Revokes what the job's ledger in `dir` lists, then removes the directory.
- * Whoever holds the ledger's lock is revoking it: `wait` seconds for it
- * (the epilog, which must not remove what another is reading), else none. */
-static void end_job(const struct settings *s, uint32_t job, const char *when, int wait)
-{
-    char why[512], ledger[PATH_MAX], dir[DIR_MAX], name[300];
-    struct stat st;
-    int base = -1, jd = -1;
-    if (job_dir(s, job, dir, sizeof(dir)) || job_name(job, name, sizeof(name)) ||
-        (base = open_base(s, 0, why, sizeof(why))) < 0 || (jd = open_job_dir(base, name)) < 0) {
-        if (base >= 0)
-            close(base);
-        return;
-    }
-    snprintf(ledger, sizeof(ledger), "%s/ledger", dir);
-    int fd = openat(jd, "ledger", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    close(jd);
-    if (fd >= 0 && lock_within(fd, wait)) {
-        close(fd); /* another step's end is revoking it, and removes the directory */
-        close(base);
-        return;
-    }
-    if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 && s->config[0]) {
-        st_secrets *m = site_manager(s, why, sizeof(why));
-        st_error *err = NULL;
-        st_buf *report = NULL;
-        if (!m) {
-            slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, why);
-        } else if (st_secrets_revoke_ledger(m, ledger, &report, &err) != ST_OK) {
-            slurm_error("st-secrets: job %u: nothing revoked %s: %s", job, when, st_error_message(err));
-        } else {
-            const char *r = (const char *)st_buf_data(report);
-            if (strstr(r, "\"failed\":[]"))
-                slurm_info("st-secrets: job %u: revoked %s: %s", job, when, r);
-            else
-                slurm_error("st-secrets: job %u: not all revoked %s: %s", job, when, r);
-        }
-        if (m)
-            st_secrets_free(m);
-        st_buf_free(report);
-        free_error(err);
-    }
-    if (remove_tree(base, name))
-        slurm_error("st-secrets: job %u: %s not wholly removed %s", job, dir, when);
-    close(base);
-    if (fd >= 0)
-        close(fd);
-}
-
-/* The job, if the prolog made this node a directory for it (root's). */
-static int job_of(spank_t sp, const struct settings *s, uint32_t *job)
-{
-    char why[512], name[300];
-    if (spank_get_item(sp, S_JOB_ID, job) != ESPANK_SUCCESS || job_name(*job, name, sizeof(name)))
-        return -1;
-    int base = open_base(s, 0, why, sizeof(why));
-    int jd = base < 0 ? -1 : open_job_dir(base, name);
-    if (jd >= 0)
-        close(jd);
-    if (base >= 0)
-        close(base);
-    return jd < 0 ? -1 : 0;
-}
-
-/* Whether slurmctld says the job is over (cancelled, timed out, completing);
- * not when it cannot be asked (said in the slurmd log: the epilog follows). */
-static int job_over(uint32_t job)
-{
-    job_info_msg_t *msg = NULL;
-    int over = 0;
-    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg) {
-        slurm_info("st-secrets: job %u: slurmctld not asked whether the job is over: %s", job,
-                   slurm_strerror(slurm_get_errno()));
-        return 0;
-    }
-    for (uint32_t i = 0; i < msg->record_count; i++) {
-        uint32_t state = msg->job_array[i].job_state;
-        if (msg->job_array[i].job_id == job)
-            over = (state & JOB_STATE_BASE) != JOB_RUNNING || (state & JOB_COMPLETING);
-    }
-    slurm_free_job_info_msg(msg);
-    return over;
-}
-
 /* A task's end (slurmstepd, root): the first a signal ended, while
  * slurmctld ends the job (scancel, the time limit), revokes at once, before
  * slurmstepd tells srun of the task's end (srun gone, that takes seconds). */
@@ -636,8 +563,10 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
         !WIFSIGNALED(status))
         return 0;
     task_signalled = 1;
-    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_of(sp, &s, &job) && job_over(job))
+    if (!parse_args(ac, av, &s, why, sizeof(why)) && !job_of(sp, &s, &job) && job_over(job)) {
+        stop_renewal();
         end_job(&s, job, "at the end of its signalled task", 0);
+    }
     return 0;
 }
 
@@ -652,6 +581,8 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
     struct settings s;
     char why[512];
     uint32_t job = 0, step = 0;
+    if (spank_context() == S_CTX_REMOTE)
+        stop_renewal();
     if (spank_context() != S_CTX_REMOTE || parse_args(ac, av, &s, why, sizeof(why)) ||
         spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || job_of(sp, &s, &job))
         return 0;

@@ -429,6 +429,14 @@ fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
     assert_eq!(read(&alice, "accounts/vision/shared").unwrap(), "hf_vision");
     refused(&alice, "users/bob/train");
     refused(&alice, "accounts/nlp/shared");
+    // The Slurm plugin's variable is the jwt login's JWT when nothing else
+    // names one.
+    let mut c = config(text(&s, "url"), VaultAuth::Jwt);
+    c.vault.auth_mount = Some("slurm-jobs".into());
+    c.vault.role = Some("job".into());
+    c.vault.paths = Some(vec!["users/alice/train".into()]);
+    let vars = Vars::empty().set("SIMPLETUNER_JOB_TOKEN_FILE", alice.to_str().unwrap());
+    assert_eq!(get(&provider(&c, vars)).unwrap(), "hf_alice");
     let bob = token_for("bob", "nlp", 102, "openbao");
     assert_eq!(read(&bob, "users/bob/train").unwrap(), "hf_bob");
     assert_eq!(read(&bob, "accounts/nlp/shared").unwrap(), "hf_nlp");

@@ -11,9 +11,14 @@ Table 1: an 8-task job on 2 nodes, the places holding a value (the token,
 the leased password, the AppRole secret ID) and how many times. Table 2:
 for `run` and the plugin, the seconds from each ending of the job until
 every lease and login token it held is revoked (seen from OpenBao), or what
-is left to its TTL. Writes the markdown tables on stdout.
+is left to its TTL. Table 3 (`bench.py principal`, alone: its own table in
+the docs): the plugin reading with the site's identity (AppRole) against
+the job's own token (docs/job-token.md): logins per node per job and the
+seconds from sbatch until both nodes hold the job's secret. Writes the
+markdown tables on stdout.
 
-  python bench.py   (environment: as tests/slurm/run.sh sets for the tests)
+  python bench.py [principal]   (environment: as tests/slurm/run.sh sets for the
+                                tests; principal: table 3 alone)
 """
 
 import json
@@ -173,12 +178,38 @@ def endings_table(site, cl, head, run):
                       "|---|---:|---:|"] + rows)
 
 
+def principal_table(site, cl):
+    tokens = st_site.job_tokens(site, Path(cl.info["work"]))
+    plug = Path(cl.info["dir"]) / "plugstack.conf"
+    rows = []
+    for name, args, mount in (("the site's identity (AppRole)", {}, "slurm"),
+                              ("the job's own token (jwt, minted in the prolog)", tokens.args, st_site.JOB_MOUNT)):
+        plug.write_text(site.plugstack(**args) + "\n")
+        took, logins = [], []
+        for _ in range(REPS):
+            before = site.vault.audited(f"auth/{mount}/login")
+            start = time.monotonic()
+            job = cl.sbatch("#!/bin/bash\nsleep 1\n", "--export=NONE", "-N2", "-n2", "-A", "vision",
+                            "--st-secrets=HF_TOKEN")
+            st_site.ledger_of(site, job)  # both nodes' secrets written
+            took.append(time.monotonic() - start)
+            cl.wait(job)
+            logins.append((site.vault.audited(f"auth/{mount}/login") - before) / 2)
+        rows.append(f"| {name} | {statistics.median(logins):g} | {statistics.median(took):.2f} s |")
+    plug.write_text(site.plugstack() + "\n")
+    return "\n".join([f"| the plugin reads with | logins per node per job | sbatch to the secret on both nodes "
+                      f"(median of {REPS}) |", "|---|---:|---:|"] + rows)
+
+
 def main():
     site = st_site.Site()
     d = Path("/tmp") / f"st-secrets-slurm-bench.{os.getpid()}"
     try:
         slurm.start(d, site.plugstack())
         cl = slurm.Cluster(d)
+        if sys.argv[1:] == ["principal"]:
+            print(principal_table(site, cl))
+            return
         secret, head, run = user_credential(site, cl)
         print(places_table(site, cl, secret, head, run))
         print()

@@ -137,6 +137,10 @@ pub enum Command {
     /// files rewritten in place
     #[command(after_help = REDACT_AFTER_HELP)]
     Redact(RedactArgs),
+    /// A Slurm site's job tokens: the JWKS and discovery documents to
+    /// publish, or a token for a job record
+    #[command(subcommand, name = "job-token")]
+    JobToken(JobTokenCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -169,6 +173,37 @@ pub enum CredentialCommand {
     Get { provider: String, name: String },
     /// Delete it
     Delete { provider: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub enum JobTokenCommand {
+    /// The JWKS document of the signing keys (PEM files: the current key,
+    /// and during a change the one before it)
+    Jwks {
+        #[arg(required = true, value_name = "KEY_FILE")]
+        keys: Vec<std::path::PathBuf>,
+    },
+    /// The OpenID discovery document of ISSUER (its keys at
+    /// ISSUER/.well-known/jwks.json)
+    Discovery { issuer: String },
+    /// Mint a token for the job record read from stdin (JSON: cluster,
+    /// job_id, user, uid, account, partition, and optionally array_task_id,
+    /// qos, end)
+    Mint {
+        /// The site's signing key (PEM; this user's or root's, read by
+        /// nobody else)
+        #[arg(long, value_name = "KEY_FILE")]
+        key: std::path::PathBuf,
+        /// The issuer the token names (an https URL)
+        #[arg(long, value_name = "URL")]
+        issuer: String,
+        /// Its audience
+        #[arg(long, default_value = "openbao")]
+        audience: String,
+        /// Its lifetime in seconds (60 to 86400; never past the job's end)
+        #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+        lifetime: u64,
+    },
 }
 
 #[derive(Subcommand)]

@@ -21,7 +21,7 @@
 //! | `prompt` | a hidden prompt that restores the terminal (inquire) | `outcome` |
 //! | `io` | `--json` documents, raw values, stdin, private files written atomically | `outcome`, `prompt` |
 //! | `context` | `Globals`: the global options, the manager and store they configure | `outcome`, `io` |
-//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact) | `args`, `outcome`, `childenv`, `template`, `envfile`, `secretfiles`, `sys`, `io`, `context`, `scan` |
+//! | `commands` | one file per command group: `secrets`, `crypto`, `store`, `export` (env, inject), `run`, `doctor`, `leak` (scan, redact), `job_token` | `args`, `outcome`, `childenv`, `template`, `envfile`, `secretfiles`, `sys`, `io`, `context`, `scan` |
 //! | (root) | `main_with_args`: keeps the process out of core dumps, parses, dispatches, maps the outcome to an exit status | `args`, `outcome`, `io`, `context`, `commands`, `sys` |
 
 #![deny(unsafe_code)]
@@ -42,7 +42,7 @@ mod template;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, Parser};
-use commands::{crypto, doctor, export, leak, run, secrets, store};
+use commands::{crypto, doctor, export, job_token, leak, run, secrets, store};
 use context::Globals;
 use io::print_json;
 use outcome::Outcome;
@@ -90,6 +90,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::NodeCache(c) => secrets::node_cache(&g, c),
         Command::Scan(args) => leak::scan(&g, args),
         Command::Redact(args) => leak::redact(&g, args),
+        Command::JobToken(c) => job_token::job_token(c),
         Command::Completions { shell } => completions(shell),
         Command::Version => version(&g),
     }

@@ -680,3 +680,66 @@ fn a_closed_pipe_ends_the_tool_quietly() {
         assert_eq!(err(&o), "", "{args:?}: nothing on stderr");
     }
 }
+
+#[test]
+fn job_token_publishes_the_keys_and_mints_for_a_job_record() {
+    let home = TempDir::new().unwrap();
+    let key = home.path().join("signing.key");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "openssl genrsa");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let key = key.to_str().unwrap();
+    let o = run(&home, &["job-token", "jwks", key, key], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let jwks: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "a key named twice is published once");
+    assert_eq!(keys[0]["kty"], "RSA");
+    assert!(keys[0].get("d").is_none(), "never a private part");
+    let o = run(
+        &home,
+        &["job-token", "discovery", "https://slurm.test/st"],
+        "",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        doc["jwks_uri"],
+        "https://slurm.test/st/.well-known/jwks.json"
+    );
+    let record = r#"{"cluster": "st", "job_id": 42, "user": "alice", "uid": 1000,
+                     "account": "vision", "partition": "gpu"}"#;
+    let mint = [
+        "job-token",
+        "mint",
+        "--key",
+        key,
+        "--issuer",
+        "https://slurm.test/st",
+    ];
+    let o = run(&home, &mint, record);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let token = out(&o);
+    let claims = token.trim().split('.').nth(1).unwrap();
+    let claims =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["aud"], &claims["account"]),
+        (&"job/st/42".into(), &"openbao".into(), &"vision".into())
+    );
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        900
+    );
+    // Bad input: a record that is not one, a key others may read.
+    assert_stderr(&run(&home, &mint, "{\"job\": 1}"), 2, &["not a job record"]);
+    fs::set_permissions(key, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&home, &mint, record);
+    assert_stderr(&o, 3, &["ST_PERMISSION", "signing key"]);
+    assert!(out(&o).is_empty());
+}

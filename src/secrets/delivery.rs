@@ -315,7 +315,10 @@ pub fn write_files(
     }
     let mut values = Vec::with_capacity(wanted.len());
     for w in wanted {
-        match get(&w.key)? {
+        // A provider's failure (a store refusing the key, a server away)
+        // names the variable and the key it was fetching.
+        let found = get(&w.key).map_err(|e| e.context(format!("{} (key '{}')", w.var, w.key)))?;
+        match found {
             Some(v) => values.push(v),
             None => {
                 return Err(Error::NotFound(format!(
@@ -581,6 +584,15 @@ mod tests {
         assert!(matches!(e, Error::NotFound(_)));
         assert!(
             e.to_string().contains("MISSING") && e.to_string().contains("nowhere"),
+            "{e}"
+        );
+        // A provider's failure names the variable and the key, its kind kept.
+        let refused = |_: &str| Err(Error::Permission("Vault read: permission denied".into()));
+        let e = write_files(&absent, d, Layout::Conventions, None, |_| None, refused).unwrap_err();
+        assert!(matches!(e, Error::Permission(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("HF_TOKEN (key 'HF_TOKEN'): Vault read"),
             "{e}"
         );
         // A netrc cannot hold a space: refused naming the variable, and the

@@ -84,18 +84,15 @@ impl Provider for EnvProvider {
 
     fn lookup(&self, key: &str) -> Result<Option<SecretString>, Error> {
         let name = self.variable_name(key);
-        if name.contains(['=', '\0']) {
-            return Ok(None); // no environment variable can have this name
-        }
-        match std::env::var_os(&name) {
-            None => Self::value_file(&name),
-            Some(v) if v.is_empty() => Self::value_file(&name),
-            Some(v) => v
-                .into_string()
-                .map(|s| Some(SecretString::from(s)))
-                .map_err(|_| {
-                    Error::Parse(format!("environment variable {name} is not valid UTF-8"))
-                }),
+        match Self::variable(&name)? {
+            Some(value) => Ok(Some(value)),
+            // The key as written, where it names another variable: what the
+            // Slurm plugin and `run` set for `--st-secrets=tls_private_key`
+            // (`tls_private_key`, `tls_private_key_FILE`) is found too.
+            None => match self.written_name(key) {
+                Some(written) if written != name => Self::variable(&written),
+                _ => Ok(None),
+            },
         }
     }
 
@@ -113,10 +110,44 @@ impl Provider for EnvProvider {
             available: true,
             detail: format!(
                 "environment variables named {naming} (key upper-cased, '-' and '.' as '_'), \
-                 else the file {naming}_FILE names; empty variables count as unset"
+                 else the file {naming}_FILE names, else the same with the key as written; \
+                 empty variables count as unset"
             ),
             warnings: Vec::new(),
             failure: None,
+        }
+    }
+}
+
+impl EnvProvider {
+    /// The variable named by `key` as written (with the prefix), when that is
+    /// a variable's name (letters, digits, `_`, not starting with a digit).
+    fn written_name(&self, key: &str) -> Option<String> {
+        let name = match &self.prefix {
+            Some(prefix) => format!("{prefix}_{key}"),
+            None => key.to_owned(),
+        };
+        let mut chars = name.chars();
+        let first = chars.next()?;
+        ((first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+    }
+
+    /// Variable `name`'s value, else the file `name`_FILE names.
+    fn variable(name: &str) -> Result<Option<SecretString>, Error> {
+        if name.contains(['=', '\0']) {
+            return Ok(None); // no environment variable can have this name
+        }
+        match std::env::var_os(name) {
+            None => Self::value_file(name),
+            Some(v) if v.is_empty() => Self::value_file(name),
+            Some(v) => v
+                .into_string()
+                .map(|s| Some(SecretString::from(s)))
+                .map_err(|_| {
+                    Error::Parse(format!("environment variable {name} is not valid UTF-8"))
+                }),
         }
     }
 }
@@ -196,6 +227,39 @@ mod tests {
         assert!(e.contains("above the limit"), "{e}");
         std::env::remove_var("ST_UNIT_ENVFILE_HF_TOKEN_FILE");
         assert_eq!(p.lookup("HF_TOKEN").unwrap(), None);
+    }
+
+    #[test]
+    fn a_key_is_found_under_its_name_as_written_in_every_layout() {
+        // What the Slurm plugin and `run` set for `--st-secrets=tls_private_key`.
+        let p = EnvProvider::new(Some("ST_UNIT_ENVW".into()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tls_private_key");
+        std::fs::write(&file, "key-from-file\n").unwrap();
+        std::env::set_var("ST_UNIT_ENVW_tls_private_key_FILE", &file);
+        assert_eq!(
+            p.lookup("tls_private_key").unwrap().unwrap().expose(),
+            "key-from-file"
+        );
+        std::env::set_var("ST_UNIT_ENVW_tls_private_key", "key-from-env");
+        assert_eq!(
+            p.lookup("tls_private_key").unwrap().unwrap().expose(),
+            "key-from-env"
+        );
+        // The upper-cased name (SimpleTuner's) wins; a written name that is
+        // no variable's is not read.
+        std::env::set_var("ST_UNIT_ENVW_TLS_PRIVATE_KEY", "upper");
+        assert_eq!(
+            p.lookup("tls_private_key").unwrap().unwrap().expose(),
+            "upper"
+        );
+        assert_eq!(p.written_name("tls-private-key"), None);
+        assert_eq!(p.written_name("9a"), Some("ST_UNIT_ENVW_9a".into()));
+        assert_eq!(EnvProvider::new(None).written_name("9a"), None);
+        for v in ["TLS_PRIVATE_KEY", "tls_private_key", "tls_private_key_FILE"] {
+            std::env::remove_var(format!("ST_UNIT_ENVW_{v}"));
+        }
+        assert_eq!(p.lookup("tls_private_key").unwrap(), None);
     }
 
     #[test]

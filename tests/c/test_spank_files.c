@@ -173,6 +173,51 @@ static void test_files_are_never_reached_through_a_link(int base, const char *ca
     CHECK(entries(canary) == 3);
 }
 
+/* The job token's plugin arguments, and job_paths= filled in from the
+ * token's claims. */
+static void test_job_token_arguments_and_paths(int base)
+{
+    struct settings s;
+    char why[512], out[64];
+    char *good[] = {"job_token_key=/etc/k.pem", "job_token_issuer=https://slurm.example", "job_token_lifetime=60",
+                    "job_paths=users/{user},accounts/{account}"};
+    CHECK(parse_args(4, good, &s, why, sizeof(why)) == 0);
+    CHECK(s.token_lifetime == 60 && !strcmp(s.token_audience, "openbao"));
+    char *lone[] = {"job_token_key=/etc/k.pem"};
+    CHECK(parse_args(1, lone, &s, why, sizeof(why)) == -1 && strstr(why, "go together"));
+    char *paths_alone[] = {"job_paths=users/{user}"};
+    CHECK(parse_args(1, paths_alone, &s, why, sizeof(why)) == -1);
+    char *relative[] = {"job_token_key=k.pem", "job_token_issuer=https://x"};
+    CHECK(parse_args(2, relative, &s, why, sizeof(why)) == -1 && strstr(why, "absolute"));
+    for (int i = 0; i < 4; i++) {
+        char *life[] = {(char *[]){"job_token_lifetime=59", "job_token_lifetime=86401", "job_token_lifetime=1m",
+                                   "job_token_lifetime="}[i]};
+        CHECK(parse_args(1, life, &s, why, sizeof(why)) == -1 && strstr(why, "60 to 86400"));
+    }
+    struct job_claims c = {"alice", "vision", "gpu", "st", ""};
+    CHECK(expand_paths("users/{user},accounts/{account}/{cluster}", &c, out, sizeof(out), why, sizeof(why)) == 0);
+    CHECK(!strcmp(out, "users/alice,accounts/vision/st"));
+    CHECK(expand_paths("q/{qos}", &c, out, sizeof(out), why, sizeof(why)) == -1 && strstr(why, "{qos}"));
+    CHECK(expand_paths("x/{home}", &c, out, sizeof(out), why, sizeof(why)) == -1 && strstr(why, "{home}"));
+    CHECK(expand_paths("x/{user", &c, out, sizeof(out), why, sizeof(why)) == -1);
+    const char *many = "{account}{account}{account}{account}{account}{account}{account}{account}{account}"
+                       "{account}{account}";
+    CHECK(expand_paths(many, &c, out, sizeof(out), why, sizeof(why)) == -1 && strstr(why, "longer"));
+    /* The token replaced at once for the user: a new root's file renamed
+     * over the old, never through a link. */
+    CHECK(mkdirat(base, "tok", 0711) == 0);
+    int jd = openat(base, "tok", O_RDONLY | O_DIRECTORY);
+    CHECK(replace_for_user(jd, "token", "one", 3, getuid(), getgid()) == 0);
+    CHECK(replace_for_user(jd, "token", "two!", 4, getuid(), getgid()) == 0);
+    size_t len = 0;
+    char *t = read_small_at(jd, "token", 100, &len, NULL);
+    CHECK(t && len == 4 && !memcmp(t, "two!", 4));
+    free(t);
+    CHECK(faccessat(jd, ".token.new", F_OK, AT_SYMLINK_NOFOLLOW) != 0);
+    close(jd);
+    CHECK(remove_tree(base, "tok") == 0);
+}
+
 int main(void)
 {
     char canary[128];
@@ -191,6 +236,7 @@ int main(void)
     test_a_swap_mid_removal_never_leaves_the_tree(base, canary);
     test_a_chain_past_path_max_is_removed(base);
     test_files_are_never_reached_through_a_link(base, canary);
+    test_job_token_arguments_and_paths(base);
     close(base);
     CHECK(remove_tree(AT_FDCWD, root) == 0);
     return st_test_finish("test_spank_files");

@@ -4,8 +4,10 @@ MariaDB with slurmdbd (accounting, job scripts and environments stored),
 slurmctld and two slurmd (`-N n1`, `-N n2`: Debian builds Slurm with
 --enable-multiple-slurmd), cgroup v1 tasks (memory enforced, so a job can
 be killed out of memory), and the plugstack line given. Everything lives in
-one directory under /tmp (the daemons and the job user must reach it) and
-goes with it; jobs run as the unprivileged user `sttest`. Needs root.
+one directory under /tmp (the daemons and the job users must reach it) and
+goes with it; jobs run as the unprivileged user `sttest` (accounts training,
+its default, and vision) or `sttest2` (account nlp), accounts enforced.
+Needs root.
 
   python cluster.py start DIR PLUGSTACK_LINE    (writes DIR/cluster.json)
   python cluster.py stop DIR
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 USER = "sttest"
+USER2 = "sttest2"  # another user, in another account
 NODES = ("n1", "n2")
 # The states of a job that has not ended.
 LIVE = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED")
@@ -45,12 +48,12 @@ def wait_for(what, check, timeout=60.0, log=None):
     raise SystemExit(f"{what} did not come up in {timeout:.0f} s\n{tail}")
 
 
-def ensure_user():
+def ensure_user(name=USER):
     try:
-        return pwd.getpwnam(USER)
+        return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
-        return pwd.getpwnam(USER)
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
+        return pwd.getpwnam(name)
 
 
 class Cluster:
@@ -61,18 +64,18 @@ class Cluster:
         self.info = json.loads((self.dir / "cluster.json").read_text())
         self.env = dict(os.environ, SLURM_CONF=self.info["slurm_conf"])
 
-    def as_user(self, *cmd, **kw):
-        """A Slurm command as the job user, in the user's work directory."""
-        full = ["runuser", "-u", USER, "--", "env", "SLURM_CONF=" + self.info["slurm_conf"], *cmd]
+    def as_user(self, *cmd, user=USER, **kw):
+        """A Slurm command as a job user, in the work directory."""
+        full = ["runuser", "-u", user, "--", "env", "SLURM_CONF=" + self.info["slurm_conf"], *cmd]
         return subprocess.run(full, cwd=self.info["work"], capture_output=True, text=True, timeout=60, **kw)
 
-    def sbatch(self, script, *args):
-        """Submits `script` (text) with `args`; the job id. Its output goes
-        to WORK/JOB.out."""
+    def sbatch(self, script, *args, user=USER):
+        """Submits `script` (text) with `args` as `user`; the job id. Its
+        output goes to WORK/JOB.out."""
         path = Path(self.info["work"]) / f"job-{secrets.token_hex(4)}.sh"
         path.write_text(script)
         os.chmod(path, 0o755)
-        r = self.as_user("sbatch", "--parsable", "-o", self.info["work"] + "/%j.out", *args, str(path))
+        r = self.as_user("sbatch", "--parsable", "-o", self.info["work"] + "/%j.out", *args, str(path), user=user)
         if r.returncode:
             raise AssertionError(f"sbatch {args}: {r.stderr}")
         return int(r.stdout.strip().split(";")[0])
@@ -139,11 +142,13 @@ def start(d, plugstack_line):
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o755)
     user = ensure_user()
+    ensure_user(USER2)
     for sub in ("state", "log", "munge", "db", "spool/n1", "spool/n2"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     work = d / "work"
     work.mkdir(exist_ok=True)
     os.chown(work, user.pw_uid, user.pw_gid)
+    os.chmod(work, 0o1777)  # both users' jobs write their output there
     ports = {k: free_port() for k in ("ctld", "slurmd", "n1", "n2", "dbd", "mysql")}
     munge = d / "munge"
     (munge / "munge.key").write_bytes(secrets.token_bytes(1024))
@@ -214,6 +219,7 @@ AccountingStorageHost=localhost
 AccountingStoragePort={ports['dbd']}
 AccountingStoragePass={munge}/sock
 AccountingStoreFlags=job_script,job_env
+AccountingStorageEnforce=associations
 JobAcctGatherType=jobacct_gather/linux
 KillWait=5
 MinJobAge=600
@@ -230,8 +236,10 @@ PartitionName=main Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscri
                                                 capture_output=True).returncode == 0,
              log=d / "log/slurmdbd.log")
     subprocess.run(["sacctmgr", "-i", "add", "cluster", "st"], env=env, capture_output=True)
-    subprocess.run(["sacctmgr", "-i", "add", "account", "training"], env=env, capture_output=True)
-    subprocess.run(["sacctmgr", "-i", "add", "user", USER, "account=training"], env=env, capture_output=True)
+    subprocess.run(["sacctmgr", "-i", "add", "account", "training,vision,nlp"], env=env, capture_output=True)
+    subprocess.run(["sacctmgr", "-i", "add", "user", USER, "account=training,vision", "defaultaccount=training"],
+                   env=env, capture_output=True)
+    subprocess.run(["sacctmgr", "-i", "add", "user", USER2, "account=nlp"], env=env, capture_output=True)
     subprocess.run(["slurmctld", "-c", "-f", str(conf)], env=env, check=True)
     for n in NODES:
         subprocess.run(["slurmd", "-N", n, "-f", str(conf)], env=env, check=True)
@@ -264,11 +272,12 @@ def stop(d):
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
-    subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
+    for user in (USER, USER2):
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
     time.sleep(0.5)
-    uid = pwd.getpwnam(USER).pw_uid
+    uids = {pwd.getpwnam(user).pw_uid for user in (USER, USER2)}
     for left in Path("/dev/shm").glob("st-secrets-run.*"):
-        if left.lstat().st_uid == uid:
+        if left.lstat().st_uid in uids:
             shutil.rmtree(left, ignore_errors=True)
     for root in Path("/sys/fs/cgroup").glob("*/slurm_n[12]"):
         for sub in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):

@@ -8,7 +8,7 @@
 # `sttest` (created if missing). Its servers stop at the end.
 #
 #   tests/slurm/run.sh [PYTEST_ARGS...]
-#   tests/slurm/run.sh --bench TABLE      benches/slurm/bench.py's tables into TABLE
+#   tests/slurm/run.sh --bench TABLE [principal]   benches/slurm/bench.py's tables into TABLE
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
@@ -32,7 +32,7 @@ start_postgres "$logs"
 export ST_SLURM_LOGS="$logs/cluster" ST_SLURM_PREFIX="$prefix"
 export ST_SLURM_LEASES="$logs/leases-setup.json" ST_SLURM_MOTO="$MOTO_SETUP"
 if [ "${1:-}" = --bench ]; then
-  "$py" benches/slurm/bench.py >"$2"
+  "$py" benches/slurm/bench.py "${@:3}" >"$2"
 else
-  "$py" -m pytest -p no:cacheprovider -v tests/slurm/test_slurm.py "$@"
+  "$py" -m pytest -p no:cacheprovider -v tests/slurm "$@"
 fi

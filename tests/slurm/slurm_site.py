@@ -10,6 +10,7 @@ Environment: ST_SLURM_PREFIX (an installed st-secrets), ST_SLURM_LEASES (the
 JSON of leases_setup.py), ST_SLURM_MOTO (moto_setup.py's JSON).
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -19,9 +20,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 PREFIX = Path(os.environ.get("ST_SLURM_PREFIX", "/nonexistent"))
 PLUGIN = PREFIX / "lib/slurm/st_secrets_spank.so"
+# The job token's site: OpenBao's jwt method at JOB_MOUNT trusting the key
+# job_tokens() makes, tokens of JOB_LIFETIME seconds (the plugin's shortest).
+JOB_ISSUER, JOB_MOUNT, JOB_LIFETIME = "https://slurm.test/st-secrets", "slurm-st", 60
 
 
 def load(var):
@@ -128,6 +133,47 @@ path "sys/leases/revoke" { capabilities = ["update"] }
         subprocess.run(["rm", "-rf", str(self.dir), str(self.files)])
 
 
+def job_tokens(site, work):
+    """The site's steps for jobs' own tokens: its key (openssl, root's
+    0600), OpenBao's jwt method and role trusting its public key, a policy
+    templated on the login's claims (secret/users/USER/* and
+    secret/accounts/ACCOUNT/*), a secret for each of the cluster's users
+    and accounts, and the plugin's arguments (a configuration whose only
+    login is the job's). `values`: each user's HF_TOKEN and each account's
+    DATASET_TOKEN, by name."""
+    v = site.vault
+    key = site.dir / "job-signing.key"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout"], check=True, capture_output=True,
+                            text=True).stdout
+    v.call("POST", f"sys/auth/{JOB_MOUNT}", {"type": "jwt"}, ok=(200, 204, 400))
+    v.call("POST", f"auth/{JOB_MOUNT}/config", {"jwt_validation_pubkeys": [public], "bound_issuer": JOB_ISSUER})
+    accessor = v.call("GET", "sys/auth")[1]["data"][f"{JOB_MOUNT}/"]["accessor"]
+    meta = f"identity.entity.aliases.{accessor}.metadata"
+    policy = "".join(f'path "secret/{kind}/{scope}/{{{{{meta}.{claim}}}}}/*" {{ capabilities = ["read"] }}\n'
+                     for kind in ("data", "metadata") for scope, claim in (("users", "user"), ("accounts", "account")))
+    v.call("PUT", "sys/policies/acl/slurm-st-job", {"policy": policy})
+    v.call("POST", f"auth/{JOB_MOUNT}/role/job", {
+        "role_type": "jwt", "bound_audiences": ["openbao"], "user_claim": "sub",
+        "claim_mappings": {"user": "user", "account": "account", "partition": "partition", "cluster": "cluster"},
+        "token_policies": ["slurm-st-job"], "token_ttl": "10m", "token_max_ttl": "1h",
+        "expiration_leeway": 5, "not_before_leeway": 5, "clock_skew_leeway": 5,
+    })
+    values = {}
+    for scope, name, var in (("users", "sttest", "HF_TOKEN"), ("users", "sttest2", "HF_TOKEN"),
+                             ("accounts", "vision", "DATASET_TOKEN"), ("accounts", "nlp", "DATASET_TOKEN")):
+        values[name] = f"{var.lower()}_{name}_{secrets.token_hex(8)}"
+        v.call("POST", f"secret/data/{scope}/{name}/train", {"data": {var: values[name]}})
+    config = {"providers": ["vault"], "vault_url": v.url, "vault_auth": "jwt", "vault_auth_mount": JOB_MOUNT,
+              "vault_role": "job", "request_timeout": 5, "fleet_deadline": 60}
+    site.write("config-jobs.json", json.dumps(config), 0o644)
+    args = {"config": site.dir / "config-jobs.json", "job_token_key": key, "job_token_issuer": JOB_ISSUER,
+            "job_token_lifetime": JOB_LIFETIME, "job_paths": "users/{user}/train,accounts/{account}/train",
+            "environment": None}
+    return SimpleNamespace(values=values, args=args, key=key, work=work)
+
+
 def job_dirs(site, job):
     """The job's directories on both nodes, as the plugin names them."""
     return [site.files / "jobs" / f"job-{job}.{n}" for n in ("n1", "n2")]
@@ -222,3 +268,12 @@ def found(places_list, values):
         if n:
             hits[name] = n
     return hits
+
+
+def sha(data):
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def task_lines(out):
+    """The lines of `srun -l`'s tasks, without their task number."""
+    return [l.split(": ", 1)[1] for l in out.splitlines() if ": " in l and l.split(": ", 1)[0].isdigit()]

@@ -8,7 +8,6 @@ node, and every lease and login token revoked however the job ends.
 Run by tests/slurm/run.sh (scripts/test-all.sh slurm).
 """
 
-import hashlib
 import json
 import re
 import subprocess
@@ -19,43 +18,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import cluster as slurm  # noqa: E402
 import slurm_site as st_site  # noqa: E402
 
 KEYS = "HF_TOKEN,REPLICATE_API_TOKEN,PG_PASSWORD,PG_USERNAME"
-
-
-@pytest.fixture(scope="session")
-def site():
-    s = st_site.Site()
-    yield s
-    s.remove()
-
-
-@pytest.fixture(scope="session")
-def cl(site, tmp_path_factory):
-    d = Path("/tmp") / f"st-secrets-slurm-cluster.{site.dir.name.rsplit('.', 1)[-1]}"
-    slurm.start(d, site.plugstack())
-    c = slurm.Cluster(d)
-    yield c
-    slurm.stop(d)
-
-
-@pytest.fixture()
-def plugstack(site, cl):
-    """Rewrites plugstack.conf for one test (read by each new slurmstepd),
-    and puts the suite's back after."""
-    path = Path(cl.info["dir"]) / "plugstack.conf"
-
-    def use(**extra):
-        path.write_text(site.plugstack(**extra) + "\n")
-
-    yield use
-    path.write_text(site.plugstack() + "\n")
-
-
-def sha(data):
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+sha, task_lines = st_site.sha, st_site.task_lines
 
 
 TASK = r"""#!/bin/bash
@@ -66,10 +32,6 @@ TASK = r"""#!/bin/bash
   env | grep -c -E "^(HF_TOKEN|REPLICATE_API_TOKEN|PG_PASSWORD)=" || true
   sleep %SLEEP%'
 """
-
-
-def task_lines(out):
-    return [l.split(": ", 1)[1] for l in out.splitlines() if ": " in l and l.split(": ", 1)[0].isdigit()]
 
 
 def test_each_task_gets_files_slurm_keeps_nothing_and_a_node_logs_in_once(site, cl):

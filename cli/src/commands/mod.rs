@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod doctor;
 pub mod export;
 mod identity;
+pub mod job_token;
 pub mod leak;
 mod ledger;
 mod metrics;

@@ -344,7 +344,7 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "vault_jwt_file",
         value: "string",
-        doc: "the JWT a `jwt` or `kubernetes` login sends (`~/` expanded), read again for every login; default `SIMPLETUNER_VAULT_JWT_FILE`, else `/var/run/secrets/kubernetes.io/serviceaccount/token`",
+        doc: "the JWT a `jwt` or `kubernetes` login sends (`~/` expanded), read again for every login; default `SIMPLETUNER_VAULT_JWT_FILE`, else for `jwt` the Slurm job's token (`SIMPLETUNER_JOB_TOKEN_FILE`), else `/var/run/secrets/kubernetes.io/serviceaccount/token`",
         apply: |c, k, v| {
             c.vault.jwt_file = Some(expand_home(PathBuf::from(nonempty(k, v)?)));
             Ok(())

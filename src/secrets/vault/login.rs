@@ -360,21 +360,28 @@ impl Login {
         };
         let m: Box<dyn Method> = match method {
             VaultAuth::Kubernetes | VaultAuth::Jwt => {
+                let kubernetes = method == VaultAuth::Kubernetes;
+                // A jwt login's workload identity where nothing names one:
+                // the Slurm job's own token (the plugin's), else Kubernetes'.
+                let job_token = vars
+                    .get(var::SIMPLETUNER_JOB_TOKEN_FILE)
+                    .filter(|_| !kubernetes);
                 let (path, source) = match (
                     &settings.jwt_file,
                     vars.get(var::SIMPLETUNER_VAULT_JWT_FILE),
+                    job_token,
                 ) {
-                    (Some(p), _) => (p.clone(), "config vault_jwt_file".to_owned()),
-                    (None, Some(p)) => (
+                    (Some(p), _, _) => (p.clone(), "config vault_jwt_file".to_owned()),
+                    (None, Some(p), _) => (
                         crate::paths::expand_home(p.into()),
                         var::SIMPLETUNER_VAULT_JWT_FILE.to_owned(),
                     ),
-                    (None, None) => (
+                    (None, None, Some(p)) => (p.into(), var::SIMPLETUNER_JOB_TOKEN_FILE.to_owned()),
+                    (None, None, None) => (
                         super::settings::KUBERNETES_TOKEN_FILE.into(),
                         "the Kubernetes default".to_owned(),
                     ),
                 };
-                let kubernetes = method == VaultAuth::Kubernetes;
                 Box::new(Jwt {
                     kubernetes,
                     file: JwtFile { path, source },

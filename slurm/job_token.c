@@ -1,0 +1,226 @@
+/* The job's own token: see job_token.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/spank.h>
+
+#include "st_secrets.h"
+#include "job_token.h"
+
+/* Whether `v` may go between JSON quotes as it is: the library refuses a
+ * claim that is not a plain name anyway; this keeps the request whole. */
+static int plain(const char *v)
+{
+    if (!v || !*v)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c == '"' || *c == '\\' || *c < 0x20 || *c == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The library's mint request for `job`, every claim from slurmctld's record
+ * of it and the user's name from the node's user database; 0, or -1 with
+ * why. */
+static int mint_request(const struct settings *s, uint32_t job, struct job_claims *c, char *out, size_t n,
+                        char *why, size_t wn)
+{
+    job_info_msg_t *msg = NULL;
+    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg) {
+        snprintf(why, wn, "the job's record could not be read from slurmctld: %s",
+                 slurm_strerror(slurm_get_errno()));
+        return -1;
+    }
+    int rc = -1;
+    slurm_job_info_t *j = NULL;
+    for (uint32_t i = 0; i < msg->record_count; i++)
+        if (msg->job_array[i].job_id == job)
+            j = &msg->job_array[i];
+    char pwbuf[4096], task[40] = "", qos[320] = "", end[48] = "";
+    struct passwd pw, *found = NULL;
+    const char *what = NULL;
+    if (!j)
+        what = "record";
+    else if (getpwuid_r(j->user_id, &pw, pwbuf, sizeof(pwbuf), &found) || !found || !plain(pw.pw_name))
+        what = "user's name";
+    else if (!plain(j->cluster))
+        what = "cluster";
+    else if (!plain(j->account))
+        what = "account (is accounting on?)";
+    else if (!plain(j->partition))
+        what = "partition";
+    else if (j->qos && *j->qos && !plain(j->qos))
+        what = "QOS";
+    if (what) {
+        snprintf(why, wn, "job %u: slurmctld's record gives no plain %s for the job's token", job, what);
+        goto out;
+    }
+    snprintf(c->user, sizeof(c->user), "%s", pw.pw_name);
+    snprintf(c->account, sizeof(c->account), "%s", j->account);
+    snprintf(c->partition, sizeof(c->partition), "%s", j->partition);
+    snprintf(c->cluster, sizeof(c->cluster), "%s", j->cluster);
+    snprintf(c->qos, sizeof(c->qos), "%s", j->qos ? j->qos : "");
+    uint32_t id = j->job_id;
+    if (j->array_task_id != NO_VAL && j->array_job_id) {
+        id = j->array_job_id;
+        snprintf(task, sizeof(task), ",\"array_task_id\":%u", j->array_task_id);
+    }
+    if (j->qos && *j->qos)
+        snprintf(qos, sizeof(qos), ",\"qos\":\"%s\"", j->qos);
+    if (j->time_limit != INFINITE && j->time_limit != NO_VAL && j->end_time > 0)
+        snprintf(end, sizeof(end), ",\"end\":%lld", (long long)j->end_time);
+    int len = snprintf(out, n,
+                       "{\"issuer\":\"%s\",\"audience\":\"%s\",\"lifetime\":%ld,\"job\":{\"cluster\":\"%s\","
+                       "\"job_id\":%u%s,\"user\":\"%s\",\"uid\":%u,\"account\":\"%s\",\"partition\":\"%s\"%s%s}}",
+                       s->token_issuer, s->token_audience, s->token_lifetime, j->cluster, id, task, pw.pw_name,
+                       (unsigned)j->user_id, j->account, j->partition, qos, end);
+    if (len > 0 && (size_t)len < n)
+        rc = 0;
+    else
+        snprintf(why, wn, "job %u: the job's claims are too long for its token", job);
+out:
+    slurm_free_job_info_msg(msg);
+    return rc;
+}
+
+int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid,
+                   struct job_claims *claims, char *why, size_t n)
+{
+    char request[4096];
+    struct job_claims own;
+    st_buf *token = NULL;
+    st_error *err = NULL;
+    if (!plain(s->token_issuer) || !plain(s->token_audience)) {
+        snprintf(why, n, "plugin arguments job_token_issuer and job_token_audience must be plain text");
+        return -1;
+    }
+    if (mint_request(s, job, claims ? claims : &own, request, sizeof(request), why, n))
+        return -1;
+    int rc = -1;
+    if (st_job_token_mint(s->token_key, request, &token, &err) != ST_OK)
+        snprintf(why, n, "the job's token (plugin argument job_token_key=%s): %s", s->token_key,
+                 st_error_message(err));
+    else if (replace_for_user(jd, "token", (const char *)st_buf_data(token), st_buf_len(token), uid, gid))
+        snprintf(why, n, "cannot write the job's token: %s", strerror(errno));
+    else
+        rc = 0;
+    st_buf_free(token); /* zeroed */
+    if (err)
+        st_error_free(err);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the renewal */
+
+/* One renewal per slurmstepd: what it renews, and its stop. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int running, stop;
+    struct settings s;
+    int jd;
+    uint32_t job;
+    uid_t uid;
+    gid_t gid;
+} renewal = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* Waits until `when` (Unix seconds) or the stop; 1 when stopped. */
+static int wait_until(time_t when)
+{
+    struct timespec at = {when, 0};
+    pthread_mutex_lock(&renewal.lock);
+    while (!renewal.stop && time(NULL) < when)
+        if (pthread_cond_timedwait(&renewal.wake, &renewal.lock, &at) == ETIMEDOUT)
+            break;
+    int stop = renewal.stop;
+    pthread_mutex_unlock(&renewal.lock);
+    return stop;
+}
+
+/* When the token in the directory is due: half its lifetime after it was
+ * written (now when it is missing). */
+static time_t due(void)
+{
+    struct stat st;
+    if (fstatat(renewal.jd, "token", &st, AT_SYMLINK_NOFOLLOW))
+        return time(NULL);
+    return st.st_mtime + renewal.s.token_lifetime / 2;
+}
+
+/* Renews the token when due, the directory's lock held so that the other
+ * steps' slurmstepd on the node (each has a renewal) skip it; a failure
+ * (slurmctld away, the user's privileges in force a moment) is said in
+ * slurmd's log and tried again 10 s on, until the step ends. */
+static void *renew(void *unused)
+{
+    (void)unused;
+    time_t next = time(NULL) + 5; /* past the step's forks of its tasks */
+    int said = 0;
+    while (!wait_until(next)) {
+        time_t at = due();
+        if (at > time(NULL)) {
+            next = at;
+            continue;
+        }
+        char why[512] = "";
+        if (flock(renewal.jd, LOCK_EX | LOCK_NB)) {
+            next = time(NULL) + 1;
+            continue;
+        }
+        int rc = due() > time(NULL) ? 0
+                 : mint_job_token(&renewal.s, renewal.jd, renewal.job, renewal.uid, renewal.gid, NULL, why,
+                                  sizeof(why));
+        flock(renewal.jd, LOCK_UN);
+        if (rc && !said++)
+            slurm_error("st-secrets: job %u: its token not renewed (tried again every 10 s): %s", renewal.job, why);
+        if (!rc)
+            said = 0;
+        next = time(NULL) + (rc ? 10 : 1);
+    }
+    return NULL;
+}
+
+void start_renewal(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid)
+{
+    if (renewal.running)
+        return;
+    renewal.s = *s;
+    renewal.job = job;
+    renewal.uid = uid;
+    renewal.gid = gid;
+    renewal.stop = 0;
+    if ((renewal.jd = fcntl(jd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return;
+    int e = pthread_create(&renewal.thread, NULL, renew, NULL);
+    if (e) {
+        close(renewal.jd);
+        slurm_error("st-secrets: job %u: its token's renewal did not start: %s", job, strerror(e));
+        return;
+    }
+    renewal.running = 1;
+}
+
+void stop_renewal(void)
+{
+    if (!renewal.running)
+        return;
+    pthread_mutex_lock(&renewal.lock);
+    renewal.stop = 1;
+    pthread_cond_signal(&renewal.wake);
+    pthread_mutex_unlock(&renewal.lock);
+    pthread_join(renewal.thread, NULL);
+    close(renewal.jd);
+    renewal.running = 0;
+}

@@ -1,0 +1,224 @@
+"""The job as its own principal (slurm/job_token.c, docs/job-token.md) in the
+slurm suite's cluster: the site's RSA key (openssl, root's 0600), OpenBao's
+`jwt` method at `slurm-st/` trusting its public key, a templated policy that
+reads `users/USER/*` and `accounts/ACCOUNT/*` by the login's claims, and two
+users in two accounts (cluster.py: `sttest` in vision, `sttest2` in nlp,
+accounts enforced). The plugin mints each job's token from slurmctld's
+record and reads with it: the site's configuration holds no identity that
+could read a user's secret. Also the plugin's three smaller defects: a name
+as the job wrote it, the node cache in the plugin's context, and a failed
+prolog's reason in the job's output.
+"""
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import slurm_site as st_site  # noqa: E402
+
+sha, task_lines = st_site.sha, st_site.task_lines
+MOUNT, LIFETIME = st_site.JOB_MOUNT, st_site.JOB_LIFETIME
+# What a task prints of its job's token: the claims that decide what it reads.
+CLAIMS = r"""import base64, json, os, sys
+path = os.environ["SIMPLETUNER_JOB_TOKEN_FILE"]
+token = open(path).read().strip()
+c = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+mode = oct(os.stat(path).st_mode & 0o777)[2:]
+print("token", mode, os.stat(path).st_uid, c["user"], c["account"], c["sub"], c["aud"], c["exp"] - c["iat"])
+if len(sys.argv) > 1:
+    open(sys.argv[1], "w").write(token)
+"""
+# Samples the job's token for argv[1] seconds: whether one was ever past its exp.
+SAMPLE = r"""import base64, json, os, sys, time
+end, seen, n, expired = time.time() + float(sys.argv[1]), set(), 0, 0
+while time.time() < end:
+    token = open(os.environ["SIMPLETUNER_JOB_TOKEN_FILE"]).read().strip()
+    c = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    n, expired = n + 1, expired + (c["exp"] <= time.time())
+    seen.add(c["jti"])
+    time.sleep(2)
+print(f"samples {n} expired {expired} tokens {len(seen)}")
+"""
+
+
+def claims_line(user, account, job):
+    return f"token 640 0 {user} {account} job/st/{job} openbao {LIFETIME}"
+
+
+@pytest.fixture(scope="module")
+def jobs(site, cl):
+    j = st_site.job_tokens(site, Path(cl.info["work"]))
+    for name, text in (("claims.py", CLAIMS), ("sample.py", SAMPLE)):
+        (j.work / name).write_text(text)
+        os.chmod(j.work / name, 0o644)
+    return j
+
+
+@pytest.fixture(scope="module")
+def long_job(site, cl, jobs):
+    """A job running 100 s (more than one and a half lifetimes of its token),
+    submitted first: its tasks sample their token every 2 s."""
+    path = Path(cl.info["dir"]) / "plugstack.conf"
+    path.write_text(site.plugstack(**jobs.args) + "\n")
+    job = cl.sbatch(f"#!/bin/bash\n/usr/bin/srun -l /usr/bin/python3 {jobs.work}/sample.py 100\n",
+                    "--export=NONE", "-N2", "-n2", "-A", "vision")
+    cl.until(job, 60, lambda s: s != "PENDING")
+    return job
+
+
+def login(vault, token):
+    """OpenBao's answer to a login with `token`: (HTTP status, its errors)."""
+    status, body = vault.call("POST", f"auth/{MOUNT}/login", {"role": "job", "jwt": token}, ok=None)
+    if status == 200:
+        vault.call("POST", "auth/token/revoke", {"token": body["auth"]["client_token"]})
+    return status, (body or {}).get("errors")
+
+
+READ = """#!/bin/bash
+/usr/bin/srun -l /bin/bash -c '
+  for v in HF_TOKEN_PATH DATASET_TOKEN_FILE; do s=$(/usr/bin/sha256sum < "${!v}"); echo "$v ${s:0:64}"; done
+  /usr/bin/python3 %s/claims.py %s'
+"""
+
+
+def test_each_job_reads_its_users_and_accounts_secrets_and_is_refused_anothers(site, cl, plugstack, jobs,
+                                                                               long_job):
+    plugstack(**jobs.args)
+    logins = site.vault.audited(f"auth/{MOUNT}/login")
+    keys = "--st-secrets=HF_TOKEN,DATASET_TOKEN"
+    mine = cl.sbatch(READ % (jobs.work, ""), "--export=NONE", "-N2", "-n2", "-A", "vision", keys)
+    theirs = cl.sbatch(READ % (jobs.work, ""), "--export=NONE", "-N1", "-n1", keys, user="sttest2")
+    v = jobs.values
+    for job, user, account, n in ((mine, "sttest", "vision", 2), (theirs, "sttest2", "nlp", 1)):
+        state = cl.wait(job)
+        out = cl.output(job)
+        assert state == "COMPLETED", out
+        lines = task_lines(out)
+        assert lines.count(f"HF_TOKEN_PATH {sha(v[user])}") == n, out
+        assert lines.count(f"DATASET_TOKEN_FILE {sha(v[account])}") == n, out
+        assert lines.count(claims_line(user, account, job)) == n, out
+    # One login per node per job, with the job's token.
+    assert site.vault.audited(f"auth/{MOUNT}/login") - logins == 3
+    # Slurm refuses an account the user is not in: the claim is Slurm's.
+    r = cl.as_user("sbatch", "--export=NONE", "-A", "nlp", "--wrap", "true")
+    assert r.returncode != 0 and "account" in r.stderr.lower(), r.stderr
+    # The store refuses another's secret: the site's paths pointed at
+    # sttest2's, a job of sttest fails naming the key and the refusal.
+    plugstack(**dict(jobs.args, job_paths="users/sttest2/train"))
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "-A", "vision", "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "ran" not in out and "HF_TOKEN" in out, out
+    assert "denied" in out.lower() or "permission" in out.lower(), out
+    assert not any(value in out for value in v.values()), out
+
+
+def test_the_jobs_environment_changes_no_claim(site, cl, plugstack, jobs):
+    plugstack(**jobs.args)
+    forged = jobs.work / "forged-token"
+    forged.write_text("not.a.token")
+    os.chmod(forged, 0o644)
+    spoof = (f"--export=SLURM_JOB_ACCOUNT=nlp,SLURM_JOB_USER=sttest2,SIMPLETUNER_JOB_TOKEN_FILE={forged},"
+             "SIMPLETUNER_VAULT_PATH=users/sttest2/train")
+    job = cl.sbatch(READ % (jobs.work, ""), spoof, "-N1", "-n1", "-A", "vision",
+                    "--st-secrets=HF_TOKEN,DATASET_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED", out
+    lines = task_lines(out)
+    assert lines.count(claims_line("sttest", "vision", job)) == 1, out
+    assert lines.count(f"HF_TOKEN_PATH {sha(jobs.values['sttest'])}") == 1, out
+
+
+def test_a_signing_key_others_may_read_stops_the_plugin_with_a_message(site, cl, plugstack, jobs):
+    open_key = site.write("job-signing-open.key", jobs.key.read_text(), 0o644)
+    plugstack(**dict(jobs.args, job_token_key=open_key))
+    job = cl.sbatch("#!/bin/bash\n/usr/bin/srun /bin/true\necho after $?\n", "--export=NONE", "-A", "vision",
+                    "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert "job_token_key" in out and "read" in out and "after 0" not in out, out
+    assert state in ("FAILED", "COMPLETED")  # the batch shell goes on after its failed step
+
+
+def test_a_name_as_the_job_wrote_it_is_found_by_the_library(site, cl, plugstack):
+    # The secret's name in lower case, as the job names it.
+    value = "tls_" + secrets.token_hex(12)
+    site.vault.call("POST", "secret/data/slurm", {"data": {"HF_TOKEN": site.hf, "tls_private_key": value}})
+    plugstack(env="allow")
+    tool = st_site.PREFIX / "bin/st-secrets"
+    script = f"#!/bin/bash\n/usr/bin/srun /bin/bash -c '{tool} get tls_private_key | /usr/bin/sha256sum'\n"
+    for layout in ("files", "env"):
+        job = cl.sbatch(script, "--export=NONE", "--st-secrets=tls_private_key", f"--st-secrets-as={layout}")
+        state = cl.wait(job)
+        out = cl.output(job)
+        assert state == "COMPLETED" and f"{sha(value)}  -" in out, (layout, out)
+
+
+def test_the_node_cache_is_the_jobs_and_gone_at_its_end(site, cl, plugstack):
+    root_cache = Path("/dev/shm/st-secrets-node-0")
+    before = sorted(root_cache.rglob("*")) if root_cache.exists() else None
+    cached = dict(site.config, node_cache=True)
+    plugstack(config=site.write("config-cached.json", json.dumps(cached), 0o644))
+    job = cl.sbatch("#!/bin/bash\n/usr/bin/sha256sum < \"$HF_TOKEN_PATH\"\n", "--export=NONE",
+                    "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "COMPLETED" and f"{sha(site.hf)}  -" in out, out
+    after = sorted(root_cache.rglob("*")) if root_cache.exists() else None
+    assert after == before, "nothing of the job in root's node cache"
+    assert not any(d.exists() for d in st_site.job_dirs(site, job))
+    # A configuration naming its own node cache directory is refused.
+    elsewhere = dict(cached, node_cache_dir="/dev/shm/st-secrets-elsewhere")
+    plugstack(config=site.write("config-cache-dir.json", json.dumps(elsewhere), 0o644))
+    job = cl.sbatch("#!/bin/bash\necho ran\n", "--export=NONE", "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    out = cl.output(job)
+    assert state == "FAILED" and "node_cache_dir" in out and "ran" not in out, out
+    assert not Path("/dev/shm/st-secrets-elsewhere").exists()
+
+
+def test_a_prolog_that_could_not_prepare_says_why_in_the_jobs_output(site, cl, plugstack, tmp_path):
+    not_tmpfs = Path("/tmp") / f"st-secrets-not-tmpfs.{secrets.token_hex(4)}"
+    plugstack(dir=not_tmpfs)
+    try:
+        job = cl.sbatch("#!/bin/bash\n/usr/bin/srun /bin/true\necho after $?\n", "--export=NONE",
+                        "--st-secrets=HF_TOKEN")
+        cl.wait(job)
+        out = cl.output(job)
+        assert "could not be prepared on this node" in out and "tmpfs or ramfs" in out, out
+        assert "plugstack.conf?" not in out and "after 0" not in out, out
+    finally:
+        subprocess.run(["rm", "-rf", str(not_tmpfs)])
+
+
+def test_a_long_job_holds_a_valid_token_and_a_finished_jobs_token_is_refused(site, cl, plugstack, jobs, long_job):
+    plugstack(**jobs.args)
+    copied = jobs.work / f"copied-{secrets.token_hex(4)}"
+    job = cl.sbatch(READ % (jobs.work, copied), "--export=NONE", "-N1", "-n1", "-A", "vision",
+                    "--st-secrets=HF_TOKEN")
+    state = cl.wait(job)
+    assert state == "COMPLETED", cl.output(job)
+    token = copied.read_text()
+    exp = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    # The job's end revoked its logins; its token, copied out by the job's
+    # user, logs in only until its exp (at most the lifetime after the end).
+    state = cl.wait(long_job, timeout=240)
+    out = cl.output(long_job)
+    assert state == "COMPLETED", out
+    samples = [line for line in task_lines(out) if line.startswith("samples ")]
+    assert len(samples) == 2, out
+    for line in samples:
+        _, n, _, expired, _, tokens = line.split()
+        assert int(n) >= 30 and expired == "0" and int(tokens) >= 3, out
+    time.sleep(max(0.0, exp + 12 - time.time()))  # past the role's leeways (5 s each)
+    status, errors = login(site.vault, token)
+    assert status == 400 and "expired" in json.dumps(errors), (status, errors)
