@@ -112,20 +112,28 @@ int job_of(spank_t sp, const struct settings *s, uint32_t *job)
     return jd < 0 ? -1 : 0;
 }
 
-int job_over(uint32_t job)
+job_info_msg_t *load_job(uint32_t job, slurm_job_info_t **record)
 {
     job_info_msg_t *msg = NULL;
-    int over = 0;
-    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg) {
+    *record = NULL;
+    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg)
+        return NULL;
+    for (uint32_t i = 0; i < msg->record_count; i++)
+        if (msg->job_array[i].job_id == job)
+            *record = &msg->job_array[i];
+    return msg;
+}
+
+int job_over(uint32_t job)
+{
+    slurm_job_info_t *j;
+    job_info_msg_t *msg = load_job(job, &j);
+    if (!msg) {
         slurm_info("st-secrets: job %u: slurmctld not asked whether the job is over: %s", job,
                    slurm_strerror(slurm_get_errno()));
         return 0;
     }
-    for (uint32_t i = 0; i < msg->record_count; i++) {
-        uint32_t state = msg->job_array[i].job_state;
-        if (msg->job_array[i].job_id == job)
-            over = (state & JOB_STATE_BASE) != JOB_RUNNING || (state & JOB_COMPLETING);
-    }
+    int over = j && ((j->job_state & JOB_STATE_BASE) != JOB_RUNNING || (j->job_state & JOB_COMPLETING));
     slurm_free_job_info_msg(msg);
     return over;
 }

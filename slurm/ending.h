@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <slurm/slurm.h>
 #include <slurm/spank.h>
 
 #include "st_secrets.h"
@@ -28,6 +29,10 @@ void end_job(const struct settings *s, uint32_t job, const char *when, int wait)
 /* The job, if the prolog made this node a directory for it (root's); 0, or
  * -1. */
 int job_of(spank_t sp, const struct settings *s, uint32_t *job);
+/* slurmctld's record of `job` (*record, NULL when it has none) in the
+ * message to free with slurm_free_job_info_msg; NULL when it cannot be
+ * asked. */
+job_info_msg_t *load_job(uint32_t job, slurm_job_info_t **record);
 /* Whether slurmctld says the job is over (cancelled, timed out,
  * completing); not when it cannot be asked (said in slurmd's log: the
  * epilog follows). */

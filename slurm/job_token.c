@@ -16,6 +16,7 @@
 #include <slurm/spank.h>
 
 #include "st_secrets.h"
+#include "ending.h"
 #include "job_token.h"
 
 /* Whether `v` may go between JSON quotes as it is: the library refuses a
@@ -36,17 +37,14 @@ static int plain(const char *v)
 static int mint_request(const struct settings *s, uint32_t job, struct job_claims *c, char *out, size_t n,
                         char *why, size_t wn)
 {
-    job_info_msg_t *msg = NULL;
-    if (slurm_load_job(&msg, job, SHOW_ALL) != SLURM_SUCCESS || !msg) {
+    slurm_job_info_t *j;
+    job_info_msg_t *msg = load_job(job, &j);
+    if (!msg) {
         snprintf(why, wn, "the job's record could not be read from slurmctld: %s",
                  slurm_strerror(slurm_get_errno()));
         return -1;
     }
     int rc = -1;
-    slurm_job_info_t *j = NULL;
-    for (uint32_t i = 0; i < msg->record_count; i++)
-        if (msg->job_array[i].job_id == job)
-            j = &msg->job_array[i];
     char pwbuf[4096], task[40] = "", qos[320] = "", end[48] = "";
     struct passwd pw, *found = NULL;
     const char *what = NULL;
@@ -116,8 +114,7 @@ int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gi
     else
         rc = 0;
     st_buf_free(token); /* zeroed */
-    if (err)
-        st_error_free(err);
+    free_error(err);
     return rc;
 }
 
