@@ -623,14 +623,23 @@ st_result st_secrets_write_files(st_secrets *m,
  * another Vault is revoked there, whether or not `m` names one), and
  * puts the outcome into a new buffer at `*out_report_json` (free with
  * `st_buf_free`):
- * `{"leases": N, "tokens": N, "failed": ["...", ...]}`, the leases and
- * tokens revoked (or found already gone) and what could not be, with why
+ * `{"leases": N, "tokens": N, "failed": ["...", ...], "entity": ...}`, the
+ * leases and tokens revoked (or found already gone) and what could not be, with why
  * (never a value, a token or a lease ID). The ledger is left in place:
  * remove it once the report says nothing failed, or call again.
  *
  * The revocations go out at once (16 in flight at most), each waiting out
  * an election at most (`vault_election_timeout`, then `request_timeout`).
  * An empty ledger, or one whose file is gone, revokes nothing.
+ *
+ * With `SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY=1` in the environment (the
+ * Slurm plugin sets it at a job's end when the job read with its own
+ * token), the OpenBao entity of the job's token (the JWT `m`'s `jwt` login
+ * sends) is then disabled, ledger or not, so that a copy of the token is
+ * refused at once: `"entity"` in the report is `"disabled"`, `"disabled
+ * already"` (another node did it) or `null` (not asked, or failed: the
+ * reason is in `"failed"`). It is disabled only when one of its aliases is
+ * the token's `sub` (the role's `user_claim`): the job's run's own.
  *
  * Returns `ST_OK` (failures are in the report); `ST_PROVIDER_UNAVAILABLE`
  * when a line names no Vault and `m` has no Vault address (nothing

@@ -71,8 +71,13 @@ void end_job(const struct settings *s, uint32_t job, const char *when, int wait)
         close(base);
         return;
     }
-    if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 && s->config[0]) {
+    int listed = fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0;
+    if ((listed || s->token_key[0]) && s->config[0]) {
+        /* With the job's own token, its entity is disabled even when this node
+         * logged in for nothing: a copy of the token is refused from now on. */
         st_secrets *m = site_manager(s, dir, why, sizeof(why));
+        if (s->token_key[0])
+            setenv("SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY", "1", 1);
         st_error *err = NULL;
         st_buf *report = NULL;
         if (!m) {
@@ -86,6 +91,7 @@ void end_job(const struct settings *s, uint32_t job, const char *when, int wait)
             else
                 slurm_error("st-secrets: job %u: not all revoked %s: %s", job, when, r);
         }
+        unsetenv("SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY");
         if (m)
             st_secrets_free(m);
         st_buf_free(report);

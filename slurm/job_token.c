@@ -80,8 +80,9 @@ static int mint_request(const struct settings *s, uint32_t job, struct job_claim
         snprintf(end, sizeof(end), ",\"end\":%lld", (long long)j->end_time);
     int len = snprintf(out, n,
                        "{\"issuer\":\"%s\",\"audience\":\"%s\",\"lifetime\":%ld,\"job\":{\"cluster\":\"%s\","
-                       "\"job_id\":%u%s,\"user\":\"%s\",\"uid\":%u,\"account\":\"%s\",\"partition\":\"%s\"%s%s}}",
-                       s->token_issuer, s->token_audience, s->token_lifetime, j->cluster, id, task, pw.pw_name,
+                       "\"job_id\":%u%s,\"run\":%u,\"user\":\"%s\",\"uid\":%u,\"account\":\"%s\",\"partition\":\"%s\"%s%s}}",
+                       s->token_issuer, s->token_audience, s->token_lifetime, j->cluster, id, task,
+                       (unsigned)j->restart_cnt, pw.pw_name,
                        (unsigned)j->user_id, j->account, j->partition, qos, end);
     if (len > 0 && (size_t)len < n)
         rc = 0;

@@ -446,3 +446,81 @@ fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
     let why = refused(&elsewhere, "users/alice/train");
     assert!(why.contains("login") || why.contains("aud"), "{why}");
 }
+
+#[test]
+#[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
+fn a_jobs_end_disables_its_runs_entity_and_leaves_anothers_alone() {
+    // The Slurm plugin's end of a job that read with its own token: the
+    // entity of the token's sub is disabled (the policy lets a job's token
+    // disable its own), so a copy of the token is refused at once; a role
+    // mapping logins to the user is refused the disabling, not obeyed.
+    use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
+    use st_secrets::secrets::{EntityEnd, VaultJob};
+    let s = setup();
+    let key = SigningKey::load(&identity(&s, "jwt-signing.key")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let job_id = 200 + u64::from(std::process::id() % 100_000);
+    let job = JobRecord {
+        cluster: "test".into(),
+        job_id,
+        run: 1,
+        user: "alice".into(),
+        uid: 1000,
+        account: "vision".into(),
+        partition: "gpu".into(),
+        ..JobRecord::default()
+    };
+    let minted = job_token::mint(
+        &key,
+        "https://slurm.test/st-secrets",
+        "openbao",
+        &job,
+        Duration::from_secs(300),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, minted.token.expose()).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let configured = |role: &str| {
+        let mut c = config(text(&s, "url"), VaultAuth::Jwt);
+        c.vault.auth_mount = Some("slurm-jobs".into());
+        c.vault.role = Some(role.into());
+        c.vault.paths = Some(vec!["users/alice/train".into()]);
+        c
+    };
+    let vars = || Vars::empty().set("SIMPLETUNER_JOB_TOKEN_FILE", token.to_str().unwrap());
+    let end = |role: &str| {
+        let c = configured(role);
+        VaultJob::new(&c.vault, &c.remote, vars()).disable_job_entity()
+    };
+    // A role whose entity is the user's: left enabled, and the job reads on.
+    let e = end("by-user").unwrap_err().to_string();
+    assert!(
+        e.contains("not the job's own") && e.contains("user_claim"),
+        "{e}"
+    );
+    assert_eq!(
+        get(&provider(&configured("by-user"), vars())).unwrap(),
+        "hf_alice"
+    );
+    // The job's run's own: disabled; another node's end finds it so.
+    assert_eq!(
+        get(&provider(&configured("job"), vars())).unwrap(),
+        "hf_alice"
+    );
+    assert_eq!(end("job").unwrap(), EntityEnd::Disabled);
+    assert_eq!(end("job").unwrap(), EntityEnd::DisabledAlready);
+    let e = get(&provider(&configured("job"), vars())).unwrap_err();
+    assert!(e.to_string().contains("403"), "{e}");
+    // Not a jwt login: refused by name.
+    let mut c = configured("job");
+    c.vault.auth = Some(VaultAuth::Kubernetes);
+    let e = VaultJob::new(&c.vault, &c.remote, vars())
+        .disable_job_entity()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("only when the Vault login is `jwt`"),
+        "{e}"
+    );
+}

@@ -70,11 +70,14 @@ func (m *Manager) WriteFiles(names, dir, layout string, uid, gid int64) ([]strin
 
 // Revoked is what RevokeLedger did: the leases and login tokens revoked
 // (or found already gone), and what could not be, with why (never a value,
-// a token or a lease ID).
+// a token or a lease ID). Entity is what became of the OpenBao entity of
+// the job's own token when SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY=1 asked for
+// it ("disabled", "disabled already"); empty otherwise.
 type Revoked struct {
 	Leases int      `json:"leases"`
 	Tokens int      `json:"tokens"`
 	Failed []string `json:"failed"`
+	Entity string   `json:"entity"`
 }
 
 // RevokeLedger revokes what a job's ledger lists (the private file

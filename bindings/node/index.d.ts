@@ -125,7 +125,7 @@ export class Manager {
   /** Writes a job's secrets as new 0600 files in dir (on tmpfs); the variables its processes get, in order. */
   writeFiles(names: string, dir: string, layout?: 'files' | 'refs', uid?: number, gid?: number): Record<string, string>;
   /** Revokes what a job's ledger lists; never a value, a token or a lease ID in the report. */
-  revokeLedger(path: string): { leases: number; tokens: number; failed: string[] };
+  revokeLedger(path: string): { leases: number; tokens: number; failed: string[]; entity: 'disabled' | 'disabled already' | null };
   /** Concurrent calls for one key wait for one remote request. */
   getAsync(key: string): Promise<string | undefined>;
   getWithSourceAsync(key: string): Promise<{ value: string; provider: string } | undefined>;

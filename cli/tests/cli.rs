@@ -730,7 +730,7 @@ fn job_token_publishes_the_keys_and_mints_for_a_job_record() {
     let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
     assert_eq!(
         (&claims["sub"], &claims["aud"], &claims["account"]),
-        (&"job/st/42".into(), &"openbao".into(), &"vision".into())
+        (&"job/st/42/0".into(), &"openbao".into(), &"vision".into())
     );
     assert_eq!(
         claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),

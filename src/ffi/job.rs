@@ -101,14 +101,23 @@ pub extern "C" fn st_secrets_write_files(
 /// another Vault is revoked there, whether or not `m` names one), and
 /// puts the outcome into a new buffer at `*out_report_json` (free with
 /// `st_buf_free`):
-/// `{"leases": N, "tokens": N, "failed": ["...", ...]}`, the leases and
-/// tokens revoked (or found already gone) and what could not be, with why
+/// `{"leases": N, "tokens": N, "failed": ["...", ...], "entity": ...}`, the
+/// leases and tokens revoked (or found already gone) and what could not be, with why
 /// (never a value, a token or a lease ID). The ledger is left in place:
 /// remove it once the report says nothing failed, or call again.
 ///
 /// The revocations go out at once (16 in flight at most), each waiting out
 /// an election at most (`vault_election_timeout`, then `request_timeout`).
 /// An empty ledger, or one whose file is gone, revokes nothing.
+///
+/// With `SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY=1` in the environment (the
+/// Slurm plugin sets it at a job's end when the job read with its own
+/// token), the OpenBao entity of the job's token (the JWT `m`'s `jwt` login
+/// sends) is then disabled, ledger or not, so that a copy of the token is
+/// refused at once: `"entity"` in the report is `"disabled"`, `"disabled
+/// already"` (another node did it) or `null` (not asked, or failed: the
+/// reason is in `"failed"`). It is disabled only when one of its aliases is
+/// the token's `sub` (the role's `user_claim`): the job's run's own.
 ///
 /// Returns `ST_OK` (failures are in the report); `ST_PROVIDER_UNAVAILABLE`
 /// when a line names no Vault and `m` has no Vault address (nothing
@@ -133,16 +142,24 @@ pub extern "C" fn st_secrets_revoke_ledger(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(crate::error::Error::io("cannot read", path, &e).into()),
         };
-        let report = if listed {
-            let c = manager.config();
-            VaultJob::new(&c.vault, &c.remote, Vars::from_process()).revoke_ledger(path)?
-        } else {
-            crate::secrets::Revoked::default()
+        let vars = Vars::from_process();
+        let entity = VaultJob::asked_to_disable_entity(&vars);
+        let c = manager.config();
+        let job = (listed || entity).then(|| VaultJob::new(&c.vault, &c.remote, vars));
+        let mut report = match &job {
+            Some(job) if listed => job.revoke_ledger(path)?,
+            _ => crate::secrets::Revoked::default(),
         };
+        let ended = job.filter(|_| entity).and_then(|job| {
+            job.disable_job_entity()
+                .map_err(|e| report.failed.push(format!("the job's entity: {e}")))
+                .ok()
+        });
         let json = serde_json::json!({
             "leases": report.leases,
             "tokens": report.tokens,
             "failed": report.failed,
+            "entity": ended.map(crate::secrets::EntityEnd::name),
         });
         out.write(st_buf::new_raw(json.to_string().as_bytes()));
         Ok(())

@@ -9,11 +9,12 @@
 //! discovery document naming it: during a key change both keys are listed,
 //! the new one signing.
 //!
-//! The claims: `iss` (the site's issuer), `sub` (`job/CLUSTER/ID`, or
-//! `job/CLUSTER/ID_TASK` for an array task: the job is the principal),
-//! `aud`, `iat`, `nbf`, `exp` (at most the lifetime asked for, never past
-//! the job's time limit), `jti` (random), and `cluster`, `job_id`,
-//! `array_task_id`, `user`, `uid`, `account`, `partition`, `qos`.
+//! The claims: `iss` (the site's issuer), `sub` (`job/CLUSTER/ID/RUN`, or
+//! `job/CLUSTER/ID_TASK/RUN` for an array task: the job's run is the
+//! principal, and a requeued run another), `aud`, `iat`, `nbf`, `exp` (at
+//! most the lifetime asked for, never past the job's time limit), `jti`
+//! (random), and `cluster`, `job_id`, `array_task_id`, `run`, `user`, `uid`,
+//! `account`, `partition`, `qos`.
 
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -132,7 +133,7 @@ pub fn discovery(issuer: &str) -> Result<Value, Error> {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "cluster", "job_id",
-                             "array_task_id", "user", "uid", "account", "partition", "qos"],
+                             "run", "array_task_id", "user", "uid", "account", "partition", "qos"],
     }))
 }
 
@@ -179,6 +180,10 @@ pub struct JobRecord {
     /// The array task's index, for a task of a job array.
     #[serde(default)]
     pub array_task_id: Option<u64>,
+    /// The job's run: Slurm's restart count (0 for the first; a requeued
+    /// job's next run is another principal, in `sub` too).
+    #[serde(default)]
+    pub run: u32,
     /// The job's user, by name and by uid.
     pub user: String,
     /// See [`user`](Self::user).
@@ -290,8 +295,8 @@ pub fn mint(
         .map_err(|_| Error::Internal("no random bytes for the token's jti".into()))?;
     let jti = b64(nonce);
     let sub = match job.array_task_id {
-        Some(task) => format!("job/{}/{}_{task}", job.cluster, job.job_id),
-        None => format!("job/{}/{}", job.cluster, job.job_id),
+        Some(task) => format!("job/{}/{}_{task}/{}", job.cluster, job.job_id, job.run),
+        None => format!("job/{}/{}/{}", job.cluster, job.job_id, job.run),
     };
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
     let claims = json!({
@@ -305,6 +310,7 @@ pub fn mint(
         "cluster": job.cluster,
         "job_id": job.job_id,
         "array_task_id": job.array_task_id,
+        "run": job.run,
         "user": job.user,
         "uid": job.uid,
         "account": job.account,

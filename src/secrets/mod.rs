@@ -65,7 +65,7 @@ pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
 pub use remote::{RemoteSettings, Vars};
 pub use vault::{
-    IdentityToken, KeptIdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob,
+    EntityEnd, IdentityToken, KeptIdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob,
     VaultProvider, VaultSecret, VaultSettings,
 };
 

@@ -95,7 +95,7 @@ int main(void) {
   CHECK(out == sentinel);
   snprintf(ledger, sizeof ledger, "%s/ledger", tmp);
   CHECK_CALL(ST_OK, st_secrets_revoke_ledger(m, ledger, &out, &err));
-  CHECK(out != sentinel && strcmp(st_buf_str(out), "{\"leases\":0,\"tokens\":0,\"failed\":[]}") == 0);
+  CHECK(out != sentinel && strcmp(st_buf_str(out), "{\"leases\":0,\"tokens\":0,\"failed\":[],\"entity\":null}") == 0);
   st_buf_free(out);
   /* Private, listing a login, but the manager has no Vault address. */
   write_file(ledger, "{\"at\":{\"addresses\":[\"http://127.0.0.1:9\"]},\"login\":\"s.x\"}\n");

@@ -153,6 +153,9 @@ def job_tokens(site, work):
     meta = f"identity.entity.aliases.{accessor}.metadata"
     policy = "".join(f'path "secret/{kind}/{scope}/{{{{{meta}.{claim}}}}}/*" {{ capabilities = ["read"] }}\n'
                      for kind in ("data", "metadata") for scope, claim in (("users", "user"), ("accounts", "account")))
+    # The job's end disables its own entity: a copy of its token is refused from then on.
+    policy += ('path "identity/entity/id/{{identity.entity.id}}" '
+               '{ capabilities = ["read", "update"] allowed_parameters = { "disabled" = [true] } }\n')
     v.call("PUT", "sys/policies/acl/slurm-st-job", {"policy": policy})
     v.call("POST", f"auth/{JOB_MOUNT}/role/job", {
         "role_type": "jwt", "bound_audiences": ["openbao"], "user_claim": "sub",

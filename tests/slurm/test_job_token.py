@@ -40,10 +40,13 @@ if len(sys.argv) > 1:
     open(sys.argv[1], "w").write(token)
 """
 # Samples the job's token for argv[1] seconds: whether one was ever past its exp.
+# Task 0 copies the first it reads to argv[2].
 SAMPLE = r"""import base64, json, os, sys, time
 end, seen, n, expired = time.time() + float(sys.argv[1]), set(), 0, 0
 while time.time() < end:
     token = open(os.environ["SIMPLETUNER_JOB_TOKEN_FILE"]).read().strip()
+    if not seen and os.environ["SLURM_PROCID"] == "0":
+        open(sys.argv[2], "w").write(token)
     c = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     n, expired = n + 1, expired + (c["exp"] <= time.time())
     seen.add(c["jti"])
@@ -53,7 +56,7 @@ print(f"samples {n} expired {expired} tokens {len(seen)}")
 
 
 def claims_line(user, account, job):
-    return f"token 640 0 {user} {account} job/st/{job} openbao {LIFETIME}"
+    return f"token 640 0 {user} {account} job/st/{job}/0 openbao {LIFETIME}"
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +71,19 @@ def jobs(site, cl):
 @pytest.fixture(scope="module")
 def long_job(site, cl, jobs):
     """Submitted first, so that the module's other tests run meanwhile: a
-    job running 75 s (one and a quarter lifetimes of its token), whose
-    tasks sample their token every 2 s, and a short job whose task copies
-    its token out (`copied`, whose exp then passes while the others run)."""
+    job running 90 s (one and a half lifetimes of its token), whose tasks
+    sample their token every 2 s and copy out the first (`first`), and a
+    short job whose task copies its token out (`copied`)."""
     path = Path(cl.info["dir"]) / "plugstack.conf"
     path.write_text(site.plugstack(**jobs.args) + "\n")
-    job = cl.sbatch(f"#!/bin/bash\n/usr/bin/srun -l /usr/bin/python3 {jobs.work}/sample.py 75\n",
+    first = jobs.work / f"first-{secrets.token_hex(4)}"
+    job = cl.sbatch(f"#!/bin/bash\n/usr/bin/srun -l /usr/bin/python3 {jobs.work}/sample.py 90 {first}\n",
                     "--export=NONE", "-N2", "-n2", "-A", "vision")
     copied = jobs.work / f"copied-{secrets.token_hex(4)}"
     copier = cl.sbatch(READ % (jobs.work, copied), "--export=NONE", "-N1", "-n1", "-A", "vision",
                        "--st-secrets=HF_TOKEN")
     cl.until(copier, 120, lambda s: s not in slurm_live)
-    return SimpleNamespace(job=job, copier=copier, copied=copied)
+    return SimpleNamespace(job=job, copier=copier, copied=copied, first=first)
 
 
 def login(vault, token):
@@ -113,8 +117,9 @@ def test_each_job_reads_its_users_and_accounts_secrets_and_is_refused_anothers(s
         assert lines.count(f"HF_TOKEN_PATH {sha(v[user])}") == n, out
         assert lines.count(f"DATASET_TOKEN_FILE {sha(v[account])}") == n, out
         assert lines.count(claims_line(user, account, job)) == n, out
-    # One login per node per job, with the job's token.
-    assert site.vault.audited(f"auth/{MOUNT}/login") - logins == 3
+    # One login per node per job with the job's token to read, and one at
+    # its end, disabling the run's entity (refused once another node did).
+    assert site.vault.audited(f"auth/{MOUNT}/login") - logins == 3 + 3
     # Slurm refuses an account the user is not in: the claim is Slurm's.
     r = cl.as_user("sbatch", "--export=NONE", "-A", "nlp", "--wrap", "true")
     assert r.returncode != 0 and "account" in r.stderr.lower(), r.stderr
@@ -208,12 +213,27 @@ def test_a_prolog_that_could_not_prepare_says_why_in_the_jobs_output(site, cl, p
         subprocess.run(["rm", "-rf", str(not_tmpfs)])
 
 
-def test_a_long_job_holds_a_valid_token_and_a_finished_jobs_token_is_refused(site, cl, long_job):
+def test_a_finished_jobs_token_is_refused_at_once_and_a_copy_past_its_exp(site, cl, long_job):
     assert cl.wait(long_job.copier) == "COMPLETED", cl.output(long_job.copier)
     token = long_job.copied.read_text()
-    exp = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
-    # The job's end revoked its logins; its token, copied out by the job's
-    # user, logs in only until its exp (at most the lifetime after the end).
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    # The job's end disabled its run's entity: its token, copied out by the
+    # job's user, is refused before its exp.
+    assert claims["exp"] > time.time() + 5, claims
+    status, errors = login(site.vault, token)
+    assert status == 403 and "permission denied" in json.dumps(errors), (status, errors)
+    accessor = site.vault.call("GET", "sys/auth")[1]["data"][f"{MOUNT}/"]["accessor"]
+    _, entity = site.vault.call("POST", "identity/lookup/entity",
+                                {"alias_name": claims["sub"], "alias_mount_accessor": accessor})
+    assert entity["data"]["disabled"] is True, entity
+    # A copy out of a job still running logs in until its exp, not after.
+    first = long_job.first.read_text()
+    exp = json.loads(base64.urlsafe_b64decode(first.split(".")[1] + "=="))["exp"]
+    time.sleep(max(0.0, exp + 12 - time.time()))  # past the role's leeways (5 s each)
+    assert cl.state(long_job.job) == "RUNNING", cl.output(long_job.job)
+    status, errors = login(site.vault, first)
+    assert status == 400 and "expired" in json.dumps(errors), (status, errors)
+    # The job held a valid token throughout.
     state = cl.wait(long_job.job, timeout=240)
     out = cl.output(long_job.job)
     assert state == "COMPLETED", out
@@ -221,7 +241,4 @@ def test_a_long_job_holds_a_valid_token_and_a_finished_jobs_token_is_refused(sit
     assert len(samples) == 2, out
     for line in samples:
         _, n, _, expired, _, tokens = line.split()
-        assert int(n) >= 25 and expired == "0" and int(tokens) >= 3, out
-    time.sleep(max(0.0, exp + 12 - time.time()))  # past the role's leeways (5 s each)
-    status, errors = login(site.vault, token)
-    assert status == 400 and "expired" in json.dumps(errors), (status, errors)
+        assert int(n) >= 30 and expired == "0" and int(tokens) >= 3, out

@@ -183,13 +183,25 @@ meta = "identity.entity.aliases." + jobs + ".metadata"
 job_policy = "".join(
     f'path "secret/{kind}/{scope}/{{{{{meta}.{claim}}}}}/*" {{ capabilities = ["read"] }}\n'
     for kind in ("data", "metadata") for scope, claim in (("users", "user"), ("accounts", "account"))
-)
+) + ('path "identity/entity/id/{{identity.entity.id}}" '  # the job's end disables its own entity
+     '{ capabilities = ["read", "update"] allowed_parameters = { "disabled" = [true] } }\n')
 call("PUT", "sys/policies/acl/slurm-job", {"policy": job_policy})
 call("POST", "auth/slurm-jobs/role/job", {
     "role_type": "jwt",
     "bound_audiences": ["openbao"],
     "user_claim": "sub",
     "claim_mappings": {"user": "user", "account": "account", "partition": "partition", "cluster": "cluster"},
+    "token_policies": ["slurm-job"],
+    "token_ttl": "60s",
+    "token_max_ttl": "60s",
+})
+# The same with logins mapped to the job's user (user_claim user): an entity
+# the job's end must leave alone.
+call("POST", "auth/slurm-jobs/role/by-user", {
+    "role_type": "jwt",
+    "bound_audiences": ["openbao"],
+    "user_claim": "user",
+    "claim_mappings": {"user": "user", "account": "account"},
     "token_policies": ["slurm-job"],
     "token_ttl": "60s",
     "token_max_ttl": "60s",

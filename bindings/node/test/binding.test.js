@@ -339,7 +339,7 @@ test('a job: secrets written as files in order, a ledger revoked', () => {
     }
   }
   const ledger = path.join(tmp(), 'ledger');
-  assert.deepEqual(m.revokeLedger(ledger), { leases: 0, tokens: 0, failed: [] });
+  assert.deepEqual(m.revokeLedger(ledger), { leases: 0, tokens: 0, failed: [], entity: null });
   fs.writeFileSync(ledger, '{"login":"s.x"}\n', { mode: 0o644 });
   assert.throws(() => m.revokeLedger(ledger), (e) => e instanceof st.StSecretsError);
 });

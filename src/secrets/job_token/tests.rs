@@ -40,6 +40,7 @@ fn job() -> JobRecord {
         cluster: "gpu1".into(),
         job_id: 4242,
         array_task_id: None,
+        run: 0,
         user: "alice".into(),
         uid: 1001,
         account: "vision".into(),
@@ -99,7 +100,8 @@ fn a_token_carries_the_jobs_record_and_verifies_with_the_published_key() {
         json!({"alg": "RS256", "typ": "JWT", "kid": key.kid()})
     );
     assert_eq!(claims["iss"], issuer);
-    assert_eq!(claims["sub"], "job/gpu1/4242");
+    assert_eq!(claims["sub"], "job/gpu1/4242/0");
+    assert_eq!(claims["run"], 0);
     assert_eq!(claims["aud"], "openbao");
     assert_eq!(claims["iat"], 1_800_000_000u64);
     assert_eq!(claims["nbf"], 1_800_000_000u64);
@@ -118,10 +120,11 @@ fn a_token_carries_the_jobs_record_and_verifies_with_the_published_key() {
         minted.expires,
         UNIX_EPOCH + Duration::from_secs(1_800_003_600)
     );
-    // Each token its own jti; an array task its own subject; a job's time
-    // limit ends its token first.
+    // Each token its own jti; an array task and a requeued run their own
+    // subject; a job's time limit ends its token first.
     let task = JobRecord {
         array_task_id: Some(7),
+        run: 2,
         end: Some(1_800_000_600),
         ..job()
     };
@@ -135,7 +138,7 @@ fn a_token_carries_the_jobs_record_and_verifies_with_the_published_key() {
     )
     .unwrap();
     let (_, claims) = verified(second.token.expose(), &jwks["keys"][0]);
-    assert_eq!(claims["sub"], "job/gpu1/4242_7");
+    assert_eq!(claims["sub"], "job/gpu1/4242_7/2");
     assert_eq!(claims["exp"], 1_800_000_600u64);
     assert_ne!(second.jti, minted.jti);
     assert!(!format!("{key:?}{minted:?}").contains(minted.token.expose()));

@@ -40,6 +40,8 @@ mod cluster;
 mod connect;
 mod identity;
 mod issuing;
+mod job_end;
+pub use job_end::EntityEnd;
 mod kept;
 pub use kept::{IdentityToken, KeptIdentityToken};
 mod kv;
@@ -186,6 +188,24 @@ impl VaultJob {
             Err(why) => leases::revoke_listed(path, Err(why), &self.elsewhere, &self.remote),
         }
     }
+
+    /// Whether `vars` ask the end of a job to disable the entity of its
+    /// token: `SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY=1` (the Slurm plugin's).
+    pub fn asked_to_disable_entity(vars: &Vars) -> bool {
+        vars.get(var::SIMPLETUNER_VAULT_DISABLE_JOB_ENTITY) == Some("1")
+    }
+
+    /// [`Vault::disable_job_entity`].
+    ///
+    /// # Errors
+    /// As [`Vault::disable_job_entity`]; the configuration's problem when it
+    /// names no Vault.
+    pub fn disable_job_entity(&self) -> Result<EntityEnd, Error> {
+        self.vault
+            .as_ref()
+            .map_err(Clone::clone)?
+            .disable_job_entity()
+    }
 }
 
 impl Vault {
@@ -248,6 +268,20 @@ impl Vault {
             lifetime: crate::secrets::lifetime::Lifetime::new(ttl, false),
             audiences,
         })
+    }
+
+    /// Disables the entity of the job's token (the JWT this Vault's `jwt`
+    /// login sends) at the job's end, after checking that it is the job's
+    /// run's own (a copy of the token is refused from then on).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`]: the configured login is not a `jwt` one;
+    /// [`Error::Auth`]: the login refused otherwise than with 403 (an
+    /// expired token: a copy is refused anyway), or the store refused the
+    /// update (the job's policy lacks the grant); [`Error::Remote`]: the
+    /// entity is not the job's own, or an answer without what it must hold.
+    pub fn disable_job_entity(&self) -> Result<EntityEnd, Error> {
+        job_end::disable(&self.session)
     }
 
     /// Revokes every lease and login token the job's ledger file at `path`
