@@ -14,8 +14,10 @@ every lease and login token it held is revoked (seen from OpenBao), or what
 is left to its TTL. Table 3 (`bench.py principal`, alone: its own table in
 the docs): the plugin reading with the site's identity (AppRole) against
 the job's own token (docs/job-token.md): logins per node per job and the
-seconds from sbatch until both nodes hold the job's secret. Writes the
-markdown tables on stdout.
+seconds from sbatch until both nodes hold the job's secret; then a job
+spanning many lifetimes of its token (ST_SOAK_LIFETIMES, 12 by default;
+288 is a 3-day job time-scaled), read every second. Writes the markdown
+tables on stdout.
 
   python bench.py [principal]   (environment: as tests/slurm/run.sh sets for the
                                 tests; principal: table 3 alone)
@@ -205,6 +207,53 @@ def principal_table(site, cl):
                       "|---|---:|---:|---:|"] + rows)
 
 
+# Each task reads the job's token every second for argv[1] seconds: the
+# samples, those past their exp, the tokens seen, the oldest share of its
+# lifetime a sample was, and whether the last token's exp was past the job's
+# time limit (argv[2], Unix seconds).
+SOAK = r"""import base64, json, os, sys, time
+end, limit, seen, n, expired, oldest, past = time.time() + float(sys.argv[1]), int(sys.argv[2]), set(), 0, 0, 0.0, 0
+while time.time() < end:
+    now = time.time()
+    c = json.loads(base64.urlsafe_b64decode(open(os.environ["SIMPLETUNER_JOB_TOKEN_FILE"]).read().split(".")[1] + "=="))
+    n, expired, past = n + 1, expired + (c["exp"] <= now), past + (c["exp"] > limit)
+    oldest = max(oldest, (now - c["iat"]) / (c["exp"] - c["iat"]))
+    seen.add(c["jti"])
+    time.sleep(1)
+print(f"soak {n} {expired} {len(seen)} {oldest:.2f} {past}")
+"""
+
+
+def soak_table(site, cl):
+    """A job spanning ST_SOAK_LIFETIMES lifetimes of its token (60 s): 12 by
+    default, a 3-hour job at the default 900 s lifetime; 288 is three days'
+    (4.8 hours here). It reads on into the last minute of its time limit:
+    the tokens minted there end at the limit, not a lifetime past it."""
+    tokens = st_site.job_tokens(site, Path(cl.info["work"]))
+    lifetimes = int(os.environ.get("ST_SOAK_LIFETIMES", "12"))
+    seconds = lifetimes * st_site.JOB_LIFETIME
+    (tokens.work / "soak.py").write_text(SOAK)
+    os.chmod(tokens.work / "soak.py", 0o644)
+    (Path(cl.info["dir"]) / "plugstack.conf").write_text(site.plugstack(**tokens.args) + "\n")
+    limit_min = seconds // 60 + 1
+    script = ("#!/bin/bash\nlimit=$(( $(date +%s) + " + str(limit_min * 60) + " ))\n"
+              f"/usr/bin/srun -l /usr/bin/python3 {tokens.work}/soak.py {seconds + 40} $limit\n")
+    job = cl.sbatch(script, "--export=NONE", "-N2", "-n2", "-A", "vision", f"--time={limit_min}")
+    state = cl.wait(job, timeout=seconds + 600)
+    out = cl.output(job)
+    rows = [line.split() for line in st_site.task_lines(out) if line.startswith("soak ")]
+    (Path(cl.info["dir"]) / "plugstack.conf").write_text(site.plugstack() + "\n")
+    if state != "COMPLETED" or len(rows) != 2:
+        raise SystemExit(f"the soak job ended {state}: {out[-2000:]}")
+    cells = [f"{sum(int(r[i]) for r in rows)}" for i in (1, 2, 3)]
+    return "\n".join([
+        "| job (2 nodes, token lifetime 60 s, read every second) | lifetimes spanned | reads | reads of an "
+        "expired token | tokens seen (both nodes) | oldest read, share of its lifetime | tokens past the time limit |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| {seconds} s, a {lifetimes * 900 / 3600:g}-hour job at the default 900 s | {lifetimes} | {cells[0]} | "
+        f"{cells[1]} | {cells[2]} | {max(float(r[4]) for r in rows):.2f} | {sum(int(r[5]) for r in rows)} |"])
+
+
 def main():
     site = st_site.Site()
     d = Path("/tmp") / f"st-secrets-slurm-bench.{os.getpid()}"
@@ -213,6 +262,8 @@ def main():
         cl = slurm.Cluster(d)
         if sys.argv[1:] == ["principal"]:
             print(principal_table(site, cl))
+            print()
+            print(soak_table(site, cl))
             return
         secret, head, run = user_credential(site, cl)
         print(places_table(site, cl, secret, head, run))
