@@ -623,10 +623,11 @@ st_result st_secrets_write_files(st_secrets *m,
  * another Vault is revoked there, whether or not `m` names one), and
  * puts the outcome into a new buffer at `*out_report_json` (free with
  * `st_buf_free`):
- * `{"leases": N, "tokens": N, "failed": ["...", ...], "entity": ...}`, the
- * leases and tokens revoked (or found already gone) and what could not be, with why
- * (never a value, a token or a lease ID). The ledger is left in place:
- * remove it once the report says nothing failed, or call again.
+ * `{"leases": N, "tokens": N, "failed": ["...", ...], "entity": ...}`,
+ * the leases and tokens revoked (or found already gone) and what could
+ * not be, with why (never a value, a token or a lease ID). The ledger is
+ * left in place: remove it once the report says nothing failed, or call
+ * again.
  *
  * The revocations go out at once (16 in flight at most), each waiting out
  * an election at most (`vault_election_timeout`, then `request_timeout`).

@@ -15,6 +15,7 @@ mod common;
 
 use common::{text, Volume};
 use serde_json::Value;
+use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
 use st_secrets::secrets::VaultAuth;
 use st_secrets::secrets::{ManagerConfig, Provider, RemoteSettings, Vars, VaultProvider};
 use std::os::unix::fs::PermissionsExt;
@@ -372,6 +373,24 @@ fn the_documented_server_side_lets_a_pod_and_a_jwt_log_in() {
     drop(server);
 }
 
+/// A job token for `job`, signed with the key the slurm-jobs mount trusts,
+/// written 0600 at `path`.
+fn job_token_file(s: &Value, job: &JobRecord, audience: &str, path: &Path) -> PathBuf {
+    let key = SigningKey::load(&identity(s, "jwt-signing.key")).unwrap();
+    let minted = job_token::mint(
+        &key,
+        "https://slurm.test/st-secrets",
+        audience,
+        job,
+        Duration::from_secs(300),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    std::fs::write(path, minted.token.expose()).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_owned()
+}
+
 #[test]
 #[ignore = "needs OpenBao: run scripts/test-all.sh openbao"]
 fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
@@ -379,9 +398,7 @@ fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
     // slurm-jobs mount trusts) logs in to a role whose templated policy
     // reads the token's claims: each job reads its user's and its
     // account's secrets, and is refused another's.
-    use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
     let s = setup();
-    let key = SigningKey::load(&identity(&s, "jwt-signing.key")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_for = |user: &str, account: &str, job_id: u64, audience: &str| -> PathBuf {
         let job = JobRecord {
@@ -393,19 +410,12 @@ fn a_job_token_reads_its_users_and_accounts_secrets_and_no_others() {
             partition: "gpu".into(),
             ..JobRecord::default()
         };
-        let minted = job_token::mint(
-            &key,
-            "https://slurm.test/st-secrets",
-            audience,
+        job_token_file(
+            &s,
             &job,
-            Duration::from_secs(300),
-            std::time::SystemTime::now(),
+            audience,
+            &dir.path().join(format!("job-{job_id}")),
         )
-        .unwrap();
-        let path = dir.path().join(format!("job-{job_id}"));
-        std::fs::write(&path, minted.token.expose()).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path
     };
     let read = |token: &Path, path: &str| {
         let mut c = config(text(&s, "url"), VaultAuth::Jwt);
@@ -454,15 +464,12 @@ fn a_jobs_end_disables_its_runs_entity_and_leaves_anothers_alone() {
     // entity of the token's sub is disabled (the policy lets a job's token
     // disable its own), so a copy of the token is refused at once; a role
     // mapping logins to the user is refused the disabling, not obeyed.
-    use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
     use st_secrets::secrets::{EntityEnd, VaultJob};
     let s = setup();
-    let key = SigningKey::load(&identity(&s, "jwt-signing.key")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let job_id = 200 + u64::from(std::process::id() % 100_000);
     let job = JobRecord {
         cluster: "test".into(),
-        job_id,
+        job_id: 200 + u64::from(std::process::id() % 100_000),
         run: 1,
         user: "alice".into(),
         uid: 1000,
@@ -470,18 +477,7 @@ fn a_jobs_end_disables_its_runs_entity_and_leaves_anothers_alone() {
         partition: "gpu".into(),
         ..JobRecord::default()
     };
-    let minted = job_token::mint(
-        &key,
-        "https://slurm.test/st-secrets",
-        "openbao",
-        &job,
-        Duration::from_secs(300),
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, minted.token.expose()).unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = job_token_file(&s, &job, "openbao", &dir.path().join("token"));
     let configured = |role: &str| {
         let mut c = config(text(&s, "url"), VaultAuth::Jwt);
         c.vault.auth_mount = Some("slurm-jobs".into());

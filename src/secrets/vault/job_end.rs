@@ -23,7 +23,7 @@
 use super::auth::Auth;
 use super::identity;
 use super::session::Session;
-use super::wire::{errors_summary, expect};
+use super::wire::{errors_summary, expect, take_string};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
@@ -55,7 +55,7 @@ pub(super) fn disable(session: &Session) -> Result<EntityEnd, Error> {
     let Auth::Login(login) = &session.auth else {
         return Err(not_jwt());
     };
-    if login.what() != "JWT login" {
+    if !login.is_jwt() {
         return Err(not_jwt());
     }
     let request = login.request().map_err(|f| f.error)?;
@@ -79,14 +79,14 @@ pub(super) fn disable(session: &Session) -> Result<EntityEnd, Error> {
         )));
     }
     let r = expect(r, "the job's end login").map_err(|f| f.error)?;
-    let token = taken(r.json(), &["auth", "client_token"])
+    let token = take_string(r.json(), &["auth", "client_token"])
         .map(SecretString::from)
         .ok_or_else(|| Error::Remote("the job's end login: no client_token".into()))?;
     let r = client
         .send("GET", "auth/token/lookup-self", Some(&token), b"")
         .and_then(|r| expect(r, "the end login's lookup-self"))
         .map_err(|f| f.error)?;
-    let id = taken(r.json(), &["data", "entity_id"])
+    let id = take_string(r.json(), &["data", "entity_id"])
         .filter(|id| !id.is_empty() && id.len() <= 64 && !id.contains('/'))
         .ok_or_else(|| {
             Error::Remote("the end login's token has no entity: nothing to disable".into())
@@ -141,16 +141,4 @@ fn subject(body: &SecretString) -> Result<String, Error> {
     zeroize_json(&mut doc);
     sub.filter(|s| !s.is_empty())
         .ok_or_else(|| Error::InvalidArgument("the job's token has no sub claim".into()))
-}
-
-/// The string at `path` of an answer's JSON, the rest zeroed.
-fn taken(doc: Option<Value>, path: &[&str]) -> Option<String> {
-    let mut doc = doc?;
-    let out = path
-        .iter()
-        .try_fold(&doc, |v, k| v.get(*k))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    zeroize_json(&mut doc);
-    out
 }

@@ -59,6 +59,11 @@ pub(super) trait Method: Send + Sync {
     fn is_cert(&self) -> bool {
         false
     }
+
+    /// Whether it is a `jwt` login (a JWT/OIDC token, not Kubernetes').
+    fn is_jwt(&self) -> bool {
+        false
+    }
 }
 
 /// The problem an identity file has now, if any, for a status.
@@ -135,6 +140,10 @@ impl Method for Jwt {
         } else {
             "JWT login"
         }
+    }
+
+    fn is_jwt(&self) -> bool {
+        !self.kubernetes
     }
 
     fn body(&self) -> Result<(Value, Option<ClientCert>, String), FetchError> {
@@ -452,6 +461,11 @@ impl Login {
     /// Whether it is a TLS certificate login.
     pub(super) fn is_cert(&self) -> bool {
         self.method.is_cert()
+    }
+
+    /// Whether it is a `jwt` login (a JWT/OIDC token, not Kubernetes').
+    pub(super) fn is_jwt(&self) -> bool {
+        self.method.is_jwt()
     }
 
     /// The method's name, in messages ("Kubernetes login").

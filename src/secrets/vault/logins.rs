@@ -83,12 +83,11 @@ impl Issuer<SecretString> for Logins {
                 }
                 _ => expect(r, what)?,
             };
-            let mut doc = r.json().unwrap_or(Value::Null);
-            let token = doc["auth"]["client_token"].as_str().map(SecretString::from);
+            let doc = r.json().unwrap_or(Value::Null);
             let lease = wire::seconds(&doc["auth"]["lease_duration"]).map_or(0, |d| d.as_secs());
             let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
-            zeroize_json(&mut doc);
-            let token = token.ok_or_else(|| {
+            let token = wire::take_string(Some(doc), &["auth", "client_token"]);
+            let token = token.map(SecretString::from).ok_or_else(|| {
                 FetchError::transient(Error::Remote(format!(
                     "Vault {what}: the answer holds no client_token"
                 )))

@@ -169,6 +169,19 @@ pub(crate) fn secret_from(r: Response, version: u8) -> Result<Fetched<SecretMap>
     }
 }
 
+/// The string at `path` of an answer's JSON, the whole answer zeroed
+/// before it is dropped (it may hold a token beside the string).
+pub(crate) fn take_string(doc: Option<Value>, path: &[&str]) -> Option<String> {
+    let mut doc = doc?;
+    let out = path
+        .iter()
+        .try_fold(&doc, |v, k| v.get(*k))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    zeroize_json(&mut doc);
+    out
+}
+
 /// A duration in seconds as Vault answers it (`lease_duration`, `ttl`):
 /// whole seconds, else a number taken as at most [`LONGEST`] (ten years): a
 /// huge one (`1e30`) and a negative one (`-1`, "no end") alike, so that no
