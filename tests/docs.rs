@@ -1,5 +1,5 @@
 //! The documentation's shape, checked as the test command's `docs` suite:
-//! the README is the front door (at most 250 lines), `docs/` holds at most 18
+//! the README is the front door (at most 250 lines), `docs/` holds at most 19
 //! topic pages of at most 400 lines each, every relative link (and its
 //! `#anchor`) resolves, the generated tables match the code, every benchmark
 //! table sits between its markers with the line saying when and where it was
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const README_MAX_LINES: usize = 250;
 // One page per topic, each provider its own (the conventions' list); a new topic (long runs,
 // the leak guard, the job token) is a new page, a new detail is not.
-const MAX_PAGES: usize = 18;
+const MAX_PAGES: usize = 19;
 
 const PAGE_MAX_LINES: usize = 400;
 const PAGE_MAX_CHARS: usize = 24_000;

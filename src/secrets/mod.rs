@@ -32,6 +32,7 @@ pub(crate) mod config;
 pub mod delivery;
 pub(crate) mod env;
 mod events;
+pub mod exchange;
 pub(crate) mod file;
 pub(crate) mod gcp;
 pub mod job_token;
@@ -170,6 +171,11 @@ pub fn remote_provider(
         ProviderKind::Gcp => Arc::new(GcpProvider::new(&config.gcp, remote, vars)),
         ProviderKind::Azure => Arc::new(AzureProvider::new(&config.azure, remote, vars)),
         ProviderKind::Vault => Arc::new(VaultProvider::new(&config.vault, remote, vars)),
+        ProviderKind::Exchange => Arc::new(exchange::ExchangeProvider::new(
+            &config.exchanges,
+            remote,
+            vars,
+        )),
         ProviderKind::Env | ProviderKind::Mounted | ProviderKind::File => return None,
     })
 }

@@ -432,6 +432,15 @@ const PROVIDER_KEYS: &[ConfigKey] = &[
         },
     },
     ConfigKey {
+        name: "exchanges",
+        value: "object: secret name to its exchange",
+        doc: "each named secret is the short-lived credential a token endpoint gives for the job's token ([token exchanges](token-exchange.md)); puts `exchange` after `env`",
+        apply: |c, k, v| {
+            c.exchanges = values::exchanges(k, v)?;
+            Ok(())
+        },
+    },
+    ConfigKey {
         name: "vault_kv_version",
         value: "1 or 2",
         doc: "the mount's KV version; default detected once per mount",
@@ -462,6 +471,7 @@ impl Default for ManagerConfig {
             gcp: GcpSettings::default(),
             azure: AzureSettings::default(),
             vault: VaultSettings::default(),
+            exchanges: Default::default(),
             remote: RemoteSettings::default(),
             provenance: ProvenanceSetting::default(),
         }
@@ -526,6 +536,19 @@ impl ManagerConfig {
             if !value.is_null() {
                 (spec.apply)(&mut config, key, value)?;
             }
+        }
+        // The exchanges' provider comes right after the environment's
+        // unless the chain is given, which must then place it.
+        if !config.exchanges.is_empty() && !config.providers.contains(&ProviderKind::Exchange) {
+            if map.get("providers").is_some_and(|v| !v.is_null()) {
+                return Err(Error::InvalidArgument(
+                    "config key 'exchanges' is set but 'providers' does not list 'exchange': \
+                     place it in the chain"
+                        .into(),
+                ));
+            }
+            let at = usize::from(config.providers.first() == Some(&ProviderKind::Env));
+            config.providers.insert(at, ProviderKind::Exchange);
         }
         Ok(config)
     }

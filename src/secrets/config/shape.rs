@@ -6,6 +6,7 @@
 use crate::error::Error;
 use crate::secrets::aws::AwsSettings;
 use crate::secrets::azure::AzureSettings;
+use crate::secrets::exchange::ExchangeSettingsMap;
 use crate::secrets::file::FileSettings;
 use crate::secrets::gcp::GcpSettings;
 use crate::secrets::mounted::MountedSettings;
@@ -31,6 +32,9 @@ pub enum ProviderKind {
     Azure,
     /// `vault`: HashiCorp Vault (KV v2, falling back to v1).
     Vault,
+    /// `exchange`: token exchanges (`exchanges`), a third-party API's
+    /// short-lived credential for the workload's own token.
+    Exchange,
 }
 
 impl ProviderKind {
@@ -48,7 +52,7 @@ impl ProviderKind {
     ];
 
     /// Every kind with its name in `providers`: the one list.
-    pub const ALL: [(&'static str, ProviderKind); 7] = [
+    pub const ALL: [(&'static str, ProviderKind); 8] = [
         ("env", ProviderKind::Env),
         ("mounted", ProviderKind::Mounted),
         ("file", ProviderKind::File),
@@ -56,6 +60,7 @@ impl ProviderKind {
         ("gcp", ProviderKind::Gcp),
         ("azure", ProviderKind::Azure),
         ("vault", ProviderKind::Vault),
+        ("exchange", ProviderKind::Exchange),
     ];
 
     /// The provider's name.
@@ -108,6 +113,9 @@ pub struct ManagerConfig {
     pub azure: AzureSettings,
     /// HashiCorp Vault / OpenBao (`vault_*`).
     pub vault: VaultSettings,
+    /// Token exchanges by the names of the secrets they give
+    /// (`exchanges`).
+    pub exchanges: ExchangeSettingsMap,
     /// Caching, timeouts, retries and staleness of the remote providers.
     pub remote: RemoteSettings,
     /// Whether the manager records which version of each secret it used

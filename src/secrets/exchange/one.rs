@@ -1,0 +1,337 @@
+//! One secret's exchange: the subject token read and checked, the request
+//! sent to the one configured host, the answer's lifetime checked.
+
+use super::profile::{ExchangeSettings, Profile};
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::remote::credential::{Issued, Issuer};
+use crate::secrets::remote::http::{redact_url, Http, Trust};
+use crate::secrets::remote::retry::with_retries;
+use crate::secrets::remote::{oauth, shorten, FetchError, RemoteSettings};
+use crate::sys::{clock, Mutex};
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How far ahead of this host's clock a subject token's `nbf` or `iat` may
+/// be (its issuer's clock and ours differ a little).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// How much life a subject token must have left to be sent.
+pub const MIN_SUBJECT_LEFT: Duration = Duration::from_secs(10);
+
+/// The largest subject token file read.
+const MAX_SUBJECT: u64 = 64 << 10;
+
+/// One secret's exchange; see the module documentation.
+pub struct Exchange {
+    key: String,
+    profile: Profile,
+    settings: ExchangeSettings,
+    http: Http,
+    remote: RemoteSettings,
+    /// For an endpoint that takes each JWT once: the `jti`s sent (the
+    /// last 64).
+    sent: Mutex<Vec<String>>,
+}
+
+/// A credential an exchange gave, with when it ends.
+pub struct Exchanged {
+    /// The access token.
+    pub token: SecretString,
+    /// Its lifetime as the endpoint said it (`expires_in`).
+    pub lifetime: Duration,
+    /// When the subject token it was exchanged for ends.
+    pub subject_expires: SystemTime,
+}
+
+impl std::fmt::Debug for Exchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchanged")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// The exchange giving secret `key`, by `settings`, with `remote`'s
+    /// timeouts and retries.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`]: an unknown profile, a field it needs
+    /// missing or one it does not take, an endpoint that is not https (or
+    /// http to this host).
+    pub fn new(
+        key: &str,
+        settings: &ExchangeSettings,
+        remote: &RemoteSettings,
+    ) -> Result<Exchange, Error> {
+        let profile = Profile::parse(&settings.profile)?;
+        profile.check(settings, key)?;
+        Ok(Exchange {
+            key: key.to_owned(),
+            profile,
+            settings: settings.clone(),
+            http: Http::new(remote, &Trust::Default, "SSL_CERT_FILE")?,
+            remote: remote.clone(),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// One exchange now, its retries included.
+    ///
+    /// # Errors
+    /// The subject token's problem ([`Error::Io`], [`Error::Auth`]: missing,
+    /// expired, not yet valid, for another audience, sent already); the
+    /// endpoint's refusal ([`Error::Auth`]) or failure ([`Error::Remote`],
+    /// [`Error::Network`], [`Error::Timeout`]); an answer without a
+    /// lifetime or outliving the subject token ([`Error::Remote`]).
+    pub fn exchange(&self) -> Result<Exchanged, Error> {
+        self.once().map(|(e, _)| e).map_err(|f| f.error)
+    }
+
+    fn what(&self) -> String {
+        format!("{} token exchange for '{}'", self.profile.name(), self.key)
+    }
+
+    /// One exchange, and when its request was sent (monotonic ns).
+    fn once(&self) -> Result<(Exchanged, u64), FetchError> {
+        let what = self.what();
+        let (subject, claims) = self.subject()?;
+        let subject_expires = UNIX_EPOCH + Duration::from_secs(claims.exp);
+        let request = self.profile.request(&self.settings, &subject);
+        let headers: Vec<(&str, &str)> = std::iter::once(("content-type", request.content_type))
+            .chain(request.headers.iter().copied())
+            .chain(std::iter::once(("accept", "application/json")))
+            .collect();
+        let single = self.profile.single_use();
+        let mut tried = false;
+        let answer = with_retries(&self.remote, || {
+            if single && tried {
+                // Each JWT once: a retry would be refused; the next
+                // exchange reads a fresh one.
+                return Err(FetchError::permanent(Error::Remote(format!(
+                    "{what}: not sent again with the same subject token (the endpoint takes each \
+                     once)"
+                ))));
+            }
+            tried = true;
+            let sent = clock::precise();
+            let r = self.http.send(
+                &what,
+                "POST",
+                &request.url,
+                &headers,
+                request.body.expose().as_bytes(),
+            )?;
+            if (300..400).contains(&r.status) {
+                let to = r.header("location").map_or_else(String::new, redact_url);
+                return Err(FetchError::permanent(Error::Remote(format!(
+                    "{what}: the endpoint redirects (HTTP {}) to '{}': not followed (the subject \
+                     token goes to the configured host only)",
+                    r.status,
+                    shorten(&to)
+                ))));
+            }
+            let unsaid = r.status == 200
+                && r.json().is_some_and(|mut d| {
+                    let unsaid = lifetime_of(&d).is_none();
+                    zeroize_json(&mut d);
+                    unsaid
+                });
+            if unsaid {
+                return Err(FetchError::permanent(Error::Remote(format!(
+                    "{what}: the answer says no lifetime (expires_in): a credential of unknown \
+                     lifetime is not held"
+                ))));
+            }
+            oauth::token_answer(&what, r, sent).map(|issued| (issued, sent))
+        });
+        if single {
+            self.remember(&claims.jti);
+        }
+        let (issued, sent) = answer?;
+        let lifetime = issued.lifetime.ttl();
+        let left = subject_expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if lifetime > left + CLOCK_SKEW {
+            return Err(FetchError::permanent(Error::Remote(format!(
+                "{what}: the credential's lifetime ({} s) ends past the subject token's exp (in {} \
+                 s): refused; give the subject token a lifetime of at least {} s",
+                lifetime.as_secs(),
+                left.as_secs(),
+                lifetime.as_secs() + MIN_SUBJECT_LEFT.as_secs()
+            ))));
+        }
+        Ok((
+            Exchanged {
+                token: issued.value,
+                lifetime,
+                subject_expires,
+            },
+            sent,
+        ))
+    }
+
+    /// Remembers `jti` as sent (an endpoint that takes each JWT once).
+    fn remember(&self, jti: &Option<String>) {
+        if let Some(jti) = jti {
+            let mut sent = self.sent.lock();
+            if sent.len() >= 64 {
+                sent.remove(0);
+            }
+            sent.push(jti.clone());
+        }
+    }
+
+    /// The subject token as its file holds it now, and its claims, checked.
+    fn subject(&self) -> Result<(SecretString, Claims), FetchError> {
+        let path = &self.settings.subject_token_file;
+        let what = format!("the subject token of the exchange for '{}'", self.key);
+        let bytes = crate::secrets::remote::identity_file::read(
+            path,
+            &what,
+            MAX_SUBJECT,
+            crate::secrets::remote::identity_file::Readers::Anyone,
+        )
+        .map_err(FetchError::permanent)?;
+        let text = std::str::from_utf8(bytes.expose())
+            .map(|t| SecretString::from(t.trim()))
+            .map_err(|_| {
+                FetchError::permanent(Error::Parse(format!(
+                    "{what} ({}) is not text",
+                    path.display()
+                )))
+            })?;
+        drop(bytes);
+        let claims = Claims::of(text.expose()).ok_or_else(|| {
+            FetchError::permanent(Error::Parse(format!(
+                "{what} ({}) is not a JWT with an exp",
+                path.display()
+            )))
+        })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if claims.exp < now + MIN_SUBJECT_LEFT.as_secs() {
+            // A file not yet rewritten by its issuer: the next try may find
+            // a fresh one.
+            return Err(FetchError::transient(Error::Auth(if claims.exp <= now {
+                format!("{what} expired {} s ago", now - claims.exp)
+            } else {
+                format!("{what} ends in {} s: too soon to send", claims.exp - now)
+            })));
+        }
+        if let Some(ahead) = claims.starts.filter(|s| *s > now + CLOCK_SKEW.as_secs()) {
+            return Err(FetchError::permanent(Error::Auth(format!(
+                "{what} is not valid yet: it starts {} s ahead of this host's clock (is the clock \
+                 off?)",
+                ahead - now
+            ))));
+        }
+        let wanted = self
+            .settings
+            .audience
+            .clone()
+            .or_else(|| self.profile.default_audience(&self.settings));
+        if let Some(wanted) = wanted.as_deref() {
+            if !claims.audiences.iter().any(|a| a == wanted) {
+                return Err(FetchError::permanent(Error::Auth(format!(
+                    "{what} is for audience {:?}, not '{}': its issuer must mint one for '{}' (a \
+                     token minted for another service is never sent)",
+                    claims
+                        .audiences
+                        .iter()
+                        .map(|a| shorten(a))
+                        .collect::<Vec<_>>(),
+                    shorten(wanted),
+                    shorten(wanted)
+                ))));
+            }
+        }
+        if self.profile.single_use() {
+            let Some(jti) = &claims.jti else {
+                return Err(FetchError::permanent(Error::Auth(format!(
+                    "{what} has no jti, which the {} endpoint needs (it takes each token once)",
+                    self.profile.name()
+                ))));
+            };
+            if self.sent.lock().contains(jti) {
+                return Err(FetchError::transient(Error::Auth(format!(
+                    "{what} was sent already, and the {} endpoint takes each token once: its \
+                     issuer has not written a fresh one yet",
+                    self.profile.name()
+                ))));
+            }
+        }
+        Ok((text, claims))
+    }
+}
+
+impl Issuer<SecretString> for Exchange {
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
+        let (e, sent) = self.once()?;
+        Ok(Issued::token(e.token, Some(e.lifetime), sent))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} ({}, subject token {})",
+            self.what(),
+            redact_url(&self.profile.endpoint(&self.settings)),
+            self.settings.subject_token_file.display()
+        )
+    }
+}
+
+/// What an exchange reads of its subject token (unverified: the endpoint
+/// verifies it; these only keep a token that would be refused from being
+/// sent).
+struct Claims {
+    exp: u64,
+    /// `nbf`, else `iat`.
+    starts: Option<u64>,
+    audiences: Vec<String>,
+    jti: Option<String>,
+}
+
+impl Claims {
+    fn of(token: &str) -> Option<Claims> {
+        use base64::Engine as _;
+        let mut parts = token.split('.');
+        let (_, body, _) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let decoded = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(body.trim_end_matches('='))
+                .ok()?,
+        );
+        let doc: Value = serde_json::from_slice(&decoded).ok()?;
+        let audiences = match &doc["aud"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(Claims {
+            exp: doc["exp"].as_u64()?,
+            starts: doc["nbf"].as_u64().or_else(|| doc["iat"].as_u64()),
+            audiences,
+            jti: doc["jti"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+/// The lifetime an answer says (`expires_in`, a number or a string).
+fn lifetime_of(doc: &Value) -> Option<u64> {
+    let v = &doc["expires_in"];
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|s| *s > 0)
+}

@@ -1,0 +1,372 @@
+//! Each token endpoint's wire: where the exchange goes, what it sends and
+//! how (RFC 8693 token exchange or RFC 7523 JWT bearer; JSON or a form),
+//! which fields a profile needs and which audience its subject token must
+//! be for. The answers are all RFC 6749 section 5.1 (`access_token`,
+//! `expires_in`), read in [`super`].
+
+use crate::error::Error;
+use crate::secret::SecretString;
+use serde_json::{Map, Value};
+
+/// RFC 8693's grant.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523's grant.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 8693's type of a subject token that is a JWT.
+pub const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693's type of an OpenID Connect ID token.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// RFC 8693's type of the access token asked for.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The beta header Anthropic's federation takes.
+pub const ANTHROPIC_BETA: &str = "oidc-federation-2026-04-01";
+
+/// A token endpoint's wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Hugging Face: RFC 8693 as JSON to `/oauth/token`, `resource` a repo
+    /// or a user; the subject an ID token for `https://huggingface.co`.
+    HuggingFace,
+    /// OpenAI: RFC 8693 as JSON to `auth.openai.com/oauth/token` with the
+    /// identity provider and the project service account.
+    OpenAi,
+    /// Anthropic: RFC 7523 as JSON to `/v1/oauth/token` with the federation
+    /// rule, organization and service account; each JWT once (`checkJTI`).
+    Anthropic,
+    /// Weights & Biases: RFC 7523 as a form to `{base}/oidc/token`.
+    Wandb,
+    /// OpenRouter: RFC 8693 as a form with the federation policy.
+    OpenRouter,
+    /// Any RFC 8693 token endpoint (a site's Keycloak, a gateway), as a form.
+    Rfc8693,
+    /// Any RFC 7523 token endpoint, as a form.
+    Rfc7523,
+}
+
+/// One exchange's configuration (an entry of `exchanges`, by the name of
+/// the secret it gives), checked against its profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeSettings {
+    /// The profile's name ([`Profile::ALL`]).
+    pub profile: String,
+    /// The file holding the subject token (a JWT: a projected Kubernetes
+    /// service-account token, a Slurm job's token, a JWT-SVID), read again
+    /// for each exchange.
+    pub subject_token_file: std::path::PathBuf,
+    /// The token endpoint (each vendor's by default; required for the
+    /// generic profiles).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The audience the subject token must be for (the vendor's by
+    /// default, where it has one); the generic RFC 8693 profile also sends
+    /// it.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Hugging Face's and RFC 8693's `resource`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// OAuth's `scope` (OpenRouter, the generic profiles).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The generic profiles' `client_id`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OpenAI's `identity_provider_id`.
+    #[serde(default)]
+    pub identity_provider_id: Option<String>,
+    /// OpenAI's and Anthropic's `service_account_id`.
+    #[serde(default)]
+    pub service_account_id: Option<String>,
+    /// Anthropic's `federation_rule_id`.
+    #[serde(default)]
+    pub federation_rule_id: Option<String>,
+    /// Anthropic's `organization_id`.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// Anthropic's `workspace_id` (optional).
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// OpenRouter's `federation_policy_id`.
+    #[serde(default)]
+    pub federation_policy_id: Option<String>,
+}
+
+/// A request to a token endpoint.
+pub struct Request {
+    /// The endpoint.
+    pub url: String,
+    /// Its headers besides the content type.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// `application/json` or `application/x-www-form-urlencoded`.
+    pub content_type: &'static str,
+    /// The body, holding the subject token.
+    pub body: SecretString,
+}
+
+impl Profile {
+    /// Every profile, by its configuration name.
+    pub const ALL: [(&'static str, Profile); 7] = [
+        ("huggingface", Profile::HuggingFace),
+        ("openai", Profile::OpenAi),
+        ("anthropic", Profile::Anthropic),
+        ("wandb", Profile::Wandb),
+        ("openrouter", Profile::OpenRouter),
+        ("rfc8693", Profile::Rfc8693),
+        ("rfc7523", Profile::Rfc7523),
+    ];
+
+    /// The profile named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the profiles there are.
+    pub fn parse(name: &str) -> Result<Profile, Error> {
+        Profile::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Profile::ALL.iter().map(|(n, _)| *n).collect();
+                Error::InvalidArgument(format!(
+                    "exchange profile '{}' is not one of {}",
+                    crate::secrets::remote::shorten(name),
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Its configuration name.
+    pub fn name(self) -> &'static str {
+        Profile::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("", |(n, _)| *n)
+    }
+
+    /// Whether the endpoint takes each subject token once (Anthropic's
+    /// `checkJTI`): an exchange then needs a token it has not sent before.
+    pub fn single_use(self) -> bool {
+        self == Profile::Anthropic
+    }
+
+    /// The token endpoint when the configuration names none.
+    fn default_url(self) -> Option<&'static str> {
+        match self {
+            Profile::HuggingFace => Some("https://huggingface.co/oauth/token"),
+            Profile::OpenAi => Some("https://auth.openai.com/oauth/token"),
+            Profile::Anthropic => Some("https://api.anthropic.com/v1/oauth/token"),
+            Profile::Wandb => Some("https://api.wandb.ai/oidc/token"),
+            Profile::OpenRouter => Some("https://openrouter.ai/api/v1/oauth/token"),
+            Profile::Rfc8693 | Profile::Rfc7523 => None,
+        }
+    }
+
+    /// The audience a subject token must be for when the configuration
+    /// names none (`None`: not checked): Hugging Face's is the Hub's URL,
+    /// the endpoint without `/oauth/token` (as its SDK asks for it, so a
+    /// private Hub's too).
+    pub fn default_audience(self, fields: &ExchangeSettings) -> Option<String> {
+        match self {
+            Profile::HuggingFace => {
+                let url = self.endpoint(fields);
+                Some(url.strip_suffix("/oauth/token").unwrap_or(&url).to_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// The fields the profile requires and those it may take.
+    fn fields(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Profile::HuggingFace => (&["resource"], &["url", "audience"]),
+            Profile::OpenAi => (
+                &["identity_provider_id", "service_account_id"],
+                &["url", "audience"],
+            ),
+            Profile::Anthropic => (
+                &[
+                    "federation_rule_id",
+                    "organization_id",
+                    "service_account_id",
+                ],
+                &["url", "audience", "workspace_id"],
+            ),
+            Profile::Wandb => (&[], &["url", "audience"]),
+            Profile::OpenRouter => (&["federation_policy_id"], &["url", "audience", "scope"]),
+            Profile::Rfc8693 => (&["url"], &["audience", "resource", "scope", "client_id"]),
+            Profile::Rfc7523 => (&["url"], &["audience", "scope", "client_id"]),
+        }
+    }
+
+    /// Checks `fields` against the profile: each required one set, none
+    /// the profile does not take.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field, for `key` (the secret's
+    /// name, in messages).
+    pub fn check(self, fields: &ExchangeSettings, key: &str) -> Result<(), Error> {
+        let set = set_fields(fields);
+        let (required, optional) = self.fields();
+        for name in required {
+            if !set.iter().any(|(n, _)| n == name) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': the {} profile needs '{name}'",
+                    self.name()
+                )));
+            }
+        }
+        for (name, value) in &set {
+            if !required.contains(name) && !optional.contains(name) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': '{name}' is not a field of the {} profile",
+                    self.name()
+                )));
+            }
+            if value.is_empty() || value.len() > 2048 || value.chars().any(char::is_control) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': '{name}' must be 1 to 2048 printable characters"
+                )));
+            }
+        }
+        let url = fields.url.as_deref().or(self.default_url()).unwrap_or("");
+        crate::secrets::remote::oauth::secure_url(url, &format!("exchange for '{key}': url"))
+    }
+
+    /// The token endpoint `fields` name, else the profile's.
+    pub fn endpoint(self, fields: &ExchangeSettings) -> String {
+        fields
+            .url
+            .clone()
+            .or_else(|| self.default_url().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The request exchanging `subject` (a JWT) with `fields`, checked.
+    pub fn request(self, fields: &ExchangeSettings, subject: &SecretString) -> Request {
+        let url = self.endpoint(fields);
+        let token = subject.expose();
+        let mut body = Map::new();
+        let mut put = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                body.insert(k.to_owned(), Value::String(v.to_owned()));
+            }
+        };
+        let mut headers = Vec::new();
+        let json = match self {
+            Profile::HuggingFace => {
+                put("grant_type", Some(TOKEN_EXCHANGE));
+                put("subject_token", Some(token));
+                put("subject_token_type", Some(ID_TOKEN_TYPE));
+                put("resource", fields.resource.as_deref());
+                true
+            }
+            Profile::OpenAi => {
+                put("grant_type", Some(TOKEN_EXCHANGE));
+                put("subject_token", Some(token));
+                put("subject_token_type", Some(JWT_TYPE));
+                put(
+                    "identity_provider_id",
+                    fields.identity_provider_id.as_deref(),
+                );
+                put("service_account_id", fields.service_account_id.as_deref());
+                true
+            }
+            Profile::Anthropic => {
+                put("grant_type", Some(JWT_BEARER));
+                put("assertion", Some(token));
+                put("federation_rule_id", fields.federation_rule_id.as_deref());
+                put("organization_id", fields.organization_id.as_deref());
+                put("service_account_id", fields.service_account_id.as_deref());
+                put("workspace_id", fields.workspace_id.as_deref());
+                headers.push(("anthropic-beta", ANTHROPIC_BETA));
+                true
+            }
+            Profile::Wandb => {
+                put("grant_type", Some(JWT_BEARER));
+                put("assertion", Some(token));
+                false
+            }
+            Profile::OpenRouter => {
+                put("grant_type", Some(TOKEN_EXCHANGE));
+                put("subject_token", Some(token));
+                put("subject_token_type", Some(JWT_TYPE));
+                put("requested_token_type", Some(ACCESS_TOKEN_TYPE));
+                put(
+                    "federation_policy_id",
+                    fields.federation_policy_id.as_deref(),
+                );
+                put("scope", fields.scope.as_deref());
+                false
+            }
+            Profile::Rfc8693 => {
+                put("grant_type", Some(TOKEN_EXCHANGE));
+                put("subject_token", Some(token));
+                put("subject_token_type", Some(JWT_TYPE));
+                put("requested_token_type", Some(ACCESS_TOKEN_TYPE));
+                put("audience", fields.audience.as_deref());
+                put("resource", fields.resource.as_deref());
+                put("scope", fields.scope.as_deref());
+                put("client_id", fields.client_id.as_deref());
+                false
+            }
+            Profile::Rfc7523 => {
+                put("grant_type", Some(JWT_BEARER));
+                put("assertion", Some(token));
+                put("scope", fields.scope.as_deref());
+                put("client_id", fields.client_id.as_deref());
+                false
+            }
+        };
+        let body = if json {
+            let mut doc = Value::Object(body);
+            let text = SecretString::from(doc.to_string());
+            crate::secrets::provider::zeroize_json(&mut doc);
+            text
+        } else {
+            let pairs: Vec<(String, String)> = body
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let text = SecretString::from(crate::secrets::remote::http::form(&refs));
+            drop(refs);
+            for (_, mut v) in pairs {
+                zeroize::Zeroize::zeroize(&mut v);
+            }
+            text
+        };
+        Request {
+            url,
+            headers,
+            content_type: if json {
+                "application/json"
+            } else {
+                "application/x-www-form-urlencoded"
+            },
+            body,
+        }
+    }
+}
+
+/// The fields `fields` sets, by name.
+fn set_fields(fields: &ExchangeSettings) -> Vec<(&'static str, &str)> {
+    let all = [
+        ("url", &fields.url),
+        ("audience", &fields.audience),
+        ("resource", &fields.resource),
+        ("scope", &fields.scope),
+        ("client_id", &fields.client_id),
+        ("identity_provider_id", &fields.identity_provider_id),
+        ("service_account_id", &fields.service_account_id),
+        ("federation_rule_id", &fields.federation_rule_id),
+        ("organization_id", &fields.organization_id),
+        ("workspace_id", &fields.workspace_id),
+        ("federation_policy_id", &fields.federation_policy_id),
+    ];
+    all.into_iter()
+        .filter_map(|(n, v)| v.as_deref().map(|v| (n, v)))
+        .collect()
+}
