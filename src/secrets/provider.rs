@@ -496,6 +496,17 @@ impl SecretMap {
         self
     }
 
+    /// The same map, holding a credential that ends with `lease` but is not
+    /// this process's own (a node's, shared; nothing revokes it when the
+    /// process exits): not [`Version::leased`], so it may be printed.
+    pub fn with_shared_lease(self, lease: Option<Lease>) -> SecretMap {
+        let mut map = self.with_lease(lease);
+        if let Some(v) = &mut map.version {
+            v.leased = false;
+        }
+        map
+    }
+
     /// The lease of a dynamic secret, when it has one.
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_deref()

@@ -18,8 +18,9 @@ pub const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// RFC 8693's type of the access token asked for.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// The beta header Anthropic's federation takes.
-pub const ANTHROPIC_BETA: &str = "oidc-federation-2026-04-01";
+/// The beta flags Anthropic's federation takes on its token endpoint: the
+/// OAuth API's and the federation's, as its SDK sends them.
+pub const ANTHROPIC_BETA: &str = "oauth-2025-04-20,oidc-federation-2026-04-01";
 
 /// A token endpoint's wire format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

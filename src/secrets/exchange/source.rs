@@ -64,7 +64,7 @@ impl Exchanges {
             instead_of: None,
             leased: false,
         }))
-        .with_lease(lifetime.map(|lifetime| Lease {
+        .with_shared_lease(lifetime.map(|lifetime| Lease {
             id: SecretString::from(""),
             lifetime,
         }))
@@ -80,6 +80,7 @@ fn fingerprint(token: &SecretString) -> String {
 impl Fetch for Exchanges {
     const NAME: &'static str = "exchange";
     const ABSENT: &'static str = "no exchange gives it";
+    const ONE_KEY_EACH: bool = true;
     type Secret = String;
 
     fn fetch(&self, name: &String) -> Result<Fetched<SecretMap>, FetchError> {

@@ -34,6 +34,11 @@ pub trait Fetch: Send + Sync + 'static {
     /// What the doctor says of a secret that does not exist.
     const ABSENT: &'static str;
 
+    /// Whether each secret holds one key, named as the secret (a token
+    /// exchange's): a lookup then fetches that secret only, never the
+    /// others of the list.
+    const ONE_KEY_EACH: bool = false;
+
     /// What names a secret of the list (an AWS secret's name; a Vault KV
     /// path or leased secret); shown as its `Display`.
     type Secret: Clone + std::fmt::Display + Send + Sync + 'static;
@@ -227,6 +232,17 @@ impl<F: Fetch> RemoteSource<F> {
         self.names.iter().map(ToString::to_string).collect()
     }
 
+    /// The secrets of `units` that may hold `key`, in order: all of them,
+    /// or with [`Fetch::ONE_KEY_EACH`] the one named as the key.
+    fn may_hold<'u>(units: &'u [Unit], key: &'u str) -> impl Iterator<Item = &'u Unit> {
+        units.iter().filter(move |u| {
+            !F::ONE_KEY_EACH
+                || u.name == key
+                || crate::secrets::provider::normalize_key(&u.name)
+                    == crate::secrets::provider::normalize_key(key)
+        })
+    }
+
     /// `key` fetched again now ([`SecretCache::force`]): the secret that
     /// holds it, else each in order until one does.
     fn refresh_key(
@@ -238,7 +254,7 @@ impl<F: Fetch> RemoteSource<F> {
         if let Some(u) = units.iter().find(|u| u.cache.peek(key).is_some()) {
             return u.cache.force_versioned(key, min_interval, failed);
         }
-        for u in units {
+        for u in Self::may_hold(units, key) {
             if let Some(found) = u.cache.force_versioned(key, min_interval, failed)? {
                 return Ok(Some(found));
             }
@@ -366,7 +382,7 @@ impl<F: Fetch> Provider for RemoteSource<F> {
         // A secret that does not exist is skipped; a failure is reported (a
         // later secret cannot stand in for one whose keys are unknown: it
         // could hold the key, and it comes first).
-        for u in units {
+        for u in Self::may_hold(units, key) {
             if let Some(v) = u.cache.lookup(key)? {
                 return Ok(Some(v));
             }
@@ -398,7 +414,7 @@ impl<F: Fetch> Provider for RemoteSource<F> {
             }
             return Self::refresh_key(units, key, min_interval, failed);
         }
-        for u in units {
+        for u in Self::may_hold(units, key) {
             if let Some(found) = u.cache.lookup_versioned(key)? {
                 return Ok(Some(found));
             }

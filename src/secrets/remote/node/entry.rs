@@ -79,6 +79,9 @@ struct LeaseOut<'a> {
     ttl_ms: u64,
     start: u64,
     renewable: bool,
+    /// The credential is the node's, not a process's (a token exchange's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shared: bool,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,8 @@ struct LeaseIn {
     ttl_ms: u64,
     start: u64,
     renewable: bool,
+    #[serde(default)]
+    shared: bool,
 }
 
 #[derive(Serialize)]
@@ -129,6 +134,7 @@ impl Shareable for SecretMap {
                 ttl_ms: u64::try_from(l.lifetime.ttl().as_millis()).unwrap_or(u64::MAX),
                 start: l.lifetime.start(),
                 renewable: l.lifetime.renewable(),
+                shared: self.version().is_some_and(|v| !v.leased),
             }),
         };
         let mut out = SecretBytes::with_capacity(256);
@@ -138,6 +144,7 @@ impl Shareable for SecretMap {
 
     fn decode(body: &[u8]) -> Option<SecretMap> {
         let mut body: BodyIn = serde_json::from_slice(body).ok()?;
+        let shared = body.lease.as_ref().is_some_and(|l| l.shared);
         let lease = body.lease.take().map(|l| Lease {
             id: SecretString::from(l.id),
             lifetime: Lifetime::since(
@@ -153,15 +160,17 @@ impl Shareable for SecretMap {
         for key in body.skipped {
             map.skip(key);
         }
-        Some(
-            map.with_version(body.version.map(|v| Version {
-                id: v.id,
-                stages: v.stages,
-                instead_of: v.instead_of,
-                leased: false, // with_lease says
-            }))
-            .with_lease(lease),
-        )
+        let map = map.with_version(body.version.map(|v| Version {
+            id: v.id,
+            stages: v.stages,
+            instead_of: v.instead_of,
+            leased: false, // with_lease says
+        }));
+        Some(if shared {
+            map.with_shared_lease(lease)
+        } else {
+            map.with_lease(lease)
+        })
     }
 
     /// A leased secret is shared until its lease ends...
