@@ -256,7 +256,8 @@ starts.
 
 As files (--as-files): each secret goes to a 0600 file and the command gets
 only its path: HF_TOKEN as HF_TOKEN_PATH, WANDB_API_KEY in a netrc named by
-NETRC (machine api.wandb.ai, or WANDB_BASE_URL's host), AWS_ACCESS_KEY_ID and
+NETRC (machine api.wandb.ai, or WANDB_BASE_URL's host; a W&B token exchange's
+credential in W&B's credentials file, WANDB_CREDENTIALS_FILE), AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in a credentials file named by
 AWS_SHARED_CREDENTIALS_FILE (profile $AWS_PROFILE, else default), any other
 NAME as NAME_FILE. The variables holding values (and inherited references)

@@ -263,6 +263,10 @@ pub struct Version {
     /// so it must not be frozen where it outlives the process (an exported
     /// variable, a shell's output).
     pub leased: bool,
+    /// When the value ends (a lease's end, an exchanged credential's), for
+    /// a file that must say it (W&B's credentials file); set with the
+    /// lease.
+    pub ends: Option<std::time::SystemTime>,
 }
 
 /// A key whose value changed in a provider ([`SecretsManager::on_change`]
@@ -491,6 +495,10 @@ impl SecretMap {
     pub fn with_lease(mut self, lease: Option<Lease>) -> SecretMap {
         if let Some(v) = &mut self.version {
             v.leased = lease.is_some();
+            v.ends = lease
+                .as_ref()
+                .filter(|l| !l.lifetime.endless())
+                .map(|l| std::time::SystemTime::now() + l.left());
         }
         self.lease = lease.map(Box::new);
         self

@@ -256,6 +256,20 @@ def test_run_as_files_hands_huggingface_hub_its_token_path(world):
     assert fake.counts["hf"]["exchange"] == 1
 
 
+def test_run_as_files_hands_wandb_its_credentials_file_and_wandb_does_not_exchange(world):
+    issuer, fake, work = world
+    cfg = config(issuer, fake, work)
+    env = tool_env(work)
+    env.update(SIMPLETUNER_NODE_CACHE="0", WANDB_SILENT="true", WANDB_DIR=str(work), WANDB_CONFIG_DIR=str(work))
+    child = ("import os, wandb; assert 'WANDB_API_KEY' not in os.environ; "
+             "print(wandb.Api(timeout=20).viewer.username)")
+    r = subprocess.run([BIN, "--config", str(cfg), "run", "--as-files", "--only", "WANDB_API_KEY", "--",
+                        sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "alice"
+    assert fake.counts["wandb"]["exchange"] == 1, "the tool's exchange only"
+
+
 def test_a_subject_token_that_would_be_refused_is_never_sent(world):
     issuer, fake, work = world
     env = tool_env(work)
@@ -280,3 +294,45 @@ def test_a_subject_token_that_would_be_refused_is_never_sent(world):
     r = get(cfg, "HF_TOKEN", env)
     assert r.returncode != 0 and "invalid_grant" in r.stderr, r.stderr
     assert fake.counts["hf"]["refused"] == 1
+
+
+def test_run_as_files_watch_keeps_wandbs_credentials_file_current(tmp_path):
+    # W&B's credentials of 20 s, read by the command every second for 35 s
+    # from the file wandb itself would read: each read finds a credential
+    # the API takes, the file is rewritten as the node exchanges again, and
+    # wandb never needs to exchange itself.
+    issuer = Issuer()
+    fake = FakeVendors(issuer.url, claims={"user": "alice"}, lifetimes={"wandb": 20})
+    try:
+        cfg = config(issuer, fake, tmp_path)
+        env = tool_env(tmp_path)
+        env["SIMPLETUNER_NODE_CACHE"] = "0"
+        child = textwrap.dedent("""
+            import json, os, sys, time, urllib.request, urllib.error
+            path, base = os.environ["WANDB_CREDENTIALS_FILE"], os.environ["WANDB_BASE_URL"]
+            assert "WANDB_API_KEY" not in os.environ and os.path.exists(os.environ["WANDB_IDENTITY_TOKEN_FILE"])
+            assert os.stat(path).st_mode & 0o777 == 0o600
+            seen, refused = set(), 0
+            for _ in range(35):
+                creds = json.load(open(path))["credentials"][base]
+                seen.add(creds["access_token"])
+                req = urllib.request.Request(base + "/graphql", data=b"{}",
+                                             headers={"Authorization": "Bearer " + creds["access_token"]})
+                try:
+                    urllib.request.urlopen(req, timeout=5).read()
+                except urllib.error.HTTPError:
+                    refused += 1
+                time.sleep(1)
+            print(json.dumps({"tokens": len(seen), "refused": refused}))
+        """)
+        r = subprocess.run([BIN, "--config", str(cfg), "run", "--as-files", "--watch", "--no-mask", "--only",
+                            "WANDB_API_KEY", "--", sys.executable, "-c", child], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = json.loads(r.stdout.splitlines()[-1])
+        assert got["refused"] == 0 and fake.counts["wandb"]["expired"] == 0, (got, fake.counts["wandb"])
+        assert got["tokens"] >= 2, got
+        assert fake.counts["wandb"]["exchange"] == got["tokens"], (got, fake.counts["wandb"])
+    finally:
+        fake.stop()
+        issuer.stop()

@@ -156,6 +156,38 @@ struct Planned {
     delivery: Delivery,
     keys: Vec<String>,
     values: Vec<SecretString>,
+    /// When the values end, for a file that says it (W&B's).
+    ends: Option<std::time::SystemTime>,
+}
+
+/// The W&B credentials file of secret variable `v`, when its key is a W&B
+/// token exchange's: the credential read again with its end (the chain's
+/// cache serves it; nothing is exchanged again).
+fn wandb_exchanged(resolved: &Resolved, v: &Var) -> Result<Option<Planned>, CliError> {
+    use st_secrets::secrets::{exchange::Profile, normalize_key};
+    let config = resolved.manager.config();
+    let Some((_, exchange)) = config
+        .exchanges
+        .iter()
+        .find(|(k, _)| normalize_key(k) == normalize_key(&v.key))
+    else {
+        return Ok(None);
+    };
+    let profile = Profile::parse(&exchange.profile)?;
+    if profile != Profile::Wandb {
+        return Ok(None);
+    }
+    let Some(found) = resolved.manager.get_with_version(&v.key)? else {
+        return Ok(None);
+    };
+    let endpoint = profile.endpoint(exchange);
+    Ok(Some(Planned {
+        label: "WANDB_CREDENTIALS_FILE".into(),
+        delivery: delivery::wandb_exchanged(&v.name, &endpoint, &exchange.subject_token_file),
+        keys: vec![v.key.clone()],
+        ends: found.version.and_then(|version| version.ends),
+        values: vec![found.value],
+    }))
 }
 
 /// The files of the run: `--file`'s, then (with `--as-files`) one per
@@ -171,9 +203,11 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
                 path_var: f.name.clone(),
                 from: vec![f.name.clone()],
                 render: Render::Plain,
+                also: Vec::new(),
             },
             keys: vec![f.key.clone()],
             values: vec![f.value.clone()],
+            ends: None,
         })
         .collect();
     if as_files {
@@ -183,11 +217,19 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
             .filter(|v| v.secret)
             .map(|v| (v.name.as_str(), v))
             .collect();
+        // An exchanged W&B credential goes where wandb reads one.
+        let mut exchanged = Vec::new();
+        for v in resolved.vars.iter().filter(|v| v.secret) {
+            if let Some(p) = wandb_exchanged(resolved, v)? {
+                exchanged.push(v.name.as_str());
+                out.push(p);
+            }
+        }
         // The plan keeps the variables' order (`vars` is in first-set order).
         let names: Vec<&str> = resolved
             .vars
             .iter()
-            .filter(|v| v.secret)
+            .filter(|v| v.secret && !exchanged.contains(&v.name.as_str()))
             .map(|v| v.name.as_str())
             .collect();
         for d in delivery::plan(&names, |n| std::env::var(n).ok()) {
@@ -212,6 +254,7 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
                 keys: from.iter().map(|v| v.key.clone()).collect(),
                 values: from.iter().map(|v| v.value.clone()).collect(),
                 delivery: d,
+                ends: None,
             });
         }
     }
@@ -487,8 +530,9 @@ fn write_files(
     let dir = SecretDir::create()?;
     for p in planned {
         let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
-        let bytes = delivery::render(&p.delivery.render, &values);
+        let bytes = delivery::render_ending(&p.delivery.render, &values, p.ends);
         command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
+        command.envs(p.delivery.also.iter().map(|(k, v)| (k, v)));
     }
     for (spec, token) in tokens {
         let path = dir.write(&spec.file(), token.token.expose().as_bytes())?;

@@ -13,7 +13,7 @@
 use crate::io::printable;
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Patterns;
-use st_secrets::secrets::delivery::{refusal, render, Render};
+use st_secrets::secrets::delivery::{refusal, render_ending, Render};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
 use std::path::PathBuf;
@@ -215,7 +215,8 @@ fn rewrite_if_changed(
         // Concealed before the command can have read it.
         slot.conceal(changed.iter().map(|&i| found[i].value.clone()));
     }
-    match SecretDir::replace(dir, &f.file, &render(&f.render, &bytes)) {
+    let ends = found.first().and_then(|v| v.version.as_ref()?.ends);
+    match SecretDir::replace(dir, &f.file, &render_ending(&f.render, &bytes, ends)) {
         Ok(()) => {
             for &i in &changed {
                 let version = found[i]

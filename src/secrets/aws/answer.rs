@@ -64,6 +64,7 @@ pub(crate) fn secret_from(name: &str, r: Response) -> Result<Fetched<SecretMap>,
             },
             instead_of: None,
             leased: false,
+            ends: None,
         }),
         _ => None,
     };

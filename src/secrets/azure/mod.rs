@@ -486,6 +486,7 @@ fn read_secret(s: &SecretName, what: &str, doc: &Value) -> Result<SecretMap, Fet
             id,
             instead_of: None,
             leased: false,
+            ends: None,
         });
     let map = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => SecretMap::from_json_object(map),

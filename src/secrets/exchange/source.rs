@@ -63,6 +63,7 @@ impl Exchanges {
             stages: Vec::new(),
             instead_of: None,
             leased: false,
+            ends: None,
         }))
         .with_shared_lease(lifetime.map(|lifetime| Lease {
             id: SecretString::from(""),

@@ -432,6 +432,7 @@ fn read_payload(s: &SecretRef, what: &str, doc: &Value) -> Result<SecretMap, Fet
         id,
         instead_of: None,
         leased: false,
+        ends: None,
     });
     let map = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => SecretMap::from_json_object(map),

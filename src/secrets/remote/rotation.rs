@@ -68,6 +68,7 @@ pub fn choose(versions: &Versions, held: Option<&Version>, failed: Option<&str>)
         stages: versions.stages_of(id),
         instead_of,
         leased: false,
+        ends: None,
     };
     if held.is_some_and(|h| h.id == want.id) {
         Choice::Keep(want)
@@ -119,7 +120,8 @@ mod tests {
                 id: "v1".into(),
                 stages: vec!["AWSCURRENT".into()],
                 instead_of: None,
-                leased: false
+                leased: false,
+                ends: None,
             })
         );
         assert!(matches!(choose(&now, None, None), Choice::Fetch(w) if w.id == "v1"));
@@ -138,7 +140,8 @@ mod tests {
                 id: "v2".into(),
                 stages: vec!["AWSPENDING".into()],
                 instead_of: Some("v1".into()),
-                leased: false
+                leased: false,
+                ends: None,
             })
         );
         let previous = choose(&aws("v1", None, Some("v0")), Some(&v("v1")), Some("v1"));
@@ -158,7 +161,8 @@ mod tests {
                 id: "v2".into(),
                 stages: vec!["AWSCURRENT".into()],
                 instead_of: None,
-                leased: false
+                leased: false,
+                ends: None,
             })
         );
     }

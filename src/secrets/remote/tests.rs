@@ -659,6 +659,7 @@ mod versions {
                 stages: stages.clone(),
                 instead_of: None,
                 leased: false,
+                ends: None,
             })))
         }
     }
@@ -831,7 +832,8 @@ mod versions {
                     id: "v2".into(),
                     stages: vec!["AWSCURRENT".into()],
                     instead_of: None,
-                    leased: false
+                    leased: false,
+                    ends: None,
                 }
             )
         );

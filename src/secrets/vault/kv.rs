@@ -40,7 +40,7 @@ enum Checked {
 
 /// What one read of the secret found.
 enum Read {
-    Found(SecretMap),
+    Found(Box<SecretMap>),
     Missing(Missing),
 }
 
@@ -115,7 +115,7 @@ impl Kv {
         }
         match self.version()? {
             Some(version) => match self.read_as(version, path)? {
-                Read::Found(map) => Ok(Fetched::Found(map)),
+                Read::Found(map) => Ok(Fetched::Found(*map)),
                 Read::Missing(Missing::Absent) => self.absent_with_configured_version(),
                 Read::Missing(Missing::MountIsV2) => Err(self.mismatch(2)),
             },
@@ -123,12 +123,12 @@ impl Kv {
                 // As documented: try v2, fall back to v1; remember what worked.
                 if let Read::Found(map) = self.read_as(2, path)? {
                     *self.version.lock() = Version::Known(2, "probe");
-                    return Ok(Fetched::Found(map));
+                    return Ok(Fetched::Found(*map));
                 }
                 match self.read_as(1, path)? {
                     Read::Found(map) => {
                         *self.version.lock() = Version::Known(1, "probe");
-                        Ok(Fetched::Found(map))
+                        Ok(Fetched::Found(*map))
                     }
                     Read::Missing(Missing::MountIsV2) => {
                         *self.version.lock() = Version::Known(2, "probe");
@@ -162,7 +162,7 @@ impl Kv {
             return Ok(Read::Missing(missing));
         }
         Ok(match secret_from(r, version)? {
-            Fetched::Found(map) => Read::Found(map),
+            Fetched::Found(map) => Read::Found(Box::new(map)),
             Fetched::Absent => Read::Missing(Missing::Absent),
         })
     }

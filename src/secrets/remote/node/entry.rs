@@ -165,6 +165,7 @@ impl Shareable for SecretMap {
             stages: v.stages,
             instead_of: v.instead_of,
             leased: false, // with_lease says
+            ends: None,
         }));
         Some(if shared {
             map.with_shared_lease(lease)

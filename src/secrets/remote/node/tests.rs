@@ -71,6 +71,7 @@ fn map(value: &str) -> SecretMap {
         stages: vec!["AWSCURRENT".into()],
         instead_of: Some("v6".into()),
         leased: false,
+        ends: None,
     }))
 }
 
@@ -577,6 +578,7 @@ fn of_version(value: &str, id: &str) -> SecretMap {
         stages: vec!["AWSCURRENT".into()],
         instead_of: None,
         leased: false,
+        ends: None,
     }))
 }
 

@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) | the token | `HF_TOKEN_PATH` | `huggingface_hub` |
 //! | `WANDB_API_KEY` | a netrc: `machine <host of WANDB_BASE_URL, else api.wandb.ai> login user password <key>` | `NETRC` | `wandb`, `requests`, curl (`--netrc-file`) |
+//! | a W&B token exchange's credential (`run`) | W&B's credentials file ([`wandb_exchanged`]) | `WANDB_CREDENTIALS_FILE`, with `WANDB_IDENTITY_TOKEN_FILE` and `WANDB_BASE_URL` | `wandb` (wandb-core) |
 //! | `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) | a credentials file, profile `$AWS_PROFILE` (else `default`) | `AWS_SHARED_CREDENTIALS_FILE` | every AWS SDK and the CLI |
 //! | any other `NAME` | the value | `NAME_FILE` | the `*_FILE` convention (Docker images' entrypoints, many tools) |
 //!
@@ -39,6 +40,11 @@ pub enum Render {
     /// An AWS credentials file, profile `profile`: the values are the key
     /// id, the secret key and, when there is one, the session token.
     AwsCredentials { profile: String },
+    /// W&B's credentials file for an access token exchanged at `base_url`
+    /// (`{"credentials": {BASE: {"access_token", "expires_at"}}}`, the
+    /// end in UTC as `%Y-%m-%d %H:%M:%S`): wandb reads it instead of
+    /// exchanging its identity token again.
+    WandbCredentials { base_url: String },
 }
 
 /// One file of the run: its name in the private directory, the variable
@@ -50,6 +56,8 @@ pub struct Delivery {
     pub path_var: String,
     pub from: Vec<String>,
     pub render: Render,
+    /// Variables the reader needs beside the path (never a value).
+    pub also: Vec<(String, String)>,
 }
 
 const AWS: [&str; 3] = [
@@ -76,6 +84,7 @@ pub fn plan(names: &[&str], env: impl Fn(&str) -> Option<String>) -> Vec<Deliver
                         path_var: "HF_TOKEN_PATH".into(),
                         from: vec![name.into()],
                         render: Render::Plain,
+                        also: Vec::new(),
                     }
                 }
             }
@@ -90,6 +99,7 @@ pub fn plan(names: &[&str], env: impl Fn(&str) -> Option<String>) -> Vec<Deliver
                         .unwrap_or("api.wandb.ai")
                         .to_owned(),
                 },
+                also: Vec::new(),
             },
             n if aws && n == AWS[0] => Delivery {
                 file: "aws-credentials".into(),
@@ -104,6 +114,7 @@ pub fn plan(names: &[&str], env: impl Fn(&str) -> Option<String>) -> Vec<Deliver
                         .filter(|p| valid_profile(p))
                         .unwrap_or_else(|| "default".into()),
                 },
+                also: Vec::new(),
             },
             n if aws && AWS[1..].contains(&n) => continue, // in the credentials file
             _ => plain(name),
@@ -119,6 +130,32 @@ fn plain(name: &str) -> Delivery {
         path_var: format!("{name}_FILE"),
         from: vec![name.to_owned()],
         render: Render::Plain,
+        also: Vec::new(),
+    }
+}
+
+/// The file for variable `name` holding a credential a W&B token exchange
+/// gave at `endpoint` (its `/oidc/token`) for the subject token in
+/// `subject_file`: W&B's credentials file, named by
+/// `WANDB_CREDENTIALS_FILE`, beside `WANDB_IDENTITY_TOKEN_FILE` and
+/// `WANDB_BASE_URL` (wandb reads the credentials file only with an
+/// identity token file, and by its base URL).
+pub fn wandb_exchanged(name: &str, endpoint: &str, subject_file: &Path) -> Delivery {
+    let base = endpoint.strip_suffix("/oidc/token").unwrap_or(endpoint);
+    Delivery {
+        file: "wandb-credentials.json".into(),
+        path_var: "WANDB_CREDENTIALS_FILE".into(),
+        from: vec![name.to_owned()],
+        render: Render::WandbCredentials {
+            base_url: base.to_owned(),
+        },
+        also: vec![
+            (
+                "WANDB_IDENTITY_TOKEN_FILE".into(),
+                subject_file.to_string_lossy().into_owned(),
+            ),
+            ("WANDB_BASE_URL".into(), base.to_owned()),
+        ],
     }
 }
 
@@ -157,8 +194,34 @@ pub fn refusal(render: &Render, value: &[u8]) -> Option<&'static str> {
 
 /// The file's bytes for `values` (in the delivery's `from` order).
 pub fn render(render: &Render, values: &[&[u8]]) -> Zeroizing<Vec<u8>> {
+    render_ending(render, values, None)
+}
+
+/// [`render`], for values that end at `ends` (a W&B credentials file says
+/// when; without an end it says now, so that wandb exchanges itself).
+pub fn render_ending(
+    render: &Render,
+    values: &[&[u8]],
+    ends: Option<std::time::SystemTime>,
+) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::new());
     match render {
+        Render::WandbCredentials { base_url } => {
+            // Written straight into the zeroed buffer (reserved first, so
+            // that no growth leaves a copy of the token behind), each
+            // string escaped as JSON.
+            let token = std::str::from_utf8(values[0]).unwrap_or_default();
+            let ends = wandb_time(ends.unwrap_or_else(std::time::SystemTime::now));
+            out.reserve(token.len() * 6 + base_url.len() * 6 + 96);
+            let buf: &mut Vec<u8> = &mut out;
+            buf.extend_from_slice(b"{\"credentials\": {");
+            let _ = serde_json::to_writer(&mut *buf, base_url);
+            buf.extend_from_slice(b": {\"access_token\": ");
+            let _ = serde_json::to_writer(&mut *buf, token);
+            buf.extend_from_slice(b", \"expires_at\": ");
+            let _ = serde_json::to_writer(&mut *buf, &ends);
+            buf.extend_from_slice(b"}}}");
+        }
         Render::Plain => out.extend_from_slice(values[0]),
         Render::Netrc { host } => {
             out.extend_from_slice(format!("machine {host} login user password ").as_bytes());
@@ -180,6 +243,20 @@ pub fn render(render: &Render, values: &[&[u8]]) -> Zeroizing<Vec<u8>> {
         }
     }
     out
+}
+
+/// `t` (whole seconds, UTC) as wandb writes `expires_at`.
+fn wandb_time(t: std::time::SystemTime) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = DateTime::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+        .fmt(Format::DateTime)
+        .unwrap_or_default();
+    text.get(..19)
+        .unwrap_or("1970-01-01T00:00:00")
+        .replace('T', " ")
 }
 
 /// How [`write_files`] lays a job's secrets out.
@@ -425,194 +502,4 @@ impl Drop for Written {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_tool_gets_its_file_and_path_variable() {
-        let names = [
-            "HF_TOKEN",
-            "HUGGING_FACE_HUB_TOKEN",
-            "WANDB_API_KEY",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_ACCESS_KEY_ID",
-            "DB_PASSWORD",
-        ];
-        let env = |n: &str| match n {
-            "WANDB_BASE_URL" => Some("https://user@wandb.example.com:8443/x".into()),
-            "AWS_PROFILE" => Some("training".into()),
-            _ => None,
-        };
-        let plan = plan(&names, env);
-        let vars: Vec<(&str, &str)> = plan
-            .iter()
-            .map(|d| (d.path_var.as_str(), d.file.as_str()))
-            .collect();
-        assert_eq!(
-            vars,
-            [
-                ("HF_TOKEN_PATH", "hf-token"),
-                ("HUGGING_FACE_HUB_TOKEN_FILE", "HUGGING_FACE_HUB_TOKEN"),
-                ("NETRC", "netrc"),
-                ("AWS_SHARED_CREDENTIALS_FILE", "aws-credentials"),
-                ("DB_PASSWORD_FILE", "DB_PASSWORD"),
-            ]
-        );
-        assert_eq!(plan[3].from, ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
-        assert_eq!(
-            &render(&plan[2].render, &[b"k123"])[..],
-            b"machine wandb.example.com login user password k123\n"
-        );
-        assert_eq!(
-            &render(&plan[3].render, &[b"AKID", b"sk/+"])[..],
-            b"[training]\naws_access_key_id = AKID\naws_secret_access_key = sk/+\n"
-        );
-        // A lone AWS key, no base URL: plain files, the default host.
-        let lone = super::plan(&["AWS_ACCESS_KEY_ID", "WANDB_API_KEY"], |_| None);
-        assert_eq!(lone[0].path_var, "AWS_ACCESS_KEY_ID_FILE");
-        assert_eq!(
-            lone[1].render,
-            Render::Netrc {
-                host: "api.wandb.ai".into()
-            }
-        );
-        assert_eq!(host_of("no host://"), None);
-        assert!(refusal(&lone[1].render, b"has space").is_some());
-        assert!(refusal(&Render::Plain, b"a b\n").is_none());
-    }
-
-    #[test]
-    fn a_list_of_secrets_is_names_and_keys_and_bad_items_are_named() {
-        let w = parse_wanted("HF_TOKEN, DB=prod-db").unwrap();
-        assert_eq!(
-            w,
-            [
-                Wanted {
-                    var: "HF_TOKEN".into(),
-                    key: "HF_TOKEN".into()
-                },
-                Wanted {
-                    var: "DB".into(),
-                    key: "prod-db".into()
-                }
-            ]
-        );
-        for (list, names) in [
-            ("", "empty item"),
-            ("A,,B", "empty item"),
-            ("1A", "'1A'"),
-            ("A-B", "'A-B'"),
-            ("A=", "'A='"),
-            ("A=x/y", "'A=x/y'"),
-            ("A=.hidden", "'A=.hidden'"),
-            ("A=b c", "'A=b c'"),
-            ("A,A=b", "named twice"),
-        ] {
-            let e = parse_wanted(list).unwrap_err();
-            assert!(matches!(e, Error::InvalidArgument(_)), "{list}");
-            assert!(e.to_string().contains(names), "{list}: {e}");
-        }
-        let many: Vec<String> = (0..=MAX_WANTED).map(|i| format!("V{i}")).collect();
-        assert!(parse_wanted(&many.join(",")).is_err());
-    }
-
-    fn shm_dir() -> Option<tempfile::TempDir> {
-        let d = tempfile::tempdir_in("/dev/shm").ok()?;
-        (crate::sys::memory_backed(d.path()) == Some(true)).then_some(d)
-    }
-
-    fn held(key: &str) -> Result<Option<SecretString>, Error> {
-        Ok(match key {
-            "HF_TOKEN" => Some(SecretString::from("hf_abc")),
-            "WANDB_API_KEY" => Some(SecretString::from("w k")),
-            "db-pass" => Some(SecretString::from("p4ss")),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn files_are_new_private_and_named_by_the_variables_each_layout_sets() {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let Some(dir) = shm_dir() else {
-            eprintln!("skipped: no memory-backed /dev/shm here");
-            return;
-        };
-        let d = dir.path();
-        let wanted = parse_wanted("HF_TOKEN,DB_PASSWORD=db-pass").unwrap();
-        let vars = write_files(&wanted, d, Layout::Conventions, None, |_| None, held).unwrap();
-        let hf = d.join("hf-token");
-        assert_eq!(
-            vars,
-            [
-                ("HF_TOKEN_PATH".to_owned(), hf.display().to_string()),
-                (
-                    "DB_PASSWORD_FILE".to_owned(),
-                    d.join("DB_PASSWORD").display().to_string()
-                ),
-            ]
-        );
-        assert_eq!(std::fs::read(&hf).unwrap(), b"hf_abc");
-        let meta = std::fs::metadata(&hf).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_eq!(meta.uid(), crate::sys::effective_uid());
-        // Never through an existing name: a second write fails, and removes
-        // only what it wrote itself.
-        let again = write_files(&wanted, d, Layout::Conventions, None, |_| None, held);
-        assert!(matches!(again, Err(Error::Io(_))), "{again:?}");
-        assert!(hf.exists());
-
-        let refs = dir.path().join("refs");
-        std::fs::create_dir(&refs).unwrap();
-        let vars = write_files(&wanted, &refs, Layout::Keys, None, |_| None, held).unwrap();
-        assert_eq!(vars[0], ("HF_TOKEN".to_owned(), "st://HF_TOKEN".to_owned()));
-        assert_eq!(
-            vars[1],
-            ("DB_PASSWORD".to_owned(), "st://db-pass".to_owned())
-        );
-        assert_eq!(vars[2].0, "SIMPLETUNER_SECRETS_DIRS");
-        assert_eq!(std::fs::read(refs.join("db-pass")).unwrap(), b"p4ss");
-    }
-
-    #[test]
-    fn nothing_is_written_unless_every_value_is_found_and_fits() {
-        let Some(dir) = shm_dir() else {
-            return;
-        };
-        let d = dir.path();
-        let absent = parse_wanted("HF_TOKEN,MISSING=nowhere").unwrap();
-        let e = write_files(&absent, d, Layout::Conventions, None, |_| None, held).unwrap_err();
-        assert!(matches!(e, Error::NotFound(_)));
-        assert!(
-            e.to_string().contains("MISSING") && e.to_string().contains("nowhere"),
-            "{e}"
-        );
-        // A provider's failure names the variable and the key, its kind kept.
-        let refused = |_: &str| Err(Error::Permission("Vault read: permission denied".into()));
-        let e = write_files(&absent, d, Layout::Conventions, None, |_| None, refused).unwrap_err();
-        assert!(matches!(e, Error::Permission(_)), "{e:?}");
-        assert!(
-            e.to_string()
-                .starts_with("HF_TOKEN (key 'HF_TOKEN'): Vault read"),
-            "{e}"
-        );
-        // A netrc cannot hold a space: refused naming the variable, and the
-        // token file written before it is removed.
-        let spaced = parse_wanted("HF_TOKEN,WANDB_API_KEY").unwrap();
-        let e = write_files(&spaced, d, Layout::Conventions, None, |_| None, held).unwrap_err();
-        assert!(
-            e.to_string().contains("WANDB_API_KEY") && !e.to_string().contains("w k"),
-            "{e}"
-        );
-        assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
-        // Not a directory, or on a disk.
-        let e = write_files(&absent, &d.join("none"), Layout::Keys, None, |_| None, held);
-        assert!(e.is_err());
-        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        if crate::sys::memory_backed(disk.path()) == Some(false) {
-            let e =
-                write_files(&absent, disk.path(), Layout::Keys, None, |_| None, held).unwrap_err();
-            assert!(e.to_string().contains("memory-backed"), "{e}");
-        }
-        assert!(Layout::from_name("env").is_err());
-    }
-}
+mod tests;
