@@ -151,6 +151,23 @@ impl Lifetime {
         (!self.endless()).then(|| self.after(part(self.ttl, REPLACE)))
     }
 
+    /// [`replace_at`](Self::replace_at) brought forward by up to a tenth
+    /// of the time to it, by a fraction fixed by when it was issued: the
+    /// same for every process holding it (a node's shared entry keeps its
+    /// start), another for another node's, so that nodes that got theirs
+    /// together do not replace them together.
+    pub fn replace_at_spread(&self) -> Option<u64> {
+        let at = self.replace_at()?;
+        let span = u128::from(at.saturating_sub(self.start));
+        // splitmix64's finalizer: the start's bits spread over 0..1000.
+        let mut x = self.start.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let early = span * u128::from(x % 1000) / 10_000;
+        Some(at.saturating_sub(u64::try_from(early).unwrap_or(0)))
+    }
+
     /// When it ends (monotonic ns; saturating, for one that never does).
     pub fn end(&self) -> u64 {
         self.after(self.ttl)
@@ -294,5 +311,32 @@ mod tests {
             2 * S
         );
         assert_eq!(Lifetime::since(0, Duration::ZERO, false).refetch_at(), S);
+    }
+
+    #[test]
+    fn a_replacement_is_spread_per_credential_and_fixed_for_each() {
+        let ttl = Duration::from_secs(3600);
+        let part_of = |l: &Lifetime| {
+            (l.replace_at_spread().unwrap() - l.start()) as f64 / ttl.as_nanos() as f64
+        };
+        // Nodes that exchanged within the same 100 ms.
+        let parts: Vec<f64> = (0..100u64)
+            .map(|i| part_of(&Lifetime::since(5_000_000_000 + i * 1_000_000, ttl, false)))
+            .collect();
+        assert!(parts.iter().all(|p| (0.72..=0.8).contains(p)), "{parts:?}");
+        let (lo, hi) = parts
+            .iter()
+            .fold((1.0f64, 0.0f64), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
+        assert!(
+            lo < 0.74 && hi > 0.78,
+            "spread over 72% to 80%: {lo} .. {hi}"
+        );
+        // The same credential: the same point, whoever asks and when.
+        let l = Lifetime::since(7_000_000_000, ttl, false);
+        assert_eq!(l.replace_at_spread(), l.replace_at_spread());
+        assert_eq!(
+            Lifetime::since(1, Duration::ZERO, false).replace_at_spread(),
+            None
+        );
     }
 }

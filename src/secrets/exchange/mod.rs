@@ -20,7 +20,7 @@
 mod one;
 mod profile;
 mod source;
-pub use one::{Exchange, Exchanged, CLOCK_SKEW, MIN_SUBJECT_LEFT};
+pub use one::{Exchange, Exchanged, Token, CLOCK_SKEW, MIN_SUBJECT_LEFT};
 pub use profile::{ExchangeSettings, Profile, Request};
 pub use source::{ExchangeProvider, ExchangeSettingsMap, Exchanges};
 

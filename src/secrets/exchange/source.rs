@@ -12,7 +12,7 @@
 //! the next, never the credential) and with its end as a lease without an
 //! identifier, so that the cache holding it refetches before it ends.
 
-use super::one::Exchange;
+use super::one::{Exchange, Token};
 use super::profile::ExchangeSettings;
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -35,24 +35,25 @@ pub type ExchangeProvider = RemoteSource<Exchanges>;
 
 /// The configured exchanges, each with its keeper.
 pub struct Exchanges {
-    kept: BTreeMap<String, Arc<Keeper<SecretString>>>,
+    kept: BTreeMap<String, Arc<Keeper<Token>>>,
     /// The credential this process last served of each secret: the one a
     /// `report_failure` of it refers to.
     served: Mutex<HashMap<String, SecretString>>,
 }
 
 impl Exchanges {
-    fn keeper(&self, name: &str) -> Result<&Arc<Keeper<SecretString>>, FetchError> {
+    fn keeper(&self, name: &str) -> Result<&Arc<Keeper<Token>>, FetchError> {
         self.kept.get(name).ok_or_else(|| {
             FetchError::permanent(Error::NotFound(format!("no exchange gives '{name}'")))
         })
     }
 
     /// `token` as the secret `name`'s map, with its version and its end.
-    fn served(&self, name: &str, keeper: &Keeper<SecretString>, token: SecretString) -> SecretMap {
+    fn served(&self, name: &str, keeper: &Keeper<Token>, token: Token) -> SecretMap {
+        let token = token.0;
         let lifetime = keeper
             .held()
-            .filter(|(held, _)| held.expose() == token.expose())
+            .filter(|(held, _)| held.0.expose() == token.expose())
             .map(|(_, l)| l);
         let id = fingerprint(&token);
         let mut map = SecretMap::with_capacity(1);
@@ -103,7 +104,7 @@ impl Fetch for Exchanges {
             None => self.served.lock().get(name).cloned(),
         };
         let token = match refused {
-            Some(refused) => keeper.instead_of(&refused)?,
+            Some(refused) => keeper.instead_of(&Token(refused))?,
             None => keeper.get()?,
         };
         Ok(Fetched::Found(self.served(name, keeper, token)))
