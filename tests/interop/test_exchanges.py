@@ -148,7 +148,7 @@ def test_each_vendors_sdk_exchanges_at_the_fake_and_calls_its_api(world):
     assert fake.counts["anthropic"]["jti_reused"] >= 1  # (the SDK tries the same JWT again once)
 
 
-def test_eight_ranks_of_a_node_share_one_exchange_per_vendor_where_the_sdks_make_eight(world):
+def test_eight_ranks_of_a_node_share_one_exchange_per_vendor_where_an_sdk_makes_one_per_process(world):
     issuer, fake, work = world
     cfg = config(issuer, fake, work)
     env = tool_env(work)
@@ -163,14 +163,15 @@ def test_eight_ranks_of_a_node_share_one_exchange_per_vendor_where_the_sdks_make
             assert fake.counts[vendor]["exchange"] == 1, (vendor, fake.counts[vendor])
             assert fake.counts[vendor]["jti_reused"] == 0
             assert not any(o.strip() in e for o, e in outs), "no credential in a message"
-        # The SDKs side by side: one exchange per process.
+        # The SDK side by side: one exchange per process (two here; eight
+        # in the benchmark).
         before = fake.counts["hf"]["exchange"]
         sdks = [subprocess.Popen([sys.executable, "-c", SDKS, "hf", fake.base("hf"),
                                   str(subject(issuer, fake, work, "hf")), fake.audience("hf")],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         done = [(p.communicate(timeout=120)[1], p.returncode) for p in sdks]
         assert all(rc == 0 for _, rc in done), [err[-800:] for err, _ in done]
-        assert fake.counts["hf"]["exchange"] - before == 8
+        assert fake.counts["hf"]["exchange"] - before == 2
     finally:
         subprocess.run(["rm", "-rf", str(node_dir(work))], check=False)
 
@@ -297,12 +298,12 @@ def test_a_subject_token_that_would_be_refused_is_never_sent(world):
 
 
 def test_run_as_files_watch_keeps_wandbs_credentials_file_current(tmp_path):
-    # W&B's credentials of 20 s, read by the command every second for 35 s
+    # W&B's credentials of 10 s, read by the command every second for 18 s
     # from the file wandb itself would read: each read finds a credential
     # the API takes, the file is rewritten as the node exchanges again, and
     # wandb never needs to exchange itself.
     issuer = Issuer()
-    fake = FakeVendors(issuer.url, claims={"user": "alice"}, lifetimes={"wandb": 20})
+    fake = FakeVendors(issuer.url, claims={"user": "alice"}, lifetimes={"wandb": 10})
     try:
         cfg = config(issuer, fake, tmp_path)
         env = tool_env(tmp_path)
@@ -313,7 +314,7 @@ def test_run_as_files_watch_keeps_wandbs_credentials_file_current(tmp_path):
             assert "WANDB_API_KEY" not in os.environ and os.path.exists(os.environ["WANDB_IDENTITY_TOKEN_FILE"])
             assert os.stat(path).st_mode & 0o777 == 0o600
             seen, refused = set(), 0
-            for _ in range(35):
+            for _ in range(18):
                 creds = json.load(open(path))["credentials"][base]
                 seen.add(creds["access_token"])
                 req = urllib.request.Request(base + "/graphql", data=b"{}",
