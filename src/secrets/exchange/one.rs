@@ -5,11 +5,10 @@ use super::profile::{ExchangeSettings, Profile};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::Lifetime;
-use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::credential::{Credential, Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http, Trust};
 use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::{oauth, shorten, FetchError, RemoteSettings};
+use crate::secrets::remote::{identity_file, oauth, shorten, FetchError, RemoteSettings};
 use crate::sys::{clock, Mutex};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,9 +19,6 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// How much life a subject token must have left to be sent.
 pub const MIN_SUBJECT_LEFT: Duration = Duration::from_secs(10);
-
-/// The largest subject token file read.
-const MAX_SUBJECT: u64 = 64 << 10;
 
 /// One secret's exchange; see the module documentation.
 pub struct Exchange {
@@ -134,19 +130,14 @@ impl Exchange {
                     shorten(&to)
                 ))));
             }
-            let unsaid = r.status == 200
-                && r.json().is_some_and(|mut d| {
-                    let unsaid = lifetime_of(&d).is_none();
-                    zeroize_json(&mut d);
-                    unsaid
-                });
-            if unsaid {
+            let (issued, said) = oauth::token_answer_saying(&what, r, sent)?;
+            if said.filter(|s| *s > 0).is_none() {
                 return Err(FetchError::permanent(Error::Remote(format!(
                     "{what}: the answer says no lifetime (expires_in): a credential of unknown \
                      lifetime is not held"
                 ))));
             }
-            oauth::token_answer(&what, r, sent).map(|issued| (issued, sent))
+            Ok((issued, sent))
         });
         if single {
             self.remember(&claims.jti);
@@ -190,11 +181,11 @@ impl Exchange {
     fn subject(&self) -> Result<(SecretString, Claims), FetchError> {
         let path = &self.settings.subject_token_file;
         let what = format!("the subject token of the exchange for '{}'", self.key);
-        let bytes = crate::secrets::remote::identity_file::read(
+        let bytes = identity_file::read(
             path,
             &what,
-            MAX_SUBJECT,
-            crate::secrets::remote::identity_file::Readers::Anyone,
+            identity_file::MAX_TOKEN,
+            identity_file::Readers::Anyone,
         )
         .map_err(FetchError::permanent)?;
         let text = std::str::from_utf8(bytes.expose())
@@ -329,26 +320,8 @@ struct Claims {
 
 impl Claims {
     fn of(token: &str) -> Option<Claims> {
-        use base64::Engine as _;
-        let mut parts = token.split('.');
-        let (_, body, _) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let decoded = zeroize::Zeroizing::new(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(body.trim_end_matches('='))
-                .ok()?,
-        );
-        let doc: Value = serde_json::from_slice(&decoded).ok()?;
-        let audiences = match &doc["aud"] {
-            Value::String(a) => vec![a.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let doc = identity_file::jwt_claims(token)?;
+        let audiences = identity_file::audiences(&doc);
         Some(Claims {
             exp: doc["exp"].as_u64()?,
             starts: doc["nbf"].as_u64().or_else(|| doc["iat"].as_u64()),
@@ -356,12 +329,4 @@ impl Claims {
             jti: doc["jti"].as_str().map(str::to_owned),
         })
     }
-}
-
-/// The lifetime an answer says (`expires_in`, a number or a string).
-fn lifetime_of(doc: &Value) -> Option<u64> {
-    let v = &doc["expires_in"];
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .filter(|s| *s > 0)
 }

@@ -138,6 +138,36 @@ pub(crate) fn read_token(path: &Path, what: &str) -> Result<SecretString, Error>
     Ok(SecretString::from(text.trim().to_owned()))
 }
 
+/// The claims of a compact JWT (`header.claims.signature`), unverified:
+/// only to know when it expires, whom it names and for whom it is.
+pub(crate) fn jwt_claims(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (_header, body, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let decoded = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body.trim_end_matches('='))
+            .ok()?,
+    );
+    let value: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
+    value.is_object().then_some(value)
+}
+
+/// A JWT's audiences: its `aud`, a string or a list of them.
+pub(crate) fn audiences(claims: &serde_json::Value) -> Vec<String> {
+    match &claims["aud"] {
+        serde_json::Value::String(a) => vec![a.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,17 @@ pub(crate) fn token_answer(
     r: Response,
     sent: u64,
 ) -> Result<Issued<SecretString>, FetchError> {
+    token_answer_saying(what, r, sent).map(|(issued, _)| issued)
+}
+
+/// [`token_answer`], with the `expires_in` the answer itself said (`None`
+/// when it said none), for a caller that holds no credential of unknown
+/// lifetime.
+pub(crate) fn token_answer_saying(
+    what: &str,
+    r: Response,
+    sent: u64,
+) -> Result<(Issued<SecretString>, Option<u64>), FetchError> {
     if r.status != 200 {
         return Err(oauth_failure(what, &r));
     }
@@ -102,17 +113,21 @@ pub(crate) fn token_answer(
         v.as_u64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
     };
-    let expires_in = seconds(&doc["expires_in"]).or_else(|| {
+    let said = seconds(&doc["expires_in"]);
+    let expires_in = said.or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         seconds(&doc["expires_on"]).map(|on| on.saturating_sub(now))
     });
     let out = match token {
-        Some(t) => Ok(Issued::token(
-            SecretString::from(t),
-            expires_in.map(Duration::from_secs),
-            sent,
+        Some(t) => Ok((
+            Issued::token(
+                SecretString::from(t),
+                expires_in.map(Duration::from_secs),
+                sent,
+            ),
+            said,
         )),
         None => Err(FetchError::permanent(Error::Auth(format!(
             "{what}: the answer holds no access_token"

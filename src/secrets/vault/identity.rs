@@ -44,7 +44,7 @@ impl JwtFile {
         let bytes = identity_file::read(&self.path, &what, MAX_TOKEN, Readers::KubeletVolume)?;
         let text = std::str::from_utf8(bytes.expose()).map_err(|_| self.not_a_jwt())?;
         let token = SecretString::from(text.trim());
-        let claims = claims(token.expose()).ok_or_else(|| self.not_a_jwt())?;
+        let claims = identity_file::jwt_claims(token.expose()).ok_or_else(|| self.not_a_jwt())?;
         let expires = claims["exp"]
             .as_u64()
             .or_else(|| claims["exp"].as_f64().map(|f| f.max(0.0) as u64))
@@ -71,24 +71,6 @@ impl JwtFile {
             self.source
         ))
     }
-}
-
-/// The claims of a compact JWT (`header.claims.signature`), unverified:
-/// only to know when it expires and whom it names.
-pub(super) fn claims(token: &str) -> Option<serde_json::Value> {
-    use base64::Engine as _;
-    let mut parts = token.split('.');
-    let (_header, body, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let decoded = zeroize::Zeroizing::new(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body.trim_end_matches('='))
-            .ok()?,
-    );
-    let value: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
-    value.is_object().then_some(value)
 }
 
 /// The files of a TLS client certificate and its key.

@@ -21,7 +21,6 @@
 //! use to anyone and lapses at its TTL.
 
 use super::auth::Auth;
-use super::identity;
 use super::session::Session;
 use super::wire::{errors_summary, expect, take_string};
 use crate::error::Error;
@@ -136,7 +135,7 @@ fn subject(body: &SecretString) -> Result<String, Error> {
     let mut doc: Value = serde_json::from_str(body.expose()).unwrap_or(Value::Null);
     let sub = doc["jwt"]
         .as_str()
-        .and_then(identity::claims)
+        .and_then(crate::secrets::remote::identity_file::jwt_claims)
         .and_then(|c| c["sub"].as_str().map(str::to_owned));
     zeroize_json(&mut doc);
     sub.filter(|s| !s.is_empty())

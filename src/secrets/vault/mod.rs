@@ -61,6 +61,7 @@ use crate::error::Error;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{zeroize_json, SecretMap};
 use crate::secrets::remote::http::Address;
+use crate::secrets::remote::identity_file;
 use crate::secrets::remote::kit;
 use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
@@ -247,14 +248,9 @@ impl Vault {
         zeroize_json(&mut doc);
         let token =
             token.ok_or_else(|| Error::Remote(format!("{what}: the answer holds no token")))?;
-        let audiences = match identity::claims(token.expose()).map(|c| c["aud"].clone()) {
-            Some(Value::String(a)) => vec![a],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let audiences = identity_file::jwt_claims(token.expose())
+            .map(|c| identity_file::audiences(&c))
+            .unwrap_or_default();
         if let Some(wanted) = audience {
             if !audiences.iter().any(|a| a == wanted) {
                 return Err(Error::Remote(format!(
