@@ -166,7 +166,8 @@ suite_consumers() { bash tests/consumers/run.sh; }
 suite_moto() { servers && cargo_test --test aws_moto -- --include-ignored --test-threads=1 "${extra[@]}"; }
 suite_openbao() {
   servers
-  cargo_test --test vault_openbao --test vault_identity -- --include-ignored --test-threads=1 "${extra[@]}"
+  cargo_test --test vault_openbao --test vault_identity --test vault_exchange -- --include-ignored --test-threads=1 \
+    "${extra[@]}"
 }
 suite_openbao-ha() { cargo_test --test vault_ha --test fleet_start -- --include-ignored --test-threads=1 --nocapture \
   "${extra[@]}"; }

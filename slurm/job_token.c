@@ -31,11 +31,10 @@ static int plain(const char *v)
     return 1;
 }
 
-/* The library's mint request for `job`, every claim from slurmctld's record
- * of it and the user's name from the node's user database; 0, or -1 with
- * why. */
-static int mint_request(const struct settings *s, uint32_t job, struct job_claims *c, char *out, size_t n,
-                        char *why, size_t wn)
+/* The job part of the library's mint requests for `job` ("job":{...}),
+ * every claim from slurmctld's record of it and the user's name from the
+ * node's user database; 0, or -1 with why. */
+static int job_part(uint32_t job, struct job_claims *c, char *out, size_t n, char *why, size_t wn)
 {
     slurm_job_info_t *j;
     job_info_msg_t *msg = load_job(job, &j);
@@ -79,10 +78,9 @@ static int mint_request(const struct settings *s, uint32_t job, struct job_claim
     if (j->time_limit != INFINITE && j->time_limit != NO_VAL && j->end_time > 0)
         snprintf(end, sizeof(end), ",\"end\":%lld", (long long)j->end_time);
     int len = snprintf(out, n,
-                       "{\"issuer\":\"%s\",\"audience\":\"%s\",\"lifetime\":%ld,\"job\":{\"cluster\":\"%s\","
-                       "\"job_id\":%u%s,\"run\":%u,\"user\":\"%s\",\"uid\":%u,\"account\":\"%s\",\"partition\":\"%s\"%s%s}}",
-                       s->token_issuer, s->token_audience, s->token_lifetime, j->cluster, id, task,
-                       (unsigned)j->restart_cnt, pw.pw_name,
+                       "\"job\":{\"cluster\":\"%s\",\"job_id\":%u%s,\"run\":%u,\"user\":\"%s\",\"uid\":%u,"
+                       "\"account\":\"%s\",\"partition\":\"%s\"%s%s}",
+                       j->cluster, id, task, (unsigned)j->restart_cnt, pw.pw_name,
                        (unsigned)j->user_id, j->account, j->partition, qos, end);
     if (len > 0 && (size_t)len < n)
         rc = 0;
@@ -93,30 +91,58 @@ out:
     return rc;
 }
 
-int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid,
-                   struct job_claims *claims, char *why, size_t n)
+/* Mints one token of the job (its claims `job`) for `audience`, living
+ * `lifetime` seconds (never past the job's end), into the directory as
+ * `name`; 0, or -1 with why. */
+static int mint_one(const struct settings *s, int jd, const char *job, const char *audience, long lifetime,
+                    const char *name, uid_t uid, gid_t gid, char *why, size_t n)
 {
-    char request[4096];
-    struct job_claims own;
+    char request[4608];
     st_buf *token = NULL;
     st_error *err = NULL;
-    if (!plain(s->token_issuer) || !plain(s->token_audience)) {
-        snprintf(why, n, "plugin arguments job_token_issuer and job_token_audience must be plain text");
+    int len = snprintf(request, sizeof(request), "{\"issuer\":\"%s\",\"audience\":\"%s\",\"lifetime\":%ld,%s}",
+                       s->token_issuer, audience, lifetime, job);
+    if (len < 0 || (size_t)len >= sizeof(request)) {
+        snprintf(why, n, "the job's claims are too long for its token");
         return -1;
     }
-    if (mint_request(s, job, claims ? claims : &own, request, sizeof(request), why, n))
-        return -1;
     int rc = -1;
     if (st_job_token_mint(s->token_key, request, &token, &err) != ST_OK)
-        snprintf(why, n, "the job's token (plugin argument job_token_key=%s): %s", s->token_key,
+        snprintf(why, n, "the job's token for %s (plugin argument job_token_key=%s): %s", audience, s->token_key,
                  st_error_message(err));
-    else if (replace_for_user(jd, "token", (const char *)st_buf_data(token), st_buf_len(token), uid, gid))
-        snprintf(why, n, "cannot write the job's token: %s", strerror(errno));
+    else if (replace_for_user(jd, name, (const char *)st_buf_data(token), st_buf_len(token), uid, gid))
+        snprintf(why, n, "cannot write the job's %s: %s", name, strerror(errno));
     else
         rc = 0;
     st_buf_free(token); /* zeroed */
     free_error(err);
     return rc;
+}
+
+int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid,
+                   struct job_claims *claims, char *why, size_t n)
+{
+    char part[4096], name[8 + MAX_AUDIENCE_NAME];
+    struct job_claims own;
+    if (!plain(s->token_issuer) || !plain(s->token_audience)) {
+        snprintf(why, n, "plugin arguments job_token_issuer and job_token_audience must be plain text");
+        return -1;
+    }
+    for (int e = 0; e < s->n_extra; e++)
+        if (!plain(s->extra[e].audience)) {
+            snprintf(why, n, "plugin argument job_token_audience.%s must be plain text", s->extra[e].name);
+            return -1;
+        }
+    if (job_part(job, claims ? claims : &own, part, sizeof(part), why, n))
+        return -1;
+    /* The other audiences' first: `token` written last, its time the one
+     * the renewal goes by. */
+    for (int e = 0; e < s->n_extra; e++) {
+        snprintf(name, sizeof(name), "token.%s", s->extra[e].name);
+        if (mint_one(s, jd, part, s->extra[e].audience, s->extra[e].lifetime, name, uid, gid, why, n))
+            return -1;
+    }
+    return mint_one(s, jd, part, s->token_audience, s->token_lifetime, "token", uid, gid, why, n);
 }
 
 /* ------------------------------------------------------------ the renewal */
@@ -147,14 +173,18 @@ static int wait_until(time_t when)
     return stop;
 }
 
-/* When the token in the directory is due: half its lifetime after it was
- * written (now when it is missing). */
+/* When the tokens in the directory are due: half the shortest lifetime
+ * after `token` (written last) was written (now when it is missing). */
 static time_t due(void)
 {
     struct stat st;
+    long shortest = renewal.s.token_lifetime;
+    for (int e = 0; e < renewal.s.n_extra; e++)
+        if (renewal.s.extra[e].lifetime < shortest)
+            shortest = renewal.s.extra[e].lifetime;
     if (fstatat(renewal.jd, "token", &st, AT_SYMLINK_NOFOLLOW))
         return time(NULL);
-    return st.st_mtime + renewal.s.token_lifetime / 2;
+    return st.st_mtime + shortest / 2;
 }
 
 /* Renews the token when due, the directory's lock held so that the other

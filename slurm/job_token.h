@@ -15,8 +15,9 @@
 #pragma GCC visibility push(hidden)
 
 /* Mints the job's token into the job's directory (open at `jd`) as `token`
- * for the job's user (uid, gid), its claims into *claims when not NULL; 0,
- * or -1 with why (never a value). */
+ * for the job's user (uid, gid), and one for each job_token_audience.NAME=
+ * as token.NAME, its claims into *claims when not NULL; 0, or -1 with why
+ * (never a value). */
 int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid,
                    struct job_claims *claims, char *why, size_t n);
 /* Starts this slurmstepd's renewal of the job's token (once; a copy of

@@ -53,8 +53,36 @@ int valid_list(const char *list, char *why, size_t n)
     return 1;
 }
 
+/* A token lifetime argument's value: 60 to 86400 seconds, else -1. */
+static long lifetime_arg(const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    long secs = strtol(v, &end, 10);
+    return errno || end == v || *end || secs < 60 || secs > 86400 ? -1 : secs;
+}
+
+/* The NAME of a `prefix.NAME=` argument `a` (its name `len` long) into
+ * out: 1 to MAX_AUDIENCE_NAME letters, digits, '-' or '_'; 0 when not. */
+static int audience_name(const char *a, size_t len, size_t prefix, char *out)
+{
+    if (len <= prefix || len - prefix > MAX_AUDIENCE_NAME)
+        return 0;
+    for (size_t c = prefix; c < len; c++)
+        if (!isalnum((unsigned char)a[c]) && a[c] != '-' && a[c] != '_')
+            return 0;
+    memcpy(out, a + prefix, len - prefix);
+    out[len - prefix] = 0;
+    return 1;
+}
+
 int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
 {
+    struct {
+        char name[MAX_AUDIENCE_NAME + 1];
+        long secs;
+    } lifetimes[MAX_AUDIENCES];
+    int n_lifetimes = 0;
     memset(s, 0, sizeof(*s));
     strcpy(s->layout, "files");
     strcpy(s->dir, DEFAULT_DIR);
@@ -85,11 +113,30 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
             dest = s->token_issuer, cap = sizeof(s->token_issuer);
         } else if (name == 18 && !strncmp(a, "job_token_audience", 18)) {
             dest = s->token_audience, cap = sizeof(s->token_audience);
+        } else if (name > 19 && !strncmp(a, "job_token_audience.", 19)) {
+            char got[MAX_AUDIENCE_NAME + 1];
+            int ok = s->n_extra < MAX_AUDIENCES && audience_name(a, name, 19, got);
+            for (int e = 0; ok && e < s->n_extra; e++)
+                ok = strcmp(s->extra[e].name, got) != 0;
+            if (!ok) {
+                snprintf(why, n, "plugin argument %.*s: NAME must be 1 to %d letters, digits, '-' or '_', "
+                         "each once, at most %d of them", (int)name, a, MAX_AUDIENCE_NAME, MAX_AUDIENCES);
+                return -1;
+            }
+            strcpy(s->extra[s->n_extra].name, got);
+            dest = s->extra[s->n_extra].audience, cap = sizeof(s->extra[0].audience);
+            s->n_extra++;
+        } else if (name > 19 && !strncmp(a, "job_token_lifetime.", 19)) {
+            if (n_lifetimes >= MAX_AUDIENCES || !audience_name(a, name, 19, lifetimes[n_lifetimes].name) ||
+                (lifetimes[n_lifetimes].secs = lifetime_arg(v)) < 0) {
+                snprintf(why, n, "plugin argument %.*s='%.32s' is not 60 to 86400 seconds for a NAME of "
+                         "job_token_audience.NAME", (int)name, a, v);
+                return -1;
+            }
+            n_lifetimes++;
+            continue;
         } else if (name == 18 && !strncmp(a, "job_token_lifetime", 18)) {
-            char *end = NULL;
-            errno = 0;
-            s->token_lifetime = strtol(v, &end, 10);
-            if (errno || end == v || *end || s->token_lifetime < 60 || s->token_lifetime > 86400) {
+            if ((s->token_lifetime = lifetime_arg(v)) < 0) {
                 snprintf(why, n, "plugin argument job_token_lifetime='%.32s' is not 60 to 86400 seconds", v);
                 return -1;
             }
@@ -111,7 +158,8 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
             continue;
         } else {
             snprintf(why, n, "unknown plugin argument '%.*s' (config, keys, layout, env, dir, environment, "
-                     "job_token_key, job_token_issuer, job_token_audience, job_token_lifetime, job_paths)",
+                     "job_token_key, job_token_issuer, job_token_audience, job_token_audience.NAME, "
+                     "job_token_lifetime, job_token_lifetime.NAME, job_paths)",
                      (int)name, a);
             return -1;
         }
@@ -123,14 +171,27 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n)
     }
     if (s->keys[0] && !valid_list(s->keys, why, n))
         return -1;
+    for (int e = 0; e < s->n_extra; e++)
+        s->extra[e].lifetime = s->token_lifetime;
+    for (int l = 0; l < n_lifetimes; l++) {
+        int e = 0;
+        while (e < s->n_extra && strcmp(s->extra[e].name, lifetimes[l].name))
+            e++;
+        if (e == s->n_extra) {
+            snprintf(why, n, "plugin argument job_token_lifetime.%s names no job_token_audience.%s",
+                     lifetimes[l].name, lifetimes[l].name);
+            return -1;
+        }
+        s->extra[e].lifetime = lifetimes[l].secs;
+    }
     if ((s->config[0] && s->config[0] != '/') || s->dir[0] != '/' ||
         (s->environment[0] && s->environment[0] != '/') || (s->token_key[0] && s->token_key[0] != '/')) {
         snprintf(why, n, "plugin arguments config, dir, environment and job_token_key must be absolute paths");
         return -1;
     }
-    if (!s->token_key[0] != !s->token_issuer[0] || (s->job_paths[0] && !s->token_key[0])) {
+    if (!s->token_key[0] != !s->token_issuer[0] || ((s->job_paths[0] || s->n_extra) && !s->token_key[0])) {
         snprintf(why, n, "plugin arguments job_token_key and job_token_issuer go together, and job_paths "
-                 "needs them (its claims are the token's)");
+                 "and job_token_audience.NAME need them (their claims are the token's)");
         return -1;
     }
     return 0;

@@ -22,6 +22,8 @@
 #define WALK_PASSES 64
 #define TOKEN_LIFETIME 900 /* seconds, job_token_lifetime='s default */
 #define MAX_TOKEN (64 * 1024)
+#define MAX_AUDIENCES 8     /* job_token_audience.NAME= arguments */
+#define MAX_AUDIENCE_NAME 32
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
 
@@ -39,6 +41,15 @@ struct settings {
     char token_issuer[512];
     char token_audience[256];
     long token_lifetime;
+    /* Tokens for other audiences, each beside the job's as token.NAME
+     * (job_token_audience.NAME=AUD): the subject tokens of the library's
+     * token exchanges (a vendor takes only a token minted for it). */
+    struct {
+        char name[MAX_AUDIENCE_NAME + 1];
+        char audience[256];
+        long lifetime; /* job_token_lifetime.NAME=, else token_lifetime */
+    } extra[MAX_AUDIENCES];
+    int n_extra;
     /* Vault paths for the job's reads, {user}, {account}, {partition},
      * {cluster} and {qos} its token's claims (job_paths=). */
     char job_paths[MAX_LIST];

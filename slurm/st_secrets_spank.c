@@ -32,6 +32,9 @@
  *   job_token_audience=AUD  the token's aud (openbao)
  *   job_token_lifetime=SECONDS  60 to 86400 (900), never past the job's
  *                 time limit; renewed by each step at half of it
+ *   job_token_audience.NAME=AUD, job_token_lifetime.NAME=SECONDS  a token
+ *                 of the job for another audience (a vendor's token
+ *                 exchange), beside it as token.NAME (up to 8)
  *
  * (Their parsing and the files the plugin reads and writes: settings.c;
  * the job's end: ending.c. Everything under dir= is reached relative to

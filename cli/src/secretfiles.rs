@@ -70,15 +70,31 @@ pub fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
-/// [`plain_name`], as an error naming `name`.
+/// `name` as a path in the private directory: plain names joined by `/`
+/// (a delivery that is a directory names its files so), as an error naming
+/// it otherwise.
 fn check_name(name: &str) -> Result<(), Error> {
-    if plain_name(name) {
+    if name.split('/').all(plain_name) {
         return Ok(());
     }
     Err(Error::InvalidArgument(format!(
         "'{}' is not a plain file name (no '/', not '.' or '..'): refused",
         st_secrets::error::printable(name)
     )))
+}
+
+/// Creates the directories of `name` in `dir` that are not there (0700).
+fn make_parents(dir: &Path, name: &str) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some((parents, _)) = name.rsplit_once('/') else {
+        return Ok(());
+    };
+    let path = dir.join(parents);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&path)
+        .map_err(|e| Error::io("cannot create", &path, &e))
 }
 
 /// The private directory of one run and the files written in it.
@@ -149,6 +165,7 @@ impl SecretDir {
     /// its path.
     pub fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
         check_name(name)?;
+        make_parents(self.path(), name)?;
         let path = self.path().join(name);
         let mut file = st_secrets::secrets::delivery::create_new_private(&path)?;
         file.write_all(value)
@@ -162,11 +179,15 @@ impl SecretDir {
     pub fn replace(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let target = dir.join(name);
+        let (parent, base) = match name.rsplit_once('/') {
+            Some((p, b)) => (dir.join(p), b),
+            None => (dir.to_owned(), name),
+        };
         let mut file = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{base}."))
             .permissions(std::fs::Permissions::from_mode(0o600))
-            .tempfile_in(dir)
-            .map_err(|e| Error::io("cannot create a file in", dir, &e))?;
+            .tempfile_in(&parent)
+            .map_err(|e| Error::io("cannot create a file in", &parent, &e))?;
         file.write_all(value)
             .and_then(|()| file.as_file().sync_all())
             .map_err(|e| Error::io("cannot write", file.path(), &e))?;

@@ -172,7 +172,10 @@ pub fn remote_provider(
         ProviderKind::Azure => Arc::new(AzureProvider::new(&config.azure, remote, vars)),
         ProviderKind::Vault => Arc::new(VaultProvider::new(&config.vault, remote, vars)),
         ProviderKind::Exchange => Arc::new(exchange::ExchangeProvider::new(
-            &config.exchanges,
+            &exchange::ExchangeConfig {
+                exchanges: config.exchanges.clone(),
+                vault: config.vault.clone(),
+            },
             remote,
             vars,
         )),

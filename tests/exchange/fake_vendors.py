@@ -3,9 +3,11 @@ them, from their published references and their SDKs' wire: Hugging Face
 (RFC 8693 as JSON to /oauth/token, `resource`), OpenAI (RFC 8693 as JSON with
 `identity_provider_id` and `service_account_id`), Anthropic (RFC 7523 as JSON
 to /v1/oauth/token with its beta header, each JWT once: `checkJTI`) and W&B
-(RFC 7523 as a form to /oidc/token); each with one API call that checks the
-bearer's expiry and scope (the Hub's whoami, OpenAI's and Anthropic's model
-lists, W&B's GraphQL viewer).
+(RFC 7523 as a form to /oidc/token), and CoreWeave AI Object Storage (the
+OIDC token as JSON to temporary-credentials/oidc, answered with an S3 key
+pair); each with one API call that checks the bearer's expiry and scope
+(the Hub's whoami, OpenAI's and Anthropic's model lists, W&B's GraphQL
+viewer, S3's ListBuckets with its SigV4 signature checked by botocore).
 
 The subject token is verified as the vendors do: its signature with the
 issuer's keys (the JWKS its discovery document names, fetched over http from
@@ -16,6 +18,10 @@ shows it faithful.
 
     fake = FakeVendors(issuer_url, claims={"user": "alice"})  # fake.url, fake.stop()
     fake.base("hf") -> the Hub's URL; "openai", "anthropic", "wandb" likewise
+
+Run alone (for the Rust tests): `python fake_vendors.py ISSUER CLAIMS_JSON
+LIFETIMES_JSON` prints its URL and serves until its standard input closes;
+`GET /_counts` gives the counts by vendor.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 FEDERATION_BETA = "oidc-federation-2026-04-01"
 OAUTH_BETA = "oauth-2025-04-20"
-VENDORS = ("hf", "openai", "anthropic", "wandb")
+VENDORS = ("hf", "openai", "anthropic", "wandb", "coreweave")
 
 
 def flags(headers) -> list[str]:
@@ -56,14 +62,16 @@ class Refused(Exception):
 
 
 class FakeVendors:
-    def __init__(self, issuer: str, claims: dict | None = None, lifetimes: dict | None = None):
+    def __init__(self, issuer: str, claims: dict | None = None, lifetimes: dict | None = None,
+                 keys: dict | None = None):
         self.issuer = issuer.rstrip("/")
         self.claims = claims or {}  # matched exactly, as a vendor's registration does
-        self.lifetimes = {"hf": 3600, "openai": 3600, "anthropic": 600, "wandb": 3600, **(lifetimes or {})}
+        self.lifetimes = {"hf": 3600, "openai": 3600, "anthropic": 600, "wandb": 3600, "coreweave": 3600,
+                          **(lifetimes or {})}
         self.lock = threading.Lock()
         self.tokens: dict[str, tuple[str, float, str]] = {}  # token -> (vendor, expiry, scope)
         self.jtis: set[str] = set()
-        self.keys: dict | None = None
+        self.keys: dict | None = keys  # a JWKS registered inline (OpenAI's and Anthropic's option)
         self.counts = {v: {"exchange": 0, "refused": 0, "api": 0, "expired": 0, "jti_reused": 0}
                        for v in VENDORS}
         self.server = Server(("127.0.0.1", 0), self._handler())
@@ -122,6 +130,50 @@ class FakeVendors:
         return {"access_token": token, "token_type": "bearer", "expires_in": life,
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}
 
+    def key_pair(self, claims: dict, seconds) -> dict:
+        """CoreWeave's answer: an S3 key pair living `durationSeconds` (at
+        most the fake's lifetime), its expiry in RFC 3339."""
+        if not isinstance(seconds, int) or not 0 < seconds <= 43200:
+            raise Refused(400, "invalid_request", "durationSeconds must be 1 to 43200")
+        life = min(seconds, self.lifetimes["coreweave"])
+        key_id = "CW" + pysecrets.token_hex(8).upper()
+        secret = "cwo" + pysecrets.token_urlsafe(30)
+        with self.lock:
+            self.tokens[key_id] = ("coreweave", time.time() + life, secret)
+            self.counts["coreweave"]["exchange"] += 1
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + life))
+        return {"accessKeyId": key_id, "secretKey": secret, "expiry": expiry, "attributes": {},
+                "principalName": f"role/{claims['iss']}:{claims['sub']}"}
+
+    def s3_caller(self, method: str, path: str, headers) -> bool:
+        """Whether an S3 request is signed (SigV4, botocore's own code
+        recomputing the signature) with a key pair the fake issued and that
+        has not expired (counted)."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        try:
+            auth = headers["authorization"]
+            scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+            key_id, _, region, service, _ = scope.split("/")
+            signed = auth.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+            check = AWSRequest(method=method, url=f"{self.url}{path}", data=b"",
+                               headers={k: headers[k] for k in signed})
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return False
+        with self.lock:
+            self.counts["coreweave"]["api"] += 1
+            held = self.tokens.get(key_id)
+            if held is None or held[0] != "coreweave":
+                return False
+            if held[1] <= time.time():
+                self.counts["coreweave"]["expired"] += 1
+                return False
+        signer = S3SigV4Auth(Credentials(key_id, held[2]), service, region)
+        check.context["timestamp"] = headers.get("x-amz-date", "")
+        expected = signer.signature(signer.string_to_sign(check, signer.canonical_request(check)), check)
+        return auth.endswith("Signature=" + expected)
+
     def exchange(self, vendor: str, headers, body: dict) -> dict:
         def need(name, want=None):
             got = body.get(name)
@@ -147,6 +199,9 @@ class FakeVendors:
             need("service_account_id", "svac_test")
             self.verify(vendor, need("assertion"))
             return self.grant(vendor, body.get("workspace_id") or "wrkspc_default")
+        if vendor == "coreweave":
+            need("orgId", "org_test")
+            return self.key_pair(self.verify(vendor, need("oidcToken")), body.get("durationSeconds"))
         need("grant_type", JWT_BEARER)
         self.verify(vendor, need("assertion"))
         return self.grant(vendor, "entity:trainers")
@@ -213,10 +268,14 @@ class FakeVendors:
                 path = "/" + rest.split("?")[0]
                 n = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(n).decode() if n else ""
+                if method == "GET" and self.path == "/_counts":  # the tests' view, not a vendor's
+                    with fake.lock:
+                        return self.reply(200, fake.counts)
                 if vendor not in VENDORS:
                     return self.reply(404, {"error": "no such vendor"})
                 token_path = {"hf": "/oauth/token", "openai": "/oauth/token", "anthropic": "/v1/oauth/token",
-                              "wandb": "/oidc/token"}[vendor]
+                              "wandb": "/oidc/token",
+                              "coreweave": "/v1/cwobject/temporary-credentials/oidc"}[vendor]
                 if method == "POST" and path == token_path:
                     ctype = self.headers.get("content-type", "")
                     try:
@@ -233,8 +292,22 @@ class FakeVendors:
                         with fake.lock:
                             fake.counts[vendor]["refused"] += 1
                         return self.reply(e.status, {"error": e.error, "error_description": e.description})
+                if vendor == "coreweave":  # S3's ListBuckets, path-style at the vendor's base
+                    if not fake.s3_caller(method, self.path.split("?")[0], self.headers):
+                        return self.xml(403, b"<Error><Code>InvalidAccessKeyId</Code></Error>")
+                    return self.xml(200, b'<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult>'
+                                         b'<Owner><ID>o</ID></Owner><Buckets><Bucket><Name>checkpoints</Name>'
+                                         b'<CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>'
+                                         b'</Buckets></ListAllMyBucketsResult>')
                 status, doc = fake.api(vendor, method, path, self.headers)
                 self.reply(status, doc)
+
+            def xml(self, status, data):
+                self.send_response(status)
+                self.send_header("content-type", "application/xml")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 self.route("POST")
@@ -285,3 +358,11 @@ class Issuer:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":
+    import sys
+    served = FakeVendors(sys.argv[1], claims=json.loads(sys.argv[2]), lifetimes=json.loads(sys.argv[3]))
+    print(served.url, flush=True)
+    sys.stdin.read()
+    served.stop()

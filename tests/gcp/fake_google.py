@@ -4,15 +4,17 @@ its public key, a user's refresh token), Google's STS token exchange (a
 JWT checked with its issuer's key; an AWS workload's signed GetCallerIdentity
 request, its signature checked by botocore) and IAM's
 generateAccessToken (workload identity federation), and the metadata
-server; in front of drongo's Secret Manager, a gate that lets through only
+server (its access tokens, and its ID tokens for an audience, signed with
+a key the fake publishes as Google's: discovery and JWKS); in front of drongo's Secret Manager, a gate that lets through only
 requests with a token it issued and has not expired, and that answers
 `latest` as Google documents it (the most recently created version, an
 error when that one is disabled) where drongo skips disabled versions.
 
 Google's own libraries are pointed at it in tests/interop/test_gcp.py
 (google-auth's service account, user, identity pool, AWS and Compute Engine
-credentials; google-cloud-secret-manager's REST client), which is what
-shows it faithful.
+credentials, the metadata server's ID tokens and their verification
+against the published keys; google-cloud-secret-manager's REST client),
+which is what shows it faithful.
 
     fake = FakeGoogle(drongo_url)      # starts it; fake.url, fake.stop()
 """
@@ -53,10 +55,12 @@ class FakeGoogle:
         self.federation: dict[str, object] = {}  # audience -> the subject issuer's public key
         self.aws_audiences: set[str] = set()  # audiences of AWS workloads
         self.aws_keys: dict[str, str] = {}  # AWS access key id -> its secret (what AWS knows)
-        self.counts = {"jwt": 0, "refresh": 0, "sts": 0, "sts_aws": 0, "impersonate": 0, "metadata": 0,
+        self.counts = {"jwt": 0, "refresh": 0, "sts": 0, "sts_aws": 0, "impersonate": 0, "metadata": 0, "identity": 0,
                        "secret": 0, "expired": 0, "refused": 0}
         self.metadata_unready_until = 0.0  # 503 until then
         self.project = "metadata-project"
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        self.signing = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # the ID tokens' key
         self.server = Server(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -71,6 +75,22 @@ class FakeGoogle:
             token = f"ya29.fake-{len(self.tokens) + 1}-{int(time.time() * 1000)}"
             self.tokens[token] = time.time() + ttl
         return token, ttl
+
+    def id_token(self, audience: str) -> str:
+        """An ID token of the instance's service account for `audience`, as
+        the metadata server's identity endpoint gives it (format=full)."""
+        now = int(time.time())
+        email = f"default@{self.project}.iam.gserviceaccount.com"
+        claims = {"iss": self.url, "aud": audience, "azp": "1234567890", "sub": "1234567890", "email": email,
+                  "email_verified": True, "iat": now, "exp": now + 3600,
+                  "google": {"compute_engine": {"project_id": self.project, "zone": "us-east1-b",
+                                                "instance_id": "1", "instance_name": "trainer-0"}}}
+        return jwt.encode(claims, self.signing, algorithm="RS256", headers={"kid": "google-1"})
+
+    def jwks(self) -> dict:
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.signing.public_key()))
+        public.update({"kid": "google-1", "use": "sig", "alg": "RS256"})
+        return {"keys": [public]}
 
     def valid(self, authorization: str | None) -> bool:
         """Counts a request with an expired or unknown token. A service
@@ -137,10 +157,10 @@ class FakeGoogle:
             def log_message(self, *args):
                 pass
 
-            def reply(self, status, body, headers=()):
+            def reply(self, status, body, headers=(), ctype="application/json"):
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers:
                     self.send_header(k, v)
@@ -154,6 +174,11 @@ class FakeGoogle:
                 path = urllib.parse.urlsplit(self.path).path
                 if path.startswith("/computeMetadata/v1/"):
                     return self.metadata(path)
+                if path == "/.well-known/openid-configuration":
+                    return self.reply(200, {"issuer": fake.url, "jwks_uri": f"{fake.url}/oauth2/v3/certs",
+                                            "id_token_signing_alg_values_supported": ["RS256"]})
+                if path == "/oauth2/v3/certs":
+                    return self.reply(200, fake.jwks())
                 if path.startswith("/v1/projects/"):
                     return self.secret("GET", b"")
                 self.reply(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
@@ -247,6 +272,14 @@ class FakeGoogle:
                     token, ttl = fake.issue()
                     return self.reply(200, {"access_token": token, "expires_in": ttl,
                                             "token_type": "Bearer"}, flavor)
+                if path == "/computeMetadata/v1/instance/service-accounts/default/identity":
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                    if not query.get("audience"):
+                        return self.reply(400, b"non-empty audience parameter required", flavor)
+                    fake.counts["identity"] += 1
+                    # The bare JWT, as text (google-auth decodes an application/json answer).
+                    return self.reply(200, fake.id_token(query["audience"][0]).encode(), flavor,
+                                      ctype="text/html; charset=UTF-8")
                 if path == "/computeMetadata/v1/instance/service-accounts/default/":
                     return self.reply(200, {"aliases": ["default"], "scopes": [SCOPE],
                                             "email": f"default@{fake.project}.iam.gserviceaccount.com"},

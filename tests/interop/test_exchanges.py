@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -269,6 +270,82 @@ def test_run_as_files_hands_wandb_its_credentials_file_and_wandb_does_not_exchan
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "alice"
     assert fake.counts["wandb"]["exchange"] == 1, "the tool's exchange only"
+
+
+def test_run_as_files_hands_anthropic_its_sdks_profile(world):
+    # The SDK's profile for a token kept current elsewhere: the SDK sends it
+    # with the OAuth API's beta flag (a bare ANTHROPIC_AUTH_TOKEN is not),
+    # to the API the exchange's endpoint names, and never exchanges itself.
+    issuer, fake, work = world
+    cfg = config(issuer, fake, work)
+    env = tool_env(work)
+    env["SIMPLETUNER_NODE_CACHE"] = "0"
+    child = ("import os, stat, anthropic; assert 'ANTHROPIC_AUTH_TOKEN' not in os.environ; "
+             "d = os.environ['ANTHROPIC_CONFIG_DIR']; p = os.environ['ANTHROPIC_PROFILE']; "
+             "assert stat.S_IMODE(os.stat(f'{d}/credentials/{p}.json').st_mode) == 0o600; "
+             "print(anthropic.Anthropic().models.list().data[0].display_name)")
+    r = subprocess.run([BIN, "--config", str(cfg), "run", "--as-files", "--only", "ANTHROPIC_AUTH_TOKEN", "--",
+                        sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "wrkspc_default"
+    assert fake.counts["anthropic"]["exchange"] == 1, "the tool's exchange only"
+    assert fake.counts["anthropic"]["expired"] == 0
+
+
+S3_CHECK = textwrap.dedent("""
+    import boto3, os, sys
+    s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", **dict(zip(
+        ("aws_access_key_id", "aws_secret_access_key"), sys.argv[2:4])))
+    print(" ".join(b["Name"] for b in s3.list_buckets()["Buckets"]))
+""")
+
+
+def test_coreweaves_key_pair_reaches_s3_through_boto3_and_the_tools_credentials_file(world):
+    # CoreWeave publishes no SDK for its exchange: the fake is shown by its
+    # documented request (as its curl example sends it) and by boto3, AWS's
+    # own S3 client, signing with the keys it gave.
+    issuer, fake, work = world
+    token = issuer.mint(fake.audience("coreweave"), 7200, user="alice")
+    body = json.dumps({"durationSeconds": 300, "orgId": "org_test", "oidcToken": token}).encode()
+    request = urllib.request.Request(fake.base("coreweave") + "/v1/cwobject/temporary-credentials/oidc",
+                                     data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        keys = json.load(r)
+    base = fake.base("coreweave")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    s3 = [sys.executable, "-c", S3_CHECK, base]
+    r = subprocess.run(s3 + [keys["accessKeyId"], keys["secretKey"]], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "checkpoints"), r.stderr[-2000:]
+    r = subprocess.run(s3 + [keys["accessKeyId"], "not-the-secret"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode != 0 and "InvalidAccessKeyId" in r.stderr, r.stderr[-2000:]
+    # The tool: one exchange gives both secrets, and run --as-files hands
+    # them to boto3 as the AWS credentials file.
+    subject_file = work / "coreweave.jwt"
+    subject_file.write_text(token)
+    subject_file.chmod(0o600)
+    cfg = work / "coreweave.json"
+    cfg.write_text(json.dumps({"providers": ["exchange"], "retries": 1, "exchanges": {"AWS_SECRET_ACCESS_KEY": {
+        "profile": "coreweave-object-storage", "url": base + "/v1/cwobject/temporary-credentials/oidc",
+        "audience": fake.audience("coreweave"), "organization_id": "org_test", "duration_seconds": 900,
+        "subject_token_file": str(subject_file)}}}))
+    child = textwrap.dedent("""
+        import boto3, os, sys
+        assert "AWS_SECRET_ACCESS_KEY" not in os.environ and os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+        s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+        print(" ".join(b["Name"] for b in s3.list_buckets()["Buckets"]))
+    """)
+    tool = {**tool_env(work), "SIMPLETUNER_NODE_CACHE": "0", "AWS_EC2_METADATA_DISABLED": "true"}
+    for k in [k for k in tool if k.startswith("AWS_") and k != "AWS_EC2_METADATA_DISABLED"]:
+        del tool[k]
+    r = subprocess.run([BIN, "--config", str(cfg), "run", "--as-files", "--only",
+                        "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY", "--", sys.executable, "-c", child, base],
+                       capture_output=True, text=True, env=tool, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, "checkpoints"), r.stderr[-2000:]
+    assert fake.counts["coreweave"]["exchange"] == 2, "the documented request's and the tool's one"
+    assert fake.counts["coreweave"]["expired"] == 0
 
 
 def test_a_subject_token_that_would_be_refused_is_never_sent(world):

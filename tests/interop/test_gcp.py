@@ -152,6 +152,12 @@ SDK_CHECK = textwrap.dedent("""
     md = compute_engine.Credentials()
     md.refresh(request)
     out["metadata"] = bool(md.token)
+    from google.oauth2 import id_token
+    ident = compute_engine.IDTokenCredentials(request, "https://vendor.example", use_metadata_identity_endpoint=True)
+    ident.refresh(request)
+    claims = id_token.verify_token(ident.token, request, audience="https://vendor.example",
+                                   certs_url=url + "/oauth2/v3/certs")
+    out["identity"] = claims["email"].startswith("default@")
     client = secretmanager.SecretManagerServiceClient(
         transport="rest", credentials=sa, client_options={"api_endpoint": url})
     r = client.access_secret_version(name="projects/train-proj/secrets/keys/versions/latest")
@@ -172,8 +178,8 @@ def test_googles_own_libraries_accept_the_fakes(google):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
     assert out == {"service_account": True, "authorized_user": True, "external_account": True,
-                   "metadata": True, "access": "hf_from_gcp", "version": "1"}
-    for grant in ("jwt", "refresh", "sts", "impersonate", "metadata"):
+                   "metadata": True, "identity": True, "access": "hf_from_gcp", "version": "1"}
+    for grant in ("jwt", "refresh", "sts", "impersonate", "metadata", "identity"):
         assert fake.counts[grant] > before[grant], grant
     assert fake.counts["expired"] == before["expired"]
 
@@ -346,3 +352,29 @@ def test_an_aws_workload_federates_as_googles_library_does(google):
         path = aws_external(google, "https://sts.{region}.amazonaws.com", name, **source)
         r = tool(google, "get", "HF_TOKEN", env={**env, "GOOGLE_APPLICATION_CREDENTIALS": str(path)})
         assert r.returncode != 0 and said in r.stderr and name in r.stderr, r.stderr
+
+
+def test_the_metadata_servers_id_token_is_exchanged_at_a_vendor(google):
+    # A GCP workload's subject token for a token exchange: minted by the
+    # metadata server for each exchange, for the vendor's audience, and
+    # verified by the vendor fake through the fake's published keys.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exchange"))
+    from fake_vendors import FakeVendors
+    fake = google["fake"]
+    vendors = FakeVendors(fake.url, claims={"email": f"default@{fake.project}.iam.gserviceaccount.com"})
+    try:
+        config = {"providers": ["exchange"], "retries": 1, "exchanges": {"HF_TOKEN": {
+            "profile": "huggingface", "url": vendors.base("hf") + "/oauth/token", "resource": "org/model",
+            "subject_gcp_metadata": True}}}
+        before = fake.counts["identity"]
+        r = tool(google, "get", "HF_TOKEN", env={"GCE_METADATA_HOST": fake.url.removeprefix("http://")},
+                 config=config)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().startswith("hf_jwt_")
+        assert (fake.counts["identity"] - before, vendors.counts["hf"]["exchange"]) == (1, 1)
+        # Off GCP (no metadata server answers): said by name, nothing sent.
+        r = tool(google, "get", "HF_TOKEN", config=config)
+        assert r.returncode != 0 and "metadata" in r.stderr, r.stderr
+        assert vendors.counts["hf"]["exchange"] + vendors.counts["hf"]["refused"] == 1
+    finally:
+        vendors.stop()

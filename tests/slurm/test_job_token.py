@@ -23,7 +23,9 @@ from types import SimpleNamespace
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "exchange"))
 import cluster as slurm  # noqa: E402
+from fake_vendors import FakeVendors  # noqa: E402
 import slurm_site as st_site  # noqa: E402
 
 sha, task_lines = st_site.sha, st_site.task_lines
@@ -242,3 +244,55 @@ def test_a_finished_jobs_token_is_refused_at_once_and_a_copy_past_its_exp(site, 
     for line in samples:
         _, n, _, expired, _, tokens = line.split()
         assert int(n) >= 30 and expired == "0" and int(tokens) >= 3, out
+
+
+# What a task prints of its two tokens: the audiences, the vendor's token's
+# user, and whether each has its own jti.
+AUDS = r"""import base64, json, os
+d = os.path.dirname(os.environ["SIMPLETUNER_JOB_TOKEN_FILE"])
+c = [json.loads(base64.urlsafe_b64decode(open(f"{d}/{n}").read().split(".")[1] + "=="))
+     for n in ("token", "token.wandb")]
+print("auds", c[0]["aud"], c[1]["aud"], c[1]["user"], c[0]["jti"] != c[1]["jti"], c[1]["exp"] - c[1]["iat"])
+"""
+
+
+def test_a_jobs_token_for_a_vendors_audience_is_exchanged_on_each_node(site, cl, plugstack, jobs):
+    # job_token_audience.wandb=: each node's token.wandb is the job's token
+    # for W&B's audience, which the library exchanges at the W&B fake (its
+    # JWKS registered inline, its claims the job's user and account).
+    tool = st_site.PREFIX / "bin/st-secrets"
+    jwks = json.loads(subprocess.run([str(tool), "job-token", "jwks", str(jobs.args["job_token_key"])],
+                                     check=True, capture_output=True, text=True).stdout)
+    # The vendor's credential lives 60 s and the token for it 120 s: a
+    # credential never outlives its subject token.
+    fake = FakeVendors(st_site.JOB_ISSUER, claims={"user": "sttest", "account": "vision"}, keys=jwks,
+                       lifetimes={"wandb": 60})
+    try:
+        config = {"providers": ["exchange"], "retries": 1, "exchanges": {"WANDB_API_KEY": {
+            "profile": "wandb", "url": fake.base("wandb") + "/oidc/token", "audience": fake.audience("wandb"),
+            "subject_job_token": "wandb"}}}
+        path = jobs.work / "exchange.json"
+        path.write_text(json.dumps(config))
+        os.chmod(path, 0o644)
+        plugstack(**jobs.args, **{"job_token_audience.wandb": fake.audience("wandb"),
+                                  "job_token_lifetime.wandb": 120})
+        auds = jobs.work / "auds.py"
+        auds.write_text(AUDS)
+        os.chmod(auds, 0o644)
+        script = (f"#!/bin/bash\n/usr/bin/srun -l /bin/bash -c '/usr/bin/python3 {auds}; "
+                  f"{tool} --config {path} get WANDB_API_KEY | /usr/bin/cut -c1-6'\n")
+        job = cl.sbatch(script, "--export=NONE", "-N2", "-n2", "-A", "vision")
+        state = cl.wait(job)
+        out = cl.output(job)
+        assert state == "COMPLETED", out
+        lines = task_lines(out)
+        assert lines.count(f"auds openbao {fake.audience('wandb')} sttest True 120") == 2, out
+        assert lines.count("wb_at_") == 2, out
+        assert fake.counts["wandb"]["exchange"] == 2 and fake.counts["wandb"]["refused"] == 0, fake.counts
+        # A lifetime for an audience not declared stops the plugin, saying why.
+        plugstack(**jobs.args, **{"job_token_lifetime.hf": 120})
+        r = cl.as_user("sbatch", "--export=NONE", "-A", "vision", "--wrap", "true")
+        assert r.returncode != 0, r.stdout
+        assert "job_token_lifetime.hf names no job_token_audience.hf" in r.stderr, r.stderr
+    finally:
+        fake.stop()

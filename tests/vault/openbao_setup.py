@@ -191,7 +191,7 @@ call("POST", "auth/slurm-jobs/role/job", {
     "bound_audiences": ["openbao"],
     "user_claim": "sub",
     "claim_mappings": {"user": "user", "account": "account", "partition": "partition", "cluster": "cluster"},
-    "token_policies": ["slurm-job"],
+    "token_policies": ["slurm-job", "job-identity"],
     "token_ttl": "60s",
     "token_max_ttl": "60s",
 })
@@ -206,6 +206,16 @@ call("POST", "auth/slurm-jobs/role/by-user", {
     "token_ttl": "60s",
     "token_max_ttl": "60s",
 })
+# A job's subject tokens for token exchanges: identity tokens of role
+# "wandb" for the audience the W&B fake expects, with the job's user and
+# account (its login's alias metadata) as claims a vendor matches exactly.
+call("POST", "identity/oidc/role/wandb", {
+    "key": "st-test", "client_id": "wandb-audience", "ttl": "120s",
+    "template": '{"user": {{%s.user}}, "account": {{%s.account}}}' % (meta, meta),
+})
+call("PUT", "sys/policies/acl/job-identity",
+     {"policy": 'path "identity/oidc/token/wandb" { capabilities = ["read"] }\n'
+                'path "identity/oidc/token/aws" { capabilities = ["read"] }'})
 for path, value in (("users/alice/train", "hf_alice"), ("users/bob/train", "hf_bob"),
                     ("accounts/vision/shared", "hf_vision"), ("accounts/nlp/shared", "hf_nlp")):
     kv2_write(path, {"HF_TOKEN": value})

@@ -4,6 +4,7 @@
 mod awsserve;
 pub mod crypto;
 pub mod doctor;
+mod exchanged;
 pub mod export;
 mod identity;
 pub mod job_token;

@@ -18,6 +18,7 @@
 //! container's entrypoint) `run` also reaps the orphans it inherits.
 
 use super::awsserve::CredentialServer;
+use super::exchanged::Planned;
 use super::export::{resolve, Purpose, Resolved, Var};
 use super::identity::{Keeper, Spec};
 use super::ledger::JobLedger;
@@ -30,7 +31,7 @@ use crate::sys::{self, Blocked};
 use st_secrets::redact::Masker;
 use st_secrets::secrets::delivery::{self, Delivery, Render};
 use st_secrets::secrets::job;
-use st_secrets::{Error, SecretString};
+use st_secrets::Error;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
@@ -149,47 +150,6 @@ fn status_code(status: ExitStatus) -> u8 {
     }
 }
 
-/// A file of the run with what goes into it: a `--file`'s, or one of
-/// `--as-files`'s plan.
-struct Planned {
-    label: String,
-    delivery: Delivery,
-    keys: Vec<String>,
-    values: Vec<SecretString>,
-    /// When the values end, for a file that says it (W&B's).
-    ends: Option<std::time::SystemTime>,
-}
-
-/// The W&B credentials file of secret variable `v`, when its key is a W&B
-/// token exchange's: the credential read again with its end (the chain's
-/// cache serves it; nothing is exchanged again).
-fn wandb_exchanged(resolved: &Resolved, v: &Var) -> Result<Option<Planned>, CliError> {
-    use st_secrets::secrets::{exchange::Profile, normalize_key};
-    let config = resolved.manager.config();
-    let Some((_, exchange)) = config
-        .exchanges
-        .iter()
-        .find(|(k, _)| normalize_key(k) == normalize_key(&v.key))
-    else {
-        return Ok(None);
-    };
-    let profile = Profile::parse(&exchange.profile)?;
-    if profile != Profile::Wandb {
-        return Ok(None);
-    }
-    let Some(found) = resolved.manager.get_with_version(&v.key)? else {
-        return Ok(None);
-    };
-    let endpoint = profile.endpoint(exchange);
-    Ok(Some(Planned {
-        label: "WANDB_CREDENTIALS_FILE".into(),
-        delivery: delivery::wandb_exchanged(&v.name, &endpoint, &exchange.subject_token_file),
-        keys: vec![v.key.clone()],
-        ends: found.version.and_then(|version| version.ends),
-        values: vec![found.value],
-    }))
-}
-
 /// The files of the run: `--file`'s, then (with `--as-files`) one per
 /// delivery of the secret variables, which then leave the environment.
 fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliError> {
@@ -217,10 +177,11 @@ fn plan_files(resolved: &Resolved, as_files: bool) -> Result<Vec<Planned>, CliEr
             .filter(|v| v.secret)
             .map(|v| (v.name.as_str(), v))
             .collect();
-        // An exchanged W&B credential goes where wandb reads one.
+        // An exchanged W&B or Anthropic credential goes where its SDK
+        // reads one.
         let mut exchanged = Vec::new();
         for v in resolved.vars.iter().filter(|v| v.secret) {
-            if let Some(p) = wandb_exchanged(resolved, v)? {
+            if let Some(p) = super::exchanged::plan(resolved, v)? {
                 exchanged.push(v.name.as_str());
                 out.push(p);
             }
@@ -530,8 +491,14 @@ fn write_files(
     let dir = SecretDir::create()?;
     for p in planned {
         let values: Vec<&[u8]> = p.values.iter().map(|v| v.expose_bytes()).collect();
-        let bytes = delivery::render_ending(&p.delivery.render, &values, p.ends);
-        command.env(&p.delivery.path_var, dir.write(&p.delivery.file, &bytes)?);
+        let mut path = dir.path().join(&p.delivery.file);
+        for (name, bytes) in delivery::render_files(&p.delivery.render, &values, p.ends) {
+            let written = dir.write(&delivery::file_path(&p.delivery.file, &name), &bytes)?;
+            if name.is_empty() {
+                path = written;
+            }
+        }
+        command.env(&p.delivery.path_var, path);
         command.envs(p.delivery.also.iter().map(|(k, v)| (k, v)));
     }
     for (spec, token) in tokens {

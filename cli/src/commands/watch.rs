@@ -13,7 +13,7 @@
 use crate::io::printable;
 use crate::secretfiles::SecretDir;
 use st_secrets::redact::Patterns;
-use st_secrets::secrets::delivery::{refusal, render_ending, Render};
+use st_secrets::secrets::delivery::{file_path, refusal, render_files, Render};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
 use std::path::PathBuf;
@@ -216,7 +216,12 @@ fn rewrite_if_changed(
         slot.conceal(changed.iter().map(|&i| found[i].value.clone()));
     }
     let ends = found.first().and_then(|v| v.version.as_ref()?.ends);
-    match SecretDir::replace(dir, &f.file, &render_ending(&f.render, &bytes, ends)) {
+    let replaced = render_files(&f.render, &bytes, ends)
+        .iter()
+        .try_for_each(|(name, content)| {
+            SecretDir::replace(dir, &file_path(&f.file, name), content)
+        });
+    match replaced {
         Ok(()) => {
             for &i in &changed {
                 let version = found[i]

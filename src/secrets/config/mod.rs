@@ -480,14 +480,22 @@ impl Default for ManagerConfig {
 
 impl ManagerConfig {
     /// The configuration taken from the environment: the defaults,
-    /// `SIMPLETUNER_SECRETS_FILE` as the secrets file and
-    /// `SIMPLETUNER_SECRETS_DIRS` as the mounted directories when set.
+    /// `SIMPLETUNER_SECRETS_FILE` as the secrets file,
+    /// `SIMPLETUNER_SECRETS_DIRS` as the mounted directories when set, and
+    /// the `exchange` provider after `env` when `SIMPLETUNER_EXCHANGES` is.
     pub fn from_environment() -> ManagerConfig {
         let mut config = ManagerConfig::default();
         config.file.path = std::env::var_os(ENV_SECRETS_FILE)
             .filter(|v| !v.is_empty())
             .map(|v| expand_home(PathBuf::from(v)));
         config.mounted.dirs = MountedProvider::dirs_from_environment();
+        // Exchanges named by the environment: the provider right after
+        // the environment's (it reads and checks the variable itself).
+        let var = crate::secrets::remote::vars::SIMPLETUNER_EXCHANGES;
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            let at = usize::from(config.providers.first() == Some(&ProviderKind::Env));
+            config.providers.insert(at, ProviderKind::Exchange);
+        }
         config
     }
 

@@ -244,29 +244,6 @@ pub(super) fn exchanges(
     k: &str,
     v: &Value,
 ) -> Result<crate::secrets::exchange::ExchangeSettingsMap, Error> {
-    let entries = v.as_object().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "config key '{k}' must be an object of secret names, each an exchange"
-        ))
-    })?;
-    let mut out = BTreeMap::new();
-    for (name, one) in entries {
-        if name.is_empty()
-            || name.len() > 128
-            || name.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(Error::InvalidArgument(format!(
-                "config key '{k}': '{}' is not a secret's name",
-                crate::secrets::remote::shorten(name)
-            )));
-        }
-        let settings = serde_json::from_value(one.clone()).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "config key '{k}': '{name}': {}",
-                crate::secrets::remote::shorten(&e.to_string())
-            ))
-        })?;
-        out.insert(name.clone(), settings);
-    }
-    Ok(out)
+    crate::secrets::exchange::settings_map(v)
+        .map_err(|e| Error::InvalidArgument(format!("config key '{k}': {}", e.message())))
 }

@@ -45,7 +45,23 @@ pub enum Render {
     /// end in UTC as `%Y-%m-%d %H:%M:%S`): wandb reads it instead of
     /// exchanging its identity token again.
     WandbCredentials { base_url: String },
+    /// The `anthropic` SDK's profile [`ANTHROPIC_PROFILE`] for an access
+    /// token another process keeps current: a directory (the SDK's
+    /// `ANTHROPIC_CONFIG_DIR`) holding `configs/PROFILE.json` (`user_oauth`
+    /// without a client, so that the SDK reads the token file at each use
+    /// and never refreshes it itself; the organization; the API's
+    /// `base_url` when not Anthropic's) and `credentials/PROFILE.json`
+    /// (`{"type": "oauth_token", "access_token", "expires_at"}`, the end in
+    /// Unix seconds). The SDK sends such a token with the OAuth API's beta
+    /// flag, which a bare `ANTHROPIC_AUTH_TOKEN` does not get.
+    AnthropicProfile {
+        organization_id: String,
+        base_url: Option<String>,
+    },
 }
+
+/// The profile name of [`Render::AnthropicProfile`].
+pub const ANTHROPIC_PROFILE: &str = "st-secrets";
 
 /// One file of the run: its name in the private directory, the variable
 /// set to its path, the variables whose values it holds (in `Render`'s
@@ -159,6 +175,69 @@ pub fn wandb_exchanged(name: &str, endpoint: &str, subject_file: &Path) -> Deliv
     }
 }
 
+/// The directory for variable `name` holding a credential an Anthropic
+/// token exchange gave at `endpoint` (its `/v1/oauth/token`) for
+/// `organization_id`: the SDK's profile ([`Render::AnthropicProfile`]),
+/// named by `ANTHROPIC_CONFIG_DIR` and `ANTHROPIC_PROFILE`; the API's base
+/// URL is the endpoint's when it is not Anthropic's.
+pub fn anthropic_exchanged(name: &str, endpoint: &str, organization_id: &str) -> Delivery {
+    let base = endpoint.strip_suffix("/v1/oauth/token").unwrap_or(endpoint);
+    Delivery {
+        file: "anthropic".into(),
+        path_var: "ANTHROPIC_CONFIG_DIR".into(),
+        from: vec![name.to_owned()],
+        render: Render::AnthropicProfile {
+            organization_id: organization_id.to_owned(),
+            base_url: (base != "https://api.anthropic.com").then(|| base.to_owned()),
+        },
+        also: vec![("ANTHROPIC_PROFILE".into(), ANTHROPIC_PROFILE.into())],
+    }
+}
+
+/// The files of a delivery, each with its path in the delivery's
+/// directory, for `values` ending at `ends`: one file named `""` (the
+/// delivery's file itself), except for a render that is a directory
+/// (Anthropic's profile).
+pub fn render_files(
+    render: &Render,
+    values: &[&[u8]],
+    ends: Option<std::time::SystemTime>,
+) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    let Render::AnthropicProfile {
+        organization_id,
+        base_url,
+    } = render
+    else {
+        return vec![(String::new(), render_ending(render, values, ends))];
+    };
+    let mut config = serde_json::json!({
+        "authentication": {"type": "user_oauth"},
+        "organization_id": organization_id,
+    });
+    if let Some(base) = base_url {
+        config["base_url"] = base.clone().into();
+    }
+    let config = Zeroizing::new(config.to_string().into_bytes());
+    vec![
+        (format!("configs/{ANTHROPIC_PROFILE}.json"), config),
+        (
+            format!("credentials/{ANTHROPIC_PROFILE}.json"),
+            render_ending(render, values, ends),
+        ),
+    ]
+}
+
+/// The path, in the directory the files are written to, of the file
+/// `name` of a delivery whose file is `file` ([`render_files`]'s names:
+/// `""` is the delivery's file itself).
+pub fn file_path(file: &str, name: &str) -> String {
+    if name.is_empty() {
+        file.to_owned()
+    } else {
+        format!("{file}/{name}")
+    }
+}
+
 /// The host of a URL such as `https://api.wandb.ai:443/path`.
 fn host_of(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -221,6 +300,19 @@ pub fn render_ending(
             buf.extend_from_slice(b", \"expires_at\": ");
             let _ = serde_json::to_writer(&mut *buf, &ends);
             buf.extend_from_slice(b"}}}");
+        }
+        Render::AnthropicProfile { .. } => {
+            // The credentials file, written as W&B's is.
+            let token = std::str::from_utf8(values[0]).unwrap_or_default();
+            let ends = ends
+                .unwrap_or_else(std::time::SystemTime::now)
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            out.reserve(token.len() * 6 + 96);
+            let buf: &mut Vec<u8> = &mut out;
+            buf.extend_from_slice(b"{\"type\": \"oauth_token\", \"access_token\": ");
+            let _ = serde_json::to_writer(&mut *buf, token);
+            buf.extend_from_slice(format!(", \"expires_at\": {ends}}}").as_bytes());
         }
         Render::Plain => out.extend_from_slice(values[0]),
         Render::Netrc { host } => {

@@ -20,9 +20,10 @@
 mod one;
 mod profile;
 mod source;
-pub use one::{Exchange, Exchanged, Token, CLOCK_SKEW, MIN_SUBJECT_LEFT};
+mod subject;
+pub use one::{key_pair, Exchange, Exchanged, Token, CLOCK_SKEW, MIN_SUBJECT_LEFT};
 pub use profile::{ExchangeSettings, Profile, Request};
-pub use source::{ExchangeProvider, ExchangeSettingsMap, Exchanges};
+pub use source::{settings_map, ExchangeConfig, ExchangeProvider, ExchangeSettingsMap, Exchanges};
 
 #[cfg(test)]
 mod tests;

@@ -2,13 +2,15 @@
 //! sent to the one configured host, the answer's lifetime checked.
 
 use super::profile::{ExchangeSettings, Profile};
+use super::subject::Subject;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::remote::credential::{Credential, Issued, Issuer};
 use crate::secrets::remote::http::{redact_url, Http, Trust};
 use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::{identity_file, oauth, shorten, FetchError, RemoteSettings};
+use crate::secrets::remote::{identity_file, oauth, shorten, FetchError, RemoteSettings, Vars};
+use crate::secrets::vault::VaultSettings;
 use crate::sys::{clock, Mutex};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +27,7 @@ pub struct Exchange {
     key: String,
     profile: Profile,
     settings: ExchangeSettings,
+    subject: Subject,
     http: Http,
     remote: RemoteSettings,
     /// For an endpoint that takes each JWT once: the `jti`s sent (the
@@ -52,23 +55,32 @@ impl std::fmt::Debug for Exchanged {
 
 impl Exchange {
     /// The exchange giving secret `key`, by `settings`, with `remote`'s
-    /// timeouts and retries.
+    /// timeouts and retries; `vault` is the job's login for a subject
+    /// token minted by Vault, `vars` the variables read. Nothing is sent.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`]: an unknown profile, a field it needs
     /// missing or one it does not take, an endpoint that is not https (or
-    /// http to this host).
+    /// http to this host), no subject token source or several.
     pub fn new(
         key: &str,
         settings: &ExchangeSettings,
         remote: &RemoteSettings,
+        vault: &VaultSettings,
+        vars: &Vars,
     ) -> Result<Exchange, Error> {
         let profile = Profile::parse(&settings.profile)?;
         profile.check(settings, key)?;
+        let audience = settings
+            .audience
+            .clone()
+            .or_else(|| profile.default_audience(settings));
+        let subject = Subject::new(key, settings, audience.as_deref(), vault, remote, vars)?;
         Ok(Exchange {
             key: key.to_owned(),
             profile,
             settings: settings.clone(),
+            subject,
             http: Http::new(remote, &Trust::Default, "SSL_CERT_FILE")?,
             remote: remote.clone(),
             sent: Mutex::new(Vec::new()),
@@ -130,7 +142,11 @@ impl Exchange {
                     shorten(&to)
                 ))));
             }
-            let (issued, said) = oauth::token_answer_saying(&what, r, sent)?;
+            let (issued, said) = if self.profile.pair() {
+                key_pair_answer(&what, r, sent)?
+            } else {
+                oauth::token_answer_saying(&what, r, sent)?
+            };
             if said.filter(|s| *s > 0).is_none() {
                 return Err(FetchError::permanent(Error::Remote(format!(
                     "{what}: the answer says no lifetime (expires_in): a credential of unknown \
@@ -166,6 +182,15 @@ impl Exchange {
         ))
     }
 
+    /// The audience a subject token must be for: the configuration's, else
+    /// the profile's (`None`: not checked).
+    fn audience(&self) -> Option<String> {
+        self.settings
+            .audience
+            .clone()
+            .or_else(|| self.profile.default_audience(&self.settings))
+    }
+
     /// Remembers `jti` as sent (an endpoint that takes each JWT once).
     fn remember(&self, jti: &Option<String>) {
         if let Some(jti) = jti {
@@ -177,30 +202,16 @@ impl Exchange {
         }
     }
 
-    /// The subject token as its file holds it now, and its claims, checked.
+    /// A subject token now (read, or minted for this exchange), and its
+    /// claims, checked.
     fn subject(&self) -> Result<(SecretString, Claims), FetchError> {
-        let path = &self.settings.subject_token_file;
         let what = format!("the subject token of the exchange for '{}'", self.key);
-        let bytes = identity_file::read(
-            path,
-            &what,
-            identity_file::MAX_TOKEN,
-            identity_file::Readers::Anyone,
-        )
-        .map_err(FetchError::permanent)?;
-        let text = std::str::from_utf8(bytes.expose())
-            .map(|t| SecretString::from(t.trim()))
-            .map_err(|_| {
-                FetchError::permanent(Error::Parse(format!(
-                    "{what} ({}) is not text",
-                    path.display()
-                )))
-            })?;
-        drop(bytes);
+        let wanted = self.audience();
+        let text = self.subject.token(&what, wanted.as_deref())?;
         let claims = Claims::of(text.expose()).ok_or_else(|| {
             FetchError::permanent(Error::Parse(format!(
                 "{what} ({}) is not a JWT with an exp",
-                path.display()
+                self.subject.describe()
             )))
         })?;
         let now = SystemTime::now()
@@ -223,11 +234,6 @@ impl Exchange {
                 ahead - now
             ))));
         }
-        let wanted = self
-            .settings
-            .audience
-            .clone()
-            .or_else(|| self.profile.default_audience(&self.settings));
         if let Some(wanted) = wanted.as_deref() {
             if !claims.audiences.iter().any(|a| a == wanted) {
                 return Err(FetchError::permanent(Error::Auth(format!(
@@ -260,6 +266,73 @@ impl Exchange {
         }
         Ok((text, claims))
     }
+}
+
+/// A key pair answer (CoreWeave's: `accessKeyId`, `secretKey`, `expiry`
+/// in RFC 3339) as one credential, `{"id", "secret"}`, with the lifetime
+/// its expiry leaves (`None` said when it gives none, or one already past).
+fn key_pair_answer(
+    what: &str,
+    r: crate::secrets::remote::http::Response,
+    sent: u64,
+) -> Result<
+    (
+        crate::secrets::remote::credential::Issued<SecretString>,
+        Option<u64>,
+    ),
+    FetchError,
+> {
+    if r.status != 200 {
+        return Err(oauth::oauth_failure(what, &r));
+    }
+    let Some(mut doc) = r.json() else {
+        return Err(FetchError::transient(Error::Remote(format!(
+            "{what}: the answer is not JSON"
+        ))));
+    };
+    let text = |v: &Value| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+    let id = text(&doc["accessKeyId"]).or_else(|| text(&doc["accessKeyID"]));
+    let secret = text(&doc["secretKey"]);
+    let said = doc["expiry"]
+        .as_str()
+        .and_then(crate::secrets::aws_identity::wire::parse_timestamp)
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .map(|left| left.as_secs())
+        .filter(|s| *s > 0);
+    let out = match (id, secret) {
+        (Some(mut id), Some(mut secret)) => {
+            let mut pair = serde_json::json!({"id": id, "secret": secret});
+            let value = SecretString::from(pair.to_string());
+            crate::secrets::provider::zeroize_json(&mut pair);
+            zeroize::Zeroize::zeroize(&mut id);
+            zeroize::Zeroize::zeroize(&mut secret);
+            Ok((
+                crate::secrets::remote::credential::Issued::token(
+                    value,
+                    said.map(Duration::from_secs),
+                    sent,
+                ),
+                said,
+            ))
+        }
+        _ => Err(FetchError::permanent(Error::Auth(format!(
+            "{what}: the answer holds no accessKeyId and secretKey"
+        )))),
+    };
+    crate::secrets::provider::zeroize_json(&mut doc);
+    out
+}
+
+/// The access key ID and the secret key of a key pair credential
+/// (an exchange answered with one), else `None`.
+pub fn key_pair(token: &SecretString) -> Option<(SecretString, SecretString)> {
+    let mut doc: Value = serde_json::from_str(token.expose()).ok()?;
+    let pair = match (doc["id"].as_str(), doc["secret"].as_str()) {
+        (Some(id), Some(secret)) => Some((SecretString::from(id), SecretString::from(secret))),
+        _ => None,
+    };
+    crate::secrets::provider::zeroize_json(&mut doc);
+    pair
 }
 
 /// An exchanged credential as its keeper holds it: replaced 72% to 80%
@@ -299,10 +372,10 @@ impl Issuer<Token> for Exchange {
 
     fn describe(&self) -> String {
         format!(
-            "{} ({}, subject token {})",
+            "{} ({}, {})",
             self.what(),
             redact_url(&self.profile.endpoint(&self.settings)),
-            self.settings.subject_token_file.display()
+            self.subject.describe()
         )
     }
 }

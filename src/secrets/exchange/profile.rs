@@ -38,6 +38,10 @@ pub enum Profile {
     Wandb,
     /// OpenRouter: RFC 8693 as a form with the federation policy.
     OpenRouter,
+    /// CoreWeave AI Object Storage: the OIDC token as JSON to
+    /// `temporary-credentials/oidc`, answered with an S3 access key pair
+    /// and its expiry: two secrets, the access key ID and the secret key.
+    CoreWeave,
     /// Any RFC 8693 token endpoint (a site's Keycloak, a gateway), as a form.
     Rfc8693,
     /// Any RFC 7523 token endpoint, as a form.
@@ -52,9 +56,24 @@ pub struct ExchangeSettings {
     /// The profile's name ([`Profile::ALL`]).
     pub profile: String,
     /// The file holding the subject token (a JWT: a projected Kubernetes
-    /// service-account token, a Slurm job's token, a JWT-SVID), read again
+    /// service-account token, a JWT-SVID), read again for each exchange.
+    /// One of the four `subject_` fields names where the token comes from.
+    #[serde(default)]
+    pub subject_token_file: Option<std::path::PathBuf>,
+    /// The Slurm job's token minted for this audience: the plugin's
+    /// `job_token_audience.NAME=` names it, and writes it beside the job's
+    /// token as `token.NAME`.
+    #[serde(default)]
+    pub subject_job_token: Option<String>,
+    /// An OpenBao or Vault identity token of this OIDC role
+    /// (`identity/oidc/token/ROLE`, its `client_id` the vendor's audience),
+    /// minted for each exchange with the job's login (`vault_*` settings).
+    #[serde(default)]
+    pub subject_vault_role: Option<String>,
+    /// The GCP metadata server's identity token for the audience, minted
     /// for each exchange.
-    pub subject_token_file: std::path::PathBuf,
+    #[serde(default)]
+    pub subject_gcp_metadata: Option<bool>,
     /// The token endpoint (each vendor's by default; required for the
     /// generic profiles).
     #[serde(default)]
@@ -91,6 +110,34 @@ pub struct ExchangeSettings {
     /// OpenRouter's `federation_policy_id`.
     #[serde(default)]
     pub federation_policy_id: Option<String>,
+    /// CoreWeave's: the name of the secret holding the access key ID
+    /// (`AWS_ACCESS_KEY_ID` by default); the entry's own name holds the
+    /// secret key.
+    #[serde(default)]
+    pub access_key_id_name: Option<String>,
+    /// CoreWeave's `durationSeconds`: 1 to 43200 (3600 by default).
+    #[serde(default)]
+    pub duration_seconds: Option<u64>,
+}
+
+impl ExchangeSettings {
+    /// The file the subject token is read from, where it is one: the
+    /// `subject_token_file` (`~/` expanded), or the Slurm job's token of
+    /// `subject_job_token`, beside the job's token that `vars`'
+    /// `SIMPLETUNER_JOB_TOKEN_FILE` names; `None` for a token minted for
+    /// each exchange, or outside a job.
+    pub fn subject_file(&self, vars: &crate::secrets::remote::Vars) -> Option<std::path::PathBuf> {
+        if let Some(path) = &self.subject_token_file {
+            return Some(crate::paths::expand_home(path.clone()));
+        }
+        let name = self.subject_job_token.as_deref()?;
+        let job = vars.get(crate::secrets::remote::vars::SIMPLETUNER_JOB_TOKEN_FILE)?;
+        Some(
+            std::path::Path::new(job)
+                .parent()?
+                .join(format!("token.{name}")),
+        )
+    }
 }
 
 /// A request to a token endpoint.
@@ -107,12 +154,13 @@ pub struct Request {
 
 impl Profile {
     /// Every profile, by its configuration name.
-    pub const ALL: [(&'static str, Profile); 7] = [
+    pub const ALL: [(&'static str, Profile); 8] = [
         ("huggingface", Profile::HuggingFace),
         ("openai", Profile::OpenAi),
         ("anthropic", Profile::Anthropic),
         ("wandb", Profile::Wandb),
         ("openrouter", Profile::OpenRouter),
+        ("coreweave-object-storage", Profile::CoreWeave),
         ("rfc8693", Profile::Rfc8693),
         ("rfc7523", Profile::Rfc7523),
     ];
@@ -150,6 +198,15 @@ impl Profile {
         self == Profile::Anthropic
     }
 
+    /// Whether the endpoint answers with a key pair (two secrets: the
+    /// access key ID and the secret key) rather than an OAuth token.
+    pub fn pair(self) -> bool {
+        self == Profile::CoreWeave
+    }
+
+    /// The longest `duration_seconds` CoreWeave takes (12 hours).
+    pub const MAX_DURATION: u64 = 43_200;
+
     /// The token endpoint when the configuration names none.
     fn default_url(self) -> Option<&'static str> {
         match self {
@@ -158,6 +215,9 @@ impl Profile {
             Profile::Anthropic => Some("https://api.anthropic.com/v1/oauth/token"),
             Profile::Wandb => Some("https://api.wandb.ai/oidc/token"),
             Profile::OpenRouter => Some("https://openrouter.ai/api/v1/oauth/token"),
+            Profile::CoreWeave => {
+                Some("https://api.coreweave.com/v1/cwobject/temporary-credentials/oidc")
+            }
             Profile::Rfc8693 | Profile::Rfc7523 => None,
         }
     }
@@ -194,6 +254,10 @@ impl Profile {
             ),
             Profile::Wandb => (&[], &["url", "audience"]),
             Profile::OpenRouter => (&["federation_policy_id"], &["url", "audience", "scope"]),
+            Profile::CoreWeave => (
+                &["organization_id"],
+                &["url", "audience", "access_key_id_name", "duration_seconds"],
+            ),
             Profile::Rfc8693 => (&["url"], &["audience", "resource", "scope", "client_id"]),
             Profile::Rfc7523 => (&["url"], &["audience", "scope", "client_id"]),
         }
@@ -229,8 +293,65 @@ impl Profile {
                 )));
             }
         }
+        if let Some(d) = fields.duration_seconds {
+            if !optional.contains(&"duration_seconds") {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': 'duration_seconds' is not a field of the {} profile",
+                    self.name()
+                )));
+            }
+            if d == 0 || d > Profile::MAX_DURATION {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': duration_seconds must be 1 to {} (a credential that \
+                     never ends is not asked for)",
+                    Profile::MAX_DURATION
+                )));
+            }
+        }
         let url = fields.url.as_deref().or(self.default_url()).unwrap_or("");
         crate::secrets::remote::oauth::secure_url(url, &format!("exchange for '{key}': url"))
+    }
+
+    /// Checks that `fields` name exactly one source of subject tokens, and
+    /// a job token's name the plugin takes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the fields, for `key`.
+    pub fn check_subject(fields: &ExchangeSettings, key: &str) -> Result<(), Error> {
+        let set = [
+            fields.subject_token_file.is_some(),
+            fields.subject_job_token.is_some(),
+            fields.subject_vault_role.is_some(),
+            fields.subject_gcp_metadata == Some(true),
+        ];
+        if set.iter().filter(|s| **s).count() != 1 {
+            return Err(Error::InvalidArgument(format!(
+                "exchange for '{key}': set exactly one of subject_token_file, subject_job_token, \
+                 subject_vault_role and subject_gcp_metadata (where its subject token comes from)"
+            )));
+        }
+        if let Some(name) = fields.subject_job_token.as_deref() {
+            let plain = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plain {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': subject_job_token '{}' must be a name of 1 to 32 \
+                     letters, digits, '-' or '_' (the plugin's job_token_audience.NAME)",
+                    crate::secrets::remote::shorten(name)
+                )));
+            }
+        }
+        if let Some(role) = fields.subject_vault_role.as_deref() {
+            if role.is_empty() || role.len() > 128 || !role.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': subject_vault_role must be an OIDC role's name"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The token endpoint `fields` name, else the profile's.
@@ -299,6 +420,13 @@ impl Profile {
                 put("scope", fields.scope.as_deref());
                 false
             }
+            Profile::CoreWeave => {
+                put("orgId", fields.organization_id.as_deref());
+                put("oidcToken", Some(token));
+                let seconds = fields.duration_seconds.unwrap_or(3600);
+                body.insert("durationSeconds".into(), Value::from(seconds));
+                true
+            }
             Profile::Rfc8693 => {
                 put("grant_type", Some(TOKEN_EXCHANGE));
                 put("subject_token", Some(token));
@@ -366,6 +494,7 @@ fn set_fields(fields: &ExchangeSettings) -> Vec<(&'static str, &str)> {
         ("organization_id", &fields.organization_id),
         ("workspace_id", &fields.workspace_id),
         ("federation_policy_id", &fields.federation_policy_id),
+        ("access_key_id_name", &fields.access_key_id_name),
     ];
     all.into_iter()
         .filter_map(|(n, v)| v.as_deref().map(|v| (n, v)))

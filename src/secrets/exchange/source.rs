@@ -13,7 +13,7 @@
 //! identifier, so that the cache holding it refetches before it ends.
 
 use super::one::{Exchange, Token};
-use super::profile::ExchangeSettings;
+use super::profile::{ExchangeSettings, Profile};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::{Lease, SecretMap, Version};
@@ -21,6 +21,7 @@ use crate::secrets::remote::credential::Keeper;
 use crate::secrets::remote::kit::{Backend, Configured, Kit};
 use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::remote::{FetchError, Fetched, RemoteSettings, Vars};
+use crate::secrets::vault::VaultSettings;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -30,47 +31,141 @@ use std::sync::Arc;
 /// The exchanges by the names of the secrets they give.
 pub type ExchangeSettingsMap = BTreeMap<String, ExchangeSettings>;
 
+/// The exchanges of `v` (the `exchanges` key's or `SIMPLETUNER_EXCHANGES`'
+/// object): secret names, each an exchange's settings, checked.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the secret and the field: not an
+/// object, a name that is not a secret's, an unknown field, a profile's
+/// field missing or not its, no subject token source or several.
+pub fn settings_map(v: &Value) -> Result<ExchangeSettingsMap, Error> {
+    let entries = v.as_object().ok_or_else(|| {
+        Error::InvalidArgument("must be an object of secret names, each an exchange".into())
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, one) in entries {
+        if name.is_empty()
+            || name.len() > 128
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "'{}' is not a secret's name",
+                crate::secrets::remote::shorten(name)
+            )));
+        }
+        let settings: ExchangeSettings = serde_json::from_value(one.clone()).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "'{name}': {}",
+                crate::secrets::remote::shorten(&e.to_string())
+            ))
+        })?;
+        Profile::parse(&settings.profile)?.check(&settings, name)?;
+        Profile::check_subject(&settings, name)?;
+        out.insert(name.clone(), settings);
+    }
+    for (name, one) in &out {
+        if let Some((id, _)) = pair_names(name, one) {
+            if id == *name || out.contains_key(&id) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{name}': access_key_id_name '{}' is another exchange's secret \
+                     or its own",
+                    crate::secrets::remote::shorten(&id)
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the exchange provider is configured with: the exchanges, and the
+/// Vault settings whose login mints the subject tokens of those that take
+/// them from Vault (`subject_vault_role`).
+#[derive(Debug)]
+pub struct ExchangeConfig {
+    /// `exchanges`.
+    pub exchanges: ExchangeSettingsMap,
+    /// The `vault_*` settings.
+    pub vault: VaultSettings,
+}
+
 /// The exchange provider in the chain.
 pub type ExchangeProvider = RemoteSource<Exchanges>;
 
+/// One secret's keeper, and for a key pair the names of both its secrets
+/// (the access key ID's, the secret key's): the two share the keeper.
+struct Kept {
+    keeper: Arc<Keeper<Token>>,
+    pair: Option<(String, String)>,
+}
+
 /// The configured exchanges, each with its keeper.
 pub struct Exchanges {
-    kept: BTreeMap<String, Arc<Keeper<Token>>>,
+    kept: BTreeMap<String, Kept>,
     /// The credential this process last served of each secret: the one a
     /// `report_failure` of it refers to.
     served: Mutex<HashMap<String, SecretString>>,
 }
 
 impl Exchanges {
-    fn keeper(&self, name: &str) -> Result<&Arc<Keeper<Token>>, FetchError> {
+    fn kept(&self, name: &str) -> Result<&Kept, FetchError> {
         self.kept.get(name).ok_or_else(|| {
             FetchError::permanent(Error::NotFound(format!("no exchange gives '{name}'")))
         })
     }
 
-    /// `token` as the secret `name`'s map, with its version and its end.
-    fn served(&self, name: &str, keeper: &Keeper<Token>, token: Token) -> SecretMap {
+    /// `token` as the secret `name`'s map (both secrets of a key pair),
+    /// with its version and its end.
+    fn served(&self, name: &str, kept: &Kept, token: Token) -> Result<SecretMap, FetchError> {
         let token = token.0;
-        let lifetime = keeper
+        let lifetime = kept
+            .keeper
             .held()
             .filter(|(held, _)| held.0.expose() == token.expose())
             .map(|(_, l)| l);
         let id = fingerprint(&token);
-        let mut map = SecretMap::with_capacity(1);
-        map.insert(name.to_owned(), token.expose().to_owned());
+        let mut map = SecretMap::with_capacity(2);
+        match &kept.pair {
+            Some((id_name, secret_name)) => {
+                let (key_id, secret) = super::one::key_pair(&token).ok_or_else(|| {
+                    FetchError::permanent(Error::Internal(format!(
+                        "the key pair held for '{name}' is not one"
+                    )))
+                })?;
+                map.insert(id_name.clone(), key_id.expose().to_owned());
+                map.insert(secret_name.clone(), secret.expose().to_owned());
+            }
+            None => {
+                map.insert(name.to_owned(), token.expose().to_owned());
+            }
+        }
         self.served.lock().insert(name.to_owned(), token);
-        map.with_version(Some(Version {
-            id,
-            stages: Vec::new(),
-            instead_of: None,
-            leased: false,
-            ends: None,
-        }))
-        .with_shared_lease(lifetime.map(|lifetime| Lease {
-            id: SecretString::from(""),
-            lifetime,
-        }))
+        Ok(map
+            .with_version(Some(Version {
+                id,
+                stages: Vec::new(),
+                instead_of: None,
+                leased: false,
+                ends: None,
+            }))
+            .with_shared_lease(lifetime.map(|lifetime| Lease {
+                id: SecretString::from(""),
+                lifetime,
+            })))
     }
+}
+
+/// For an exchange giving a key pair, the names of its two secrets: the
+/// access key ID's (`access_key_id_name`, `AWS_ACCESS_KEY_ID` by default)
+/// and the secret key's (the entry's own).
+fn pair_names(name: &str, one: &ExchangeSettings) -> Option<(String, String)> {
+    let profile = Profile::parse(&one.profile).ok()?;
+    profile.pair().then(|| {
+        let id = one
+            .access_key_id_name
+            .clone()
+            .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into());
+        (id, name.to_owned())
+    })
 }
 
 /// The first 12 hex digits of the SHA-256 of `token`.
@@ -86,9 +181,9 @@ impl Fetch for Exchanges {
     type Secret = String;
 
     fn fetch(&self, name: &String) -> Result<Fetched<SecretMap>, FetchError> {
-        let keeper = self.keeper(name)?;
-        let token = keeper.get()?;
-        Ok(Fetched::Found(self.served(name, keeper, token)))
+        let kept = self.kept(name)?;
+        let token = kept.keeper.get()?;
+        Ok(Fetched::Found(self.served(name, kept, token)?))
     }
 
     /// Without a value to keep, after this process served one: the value
@@ -98,16 +193,16 @@ impl Fetch for Exchanges {
         name: &String,
         held: Option<&SecretMap>,
     ) -> Result<Fetched<SecretMap>, FetchError> {
-        let keeper = self.keeper(name)?;
+        let kept = self.kept(name)?;
         let refused = match held {
             Some(_) => None,
             None => self.served.lock().get(name).cloned(),
         };
         let token = match refused {
-            Some(refused) => keeper.instead_of(&Token(refused))?,
-            None => keeper.get()?,
+            Some(refused) => kept.keeper.instead_of(&Token(refused))?,
+            None => kept.keeper.get()?,
         };
-        Ok(Fetched::Found(self.served(name, keeper, token)))
+        Ok(Fetched::Found(self.served(name, kept, token)?))
     }
 
     fn describe(&self, names: &[String]) -> (String, Vec<String>) {
@@ -116,7 +211,7 @@ impl Fetch for Exchanges {
             .filter_map(|n| {
                 self.kept
                     .get(n)
-                    .map(|k| format!("'{n}': {}", k.describe("credential")))
+                    .map(|k| format!("'{n}': {}", k.keeper.describe("credential")))
             })
             .collect();
         (each.join("; "), Vec::new())
@@ -128,40 +223,74 @@ impl Fetch for Exchanges {
 }
 
 impl Backend for Exchanges {
-    type Settings = ExchangeSettingsMap;
-    type Found = ();
+    type Settings = ExchangeConfig;
+    /// The exchanges: the configuration's, else `SIMPLETUNER_EXCHANGES`'.
+    type Found = ExchangeSettingsMap;
 
     fn configured(
-        settings: &ExchangeSettingsMap,
+        settings: &ExchangeConfig,
         _remote: &RemoteSettings,
-        _vars: &Vars,
-    ) -> Result<Configured<String, ()>, Error> {
-        Ok(if settings.is_empty() {
+        vars: &Vars,
+    ) -> Result<Configured<String, ExchangeSettingsMap>, Error> {
+        let var = crate::secrets::remote::vars::SIMPLETUNER_EXCHANGES;
+        let exchanges = match vars.get(var).filter(|_| settings.exchanges.is_empty()) {
+            Some(text) => {
+                let doc: Value = serde_json::from_str(text).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "{var} is not JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ))
+                })?;
+                settings_map(&doc)
+                    .map_err(|e| Error::InvalidArgument(format!("{var}: {}", e.message())))?
+            }
+            None => settings.exchanges.clone(),
+        };
+        Ok(if exchanges.is_empty() {
             Configured::No {
-                why: Error::ProviderUnavailable(
-                    "no token exchange is configured: set exchanges".into(),
-                ),
+                why: Error::ProviderUnavailable(format!(
+                    "no token exchange is configured: set exchanges or {var}"
+                )),
                 in_part: false,
             }
         } else {
             Configured::Yes {
-                names: settings.keys().cloned().collect(),
-                found: (),
+                names: exchanges
+                    .iter()
+                    .flat_map(|(name, one)| {
+                        let id = pair_names(name, one).map(|(id, _)| id);
+                        id.into_iter().chain(std::iter::once(name.clone()))
+                    })
+                    .collect(),
+                found: exchanges,
             }
         })
     }
 
-    fn connect(settings: &ExchangeSettingsMap, _found: (), kit: &Kit<'_>) -> Result<Self, Error> {
+    fn connect(
+        settings: &ExchangeConfig,
+        found: ExchangeSettingsMap,
+        kit: &Kit<'_>,
+    ) -> Result<Self, Error> {
         let mut kept = BTreeMap::new();
-        for (name, one) in settings {
-            let exchange = Exchange::new(name, one, kit.remote)?;
+        for (name, one) in &found {
+            let exchange = Exchange::new(name, one, kit.remote, &settings.vault, &kit.vars)?;
             let slot = kit
                 .slot(&format!("exchange-{name}"), &[])
                 .map(|s| (s, kit.remote.clone()));
-            kept.insert(
-                name.clone(),
-                Keeper::new("exchange", Box::new(exchange), slot),
-            );
+            let keeper = Keeper::new("exchange", Box::new(exchange), slot);
+            let pair = pair_names(name, one);
+            if let Some((id, _)) = &pair {
+                kept.insert(
+                    id.clone(),
+                    Kept {
+                        keeper: Arc::clone(&keeper),
+                        pair: pair.clone(),
+                    },
+                );
+            }
+            kept.insert(name.clone(), Kept { keeper, pair });
         }
         Ok(Exchanges {
             kept,

@@ -55,10 +55,25 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// [`Exchange::new`] with no Vault and no variables.
+fn new_exchange(
+    key: &str,
+    s: &ExchangeSettings,
+    remote: &RemoteSettings,
+) -> Result<Exchange, crate::error::Error> {
+    Exchange::new(
+        key,
+        s,
+        remote,
+        &crate::secrets::vault::VaultSettings::default(),
+        &crate::secrets::remote::Vars::empty(),
+    )
+}
+
 fn settings(profile: &str, file: PathBuf, url: &str) -> ExchangeSettings {
     let mut s = ExchangeSettings {
         profile: profile.into(),
-        subject_token_file: file,
+        subject_token_file: Some(file),
         url: Some(url.into()),
         ..ExchangeSettings::default()
     };
@@ -136,7 +151,7 @@ fn each_profile_sends_its_vendors_wire() {
     for (profile, aud, is_json) in cases {
         let file = subject(&dir, &claims(aud, 900));
         let token = std::fs::read_to_string(&file).unwrap();
-        let e = Exchange::new("API_KEY", &settings(profile, file, &url), &remote()).unwrap();
+        let e = new_exchange("API_KEY", &settings(profile, file, &url), &remote()).unwrap();
         let got = e.exchange().unwrap();
         assert_eq!(got.token.expose(), "at_1");
         assert_eq!(got.lifetime, Duration::from_secs(600));
@@ -189,7 +204,7 @@ fn each_profile_sends_its_vendors_wire() {
 fn a_profiles_fields_are_checked_by_name() {
     let file = PathBuf::from("/nonexistent");
     let e = |s: ExchangeSettings| {
-        Exchange::new("HF_TOKEN", &s, &remote())
+        new_exchange("HF_TOKEN", &s, &remote())
             .err()
             .unwrap()
             .to_string()
@@ -228,7 +243,7 @@ fn a_subject_token_that_would_be_refused_is_never_sent() {
     let url = format!("{}/oauth/token", server.url());
     let try_with = |c: &Value| {
         let file = subject(&dir, c);
-        let e = Exchange::new("HF_TOKEN", &settings("huggingface", file, &url), &remote()).unwrap();
+        let e = new_exchange("HF_TOKEN", &settings("huggingface", file, &url), &remote()).unwrap();
         e.exchange().unwrap_err().to_string()
     };
     let hf = "https://huggingface.co";
@@ -258,7 +273,7 @@ fn a_subject_token_that_would_be_refused_is_never_sent() {
     // Not a JWT.
     let file = dir.path().join("subject.jwt");
     std::fs::write(&file, "not a jwt").unwrap();
-    let e = Exchange::new("HF_TOKEN", &settings("huggingface", file, &url), &remote()).unwrap();
+    let e = new_exchange("HF_TOKEN", &settings("huggingface", file, &url), &remote()).unwrap();
     assert!(e
         .exchange()
         .unwrap_err()
@@ -274,7 +289,7 @@ fn an_answer_that_cannot_be_held_is_refused_by_name() {
     let run = |reply: fn() -> Reply| {
         let server = FakeServer::start(move |_| reply());
         let url = format!("{}/oauth/token", server.url());
-        let e = Exchange::new(
+        let e = new_exchange(
             "HF_TOKEN",
             &settings("huggingface", file.clone(), &url),
             &remote(),
@@ -334,7 +349,7 @@ fn a_single_use_endpoint_never_gets_a_jwt_twice() {
     let server = FakeServer::start(|_| granted("sk-ant-oat01-x", 120));
     let url = format!("{}/v1/oauth/token", server.url());
     let file = subject(&dir, &claims("anthropic", 900));
-    let e = Exchange::new(
+    let e = new_exchange(
         "ANTHROPIC_API_KEY",
         &settings("anthropic", file, &url),
         &remote(),
@@ -355,7 +370,7 @@ fn a_single_use_endpoint_never_gets_a_jwt_twice() {
     let failing = FakeServer::start(|_| Reply::json(503, "{}"));
     let file = subject(&dir, &claims("anthropic", 900));
     let url = format!("{}/v1/oauth/token", failing.url());
-    let e = Exchange::new(
+    let e = new_exchange(
         "ANTHROPIC_API_KEY",
         &settings("anthropic", file, &url),
         &remote(),
@@ -446,11 +461,26 @@ fn the_exchanges_configuration_is_checked_by_name() {
             .unwrap()
             .to_string()
     };
-    let why = bad(json!({"exchanges": {"HF_TOKEN": {"profile": "huggingface"}}}));
+    let why = bad(json!({"exchanges": {"HF_TOKEN": {"profile": "huggingface", "resource": "r"}}}));
     assert!(
-        why.contains("'HF_TOKEN'") && why.contains("subject_token_file"),
+        why.contains("'HF_TOKEN'") && why.contains("exactly one of subject_token_file"),
         "{why}"
     );
+    let why = bad(
+        json!({"exchanges": {"HF_TOKEN": {"profile": "huggingface", "resource": "r",
+        "subject_token_file": "/t", "subject_vault_role": "hf"}}}),
+    );
+    assert!(why.contains("exactly one of"), "{why}");
+    let why = bad(
+        json!({"exchanges": {"HF_TOKEN": {"profile": "huggingface", "resource": "r",
+        "subject_job_token": "../hf"}}}),
+    );
+    assert!(why.contains("subject_job_token"), "{why}");
+    let why = bad(
+        json!({"exchanges": {"HF_TOKEN": {"profile": "hugface", "resource": "r",
+        "subject_job_token": "hf"}}}),
+    );
+    assert!(why.contains("is not one of"), "{why}");
     let why = bad(json!({"exchanges": {"HF_TOKEN": {"profile": "huggingface",
         "subject_token_file": "/t", "resource": "r", "colour": "blue"}}}));
     assert!(why.contains("unknown field"), "{why}");
@@ -468,4 +498,216 @@ fn the_exchanges_configuration_is_checked_by_name() {
     )
     .unwrap();
     assert_eq!(ok.providers[1], crate::secrets::ProviderKind::Exchange);
+}
+
+#[test]
+fn a_slurm_jobs_token_for_the_audience_is_read_beside_the_jobs_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(|_| granted("wb_at_1", 600));
+    let url = format!("{}/oidc/token", server.url());
+    let hf = dir.path().join("token.wandb");
+    std::fs::write(&hf, jwt(&claims("wandb", 900))).unwrap();
+    std::fs::set_permissions(&hf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = ExchangeSettings {
+        profile: "wandb".into(),
+        subject_job_token: Some("wandb".into()),
+        url: Some(url),
+        ..ExchangeSettings::default()
+    };
+    let job = |vars: crate::secrets::remote::Vars| {
+        Exchange::new(
+            "WANDB_API_KEY",
+            &s,
+            &remote(),
+            &crate::secrets::vault::VaultSettings::default(),
+            &vars,
+        )
+        .unwrap()
+    };
+    let vars = crate::secrets::remote::Vars::empty().set(
+        "SIMPLETUNER_JOB_TOKEN_FILE",
+        dir.path().join("token").to_str().unwrap(),
+    );
+    assert_eq!(job(vars).exchange().unwrap().token.expose(), "wb_at_1");
+    assert_eq!(
+        form(&server.last().unwrap().text())["assertion"],
+        std::fs::read_to_string(&hf).unwrap().as_str()
+    );
+    // Outside a job: said by name, nothing sent.
+    let why = job(crate::secrets::remote::Vars::empty())
+        .exchange()
+        .unwrap_err();
+    assert!(
+        why.to_string().contains("SIMPLETUNER_JOB_TOKEN_FILE"),
+        "{why}"
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn gcps_metadata_server_mints_a_subject_token_for_each_exchange() {
+    let minted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&minted);
+    let metadata = FakeServer::start(move |r| {
+        let google = vec![("metadata-flavor".to_owned(), "Google".to_owned())];
+        if r.header("metadata-flavor") != Some("Google") {
+            return Reply::Status(403, google, Vec::new());
+        }
+        let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+        if path != "/computeMetadata/v1/instance/service-accounts/default/identity" {
+            return Reply::Status(404, google, Vec::new());
+        }
+        let q = form(query);
+        if q["format"] != "full" {
+            return Reply::Status(400, google, Vec::new());
+        }
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let aud = q["audience"].as_str().unwrap();
+        Reply::Status(200, google, jwt(&claims(aud, 3600)).into_bytes())
+    });
+    let vendor = FakeServer::start(|_| granted("oai_1", 600));
+    let s = ExchangeSettings {
+        profile: "openai".into(),
+        subject_gcp_metadata: Some(true),
+        url: Some(format!("{}/oauth/token", vendor.url())),
+        audience: Some("openai-aud".into()),
+        identity_provider_id: Some("idp_1".into()),
+        service_account_id: Some("sa_1".into()),
+        ..ExchangeSettings::default()
+    };
+    let host = metadata.url().trim_start_matches("http://").to_owned();
+    let vars = crate::secrets::remote::Vars::empty().set("GCE_METADATA_HOST", &host);
+    let vault = crate::secrets::vault::VaultSettings::default();
+    let e = Exchange::new("OPENAI_API_KEY", &s, &remote(), &vault, &vars).unwrap();
+    e.exchange().unwrap();
+    e.exchange().unwrap();
+    assert_eq!(minted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let sent: Value = serde_json::from_slice(&vendor.last().unwrap().body).unwrap();
+    let claims =
+        crate::secrets::remote::identity_file::jwt_claims(sent["subject_token"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(claims["aud"], "openai-aud");
+    // Without an audience to ask for: refused when configured.
+    let mut none = s.clone();
+    none.audience = None;
+    let why = Exchange::new("OPENAI_API_KEY", &none, &remote(), &vault, &vars)
+        .err()
+        .unwrap();
+    assert!(why.to_string().contains("needs the audience"), "{why}");
+}
+
+#[test]
+fn the_environment_can_name_the_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = subject(&dir, &claims("https://huggingface.co", 3600));
+    let server = counting(600);
+    let url = format!("{}/oauth/token", server.url());
+    let exchanges = json!({"HF_TOKEN": {"profile": "huggingface", "subject_token_file": file,
+                                        "url": url, "resource": "org/model",
+                                        "audience": "https://huggingface.co"}});
+    let with = |text: &str| {
+        let config = crate::secrets::ManagerConfig::from_json(
+            &json!({"providers": ["exchange"], "retries": 0}).to_string(),
+        )
+        .unwrap();
+        let vars = crate::secrets::remote::Vars::empty().set("SIMPLETUNER_EXCHANGES", text);
+        crate::secrets::SecretsManager::with_environment(config, vars).unwrap()
+    };
+    let m = with(&exchanges.to_string());
+    assert_eq!(m.get("HF_TOKEN").unwrap().unwrap().expose(), "hf_jwt_1");
+    // Checked as the configuration key is, and said naming the variable.
+    let bad = json!({"HF_TOKEN": {"profile": "huggingface", "subject_token_file": "/t"}});
+    let why = with(&bad.to_string()).get("HF_TOKEN").unwrap_err();
+    assert!(
+        why.to_string().contains("SIMPLETUNER_EXCHANGES") && why.to_string().contains("resource"),
+        "{why}"
+    );
+    let why = with("{not json").get("HF_TOKEN").unwrap_err();
+    assert!(why.to_string().contains("is not JSON"), "{why}");
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn coreweaves_key_pair_is_two_secrets_of_one_exchange() {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let dir = tempfile::tempdir().unwrap();
+    let file = subject(&dir, &claims("coreweave", 3600));
+    let expiry = |secs: u64| {
+        DateTime::from_secs(i64::try_from(now() + secs).unwrap())
+            .fmt(Format::DateTime)
+            .unwrap()
+    };
+    let answer = format!(
+        r#"{{"accessKeyId": "CWAK1", "secretKey": "cwo-secret-1", "principalName": "role/x",
+            "expiry": "{}"}}"#,
+        expiry(600)
+    );
+    let server = FakeServer::start(move |_| Reply::json(200, answer.clone()));
+    let url = format!("{}/v1/cwobject/temporary-credentials/oidc", server.url());
+    let config = |extra: Value| {
+        let mut one = json!({"profile": "coreweave-object-storage", "subject_token_file": file,
+                             "url": url, "organization_id": "org1", "duration_seconds": 600});
+        one.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        crate::secrets::ManagerConfig::from_json(
+            &json!({"providers": ["exchange"], "retries": 0,
+                    "exchanges": {"AWS_SECRET_ACCESS_KEY": one}})
+            .to_string(),
+        )
+    };
+    let m = crate::secrets::SecretsManager::with_environment(
+        config(json!({})).unwrap(),
+        crate::secrets::remote::Vars::empty(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.get("AWS_ACCESS_KEY_ID").unwrap().unwrap().expose(),
+        "CWAK1"
+    );
+    assert_eq!(
+        m.get("AWS_SECRET_ACCESS_KEY").unwrap().unwrap().expose(),
+        "cwo-secret-1"
+    );
+    assert_eq!(server.requests(), 1, "one exchange gives both");
+    let sent: Value = serde_json::from_slice(&server.last().unwrap().body).unwrap();
+    assert_eq!(
+        (&sent["orgId"], &sent["durationSeconds"]),
+        (&json!("org1"), &json!(600))
+    );
+    assert_eq!(
+        sent["oidcToken"],
+        std::fs::read_to_string(&file).unwrap().as_str()
+    );
+    // Refused by name when configured: a credential that never ends, and
+    // an access key ID's name that is the entry's own.
+    let why = config(json!({"duration_seconds": 0})).err().unwrap();
+    assert!(
+        why.to_string()
+            .contains("duration_seconds must be 1 to 43200"),
+        "{why}"
+    );
+    let why = config(json!({"access_key_id_name": "AWS_SECRET_ACCESS_KEY"}))
+        .err()
+        .unwrap();
+    assert!(why.to_string().contains("access_key_id_name"), "{why}");
+    // An answer without an expiry is a credential of unknown lifetime.
+    let server = FakeServer::start(|_| {
+        Reply::json(
+            200,
+            r#"{"accessKeyId": "CWAK2", "secretKey": "cwo-secret-2"}"#,
+        )
+    });
+    let mut s = settings("rfc8693", file.clone(), "https://unused.test/");
+    s.profile = "coreweave-object-storage".into();
+    s.url = Some(format!("{}/oidc", server.url()));
+    s.organization_id = Some("org1".into());
+    let why = new_exchange("AWS_SECRET_ACCESS_KEY", &s, &remote())
+        .unwrap()
+        .exchange()
+        .unwrap_err();
+    assert!(
+        why.to_string().contains("no lifetime") && !why.to_string().contains("cwo-secret"),
+        "{why}"
+    );
 }

@@ -28,6 +28,7 @@ use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::remote::credential::{Issued, Issuer};
 use crate::secrets::remote::http::{Http, Response};
+use crate::secrets::remote::identity_file;
 use crate::secrets::remote::oauth::{
     field, oauth_failure, optional, post_form, read_json_file, signed_jwt, token_answer,
 };
@@ -419,6 +420,56 @@ impl Metadata {
             ))));
         }
         token_answer(what, r, sent)
+    }
+
+    /// The metadata server of `vars` (`GCE_METADATA_HOST`, else Google's),
+    /// asked through `http` with `settings`, for identity tokens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed `GCE_METADATA_HOST`.
+    pub fn of(vars: &Vars, http: &Arc<Http>, settings: &RemoteSettings) -> Result<Metadata, Error> {
+        let host = vars.get(var::GCE_METADATA_HOST).unwrap_or(METADATA_HOST);
+        Metadata::new(host, http, settings, Duration::ZERO)
+    }
+
+    /// An ID token of the instance's or pod's service account for
+    /// `audience`, signed by Google now (`format=full`: with the instance's
+    /// claims), as the metadata server's `identity` endpoint gives it.
+    ///
+    /// # Errors
+    /// As a request's; [`Error::Auth`]: no service account;
+    /// [`Error::Remote`]: an answer that is not a JWT.
+    pub fn identity(&self, audience: &str) -> Result<SecretString, FetchError> {
+        let what = "metadata server identity token";
+        if !self.resolves() {
+            return Err(self.no_credentials());
+        }
+        let path = format!(
+            "instance/service-accounts/default/identity?{}",
+            crate::secrets::remote::http::form(&[("audience", audience), ("format", "full")])
+        );
+        with_retries(&self.settings, || {
+            let r = self.get(what, &path)?;
+            if r.status == 404 {
+                return Err(FetchError::permanent(Error::Auth(format!(
+                    "{what}: the instance or pod has no service account (HTTP 404)"
+                ))));
+            }
+            if r.status != 200 {
+                return Err(oauth_failure(what, &r));
+            }
+            let token = std::str::from_utf8(r.body.expose())
+                .ok()
+                .map(str::trim)
+                .filter(|t| {
+                    u64::try_from(t.len()).is_ok_and(|n| n <= identity_file::MAX_TOKEN)
+                        && t.split('.').count() == 3
+                })
+                .map(SecretString::from);
+            token.ok_or_else(|| {
+                FetchError::permanent(Error::Remote(format!("{what}: the answer is not a JWT")))
+            })
+        })
     }
 
     /// The project the metadata server names.
