@@ -8,17 +8,17 @@
 #
 #   scripts/bench.sh [--other LIB_DIR] [NAME...]     (default: all of them)
 #
-# NAME: the ALL list; docs/benchmarks.md says what each measures against which peers. remote and
-# fleet start moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm and
-# job-token a Slurm cluster too (as root), cloud drongo and the clouds' fakes; tool writes 1 GiB under /tmp; sizes
-# runs scripts/dist.sh when build/dist is empty; commands runs the README's two commands in fresh
-# clones (about 90 minutes). --other LIB_DIR
-# (another build's target/release) adds that build to cache, boundary, matcher, fleet-start, failover.
+# NAME: the ALL list; docs/benchmarks.md says what each measures against which peers. remote and fleet start
+# moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm and job-token a Slurm
+# cluster too (as root), cloud drongo and the clouds' fakes, exchange the vendors' fake (72 minutes); tool writes
+# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty; commands runs the README's two commands in
+# fresh clones (about 90 minutes). --other LIB_DIR (another build's target/release) adds that build to cache,
+# boundary, matcher, fleet-start, failover.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
 ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet fleet-start leases rotation failover
-  slurm job-token cloud sizes commands)
+  slurm job-token cloud exchange sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -83,7 +83,6 @@ bench_store() {
   SIMPLETUNER_AUDIT_KEY="bench-audit-key" \
     bench_pair benches/c/bench_store.c benches/python/bench_store.py "$out/jobs.db"
 }
-
 both_servers() { py="$(ensure_venv)" && start_moto "$py" "$out" && start_openbao "$py" "$out"; } # moto, OpenBao
 bench_remote() {
   local py
@@ -94,9 +93,7 @@ bench_remote() {
   python3 benches/report_pairs.py "$out/rust.jsonl" "$out/python.jsonl" >"$out/table.md"
   python3 benches/remote_counts.py "$out/rust.jsonl" >>"$out/table.md"
 }
-
 bench_bindings() { source benches/bindings/run.sh; } # Go, Node and the Python wheel: see the file
-
 bench_tool() {
   local work
   cargo_build --release --quiet
@@ -118,6 +115,9 @@ bench_cloud() { # about 20 minutes (ST_CLOUD_SECONDS: the federated run's length
   cargo_build --release -q || return 1
   "$(ensure_venv)" benches/cloud/bench.py "$out" "$REL/st-secrets" "$REL/libst_secrets.so" | tee "$out/table.md"
 }
+bench_exchange() { # ST_EXCHANGE_SECONDS (4320): the compressed job's length; see the file
+  cargo_build --release -q && "$(ensure_venv)" benches/exchange/bench.py "$out" "$REL/st-secrets" \
+    "$REL/libst_secrets.so" | tee "$out/table.md"; }
 bench_matcher() {
   cargo_build --release -q &&
     python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"

@@ -71,6 +71,7 @@ class FakeVendors:
         self.lock = threading.Lock()
         self.tokens: dict[str, tuple[str, float, str]] = {}  # token -> (vendor, expiry, scope)
         self.jtis: set[str] = set()
+        self.granted: list[tuple[str, float, object]] = []  # (vendor, when, the subject's `node` claim)
         self.keys: dict | None = keys  # a JWKS registered inline (OpenAI's and Anthropic's option)
         self.counts = {v: {"exchange": 0, "refused": 0, "api": 0, "expired": 0, "jti_reused": 0}
                        for v in VENDORS}
@@ -120,13 +121,14 @@ class FakeVendors:
                 self.jtis.add(jti)
         return claims
 
-    def grant(self, vendor: str, scope: str) -> dict:
+    def grant(self, vendor: str, scope: str, claims: dict | None = None) -> dict:
         prefix = {"hf": "hf_jwt_", "openai": "oai_wif_", "anthropic": "sk-ant-oat01-", "wandb": "wb_at_"}[vendor]
         token = prefix + pysecrets.token_urlsafe(24)
         life = self.lifetimes[vendor]
         with self.lock:
             self.tokens[token] = (vendor, time.time() + life, scope)
             self.counts[vendor]["exchange"] += 1
+            self.granted.append((vendor, time.time(), (claims or {}).get("node")))
         return {"access_token": token, "token_type": "bearer", "expires_in": life,
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}
 
@@ -141,6 +143,7 @@ class FakeVendors:
         with self.lock:
             self.tokens[key_id] = ("coreweave", time.time() + life, secret)
             self.counts["coreweave"]["exchange"] += 1
+            self.granted.append(("coreweave", time.time(), claims.get("node")))
         expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + life))
         return {"accessKeyId": key_id, "secretKey": secret, "expiry": expiry, "attributes": {},
                 "principalName": f"role/{claims['iss']}:{claims['sub']}"}
@@ -182,29 +185,26 @@ class FakeVendors:
             return got
         if vendor == "hf":
             need("grant_type", TOKEN_EXCHANGE), need("subject_token_type", ID_TOKEN)
-            self.verify(vendor, need("subject_token"))
-            return self.grant(vendor, need("resource"))
+            return self.grant(vendor, need("resource"), self.verify(vendor, need("subject_token")))
         if vendor == "openai":
             need("grant_type", TOKEN_EXCHANGE)
             if body.get("subject_token_type") not in (JWT_TYPE, ID_TOKEN):
                 raise Refused(400, "invalid_request", "subject_token_type")
             need("identity_provider_id", "idp_test"), need("service_account_id", "sa_test")
-            self.verify(vendor, need("subject_token"))
-            return self.grant(vendor, "project:proj_test")
+            return self.grant(vendor, "project:proj_test", self.verify(vendor, need("subject_token")))
         if vendor == "anthropic":
             if FEDERATION_BETA not in flags(headers):
                 raise Refused(400, "invalid_request", "the federation beta flag is missing")
             need("grant_type", JWT_BEARER), need("federation_rule_id", "fdrl_test")
             need("organization_id", "00000000-0000-4000-8000-000000000001")
             need("service_account_id", "svac_test")
-            self.verify(vendor, need("assertion"))
-            return self.grant(vendor, body.get("workspace_id") or "wrkspc_default")
+            claims = self.verify(vendor, need("assertion"))
+            return self.grant(vendor, body.get("workspace_id") or "wrkspc_default", claims)
         if vendor == "coreweave":
             need("orgId", "org_test")
             return self.key_pair(self.verify(vendor, need("oidcToken")), body.get("durationSeconds"))
         need("grant_type", JWT_BEARER)
-        self.verify(vendor, need("assertion"))
-        return self.grant(vendor, "entity:trainers")
+        return self.grant(vendor, "entity:trainers", self.verify(vendor, need("assertion")))
 
     def bearer(self, vendor: str, authorization: str | None) -> str | None:
         """The scope of a valid bearer of `vendor`, else None (counted)."""
