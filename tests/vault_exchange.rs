@@ -16,10 +16,9 @@ mod common;
 use common::text;
 use serde_json::{json, Value};
 use st_secrets::secrets::exchange::ExchangeSettings;
-use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
+use st_secrets::secrets::job_token::JobRecord;
 use st_secrets::secrets::{ManagerConfig, ProviderKind, SecretsManager, Vars, VaultAuth};
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -99,8 +98,6 @@ impl Drop for Vendors {
 /// A Slurm job token of `user` in `account`, for OpenBao's slurm-jobs
 /// mount, at `path` (0600).
 fn job_token(s: &Value, user: &str, account: &str, job_id: u64, path: &Path) -> PathBuf {
-    let key =
-        SigningKey::load(&Path::new(text(s, "identity_dir")).join("jwt-signing.key")).unwrap();
     let job = JobRecord {
         cluster: "test".into(),
         job_id,
@@ -110,18 +107,7 @@ fn job_token(s: &Value, user: &str, account: &str, job_id: u64, path: &Path) -> 
         partition: "gpu".into(),
         ..JobRecord::default()
     };
-    let minted = job_token::mint(
-        &key,
-        "https://slurm.test/st-secrets",
-        "openbao",
-        &job,
-        Duration::from_secs(300),
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
-    std::fs::write(path, minted.token.expose()).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_owned()
+    common::job_token_file(s, &job, "openbao", path)
 }
 
 /// A manager exchanging `WANDB_API_KEY` at `vendors` for identity tokens

@@ -13,9 +13,9 @@
 
 mod common;
 
-use common::{text, Volume};
+use common::{job_token_file, text, Volume};
 use serde_json::Value;
-use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
+use st_secrets::secrets::job_token::JobRecord;
 use st_secrets::secrets::VaultAuth;
 use st_secrets::secrets::{ManagerConfig, Provider, RemoteSettings, Vars, VaultProvider};
 use std::os::unix::fs::PermissionsExt;
@@ -371,24 +371,6 @@ fn the_documented_server_side_lets_a_pod_and_a_jwt_log_in() {
     let e = get(&provider(&c, Vars::empty())).unwrap_err().to_string();
     assert!(e.contains("role 'train'"), "{e}");
     drop(server);
-}
-
-/// A job token for `job`, signed with the key the slurm-jobs mount trusts,
-/// written 0600 at `path`.
-fn job_token_file(s: &Value, job: &JobRecord, audience: &str, path: &Path) -> PathBuf {
-    let key = SigningKey::load(&identity(s, "jwt-signing.key")).unwrap();
-    let minted = job_token::mint(
-        &key,
-        "https://slurm.test/st-secrets",
-        audience,
-        job,
-        Duration::from_secs(300),
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
-    std::fs::write(path, minted.token.expose()).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_owned()
 }
 
 #[test]

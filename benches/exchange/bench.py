@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "exchange"))
-from fake_vendors import FakeVendors, Issuer  # noqa: E402
+from fake_vendors import KEYS, ORG, FakeVendors, Issuer  # noqa: E402
 
 OUT, BIN, LIB = (Path(a) for a in sys.argv[1:4])
 PY = sys.executable
@@ -48,8 +48,6 @@ NODES, RANKS, COMPRESS = 4, 8, 60
 SECONDS = int(os.environ.get("ST_EXCHANGE_SECONDS", str(72 * 3600 // COMPRESS)))
 LIFE = {"hf": 3600 // COMPRESS, "openai": 3600 // COMPRESS, "wandb": 3600 // COMPRESS,
         "anthropic": 600 // COMPRESS}
-KEYS = {"hf": "HF_TOKEN", "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_AUTH_TOKEN", "wandb": "WANDB_API_KEY"}
-ORG = "00000000-0000-4000-8000-000000000001"
 LONG_LIVED = {"HF_TOKEN": "hf_" + "L" * 34, "OPENAI_API_KEY": "sk-proj-" + "L" * 48,
               "ANTHROPIC_API_KEY": "sk-ant-api03-" + "L" * 80, "WANDB_API_KEY": "L" * 40}
 
@@ -189,19 +187,7 @@ def kubelet(issuer, fake, node_dir, node, stop):
 
 
 def config(fake, node_dir, cache):
-    exchanges = {
-        "HF_TOKEN": {"profile": "huggingface", "url": fake.base("hf") + "/oauth/token", "resource": "org/model"},
-        "OPENAI_API_KEY": {"profile": "openai", "url": fake.base("openai") + "/oauth/token",
-                           "audience": fake.audience("openai"), "identity_provider_id": "idp_test",
-                           "service_account_id": "sa_test"},
-        "ANTHROPIC_AUTH_TOKEN": {"profile": "anthropic", "url": fake.base("anthropic") + "/v1/oauth/token",
-                                 "audience": fake.audience("anthropic"), "federation_rule_id": "fdrl_test",
-                                 "organization_id": ORG, "service_account_id": "svac_test"},
-        "WANDB_API_KEY": {"profile": "wandb", "url": fake.base("wandb") + "/oidc/token",
-                          "audience": fake.audience("wandb")},
-    }
-    for vendor, key in KEYS.items():
-        exchanges[key]["subject_token_file"] = str(node_dir / f"{vendor}.jwt")
+    exchanges = fake.exchanges({vendor: node_dir / f"{vendor}.jwt" for vendor in KEYS})
     return json.dumps({"providers": ["exchange"], "node_cache": True, "node_cache_dir": str(cache),
                        "exchanges": exchanges})
 

@@ -505,3 +505,31 @@ fn serve_one(stream: std::net::TcpStream, reply: &Reply, log: &std::sync::Mutex<
     );
     let _ = (&stream).flush();
 }
+
+/// A Slurm job token for `job`, signed with the key OpenBao's slurm-jobs
+/// mount trusts (`identity_dir` of the setup `s`), for `audience`, living
+/// 300 s, written 0600 at `path`.
+pub fn job_token_file(
+    s: &Value,
+    job: &st_secrets::secrets::job_token::JobRecord,
+    audience: &str,
+    path: &std::path::Path,
+) -> std::path::PathBuf {
+    use st_secrets::secrets::job_token::{self, SigningKey};
+    use std::os::unix::fs::PermissionsExt;
+    let key =
+        SigningKey::load(&std::path::Path::new(text(s, "identity_dir")).join("jwt-signing.key"))
+            .unwrap();
+    let minted = job_token::mint(
+        &key,
+        "https://slurm.test/st-secrets",
+        audience,
+        job,
+        std::time::Duration::from_secs(300),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    std::fs::write(path, minted.token.expose()).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_owned()
+}

@@ -43,6 +43,8 @@ JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 FEDERATION_BETA = "oidc-federation-2026-04-01"
 OAUTH_BETA = "oauth-2025-04-20"
 VENDORS = ("hf", "openai", "anthropic", "wandb", "coreweave")
+KEYS = {"hf": "HF_TOKEN", "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_AUTH_TOKEN", "wandb": "WANDB_API_KEY"}
+ORG = "00000000-0000-4000-8000-000000000001"  # Anthropic's organization the fake registers
 
 
 def flags(headers) -> list[str]:
@@ -132,6 +134,25 @@ class FakeVendors:
         return {"access_token": token, "token_type": "bearer", "expires_in": life,
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}
 
+    def exchanges(self, subject_files: dict) -> dict:
+        """The `exchanges` configuration of the four token vendors at this
+        fake (by their keys, KEYS), each reading its subject token from
+        `subject_files[vendor]`."""
+        exchanges = {
+            "HF_TOKEN": {"profile": "huggingface", "url": self.base("hf") + "/oauth/token", "resource": "org/model"},
+            "OPENAI_API_KEY": {"profile": "openai", "url": self.base("openai") + "/oauth/token",
+                               "audience": self.audience("openai"), "identity_provider_id": "idp_test",
+                               "service_account_id": "sa_test"},
+            "ANTHROPIC_AUTH_TOKEN": {"profile": "anthropic", "url": self.base("anthropic") + "/v1/oauth/token",
+                                     "audience": self.audience("anthropic"), "federation_rule_id": "fdrl_test",
+                                     "organization_id": ORG, "service_account_id": "svac_test"},
+            "WANDB_API_KEY": {"profile": "wandb", "url": self.base("wandb") + "/oidc/token",
+                              "audience": self.audience("wandb")},
+        }
+        for vendor, key in KEYS.items():
+            exchanges[key]["subject_token_file"] = str(subject_files[vendor])
+        return exchanges
+
     def key_pair(self, claims: dict, seconds) -> dict:
         """CoreWeave's answer: an S3 key pair living `durationSeconds` (at
         most the fake's lifetime), its expiry in RFC 3339."""
@@ -196,7 +217,7 @@ class FakeVendors:
             if FEDERATION_BETA not in flags(headers):
                 raise Refused(400, "invalid_request", "the federation beta flag is missing")
             need("grant_type", JWT_BEARER), need("federation_rule_id", "fdrl_test")
-            need("organization_id", "00000000-0000-4000-8000-000000000001")
+            need("organization_id", ORG)
             need("service_account_id", "svac_test")
             claims = self.verify(vendor, need("assertion"))
             return self.grant(vendor, body.get("workspace_id") or "wrkspc_default", claims)

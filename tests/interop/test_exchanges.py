@@ -25,12 +25,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exchange"))
-from fake_vendors import FakeVendors, Issuer  # noqa: E402
+from fake_vendors import KEYS, ORG, FakeVendors, Issuer  # noqa: E402
 
 BIN = os.environ["ST_SECRETS_BIN"]
-ORG = "00000000-0000-4000-8000-000000000001"
-KEYS = {"hf": "HF_TOKEN", "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_AUTH_TOKEN",
-        "wandb": "WANDB_API_KEY"}
 
 
 @pytest.fixture()
@@ -52,19 +49,7 @@ def subject(issuer, fake, work, vendor, **claims):
 
 
 def config(issuer, fake, work, **claims):
-    exchanges = {
-        "HF_TOKEN": {"profile": "huggingface", "url": fake.base("hf") + "/oauth/token", "resource": "org/model"},
-        "OPENAI_API_KEY": {"profile": "openai", "url": fake.base("openai") + "/oauth/token",
-                           "audience": fake.audience("openai"), "identity_provider_id": "idp_test",
-                           "service_account_id": "sa_test"},
-        "ANTHROPIC_AUTH_TOKEN": {"profile": "anthropic", "url": fake.base("anthropic") + "/v1/oauth/token",
-                                 "audience": fake.audience("anthropic"), "federation_rule_id": "fdrl_test",
-                                 "organization_id": ORG, "service_account_id": "svac_test"},
-        "WANDB_API_KEY": {"profile": "wandb", "url": fake.base("wandb") + "/oidc/token",
-                          "audience": fake.audience("wandb")},
-    }
-    for vendor, key in KEYS.items():
-        exchanges[key]["subject_token_file"] = str(subject(issuer, fake, work, vendor, **claims))
+    exchanges = fake.exchanges({vendor: subject(issuer, fake, work, vendor, **claims) for vendor in KEYS})
     path = work / "config.json"
     path.write_text(json.dumps({"providers": ["exchange"], "exchanges": exchanges, "retries": 1}))
     return path
