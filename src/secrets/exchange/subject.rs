@@ -16,7 +16,6 @@ use crate::secrets::remote::{identity_file, FetchError, RemoteSettings, Vars};
 use crate::secrets::vault::{VaultJob, VaultSettings};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// One exchange's source of subject tokens.
 pub(super) enum Subject {
@@ -82,12 +81,7 @@ impl Subject {
                  metadata server for: set audience"
             )));
         }
-        // The metadata server answers on the node: short timeouts.
-        let settings = RemoteSettings {
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(3),
-            ..remote.clone()
-        };
+        let settings = crate::secrets::gcp::metadata_settings(remote);
         let http = Arc::new(Http::new(&settings, &Trust::Default, "")?);
         Ok(Subject::Gcp(Box::new(Metadata::of(
             vars, &http, &settings,

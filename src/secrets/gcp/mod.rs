@@ -54,6 +54,16 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `remote` for the metadata server, which answers on the node: short
+/// timeouts, as google-auth's 3 s.
+pub(crate) fn metadata_settings(remote: &RemoteSettings) -> RemoteSettings {
+    RemoteSettings {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(3),
+        ..remote.clone()
+    }
+}
+
 /// How long a process waits for a metadata server that does not answer
 /// yet before its first token, by default.
 pub const DEFAULT_METADATA_WAIT: Duration = Duration::from_secs(30);
@@ -246,13 +256,7 @@ fn client(gcp: &GcpSettings, kit: &Kit<'_>) -> Result<Client, Error> {
         )));
     }
     let http = Arc::new(Http::new(remote, &Trust::Default, "")?);
-    // The metadata server answers on the node: short timeouts, as
-    // google-auth's 3 s.
-    let metadata_settings = RemoteSettings {
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: Duration::from_secs(3),
-        ..remote.clone()
-    };
+    let metadata_settings = metadata_settings(remote);
     let metadata = Arc::new(Http::new(&metadata_settings, &Trust::Default, "")?);
     let wait = gcp.metadata_wait.unwrap_or(DEFAULT_METADATA_WAIT);
     let found = credentials::find(&vars, &http, remote, wait, &metadata, &metadata_settings)?;
