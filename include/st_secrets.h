@@ -585,9 +585,14 @@ void st_error_free(st_error *e);
  * and the key it is read under with `m` (the variable's own name when no
  * key is given). `layout` is `"files"` (the `st-secrets run --as-files`
  * conventions: `HF_TOKEN` as a token file named by `HF_TOKEN_PATH`,
- * `WANDB_API_KEY` as a netrc named by `NETRC`, the AWS keys as a
- * credentials file named by `AWS_SHARED_CREDENTIALS_FILE`, any other
- * `NAME` as a file named by `NAME_FILE`) or `"refs"` (one file per key,
+ * `WANDB_API_KEY` as a netrc named by `NETRC`, or, when a W&B token
+ * exchange gives it, as W&B's credentials file named by
+ * `WANDB_CREDENTIALS_FILE` beside `WANDB_IDENTITY_TOKEN_FILE` and
+ * `WANDB_BASE_URL`; an Anthropic exchange's credential as the SDK's
+ * profile, a directory named by `ANTHROPIC_CONFIG_DIR` with
+ * `ANTHROPIC_PROFILE`; the AWS keys as a credentials file named by
+ * `AWS_SHARED_CREDENTIALS_FILE`, any other `NAME` as a file named by
+ * `NAME_FILE`) or `"refs"` (one file per key,
  * `SIMPLETUNER_SECRETS_DIRS` naming the directory, and `NAME=st://KEY`:
  * the process's own library resolves it from the directory, with no
  * credential). Each file is created new (never through an existing name
@@ -602,7 +607,8 @@ void st_error_free(st_error *e);
  * list (naming the item), an unknown layout, a uid or gid out of range or
  * only one of them -1, a `dir` that is not a directory or not on a
  * memory-backed filesystem (tmpfs or ramfs), a value a netrc or
- * credentials file cannot hold (naming the variable); `ST_IO` or
+ * credentials file cannot hold (naming the variable), a W&B exchange whose
+ * subject token has no file; `ST_IO` or
  * `ST_PERMISSION` for a file that cannot be created (one already there
  * included); a provider's error as `st_secrets_get` returns it;
  * `ST_NULL_ARGUMENT`; `ST_INVALID_UTF8`.
@@ -615,6 +621,32 @@ st_result st_secrets_write_files(st_secrets *m,
                                  int64_t gid,
                                  st_buf **out_vars_json,
                                  st_error **err);
+
+/**
+ * Rewrites the files of short-lived credentials among those
+ * `st_secrets_write_files` wrote into `dir` for the same `names` and
+ * `layout` (a token exchange's, renewed by the library ahead of its end):
+ * each whose contents changed is replaced atomically (a new 0600 file
+ * renamed over it: a reader sees the old file or the new one, never part
+ * of one), given the owner, group and ACL of the file it replaces. The
+ * files of other secrets are left as they are and their keys not read
+ * (a leased secret would be issued again). Puts into a new buffer at
+ * `*out_report_json` (free with `st_buf_free`)
+ * `{"rewritten": ["FILE", ...], "next_in": SECONDS}`: the files
+ * rewritten (names in `dir`), and how long to wait before calling again
+ * (a quarter of the time left to the soonest end, at least 1), or `null`
+ * when no file holds a short-lived credential (no call is needed again).
+ *
+ * Returns `ST_OK`; the errors of `st_secrets_write_files` (a file whose
+ * value cannot be had keeps its contents: the others are rewritten
+ * first, and the error is the first met).
+ */
+st_result st_secrets_refresh_files(st_secrets *m,
+                                   const char *names,
+                                   const char *dir,
+                                   const char *layout,
+                                   st_buf **out_report_json,
+                                   st_error **err);
 
 /**
  * Revokes what a job's ledger lists (the file `st-secrets run` names by

@@ -36,7 +36,7 @@ st_secrets *site_manager(const struct settings *s, const char *dir, char *why, s
         snprintf(why, n, "plugin argument config=%s sets vault_path, which would hide job_paths=: remove it",
                  s->config);
     } else if (!load_environment(s, why, n)) {
-        setenv("SIMPLETUNER_NODE_CACHE", "0", 1);
+        setenv("SIMPLETUNER_NODE_CACHE", "1", 1);
         snprintf(path, sizeof(path), "%s/node-cache", dir);
         setenv("SIMPLETUNER_NODE_CACHE_DIR", path, 1);
         if (s->token_key[0]) {

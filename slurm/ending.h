@@ -16,8 +16,9 @@
 void free_error(st_error *e);
 /* The library's manager for the job whose directory is `dir`: plugin
  * argument config='s file, read after environment='s variables are set; the
- * node cache off, or, where config= turns it on, in the job's directory
- * (removed with it; a config= naming node_cache_dir is refused); the job's
+ * node cache on (unless config= turns it off) in the job's directory
+ * (removed with it; a config= naming node_cache_dir is refused), so that
+ * the prolog and each step's renewal share one credential; the job's
  * token (SIMPLETUNER_JOB_TOKEN_FILE) the identity a jwt login sends when
  * the site mints one. NULL with why. */
 st_secrets *site_manager(const struct settings *s, const char *dir, char *why, size_t n);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,12 @@ static struct {
     uint32_t job;
     uid_t uid;
     gid_t gid;
+    /* The job's files of short-lived credentials (a token exchange's): the
+     * site's manager, the job's list and layout, files/'s path, and when to
+     * look at them next (0: never). */
+    st_secrets *m;
+    char keys[MAX_LIST], layout[8], files[DIR_MAX + 8];
+    time_t files_at;
 } renewal = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* Waits until `when` (Unix seconds) or the stop; 1 when stopped. */
@@ -174,10 +181,13 @@ static int wait_until(time_t when)
 }
 
 /* When the tokens in the directory are due: half the shortest lifetime
- * after `token` (written last) was written (now when it is missing). */
+ * after `token` (written last) was written (now when it is missing); never
+ * without a job_token_key=. */
 static time_t due(void)
 {
     struct stat st;
+    if (!renewal.s.token_key[0])
+        return (time_t)INT64_MAX;
     long shortest = renewal.s.token_lifetime;
     for (int e = 0; e < renewal.s.n_extra; e++)
         if (renewal.s.extra[e].lifetime < shortest)
@@ -187,10 +197,32 @@ static time_t due(void)
     return st.st_mtime + shortest / 2;
 }
 
-/* Renews the token when due, the directory's lock held so that the other
+/* Rewrites the job's files whose credentials the library renewed
+ * (st_secrets_refresh_files: each atomically, with the ACL of the one it
+ * replaces) and sets when to look again from its answer; 0, or -1 with
+ * why. */
+static int refresh_files(char *why, size_t n)
+{
+    st_buf *out = NULL;
+    st_error *err = NULL;
+    if (st_secrets_refresh_files(renewal.m, renewal.keys, renewal.files, renewal.layout, &out, &err) != ST_OK) {
+        snprintf(why, n, "its files not refreshed: %s", st_error_message(err));
+        free_error(err);
+        return -1;
+    }
+    const char *at = strstr(st_buf_str(out), "\"next_in\":");
+    long in = at ? strtol(at + 10, NULL, 10) : 0;
+    renewal.files_at = in > 0 ? time(NULL) + in : 0; /* null: nothing short-lived */
+    st_buf_free(out);
+    return 0;
+}
+
+/* Renews the token when due, and rewrites the files of short-lived
+ * credentials when due, the directory's lock held so that the other
  * steps' slurmstepd on the node (each has a renewal) skip it; a failure
- * (slurmctld away, the user's privileges in force a moment) is said in
- * slurmd's log and tried again 10 s on, until the step ends. */
+ * (slurmctld away, the user's privileges in force a moment, a token
+ * endpoint away) is said in slurmd's log and tried again 10 s on, until
+ * the step ends. */
 static void *renew(void *unused)
 {
     (void)unused;
@@ -198,11 +230,13 @@ static void *renew(void *unused)
     int said = 0;
     while (!wait_until(next)) {
         time_t at = due();
+        if (renewal.files_at && renewal.files_at < at)
+            at = renewal.files_at;
         if (at > time(NULL)) {
-            next = at;
+            next = at < time(NULL) + 3600 ? at : time(NULL) + 3600;
             continue;
         }
-        char why[512] = "";
+        char why[1024] = "";
         if (flock(renewal.jd, LOCK_EX | LOCK_NB)) {
             next = time(NULL) + 1;
             continue;
@@ -210,9 +244,11 @@ static void *renew(void *unused)
         int rc = due() > time(NULL) ? 0
                  : mint_job_token(&renewal.s, renewal.jd, renewal.job, renewal.uid, renewal.gid, NULL, why,
                                   sizeof(why));
+        if (!rc && renewal.files_at && renewal.files_at <= time(NULL))
+            rc = refresh_files(why, sizeof(why));
         flock(renewal.jd, LOCK_UN);
         if (rc && !said++)
-            slurm_error("st-secrets: job %u: its token not renewed (tried again every 10 s): %s", renewal.job, why);
+            slurm_error("st-secrets: job %u: (tried again every 10 s): %s", renewal.job, why);
         if (!rc)
             said = 0;
         next = time(NULL) + (rc ? 10 : 1);
@@ -220,7 +256,33 @@ static void *renew(void *unused)
     return NULL;
 }
 
-void start_renewal(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid)
+/* The job's list and layout from its vars (open at `jd`: "AS\nKEYS\n..."),
+ * and the site's manager for its files; 0 when there are none to keep. */
+static int files_to_keep(const struct settings *s, int jd, const char *dir)
+{
+    char why[512], ledger[DIR_MAX + 8], *text = read_small_at(jd, "vars", MAX_VARS, NULL, NULL);
+    const char *keys = text ? strchr(text, '\n') : NULL;
+    size_t kl = keys ? strcspn(keys + 1, "\n") : 0;
+    int ok = keys && kl && kl < sizeof(renewal.keys) &&
+             snprintf(renewal.files, sizeof(renewal.files), "%s/files", dir) < (int)sizeof(renewal.files);
+    if (ok) {
+        snprintf(renewal.layout, sizeof(renewal.layout), "%s", strncmp(text, "files\n", 6) ? "refs" : "files");
+        memcpy(renewal.keys, keys + 1, kl);
+        renewal.keys[kl] = 0;
+        /* A login an exchange makes (an OpenBao subject) goes to the job's
+         * ledger, revoked at its end as the prolog's are. */
+        snprintf(ledger, sizeof(ledger), "%s/ledger", dir);
+        setenv("SIMPLETUNER_JOB_LEDGER", ledger, 1);
+        if (!(renewal.m = site_manager(s, dir, why, sizeof(why)))) {
+            slurm_error("st-secrets: the job's files will not be refreshed: %s", why);
+            ok = 0;
+        }
+    }
+    free(text);
+    return ok;
+}
+
+void start_renewal(const struct settings *s, int jd, const char *dir, uint32_t job, uid_t uid, gid_t gid)
 {
     if (renewal.running)
         return;
@@ -229,15 +291,23 @@ void start_renewal(const struct settings *s, int jd, uint32_t job, uid_t uid, gi
     renewal.uid = uid;
     renewal.gid = gid;
     renewal.stop = 0;
-    if ((renewal.jd = fcntl(jd, F_DUPFD_CLOEXEC, 0)) < 0)
-        return;
+    /* The first look at the files with the token's: they are left as they
+     * are until a credential is another. */
+    renewal.files_at = files_to_keep(s, jd, dir) ? time(NULL) + 5 : 0;
+    if ((!renewal.files_at && !s->token_key[0]) || (renewal.jd = fcntl(jd, F_DUPFD_CLOEXEC, 0)) < 0)
+        goto none;
     int e = pthread_create(&renewal.thread, NULL, renew, NULL);
     if (e) {
         close(renewal.jd);
         slurm_error("st-secrets: job %u: its token's renewal did not start: %s", job, strerror(e));
-        return;
+        goto none;
     }
     renewal.running = 1;
+    return;
+none:
+    if (renewal.m)
+        st_secrets_free(renewal.m);
+    renewal.m = NULL;
 }
 
 void stop_renewal(void)
@@ -250,5 +320,8 @@ void stop_renewal(void)
     pthread_mutex_unlock(&renewal.lock);
     pthread_join(renewal.thread, NULL);
     close(renewal.jd);
+    if (renewal.m)
+        st_secrets_free(renewal.m);
+    renewal.m = NULL;
     renewal.running = 0;
 }

@@ -22,8 +22,12 @@ int mint_job_token(const struct settings *s, int jd, uint32_t job, uid_t uid, gi
                    struct job_claims *claims, char *why, size_t n);
 /* Starts this slurmstepd's renewal of the job's token (once; a copy of
  * `s`, `jd` duplicated): a new one when half the lifetime of the one in the
- * directory has passed, the first check a few seconds on. */
-void start_renewal(const struct settings *s, int jd, uint32_t job, uid_t uid, gid_t gid);
+ * directory has passed, the first check a few seconds on. With it, the
+ * files of the job's short-lived credentials (a token exchange's, in the
+ * job's directory `dir`) are rewritten as the library renews them, with
+ * the site's manager made here (main thread: it sets the library's
+ * variables). Nothing starts when there is neither. */
+void start_renewal(const struct settings *s, int jd, const char *dir, uint32_t job, uid_t uid, gid_t gid);
 /* Stops it and waits for it (at the step's end). */
 void stop_renewal(void);
 

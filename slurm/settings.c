@@ -422,17 +422,22 @@ int remove_tree(int parent, const char *name)
     return rc;
 }
 
-/* Lets the job's user read one file of files/ (open at `fd`, root's 0600)
- * and nothing else: a POSIX ACL naming the user (read), the file still
- * root's, so the user can neither write it nor change its mode. Where the
- * filesystem keeps no ACL (ramfs, a tmpfs built without them) the file is
- * handed to the user instead (its 0600). 0, or -1. */
-static int let_read(int fd, uid_t uid, gid_t gid)
+/* Lets the job's user read one file of files/ (open at `fd`, root's 0600),
+ * or list and enter one directory of it (root's 0700, `dir` set), and
+ * nothing else: a POSIX ACL naming the user (read, and search for a
+ * directory), the entry still root's, so the user can neither write it nor
+ * change its mode. Where the filesystem keeps no ACL (ramfs, a tmpfs built
+ * without them) a file is handed to the user instead (its 0600) and a
+ * directory stays root's, 0711 (entered, not listed, and never a place the
+ * user could swap a name for a link under root's next rewrite). 0, or
+ * -1. */
+static int let_read(int fd, uid_t uid, gid_t gid, int dir)
 {
     /* The xattr's layout (linux/posix_acl_xattr.h): a version, then
      * (tag, perm, id) entries in tag order, little-endian. */
     static const uint16_t tags[] = {0x01, 0x02, 0x04, 0x10, 0x20}; /* owner, user, group, mask, other */
-    static const uint16_t perms[] = {6, 4, 0, 4, 0};
+    const uint16_t read = dir ? 5 : 4;
+    const uint16_t perms[] = {dir ? 7 : 6, read, 0, read, 0};
     unsigned char acl[4 + 5 * 8];
     uint32_t version = htole32(2);
     memcpy(acl, &version, 4);
@@ -447,7 +452,7 @@ static int let_read(int fd, uid_t uid, gid_t gid)
         return 0;
     if (uid != 0 && errno != EOPNOTSUPP && errno != ENOTSUP)
         return -1;
-    return fchown(fd, uid, gid);
+    return dir ? fchmod(fd, 0711) : fchown(fd, uid, gid);
 }
 
 int replace_for_user(int at, const char *name, const char *text, size_t len, uid_t uid, gid_t gid)
@@ -459,7 +464,7 @@ int replace_for_user(int at, const char *name, const char *text, size_t len, uid
     if (write_new_at(at, tmp, text, len, 0600))
         return -1;
     int fd = openat(at, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    int rc = fd < 0 || let_read(fd, uid, gid) || renameat(at, tmp, at, name) ? -1 : 0;
+    int rc = fd < 0 || let_read(fd, uid, gid, 0) || renameat(at, tmp, at, name) ? -1 : 0;
     int saved = errno;
     if (fd >= 0)
         close(fd);
@@ -469,11 +474,12 @@ int replace_for_user(int at, const char *name, const char *text, size_t len, uid
     return rc;
 }
 
-/* Lets the job's user read each file the library wrote into files/ (open at
- * `files`); 0, or -1 with errno. */
-int hand_files(int files, uid_t uid, gid_t gid)
+/* Lets the job's user read each file the library wrote into the directory
+ * open at `at` and enter each directory (a vendor's profile), `depth`
+ * levels below files/; 0, or -1 with errno. */
+static int hand_at(int at, uid_t uid, gid_t gid, int depth)
 {
-    int fd = dup(files);
+    int fd = dup(at);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     int rc = 0;
     if (!d) {
@@ -486,14 +492,23 @@ int hand_files(int files, uid_t uid, gid_t gid)
     while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        int f = openat(files, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        int f = openat(at, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         struct stat st;
-        rc = f < 0 || fstat(f, &st) || !S_ISREG(st.st_mode) || st.st_uid != 0 || let_read(f, uid, gid) ? -1 : 0;
+        rc = f < 0 || fstat(f, &st) || st.st_uid != 0 ? -1 : 0;
+        if (!rc && S_ISDIR(st.st_mode))
+            rc = depth >= 2 || let_read(f, uid, gid, 1) || hand_at(f, uid, gid, depth + 1) ? -1 : 0;
+        else if (!rc)
+            rc = !S_ISREG(st.st_mode) || let_read(f, uid, gid, 0) ? -1 : 0;
         if (f >= 0)
             close(f);
     }
     closedir(d);
     return rc;
+}
+
+int hand_files(int files, uid_t uid, gid_t gid)
+{
+    return hand_at(files, uid, gid, 0);
 }
 
 /* The value of secret file `key` of the job's files/ (in `jd`) for the

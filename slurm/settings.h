@@ -102,9 +102,11 @@ char *read_small_at(int at, const char *name, size_t max, size_t *len, struct st
  * is gone, -1. */
 int remove_tree(int parent, const char *name);
 /* Lets the job's user (uid, gid) read each file of the job's files/ (open at
- * `files`, written root's 0600): a POSIX ACL naming the user alone, the
- * file still root's; where no ACL is kept (ramfs), the file handed to the
- * user (its 0600). 0, or -1 with errno. */
+ * `files`, written root's 0600) and enter each directory in it (a vendor's
+ * profile, root's 0700; two levels at most): a POSIX ACL naming the user
+ * alone, each entry still root's; where no ACL is kept (ramfs), a file
+ * handed to the user (its 0600), a directory root's 0711. 0, or -1 with
+ * errno. */
 int hand_files(int files, uid_t uid, gid_t gid);
 /* The value of the secret file `key` in the job's directory (open at `jd`)
  * files/: one plain name, root's or `uid`'s, its only link, no NUL byte;

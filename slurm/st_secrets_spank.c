@@ -55,7 +55,8 @@
  *     A failure is written to .../error, never fails the prolog (which
  *     would drain the node): the job's tasks fail with it instead.
  *   init_post_opt (slurmstepd, root, each step): sets the variables in the
- *     step's environment; starts the step's renewal of the job's token.
+ *     step's environment; starts the step's renewal of the job's token and
+ *     of the files of its short-lived credentials (a token exchange's).
  *   task_init (each task, the user's): a failure of the prolog is printed
  *     on the task's stderr (the job's output) and the task fails.
  *   task_exit, exit (slurmstepd, root, each step): the batch step's end,
@@ -520,12 +521,12 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
     } else if (set_step_env(sp, jd, s.token_key[0] ? dir : NULL)) {
         if (!step_error[0])
             snprintf(step_error, sizeof(step_error), "cannot read the job's variables in %s", dir);
-    } else if (s.token_key[0]) {
+    } else {
         uid_t uid = 0;
         gid_t gid = 0;
         if (spank_get_item(sp, S_JOB_UID, &uid) == ESPANK_SUCCESS &&
             spank_get_item(sp, S_JOB_GID, &gid) == ESPANK_SUCCESS)
-            start_renewal(&s, jd, job, uid, gid);
+            start_renewal(&s, jd, dir, job, uid, gid);
     }
     free(error);
     close(jd);

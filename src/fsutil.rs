@@ -245,6 +245,42 @@ pub(crate) fn replace_atomically(
     sync_dir(dir)
 }
 
+/// [`replace_atomically`], the new file given the owner, group and ACL of
+/// the one it replaces (when there is one, never through a link), so that
+/// whoever was let read it reads the new one: a job's file rewritten by
+/// root for the job's user.
+pub(crate) fn replace_keeping_access(
+    dir: &Path,
+    name: &str,
+    target: &Path,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    let temp = write_private_temp(dir, &temp_prefix(name), bytes)?;
+    let replaced = (|| {
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+                .open(p)
+        };
+        match open(target) {
+            Ok(old) => {
+                let new = open(&temp).map_err(|e| Error::io("cannot open", &temp, &e))?;
+                crate::sys::copy_access(&old, &new)
+                    .map_err(|e| Error::io("cannot give the new file the access of", target, &e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot open", target, &e)),
+        }
+        std::fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, &e))
+    })();
+    if let Err(e) = replaced {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
 /// Makes a rename or link inside `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,9 +54,34 @@ func TestATokenExchangeGivesAKey(t *testing.T) {
 	if n.Load() != 1 {
 		t.Fatalf("%d exchanges for three reads", n.Load())
 	}
+	// Its file (a job's, on tmpfs) is rewritten once the credential is
+	// another, and not before.
+	var fs syscall.Statfs_t
+	shm := syscall.Statfs("/dev/shm", &fs) == nil && fs.Type == 0x01021994
+	dir := "/dev/shm"
+	if shm {
+		if dir, err = os.MkdirTemp("/dev/shm", "st-go-exchange-"); err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if _, err := m.WriteFiles("API_KEY", dir, "files", -1, -1); err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.RefreshFiles("API_KEY", dir, "files")
+		if err != nil || len(r.Rewritten) != 0 || r.NextIn == nil || *r.NextIn < 1 || *r.NextIn > 150 {
+			t.Fatalf("unchanged: %+v %v", r, err)
+		}
+	}
 	v, _, changed, err := m.ReportFailure("API_KEY", "")
 	if err != nil || v != "at_go_2" || !changed {
 		t.Fatalf("after the API refused it: %q %v %v", v, changed, err)
+	}
+	if shm {
+		r, err := m.RefreshFiles("API_KEY", dir, "files")
+		b, _ := os.ReadFile(filepath.Join(dir, "API_KEY"))
+		if err != nil || strings.Join(r.Rewritten, ",") != "API_KEY" || string(b) != "at_go_2" {
+			t.Fatalf("replaced: %+v %v %q", r, err, b)
+		}
 	}
 	// A subject token for another audience is refused by name, never sent.
 	bad, err := New(map[string]any{"providers": []string{"exchange"}, "exchanges": map[string]any{

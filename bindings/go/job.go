@@ -68,6 +68,43 @@ func (m *Manager) WriteFiles(names, dir, layout string, uid, gid int64) ([]strin
 	return vars, nil
 }
 
+// Refreshed is what RefreshFiles did: the files rewritten (names in the
+// directory), and how many seconds to wait before calling again (nil: no
+// file holds a short-lived credential, no call is needed again).
+type Refreshed struct {
+	Rewritten []string `json:"rewritten"`
+	NextIn    *int64   `json:"next_in"`
+}
+
+// RefreshFiles rewrites, in dir where WriteFiles wrote them for the same
+// names and layout, the files of short-lived credentials (a token
+// exchange's, renewed by the library ahead of its end) whose contents
+// changed: each replaced atomically, with the owner, group and ACL of the
+// file it replaces. The files of other secrets are left as they are and
+// their keys not read again.
+func (m *Manager) RefreshFiles(names, dir, layout string) (Refreshed, error) {
+	var r Refreshed
+	n, freeN, err := cstring("names", names)
+	if err != nil {
+		return r, err
+	}
+	defer freeN()
+	d, freeD, err := cstring("dir", dir)
+	if err != nil {
+		return r, err
+	}
+	defer freeD()
+	l, freeL, err := cstring("layout", layout)
+	if err != nil {
+		return r, err
+	}
+	defer freeL()
+	err = m.jsonCall(func(h *C.st_secrets, out **C.st_buf, e **C.st_error) C.st_result {
+		return C.st_secrets_refresh_files(h, n, d, l, out, e)
+	}, &r)
+	return r, err
+}
+
 // Revoked is what RevokeLedger did: the leases and login tokens revoked
 // (or found already gone), and what could not be, with why (never a value,
 // a token or a lease ID). Entity is what became of the OpenBao entity of

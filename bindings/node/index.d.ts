@@ -124,6 +124,8 @@ export class Manager {
   diagnose(): Array<ProviderInfo & { checks: Record<string, unknown> | null }>;
   /** Writes a job's secrets as new 0600 files in dir (on tmpfs); the variables its processes get, in order. */
   writeFiles(names: string, dir: string, layout?: 'files' | 'refs', uid?: number, gid?: number): Record<string, string>;
+  /** Rewrites the files of short-lived credentials (a token exchange's) that changed; next_in: seconds, or null. */
+  refreshFiles(names: string, dir: string, layout?: 'files' | 'refs'): { rewritten: string[]; next_in: number | null };
   /** Revokes what a job's ledger lists; never a value, a token or a lease ID in the report. */
   revokeLedger(path: string): { leases: number; tokens: number; failed: string[]; entity: 'disabled' | 'disabled already' | null };
   /** Concurrent calls for one key wait for one remote request. */

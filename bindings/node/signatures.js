@@ -54,6 +54,7 @@ exports.functions = [
   'const char *st_error_message(const st_error *e)',
   'void st_error_free(st_error *e)',
   'st_result st_secrets_write_files(st_secrets *m, const char *names, const char *dir, const char *layout, int64_t uid, int64_t gid, _Out_ st_buf **out_vars_json, _Out_ st_error **err)',
+  'st_result st_secrets_refresh_files(st_secrets *m, const char *names, const char *dir, const char *layout, _Out_ st_buf **out_report_json, _Out_ st_error **err)',
   'st_result st_secrets_revoke_ledger(st_secrets *m, const char *ledger_path, _Out_ st_buf **out_report_json, _Out_ st_error **err)',
   'st_result st_job_token_mint(const char *key_file, const char *request_json, _Out_ st_buf **out_token, _Out_ st_error **err)',
   'st_result st_job_token_jwks(const char *key_files_json, _Out_ st_buf **out_jwks_json, _Out_ st_error **err)',

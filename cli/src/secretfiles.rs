@@ -16,6 +16,7 @@
 //! 0600 from its first byte. [`SecretDir`]'s drop removes them all; `run`
 //! keeps it alive until its command has ended, whichever way it ends.
 
+use st_secrets::secrets::delivery;
 use st_secrets::Error;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -63,25 +64,7 @@ fn candidates() -> Vec<PathBuf> {
     out
 }
 
-/// Whether `name` can name a file of the private directory: one plain file
-/// name (not empty, no `/` or NUL, not `.` or `..`), so that nothing is
-/// written outside it.
-pub fn plain_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
-}
-
-/// `name` as a path in the private directory: plain names joined by `/`
-/// (a delivery that is a directory names its files so), as an error naming
-/// it otherwise.
-fn check_name(name: &str) -> Result<(), Error> {
-    if name.split('/').all(plain_name) {
-        return Ok(());
-    }
-    Err(Error::InvalidArgument(format!(
-        "'{}' is not a plain file name (no '/', not '.' or '..'): refused",
-        st_secrets::error::printable(name)
-    )))
-}
+pub use delivery::plain_name;
 
 /// Creates the directories of `name` in `dir` that are not there (0700).
 fn make_parents(dir: &Path, name: &str) -> Result<(), Error> {
@@ -164,36 +147,20 @@ impl SecretDir {
     /// Writes `value` to a new file `name` (mode 0600) in the directory;
     /// its path.
     pub fn write(&self, name: &str, value: &[u8]) -> Result<PathBuf, Error> {
-        check_name(name)?;
+        delivery::check_name(name)?;
         make_parents(self.path(), name)?;
         let path = self.path().join(name);
-        let mut file = st_secrets::secrets::delivery::create_new_private(&path)?;
+        let mut file = delivery::create_new_private(&path)?;
         file.write_all(value)
             .map_err(|e| Error::io("cannot write", &path, &e))?;
         Ok(path)
     }
 
     /// Replaces file `name`'s contents with `value` atomically: a new 0600
-    /// file beside it, synced, renamed over it (a reader sees the old file
-    /// or the new one, never part of one).
+    /// file beside it, renamed over it (a reader sees the old file or the
+    /// new one, never part of one).
     pub fn replace(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
-        check_name(name)?;
-        let target = dir.join(name);
-        let (parent, base) = match name.rsplit_once('/') {
-            Some((p, b)) => (dir.join(p), b),
-            None => (dir.to_owned(), name),
-        };
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!(".{base}."))
-            .permissions(std::fs::Permissions::from_mode(0o600))
-            .tempfile_in(&parent)
-            .map_err(|e| Error::io("cannot create a file in", &parent, &e))?;
-        file.write_all(value)
-            .and_then(|()| file.as_file().sync_all())
-            .map_err(|e| Error::io("cannot write", file.path(), &e))?;
-        file.persist(&target)
-            .map_err(|e| Error::io("cannot replace", &target, &e.error))?;
-        Ok(())
+        delivery::replace_file(dir, name, value)
     }
 
     /// Removes the files and the directory now, saying so on stderr if it

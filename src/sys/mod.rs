@@ -168,6 +168,52 @@ pub(crate) fn xattr(path: &Path, name: &std::ffi::CStr, max: usize) -> Option<Ve
     Some(buf)
 }
 
+/// Gives `to` the owner, group and POSIX access ACL of `from` (both open
+/// files), so that a file written to replace `from` is read by whom read
+/// it: a file another user was let read keeps that when it is rewritten.
+/// The owner is changed only when it differs (which takes root); an ACL
+/// is copied where `from` has one (off Linux there are none to copy).
+pub(crate) fn copy_access(from: &std::fs::File, to: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let (old, new) = (from.metadata()?, to.metadata()?);
+    if (old.uid(), old.gid()) != (new.uid(), new.gid()) {
+        std::os::unix::fs::fchown(to, Some(old.uid()), Some(old.gid()))?;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let name = c"system.posix_acl_access";
+        let mut acl = [0u8; 4 + 8 * 64];
+        // SAFETY: an open descriptor, a NUL-terminated name and a buffer of
+        // the length given.
+        let n = unsafe {
+            libc::fgetxattr(
+                from.as_raw_fd(),
+                name.as_ptr(),
+                acl.as_mut_ptr().cast(),
+                acl.len(),
+            )
+        };
+        if let Ok(n) = usize::try_from(n) {
+            // SAFETY: as above; the value is the n bytes read.
+            let set = unsafe {
+                libc::fsetxattr(to.as_raw_fd(), name.as_ptr(), acl.as_ptr().cast(), n, 0)
+            };
+            if set != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        } else {
+            let e = std::io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) {
+                return Err(e);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (from.as_raw_fd(), to.as_raw_fd());
+    Ok(())
+}
+
 /// Sets the extended attribute `name` of `path` to `value`; whether it
 /// was set (the tests' ACLs).
 #[cfg(all(test, target_os = "linux"))]

@@ -1,5 +1,6 @@
-/* st_secrets_write_files and st_secrets_revoke_ledger: what a program acting
-   for a whole job (the Slurm plugin) calls. Files on /dev/shm (skipped where
+/* st_secrets_write_files, st_secrets_refresh_files and
+   st_secrets_revoke_ledger: what a program acting for a whole job (the Slurm
+   plugin) calls. Files on /dev/shm (skipped where
    it is not memory-backed), bad input everywhere, out-parameters untouched
    on failure, no value in any message. */
 #define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: mkdtemp, nftw in secrets_util.h */
@@ -82,6 +83,21 @@ int main(void) {
     CHECK(out != sentinel && strcmp(st_buf_str(out), expect) == 0);
     st_buf_free(out);
     snprintf(path, sizeof path, "%s/db-pass", refs);
+    CHECK(strcmp(read_file(path), "p4ss") == 0);
+    /* Refreshing: bad input named; files of no short-lived credential are
+       left as they are and need no other look. */
+    out = sentinel;
+    CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_refresh_files(m, NULL, refs, "refs", &out, &err));
+    CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_refresh_files(m, "DB=db-pass", NULL, "refs", &out, &err));
+    CHECK_CALL(ST_NULL_ARGUMENT, st_secrets_refresh_files(m, "DB=db-pass", refs, "refs", NULL, &err));
+    CHECK_CALL(ST_INVALID_UTF8, st_secrets_refresh_files(m, "DB=db-pass", "/dev/shm/\xff", "refs", &out, &err));
+    CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_refresh_files(m, "DB=db-pass", refs, "env", &out, &err));
+    CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_refresh_files(m, "1BAD", refs, "refs", &out, &err));
+    CHECK_CALL(ST_INVALID_ARGUMENT, st_secrets_refresh_files(m, "DB=db-pass", tmp, "refs", &out, &err));
+    CHECK(out == sentinel);
+    CHECK_CALL(ST_OK, st_secrets_refresh_files(m, "DB=db-pass", refs, "refs", &out, &err));
+    CHECK(out != sentinel && strcmp(st_buf_str(out), "{\"rewritten\":[],\"next_in\":null}") == 0);
+    st_buf_free(out);
     CHECK(strcmp(read_file(path), "p4ss") == 0);
     nftw(dir, st_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   }

@@ -57,6 +57,31 @@ print(f"samples {n} expired {expired} tokens {len(seen)}")
 """
 
 
+# Reads the job's exchanged keys where their SDKs do, every second for
+# argv[1] seconds, and calls each vendor's API (argv[2]: the fake's base
+# URL) with what it read: W&B's credentials file, Hugging Face's token file.
+READER = r"""import json, os, sys, time, urllib.error, urllib.request
+base, end = sys.argv[2], time.time() + float(sys.argv[1])
+seen, calls, refused = {"wandb": set(), "hf": set()}, 0, 0
+assert os.environ["WANDB_IDENTITY_TOKEN_FILE"].endswith("/token.wandb")
+while time.time() < end:
+    creds = json.load(open(os.environ["WANDB_CREDENTIALS_FILE"]))["credentials"]
+    tokens = {"wandb": creds[os.environ["WANDB_BASE_URL"]]["access_token"],
+              "hf": open(os.environ["HF_TOKEN_PATH"]).read()}
+    for vendor, path in (("wandb", "/graphql"), ("hf", "/api/whoami-v2")):
+        seen[vendor].add(tokens[vendor])
+        req = urllib.request.Request(f"{base}/{vendor}{path}", headers={"Authorization": "Bearer " + tokens[vendor]},
+                                     data=b"{}" if vendor == "wandb" else None)
+        calls += 1
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+        except urllib.error.HTTPError:
+            refused += 1
+    time.sleep(1)
+print(f"reads calls {calls} refused {refused} wandb {len(seen['wandb'])} hf {len(seen['hf'])}")
+"""
+
+
 def claims_line(user, account, job):
     return f"token 640 0 {user} {account} job/st/{job}/0 openbao {LIFETIME}"
 
@@ -294,5 +319,58 @@ def test_a_jobs_token_for_a_vendors_audience_is_exchanged_on_each_node(site, cl,
         r = cl.as_user("sbatch", "--export=NONE", "-A", "vision", "--wrap", "true")
         assert r.returncode != 0, r.stdout
         assert "job_token_lifetime.hf names no job_token_audience.hf" in r.stderr, r.stderr
+    finally:
+        fake.stop()
+
+
+def test_a_jobs_exchanged_keys_are_files_its_sdks_read_rewritten_as_they_are_renewed(site, cl, plugstack, jobs):
+    # The site's config= gives HF_TOKEN and WANDB_API_KEY by exchanging the
+    # job's token for each vendor's audience: the prolog writes Hugging
+    # Face's token file and W&B's credentials file (root's, read by the
+    # job's user through their ACL), and each step's renewal rewrites them
+    # as the credentials (20 s here) are renewed, one exchange per node per
+    # lifetime through the node cache in the job's directory.
+    tool = st_site.PREFIX / "bin/st-secrets"
+    jwks = json.loads(subprocess.run([str(tool), "job-token", "jwks", str(jobs.args["job_token_key"])],
+                                     check=True, capture_output=True, text=True).stdout)
+    life = 20
+    fake = FakeVendors(st_site.JOB_ISSUER, claims={"user": "sttest", "account": "vision"}, keys=jwks,
+                       lifetimes={"wandb": life, "hf": life})
+    try:
+        exchanges = fake.exchanges({v: "unused" for v in ("hf", "openai", "anthropic", "wandb")})
+        config = {"providers": ["exchange"], "retries": 1, "request_timeout": 5, "exchanges": {}}
+        for key, name in (("HF_TOKEN", "hf"), ("WANDB_API_KEY", "wandb")):
+            one = exchanges[key]
+            del one["subject_token_file"]
+            config["exchanges"][key] = dict(one, audience=fake.audience(name), subject_job_token=name)
+        path = site.write("config-exchanges.json", json.dumps(config), 0o644)
+        plugstack(**dict(jobs.args, config=path), **{
+            "job_token_audience.wandb": fake.audience("wandb"), "job_token_lifetime.wandb": 120,
+            "job_token_audience.hf": fake.audience("hf"), "job_token_lifetime.hf": 120})
+        reader = jobs.work / "reader.py"
+        reader.write_text(READER)
+        os.chmod(reader, 0o644)
+        seconds = 45
+        started = time.monotonic()
+        job = cl.sbatch(f"#!/bin/bash\n/usr/bin/srun -l /usr/bin/python3 {reader} {seconds} {fake.url}\n",
+                        "--export=NONE", "-N2", "-n2", "-A", "vision", "--st-secrets=HF_TOKEN,WANDB_API_KEY")
+        state = cl.wait(job)
+        elapsed = time.monotonic() - started
+        out = cl.output(job)
+        assert state == "COMPLETED", out
+        lines = [line for line in task_lines(out) if line.startswith("reads")]
+        assert len(lines) == 2, out
+        for line in lines:
+            f = line.split()
+            calls, refused, wandb, hf = int(f[2]), int(f[4]), int(f[6]), int(f[8])
+            assert calls >= 2 * (seconds - 5) and refused == 0, out
+            # 45 s of 20 s credentials: each file held three at least.
+            assert wandb >= 3 and hf >= 3, out
+        for vendor in ("wandb", "hf"):
+            c = fake.counts[vendor]
+            assert c["refused"] == 0 and c["expired"] == 0, fake.counts
+            # Each node renews at 72-80% of the lifetime: one exchange per
+            # lifetime, not one per step (batch, extern and srun each renew).
+            assert c["exchange"] <= 2 * (elapsed / (0.72 * life) + 1), (fake.counts, elapsed)
     finally:
         fake.stop()

@@ -276,6 +276,16 @@ class Manager extends Handle {
       C.st_secrets_write_files(this.handle, names, dir, layout, uid, gid, o, e)).toString());
   }
 
+  /** Rewrites, in dir where writeFiles wrote them for the same names and
+   *  layout, the files of short-lived credentials (a token exchange's) whose
+   *  contents changed, each atomically with the access of the file it
+   *  replaces: {rewritten: [file, ...], next_in: seconds or null (nothing to
+   *  refresh)}. Other secrets' keys are not read again. */
+  refreshFiles(names, dir, layout = 'files') {
+    return JSON.parse(bufCall((o, e) =>
+      C.st_secrets_refresh_files(this.handle, names, dir, layout, o, e)).toString());
+  }
+
   /** Revokes what a job's ledger lists (the private file `st-secrets run`
    *  names by SIMPLETUNER_JOB_LEDGER) with this manager's Vault settings:
    *  {leases, tokens, failed}. A ledger others may read or write is refused;

@@ -40,9 +40,26 @@ test('a token exchange gives a key, held for its lifetime, replaced once when re
     const m = new st.Manager(config('gateway'));
     for (let i = 0; i < 3; i++) assert.equal(await m.getAsync('API_KEY'), 'at_node_1');
     assert.equal(n, 1, 'one exchange for three reads');
-    const r = await m.reportFailureAsync('API_KEY');
-    assert.equal(r.value, 'at_node_2');
-    assert.equal(r.changed, true);
+    // Its file (refs, in a job's directory on tmpfs) is rewritten once the
+    // credential is another, and not before.
+    const shm = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/st-node-exchange-') : null;
+    try {
+      if (shm) {
+        m.writeFiles('API_KEY', shm, 'refs');
+        const same = m.refreshFiles('API_KEY', shm, 'refs');
+        assert.deepEqual(same.rewritten, []);
+        assert.ok(same.next_in >= 1 && same.next_in <= 150, `${same.next_in}`);
+      }
+      const r = await m.reportFailureAsync('API_KEY');
+      assert.equal(r.value, 'at_node_2');
+      assert.equal(r.changed, true);
+      if (shm) {
+        assert.deepEqual(m.refreshFiles('API_KEY', shm, 'refs').rewritten, ['API_KEY']);
+        assert.equal(fs.readFileSync(path.join(shm, 'API_KEY'), 'utf8'), 'at_node_2');
+      }
+    } finally {
+      if (shm) fs.rmSync(shm, { recursive: true, force: true });
+    }
     // A subject token for another audience is refused by name, never sent.
     await assert.rejects(new st.Manager(config('elsewhere')).getAsync('API_KEY'), /audience/);
     assert.equal(n, 2);

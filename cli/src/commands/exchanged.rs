@@ -7,7 +7,7 @@
 use super::export::{Resolved, Var};
 use crate::outcome::{usage, CliError};
 use st_secrets::secrets::delivery::{self, Delivery};
-use st_secrets::secrets::{exchange::Profile, normalize_key, Vars};
+use st_secrets::secrets::Vars;
 use st_secrets::SecretString;
 
 /// A file of the run with what goes into it: a `--file`'s, or one of
@@ -25,47 +25,16 @@ pub(super) struct Planned {
 /// exchange's; `None` for any other key.
 pub(super) fn plan(resolved: &Resolved, v: &Var) -> Result<Option<Planned>, CliError> {
     let config = resolved.manager.config();
-    let Some((_, exchange)) = config
-        .exchanges
-        .iter()
-        .find(|(k, _)| normalize_key(k) == normalize_key(&v.key))
-    else {
+    let delivery = delivery::exchanged_delivery(config, &v.name, &v.key, &Vars::from_process())
+        .map_err(|e| usage(format!("--as-files: {e}")))?;
+    let Some(delivery) = delivery else {
         return Ok(None);
-    };
-    let profile = Profile::parse(&exchange.profile)?;
-    let endpoint = profile.endpoint(exchange);
-    let (label, delivery) = match profile {
-        Profile::Wandb => {
-            let Some(subject) = exchange.subject_file(&Vars::from_process()) else {
-                return Err(usage(format!(
-                    "--as-files: {} (secret '{}') is a W&B credential, which wandb reads from \
-                     its credentials file only beside an identity token file; its subject token \
-                     is minted for each exchange and has none: name the subject with \
-                     subject_token_file or subject_job_token, or read the key through the library",
-                    v.name,
-                    crate::io::printable(&v.key)
-                )));
-            };
-            (
-                "WANDB_CREDENTIALS_FILE",
-                delivery::wandb_exchanged(&v.name, &endpoint, &subject),
-            )
-        }
-        Profile::Anthropic => (
-            "ANTHROPIC_CONFIG_DIR",
-            delivery::anthropic_exchanged(
-                &v.name,
-                &endpoint,
-                exchange.organization_id.as_deref().unwrap_or_default(),
-            ),
-        ),
-        _ => return Ok(None),
     };
     let Some(found) = resolved.manager.get_with_version(&v.key)? else {
         return Ok(None);
     };
     Ok(Some(Planned {
-        label: label.into(),
+        label: delivery.path_var.clone(),
         delivery,
         keys: vec![v.key.clone()],
         ends: found.version.and_then(|version| version.ends),

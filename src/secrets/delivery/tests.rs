@@ -1,4 +1,8 @@
+use super::conventions::host_of;
 use super::*;
+use crate::error::Error;
+use crate::secret::SecretString;
+use std::path::Path;
 
 #[test]
 fn an_exchanged_wandb_credential_is_wandbs_credentials_file() {
@@ -122,13 +126,60 @@ fn shm_dir() -> Option<tempfile::TempDir> {
     (crate::sys::memory_backed(d.path()) == Some(true)).then_some(d)
 }
 
-fn held(key: &str) -> Result<Option<SecretString>, Error> {
-    Ok(match key {
-        "HF_TOKEN" => Some(SecretString::from("hf_abc")),
-        "WANDB_API_KEY" => Some(SecretString::from("w k")),
-        "db-pass" => Some(SecretString::from("p4ss")),
-        _ => None,
-    })
+/// The values of the tests: fixed ones, and `short` as a short-lived
+/// credential (given as `ANTHROPIC_API_KEY`'s exchange), its reads counted.
+struct Held {
+    short: std::cell::RefCell<(&'static str, usize)>,
+    fail: bool,
+}
+
+fn held() -> Held {
+    Held {
+        short: std::cell::RefCell::new(("sk-ant-oat-1", 0)),
+        fail: false,
+    }
+}
+
+const ENDS_IN: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl JobValues for Held {
+    fn value(
+        &self,
+        key: &str,
+    ) -> Result<Option<(SecretString, Option<std::time::SystemTime>)>, Error> {
+        if self.fail {
+            return Err(Error::Permission("Vault read: permission denied".into()));
+        }
+        let fixed = |v: &str| Some((SecretString::from(v), None));
+        Ok(match key {
+            "HF_TOKEN" => fixed("hf_abc"),
+            "WANDB_API_KEY" => fixed("w k"),
+            "db-pass" => fixed("p4ss"),
+            "ANTHROPIC_API_KEY" => {
+                let mut short = self.short.borrow_mut();
+                short.1 += 1;
+                Some((
+                    SecretString::from(short.0),
+                    Some(std::time::SystemTime::now() + ENDS_IN),
+                ))
+            }
+            _ => None,
+        })
+    }
+
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn exchanged(&self, w: &Wanted) -> Result<Option<Delivery>, Error> {
+        Ok((w.key == "ANTHROPIC_API_KEY").then(|| {
+            anthropic_exchanged(&w.var, "https://api.anthropic.com/v1/oauth/token", "org-1")
+        }))
+    }
+
+    fn short_lived(&self, key: &str) -> bool {
+        key == "ANTHROPIC_API_KEY"
+    }
 }
 
 #[test]
@@ -140,7 +191,7 @@ fn files_are_new_private_and_named_by_the_variables_each_layout_sets() {
     };
     let d = dir.path();
     let wanted = parse_wanted("HF_TOKEN,DB_PASSWORD=db-pass").unwrap();
-    let vars = write_files(&wanted, d, Layout::Conventions, None, |_| None, held).unwrap();
+    let vars = write_files(&wanted, d, Layout::Conventions, None, &held()).unwrap();
     let hf = d.join("hf-token");
     assert_eq!(
         vars,
@@ -158,13 +209,13 @@ fn files_are_new_private_and_named_by_the_variables_each_layout_sets() {
     assert_eq!(meta.uid(), crate::sys::effective_uid());
     // Never through an existing name: a second write fails, and removes
     // only what it wrote itself.
-    let again = write_files(&wanted, d, Layout::Conventions, None, |_| None, held);
+    let again = write_files(&wanted, d, Layout::Conventions, None, &held());
     assert!(matches!(again, Err(Error::Io(_))), "{again:?}");
     assert!(hf.exists());
 
     let refs = dir.path().join("refs");
     std::fs::create_dir(&refs).unwrap();
-    let vars = write_files(&wanted, &refs, Layout::Keys, None, |_| None, held).unwrap();
+    let vars = write_files(&wanted, &refs, Layout::Keys, None, &held()).unwrap();
     assert_eq!(vars[0], ("HF_TOKEN".to_owned(), "st://HF_TOKEN".to_owned()));
     assert_eq!(
         vars[1],
@@ -181,15 +232,18 @@ fn nothing_is_written_unless_every_value_is_found_and_fits() {
     };
     let d = dir.path();
     let absent = parse_wanted("HF_TOKEN,MISSING=nowhere").unwrap();
-    let e = write_files(&absent, d, Layout::Conventions, None, |_| None, held).unwrap_err();
+    let e = write_files(&absent, d, Layout::Conventions, None, &held()).unwrap_err();
     assert!(matches!(e, Error::NotFound(_)));
     assert!(
         e.to_string().contains("MISSING") && e.to_string().contains("nowhere"),
         "{e}"
     );
     // A provider's failure names the variable and the key, its kind kept.
-    let refused = |_: &str| Err(Error::Permission("Vault read: permission denied".into()));
-    let e = write_files(&absent, d, Layout::Conventions, None, |_| None, refused).unwrap_err();
+    let refused = Held {
+        fail: true,
+        ..held()
+    };
+    let e = write_files(&absent, d, Layout::Conventions, None, &refused).unwrap_err();
     assert!(matches!(e, Error::Permission(_)), "{e:?}");
     assert!(
         e.to_string()
@@ -199,19 +253,150 @@ fn nothing_is_written_unless_every_value_is_found_and_fits() {
     // A netrc cannot hold a space: refused naming the variable, and the
     // token file written before it is removed.
     let spaced = parse_wanted("HF_TOKEN,WANDB_API_KEY").unwrap();
-    let e = write_files(&spaced, d, Layout::Conventions, None, |_| None, held).unwrap_err();
+    let e = write_files(&spaced, d, Layout::Conventions, None, &held()).unwrap_err();
     assert!(
         e.to_string().contains("WANDB_API_KEY") && !e.to_string().contains("w k"),
         "{e}"
     );
     assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
     // Not a directory, or on a disk.
-    let e = write_files(&absent, &d.join("none"), Layout::Keys, None, |_| None, held);
+    let e = write_files(&absent, &d.join("none"), Layout::Keys, None, &held());
     assert!(e.is_err());
     let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     if crate::sys::memory_backed(disk.path()) == Some(false) {
-        let e = write_files(&absent, disk.path(), Layout::Keys, None, |_| None, held).unwrap_err();
+        let e = write_files(&absent, disk.path(), Layout::Keys, None, &held()).unwrap_err();
         assert!(e.to_string().contains("memory-backed"), "{e}");
     }
     assert!(Layout::from_name("env").is_err());
+}
+
+#[test]
+fn an_exchanged_credential_is_its_vendors_file_and_alone_refreshed_keeping_its_access() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = shm_dir() else {
+        return;
+    };
+    let d = dir.path();
+    let wanted = parse_wanted("HF_TOKEN,ANTHROPIC_API_KEY").unwrap();
+    let values = held();
+    let vars = write_files(&wanted, d, Layout::Conventions, None, &values).unwrap();
+    let profile = d.join("anthropic");
+    assert_eq!(
+        vars,
+        [
+            (
+                "ANTHROPIC_CONFIG_DIR".to_owned(),
+                profile.display().to_string()
+            ),
+            ("ANTHROPIC_PROFILE".to_owned(), ANTHROPIC_PROFILE.to_owned()),
+            (
+                "HF_TOKEN_PATH".to_owned(),
+                d.join("hf-token").display().to_string()
+            ),
+        ]
+    );
+    let credentials = profile.join("credentials/st-secrets.json");
+    let read =
+        |p: &Path| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap();
+    assert_eq!(read(&credentials)["access_token"], "sk-ant-oat-1");
+    assert_eq!(
+        read(&profile.join("configs/st-secrets.json"))["authentication"]["type"],
+        "user_oauth"
+    );
+    for p in [&profile, &profile.join("credentials")] {
+        assert_eq!(std::fs::metadata(p).unwrap().mode() & 0o7777, 0o700);
+    }
+
+    // Unchanged: nothing rewritten; the next look a quarter of the time left.
+    let before = values.short.borrow().1;
+    let done = refresh_files(&wanted, d, Layout::Conventions, &values).unwrap();
+    assert!(done.rewritten.is_empty(), "{done:?}");
+    let next = done
+        .next
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(
+        next <= ENDS_IN / 4 && next > ENDS_IN / 4 - std::time::Duration::from_secs(30),
+        "{next:?}"
+    );
+    assert_eq!(
+        values.short.borrow().1,
+        before + 1,
+        "one read of the credential"
+    );
+
+    // Renewed: its file alone is replaced (the configuration and the token
+    // file stay), a new file with the old one's ACL; the reader of the old
+    // inode still has the old credential whole.
+    let acl = acl_for(4242);
+    let acl_set = crate::sys::set_xattr(&credentials, c"system.posix_acl_access", &acl);
+    let old_inode = std::fs::metadata(&credentials).unwrap().ino();
+    let hf_inode = std::fs::metadata(d.join("hf-token")).unwrap().ino();
+    values.short.borrow_mut().0 = "sk-ant-oat-2";
+    let done = refresh_files(&wanted, d, Layout::Conventions, &values).unwrap();
+    assert_eq!(done.rewritten, ["anthropic/credentials/st-secrets.json"]);
+    assert_eq!(read(&credentials)["access_token"], "sk-ant-oat-2");
+    let meta = std::fs::metadata(&credentials).unwrap();
+    assert_ne!(meta.ino(), old_inode);
+    assert_eq!(meta.uid(), crate::sys::effective_uid());
+    if acl_set {
+        let copied = crate::sys::xattr(&credentials, c"system.posix_acl_access", 256);
+        assert_eq!(
+            copied.as_deref(),
+            Some(acl.as_slice()),
+            "the ACL goes with the file"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(d.join("hf-token")).unwrap().ino(),
+        hf_inode
+    );
+    let left: Vec<_> = std::fs::read_dir(profile.join("credentials"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left");
+
+    // A layout of references: the key's own file, rewritten the same way.
+    let refs = d.join("refs");
+    std::fs::create_dir(&refs).unwrap();
+    write_files(&wanted, &refs, Layout::Keys, None, &values).unwrap();
+    values.short.borrow_mut().0 = "sk-ant-oat-3";
+    let done = refresh_files(&wanted, &refs, Layout::Keys, &values).unwrap();
+    assert_eq!(done.rewritten, ["ANTHROPIC_API_KEY"]);
+    assert_eq!(
+        std::fs::read(refs.join("ANTHROPIC_API_KEY")).unwrap(),
+        b"sk-ant-oat-3"
+    );
+
+    // No short-lived value among them: nothing to look at again.
+    let plain = parse_wanted("HF_TOKEN").unwrap();
+    let done = refresh_files(&plain, d, Layout::Conventions, &values).unwrap();
+    assert_eq!(done, Refreshed::default());
+    // A link planted at a file's name is refused, never written through.
+    std::fs::remove_file(&credentials).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &credentials).unwrap();
+    values.short.borrow_mut().0 = "sk-ant-oat-4";
+    let e = refresh_files(&wanted, d, Layout::Conventions, &values).unwrap_err();
+    assert!(matches!(e, Error::Io(_)), "{e:?}");
+    assert!(std::fs::symlink_metadata(&credentials)
+        .unwrap()
+        .is_symlink());
+}
+
+/// A POSIX access ACL (the xattr's layout) letting `uid` read.
+fn acl_for(uid: u32) -> Vec<u8> {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, uid),
+        (4, 0, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    acl
 }
