@@ -562,3 +562,64 @@ fn a_push_back_one_process_met_holds_the_nodes_others() {
     assert_eq!(late.wait(), Duration::ZERO);
     assert_eq!(late.gap(), Duration::ZERO);
 }
+
+#[test]
+fn a_placed_fleets_first_exchange_waits_for_the_nodes_slot_and_is_tried_past_the_retries() {
+    use crate::secrets::remote::fake::{FakeServer, Reply};
+    use base64::Engine as _;
+    let _turn = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    forget();
+    // A token exchange in the chain of node 20 of its job (its count
+    // unsaid) at 100 nodes a second: its first exchange goes 200 to 203 ms
+    // after its first need, and the endpoint's 429s are tried past
+    // `retries` (0) until it answers.
+    let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = arrived.clone();
+    let server = FakeServer::start(move |_| {
+        let mut at = seen.lock().unwrap();
+        at.push(Instant::now());
+        if at.len() < 4 {
+            return Reply::json(429, r#"{"error": "slow_down"}"#);
+        }
+        let body = r#"{"access_token": "hf_jwt_1", "token_type": "Bearer", "expires_in": 600}"#;
+        Reply::json(200, body)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"iss": "https://issuer.test", "sub": "job/st/1/0",
+        "aud": "https://huggingface.co", "iat": now, "exp": now + 3600});
+    let subject = dir.path().join("subject.jwt");
+    let token = format!(
+        "{}.{}.c2ln",
+        b64.encode(r#"{"alg":"RS256"}"#),
+        b64.encode(claims.to_string())
+    );
+    std::fs::write(&subject, token).unwrap();
+    let config = crate::secrets::ManagerConfig::from_json(
+        &serde_json::json!({
+            "providers": ["exchange"], "retries": 0, "fleet_capacity": 100, "fleet_deadline": 30,
+            "exchanges": {"HF_TOKEN": {"profile": "huggingface", "subject_token_file": subject,
+                "url": format!("{}/oauth/token", server.url()), "resource": "org/model",
+                "audience": "https://huggingface.co"}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let manager =
+        crate::secrets::SecretsManager::with_environment(config, vars(&[("SLURM_NODEID", "20")]))
+            .unwrap();
+    let began = Instant::now();
+    assert_eq!(
+        manager.get("HF_TOKEN").unwrap().unwrap().expose(),
+        "hf_jwt_1"
+    );
+    let at = arrived.lock().unwrap().clone();
+    assert_eq!(at.len(), 4, "three answers of 429, then the credential");
+    let first = at[0].duration_since(began);
+    assert!(first >= Duration::from_millis(200), "{first:?}");
+    forget();
+}
