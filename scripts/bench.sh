@@ -10,15 +10,15 @@
 #
 # NAME: the ALL list; docs/benchmarks.md says what each measures against which peers. remote and fleet start
 # moto and OpenBao, failover an OpenBao cluster (about 25 minutes), fleet-start both, slurm and job-token a Slurm
-# cluster too (as root), cloud drongo and the clouds' fakes, exchange the vendors' fake (72 minutes); tool writes
-# 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty; commands runs the README's two commands in
-# fresh clones (about 90 minutes). --other LIB_DIR (another build's target/release) adds that build to cache,
-# boundary, matcher, fleet-start, failover.
+# cluster too (as root), cloud drongo and the clouds' fakes, exchange the vendors' fake (72 minutes), keycloak
+# Keycloak (12 minutes); tool writes 1 GiB under /tmp; sizes runs scripts/dist.sh when build/dist is empty;
+# commands runs the README's two commands in fresh clones (about 90 minutes). --other LIB_DIR (another build's
+# target/release) adds that build to cache, boundary, matcher, fleet-start, failover.
 source "$(dirname "$0")/lib.sh"
 source "$ST_ROOT/tests/servers.sh"
 cd "$ST_ROOT"
 ALL=(cache boundary secrets crypto store remote bindings tool leak matcher fleet fleet-start leases rotation failover
-  slurm job-token cloud exchange sizes commands)
+  slurm job-token cloud exchange keycloak sizes commands)
 other=""
 names=()
 while (($#)); do
@@ -118,10 +118,11 @@ bench_cloud() { # about 20 minutes (ST_CLOUD_SECONDS: the federated run's length
 bench_exchange() { # ST_EXCHANGE_SECONDS (4320): the compressed job's length; see the file
   cargo_build --release -q && "$(ensure_venv)" benches/exchange/bench.py "$out" "$REL/st-secrets" \
     "$REL/libst_secrets.so" | tee "$out/table.md"; }
-bench_matcher() {
+bench_keycloak() { # ST_KEYCLOAK_SECONDS (600); Keycloak from Maven, Java 21+ where there is one: see the file
   cargo_build --release -q &&
-    python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"
-}
+    "$(ensure_venv)" benches/exchange/keycloak.py "$out" "$REL/libst_secrets.so" | tee "$out/table.md"; }
+bench_matcher() { cargo_build --release -q &&
+  python3 benches/leak/bench_matcher.py "$REL/st-secrets" "$out/work" "${other:+$other/st-secrets}" >"$out/table.md"; }
 bench_fleet() {
   local py
   ensure_aws_agent && both_servers
@@ -144,8 +145,7 @@ bench_leases() { # ST_LEASE_SECONDS: the generations' length (600: 50 generation
   local py secs="${ST_LEASE_SECONDS:-600}"
   both_servers && start_postgres "$out"
   "$py" tests/vault/leases_setup.py "$VAULT_SETUP" "$PG_PORT" "$PG_SUPERPASS" "$out/leases-setup.json"
-  cargo_build
-  : >"$out/leases.txt"
+  cargo_build && : >"$out/leases.txt"
   leases() { # leases ENV... TEST: one test of cli/tests/leases.rs
     env ST_TEST_LEASES_SETUP="$out/leases-setup.json" ST_TEST_MOTO_SETUP="$MOTO_SETUP" \
       ST_TEST_BAO="$(dirname "$py")/bao" "$@" --include-ignored --exact --nocapture --test-threads=1 |

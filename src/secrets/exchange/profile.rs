@@ -92,6 +92,23 @@ pub struct ExchangeSettings {
     /// The generic profiles' `client_id`.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The generic RFC 8693 profile's `audience` parameter when the
+    /// credential asked for is for another audience than the subject token
+    /// (`audience`): Keycloak's subject is for the requesting client, the
+    /// credential for the API.
+    #[serde(default)]
+    pub requested_audience: Option<String>,
+    /// The generic RFC 8693 profile's `subject_token_type`: `jwt` (the
+    /// default), `access_token` (Keycloak's standard token exchange takes
+    /// only that) or `id_token`, or the type's full URN.
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    /// The generic profiles' client secret, in a file (the client's own,
+    /// read again for each exchange): the client authenticates with HTTP
+    /// Basic (RFC 6749 section 2.3.1, `client_secret_basic`), as a site's
+    /// Keycloak requires of a confidential client. Needs `client_id`.
+    #[serde(default)]
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// OpenAI's `identity_provider_id`.
     #[serde(default)]
     pub identity_provider_id: Option<String>,
@@ -258,7 +275,17 @@ impl Profile {
                 &["organization_id"],
                 &["url", "audience", "access_key_id_name", "duration_seconds"],
             ),
-            Profile::Rfc8693 => (&["url"], &["audience", "resource", "scope", "client_id"]),
+            Profile::Rfc8693 => (
+                &["url"],
+                &[
+                    "audience",
+                    "resource",
+                    "scope",
+                    "client_id",
+                    "subject_token_type",
+                    "requested_audience",
+                ],
+            ),
             Profile::Rfc7523 => (&["url"], &["audience", "scope", "client_id"]),
         }
     }
@@ -290,6 +317,29 @@ impl Profile {
             if value.is_empty() || value.len() > 2048 || value.chars().any(char::is_control) {
                 return Err(Error::InvalidArgument(format!(
                     "exchange for '{key}': '{name}' must be 1 to 2048 printable characters"
+                )));
+            }
+        }
+        if let Some(t) = fields.subject_token_type.as_deref() {
+            if subject_type(t).is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': subject_token_type '{}' is not one of jwt, \
+                     access_token, id_token (or its urn:ietf:params:oauth:token-type: URN)",
+                    crate::secrets::remote::shorten(t)
+                )));
+            }
+        }
+        if fields.client_secret_file.is_some() {
+            if !matches!(self, Profile::Rfc8693 | Profile::Rfc7523) {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': 'client_secret_file' is not a field of the {} profile",
+                    self.name()
+                )));
+            }
+            if fields.client_id.is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "exchange for '{key}': client_secret_file needs client_id (the client it \
+                     authenticates)"
                 )));
             }
         }
@@ -367,6 +417,11 @@ impl Profile {
     pub fn request(self, fields: &ExchangeSettings, subject: &SecretString) -> Request {
         let url = self.endpoint(fields);
         let token = subject.expose();
+        // A client with a secret names itself in the Basic header instead.
+        let public_client = fields
+            .client_id
+            .as_deref()
+            .filter(|_| fields.client_secret_file.is_none());
         let mut body = Map::new();
         let mut put = |k: &str, v: Option<&str>| {
             if let Some(v) = v {
@@ -428,21 +483,23 @@ impl Profile {
                 true
             }
             Profile::Rfc8693 => {
+                let kind = fields.subject_token_type.as_deref().and_then(subject_type);
                 put("grant_type", Some(TOKEN_EXCHANGE));
                 put("subject_token", Some(token));
-                put("subject_token_type", Some(JWT_TYPE));
+                put("subject_token_type", Some(kind.unwrap_or(JWT_TYPE)));
                 put("requested_token_type", Some(ACCESS_TOKEN_TYPE));
-                put("audience", fields.audience.as_deref());
+                let asked = fields.requested_audience.as_deref();
+                put("audience", asked.or(fields.audience.as_deref()));
                 put("resource", fields.resource.as_deref());
                 put("scope", fields.scope.as_deref());
-                put("client_id", fields.client_id.as_deref());
+                put("client_id", public_client);
                 false
             }
             Profile::Rfc7523 => {
                 put("grant_type", Some(JWT_BEARER));
                 put("assertion", Some(token));
                 put("scope", fields.scope.as_deref());
-                put("client_id", fields.client_id.as_deref());
+                put("client_id", public_client);
                 false
             }
         };
@@ -480,6 +537,13 @@ impl Profile {
     }
 }
 
+/// The URN of a subject token type, by its short name or its URN.
+fn subject_type(name: &str) -> Option<&'static str> {
+    [JWT_TYPE, ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE]
+        .into_iter()
+        .find(|urn| *urn == name || urn.rsplit(':').next() == Some(name))
+}
+
 /// The fields `fields` sets, by name.
 fn set_fields(fields: &ExchangeSettings) -> Vec<(&'static str, &str)> {
     let all = [
@@ -495,6 +559,8 @@ fn set_fields(fields: &ExchangeSettings) -> Vec<(&'static str, &str)> {
         ("workspace_id", &fields.workspace_id),
         ("federation_policy_id", &fields.federation_policy_id),
         ("access_key_id_name", &fields.access_key_id_name),
+        ("subject_token_type", &fields.subject_token_type),
+        ("requested_audience", &fields.requested_audience),
     ];
     all.into_iter()
         .filter_map(|(n, v)| v.as_deref().map(|v| (n, v)))

@@ -201,6 +201,92 @@ fn each_profile_sends_its_vendors_wire() {
 }
 
 #[test]
+fn a_generic_client_authenticates_with_http_basic_and_names_its_subjects_type() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(|_| granted("at_1", 600));
+    let url = format!("{}/token", server.url());
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "s3cr:t/+\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for profile in ["rfc8693", "rfc7523"] {
+        let mut s = settings(profile, subject(&dir, &claims("keycloak", 900)), &url);
+        s.client_id = Some("st job".into());
+        s.client_secret_file = Some(secret.clone());
+        let e = new_exchange("API_KEY", &s, &remote()).unwrap();
+        assert_eq!(e.exchange().unwrap().token.expose(), "at_1");
+        let r = server.last().unwrap();
+        // Each part form-encoded, then Base64 (RFC 6749 section 2.3.1); the
+        // client not named again in the body.
+        let basic = r
+            .header("authorization")
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap();
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .unwrap();
+        assert_eq!(pair, b"st%20job:s3cr%3At%2F%2B", "{profile}");
+        assert!(form(&r.text()).get("client_id").is_none(), "{profile}");
+    }
+    // Keycloak's standard exchange takes an access token's type alone, the
+    // subject for the requesting client and the credential for the API.
+    let mut s = settings("rfc8693", subject(&dir, &claims("keycloak", 900)), &url);
+    s.subject_token_type = Some("access_token".into());
+    s.requested_audience = Some("vendor-api".into());
+    new_exchange("API_KEY", &s, &remote())
+        .unwrap()
+        .exchange()
+        .unwrap();
+    let sent = form(&server.last().unwrap().text());
+    assert_eq!(sent["subject_token_type"], profile::ACCESS_TOKEN_TYPE);
+    assert_eq!(sent["audience"], "vendor-api");
+    s.subject_token_type = Some("saml2".into());
+    let e = new_exchange("API_KEY", &s, &remote())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("subject_token_type 'saml2' is not one of"),
+        "{e}"
+    );
+    // A secret others may read is refused by name, nothing sent.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = server.requests();
+    let mut s = settings("rfc8693", subject(&dir, &claims("keycloak", 900)), &url);
+    s.client_id = Some("st".into());
+    s.client_secret_file = Some(secret.clone());
+    let e = new_exchange("API_KEY", &s, &remote())
+        .unwrap()
+        .exchange()
+        .unwrap_err();
+    assert!(e.to_string().contains("client secret file"), "{e}");
+    assert!(!e.to_string().contains("s3cr"), "{e}");
+    assert_eq!(server.requests(), before);
+    // Without a client_id, or for a vendor's profile: refused at configuration.
+    s.client_id = None;
+    let e = new_exchange("API_KEY", &s, &remote())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("client_secret_file needs client_id"), "{e}");
+    let mut hf = settings(
+        "huggingface",
+        subject(&dir, &claims("https://huggingface.co", 900)),
+        &url,
+    );
+    hf.client_secret_file = Some(secret);
+    let e = new_exchange("API_KEY", &hf, &remote())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("'client_secret_file' is not a field of the huggingface profile"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_profiles_fields_are_checked_by_name() {
     let file = PathBuf::from("/nonexistent");
     let e = |s: ExchangeSettings| {
