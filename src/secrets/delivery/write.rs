@@ -348,7 +348,11 @@ pub fn refresh_files(
                 continue;
             }
         };
-        for (_, ends) in &fetched {
+        let short = own
+            .iter()
+            .zip(&fetched)
+            .filter(|(w, _)| values.short_lived(&w.key));
+        for (_, (_, ends)) in short {
             let left = ends
                 .and_then(|e| e.duration_since(now).ok())
                 .unwrap_or_default();
