@@ -237,12 +237,7 @@ pub(crate) fn replace_atomically(
     target: &Path,
     bytes: &[u8],
 ) -> Result<(), Error> {
-    let temp = write_private_temp(dir, &temp_prefix(name), bytes)?;
-    if let Err(e) = std::fs::rename(&temp, target) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::io("cannot replace", target, &e));
-    }
-    sync_dir(dir)
+    replace_with(dir, name, target, bytes, |_| Ok(()))
 }
 
 /// [`replace_atomically`], the new file given the owner, group and ACL of
@@ -255,8 +250,7 @@ pub(crate) fn replace_keeping_access(
     target: &Path,
     bytes: &[u8],
 ) -> Result<(), Error> {
-    let temp = write_private_temp(dir, &temp_prefix(name), bytes)?;
-    let replaced = (|| {
+    replace_with(dir, name, target, bytes, |temp| {
         let open = |p: &Path| {
             OpenOptions::new()
                 .read(true)
@@ -265,15 +259,30 @@ pub(crate) fn replace_keeping_access(
         };
         match open(target) {
             Ok(old) => {
-                let new = open(&temp).map_err(|e| Error::io("cannot open", &temp, &e))?;
+                let new = open(temp).map_err(|e| Error::io("cannot open", temp, &e))?;
                 crate::sys::copy_access(&old, &new)
-                    .map_err(|e| Error::io("cannot give the new file the access of", target, &e))?;
+                    .map_err(|e| Error::io("cannot give the new file the access of", target, &e))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("cannot open", target, &e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot open", target, &e)),
         }
+    })
+}
+
+/// The one atomic replacement: `bytes` to a new 0600 temporary file beside
+/// `target`, `prepare`d (its path given), renamed over `target`, the
+/// directory synced; the temporary file removed on any failure.
+fn replace_with(
+    dir: &Path,
+    name: &str,
+    target: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&Path) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let temp = write_private_temp(dir, &temp_prefix(name), bytes)?;
+    let replaced = prepare(&temp).and_then(|()| {
         std::fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, &e))
-    })();
+    });
     if let Err(e) = replaced {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
