@@ -372,4 +372,11 @@ mod tests {
         let full = io::Error::from(io::ErrorKind::StorageFull);
         assert!(matches!(Error::io("write", p, &full), Error::Io(m) if m.contains("disk full")));
     }
+
+    #[test]
+    fn messages_lose_key_like_words() {
+        let m = shorten("bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\nend");
+        assert_eq!(m, "bad key [redacted] end");
+        assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
+    }
 }

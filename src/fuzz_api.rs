@@ -11,7 +11,7 @@ use crate::secrets::aws_identity::metadata::credentials_from_json;
 use crate::secrets::aws_identity::profile;
 use crate::secrets::aws_identity::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
-use crate::secrets::remote::http::Response;
+use crate::secrets::transport::http::Response;
 use crate::store::hardware;
 use std::path::Path;
 
@@ -182,8 +182,8 @@ pub fn azure_response(data: &[u8]) {
 /// token endpoint's answer and an error answer, with the first byte
 /// picking the status; a secret's name; an executable's answer.
 pub fn gcp_response(data: &[u8]) {
+    use crate::secrets::credential::oauth;
     use crate::secrets::gcp::{external, SecretRef};
-    use crate::secrets::remote::oauth;
     let Some((&status_byte, body)) = data.split_first() else {
         return;
     };

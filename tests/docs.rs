@@ -9,7 +9,7 @@
 //! of at most 300. (The configuration keys'
 //! and the environment variables' tables are checked by the unit tests
 //! beside their one list in the code: `src/secrets/config/tests.rs`,
-//! `src/secrets/remote/vars.rs`.)
+//! `src/secrets/transport/vars.rs`.)
 
 use st_secrets::error::st_result;
 use std::collections::BTreeSet;

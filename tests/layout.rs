@@ -648,3 +648,36 @@ fn no_source_file_outgrows_700_lines() {
         big.join("\n")
     );
 }
+
+/// The Rust files under `dir` whose module is also a folder beside them
+/// (`x.rs` next to `x/`): a module with children is `x/mod.rs`, so a
+/// module's files are found in one place.
+fn split_modules(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    files
+        .iter()
+        .filter(|f| f.file_name().unwrap() != "mod.rs" && f.with_extension("").is_dir())
+        .map(|f| f.display().to_string())
+        .collect()
+}
+
+#[test]
+fn a_module_with_children_is_a_folder_with_mod_rs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for dir in ["src", "cli/src", "bindings/python/src"] {
+        found.extend(split_modules(&root.join(dir)));
+    }
+    assert!(
+        found.is_empty(),
+        "x.rs beside x/ (move it to x/mod.rs):\n{}",
+        found.join("\n")
+    );
+    // The check must be able to fail.
+    let dir = tempfile::TempDir::new().unwrap();
+    fs::create_dir(dir.path().join("a")).unwrap();
+    fs::write(dir.path().join("a.rs"), "mod tests;\n").unwrap();
+    fs::write(dir.path().join("a/tests.rs"), "\n").unwrap();
+    assert_eq!(split_modules(dir.path()).len(), 1);
+}

@@ -15,8 +15,8 @@ mod common;
 
 use common::text;
 use serde_json::{json, Value};
+use st_secrets::job::token::JobRecord;
 use st_secrets::secrets::exchange::ExchangeSettings;
-use st_secrets::secrets::job_token::JobRecord;
 use st_secrets::secrets::{ManagerConfig, ProviderKind, SecretsManager, Vars, VaultAuth};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ mod common;
 
 use common::{job_token_file, text, Volume};
 use serde_json::Value;
-use st_secrets::secrets::job_token::JobRecord;
+use st_secrets::job::token::JobRecord;
 use st_secrets::secrets::VaultAuth;
 use st_secrets::secrets::{ManagerConfig, Provider, RemoteSettings, Vars, VaultProvider};
 use std::os::unix::fs::PermissionsExt;

@@ -16,7 +16,7 @@
 //! 0600 from its first byte. [`SecretDir`]'s drop removes them all; `run`
 //! keeps it alive until its command has ended, whichever way it ends.
 
-use st_secrets::secrets::delivery;
+use st_secrets::job::delivery;
 use st_secrets::Error;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -7,8 +7,8 @@ use super::boundary::{call, out_arg, str_arg, FfiError};
 use super::buf::st_buf;
 use super::result::{st_error, st_result};
 use super::secrets::{manager, st_secrets};
-use crate::secrets::delivery::{self, Layout};
-use crate::secrets::job_token;
+use crate::job::delivery::{self, Layout};
+use crate::job::token;
 use crate::secrets::{Vars, VaultJob};
 use std::ffi::c_char;
 use std::path::Path;
@@ -222,7 +222,7 @@ struct MintRequest {
     issuer: String,
     audience: String,
     lifetime: u64,
-    job: job_token::JobRecord,
+    job: token::JobRecord,
 }
 
 /// Mints a job's own token: a JWT (RS256) signed with the site's RSA key in
@@ -265,8 +265,8 @@ pub extern "C" fn st_job_token_mint(
         let request: MintRequest = serde_json::from_str(request).map_err(|e| {
             crate::error::Error::Parse(format!("request_json is not a job token request: {e}"))
         })?;
-        let key = job_token::SigningKey::load(key_file)?;
-        let minted = job_token::mint(
+        let key = token::SigningKey::load(key_file)?;
+        let minted = token::mint(
             &key,
             &request.issuer,
             &request.audience,
@@ -309,11 +309,9 @@ pub extern "C" fn st_job_token_jwks(
         }
         let keys = paths
             .iter()
-            .map(|p| job_token::SigningKey::load(Path::new(p)))
+            .map(|p| token::SigningKey::load(Path::new(p)))
             .collect::<Result<Vec<_>, _>>()?;
-        out.write(st_buf::new_raw(
-            job_token::jwks(&keys).to_string().as_bytes(),
-        ));
+        out.write(st_buf::new_raw(token::jwks(&keys).to_string().as_bytes()));
         Ok(())
     })
 }

@@ -1,6 +1,6 @@
 //! One rule for everything that expires: a Vault token (fixed, from a file,
 //! or a login's), a leased secret, an identity token, AWS credentials, an
-//! OAuth access token (Google's, Microsoft's: held by `remote::credential`).
+//! OAuth access token (Google's, Microsoft's: held by `credential::keeper`).
 //!
 //! A [`Lifetime`] is what a server granted (a TTL, whether it may be
 //! renewed) and when, in the node's monotonic clock (`CLOCK_MONOTONIC`

@@ -29,19 +29,20 @@ pub(crate) mod aws_identity;
 pub(crate) mod azure;
 mod chain;
 pub(crate) mod config;
-pub mod delivery;
+pub(crate) mod credential;
 pub(crate) mod env;
 mod events;
 pub mod exchange;
 pub(crate) mod file;
 pub(crate) mod gcp;
-pub mod job_token;
 pub mod lifetime;
 pub(crate) mod mounted;
+pub(crate) mod node;
 pub mod provenance;
 pub(crate) mod provider;
 mod references;
 pub(crate) mod remote;
+pub(crate) mod transport;
 pub(crate) mod vault;
 
 pub use crate::sys::memory_backed;
@@ -54,30 +55,21 @@ pub use events::{ChangeEvent, Listener, WATCH_INTERVAL};
 pub use file::{yaml_documents, FileLocation, FileProvider, FileSettings};
 pub use gcp::{Gcp, GcpProvider, GcpSettings};
 pub use mounted::{MountedProvider, MountedSettings};
+pub use node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use provenance::{Provenance, ProvenanceSetting};
 pub use provider::{
     ends_reference_key, normalize_key, preferred_key, reference, ChangeSink, Check, KeyChange,
     Provider, ProviderStatus, Read, Version, REFERENCE_SCHEME,
 };
 pub use remote::kit::{Backend, Configured, Kit};
-pub use remote::meter;
-pub use remote::node::status::{node_cache_clear, node_cache_status, NodeCacheStatus};
 pub use remote::rotation::Versions;
 pub use remote::source::{Fetch, RemoteSource};
-pub use remote::{RemoteSettings, Vars};
+pub use transport::meter;
+pub use transport::{RemoteSettings, Vars};
 pub use vault::{
     EntityEnd, IdentityToken, KeptIdentityToken, LeasedPath, Revoked, Vault, VaultAuth, VaultJob,
     VaultProvider, VaultSecret, VaultSettings,
 };
-
-/// The variables `st-secrets run` sets for its command's processes, read by
-/// the library in each of them: named here once.
-pub mod job {
-    pub use crate::secrets::remote::meter::METRICS_DIR as SIMPLETUNER_METRICS_DIR;
-    pub use crate::secrets::remote::vars::{
-        SIMPLETUNER_JOB_LEDGER, SIMPLETUNER_PROVENANCE_FILE, SIMPLETUNER_PROVENANCE_SALT_FILE,
-    };
-}
 
 use crate::error::Error;
 use crate::lazy::ResettableLazy;
@@ -312,7 +304,7 @@ impl SecretsManager {
     /// leases issued, renewed and revoked. They are the process's (several
     /// managers in one process share them), and never name a key or a value.
     pub fn metrics_json(&self) -> String {
-        remote::meter::to_json(&remote::meter::snapshot()).to_string()
+        transport::meter::to_json(&transport::meter::snapshot()).to_string()
     }
 
     /// [`provenance`](Self::provenance) as a JSON array (`None`: not recorded).
@@ -418,6 +410,24 @@ impl SecretsManager {
     /// when it has). `false` when no such listener is registered.
     pub fn remove_listener(&self, id: u64) -> bool {
         self.chain.notifier.remove(id)
+    }
+
+    /// The value of the reference `st://target` held by the provider named
+    /// `held_by`, outside this manager's own reading of it (a variable
+    /// `st-secrets run` inherits is the environment's, whatever the
+    /// manager's `env_prefix`): `target` looked up in the providers after
+    /// that one (`references`); the whole chain when none has that name.
+    /// Remembered for redaction under `target`, as a get is.
+    ///
+    /// # Errors
+    /// As a get of `target`; [`Error::InvalidArgument`] for an empty key.
+    pub fn resolve_reference(
+        &self,
+        held_by: &str,
+        target: &str,
+    ) -> Result<Option<SecretString>, Error> {
+        check_key(target)?;
+        self.chain.resolve_from(held_by, target)
     }
 
     /// Every provider's answer for `key` (lengths only), for diagnosis.
@@ -658,7 +668,7 @@ impl Drop for SecretsManager {
         // no listener after this.
         self.chain.notifier.close();
         // The job's metrics directory gets this process's last counts.
-        remote::meter::flush();
+        transport::meter::flush();
     }
 }
 

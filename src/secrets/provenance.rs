@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::{normalize_key, Version};
-use crate::secrets::remote::{vars as var, Vars};
+use crate::secrets::transport::{vars as var, Vars};
 use crate::sys::Mutex;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};

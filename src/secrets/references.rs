@@ -20,7 +20,6 @@
 
 use super::chain::{Ask, Chain, ChainLink, Valued};
 use super::provider::{self, normalize_key, Read, REFERENCE_SCHEME};
-use super::SecretsManager;
 use crate::error::{printable, Error};
 use crate::secret::SecretString;
 
@@ -114,31 +113,24 @@ impl Chain {
     }
 }
 
-impl SecretsManager {
-    /// The value of the reference `st://target` held by the provider named
-    /// `held_by`, outside this manager's own reading of it (a variable
-    /// `st-secrets run` inherits is the environment's, whatever the
-    /// manager's `env_prefix`): `target` looked up in the providers after
-    /// that one, by the rules above; the whole chain when none has that
-    /// name. Remembered for redaction under `target`, as a get is.
+impl Chain {
+    /// `target` as the reference `st://target` held by the provider named
+    /// `held_by` resolves: looked up in the providers after that one, by
+    /// the rules above; in the whole chain when none has that name.
     ///
     /// # Errors
-    /// As a get of `target`; [`Error::InvalidArgument`] for an empty key.
-    pub fn resolve_reference(
+    /// As a lookup of `target`.
+    pub(super) fn resolve_from(
         &self,
         held_by: &str,
         target: &str,
     ) -> Result<Option<SecretString>, Error> {
-        super::check_key(target)?;
         let from = self
-            .chain
             .links
             .iter()
             .position(|l| l.provider.name() == held_by)
             .map_or(0, |i| i + 1);
-        let found = self
-            .chain
-            .first_in_chain(from, target, |link, key| link.lookup(key))?;
+        let found = self.first_in_chain(from, target, |link, key| link.lookup(key))?;
         Ok(found.map(|(value, _)| value))
     }
 }

@@ -511,11 +511,11 @@ fn serve_one(stream: std::net::TcpStream, reply: &Reply, log: &std::sync::Mutex<
 /// 300 s, written 0600 at `path`.
 pub fn job_token_file(
     s: &Value,
-    job: &st_secrets::secrets::job_token::JobRecord,
+    job: &st_secrets::job::token::JobRecord,
     audience: &str,
     path: &std::path::Path,
 ) -> std::path::PathBuf {
-    use st_secrets::secrets::job_token::{self, SigningKey};
+    use st_secrets::job::token::{self as job_token, SigningKey};
     use std::os::unix::fs::PermissionsExt;
     let key =
         SigningKey::load(&std::path::Path::new(text(s, "identity_dir")).join("jwt-signing.key"))

@@ -6,7 +6,7 @@
 
 use super::export::{Resolved, Var};
 use crate::outcome::{usage, CliError};
-use st_secrets::secrets::delivery::{self, Delivery};
+use st_secrets::job::delivery::{self, Delivery};
 use st_secrets::secrets::Vars;
 use st_secrets::SecretString;
 

@@ -6,7 +6,7 @@
 
 use crate::args::JobTokenCommand;
 use crate::outcome::{usage, Outcome};
-use st_secrets::secrets::job_token::{self, JobRecord, SigningKey};
+use st_secrets::job::token::{self as job_token, JobRecord, SigningKey};
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 

@@ -6,7 +6,7 @@
 
 use crate::context::Globals;
 use crate::secretfiles::SecretDir;
-use st_secrets::secrets::job::SIMPLETUNER_JOB_LEDGER;
+use st_secrets::job::vars::SIMPLETUNER_JOB_LEDGER;
 use st_secrets::secrets::{Vars, VaultJob};
 use st_secrets::{Error, ManagerConfig};
 use std::path::PathBuf;

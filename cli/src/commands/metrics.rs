@@ -36,10 +36,7 @@ impl Exporter {
             .map_err(|e| Error::InvalidArgument(format!("--metrics {}: {e}", file.display())))?;
         let dir = SecretDir::create()?;
         // Before any thread of this process reads the environment.
-        std::env::set_var(
-            st_secrets::secrets::job::SIMPLETUNER_METRICS_DIR,
-            dir.path(),
-        );
+        std::env::set_var(st_secrets::job::vars::SIMPLETUNER_METRICS_DIR, dir.path());
         write(dir.path(), &file)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {

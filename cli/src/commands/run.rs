@@ -28,9 +28,10 @@ use crate::context::Globals;
 use crate::outcome::{usage, CliError, Outcome};
 use crate::secretfiles::{self, SecretDir};
 use crate::sys::{self, Blocked};
+use st_secrets::job::delivery::{self, Delivery, Render};
+use st_secrets::job::vars;
 use st_secrets::redact::Masker;
-use st_secrets::secrets::delivery::{self, Delivery, Render};
-use st_secrets::secrets::job;
+use st_secrets::secrets::{IdentityToken, VaultJob};
 use st_secrets::Error;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -335,56 +336,22 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     // Before the chain is built: its leases and logins are the job's, and
     // what it uses is recorded with the command's.
     let ledger = JobLedger::open(g)?;
-    let _salt = match &args.provenance {
-        Some(file) => Some(provenance(file)?),
-        None => None,
-    };
-    let metrics = match &args.metrics {
-        Some(file) => Some(super::metrics::Exporter::start(file)?),
-        None => None,
-    };
+    let _salt = args.provenance.as_deref().map(provenance).transpose()?;
+    let metrics = (args.metrics.as_deref())
+        .map(super::metrics::Exporter::start)
+        .transpose()?;
     let resolved = resolve_unless_ended(blocked, g, &args, purpose)?;
-    let aws_chain = match args.aws_credentials {
-        true => {
-            let c = resolved.manager.config();
-            let vars = st_secrets::secrets::Vars::from_process();
-            Some(st_secrets::secrets::AwsCredentialChain::new(
-                &c.aws, &c.remote, vars,
-            )?)
-        }
-        false => None,
-    };
+    let aws_chain = aws_chain(&resolved, args.aws_credentials)?;
     let (program, rest) = args
         .command
         .split_first()
         .ok_or_else(|| usage("run needs a command after --"))?;
     // Identity tokens first: they are concealed with the secrets.
-    let vault = (!specs.is_empty()).then(|| {
-        let c = resolved.manager.config();
-        let vars = st_secrets::secrets::Vars::from_process();
-        st_secrets::secrets::VaultJob::new(&c.vault, &c.remote, vars)
-    });
-    let mut tokens = Vec::with_capacity(specs.len());
-    if let Some(vault) = &vault {
-        for spec in specs {
-            let token = spec.fetch(vault)?;
-            tokens.push((spec, token));
-        }
-    }
+    let (vault, tokens) = identity_tokens(&resolved, specs)?;
     let patterns = match args.no_mask {
         true => None,
-        false => {
-            let secrets = resolved.vars.iter().chain(&resolved.files);
-            let values = secrets
-                .filter(|v| v.secret)
-                .map(|v| v.value.clone())
-                .chain(resolved.masked.iter().cloned())
-                .chain(tokens.iter().map(|t| t.1.token.clone()))
-                .collect();
-            PatternSlot::new(values)?
-        }
-    }
-    .map(Arc::new);
+        false => concealing(&resolved, &tokens)?.map(Arc::new),
+    };
     let planned = plan_files(&resolved, args.as_files)?;
     let mut command = Command::new(program);
     command.args(rest);
@@ -392,43 +359,17 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     if patterns.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-
     let secret_dir = write_files(&planned, &tokens, &mut command)?;
-    let keeper = match (&secret_dir, vault) {
-        (Some(dir), Some(vault)) if !tokens.is_empty() => Some(Keeper::start(
-            vault,
-            dir.path().to_owned(),
-            tokens,
-            patterns.clone(),
-        )),
-        _ => None,
-    };
-    let watch = match (&secret_dir, args.watch) {
-        (Some(dir), true) => Some(start_watch(resolved, dir, planned, patterns.as_ref())?),
-        _ => {
-            drop((resolved, planned));
-            None
-        }
-    };
-    let aws_server = match aws_chain {
-        Some(chain) => {
-            let dir = SecretDir::create()?;
-            Some((CredentialServer::start(chain, &dir, &mut command)?, dir))
-        }
-        None => None,
-    };
+    let watched = args.watch.then_some((resolved, planned));
+    let mut beside = Beside::start(secret_dir, vault, tokens, patterns.as_ref(), watched)?;
+    if let Some(chain) = aws_chain {
+        let dir = SecretDir::create()?;
+        beside.aws_server = Some((CredentialServer::start(chain, &dir, &mut command)?, dir));
+    }
     blocked.restore_in(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            let status = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            eprintln!("st-secrets: cannot run {}: {e}", program.to_string_lossy());
-            return Ok(status);
-        }
+        Err(e) => return Ok(not_started(program, &e)),
     };
     drop(command); // the values it held
     let pumps = match &patterns {
@@ -439,19 +380,7 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     // process's child: reaped as it ends, or it stays a zombie.
     let init = std::process::id() == 1;
     let status = supervise(&mut child, blocked, init, args.kill_after)?;
-    if let Some(watch) = watch {
-        watch.stop(); // no file is rewritten after this
-    }
-    if let Some(keeper) = keeper {
-        keeper.stop();
-    }
-    if let Some((server, dir)) = aws_server {
-        server.stop(); // nothing listens after this
-        dir.remove();
-    }
-    if let Some(dir) = secret_dir {
-        dir.remove();
-    }
+    beside.stop();
     // Signals still blocked: a second SIGTERM does not stop the revocation.
     ledger.finish();
     if let Some(metrics) = metrics {
@@ -462,6 +391,130 @@ fn run_blocked(g: &Globals, args: RunArgs, blocked: &Blocked) -> Outcome {
     blocked.release();
     drain(pumps, init);
     Ok(status_code(status))
+}
+
+/// `--aws-credentials`: the AWS credential chain the command's endpoint
+/// serves.
+fn aws_chain(
+    resolved: &Resolved,
+    wanted: bool,
+) -> Result<Option<st_secrets::secrets::AwsCredentialChain>, Error> {
+    if !wanted {
+        return Ok(None);
+    }
+    let c = resolved.manager.config();
+    let vars = st_secrets::secrets::Vars::from_process();
+    st_secrets::secrets::AwsCredentialChain::new(&c.aws, &c.remote, vars).map(Some)
+}
+
+/// The identity tokens of `--identity-token`, each with what asked for it.
+type Tokens = Vec<(Spec, IdentityToken)>;
+
+/// `--identity-token`: the job's Vault login and each token it issued.
+fn identity_tokens(
+    resolved: &Resolved,
+    specs: Vec<Spec>,
+) -> Result<(Option<VaultJob>, Tokens), Error> {
+    if specs.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let c = resolved.manager.config();
+    let vars = st_secrets::secrets::Vars::from_process();
+    let vault = VaultJob::new(&c.vault, &c.remote, vars);
+    let mut tokens = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let token = spec.fetch(&vault)?;
+        tokens.push((spec, token));
+    }
+    Ok((Some(vault), tokens))
+}
+
+/// The values concealed in the command's output: the secrets resolved, the
+/// values masked, the identity tokens; `None` when there are none.
+fn concealing(
+    resolved: &Resolved,
+    tokens: &[(Spec, IdentityToken)],
+) -> Result<Option<PatternSlot>, Error> {
+    let secrets = resolved.vars.iter().chain(&resolved.files);
+    let values = secrets
+        .filter(|v| v.secret)
+        .map(|v| v.value.clone())
+        .chain(resolved.masked.iter().cloned())
+        .chain(tokens.iter().map(|t| t.1.token.clone()))
+        .collect();
+    PatternSlot::new(values)
+}
+
+/// The exit status of a command that could not be started (127: not found,
+/// 126: not runnable), said on stderr.
+fn not_started(program: &std::ffi::OsStr, e: &std::io::Error) -> u8 {
+    eprintln!("st-secrets: cannot run {}: {e}", program.to_string_lossy());
+    match e.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    }
+}
+
+/// What runs beside the command: the identity tokens' keeper, the watch
+/// of its files, the AWS credentials endpoint; and the files' directory.
+struct Beside {
+    keeper: Option<Keeper>,
+    watch: Option<Watch>,
+    aws_server: Option<(CredentialServer, SecretDir)>,
+    secret_dir: Option<SecretDir>,
+}
+
+impl Beside {
+    /// Starts the keeper of `tokens` and, when `watched`, the watch of the
+    /// files in `secret_dir` (the resolution and the plan are dropped
+    /// otherwise: the values they held go before the command starts).
+    fn start(
+        secret_dir: Option<SecretDir>,
+        vault: Option<VaultJob>,
+        tokens: Tokens,
+        patterns: Option<&Arc<PatternSlot>>,
+        watched: Option<(Resolved, Vec<Planned>)>,
+    ) -> Result<Beside, Error> {
+        let keeper = match (&secret_dir, vault) {
+            (Some(dir), Some(vault)) if !tokens.is_empty() => Some(Keeper::start(
+                vault,
+                dir.path().to_owned(),
+                tokens,
+                patterns.cloned(),
+            )),
+            _ => None,
+        };
+        let watch = match (&secret_dir, watched) {
+            (Some(dir), Some((resolved, planned))) => {
+                Some(start_watch(resolved, dir, planned, patterns)?)
+            }
+            _ => None,
+        };
+        Ok(Beside {
+            keeper,
+            watch,
+            aws_server: None,
+            secret_dir,
+        })
+    }
+
+    /// Stops each: no file is rewritten and nothing listens after this;
+    /// the files are removed.
+    fn stop(self) {
+        if let Some(watch) = self.watch {
+            watch.stop();
+        }
+        if let Some(keeper) = self.keeper {
+            keeper.stop();
+        }
+        if let Some((server, dir)) = self.aws_server {
+            server.stop();
+            dir.remove();
+        }
+        if let Some(dir) = self.secret_dir {
+            dir.remove();
+        }
+    }
 }
 
 /// The command's environment: each variable resolved, except the secret
@@ -557,14 +610,14 @@ fn provenance(file: &std::path::Path) -> Result<Option<SecretDir>, Error> {
     let file = std::path::absolute(file)
         .map_err(|e| Error::InvalidArgument(format!("--provenance {}: {e}", file.display())))?;
     // Before any thread of this process reads the environment.
-    std::env::set_var(job::SIMPLETUNER_PROVENANCE_FILE, &file);
-    if std::env::var_os(job::SIMPLETUNER_PROVENANCE_SALT_FILE).is_some_and(|v| !v.is_empty()) {
+    std::env::set_var(vars::SIMPLETUNER_PROVENANCE_FILE, &file);
+    if std::env::var_os(vars::SIMPLETUNER_PROVENANCE_SALT_FILE).is_some_and(|v| !v.is_empty()) {
         return Ok(None);
     }
     let dir = SecretDir::create()?;
     let salt = st_secrets::secrets::provenance::new_salt();
     let path = dir.write("provenance-salt", salt.expose().as_bytes())?;
-    std::env::set_var(job::SIMPLETUNER_PROVENANCE_SALT_FILE, &path);
+    std::env::set_var(vars::SIMPLETUNER_PROVENANCE_SALT_FILE, &path);
     Ok(Some(dir))
 }
 

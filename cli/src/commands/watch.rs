@@ -12,8 +12,8 @@
 
 use crate::io::printable;
 use crate::secretfiles::SecretDir;
+use st_secrets::job::delivery::{file_path, refusal, render_files, Render};
 use st_secrets::redact::Patterns;
-use st_secrets::secrets::delivery::{file_path, refusal, render_files, Render};
 use st_secrets::secrets::SecretsManager;
 use st_secrets::{Error, SecretString};
 use std::path::PathBuf;

@@ -14,12 +14,12 @@
 use super::answer::{secret_from, Refusal};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::token_file::TokenFile;
 use crate::secrets::provider::SecretMap;
-use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
-use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::token_file::TokenFile;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http, Response, Trust};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -110,7 +110,7 @@ impl Agent {
     /// repeated once when the token changed.
     pub(super) fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let mut url = format!("{}/secretsmanager/get?secretId=", self.url);
-        crate::secrets::remote::http::escape_into(&mut url, name);
+        crate::secrets::transport::http::escape_into(&mut url, name);
         let token = self.token()?;
         let mut r = self.send(&url, &token)?;
         if r.status == 403 {
@@ -132,7 +132,7 @@ impl Agent {
             if text.is_empty() || text.len() > 200 || text.starts_with('{') {
                 String::new()
             } else {
-                format!(": {}", crate::secrets::remote::shorten(text))
+                format!(": {}", crate::error::shorten(text))
             }
         };
         let aws_error = serde_json::from_slice::<Value>(r.body.expose())

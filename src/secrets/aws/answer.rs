@@ -7,9 +7,9 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::wire::ServiceError;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::http::Response;
-use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::FetchError;
+use crate::secrets::transport::http::Response;
+use crate::secrets::transport::FetchError;
+use crate::secrets::transport::Fetched;
 use base64::Engine;
 use serde_json::Value;
 

@@ -30,16 +30,16 @@ use crate::secret::SecretString;
 use crate::secrets::aws_identity::credentials::{https, CredentialChain};
 use crate::secrets::aws_identity::identity::Credentials;
 use crate::secrets::aws_identity::{profile, wire};
+use crate::secrets::node::{Scope, Slot};
 use crate::secrets::provider::SecretMap;
-use crate::secrets::remote::http::{redact_url, Http, Response};
 use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
-use crate::secrets::remote::node::{Scope, Slot};
-use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
-use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use answer::{secret_from, Refusal};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -299,7 +299,7 @@ impl Aws {
     /// The caller identity (STS `GetCallerIdentity`) of `creds`.
     fn caller_identity(&self, client: &Direct, creds: &Credentials) -> Result<Value, FetchError> {
         let url = client.credentials.sts_endpoint();
-        let body = crate::secrets::remote::http::form(&[
+        let body = crate::secrets::transport::http::form(&[
             ("Action", "GetCallerIdentity"),
             ("Version", "2011-06-15"),
         ]);

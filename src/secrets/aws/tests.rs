@@ -711,7 +711,7 @@ fn configuration_rules() {
 
     // The secret name from SimpleTuner's variable; no region: a clear error.
     let vars = static_vars().set(
-        crate::secrets::remote::vars::SIMPLETUNER_AWS_SECRET_NAME,
+        crate::secrets::transport::vars::SIMPLETUNER_AWS_SECRET_NAME,
         "from-env",
     );
     let p = provider(&ManagerConfig::default(), vars.clone());

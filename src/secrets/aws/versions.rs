@@ -1,9 +1,10 @@
 //! The versions of a secret as `DescribeSecret` lists them.
 
+use crate::error::shorten;
 use crate::secrets::aws_identity::wire::ServiceError;
-use crate::secrets::remote::http::Response;
 use crate::secrets::remote::rotation::Versions;
-use crate::secrets::remote::{shorten, Fetched};
+use crate::secrets::transport::http::Response;
+use crate::secrets::transport::Fetched;
 
 /// The versions in a `DescribeSecret` answer (`VersionIdsToStages`): the
 /// `AWSCURRENT` one in force (none when the secret is scheduled for

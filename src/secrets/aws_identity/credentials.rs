@@ -13,12 +13,12 @@ use super::profile::{self, FileKind};
 use super::sts::Sts;
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
-use crate::secrets::remote::http::{Http, Trust};
-use crate::secrets::remote::identity_file::read_token;
-use crate::secrets::remote::node::Slot;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::credential::identity_file::read_token;
+use crate::secrets::credential::{Issued, Issuer, Keeper};
+use crate::secrets::node::Slot;
+use crate::secrets::transport::http::{Http, Trust};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -463,7 +463,7 @@ impl Chain {
             other => Err(FetchError::permanent(Error::InvalidArgument(format!(
                 "AWS profile '{profile}' has credential_source '{}'; it must be Environment, \
                  Ec2InstanceMetadata or EcsContainer",
-                crate::secrets::remote::shorten(other)
+                crate::error::shorten(other)
             )))),
         }
     }
@@ -509,8 +509,8 @@ impl Profiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::credential::Credential;
     use crate::secrets::lifetime::AWS_REFRESH_BEFORE;
-    use crate::secrets::remote::credential::Credential;
     use std::time::UNIX_EPOCH;
 
     #[test]

@@ -3,8 +3,8 @@
 //! ([`super::wire`]) consumes. A leaf of the AWS provider.
 
 use crate::secret::SecretString;
+use crate::secrets::credential::Credential;
 use crate::secrets::lifetime::{Lifetime, AWS_REFRESH_BEFORE};
-use crate::secrets::remote::credential::Credential;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

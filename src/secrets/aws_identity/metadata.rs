@@ -5,12 +5,12 @@ use super::identity::{Credentials, Source};
 use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::identity_file::read_token;
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::url::{self, PlainHttp};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::credential::identity_file::read_token;
+use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::url::{self, PlainHttp};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use std::path::PathBuf;
 
 /// The instance metadata service, when `AWS_EC2_METADATA_SERVICE_ENDPOINT`
@@ -126,7 +126,7 @@ pub(crate) fn credentials_from_json(
         crate::secrets::provider::zeroize_json(&mut doc);
         return Err(FetchError::permanent(Error::Auth(format!(
             "{what}: the endpoint answered with code '{}'",
-            crate::secrets::remote::shorten(&code)
+            crate::error::shorten(&code)
         ))));
     }
     let creds = match (text(&doc, "AccessKeyId"), text(&doc, "SecretAccessKey")) {

@@ -12,8 +12,9 @@ use super::identity::{Credentials, Source};
 use super::wire;
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::program;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::{program, FetchError};
+use crate::secrets::transport::FetchError;
 use std::time::Duration;
 
 /// How long the program may run: a minute (time for a tool that asks for a

@@ -8,13 +8,14 @@
 
 use super::identity::{Credentials, Source};
 use super::wire;
+use crate::error::shorten;
 use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::http::{Http, Response};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{Http, Response};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use sha1::{Digest, Sha1};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -94,7 +95,7 @@ pub fn credentials(
         .get(var::AWS_ENDPOINT_URL_SSO)
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://portal.sso.{}.amazonaws.com", p.region));
-    let query = crate::secrets::remote::http::form(&[
+    let query = crate::secrets::transport::http::form(&[
         ("account_id", p.account_id),
         ("role_name", p.role_name),
     ]);

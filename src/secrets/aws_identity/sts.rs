@@ -6,9 +6,9 @@ use super::identity::{Credentials, Source};
 use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// STS at `endpoint`, in `region` (for signing), through `http`.
@@ -45,7 +45,7 @@ impl Sts<'_> {
                     return Err(bad(format!(
                         "AWS profile '{profile}' has duration_seconds '{}'; it must be a whole \
                          number from 900 to 43200",
-                        crate::secrets::remote::shorten(d)
+                        crate::error::shorten(d)
                     )))
                 }
             },
@@ -63,7 +63,7 @@ impl Sts<'_> {
         if let Some(d) = &duration {
             pairs.push(("DurationSeconds", d));
         }
-        let body = SecretString::from(crate::secrets::remote::http::form(&pairs));
+        let body = SecretString::from(crate::secrets::transport::http::form(&pairs));
         let what = "STS AssumeRole";
         let response = with_retries(self.settings, || {
             let request = wire::Signed {
@@ -93,7 +93,7 @@ impl Sts<'_> {
         session: Option<&str>,
     ) -> Result<Credentials, FetchError> {
         let session = session.map_or_else(session_name, str::to_owned);
-        let body = SecretString::from(crate::secrets::remote::http::form(&[
+        let body = SecretString::from(crate::secrets::transport::http::form(&[
             ("Action", "AssumeRoleWithWebIdentity"),
             ("Version", "2011-06-15"),
             ("RoleArn", role_arn),

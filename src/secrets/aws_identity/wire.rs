@@ -4,9 +4,10 @@
 //! both protocols.
 
 use super::identity::Credentials;
+use crate::error::shorten;
 use crate::error::Error;
-use crate::secrets::remote::http::{Http, Response};
-use crate::secrets::remote::{shorten, FetchError};
+use crate::secrets::transport::http::{Http, Response};
+use crate::secrets::transport::FetchError;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_types::date_time::{DateTime, Format};

@@ -17,19 +17,19 @@
 //! `https://login.microsoftonline.com`)`/TENANT/oauth2/v2.0/token`; a
 //! vault's challenge names the tenant and the scope, never where the
 //! credentials go. Each credential answers for one scope at a time; its
-//! tokens' lifetime is the [`Keeper`](crate::secrets::remote::credential::Keeper)'s
+//! tokens' lifetime is the [`Keeper`](crate::secrets::credential::Keeper)'s
 //! to keep. Messages name the variable or the file, never a value.
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::credential::Issued;
-use crate::secrets::remote::http::Http;
-use crate::secrets::remote::oauth::{
+use crate::secrets::credential::oauth::{
     oauth_failure, post_form, secure_url, signed_jwt, token_answer,
 };
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::credential::Issued;
+use crate::secrets::transport::http::Http;
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use base64::Engine;
 use std::path::{Path, PathBuf};
@@ -256,7 +256,7 @@ impl Entra {
             }
             Grant::Certificate(c) => Some(c.assertion(&self.client_id, &url)?),
             Grant::Federated(path) => Some(
-                crate::secrets::remote::identity_file::read_token(path, "federated token file")
+                crate::secrets::credential::identity_file::read_token(path, "federated token file")
                     .map_err(|e| {
                         FetchError::permanent(
                             e.with_note(format!("named by {}", var::AZURE_FEDERATED_TOKEN_FILE)),
@@ -299,11 +299,11 @@ impl Certificate {
         let what = "Azure client certificate file";
         // The identity-file rule; it holds the private key: readable by
         // everyone only in a kubelet volume.
-        let bytes = crate::secrets::remote::identity_file::read(
+        let bytes = crate::secrets::credential::identity_file::read(
             path,
             what,
             MAX_CERTIFICATE_FILE,
-            crate::secrets::remote::identity_file::Readers::KubeletVolume,
+            crate::secrets::credential::identity_file::Readers::KubeletVolume,
         )?;
         let bad = |why: &str| Error::Parse(format!("{what} {}: {why}", path.display()));
         let cert = CertificateDer::pem_slice_iter(bytes.expose())
@@ -392,7 +392,7 @@ impl Managed {
         let url = format!(
             "{}?{}",
             self.endpoint,
-            crate::secrets::remote::http::form(&query)
+            crate::secrets::transport::http::form(&query)
         );
         let headers: Vec<(&str, &str)> = match &self.header {
             Some(h) => vec![("x-identity-header", h.expose())],

@@ -29,18 +29,19 @@
 
 pub mod identity;
 
+use crate::error::shorten;
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::oauth::{oauth_failure, secure_url};
+use crate::secrets::credential::{Issued, Issuer, Keeper};
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
-use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
-use crate::secrets::remote::oauth::{oauth_failure, secure_url};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http, Response, Trust};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -11,11 +11,11 @@ use super::file::FileSettings;
 use super::gcp::GcpSettings;
 use super::mounted::{MountedProvider, MountedSettings};
 use super::provenance::ProvenanceSetting;
-use super::remote::RemoteSettings;
 use super::vault::{VaultAuth, VaultSettings};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
+use crate::secrets::transport::RemoteSettings;
 use serde_json::Value;
 pub(crate) use shape::ConfigKey;
 pub use shape::{ManagerConfig, ProviderKind};
@@ -491,7 +491,7 @@ impl ManagerConfig {
         config.mounted.dirs = MountedProvider::dirs_from_environment();
         // Exchanges named by the environment: the provider right after
         // the environment's (it reads and checks the variable itself).
-        let var = crate::secrets::remote::vars::SIMPLETUNER_EXCHANGES;
+        let var = crate::secrets::transport::vars::SIMPLETUNER_EXCHANGES;
         if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
             let at = usize::from(config.providers.first() == Some(&ProviderKind::Env));
             config.providers.insert(at, ProviderKind::Exchange);

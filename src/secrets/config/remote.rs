@@ -1,6 +1,6 @@
 //! The configuration keys of the remote providers' caching, timeouts,
 //! retries, node cache and fleet start
-//! ([`RemoteSettings`](crate::secrets::remote::RemoteSettings)).
+//! ([`RemoteSettings`](crate::secrets::transport::RemoteSettings)).
 
 use super::shape::ConfigKey;
 use super::values::{count, nonempty, positive_seconds, seconds};

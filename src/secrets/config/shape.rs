@@ -11,7 +11,7 @@ use crate::secrets::file::FileSettings;
 use crate::secrets::gcp::GcpSettings;
 use crate::secrets::mounted::MountedSettings;
 use crate::secrets::provenance::ProvenanceSetting;
-use crate::secrets::remote::RemoteSettings;
+use crate::secrets::transport::RemoteSettings;
 use crate::secrets::vault::VaultSettings;
 use serde_json::Value;
 /// A provider of the chain, by name.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::secrets::remote::DEFAULT_CACHE_TTL;
+use crate::secrets::transport::DEFAULT_CACHE_TTL;
 use std::time::Duration;
 
 fn err(text: &str) -> String {

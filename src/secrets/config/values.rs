@@ -2,7 +2,7 @@
 //! names the key and never repeats the value.
 
 use crate::error::Error;
-use crate::secrets::remote::unix;
+use crate::secrets::transport::unix;
 use crate::secrets::vault::LeasedPath;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ pub(super) fn nonempty(key: &str, value: &Value) -> Result<String, Error> {
 
 /// A non-empty string, or a non-empty list of them, each passed through
 /// `clean` and still non-empty: the secret names and paths.
-use crate::secrets::remote::vars::MAX_LISTED;
+use crate::secrets::transport::vars::MAX_LISTED;
 
 pub(super) fn names(
     key: &str,
@@ -181,7 +181,7 @@ pub(super) fn leases(k: &str, v: &Value) -> Result<BTreeMap<String, LeasedPath>,
     })?;
     let mut out = BTreeMap::new();
     for (name, spec) in object {
-        let what = format!("{k}' name '{}", crate::secrets::remote::shorten(name));
+        let what = format!("{k}' name '{}", crate::error::shorten(name));
         if name.is_empty()
             || !name
                 .bytes()
@@ -197,7 +197,7 @@ pub(super) fn leases(k: &str, v: &Value) -> Result<BTreeMap<String, LeasedPath>,
                 if let Some(extra) = o.keys().find(|x| *x != "path" && *x != "data") {
                     return Err(Error::InvalidArgument(format!(
                         "config key '{what}': unknown field '{}' (known: path, data)",
-                        crate::secrets::remote::shorten(extra)
+                        crate::error::shorten(extra)
                     )));
                 }
                 let path = o.get("path").cloned().unwrap_or(Value::Null);

@@ -3,13 +3,15 @@
 
 use super::profile::{ExchangeSettings, Profile};
 use super::subject::Subject;
+use crate::error::shorten;
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::{identity_file, oauth};
+use crate::secrets::credential::{Credential, Issued, Issuer};
 use crate::secrets::lifetime::Lifetime;
-use crate::secrets::remote::credential::{Credential, Issued, Issuer};
-use crate::secrets::remote::http::{redact_url, Http, Trust};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::{identity_file, oauth, shorten, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http, Trust};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::secrets::vault::VaultSettings;
 use crate::sys::{clock, Mutex};
 use serde_json::Value;
@@ -116,15 +118,15 @@ impl Exchange {
             return Ok(None);
         };
         let what = format!("{}: client secret file", self.what());
-        let secret = crate::secrets::remote::identity_file::read_token(file, &what)
+        let secret = crate::secrets::credential::identity_file::read_token(file, &what)
             .map_err(FetchError::permanent)?;
         // Reserved whole first: no growth leaves a copy of the secret behind.
         let mut pair = zeroize::Zeroizing::new(String::with_capacity(
             3 * (id.len() + secret.expose().len()) + 1,
         ));
-        crate::secrets::remote::http::escape_into(&mut pair, id);
+        crate::secrets::transport::http::escape_into(&mut pair, id);
         pair.push(':');
-        crate::secrets::remote::http::escape_into(&mut pair, secret.expose());
+        crate::secrets::transport::http::escape_into(&mut pair, secret.expose());
         let mut header = zeroize::Zeroizing::new(String::with_capacity(pair.len() * 4 / 3 + 16));
         header.push_str("Basic ");
         base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut header);
@@ -303,11 +305,11 @@ impl Exchange {
 /// its expiry leaves (`None` said when it gives none, or one already past).
 fn key_pair_answer(
     what: &str,
-    r: crate::secrets::remote::http::Response,
+    r: crate::secrets::transport::http::Response,
     sent: u64,
 ) -> Result<
     (
-        crate::secrets::remote::credential::Issued<SecretString>,
+        crate::secrets::credential::Issued<SecretString>,
         Option<u64>,
     ),
     FetchError,
@@ -337,7 +339,7 @@ fn key_pair_answer(
             zeroize::Zeroize::zeroize(&mut id);
             zeroize::Zeroize::zeroize(&mut secret);
             Ok((
-                crate::secrets::remote::credential::Issued::token(
+                crate::secrets::credential::Issued::token(
                     value,
                     said.map(Duration::from_secs),
                     sent,

@@ -143,12 +143,15 @@ impl ExchangeSettings {
     /// `subject_job_token`, beside the job's token that `vars`'
     /// `SIMPLETUNER_JOB_TOKEN_FILE` names; `None` for a token minted for
     /// each exchange, or outside a job.
-    pub fn subject_file(&self, vars: &crate::secrets::remote::Vars) -> Option<std::path::PathBuf> {
+    pub fn subject_file(
+        &self,
+        vars: &crate::secrets::transport::Vars,
+    ) -> Option<std::path::PathBuf> {
         if let Some(path) = &self.subject_token_file {
             return Some(crate::paths::expand_home(path.clone()));
         }
         let name = self.subject_job_token.as_deref()?;
-        let job = vars.get(crate::secrets::remote::vars::SIMPLETUNER_JOB_TOKEN_FILE)?;
+        let job = vars.get(crate::secrets::transport::vars::SIMPLETUNER_JOB_TOKEN_FILE)?;
         Some(
             std::path::Path::new(job)
                 .parent()?
@@ -195,7 +198,7 @@ impl Profile {
                 let names: Vec<&str> = Profile::ALL.iter().map(|(n, _)| *n).collect();
                 Error::InvalidArgument(format!(
                     "exchange profile '{}' is not one of {}",
-                    crate::secrets::remote::shorten(name),
+                    crate::error::shorten(name),
                     names.join(", ")
                 ))
             })
@@ -325,7 +328,7 @@ impl Profile {
                 return Err(Error::InvalidArgument(format!(
                     "exchange for '{key}': subject_token_type '{}' is not one of jwt, \
                      access_token, id_token (or its urn:ietf:params:oauth:token-type: URN)",
-                    crate::secrets::remote::shorten(t)
+                    crate::error::shorten(t)
                 )));
             }
         }
@@ -359,7 +362,7 @@ impl Profile {
             }
         }
         let url = fields.url.as_deref().or(self.default_url()).unwrap_or("");
-        crate::secrets::remote::oauth::secure_url(url, &format!("exchange for '{key}': url"))
+        crate::secrets::credential::oauth::secure_url(url, &format!("exchange for '{key}': url"))
     }
 
     /// Checks that `fields` name exactly one source of subject tokens, and
@@ -390,7 +393,7 @@ impl Profile {
                 return Err(Error::InvalidArgument(format!(
                     "exchange for '{key}': subject_job_token '{}' must be a name of 1 to 32 \
                      letters, digits, '-' or '_' (the plugin's job_token_audience.NAME)",
-                    crate::secrets::remote::shorten(name)
+                    crate::error::shorten(name)
                 )));
             }
         }
@@ -517,7 +520,7 @@ impl Profile {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let text = SecretString::from(crate::secrets::remote::http::form(&refs));
+            let text = SecretString::from(crate::secrets::transport::http::form(&refs));
             drop(refs);
             for (_, mut v) in pairs {
                 zeroize::Zeroize::zeroize(&mut v);

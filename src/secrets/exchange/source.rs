@@ -16,11 +16,11 @@ use super::one::{Exchange, Token};
 use super::profile::{ExchangeSettings, Profile};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::Keeper;
 use crate::secrets::provider::{Lease, SecretMap, Version};
-use crate::secrets::remote::credential::Keeper;
 use crate::secrets::remote::kit::{Backend, Configured, Kit};
 use crate::secrets::remote::source::{Fetch, RemoteSource};
-use crate::secrets::remote::{FetchError, Fetched, RemoteSettings, Vars};
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings, Vars};
 use crate::secrets::vault::VaultSettings;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
@@ -50,13 +50,13 @@ pub fn settings_map(v: &Value) -> Result<ExchangeSettingsMap, Error> {
         {
             return Err(Error::InvalidArgument(format!(
                 "'{}' is not a secret's name",
-                crate::secrets::remote::shorten(name)
+                crate::error::shorten(name)
             )));
         }
         let settings: ExchangeSettings = serde_json::from_value(one.clone()).map_err(|e| {
             Error::InvalidArgument(format!(
                 "'{name}': {}",
-                crate::secrets::remote::shorten(&e.to_string())
+                crate::error::shorten(&e.to_string())
             ))
         })?;
         Profile::parse(&settings.profile)?.check(&settings, name)?;
@@ -69,7 +69,7 @@ pub fn settings_map(v: &Value) -> Result<ExchangeSettingsMap, Error> {
                 return Err(Error::InvalidArgument(format!(
                     "exchange for '{name}': access_key_id_name '{}' is another exchange's secret \
                      or its own",
-                    crate::secrets::remote::shorten(&id)
+                    crate::error::shorten(&id)
                 )));
             }
         }
@@ -232,7 +232,7 @@ impl Backend for Exchanges {
         _remote: &RemoteSettings,
         vars: &Vars,
     ) -> Result<Configured<String, ExchangeSettingsMap>, Error> {
-        let var = crate::secrets::remote::vars::SIMPLETUNER_EXCHANGES;
+        let var = crate::secrets::transport::vars::SIMPLETUNER_EXCHANGES;
         let exchanges = match vars.get(var).filter(|_| settings.exchanges.is_empty()) {
             Some(text) => {
                 let doc: Value = serde_json::from_str(text).map_err(|e| {

@@ -9,10 +9,11 @@
 use super::profile::ExchangeSettings;
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::identity_file;
 use crate::secrets::gcp::credentials::Metadata;
-use crate::secrets::remote::http::{Http, Trust};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{identity_file, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{Http, Trust};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::secrets::vault::{VaultJob, VaultSettings};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::secrets::remote::fake::{FakeServer, Reply};
-use crate::secrets::remote::RemoteSettings;
+use crate::secrets::transport::RemoteSettings;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -66,7 +66,7 @@ fn new_exchange(
         s,
         remote,
         &crate::secrets::vault::VaultSettings::default(),
-        &crate::secrets::remote::Vars::empty(),
+        &crate::secrets::transport::Vars::empty(),
     )
 }
 
@@ -486,8 +486,11 @@ fn manager(
     .unwrap();
     config.remote.node_cache = Some(node.is_some());
     config.remote.node_cache_dir = node.map(std::path::Path::to_path_buf);
-    crate::secrets::SecretsManager::with_environment(config, crate::secrets::remote::Vars::empty())
-        .unwrap()
+    crate::secrets::SecretsManager::with_environment(
+        config,
+        crate::secrets::transport::Vars::empty(),
+    )
+    .unwrap()
 }
 
 /// A token endpoint granting `hf_jwt_N` (N counting up) for `life` seconds.
@@ -600,7 +603,7 @@ fn a_slurm_jobs_token_for_the_audience_is_read_beside_the_jobs_token() {
         url: Some(url),
         ..ExchangeSettings::default()
     };
-    let job = |vars: crate::secrets::remote::Vars| {
+    let job = |vars: crate::secrets::transport::Vars| {
         Exchange::new(
             "WANDB_API_KEY",
             &s,
@@ -610,7 +613,7 @@ fn a_slurm_jobs_token_for_the_audience_is_read_beside_the_jobs_token() {
         )
         .unwrap()
     };
-    let vars = crate::secrets::remote::Vars::empty().set(
+    let vars = crate::secrets::transport::Vars::empty().set(
         "SIMPLETUNER_JOB_TOKEN_FILE",
         dir.path().join("token").to_str().unwrap(),
     );
@@ -620,7 +623,7 @@ fn a_slurm_jobs_token_for_the_audience_is_read_beside_the_jobs_token() {
         std::fs::read_to_string(&hf).unwrap().as_str()
     );
     // Outside a job: said by name, nothing sent.
-    let why = job(crate::secrets::remote::Vars::empty())
+    let why = job(crate::secrets::transport::Vars::empty())
         .exchange()
         .unwrap_err();
     assert!(
@@ -662,16 +665,17 @@ fn gcps_metadata_server_mints_a_subject_token_for_each_exchange() {
         ..ExchangeSettings::default()
     };
     let host = metadata.url().trim_start_matches("http://").to_owned();
-    let vars = crate::secrets::remote::Vars::empty().set("GCE_METADATA_HOST", &host);
+    let vars = crate::secrets::transport::Vars::empty().set("GCE_METADATA_HOST", &host);
     let vault = crate::secrets::vault::VaultSettings::default();
     let e = Exchange::new("OPENAI_API_KEY", &s, &remote(), &vault, &vars).unwrap();
     e.exchange().unwrap();
     e.exchange().unwrap();
     assert_eq!(minted.load(std::sync::atomic::Ordering::SeqCst), 2);
     let sent: Value = serde_json::from_slice(&vendor.last().unwrap().body).unwrap();
-    let claims =
-        crate::secrets::remote::identity_file::jwt_claims(sent["subject_token"].as_str().unwrap())
-            .unwrap();
+    let claims = crate::secrets::credential::identity_file::jwt_claims(
+        sent["subject_token"].as_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims["aud"], "openai-aud");
     // Without an audience to ask for: refused when configured.
     let mut none = s.clone();
@@ -696,7 +700,7 @@ fn the_environment_can_name_the_exchanges() {
             &json!({"providers": ["exchange"], "retries": 0}).to_string(),
         )
         .unwrap();
-        let vars = crate::secrets::remote::Vars::empty().set("SIMPLETUNER_EXCHANGES", text);
+        let vars = crate::secrets::transport::Vars::empty().set("SIMPLETUNER_EXCHANGES", text);
         crate::secrets::SecretsManager::with_environment(config, vars).unwrap()
     };
     let m = with(&exchanges.to_string());
@@ -744,7 +748,7 @@ fn coreweaves_key_pair_is_two_secrets_of_one_exchange() {
     };
     let m = crate::secrets::SecretsManager::with_environment(
         config(json!({})).unwrap(),
-        crate::secrets::remote::Vars::empty(),
+        crate::secrets::transport::Vars::empty(),
     )
     .unwrap();
     assert_eq!(

@@ -22,14 +22,15 @@ use super::google::SCOPE;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::aws_identity::wire;
+use crate::secrets::credential::identity_file::{self, Readers, MAX_TOKEN};
+use crate::secrets::credential::oauth::{field, oauth_failure, optional, post_form, secure_url};
+use crate::secrets::credential::program;
+use crate::secrets::credential::{Issued, Issuer};
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::credential::{Issued, Issuer};
-use crate::secrets::remote::http::{redact_url, Http};
-use crate::secrets::remote::identity_file::{self, Readers, MAX_TOKEN};
-use crate::secrets::remote::oauth::{field, oauth_failure, optional, post_form, secure_url};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{program, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -198,7 +199,7 @@ impl External {
     fn subject_token(&self) -> Result<SecretString, FetchError> {
         let text = match &self.subject {
             Subject::File(path) => {
-                crate::secrets::remote::identity_file::read_token(path, "subject token file")?
+                crate::secrets::credential::identity_file::read_token(path, "subject token file")?
             }
             Subject::Url { url, headers } => {
                 let headers: Vec<(&str, &str)> = headers
@@ -525,7 +526,7 @@ fn executable_answer(
                 let code = doc["code"].as_str().unwrap_or("none");
                 return Err(fail(format!(
                     "it reported a failure (code {}; its message is not shown)",
-                    crate::secrets::remote::shorten(code)
+                    crate::error::shorten(code)
                 )));
             }
             None => return Err(fail("its answer has no success field".into())),

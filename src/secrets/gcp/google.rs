@@ -3,7 +3,7 @@
 //! `token_uri`; what a project ID may be.
 
 use crate::error::Error;
-use crate::secrets::remote::oauth::{optional, secure_url};
+use crate::secrets::credential::oauth::{optional, secure_url};
 use serde_json::{Map, Value};
 use std::path::Path;
 

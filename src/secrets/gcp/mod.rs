@@ -37,16 +37,16 @@ pub mod google;
 
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::oauth;
+use crate::secrets::credential::Keeper;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::credential::Keeper;
-use crate::secrets::remote::http::{redact_url, Http, Response, Trust};
 use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
-use crate::secrets::remote::oauth;
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{redact_url, Http, Response, Trust};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::Mutex;
 use base64::Engine;
 use google::valid_project;
@@ -122,7 +122,7 @@ impl SecretRef {
             Error::InvalidArgument(format!(
                 "GCP secret '{}': {why} (projects/P/secrets/S[/versions/V], \
                  projects/P/locations/L/secrets/S[/versions/V], or S[/versions/V])",
-                crate::secrets::remote::shorten(given)
+                crate::error::shorten(given)
             ))
         };
         let parts: Vec<&str> = given.trim().split('/').collect();
@@ -252,7 +252,7 @@ fn client(gcp: &GcpSettings, kit: &Kit<'_>) -> Result<Client, Error> {
     if let Some(l) = location.as_deref().filter(|l| !valid_location(l)) {
         return Err(Error::InvalidArgument(format!(
             "the GCP location '{}' is not a location (us-east1, europe-west4, ...)",
-            crate::secrets::remote::shorten(l)
+            crate::error::shorten(l)
         )));
     }
     let http = Arc::new(Http::new(remote, &Trust::Default, "")?);
@@ -275,7 +275,7 @@ fn client(gcp: &GcpSettings, kit: &Kit<'_>) -> Result<Client, Error> {
     if let Some(p) = project.as_deref().filter(|p| !valid_project(p)) {
         return Err(Error::InvalidArgument(format!(
             "the GCP project '{}' is not a project ID",
-            crate::secrets::remote::shorten(p)
+            crate::error::shorten(p)
         )));
     }
     Ok(Client {

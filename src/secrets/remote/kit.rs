@@ -9,11 +9,11 @@
 //! its line in the manager's list of remote providers
 //! (`secrets::remote_provider`).
 
-use super::http::Http;
-use super::node::{NodeDir, NodeUse, Scope, Slot};
 use super::source::{Fetch, RemoteSource};
-use super::{RemoteSettings, Vars};
 use crate::error::Error;
+use crate::secrets::node::{NodeDir, NodeUse, Scope, Slot};
+use crate::secrets::transport::http::Http;
+use crate::secrets::transport::{RemoteSettings, Vars};
 use std::sync::Arc;
 
 /// What a backend's configuration names.

@@ -11,15 +11,16 @@
 //! in the cache; everything a service knows (transport, credentials, wire)
 //! in its [`Fetch`].
 
-use super::node::{Against, NodeUse, Scope};
 use super::rotation::{self, Choice, Versions};
-use super::secret_cache::{Fetched, Reason, Runner, SecretCache};
-use super::{FetchError, RemoteSettings};
+use super::secret_cache::{Reason, Runner, SecretCache};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::node::{Against, NodeUse, Scope};
 use crate::secrets::provider::{
     ChangeSink, KeyChange, Provider, ProviderStatus, Read, SecretMap, SinkSlot, Version,
 };
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -166,7 +167,7 @@ impl<F: Fetch> RemoteSource<F> {
                 let load = {
                     let (fetcher, name) = (Arc::clone(&fetcher), name.clone());
                     Box::new(move |held: Option<&SecretMap>, why: Reason<'_>| {
-                        let _counted = super::meter::scope(F::NAME);
+                        let _counted = crate::secrets::transport::meter::scope(F::NAME);
                         load_checked(&*fetcher, &name, held, why)
                     })
                 };
@@ -491,7 +492,7 @@ impl<F: Fetch> Provider for RemoteSource<F> {
                 return Some(json!({ "secret": names, "error": e.to_json(), "lines": lines }));
             }
         };
-        let _counted = super::meter::scope(F::NAME);
+        let _counted = crate::secrets::transport::meter::scope(F::NAME);
         let mut out = live.fetcher.checks(&self.names);
         let reads: Vec<_> = self
             .names

@@ -1,12 +1,13 @@
-use super::retry::*;
 use super::secret_cache::*;
-use super::*;
+use crate::error::Error;
+use crate::secrets::node;
 use crate::secrets::provider::SecretMap;
-use crate::secrets::RemoteSettings;
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::Barrier;
+use std::time::Duration;
 
 fn settings() -> RemoteSettings {
     RemoteSettings {
@@ -157,84 +158,6 @@ fn absent_is_cached_for_the_negative_ttl() {
         "now"
     );
     assert_eq!(cache.requests(), 2);
-}
-
-#[test]
-fn retries_stop_at_the_limit_and_on_permanent_failures() {
-    let s = settings();
-    let mut n = 0;
-    let r: Result<(), _> = with_retries(&s, || {
-        n += 1;
-        Err(FetchError::transient(Error::Network("x".into())))
-    });
-    assert!(r.is_err());
-    assert_eq!(n, 3);
-    let mut n = 0;
-    let r: Result<(), _> = with_retries(&s, || {
-        n += 1;
-        Err(FetchError::permanent(Error::Auth("x".into())))
-    });
-    assert!(r.is_err());
-    assert_eq!(n, 1);
-    let mut n = 0;
-    let r = with_retries(&s, || {
-        n += 1;
-        if n < 2 {
-            Err(FetchError::transient(Error::Timeout("x".into())))
-        } else {
-            Ok(n)
-        }
-    });
-    assert_eq!(r.unwrap(), 2);
-}
-
-#[test]
-fn a_retry_after_past_the_request_timeout_ends_the_retries_and_says_so() {
-    let s = RemoteSettings {
-        request_timeout: Duration::from_secs(5),
-        ..settings()
-    };
-    let mut n = 0;
-    let r: Result<(), _> = with_retries(&s, || {
-        n += 1;
-        Err(FetchError::transient(Error::Remote("HTTP 429".into()))
-            .retry_after(Some(Duration::from_secs(30))))
-    });
-    let f = r.unwrap_err();
-    assert_eq!(n, 1);
-    assert!(f.transient);
-    assert_eq!(
-        f.error.message(),
-        "HTTP 429; the server asked to retry after 30 s, past the request timeout of 5s; \
-         not retried"
-    );
-}
-
-#[test]
-fn backoff_doubles_is_capped_and_jittered() {
-    let s = RemoteSettings::default();
-    for retry in 0..40 {
-        let full = (s.backoff_base * 2u32.saturating_pow(retry.min(20))).min(s.backoff_cap);
-        let b = backoff(&s, retry);
-        assert!(
-            b >= full / 2 && b <= full,
-            "retry {retry}: {b:?} vs {full:?}"
-        );
-    }
-    let samples: std::collections::HashSet<_> = (0..50).map(|_| backoff(&s, 3)).collect();
-    assert!(samples.len() > 10, "backoff is not jittered");
-    let ttl = Duration::from_secs(300);
-    for _ in 0..100 {
-        let j = jittered(ttl);
-        assert!(j > Duration::from_secs(269) && j <= ttl);
-    }
-}
-
-#[test]
-fn messages_lose_key_like_words() {
-    let m = shorten("bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\nend");
-    assert_eq!(m, "bad key [redacted] end");
-    assert_eq!(shorten(&"x ".repeat(300)).chars().count(), 203);
 }
 
 #[test]
@@ -606,11 +529,11 @@ fn with_refresh_ahead_an_ended_lease_is_not_served_while_its_refresh_waits() {
 /// The rotation window and version-checked refreshes, through the one
 /// remote provider over a scripted service that counts its calls.
 mod versions {
-    use super::super::node::{NodeDir, NodeUse, Scope};
-    use super::super::rotation::Versions;
-    use super::super::source::{Fetch, RemoteSource};
     use super::*;
+    use crate::secrets::node::{NodeDir, NodeUse, Scope};
     use crate::secrets::provider::{Provider, Read, Version};
+    use crate::secrets::remote::rotation::Versions;
+    use crate::secrets::remote::source::{Fetch, RemoteSource};
     use crate::sys::Mutex;
     use serde_json::Value;
 
@@ -745,7 +668,7 @@ mod versions {
             refresh_min_interval: Duration::from_secs(60),
             ..settings()
         };
-        let scope = Scope::new("aws", &crate::secrets::remote::Vars::empty());
+        let scope = Scope::new("aws", &crate::secrets::transport::Vars::empty());
         let fetcher = Ok(Scripted(Arc::clone(service)));
         RemoteSource::build(vec!["db".into()], true, fetcher, &s, node, &scope)
     }
@@ -973,7 +896,7 @@ mod versions {
             refresh_min_interval: Duration::from_secs(60),
             ..settings()
         };
-        let scope = Scope::new("vault", &crate::secrets::remote::Vars::empty());
+        let scope = Scope::new("vault", &crate::secrets::transport::Vars::empty());
         let fetcher = Ok(Leasing(AtomicUsize::new(0)));
         let p = RemoteSource::build(
             vec!["lease:pg".into()],

@@ -7,10 +7,10 @@ use super::settings::{either, VaultAuth, VaultSettings, KUBERNETES_TOKEN_FILE};
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::remote::identity_file::Readers;
-use crate::secrets::remote::token_file::TokenFile;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::Vars;
+use crate::secrets::credential::identity_file::Readers;
+use crate::secrets::credential::token_file::TokenFile;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Vars;
 use std::sync::Arc;
 
 /// How a token is obtained.
@@ -61,7 +61,7 @@ impl Auth {
     /// what it needs.
     pub(super) fn resolve(
         settings: &VaultSettings,
-        remote: &crate::secrets::remote::RemoteSettings,
+        remote: &crate::secrets::transport::RemoteSettings,
         vars: &Vars,
     ) -> Result<Option<Auth>, Error> {
         let method = match (settings.auth, vars.get(var::SIMPLETUNER_VAULT_AUTH)) {

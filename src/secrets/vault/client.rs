@@ -8,12 +8,13 @@ use super::cluster::{Cluster, DEFAULT_ELECTION_TIMEOUT};
 use super::identity::CertFiles;
 use super::settings::{either, VaultSettings};
 use super::wire::{errors_summary, not_found_kind, NotFound};
+use crate::error::shorten;
 use crate::error::Error;
 use crate::paths::expand_home;
 use crate::secret::SecretString;
-use crate::secrets::remote::http::{Address, Http, Response, Trust};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{shorten, FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::{Address, Http, Response, Trust};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 
 /// What a 404 that is not an error says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use super::login;
 use super::session::Session;
 use super::{addresses, Vault, VaultSecret, VaultSettings};
 use crate::error::Error;
-use crate::secrets::remote::http::Address;
+use crate::secrets::node::Scope;
 use crate::secrets::remote::kit::{Backend, Configured, Kit};
-use crate::secrets::remote::node::Scope;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{RemoteSettings, Vars};
+use crate::secrets::transport::http::Address;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{RemoteSettings, Vars};
 use std::sync::Arc;
 
 /// What Vault's configuration gives beyond its secrets: the addresses and

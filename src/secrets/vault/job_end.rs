@@ -105,7 +105,7 @@ pub(super) fn disable(session: &Session) -> Result<EntityEnd, Error> {
             "the login's entity is not the job's own (none of its {} aliases is the token's \
              sub '{}'): left enabled; set the role's user_claim to sub",
             aliases.len(),
-            crate::secrets::remote::shorten(&sub)
+            crate::error::shorten(&sub)
         )));
     }
     let r = client
@@ -135,7 +135,7 @@ fn subject(body: &SecretString) -> Result<String, Error> {
     let mut doc: Value = serde_json::from_str(body.expose()).unwrap_or(Value::Null);
     let sub = doc["jwt"]
         .as_str()
-        .and_then(crate::secrets::remote::identity_file::jwt_claims)
+        .and_then(crate::secrets::credential::identity_file::jwt_claims)
         .and_then(|c| c["sub"].as_str().map(str::to_owned));
     zeroize_json(&mut doc);
     sub.filter(|s| !s.is_empty())

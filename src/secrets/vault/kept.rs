@@ -7,9 +7,9 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::{Issued, Issuer, Keeper};
 use crate::secrets::lifetime::Lifetime;
-use crate::secrets::remote::credential::{Issued, Issuer, Keeper};
-use crate::secrets::remote::FetchError;
+use crate::secrets::transport::FetchError;
 use std::sync::Arc;
 
 /// An OIDC identity token OpenBao or Vault signed for this workload's

@@ -7,11 +7,12 @@
 use super::client::Missing;
 use super::session::Session;
 use super::wire::{expect, mount_version, secret_from};
+use crate::error::shorten;
 use crate::error::Error;
 use crate::secrets::provider::SecretMap;
 use crate::secrets::remote::rotation::Versions;
-use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::{shorten, FetchError};
+use crate::secrets::transport::FetchError;
+use crate::secrets::transport::Fetched;
 use crate::sys::Mutex;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -141,7 +142,7 @@ impl Kv {
     }
 
     /// `sys/internal/ui/mounts/<mount>`: the mount's type and options.
-    fn ask_mounts(&self) -> Result<crate::secrets::remote::http::Response, FetchError> {
+    fn ask_mounts(&self) -> Result<crate::secrets::transport::http::Response, FetchError> {
         self.session
             .get(&format!("sys/internal/ui/mounts/{}", self.mount))
     }

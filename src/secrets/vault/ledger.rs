@@ -16,8 +16,8 @@
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::Vars;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Vars;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ pub(super) fn where_at(at: &Value) -> Option<(Vec<String>, Option<String>)> {
         .as_array()?
         .iter()
         .filter_map(|a| a.as_str().map(str::to_owned))
-        .take(crate::secrets::remote::vars::MAX_LISTED)
+        .take(crate::secrets::transport::vars::MAX_LISTED)
         .collect();
     (!addresses.is_empty()).then(|| (addresses, at["namespace"].as_str().map(str::to_owned)))
 }

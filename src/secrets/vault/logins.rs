@@ -1,5 +1,5 @@
 //! A Vault login as an [`Issuer`] of tokens, for the session's
-//! [`Keeper`](crate::secrets::remote::credential::Keeper) to hold: issuing
+//! [`Keeper`](crate::secrets::credential::Keeper) to hold: issuing
 //! is the login (AppRole, Kubernetes, JWT, TLS certificate, AWS IAM),
 //! renewing is `auth/token/renew-self`. Each login's token is recorded in
 //! the ledger for its revocation; a login is sent once and read to the end
@@ -12,10 +12,10 @@ use super::login::Login;
 use super::wire::{self, errors_summary, expect};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::{Issued, Issuer};
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::credential::{Issued, Issuer};
-use crate::secrets::remote::FetchError;
+use crate::secrets::transport::FetchError;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

@@ -58,17 +58,17 @@ pub use ledger::Revoked;
 pub use settings::{LeasedPath, VaultAuth, VaultSettings};
 
 use crate::error::Error;
+use crate::secrets::credential::identity_file;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{zeroize_json, SecretMap};
-use crate::secrets::remote::http::Address;
-use crate::secrets::remote::identity_file;
 use crate::secrets::remote::kit;
-use crate::secrets::remote::retry::with_retries;
 use crate::secrets::remote::rotation::Versions;
-use crate::secrets::remote::secret_cache::Fetched;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::http::Address;
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use kv::Kv;
 use leases::Leases;
 use serde_json::{json, Value};
@@ -227,7 +227,7 @@ impl Vault {
     ) -> Result<IdentityToken, Error> {
         let what = format!(
             "Vault identity token of role '{}'",
-            crate::secrets::remote::shorten(role)
+            crate::error::shorten(role)
         );
         let fetch = || {
             let r = self.session.get(&format!("identity/oidc/token/{role}"))?;

@@ -7,7 +7,7 @@
 //! A login's token is the keeper's: used until it is due for replacement,
 //! renewed ahead on the refresher, replaced once after the server refused
 //! it, one per node with the node cache on (see
-//! [`credential`](crate::secrets::remote::credential)). A fixed token's TTL
+//! [`credential`](crate::secrets::credential)). A fixed token's TTL
 //! is first asked on the refresher (`auth/token/lookup-self`) after a read
 //! the server did not refuse, and the token then renewed there by the same
 //! rule and the same request ([`renew_self`]); never on a caller's path. A
@@ -22,13 +22,13 @@ use super::issuing::{Issues, Issuing};
 use super::ledger::Ledger;
 use super::logins::{renew_self, Logins};
 use crate::secret::SecretString;
+use crate::secrets::credential::Keeper;
 use crate::secrets::lifetime::{self, Lifetime};
+use crate::secrets::node::Slot;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::credential::Keeper;
-use crate::secrets::remote::http::Response;
-use crate::secrets::remote::meter;
-use crate::secrets::remote::node::Slot;
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::transport::http::Response;
+use crate::secrets::transport::meter;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::{refresher, ForkFlag, Mutex};
 use serde_json::Value;
 use std::sync::{Arc, Weak};

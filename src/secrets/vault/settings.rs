@@ -2,7 +2,7 @@
 //! environment.
 
 use crate::secret::SecretString;
-use crate::secrets::remote::Vars;
+use crate::secrets::transport::Vars;
 use std::path::PathBuf;
 
 /// The Vault provider's settings: the configuration keys `vault_*`

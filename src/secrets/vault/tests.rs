@@ -284,7 +284,7 @@ fn configuration_sources() {
 fn answers_that_are_not_objects_are_parse_errors_not_panics() {
     // Found by the vault_response fuzz target: `doc["data"].take()` panicked
     // when the server answered JSON that is not an object (here "1").
-    use crate::secrets::remote::http::Response;
+    use crate::secrets::transport::http::Response;
     for (version, body) in [
         (1, "1"),
         (2, "1"),

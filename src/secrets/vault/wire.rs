@@ -1,11 +1,12 @@
 //! Vault's answers: the status classes of its API, its error lists, what a
 //! 404 says, a mount's KV version, and the secret's fields in a KV read.
 
+use crate::error::shorten;
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
-use crate::secrets::remote::http::Response;
-use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::{shorten, FetchError};
+use crate::secrets::transport::http::Response;
+use crate::secrets::transport::FetchError;
+use crate::secrets::transport::Fetched;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! me"), single-flight with the cache's gets and bounded per interval.
 
 use super::{Answer, Mode, Reason, SecretCache, Versioned};
-use crate::secrets::remote::node::entry::Shareable;
-use crate::secrets::remote::node::Against;
+use crate::secrets::node::entry::Shareable;
+use crate::secrets::node::Against;
 use crate::sys::Flight;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,13 +8,13 @@
 //! `changed` hook once no lock is held. Doing something on every remote
 //! fetch is a change to this file.
 
-use super::node::entry::Shareable;
-use super::node::{Against, Mode, Shared, Slot};
-use super::retry::jittered;
-pub use super::Fetched;
-use super::{FetchError, RemoteSettings};
 use crate::error::Error;
+use crate::secrets::node::entry::Shareable;
+use crate::secrets::node::{Against, Mode, Shared, Slot};
 use crate::secrets::provider::KeyChange;
+use crate::secrets::transport::retry::jittered;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::refresher::{self, Job};
 use crate::sys::{Flight, ForkFlag, Leading, Mutex};
 
@@ -162,7 +162,7 @@ pub struct SecretCache<T> {
     /// Fetches this process made itself after waiting out another
     /// process's (a holder hung past one fetch's bound).
     gave_up: AtomicU64,
-    /// The provider it counts for ([`meter`](super::meter)).
+    /// The provider it counts for ([`meter`](crate::secrets::transport::meter)).
     label: std::sync::OnceLock<&'static str>,
     /// Refresh jobs handed to the runner (tests count them).
     #[cfg(test)]
@@ -201,16 +201,16 @@ impl<T: Versioned + Shareable + Send + Sync + 'static> SecretCache<T> {
     }
 
     /// The cache, its stale answers and refreshes ahead counted for
-    /// `provider` ([`meter`](super::meter)).
+    /// `provider` ([`meter`](crate::secrets::transport::meter)).
     pub fn counted_as(self: Arc<Self>, provider: &'static str) -> Arc<Self> {
         let _ = self.label.set(provider);
         self
     }
 
     /// Adds to the counters of the provider it counts for.
-    fn count(&self, f: impl FnOnce(&mut super::meter::Counts)) {
+    fn count(&self, f: impl FnOnce(&mut crate::secrets::transport::meter::Counts)) {
         if let Some(provider) = self.label.get() {
-            super::meter::add(provider, f);
+            crate::secrets::transport::meter::add(provider, f);
         }
     }
 

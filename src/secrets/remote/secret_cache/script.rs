@@ -6,10 +6,10 @@
 use super::{Answer, Fetched, Runner, SecretCache, Versioned};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::node::entry::Shareable;
+use crate::secrets::node::Slot;
 use crate::secrets::provider::{KeyChange, SecretMap, Version};
-use crate::secrets::remote::node::entry::Shareable;
-use crate::secrets::remote::node::Slot;
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Arc;

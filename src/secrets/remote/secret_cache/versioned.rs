@@ -3,10 +3,10 @@
 //! loader ([`Reason`]), and the small facts of an answer (`found`,
 //! `same_version`, `ended`).
 
-use super::super::node::entry::Shareable;
-use super::super::Fetched;
 use crate::error::Error;
+use crate::secrets::node::entry::Shareable;
 use crate::secrets::provider::KeyChange;
+use crate::secrets::transport::Fetched;
 use std::time::Duration;
 
 /// Why a cache fetches its secret.

@@ -8,7 +8,7 @@ use super::*;
 use crate::secret::SecretString;
 use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
-use crate::secrets::remote::Vars;
+use crate::secrets::transport::Vars;
 use crate::secrets::vault::{VaultProvider, VaultSettings};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -215,7 +215,7 @@ fn redirects_never_go_from_https_to_http_or_to_other_hosts() {
         |a| {
             Http::to(
                 &settings(),
-                &crate::secrets::remote::http::Trust::Default,
+                &crate::secrets::transport::http::Trust::Default,
                 "",
                 a.socket.clone(),
             )

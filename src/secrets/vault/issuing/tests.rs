@@ -4,7 +4,7 @@
 
 use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply};
-use crate::secrets::remote::{RemoteSettings, Vars};
+use crate::secrets::transport::{RemoteSettings, Vars};
 use crate::secrets::vault::{LeasedPath, VaultProvider, VaultSettings};
 use std::time::Duration;
 

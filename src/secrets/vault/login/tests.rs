@@ -7,7 +7,7 @@
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::provider::Provider;
 use crate::secrets::remote::fake::{FakeServer, Reply, Request};
-use crate::secrets::remote::Vars;
+use crate::secrets::transport::Vars;
 use crate::secrets::vault::{VaultAuth, VaultProvider};
 use crate::secrets::{RemoteSettings, VaultSettings};
 use serde_json::Value;

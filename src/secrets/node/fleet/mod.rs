@@ -29,11 +29,10 @@
 pub(crate) mod pace;
 pub(crate) mod place;
 
-pub use place::{FleetSettings, Place};
-
-use super::vars::Vars;
-use super::RemoteSettings;
 use crate::error::Error;
+use crate::secrets::transport::gate::{Admission, FirstFetch, FleetSettings, Gate, Pacing};
+use crate::secrets::transport::vars::Vars;
+use crate::secrets::transport::RemoteSettings;
 use crate::sys::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,15 +40,54 @@ use std::time::{Duration, Instant};
 const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
 impl RemoteSettings {
-    /// These settings with the node's place read from `vars`.
+    /// These settings with the node's place read from `vars`, and the
+    /// fleet's gate when a scheduler places it.
     ///
     /// # Errors
-    /// As [`Place::read`].
+    /// As [`place::read`].
     pub(crate) fn placed(&self, vars: &Vars) -> Result<RemoteSettings, Error> {
         let mut placed = self.clone();
-        placed.fleet.place = Place::read(vars)?;
+        placed.fleet.place = place::read(vars)?;
+        if placed.fleet.place.is_some() {
+            placed.fleet.gate = gate();
+        }
         Ok(placed)
     }
+}
+
+/// The fleet as the transport calls it: this module's admission, and a
+/// [`pace::Pace`] for each client.
+struct Fleet;
+
+static FLEET: Fleet = Fleet;
+
+impl Admission for Fleet {
+    fn admit(&self, settings: &RemoteSettings) -> Option<FirstFetch> {
+        admit(settings)
+    }
+
+    fn first_fetch_wait(
+        &self,
+        settings: &RemoteSettings,
+        retry: u32,
+        asked: Option<Duration>,
+        requeue: Option<(Instant, Duration)>,
+    ) -> Duration {
+        first_fetch_wait(settings, retry, asked, requeue)
+    }
+
+    fn held(&self) {
+        held();
+    }
+
+    fn pace(&self) -> Box<dyn Pacing> {
+        Box::new(pace::Pace::default())
+    }
+}
+
+/// The gate the transport is handed with the node's place.
+pub(crate) fn gate() -> Gate {
+    Gate::of(&FLEET)
 }
 
 /// The process's start in its fleet.
@@ -125,16 +163,6 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// What the first fetch in a fleet may still take: until when.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FirstFetch {
-    /// The fleet deadline.
-    pub deadline: Instant,
-    /// The end of the job's schedule and the spread after it, where a
-    /// refused first attempt goes again ([`first_fetch_wait`]).
-    pub requeue: Option<(Instant, Duration)>,
 }
 
 /// Waits for this node's slot when the process has not held a secret yet

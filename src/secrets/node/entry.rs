@@ -19,7 +19,7 @@ use crate::secret::SecretBytes;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::provider::{Lease, SecretMap, Version};
-use crate::secrets::remote::{FetchError, Fetched};
+use crate::secrets::transport::{FetchError, Fetched};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

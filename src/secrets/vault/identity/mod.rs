@@ -5,13 +5,13 @@
 //! and Slurm nodes).
 //!
 //! Both are read under the one rule of every identity file
-//! (`remote::identity_file`): a regular file, bounded, owned by this user
+//! (`credential::identity_file`): a regular file, bounded, owned by this user
 //! or root, not writable by others; a JWT readable by everyone only in a
 //! kubelet volume, a private key never.
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::identity_file::{self, Readers, MAX_PEM, MAX_TOKEN};
+use crate::secrets::credential::identity_file::{self, Readers, MAX_PEM, MAX_TOKEN};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,7 +60,7 @@ impl JwtFile {
                 )));
             }
         }
-        let subject = claims["sub"].as_str().map(crate::secrets::remote::shorten);
+        let subject = claims["sub"].as_str().map(crate::error::shorten);
         Ok(Jwt { token, subject })
     }
 

@@ -31,12 +31,13 @@
 
 use super::wire::errors_summary;
 use crate::error::Error;
-use crate::secrets::remote::http::{redact_url, Address, Http, Response};
-use crate::secrets::remote::node::note::NodeNote;
-use crate::secrets::remote::retry::{backoff, jittered};
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::node::note::NodeNote;
+use crate::secrets::transport::http::{redact_url, Address, Http, Response};
+use crate::secrets::transport::retry::{backoff, jittered};
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use index::Index;
+pub use role::Role;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -55,40 +56,6 @@ const CONSISTENCY_WINDOW: Duration = Duration::from_secs(10);
 /// Role sweeps (`sys/health` of every node) after failed rounds are at
 /// most this frequent.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
-/// A node's role, as last learnt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Role {
-    #[default]
-    Unknown,
-    Active,
-    Standby,
-    /// Sealed, not initialised, or otherwise not serving (503, 501).
-    Unavailable,
-    /// Did not answer (connection refused, timeout).
-    Down,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Unknown => "unknown",
-            Role::Active => "active",
-            Role::Standby => "standby",
-            Role::Unavailable => "unavailable",
-            Role::Down => "down",
-        }
-    }
-
-    /// The role `sys/health`'s status says.
-    fn from_health(status: u16) -> Role {
-        match status {
-            200 => Role::Active,
-            429 | 473 => Role::Standby,
-            _ => Role::Unavailable,
-        }
-    }
-}
 
 #[derive(Default)]
 struct NodeState {
@@ -125,7 +92,7 @@ pub struct Cluster {
     electing: AtomicBool,
     settings: RemoteSettings,
     /// Failovers, counted once in the meter's registry.
-    counted: crate::secrets::remote::meter::Local,
+    counted: crate::secrets::transport::meter::Local,
     /// What the processes of this node share of the cluster, with the node
     /// cache on.
     shared: Option<NodeNote>,
@@ -181,7 +148,7 @@ impl Cluster {
             election,
             electing: AtomicBool::new(false),
             settings: settings.clone(),
-            counted: crate::secrets::remote::meter::Local::new("vault"),
+            counted: crate::secrets::transport::meter::Local::new("vault"),
             shared,
         })
     }
@@ -255,10 +222,10 @@ impl Cluster {
         // An election is waited out, up to a hard bound (a job's ending).
         let deadline = wait.then(|| {
             let election = Instant::now() + jittered(self.election);
-            crate::secrets::remote::retry::hard_left()
+            crate::secrets::transport::retry::hard_left()
                 .map_or(election, |left| election.min(Instant::now() + left))
         });
-        let _election = wait.then(crate::secrets::remote::retry::FetchBound::lifted);
+        let _election = wait.then(crate::secrets::transport::retry::FetchBound::lifted);
         let mut round = 0;
         loop {
             let failure = match self.round(method, path_and_query, headers, body, write) {
@@ -343,7 +310,7 @@ impl Cluster {
         for (k, &asked) in order.iter().enumerate() {
             // Another node is not another fetch: none is tried once the
             // fetch's bound is spent.
-            if k > 0 && crate::secrets::remote::retry::time_left() == Some(Duration::ZERO) {
+            if k > 0 && crate::secrets::transport::retry::time_left() == Some(Duration::ZERO) {
                 break;
             }
             // The node whose answer this is: `asked`, or the one it
@@ -532,6 +499,40 @@ impl Cluster {
         }
     }
 
+    /// Writes what this process learnt for the node's others.
+    fn publish(&self) {
+        let Some(note) = &self.shared else {
+            return;
+        };
+        let now = Instant::now();
+        let failed = (self.nodes.iter().enumerate())
+            .filter_map(|(i, n)| {
+                Some((i, n.state.lock().failed_until?.checked_duration_since(now)?))
+            })
+            .collect();
+        let preferred = Some(self.preferred.load(Ordering::Relaxed));
+        shared::publish(note, &shared::Learnt { preferred, failed });
+    }
+
+    /// Takes in what another process of the node published, if it changed
+    /// since it was last seen.
+    fn adopt(&self) {
+        let Some(learnt) = self
+            .shared
+            .as_ref()
+            .and_then(|note| shared::adopt(note, self.nodes.len(), DOWN_FOR))
+        else {
+            return;
+        };
+        if let Some(p) = learnt.preferred {
+            self.preferred.store(p, Ordering::Relaxed);
+        }
+        let now = Instant::now();
+        for (i, left) in learnt.failed {
+            self.nodes[i].state.lock().failed_until = Some(now + left);
+        }
+    }
+
     fn failed(&self, i: usize, role: Role) {
         let mut s = self.nodes[i].state.lock();
         s.role = role;
@@ -671,6 +672,7 @@ fn origin(url: &str) -> Option<String> {
 }
 
 mod index;
+mod role;
 mod shared;
 
 #[cfg(test)]

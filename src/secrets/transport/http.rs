@@ -2,11 +2,11 @@
 //! short timeouts, an optional CA bundle, failures classified into st-secrets
 //! errors that say whether a retry can help.
 
-use super::fleet::pace::{Pace, Signal};
+use super::gate::{Pacing, Signal};
 use super::unix::UnixConnector;
-use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretBytes;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -212,8 +212,10 @@ pub struct Http {
     /// client certificate ([`present`](Self::present)).
     settings: RemoteSettings,
     tls: TlsConfig,
-    /// How long the next request waits after the server pushed back.
-    pace: Pace,
+    /// How long the next request waits after the server pushed back: in a
+    /// fleet only, from its gate (elsewhere the retries alone answer a push
+    /// back).
+    pace: Option<Box<dyn Pacing>>,
 }
 
 /// The agent configuration of `settings` with `tls`.
@@ -283,7 +285,11 @@ impl Http {
             socket,
             settings: settings.clone(),
             tls,
-            pace: Pace::default(),
+            pace: settings
+                .fleet
+                .place
+                .as_ref()
+                .and_then(|_| settings.fleet.gate.pace()),
         })
     }
 
@@ -291,7 +297,9 @@ impl Http {
     /// with the node's other processes, through `dir` (the node cache's
     /// directory).
     pub fn share_pace(&self, dir: &Path, server: &str) {
-        self.pace.share(dir, server);
+        if let Some(pace) = &self.pace {
+            pace.share(dir, server);
+        }
     }
 
     /// Presents `cert` (a TLS client certificate and its key) to the
@@ -330,13 +338,9 @@ impl Http {
         })?;
         // After the server pushed back; at most half what the fetch has
         // left, so that the request still has time to be answered. (In a
-        // fleet only, for now: see `pacing`.)
-        let pacing = self.settings.fleet.place.is_some();
-        let wait = if pacing {
-            self.pace.wait()
-        } else {
-            Duration::ZERO
-        };
+        // fleet only, for now: see `pace`.)
+        let pace = self.pace.as_deref();
+        let wait = pace.map_or(Duration::ZERO, Pacing::wait);
         if !wait.is_zero() {
             std::thread::sleep(super::retry::time_left().map_or(wait, |left| wait.min(left / 2)));
         }
@@ -363,8 +367,8 @@ impl Http {
         let response = agent.run(request).map_err(|e| {
             let f = self.classify(what, url, e);
             counted(error_type(&f));
-            if pacing && matches!(f.error, Error::Timeout(_)) {
-                self.pace.note(Signal::Pushed(None));
+            if let (Some(pace), Error::Timeout(_)) = (pace, &f.error) {
+                pace.note(Signal::Pushed(None));
             }
             f
         })?;
@@ -397,8 +401,8 @@ impl Http {
             body: SecretBytes::from(body),
         };
         // A standby's `sys/health` answers 429: a role, not a push back.
-        if pacing && !url.contains("/v1/sys/health") {
-            self.pace.note(Signal::of(
+        if let Some(pace) = pace.filter(|_| !url.contains("/v1/sys/health")) {
+            pace.note(Signal::of(
                 response.status,
                 |name| response.header(name),
                 response.retry_after(),

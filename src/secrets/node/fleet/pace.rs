@@ -1,7 +1,8 @@
 //! A client's pace with one server: after the server pushed back, the next
 //! request waits. For now only in a fleet (a process a scheduler places):
-//! elsewhere the retries of [`with_retries`](super::super::with_retries)
-//! alone answer a push back, as before.
+//! elsewhere the retries of
+//! [`with_retries`](crate::secrets::transport::retry::with_retries) alone
+//! answer a push back, as before.
 //!
 //! A push back is an answer that says so (HTTP 429, 503, AWS's throttling
 //! error codes), a request that timed out, or an answer slower than half
@@ -21,7 +22,8 @@
 //! processes read before their next request to that server: the node
 //! slows down as one.
 
-use super::super::node::note::{unix_ms, NodeNote};
+use crate::secrets::node::note::{unix_ms, NodeNote};
+use crate::secrets::transport::gate::{Pacing, Signal};
 use crate::sys::Mutex;
 use serde_json::json;
 use std::path::Path;
@@ -33,64 +35,6 @@ const FIRST_GAP: Duration = Duration::from_millis(100);
 const LONGEST_GAP: Duration = Duration::from_secs(30);
 /// What an answer that is not a push back takes off the gap.
 const STEP: Duration = Duration::from_millis(100);
-/// The longest wait a rate limit's reset may ask for.
-const LONGEST_RESET: Duration = Duration::from_secs(60);
-
-/// AWS's error codes of a request refused for its rate (`x-amzn-ErrorType`).
-const AWS_THROTTLING: [&str; 7] = [
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-];
-
-/// What an exchange said of the server's load.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Signal {
-    /// Answered in good time.
-    Fine,
-    /// Pushed back; with the wait it asked for, if it asked.
-    Pushed(Option<Duration>),
-    /// The rate limit has nothing left until this long from now.
-    Spent(Duration),
-}
-
-impl Signal {
-    /// What an answer of `status` with `header`s says, the server having
-    /// asked to wait `asked` (`Retry-After`), answered after `took` with
-    /// `timeout` as the request's bound.
-    pub(crate) fn of<'h>(
-        status: u16,
-        header: impl Fn(&str) -> Option<&'h str>,
-        asked: Option<Duration>,
-        took: Duration,
-        timeout: Duration,
-    ) -> Signal {
-        let aws_throttled = status == 400
-            && header("x-amzn-errortype").is_some_and(|t| {
-                let code = t.split(':').next().unwrap_or_default().trim();
-                AWS_THROTTLING.contains(&code)
-            });
-        if status == 429 || status == 503 || aws_throttled {
-            return Signal::Pushed(asked);
-        }
-        if took > timeout / 2 {
-            return Signal::Pushed(None);
-        }
-        let remaining = header("x-ratelimit-remaining").map(str::trim);
-        if remaining == Some("0") {
-            let reset = header("x-ratelimit-reset")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::ZERO, Duration::from_secs);
-            return Signal::Spent(reset.min(LONGEST_RESET));
-        }
-        Signal::Fine
-    }
-}
-
 /// The pace state.
 #[derive(Default)]
 struct State {
@@ -137,15 +81,12 @@ fn part_of_a_second() -> Duration {
     Duration::from_secs_f64(crate::sys::random_unit())
 }
 
-impl Pace {
-    /// Shares the pace with the node's other processes through `dir` (the
-    /// node cache's directory), for the server at `server`.
-    pub(crate) fn share(&self, dir: &Path, server: &str) {
+impl Pacing for Pace {
+    fn share(&self, dir: &Path, server: &str) {
         self.0.lock().shared = Some(NodeNote::new(dir, "pace", "st-secrets pace 1", &[server]));
     }
 
-    /// How long the next request should wait.
-    pub(crate) fn wait(&self) -> Duration {
+    fn wait(&self) -> Duration {
         let mut s = self.0.lock();
         if let Some((until, gap)) = s.shared.as_ref().and_then(adopt) {
             s.gap = s.gap.max(gap);
@@ -156,8 +97,7 @@ impl Pace {
         })
     }
 
-    /// Takes in what an exchange said.
-    pub(crate) fn note(&self, signal: Signal) {
+    fn note(&self, signal: Signal) {
         let mut s = self.0.lock();
         let now = Instant::now();
         let until = match signal {
@@ -179,7 +119,9 @@ impl Pace {
             publish(note, until, gap);
         }
     }
+}
 
+impl Pace {
     /// The gap kept now (tests and statuses).
     #[cfg(test)]
     pub(crate) fn gap(&self) -> Duration {

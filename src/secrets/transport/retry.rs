@@ -2,9 +2,8 @@
 //! server's `Retry-After`, a fleet's first fetch), the deadline of the
 //! fetch running on a thread, and the jitter of a refresh.
 
-use super::fleet;
 use super::meter;
-use super::{FetchError, RemoteSettings};
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use std::time::{Duration, Instant};
 
 /// Runs `attempt` until it succeeds, fails permanently, or `settings.retries`
@@ -20,13 +19,15 @@ use std::time::{Duration, Instant};
 /// each node of a cluster tried in turn, is given what is left of it, and
 /// no retry starts past it.
 ///
-/// In a fleet ([`fleet`]), the process's first fetch first waits for the
-/// node's slot, then is tried until the fleet deadline instead.
+/// In a fleet (the gate the fleet handed in with the node's place,
+/// [`Gate`](super::gate::Gate)), the process's first fetch first waits for
+/// the node's slot, then is tried until the fleet deadline instead.
 pub fn with_retries<T>(
     settings: &RemoteSettings,
     mut attempt: impl FnMut() -> Result<T, FetchError>,
 ) -> Result<T, FetchError> {
-    let first = fleet::admit(settings);
+    let gate = settings.fleet.gate;
+    let first = gate.admit(settings);
     let started = Instant::now();
     let _bound = FetchBound::set(first.map_or(started + settings.fetch_bound(), |f| f.deadline));
     let mut retry = 0;
@@ -49,7 +50,7 @@ pub fn with_retries<T>(
             }
             Err(f) if f.transient && !f.spent && first.is_some() => {
                 let requeue = first.and_then(|f| f.requeue);
-                let wait = fleet::first_fetch_wait(settings, retry, f.retry_after, requeue);
+                let wait = gate.first_fetch_wait(settings, retry, f.retry_after, requeue);
                 std::thread::sleep(wait.min(time_left().unwrap_or(wait)));
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);
@@ -83,7 +84,7 @@ pub fn with_retries<T>(
             }
             outcome => {
                 if first.is_some() && outcome.is_ok() {
-                    fleet::held();
+                    gate.held();
                 }
                 return outcome;
             }

@@ -9,7 +9,7 @@ use crate::secret::SecretString;
 use crate::secrets::config::ManagerConfig;
 use crate::secrets::exchange::{ExchangeSettings, Profile};
 use crate::secrets::provider::normalize_key;
-use crate::secrets::remote::Vars;
+use crate::secrets::transport::Vars;
 use crate::secrets::SecretsManager;
 use std::time::SystemTime;
 

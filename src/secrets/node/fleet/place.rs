@@ -8,72 +8,11 @@
 //! node count are refused with a message naming the variables.
 
 use crate::error::Error;
-use crate::secrets::remote::vars::{self as var, Vars};
-use std::time::Duration;
-
-/// Default of `fleet_capacity`: node starts per second.
-pub const DEFAULT_CAPACITY: u32 = 100;
-
-/// Default of `fleet_deadline`.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-
-/// The fleet's start, as configured, and this node's place in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FleetSettings {
-    /// Node starts per second the secret store takes (`fleet_capacity`).
-    pub capacity: u32,
-    /// How long a rank may wait for its first secret (`fleet_deadline`).
-    pub deadline: Duration,
-    /// The node's place, read from the environment when a provider is
-    /// built; `None`: no scheduler says (no admission, no fleet deadline).
-    pub place: Option<Place>,
-}
-
-impl Default for FleetSettings {
-    fn default() -> Self {
-        FleetSettings {
-            capacity: DEFAULT_CAPACITY,
-            deadline: DEFAULT_DEADLINE,
-            place: None,
-        }
-    }
-}
-
-impl FleetSettings {
-    /// The node's place and what it means, for statuses; `None` outside a
-    /// fleet.
-    pub(crate) fn describe(&self) -> Option<String> {
-        let place = self.place.as_ref()?;
-        let node = match (place.rank, place.nodes) {
-            (Some(r), Some(n)) => format!("node {r} of {n}"),
-            (Some(r), None) => format!("node {r}"),
-            (None, Some(n)) => format!("one of {n} nodes, its slot drawn at random"),
-            (None, None) => "a node".to_owned(),
-        };
-        Some(format!(
-            "{node} of its job ({}): its first request in its slot at {} nodes/s, its first \
-             fetch tried for up to {} s",
-            place.from,
-            self.capacity,
-            self.deadline.as_secs()
-        ))
-    }
-}
+use crate::secrets::transport::gate::Place;
+use crate::secrets::transport::vars::{self as var, Vars};
 
 /// The largest rank or node count taken (a million nodes).
 const MAX_NODES: u32 = 1_000_000;
-
-/// A node's place in its job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Place {
-    /// The node's rank, from 0; `None`: no scheduler says it.
-    pub rank: Option<u32>,
-    /// The job's node count; `None`: no scheduler says it.
-    pub nodes: Option<u32>,
-    /// The variables they were read from, for statuses
-    /// (`"SLURM_NODEID, SLURM_NNODES"`).
-    pub from: String,
-}
 
 /// One number a scheduler says, and the variables it was read from.
 #[derive(Clone, Debug)]
@@ -191,52 +130,50 @@ fn agreed(said: Vec<Said>, what: &str) -> Result<Option<Said>, Error> {
     Ok(Some(first))
 }
 
-impl Place {
-    /// The node's place as `vars` say it; `None` when no scheduler says
-    /// anything (a process on its own).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming the variables: a value that is not
-    /// a whole number, schedulers that disagree, a rank at or past the node
-    /// count.
-    pub fn read(vars: &Vars) -> Result<Option<Place>, Error> {
-        let own = pair(
-            vars,
-            var::SIMPLETUNER_FLEET_RANK,
-            var::SIMPLETUNER_FLEET_NODES,
-        )?;
-        let (ranks, counts): (Vec<_>, Vec<_>) = schedulers(vars)?
-            .into_iter()
-            .map(|t| (t.rank, t.nodes))
-            .unzip();
-        // The node's own variables, each where set, instead of the
-        // schedulers'.
-        let rank = match own.rank {
-            Some(r) => Some(r),
-            None => agreed(ranks.into_iter().flatten().collect(), "node's rank")?,
-        };
-        let nodes = match own.nodes {
-            Some(n) => Some(n),
-            None => agreed(counts.into_iter().flatten().collect(), "node count")?,
-        };
-        if let (Some(r), Some(n)) = (&rank, &nodes) {
-            if r.value >= n.value {
-                return Err(Error::InvalidArgument(format!(
-                    "{} says node {} but {} says {} nodes: a node's rank is below the \
-                     node count (ranks count from 0)",
-                    r.from, r.value, n.from, n.value
-                )));
-            }
+/// The node's place as `vars` say it; `None` when no scheduler says
+/// anything (a process on its own).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the variables: a value that is not
+/// a whole number, schedulers that disagree, a rank at or past the node
+/// count.
+pub(crate) fn read(vars: &Vars) -> Result<Option<Place>, Error> {
+    let own = pair(
+        vars,
+        var::SIMPLETUNER_FLEET_RANK,
+        var::SIMPLETUNER_FLEET_NODES,
+    )?;
+    let (ranks, counts): (Vec<_>, Vec<_>) = schedulers(vars)?
+        .into_iter()
+        .map(|t| (t.rank, t.nodes))
+        .unzip();
+    // The node's own variables, each where set, instead of the
+    // schedulers'.
+    let rank = match own.rank {
+        Some(r) => Some(r),
+        None => agreed(ranks.into_iter().flatten().collect(), "node's rank")?,
+    };
+    let nodes = match own.nodes {
+        Some(n) => Some(n),
+        None => agreed(counts.into_iter().flatten().collect(), "node count")?,
+    };
+    if let (Some(r), Some(n)) = (&rank, &nodes) {
+        if r.value >= n.value {
+            return Err(Error::InvalidArgument(format!(
+                "{} says node {} but {} says {} nodes: a node's rank is below the \
+                 node count (ranks count from 0)",
+                r.from, r.value, n.from, n.value
+            )));
         }
-        let from: Vec<&str> = [&rank, &nodes]
-            .into_iter()
-            .flatten()
-            .map(|s| s.from.as_str())
-            .collect();
-        Ok((!from.is_empty()).then(|| Place {
-            from: from.join(", "),
-            rank: rank.as_ref().map(|s| s.value),
-            nodes: nodes.as_ref().map(|s| s.value),
-        }))
     }
+    let from: Vec<&str> = [&rank, &nodes]
+        .into_iter()
+        .flatten()
+        .map(|s| s.from.as_str())
+        .collect();
+    Ok((!from.is_empty()).then(|| Place {
+        from: from.join(", "),
+        rank: rank.as_ref().map(|s| s.value),
+        nodes: nodes.as_ref().map(|s| s.value),
+    }))
 }

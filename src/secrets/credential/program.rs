@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::secrets::remote::FetchError;
+use crate::secrets::transport::FetchError;
 use crate::sys;
 use std::io::Read;
 use std::os::unix::process::CommandExt;

@@ -44,12 +44,12 @@
 use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
 use crate::secrets::lifetime::{self, Lifetime};
+use crate::secrets::node::entry::Shareable;
+use crate::secrets::node::{Against, Mode, Slot};
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::meter;
-use crate::secrets::remote::node::entry::Shareable;
-use crate::secrets::remote::node::{Against, Mode, Slot};
-use crate::secrets::remote::secret_cache::Fetched;
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::transport::meter;
+use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::{clock, refresher, ForkFlag, Mutex};
 use serde_json::Value;
 use std::sync::{Arc, Weak};

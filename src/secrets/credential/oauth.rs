@@ -6,12 +6,12 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::credential::identity_file::{self, Readers};
+use crate::secrets::credential::Issued;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::credential::Issued;
-use crate::secrets::remote::http::{redact_url, Http, Response};
-use crate::secrets::remote::identity_file::{self, Readers};
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::{FetchError, RemoteSettings};
+use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::clock;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -72,12 +72,13 @@ pub(crate) fn optional(doc: &Map<String, Value>, name: &str) -> Option<String> {
 /// Refuses a URL credentials would be sent to unless it is https, or
 /// http to this host (an emulator, a test server).
 pub(crate) fn secure_url(url: &str, what: &str) -> Result<(), Error> {
-    super::url::check(url, super::url::PlainHttp::Loopback).map_err(|why| {
-        Error::InvalidArgument(format!(
-            "{what} {}: {why}; credentials are sent there",
-            redact_url(url)
-        ))
-    })
+    crate::secrets::transport::url::check(url, crate::secrets::transport::url::PlainHttp::Loopback)
+        .map_err(|why| {
+            Error::InvalidArgument(format!(
+                "{what} {}: {why}; credentials are sent there",
+                redact_url(url)
+            ))
+        })
 }
 
 /// The access token of an OAuth 2.0 token answer (`access_token`,
@@ -166,10 +167,10 @@ pub(crate) fn oauth_failure(what: &str, r: &Response) -> FetchError {
     };
     let mut text = format!("{what}: HTTP {}", r.status);
     if !code.is_empty() {
-        text.push_str(&format!(" {}", crate::secrets::remote::shorten(&code)));
+        text.push_str(&format!(" {}", crate::error::shorten(&code)));
     }
     if !message.is_empty() {
-        text.push_str(&format!(": {}", crate::secrets::remote::shorten(&message)));
+        text.push_str(&format!(": {}", crate::error::shorten(&message)));
     }
     match r.status {
         429 | 500..=599 => FetchError::transient(Error::Remote(text)).retry_after(r.retry_after()),
@@ -186,7 +187,7 @@ pub(crate) fn post_form(
     url: &str,
     pairs: &[(&str, &str)],
 ) -> Result<Issued<SecretString>, FetchError> {
-    let body = SecretString::from(super::http::form(pairs));
+    let body = SecretString::from(crate::secrets::transport::http::form(pairs));
     with_retries(settings, || {
         let sent = clock::precise();
         let r = http.send(

@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::identity_file::{self, Readers};
+use crate::secrets::credential::identity_file::{self, Readers};
 use crate::sys::Mutex;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

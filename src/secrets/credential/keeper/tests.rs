@@ -1,6 +1,6 @@
 use super::*;
-use crate::secrets::remote::node::{NodeDir, Scope};
-use crate::secrets::remote::Vars;
+use crate::secrets::node::{NodeDir, Scope};
+use crate::secrets::transport::Vars;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Tokens `tok-1`, `tok-2`, ... of `ttl`, renewable when `renews` (each

@@ -27,12 +27,13 @@
 //! `st-secrets node-cache status` and `clear` do.
 
 pub(crate) mod entry;
+pub(crate) mod fleet;
 pub(crate) mod note;
 pub(crate) mod status;
 
-use super::{FetchError, Fetched, RemoteSettings, Vars};
 use crate::error::Error;
 use crate::secret::SecretBytes;
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings, Vars};
 use crate::sys::{self, clock};
 use entry::{Entry, Held, Shareable};
 use sha2::{Digest, Sha256};
@@ -129,7 +130,9 @@ impl NodeUse {
 
 /// Whether the node cache is asked for, and its directory.
 fn wanted(remote: &RemoteSettings, vars: &Vars) -> (bool, PathBuf) {
-    use super::vars::{SIMPLETUNER_NODE_CACHE, SIMPLETUNER_NODE_CACHE_DIR, XDG_RUNTIME_DIR};
+    use crate::secrets::transport::vars::{
+        SIMPLETUNER_NODE_CACHE, SIMPLETUNER_NODE_CACHE_DIR, XDG_RUNTIME_DIR,
+    };
     let on = remote.node_cache.unwrap_or_else(|| {
         vars.get(SIMPLETUNER_NODE_CACHE)
             .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
@@ -489,7 +492,7 @@ impl Slot {
     ) -> Result<bool, Shared<T>> {
         // In a fleet, the holder may wait for the node's slot and try
         // until the fleet deadline.
-        let bound = super::fleet::wait_bound(settings, settings.fetch_bound())
+        let bound = fleet::wait_bound(settings, settings.fetch_bound())
             .saturating_add(Duration::from_secs(1));
         let deadline = Instant::now() + bound;
         let mut pause = Duration::from_millis(1);

@@ -18,8 +18,8 @@
 
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::remote::identity_file::{self, Readers};
-use crate::secrets::remote::oauth;
+use crate::secrets::credential::identity_file::{self, Readers};
+use crate::secrets::credential::oauth;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -165,7 +165,7 @@ fn checked_issuer_url(issuer: &str) -> Result<(), Error> {
 /// At most 64 characters of `text` for a message (a claim is no secret,
 /// but may be long).
 fn shown(text: &str) -> String {
-    crate::secrets::remote::shorten(text)
+    crate::error::shorten(text)
 }
 
 /// What the scheduler records of a job: the token's claims. Never read

@@ -1,8 +1,9 @@
-use super::pace::{Pace, Signal};
+use super::pace::Pace;
 use super::*;
-use crate::secrets::remote::http::Response;
-use crate::secrets::remote::retry::with_retries;
-use crate::secrets::remote::FetchError;
+use crate::secrets::transport::gate::{FleetSettings, Pacing, Place, Signal};
+use crate::secrets::transport::http::Response;
+use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::FetchError;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The process's start is one for the whole test binary: the tests that
@@ -16,11 +17,11 @@ fn vars(pairs: &[(&str, &str)]) -> Vars {
 }
 
 fn place(pairs: &[(&str, &str)]) -> Option<Place> {
-    Place::read(&vars(pairs)).unwrap()
+    place::read(&vars(pairs)).unwrap()
 }
 
 fn refused(pairs: &[(&str, &str)]) -> String {
-    Place::read(&vars(pairs)).unwrap_err().to_string()
+    place::read(&vars(pairs)).unwrap_err().to_string()
 }
 
 #[test]
@@ -179,6 +180,7 @@ fn in_fleet(rank: Option<u32>, nodes: Option<u32>, capacity: u32) -> RemoteSetti
                 nodes,
                 from: "test".into(),
             }),
+            gate: gate(),
         },
         ..RemoteSettings::default()
     }

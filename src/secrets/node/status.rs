@@ -4,7 +4,7 @@
 use super::entry::{self, Held};
 use super::{boot_id, read_bytes, wanted, NoValue, NodeDir, Own};
 use crate::error::Error;
-use crate::secrets::remote::{RemoteSettings, Vars};
+use crate::secrets::transport::{RemoteSettings, Vars};
 use crate::sys::clock;
 use std::path::PathBuf;
 
