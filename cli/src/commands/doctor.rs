@@ -132,9 +132,10 @@ fn key_report(
     }))
 }
 
-pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
-    let m = g.manager()?;
-    let (keys, required): (Vec<String>, bool) = if asked.is_empty() {
+/// The keys `doctor` checks: those asked (required), else the well-known
+/// ones (optional).
+fn keys_to_check(asked: &[String]) -> (Vec<String>, bool) {
+    if asked.is_empty() {
         let known = [
             secrets::REPLICATE_API_TOKEN,
             secrets::HF_TOKEN,
@@ -143,7 +144,12 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         (known.map(String::from).to_vec(), false)
     } else {
         (asked.to_vec(), true)
-    };
+    }
+}
+
+pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
+    let m = g.manager()?;
+    let (keys, required) = keys_to_check(asked);
     let env = EnvProvider::new(m.config().env_prefix.clone());
     let chain = m.providers();
     let available: Vec<&'static str> = chain
@@ -154,14 +160,8 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
     let mut problems: Vec<String> = Vec::new();
     let mut report_keys = Vec::new();
     for key in &keys {
-        report_keys.push(key_report(
-            &m,
-            &env,
-            &available,
-            key,
-            required,
-            &mut problems,
-        )?);
+        let report = key_report(&m, &env, &available, key, required, &mut problems)?;
+        report_keys.push(report);
     }
     for entry in &chain {
         for w in &entry.status.warnings {
@@ -190,11 +190,34 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         }))?;
         return Ok(u8::from(!problems.is_empty()));
     }
+    let mut lines = chain_lines(&chain, m.file_path(), &store_state, &memory);
+    lines.extend(checks);
+    lines.extend(key_lines(&report_keys, required));
+    if problems.is_empty() {
+        lines.push("no problems found".to_owned());
+    } else {
+        lines.push("problems:".to_owned());
+        lines.extend(problems.iter().map(|p| format!("  - {p}")));
+    }
+    for line in lines {
+        crate::io::outln!("{}", line.trim_end());
+    }
+    Ok(u8::from(!problems.is_empty()))
+}
+
+/// The report's first lines: the version, the chain, the secrets file, the
+/// store and the secret memory.
+fn chain_lines(
+    chain: &[secrets::ChainEntry],
+    file: Option<std::path::PathBuf>,
+    store_state: &str,
+    memory: &secrets::SecretMemory,
+) -> Vec<String> {
     let mut lines = vec![
         format!("st-secrets {}", st_secrets::VERSION),
         "chain (first match wins):".to_owned(),
     ];
-    for entry in &chain {
+    for entry in chain {
         let s = &entry.status;
         let state = if s.available {
             "available"
@@ -203,7 +226,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
         };
         lines.push(format!("  {:<7} {:<12} {}", s.name, state, s.detail));
     }
-    if let Some(p) = m.file_path() {
+    if let Some(p) = file {
         lines.push(format!("secrets file: {}", p.display()));
     }
     lines.push(format!("store: {store_state}"));
@@ -216,16 +239,19 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
             n => format!(" (mlock refused {n} times: RLIMIT_MEMLOCK; values may reach swap)"),
         }
     ));
-    lines.extend(checks);
-    lines.push(
-        if required {
-            "keys:"
-        } else {
-            "well-known keys (optional):"
-        }
-        .to_owned(),
-    );
-    for k in &report_keys {
+    lines
+}
+
+/// The lines of each key's report: where it was found, its variable, and
+/// each provider's answer.
+fn key_lines(report_keys: &[serde_json::Value], required: bool) -> Vec<String> {
+    let mut lines = vec![if required {
+        "keys:"
+    } else {
+        "well-known keys (optional):"
+    }
+    .to_owned()];
+    for k in report_keys {
         let key = k["key"].as_str().unwrap_or_default();
         let state = match k["answered_by"].as_str() {
             Some(p) => format!("found in {p}"),
@@ -255,16 +281,7 @@ pub fn doctor(g: &Globals, asked: &[String]) -> Outcome {
             ));
         }
     }
-    if problems.is_empty() {
-        lines.push("no problems found".to_owned());
-    } else {
-        lines.push("problems:".to_owned());
-        lines.extend(problems.iter().map(|p| format!("  - {p}")));
-    }
-    for line in lines {
-        crate::io::outln!("{}", line.trim_end());
-    }
-    Ok(u8::from(!problems.is_empty()))
+    lines
 }
 
 #[cfg(test)]

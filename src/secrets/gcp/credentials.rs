@@ -13,9 +13,9 @@
 //! refresh token (`authorized_user`, what `gcloud auth
 //! application-default login` writes) or workload identity federation
 //! (`external_account`, [`super::external`]). Each is an
-//! [`Issuer`](crate::secrets::remote::credential::Issuer) of access tokens for
+//! [`Issuer`](crate::secrets::credential::Issuer) of access tokens for
 //! the `cloud-platform` scope; their lifetime is
-//! the [`Keeper`](crate::secrets::remote::credential::Keeper)'s to keep.
+//! the [`Keeper`](crate::secrets::credential::Keeper)'s to keep.
 //!
 //! Files are read bounded and refused when group or others may write them
 //! (anyone could choose the identity). Messages name the file and the
@@ -25,16 +25,16 @@ use super::external::External;
 use super::google::{token_uri, SCOPE, TOKEN_URI};
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::provider::zeroize_json;
-use crate::secrets::remote::credential::{Issued, Issuer};
-use crate::secrets::remote::http::{Http, Response};
-use crate::secrets::remote::identity_file;
-use crate::secrets::remote::oauth::{
+use crate::secrets::credential::identity_file;
+use crate::secrets::credential::oauth::{
     field, oauth_failure, optional, post_form, read_json_file, signed_jwt, token_answer,
 };
-use crate::secrets::remote::retry::{backoff, with_retries, FetchBound};
-use crate::secrets::remote::vars as var;
-use crate::secrets::remote::{FetchError, RemoteSettings, Vars};
+use crate::secrets::credential::{Issued, Issuer};
+use crate::secrets::provider::zeroize_json;
+use crate::secrets::transport::http::{Http, Response};
+use crate::secrets::transport::retry::{backoff, with_retries, FetchBound};
+use crate::secrets::transport::vars as var;
+use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::clock;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -156,7 +156,7 @@ fn from_file(
             "{what} {}: credentials of type '{}' are not read (service_account, \
              authorized_user and external_account are)",
             path.display(),
-            crate::secrets::remote::shorten(other)
+            crate::error::shorten(other)
         ))),
     };
     let mut v = Value::Object(std::mem::take(&mut doc));
@@ -195,7 +195,7 @@ impl ServiceAccount {
                 file.display()
             ))
         };
-        let key = crate::secrets::remote::oauth::rsa_key_from_pem(pem.expose().as_bytes())
+        let key = crate::secrets::credential::oauth::rsa_key_from_pem(pem.expose().as_bytes())
             .map_err(bad)?;
         let token_uri = token_uri(doc, file)?;
         Ok(ServiceAccount {
@@ -378,8 +378,10 @@ impl Metadata {
     }
 
     /// A host that cannot be resolved is no metadata server: not on GCP.
+    /// (Asked of the resolver again, not read from the message: a failure to
+    /// connect is a network error too.)
     fn not_on_gcp(&self, f: FetchError) -> FetchError {
-        if f.error.message().contains("cannot resolve the host") {
+        if matches!(f.error, Error::Network(_)) && !self.resolves() {
             return self.no_credentials();
         }
         f
@@ -446,7 +448,7 @@ impl Metadata {
         }
         let path = format!(
             "instance/service-accounts/default/identity?{}",
-            crate::secrets::remote::http::form(&[("audience", audience), ("format", "full")])
+            crate::secrets::transport::http::form(&[("audience", audience), ("format", "full")])
         );
         with_retries(&self.settings, || {
             let r = self.get(what, &path)?;
@@ -512,7 +514,7 @@ impl Issuer<SecretString> for Metadata {
                 Ok(issued) => {
                     self.answered.store(true, Relaxed);
                     drop(lifted);
-                    crate::secrets::remote::retry::extend_bound(self.settings.fetch_bound());
+                    crate::secrets::transport::retry::extend_bound(self.settings.fetch_bound());
                     return Ok(issued);
                 }
                 Err(f) if f.transient && Instant::now() < until => {
@@ -521,7 +523,7 @@ impl Issuer<SecretString> for Metadata {
                         .unwrap_or_else(|| backoff(&self.settings, retry.min(4)));
                     std::thread::sleep(pause.min(until.saturating_duration_since(Instant::now())));
                     retry += 1;
-                    crate::secrets::remote::meter::add_current(|c| c.retries += 1);
+                    crate::secrets::transport::meter::add_current(|c| c.retries += 1);
                 }
                 Err(f) if f.transient => {
                     return Err(FetchError {
