@@ -11,6 +11,7 @@ use crate::secrets::aws_identity::metadata::credentials_from_json;
 use crate::secrets::aws_identity::profile;
 use crate::secrets::aws_identity::wire::{self, ServiceError};
 use crate::secrets::config::ManagerConfig;
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::transport::http::Response;
 use crate::store::hardware;
 use std::path::Path;
@@ -92,10 +93,10 @@ pub fn aws_response(data: &[u8]) {
             "Arn",
         ] {
             if let Some(v) = wire::xml_text(text, tag) {
-                let _ = wire::parse_timestamp(&v);
+                let _ = parse_timestamp(&v);
             }
         }
-        let _ = wire::parse_timestamp(text);
+        let _ = parse_timestamp(text);
     }
 }
 

@@ -251,6 +251,20 @@ pub fn passed(at: u64) -> bool {
     clock::precise() >= at
 }
 
+/// An end said as an RFC 3339 timestamp (`2026-11-21T10:00:00Z`, with
+/// optional fractional seconds and an offset: AWS's, Google's, a token
+/// exchange's), read by `aws-smithy-types`, which the signing crates
+/// already bring. `None` for anything else,
+/// including dates a `SystemTime` cannot hold.
+pub fn parse_timestamp(s: &str) -> Option<std::time::SystemTime> {
+    let at = aws_smithy_types::date_time::DateTime::from_str(
+        s.trim(),
+        aws_smithy_types::date_time::Format::DateTimeWithOffset,
+    )
+    .ok()?;
+    std::time::SystemTime::try_from(at).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ pub mod provenance;
 pub(crate) mod provider;
 mod references;
 pub(crate) mod remote;
+pub(crate) mod subjects;
 pub(crate) mod transport;
 pub(crate) mod vault;
 
@@ -166,7 +167,7 @@ pub fn remote_provider(
         ProviderKind::Exchange => Arc::new(exchange::ExchangeProvider::new(
             &exchange::ExchangeConfig {
                 exchanges: config.exchanges.clone(),
-                vault: config.vault.clone(),
+                mints: Arc::new(subjects::ChainMints::new(&config.vault)),
             },
             remote,
             vars,

@@ -2,10 +2,11 @@
 //! credentials (ECS, EKS Pod Identity) and EC2 instance metadata (IMDSv2).
 
 use super::identity::{Credentials, Source};
-use super::wire::{self, require_success};
+use super::wire::require_success;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::identity_file::read_token;
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::transport::http::{redact_url, Http, Response};
 use crate::secrets::transport::retry::with_retries;
 use crate::secrets::transport::url::{self, PlainHttp};
@@ -136,7 +137,7 @@ pub(crate) fn credentials_from_json(
             session_token: text(&doc, "Token").map(SecretString::from),
             expires: text(&doc, "Expiration")
                 .as_deref()
-                .and_then(wire::parse_timestamp),
+                .and_then(parse_timestamp),
             source,
         }),
         _ => Err(invalid()),

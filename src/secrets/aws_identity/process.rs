@@ -9,10 +9,10 @@
 //! ([`program`] runs it).
 
 use super::identity::{Credentials, Source};
-use super::wire;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::program;
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::transport::FetchError;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub(crate) fn parse(output: &[u8], what: &str, source: Source) -> Result<Credent
     let result = match (version, text("AccessKeyId"), text("SecretAccessKey")) {
         (Some(1), Some(id), Some(secret)) => {
             let expiration = text("Expiration");
-            match expiration.as_deref().map(wire::parse_timestamp) {
+            match expiration.as_deref().map(parse_timestamp) {
                 Some(None) => Err(fail("its Expiration is not an ISO 8601 time")),
                 expires => Ok(Credentials {
                     access_key_id: id,

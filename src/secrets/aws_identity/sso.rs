@@ -11,6 +11,7 @@ use super::wire;
 use crate::error::shorten;
 use crate::error::Error;
 use crate::secret::{SecretBytes, SecretString};
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::transport::http::{Http, Response};
 use crate::secrets::transport::retry::with_retries;
@@ -148,7 +149,7 @@ pub(crate) fn read_cached_token(doc: &[u8], now: SystemTime) -> Result<SecretStr
     let token = token.ok_or("holds no accessToken")?;
     let expires = expires.ok_or("holds no expiresAt")?;
     // The AWS CLI v2 has written both `...Z` and `...UTC`.
-    let at = wire::parse_timestamp(&expires.replace("UTC", "Z"))
+    let at = parse_timestamp(&expires.replace("UTC", "Z"))
         .ok_or("has an expiresAt that is not an ISO 8601 time")?;
     if at <= now {
         return Err(format!("expired at {}", shorten(&expires)));

@@ -6,6 +6,7 @@ use super::identity::{Credentials, Source};
 use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::transport::http::{redact_url, Http, Response};
 use crate::secrets::transport::retry::with_retries;
 use crate::secrets::transport::{FetchError, RemoteSettings};
@@ -142,9 +143,7 @@ fn sts_credentials(
             access_key_id: id,
             secret_access_key: SecretString::from(secret),
             session_token: Some(SecretString::from(token)),
-            expires: field("Expiration")
-                .as_deref()
-                .and_then(wire::parse_timestamp),
+            expires: field("Expiration").as_deref().and_then(parse_timestamp),
             source,
         }),
         _ => Err(FetchError::transient(Error::Remote(format!(

@@ -10,7 +10,6 @@ use crate::secrets::transport::http::{Http, Response};
 use crate::secrets::transport::FetchError;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use aws_smithy_types::date_time::{DateTime, Format};
 use std::time::SystemTime;
 
 /// The content type of the query protocol's form bodies (STS).
@@ -175,15 +174,6 @@ pub fn xml_text(doc: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// An RFC 3339 timestamp as AWS writes them (`2026-11-21T10:00:00Z`, with
-/// optional fractional seconds and an offset), read by `aws-smithy-types`,
-/// which the signing crates already bring. `None` for anything else,
-/// including dates a `SystemTime` cannot hold.
-pub fn parse_timestamp(s: &str) -> Option<SystemTime> {
-    let at = DateTime::from_str(s.trim(), Format::DateTimeWithOffset).ok()?;
-    SystemTime::try_from(at).ok()
-}
-
 /// An error answer of an AWS service: its code (`AccessDeniedException`,
 /// `ExpiredToken`, ...) and message, from a JSON 1.1 body, an
 /// `x-amzn-ErrorType` header, or a query-protocol XML body.
@@ -319,7 +309,10 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let t = |s| parse_timestamp(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        let t = |s| {
+            crate::secrets::lifetime::parse_timestamp(s)
+                .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+        };
         assert_eq!(t("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(t("2026-11-21T21:31:09Z"), Some(1_795_296_669));
         assert_eq!(t("2026-11-21T21:31:09.123Z"), Some(1_795_296_669));

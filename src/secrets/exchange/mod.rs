@@ -20,10 +20,11 @@
 mod one;
 mod profile;
 mod source;
-mod subject;
+pub(crate) mod subject;
 pub use one::{key_pair, Exchange, Exchanged, Token, CLOCK_SKEW, MIN_SUBJECT_LEFT};
 pub use profile::{ExchangeSettings, Profile, Request};
 pub use source::{settings_map, ExchangeConfig, ExchangeProvider, ExchangeSettingsMap, Exchanges};
+pub use subject::{Mint, Mints};
 
 #[cfg(test)]
 mod tests;

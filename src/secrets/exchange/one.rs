@@ -2,17 +2,17 @@
 //! sent to the one configured host, the answer's lifetime checked.
 
 use super::profile::{ExchangeSettings, Profile};
-use super::subject::Subject;
+use super::subject::{Mints, Subject};
 use crate::error::shorten;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::{identity_file, oauth};
 use crate::secrets::credential::{Credential, Issued, Issuer};
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::lifetime::Lifetime;
 use crate::secrets::transport::http::{redact_url, Http, Trust};
 use crate::secrets::transport::retry::with_retries;
 use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
-use crate::secrets::vault::VaultSettings;
 use crate::sys::{clock, Mutex};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,8 +57,9 @@ impl std::fmt::Debug for Exchanged {
 
 impl Exchange {
     /// The exchange giving secret `key`, by `settings`, with `remote`'s
-    /// timeouts and retries; `vault` is the job's login for a subject
-    /// token minted by Vault, `vars` the variables read. Nothing is sent.
+    /// timeouts and retries; `mints` makes the minters of subject tokens a
+    /// service mints (Vault, GCP), `vars` the variables read. Nothing is
+    /// sent.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`]: an unknown profile, a field it needs
@@ -68,7 +69,7 @@ impl Exchange {
         key: &str,
         settings: &ExchangeSettings,
         remote: &RemoteSettings,
-        vault: &VaultSettings,
+        mints: &dyn Mints,
         vars: &Vars,
     ) -> Result<Exchange, Error> {
         let profile = Profile::parse(&settings.profile)?;
@@ -77,7 +78,7 @@ impl Exchange {
             .audience
             .clone()
             .or_else(|| profile.default_audience(settings));
-        let subject = Subject::new(key, settings, audience.as_deref(), vault, remote, vars)?;
+        let subject = Subject::new(key, settings, audience.as_deref(), mints, remote, vars)?;
         Ok(Exchange {
             key: key.to_owned(),
             profile,
@@ -327,7 +328,7 @@ fn key_pair_answer(
     let secret = text(&doc["secretKey"]);
     let said = doc["expiry"]
         .as_str()
-        .and_then(crate::secrets::aws_identity::wire::parse_timestamp)
+        .and_then(parse_timestamp)
         .and_then(|at| at.duration_since(SystemTime::now()).ok())
         .map(|left| left.as_secs())
         .filter(|s| *s > 0);

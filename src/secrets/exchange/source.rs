@@ -14,6 +14,7 @@
 
 use super::one::{Exchange, Token};
 use super::profile::{ExchangeSettings, Profile};
+use super::subject::Mints;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::Keeper;
@@ -21,7 +22,6 @@ use crate::secrets::provider::{Lease, SecretMap, Version};
 use crate::secrets::remote::kit::{Backend, Configured, Kit};
 use crate::secrets::remote::source::{Fetch, RemoteSource};
 use crate::secrets::transport::{FetchError, Fetched, RemoteSettings, Vars};
-use crate::secrets::vault::VaultSettings;
 use crate::sys::Mutex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -77,15 +77,23 @@ pub fn settings_map(v: &Value) -> Result<ExchangeSettingsMap, Error> {
     Ok(out)
 }
 
-/// What the exchange provider is configured with: the exchanges, and the
-/// Vault settings whose login mints the subject tokens of those that take
-/// them from Vault (`subject_vault_role`).
-#[derive(Debug)]
+/// What the exchange provider is configured with: the exchanges, and what
+/// makes the minters of the subject tokens a service mints for each
+/// exchange (`subject_vault_role`, `subject_gcp_metadata`), given by
+/// whoever builds the chain.
 pub struct ExchangeConfig {
     /// `exchanges`.
     pub exchanges: ExchangeSettingsMap,
-    /// The `vault_*` settings.
-    pub vault: VaultSettings,
+    /// The minters' maker.
+    pub mints: Arc<dyn Mints>,
+}
+
+impl std::fmt::Debug for ExchangeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeConfig")
+            .field("exchanges", &self.exchanges)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The exchange provider in the chain.
@@ -275,7 +283,8 @@ impl Backend for Exchanges {
     ) -> Result<Self, Error> {
         let mut kept = BTreeMap::new();
         for (name, one) in &found {
-            let exchange = Exchange::new(name, one, kit.remote, &settings.vault, &kit.vars)?;
+            let exchange =
+                Exchange::new(name, one, kit.remote, settings.mints.as_ref(), &kit.vars)?;
             let slot = kit
                 .slot(&format!("exchange-{name}"), &[])
                 .map(|s| (s, kit.remote.clone()));

@@ -5,18 +5,49 @@
 //! for each exchange with the job's own login, or the GCP metadata server's
 //! identity token for the vendor's audience, minted for each exchange. The
 //! token is read or minted again for every exchange and never kept.
+//!
+//! The tokens minted by a service ([`Mint`]) are made where the chain is
+//! built ([`Mints`]): the exchange imports no provider, and the exchanges
+//! of a process share one Vault login.
 
 use super::profile::ExchangeSettings;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::identity_file;
-use crate::secrets::gcp::credentials::Metadata;
-use crate::secrets::transport::http::{Http, Trust};
 use crate::secrets::transport::vars as var;
 use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
-use crate::secrets::vault::{VaultJob, VaultSettings};
 use std::path::PathBuf;
-use std::sync::Arc;
+
+/// A service minting a subject token for each exchange: OpenBao's or
+/// Vault's identity tokens with the job's login, the GCP metadata server's.
+pub trait Mint: Send + Sync {
+    /// A token minted now, for `audience` where it is asked for. `what`
+    /// names it in errors.
+    ///
+    /// # Errors
+    /// The service's refusal or failure, transient where trying again may
+    /// help.
+    fn mint(&self, what: &str, audience: Option<&str>) -> Result<SecretString, FetchError>;
+
+    /// Where the tokens come from, for the status (never a token).
+    fn describe(&self) -> String;
+}
+
+/// What makes the [`Mint`]s the exchanges' settings name, given by whoever
+/// builds the chain.
+pub trait Mints: Send + Sync {
+    /// Identity tokens of the OIDC role `role`, minted with the job's Vault
+    /// login (one login for every exchange of the process), with `remote`'s
+    /// timeouts and the node's place, reading `vars`.
+    fn vault_role(&self, role: &str, remote: &RemoteSettings, vars: &Vars) -> Box<dyn Mint>;
+
+    /// The GCP metadata server's identity tokens, with `remote`'s
+    /// settings, reading `vars`.
+    ///
+    /// # Errors
+    /// As the metadata server's client is built (its CA, its host).
+    fn gcp_metadata(&self, remote: &RemoteSettings, vars: &Vars) -> Result<Box<dyn Mint>, Error>;
+}
 
 /// One exchange's source of subject tokens.
 pub(super) enum Subject {
@@ -29,16 +60,14 @@ pub(super) enum Subject {
         name: String,
         path: Result<PathBuf, Error>,
     },
-    /// An identity token of OIDC role `role`, minted with the job's login.
-    Vault { role: String, vault: Box<VaultJob> },
-    /// The metadata server's identity token.
-    Gcp(Box<Metadata>),
+    /// A token a service mints for each exchange.
+    Minted(Box<dyn Mint>),
 }
 
 impl Subject {
     /// The source `settings` name (exactly one of `subject_token_file`,
     /// `subject_job_token`, `subject_vault_role`, `subject_gcp_metadata`),
-    /// with `vault` for the job's login, reading `vars`. Nothing is sent.
+    /// minted by what `mints` makes, reading `vars`. Nothing is sent.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the fields: none or several set,
@@ -48,7 +77,7 @@ impl Subject {
         key: &str,
         settings: &ExchangeSettings,
         audience: Option<&str>,
-        vault: &VaultSettings,
+        mints: &dyn Mints,
         remote: &RemoteSettings,
         vars: &Vars,
     ) -> Result<Subject, Error> {
@@ -71,10 +100,7 @@ impl Subject {
             });
         }
         if let Some(role) = &settings.subject_vault_role {
-            return Ok(Subject::Vault {
-                role: role.clone(),
-                vault: Box::new(VaultJob::new(vault, remote, vars.clone())),
-            });
+            return Ok(Subject::Minted(mints.vault_role(role, remote, vars)));
         }
         if audience.is_none() {
             return Err(Error::InvalidArgument(format!(
@@ -82,11 +108,7 @@ impl Subject {
                  metadata server for: set audience"
             )));
         }
-        let settings = crate::secrets::gcp::metadata_settings(remote);
-        let http = Arc::new(Http::new(&settings, &Trust::Default, "")?);
-        Ok(Subject::Gcp(Box::new(Metadata::of(
-            vars, &http, &settings,
-        )?)))
+        Ok(Subject::Minted(mints.gcp_metadata(remote, vars)?))
     }
 
     /// A subject token now, for `audience` where it is minted: the file's
@@ -103,14 +125,7 @@ impl Subject {
                 Ok(path) => read_file(path, what),
                 Err(why) => Err(FetchError::permanent(why.clone())),
             },
-            Subject::Vault { role, vault } => vault
-                .identity_token(role, audience)
-                .map(|t| t.token)
-                .map_err(|e| match e {
-                    Error::Network(_) | Error::Timeout(_) => FetchError::transient(e),
-                    e => FetchError::permanent(e),
-                }),
-            Subject::Gcp(metadata) => metadata.identity(audience.unwrap_or_default()),
+            Subject::Minted(mint) => mint.mint(what, audience),
         }
     }
 
@@ -122,8 +137,7 @@ impl Subject {
                 Ok(path) => format!("the Slurm job's token for '{name}' ({})", path.display()),
                 Err(_) => format!("the Slurm job's token for '{name}' (not in a job)"),
             },
-            Subject::Vault { role, .. } => format!("Vault identity tokens of role '{role}'"),
-            Subject::Gcp(_) => "the GCP metadata server's identity tokens".into(),
+            Subject::Minted(mint) => mint.describe(),
         }
     }
 }

@@ -55,7 +55,7 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// [`Exchange::new`] with no Vault and no variables.
+/// [`Exchange::new`] with Vault unconfigured and no variables.
 fn new_exchange(
     key: &str,
     s: &ExchangeSettings,
@@ -65,7 +65,7 @@ fn new_exchange(
         key,
         s,
         remote,
-        &crate::secrets::vault::VaultSettings::default(),
+        &crate::secrets::subjects::ChainMints::new(&Default::default()),
         &crate::secrets::transport::Vars::empty(),
     )
 }
@@ -608,7 +608,7 @@ fn a_slurm_jobs_token_for_the_audience_is_read_beside_the_jobs_token() {
             "WANDB_API_KEY",
             &s,
             &remote(),
-            &crate::secrets::vault::VaultSettings::default(),
+            &crate::secrets::subjects::ChainMints::new(&Default::default()),
             &vars,
         )
         .unwrap()
@@ -666,7 +666,7 @@ fn gcps_metadata_server_mints_a_subject_token_for_each_exchange() {
     };
     let host = metadata.url().trim_start_matches("http://").to_owned();
     let vars = crate::secrets::transport::Vars::empty().set("GCE_METADATA_HOST", &host);
-    let vault = crate::secrets::vault::VaultSettings::default();
+    let vault = crate::secrets::subjects::ChainMints::new(&Default::default());
     let e = Exchange::new("OPENAI_API_KEY", &s, &remote(), &vault, &vars).unwrap();
     e.exchange().unwrap();
     e.exchange().unwrap();

@@ -21,11 +21,11 @@ use super::aws_subject::AwsSubject;
 use super::google::SCOPE;
 use crate::error::Error;
 use crate::secret::SecretString;
-use crate::secrets::aws_identity::wire;
 use crate::secrets::credential::identity_file::{self, Readers, MAX_TOKEN};
 use crate::secrets::credential::oauth::{field, oauth_failure, optional, post_form, secure_url};
 use crate::secrets::credential::program;
 use crate::secrets::credential::{Issued, Issuer};
+use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::provider::zeroize_json;
 use crate::secrets::transport::http::{redact_url, Http};
 use crate::secrets::transport::retry::with_retries;
@@ -367,7 +367,7 @@ impl External {
             }
             let mut doc = r.json().unwrap_or(Value::Null);
             let token = doc["accessToken"].as_str().map(SecretString::from);
-            let expires = doc["expireTime"].as_str().and_then(wire::parse_timestamp);
+            let expires = doc["expireTime"].as_str().and_then(parse_timestamp);
             zeroize_json(&mut doc);
             let (Some(token), Some(expires)) = (token, expires) else {
                 return Err(FetchError::permanent(Error::Auth(format!(
