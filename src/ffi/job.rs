@@ -135,7 +135,7 @@ pub extern "C" fn st_secrets_refresh_files(
             at.duration_since(std::time::SystemTime::now())
                 .unwrap_or_default()
                 .as_secs()
-                .max(delivery::REFRESH_AT_LEAST.as_secs())
+                .max(crate::secrets::lifetime::LOOK_AGAIN_AT_LEAST.as_secs())
         });
         let report = serde_json::json!({"rewritten": done.rewritten, "next_in": next_in});
         out.write(st_buf::new_raw(report.to_string().as_bytes()));

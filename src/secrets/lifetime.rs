@@ -54,10 +54,22 @@ const TAKEN_EARLY_AT_MOST: Duration = Duration::from_secs(60);
 /// A held leased credential is renewed once less than this part of its TTL
 /// is left before its taken end.
 const RENEW_WHEN_LEFT: (u32, u32) = (2, 5);
+/// A copy of a credential held elsewhere (a job's file a program reads) is
+/// looked at again when this part of its time left has passed.
+const LOOK_AGAIN: (u32, u32) = (1, 4);
+/// ... and never sooner than this.
+pub const LOOK_AGAIN_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// `part` of `d` (`d * num / den`, exact in nanoseconds, saturating).
 fn part(d: Duration, (num, den): (u32, u32)) -> Duration {
     d.min(LONGEST) * num / den
+}
+
+/// When to look again at a copy of a credential held elsewhere (a job's
+/// file) that ends `left` from now: a quarter of it (`LOOK_AGAIN`), at
+/// least [`LOOK_AGAIN_AT_LEAST`].
+pub fn look_again_in(left: Duration) -> Duration {
+    part(left, LOOK_AGAIN).max(LOOK_AGAIN_AT_LEAST)
 }
 
 /// What a server granted, and when.
@@ -352,5 +364,16 @@ mod tests {
             Lifetime::since(1, Duration::ZERO, false).replace_at_spread(),
             None
         );
+    }
+
+    #[test]
+    fn a_copy_held_elsewhere_is_looked_at_again_a_quarter_of_its_time_left_on() {
+        assert_eq!(
+            look_again_in(Duration::from_secs(400)),
+            Duration::from_secs(100)
+        );
+        assert_eq!(look_again_in(Duration::from_secs(2)), LOOK_AGAIN_AT_LEAST);
+        assert_eq!(look_again_in(Duration::ZERO), LOOK_AGAIN_AT_LEAST);
+        assert_eq!(look_again_in(Duration::MAX), LONGEST / 4);
     }
 }

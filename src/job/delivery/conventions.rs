@@ -124,13 +124,12 @@ fn plain(name: &str) -> Delivery {
 }
 
 /// The file for variable `name` holding a credential a W&B token exchange
-/// gave at `endpoint` (its `/oidc/token`) for the subject token in
-/// `subject_file`: W&B's credentials file, named by
-/// `WANDB_CREDENTIALS_FILE`, beside `WANDB_IDENTITY_TOKEN_FILE` and
-/// `WANDB_BASE_URL` (wandb reads the credentials file only with an
-/// identity token file, and by its base URL).
-pub fn wandb_exchanged(name: &str, endpoint: &str, subject_file: &Path) -> Delivery {
-    let base = endpoint.strip_suffix("/oidc/token").unwrap_or(endpoint);
+/// gave (the API at `base`) for the subject token in `subject_file`: W&B's
+/// credentials file, named by `WANDB_CREDENTIALS_FILE`, beside
+/// `WANDB_IDENTITY_TOKEN_FILE` and `WANDB_BASE_URL` (wandb reads the
+/// credentials file only with an identity token file, and by its base
+/// URL).
+pub fn wandb_exchanged(name: &str, base: &str, subject_file: &Path) -> Delivery {
     Delivery {
         file: "wandb-credentials.json".into(),
         path_var: "WANDB_CREDENTIALS_FILE".into(),
@@ -149,12 +148,11 @@ pub fn wandb_exchanged(name: &str, endpoint: &str, subject_file: &Path) -> Deliv
 }
 
 /// The directory for variable `name` holding a credential an Anthropic
-/// token exchange gave at `endpoint` (its `/v1/oauth/token`) for
-/// `organization_id`: the SDK's profile ([`Render::AnthropicProfile`]),
-/// named by `ANTHROPIC_CONFIG_DIR` and `ANTHROPIC_PROFILE`; the API's base
-/// URL is the endpoint's when it is not Anthropic's.
-pub fn anthropic_exchanged(name: &str, endpoint: &str, organization_id: &str) -> Delivery {
-    let base = endpoint.strip_suffix("/v1/oauth/token").unwrap_or(endpoint);
+/// token exchange gave (the API at `base`) for `organization_id`: the
+/// SDK's profile ([`Render::AnthropicProfile`]), named by
+/// `ANTHROPIC_CONFIG_DIR` and `ANTHROPIC_PROFILE`, with the base URL when
+/// it is not Anthropic's.
+pub fn anthropic_exchanged(name: &str, base: &str, organization_id: &str) -> Delivery {
     Delivery {
         file: "anthropic".into(),
         path_var: "ANTHROPIC_CONFIG_DIR".into(),

@@ -7,7 +7,7 @@ use super::write::{JobValues, Wanted};
 use crate::error::{printable, Error};
 use crate::secret::SecretString;
 use crate::secrets::config::ManagerConfig;
-use crate::secrets::exchange::{ExchangeSettings, Profile};
+use crate::secrets::exchange::{ExchangeSettings, Profile, VendorFile};
 use crate::secrets::provider::normalize_key;
 use crate::secrets::transport::Vars;
 use crate::secrets::SecretsManager;
@@ -47,28 +47,30 @@ pub fn exchanged_delivery(
     let Some(exchange) = exchange_of(config, key) else {
         return Ok(None);
     };
-    let profile = Profile::parse(&exchange.profile)?;
-    let endpoint = profile.endpoint(exchange);
-    Ok(match profile {
-        Profile::Wandb => {
-            let Some(subject) = exchange.subject_file(vars) else {
-                return Err(Error::InvalidArgument(format!(
-                    "{var} (secret '{}') is a W&B credential, which wandb reads from its \
+    Ok(
+        match Profile::parse(&exchange.profile)?.vendor_file(exchange, vars) {
+            Some(VendorFile::Wandb {
+                base_url,
+                subject_file,
+            }) => {
+                let Some(subject) = subject_file else {
+                    return Err(Error::InvalidArgument(format!(
+                        "{var} (secret '{}') is a W&B credential, which wandb reads from its \
                      credentials file only beside an identity token file; its subject token is \
                      minted for each exchange and has none: name the subject with \
                      subject_token_file or subject_job_token, or read the key through the library",
-                    printable(key)
-                )));
-            };
-            Some(wandb_exchanged(var, &endpoint, &subject))
-        }
-        Profile::Anthropic => Some(anthropic_exchanged(
-            var,
-            &endpoint,
-            exchange.organization_id.as_deref().unwrap_or_default(),
-        )),
-        _ => None,
-    })
+                        printable(key)
+                    )));
+                };
+                Some(wandb_exchanged(var, &base_url, &subject))
+            }
+            Some(VendorFile::Anthropic {
+                base_url,
+                organization_id,
+            }) => Some(anthropic_exchanged(var, &base_url, &organization_id)),
+            None => None,
+        },
+    )
 }
 
 /// A manager as the source of a job's files: its chain's values, its

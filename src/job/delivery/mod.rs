@@ -41,7 +41,7 @@ pub use conventions::{
 pub use exchanged::{exchange_of, exchanged_delivery, ManagerValues};
 pub use write::{
     check_name, create_new_private, parse_wanted, plain_name, refresh_files, replace_file,
-    write_files, JobValues, Layout, Refreshed, Wanted, MAX_WANTED, REFRESH_AT_LEAST,
+    write_files, JobValues, Layout, Refreshed, Wanted, MAX_WANTED,
 };
 
 #[cfg(test)]

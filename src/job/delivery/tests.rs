@@ -8,7 +8,7 @@ use std::path::Path;
 fn an_exchanged_wandb_credential_is_wandbs_credentials_file() {
     let d = wandb_exchanged(
         "WANDB_API_KEY",
-        "https://wandb.example.org/oidc/token",
+        "https://wandb.example.org",
         Path::new("/run/job/wandb.jwt"),
     );
     assert_eq!(d.path_var, "WANDB_CREDENTIALS_FILE");
@@ -172,9 +172,8 @@ impl JobValues for Held {
     }
 
     fn exchanged(&self, w: &Wanted) -> Result<Option<Delivery>, Error> {
-        Ok((w.key == "ANTHROPIC_API_KEY").then(|| {
-            anthropic_exchanged(&w.var, "https://api.anthropic.com/v1/oauth/token", "org-1")
-        }))
+        Ok((w.key == "ANTHROPIC_API_KEY")
+            .then(|| anthropic_exchanged(&w.var, "https://api.anthropic.com", "org-1")))
     }
 
     fn short_lived(&self, key: &str) -> bool {

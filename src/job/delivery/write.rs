@@ -5,10 +5,11 @@
 use super::conventions::{file_path, plan, refusal, render_files, Delivery, Render};
 use crate::error::{printable, Error};
 use crate::secret::SecretString;
+use crate::secrets::lifetime;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// What [`write_files`] and [`refresh_files`] write: the values, and what
 /// decides the files (the manager's, in the C ABI: [`super::ManagerValues`]).
@@ -303,16 +304,14 @@ pub fn write_files(
     Ok(vars)
 }
 
-/// The least time [`Refreshed::next`] leaves before the next look.
-pub const REFRESH_AT_LEAST: Duration = Duration::from_secs(1);
-
 /// What [`refresh_files`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Refreshed {
     /// The files rewritten (their names in the directory).
     pub rewritten: Vec<String>,
-    /// When to look again: a quarter of the time left to the soonest end
-    /// of the short-lived values, at least [`REFRESH_AT_LEAST`] from now;
+    /// When to look again: as [`lifetime::look_again_in`] the time left to
+    /// the soonest end of the short-lived values (a quarter, at least a
+    /// second);
     /// `None` when none of the files holds a short-lived value.
     pub next: Option<SystemTime>,
 }
@@ -356,7 +355,7 @@ pub fn refresh_files(
             let left = ends
                 .and_then(|e| e.duration_since(now).ok())
                 .unwrap_or_default();
-            let at = now + (left / 4).max(REFRESH_AT_LEAST);
+            let at = now + lifetime::look_again_in(left);
             out.next = Some(out.next.map_or(at, |n| n.min(at)));
         }
         let local = Planned {

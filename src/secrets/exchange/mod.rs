@@ -21,10 +21,12 @@ mod one;
 mod profile;
 mod source;
 pub(crate) mod subject;
+mod vendor;
 pub use one::{key_pair, Exchange, Exchanged, Token, CLOCK_SKEW, MIN_SUBJECT_LEFT};
 pub use profile::{ExchangeSettings, Profile, Request};
 pub use source::{settings_map, ExchangeConfig, ExchangeProvider, ExchangeSettingsMap, Exchanges};
 pub use subject::{Mint, Mints};
+pub use vendor::VendorFile;
 
 #[cfg(test)]
 mod tests;

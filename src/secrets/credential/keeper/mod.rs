@@ -233,12 +233,13 @@ struct Held<T> {
 }
 
 impl<T: Credential> Held<T> {
-    /// How long before a failed job is tried again: a quarter of what the
-    /// value has left, between a second and 30 seconds.
+    /// How long before a failed job is tried again: when a copy of the
+    /// value would be looked at again ([`lifetime::look_again_in`]: a
+    /// quarter of what it has left, at least a second), at most 30 seconds.
     fn pause(&self) -> Duration {
         let end = self.issued.lifetime.end();
         let left = Duration::from_nanos(end.saturating_sub(clock::precise()));
-        (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        lifetime::look_again_in(left).min(Duration::from_secs(30))
     }
 }
 
