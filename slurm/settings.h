@@ -1,6 +1,8 @@
 /* The Slurm plugin's settings (its plugstack.conf arguments) and the files
  * it reads and writes as root: checked, never through a link, bounded.
- * Plain C, no Slurm or library calls (slurm/st_secrets_spank.c has those). */
+ * Plain C, no Slurm or library calls (slurm/st_secrets_spank.c has those):
+ * args.c parses the arguments, config.c reads the files they name, jobdir.c
+ * keeps the job's directory by descriptors, common.c has what they share. */
 #ifndef ST_SECRETS_SPANK_SETTINGS_H
 #define ST_SECRETS_SPANK_SETTINGS_H
 
@@ -72,6 +74,9 @@ int parse_args(int ac, char **av, struct settings *s, char *why, size_t n);
 int root_only(const struct stat *st, const char *what, const char *path, char *why, size_t n);
 /* The text of plugin argument arg's file, checked as root_only; NULL with why. */
 char *read_root_file(const char *arg, const char *path, char *why, size_t n);
+/* The `size` bytes of the open file `fd` in a new NUL-terminated buffer, or
+ * NULL (a short read's bytes zeroed first). */
+char *read_whole(int fd, size_t size);
 /* Plugin argument dir= opened (created 0755 first with `create`): root's,
  * not writable by group or others, on tmpfs or ramfs, not a link; the
  * descriptor everything under it is reached through, or -1 with why. */

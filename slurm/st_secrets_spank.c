@@ -36,9 +36,9 @@
  *                 of the job for another audience (a vendor's token
  *                 exchange), beside it as token.NAME (up to 8)
  *
- * (Their parsing and the files the plugin reads and writes: settings.c;
- * the job's end: ending.c. Everything under dir= is reached relative to
- * descriptors, never by a path through a link.)
+ * (Their parsing: args.c; the files they name: config.c; the job's
+ * directory: jobdir.c; the job's end: ending.c. Everything under dir= is
+ * reached relative to descriptors, never by a path through a link.)
  *
  * Job options (sbatch, salloc, srun): --st-secrets=NAME[=KEY],... and
  * --st-secrets-as=files|refs|env.

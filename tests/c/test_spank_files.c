@@ -1,9 +1,10 @@
-/* The Slurm plugin's root-side file code (slurm/settings.c, plain C): the
- * removal of a job's directory never leaves it, whatever a process of the
- * job's user does to the names inside while root walks them; a chain of
- * names longer than PATH_MAX is removed whole; the files it writes and
- * reads are never reached through a link. Runs as any user (the race needs
- * none: a removal that follows a link empties the canary either way). */
+/* The Slurm plugin's root-side file code (slurm/jobdir.c and the files
+ * beside it, plain C): the removal of a job's directory never leaves it,
+ * whatever a process of the job's user does to the names inside while
+ * root walks them; a chain of names longer than PATH_MAX is removed whole;
+ * the files it writes and reads are never reached through a link. Runs as
+ * any user (the race needs none: a removal that follows a link empties the
+ * canary either way). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
