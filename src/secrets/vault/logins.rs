@@ -3,7 +3,9 @@
 //! is the login (AppRole, Kubernetes, JWT, TLS certificate, AWS IAM),
 //! renewing is `auth/token/renew-self`. Each login's token is recorded in
 //! the ledger for its revocation; a login is sent once and read to the end
-//! ([`Issuing`]).
+//! ([`Issuing`]). A fixed token is an issuer too ([`FixedToken`]): issuing
+//! asks its lifetime (`auth/token/lookup-self`), renewing is the same
+//! `renew-self`.
 
 use super::client::Client;
 use super::issuing::{Issues, Issuing};
@@ -124,4 +126,64 @@ pub(super) fn renew_self(client: &Client, token: &SecretString) -> Option<Lifeti
     let renewable = doc["auth"]["renewable"].as_bool().unwrap_or(false);
     zeroize_json(&mut doc);
     Some(Lifetime::new(lease?, renewable))
+}
+
+/// A fixed token (the configuration's or the environment's): preloaded in
+/// its keeper, which asks its lifetime on the refresher from its first use
+/// and renews it by the same rule as a login's.
+pub(super) struct FixedToken {
+    pub(super) client: Arc<Client>,
+    pub(super) token: SecretString,
+}
+
+impl Issuer<SecretString> for FixedToken {
+    /// `auth/token/lookup-self`: the token with its TTL when it is
+    /// renewable. One that is not, or that the server will not look up (no
+    /// policy for it, no longer valid), is used as it is and nothing more
+    /// is asked: endless to the keeper. A lookup not answered is tried
+    /// again.
+    fn issue(&self) -> Result<Issued<SecretString>, FetchError> {
+        let r = self
+            .client
+            .send("GET", "auth/token/lookup-self", Some(&self.token), b"")?;
+        let lifetime = match r.status {
+            200 => {
+                let mut doc = r.json().unwrap_or(Value::Null);
+                let found = (
+                    doc["data"]["ttl"].as_u64().map(Duration::from_secs),
+                    doc["data"]["renewable"].as_bool(),
+                );
+                zeroize_json(&mut doc);
+                // One that cannot be renewed cannot be replaced either:
+                // used as it is until the server refuses it.
+                match found {
+                    (Some(ttl), Some(true)) => Lifetime::new(ttl, true),
+                    _ => Lifetime::new(Duration::ZERO, false),
+                }
+            }
+            400..=499 => Lifetime::new(Duration::ZERO, false),
+            status => {
+                return Err(FetchError::transient(Error::Remote(format!(
+                    "Vault token lookup: HTTP {status}{}",
+                    errors_summary(&r)
+                ))))
+            }
+        };
+        Ok(Issued {
+            value: self.token.clone(),
+            lifetime,
+        })
+    }
+
+    fn renew(&self, held: &Issued<SecretString>) -> Option<Lifetime> {
+        renew_self(&self.client, &held.value)
+    }
+
+    fn describe(&self) -> String {
+        "a fixed token".into()
+    }
+
+    fn logs_in(&self) -> bool {
+        false
+    }
 }

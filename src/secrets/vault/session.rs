@@ -4,70 +4,39 @@
 //! certificate, AWS IAM: [`Logins`], held by a
 //! [`Keeper`]), or none behind an agent.
 //!
-//! A login's token is the keeper's: used until it is due for replacement,
-//! renewed ahead on the refresher, replaced once after the server refused
-//! it, one per node with the node cache on (see
-//! [`credential`](crate::secrets::credential)). A fixed token's TTL
-//! is first asked on the refresher (`auth/token/lookup-self`) after a read
-//! the server did not refuse, and the token then renewed there by the same
-//! rule and the same request ([`renew_self`]); never on a caller's path. A
-//! token file's writer (an agent, `bao login`) looks after its own token:
-//! renewing an agent's token from every process of a node multiplies the
-//! requests and upsets the agent's own renewals.
+//! A login's token and a fixed token are each held by a keeper (see
+//! [`credential`](crate::secrets::credential)), with its one clock: a
+//! login's used until it is due for replacement, renewed ahead on the
+//! refresher, replaced once after the server refused it, one per node with
+//! the node cache on; a fixed token preloaded ([`Keeper::preloaded`]), its
+//! TTL asked on the refresher (`auth/token/lookup-self`) after the first
+//! answer the server did not refuse, and the token then renewed there by the same rule and the same request
+//! ([`FixedToken`]); never on a caller's path. This module only chooses
+//! among the sources. A token file's writer (an agent, `bao login`) looks
+//! after its own token: renewing an agent's token from every process of a
+//! node multiplies the requests and upsets the agent's own renewals.
 
 use super::auth::Auth;
 use super::client::Client;
 use super::identity::CertFiles;
 use super::issuing::{Issues, Issuing};
 use super::ledger::Ledger;
-use super::logins::{renew_self, Logins};
+use super::logins::{FixedToken, Logins};
 use crate::secret::SecretString;
 use crate::secrets::credential::Keeper;
-use crate::secrets::lifetime::{self, Lifetime};
 use crate::secrets::node::Slot;
-use crate::secrets::provider::zeroize_json;
 use crate::secrets::transport::http::Response;
-use crate::secrets::transport::meter;
 use crate::secrets::transport::{FetchError, RemoteSettings};
-use crate::sys::{refresher, ForkFlag, Mutex};
-use serde_json::Value;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
-
-/// After a lookup of a fixed token's TTL got no answer, it is asked again
-/// this much later.
-const LOOKUP_AGAIN: Duration = Duration::from_secs(30);
-
-/// What the refresher does for a fixed token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Job {
-    /// Ask its TTL (`auth/token/lookup-self`).
-    Lookup,
-    /// Renew it (`auth/token/renew-self`).
-    Renew,
-}
-
-/// A fixed token and what the refresher does next for it.
-struct Watched {
-    token: SecretString,
-    /// What the refresher does next, and from when (monotonic ns).
-    next: Option<(u64, Job)>,
-    /// A job is scheduled on this process's refresher.
-    scheduled: ForkFlag,
-}
+use std::sync::Arc;
 
 /// The token's owner; see the module documentation.
 pub(super) struct Session {
-    /// This session, for the jobs it hands the refresher.
-    me: Weak<Session>,
     client: Arc<Client>,
     pub(super) auth: Auth,
     /// The TLS client certificate's files, when configured.
     pub(super) client_cert: Option<CertFiles>,
-    /// A login's tokens.
+    /// A login's tokens, or the fixed token.
     keeper: Option<Arc<Keeper<SecretString>>>,
-    /// A fixed token, once a read with it was not refused.
-    watched: Mutex<Option<Watched>>,
     /// Logins and lease requests in flight: sent once, read to the end.
     issuing: Arc<Issuing>,
 }
@@ -95,15 +64,20 @@ impl Session {
                 let slot = slot.map(|s| (s, remote.clone()));
                 Some(Keeper::new("vault", Box::new(logins), slot))
             }
+            Auth::Token(token, _) => {
+                let fixed = FixedToken {
+                    client: Arc::clone(&client),
+                    token: token.clone(),
+                };
+                Some(Keeper::preloaded("vault", Box::new(fixed), token.clone()))
+            }
             _ => None,
         };
-        Arc::new_cyclic(|me| Session {
-            me: me.clone(),
+        Arc::new(Session {
             client,
             auth,
             client_cert,
             keeper,
-            watched: Mutex::with_fresh(None, || None),
             issuing,
         })
     }
@@ -113,12 +87,17 @@ impl Session {
         &self.client
     }
 
+    /// The client, shared (tests).
+    #[cfg(test)]
+    pub(super) fn client_arc(&self) -> Arc<Client> {
+        Arc::clone(&self.client)
+    }
+
     /// The token to send: the fixed one, the file's, or the login's
     /// (logging in when needed); `None` in agent mode.
     pub(super) fn token(&self) -> Result<Option<SecretString>, FetchError> {
         match (&self.auth, &self.keeper) {
             (_, Some(keeper)) => keeper.get().map(Some),
-            (Auth::Token(t, _), _) => Ok(Some(t.clone())),
             (Auth::File(f), _) => Ok(Some(f.get()?)),
             _ => Ok(None),
         }
@@ -184,13 +163,15 @@ impl Session {
         let token = self.token()?;
         let r = send(token.as_ref())?;
         if r.status != 403 {
-            if let (Auth::Token(..), Some(token)) = (&self.auth, &token) {
-                self.watch(token);
+            if let (Some(keeper), Auth::Token(..)) = (&self.keeper, &self.auth) {
+                keeper.start();
             }
             return Ok(r);
         }
         match (&self.keeper, &self.auth, &token) {
-            (Some(keeper), _, Some(refused)) => send(Some(&keeper.instead_of(refused)?)),
+            (Some(keeper), Auth::Login(_), Some(refused)) => {
+                send(Some(&keeper.instead_of(refused)?))
+            }
             (None, Auth::File(f), Some(used)) => match f.changed_since(used)? {
                 Some(new) => send(Some(&new)),
                 None => Ok(r),
@@ -199,99 +180,11 @@ impl Session {
         }
     }
 
-    /// Makes sure the refresher has the fixed `token`'s next job: its
-    /// TTL's lookup (a token not seen before) or its renewal, each at the
-    /// point its lifetime names.
-    fn watch(&self, token: &SecretString) {
-        let mut watched = self.watched.lock();
-        let known = watched
-            .as_ref()
-            .is_some_and(|w| w.token.expose() == token.expose());
-        if !known {
-            *watched = Some(Watched {
-                token: token.clone(),
-                next: Some((crate::sys::clock::precise(), Job::Lookup)),
-                scheduled: ForkFlag::new(),
-            });
-        }
-        if let Some(w) = watched.as_mut() {
-            self.schedule(w);
-        }
-    }
-
-    /// Schedules `w`'s next job on the refresher, unless one is already.
-    fn schedule(&self, w: &mut Watched) {
-        let Some((at, job)) = w.next else {
-            return;
-        };
-        if !w.scheduled.set() {
-            return;
-        }
-        let delay = Duration::from_nanos(at.saturating_sub(crate::sys::clock::precise()));
-        let (me, token) = (self.me.clone(), w.token.clone());
-        refresher::submit_after(
-            delay,
-            Box::new(move || {
-                if let Some(session) = me.upgrade() {
-                    session.settle(&token, job);
-                }
-            }),
-        );
-    }
-
-    /// The refresher's half of [`watch`](Self::watch): renews `token` or
-    /// asks its TTL, and says what is due next.
-    pub(super) fn settle(&self, token: &SecretString, job: Job) {
-        let found = match job {
-            Job::Renew => renew_self(&self.client, token).inspect(|_| {
-                meter::add("vault", |c| c.renewals += 1);
-            }),
-            Job::Lookup => self.look_up(token),
-        };
-        let mut watched = self.watched.lock();
-        let Some(w) = watched
-            .as_mut()
-            .filter(|w| w.token.expose() == token.expose())
-        else {
-            return;
-        };
-        w.scheduled.clear();
-        w.next = match found {
-            Some(l) => l.renew_at_jittered().map(|at| (at, Job::Renew)),
-            // Not answered (a transient failure, or a token not allowed to
-            // look itself up): look again a while later.
-            None if job == Job::Lookup => Some((lifetime::from_now(LOOKUP_AGAIN), Job::Lookup)),
-            // A renewal refused: the token lives out its time.
-            None => None,
-        };
-        self.schedule(w);
-    }
-
-    /// `auth/token/lookup-self`: the token's TTL and whether it is
-    /// renewable.
-    fn look_up(&self, token: &SecretString) -> Option<Lifetime> {
-        let answer = self
-            .client
-            .send("GET", "auth/token/lookup-self", Some(token), b"")
-            .ok()
-            .filter(|r| r.status == 200);
-        let mut doc = answer.and_then(|r| r.json()).unwrap_or(Value::Null);
-        let found = (
-            doc["data"]["ttl"].as_u64().map(Duration::from_secs),
-            doc["data"]["renewable"].as_bool(),
-        );
-        zeroize_json(&mut doc);
-        match found {
-            (Some(ttl), Some(renewable)) => Some(Lifetime::new(ttl, renewable)),
-            _ => None,
-        }
-    }
-
     /// How the token is obtained, with the logins' count and the slowest
     /// one's wait.
     pub(super) fn describe(&self) -> String {
-        match &self.keeper {
-            Some(keeper) => {
+        match (&self.keeper, &self.auth) {
+            (Some(keeper), Auth::Login(_)) => {
                 let (logins, failed, slowest) = keeper.issues();
                 format!(
                     "{} ({logins} logins{}, {failed} failed to reach a node, the slowest {:.3} s)",
@@ -304,7 +197,7 @@ impl Session {
                     slowest.as_secs_f64()
                 )
             }
-            None => self.auth.describe(),
+            _ => self.auth.describe(),
         }
     }
 

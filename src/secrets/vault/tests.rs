@@ -902,13 +902,22 @@ fn a_lease_near_2_pow_64_seconds_saturates() {
             Some("hf_from_vault")
         );
     }
-    // The refresher's half, run here to see it: the lookup's huge TTL and
-    // a renewal's.
+    // The fixed token's issuer, run here to see it: the lookup's huge TTL
+    // and a renewal's, and the points the keeper computes from them.
+    use crate::secrets::credential::Issuer;
     let p = provider(&config(&server.url()), Vars::empty());
-    let session = &p.fetcher().unwrap().session;
-    let token = SecretString::from(TOKEN);
-    session.settle(&token, super::session::Job::Lookup);
-    session.settle(&token, super::session::Job::Renew);
+    let fixed = super::logins::FixedToken {
+        client: p.fetcher().unwrap().session.client_arc(),
+        token: SecretString::from(TOKEN),
+    };
+    let issued = fixed.issue().unwrap();
+    assert!(issued.lifetime.renews());
+    let _ = (
+        issued.lifetime.renew_at_jittered(),
+        issued.lifetime.replace_at(),
+    );
+    let renewed = fixed.renew(&issued).unwrap();
+    let _ = (renewed.renew_at_jittered(), renewed.replace_at());
 }
 
 #[test]

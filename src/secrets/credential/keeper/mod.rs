@@ -211,6 +211,12 @@ pub trait Issuer<T>: Send + Sync + 'static {
     fn longest_wait(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Whether an issue is a login, counted in the provider's meter (a
+    /// fixed token's lookup is not).
+    fn logs_in(&self) -> bool {
+        true
+    }
 }
 
 /// What a kept-fresh keeper tells its owner: the new value, or why the
@@ -237,8 +243,11 @@ impl<T: Credential> Held<T> {
     /// value would be looked at again ([`lifetime::look_again_in`]: a
     /// quarter of what it has left, at least a second), at most 30 seconds.
     fn pause(&self) -> Duration {
-        let end = self.issued.lifetime.end();
-        let left = Duration::from_nanos(end.saturating_sub(clock::precise()));
+        let l = &self.issued.lifetime;
+        let left = match l.endless() {
+            true => lifetime::LONGEST,
+            false => Duration::from_nanos(l.end().saturating_sub(clock::precise())),
+        };
         lifetime::look_again_in(left).min(Duration::from_secs(30))
     }
 }
@@ -258,6 +267,8 @@ pub struct Keeper<T: Credential> {
     counted: meter::Local,
     /// The provider the renewals are counted for.
     provider: &'static str,
+    /// Holds a preloaded value not [`start`](Self::start)ed yet.
+    preloaded: std::sync::atomic::AtomicBool,
 }
 
 impl<T: Credential> Keeper<T> {
@@ -288,6 +299,51 @@ impl<T: Credential> Keeper<T> {
         keeper
     }
 
+    /// A keeper of this process's own preloaded with `first`, a value
+    /// given whose lifetime is not known yet (a fixed token): answered as
+    /// it is, and once [`start`](Self::start)ed its issuer asked on the
+    /// refresher (the lifetime it finds, its renewals after it), never on
+    /// a caller's path; a failed ask is tried again after a pause. As
+    /// Vault Agent hands a preloaded token to its one auth loop.
+    pub fn preloaded(
+        provider: &'static str,
+        issuer: Box<dyn Issuer<T>>,
+        first: T,
+    ) -> Arc<Keeper<T>> {
+        let keeper = Keeper::build(provider, issuer, None, None);
+        // Held as endless (never due on a caller's path) until started.
+        *keeper.held.lock() = Some(Held {
+            issued: Issued {
+                value: first,
+                lifetime: Lifetime::new(Duration::ZERO, false),
+            },
+            until: u64::MAX,
+            renewing: false,
+            retry_at: None,
+            scheduled: ForkFlag::new(),
+        });
+        keeper
+            .preloaded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        keeper
+    }
+
+    /// Starts a preloaded value's clock, once (a service took it: a value
+    /// it refused is not worth asking about): its issuer asked on the
+    /// refresher now.
+    pub fn start(&self) {
+        if !self
+            .preloaded
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        if let Some(h) = self.held.lock().as_mut() {
+            h.retry_at = Some(clock::precise());
+            self.schedule(h);
+        }
+    }
+
     fn build(
         provider: &'static str,
         issuer: Box<dyn Issuer<T>>,
@@ -304,6 +360,7 @@ impl<T: Credential> Keeper<T> {
             on_change,
             counted: meter::Local::new(provider),
             provider,
+            preloaded: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -486,7 +543,9 @@ impl<T: Credential> Keeper<T> {
         // A refusal is an answer; a transient failure may have reached no
         // issuer.
         let answered = issued.as_ref().map_or_else(|f| !f.transient, |_| true);
-        self.counted.login(began.elapsed(), answered);
+        if self.issuer.logs_in() {
+            self.counted.login(began.elapsed(), answered);
+        }
         issued
     }
 

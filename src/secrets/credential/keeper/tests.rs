@@ -410,3 +410,24 @@ fn a_nodes_failed_renewal_ahead_is_tried_again_after_a_pause_not_at_once() {
     // The token held is answered until its replacement point (2.4 s).
     assert!(k.get().is_err());
 }
+
+#[test]
+fn a_preloaded_value_is_answered_as_given_and_asked_about_once_started() {
+    let c = Counter::new(Duration::from_secs(600));
+    let asked = Arc::clone(&c.asked);
+    let k = Keeper::preloaded("", Box::new(c), SecretString::from("given"));
+    for _ in 0..3 {
+        assert_eq!(k.get().unwrap().expose(), "given");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(asked.load(Relaxed), 0, "asked before it was started");
+    k.start();
+    // On the refresher, never on a caller's path: the value given is
+    // answered until the issuer's is held.
+    wait_for("the issuer's value", || {
+        k.get().unwrap().expose() == "tok-1"
+    });
+    k.start();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(asked.load(Relaxed), 1, "started once only");
+}
