@@ -149,10 +149,11 @@ impl std::fmt::Debug for SecretsManager {
     }
 }
 
-/// The remote provider `kind` (`aws`, `gcp`, `azure`, `vault`) as `config`
-/// configures it, reading `vars`; `None` for a kind that is not remote. The
-/// one list of remote providers: a new backend is its module, its
-/// [`Backend`] and its line here.
+/// The remote provider `kind` (`aws`, `gcp`, `azure`, `vault`, `exchange`:
+/// every kind of [`ProviderKind::ALL`] but `env`, `mounted` and `file`) as
+/// `config` configures it, reading `vars`; `None` for a kind that is not
+/// remote. The one list of remote providers: a new backend is its module,
+/// its [`Backend`] and its line here.
 pub fn remote_provider(
     kind: ProviderKind,
     config: &ManagerConfig,

@@ -25,11 +25,13 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// A remote service: fetches one named secret, and says what it is for
-/// status lines and the doctor. Implemented by AWS, GCP, Azure (transport,
-/// credentials, wire each) and Vault (client, session); built by the
-/// kit ([`Backend`](crate::secrets::Backend)).
+/// status lines and the doctor. Implemented by each remote provider (the
+/// list: `secrets::remote_provider`): AWS, GCP, Azure (transport,
+/// credentials, wire each), Vault (client, session) and the token
+/// exchanges; built by the kit ([`Backend`](crate::secrets::Backend)).
 pub trait Fetch: Send + Sync + 'static {
-    /// The provider's name in the chain (`aws`, `gcp`, `azure`, `vault`).
+    /// The provider's name in the chain (`aws`, `gcp`, `azure`, `vault`,
+    /// `exchange`).
     const NAME: &'static str;
 
     /// What the doctor says of a secret that does not exist.

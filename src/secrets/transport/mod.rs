@@ -39,9 +39,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Default TTL of "no such secret" answers of the remote providers.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
-/// Caching, timeouts, retries and staleness of the remote providers, shared
-/// by AWS, GCP, Azure and Vault. Every value but the backoff can be set in the manager
-/// configuration (docs/configuration.md, "Configuration keys").
+/// Caching, timeouts, retries and staleness of the remote providers (the
+/// list: `secrets::remote_provider`), and of the credentials they hold.
+/// Every value but the backoff can be set in the manager configuration
+/// (docs/configuration.md, "Configuration keys").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteSettings {
     /// How long a fetched secret is kept (`cache_ttl`): 300 s.

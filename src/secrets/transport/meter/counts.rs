@@ -1,18 +1,5 @@
-//! The remote providers' counters, per provider and per process: requests
-//! by operation, method and outcome with their network time (a histogram,
-//! as OpenTelemetry's `http.client.request.duration`), retries, failovers,
-//! stale values served, refreshes ahead, logins, renewals, leases issued,
-//! renewed and revoked. Never a key name, a path or a value hash: an
-//! operation is one of a fixed set of names (`GetSecretValue`,
-//! `DescribeSecret`, `kv read`, `login`, ...).
-//!
-//! Nothing here is on a cached get's path: only requests and what follows
-//! one are counted. A request is counted under the provider whose work the
-//! thread is doing ([`scope`]). A forked child starts from zero.
-//!
-//! With `SIMPLETUNER_METRICS_DIR` (set by `st-secrets run --metrics`), each
-//! process writes its counters to `<dir>/<pid>.json` after a request (at
-//! most once a second) and when a manager is dropped; `run` adds them up.
+//! The counters themselves: each provider's, this process's, and the
+//! requests counted under the provider whose work the thread is doing.
 
 use crate::sys::{ForkFlag, Mutex};
 use serde_json::{json, Map, Value};
@@ -310,7 +297,7 @@ pub fn snapshot() -> BTreeMap<String, Counts> {
 }
 
 /// The scalar counters of [`Counts`], by their JSON and metric names.
-fn scalars(c: &Counts) -> [(&'static str, u64); 10] {
+pub(super) fn scalars(c: &Counts) -> [(&'static str, u64); 10] {
     [
         ("retries", c.retries),
         ("failovers", c.failovers),
@@ -326,7 +313,7 @@ fn scalars(c: &Counts) -> [(&'static str, u64); 10] {
 }
 
 /// [`scalars`], to set or add to (in the same order).
-fn scalars_mut(c: &mut Counts) -> [(&'static str, &mut u64); 10] {
+pub(super) fn scalars_mut(c: &mut Counts) -> [(&'static str, &mut u64); 10] {
     [
         ("retries", &mut c.retries),
         ("failovers", &mut c.failovers),
@@ -416,74 +403,6 @@ pub fn merge(into: &mut BTreeMap<String, Counts>, from: BTreeMap<String, Counts>
     }
 }
 
-/// Escapes a label value of the text format.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// `counts` in the Prometheus / OpenMetrics text format, as a node
-/// exporter's textfile collector reads it: `http_client_request_duration_seconds`
-/// (OpenTelemetry's name and attributes `http_request_method`,
-/// `http_response_status_code`, `error_type`, with `provider` and
-/// `operation`) and one `st_secrets_<name>_total` counter per scalar.
-pub fn openmetrics(counts: &BTreeMap<String, Counts>) -> String {
-    let mut out = String::new();
-    out.push_str("# HELP http_client_request_duration_seconds Duration of the remote providers' HTTP requests.\n");
-    out.push_str("# TYPE http_client_request_duration_seconds histogram\n");
-    for (provider, c) in counts {
-        for ((op, method, outcome), t) in &c.requests {
-            let status = if outcome.bytes().all(|b| b.is_ascii_digit()) {
-                format!("http_response_status_code=\"{}\"", label(outcome))
-            } else {
-                format!("error_type=\"{}\"", label(outcome))
-            };
-            let labels = format!(
-                "provider=\"{}\",operation=\"{}\",http_request_method=\"{}\",{status}",
-                label(provider),
-                label(op),
-                label(method)
-            );
-            for (bound, n) in BUCKETS.iter().zip(t.buckets) {
-                out.push_str(&format!(
-                    "http_client_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}\n"
-                ));
-            }
-            out.push_str(&format!(
-                "http_client_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n",
-                t.count
-            ));
-            out.push_str(&format!(
-                "http_client_request_duration_seconds_sum{{{labels}}} {}\n",
-                t.seconds
-            ));
-            out.push_str(&format!(
-                "http_client_request_duration_seconds_count{{{labels}}} {}\n",
-                t.count
-            ));
-        }
-    }
-    let names = scalars(&Counts::default()).map(|(n, _)| n);
-    for (i, name) in names.iter().enumerate() {
-        // The Prometheus text format names a counter's family with its
-        // `_total`, as node exporters read it.
-        out.push_str(&format!(
-            "# HELP st_secrets_{name}_total The remote providers' {}.\n",
-            name.replace('_', " ")
-        ));
-        out.push_str(&format!("# TYPE st_secrets_{name}_total counter\n"));
-        for (provider, c) in counts {
-            let n = scalars(c)[i].1;
-            out.push_str(&format!(
-                "st_secrets_{name}_total{{provider=\"{}\"}} {n}\n",
-                label(provider)
-            ));
-        }
-    }
-    out
-}
-
 /// Writes the counters to `<SIMPLETUNER_METRICS_DIR>/<pid>.json` (a 0600
 /// file renamed into place), when that variable names a directory of this
 /// user's. Never fails a caller: a write that fails is skipped.
@@ -495,195 +414,4 @@ pub fn flush() {
     let body = to_json(&snapshot()).to_string();
     let name = format!("{}.json", std::process::id());
     let _ = crate::fsutil::replace_atomically(&dir, &name, &dir.join(&name), body.as_bytes());
-}
-
-/// The largest counters file [`gather`] reads: far above what a process
-/// writes (a few KiB), far below what could starve `run` of memory.
-const MAX_COUNTS_FILE: u64 = 1 << 20;
-
-/// Adds up the counters of a job's processes: the `*.json` files in `dir`
-/// (a job's `SIMPLETUNER_METRICS_DIR`, this process's written first). Each is
-/// read as a secret file is: opened without blocking, a regular file only,
-/// at most 1 MiB. A file that is refused or unreadable is skipped and its
-/// name and reason returned (never its content), so a process of the job
-/// cannot hang or starve the one summing them.
-///
-/// # Errors
-/// [`crate::error::Error::Io`] when `dir` cannot be listed.
-pub fn gather(
-    dir: &std::path::Path,
-) -> Result<(BTreeMap<String, Counts>, Vec<String>), crate::error::Error> {
-    flush();
-    let mut sum = BTreeMap::new();
-    let mut skipped = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| crate::error::Error::io("cannot read", dir, &e))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| crate::error::Error::io("cannot read", dir, &e))?
-            .path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        match crate::fsutil::read_regular(&path, "counters file", MAX_COUNTS_FILE) {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(doc) => merge(&mut sum, from_json(&doc)),
-                Err(_) => skipped.push(format!(
-                    "counters file {} is not JSON; skipped",
-                    crate::error::printable(&path.display().to_string())
-                )),
-            },
-            Ok(None) => {} // gone meanwhile
-            Err(e) => skipped.push(format!("{e}; skipped")),
-        }
-    }
-    Ok((sum, skipped))
-}
-
-/// Replaces `file` with `text` for a node exporter's textfile collector:
-/// a new temporary file of an unpredictable name beside it (`O_EXCL`,
-/// never through a link another user planted), mode 0644 (the collector
-/// runs as another user; the text holds no key and no value), renamed into
-/// place. The directory must be one whose entries only their owners can
-/// replace: a directory anyone may write to without the sticky bit is
-/// refused, naming it.
-///
-/// # Errors
-/// [`crate::error::Error::InvalidArgument`] for such a directory, [`crate::error::Error::Io`]
-/// when writing or renaming fails (the temporary file is removed).
-pub fn write_textfile(file: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let meta =
-        std::fs::metadata(dir).map_err(|e| crate::error::Error::io("cannot inspect", dir, &e))?;
-    if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
-        return Err(crate::error::Error::InvalidArgument(format!(
-            "directory {} may be written by anyone and has no sticky bit, so another user could \
-             replace the metrics file; use a collector directory only its owner writes (or set \
-             its sticky bit: chmod +t)",
-            crate::error::printable(&dir.display().to_string())
-        )));
-    }
-    let name = file
-        .file_name()
-        .map_or("metrics".into(), |n| n.to_string_lossy().into_owned());
-    let temp = crate::fsutil::write_temp(
-        dir,
-        &crate::fsutil::temp_prefix(&name),
-        text.as_bytes(),
-        0o644,
-    )?;
-    std::fs::rename(&temp, file).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        crate::error::Error::io("cannot replace", file, &e)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_count_for_the_scoped_provider_by_operation_never_a_path() {
-        let before = snapshot().get("metertest").cloned().unwrap_or_default();
-        request(
-            "Vault",
-            "GET",
-            "http://x/v1/secret/data/team/x",
-            "200",
-            Duration::from_millis(3),
-        );
-        {
-            let _s = scope("metertest");
-            request(
-                "Vault",
-                "GET",
-                "http://x/v1/secret/data/team/x?version=2",
-                "200",
-                Duration::from_millis(3),
-            );
-            request(
-                "Vault",
-                "GET",
-                "http://x/v1/secret/metadata/team/x",
-                "403",
-                Duration::from_millis(30),
-            );
-            request(
-                "Vault",
-                "POST",
-                "http://x/v1/auth/jwt/login",
-                "200",
-                Duration::from_secs(20),
-            );
-            request(
-                "GetSecretValue",
-                "POST",
-                "https://aws/",
-                "timeout",
-                Duration::from_millis(7),
-            );
-            add_current(|c| c.retries += 1);
-        }
-        add_current(|c| c.retries += 100); // no provider: not counted
-        let now = snapshot().remove("metertest").unwrap();
-        let read = &now.requests[&("kv read".into(), "GET".into(), "200".into())];
-        assert_eq!(
-            read.count,
-            1 + before
-                .requests
-                .get(&("kv read".into(), "GET".into(), "200".into()))
-                .map_or(0, |t| t.count)
-        );
-        assert_eq!(
-            read.buckets[0], read.count,
-            "3 ms is within the first bucket"
-        );
-        let login = &now.requests[&("login".into(), "POST".into(), "200".into())];
-        assert_eq!(
-            login.buckets[BUCKETS.len() - 1],
-            0,
-            "20 s is past the last bucket"
-        );
-        assert!(now
-            .requests
-            .contains_key(&("kv metadata".into(), "GET".into(), "403".into())));
-        assert!(now.requests.contains_key(&(
-            "GetSecretValue".into(),
-            "POST".into(),
-            "timeout".into()
-        )));
-        assert_eq!(now.retries, before.retries + 1);
-        let text = to_json(&snapshot()).to_string();
-        assert!(!text.contains("team"), "no path in the counters: {text}");
-    }
-
-    #[test]
-    fn counters_read_back_and_add_up_field_by_field() {
-        let mut c = Counts::default();
-        for (i, (_, v)) in scalars_mut(&mut c).into_iter().enumerate() {
-            *v = i as u64 + 1;
-        }
-        c.requests.insert(
-            ("kv read".into(), "GET".into(), "200".into()),
-            Tally {
-                count: 2,
-                seconds: 0.5,
-                buckets: [2; 14],
-            },
-        );
-        let one = BTreeMap::from([("vault".to_owned(), c)]);
-        assert_eq!(from_json(&to_json(&one)), one);
-        let mut sum = one.clone();
-        merge(&mut sum, one.clone());
-        let doubled = &sum["vault"];
-        assert_eq!(
-            scalars(doubled).map(|(_, n)| n),
-            scalars(&one["vault"]).map(|(_, n)| 2 * n)
-        );
-        assert_eq!(doubled.requests.values().next().unwrap().count, 4);
-    }
 }
