@@ -1,6 +1,10 @@
+use super::value::UNSAID_TTL;
 use super::*;
+use crate::secret::SecretString;
+use crate::secrets::node::entry::Shareable;
 use crate::secrets::node::{NodeDir, Scope};
 use crate::secrets::transport::Vars;
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Tokens `tok-1`, `tok-2`, ... of `ttl`, renewable when `renews` (each
