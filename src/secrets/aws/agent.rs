@@ -16,7 +16,8 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::credential::token_file::TokenFile;
 use crate::secrets::provider::SecretMap;
-use crate::secrets::transport::http::{redact_url, Http, Response, Trust};
+use crate::secrets::transport::http::{Http, Response, Trust};
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::vars as var;
 use crate::secrets::transport::Fetched;
 use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
@@ -110,7 +111,7 @@ impl Agent {
     /// repeated once when the token changed.
     pub(super) fn fetch(&self, name: &str) -> Result<Fetched<SecretMap>, FetchError> {
         let mut url = format!("{}/secretsmanager/get?secretId=", self.url);
-        crate::secrets::transport::http::escape_into(&mut url, name);
+        crate::secrets::transport::url::escape_into(&mut url, name);
         let token = self.token()?;
         let mut r = self.send(&url, &token)?;
         if r.status == 403 {

@@ -35,8 +35,9 @@ use crate::secrets::provider::SecretMap;
 use crate::secrets::remote::kit::{self, Backend, Configured, Kit};
 use crate::secrets::remote::rotation::Versions;
 use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, RemoteSource};
-use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::http::{Http, Response};
 use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::vars as var;
 use crate::secrets::transport::Fetched;
 use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
@@ -299,7 +300,7 @@ impl Aws {
     /// The caller identity (STS `GetCallerIdentity`) of `creds`.
     fn caller_identity(&self, client: &Direct, creds: &Credentials) -> Result<Value, FetchError> {
         let url = client.credentials.sts_endpoint();
-        let body = crate::secrets::transport::http::form(&[
+        let body = crate::secrets::transport::url::form(&[
             ("Action", "GetCallerIdentity"),
             ("Version", "2011-06-15"),
         ]);

@@ -96,7 +96,7 @@ pub fn credentials(
         .get(var::AWS_ENDPOINT_URL_SSO)
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://portal.sso.{}.amazonaws.com", p.region));
-    let query = crate::secrets::transport::http::form(&[
+    let query = crate::secrets::transport::url::form(&[
         ("account_id", p.account_id),
         ("role_name", p.role_name),
     ]);

@@ -7,8 +7,9 @@ use super::wire::{self, require_success};
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::secrets::lifetime::parse_timestamp;
-use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::http::{Http, Response};
 use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::{FetchError, RemoteSettings};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,7 +65,7 @@ impl Sts<'_> {
         if let Some(d) = &duration {
             pairs.push(("DurationSeconds", d));
         }
-        let body = SecretString::from(crate::secrets::transport::http::form(&pairs));
+        let body = SecretString::from(crate::secrets::transport::url::form(&pairs));
         let what = "STS AssumeRole";
         let response = with_retries(self.settings, || {
             let request = wire::Signed {
@@ -94,7 +95,7 @@ impl Sts<'_> {
         session: Option<&str>,
     ) -> Result<Credentials, FetchError> {
         let session = session.map_or_else(session_name, str::to_owned);
-        let body = SecretString::from(crate::secrets::transport::http::form(&[
+        let body = SecretString::from(crate::secrets::transport::url::form(&[
             ("Action", "AssumeRoleWithWebIdentity"),
             ("Version", "2011-06-15"),
             ("RoleArn", role_arn),

@@ -392,7 +392,7 @@ impl Managed {
         let url = format!(
             "{}?{}",
             self.endpoint,
-            crate::secrets::transport::http::form(&query)
+            crate::secrets::transport::url::form(&query)
         );
         let headers: Vec<(&str, &str)> = match &self.header {
             Some(h) => vec![("x-identity-header", h.expose())],

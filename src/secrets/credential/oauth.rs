@@ -9,8 +9,9 @@ use crate::secret::SecretString;
 use crate::secrets::credential::identity_file::{self, Readers};
 use crate::secrets::credential::Issued;
 use crate::secrets::provider::zeroize_json;
-use crate::secrets::transport::http::{redact_url, Http, Response};
+use crate::secrets::transport::http::{Http, Response};
 use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::clock;
 use serde_json::{Map, Value};
@@ -187,7 +188,7 @@ pub(crate) fn post_form(
     url: &str,
     pairs: &[(&str, &str)],
 ) -> Result<Issued<SecretString>, FetchError> {
-    let body = SecretString::from(crate::secrets::transport::http::form(pairs));
+    let body = SecretString::from(crate::secrets::transport::url::form(pairs));
     with_retries(settings, || {
         let sent = clock::precise();
         let r = http.send(

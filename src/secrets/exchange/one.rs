@@ -10,8 +10,9 @@ use crate::secrets::credential::{identity_file, oauth};
 use crate::secrets::credential::{Credential, Issued, Issuer};
 use crate::secrets::lifetime::parse_timestamp;
 use crate::secrets::lifetime::Lifetime;
-use crate::secrets::transport::http::{redact_url, Http, Trust};
+use crate::secrets::transport::http::{Http, Trust};
 use crate::secrets::transport::retry::with_retries;
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
 use crate::sys::{clock, Mutex};
 use serde_json::Value;
@@ -125,9 +126,9 @@ impl Exchange {
         let mut pair = zeroize::Zeroizing::new(String::with_capacity(
             3 * (id.len() + secret.expose().len()) + 1,
         ));
-        crate::secrets::transport::http::escape_into(&mut pair, id);
+        crate::secrets::transport::url::escape_into(&mut pair, id);
         pair.push(':');
-        crate::secrets::transport::http::escape_into(&mut pair, secret.expose());
+        crate::secrets::transport::url::escape_into(&mut pair, secret.expose());
         let mut header = zeroize::Zeroizing::new(String::with_capacity(pair.len() * 4 / 3 + 16));
         header.push_str("Basic ");
         base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut header);

@@ -520,7 +520,7 @@ impl Profile {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let text = SecretString::from(crate::secrets::transport::http::form(&refs));
+            let text = SecretString::from(crate::secrets::transport::url::form(&refs));
             drop(refs);
             for (_, mut v) in pairs {
                 zeroize::Zeroize::zeroize(&mut v);

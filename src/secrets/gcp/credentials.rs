@@ -448,7 +448,7 @@ impl Metadata {
         }
         let path = format!(
             "instance/service-accounts/default/identity?{}",
-            crate::secrets::transport::http::form(&[("audience", audience), ("format", "full")])
+            crate::secrets::transport::url::form(&[("audience", audience), ("format", "full")])
         );
         with_retries(&self.settings, || {
             let r = self.get(what, &path)?;

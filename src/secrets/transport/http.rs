@@ -4,9 +4,10 @@
 
 use super::gate::{Pacing, Signal};
 use super::unix::UnixConnector;
+use super::url::redact_url;
+use super::{FetchError, RemoteSettings};
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -506,49 +507,6 @@ impl Http {
     }
 }
 
-/// `application/x-www-form-urlencoded` text of `pairs` (RFC 3986 escaping).
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        escape_into(&mut out, k);
-        out.push('=');
-        escape_into(&mut out, v);
-    }
-    out
-}
-
-pub(crate) fn escape_into(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-}
-
-/// `url` without user information or query (which could hold credentials).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let rest = match rest.split_once('/') {
-        Some((authority, path)) => {
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{host}/{path}")
-        }
-        None => rest.rsplit('@').next().unwrap_or(rest).to_owned(),
-    };
-    // A server's text (a Location): through the one printable rule.
-    crate::error::printable(&if scheme.is_empty() {
-        rest
-    } else {
-        format!("{scheme}://{rest}")
-    })
-}
-
 fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
     let pem = crate::fsutil::read_required(path, "CA bundle", 16 << 20)?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
@@ -569,27 +527,6 @@ fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_escapes_like_rfc3986() {
-        assert_eq!(
-            form(&[
-                ("Action", "AssumeRole"),
-                ("RoleArn", "arn:aws:iam::1:role/a b+c")
-            ]),
-            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
-        );
-    }
-
-    #[test]
-    fn urls_lose_credentials_and_queries() {
-        assert_eq!(
-            redact_url("https://user:pw@vault.example:8200/v1/secret?token=x"),
-            "https://vault.example:8200/v1/secret"
-        );
-        assert_eq!(redact_url("http://127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(redact_url("a@b"), "b");
-    }
 
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {

@@ -32,8 +32,9 @@
 use super::wire::errors_summary;
 use crate::error::Error;
 use crate::secrets::node::note::NodeNote;
-use crate::secrets::transport::http::{redact_url, Address, Http, Response};
+use crate::secrets::transport::http::{Address, Http, Response};
 use crate::secrets::transport::retry::{backoff, jittered};
+use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::{FetchError, RemoteSettings};
 use crate::sys::Mutex;
 use index::Index;
