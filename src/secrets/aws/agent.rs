@@ -19,8 +19,7 @@ use crate::secrets::provider::SecretMap;
 use crate::secrets::transport::http::{Http, Response, Trust};
 use crate::secrets::transport::url::redact_url;
 use crate::secrets::transport::vars as var;
-use crate::secrets::transport::Fetched;
-use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings, Vars};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -8,8 +8,7 @@ use crate::secret::SecretString;
 use crate::secrets::aws_identity::wire::ServiceError;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::transport::http::Response;
-use crate::secrets::transport::FetchError;
-use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, Fetched};
 use base64::Engine;
 use serde_json::Value;
 

@@ -19,8 +19,7 @@ use crate::secrets::node::{Against, NodeUse, Scope};
 use crate::secrets::provider::{
     ChangeSink, KeyChange, Provider, ProviderStatus, Read, SecretMap, SinkSlot, Version,
 };
-use crate::secrets::transport::Fetched;
-use crate::secrets::transport::{FetchError, RemoteSettings};
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings};
 use serde_json::{json, Value};
 use std::sync::Arc;
 

@@ -67,8 +67,7 @@ use crate::secrets::remote::source::{failed_line, line, push_line, Fetch, Remote
 use crate::secrets::transport::http::Address;
 use crate::secrets::transport::retry::with_retries;
 use crate::secrets::transport::vars as var;
-use crate::secrets::transport::Fetched;
-use crate::secrets::transport::{FetchError, RemoteSettings, Vars};
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings, Vars};
 use kv::Kv;
 use leases::Leases;
 use serde_json::{json, Value};

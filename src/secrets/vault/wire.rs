@@ -5,8 +5,7 @@ use crate::error::shorten;
 use crate::error::Error;
 use crate::secrets::provider::{zeroize_json, SecretMap, Version};
 use crate::secrets::transport::http::Response;
-use crate::secrets::transport::FetchError;
-use crate::secrets::transport::Fetched;
+use crate::secrets::transport::{FetchError, Fetched};
 use serde_json::Value;
 use std::time::Duration;
 

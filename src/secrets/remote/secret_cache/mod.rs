@@ -13,8 +13,7 @@ use crate::secrets::node::entry::Shareable;
 use crate::secrets::node::{Against, Mode, Shared, Slot};
 use crate::secrets::provider::KeyChange;
 use crate::secrets::transport::retry::jittered;
-use crate::secrets::transport::Fetched;
-use crate::secrets::transport::{FetchError, RemoteSettings};
+use crate::secrets::transport::{FetchError, Fetched, RemoteSettings};
 use crate::sys::refresher::{self, Job};
 use crate::sys::{Flight, ForkFlag, Leading, Mutex};
 
