@@ -59,7 +59,7 @@ struct VaultRole {
 }
 
 impl Mint for VaultRole {
-    fn mint(&self, _what: &str, audience: Option<&str>) -> Result<SecretString, FetchError> {
+    fn mint(&self, audience: Option<&str>) -> Result<SecretString, FetchError> {
         self.job
             .identity_token(&self.role, audience)
             .map(|t| t.token)
@@ -78,7 +78,7 @@ impl Mint for VaultRole {
 struct GcpIdentity(Metadata);
 
 impl Mint for GcpIdentity {
-    fn mint(&self, _what: &str, audience: Option<&str>) -> Result<SecretString, FetchError> {
+    fn mint(&self, audience: Option<&str>) -> Result<SecretString, FetchError> {
         self.0.identity(audience.unwrap_or_default())
     }
 

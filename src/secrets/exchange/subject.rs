@@ -21,13 +21,12 @@ use std::path::PathBuf;
 /// A service minting a subject token for each exchange: OpenBao's or
 /// Vault's identity tokens with the job's login, the GCP metadata server's.
 pub trait Mint: Send + Sync {
-    /// A token minted now, for `audience` where it is asked for. `what`
-    /// names it in errors.
+    /// A token minted now, for `audience` where it is asked for.
     ///
     /// # Errors
     /// The service's refusal or failure, transient where trying again may
     /// help.
-    fn mint(&self, what: &str, audience: Option<&str>) -> Result<SecretString, FetchError>;
+    fn mint(&self, audience: Option<&str>) -> Result<SecretString, FetchError>;
 
     /// Where the tokens come from, for the status (never a token).
     fn describe(&self) -> String;
@@ -125,7 +124,7 @@ impl Subject {
                 Ok(path) => read_file(path, what),
                 Err(why) => Err(FetchError::permanent(why.clone())),
             },
-            Subject::Minted(mint) => mint.mint(what, audience),
+            Subject::Minted(mint) => mint.mint(audience),
         }
     }
 

@@ -129,35 +129,9 @@ impl Gate {
         Gate(Some(admission))
     }
 
-    /// As [`Admission::admit`]; `None` without an admission.
-    pub(crate) fn admit(self, settings: &RemoteSettings) -> Option<FirstFetch> {
-        self.0?.admit(settings)
-    }
-
-    /// As [`Admission::first_fetch_wait`]; the plain backoff without one.
-    pub(crate) fn first_fetch_wait(
-        self,
-        settings: &RemoteSettings,
-        retry: u32,
-        asked: Option<Duration>,
-        requeue: Option<(Instant, Duration)>,
-    ) -> Duration {
-        self.0.map_or_else(
-            || super::retry::backoff(settings, retry),
-            |a| a.first_fetch_wait(settings, retry, asked, requeue),
-        )
-    }
-
-    /// As [`Admission::held`].
-    pub(crate) fn held(self) {
-        if let Some(a) = self.0 {
-            a.held();
-        }
-    }
-
-    /// As [`Admission::pace`]; `None` without an admission.
-    pub(crate) fn pace(self) -> Option<Box<dyn Pacing>> {
-        self.0.map(|a| a.pace())
+    /// The admission handed in; `None` outside a fleet.
+    pub(crate) fn admission(self) -> Option<&'static dyn Admission> {
+        self.0
     }
 }
 

@@ -286,11 +286,7 @@ impl Http {
             socket,
             settings: settings.clone(),
             tls,
-            pace: settings
-                .fleet
-                .place
-                .as_ref()
-                .and_then(|_| settings.fleet.gate.pace()),
+            pace: settings.fleet.gate.admission().map(|a| a.pace()),
         })
     }
 

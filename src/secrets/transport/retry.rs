@@ -3,7 +3,7 @@
 //! fetch running on a thread, and the jitter of a refresh.
 
 use super::meter;
-use crate::secrets::transport::{FetchError, RemoteSettings};
+use super::{FetchError, RemoteSettings};
 use std::time::{Duration, Instant};
 
 /// Runs `attempt` until it succeeds, fails permanently, or `settings.retries`
@@ -26,14 +26,17 @@ pub fn with_retries<T>(
     settings: &RemoteSettings,
     mut attempt: impl FnMut() -> Result<T, FetchError>,
 ) -> Result<T, FetchError> {
-    let gate = settings.fleet.gate;
-    let first = gate.admit(settings);
+    // Admitted: the admission's first fetch, and the admission to ask
+    // again between its attempts.
+    let admitted = (settings.fleet.gate.admission())
+        .and_then(|admission| Some((admission, admission.admit(settings)?)));
+    let first = admitted.map(|(_, first)| first);
     let started = Instant::now();
     let _bound = FetchBound::set(first.map_or(started + settings.fetch_bound(), |f| f.deadline));
     let mut retry = 0;
     loop {
-        match attempt() {
-            Err(f) if f.transient && !f.spent && time_left() == Some(Duration::ZERO) => {
+        match (attempt(), admitted) {
+            (Err(f), _) if f.transient && !f.spent && time_left() == Some(Duration::ZERO) => {
                 let note = match first {
                     Some(_) => format!(
                         "waited for its first secret as long as the fleet deadline of {:?} \
@@ -48,14 +51,14 @@ pub fn with_retries<T>(
                     ..f
                 });
             }
-            Err(f) if f.transient && !f.spent && first.is_some() => {
-                let requeue = first.and_then(|f| f.requeue);
-                let wait = gate.first_fetch_wait(settings, retry, f.retry_after, requeue);
+            (Err(f), Some((admission, first))) if f.transient && !f.spent => {
+                let wait =
+                    admission.first_fetch_wait(settings, retry, f.retry_after, first.requeue);
                 std::thread::sleep(wait.min(time_left().unwrap_or(wait)));
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);
             }
-            Err(f) if f.transient && !f.spent && retry < settings.retries => {
+            (Err(f), None) if f.transient && !f.spent && retry < settings.retries => {
                 // Retry-After counts whole seconds, and servers round down
                 // (OpenBao's rate limiter says 0 while it still refuses):
                 // asking again after exactly that long is asking too early.
@@ -82,9 +85,9 @@ pub fn with_retries<T>(
                 retry += 1;
                 meter::add_current(|c| c.retries += 1);
             }
-            outcome => {
-                if first.is_some() && outcome.is_ok() {
-                    gate.held();
+            (outcome, admitted) => {
+                if let (Some((admission, _)), true) = (admitted, outcome.is_ok()) {
+                    admission.held();
                 }
                 return outcome;
             }

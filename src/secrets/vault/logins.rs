@@ -129,8 +129,8 @@ pub(super) fn renew_self(client: &Client, token: &SecretString) -> Option<Lifeti
 }
 
 /// A fixed token (the configuration's or the environment's): preloaded in
-/// its keeper, which asks its lifetime on the refresher from its first use
-/// and renews it by the same rule as a login's.
+/// its keeper, which asks its lifetime on the refresher once the server
+/// took it, and renews it by the same rule as a login's.
 pub(super) struct FixedToken {
     pub(super) client: Arc<Client>,
     pub(super) token: SecretString,

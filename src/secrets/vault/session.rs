@@ -10,9 +10,9 @@
 //! refresher, replaced once after the server refused it, one per node with
 //! the node cache on; a fixed token preloaded ([`Keeper::preloaded`]), its
 //! TTL asked on the refresher (`auth/token/lookup-self`) after the first
-//! answer the server did not refuse, and the token then renewed there by the same rule and the same request
-//! ([`FixedToken`]); never on a caller's path. This module only chooses
-//! among the sources. A token file's writer (an agent, `bao login`) looks
+//! answer the server did not refuse, and the token then renewed there by
+//! the same rule and the same request ([`FixedToken`]); never on a
+//! caller's path. This module only chooses among the sources. A token file's writer (an agent, `bao login`) looks
 //! after its own token: renewing an agent's token from every process of a
 //! node multiplies the requests and upsets the agent's own renewals.
 

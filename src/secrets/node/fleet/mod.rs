@@ -48,9 +48,10 @@ impl RemoteSettings {
     pub(crate) fn placed(&self, vars: &Vars) -> Result<RemoteSettings, Error> {
         let mut placed = self.clone();
         placed.fleet.place = place::read(vars)?;
-        if placed.fleet.place.is_some() {
-            placed.fleet.gate = gate();
-        }
+        placed.fleet.gate = match placed.fleet.place {
+            Some(_) => gate(),
+            None => Gate::default(),
+        };
         Ok(placed)
     }
 }
@@ -168,7 +169,7 @@ fn unix_now() -> f64 {
 /// Waits for this node's slot when the process has not held a secret yet
 /// and a scheduler places it in a fleet; then the first fetch's deadline.
 /// `None`: not in a fleet, or a secret was held: the usual retries apply.
-pub(crate) fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
+fn admit(settings: &RemoteSettings) -> Option<FirstFetch> {
     settings.fleet.place.as_ref()?;
     loop {
         let (slot, first_fetch) = {
@@ -268,7 +269,7 @@ fn woke_late(
 }
 
 /// The process held a secret: its next fetches retry as usual.
-pub(crate) fn held() {
+fn held() {
     START.lock().held = true;
 }
 
@@ -299,7 +300,7 @@ pub(crate) fn wait_bound(settings: &RemoteSettings, fallback: Duration) -> Durat
 /// first retry of a node that knows the node count goes after the job's
 /// schedule (`requeue`: its end and a spread): until then every second of
 /// the store is some rank's, and a retry in one pushes that rank out.
-pub(crate) fn first_fetch_wait(
+fn first_fetch_wait(
     settings: &RemoteSettings,
     retry: u32,
     asked: Option<Duration>,
